@@ -1,0 +1,67 @@
+package apikey
+
+import (
+	"fmt"
+	"time"
+)
+
+// The built-in environments. Any other valid name may be bootstrapped too.
+const (
+	Production  = "production"
+	Staging     = "staging"
+	Development = "development"
+)
+
+// BuiltinEnvironments lists the environments every installation starts with.
+var BuiltinEnvironments = []string{Production, Staging, Development}
+
+// ValidateEnvironment checks an environment name: 1 to 32 characters, a
+// lower-case letter first, then lower-case letters, digits, '-' or '_'.
+func ValidateEnvironment(name string) error {
+	if len(name) == 0 || len(name) > 32 || name[0] < 'a' || name[0] > 'z' {
+		return fmt.Errorf("%w: %q: want 1-32 characters of [a-z0-9_-], starting with a letter", ErrInvalidEnvironment, truncate(name))
+	}
+	for i := 1; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("%w: %q: want 1-32 characters of [a-z0-9_-], starting with a letter", ErrInvalidEnvironment, truncate(name))
+		}
+	}
+	return nil
+}
+
+// Settings are an environment's settings, stored beside its keys.
+type Settings struct {
+	// Environment names the environment.
+	Environment string `json:"environment"`
+	// AllowedOrigins lists the web origins that may use the environment's
+	// publishable keys (see ParseOrigin for the forms). Empty means any
+	// origin may use them.
+	AllowedOrigins []string `json:"allowed_origins"`
+	// UpdatedAt is when the settings last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+	// Revision is the store's version of these settings, used to detect
+	// concurrent changes. Zero means not stored yet.
+	Revision int64 `json:"-"`
+}
+
+// Clone returns a deep copy of s.
+func (s Settings) Clone() Settings {
+	s.AllowedOrigins = cloneStrings(s.AllowedOrigins)
+	return s
+}
+
+func cloneStrings(s []string) []string {
+	if s == nil {
+		return nil
+	}
+	return append([]string(nil), s...)
+}
+
+// truncate shortens user-supplied text quoted in an error message.
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}

@@ -1,0 +1,67 @@
+package apikey
+
+import "errors"
+
+// Errors returned by this package. Each is a sentinel: test for it with
+// errors.Is, because most are wrapped with detail. No error text ever holds a
+// secret; where a key is named, only its displayable prefix appears.
+var (
+	// ErrMalformedKey means a presented key does not have the shape of a
+	// keystile key (prefix, key id, secret, checksum).
+	ErrMalformedKey = errors.New("apikey: malformed key")
+	// ErrBadChecksum means a presented key has the right shape but its
+	// checksum does not match: a typo or a made-up key.
+	ErrBadChecksum = errors.New("apikey: key checksum mismatch")
+	// ErrInvalidHash means a stored hash is not a well-formed argon2id PHC
+	// string, or its parameters exceed the verifier's limits.
+	ErrInvalidHash = errors.New("apikey: invalid argon2id hash")
+	// ErrInvalidParams means argon2id parameters are out of range.
+	ErrInvalidParams = errors.New("apikey: invalid argon2id parameters")
+
+	// ErrNotFound means the store has no such key or environment. Stores
+	// return it (wrapped or not) for a missing record and for nothing else.
+	ErrNotFound = errors.New("apikey: not found")
+	// ErrConflict means a change lost a race with another writer (a stale
+	// revision, a duplicate id, a second default key). The change was not
+	// applied; re-read and try again.
+	ErrConflict = errors.New("apikey: conflicting change")
+
+	// ErrForbidden means the actor's role may not perform the action.
+	ErrForbidden = errors.New("apikey: role not allowed")
+	// ErrInvalidEnvironment means an environment name is not valid.
+	ErrInvalidEnvironment = errors.New("apikey: invalid environment name")
+	// ErrUnknownEnvironment means the environment has not been bootstrapped.
+	ErrUnknownEnvironment = errors.New("apikey: unknown environment")
+	// ErrAlreadyBootstrapped means the environment already has its default keys.
+	ErrAlreadyBootstrapped = errors.New("apikey: environment already bootstrapped")
+	// ErrInvalidKeyType means a key type other than server or client.
+	ErrInvalidKeyType = errors.New("apikey: invalid key type")
+	// ErrInvalidScope means a scope is not "*" or "resource:read|write", or
+	// scopes were given for a publishable key.
+	ErrInvalidScope = errors.New("apikey: invalid scope")
+	// ErrInvalidOrigin means an allowed-origin entry is not an exact origin,
+	// a subdomain wildcard or a localhost origin.
+	ErrInvalidOrigin = errors.New("apikey: invalid origin")
+	// ErrInvalidExpiry means a requested expiry is not in the future.
+	ErrInvalidExpiry = errors.New("apikey: invalid expiry")
+	// ErrGraceOutOfRange means a grace period is negative or beyond the
+	// policy's maximum (7 days for the console policy, 1 year for the API).
+	ErrGraceOutOfRange = errors.New("apikey: grace period out of range")
+	// ErrDefaultKeyNotRevocable means the key has no expiry: it is a default
+	// key, or a key created without an expiry. Rotate it first; the rotated-out
+	// key gets an expiry and can then be revoked.
+	ErrDefaultKeyNotRevocable = errors.New("apikey: key has no expiry; rotate it first, then revoke the old key")
+	// ErrAlreadyRevoked means the key was revoked before. Revocation is final.
+	ErrAlreadyRevoked = errors.New("apikey: key already revoked")
+	// ErrAlreadyRotated means the key was rotated before; rotate its
+	// replacement instead.
+	ErrAlreadyRotated = errors.New("apikey: key already rotated")
+	// ErrNotRotated means the grace period of a key that was never rotated
+	// was to be changed.
+	ErrNotRotated = errors.New("apikey: key was not rotated")
+	// ErrKeyExpired means the action needs a key that has not expired.
+	ErrKeyExpired = errors.New("apikey: key expired")
+	// ErrNotRevealable means the full key cannot be shown again: server keys
+	// are stored only as hashes unless the operator configured a Sealer.
+	ErrNotRevealable = errors.New("apikey: key cannot be revealed")
+)

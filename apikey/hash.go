@@ -1,0 +1,201 @@
+package apikey
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Hasher turns a key into a storable hash and checks a presented key against
+// one. Implementations must be safe for concurrent use and must compare in
+// constant time. The Argon2id type is the implementation; tests may wrap it
+// to count or fail calls.
+type Hasher interface {
+	// Hash returns an encoded hash of secret.
+	Hash(secret []byte) (string, error)
+	// Verify reports whether secret matches the encoded hash, and whether the
+	// hash was made with parameters other than the hasher's own, so that the
+	// caller can store a fresh hash. err is set only for a hash that cannot be
+	// checked (wrapping ErrInvalidHash), never for a mismatch.
+	Verify(secret []byte, encoded string) (match, outdated bool, err error)
+}
+
+// Params are argon2id parameters.
+type Params struct {
+	Memory      uint32 // memory in KiB
+	Iterations  uint32 // passes over the memory (t)
+	Parallelism uint8  // lanes (p)
+	SaltLength  uint32 // bytes of random salt
+	KeyLength   uint32 // bytes of derived hash
+}
+
+// Parameter presets. A hash records its parameters, so a preset can be
+// raised later: keys verified with older parameters are re-hashed.
+var (
+	// DefaultParams follow OWASP's argon2id guidance: 19 MiB, 2 passes, 1 lane
+	// (about 20 ms and 19 MiB per hash on a 2-core machine).
+	DefaultParams = Params{Memory: 19 * 1024, Iterations: 2, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+	// LightParams cost about a fiftieth of DefaultParams. They are safe for API
+	// keys, whose 256-bit secrets cannot be guessed whatever the hash costs,
+	// and suit services that verify many distinct keys.
+	LightParams = Params{Memory: 1024, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+	// TestParams are the cheapest valid parameters, for tests only.
+	TestParams = Params{Memory: 8, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+)
+
+// DefaultMaxMemory is the largest memory parameter, in KiB, that a stored
+// hash may ask for unless Argon2id.MaxMemory says otherwise (64 MiB).
+const DefaultMaxMemory = 64 * 1024
+
+// Hard limits on the other parameters of a stored hash, so that a corrupt or
+// hostile row cannot make verification run for minutes.
+const (
+	maxIterations  = 16
+	maxParallelism = 16
+	minSaltLength  = 8
+	maxSaltLength  = 64
+	minKeyLength   = 16
+	maxKeyLength   = 64
+)
+
+// Validate checks that p can be used to hash.
+func (p Params) Validate() error {
+	switch {
+	case p.Iterations < 1 || p.Iterations > maxIterations:
+		return fmt.Errorf("%w: iterations must be 1..%d", ErrInvalidParams, maxIterations)
+	case p.Parallelism < 1 || p.Parallelism > maxParallelism:
+		return fmt.Errorf("%w: parallelism must be 1..%d", ErrInvalidParams, maxParallelism)
+	case p.Memory < 8*uint32(p.Parallelism):
+		return fmt.Errorf("%w: memory must be at least 8 KiB per lane", ErrInvalidParams)
+	case p.SaltLength < minSaltLength || p.SaltLength > maxSaltLength:
+		return fmt.Errorf("%w: salt length must be %d..%d", ErrInvalidParams, minSaltLength, maxSaltLength)
+	case p.KeyLength < minKeyLength || p.KeyLength > maxKeyLength:
+		return fmt.Errorf("%w: key length must be %d..%d", ErrInvalidParams, minKeyLength, maxKeyLength)
+	}
+	return nil
+}
+
+// Argon2id is the argon2id Hasher. Hashes are PHC strings,
+// $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash> with unpadded standard
+// base64, which other argon2 implementations read and write.
+//
+// The zero value hashes with DefaultParams. An Argon2id is safe for
+// concurrent use; it does not cap concurrency itself (the middleware does).
+type Argon2id struct {
+	// Params are used for new hashes; zero means DefaultParams. A stored
+	// hash with other parameters still verifies, and is reported outdated.
+	Params Params
+	// MaxMemory is the largest memory parameter, in KiB, accepted from a
+	// stored hash; zero means DefaultMaxMemory (or Params.Memory if larger).
+	MaxMemory uint32
+}
+
+func (h Argon2id) params() Params {
+	if h.Params == (Params{}) {
+		return DefaultParams
+	}
+	return h.Params
+}
+
+func (h Argon2id) maxMemory() uint32 {
+	limit := h.MaxMemory
+	if limit == 0 {
+		limit = max(DefaultMaxMemory, h.params().Memory)
+	}
+	return limit
+}
+
+// Hash returns the PHC string of secret under a fresh random salt.
+func (h Argon2id) Hash(secret []byte) (string, error) {
+	p := h.params()
+	if err := p.Validate(); err != nil {
+		return "", err
+	}
+	salt := make([]byte, p.SaltLength)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("apikey: reading salt: %w", err)
+	}
+	sum := argon2.IDKey(secret, salt, p.Iterations, p.Memory, p.Parallelism, p.KeyLength)
+	return EncodePHC(p, salt, sum), nil
+}
+
+// Verify checks secret against encoded in constant time.
+func (h Argon2id) Verify(secret []byte, encoded string) (match, outdated bool, err error) {
+	p, salt, sum, err := DecodePHC(encoded)
+	if err != nil {
+		return false, false, err
+	}
+	if p.Memory > h.maxMemory() {
+		return false, false, fmt.Errorf("%w: memory %d KiB above the limit of %d KiB", ErrInvalidHash, p.Memory, h.maxMemory())
+	}
+	got := argon2.IDKey(secret, salt, p.Iterations, p.Memory, p.Parallelism, uint32(len(sum)))
+	match = subtle.ConstantTimeCompare(got, sum) == 1
+	return match, p != h.params(), nil
+}
+
+// EncodePHC formats parameters, salt and derived hash as an argon2id PHC
+// string.
+func EncodePHC(p Params, salt, sum []byte) string {
+	enc := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, p.Memory, p.Iterations, p.Parallelism,
+		enc.EncodeToString(salt), enc.EncodeToString(sum))
+}
+
+// DecodePHC parses an argon2id PHC string strictly: version 19, parameters in
+// the order m, t, p without leading zeros, unpadded canonical base64, and
+// every value within limits (memory only up to 4 GiB here; Argon2id.Verify
+// applies its own, lower memory limit). The returned Params carry the salt
+// and hash lengths. Errors wrap ErrInvalidHash.
+func DecodePHC(encoded string) (p Params, salt, sum []byte, err error) {
+	bad := func(why string) (Params, []byte, []byte, error) {
+		return Params{}, nil, nil, fmt.Errorf("%w: %s", ErrInvalidHash, why)
+	}
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
+		return bad("not an argon2id PHC string")
+	}
+	if parts[2] != "v="+strconv.Itoa(argon2.Version) {
+		return bad("unsupported version")
+	}
+	fields := strings.Split(parts[3], ",")
+	if len(fields) != 3 {
+		return bad("want parameters m, t and p")
+	}
+	var values [3]uint64
+	for i, name := range []string{"m=", "t=", "p="} {
+		digits, ok := strings.CutPrefix(fields[i], name)
+		if !ok || digits == "" || (digits[0] == '0') {
+			return bad("malformed parameter " + name[:1])
+		}
+		if values[i], err = strconv.ParseUint(digits, 10, 32); err != nil {
+			return bad("malformed parameter " + name[:1])
+		}
+	}
+	enc := base64.RawStdEncoding.Strict()
+	if salt, err = enc.DecodeString(parts[4]); err != nil {
+		return bad("malformed salt")
+	}
+	if sum, err = enc.DecodeString(parts[5]); err != nil {
+		return bad("malformed hash")
+	}
+	if values[2] > maxParallelism {
+		return bad("parallelism out of range")
+	}
+	p = Params{
+		Memory:      uint32(values[0]),
+		Iterations:  uint32(values[1]),
+		Parallelism: uint8(values[2]),
+		SaltLength:  uint32(len(salt)),
+		KeyLength:   uint32(len(sum)),
+	}
+	if err := p.Validate(); err != nil {
+		return bad(strings.TrimPrefix(err.Error(), ErrInvalidParams.Error()+": "))
+	}
+	return p, salt, sum, nil
+}

@@ -1,0 +1,200 @@
+package apikey
+
+import (
+	"crypto/rand"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"regexp"
+	"strconv"
+)
+
+// KeyType is the kind of a key: a secret full-access server key or a public
+// publishable client key. The type is the key string's prefix.
+type KeyType string
+
+// The two key types.
+const (
+	// Server is a full-access key for backends. It is a secret.
+	Server KeyType = "server"
+	// Client is a publishable key, safe to ship to browsers and mobile apps.
+	Client KeyType = "client"
+)
+
+// Valid reports whether t is Server or Client.
+func (t KeyType) Valid() bool { return t == Server || t == Client }
+
+// Lengths of the parts of a key string, in characters of the base62 alphabet.
+const (
+	IDLength       = 12 // public key id, the lookup index: 71 random bits
+	SecretLength   = 43 // secret: 43 base62 characters hold 256 random bits
+	ChecksumLength = 6  // CRC32 of everything before it, in base62
+)
+
+// KeyLength is the length of every key string: "server-" or "client-", the
+// key id, "_", the secret and the checksum.
+const KeyLength = len("server-") + IDLength + 1 + SecretLength + ChecksumLength
+
+// Pattern is the regular expression, for secret scanners, that matches every
+// key this package generates and nothing shorter or longer.
+const Pattern = `\b(?:server|client)-[0-9A-Za-z]{12}_[0-9A-Za-z]{49}\b`
+
+// KeyRegexp is Pattern compiled.
+var KeyRegexp = regexp.MustCompile(Pattern)
+
+const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// Key is a full key string: type, key id, secret and checksum. Every way of
+// printing a Key (String, fmt verbs, slog, JSON) shows only its displayable
+// prefix, "server-<id>"; only Reveal returns the secret.
+//
+// The zero Key is not valid. Keys are values and safe for concurrent use.
+type Key struct {
+	typ  KeyType
+	full string
+}
+
+// GenerateKey returns a new key of type t with a random key id and a 256-bit
+// secret, both from crypto/rand.
+func GenerateKey(t KeyType) (Key, error) {
+	if !t.Valid() {
+		return Key{}, ErrInvalidKeyType
+	}
+	buf := make([]byte, 0, KeyLength)
+	buf = append(buf, t...)
+	buf = append(buf, '-')
+	var err error
+	if buf, err = appendRandom(buf, IDLength); err != nil {
+		return Key{}, err
+	}
+	buf = append(buf, '_')
+	if buf, err = appendRandom(buf, SecretLength); err != nil {
+		return Key{}, err
+	}
+	buf = appendChecksum(buf, crc32.ChecksumIEEE(buf))
+	return Key{typ: t, full: string(buf)}, nil
+}
+
+// ParseKey checks that s is a well-formed key with a correct checksum. It does
+// no I/O and no hashing, so it is cheap enough to run on untrusted input
+// before anything else. Errors wrap ErrMalformedKey or ErrBadChecksum and
+// never contain s.
+func ParseKey(s string) (Key, error) {
+	if len(s) != KeyLength {
+		return Key{}, fmt.Errorf("%w: want %d characters", ErrMalformedKey, KeyLength)
+	}
+	var t KeyType
+	switch s[:7] {
+	case "server-":
+		t = Server
+	case "client-":
+		t = Client
+	default:
+		return Key{}, fmt.Errorf("%w: prefix must be server- or client-", ErrMalformedKey)
+	}
+	sep := 7 + IDLength
+	if s[sep] != '_' {
+		return Key{}, fmt.Errorf("%w: missing separator", ErrMalformedKey)
+	}
+	for i := 7; i < len(s); i++ {
+		if i != sep && !isBase62(s[i]) {
+			return Key{}, fmt.Errorf("%w: character outside [0-9A-Za-z]", ErrMalformedKey)
+		}
+	}
+	body := len(s) - ChecksumLength
+	var raw [KeyLength]byte // on the stack: parsing allocates nothing
+	copy(raw[:], s)
+	var want [ChecksumLength]byte
+	appendChecksum(want[:0], crc32.ChecksumIEEE(raw[:body]))
+	if string(want[:]) != s[body:] {
+		return Key{}, ErrBadChecksum
+	}
+	return Key{typ: t, full: s}, nil
+}
+
+// Type returns the key's type.
+func (k Key) Type() KeyType { return k.typ }
+
+// ID returns the public key id, the index under which the key is stored.
+func (k Key) ID() string {
+	if k.full == "" {
+		return ""
+	}
+	return k.full[7 : 7+IDLength]
+}
+
+// Prefix returns the displayable prefix, "server-<id>" or "client-<id>". It
+// identifies the key and reveals nothing of the secret.
+func (k Key) Prefix() string {
+	if k.full == "" {
+		return ""
+	}
+	return k.full[:7+IDLength]
+}
+
+// Reveal returns the full key string, secret included. Call it only to hand
+// the key to its owner once, or to hash it.
+func (k Key) Reveal() string { return k.full }
+
+// IsZero reports whether k is the zero Key.
+func (k Key) IsZero() bool { return k.full == "" }
+
+// String returns the displayable prefix.
+func (k Key) String() string { return k.Prefix() }
+
+// Format prints the displayable prefix for every verb, so that %v, %+v, %#v,
+// %s and %q never print the secret.
+func (k Key) Format(f fmt.State, verb rune) { formatPrefix(f, verb, k.Prefix()) }
+
+func formatPrefix(f fmt.State, verb rune, prefix string) {
+	if verb == 'q' {
+		prefix = strconv.Quote(prefix)
+	}
+	fmt.Fprint(f, prefix)
+}
+
+// LogValue makes slog log the displayable prefix.
+func (k Key) LogValue() slog.Value { return slog.StringValue(k.Prefix()) }
+
+// MarshalJSON encodes the displayable prefix as a JSON string.
+func (k Key) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(k.Prefix())), nil }
+
+// Prefix returns the displayable prefix of a key of type t with key id id.
+func Prefix(t KeyType, id string) string { return string(t) + "-" + id }
+
+// appendRandom appends n characters drawn uniformly from the base62 alphabet
+// by rejection sampling of crypto/rand bytes.
+func appendRandom(dst []byte, n int) ([]byte, error) {
+	var b [64]byte
+	for n > 0 {
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, fmt.Errorf("apikey: reading random bytes: %w", err)
+		}
+		for _, c := range b {
+			if c >= 248 { // 248 = 4*62: keep the distribution uniform
+				continue
+			}
+			dst = append(dst, alphabet[c%62])
+			if n--; n == 0 {
+				break
+			}
+		}
+	}
+	return dst, nil
+}
+
+// appendChecksum appends sum as ChecksumLength base62 digits, most
+// significant first.
+func appendChecksum(dst []byte, sum uint32) []byte {
+	var digits [ChecksumLength]byte
+	v := uint64(sum)
+	for i := ChecksumLength - 1; i >= 0; i-- {
+		digits[i] = alphabet[v%62]
+		v /= 62
+	}
+	return append(dst, digits[:]...)
+}
+
+func isBase62(c byte) bool {
+	return '0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z'
+}

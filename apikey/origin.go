@@ -1,0 +1,155 @@
+package apikey
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Origin is a parsed allowed-origin entry. Three forms are accepted:
+//   - an exact origin: "https://app.example.com", "http://localhost:3000"
+//   - a subdomain wildcard: "https://*.example.com" matches
+//     "https://a.example.com" and "https://a.b.example.com", but not
+//     "https://example.com" itself
+//   - localhost, 127.0.0.1 or [::1] with an explicit port, over http or https
+//
+// Entries are case-insensitive and normalised to lower case; a default port
+// (":443" for https, ":80" for http) is dropped.
+type Origin struct {
+	scheme string // "http" or "https"
+	host   string // exact host, or the suffix after "*." for a wildcard
+	port   string // "" for the scheme's default port
+	wild   bool
+}
+
+// ParseOrigin parses an allowed-origin entry. Errors wrap ErrInvalidOrigin.
+func ParseOrigin(entry string) (Origin, error) {
+	o, err := parseOrigin(entry, true)
+	if err != nil {
+		return Origin{}, fmt.Errorf("%w: %q: %s", ErrInvalidOrigin, truncate(entry), err.Error())
+	}
+	return o, nil
+}
+
+// ValidateOrigins checks every entry of an allowed-origin list and returns
+// them normalised.
+func ValidateOrigins(entries []string) ([]string, error) {
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		o, err := ParseOrigin(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o.String())
+	}
+	return out, nil
+}
+
+// Match reports whether the Origin header value origin is allowed by o.
+// Malformed origins (including "null") never match.
+func (o Origin) Match(origin string) bool {
+	if len(origin) > 253+20 {
+		return false
+	}
+	req, err := parseOrigin(origin, false)
+	if err != nil || req.scheme != o.scheme || req.port != o.port {
+		return false
+	}
+	if !o.wild {
+		return req.host == o.host
+	}
+	return len(req.host) > len(o.host)+1 && strings.HasSuffix(req.host, "."+o.host)
+}
+
+// String returns the normalised entry.
+func (o Origin) String() string {
+	host := o.host
+	if o.wild {
+		host = "*." + host
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if o.port != "" {
+		host += ":" + o.port
+	}
+	return o.scheme + "://" + host
+}
+
+// parseOrigin parses scheme://host[:port] with nothing else; pattern allows a
+// leading "*." label.
+func parseOrigin(s string, pattern bool) (Origin, error) {
+	if s == "" || len(s) > 300 {
+		return Origin{}, fmt.Errorf("want scheme://host[:port]")
+	}
+	u, err := url.Parse(strings.ToLower(s))
+	if err != nil || u.Opaque != "" || u.User != nil || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery ||
+		strings.HasSuffix(s, "/") || strings.Contains(s, "#") {
+		return Origin{}, fmt.Errorf("want scheme://host[:port] with no path, query or user")
+	}
+	o := Origin{scheme: u.Scheme}
+	if o.scheme != "http" && o.scheme != "https" {
+		return Origin{}, fmt.Errorf("scheme must be http or https")
+	}
+	host, port := u.Hostname(), u.Port()
+	if strings.HasSuffix(u.Host, ":") {
+		return Origin{}, fmt.Errorf("empty port")
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || port[0] == '0' {
+			return Origin{}, fmt.Errorf("port must be 1..65535")
+		}
+		if (o.scheme == "https" && n == 443) || (o.scheme == "http" && n == 80) {
+			port = ""
+		}
+	}
+	o.port = port
+	if pattern && strings.HasPrefix(host, "*.") {
+		o.wild, host = true, host[2:]
+		if strings.Count(host, ".") < 1 {
+			return Origin{}, fmt.Errorf("a wildcard needs a domain of two labels or more, as in *.example.com")
+		}
+	}
+	if !validHost(host) {
+		return Origin{}, fmt.Errorf("invalid host")
+	}
+	if o.wild && net.ParseIP(host) != nil {
+		return Origin{}, fmt.Errorf("a wildcard cannot stand before an IP address")
+	}
+	if pattern && !o.wild && isLoopback(host) && o.port == "" {
+		return Origin{}, fmt.Errorf("localhost origins need an explicit port")
+	}
+	o.host = host
+	return o, nil
+}
+
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
+
+// validHost accepts DNS names of letters, digits and hyphens, and IP
+// addresses.
+func validHost(host string) bool {
+	if net.ParseIP(host) != nil {
+		return true
+	}
+	if host == "" || len(host) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}

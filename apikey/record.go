@@ -1,0 +1,144 @@
+package apikey
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Status is a key's state at a given time.
+type Status string
+
+// The four statuses. Expired and revoked keys are refused.
+const (
+	// Active keys work and have not been rotated out.
+	Active Status = "active"
+	// Expiring keys were rotated out and work until their grace period ends.
+	Expiring Status = "expiring"
+	// Expired keys are past their expiry.
+	Expired Status = "expired"
+	// Revoked keys were revoked; revocation is immediate and final.
+	Revoked Status = "revoked"
+)
+
+// Record is a stored key. It holds the key's hash, never its secret. Times
+// are UTC; a zero time means "never" (no expiry, not rotated, not revoked,
+// not used).
+type Record struct {
+	ID          string    `json:"id"`
+	Type        KeyType   `json:"type"`
+	Environment string    `json:"environment"`
+	Name        string    `json:"name,omitempty"`
+	Scopes      []string  `json:"scopes,omitempty"`
+	Default     bool      `json:"default"` // the environment's default key of its type
+	CreatedAt   time.Time `json:"created_at"`
+	CreatedBy   string    `json:"created_by,omitempty"`
+	ExpiresAt   time.Time `json:"expires_at,omitzero"`
+	// RotatedAt is when the key was rotated out; zero if it never was.
+	RotatedAt time.Time `json:"rotated_at,omitzero"`
+	// ExpiryLimit is the expiry the key had before it was rotated; a grace
+	// change never moves ExpiresAt past it. Zero means no limit.
+	ExpiryLimit time.Time `json:"expiry_limit,omitzero"`
+	RevokedAt   time.Time `json:"revoked_at,omitzero"`
+	LastUsedAt  time.Time `json:"last_used_at,omitzero"`
+
+	// Hash is the argon2id PHC string of the full key. Never serialised.
+	Hash string `json:"-"`
+	// Recoverable holds the full key in a form the Manager can reveal: the
+	// key itself for publishable keys (public by design), the key sealed by
+	// ManagerOptions.Sealer for server keys, or nil. Never serialised.
+	Recoverable []byte `json:"-"`
+
+	// Revision is the store's version of the record, used to detect
+	// concurrent changes. Zero means not stored yet.
+	Revision int64 `json:"-"`
+}
+
+// Prefix returns the key's displayable prefix, "server-<id>".
+func (r Record) Prefix() string { return Prefix(r.Type, r.ID) }
+
+// Status returns the key's status at time now.
+func (r Record) Status(now time.Time) Status {
+	switch {
+	case !r.RevokedAt.IsZero():
+		return Revoked
+	case !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt):
+		return Expired
+	case !r.RotatedAt.IsZero():
+		return Expiring
+	default:
+		return Active
+	}
+}
+
+// Clone returns a deep copy of r.
+func (r Record) Clone() Record {
+	r.Scopes = cloneStrings(r.Scopes)
+	if r.Recoverable != nil {
+		r.Recoverable = append([]byte(nil), r.Recoverable...)
+	}
+	return r
+}
+
+// String returns the displayable prefix.
+func (r Record) String() string { return r.Prefix() }
+
+// Format prints the displayable prefix for every verb, so that printing a
+// record never prints its hash or recoverable key.
+func (r Record) Format(f fmt.State, verb rune) { formatPrefix(f, verb, r.Prefix()) }
+
+// LogValue logs the record's public fields.
+func (r Record) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("key", r.Prefix()),
+		slog.String("environment", r.Environment),
+		slog.Bool("default", r.Default),
+	)
+}
+
+// View is what anyone with a role may see of a key: never its secret or hash.
+type View struct {
+	Prefix      string    `json:"prefix"`
+	ID          string    `json:"id"`
+	Type        KeyType   `json:"type"`
+	Environment string    `json:"environment"`
+	Name        string    `json:"name,omitempty"`
+	Scopes      []string  `json:"scopes,omitempty"`
+	Default     bool      `json:"default"`
+	Status      Status    `json:"status"`
+	CreatedAt   time.Time `json:"created_at"`
+	ExpiresAt   time.Time `json:"expires_at,omitzero"`
+	RotatedAt   time.Time `json:"rotated_at,omitzero"`
+	RevokedAt   time.Time `json:"revoked_at,omitzero"`
+	LastUsedAt  time.Time `json:"last_used_at,omitzero"`
+}
+
+// View returns the public view of r at time now.
+func (r Record) View(now time.Time) View {
+	return View{
+		Prefix: r.Prefix(), ID: r.ID, Type: r.Type, Environment: r.Environment,
+		Name: r.Name, Scopes: cloneStrings(r.Scopes), Default: r.Default,
+		Status: r.Status(now), CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
+		RotatedAt: r.RotatedAt, RevokedAt: r.RevokedAt, LastUsedAt: r.LastUsedAt,
+	}
+}
+
+// Issued is a key handed out by Create, Rotate or Bootstrap: the full key,
+// shown this once, and its public view.
+type Issued struct {
+	Key  Key  `json:"-"`
+	View View `json:"key"`
+}
+
+// Event is an audit event: who did what to which key or environment, when.
+// Events never hold a secret.
+type Event struct {
+	Time        time.Time `json:"time"`
+	Actor       Actor     `json:"actor"`
+	Action      Action    `json:"action"`
+	Environment string    `json:"environment"`
+	// KeyID is the key acted on; empty for environment-wide actions.
+	KeyID string `json:"key_id,omitempty"`
+	// Detail is a short human-readable note, such as the new expiry.
+	Detail string `json:"detail,omitempty"`
+}

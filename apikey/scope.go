@@ -1,0 +1,86 @@
+package apikey
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// AllScopes is the scope of a full-access key: it grants every other scope.
+// Default server keys carry it.
+const AllScopes = "*"
+
+// ValidateScopes checks scopes for a key of type t and returns them sorted
+// without duplicates. A server key's scopes are AllScopes or
+// "resource:read" / "resource:write" (resource: 1-64 of [a-z0-9_.-]); an
+// empty list means AllScopes. Publishable keys carry no scopes. Errors wrap
+// ErrInvalidScope.
+func ValidateScopes(t KeyType, scopes []string) ([]string, error) {
+	if t == Client {
+		if len(scopes) > 0 {
+			return nil, fmt.Errorf("%w: publishable keys carry no scopes", ErrInvalidScope)
+		}
+		return nil, nil
+	}
+	if len(scopes) == 0 {
+		return []string{AllScopes}, nil
+	}
+	out := make([]string, 0, len(scopes))
+	for _, s := range scopes {
+		if !validScope(s) {
+			return nil, fmt.Errorf("%w: %q: want %q or resource:read or resource:write", ErrInvalidScope, truncate(s), AllScopes)
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if slices.Contains(out, AllScopes) {
+		return []string{AllScopes}, nil
+	}
+	return out, nil
+}
+
+// ValidateScope checks one scope as a route would require it:
+// "resource:read" or "resource:write".
+func ValidateScope(scope string) error {
+	if scope == AllScopes || !validScope(scope) {
+		return fmt.Errorf("%w: %q: want resource:read or resource:write", ErrInvalidScope, truncate(scope))
+	}
+	return nil
+}
+
+func validScope(s string) bool {
+	if s == AllScopes {
+		return true
+	}
+	resource, action, ok := strings.Cut(s, ":")
+	if !ok || (action != "read" && action != "write") || resource == "" || len(resource) > 64 {
+		return false
+	}
+	for i := 0; i < len(resource); i++ {
+		c := resource[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// HasScope reports whether a key holding scopes may do what required names.
+// AllScopes grants everything, and "resource:write" grants "resource:read".
+// An empty required scope is always granted.
+func HasScope(scopes []string, required string) bool {
+	if required == "" {
+		return true
+	}
+	resource, action, _ := strings.Cut(required, ":")
+	for _, s := range scopes {
+		if s == AllScopes || s == required {
+			return true
+		}
+		if action == "read" && len(s) == len(resource)+6 && strings.HasPrefix(s, resource) && strings.HasSuffix(s, ":write") {
+			return true
+		}
+	}
+	return false
+}

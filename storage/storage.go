@@ -1,0 +1,76 @@
+// Package storage holds keystile's storage contract and its backends.
+//
+// The contract is apikey.Store (re-exported here as Store): five methods
+// whose rules live in their doc comments. Backends may offer more through
+// optional interfaces, found by type assertion:
+//
+//   - ChangeFeed: what changed since a revision, so that every process
+//     sharing the store can evict stale cache entries;
+//   - LastUsedRecorder: batched last-used times;
+//   - AuditLog: reading audit events back.
+//
+// Backends: storage/memory (tests, examples, one process), storage/sqlstore
+// (SQLite and PostgreSQL through database/sql, with the driver the user
+// brings). Package storage/storetest is the conformance suite that every
+// backend, ours or yours, should pass.
+//
+// Writing your own store: implement Store, keep only hashes (a Record never
+// holds a secret), make Apply atomic with compare-and-set on revisions, and
+// run storetest.Run against it.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// Store is the storage contract; see apikey.Store.
+type Store = apikey.Store
+
+// Change is one atomic write; see apikey.Change.
+type Change = apikey.Change
+
+// ErrFeedGap means a ChangeFeed no longer holds the changes after the
+// requested revision (they were pruned). The consumer must drop everything
+// it cached and continue from the revision returned with the error.
+var ErrFeedGap = errors.New("storage: change feed gap; drop caches")
+
+// Changed is one entry of a change feed: a key or an environment's settings
+// changed at Revision.
+type Changed struct {
+	Revision    int64
+	Environment string
+	// KeyID is the key that changed; empty when the settings changed.
+	KeyID string
+}
+
+// ChangeFeed is an optional Store capability: it reports changes so that
+// other processes can evict what they cached. Every Apply that writes a key
+// or settings produces one entry per key or settings, in commit order.
+type ChangeFeed interface {
+	// Changes returns up to limit entries with Revision > since, in
+	// ascending order, and the revision to pass next time (the last
+	// returned, or since if there are none). If entries after since were
+	// pruned, it returns ErrFeedGap with the current revision. limit <= 0
+	// means a backend default.
+	Changes(ctx context.Context, since int64, limit int) ([]Changed, int64, error)
+	// Revision returns the newest revision, to start following the feed.
+	Revision(ctx context.Context) (int64, error)
+}
+
+// LastUsedRecorder is an optional Store capability: it stores last-used
+// times in batches, without touching revisions or the change feed. Times
+// never move backwards; unknown key ids are ignored.
+type LastUsedRecorder interface {
+	RecordLastUsed(ctx context.Context, used map[string]time.Time) error
+}
+
+// AuditLog is an optional Store capability: it reads audit events back,
+// newest first. An empty environment means all environments; limit <= 0
+// means no limit.
+type AuditLog interface {
+	Events(ctx context.Context, environment string, limit int) ([]apikey.Event, error)
+}

@@ -1,0 +1,75 @@
+// Package storetest is the conformance suite for keystile stores. Every
+// backend, ours or yours, runs it from a test:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, storetest.Config{
+//			New: func(tb testing.TB) apikey.Store { return memory.New() },
+//		})
+//	}
+//
+// The suite checks each rule of the apikey.Store contract, the optional
+// capabilities of package storage when the store has them, and the
+// lifecycle invariants under concurrent writers. It is the only package of
+// keystile's storage that imports testify; import it from tests only.
+package storetest
+
+import (
+	"testing"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// Config tells the suite how to make stores.
+type Config struct {
+	// New returns a fresh, empty store. Each subtest calls it once. Required.
+	New func(tb testing.TB) apikey.Store
+	// Peer, if set, returns another handle on the same data as s, such as a
+	// second connection pool on the same database, standing in for another
+	// process. Concurrency tests spread their writers over several peers.
+	// Nil means all writers share s.
+	Peer func(tb testing.TB, s apikey.Store) apikey.Store
+}
+
+func (c Config) peers(tb testing.TB, s apikey.Store, n int) []apikey.Store {
+	out := []apikey.Store{s}
+	for len(out) < n {
+		if c.Peer == nil {
+			out = append(out, s)
+		} else {
+			out = append(out, c.Peer(tb, s))
+		}
+	}
+	return out
+}
+
+// Run runs the whole suite, each test as a subtest of t.
+func Run(t *testing.T, c Config) {
+	if c.New == nil {
+		t.Fatal("storetest: Config.New is required")
+	}
+	tests := []struct {
+		name string
+		run  func(*testing.T, Config)
+	}{
+		{"NotFound", testNotFound},
+		{"RoundTrip", testRoundTrip},
+		{"KeysByEnvironment", testKeysByEnvironment},
+		{"DuplicateID", testDuplicateID},
+		{"StaleRevision", testStaleRevision},
+		{"AtomicChange", testAtomicChange},
+		{"OneDefaultPerType", testOneDefaultPerType},
+		{"Settings", testSettings},
+		{"LastUsedKeptOnUpdate", testLastUsedKeptOnUpdate},
+		{"ContextCanceled", testContextCanceled},
+		{"AuditLog", testAuditLog},
+		{"LastUsedRecorder", testLastUsedRecorder},
+		{"ChangeFeed", testChangeFeed},
+		{"Lifecycle", testLifecycle},
+		{"ConcurrentBootstrap", testConcurrentBootstrap},
+		{"ConcurrentRotateRevoke", testConcurrentRotateRevoke},
+		{"ConcurrentSettings", testConcurrentSettings},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.run(t, c) })
+	}
+}
