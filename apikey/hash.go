@@ -177,6 +177,10 @@ func DecodePHC(encoded string) (p Params, salt, sum []byte, err error) {
 			return bad("malformed parameter " + name[:1])
 		}
 	}
+	// The decoder skips '\r' and '\n'; a canonical hash has none.
+	if strings.ContainsAny(parts[4]+parts[5], "\r\n") {
+		return bad("line break in salt or hash")
+	}
 	enc := base64.RawStdEncoding.Strict()
 	if salt, err = enc.DecodeString(parts[4]); err != nil {
 		return bad("malformed salt")

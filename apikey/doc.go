@@ -1,0 +1,33 @@
+// Package apikey is keystile's domain: key strings, argon2id hashing, key
+// records, environments and their settings, scopes, roles, and the lifecycle
+// rules, enforced by Manager. It imports nothing else of keystile; package
+// storage holds the backends and package middleware the HTTP edge.
+//
+// # Key strings
+//
+// A key reads server-<id>_<secret><checksum> or client-<id>_<secret><checksum>:
+// a 12-character public key id (the lookup index), a 43-character secret
+// (256 bits from crypto/rand) and a 6-character CRC32 checksum of everything
+// before it, all in [0-9A-Za-z]. Pattern is the regular expression for
+// secret scanners. ParseKey rejects malformed keys and wrong checksums
+// without I/O, so junk never reaches storage or the hasher.
+//
+// # Threat model
+//
+//   - A stolen database must not yield usable keys: only argon2id hashes are
+//     stored (and, if the operator opts in with a Sealer, AES-GCM sealed
+//     copies of server keys under a key the database does not hold).
+//   - Logs, errors, JSON and fmt output must not leak secrets: Key and Record
+//     print only the displayable prefix, "server-<id>".
+//   - A hostile row must not exhaust memory or CPU: stored argon2 parameters
+//     are bounded (DecodePHC, Argon2id.MaxMemory).
+//   - Concurrent writers, in one process or many, must not break the
+//     invariants: one active default key per environment and type, no lost
+//     rotation or revocation. Every change is a compare-and-set in the Store.
+//   - Roles bound what an actor may do: everyone may view prefixes and
+//     statuses; only owners create, rotate, revoke, change grace or scopes,
+//     set origins, or reveal a full key. Every change is an audit Event.
+//
+// Out of scope here: transport security (serve over TLS) and protecting the
+// host that runs the code.
+package apikey

@@ -1,0 +1,72 @@
+package apikey_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage/memory"
+)
+
+func ExampleGenerateKey() {
+	key, err := apikey.GenerateKey(apikey.Server)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(key.Type(), len(key.Reveal()), apikey.KeyRegexp.MatchString(key.Reveal()))
+	fmt.Println(key.String() == key.Prefix()) // printing a key never shows its secret
+	// Output:
+	// server 69 true
+	// true
+}
+
+func ExampleParseKey() {
+	key, _ := apikey.GenerateKey(apikey.Client)
+	parsed, err := apikey.ParseKey(key.Reveal())
+	fmt.Println(parsed.Type(), parsed.ID() == key.ID(), err)
+
+	_, err = apikey.ParseKey("server-not-a-key")
+	fmt.Println(errors.Is(err, apikey.ErrMalformedKey))
+	// Output:
+	// client true <nil>
+	// true
+}
+
+func ExampleArgon2id() {
+	hasher := apikey.Argon2id{Params: apikey.LightParams}
+	key, _ := apikey.GenerateKey(apikey.Server)
+	encoded, _ := hasher.Hash([]byte(key.Reveal()))
+	fmt.Println(encoded[:30])
+
+	match, outdated, err := hasher.Verify([]byte(key.Reveal()), encoded)
+	fmt.Println(match, outdated, err)
+	// Output:
+	// $argon2id$v=19$m=1024,t=1,p=1$
+	// true false <nil>
+}
+
+// ExampleManager_Rotate bootstraps an environment, rotates its server key with a
+// one-hour grace, fails to revoke the new default key, revokes the old one,
+// and lists the keys as a read-only actor, who sees no secret.
+func ExampleManager_Rotate() {
+	ctx, owner := context.Background(), apikey.Actor{ID: "alice", Role: apikey.Owner}
+	m, _ := apikey.NewManager(apikey.ManagerOptions{Store: memory.New()})
+	keys, _ := m.Bootstrap(ctx, owner, apikey.Production)
+	fresh, _ := m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: keys[0].View.ID, Grace: time.Hour})
+	_, err := m.Revoke(ctx, owner, fresh.View.ID)
+	fmt.Println(errors.Is(err, apikey.ErrDefaultKeyNotRevocable))
+	_, err = m.Revoke(ctx, owner, keys[0].View.ID)
+	fmt.Println(err)
+	views, _ := m.List(ctx, apikey.Actor{ID: "carol", Role: apikey.ReadOnly}, apikey.Production)
+	for _, v := range views {
+		fmt.Println(v.Type, v.Default, v.Status)
+	}
+	// Unordered output:
+	// true
+	// <nil>
+	// server false revoked
+	// client true active
+	// server true active
+}

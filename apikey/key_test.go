@@ -1,0 +1,207 @@
+package apikey
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestGenerateKey(t *testing.T) {
+	for _, typ := range []KeyType{Server, Client} {
+		t.Run(string(typ), func(t *testing.T) {
+			seen := map[string]bool{}
+			for range 200 {
+				k, err := GenerateKey(typ)
+				require.NoError(t, err)
+				full := k.Reveal()
+				assert.Len(t, full, KeyLength)
+				assert.True(t, strings.HasPrefix(full, string(typ)+"-"))
+				assert.Equal(t, typ, k.Type())
+				assert.Len(t, k.ID(), IDLength)
+				assert.Equal(t, string(typ)+"-"+k.ID(), k.Prefix())
+				assert.True(t, KeyRegexp.MatchString(full), "the published pattern matches %s", k)
+				parsed, err := ParseKey(full)
+				require.NoError(t, err)
+				assert.Equal(t, k, parsed)
+				assert.False(t, seen[full], "keys repeat")
+				seen[full] = true
+			}
+		})
+	}
+	_, err := GenerateKey("admin")
+	assert.ErrorIs(t, err, ErrInvalidKeyType)
+}
+
+// TestSecretAlphabetUniform checks that secret characters cover the whole
+// alphabet with no gross bias (rejection sampling works).
+func TestSecretAlphabetUniform(t *testing.T) {
+	counts := map[byte]int{}
+	for range 2000 {
+		k, err := GenerateKey(Server)
+		require.NoError(t, err)
+		secret := k.Reveal()[7+IDLength+1 : KeyLength-ChecksumLength]
+		for i := 0; i < len(secret); i++ {
+			counts[secret[i]]++
+		}
+	}
+	require.Len(t, counts, 62)
+	expected := 2000 * SecretLength / 62
+	for c, n := range counts {
+		assert.InDelta(t, expected, n, float64(expected)*0.2, "character %q", c)
+	}
+}
+
+func TestParseKeyRejects(t *testing.T) {
+	k, err := GenerateKey(Server)
+	require.NoError(t, err)
+	good := k.Reveal()
+	flip := func(i int) string {
+		b := []byte(good)
+		if b[i] == 'a' {
+			b[i] = 'b'
+		} else {
+			b[i] = 'a'
+		}
+		return string(b)
+	}
+	tests := []struct {
+		name  string
+		input string
+		want  error
+	}{
+		{"empty", "", ErrMalformedKey},
+		{"too short", good[:len(good)-1], ErrMalformedKey},
+		{"too long", good + "a", ErrMalformedKey},
+		{"unknown prefix", "secret" + good[6:], ErrMalformedKey},
+		{"upper-case prefix", "SERVER" + good[6:], ErrMalformedKey},
+		{"separator replaced", good[:7+IDLength] + "-" + good[7+IDLength+1:], ErrMalformedKey},
+		{"symbol in secret", good[:30] + "+" + good[31:], ErrMalformedKey},
+		{"space in id", good[:10] + " " + good[11:], ErrMalformedKey},
+		{"non-ASCII", good[:30] + "é" + good[32:], ErrMalformedKey},
+		{"changed id", flip(8), ErrBadChecksum},
+		{"changed secret", flip(40), ErrBadChecksum},
+		{"changed checksum", flip(KeyLength - 1), ErrBadChecksum},
+		{"type swapped", "client" + good[6:], ErrBadChecksum},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseKey(tt.input)
+			require.ErrorIs(t, err, tt.want)
+			if len(tt.input) > 20 {
+				assert.NotContains(t, err.Error(), tt.input[20:], "errors never echo the input")
+			}
+		})
+	}
+}
+
+func TestPatternRejectsNearMisses(t *testing.T) {
+	k, err := GenerateKey(Client)
+	require.NoError(t, err)
+	good := k.Reveal()
+	assert.Equal(t, []string{good}, KeyRegexp.FindAllString("export KEY="+good+"\n", -1), "found inside text")
+	assert.Equal(t, []string{good}, KeyRegexp.FindAllString(`{"key":"`+good+`"}`, -1), "found inside JSON")
+	for name, miss := range map[string]string{
+		"one short":      good[:len(good)-1],
+		"one long":       good + "x",
+		"other prefix":   "public" + good[6:],
+		"no separator":   good[:19] + "x" + good[20:],
+		"symbol inside":  good[:40] + "*" + good[41:],
+		"glued to word":  "x" + good,
+		"glued after id": good[:19] + "_x" + good[20:],
+	} {
+		assert.False(t, KeyRegexp.MatchString(miss), name)
+	}
+}
+
+func TestKeyRedaction(t *testing.T) {
+	k, err := GenerateKey(Server)
+	require.NoError(t, err)
+	secret := k.Reveal()[7+IDLength+1:]
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("issued", "key", k)
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("issued", "key", k, "record", Record{ID: k.ID(), Type: Server, Hash: "$argon2id$secret-hash"})
+	js, err := json.Marshal(map[string]any{"key": k, "record": Record{ID: k.ID(), Type: Server, Hash: "$argon2id$secret-hash", Recoverable: []byte(k.Reveal())}})
+	require.NoError(t, err)
+	outputs := map[string]string{
+		"String":  k.String(),
+		"%v":      fmt.Sprintf("%v", k),
+		"%+v":     fmt.Sprintf("%+v", k),
+		"%#v":     fmt.Sprintf("%#v", k),
+		"%s":      fmt.Sprintf("%s", k),
+		"%q":      fmt.Sprintf("%q", k),
+		"%x":      fmt.Sprintf("%x", k),
+		"struct":  fmt.Sprintf("%+v", struct{ K Key }{k}),
+		"pointer": fmt.Sprintf("%v", &k),
+		"error":   fmt.Errorf("failed for %v: %w", k, ErrForbidden).Error(),
+		"slog":    logged.String(),
+		"json":    string(js),
+		"record":  fmt.Sprintf("%+v %#v", Record{ID: k.ID(), Type: Server, Hash: "$argon2id$secret-hash"}, Record{ID: k.ID(), Type: Server}),
+	}
+	for name, out := range outputs {
+		assert.NotContains(t, out, secret, name)
+		assert.NotContains(t, out, "secret-hash", name)
+		assert.Contains(t, out, k.Prefix(), name)
+	}
+}
+
+func TestZeroKey(t *testing.T) {
+	var k Key
+	assert.True(t, k.IsZero())
+	assert.Equal(t, "", k.ID())
+	assert.Equal(t, "", k.Prefix())
+	assert.Equal(t, "", fmt.Sprint(k))
+}
+
+func FuzzParseKey(f *testing.F) {
+	for _, typ := range []KeyType{Server, Client} {
+		k, err := GenerateKey(typ)
+		require.NoError(f, err)
+		f.Add(k.Reveal())
+		f.Add(k.Reveal()[:KeyLength-1] + "0")
+	}
+	f.Add("")
+	f.Add("server-")
+	f.Add(strings.Repeat("a", KeyLength))
+	f.Add("server-" + strings.Repeat("\xff", KeyLength-7))
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := ParseKey(s)
+		if err != nil {
+			if !errors.Is(err, ErrMalformedKey) && !errors.Is(err, ErrBadChecksum) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			if len(s) >= 8 && strings.Contains(err.Error(), s) {
+				t.Fatalf("error echoes input")
+			}
+			return
+		}
+		if k.Reveal() != s || !KeyRegexp.MatchString(s) || !k.Type().Valid() {
+			t.Fatalf("accepted key %q does not round-trip or match the pattern", s)
+		}
+	})
+}
+
+func BenchmarkParseKey(b *testing.B) {
+	k, err := GenerateKey(Server)
+	require.NoError(b, err)
+	s := k.Reveal()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseKey(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestChecksumIsCRC32(t *testing.T) {
+	for _, s := range []string{"", "a", "server-abc_def", strings.Repeat("xyz", 30)} {
+		assert.Equal(t, crc32.ChecksumIEEE([]byte(s)), checksum(s), s)
+	}
+}

@@ -1,0 +1,419 @@
+package apikey_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage/memory"
+)
+
+var (
+	owner    = apikey.Actor{ID: "alice", Role: apikey.Owner}
+	member   = apikey.Actor{ID: "bob", Role: apikey.Member}
+	readOnly = apikey.Actor{ID: "carol", Role: apikey.ReadOnly}
+	ctx      = context.Background()
+)
+
+// clock is a settable clock for tests.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+type fixture struct {
+	m      *apikey.Manager
+	store  *memory.Store
+	clock  *clock
+	events []apikey.Event
+	server apikey.Issued // production's default server key
+	client apikey.Issued // production's default publishable key
+}
+
+func newFixture(t *testing.T, opts apikey.ManagerOptions) *fixture {
+	t.Helper()
+	f := &fixture{store: memory.New(), clock: &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}}
+	opts.Store, opts.Now = f.store, f.clock.Now
+	opts.Hasher = apikey.Argon2id{Params: apikey.TestParams}
+	var mu sync.Mutex
+	opts.OnEvent = func(e apikey.Event) { mu.Lock(); f.events = append(f.events, e); mu.Unlock() }
+	var err error
+	f.m, err = apikey.NewManager(opts)
+	require.NoError(t, err)
+	issued, err := f.m.Bootstrap(ctx, owner, apikey.Production)
+	require.NoError(t, err)
+	require.Len(t, issued, 2)
+	f.server, f.client = issued[0], issued[1]
+	return f
+}
+
+func (f *fixture) record(t *testing.T, id string) apikey.Record {
+	t.Helper()
+	r, err := f.store.Key(ctx, id)
+	require.NoError(t, err)
+	return r
+}
+
+func TestNewManagerNeedsStore(t *testing.T) {
+	_, err := apikey.NewManager(apikey.ManagerOptions{})
+	assert.Error(t, err)
+}
+
+func TestBootstrap(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	assert.Equal(t, apikey.Server, f.server.Key.Type())
+	assert.Equal(t, apikey.Client, f.client.Key.Type())
+	for _, k := range []apikey.Issued{f.server, f.client} {
+		rec := f.record(t, k.View.ID)
+		assert.True(t, rec.Default)
+		assert.True(t, rec.ExpiresAt.IsZero(), "default keys have no expiry")
+		assert.Equal(t, apikey.Active, rec.Status(f.clock.Now()))
+		ok, _, err := apikey.Argon2id{Params: apikey.TestParams}.Verify([]byte(k.Key.Reveal()), rec.Hash)
+		require.NoError(t, err)
+		assert.True(t, ok, "the stored hash verifies the issued key")
+		assert.NotContains(t, rec.Hash, k.Key.Reveal())
+	}
+	assert.Equal(t, []string{apikey.AllScopes}, f.server.View.Scopes)
+	assert.Empty(t, f.client.View.Scopes)
+
+	_, err := f.m.Bootstrap(ctx, owner, apikey.Production)
+	assert.ErrorIs(t, err, apikey.ErrAlreadyBootstrapped)
+	_, err = f.m.Bootstrap(ctx, owner, "Bad Name")
+	assert.ErrorIs(t, err, apikey.ErrInvalidEnvironment)
+	_, err = f.m.Bootstrap(ctx, member, apikey.Staging)
+	assert.ErrorIs(t, err, apikey.ErrForbidden)
+
+	require.Len(t, f.events, 2)
+	assert.Equal(t, apikey.ActionBootstrap, f.events[0].Action)
+	assert.Equal(t, owner, f.events[0].Actor)
+	assert.Equal(t, f.server.View.ID, f.events[0].KeyID)
+	stored, err := f.store.Events(ctx, apikey.Production, 0)
+	require.NoError(t, err)
+	assert.Len(t, stored, 2, "events are stored with the change")
+}
+
+func TestRolesTable(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	temp, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: f.clock.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	actions := map[string]func(apikey.Actor) error{
+		"bootstrap": func(a apikey.Actor) error { _, err := f.m.Bootstrap(ctx, a, "env-"+string(a.Role)); return err },
+		"create": func(a apikey.Actor) error {
+			_, err := f.m.Create(ctx, a, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server})
+			return err
+		},
+		"rotate": func(a apikey.Actor) error {
+			_, err := f.m.Rotate(ctx, a, apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Client})
+			return err
+		},
+		"change grace": func(a apikey.Actor) error {
+			_, err := f.m.ChangeGrace(ctx, a, temp.View.ID, time.Hour, apikey.APIPolicy)
+			return err
+		},
+		"set scopes": func(a apikey.Actor) error {
+			_, err := f.m.SetScopes(ctx, a, temp.View.ID, []string{"customers:read"})
+			return err
+		},
+		"set origins": func(a apikey.Actor) error {
+			_, err := f.m.SetAllowedOrigins(ctx, a, apikey.Production, nil)
+			return err
+		},
+		"reveal": func(a apikey.Actor) error { _, err := f.m.Reveal(ctx, a, f.client.View.ID); return err },
+		"revoke": func(a apikey.Actor) error { _, err := f.m.Revoke(ctx, a, "nosuchkey000"); return err },
+	}
+	for name, do := range actions {
+		t.Run(name, func(t *testing.T) {
+			for _, a := range []apikey.Actor{member, readOnly, {ID: "mallory", Role: "admin"}, {}} {
+				assert.ErrorIs(t, do(a), apikey.ErrForbidden, "%s as %q", name, a.Role)
+			}
+			err := do(owner)
+			assert.NotErrorIs(t, err, apikey.ErrForbidden, "owners may %s", name)
+		})
+	}
+	for _, a := range []apikey.Actor{owner, member, readOnly} {
+		_, err := f.m.List(ctx, a, apikey.Production)
+		assert.NoError(t, err, "%s may list", a.Role)
+		_, err = f.m.Get(ctx, a, f.server.View.ID)
+		assert.NoError(t, err, "%s may view", a.Role)
+		_, err = f.m.Settings(ctx, a, apikey.Production)
+		assert.NoError(t, err, "%s may read settings", a.Role)
+	}
+	_, err = f.m.List(ctx, apikey.Actor{Role: "guest"}, apikey.Production)
+	assert.ErrorIs(t, err, apikey.ErrForbidden)
+}
+
+func TestListShowsNoSecret(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	views, err := f.m.List(ctx, readOnly, apikey.Production)
+	require.NoError(t, err)
+	require.Len(t, views, 2)
+	out, err := json.Marshal(views)
+	require.NoError(t, err)
+	for _, k := range []apikey.Issued{f.server, f.client} {
+		assert.NotContains(t, string(out), k.Key.Reveal()[20:])
+		assert.Contains(t, string(out), k.Key.Prefix())
+	}
+	assert.NotContains(t, string(out), "argon2id")
+	_, err = f.m.List(ctx, readOnly, "nowhere")
+	assert.ErrorIs(t, err, apikey.ErrUnknownEnvironment)
+}
+
+func TestCreate(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	now := f.clock.Now()
+	scoped, err := f.m.Create(ctx, owner, apikey.CreateRequest{
+		Environment: apikey.Production, Type: apikey.Server, Name: "billing worker",
+		Scopes: []string{"customers:write"}, ExpiresAt: now.Add(24 * time.Hour),
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"customers:write"}, scoped.View.Scopes)
+	assert.False(t, scoped.View.Default)
+	assert.True(t, now.Add(24*time.Hour).Equal(scoped.View.ExpiresAt))
+	assert.Equal(t, "billing worker", scoped.View.Name)
+	assert.Equal(t, apikey.ActionCreate, f.events[len(f.events)-1].Action)
+
+	tests := []struct {
+		name string
+		req  apikey.CreateRequest
+		want error
+	}{
+		{"scopes on a publishable key", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Client, Scopes: []string{"customers:read"}}, apikey.ErrInvalidScope},
+		{"bad scope", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"everything"}}, apikey.ErrInvalidScope},
+		{"expiry in the past", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: now.Add(-time.Second)}, apikey.ErrInvalidExpiry},
+		{"expiry now", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: now}, apikey.ErrInvalidExpiry},
+		{"unknown environment", apikey.CreateRequest{Environment: apikey.Staging, Type: apikey.Server}, apikey.ErrUnknownEnvironment},
+		{"bad type", apikey.CreateRequest{Environment: apikey.Production, Type: "root"}, apikey.ErrInvalidKeyType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.m.Create(ctx, owner, tt.req)
+			assert.ErrorIs(t, err, tt.want)
+		})
+	}
+}
+
+func TestRotate(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	now := f.clock.Now()
+	fresh, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: f.server.View.ID, Grace: time.Hour, Policy: apikey.ConsolePolicy})
+	require.NoError(t, err)
+	assert.True(t, fresh.View.Default)
+	assert.Equal(t, []string{apikey.AllScopes}, fresh.View.Scopes)
+	old := f.record(t, f.server.View.ID)
+	assert.False(t, old.Default)
+	assert.True(t, now.Add(time.Hour).Equal(old.ExpiresAt), "old key expires after the grace")
+	assert.Equal(t, apikey.Expiring, old.Status(now))
+
+	f.clock.Advance(time.Hour - time.Second)
+	assert.Equal(t, apikey.Expiring, f.record(t, old.ID).Status(f.clock.Now()))
+	f.clock.Advance(time.Second)
+	assert.Equal(t, apikey.Expired, f.record(t, old.ID).Status(f.clock.Now()), "expired to the second")
+
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: old.ID})
+	assert.ErrorIs(t, err, apikey.ErrKeyExpired)
+
+	// Rotate by environment and type.
+	client, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Client})
+	require.NoError(t, err)
+	assert.Equal(t, apikey.Client, client.Key.Type())
+	assert.Equal(t, apikey.Expired, f.record(t, f.client.View.ID).Status(f.clock.Now()), "grace 0 ends the old key now")
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{Environment: apikey.Staging, Type: apikey.Client})
+	assert.ErrorIs(t, err, apikey.ErrUnknownEnvironment)
+}
+
+func TestRotateGracePolicy(t *testing.T) {
+	tests := []struct {
+		name   string
+		grace  time.Duration
+		policy apikey.GracePolicy
+		ok     bool
+	}{
+		{"console 0", 0, apikey.ConsolePolicy, true},
+		{"console 7 days", 7 * 24 * time.Hour, apikey.ConsolePolicy, true},
+		{"console 7 days and a second", 7*24*time.Hour + time.Second, apikey.ConsolePolicy, false},
+		{"api 1 year", 365 * 24 * time.Hour, apikey.APIPolicy, true},
+		{"api over a year", 366 * 24 * time.Hour, apikey.APIPolicy, false},
+		{"zero policy is api", 300 * 24 * time.Hour, apikey.GracePolicy{}, true},
+		{"negative", -time.Second, apikey.APIPolicy, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, apikey.ManagerOptions{})
+			_, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: f.server.View.ID, Grace: tt.grace, Policy: tt.policy})
+			if tt.ok {
+				require.NoError(t, err)
+				assert.True(t, f.clock.Now().Add(tt.grace).Equal(f.record(t, f.server.View.ID).ExpiresAt))
+			} else {
+				assert.ErrorIs(t, err, apikey.ErrGraceOutOfRange)
+				assert.True(t, f.record(t, f.server.View.ID).Default, "nothing changed")
+			}
+		})
+	}
+}
+
+func TestRotateNeverExtendsExpiry(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	expires := f.clock.Now().Add(2 * time.Hour)
+	temp, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"customers:read"}, ExpiresAt: expires})
+	require.NoError(t, err)
+	next, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: temp.View.ID, Grace: 30 * 24 * time.Hour})
+	require.NoError(t, err)
+	assert.True(t, expires.Equal(f.record(t, temp.View.ID).ExpiresAt), "a 30-day grace does not extend a 2-hour expiry")
+	assert.Equal(t, []string{"customers:read"}, next.View.Scopes, "the replacement keeps the scopes")
+	assert.False(t, next.View.Default)
+	assert.True(t, expires.Equal(next.View.ExpiresAt), "the replacement keeps the lifetime")
+
+	_, err = f.m.ChangeGrace(ctx, owner, temp.View.ID, 100*24*time.Hour, apikey.APIPolicy)
+	require.NoError(t, err)
+	assert.True(t, expires.Equal(f.record(t, temp.View.ID).ExpiresAt), "a grace change does not extend it either")
+
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: temp.View.ID})
+	assert.ErrorIs(t, err, apikey.ErrAlreadyRotated)
+}
+
+func TestChangeGrace(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	rotatedAt := f.clock.Now()
+	_, err := f.m.ChangeGrace(ctx, owner, f.server.View.ID, time.Hour, apikey.APIPolicy)
+	assert.ErrorIs(t, err, apikey.ErrNotRotated)
+
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: f.server.View.ID, Grace: time.Hour})
+	require.NoError(t, err)
+	f.clock.Advance(30 * time.Minute)
+
+	view, err := f.m.ChangeGrace(ctx, owner, f.server.View.ID, 3*24*time.Hour, apikey.ConsolePolicy)
+	require.NoError(t, err)
+	assert.True(t, rotatedAt.Add(3*24*time.Hour).Equal(view.ExpiresAt), "grace counts from the rotation")
+	assert.Equal(t, apikey.Expiring, view.Status)
+
+	_, err = f.m.ChangeGrace(ctx, owner, f.server.View.ID, 8*24*time.Hour, apikey.ConsolePolicy)
+	assert.ErrorIs(t, err, apikey.ErrGraceOutOfRange, "never beyond the policy's cap")
+
+	view, err = f.m.ChangeGrace(ctx, owner, f.server.View.ID, 10*time.Minute, apikey.ConsolePolicy)
+	require.NoError(t, err)
+	assert.Equal(t, apikey.Expired, view.Status, "a grace already over ends the key now")
+	assert.True(t, f.clock.Now().Equal(view.ExpiresAt))
+
+	_, err = f.m.ChangeGrace(ctx, owner, f.server.View.ID, time.Hour, apikey.ConsolePolicy)
+	assert.ErrorIs(t, err, apikey.ErrKeyExpired, "an expired key stays expired")
+	_, err = f.m.ChangeGrace(ctx, owner, "nosuchkey000", time.Hour, apikey.ConsolePolicy)
+	assert.ErrorIs(t, err, apikey.ErrNotFound)
+}
+
+func TestRevoke(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	_, err := f.m.Revoke(ctx, owner, f.server.View.ID)
+	require.ErrorIs(t, err, apikey.ErrDefaultKeyNotRevocable)
+	assert.Contains(t, err.Error(), "rotate it first")
+
+	permanent, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"customers:read"}})
+	require.NoError(t, err)
+	_, err = f.m.Revoke(ctx, owner, permanent.View.ID)
+	assert.ErrorIs(t, err, apikey.ErrDefaultKeyNotRevocable, "any key without expiry must be rotated first")
+
+	temp, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: f.clock.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	view, err := f.m.Revoke(ctx, owner, temp.View.ID)
+	require.NoError(t, err)
+	assert.Equal(t, apikey.Revoked, view.Status)
+	assert.True(t, f.clock.Now().Equal(view.RevokedAt), "immediate")
+	_, err = f.m.Revoke(ctx, owner, temp.View.ID)
+	assert.ErrorIs(t, err, apikey.ErrAlreadyRevoked)
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: temp.View.ID})
+	assert.ErrorIs(t, err, apikey.ErrAlreadyRevoked)
+	_, err = f.m.ChangeGrace(ctx, owner, temp.View.ID, time.Hour, apikey.APIPolicy)
+	assert.ErrorIs(t, err, apikey.ErrAlreadyRevoked, "revocation is irreversible")
+	_, err = f.m.Revoke(ctx, owner, "nosuchkey000")
+	assert.ErrorIs(t, err, apikey.ErrNotFound)
+	assert.Equal(t, apikey.ActionRevoke, f.events[len(f.events)-1].Action)
+}
+
+func TestReveal(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	k, err := f.m.Reveal(ctx, owner, f.client.View.ID)
+	require.NoError(t, err)
+	assert.Equal(t, f.client.Key.Reveal(), k.Reveal(), "publishable keys can always be revealed")
+	_, err = f.m.Reveal(ctx, owner, f.server.View.ID)
+	assert.ErrorIs(t, err, apikey.ErrNotRevealable, "server keys are hashes only by default")
+	_, err = f.m.Reveal(ctx, member, f.client.View.ID)
+	assert.ErrorIs(t, err, apikey.ErrForbidden, "only owners copy full keys")
+	assert.Equal(t, apikey.ActionReveal, f.events[len(f.events)-1].Action)
+
+	sealer, err := apikey.NewAESGCMSealer(make([]byte, 32))
+	require.NoError(t, err)
+	sealed := newFixture(t, apikey.ManagerOptions{Sealer: sealer})
+	k, err = sealed.m.Reveal(ctx, owner, sealed.server.View.ID)
+	require.NoError(t, err)
+	assert.Equal(t, sealed.server.Key.Reveal(), k.Reveal(), "sealed server keys can be revealed")
+	assert.NotContains(t, string(sealed.record(t, sealed.server.View.ID).Recoverable), sealed.server.Key.Reveal()[20:], "stored encrypted")
+
+	other, err := apikey.NewAESGCMSealer([]byte("0123456789abcdef0123456789abcdef"))
+	require.NoError(t, err)
+	wrong, err := apikey.NewManager(apikey.ManagerOptions{Store: sealed.store, Sealer: other})
+	require.NoError(t, err)
+	_, err = wrong.Reveal(ctx, owner, sealed.server.View.ID)
+	assert.ErrorIs(t, err, apikey.ErrNotRevealable, "another sealer key cannot open it")
+	_, err = apikey.NewAESGCMSealer([]byte("short"))
+	assert.Error(t, err)
+}
+
+func TestSetScopes(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	scoped, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"customers:read"}})
+	require.NoError(t, err)
+	view, err := f.m.SetScopes(ctx, owner, scoped.View.ID, []string{"customers:write", "invoices:read"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"customers:write", "invoices:read"}, view.Scopes)
+	_, err = f.m.SetScopes(ctx, owner, f.server.View.ID, []string{"customers:read"})
+	assert.ErrorIs(t, err, apikey.ErrInvalidScope, "the default key keeps every scope")
+	_, err = f.m.SetScopes(ctx, owner, f.client.View.ID, []string{"customers:read"})
+	assert.ErrorIs(t, err, apikey.ErrInvalidScope)
+	assert.Equal(t, apikey.ActionSetScopes, f.events[len(f.events)-1].Action)
+}
+
+func TestSetAllowedOrigins(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	s, err := f.m.SetAllowedOrigins(ctx, owner, apikey.Production, []string{"HTTPS://App.Example.com", "https://*.example.com", "http://localhost:3000"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"https://app.example.com", "https://*.example.com", "http://localhost:3000"}, s.AllowedOrigins)
+	stored, err := f.m.Settings(ctx, readOnly, apikey.Production)
+	require.NoError(t, err)
+	assert.Equal(t, s.AllowedOrigins, stored.AllowedOrigins)
+
+	_, err = f.m.SetAllowedOrigins(ctx, owner, apikey.Production, []string{"https://example.com/path"})
+	assert.ErrorIs(t, err, apikey.ErrInvalidOrigin)
+	_, err = f.m.SetAllowedOrigins(ctx, owner, apikey.Staging, nil)
+	assert.ErrorIs(t, err, apikey.ErrUnknownEnvironment)
+	e := f.events[len(f.events)-1]
+	assert.Equal(t, apikey.ActionSetOrigins, e.Action)
+	assert.Equal(t, apikey.Production, e.Environment)
+}
+
+// failingStore fails every Apply, to show that a failed audit write is an
+// error to the caller, not a silent loss.
+type failingStore struct{ *memory.Store }
+
+func (failingStore) Apply(context.Context, apikey.Change) error { return assert.AnError }
+
+func TestStoreErrorsReachTheCaller(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: failingStore{f.store}, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	require.NoError(t, err)
+	_, err = m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: f.server.View.ID})
+	assert.ErrorIs(t, err, assert.AnError)
+	_, err = m.Reveal(ctx, owner, f.client.View.ID)
+	assert.ErrorIs(t, err, assert.AnError, "a reveal whose audit event cannot be stored is refused")
+}
