@@ -1,0 +1,301 @@
+package middleware
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// cacheKey is the HMAC-SHA256 of a presented key under a per-process random
+// secret. The cache never holds a presented key, and its keys are useless
+// outside the process.
+type cacheKey [sha256.Size]byte
+
+// keyMAC computes cache keys. HMAC states are pooled so that the hot path
+// allocates nothing.
+type keyMAC struct{ pool sync.Pool }
+
+type macState struct {
+	h   hash.Hash
+	in  [apikey.KeyLength]byte // the presented key, copied so Write does not allocate
+	out [sha256.Size]byte
+}
+
+func newKeyMAC() (*keyMAC, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("middleware: reading random cache secret: %w", err)
+	}
+	m := &keyMAC{}
+	m.pool.New = func() any { return &macState{h: hmac.New(sha256.New, secret)} }
+	return m, nil
+}
+
+// sum returns the cache key of a parsed key string (apikey.KeyLength bytes).
+func (m *keyMAC) sum(key string) cacheKey {
+	s := m.pool.Get().(*macState)
+	s.h.Reset()
+	n := copy(s.in[:], key)
+	s.h.Write(s.in[:n])
+	s.h.Sum(s.out[:0])
+	k := cacheKey(s.out)
+	m.pool.Put(s)
+	return k
+}
+
+// entry is the cached outcome of verifying one presented key: a valid key
+// (ident set) or a failure (fail set). An entry is immutable once cached,
+// apart from its atomics.
+type entry struct {
+	keyID string
+	ident *Identity     // the key's identity, for a valid key
+	life  apikey.Record // ExpiresAt, RotatedAt and RevokedAt of a valid key
+	fail  error         // the refusal, for a failure
+	until time.Time     // the entry is not served from this time on
+
+	dead    atomic.Bool  // evicted by Invalidate, the change feed or a purge
+	used    atomic.Int64 // last use, Unix seconds
+	flushed atomic.Int64 // last use written to the store, Unix seconds
+}
+
+// newValidEntry returns the entry of a verified key.
+func newValidEntry(rec apikey.Record, until time.Time) *entry {
+	id := &Identity{
+		KeyID:       rec.ID,
+		Prefix:      rec.Prefix(),
+		Type:        rec.Type,
+		Environment: rec.Environment,
+		Scopes:      append([]string(nil), rec.Scopes...),
+		ExpiresAt:   rec.ExpiresAt,
+		Expiring:    !rec.RotatedAt.IsZero(),
+	}
+	if !rec.ExpiresAt.IsZero() {
+		id.expiresHeader = rec.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	return &entry{
+		keyID: rec.ID,
+		ident: id,
+		life:  apikey.Record{ExpiresAt: rec.ExpiresAt, RotatedAt: rec.RotatedAt, RevokedAt: rec.RevokedAt},
+		until: until,
+	}
+}
+
+// touch records a use of e at now: in the entry, at most one atomic write
+// per second, or straight into pending when caching is off.
+func (c *cache) touch(e *entry, now time.Time) {
+	s := now.Unix()
+	if c.valid == nil {
+		c.mu.Lock()
+		c.pending[e.keyID] = max(c.pending[e.keyID], s)
+		c.mu.Unlock()
+		return
+	}
+	if e.used.Load() < s {
+		e.used.Store(s)
+	}
+}
+
+// cache is the validation cache: an LRU of verified keys and an LRU of
+// failures, each entry with its own deadline on the Validator's clock.
+//
+// The LRUs are golang-lru's fixed-size Cache rather than its expirable LRU:
+// expirable.NewLRU (v2.0.7) starts a cleanup goroutine that can never be
+// stopped, and reads the wall clock rather than Options.Now. Entries here
+// carry their deadline and are dropped when a lookup finds them stale.
+type cache struct {
+	valid      *lru.Cache[cacheKey, *entry] // nil when caching is off
+	failed     *lru.Cache[cacheKey, *entry] // nil when failures are not cached
+	ttl        time.Duration
+	failureTTL time.Duration
+
+	mu sync.Mutex
+	// gen changes with every eviction; a verification that started before
+	// an eviction does not cache its (possibly stale) result.
+	gen uint64
+	// index finds the valid entries of a key id, for eviction.
+	index map[string]map[cacheKey]*entry
+	// pending holds the last uses of evicted entries not yet written.
+	pending map[string]int64
+}
+
+func newCache(cfg config) (*cache, error) {
+	c := &cache{
+		ttl:        cfg.CacheTTL,
+		failureTTL: cfg.FailureTTL,
+		index:      map[string]map[cacheKey]*entry{},
+		pending:    map[string]int64{},
+	}
+	var err error
+	if cfg.cacheEnabled {
+		if c.valid, err = lru.NewWithEvict(cfg.CacheSize, c.onEvict); err != nil {
+			return nil, fmt.Errorf("middleware: %w", err)
+		}
+	}
+	if cfg.failureEnabled {
+		if c.failed, err = lru.New[cacheKey, *entry](cfg.CacheSize); err != nil {
+			return nil, fmt.Errorf("middleware: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// get returns the live entry for k, or nil.
+func (c *cache) get(k cacheKey, now time.Time) *entry {
+	if c.valid != nil {
+		if e, ok := c.valid.Get(k); ok {
+			if !e.dead.Load() && now.Before(e.until) {
+				return e
+			}
+			c.valid.Remove(k)
+		}
+	}
+	if c.failed != nil {
+		if e, ok := c.failed.Get(k); ok {
+			if !e.dead.Load() && now.Before(e.until) {
+				return e
+			}
+			c.failed.Remove(k)
+		}
+	}
+	return nil
+}
+
+// generation returns the eviction generation, to pass to add later.
+func (c *cache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// addValid caches a verified key unless an eviction happened since gen.
+func (c *cache) addValid(k cacheKey, e *entry, gen uint64) {
+	if c.valid == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.gen != gen {
+		c.mu.Unlock()
+		return
+	}
+	m := c.index[e.keyID]
+	if m == nil {
+		m = map[cacheKey]*entry{}
+		c.index[e.keyID] = m
+	}
+	m[k] = e
+	c.mu.Unlock()
+	// Outside c.mu: Add may evict, and onEvict takes c.mu. An eviction that
+	// runs in between marks e dead, so it is never served.
+	c.valid.Add(k, e)
+}
+
+// addFailed caches a failure unless an eviction happened since gen.
+func (c *cache) addFailed(k cacheKey, e *entry, gen uint64) {
+	if c.failed == nil || c.generation() != gen {
+		return
+	}
+	c.failed.Add(k, e)
+}
+
+// evict drops every cached entry of a key id at once.
+func (c *cache) evict(keyID string) {
+	c.mu.Lock()
+	c.gen++
+	m := c.index[keyID]
+	delete(c.index, keyID)
+	for _, e := range m {
+		e.dead.Store(true)
+		c.keepUse(e)
+	}
+	c.mu.Unlock()
+	for k := range m {
+		c.valid.Remove(k)
+	}
+}
+
+// purge drops every entry, valid or failed.
+func (c *cache) purge() {
+	c.mu.Lock()
+	c.gen++
+	for _, m := range c.index {
+		for _, e := range m {
+			e.dead.Store(true)
+			c.keepUse(e)
+		}
+	}
+	clear(c.index)
+	c.mu.Unlock()
+	if c.valid != nil {
+		c.valid.Purge()
+	}
+	if c.failed != nil {
+		c.failed.Purge()
+	}
+}
+
+// onEvict keeps the index and the unwritten last use of an entry that
+// leaves the valid LRU.
+func (c *cache) onEvict(k cacheKey, e *entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.index[e.keyID]; m[k] == e {
+		delete(m, k)
+		if len(m) == 0 {
+			delete(c.index, e.keyID)
+		}
+	}
+	c.keepUse(e)
+}
+
+// keepUse moves an entry's unwritten last use to pending; c.mu is held.
+func (c *cache) keepUse(e *entry) {
+	if u := e.used.Load(); u > e.flushed.Load() {
+		e.flushed.Store(u)
+		c.pending[e.keyID] = max(c.pending[e.keyID], u)
+	}
+}
+
+// takeUsed returns the last uses not yet written, and marks them written.
+func (c *cache) takeUsed() map[string]time.Time {
+	out := map[string]time.Time{}
+	if c.valid != nil {
+		for _, e := range c.valid.Values() {
+			if u := e.used.Load(); u > e.flushed.Load() {
+				e.flushed.Store(u)
+				out[e.keyID] = laterUnix(out[e.keyID], u)
+			}
+		}
+	}
+	c.mu.Lock()
+	for id, u := range c.pending {
+		out[id] = laterUnix(out[id], u)
+	}
+	clear(c.pending)
+	c.mu.Unlock()
+	return out
+}
+
+// restoreUsed puts back last uses that could not be written.
+func (c *cache) restoreUsed(used map[string]time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, t := range used {
+		c.pending[id] = max(c.pending[id], t.Unix())
+	}
+}
+
+func laterUnix(t time.Time, u int64) time.Time {
+	if t.IsZero() || u > t.Unix() {
+		return time.Unix(u, 0).UTC()
+	}
+	return t
+}

@@ -1,0 +1,90 @@
+package middleware
+
+import (
+	"net/http"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// check authenticates r against a valid policy p and calls the hooks. The
+// returned Identity is shared and immutable.
+func (v *Validator) check(r *http.Request, p Policy) (*Identity, error) {
+	key, id, err := v.authenticate(r, p)
+	if err != nil {
+		if v.cfg.OnRejected != nil {
+			v.cfg.OnRejected(r.Context(), attempt(r, key), err)
+		}
+		return nil, err
+	}
+	if v.cfg.OnAuthenticated != nil {
+		v.cfg.OnAuthenticated(r.Context(), attempt(r, key), *id)
+	}
+	return id, nil
+}
+
+// authenticate runs the checks in order: key present and well-formed
+// (no I/O), cache or verification, status and expiry, leaked server key,
+// policy, and the Origin of a publishable key.
+func (v *Validator) authenticate(r *http.Request, p Policy) (apikey.Key, *Identity, error) {
+	if v.closed.Load() {
+		return apikey.Key{}, nil, refuse(ErrUnavailable, "the validator is closed")
+	}
+	raw, err := keyFromRequest(r, v.cfg.AllowBearer)
+	if err != nil {
+		return apikey.Key{}, nil, err
+	}
+	key, err := apikey.ParseKey(raw)
+	if err != nil {
+		return apikey.Key{}, nil, &refusal{reason: ErrMalformedKey, cause: err}
+	}
+	now := v.cfg.Now()
+	e, err := v.resolve(r.Context(), key, now)
+	if err != nil {
+		return key, nil, err
+	}
+	if e.fail != nil {
+		return key, nil, e.fail
+	}
+	switch e.life.Status(now) {
+	case apikey.Revoked:
+		return key, nil, ErrRevokedKey
+	case apikey.Expired:
+		return key, nil, ErrExpiredKey
+	}
+	id := e.ident
+	origin := r.Header["Origin"]
+	if id.Type == apikey.Server && len(origin) > 0 {
+		if v.cfg.OnLeakedServerKey != nil {
+			v.cfg.OnLeakedServerKey(r.Context(), attempt(r, key), *id)
+		}
+		if !v.cfg.AllowServerKeyFromBrowser {
+			return key, nil, ErrServerKeyFromBrowser
+		}
+	}
+	if err := p.allows(id); err != nil {
+		return key, nil, err
+	}
+	if id.Type == apikey.Client && len(origin) > 0 {
+		if err := v.checkOrigin(id.Environment, origin[0]); err != nil {
+			return key, nil, err
+		}
+	}
+	if id.Expiring && v.cfg.OnGrace != nil {
+		v.cfg.OnGrace(r.Context(), attempt(r, key), *id)
+	}
+	v.cache.touch(e, now)
+	return key, id, nil
+}
+
+// attempt describes r for the hooks: never the secret, only the prefix of a
+// well-formed key.
+func attempt(r *http.Request, key apikey.Key) Attempt {
+	a := Attempt{Method: r.Method, RemoteAddr: r.RemoteAddr, Prefix: key.Prefix()}
+	if r.URL != nil {
+		a.Path = r.URL.Path
+	}
+	if o := r.Header["Origin"]; len(o) > 0 {
+		a.Origin = o[0]
+	}
+	return a
+}

@@ -1,0 +1,73 @@
+package middleware
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// Identity is what the middleware learned about the key of an authenticated
+// request. It never holds the secret.
+type Identity struct {
+	// KeyID is the key's public id, its index in the store.
+	KeyID string
+	// Prefix is the displayable prefix, "server-<id>" or "client-<id>".
+	Prefix string
+	// Type is the key type.
+	Type apikey.KeyType
+	// Environment is the key's environment.
+	Environment string
+	// Scopes are a server key's scopes ("*" for full access); nil for a
+	// publishable key.
+	Scopes []string
+	// ExpiresAt is when the key stops working; zero means no expiry.
+	ExpiresAt time.Time
+	// Expiring reports that the key was rotated out and works only until
+	// ExpiresAt (its grace period).
+	Expiring bool
+
+	expiresHeader string // ExpiresAt as the HeaderKeyExpires value
+}
+
+// HasScope reports whether the key may do what scope names: "*" grants
+// everything and "resource:write" grants "resource:read". Publishable keys
+// hold every read scope and no write scope.
+func (id Identity) HasScope(scope string) bool {
+	if id.Type == apikey.Client {
+		return scope == "" || hasSuffix(scope, ":read")
+	}
+	return apikey.HasScope(id.Scopes, scope)
+}
+
+func hasSuffix(s, suffix string) bool {
+	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+}
+
+// contextKey is the type of the context key under which the Identity is
+// stored; a pointer key cannot collide with another package's.
+type contextKey struct{ name string }
+
+var identityKey = &contextKey{"keystile identity"}
+
+// newContext returns ctx carrying id. id points to a cached immutable value.
+func newContext(ctx context.Context, id *Identity) context.Context {
+	return context.WithValue(ctx, identityKey, id)
+}
+
+// FromContext returns the Identity that the middleware stored in the
+// request's context, and true; outside the middleware it returns the zero
+// Identity and false. It never panics. The returned Scopes are a copy.
+func FromContext(ctx context.Context) (Identity, bool) {
+	if ctx == nil {
+		return Identity{}, false
+	}
+	id, ok := ctx.Value(identityKey).(*Identity)
+	if !ok || id == nil {
+		return Identity{}, false
+	}
+	out := *id
+	out.Scopes = slices.Clone(id.Scopes)
+	return out, true
+}

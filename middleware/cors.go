@@ -1,0 +1,141 @@
+package middleware
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/rs/cors"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// HeaderKeyExpires is the response header that a key in its grace period
+// (rotated out, still working) adds: its expiry in RFC 3339, as in
+// "Keystile-Key-Expires: 2026-03-01T12:00:00Z". Browsers may read it: it is
+// exposed to cross-origin scripts.
+const HeaderKeyExpires = "Keystile-Key-Expires"
+
+// originTable holds, per environment, the origins allowed to use its
+// publishable keys. It is replaced whole, never modified.
+type originTable struct {
+	envs map[string]envOrigins
+}
+
+type envOrigins struct {
+	// restricted is false when the environment has no list: any origin may
+	// use its publishable keys.
+	restricted bool
+	origins    []apikey.Origin
+}
+
+func (o envOrigins) allows(origin string) bool {
+	if !o.restricted {
+		return true
+	}
+	for _, allowed := range o.origins {
+		if allowed.Match(origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// loadSettings reads every environment's settings and replaces the origin
+// table. An allowed-origin entry that does not parse is skipped and
+// reported; its environment stays restricted to the entries that parse.
+func (v *Validator) loadSettings(ctx context.Context) error {
+	all, err := v.cfg.Store.Environments(ctx)
+	if err != nil {
+		return fmt.Errorf("middleware: loading environment settings: %w", err)
+	}
+	t := &originTable{envs: make(map[string]envOrigins, len(all))}
+	for _, s := range all {
+		eo := envOrigins{restricted: len(s.AllowedOrigins) > 0}
+		for _, entry := range s.AllowedOrigins {
+			o, err := apikey.ParseOrigin(entry)
+			if err != nil {
+				v.cfg.OnBackgroundError(fmt.Errorf("middleware: environment %s: %w", s.Environment, err))
+				continue
+			}
+			eo.origins = append(eo.origins, o)
+		}
+		t.envs[s.Environment] = eo
+	}
+	v.origins.Store(t)
+	return nil
+}
+
+// requestReload asks the background loop to reload the settings soon. It
+// never blocks.
+func (v *Validator) requestReload() {
+	select {
+	case v.reload <- struct{}{}:
+	default:
+	}
+}
+
+// checkOrigin checks the Origin of a request made with a publishable key of
+// env. Settings not loaded yet, or an environment the table does not know
+// yet, fail closed with ErrUnavailable.
+func (v *Validator) checkOrigin(env, origin string) error {
+	t := v.origins.Load()
+	if t == nil {
+		v.requestReload()
+		return refuse(ErrUnavailable, "allowed origins not loaded yet")
+	}
+	eo, ok := t.envs[env]
+	if !ok {
+		v.requestReload()
+		return refuse(ErrUnavailable, "allowed origins of environment "+env+" not loaded yet")
+	}
+	if !eo.allows(origin) {
+		return refuse(ErrOrigin, "origin not allowed for keys of environment "+env)
+	}
+	return nil
+}
+
+// preflightAllows reports whether a route with policy p answers a CORS
+// preflight from origin: some environment that p accepts allows origin for
+// its publishable keys (an environment with no list allows every origin).
+// The key is not known at preflight; the actual request is checked against
+// its own environment.
+func (v *Validator) preflightAllows(p Policy, origin string) bool {
+	if origin == "" {
+		return false // rs/cors asks for every request; most carry no Origin
+	}
+	if v.cfg.AllowServerKeyFromBrowser && p.acceptsType(apikey.Server) {
+		return true
+	}
+	if !p.acceptsType(apikey.Client) {
+		return false
+	}
+	t := v.origins.Load()
+	if t == nil {
+		return false
+	}
+	for env, eo := range t.envs {
+		if p.acceptsEnvironment(env) && eo.allows(origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// newCORS returns the rs/cors handler of a route with policy p: preflight
+// answered for the origins preflightAllows, X-API-Key and Content-Type (and
+// Authorization with AllowBearer) allowed, HeaderKeyExpires exposed, and
+// "Vary: Origin" on every response.
+func (v *Validator) newCORS(p Policy) *cors.Cors {
+	headers := []string{HeaderAPIKey, "Content-Type"}
+	if v.cfg.AllowBearer {
+		headers = append(headers, "Authorization")
+	}
+	return cors.New(cors.Options{
+		AllowOriginRequestFunc: func(_ *http.Request, origin string) bool { return v.preflightAllows(p, origin) },
+		AllowedMethods:         v.cfg.AllowedMethods,
+		AllowedHeaders:         headers,
+		ExposedHeaders:         []string{HeaderKeyExpires},
+		MaxAge:                 int(v.cfg.PreflightMaxAge.Seconds()),
+	})
+}

@@ -1,0 +1,98 @@
+// Package middleware is keystile's HTTP edge: it validates the API key of
+// every request to a net/http service, answers CORS preflights for
+// publishable keys, and puts the key's Identity in the request context.
+//
+// # Overview
+//
+// Build one Validator per process with New, wrap handlers with Handler (any
+// valid key) or Require (a route Policy: key types, scope, environments),
+// and read the key's Identity in the handler with FromContext. Check is the
+// same validation without a response, for code that is not an
+// http.Handler. Pass Invalidate as apikey.ManagerOptions.OnEvent so that
+// lifecycle changes take effect in this process at once, and Close the
+// Validator after the server has shut down.
+//
+// Per request the middleware:
+//
+//  1. reads the key from the X-API-Key header (any capitalisation), or from
+//     "Authorization: Bearer" when Options.AllowBearer is set; never from
+//     the URL;
+//  2. checks its format and checksum with apikey.ParseKey: a malformed key
+//     costs no storage call and no hash;
+//  3. looks it up in the validation cache, keyed by an HMAC-SHA256 of the
+//     presented key under a per-process random secret; on a miss, loads the
+//     key by id and verifies its argon2id hash (one verification for any
+//     number of concurrent requests with the same key, under a concurrency
+//     cap, throttled per key id after failures);
+//  4. checks status and expiry against Options.Now on every request, cached
+//     or not: a key stops working at its expiry, to the second;
+//  5. refuses a server key that arrives with an Origin header (a leaked
+//     secret), unless Options.AllowServerKeyFromBrowser;
+//  6. checks the route Policy, then, for a publishable key sent by a
+//     browser, the Origin against its own environment's allowed origins (an
+//     environment with no list allows every origin).
+//
+// # Responses
+//
+// A refused request gets an application/problem+json body (RFC 9457) whose
+// "code" member is stable: 401 for a missing, malformed, unknown, expired or
+// revoked key; 403 for a valid key not allowed here (type, scope,
+// environment, origin, server key from a browser); 429 with Retry-After
+// when a key id has spent its failure budget (Options.ThrottleFailures);
+// 503 with Retry-After when storage fails or a request's context ends while
+// it waits for a verification. Storage failures never yield 401: validation
+// fails closed. The sentinels ErrMissingKey ... ErrBusy list every reason;
+// Options.ErrorHandler replaces the response and learns the reason with
+// ReasonOf. A key in its grace period works and the response carries
+// HeaderKeyExpires.
+//
+// # Consistency
+//
+// Changes made through an apikey.Manager whose OnEvent is Invalidate evict
+// the affected cache entries of this process at once. Other processes
+// sharing the store learn of changes through its change feed
+// (storage.ChangeFeed), polled every Options.FeedInterval (1 second by
+// default): every process stops accepting a revoked key within about that
+// bound. A store without a change feed bounds it by Options.CacheTTL (1
+// minute by default). When the store is unreachable, cached valid keys
+// keep working until their cache TTL ends and nothing is served past it;
+// uncached keys get 503. Allowed origins are reloaded on Invalidate, on
+// change-feed entries and every Options.SettingsInterval.
+//
+// Last-used times are kept in memory and written at most once per key per
+// Options.LastUsedInterval through storage.LastUsedRecorder, and on Close.
+//
+// # Threat model
+//
+// The middleware assumes an attacker who can send any number of requests
+// with any headers, knows key ids (publishable keys are public, and every
+// role sees prefixes), may have stolen a key, and may read logs and hook
+// output. It defends as follows.
+//
+//   - Secrets never leave the request: the cache is keyed by an HMAC of the
+//     key, never the key; errors, problem bodies, hooks (Attempt, Identity)
+//     and background errors carry at most the displayable prefix.
+//   - Junk is cheap: format and checksum are checked before any storage call
+//     or hash, so random strings cost microseconds; unknown keys and wrong
+//     secrets are cached as failures for Options.FailureTTL.
+//   - argon2 cannot be used to exhaust CPU or memory: at most
+//     Options.MaxConcurrentHashes run at once; a cached key never hashes;
+//     concurrent first requests with one key share one verification; each
+//     key id has a budget of Options.ThrottleFailures failed or in-flight
+//     verifications per Options.ThrottleWindow, after which attempts get 429
+//     without a storage call or a hash. A throttled key id does not lock out
+//     its owner entirely: a cached valid key is never throttled.
+//   - Memory is bounded under any flood: both caches and the throttle table
+//     are fixed-size LRUs.
+//   - Outages fail closed (503), and a revoked key is never served from the
+//     cache past the consistency bound above.
+//   - A server key seen with an Origin header is reported
+//     (Options.OnLeakedServerKey) and refused by default.
+//   - Comparisons of secrets are constant-time (apikey.Hasher); random
+//     values come from crypto/rand.
+//
+// Out of scope: TLS (run the service behind HTTPS), rate limiting of valid
+// keys, and the Origin header of non-browser clients, which can send any
+// value: origin rules protect publishable keys from use by other web sites,
+// not from scripts.
+package middleware

@@ -1,0 +1,81 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/keystile/keystile/storage"
+)
+
+// feedBatch is how many change-feed entries one request asks for.
+const feedBatch = 1000
+
+// feedState is the position of the change-feed follower. Only the
+// background loop (and New, before it starts) touches it.
+type feedState struct {
+	following bool  // since is a revision read from the store
+	since     int64 // the last revision applied
+}
+
+// startFeed reads the store's current revision, from which the follower
+// starts. If it fails, pollFeed retries.
+func (v *Validator) startFeed(ctx context.Context) {
+	if v.feed == nil {
+		return
+	}
+	rev, err := v.feed.Revision(ctx)
+	if err != nil {
+		v.cfg.OnBackgroundError(fmt.Errorf("middleware: reading the change feed revision: %w", err))
+		return
+	}
+	// Entries cached before this revision was read may be stale: drop them.
+	v.cache.purge()
+	v.pos = feedState{following: true, since: rev}
+}
+
+// pollFeed applies every change since the last poll: it evicts changed keys
+// and reloads the settings if an environment's settings changed. On
+// storage.ErrFeedGap it drops the whole cache. If the store does not
+// answer, cached keys keep working until their cache TTL ends.
+func (v *Validator) pollFeed(ctx context.Context) {
+	if !v.pos.following {
+		v.startFeed(ctx)
+		if v.pos.following {
+			v.reloadSettings(ctx)
+		}
+		return
+	}
+	settingsChanged := false
+	defer func() {
+		if settingsChanged {
+			v.reloadSettings(ctx)
+		}
+	}()
+	for {
+		changes, next, err := v.feed.Changes(ctx, v.pos.since, feedBatch)
+		if errors.Is(err, storage.ErrFeedGap) {
+			v.cache.purge()
+			v.pos.since = next
+			settingsChanged = true
+			return
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				v.cfg.OnBackgroundError(fmt.Errorf("middleware: following the change feed: %w", err))
+			}
+			return
+		}
+		for _, c := range changes {
+			if c.KeyID == "" {
+				settingsChanged = true
+			} else {
+				v.cache.evict(c.KeyID)
+			}
+		}
+		v.pos.since = next
+		if len(changes) < feedBatch {
+			return
+		}
+	}
+}

@@ -1,0 +1,234 @@
+package middleware
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage"
+)
+
+// startupTimeout bounds the store calls New makes, and the last-used write
+// of Close.
+const startupTimeout = 5 * time.Second
+
+// Validator checks the API keys of HTTP requests. Create it with New, wrap
+// handlers with Handler or Require, and Close it after the server has shut
+// down. A Validator is safe for concurrent use.
+type Validator struct {
+	cfg      config
+	mac      *keyMAC
+	cache    *cache
+	throttle *throttle
+	group    singleflight.Group
+	sem      chan struct{} // argon2 concurrency cap
+	origins  atomic.Pointer[originTable]
+	reload   chan struct{} // settings reload requests, capacity 1
+	feed     storage.ChangeFeed
+	recorder storage.LastUsedRecorder
+	pos      feedState // change-feed position; background loop only
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	closed atomic.Bool
+	mu     sync.Mutex // guards wg.Add against Close
+	wg     sync.WaitGroup
+}
+
+// New validates opts and returns a running Validator. It loads the
+// environments' settings and, if the store has a change feed, its current
+// revision, waiting up to 5 seconds; if the store does not answer, New
+// still succeeds, reports the error to OnBackgroundError and keeps trying in
+// the background (meanwhile publishable keys used from browsers get
+// ErrUnavailable). New starts one background goroutine, which Close stops.
+func New(opts Options) (*Validator, error) {
+	cfg, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	mac, err := newKeyMAC()
+	if err != nil {
+		return nil, err
+	}
+	c, err := newCache(cfg)
+	if err != nil {
+		return nil, err
+	}
+	v := &Validator{
+		cfg:      cfg,
+		mac:      mac,
+		cache:    c,
+		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow),
+		sem:      make(chan struct{}, cfg.MaxConcurrentHashes),
+		reload:   make(chan struct{}, 1),
+	}
+	v.feed, _ = cfg.Store.(storage.ChangeFeed)
+	v.recorder, _ = cfg.Store.(storage.LastUsedRecorder)
+	v.ctx, v.cancel = context.WithCancel(context.Background())
+
+	ctx, cancel := context.WithTimeout(v.ctx, startupTimeout)
+	defer cancel()
+	if err := v.loadSettings(ctx); err != nil {
+		cfg.OnBackgroundError(err)
+	}
+	v.startFeed(ctx)
+
+	v.wg.Add(1)
+	go v.run()
+	return v, nil
+}
+
+// Check authenticates r against policy p without writing a response: it
+// reads and verifies the key, checks its status and expiry, p, the leaked
+// server key rule and, for a publishable key, the request's Origin. It
+// returns the key's identity, or an error whose Reason (see ReasonOf) says
+// why the request is refused; an invalid p is an error without a Reason.
+// Check calls the Options hooks and records the key's use. It does not
+// answer CORS preflights: Handler and Require do.
+func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
+	if err := p.Validate(); err != nil {
+		return Identity{}, err
+	}
+	id, err := v.check(r, p)
+	if err != nil {
+		return Identity{}, err
+	}
+	return *id, nil
+}
+
+// Handler returns next wrapped with CORS and key validation under the zero
+// Policy: any valid key of any type and environment. It is
+// Require(Policy{})(next).
+func (v *Validator) Handler(next http.Handler) http.Handler {
+	return v.Require(Policy{})(next)
+}
+
+// Require returns middleware that answers CORS preflights and lets a
+// request through to its handler only with a valid key that p accepts. The
+// handler finds the key's Identity with FromContext. A refused request is
+// answered by Options.ErrorHandler. A key in its grace period adds the
+// HeaderKeyExpires response header.
+//
+// Require panics if p is invalid (see Policy.Validate) or, when the
+// middleware is applied, if next is nil: both are programming errors.
+func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
+	if err := p.Validate(); err != nil {
+		panic(err)
+	}
+	p = Policy{Types: slices.Clone(p.Types), Scope: p.Scope, Environments: slices.Clone(p.Environments)}
+	c := v.newCORS(p)
+	return func(next http.Handler) http.Handler {
+		if next == nil {
+			panic("middleware: Require: nil handler")
+		}
+		return c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id, err := v.check(r, p)
+			if err != nil {
+				v.cfg.ErrorHandler(w, r, err)
+				return
+			}
+			if id.Expiring {
+				w.Header().Set(HeaderKeyExpires, id.expiresHeader)
+			}
+			next.ServeHTTP(w, r.WithContext(newContext(r.Context(), id)))
+		}))
+	}
+}
+
+// Invalidate evicts what the validation cache holds about the key of event
+// e at once, and reloads the environments' settings when they changed. It
+// never blocks: pass it as apikey.ManagerOptions.OnEvent so that changes
+// made through the Manager take effect in this process immediately (other
+// processes learn of them through the change feed).
+func (v *Validator) Invalidate(e apikey.Event) {
+	switch e.Action {
+	case apikey.ActionView, apikey.ActionReveal:
+		return // nothing changed
+	case apikey.ActionSetOrigins, apikey.ActionBootstrap:
+		v.requestReload()
+	}
+	if e.KeyID != "" {
+		v.cache.evict(e.KeyID)
+	}
+}
+
+// Close stops the background work, waits for it, and writes the last-used
+// times not yet written. After Close every check fails with ErrUnavailable,
+// so close the Validator after the server has shut down. Close is
+// idempotent; later calls return nil.
+func (v *Validator) Close() error {
+	v.mu.Lock()
+	if v.closed.Load() {
+		v.mu.Unlock()
+		return nil
+	}
+	v.closed.Store(true)
+	v.mu.Unlock()
+	v.cancel()
+	v.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), startupTimeout)
+	defer cancel()
+	return v.flushLastUsed(ctx)
+}
+
+// background runs fn in a goroutine that Close waits for, with a context
+// that ends at Close. After Close it does nothing.
+func (v *Validator) background(fn func(ctx context.Context)) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed.Load() {
+		return
+	}
+	v.wg.Add(1)
+	go func() {
+		defer v.wg.Done()
+		fn(v.ctx)
+	}()
+}
+
+// run is the background loop: change feed, settings reloads, last-used
+// writes.
+func (v *Validator) run() {
+	defer v.wg.Done()
+	var feedC, lastUsedC <-chan time.Time
+	if v.feed != nil {
+		t := time.NewTicker(v.cfg.FeedInterval)
+		defer t.Stop()
+		feedC = t.C
+	}
+	if v.recorder != nil {
+		t := time.NewTicker(v.cfg.LastUsedInterval)
+		defer t.Stop()
+		lastUsedC = t.C
+	}
+	settings := time.NewTicker(v.cfg.SettingsInterval)
+	defer settings.Stop()
+	for {
+		select {
+		case <-v.ctx.Done():
+			return
+		case <-feedC:
+			v.pollFeed(v.ctx)
+		case <-settings.C:
+			v.reloadSettings(v.ctx)
+		case <-v.reload:
+			v.reloadSettings(v.ctx)
+		case <-lastUsedC:
+			if err := v.flushLastUsed(v.ctx); err != nil {
+				v.cfg.OnBackgroundError(err)
+			}
+		}
+	}
+}
+
+func (v *Validator) reloadSettings(ctx context.Context) {
+	if err := v.loadSettings(ctx); err != nil && ctx.Err() == nil {
+		v.cfg.OnBackgroundError(err)
+	}
+}

@@ -1,0 +1,71 @@
+package middleware
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// Policy is what a route demands of a key, beyond being valid. The zero
+// Policy accepts any valid key of any type and environment.
+type Policy struct {
+	// Types lists the key types the route accepts; empty accepts both.
+	// Routes that only server backends may call should say
+	// []apikey.KeyType{apikey.Server}.
+	Types []apikey.KeyType
+	// Scope is the scope the key must hold, "resource:read" or
+	// "resource:write"; "resource:write" grants "resource:read" and a full
+	// access server key ("*") grants everything. Publishable keys are
+	// read-only: they hold every read scope and no write scope. Empty
+	// requires no scope.
+	Scope string
+	// Environments lists the environments whose keys the route accepts;
+	// empty accepts every environment.
+	Environments []string
+}
+
+// Validate checks that every key type, the scope and every environment name
+// are valid.
+func (p Policy) Validate() error {
+	for _, t := range p.Types {
+		if !t.Valid() {
+			return fmt.Errorf("middleware: policy: %w", apikey.ErrInvalidKeyType)
+		}
+	}
+	if p.Scope != "" {
+		if err := apikey.ValidateScope(p.Scope); err != nil {
+			return fmt.Errorf("middleware: policy: %w", err)
+		}
+	}
+	for _, e := range p.Environments {
+		if err := apikey.ValidateEnvironment(e); err != nil {
+			return fmt.Errorf("middleware: policy: %w", err)
+		}
+	}
+	return nil
+}
+
+// allows checks a valid key's identity against the policy.
+func (p Policy) allows(id *Identity) error {
+	if len(p.Types) > 0 && !slices.Contains(p.Types, id.Type) {
+		return refuse(ErrKeyType, "this route does not accept "+string(id.Type)+" keys")
+	}
+	if !id.HasScope(p.Scope) {
+		return refuse(ErrScope, "this route requires scope "+p.Scope)
+	}
+	if len(p.Environments) > 0 && !slices.Contains(p.Environments, id.Environment) {
+		return refuse(ErrEnvironment, "this route does not accept keys of environment "+id.Environment)
+	}
+	return nil
+}
+
+// acceptsType reports whether the policy accepts keys of type t.
+func (p Policy) acceptsType(t apikey.KeyType) bool {
+	return len(p.Types) == 0 || slices.Contains(p.Types, t)
+}
+
+// acceptsEnvironment reports whether the policy accepts keys of env.
+func (p Policy) acceptsEnvironment(env string) bool {
+	return len(p.Environments) == 0 || slices.Contains(p.Environments, env)
+}
