@@ -1,0 +1,97 @@
+// Package sqlstore is keystile's SQL store: SQLite, the embedded default for
+// a single node, and PostgreSQL, for many app instances sharing keys. It
+// implements apikey.Store and every optional capability of package storage
+// (ChangeFeed, LastUsedRecorder, AuditLog), and passes the storetest
+// conformance suite on both engines, with several connection pools on one
+// database standing in for several processes.
+//
+// The package imports no driver, only database/sql: bring your own, open a
+// *sql.DB, and hand it over with its dialect.
+//
+// # SQLite
+//
+// With modernc.org/sqlite (pure Go, no cgo; driver name "sqlite"):
+//
+//	import _ "modernc.org/sqlite"
+//
+//	db, err := sql.Open("sqlite", "file:keystile.db?"+
+//		"_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate")
+//	...
+//	store, err := sqlstore.New(db, sqlstore.Options{Dialect: sqlstore.SQLite})
+//	...
+//	err = store.Migrate(ctx)
+//
+// The DSN parameters matter, and each applies to every connection of the
+// pool:
+//   - busy_timeout (milliseconds) is required once the pool has more than one
+//     connection or the file more than one process: a writer waits that
+//     long for another's write lock instead of failing at once with
+//     "database is locked". Errors that remain after the timeout are
+//     reported as system errors that say so.
+//   - journal_mode(WAL) is recommended: readers (key lookups) then never
+//     wait for a writer, nor a writer for readers.
+//   - _txlock=immediate is recommended for your own transactions on the
+//     same pool; this package does not depend on it (see Concurrency).
+//
+// With github.com/mattn/go-sqlite3 (cgo), the equivalent DSN is
+// "file:keystile.db?_busy_timeout=5000&_journal_mode=WAL&_txlock=immediate".
+// SQLite 3.35 or later is needed (for RETURNING).
+//
+// # PostgreSQL
+//
+// With github.com/jackc/pgx/v5/stdlib (driver name "pgx"), or any other
+// database/sql driver such as github.com/lib/pq:
+//
+//	import _ "github.com/jackc/pgx/v5/stdlib"
+//
+//	db, err := sql.Open("pgx", "postgres://app@db.internal/app")
+//	...
+//	store, err := sqlstore.New(db, sqlstore.Options{Dialect: sqlstore.Postgres})
+//	...
+//	err = store.Migrate(ctx)
+//
+// The tables go in the connection's current schema: to keep them apart, set
+// search_path in the DSN (pgx passes "?search_path=keystile" to the server).
+// The default isolation level, READ COMMITTED, is all the store needs.
+// PostgreSQL 12 or later is supported.
+//
+// # Schema and migrations
+//
+// Migrate creates or upgrades the tables, all prefixed keystile_: keys
+// (one row per key, primary key id), settings (one row per environment),
+// events (the audit log, in append order), changes (the change feed, primary
+// key revision), revision (a single-row counter) and schema_migrations (the
+// applied versions). Times are stored as BIGINT microseconds since the Unix
+// epoch, in UTC, and come back as time.Time in UTC; NULL stands for the zero
+// time. Scopes and allowed origins are JSON arrays. A key's hash and its
+// recoverable form are stored as the Record holds them; a secret never is.
+//
+// Migrations are versioned Go strings per dialect, applied in order by the
+// explicit, idempotent Migrate call; every process may call it at start-up.
+// Concurrent calls are serialised by the database; a database with a newer
+// schema than this package knows is an error, never downgraded.
+//
+// # Concurrency
+//
+// Every Apply is one transaction. Its first statement increments the
+// single-row revision counter: in PostgreSQL that takes the counter's row
+// lock until commit, so writers commit in revision order and the change feed
+// is gap-free for readers; in SQLite it takes the write lock before the
+// transaction reads anything, as BEGIN IMMEDIATE would, so the busy timeout
+// applies. Key and settings updates are compare-and-set on their revision;
+// a unique partial index on (environment, type) WHERE is_default makes two
+// default keys of one type impossible even between processes that share
+// nothing but the database. Lost races are apikey.ErrConflict; the Manager
+// retries them. Reads (Key, Keys, Settings, Environments, Changes, Events)
+// are single statements and take no lock.
+//
+// # Change feed and last use
+//
+// Every key or settings row that Apply writes appends one row (revision,
+// environment, key id) to the changes table in the same transaction, so
+// polling Changes is one indexed range read; other processes use it to evict
+// what they cached. The feed keeps Options.FeedRetention entries; a reader
+// that falls further behind gets storage.ErrFeedGap. RecordLastUsed writes
+// a batch of last-used times in one transaction without touching revisions
+// or the feed.
+package sqlstore

@@ -1,0 +1,306 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage"
+)
+
+// DefaultFeedRetention is how many change-feed entries a Store keeps when
+// Options.FeedRetention is zero.
+const DefaultFeedRetention = 100_000
+
+// pruneEvery is how many revisions pass between two prunings of the feed.
+const pruneEvery = 1024
+
+// Options configure a Store.
+type Options struct {
+	// Dialect is the SQL dialect of the database: SQLite or Postgres.
+	// Required; the zero value is an error.
+	Dialect Dialect
+	// FeedRetention is how many of the newest change-feed entries the store
+	// keeps; older ones are pruned now and then by Apply, and a reader that
+	// falls behind them gets storage.ErrFeedGap. Zero means
+	// DefaultFeedRetention; a negative value keeps every entry.
+	FeedRetention int64
+}
+
+// Store is a keystile store in a SQL database reached through database/sql.
+// It implements apikey.Store, storage.ChangeFeed, storage.LastUsedRecorder
+// and storage.AuditLog.
+//
+// A Store is safe for concurrent use, and any number of Stores, in one
+// process or many, may share one database: every write is one transaction
+// whose rules the database enforces (see the package documentation).
+type Store struct {
+	db        *sql.DB
+	d         Dialect
+	retention int64
+	q         queries
+}
+
+var (
+	_ apikey.Store             = (*Store)(nil)
+	_ storage.ChangeFeed       = (*Store)(nil)
+	_ storage.LastUsedRecorder = (*Store)(nil)
+	_ storage.AuditLog         = (*Store)(nil)
+)
+
+// New returns a store on db. It does not touch the database: call Migrate
+// before first use (once per process is fine; it is idempotent). The caller
+// keeps ownership of db and closes it after the last use of the store.
+func New(db *sql.DB, opts Options) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("sqlstore: nil *sql.DB")
+	}
+	if !opts.Dialect.valid() {
+		return nil, fmt.Errorf("sqlstore: Options.Dialect: want SQLite or Postgres, got %v", opts.Dialect)
+	}
+	retention := opts.FeedRetention
+	if retention == 0 {
+		retention = DefaultFeedRetention
+	}
+	return &Store{db: db, d: opts.Dialect, retention: retention, q: newQueries(opts.Dialect)}, nil
+}
+
+// DB returns the database the store uses.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Dialect returns the store's SQL dialect.
+func (s *Store) Dialect() Dialect { return s.d }
+
+const keyColumns = `id, type, environment, name, scopes, is_default, created_at, created_by,
+	expires_at, rotated_at, expiry_limit, revoked_at, last_used_at, hash, recoverable, revision`
+
+// queries holds every statement, with placeholders for the dialect.
+type queries struct {
+	key, keys, settings, environments                    string
+	bump, insertKey, updateKey, keyExists, insertChange  string
+	insertSettings, updateSettings, insertEvent, pruneTo string
+	revision, changes, lockRevision, touch               string
+	events, eventsIn                                     string
+}
+
+func newQueries(d Dialect) queries {
+	q := queries{
+		key:          `SELECT ` + keyColumns + ` FROM keystile_keys WHERE id = ?`,
+		keys:         `SELECT ` + keyColumns + ` FROM keystile_keys WHERE environment = ? ORDER BY created_at, id`,
+		settings:     `SELECT environment, allowed_origins, updated_at, revision FROM keystile_settings WHERE environment = ?`,
+		environments: `SELECT environment, allowed_origins, updated_at, revision FROM keystile_settings ORDER BY environment`,
+
+		// bump hands out revisions. See Apply for why it comes first.
+		bump: `UPDATE keystile_revision SET value = value + ? WHERE id = 1 RETURNING value`,
+		insertKey: `INSERT INTO keystile_keys (` + keyColumns + `)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		// The later of the stored and the given last-used time is kept.
+		updateKey: `UPDATE keystile_keys SET type = ?, environment = ?, name = ?, scopes = ?, is_default = ?,
+			created_at = ?, created_by = ?, expires_at = ?, rotated_at = ?, expiry_limit = ?, revoked_at = ?,
+			last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < COALESCE(CAST(? AS BIGINT), 0)
+				THEN CAST(? AS BIGINT) ELSE last_used_at END,
+			hash = ?, recoverable = ?, revision = ?
+			WHERE id = ? AND revision = ?`,
+		keyExists:      `SELECT COUNT(*) FROM keystile_keys WHERE id = ?`,
+		insertChange:   `INSERT INTO keystile_changes (revision, environment, key_id) VALUES (?, ?, ?)`,
+		insertSettings: `INSERT INTO keystile_settings (environment, allowed_origins, updated_at, revision) VALUES (?, ?, ?, ?)`,
+		updateSettings: `UPDATE keystile_settings SET allowed_origins = ?, updated_at = ?, revision = ?
+			WHERE environment = ? AND revision = ?`,
+		insertEvent: `INSERT INTO keystile_events (occurred_at, actor_id, actor_role, action, environment, key_id, detail)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		pruneTo: `DELETE FROM keystile_changes WHERE revision <= ?`,
+
+		revision: `SELECT value FROM keystile_revision WHERE id = 1`,
+		changes:  `SELECT revision, environment, key_id FROM keystile_changes WHERE revision > ? ORDER BY revision LIMIT ?`,
+		touch: `UPDATE keystile_keys SET last_used_at = ?
+			WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
+
+		events:   `SELECT occurred_at, actor_id, actor_role, action, environment, key_id, detail FROM keystile_events ORDER BY seq DESC LIMIT ?`,
+		eventsIn: `SELECT occurred_at, actor_id, actor_role, action, environment, key_id, detail FROM keystile_events WHERE environment = ? ORDER BY seq DESC LIMIT ?`,
+	}
+	if d == Postgres {
+		// See RecordLastUsed.
+		q.lockRevision = `SELECT value FROM keystile_revision WHERE id = 1 FOR UPDATE`
+	}
+	for _, p := range []*string{
+		&q.key, &q.keys, &q.settings, &q.environments, &q.bump, &q.insertKey, &q.updateKey, &q.keyExists,
+		&q.insertChange, &q.insertSettings, &q.updateSettings, &q.insertEvent, &q.pruneTo, &q.revision,
+		&q.changes, &q.lockRevision, &q.touch, &q.events, &q.eventsIn,
+	} {
+		*p = d.rebind(*p)
+	}
+	return q
+}
+
+// Key implements apikey.Store.
+func (s *Store) Key(ctx context.Context, id string) (apikey.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return apikey.Record{}, s.wrap(ctx, "key", err)
+	}
+	r, err := scanKey(s.db.QueryRowContext(ctx, s.q.key, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return apikey.Record{}, fmt.Errorf("%w: key %s", apikey.ErrNotFound, truncate(id))
+	}
+	if err != nil {
+		return apikey.Record{}, s.wrap(ctx, "key", err)
+	}
+	return r, nil
+}
+
+// Keys implements apikey.Store.
+func (s *Store) Keys(ctx context.Context, environment string) ([]apikey.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, s.wrap(ctx, "keys", err)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q.keys, environment)
+	if err != nil {
+		return nil, s.wrap(ctx, "keys", err)
+	}
+	defer rows.Close()
+	out := []apikey.Record{}
+	for rows.Next() {
+		r, err := scanKey(rows)
+		if err != nil {
+			return nil, s.wrap(ctx, "keys", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap(ctx, "keys", err)
+	}
+	return out, nil
+}
+
+// Settings implements apikey.Store.
+func (s *Store) Settings(ctx context.Context, environment string) (apikey.Settings, error) {
+	if err := ctx.Err(); err != nil {
+		return apikey.Settings{}, s.wrap(ctx, "settings", err)
+	}
+	st, err := scanSettings(s.db.QueryRowContext(ctx, s.q.settings, environment))
+	if errors.Is(err, sql.ErrNoRows) {
+		return apikey.Settings{}, fmt.Errorf("%w: environment %q", apikey.ErrNotFound, truncate(environment))
+	}
+	if err != nil {
+		return apikey.Settings{}, s.wrap(ctx, "settings", err)
+	}
+	return st, nil
+}
+
+// Environments implements apikey.Store.
+func (s *Store) Environments(ctx context.Context) ([]apikey.Settings, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, s.wrap(ctx, "environments", err)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q.environments)
+	if err != nil {
+		return nil, s.wrap(ctx, "environments", err)
+	}
+	defer rows.Close()
+	out := []apikey.Settings{}
+	for rows.Next() {
+		st, err := scanSettings(rows)
+		if err != nil {
+			return nil, s.wrap(ctx, "environments", err)
+		}
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap(ctx, "environments", err)
+	}
+	return out, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanKey(row scanner) (apikey.Record, error) {
+	var (
+		r                                          apikey.Record
+		typ                                        string
+		scopes                                     sql.NullString
+		created                                    int64
+		expires, rotated, limit, revoked, lastUsed sql.NullInt64
+	)
+	err := row.Scan(&r.ID, &typ, &r.Environment, &r.Name, &scopes, &r.Default, &created, &r.CreatedBy,
+		&expires, &rotated, &limit, &revoked, &lastUsed, &r.Hash, &r.Recoverable, &r.Revision)
+	if err != nil {
+		return apikey.Record{}, err
+	}
+	r.Type = apikey.KeyType(typ)
+	if r.Scopes, err = decodeList(scopes); err != nil {
+		return apikey.Record{}, fmt.Errorf("key %s: scopes: %w", r.Prefix(), err)
+	}
+	r.CreatedAt = fromMicros(created)
+	r.ExpiresAt = fromNullMicros(expires)
+	r.RotatedAt = fromNullMicros(rotated)
+	r.ExpiryLimit = fromNullMicros(limit)
+	r.RevokedAt = fromNullMicros(revoked)
+	r.LastUsedAt = fromNullMicros(lastUsed)
+	return r, nil
+}
+
+func scanSettings(row scanner) (apikey.Settings, error) {
+	var (
+		st      apikey.Settings
+		origins sql.NullString
+		updated int64
+	)
+	if err := row.Scan(&st.Environment, &origins, &updated, &st.Revision); err != nil {
+		return apikey.Settings{}, err
+	}
+	var err error
+	if st.AllowedOrigins, err = decodeList(origins); err != nil {
+		return apikey.Settings{}, fmt.Errorf("settings of %s: allowed origins: %w", st.Environment, err)
+	}
+	st.UpdatedAt = fromMicros(updated)
+	return st, nil
+}
+
+// encodeList stores a list as a JSON array, nil as NULL.
+func encodeList(list []string) (any, error) {
+	if list == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(list)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+func decodeList(v sql.NullString) ([]string, error) {
+	if !v.Valid {
+		return nil, nil
+	}
+	var list []string
+	if err := json.Unmarshal([]byte(v.String), &list); err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// wrap turns a database error into this package's: it wraps ctx.Err() once
+// ctx is done (database/sql may report a canceled query in its own words),
+// explains SQLite's busy errors, and names the operation.
+func (s *Store) wrap(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		return fmt.Errorf("sqlstore: %s: %w (%w)", op, ctxErr, err)
+	}
+	if s.d == SQLite && isBusy(err) {
+		return fmt.Errorf("sqlstore: %s: %w", op, busyError(err))
+	}
+	return fmt.Errorf("sqlstore: %s: %w", op, err)
+}
+
+// truncate shortens caller-supplied text quoted in an error message.
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
