@@ -1,0 +1,182 @@
+package middleware_test
+
+import (
+	"context"
+	"errors"
+	"hash/crc32"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/storage/memory"
+)
+
+var owner = apikey.Actor{ID: "alice", Role: apikey.Owner}
+
+// countingHasher counts argon2 verifications.
+type countingHasher struct {
+	apikey.Argon2id
+	verifies atomic.Int64
+}
+
+func newCountingHasher() *countingHasher {
+	return &countingHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}}
+}
+
+func (h *countingHasher) Verify(secret []byte, encoded string) (bool, bool, error) {
+	h.verifies.Add(1)
+	return h.Argon2id.Verify(secret, encoded)
+}
+
+// clock is a settable clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// flakyStore is a memory store whose reads can be made to fail.
+type flakyStore struct {
+	*memory.Store
+	down atomic.Bool
+}
+
+var errDown = errors.New("store: connection refused")
+
+func (s *flakyStore) Key(ctx context.Context, id string) (apikey.Record, error) {
+	if s.down.Load() {
+		return apikey.Record{}, errDown
+	}
+	return s.Store.Key(ctx, id)
+}
+
+func (s *flakyStore) Environments(ctx context.Context) ([]apikey.Settings, error) {
+	if s.down.Load() {
+		return nil, errDown
+	}
+	return s.Store.Environments(ctx)
+}
+
+// fixture is a store with the production and staging environments
+// bootstrapped, a Manager, and a Validator wired to its events.
+type fixture struct {
+	t       *testing.T
+	clock   *clock
+	hasher  *countingHasher
+	store   *flakyStore
+	manager *apikey.Manager
+	v       *middleware.Validator
+	keys    map[string]apikey.Key // "production/server", "staging/client", ...
+}
+
+func newFixture(t *testing.T, configure func(*middleware.Options)) *fixture {
+	t.Helper()
+	f := &fixture{t: t, clock: newClock(), hasher: newCountingHasher(), store: &flakyStore{Store: memory.New()}, keys: map[string]apikey.Key{}}
+	var v atomic.Pointer[middleware.Validator]
+	m, err := apikey.NewManager(apikey.ManagerOptions{
+		Store: f.store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: f.clock.Now,
+		OnEvent: func(e apikey.Event) {
+			if v := v.Load(); v != nil {
+				v.Invalidate(e)
+			}
+		},
+	})
+	require.NoError(t, err)
+	f.manager = m
+	ctx := context.Background()
+	for _, env := range []string{apikey.Production, apikey.Staging} {
+		issued, err := m.Bootstrap(ctx, owner, env)
+		require.NoError(t, err)
+		for _, is := range issued {
+			f.keys[env+"/"+string(is.Key.Type())] = is.Key
+		}
+	}
+	_, err = m.SetAllowedOrigins(ctx, owner, apikey.Production,
+		[]string{"https://app.example.com", "https://*.example.org", "http://localhost:3000"})
+	require.NoError(t, err)
+
+	opts := middleware.Options{Store: f.store, Hasher: f.hasher, Now: f.clock.Now, FeedInterval: 10 * time.Millisecond}
+	if configure != nil {
+		configure(&opts)
+	}
+	f.v, err = middleware.New(opts)
+	require.NoError(t, err)
+	v.Store(f.v)
+	t.Cleanup(func() { _ = f.v.Close() })
+	return f
+}
+
+// create makes an extra key.
+func (f *fixture) create(req apikey.CreateRequest) apikey.Key {
+	f.t.Helper()
+	is, err := f.manager.Create(context.Background(), owner, req)
+	require.NoError(f.t, err)
+	return is.Key
+}
+
+// request builds a GET request carrying key in X-API-Key (if not empty)
+// and the given extra headers, as name/value pairs.
+func request(key string, headers ...string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/things", nil)
+	if key != "" {
+		r.Header.Set("X-API-Key", key)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		r.Header.Add(headers[i], headers[i+1])
+	}
+	return r
+}
+
+// okHandler answers 200 with the identity's prefix.
+var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	id, ok := middleware.FromContext(r.Context())
+	if !ok {
+		http.Error(w, "no identity", http.StatusInternalServerError)
+		return
+	}
+	_, _ = w.Write([]byte(id.Prefix))
+})
+
+// serve runs r through h and returns the recorded response.
+func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+// forge returns a well-formed key (valid checksum) with the given type and
+// id and a made-up secret: a wrong secret for an existing key id.
+func forge(t apikey.KeyType, id string, secretChar byte) string {
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	b := []byte(string(t) + "-" + id + "_")
+	for range apikey.SecretLength {
+		b = append(b, secretChar)
+	}
+	sum := uint64(crc32.ChecksumIEEE(b))
+	var digits [apikey.ChecksumLength]byte
+	for i := apikey.ChecksumLength - 1; i >= 0; i-- {
+		digits[i] = alphabet[sum%62]
+		sum /= 62
+	}
+	return string(append(b, digits[:]...))
+}
