@@ -9,8 +9,9 @@ import "context"
 //
 // Contract, for implementers:
 //   - Store only what a Record holds: a hash of each key, never the key.
-//   - Every method is safe for concurrent use, also by several processes
-//     sharing one backend.
+//   - Every method is safe for concurrent use. A backend that several
+//     processes can share (a SQL database) must keep every rule across
+//     them; a single-process backend (memory, a file) says so in its docs.
 //   - err is for system errors, except for the sentinels named below.
 //     A missing record is ErrNotFound; a lost race is ErrConflict.
 //   - Every method honours ctx: once ctx is done it returns an error that
@@ -41,10 +42,16 @@ type Store interface {
 //   - after the change, an environment would have two Default keys of one
 //     type.
 //
-// An updated record that does not exist fails with ErrNotFound. The store
-// sets the Revision of what it writes to a new, higher value. On update it
-// keeps the later of the stored and the given LastUsedAt, which is written
-// separately (see storage.LastUsedRecorder).
+// An updated record that does not exist fails with ErrNotFound. Settings
+// with a non-zero Revision for an environment that has none are
+// ErrConflict. The store sets the Revision of what it writes to a new,
+// higher value. On update it keeps the later of the stored and the given
+// LastUsedAt, which is written separately (see storage.LastUsedRecorder).
+// Times are stored in UTC with at least microsecond precision.
+//
+// Callers (the Manager) name an id at most once per Change and never change
+// a record's ID, Type, Environment or CreatedAt; stores need not check
+// either, and may refuse a repeated id with ErrConflict.
 type Change struct {
 	Insert   []Record   // new keys, with Revision 0
 	Update   []Record   // changed keys, with the Revision they were read at
