@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, vet, every test under -race, then each
-# fuzz target for a few seconds. This is the README's test command.
+# The whole test suite: formatting, vet, every test under -race (SQLite and a
+# real PostgreSQL server included), then each fuzz target for a few seconds.
+# This is the README's test command.
 #
 # Environment:
-#   FUZZTIME   how long each fuzz target runs (default 3s; 0 skips fuzzing)
+#   FUZZTIME               how long each fuzz target runs (default 3s; 0 skips fuzzing)
+#   KEYSTILE_POSTGRES_DSN  a PostgreSQL server for the tests, such as
+#                          postgres://user:pass@localhost:5432/db?sslmode=disable
+#                          (the tests create and drop a schema per test). If
+#                          empty, this script starts a throwaway server: it
+#                          installs Debian's postgresql package when missing
+#                          (needs root), creates a cluster in a temp dir, runs
+#                          it on a free loopback port and removes it on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +23,72 @@ fi
 
 echo "== go vet"
 go vet ./...
+
+# pg_bin prints the bin directory of the newest installed PostgreSQL server.
+pg_bin() {
+  local dir
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if [ -x "$dir/postgres" ] && [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then
+      echo "$dir"; return 0
+    fi
+  done
+  return 1
+}
+
+# port_free reports whether nothing listens on 127.0.0.1:$1.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pg_dir=""
+pg_ctl_as=()
+stop_postgres() {
+  if [ -n "$pg_dir" ] && [ -d "$pg_dir" ]; then
+    "${pg_ctl_as[@]}" -D "$pg_dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$pg_dir"
+  fi
+}
+
+start_postgres() {
+  local bin port as=()
+  if ! bin=$(pg_bin); then
+    if [ "$(id -u)" != 0 ]; then
+      echo "PostgreSQL is not installed and this is not root: install it (apt-get install postgresql)" \
+        "or set KEYSTILE_POSTGRES_DSN" >&2
+      exit 1
+    fi
+    echo "-- installing PostgreSQL from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq postgresql >/dev/null
+    bin=$(pg_bin)
+    # The package may have started its own cluster; this script does not use it.
+    pg_ctlcluster --force "$(basename "$(dirname "$bin")")" main stop >/dev/null 2>&1 || true
+  fi
+  pg_dir=$(mktemp -d /tmp/keystile-pg.XXXXXX)
+  if [ "$(id -u)" = 0 ]; then
+    # initdb and postgres refuse to run as root.
+    chown postgres: "$pg_dir"
+    as=(runuser -u postgres --)
+  fi
+  pg_ctl_as=("${as[@]}" "$bin/pg_ctl")
+  trap stop_postgres EXIT
+  "${as[@]}" "$bin/initdb" -D "$pg_dir/data" -U keystile --auth=trust -E UTF8 --no-locale >"$pg_dir/initdb.log" 2>&1 ||
+    { cat "$pg_dir/initdb.log" >&2; exit 1; }
+  port=54329
+  while ! port_free "$port"; do port=$((port + 1)); done
+  # A throwaway server: durability off for speed, room for the tests' pools.
+  "${pg_ctl_as[@]}" -D "$pg_dir/data" -l "$pg_dir/server.log" -w -t 60 start -o \
+    "-c listen_addresses=127.0.0.1 -p $port -k $pg_dir -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    >/dev/null || { cat "$pg_dir/server.log" >&2; exit 1; }
+  export KEYSTILE_POSTGRES_DSN="postgres://keystile@127.0.0.1:$port/postgres?sslmode=disable"
+  echo "-- PostgreSQL $("$bin/postgres" --version | awk '{print $NF}') on 127.0.0.1:$port ($pg_dir)"
+}
+
+echo "== PostgreSQL"
+if [ -n "${KEYSTILE_POSTGRES_DSN:-}" ]; then
+  echo "-- using KEYSTILE_POSTGRES_DSN"
+else
+  start_postgres
+fi
 
 echo "== go test -race"
 go test -race -count=1 ./...
