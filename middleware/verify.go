@@ -46,6 +46,9 @@ func (v *Validator) verify(ctx context.Context, key apikey.Key, k cacheKey) (*en
 func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (*entry, error) {
 	gen := v.cache.generation()
 	now := v.cfg.Now()
+	if e := v.cache.get(k, now); e != nil {
+		return e, nil // cached by a verification that ended after our lookup
+	}
 	id := key.ID()
 	ok, wait := v.throttle.acquire(id, now)
 	if !ok {
