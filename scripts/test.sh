@@ -80,7 +80,7 @@ start_postgres() {
     "-c listen_addresses=127.0.0.1 -p $port -k $pg_dir -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
     >/dev/null || { cat "$pg_dir/server.log" >&2; exit 1; }
   export KEYSTILE_POSTGRES_DSN="postgres://keystile@127.0.0.1:$port/postgres?sslmode=disable"
-  echo "-- PostgreSQL $("$bin/postgres" --version | awk '{print $NF}') on 127.0.0.1:$port ($pg_dir)"
+  echo "-- PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port ($pg_dir)"
 }
 
 echo "== PostgreSQL"
