@@ -1,0 +1,57 @@
+package middleware
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// FuzzKeyFromRequest checks that header parsing never panics, returns
+// either a key or one of its two reasons, never reads the URL, and that a
+// returned key holds no surrounding space.
+func FuzzKeyFromRequest(f *testing.F) {
+	seeds := []struct{ apiKey, auth string }{
+		{"", ""},
+		{"server-AAAAAAAAAAAA_" + strings.Repeat("b", 49), ""},
+		{"", "Bearer client-AAAAAAAAAAAA_" + strings.Repeat("c", 49)},
+		{"  padded  ", "Basic dXNlcjpwYXNz"},
+		{"x", "Bearer x"},
+		{"", "bearer"},
+		{"", "Bearer    "},
+		{"\x00\xff", "BEARER \t tok"},
+	}
+	for _, s := range seeds {
+		f.Add(s.apiKey, s.auth, true)
+		f.Add(s.apiKey, s.auth, false)
+	}
+	f.Fuzz(func(t *testing.T, apiKey, auth string, bearer bool) {
+		r, err := http.NewRequest(http.MethodGet, "/?api_key=from-url", nil)
+		require.NoError(t, err)
+		if apiKey != "" {
+			r.Header.Set("X-API-Key", apiKey)
+		}
+		if auth != "" {
+			r.Header.Set("Authorization", auth)
+		}
+		key, err := keyFromRequest(r, bearer)
+		if err != nil {
+			require.Empty(t, key)
+			require.True(t, errors.Is(err, ErrMissingKey) || errors.Is(err, ErrMalformedKey), err)
+			for _, sent := range []string{strings.TrimSpace(apiKey), strings.TrimSpace(auth)} {
+				if len(sent) >= 8 {
+					require.NotContains(t, err.Error(), sent, "errors never quote the key")
+				}
+			}
+			return
+		}
+		require.NotEmpty(t, key)
+		require.NotEqual(t, "from-url", key)
+		require.Equal(t, strings.TrimSpace(key), key)
+		if !bearer {
+			require.Equal(t, strings.TrimSpace(apiKey), key)
+		}
+	})
+}
