@@ -21,7 +21,9 @@ const defaultChangesLimit = 1000
 // and a rolled-back Apply gives them back) and commit in order (see Apply),
 // so the rows a reader sees after since start at since+1 unless they were
 // pruned. The counter is read first: every revision up to it has committed,
-// so if the feed then holds none of them, they were pruned.
+// so if the feed then holds none of them, they were pruned. A since beyond
+// the counter is a gap too: the database went back in time (a restore), so
+// the reader must drop what it cached.
 func (s *Store) Changes(ctx context.Context, since int64, limit int) ([]storage.Changed, int64, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, since, s.wrap(ctx, "changes", err)
@@ -49,8 +51,13 @@ func (s *Store) Changes(ctx context.Context, since int64, limit int) ([]storage.
 	if err := rows.Err(); err != nil {
 		return nil, since, s.wrap(ctx, "changes", err)
 	}
-	if (len(out) > 0 && out[0].Revision != since+1) || (len(out) == 0 && since < current) {
-		return nil, max(current, since), storage.ErrFeedGap
+	switch {
+	case len(out) > 0 && out[0].Revision != since+1, len(out) == 0 && since < current:
+		return nil, current, storage.ErrFeedGap // pruned
+	case since > current:
+		// The reader is ahead of the database: it was restored from a
+		// backup or replaced. What the reader cached may be stale.
+		return nil, current, storage.ErrFeedGap
 	}
 	if len(out) == 0 {
 		return out, since, nil

@@ -178,6 +178,10 @@ func TestFeedPruning(t *testing.T) {
 		require.NoError(t, err)
 		assert.Empty(t, entries)
 		assert.Equal(t, latest, next)
+
+		_, next, err = s.Changes(ctx, latest+5, 0)
+		require.ErrorIs(t, err, storage.ErrFeedGap, "a reader ahead of the database (restored from a backup)")
+		assert.Equal(t, latest, next)
 	})
 }
 
