@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// keyctl runs one command against db and returns its exit status and output.
+func keyctl(t *testing.T, db string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), append([]string{"-db", db}, args...), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// issuedKey returns the key of the first "<env> <type> <key>" line.
+func issuedKey(t *testing.T, out string) apikey.Key {
+	t.Helper()
+	fields := strings.Fields(out)
+	require.GreaterOrEqual(t, len(fields), 3, out)
+	k, err := apikey.ParseKey(fields[2])
+	require.NoError(t, err)
+	return k
+}
+
+func TestKeyctlLifecycle(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "keystile.db")
+	code, out, _ := keyctl(t, db, "bootstrap")
+	require.Equal(t, exitOK, code)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 6, "two keys for each built-in environment")
+	assert.True(t, strings.HasPrefix(lines[0], "production server server-"))
+	prodServer := issuedKey(t, lines[0])
+
+	code, out, _ = keyctl(t, db, "bootstrap")
+	assert.Equal(t, exitOK, code, "bootstrapping the built-ins again is a no-op")
+	assert.Empty(t, out, "and prints no key")
+
+	code, out, _ = keyctl(t, db, "rotate", prodServer.Prefix(), "--grace", "24h")
+	require.Equal(t, exitOK, code)
+	fresh := issuedKey(t, out)
+
+	code, out, _ = keyctl(t, db, "list", "production")
+	require.Equal(t, exitOK, code)
+	assert.Contains(t, out, prodServer.Prefix())
+	assert.Contains(t, out, "expiring")
+	assert.NotContains(t, out, fresh.Reveal(), "list never prints a secret")
+
+	code, _, errOut := keyctl(t, db, "revoke", fresh.ID())
+	assert.Equal(t, exitRefused, code)
+	assert.Contains(t, errOut, "rotate it first")
+	code, out, _ = keyctl(t, db, "revoke", prodServer.ID())
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, "revoked")
+
+	code, out, _ = keyctl(t, db, "create", "staging", "server", "--scopes", "customers:write", "--expires", "1h", "--name", "worker")
+	require.Equal(t, exitOK, code)
+	temp := issuedKey(t, out)
+	code, _, _ = keyctl(t, db, "revoke", temp.Prefix())
+	assert.Equal(t, exitOK, code, "a key created with an expiry can be revoked directly")
+
+	code, out, _ = keyctl(t, db, "origins", "production", "https://app.example.com", "http://localhost:3000")
+	require.Equal(t, exitOK, code)
+	assert.Equal(t, "https://app.example.com\nhttp://localhost:3000\n", out)
+	code, out, _ = keyctl(t, db, "origins", "production", "--clear")
+	require.Equal(t, exitOK, code)
+	assert.Equal(t, "(any origin)\n", out)
+
+	code, out, _ = keyctl(t, db, "audit", "production", "--limit", "3")
+	require.Equal(t, exitOK, code)
+	assert.Contains(t, out, "set_origins")
+	assert.Equal(t, 4, strings.Count(out, "\n"), "a header and three events")
+}
+
+func TestKeyctlErrors(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "keystile.db")
+	require.Equal(t, exitOK, func() int { c, _, _ := keyctl(t, db, "bootstrap", "production"); return c }())
+	tests := []struct {
+		name string
+		args []string
+		code int
+		says string
+	}{
+		{"no command", nil, exitUsage, "usage"},
+		{"unknown command", []string{"launch"}, exitUsage, "unknown command"},
+		{"bad flag", []string{"rotate", "--graze", "1h", "production", "server"}, exitUsage, "graze"},
+		{"missing argument", []string{"list"}, exitUsage, "wrong number"},
+		{"bad duration", []string{"grace", "abc", "soon"}, exitUsage, "grace"},
+		{"bootstrap twice", []string{"bootstrap", "production"}, exitRefused, "already bootstrapped"},
+		{"unknown key", []string{"revoke", "nosuchkey000"}, exitRefused, "not found"},
+		{"grace too long", []string{"rotate", "production", "server", "--grace", "9000h"}, exitRefused, "grace period"},
+		{"bad origin", []string{"origins", "production", "https://example.com/path"}, exitRefused, "invalid origin"},
+		{"unknown environment", []string{"list", "qa"}, exitRefused, "unknown environment"},
+		{"bad type", []string{"create", "production", "admin"}, exitRefused, "key type"},
+		{"rotate by environment and type", []string{"rotate", "production", "client"}, exitOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := keyctl(t, db, tt.args...)
+			assert.Equal(t, tt.code, code, errOut)
+			assert.Contains(t, errOut, tt.says)
+		})
+	}
+	code, _, errOut := keyctl(t, filepath.Join(t.TempDir(), "missing-dir", "x.db"), "list", "production")
+	assert.Equal(t, exitStorage, code, "an unusable database is a storage error")
+	assert.NotEmpty(t, errOut)
+}
