@@ -54,8 +54,9 @@ type ChangeFeed interface {
 	// Changes returns up to limit entries with Revision > since, in
 	// ascending order, and the revision to pass next time (the last
 	// returned, or since if there are none). If entries after since were
-	// pruned, it returns ErrFeedGap with the current revision. limit <= 0
-	// means a backend default.
+	// pruned, or since is beyond the newest revision (the store was reset
+	// or restored), it returns ErrFeedGap with the current revision.
+	// limit <= 0 means a backend default.
 	Changes(ctx context.Context, since int64, limit int) ([]Changed, int64, error)
 	// Revision returns the newest revision, to start following the feed.
 	Revision(ctx context.Context) (int64, error)

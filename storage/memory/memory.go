@@ -214,7 +214,8 @@ func (s *Store) Changes(ctx context.Context, since int64, limit int) ([]storage.
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if len(s.feed) > 0 && s.feed[0].Revision > since+1 && since < s.revision {
+	pruned := len(s.feed) > 0 && s.feed[0].Revision > since+1 && since < s.revision
+	if pruned || since > s.revision {
 		return nil, s.revision, storage.ErrFeedGap
 	}
 	i, _ := slices.BinarySearchFunc(s.feed, since+1, func(c storage.Changed, rev int64) int {
