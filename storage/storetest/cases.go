@@ -420,4 +420,8 @@ func testChangeFeed(t *testing.T, c Config) {
 	latest, err := feed.Revision(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, next, latest)
+
+	_, resume, err := feed.Changes(ctx, latest+100, 10)
+	assert.ErrorIs(t, err, storage.ErrFeedGap, "a reader ahead of the store must drop its caches")
+	assert.Equal(t, latest, resume, "and resume from the current revision")
 }
