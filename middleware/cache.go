@@ -1,11 +1,9 @@
 package middleware
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
-	"hash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,41 +13,40 @@ import (
 	"github.com/keystile/keystile/apikey"
 )
 
-// cacheKey is the HMAC-SHA256 of a presented key under a per-process random
-// secret. The cache never holds a presented key, and its keys are useless
-// outside the process.
+// cacheKey is a keyed SHA-256 of a presented key under a per-process
+// random secret: SHA-256(secret || key). The cache never holds a presented
+// key, and its keys are useless outside the process.
+//
+// Why not HMAC-SHA256: it costs about 1.7x a plain SHA-256 here even with
+// pooled, allocation-free states (BenchmarkCacheKeyHMAC against
+// BenchmarkCacheKeyPrefix), which breaks the budget of a cached validation.
+// The secret-prefix construction is a sound PRF in this use: every input
+// has the same length (apikey.KeyLength), so length extension cannot apply,
+// and the digests never leave the process.
 type cacheKey [sha256.Size]byte
 
-// keyMAC computes cache keys. HMAC states are pooled so that the hot path
-// allocates nothing.
-type keyMAC struct{ pool sync.Pool }
-
-type macState struct {
-	h   hash.Hash
-	in  [apikey.KeyLength]byte // the presented key, copied so Write does not allocate
-	out [sha256.Size]byte
-}
+// keyMAC computes cache keys.
+type keyMAC struct{ secret [32]byte }
 
 func newKeyMAC() (*keyMAC, error) {
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
+	m := &keyMAC{}
+	if _, err := rand.Read(m.secret[:]); err != nil {
 		return nil, fmt.Errorf("middleware: reading random cache secret: %w", err)
 	}
-	m := &keyMAC{}
-	m.pool.New = func() any { return &macState{h: hmac.New(sha256.New, secret)} }
 	return m, nil
 }
 
-// sum returns the cache key of a parsed key string (apikey.KeyLength bytes).
+// sum returns the cache key of key, which must be apikey.KeyLength bytes
+// long (the callers check): fixed-length input is what makes the
+// construction sound. It allocates nothing.
 func (m *keyMAC) sum(key string) cacheKey {
-	s := m.pool.Get().(*macState)
-	s.h.Reset()
-	n := copy(s.in[:], key)
-	s.h.Write(s.in[:n])
-	s.h.Sum(s.out[:0])
-	k := cacheKey(s.out)
-	m.pool.Put(s)
-	return k
+	if len(key) != apikey.KeyLength {
+		panic("middleware: cache key of a string of the wrong length")
+	}
+	var buf [len(m.secret) + apikey.KeyLength]byte
+	copy(buf[:], m.secret[:])
+	copy(buf[len(m.secret):], key)
+	return sha256.Sum256(buf[:])
 }
 
 // entry is the cached outcome of verifying one presented key: a valid key

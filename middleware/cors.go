@@ -139,3 +139,16 @@ func (v *Validator) newCORS(p Policy) *cors.Cors {
 		MaxAge:                 int(v.cfg.PreflightMaxAge.Seconds()),
 	})
 }
+
+// varyOrigin is shared, as in rs/cors, so that adding it allocates nothing.
+// A later Add to the header appends past its capacity and copies it.
+var varyOrigin = []string{"Origin"}
+
+// addVaryOrigin adds "Vary: Origin" to h.
+func addVaryOrigin(h http.Header) {
+	if vary, ok := h["Vary"]; ok {
+		h["Vary"] = append(vary, "Origin")
+	} else {
+		h["Vary"] = varyOrigin[:1:1]
+	}
+}

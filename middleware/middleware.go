@@ -127,7 +127,7 @@ func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
 		if next == nil {
 			panic("middleware: Require: nil handler")
 		}
-		return c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		validate := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id, err := v.check(r, p)
 			if err != nil {
 				v.cfg.ErrorHandler(w, r, err)
@@ -137,7 +137,19 @@ func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
 				w.Header().Set(HeaderKeyExpires, id.expiresHeader)
 			}
 			next.ServeHTTP(w, r.WithContext(newContext(r.Context(), id)))
-		}))
+		})
+		withCORS := c.Handler(validate)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if len(r.Header["Origin"]) == 0 && r.Method != http.MethodOptions {
+				// Not a browser's cross-origin request: all rs/cors would
+				// do is add "Vary: Origin". Doing it here saves a third of
+				// the middleware's cost (BenchmarkCachedKey).
+				addVaryOrigin(w.Header())
+				validate(w, r)
+				return
+			}
+			withCORS.ServeHTTP(w, r)
+		})
 	}
 }
 

@@ -1,0 +1,244 @@
+package middleware
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"hash"
+	"sync"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage/memory"
+)
+
+// Run them side by side:
+//
+//	go test -bench 'BareHandler|SHA256Key|CachedKey|ColdKey|UnknownKey|MalformedKey' ./middleware
+//
+// Target: (CachedKey - BareHandler) <= 4 x SHA256Key, and at most 3
+// allocations beyond BareHandler's.
+
+// discardWriter is a ResponseWriter that keeps nothing, so that the
+// benchmarks measure the middleware rather than a recorder.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+var noop = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+
+// benchEnv bootstraps production with hasher params p and returns a
+// Validator over it and the default server key.
+func benchEnv(b *testing.B, p apikey.Params, opts Options) (*Validator, apikey.Key) {
+	b.Helper()
+	store := memory.New()
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: p}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	issued, err := m.Bootstrap(context.Background(), apikey.Actor{ID: "bench", Role: apikey.Owner}, apikey.Production)
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts.Store, opts.Hasher = store, apikey.Argon2id{Params: p}
+	v, err := New(opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = v.Close() })
+	return v, issued[0].Key
+}
+
+func benchRequest(key string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "/things", nil)
+	if key != "" {
+		r.Header.Set("X-API-Key", key)
+	}
+	return r
+}
+
+// runServe serves r through h once per iteration and checks the status.
+func runServe(b *testing.B, h http.Handler, r *http.Request, want int) {
+	b.Helper()
+	w := &discardWriter{h: http.Header{}}
+	h.ServeHTTP(w, r) // warm the cache
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		clear(w.h)
+		w.code = http.StatusOK
+		h.ServeHTTP(w, r)
+	}
+	if w.code != want {
+		b.Fatalf("status %d, want %d", w.code, want)
+	}
+}
+
+// BenchmarkBareHandler is the baseline: the same request through a handler
+// that does nothing.
+func BenchmarkBareHandler(b *testing.B) {
+	key, err := apikey.GenerateKey(apikey.Server)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runServe(b, noop, benchRequest(key.Reveal()), http.StatusOK)
+}
+
+var sinkSum [sha256.Size]byte
+
+// BenchmarkSHA256Key is the floor of a cached validation: SHA-256 of the
+// presented key.
+func BenchmarkSHA256Key(b *testing.B) {
+	key, err := apikey.GenerateKey(apikey.Server)
+	if err != nil {
+		b.Fatal(err)
+	}
+	presented := []byte(key.Reveal())
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkSum = sha256.Sum256(presented)
+	}
+}
+
+// BenchmarkCachedKey is a valid, cached key through Handler (CORS and
+// validation).
+func BenchmarkCachedKey(b *testing.B) {
+	v, key := benchEnv(b, apikey.TestParams, Options{})
+	runServe(b, v.Handler(noop), benchRequest(key.Reveal()), http.StatusOK)
+}
+
+// BenchmarkCachedKeyParallel is BenchmarkCachedKey from GOMAXPROCS
+// goroutines at once.
+func BenchmarkCachedKeyParallel(b *testing.B) {
+	v, key := benchEnv(b, apikey.TestParams, Options{})
+	h := v.Handler(noop)
+	r := benchRequest(key.Reveal())
+	h.ServeHTTP(&discardWriter{h: http.Header{}}, r)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		w := &discardWriter{h: http.Header{}}
+		for pb.Next() {
+			clear(w.h)
+			h.ServeHTTP(w, r)
+		}
+		if w.code != 0 {
+			b.Errorf("status %d", w.code)
+		}
+	})
+}
+
+// BenchmarkColdKey disables the cache: one argon2id verification with
+// DefaultParams per request.
+func BenchmarkColdKey(b *testing.B) {
+	v, key := benchEnv(b, apikey.DefaultParams, Options{CacheSize: -1})
+	runServe(b, v.Handler(noop), benchRequest(key.Reveal()), http.StatusOK)
+}
+
+// BenchmarkUnknownKey repeats a well-formed key that is not in the store:
+// after the first request it is answered from the failure cache.
+func BenchmarkUnknownKey(b *testing.B) {
+	v, _ := benchEnv(b, apikey.TestParams, Options{})
+	unknown, err := apikey.GenerateKey(apikey.Server)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runServe(b, v.Handler(noop), benchRequest(unknown.Reveal()), http.StatusUnauthorized)
+}
+
+// BenchmarkMalformedKey sends a key with a wrong checksum: refused before
+// any cache lookup, storage call or hash.
+func BenchmarkMalformedKey(b *testing.B) {
+	v, key := benchEnv(b, apikey.TestParams, Options{})
+	s := key.Reveal()
+	bad := s[:len(s)-1] + "0"
+	if bad == s {
+		bad = s[:len(s)-1] + "1"
+	}
+	runServe(b, v.Handler(noop), benchRequest(bad), http.StatusUnauthorized)
+}
+
+// hmacKey is the HMAC-SHA256 alternative to keyMAC, with pooled states so
+// that it allocates nothing; BenchmarkCacheKeyHMAC keeps the comparison
+// that chose keyMAC.
+type hmacKey struct{ pool sync.Pool }
+
+type hmacState struct {
+	h   hash.Hash
+	in  [apikey.KeyLength]byte
+	out [sha256.Size]byte
+}
+
+func newHMACKey(secret []byte) *hmacKey {
+	k := &hmacKey{}
+	k.pool.New = func() any { return &hmacState{h: hmac.New(sha256.New, secret)} }
+	return k
+}
+
+func (k *hmacKey) sum(key string) cacheKey {
+	s := k.pool.Get().(*hmacState)
+	s.h.Reset()
+	n := copy(s.in[:], key)
+	s.h.Write(s.in[:n])
+	s.h.Sum(s.out[:0])
+	out := cacheKey(s.out)
+	k.pool.Put(s)
+	return out
+}
+
+var sinkKey cacheKey
+
+// BenchmarkCacheKeyHMAC is HMAC-SHA256 of the presented key.
+func BenchmarkCacheKeyHMAC(b *testing.B) {
+	key, _ := apikey.GenerateKey(apikey.Server)
+	h := newHMACKey(make([]byte, 32))
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkKey = h.sum(key.Reveal())
+	}
+}
+
+// BenchmarkCacheKeyPrefix is the keyed SHA-256 that the cache uses.
+func BenchmarkCacheKeyPrefix(b *testing.B) {
+	key, _ := apikey.GenerateKey(apikey.Server)
+	m, err := newKeyMAC()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkKey = m.sum(key.Reveal())
+	}
+}
+
+// BenchmarkCachedKeyCheck is BenchmarkCachedKey without net/http: the
+// validation alone (Check's work), without the copy of the request that
+// carries the Identity to the handler (r.WithContext).
+func BenchmarkCachedKeyCheck(b *testing.B) {
+	v, key := benchEnv(b, apikey.TestParams, Options{})
+	r := benchRequest(key.Reveal())
+	if _, err := v.check(r, Policy{}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = v.check(r, Policy{})
+	}
+}
+
+// BenchmarkWithContext is the cost of handing an Identity to the next
+// handler, which every context-based net/http middleware pays.
+func BenchmarkWithContext(b *testing.B) {
+	id := &Identity{}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noop.ServeHTTP(w, r.WithContext(newContext(r.Context(), id)))
+	})
+	runServe(b, h, benchRequest(""), http.StatusOK)
+}
