@@ -430,6 +430,15 @@ func (m *Manager) Settings(ctx context.Context, actor Actor, environment string)
 	return m.environment(ctx, environment)
 }
 
+// Environments returns the settings of every bootstrapped environment,
+// sorted by name. Every role may read them.
+func (m *Manager) Environments(ctx context.Context, actor Actor) ([]Settings, error) {
+	if err := authorize(actor, ActionView); err != nil {
+		return nil, err
+	}
+	return m.store.Environments(ctx)
+}
+
 // SetAllowedOrigins replaces the web origins allowed to use the
 // environment's publishable keys (see ParseOrigin). An empty list allows
 // every origin.
