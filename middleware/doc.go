@@ -19,8 +19,10 @@
 //     the URL;
 //  2. checks its format and checksum with apikey.ParseKey: a malformed key
 //     costs no storage call and no hash;
-//  3. looks it up in the validation cache, keyed by an HMAC-SHA256 of the
-//     presented key under a per-process random secret; on a miss, loads the
+//  3. looks it up in the validation cache, keyed by a keyed SHA-256 of the
+//     presented key under a per-process random secret from crypto/rand
+//     (SHA-256(secret || key) over fixed-length input; HMAC measured 1.7x
+//     slower, see cache.go); on a miss, loads the
 //     key by id and verifies its argon2id hash (one verification for any
 //     number of concurrent requests with the same key, under a concurrency
 //     cap, throttled per key id after failures);
@@ -59,6 +61,14 @@
 // uncached keys get 503. Allowed origins are reloaded on Invalidate, on
 // change-feed entries and every Options.SettingsInterval.
 //
+// # Performance
+//
+// A cached key costs no storage call and no argon2: a format check, one
+// keyed SHA-256, an LRU lookup, a clock read and the policy checks (see
+// BenchmarkCachedKeyCheck), plus the copy of the request that carries the
+// Identity to the handler (BenchmarkWithContext): two allocations per
+// request.
+//
 // Last-used times are kept in memory and written at most once per key per
 // Options.LastUsedInterval through storage.LastUsedRecorder, and on Close.
 //
@@ -69,8 +79,8 @@
 // role sees prefixes), may have stolen a key, and may read logs and hook
 // output. It defends as follows.
 //
-//   - Secrets never leave the request: the cache is keyed by an HMAC of the
-//     key, never the key; errors, problem bodies, hooks (Attempt, Identity)
+//   - Secrets never leave the request: the cache is keyed by a keyed hash
+//     of the key, never the key; errors, problem bodies, hooks (Attempt, Identity)
 //     and background errors carry at most the displayable prefix.
 //   - Junk is cheap: format and checksum are checked before any storage call
 //     or hash, so random strings cost microseconds; unknown keys and wrong
