@@ -113,6 +113,17 @@ func (e *refusal) Unwrap() []error {
 
 func refuse(r *Reason, detail string) error { return &refusal{reason: r, detail: detail} }
 
+// NewReason returns a Reason for refusals of another package that answers
+// with WriteProblem, such as the management API. code must be stable and
+// unique; title is a short summary.
+func NewReason(code string, status int, title string) *Reason {
+	return &Reason{code: code, status: status, title: title}
+}
+
+// Refuse returns a refusal of reason r with a request-specific detail for
+// WriteProblem and ErrorHandlers. detail must hold no secret.
+func Refuse(r *Reason, detail string) error { return refuse(r, detail) }
+
 // ReasonOf returns the Reason behind err, or nil if err is not a refusal of
 // this package (a programming error such as an invalid Policy passed to
 // Check).
@@ -140,15 +151,14 @@ func Detail(err error) string {
 }
 
 // RetryAfter returns how long a client should wait before retrying a request
-// refused with err: positive for ErrThrottled, ErrUnavailable and ErrBusy,
+// refused with err: positive for ErrThrottled and for every 503 refusal,
 // zero otherwise.
 func RetryAfter(err error) time.Duration {
 	var rf *refusal
 	if errors.As(err, &rf) && rf.retryAfter > 0 {
 		return rf.retryAfter
 	}
-	switch ReasonOf(err) {
-	case ErrUnavailable, ErrBusy:
+	if r := ReasonOf(err); r != nil && r.status == http.StatusServiceUnavailable {
 		return time.Second
 	}
 	return 0

@@ -1,0 +1,132 @@
+// Package admin is keystile's management API: an http.Handler, JSON in and
+// out, over an apikey.Manager. Mount it under a prefix and put an
+// authenticating middleware in front of it:
+//
+//	api, _ := admin.New(admin.Options{Manager: m, Audit: store, Authorize: admin.KeyScopes})
+//	mux.Handle("/admin/", validator.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Server}})(
+//		http.StripPrefix("/admin", api)))
+//
+// Routes (relative to the mount point):
+//
+//	GET    /environments                        environments and their allowed origins
+//	GET    /environments/{env}/keys             list keys (never a secret)
+//	POST   /environments/{env}/keys             create a key: {"type", "name", "scopes", "expires_in" | "expires_at"}
+//	POST   /environments/{env}/keys/{type}/rotate  rotate the default key: {"grace"}
+//	GET    /keys/{id}                           one key
+//	POST   /keys/{id}/rotate                    rotate a key: {"grace": "24h"} (0 to 8760h)
+//	PUT    /keys/{id}/grace                     change a rotated key's grace: {"grace"}
+//	POST   /keys/{id}/revoke                    revoke a key that has an expiry
+//	PUT    /keys/{id}/scopes                    replace a scoped key's scopes: {"scopes"}
+//	POST   /keys/{id}/reveal                    the full key, where it can be revealed
+//	GET    /environments/{env}/origins          allowed origins for publishable keys
+//	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
+//	GET    /audit?environment=&limit=           audit events, newest first
+//
+// A full key appears only in the responses of create, rotate and reveal.
+// Every refusal is an application/problem+json response with a stable code
+// (see the table in errors.go). Every response carries Cache-Control:
+// no-store.
+package admin
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage"
+)
+
+// Caller is who makes a management request.
+type Caller struct {
+	// Actor is recorded in audit events; its role decides what is allowed.
+	Actor apikey.Actor
+	// Environment, if set, confines the caller to one environment: keys and
+	// settings of others are invisible to it (404). A key-authenticated
+	// caller is confined to its key's environment, because environments are
+	// hard boundaries.
+	Environment string
+}
+
+// Options configure the management API.
+type Options struct {
+	// Manager carries out every action. Required.
+	Manager *apikey.Manager
+	// Authorize says who is calling, or returns an error (a refusal of
+	// package middleware, or any error for 403). Required; KeyScopes is a
+	// ready one for key-authenticated callers.
+	Authorize func(r *http.Request) (Caller, error)
+	// Audit, if set, serves GET /audit. Nil answers it with 501.
+	Audit storage.AuditLog
+	// MaxBodyBytes bounds request bodies. Zero means 64 KiB.
+	MaxBodyBytes int64
+}
+
+// API is the management API handler. It is safe for concurrent use.
+type API struct {
+	opts Options
+	mux  *http.ServeMux
+}
+
+// New returns the management API, or an error if a required option is
+// missing.
+func New(opts Options) (*API, error) {
+	if opts.Manager == nil {
+		return nil, errors.New("admin: Options.Manager is required")
+	}
+	if opts.Authorize == nil {
+		return nil, errors.New("admin: Options.Authorize is required")
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = 64 << 10
+	}
+	a := &API{opts: opts, mux: http.NewServeMux()}
+	routes := map[string]handler{
+		"GET /environments":                           a.environments,
+		"GET /environments/{env}/keys":                a.listKeys,
+		"POST /environments/{env}/keys":               a.createKey,
+		"POST /environments/{env}/keys/{type}/rotate": a.rotateDefault,
+		"GET /keys/{id}":                              a.getKey,
+		"POST /keys/{id}/rotate":                      a.rotateKey,
+		"PUT /keys/{id}/grace":                        a.changeGrace,
+		"POST /keys/{id}/revoke":                      a.revokeKey,
+		"PUT /keys/{id}/scopes":                       a.setScopes,
+		"POST /keys/{id}/reveal":                      a.revealKey,
+		"GET /environments/{env}/origins":             a.getOrigins,
+		"PUT /environments/{env}/origins":             a.setOrigins,
+		"GET /audit":                                  a.audit,
+	}
+	for pattern, h := range routes {
+		a.mux.Handle(pattern, a.wrap(h))
+	}
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, errNoRoute)
+	})
+	return a, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	a.mux.ServeHTTP(w, r)
+}
+
+// handler serves one route for an authorised caller and returns the
+// response status and body, or an error.
+type handler func(r *http.Request, c Caller) (int, any, error)
+
+func (a *API) wrap(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		caller, err := a.opts.Authorize(r)
+		if err != nil {
+			writeError(w, r, forbidden(err))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)
+		status, body, err := h(r, caller)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, status, body)
+	})
+}

@@ -1,0 +1,276 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/storage/memory"
+)
+
+var (
+	owner    = admin.Caller{Actor: apikey.Actor{ID: "alice", Role: apikey.Owner}}
+	readOnly = admin.Caller{Actor: apikey.Actor{ID: "carol", Role: apikey.ReadOnly}}
+)
+
+type fixture struct {
+	store   *memory.Store
+	m       *apikey.Manager
+	api     *admin.API
+	caller  admin.Caller
+	server  apikey.Issued
+	client  apikey.Issued
+	staging []apikey.Issued
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	f := &fixture{store: memory.New(), caller: owner}
+	var err error
+	f.m, err = apikey.NewManager(apikey.ManagerOptions{Store: f.store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	require.NoError(t, err)
+	keys, err := f.m.Bootstrap(context.Background(), owner.Actor, apikey.Production)
+	require.NoError(t, err)
+	f.server, f.client = keys[0], keys[1]
+	f.staging, err = f.m.Bootstrap(context.Background(), owner.Actor, apikey.Staging)
+	require.NoError(t, err)
+	f.api, err = admin.New(admin.Options{
+		Manager:   f.m,
+		Audit:     f.store,
+		Authorize: func(*http.Request) (admin.Caller, error) { return f.caller, nil },
+	})
+	require.NoError(t, err)
+	return f
+}
+
+// do sends a request and decodes a JSON response into a map.
+func (f *fixture) do(t *testing.T, method, path, body string) (int, map[string]any, http.Header) {
+	t.Helper()
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	w := httptest.NewRecorder()
+	f.api.ServeHTTP(w, r)
+	var out map[string]any
+	if w.Body.Len() > 0 {
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &out), w.Body.String())
+	}
+	assert.Equal(t, "no-store", w.Header().Get("Cache-Control"))
+	return w.Code, out, w.Header()
+}
+
+func TestNewValidates(t *testing.T) {
+	_, err := admin.New(admin.Options{})
+	assert.Error(t, err)
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: memory.New()})
+	require.NoError(t, err)
+	_, err = admin.New(admin.Options{Manager: m})
+	assert.Error(t, err, "Authorize is required")
+}
+
+func TestRoutes(t *testing.T) {
+	f := newFixture(t)
+	oldID := f.server.View.ID
+	tests := []struct {
+		name   string
+		caller admin.Caller
+		method string
+		path   string
+		body   string
+		status int
+		code   string // problem code, for refusals
+	}{
+		{"list as read-only", readOnly, "GET", "/environments/production/keys", "", 200, ""},
+		{"list environments", readOnly, "GET", "/environments", "", 200, ""},
+		{"get a key by prefix", readOnly, "GET", "/keys/" + f.server.Key.Prefix(), "", 200, ""},
+		{"create as read-only", readOnly, "POST", "/environments/production/keys", `{"type":"server"}`, 403, "role_not_allowed"},
+		{"create scoped", owner, "POST", "/environments/production/keys", `{"type":"server","name":"worker","scopes":["customers:write"],"expires_in":"24h"}`, 201, ""},
+		{"create with both expiries", owner, "POST", "/environments/production/keys", `{"type":"server","expires_in":"1h","expires_at":"2030-01-01T00:00:00Z"}`, 400, "invalid_request"},
+		{"create bad scope", owner, "POST", "/environments/production/keys", `{"type":"server","scopes":["all"]}`, 422, "invalid_scope"},
+		{"create bad type", owner, "POST", "/environments/production/keys", `{"type":"root"}`, 422, "invalid_key_type"},
+		{"create in unknown environment", owner, "POST", "/environments/qa/keys", `{"type":"server"}`, 404, "unknown_environment"},
+		{"unknown field", owner, "POST", "/environments/production/keys", `{"type":"server","admin":true}`, 400, "invalid_request"},
+		{"malformed JSON", owner, "POST", "/environments/production/keys", `{"type":`, 400, "invalid_request"},
+		{"two objects", owner, "POST", "/environments/production/keys", `{"type":"server"}{}`, 400, "invalid_request"},
+		{"no body", owner, "POST", "/environments/production/keys", ``, 400, "invalid_request"},
+		{"bad duration", owner, "POST", "/keys/" + oldID + "/rotate", `{"grace":"soon"}`, 400, "invalid_request"},
+		{"revoke a default key", owner, "POST", "/keys/" + oldID + "/revoke", ``, 409, "rotate_first"},
+		{"grace beyond a year", owner, "POST", "/keys/" + oldID + "/rotate", `{"grace":"9000h"}`, 422, "grace_out_of_range"},
+		{"change grace of an active key", owner, "PUT", "/keys/" + oldID + "/grace", `{"grace":"1h"}`, 409, "not_rotated"},
+		{"rotate with grace", owner, "POST", "/keys/" + oldID + "/rotate", `{"grace":"1h"}`, 201, ""},
+		{"rotate twice", owner, "POST", "/keys/" + oldID + "/rotate", `{"grace":"1h"}`, 409, "already_rotated"},
+		{"change grace", owner, "PUT", "/keys/" + oldID + "/grace", `{"grace":"48h"}`, 200, ""},
+		{"revoke the rotated key", owner, "POST", "/keys/" + oldID + "/revoke", ``, 200, ""},
+		{"revoke twice", owner, "POST", "/keys/" + oldID + "/revoke", ``, 409, "already_revoked"},
+		{"rotate the default client key", owner, "POST", "/environments/production/keys/client/rotate", ``, 201, ""},
+		{"reveal a server key", owner, "POST", "/keys/" + f.staging[0].View.ID + "/reveal", ``, 409, "not_revealable"},
+		{"reveal as read-only", readOnly, "POST", "/keys/" + f.staging[1].View.ID + "/reveal", ``, 403, "role_not_allowed"},
+		{"reveal a publishable key", owner, "POST", "/keys/" + f.staging[1].View.ID + "/reveal", ``, 200, ""},
+		{"scopes of a default key", owner, "PUT", "/keys/" + f.staging[0].View.ID + "/scopes", `{"scopes":["customers:read"]}`, 422, "invalid_scope"},
+		{"unknown key", owner, "GET", "/keys/nosuchkey000", ``, 404, "not_found"},
+		{"set origins", owner, "PUT", "/environments/production/origins", `{"allowed_origins":["https://app.example.com","http://localhost:3000"]}`, 200, ""},
+		{"bad origin", owner, "PUT", "/environments/production/origins", `{"allowed_origins":["https://app.example.com/path"]}`, 422, "invalid_origin"},
+		{"get origins", readOnly, "GET", "/environments/production/origins", ``, 200, ""},
+		{"audit", readOnly, "GET", "/audit?environment=production&limit=5", ``, 200, ""},
+		{"audit bad limit", readOnly, "GET", "/audit?limit=0", ``, 400, "invalid_request"},
+		{"no such route", owner, "DELETE", "/keys", ``, 404, "no_such_route"},
+		{"confined caller, other environment", admin.Caller{Actor: owner.Actor, Environment: apikey.Staging}, "GET", "/environments/production/keys", ``, 404, "not_found"},
+		{"confined caller, other key", admin.Caller{Actor: owner.Actor, Environment: apikey.Staging}, "POST", "/keys/" + f.client.View.ID + "/reveal", ``, 404, "not_found"},
+		{"confined caller, own environment", admin.Caller{Actor: readOnly.Actor, Environment: apikey.Staging}, "GET", "/environments/staging/keys", ``, 200, ""},
+		{"confined audit", admin.Caller{Actor: readOnly.Actor, Environment: apikey.Staging}, "GET", "/audit?environment=production", ``, 404, "not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f.caller = tt.caller
+			status, body, header := f.do(t, tt.method, tt.path, tt.body)
+			require.Equal(t, tt.status, status, "%v", body)
+			if tt.code != "" {
+				assert.Equal(t, "application/problem+json", header.Get("Content-Type"))
+				assert.Equal(t, tt.code, body["code"])
+				assert.Equal(t, float64(tt.status), body["status"])
+			} else {
+				assert.Equal(t, "application/json", header.Get("Content-Type"))
+			}
+			if status == http.StatusCreated {
+				_, err := apikey.ParseKey(body["key"].(string))
+				assert.NoError(t, err, "create and rotate return the full key once")
+			}
+		})
+	}
+}
+
+func TestListNeverShowsSecrets(t *testing.T) {
+	f := newFixture(t)
+	f.caller = readOnly
+	for _, path := range []string{"/environments/production/keys", "/keys/" + f.server.View.ID, "/audit", "/environments"} {
+		r := httptest.NewRequest("GET", path, nil)
+		w := httptest.NewRecorder()
+		f.api.ServeHTTP(w, r)
+		require.Equal(t, 200, w.Code, path)
+		for _, k := range []apikey.Issued{f.server, f.client} {
+			assert.NotContains(t, w.Body.String(), k.Key.Reveal()[20:], path)
+		}
+		assert.NotContains(t, w.Body.String(), "argon2id", path)
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	f := newFixture(t)
+	big := `{"type":"server","name":"` + strings.Repeat("x", 70<<10) + `"}`
+	status, body, _ := f.do(t, "POST", "/environments/production/keys", big)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, status)
+	assert.Equal(t, "request_too_large", body["code"])
+}
+
+// brokenStore fails every call, like a database that went away.
+type brokenStore struct{ *memory.Store }
+
+func (brokenStore) Keys(context.Context, string) ([]apikey.Record, error) {
+	return nil, assert.AnError
+}
+func (brokenStore) Settings(context.Context, string) (apikey.Settings, error) {
+	return apikey.Settings{}, assert.AnError
+}
+
+func TestStorageFailureIs503(t *testing.T) {
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: brokenStore{memory.New()}})
+	require.NoError(t, err)
+	api, err := admin.New(admin.Options{Manager: m, Authorize: func(*http.Request) (admin.Caller, error) { return owner, nil }})
+	require.NoError(t, err)
+	w := httptest.NewRecorder()
+	api.ServeHTTP(w, httptest.NewRequest("GET", "/environments/production/keys", nil))
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code)
+	assert.NotEmpty(t, w.Header().Get("Retry-After"))
+	assert.Contains(t, w.Body.String(), "storage_unavailable")
+	assert.NotContains(t, w.Body.String(), assert.AnError.Error(), "storage errors are not shown to callers")
+
+	w = httptest.NewRecorder()
+	api.ServeHTTP(w, httptest.NewRequest("GET", "/audit", nil))
+	assert.Equal(t, http.StatusNotImplemented, w.Code, "no audit log configured")
+}
+
+// TestKeyScopes runs the ready authorizer behind the real middleware.
+func TestKeyScopes(t *testing.T) {
+	f := newFixture(t)
+	v, err := middleware.New(middleware.Options{Store: f.store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	require.NoError(t, err)
+	t.Cleanup(func() { v.Close() })
+	api, err := admin.New(admin.Options{Manager: f.m, Audit: f.store, Authorize: admin.KeyScopes})
+	require.NoError(t, err)
+	h := v.Handler(api)
+
+	create := func(scopes ...string) string {
+		k, err := f.m.Create(context.Background(), owner.Actor, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: scopes})
+		require.NoError(t, err)
+		return k.Key.Reveal()
+	}
+	reader, writer, other := create(admin.ScopeRead), create(admin.ScopeWrite), create("customers:write")
+	tests := []struct {
+		name   string
+		key    string
+		method string
+		path   string
+		body   string
+		status int
+	}{
+		{"full-access key lists", f.server.Key.Reveal(), "GET", "/environments/production/keys", "", 200},
+		{"read scope lists", reader, "GET", "/environments/production/keys", "", 200},
+		{"read scope cannot create", reader, "POST", "/environments/production/keys", `{"type":"client"}`, 403},
+		{"write scope creates", writer, "POST", "/environments/production/keys", `{"type":"client"}`, 201},
+		{"other scopes are refused", other, "GET", "/environments/production/keys", "", 403},
+		{"publishable keys are refused", f.client.Key.Reveal(), "GET", "/environments/production/keys", "", 403},
+		{"a key never reaches another environment", writer, "GET", "/environments/staging/keys", "", 404},
+		{"no key", "", "GET", "/environments/production/keys", "", 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
+			if tt.key != "" {
+				r.Header.Set("X-API-Key", tt.key)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			assert.Equal(t, tt.status, w.Code, w.Body.String())
+		})
+	}
+	events, err := f.store.Events(context.Background(), apikey.Production, 1)
+	require.NoError(t, err)
+	assert.Equal(t, apikey.Prefix(apikey.Server, mustParse(t, writer).ID()), events[0].Actor.ID, "audit events name the key that acted")
+}
+
+func mustParse(t *testing.T, s string) apikey.Key {
+	k, err := apikey.ParseKey(s)
+	require.NoError(t, err)
+	return k
+}
+
+// FuzzRequestBody sends arbitrary bodies to every route that reads one: the
+// API answers with a status, never a panic or a 500.
+func FuzzRequestBody(f *testing.F) {
+	for _, s := range []string{`{"type":"server","scopes":["customers:write"],"expires_in":"1h"}`, `{"grace":"24h"}`,
+		`{"allowed_origins":["https://*.example.com"]}`, `{"scopes":[]}`, `{"expires_at":"2030-01-01T00:00:00Z"}`, `[]`, `null`, ``} {
+		f.Add(s)
+	}
+	fx := newFixture(f)
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, route := range []struct{ method, path string }{
+			{"POST", "/environments/production/keys"},
+			{"POST", "/environments/production/keys/client/rotate"},
+			{"PUT", "/keys/" + fx.client.View.ID + "/grace"},
+			{"PUT", "/environments/production/origins"},
+		} {
+			w := httptest.NewRecorder()
+			fx.api.ServeHTTP(w, httptest.NewRequest(route.method, route.path, strings.NewReader(body)))
+			if w.Code >= 500 {
+				t.Fatalf("%s %s with %q: status %d: %s", route.method, route.path, body, w.Code, w.Body)
+			}
+		}
+	})
+}

@@ -1,0 +1,40 @@
+package admin
+
+import (
+	"net/http"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware"
+)
+
+// The key-management scopes that KeyScopes maps to roles.
+const (
+	ScopeRead  = "api_keys:read"
+	ScopeWrite = "api_keys:write"
+)
+
+// KeyScopes is a ready Authorize function for callers authenticated by the
+// middleware with a server key, like a platform's own key-management
+// scope: a key holding "api_keys:write" (or full access, "*") acts as an
+// owner, one holding only "api_keys:read" as read-only. Publishable keys and
+// keys with neither scope are refused. The caller is confined to its key's
+// environment, and its actor id is the key's displayable prefix.
+func KeyScopes(r *http.Request) (Caller, error) {
+	id, ok := middleware.FromContext(r.Context())
+	if !ok {
+		return Caller{}, middleware.Refuse(middleware.ErrMissingKey, "the management API needs an authenticated key")
+	}
+	if id.Type != apikey.Server {
+		return Caller{}, middleware.Refuse(middleware.ErrKeyType, "the management API needs a server key")
+	}
+	role := apikey.Role("")
+	switch {
+	case apikey.HasScope(id.Scopes, ScopeWrite):
+		role = apikey.Owner
+	case apikey.HasScope(id.Scopes, ScopeRead):
+		role = apikey.ReadOnly
+	default:
+		return Caller{}, middleware.Refuse(middleware.ErrScope, "the management API needs scope "+ScopeRead+" or "+ScopeWrite)
+	}
+	return Caller{Actor: apikey.Actor{ID: id.Prefix, Role: role}, Environment: id.Environment}, nil
+}

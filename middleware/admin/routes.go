@@ -1,0 +1,239 @@
+package admin
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// keyResponse carries a full key, shown once, and its public view.
+type keyResponse struct {
+	Key  string      `json:"key"`
+	View apikey.View `json:"view"`
+}
+
+func issued(k apikey.Issued) keyResponse {
+	return keyResponse{Key: k.Key.Reveal(), View: k.View}
+}
+
+func (a *API) environments(r *http.Request, c Caller) (int, any, error) {
+	if c.Environment != "" {
+		s, err := a.opts.Manager.Settings(r.Context(), c.Actor, c.Environment)
+		return http.StatusOK, map[string]any{"environments": []apikey.Settings{s}}, err
+	}
+	all, err := a.allSettings(r, c)
+	return http.StatusOK, map[string]any{"environments": all}, err
+}
+
+func (a *API) listKeys(r *http.Request, c Caller) (int, any, error) {
+	env, err := environment(r, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	views, err := a.opts.Manager.List(r.Context(), c.Actor, env)
+	return http.StatusOK, map[string]any{"keys": views}, err
+}
+
+type createRequest struct {
+	Type      apikey.KeyType `json:"type"`
+	Name      string         `json:"name"`
+	Scopes    []string       `json:"scopes"`
+	ExpiresIn duration       `json:"expires_in"`
+	ExpiresAt time.Time      `json:"expires_at"`
+}
+
+func (a *API) createKey(r *http.Request, c Caller) (int, any, error) {
+	env, err := environment(r, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req createRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.ExpiresIn != 0 && !req.ExpiresAt.IsZero() {
+		return 0, nil, invalid("give expires_in or expires_at, not both")
+	}
+	expires := req.ExpiresAt
+	if req.ExpiresIn != 0 {
+		expires = a.opts.Manager.Now().Add(time.Duration(req.ExpiresIn))
+	}
+	k, err := a.opts.Manager.Create(r.Context(), c.Actor, apikey.CreateRequest{
+		Environment: env, Type: req.Type, Name: req.Name, Scopes: req.Scopes, ExpiresAt: expires,
+	})
+	return http.StatusCreated, issued(k), err
+}
+
+type graceRequest struct {
+	Grace duration `json:"grace"`
+}
+
+func (a *API) rotateDefault(r *http.Request, c Caller) (int, any, error) {
+	env, err := environment(r, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req graceRequest
+	if err := decodeOptional(r, &req); err != nil {
+		return 0, nil, err
+	}
+	k, err := a.opts.Manager.Rotate(r.Context(), c.Actor, apikey.RotateRequest{
+		Environment: env, Type: apikey.KeyType(r.PathValue("type")), Grace: time.Duration(req.Grace), Policy: apikey.APIPolicy,
+	})
+	return http.StatusCreated, issued(k), err
+}
+
+func (a *API) getKey(r *http.Request, c Caller) (int, any, error) {
+	view, err := a.key(r, c)
+	return http.StatusOK, view, err
+}
+
+func (a *API) rotateKey(r *http.Request, c Caller) (int, any, error) {
+	view, err := a.key(r, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req graceRequest
+	if err := decodeOptional(r, &req); err != nil {
+		return 0, nil, err
+	}
+	k, err := a.opts.Manager.Rotate(r.Context(), c.Actor, apikey.RotateRequest{
+		KeyID: view.ID, Grace: time.Duration(req.Grace), Policy: apikey.APIPolicy,
+	})
+	return http.StatusCreated, issued(k), err
+}
+
+func (a *API) changeGrace(r *http.Request, c Caller) (int, any, error) {
+	view, err := a.key(r, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req graceRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	view, err = a.opts.Manager.ChangeGrace(r.Context(), c.Actor, view.ID, time.Duration(req.Grace), apikey.APIPolicy)
+	return http.StatusOK, view, err
+}
+
+func (a *API) revokeKey(r *http.Request, c Caller) (int, any, error) {
+	view, err := a.key(r, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	view, err = a.opts.Manager.Revoke(r.Context(), c.Actor, view.ID)
+	return http.StatusOK, view, err
+}
+
+type scopesRequest struct {
+	Scopes []string `json:"scopes"`
+}
+
+func (a *API) setScopes(r *http.Request, c Caller) (int, any, error) {
+	view, err := a.key(r, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req scopesRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	view, err = a.opts.Manager.SetScopes(r.Context(), c.Actor, view.ID, req.Scopes)
+	return http.StatusOK, view, err
+}
+
+func (a *API) revealKey(r *http.Request, c Caller) (int, any, error) {
+	view, err := a.key(r, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	k, err := a.opts.Manager.Reveal(r.Context(), c.Actor, view.ID)
+	return http.StatusOK, keyResponse{Key: k.Reveal(), View: view}, err
+}
+
+func (a *API) getOrigins(r *http.Request, c Caller) (int, any, error) {
+	env, err := environment(r, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	s, err := a.opts.Manager.Settings(r.Context(), c.Actor, env)
+	return http.StatusOK, s, err
+}
+
+type originsRequest struct {
+	AllowedOrigins []string `json:"allowed_origins"`
+}
+
+func (a *API) setOrigins(r *http.Request, c Caller) (int, any, error) {
+	env, err := environment(r, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req originsRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	s, err := a.opts.Manager.SetAllowedOrigins(r.Context(), c.Actor, env, req.AllowedOrigins)
+	return http.StatusOK, s, err
+}
+
+func (a *API) audit(r *http.Request, c Caller) (int, any, error) {
+	if a.opts.Audit == nil {
+		return 0, nil, errNoAudit
+	}
+	if !c.Actor.Role.Allowed(apikey.ActionView) {
+		return 0, nil, forbidden(apikey.ErrForbidden)
+	}
+	env := r.URL.Query().Get("environment")
+	if c.Environment != "" {
+		if env != "" && env != c.Environment {
+			return 0, nil, notFound("unknown environment " + env)
+		}
+		env = c.Environment
+	}
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return 0, nil, invalid("limit must be 1..1000")
+		}
+		limit = n
+	}
+	events, err := a.opts.Audit.Events(r.Context(), env, limit)
+	return http.StatusOK, map[string]any{"events": events}, err
+}
+
+// environment returns the {env} of the path, if the caller may see it.
+func environment(r *http.Request, c Caller) (string, error) {
+	env := r.PathValue("env")
+	if c.Environment != "" && env != c.Environment {
+		return "", notFound("unknown environment " + env)
+	}
+	return env, nil
+}
+
+// key returns the view of the {id} of the path (a key id or a displayable
+// prefix), if the caller may see it.
+func (a *API) key(r *http.Request, c Caller) (apikey.View, error) {
+	id := r.PathValue("id")
+	for _, prefix := range []string{"server-", "client-"} {
+		id = strings.TrimPrefix(id, prefix)
+	}
+	view, err := a.opts.Manager.Get(r.Context(), c.Actor, id)
+	if err == nil && c.Environment != "" && view.Environment != c.Environment {
+		return apikey.View{}, notFound("no such key")
+	}
+	return view, err
+}
+
+// allSettings lists every environment's settings for a caller that may view.
+func (a *API) allSettings(r *http.Request, c Caller) ([]apikey.Settings, error) {
+	envs, err := a.opts.Manager.Environments(r.Context(), c.Actor)
+	if envs == nil {
+		envs = []apikey.Settings{}
+	}
+	return envs, err
+}
