@@ -7,7 +7,7 @@
 //
 // A key reads server-<id>_<secret><checksum> or client-<id>_<secret><checksum>:
 // a 12-character public key id (the lookup index), a 43-character secret
-// (256 bits from crypto/rand) and a 6-character CRC32 checksum of everything
+// (256 bits from crypto/rand) and a 6-character CRC32-C checksum of everything
 // before it, all in [0-9A-Za-z]. Pattern is the regular expression for
 // secret scanners. ParseKey rejects malformed keys and wrong checksums
 // without I/O, so junk never reaches storage or the hasher.

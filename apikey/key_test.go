@@ -200,8 +200,36 @@ func BenchmarkParseKey(b *testing.B) {
 	}
 }
 
-func TestChecksumIsCRC32(t *testing.T) {
+func TestChecksumIsCRC32C(t *testing.T) {
 	for _, s := range []string{"", "a", "server-abc_def", strings.Repeat("xyz", 30)} {
-		assert.Equal(t, crc32.ChecksumIEEE([]byte(s)), checksum(s), s)
+		assert.Equal(t, crc32.Checksum([]byte(s), crc32.MakeTable(crc32.Castagnoli)), checksum(s), s)
 	}
+	var digits []byte
+	for _, sum := range []uint32{0, 1, 61, 62, 0xFFFFFFFF, 0x12345678} {
+		digits = appendChecksum(digits[:0], sum)
+		got, ok := decodeChecksum(string(digits))
+		assert.True(t, ok)
+		assert.Equal(t, sum, got)
+	}
+	_, ok := decodeChecksum("zzzzzz")
+	assert.False(t, ok, "62^6 > 2^32: values above 32 bits are not checksums")
+}
+
+func TestAssembleKey(t *testing.T) {
+	k, err := GenerateKey(Server)
+	require.NoError(t, err)
+	full := k.Reveal()
+	again, err := AssembleKey(Server, k.ID(), full[7+IDLength+1:KeyLength-ChecksumLength])
+	require.NoError(t, err)
+	assert.Equal(t, k, again)
+	wrong, err := AssembleKey(Server, k.ID(), strings.Repeat("w", SecretLength))
+	require.NoError(t, err)
+	assert.Equal(t, k.ID(), wrong.ID())
+	assert.NotEqual(t, full, wrong.Reveal())
+	for _, bad := range []struct{ id, secret string }{{"short", strings.Repeat("a", SecretLength)}, {k.ID(), "short"}, {k.ID(), strings.Repeat("-", SecretLength)}} {
+		_, err := AssembleKey(Client, bad.id, bad.secret)
+		assert.ErrorIs(t, err, ErrMalformedKey)
+	}
+	_, err = AssembleKey("root", k.ID(), strings.Repeat("a", SecretLength))
+	assert.ErrorIs(t, err, ErrInvalidKeyType)
 }

@@ -3,9 +3,9 @@ package middleware_test
 import (
 	"context"
 	"errors"
-	"hash/crc32"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -167,16 +167,9 @@ func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 // forge returns a well-formed key (valid checksum) with the given type and
 // id and a made-up secret: a wrong secret for an existing key id.
 func forge(t apikey.KeyType, id string, secretChar byte) string {
-	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	b := []byte(string(t) + "-" + id + "_")
-	for range apikey.SecretLength {
-		b = append(b, secretChar)
+	k, err := apikey.AssembleKey(t, id, strings.Repeat(string(secretChar), apikey.SecretLength))
+	if err != nil {
+		panic(err)
 	}
-	sum := uint64(crc32.ChecksumIEEE(b))
-	var digits [apikey.ChecksumLength]byte
-	for i := apikey.ChecksumLength - 1; i >= 0; i-- {
-		digits[i] = alphabet[sum%62]
-		sum /= 62
-	}
-	return string(append(b, digits[:]...))
+	return k.Reveal()
 }
