@@ -1,0 +1,119 @@
+package faultstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage"
+	"github.com/keystile/keystile/storage/faultstore"
+	"github.com/keystile/keystile/storage/memory"
+	"github.com/keystile/keystile/storage/storetest"
+)
+
+// TestConformance: with no fault switched on, the wrapper is the store it
+// wraps.
+func TestConformance(t *testing.T) {
+	storetest.Run(t, storetest.Config{
+		New: func(testing.TB) apikey.Store { return faultstore.New(memory.New()) },
+	})
+}
+
+func TestFaults(t *testing.T) {
+	ctx := context.Background()
+	s := faultstore.New(memory.New())
+	_, err := s.Key(ctx, "nope")
+	require.ErrorIs(t, err, apikey.ErrNotFound, "no fault: calls go through")
+
+	s.Down()
+	for _, call := range calls(s) {
+		require.ErrorIs(t, call(ctx), faultstore.ErrDown)
+	}
+	s.Up()
+	_, err = s.Environments(ctx)
+	require.NoError(t, err)
+
+	boom := errors.New("boom")
+	s.Fail(boom, faultstore.OpApply)
+	require.ErrorIs(t, s.Apply(ctx, apikey.Change{}), boom)
+	_, err = s.Keys(ctx, "production")
+	require.NoError(t, err, "only Apply fails")
+	s.Fail(nil, faultstore.OpApply)
+	require.NoError(t, s.Apply(ctx, apikey.Change{}))
+
+	s.Delay(time.Hour, faultstore.OpKey)
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = s.Key(short, "id")
+	require.ErrorIs(t, err, context.DeadlineExceeded, "a delay respects the context")
+	assert.Less(t, time.Since(start), time.Second)
+
+	s.Delay(10*time.Millisecond, faultstore.OpKey)
+	start = time.Now()
+	_, err = s.Key(ctx, "id")
+	require.ErrorIs(t, err, apikey.ErrNotFound)
+	assert.GreaterOrEqual(t, time.Since(start), 10*time.Millisecond)
+	assert.EqualValues(t, 4, s.Calls(faultstore.OpKey))
+}
+
+func calls(s *faultstore.Store) map[faultstore.Op]func(context.Context) error {
+	return map[faultstore.Op]func(context.Context) error{
+		faultstore.OpKey:          func(ctx context.Context) error { _, err := s.Key(ctx, "id"); return err },
+		faultstore.OpKeys:         func(ctx context.Context) error { _, err := s.Keys(ctx, "production"); return err },
+		faultstore.OpSettings:     func(ctx context.Context) error { _, err := s.Settings(ctx, "production"); return err },
+		faultstore.OpEnvironments: func(ctx context.Context) error { _, err := s.Environments(ctx); return err },
+		faultstore.OpApply:        func(ctx context.Context) error { return s.Apply(ctx, apikey.Change{}) },
+		faultstore.OpChanges:      func(ctx context.Context) error { _, _, err := s.Changes(ctx, 0, 0); return err },
+		faultstore.OpRevision:     func(ctx context.Context) error { _, err := s.Revision(ctx); return err },
+		faultstore.OpRecordLastUsed: func(ctx context.Context) error {
+			return s.RecordLastUsed(ctx, map[string]time.Time{"id": time.Now()})
+		},
+		faultstore.OpEvents: func(ctx context.Context) error { _, err := s.Events(ctx, "", 0); return err },
+	}
+}
+
+// bare is a store with no optional capability.
+type bare struct{ apikey.Store }
+
+// feedOnly is a store with a change feed and nothing else optional.
+type feedOnly struct {
+	apikey.Store
+	storage.ChangeFeed
+}
+
+func TestExactAdvertisesOnlyTheInnerCapabilities(t *testing.T) {
+	mem := memory.New()
+	for _, tt := range []struct {
+		name                 string
+		inner                apikey.Store
+		feed, recorder, logs bool
+	}{
+		{"memory", mem, true, true, true},
+		{"bare", bare{mem}, false, false, false},
+		{"feed only", feedOnly{mem, mem}, true, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := faultstore.New(tt.inner)
+			exact := s.Exact()
+			_, feed := exact.(storage.ChangeFeed)
+			_, recorder := exact.(storage.LastUsedRecorder)
+			_, logs := exact.(storage.AuditLog)
+			assert.Equal(t, []bool{tt.feed, tt.recorder, tt.logs}, []bool{feed, recorder, logs})
+
+			s.Down()
+			_, err := exact.Key(context.Background(), "id")
+			require.ErrorIs(t, err, faultstore.ErrDown, "Exact is the same wrapper")
+			s.Up()
+			if !tt.feed {
+				_, err := s.Revision(context.Background())
+				require.ErrorIs(t, err, errors.ErrUnsupported)
+			}
+		})
+	}
+}
