@@ -1,39 +1,111 @@
-// Command server is keystile's example API. This first version bootstraps the
-// built-in environments in memory, prints their keys once and serves
-// /healthz; later versions add the middleware, the management API and a
-// SQLite file.
+// Command server is keystile's example API, storing keys in a SQLite file.
+//
+//	go run ./examples/server [-addr 127.0.0.1:8080] [-db keystile.db] [-allow-origin ENV=ORIGIN]...
+//
+// On first start it bootstraps the production, staging and development
+// environments and prints each new key once on stdout, one line each:
+// "<environment> <server|client> <key>". Later starts print no key; rotate
+// one to get a new one (go run ./examples/keyctl rotate production server
+// --grace 24h, or the management API). Log lines go to stderr.
+//
+// Flags:
+//
+//	-addr          listen address (default 127.0.0.1:8080)
+//	-db            SQLite file, or a postgres:// URL (default keystile.db)
+//	-allow-origin  ENV=ORIGIN, repeatable: the web origins allowed to use
+//	               ENV's publishable keys, such as
+//	               development=http://127.0.0.1:8081. The origins given for an
+//	               environment replace its list at start; environments not
+//	               named keep theirs.
+//
+// Routes: GET /healthz (no key), GET /v1/whoami (any key), POST /v1/echo
+// (server keys), and the management API under /admin/ (see package
+// examples/server/app). SIGINT or SIGTERM shuts the server down gracefully
+// and writes the keys' last-used times.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"log"
-	"net/http"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 
 	"github.com/keystile/keystile/apikey"
-	"github.com/keystile/keystile/storage/memory"
+	"github.com/keystile/keystile/examples/server/app"
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case errors.As(err, new(usageError)):
+		os.Exit(2)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(1)
+	}
+}
 
-	m, err := apikey.NewManager(apikey.ManagerOptions{Store: memory.New()})
+// run parses args, starts the App and serves until ctx ends. started, if
+// set, is called with the App once it listens.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, started func(*app.App)) error {
+	cfg := app.Config{Stdout: stdout, Logger: slog.New(slog.NewTextHandler(stderr, nil))}
+	origins := originsFlag{}
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Addr, "addr", app.DefaultAddr, "listen address")
+	fs.StringVar(&cfg.DB, "db", app.DefaultDB, "SQLite file, or a postgres:// URL")
+	fs.Var(origins, "allow-origin", "ENV=ORIGIN: allow ORIGIN to use ENV's publishable keys (repeatable; replaces ENV's list)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "server: unexpected arguments:", strings.Join(fs.Args(), " "))
+		return usageError{errors.New("unexpected arguments")}
+	}
+	cfg.AllowedOrigins = origins
+	a, err := app.New(ctx, cfg)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	admin := apikey.Actor{ID: "example-server", Role: apikey.Owner}
-	for _, env := range apikey.BuiltinEnvironments {
-		issued, err := m.Bootstrap(context.Background(), admin, env)
-		if err != nil {
-			log.Fatal(err)
-		}
-		for _, k := range issued {
-			fmt.Println(env, k.Key.Type(), k.Key.Reveal())
-		}
+	if started != nil {
+		started(a)
 	}
-	http.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	log.Printf("listening on http://%s", *addr)
-	log.Fatal(http.ListenAndServe(*addr, nil))
+	return a.Run(ctx)
+}
+
+// usageError is a mistake on the command line, already reported.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+
+// originsFlag collects -allow-origin ENV=ORIGIN values per environment.
+type originsFlag map[string][]string
+
+func (f originsFlag) String() string { return "" }
+
+func (f originsFlag) Set(v string) error {
+	env, origin, ok := strings.Cut(v, "=")
+	if !ok {
+		return errors.New("want ENV=ORIGIN, such as development=http://127.0.0.1:8081")
+	}
+	if err := apikey.ValidateEnvironment(env); err != nil {
+		return err
+	}
+	if _, err := apikey.ParseOrigin(origin); err != nil {
+		return err
+	}
+	f[env] = append(f[env], origin)
+	return nil
 }
