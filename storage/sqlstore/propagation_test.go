@@ -1,0 +1,548 @@
+package sqlstore_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/storage/sqlstore"
+)
+
+// These tests check the consistency promise of DESIGN.md end to end: a
+// change made through one process's Manager is enforced by another process,
+// which had the key cached, within the bound that its FeedInterval sets.
+// Each "process" (a stack) has its own *sql.DB pool, sqlstore.Store,
+// apikey.Manager and middleware.Validator on one shared database; the two
+// share no memory but the database. TestPropagationBetweenProcesses runs
+// stack B in a separate OS process.
+
+const (
+	// testFeedInterval is stack B's Options.FeedInterval in the tests.
+	testFeedInterval = 100 * time.Millisecond
+	// testCacheTTL is long enough that only the change feed can explain an
+	// eviction during a test.
+	testCacheTTL = 10 * time.Minute
+	// feedSlack is what the propagation bound allows beyond FeedInterval:
+	// one change-feed query, a settings reload and scheduling under -race on
+	// a loaded machine. It mirrors the documented default bound: a 1 s
+	// FeedInterval, at most 2 s.
+	feedSlack = time.Second
+	// pollEvery is how often the tests present the key while they wait.
+	pollEvery = 2 * time.Millisecond
+)
+
+// testHasher is what both the Manager and the Validator of a stack hash
+// with.
+var testHasher = apikey.Argon2id{Params: apikey.TestParams}
+
+// countingHasher counts the verifications of the hasher it wraps, to tell a
+// cached key (no verification) from a loaded one.
+type countingHasher struct {
+	apikey.Hasher
+	verifies atomic.Int64
+}
+
+func (h *countingHasher) Verify(secret []byte, encoded string) (match, outdated bool, err error) {
+	h.verifies.Add(1)
+	return h.Hasher.Verify(secret, encoded)
+}
+
+// A stack is what one app instance runs: its own pool, store, Validator and
+// Manager, the Manager's OnEvent being the Validator's Invalidate.
+type stack struct {
+	store     *sqlstore.Store
+	manager   *apikey.Manager
+	validator *middleware.Validator
+	hasher    *countingHasher
+}
+
+// newStack opens a stack on dsn, a database that be.fresh returned, with
+// the given FeedInterval and a 10-minute CacheTTL. It is closed when tb
+// ends.
+func newStack(tb testing.TB, be backend, dsn string, feedInterval time.Duration) *stack {
+	tb.Helper()
+	s := &stack{
+		store:  be.store(tb, dsn, sqlstore.Options{}),
+		hasher: &countingHasher{Hasher: testHasher},
+	}
+	v, err := middleware.New(middleware.Options{
+		Store:             s.store,
+		Hasher:            s.hasher,
+		CacheTTL:          testCacheTTL,
+		FeedInterval:      feedInterval,
+		OnBackgroundError: func(err error) { tb.Logf("%s stack: background error: %v", be.name, err) },
+	})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { assert.NoError(tb, v.Close()) }) // before the pool closes
+	s.validator = v
+	s.manager, err = apikey.NewManager(apikey.ManagerOptions{Store: s.store, Hasher: testHasher, OnEvent: v.Invalidate})
+	require.NoError(tb, err)
+	return s
+}
+
+// okHandler answers 200 to a request whose key the middleware accepted.
+var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if _, ok := middleware.FromContext(r.Context()); !ok {
+		http.Error(w, "no identity", http.StatusInternalServerError)
+	}
+})
+
+// result is a response's status and, for a problem response, its code.
+type result struct {
+	status int
+	code   string
+}
+
+func (r result) String() string { return fmt.Sprintf("%d %s", r.status, r.code) }
+
+var accepted = result{status: http.StatusOK}
+
+func resultOf(tb testing.TB, status int, body []byte) result {
+	tb.Helper()
+	res := result{status: status}
+	if status != http.StatusOK {
+		var p struct {
+			Code string `json:"code"`
+		}
+		require.NoError(tb, json.Unmarshal(body, &p), "problem body %q", body)
+		res.code = p.Code
+	}
+	return res
+}
+
+// serve presents key (with origin as the Origin header, if not empty) to h
+// through an httptest.ResponseRecorder.
+func serve(tb testing.TB, h http.Handler, key apikey.Key, origin string) result {
+	tb.Helper()
+	r := httptest.NewRequest(http.MethodGet, "/orders", nil)
+	r.Header.Set("X-API-Key", key.Reveal())
+	if origin != "" {
+		r.Header.Set("Origin", origin)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return resultOf(tb, w.Code, w.Body.Bytes())
+}
+
+// awaitRefusal calls try every pollEvery until it returns want or deadline
+// has passed since start, and returns how long after start want came. Until
+// then every answer must be accepted: the cached key still being served.
+func awaitRefusal(tb testing.TB, start time.Time, deadline time.Duration, want result, try func() result) time.Duration {
+	tb.Helper()
+	for {
+		got := try()
+		elapsed := time.Since(start)
+		if got == want {
+			return elapsed
+		}
+		require.Equal(tb, accepted, got, "after %s: neither the cached key nor the refusal", elapsed)
+		require.Less(tb, elapsed, deadline, "still accepted after %s, want %s", elapsed, want)
+		time.Sleep(pollEvery)
+	}
+}
+
+// A propagationCase is a lifecycle change that must reach stack B.
+type propagationCase struct {
+	name   string
+	policy middleware.Policy // of the route stack B serves
+	// prepare runs on stack A before stack B starts: it returns the key to
+	// present, the Origin header to send ("" for none) and the change to
+	// make through A's Manager.
+	prepare func(t *testing.T, m *apikey.Manager, boot []apikey.Issued) (key apikey.Key, origin string, change func(context.Context) error)
+	want    result // stack B's answer once the change reached it
+	// reload is set for a settings change: stack A's Invalidate, which
+	// must not block, only asks its background loop to reload the
+	// settings, so A too refuses the key after a query rather than at once.
+	reload bool
+}
+
+const (
+	appOrigin   = "https://app.example.com"
+	adminOrigin = "https://admin.example.com"
+)
+
+var propagationCases = []propagationCase{
+	{
+		name: "revoke",
+		prepare: func(t *testing.T, m *apikey.Manager, _ []apikey.Issued) (apikey.Key, string, func(context.Context) error) {
+			issued, err := m.Create(context.Background(), owner, apikey.CreateRequest{
+				Environment: apikey.Production, Type: apikey.Server, Name: "worker", ExpiresAt: time.Now().Add(time.Hour),
+			})
+			require.NoError(t, err)
+			return issued.Key, "", func(ctx context.Context) error {
+				_, err := m.Revoke(ctx, owner, issued.Key.ID())
+				return err
+			}
+		},
+		want: result{http.StatusUnauthorized, "revoked_key"},
+	},
+	{
+		name: "grace ended",
+		prepare: func(t *testing.T, m *apikey.Manager, boot []apikey.Issued) (apikey.Key, string, func(context.Context) error) {
+			old := boot[0].Key // the default server key
+			_, err := m.Rotate(context.Background(), owner, apikey.RotateRequest{KeyID: old.ID(), Grace: time.Hour})
+			require.NoError(t, err)
+			return old, "", func(ctx context.Context) error {
+				_, err := m.ChangeGrace(ctx, owner, old.ID(), 0, apikey.APIPolicy)
+				return err
+			}
+		},
+		want: result{http.StatusUnauthorized, "expired_key"},
+	},
+	{
+		name:   "scope dropped",
+		policy: middleware.Policy{Scope: "orders:write"},
+		prepare: func(t *testing.T, m *apikey.Manager, _ []apikey.Issued) (apikey.Key, string, func(context.Context) error) {
+			issued, err := m.Create(context.Background(), owner, apikey.CreateRequest{
+				Environment: apikey.Production, Type: apikey.Server, Name: "orders", Scopes: []string{"orders:write"},
+			})
+			require.NoError(t, err)
+			return issued.Key, "", func(ctx context.Context) error {
+				_, err := m.SetScopes(ctx, owner, issued.Key.ID(), []string{"orders:read"})
+				return err
+			}
+		},
+		want: result{http.StatusForbidden, "insufficient_scope"},
+	},
+	{
+		name: "origin removed",
+		prepare: func(t *testing.T, m *apikey.Manager, boot []apikey.Issued) (apikey.Key, string, func(context.Context) error) {
+			_, err := m.SetAllowedOrigins(context.Background(), owner, apikey.Production, []string{appOrigin, adminOrigin})
+			require.NoError(t, err)
+			return boot[1].Key, appOrigin, func(ctx context.Context) error { // the default publishable key
+				_, err := m.SetAllowedOrigins(ctx, owner, apikey.Production, []string{adminOrigin})
+				return err
+			}
+		},
+		want:   result{http.StatusForbidden, "origin_not_allowed"},
+		reload: true,
+	},
+}
+
+// TestPropagationBetweenStacks runs each lifecycle change on SQLite and
+// PostgreSQL with two stacks on one database: stack B accepts and caches a
+// key (a second request verifies nothing), stack A changes it through its
+// Manager, A refuses it at once (its OnEvent evicted it) and B refuses it
+// within its FeedInterval plus feedSlack; B's CacheTTL is 10 minutes, so
+// only the change feed can explain it.
+func TestPropagationBetweenStacks(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			for _, tc := range propagationCases {
+				t.Run(tc.name, func(t *testing.T) {
+					dsn := be.fresh(t)
+					a := newStack(t, be, dsn, testFeedInterval)
+					boot, err := a.manager.Bootstrap(context.Background(), owner, apikey.Production)
+					require.NoError(t, err)
+					key, origin, change := tc.prepare(t, a.manager, boot)
+					b := newStack(t, be, dsn, testFeedInterval)
+
+					ha := a.validator.Require(tc.policy)(okHandler)
+					hb := b.validator.Require(tc.policy)(okHandler)
+					require.Equal(t, accepted, serve(t, ha, key, origin), "stack A")
+					require.Equal(t, accepted, serve(t, hb, key, origin), "stack B, first request")
+					require.EqualValues(t, 1, b.hasher.verifies.Load(), "stack B verified the key")
+					require.Equal(t, accepted, serve(t, hb, key, origin), "stack B, second request")
+					require.EqualValues(t, 1, b.hasher.verifies.Load(), "stack B served the key from its cache")
+
+					start := time.Now()
+					require.NoError(t, change(context.Background()))
+					changed := time.Since(start)
+					if tc.reload {
+						local := awaitRefusal(t, start, feedSlack, tc.want, func() result { return serve(t, ha, key, origin) })
+						t.Logf("%s/%s: stack A refused the key %s after its own change began", be.name, tc.name, local.Round(time.Millisecond))
+					} else {
+						require.Equal(t, tc.want, serve(t, ha, key, origin), "stack A, right after its own change")
+					}
+
+					bound := testFeedInterval + feedSlack
+					delay := awaitRefusal(t, start, testFeedInterval+2*time.Second, tc.want, func() result {
+						return serve(t, hb, key, origin)
+					})
+					t.Logf("%s/%s: stack B refused the key %s after the change began (the change took %s; FeedInterval %s, bound %s)",
+						be.name, tc.name, delay.Round(time.Millisecond), changed.Round(time.Millisecond), testFeedInterval, bound)
+					assert.Less(t, delay, bound)
+					require.Equal(t, tc.want, serve(t, hb, key, origin), "stack B keeps refusing")
+				})
+			}
+		})
+	}
+}
+
+// The helper process serves stack B for TestPropagationBetweenProcesses.
+const (
+	helperEnv     = "KEYSTILE_TEST_HELPER_PROCESS" // the backend name
+	helperDSNEnv  = "KEYSTILE_TEST_HELPER_DSN"
+	helperFeedEnv = "KEYSTILE_TEST_HELPER_FEED_INTERVAL"
+)
+
+// TestPropagationBetweenProcesses runs stack B in a second OS process (this
+// test binary, run again as TestHelperProcess) serving HTTP on loopback,
+// for SQLite (two processes on one file) and PostgreSQL: B accepts and
+// caches a key, this process revokes it through stack A's Manager, and B
+// refuses it within its FeedInterval plus feedSlack.
+func TestPropagationBetweenProcesses(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			dsn := be.fresh(t)
+			a := newStack(t, be, dsn, testFeedInterval)
+			_, err := a.manager.Bootstrap(context.Background(), owner, apikey.Production)
+			require.NoError(t, err)
+			issued, err := a.manager.Create(context.Background(), owner, apikey.CreateRequest{
+				Environment: apikey.Production, Type: apikey.Server, ExpiresAt: time.Now().Add(time.Hour),
+			})
+			require.NoError(t, err)
+			key := issued.Key
+
+			b := startHelper(t, be, dsn, testFeedInterval)
+			require.Equal(t, accepted, b.get(t, "/orders", key), "process B, first request")
+			require.Equal(t, accepted, b.get(t, "/orders", key), "process B, second request")
+			require.Equal(t, 1, b.verifies(t), "process B verified the key once and then served it from its cache")
+
+			start := time.Now()
+			_, err = a.manager.Revoke(context.Background(), owner, key.ID())
+			require.NoError(t, err)
+			want := result{http.StatusUnauthorized, "revoked_key"}
+			bound := testFeedInterval + feedSlack
+			delay := awaitRefusal(t, start, testFeedInterval+2*time.Second, want, func() result {
+				return b.get(t, "/orders", key)
+			})
+			t.Logf("%s: process %d refused the key %s after the revocation began (FeedInterval %s, bound %s)",
+				be.name, b.cmd.Process.Pid, delay.Round(time.Millisecond), testFeedInterval, bound)
+			assert.Less(t, delay, bound)
+			b.stop(t)
+		})
+	}
+}
+
+// helper is a running helper process.
+type helper struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	base   string // http://127.0.0.1:port
+	client *http.Client
+	stderr *syncBuffer
+	done   chan error
+	once   sync.Once
+}
+
+// syncBuffer is a bytes.Buffer that exec's copying goroutine and the test
+// may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// startHelper starts stack B in a new process and waits until it serves.
+func startHelper(t *testing.T, be backend, dsn string, feedInterval time.Duration) *helper {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), helperEnv+"="+be.name, helperDSNEnv+"="+dsn, helperFeedEnv+"="+feedInterval.String())
+	h := &helper{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1), client: &http.Client{Timeout: 5 * time.Second}}
+	cmd.Stderr = h.stderr
+	var err error
+	h.stdin, err = cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { h.stop(t) })
+
+	// The first line that starts with "listening " carries the address.
+	addr := make(chan string, 1)
+	output := &syncBuffer{}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(output, line)
+			if a, ok := strings.CutPrefix(line, "listening "); ok {
+				addr <- a
+			}
+		}
+		close(addr)
+		h.done <- cmd.Wait()
+	}()
+	select {
+	case a, ok := <-addr:
+		require.True(t, ok, "helper process exited before serving:\n%s\n%s", output, h.stderr)
+		h.base = "http://" + a
+	case <-time.After(30 * time.Second):
+		t.Fatalf("helper process did not start serving within 30 s:\n%s\n%s", output, h.stderr)
+	}
+	return h
+}
+
+// get presents key to the helper's path.
+func (h *helper) get(tb testing.TB, path string, key apikey.Key) result {
+	tb.Helper()
+	r, err := http.NewRequest(http.MethodGet, h.base+path, nil)
+	require.NoError(tb, err)
+	r.Header.Set("X-API-Key", key.Reveal())
+	resp, err := h.client.Do(r)
+	require.NoError(tb, err, "helper stderr:\n%s", h.stderr)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(tb, err)
+	return resultOf(tb, resp.StatusCode, body)
+}
+
+// verifies returns how many keys the helper's Validator has verified.
+func (h *helper) verifies(tb testing.TB) int {
+	tb.Helper()
+	resp, err := h.client.Get(h.base + "/verifies")
+	require.NoError(tb, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(tb, err)
+	n, err := strconv.Atoi(strings.TrimSpace(string(body)))
+	require.NoError(tb, err, "body %q", body)
+	return n
+}
+
+// stop closes the helper's stdin, which makes it shut down, and waits for
+// it; it kills a helper that does not exit within 10 s. A helper that failed
+// fails the test.
+func (h *helper) stop(t *testing.T) {
+	h.once.Do(func() {
+		_ = h.stdin.Close()
+		select {
+		case err := <-h.done:
+			assert.NoError(t, err, "helper process failed:\n%s", h.stderr)
+		case <-time.After(10 * time.Second):
+			_ = h.cmd.Process.Kill()
+			<-h.done
+			t.Errorf("helper process did not exit within 10 s:\n%s", h.stderr)
+		}
+	})
+}
+
+// TestHelperProcess is not a test: it is stack B of
+// TestPropagationBetweenProcesses when run with KEYSTILE_TEST_HELPER_PROCESS
+// set, and does nothing otherwise. It serves "/orders" behind the
+// Validator and "/verifies" (its verification count) on a loopback port,
+// prints "listening <addr>", and shuts down when its stdin closes.
+func TestHelperProcess(t *testing.T) {
+	name := os.Getenv(helperEnv)
+	if name == "" {
+		return
+	}
+	i := slices.IndexFunc(backends, func(b backend) bool { return b.name == name })
+	require.GreaterOrEqual(t, i, 0, "unknown backend %q", name)
+	feedInterval, err := time.ParseDuration(os.Getenv(helperFeedEnv))
+	require.NoError(t, err)
+	s := newStack(t, backends[i], os.Getenv(helperDSNEnv), feedInterval)
+
+	mux := http.NewServeMux()
+	mux.Handle("/orders", s.validator.Handler(okHandler))
+	mux.HandleFunc("/verifies", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, s.hasher.verifies.Load())
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Printf("listening %s\n", ln.Addr())
+
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the parent closes it
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, srv.Shutdown(ctx))
+	require.ErrorIs(t, <-served, http.ErrServerClosed)
+}
+
+// BenchmarkRevocationPropagation measures how long a revocation made through
+// stack A takes to reach stack B, which had the key cached, with the
+// default FeedInterval (1 s), over 20 revocations per iteration on each SQL
+// backend. Each revocation starts at a random moment of B's polling cycle.
+// It reports the median as ms/propagation, and the minimum and maximum.
+//
+//	go test -run '^$' -bench RevocationPropagation ./storage/sqlstore
+func BenchmarkRevocationPropagation(b *testing.B) {
+	const revocations = 20
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			feedInterval := middleware.DefaultFeedInterval
+			dsn := be.fresh(b)
+			a := newStack(b, be, dsn, feedInterval)
+			_, err := a.manager.Bootstrap(context.Background(), owner, apikey.Production)
+			require.NoError(b, err)
+			var delays []time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				keys := make([]apikey.Key, revocations)
+				for i := range keys {
+					issued, err := a.manager.Create(context.Background(), owner, apikey.CreateRequest{
+						Environment: apikey.Production, Type: apikey.Server, ExpiresAt: time.Now().Add(time.Hour),
+					})
+					require.NoError(b, err)
+					keys[i] = issued.Key
+				}
+				// B starts after the keys exist: no creation entry in its
+				// feed evicts them.
+				s := newStack(b, be, dsn, feedInterval)
+				h := s.validator.Handler(okHandler)
+				for _, k := range keys {
+					require.Equal(b, accepted, serve(b, h, k, ""))
+				}
+				require.EqualValues(b, revocations, s.hasher.verifies.Load())
+				b.StartTimer()
+				for _, k := range keys {
+					time.Sleep(rand.N(feedInterval)) // a random phase of B's feed ticker
+					start := time.Now()
+					_, err := a.manager.Revoke(context.Background(), owner, k.ID())
+					require.NoError(b, err)
+					delays = append(delays, awaitRefusal(b, start, feedInterval+2*time.Second,
+						result{http.StatusUnauthorized, "revoked_key"}, func() result { return serve(b, h, k, "") }))
+				}
+				// One verification to cache each key, one after the feed
+				// evicted it: none while it was cached.
+				require.EqualValues(b, 2*revocations, s.hasher.verifies.Load())
+			}
+			slices.Sort(delays)
+			median := delays[len(delays)/2]
+			b.Logf("%s: %d revocations, FeedInterval %s: min %s, median %s, max %s", be.name, len(delays), feedInterval,
+				delays[0].Round(time.Millisecond), median.Round(time.Millisecond), delays[len(delays)-1].Round(time.Millisecond))
+			// ns/op would be the length of 20 revocations and their random
+			// pauses: meaningless, so it is left out (a zero hides it).
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(float64(median)/float64(time.Millisecond), "ms/propagation")
+			b.ReportMetric(float64(delays[0])/float64(time.Millisecond), "min-ms")
+			b.ReportMetric(float64(delays[len(delays)-1])/float64(time.Millisecond), "max-ms")
+		})
+	}
+}
