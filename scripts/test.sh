@@ -90,6 +90,25 @@ else
   start_postgres
 fi
 
+echo "== Chromium"
+# The browser end-to-end test (examples/browser) drives Debian's chromium; it
+# fails without it when CI=true, and is skipped otherwise.
+if [ -x /usr/bin/chromium ]; then
+  echo "-- $(/usr/bin/chromium --version 2>/dev/null | head -n 1)"
+elif [ "$(id -u)" = 0 ]; then
+  echo "-- installing chromium from Debian's packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt_get=(apt-get -o DPkg::Lock::Timeout=300)
+  if ! "${apt_get[@]}" install -y -qq chromium >/dev/null 2>&1; then
+    "${apt_get[@]}" update -qq
+    "${apt_get[@]}" install -y -qq chromium >/dev/null
+  fi
+  echo "-- $(/usr/bin/chromium --version 2>/dev/null | head -n 1)"
+else
+  echo "-- /usr/bin/chromium is missing and this is not root: the browser test will be skipped" \
+    "(install it with apt-get install chromium)"
+fi
+
 echo "== go test -race"
 go test -race -count=1 ./...
 

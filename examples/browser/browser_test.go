@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/examples/server/app"
+)
+
+// chromiumPath is where Debian's chromium package installs the browser.
+const chromiumPath = "/usr/bin/chromium"
+
+// outcome is the page's window.keystileResult.
+type outcome struct {
+	State       string `json:"state"` // ok, refused or blocked
+	Status      int    `json:"status"`
+	Code        string `json:"code"`
+	Environment string `json:"environment"`
+	Error       string `json:"error"`
+}
+
+// stack is the example API and two copies of the page, each on its own
+// origin: one that the development environment allows and one that no
+// environment allows.
+type stack struct {
+	api     *app.App
+	page    string // allowed origin
+	other   string // disallowed origin
+	keys    map[string]apikey.Key
+	stopAPI func()
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	pageLn, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	otherLn, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s := &stack{page: "http://" + pageLn.Addr().String(), other: "http://" + otherLn.Addr().String()}
+
+	// Every environment allows only the page, so that the browser's
+	// preflight from the other origin is refused whatever key it carries.
+	ctx, cancel := context.WithCancel(context.Background())
+	s.api, err = app.New(ctx, app.Config{
+		Addr: "127.0.0.1:0",
+		DB:   filepath.Join(t.TempDir(), "keystile.db"),
+		AllowedOrigins: map[string][]string{
+			"development": {s.page}, "staging": {s.page}, "production": {s.page},
+		},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.api.Run(ctx) }()
+	s.stopAPI = func() { cancel(); assert.NoError(t, <-done) }
+	t.Cleanup(s.stopAPI)
+	s.keys = map[string]apikey.Key{}
+	for _, k := range s.api.Issued() {
+		s.keys[k.View.Environment+" "+string(k.View.Type)] = k.Key
+	}
+
+	for _, ln := range []net.Listener{pageLn, otherLn} {
+		h, err := newHandler(s.api.URL())
+		require.NoError(t, err)
+		srv := httptest.NewUnstartedServer(h)
+		srv.Listener.Close()
+		srv.Listener = ln
+		srv.Start()
+		t.Cleanup(srv.Close)
+	}
+	return s
+}
+
+// newBrowser starts headless Chromium with the flags this machine needs
+// (no sandbox as root, no background connections to the closed network)
+// and returns its context.
+func newBrowser(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing: scripts/test.sh installs it (apt-get install chromium)", chromiumPath)
+		}
+		t.Skipf("%s is missing: run ./scripts/test.sh, which installs Debian's chromium package, or apt-get install chromium", chromiumPath)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-sync", true),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
+	require.NoError(t, chromedp.Do(browserCtx), "starting %s", chromiumPath)
+	return browserCtx
+}
+
+// visit opens origin's page in a new tab with key in its fragment and
+// returns what the page reports once its call has finished, and the
+// environment it shows.
+func visit(t *testing.T, browser context.Context, origin string, key apikey.Key) (outcome, string) {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(browser)
+	defer cancel()
+	require.NoError(t, chromedp.Do(tab, chromedp.Navigate(origin+"/#key="+key.Reveal())))
+	out, err := chromedp.Run(tab, chromedp.Poll[outcome](`window.keystileResult`, chromedp.WithPollingTimeout(15*time.Second)))
+	require.NoError(t, err, "the page reports the outcome of its call")
+	t.Logf("page at %s with key %s: %+v", origin, key.Prefix(), out)
+	shown, err := chromedp.Run(tab, chromedp.TextContent(chromedp.CSS("#environment")))
+	require.NoError(t, err)
+	return out, shown
+}
+
+// TestBrowser drives a real headless Chromium against the example API with
+// pages on an allowed and a disallowed origin.
+func TestBrowser(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := startStack(t)
+	browser := newBrowser(t, ctx)
+	devClient, devServer := s.keys["development client"], s.keys["development server"]
+
+	t.Run("allowed origin", func(t *testing.T) {
+		out, shown := visit(t, browser, s.page, devClient)
+		assert.Equal(t, outcome{State: "ok", Status: 200, Environment: "development"}, out)
+		assert.Equal(t, "development", shown, "the page shows the key's environment")
+	})
+
+	t.Run("disallowed origin: the browser blocks the call", func(t *testing.T) {
+		// The X-API-Key header makes the browser send a CORS preflight
+		// first. No environment allows this origin, so the middleware
+		// answers it without Access-Control-Allow-Origin, and the browser
+		// never sends the GET: fetch rejects with a TypeError and the page
+		// cannot even read a status.
+		out, _ := visit(t, browser, s.other, devClient)
+		assert.Equal(t, "blocked", out.State, "%+v", out)
+		assert.Contains(t, out.Error, "TypeError")
+		assert.Zero(t, out.Status)
+	})
+
+	t.Run("disallowed origin, preflight allowed by another environment: 403 origin_not_allowed", func(t *testing.T) {
+		// A preflight carries no key, so it is answered for an origin that
+		// any environment allows. Once production allows every origin (an
+		// empty list), the preflight passes, the GET is sent, and the
+		// middleware refuses the development key from this origin: the
+		// page reads the 403 (its response carries the CORS headers).
+		_, err := s.api.Manager().SetAllowedOrigins(ctx, app.Actor, "production", nil)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return preflightAllowed(t, s.api.URL(), s.other) },
+			5*time.Second, 20*time.Millisecond, "the validator reloads the settings")
+		out, _ := visit(t, browser, s.other, devClient)
+		assert.Equal(t, outcome{State: "refused", Status: 403, Code: "origin_not_allowed"}, out)
+	})
+
+	t.Run("server key from the page is refused", func(t *testing.T) {
+		out, shown := visit(t, browser, s.page, devServer)
+		assert.Equal(t, outcome{State: "refused", Status: 403, Code: "server_key_from_browser"}, out)
+		assert.Equal(t, "-", shown)
+	})
+}
+
+// preflightAllowed reports whether the API answers a CORS preflight for
+// GET /v1/whoami from origin with Access-Control-Allow-Origin.
+func preflightAllowed(t *testing.T, api, origin string) bool {
+	req, err := http.NewRequest(http.MethodOptions, api+"/v1/whoami", nil)
+	require.NoError(t, err)
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Access-Control-Request-Method", "GET")
+	req.Header.Set("Access-Control-Request-Headers", "x-api-key")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	return res.Header.Get("Access-Control-Allow-Origin") == origin
+}
+
+func TestPage(t *testing.T) {
+	h, err := newHandler("http://127.0.0.1:8080/")
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for path, want := range map[string]string{
+		"/":          `data-api="http://127.0.0.1:8080"`,
+		"/app.js":    "window.keystileResult",
+		"/style.css": "#status",
+	} {
+		res, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, res.StatusCode, path)
+		assert.Contains(t, string(body), want, path)
+		assert.Contains(t, res.Header.Get("Content-Security-Policy"), "connect-src http://127.0.0.1:8080", path)
+	}
+	res, err := http.Get(srv.URL + "/nothing")
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusNotFound, res.StatusCode)
+
+	for _, bad := range []string{"127.0.0.1:8080", "ftp://x", "http://", "http://h/v1", "http://h/?q=1"} {
+		_, err := newHandler(bad)
+		assert.Error(t, err, bad)
+	}
+}
