@@ -45,6 +45,10 @@ func (o envOrigins) allows(origin string) bool {
 // table. An allowed-origin entry that does not parse is skipped and
 // reported; its environment stays restricted to the entries that parse.
 func (v *Validator) loadSettings(ctx context.Context) error {
+	// One load at a time: a read that began before a change must not
+	// replace the table of a read that began after it.
+	v.settingsMu.Lock()
+	defer v.settingsMu.Unlock()
 	all, err := v.cfg.Store.Environments(ctx)
 	if err != nil {
 		return fmt.Errorf("middleware: loading environment settings: %w", err)

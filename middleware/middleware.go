@@ -22,17 +22,18 @@ const startupTimeout = 5 * time.Second
 // handlers with Handler or Require, and Close it after the server has shut
 // down. A Validator is safe for concurrent use.
 type Validator struct {
-	cfg      config
-	mac      *keyMAC
-	cache    *cache
-	throttle *throttle
-	group    singleflight.Group
-	sem      chan struct{} // argon2 concurrency cap
-	origins  atomic.Pointer[originTable]
-	reload   chan struct{} // settings reload requests, capacity 1
-	feed     storage.ChangeFeed
-	recorder storage.LastUsedRecorder
-	pos      feedState // change-feed position; background loop only
+	cfg        config
+	mac        *keyMAC
+	cache      *cache
+	throttle   *throttle
+	group      singleflight.Group
+	sem        chan struct{} // argon2 concurrency cap
+	origins    atomic.Pointer[originTable]
+	settingsMu sync.Mutex    // serialises loadSettings
+	reload     chan struct{} // settings reload requests, capacity 1
+	feed       storage.ChangeFeed
+	recorder   storage.LastUsedRecorder
+	pos        feedState // change-feed position; background loop only
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -154,16 +155,17 @@ func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
 }
 
 // Invalidate evicts what the validation cache holds about the key of event
-// e at once, and reloads the environments' settings when they changed. It
-// never blocks: pass it as apikey.ManagerOptions.OnEvent so that changes
-// made through the Manager take effect in this process immediately (other
-// processes learn of them through the change feed).
+// e at once, and reloads the environments' settings before it returns when
+// they changed (one read of the store, at most 5 seconds; key events never
+// wait). Pass it as apikey.ManagerOptions.OnEvent so that changes made
+// through the Manager take effect in this process for the next request
+// (other processes learn of them through the change feed).
 func (v *Validator) Invalidate(e apikey.Event) {
 	switch e.Action {
 	case apikey.ActionView, apikey.ActionReveal:
 		return // nothing changed
 	case apikey.ActionSetOrigins, apikey.ActionBootstrap:
-		v.requestReload()
+		v.reloadNow()
 	}
 	if e.KeyID != "" {
 		v.cache.evict(e.KeyID)
@@ -236,6 +238,19 @@ func (v *Validator) run() {
 				v.cfg.OnBackgroundError(err)
 			}
 		}
+	}
+}
+
+// reloadNow reloads the settings before it returns, so that an origin
+// change made through this process's Manager holds for the next request. If
+// the store does not answer within startupTimeout, the background loop
+// retries.
+func (v *Validator) reloadNow() {
+	ctx, cancel := context.WithTimeout(v.ctx, startupTimeout)
+	defer cancel()
+	if err := v.loadSettings(ctx); err != nil {
+		v.cfg.OnBackgroundError(err)
+		v.requestReload()
 	}
 }
 
