@@ -48,7 +48,8 @@ type ManagerOptions struct {
 	// Publishable keys can always be revealed: they are public by design.
 	Sealer Sealer
 	// OnEvent, if set, is called with every audit event after its change is
-	// stored, for example to evict validation caches. It must not block.
+	// stored, for example to evict validation caches; the Manager call
+	// returns after it, so it should return quickly.
 	OnEvent func(Event)
 }
 
