@@ -19,12 +19,12 @@ var BuiltinEnvironments = []string{Production, Staging, Development}
 // lower-case letter first, then lower-case letters, digits, '-' or '_'.
 func ValidateEnvironment(name string) error {
 	if len(name) == 0 || len(name) > 32 || name[0] < 'a' || name[0] > 'z' {
-		return fmt.Errorf("%w: %q: want 1-32 characters of [a-z0-9_-], starting with a letter", ErrInvalidEnvironment, truncate(name))
+		return fmt.Errorf("%w: want 1-32 characters of [a-z0-9_-], starting with a letter", ErrInvalidEnvironment)
 	}
 	for i := 1; i < len(name); i++ {
 		c := name[i]
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return fmt.Errorf("%w: %q: want 1-32 characters of [a-z0-9_-], starting with a letter", ErrInvalidEnvironment, truncate(name))
+			return fmt.Errorf("%w: want 1-32 characters of [a-z0-9_-], starting with a letter", ErrInvalidEnvironment)
 		}
 	}
 	return nil
@@ -56,12 +56,4 @@ func cloneStrings(s []string) []string {
 		return nil
 	}
 	return append([]string(nil), s...)
-}
-
-// truncate shortens user-supplied text quoted in an error message.
-func truncate(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
 }

@@ -233,3 +233,31 @@ func TestAssembleKey(t *testing.T) {
 	_, err = AssembleKey("root", k.ID(), strings.Repeat("a", SecretLength))
 	assert.ErrorIs(t, err, ErrInvalidKeyType)
 }
+
+// TestErrorsNeverEchoInput passes a key where other input belongs: no error
+// text may show any of its secret.
+func TestErrorsNeverEchoInput(t *testing.T) {
+	k, err := GenerateKey(Server)
+	require.NoError(t, err)
+	full := k.Reveal()
+	secret := full[7+IDLength+1:]
+	_, errOrigin := ParseOrigin(full)
+	_, errOrigins := ValidateOrigins([]string{"https://ok.example.com", "https://" + full})
+	_, errScopes := ValidateScopes(Server, []string{full})
+	errs := []error{
+		ValidateEnvironment(full),
+		ValidateEnvironment(secret),
+		errOrigin,
+		errOrigins,
+		errScopes,
+		ValidateScope(full + ":read"),
+		authorize(Actor{Role: Role(full)}, ActionView),
+	}
+	for i, err := range errs {
+		require.Error(t, err, i)
+		for j := 0; j+8 <= len(secret); j++ {
+			require.NotContains(t, err.Error(), secret[j:j+8], "error %d: %v", i, err)
+		}
+	}
+	assert.Contains(t, errOrigins.Error(), "entry 2", "the entry is named by position")
+}

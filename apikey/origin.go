@@ -28,7 +28,7 @@ type Origin struct {
 func ParseOrigin(entry string) (Origin, error) {
 	o, err := parseOrigin(entry, true)
 	if err != nil {
-		return Origin{}, fmt.Errorf("%w: %q: %s", ErrInvalidOrigin, truncate(entry), err.Error())
+		return Origin{}, fmt.Errorf("%w: %s", ErrInvalidOrigin, err.Error())
 	}
 	return o, nil
 }
@@ -37,10 +37,10 @@ func ParseOrigin(entry string) (Origin, error) {
 // them normalised.
 func ValidateOrigins(entries []string) ([]string, error) {
 	out := make([]string, 0, len(entries))
-	for _, e := range entries {
+	for i, e := range entries {
 		o, err := ParseOrigin(e)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("entry %d: %w", i+1, err)
 		}
 		out = append(out, o.String())
 	}

@@ -51,7 +51,7 @@ func (r Role) Allowed(a Action) bool {
 // perform the action.
 func authorize(actor Actor, a Action) error {
 	if !actor.Role.Valid() {
-		return fmt.Errorf("%w: unknown role %q", ErrForbidden, truncate(string(actor.Role)))
+		return fmt.Errorf("%w: unknown role", ErrForbidden)
 	}
 	if !actor.Role.Allowed(a) {
 		return fmt.Errorf("%w: %s may not %s", ErrForbidden, actor.Role, a)

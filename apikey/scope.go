@@ -26,9 +26,9 @@ func ValidateScopes(t KeyType, scopes []string) ([]string, error) {
 		return []string{AllScopes}, nil
 	}
 	out := make([]string, 0, len(scopes))
-	for _, s := range scopes {
+	for i, s := range scopes {
 		if !validScope(s) {
-			return nil, fmt.Errorf("%w: %q: want %q or resource:read or resource:write", ErrInvalidScope, truncate(s), AllScopes)
+			return nil, fmt.Errorf("%w: scope %d: want %q or resource:read or resource:write", ErrInvalidScope, i+1, AllScopes)
 		}
 		out = append(out, s)
 	}
@@ -44,7 +44,7 @@ func ValidateScopes(t KeyType, scopes []string) ([]string, error) {
 // "resource:read" or "resource:write".
 func ValidateScope(scope string) error {
 	if scope == AllScopes || !validScope(scope) {
-		return fmt.Errorf("%w: %q: want resource:read or resource:write", ErrInvalidScope, truncate(scope))
+		return fmt.Errorf("%w: want resource:read or resource:write", ErrInvalidScope)
 	}
 	return nil
 }

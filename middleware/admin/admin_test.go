@@ -274,3 +274,30 @@ func FuzzRequestBody(f *testing.F) {
 		}
 	})
 }
+
+// TestKeyPastedIntoPathIsNotEchoed sends a full key where an environment or
+// a key id belongs: refusals never repeat it.
+func TestKeyPastedIntoPathIsNotEchoed(t *testing.T) {
+	f := newFixture(t)
+	secret := f.server.Key.Reveal()[20:]
+	for _, c := range []struct {
+		caller admin.Caller
+		method string
+		path   string
+		body   string
+	}{
+		{admin.Caller{Actor: owner.Actor, Environment: apikey.Staging}, "GET", "/environments/" + f.server.Key.Reveal() + "/keys", ""},
+		{owner, "GET", "/environments/" + f.server.Key.Reveal() + "/keys", ""},
+		{owner, "GET", "/keys/" + f.server.Key.Reveal(), ""},
+		{owner, "PUT", "/environments/production/origins", `{"allowed_origins":["` + f.server.Key.Reveal() + `"]}`},
+		{owner, "POST", "/environments/production/keys", `{"type":"server","scopes":["` + f.server.Key.Reveal() + `"]}`},
+		{owner, "POST", "/environments/production/keys", `{"` + f.server.Key.Reveal() + `":1}`},
+		{owner, "POST", "/environments/production/keys", `{"type":"` + f.server.Key.Reveal() + `"}`},
+	} {
+		f.caller = c.caller
+		w := httptest.NewRecorder()
+		f.api.ServeHTTP(w, httptest.NewRequest(c.method, c.path, strings.NewReader(c.body)))
+		assert.GreaterOrEqual(t, w.Code, 400, c.path)
+		assert.NotContains(t, w.Body.String(), secret[:16], "%s %s %s", c.method, c.path, c.body)
+	}
+}

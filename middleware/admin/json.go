@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -58,23 +60,22 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 	return nil
 }
 
-// jsonError describes a decoding error without echoing the input.
+// jsonError describes a decoding error without echoing the input (a
+// client may have pasted a key anywhere).
 func jsonError(err error) string {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syntax):
-		return "syntax error"
+		return "syntax error at byte " + strconv.FormatInt(syntax.Offset, 10)
 	case errors.As(err, &typ):
-		return "wrong type for field " + typ.Field
+		return "wrong type for field " + typ.Field // a field of our own types
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "unexpected end"
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return "unknown field"
 	}
-	msg := err.Error()
-	if len(msg) > 80 {
-		msg = msg[:80]
-	}
-	return msg
+	return "cannot decode"
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {

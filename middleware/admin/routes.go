@@ -190,7 +190,7 @@ func (a *API) audit(r *http.Request, c Caller) (int, any, error) {
 	env := r.URL.Query().Get("environment")
 	if c.Environment != "" {
 		if env != "" && env != c.Environment {
-			return 0, nil, notFound("unknown environment " + env)
+			return 0, nil, notFound("no such environment")
 		}
 		env = c.Environment
 	}
@@ -210,7 +210,7 @@ func (a *API) audit(r *http.Request, c Caller) (int, any, error) {
 func environment(r *http.Request, c Caller) (string, error) {
 	env := r.PathValue("env")
 	if c.Environment != "" && env != c.Environment {
-		return "", notFound("unknown environment " + env)
+		return "", notFound("no such environment")
 	}
 	return env, nil
 }

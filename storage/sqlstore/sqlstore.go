@@ -142,7 +142,7 @@ func (s *Store) Key(ctx context.Context, id string) (apikey.Record, error) {
 	}
 	r, err := scanKey(s.db.QueryRowContext(ctx, s.q.key, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return apikey.Record{}, fmt.Errorf("%w: key %s", apikey.ErrNotFound, truncate(id))
+		return apikey.Record{}, fmt.Errorf("%w: no such key", apikey.ErrNotFound) // the id is caller input: never echoed
 	}
 	if err != nil {
 		return apikey.Record{}, s.wrap(ctx, "key", err)
@@ -181,7 +181,7 @@ func (s *Store) Settings(ctx context.Context, environment string) (apikey.Settin
 	}
 	st, err := scanSettings(s.db.QueryRowContext(ctx, s.q.settings, environment))
 	if errors.Is(err, sql.ErrNoRows) {
-		return apikey.Settings{}, fmt.Errorf("%w: environment %q", apikey.ErrNotFound, truncate(environment))
+		return apikey.Settings{}, fmt.Errorf("%w: no such environment", apikey.ErrNotFound)
 	}
 	if err != nil {
 		return apikey.Settings{}, s.wrap(ctx, "settings", err)
@@ -295,12 +295,4 @@ func (s *Store) wrap(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("sqlstore: %s: %w", op, busyError(err))
 	}
 	return fmt.Errorf("sqlstore: %s: %w", op, err)
-}
-
-// truncate shortens caller-supplied text quoted in an error message.
-func truncate(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "..."
-	}
-	return s
 }
