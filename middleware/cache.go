@@ -115,9 +115,12 @@ type cache struct {
 	failureTTL time.Duration
 
 	mu sync.Mutex
-	// gen changes with every eviction; a verification that started before
-	// an eviction does not cache its (possibly stale) result.
-	gen uint64
+	// seq counts evictions. A verification notes seq when it starts (a
+	// start token) and does not cache its (possibly stale) result if its key
+	// id was evicted since, or the whole cache was purged since (floor).
+	seq       uint64
+	evictedAt map[string]uint64 // key id -> seq of its last eviction
+	floor     uint64            // tokens below floor are stale
 	// index finds the valid entries of a key id, for eviction.
 	index map[string]map[cacheKey]*entry
 	// pending holds the last uses of evicted entries not yet written.
@@ -129,6 +132,7 @@ func newCache(cfg config) (*cache, error) {
 		ttl:        cfg.CacheTTL,
 		failureTTL: cfg.FailureTTL,
 		index:      map[string]map[cacheKey]*entry{},
+		evictedAt:  map[string]uint64{},
 		pending:    map[string]int64{},
 	}
 	var err error
@@ -166,20 +170,34 @@ func (c *cache) get(k cacheKey, now time.Time) *entry {
 	return nil
 }
 
-// generation returns the eviction generation, to pass to add later.
-func (c *cache) generation() uint64 {
+// maxEvictedIDs bounds evictedAt. When it is full, the cache forgets which
+// ids were evicted and treats every verification in flight as stale, which
+// costs at most one more verification each.
+const maxEvictedIDs = 10_000
+
+// startToken returns the token a verification passes to addValid or
+// addFailed when it ends.
+func (c *cache) startToken() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.gen
+	return c.seq
 }
 
-// addValid caches a verified key unless an eviction happened since gen.
-func (c *cache) addValid(k cacheKey, e *entry, gen uint64) {
+// staleLocked reports whether a verification of keyID that started with
+// token may have read data older than an eviction; c.mu is held. Only
+// evictions of keyID itself (or a purge) count, so that changes to other
+// keys never stop results from being cached.
+func (c *cache) staleLocked(keyID string, token uint64) bool {
+	return token < c.floor || c.evictedAt[keyID] > token
+}
+
+// addValid caches a verified key unless it went stale (see staleLocked).
+func (c *cache) addValid(k cacheKey, e *entry, token uint64) {
 	if c.valid == nil {
 		return
 	}
 	c.mu.Lock()
-	if c.gen != gen {
+	if c.staleLocked(e.keyID, token) {
 		c.mu.Unlock()
 		return
 	}
@@ -195,18 +213,28 @@ func (c *cache) addValid(k cacheKey, e *entry, gen uint64) {
 	c.valid.Add(k, e)
 }
 
-// addFailed caches a failure unless an eviction happened since gen.
-func (c *cache) addFailed(k cacheKey, e *entry, gen uint64) {
-	if c.failed == nil || c.generation() != gen {
+// addFailed caches a failure unless it went stale (see staleLocked).
+func (c *cache) addFailed(k cacheKey, e *entry, token uint64) {
+	if c.failed == nil {
 		return
 	}
-	c.failed.Add(k, e)
+	c.mu.Lock()
+	stale := c.staleLocked(e.keyID, token)
+	c.mu.Unlock()
+	if !stale {
+		c.failed.Add(k, e)
+	}
 }
 
 // evict drops every cached entry of a key id at once.
 func (c *cache) evict(keyID string) {
 	c.mu.Lock()
-	c.gen++
+	c.seq++
+	if len(c.evictedAt) >= maxEvictedIDs {
+		clear(c.evictedAt)
+		c.floor = c.seq
+	}
+	c.evictedAt[keyID] = c.seq
 	m := c.index[keyID]
 	delete(c.index, keyID)
 	for _, e := range m {
@@ -222,7 +250,9 @@ func (c *cache) evict(keyID string) {
 // purge drops every entry, valid or failed.
 func (c *cache) purge() {
 	c.mu.Lock()
-	c.gen++
+	c.seq++
+	c.floor = c.seq
+	clear(c.evictedAt)
 	for _, m := range c.index {
 		for _, e := range m {
 			e.dead.Store(true)

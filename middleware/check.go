@@ -2,6 +2,8 @@ package middleware
 
 import (
 	"net/http"
+	"regexp"
+	"strings"
 
 	"github.com/keystile/keystile/apikey"
 )
@@ -17,7 +19,7 @@ func (v *Validator) check(r *http.Request, p Policy) (*Identity, error) {
 		return nil, err
 	}
 	if v.cfg.OnAuthenticated != nil {
-		v.cfg.OnAuthenticated(r.Context(), attempt(r, key), *id)
+		v.cfg.OnAuthenticated(r.Context(), attempt(r, key), id.clone())
 	}
 	return id, nil
 }
@@ -55,7 +57,7 @@ func (v *Validator) authenticate(r *http.Request, p Policy) (apikey.Key, *Identi
 	origin := r.Header["Origin"]
 	if id.Type == apikey.Server && len(origin) > 0 {
 		if v.cfg.OnLeakedServerKey != nil {
-			v.cfg.OnLeakedServerKey(r.Context(), attempt(r, key), *id)
+			v.cfg.OnLeakedServerKey(r.Context(), attempt(r, key), id.clone())
 		}
 		if !v.cfg.AllowServerKeyFromBrowser {
 			return key, nil, ErrServerKeyFromBrowser
@@ -70,21 +72,35 @@ func (v *Validator) authenticate(r *http.Request, p Policy) (apikey.Key, *Identi
 		}
 	}
 	if id.Expiring && v.cfg.OnGrace != nil {
-		v.cfg.OnGrace(r.Context(), attempt(r, key), *id)
+		v.cfg.OnGrace(r.Context(), attempt(r, key), id.clone())
 	}
 	v.cache.touch(e, now)
 	return key, id, nil
 }
 
 // attempt describes r for the hooks: never the secret, only the prefix of a
-// well-formed key.
+// well-formed key. A key that a client put in the path or the Origin header
+// by mistake is cut down to its prefix there too.
 func attempt(r *http.Request, key apikey.Key) Attempt {
 	a := Attempt{Method: r.Method, RemoteAddr: r.RemoteAddr, Prefix: key.Prefix()}
 	if r.URL != nil {
-		a.Path = r.URL.Path
+		a.Path = redactKeys(r.URL.Path)
 	}
 	if o := r.Header["Origin"]; len(o) > 0 {
-		a.Origin = o[0]
+		a.Origin = redactKeys(o[0])
 	}
 	return a
+}
+
+// secretLike matches the "_<secret>" part of a key (20 characters or more:
+// most of a secret), whole or cut, glued to other text or not.
+var secretLike = regexp.MustCompile(`_[0-9A-Za-z]{20,}`)
+
+// redactKeys cuts every key in s down to its displayable prefix (and
+// anything that looks like the secret part of one).
+func redactKeys(s string) string {
+	if !strings.Contains(s, "_") {
+		return s
+	}
+	return secretLike.ReplaceAllString(s, "_[redacted]")
 }

@@ -67,7 +67,13 @@ func FromContext(ctx context.Context) (Identity, bool) {
 	if !ok || id == nil {
 		return Identity{}, false
 	}
+	return id.clone(), true
+}
+
+// clone returns a copy of the shared, cached id that its receiver may
+// modify: what Check, FromContext and the hooks hand out.
+func (id *Identity) clone() Identity {
 	out := *id
 	out.Scopes = slices.Clone(id.Scopes)
-	return out, true
+	return out
 }

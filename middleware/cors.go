@@ -41,6 +41,12 @@ func (o envOrigins) allows(origin string) bool {
 	return false
 }
 
+// has reports whether the table knows environment env.
+func (t *originTable) has(env string) bool {
+	_, ok := t.envs[env]
+	return ok
+}
+
 // loadSettings reads every environment's settings and replaces the origin
 // table. An allowed-origin entry that does not parse is skipped and
 // reported; its environment stays restricted to the entries that parse.

@@ -90,8 +90,12 @@
 //     concurrent first requests with one key share one verification; each
 //     key id has a budget of Options.ThrottleFailures failed or in-flight
 //     verifications per Options.ThrottleWindow, after which attempts get 429
-//     without a storage call or a hash. A throttled key id does not lock out
-//     its owner entirely: a cached valid key is never throttled.
+//     without a storage call or a hash. Key ids are public, so a throttle
+//     per id could lock the real key out: a cached valid key is never
+//     throttled, and a key that verified in this process before is let
+//     through the throttle when its cache entry expires. Left open: the
+//     first verification of a key in a process waits out a window that an
+//     attacker keeps spending (see Options.ThrottleFailures).
 //   - Memory is bounded under any flood: both caches and the throttle table
 //     are fixed-size LRUs.
 //   - Outages fail closed (503), and a revoked key is never served from the

@@ -100,7 +100,7 @@ func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	return *id, nil
+	return id.clone(), nil
 }
 
 // Handler returns next wrapped with CORS and key validation under the zero
@@ -164,8 +164,12 @@ func (v *Validator) Invalidate(e apikey.Event) {
 	switch e.Action {
 	case apikey.ActionView, apikey.ActionReveal:
 		return // nothing changed
-	case apikey.ActionSetOrigins, apikey.ActionBootstrap:
+	case apikey.ActionSetOrigins:
 		v.reloadNow()
+	case apikey.ActionBootstrap: // one event per new key: reload once
+		if t := v.origins.Load(); t == nil || !t.has(e.Environment) {
+			v.reloadNow()
+		}
 	}
 	if e.KeyID != "" {
 		v.cache.evict(e.KeyID)

@@ -85,7 +85,12 @@ type Options struct {
 	// per key id per ThrottleWindow. Once it is spent, further uncached
 	// attempts with that key id are refused with ErrThrottled (429) without
 	// a storage call or a hash until the window ends. A valid key that is
-	// already cached keeps working. Zero means DefaultThrottleFailures (10).
+	// cached keeps working, and so does one that verified in this process
+	// before (it is recognised without a hash when its cache entry
+	// expires). Key ids are public, so whoever sends wrong secrets for an
+	// id can delay the first verification in a process of the real key
+	// until the window ends: rate-limit clients upstream if that matters.
+	// Zero means DefaultThrottleFailures (10).
 	ThrottleFailures int
 	// ThrottleWindow is the window of ThrottleFailures. Zero means
 	// DefaultThrottleWindow (1 minute).

@@ -44,24 +44,24 @@ func (v *Validator) verify(ctx context.Context, key apikey.Key, k cacheKey) (*en
 // load reads a key by id, verifies its hash and caches the outcome. Storage
 // errors are returned, never cached.
 func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (*entry, error) {
-	gen := v.cache.generation()
+	token := v.cache.startToken()
 	now := v.cfg.Now()
 	if e := v.cache.get(k, now); e != nil {
 		return e, nil // cached by a verification that ended after our lookup
 	}
 	id := key.ID()
-	ok, wait := v.throttle.acquire(id, now)
+	ok, wait := v.throttle.acquire(id, k, now)
 	if !ok {
 		return nil, &refusal{reason: ErrThrottled, retryAfter: wait}
 	}
-	failed := false
-	defer func() { v.throttle.release(id, failed) }()
+	failed, verified := false, false
+	defer func() { v.throttle.release(id, k, failed, verified) }()
 
 	rec, err := v.cfg.Store.Key(ctx, id)
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):
 		failed = true
-		return v.failure(k, id, gen, now), nil
+		return v.failure(k, id, token, now), nil
 	case ctx.Err() != nil:
 		return nil, &refusal{reason: ErrBusy, cause: ctx.Err()}
 	case err != nil:
@@ -69,7 +69,7 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (*entr
 	}
 	if rec.ID != id || rec.Type != key.Type() {
 		failed = true
-		return v.failure(k, id, gen, now), nil
+		return v.failure(k, id, token, now), nil
 	}
 	match, outdated, err := v.verifyHash(ctx, key, rec.Hash)
 	if err != nil {
@@ -77,20 +77,21 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (*entr
 	}
 	if !match {
 		failed = true
-		return v.failure(k, id, gen, now), nil
+		return v.failure(k, id, token, now), nil
 	}
 	if outdated {
 		v.upgradeHash(rec, key)
 	}
+	verified = true
 	e := newValidEntry(rec, now.Add(v.cfg.CacheTTL))
-	v.cache.addValid(k, e, gen)
+	v.cache.addValid(k, e, token)
 	return e, nil
 }
 
 // failure caches and returns the entry of an unknown key or wrong secret.
-func (v *Validator) failure(k cacheKey, id string, gen uint64, now time.Time) *entry {
+func (v *Validator) failure(k cacheKey, id string, token uint64, now time.Time) *entry {
 	e := &entry{keyID: id, fail: ErrInvalidKey, until: now.Add(v.cfg.FailureTTL)}
-	v.cache.addFailed(k, e, gen)
+	v.cache.addFailed(k, e, token)
 	return e
 }
 
@@ -124,13 +125,16 @@ func (v *Validator) upgradeHash(rec apikey.Record, key apikey.Key) {
 		}
 		hash, err := v.cfg.Hasher.Hash([]byte(key.Reveal()))
 		<-v.sem
+		if ctx.Err() != nil {
+			return // closing: the upgrade happens at a later verification
+		}
 		if err != nil {
 			v.cfg.OnBackgroundError(fmt.Errorf("middleware: upgrading the hash of %s: %w", rec.Prefix(), err))
 			return
 		}
 		rec.Hash = hash
 		err = v.cfg.Store.Apply(ctx, apikey.Change{Update: []apikey.Record{rec}})
-		if err != nil && !errors.Is(err, apikey.ErrConflict) {
+		if err != nil && !errors.Is(err, apikey.ErrConflict) && ctx.Err() == nil {
 			v.cfg.OnBackgroundError(fmt.Errorf("middleware: storing the upgraded hash of %s: %w", rec.Prefix(), err))
 		}
 	})
