@@ -42,6 +42,8 @@ var (
 	// ErrInvalidOrigin means an allowed-origin entry is not an exact origin,
 	// a subdomain wildcard or a localhost origin.
 	ErrInvalidOrigin = errors.New("apikey: invalid origin")
+	// ErrInvalidName means a key name is longer than 200 bytes.
+	ErrInvalidName = errors.New("apikey: key name longer than 200 bytes")
 	// ErrInvalidExpiry means a requested expiry is not in the future.
 	ErrInvalidExpiry = errors.New("apikey: invalid expiry")
 	// ErrGraceOutOfRange means a grace period is negative or beyond the

@@ -151,7 +151,7 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 		return Issued{}, err
 	}
 	if len(req.Name) > 200 {
-		return Issued{}, errors.New("apikey: name longer than 200 bytes")
+		return Issued{}, ErrInvalidName
 	}
 	now := m.Now()
 	expires := req.ExpiresAt.UTC().Truncate(time.Microsecond)

@@ -105,7 +105,7 @@ func refused(err error) bool {
 	for _, rule := range []error{
 		apikey.ErrNotFound, apikey.ErrForbidden, apikey.ErrInvalidEnvironment, apikey.ErrUnknownEnvironment,
 		apikey.ErrAlreadyBootstrapped, apikey.ErrInvalidKeyType, apikey.ErrInvalidScope, apikey.ErrInvalidOrigin,
-		apikey.ErrInvalidExpiry, apikey.ErrGraceOutOfRange, apikey.ErrDefaultKeyNotRevocable,
+		apikey.ErrInvalidName, apikey.ErrInvalidExpiry, apikey.ErrGraceOutOfRange, apikey.ErrConflict, apikey.ErrDefaultKeyNotRevocable,
 		apikey.ErrAlreadyRevoked, apikey.ErrAlreadyRotated, apikey.ErrNotRotated, apikey.ErrKeyExpired,
 		apikey.ErrNotRevealable,
 	} {

@@ -31,8 +31,10 @@ package admin
 import (
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/storage"
 )
 
@@ -45,6 +47,28 @@ type Caller struct {
 	// caller is confined to its key's environment, because environments are
 	// hard boundaries.
 	Environment string
+	// Scopes, if not nil, bound what the caller may hand out: it may create,
+	// rotate or reveal a server key, or set a key's scopes, only within
+	// these scopes, so that a key cannot mint a key stronger than itself.
+	// Nil means no bound.
+	Scopes []string
+}
+
+// mayHold refuses a caller whose Scopes do not cover every one of scopes.
+func (c Caller) mayHold(scopes []string) error {
+	if c.Scopes == nil {
+		return nil
+	}
+	for _, s := range scopes {
+		covered := apikey.HasScope(c.Scopes, s)
+		if s == apikey.AllScopes {
+			covered = slices.Contains(c.Scopes, apikey.AllScopes)
+		}
+		if !covered {
+			return middleware.Refuse(ReasonForbidden, "a key cannot hand out scope "+s+", which it does not hold")
+		}
+	}
+	return nil
 }
 
 // Options configure the management API.
@@ -68,7 +92,7 @@ type API struct {
 }
 
 // New returns the management API, or an error if a required option is
-// missing.
+// missing or MaxBodyBytes is negative.
 func New(opts Options) (*API, error) {
 	if opts.Manager == nil {
 		return nil, errors.New("admin: Options.Manager is required")
@@ -76,7 +100,10 @@ func New(opts Options) (*API, error) {
 	if opts.Authorize == nil {
 		return nil, errors.New("admin: Options.Authorize is required")
 	}
-	if opts.MaxBodyBytes == 0 {
+	switch {
+	case opts.MaxBodyBytes < 0:
+		return nil, errors.New("admin: Options.MaxBodyBytes must not be negative")
+	case opts.MaxBodyBytes == 0:
 		opts.MaxBodyBytes = 64 << 10
 	}
 	a := &API{opts: opts, mux: http.NewServeMux()}

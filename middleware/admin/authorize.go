@@ -18,7 +18,9 @@ const (
 // scope: a key holding "api_keys:write" (or full access, "*") acts as an
 // owner, one holding only "api_keys:read" as read-only. Publishable keys and
 // keys with neither scope are refused. The caller is confined to its key's
-// environment, and its actor id is the key's displayable prefix.
+// environment, may hand out no scope its key does not hold (so
+// "api_keys:write" alone cannot mint a full-access key), and its actor id is
+// the key's displayable prefix.
 func KeyScopes(r *http.Request) (Caller, error) {
 	id, ok := middleware.FromContext(r.Context())
 	if !ok {
@@ -36,5 +38,5 @@ func KeyScopes(r *http.Request) (Caller, error) {
 	default:
 		return Caller{}, middleware.Refuse(middleware.ErrScope, "the management API needs scope "+ScopeRead+" or "+ScopeWrite)
 	}
-	return Caller{Actor: apikey.Actor{ID: id.Prefix, Role: role}, Environment: id.Environment}, nil
+	return Caller{Actor: apikey.Actor{ID: id.Prefix, Role: role}, Environment: id.Environment, Scopes: id.Scopes}, nil
 }

@@ -34,6 +34,7 @@ var ruleReasons = []struct {
 	{apikey.ErrInvalidKeyType, middleware.NewReason("invalid_key_type", http.StatusUnprocessableEntity, "invalid key type")},
 	{apikey.ErrInvalidScope, middleware.NewReason("invalid_scope", http.StatusUnprocessableEntity, "invalid scope")},
 	{apikey.ErrInvalidOrigin, middleware.NewReason("invalid_origin", http.StatusUnprocessableEntity, "invalid origin")},
+	{apikey.ErrInvalidName, middleware.NewReason("invalid_name", http.StatusUnprocessableEntity, "key name too long")},
 	{apikey.ErrInvalidExpiry, middleware.NewReason("invalid_expiry", http.StatusUnprocessableEntity, "invalid expiry")},
 	{apikey.ErrGraceOutOfRange, middleware.NewReason("grace_out_of_range", http.StatusUnprocessableEntity, "grace period out of range")},
 	{apikey.ErrDefaultKeyNotRevocable, middleware.NewReason("rotate_first", http.StatusConflict, "key has no expiry; rotate it first")},

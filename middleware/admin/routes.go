@@ -57,6 +57,15 @@ func (a *API) createKey(r *http.Request, c Caller) (int, any, error) {
 	if req.ExpiresIn != 0 && !req.ExpiresAt.IsZero() {
 		return 0, nil, invalid("give expires_in or expires_at, not both")
 	}
+	if req.Type == apikey.Server {
+		scopes, err := apikey.ValidateScopes(apikey.Server, req.Scopes)
+		if err != nil {
+			return 0, nil, err
+		}
+		if err := c.mayHold(scopes); err != nil {
+			return 0, nil, err
+		}
+	}
 	expires := req.ExpiresAt
 	if req.ExpiresIn != 0 {
 		expires = a.opts.Manager.Now().Add(time.Duration(req.ExpiresIn))
@@ -80,8 +89,14 @@ func (a *API) rotateDefault(r *http.Request, c Caller) (int, any, error) {
 	if err := decodeOptional(r, &req); err != nil {
 		return 0, nil, err
 	}
+	typ := apikey.KeyType(r.PathValue("type"))
+	if typ == apikey.Server {
+		if err := c.mayHold([]string{apikey.AllScopes}); err != nil { // default server keys hold every scope
+			return 0, nil, err
+		}
+	}
 	k, err := a.opts.Manager.Rotate(r.Context(), c.Actor, apikey.RotateRequest{
-		Environment: env, Type: apikey.KeyType(r.PathValue("type")), Grace: time.Duration(req.Grace), Policy: apikey.APIPolicy,
+		Environment: env, Type: typ, Grace: time.Duration(req.Grace), Policy: apikey.APIPolicy,
 	})
 	return http.StatusCreated, issued(k), err
 }
@@ -94,6 +109,9 @@ func (a *API) getKey(r *http.Request, c Caller) (int, any, error) {
 func (a *API) rotateKey(r *http.Request, c Caller) (int, any, error) {
 	view, err := a.key(r, c)
 	if err != nil {
+		return 0, nil, err
+	}
+	if err := c.mayHold(view.Scopes); err != nil { // the new key has the old one's scopes
 		return 0, nil, err
 	}
 	var req graceRequest
@@ -141,6 +159,13 @@ func (a *API) setScopes(r *http.Request, c Caller) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
+	scopes, err := apikey.ValidateScopes(apikey.Server, req.Scopes)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := c.mayHold(scopes); err != nil {
+		return 0, nil, err
+	}
 	view, err = a.opts.Manager.SetScopes(r.Context(), c.Actor, view.ID, req.Scopes)
 	return http.StatusOK, view, err
 }
@@ -148,6 +173,9 @@ func (a *API) setScopes(r *http.Request, c Caller) (int, any, error) {
 func (a *API) revealKey(r *http.Request, c Caller) (int, any, error) {
 	view, err := a.key(r, c)
 	if err != nil {
+		return 0, nil, err
+	}
+	if err := c.mayHold(view.Scopes); err != nil {
 		return 0, nil, err
 	}
 	k, err := a.opts.Manager.Reveal(r.Context(), c.Actor, view.ID)

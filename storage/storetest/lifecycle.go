@@ -15,6 +15,16 @@ import (
 	"github.com/keystile/keystile/apikey"
 )
 
+// managers returns one Manager per store, built on the test goroutine
+// (require may not be called from the goroutines that use them).
+func managers(t *testing.T, stores []apikey.Store) []*apikey.Manager {
+	out := make([]*apikey.Manager, len(stores))
+	for i, s := range stores {
+		out[i] = manager(t, s)
+	}
+	return out
+}
+
 func manager(t *testing.T, s apikey.Store) *apikey.Manager {
 	t.Helper()
 	m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
@@ -59,13 +69,14 @@ func testLifecycle(t *testing.T, c Config) {
 func testConcurrentBootstrap(t *testing.T, c Config) {
 	s := c.New(t)
 	stores := c.peers(t, s, 3)
+	ms := managers(t, stores)
 	var wins, already atomic.Int32
 	var wg sync.WaitGroup
 	for i := range 10 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := manager(t, stores[i%len(stores)]).Bootstrap(context.Background(), owner, apikey.Staging)
+			_, err := ms[i%len(ms)].Bootstrap(context.Background(), owner, apikey.Staging)
 			switch {
 			case err == nil:
 				wins.Add(1)
@@ -90,6 +101,7 @@ func testConcurrentBootstrap(t *testing.T, c Config) {
 func testConcurrentRotateRevoke(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
 	stores := c.peers(t, s, 3)
+	ms := managers(t, stores)
 	_, err := manager(t, s).Bootstrap(ctx, owner, apikey.Production)
 	require.NoError(t, err)
 
@@ -103,7 +115,7 @@ func testConcurrentRotateRevoke(t *testing.T, c Config) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m := manager(t, stores[i%len(stores)])
+			m := ms[i%len(ms)]
 			typ := []apikey.KeyType{apikey.Server, apikey.Client}[i%2]
 			if i%5 == 4 { // every fifth goroutine tries to revoke the defaults it sees
 				keys, err := stores[i%len(stores)].Keys(ctx, apikey.Production)
@@ -182,6 +194,7 @@ func testConcurrentRotateRevoke(t *testing.T, c Config) {
 func testConcurrentSettings(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
 	stores := c.peers(t, s, 3)
+	ms := managers(t, stores)
 	_, err := manager(t, s).Bootstrap(ctx, owner, apikey.Development)
 	require.NoError(t, err)
 	var wg sync.WaitGroup
@@ -191,7 +204,7 @@ func testConcurrentSettings(t *testing.T, c Config) {
 		go func() {
 			defer wg.Done()
 			origins := []string{fmt.Sprintf("http://localhost:%d", 3000+i)}
-			_, err := manager(t, stores[i%len(stores)]).SetAllowedOrigins(ctx, owner, apikey.Development, origins)
+			_, err := ms[i%len(ms)].SetAllowedOrigins(ctx, owner, apikey.Development, origins)
 			if assert.NoError(t, err) {
 				wins.Add(1)
 			}
