@@ -29,7 +29,11 @@
 //     "database is locked". Errors that remain after the timeout are
 //     reported as system errors that say so.
 //   - journal_mode(WAL) is recommended: readers (key lookups) then never
-//     wait for a writer, nor a writer for readers.
+//     wait for a writer, nor a writer for readers. The switch happens when
+//     the first connection opens a new file and needs the file alone: a
+//     connection that opens at that very moment gets SQLITE_BUSY at once,
+//     whatever the busy timeout. Processes that start together on a new
+//     file should let one of them open it (and Migrate) first.
 //   - _txlock=immediate is recommended for your own transactions on the
 //     same pool; this package does not depend on it (see Concurrency).
 //

@@ -111,6 +111,13 @@ func TestReopen(t *testing.T) {
 func TestMigrate(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
 		ctx := context.Background()
+		// A new SQLite file switches to WAL when its first connection opens,
+		// which needs the file alone: SQLite answers a second connection
+		// opening meanwhile with SQLITE_BUSY at once, before Migrate runs.
+		// Open the file once first; what runs concurrently below is Migrate.
+		first := b.open(t, dsn)
+		require.NoError(t, first.PingContext(ctx))
+		require.NoError(t, first.Close())
 		var wg sync.WaitGroup
 		errs := make([]error, 4)
 		for i := range errs {
