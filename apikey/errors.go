@@ -67,3 +67,26 @@ var (
 	// are stored only as hashes unless the operator configured a Sealer.
 	ErrNotRevealable = errors.New("apikey: key cannot be revealed")
 )
+
+// requestErrors are the sentinels that refuse a request for what it asks or
+// for the state it finds, as opposed to a storage or system failure.
+var requestErrors = []error{
+	ErrMalformedKey, ErrBadChecksum, ErrNotFound, ErrConflict, ErrForbidden,
+	ErrInvalidEnvironment, ErrUnknownEnvironment, ErrAlreadyBootstrapped, ErrInvalidKeyType,
+	ErrInvalidScope, ErrInvalidOrigin, ErrInvalidName, ErrInvalidExpiry, ErrGraceOutOfRange,
+	ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,
+	ErrKeyExpired, ErrNotRevealable,
+}
+
+// IsRequestError reports whether err is a refusal by this package's rules or
+// input checks (a client's mistake or a state that forbids the action),
+// rather than a storage or system failure. Interfaces use it to choose
+// between "refused" (4xx) and "unavailable" (5xx).
+func IsRequestError(err error) bool {
+	for _, e := range requestErrors {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}

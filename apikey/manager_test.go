@@ -3,6 +3,7 @@ package apikey_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -416,4 +417,14 @@ func TestStoreErrorsReachTheCaller(t *testing.T) {
 	assert.ErrorIs(t, err, assert.AnError)
 	_, err = m.Reveal(ctx, owner, f.client.View.ID)
 	assert.ErrorIs(t, err, assert.AnError, "a reveal whose audit event cannot be stored is refused")
+}
+
+func TestIsRequestError(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	_, err := f.m.Revoke(ctx, owner, f.server.View.ID)
+	assert.True(t, apikey.IsRequestError(err), "a rule")
+	_, err = f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Client, Name: strings.Repeat("x", 201)})
+	assert.True(t, apikey.IsRequestError(err), "bad input")
+	assert.False(t, apikey.IsRequestError(assert.AnError), "a storage failure")
+	assert.False(t, apikey.IsRequestError(nil))
 }

@@ -90,30 +90,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &usage):
 		fmt.Fprintln(stderr, "keyctl:", err)
 		return exitUsage
-	case refused(err):
+	case apikey.IsRequestError(err):
 		fmt.Fprintln(stderr, "keyctl:", err)
 		return exitRefused
 	default:
 		fmt.Fprintln(stderr, "keyctl: storage error:", err)
 		return exitStorage
 	}
-}
-
-// refused reports whether err is a lifecycle rule or a missing record, as
-// opposed to a storage failure.
-func refused(err error) bool {
-	for _, rule := range []error{
-		apikey.ErrNotFound, apikey.ErrForbidden, apikey.ErrInvalidEnvironment, apikey.ErrUnknownEnvironment,
-		apikey.ErrAlreadyBootstrapped, apikey.ErrInvalidKeyType, apikey.ErrInvalidScope, apikey.ErrInvalidOrigin,
-		apikey.ErrInvalidName, apikey.ErrInvalidExpiry, apikey.ErrGraceOutOfRange, apikey.ErrConflict, apikey.ErrDefaultKeyNotRevocable,
-		apikey.ErrAlreadyRevoked, apikey.ErrAlreadyRotated, apikey.ErrNotRotated, apikey.ErrKeyExpired,
-		apikey.ErrNotRevealable,
-	} {
-		if errors.Is(err, rule) {
-			return true
-		}
-	}
-	return false
 }
 
 type cli struct {

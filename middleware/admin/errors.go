@@ -81,5 +81,8 @@ func classify(err error) error {
 			return middleware.Refuse(rr.reason, err.Error())
 		}
 	}
+	if apikey.IsRequestError(err) { // a rule without a code of its own yet
+		return middleware.Refuse(ReasonInvalidRequest, err.Error())
+	}
 	return middleware.Refuse(ReasonUnavailable, "")
 }
