@@ -36,6 +36,10 @@ const (
 // key id, "_", the secret and the checksum.
 const KeyLength = len("server-") + IDLength + 1 + SecretLength + ChecksumLength
 
+// PrefixLength is the length of a key's displayable prefix, "server-<id>"
+// or "client-<id>" (see Key.Prefix).
+const PrefixLength = len("server-") + IDLength
+
 // Pattern is the regular expression, for secret scanners, that matches every
 // key this package generates and nothing shorter or longer.
 const Pattern = `\b(?:server|client)-[0-9A-Za-z]{12}_[0-9A-Za-z]{49}\b`
@@ -138,7 +142,7 @@ func (k Key) Prefix() string {
 	if k.full == "" {
 		return ""
 	}
-	return k.full[:7+IDLength]
+	return k.full[:PrefixLength]
 }
 
 // Reveal returns the full key string, secret included. Call it only to hand

@@ -315,3 +315,40 @@ func flip(c byte) string {
 	}
 	return "A"
 }
+
+// TestHooksSeeThePrefix checks the Attempt that the hooks receive, whether
+// the outcome came from a verification or from the cache: the key's prefix
+// for a well-formed key, nothing for a malformed one.
+func TestHooksSeeThePrefix(t *testing.T) {
+	var got []middleware.Attempt
+	record := func(_ context.Context, a middleware.Attempt, _ error) { got = append(got, a) }
+	f := newFixture(t, func(o *middleware.Options) {
+		o.OnRejected = record
+		o.OnAuthenticated = func(ctx context.Context, a middleware.Attempt, _ middleware.Identity) { record(ctx, a, nil) }
+	})
+	server := f.keys["production/server"]
+	unknown, err := apikey.GenerateKey(apikey.Server)
+	require.NoError(t, err)
+	malformed := server.Reveal()[:apikey.KeyLength-1] + flip(server.Reveal()[apikey.KeyLength-1])
+	h := f.v.Handler(okHandler)
+
+	tests := []struct {
+		name, key, prefix string
+		status            int
+	}{
+		{"valid key, verified", server.Reveal(), server.Prefix(), 200},
+		{"valid key, cached", server.Reveal(), server.Prefix(), 200},
+		{"unknown key, looked up", unknown.Reveal(), unknown.Prefix(), 401},
+		{"unknown key, cached failure", unknown.Reveal(), unknown.Prefix(), 401},
+		{"bad checksum of a cached key", malformed, "", 401},
+		{"too short", "server-abc", "", 401},
+	}
+	for _, tt := range tests {
+		got = nil
+		w := serve(h, request(tt.key))
+		require.Equal(t, tt.status, w.Code, tt.name)
+		require.Len(t, got, 1, tt.name)
+		assert.Equal(t, tt.prefix, got[0].Prefix, tt.name)
+	}
+	assert.EqualValues(t, 1, f.hasher.verifies.Load(), "the second use of the key is served from the cache")
+}
