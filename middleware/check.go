@@ -93,8 +93,8 @@ func (v *Validator) authenticate(r *http.Request, p Policy) (string, *Identity, 
 }
 
 // attempt describes r for the hooks: never the secret, only prefix, the
-// displayable prefix of a well-formed key. A key that a client put in the path or the Origin header
-// by mistake is cut down to its prefix there too.
+// displayable prefix of a well-formed key. A key that a client put in the
+// path or the Origin header by mistake is cut down to its prefix there too.
 func attempt(r *http.Request, prefix string) Attempt {
 	a := Attempt{Method: r.Method, RemoteAddr: r.RemoteAddr, Prefix: prefix}
 	if r.URL != nil {
