@@ -2,28 +2,23 @@ package middleware_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx", for tests only
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite" // driver "sqlite", for tests only
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/internal/pgtest"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/storage"
 	"github.com/keystile/keystile/storage/faultstore"
@@ -55,7 +50,7 @@ var faultBackends = []faultBackend{
 		return openSQL(t, "sqlite", sqlstore.SQLite, dsn), func() apikey.Store { return openSQL(t, "sqlite", sqlstore.SQLite, dsn) }
 	}},
 	{"postgres", func(t *testing.T) (apikey.Store, func() apikey.Store) {
-		dsn := freshPostgresSchema(t)
+		dsn := pgtest.FreshSchema(t, "keystile_fault")
 		return openSQL(t, "pgx", sqlstore.Postgres, dsn), func() apikey.Store { return openSQL(t, "pgx", sqlstore.Postgres, dsn) }
 	}},
 }
@@ -71,44 +66,6 @@ func openSQL(t *testing.T, driver string, d sqlstore.Dialect, dsn string) *sqlst
 	require.NoError(t, err)
 	require.NoError(t, s.Migrate(context.Background()))
 	return s
-}
-
-// freshPostgresSchema creates an empty schema on the server named by
-// KEYSTILE_POSTGRES_DSN and returns a DSN that selects it; the schema is
-// dropped when t ends. Without a server the test skips, except in CI (as
-// storage/sqlstore's tests do: scripts/test.sh always provides one).
-func freshPostgresSchema(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("KEYSTILE_POSTGRES_DSN")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("KEYSTILE_POSTGRES_DSN is empty in CI: run ./scripts/test.sh, which starts a PostgreSQL server")
-		}
-		t.Skip("PostgreSQL tests need a server: set KEYSTILE_POSTGRES_DSN or run ./scripts/test.sh")
-	}
-	admin, err := sql.Open("pgx", dsn)
-	require.NoError(t, err)
-	t.Cleanup(func() { admin.Close() })
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "keystile_fault_" + hex.EncodeToString(b[:])
-	_, err = admin.ExecContext(context.Background(), "CREATE SCHEMA "+schema)
-	require.NoError(t, err, "cannot reach the PostgreSQL server at KEYSTILE_POSTGRES_DSN")
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Logf("dropping schema %s: %v", schema, err)
-		}
-	})
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		require.NoError(t, err)
-		q := u.Query()
-		q.Set("search_path", schema)
-		q.Set("application_name", schema) // to find this test's connections
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return dsn + " search_path=" + schema + " application_name=" + schema
 }
 
 // faultEnv is a backend behind a fault store, with production bootstrapped,

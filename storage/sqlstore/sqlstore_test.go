@@ -2,21 +2,16 @@ package sqlstore_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx", for tests only
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite" // driver "sqlite", for tests only
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/internal/pgtest"
 	"github.com/keystile/keystile/storage/sqlstore"
 	"github.com/keystile/keystile/storage/storetest"
 )
@@ -51,7 +46,7 @@ var sqliteBackend = backend{
 var postgresBackend = backend{
 	name:    "postgres",
 	dialect: sqlstore.Postgres,
-	fresh:   freshPostgres,
+	fresh:   func(tb testing.TB) string { return pgtest.FreshSchema(tb, "keystile_test") },
 	open: func(tb testing.TB, dsn string) *sql.DB {
 		db, err := sql.Open("pgx", dsn)
 		require.NoError(tb, err)
@@ -60,56 +55,6 @@ var postgresBackend = backend{
 		db.SetMaxOpenConns(8)
 		return db
 	},
-}
-
-// postgresDSN returns the server that PostgreSQL tests use. Without one they
-// skip, except in CI, where they fail: scripts/test.sh always provides one.
-func postgresDSN(tb testing.TB) string {
-	tb.Helper()
-	dsn := os.Getenv("KEYSTILE_POSTGRES_DSN")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			tb.Fatal("KEYSTILE_POSTGRES_DSN is empty in CI: run ./scripts/test.sh, which starts a PostgreSQL server")
-		}
-		tb.Skip("PostgreSQL tests need a server: set KEYSTILE_POSTGRES_DSN or run ./scripts/test.sh")
-	}
-	return dsn
-}
-
-// freshPostgres creates an empty schema on the test server and returns a DSN
-// whose search_path selects it; the schema is dropped when tb ends.
-func freshPostgres(tb testing.TB) string {
-	tb.Helper()
-	dsn := postgresDSN(tb)
-	admin, err := sql.Open("pgx", dsn)
-	require.NoError(tb, err)
-	tb.Cleanup(func() { admin.Close() })
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "keystile_test_" + hex.EncodeToString(b[:])
-	_, err = admin.ExecContext(context.Background(), "CREATE SCHEMA "+schema)
-	require.NoError(tb, err, "cannot reach the PostgreSQL server at KEYSTILE_POSTGRES_DSN")
-	tb.Cleanup(func() {
-		_, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		if err != nil {
-			tb.Logf("dropping schema %s: %v", schema, err)
-		}
-	})
-	return withSearchPath(tb, dsn, schema)
-}
-
-// withSearchPath adds search_path to a URL or key=value DSN; pgx sends it to
-// the server as a run-time parameter.
-func withSearchPath(tb testing.TB, dsn, schema string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		require.NoError(tb, err)
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return dsn + " search_path=" + schema
 }
 
 // store opens a migrated store on dsn, closed when tb ends.
@@ -155,7 +100,7 @@ func TestConformance(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			if b.dialect == sqlstore.Postgres {
-				postgresDSN(t)
+				pgtest.DSN(t)
 			}
 			storetest.Run(t, b.config())
 		})

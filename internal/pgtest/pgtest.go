@@ -1,0 +1,70 @@
+// Package pgtest gives tests an empty PostgreSQL schema of their own on the
+// server named by KEYSTILE_POSTGRES_DSN (scripts/test.sh starts one). It is
+// test support: it registers the pgx driver, and no library package may
+// import it (apikey's TestLibraryDependencies would fail).
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+)
+
+// DSN returns KEYSTILE_POSTGRES_DSN. Without it the test skips, except in CI
+// (CI=true), where it fails: scripts/test.sh always provides a server, so a
+// PostgreSQL test never passes there without running.
+func DSN(tb testing.TB) string {
+	tb.Helper()
+	dsn := os.Getenv("KEYSTILE_POSTGRES_DSN")
+	if dsn == "" {
+		if os.Getenv("CI") == "true" {
+			tb.Fatal("KEYSTILE_POSTGRES_DSN is empty in CI: run ./scripts/test.sh, which starts a PostgreSQL server")
+		}
+		tb.Skip("PostgreSQL tests need a server: set KEYSTILE_POSTGRES_DSN or run ./scripts/test.sh")
+	}
+	return dsn
+}
+
+// FreshSchema creates an empty schema named prefix_<random hex> and returns
+// a DSN for driver "pgx" that selects it (search_path) and names its
+// connections after it (application_name, to find or end them). The schema
+// is dropped when tb ends.
+func FreshSchema(tb testing.TB, prefix string) string {
+	tb.Helper()
+	dsn := DSN(tb)
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		tb.Fatalf("opening KEYSTILE_POSTGRES_DSN: %v", err)
+	}
+	tb.Cleanup(func() { admin.Close() })
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := prefix + "_" + hex.EncodeToString(b[:])
+	if _, err := admin.ExecContext(context.Background(), "CREATE SCHEMA "+schema); err != nil {
+		tb.Fatalf("cannot reach the PostgreSQL server at KEYSTILE_POSTGRES_DSN: %v", err)
+	}
+	tb.Cleanup(func() {
+		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			tb.Logf("dropping schema %s: %v", schema, err)
+		}
+	})
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			tb.Fatalf("KEYSTILE_POSTGRES_DSN is not a valid URL: %v", err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		q.Set("application_name", schema)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return dsn + " search_path=" + schema + " application_name=" + schema
+}
