@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/internal/fakeclock"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -23,17 +24,7 @@ var (
 )
 
 // clock is a settable clock for tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+type clock = fakeclock.Clock
 
 type fixture struct {
 	m      *apikey.Manager
@@ -46,7 +37,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, opts apikey.ManagerOptions) *fixture {
 	t.Helper()
-	f := &fixture{store: memory.New(), clock: &clock{now: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}}
+	f := &fixture{store: memory.New(), clock: fakeclock.New(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))}
 	opts.Store, opts.Now = f.store, f.clock.Now
 	opts.Hasher = apikey.Argon2id{Params: apikey.TestParams}
 	var mu sync.Mutex
