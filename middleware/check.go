@@ -11,92 +11,78 @@ import (
 // check authenticates r against a valid policy p and calls the hooks. The
 // returned Identity is shared and immutable.
 func (v *Validator) check(r *http.Request, p Policy) (*Identity, error) {
-	prefix, id, err := v.authenticate(r, p)
+	key, id, err := v.authenticate(r, p)
 	if err != nil {
 		if v.cfg.OnRejected != nil {
-			v.cfg.OnRejected(r.Context(), attempt(r, prefix), err)
+			v.cfg.OnRejected(r.Context(), attempt(r, key), err)
 		}
 		return nil, err
 	}
 	if v.cfg.OnAuthenticated != nil {
-		v.cfg.OnAuthenticated(r.Context(), attempt(r, prefix), id.clone())
+		v.cfg.OnAuthenticated(r.Context(), attempt(r, key), id.clone())
 	}
 	return id, nil
 }
 
 // authenticate runs the checks in order: key present and well-formed
 // (no I/O), cache or verification, status and expiry, leaked server key,
-// policy, and the Origin of a publishable key. It returns the key's
-// displayable prefix for the hooks ("" when the key is malformed).
-//
-// The cache is looked up with the exact presented string before it is
-// parsed: only strings that parsed are ever cached, so a hit proves the
-// string well-formed and skips ParseKey (BenchmarkCachedKeyCheck: 320 ns
-// with it, 263 ns without). A miss parses before any I/O.
-func (v *Validator) authenticate(r *http.Request, p Policy) (string, *Identity, error) {
+// policy, and the Origin of a publishable key.
+func (v *Validator) authenticate(r *http.Request, p Policy) (apikey.Key, *Identity, error) {
 	if v.closed.Load() {
-		return "", nil, refuse(ErrUnavailable, "the validator is closed")
+		return apikey.Key{}, nil, refuse(ErrUnavailable, "the validator is closed")
 	}
 	raw, err := keyFromRequest(r, v.cfg.AllowBearer)
 	if err != nil {
-		return "", nil, err
+		return apikey.Key{}, nil, err
 	}
-	if len(raw) != apikey.KeyLength {
-		_, err := apikey.ParseKey(raw) // for the precise cause
-		return "", nil, &refusal{reason: ErrMalformedKey, cause: err}
+	key, err := apikey.ParseKey(raw)
+	if err != nil {
+		return apikey.Key{}, nil, &refusal{reason: ErrMalformedKey, cause: err}
 	}
 	now := v.cfg.Now()
-	k := v.mac.sum(raw)
-	e := v.cache.get(k, now)
-	if e == nil {
-		key, err := apikey.ParseKey(raw)
-		if err != nil {
-			return "", nil, &refusal{reason: ErrMalformedKey, cause: err}
-		}
-		if e, err = v.verify(r.Context(), key, k); err != nil {
-			return key.Prefix(), nil, err
-		}
+	e, err := v.resolve(r.Context(), key, now)
+	if err != nil {
+		return key, nil, err
 	}
-	prefix := raw[:apikey.PrefixLength] // the string parsed: it is a key
 	if e.fail != nil {
-		return prefix, nil, e.fail
+		return key, nil, e.fail
 	}
 	switch e.life.Status(now) {
 	case apikey.Revoked:
-		return prefix, nil, ErrRevokedKey
+		return key, nil, ErrRevokedKey
 	case apikey.Expired:
-		return prefix, nil, ErrExpiredKey
+		return key, nil, ErrExpiredKey
 	}
 	id := e.ident
 	origin := r.Header["Origin"]
 	if id.Type == apikey.Server && len(origin) > 0 {
 		if v.cfg.OnLeakedServerKey != nil {
-			v.cfg.OnLeakedServerKey(r.Context(), attempt(r, prefix), id.clone())
+			v.cfg.OnLeakedServerKey(r.Context(), attempt(r, key), id.clone())
 		}
 		if !v.cfg.AllowServerKeyFromBrowser {
-			return prefix, nil, ErrServerKeyFromBrowser
+			return key, nil, ErrServerKeyFromBrowser
 		}
 	}
 	if err := p.allows(id); err != nil {
-		return prefix, nil, err
+		return key, nil, err
 	}
 	if id.Type == apikey.Client && len(origin) > 0 {
 		if err := v.checkOrigin(id.Environment, origin[0]); err != nil {
-			return prefix, nil, err
+			return key, nil, err
 		}
 	}
 	if id.Expiring && v.cfg.OnGrace != nil {
-		v.cfg.OnGrace(r.Context(), attempt(r, prefix), id.clone())
+		v.cfg.OnGrace(r.Context(), attempt(r, key), id.clone())
 	}
 	v.cache.touch(e, now)
-	return prefix, id, nil
+	return key, id, nil
 }
 
-// attempt describes r for the hooks: never the secret, only prefix, the
-// displayable prefix of a well-formed key. A key that a client put in the
-// path or the Origin header by mistake is cut down to its prefix there too.
-func attempt(r *http.Request, prefix string) Attempt {
-	a := Attempt{Method: r.Method, RemoteAddr: r.RemoteAddr, Prefix: prefix}
+// attempt describes r for the hooks: never the secret, only the prefix of a
+// well-formed key. A key that a client put in the path or the Origin header
+// by mistake is cut down to its prefix there too.
+func attempt(r *http.Request, key apikey.Key) Attempt {
+	a := Attempt{Method: r.Method, RemoteAddr: r.RemoteAddr, Prefix: key.Prefix()}
 	if r.URL != nil {
 		a.Path = redactKeys(r.URL.Path)
 	}

@@ -9,6 +9,16 @@ import (
 	"github.com/keystile/keystile/apikey"
 )
 
+// resolve returns the cache entry of a parsed key: from the validation
+// cache, or by loading and verifying the key.
+func (v *Validator) resolve(ctx context.Context, key apikey.Key, now time.Time) (*entry, error) {
+	k := v.mac.sum(key.Reveal())
+	if e := v.cache.get(k, now); e != nil {
+		return e, nil
+	}
+	return v.verify(ctx, key, k)
+}
+
 // verify loads and verifies a key that is not cached. Concurrent calls for
 // the same presented key share one verification. Every caller waits only as
 // long as its own context allows; if the request running the shared
