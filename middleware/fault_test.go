@@ -61,6 +61,7 @@ func openSQL(t *testing.T, driver string, d sqlstore.Dialect, dsn string) *sqlst
 	db, err := sql.Open(driver, dsn)
 	require.NoError(t, err)
 	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8) // keep the connections that testConnectionsKilled kills
 	t.Cleanup(func() { db.Close() })
 	s, err := sqlstore.New(db, sqlstore.Options{Dialect: d})
 	require.NoError(t, err)
@@ -578,25 +579,52 @@ func testConnectionsKilled(t *testing.T, b faultBackend) {
 		e.v.Invalidate(apikey.Event{Action: apikey.ActionSetScopes, KeyID: k.ID()})
 		return do(context.Background(), e.h, k.Reveal())
 	}
-	var wg sync.WaitGroup
-	for range 8 { // open several connections
-		wg.Go(func() { cold() })
+	// Open four connections at once and put them back: the pool then holds
+	// at least three for the database to kill.
+	conns := make([]*sql.Conn, 4)
+	for i := range conns {
+		c, err := db.Conn(context.Background())
+		require.NoError(t, err)
+		require.NoError(t, c.PingContext(context.Background()))
+		conns[i] = c
 	}
-	wg.Wait()
+	for _, c := range conns {
+		require.NoError(t, c.Close())
+	}
+	require.Equal(t, ok200, cold())
 
 	var killed int
 	require.NoError(t, db.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE application_name = current_setting('application_name') AND pid <> pg_backend_pid()`).Scan(&killed))
-	require.Positive(t, killed)
+	require.GreaterOrEqual(t, killed, 3)
+
+	// A killed connection is found dead only when it is next used (pgx
+	// pings only connections idle for over a second), and database/sql
+	// reuses the most recent idle connection first: a dead one can sit in
+	// the pool for a while. So the rule is not "the next request works" but:
+	// each killed connection costs at most one request, a 503 (never a
+	// 401), and then the pool serves again. Rounds of concurrent requests
+	// draw on several connections at once, the dead ones included.
 	seen := map[string]int{}
-	for range 20 {
-		seen[cold().String()]++
+	failed, goodRounds := 0, 0
+	for round := 0; goodRounds < 3; round++ {
+		require.Less(t, round, 50, "the pool did not recover: %v", seen)
+		outcomes := make([]outcome, 4)
+		var wg sync.WaitGroup
+		for i := range outcomes {
+			wg.Go(func() { outcomes[i] = cold() })
+		}
+		wg.Wait()
+		goodRounds++
+		for _, o := range outcomes {
+			seen[o.String()]++
+			if o != ok200 {
+				require.Equal(t, unavailable, o, "during the failover")
+				failed++
+				goodRounds = 0
+			}
+		}
 	}
-	for o := range seen {
-		assert.Contains(t, []string{ok200.String(), unavailable.String()}, o, "during the failover")
-	}
-	for range 5 {
-		assert.Equal(t, ok200, cold(), "the pool recovered")
-	}
-	t.Logf("fault table | PostgreSQL terminates the pool's %d other connections | next 20 cold requests: %v | 200 (database/sql reconnects)", killed, seen)
+	assert.LessOrEqual(t, failed, killed, "a killed connection cost more than one request")
+	t.Logf("fault table | PostgreSQL terminates the pool's %d other connections | cold requests until 3 rounds of 4 succeed: %v | 200 (database/sql reconnects); %d requests failed, at most one per killed connection", killed, seen, failed)
 }
