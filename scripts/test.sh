@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, vet, every test under -race (SQLite and a
-# real PostgreSQL server included), then each fuzz target for 10,000 inputs.
+# real PostgreSQL server included), then each fuzz target for 30,000 inputs.
 # This is the README's test command.
 #
 # Environment:
-#   FUZZTIME               how much each fuzz target runs: a count of inputs such as 10000x
+#   FUZZTIME               how much each fuzz target runs: a count of inputs such as 30000x
 #                          (the default) or a duration such as 30s; 0 skips fuzzing. A count is
 #                          the default because a duration can end while a worker is mid-input,
 #                          which Go reports as a spurious "context deadline exceeded" failure on
@@ -116,7 +116,7 @@ fi
 echo "== go test -race"
 go test -race -count=1 ./...
 
-fuzztime=${FUZZTIME:-10000x}
+fuzztime=${FUZZTIME:-30000x}
 if [ "$fuzztime" != "0" ]; then
   echo "== fuzz ($fuzztime each)"
   # Every "func FuzzXxx" in a _test.go file, run one at a time in its package.
