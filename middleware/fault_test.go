@@ -390,16 +390,23 @@ func testNoGoroutineLeak(t *testing.T, b faultBackend) {
 	t.Logf("fault table | 128 requests under hanging, failing and cancelled calls, then Close | goroutines before %d, after %d | no leak", before, after)
 }
 
+// cachedInProcessB creates a key and a second process B (its own handle on
+// the data, behind its own fault store, and its own validator) that has the
+// key cached.
+func (e *faultEnv) cachedInProcessB() (apikey.Key, *faultstore.Store, http.Handler) {
+	key := e.create()
+	fsB := faultstore.New(e.peer())
+	hB := e.validator(fsB, nil).Handler(okHandler)
+	require.Equal(e.t, ok200, do(context.Background(), hB, key.Reveal()))
+	return key, fsB, hB
+}
+
 // testRevocationWhileFeedDown: process B caches a key, B's change feed goes
 // down, the key is revoked through process A; once B's feed is back, B
 // refuses the key within the feed bound.
 func testRevocationWhileFeedDown(t *testing.T, b faultBackend) {
 	e := newFaultEnv(t, b, nil)
-	key := e.create()
-	fsB := faultstore.New(e.peer())
-	vB := e.validator(fsB, nil)
-	hB := vB.Handler(okHandler)
-	require.Equal(t, ok200, do(context.Background(), hB, key.Reveal()))
+	key, fsB, hB := e.cachedInProcessB()
 
 	fsB.Down(faultstore.OpChanges, faultstore.OpRevision)
 	_, err := e.m.Revoke(context.Background(), owner, key.ID())
@@ -429,11 +436,7 @@ func testRevocationWhileFeedDown(t *testing.T, b faultBackend) {
 // once the store is back.
 func testRevocationWhileCutOff(t *testing.T, b faultBackend) {
 	e := newFaultEnv(t, b, nil)
-	key := e.create()
-	fsB := faultstore.New(e.peer())
-	vB := e.validator(fsB, nil)
-	hB := vB.Handler(okHandler)
-	require.Equal(t, ok200, do(context.Background(), hB, key.Reveal()))
+	key, fsB, hB := e.cachedInProcessB()
 
 	fsB.Down()
 	_, err := e.m.Revoke(context.Background(), owner, key.ID())

@@ -187,7 +187,7 @@ func rate(ok, all int64) float64 {
 // valid keys are served throughout.
 func TestFloods(t *testing.T) {
 	if testing.Short() {
-		t.Skip("floods take a few seconds")
+		t.Skip("-short: the floods take a few seconds; run without -short, as scripts/test.sh does")
 	}
 	clock := newClock() // fixed: one throttle window and one cache lifetime for the whole test
 	store := memory.New()
