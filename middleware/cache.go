@@ -183,6 +183,23 @@ func (c *cache) startToken() uint64 {
 	return c.seq
 }
 
+// generation returns the sequence number of the last eviction that applies
+// to keyID: its own, or the last purge (or forgetting of evicted ids). A
+// verification that starts later reads data at least as new as it.
+func (c *cache) generation(keyID string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return max(c.floor, c.evictedAt[keyID])
+}
+
+// stale reports whether a verification of keyID that started with token
+// may have read data older than an eviction (see staleLocked).
+func (c *cache) stale(keyID string, token uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.staleLocked(keyID, token)
+}
+
 // staleLocked reports whether a verification of keyID that started with
 // token may have read data older than an eviction; c.mu is held. Only
 // evictions of keyID itself (or a purge) count, so that changes to other

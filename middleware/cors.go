@@ -22,17 +22,14 @@ type originTable struct {
 	envs map[string]envOrigins
 }
 
+// envOrigins are the allowed origins of one environment. An environment
+// with none admits no browser origin; apikey.AnyOrigin ("*") admits every
+// one.
 type envOrigins struct {
-	// restricted is false when the environment has no list: any origin may
-	// use its publishable keys.
-	restricted bool
-	origins    []apikey.Origin
+	origins []apikey.Origin
 }
 
 func (o envOrigins) allows(origin string) bool {
-	if !o.restricted {
-		return true
-	}
 	for _, allowed := range o.origins {
 		if allowed.Match(origin) {
 			return true
@@ -49,8 +46,9 @@ func (t *originTable) has(env string) bool {
 
 // loadSettings reads every environment's settings and replaces the origin
 // table. An allowed-origin entry that does not parse is skipped and
-// reported; its environment stays restricted to the entries that parse.
-func (v *Validator) loadSettings(ctx context.Context) error {
+// reported; its environment admits only the entries that parse.
+func (v *Validator) loadSettings(ctx context.Context) (err error) {
+	defer catchPanic("loading environment settings", &err)
 	// One load at a time: a read that began before a change must not
 	// replace the table of a read that began after it.
 	v.settingsMu.Lock()
@@ -61,7 +59,7 @@ func (v *Validator) loadSettings(ctx context.Context) error {
 	}
 	t := &originTable{envs: make(map[string]envOrigins, len(all))}
 	for _, s := range all {
-		eo := envOrigins{restricted: len(s.AllowedOrigins) > 0}
+		var eo envOrigins
 		for _, entry := range s.AllowedOrigins {
 			o, err := apikey.ParseOrigin(entry)
 			if err != nil {
@@ -107,7 +105,7 @@ func (v *Validator) checkOrigin(env, origin string) error {
 
 // preflightAllows reports whether a route with policy p answers a CORS
 // preflight from origin: some environment that p accepts allows origin for
-// its publishable keys (an environment with no list allows every origin).
+// its publishable keys (an environment with no list allows none).
 // The key is not known at preflight; the actual request is checked against
 // its own environment.
 func (v *Validator) preflightAllows(p Policy, origin string) bool {
@@ -150,15 +148,26 @@ func (v *Validator) newCORS(p Policy) *cors.Cors {
 	})
 }
 
-// varyOrigin is shared, as in rs/cors, so that adding it allocates nothing.
-// A later Add to the header appends past its capacity and copies it.
-var varyOrigin = []string{"Origin"}
+// varyHeaders returns the Vary values of every response of the
+// middleware: Origin (CORS), then the headers a key is read from, so that a
+// shared cache never serves the response to one key's request to another.
+// The slice is shared by every response, so that adding it allocates
+// nothing (see addVary).
+func varyHeaders(bearer bool) []string {
+	vary := []string{"Origin", HeaderAPIKey}
+	if bearer {
+		vary = append(vary, "Authorization")
+	}
+	return vary
+}
 
-// addVaryOrigin adds "Vary: Origin" to h.
-func addVaryOrigin(h http.Header) {
+// addVary adds the shared values to h's Vary header. When h has no Vary yet
+// it stores values itself, capped so that a later Add copies instead of
+// writing into the shared array.
+func addVary(h http.Header, values []string) {
 	if vary, ok := h["Vary"]; ok {
-		h["Vary"] = append(vary, "Origin")
+		h["Vary"] = append(vary, values...)
 	} else {
-		h["Vary"] = varyOrigin[:1:1]
+		h["Vary"] = values[:len(values):len(values)]
 	}
 }

@@ -22,7 +22,7 @@ func TestOrigins(t *testing.T) {
 	f := newFixture(t, nil)
 	prod := f.keys["production/client"].Reveal()
 	staging := f.keys["staging/client"].Reveal()
-	h := f.v.Handler(okHandler)
+	h := f.v.Require(anyType)(okHandler)
 	tests := []struct {
 		name   string
 		key    string
@@ -44,7 +44,7 @@ func TestOrigins(t *testing.T) {
 		{"null origin", prod, "null", 403},
 		{"garbage origin", prod, "not a url", 403},
 		{"no Origin: not a browser", prod, "", 200},
-		{"environment without a list accepts any origin", staging, "https://anything.example", 200},
+		{"environment without a list admits no origin", staging, "https://anything.example", 403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,8 +73,9 @@ func preflight(origin string, headers string) *http.Request {
 
 func TestPreflight(t *testing.T) {
 	f := newFixture(t, nil)
-	prodOnly := f.v.Require(middleware.Policy{Environments: []string{apikey.Production}})(okHandler)
-	any := f.v.Handler(okHandler)
+	prodOnly := f.v.Require(middleware.Policy{Types: anyType.Types, Environments: []string{apikey.Production}})(okHandler)
+	any := f.v.Require(anyType)(okHandler)
+	serverByDefault := f.v.Handler(okHandler)
 	serverOnly := f.v.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Server}})(okHandler)
 	tests := []struct {
 		name    string
@@ -87,7 +88,9 @@ func TestPreflight(t *testing.T) {
 		{"allowed wildcard origin", prodOnly, "https://a.example.org", "x-api-key", true},
 		{"foreign origin", prodOnly, "https://evil.example", "x-api-key", false},
 		{"header not allowed", prodOnly, "https://app.example.com", "x-api-key,x-custom-header", false},
-		{"an environment without a list allows any origin", any, "https://evil.example", "x-api-key", true},
+		{"an environment without a list allows no origin", any, "https://evil.example", "x-api-key", false},
+		{"some environment allows it", any, "https://app.example.com", "x-api-key", true},
+		{"the zero policy admits no publishable key", serverByDefault, "https://app.example.com", "x-api-key", false},
 		{"server-only routes answer no browser", serverOnly, "https://app.example.com", "x-api-key", false},
 	}
 	for _, tt := range tests {
@@ -108,7 +111,7 @@ func TestPreflight(t *testing.T) {
 
 func TestActualCORSRequestExposesGraceHeader(t *testing.T) {
 	f := newFixture(t, nil)
-	w := serve(f.v.Handler(okHandler), request(f.keys["production/client"].Reveal(), "Origin", "https://app.example.com"))
+	w := serve(f.v.Require(anyType)(okHandler), request(f.keys["production/client"].Reveal(), "Origin", "https://app.example.com"))
 	require.Equal(t, http.StatusOK, w.Code)
 	assert.Equal(t, "https://app.example.com", w.Header().Get("Access-Control-Allow-Origin"))
 	assert.Equal(t, middleware.HeaderKeyExpires, w.Header().Get("Access-Control-Expose-Headers"))
@@ -117,9 +120,12 @@ func TestActualCORSRequestExposesGraceHeader(t *testing.T) {
 func TestOriginChangeWithoutRestart(t *testing.T) {
 	f := newFixture(t, func(o *middleware.Options) { o.FeedInterval = time.Hour }) // Invalidate alone
 	key := f.keys["staging/client"].Reveal()
-	h := f.v.Handler(okHandler)
+	h := f.v.Require(anyType)(okHandler)
+	require.Equal(t, http.StatusForbidden, serve(h, request(key, "Origin", "https://old.example")).Code, "no list: no origin")
+	_, err := f.manager.SetAllowedOrigins(context.Background(), owner, apikey.Staging, []string{"https://old.example"})
+	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, serve(h, request(key, "Origin", "https://old.example")).Code)
-	_, err := f.manager.SetAllowedOrigins(context.Background(), owner, apikey.Staging, []string{"https://new.example"})
+	_, err = f.manager.SetAllowedOrigins(context.Background(), owner, apikey.Staging, []string{"https://new.example"})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		return serve(h, request(key, "Origin", "https://old.example")).Code == http.StatusForbidden
@@ -129,11 +135,13 @@ func TestOriginChangeWithoutRestart(t *testing.T) {
 
 func TestOriginChangeReachesOtherProcesses(t *testing.T) {
 	f := newFixture(t, nil)
+	_, err := f.manager.SetAllowedOrigins(context.Background(), owner, apikey.Staging, []string{"https://old.example"})
+	require.NoError(t, err)
 	other, err := middleware.New(middleware.Options{Store: f.store.Store, Hasher: f.hasher, Now: f.clock.Now, FeedInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	defer other.Close()
 	key := f.keys["staging/client"].Reveal()
-	h := other.Handler(okHandler)
+	h := other.Require(anyType)(okHandler)
 	require.Equal(t, http.StatusOK, serve(h, request(key, "Origin", "https://old.example")).Code)
 	_, err = f.manager.SetAllowedOrigins(context.Background(), owner, apikey.Staging, []string{"https://new.example"})
 	require.NoError(t, err)
@@ -144,6 +152,8 @@ func TestOriginChangeReachesOtherProcesses(t *testing.T) {
 
 func TestSettingsNotLoadedFailClosed(t *testing.T) {
 	f := newFixture(t, nil)
+	_, err := f.manager.SetAllowedOrigins(context.Background(), owner, apikey.Staging, []string{"https://x.example"})
+	require.NoError(t, err)
 	f.store.down.Store(true)
 	var bg []error
 	var mu sync.Mutex
@@ -155,10 +165,10 @@ func TestSettingsNotLoadedFailClosed(t *testing.T) {
 	require.NotEmpty(t, bg)
 	mu.Unlock()
 	f.store.down.Store(false)
-	w := serve(v.Handler(okHandler), request(f.keys["staging/client"].Reveal(), "Origin", "https://x.example"))
+	w := serve(v.Require(anyType)(okHandler), request(f.keys["staging/client"].Reveal(), "Origin", "https://x.example"))
 	require.Equal(t, http.StatusServiceUnavailable, w.Code, "origins unknown: fail closed")
 	require.Eventually(t, func() bool {
-		return serve(v.Handler(okHandler), request(f.keys["staging/client"].Reveal(), "Origin", "https://x.example")).Code == http.StatusOK
+		return serve(v.Require(anyType)(okHandler), request(f.keys["staging/client"].Reveal(), "Origin", "https://x.example")).Code == http.StatusOK
 	}, time.Second, 5*time.Millisecond, "the settings load in the background")
 }
 

@@ -110,7 +110,7 @@ func newFaultEnv(t *testing.T, b faultBackend, configure func(*middleware.Option
 	require.NoError(t, err)
 	e.server, e.client = issued[0].Key, issued[1].Key
 	e.v = e.validator(e.fs, configure)
-	e.h = e.v.Handler(okHandler)
+	e.h = e.v.Require(anyType)(okHandler)
 	return e
 }
 
@@ -516,10 +516,12 @@ func testFailedLastUsedWrites(t *testing.T, b faultBackend) {
 
 func testSettingsUnavailableAtStart(t *testing.T, b faultBackend) {
 	e := newFaultEnv(t, b, nil)
+	_, err := e.m.SetAllowedOrigins(context.Background(), owner, apikey.Production, []string{"https://app.example.com"})
+	require.NoError(t, err)
 	fs := faultstore.New(e.inner)
 	fs.Down(faultstore.OpEnvironments)
 	v := e.validator(fs, nil)
-	h := v.Handler(okHandler)
+	h := v.Require(anyType)(okHandler)
 	browser := []string{"Origin", "https://app.example.com"}
 	assert.Equal(t, unavailable, do(context.Background(), h, e.client.Reveal(), browser...), "origins unknown: fail closed")
 	assert.Equal(t, ok200, do(context.Background(), h, e.client.Reveal()), "no Origin: no settings needed")

@@ -24,7 +24,7 @@ func (v *Validator) startFeed(ctx context.Context) {
 	if v.feed == nil {
 		return
 	}
-	rev, err := v.feed.Revision(ctx)
+	rev, err := v.feedRevision(ctx)
 	if err != nil {
 		v.cfg.OnBackgroundError(fmt.Errorf("middleware: reading the change feed revision: %w", err))
 		return
@@ -53,7 +53,7 @@ func (v *Validator) pollFeed(ctx context.Context) {
 		}
 	}()
 	for {
-		changes, next, err := v.feed.Changes(ctx, v.pos.since, feedBatch)
+		changes, next, err := v.feedChanges(ctx, v.pos.since)
 		if errors.Is(err, storage.ErrFeedGap) {
 			v.cache.purge()
 			v.pos.since = next
@@ -78,4 +78,17 @@ func (v *Validator) pollFeed(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// feedRevision and feedChanges call the store's change feed; a panic of the
+// store becomes an error, so that a faulty custom store cannot end the
+// process.
+func (v *Validator) feedRevision(ctx context.Context) (rev int64, err error) {
+	defer catchPanic("reading the change feed revision", &err)
+	return v.feed.Revision(ctx)
+}
+
+func (v *Validator) feedChanges(ctx context.Context, since int64) (changes []storage.Changed, next int64, err error) {
+	defer catchPanic("following the change feed", &err)
+	return v.feed.Changes(ctx, since, feedBatch)
 }

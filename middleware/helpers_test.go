@@ -132,6 +132,10 @@ func request(key string, headers ...string) *http.Request {
 	return r
 }
 
+// anyType is the policy of a route that admits keys of both types; the zero
+// Policy admits server keys only.
+var anyType = middleware.Policy{Types: []apikey.KeyType{apikey.Server, apikey.Client}}
+
 // okHandler answers 200 with the identity's prefix.
 var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	id, ok := middleware.FromContext(r.Context())

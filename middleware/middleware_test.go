@@ -31,7 +31,7 @@ func TestResponses(t *testing.T) {
 	unknown, err := apikey.GenerateKey(apikey.Server)
 	require.NoError(t, err)
 	badChecksum := server[:len(server)-1] + flip(server[len(server)-1])
-	h := f.v.Handler(okHandler)
+	h := f.v.Require(anyType)(okHandler)
 	f.clock.Advance(time.Second) // expired is now past its expiry
 
 	tests := []struct {
@@ -129,7 +129,8 @@ func TestPolicy(t *testing.T) {
 		code   string
 	}{
 		{"zero policy accepts server", middleware.Policy{}, server, 200, ""},
-		{"zero policy accepts publishable", middleware.Policy{}, client, 200, ""},
+		{"zero policy refuses publishable", middleware.Policy{}, client, 403, "key_type_not_allowed"},
+		{"a scope without types refuses publishable", middleware.Policy{Scope: "customers:read"}, client, 403, "key_type_not_allowed"},
 		{"server only accepts server", middleware.Policy{Types: serverOnly}, server, 200, ""},
 		{"server only refuses publishable", middleware.Policy{Types: serverOnly}, client, 403, "key_type_not_allowed"},
 		{"client only refuses server", middleware.Policy{Types: clientOnly}, server, 403, "key_type_not_allowed"},
@@ -138,8 +139,8 @@ func TestPolicy(t *testing.T) {
 		{"write implies read", middleware.Policy{Scope: "customers:read"}, scoped.Reveal(), 200, ""},
 		{"read does not imply write", middleware.Policy{Scope: "orders:write"}, scoped.Reveal(), 403, "insufficient_scope"},
 		{"other resource", middleware.Policy{Scope: "billing:read"}, scoped.Reveal(), 403, "insufficient_scope"},
-		{"publishable keys read", middleware.Policy{Scope: "customers:read"}, client, 200, ""},
-		{"publishable keys do not write", middleware.Policy{Scope: "customers:write"}, client, 403, "insufficient_scope"},
+		{"publishable keys read", middleware.Policy{Types: clientOnly, Scope: "customers:read"}, client, 200, ""},
+		{"publishable keys do not write", middleware.Policy{Types: clientOnly, Scope: "customers:write"}, client, 403, "insufficient_scope"},
 		{"accepted environment", middleware.Policy{Environments: []string{apikey.Production}}, server, 200, ""},
 		{"other environment", middleware.Policy{Environments: []string{apikey.Production}}, staging, 403, "environment_not_allowed"},
 		{"several environments", middleware.Policy{Environments: []string{apikey.Production, apikey.Staging}}, staging, 200, ""},

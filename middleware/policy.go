@@ -8,11 +8,14 @@ import (
 )
 
 // Policy is what a route demands of a key, beyond being valid. The zero
-// Policy accepts any valid key of any type and environment.
+// Policy accepts any valid server key of any environment, and no
+// publishable key.
 type Policy struct {
-	// Types lists the key types the route accepts; empty accepts both.
-	// Routes that only server backends may call should say
-	// []apikey.KeyType{apikey.Server}.
+	// Types lists the key types the route accepts. Empty accepts server
+	// keys only: publishable (client-) keys are public by design, so a
+	// route admits them only when it names them, as in
+	// []apikey.KeyType{apikey.Client} or
+	// []apikey.KeyType{apikey.Server, apikey.Client}.
 	Types []apikey.KeyType
 	// Scope is the scope the key must hold, "resource:read" or
 	// "resource:write"; "resource:write" grants "resource:read" and a full
@@ -48,7 +51,7 @@ func (p Policy) Validate() error {
 
 // allows checks a valid key's identity against the policy.
 func (p Policy) allows(id *Identity) error {
-	if len(p.Types) > 0 && !slices.Contains(p.Types, id.Type) {
+	if !p.acceptsType(id.Type) {
 		return refuse(ErrKeyType, "this route does not accept "+string(id.Type)+" keys")
 	}
 	if !id.HasScope(p.Scope) {
@@ -60,9 +63,13 @@ func (p Policy) allows(id *Identity) error {
 	return nil
 }
 
-// acceptsType reports whether the policy accepts keys of type t.
+// acceptsType reports whether the policy accepts keys of type t: the
+// types it names, or server keys only when it names none.
 func (p Policy) acceptsType(t apikey.KeyType) bool {
-	return len(p.Types) == 0 || slices.Contains(p.Types, t)
+	if len(p.Types) == 0 {
+		return t == apikey.Server
+	}
+	return slices.Contains(p.Types, t)
 }
 
 // acceptsEnvironment reports whether the policy accepts keys of env.

@@ -18,15 +18,17 @@ const throttleSize = 10_000
 //
 // Key ids are public (a publishable key's is in every web page), so anyone
 // can spend an id's budget. To keep that from locking the real key out, the
-// throttle remembers the cache key of the last presented key that verified
-// for each id: that exact key is let through whatever the budget, so a
-// valid key whose cache entry expired is verified again as usual. A key that
-// has not yet verified in this process since the id's budget was spent
-// waits for the window to end: the residual risk is documented on
+// throttle lets through, whatever the budget, every presented key that
+// verified in this process (see verified). Only a successful verification
+// adds to that set, so junk cannot flush it; it is a fixed-size LRU of its
+// own, apart from the table of ids that junk fills. A key that has not yet
+// verified in this process since its id's budget was spent waits for the
+// window to end: the residual risk is documented on
 // Options.ThrottleFailures.
 type throttle struct {
-	budget int
-	window time.Duration
+	budget   int
+	window   time.Duration
+	verified *verifiedKeys
 
 	mu  sync.Mutex
 	ids *simplelru.LRU[string, *throttleState]
@@ -36,19 +38,17 @@ type throttleState struct {
 	start    time.Time // start of the current window
 	failures int       // failed verifications in the window
 	pending  int       // verifications in flight
-	good     cacheKey  // the last presented key that verified
-	hasGood  bool
 }
 
-func newThrottle(budget int, window time.Duration) *throttle {
+func newThrottle(budget int, window time.Duration, verified *verifiedKeys) *throttle {
 	ids, _ := simplelru.NewLRU[string, *throttleState](throttleSize, nil) // size > 0: no error
-	return &throttle{budget: budget, window: window, ids: ids}
+	return &throttle{budget: budget, window: window, verified: verified, ids: ids}
 }
 
 // acquire reserves a verification of the presented key k of key id at now.
 // It fails, with the time left in the window, once failures and in-flight
-// verifications reach the budget, unless k is the id's last key that
-// verified. Every successful acquire must be followed by a release.
+// verifications reach the budget, unless k verified in this process before.
+// Every successful acquire must be followed by a release.
 func (t *throttle) acquire(id string, k cacheKey, now time.Time) (ok bool, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -60,17 +60,17 @@ func (t *throttle) acquire(id string, k cacheKey, now time.Time) (ok bool, retry
 	if now.Sub(s.start) >= t.window {
 		s.start, s.failures = now, 0
 	}
-	if s.failures+s.pending >= t.budget && !(s.hasGood && s.good == k) {
+	if s.failures+s.pending >= t.budget && !t.verified.contains(k) {
 		return false, s.start.Add(t.window).Sub(now)
 	}
 	s.pending++
 	return true, 0
 }
 
-// release ends a verification of the presented key k of key id: failed
-// counts it against the budget, verified remembers k as the id's good key,
-// neither (a storage error, a cancelled request) just frees the slot.
-func (t *throttle) release(id string, k cacheKey, failed, verified bool) {
+// release ends a verification of key id: failed counts it against the
+// budget; otherwise (verified, a storage error, a cancelled request) it just
+// frees the slot.
+func (t *throttle) release(id string, failed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, found := t.ids.Peek(id)
@@ -83,7 +83,48 @@ func (t *throttle) release(id string, k cacheKey, failed, verified bool) {
 	if failed {
 		s.failures++
 	}
-	if verified {
-		s.good, s.hasGood = k, true
+}
+
+// verifiedKeys remembers the presented keys (by cache key) that verified in
+// this process, each with the stored hash it verified against. Only a
+// successful argon2 check adds an entry, so nothing an attacker sends
+// without a real key can add to it or flush it. The throttle lets these
+// keys through; a verification whose record still holds the same hash needs
+// no argon2 run (the outcome is known).
+type verifiedKeys struct {
+	mu   sync.Mutex
+	keys *simplelru.LRU[cacheKey, string]
+}
+
+// newVerifiedKeys returns a set of size keys (DefaultCacheSize if size is
+// not positive, so that the throttle keeps recognising good keys when
+// caching is off).
+func newVerifiedKeys(size int) *verifiedKeys {
+	if size <= 0 {
+		size = DefaultCacheSize
 	}
+	keys, _ := simplelru.NewLRU[cacheKey, string](size, nil) // size > 0: no error
+	return &verifiedKeys{keys: keys}
+}
+
+// add remembers that k verified against hash.
+func (s *verifiedKeys) add(k cacheKey, hash string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys.Add(k, hash)
+}
+
+// contains reports whether k verified in this process.
+func (s *verifiedKeys) contains(k cacheKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keys.Contains(k)
+}
+
+// matches reports whether k verified against exactly hash before.
+func (s *verifiedKeys) matches(k cacheKey, hash string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.keys.Get(k)
+	return ok && h == hash
 }

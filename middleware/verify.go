@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/keystile/keystile/apikey"
@@ -19,73 +20,121 @@ func (v *Validator) resolve(ctx context.Context, key apikey.Key, now time.Time) 
 	return v.verify(ctx, key, k)
 }
 
+// maxVerifyRounds bounds the verifications one request starts because its
+// key id was evicted (revoked, rotated, changed) while the previous one ran.
+const maxVerifyRounds = 3
+
+// outcome is what a shared verification hands every request that waits for
+// it: the entry, and the cache's eviction count when it started reading.
+type outcome struct {
+	e     *entry
+	token uint64
+}
+
 // verify loads and verifies a key that is not cached. Concurrent calls for
-// the same presented key share one verification. Every caller waits only as
-// long as its own context allows; if the request running the shared
-// verification gives up, the others start a new one.
+// the same presented key share one verification, but never one that began
+// before the last eviction of the key id: a request that arrives after a
+// revocation starts its own. A result that was read before an eviction
+// that happened while it ran is thrown away and the key verified again, so
+// that no request receives a result older than an eviction of its key id.
+// Every caller waits only as long as its own context allows; if the request
+// running the shared verification gives up, the others start a new one.
 func (v *Validator) verify(ctx context.Context, key apikey.Key, k cacheKey) (*entry, error) {
-	for {
-		ch := v.group.DoChan(string(k[:]), func() (any, error) { return v.load(ctx, key, k) })
+	id := key.ID()
+	for round := 0; round < maxVerifyRounds; {
+		flight := string(k[:]) + strconv.FormatUint(v.cache.generation(id), 36)
+		ch := v.group.DoChan(flight, func() (any, error) { return v.load(ctx, key, k) })
 		select {
 		case res := <-ch:
-			if res.Err == nil {
-				return res.Val.(*entry), nil
+			if res.Err != nil {
+				if errors.Is(res.Err, ErrBusy) && ctx.Err() == nil {
+					continue // the leader's request ended; try again under ours
+				}
+				return nil, res.Err
 			}
-			if errors.Is(res.Err, ErrBusy) && ctx.Err() == nil {
-				continue // the leader's request ended; try again under ours
+			out := res.Val.(outcome)
+			if !v.cache.stale(id, out.token) {
+				return out.e, nil
 			}
-			return nil, res.Err
+			round++ // read before an eviction of its key id: verify again
 		case <-ctx.Done():
 			return nil, &refusal{reason: ErrBusy, cause: ctx.Err()}
 		}
 	}
+	return nil, refuse(ErrBusy, "the key changed during every verification")
 }
 
 // load reads a key by id, verifies its hash and caches the outcome. Storage
-// errors are returned, never cached.
-func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (*entry, error) {
+// errors are returned, never cached; so is a panic of the store or the
+// hasher, which would otherwise be re-raised by the shared verification in
+// a goroutine of its own and end the process.
+func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out outcome, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			cause := panicError("verifying a key", p)
+			v.cfg.OnBackgroundError(cause)
+			out, err = outcome{}, &refusal{reason: ErrUnavailable, detail: "checking the key failed", cause: cause}
+		}
+	}()
 	token := v.cache.startToken()
 	now := v.cfg.Now()
 	if e := v.cache.get(k, now); e != nil {
-		return e, nil // cached by a verification that ended after our lookup
+		return outcome{e, token}, nil // cached by a verification that ended after our lookup
 	}
 	id := key.ID()
 	ok, wait := v.throttle.acquire(id, k, now)
 	if !ok {
-		return nil, &refusal{reason: ErrThrottled, retryAfter: wait}
+		return outcome{}, &refusal{reason: ErrThrottled, retryAfter: wait}
 	}
-	failed, verified := false, false
-	defer func() { v.throttle.release(id, k, failed, verified) }()
+	failed := false
+	defer func() { v.throttle.release(id, failed) }()
 
 	rec, err := v.cfg.Store.Key(ctx, id)
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):
 		failed = true
-		return v.failure(k, id, token, now), nil
+		return outcome{v.failure(k, id, token, now), token}, nil
 	case ctx.Err() != nil:
-		return nil, &refusal{reason: ErrBusy, cause: ctx.Err()}
+		return outcome{}, &refusal{reason: ErrBusy, cause: ctx.Err()}
 	case err != nil:
-		return nil, &refusal{reason: ErrUnavailable, detail: "loading the key failed", cause: err}
+		return outcome{}, &refusal{reason: ErrUnavailable, detail: "loading the key failed", cause: err}
 	}
 	if rec.ID != id || rec.Type != key.Type() {
 		failed = true
-		return v.failure(k, id, token, now), nil
+		return outcome{v.failure(k, id, token, now), token}, nil
 	}
-	match, outdated, err := v.verifyHash(ctx, key, rec.Hash)
-	if err != nil {
-		return nil, err
+	match, outdated := false, false
+	if v.cfg.cacheEnabled && v.verified.matches(k, rec.Hash) {
+		match = true // this exact key verified against this exact hash before
+	} else if match, outdated, err = v.verifyHash(ctx, key, rec.Hash); err != nil {
+		return outcome{}, err
 	}
 	if !match {
 		failed = true
-		return v.failure(k, id, token, now), nil
+		return outcome{v.failure(k, id, token, now), token}, nil
 	}
+	v.verified.add(k, rec.Hash)
 	if outdated {
 		v.upgradeHash(rec, key)
 	}
-	verified = true
 	e := newValidEntry(rec, now.Add(v.cfg.CacheTTL))
 	v.cache.addValid(k, e, token)
-	return e, nil
+	return outcome{e, token}, nil
+}
+
+// panicError describes the panic value p of a store or hasher call, with
+// anything that looks like a key cut to its displayable prefix.
+func panicError(what string, p any) error {
+	return fmt.Errorf("middleware: %s: the store or hasher panicked: %s", what, redactKeys(fmt.Sprint(p)))
+}
+
+// catchPanic, deferred by a background task that calls the store, turns a
+// panic of the store into the task's error, so that a faulty custom store
+// cannot end the process.
+func catchPanic(what string, err *error) {
+	if p := recover(); p != nil {
+		*err = panicError(what, p)
+	}
 }
 
 // failure caches and returns the entry of an unknown key or wrong secret.
@@ -118,24 +167,38 @@ func (v *Validator) verifyHash(ctx context.Context, key apikey.Key, hash string)
 // at a later verification.
 func (v *Validator) upgradeHash(rec apikey.Record, key apikey.Key) {
 	v.background(func(ctx context.Context) {
-		select {
-		case v.sem <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		hash, err := v.cfg.Hasher.Hash([]byte(key.Reveal()))
-		<-v.sem
-		if ctx.Err() != nil {
-			return // closing: the upgrade happens at a later verification
-		}
-		if err != nil {
-			v.cfg.OnBackgroundError(fmt.Errorf("middleware: upgrading the hash of %s: %w", rec.Prefix(), err))
-			return
-		}
-		rec.Hash = hash
-		err = v.cfg.Store.Apply(ctx, apikey.Change{Update: []apikey.Record{rec}})
-		if err != nil && !errors.Is(err, apikey.ErrConflict) && ctx.Err() == nil {
-			v.cfg.OnBackgroundError(fmt.Errorf("middleware: storing the upgraded hash of %s: %w", rec.Prefix(), err))
+		if err := v.storeUpgradedHash(ctx, rec, key); err != nil && ctx.Err() == nil {
+			v.cfg.OnBackgroundError(err)
 		}
 	})
+}
+
+func (v *Validator) storeUpgradedHash(ctx context.Context, rec apikey.Record, key apikey.Key) (err error) {
+	defer catchPanic("upgrading the hash of "+rec.Prefix(), &err)
+	hash, err := v.hashUnderCap(ctx, key)
+	if err != nil || ctx.Err() != nil {
+		return err // closing: the upgrade happens at a later verification
+	}
+	rec.Hash = hash
+	err = v.cfg.Store.Apply(ctx, apikey.Change{Update: []apikey.Record{rec}})
+	if err != nil && !errors.Is(err, apikey.ErrConflict) {
+		return fmt.Errorf("middleware: storing the upgraded hash of %s: %w", rec.Prefix(), err)
+	}
+	return nil
+}
+
+// hashUnderCap hashes key under the argon2 concurrency cap. It returns ""
+// and no error when ctx ends first.
+func (v *Validator) hashUnderCap(ctx context.Context, key apikey.Key) (string, error) {
+	select {
+	case v.sem <- struct{}{}:
+	case <-ctx.Done():
+		return "", nil
+	}
+	defer func() { <-v.sem }()
+	hash, err := v.cfg.Hasher.Hash([]byte(key.Reveal()))
+	if err != nil {
+		return "", fmt.Errorf("middleware: upgrading the hash of %s: %w", key.Prefix(), err)
+	}
+	return hash, nil
 }

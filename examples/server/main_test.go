@@ -281,8 +281,8 @@ func TestAllowOrigin(t *testing.T) {
 	assert.Equal(t, http.StatusOK, res.StatusCode)
 	assert.Equal(t, page, res.Header.Get("Access-Control-Allow-Origin"))
 	assert.Equal(t, http.StatusForbidden, get(dev, "http://127.0.0.1:9999").StatusCode, "origin_not_allowed")
-	assert.Equal(t, http.StatusOK, get(k["production client"].Reveal(), "http://127.0.0.1:9999").StatusCode,
-		"an environment without a list allows every origin")
+	assert.Equal(t, http.StatusForbidden, get(k["production client"].Reveal(), page).StatusCode,
+		"an environment without a list admits no browser origin")
 	assert.Equal(t, http.StatusForbidden, get(k["development server"].Reveal(), page).StatusCode,
 		"server_key_from_browser")
 	assert.Contains(t, s.stderr.String(), "server key used from a browser")

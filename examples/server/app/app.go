@@ -10,7 +10,8 @@
 // Routes:
 //
 //	GET  /healthz     no key; 200 "ok" while the database answers
-//	GET  /v1/whoami   any valid key: the key's identity as JSON
+//	GET  /v1/whoami   any valid key, server or publishable: the key's
+//	                  identity as JSON
 //	POST /v1/echo     server keys only: echoes a JSON body (at most 64 KiB)
 //	     /admin/...   the management API (package middleware/admin); server
 //	                  keys with api_keys:write or full access act as owners
@@ -288,7 +289,9 @@ func (a *App) routes() (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
 	// OPTIONS goes to the middleware too: it answers CORS preflights.
-	whoami := a.validator.Handler(http.HandlerFunc(whoami))
+	// Publishable keys are admitted only where a route names them.
+	anyKey := a.validator.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Server, apikey.Client}})
+	whoami := anyKey(http.HandlerFunc(whoami))
 	mux.Handle("GET /v1/whoami", whoami)
 	mux.Handle("OPTIONS /v1/whoami", whoami)
 	echoHandler := serverOnly(http.HandlerFunc(echo))
