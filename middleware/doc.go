@@ -5,7 +5,9 @@
 // # Overview
 //
 // Build one Validator per process with New, wrap handlers with Handler (any
-// valid key) or Require (a route Policy: key types, scope, environments),
+// valid server key) or Require (a route Policy: key types, scope,
+// environments; publishable keys only where the Policy names
+// apikey.Client),
 // and read the key's Identity in the handler with FromContext. Check is the
 // same validation without a response, for code that is not an
 // http.Handler. Pass Invalidate as apikey.ManagerOptions.OnEvent so that
@@ -25,14 +27,17 @@
 //     slower, see cache.go); on a miss, loads the
 //     key by id and verifies its argon2id hash (one verification for any
 //     number of concurrent requests with the same key, under a concurrency
-//     cap, throttled per key id after failures);
+//     cap, throttled per key id after failures); a key that verified in
+//     this process before and whose stored hash is unchanged needs no
+//     argon2 run, only the read;
 //  4. checks status and expiry against Options.Now on every request, cached
 //     or not: a key stops working at its expiry, to the second;
 //  5. refuses a server key that arrives with an Origin header (a leaked
 //     secret), unless Options.AllowServerKeyFromBrowser;
-//  6. checks the route Policy, then, for a publishable key sent by a
-//     browser, the Origin against its own environment's allowed origins (an
-//     environment with no list allows every origin).
+//  6. checks the route Policy (the zero Policy admits server keys only),
+//     then, for a publishable key sent by a browser, the Origin against its
+//     own environment's allowed origins (an environment with no list admits
+//     no browser origin; the entry "*" admits every origin).
 //
 // # Responses
 //
@@ -47,6 +52,14 @@
 // Options.ErrorHandler replaces the response and learns the reason with
 // ReasonOf. A key in its grace period works and the response carries
 // HeaderKeyExpires.
+//
+// Every response of Handler and Require carries "Vary: Origin, X-API-Key"
+// (and Authorization with Options.AllowBearer), so that a shared cache
+// never serves one key's response to another key's request; refusals also
+// carry "Cache-Control: no-store". Responses to keyed requests are per key:
+// a handler should send "Cache-Control: private" (or no-store) so that
+// shared caches keep none of them. Check writes no response: code that
+// calls it adds these headers itself.
 //
 // # Consistency
 //
@@ -92,12 +105,27 @@
 //     verifications per Options.ThrottleWindow, after which attempts get 429
 //     without a storage call or a hash. Key ids are public, so a throttle
 //     per id could lock the real key out: a cached valid key is never
-//     throttled, and a key that verified in this process before is let
-//     through the throttle when its cache entry expires. Left open: the
-//     first verification of a key in a process waits out a window that an
-//     attacker keeps spending (see Options.ThrottleFailures).
-//   - Memory is bounded under any flood: both caches and the throttle table
-//     are fixed-size LRUs.
+//     throttled, and a key that verified in this process before is always
+//     let through. Verified keys are remembered in a set of their own that
+//     only a successful verification adds to, so no amount of junk can
+//     flush it. Left open: the first verification of a key in a process
+//     waits out a window that an attacker keeps spending (see
+//     Options.ThrottleFailures).
+//   - Key ids are public, and timing tells whether one exists: an unknown
+//     id is refused after a storage read (about 0.5 ms), a wrong secret
+//     for a real id after an argon2 check (about 20 ms with the default
+//     parameters). This is by design: the id is not a secret (it is in
+//     every displayable prefix, and in every web page that uses a
+//     publishable key); the 256-bit secret is what protects a key.
+//   - Memory is bounded under any flood: both caches, the set of verified
+//     keys and the throttle table are fixed-size LRUs.
+//   - A verification never hands a request a result read before the last
+//     eviction of its key id: a request that arrives after a revocation
+//     reached this process does not join a verification that began
+//     before it.
+//   - A panic in a Store or Hasher method (a custom implementation's bug)
+//     is answered 503 and reported to Options.OnBackgroundError with any
+//     key cut to its prefix; it never ends the process.
 //   - Outages fail closed (503), and a revoked key is never served from the
 //     cache past the consistency bound above.
 //   - A server key seen with an Origin header is reported

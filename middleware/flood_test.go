@@ -220,7 +220,7 @@ func TestFloods(t *testing.T) {
 	})
 	require.NoError(t, err)
 	defer v.Close()
-	h := v.Require(anyType)(okHandler) // the uncached key is a publishable key
+	h := v.Require(anyType)(okHandler)                                       // the uncached key is a publishable key
 	require.Equal(t, http.StatusOK, serve(h, request(cached.Reveal())).Code) // cached from now on
 
 	floods := []struct {

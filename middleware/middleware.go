@@ -109,7 +109,8 @@ func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 }
 
 // Handler returns next wrapped with CORS and key validation under the zero
-// Policy: any valid key of any type and environment. It is
+// Policy: any valid server key of any environment, and no publishable key
+// (routes admit those only when their Policy names apikey.Client). It is
 // Require(Policy{})(next).
 func (v *Validator) Handler(next http.Handler) http.Handler {
 	return v.Require(Policy{})(next)
@@ -119,7 +120,8 @@ func (v *Validator) Handler(next http.Handler) http.Handler {
 // request through to its handler only with a valid key that p accepts. The
 // handler finds the key's Identity with FromContext. A refused request is
 // answered by Options.ErrorHandler. A key in its grace period adds the
-// HeaderKeyExpires response header.
+// HeaderKeyExpires response header. Every response varies on Origin and on
+// the headers a key is read from.
 //
 // Require panics if p is invalid (see Policy.Validate) or, when the
 // middleware is applied, if next is nil: both are programming errors.

@@ -65,9 +65,11 @@ type Options struct {
 	// that every request verifies its key with argon2.
 	CacheSize int
 	// CacheTTL is how long a verified key is served from the cache before it
-	// is loaded and verified again. It bounds how long a key revoked in
-	// another process stays usable when no change feed reaches this one.
-	// Zero means DefaultCacheTTL (1 minute).
+	// is loaded again. A key whose stored hash has not changed since it
+	// verified in this process is then re-validated by that read alone,
+	// without argon2. CacheTTL bounds how long a key revoked in another
+	// process stays usable when no change feed reaches this one. Zero means
+	// DefaultCacheTTL (1 minute).
 	CacheTTL time.Duration
 	// FailureTTL is how long an unknown key or a wrong secret is remembered,
 	// so that repeating it costs no storage call. Zero means
@@ -86,8 +88,10 @@ type Options struct {
 	// attempts with that key id are refused with ErrThrottled (429) without
 	// a storage call or a hash until the window ends. A valid key that is
 	// cached keeps working, and so does one that verified in this process
-	// before (it is recognised without a hash when its cache entry
-	// expires). Key ids are public, so whoever sends wrong secrets for an
+	// before, whatever was sent meanwhile: the last CacheSize keys that
+	// verified (DefaultCacheSize when caching is off) are remembered apart
+	// from the throttle's table, and only a successful verification adds
+	// to them. Key ids are public, so whoever sends wrong secrets for an
 	// id can delay the first verification in a process of the real key
 	// until the window ends: rate-limit clients upstream if that matters.
 	// Zero means DefaultThrottleFailures (10).
