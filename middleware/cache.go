@@ -64,9 +64,10 @@ type entry struct {
 	flushed atomic.Int64 // last use written to the store, Unix seconds
 }
 
-// newValidEntry returns the entry of a verified key.
-func newValidEntry(rec apikey.Record, until time.Time) *entry {
+// newValidEntry returns the entry of a key that v verified.
+func newValidEntry(v *Validator, rec apikey.Record, until time.Time) *entry {
 	id := &Identity{
+		issuer:      v,
 		KeyID:       rec.ID,
 		Prefix:      rec.Prefix(),
 		Type:        rec.Type,

@@ -24,6 +24,18 @@ func (v *Validator) check(r *http.Request, p Policy) (*Identity, error) {
 	return id, nil
 }
 
+// recheck applies p to a request that this Validator authenticated further
+// out in the handler chain, and reports a refusal to OnRejected.
+func (v *Validator) recheck(r *http.Request, p Policy, id *Identity) error {
+	err := p.allows(id)
+	if err != nil && v.cfg.OnRejected != nil {
+		a := attempt(r, apikey.Key{})
+		a.Prefix = id.Prefix
+		v.cfg.OnRejected(r.Context(), a, err)
+	}
+	return err
+}
+
 // authenticate runs the checks in order: key present and well-formed
 // (no I/O), cache or verification, status and expiry, leaked server key,
 // policy, and the Origin of a publishable key.

@@ -28,7 +28,8 @@ type Identity struct {
 	// ExpiresAt (its grace period).
 	Expiring bool
 
-	expiresHeader string // ExpiresAt as the HeaderKeyExpires value
+	expiresHeader string     // ExpiresAt as the HeaderKeyExpires value
+	issuer        *Validator // the Validator that verified the key; nil in copies
 }
 
 // HasScope reports whether the key may do what scope names: "*" grants
@@ -56,6 +57,27 @@ func newContext(ctx context.Context, id *Identity) context.Context {
 	return context.WithValue(ctx, identityKey, id)
 }
 
+// NewContext returns a copy of ctx that carries id, where FromContext finds
+// it: for unit tests of handlers that call FromContext, and for custom
+// authenticators. Validators do not trust an Identity put there this way:
+// Handler and Require still validate the request's key.
+func NewContext(ctx context.Context, id Identity) context.Context {
+	c := id.clone()
+	if !c.ExpiresAt.IsZero() {
+		c.expiresHeader = c.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	return newContext(ctx, &c)
+}
+
+// verifiedBy returns the Identity in ctx if v put it there (an outer
+// Handler or Require of the same Validator), else nil.
+func verifiedBy(ctx context.Context, v *Validator) *Identity {
+	if id, ok := ctx.Value(identityKey).(*Identity); ok && id != nil && id.issuer == v {
+		return id
+	}
+	return nil
+}
+
 // FromContext returns the Identity that the middleware stored in the
 // request's context, and true; outside the middleware it returns the zero
 // Identity and false. It never panics. The returned Scopes are a copy.
@@ -75,5 +97,6 @@ func FromContext(ctx context.Context) (Identity, bool) {
 func (id *Identity) clone() Identity {
 	out := *id
 	out.Scopes = slices.Clone(id.Scopes)
+	out.issuer = nil
 	return out
 }

@@ -129,3 +129,25 @@ func ExampleFromContext() {
 	fmt.Println(id.KeyID == "", ok)
 	// Output: true false
 }
+
+// A handler that reads the Identity can be unit-tested without a key: put
+// one in the request's context with NewContext.
+func ExampleNewContext() {
+	whoami := func(w http.ResponseWriter, r *http.Request) {
+		id, ok := middleware.FromContext(r.Context())
+		if !ok {
+			http.Error(w, "no key", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprintf(w, "%s of %s", id.Prefix, id.Environment)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/v1/whoami", nil)
+	r = r.WithContext(middleware.NewContext(r.Context(), middleware.Identity{
+		KeyID: "0123456789ab", Prefix: "server-0123456789ab", Type: apikey.Server,
+		Environment: apikey.Staging, Scopes: []string{"orders:read"},
+	}))
+	w := httptest.NewRecorder()
+	whoami(w, r)
+	fmt.Println(w.Body.String())
+	// Output: server-0123456789ab of staging
+}

@@ -118,7 +118,10 @@ func (v *Validator) Handler(next http.Handler) http.Handler {
 
 // Require returns middleware that answers CORS preflights and lets a
 // request through to its handler only with a valid key that p accepts. The
-// handler finds the key's Identity with FromContext. A refused request is
+// handler finds the key's Identity with FromContext. A request that the
+// same Validator authenticated further out (Handler on a router group, then
+// Require on a route) is not validated again: only p is checked, and
+// OnAuthenticated is not called twice. A refused request is
 // answered by Options.ErrorHandler. A key in its grace period adds the
 // HeaderKeyExpires response header. Every response varies on Origin and on
 // the headers a key is read from.
@@ -153,6 +156,17 @@ func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
 		}
 		withCORS := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(w, r, true) }))
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if id := verifiedBy(r.Context(), v); id != nil {
+				// This Validator authenticated the request further out
+				// (Handler on a group, Require on a route): only p is
+				// left to check, and the hooks have run.
+				if err := v.recheck(r, p, id); err != nil {
+					v.cfg.ErrorHandler(w, r, err)
+					return
+				}
+				next.ServeHTTP(w, r)
+				return
+			}
 			if len(r.Header["Origin"]) == 0 && r.Method != http.MethodOptions {
 				// Not a browser's cross-origin request: all rs/cors would
 				// do is add "Vary: Origin". Doing it here saves a third of

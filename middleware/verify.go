@@ -117,7 +117,7 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out o
 	if outdated {
 		v.upgradeHash(rec, key)
 	}
-	e := newValidEntry(rec, now.Add(v.cfg.CacheTTL))
+	e := newValidEntry(v, rec, now.Add(v.cfg.CacheTTL))
 	v.cache.addValid(k, e, token)
 	return outcome{e, token}, nil
 }

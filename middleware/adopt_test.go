@@ -1,0 +1,66 @@
+package middleware_test
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware"
+)
+
+// TestValidateOnce: Handler on a router group and Require on a route
+// validate a request once: the route only checks its policy, and the hooks
+// run once.
+func TestValidateOnce(t *testing.T) {
+	var authenticated, rejected atomic.Int64
+	f := newFixture(t, func(o *middleware.Options) {
+		o.OnAuthenticated = func(context.Context, middleware.Attempt, middleware.Identity) { authenticated.Add(1) }
+		o.OnRejected = func(context.Context, middleware.Attempt, error) { rejected.Add(1) }
+	})
+	group := f.v.Handler
+	route := f.v.Require(middleware.Policy{Scope: "orders:write"})
+	h := group(route(okHandler))
+	reader := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"orders:read"}})
+
+	before := f.hasher.verifies.Load()
+	w := serve(h, request(f.keys["production/server"].Reveal()))
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	assert.EqualValues(t, 1, authenticated.Load(), "OnAuthenticated once")
+	assert.Equal(t, before+1, f.hasher.verifies.Load(), "one verification")
+
+	w = serve(h, request(reader.Reveal()))
+	require.Equal(t, http.StatusForbidden, w.Code)
+	assert.Equal(t, "insufficient_scope", decodeProblem(t, w).Code, "the route's policy still applies")
+	assert.EqualValues(t, 2, authenticated.Load(), "the group accepted it")
+	assert.EqualValues(t, 1, rejected.Load(), "the route refused it, once")
+
+	// Another Validator's identity is not trusted: the route validates.
+	other := newFixture(t, nil)
+	h = other.v.Handler(f.v.Require(middleware.Policy{})(okHandler))
+	assert.Equal(t, http.StatusUnauthorized, serve(h, request(other.keys["production/server"].Reveal())).Code,
+		"f's validator does not know other's key")
+}
+
+// TestNewContextIsNotTrusted: an Identity put in the context with
+// NewContext reaches FromContext, but never stands in for a key.
+func TestNewContextIsNotTrusted(t *testing.T) {
+	f := newFixture(t, nil)
+	id := middleware.Identity{KeyID: f.keys["production/server"].ID(), Prefix: f.keys["production/server"].Prefix(),
+		Type: apikey.Server, Environment: apikey.Production, Scopes: []string{apikey.AllScopes}}
+	ctx := middleware.NewContext(context.Background(), id)
+	got, ok := middleware.FromContext(ctx)
+	require.True(t, ok)
+	assert.Equal(t, id, got)
+
+	r := request("").WithContext(ctx)
+	assert.Equal(t, http.StatusUnauthorized, serve(f.v.Handler(okHandler), r).Code)
+	fromCheck, err := f.v.Check(request(f.keys["production/server"].Reveal()), middleware.Policy{})
+	require.NoError(t, err)
+	r = request("").WithContext(middleware.NewContext(context.Background(), fromCheck))
+	assert.Equal(t, http.StatusUnauthorized, serve(f.v.Handler(okHandler), r).Code, "a copy of a real Identity is not trusted either")
+}
