@@ -64,3 +64,35 @@ func TestNewContextIsNotTrusted(t *testing.T) {
 	r = request("").WithContext(middleware.NewContext(context.Background(), fromCheck))
 	assert.Equal(t, http.StatusUnauthorized, serve(f.v.Handler(okHandler), r).Code, "a copy of a real Identity is not trusted either")
 }
+
+// TestCORSWrapsARouter: with method-scoped routes, a preflight gets 405 from
+// the router unless CORS wraps the router, which answers it for the origins
+// that environments allow; the actual request is validated by the route.
+func TestCORSWrapsARouter(t *testing.T) {
+	f := newFixture(t, nil)
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/products", f.v.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Client}, Scope: "products:read"})(okHandler))
+	pre := func(origin string) *http.Request {
+		r := request("", "Origin", origin, "Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "x-api-key")
+		r.Method, r.URL.Path = http.MethodOptions, "/v1/products"
+		return r
+	}
+	assert.Equal(t, http.StatusMethodNotAllowed, serve(mux, pre("https://app.example.com")).Code, "the bare router")
+
+	h := f.v.CORS(mux)
+	w := serve(h, pre("https://app.example.com"))
+	assert.Equal(t, http.StatusNoContent, w.Code)
+	assert.Equal(t, "https://app.example.com", w.Header().Get("Access-Control-Allow-Origin"))
+	assert.Equal(t, "x-api-key", w.Header().Get("Access-Control-Allow-Headers"))
+	w = serve(h, pre("https://evil.example"))
+	assert.Empty(t, w.Header().Get("Access-Control-Allow-Origin"), "no environment allows it")
+
+	get := request(f.keys["production/client"].Reveal(), "Origin", "https://app.example.com")
+	get.URL.Path = "/v1/products"
+	w = serve(h, get)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	assert.Equal(t, "https://app.example.com", w.Header().Get("Access-Control-Allow-Origin"))
+	get = request(f.keys["staging/client"].Reveal(), "Origin", "https://app.example.com")
+	get.URL.Path = "/v1/products"
+	assert.Equal(t, http.StatusForbidden, serve(h, get).Code, "staging does not allow the origin")
+}

@@ -130,6 +130,30 @@ func (v *Validator) preflightAllows(p Policy, origin string) bool {
 	return false
 }
 
+// CORS returns next (a whole router) wrapped so that it answers the CORS
+// preflights of browsers for the origins that some environment allows for
+// its publishable keys. Routers that match on the method
+// (mux.Handle("GET /v1/products", ...), chi's Get, With and Group) answer
+// a preflight's OPTIONS with 405 before any route middleware runs: wrap the
+// router itself, as in http.ListenAndServe(addr, v.CORS(mux)). Every other
+// request goes to next unchanged; the routes' Handler or Require add the
+// CORS headers of the actual request and check its key, type, scope,
+// environment and origin. A preflight carries no key, so its answer only
+// lets the browser send the request that the route then validates.
+func (v *Validator) CORS(next http.Handler) http.Handler {
+	if next == nil {
+		panic("middleware: CORS: nil handler")
+	}
+	c := v.newCORS(Policy{Types: []apikey.KeyType{apikey.Server, apikey.Client}})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			c.HandlerFunc(w, r) // answers the preflight
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // newCORS returns the rs/cors handler of a route with policy p: preflight
 // answered for the origins preflightAllows, X-API-Key and Content-Type (and
 // Authorization with AllowBearer) allowed, HeaderKeyExpires exposed, and

@@ -17,9 +17,9 @@
 //	                  keys with api_keys:write or full access act as owners
 //	                  of their own environment
 //
-// /v1/whoami and /v1/echo also answer CORS preflights (OPTIONS), through
-// the middleware: a page may call /v1/whoami with a publishable key from an
-// origin that its environment allows.
+// The validator's CORS wrapper answers browsers' CORS preflights (OPTIONS)
+// for the whole router: a page may call /v1/whoami with a publishable key
+// from an origin that its environment allows.
 package app
 
 import (
@@ -288,17 +288,15 @@ func (a *App) routes() (http.Handler, error) {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", a.healthz)
-	// OPTIONS goes to the middleware too: it answers CORS preflights.
 	// Publishable keys are admitted only where a route names them.
 	anyKey := a.validator.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Server, apikey.Client}})
-	whoami := anyKey(http.HandlerFunc(whoami))
-	mux.Handle("GET /v1/whoami", whoami)
-	mux.Handle("OPTIONS /v1/whoami", whoami)
-	echoHandler := serverOnly(http.HandlerFunc(echo))
-	mux.Handle("POST /v1/echo", echoHandler)
-	mux.Handle("OPTIONS /v1/echo", echoHandler)
+	mux.Handle("GET /v1/whoami", anyKey(http.HandlerFunc(whoami)))
+	mux.Handle("POST /v1/echo", serverOnly(http.HandlerFunc(echo)))
 	mux.Handle("/admin/", serverOnly(http.StripPrefix("/admin", api)))
-	return mux, nil
+	// The routes match on the method, so the mux would answer a browser's
+	// CORS preflight (OPTIONS) with 405: the validator answers them for the
+	// whole router.
+	return a.validator.CORS(mux), nil
 }
 
 func (a *App) healthz(w http.ResponseWriter, r *http.Request) {
