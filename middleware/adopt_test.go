@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -95,4 +96,56 @@ func TestCORSWrapsARouter(t *testing.T) {
 	get = request(f.keys["staging/client"].Reveal(), "Origin", "https://app.example.com")
 	get.URL.Path = "/v1/products"
 	assert.Equal(t, http.StatusForbidden, serve(h, get).Code, "staging does not allow the origin")
+}
+
+// TestStats: the counters follow what the requests did.
+func TestStats(t *testing.T) {
+	var background atomic.Int64
+	f := newFixture(t, func(o *middleware.Options) {
+		o.ThrottleFailures = 2
+		o.OnBackgroundError = func(error) { background.Add(1) }
+	})
+	h := f.v.Handler(okHandler)
+	server := f.keys["production/server"]
+	zero := f.v.Stats()
+	assert.Zero(t, zero.CacheHits+zero.CacheMisses+zero.Hashes+zero.Throttled)
+
+	for range 3 { // one miss and one argon2 run, then two hits
+		require.Equal(t, http.StatusOK, serve(h, request(server.Reveal())).Code)
+	}
+	serve(h, request(""))                                   // missing_key
+	serve(h, request(f.keys["production/client"].Reveal())) // key_type_not_allowed
+	for _, c := range []byte("abc") {                       // two wrong secrets, then throttled
+		serve(h, request(forge(apikey.Server, server.ID(), c))) // each a miss
+	}
+	s := f.v.Stats()
+	assert.EqualValues(t, 2, s.CacheHits)
+	assert.EqualValues(t, 1+1+3, s.CacheMisses)
+	assert.EqualValues(t, 1+1+2, s.Hashes, "server, client, two wrong secrets")
+	assert.Positive(t, s.HashTime)
+	assert.Zero(t, s.HashesRunning)
+	assert.Zero(t, s.HashesWaiting)
+	assert.EqualValues(t, 1, s.Throttled)
+	assert.Equal(t, map[string]uint64{
+		"missing_key": 1, "malformed_key": 0, "invalid_key": 2, "expired_key": 0, "revoked_key": 0,
+		"key_type_not_allowed": 1, "insufficient_scope": 0, "environment_not_allowed": 0,
+		"origin_not_allowed": 0, "server_key_from_browser": 0, "too_many_failures": 1,
+		"unavailable": 0, "busy": 0, "other": 0,
+	}, s.Refusals)
+	assert.Equal(t, 2, s.CachedKeys)
+	assert.Equal(t, 2, s.CachedFailures)
+
+	// The feed: its revision advances as changes are made.
+	_, err := f.manager.SetAllowedOrigins(context.Background(), owner, apikey.Staging, []string{"https://s.example"})
+	require.NoError(t, err)
+	rev, err := f.store.Revision(context.Background())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return f.v.Stats().FeedRevision == rev }, 5*time.Second, 5*time.Millisecond)
+	assert.GreaterOrEqual(t, f.v.Stats().FeedLag, time.Duration(0))
+
+	// Background errors are counted, and still reported.
+	f.store.down.Store(true)
+	f.v.Invalidate(apikey.Event{Action: apikey.ActionSetOrigins, Environment: apikey.Staging}) // a reload that fails
+	assert.Positive(t, f.v.Stats().BackgroundErrors)
+	assert.Positive(t, background.Load(), "and still reported")
 }

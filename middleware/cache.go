@@ -171,6 +171,17 @@ func (c *cache) get(k cacheKey, now time.Time) *entry {
 	return nil
 }
 
+// sizes returns how many verified keys and failures the cache holds.
+func (c *cache) sizes() (valid, failed int) {
+	if c.valid != nil {
+		valid = c.valid.Len()
+	}
+	if c.failed != nil {
+		failed = c.failed.Len()
+	}
+	return valid, failed
+}
+
 // maxEvictedIDs bounds evictedAt. When it is full, the cache forgets which
 // ids were evicted and treats every verification in flight as stale, which
 // costs at most one more verification each.

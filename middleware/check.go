@@ -13,6 +13,7 @@ import (
 func (v *Validator) check(r *http.Request, p Policy) (*Identity, error) {
 	key, id, err := v.authenticate(r, p)
 	if err != nil {
+		v.stats.refused(err)
 		if v.cfg.OnRejected != nil {
 			v.cfg.OnRejected(r.Context(), attempt(r, key), err)
 		}
@@ -28,6 +29,9 @@ func (v *Validator) check(r *http.Request, p Policy) (*Identity, error) {
 // out in the handler chain, and reports a refusal to OnRejected.
 func (v *Validator) recheck(r *http.Request, p Policy, id *Identity) error {
 	err := p.allows(id)
+	if err != nil {
+		v.stats.refused(err)
+	}
 	if err != nil && v.cfg.OnRejected != nil {
 		a := attempt(r, apikey.Key{})
 		a.Prefix = id.Prefix

@@ -32,6 +32,7 @@ func (v *Validator) startFeed(ctx context.Context) {
 	// Entries cached before this revision was read may be stale: drop them.
 	v.cache.purge()
 	v.pos = feedState{following: true, since: rev}
+	v.feedRead(rev)
 }
 
 // pollFeed applies every change since the last poll: it evicts changed keys
@@ -74,10 +75,17 @@ func (v *Validator) pollFeed(ctx context.Context) {
 			}
 		}
 		v.pos.since = next
+		v.feedRead(next)
 		if len(changes) < feedBatch {
 			return
 		}
 	}
+}
+
+// feedRead records a successful read of the change feed up to rev.
+func (v *Validator) feedRead(rev int64) {
+	v.stats.feedRevision.Store(rev)
+	v.stats.feedReadAt.Store(v.cfg.Now().UnixNano())
 }
 
 // feedRevision and feedChanges call the store's change feed; a panic of the

@@ -36,6 +36,7 @@ type Validator struct {
 	recorder   storage.LastUsedRecorder
 	pos        feedState // change-feed position; background loop only
 	vary       []string  // the Vary values of every response: Origin and the key's headers
+	stats      stats
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -74,6 +75,11 @@ func New(opts Options) (*Validator, error) {
 		reload:   make(chan struct{}, 1),
 		vary:     varyHeaders(cfg.AllowBearer),
 	}
+	report := cfg.OnBackgroundError
+	v.cfg.OnBackgroundError = func(err error) {
+		v.stats.backgroundErrs.Add(1)
+		report(err)
+	}
 	v.feed, _ = cfg.Store.(storage.ChangeFeed)
 	v.recorder, _ = cfg.Store.(storage.LastUsedRecorder)
 	v.ctx, v.cancel = context.WithCancel(context.Background())
@@ -81,7 +87,7 @@ func New(opts Options) (*Validator, error) {
 	ctx, cancel := context.WithTimeout(v.ctx, startupTimeout)
 	defer cancel()
 	if err := v.loadSettings(ctx); err != nil {
-		cfg.OnBackgroundError(err)
+		v.cfg.OnBackgroundError(err)
 	}
 	v.startFeed(ctx)
 

@@ -15,8 +15,10 @@ import (
 func (v *Validator) resolve(ctx context.Context, key apikey.Key, now time.Time) (*entry, error) {
 	k := v.mac.sum(key.Reveal())
 	if e := v.cache.get(k, now); e != nil {
+		v.stats.hits.add(k)
 		return e, nil
 	}
+	v.stats.misses.add(k)
 	return v.verify(ctx, key, k)
 }
 
@@ -84,6 +86,7 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out o
 	id := key.ID()
 	ok, wait := v.throttle.acquire(id, k, now)
 	if !ok {
+		v.stats.throttled.Add(1)
 		return outcome{}, &refusal{reason: ErrThrottled, retryAfter: wait}
 	}
 	failed := false
@@ -148,12 +151,22 @@ func (v *Validator) failure(k cacheKey, id string, token uint64, now time.Time) 
 // ctx ends. A stored hash that cannot be checked is a server fault: the
 // request fails closed with ErrUnavailable.
 func (v *Validator) verifyHash(ctx context.Context, key apikey.Key, hash string) (match, outdated bool, err error) {
+	v.stats.hashesWaiting.Add(1)
 	select {
 	case v.sem <- struct{}{}:
+		v.stats.hashesWaiting.Add(-1)
 	case <-ctx.Done():
+		v.stats.hashesWaiting.Add(-1)
 		return false, false, &refusal{reason: ErrBusy, cause: ctx.Err()}
 	}
-	defer func() { <-v.sem }()
+	v.stats.hashesRunning.Add(1)
+	start := time.Now()
+	defer func() {
+		v.stats.hashNanos.Add(int64(time.Since(start)))
+		v.stats.hashes.Add(1)
+		v.stats.hashesRunning.Add(-1)
+		<-v.sem
+	}()
 	match, outdated, err = v.cfg.Hasher.Verify([]byte(key.Reveal()), hash)
 	if err != nil {
 		return false, false, &refusal{reason: ErrUnavailable, detail: "the stored hash of " + key.Prefix() + " cannot be checked", cause: err}

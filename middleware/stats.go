@@ -1,0 +1,123 @@
+package middleware
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Stats are a Validator's counters since New, and a few gauges read when
+// Stats is called. They hold no key material, so they can be exported to
+// any metrics system (examples/metrics exports them to Prometheus).
+type Stats struct {
+	// CacheHits counts requests whose key was found in the validation cache
+	// (verified keys and cached failures); CacheMisses those that were not.
+	CacheHits, CacheMisses uint64
+	// CachedKeys and CachedFailures are how many verified keys and failures
+	// the cache holds now.
+	CachedKeys, CachedFailures int
+
+	// HashesRunning and HashesWaiting are the argon2 verifications running
+	// now and those waiting for a slot (Options.MaxConcurrentHashes).
+	HashesRunning, HashesWaiting int64
+	// Hashes counts argon2 verifications, and HashTime is the time they
+	// took in all.
+	Hashes   uint64
+	HashTime time.Duration
+
+	// Throttled counts verifications that the failure throttle refused
+	// (Options.ThrottleFailures); every request waiting for one gets 429.
+	Throttled uint64
+	// Refusals counts refused requests by reason code (Reason.Code), such
+	// as "invalid_key".
+	Refusals map[string]uint64
+
+	// FeedRevision is the last change-feed revision applied, and FeedLag
+	// how long ago (by Options.Now) the feed was last read successfully;
+	// both zero when the store has no change feed or it was never read.
+	FeedRevision int64
+	FeedLag      time.Duration
+
+	// BackgroundErrors counts the errors passed to Options.OnBackgroundError.
+	BackgroundErrors uint64
+}
+
+// reasons are the refusals counted one by one in Stats.Refusals; any other
+// is counted as "other".
+var reasons = [...]*Reason{
+	ErrMissingKey, ErrMalformedKey, ErrInvalidKey, ErrExpiredKey, ErrRevokedKey,
+	ErrKeyType, ErrScope, ErrEnvironment, ErrOrigin, ErrServerKeyFromBrowser,
+	ErrThrottled, ErrUnavailable, ErrBusy,
+}
+
+// stats holds the counters behind Stats.
+type stats struct {
+	hits, misses   shardedCounter
+	hashesRunning  atomic.Int64
+	hashesWaiting  atomic.Int64
+	hashes         atomic.Uint64
+	hashNanos      atomic.Int64
+	throttled      atomic.Uint64
+	refusals       [len(reasons) + 1]atomic.Uint64 // the last one is "other"
+	feedRevision   atomic.Int64
+	feedReadAt     atomic.Int64 // Unix nanoseconds of the last successful read; 0 if none
+	backgroundErrs atomic.Uint64
+}
+
+// refused counts a refusal by its reason.
+func (s *stats) refused(err error) {
+	r := ReasonOf(err)
+	for i, known := range reasons {
+		if r == known {
+			s.refusals[i].Add(1)
+			return
+		}
+	}
+	s.refusals[len(reasons)].Add(1)
+}
+
+// Stats returns the Validator's counters. It is safe to call at any time,
+// also concurrently with requests and after Close.
+func (v *Validator) Stats() Stats {
+	s := &v.stats
+	out := Stats{
+		CacheHits:        s.hits.load(),
+		CacheMisses:      s.misses.load(),
+		HashesRunning:    s.hashesRunning.Load(),
+		HashesWaiting:    s.hashesWaiting.Load(),
+		Hashes:           s.hashes.Load(),
+		HashTime:         time.Duration(s.hashNanos.Load()),
+		Throttled:        s.throttled.Load(),
+		Refusals:         make(map[string]uint64, len(reasons)+1),
+		FeedRevision:     s.feedRevision.Load(),
+		BackgroundErrors: s.backgroundErrs.Load(),
+	}
+	out.CachedKeys, out.CachedFailures = v.cache.sizes()
+	for i, r := range reasons {
+		out.Refusals[r.Code()] = s.refusals[i].Load()
+	}
+	out.Refusals["other"] = s.refusals[len(reasons)].Load()
+	if at := s.feedReadAt.Load(); at != 0 {
+		out.FeedLag = max(v.cfg.Now().Sub(time.Unix(0, at)), 0)
+	}
+	return out
+}
+
+// shardedCounter is a counter that concurrent requests for different keys
+// increment without contending for one cache line: each adds to the shard
+// its cache key picks.
+type shardedCounter struct {
+	shards [16]struct {
+		n atomic.Uint64
+		_ [56]byte // one shard per 64-byte cache line
+	}
+}
+
+func (c *shardedCounter) add(k cacheKey) { c.shards[k[0]&15].n.Add(1) }
+
+func (c *shardedCounter) load() uint64 {
+	var sum uint64
+	for i := range c.shards {
+		sum += c.shards[i].n.Load()
+	}
+	return sum
+}
