@@ -15,6 +15,7 @@ func TestLibraryDependencies(t *testing.T) {
 	allowed := []string{
 		"github.com/keystile/keystile/",
 		"golang.org/x/crypto/",
+		"golang.org/x/net/",
 		"golang.org/x/sys/",
 		"golang.org/x/sync/",
 		"github.com/hashicorp/golang-lru/v2",

@@ -35,8 +35,9 @@ type Settings struct {
 	// Environment names the environment.
 	Environment string `json:"environment"`
 	// AllowedOrigins lists the web origins that may use the environment's
-	// publishable keys (see ParseOrigin for the forms). Empty means any
-	// origin may use them.
+	// publishable keys (see ParseOrigin for the forms). Empty admits no
+	// browser origin; the entry "*" (AnyOrigin) admits every origin, a
+	// development convenience.
 	AllowedOrigins []string `json:"allowed_origins"`
 	// UpdatedAt is when the settings last changed.
 	UpdatedAt time.Time `json:"updated_at"`

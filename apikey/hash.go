@@ -19,13 +19,21 @@ type Hasher interface {
 	// Hash returns an encoded hash of secret.
 	Hash(secret []byte) (string, error)
 	// Verify reports whether secret matches the encoded hash, and whether the
-	// hash was made with parameters other than the hasher's own, so that the
-	// caller can store a fresh hash. err is set only for a hash that cannot be
-	// checked (wrapping ErrInvalidHash), never for a mismatch.
+	// hash is outdated: made with parameters weaker than the hasher's own, so
+	// that the caller should store a fresh hash. A hash that is stronger than
+	// the hasher's, or neither stronger nor weaker, is not outdated, so that
+	// hashers with different parameters sharing a store never rewrite each
+	// other's hashes back and forth. err is set only for a hash that cannot
+	// be checked (wrapping ErrInvalidHash), never for a mismatch.
 	Verify(secret []byte, encoded string) (match, outdated bool, err error)
 }
 
-// Params are argon2id parameters.
+// Params are argon2id parameters. One set is weaker than another when none
+// of Memory, Iterations, SaltLength and KeyLength is higher and one is lower;
+// Parallelism changes how the work is spread, not its strength, and is not
+// compared. Two sets may be neither weaker nor stronger than each other (more
+// memory but fewer passes). A successful check re-hashes only a hash whose
+// parameters are weaker than the verifier's, never a stronger one.
 type Params struct {
 	Memory      uint32 // memory in KiB
 	Iterations  uint32 // passes over the memory (t)
@@ -35,7 +43,8 @@ type Params struct {
 }
 
 // Parameter presets. A hash records its parameters, so a preset can be
-// raised later: keys verified with older parameters are re-hashed.
+// raised later: keys verified with weaker parameters are re-hashed (see
+// Argon2id).
 var (
 	// DefaultParams follow OWASP's argon2id guidance: 19 MiB, 2 passes, 1 lane
 	// (about 20 ms and 19 MiB per hash on a 2-core machine).
@@ -84,11 +93,17 @@ func (p Params) Validate() error {
 // $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash> with unpadded standard
 // base64, which other argon2 implementations read and write.
 //
+// A successful check re-hashes only a hash whose parameters are weaker than
+// the verifier's, never a stronger one (see Params): two verifiers with
+// different parameters rewrite a key's hash at most once between them, and
+// not at all when neither set is weaker than the other.
+//
 // The zero value hashes with DefaultParams. An Argon2id is safe for
 // concurrent use; it does not cap concurrency itself (the middleware does).
 type Argon2id struct {
 	// Params are used for new hashes; zero means DefaultParams. A stored
-	// hash with other parameters still verifies, and is reported outdated.
+	// hash with other parameters still verifies; it is reported outdated
+	// only if its parameters are weaker than these.
 	Params Params
 	// MaxMemory is the largest memory parameter, in KiB, accepted from a
 	// stored hash; zero means DefaultMaxMemory (or Params.Memory if larger).
@@ -124,7 +139,8 @@ func (h Argon2id) Hash(secret []byte) (string, error) {
 	return EncodePHC(p, salt, sum), nil
 }
 
-// Verify checks secret against encoded in constant time.
+// Verify checks secret against encoded in constant time. outdated is true
+// only when encoded was made with parameters weaker than h's.
 func (h Argon2id) Verify(secret []byte, encoded string) (match, outdated bool, err error) {
 	p, salt, sum, err := DecodePHC(encoded)
 	if err != nil {
@@ -135,7 +151,17 @@ func (h Argon2id) Verify(secret []byte, encoded string) (match, outdated bool, e
 	}
 	got := argon2.IDKey(secret, salt, p.Iterations, p.Memory, p.Parallelism, uint32(len(sum)))
 	match = subtle.ConstantTimeCompare(got, sum) == 1
-	return match, p != h.params(), nil
+	return match, p.weakerThan(h.params()), nil
+}
+
+// weakerThan reports whether p is dominated by q: no strength parameter
+// (memory, iterations, salt and hash length) higher and at least one lower.
+// Parallelism is ignored.
+func (p Params) weakerThan(q Params) bool {
+	if p.Memory > q.Memory || p.Iterations > q.Iterations || p.SaltLength > q.SaltLength || p.KeyLength > q.KeyLength {
+		return false
+	}
+	return p.Memory < q.Memory || p.Iterations < q.Iterations || p.SaltLength < q.SaltLength || p.KeyLength < q.KeyLength
 }
 
 // EncodePHC formats parameters, salt and derived hash as an argon2id PHC

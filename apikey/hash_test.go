@@ -50,20 +50,63 @@ func TestArgon2idInteroperates(t *testing.T) {
 	match, outdated, err := h.Verify([]byte("server-abc"), reference)
 	require.NoError(t, err)
 	assert.True(t, match)
-	assert.True(t, outdated, "made with other parameters than the hasher's")
+	assert.False(t, outdated, "stronger than the hasher's parameters: never downgraded")
+	match, outdated, err = Argon2id{}.Verify([]byte("server-abc"), reference)
+	require.NoError(t, err)
+	assert.True(t, match)
+	assert.True(t, outdated, "weaker than DefaultParams")
 
 	p, salt, sum, err := DecodePHC(reference)
 	require.NoError(t, err)
 	assert.Equal(t, reference, EncodePHC(p, salt, sum), "decode and encode round-trip")
 }
 
+// TestArgon2idOutdated checks that only a hash weaker than the verifier's
+// parameters (no parameter higher, one lower; parallelism aside) is
+// reported outdated, so that validators with different parameters never
+// rewrite each other's hashes back and forth.
 func TestArgon2idOutdated(t *testing.T) {
-	old, err := Argon2id{Params: TestParams}.Hash([]byte("k"))
-	require.NoError(t, err)
-	match, outdated, err := Argon2id{Params: LightParams}.Verify([]byte("k"), old)
-	require.NoError(t, err)
-	assert.True(t, match)
-	assert.True(t, outdated)
+	with := func(change func(*Params)) Params {
+		p := TestParams
+		change(&p)
+		return p
+	}
+	tests := []struct {
+		name     string
+		stored   Params
+		verifier Params
+		want     bool
+	}{
+		{"equal", TestParams, TestParams, false},
+		{"less memory", TestParams, with(func(p *Params) { p.Memory = 16 }), true},
+		{"fewer iterations", TestParams, with(func(p *Params) { p.Iterations = 2 }), true},
+		{"shorter salt", with(func(p *Params) { p.SaltLength = 8 }), TestParams, true},
+		{"shorter hash", with(func(p *Params) { p.KeyLength = 16 }), TestParams, true},
+		{"weaker in every way", with(func(p *Params) { p.SaltLength, p.KeyLength = 8, 16 }), LightParams, true},
+		{"light to default", LightParams, DefaultParams, true},
+		{"weaker but more lanes", with(func(p *Params) { p.Parallelism = 2; p.Memory = 16 }), with(func(p *Params) { p.Memory = 32 }), true},
+		{"more memory", with(func(p *Params) { p.Memory = 16 }), TestParams, false},
+		{"more iterations", with(func(p *Params) { p.Iterations = 2 }), TestParams, false},
+		{"longer salt", TestParams, with(func(p *Params) { p.SaltLength = 8 }), false},
+		{"longer hash", TestParams, with(func(p *Params) { p.KeyLength = 16 }), false},
+		{"default to light", DefaultParams, LightParams, false},
+		{"more memory, fewer iterations", with(func(p *Params) { p.Memory = 16 }), with(func(p *Params) { p.Iterations = 2 }), false},
+		{"fewer iterations, more memory", with(func(p *Params) { p.Iterations = 2 }), with(func(p *Params) { p.Memory = 16 }), false},
+		{"longer hash, less memory", with(func(p *Params) { p.KeyLength = 64 }), with(func(p *Params) { p.Memory = 16 }), false},
+		{"parallelism only, more lanes", with(func(p *Params) { p.Memory, p.Parallelism = 16, 2 }), with(func(p *Params) { p.Memory = 16 }), false},
+		{"parallelism only, fewer lanes", with(func(p *Params) { p.Memory = 16 }), with(func(p *Params) { p.Memory, p.Parallelism = 16, 2 }), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stored, err := Argon2id{Params: tt.stored}.Hash([]byte("k"))
+			require.NoError(t, err)
+			match, outdated, err := Argon2id{Params: tt.verifier}.Verify([]byte("k"), stored)
+			require.NoError(t, err)
+			assert.True(t, match)
+			assert.Equal(t, tt.want, outdated)
+			assert.Equal(t, tt.want, tt.stored.weakerThan(tt.verifier))
+		})
+	}
 }
 
 func TestDecodePHCRejects(t *testing.T) {

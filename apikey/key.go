@@ -2,6 +2,7 @@ package apikey
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"fmt"
 	"hash/crc32"
 	"log/slog"
@@ -50,13 +51,34 @@ var KeyRegexp = regexp.MustCompile(Pattern)
 const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 // Key is a full key string: type, key id, secret and checksum. Every way of
-// printing a Key (String, fmt verbs, slog, JSON) shows only its displayable
+// printing a Key (String, fmt verbs, slog, JSON, also inside another struct,
+// slice or map, through unexported fields) shows only its displayable
 // prefix, "server-<id>"; only Reveal returns the secret.
+//
+// Compare keys with Equal, never with == (or reflect.DeepEqual, or a
+// testing library's Equal built on it): they compare where the key string
+// is held, not what it says, so two copies of one key compare unequal.
 //
 // The zero Key is not valid. Keys are values and safe for concurrent use.
 type Key struct {
-	typ  KeyType
-	full string
+	// A Key holds no string field with the secret in it, so that printing
+	// by reflection cannot show it: fmt prints the fields of a value it
+	// reaches through an unexported field (a user's struct{ k apikey.Key })
+	// without calling Format, and so does slog's TextHandler. prefix is the
+	// displayable prefix, a slice of the key string; full points at the
+	// start of the same KeyLength bytes, which Reveal rebuilds with
+	// unsafe.String. fmt, slog, go-spew and testify print an unsafe.Pointer
+	// as an address and never follow it. A closure holding the string would
+	// also hide it, but would cost ParseKey, which runs on every request, an
+	// allocation (BenchmarkParseKey, TestKeyAllocs). The pointer keeps the
+	// whole string alive, and strings are immutable, so the bytes stay valid.
+	prefix string
+	full   unsafe.Pointer // nil for the zero Key
+}
+
+// newKey returns the Key of the well-formed key string s.
+func newKey(s string) Key {
+	return Key{prefix: s[:PrefixLength], full: unsafe.Pointer(unsafe.StringData(s))}
 }
 
 // GenerateKey returns a new key of type t with a random key id and a 256-bit
@@ -77,7 +99,7 @@ func GenerateKey(t KeyType) (Key, error) {
 		return Key{}, err
 	}
 	buf = appendChecksum(buf, checksum(string(buf)))
-	return Key{typ: t, full: string(buf)}, nil
+	return newKey(string(buf)), nil
 }
 
 // AssembleKey builds a key from its parts and computes its checksum. id must
@@ -100,13 +122,7 @@ func ParseKey(s string) (Key, error) {
 	if len(s) != KeyLength {
 		return Key{}, fmt.Errorf("%w: want %d characters", ErrMalformedKey, KeyLength)
 	}
-	var t KeyType
-	switch s[:7] {
-	case "server-":
-		t = Server
-	case "client-":
-		t = Client
-	default:
+	if s[:7] != "server-" && s[:7] != "client-" {
 		return Key{}, fmt.Errorf("%w: prefix must be server- or client-", ErrMalformedKey)
 	}
 	sep := 7 + IDLength
@@ -122,35 +138,47 @@ func ParseKey(s string) (Key, error) {
 	if want, ok := decodeChecksum(s[body:]); !ok || want != checksum(s[:body]) {
 		return Key{}, ErrBadChecksum
 	}
-	return Key{typ: t, full: s}, nil
+	return newKey(s), nil
 }
 
-// Type returns the key's type.
-func (k Key) Type() KeyType { return k.typ }
+// Type returns the key's type, or "" for the zero Key.
+func (k Key) Type() KeyType {
+	if k.full == nil {
+		return ""
+	}
+	return KeyType(k.prefix[:len(k.prefix)-IDLength-1])
+}
 
 // ID returns the public key id, the index under which the key is stored.
 func (k Key) ID() string {
-	if k.full == "" {
+	if k.full == nil {
 		return ""
 	}
-	return k.full[7 : 7+IDLength]
+	return k.prefix[len(k.prefix)-IDLength:]
 }
 
 // Prefix returns the displayable prefix, "server-<id>" or "client-<id>". It
 // identifies the key and reveals nothing of the secret.
-func (k Key) Prefix() string {
-	if k.full == "" {
-		return ""
-	}
-	return k.full[:PrefixLength]
-}
+func (k Key) Prefix() string { return k.prefix }
 
 // Reveal returns the full key string, secret included. Call it only to hand
 // the key to its owner once, or to hash it.
-func (k Key) Reveal() string { return k.full }
+func (k Key) Reveal() string {
+	if k.full == nil {
+		return ""
+	}
+	return unsafe.String((*byte)(k.full), KeyLength)
+}
 
 // IsZero reports whether k is the zero Key.
-func (k Key) IsZero() bool { return k.full == "" }
+func (k Key) IsZero() bool { return k.full == nil }
+
+// Equal reports whether k and o are the same key string, in constant time.
+// Use it, not ==, to compare keys (see Key). Two zero Keys are equal.
+func (k Key) Equal(o Key) bool {
+	a, b := k.Reveal(), o.Reveal()
+	return subtle.ConstantTimeCompare(unsafe.Slice(unsafe.StringData(a), len(a)), unsafe.Slice(unsafe.StringData(b), len(b))) == 1
+}
 
 // String returns the displayable prefix.
 func (k Key) String() string { return k.Prefix() }

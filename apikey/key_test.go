@@ -2,6 +2,7 @@ package apikey
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,7 +31,7 @@ func TestGenerateKey(t *testing.T) {
 				assert.True(t, KeyRegexp.MatchString(full), "the published pattern matches %s", k)
 				parsed, err := ParseKey(full)
 				require.NoError(t, err)
-				assert.Equal(t, k, parsed)
+				assert.True(t, k.Equal(parsed), "parses back to the same key")
 				assert.False(t, seen[full], "keys repeat")
 				seen[full] = true
 			}
@@ -152,6 +153,126 @@ func TestKeyRedaction(t *testing.T) {
 	}
 }
 
+// keyHolder is a user's struct that holds keys in every way fmt, slog and
+// encoding/json can reach them: through unexported fields too, where fmt
+// cannot call a Key's methods and prints its fields by reflection.
+type keyHolder struct {
+	k  Key
+	K  Key
+	p  *Key
+	P  *Key
+	s  []Key
+	S  []Key
+	m  map[string]Key
+	M  map[string]Key
+	i  any
+	Pi any
+}
+
+// TestKeyNeverPrintsSecret prints keys inside a user's struct in every
+// way, and finds neither the secret nor any part of it (plain or in hex),
+// and the displayable prefix wherever the key shows.
+func TestKeyNeverPrintsSecret(t *testing.T) {
+	k, err := GenerateKey(Server)
+	require.NoError(t, err)
+	h := keyHolder{k: k, K: k, p: &k, P: &k, s: []Key{k}, S: []Key{k}, m: map[string]Key{"a": k}, M: map[string]Key{"a": k}, i: k, Pi: k}
+	outputs := map[string]string{}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {
+		outputs[verb] = fmt.Sprintf(verb, h)
+		outputs["pointer "+verb] = fmt.Sprintf(verb, &h)
+		outputs["slice "+verb] = fmt.Sprintf(verb, []keyHolder{h})
+		outputs["anonymous "+verb] = fmt.Sprintf(verb, struct{ k Key }{k})
+	}
+	outputs["Sprint"] = fmt.Sprint(h)
+	outputs["Sprintln"] = fmt.Sprintln(h, &h)
+	outputs["error"] = fmt.Errorf("holding %+v: %w", h, ErrForbidden).Error()
+	for name, handler := range map[string]func(*bytes.Buffer) slog.Handler{
+		"slog text": func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, nil) },
+		"slog json": func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) },
+	} {
+		var b bytes.Buffer
+		slog.New(handler(&b)).Info("holding", "holder", h, "pointer", &h, "group", slog.GroupValue(slog.Any("k", k)))
+		outputs[name] = b.String()
+	}
+	js, err := json.Marshal(h)
+	require.NoError(t, err)
+	outputs["json"] = string(js)
+
+	full := k.Reveal()
+	secret := full[PrefixLength:]
+	for name, out := range outputs {
+		t.Run(name, func(t *testing.T) {
+			for i := 0; i+8 <= len(secret); i++ {
+				part := secret[i : i+8]
+				// Not require.NotContains, whose message would print the secret.
+				require.False(t, strings.Contains(out, part), "characters %d to %d of the secret shown", i, i+8)
+				require.False(t, strings.Contains(strings.ToLower(out), hex.EncodeToString([]byte(part))), "characters %d to %d of the secret shown in hex", i, i+8)
+			}
+			prefix := k.Prefix()
+			shown := strings.Contains(out, prefix) || strings.Contains(strings.ToLower(out), hex.EncodeToString([]byte(prefix)))
+			assert.True(t, shown, "the prefix shows: %s", out)
+		})
+	}
+}
+
+// TestKeyEqual checks Equal, the way to compare keys: == compares where
+// the key string is held, not what it says.
+func TestKeyEqual(t *testing.T) {
+	k, err := GenerateKey(Client)
+	require.NoError(t, err)
+	full := k.Reveal()
+	copied, err := ParseKey(string([]byte(full)))
+	require.NoError(t, err)
+	wrong, err := AssembleKey(Client, k.ID(), strings.Repeat("w", SecretLength))
+	require.NoError(t, err)
+	other, err := GenerateKey(Client)
+	require.NoError(t, err)
+	tests := []struct {
+		name string
+		a, b Key
+		want bool
+	}{
+		{"itself", k, k, true},
+		{"a copy of the string", k, copied, true},
+		{"same id, other secret", k, wrong, false},
+		{"other key", k, other, false},
+		{"zero and key", Key{}, k, false},
+		{"key and zero", k, Key{}, false},
+		{"zero and zero", Key{}, Key{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, tt.a.Equal(tt.b))
+			assert.Equal(t, tt.want, tt.b.Equal(tt.a))
+		})
+	}
+}
+
+// TestKeyAllocs keeps the hot path free of allocations: ParseKey runs on
+// every request, before the cache lookup.
+func TestKeyAllocs(t *testing.T) {
+	k, err := GenerateKey(Server)
+	require.NoError(t, err)
+	s := k.Reveal()
+	other, err := GenerateKey(Server)
+	require.NoError(t, err)
+	var sink Key
+	var str string
+	for name, fn := range map[string]func(){
+		"ParseKey": func() { sink, _ = ParseKey(s) },
+		"Reveal":   func() { str = k.Reveal() },
+		"ID":       func() { str = k.ID() },
+		"Prefix":   func() { str = k.Prefix() },
+		"Type":     func() { _ = k.Type() },
+		"Equal":    func() { _ = k.Equal(other) },
+		"IsZero":   func() { _ = k.IsZero() },
+	} {
+		assert.Zero(t, testing.AllocsPerRun(100, fn), name)
+	}
+	assert.False(t, sink.IsZero())
+	assert.NotEmpty(t, str)
+}
+
 func TestZeroKey(t *testing.T) {
 	var k Key
 	assert.True(t, k.IsZero())
@@ -221,7 +342,7 @@ func TestAssembleKey(t *testing.T) {
 	full := k.Reveal()
 	again, err := AssembleKey(Server, k.ID(), full[7+IDLength+1:KeyLength-ChecksumLength])
 	require.NoError(t, err)
-	assert.Equal(t, k, again)
+	assert.True(t, k.Equal(again), "the same key")
 	wrong, err := AssembleKey(Server, k.ID(), strings.Repeat("w", SecretLength))
 	require.NoError(t, err)
 	assert.Equal(t, k.ID(), wrong.ID())

@@ -441,8 +441,9 @@ func (m *Manager) Environments(ctx context.Context, actor Actor) ([]Settings, er
 }
 
 // SetAllowedOrigins replaces the web origins allowed to use the
-// environment's publishable keys (see ParseOrigin). An empty list allows
-// every origin.
+// environment's publishable keys (see ParseOrigin). An empty list admits no
+// browser origin; the entry "*" (AnyOrigin) admits every origin, so that
+// any web page may use the keys: a development convenience.
 func (m *Manager) SetAllowedOrigins(ctx context.Context, actor Actor, environment string, origins []string) (Settings, error) {
 	if err := authorize(actor, ActionSetOrigins); err != nil {
 		return Settings{}, err

@@ -6,14 +6,26 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"golang.org/x/net/publicsuffix"
 )
 
-// Origin is a parsed allowed-origin entry. Three forms are accepted:
+// AnyOrigin is the allowed-origin entry that admits every web origin. It is
+// a development convenience: with it, any web page may use the
+// environment's publishable keys. An empty list admits no browser origin.
+const AnyOrigin = "*"
+
+// Origin is a parsed allowed-origin entry. Four forms are accepted:
 //   - an exact origin: "https://app.example.com", "http://localhost:3000"
 //   - a subdomain wildcard: "https://*.example.com" matches
 //     "https://a.example.com" and "https://a.b.example.com", but not
-//     "https://example.com" itself
+//     "https://example.com" itself. The wildcard must stand in front of a
+//     registrable domain: never directly under a public suffix of the
+//     Public Suffix List ("https://*.co.uk", "https://*.github.io"), nor in
+//     front of a host that ends in a number, which browsers read as an IP
+//     address ("https://*.0.0.1")
 //   - localhost, 127.0.0.1 or [::1] with an explicit port, over http or https
+//   - AnyOrigin, "*": every http or https origin (see AnyOrigin)
 //
 // Entries are case-insensitive and normalised to lower case; a default port
 // (":443" for https, ":80" for http) is dropped.
@@ -22,10 +34,14 @@ type Origin struct {
 	host   string // exact host, or the suffix after "*." for a wildcard
 	port   string // "" for the scheme's default port
 	wild   bool
+	any    bool // AnyOrigin; the other fields are empty
 }
 
 // ParseOrigin parses an allowed-origin entry. Errors wrap ErrInvalidOrigin.
 func ParseOrigin(entry string) (Origin, error) {
+	if entry == AnyOrigin {
+		return Origin{any: true}, nil
+	}
 	o, err := parseOrigin(entry, true)
 	if err != nil {
 		return Origin{}, fmt.Errorf("%w: %s", ErrInvalidOrigin, err.Error())
@@ -34,7 +50,7 @@ func ParseOrigin(entry string) (Origin, error) {
 }
 
 // ValidateOrigins checks every entry of an allowed-origin list and returns
-// them normalised.
+// them normalised (AnyOrigin stays "*").
 func ValidateOrigins(entries []string) ([]string, error) {
 	out := make([]string, 0, len(entries))
 	for i, e := range entries {
@@ -48,13 +64,16 @@ func ValidateOrigins(entries []string) ([]string, error) {
 }
 
 // Match reports whether the Origin header value origin is allowed by o.
-// Malformed origins (including "null") never match.
+// Malformed origins (including "null") never match, not even AnyOrigin.
 func (o Origin) Match(origin string) bool {
 	if len(origin) > 253+20 {
 		return false
 	}
 	req, err := parseOrigin(origin, false)
-	if err != nil || req.scheme != o.scheme || req.port != o.port {
+	if o.any || err != nil {
+		return o.any && err == nil
+	}
+	if req.scheme != o.scheme || req.port != o.port {
 		return false
 	}
 	if !o.wild {
@@ -63,8 +82,14 @@ func (o Origin) Match(origin string) bool {
 	return len(req.host) > len(o.host)+1 && strings.HasSuffix(req.host, "."+o.host)
 }
 
+// Any reports whether o is AnyOrigin, which admits every origin.
+func (o Origin) Any() bool { return o.any }
+
 // String returns the normalised entry.
 func (o Origin) String() string {
+	if o.any {
+		return AnyOrigin
+	}
 	host := o.host
 	if o.wild {
 		host = "*." + host
@@ -117,14 +142,37 @@ func parseOrigin(s string, pattern bool) (Origin, error) {
 	if !validHost(host) {
 		return Origin{}, fmt.Errorf("invalid host")
 	}
-	if o.wild && net.ParseIP(host) != nil {
-		return Origin{}, fmt.Errorf("a wildcard cannot stand before an IP address")
+	if o.wild {
+		if net.ParseIP(host) != nil || endsInNumber(host) {
+			return Origin{}, fmt.Errorf("a wildcard cannot stand before an IP address or a host that ends in a number")
+		}
+		// The list's private section counts too: *.github.io would admit
+		// every GitHub Pages site.
+		if suffix, _ := publicsuffix.PublicSuffix(host); suffix == host {
+			return Origin{}, fmt.Errorf("a wildcard cannot stand directly under a public suffix, as in *.co.uk or *.github.io")
+		}
 	}
 	if pattern && !o.wild && isLoopback(host) && o.port == "" {
 		return Origin{}, fmt.Errorf("localhost origins need an explicit port")
 	}
 	o.host = host
 	return o, nil
+}
+
+// endsInNumber reports whether the last label of host is a number as the
+// WHATWG URL standard reads one (decimal digits, or "0x" and hex digits):
+// browsers parse such a host as an IPv4 address, so that "*.0.0.1" would
+// stand for addresses such as 127.0.0.1.
+func endsInNumber(host string) bool {
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	digits := "0123456789"
+	if hex, ok := strings.CutPrefix(last, "0x"); ok {
+		last, digits = hex, "0123456789abcdef"
+		if last == "" {
+			return true
+		}
+	}
+	return last != "" && strings.Trim(last, digits) == ""
 }
 
 func isLoopback(host string) bool {

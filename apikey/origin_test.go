@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/net/publicsuffix"
 )
 
 func TestParseOrigin(t *testing.T) {
@@ -21,6 +22,7 @@ func TestParseOrigin(t *testing.T) {
 		"http://[::1]:8080":             "http://[::1]:8080",
 		"https://192.0.2.10":            "https://192.0.2.10",
 		"https://xn--bcher-kva.example": "https://xn--bcher-kva.example",
+		"*":                             "*",
 	}
 	for entry, want := range valid {
 		o, err := ParseOrigin(entry)
@@ -29,7 +31,7 @@ func TestParseOrigin(t *testing.T) {
 		}
 	}
 	invalid := []string{
-		"", "example.com", "*", "https://*", "https://*.com", "https://a.*.example.com",
+		"", "example.com", "**", " *", "*.*", "https://*", "https://*.com", "https://a.*.example.com",
 		"ftp://example.com", "https://example.com/", "https://example.com/path",
 		"https://example.com?q=1", "https://example.com#x", "https://user@example.com",
 		"https://exa mple.com", "https://example.com:0", "https://example.com:65536",
@@ -39,6 +41,96 @@ func TestParseOrigin(t *testing.T) {
 	for _, entry := range invalid {
 		_, err := ParseOrigin(entry)
 		assert.ErrorIs(t, err, ErrInvalidOrigin, entry)
+	}
+}
+
+// TestWildcardOrigins checks that a wildcard stands only in front of a
+// registrable domain: never directly under a public suffix (from the Public
+// Suffix List, its private section included), nor in front of a host that
+// ends like an IP address, which browsers would read as one.
+func TestWildcardOrigins(t *testing.T) {
+	tests := []struct {
+		entry string
+		ok    bool
+	}{
+		{"https://*.example.com", true},
+		{"https://*.example.co.uk", true},
+		{"https://*.foo.github.io", true},
+		{"https://*.app.example.com:8443", true},
+		{"http://*.example.org", true},
+		{"https://*.example.internal", true}, // not a listed suffix
+		{"https://*.www.ck", true},           // an exception to the rule *.ck
+		{"https://*.example.123x", true},
+		{"https://*.0.0.1", false},
+		{"https://*.0.1", false},
+		{"https://*.1.2.3.4", false},
+		{"https://*.2.3.4:8443", false},
+		{"https://*.example.123", false},
+		{"https://*.example.0x7f", false},
+		{"https://*.example.0x", false},
+		{"https://*.com", false},
+		{"https://*.co.uk", false},
+		{"http://*.co.uk", false},
+		{"https://*.co.uk:8443", false},
+		{"https://*.github.io", false},
+		{"https://*.blogspot.com", false},
+		{"https://*.s3.amazonaws.com", false},
+		{"https://*.foo.ck", false}, // under the rule *.ck
+	}
+	for _, tt := range tests {
+		t.Run(tt.entry, func(t *testing.T) {
+			o, err := ParseOrigin(tt.entry)
+			if !tt.ok {
+				require.ErrorIs(t, err, ErrInvalidOrigin)
+				_, err = ValidateOrigins([]string{tt.entry})
+				require.ErrorIs(t, err, ErrInvalidOrigin)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.entry, o.String())
+		})
+	}
+}
+
+// TestAnyOrigin checks the entry "*": it admits every well-formed http or
+// https origin, and nothing else.
+func TestAnyOrigin(t *testing.T) {
+	o, err := ParseOrigin(AnyOrigin)
+	require.NoError(t, err)
+	assert.True(t, o.Any())
+	assert.Equal(t, "*", o.String())
+	normalised, err := ValidateOrigins([]string{"*", "https://app.example.com"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"*", "https://app.example.com"}, normalised)
+	exact, err := ParseOrigin("https://app.example.com")
+	require.NoError(t, err)
+	assert.False(t, exact.Any())
+
+	tests := []struct {
+		origin string
+		want   bool
+	}{
+		{"https://app.example.com", true},
+		{"http://localhost:3000", true},
+		{"https://127.0.0.1:8443", true},
+		{"http://[::1]:8080", true},
+		{"https://evil.example", true},
+		{"null", false},
+		{"", false},
+		{"*", false},
+		{"file://", false},
+		{"ftp://example.com", false},
+		{"chrome-extension://abcdef", false},
+		{"https://app.example.com/", false},
+		{"https://app.example.com/path", false},
+		{"https://user@app.example.com", false},
+		{"https://exa mple.com", false},
+		{"https://*.example.com", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.origin, func(t *testing.T) {
+			assert.Equal(t, tt.want, o.Match(tt.origin))
+		})
 	}
 }
 
@@ -76,7 +168,7 @@ func TestOriginMatch(t *testing.T) {
 }
 
 func FuzzParseOrigin(f *testing.F) {
-	for _, s := range []string{"https://app.example.com", "https://*.example.com", "http://localhost:3000", "http://[::1]:1", "null", "https://a.b:65535"} {
+	for _, s := range []string{"https://app.example.com", "https://*.example.com", "http://localhost:3000", "http://[::1]:1", "null", "https://a.b:65535", "*", "https://*.co.uk", "https://*.0.0.1"} {
 		f.Add(s, s)
 	}
 	f.Fuzz(func(t *testing.T, pattern, origin string) {
@@ -88,7 +180,10 @@ func FuzzParseOrigin(f *testing.F) {
 		if err != nil || again != o {
 			t.Fatalf("%q normalises to %q, which does not parse back the same", pattern, o.String())
 		}
-		if o.Match(origin) && !o.wild {
+		if suffix, _ := publicsuffix.PublicSuffix(o.host); o.wild && (endsInNumber(o.host) || suffix == o.host) {
+			t.Fatalf("%q: a wildcard in front of a number or a public suffix", pattern)
+		}
+		if o.Match(origin) && !o.wild && !o.any {
 			req, err := parseOrigin(origin, false)
 			if err != nil || req != o {
 				t.Fatalf("%q matched %q", pattern, origin)

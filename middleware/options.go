@@ -39,9 +39,10 @@ type Options struct {
 	Store apikey.Store
 
 	// Hasher verifies presented keys against stored hashes. Use the same
-	// hasher as the apikey.Manager, or every verification will report the
-	// hash outdated and re-hash it. Nil means apikey.Argon2id{}
-	// (DefaultParams).
+	// hasher as the apikey.Manager: a stored hash weaker than this hasher's
+	// parameters is re-hashed, in the background, after it verifies; a
+	// stronger or incomparable one is left as it is. Nil means
+	// apikey.Argon2id{} (DefaultParams).
 	Hasher apikey.Hasher
 
 	// Now is the clock, for expiry, grace, cache lifetimes and throttling.
