@@ -39,6 +39,10 @@ var (
 	// ErrInvalidScope means a scope is not "*" or "resource:read|write", or
 	// scopes were given for a publishable key.
 	ErrInvalidScope = errors.New("apikey: invalid scope")
+	// ErrScopesRequired means a server key was to get an empty scope list.
+	// Full access is never implicit: ask for it with the scope "*"
+	// (AllScopes).
+	ErrScopesRequired = errors.New(`apikey: scopes required; give "*" for full access`)
 	// ErrInvalidOrigin means an allowed-origin entry is not an exact origin,
 	// a subdomain wildcard or a localhost origin.
 	ErrInvalidOrigin = errors.New("apikey: invalid origin")
@@ -73,7 +77,7 @@ var (
 var requestErrors = []error{
 	ErrMalformedKey, ErrBadChecksum, ErrNotFound, ErrConflict, ErrForbidden,
 	ErrInvalidEnvironment, ErrUnknownEnvironment, ErrAlreadyBootstrapped, ErrInvalidKeyType,
-	ErrInvalidScope, ErrInvalidOrigin, ErrInvalidName, ErrInvalidExpiry, ErrGraceOutOfRange,
+	ErrInvalidScope, ErrScopesRequired, ErrInvalidOrigin, ErrInvalidName, ErrInvalidExpiry, ErrGraceOutOfRange,
 	ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,
 	ErrKeyExpired, ErrNotRevealable,
 }

@@ -103,7 +103,10 @@ func (m *Manager) Bootstrap(ctx context.Context, actor Actor, environment string
 	change := Change{Settings: []Settings{{Environment: environment, UpdatedAt: now}}}
 	var issued []Issued
 	for _, t := range []KeyType{Server, Client} {
-		scopes, _ := ValidateScopes(t, nil)
+		var scopes []string // publishable keys carry none
+		if t == Server {
+			scopes = []string{AllScopes} // explicit: full access is never implied
+		}
 		key, rec, err := m.newKey(t, environment, "default", scopes, time.Time{}, actor, now)
 		if err != nil {
 			return nil, err
@@ -129,8 +132,9 @@ type CreateRequest struct {
 	Type        KeyType
 	// Name is a label for people, such as "billing worker". Optional.
 	Name string
-	// Scopes for a server key; empty means all scopes. Must be empty for a
-	// publishable key.
+	// Scopes of a server key: at least one, AllScopes ("*") for full
+	// access; an empty list fails with ErrScopesRequired. Must be empty for
+	// a publishable key.
 	Scopes []string
 	// ExpiresAt, if set, must be in the future. A key with an expiry can be
 	// revoked directly; one without must be rotated first.
@@ -310,7 +314,9 @@ func (m *Manager) Revoke(ctx context.Context, actor Actor, keyID string) (View, 
 }
 
 // SetScopes replaces the scopes of a server key that is not a default key
-// (default server keys hold every scope).
+// (default server keys hold every scope). An empty list fails with
+// ErrScopesRequired and leaves the key as it was: full access is given only
+// by the explicit scope AllScopes.
 func (m *Manager) SetScopes(ctx context.Context, actor Actor, keyID string, scopes []string) (View, error) {
 	if err := authorize(actor, ActionSetScopes); err != nil {
 		return View{}, err

@@ -99,12 +99,12 @@ func TestBootstrap(t *testing.T) {
 
 func TestRolesTable(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
-	temp, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: f.clock.Now().Add(time.Hour)})
+	temp, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: f.clock.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	actions := map[string]func(apikey.Actor) error{
 		"bootstrap": func(a apikey.Actor) error { _, err := f.m.Bootstrap(ctx, a, "env-"+string(a.Role)); return err },
 		"create": func(a apikey.Actor) error {
-			_, err := f.m.Create(ctx, a, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server})
+			_, err := f.m.Create(ctx, a, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}})
 			return err
 		},
 		"rotate": func(a apikey.Actor) error {
@@ -184,17 +184,27 @@ func TestCreate(t *testing.T) {
 	}{
 		{"scopes on a publishable key", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Client, Scopes: []string{"customers:read"}}, apikey.ErrInvalidScope},
 		{"bad scope", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"everything"}}, apikey.ErrInvalidScope},
-		{"expiry in the past", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: now.Add(-time.Second)}, apikey.ErrInvalidExpiry},
-		{"expiry now", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: now}, apikey.ErrInvalidExpiry},
-		{"unknown environment", apikey.CreateRequest{Environment: apikey.Staging, Type: apikey.Server}, apikey.ErrUnknownEnvironment},
+		{"expiry in the past", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: now.Add(-time.Second)}, apikey.ErrInvalidExpiry},
+		{"expiry now", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: now}, apikey.ErrInvalidExpiry},
+		{"unknown environment", apikey.CreateRequest{Environment: apikey.Staging, Type: apikey.Server, Scopes: []string{apikey.AllScopes}}, apikey.ErrUnknownEnvironment},
 		{"bad type", apikey.CreateRequest{Environment: apikey.Production, Type: "root"}, apikey.ErrInvalidKeyType},
+		{"server key without scopes", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server}, apikey.ErrScopesRequired},
+		{"server key with an empty scope list", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{}}, apikey.ErrScopesRequired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := f.m.Create(ctx, owner, tt.req)
+			before, err := f.m.List(ctx, owner, apikey.Production)
+			require.NoError(t, err)
+			_, err = f.m.Create(ctx, owner, tt.req)
 			assert.ErrorIs(t, err, tt.want)
+			after, err := f.m.List(ctx, owner, apikey.Production)
+			require.NoError(t, err)
+			assert.Len(t, after, len(before), "no key was created")
 		})
 	}
+	full, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{apikey.AllScopes}, full.View.Scopes, "full access is the explicit scope")
 }
 
 func TestRotate(t *testing.T) {
@@ -316,7 +326,7 @@ func TestRevoke(t *testing.T) {
 	_, err = f.m.Revoke(ctx, owner, permanent.View.ID)
 	assert.ErrorIs(t, err, apikey.ErrDefaultKeyNotRevocable, "any key without expiry must be rotated first")
 
-	temp, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: f.clock.Now().Add(time.Hour)})
+	temp, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: f.clock.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	view, err := f.m.Revoke(ctx, owner, temp.View.ID)
 	require.NoError(t, err)
@@ -374,6 +384,21 @@ func TestSetScopes(t *testing.T) {
 	_, err = f.m.SetScopes(ctx, owner, f.client.View.ID, []string{"customers:read"})
 	assert.ErrorIs(t, err, apikey.ErrInvalidScope)
 	assert.Equal(t, apikey.ActionSetScopes, f.events[len(f.events)-1].Action)
+
+	for _, tt := range []struct {
+		name   string
+		scopes []string
+	}{{"a nil list", nil}, {"an empty list", []string{}}} {
+		t.Run("never full access from "+tt.name, func(t *testing.T) {
+			_, err := f.m.SetScopes(ctx, owner, scoped.View.ID, tt.scopes)
+			require.ErrorIs(t, err, apikey.ErrScopesRequired)
+			assert.Contains(t, err.Error(), `"*"`, "the error says how to ask for full access")
+			assert.Equal(t, []string{"customers:write", "invoices:read"}, f.record(t, scoped.View.ID).Scopes, "scopes unchanged")
+		})
+	}
+	view, err = f.m.SetScopes(ctx, owner, scoped.View.ID, []string{apikey.AllScopes})
+	require.NoError(t, err)
+	assert.Equal(t, []string{apikey.AllScopes}, view.Scopes, "full access is the explicit scope")
 }
 
 func TestSetAllowedOrigins(t *testing.T) {

@@ -7,7 +7,9 @@
 //
 //	bootstrap [ENV...]                   create environments (default: production staging development)
 //	list ENV                             list keys: prefix, type, status, scopes, dates
-//	create ENV server|client [--scopes customers:write,...] [--expires 24h] [--name NAME]
+//	create ENV server --scopes SCOPES [--expires 24h] [--name NAME]
+//	                                     SCOPES: customers:write,orders:read,... or "*" for full access
+//	create ENV client [--expires 24h] [--name NAME]
 //	rotate KEY | ENV server|client [--grace 24h]
 //	grace KEY DURATION                   change a rotated key's grace period (from its rotation)
 //	revoke KEY                           revoke a key that has an expiry
@@ -215,7 +217,7 @@ func date(t time.Time) string {
 
 func (c *cli) create(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("create", flag.ContinueOnError)
-	scopes := fs.String("scopes", "", "comma-separated scopes of a server key (default: all)")
+	scopes := fs.String("scopes", "", `comma-separated scopes of a server key, required ("*" for full access)`)
 	expires := fs.Duration("expires", 0, "lifetime of the key (default: no expiry)")
 	name := fs.String("name", "", "a label for people")
 	pos, err := wantArgs(fs, args, 2, 2)

@@ -100,6 +100,7 @@ func TestKeyctlErrors(t *testing.T) {
 		{"bad origin", []string{"origins", "production", "https://example.com/path"}, exitRefused, "invalid origin"},
 		{"unknown environment", []string{"list", "qa"}, exitRefused, "unknown environment"},
 		{"bad type", []string{"create", "production", "admin"}, exitRefused, "key type"},
+		{"server key without scopes", []string{"create", "production", "server"}, exitRefused, `scopes required; give "*" for full access`},
 		{"rotate by environment and type", []string{"rotate", "production", "client"}, exitOK, ""},
 	}
 	for _, tt := range tests {

@@ -11,12 +11,13 @@
 //	GET    /environments                        environments and their allowed origins
 //	GET    /environments/{env}/keys             list keys (never a secret)
 //	POST   /environments/{env}/keys             create a key: {"type", "name", "scopes", "expires_in" | "expires_at"}
+//	                                            (a server key needs scopes: ["*"] for full access)
 //	POST   /environments/{env}/keys/{type}/rotate  rotate the default key: {"grace"}
 //	GET    /keys/{id}                           one key
 //	POST   /keys/{id}/rotate                    rotate a key: {"grace": "24h"} (0 to 8760h)
 //	PUT    /keys/{id}/grace                     change a rotated key's grace: {"grace"}
 //	POST   /keys/{id}/revoke                    revoke a key that has an expiry
-//	PUT    /keys/{id}/scopes                    replace a scoped key's scopes: {"scopes"}
+//	PUT    /keys/{id}/scopes                    replace a scoped key's scopes: {"scopes"} (not empty; ["*"] for full access)
 //	POST   /keys/{id}/reveal                    the full key, where it can be revealed
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}

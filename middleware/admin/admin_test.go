@@ -92,13 +92,13 @@ func TestRoutes(t *testing.T) {
 		{"list as read-only", readOnly, "GET", "/environments/production/keys", "", 200, ""},
 		{"list environments", readOnly, "GET", "/environments", "", 200, ""},
 		{"get a key by prefix", readOnly, "GET", "/keys/" + f.server.Key.Prefix(), "", 200, ""},
-		{"create as read-only", readOnly, "POST", "/environments/production/keys", `{"type":"server"}`, 403, "role_not_allowed"},
+		{"create as read-only", readOnly, "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`, 403, "role_not_allowed"},
 		{"create scoped", owner, "POST", "/environments/production/keys", `{"type":"server","name":"worker","scopes":["customers:write"],"expires_in":"24h"}`, 201, ""},
 		{"create with both expiries", owner, "POST", "/environments/production/keys", `{"type":"server","expires_in":"1h","expires_at":"2030-01-01T00:00:00Z"}`, 400, "invalid_request"},
 		{"create bad scope", owner, "POST", "/environments/production/keys", `{"type":"server","scopes":["all"]}`, 422, "invalid_scope"},
 		{"create with a long name", owner, "POST", "/environments/production/keys", `{"type":"client","name":"` + strings.Repeat("x", 201) + `"}`, 422, "invalid_name"},
 		{"create bad type", owner, "POST", "/environments/production/keys", `{"type":"root"}`, 422, "invalid_key_type"},
-		{"create in unknown environment", owner, "POST", "/environments/qa/keys", `{"type":"server"}`, 404, "unknown_environment"},
+		{"create in unknown environment", owner, "POST", "/environments/qa/keys", `{"type":"server","scopes":["*"]}`, 404, "unknown_environment"},
 		{"unknown field", owner, "POST", "/environments/production/keys", `{"type":"server","admin":true}`, 400, "invalid_request"},
 		{"malformed JSON", owner, "POST", "/environments/production/keys", `{"type":`, 400, "invalid_request"},
 		{"two objects", owner, "POST", "/environments/production/keys", `{"type":"server"}{}`, 400, "invalid_request"},
@@ -147,6 +147,51 @@ func TestRoutes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFullAccessIsNeverImplicit sends empty and missing scope lists where a
+// server key's scopes are set: each is refused, and only the explicit scope
+// "*" gives full access.
+func TestFullAccessIsNeverImplicit(t *testing.T) {
+	f := newFixture(t)
+	scoped, err := f.m.Create(context.Background(), owner.Actor, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"customers:read"}})
+	require.NoError(t, err)
+	keys := func() int {
+		views, err := f.m.List(context.Background(), owner.Actor, apikey.Production)
+		require.NoError(t, err)
+		return len(views)
+	}
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		body   string
+	}{
+		{"set an empty list", "PUT", "/keys/" + scoped.View.ID + "/scopes", `{"scopes":[]}`},
+		{"set a null list", "PUT", "/keys/" + scoped.View.ID + "/scopes", `{"scopes":null}`},
+		{"set with scopes missing", "PUT", "/keys/" + scoped.View.ID + "/scopes", `{}`},
+		{"create with scopes missing", "POST", "/environments/production/keys", `{"type":"server","name":"worker"}`},
+		{"create with an empty list", "POST", "/environments/production/keys", `{"type":"server","scopes":[]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := keys()
+			status, body, _ := f.do(t, tt.method, tt.path, tt.body)
+			require.Equal(t, http.StatusUnprocessableEntity, status, "%v", body)
+			assert.Equal(t, "scopes_required", body["code"])
+			assert.Contains(t, body["detail"], `"*"`, "the refusal says how to ask for full access")
+			got, err := f.m.Get(context.Background(), owner.Actor, scoped.View.ID)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"customers:read"}, got.Scopes, "the key's scopes are unchanged")
+			assert.Equal(t, before, keys(), "no key was created")
+		})
+	}
+	status, body, _ := f.do(t, "PUT", "/keys/"+scoped.View.ID+"/scopes", `{"scopes":["*"]}`)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	assert.Equal(t, []any{apikey.AllScopes}, body["scopes"], "full access is the explicit scope")
+	status, body, _ = f.do(t, "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`)
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	assert.Equal(t, []any{apikey.AllScopes}, body["view"].(map[string]any)["scopes"])
 }
 
 func TestListNeverShowsSecrets(t *testing.T) {
@@ -227,13 +272,13 @@ func TestKeyScopes(t *testing.T) {
 		{"read scope lists", reader, "GET", "/environments/production/keys", "", 200},
 		{"read scope cannot create", reader, "POST", "/environments/production/keys", `{"type":"client"}`, 403},
 		{"write scope creates", writer, "POST", "/environments/production/keys", `{"type":"client"}`, 201},
-		{"write scope cannot mint a full-access key", writer, "POST", "/environments/production/keys", `{"type":"server"}`, 403},
+		{"write scope cannot mint a full-access key", writer, "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`, 403},
 		{"write scope cannot mint other scopes", writer, "POST", "/environments/production/keys", `{"type":"server","scopes":["customers:write"]}`, 403},
 		{"write scope mints what it holds", writer, "POST", "/environments/production/keys", `{"type":"server","scopes":["api_keys:read"]}`, 201},
 		{"write scope cannot rotate the full-access default", writer, "POST", "/environments/production/keys/server/rotate", ``, 403},
 		{"write scope cannot raise its own scopes", writer, "PUT", "/keys/" + mustParse(t, writer).ID() + "/scopes", `{"scopes":["*"]}`, 403},
 		{"write scope cannot rotate a stronger key", writer, "POST", "/keys/" + mustParse(t, other).ID() + "/rotate", ``, 403},
-		{"full access may do all of it", f.server.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"server"}`, 201},
+		{"full access may do all of it", f.server.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`, 201},
 		{"other scopes are refused", other, "GET", "/environments/production/keys", "", 403},
 		{"publishable keys are refused", f.client.Key.Reveal(), "GET", "/environments/production/keys", "", 403},
 		{"a key never reaches another environment", writer, "GET", "/environments/staging/keys", "", 404},

@@ -33,6 +33,7 @@ var ruleReasons = []struct {
 	{apikey.ErrInvalidEnvironment, middleware.NewReason("invalid_environment", http.StatusUnprocessableEntity, "invalid environment name")},
 	{apikey.ErrInvalidKeyType, middleware.NewReason("invalid_key_type", http.StatusUnprocessableEntity, "invalid key type")},
 	{apikey.ErrInvalidScope, middleware.NewReason("invalid_scope", http.StatusUnprocessableEntity, "invalid scope")},
+	{apikey.ErrScopesRequired, middleware.NewReason("scopes_required", http.StatusUnprocessableEntity, `scopes required; give "*" for full access`)},
 	{apikey.ErrInvalidOrigin, middleware.NewReason("invalid_origin", http.StatusUnprocessableEntity, "invalid origin")},
 	{apikey.ErrInvalidName, middleware.NewReason("invalid_name", http.StatusUnprocessableEntity, "key name too long")},
 	{apikey.ErrInvalidExpiry, middleware.NewReason("invalid_expiry", http.StatusUnprocessableEntity, "invalid expiry")},
