@@ -53,10 +53,11 @@ var (
 	// ErrGraceOutOfRange means a grace period is negative or beyond the
 	// policy's maximum (7 days for the console policy, 1 year for the API).
 	ErrGraceOutOfRange = errors.New("apikey: grace period out of range")
-	// ErrDefaultKeyNotRevocable means the key has no expiry: it is a default
-	// key, or a key created without an expiry. Rotate it first; the rotated-out
-	// key gets an expiry and can then be revoked.
-	ErrDefaultKeyNotRevocable = errors.New("apikey: key has no expiry; rotate it first, then revoke the old key")
+	// ErrDefaultKeyNotRevocable means the key is its environment's default
+	// key of its type, which keeps the environment working. Rotate it first;
+	// the rotated-out key is no longer the default and can then be revoked.
+	// Extra keys, with or without an expiry, are revoked directly.
+	ErrDefaultKeyNotRevocable = errors.New("apikey: a default key cannot be revoked; rotate it first, then revoke the old key")
 	// ErrAlreadyRevoked means the key was revoked before. Revocation is final.
 	ErrAlreadyRevoked = errors.New("apikey: key already revoked")
 	// ErrAlreadyRotated means the key was rotated before; rotate its

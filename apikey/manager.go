@@ -136,8 +136,9 @@ type CreateRequest struct {
 	// access; an empty list fails with ErrScopesRequired. Must be empty for
 	// a publishable key.
 	Scopes []string
-	// ExpiresAt, if set, must be in the future. A key with an expiry can be
-	// revoked directly; one without must be rotated first.
+	// ExpiresAt, if set, must be in the future. Zero means no expiry. Either
+	// way the key can be revoked directly: only default keys must be rotated
+	// first.
 	ExpiresAt time.Time
 }
 
@@ -293,10 +294,10 @@ func (m *Manager) ChangeGrace(ctx context.Context, actor Actor, keyID string, gr
 	})
 }
 
-// Revoke invalidates a key at once and for good. Only keys with an expiry
-// can be revoked: a key without one (a default key) fails with
+// Revoke invalidates a key at once and for good. A default key fails with
 // ErrDefaultKeyNotRevocable and must be rotated first, so an environment
-// always keeps an active key of each type.
+// always keeps an active key of each type; any other key, with or without
+// an expiry, is revoked directly.
 func (m *Manager) Revoke(ctx context.Context, actor Actor, keyID string) (View, error) {
 	if err := authorize(actor, ActionRevoke); err != nil {
 		return View{}, err
@@ -305,7 +306,7 @@ func (m *Manager) Revoke(ctx context.Context, actor Actor, keyID string) (View, 
 		switch {
 		case !rec.RevokedAt.IsZero():
 			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
-		case rec.ExpiresAt.IsZero():
+		case rec.Default:
 			return fmt.Errorf("%w: %s", ErrDefaultKeyNotRevocable, rec.Prefix())
 		}
 		rec.RevokedAt = now

@@ -321,10 +321,27 @@ func TestRevoke(t *testing.T) {
 	require.ErrorIs(t, err, apikey.ErrDefaultKeyNotRevocable)
 	assert.Contains(t, err.Error(), "rotate it first")
 
-	permanent, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"customers:read"}})
-	require.NoError(t, err)
-	_, err = f.m.Revoke(ctx, owner, permanent.View.ID)
-	assert.ErrorIs(t, err, apikey.ErrDefaultKeyNotRevocable, "any key without expiry must be rotated first")
+	_, err = f.m.Revoke(ctx, owner, f.client.View.ID)
+	require.ErrorIs(t, err, apikey.ErrDefaultKeyNotRevocable, "the default publishable key too")
+	for _, k := range []apikey.Issued{f.server, f.client} {
+		assert.Equal(t, apikey.Active, f.record(t, k.View.ID).Status(f.clock.Now()), "default keys stay active")
+	}
+
+	// An extra key without expiry is not what keeps the environment
+	// working: it is revoked directly, with no rotation (which would only
+	// make another permanent key).
+	for _, req := range []apikey.CreateRequest{
+		{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"customers:read"}},
+		{Environment: apikey.Production, Type: apikey.Client},
+	} {
+		permanent, err := f.m.Create(ctx, owner, req)
+		require.NoError(t, err)
+		require.True(t, permanent.View.ExpiresAt.IsZero())
+		view, err := f.m.Revoke(ctx, owner, permanent.View.ID)
+		require.NoError(t, err, "an extra %s key without expiry is revocable", req.Type)
+		assert.Equal(t, apikey.Revoked, view.Status)
+		assert.Equal(t, apikey.Revoked, f.record(t, permanent.View.ID).Status(f.clock.Now()))
+	}
 
 	temp, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: f.clock.Now().Add(time.Hour)})
 	require.NoError(t, err)

@@ -12,7 +12,7 @@
 //	create ENV client [--expires 24h] [--name NAME]
 //	rotate KEY | ENV server|client [--grace 24h]
 //	grace KEY DURATION                   change a rotated key's grace period (from its rotation)
-//	revoke KEY                           revoke a key that has an expiry
+//	revoke KEY                           revoke a key (a default key must be rotated first)
 //	origins ENV [ORIGIN...] [--clear]    show, or replace, the allowed origins for publishable keys
 //	audit [ENV] [--limit 20]             show audit events, newest first
 //

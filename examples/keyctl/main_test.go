@@ -66,6 +66,11 @@ func TestKeyctlLifecycle(t *testing.T) {
 	temp := issuedKey(t, out)
 	code, _, _ = keyctl(t, db, "revoke", temp.Prefix())
 	assert.Equal(t, exitOK, code, "a key created with an expiry can be revoked directly")
+	code, out, _ = keyctl(t, db, "create", "staging", "server", "--scopes", "orders:read", "--name", "permanent")
+	require.Equal(t, exitOK, code)
+	code, out, _ = keyctl(t, db, "revoke", issuedKey(t, out).Prefix())
+	assert.Equal(t, exitOK, code, "so can an extra key without expiry: only default keys are rotated first")
+	assert.Contains(t, out, "revoked")
 
 	code, out, _ = keyctl(t, db, "origins", "production", "https://app.example.com", "http://localhost:3000")
 	require.Equal(t, exitOK, code)

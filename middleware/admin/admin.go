@@ -16,7 +16,7 @@
 //	GET    /keys/{id}                           one key
 //	POST   /keys/{id}/rotate                    rotate a key: {"grace": "24h"} (0 to 8760h)
 //	PUT    /keys/{id}/grace                     change a rotated key's grace: {"grace"}
-//	POST   /keys/{id}/revoke                    revoke a key that has an expiry
+//	POST   /keys/{id}/revoke                    revoke a key (a default key is rotated first)
 //	PUT    /keys/{id}/scopes                    replace a scoped key's scopes: {"scopes"} (not empty; ["*"] for full access)
 //	POST   /keys/{id}/reveal                    the full key, where it can be revealed
 //	GET    /environments/{env}/origins          allowed origins for publishable keys

@@ -194,6 +194,30 @@ func TestFullAccessIsNeverImplicit(t *testing.T) {
 	assert.Equal(t, []any{apikey.AllScopes}, body["view"].(map[string]any)["scopes"])
 }
 
+// TestRevokeExtraPermanentKey revokes a key created without an expiry that
+// is not a default key: it needs no rotation first. Default keys still do.
+func TestRevokeExtraPermanentKey(t *testing.T) {
+	f := newFixture(t)
+	status, body, _ := f.do(t, "POST", "/environments/production/keys", `{"type":"server","name":"worker","scopes":["customers:read"]}`)
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	view := body["view"].(map[string]any)
+	require.Nil(t, view["expires_at"], "created without an expiry")
+	id := view["id"].(string)
+
+	status, body, _ = f.do(t, "POST", "/keys/"+id+"/revoke", ``)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	assert.Equal(t, "revoked", body["status"])
+	got, err := f.m.Get(context.Background(), owner.Actor, id)
+	require.NoError(t, err)
+	assert.Equal(t, apikey.Revoked, got.Status)
+
+	for _, k := range []apikey.Issued{f.server, f.client} {
+		status, body, _ = f.do(t, "POST", "/keys/"+k.View.ID+"/revoke", ``)
+		assert.Equal(t, http.StatusConflict, status, "%v", body)
+		assert.Equal(t, "rotate_first", body["code"], "a default key is rotated first")
+	}
+}
+
 func TestListNeverShowsSecrets(t *testing.T) {
 	f := newFixture(t)
 	f.caller = readOnly

@@ -38,7 +38,7 @@ var ruleReasons = []struct {
 	{apikey.ErrInvalidName, middleware.NewReason("invalid_name", http.StatusUnprocessableEntity, "key name too long")},
 	{apikey.ErrInvalidExpiry, middleware.NewReason("invalid_expiry", http.StatusUnprocessableEntity, "invalid expiry")},
 	{apikey.ErrGraceOutOfRange, middleware.NewReason("grace_out_of_range", http.StatusUnprocessableEntity, "grace period out of range")},
-	{apikey.ErrDefaultKeyNotRevocable, middleware.NewReason("rotate_first", http.StatusConflict, "key has no expiry; rotate it first")},
+	{apikey.ErrDefaultKeyNotRevocable, middleware.NewReason("rotate_first", http.StatusConflict, "default key; rotate it first")},
 	{apikey.ErrAlreadyRevoked, middleware.NewReason("already_revoked", http.StatusConflict, "key already revoked")},
 	{apikey.ErrAlreadyRotated, middleware.NewReason("already_rotated", http.StatusConflict, "key already rotated")},
 	{apikey.ErrNotRotated, middleware.NewReason("not_rotated", http.StatusConflict, "key was not rotated")},
