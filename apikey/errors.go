@@ -53,6 +53,12 @@ var (
 	// ErrGraceOutOfRange means a grace period is negative or beyond the
 	// policy's maximum (7 days for the console policy, 1 year for the API).
 	ErrGraceOutOfRange = errors.New("apikey: grace period out of range")
+	// ErrGraceRequired means a rotation asked for no grace period: the
+	// old key's remaining life is never picked silently. Give a grace within
+	// the policy, or expire the old key at once explicitly (a zero grace:
+	// RotateRequest.ExpireNow in Go, "0s" in the management API and keyctl).
+	// The wrapped error names the policy's maximum.
+	ErrGraceRequired = errors.New("apikey: an explicit grace period is required: 0s (expire now), 1h, 24h, 72h or 168h (the console's choices), or any duration up to the policy's maximum")
 	// ErrDefaultKeyNotRevocable means the key is its environment's default
 	// key of its type, which keeps the environment working. Rotate it first;
 	// the rotated-out key is no longer the default and can then be revoked.
@@ -79,7 +85,7 @@ var requestErrors = []error{
 	ErrMalformedKey, ErrBadChecksum, ErrNotFound, ErrConflict, ErrForbidden,
 	ErrInvalidEnvironment, ErrUnknownEnvironment, ErrAlreadyBootstrapped, ErrInvalidKeyType,
 	ErrInvalidScope, ErrScopesRequired, ErrInvalidOrigin, ErrInvalidName, ErrInvalidExpiry, ErrGraceOutOfRange,
-	ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,
+	ErrGraceRequired, ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,
 	ErrKeyExpired, ErrNotRevealable,
 }
 

@@ -24,10 +24,15 @@ var (
 	ConsolePolicy = GracePolicy{Name: "console", Max: 7 * 24 * time.Hour}
 )
 
-func (p GracePolicy) check(grace time.Duration) error {
+func (p GracePolicy) orDefault() GracePolicy {
 	if p.Max == 0 {
-		p = APIPolicy
+		return APIPolicy
 	}
+	return p
+}
+
+func (p GracePolicy) check(grace time.Duration) error {
+	p = p.orDefault()
 	if grace < 0 || grace > p.Max {
 		return fmt.Errorf("%w: %s policy allows 0 to %s, got %s", ErrGraceOutOfRange, p.Name, p.Max, grace)
 	}
@@ -188,21 +193,27 @@ type RotateRequest struct {
 	KeyID       string
 	Environment string
 	Type        KeyType
-	// Grace is how long the old key keeps working, from now.
+	// Grace is how long the old key keeps working, from now, within
+	// Policy. Zero is refused with ErrGraceRequired unless ExpireNow is set:
+	// no rotation picks a grace silently.
 	Grace time.Duration
+	// ExpireNow means the old key stops working at once: an explicit zero
+	// grace. Grace must then be zero (else ErrGraceOutOfRange).
+	ExpireNow bool
 	// Policy bounds Grace. The zero value is APIPolicy.
 	Policy GracePolicy
 }
 
 // Rotate replaces a key atomically: a new key with the same type, scopes,
 // name and default status is created, and the old key expires after the
-// grace period (never later than an expiry it already had). The new key is
-// returned, shown this once.
+// grace period (never later than an expiry it already had). The grace must
+// be explicit: a zero Grace without ExpireNow fails with ErrGraceRequired
+// and changes nothing. The new key is returned, shown this once.
 func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (Issued, error) {
 	if err := authorize(actor, ActionRotate); err != nil {
 		return Issued{}, err
 	}
-	if err := req.Policy.check(req.Grace); err != nil {
+	if err := req.checkGrace(); err != nil {
 		return Issued{}, err
 	}
 	if req.KeyID == "" {
@@ -248,6 +259,28 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 		})
 	})
 	return issued, err
+}
+
+// checkGrace refuses a grace that is missing, contradicts ExpireNow or is
+// outside the policy.
+func (req RotateRequest) checkGrace() error {
+	p := req.Policy.orDefault()
+	switch {
+	case req.ExpireNow && req.Grace != 0:
+		return fmt.Errorf("%w: expire now means a zero grace, got %s", ErrGraceOutOfRange, req.Grace)
+	case !req.ExpireNow && req.Grace == 0:
+		return fmt.Errorf("%w (%s policy: %s)", ErrGraceRequired, p.Name, hours(p.Max))
+	}
+	return p.check(req.Grace)
+}
+
+// hours writes a whole number of hours as "168h", anything else as
+// time.Duration does.
+func hours(d time.Duration) string {
+	if d%time.Hour == 0 {
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return d.String()
 }
 
 func (m *Manager) rotationTarget(ctx context.Context, req RotateRequest) (Record, error) {

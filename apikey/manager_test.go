@@ -108,7 +108,7 @@ func TestRolesTable(t *testing.T) {
 			return err
 		},
 		"rotate": func(a apikey.Actor) error {
-			_, err := f.m.Rotate(ctx, a, apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Client})
+			_, err := f.m.Rotate(ctx, a, apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Client, ExpireNow: true})
 			return err
 		},
 		"change grace": func(a apikey.Actor) error {
@@ -224,15 +224,15 @@ func TestRotate(t *testing.T) {
 	f.clock.Advance(time.Second)
 	assert.Equal(t, apikey.Expired, f.record(t, old.ID).Status(f.clock.Now()), "expired to the second")
 
-	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: old.ID})
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: old.ID, ExpireNow: true})
 	assert.ErrorIs(t, err, apikey.ErrKeyExpired)
 
 	// Rotate by environment and type.
-	client, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Client})
+	client, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Client, ExpireNow: true})
 	require.NoError(t, err)
 	assert.Equal(t, apikey.Client, client.Key.Type())
-	assert.Equal(t, apikey.Expired, f.record(t, f.client.View.ID).Status(f.clock.Now()), "grace 0 ends the old key now")
-	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{Environment: apikey.Staging, Type: apikey.Client})
+	assert.Equal(t, apikey.Expired, f.record(t, f.client.View.ID).Status(f.clock.Now()), "expire now ends the old key at once")
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{Environment: apikey.Staging, Type: apikey.Client, ExpireNow: true})
 	assert.ErrorIs(t, err, apikey.ErrUnknownEnvironment)
 }
 
@@ -254,13 +254,61 @@ func TestRotateGracePolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, apikey.ManagerOptions{})
-			_, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: f.server.View.ID, Grace: tt.grace, Policy: tt.policy})
+			_, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: f.server.View.ID, Grace: tt.grace, ExpireNow: tt.grace == 0, Policy: tt.policy})
 			if tt.ok {
 				require.NoError(t, err)
 				assert.True(t, f.clock.Now().Add(tt.grace).Equal(f.record(t, f.server.View.ID).ExpiresAt))
 			} else {
 				assert.ErrorIs(t, err, apikey.ErrGraceOutOfRange)
 				assert.True(t, f.record(t, f.server.View.ID).Default, "nothing changed")
+			}
+		})
+	}
+}
+
+// TestRotateNeedsExplicitGrace: no rotation picks a grace silently. A zero
+// grace is refused unless ExpireNow says so, and ExpireNow with a grace is a
+// contradiction.
+func TestRotateNeedsExplicitGrace(t *testing.T) {
+	tests := []struct {
+		name   string
+		req    apikey.RotateRequest
+		want   error  // nil: the rotation succeeds
+		says   string // in the error
+		expiry time.Duration
+	}{
+		{"no grace", apikey.RotateRequest{}, apikey.ErrGraceRequired, "up to the policy's maximum (api policy: 8760h)", 0},
+		{"no grace, console policy", apikey.RotateRequest{Policy: apikey.ConsolePolicy}, apikey.ErrGraceRequired, "(console policy: 168h)", 0},
+		{"no grace, by environment and type", apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Server}, apikey.ErrGraceRequired, "0s (expire now), 1h, 24h, 72h or 168h", 0},
+		{"expire now", apikey.RotateRequest{ExpireNow: true}, nil, "", 0},
+		{"expire now, console policy", apikey.RotateRequest{ExpireNow: true, Policy: apikey.ConsolePolicy}, nil, "", 0},
+		{"expire now and a grace", apikey.RotateRequest{ExpireNow: true, Grace: time.Hour}, apikey.ErrGraceOutOfRange, "expire now", 0},
+		{"expire now and a negative grace", apikey.RotateRequest{ExpireNow: true, Grace: -time.Hour}, apikey.ErrGraceOutOfRange, "expire now", 0},
+		{"a grace", apikey.RotateRequest{Grace: time.Hour}, nil, "", time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, apikey.ManagerOptions{})
+			req := tt.req
+			if req.Environment == "" {
+				req.KeyID = f.server.View.ID
+			}
+			fresh, err := f.m.Rotate(ctx, owner, req)
+			old := f.record(t, f.server.View.ID)
+			if tt.want != nil {
+				require.ErrorIs(t, err, tt.want)
+				assert.True(t, apikey.IsRequestError(err))
+				assert.Contains(t, err.Error(), tt.says)
+				assert.True(t, old.Default, "nothing changed")
+				assert.Equal(t, apikey.Active, old.Status(f.clock.Now()), "the old key still works")
+				assert.Len(t, f.events, 2, "no rotation event, only the bootstrap's")
+				return
+			}
+			require.NoError(t, err)
+			assert.True(t, fresh.View.Default)
+			assert.True(t, f.clock.Now().Add(tt.expiry).Equal(old.ExpiresAt), "the old key expires after exactly the grace asked for")
+			if tt.expiry == 0 {
+				assert.Equal(t, apikey.Expired, old.Status(f.clock.Now()), "expire now ends the old key at once")
 			}
 		})
 	}
@@ -282,7 +330,7 @@ func TestRotateNeverExtendsExpiry(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, expires.Equal(f.record(t, temp.View.ID).ExpiresAt), "a grace change does not extend it either")
 
-	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: temp.View.ID})
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: temp.View.ID, ExpireNow: true})
 	assert.ErrorIs(t, err, apikey.ErrAlreadyRotated)
 }
 
@@ -351,7 +399,7 @@ func TestRevoke(t *testing.T) {
 	assert.True(t, f.clock.Now().Equal(view.RevokedAt), "immediate")
 	_, err = f.m.Revoke(ctx, owner, temp.View.ID)
 	assert.ErrorIs(t, err, apikey.ErrAlreadyRevoked)
-	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: temp.View.ID})
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: temp.View.ID, ExpireNow: true})
 	assert.ErrorIs(t, err, apikey.ErrAlreadyRevoked)
 	_, err = f.m.ChangeGrace(ctx, owner, temp.View.ID, time.Hour, apikey.APIPolicy)
 	assert.ErrorIs(t, err, apikey.ErrAlreadyRevoked, "revocation is irreversible")
@@ -446,7 +494,7 @@ func TestStoreErrorsReachTheCaller(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
 	m, err := apikey.NewManager(apikey.ManagerOptions{Store: failingStore{f.store}, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
 	require.NoError(t, err)
-	_, err = m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: f.server.View.ID})
+	_, err = m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: f.server.View.ID, ExpireNow: true})
 	assert.ErrorIs(t, err, assert.AnError)
 	_, err = m.Reveal(ctx, owner, f.client.View.ID)
 	assert.ErrorIs(t, err, assert.AnError, "a reveal whose audit event cannot be stored is refused")

@@ -112,7 +112,7 @@ func TestRoutes(t *testing.T) {
 		{"change grace", owner, "PUT", "/keys/" + oldID + "/grace", `{"grace":"48h"}`, 200, ""},
 		{"revoke the rotated key", owner, "POST", "/keys/" + oldID + "/revoke", ``, 200, ""},
 		{"revoke twice", owner, "POST", "/keys/" + oldID + "/revoke", ``, 409, "already_revoked"},
-		{"rotate the default client key", owner, "POST", "/environments/production/keys/client/rotate", ``, 201, ""},
+		{"rotate the default client key", owner, "POST", "/environments/production/keys/client/rotate", `{"grace":"0s"}`, 201, ""},
 		{"reveal a server key", owner, "POST", "/keys/" + f.staging[0].View.ID + "/reveal", ``, 409, "not_revealable"},
 		{"reveal as read-only", readOnly, "POST", "/keys/" + f.staging[1].View.ID + "/reveal", ``, 403, "role_not_allowed"},
 		{"reveal a publishable key", owner, "POST", "/keys/" + f.staging[1].View.ID + "/reveal", ``, 200, ""},
@@ -216,6 +216,61 @@ func TestRevokeExtraPermanentKey(t *testing.T) {
 		assert.Equal(t, http.StatusConflict, status, "%v", body)
 		assert.Equal(t, "rotate_first", body["code"], "a default key is rotated first")
 	}
+}
+
+// TestRotateNeedsExplicitGrace: a rotation with no grace is refused and
+// changes nothing; "0s" is the explicit way to end the old key at once.
+func TestRotateNeedsExplicitGrace(t *testing.T) {
+	for _, route := range []struct {
+		name string
+		path func(f *fixture) string
+	}{
+		{"by key", func(f *fixture) string { return "/keys/" + f.server.View.ID + "/rotate" }},
+		{"default by type", func(*fixture) string { return "/environments/production/keys/server/rotate" }},
+	} {
+		t.Run(route.name, func(t *testing.T) {
+			f := newFixture(t)
+			for _, body := range []string{``, ` `, `{}`, `{"grace":null}`} {
+				status, problem, _ := f.do(t, "POST", route.path(f), body)
+				require.Equal(t, http.StatusUnprocessableEntity, status, "body %q: %v", body, problem)
+				assert.Equal(t, "grace_required", problem["code"], "body %q", body)
+				assert.Contains(t, problem["detail"], `0s (expire now), 1h, 24h, 72h or 168h`, "the refusal lists the choices")
+				assert.Contains(t, problem["detail"], `(api policy: 8760h)`, "and the policy's maximum")
+				old, err := f.m.Get(context.Background(), owner.Actor, f.server.View.ID)
+				require.NoError(t, err)
+				assert.Equal(t, apikey.Active, old.Status, "body %q: the old key still works", body)
+				assert.True(t, old.Default, "body %q: and is still the default", body)
+			}
+
+			status, body, _ := f.do(t, "POST", route.path(f), `{"grace":"0s"}`)
+			require.Equal(t, http.StatusCreated, status, "%v", body)
+			old, err := f.m.Get(context.Background(), owner.Actor, f.server.View.ID)
+			require.NoError(t, err)
+			assert.Equal(t, apikey.Expired, old.Status, "an explicit 0s expires the old key now")
+		})
+	}
+}
+
+// TestChangeGraceNeedsExplicitGrace: a grace change with no grace is
+// refused rather than read as zero, which would end the key at once.
+func TestChangeGraceNeedsExplicitGrace(t *testing.T) {
+	f := newFixture(t)
+	status, body, _ := f.do(t, "POST", "/keys/"+f.server.View.ID+"/rotate", `{"grace":"24h"}`)
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	before, err := f.m.Get(context.Background(), owner.Actor, f.server.View.ID)
+	require.NoError(t, err)
+	for _, body := range []string{`{}`, `{"grace":null}`} {
+		status, problem, _ := f.do(t, "PUT", "/keys/"+f.server.View.ID+"/grace", body)
+		require.Equal(t, http.StatusUnprocessableEntity, status, "body %q: %v", body, problem)
+		assert.Equal(t, "grace_required", problem["code"], "body %q", body)
+		after, err := f.m.Get(context.Background(), owner.Actor, f.server.View.ID)
+		require.NoError(t, err)
+		assert.Equal(t, apikey.Expiring, after.Status, "body %q: the key still works", body)
+		assert.True(t, before.ExpiresAt.Equal(after.ExpiresAt), "body %q: its expiry is unchanged", body)
+	}
+	status, body, _ = f.do(t, "PUT", "/keys/"+f.server.View.ID+"/grace", `{"grace":"0s"}`)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	assert.Equal(t, "expired", body["status"], "an explicit 0s ends the grace now")
 }
 
 func TestListNeverShowsSecrets(t *testing.T) {
