@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -381,6 +382,96 @@ func TestKeyScopes(t *testing.T) {
 		actors[e.Actor.ID] = true
 	}
 	assert.True(t, actors[apikey.Prefix(apikey.Server, mustParse(t, writer).ID())], "audit events name the key that acted")
+}
+
+// TestRotatedOutKeyCannotManageKeys: a key in its grace period, even one
+// with full access or "api_keys:write", may still read keys but not change
+// any, so that it cannot extend its own grace or rotate its replacement.
+// It goes through the real middleware, with the Manager's changes
+// invalidating the validator's cache as in production.
+func TestRotatedOutKeyCannotManageKeys(t *testing.T) {
+	ctx := context.Background()
+	store := memory.New()
+	v, err := middleware.New(middleware.Options{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	require.NoError(t, err)
+	t.Cleanup(func() { v.Close() })
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, OnEvent: v.Invalidate})
+	require.NoError(t, err)
+	api, err := admin.New(admin.Options{Manager: m, Audit: store, Authorize: admin.KeyScopes})
+	require.NoError(t, err)
+	h := v.Handler(api)
+	send := func(key, method, path, body string) (int, map[string]any) {
+		t.Helper()
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		r.Header.Set("X-API-Key", key)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		var out map[string]any
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &out), w.Body.String())
+		return w.Code, out
+	}
+
+	boot, err := m.Bootstrap(ctx, owner.Actor, apikey.Production)
+	require.NoError(t, err)
+	oldDefault, client := boot[0].Key, boot[1].Key
+	writer, err := m.Create(ctx, owner.Actor, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Name: "key manager", Scopes: []string{admin.ScopeWrite}})
+	require.NoError(t, err)
+	worker, err := m.Create(ctx, owner.Actor, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{admin.ScopeWrite}, ExpiresAt: m.Now().Add(time.Hour)})
+	require.NoError(t, err)
+
+	// Both managing keys work before they are rotated out.
+	for _, k := range []apikey.Key{oldDefault, writer.Key} {
+		status, body := send(k.Reveal(), "GET", "/keys/"+k.ID(), "")
+		require.Equal(t, http.StatusOK, status, "%v", body)
+	}
+	// The full-access default rotates itself out through the API; the
+	// writer is rotated by the Manager. Each keeps a day of grace.
+	status, body := send(oldDefault.Reveal(), "POST", "/keys/"+oldDefault.ID()+"/rotate", `{"grace":"24h"}`)
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	newDefault := mustParse(t, body["key"].(string))
+	_, err = m.Rotate(ctx, owner.Actor, apikey.RotateRequest{KeyID: writer.View.ID, Grace: 24 * time.Hour})
+	require.NoError(t, err)
+
+	for _, old := range []apikey.Key{oldDefault, writer.Key} {
+		t.Run(old.Prefix(), func(t *testing.T) {
+			before, err := m.List(ctx, owner.Actor, apikey.Production)
+			require.NoError(t, err)
+			status, body := send(old.Reveal(), "GET", "/environments/production/keys", "")
+			require.Equal(t, http.StatusOK, status, "a rotated-out key may still list keys: %v", body)
+			status, body = send(old.Reveal(), "GET", "/keys/"+old.ID(), "")
+			require.Equal(t, http.StatusOK, status, "%v", body)
+			assert.Equal(t, "expiring", body["status"])
+
+			for _, w := range []struct{ name, method, path, body string }{
+				{"extend its own grace", "PUT", "/keys/" + old.ID() + "/grace", `{"grace":"8760h"}`},
+				{"rotate the new default", "POST", "/keys/" + newDefault.ID() + "/rotate", `{"grace":"1h"}`},
+				{"rotate the default by type", "POST", "/environments/production/keys/server/rotate", `{"grace":"1h"}`},
+				{"create", "POST", "/environments/production/keys", `{"type":"client"}`},
+				{"revoke", "POST", "/keys/" + worker.View.ID + "/revoke", ``},
+				{"set scopes", "PUT", "/keys/" + worker.View.ID + "/scopes", `{"scopes":["api_keys:read"]}`},
+				{"set origins", "PUT", "/environments/production/origins", `{"allowed_origins":["https://evil.example"]}`},
+				{"reveal", "POST", "/keys/" + client.ID() + "/reveal", ``},
+			} {
+				status, body := send(old.Reveal(), w.method, w.path, w.body)
+				assert.Equal(t, http.StatusForbidden, status, "%s: %v", w.name, body)
+				assert.Equal(t, "role_not_allowed", body["code"], w.name)
+				assert.Contains(t, body["detail"], "rotated out", "%s: the refusal says why", w.name)
+				assert.NotContains(t, body, "key", "%s: no key handed out", w.name)
+			}
+			after, err := m.List(ctx, owner.Actor, apikey.Production)
+			require.NoError(t, err)
+			assert.Equal(t, before, after, "no key changed")
+			s, err := m.Settings(ctx, owner.Actor, apikey.Production)
+			require.NoError(t, err)
+			assert.Empty(t, s.AllowedOrigins, "no origin changed")
+		})
+	}
+
+	// The replacement manages keys, the old key's grace included.
+	status, body = send(newDefault.Reveal(), "PUT", "/keys/"+oldDefault.ID()+"/grace", `{"grace":"1h"}`)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	status, body = send(newDefault.Reveal(), "POST", "/keys/"+worker.View.ID+"/revoke", ``)
+	require.Equal(t, http.StatusOK, status, "%v", body)
 }
 
 func mustParse(t *testing.T, s string) apikey.Key {
