@@ -51,10 +51,12 @@ var (
 	// ErrInvalidExpiry means a requested expiry is not in the future.
 	ErrInvalidExpiry = errors.New("apikey: invalid expiry")
 	// ErrGraceOutOfRange means a grace period is negative or beyond the
-	// policy's maximum (7 days for the console policy, 1 year for the API).
+	// policy's maximum (7 days for the console policy, 1 year for the API),
+	// or a rotation asked to expire the old key now and also gave a grace.
 	ErrGraceOutOfRange = errors.New("apikey: grace period out of range")
-	// ErrGraceRequired means a rotation asked for no grace period: the
-	// old key's remaining life is never picked silently. Give a grace within
+	// ErrGraceRequired means a rotation (or, in the management API, a grace
+	// change) named no grace period: the old key's remaining life is never
+	// picked silently. Give a grace within
 	// the policy, or expire the old key at once explicitly (a zero grace:
 	// RotateRequest.ExpireNow in Go, "0s" in the management API and keyctl).
 	// The wrapped error names the policy's maximum.
