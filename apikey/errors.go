@@ -39,6 +39,10 @@ var (
 	// ErrInvalidScope means a scope is not "*" or "resource:read|write", or
 	// scopes were given for a publishable key.
 	ErrInvalidScope = errors.New("apikey: invalid scope")
+	// ErrScopesRequired means a server key was to get an empty scope list.
+	// Full access is never implicit: ask for it with the scope "*"
+	// (AllScopes).
+	ErrScopesRequired = errors.New(`apikey: scopes required; give "*" for full access`)
 	// ErrInvalidOrigin means an allowed-origin entry is not an exact origin,
 	// a subdomain wildcard or a localhost origin.
 	ErrInvalidOrigin = errors.New("apikey: invalid origin")
@@ -47,12 +51,21 @@ var (
 	// ErrInvalidExpiry means a requested expiry is not in the future.
 	ErrInvalidExpiry = errors.New("apikey: invalid expiry")
 	// ErrGraceOutOfRange means a grace period is negative or beyond the
-	// policy's maximum (7 days for the console policy, 1 year for the API).
+	// policy's maximum (7 days for the console policy, 1 year for the API),
+	// or a rotation asked to expire the old key now and also gave a grace.
 	ErrGraceOutOfRange = errors.New("apikey: grace period out of range")
-	// ErrDefaultKeyNotRevocable means the key has no expiry: it is a default
-	// key, or a key created without an expiry. Rotate it first; the rotated-out
-	// key gets an expiry and can then be revoked.
-	ErrDefaultKeyNotRevocable = errors.New("apikey: key has no expiry; rotate it first, then revoke the old key")
+	// ErrGraceRequired means a rotation (or, in the management API, a grace
+	// change) named no grace period: the old key's remaining life is never
+	// picked silently. Give a grace within
+	// the policy, or expire the old key at once explicitly (a zero grace:
+	// RotateRequest.ExpireNow in Go, "0s" in the management API and keyctl).
+	// The wrapped error names the policy's maximum.
+	ErrGraceRequired = errors.New("apikey: an explicit grace period is required: 0s (expire now), 1h, 24h, 72h or 168h (the console's choices), or any duration up to the policy's maximum")
+	// ErrDefaultKeyNotRevocable means the key is its environment's default
+	// key of its type, which keeps the environment working. Rotate it first;
+	// the rotated-out key is no longer the default and can then be revoked.
+	// Extra keys, with or without an expiry, are revoked directly.
+	ErrDefaultKeyNotRevocable = errors.New("apikey: a default key cannot be revoked; rotate it first, then revoke the old key")
 	// ErrAlreadyRevoked means the key was revoked before. Revocation is final.
 	ErrAlreadyRevoked = errors.New("apikey: key already revoked")
 	// ErrAlreadyRotated means the key was rotated before; rotate its
@@ -73,8 +86,8 @@ var (
 var requestErrors = []error{
 	ErrMalformedKey, ErrBadChecksum, ErrNotFound, ErrConflict, ErrForbidden,
 	ErrInvalidEnvironment, ErrUnknownEnvironment, ErrAlreadyBootstrapped, ErrInvalidKeyType,
-	ErrInvalidScope, ErrInvalidOrigin, ErrInvalidName, ErrInvalidExpiry, ErrGraceOutOfRange,
-	ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,
+	ErrInvalidScope, ErrScopesRequired, ErrInvalidOrigin, ErrInvalidName, ErrInvalidExpiry, ErrGraceOutOfRange,
+	ErrGraceRequired, ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,
 	ErrKeyExpired, ErrNotRevealable,
 }
 

@@ -24,10 +24,15 @@ var (
 	ConsolePolicy = GracePolicy{Name: "console", Max: 7 * 24 * time.Hour}
 )
 
-func (p GracePolicy) check(grace time.Duration) error {
+func (p GracePolicy) orDefault() GracePolicy {
 	if p.Max == 0 {
-		p = APIPolicy
+		return APIPolicy
 	}
+	return p
+}
+
+func (p GracePolicy) check(grace time.Duration) error {
+	p = p.orDefault()
 	if grace < 0 || grace > p.Max {
 		return fmt.Errorf("%w: %s policy allows 0 to %s, got %s", ErrGraceOutOfRange, p.Name, p.Max, grace)
 	}
@@ -103,7 +108,10 @@ func (m *Manager) Bootstrap(ctx context.Context, actor Actor, environment string
 	change := Change{Settings: []Settings{{Environment: environment, UpdatedAt: now}}}
 	var issued []Issued
 	for _, t := range []KeyType{Server, Client} {
-		scopes, _ := ValidateScopes(t, nil)
+		var scopes []string // publishable keys carry none
+		if t == Server {
+			scopes = []string{AllScopes} // explicit: full access is never implied
+		}
 		key, rec, err := m.newKey(t, environment, "default", scopes, time.Time{}, actor, now)
 		if err != nil {
 			return nil, err
@@ -129,11 +137,13 @@ type CreateRequest struct {
 	Type        KeyType
 	// Name is a label for people, such as "billing worker". Optional.
 	Name string
-	// Scopes for a server key; empty means all scopes. Must be empty for a
-	// publishable key.
+	// Scopes of a server key: at least one, AllScopes ("*") for full
+	// access; an empty list fails with ErrScopesRequired. Must be empty for
+	// a publishable key.
 	Scopes []string
-	// ExpiresAt, if set, must be in the future. A key with an expiry can be
-	// revoked directly; one without must be rotated first.
+	// ExpiresAt, if set, must be in the future. Zero means no expiry. Either
+	// way the key can be revoked directly: only default keys must be rotated
+	// first.
 	ExpiresAt time.Time
 }
 
@@ -183,21 +193,27 @@ type RotateRequest struct {
 	KeyID       string
 	Environment string
 	Type        KeyType
-	// Grace is how long the old key keeps working, from now.
+	// Grace is how long the old key keeps working, from now, within
+	// Policy. Zero is refused with ErrGraceRequired unless ExpireNow is set:
+	// no rotation picks a grace silently.
 	Grace time.Duration
+	// ExpireNow means the old key stops working at once: an explicit zero
+	// grace. Grace must then be zero (else ErrGraceOutOfRange).
+	ExpireNow bool
 	// Policy bounds Grace. The zero value is APIPolicy.
 	Policy GracePolicy
 }
 
 // Rotate replaces a key atomically: a new key with the same type, scopes,
 // name and default status is created, and the old key expires after the
-// grace period (never later than an expiry it already had). The new key is
-// returned, shown this once.
+// grace period (never later than an expiry it already had). The grace must
+// be explicit: a zero Grace without ExpireNow fails with ErrGraceRequired
+// and changes nothing. The new key is returned, shown this once.
 func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (Issued, error) {
 	if err := authorize(actor, ActionRotate); err != nil {
 		return Issued{}, err
 	}
-	if err := req.Policy.check(req.Grace); err != nil {
+	if err := req.checkGrace(); err != nil {
 		return Issued{}, err
 	}
 	if req.KeyID == "" {
@@ -245,6 +261,28 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 	return issued, err
 }
 
+// checkGrace refuses a grace that is missing, contradicts ExpireNow or is
+// outside the policy.
+func (req RotateRequest) checkGrace() error {
+	p := req.Policy.orDefault()
+	switch {
+	case req.ExpireNow && req.Grace != 0:
+		return fmt.Errorf("%w: expire now means a zero grace, got %s", ErrGraceOutOfRange, req.Grace)
+	case !req.ExpireNow && req.Grace == 0:
+		return fmt.Errorf("%w (%s policy: %s)", ErrGraceRequired, p.Name, hours(p.Max))
+	}
+	return p.check(req.Grace)
+}
+
+// hours writes a whole number of hours as "168h", anything else as
+// time.Duration does.
+func hours(d time.Duration) string {
+	if d%time.Hour == 0 {
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return d.String()
+}
+
 func (m *Manager) rotationTarget(ctx context.Context, req RotateRequest) (Record, error) {
 	if req.KeyID != "" {
 		return m.store.Key(ctx, req.KeyID)
@@ -289,10 +327,10 @@ func (m *Manager) ChangeGrace(ctx context.Context, actor Actor, keyID string, gr
 	})
 }
 
-// Revoke invalidates a key at once and for good. Only keys with an expiry
-// can be revoked: a key without one (a default key) fails with
+// Revoke invalidates a key at once and for good. A default key fails with
 // ErrDefaultKeyNotRevocable and must be rotated first, so an environment
-// always keeps an active key of each type.
+// always keeps an active key of each type; any other key, with or without
+// an expiry, is revoked directly.
 func (m *Manager) Revoke(ctx context.Context, actor Actor, keyID string) (View, error) {
 	if err := authorize(actor, ActionRevoke); err != nil {
 		return View{}, err
@@ -301,7 +339,7 @@ func (m *Manager) Revoke(ctx context.Context, actor Actor, keyID string) (View, 
 		switch {
 		case !rec.RevokedAt.IsZero():
 			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
-		case rec.ExpiresAt.IsZero():
+		case rec.Default:
 			return fmt.Errorf("%w: %s", ErrDefaultKeyNotRevocable, rec.Prefix())
 		}
 		rec.RevokedAt = now
@@ -310,7 +348,9 @@ func (m *Manager) Revoke(ctx context.Context, actor Actor, keyID string) (View, 
 }
 
 // SetScopes replaces the scopes of a server key that is not a default key
-// (default server keys hold every scope).
+// (default server keys hold every scope). An empty list fails with
+// ErrScopesRequired and leaves the key as it was: full access is given only
+// by the explicit scope AllScopes.
 func (m *Manager) SetScopes(ctx context.Context, actor Actor, keyID string, scopes []string) (View, error) {
 	if err := authorize(actor, ActionSetScopes); err != nil {
 		return View{}, err

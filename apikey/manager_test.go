@@ -99,16 +99,16 @@ func TestBootstrap(t *testing.T) {
 
 func TestRolesTable(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
-	temp, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: f.clock.Now().Add(time.Hour)})
+	temp, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: f.clock.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	actions := map[string]func(apikey.Actor) error{
 		"bootstrap": func(a apikey.Actor) error { _, err := f.m.Bootstrap(ctx, a, "env-"+string(a.Role)); return err },
 		"create": func(a apikey.Actor) error {
-			_, err := f.m.Create(ctx, a, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server})
+			_, err := f.m.Create(ctx, a, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}})
 			return err
 		},
 		"rotate": func(a apikey.Actor) error {
-			_, err := f.m.Rotate(ctx, a, apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Client})
+			_, err := f.m.Rotate(ctx, a, apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Client, ExpireNow: true})
 			return err
 		},
 		"change grace": func(a apikey.Actor) error {
@@ -184,17 +184,27 @@ func TestCreate(t *testing.T) {
 	}{
 		{"scopes on a publishable key", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Client, Scopes: []string{"customers:read"}}, apikey.ErrInvalidScope},
 		{"bad scope", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"everything"}}, apikey.ErrInvalidScope},
-		{"expiry in the past", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: now.Add(-time.Second)}, apikey.ErrInvalidExpiry},
-		{"expiry now", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: now}, apikey.ErrInvalidExpiry},
-		{"unknown environment", apikey.CreateRequest{Environment: apikey.Staging, Type: apikey.Server}, apikey.ErrUnknownEnvironment},
+		{"expiry in the past", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: now.Add(-time.Second)}, apikey.ErrInvalidExpiry},
+		{"expiry now", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: now}, apikey.ErrInvalidExpiry},
+		{"unknown environment", apikey.CreateRequest{Environment: apikey.Staging, Type: apikey.Server, Scopes: []string{apikey.AllScopes}}, apikey.ErrUnknownEnvironment},
 		{"bad type", apikey.CreateRequest{Environment: apikey.Production, Type: "root"}, apikey.ErrInvalidKeyType},
+		{"server key without scopes", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server}, apikey.ErrScopesRequired},
+		{"server key with an empty scope list", apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{}}, apikey.ErrScopesRequired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := f.m.Create(ctx, owner, tt.req)
+			before, err := f.m.List(ctx, owner, apikey.Production)
+			require.NoError(t, err)
+			_, err = f.m.Create(ctx, owner, tt.req)
 			assert.ErrorIs(t, err, tt.want)
+			after, err := f.m.List(ctx, owner, apikey.Production)
+			require.NoError(t, err)
+			assert.Len(t, after, len(before), "no key was created")
 		})
 	}
+	full, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{apikey.AllScopes}, full.View.Scopes, "full access is the explicit scope")
 }
 
 func TestRotate(t *testing.T) {
@@ -214,15 +224,15 @@ func TestRotate(t *testing.T) {
 	f.clock.Advance(time.Second)
 	assert.Equal(t, apikey.Expired, f.record(t, old.ID).Status(f.clock.Now()), "expired to the second")
 
-	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: old.ID})
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: old.ID, ExpireNow: true})
 	assert.ErrorIs(t, err, apikey.ErrKeyExpired)
 
 	// Rotate by environment and type.
-	client, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Client})
+	client, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Client, ExpireNow: true})
 	require.NoError(t, err)
 	assert.Equal(t, apikey.Client, client.Key.Type())
-	assert.Equal(t, apikey.Expired, f.record(t, f.client.View.ID).Status(f.clock.Now()), "grace 0 ends the old key now")
-	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{Environment: apikey.Staging, Type: apikey.Client})
+	assert.Equal(t, apikey.Expired, f.record(t, f.client.View.ID).Status(f.clock.Now()), "expire now ends the old key at once")
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{Environment: apikey.Staging, Type: apikey.Client, ExpireNow: true})
 	assert.ErrorIs(t, err, apikey.ErrUnknownEnvironment)
 }
 
@@ -244,13 +254,61 @@ func TestRotateGracePolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, apikey.ManagerOptions{})
-			_, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: f.server.View.ID, Grace: tt.grace, Policy: tt.policy})
+			_, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: f.server.View.ID, Grace: tt.grace, ExpireNow: tt.grace == 0, Policy: tt.policy})
 			if tt.ok {
 				require.NoError(t, err)
 				assert.True(t, f.clock.Now().Add(tt.grace).Equal(f.record(t, f.server.View.ID).ExpiresAt))
 			} else {
 				assert.ErrorIs(t, err, apikey.ErrGraceOutOfRange)
 				assert.True(t, f.record(t, f.server.View.ID).Default, "nothing changed")
+			}
+		})
+	}
+}
+
+// TestRotateNeedsExplicitGrace: no rotation picks a grace silently. A zero
+// grace is refused unless ExpireNow says so, and ExpireNow with a grace is a
+// contradiction.
+func TestRotateNeedsExplicitGrace(t *testing.T) {
+	tests := []struct {
+		name   string
+		req    apikey.RotateRequest
+		want   error  // nil: the rotation succeeds
+		says   string // in the error
+		expiry time.Duration
+	}{
+		{"no grace", apikey.RotateRequest{}, apikey.ErrGraceRequired, "up to the policy's maximum (api policy: 8760h)", 0},
+		{"no grace, console policy", apikey.RotateRequest{Policy: apikey.ConsolePolicy}, apikey.ErrGraceRequired, "(console policy: 168h)", 0},
+		{"no grace, by environment and type", apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Server}, apikey.ErrGraceRequired, "0s (expire now), 1h, 24h, 72h or 168h", 0},
+		{"expire now", apikey.RotateRequest{ExpireNow: true}, nil, "", 0},
+		{"expire now, console policy", apikey.RotateRequest{ExpireNow: true, Policy: apikey.ConsolePolicy}, nil, "", 0},
+		{"expire now and a grace", apikey.RotateRequest{ExpireNow: true, Grace: time.Hour}, apikey.ErrGraceOutOfRange, "expire now", 0},
+		{"expire now and a negative grace", apikey.RotateRequest{ExpireNow: true, Grace: -time.Hour}, apikey.ErrGraceOutOfRange, "expire now", 0},
+		{"a grace", apikey.RotateRequest{Grace: time.Hour}, nil, "", time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, apikey.ManagerOptions{})
+			req := tt.req
+			if req.Environment == "" {
+				req.KeyID = f.server.View.ID
+			}
+			fresh, err := f.m.Rotate(ctx, owner, req)
+			old := f.record(t, f.server.View.ID)
+			if tt.want != nil {
+				require.ErrorIs(t, err, tt.want)
+				assert.True(t, apikey.IsRequestError(err))
+				assert.Contains(t, err.Error(), tt.says)
+				assert.True(t, old.Default, "nothing changed")
+				assert.Equal(t, apikey.Active, old.Status(f.clock.Now()), "the old key still works")
+				assert.Len(t, f.events, 2, "no rotation event, only the bootstrap's")
+				return
+			}
+			require.NoError(t, err)
+			assert.True(t, fresh.View.Default)
+			assert.True(t, f.clock.Now().Add(tt.expiry).Equal(old.ExpiresAt), "the old key expires after exactly the grace asked for")
+			if tt.expiry == 0 {
+				assert.Equal(t, apikey.Expired, old.Status(f.clock.Now()), "expire now ends the old key at once")
 			}
 		})
 	}
@@ -272,7 +330,7 @@ func TestRotateNeverExtendsExpiry(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, expires.Equal(f.record(t, temp.View.ID).ExpiresAt), "a grace change does not extend it either")
 
-	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: temp.View.ID})
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: temp.View.ID, ExpireNow: true})
 	assert.ErrorIs(t, err, apikey.ErrAlreadyRotated)
 }
 
@@ -311,12 +369,29 @@ func TestRevoke(t *testing.T) {
 	require.ErrorIs(t, err, apikey.ErrDefaultKeyNotRevocable)
 	assert.Contains(t, err.Error(), "rotate it first")
 
-	permanent, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"customers:read"}})
-	require.NoError(t, err)
-	_, err = f.m.Revoke(ctx, owner, permanent.View.ID)
-	assert.ErrorIs(t, err, apikey.ErrDefaultKeyNotRevocable, "any key without expiry must be rotated first")
+	_, err = f.m.Revoke(ctx, owner, f.client.View.ID)
+	require.ErrorIs(t, err, apikey.ErrDefaultKeyNotRevocable, "the default publishable key too")
+	for _, k := range []apikey.Issued{f.server, f.client} {
+		assert.Equal(t, apikey.Active, f.record(t, k.View.ID).Status(f.clock.Now()), "default keys stay active")
+	}
 
-	temp, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: f.clock.Now().Add(time.Hour)})
+	// An extra key without expiry is not what keeps the environment
+	// working: it is revoked directly, with no rotation (which would only
+	// make another permanent key).
+	for _, req := range []apikey.CreateRequest{
+		{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"customers:read"}},
+		{Environment: apikey.Production, Type: apikey.Client},
+	} {
+		permanent, err := f.m.Create(ctx, owner, req)
+		require.NoError(t, err)
+		require.True(t, permanent.View.ExpiresAt.IsZero())
+		view, err := f.m.Revoke(ctx, owner, permanent.View.ID)
+		require.NoError(t, err, "an extra %s key without expiry is revocable", req.Type)
+		assert.Equal(t, apikey.Revoked, view.Status)
+		assert.Equal(t, apikey.Revoked, f.record(t, permanent.View.ID).Status(f.clock.Now()))
+	}
+
+	temp, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: f.clock.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	view, err := f.m.Revoke(ctx, owner, temp.View.ID)
 	require.NoError(t, err)
@@ -324,7 +399,7 @@ func TestRevoke(t *testing.T) {
 	assert.True(t, f.clock.Now().Equal(view.RevokedAt), "immediate")
 	_, err = f.m.Revoke(ctx, owner, temp.View.ID)
 	assert.ErrorIs(t, err, apikey.ErrAlreadyRevoked)
-	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: temp.View.ID})
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: temp.View.ID, ExpireNow: true})
 	assert.ErrorIs(t, err, apikey.ErrAlreadyRevoked)
 	_, err = f.m.ChangeGrace(ctx, owner, temp.View.ID, time.Hour, apikey.APIPolicy)
 	assert.ErrorIs(t, err, apikey.ErrAlreadyRevoked, "revocation is irreversible")
@@ -374,6 +449,21 @@ func TestSetScopes(t *testing.T) {
 	_, err = f.m.SetScopes(ctx, owner, f.client.View.ID, []string{"customers:read"})
 	assert.ErrorIs(t, err, apikey.ErrInvalidScope)
 	assert.Equal(t, apikey.ActionSetScopes, f.events[len(f.events)-1].Action)
+
+	for _, tt := range []struct {
+		name   string
+		scopes []string
+	}{{"a nil list", nil}, {"an empty list", []string{}}} {
+		t.Run("never full access from "+tt.name, func(t *testing.T) {
+			_, err := f.m.SetScopes(ctx, owner, scoped.View.ID, tt.scopes)
+			require.ErrorIs(t, err, apikey.ErrScopesRequired)
+			assert.Contains(t, err.Error(), `"*"`, "the error says how to ask for full access")
+			assert.Equal(t, []string{"customers:write", "invoices:read"}, f.record(t, scoped.View.ID).Scopes, "scopes unchanged")
+		})
+	}
+	view, err = f.m.SetScopes(ctx, owner, scoped.View.ID, []string{apikey.AllScopes})
+	require.NoError(t, err)
+	assert.Equal(t, []string{apikey.AllScopes}, view.Scopes, "full access is the explicit scope")
 }
 
 func TestSetAllowedOrigins(t *testing.T) {
@@ -404,7 +494,7 @@ func TestStoreErrorsReachTheCaller(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
 	m, err := apikey.NewManager(apikey.ManagerOptions{Store: failingStore{f.store}, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
 	require.NoError(t, err)
-	_, err = m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: f.server.View.ID})
+	_, err = m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: f.server.View.ID, ExpireNow: true})
 	assert.ErrorIs(t, err, assert.AnError)
 	_, err = m.Reveal(ctx, owner, f.client.View.ID)
 	assert.ErrorIs(t, err, assert.AnError, "a reveal whose audit event cannot be stored is refused")

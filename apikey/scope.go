@@ -12,9 +12,10 @@ const AllScopes = "*"
 
 // ValidateScopes checks scopes for a key of type t and returns them sorted
 // without duplicates. A server key's scopes are AllScopes or
-// "resource:read" / "resource:write" (resource: 1-64 of [a-z0-9_.-]); an
-// empty list means AllScopes. Publishable keys carry no scopes. Errors wrap
-// ErrInvalidScope.
+// "resource:read" / "resource:write" (resource: 1-64 of [a-z0-9_.-]); it
+// needs at least one: an empty list fails with ErrScopesRequired, because
+// full access is never implicit. Publishable keys carry no scopes. Other
+// errors wrap ErrInvalidScope.
 func ValidateScopes(t KeyType, scopes []string) ([]string, error) {
 	if t == Client {
 		if len(scopes) > 0 {
@@ -23,7 +24,7 @@ func ValidateScopes(t KeyType, scopes []string) ([]string, error) {
 		return nil, nil
 	}
 	if len(scopes) == 0 {
-		return []string{AllScopes}, nil
+		return nil, ErrScopesRequired
 	}
 	out := make([]string, 0, len(scopes))
 	for i, s := range scopes {

@@ -8,9 +8,13 @@ import (
 )
 
 func TestValidateScopes(t *testing.T) {
-	got, err := ValidateScopes(Server, nil)
+	for _, empty := range [][]string{nil, {}} {
+		_, err := ValidateScopes(Server, empty)
+		assert.ErrorIs(t, err, ErrScopesRequired, "no scopes never means full access: %#v", empty)
+	}
+	got, err := ValidateScopes(Server, []string{AllScopes})
 	require.NoError(t, err)
-	assert.Equal(t, []string{AllScopes}, got, "no scopes means full access")
+	assert.Equal(t, []string{AllScopes}, got, "full access is the explicit scope")
 	got, err = ValidateScopes(Server, []string{"invoices:read", "customers:write", "invoices:read"})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"customers:write", "invoices:read"}, got, "sorted, no duplicates")

@@ -21,7 +21,7 @@ import (
 func TestExpiryWhileCached(t *testing.T) {
 	f := newFixture(t, func(o *middleware.Options) { o.CacheTTL = time.Hour })
 	expires := f.clock.Now().Add(10 * time.Minute)
-	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: expires})
+	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: expires})
 	h := f.v.Handler(okHandler)
 	steps := []struct {
 		at     time.Time
@@ -85,7 +85,7 @@ func TestGrace(t *testing.T) {
 
 func TestRevokedWhileCachedViaInvalidate(t *testing.T) {
 	f := newFixture(t, func(o *middleware.Options) { o.FeedInterval = time.Hour }) // the feed must not help
-	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: f.clock.Now().Add(time.Hour)})
+	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: f.clock.Now().Add(time.Hour)})
 	h := f.v.Handler(okHandler)
 	require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
 	_, err := f.manager.Revoke(context.Background(), owner, key.ID())
@@ -113,7 +113,7 @@ func TestRevokedWhileCachedViaChangeFeed(t *testing.T) {
 	other, err := middleware.New(middleware.Options{Store: f.store.Store, Hasher: f.hasher, Now: f.clock.Now, FeedInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	defer other.Close()
-	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, ExpiresAt: f.clock.Now().Add(time.Hour)})
+	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: f.clock.Now().Add(time.Hour)})
 	h := other.Handler(okHandler)
 	require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
 	require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
@@ -184,7 +184,7 @@ func TestFeedGapPurgesTheCache(t *testing.T) {
 func TestConcurrentFirstRequests(t *testing.T) {
 	// No change feed: its entry for the new key would evict it once more.
 	f := newFixture(t, func(o *middleware.Options) { o.FeedInterval = time.Hour })
-	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server})
+	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}})
 	h := f.v.Handler(okHandler)
 	var wg sync.WaitGroup
 	start := make(chan struct{})

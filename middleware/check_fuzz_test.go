@@ -56,7 +56,7 @@ func FuzzCheck(f *testing.F) {
 	}
 	scoped := create(apikey.CreateRequest{Type: apikey.Server, Scopes: []string{"orders:read"}})
 	valid[scoped.Reveal()] = scoped
-	create(apikey.CreateRequest{Type: apikey.Server, ExpiresAt: clock.Now().Add(time.Second)}) // expires below
+	create(apikey.CreateRequest{Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: clock.Now().Add(time.Second)}) // expires below
 	revoked := create(apikey.CreateRequest{Type: apikey.Client, ExpiresAt: clock.Now().Add(time.Hour)})
 	if _, err := m.Revoke(ctx, owner, revoked.ID()); err != nil {
 		f.Fatal(err)

@@ -139,7 +139,7 @@ func (e *faultEnv) validator(fs *faultstore.Store, configure func(*middleware.Op
 func (e *faultEnv) create() apikey.Key {
 	e.t.Helper()
 	is, err := e.m.Create(context.Background(), owner, apikey.CreateRequest{
-		Environment: apikey.Production, Type: apikey.Server, ExpiresAt: e.clock.Now().Add(time.Hour)})
+		Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: e.clock.Now().Add(time.Hour)})
 	require.NoError(e.t, err)
 	return is.Key
 }

@@ -200,7 +200,7 @@ func TestFloods(t *testing.T) {
 	// which is where the argon2 cap bounds memory.
 	var spread []apikey.Key
 	for range floodSpreadIDs {
-		is, err := m.Create(context.Background(), owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server})
+		is, err := m.Create(context.Background(), owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}})
 		require.NoError(t, err)
 		spread = append(spread, is.Key)
 	}

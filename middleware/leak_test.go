@@ -129,14 +129,14 @@ func testSecretsNeverLeak(t *testing.T, b faultBackend) {
 	secrets = append(secrets, e.server.Reveal(), e.client.Reveal())
 	_, err := e.m.SetAllowedOrigins(ctx, owner, apikey.Production, []string{"https://app.example.com"})
 	require.NoError(t, err)
-	temp := issue(apikey.CreateRequest{Type: apikey.Server, ExpiresAt: e.clock.Now().Add(time.Hour)})
+	temp := issue(apikey.CreateRequest{Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: e.clock.Now().Add(time.Hour)})
 	scoped := issue(apikey.CreateRequest{Type: apikey.Server, Scopes: []string{"orders:read"}, Name: "worker"})
-	expired := issue(apikey.CreateRequest{Type: apikey.Server, ExpiresAt: e.clock.Now().Add(time.Second)})
-	revoked := issue(apikey.CreateRequest{Type: apikey.Server, ExpiresAt: e.clock.Now().Add(time.Hour)})
+	expired := issue(apikey.CreateRequest{Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: e.clock.Now().Add(time.Second)})
+	revoked := issue(apikey.CreateRequest{Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: e.clock.Now().Add(time.Hour)})
 	_, err = e.m.Revoke(ctx, owner, revoked.ID())
 	require.NoError(t, err)
 	stalled := issue(apikey.CreateRequest{Type: apikey.Client})
-	graced := issue(apikey.CreateRequest{Type: apikey.Server})
+	graced := issue(apikey.CreateRequest{Type: apikey.Server, Scopes: []string{apikey.AllScopes}})
 	rotated, err := e.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: graced.ID(), Grace: time.Hour})
 	require.NoError(t, err)
 	secrets = append(secrets, rotated.Key.Reveal())
@@ -249,6 +249,7 @@ func testSecretsNeverLeak(t *testing.T, b faultBackend) {
 		out.addResponse(method+" "+path, w)
 		return w.Code
 	}
+	zero := `{"grace":"0s"}` // an explicit grace, so that the rotation reaches the key
 	for _, c := range []struct{ method, path, body string }{
 		{"GET", "/environments", ""},
 		{"GET", "/environments/production/keys", ""},
@@ -261,7 +262,7 @@ func testSecretsNeverLeak(t *testing.T, b faultBackend) {
 		{"POST", "/keys/" + temp.ID() + "/revoke", ""},      // already revoked
 		{"POST", "/keys/" + e.server.ID() + "/revoke", ""},  // rotate first
 		{"POST", "/keys/" + e.server.ID() + "/reveal", ""},  // not revealable
-		{"POST", "/keys/" + revoked.ID() + "/rotate", ""},   // revoked
+		{"POST", "/keys/" + revoked.ID() + "/rotate", zero}, // revoked
 		{"POST", "/keys/" + unknown.ID() + "/rotate", ""},   // unknown
 		{"PUT", "/keys/" + e.server.ID() + "/scopes", `{}`}, // default key
 		{"PUT", "/keys/" + e.client.ID() + "/grace", `{"grace":"1h"}`},
@@ -284,7 +285,10 @@ func testSecretsNeverLeak(t *testing.T, b faultBackend) {
 		func() error { _, err := e.m.Revoke(ctx, owner, e.server.ID()); return err }(),
 		func() error { _, err := e.m.Revoke(ctx, owner, revoked.ID()); return err }(),
 		func() error { _, err := e.m.Reveal(ctx, owner, e.server.ID()); return err }(),
-		func() error { _, err := e.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: graced.ID()}); return err }(),
+		func() error {
+			_, err := e.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: graced.ID(), ExpireNow: true})
+			return err
+		}(),
 		func() error { _, err := e.m.Get(ctx, owner, unknown.ID()); return err }(),
 		func() error {
 			_, err := e.m.Create(ctx, apikey.Actor{ID: "bob", Role: apikey.Member}, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server})
@@ -304,7 +308,7 @@ func testSecretsNeverLeak(t *testing.T, b faultBackend) {
 		func() error {
 			e.fs.Fail(errInjected, faultstore.OpApply)
 			defer e.fs.Up()
-			_, err := e.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: scoped.ID()})
+			_, err := e.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: scoped.ID(), ExpireNow: true})
 			return err
 		}(),
 	} {

@@ -7,10 +7,13 @@
 //
 //	bootstrap [ENV...]                   create environments (default: production staging development)
 //	list ENV                             list keys: prefix, type, status, scopes, dates
-//	create ENV server|client [--scopes customers:write,...] [--expires 24h] [--name NAME]
-//	rotate KEY | ENV server|client [--grace 24h]
+//	create ENV server --scopes SCOPES [--expires 24h] [--name NAME]
+//	                                     SCOPES: customers:write,orders:read,... or "*" for full access
+//	create ENV client [--expires 24h] [--name NAME]
+//	rotate KEY | ENV server|client --grace DURATION
+//	                                     DURATION is required: 0s ends the old key now; else up to 8760h
 //	grace KEY DURATION                   change a rotated key's grace period (from its rotation)
-//	revoke KEY                           revoke a key that has an expiry
+//	revoke KEY                           revoke a key (a default key must be rotated first)
 //	origins ENV [ORIGIN...] [--clear]    show, or replace, the allowed origins for publishable keys
 //	audit [ENV] [--limit 20]             show audit events, newest first
 //
@@ -19,7 +22,8 @@
 // keyctl acts as an owner: whoever can run it can read the database anyway.
 //
 // Exit status: 0 done, 1 refused (a lifecycle rule, a missing key), 2 usage
-// error, 3 storage error.
+// error (including rotate without --grace: no rotation picks a grace
+// silently), 3 storage error.
 package main
 
 import (
@@ -153,6 +157,13 @@ func wantArgs(fs *flag.FlagSet, args []string, min, max int) ([]string, error) {
 	return pos, err
 }
 
+// isSet reports whether the flag name was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 // keyID accepts a key id or a displayable prefix.
 func keyID(arg string) string {
 	for _, p := range []string{"server-", "client-"} {
@@ -215,7 +226,7 @@ func date(t time.Time) string {
 
 func (c *cli) create(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("create", flag.ContinueOnError)
-	scopes := fs.String("scopes", "", "comma-separated scopes of a server key (default: all)")
+	scopes := fs.String("scopes", "", `comma-separated scopes of a server key, required ("*" for full access)`)
 	expires := fs.Duration("expires", 0, "lifetime of the key (default: no expiry)")
 	name := fs.String("name", "", "a label for people")
 	pos, err := wantArgs(fs, args, 2, 2)
@@ -239,12 +250,16 @@ func (c *cli) create(ctx context.Context, args []string) error {
 
 func (c *cli) rotate(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("rotate", flag.ContinueOnError)
-	grace := fs.Duration("grace", 0, "how long the old key keeps working (0 to 8760h)")
+	grace := fs.Duration("grace", 0, "how long the old key keeps working, required: 0s (expire now) to 8760h")
 	pos, err := wantArgs(fs, args, 1, 2)
 	if err != nil {
 		return err
 	}
-	req := apikey.RotateRequest{Grace: *grace, Policy: apikey.APIPolicy}
+	if !isSet(fs, "grace") {
+		return usagef("rotate: --grace is required: 0s (expire now), 1h, 24h, 72h or 168h (the console's choices), or any duration up to %dh",
+			apikey.APIPolicy.Max/time.Hour)
+	}
+	req := apikey.RotateRequest{Grace: *grace, ExpireNow: *grace == 0, Policy: apikey.APIPolicy}
 	if len(pos) == 1 {
 		req.KeyID = keyID(pos[0])
 	} else {

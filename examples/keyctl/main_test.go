@@ -66,6 +66,11 @@ func TestKeyctlLifecycle(t *testing.T) {
 	temp := issuedKey(t, out)
 	code, _, _ = keyctl(t, db, "revoke", temp.Prefix())
 	assert.Equal(t, exitOK, code, "a key created with an expiry can be revoked directly")
+	code, out, _ = keyctl(t, db, "create", "staging", "server", "--scopes", "orders:read", "--name", "permanent")
+	require.Equal(t, exitOK, code)
+	code, out, _ = keyctl(t, db, "revoke", issuedKey(t, out).Prefix())
+	assert.Equal(t, exitOK, code, "so can an extra key without expiry: only default keys are rotated first")
+	assert.Contains(t, out, "revoked")
 
 	code, out, _ = keyctl(t, db, "origins", "production", "https://app.example.com", "http://localhost:3000")
 	require.Equal(t, exitOK, code)
@@ -100,7 +105,8 @@ func TestKeyctlErrors(t *testing.T) {
 		{"bad origin", []string{"origins", "production", "https://example.com/path"}, exitRefused, "invalid origin"},
 		{"unknown environment", []string{"list", "qa"}, exitRefused, "unknown environment"},
 		{"bad type", []string{"create", "production", "admin"}, exitRefused, "key type"},
-		{"rotate by environment and type", []string{"rotate", "production", "client"}, exitOK, ""},
+		{"server key without scopes", []string{"create", "production", "server"}, exitRefused, `scopes required; give "*" for full access`},
+		{"rotate by environment and type", []string{"rotate", "production", "client", "--grace", "0s"}, exitOK, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,4 +118,42 @@ func TestKeyctlErrors(t *testing.T) {
 	code, _, errOut := keyctl(t, filepath.Join(t.TempDir(), "missing-dir", "x.db"), "list", "production")
 	assert.Equal(t, exitStorage, code, "an unusable database is a storage error")
 	assert.NotEmpty(t, errOut)
+}
+
+// TestKeyctlRotateNeedsGrace: rotate without --grace is a usage error that
+// lists the choices and leaves the key alone; --grace 0s expires it now.
+func TestKeyctlRotateNeedsGrace(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "keystile.db")
+	code, out, _ := keyctl(t, db, "bootstrap", "production")
+	require.Equal(t, exitOK, code)
+	server := issuedKey(t, out)
+	status := func() string {
+		t.Helper()
+		code, out, _ := keyctl(t, db, "list", "production")
+		require.Equal(t, exitOK, code)
+		for _, line := range strings.Split(out, "\n") {
+			if fields := strings.Fields(line); len(fields) > 2 && fields[0] == server.Prefix() {
+				return fields[1] + " " + fields[2] // status, default
+			}
+		}
+		t.Fatalf("%s not listed:\n%s", server.Prefix(), out)
+		return ""
+	}
+	for _, args := range [][]string{
+		{"rotate", "production", "server"},
+		{"rotate", server.Prefix()},
+		{"rotate", server.ID()},
+	} {
+		code, out, errOut := keyctl(t, db, args...)
+		assert.Equal(t, exitUsage, code, "%v: %s", args, errOut)
+		assert.Contains(t, errOut, "--grace is required", "%v", args)
+		assert.Contains(t, errOut, "0s (expire now), 1h, 24h, 72h or 168h", "%v: the choices are listed", args)
+		assert.Contains(t, errOut, "8760h", "%v: and the maximum", args)
+		assert.Empty(t, out, "%v: no key printed", args)
+		assert.Equal(t, "active true", status(), "%v: the key is unchanged", args)
+	}
+	code, out, _ = keyctl(t, db, "rotate", server.Prefix(), "--grace", "0s")
+	require.Equal(t, exitOK, code, "an explicit zero grace works")
+	issuedKey(t, out)
+	assert.Equal(t, "expired false", status(), "--grace 0s expires the old key now")
 }

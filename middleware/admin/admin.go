@@ -11,16 +11,21 @@
 //	GET    /environments                        environments and their allowed origins
 //	GET    /environments/{env}/keys             list keys (never a secret)
 //	POST   /environments/{env}/keys             create a key: {"type", "name", "scopes", "expires_in" | "expires_at"}
+//	                                            (a server key needs scopes: ["*"] for full access)
 //	POST   /environments/{env}/keys/{type}/rotate  rotate the default key: {"grace"}
 //	GET    /keys/{id}                           one key
-//	POST   /keys/{id}/rotate                    rotate a key: {"grace": "24h"} (0 to 8760h)
+//	POST   /keys/{id}/rotate                    rotate a key: {"grace": "24h"} (0s to 8760h)
 //	PUT    /keys/{id}/grace                     change a rotated key's grace: {"grace"}
-//	POST   /keys/{id}/revoke                    revoke a key that has an expiry
-//	PUT    /keys/{id}/scopes                    replace a scoped key's scopes: {"scopes"}
+//	POST   /keys/{id}/revoke                    revoke a key (a default key is rotated first)
+//	PUT    /keys/{id}/scopes                    replace a scoped key's scopes: {"scopes"} (not empty; ["*"] for full access)
 //	POST   /keys/{id}/reveal                    the full key, where it can be revealed
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
 //	GET    /audit?environment=&limit=           audit events, newest first
+//
+// The grace of rotate and grace changes is required: a missing grace (or
+// an empty body) is refused with 422 grace_required, never read as zero;
+// {"grace":"0s"} ends the old key at once.
 //
 // A full key appears only in the responses of create, rotate and reveal.
 // Every refusal is an application/problem+json response with a stable code

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -92,13 +93,13 @@ func TestRoutes(t *testing.T) {
 		{"list as read-only", readOnly, "GET", "/environments/production/keys", "", 200, ""},
 		{"list environments", readOnly, "GET", "/environments", "", 200, ""},
 		{"get a key by prefix", readOnly, "GET", "/keys/" + f.server.Key.Prefix(), "", 200, ""},
-		{"create as read-only", readOnly, "POST", "/environments/production/keys", `{"type":"server"}`, 403, "role_not_allowed"},
+		{"create as read-only", readOnly, "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`, 403, "role_not_allowed"},
 		{"create scoped", owner, "POST", "/environments/production/keys", `{"type":"server","name":"worker","scopes":["customers:write"],"expires_in":"24h"}`, 201, ""},
 		{"create with both expiries", owner, "POST", "/environments/production/keys", `{"type":"server","expires_in":"1h","expires_at":"2030-01-01T00:00:00Z"}`, 400, "invalid_request"},
 		{"create bad scope", owner, "POST", "/environments/production/keys", `{"type":"server","scopes":["all"]}`, 422, "invalid_scope"},
 		{"create with a long name", owner, "POST", "/environments/production/keys", `{"type":"client","name":"` + strings.Repeat("x", 201) + `"}`, 422, "invalid_name"},
 		{"create bad type", owner, "POST", "/environments/production/keys", `{"type":"root"}`, 422, "invalid_key_type"},
-		{"create in unknown environment", owner, "POST", "/environments/qa/keys", `{"type":"server"}`, 404, "unknown_environment"},
+		{"create in unknown environment", owner, "POST", "/environments/qa/keys", `{"type":"server","scopes":["*"]}`, 404, "unknown_environment"},
 		{"unknown field", owner, "POST", "/environments/production/keys", `{"type":"server","admin":true}`, 400, "invalid_request"},
 		{"malformed JSON", owner, "POST", "/environments/production/keys", `{"type":`, 400, "invalid_request"},
 		{"two objects", owner, "POST", "/environments/production/keys", `{"type":"server"}{}`, 400, "invalid_request"},
@@ -112,7 +113,7 @@ func TestRoutes(t *testing.T) {
 		{"change grace", owner, "PUT", "/keys/" + oldID + "/grace", `{"grace":"48h"}`, 200, ""},
 		{"revoke the rotated key", owner, "POST", "/keys/" + oldID + "/revoke", ``, 200, ""},
 		{"revoke twice", owner, "POST", "/keys/" + oldID + "/revoke", ``, 409, "already_revoked"},
-		{"rotate the default client key", owner, "POST", "/environments/production/keys/client/rotate", ``, 201, ""},
+		{"rotate the default client key", owner, "POST", "/environments/production/keys/client/rotate", `{"grace":"0s"}`, 201, ""},
 		{"reveal a server key", owner, "POST", "/keys/" + f.staging[0].View.ID + "/reveal", ``, 409, "not_revealable"},
 		{"reveal as read-only", readOnly, "POST", "/keys/" + f.staging[1].View.ID + "/reveal", ``, 403, "role_not_allowed"},
 		{"reveal a publishable key", owner, "POST", "/keys/" + f.staging[1].View.ID + "/reveal", ``, 200, ""},
@@ -147,6 +148,130 @@ func TestRoutes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFullAccessIsNeverImplicit sends empty and missing scope lists where a
+// server key's scopes are set: each is refused, and only the explicit scope
+// "*" gives full access.
+func TestFullAccessIsNeverImplicit(t *testing.T) {
+	f := newFixture(t)
+	scoped, err := f.m.Create(context.Background(), owner.Actor, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"customers:read"}})
+	require.NoError(t, err)
+	keys := func() int {
+		views, err := f.m.List(context.Background(), owner.Actor, apikey.Production)
+		require.NoError(t, err)
+		return len(views)
+	}
+	tests := []struct {
+		name   string
+		method string
+		path   string
+		body   string
+	}{
+		{"set an empty list", "PUT", "/keys/" + scoped.View.ID + "/scopes", `{"scopes":[]}`},
+		{"set a null list", "PUT", "/keys/" + scoped.View.ID + "/scopes", `{"scopes":null}`},
+		{"set with scopes missing", "PUT", "/keys/" + scoped.View.ID + "/scopes", `{}`},
+		{"create with scopes missing", "POST", "/environments/production/keys", `{"type":"server","name":"worker"}`},
+		{"create with an empty list", "POST", "/environments/production/keys", `{"type":"server","scopes":[]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := keys()
+			status, body, _ := f.do(t, tt.method, tt.path, tt.body)
+			require.Equal(t, http.StatusUnprocessableEntity, status, "%v", body)
+			assert.Equal(t, "scopes_required", body["code"])
+			assert.Contains(t, body["detail"], `"*"`, "the refusal says how to ask for full access")
+			got, err := f.m.Get(context.Background(), owner.Actor, scoped.View.ID)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"customers:read"}, got.Scopes, "the key's scopes are unchanged")
+			assert.Equal(t, before, keys(), "no key was created")
+		})
+	}
+	status, body, _ := f.do(t, "PUT", "/keys/"+scoped.View.ID+"/scopes", `{"scopes":["*"]}`)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	assert.Equal(t, []any{apikey.AllScopes}, body["scopes"], "full access is the explicit scope")
+	status, body, _ = f.do(t, "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`)
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	assert.Equal(t, []any{apikey.AllScopes}, body["view"].(map[string]any)["scopes"])
+}
+
+// TestRevokeExtraPermanentKey revokes a key created without an expiry that
+// is not a default key: it needs no rotation first. Default keys still do.
+func TestRevokeExtraPermanentKey(t *testing.T) {
+	f := newFixture(t)
+	status, body, _ := f.do(t, "POST", "/environments/production/keys", `{"type":"server","name":"worker","scopes":["customers:read"]}`)
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	view := body["view"].(map[string]any)
+	require.Nil(t, view["expires_at"], "created without an expiry")
+	id := view["id"].(string)
+
+	status, body, _ = f.do(t, "POST", "/keys/"+id+"/revoke", ``)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	assert.Equal(t, "revoked", body["status"])
+	got, err := f.m.Get(context.Background(), owner.Actor, id)
+	require.NoError(t, err)
+	assert.Equal(t, apikey.Revoked, got.Status)
+
+	for _, k := range []apikey.Issued{f.server, f.client} {
+		status, body, _ = f.do(t, "POST", "/keys/"+k.View.ID+"/revoke", ``)
+		assert.Equal(t, http.StatusConflict, status, "%v", body)
+		assert.Equal(t, "rotate_first", body["code"], "a default key is rotated first")
+	}
+}
+
+// TestRotateNeedsExplicitGrace: a rotation with no grace is refused and
+// changes nothing; "0s" is the explicit way to end the old key at once.
+func TestRotateNeedsExplicitGrace(t *testing.T) {
+	for _, route := range []struct {
+		name string
+		path func(f *fixture) string
+	}{
+		{"by key", func(f *fixture) string { return "/keys/" + f.server.View.ID + "/rotate" }},
+		{"default by type", func(*fixture) string { return "/environments/production/keys/server/rotate" }},
+	} {
+		t.Run(route.name, func(t *testing.T) {
+			f := newFixture(t)
+			for _, body := range []string{``, ` `, `{}`, `{"grace":null}`} {
+				status, problem, _ := f.do(t, "POST", route.path(f), body)
+				require.Equal(t, http.StatusUnprocessableEntity, status, "body %q: %v", body, problem)
+				assert.Equal(t, "grace_required", problem["code"], "body %q", body)
+				assert.Contains(t, problem["detail"], `0s (expire now), 1h, 24h, 72h or 168h`, "the refusal lists the choices")
+				assert.Contains(t, problem["detail"], `(api policy: 8760h)`, "and the policy's maximum")
+				old, err := f.m.Get(context.Background(), owner.Actor, f.server.View.ID)
+				require.NoError(t, err)
+				assert.Equal(t, apikey.Active, old.Status, "body %q: the old key still works", body)
+				assert.True(t, old.Default, "body %q: and is still the default", body)
+			}
+
+			status, body, _ := f.do(t, "POST", route.path(f), `{"grace":"0s"}`)
+			require.Equal(t, http.StatusCreated, status, "%v", body)
+			old, err := f.m.Get(context.Background(), owner.Actor, f.server.View.ID)
+			require.NoError(t, err)
+			assert.Equal(t, apikey.Expired, old.Status, "an explicit 0s expires the old key now")
+		})
+	}
+}
+
+// TestChangeGraceNeedsExplicitGrace: a grace change with no grace is
+// refused rather than read as zero, which would end the key at once.
+func TestChangeGraceNeedsExplicitGrace(t *testing.T) {
+	f := newFixture(t)
+	status, body, _ := f.do(t, "POST", "/keys/"+f.server.View.ID+"/rotate", `{"grace":"24h"}`)
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	before, err := f.m.Get(context.Background(), owner.Actor, f.server.View.ID)
+	require.NoError(t, err)
+	for _, body := range []string{`{}`, `{"grace":null}`} {
+		status, problem, _ := f.do(t, "PUT", "/keys/"+f.server.View.ID+"/grace", body)
+		require.Equal(t, http.StatusUnprocessableEntity, status, "body %q: %v", body, problem)
+		assert.Equal(t, "grace_required", problem["code"], "body %q", body)
+		after, err := f.m.Get(context.Background(), owner.Actor, f.server.View.ID)
+		require.NoError(t, err)
+		assert.Equal(t, apikey.Expiring, after.Status, "body %q: the key still works", body)
+		assert.True(t, before.ExpiresAt.Equal(after.ExpiresAt), "body %q: its expiry is unchanged", body)
+	}
+	status, body, _ = f.do(t, "PUT", "/keys/"+f.server.View.ID+"/grace", `{"grace":"0s"}`)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	assert.Equal(t, "expired", body["status"], "an explicit 0s ends the grace now")
 }
 
 func TestListNeverShowsSecrets(t *testing.T) {
@@ -227,13 +352,13 @@ func TestKeyScopes(t *testing.T) {
 		{"read scope lists", reader, "GET", "/environments/production/keys", "", 200},
 		{"read scope cannot create", reader, "POST", "/environments/production/keys", `{"type":"client"}`, 403},
 		{"write scope creates", writer, "POST", "/environments/production/keys", `{"type":"client"}`, 201},
-		{"write scope cannot mint a full-access key", writer, "POST", "/environments/production/keys", `{"type":"server"}`, 403},
+		{"write scope cannot mint a full-access key", writer, "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`, 403},
 		{"write scope cannot mint other scopes", writer, "POST", "/environments/production/keys", `{"type":"server","scopes":["customers:write"]}`, 403},
 		{"write scope mints what it holds", writer, "POST", "/environments/production/keys", `{"type":"server","scopes":["api_keys:read"]}`, 201},
 		{"write scope cannot rotate the full-access default", writer, "POST", "/environments/production/keys/server/rotate", ``, 403},
 		{"write scope cannot raise its own scopes", writer, "PUT", "/keys/" + mustParse(t, writer).ID() + "/scopes", `{"scopes":["*"]}`, 403},
 		{"write scope cannot rotate a stronger key", writer, "POST", "/keys/" + mustParse(t, other).ID() + "/rotate", ``, 403},
-		{"full access may do all of it", f.server.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"server"}`, 201},
+		{"full access may do all of it", f.server.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`, 201},
 		{"other scopes are refused", other, "GET", "/environments/production/keys", "", 403},
 		{"publishable keys are refused", f.client.Key.Reveal(), "GET", "/environments/production/keys", "", 403},
 		{"a key never reaches another environment", writer, "GET", "/environments/staging/keys", "", 404},
@@ -257,6 +382,96 @@ func TestKeyScopes(t *testing.T) {
 		actors[e.Actor.ID] = true
 	}
 	assert.True(t, actors[apikey.Prefix(apikey.Server, mustParse(t, writer).ID())], "audit events name the key that acted")
+}
+
+// TestRotatedOutKeyCannotManageKeys: a key in its grace period, even one
+// with full access or "api_keys:write", may still read keys but not change
+// any, so that it cannot extend its own grace or rotate its replacement.
+// It goes through the real middleware, with the Manager's changes
+// invalidating the validator's cache as in production.
+func TestRotatedOutKeyCannotManageKeys(t *testing.T) {
+	ctx := context.Background()
+	store := memory.New()
+	v, err := middleware.New(middleware.Options{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	require.NoError(t, err)
+	t.Cleanup(func() { v.Close() })
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, OnEvent: v.Invalidate})
+	require.NoError(t, err)
+	api, err := admin.New(admin.Options{Manager: m, Audit: store, Authorize: admin.KeyScopes})
+	require.NoError(t, err)
+	h := v.Handler(api)
+	send := func(key, method, path, body string) (int, map[string]any) {
+		t.Helper()
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		r.Header.Set("X-API-Key", key)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		var out map[string]any
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &out), w.Body.String())
+		return w.Code, out
+	}
+
+	boot, err := m.Bootstrap(ctx, owner.Actor, apikey.Production)
+	require.NoError(t, err)
+	oldDefault, client := boot[0].Key, boot[1].Key
+	writer, err := m.Create(ctx, owner.Actor, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Name: "key manager", Scopes: []string{admin.ScopeWrite}})
+	require.NoError(t, err)
+	worker, err := m.Create(ctx, owner.Actor, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{admin.ScopeWrite}, ExpiresAt: m.Now().Add(time.Hour)})
+	require.NoError(t, err)
+
+	// Both managing keys work before they are rotated out.
+	for _, k := range []apikey.Key{oldDefault, writer.Key} {
+		status, body := send(k.Reveal(), "GET", "/keys/"+k.ID(), "")
+		require.Equal(t, http.StatusOK, status, "%v", body)
+	}
+	// The full-access default rotates itself out through the API; the
+	// writer is rotated by the Manager. Each keeps a day of grace.
+	status, body := send(oldDefault.Reveal(), "POST", "/keys/"+oldDefault.ID()+"/rotate", `{"grace":"24h"}`)
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	newDefault := mustParse(t, body["key"].(string))
+	_, err = m.Rotate(ctx, owner.Actor, apikey.RotateRequest{KeyID: writer.View.ID, Grace: 24 * time.Hour})
+	require.NoError(t, err)
+
+	for _, old := range []apikey.Key{oldDefault, writer.Key} {
+		t.Run(old.Prefix(), func(t *testing.T) {
+			before, err := m.List(ctx, owner.Actor, apikey.Production)
+			require.NoError(t, err)
+			status, body := send(old.Reveal(), "GET", "/environments/production/keys", "")
+			require.Equal(t, http.StatusOK, status, "a rotated-out key may still list keys: %v", body)
+			status, body = send(old.Reveal(), "GET", "/keys/"+old.ID(), "")
+			require.Equal(t, http.StatusOK, status, "%v", body)
+			assert.Equal(t, "expiring", body["status"])
+
+			for _, w := range []struct{ name, method, path, body string }{
+				{"extend its own grace", "PUT", "/keys/" + old.ID() + "/grace", `{"grace":"8760h"}`},
+				{"rotate the new default", "POST", "/keys/" + newDefault.ID() + "/rotate", `{"grace":"1h"}`},
+				{"rotate the default by type", "POST", "/environments/production/keys/server/rotate", `{"grace":"1h"}`},
+				{"create", "POST", "/environments/production/keys", `{"type":"client"}`},
+				{"revoke", "POST", "/keys/" + worker.View.ID + "/revoke", ``},
+				{"set scopes", "PUT", "/keys/" + worker.View.ID + "/scopes", `{"scopes":["api_keys:read"]}`},
+				{"set origins", "PUT", "/environments/production/origins", `{"allowed_origins":["https://evil.example"]}`},
+				{"reveal", "POST", "/keys/" + client.ID() + "/reveal", ``},
+			} {
+				status, body := send(old.Reveal(), w.method, w.path, w.body)
+				assert.Equal(t, http.StatusForbidden, status, "%s: %v", w.name, body)
+				assert.Equal(t, "role_not_allowed", body["code"], w.name)
+				assert.Contains(t, body["detail"], "rotated out", "%s: the refusal says why", w.name)
+				assert.NotContains(t, body, "key", "%s: no key handed out", w.name)
+			}
+			after, err := m.List(ctx, owner.Actor, apikey.Production)
+			require.NoError(t, err)
+			assert.Equal(t, before, after, "no key changed")
+			s, err := m.Settings(ctx, owner.Actor, apikey.Production)
+			require.NoError(t, err)
+			assert.Empty(t, s.AllowedOrigins, "no origin changed")
+		})
+	}
+
+	// The replacement manages keys, the old key's grace included.
+	status, body = send(newDefault.Reveal(), "PUT", "/keys/"+oldDefault.ID()+"/grace", `{"grace":"1h"}`)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	status, body = send(newDefault.Reveal(), "POST", "/keys/"+worker.View.ID+"/revoke", ``)
+	require.Equal(t, http.StatusOK, status, "%v", body)
 }
 
 func mustParse(t *testing.T, s string) apikey.Key {

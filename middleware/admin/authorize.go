@@ -21,6 +21,12 @@ const (
 // environment, may hand out no scope its key does not hold (so
 // "api_keys:write" alone cannot mint a full-access key), and its actor id is
 // the key's displayable prefix.
+//
+// A key that was rotated out (Identity.Expiring, in its grace period) may
+// not manage keys, whatever its scopes: it is at most read-only, and every
+// request that is not a GET or HEAD is refused with 403 role_not_allowed.
+// Otherwise a leaked old key could extend its own grace or rotate its
+// replacement; its owner manages keys with the replacement.
 func KeyScopes(r *http.Request) (Caller, error) {
 	id, ok := middleware.FromContext(r.Context())
 	if !ok {
@@ -37,6 +43,12 @@ func KeyScopes(r *http.Request) (Caller, error) {
 		role = apikey.ReadOnly
 	default:
 		return Caller{}, middleware.Refuse(middleware.ErrScope, "the management API needs scope "+ScopeRead+" or "+ScopeWrite)
+	}
+	if id.Expiring {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return Caller{}, middleware.Refuse(ReasonForbidden, "this key was rotated out: it may read keys but not manage them; use its replacement")
+		}
+		role = apikey.ReadOnly
 	}
 	return Caller{Actor: apikey.Actor{ID: id.Prefix, Role: role}, Environment: id.Environment, Scopes: id.Scopes}, nil
 }

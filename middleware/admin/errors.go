@@ -2,7 +2,9 @@ package admin
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
@@ -33,11 +35,13 @@ var ruleReasons = []struct {
 	{apikey.ErrInvalidEnvironment, middleware.NewReason("invalid_environment", http.StatusUnprocessableEntity, "invalid environment name")},
 	{apikey.ErrInvalidKeyType, middleware.NewReason("invalid_key_type", http.StatusUnprocessableEntity, "invalid key type")},
 	{apikey.ErrInvalidScope, middleware.NewReason("invalid_scope", http.StatusUnprocessableEntity, "invalid scope")},
+	{apikey.ErrScopesRequired, middleware.NewReason("scopes_required", http.StatusUnprocessableEntity, `scopes required; give "*" for full access`)},
 	{apikey.ErrInvalidOrigin, middleware.NewReason("invalid_origin", http.StatusUnprocessableEntity, "invalid origin")},
 	{apikey.ErrInvalidName, middleware.NewReason("invalid_name", http.StatusUnprocessableEntity, "key name too long")},
 	{apikey.ErrInvalidExpiry, middleware.NewReason("invalid_expiry", http.StatusUnprocessableEntity, "invalid expiry")},
 	{apikey.ErrGraceOutOfRange, middleware.NewReason("grace_out_of_range", http.StatusUnprocessableEntity, "grace period out of range")},
-	{apikey.ErrDefaultKeyNotRevocable, middleware.NewReason("rotate_first", http.StatusConflict, "key has no expiry; rotate it first")},
+	{apikey.ErrGraceRequired, middleware.NewReason("grace_required", http.StatusUnprocessableEntity, "grace period required")},
+	{apikey.ErrDefaultKeyNotRevocable, middleware.NewReason("rotate_first", http.StatusConflict, "default key; rotate it first")},
 	{apikey.ErrAlreadyRevoked, middleware.NewReason("already_revoked", http.StatusConflict, "key already revoked")},
 	{apikey.ErrAlreadyRotated, middleware.NewReason("already_rotated", http.StatusConflict, "key already rotated")},
 	{apikey.ErrNotRotated, middleware.NewReason("not_rotated", http.StatusConflict, "key was not rotated")},
@@ -51,6 +55,9 @@ var (
 	errNoRoute  = middleware.Refuse(ReasonNoRoute, "")
 	errNoAudit  = middleware.Refuse(ReasonNoAudit, "")
 	errTooLarge = middleware.Refuse(ReasonTooLarge, "")
+	// errGraceRequired refuses a grace change that names no grace, as the
+	// Manager refuses such a rotation.
+	errGraceRequired = fmt.Errorf("%w (%s policy: %dh)", apikey.ErrGraceRequired, apikey.APIPolicy.Name, apikey.APIPolicy.Max/time.Hour)
 )
 
 func invalid(detail string) error  { return middleware.Refuse(ReasonInvalidRequest, detail) }

@@ -76,8 +76,23 @@ func (a *API) createKey(r *http.Request, c Caller) (int, any, error) {
 	return http.StatusCreated, issued(k), err
 }
 
+// graceRequest carries a grace period. Grace is nil when the body, the
+// field or its value is missing: never read as zero, which would end a key
+// at once. An explicit "0s" does that.
 type graceRequest struct {
-	Grace duration `json:"grace"`
+	Grace *duration `json:"grace"`
+}
+
+// rotation returns the RotateRequest for the grace asked for. A missing
+// grace leaves Grace zero and ExpireNow false, which the Manager refuses
+// with apikey.ErrGraceRequired.
+func (g graceRequest) rotation() apikey.RotateRequest {
+	req := apikey.RotateRequest{Policy: apikey.APIPolicy}
+	if g.Grace != nil {
+		req.Grace = time.Duration(*g.Grace)
+		req.ExpireNow = req.Grace == 0
+	}
+	return req
 }
 
 func (a *API) rotateDefault(r *http.Request, c Caller) (int, any, error) {
@@ -85,8 +100,8 @@ func (a *API) rotateDefault(r *http.Request, c Caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	var req graceRequest
-	if err := decodeOptional(r, &req); err != nil {
+	var body graceRequest
+	if err := decodeOptional(r, &body); err != nil { // an empty body is refused for its missing grace
 		return 0, nil, err
 	}
 	typ := apikey.KeyType(r.PathValue("type"))
@@ -95,9 +110,9 @@ func (a *API) rotateDefault(r *http.Request, c Caller) (int, any, error) {
 			return 0, nil, err
 		}
 	}
-	k, err := a.opts.Manager.Rotate(r.Context(), c.Actor, apikey.RotateRequest{
-		Environment: env, Type: typ, Grace: time.Duration(req.Grace), Policy: apikey.APIPolicy,
-	})
+	req := body.rotation()
+	req.Environment, req.Type = env, typ
+	k, err := a.opts.Manager.Rotate(r.Context(), c.Actor, req)
 	return http.StatusCreated, issued(k), err
 }
 
@@ -114,13 +129,13 @@ func (a *API) rotateKey(r *http.Request, c Caller) (int, any, error) {
 	if err := c.mayHold(view.Scopes); err != nil { // the new key has the old one's scopes
 		return 0, nil, err
 	}
-	var req graceRequest
-	if err := decodeOptional(r, &req); err != nil {
+	var body graceRequest
+	if err := decodeOptional(r, &body); err != nil { // an empty body is refused for its missing grace
 		return 0, nil, err
 	}
-	k, err := a.opts.Manager.Rotate(r.Context(), c.Actor, apikey.RotateRequest{
-		KeyID: view.ID, Grace: time.Duration(req.Grace), Policy: apikey.APIPolicy,
-	})
+	req := body.rotation()
+	req.KeyID = view.ID
+	k, err := a.opts.Manager.Rotate(r.Context(), c.Actor, req)
 	return http.StatusCreated, issued(k), err
 }
 
@@ -130,10 +145,13 @@ func (a *API) changeGrace(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	var req graceRequest
-	if err := decode(r, &req); err != nil {
+	if err := decodeOptional(r, &req); err != nil {
 		return 0, nil, err
 	}
-	view, err = a.opts.Manager.ChangeGrace(r.Context(), c.Actor, view.ID, time.Duration(req.Grace), apikey.APIPolicy)
+	if req.Grace == nil {
+		return 0, nil, errGraceRequired
+	}
+	view, err = a.opts.Manager.ChangeGrace(r.Context(), c.Actor, view.ID, time.Duration(*req.Grace), apikey.APIPolicy)
 	return http.StatusOK, view, err
 }
 

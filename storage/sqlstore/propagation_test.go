@@ -183,7 +183,7 @@ var propagationCases = []propagationCase{
 		name: "revoke",
 		prepare: func(t *testing.T, m *apikey.Manager, _ []apikey.Issued) (apikey.Key, string, func(context.Context) error) {
 			issued, err := m.Create(context.Background(), owner, apikey.CreateRequest{
-				Environment: apikey.Production, Type: apikey.Server, Name: "worker", ExpiresAt: time.Now().Add(time.Hour),
+				Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, Name: "worker", ExpiresAt: time.Now().Add(time.Hour),
 			})
 			require.NoError(t, err)
 			return issued.Key, "", func(ctx context.Context) error {
@@ -300,7 +300,7 @@ func TestPropagationBetweenProcesses(t *testing.T) {
 			_, err := a.manager.Bootstrap(context.Background(), owner, apikey.Production)
 			require.NoError(t, err)
 			issued, err := a.manager.Create(context.Background(), owner, apikey.CreateRequest{
-				Environment: apikey.Production, Type: apikey.Server, ExpiresAt: time.Now().Add(time.Hour),
+				Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: time.Now().Add(time.Hour),
 			})
 			require.NoError(t, err)
 			key := issued.Key
@@ -497,7 +497,7 @@ func BenchmarkRevocationPropagation(b *testing.B) {
 				keys := make([]apikey.Key, revocations)
 				for i := range keys {
 					issued, err := a.manager.Create(context.Background(), owner, apikey.CreateRequest{
-						Environment: apikey.Production, Type: apikey.Server, ExpiresAt: time.Now().Add(time.Hour),
+						Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: time.Now().Add(time.Hour),
 					})
 					require.NoError(b, err)
 					keys[i] = issued.Key

@@ -55,7 +55,7 @@ func testLifecycle(t *testing.T, c Config) {
 	assert.True(t, fresh.View.Default)
 
 	_, err = m.Revoke(ctx, owner, fresh.View.ID)
-	assert.ErrorIs(t, err, apikey.ErrDefaultKeyNotRevocable, "the new default has no expiry")
+	assert.ErrorIs(t, err, apikey.ErrDefaultKeyNotRevocable, "the new default must be rotated first")
 	view, err := m.Revoke(ctx, owner, old.View.ID)
 	require.NoError(t, err)
 	assert.Equal(t, apikey.Revoked, view.Status)
