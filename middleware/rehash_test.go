@@ -111,7 +111,7 @@ func TestNoRehashPingPong(t *testing.T) {
 				})
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = v.Close() })
-				handlers = append(handlers, v.Handler(okHandler))
+				handlers = append(handlers, v.Require(anyType)(okHandler))
 			}
 			for _, is := range issued {
 				key := is.Key.Reveal()

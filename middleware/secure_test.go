@@ -219,6 +219,13 @@ func TestNoOriginsMeansNoBrowser(t *testing.T) {
 	pre := request("", "Origin", "https://anywhere.example.net", "Access-Control-Request-Method", "GET")
 	pre.Method = http.MethodOptions
 	assert.Empty(t, serve(staged, pre).Header().Get("Access-Control-Allow-Origin"))
+
+	// Any origin is an explicit choice: the entry "*".
+	_, err := f.manager.SetAllowedOrigins(context.Background(), owner, apikey.Staging, []string{apikey.AnyOrigin})
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, serve(h, request(staging, "Origin", "https://anywhere.example.net")).Code)
+	assert.Equal(t, http.StatusForbidden, serve(h, request(staging, "Origin", "null")).Code, "not a web origin")
+	assert.Equal(t, "https://anywhere.example.net", serve(staged, pre).Header().Get("Access-Control-Allow-Origin"))
 }
 
 // TestResponsesVaryOnKey: every response of the middleware varies on the

@@ -160,11 +160,11 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("disallowed origin, preflight allowed by another environment: 403 origin_not_allowed", func(t *testing.T) {
 		// A preflight carries no key, so it is answered for an origin that
-		// any environment allows. Once production allows every origin (an
-		// empty list), the preflight passes, the GET is sent, and the
+		// any environment allows. Once production allows every origin (the
+		// entry "*"), the preflight passes, the GET is sent, and the
 		// middleware refuses the development key from this origin: the
 		// page reads the 403 (its response carries the CORS headers).
-		_, err := s.api.Manager().SetAllowedOrigins(ctx, app.Actor, "production", nil)
+		_, err := s.api.Manager().SetAllowedOrigins(ctx, app.Actor, "production", []string{apikey.AnyOrigin})
 		require.NoError(t, err)
 		require.Eventually(t, func() bool { return preflightAllowed(t, s.api.URL(), s.other) },
 			5*time.Second, 20*time.Millisecond, "the validator reloads the settings")

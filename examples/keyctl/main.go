@@ -305,7 +305,7 @@ func (c *cli) revoke(ctx context.Context, args []string) error {
 
 func (c *cli) origins(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("origins", flag.ContinueOnError)
-	clear := fs.Bool("clear", false, "remove every allowed origin (any origin may then use publishable keys)")
+	clear := fs.Bool("clear", false, `remove every allowed origin (no browser may then use publishable keys; "*" allows every origin)`)
 	pos, err := wantArgs(fs, args, 1, 100)
 	if err != nil {
 		return err
@@ -318,7 +318,7 @@ func (c *cli) origins(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(settings.AllowedOrigins) == 0 {
-		fmt.Fprintln(c.out, "(any origin)")
+		fmt.Fprintln(c.out, "(no origin: browsers may not use publishable keys)")
 	}
 	for _, o := range settings.AllowedOrigins {
 		fmt.Fprintln(c.out, o)

@@ -77,7 +77,10 @@ func TestKeyctlLifecycle(t *testing.T) {
 	assert.Equal(t, "https://app.example.com\nhttp://localhost:3000\n", out)
 	code, out, _ = keyctl(t, db, "origins", "production", "--clear")
 	require.Equal(t, exitOK, code)
-	assert.Equal(t, "(any origin)\n", out)
+	assert.Equal(t, "(no origin: browsers may not use publishable keys)\n", out)
+	code, out, _ = keyctl(t, db, "origins", "production", "*")
+	require.Equal(t, exitOK, code)
+	assert.Equal(t, "*\n", out, "every origin, explicitly")
 
 	code, out, _ = keyctl(t, db, "audit", "production", "--limit", "3")
 	require.Equal(t, exitOK, code)
