@@ -65,9 +65,10 @@ type entry struct {
 }
 
 // newValidEntry returns the entry of a key that v verified.
-func newValidEntry(v *Validator, rec apikey.Record, until time.Time) *entry {
+func newValidEntry(v *Validator, k cacheKey, rec apikey.Record, until time.Time) *entry {
 	id := &Identity{
 		issuer:      v,
+		presented:   k,
 		KeyID:       rec.ID,
 		Prefix:      rec.Prefix(),
 		Type:        rec.Type,

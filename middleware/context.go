@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"time"
 
@@ -30,6 +31,7 @@ type Identity struct {
 
 	expiresHeader string     // ExpiresAt as the HeaderKeyExpires value
 	issuer        *Validator // the Validator that verified the key; nil in copies
+	presented     cacheKey   // the cache key of the key string that verified; zero in copies
 }
 
 // HasScope reports whether the key may do what scope names: "*" grants
@@ -69,13 +71,20 @@ func NewContext(ctx context.Context, id Identity) context.Context {
 	return newContext(ctx, &c)
 }
 
-// verifiedBy returns the Identity in ctx if v put it there (an outer
-// Handler or Require of the same Validator), else nil.
-func verifiedBy(ctx context.Context, v *Validator) *Identity {
-	if id, ok := ctx.Value(identityKey).(*Identity); ok && id != nil && id.issuer == v {
-		return id
+// verifiedBy returns the Identity in r's context if v put it there for the
+// very key r carries (an outer Handler or Require of the same Validator),
+// else nil. A request made in the handler with the same context but
+// another key (a sub-request) is not taken for the outer one.
+func verifiedBy(r *http.Request, v *Validator) *Identity {
+	id, ok := r.Context().Value(identityKey).(*Identity)
+	if !ok || id == nil || id.issuer != v {
+		return nil
 	}
-	return nil
+	raw, err := keyFromRequest(r, v.cfg.AllowBearer)
+	if err != nil || len(raw) != apikey.KeyLength || v.mac.sum(raw) != id.presented {
+		return nil
+	}
+	return id
 }
 
 // FromContext returns the Identity that the middleware stored in the
@@ -97,6 +106,6 @@ func FromContext(ctx context.Context) (Identity, bool) {
 func (id *Identity) clone() Identity {
 	out := *id
 	out.Scopes = slices.Clone(id.Scopes)
-	out.issuer = nil
+	out.issuer, out.presented = nil, cacheKey{}
 	return out
 }

@@ -146,12 +146,18 @@ func (v *Validator) CORS(next http.Handler) http.Handler {
 	}
 	c := v.newCORS(Policy{Types: []apikey.KeyType{apikey.Server, apikey.Client}})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		if isPreflight(r) {
+			addVary(w.Header(), v.vary[1:])
 			c.HandlerFunc(w, r) // answers the preflight
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// isPreflight reports whether r is a CORS preflight, as rs/cors decides.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
 }
 
 // newCORS returns the rs/cors handler of a route with policy p: preflight

@@ -105,10 +105,13 @@
 //     verifications per Options.ThrottleWindow, after which attempts get 429
 //     without a storage call or a hash. Key ids are public, so a throttle
 //     per id could lock the real key out: a cached valid key is never
-//     throttled, and a key that verified in this process before is always
-//     let through. Verified keys are remembered in a set of their own that
-//     only a successful verification adds to, so no amount of junk can
-//     flush it. Left open: the first verification of a key in a process
+//     throttled, and a key that verified in this process before is let
+//     through. Verified keys are remembered in a fixed table of their own
+//     (at least 65,536 slots) that only a successful verification writes
+//     to, in a slot chosen by a keyed hash under the process's secret: junk
+//     cannot touch it, and pushing one key out takes, on average, as many
+//     distinct valid keys as the table has slots, each verified with
+//     argon2. Left open: the first verification of a key in a process
 //     waits out a window that an attacker keeps spending (see
 //     Options.ThrottleFailures).
 //   - Key ids are public, and timing tells whether one exists: an unknown

@@ -162,7 +162,7 @@ func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
 		}
 		withCORS := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(w, r, true) }))
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if id := verifiedBy(r.Context(), v); id != nil {
+			if id := verifiedBy(r, v); id != nil {
 				// This Validator authenticated the request further out
 				// (Handler on a group, Require on a route): only p is
 				// left to check, and the hooks have run.
@@ -180,6 +180,9 @@ func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
 				addVary(w.Header(), v.vary)
 				serve(w, r, false)
 				return
+			}
+			if isPreflight(r) {
+				addVary(w.Header(), v.vary[1:]) // serve does it for actual requests
 			}
 			withCORS.ServeHTTP(w, r)
 		})

@@ -68,7 +68,7 @@ type Options struct {
 	// CacheTTL is how long a verified key is served from the cache before it
 	// is loaded again. A key whose stored hash has not changed since it
 	// verified in this process is then re-validated by that read alone,
-	// without argon2. CacheTTL bounds how long a key revoked in another
+	// without argon2 (unless caching is off: see CacheSize). CacheTTL bounds how long a key revoked in another
 	// process stays usable when no change feed reaches this one. Zero means
 	// DefaultCacheTTL (1 minute).
 	CacheTTL time.Duration
@@ -89,10 +89,10 @@ type Options struct {
 	// attempts with that key id are refused with ErrThrottled (429) without
 	// a storage call or a hash until the window ends. A valid key that is
 	// cached keeps working, and so does one that verified in this process
-	// before, whatever was sent meanwhile: the last CacheSize keys that
-	// verified (DefaultCacheSize when caching is off) are remembered apart
-	// from the throttle's table, and only a successful verification adds
-	// to them. Key ids are public, so whoever sends wrong secrets for an
+	// before: keys that verified are remembered in a table of their own
+	// (four slots per CacheSize, at least 65,536), which junk cannot touch
+	// and real keys push an entry out of only by chance, in a slot nobody
+	// can aim at (see the package's threat model). Key ids are public, so whoever sends wrong secrets for an
 	// id can delay the first verification in a process of the real key
 	// until the window ends: rate-limit clients upstream if that matters.
 	// Zero means DefaultThrottleFailures (10).

@@ -1,6 +1,8 @@
 package middleware
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -86,45 +88,88 @@ func (t *throttle) release(id string, failed bool) {
 }
 
 // verifiedKeys remembers the presented keys (by cache key) that verified in
-// this process, each with the stored hash it verified against. Only a
-// successful argon2 check adds an entry, so nothing an attacker sends
-// without a real key can add to it or flush it. The throttle lets these
-// keys through; a verification whose record still holds the same hash needs
-// no argon2 run (the outcome is known).
+// this process, each with a fingerprint of the stored hash it verified
+// against and whether that hash was outdated. Only a successful argon2
+// check adds an entry, so nothing an attacker sends without real keys can
+// add to it. The throttle lets these keys through; a verification whose
+// record still holds the same hash needs no argon2 run (the outcome is
+// known).
+//
+// It is a fixed-size, direct-mapped table rather than an LRU: a new entry
+// replaces whatever sat in its slot, and the slot is chosen by the cache
+// key, a keyed hash under the process's secret. Real keys could flush an
+// LRU in order (publishable keys are public, and a tenant may create
+// keys), but here nobody can aim at a victim's slot: pushing one entry out
+// takes, on average, as many distinct valid keys as the table has slots,
+// each verified with argon2.
 type verifiedKeys struct {
-	mu   sync.Mutex
-	keys *simplelru.LRU[cacheKey, string]
+	mu    sync.Mutex
+	slots []verifiedSlot
+	mask  uint64
 }
 
-// newVerifiedKeys returns a set of size keys (DefaultCacheSize if size is
-// not positive, so that the throttle keeps recognising good keys when
-// caching is off).
-func newVerifiedKeys(size int) *verifiedKeys {
-	if size <= 0 {
-		size = DefaultCacheSize
+type verifiedSlot struct {
+	key      [16]byte // the first half of the cache key (128 bits)
+	hash     uint64   // fingerprint of the stored hash that verified
+	outdated bool     // that hash was weaker than the hasher's parameters
+	used     bool
+}
+
+// minVerifiedSlots is the smallest table: 65,536 slots of 32 bytes (2 MiB).
+const minVerifiedSlots = 1 << 16
+
+// newVerifiedKeys returns a table of at least four slots per cached key
+// (cacheSize; DefaultCacheSize when caching is off), and at least
+// minVerifiedSlots, rounded up to a power of two.
+func newVerifiedKeys(cacheSize int) *verifiedKeys {
+	if cacheSize <= 0 {
+		cacheSize = DefaultCacheSize
 	}
-	keys, _ := simplelru.NewLRU[cacheKey, string](size, nil) // size > 0: no error
-	return &verifiedKeys{keys: keys}
+	n := minVerifiedSlots
+	for n < 4*cacheSize && n < 1<<30 {
+		n <<= 1
+	}
+	return &verifiedKeys{slots: make([]verifiedSlot, n), mask: uint64(n - 1)}
+}
+
+// slot returns k's slot and the part of k it stores; s.mu is held.
+func (s *verifiedKeys) slot(k cacheKey) (*verifiedSlot, [16]byte) {
+	var id [16]byte
+	copy(id[:], k[:16])
+	return &s.slots[binary.LittleEndian.Uint64(k[16:24])&s.mask], id
 }
 
 // add remembers that k verified against hash.
-func (s *verifiedKeys) add(k cacheKey, hash string) {
+func (s *verifiedKeys) add(k cacheKey, hash string, outdated bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.keys.Add(k, hash)
+	slot, id := s.slot(k)
+	*slot = verifiedSlot{key: id, hash: fingerprint(hash), outdated: outdated, used: true}
 }
 
-// contains reports whether k verified in this process.
+// contains reports whether k verified in this process (and was not pushed
+// out since).
 func (s *verifiedKeys) contains(k cacheKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.keys.Contains(k)
+	slot, id := s.slot(k)
+	return slot.used && slot.key == id
 }
 
-// matches reports whether k verified against exactly hash before.
-func (s *verifiedKeys) matches(k cacheKey, hash string) bool {
+// matches reports whether k verified against exactly hash before, and
+// whether that hash was outdated then.
+func (s *verifiedKeys) matches(k cacheKey, hash string) (match, outdated bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h, ok := s.keys.Get(k)
-	return ok && h == hash
+	slot, id := s.slot(k)
+	if !slot.used || slot.key != id || slot.hash != fingerprint(hash) {
+		return false, false
+	}
+	return true, slot.outdated
+}
+
+// fingerprint returns 64 bits of SHA-256 of a stored hash.
+func fingerprint(hash string) uint64 {
+	sum := sha256.Sum256([]byte(hash))
+	return binary.LittleEndian.Uint64(sum[:8])
 }

@@ -107,20 +107,26 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out o
 		return outcome{v.failure(k, id, token, now), token}, nil
 	}
 	match, outdated := false, false
-	if v.cfg.cacheEnabled && v.verified.matches(k, rec.Hash) {
-		match = true // this exact key verified against this exact hash before
-	} else if match, outdated, err = v.verifyHash(ctx, key, rec.Hash); err != nil {
-		return outcome{}, err
+	if v.cfg.cacheEnabled {
+		// This exact key verified against this exact hash before: the
+		// outcome is known. An upgrade of an outdated hash that was
+		// dropped (a conflict, an error, Close) is tried again below.
+		match, outdated = v.verified.matches(k, rec.Hash)
 	}
 	if !match {
-		failed = true
-		return outcome{v.failure(k, id, token, now), token}, nil
+		if match, outdated, err = v.verifyHash(ctx, key, rec.Hash); err != nil {
+			return outcome{}, err
+		}
+		if !match {
+			failed = true
+			return outcome{v.failure(k, id, token, now), token}, nil
+		}
+		v.verified.add(k, rec.Hash, outdated)
 	}
-	v.verified.add(k, rec.Hash)
 	if outdated {
 		v.upgradeHash(rec, key)
 	}
-	e := newValidEntry(v, rec, now.Add(v.cfg.CacheTTL))
+	e := newValidEntry(v, k, rec, now.Add(v.cfg.CacheTTL))
 	v.cache.addValid(k, e, token)
 	return outcome{e, token}, nil
 }
@@ -167,11 +173,40 @@ func (v *Validator) verifyHash(ctx context.Context, key apikey.Key, hash string)
 		v.stats.hashesRunning.Add(-1)
 		<-v.sem
 	}()
-	match, outdated, err = v.cfg.Hasher.Verify([]byte(key.Reveal()), hash)
+	match, outdated, err = v.callHasher(func() (bool, bool, error) { return v.cfg.Hasher.Verify([]byte(key.Reveal()), hash) })
 	if err != nil {
 		return false, false, &refusal{reason: ErrUnavailable, detail: "the stored hash of " + key.Prefix() + " cannot be checked", cause: err}
 	}
 	return match, outdated, nil
+}
+
+// callHasher runs a call of the Hasher, which holds the presented secret.
+// Its errors and panics are reported without their text, which a custom
+// Hasher could have built from the secret in any form (bytes, hex): only
+// apikey.ErrInvalidHash, or the panic value's type, is kept. A panic is
+// reported to OnBackgroundError and becomes an error.
+func (v *Validator) callHasher(call func() (bool, bool, error)) (match, outdated bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("middleware: the hasher panicked (a %T)", p)
+			v.cfg.OnBackgroundError(err)
+		}
+	}()
+	match, outdated, err = call()
+	return match, outdated, hasherError(err)
+}
+
+// hasherError keeps the sentinel of a Hasher error and drops its text.
+func hasherError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, apikey.ErrInvalidHash):
+		return apikey.ErrInvalidHash
+	case errors.Is(err, apikey.ErrInvalidParams):
+		return apikey.ErrInvalidParams
+	}
+	return errors.New("middleware: the hasher failed")
 }
 
 // upgradeHash re-hashes a key verified against a hash with outdated
@@ -209,7 +244,12 @@ func (v *Validator) hashUnderCap(ctx context.Context, key apikey.Key) (string, e
 		return "", nil
 	}
 	defer func() { <-v.sem }()
-	hash, err := v.cfg.Hasher.Hash([]byte(key.Reveal()))
+	var hash string
+	_, _, err := v.callHasher(func() (bool, bool, error) {
+		var err error
+		hash, err = v.cfg.Hasher.Hash([]byte(key.Reveal()))
+		return false, false, err
+	})
 	if err != nil {
 		return "", fmt.Errorf("middleware: upgrading the hash of %s: %w", key.Prefix(), err)
 	}

@@ -14,7 +14,8 @@
 //	                                     DURATION is required: 0s ends the old key now; else up to 8760h
 //	grace KEY DURATION                   change a rotated key's grace period (from its rotation)
 //	revoke KEY                           revoke a key (a default key must be rotated first)
-//	origins ENV [ORIGIN...] [--clear]    show, or replace, the allowed origins for publishable keys
+//	origins ENV [ORIGIN...] [--clear]    show, or replace, the allowed origins for publishable keys;
+//	                                     none admits no browser, '*' (quoted) admits every origin
 //	audit [ENV] [--limit 20]             show audit events, newest first
 //
 // KEY is a key id or a displayable prefix (server-<id>). Full keys are
