@@ -1,4 +1,4 @@
-package sqlstore_test
+package integration_test
 
 import (
 	"bufio"
@@ -481,7 +481,7 @@ func TestHelperProcess(t *testing.T) {
 // backend. Each revocation starts at a random moment of B's polling cycle.
 // It reports the median as ms/propagation, and the minimum and maximum.
 //
-//	go test -run '^$' -bench RevocationPropagation ./storage/sqlstore
+//	go test -run '^$' -bench RevocationPropagation ./examples/integration
 func BenchmarkRevocationPropagation(b *testing.B) {
 	const revocations = 20
 	for _, be := range backends {
