@@ -222,7 +222,8 @@ var propagationCases = []propagationCase{
 		want: result{http.StatusForbidden, "insufficient_scope"},
 	},
 	{
-		name: "origin removed",
+		name:   "origin removed",
+		policy: middleware.Policy{Types: []apikey.KeyType{apikey.Client}}, // the zero Policy admits server keys only
 		prepare: func(t *testing.T, m *apikey.Manager, boot []apikey.Issued) (apikey.Key, string, func(context.Context) error) {
 			_, err := m.SetAllowedOrigins(context.Background(), owner, apikey.Production, []string{appOrigin, adminOrigin})
 			require.NoError(t, err)
