@@ -2,7 +2,6 @@ package middleware_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -391,14 +390,4 @@ func diffRuns(after, before map[string]int) map[string]int {
 	return out
 }
 
-func problemCode(body []byte) string {
-	var p problem
-	if err := jsonUnmarshal(body, &p); err != nil || p.Code == "" {
-		return "unparsable: " + string(body)
-	}
-	return p.Code
-}
-
 func mib(n uint64) float64 { return float64(n) / (1 << 20) }
-
-var jsonUnmarshal = json.Unmarshal

@@ -3,9 +3,6 @@ package middleware_test
 import (
 	"context"
 	"errors"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,11 +11,23 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/internal/fakeclock"
+	"github.com/keystile/keystile/internal/faulttest"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/storage/memory"
 )
 
-var owner = apikey.Actor{ID: "alice", Role: apikey.Owner}
+// The request helpers are shared with the suites of internal/faulttest.
+var (
+	owner       = faulttest.Owner
+	request     = faulttest.Request
+	anyType     = faulttest.AnyType
+	okHandler   = faulttest.OKHandler
+	serve       = faulttest.Serve
+	forge       = faulttest.Forge
+	flip        = faulttest.Flip
+	problemCode = faulttest.ProblemCode
+	leakAt      = faulttest.LeakAt
+)
 
 // countingHasher counts argon2 verifications.
 type countingHasher struct {
@@ -117,48 +126,4 @@ func (f *fixture) create(req apikey.CreateRequest) apikey.Key {
 	is, err := f.manager.Create(context.Background(), owner, req)
 	require.NoError(f.t, err)
 	return is.Key
-}
-
-// request builds a GET request carrying key in X-API-Key (if not empty)
-// and the given extra headers, as name/value pairs.
-func request(key string, headers ...string) *http.Request {
-	r := httptest.NewRequest(http.MethodGet, "/things", nil)
-	if key != "" {
-		r.Header.Set("X-API-Key", key)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		r.Header.Add(headers[i], headers[i+1])
-	}
-	return r
-}
-
-// anyType is the policy of a route that admits keys of both types; the zero
-// Policy admits server keys only.
-var anyType = middleware.Policy{Types: []apikey.KeyType{apikey.Server, apikey.Client}}
-
-// okHandler answers 200 with the identity's prefix.
-var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-	id, ok := middleware.FromContext(r.Context())
-	if !ok {
-		http.Error(w, "no identity", http.StatusInternalServerError)
-		return
-	}
-	_, _ = w.Write([]byte(id.Prefix))
-})
-
-// serve runs r through h and returns the recorded response.
-func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	return w
-}
-
-// forge returns a well-formed key (valid checksum) with the given type and
-// id and a made-up secret: a wrong secret for an existing key id.
-func forge(t apikey.KeyType, id string, secretChar byte) string {
-	k, err := apikey.AssembleKey(t, id, strings.Repeat(string(secretChar), apikey.SecretLength))
-	if err != nil {
-		panic(err)
-	}
-	return k.Reveal()
 }

@@ -310,13 +310,6 @@ func httptestURL(target string) *http.Request {
 	return r
 }
 
-func flip(c byte) string {
-	if c == 'A' {
-		return "B"
-	}
-	return "A"
-}
-
 // TestHooksSeeThePrefix checks the Attempt that the hooks receive, whether
 // the outcome came from a verification or from the cache: the key's prefix
 // for a well-formed key, nothing for a malformed one.

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, vet, every test under -race (SQLite and a
-# real PostgreSQL server included), then each fuzz target for 30,000 inputs.
+# The whole test suite, over every module of the repository (the library at
+# the root, and examples/, which holds the example programs and the tests
+# that need a database or browser driver): formatting, vet, tidy go.mod
+# files, every test under -race (SQLite, a real PostgreSQL server and a
+# headless Chromium included), then each fuzz target for 30,000 inputs.
 # This is the README's test command.
 #
 # Environment:
@@ -25,8 +28,25 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
+# modules lists the directory of every go.mod. The go.work at the root
+# puts them in one workspace; each is vetted and tested on its own.
+modules=$(git ls-files 'go.mod' '*/go.mod' 2>/dev/null || find . -name go.mod -not -path './.git/*')
+modules=$(for m in $modules; do dirname "$m"; done)
+
 echo "== go vet"
-go vet ./...
+for dir in $modules; do
+  echo "-- $dir"
+  go -C "$dir" vet ./...
+done
+
+echo "== go mod tidy"
+# Each module's go.mod and go.sum are complete and minimal on their own,
+# outside the workspace, as a user or a fresh clone sees them.
+for dir in $modules; do
+  if ! diff=$(GOWORK=off go -C "$dir" mod tidy -diff); then
+    echo "go mod tidy would change $dir:"; echo "$diff"; exit 1
+  fi
+done
 
 # pg_bin prints the bin directory of the newest installed PostgreSQL server.
 pg_bin() {
@@ -114,12 +134,16 @@ else
 fi
 
 echo "== go test -race"
-go test -race -count=1 ./...
+for dir in $modules; do
+  echo "-- $dir"
+  go -C "$dir" test -race -count=1 ./...
+done
 
 fuzztime=${FUZZTIME:-30000x}
 if [ "$fuzztime" != "0" ]; then
   echo "== fuzz ($fuzztime each)"
-  # Every "func FuzzXxx" in a _test.go file, run one at a time in its package.
+  # Every "func FuzzXxx" in a _test.go file of any module, run one at a time
+  # in its package (the workspace resolves every module's packages from here).
   files=$(grep -rl --include='*_test.go' '^func Fuzz' . || true)
   for file in $files; do
     pkg=./$(dirname "${file#./}")

@@ -6,7 +6,9 @@
 // database standing in for several processes.
 //
 // The package imports no driver, only database/sql: bring your own, open a
-// *sql.DB, and hand it over with its dialect.
+// *sql.DB, and hand it over with its dialect. Its tests, which need the
+// drivers, are in this repository's examples module (examples/integration),
+// so that the drivers stay out of a user's module graph.
 //
 // # SQLite
 //

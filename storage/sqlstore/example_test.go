@@ -3,35 +3,31 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log"
-	"os"
-	"path/filepath"
-
-	_ "modernc.org/sqlite"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/storage/sqlstore"
 )
 
-// Example opens a SQLite store with modernc.org/sqlite, migrates it and
-// bootstraps an environment through a Manager.
+// Example sets up a service's keys on SQLite: the store, its schema, and a
+// Validator and a Manager that share it. The program imports the driver of
+// its choice, here modernc.org/sqlite (pure Go, driver name "sqlite"):
+//
+//	import _ "modernc.org/sqlite"
+//
+// The examples module runs this set-up with the driver (examples/server,
+// and Example_sqlite in examples/integration).
 func Example() {
-	dir, err := os.MkdirTemp("", "keystile-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-
 	ctx := context.Background()
-	dsn := "file:" + filepath.Join(dir, "keystile.db") +
-		"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	db, err := sql.Open("sqlite", "file:keystile.db?"+
+		"_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer db.Close()
-
 	store, err := sqlstore.New(db, sqlstore.Options{Dialect: sqlstore.SQLite})
 	if err != nil {
 		log.Fatal(err)
@@ -40,21 +36,21 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.LightParams}})
+	v, err := middleware.New(middleware.Options{Store: store})
 	if err != nil {
 		log.Fatal(err)
 	}
-	if _, err := m.Bootstrap(ctx, apikey.Actor{ID: "admin", Role: apikey.Owner}, apikey.Production); err != nil {
-		log.Fatal(err)
-	}
-	keys, err := store.Keys(ctx, apikey.Production)
+	defer v.Close() // writes the last-used times
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, OnEvent: v.Invalidate})
 	if err != nil {
 		log.Fatal(err)
 	}
-	revision, err := store.Revision(ctx)
-	if err != nil {
+	// The first start creates the default keys; later starts find them.
+	issued, err := m.Bootstrap(ctx, apikey.Actor{ID: "setup", Role: apikey.Owner}, apikey.Production)
+	if err != nil && !errors.Is(err, apikey.ErrAlreadyBootstrapped) {
 		log.Fatal(err)
 	}
-	fmt.Println(len(keys), "default keys; feed revision", revision)
-	// Output: 2 default keys; feed revision 3
+	for _, is := range issued {
+		fmt.Println(is.Key.Reveal()) // shown once: hand it to its owner
+	}
 }

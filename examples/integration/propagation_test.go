@@ -1,4 +1,4 @@
-package sqlstore_test
+package integration_test
 
 import (
 	"bufio"
@@ -222,7 +222,8 @@ var propagationCases = []propagationCase{
 		want: result{http.StatusForbidden, "insufficient_scope"},
 	},
 	{
-		name: "origin removed",
+		name:   "origin removed",
+		policy: middleware.Policy{Types: []apikey.KeyType{apikey.Client}}, // the zero Policy admits server keys only
 		prepare: func(t *testing.T, m *apikey.Manager, boot []apikey.Issued) (apikey.Key, string, func(context.Context) error) {
 			_, err := m.SetAllowedOrigins(context.Background(), owner, apikey.Production, []string{appOrigin, adminOrigin})
 			require.NoError(t, err)
@@ -481,7 +482,7 @@ func TestHelperProcess(t *testing.T) {
 // backend. Each revocation starts at a random moment of B's polling cycle.
 // It reports the median as ms/propagation, and the minimum and maximum.
 //
-//	go test -run '^$' -bench RevocationPropagation ./storage/sqlstore
+//	go test -run '^$' -bench RevocationPropagation ./examples/integration
 func BenchmarkRevocationPropagation(b *testing.B) {
 	const revocations = 20
 	for _, be := range backends {

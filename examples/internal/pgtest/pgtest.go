@@ -1,7 +1,7 @@
 // Package pgtest gives tests an empty PostgreSQL schema of their own on the
 // server named by KEYSTILE_POSTGRES_DSN (scripts/test.sh starts one). It is
-// test support: it registers the pgx driver, and no library package may
-// import it (apikey's TestLibraryDependencies would fail).
+// test support: it registers the pgx driver, which is why it lives in the
+// examples module.
 package pgtest
 
 import (

@@ -1,4 +1,4 @@
-package sqlstore_test
+package integration_test
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 // the store and verifies its argon2id hash. The memory store is the
 // baseline; the difference is the SQL backend's cost per cold validation.
 //
-//	go test -run '^$' -bench ColdValidation -count 3 ./storage/sqlstore
+//	go test -run '^$' -bench ColdValidation -count 3 ./examples/integration
 func BenchmarkColdValidation(b *testing.B) {
 	b.Run("memory", func(b *testing.B) {
 		benchmarkColdValidation(b, memory.New())

@@ -1,4 +1,4 @@
-package sqlstore_test
+package integration_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	_ "modernc.org/sqlite" // driver "sqlite", for tests only
 
 	"github.com/keystile/keystile/apikey"
-	"github.com/keystile/keystile/internal/pgtest"
+	"github.com/keystile/keystile/examples/internal/pgtest"
 	"github.com/keystile/keystile/storage/sqlstore"
 	"github.com/keystile/keystile/storage/storetest"
 )
