@@ -309,6 +309,88 @@ func FuzzParseKey(f *testing.F) {
 	})
 }
 
+func TestParseKeyID(t *testing.T) {
+	k, err := GenerateKey(Client)
+	require.NoError(t, err)
+	id := k.ID()
+	tests := []struct {
+		name   string
+		input  string
+		wantID string
+		typ    KeyType
+		says   string // in the error, when the input is refused
+	}{
+		{"key id", id, id, "", ""},
+		{"server prefix", "server-" + id, id, Server, ""},
+		{"client prefix", "client-" + id, id, Client, ""},
+		{"digits only", "012345678901", "012345678901", "", ""},
+		{"empty", "", "", "", "want a key id"},
+		{"full key", k.Reveal(), "", "", "a full key"},
+		{"full key, wrong checksum", k.Reveal()[:KeyLength-1] + "?", "", "", "a full key"},
+		{"key id and secret", k.Reveal()[len("client-"):], "", "", "a full key"},
+		{"prefix and part of the secret", k.Reveal()[:PrefixLength+5], "", "", "a full key"},
+		{"prefix twice", "server-client-" + id, "", "", "want a key id"},
+		{"prefix without id", "client-", "", "", "want a key id"},
+		{"upper-case prefix", "CLIENT-" + id, "", "", "want a key id"},
+		{"unknown prefix", "public-" + id, "", "", "want a key id"},
+		{"short", id[1:], "", "", "want a key id"},
+		{"long", id + "a", "", "", "want a key id"},
+		{"symbol", id[:11] + "-", "", "", "want a key id"},
+		{"space", id[:11] + " ", "", "", "want a key id"},
+		{"NUL", id[:11] + "\x00", "", "", "want a key id"},
+		{"non-ASCII", id[:10] + "é", "", "", "want a key id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gotID, typ, err := ParseKeyID(tt.input)
+			if tt.says == "" {
+				require.NoError(t, err)
+				assert.Equal(t, tt.wantID, gotID)
+				assert.Equal(t, tt.typ, typ)
+				return
+			}
+			require.ErrorIs(t, err, ErrInvalidKeyID)
+			assert.Contains(t, err.Error(), tt.says)
+			assert.Empty(t, gotID)
+			assert.Empty(t, typ)
+			if len(tt.input) >= IDLength {
+				assert.NotContains(t, err.Error(), tt.input[len(tt.input)-IDLength:], "errors never echo the input")
+			}
+		})
+	}
+}
+
+func FuzzParseKeyID(f *testing.F) {
+	k, err := GenerateKey(Server)
+	require.NoError(f, err)
+	for _, s := range []string{k.ID(), k.Prefix(), "client-" + k.ID(), k.Reveal(), "", "server-", "server-client-" + k.ID(), k.ID() + "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		id, typ, err := ParseKeyID(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidKeyID) || id != "" || typ != "" {
+				t.Fatalf("refusal %v with id %q and type %q", err, id, typ)
+			}
+			if len(s) >= 8 && strings.Contains(err.Error(), s) {
+				t.Fatalf("error echoes input")
+			}
+			return
+		}
+		if len(id) != IDLength || (typ != "" && !typ.Valid()) {
+			t.Fatalf("accepted %q as id %q, type %q", s, id, typ)
+		}
+		for i := range len(id) {
+			if !isBase62[id[i]] {
+				t.Fatalf("accepted %q as id %q", s, id)
+			}
+		}
+		if want := Prefix(typ, id); typ == "" && s != id || typ != "" && s != want {
+			t.Fatalf("accepted %q, which is neither id %q nor prefix %q", s, id, want)
+		}
+	})
+}
+
 func BenchmarkParseKey(b *testing.B) {
 	k, err := GenerateKey(Server)
 	require.NoError(b, err)
