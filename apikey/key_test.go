@@ -128,8 +128,8 @@ func TestKeyRedaction(t *testing.T) {
 	secret := k.Reveal()[7+IDLength+1:]
 	var logged bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("issued", "key", k)
-	slog.New(slog.NewTextHandler(&logged, nil)).Info("issued", "key", k, "record", Record{ID: k.ID(), Type: Server, Hash: "$argon2id$secret-hash"})
-	js, err := json.Marshal(map[string]any{"key": k, "record": Record{ID: k.ID(), Type: Server, Hash: "$argon2id$secret-hash", Recoverable: []byte(k.Reveal())}})
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("issued", "key", k, "record", Record{ID: k.ID(), Type: Server, Hash: NewOpaque("$argon2id$secret-hash")})
+	js, err := json.Marshal(map[string]any{"key": k, "record": Record{ID: k.ID(), Type: Server, Hash: NewOpaque("$argon2id$secret-hash"), Recoverable: NewOpaque(k.Reveal())}})
 	require.NoError(t, err)
 	outputs := map[string]string{
 		"String":  k.String(),
@@ -144,7 +144,7 @@ func TestKeyRedaction(t *testing.T) {
 		"error":   fmt.Errorf("failed for %v: %w", k, ErrForbidden).Error(),
 		"slog":    logged.String(),
 		"json":    string(js),
-		"record":  fmt.Sprintf("%+v %#v", Record{ID: k.ID(), Type: Server, Hash: "$argon2id$secret-hash"}, Record{ID: k.ID(), Type: Server}),
+		"record":  fmt.Sprintf("%+v %#v", Record{ID: k.ID(), Type: Server, Hash: NewOpaque("$argon2id$secret-hash")}, Record{ID: k.ID(), Type: Server}),
 	}
 	for name, out := range outputs {
 		assert.NotContains(t, out, secret, name)

@@ -466,7 +466,7 @@ func (m *Manager) Reveal(ctx context.Context, actor Actor, keyID string) (Key, e
 	if !rec.RevokedAt.IsZero() {
 		return Key{}, fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
 	}
-	plain := rec.Recoverable
+	plain := rec.Recoverable.Bytes()
 	if rec.Type == Server {
 		if m.sealer == nil || plain == nil {
 			return Key{}, fmt.Errorf("%w: %s is stored only as a hash", ErrNotRevealable, rec.Prefix())
@@ -585,15 +585,17 @@ func (m *Manager) newKey(t KeyType, env, name string, scopes []string, expires t
 	}
 	rec := Record{
 		ID: key.ID(), Type: t, Environment: env, Name: name, Scopes: cloneStrings(scopes),
-		CreatedAt: now, CreatedBy: actor.ID, ExpiresAt: expires, Hash: hash,
+		CreatedAt: now, CreatedBy: actor.ID, ExpiresAt: expires, Hash: NewOpaque(hash),
 	}
 	switch {
 	case t == Client:
-		rec.Recoverable = []byte(key.Reveal())
+		rec.Recoverable = NewOpaque(key.Reveal())
 	case m.sealer != nil:
-		if rec.Recoverable, err = m.sealer.Seal([]byte(key.Reveal()), []byte(rec.ID)); err != nil {
+		sealed, err := m.sealer.Seal([]byte(key.Reveal()), []byte(rec.ID))
+		if err != nil {
 			return Key{}, Record{}, err
 		}
+		rec.Recoverable = OpaqueBytes(sealed)
 	}
 	return key, rec, nil
 }

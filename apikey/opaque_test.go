@@ -62,6 +62,11 @@ func TestOpaqueIsImmutable(t *testing.T) {
 	out := o.Bytes()
 	out[0] = 'X'
 	assert.Equal(t, "client-public", o.Reveal(), "changing the output does not change the Opaque")
+
+	rec := Record{ID: "0123456789ab", Type: Client, Hash: NewOpaque("$argon2id$"), Recoverable: o}
+	clone := rec.Clone()
+	assert.True(t, clone.Recoverable.Equal(rec.Recoverable), "a clone holds the same bytes")
+	assert.True(t, clone.Hash.Equal(rec.Hash))
 }
 
 func dropTime(_ []string, a slog.Attr) slog.Attr {

@@ -107,16 +107,16 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out o
 		return outcome{v.failure(k, id, token, now), token}, nil
 	}
 	match, outdated := false, false
-	if v.cfg.cacheEnabled && v.verified.matches(k, rec.Hash) {
+	if v.cfg.cacheEnabled && v.verified.matches(k, rec.Hash.Reveal()) {
 		match = true // this exact key verified against this exact hash before
-	} else if match, outdated, err = v.verifyHash(ctx, key, rec.Hash); err != nil {
+	} else if match, outdated, err = v.verifyHash(ctx, key, rec.Hash.Reveal()); err != nil {
 		return outcome{}, err
 	}
 	if !match {
 		failed = true
 		return outcome{v.failure(k, id, token, now), token}, nil
 	}
-	v.verified.add(k, rec.Hash)
+	v.verified.add(k, rec.Hash.Reveal())
 	if outdated {
 		v.upgradeHash(rec, key)
 	}
@@ -192,7 +192,7 @@ func (v *Validator) storeUpgradedHash(ctx context.Context, rec apikey.Record, ke
 	if err != nil || ctx.Err() != nil {
 		return err // closing: the upgrade happens at a later verification
 	}
-	rec.Hash = hash
+	rec.Hash = apikey.NewOpaque(hash)
 	err = v.cfg.Store.Apply(ctx, apikey.Change{Update: []apikey.Record{rec}})
 	if err != nil && !errors.Is(err, apikey.ErrConflict) {
 		return fmt.Errorf("middleware: storing the upgraded hash of %s: %w", rec.Prefix(), err)
