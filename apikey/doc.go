@@ -12,13 +12,19 @@
 // secret scanners. ParseKey rejects malformed keys and wrong checksums
 // without I/O, so junk never reaches storage or the hasher.
 //
+// A stored key is named by its key id or by its displayable prefix,
+// server-<id> or client-<id>; ParseKeyID reads either, and every Manager
+// method that takes a key id accepts both.
+//
 // # Threat model
 //
 //   - A stolen database must not yield usable keys: only argon2id hashes are
 //     stored (and, if the operator opts in with a Sealer, AES-GCM sealed
 //     copies of server keys under a key the database does not hold).
 //   - Logs, errors, JSON and fmt output must not leak secrets: Key and Record
-//     print only the displayable prefix, "server-<id>".
+//     print only the displayable prefix, "server-<id>". A Record's hash and
+//     recoverable copy are Opaque values, which print as "[redacted]" or an
+//     address, even when fmt or slog print a Record by reflection.
 //   - A hostile row must not exhaust memory or CPU: stored argon2 parameters
 //     are bounded (DecodePHC, Argon2id.MaxMemory).
 //   - Concurrent writers, in one process or many, must not break the

@@ -18,6 +18,12 @@ var (
 	// ErrInvalidParams means argon2id parameters are out of range.
 	ErrInvalidParams = errors.New("apikey: invalid argon2id parameters")
 
+	// ErrInvalidKeyID means a string given to name a stored key is neither a
+	// key id (IDLength characters of [0-9A-Za-z]) nor a displayable prefix
+	// ("server-<id>", "client-<id>"); a full key, secret included, is
+	// refused with it too. See ParseKeyID.
+	ErrInvalidKeyID = errors.New("apikey: invalid key id")
+
 	// ErrNotFound means the store has no such key or environment. Stores
 	// return it (wrapped or not) for a missing record and for nothing else.
 	ErrNotFound = errors.New("apikey: not found")
@@ -84,7 +90,7 @@ var (
 // requestErrors are the sentinels that refuse a request for what it asks or
 // for the state it finds, as opposed to a storage or system failure.
 var requestErrors = []error{
-	ErrMalformedKey, ErrBadChecksum, ErrNotFound, ErrConflict, ErrForbidden,
+	ErrMalformedKey, ErrBadChecksum, ErrInvalidKeyID, ErrNotFound, ErrConflict, ErrForbidden,
 	ErrInvalidEnvironment, ErrUnknownEnvironment, ErrAlreadyBootstrapped, ErrInvalidKeyType,
 	ErrInvalidScope, ErrScopesRequired, ErrInvalidOrigin, ErrInvalidName, ErrInvalidExpiry, ErrGraceOutOfRange,
 	ErrGraceRequired, ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,

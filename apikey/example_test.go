@@ -34,6 +34,23 @@ func ExampleParseKey() {
 	// true
 }
 
+// ExampleParseKeyID reads the names people give a stored key: its key id or
+// its displayable prefix. A full key is refused, and never echoed.
+func ExampleParseKeyID() {
+	id, typ, err := apikey.ParseKeyID("server-0123456789ab")
+	fmt.Println(id, typ, err)
+	id, typ, err = apikey.ParseKeyID("0123456789ab")
+	fmt.Printf("%s %q %v\n", id, typ, err)
+
+	key, _ := apikey.GenerateKey(apikey.Server)
+	_, _, err = apikey.ParseKeyID(key.Reveal())
+	fmt.Println(errors.Is(err, apikey.ErrInvalidKeyID))
+	// Output:
+	// 0123456789ab server <nil>
+	// 0123456789ab "" <nil>
+	// true
+}
+
 func ExampleArgon2id() {
 	hasher := apikey.Argon2id{Params: apikey.LightParams}
 	key, _ := apikey.GenerateKey(apikey.Server)

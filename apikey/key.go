@@ -203,6 +203,38 @@ func (k Key) MarshalJSON() ([]byte, error) { return []byte(strconv.Quote(k.Prefi
 // Prefix returns the displayable prefix of a key of type t with key id id.
 func Prefix(t KeyType, id string) string { return string(t) + "-" + id }
 
+// ParseKeyID reads the name of a stored key as people give it: the key id
+// (IDLength characters of [0-9A-Za-z]) or the displayable prefix,
+// "server-<id>" or "client-<id>". It returns the key id and the type that
+// the prefix names, or "" for a bare key id; a caller that looks the key up
+// must treat a key of another type as not found (the Manager does).
+//
+// Anything else fails with ErrInvalidKeyID, a full key too: a key is named
+// by its id, never by its secret. ParseKeyID does no I/O, and its errors
+// never contain s.
+func ParseKeyID(s string) (id string, t KeyType, err error) {
+	id = s
+	if len(s) > len("server-") && (s[:7] == "server-" || s[:7] == "client-") {
+		id, t = s[7:], KeyType(s[:6])
+	}
+	if len(id) > IDLength && id[IDLength] == '_' {
+		return "", "", fmt.Errorf("%w: that is a full key, secret included (or part of one): name a key by its id or its displayable prefix only", ErrInvalidKeyID)
+	}
+	if len(id) != IDLength || !allBase62(id) {
+		return "", "", fmt.Errorf("%w: want a key id (%d characters of [0-9A-Za-z]) or its displayable prefix, server-<id> or client-<id>", ErrInvalidKeyID, IDLength)
+	}
+	return id, t, nil
+}
+
+func allBase62(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isBase62[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
 // appendRandom appends n characters drawn uniformly from the base62 alphabet
 // by rejection sampling of crypto/rand bytes.
 func appendRandom(dst []byte, n int) ([]byte, error) {

@@ -128,8 +128,8 @@ func TestKeyRedaction(t *testing.T) {
 	secret := k.Reveal()[7+IDLength+1:]
 	var logged bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("issued", "key", k)
-	slog.New(slog.NewTextHandler(&logged, nil)).Info("issued", "key", k, "record", Record{ID: k.ID(), Type: Server, Hash: "$argon2id$secret-hash"})
-	js, err := json.Marshal(map[string]any{"key": k, "record": Record{ID: k.ID(), Type: Server, Hash: "$argon2id$secret-hash", Recoverable: []byte(k.Reveal())}})
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("issued", "key", k, "record", Record{ID: k.ID(), Type: Server, Hash: NewOpaque("$argon2id$secret-hash")})
+	js, err := json.Marshal(map[string]any{"key": k, "record": Record{ID: k.ID(), Type: Server, Hash: NewOpaque("$argon2id$secret-hash"), Recoverable: NewOpaque(k.Reveal())}})
 	require.NoError(t, err)
 	outputs := map[string]string{
 		"String":  k.String(),
@@ -144,7 +144,7 @@ func TestKeyRedaction(t *testing.T) {
 		"error":   fmt.Errorf("failed for %v: %w", k, ErrForbidden).Error(),
 		"slog":    logged.String(),
 		"json":    string(js),
-		"record":  fmt.Sprintf("%+v %#v", Record{ID: k.ID(), Type: Server, Hash: "$argon2id$secret-hash"}, Record{ID: k.ID(), Type: Server}),
+		"record":  fmt.Sprintf("%+v %#v", Record{ID: k.ID(), Type: Server, Hash: NewOpaque("$argon2id$secret-hash")}, Record{ID: k.ID(), Type: Server}),
 	}
 	for name, out := range outputs {
 		assert.NotContains(t, out, secret, name)
@@ -305,6 +305,88 @@ func FuzzParseKey(f *testing.F) {
 		}
 		if k.Reveal() != s || !KeyRegexp.MatchString(s) || !k.Type().Valid() {
 			t.Fatalf("accepted key %q does not round-trip or match the pattern", s)
+		}
+	})
+}
+
+func TestParseKeyID(t *testing.T) {
+	k, err := GenerateKey(Client)
+	require.NoError(t, err)
+	id := k.ID()
+	tests := []struct {
+		name   string
+		input  string
+		wantID string
+		typ    KeyType
+		says   string // in the error, when the input is refused
+	}{
+		{"key id", id, id, "", ""},
+		{"server prefix", "server-" + id, id, Server, ""},
+		{"client prefix", "client-" + id, id, Client, ""},
+		{"digits only", "012345678901", "012345678901", "", ""},
+		{"empty", "", "", "", "want a key id"},
+		{"full key", k.Reveal(), "", "", "a full key"},
+		{"full key, wrong checksum", k.Reveal()[:KeyLength-1] + "?", "", "", "a full key"},
+		{"key id and secret", k.Reveal()[len("client-"):], "", "", "a full key"},
+		{"prefix and part of the secret", k.Reveal()[:PrefixLength+5], "", "", "a full key"},
+		{"prefix twice", "server-client-" + id, "", "", "want a key id"},
+		{"prefix without id", "client-", "", "", "want a key id"},
+		{"upper-case prefix", "CLIENT-" + id, "", "", "want a key id"},
+		{"unknown prefix", "public-" + id, "", "", "want a key id"},
+		{"short", id[1:], "", "", "want a key id"},
+		{"long", id + "a", "", "", "want a key id"},
+		{"symbol", id[:11] + "-", "", "", "want a key id"},
+		{"space", id[:11] + " ", "", "", "want a key id"},
+		{"NUL", id[:11] + "\x00", "", "", "want a key id"},
+		{"non-ASCII", id[:10] + "é", "", "", "want a key id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gotID, typ, err := ParseKeyID(tt.input)
+			if tt.says == "" {
+				require.NoError(t, err)
+				assert.Equal(t, tt.wantID, gotID)
+				assert.Equal(t, tt.typ, typ)
+				return
+			}
+			require.ErrorIs(t, err, ErrInvalidKeyID)
+			assert.Contains(t, err.Error(), tt.says)
+			assert.Empty(t, gotID)
+			assert.Empty(t, typ)
+			if len(tt.input) >= IDLength {
+				assert.NotContains(t, err.Error(), tt.input[len(tt.input)-IDLength:], "errors never echo the input")
+			}
+		})
+	}
+}
+
+func FuzzParseKeyID(f *testing.F) {
+	k, err := GenerateKey(Server)
+	require.NoError(f, err)
+	for _, s := range []string{k.ID(), k.Prefix(), "client-" + k.ID(), k.Reveal(), "", "server-", "server-client-" + k.ID(), k.ID() + "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		id, typ, err := ParseKeyID(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidKeyID) || id != "" || typ != "" {
+				t.Fatalf("refusal %v with id %q and type %q", err, id, typ)
+			}
+			if len(s) >= 8 && strings.Contains(err.Error(), s) {
+				t.Fatalf("error echoes input")
+			}
+			return
+		}
+		if len(id) != IDLength || (typ != "" && !typ.Valid()) {
+			t.Fatalf("accepted %q as id %q, type %q", s, id, typ)
+		}
+		for i := range len(id) {
+			if !isBase62[id[i]] {
+				t.Fatalf("accepted %q as id %q", s, id)
+			}
+		}
+		if want := Prefix(typ, id); typ == "" && s != id || typ != "" && s != want {
+			t.Fatalf("accepted %q, which is neither id %q nor prefix %q", s, id, want)
 		}
 	})
 }

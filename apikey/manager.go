@@ -188,8 +188,9 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 
 // RotateRequest names the key to rotate and the grace period of the old one.
 type RotateRequest struct {
-	// KeyID is the key to rotate. If empty, the default key of Environment
-	// and Type is rotated.
+	// KeyID is the key to rotate: its key id or its displayable prefix
+	// (see ParseKeyID). If empty, the default key of Environment and Type
+	// is rotated.
 	KeyID       string
 	Environment string
 	Type        KeyType
@@ -216,6 +217,7 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 	if err := req.checkGrace(); err != nil {
 		return Issued{}, err
 	}
+	var target keyName
 	if req.KeyID == "" {
 		if err := ValidateEnvironment(req.Environment); err != nil {
 			return Issued{}, err
@@ -223,10 +225,15 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 		if !req.Type.Valid() {
 			return Issued{}, ErrInvalidKeyType
 		}
+	} else {
+		var err error
+		if target, err = parseKeyName(req.KeyID); err != nil {
+			return Issued{}, err
+		}
 	}
 	var issued Issued
 	err := m.retry(ctx, func() error {
-		old, err := m.rotationTarget(ctx, req)
+		old, err := m.rotationTarget(ctx, req, target)
 		if err != nil {
 			return err
 		}
@@ -283,9 +290,9 @@ func hours(d time.Duration) string {
 	return d.String()
 }
 
-func (m *Manager) rotationTarget(ctx context.Context, req RotateRequest) (Record, error) {
+func (m *Manager) rotationTarget(ctx context.Context, req RotateRequest, target keyName) (Record, error) {
 	if req.KeyID != "" {
-		return m.store.Key(ctx, req.KeyID)
+		return m.key(ctx, target)
 	}
 	keys, err := m.store.Keys(ctx, req.Environment)
 	if err != nil {
@@ -302,7 +309,8 @@ func (m *Manager) rotationTarget(ctx context.Context, req RotateRequest) (Record
 // ChangeGrace sets the grace period of a rotated key, counted from when it
 // was rotated: it may shorten or lengthen it within the policy, but never
 // past an expiry the key had before rotation. A grace that has already
-// passed expires the key at once.
+// passed expires the key at once. keyID is a key id or a displayable prefix
+// (see ParseKeyID).
 func (m *Manager) ChangeGrace(ctx context.Context, actor Actor, keyID string, grace time.Duration, policy GracePolicy) (View, error) {
 	if err := authorize(actor, ActionChangeGrace); err != nil {
 		return View{}, err
@@ -330,7 +338,8 @@ func (m *Manager) ChangeGrace(ctx context.Context, actor Actor, keyID string, gr
 // Revoke invalidates a key at once and for good. A default key fails with
 // ErrDefaultKeyNotRevocable and must be rotated first, so an environment
 // always keeps an active key of each type; any other key, with or without
-// an expiry, is revoked directly.
+// an expiry, is revoked directly. keyID is a key id or a displayable prefix
+// (see ParseKeyID).
 func (m *Manager) Revoke(ctx context.Context, actor Actor, keyID string) (View, error) {
 	if err := authorize(actor, ActionRevoke); err != nil {
 		return View{}, err
@@ -350,7 +359,8 @@ func (m *Manager) Revoke(ctx context.Context, actor Actor, keyID string) (View, 
 // SetScopes replaces the scopes of a server key that is not a default key
 // (default server keys hold every scope). An empty list fails with
 // ErrScopesRequired and leaves the key as it was: full access is given only
-// by the explicit scope AllScopes.
+// by the explicit scope AllScopes. keyID is a key id or a displayable prefix
+// (see ParseKeyID).
 func (m *Manager) SetScopes(ctx context.Context, actor Actor, keyID string, scopes []string) (View, error) {
 	if err := authorize(actor, ActionSetScopes); err != nil {
 		return View{}, err
@@ -376,9 +386,13 @@ func (m *Manager) SetScopes(ctx context.Context, actor Actor, keyID string, scop
 // update reads a key, lets change modify it, and stores it with an audit
 // event, retrying on conflict.
 func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action Action, change func(*Record, time.Time) error) (View, error) {
+	name, err := parseKeyName(keyID)
+	if err != nil {
+		return View{}, err
+	}
 	var view View
-	err := m.retry(ctx, func() error {
-		rec, err := m.store.Key(ctx, keyID)
+	err = m.retry(ctx, func() error {
+		rec, err := m.key(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -416,12 +430,17 @@ func (m *Manager) List(ctx context.Context, actor Actor, environment string) ([]
 	return views, nil
 }
 
-// Get returns the public view of one key. Every role may get.
+// Get returns the public view of one key. Every role may get. keyID is a
+// key id or a displayable prefix (see ParseKeyID).
 func (m *Manager) Get(ctx context.Context, actor Actor, keyID string) (View, error) {
 	if err := authorize(actor, ActionView); err != nil {
 		return View{}, err
 	}
-	rec, err := m.store.Key(ctx, keyID)
+	name, err := parseKeyName(keyID)
+	if err != nil {
+		return View{}, err
+	}
+	rec, err := m.key(ctx, name)
 	if err != nil {
 		return View{}, err
 	}
@@ -431,18 +450,23 @@ func (m *Manager) Get(ctx context.Context, actor Actor, keyID string) (View, err
 // Reveal returns a full key again, for owners only: a publishable key
 // always, a server key only if it was sealed (ManagerOptions.Sealer); else
 // ErrNotRevealable. Revoked keys are not revealed. Each reveal is audited.
+// keyID is a key id or a displayable prefix (see ParseKeyID).
 func (m *Manager) Reveal(ctx context.Context, actor Actor, keyID string) (Key, error) {
 	if err := authorize(actor, ActionReveal); err != nil {
 		return Key{}, err
 	}
-	rec, err := m.store.Key(ctx, keyID)
+	name, err := parseKeyName(keyID)
+	if err != nil {
+		return Key{}, err
+	}
+	rec, err := m.key(ctx, name)
 	if err != nil {
 		return Key{}, err
 	}
 	if !rec.RevokedAt.IsZero() {
 		return Key{}, fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
 	}
-	plain := rec.Recoverable
+	plain := rec.Recoverable.Bytes()
 	if rec.Type == Server {
 		if m.sealer == nil || plain == nil {
 			return Key{}, fmt.Errorf("%w: %s is stored only as a hash", ErrNotRevealable, rec.Prefix())
@@ -509,6 +533,34 @@ func (m *Manager) SetAllowedOrigins(ctx context.Context, actor Actor, environmen
 	return out, err
 }
 
+// keyName is a parsed key name: a key id, and the type its displayable
+// prefix named, or "".
+type keyName struct {
+	id  string
+	typ KeyType
+}
+
+func parseKeyName(s string) (keyName, error) {
+	id, t, err := ParseKeyID(s)
+	return keyName{id: id, typ: t}, err
+}
+
+// errNoSuchKey is the refusal of a displayable prefix of the other type.
+var errNoSuchKey = fmt.Errorf("%w: no such key", ErrNotFound)
+
+// key loads the key that n names. A key of another type than n's prefix
+// named is not found, as if it did not exist.
+func (m *Manager) key(ctx context.Context, n keyName) (Record, error) {
+	rec, err := m.store.Key(ctx, n.id)
+	if err != nil {
+		return Record{}, err
+	}
+	if n.typ != "" && rec.Type != n.typ {
+		return Record{}, errNoSuchKey
+	}
+	return rec, nil
+}
+
 // environment returns the settings of a bootstrapped environment.
 func (m *Manager) environment(ctx context.Context, environment string) (Settings, error) {
 	if err := ValidateEnvironment(environment); err != nil {
@@ -533,15 +585,17 @@ func (m *Manager) newKey(t KeyType, env, name string, scopes []string, expires t
 	}
 	rec := Record{
 		ID: key.ID(), Type: t, Environment: env, Name: name, Scopes: cloneStrings(scopes),
-		CreatedAt: now, CreatedBy: actor.ID, ExpiresAt: expires, Hash: hash,
+		CreatedAt: now, CreatedBy: actor.ID, ExpiresAt: expires, Hash: NewOpaque(hash),
 	}
 	switch {
 	case t == Client:
-		rec.Recoverable = []byte(key.Reveal())
+		rec.Recoverable = NewOpaque(key.Reveal())
 	case m.sealer != nil:
-		if rec.Recoverable, err = m.sealer.Seal([]byte(key.Reveal()), []byte(rec.ID)); err != nil {
+		sealed, err := m.sealer.Seal([]byte(key.Reveal()), []byte(rec.ID))
+		if err != nil {
 			return Key{}, Record{}, err
 		}
+		rec.Recoverable = OpaqueBytes(sealed)
 	}
 	return key, rec, nil
 }

@@ -73,10 +73,10 @@ func TestBootstrap(t *testing.T) {
 		assert.True(t, rec.Default)
 		assert.True(t, rec.ExpiresAt.IsZero(), "default keys have no expiry")
 		assert.Equal(t, apikey.Active, rec.Status(f.clock.Now()))
-		ok, _, err := apikey.Argon2id{Params: apikey.TestParams}.Verify([]byte(k.Key.Reveal()), rec.Hash)
+		ok, _, err := apikey.Argon2id{Params: apikey.TestParams}.Verify([]byte(k.Key.Reveal()), rec.Hash.Reveal())
 		require.NoError(t, err)
 		assert.True(t, ok, "the stored hash verifies the issued key")
-		assert.NotContains(t, rec.Hash, k.Key.Reveal())
+		assert.NotContains(t, rec.Hash.Reveal(), k.Key.Reveal())
 	}
 	assert.Equal(t, []string{apikey.AllScopes}, f.server.View.Scopes)
 	assert.Empty(t, f.client.View.Scopes)
@@ -425,7 +425,7 @@ func TestReveal(t *testing.T) {
 	k, err = sealed.m.Reveal(ctx, owner, sealed.server.View.ID)
 	require.NoError(t, err)
 	assert.Equal(t, sealed.server.Key.Reveal(), k.Reveal(), "sealed server keys can be revealed")
-	assert.NotContains(t, string(sealed.record(t, sealed.server.View.ID).Recoverable), sealed.server.Key.Reveal()[20:], "stored encrypted")
+	assert.NotContains(t, sealed.record(t, sealed.server.View.ID).Recoverable.Reveal(), sealed.server.Key.Reveal()[20:], "stored encrypted")
 
 	other, err := apikey.NewAESGCMSealer([]byte("0123456789abcdef0123456789abcdef"))
 	require.NoError(t, err)
@@ -508,4 +508,99 @@ func TestIsRequestError(t *testing.T) {
 	assert.True(t, apikey.IsRequestError(err), "bad input")
 	assert.False(t, apikey.IsRequestError(assert.AnError), "a storage failure")
 	assert.False(t, apikey.IsRequestError(nil))
+}
+
+// TestManagerKeyNames: every Manager method that takes a key id also takes
+// the key's displayable prefix, as the management API and keyctl do. A
+// prefix of the other type finds nothing, as if the key did not exist; a
+// full key or anything else that is not a key id is refused with
+// ErrInvalidKeyID before any storage call. No refusal repeats what was
+// given, and none changes the key.
+func TestManagerKeyNames(t *testing.T) {
+	// extra creates a scoped server key that is not a default key.
+	extra := func(t *testing.T, f *fixture) apikey.Issued {
+		k, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"customers:read"}})
+		require.NoError(t, err)
+		return k
+	}
+	methods := []struct {
+		name string
+		key  func(*testing.T, *fixture) apikey.Issued // the key acted on, in a state where the call succeeds
+		call func(f *fixture, keyID string) error
+	}{
+		{"Get", func(_ *testing.T, f *fixture) apikey.Issued { return f.server },
+			func(f *fixture, id string) error { _, err := f.m.Get(ctx, readOnly, id); return err }},
+		{"Reveal", func(_ *testing.T, f *fixture) apikey.Issued { return f.client },
+			func(f *fixture, id string) error { _, err := f.m.Reveal(ctx, owner, id); return err }},
+		{"Rotate", func(_ *testing.T, f *fixture) apikey.Issued { return f.server },
+			func(f *fixture, id string) error {
+				_, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: id, Grace: time.Hour})
+				return err
+			}},
+		{"ChangeGrace", func(t *testing.T, f *fixture) apikey.Issued {
+			_, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: f.server.View.ID, Grace: time.Hour})
+			require.NoError(t, err)
+			return f.server
+		}, func(f *fixture, id string) error {
+			_, err := f.m.ChangeGrace(ctx, owner, id, 2*time.Hour, apikey.APIPolicy)
+			return err
+		}},
+		{"Revoke", extra,
+			func(f *fixture, id string) error { _, err := f.m.Revoke(ctx, owner, id); return err }},
+		{"SetScopes", extra,
+			func(f *fixture, id string) error {
+				_, err := f.m.SetScopes(ctx, owner, id, []string{"customers:write"})
+				return err
+			}},
+	}
+	other := map[apikey.KeyType]apikey.KeyType{apikey.Server: apikey.Client, apikey.Client: apikey.Server}
+	names := []struct {
+		name string
+		of   func(apikey.Key) string
+		want error // nil: the call succeeds
+	}{
+		{"key id", func(k apikey.Key) string { return k.ID() }, nil},
+		{"prefix", func(k apikey.Key) string { return k.Prefix() }, nil},
+		{"prefix of the other type", func(k apikey.Key) string { return apikey.Prefix(other[k.Type()], k.ID()) }, apikey.ErrNotFound},
+		{"unknown key id", func(apikey.Key) string { return "nosuchkey000" }, apikey.ErrNotFound},
+		{"unknown prefix", func(k apikey.Key) string { return apikey.Prefix(k.Type(), "nosuchkey000") }, apikey.ErrNotFound},
+		{"full key", func(k apikey.Key) string { return k.Reveal() }, apikey.ErrInvalidKeyID},
+		{"full key with a wrong checksum", func(k apikey.Key) string { return k.Reveal()[:apikey.KeyLength-1] + "!" }, apikey.ErrInvalidKeyID},
+		{"full key without its checksum", func(k apikey.Key) string { return k.Reveal()[:apikey.KeyLength-apikey.ChecksumLength] }, apikey.ErrInvalidKeyID},
+		{"id and secret", func(k apikey.Key) string { return k.Reveal()[len("server-"):] }, apikey.ErrInvalidKeyID},
+		{"prefix twice", func(k apikey.Key) string { return apikey.Prefix(other[k.Type()], k.Prefix()) }, apikey.ErrInvalidKeyID},
+		{"prefix without an id", func(k apikey.Key) string { return string(k.Type()) + "-" }, apikey.ErrInvalidKeyID},
+		{"capitalised prefix", func(k apikey.Key) string { return strings.ToUpper(string(k.Type())) + "-" + k.ID() }, apikey.ErrInvalidKeyID},
+		{"unknown type", func(k apikey.Key) string { return "secret-" + k.ID() }, apikey.ErrInvalidKeyID},
+		{"short id", func(k apikey.Key) string { return k.ID()[1:] }, apikey.ErrInvalidKeyID},
+		{"long id", func(k apikey.Key) string { return k.ID() + "0" }, apikey.ErrInvalidKeyID},
+		{"symbol in id", func(k apikey.Key) string { return k.ID()[:11] + "%" }, apikey.ErrInvalidKeyID},
+		{"space around id", func(k apikey.Key) string { return " " + k.ID() }, apikey.ErrInvalidKeyID},
+		{"non-ASCII id", func(k apikey.Key) string { return k.ID()[:10] + "é" }, apikey.ErrInvalidKeyID},
+		{"path", func(k apikey.Key) string { return "../" + k.ID() }, apikey.ErrInvalidKeyID},
+	}
+	for _, method := range methods {
+		for _, name := range names {
+			t.Run(method.name+"/"+name.name, func(t *testing.T) {
+				f := newFixture(t, apikey.ManagerOptions{})
+				k := method.key(t, f)
+				before := f.record(t, k.View.ID)
+				given := name.of(k.Key)
+				err := method.call(f, given)
+				if name.want == nil {
+					require.NoError(t, err, "%s by %s", method.name, name.name)
+					return
+				}
+				require.ErrorIs(t, err, name.want)
+				assert.True(t, apikey.IsRequestError(err))
+				assert.NotContains(t, err.Error(), k.Key.Reveal()[apikey.PrefixLength:apikey.PrefixLength+16], "never a piece of the secret")
+				if len(given) >= apikey.IDLength {
+					assert.NotContains(t, err.Error(), given, "never what was given")
+				}
+				after := f.record(t, k.View.ID)
+				assert.Equal(t, before.Revision, after.Revision, "the key is unchanged")
+				assert.Equal(t, before.View(f.clock.Now()), after.View(f.clock.Now()))
+			})
+		}
+	}
 }

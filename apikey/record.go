@@ -24,6 +24,14 @@ const (
 // Record is a stored key. It holds the key's hash, never its secret. Times
 // are UTC; a zero time means "never" (no expiry, not rotated, not revoked,
 // not used).
+//
+// Every way of printing a Record (String, fmt verbs, slog) shows only its
+// displayable prefix; printed by reflection, where fmt and slog call no
+// method (a Record in an unexported field of a user's struct), it shows its
+// public fields, and Hash and Recoverable as addresses (see Opaque). For
+// the same reason, records that hold the same hash compare unequal with
+// reflect.DeepEqual (and testify's assert.Equal): compare Hash and
+// Recoverable with Opaque.Equal.
 type Record struct {
 	ID          string    `json:"id"`
 	Type        KeyType   `json:"type"`
@@ -42,12 +50,16 @@ type Record struct {
 	RevokedAt   time.Time `json:"revoked_at,omitzero"`
 	LastUsedAt  time.Time `json:"last_used_at,omitzero"`
 
-	// Hash is the argon2id PHC string of the full key. Never serialised.
-	Hash string `json:"-"`
+	// Hash is the argon2id PHC string of the full key. Never serialised or
+	// printed, even by reflection (see Opaque); stores write
+	// Hash.Reveal() and read back with NewOpaque.
+	Hash Opaque `json:"-"`
 	// Recoverable holds the full key in a form the Manager can reveal: the
 	// key itself for publishable keys (public by design), the key sealed by
-	// ManagerOptions.Sealer for server keys, or nil. Never serialised.
-	Recoverable []byte `json:"-"`
+	// ManagerOptions.Sealer for server keys, or nothing (the zero Opaque).
+	// Never serialised or printed, even by reflection (see Opaque); stores
+	// write Recoverable.Bytes() and read back with OpaqueBytes.
+	Recoverable Opaque `json:"-"`
 
 	// Revision is the store's version of the record, used to detect
 	// concurrent changes. Zero means not stored yet.
@@ -71,12 +83,10 @@ func (r Record) Status(now time.Time) Status {
 	}
 }
 
-// Clone returns a deep copy of r.
+// Clone returns a deep copy of r. (Opaques are immutable, so the copy
+// shares them.)
 func (r Record) Clone() Record {
 	r.Scopes = cloneStrings(r.Scopes)
-	if r.Recoverable != nil {
-		r.Recoverable = append([]byte(nil), r.Recoverable...)
-	}
 	return r
 }
 

@@ -9,6 +9,8 @@ import "context"
 //
 // Contract, for implementers:
 //   - Store only what a Record holds: a hash of each key, never the key.
+//     Record.Hash and Record.Recoverable are Opaque: write Hash.Reveal()
+//     and Recoverable.Bytes(), read back with NewOpaque and OpaqueBytes.
 //   - Every method is safe for concurrent use. A backend that several
 //     processes can share (a SQL database) must keep every rule across
 //     them; a single-process backend (memory, a file) says so in its docs.

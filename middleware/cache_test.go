@@ -330,7 +330,7 @@ func TestOutdatedHashIsUpgraded(t *testing.T) {
 	require.Eventually(t, func() bool {
 		rec, err := f.store.Key(context.Background(), key.ID())
 		require.NoError(t, err)
-		p, _, _, err := apikey.DecodePHC(rec.Hash)
+		p, _, _, err := apikey.DecodePHC(rec.Hash.Reveal())
 		require.NoError(t, err)
 		return p.Iterations == 2
 	}, time.Second, 5*time.Millisecond)
@@ -343,7 +343,7 @@ func TestOutdatedHashIsUpgraded(t *testing.T) {
 func mustHash(t *testing.T, f *fixture, id string) string {
 	rec, err := f.store.Key(context.Background(), id)
 	require.NoError(t, err)
-	return rec.Hash
+	return rec.Hash.Reveal()
 }
 
 func TestLastUsedWrittenOnClose(t *testing.T) {

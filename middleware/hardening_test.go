@@ -278,6 +278,6 @@ func TestDroppedHashUpgradeIsRetried(t *testing.T) {
 	require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
 	require.Eventually(t, func() bool {
 		after, _ := st.Key(context.Background(), key.ID())
-		return after.Hash != before.Hash
+		return !after.Hash.Equal(before.Hash)
 	}, 5*time.Second, time.Millisecond, "the upgrade was tried again")
 }

@@ -28,7 +28,7 @@ type rewriteStore struct {
 func (s *rewriteStore) Apply(ctx context.Context, c apikey.Change) error {
 	var changed []string
 	for _, r := range c.Update {
-		if old, err := s.Store.Key(ctx, r.ID); err == nil && old.Hash != r.Hash {
+		if old, err := s.Store.Key(ctx, r.ID); err == nil && !old.Hash.Equal(r.Hash) {
 			changed = append(changed, r.ID)
 		}
 	}

@@ -111,17 +111,17 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out o
 		// This exact key verified against this exact hash before: the
 		// outcome is known. An upgrade of an outdated hash that was
 		// dropped (a conflict, an error, Close) is tried again below.
-		match, outdated = v.verified.matches(k, rec.Hash)
+		match, outdated = v.verified.matches(k, rec.Hash.Reveal())
 	}
 	if !match {
-		if match, outdated, err = v.verifyHash(ctx, key, rec.Hash); err != nil {
+		if match, outdated, err = v.verifyHash(ctx, key, rec.Hash.Reveal()); err != nil {
 			return outcome{}, err
 		}
 		if !match {
 			failed = true
 			return outcome{v.failure(k, id, token, now), token}, nil
 		}
-		v.verified.add(k, rec.Hash, outdated)
+		v.verified.add(k, rec.Hash.Reveal(), outdated)
 	}
 	if outdated {
 		v.upgradeHash(rec, key)
@@ -227,7 +227,7 @@ func (v *Validator) storeUpgradedHash(ctx context.Context, rec apikey.Record, ke
 	if err != nil || ctx.Err() != nil {
 		return err // closing: the upgrade happens at a later verification
 	}
-	rec.Hash = hash
+	rec.Hash = apikey.NewOpaque(hash)
 	err = v.cfg.Store.Apply(ctx, apikey.Change{Update: []apikey.Record{rec}})
 	if err != nil && !errors.Is(err, apikey.ErrConflict) {
 		return fmt.Errorf("middleware: storing the upgraded hash of %s: %w", rec.Prefix(), err)

@@ -84,6 +84,12 @@ func TestReopen(t *testing.T) {
 
 		gotKeys, err := s.Keys(ctx, apikey.Production)
 		require.NoError(t, err)
+		require.Len(t, gotKeys, len(keys))
+		for i := range keys { // Opaque values compare with Equal, not by reflection
+			assert.True(t, keys[i].Hash.Equal(gotKeys[i].Hash), "hash of key %d", i)
+			assert.True(t, keys[i].Recoverable.Equal(gotKeys[i].Recoverable), "recoverable copy of key %d", i)
+			keys[i].Hash, keys[i].Recoverable = gotKeys[i].Hash, gotKeys[i].Recoverable
+		}
 		assert.Equal(t, keys, gotKeys)
 		gotSettings, err := s.Environments(ctx)
 		require.NoError(t, err)
@@ -100,7 +106,7 @@ func TestReopen(t *testing.T) {
 		rec, err := s.Key(ctx, issued[1].View.ID)
 		require.NoError(t, err)
 		assert.False(t, rec.LastUsedAt.IsZero(), "last use survives")
-		match, _, err := apikey.Argon2id{Params: apikey.TestParams}.Verify([]byte(issued[1].Key.Reveal()), rec.Hash)
+		match, _, err := apikey.Argon2id{Params: apikey.TestParams}.Verify([]byte(issued[1].Key.Reveal()), rec.Hash.Reveal())
 		require.NoError(t, err)
 		assert.True(t, match)
 	})
@@ -164,7 +170,7 @@ func TestFeedPruning(t *testing.T) {
 		for i := range 1100 {
 			c.Insert = append(c.Insert, apikey.Record{
 				ID: fmt.Sprintf("prune%07d", i), Type: apikey.Server, Environment: apikey.Production,
-				CreatedAt: time.Now().UTC(), Hash: "h",
+				CreatedAt: time.Now().UTC(), Hash: apikey.NewOpaque("h"),
 			})
 		}
 		require.NoError(t, s.Apply(ctx, c))
@@ -232,7 +238,7 @@ func TestDefaultIndexAcrossPools(t *testing.T) {
 		peer := b.store(t, dsn, sqlstore.Options{})
 		err = peer.Apply(ctx, apikey.Change{Insert: []apikey.Record{{
 			ID: "newdefault01", Type: apikey.Server, Environment: "production", Default: true,
-			CreatedAt: time.Now().UTC(), Hash: "h",
+			CreatedAt: time.Now().UTC(), Hash: apikey.NewOpaque("h"),
 		}}})
 		require.ErrorIs(t, err, apikey.ErrConflict)
 		assert.ErrorContains(t, err, "already has a default server key")
@@ -256,7 +262,7 @@ func TestFeedMissesNothing(t *testing.T) {
 				for i := range changes {
 					r := apikey.Record{
 						ID: fmt.Sprintf("feed%02d%04d", w, i), Type: apikey.Client, Environment: apikey.Staging,
-						CreatedAt: time.Now().UTC(), Hash: "h",
+						CreatedAt: time.Now().UTC(), Hash: apikey.NewOpaque("h"),
 					}
 					if !assert.NoError(t, s.Apply(ctx, apikey.Change{Insert: []apikey.Record{r}})) {
 						return

@@ -18,7 +18,9 @@
 //	                                     none admits no browser, '*' (quoted) admits every origin
 //	audit [ENV] [--limit 20]             show audit events, newest first
 //
-// KEY is a key id or a displayable prefix (server-<id>). Full keys are
+// KEY is a key id or a displayable prefix, server-<id> or client-<id>, read
+// by apikey.ParseKeyID through the Manager: a prefix of the other type is
+// not found, and a full key is refused (never echoed). Full keys are
 // printed only when created, one per line: "<environment> <type> <key>".
 // keyctl acts as an owner: whoever can run it can read the database anyway.
 //
@@ -165,14 +167,6 @@ func isSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-// keyID accepts a key id or a displayable prefix.
-func keyID(arg string) string {
-	for _, p := range []string{"server-", "client-"} {
-		arg = strings.TrimPrefix(arg, p)
-	}
-	return arg
-}
-
 func (c *cli) printIssued(issued ...apikey.Issued) {
 	for _, k := range issued {
 		fmt.Fprintln(c.out, k.View.Environment, k.Key.Type(), k.Key.Reveal())
@@ -262,7 +256,7 @@ func (c *cli) rotate(ctx context.Context, args []string) error {
 	}
 	req := apikey.RotateRequest{Grace: *grace, ExpireNow: *grace == 0, Policy: apikey.APIPolicy}
 	if len(pos) == 1 {
-		req.KeyID = keyID(pos[0])
+		req.KeyID = pos[0]
 	} else {
 		req.Environment, req.Type = pos[0], apikey.KeyType(pos[1])
 	}
@@ -283,7 +277,7 @@ func (c *cli) grace(ctx context.Context, args []string) error {
 	if err != nil {
 		return usagef("grace: %v", err)
 	}
-	view, err := c.m.ChangeGrace(ctx, c.actor, keyID(pos[0]), grace, apikey.APIPolicy)
+	view, err := c.m.ChangeGrace(ctx, c.actor, pos[0], grace, apikey.APIPolicy)
 	if err != nil {
 		return err
 	}
@@ -296,7 +290,7 @@ func (c *cli) revoke(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	view, err := c.m.Revoke(ctx, c.actor, keyID(pos[0]))
+	view, err := c.m.Revoke(ctx, c.actor, pos[0])
 	if err != nil {
 		return err
 	}

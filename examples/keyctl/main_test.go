@@ -160,3 +160,67 @@ func TestKeyctlRotateNeedsGrace(t *testing.T) {
 	issuedKey(t, out)
 	assert.Equal(t, "expired false", status(), "--grace 0s expires the old key now")
 }
+
+// TestKeyctlKeyNames names the KEY of every command that takes one by its
+// key id and by its displayable prefix, which both work, and by what does
+// not name it: a prefix of the other type (refused as not found), a full
+// key or anything else that is not a key id (refused as an invalid key
+// id). No refusal prints what was given or changes a key.
+func TestKeyctlKeyNames(t *testing.T) {
+	commands := []struct {
+		name string
+		// key prepares the key acted on, in a state where the command
+		// succeeds, and returns it.
+		key  func(t *testing.T, db string, server apikey.Key) apikey.Key
+		args func(key string) []string
+	}{
+		{"rotate", func(_ *testing.T, _ string, server apikey.Key) apikey.Key { return server },
+			func(key string) []string { return []string{"rotate", key, "--grace", "1h"} }},
+		{"grace", func(t *testing.T, db string, server apikey.Key) apikey.Key {
+			code, _, errOut := keyctl(t, db, "rotate", server.ID(), "--grace", "1h")
+			require.Equal(t, exitOK, code, errOut)
+			return server
+		}, func(key string) []string { return []string{"grace", key, "2h"} }},
+		{"revoke", func(t *testing.T, db string, _ apikey.Key) apikey.Key {
+			code, out, errOut := keyctl(t, db, "create", "production", "server", "--scopes", "orders:read")
+			require.Equal(t, exitOK, code, errOut)
+			return issuedKey(t, out)
+		}, func(key string) []string { return []string{"revoke", key} }},
+	}
+	names := []struct {
+		name string
+		of   func(apikey.Key) string
+		code int
+		says string
+	}{
+		{"key id", func(k apikey.Key) string { return k.ID() }, exitOK, ""},
+		{"prefix", func(k apikey.Key) string { return k.Prefix() }, exitOK, ""},
+		{"prefix of the other type", func(k apikey.Key) string { return apikey.Prefix(apikey.Client, k.ID()) }, exitRefused, "not found"},
+		{"full key", func(k apikey.Key) string { return k.Reveal() }, exitRefused, "invalid key id"},
+		{"prefix twice", func(k apikey.Key) string { return apikey.Prefix(apikey.Client, k.Prefix()) }, exitRefused, "invalid key id"},
+		{"short id", func(k apikey.Key) string { return k.ID()[1:] }, exitRefused, "invalid key id"},
+	}
+	for _, command := range commands {
+		for _, name := range names {
+			t.Run(command.name+"/"+name.name, func(t *testing.T) {
+				db := filepath.Join(t.TempDir(), "keystile.db")
+				code, out, _ := keyctl(t, db, "bootstrap", "production")
+				require.Equal(t, exitOK, code)
+				k := command.key(t, db, issuedKey(t, out))
+				_, before, _ := keyctl(t, db, "list", "production")
+				given := name.of(k)
+				code, out, errOut := keyctl(t, db, command.args(given)...)
+				assert.Equal(t, name.code, code, errOut)
+				assert.Contains(t, errOut, name.says)
+				if name.code == exitOK {
+					return
+				}
+				assert.Empty(t, out)
+				assert.NotContains(t, errOut, k.Reveal()[apikey.PrefixLength:apikey.PrefixLength+16], "never a piece of the secret")
+				assert.NotContains(t, errOut, given, "never what was given")
+				_, after, _ := keyctl(t, db, "list", "production")
+				assert.Equal(t, before, after, "no key changed")
+			})
+		}
+	}
+}

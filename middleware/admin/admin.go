@@ -23,6 +23,11 @@
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
 //	GET    /audit?environment=&limit=           audit events, newest first
 //
+// {id} is a key id or a displayable prefix, "server-<id>" or "client-<id>"
+// (apikey.ParseKeyID). A prefix of the other type is 404 not_found, like a
+// key that does not exist; anything else, a full key included, is 422
+// invalid_key_id.
+//
 // The grace of rotate and grace changes is required: a missing grace (or
 // an empty body) is refused with 422 grace_required, never read as zero;
 // {"grace":"0s"} ends the old key at once.

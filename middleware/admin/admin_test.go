@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +149,87 @@ func TestRoutes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKeyNames names the key of every /keys/{id} route by its key id and by
+// its displayable prefix, which both work, and by what does not name it: a
+// prefix of the other type or an unknown id (404 not_found, as for a key
+// that does not exist), a full key or anything else that is not a key id
+// (422 invalid_key_id). No refusal repeats what was given or changes the
+// key.
+func TestKeyNames(t *testing.T) {
+	ctx := context.Background()
+	routes := []struct {
+		name   string
+		method string
+		action string // after /keys/{id}
+		body   string
+		ok     int
+		key    func(*testing.T, *fixture) apikey.Issued // the key acted on, in a state where the call succeeds
+	}{
+		{"get", "GET", "", "", 200, func(_ *testing.T, f *fixture) apikey.Issued { return f.server }},
+		{"rotate", "POST", "/rotate", `{"grace":"1h"}`, 201, func(_ *testing.T, f *fixture) apikey.Issued { return f.server }},
+		{"change grace", "PUT", "/grace", `{"grace":"2h"}`, 200, func(t *testing.T, f *fixture) apikey.Issued {
+			_, err := f.m.Rotate(ctx, owner.Actor, apikey.RotateRequest{KeyID: f.server.View.ID, Grace: time.Hour})
+			require.NoError(t, err)
+			return f.server
+		}},
+		{"revoke", "POST", "/revoke", ``, 200, extraKey},
+		{"set scopes", "PUT", "/scopes", `{"scopes":["customers:write"]}`, 200, extraKey},
+		{"reveal", "POST", "/reveal", ``, 200, func(_ *testing.T, f *fixture) apikey.Issued { return f.client }},
+	}
+	other := map[apikey.KeyType]apikey.KeyType{apikey.Server: apikey.Client, apikey.Client: apikey.Server}
+	names := []struct {
+		name string
+		of   func(apikey.Key) string
+		code string // "": the route's success
+	}{
+		{"key id", func(k apikey.Key) string { return k.ID() }, ""},
+		{"prefix", func(k apikey.Key) string { return k.Prefix() }, ""},
+		{"prefix of the other type", func(k apikey.Key) string { return apikey.Prefix(other[k.Type()], k.ID()) }, "not_found"},
+		{"unknown key id", func(apikey.Key) string { return "nosuchkey000" }, "not_found"},
+		{"full key", func(k apikey.Key) string { return k.Reveal() }, "invalid_key_id"},
+		{"id and secret", func(k apikey.Key) string { return k.Reveal()[len("server-"):] }, "invalid_key_id"},
+		{"prefix twice", func(k apikey.Key) string { return apikey.Prefix(other[k.Type()], k.Prefix()) }, "invalid_key_id"},
+		{"short id", func(k apikey.Key) string { return k.ID()[1:] }, "invalid_key_id"},
+		{"symbol in id", func(k apikey.Key) string { return k.ID()[:11] + "*" }, "invalid_key_id"},
+	}
+	for _, route := range routes {
+		for _, name := range names {
+			t.Run(route.name+"/"+name.name, func(t *testing.T) {
+				f := newFixture(t)
+				k := route.key(t, f)
+				before, err := f.m.Get(ctx, owner.Actor, k.View.ID)
+				require.NoError(t, err)
+				given := name.of(k.Key)
+				status, body, _ := f.do(t, route.method, "/keys/"+url.PathEscape(given)+route.action, route.body)
+				if name.code == "" {
+					assert.Equal(t, route.ok, status, "%v", body)
+					return
+				}
+				want := map[string]int{"not_found": 404, "invalid_key_id": 422}[name.code]
+				assert.Equal(t, want, status, "%v", body)
+				assert.Equal(t, name.code, body["code"])
+				raw, err := json.Marshal(body)
+				require.NoError(t, err)
+				assert.NotContains(t, string(raw), k.Key.Reveal()[apikey.PrefixLength:apikey.PrefixLength+16], "never a piece of the secret")
+				if len(given) >= apikey.IDLength {
+					assert.NotContains(t, string(raw), given, "never what was given")
+				}
+				after, err := f.m.Get(ctx, owner.Actor, k.View.ID)
+				require.NoError(t, err)
+				assert.Equal(t, before, after, "the key is unchanged")
+			})
+		}
+	}
+}
+
+// extraKey creates a scoped server key that is not a default key.
+func extraKey(t *testing.T, f *fixture) apikey.Issued {
+	t.Helper()
+	k, err := f.m.Create(context.Background(), owner.Actor, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"customers:read"}})
+	require.NoError(t, err)
+	return k
 }
 
 // TestFullAccessIsNeverImplicit sends empty and missing scope lists where a

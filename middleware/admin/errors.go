@@ -31,6 +31,7 @@ var ruleReasons = []struct {
 }{
 	{apikey.ErrForbidden, ReasonForbidden},
 	{apikey.ErrNotFound, ReasonNotFound},
+	{apikey.ErrInvalidKeyID, middleware.NewReason("invalid_key_id", http.StatusUnprocessableEntity, "not a key id or a displayable prefix")},
 	{apikey.ErrUnknownEnvironment, middleware.NewReason("unknown_environment", http.StatusNotFound, "unknown environment")},
 	{apikey.ErrInvalidEnvironment, middleware.NewReason("invalid_environment", http.StatusUnprocessableEntity, "invalid environment name")},
 	{apikey.ErrInvalidKeyType, middleware.NewReason("invalid_key_type", http.StatusUnprocessableEntity, "invalid key type")},

@@ -1,9 +1,9 @@
 package admin
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/keystile/keystile/apikey"
@@ -261,15 +261,14 @@ func environment(r *http.Request, c Caller) (string, error) {
 	return env, nil
 }
 
-// key returns the view of the {id} of the path (a key id or a displayable
-// prefix), if the caller may see it.
+// key returns the view of the {id} of the path, if the caller may see it.
+// The Manager reads {id} as a key id or a displayable prefix
+// (apikey.ParseKeyID). A key that does not exist, a prefix of the other
+// type and a key in an environment the caller may not see are refused
+// alike.
 func (a *API) key(r *http.Request, c Caller) (apikey.View, error) {
-	id := r.PathValue("id")
-	for _, prefix := range []string{"server-", "client-"} {
-		id = strings.TrimPrefix(id, prefix)
-	}
-	view, err := a.opts.Manager.Get(r.Context(), c.Actor, id)
-	if err == nil && c.Environment != "" && view.Environment != c.Environment {
+	view, err := a.opts.Manager.Get(r.Context(), c.Actor, r.PathValue("id"))
+	if errors.Is(err, apikey.ErrNotFound) || err == nil && c.Environment != "" && view.Environment != c.Environment {
 		return apikey.View{}, notFound("no such key")
 	}
 	return view, err

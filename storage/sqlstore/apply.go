@@ -115,7 +115,7 @@ func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 	res, err := tx.ExecContext(ctx, s.q.updateKey,
 		string(r.Type), r.Environment, r.Name, scopes, r.Default, micros(r.CreatedAt), r.CreatedBy,
 		nullMicros(r.ExpiresAt), nullMicros(r.RotatedAt), nullMicros(r.ExpiryLimit), nullMicros(r.RevokedAt),
-		lastUsed, lastUsed, r.Hash, blob(r.Recoverable), rev,
+		lastUsed, lastUsed, r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev,
 		r.ID, r.Revision)
 	if err != nil {
 		return s.writeError(ctx, "apply: updating key "+r.Prefix(), err,
@@ -148,7 +148,7 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 	_, err = tx.ExecContext(ctx, s.q.insertKey,
 		r.ID, string(r.Type), r.Environment, r.Name, scopes, r.Default, micros(r.CreatedAt), r.CreatedBy,
 		nullMicros(r.ExpiresAt), nullMicros(r.RotatedAt), nullMicros(r.ExpiryLimit), nullMicros(r.RevokedAt),
-		nullMicros(r.LastUsedAt), r.Hash, blob(r.Recoverable), rev)
+		nullMicros(r.LastUsedAt), r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev)
 	if err != nil {
 		why := fmt.Sprintf("key id %s exists", r.Prefix())
 		if msg := err.Error(); strings.Contains(msg, "keystile_keys_one_default") || strings.Contains(msg, "keystile_keys.type") {

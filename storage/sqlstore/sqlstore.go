@@ -222,13 +222,15 @@ func scanKey(row scanner) (apikey.Record, error) {
 		scopes                                     sql.NullString
 		created                                    int64
 		expires, rotated, limit, revoked, lastUsed sql.NullInt64
+		hash                                       string
+		recoverable                                []byte
 	)
 	err := row.Scan(&r.ID, &typ, &r.Environment, &r.Name, &scopes, &r.Default, &created, &r.CreatedBy,
-		&expires, &rotated, &limit, &revoked, &lastUsed, &r.Hash, &r.Recoverable, &r.Revision)
+		&expires, &rotated, &limit, &revoked, &lastUsed, &hash, &recoverable, &r.Revision)
 	if err != nil {
 		return apikey.Record{}, err
 	}
-	r.Type = apikey.KeyType(typ)
+	r.Type, r.Hash, r.Recoverable = apikey.KeyType(typ), apikey.NewOpaque(hash), apikey.OpaqueBytes(recoverable)
 	if r.Scopes, err = decodeList(scopes); err != nil {
 		return apikey.Record{}, fmt.Errorf("key %s: scopes: %w", r.Prefix(), err)
 	}

@@ -39,7 +39,7 @@ func BenchmarkColdLookup(b *testing.B, c Config) {
 	hash, err := hasher.Hash([]byte(key.Reveal()))
 	require.NoError(b, err)
 	r := record("production", apikey.Server, true)
-	r.ID, r.Hash = key.ID(), hash
+	r.ID, r.Hash = key.ID(), apikey.NewOpaque(hash)
 	require.NoError(b, s.Apply(ctx, apikey.Change{Insert: []apikey.Record{r}}))
 
 	b.Run("Key", func(b *testing.B) {
@@ -57,7 +57,7 @@ func BenchmarkColdLookup(b *testing.B, c Config) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			match, _, err := hasher.Verify([]byte(key.Reveal()), rec.Hash)
+			match, _, err := hasher.Verify([]byte(key.Reveal()), rec.Hash.Reveal())
 			if err != nil || !match {
 				b.Fatal(fmt.Errorf("verify: match %v, err %w", match, err))
 			}

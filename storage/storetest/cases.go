@@ -34,12 +34,12 @@ func record(env string, t apikey.KeyType, isDefault bool) apikey.Record {
 	r := apikey.Record{
 		ID: id, Type: t, Environment: env, Name: "test key", Default: isDefault,
 		CreatedAt: base, CreatedBy: owner.ID,
-		Hash: "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+		Hash: apikey.NewOpaque("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"),
 	}
 	if t == apikey.Server {
 		r.Scopes = []string{"customers:write", "invoices:read"}
 	} else {
-		r.Recoverable = []byte("client-public")
+		r.Recoverable = apikey.NewOpaque("client-public")
 	}
 	return r
 }
@@ -66,8 +66,8 @@ func assertSameRecord(t *testing.T, want, got apikey.Record) {
 	assert.Equal(t, len(want.Scopes), len(got.Scopes), "scopes")
 	assert.Equal(t, fmt.Sprint(want.Scopes), fmt.Sprint(got.Scopes), "scopes")
 	assert.Equal(t, want.Default, got.Default)
-	assert.Equal(t, want.Hash, got.Hash)
-	assert.Equal(t, string(want.Recoverable), string(got.Recoverable))
+	assert.Equal(t, want.Hash.Reveal(), got.Hash.Reveal())
+	assert.Equal(t, want.Recoverable.Reveal(), got.Recoverable.Reveal())
 	assert.Equal(t, want.CreatedBy, got.CreatedBy)
 	for _, tm := range []struct {
 		name      string
@@ -108,7 +108,7 @@ func testRoundTrip(t *testing.T, c Config) {
 	full.ExpiryLimit = base.Add(72 * time.Hour)
 	full.RevokedAt = base.Add(2 * time.Hour)
 	full.LastUsedAt = base.Add(3 * time.Hour)
-	full.Recoverable = []byte{0, 1, 2, 255}
+	full.Recoverable = apikey.OpaqueBytes([]byte{0, 1, 2, 255})
 	minimal := record("production", apikey.Client, true)
 	minimal.Name, minimal.CreatedBy = "", ""
 	apply(t, s, apikey.Change{Insert: []apikey.Record{full, minimal}})
@@ -120,10 +120,10 @@ func testRoundTrip(t *testing.T, c Config) {
 		assert.Equal(t, time.UTC, got.CreatedAt.Location(), "times come back in UTC")
 	}
 
-	// Returned records are copies.
+	// Returned records are copies. (Hash and Recoverable, apikey.Opaque
+	// values, are immutable.)
 	got := mustKey(t, s, full.ID)
 	got.Scopes[0] = "mutated:write"
-	got.Recoverable[0] = 9
 	assertSameRecord(t, full, mustKey(t, s, full.ID))
 
 	// An update changes the revision.

@@ -39,7 +39,7 @@ func encode(st state) ([]byte, error) {
 	f := file{Revision: st.revision, Keys: []keyRow{}, Settings: []settingsRow{}, Events: st.events}
 	for _, id := range slices.Sorted(maps.Keys(st.keys)) {
 		r := st.keys[id]
-		f.Keys = append(f.Keys, keyRow{Record: r, Hash: r.Hash, Recoverable: r.Recoverable, Revision: r.Revision})
+		f.Keys = append(f.Keys, keyRow{Record: r, Hash: r.Hash.Reveal(), Recoverable: r.Recoverable.Bytes(), Revision: r.Revision})
 	}
 	for _, env := range slices.Sorted(maps.Keys(st.settings)) {
 		s := st.settings[env]
@@ -60,7 +60,7 @@ func decode(b []byte) (state, error) {
 	st := state{revision: f.Revision, keys: map[string]apikey.Record{}, settings: map[string]apikey.Settings{}, events: f.Events}
 	for _, row := range f.Keys {
 		r := row.Record
-		r.Hash, r.Recoverable, r.Revision = row.Hash, row.Recoverable, row.Revision
+		r.Hash, r.Recoverable, r.Revision = apikey.NewOpaque(row.Hash), apikey.OpaqueBytes(row.Recoverable), row.Revision
 		if _, dup := st.keys[r.ID]; dup || r.Revision <= 0 || r.Revision > f.Revision {
 			return state{}, fmt.Errorf("bad key row %s", r.Prefix())
 		}
