@@ -32,7 +32,9 @@ func ValidateEnvironment(name string) error {
 
 // Settings are an environment's settings, stored beside its keys.
 type Settings struct {
-	// Environment names the environment.
+	// Account is the account the environment belongs to.
+	Account string `json:"account"`
+	// Environment names the environment, unique within its account.
 	Environment string `json:"environment"`
 	// AllowedOrigins lists the web origins that may use the environment's
 	// publishable keys (see ParseOrigin for the forms). Empty admits no
@@ -41,6 +43,9 @@ type Settings struct {
 	AllowedOrigins []string `json:"allowed_origins"`
 	// UpdatedAt is when the settings last changed.
 	UpdatedAt time.Time `json:"updated_at"`
+	// ClosedAt is when the account was closed (Manager.CloseAccount); zero
+	// while it is open. A closed environment takes no new keys.
+	ClosedAt time.Time `json:"closed_at,omitzero"`
 	// Revision is the store's version of these settings, used to detect
 	// concurrent changes. Zero means not stored yet.
 	Revision int64 `json:"-"`

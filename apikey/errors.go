@@ -82,6 +82,18 @@ var (
 	ErrNotRotated = errors.New("apikey: key was not rotated")
 	// ErrKeyExpired means the action needs a key that has not expired.
 	ErrKeyExpired = errors.New("apikey: key expired")
+	// ErrInvalidAccount means an account id is not valid (see
+	// ValidateAccount), or a call that names an environment was made by an
+	// Actor acting in AnyAccount.
+	ErrInvalidAccount = errors.New("apikey: invalid account")
+	// ErrAccountClosed means the account was closed (Manager.CloseAccount):
+	// its keys are revoked and it takes no new ones.
+	ErrAccountClosed = errors.New("apikey: account closed")
+	// ErrInvalidMetadata means a key's owner or metadata is out of bounds,
+	// or looks like it holds a key (see ValidateOwner and ValidateMetadata).
+	ErrInvalidMetadata = errors.New("apikey: invalid owner or metadata")
+	// ErrInvalidCursor means a page cursor was not one that a list returned.
+	ErrInvalidCursor = errors.New("apikey: invalid page cursor")
 	// ErrNotRevealable means the full key cannot be shown again: server keys
 	// are stored only as hashes unless the operator configured a Sealer.
 	ErrNotRevealable = errors.New("apikey: key cannot be revealed")
@@ -94,7 +106,8 @@ var requestErrors = []error{
 	ErrInvalidEnvironment, ErrUnknownEnvironment, ErrAlreadyBootstrapped, ErrInvalidKeyType,
 	ErrInvalidScope, ErrScopesRequired, ErrInvalidOrigin, ErrInvalidName, ErrInvalidExpiry, ErrGraceOutOfRange,
 	ErrGraceRequired, ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,
-	ErrKeyExpired, ErrNotRevealable,
+	ErrKeyExpired, ErrNotRevealable, ErrInvalidAccount, ErrAccountClosed, ErrInvalidMetadata,
+	ErrInvalidCursor,
 }
 
 // IsRequestError reports whether err is a refusal by this package's rules or

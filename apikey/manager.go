@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"time"
 )
@@ -93,32 +94,40 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 // Now returns the Manager's clock reading as stored: UTC, microseconds.
 func (m *Manager) Now() time.Time { return m.now().UTC().Truncate(time.Microsecond) }
 
-// Bootstrap creates an environment: its settings, one default server key and
-// one default publishable key (returned in that order, shown this once). It
-// succeeds once per environment; later calls fail with
-// ErrAlreadyBootstrapped.
+// Bootstrap creates an environment in the actor's account: its settings,
+// one default server key and one default publishable key (returned in that
+// order, shown this once). It succeeds once per account and environment;
+// later calls fail with ErrAlreadyBootstrapped, and calls in a closed
+// account with ErrAccountClosed.
 func (m *Manager) Bootstrap(ctx context.Context, actor Actor, environment string) ([]Issued, error) {
 	if err := authorize(actor, ActionBootstrap); err != nil {
+		return nil, err
+	}
+	account, err := namedAccount(actor)
+	if err != nil {
 		return nil, err
 	}
 	if err := ValidateEnvironment(environment); err != nil {
 		return nil, err
 	}
+	if err := m.checkOpen(ctx, account); err != nil {
+		return nil, err
+	}
 	now := m.Now()
-	change := Change{Settings: []Settings{{Environment: environment, UpdatedAt: now}}}
+	change := Change{Settings: []Settings{{Account: account, Environment: environment, UpdatedAt: now}}}
 	var issued []Issued
 	for _, t := range []KeyType{Server, Client} {
 		var scopes []string // publishable keys carry none
 		if t == Server {
 			scopes = []string{AllScopes} // explicit: full access is never implied
 		}
-		key, rec, err := m.newKey(t, environment, "default", scopes, time.Time{}, actor, now)
+		key, rec, err := m.newKey(keySpec{account: account, env: environment, typ: t, name: "default", scopes: scopes}, actor, now)
 		if err != nil {
 			return nil, err
 		}
 		rec.Default = true
 		change.Insert = append(change.Insert, rec)
-		change.Events = append(change.Events, Event{Time: now, Actor: actor, Action: ActionBootstrap, Environment: environment, KeyID: rec.ID})
+		change.Events = append(change.Events, keyEvent(now, actor, ActionBootstrap, rec, ""))
 		issued = append(issued, Issued{Key: key, View: rec.View(now)})
 	}
 	if err := m.apply(ctx, change); err != nil {
@@ -131,12 +140,20 @@ func (m *Manager) Bootstrap(ctx context.Context, actor Actor, environment string
 }
 
 // CreateRequest describes an extra key: a scoped server key, a temporary
-// key, or another publishable key.
+// key, or another publishable key, in an environment of the actor's
+// account.
 type CreateRequest struct {
 	Environment string
 	Type        KeyType
 	// Name is a label for people, such as "billing worker". Optional.
 	Name string
+	// Owner names whom the key is issued to (the service's user or
+	// customer id; see ValidateOwner). Optional.
+	Owner string
+	// Metadata is a small map the service attaches to the key, shown to
+	// every role and handed to every request's Identity (see
+	// ValidateMetadata). Never put a secret there. Optional.
+	Metadata map[string]string
 	// Scopes of a server key: at least one, AllScopes ("*") for full
 	// access; an empty list fails with ErrScopesRequired. Must be empty for
 	// a publishable key.
@@ -163,24 +180,37 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 	if len(req.Name) > 200 {
 		return Issued{}, ErrInvalidName
 	}
+	if err := ValidateOwner(req.Owner); err != nil {
+		return Issued{}, err
+	}
+	metadata, err := ValidateMetadata(req.Metadata)
+	if err != nil {
+		return Issued{}, err
+	}
 	now := m.Now()
 	expires := req.ExpiresAt.UTC().Truncate(time.Microsecond)
 	if !req.ExpiresAt.IsZero() && !expires.After(now) {
 		return Issued{}, fmt.Errorf("%w: expiry must be in the future", ErrInvalidExpiry)
 	}
-	if _, err := m.environment(ctx, req.Environment); err != nil {
+	s, err := m.environment(ctx, actor, req.Environment)
+	if err != nil {
 		return Issued{}, err
 	}
+	if !s.ClosedAt.IsZero() {
+		return Issued{}, fmt.Errorf("%w: %s", ErrAccountClosed, s.Account)
+	}
+	spec := keySpec{account: s.Account, env: s.Environment, typ: req.Type, name: req.Name, owner: req.Owner,
+		metadata: metadata, scopes: scopes, expires: expires}
 	var issued Issued
 	err = m.retry(ctx, func() error {
-		key, rec, err := m.newKey(req.Type, req.Environment, req.Name, scopes, expires, actor, now)
+		key, rec, err := m.newKey(spec, actor, now)
 		if err != nil {
 			return err
 		}
 		issued = Issued{Key: key, View: rec.View(now)}
 		return m.apply(ctx, Change{
 			Insert: []Record{rec},
-			Events: []Event{{Time: now, Actor: actor, Action: ActionCreate, Environment: rec.Environment, KeyID: rec.ID, Detail: expiryDetail(expires)}},
+			Events: []Event{keyEvent(now, actor, ActionCreate, rec, expiryDetail(expires))},
 		})
 	})
 	return issued, err
@@ -219,6 +249,9 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 	}
 	var target keyName
 	if req.KeyID == "" {
+		if _, err := namedAccount(actor); err != nil {
+			return Issued{}, err
+		}
 		if err := ValidateEnvironment(req.Environment); err != nil {
 			return Issued{}, err
 		}
@@ -233,7 +266,7 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 	}
 	var issued Issued
 	err := m.retry(ctx, func() error {
-		old, err := m.rotationTarget(ctx, req, target)
+		old, err := m.rotationTarget(ctx, actor, req, target)
 		if err != nil {
 			return err
 		}
@@ -246,7 +279,8 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 		case Expiring:
 			return fmt.Errorf("%w: %s", ErrAlreadyRotated, old.Prefix())
 		}
-		key, rec, err := m.newKey(old.Type, old.Environment, old.Name, old.Scopes, old.ExpiresAt, actor, now)
+		key, rec, err := m.newKey(keySpec{account: old.Account, env: old.Environment, typ: old.Type, name: old.Name,
+			owner: old.Owner, metadata: old.Metadata, scopes: old.Scopes, expires: old.ExpiresAt}, actor, now)
 		if err != nil {
 			return err
 		}
@@ -260,8 +294,8 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 			Update: []Record{old},
 			Insert: []Record{rec},
 			Events: []Event{
-				{Time: now, Actor: actor, Action: ActionRotate, Environment: old.Environment, KeyID: old.ID, Detail: "replaced by " + rec.Prefix() + "; " + expiryDetail(old.ExpiresAt)},
-				{Time: now, Actor: actor, Action: ActionCreate, Environment: rec.Environment, KeyID: rec.ID, Detail: "replaces " + old.Prefix()},
+				keyEvent(now, actor, ActionRotate, old, "replaced by "+rec.Prefix()+"; "+expiryDetail(old.ExpiresAt)),
+				keyEvent(now, actor, ActionCreate, rec, "replaces "+old.Prefix()),
 			},
 		})
 	})
@@ -290,20 +324,17 @@ func hours(d time.Duration) string {
 	return d.String()
 }
 
-func (m *Manager) rotationTarget(ctx context.Context, req RotateRequest, target keyName) (Record, error) {
+// rotationTarget loads the key that req names: by id, or the default key
+// of an environment of the actor's account, found by index.
+func (m *Manager) rotationTarget(ctx context.Context, actor Actor, req RotateRequest, target keyName) (Record, error) {
 	if req.KeyID != "" {
-		return m.key(ctx, target)
+		return m.key(ctx, actor, target)
 	}
-	keys, err := m.store.Keys(ctx, req.Environment)
-	if err != nil {
-		return Record{}, err
+	rec, err := m.store.DefaultKey(ctx, actor.InAccount(), req.Environment, req.Type)
+	if errors.Is(err, ErrNotFound) {
+		return Record{}, fmt.Errorf("%w: %s has no default %s key", ErrUnknownEnvironment, req.Environment, req.Type)
 	}
-	for _, k := range keys {
-		if k.Default && k.Type == req.Type {
-			return k, nil
-		}
-	}
-	return Record{}, fmt.Errorf("%w: %s has no default %s key", ErrUnknownEnvironment, req.Environment, req.Type)
+	return rec, err
 }
 
 // ChangeGrace sets the grace period of a rotated key, counted from when it
@@ -392,7 +423,7 @@ func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action 
 	}
 	var view View
 	err = m.retry(ctx, func() error {
-		rec, err := m.key(ctx, name)
+		rec, err := m.key(ctx, actor, name)
 		if err != nil {
 			return err
 		}
@@ -403,31 +434,83 @@ func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action 
 		view = rec.View(now)
 		return m.apply(ctx, Change{
 			Update: []Record{rec},
-			Events: []Event{{Time: now, Actor: actor, Action: action, Environment: rec.Environment, KeyID: rec.ID, Detail: expiryDetail(rec.ExpiresAt)}},
+			Events: []Event{keyEvent(now, actor, action, rec, expiryDetail(rec.ExpiresAt))},
 		})
 	})
 	return view, err
 }
 
-// List returns the public views of an environment's keys. Every role may
-// list; no view carries a secret.
-func (m *Manager) List(ctx context.Context, actor Actor, environment string) ([]View, error) {
-	if err := authorize(actor, ActionView); err != nil {
-		return nil, err
+// SetOwner names whom a key is issued to (see ValidateOwner); an empty
+// owner names nobody. Owners only; keyID is a key id or a displayable
+// prefix.
+func (m *Manager) SetOwner(ctx context.Context, actor Actor, keyID, owner string) (View, error) {
+	if err := authorize(actor, ActionSetOwner); err != nil {
+		return View{}, err
 	}
-	if _, err := m.environment(ctx, environment); err != nil {
-		return nil, err
+	if err := ValidateOwner(owner); err != nil {
+		return View{}, err
 	}
-	keys, err := m.store.Keys(ctx, environment)
+	return m.update(ctx, actor, keyID, ActionSetOwner, func(rec *Record, now time.Time) error {
+		if !rec.RevokedAt.IsZero() {
+			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
+		}
+		rec.Owner = owner
+		return nil
+	})
+}
+
+// SetMetadata replaces a key's metadata (see ValidateMetadata); an empty
+// map removes it. Owners only; keyID is a key id or a displayable prefix.
+func (m *Manager) SetMetadata(ctx context.Context, actor Actor, keyID string, metadata map[string]string) (View, error) {
+	if err := authorize(actor, ActionSetMetadata); err != nil {
+		return View{}, err
+	}
+	valid, err := ValidateMetadata(metadata)
 	if err != nil {
-		return nil, err
+		return View{}, err
 	}
+	return m.update(ctx, actor, keyID, ActionSetMetadata, func(rec *Record, now time.Time) error {
+		if !rec.RevokedAt.IsZero() {
+			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
+		}
+		rec.Metadata = valid
+		return nil
+	})
+}
+
+// List returns a page of the public views of an environment's keys, in
+// creation order. Every role may list; no view carries a secret.
+func (m *Manager) List(ctx context.Context, actor Actor, environment string, page Page) (KeyList, error) {
+	if err := authorize(actor, ActionView); err != nil {
+		return KeyList{}, err
+	}
+	limit, err := page.limit()
+	if err != nil {
+		return KeyList{}, err
+	}
+	after, err := parseKeyCursor(page.After)
+	if err != nil {
+		return KeyList{}, err
+	}
+	s, err := m.environment(ctx, actor, environment)
+	if err != nil {
+		return KeyList{}, err
+	}
+	keys, err := m.store.Keys(ctx, KeyQuery{Account: s.Account, Environment: s.Environment, After: after, Limit: limit + 1})
+	if err != nil {
+		return KeyList{}, err
+	}
+	out := KeyList{Keys: make([]View, 0, min(len(keys), limit))}
 	now := m.Now()
-	views := make([]View, len(keys))
 	for i, k := range keys {
-		views[i] = k.View(now)
+		if i == limit {
+			last := keys[limit-1]
+			out.Next = keyCursor(KeyPosition{CreatedAt: last.CreatedAt, ID: last.ID})
+			break
+		}
+		out.Keys = append(out.Keys, k.View(now))
 	}
-	return views, nil
+	return out, nil
 }
 
 // Get returns the public view of one key. Every role may get. keyID is a
@@ -440,7 +523,7 @@ func (m *Manager) Get(ctx context.Context, actor Actor, keyID string) (View, err
 	if err != nil {
 		return View{}, err
 	}
-	rec, err := m.key(ctx, name)
+	rec, err := m.key(ctx, actor, name)
 	if err != nil {
 		return View{}, err
 	}
@@ -459,7 +542,7 @@ func (m *Manager) Reveal(ctx context.Context, actor Actor, keyID string) (Key, e
 	if err != nil {
 		return Key{}, err
 	}
-	rec, err := m.key(ctx, name)
+	rec, err := m.key(ctx, actor, name)
 	if err != nil {
 		return Key{}, err
 	}
@@ -480,28 +563,82 @@ func (m *Manager) Reveal(ctx context.Context, actor Actor, keyID string) (Key, e
 		return Key{}, fmt.Errorf("%w: %s: stored copy is damaged", ErrNotRevealable, rec.Prefix())
 	}
 	now := m.Now()
-	err = m.apply(ctx, Change{Events: []Event{{Time: now, Actor: actor, Action: ActionReveal, Environment: rec.Environment, KeyID: rec.ID}}})
+	err = m.apply(ctx, Change{Events: []Event{keyEvent(now, actor, ActionReveal, rec, "")}})
 	if err != nil {
 		return Key{}, err
 	}
 	return key, nil
 }
 
-// Settings returns an environment's settings. Every role may read them.
+// Settings returns the settings of an environment of the actor's account.
+// Every role may read them.
 func (m *Manager) Settings(ctx context.Context, actor Actor, environment string) (Settings, error) {
 	if err := authorize(actor, ActionView); err != nil {
 		return Settings{}, err
 	}
-	return m.environment(ctx, environment)
+	return m.environment(ctx, actor, environment)
 }
 
-// Environments returns the settings of every bootstrapped environment,
-// sorted by name. Every role may read them.
-func (m *Manager) Environments(ctx context.Context, actor Actor) ([]Settings, error) {
+// Environments returns a page of the settings of the actor's account's
+// environments, sorted by name. Every role may read them.
+func (m *Manager) Environments(ctx context.Context, actor Actor, page Page) (EnvironmentList, error) {
 	if err := authorize(actor, ActionView); err != nil {
-		return nil, err
+		return EnvironmentList{}, err
 	}
-	return m.store.Environments(ctx)
+	account, err := namedAccount(actor)
+	if err != nil {
+		return EnvironmentList{}, err
+	}
+	limit, err := page.limit()
+	if err != nil {
+		return EnvironmentList{}, err
+	}
+	after, err := parseNameCursor(page.After, ValidateEnvironment)
+	if err != nil {
+		return EnvironmentList{}, err
+	}
+	envs, err := m.store.Environments(ctx, EnvironmentQuery{
+		Account: account, After: EnvironmentPosition{Account: account, Environment: after}, Limit: limit + 1,
+	})
+	if err != nil {
+		return EnvironmentList{}, err
+	}
+	out := EnvironmentList{Environments: envs}
+	if len(envs) > limit {
+		out.Environments = envs[:limit]
+		out.Next = nameCursor(envs[limit-1].Environment)
+	}
+	return out, nil
+}
+
+// Accounts returns a page of the ids of the accounts that have
+// environments, in order. Only an operator acting across accounts
+// (AnyAccount) may list them; any role may.
+func (m *Manager) Accounts(ctx context.Context, actor Actor, page Page) (AccountList, error) {
+	if err := authorize(actor, ActionView); err != nil {
+		return AccountList{}, err
+	}
+	if actor.Account != AnyAccount {
+		return AccountList{}, fmt.Errorf("%w: listing accounts needs an actor acting across accounts", ErrForbidden)
+	}
+	limit, err := page.limit()
+	if err != nil {
+		return AccountList{}, err
+	}
+	after, err := parseNameCursor(page.After, ValidateAccount)
+	if err != nil {
+		return AccountList{}, err
+	}
+	ids, err := m.store.Accounts(ctx, after, limit+1)
+	if err != nil {
+		return AccountList{}, err
+	}
+	out := AccountList{Accounts: ids}
+	if len(ids) > limit {
+		out.Accounts = ids[:limit]
+		out.Next = nameCursor(ids[limit-1])
+	}
+	return out, nil
 }
 
 // SetAllowedOrigins replaces the web origins allowed to use the
@@ -518,16 +655,20 @@ func (m *Manager) SetAllowedOrigins(ctx context.Context, actor Actor, environmen
 	}
 	var out Settings
 	err = m.retry(ctx, func() error {
-		s, err := m.environment(ctx, environment)
+		s, err := m.environment(ctx, actor, environment)
 		if err != nil {
 			return err
+		}
+		if !s.ClosedAt.IsZero() {
+			return fmt.Errorf("%w: %s", ErrAccountClosed, s.Account)
 		}
 		now := m.Now()
 		s.AllowedOrigins, s.UpdatedAt = valid, now
 		out = s.Clone()
 		return m.apply(ctx, Change{
 			Settings: []Settings{s},
-			Events:   []Event{{Time: now, Actor: actor, Action: ActionSetOrigins, Environment: environment, Detail: fmt.Sprintf("%d allowed origins", len(valid))}},
+			Events: []Event{{Time: now, Actor: actor, Action: ActionSetOrigins, Account: s.Account, Environment: environment,
+				Detail: fmt.Sprintf("%d allowed origins", len(valid))}},
 		})
 	})
 	return out, err
@@ -548,9 +689,10 @@ func parseKeyName(s string) (keyName, error) {
 // errNoSuchKey is the refusal of a displayable prefix of the other type.
 var errNoSuchKey = fmt.Errorf("%w: no such key", ErrNotFound)
 
-// key loads the key that n names. A key of another type than n's prefix
-// named is not found, as if it did not exist.
-func (m *Manager) key(ctx context.Context, n keyName) (Record, error) {
+// key loads the key that n names, if the actor may see it. A key of
+// another account, or of another type than n's prefix named, is not found,
+// as if it did not exist.
+func (m *Manager) key(ctx context.Context, actor Actor, n keyName) (Record, error) {
 	rec, err := m.store.Key(ctx, n.id)
 	if err != nil {
 		return Record{}, err
@@ -558,23 +700,64 @@ func (m *Manager) key(ctx context.Context, n keyName) (Record, error) {
 	if n.typ != "" && rec.Type != n.typ {
 		return Record{}, errNoSuchKey
 	}
+	if actor.Account != AnyAccount && rec.Account != actor.InAccount() {
+		return Record{}, errNoSuchKey
+	}
 	return rec, nil
 }
 
-// environment returns the settings of a bootstrapped environment.
-func (m *Manager) environment(ctx context.Context, environment string) (Settings, error) {
+// namedAccount returns the account an actor acts in, for a call that names
+// an environment: an operator acting across accounts must name one.
+func namedAccount(actor Actor) (string, error) {
+	if actor.Account == AnyAccount {
+		return "", fmt.Errorf("%w: an actor acting across accounts names the account of an environment", ErrInvalidAccount)
+	}
+	return actor.InAccount(), nil
+}
+
+// environment returns the settings of a bootstrapped environment of the
+// actor's account.
+func (m *Manager) environment(ctx context.Context, actor Actor, environment string) (Settings, error) {
+	account, err := namedAccount(actor)
+	if err != nil {
+		return Settings{}, err
+	}
 	if err := ValidateEnvironment(environment); err != nil {
 		return Settings{}, err
 	}
-	s, err := m.store.Settings(ctx, environment)
+	s, err := m.store.Settings(ctx, account, environment)
 	if errors.Is(err, ErrNotFound) {
 		return Settings{}, fmt.Errorf("%w: %s", ErrUnknownEnvironment, environment)
 	}
 	return s, err
 }
 
+// checkOpen refuses an account that was closed: its environments carry
+// ClosedAt (one read, by index).
+func (m *Manager) checkOpen(ctx context.Context, account string) error {
+	envs, err := m.store.Environments(ctx, EnvironmentQuery{Account: account, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(envs) > 0 && !envs[0].ClosedAt.IsZero() {
+		return fmt.Errorf("%w: %s", ErrAccountClosed, account)
+	}
+	return nil
+}
+
+// keySpec is what a new key is made of.
+type keySpec struct {
+	account, env string
+	typ          KeyType
+	name, owner  string
+	metadata     map[string]string
+	scopes       []string
+	expires      time.Time
+}
+
 // newKey generates a key and its record.
-func (m *Manager) newKey(t KeyType, env, name string, scopes []string, expires time.Time, actor Actor, now time.Time) (Key, Record, error) {
+func (m *Manager) newKey(spec keySpec, actor Actor, now time.Time) (Key, Record, error) {
+	t := spec.typ
 	key, err := GenerateKey(t)
 	if err != nil {
 		return Key{}, Record{}, err
@@ -584,8 +767,9 @@ func (m *Manager) newKey(t KeyType, env, name string, scopes []string, expires t
 		return Key{}, Record{}, err
 	}
 	rec := Record{
-		ID: key.ID(), Type: t, Environment: env, Name: name, Scopes: cloneStrings(scopes),
-		CreatedAt: now, CreatedBy: actor.ID, ExpiresAt: expires, Hash: NewOpaque(hash),
+		ID: key.ID(), Account: spec.account, Type: t, Environment: spec.env, Name: spec.name,
+		Owner: spec.owner, Metadata: maps.Clone(spec.metadata), Scopes: cloneStrings(spec.scopes),
+		CreatedAt: now, CreatedBy: actor.ID, ExpiresAt: spec.expires, Hash: NewOpaque(hash),
 	}
 	switch {
 	case t == Client:
@@ -629,6 +813,12 @@ func (m *Manager) retry(ctx context.Context, fn func() error) error {
 		case <-pause.C:
 		}
 	}
+}
+
+// keyEvent is the audit event of an action on rec.
+func keyEvent(now time.Time, actor Actor, action Action, rec Record, detail string) Event {
+	return Event{Time: now, Actor: actor, Action: action, Account: rec.Account, Environment: rec.Environment,
+		KeyID: rec.ID, KeyType: rec.Type, Detail: detail}
 }
 
 func earliest(a, b time.Time) time.Time {

@@ -3,6 +3,7 @@ package apikey
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 )
 
@@ -33,15 +34,22 @@ const (
 // reflect.DeepEqual (and testify's assert.Equal): compare Hash and
 // Recoverable with Opaque.Equal.
 type Record struct {
-	ID          string    `json:"id"`
-	Type        KeyType   `json:"type"`
-	Environment string    `json:"environment"`
-	Name        string    `json:"name,omitempty"`
-	Scopes      []string  `json:"scopes,omitempty"`
-	Default     bool      `json:"default"` // the environment's default key of its type
-	CreatedAt   time.Time `json:"created_at"`
-	CreatedBy   string    `json:"created_by,omitempty"`
-	ExpiresAt   time.Time `json:"expires_at,omitzero"`
+	ID          string  `json:"id"`
+	Account     string  `json:"account"`
+	Type        KeyType `json:"type"`
+	Environment string  `json:"environment"`
+	Name        string  `json:"name,omitempty"`
+	// Owner names whom the key was issued to (the service's user or
+	// customer id); empty if nobody was named.
+	Owner string `json:"owner,omitempty"`
+	// Metadata is a small map the service attaches to the key (see
+	// ValidateMetadata); it reaches every request's Identity.
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	Scopes    []string          `json:"scopes,omitempty"`
+	Default   bool              `json:"default"` // the environment's default key of its type
+	CreatedAt time.Time         `json:"created_at"`
+	CreatedBy string            `json:"created_by,omitempty"`
+	ExpiresAt time.Time         `json:"expires_at,omitzero"`
 	// RotatedAt is when the key was rotated out; zero if it never was.
 	RotatedAt time.Time `json:"rotated_at,omitzero"`
 	// ExpiryLimit is the expiry the key had before it was rotated; a grace
@@ -87,6 +95,7 @@ func (r Record) Status(now time.Time) Status {
 // shares them.)
 func (r Record) Clone() Record {
 	r.Scopes = cloneStrings(r.Scopes)
+	r.Metadata = maps.Clone(r.Metadata)
 	return r
 }
 
@@ -101,6 +110,7 @@ func (r Record) Format(f fmt.State, verb rune) { formatPrefix(f, verb, r.Prefix(
 func (r Record) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("key", r.Prefix()),
+		slog.String("account", r.Account),
 		slog.String("environment", r.Environment),
 		slog.Bool("default", r.Default),
 	)
@@ -108,26 +118,29 @@ func (r Record) LogValue() slog.Value {
 
 // View is what anyone with a role may see of a key: never its secret or hash.
 type View struct {
-	Prefix      string    `json:"prefix"`
-	ID          string    `json:"id"`
-	Type        KeyType   `json:"type"`
-	Environment string    `json:"environment"`
-	Name        string    `json:"name,omitempty"`
-	Scopes      []string  `json:"scopes,omitempty"`
-	Default     bool      `json:"default"`
-	Status      Status    `json:"status"`
-	CreatedAt   time.Time `json:"created_at"`
-	ExpiresAt   time.Time `json:"expires_at,omitzero"`
-	RotatedAt   time.Time `json:"rotated_at,omitzero"`
-	RevokedAt   time.Time `json:"revoked_at,omitzero"`
-	LastUsedAt  time.Time `json:"last_used_at,omitzero"`
+	Prefix      string            `json:"prefix"`
+	ID          string            `json:"id"`
+	Account     string            `json:"account"`
+	Type        KeyType           `json:"type"`
+	Environment string            `json:"environment"`
+	Name        string            `json:"name,omitempty"`
+	Owner       string            `json:"owner,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	Scopes      []string          `json:"scopes,omitempty"`
+	Default     bool              `json:"default"`
+	Status      Status            `json:"status"`
+	CreatedAt   time.Time         `json:"created_at"`
+	ExpiresAt   time.Time         `json:"expires_at,omitzero"`
+	RotatedAt   time.Time         `json:"rotated_at,omitzero"`
+	RevokedAt   time.Time         `json:"revoked_at,omitzero"`
+	LastUsedAt  time.Time         `json:"last_used_at,omitzero"`
 }
 
 // View returns the public view of r at time now.
 func (r Record) View(now time.Time) View {
 	return View{
-		Prefix: r.Prefix(), ID: r.ID, Type: r.Type, Environment: r.Environment,
-		Name: r.Name, Scopes: cloneStrings(r.Scopes), Default: r.Default,
+		Prefix: r.Prefix(), ID: r.ID, Account: r.Account, Type: r.Type, Environment: r.Environment,
+		Name: r.Name, Owner: r.Owner, Metadata: maps.Clone(r.Metadata), Scopes: cloneStrings(r.Scopes), Default: r.Default,
 		Status: r.Status(now), CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
 		RotatedAt: r.RotatedAt, RevokedAt: r.RevokedAt, LastUsedAt: r.LastUsedAt,
 	}
@@ -143,12 +156,27 @@ type Issued struct {
 // Event is an audit event: who did what to which key or environment, when.
 // Events never hold a secret.
 type Event struct {
+	// Seq is the event's place in the store's audit log, set by the store
+	// when the event is read back (see storage.AuditLog); zero before.
+	Seq         int64     `json:"seq,omitempty"`
 	Time        time.Time `json:"time"`
 	Actor       Actor     `json:"actor"`
 	Action      Action    `json:"action"`
+	Account     string    `json:"account"`
 	Environment string    `json:"environment"`
-	// KeyID is the key acted on; empty for environment-wide actions.
-	KeyID string `json:"key_id,omitempty"`
+	// KeyID and KeyType name the key acted on; empty for environment-wide
+	// actions.
+	KeyID   string  `json:"key_id,omitempty"`
+	KeyType KeyType `json:"key_type,omitempty"`
 	// Detail is a short human-readable note, such as the new expiry.
 	Detail string `json:"detail,omitempty"`
+}
+
+// KeyPrefix returns the displayable prefix of the key acted on, "" for an
+// environment-wide action.
+func (e Event) KeyPrefix() string {
+	if e.KeyID == "" {
+		return ""
+	}
+	return Prefix(e.KeyType, e.KeyID)
 }

@@ -21,6 +21,20 @@ func (r Role) Valid() bool { return r == Owner || r == Member || r == ReadOnly }
 type Actor struct {
 	ID   string `json:"id"`
 	Role Role   `json:"role"`
+	// Account is the account the actor acts in: the Manager finds nothing
+	// outside it (a key of another account is ErrNotFound, as if it did not
+	// exist). Empty means DefaultAccount; AnyAccount is an operator acting
+	// across accounts, said explicitly.
+	Account string `json:"account,omitempty"`
+}
+
+// InAccount returns the account the actor acts in: Account, or
+// DefaultAccount when it is empty.
+func (a Actor) InAccount() string {
+	if a.Account == "" {
+		return DefaultAccount
+	}
+	return a.Account
 }
 
 // Action names a lifecycle action, as recorded in audit events.
@@ -36,6 +50,9 @@ const (
 	ActionSetScopes   Action = "set_scopes"
 	ActionSetOrigins  Action = "set_origins"
 	ActionReveal      Action = "reveal"
+	ActionSetOwner    Action = "set_owner"
+	ActionSetMetadata Action = "set_metadata"
+	ActionClose       Action = "close_account"
 	ActionView        Action = "view"
 )
 
@@ -52,6 +69,11 @@ func (r Role) Allowed(a Action) bool {
 func authorize(actor Actor, a Action) error {
 	if !actor.Role.Valid() {
 		return fmt.Errorf("%w: unknown role", ErrForbidden)
+	}
+	if actor.Account != AnyAccount {
+		if err := ValidateAccount(actor.InAccount()); err != nil {
+			return err
+		}
 	}
 	if !actor.Role.Allowed(a) {
 		return fmt.Errorf("%w: %s may not %s", ErrForbidden, actor.Role, a)

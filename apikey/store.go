@@ -9,8 +9,6 @@ import "context"
 //
 // Contract, for implementers:
 //   - Store only what a Record holds: a hash of each key, never the key.
-//     Record.Hash and Record.Recoverable are Opaque: write Hash.Reveal()
-//     and Recoverable.Bytes(), read back with NewOpaque and OpaqueBytes.
 //   - Every method is safe for concurrent use. A backend that several
 //     processes can share (a SQL database) must keep every rule across
 //     them; a single-process backend (memory, a file) says so in its docs.
@@ -19,17 +17,32 @@ import "context"
 //   - Every method honours ctx: once ctx is done it returns an error that
 //     wraps ctx.Err() and changes nothing.
 //   - Returned records and settings are copies the caller may modify.
+//   - Nothing reads a whole environment or account to answer one
+//     question: DefaultKey, Keys, Environments and Accounts are answered
+//     by index, in time that does not grow with the number of keys.
+//   - Accounts are hard boundaries: environment names are unique per
+//     account, and key ids are unique across all of them.
 type Store interface {
-	// Key returns the key with the given id, or ErrNotFound.
+	// Key returns the key with the given id, whatever its account, or
+	// ErrNotFound.
 	Key(ctx context.Context, id string) (Record, error)
-	// Keys returns every key of the environment, in creation order (then
-	// id); an empty list if there are none.
-	Keys(ctx context.Context, environment string) ([]Record, error)
-	// Settings returns an environment's settings, or ErrNotFound if the
-	// environment has not been bootstrapped.
-	Settings(ctx context.Context, environment string) (Settings, error)
-	// Environments returns the settings of every environment, sorted by name.
-	Environments(ctx context.Context) ([]Settings, error)
+	// DefaultKey returns the default key of type t of an account's
+	// environment, or ErrNotFound.
+	DefaultKey(ctx context.Context, account, environment string, t KeyType) (Record, error)
+	// Keys returns a page of an account's environment's keys in creation
+	// order (CreatedAt, then ID) after q.After: at most q.Limit, an empty
+	// list when there are no more.
+	Keys(ctx context.Context, q KeyQuery) ([]Record, error)
+	// Settings returns the settings of an account's environment, or
+	// ErrNotFound if it has not been bootstrapped.
+	Settings(ctx context.Context, account, environment string) (Settings, error)
+	// Environments returns a page of settings ordered by account, then
+	// environment, after q.After: at most q.Limit, of q.Account only when
+	// it is set.
+	Environments(ctx context.Context, q EnvironmentQuery) ([]Settings, error)
+	// Accounts returns up to limit account ids that have environments, in
+	// order, after the id after ("" for the first page).
+	Accounts(ctx context.Context, after string, limit int) ([]string, error)
 	// Apply makes a Change atomically: all of it or, with an error, none of
 	// it.
 	Apply(ctx context.Context, c Change) error
@@ -40,9 +53,10 @@ type Store interface {
 //   - an inserted record's id exists already;
 //   - an updated record or settings' Revision differs from the stored one
 //     (someone else changed it since it was read);
-//   - settings with Revision 0 are inserted for an environment that has them;
-//   - after the change, an environment would have two Default keys of one
-//     type.
+//   - settings with Revision 0 are inserted for an account's environment
+//     that has them;
+//   - after the change, an account's environment would have two Default
+//     keys of one type.
 //
 // An updated record that does not exist fails with ErrNotFound. Settings
 // with a non-zero Revision for an environment that has none are
@@ -52,8 +66,8 @@ type Store interface {
 // Times are stored in UTC with at least microsecond precision.
 //
 // Callers (the Manager) name an id at most once per Change and never change
-// a record's ID, Type, Environment or CreatedAt; stores need not check
-// either, and may refuse a repeated id with ErrConflict.
+// a record's ID, Account, Type, Environment or CreatedAt; stores need not
+// check either, and may refuse a repeated id with ErrConflict.
 type Change struct {
 	Insert   []Record   // new keys, with Revision 0
 	Update   []Record   // changed keys, with the Revision they were read at

@@ -38,10 +38,11 @@ type Change = apikey.Change
 // it cached and continue from the revision returned with the error.
 var ErrFeedGap = errors.New("storage: change feed gap; drop caches")
 
-// Changed is one entry of a change feed: a key or an environment's settings
-// changed at Revision.
+// Changed is one entry of a change feed: a key or an account's
+// environment's settings changed at Revision.
 type Changed struct {
 	Revision    int64
+	Account     string
 	Environment string
 	// KeyID is the key that changed; empty when the settings changed.
 	KeyID string
@@ -70,8 +71,22 @@ type LastUsedRecorder interface {
 }
 
 // AuditLog is an optional Store capability: it reads audit events back,
-// newest first. An empty environment means all environments; limit <= 0
-// means no limit.
+// newest first, a page at a time, each with its Seq set.
 type AuditLog interface {
-	Events(ctx context.Context, environment string, limit int) ([]apikey.Event, error)
+	Events(ctx context.Context, q EventQuery) ([]apikey.Event, error)
+}
+
+// EventQuery selects a page of audit events, newest first.
+type EventQuery struct {
+	// Account, if set, selects that account's events; empty selects every
+	// account's.
+	Account string
+	// Environment, if set, selects that environment's events (of Account,
+	// when set).
+	Environment string
+	// Before, if positive, selects the events older than the one with this
+	// Seq: the Seq of the last event of the previous page.
+	Before int64
+	// Limit is the most events to return; <= 0 means no limit.
+	Limit int
 }

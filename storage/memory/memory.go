@@ -4,6 +4,7 @@
 package memory
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -18,12 +19,30 @@ import (
 // feedRetention is how many change-feed entries the store keeps.
 const feedRetention = 1 << 16
 
+// envRef names an account's environment.
+type envRef struct{ account, environment string }
+
+func compareEnvRefs(a, b envRef) int {
+	return cmp.Or(strings.Compare(a.account, b.account), strings.Compare(a.environment, b.environment))
+}
+
+// defaultSlot is the place of a default key: account, environment and type.
+type defaultSlot struct {
+	envRef
+	typ apikey.KeyType
+}
+
 // Store is a thread-safe in-memory store. The zero value is not usable; call
-// New.
+// New. Every lookup is by index, as the storage contract asks: a default key
+// by (account, environment, type), a page of keys or environments by
+// binary search in a sorted list.
 type Store struct {
 	mu       sync.RWMutex
 	keys     map[string]apikey.Record
-	settings map[string]apikey.Settings
+	defaults map[defaultSlot]string     // default key id by slot
+	byEnv    map[envRef][]apikey.Record // each environment's keys in creation order (ids and times only)
+	settings map[envRef]apikey.Settings
+	envs     []envRef // every environment, sorted
 	events   []apikey.Event
 	feed     []storage.Changed
 	revision int64
@@ -38,7 +57,12 @@ var (
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{keys: map[string]apikey.Record{}, settings: map[string]apikey.Settings{}}
+	return &Store{
+		keys:     map[string]apikey.Record{},
+		defaults: map[defaultSlot]string{},
+		byEnv:    map[envRef][]apikey.Record{},
+		settings: map[envRef]apikey.Settings{},
+	}
 }
 
 // Key implements apikey.Store.
@@ -55,36 +79,56 @@ func (s *Store) Key(ctx context.Context, id string) (apikey.Record, error) {
 	return r.Clone(), nil
 }
 
+// DefaultKey implements apikey.Store.
+func (s *Store) DefaultKey(ctx context.Context, account, environment string, t apikey.KeyType) (apikey.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return apikey.Record{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	id, ok := s.defaults[defaultSlot{envRef{account, environment}, t}]
+	if !ok {
+		return apikey.Record{}, apikey.ErrNotFound
+	}
+	return s.keys[id].Clone(), nil
+}
+
+// compareKeyOrder orders keys by creation time, then id.
+func compareKeyOrder(a apikey.Record, b apikey.KeyPosition) int {
+	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+}
+
 // Keys implements apikey.Store.
-func (s *Store) Keys(ctx context.Context, environment string) ([]apikey.Record, error) {
+func (s *Store) Keys(ctx context.Context, q apikey.KeyQuery) ([]apikey.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
-	out := []apikey.Record{}
-	for _, r := range s.keys {
-		if r.Environment == environment {
-			out = append(out, r.Clone())
+	defer s.mu.RUnlock()
+	list := s.byEnv[envRef{q.Account, q.Environment}]
+	i := 0
+	if q.After != (apikey.KeyPosition{}) {
+		var found bool
+		i, found = slices.BinarySearchFunc(list, q.After, compareKeyOrder)
+		if found {
+			i++
 		}
 	}
-	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b apikey.Record) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	out := []apikey.Record{}
+	for ; i < len(list) && len(out) < q.Limit; i++ {
+		out = append(out, s.keys[list[i].ID].Clone())
+	}
 	return out, nil
 }
 
 // Settings implements apikey.Store.
-func (s *Store) Settings(ctx context.Context, environment string) (apikey.Settings, error) {
+func (s *Store) Settings(ctx context.Context, account, environment string) (apikey.Settings, error) {
 	if err := ctx.Err(); err != nil {
 		return apikey.Settings{}, err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	st, ok := s.settings[environment]
+	st, ok := s.settings[envRef{account, environment}]
 	if !ok {
 		return apikey.Settings{}, apikey.ErrNotFound
 	}
@@ -92,17 +136,46 @@ func (s *Store) Settings(ctx context.Context, environment string) (apikey.Settin
 }
 
 // Environments implements apikey.Store.
-func (s *Store) Environments(ctx context.Context) ([]apikey.Settings, error) {
+func (s *Store) Environments(ctx context.Context, q apikey.EnvironmentQuery) ([]apikey.Settings, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
-	out := make([]apikey.Settings, 0, len(s.settings))
-	for _, st := range s.settings {
-		out = append(out, st.Clone())
+	defer s.mu.RUnlock()
+	after := envRef{q.After.Account, q.After.Environment}
+	if q.Account != "" && after.account < q.Account {
+		after = envRef{q.Account, ""}
 	}
-	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b apikey.Settings) int { return strings.Compare(a.Environment, b.Environment) })
+	i, found := slices.BinarySearchFunc(s.envs, after, compareEnvRefs)
+	if found {
+		i++
+	}
+	out := []apikey.Settings{}
+	for ; i < len(s.envs) && len(out) < q.Limit; i++ {
+		if q.Account != "" && s.envs[i].account != q.Account {
+			break
+		}
+		out = append(out, s.settings[s.envs[i]].Clone())
+	}
+	return out, nil
+}
+
+// Accounts implements apikey.Store.
+func (s *Store) Accounts(ctx context.Context, after string, limit int) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	// The first environment of an account after "after": past every
+	// environment name of "after" itself.
+	i, _ := slices.BinarySearchFunc(s.envs, envRef{after, "\xff"}, compareEnvRefs)
+	out := []string{}
+	for ; i < len(s.envs) && len(out) < limit; i++ {
+		if a := s.envs[i].account; a > after && (len(out) == 0 || out[len(out)-1] != a) {
+			out = append(out, a)
+		}
+	}
 	return out, nil
 }
 
@@ -120,28 +193,55 @@ func (s *Store) Apply(ctx context.Context, c apikey.Change) error {
 		s.revision++
 		r = r.Clone()
 		r.Revision = s.revision
-		if last := s.keys[r.ID].LastUsedAt; last.After(r.LastUsedAt) {
-			r.LastUsedAt = last
+		old := s.keys[r.ID]
+		if old.LastUsedAt.After(r.LastUsedAt) {
+			r.LastUsedAt = old.LastUsedAt
 		}
-		s.keys[r.ID] = r
-		s.publish(r.Environment, r.ID)
+		if old.Default {
+			delete(s.defaults, slotOf(old))
+		}
+		s.put(r)
 	}
 	for _, r := range c.Insert {
 		s.revision++
 		r = r.Clone()
 		r.Revision = s.revision
-		s.keys[r.ID] = r
-		s.publish(r.Environment, r.ID)
+		s.put(r)
+		ref := envRef{r.Account, r.Environment}
+		list := s.byEnv[ref]
+		i, _ := slices.BinarySearchFunc(list, apikey.KeyPosition{CreatedAt: r.CreatedAt, ID: r.ID}, compareKeyOrder)
+		s.byEnv[ref] = slices.Insert(list, i, apikey.Record{ID: r.ID, CreatedAt: r.CreatedAt})
 	}
 	for _, st := range c.Settings {
 		s.revision++
 		st = st.Clone()
 		st.Revision = s.revision
-		s.settings[st.Environment] = st
-		s.publish(st.Environment, "")
+		ref := envRef{st.Account, st.Environment}
+		if _, ok := s.settings[ref]; !ok {
+			i, _ := slices.BinarySearchFunc(s.envs, ref, compareEnvRefs)
+			s.envs = slices.Insert(s.envs, i, ref)
+		}
+		s.settings[ref] = st
+		s.publish(st.Account, st.Environment, "")
 	}
-	s.events = append(s.events, c.Events...)
+	for _, e := range c.Events {
+		e.Seq = int64(len(s.events) + 1)
+		s.events = append(s.events, e)
+	}
 	return nil
+}
+
+// put stores r and its feed entry; s.mu is held.
+func (s *Store) put(r apikey.Record) {
+	s.keys[r.ID] = r
+	if r.Default {
+		s.defaults[slotOf(r)] = r.ID
+	}
+	s.publish(r.Account, r.Environment, r.ID)
+}
+
+func slotOf(r apikey.Record) defaultSlot {
+	return defaultSlot{envRef{r.Account, r.Environment}, r.Type}
 }
 
 // check validates a change against the current state; s.mu is held.
@@ -167,41 +267,38 @@ func (s *Store) check(c apikey.Change) error {
 		after[r.ID] = r
 	}
 	for _, st := range c.Settings {
-		cur, ok := s.settings[st.Environment]
+		cur, ok := s.settings[envRef{st.Account, st.Environment}]
 		if (st.Revision == 0 && ok) || (st.Revision != 0 && (!ok || cur.Revision != st.Revision)) {
 			return fmt.Errorf("%w: settings of %s changed since they were read", apikey.ErrConflict, st.Environment)
 		}
 	}
-	// At most one default key per environment and type after the change.
-	type slot struct {
-		env string
-		typ apikey.KeyType
-	}
-	defaults := map[slot]int{}
+	// At most one default key per account, environment and type after the
+	// change: count the change's defaults and the stored ones it keeps.
+	defaults := map[defaultSlot]int{}
 	for _, r := range after {
 		if r.Default {
-			defaults[slot{r.Environment, r.Type}]++
+			defaults[slotOf(r)]++
 		}
 	}
-	for sl := range defaults {
-		for id, r := range s.keys {
-			if _, replaced := after[id]; !replaced && r.Default && r.Environment == sl.env && r.Type == sl.typ {
-				defaults[sl]++
+	for slot, n := range defaults {
+		if id, ok := s.defaults[slot]; ok {
+			if _, replaced := after[id]; !replaced {
+				n++
 			}
 		}
-		if defaults[sl] > 1 {
-			return fmt.Errorf("%w: %s already has a default %s key", apikey.ErrConflict, sl.env, sl.typ)
+		if n > 1 {
+			return fmt.Errorf("%w: %s already has a default %s key", apikey.ErrConflict, slot.environment, slot.typ)
 		}
 	}
 	return nil
 }
 
 // publish appends a feed entry at the current revision; s.mu is held.
-func (s *Store) publish(environment, keyID string) {
+func (s *Store) publish(account, environment, keyID string) {
 	if len(s.feed) == feedRetention {
 		s.feed = slices.Delete(s.feed, 0, feedRetention/4)
 	}
-	s.feed = append(s.feed, storage.Changed{Revision: s.revision, Environment: environment, KeyID: keyID})
+	s.feed = append(s.feed, storage.Changed{Revision: s.revision, Account: account, Environment: environment, KeyID: keyID})
 }
 
 // Changes implements storage.ChangeFeed.
@@ -219,7 +316,7 @@ func (s *Store) Changes(ctx context.Context, since int64, limit int) ([]storage.
 		return nil, s.revision, storage.ErrFeedGap
 	}
 	i, _ := slices.BinarySearchFunc(s.feed, since+1, func(c storage.Changed, rev int64) int {
-		return int(c.Revision - rev)
+		return cmp.Compare(c.Revision, rev)
 	})
 	out := slices.Clone(s.feed[i:min(len(s.feed), i+limit)])
 	next := since
@@ -255,16 +352,22 @@ func (s *Store) RecordLastUsed(ctx context.Context, used map[string]time.Time) e
 	return nil
 }
 
-// Events implements storage.AuditLog.
-func (s *Store) Events(ctx context.Context, environment string, limit int) ([]apikey.Event, error) {
+// Events implements storage.AuditLog. It scans the log from the newest
+// event: an in-memory store holds few.
+func (s *Store) Events(ctx context.Context, q storage.EventQuery) ([]apikey.Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := []apikey.Event{}
-	for i := len(s.events) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
-		if e := s.events[i]; environment == "" || e.Environment == environment {
+	i := len(s.events) - 1
+	if q.Before > 0 {
+		i = min(i, int(q.Before)-2)
+	}
+	for ; i >= 0 && (q.Limit <= 0 || len(out) < q.Limit); i-- {
+		e := s.events[i]
+		if (q.Account == "" || e.Account == q.Account) && (q.Environment == "" || e.Environment == q.Environment) {
 			out = append(out, e)
 		}
 	}
