@@ -76,8 +76,8 @@ func ExampleManager_Rotate() {
 	fmt.Println(errors.Is(err, apikey.ErrDefaultKeyNotRevocable))
 	_, err = m.Revoke(ctx, owner, keys[0].View.ID)
 	fmt.Println(err)
-	views, _ := m.List(ctx, apikey.Actor{ID: "carol", Role: apikey.ReadOnly}, apikey.Production)
-	for _, v := range views {
+	list, _ := m.List(ctx, apikey.Actor{ID: "carol", Role: apikey.ReadOnly}, apikey.Production, apikey.Page{})
+	for _, v := range list.Keys {
 		fmt.Println(v.Type, v.Default, v.Status)
 	}
 	// Unordered output:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/internal/fakeclock"
+	"github.com/keystile/keystile/storage"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -35,7 +36,7 @@ type fixture struct {
 	client apikey.Issued // production's default publishable key
 }
 
-func newFixture(t *testing.T, opts apikey.ManagerOptions) *fixture {
+func newFixture(t testing.TB, opts apikey.ManagerOptions) *fixture {
 	t.Helper()
 	f := &fixture{store: memory.New(), clock: fakeclock.New(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))}
 	opts.Store, opts.Now = f.store, f.clock.Now
@@ -92,7 +93,7 @@ func TestBootstrap(t *testing.T) {
 	assert.Equal(t, apikey.ActionBootstrap, f.events[0].Action)
 	assert.Equal(t, owner, f.events[0].Actor)
 	assert.Equal(t, f.server.View.ID, f.events[0].KeyID)
-	stored, err := f.store.Events(ctx, apikey.Production, 0)
+	stored, err := f.store.Events(ctx, storage.EventQuery{Environment: apikey.Production})
 	require.NoError(t, err)
 	assert.Len(t, stored, 2, "events are stored with the change")
 }
@@ -136,30 +137,30 @@ func TestRolesTable(t *testing.T) {
 		})
 	}
 	for _, a := range []apikey.Actor{owner, member, readOnly} {
-		_, err := f.m.List(ctx, a, apikey.Production)
+		_, err := f.m.List(ctx, a, apikey.Production, apikey.Page{})
 		assert.NoError(t, err, "%s may list", a.Role)
 		_, err = f.m.Get(ctx, a, f.server.View.ID)
 		assert.NoError(t, err, "%s may view", a.Role)
 		_, err = f.m.Settings(ctx, a, apikey.Production)
 		assert.NoError(t, err, "%s may read settings", a.Role)
 	}
-	_, err = f.m.List(ctx, apikey.Actor{Role: "guest"}, apikey.Production)
+	_, err = f.m.List(ctx, apikey.Actor{Role: "guest"}, apikey.Production, apikey.Page{})
 	assert.ErrorIs(t, err, apikey.ErrForbidden)
 }
 
 func TestListShowsNoSecret(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
-	views, err := f.m.List(ctx, readOnly, apikey.Production)
+	list, err := f.m.List(ctx, readOnly, apikey.Production, apikey.Page{})
 	require.NoError(t, err)
-	require.Len(t, views, 2)
-	out, err := json.Marshal(views)
+	require.Len(t, list.Keys, 2)
+	out, err := json.Marshal(list)
 	require.NoError(t, err)
 	for _, k := range []apikey.Issued{f.server, f.client} {
 		assert.NotContains(t, string(out), k.Key.Reveal()[20:])
 		assert.Contains(t, string(out), k.Key.Prefix())
 	}
 	assert.NotContains(t, string(out), "argon2id")
-	_, err = f.m.List(ctx, readOnly, "nowhere")
+	_, err = f.m.List(ctx, readOnly, "nowhere", apikey.Page{})
 	assert.ErrorIs(t, err, apikey.ErrUnknownEnvironment)
 }
 
@@ -193,13 +194,13 @@ func TestCreate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before, err := f.m.List(ctx, owner, apikey.Production)
+			before, err := f.m.List(ctx, owner, apikey.Production, apikey.Page{})
 			require.NoError(t, err)
 			_, err = f.m.Create(ctx, owner, tt.req)
 			assert.ErrorIs(t, err, tt.want)
-			after, err := f.m.List(ctx, owner, apikey.Production)
+			after, err := f.m.List(ctx, owner, apikey.Production, apikey.Page{})
 			require.NoError(t, err)
-			assert.Len(t, after, len(before), "no key was created")
+			assert.Len(t, after.Keys, len(before.Keys), "no key was created")
 		})
 	}
 	full, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}})
