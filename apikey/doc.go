@@ -16,6 +16,24 @@
 // server-<id> or client-<id>; ParseKeyID reads either, and every Manager
 // method that takes a key id accepts both.
 //
+// # Accounts
+//
+// Every key, environment, audit event and change belongs to an account: the
+// embedding service's customer, named by the service's own id (see
+// ValidateAccount). Accounts are hard boundaries: environment names are
+// unique per account, and a Manager call finds nothing outside the actor's
+// account (a key of another account is ErrNotFound, as if it did not
+// exist). A single-tenant service never names one: an Actor with an empty
+// Account acts in DefaultAccount. An operator acting across accounts (the
+// service's back office, an operator CLI) says so with AnyAccount. A key
+// can name whom it was issued to (Owner) and carry a small Metadata map;
+// both reach the request's identity in package middleware. CloseAccount
+// revokes every key of an account at once.
+//
+// Lists are read a Page at a time, by index: a default key, a page of keys
+// and a page of environments cost the same in an environment of a million
+// keys as in one of ten.
+//
 // # Threat model
 //
 //   - A stolen database must not yield usable keys: only argon2id hashes are
@@ -28,8 +46,13 @@
 //   - A hostile row must not exhaust memory or CPU: stored argon2 parameters
 //     are bounded (DecodePHC, Argon2id.MaxMemory).
 //   - Concurrent writers, in one process or many, must not break the
-//     invariants: one active default key per environment and type, no lost
-//     rotation or revocation. Every change is a compare-and-set in the Store.
+//     invariants: one active default key per account, environment and type,
+//     no lost rotation or revocation. Every change is a compare-and-set in
+//     the Store.
+//   - Accounts bound what an actor sees: nothing of another account, not
+//     even whether a key id exists there. Owner and metadata never hold a
+//     key (ValidateOwner and ValidateMetadata refuse anything shaped like
+//     one).
 //   - Roles bound what an actor may do: everyone may view prefixes and
 //     statuses; only owners create, rotate, revoke, change grace or scopes,
 //     set origins, or reveal a full key. Every change is an audit Event.
