@@ -17,10 +17,18 @@ import (
 )
 
 // TestConformance: with no fault switched on, the wrapper is the store it
-// wraps.
+// wraps; seen through Exact, a store with no optional capability is one
+// too (and the suite skips what it lacks).
 func TestConformance(t *testing.T) {
-	storetest.Run(t, storetest.Config{
-		New: func(testing.TB) apikey.Store { return faultstore.New(memory.New()) },
+	t.Run("memory", func(t *testing.T) {
+		storetest.Run(t, storetest.Config{
+			New: func(testing.TB) apikey.Store { return faultstore.New(memory.New()) },
+		})
+	})
+	t.Run("bare", func(t *testing.T) {
+		storetest.Run(t, storetest.Config{
+			New: func(testing.TB) apikey.Store { return faultstore.New(bare{memory.New()}).Exact() },
+		})
 	})
 }
 
@@ -35,13 +43,14 @@ func TestFaults(t *testing.T) {
 		require.ErrorIs(t, call(ctx), faultstore.ErrDown)
 	}
 	s.Up()
-	_, err = s.Environments(ctx)
-	require.NoError(t, err)
+	for op, call := range calls(s) {
+		require.NoError(t, ignoreNotFound(call(ctx)), "%s after Up", op)
+	}
 
 	boom := errors.New("boom")
 	s.Fail(boom, faultstore.OpApply)
 	require.ErrorIs(t, s.Apply(ctx, apikey.Change{}), boom)
-	_, err = s.Keys(ctx, "production")
+	_, err = s.Keys(ctx, apikey.KeyQuery{Account: apikey.DefaultAccount, Environment: "production", Limit: 10})
 	require.NoError(t, err, "only Apply fails")
 	s.Fail(nil, faultstore.OpApply)
 	require.NoError(t, s.Apply(ctx, apikey.Change{}))
@@ -59,23 +68,73 @@ func TestFaults(t *testing.T) {
 	_, err = s.Key(ctx, "id")
 	require.ErrorIs(t, err, apikey.ErrNotFound)
 	assert.GreaterOrEqual(t, time.Since(start), 10*time.Millisecond)
-	assert.EqualValues(t, 4, s.Calls(faultstore.OpKey))
+	assert.EqualValues(t, 5, s.Calls(faultstore.OpKey), "faulty calls count too")
 }
 
+// TestEachOp aims a fault at one operation at a time: that operation's
+// calls fail, every other goes through.
+func TestEachOp(t *testing.T) {
+	ctx := context.Background()
+	s := faultstore.New(memory.New())
+	all := calls(s)
+	require.Len(t, all, len(faultstore.Ops), "calls covers every operation")
+	boom := errors.New("boom")
+	for _, op := range faultstore.Ops {
+		t.Run(string(op), func(t *testing.T) {
+			before := s.Calls(op)
+			s.Fail(boom, op)
+			defer s.Up()
+			for other, call := range all {
+				err := call(ctx)
+				if other == op {
+					assert.ErrorIs(t, err, boom, "the aimed operation fails")
+				} else {
+					assert.NoError(t, ignoreNotFound(err), "%s goes through", other)
+				}
+			}
+			assert.Equal(t, before+1, s.Calls(op), "the failed call is counted")
+		})
+	}
+}
+
+// calls makes one call of each operation, by name.
 func calls(s *faultstore.Store) map[faultstore.Op]func(context.Context) error {
+	const acct, env = apikey.DefaultAccount, "production"
 	return map[faultstore.Op]func(context.Context) error{
-		faultstore.OpKey:          func(ctx context.Context) error { _, err := s.Key(ctx, "id"); return err },
-		faultstore.OpKeys:         func(ctx context.Context) error { _, err := s.Keys(ctx, "production"); return err },
-		faultstore.OpSettings:     func(ctx context.Context) error { _, err := s.Settings(ctx, "production"); return err },
-		faultstore.OpEnvironments: func(ctx context.Context) error { _, err := s.Environments(ctx); return err },
-		faultstore.OpApply:        func(ctx context.Context) error { return s.Apply(ctx, apikey.Change{}) },
-		faultstore.OpChanges:      func(ctx context.Context) error { _, _, err := s.Changes(ctx, 0, 0); return err },
-		faultstore.OpRevision:     func(ctx context.Context) error { _, err := s.Revision(ctx); return err },
+		faultstore.OpKey: func(ctx context.Context) error { _, err := s.Key(ctx, "id"); return err },
+		faultstore.OpDefaultKey: func(ctx context.Context) error {
+			_, err := s.DefaultKey(ctx, acct, env, apikey.Server)
+			return err
+		},
+		faultstore.OpKeys: func(ctx context.Context) error {
+			_, err := s.Keys(ctx, apikey.KeyQuery{Account: acct, Environment: env, Limit: 10})
+			return err
+		},
+		faultstore.OpSettings: func(ctx context.Context) error { _, err := s.Settings(ctx, acct, env); return err },
+		faultstore.OpEnvironments: func(ctx context.Context) error {
+			_, err := s.Environments(ctx, apikey.EnvironmentQuery{Limit: 10})
+			return err
+		},
+		faultstore.OpAccounts: func(ctx context.Context) error { _, err := s.Accounts(ctx, "", 10); return err },
+		faultstore.OpApply:    func(ctx context.Context) error { return s.Apply(ctx, apikey.Change{}) },
+		faultstore.OpChanges:  func(ctx context.Context) error { _, _, err := s.Changes(ctx, 0, 0); return err },
+		faultstore.OpRevision: func(ctx context.Context) error { _, err := s.Revision(ctx); return err },
 		faultstore.OpRecordLastUsed: func(ctx context.Context) error {
 			return s.RecordLastUsed(ctx, map[string]time.Time{"id": time.Now()})
 		},
-		faultstore.OpEvents: func(ctx context.Context) error { _, err := s.Events(ctx, "", 0); return err },
+		faultstore.OpEvents: func(ctx context.Context) error {
+			_, err := s.Events(ctx, storage.EventQuery{Account: acct, Limit: 10})
+			return err
+		},
 	}
+}
+
+// ignoreNotFound drops the answer of an empty store to a lookup.
+func ignoreNotFound(err error) error {
+	if errors.Is(err, apikey.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // bare is a store with no optional capability.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -29,7 +30,7 @@ func BenchmarkColdLookup(b *testing.B, c Config) {
 	s, ctx := c.New(b), context.Background()
 	var filler apikey.Change
 	for range 1000 {
-		filler.Insert = append(filler.Insert, record("production", apikey.Server, false))
+		filler.Insert = append(filler.Insert, record(apikey.DefaultAccount, apikey.Production, apikey.Server, false))
 	}
 	require.NoError(b, s.Apply(ctx, filler))
 
@@ -38,7 +39,7 @@ func BenchmarkColdLookup(b *testing.B, c Config) {
 	hasher := apikey.Argon2id{Params: apikey.DefaultParams}
 	hash, err := hasher.Hash([]byte(key.Reveal()))
 	require.NoError(b, err)
-	r := record("production", apikey.Server, true)
+	r := record(apikey.DefaultAccount, apikey.Production, apikey.Server, true)
 	r.ID, r.Hash = key.ID(), apikey.NewOpaque(hash)
 	require.NoError(b, s.Apply(ctx, apikey.Change{Insert: []apikey.Record{r}}))
 
@@ -63,4 +64,69 @@ func BenchmarkColdLookup(b *testing.B, c Config) {
 			}
 		}
 	})
+}
+
+// BenchmarkLargeEnvironment measures the lookups that the storage contract
+// asks to be answered by index, in an environment of 1,000 and of 10,000
+// keys (among as many in another account's environment of the same name):
+//
+//   - "DefaultKey": the default key of a type;
+//   - "KeysPage": a page of 100 keys from the middle of the environment;
+//   - "Rotate": the rotation of the default key through a Manager, with
+//     apikey.TestParams (the light hasher, so that the store's cost shows).
+//
+// A store that answers by index takes about as long at 10,000 keys as at
+// 1,000. The keys are written with Apply, 1,000 per change; the SQL
+// backends' 1,000,000-key benchmarks load their tables directly.
+func BenchmarkLargeEnvironment(b *testing.B, c Config) {
+	if c.New == nil {
+		b.Fatal("storetest: Config.New is required")
+	}
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			s, ctx := c.New(b), context.Background()
+			m := manager(b, s)
+			actor := apikey.Actor{ID: "bench", Role: apikey.Owner, Account: acme}
+			bootstrap(b, m, actor, apikey.Production)
+			for _, account := range []string{acme, globex} {
+				for i := 0; i < n; i += 1000 {
+					var c apikey.Change
+					for j := range min(1000, n-i) {
+						r := record(account, apikey.Production, apikey.Server, false)
+						r.CreatedAt = base.Add(time.Duration(i+j) * time.Millisecond)
+						c.Insert = append(c.Insert, r)
+					}
+					require.NoError(b, s.Apply(ctx, c))
+				}
+			}
+			middle := apikey.KeyPosition{CreatedAt: base.Add(time.Duration(n/2) * time.Millisecond)}
+
+			b.Run("DefaultKey", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := s.DefaultKey(ctx, acme, apikey.Production, apikey.Server); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("KeysPage", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					page, err := s.Keys(ctx, apikey.KeyQuery{Account: acme, Environment: apikey.Production, After: middle, Limit: 100})
+					if err != nil || len(page) != 100 {
+						b.Fatal(len(page), err)
+					}
+				}
+			})
+			b.Run("Rotate", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					_, err := m.Rotate(ctx, actor, apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Server, ExpireNow: true})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,101 +14,44 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-// base is a fixed UTC time with microsecond precision, as stores keep it.
-var base = time.Date(2026, 11, 25, 12, 0, 0, 123456000, time.UTC)
-
-var owner = apikey.Actor{ID: "storetest-owner", Role: apikey.Owner}
-
-var idCounter struct {
-	sync.Mutex
-	n int
-}
-
-// record returns a record with a fresh id; it is not stored.
-func record(env string, t apikey.KeyType, isDefault bool) apikey.Record {
-	idCounter.Lock()
-	idCounter.n++
-	id := fmt.Sprintf("st%010d", idCounter.n)
-	idCounter.Unlock()
-	r := apikey.Record{
-		ID: id, Type: t, Environment: env, Name: "test key", Default: isDefault,
-		CreatedAt: base, CreatedBy: owner.ID,
-		Hash: apikey.NewOpaque("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"),
-	}
-	if t == apikey.Server {
-		r.Scopes = []string{"customers:write", "invoices:read"}
-	} else {
-		r.Recoverable = apikey.NewOpaque("client-public")
-	}
-	return r
-}
-
-func apply(t *testing.T, s apikey.Store, c apikey.Change) {
-	t.Helper()
-	require.NoError(t, s.Apply(context.Background(), c))
-}
-
-func mustKey(t *testing.T, s apikey.Store, id string) apikey.Record {
-	t.Helper()
-	r, err := s.Key(context.Background(), id)
-	require.NoError(t, err)
-	return r
-}
-
-// assertSameRecord compares records field by field, times with Equal.
-func assertSameRecord(t *testing.T, want, got apikey.Record) {
-	t.Helper()
-	assert.Equal(t, want.ID, got.ID)
-	assert.Equal(t, want.Type, got.Type)
-	assert.Equal(t, want.Environment, got.Environment)
-	assert.Equal(t, want.Name, got.Name)
-	assert.Equal(t, len(want.Scopes), len(got.Scopes), "scopes")
-	assert.Equal(t, fmt.Sprint(want.Scopes), fmt.Sprint(got.Scopes), "scopes")
-	assert.Equal(t, want.Default, got.Default)
-	assert.Equal(t, want.Hash.Reveal(), got.Hash.Reveal())
-	assert.Equal(t, want.Recoverable.Reveal(), got.Recoverable.Reveal())
-	assert.Equal(t, want.CreatedBy, got.CreatedBy)
-	for _, tm := range []struct {
-		name      string
-		want, got time.Time
-	}{
-		{"CreatedAt", want.CreatedAt, got.CreatedAt},
-		{"ExpiresAt", want.ExpiresAt, got.ExpiresAt},
-		{"RotatedAt", want.RotatedAt, got.RotatedAt},
-		{"ExpiryLimit", want.ExpiryLimit, got.ExpiryLimit},
-		{"RevokedAt", want.RevokedAt, got.RevokedAt},
-		{"LastUsedAt", want.LastUsedAt, got.LastUsedAt},
-	} {
-		assert.True(t, tm.want.Equal(tm.got), "%s: want %v, got %v", tm.name, tm.want, tm.got)
-	}
-}
-
 func testNotFound(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
 	_, err := s.Key(ctx, "nosuchkey000")
-	assert.ErrorIs(t, err, apikey.ErrNotFound)
-	_, err = s.Settings(ctx, "nosuchenv")
-	assert.ErrorIs(t, err, apikey.ErrNotFound)
-	err = s.Apply(ctx, apikey.Change{Update: []apikey.Record{{ID: "nosuchkey000", Revision: 1, Type: apikey.Server, Environment: "x"}}})
-	assert.ErrorIs(t, err, apikey.ErrNotFound)
-	keys, err := s.Keys(ctx, "nosuchenv")
+	assert.ErrorIs(t, err, apikey.ErrNotFound, "Key")
+	_, err = s.DefaultKey(ctx, acme, apikey.Production, apikey.Server)
+	assert.ErrorIs(t, err, apikey.ErrNotFound, "DefaultKey")
+	_, err = s.Settings(ctx, acme, "nosuchenv")
+	assert.ErrorIs(t, err, apikey.ErrNotFound, "Settings")
+	err = s.Apply(ctx, apikey.Change{Update: []apikey.Record{{ID: "nosuchkey000", Revision: 1, Account: acme, Type: apikey.Server, Environment: "x"}}})
+	assert.ErrorIs(t, err, apikey.ErrNotFound, "Apply: update of a missing record")
+	keys, err := s.Keys(ctx, apikey.KeyQuery{Account: acme, Environment: "nosuchenv", Limit: 10})
 	require.NoError(t, err)
 	assert.Empty(t, keys)
-	envs, err := s.Environments(ctx)
+	envs, err := s.Environments(ctx, apikey.EnvironmentQuery{Limit: 10})
 	require.NoError(t, err)
 	assert.Empty(t, envs)
+	accounts, err := s.Accounts(ctx, "", 10)
+	require.NoError(t, err)
+	assert.Empty(t, accounts)
+	if log, ok := s.(storage.AuditLog); ok {
+		events, err := log.Events(ctx, storage.EventQuery{})
+		require.NoError(t, err)
+		assert.Empty(t, events)
+	}
 }
 
 func testRoundTrip(t *testing.T, c Config) {
-	s := c.New(t)
-	full := record("production", apikey.Server, false)
+	s, ctx := c.New(t), context.Background()
+	full := record(acme, apikey.Production, apikey.Server, false)
+	full.Owner = "user_42 Zoë ☃"
+	full.Metadata = map[string]string{"team": "billing", "plan": "pro — ünïcode", "empty": ""}
 	full.ExpiresAt = base.Add(48 * time.Hour)
 	full.RotatedAt = base.Add(time.Hour)
 	full.ExpiryLimit = base.Add(72 * time.Hour)
 	full.RevokedAt = base.Add(2 * time.Hour)
 	full.LastUsedAt = base.Add(3 * time.Hour)
 	full.Recoverable = apikey.OpaqueBytes([]byte{0, 1, 2, 255})
-	minimal := record("production", apikey.Client, true)
+	minimal := record(acme, apikey.Production, apikey.Client, true)
 	minimal.Name, minimal.CreatedBy = "", ""
 	apply(t, s, apikey.Change{Insert: []apikey.Record{full, minimal}})
 
@@ -120,52 +62,127 @@ func testRoundTrip(t *testing.T, c Config) {
 		assert.Equal(t, time.UTC, got.CreatedAt.Location(), "times come back in UTC")
 	}
 
-	// Returned records are copies. (Hash and Recoverable, apikey.Opaque
-	// values, are immutable.)
+	// Returned records are copies, whichever method returns them. (Hash
+	// and Recoverable, apikey.Opaque values, are immutable.)
 	got := mustKey(t, s, full.ID)
 	got.Scopes[0] = "mutated:write"
+	got.Metadata["team"] = "mutated"
+	assertSameRecord(t, full, mustKey(t, s, full.ID))
+	page, err := s.Keys(ctx, apikey.KeyQuery{Account: acme, Environment: apikey.Production, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, page, 2)
+	for _, r := range page {
+		if r.ID == full.ID {
+			r.Metadata["team"] = "mutated"
+			r.Scopes[0] = "mutated:write"
+		}
+	}
 	assertSameRecord(t, full, mustKey(t, s, full.ID))
 
-	// An update changes the revision.
+	// Record.Clone copies the metadata map, so that stores may rely on it.
+	clone := got.Clone()
+	clone.Metadata["team"] = "cloned"
+	clone.Scopes[0] = "cloned:write"
+	assert.Equal(t, "mutated", got.Metadata["team"], "Clone deep-copies Metadata")
+	assert.Equal(t, "mutated:write", got.Scopes[0], "Clone deep-copies Scopes")
+
+	// An update changes the revision and writes owner and metadata.
 	before := mustKey(t, s, full.ID)
 	before.Name = "renamed"
+	before.Owner = ""
+	before.Metadata = map[string]string{"team": "payments"}
 	apply(t, s, apikey.Change{Update: []apikey.Record{before}})
 	after := mustKey(t, s, full.ID)
 	assert.Equal(t, "renamed", after.Name)
+	assert.Empty(t, after.Owner)
+	assert.Equal(t, map[string]string{"team": "payments"}, after.Metadata, "metadata is replaced, not merged")
 	assert.Greater(t, after.Revision, before.Revision)
+	before = after
+	before.Metadata = nil
+	apply(t, s, apikey.Change{Update: []apikey.Record{before}})
+	assert.Empty(t, mustKey(t, s, full.ID).Metadata, "metadata removed")
 }
 
-func testKeysByEnvironment(t *testing.T, c Config) {
+// testDefaultKey checks the index of default keys: found by account,
+// environment and type, and moved by every change that moves the default
+// role, in whatever order the change lists its records.
+func testDefaultKey(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
-	a := record("production", apikey.Server, true)
-	b := record("production", apikey.Client, true)
-	b.CreatedAt = base.Add(-time.Minute)
-	other := record("staging", apikey.Server, true)
-	apply(t, s, apikey.Change{Insert: []apikey.Record{a, b, other}})
-	keys, err := s.Keys(ctx, "production")
-	require.NoError(t, err)
-	require.Len(t, keys, 2)
-	assert.Equal(t, b.ID, keys[0].ID, "creation order")
-	assert.Equal(t, a.ID, keys[1].ID)
-	keys, err = s.Keys(ctx, "staging")
-	require.NoError(t, err)
-	require.Len(t, keys, 1)
-	assert.Equal(t, other.ID, keys[0].ID)
+	server := record(acme, apikey.Production, apikey.Server, true)
+	client := record(acme, apikey.Production, apikey.Client, true)
+	extra := record(acme, apikey.Production, apikey.Server, false)
+	staging := record(acme, apikey.Staging, apikey.Server, true)
+	apply(t, s, apikey.Change{Insert: []apikey.Record{extra, server, client, staging}})
+
+	assertSameRecord(t, server, mustDefault(t, s, acme, apikey.Production, apikey.Server))
+	assertSameRecord(t, client, mustDefault(t, s, acme, apikey.Production, apikey.Client))
+	assertSameRecord(t, staging, mustDefault(t, s, acme, apikey.Staging, apikey.Server))
+	for _, miss := range []struct {
+		account, env string
+		typ          apikey.KeyType
+	}{
+		{acme, apikey.Staging, apikey.Client},      // no default of that type
+		{acme, apikey.Development, apikey.Server},  // no such environment
+		{globex, apikey.Production, apikey.Server}, // no such account
+		{apikey.DefaultAccount, apikey.Production, apikey.Server},
+	} {
+		_, err := s.DefaultKey(ctx, miss.account, miss.env, miss.typ)
+		assert.ErrorIs(t, err, apikey.ErrNotFound, "%s/%s %s", miss.account, miss.env, miss.typ)
+	}
+
+	// An update of the default key shows, with its new revision.
+	renamed := mustKey(t, s, server.ID)
+	renamed.Name = "renamed"
+	apply(t, s, apikey.Change{Update: []apikey.Record{renamed}})
+	got := mustDefault(t, s, acme, apikey.Production, apikey.Server)
+	assert.Equal(t, "renamed", got.Name)
+	assert.Equal(t, mustKey(t, s, server.ID).Revision, got.Revision)
+
+	// A rotation: the old default updated, the new one inserted.
+	old := mustKey(t, s, server.ID)
+	old.Default, old.RotatedAt, old.ExpiresAt = false, base.Add(time.Minute), base.Add(time.Hour)
+	next := record(acme, apikey.Production, apikey.Server, true)
+	apply(t, s, apikey.Change{Update: []apikey.Record{old}, Insert: []apikey.Record{next}})
+	assert.Equal(t, next.ID, mustDefault(t, s, acme, apikey.Production, apikey.Server).ID, "the default moves to the new key")
+
+	// The default role handed between two stored keys in one change, the
+	// new default listed first, then last.
+	from, to := mustKey(t, s, next.ID), mustKey(t, s, extra.ID)
+	from.Default, to.Default = false, true
+	apply(t, s, apikey.Change{Update: []apikey.Record{to, from}})
+	assert.Equal(t, extra.ID, mustDefault(t, s, acme, apikey.Production, apikey.Server).ID, "swap, new default listed first")
+	from, to = mustKey(t, s, extra.ID), mustKey(t, s, next.ID)
+	from.Default, to.Default = false, true
+	apply(t, s, apikey.Change{Update: []apikey.Record{from, to}})
+	assert.Equal(t, next.ID, mustDefault(t, s, acme, apikey.Production, apikey.Server).ID, "swap, new default listed last")
+
+	// A default that stops being one leaves its slot empty.
+	last := mustKey(t, s, next.ID)
+	last.Default = false
+	apply(t, s, apikey.Change{Update: []apikey.Record{last}})
+	_, err := s.DefaultKey(ctx, acme, apikey.Production, apikey.Server)
+	assert.ErrorIs(t, err, apikey.ErrNotFound)
+	assert.Equal(t, client.ID, mustDefault(t, s, acme, apikey.Production, apikey.Client).ID, "the other type keeps its default")
 }
 
 func testDuplicateID(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
-	r := record("production", apikey.Server, false)
+	r := record(acme, apikey.Production, apikey.Server, false)
 	apply(t, s, apikey.Change{Insert: []apikey.Record{r}})
-	dup := record("staging", apikey.Client, false)
+	dup := record(acme, apikey.Staging, apikey.Client, false)
 	dup.ID = r.ID
 	assert.ErrorIs(t, s.Apply(ctx, apikey.Change{Insert: []apikey.Record{dup}}), apikey.ErrConflict)
-	assert.Equal(t, "production", mustKey(t, s, r.ID).Environment, "the first record stays")
+	dup.Account, dup.Environment = globex, apikey.Production
+	assert.ErrorIs(t, s.Apply(ctx, apikey.Change{Insert: []apikey.Record{dup}}), apikey.ErrConflict,
+		"key ids are unique across accounts")
+	got := mustKey(t, s, r.ID)
+	assert.Equal(t, apikey.Production, got.Environment, "the first record stays")
+	assert.Equal(t, acme, got.Account)
 }
 
 func testStaleRevision(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
-	r := record("production", apikey.Server, false)
+	r := record(acme, apikey.Production, apikey.Server, false)
 	apply(t, s, apikey.Change{Insert: []apikey.Record{r}})
 	first := mustKey(t, s, r.ID)
 	second := first
@@ -178,7 +195,7 @@ func testStaleRevision(t *testing.T, c Config) {
 
 func testAtomicChange(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
-	r := record("production", apikey.Server, false)
+	r := record(acme, apikey.Production, apikey.Server, false)
 	apply(t, s, apikey.Change{Insert: []apikey.Record{r}})
 	stale := mustKey(t, s, r.ID)
 	fresh := stale
@@ -186,22 +203,31 @@ func testAtomicChange(t *testing.T, c Config) {
 	apply(t, s, apikey.Change{Update: []apikey.Record{fresh}})
 
 	// A change whose update is stale writes none of its parts.
-	added := record("production", apikey.Server, false)
+	added := record(acme, apikey.Production, apikey.Server, true)
 	stale.Name = "stale"
 	err := s.Apply(ctx, apikey.Change{
 		Insert:   []apikey.Record{added},
 		Update:   []apikey.Record{stale},
-		Settings: []apikey.Settings{{Environment: "production", UpdatedAt: base}},
-		Events:   []apikey.Event{{Time: base, Actor: owner, Action: apikey.ActionCreate, Environment: "production", KeyID: added.ID}},
+		Settings: []apikey.Settings{{Account: acme, Environment: apikey.Production, UpdatedAt: base}},
+		Events: []apikey.Event{{Time: base, Actor: acmeOwner, Action: apikey.ActionCreate, Account: acme,
+			Environment: apikey.Production, KeyID: added.ID, KeyType: added.Type}},
 	})
 	require.ErrorIs(t, err, apikey.ErrConflict)
 	_, err = s.Key(ctx, added.ID)
 	assert.ErrorIs(t, err, apikey.ErrNotFound, "insert rolled back")
-	_, err = s.Settings(ctx, "production")
+	_, err = s.DefaultKey(ctx, acme, apikey.Production, apikey.Server)
+	assert.ErrorIs(t, err, apikey.ErrNotFound, "default index rolled back")
+	keys, err := s.Keys(ctx, apikey.KeyQuery{Account: acme, Environment: apikey.Production, Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, []string{r.ID}, ids(keys), "key index rolled back")
+	_, err = s.Settings(ctx, acme, apikey.Production)
 	assert.ErrorIs(t, err, apikey.ErrNotFound, "settings rolled back")
+	accounts, err := s.Accounts(ctx, "", 10)
+	require.NoError(t, err)
+	assert.Empty(t, accounts, "account index rolled back")
 	assert.Equal(t, "moved on", mustKey(t, s, r.ID).Name)
 	if log, ok := s.(storage.AuditLog); ok {
-		events, err := log.Events(ctx, "", 0)
+		events, err := log.Events(ctx, storage.EventQuery{})
 		require.NoError(t, err)
 		assert.Empty(t, events, "events rolled back")
 	}
@@ -209,15 +235,20 @@ func testAtomicChange(t *testing.T, c Config) {
 
 func testOneDefaultPerType(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
-	server := record("production", apikey.Server, true)
-	client := record("production", apikey.Client, true)
-	staging := record("staging", apikey.Server, true)
+	server := record(acme, apikey.Production, apikey.Server, true)
+	client := record(acme, apikey.Production, apikey.Client, true)
+	staging := record(acme, apikey.Staging, apikey.Server, true)
 	apply(t, s, apikey.Change{Insert: []apikey.Record{server, client, staging}})
 
-	second := record("production", apikey.Server, true)
+	// Another account's environment of the same name has its own defaults.
+	apply(t, s, apikey.Change{Insert: []apikey.Record{record(globex, apikey.Production, apikey.Server, true)}})
+
+	second := record(acme, apikey.Production, apikey.Server, true)
 	assert.ErrorIs(t, s.Apply(ctx, apikey.Change{Insert: []apikey.Record{second}}), apikey.ErrConflict)
-	both := []apikey.Record{record("development", apikey.Server, true), record("development", apikey.Server, true)}
+	both := []apikey.Record{record(acme, apikey.Development, apikey.Server, true), record(acme, apikey.Development, apikey.Server, true)}
 	assert.ErrorIs(t, s.Apply(ctx, apikey.Change{Insert: both}), apikey.ErrConflict, "two defaults in one change")
+	third := record(globex, apikey.Production, apikey.Server, true)
+	assert.ErrorIs(t, s.Apply(ctx, apikey.Change{Insert: []apikey.Record{third}}), apikey.ErrConflict, "in the other account too")
 
 	// Handing the default role to a new key in one change is fine.
 	old := mustKey(t, s, server.ID)
@@ -230,43 +261,55 @@ func testOneDefaultPerType(t *testing.T, c Config) {
 	again := mustKey(t, s, server.ID)
 	again.Default = true
 	assert.ErrorIs(t, s.Apply(ctx, apikey.Change{Update: []apikey.Record{again}}), apikey.ErrConflict)
+	assert.Equal(t, second.ID, mustDefault(t, s, acme, apikey.Production, apikey.Server).ID, "the refused change moved nothing")
 }
 
 func testSettings(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
 	apply(t, s, apikey.Change{Settings: []apikey.Settings{
-		{Environment: "staging", UpdatedAt: base},
-		{Environment: "production", AllowedOrigins: []string{"https://app.example.com", "https://*.example.com"}, UpdatedAt: base},
+		{Account: acme, Environment: apikey.Staging, UpdatedAt: base},
+		{Account: acme, Environment: apikey.Production, AllowedOrigins: []string{"https://app.example.com", "https://*.example.com"}, UpdatedAt: base},
 	}})
-	got, err := s.Settings(ctx, "production")
-	require.NoError(t, err)
+	got := mustSettings(t, s, acme, apikey.Production)
+	assert.Equal(t, acme, got.Account)
+	assert.Equal(t, apikey.Production, got.Environment)
 	assert.Equal(t, []string{"https://app.example.com", "https://*.example.com"}, got.AllowedOrigins)
 	assert.True(t, base.Equal(got.UpdatedAt))
+	assert.True(t, got.ClosedAt.IsZero())
 	assert.Positive(t, got.Revision)
+	assert.Empty(t, mustSettings(t, s, acme, apikey.Staging).AllowedOrigins)
 
-	envs, err := s.Environments(ctx)
-	require.NoError(t, err)
-	require.Len(t, envs, 2)
-	assert.Equal(t, "production", envs[0].Environment, "sorted by name")
-	assert.Equal(t, "staging", envs[1].Environment)
-	assert.Empty(t, envs[1].AllowedOrigins)
+	// A copy: changing it changes nothing stored.
+	got.AllowedOrigins[0] = "https://mutated.example.com"
+	assert.Equal(t, "https://app.example.com", mustSettings(t, s, acme, apikey.Production).AllowedOrigins[0])
+	got = mustSettings(t, s, acme, apikey.Production)
 
-	dup := apikey.Settings{Environment: "production", UpdatedAt: base}
+	dup := apikey.Settings{Account: acme, Environment: apikey.Production, UpdatedAt: base}
 	assert.ErrorIs(t, s.Apply(ctx, apikey.Change{Settings: []apikey.Settings{dup}}), apikey.ErrConflict, "create twice")
+	// The same environment name in another account is another environment.
+	apply(t, s, apikey.Change{Settings: []apikey.Settings{{Account: globex, Environment: apikey.Production, UpdatedAt: base}}})
+	assert.Empty(t, mustSettings(t, s, globex, apikey.Production).AllowedOrigins)
+	missing := apikey.Settings{Account: globex, Environment: apikey.Staging, UpdatedAt: base, Revision: got.Revision}
+	assert.ErrorIs(t, s.Apply(ctx, apikey.Change{Settings: []apikey.Settings{missing}}), apikey.ErrConflict,
+		"a revision for settings that do not exist")
 
 	stale := got
 	got.AllowedOrigins = []string{"http://localhost:3000"}
+	got.ClosedAt = base.Add(time.Hour)
 	apply(t, s, apikey.Change{Settings: []apikey.Settings{got}})
 	stale.AllowedOrigins = nil
 	assert.ErrorIs(t, s.Apply(ctx, apikey.Change{Settings: []apikey.Settings{stale}}), apikey.ErrConflict, "stale revision")
-	now, err := s.Settings(ctx, "production")
-	require.NoError(t, err)
+	now := mustSettings(t, s, acme, apikey.Production)
 	assert.Equal(t, []string{"http://localhost:3000"}, now.AllowedOrigins)
+	assert.True(t, base.Add(time.Hour).Equal(now.ClosedAt), "ClosedAt round-trips")
+	assert.Greater(t, now.Revision, got.Revision)
+	assert.Empty(t, mustSettings(t, s, globex, apikey.Production).AllowedOrigins, "the other account's settings are untouched")
+	assert.True(t, mustSettings(t, s, globex, apikey.Production).ClosedAt.IsZero())
 }
 
 func testLastUsedKeptOnUpdate(t *testing.T, c Config) {
 	s := c.New(t)
-	r := record("production", apikey.Server, false)
+	r := record(acme, apikey.Production, apikey.Server, false)
 	apply(t, s, apikey.Change{Insert: []apikey.Record{r}})
 	read := mustKey(t, s, r.ID)
 	if rec, ok := s.(storage.LastUsedRecorder); ok {
@@ -289,60 +332,40 @@ func testLastUsedKeptOnUpdate(t *testing.T, c Config) {
 
 func testContextCanceled(t *testing.T, c Config) {
 	s := c.New(t)
-	r := record("production", apikey.Server, true)
-	apply(t, s, apikey.Change{Insert: []apikey.Record{r}, Settings: []apikey.Settings{{Environment: "production", UpdatedAt: base}}})
+	r := record(acme, apikey.Production, apikey.Server, true)
+	apply(t, s, apikey.Change{Insert: []apikey.Record{r}, Settings: []apikey.Settings{{Account: acme, Environment: apikey.Production, UpdatedAt: base}}})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 
 	_, err := s.Key(ctx, r.ID)
 	assert.ErrorIs(t, err, context.Canceled, "Key")
-	_, err = s.Keys(ctx, "production")
+	_, err = s.DefaultKey(ctx, acme, apikey.Production, apikey.Server)
+	assert.ErrorIs(t, err, context.Canceled, "DefaultKey")
+	_, err = s.Keys(ctx, apikey.KeyQuery{Account: acme, Environment: apikey.Production, Limit: 10})
 	assert.ErrorIs(t, err, context.Canceled, "Keys")
-	_, err = s.Settings(ctx, "production")
+	_, err = s.Settings(ctx, acme, apikey.Production)
 	assert.ErrorIs(t, err, context.Canceled, "Settings")
-	_, err = s.Environments(ctx)
+	_, err = s.Environments(ctx, apikey.EnvironmentQuery{Limit: 10})
 	assert.ErrorIs(t, err, context.Canceled, "Environments")
-	added := record("production", apikey.Server, false)
+	_, err = s.Accounts(ctx, "", 10)
+	assert.ErrorIs(t, err, context.Canceled, "Accounts")
+	added := record(acme, apikey.Production, apikey.Server, false)
 	assert.ErrorIs(t, s.Apply(ctx, apikey.Change{Insert: []apikey.Record{added}}), context.Canceled, "Apply")
 	_, err = s.Key(context.Background(), added.ID)
 	assert.ErrorIs(t, err, apikey.ErrNotFound, "a canceled Apply writes nothing")
 	if feed, ok := s.(storage.ChangeFeed); ok {
 		_, _, err = feed.Changes(ctx, 0, 10)
 		assert.ErrorIs(t, err, context.Canceled, "Changes")
+		_, err = feed.Revision(ctx)
+		assert.ErrorIs(t, err, context.Canceled, "Revision")
 	}
 	if log, ok := s.(storage.AuditLog); ok {
-		_, err = log.Events(ctx, "", 0)
+		_, err = log.Events(ctx, storage.EventQuery{})
 		assert.ErrorIs(t, err, context.Canceled, "Events")
 	}
 	if rec, ok := s.(storage.LastUsedRecorder); ok {
 		assert.ErrorIs(t, rec.RecordLastUsed(ctx, map[string]time.Time{r.ID: base}), context.Canceled, "RecordLastUsed")
 	}
-}
-
-func testAuditLog(t *testing.T, c Config) {
-	s, ctx := c.New(t), context.Background()
-	log, ok := s.(storage.AuditLog)
-	if !ok {
-		t.Skip("store does not implement storage.AuditLog (optional)")
-	}
-	for i, env := range []string{"production", "staging", "production"} {
-		apply(t, s, apikey.Change{Events: []apikey.Event{{
-			Time: base.Add(time.Duration(i) * time.Second), Actor: owner, Action: apikey.ActionRotate,
-			Environment: env, KeyID: fmt.Sprintf("key%d", i), Detail: "expires soon",
-		}}})
-	}
-	events, err := log.Events(ctx, "production", 0)
-	require.NoError(t, err)
-	require.Len(t, events, 2)
-	assert.Equal(t, "key2", events[0].KeyID, "newest first")
-	assert.Equal(t, owner, events[0].Actor)
-	assert.Equal(t, apikey.ActionRotate, events[0].Action)
-	assert.Equal(t, "expires soon", events[0].Detail)
-	assert.True(t, base.Add(2*time.Second).Equal(events[0].Time))
-	all, err := log.Events(ctx, "", 2)
-	require.NoError(t, err)
-	require.Len(t, all, 2, "limit")
-	assert.Equal(t, "key1", all[1].KeyID)
 }
 
 func testLastUsedRecorder(t *testing.T, c Config) {
@@ -352,7 +375,7 @@ func testLastUsedRecorder(t *testing.T, c Config) {
 		t.Skip("store does not implement storage.LastUsedRecorder (optional)")
 	}
 	ctx := context.Background()
-	a, b := record("production", apikey.Server, false), record("production", apikey.Client, false)
+	a, b := record(acme, apikey.Production, apikey.Server, false), record(globex, apikey.Production, apikey.Client, false)
 	apply(t, s, apikey.Change{Insert: []apikey.Record{a, b}})
 	revision := mustKey(t, s, a.ID).Revision
 	require.NoError(t, rec.RecordLastUsed(ctx, map[string]time.Time{a.ID: base.Add(time.Hour), b.ID: base, "unknownkey00": base}))
@@ -377,12 +400,12 @@ func testChangeFeed(t *testing.T, c Config) {
 	assert.Empty(t, entries)
 	assert.Equal(t, start, next)
 
-	r := record("production", apikey.Server, false)
-	apply(t, s, apikey.Change{Insert: []apikey.Record{r}, Settings: []apikey.Settings{{Environment: "staging", UpdatedAt: base}}})
+	r := record(acme, apikey.Production, apikey.Server, false)
+	apply(t, s, apikey.Change{Insert: []apikey.Record{r}, Settings: []apikey.Settings{{Account: globex, Environment: apikey.Staging, UpdatedAt: base}}})
 	stored := mustKey(t, s, r.ID)
 	stored.RevokedAt = base
 	apply(t, s, apikey.Change{Update: []apikey.Record{stored}})
-	apply(t, s, apikey.Change{Events: []apikey.Event{{Time: base, Actor: owner, Action: apikey.ActionReveal, Environment: "production"}}})
+	apply(t, s, apikey.Change{Events: []apikey.Event{{Time: base, Actor: acmeOwner, Action: apikey.ActionReveal, Account: acme, Environment: apikey.Production}}})
 
 	entries, next, err = feed.Changes(ctx, start, 100)
 	require.NoError(t, err)
@@ -396,10 +419,12 @@ func testChangeFeed(t *testing.T, c Config) {
 		switch e.KeyID {
 		case r.ID:
 			keyEntries++
-			assert.Equal(t, "production", e.Environment)
+			assert.Equal(t, acme, e.Account, "a key's entry names its account")
+			assert.Equal(t, apikey.Production, e.Environment)
 		case "":
 			settingEntries++
-			assert.Equal(t, "staging", e.Environment)
+			assert.Equal(t, globex, e.Account, "a settings entry names its account")
+			assert.Equal(t, apikey.Staging, e.Environment)
 		default:
 			t.Errorf("unexpected entry %+v", e)
 		}
@@ -424,4 +449,9 @@ func testChangeFeed(t *testing.T, c Config) {
 	_, resume, err := feed.Changes(ctx, latest+100, 10)
 	assert.ErrorIs(t, err, storage.ErrFeedGap, "a reader ahead of the store must drop its caches")
 	assert.Equal(t, latest, resume, "and resume from the current revision")
+}
+
+// describe names a record in assertion messages.
+func describe(r apikey.Record) string {
+	return fmt.Sprintf("%s (%s/%s, created %s)", r.Prefix(), r.Account, r.Environment, r.CreatedAt.Format(time.RFC3339Nano))
 }

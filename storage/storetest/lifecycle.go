@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,24 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage"
 )
-
-// managers returns one Manager per store, built on the test goroutine
-// (require may not be called from the goroutines that use them).
-func managers(t *testing.T, stores []apikey.Store) []*apikey.Manager {
-	out := make([]*apikey.Manager, len(stores))
-	for i, s := range stores {
-		out[i] = manager(t, s)
-	}
-	return out
-}
-
-func manager(t *testing.T, s apikey.Store) *apikey.Manager {
-	t.Helper()
-	m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
-	require.NoError(t, err)
-	return m
-}
 
 // testLifecycle walks the rules of DESIGN.md through a Manager on the store.
 func testLifecycle(t *testing.T, c Config) {
@@ -41,8 +26,12 @@ func testLifecycle(t *testing.T, c Config) {
 	require.Len(t, issued, 2)
 	_, err = m.Bootstrap(ctx, owner, apikey.Production)
 	assert.ErrorIs(t, err, apikey.ErrAlreadyBootstrapped)
+	for _, is := range issued {
+		assert.Equal(t, apikey.DefaultAccount, is.View.Account, "an actor with no account acts in the default account")
+	}
 
 	old := issued[0]
+	assert.Equal(t, old.View.ID, mustDefault(t, s, apikey.DefaultAccount, apikey.Production, apikey.Server).ID)
 	_, err = m.Revoke(ctx, owner, old.View.ID)
 	assert.ErrorIs(t, err, apikey.ErrDefaultKeyNotRevocable)
 
@@ -53,6 +42,8 @@ func testLifecycle(t *testing.T, c Config) {
 	assert.Equal(t, apikey.Expiring, rotated.Status)
 	assert.False(t, rotated.Default)
 	assert.True(t, fresh.View.Default)
+	assert.Equal(t, fresh.View.ID, mustDefault(t, s, apikey.DefaultAccount, apikey.Production, apikey.Server).ID,
+		"the default moves to the new key")
 
 	_, err = m.Revoke(ctx, owner, fresh.View.ID)
 	assert.ErrorIs(t, err, apikey.ErrDefaultKeyNotRevocable, "the new default must be rotated first")
@@ -60,38 +51,57 @@ func testLifecycle(t *testing.T, c Config) {
 	require.NoError(t, err)
 	assert.Equal(t, apikey.Revoked, view.Status)
 
-	keys, err := s.Keys(ctx, apikey.Production)
+	// Rotating the default by environment and type finds it by index.
+	again, err := m.Rotate(ctx, owner, apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Server, ExpireNow: true})
 	require.NoError(t, err)
-	assert.Len(t, keys, 3, "nothing lost: two defaults and the revoked key")
-	assertOneActiveDefault(t, s, apikey.Production)
+	assert.Equal(t, again.View.ID, mustDefault(t, s, apikey.DefaultAccount, apikey.Production, apikey.Server).ID)
+
+	list, err := m.List(ctx, owner, apikey.Production, apikey.Page{Limit: 3})
+	require.NoError(t, err)
+	require.Len(t, list.Keys, 3)
+	require.NotEmpty(t, list.Next)
+	rest, err := m.List(ctx, owner, apikey.Production, apikey.Page{After: list.Next, Limit: 3})
+	require.NoError(t, err)
+	require.Len(t, rest.Keys, 1)
+	assert.Empty(t, rest.Next)
+
+	keys := allKeys(t, s, apikey.DefaultAccount, apikey.Production)
+	assert.Len(t, keys, 4, "nothing lost: two defaults, the revoked key, the key rotated out")
+	var listed []string
+	for _, v := range append(list.Keys, rest.Keys...) {
+		listed = append(listed, v.ID)
+	}
+	assert.Equal(t, ids(keys), listed, "the Manager's pages are the store's")
+	assertOneActiveDefault(t, s, apikey.DefaultAccount, apikey.Production)
 }
 
+// testConcurrentBootstrap races ten bootstraps of one environment in each
+// of two accounts: one wins per account.
 func testConcurrentBootstrap(t *testing.T, c Config) {
 	s := c.New(t)
 	stores := c.peers(t, s, 3)
 	ms := managers(t, stores)
-	var wins, already atomic.Int32
+	var wins, already [2]atomic.Int32
+	actors := [2]apikey.Actor{acmeOwner, globexOwner}
 	var wg sync.WaitGroup
-	for i := range 10 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := ms[i%len(ms)].Bootstrap(context.Background(), owner, apikey.Staging)
+	for i := range 20 {
+		wg.Go(func() {
+			_, err := ms[i%len(ms)].Bootstrap(context.Background(), actors[i%2], apikey.Staging)
 			switch {
 			case err == nil:
-				wins.Add(1)
+				wins[i%2].Add(1)
 			case assert.ErrorIs(t, err, apikey.ErrAlreadyBootstrapped):
-				already.Add(1)
+				already[i%2].Add(1)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	assert.Equal(t, int32(1), wins.Load(), "exactly one bootstrap wins")
-	assert.Equal(t, int32(9), already.Load())
-	keys, err := s.Keys(context.Background(), apikey.Staging)
-	require.NoError(t, err)
-	assert.Len(t, keys, 2)
-	assertOneActiveDefault(t, s, apikey.Staging)
+	for i, account := range []string{acme, globex} {
+		assert.Equal(t, int32(1), wins[i].Load(), "exactly one bootstrap wins in %s", account)
+		assert.Equal(t, int32(9), already[i].Load())
+		assert.Len(t, allKeys(t, s, account, apikey.Staging), 2)
+		assertOneActiveDefault(t, s, account, apikey.Staging)
+	}
 }
 
 // testConcurrentRotateRevoke runs 50 goroutines, spread over peers, that
@@ -111,14 +121,15 @@ func testConcurrentRotateRevoke(t *testing.T, c Config) {
 		revoked []string
 		wg      sync.WaitGroup
 	)
+	keysOf := func(s apikey.Store) ([]apikey.Record, error) {
+		return s.Keys(ctx, apikey.KeyQuery{Account: apikey.DefaultAccount, Environment: apikey.Production, Limit: 1000})
+	}
 	for i := range 50 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			m := ms[i%len(ms)]
 			typ := []apikey.KeyType{apikey.Server, apikey.Client}[i%2]
 			if i%5 == 4 { // every fifth goroutine tries to revoke the defaults it sees
-				keys, err := stores[i%len(stores)].Keys(ctx, apikey.Production)
+				keys, err := keysOf(stores[i%len(stores)])
 				if !assert.NoError(t, err) {
 					return
 				}
@@ -146,7 +157,7 @@ func testConcurrentRotateRevoke(t *testing.T, c Config) {
 			issued = append(issued, got.View.ID)
 			mu.Unlock()
 			// Revoke some key that was rotated out, racing other revokers.
-			keys, err := stores[i%len(stores)].Keys(ctx, apikey.Production)
+			keys, err := keysOf(stores[i%len(stores)])
 			if !assert.NoError(t, err) {
 				return
 			}
@@ -162,12 +173,11 @@ func testConcurrentRotateRevoke(t *testing.T, c Config) {
 					assert.ErrorIs(t, err, apikey.ErrAlreadyRevoked)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 
-	keys, err := s.Keys(ctx, apikey.Production)
-	require.NoError(t, err)
+	keys := allKeys(t, s, apikey.DefaultAccount, apikey.Production)
 	assert.Len(t, keys, 2+len(issued), "every rotation added exactly one key")
 	byID := map[string]apikey.Record{}
 	for _, k := range keys {
@@ -188,7 +198,7 @@ func testConcurrentRotateRevoke(t *testing.T, c Config) {
 			assert.False(t, k.ExpiresAt.IsZero(), "rotated keys have an expiry")
 		}
 	}
-	assertOneActiveDefault(t, s, apikey.Production)
+	assertOneActiveDefault(t, s, apikey.DefaultAccount, apikey.Production)
 }
 
 func testConcurrentSettings(t *testing.T, c Config) {
@@ -200,36 +210,109 @@ func testConcurrentSettings(t *testing.T, c Config) {
 	var wg sync.WaitGroup
 	var wins atomic.Int32
 	for i := range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			origins := []string{fmt.Sprintf("http://localhost:%d", 3000+i)}
 			_, err := ms[i%len(ms)].SetAllowedOrigins(ctx, owner, apikey.Development, origins)
 			if assert.NoError(t, err) {
 				wins.Add(1)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	assert.Equal(t, int32(20), wins.Load())
-	got, err := s.Settings(ctx, apikey.Development)
-	require.NoError(t, err)
+	got := mustSettings(t, s, apikey.DefaultAccount, apikey.Development)
 	assert.Len(t, got.AllowedOrigins, 1, "one writer's list, whole")
 }
 
-func assertOneActiveDefault(t *testing.T, s apikey.Store, env string) {
-	t.Helper()
-	keys, err := s.Keys(context.Background(), env)
-	require.NoError(t, err)
-	for _, typ := range []apikey.KeyType{apikey.Server, apikey.Client} {
-		n := 0
-		for _, k := range keys {
-			if k.Default && k.Type == typ {
-				n++
-				assert.Equal(t, apikey.Active, k.Status(time.Now()), "the default key is active")
-				assert.True(t, k.ExpiresAt.IsZero(), "the default key has no expiry")
+// testConcurrentRotateAccounts races 40 rotations of default keys, spread
+// over four handles, in two accounts with two environments of the same
+// names each: eight slots of (account, environment, type). Afterwards each
+// slot has exactly one default key, which DefaultKey finds; every other key
+// was rotated out exactly once, by exactly one rotation; and every key a
+// rotation returned is stored, in its slot.
+func testConcurrentRotateAccounts(t *testing.T, c Config) {
+	s, ctx := c.New(t), context.Background()
+	stores := c.peers(t, s, 4)
+	ms := managers(t, stores)
+	twoAccounts(t, s)
+
+	type slot struct {
+		account, env string
+		typ          apikey.KeyType
+	}
+	var slots []slot
+	for _, account := range []string{acme, globex} {
+		for _, env := range []string{apikey.Production, apikey.Staging} {
+			for _, typ := range []apikey.KeyType{apikey.Server, apikey.Client} {
+				slots = append(slots, slot{account, env, typ})
 			}
 		}
-		assert.Equal(t, 1, n, "exactly one default %s key in %s", typ, env)
+	}
+	actors := map[string]apikey.Actor{acme: acmeOwner, globex: globexOwner}
+
+	const rotations = 40
+	var (
+		mu     sync.Mutex
+		issued = map[slot][]string{}
+		wg     sync.WaitGroup
+	)
+	for i := range rotations {
+		wg.Go(func() {
+			sl := slots[i%len(slots)]
+			got, err := ms[(i/len(slots))%len(ms)].Rotate(ctx, actors[sl.account],
+				apikey.RotateRequest{Environment: sl.env, Type: sl.typ, Grace: time.Hour})
+			if !assert.NoError(t, err, "rotating the default key is retried until it wins") {
+				return
+			}
+			mu.Lock()
+			issued[sl] = append(issued[sl], got.View.ID)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+
+	total := 0
+	for _, sl := range slots {
+		total += len(issued[sl])
+		var keys []apikey.Record
+		for _, k := range allKeys(t, s, sl.account, sl.env) {
+			if k.Type == sl.typ {
+				keys = append(keys, k)
+			}
+		}
+		assert.Len(t, keys, 1+len(issued[sl]), "%v: the bootstrap key and one per rotation", sl)
+		stored := map[string]apikey.Record{}
+		var defaults []string
+		for _, k := range keys {
+			stored[k.ID] = k
+			if k.Default {
+				defaults = append(defaults, k.ID)
+				continue
+			}
+			assert.False(t, k.RotatedAt.IsZero(), "%v: %s is not the default, so it was rotated out", sl, k.Prefix())
+			assert.False(t, k.ExpiresAt.IsZero(), "%v: %s has its grace", sl, k.Prefix())
+		}
+		for _, id := range issued[sl] {
+			assert.Contains(t, stored, id, "%v: an issued key was lost", sl)
+		}
+		if assert.Len(t, defaults, 1, "%v: exactly one default", sl) {
+			assert.Equal(t, defaults[0], mustDefault(t, s, sl.account, sl.env, sl.typ).ID, "%v: DefaultKey finds it", sl)
+		}
+	}
+	assert.Equal(t, rotations, total, "every rotation succeeded")
+
+	// The audit log tells one chain per slot: each key replaced once.
+	if _, ok := s.(storage.AuditLog); ok {
+		replaced := map[string]int{}
+		for _, e := range events(t, s, storage.EventQuery{}) {
+			if e.Action == apikey.ActionRotate {
+				replaced[e.KeyID]++
+				assert.True(t, strings.HasPrefix(e.Detail, "replaced by "), e.Detail)
+			}
+		}
+		assert.Len(t, replaced, rotations, "one rotated-out key per rotation")
+		for id, n := range replaced {
+			assert.Equal(t, 1, n, "%s rotated out once", id)
+		}
 	}
 }

@@ -7,10 +7,16 @@
 //		})
 //	}
 //
-// The suite checks each rule of the apikey.Store contract, the optional
-// capabilities of package storage when the store has them, and the
+// The suite checks each rule of the apikey.Store contract (lookups by
+// index, pages in a total order, compare-and-set writes, one default key
+// per account, environment and type), the optional capabilities of package
+// storage when the store has them, the isolation of accounts, and the
 // lifecycle invariants under concurrent writers. It is the only package of
 // keystile's storage that imports testify; import it from tests only.
+//
+// Orders are byte orders: key ids, account ids and environment names
+// compare as Go's strings.Compare does (in SQL, COLLATE "C"), so that every
+// backend pages the same way.
 package storetest
 
 import (
@@ -51,9 +57,10 @@ func Run(t *testing.T, c Config) {
 		name string
 		run  func(*testing.T, Config)
 	}{
+		// The contract of apikey.Store, one rule at a time (cases.go).
 		{"NotFound", testNotFound},
 		{"RoundTrip", testRoundTrip},
-		{"KeysByEnvironment", testKeysByEnvironment},
+		{"DefaultKey", testDefaultKey},
 		{"DuplicateID", testDuplicateID},
 		{"StaleRevision", testStaleRevision},
 		{"AtomicChange", testAtomicChange},
@@ -61,13 +68,26 @@ func Run(t *testing.T, c Config) {
 		{"Settings", testSettings},
 		{"LastUsedKeptOnUpdate", testLastUsedKeptOnUpdate},
 		{"ContextCanceled", testContextCanceled},
+		// Pages (pages.go).
+		{"KeysPaging", testKeysPaging},
+		{"EnvironmentsPaging", testEnvironmentsPaging},
+		{"AccountsPaging", testAccountsPaging},
 		{"AuditLog", testAuditLog},
+		// Optional capabilities (cases.go).
 		{"LastUsedRecorder", testLastUsedRecorder},
 		{"ChangeFeed", testChangeFeed},
+		// Accounts, through the store and through a Manager (accounts.go).
+		{"AccountIsolation", testAccountIsolation},
+		{"ManagerIsolation", testManagerIsolation},
+		{"AnyAccount", testAnyAccount},
+		{"OwnerAndMetadata", testOwnerAndMetadata},
+		{"CloseAccount", testCloseAccount},
+		// The lifecycle, alone and under concurrent writers (lifecycle.go).
 		{"Lifecycle", testLifecycle},
 		{"ConcurrentBootstrap", testConcurrentBootstrap},
 		{"ConcurrentRotateRevoke", testConcurrentRotateRevoke},
 		{"ConcurrentSettings", testConcurrentSettings},
+		{"ConcurrentRotateAccounts", testConcurrentRotateAccounts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, c) })

@@ -1,11 +1,16 @@
 // Package jsonstore is an example of a custom keystile backend: a store that
-// keeps every key, setting and audit event in one JSON file. It is written
-// to be read, as a starting point for your own store; it passes the
-// conformance suite in package storage/storetest.
+// keeps every key, setting and audit event of every account in one JSON
+// file. It is written to be read, as a starting point for your own store;
+// it passes the conformance suite in package storage/storetest.
 //
-// The whole state lives in memory and every successful Apply rewrites the
-// file. That is fine for a few hundred keys and a modest audit log, not for
-// more.
+// The whole state lives in memory, with the indexes that the storage
+// contract asks for: the default key of an (account, environment, type) is
+// a map lookup, and a page of keys or environments is a binary search in a
+// sorted list, so reads cost the same however many keys there are. Writes
+// do not: every successful Apply rewrites the whole file and rebuilds the
+// indexes, which is fine for a few thousand keys and a modest audit log,
+// not for more. A store for millions of keys keeps them in a database and
+// lets its indexes answer (see storage/sqlstore).
 package jsonstore
 
 import (
@@ -18,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -37,7 +43,7 @@ import (
 type Store struct {
 	path string
 	mu   sync.RWMutex // guards data
-	data state
+	data *state
 }
 
 var (
@@ -46,29 +52,93 @@ var (
 	_ storage.LastUsedRecorder = (*Store)(nil)
 )
 
-// state is everything the store holds. Apply never modifies a state that
-// readers may see: it changes a copy and swaps it in once the file is
-// written. Records in the maps are never modified in place either, so a
-// shallow copy of the maps is enough.
+// envRef names an account's environment.
+type envRef struct{ account, environment string }
+
+// slot is the place of a default key.
+type slot struct {
+	envRef
+	typ apikey.KeyType
+}
+
+// state is everything the store holds, and its indexes. A state that
+// readers may see is never modified: Apply changes a copy and swaps it in
+// once the file is written. Records in the maps are never modified in place
+// either, so a shallow copy of the maps is enough.
 type state struct {
 	revision int64                      // the last revision handed out
 	keys     map[string]apikey.Record   // by key id
-	settings map[string]apikey.Settings // by environment
-	events   []apikey.Event             // oldest first
+	settings map[envRef]apikey.Settings // by account and environment
+	events   []apikey.Event             // oldest first; events[i].Seq == i+1
+
+	// Indexes over keys and settings, rebuilt by index after every change.
+	defaults map[slot]string     // the default key's id, by slot
+	byEnv    map[envRef][]string // each environment's key ids, in creation order
+	envs     []envRef            // every environment, by account, then name
 }
 
-func (st state) clone() state {
-	st.keys = maps.Clone(st.keys)
-	st.settings = maps.Clone(st.settings)
-	st.events = slices.Clone(st.events)
-	return st
+func newState() *state {
+	return &state{keys: map[string]apikey.Record{}, settings: map[envRef]apikey.Settings{}}
 }
 
-// Open returns a store backed by the file at path, loading it if it exists.
+// clone returns a copy of st to change; index rebuilds its indexes.
+func (st *state) clone() *state {
+	return &state{
+		revision: st.revision,
+		keys:     maps.Clone(st.keys),
+		settings: maps.Clone(st.settings),
+		events:   slices.Clone(st.events),
+	}
+}
+
+// index rebuilds the indexes from keys and settings. It fails with
+// ErrConflict if an account's environment has two default keys of one
+// type: the one rule of apikey.Change that looks across records.
+func (st *state) index() error {
+	st.defaults = map[slot]string{}
+	st.byEnv = map[envRef][]string{}
+	for id, r := range st.keys {
+		ref := envRef{r.Account, r.Environment}
+		st.byEnv[ref] = append(st.byEnv[ref], id)
+		if !r.Default {
+			continue
+		}
+		sl := slot{ref, r.Type}
+		if _, taken := st.defaults[sl]; taken {
+			return fmt.Errorf("%w: %s/%s already has a default %s key", apikey.ErrConflict, r.Account, r.Environment, r.Type)
+		}
+		st.defaults[sl] = id
+	}
+	for _, list := range st.byEnv {
+		slices.SortFunc(list, func(a, b string) int { return compareKey(st.keys[a], keyPosition(st.keys[b])) })
+	}
+	st.envs = slices.SortedFunc(maps.Keys(st.settings), compareEnv)
+	return nil
+}
+
+// compareKey orders keys by creation time, then id (as bytes).
+func compareKey(r apikey.Record, p apikey.KeyPosition) int {
+	return cmp.Or(r.CreatedAt.Compare(p.CreatedAt), strings.Compare(r.ID, p.ID))
+}
+
+func keyPosition(r apikey.Record) apikey.KeyPosition {
+	return apikey.KeyPosition{CreatedAt: r.CreatedAt, ID: r.ID}
+}
+
+// compareEnv orders environments by account, then name (as bytes).
+func compareEnv(a, b envRef) int {
+	return cmp.Or(strings.Compare(a.account, b.account), strings.Compare(a.environment, b.environment))
+}
+
+// Open returns a store backed by the file at path, loading it if it exists
+// (a file of any format version up to the current one; see formatVersion).
 // The file is created by the first Apply, with permissions 0600: it holds
 // key hashes.
 func Open(path string) (*Store, error) {
-	s := &Store{path: path, data: state{keys: map[string]apikey.Record{}, settings: map[string]apikey.Settings{}}}
+	s := &Store{path: path, data: newState()}
+	if err := s.data.index(); err != nil {
+		return nil, err
+	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, nil
@@ -82,63 +152,109 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
-// Key implements apikey.Store.
-func (s *Store) Key(ctx context.Context, id string) (apikey.Record, error) {
+// snapshot returns the current state. No one modifies it: writers build a
+// new state and swap it in (see update), so it may be read without a lock.
+func (s *Store) snapshot(ctx context.Context) (*state, error) {
 	if err := ctx.Err(); err != nil {
-		return apikey.Record{}, err
+		return nil, err
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	r, ok := s.data.keys[id]
+	return s.data, nil
+}
+
+// Key implements apikey.Store.
+func (s *Store) Key(ctx context.Context, id string) (apikey.Record, error) {
+	st, err := s.snapshot(ctx)
+	if err != nil {
+		return apikey.Record{}, err
+	}
+	r, ok := st.keys[id]
 	if !ok {
 		return apikey.Record{}, apikey.ErrNotFound
 	}
 	return r.Clone(), nil
 }
 
-// Keys implements apikey.Store.
-func (s *Store) Keys(ctx context.Context, environment string) ([]apikey.Record, error) {
-	if err := ctx.Err(); err != nil {
+// DefaultKey implements apikey.Store, by index.
+func (s *Store) DefaultKey(ctx context.Context, account, environment string, t apikey.KeyType) (apikey.Record, error) {
+	st, err := s.snapshot(ctx)
+	if err != nil {
+		return apikey.Record{}, err
+	}
+	id, ok := st.defaults[slot{envRef{account, environment}, t}]
+	if !ok {
+		return apikey.Record{}, apikey.ErrNotFound
+	}
+	return st.keys[id].Clone(), nil
+}
+
+// Keys implements apikey.Store: a binary search for the first key after
+// q.After in the environment's keys, then at most q.Limit of them.
+func (s *Store) Keys(ctx context.Context, q apikey.KeyQuery) ([]apikey.Record, error) {
+	st, err := s.snapshot(ctx)
+	if err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	list := st.byEnv[envRef{q.Account, q.Environment}]
+	i := sort.Search(len(list), func(i int) bool { return compareKey(st.keys[list[i]], q.After) > 0 })
 	out := []apikey.Record{}
-	for _, r := range s.data.keys {
-		if r.Environment == environment {
-			out = append(out, r.Clone())
-		}
+	for ; i < len(list) && len(out) < q.Limit; i++ {
+		out = append(out, st.keys[list[i]].Clone())
 	}
-	slices.SortFunc(out, func(a, b apikey.Record) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
-	})
 	return out, nil
 }
 
 // Settings implements apikey.Store.
-func (s *Store) Settings(ctx context.Context, environment string) (apikey.Settings, error) {
-	if err := ctx.Err(); err != nil {
+func (s *Store) Settings(ctx context.Context, account, environment string) (apikey.Settings, error) {
+	st, err := s.snapshot(ctx)
+	if err != nil {
 		return apikey.Settings{}, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	st, ok := s.data.settings[environment]
+	set, ok := st.settings[envRef{account, environment}]
 	if !ok {
 		return apikey.Settings{}, apikey.ErrNotFound
 	}
-	return st.Clone(), nil
+	return set.Clone(), nil
 }
 
-// Environments implements apikey.Store.
-func (s *Store) Environments(ctx context.Context) ([]apikey.Settings, error) {
-	if err := ctx.Err(); err != nil {
+// Environments implements apikey.Store: a binary search for the first
+// environment after q.After (and in q.Account, if set), then at most
+// q.Limit of them.
+func (s *Store) Environments(ctx context.Context, q apikey.EnvironmentQuery) ([]apikey.Settings, error) {
+	st, err := s.snapshot(ctx)
+	if err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	after := envRef{q.After.Account, q.After.Environment}
+	if q.Account != "" && compareEnv(after, envRef{q.Account, ""}) < 0 {
+		after = envRef{q.Account, ""} // the account's first environment comes after this
+	}
+	i := sort.Search(len(st.envs), func(i int) bool { return compareEnv(st.envs[i], after) > 0 })
 	out := []apikey.Settings{}
-	for _, env := range slices.Sorted(maps.Keys(s.data.settings)) {
-		out = append(out, s.data.settings[env].Clone())
+	for ; i < len(st.envs) && len(out) < q.Limit; i++ {
+		if q.Account != "" && st.envs[i].account != q.Account {
+			break
+		}
+		out = append(out, st.settings[st.envs[i]].Clone())
+	}
+	return out, nil
+}
+
+// Accounts implements apikey.Store: a binary search for the first
+// environment of an account after after, then the distinct accounts from
+// there.
+func (s *Store) Accounts(ctx context.Context, after string, limit int) ([]string, error) {
+	st, err := s.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	i := sort.Search(len(st.envs), func(i int) bool { return st.envs[i].account > after })
+	out := []string{}
+	for ; i < len(st.envs) && len(out) < limit; i++ {
+		if a := st.envs[i].account; len(out) == 0 || out[len(out)-1] != a {
+			out = append(out, a)
+		}
 	}
 	return out, nil
 }
@@ -165,7 +281,7 @@ func (s *Store) Apply(ctx context.Context, c apikey.Change) error {
 			next.keys[r.ID] = r
 		}
 		for _, r := range c.Insert {
-			if _, ok := next.keys[r.ID]; ok {
+			if _, ok := next.keys[r.ID]; ok { // in any account: key ids are unique
 				return fmt.Errorf("%w: key id %s exists", apikey.ErrConflict, r.Prefix())
 			}
 			r = r.Clone()
@@ -177,38 +293,21 @@ func (s *Store) Apply(ctx context.Context, c apikey.Change) error {
 			// Revision 0 creates the settings, any other must match the
 			// stored one. Missing settings read as Revision 0, so one
 			// comparison covers both.
-			if next.settings[set.Environment].Revision != set.Revision {
+			ref := envRef{set.Account, set.Environment}
+			if next.settings[ref].Revision != set.Revision {
 				return fmt.Errorf("%w: settings of %s changed since they were read", apikey.ErrConflict, set.Environment)
 			}
 			set = set.Clone()
 			next.revision++
 			set.Revision = next.revision
-			next.settings[set.Environment] = set
+			next.settings[ref] = set
 		}
-		next.events = append(next.events, c.Events...)
-		return next.checkDefaults()
+		for _, e := range c.Events {
+			e.Seq = int64(len(next.events) + 1)
+			next.events = append(next.events, e)
+		}
+		return nil
 	})
-}
-
-// checkDefaults fails with ErrConflict if an environment has two default
-// keys of one type.
-func (st *state) checkDefaults() error {
-	type slot struct {
-		environment string
-		typ         apikey.KeyType
-	}
-	seen := map[slot]bool{}
-	for _, r := range st.keys {
-		if !r.Default {
-			continue
-		}
-		sl := slot{r.Environment, r.Type}
-		if seen[sl] {
-			return fmt.Errorf("%w: %s already has a default %s key", apikey.ErrConflict, r.Environment, r.Type)
-		}
-		seen[sl] = true
-	}
-	return nil
 }
 
 // RecordLastUsed implements storage.LastUsedRecorder. It changes no
@@ -225,27 +324,33 @@ func (s *Store) RecordLastUsed(ctx context.Context, used map[string]time.Time) e
 	})
 }
 
-// Events implements storage.AuditLog.
-func (s *Store) Events(ctx context.Context, environment string, limit int) ([]apikey.Event, error) {
-	if err := ctx.Err(); err != nil {
+// Events implements storage.AuditLog. It scans the log back from q.Before
+// (an event's Seq is its place in the log, so that is where the scan
+// starts): a file store keeps a modest log.
+func (s *Store) Events(ctx context.Context, q storage.EventQuery) ([]apikey.Event, error) {
+	st, err := s.snapshot(ctx)
+	if err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	end := len(st.events)
+	if q.Before > 0 {
+		end = min(end, int(q.Before-1)) // events[:Before-1] have a smaller Seq
+	}
 	out := []apikey.Event{}
-	for _, e := range slices.Backward(s.data.events) {
-		if limit > 0 && len(out) == limit {
+	for _, e := range slices.Backward(st.events[:end]) {
+		if q.Limit > 0 && len(out) == q.Limit {
 			break
 		}
-		if environment == "" || e.Environment == environment {
+		if (q.Account == "" || e.Account == q.Account) && (q.Environment == "" || e.Environment == q.Environment) {
 			out = append(out, e)
 		}
 	}
 	return out, nil
 }
 
-// update runs change on a copy of the state, writes the result to the file
-// and swaps it in. If change or the write fails, nothing changes.
+// update runs change on a copy of the state, rebuilds the indexes, writes
+// the result to the file and swaps it in. If change, the indexes or the
+// write fail, nothing changes.
 func (s *Store) update(ctx context.Context, change func(next *state) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -253,7 +358,10 @@ func (s *Store) update(ctx context.Context, change func(next *state) error) erro
 		return err
 	}
 	next := s.data.clone()
-	if err := change(&next); err != nil {
+	if err := change(next); err != nil {
+		return err
+	}
+	if err := next.index(); err != nil {
 		return err
 	}
 	if err := s.write(next); err != nil {
@@ -267,7 +375,7 @@ func (s *Store) update(ctx context.Context, change func(next *state) error) erro
 // directory, syncs it and renames it over the old one, so that the path
 // always holds either the old state or the new. (A store that must survive
 // power loss would also sync the directory after the rename.)
-func (s *Store) write(st state) error {
+func (s *Store) write(st *state) error {
 	b, err := encode(st)
 	if err != nil {
 		return err
