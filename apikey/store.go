@@ -20,6 +20,10 @@ import "context"
 //   - Nothing reads a whole environment or account to answer one
 //     question: DefaultKey, Keys, Environments and Accounts are answered
 //     by index, in time that does not grow with the number of keys.
+//   - Pages are full: Keys, Environments and Accounts return exactly the
+//     limit while that many items remain (a shorter page is the last one),
+//     ordered by the bytes of ids, accounts and environment names (on
+//     PostgreSQL, COLLATE "C").
 //   - Accounts are hard boundaries: environment names are unique per
 //     account, and key ids are unique across all of them.
 type Store interface {
@@ -30,15 +34,15 @@ type Store interface {
 	// environment, or ErrNotFound.
 	DefaultKey(ctx context.Context, account, environment string, t KeyType) (Record, error)
 	// Keys returns a page of an account's environment's keys in creation
-	// order (CreatedAt, then ID) after q.After: at most q.Limit, an empty
-	// list when there are no more.
+	// order (CreatedAt, then ID) strictly after q.After: q.Limit of them
+	// while that many remain, an empty list when there are no more.
 	Keys(ctx context.Context, q KeyQuery) ([]Record, error)
 	// Settings returns the settings of an account's environment, or
 	// ErrNotFound if it has not been bootstrapped.
 	Settings(ctx context.Context, account, environment string) (Settings, error)
 	// Environments returns a page of settings ordered by account, then
-	// environment, after q.After: at most q.Limit, of q.Account only when
-	// it is set.
+	// environment, strictly after q.After: q.Limit of them while that many
+	// remain, of q.Account only when it is set.
 	Environments(ctx context.Context, q EnvironmentQuery) ([]Settings, error)
 	// Accounts returns up to limit account ids that have environments, in
 	// order, after the id after ("" for the first page).

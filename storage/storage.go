@@ -1,13 +1,15 @@
 // Package storage holds keystile's storage contract and its backends.
 //
-// The contract is apikey.Store (re-exported here as Store): five methods
-// whose rules live in their doc comments. Backends may offer more through
-// optional interfaces, found by type assertion:
+// The contract is apikey.Store (re-exported here as Store): seven methods
+// whose rules live in their doc comments, every one answered by index (a
+// key by id, a default key by account, environment and type, pages of keys,
+// environments and accounts after a cursor) and one atomic write. Backends
+// may offer more through optional interfaces, found by type assertion:
 //
 //   - ChangeFeed: what changed since a revision, so that every process
 //     sharing the store can evict stale cache entries;
 //   - LastUsedRecorder: batched last-used times;
-//   - AuditLog: reading audit events back.
+//   - AuditLog: reading audit events back, a page at a time.
 //
 // Backends: storage/memory (tests, examples, one process), storage/sqlstore
 // (SQLite and PostgreSQL through database/sql, with the driver the user

@@ -197,8 +197,8 @@ func (s *Store) Apply(ctx context.Context, c apikey.Change) error {
 		if old.LastUsedAt.After(r.LastUsedAt) {
 			r.LastUsedAt = old.LastUsedAt
 		}
-		if old.Default {
-			delete(s.defaults, slotOf(old))
+		if old.Default && s.defaults[slotOf(old)] == old.ID {
+			delete(s.defaults, slotOf(old)) // unless the change gave the slot to another key already
 		}
 		s.put(r)
 	}
