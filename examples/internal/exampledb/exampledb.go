@@ -133,8 +133,10 @@ func checkSchema(ctx context.Context, db *sql.DB, dialect sqlstore.Dialect, acce
 		}
 	}
 	switch {
+	case version == 0 && dialect == sqlstore.Postgres:
+		return fmt.Errorf("%w: the database has no keystile tables in its schema", ErrNoDatabase)
 	case version == 0:
-		return fmt.Errorf("%w%s: it has no keystile tables", ErrNoDatabase, where)
+		return fmt.Errorf("%w%s: the file has no keystile tables", ErrNoDatabase, where)
 	case access == ReadOnly && version < current:
 		return fmt.Errorf("schema version %d is older than this program's %d: a command that changes keys, or the server, upgrades it",
 			version, current)
