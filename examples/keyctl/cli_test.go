@@ -583,3 +583,29 @@ func TestKeyctlNeverEchoes(t *testing.T) {
 	_, out, _ := keyctl(t, f.db, "list", "production")
 	assert.NotContains(t, out, piece, "not stored as a name either")
 }
+
+// TestKeyctlBootstrapPartly: a bootstrap that fails after it issued keys
+// still prints them, the only time they are shown, beside the error.
+func TestKeyctlBootstrapPartly(t *testing.T) {
+	f := newFixture(t)
+	code, out, errOut := keyctl(t, f.db, "bootstrap", "qa", "production")
+	assert.Equal(t, exitRefused, code)
+	assert.Contains(t, errOut, "already bootstrapped")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 2, "qa's keys")
+	assert.True(t, strings.HasPrefix(lines[0], "qa server server-"), lines[0])
+	issuedKey(t, lines[0])
+
+	code, out, errOut = keyctl(t, f.db, "--json", "bootstrap", "uat", "production")
+	assert.Equal(t, exitRefused, code)
+	assert.Empty(t, errOut)
+	doc := oneJSON(t, out)
+	assert.Len(t, doc["issued"], 2, "uat's keys")
+	assert.Equal(t, "already_bootstrapped", doc["error"].(map[string]any)["code"])
+
+	code, out, _ = keyctl(t, f.db, "--json", "bootstrap", "production", "dev2")
+	assert.Equal(t, exitRefused, code)
+	assert.Len(t, oneJSON(t, out), 1, "the error only: nothing was issued")
+	code, _, _ = keyctl(t, f.db, "list", "dev2")
+	assert.Equal(t, exitRefused, code, "bootstrap stops at the first failure")
+}
