@@ -1,48 +1,98 @@
 // Command keyctl is an operator's command line for keystile keys, against
-// the same SQLite file as the example server or a PostgreSQL database.
+// the same SQLite file as the example server or a PostgreSQL database. Its
+// usage, as "keyctl help" prints it:
 //
-//	keyctl [-db keystile.db] [-actor NAME] COMMAND [ARGS]
+//	usage: keyctl [--db FILE|URL] [--actor NAME] [--json] COMMAND [ARGS]
+//	       keyctl help [COMMAND]     or: keyctl COMMAND --help
 //
-// Commands:
+//	Global flags, before or after the command:
+//	  --db FILE|URL    SQLite file, or a postgres:// URL (default keystile.db)
+//	  --actor NAME     actor name recorded in audit events (default keyctl)
+//	  --json           print one JSON document on stdout, errors included
 //
-//	bootstrap [ENV...]                   create environments (default: production staging development)
-//	list ENV                             list keys: prefix, type, status, scopes, dates
-//	create ENV server --scopes SCOPES [--expires 24h] [--name NAME]
-//	                                     SCOPES: customers:write,orders:read,... or "*" for full access
-//	create ENV client [--expires 24h] [--name NAME]
-//	rotate KEY | ENV server|client --grace DURATION
-//	                                     DURATION is required: 0s ends the old key now; else up to 8760h
-//	grace KEY DURATION                   change a rotated key's grace period (from its rotation)
-//	revoke KEY                           revoke a key (a default key must be rotated first)
-//	origins ENV [ORIGIN...] [--clear]    show, or replace, the allowed origins for publishable keys;
-//	                                     none admits no browser, '*' (quoted) admits every origin
-//	audit [ENV] [--limit 20]             show audit events, newest first
+//	Commands that change keys or settings (as an owner; each is an audit event):
+//	  bootstrap [ENV...]
+//	      create environments, each with a default server key and publishable key,
+//	      and print their keys; no ENV: production staging development, skipping
+//	      those that exist. The only command that creates a database.
+//	  create ENV server --scopes SCOPES [--expires 24h] [--name NAME]
+//	  create ENV client [--expires 24h] [--name NAME]
+//	      create an extra key and print it. SCOPES: customers:write,orders:read,...
+//	      or "*" for full access.
+//	  rotate KEY --grace DURATION
+//	  rotate ENV server|client --grace DURATION
+//	      replace a key (or ENV's default key of that type) and print the new one.
+//	      DURATION is required: 0s ends the old key now, else up to 8760h.
+//	  grace KEY DURATION
+//	      change a rotated key's grace period, counted from its rotation.
+//	  revoke KEY
+//	      revoke a key at once and for good (a default key must be rotated first).
+//	  scopes KEY SCOPE...
+//	      replace the scopes of a server key that is not a default key.
+//	  origins ENV ORIGIN...
+//	  origins ENV --clear
+//	      replace, or clear, the web origins allowed to use ENV's publishable keys:
+//	      none admits no browser, '*' (quoted) admits every origin.
+//	  reveal KEY
+//	      print a publishable key again. Server keys are stored only as hashes
+//	      (keyctl keeps no sealed copy): rotate one to get a new key.
 //
-// KEY is a key id or a displayable prefix, server-<id> or client-<id>, read
-// by apikey.ParseKeyID through the Manager: a prefix of the other type is
-// not found, and a full key is refused (never echoed). Full keys are
-// printed only when created, one per line: "<environment> <type> <key>".
+//	Commands that only read (they never create, migrate or change a database):
+//	  list ENV
+//	      list ENV's keys: prefix, status, default, scopes, dates, name.
+//	  get KEY
+//	      show one key.
+//	  environments
+//	      list the environments and their allowed origins.
+//	  origins ENV
+//	      show the web origins allowed to use ENV's publishable keys.
+//	  audit [ENV] [--limit 20]
+//	      show audit events, newest first (--limit 0: all of them).
+//	  help [COMMAND]
+//	      show this help, or a command's.
+//
+//	KEY is a key id or a displayable prefix, server-<id> or client-<id>: a prefix
+//	of the other type is not found, and a full key is refused, never echoed.
+//	Full keys are printed only by bootstrap, create, rotate and reveal, one per
+//	line: "<environment> <type> <key>". All other output names keys by prefix.
+//
+//	Database: only bootstrap creates one (the SQLite file, or keystile's tables
+//	in PostgreSQL). Every other command needs a database that bootstrap made,
+//	and fails with exit status 3, creating nothing, where there is none (a
+//	mistyped --db). Commands that change keys first upgrade an older schema;
+//	read commands never write.
+//
+//	--json prints exactly one document on stdout, and nothing on stderr:
+//	  list: {"keys": [VIEW...]}          get, revoke, grace, scopes: VIEW
+//	  create, rotate, reveal: {"full_key": "...", "view": VIEW}
+//	  bootstrap: {"issued": [{"full_key": "...", "view": VIEW}...]}
+//	  origins: SETTINGS                  environments: {"environments": [SETTINGS...]}
+//	  audit: {"events": [EVENT...]}, each EVENT with the key's "prefix"
+//	  help: {"usage": "..."}
+//	  errors: {"error": {"code": "...", "message": "..."}}, same exit status
+//	VIEW, SETTINGS and EVENT are apikey.View, apikey.Settings and apikey.Event
+//	in JSON. A bootstrap that fails after issuing keys prints them beside the error.
+//
+//	Exit status: 0 done; 1 refused by a rule, or not found (an unknown key or
+//	environment); 2 usage error (including rotate without --grace); 3 storage
+//	error (no database at --db, or the database failed) or output not written.
+//
 // keyctl acts as an owner: whoever can run it can read the database anyway.
-//
-// Exit status: 0 done, 1 refused (a lifecycle rule, a missing key), 2 usage
-// error (including rotate without --grace: no rotation picks a grace
-// silently), 3 storage error.
+// The error codes of --json are those of the management API
+// (package middleware/admin) where one applies.
 package main
 
 import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
-	"strings"
-	"text/tabwriter"
-	"time"
+	"regexp"
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/examples/internal/exampledb"
-	"github.com/keystile/keystile/storage"
+	"github.com/keystile/keystile/storage/sqlstore"
 )
 
 // Exit statuses.
@@ -57,293 +107,130 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// usageError is a mistake in the command line.
-type usageError struct{ msg string }
+// globals are the flags that every command takes, before or after its name.
+// A new one is a field here and a line in register (and in usage).
+type globals struct {
+	db    string
+	actor string
+	json  bool
+}
 
-func (e usageError) Error() string { return e.msg }
+func defaultGlobals() globals { return globals{db: "keystile.db", actor: "keyctl"} }
 
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+// register defines the global flags on fs. Each defaults to its current
+// value, so that a command's flag set, which takes them too, keeps what
+// was given before the command.
+func (g *globals) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.db, "db", g.db, "SQLite file, or a postgres:// URL")
+	fs.StringVar(&g.actor, "actor", g.actor, "actor name recorded in audit events")
+	fs.BoolVar(&g.json, "json", g.json, "print one JSON document on stdout, errors included")
+}
 
-// run executes one command and returns the exit status.
+// scan sets the global flags in args, which hold other arguments and
+// flags too, ignoring the rest: for the report of a command line that is
+// wrong before its global flags.
+func (g *globals) scan(args []string) {
+	fs := newFlagSet("keyctl")
+	g.register(fs)
+	_, _ = parse(fs, args, true)
+}
+
+// check refuses global values that hold a key: keyctl would print or store
+// them.
+func (g *globals) check() error {
+	for _, f := range []struct{ name, value string }{{"db", g.db}, {"actor", g.actor}} {
+		if holdsKey(f.value) {
+			return usagef("--%s: %s", f.name, notShown)
+		}
+	}
+	return nil
+}
+
+// keyPattern matches the start of a full key: a prefix and the separator
+// before the secret.
+var keyPattern = regexp.MustCompile(`(?:server|client)-[0-9A-Za-z]{12}_`)
+
+// holdsKey reports whether s holds what looks like a full key.
+func holdsKey(s string) bool { return keyPattern.MatchString(s) }
+
+// notShown ends the message of a refusal whose input is not printed.
+const notShown = "that looks like a full key, secret included: refused, and not shown"
+
+// run executes one command line and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	global := flag.NewFlagSet("keyctl", flag.ContinueOnError)
-	global.SetOutput(stderr)
-	dsn := global.String("db", "keystile.db", "SQLite file, or a postgres:// URL")
-	actorID := global.String("actor", "keyctl", "actor name recorded in audit events")
-	if err := global.Parse(args); err != nil {
-		return exitUsage
+	g := defaultGlobals()
+	out := &printer{stdout: stdout, stderr: stderr, json: &g.json}
+	global := newFlagSet("keyctl")
+	g.register(global)
+	rest, err := parse(global, args, false)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return out.help(usage)
+	case err != nil:
+		return out.fail(withUsage(flagError(global, err), usage))
+	case len(rest) == 0:
+		return out.fail(withUsage(usagef("no command"), usage))
 	}
-	if global.NArg() == 0 {
-		fmt.Fprintln(stderr, "usage: keyctl [-db FILE|URL] [-actor NAME] bootstrap|list|create|rotate|grace|revoke|origins|audit ...")
-		return exitUsage
+	cmd, ok := lookup(rest[0])
+	if !ok {
+		g.scan(rest[1:]) // for --json
+		return out.fail(withUsage(unknownCommand(rest[0]), usage))
 	}
-	store, err := exampledb.Open(ctx, *dsn)
+
+	fs := newFlagSet(cmd.name)
+	g.register(fs)
+	action := cmd.define(fs)
+	pos, err := parse(fs, rest[1:], true)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return out.help(cmd.usage())
+	case err != nil:
+		return out.fail(withUsage(flagError(fs, err), cmd.usage()))
+	case len(pos) < cmd.min || len(pos) > cmd.max:
+		return out.fail(withUsage(usagef("%s: wrong number of arguments", cmd.name), cmd.usage()))
+	}
+	if err := g.check(); err != nil {
+		return out.fail(err)
+	}
+	c := &cli{g: &g}
+	defer c.close()
+	res, err := action(ctx, c, pos)
+	return out.finish(res, err)
+}
+
+// cli is what commands act with: the global flags, and the database once a
+// command opened it.
+type cli struct {
+	g     *globals
+	store *sqlstore.Store
+	m     *apikey.Manager
+}
+
+// open opens the database as access allows, once, and returns the
+// Manager that acts on it as keyctl's actor.
+func (c *cli) open(ctx context.Context, access exampledb.Access) (*apikey.Manager, error) {
+	if c.m != nil {
+		return c.m, nil
+	}
+	store, err := exampledb.OpenFor(ctx, c.g.db, access)
 	if err != nil {
-		fmt.Fprintln(stderr, "keyctl:", err)
-		return exitStorage
+		return nil, err
 	}
-	defer store.DB().Close()
 	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store})
 	if err != nil {
-		fmt.Fprintln(stderr, "keyctl:", err)
-		return exitStorage
+		store.DB().Close()
+		return nil, err
 	}
-	c := &cli{m: m, store: store, actor: apikey.Actor{ID: *actorID, Role: apikey.Owner}, out: stdout}
-	err = c.dispatch(ctx, global.Arg(0), global.Args()[1:])
-	var usage usageError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &usage):
-		fmt.Fprintln(stderr, "keyctl:", err)
-		return exitUsage
-	case apikey.IsRequestError(err):
-		fmt.Fprintln(stderr, "keyctl:", err)
-		return exitRefused
-	default:
-		fmt.Fprintln(stderr, "keyctl: storage error:", err)
-		return exitStorage
+	c.store, c.m = store, m
+	return m, nil
+}
+
+// close closes the database, if a command opened it.
+func (c *cli) close() {
+	if c.store != nil {
+		c.store.DB().Close()
 	}
 }
 
-type cli struct {
-	m     *apikey.Manager
-	store apikey.Store
-	actor apikey.Actor
-	out   io.Writer
-}
-
-func (c *cli) dispatch(ctx context.Context, command string, args []string) error {
-	switch command {
-	case "bootstrap":
-		return c.bootstrap(ctx, args)
-	case "list":
-		return c.list(ctx, args)
-	case "create":
-		return c.create(ctx, args)
-	case "rotate":
-		return c.rotate(ctx, args)
-	case "grace":
-		return c.grace(ctx, args)
-	case "revoke":
-		return c.revoke(ctx, args)
-	case "origins":
-		return c.origins(ctx, args)
-	case "audit":
-		return c.audit(ctx, args)
-	}
-	return usagef("unknown command %q", command)
-}
-
-// parse parses flags that may stand before, between or after positional
-// arguments, and returns the positional ones.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, usagef("%s: %v", fs.Name(), err)
-		}
-		if fs.NArg() == 0 {
-			return positional, nil
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
-func wantArgs(fs *flag.FlagSet, args []string, min, max int) ([]string, error) {
-	pos, err := parse(fs, args)
-	if err == nil && (len(pos) < min || len(pos) > max) {
-		err = usagef("%s: wrong number of arguments", fs.Name())
-	}
-	return pos, err
-}
-
-// isSet reports whether the flag name was given on the command line.
-func isSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
-
-func (c *cli) printIssued(issued ...apikey.Issued) {
-	for _, k := range issued {
-		fmt.Fprintln(c.out, k.View.Environment, k.Key.Type(), k.Key.Reveal())
-	}
-}
-
-func (c *cli) bootstrap(ctx context.Context, args []string) error {
-	envs, err := wantArgs(flag.NewFlagSet("bootstrap", flag.ContinueOnError), args, 0, 100)
-	if err != nil {
-		return err
-	}
-	if len(envs) == 0 {
-		envs = apikey.BuiltinEnvironments
-	}
-	for _, env := range envs {
-		issued, err := c.m.Bootstrap(ctx, c.actor, env)
-		if errors.Is(err, apikey.ErrAlreadyBootstrapped) && len(args) == 0 {
-			continue // bootstrapping the built-ins is idempotent
-		}
-		if err != nil {
-			return err
-		}
-		c.printIssued(issued...)
-	}
-	return nil
-}
-
-func (c *cli) list(ctx context.Context, args []string) error {
-	pos, err := wantArgs(flag.NewFlagSet("list", flag.ContinueOnError), args, 1, 1)
-	if err != nil {
-		return err
-	}
-	views, err := c.m.List(ctx, c.actor, pos[0])
-	if err != nil {
-		return err
-	}
-	w := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "PREFIX\tSTATUS\tDEFAULT\tSCOPES\tCREATED\tEXPIRES\tLAST USED\tNAME")
-	for _, v := range views {
-		fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\n", v.Prefix, v.Status, v.Default,
-			strings.Join(v.Scopes, ","), date(v.CreatedAt), date(v.ExpiresAt), date(v.LastUsedAt), v.Name)
-	}
-	return w.Flush()
-}
-
-func date(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.Format(time.RFC3339)
-}
-
-func (c *cli) create(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("create", flag.ContinueOnError)
-	scopes := fs.String("scopes", "", `comma-separated scopes of a server key, required ("*" for full access)`)
-	expires := fs.Duration("expires", 0, "lifetime of the key (default: no expiry)")
-	name := fs.String("name", "", "a label for people")
-	pos, err := wantArgs(fs, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	req := apikey.CreateRequest{Environment: pos[0], Type: apikey.KeyType(pos[1]), Name: *name}
-	if *scopes != "" {
-		req.Scopes = strings.Split(*scopes, ",")
-	}
-	if *expires != 0 {
-		req.ExpiresAt = c.m.Now().Add(*expires)
-	}
-	issued, err := c.m.Create(ctx, c.actor, req)
-	if err != nil {
-		return err
-	}
-	c.printIssued(issued)
-	return nil
-}
-
-func (c *cli) rotate(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("rotate", flag.ContinueOnError)
-	grace := fs.Duration("grace", 0, "how long the old key keeps working, required: 0s (expire now) to 8760h")
-	pos, err := wantArgs(fs, args, 1, 2)
-	if err != nil {
-		return err
-	}
-	if !isSet(fs, "grace") {
-		return usagef("rotate: --grace is required: 0s (expire now), 1h, 24h, 72h or 168h (the console's choices), or any duration up to %dh",
-			apikey.APIPolicy.Max/time.Hour)
-	}
-	req := apikey.RotateRequest{Grace: *grace, ExpireNow: *grace == 0, Policy: apikey.APIPolicy}
-	if len(pos) == 1 {
-		req.KeyID = pos[0]
-	} else {
-		req.Environment, req.Type = pos[0], apikey.KeyType(pos[1])
-	}
-	issued, err := c.m.Rotate(ctx, c.actor, req)
-	if err != nil {
-		return err
-	}
-	c.printIssued(issued)
-	return nil
-}
-
-func (c *cli) grace(ctx context.Context, args []string) error {
-	pos, err := wantArgs(flag.NewFlagSet("grace", flag.ContinueOnError), args, 2, 2)
-	if err != nil {
-		return err
-	}
-	grace, err := time.ParseDuration(pos[1])
-	if err != nil {
-		return usagef("grace: %v", err)
-	}
-	view, err := c.m.ChangeGrace(ctx, c.actor, pos[0], grace, apikey.APIPolicy)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(c.out, view.Prefix, view.Status, "expires", date(view.ExpiresAt))
-	return nil
-}
-
-func (c *cli) revoke(ctx context.Context, args []string) error {
-	pos, err := wantArgs(flag.NewFlagSet("revoke", flag.ContinueOnError), args, 1, 1)
-	if err != nil {
-		return err
-	}
-	view, err := c.m.Revoke(ctx, c.actor, pos[0])
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(c.out, view.Prefix, view.Status)
-	return nil
-}
-
-func (c *cli) origins(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("origins", flag.ContinueOnError)
-	clear := fs.Bool("clear", false, `remove every allowed origin (no browser may then use publishable keys; "*" allows every origin)`)
-	pos, err := wantArgs(fs, args, 1, 100)
-	if err != nil {
-		return err
-	}
-	settings, err := c.m.Settings(ctx, c.actor, pos[0])
-	if len(pos) > 1 || *clear {
-		settings, err = c.m.SetAllowedOrigins(ctx, c.actor, pos[0], pos[1:])
-	}
-	if err != nil {
-		return err
-	}
-	if len(settings.AllowedOrigins) == 0 {
-		fmt.Fprintln(c.out, "(no origin: browsers may not use publishable keys)")
-	}
-	for _, o := range settings.AllowedOrigins {
-		fmt.Fprintln(c.out, o)
-	}
-	return nil
-}
-
-func (c *cli) audit(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	limit := fs.Int("limit", 20, "how many events")
-	pos, err := wantArgs(fs, args, 0, 1)
-	if err != nil {
-		return err
-	}
-	log, ok := c.store.(storage.AuditLog)
-	if !ok {
-		return errors.New("this store keeps no audit log")
-	}
-	env := ""
-	if len(pos) == 1 {
-		env = pos[0]
-	}
-	events, err := log.Events(ctx, env, *limit)
-	if err != nil {
-		return err
-	}
-	w := tabwriter.NewWriter(c.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "TIME\tACTOR\tACTION\tENVIRONMENT\tKEY\tDETAIL")
-	for _, e := range events {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", date(e.Time), e.Actor.ID, e.Action, e.Environment, e.KeyID, e.Detail)
-	}
-	return w.Flush()
-}
+// actor is who keyctl acts as: an owner, named by --actor.
+func (c *cli) actor() apikey.Actor { return apikey.Actor{ID: c.g.actor, Role: apikey.Owner} }

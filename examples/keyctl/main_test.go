@@ -110,6 +110,15 @@ func TestKeyctlErrors(t *testing.T) {
 		{"bad type", []string{"create", "production", "admin"}, exitRefused, "key type"},
 		{"server key without scopes", []string{"create", "production", "server"}, exitRefused, `scopes required; give "*" for full access`},
 		{"rotate by environment and type", []string{"rotate", "production", "client", "--grace", "0s"}, exitOK, ""},
+		{"unknown flag", []string{"list", "--bogus", "production"}, exitUsage, "list: unknown flag --bogus"},
+		{"flag without value", []string{"audit", "--limit"}, exitUsage, "--limit needs a value"},
+		{"bad flag value", []string{"create", "production", "server", "--scopes", "orders:read", "--expires", "soon"}, exitUsage, "invalid value for --expires"},
+		{"negative limit", []string{"audit", "--limit", "-1"}, exitUsage, "--limit"},
+		{"origins and --clear", []string{"origins", "production", "https://app.example.com", "--clear"}, exitUsage, "not both"},
+		{"too many arguments", []string{"get", "a", "b"}, exitUsage, "wrong number"},
+		{"expiry in the past", []string{"create", "production", "client", "--expires", "-1h"}, exitRefused, "expiry must be in the future"},
+		{"unknown key", []string{"get", "nosuchkey000"}, exitRefused, "not found"},
+		{"reveal an unknown key", []string{"reveal", "server-nosuchkey000"}, exitRefused, "not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,6 +170,22 @@ func TestKeyctlRotateNeedsGrace(t *testing.T) {
 	assert.Equal(t, "expired false", status(), "--grace 0s expires the old key now")
 }
 
+// extraServerKey creates a server key that is not a default key.
+func extraServerKey(t *testing.T, db string, _ apikey.Key) apikey.Key {
+	t.Helper()
+	code, out, errOut := keyctl(t, db, "create", "production", "server", "--scopes", "orders:read")
+	require.Equal(t, exitOK, code, errOut)
+	return issuedKey(t, out)
+}
+
+// otherType is the key type that k is not.
+func otherType(k apikey.Key) apikey.KeyType {
+	if k.Type() == apikey.Server {
+		return apikey.Client
+	}
+	return apikey.Server
+}
+
 // TestKeyctlKeyNames names the KEY of every command that takes one by its
 // key id and by its displayable prefix, which both work, and by what does
 // not name it: a prefix of the other type (refused as not found), a full
@@ -181,11 +206,15 @@ func TestKeyctlKeyNames(t *testing.T) {
 			require.Equal(t, exitOK, code, errOut)
 			return server
 		}, func(key string) []string { return []string{"grace", key, "2h"} }},
-		{"revoke", func(t *testing.T, db string, _ apikey.Key) apikey.Key {
-			code, out, errOut := keyctl(t, db, "create", "production", "server", "--scopes", "orders:read")
+		{"revoke", extraServerKey, func(key string) []string { return []string{"revoke", key} }},
+		{"scopes", extraServerKey, func(key string) []string { return []string{"scopes", key, "orders:write"} }},
+		{"get", func(_ *testing.T, _ string, server apikey.Key) apikey.Key { return server },
+			func(key string) []string { return []string{"get", key} }},
+		{"reveal", func(t *testing.T, db string, _ apikey.Key) apikey.Key {
+			code, out, errOut := keyctl(t, db, "create", "production", "client")
 			require.Equal(t, exitOK, code, errOut)
 			return issuedKey(t, out)
-		}, func(key string) []string { return []string{"revoke", key} }},
+		}, func(key string) []string { return []string{"reveal", key} }},
 	}
 	names := []struct {
 		name string
@@ -195,7 +224,7 @@ func TestKeyctlKeyNames(t *testing.T) {
 	}{
 		{"key id", func(k apikey.Key) string { return k.ID() }, exitOK, ""},
 		{"prefix", func(k apikey.Key) string { return k.Prefix() }, exitOK, ""},
-		{"prefix of the other type", func(k apikey.Key) string { return apikey.Prefix(apikey.Client, k.ID()) }, exitRefused, "not found"},
+		{"prefix of the other type", func(k apikey.Key) string { return apikey.Prefix(otherType(k), k.ID()) }, exitRefused, "not found"},
 		{"full key", func(k apikey.Key) string { return k.Reveal() }, exitRefused, "invalid key id"},
 		{"prefix twice", func(k apikey.Key) string { return apikey.Prefix(apikey.Client, k.Prefix()) }, exitRefused, "invalid key id"},
 		{"short id", func(k apikey.Key) string { return k.ID()[1:] }, exitRefused, "invalid key id"},

@@ -6,7 +6,10 @@
 // environments and prints each new key once on stdout, one line each:
 // "<environment> <server|client> <key>". Later starts print no key; rotate
 // one to get a new one (go run ./examples/keyctl rotate production server
-// --grace 24h, or the management API). Log lines go to stderr.
+// --grace 24h, or the management API). Log lines go to stderr. The server
+// binds its address before it opens the database: if the address is in
+// use, it exits with status 1 and says so, having created no database and
+// no key.
 //
 // Flags:
 //
@@ -76,6 +79,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started f
 	}
 	cfg.AllowedOrigins = origins
 	a, err := app.New(ctx, cfg)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w: is the server running already? Stop it, or choose another address with -addr", err)
+	}
 	if err != nil {
 		return err
 	}

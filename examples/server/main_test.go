@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -357,4 +359,24 @@ func TestFlags(t *testing.T) {
 	err := run(context.Background(), []string{"-db", filepath.Join(t.TempDir(), "k.db"), "-addr", "127.0.0.1:0",
 		"-allow-origin", "qa=http://localhost:1"}, io.Discard, io.Discard, nil)
 	assert.ErrorIs(t, err, apikey.ErrUnknownEnvironment, "origins for an environment that does not exist")
+}
+
+// TestBusyPort: a server that cannot listen fails before it opens the
+// database, so that a first start on a busy port neither prints nor
+// creates a key (nor the database file), and says why it failed.
+func TestBusyPort(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer busy.Close()
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"-addr", busy.Addr().String(), "-db", filepath.Join(dir, "keystile.db")},
+		&stdout, &stderr, func(*app.App) { t.Error("the server started") })
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "address already in use")
+	assert.Contains(t, err.Error(), "-addr", "the message says how to choose another address")
+	assert.Empty(t, stdout.String(), "no key printed")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "no database file: no key was created")
 }

@@ -2,10 +2,11 @@
 // "go run ./examples/server" starts, as a package that tests (the browser
 // end-to-end test among them) can start in-process.
 //
-// New opens the store (a SQLite file, or PostgreSQL for a postgres:// URL),
-// bootstraps the built-in environments on first start and writes their keys
-// once, seeds the allowed origins, and binds the listener; Run serves until
-// its context ends and then shuts down gracefully.
+// New binds the listener first, so that a busy address fails before
+// anything else happens; then it opens the store (a SQLite file, or
+// PostgreSQL for a postgres:// URL), bootstraps the built-in environments on
+// first start and writes their keys once, and seeds the allowed origins.
+// Run serves until its context ends and then shuts down gracefully.
 //
 // Routes:
 //
@@ -91,10 +92,12 @@ type App struct {
 	listener  net.Listener
 }
 
-// New opens and migrates the store, bootstraps the built-in environments
-// that do not exist yet (writing their keys to cfg.Stdout), seeds
-// cfg.AllowedOrigins, and binds the listen address. On error everything
-// opened is closed again.
+// New binds the listen address, then opens and migrates the store,
+// bootstraps the built-in environments that do not exist yet (writing their
+// keys to cfg.Stdout) and seeds cfg.AllowedOrigins. It listens first so
+// that an address in use (the error wraps syscall.EADDRINUSE) fails before
+// the store is opened: no database is created and no key is made or
+// written. On error everything opened is closed again.
 func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	if cfg.Addr == "" {
 		cfg.Addr = DefaultAddr
@@ -111,10 +114,16 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	defer func() {
 		if err != nil {
+			if a.listener != nil {
+				a.listener.Close()
+			}
 			a.close()
 		}
 	}()
 
+	if a.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, err
+	}
 	if a.store, err = exampledb.Open(ctx, cfg.DB); err != nil {
 		return nil, err
 	}
@@ -153,9 +162,6 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 	if a.handler, err = a.routes(); err != nil {
-		return nil, err
-	}
-	if a.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, err
 	}
 	a.server = &http.Server{
@@ -263,8 +269,7 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // close releases what New opened, but for the listener (Serve or Shutdown
-// closes it; binding it is the last step of New): the Validator, then the
-// database.
+// closes it; New closes it if it fails): the Validator, then the database.
 func (a *App) close() error {
 	var errs []error
 	if a.validator != nil {

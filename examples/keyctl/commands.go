@@ -1,0 +1,461 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/examples/internal/exampledb"
+)
+
+// A command is one keyctl command.
+type command struct {
+	name string
+	// forms are the command's synopses, without "keyctl", one per line of
+	// its help.
+	forms []string
+	// doc says what the command does, for its help.
+	doc string
+	// min and max bound the number of positional arguments.
+	min, max int
+	// define defines the command's flags on fs and returns the action
+	// that runs it with its positional arguments, after fs is parsed.
+	define func(fs *flag.FlagSet) action
+}
+
+// An action runs a command. It opens the database itself (cli.open), with
+// the access it needs, after it has checked its arguments: a command line
+// that is wrong never touches the database. It may return a result and an
+// error both: bootstrap returns the keys it issued before it failed.
+type action func(ctx context.Context, c *cli, args []string) (result, error)
+
+// many is the max of commands that take a list.
+const many = 1000
+
+// commands are keyctl's commands, in the order of the usage. It is set in
+// init, because help reads it.
+var commands []command
+
+func init() {
+	commands = []command{
+		{name: "bootstrap", forms: []string{"bootstrap [ENV...]"}, max: many, define: noFlags(bootstrap),
+			doc: "Create environments, each with a default server key and a default publishable key,\n" +
+				"and print their keys, one line each. With no ENV, the built-in environments\n" +
+				"(production staging development), skipping those that exist; a named ENV that\n" +
+				"exists is refused. The only command that creates a database."},
+		{name: "create", forms: []string{
+			"create ENV server --scopes SCOPES [--expires 24h] [--name NAME]",
+			"create ENV client [--expires 24h] [--name NAME]",
+		}, min: 2, max: 2, define: create,
+			doc: "Create an extra key, not a default key, and print it. A server key needs its\n" +
+				`scopes: customers:write,orders:read,... or "*" for full access.`},
+		{name: "rotate", forms: []string{
+			"rotate KEY --grace DURATION",
+			"rotate ENV server|client --grace DURATION",
+		}, min: 1, max: 2, define: rotate,
+			doc: "Replace a key, or ENV's default key of a type, with a new one and print it. The\n" +
+				"old key keeps working for the grace period: required, 0s (it ends now) to 8760h."},
+		{name: "grace", forms: []string{"grace KEY DURATION"}, min: 2, max: 2, define: noFlags(grace),
+			doc: "Change the grace period of a rotated key, counted from its rotation, up to 8760h\n" +
+				"and never past an expiry it had before; 0s ends it now."},
+		{name: "revoke", forms: []string{"revoke KEY"}, min: 1, max: 1, define: noFlags(revoke),
+			doc: "Revoke a key at once and for good. A default key must be rotated first."},
+		{name: "scopes", forms: []string{"scopes KEY SCOPE..."}, min: 2, max: many, define: noFlags(scopes),
+			doc: "Replace the scopes of a server key that is not a default key (a default server\n" +
+				`key holds every scope). SCOPE: resource:read, resource:write or "*"; a list` + "\n" +
+				"separated by commas works too."},
+		{name: "origins", forms: []string{"origins ENV", "origins ENV ORIGIN...", "origins ENV --clear"},
+			min: 1, max: many, define: origins,
+			doc: "Show, replace or clear the web origins allowed to use ENV's publishable keys.\n" +
+				"None admits no browser; '*' (quoted) admits every origin. Showing only reads."},
+		{name: "reveal", forms: []string{"reveal KEY"}, min: 1, max: 1, define: noFlags(reveal),
+			doc: "Print a full key again, as creation did, and record it in the audit log.\n" +
+				"Publishable keys only: keyctl keeps no sealed copy of server keys, which are\n" +
+				"stored only as hashes and shown once; rotate a server key to get a new one."},
+		{name: "list", forms: []string{"list ENV"}, min: 1, max: 1, define: noFlags(list),
+			doc: "List ENV's keys: prefix, status, default, scopes, dates and name. Only reads."},
+		{name: "get", forms: []string{"get KEY"}, min: 1, max: 1, define: noFlags(get),
+			doc: "Show one key, never its secret. Only reads."},
+		{name: "environments", forms: []string{"environments"}, define: noFlags(environments),
+			doc: "List the bootstrapped environments and their allowed origins. Only reads."},
+		{name: "audit", forms: []string{"audit [ENV] [--limit 20]"}, max: 1, define: audit,
+			doc: "Show audit events, newest first, of ENV or of every environment. Only reads."},
+		{name: "help", forms: []string{"help [COMMAND]"}, max: 1, define: noFlags(help),
+			doc: "Show the usage, or a command's."},
+	}
+}
+
+// lookup returns the command called name.
+func lookup(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// noFlags is the define of a command without flags of its own.
+func noFlags(a action) func(*flag.FlagSet) action {
+	return func(*flag.FlagSet) action { return a }
+}
+
+func bootstrap(ctx context.Context, c *cli, envs []string) (result, error) {
+	named := len(envs) > 0
+	if !named {
+		envs = apikey.BuiltinEnvironments
+	}
+	for _, env := range envs { // before the database is created
+		if err := apikey.ValidateEnvironment(env); err != nil {
+			return result{}, err
+		}
+	}
+	m, err := c.open(ctx, exampledb.Create)
+	if err != nil {
+		return result{}, err
+	}
+	var issued []apikey.Issued
+	for _, env := range envs {
+		keys, err := m.Bootstrap(ctx, c.actor(), env)
+		if errors.Is(err, apikey.ErrAlreadyBootstrapped) && !named {
+			continue // bootstrapping the built-ins is idempotent
+		}
+		if err != nil && len(issued) > 0 {
+			return issuedList(issued), err // the keys issued so far are shown
+		}
+		if err != nil {
+			return result{}, err
+		}
+		issued = append(issued, keys...)
+	}
+	return issuedList(issued), nil
+}
+
+func create(fs *flag.FlagSet) action {
+	scopes := fs.String("scopes", "", "comma-separated `SCOPES` of a server key, required (\"*\" for full access)")
+	expires := fs.Duration("expires", 0, "the key's lifetime, a `DURATION` such as 24h (default: no expiry)")
+	name := fs.String("name", "", "a `NAME` for people, such as \"billing worker\"")
+	return func(ctx context.Context, c *cli, args []string) (result, error) {
+		if holdsKey(*name) {
+			return result{}, usagef("create: --name: %s", notShown)
+		}
+		m, err := c.open(ctx, exampledb.Migrate)
+		if err != nil {
+			return result{}, err
+		}
+		req := apikey.CreateRequest{Environment: args[0], Type: apikey.KeyType(args[1]), Name: *name, Scopes: splitList(*scopes)}
+		if *expires != 0 {
+			req.ExpiresAt = m.Now().Add(*expires)
+		}
+		k, err := m.Create(ctx, c.actor(), req)
+		if err != nil {
+			return result{}, err
+		}
+		return issuedResult(k.Key, k.View), nil
+	}
+}
+
+func rotate(fs *flag.FlagSet) action {
+	grace := fs.Duration("grace", 0, "how long the old key keeps working, a `DURATION`, required: 0s (it ends now) to 8760h")
+	return func(ctx context.Context, c *cli, args []string) (result, error) {
+		if !isSet(fs, "grace") {
+			return result{}, usageError{code: "grace_required", msg: fmt.Sprintf(
+				"rotate: --grace is required: 0s (expire now), 1h, 24h, 72h or 168h (the console's choices), or any duration up to %dh",
+				apikey.APIPolicy.Max/time.Hour)}
+		}
+		req := apikey.RotateRequest{Grace: *grace, ExpireNow: *grace == 0, Policy: apikey.APIPolicy}
+		if len(args) == 1 {
+			req.KeyID = args[0]
+		} else {
+			req.Environment, req.Type = args[0], apikey.KeyType(args[1])
+		}
+		m, err := c.open(ctx, exampledb.Migrate)
+		if err != nil {
+			return result{}, err
+		}
+		k, err := m.Rotate(ctx, c.actor(), req)
+		if err != nil {
+			return result{}, err
+		}
+		return issuedResult(k.Key, k.View), nil
+	}
+}
+
+func grace(ctx context.Context, c *cli, args []string) (result, error) {
+	d, err := time.ParseDuration(args[1])
+	if err != nil { // its text holds the input
+		return result{}, usagef("grace: DURATION: want a duration such as 24h, or 0s")
+	}
+	m, err := c.open(ctx, exampledb.Migrate)
+	if err != nil {
+		return result{}, err
+	}
+	view, err := m.ChangeGrace(ctx, c.actor(), args[0], d, apikey.APIPolicy)
+	if err != nil {
+		return result{}, err
+	}
+	return viewLine(view, view.Prefix, string(view.Status), "expires", date(view.ExpiresAt)), nil
+}
+
+func revoke(ctx context.Context, c *cli, args []string) (result, error) {
+	m, err := c.open(ctx, exampledb.Migrate)
+	if err != nil {
+		return result{}, err
+	}
+	view, err := m.Revoke(ctx, c.actor(), args[0])
+	if err != nil {
+		return result{}, err
+	}
+	return viewLine(view, view.Prefix, string(view.Status)), nil
+}
+
+func scopes(ctx context.Context, c *cli, args []string) (result, error) {
+	var list []string
+	for _, a := range args[1:] {
+		list = append(list, splitList(a)...)
+	}
+	m, err := c.open(ctx, exampledb.Migrate)
+	if err != nil {
+		return result{}, err
+	}
+	view, err := m.SetScopes(ctx, c.actor(), args[0], list)
+	if err != nil {
+		return result{}, err
+	}
+	return viewLine(view, view.Prefix, "scopes", strings.Join(view.Scopes, ",")), nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+func origins(fs *flag.FlagSet) action {
+	clear := fs.Bool("clear", false, "remove every allowed origin: no browser may then use ENV's publishable keys")
+	return func(ctx context.Context, c *cli, args []string) (result, error) {
+		env, list := args[0], args[1:]
+		if *clear && len(list) > 0 {
+			return result{}, usagef("origins: give ORIGIN... or --clear, not both")
+		}
+		if !*clear && len(list) == 0 { // show
+			m, err := c.open(ctx, exampledb.ReadOnly)
+			if err != nil {
+				return result{}, err
+			}
+			s, err := m.Settings(ctx, c.actor(), env)
+			if err != nil {
+				return result{}, err
+			}
+			return settingsResult(s), nil
+		}
+		m, err := c.open(ctx, exampledb.Migrate)
+		if err != nil {
+			return result{}, err
+		}
+		s, err := m.SetAllowedOrigins(ctx, c.actor(), env, list)
+		if err != nil {
+			return result{}, err
+		}
+		return settingsResult(s), nil
+	}
+}
+
+func reveal(ctx context.Context, c *cli, args []string) (result, error) {
+	m, err := c.open(ctx, exampledb.Migrate) // a reveal is an audit event
+	if err != nil {
+		return result{}, err
+	}
+	k, err := m.Reveal(ctx, c.actor(), args[0])
+	if errors.Is(err, apikey.ErrNotRevealable) {
+		return result{}, fmt.Errorf("%w; keyctl keeps no sealed copy of server keys (no apikey.Sealer), "+
+			"so they are shown only when created or rotated: rotate it to get a new key", err)
+	}
+	if err != nil {
+		return result{}, err
+	}
+	view, err := m.Get(ctx, c.actor(), k.ID())
+	if err != nil {
+		return result{}, err
+	}
+	return issuedResult(k, view), nil
+}
+
+func list(ctx context.Context, c *cli, args []string) (result, error) {
+	m, err := c.open(ctx, exampledb.ReadOnly)
+	if err != nil {
+		return result{}, err
+	}
+	views, err := m.List(ctx, c.actor(), args[0])
+	if err != nil {
+		return result{}, err
+	}
+	return result{
+		doc: struct {
+			Keys []apikey.View `json:"keys"`
+		}{views},
+		text: func(w io.Writer) error {
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "PREFIX\tSTATUS\tDEFAULT\tSCOPES\tCREATED\tEXPIRES\tLAST USED\tNAME")
+			for _, v := range views {
+				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\n", v.Prefix, v.Status, v.Default,
+					strings.Join(v.Scopes, ","), date(v.CreatedAt), date(v.ExpiresAt), date(v.LastUsedAt), v.Name)
+			}
+			return tw.Flush()
+		},
+	}, nil
+}
+
+func get(ctx context.Context, c *cli, args []string) (result, error) {
+	m, err := c.open(ctx, exampledb.ReadOnly)
+	if err != nil {
+		return result{}, err
+	}
+	v, err := m.Get(ctx, c.actor(), args[0])
+	if err != nil {
+		return result{}, err
+	}
+	return result{doc: v, text: func(w io.Writer) error {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, row := range [][2]string{
+			{"prefix", v.Prefix}, {"type", string(v.Type)}, {"environment", v.Environment}, {"name", v.Name},
+			{"scopes", strings.Join(v.Scopes, ",")}, {"default", fmt.Sprint(v.Default)}, {"status", string(v.Status)},
+			{"created", date(v.CreatedAt)}, {"expires", date(v.ExpiresAt)}, {"rotated", date(v.RotatedAt)},
+			{"revoked", date(v.RevokedAt)}, {"last used", date(v.LastUsedAt)},
+		} {
+			fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
+		}
+		return tw.Flush()
+	}}, nil
+}
+
+func environments(ctx context.Context, c *cli, _ []string) (result, error) {
+	m, err := c.open(ctx, exampledb.ReadOnly)
+	if err != nil {
+		return result{}, err
+	}
+	all, err := m.Environments(ctx, c.actor())
+	if err != nil {
+		return result{}, err
+	}
+	for i := range all {
+		all[i] = withOrigins(all[i])
+	}
+	return result{
+		doc: struct {
+			Environments []apikey.Settings `json:"environments"`
+		}{nonNil(all)},
+		text: func(w io.Writer) error {
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ENVIRONMENT\tALLOWED ORIGINS")
+			for _, s := range all {
+				origins := strings.Join(s.AllowedOrigins, " ")
+				if origins == "" {
+					origins = "(none)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\n", s.Environment, origins)
+			}
+			return tw.Flush()
+		},
+	}, nil
+}
+
+func audit(fs *flag.FlagSet) action {
+	limit := fs.Int("limit", 20, "show at most `N` events (0: all of them)")
+	return func(ctx context.Context, c *cli, args []string) (result, error) {
+		if *limit < 0 {
+			return result{}, usagef("audit: --limit: want 0 (all) or more")
+		}
+		m, err := c.open(ctx, exampledb.ReadOnly)
+		if err != nil {
+			return result{}, err
+		}
+		env := ""
+		if len(args) == 1 {
+			env = args[0]
+			if _, err := m.Settings(ctx, c.actor(), env); err != nil { // an unknown environment is refused
+				return result{}, err
+			}
+		}
+		events, err := c.store.Events(ctx, env, *limit) // a storage.AuditLog
+		if err != nil {
+			return result{}, err
+		}
+		return auditResult(ctx, c, events)
+	}
+}
+
+// auditResult names the key of each event by its displayable prefix. An
+// Event carries the key's id but not its type, so each distinct key is
+// looked up once: at most as many lookups as events, which --limit bounds.
+func auditResult(ctx context.Context, c *cli, events []apikey.Event) (result, error) {
+	prefixes := map[string]string{}
+	docs := make([]auditEvent, len(events))
+	for i, e := range events {
+		docs[i].Event = e
+		if e.KeyID == "" {
+			continue
+		}
+		prefix, ok := prefixes[e.KeyID]
+		if !ok {
+			v, err := c.m.Get(ctx, c.actor(), e.KeyID)
+			switch {
+			case err == nil:
+				prefix = v.Prefix
+			case !errors.Is(err, apikey.ErrNotFound):
+				return result{}, err
+			}
+			prefixes[e.KeyID] = prefix // "" for a key the store no longer has
+		}
+		docs[i].Prefix = prefix
+	}
+	return result{
+		doc: struct {
+			Events []auditEvent `json:"events"`
+		}{docs},
+		text: func(w io.Writer) error {
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tENVIRONMENT\tKEY\tDETAIL")
+			for _, e := range docs {
+				key := e.Prefix
+				switch {
+				case e.KeyID == "":
+					key = "-"
+				case key == "":
+					key = "(unknown key) " + e.KeyID // the store lost it: its id is all there is
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", date(e.Time), e.Actor.ID, e.Action, e.Environment, key, e.Detail)
+			}
+			return tw.Flush()
+		},
+	}, nil
+}
+
+func help(_ context.Context, _ *cli, args []string) (result, error) {
+	if len(args) == 0 {
+		return usageResult(usage), nil
+	}
+	cmd, ok := lookup(args[0])
+	if !ok {
+		return result{}, withUsage(unknownCommand(args[0]), usage)
+	}
+	return usageResult(cmd.usage()), nil
+}
+
+func date(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}
