@@ -6,12 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/examples/internal/exampledb"
+	"github.com/keystile/keystile/storage"
 )
 
 // A command is one keyctl command.
@@ -50,11 +53,12 @@ func init() {
 				"(production staging development), skipping those that exist; a named ENV that\n" +
 				"exists is refused. The only command that creates a database."},
 		{name: "create", forms: []string{
-			"create ENV server --scopes SCOPES [--expires 24h] [--name NAME]",
-			"create ENV client [--expires 24h] [--name NAME]",
+			"create ENV server --scopes SCOPES [--expires 24h] [--name NAME] [--owner ID] [--metadata K=V,...]",
+			"create ENV client [--expires 24h] [--name NAME] [--owner ID] [--metadata K=V,...]",
 		}, min: 2, max: 2, define: create,
 			doc: "Create an extra key, not a default key, and print it. A server key needs its\n" +
-				`scopes: customers:write,orders:read,... or "*" for full access.`},
+				`scopes: customers:write,orders:read,... or "*" for full access. --owner names` + "\n" +
+				"whom it is issued to; --metadata attaches name=value pairs (never a secret)."},
 		{name: "rotate", forms: []string{
 			"rotate KEY --grace DURATION",
 			"rotate ENV server|client --grace DURATION",
@@ -74,16 +78,28 @@ func init() {
 			min: 1, max: many, define: origins,
 			doc: "Show, replace or clear the web origins allowed to use ENV's publishable keys.\n" +
 				"None admits no browser; '*' (quoted) admits every origin. Showing only reads."},
+		{name: "owner", forms: []string{"owner KEY ID", "owner KEY --clear"}, min: 1, max: 2, define: owner,
+			doc: "Name whom a key is issued to (the service's user or customer id), or nobody."},
+		{name: "metadata", forms: []string{"metadata KEY NAME=VALUE...", "metadata KEY --clear"}, min: 1, max: many, define: metadata,
+			doc: "Replace a key's metadata: up to 16 name=value pairs, names of [a-z0-9_.-]."},
+		{name: "close", forms: []string{"close ACCOUNT"}, min: 1, max: 1, define: noFlags(closeAccount),
+			doc: "Close an account: every key of every environment of it is revoked at once,\n" +
+				"default keys included, and it takes no new key. ACCOUNT must be --account,\n" +
+				"or --account '*' acts across accounts."},
 		{name: "reveal", forms: []string{"reveal KEY"}, min: 1, max: 1, define: noFlags(reveal),
 			doc: "Print a full key again, as creation did, and record it in the audit log.\n" +
 				"Publishable keys only: keyctl keeps no sealed copy of server keys, which are\n" +
 				"stored only as hashes and shown once; rotate a server key to get a new one."},
-		{name: "list", forms: []string{"list ENV"}, min: 1, max: 1, define: noFlags(list),
-			doc: "List ENV's keys: prefix, status, default, scopes, dates and name. Only reads."},
+		{name: "list", forms: []string{"list ENV [--limit 100] [--after CURSOR]"}, min: 1, max: 1, define: list,
+			doc: "List a page of ENV's keys: prefix, status, default, scopes, dates, name and\n" +
+				"owner, in creation order; the next page's cursor is printed last. Only reads."},
 		{name: "get", forms: []string{"get KEY"}, min: 1, max: 1, define: noFlags(get),
 			doc: "Show one key, never its secret. Only reads."},
 		{name: "environments", forms: []string{"environments"}, define: noFlags(environments),
-			doc: "List the bootstrapped environments and their allowed origins. Only reads."},
+			doc: "List the account's environments and their allowed origins. Only reads."},
+		{name: "accounts", forms: []string{"accounts [--limit 100] [--after CURSOR]"}, define: accounts,
+			doc: "List a page of the accounts that have environments (needs --account '*').\n" +
+				"Only reads."},
 		{name: "audit", forms: []string{"audit [ENV] [--limit 20]"}, max: 1, define: audit,
 			doc: "Show audit events, newest first, of ENV or of every environment. Only reads."},
 		{name: "help", forms: []string{"help [COMMAND]"}, max: 1, define: noFlags(help),
@@ -141,15 +157,22 @@ func create(fs *flag.FlagSet) action {
 	scopes := fs.String("scopes", "", "comma-separated `SCOPES` of a server key, required (\"*\" for full access)")
 	expires := fs.Duration("expires", 0, "the key's lifetime, a `DURATION` such as 24h (default: no expiry)")
 	name := fs.String("name", "", "a `NAME` for people, such as \"billing worker\"")
+	ownerID := fs.String("owner", "", "whom the key is issued to: an `ID` of the service's user or customer")
+	md := fs.String("metadata", "", "comma-separated `NAME=VALUE` pairs to attach to the key")
 	return func(ctx context.Context, c *cli, args []string) (result, error) {
-		if holdsKey(*name) {
-			return result{}, usagef("create: --name: %s", notShown)
+		if holdsKey(*name) || holdsKey(*ownerID) || holdsKey(*md) {
+			return result{}, usagef("create: %s", notShown)
+		}
+		pairs, err := parsePairs(splitList(*md))
+		if err != nil {
+			return result{}, err
 		}
 		m, err := c.open(ctx, exampledb.Migrate)
 		if err != nil {
 			return result{}, err
 		}
-		req := apikey.CreateRequest{Environment: args[0], Type: apikey.KeyType(args[1]), Name: *name, Scopes: splitList(*scopes)}
+		req := apikey.CreateRequest{Environment: args[0], Type: apikey.KeyType(args[1]), Name: *name,
+			Owner: *ownerID, Metadata: pairs, Scopes: splitList(*scopes)}
 		if *expires != 0 {
 			req.ExpiresAt = m.Now().Add(*expires)
 		}
@@ -292,27 +315,162 @@ func reveal(ctx context.Context, c *cli, args []string) (result, error) {
 	return issuedResult(k, view), nil
 }
 
-func list(ctx context.Context, c *cli, args []string) (result, error) {
-	m, err := c.open(ctx, exampledb.ReadOnly)
+func list(fs *flag.FlagSet) action {
+	page := pageFlags(fs)
+	return func(ctx context.Context, c *cli, args []string) (result, error) {
+		m, err := c.open(ctx, exampledb.ReadOnly)
+		if err != nil {
+			return result{}, err
+		}
+		keys, err := m.List(ctx, c.actor(), args[0], *page)
+		if err != nil {
+			return result{}, err
+		}
+		return result{
+			doc: keys,
+			text: func(w io.Writer) error {
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "PREFIX\tSTATUS\tDEFAULT\tSCOPES\tCREATED\tEXPIRES\tLAST USED\tNAME\tOWNER")
+				for _, v := range keys.Keys {
+					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Prefix, v.Status, v.Default,
+						strings.Join(v.Scopes, ","), date(v.CreatedAt), date(v.ExpiresAt), date(v.LastUsedAt), v.Name, v.Owner)
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if keys.Next != "" {
+					_, err = fmt.Fprintf(w, "next page: --after %s\n", keys.Next)
+				}
+				return err
+			},
+		}, nil
+	}
+}
+
+// pageFlags defines --limit and --after, a page of a list.
+func pageFlags(fs *flag.FlagSet) *apikey.Page {
+	p := &apikey.Page{}
+	fs.IntVar(&p.Limit, "limit", apikey.DefaultPageSize, "show at most `N` items (1 to 1000)")
+	fs.StringVar(&p.After, "after", "", "start after the `CURSOR` that the previous page printed")
+	return p
+}
+
+func accounts(fs *flag.FlagSet) action {
+	page := pageFlags(fs)
+	return func(ctx context.Context, c *cli, _ []string) (result, error) {
+		m, err := c.open(ctx, exampledb.ReadOnly)
+		if err != nil {
+			return result{}, err
+		}
+		list, err := m.Accounts(ctx, c.actor(), *page)
+		if err != nil {
+			return result{}, err
+		}
+		return result{doc: list, text: func(w io.Writer) error {
+			for _, a := range list.Accounts {
+				if _, err := fmt.Fprintln(w, a); err != nil {
+					return err
+				}
+			}
+			if list.Next != "" {
+				_, err := fmt.Fprintf(w, "next page: --after %s\n", list.Next)
+				return err
+			}
+			return nil
+		}}, nil
+	}
+}
+
+func owner(fs *flag.FlagSet) action {
+	clear := fs.Bool("clear", false, "name nobody")
+	return func(ctx context.Context, c *cli, args []string) (result, error) {
+		if *clear == (len(args) == 2) {
+			return result{}, usagef("owner: give an ID or --clear")
+		}
+		id := ""
+		if len(args) == 2 {
+			if id = args[1]; holdsKey(id) {
+				return result{}, usagef("owner: %s", notShown)
+			}
+		}
+		m, err := c.open(ctx, exampledb.Migrate)
+		if err != nil {
+			return result{}, err
+		}
+		view, err := m.SetOwner(ctx, c.actor(), args[0], id)
+		if err != nil {
+			return result{}, err
+		}
+		return viewLine(view, view.Prefix, "owner", view.Owner), nil
+	}
+}
+
+func metadata(fs *flag.FlagSet) action {
+	clear := fs.Bool("clear", false, "remove every entry")
+	return func(ctx context.Context, c *cli, args []string) (result, error) {
+		if *clear == (len(args) > 1) {
+			return result{}, usagef("metadata: give NAME=VALUE... or --clear")
+		}
+		if holdsKey(strings.Join(args[1:], " ")) {
+			return result{}, usagef("metadata: %s", notShown)
+		}
+		pairs, err := parsePairs(args[1:])
+		if err != nil {
+			return result{}, err
+		}
+		m, err := c.open(ctx, exampledb.Migrate)
+		if err != nil {
+			return result{}, err
+		}
+		view, err := m.SetMetadata(ctx, c.actor(), args[0], pairs)
+		if err != nil {
+			return result{}, err
+		}
+		return viewLine(view, view.Prefix, "metadata", formatPairs(view.Metadata)), nil
+	}
+}
+
+// parsePairs reads NAME=VALUE items; the Manager validates them.
+func parsePairs(items []string) (map[string]string, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(items))
+	for _, item := range items {
+		name, value, ok := strings.Cut(item, "=")
+		if !ok {
+			return nil, usagef("metadata: want NAME=VALUE pairs")
+		}
+		out[name] = value
+	}
+	return out, nil
+}
+
+func formatPairs(md map[string]string) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(md)) {
+		parts = append(parts, name+"="+md[name])
+	}
+	return strings.Join(parts, ",")
+}
+
+func closeAccount(ctx context.Context, c *cli, args []string) (result, error) {
+	m, err := c.open(ctx, exampledb.Migrate)
 	if err != nil {
 		return result{}, err
 	}
-	views, err := m.List(ctx, c.actor(), args[0])
+	n, err := m.CloseAccount(ctx, c.actor(), args[0])
 	if err != nil {
 		return result{}, err
 	}
 	return result{
 		doc: struct {
-			Keys []apikey.View `json:"keys"`
-		}{views},
+			Account string `json:"account"`
+			Revoked int    `json:"revoked"`
+		}{args[0], n},
 		text: func(w io.Writer) error {
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "PREFIX\tSTATUS\tDEFAULT\tSCOPES\tCREATED\tEXPIRES\tLAST USED\tNAME")
-			for _, v := range views {
-				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\n", v.Prefix, v.Status, v.Default,
-					strings.Join(v.Scopes, ","), date(v.CreatedAt), date(v.ExpiresAt), date(v.LastUsedAt), v.Name)
-			}
-			return tw.Flush()
+			_, err := fmt.Fprintf(w, "%s closed: %d keys revoked\n", args[0], n)
+			return err
 		},
 	}, nil
 }
@@ -329,7 +487,8 @@ func get(ctx context.Context, c *cli, args []string) (result, error) {
 	return result{doc: v, text: func(w io.Writer) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, row := range [][2]string{
-			{"prefix", v.Prefix}, {"type", string(v.Type)}, {"environment", v.Environment}, {"name", v.Name},
+			{"prefix", v.Prefix}, {"account", v.Account}, {"type", string(v.Type)}, {"environment", v.Environment},
+			{"name", v.Name}, {"owner", v.Owner}, {"metadata", formatPairs(v.Metadata)},
 			{"scopes", strings.Join(v.Scopes, ",")}, {"default", fmt.Sprint(v.Default)}, {"status", string(v.Status)},
 			{"created", date(v.CreatedAt)}, {"expires", date(v.ExpiresAt)}, {"rotated", date(v.RotatedAt)},
 			{"revoked", date(v.RevokedAt)}, {"last used", date(v.LastUsedAt)},
@@ -345,9 +504,17 @@ func environments(ctx context.Context, c *cli, _ []string) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	all, err := m.Environments(ctx, c.actor())
-	if err != nil {
-		return result{}, err
+	var all []apikey.Settings
+	for page := (apikey.Page{Limit: apikey.MaxPageSize}); ; {
+		list, err := m.Environments(ctx, c.actor(), page)
+		if err != nil {
+			return result{}, err
+		}
+		all = append(all, list.Environments...)
+		if list.Next == "" {
+			break
+		}
+		page.After = list.Next
 	}
 	for i := range all {
 		all[i] = withOrigins(all[i])
@@ -388,7 +555,11 @@ func audit(fs *flag.FlagSet) action {
 				return result{}, err
 			}
 		}
-		events, err := c.store.Events(ctx, env, *limit) // a storage.AuditLog
+		q := storage.EventQuery{Account: c.g.account, Environment: env, Limit: *limit}
+		if q.Account == apikey.AnyAccount {
+			q.Account = "" // every account's events
+		}
+		events, err := c.store.Events(ctx, q) // a storage.AuditLog
 		if err != nil {
 			return result{}, err
 		}
@@ -397,14 +568,19 @@ func audit(fs *flag.FlagSet) action {
 }
 
 // auditResult names the key of each event by its displayable prefix. An
-// Event carries the key's id but not its type, so each distinct key is
-// looked up once: at most as many lookups as events, which --limit bounds.
+// Event carries the key's type since accounts came; older events (migrated)
+// may not, and their keys are looked up once each: at most as many lookups
+// as events, which --limit bounds.
 func auditResult(ctx context.Context, c *cli, events []apikey.Event) (result, error) {
 	prefixes := map[string]string{}
 	docs := make([]auditEvent, len(events))
 	for i, e := range events {
 		docs[i].Event = e
 		if e.KeyID == "" {
+			continue
+		}
+		if e.KeyType != "" {
+			docs[i].Prefix = e.KeyPrefix()
 			continue
 		}
 		prefix, ok := prefixes[e.KeyID]
@@ -426,7 +602,7 @@ func auditResult(ctx context.Context, c *cli, events []apikey.Event) (result, er
 		}{docs},
 		text: func(w io.Writer) error {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tENVIRONMENT\tKEY\tDETAIL")
+			fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tACCOUNT\tENVIRONMENT\tKEY\tDETAIL")
 			for _, e := range docs {
 				key := e.Prefix
 				switch {
@@ -435,7 +611,7 @@ func auditResult(ctx context.Context, c *cli, events []apikey.Event) (result, er
 				case key == "":
 					key = "(unknown key) " + e.KeyID // the store lost it: its id is all there is
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", date(e.Time), e.Actor.ID, e.Action, e.Environment, key, e.Detail)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", date(e.Time), e.Actor.ID, e.Action, e.Account, e.Environment, key, e.Detail)
 			}
 			return tw.Flush()
 		},

@@ -2,12 +2,14 @@
 // the same SQLite file as the example server or a PostgreSQL database. Its
 // usage, as "keyctl help" prints it:
 //
-//	usage: keyctl [--db FILE|URL] [--actor NAME] [--json] COMMAND [ARGS]
+//	usage: keyctl [--db FILE|URL] [--actor NAME] [--account ID] [--json] COMMAND [ARGS]
 //	       keyctl help [COMMAND]     or: keyctl COMMAND --help
 //
 //	Global flags, before or after the command:
 //	  --db FILE|URL    SQLite file, or a postgres:// URL (default keystile.db)
 //	  --actor NAME     actor name recorded in audit events (default keyctl)
+//	  --account ID     the account to act in: the service's customer id (default
+//	                   "default"); '*' acts across accounts (KEY commands, accounts)
 //	  --json           print one JSON document on stdout, errors included
 //
 //	Commands that change keys or settings (as an owner; each is an audit event):
@@ -15,10 +17,10 @@
 //	      create environments, each with a default server key and publishable key,
 //	      and print their keys; no ENV: production staging development, skipping
 //	      those that exist. The only command that creates a database.
-//	  create ENV server --scopes SCOPES [--expires 24h] [--name NAME]
-//	  create ENV client [--expires 24h] [--name NAME]
+//	  create ENV server --scopes SCOPES [--expires 24h] [--name NAME] [--owner ID] [--metadata K=V,...]
+//	  create ENV client [--expires 24h] [--name NAME] [--owner ID] [--metadata K=V,...]
 //	      create an extra key and print it. SCOPES: customers:write,orders:read,...
-//	      or "*" for full access.
+//	      or "*" for full access. --owner names whom it is issued to.
 //	  rotate KEY --grace DURATION
 //	  rotate ENV server|client --grace DURATION
 //	      replace a key (or ENV's default key of that type) and print the new one.
@@ -33,17 +35,29 @@
 //	  origins ENV --clear
 //	      replace, or clear, the web origins allowed to use ENV's publishable keys:
 //	      none admits no browser, '*' (quoted) admits every origin.
+//	  owner KEY ID
+//	  owner KEY --clear
+//	      name whom a key is issued to, or nobody.
+//	  metadata KEY NAME=VALUE...
+//	  metadata KEY --clear
+//	      replace a key's metadata (up to 16 pairs; never a secret).
+//	  close ACCOUNT
+//	      close an account: revoke every key of every environment of it, default
+//	      keys included; it takes no new key.
 //	  reveal KEY
 //	      print a publishable key again. Server keys are stored only as hashes
 //	      (keyctl keeps no sealed copy): rotate one to get a new key.
 //
 //	Commands that only read (they never create, migrate or change a database):
-//	  list ENV
-//	      list ENV's keys: prefix, status, default, scopes, dates, name.
+//	  list ENV [--limit 100] [--after CURSOR]
+//	      list a page of ENV's keys: prefix, status, default, scopes, dates, name,
+//	      owner; the next page's cursor is printed last.
 //	  get KEY
 //	      show one key.
 //	  environments
-//	      list the environments and their allowed origins.
+//	      list the account's environments and their allowed origins.
+//	  accounts [--limit 100] [--after CURSOR]
+//	      list the accounts that have environments (needs --account '*').
 //	  origins ENV
 //	      show the web origins allowed to use ENV's publishable keys.
 //	  audit [ENV] [--limit 20]
@@ -52,7 +66,9 @@
 //	      show this help, or a command's.
 //
 //	KEY is a key id or a displayable prefix, server-<id> or client-<id>: a prefix
-//	of the other type is not found, and a full key is refused, never echoed.
+//	of the other type is not found, and a full key is refused, never echoed. ENV
+//	and KEY are in --account: a key of another account is not found, as if it did
+//	not exist.
 //	Full keys are printed only by bootstrap, create, rotate and reveal, one per
 //	line: "<environment> <type> <key>". All other output names keys by prefix.
 //
@@ -63,10 +79,11 @@
 //	read commands never write.
 //
 //	--json prints exactly one document on stdout, and nothing on stderr:
-//	  list: {"keys": [VIEW...]}          get, revoke, grace, scopes: VIEW
+//	  list: {"keys": [VIEW...], "next": CURSOR}   get, revoke, grace, scopes, owner, metadata: VIEW
 //	  create, rotate, reveal: {"full_key": "...", "view": VIEW}
 //	  bootstrap: {"issued": [{"full_key": "...", "view": VIEW}...]}
 //	  origins: SETTINGS                  environments: {"environments": [SETTINGS...]}
+//	  accounts: {"accounts": [ID...], "next": CURSOR}   close: {"account": ID, "revoked": N}
 //	  audit: {"events": [EVENT...]}, each EVENT with the key's "prefix"
 //	  help: {"usage": "..."}
 //	  errors: {"error": {"code": "...", "message": "..."}}, same exit status
@@ -110,12 +127,15 @@ func main() {
 // globals are the flags that every command takes, before or after its name.
 // A new one is a field here and a line in register (and in usage).
 type globals struct {
-	db    string
-	actor string
-	json  bool
+	db      string
+	actor   string
+	account string
+	json    bool
 }
 
-func defaultGlobals() globals { return globals{db: "keystile.db", actor: "keyctl"} }
+func defaultGlobals() globals {
+	return globals{db: "keystile.db", actor: "keyctl", account: apikey.DefaultAccount}
+}
 
 // register defines the global flags on fs. Each defaults to its current
 // value, so that a command's flag set, which takes them too, keeps what
@@ -123,6 +143,7 @@ func defaultGlobals() globals { return globals{db: "keystile.db", actor: "keyctl
 func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.db, "db", g.db, "SQLite file, or a postgres:// URL")
 	fs.StringVar(&g.actor, "actor", g.actor, "actor name recorded in audit events")
+	fs.StringVar(&g.account, "account", g.account, "the account to act in (the service's customer id); '*': across accounts")
 	fs.BoolVar(&g.json, "json", g.json, "print one JSON document on stdout, errors included")
 }
 
@@ -138,7 +159,7 @@ func (g *globals) scan(args []string) {
 // check refuses global values that hold a key: keyctl would print or store
 // them.
 func (g *globals) check() error {
-	for _, f := range []struct{ name, value string }{{"db", g.db}, {"actor", g.actor}} {
+	for _, f := range []struct{ name, value string }{{"db", g.db}, {"actor", g.actor}, {"account", g.account}} {
 		if holdsKey(f.value) {
 			return usagef("--%s: %s", f.name, notShown)
 		}
@@ -233,4 +254,6 @@ func (c *cli) close() {
 }
 
 // actor is who keyctl acts as: an owner, named by --actor.
-func (c *cli) actor() apikey.Actor { return apikey.Actor{ID: c.g.actor, Role: apikey.Owner} }
+func (c *cli) actor() apikey.Actor {
+	return apikey.Actor{ID: c.g.actor, Role: apikey.Owner, Account: c.g.account}
+}

@@ -14,12 +14,14 @@ import (
 const globalFlagsHelp = `Global flags, before or after the command:
   --db FILE|URL    SQLite file, or a postgres:// URL (default keystile.db)
   --actor NAME     actor name recorded in audit events (default keyctl)
+  --account ID     the account to act in: the service's customer id (default
+                   "default"); '*' acts across accounts (KEY commands, accounts)
   --json           print one JSON document on stdout, errors included
 `
 
 // usage is what "keyctl help" prints. The package documentation shows it
 // too (TestUsageInDoc).
-const usage = `usage: keyctl [--db FILE|URL] [--actor NAME] [--json] COMMAND [ARGS]
+const usage = `usage: keyctl [--db FILE|URL] [--actor NAME] [--account ID] [--json] COMMAND [ARGS]
        keyctl help [COMMAND]     or: keyctl COMMAND --help
 
 ` + globalFlagsHelp + `
@@ -28,10 +30,10 @@ Commands that change keys or settings (as an owner; each is an audit event):
       create environments, each with a default server key and publishable key,
       and print their keys; no ENV: production staging development, skipping
       those that exist. The only command that creates a database.
-  create ENV server --scopes SCOPES [--expires 24h] [--name NAME]
-  create ENV client [--expires 24h] [--name NAME]
+  create ENV server --scopes SCOPES [--expires 24h] [--name NAME] [--owner ID] [--metadata K=V,...]
+  create ENV client [--expires 24h] [--name NAME] [--owner ID] [--metadata K=V,...]
       create an extra key and print it. SCOPES: customers:write,orders:read,...
-      or "*" for full access.
+      or "*" for full access. --owner names whom it is issued to.
   rotate KEY --grace DURATION
   rotate ENV server|client --grace DURATION
       replace a key (or ENV's default key of that type) and print the new one.
@@ -46,17 +48,29 @@ Commands that change keys or settings (as an owner; each is an audit event):
   origins ENV --clear
       replace, or clear, the web origins allowed to use ENV's publishable keys:
       none admits no browser, '*' (quoted) admits every origin.
+  owner KEY ID
+  owner KEY --clear
+      name whom a key is issued to, or nobody.
+  metadata KEY NAME=VALUE...
+  metadata KEY --clear
+      replace a key's metadata (up to 16 pairs; never a secret).
+  close ACCOUNT
+      close an account: revoke every key of every environment of it, default
+      keys included; it takes no new key.
   reveal KEY
       print a publishable key again. Server keys are stored only as hashes
       (keyctl keeps no sealed copy): rotate one to get a new key.
 
 Commands that only read (they never create, migrate or change a database):
-  list ENV
-      list ENV's keys: prefix, status, default, scopes, dates, name.
+  list ENV [--limit 100] [--after CURSOR]
+      list a page of ENV's keys: prefix, status, default, scopes, dates, name,
+      owner; the next page's cursor is printed last.
   get KEY
       show one key.
   environments
-      list the environments and their allowed origins.
+      list the account's environments and their allowed origins.
+  accounts [--limit 100] [--after CURSOR]
+      list the accounts that have environments (needs --account '*').
   origins ENV
       show the web origins allowed to use ENV's publishable keys.
   audit [ENV] [--limit 20]
@@ -65,7 +79,9 @@ Commands that only read (they never create, migrate or change a database):
       show this help, or a command's.
 
 KEY is a key id or a displayable prefix, server-<id> or client-<id>: a prefix
-of the other type is not found, and a full key is refused, never echoed.
+of the other type is not found, and a full key is refused, never echoed. ENV
+and KEY are in --account: a key of another account is not found, as if it did
+not exist.
 Full keys are printed only by bootstrap, create, rotate and reveal, one per
 line: "<environment> <type> <key>". All other output names keys by prefix.
 
@@ -76,10 +92,11 @@ mistyped --db). Commands that change keys first upgrade an older schema;
 read commands never write.
 
 --json prints exactly one document on stdout, and nothing on stderr:
-  list: {"keys": [VIEW...]}          get, revoke, grace, scopes: VIEW
+  list: {"keys": [VIEW...], "next": CURSOR}   get, revoke, grace, scopes, owner, metadata: VIEW
   create, rotate, reveal: {"full_key": "...", "view": VIEW}
   bootstrap: {"issued": [{"full_key": "...", "view": VIEW}...]}
   origins: SETTINGS                  environments: {"environments": [SETTINGS...]}
+  accounts: {"accounts": [ID...], "next": CURSOR}   close: {"account": ID, "revoked": N}
   audit: {"events": [EVENT...]}, each EVENT with the key's "prefix"
   help: {"usage": "..."}
   errors: {"error": {"code": "...", "message": "..."}}, same exit status
