@@ -46,6 +46,12 @@ type Options struct {
 	// zero value is apikey.ConsolePolicy (0 to 7 days); the page offers the
 	// choices Now, 1 hour, 24 hours, 3 days and 7 days that it allows.
 	Policy apikey.GracePolicy
+	// RevealServerKeys shows owners a Reveal action on server keys too.
+	// Set it when the Manager keeps recoverable copies of server keys
+	// (apikey.ManagerOptions.Sealer); without one a server key is shown
+	// only once, and the API refuses to reveal it (409 not_revealable).
+	// Publishable keys can always be revealed.
+	RevealServerKeys bool
 	// TrustedOrigins are origins ("https://admin.example.com") whose
 	// cross-origin requests are allowed to change state, for a page served
 	// from another origin than the console. Nil trusts none: only the
@@ -94,6 +100,9 @@ type Session struct {
 	} `json:"policy"`
 	// Audit says whether /api/audit serves an audit log.
 	Audit bool `json:"audit"`
+	// RevealServerKeys says whether server keys can be revealed
+	// (Options.RevealServerKeys); publishable keys always can.
+	RevealServerKeys bool `json:"reveal_server_keys"`
 }
 
 // Console is the console's http.Handler. It is safe for concurrent use.
@@ -202,7 +211,10 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request) {
 		middleware.WriteProblem(w, r, err)
 		return
 	}
-	s := Session{Actor: a, Actions: []apikey.Action{}, Graces: c.graces, Audit: c.opts.Audit != nil}
+	s := Session{
+		Actor: a, Actions: []apikey.Action{}, Graces: c.graces,
+		Audit: c.opts.Audit != nil, RevealServerKeys: c.opts.RevealServerKeys,
+	}
 	for _, action := range manageActions {
 		if a.Role.Allowed(action) {
 			s.Actions = append(s.Actions, action)

@@ -228,6 +228,7 @@ func TestSession(t *testing.T) {
 			assert.Equal(t, "console", s.Policy.Name)
 			assert.Equal(t, "168h", s.Policy.Max)
 			assert.True(t, s.Audit)
+			assert.False(t, s.RevealServerKeys, "server keys are shown once unless the Manager seals them")
 			assert.Contains(t, string(body), `"actor":{"id":"`+tt.actor.ID+`","role":"`+string(tt.role)+`"}`)
 		})
 	}
@@ -268,6 +269,8 @@ func TestPolicyLimitsGraceChoices(t *testing.T) {
 		Manager: m,
 		Actor:   func(*http.Request) (apikey.Actor, error) { return owner, nil },
 		Policy:  apikey.GracePolicy{Name: "strict", Max: 24 * time.Hour},
+		// RevealServerKeys: for a Manager with a Sealer.
+		RevealServerKeys: true,
 	})
 	require.NoError(t, err)
 	w := httptest.NewRecorder()
@@ -277,6 +280,7 @@ func TestPolicyLimitsGraceChoices(t *testing.T) {
 	assert.Equal(t, []console.Grace{{Label: "Now", Grace: "0s"}, {Label: "1 hour", Grace: "1h"}, {Label: "24 hours", Grace: "24h"}}, s.Graces)
 	assert.Equal(t, "24h", s.Policy.Max)
 	assert.False(t, s.Audit)
+	assert.True(t, s.RevealServerKeys)
 }
 
 // TestCrossOriginRequestsAreRefused: a state-changing request that a

@@ -80,7 +80,7 @@
 
   function formatTime(iso) {
     const d = new Date(iso);
-    return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())} UTC`;
+    return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
   }
 
   function relative(iso) {
@@ -99,7 +99,7 @@
     if (!iso) return el("td", { className: "muted", textContent: none });
     const t = el("time", { dateTime: iso, title: iso, textContent: formatTime(iso) });
     const td = el("td", {}, t);
-    if (withRelative) td.append(el("span", { className: "relative", textContent: ` (${relative(iso)})` }));
+    if (withRelative) td.append(el("span", { className: "relative", textContent: relative(iso) }));
     return td;
   }
 
@@ -169,20 +169,20 @@
       return v !== undefined && v !== null && v !== "" && !(typeof v === "object" && Object.keys(v).length === 0);
     });
     const cols = [
-      { title: "Key", cell: prefixCell },
-      { title: "Name", cell: (k) => el("td", { textContent: k.name || "" }) },
+      { id: "prefix", title: "Key", cell: prefixCell },
+      { id: "name", title: "Name", cell: (k) => el("td", { textContent: k.name || "" }) },
     ];
-    if (has("owner")) cols.push({ title: "Owner", cell: (k) => el("td", { textContent: k.owner || "" }) });
+    if (has("owner")) cols.push({ id: "owner", title: "Owner", cell: (k) => el("td", { textContent: k.owner || "" }) });
     cols.push(
-      { title: "Type", cell: (k) => el("td", { textContent: k.type === "client" ? "publishable" : "secret" }) },
-      { title: "Status", cell: statusCell },
-      { title: "Scopes", cell: scopesCell },
-      { title: "Created", cell: (k) => timeCell(k.created_at, "", false) },
-      { title: "Expires", cell: (k) => timeCell(k.expires_at, "never", k.status === "expiring" || k.status === "active") },
-      { title: "Last used", cell: (k) => timeCell(k.last_used_at, "never", false) },
+      { id: "type", title: "Type", cell: (k) => el("td", { textContent: k.type === "client" ? "publishable" : "secret" }) },
+      { id: "status", title: "Status", cell: statusCell },
+      { id: "scopes", title: "Scopes", cell: scopesCell },
+      { id: "created", title: "Created (UTC)", cell: (k) => timeCell(k.created_at, "", false) },
+      { id: "expires", title: "Expires (UTC)", cell: (k) => timeCell(k.expires_at, "never", k.status === "expiring" || k.status === "active") },
+      { id: "last-used", title: "Last used (UTC)", cell: (k) => timeCell(k.last_used_at, "never", false) },
     );
-    if (has("metadata")) cols.push({ title: "Metadata", cell: metadataCell });
-    if (state.keys.some((k) => keyActions(k).length > 0)) cols.push({ title: "Actions", cell: actionsCell });
+    if (has("metadata")) cols.push({ id: "metadata", title: "Metadata", cell: metadataCell });
+    if (state.keys.some((k) => keyActions(k).length > 0)) cols.push({ id: "actions", title: "Actions", cell: actionsCell });
     return cols;
   }
 
@@ -223,7 +223,7 @@
     if (k.status === "active" && can("rotate")) out.push({ id: "rotate", label: "Rotate", run: () => openGrace(k, "rotate") });
     if (k.status === "expiring" && can("change_grace")) out.push({ id: "grace", label: "Change grace", run: () => openGrace(k, "grace") });
     if (live && k.type === "server" && !k.default && can("set_scopes")) out.push({ id: "scopes", label: "Edit scopes", run: () => openScopes(k) });
-    if (live && can("reveal")) out.push({ id: "reveal", label: "Reveal", run: () => reveal(k) });
+    if (live && can("reveal") && (k.type === "client" || state.session.reveal_server_keys)) out.push({ id: "reveal", label: "Reveal", run: () => reveal(k) });
     if (live && !k.default && can("revoke")) out.push({ id: "revoke", label: "Revoke", danger: true, run: () => openRevoke(k) });
     return out;
   }
@@ -254,7 +254,11 @@
     body.textContent = "";
     for (const k of state.keys) {
       const tr = el("tr", { "data-prefix": k.prefix, "data-status": k.status });
-      for (const c of cols) tr.append(c.cell(k));
+      for (const c of cols) {
+        const td = c.cell(k);
+        td.dataset.col = c.id;
+        tr.append(td);
+      }
       body.append(tr);
     }
     $("keys-empty").hidden = state.keys.length > 0;
@@ -275,6 +279,26 @@
     const origins = settings().allowed_origins || [];
     for (const o of origins) list.append(el("li", {}, el("code", { textContent: o })));
     $("origins-empty").hidden = origins.length > 0;
+  }
+
+  // loadActivity shows the environment's latest audit events, if the
+  // console serves an audit log.
+  async function loadActivity() {
+    if (!state.session.audit) return;
+    const data = await api("GET", `api/audit?environment=${encodeURIComponent(state.environment)}&limit=20`);
+    const list = $("events");
+    list.textContent = "";
+    for (const e of data.events || []) {
+      const li = el("li", {},
+        el("time", { dateTime: e.time, title: e.time, textContent: formatTime(e.time) }),
+        " ", el("strong", { textContent: e.actor.id }), ` (${e.actor.role}) `,
+        el("span", { className: "action", textContent: e.action.replace(/_/g, " ") }));
+      if (e.key_id) li.append(" ", el("code", { textContent: e.key_id }));
+      if (e.detail) li.append(el("span", { className: "muted", textContent: ` ${e.detail}` }));
+      list.append(li);
+    }
+    $("events-empty").hidden = list.children.length > 0;
+    $("activity").hidden = false;
   }
 
   // ----- dialogs
@@ -368,7 +392,7 @@
     dialog.querySelector("h2").textContent = rotate ? `Rotate ${k.prefix}` : `Change the grace period of ${k.prefix}`;
     dialog.querySelector(".explain").textContent = rotate
       ? "A new key replaces this one at once. Until when should the old key keep working?"
-      : `This key was rotated ${k.rotated_at ? formatTime(k.rotated_at) : ""}. It keeps working for the grace period, counted from the rotation.`;
+      : `This key was rotated ${k.rotated_at ? formatTime(k.rotated_at) + " UTC" : ""}. It keeps working for the grace period, counted from the rotation.`;
     const fieldset = dialog.querySelector("fieldset");
     fieldset.querySelector("legend").textContent = rotate ? "The old key expires" : "Grace period";
     (state.session.graces || []).forEach((g, i) => {
@@ -389,7 +413,7 @@
       }
       const view = await api("PUT", `${keyPath(k)}/grace`, { grace });
       await refreshKeys();
-      notify(view.status === "expired" ? `${k.prefix} has expired.` : `${k.prefix} now expires ${formatTime(view.expires_at)}.`);
+      notify(view.status === "expired" ? `${k.prefix} has expired.` : `${k.prefix} now expires ${formatTime(view.expires_at)} UTC.`);
       return true;
     });
     dialog.showModal();
@@ -431,6 +455,7 @@
       const origins = area.value.split("\n").map((s) => s.trim()).filter((s) => s !== "");
       await api("PUT", `${envPath(state.environment)}/origins`, { allowed_origins: origins });
       await reloadSettings();
+      loadActivity().catch(fail);
       notify(`The allowed origins of ${state.environment} were saved.`);
     });
     dialog.showModal();
@@ -454,7 +479,8 @@
     dialog.querySelector("h2").textContent = title;
     let warning;
     if (how === "revealed") warning = "Anyone with this key can use it. Do not share it in public places.";
-    else if (view.type === "server") warning = "Copy this key now and keep it secret. It will not be shown again.";
+    else if (view.type === "server" && !state.session.reveal_server_keys) warning = "Copy this key now and keep it secret. It will not be shown again.";
+    else if (view.type === "server") warning = "Copy this key now and keep it secret. Only an owner can reveal it again.";
     else warning = "Copy this key now. Publishable keys are public by design; an owner can reveal it again.";
     dialog.querySelector(".warning-text").textContent = warning;
     const value = dialog.querySelector("#secret-value");
@@ -466,7 +492,7 @@
     });
     if (how === "rotated") {
       const until = state.keys.find((k) => k.id === old.id);
-      notify(`${old.prefix} was rotated; it ${until && until.status === "expiring" ? `keeps working until ${formatTime(until.expires_at)}` : "no longer works"}. Its replacement is ${view.prefix}.`);
+      notify(`${old.prefix} was rotated; it ${until && until.status === "expiring" ? `keeps working until ${formatTime(until.expires_at)} UTC` : "no longer works"}. Its replacement is ${view.prefix}.`);
     } else if (how === "created") {
       notify(`${view.prefix} was created.`);
     }
@@ -492,6 +518,7 @@
 
   async function refreshKeys() {
     await loadKeys(false);
+    loadActivity().catch(fail);
   }
 
   function renderTools() {
@@ -515,6 +542,7 @@
     history.replaceState(null, "", `#env=${encodeURIComponent(state.environment)}`);
     renderOrigins();
     await loadKeys(false);
+    await loadActivity();
   }
 
   async function start() {
