@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,9 +205,39 @@ func (s *stack) signIn(t *testing.T, b context.Context, user string) context.Con
 	}
 	_, err := chromedp.Call(tab, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true})
 	require.NoError(t, err)
+	watchConsole(t, tab)
 	require.NoError(t, chromedp.Do(tab, chromedp.Navigate(s.url+"/login?as="+user)))
 	waitReady(t, tab)
 	return tab
+}
+
+// watchConsole fails the test, when it ends, if the tab threw an uncaught
+// exception or the browser blocked something by the console's Content
+// Security Policy (an inline script or style, an outside resource).
+func watchConsole(t *testing.T, tab context.Context) {
+	t.Helper()
+	var (
+		mu       sync.Mutex
+		problems []string
+	)
+	messages := chromedp.Console(tab)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleException || strings.Contains(m.Text, "Content Security Policy") {
+				mu.Lock()
+				problems = append(problems, string(m.Type)+": "+m.Text)
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Empty(t, problems, "errors in the page")
+	})
 }
 
 func waitReady(t *testing.T, tab context.Context) {
@@ -467,14 +498,33 @@ func TestConsoleInChromium(t *testing.T) {
 		require.NotEmpty(t, keyboardKey)
 		path := "/console/api/keys/" + keyboardKey + "/revoke"
 		target := s.url + path
-		do(t, owner, chromedp.Navigate(s.other+"/"))
+		// The other site's page, in a tab of the owner's browser context:
+		// the browser holds the owner's session cookie.
+		other, cancel := chromedp.NewContext(owner)
+		defer cancel()
+		var (
+			mu     sync.Mutex
+			logged []string
+		)
+		messages := chromedp.Console(other)
+		go func() {
+			for m, err := range messages {
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				logged = append(logged, m.Text)
+				mu.Unlock()
+			}
+		}()
+		do(t, other, chromedp.Navigate(s.other+"/"))
 		// A simple request (no preflight), as any page may send: it reaches
 		// the server with the cookie, which refuses it. (The page cannot
 		// even read the opaque response: Cross-Origin-Resource-Policy.)
-		assert.Equal(t, "TypeError", eval[string](t, owner, fmt.Sprintf(
+		assert.Equal(t, "TypeError", eval[string](t, other, fmt.Sprintf(
 			`fetch(%q, {method: "POST", mode: "no-cors", credentials: "include"}).then(r => r.type, e => e.name)`, target)))
 		// A form post into a frame of the page, the classic forgery.
-		do(t, owner, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		do(t, other, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
 			const sink = document.createElement("iframe");
 			sink.name = "sink";
 			document.body.append(sink);
@@ -487,7 +537,7 @@ func TestConsoleInChromium(t *testing.T) {
 		})()`, target)))
 		// A JSON request needs a preflight, which fails: the browser never
 		// sends the POST.
-		assert.Equal(t, "TypeError", eval[string](t, owner, fmt.Sprintf(
+		assert.Equal(t, "TypeError", eval[string](t, other, fmt.Sprintf(
 			`fetch(%q, {method: "POST", credentials: "include", headers: {"Content-Type": "application/json"}, body: "{}"}).then(r => "status " + r.status, e => e.name)`, target)))
 
 		posts := func() []change {
@@ -515,8 +565,20 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Logf("requests from %s: %+v", s.other, s.changesTo(path))
 		assert.Equal(t, apikey.Active, s.key(t, keyboardKey).Status, "the key is unchanged")
 
-		// The same request from the console's own page works.
-		do(t, owner, chromedp.Navigate(s.url+"/console/"))
+		// The console may not be framed either (frame-ancestors 'none').
+		assert.Eventually(t, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range logged {
+				if strings.Contains(m, "frame-ancestors 'none'") {
+					return true
+				}
+			}
+			return false
+		}, 5*time.Second, 20*time.Millisecond, "the browser refuses to show the console in the other page's frame")
+
+		// The owner's console still shows the key active.
+		do(t, owner, chromedp.Reload())
 		waitReady(t, owner)
 		assertStatus(t, owner, keyboardKey, "active")
 	})
