@@ -2,9 +2,10 @@
 // script and style sheet embedded in the binary (no build step, no CDN, no
 // external asset), that lists environments and their keys, creates keys,
 // rotates them with the console's grace choices (Now, 1 hour, 24 hours,
-// 3 days, 7 days), changes a rotated key's grace, revokes keys, edits the
-// web origins allowed to use publishable keys, and shows a full key to
-// owners (once when it is issued; again, where it can be revealed, on
+// 3 days, 7 days), changes a rotated key's grace, revokes keys, edits a
+// scoped key's scopes and the web origins allowed to use publishable keys,
+// shows the environment's recent activity (Options.Audit), and shows a full
+// key to owners (once when it is issued; again, where it can be revealed, on
 // request).
 //
 // The console has no login of its own. A service mounts it behind its own
