@@ -56,6 +56,7 @@ import (
 	_ "github.com/keystile/keystile/apikey"
 	_ "github.com/keystile/keystile/middleware"
 	_ "github.com/keystile/keystile/middleware/admin"
+	_ "github.com/keystile/keystile/middleware/console"
 	_ "github.com/keystile/keystile/storage"
 	_ "github.com/keystile/keystile/storage/faultstore"
 	_ "github.com/keystile/keystile/storage/memory"

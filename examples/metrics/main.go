@@ -3,9 +3,9 @@
 // exports Validator.Stats through prometheus/client_golang. It keeps its
 // keys in memory and prints the production server key at start.
 //
-//	go run ./examples/metrics [-addr 127.0.0.1:8082]
-//	curl -H "X-API-Key: server-..." http://127.0.0.1:8082/v1/hello
-//	curl http://127.0.0.1:8082/metrics | grep keystile_
+//	go run ./examples/metrics [-addr 127.0.0.1:8083]
+//	curl -H "X-API-Key: server-..." http://127.0.0.1:8083/v1/hello
+//	curl http://127.0.0.1:8083/metrics | grep keystile_
 //
 // Every request is also logged with slog from the middleware's hooks, with
 // the key's prefix, never its secret.
@@ -29,7 +29,7 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8082", "listen address")
+	addr := flag.String("addr", "127.0.0.1:8083", "listen address")
 	flag.Parse()
 	h, key, closeFn, err := newServer(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {

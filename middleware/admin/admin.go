@@ -14,7 +14,7 @@
 //	                                            (a server key needs scopes: ["*"] for full access)
 //	POST   /environments/{env}/keys/{type}/rotate  rotate the default key: {"grace"}
 //	GET    /keys/{id}                           one key
-//	POST   /keys/{id}/rotate                    rotate a key: {"grace": "24h"} (0s to 8760h)
+//	POST   /keys/{id}/rotate                    rotate a key: {"grace": "24h"} (0s to 8760h; see Options.Policy)
 //	PUT    /keys/{id}/grace                     change a rotated key's grace: {"grace"}
 //	POST   /keys/{id}/revoke                    revoke a key (a default key is rotated first)
 //	PUT    /keys/{id}/scopes                    replace a scoped key's scopes: {"scopes"} (not empty; ["*"] for full access)
@@ -93,6 +93,10 @@ type Options struct {
 	Audit storage.AuditLog
 	// MaxBodyBytes bounds request bodies. Zero means 64 KiB.
 	MaxBodyBytes int64
+	// Policy bounds the grace of rotations and grace changes. The zero
+	// value is apikey.APIPolicy (0 to 365 days); a console passes
+	// apikey.ConsolePolicy (0 to 7 days).
+	Policy apikey.GracePolicy
 }
 
 // API is the management API handler. It is safe for concurrent use.
@@ -115,6 +119,12 @@ func New(opts Options) (*API, error) {
 		return nil, errors.New("admin: Options.MaxBodyBytes must not be negative")
 	case opts.MaxBodyBytes == 0:
 		opts.MaxBodyBytes = 64 << 10
+	}
+	if opts.Policy.Max < 0 {
+		return nil, errors.New("admin: Options.Policy.Max must not be negative")
+	}
+	if opts.Policy.Max == 0 {
+		opts.Policy = apikey.APIPolicy
 	}
 	a := &API{opts: opts, mux: http.NewServeMux()}
 	routes := map[string]handler{

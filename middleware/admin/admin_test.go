@@ -356,6 +356,42 @@ func TestChangeGraceNeedsExplicitGrace(t *testing.T) {
 	assert.Equal(t, "expired", body["status"], "an explicit 0s ends the grace now")
 }
 
+// TestPolicy: Options.Policy bounds rotations and grace changes, as a
+// console's 0-7 days.
+func TestPolicy(t *testing.T) {
+	f := newFixture(t)
+	var err error
+	f.api, err = admin.New(admin.Options{
+		Manager:   f.m,
+		Authorize: func(*http.Request) (admin.Caller, error) { return f.caller, nil },
+		Policy:    apikey.ConsolePolicy,
+	})
+	require.NoError(t, err)
+	id := f.server.View.ID
+
+	status, problem, _ := f.do(t, "POST", "/keys/"+id+"/rotate", `{"grace":"169h"}`)
+	require.Equal(t, http.StatusUnprocessableEntity, status, "%v", problem)
+	assert.Equal(t, "grace_out_of_range", problem["code"])
+	assert.Contains(t, problem["detail"], "console policy")
+	status, problem, _ = f.do(t, "POST", "/keys/"+id+"/rotate", `{}`)
+	require.Equal(t, http.StatusUnprocessableEntity, status, "%v", problem)
+	assert.Contains(t, problem["detail"], "(console policy: 168h)")
+
+	status, body, _ := f.do(t, "POST", "/keys/"+id+"/rotate", `{"grace":"168h"}`)
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	status, problem, _ = f.do(t, "PUT", "/keys/"+id+"/grace", `{"grace":"200h"}`)
+	require.Equal(t, http.StatusUnprocessableEntity, status, "%v", problem)
+	assert.Equal(t, "grace_out_of_range", problem["code"])
+	status, problem, _ = f.do(t, "PUT", "/keys/"+id+"/grace", `{}`)
+	require.Equal(t, http.StatusUnprocessableEntity, status, "%v", problem)
+	assert.Contains(t, problem["detail"], "(console policy: 168h)")
+	status, body, _ = f.do(t, "PUT", "/keys/"+id+"/grace", `{"grace":"72h"}`)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+
+	_, err = admin.New(admin.Options{Manager: f.m, Authorize: admin.KeyScopes, Policy: apikey.GracePolicy{Max: -time.Hour}})
+	assert.Error(t, err, "a negative maximum")
+}
+
 func TestListNeverShowsSecrets(t *testing.T) {
 	f := newFixture(t)
 	f.caller = readOnly

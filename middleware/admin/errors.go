@@ -56,10 +56,17 @@ var (
 	errNoRoute  = middleware.Refuse(ReasonNoRoute, "")
 	errNoAudit  = middleware.Refuse(ReasonNoAudit, "")
 	errTooLarge = middleware.Refuse(ReasonTooLarge, "")
-	// errGraceRequired refuses a grace change that names no grace, as the
-	// Manager refuses such a rotation.
-	errGraceRequired = fmt.Errorf("%w (%s policy: %dh)", apikey.ErrGraceRequired, apikey.APIPolicy.Name, apikey.APIPolicy.Max/time.Hour)
 )
+
+// graceRequired refuses a grace change that names no grace, as the Manager
+// refuses such a rotation.
+func graceRequired(p apikey.GracePolicy) error {
+	max := p.Max.String()
+	if p.Max%time.Hour == 0 {
+		max = fmt.Sprintf("%dh", p.Max/time.Hour) // as the Manager writes it
+	}
+	return fmt.Errorf("%w (%s policy: %s)", apikey.ErrGraceRequired, p.Name, max)
+}
 
 func invalid(detail string) error  { return middleware.Refuse(ReasonInvalidRequest, detail) }
 func notFound(detail string) error { return middleware.Refuse(ReasonNotFound, detail) }

@@ -83,11 +83,11 @@ type graceRequest struct {
 	Grace *duration `json:"grace"`
 }
 
-// rotation returns the RotateRequest for the grace asked for. A missing
-// grace leaves Grace zero and ExpireNow false, which the Manager refuses
-// with apikey.ErrGraceRequired.
-func (g graceRequest) rotation() apikey.RotateRequest {
-	req := apikey.RotateRequest{Policy: apikey.APIPolicy}
+// rotation returns the RotateRequest for the grace asked for, within
+// policy. A missing grace leaves Grace zero and ExpireNow false, which the
+// Manager refuses with apikey.ErrGraceRequired.
+func (g graceRequest) rotation(policy apikey.GracePolicy) apikey.RotateRequest {
+	req := apikey.RotateRequest{Policy: policy}
 	if g.Grace != nil {
 		req.Grace = time.Duration(*g.Grace)
 		req.ExpireNow = req.Grace == 0
@@ -110,7 +110,7 @@ func (a *API) rotateDefault(r *http.Request, c Caller) (int, any, error) {
 			return 0, nil, err
 		}
 	}
-	req := body.rotation()
+	req := body.rotation(a.opts.Policy)
 	req.Environment, req.Type = env, typ
 	k, err := a.opts.Manager.Rotate(r.Context(), c.Actor, req)
 	return http.StatusCreated, issued(k), err
@@ -133,7 +133,7 @@ func (a *API) rotateKey(r *http.Request, c Caller) (int, any, error) {
 	if err := decodeOptional(r, &body); err != nil { // an empty body is refused for its missing grace
 		return 0, nil, err
 	}
-	req := body.rotation()
+	req := body.rotation(a.opts.Policy)
 	req.KeyID = view.ID
 	k, err := a.opts.Manager.Rotate(r.Context(), c.Actor, req)
 	return http.StatusCreated, issued(k), err
@@ -149,9 +149,9 @@ func (a *API) changeGrace(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	if req.Grace == nil {
-		return 0, nil, errGraceRequired
+		return 0, nil, graceRequired(a.opts.Policy)
 	}
-	view, err = a.opts.Manager.ChangeGrace(r.Context(), c.Actor, view.ID, time.Duration(*req.Grace), apikey.APIPolicy)
+	view, err = a.opts.Manager.ChangeGrace(r.Context(), c.Actor, view.ID, time.Duration(*req.Grace), a.opts.Policy)
 	return http.StatusOK, view, err
 }
 

@@ -1,0 +1,672 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage/memory"
+)
+
+// chromiumPath is where Debian's chromium package installs the browser.
+const chromiumPath = "/usr/bin/chromium"
+
+// screenshotDirEnv names a directory for the test's screenshots; unset, they
+// go to a temporary directory that the test removes.
+const screenshotDirEnv = "KEYSTILE_SCREENSHOT_DIR"
+
+// keyPattern matches every full key (the README's pattern for scanners).
+var keyPattern = regexp.MustCompile(`^(server|client)-[A-Za-z0-9_-]+$`)
+
+// change is a state-changing request that reached the example's server.
+type change struct {
+	Method, Path      string
+	Origin, FetchSite string
+	SignedIn          bool // it carried the session cookie
+	Status            int
+}
+
+// stack is the example, on one origin, and another site's page, on a
+// second origin of the same host (another port: the same site, so the
+// browser sends the SameSite=Lax session cookie with its requests).
+type stack struct {
+	url     string // the example: login at /, console at /console/
+	other   string // another origin's page
+	manager *apikey.Manager
+	mu      sync.Mutex
+	changes []change
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	store := memory.New()
+	h, err := newHandler(context.Background(), store)
+	require.NoError(t, err)
+	s := &stack{}
+	s.manager, err = apikey.NewManager(apikey.ManagerOptions{Store: store})
+	require.NoError(t, err)
+	srv := httptest.NewServer(s.record(pagedListing(h)))
+	t.Cleanup(srv.Close)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><html lang="en"><title>Another site</title><h1>Another site</h1></html>`)
+	}))
+	t.Cleanup(other.Close)
+	s.url, s.other = srv.URL, other.URL
+	return s
+}
+
+// pagedDevelopment is the path of the development environment's keys.
+const pagedDevelopment = "/console/api/environments/development/keys"
+
+// pagedListing answers GET pagedDevelopment as the management API will
+// once keys belong to accounts: {"keys": [...], "next": "<cursor>"}, with
+// ?after=<cursor> for the next page, and views that carry an owner and
+// metadata. It serves three made-up keys in two pages.
+func pagedListing(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Path != pagedDevelopment {
+			next.ServeHTTP(w, r)
+			return
+		}
+		created := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+		view := func(id, name, owner string, metadata map[string]string) map[string]any {
+			return map[string]any{
+				"prefix": "server-" + id, "id": id, "type": "server", "environment": "development",
+				"name": name, "scopes": []string{"reports:read"}, "default": false, "status": "active",
+				"created_at": created, "owner": owner, "metadata": metadata,
+			}
+		}
+		page := map[string]any{
+			"keys": []any{
+				view("PAGEONEKEY01", "ci", "user_42", map[string]string{"team": "billing"}),
+				view("PAGEONEKEY02", "cron", "user_7", nil),
+			},
+			"next": "cursor-2",
+		}
+		if r.URL.Query().Get("after") == "cursor-2" {
+			page = map[string]any{"keys": []any{view("PAGETWOKEY01", "export", "user_42", map[string]string{"region": "eu"})}}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(page)
+	})
+}
+
+// record notes every request that is not a GET or HEAD.
+func (s *stack) record(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		_, err := r.Cookie(sessionCookie)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.changes = append(s.changes, change{
+			Method: r.Method, Path: r.URL.Path, Origin: r.Header.Get("Origin"),
+			FetchSite: r.Header.Get("Sec-Fetch-Site"), SignedIn: err == nil, Status: sw.status,
+		})
+	})
+}
+
+func (s *stack) changesTo(path string) []change {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []change
+	for _, c := range s.changes {
+		if c.Path == path {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (s *stack) key(t *testing.T, prefix string) apikey.View {
+	t.Helper()
+	v, err := s.manager.Get(context.Background(), bootstrapActor, prefix)
+	require.NoError(t, err)
+	return v
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// newBrowser starts headless Chromium with the flags this machine needs
+// (no sandbox as root, no background connections to the closed network)
+// and returns its context.
+func newBrowser(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing: scripts/test.sh installs it (apt-get install chromium)", chromiumPath)
+		}
+		t.Skipf("%s is missing: run ./scripts/test.sh, which installs Debian's chromium package, or apt-get install chromium", chromiumPath)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1440, 1000),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-sync", true),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
+	require.NoError(t, chromedp.Do(browserCtx), "starting %s", chromiumPath)
+	return browserCtx
+}
+
+// signIn opens a tab in a fresh browser context (its own cookies), signs in
+// as user and waits for the console to be ready. The tab may use the
+// clipboard on the example's origin, and behaves as if it had the focus.
+func (s *stack) signIn(t *testing.T, b context.Context, user string) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(b, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	require.NoError(t, chromedp.Do(tab, chromedp.EmulateViewport(1440, 900)))
+	for _, name := range []string{"clipboard-read", "clipboard-write"} {
+		_, err := chromedp.CallBrowser(tab, browser.SetPermission, browser.SetPermissionParams{
+			Permission:       &browser.PermissionDescriptor{Name: name},
+			Setting:          browser.PermissionSettingGranted,
+			Origin:           s.url,
+			BrowserContextID: chromedp.FromContext(tab).BrowserContextID,
+		})
+		require.NoError(t, err, "granting %s", name)
+	}
+	_, err := chromedp.Call(tab, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true})
+	require.NoError(t, err)
+	watchConsole(t, tab)
+	require.NoError(t, chromedp.Do(tab, chromedp.Navigate(s.url+"/login?as="+user)))
+	waitReady(t, tab)
+	return tab
+}
+
+// watchConsole fails the test, when it ends, if the tab threw an uncaught
+// exception or the browser blocked something by the console's Content
+// Security Policy (an inline script or style, an outside resource).
+func watchConsole(t *testing.T, tab context.Context) {
+	t.Helper()
+	var (
+		mu       sync.Mutex
+		problems []string
+	)
+	messages := chromedp.Console(tab)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleException || strings.Contains(m.Text, "Content Security Policy") {
+				mu.Lock()
+				problems = append(problems, string(m.Type)+": "+m.Text)
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Empty(t, problems, "errors in the page")
+	})
+}
+
+func waitReady(t *testing.T, tab context.Context) {
+	t.Helper()
+	state, err := chromedp.Run(tab, chromedp.Poll[string](`document.body.dataset.ready`, chromedp.WithPollingTimeout(15*time.Second)))
+	require.NoError(t, err, "the console loads")
+	require.Equal(t, "true", state, "the console loads without error")
+}
+
+// eval evaluates a JavaScript expression in the tab.
+func eval[T any](t *testing.T, tab context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(tab, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	require.NoError(t, err, js)
+	return v
+}
+
+// poll waits until a JavaScript expression is truthy and returns it.
+func poll[T any](t *testing.T, tab context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(tab, chromedp.Poll[T](js, chromedp.WithPollingTimeout(10*time.Second)))
+	require.NoError(t, err, "waiting for %s", js)
+	return v
+}
+
+func do(t *testing.T, tab context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	require.NoError(t, chromedp.Do(tab, steps...))
+}
+
+// rowStatus is the status that the console shows for a key.
+func rowStatus(prefix string) string {
+	return fmt.Sprintf(`(document.querySelector('tr[data-prefix=%q]') || {dataset: {}}).dataset.status`, prefix)
+}
+
+// assertStatus waits until the console shows the key with status want.
+func assertStatus(t *testing.T, tab context.Context, prefix, want string) {
+	t.Helper()
+	_, err := chromedp.Run(tab, chromedp.Poll[bool](fmt.Sprintf(`%s === %q`, rowStatus(prefix), want), chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil {
+		shown, _ := chromedp.Run(tab, chromedp.Evaluate[string](rowStatus(prefix)))
+		t.Errorf("the console shows %s as %q, want %q", prefix, shown, want)
+	}
+}
+
+// activeElement describes the focused element.
+const activeElement = `(() => { const e = document.activeElement; return e.id || e.getAttribute("aria-label") || e.textContent.trim(); })()`
+
+// screenshot saves the whole page as name.png and logs where.
+func screenshot(t *testing.T, tab context.Context, dir, name string) {
+	t.Helper()
+	png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	path := filepath.Join(dir, name+".png")
+	require.NoError(t, os.WriteFile(path, png, 0o644))
+	t.Logf("screenshot: %s", path)
+}
+
+func screenshotDir(t *testing.T) string {
+	if dir := os.Getenv(screenshotDirEnv); dir != "" {
+		require.NoError(t, os.MkdirAll(dir, 0o755))
+		return dir
+	}
+	return t.TempDir()
+}
+
+// TestConsoleInChromium drives the console in headless Chromium: an owner
+// creates, copies, rotates and revokes keys (one of them by keyboard only),
+// another origin's page fails to change a key with the owner's cookie, and
+// members and read-only users see the keys and no action.
+func TestConsoleInChromium(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s := startStack(t)
+	b := newBrowser(t, ctx)
+	shots := screenshotDir(t)
+	owner := s.signIn(t, b, "alice")
+	var keyboardKey string // an active key that is not a default key
+
+	t.Run("owner creates, copies, rotates and revokes", func(t *testing.T) {
+		assert.Contains(t, eval[string](t, owner, `document.getElementById("session").textContent`), "alice (owner)")
+		defaults := eval[[]string](t, owner, `[...document.querySelectorAll("#keys-body tr")].map(tr => tr.dataset.prefix + " " + tr.dataset.status)`)
+		require.Len(t, defaults, 2, "production has its two default keys")
+
+		// Create: the key is shown once, with a warning and a copy button.
+		do(t, owner,
+			chromedp.Click(chromedp.CSS("#create-key")),
+			chromedp.WaitVisible(chromedp.CSS("dialog[open] #create-name")),
+			chromedp.SendKeys(chromedp.CSS("#create-name"), "billing worker"),
+			chromedp.SendKeys(chromedp.CSS("#create-scopes"), "invoices:write"),
+			chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)),
+			chromedp.WaitVisible(chromedp.CSS("dialog[open] #secret-value")),
+		)
+		created := eval[string](t, owner, `document.getElementById("secret-value").value`)
+		require.Regexp(t, keyPattern, created)
+		key, err := apikey.ParseKey(created)
+		require.NoError(t, err)
+		assert.Equal(t, "billing worker", s.key(t, key.Prefix()).Name)
+		assert.Equal(t, []string{"invoices:write"}, s.key(t, key.Prefix()).Scopes)
+		assert.Contains(t, eval[string](t, owner, `document.querySelector("dialog[open] .warning").textContent`), "It will not be shown again")
+		assert.Equal(t, "Copy key to clipboard", eval[string](t, owner, `document.querySelector("dialog[open] button.copy").getAttribute("aria-label")`))
+		screenshot(t, owner, shots, "owner-new-key")
+
+		// Copy: the key lands on the real clipboard.
+		do(t, owner, chromedp.Click(chromedp.CSS("dialog[open] button.copy")))
+		assert.Equal(t, "Copied to the clipboard.", poll[string](t, owner, `document.querySelector("dialog[open] .copy-status").textContent`))
+		assert.Equal(t, created, eval[string](t, owner, `navigator.clipboard.readText()`), "the clipboard holds the key")
+
+		// Closing the dialog forgets the key: it is nowhere in the page.
+		do(t, owner, chromedp.Click(chromedp.CSS("dialog[open] button[data-close]")), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+		assert.False(t, eval[bool](t, owner, fmt.Sprintf(`document.documentElement.outerHTML.includes(%q)`, created)))
+		assertStatus(t, owner, key.Prefix(), "active")
+
+		// Rotate with "1 hour": the choices are the console's, none picked.
+		do(t, owner,
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-action="rotate"][data-key=%q]`, key.Prefix()))),
+			chromedp.WaitVisible(chromedp.CSS(`dialog[open] input[name="grace"]`)),
+		)
+		assert.Equal(t, []string{"Now", "1 hour", "24 hours", "3 days", "7 days"},
+			eval[[]string](t, owner, `[...document.querySelectorAll("dialog[open] fieldset label")].map(l => l.textContent)`))
+		assert.Equal(t, 0, eval[int](t, owner, `document.querySelectorAll("dialog[open] input[name=grace]:checked").length`), "no grace is picked silently")
+		before := time.Now()
+		do(t, owner,
+			chromedp.Click(chromedp.CSS(`dialog[open] input[name="grace"][value="1h"]`)),
+			chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)),
+			chromedp.WaitVisible(chromedp.CSS("dialog[open] #secret-value")),
+		)
+		after := time.Now()
+		replacement, err := apikey.ParseKey(eval[string](t, owner, `document.getElementById("secret-value").value`))
+		require.NoError(t, err)
+		assert.NotEqual(t, key.ID(), replacement.ID())
+		do(t, owner, chromedp.Click(chromedp.CSS("dialog[open] button[data-close]")), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+
+		assertStatus(t, owner, key.Prefix(), "expiring")
+		assertStatus(t, owner, replacement.Prefix(), "active")
+		shown, err := time.Parse(time.RFC3339Nano, eval[string](t, owner,
+			fmt.Sprintf(`document.querySelector('tr[data-prefix=%q] td[data-col="expires"] time').getAttribute("datetime")`, key.Prefix())))
+		require.NoError(t, err)
+		assert.WithinRange(t, shown, before.Add(time.Hour-time.Second), after.Add(time.Hour+time.Second), "the old key expires an hour after the rotation")
+		assert.True(t, shown.Equal(s.key(t, key.Prefix()).ExpiresAt))
+		assert.Contains(t, eval[string](t, owner, `document.getElementById("notice").textContent`), "keeps working until")
+
+		// Revoke the old key, after a confirmation.
+		do(t, owner,
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-action="revoke"][data-key=%q]`, key.Prefix()))),
+			chromedp.WaitVisible(chromedp.CSS(`dialog[open] button.danger[type="submit"]`)),
+			chromedp.Click(chromedp.CSS(`dialog[open] button.danger[type="submit"]`)),
+		)
+		assertStatus(t, owner, key.Prefix(), "revoked")
+		assert.Equal(t, apikey.Revoked, s.key(t, key.Prefix()).Status)
+		assert.Equal(t, apikey.Active, s.key(t, replacement.Prefix()).Status)
+	})
+
+	t.Run("owner creates a key by keyboard only", func(t *testing.T) {
+		do(t, owner, chromedp.Reload())
+		waitReady(t, owner)
+		// The focus order: the environment, then "Create key".
+		do(t, owner, chromedp.KeyEvent("\t"))
+		assert.Equal(t, "environment", eval[string](t, owner, activeElement))
+		do(t, owner, chromedp.KeyEvent("\t"))
+		assert.Equal(t, "create-key", eval[string](t, owner, activeElement))
+		assert.Equal(t, "solid", eval[string](t, owner, `getComputedStyle(document.activeElement).outlineStyle`), "the focus is visible")
+
+		do(t, owner, chromedp.KeyEvent("\r"))
+		assert.Equal(t, "create-type", poll[string](t, owner, `document.querySelector("dialog[open]") && document.activeElement.id`))
+		do(t, owner, chromedp.KeyEvent("\t"))
+		assert.Equal(t, "create-name", eval[string](t, owner, activeElement))
+		do(t, owner, chromedp.KeyEvent("keyboard key\t"))
+		assert.Equal(t, "create-scopes", eval[string](t, owner, activeElement))
+		do(t, owner, chromedp.KeyEvent("reports:read\r")) // Enter submits the form
+
+		assert.Equal(t, "Copy key to clipboard", poll[string](t, owner, `document.querySelector("dialog[open] #secret-value") && document.activeElement.getAttribute("aria-label")`))
+		created, err := apikey.ParseKey(eval[string](t, owner, `document.getElementById("secret-value").value`))
+		require.NoError(t, err)
+		do(t, owner, chromedp.KeyEvent("\t"))
+		assert.Equal(t, "Done", eval[string](t, owner, activeElement))
+		do(t, owner, chromedp.KeyEvent("\r"))
+		assert.Equal(t, "create-key", poll[string](t, owner, `!document.querySelector("dialog") && document.activeElement.id`), "the focus returns to the button that opened the dialog")
+
+		v := s.key(t, created.Prefix())
+		assert.Equal(t, "keyboard key", v.Name)
+		assert.Equal(t, []string{"reports:read"}, v.Scopes)
+		assertStatus(t, owner, created.Prefix(), "active")
+		keyboardKey = created.Prefix()
+	})
+
+	t.Run("owner changes a grace period, reveals a key and sets origins", func(t *testing.T) {
+		var client apikey.View
+		views, err := s.manager.List(context.Background(), bootstrapActor, apikey.Production)
+		require.NoError(t, err)
+		for _, v := range views {
+			if v.Default && v.Type == apikey.Client {
+				client = v
+			}
+		}
+		require.NotEmpty(t, client.Prefix)
+
+		// Rotate the publishable key with "24 hours", then make it 3 days.
+		do(t, owner,
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-action="rotate"][data-key=%q]`, client.Prefix))),
+			chromedp.Click(chromedp.CSS(`dialog[open] input[name="grace"][value="24h"]`)),
+			chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)),
+			chromedp.WaitVisible(chromedp.CSS("dialog[open] #secret-value")),
+		)
+		assert.Contains(t, eval[string](t, owner, `document.querySelector("dialog[open] .warning").textContent`), "public by design")
+		do(t, owner, chromedp.Click(chromedp.CSS("dialog[open] button[data-close]")), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+		assertStatus(t, owner, client.Prefix, "expiring")
+		do(t, owner,
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-action="grace"][data-key=%q]`, client.Prefix))),
+			chromedp.WaitVisible(chromedp.CSS(`dialog[open] input[name="grace"]`)),
+		)
+		assert.Equal(t, 0, eval[int](t, owner, `document.querySelectorAll("dialog[open] input[name=grace]:checked").length`))
+		do(t, owner,
+			chromedp.Click(chromedp.CSS(`dialog[open] input[name="grace"][value="72h"]`)),
+			chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)),
+			chromedp.WaitNotPresent(chromedp.CSS("dialog")),
+		)
+		assert.Contains(t, poll[string](t, owner, `document.getElementById("notice").textContent.includes("now expires") && document.getElementById("notice").textContent`), client.Prefix)
+		old := s.key(t, client.Prefix)
+		assert.True(t, old.ExpiresAt.Equal(old.RotatedAt.Add(72*time.Hour)), "3 days from the rotation: %v, rotated %v", old.ExpiresAt, old.RotatedAt)
+		shown := eval[string](t, owner, fmt.Sprintf(`document.querySelector('tr[data-prefix=%q] td[data-col="expires"] time').getAttribute("datetime")`, client.Prefix))
+		assert.Equal(t, old.ExpiresAt.Format(time.RFC3339Nano), shown)
+
+		// Reveal the publishable key again.
+		do(t, owner,
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-action="reveal"][data-key=%q]`, client.Prefix))),
+			chromedp.WaitVisible(chromedp.CSS("dialog[open] #secret-value")),
+		)
+		revealed, err := apikey.ParseKey(eval[string](t, owner, `document.getElementById("secret-value").value`))
+		require.NoError(t, err)
+		assert.Equal(t, client.Prefix, revealed.Prefix())
+		do(t, owner, chromedp.Click(chromedp.CSS("dialog[open] button[data-close]")), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+
+		// Allowed origins: a bad one is refused in the dialog, which stays
+		// open; good ones are saved.
+		do(t, owner,
+			chromedp.Click(chromedp.CSS("#edit-origins-button")),
+			chromedp.WaitVisible(chromedp.CSS("dialog[open] #edit-origins")),
+			chromedp.SendKeys(chromedp.CSS("#edit-origins"), "ftp://files.example.com"),
+			chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)),
+		)
+		assert.Contains(t, poll[string](t, owner, `document.querySelector("dialog[open] .form-error").textContent`), "origin")
+		do(t, owner,
+			chromedp.Evaluate[chromedp.Void](`(() => { document.getElementById("edit-origins").value = ""; })()`),
+			chromedp.SendKeys(chromedp.CSS("#edit-origins"), "https://app.example.com\nhttp://localhost:3000"),
+			chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)),
+			chromedp.WaitNotPresent(chromedp.CSS("dialog")),
+		)
+		assert.Equal(t, []string{"https://app.example.com", "http://localhost:3000"},
+			poll[[]string](t, owner, `[...document.querySelectorAll("#origins li")].map(li => li.textContent)`))
+		settings, err := s.manager.Settings(context.Background(), bootstrapActor, apikey.Production)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"https://app.example.com", "http://localhost:3000"}, settings.AllowedOrigins)
+		screenshot(t, owner, shots, "owner")
+	})
+
+	t.Run("another origin cannot change a key with the owner's cookie", func(t *testing.T) {
+		require.NotEmpty(t, keyboardKey)
+		path := "/console/api/keys/" + keyboardKey + "/revoke"
+		target := s.url + path
+		// The other site's page, in a tab of the owner's browser context:
+		// the browser holds the owner's session cookie.
+		other, cancel := chromedp.NewContext(owner)
+		defer cancel()
+		var (
+			mu     sync.Mutex
+			logged []string
+		)
+		messages := chromedp.Console(other)
+		go func() {
+			for m, err := range messages {
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				logged = append(logged, m.Text)
+				mu.Unlock()
+			}
+		}()
+		do(t, other, chromedp.Navigate(s.other+"/"))
+		// A simple request (no preflight), as any page may send: it reaches
+		// the server with the cookie, which refuses it. (The page cannot
+		// even read the opaque response: Cross-Origin-Resource-Policy.)
+		assert.Equal(t, "TypeError", eval[string](t, other, fmt.Sprintf(
+			`fetch(%q, {method: "POST", mode: "no-cors", credentials: "include"}).then(r => r.type, e => e.name)`, target)))
+		// A form post into a frame of the page, the classic forgery.
+		do(t, other, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+			const sink = document.createElement("iframe");
+			sink.name = "sink";
+			document.body.append(sink);
+			const f = document.createElement("form");
+			f.method = "POST";
+			f.action = %q;
+			f.target = "sink";
+			document.body.append(f);
+			f.submit();
+		})()`, target)))
+		// A JSON request needs a preflight, which fails: the browser never
+		// sends the POST.
+		assert.Equal(t, "TypeError", eval[string](t, other, fmt.Sprintf(
+			`fetch(%q, {method: "POST", credentials: "include", headers: {"Content-Type": "application/json"}, body: "{}"}).then(r => "status " + r.status, e => e.name)`, target)))
+
+		posts := func() []change {
+			var out []change
+			for _, c := range s.changesTo(path) {
+				if c.Method == http.MethodPost {
+					out = append(out, c)
+				}
+			}
+			return out
+		}
+		require.Eventually(t, func() bool { return len(posts()) == 2 }, 10*time.Second, 20*time.Millisecond, "the fetch and the form reach the server")
+		for _, c := range posts() {
+			assert.True(t, c.SignedIn, "the browser sent the owner's session cookie: %+v", c)
+			assert.Equal(t, s.other, c.Origin)
+			assert.Equal(t, "same-site", c.FetchSite, "another port of the same host is the same site")
+			assert.Equal(t, http.StatusForbidden, c.Status, "and the console refused it: %+v", c)
+		}
+		for _, c := range s.changesTo(path) {
+			if c.Method != http.MethodPost {
+				assert.Equal(t, http.MethodOptions, c.Method)
+				assert.GreaterOrEqual(t, c.Status, 400, "the preflight fails: %+v", c)
+			}
+		}
+		t.Logf("requests from %s: %+v", s.other, s.changesTo(path))
+		assert.Equal(t, apikey.Active, s.key(t, keyboardKey).Status, "the key is unchanged")
+
+		// The console may not be framed either (frame-ancestors 'none').
+		assert.Eventually(t, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range logged {
+				if strings.Contains(m, "frame-ancestors 'none'") {
+					return true
+				}
+			}
+			return false
+		}, 5*time.Second, 20*time.Millisecond, "the browser refuses to show the console in the other page's frame")
+
+		// The owner's console still shows the key active.
+		do(t, owner, chromedp.Reload())
+		waitReady(t, owner)
+		assertStatus(t, owner, keyboardKey, "active")
+	})
+
+	for _, user := range []struct{ name, role, shot string }{
+		{"carol", "read-only", "read-only"},
+		{"bob", "member", "member"},
+	} {
+		t.Run(user.role+" sees keys and no action", func(t *testing.T) {
+			tab := s.signIn(t, b, user.name)
+			assert.Contains(t, eval[string](t, tab, `document.getElementById("session").textContent`), user.name+" ("+user.role+")")
+			views, err := s.manager.List(context.Background(), bootstrapActor, apikey.Production)
+			require.NoError(t, err)
+			var want []string
+			for _, v := range views {
+				want = append(want, v.Prefix+" "+string(v.Status))
+			}
+			shown := eval[[]string](t, tab, `[...document.querySelectorAll("#keys-body tr")].map(tr => tr.dataset.prefix + " " + tr.dataset.status)`)
+			assert.ElementsMatch(t, want, shown, "every key is listed, with its status")
+			assert.GreaterOrEqual(t, len(shown), 5)
+
+			assert.Equal(t, 0, eval[int](t, tab,
+				`document.querySelectorAll("button, input, textarea, dialog, [role=button], [data-action]").length`),
+				"no action button, form or dialog at all")
+			headings := eval[[]string](t, tab, `[...document.querySelectorAll("#keys-head th")].map(th => th.textContent)`)
+			assert.Equal(t, []string{"Key", "Name", "Type", "Status", "Scopes", "Created (UTC)", "Expires (UTC)", "Last used (UTC)"}, headings)
+			screenshot(t, tab, shots, user.shot)
+		})
+	}
+
+	t.Run("paged listing with owners and metadata", func(t *testing.T) {
+		// The listing that the accounts work brings: the page follows
+		// "next" and shows the owner and metadata columns.
+		tab := s.signIn(t, b, "carol")
+		do(t, tab, chromedp.Evaluate[chromedp.Void](`(() => {
+			const s = document.getElementById("environment");
+			s.value = "development";
+			s.dispatchEvent(new Event("change"));
+		})()`))
+		assert.Equal(t, []string{"server-PAGEONEKEY01", "server-PAGEONEKEY02", "server-PAGETWOKEY01"},
+			poll[[]string](t, tab, `(() => { const rows = [...document.querySelectorAll("#keys-body tr")].map(tr => tr.dataset.prefix); return rows.length === 3 && rows; })()`))
+		assert.Equal(t, []string{"Key", "Name", "Owner", "Type", "Status", "Scopes", "Created (UTC)", "Expires (UTC)", "Last used (UTC)", "Metadata"},
+			eval[[]string](t, tab, `[...document.querySelectorAll("#keys-head th")].map(th => th.textContent)`))
+		assert.Equal(t, []string{"user_42", "user_7", "user_42"}, eval[[]string](t, tab, `[...document.querySelectorAll('td[data-col="owner"]')].map(td => td.textContent)`))
+		assert.Equal(t, []string{"team=billing", "", "region=eu"}, eval[[]string](t, tab, `[...document.querySelectorAll('td[data-col="metadata"]')].map(td => td.textContent.trim())`))
+		assert.Contains(t, eval[string](t, tab, `location.hash`), "env=development")
+	})
+}
+
+// TestLogin checks the stand-in login without a browser: the console
+// answers only signed-in users, with their role.
+func TestLogin(t *testing.T) {
+	h, err := newHandler(context.Background(), memory.New())
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	res, err := noRedirect.Get(srv.URL + "/console/")
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusSeeOther, res.StatusCode)
+	assert.Equal(t, "/", res.Header.Get("Location"))
+
+	res, err = noRedirect.Get(srv.URL + "/console/session")
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, res.StatusCode)
+
+	res, err = noRedirect.Get(srv.URL + "/login?as=carol")
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusSeeOther, res.StatusCode)
+	assert.Equal(t, "/console/", res.Header.Get("Location"))
+	cookies := res.Cookies()
+	require.Len(t, cookies, 1)
+	assert.True(t, cookies[0].HttpOnly)
+	assert.Equal(t, http.SameSiteLaxMode, cookies[0].SameSite)
+
+	req, err := http.NewRequest("GET", srv.URL+"/console/session", nil)
+	require.NoError(t, err)
+	req.AddCookie(cookies[0])
+	res, err = noRedirect.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Contains(t, string(body), `"actor":{"id":"carol","role":"read-only"}`)
+	assert.Contains(t, string(body), `"actions":[]`)
+}

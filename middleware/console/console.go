@@ -1,0 +1,235 @@
+package console
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"time"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/storage"
+)
+
+//go:embed static
+var static embed.FS
+
+// ReasonCrossOrigin refuses a state-changing request that a browser sent
+// from another origin (see the package documentation): 403 with code
+// "cross_origin_refused".
+var ReasonCrossOrigin = middleware.NewReason("cross_origin_refused", http.StatusForbidden, "cross-origin request refused")
+
+// csp allows the page its own script, style sheet and API, and nothing
+// else: no inline script or style, no framing, no form posts.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; " +
+	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+// Options configure the console.
+type Options struct {
+	// Manager carries out every action. Required.
+	Manager *apikey.Manager
+	// Actor says who is signed in, from the service's own session: its id
+	// is recorded in audit events and its role decides what the page shows
+	// and the API allows. Required. It is called for every request to
+	// /session and /api/; an error refuses the request (a refusal of
+	// package middleware keeps its status and code, any other error is 403
+	// role_not_allowed), and so does a role that is not one of the three.
+	Actor func(r *http.Request) (apikey.Actor, error)
+	// Audit, if set, serves the audit log at /api/audit. Nil answers it
+	// with 501.
+	Audit storage.AuditLog
+	// Policy bounds the grace period of rotations and grace changes. The
+	// zero value is apikey.ConsolePolicy (0 to 7 days); the page offers the
+	// choices Now, 1 hour, 24 hours, 3 days and 7 days that it allows.
+	Policy apikey.GracePolicy
+	// RevealServerKeys shows owners a Reveal action on server keys too.
+	// Set it when the Manager keeps recoverable copies of server keys
+	// (apikey.ManagerOptions.Sealer); without one a server key is shown
+	// only once, and the API refuses to reveal it (409 not_revealable).
+	// Publishable keys can always be revealed.
+	RevealServerKeys bool
+	// TrustedOrigins are origins ("https://admin.example.com") whose
+	// cross-origin requests are allowed to change state, for a page served
+	// from another origin than the console. Nil trusts none: only the
+	// console's own page may change anything.
+	TrustedOrigins []string
+}
+
+// Grace is one of the grace periods the page offers for a rotation.
+type Grace struct {
+	Label string `json:"label"` // "1 hour"
+	Grace string `json:"grace"` // "1h", as the API takes it
+}
+
+// graces are the console's grace choices, as a platform's console offers
+// them; each is offered if the policy allows it.
+var graces = []struct {
+	label string
+	d     time.Duration
+}{
+	{"Now", 0},
+	{"1 hour", time.Hour},
+	{"24 hours", 24 * time.Hour},
+	{"3 days", 3 * 24 * time.Hour},
+	{"7 days", 7 * 24 * time.Hour},
+}
+
+// manageActions are the actions the page offers, each to the roles that
+// apikey.Role.Allowed permits.
+var manageActions = []apikey.Action{
+	apikey.ActionCreate, apikey.ActionRotate, apikey.ActionChangeGrace, apikey.ActionRevoke,
+	apikey.ActionSetScopes, apikey.ActionSetOrigins, apikey.ActionReveal,
+}
+
+// Session is the answer of GET /session: who is signed in, and what the
+// page may offer them.
+type Session struct {
+	Actor apikey.Actor `json:"actor"`
+	// Actions are the actions the actor's role allows, such as "create" and
+	// "rotate"; empty for members and read-only users, who only view.
+	Actions []apikey.Action `json:"actions"`
+	// Graces are the rotation choices within Policy.
+	Graces []Grace `json:"graces"`
+	Policy struct {
+		Name string `json:"name"`
+		Max  string `json:"max"`
+	} `json:"policy"`
+	// Audit says whether /api/audit serves an audit log.
+	Audit bool `json:"audit"`
+	// RevealServerKeys says whether server keys can be revealed
+	// (Options.RevealServerKeys); publishable keys always can.
+	RevealServerKeys bool `json:"reveal_server_keys"`
+}
+
+// Console is the console's http.Handler. It is safe for concurrent use.
+type Console struct {
+	opts    Options
+	graces  []Grace
+	handler http.Handler
+}
+
+// New returns the console, or an error if a required option is missing,
+// the policy is negative or a trusted origin is malformed.
+func New(opts Options) (*Console, error) {
+	switch {
+	case opts.Manager == nil:
+		return nil, errors.New("console: Options.Manager is required")
+	case opts.Actor == nil:
+		return nil, errors.New("console: Options.Actor is required")
+	case opts.Policy.Max < 0:
+		return nil, errors.New("console: Options.Policy.Max must not be negative")
+	case opts.Policy.Max == 0:
+		opts.Policy = apikey.ConsolePolicy
+	}
+	protection := http.NewCrossOriginProtection()
+	for _, o := range opts.TrustedOrigins {
+		if err := protection.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("console: Options.TrustedOrigins: %w", err)
+		}
+	}
+	protection.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		middleware.WriteProblem(w, r, middleware.Refuse(ReasonCrossOrigin, "a page on another origin may not change keys"))
+	}))
+
+	c := &Console{opts: opts}
+	for _, g := range graces {
+		if g.d <= opts.Policy.Max {
+			c.graces = append(c.graces, Grace{Label: g.label, Grace: formatDuration(g.d)})
+		}
+	}
+	api, err := admin.New(admin.Options{
+		Manager:   opts.Manager,
+		Audit:     opts.Audit,
+		Policy:    opts.Policy,
+		Authorize: c.caller,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	assets, err := fs.Sub(static, "static")
+	if err != nil {
+		return nil, err
+	}
+	files := http.FileServerFS(assets)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, assets, "index.html")
+	})
+	mux.Handle("GET /app.js", files)
+	mux.Handle("GET /style.css", files)
+	mux.HandleFunc("GET /session", c.session)
+	mux.Handle("/api/", http.StripPrefix("/api", api))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		middleware.WriteProblem(w, r, middleware.Refuse(admin.ReasonNoRoute, ""))
+	})
+	c.handler = protection.Handler(mux)
+	return c, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+	c.handler.ServeHTTP(w, r)
+}
+
+// actor returns the signed-in actor, or a refusal.
+func (c *Console) actor(r *http.Request) (apikey.Actor, error) {
+	a, err := c.opts.Actor(r)
+	switch {
+	case err != nil && middleware.ReasonOf(err) != nil:
+		return apikey.Actor{}, err
+	case err != nil:
+		return apikey.Actor{}, middleware.Refuse(admin.ReasonForbidden, "not signed in to the console")
+	case !a.Role.Valid():
+		return apikey.Actor{}, middleware.Refuse(admin.ReasonForbidden, "no role in the console")
+	}
+	return a, nil
+}
+
+// caller is the management API's Authorize: the signed-in actor, with no
+// bound on environments or scopes.
+func (c *Console) caller(r *http.Request) (admin.Caller, error) {
+	a, err := c.actor(r)
+	return admin.Caller{Actor: a}, err
+}
+
+func (c *Console) session(w http.ResponseWriter, r *http.Request) {
+	a, err := c.actor(r)
+	if err != nil {
+		middleware.WriteProblem(w, r, err)
+		return
+	}
+	s := Session{
+		Actor: a, Actions: []apikey.Action{}, Graces: c.graces,
+		Audit: c.opts.Audit != nil, RevealServerKeys: c.opts.RevealServerKeys,
+	}
+	for _, action := range manageActions {
+		if a.Role.Allowed(action) {
+			s.Actions = append(s.Actions, action)
+		}
+	}
+	s.Policy.Name, s.Policy.Max = c.opts.Policy.Name, formatDuration(c.opts.Policy.Max)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(s) // the client went away
+}
+
+// formatDuration writes whole hours as "24h", zero as "0s", anything else
+// as time.Duration does.
+func formatDuration(d time.Duration) string {
+	if d != 0 && d%time.Hour == 0 {
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return d.String()
+}

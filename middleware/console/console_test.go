@@ -1,0 +1,463 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/console"
+	"github.com/keystile/keystile/storage/memory"
+)
+
+var (
+	owner    = apikey.Actor{ID: "alice", Role: apikey.Owner}
+	member   = apikey.Actor{ID: "bob", Role: apikey.Member}
+	readOnly = apikey.Actor{ID: "carol", Role: apikey.ReadOnly}
+)
+
+// fixture is a console over a memory store with a bootstrapped production
+// environment and one extra server key, served by a test server whose
+// "login" is the X-Test-User header (a role name).
+type fixture struct {
+	m       *apikey.Manager
+	srv     *httptest.Server
+	extra   apikey.Issued
+	actorFn func(*http.Request) (apikey.Actor, error)
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	store := memory.New()
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = m.Bootstrap(ctx, owner, apikey.Production)
+	require.NoError(t, err)
+	f := &fixture{m: m}
+	f.extra, err = m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Name: "worker", Scopes: []string{"customers:write"}})
+	require.NoError(t, err)
+	f.actorFn = func(r *http.Request) (apikey.Actor, error) {
+		for _, a := range []apikey.Actor{owner, member, readOnly} {
+			if r.Header.Get("X-Test-User") == string(a.Role) {
+				return a, nil
+			}
+		}
+		return apikey.Actor{}, errors.New("not signed in")
+	}
+	c, err := console.New(console.Options{
+		Manager: m,
+		Audit:   store,
+		Actor:   func(r *http.Request) (apikey.Actor, error) { return f.actorFn(r) },
+	})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.Handle("/console/", http.StripPrefix("/console", c))
+	f.srv = httptest.NewServer(mux)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// request is one request to the console, as a browser on some origin or a
+// non-browser client would send it.
+type request struct {
+	method, path, body string
+	role               apikey.Role
+	origin             string // Origin header, if set
+	fetchSite          string // Sec-Fetch-Site header, if set
+}
+
+func (f *fixture) do(t *testing.T, req request) (*http.Response, []byte) {
+	t.Helper()
+	r, err := http.NewRequest(req.method, f.srv.URL+"/console"+req.path, strings.NewReader(req.body))
+	require.NoError(t, err)
+	if req.role != "" {
+		r.Header.Set("X-Test-User", string(req.role))
+	}
+	if req.body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	if req.origin != "" {
+		r.Header.Set("Origin", req.origin)
+	}
+	if req.fetchSite != "" {
+		r.Header.Set("Sec-Fetch-Site", req.fetchSite)
+	}
+	res, err := f.srv.Client().Do(r)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res, body
+}
+
+// sameOrigin is what a browser sends with the page's own requests.
+func (f *fixture) sameOrigin(method, path, body string, role apikey.Role) request {
+	return request{method: method, path: path, body: body, role: role, origin: f.srv.URL, fetchSite: "same-origin"}
+}
+
+func problemCode(t *testing.T, body []byte) string {
+	t.Helper()
+	var p middleware.Problem
+	require.NoError(t, json.Unmarshal(body, &p), string(body))
+	return p.Code
+}
+
+func (f *fixture) status(t *testing.T, id string) apikey.Status {
+	t.Helper()
+	v, err := f.m.Get(context.Background(), owner, id)
+	require.NoError(t, err)
+	return v.Status
+}
+
+// assertSecurityHeaders checks the headers every console response carries.
+func assertSecurityHeaders(t *testing.T, res *http.Response, what string) {
+	t.Helper()
+	h := res.Header
+	csp := h.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "form-action 'none'", "base-uri 'none'"} {
+		assert.Contains(t, csp, want, what)
+	}
+	assert.NotContains(t, csp, "unsafe-inline", what)
+	assert.NotContains(t, csp, "unsafe-eval", what)
+	assert.Equal(t, "nosniff", h.Get("X-Content-Type-Options"), what)
+	assert.Equal(t, "DENY", h.Get("X-Frame-Options"), what)
+	assert.Equal(t, "no-store", h.Get("Cache-Control"), what)
+	assert.Equal(t, "no-referrer", h.Get("Referrer-Policy"), what)
+}
+
+func TestNewValidates(t *testing.T) {
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: memory.New()})
+	require.NoError(t, err)
+	actor := func(*http.Request) (apikey.Actor, error) { return owner, nil }
+	for name, opts := range map[string]console.Options{
+		"no manager":         {Actor: actor},
+		"no actor":           {Manager: m},
+		"negative policy":    {Manager: m, Actor: actor, Policy: apikey.GracePolicy{Name: "x", Max: -1}},
+		"bad trusted origin": {Manager: m, Actor: actor, TrustedOrigins: []string{"admin.example.com"}},
+	} {
+		_, err := console.New(opts)
+		assert.Error(t, err, name)
+	}
+	_, err = console.New(console.Options{Manager: m, Actor: actor, TrustedOrigins: []string{"https://admin.example.com"}})
+	assert.NoError(t, err)
+}
+
+func TestPageAndAssets(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		path        string
+		contentType string
+		contains    []string
+	}{
+		{"/", "text/html; charset=utf-8", []string{`<script src="app.js" defer></script>`, `<link rel="stylesheet" href="style.css">`, `<label for="environment">`}},
+		{"/app.js", "text/javascript; charset=utf-8", []string{`"use strict"`, "api/environments", "navigator.clipboard.writeText"}},
+		{"/style.css", "text/css; charset=utf-8", []string{":focus-visible"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			res, body := f.do(t, request{method: "GET", path: tt.path}) // no login needed: the files hold no data
+			require.Equal(t, http.StatusOK, res.StatusCode)
+			assert.Equal(t, tt.contentType, res.Header.Get("Content-Type"))
+			assertSecurityHeaders(t, res, tt.path)
+			for _, want := range tt.contains {
+				assert.Contains(t, string(body), want)
+			}
+			// Nothing is loaded from elsewhere: no absolute URL at all.
+			assert.NotRegexp(t, `(src|href)=["']?(https?:)?//`, string(body))
+			assert.NotRegexp(t, `fetch\(["'\x60]https?:`, string(body))
+		})
+	}
+
+	t.Run("no inline script or style", func(t *testing.T) {
+		_, page := f.do(t, request{method: "GET", path: "/"})
+		for _, m := range regexp.MustCompile(`(?s)<script[^>]*>(.*?)</script>`).FindAllStringSubmatch(string(page), -1) {
+			assert.Empty(t, strings.TrimSpace(m[1]), "inline script")
+		}
+		assert.NotContains(t, string(page), "<style")
+		assert.NotRegexp(t, `\son[a-z]+=`, string(page), "inline event handler")
+		assert.NotRegexp(t, `\sstyle=`, string(page), "inline style")
+	})
+
+	t.Run("not found", func(t *testing.T) {
+		for _, path := range []string{"/index.html", "/static/app.js", "/nothing"} {
+			res, body := f.do(t, request{method: "GET", path: path})
+			assert.Equal(t, http.StatusNotFound, res.StatusCode, path)
+			assert.Equal(t, "no_such_route", problemCode(t, body), path)
+			assertSecurityHeaders(t, res, path)
+		}
+	})
+}
+
+func TestSession(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		role    apikey.Role
+		actor   apikey.Actor
+		actions []apikey.Action
+	}{
+		{apikey.Owner, owner, []apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal"}},
+		{apikey.Member, member, []apikey.Action{}},
+		{apikey.ReadOnly, readOnly, []apikey.Action{}},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.role), func(t *testing.T) {
+			res, body := f.do(t, request{method: "GET", path: "/session", role: tt.role})
+			require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+			assert.Equal(t, "application/json", res.Header.Get("Content-Type"))
+			assertSecurityHeaders(t, res, "session")
+			var s console.Session
+			require.NoError(t, json.Unmarshal(body, &s))
+			assert.Equal(t, tt.actor, s.Actor)
+			assert.Equal(t, tt.actions, s.Actions)
+			assert.Equal(t, []console.Grace{
+				{Label: "Now", Grace: "0s"}, {Label: "1 hour", Grace: "1h"}, {Label: "24 hours", Grace: "24h"},
+				{Label: "3 days", Grace: "72h"}, {Label: "7 days", Grace: "168h"},
+			}, s.Graces)
+			assert.Equal(t, "console", s.Policy.Name)
+			assert.Equal(t, "168h", s.Policy.Max)
+			assert.True(t, s.Audit)
+			assert.False(t, s.RevealServerKeys, "server keys are shown once unless the Manager seals them")
+			assert.Contains(t, string(body), `"actor":{"id":"`+tt.actor.ID+`","role":"`+string(tt.role)+`"}`)
+		})
+	}
+
+	t.Run("not signed in", func(t *testing.T) {
+		res, body := f.do(t, request{method: "GET", path: "/session"})
+		assert.Equal(t, http.StatusForbidden, res.StatusCode)
+		assert.Equal(t, "role_not_allowed", problemCode(t, body))
+		res, body = f.do(t, request{method: "GET", path: "/api/environments"})
+		assert.Equal(t, http.StatusForbidden, res.StatusCode)
+		assert.Equal(t, "role_not_allowed", problemCode(t, body))
+	})
+
+	t.Run("a refusal of package middleware keeps its status", func(t *testing.T) {
+		f.actorFn = func(*http.Request) (apikey.Actor, error) {
+			return apikey.Actor{}, middleware.Refuse(middleware.ErrMissingKey, "sign in first")
+		}
+		res, body := f.do(t, request{method: "GET", path: "/session"})
+		assert.Equal(t, http.StatusUnauthorized, res.StatusCode)
+		assert.Equal(t, middleware.ErrMissingKey.Code(), problemCode(t, body))
+	})
+
+	t.Run("no valid role", func(t *testing.T) {
+		f.actorFn = func(*http.Request) (apikey.Actor, error) { return apikey.Actor{ID: "mallory", Role: "admin"}, nil }
+		res, body := f.do(t, request{method: "GET", path: "/session"})
+		assert.Equal(t, http.StatusForbidden, res.StatusCode)
+		assert.Equal(t, "role_not_allowed", problemCode(t, body))
+		res, _ = f.do(t, f.sameOrigin("POST", "/api/keys/"+f.extra.View.ID+"/revoke", "", ""))
+		assert.Equal(t, http.StatusForbidden, res.StatusCode)
+		assert.Equal(t, apikey.Active, f.status(t, f.extra.View.ID))
+	})
+}
+
+func TestPolicyLimitsGraceChoices(t *testing.T) {
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: memory.New(), Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	require.NoError(t, err)
+	c, err := console.New(console.Options{
+		Manager: m,
+		Actor:   func(*http.Request) (apikey.Actor, error) { return owner, nil },
+		Policy:  apikey.GracePolicy{Name: "strict", Max: 24 * time.Hour},
+		// RevealServerKeys: for a Manager with a Sealer.
+		RevealServerKeys: true,
+	})
+	require.NoError(t, err)
+	w := httptest.NewRecorder()
+	c.ServeHTTP(w, httptest.NewRequest("GET", "/session", nil))
+	var s console.Session
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &s))
+	assert.Equal(t, []console.Grace{{Label: "Now", Grace: "0s"}, {Label: "1 hour", Grace: "1h"}, {Label: "24 hours", Grace: "24h"}}, s.Graces)
+	assert.Equal(t, "24h", s.Policy.Max)
+	assert.False(t, s.Audit)
+	assert.True(t, s.RevealServerKeys)
+}
+
+// TestCrossOriginRequestsAreRefused: a state-changing request that a
+// browser sends from another origin is refused before it reaches the API,
+// whatever cookie it carries, and changes nothing; the page's own requests
+// and non-browser clients pass.
+func TestCrossOriginRequestsAreRefused(t *testing.T) {
+	f := newFixture(t)
+	id := f.extra.View.ID
+	revoke := "/api/keys/" + id + "/revoke"
+
+	refused := []struct {
+		name string
+		req  request
+	}{
+		{"cross-site", request{method: "POST", path: revoke, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
+		{"same-site, another origin", request{method: "POST", path: revoke, role: apikey.Owner, origin: "http://127.0.0.1:1", fetchSite: "same-site"}},
+		{"Origin only, another host", request{method: "POST", path: revoke, role: apikey.Owner, origin: "https://evil.example"}},
+		{"rotate", request{method: "POST", path: "/api/keys/" + id + "/rotate", body: `{"grace":"0s"}`, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
+		{"create", request{method: "POST", path: "/api/environments/production/keys", body: `{"type":"client"}`, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
+		{"origins", request{method: "PUT", path: "/api/environments/production/origins", body: `{"allowed_origins":["*"]}`, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
+		{"reveal", request{method: "POST", path: "/api/keys/" + id + "/reveal", role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
+	}
+	before, err := f.m.List(context.Background(), owner, apikey.Production)
+	require.NoError(t, err)
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			res, body := f.do(t, tt.req)
+			assert.Equal(t, http.StatusForbidden, res.StatusCode, string(body))
+			assert.Equal(t, "cross_origin_refused", problemCode(t, body))
+			assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
+			assertSecurityHeaders(t, res, tt.name)
+			assert.NotContains(t, string(body), "server-"+id[:4], "no key in a refusal")
+		})
+	}
+	after, err := f.m.List(context.Background(), owner, apikey.Production)
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "nothing changed")
+	s, err := f.m.Settings(context.Background(), owner, apikey.Production)
+	require.NoError(t, err)
+	assert.Empty(t, s.AllowedOrigins)
+
+	t.Run("cross-origin GET reads, as any GET", func(t *testing.T) {
+		res, _ := f.do(t, request{method: "GET", path: "/api/environments/production/keys", role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"})
+		assert.Equal(t, http.StatusOK, res.StatusCode, "the browser does not let the other page read it (no CORS headers)")
+		assert.Empty(t, res.Header.Get("Access-Control-Allow-Origin"))
+	})
+
+	t.Run("same origin", func(t *testing.T) {
+		res, body := f.do(t, f.sameOrigin("POST", revoke, "", apikey.Owner))
+		require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+		assert.Equal(t, "application/json", res.Header.Get("Content-Type"))
+		assertSecurityHeaders(t, res, "revoke")
+		assert.Equal(t, apikey.Revoked, f.status(t, id))
+	})
+
+	t.Run("not a browser", func(t *testing.T) {
+		res, body := f.do(t, request{method: "PUT", path: "/api/environments/production/origins", body: `{"allowed_origins":["https://app.example.com"]}`, role: apikey.Owner})
+		require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	})
+}
+
+func TestTrustedOrigins(t *testing.T) {
+	store := memory.New()
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	require.NoError(t, err)
+	_, err = m.Bootstrap(context.Background(), owner, apikey.Production)
+	require.NoError(t, err)
+	c, err := console.New(console.Options{
+		Manager:        m,
+		Actor:          func(*http.Request) (apikey.Actor, error) { return owner, nil },
+		TrustedOrigins: []string{"https://admin.example.com"},
+	})
+	require.NoError(t, err)
+	for origin, want := range map[string]int{"https://admin.example.com": http.StatusOK, "https://evil.example": http.StatusForbidden} {
+		r := httptest.NewRequest("PUT", "/api/environments/production/origins", strings.NewReader(`{"allowed_origins":[]}`))
+		r.Header.Set("Origin", origin)
+		r.Header.Set("Sec-Fetch-Site", "cross-site")
+		w := httptest.NewRecorder()
+		c.ServeHTTP(w, r)
+		assert.Equal(t, want, w.Code, origin)
+	}
+}
+
+// TestOnlyOwnersChangeKeys: members and read-only users can list keys and
+// settings through the console's API, and every change they try is 403
+// and changes nothing.
+func TestOnlyOwnersChangeKeys(t *testing.T) {
+	f := newFixture(t)
+	id := f.extra.View.ID
+	changes := []struct{ method, path, body string }{
+		{"POST", "/api/environments/production/keys", `{"type":"server","scopes":["*"]}`},
+		{"POST", "/api/environments/production/keys/server/rotate", `{"grace":"1h"}`},
+		{"POST", "/api/keys/" + id + "/rotate", `{"grace":"1h"}`},
+		{"PUT", "/api/keys/" + id + "/grace", `{"grace":"1h"}`},
+		{"POST", "/api/keys/" + id + "/revoke", ``},
+		{"PUT", "/api/keys/" + id + "/scopes", `{"scopes":["*"]}`},
+		{"POST", "/api/keys/" + id + "/reveal", ``},
+		{"PUT", "/api/environments/production/origins", `{"allowed_origins":["*"]}`},
+	}
+	before, err := f.m.List(context.Background(), owner, apikey.Production)
+	require.NoError(t, err)
+	for _, role := range []apikey.Role{apikey.Member, apikey.ReadOnly} {
+		t.Run(string(role), func(t *testing.T) {
+			for _, path := range []string{"/api/environments", "/api/environments/production/keys", "/api/keys/" + id, "/api/environments/production/origins", "/api/audit"} {
+				res, body := f.do(t, f.sameOrigin("GET", path, "", role))
+				assert.Equal(t, http.StatusOK, res.StatusCode, "%s: %s", path, body)
+			}
+			for _, c := range changes {
+				res, body := f.do(t, f.sameOrigin(c.method, c.path, c.body, role))
+				assert.Equal(t, http.StatusForbidden, res.StatusCode, "%s %s: %s", c.method, c.path, body)
+				assert.Equal(t, "role_not_allowed", problemCode(t, body), "%s %s", c.method, c.path)
+				assert.NotContains(t, string(body), `"key"`)
+			}
+		})
+	}
+	after, err := f.m.List(context.Background(), owner, apikey.Production)
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "nothing changed")
+}
+
+// TestOwnerFlow: what the page does for an owner, through the console's
+// API: create, rotate with a console grace, change the grace, revoke,
+// reveal a publishable key, set origins; and a grace beyond the console
+// policy is refused.
+func TestOwnerFlow(t *testing.T) {
+	f := newFixture(t)
+	post := func(method, path, body string) (int, map[string]any) {
+		res, b := f.do(t, f.sameOrigin(method, path, body, apikey.Owner))
+		var out map[string]any
+		require.NoError(t, json.Unmarshal(b, &out), string(b))
+		assert.Equal(t, "no-store", res.Header.Get("Cache-Control"))
+		return res.StatusCode, out
+	}
+	status, created := post("POST", "/api/environments/production/keys", `{"type":"server","name":"billing","scopes":["invoices:write"]}`)
+	require.Equal(t, http.StatusCreated, status, "%v", created)
+	key, err := apikey.ParseKey(created["key"].(string))
+	require.NoError(t, err, "the full key, shown once")
+	prefix := key.Prefix()
+
+	status, problem := post("POST", "/api/keys/"+prefix+"/rotate", `{"grace":"169h"}`)
+	assert.Equal(t, http.StatusUnprocessableEntity, status)
+	assert.Equal(t, "grace_out_of_range", problem["code"], "the console policy allows 7 days at most")
+	status, problem = post("POST", "/api/keys/"+prefix+"/rotate", `{}`)
+	assert.Equal(t, http.StatusUnprocessableEntity, status)
+	assert.Equal(t, "grace_required", problem["code"])
+
+	status, rotated := post("POST", "/api/keys/"+prefix+"/rotate", `{"grace":"1h"}`)
+	require.Equal(t, http.StatusCreated, status, "%v", rotated)
+	assert.Equal(t, apikey.Expiring, f.status(t, key.ID()))
+	status, changed := post("PUT", "/api/keys/"+prefix+"/grace", `{"grace":"72h"}`)
+	require.Equal(t, http.StatusOK, status, "%v", changed)
+	assert.Equal(t, "expiring", changed["status"])
+	status, revoked := post("POST", "/api/keys/"+prefix+"/revoke", ``)
+	require.Equal(t, http.StatusOK, status, "%v", revoked)
+	assert.Equal(t, apikey.Revoked, f.status(t, key.ID()))
+
+	views, err := f.m.List(context.Background(), owner, apikey.Production)
+	require.NoError(t, err)
+	for _, v := range views {
+		if v.Type == apikey.Client {
+			status, revealed := post("POST", "/api/keys/"+v.Prefix+"/reveal", ``)
+			require.Equal(t, http.StatusOK, status, "%v", revealed)
+			assert.True(t, strings.HasPrefix(revealed["key"].(string), v.Prefix))
+		}
+	}
+	status, settings := post("PUT", "/api/environments/production/origins", `{"allowed_origins":["https://app.example.com"]}`)
+	require.Equal(t, http.StatusOK, status, "%v", settings)
+	assert.Equal(t, []any{"https://app.example.com"}, settings["allowed_origins"])
+
+	_, audit := f.do(t, f.sameOrigin("GET", "/api/audit?limit=50", "", apikey.ReadOnly))
+	var log struct{ Events []apikey.Event }
+	require.NoError(t, json.Unmarshal(audit, &log))
+	require.NotEmpty(t, log.Events)
+	for _, e := range log.Events {
+		if e.Action != apikey.ActionBootstrap && e.KeyID != f.extra.View.ID {
+			assert.Equal(t, owner, e.Actor, "changes are audited with the console's actor: %+v", e)
+		}
+	}
+}

@@ -1,0 +1,71 @@
+// Package console is keystile's embeddable web console: one page, with its
+// script and style sheet embedded in the binary (no build step, no CDN, no
+// external asset), that lists environments and their keys, creates keys,
+// rotates them with the console's grace choices (Now, 1 hour, 24 hours,
+// 3 days, 7 days), changes a rotated key's grace, revokes keys, edits a
+// scoped key's scopes and the web origins allowed to use publishable keys,
+// shows the environment's recent activity (Options.Audit), and shows a full
+// key to owners (once when it is issued; again, where it can be revealed, on
+// request).
+//
+// The console has no login of its own. A service mounts it behind its own
+// session middleware and says, per request, who is signed in and with which
+// role (Options.Actor):
+//
+//	c, err := console.New(console.Options{
+//		Manager: manager,
+//		Audit:   store,
+//		Actor: func(r *http.Request) (apikey.Actor, error) {
+//			u, ok := sessionUser(r) // the service's own login
+//			if !ok {
+//				return apikey.Actor{}, errors.New("not signed in")
+//			}
+//			return apikey.Actor{ID: u.Email, Role: u.KeyRole}, nil
+//		},
+//	})
+//	if err != nil {
+//		return err
+//	}
+//	mux.Handle("/console/", requireLogin(http.StripPrefix("/console", c)))
+//
+// The console must be mounted at a path that ends in "/" (the page loads
+// its files by relative URLs). Relative to that path it serves:
+//
+//	GET  /            the page (HTML)
+//	GET  /app.js      its script
+//	GET  /style.css   its style sheet
+//	GET  /session     {"actor": {"id", "role"}, "actions": [...], "graces": [...], "policy": {...}}
+//	     /api/...     the management API of package admin, for the actor
+//
+// The API under /api/ is an admin.API whose callers are the actors that
+// Options.Actor returns, with Options.Policy bounding grace periods: the
+// console adds no route of its own that changes anything. Everyone with a
+// role may list keys and settings; only owners may change them or reveal a
+// full key, and the page shows members and read-only users no action at
+// all (the roles are enforced by the API, not by the page).
+//
+// # Security
+//
+// The console's requests carry the service's login cookie, so another site
+// must not be able to make the browser send them. Every request that
+// changes state (any method but GET, HEAD and OPTIONS) passes
+// net/http's CrossOriginProtection, which refuses a cross-origin browser
+// request (by its Sec-Fetch-Site header, or its Origin header against Host)
+// with 403 before the request reaches the API. A page on another origin,
+// even another port of the same host where SameSite cookies are still sent,
+// therefore cannot ride the service's session to create, rotate, revoke or
+// reveal keys; no CSRF token is needed. Requests without either header are
+// not from a browser and are passed on (they carry whatever credentials
+// their client chose). GET requests never change anything.
+//
+// Every response carries a Content-Security-Policy that allows only the
+// console's own script, style sheet and API ("default-src 'none'", no
+// inline script or style, "frame-ancestors 'none'" against clickjacking),
+// X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer and
+// Cache-Control: no-store (a full key is never cached). The page writes
+// every value as text, never as HTML.
+//
+// A full key reaches the page only in the response that creates, rotates
+// or reveals it; the page shows it once, with a copy button and a warning,
+// and forgets it when the dialog closes.
+package console
