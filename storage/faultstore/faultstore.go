@@ -43,9 +43,11 @@ type Op string
 // The operations of apikey.Store and of the optional interfaces.
 const (
 	OpKey            Op = "Key"
+	OpDefaultKey     Op = "DefaultKey"
 	OpKeys           Op = "Keys"
 	OpSettings       Op = "Settings"
 	OpEnvironments   Op = "Environments"
+	OpAccounts       Op = "Accounts"
 	OpApply          Op = "Apply"
 	OpChanges        Op = "Changes"        // storage.ChangeFeed
 	OpRevision       Op = "Revision"       // storage.ChangeFeed
@@ -54,7 +56,7 @@ const (
 )
 
 // Ops lists every operation.
-var Ops = []Op{OpKey, OpKeys, OpSettings, OpEnvironments, OpApply, OpChanges, OpRevision, OpRecordLastUsed, OpEvents}
+var Ops = []Op{OpKey, OpDefaultKey, OpKeys, OpSettings, OpEnvironments, OpAccounts, OpApply, OpChanges, OpRevision, OpRecordLastUsed, OpEvents}
 
 // ErrDown is the error of every call to a store that is Down.
 var ErrDown = errors.New("faultstore: store is down (injected fault)")
@@ -231,28 +233,44 @@ func (s *Store) Key(ctx context.Context, id string) (apikey.Record, error) {
 	return s.inner.Key(ctx, id)
 }
 
+// DefaultKey implements apikey.Store.
+func (s *Store) DefaultKey(ctx context.Context, account, environment string, t apikey.KeyType) (apikey.Record, error) {
+	if err := s.before(ctx, OpDefaultKey); err != nil {
+		return apikey.Record{}, err
+	}
+	return s.inner.DefaultKey(ctx, account, environment, t)
+}
+
 // Keys implements apikey.Store.
-func (s *Store) Keys(ctx context.Context, environment string) ([]apikey.Record, error) {
+func (s *Store) Keys(ctx context.Context, q apikey.KeyQuery) ([]apikey.Record, error) {
 	if err := s.before(ctx, OpKeys); err != nil {
 		return nil, err
 	}
-	return s.inner.Keys(ctx, environment)
+	return s.inner.Keys(ctx, q)
 }
 
 // Settings implements apikey.Store.
-func (s *Store) Settings(ctx context.Context, environment string) (apikey.Settings, error) {
+func (s *Store) Settings(ctx context.Context, account, environment string) (apikey.Settings, error) {
 	if err := s.before(ctx, OpSettings); err != nil {
 		return apikey.Settings{}, err
 	}
-	return s.inner.Settings(ctx, environment)
+	return s.inner.Settings(ctx, account, environment)
 }
 
 // Environments implements apikey.Store.
-func (s *Store) Environments(ctx context.Context) ([]apikey.Settings, error) {
+func (s *Store) Environments(ctx context.Context, q apikey.EnvironmentQuery) ([]apikey.Settings, error) {
 	if err := s.before(ctx, OpEnvironments); err != nil {
 		return nil, err
 	}
-	return s.inner.Environments(ctx)
+	return s.inner.Environments(ctx, q)
+}
+
+// Accounts implements apikey.Store.
+func (s *Store) Accounts(ctx context.Context, after string, limit int) ([]string, error) {
+	if err := s.before(ctx, OpAccounts); err != nil {
+		return nil, err
+	}
+	return s.inner.Accounts(ctx, after, limit)
 }
 
 // Apply implements apikey.Store. A failed Apply writes nothing.
@@ -297,12 +315,12 @@ func (s *Store) RecordLastUsed(ctx context.Context, used map[string]time.Time) e
 }
 
 // Events implements storage.AuditLog.
-func (s *Store) Events(ctx context.Context, environment string, limit int) ([]apikey.Event, error) {
+func (s *Store) Events(ctx context.Context, q storage.EventQuery) ([]apikey.Event, error) {
 	if s.audit == nil {
 		return nil, unsupported(OpEvents)
 	}
 	if err := s.before(ctx, OpEvents); err != nil {
 		return nil, err
 	}
-	return s.audit.Events(ctx, environment, limit)
+	return s.audit.Events(ctx, q)
 }
