@@ -125,7 +125,7 @@ func (e *faultEnv) backgroundErrors() int {
 // from the inner store behind the faults.
 func (e *faultEnv) auditEvents(keyID string, action apikey.Action) int {
 	e.t.Helper()
-	events, err := e.inner.(storage.AuditLog).Events(context.Background(), apikey.Production, 0)
+	events, err := e.inner.(storage.AuditLog).Events(context.Background(), storage.EventQuery{Account: apikey.DefaultAccount, Environment: apikey.Production})
 	require.NoError(e.t, err)
 	n := 0
 	for _, ev := range events {
@@ -449,7 +449,7 @@ func testFailedAuditWrites(t *testing.T, b Backend) {
 	rec, err := e.inner.Key(ctx, key.ID())
 	require.NoError(t, err)
 	assert.True(t, rec.RevokedAt.IsZero(), "the failed revocation changed nothing")
-	keys, err := e.inner.Keys(ctx, apikey.Production)
+	keys, err := e.inner.Keys(ctx, apikey.KeyQuery{Account: apikey.DefaultAccount, Environment: apikey.Production, Limit: apikey.MaxPageSize})
 	require.NoError(t, err)
 	assert.Len(t, keys, 3, "the failed Create stored nothing")
 	assert.Equal(t, ok200, do(ctx, e.h, key.Reveal()), "the key was not revoked")
