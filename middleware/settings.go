@@ -226,7 +226,7 @@ func (v *Validator) loadSettings(ctx context.Context) (err error) {
 	// not replace the table of a read that began after it.
 	v.settings.mu.Lock()
 	defer v.settings.mu.Unlock()
-	v.takePending(true) // this load covers them
+	v.takePending() // this load covers them
 	t := &settingsTable{seed: maphash.MakeSeed()}
 	var shards [settingsShards]map[envKey]*envSettings
 	parsed := map[string]apikey.Origin{}
@@ -361,13 +361,14 @@ func (v *Validator) wake() {
 }
 
 // takePending returns the environments waiting for a reload and whether a
-// full reload was asked for, and forgets both. With drop, a full load is
-// about to cover them.
-func (v *Validator) takePending(drop bool) (map[envKey]struct{}, bool) {
+// full reload was asked for, and forgets both.
+func (v *Validator) takePending() (map[envKey]struct{}, bool) {
 	v.settings.pendingMu.Lock()
 	defer v.settings.pendingMu.Unlock()
 	pending, full := v.settings.pending, v.settings.full
-	if len(pending) > 0 || drop {
+	if len(pending) == 0 {
+		pending = nil
+	} else {
 		v.settings.pending = map[envKey]struct{}{}
 	}
 	v.settings.full = false
@@ -378,7 +379,7 @@ func (v *Validator) takePending(drop bool) (map[envKey]struct{}, bool) {
 // a time. Failed reloads are reported and asked for again, to be retried at
 // the next wake-up (a change-feed poll, or another request).
 func (v *Validator) reloadPending(ctx context.Context) {
-	pending, full := v.takePending(false)
+	pending, full := v.takePending()
 	if full {
 		v.reloadSettings(ctx)
 		return
