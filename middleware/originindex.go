@@ -29,6 +29,15 @@ type envPattern struct{ pattern, environment string }
 // admits) from a malformed one (which nothing admits).
 var anyOrigin, _ = apikey.ParseOrigin(apikey.AnyOrigin)
 
+// grow makes room for n more entries (a full load, before it adds them).
+func (x *originIndex) grow(n int) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.total == nil {
+		x.total, x.byEnv = make(map[string]int32, n), make(map[envPattern]int32, n)
+	}
+}
+
 // add counts the entries of an environment's settings.
 func (x *originIndex) add(environment string, s *envSettings) {
 	x.replace(environment, nil, s)
@@ -63,15 +72,20 @@ func indexed(s *envSettings) int {
 	return len(s.patterns)
 }
 
-// count adds d to the counts of an entry; x.mu is held.
+// count adds d (1 or -1) to the counts of an entry; x.mu is held.
 func (x *originIndex) count(pattern, environment string, d int32) {
 	k := envPattern{pattern, environment}
-	if n := x.byEnv[k] + d; n > 0 {
+	if d > 0 { // one map operation each: a full load adds 400,000
+		x.byEnv[k]++
+		x.total[pattern]++
+		return
+	}
+	if n := x.byEnv[k] - 1; n > 0 {
 		x.byEnv[k] = n
 	} else {
 		delete(x.byEnv, k)
 	}
-	if n := x.total[pattern] + d; n > 0 {
+	if n := x.total[pattern] - 1; n > 0 {
 		x.total[pattern] = n
 	} else {
 		delete(x.total, pattern)

@@ -175,16 +175,19 @@ func (v *Validator) checkClosed(e *entry) error {
 	return nil
 }
 
-// parseSettings returns the table entry of st. An allowed-origin entry that
-// does not parse is skipped and reported; the environment admits only the
-// entries that parse. parsed, if not nil, remembers the entries parsed
-// during one full load, so that an entry shared by many environments (a
-// localhost origin) is parsed once.
-func (v *Validator) parseSettings(st apikey.Settings, parsed map[string]apikey.Origin) *envSettings {
-	es := &envSettings{closed: !st.ClosedAt.IsZero()}
+// parseSettings fills es, the table entry of st, appending its origins and
+// patterns to the backing arrays *origins and *patterns (a full load
+// allocates them once per page). An allowed-origin entry that does not
+// parse is skipped and reported; the environment admits only the entries
+// that parse. parsed, if not nil, remembers the entries parsed during one
+// full load, so that an entry shared by many environments (a localhost
+// origin) is parsed once.
+func (v *Validator) parseSettings(st apikey.Settings, es *envSettings, origins *[]apikey.Origin, patterns *[]string, parsed map[string]apikey.Origin) {
+	es.closed = !st.ClosedAt.IsZero()
 	if es.closed {
-		return es // its keys are refused: no origin is needed
+		return // its keys are refused: no origin is needed
 	}
+	o0, p0 := len(*origins), len(*patterns)
 	for _, entry := range st.AllowedOrigins {
 		o, ok := parsed[entry]
 		if !ok {
@@ -197,15 +200,26 @@ func (v *Validator) parseSettings(st apikey.Settings, parsed map[string]apikey.O
 				parsed[entry] = o
 			}
 		}
-		es.origins = append(es.origins, o)
+		*origins = append(*origins, o)
 		pattern := o.String()
 		if pattern == entry {
 			pattern = entry // keep the store's string, not a copy
 		}
-		if !contains(es.patterns, pattern) {
-			es.patterns = append(es.patterns, pattern)
+		if !contains((*patterns)[p0:], pattern) {
+			*patterns = append(*patterns, pattern)
 		}
 	}
+	// Full slice expressions: appending to one never writes into the next.
+	es.origins = (*origins)[o0:len(*origins):len(*origins)]
+	es.patterns = (*patterns)[p0:len(*patterns):len(*patterns)]
+}
+
+// newEnvSettings returns the table entry of st, allocated on its own.
+func (v *Validator) newEnvSettings(st apikey.Settings) *envSettings {
+	es := &envSettings{}
+	origins := make([]apikey.Origin, 0, len(st.AllowedOrigins))
+	patterns := make([]string, 0, len(st.AllowedOrigins))
+	v.parseSettings(st, es, &origins, &patterns, nil)
 	return es
 }
 
@@ -219,7 +233,9 @@ func contains(list []string, s string) bool {
 }
 
 // loadSettings reads every account's environments' settings, a page at a
-// time, and replaces the table.
+// time, and replaces the table. Memory: each page's entries, origins and
+// patterns are allocated in three arrays, and the shards and the preflight
+// index are allocated at their final size once every page is read.
 func (v *Validator) loadSettings(ctx context.Context) (err error) {
 	defer catchPanic("loading environment settings", &err)
 	// One load or update at a time: a read that began before a change must
@@ -228,49 +244,98 @@ func (v *Validator) loadSettings(ctx context.Context) (err error) {
 	defer v.settings.mu.Unlock()
 	v.takePending() // this load covers them
 	t := &settingsTable{seed: maphash.MakeSeed()}
-	var shards [settingsShards]map[envKey]*envSettings
+	type loaded struct {
+		k     envKey
+		s     *envSettings
+		shard uint8
+	}
+	var all []loaded
+	var perShard [settingsShards]int
+	patterns := 0
 	parsed := map[string]apikey.Origin{}
 	closed := false
-	after := apikey.EnvironmentPosition{}
-	for {
-		page, err := v.cfg.Store.Environments(ctx, apikey.EnvironmentQuery{After: after, Limit: settingsPage})
-		if err != nil {
-			v.markFullReload() // retried at the next poll or request that needs it
-			return fmt.Errorf("middleware: loading environment settings: %w", err)
-		}
+	pages, errc := v.pageEnvironments(ctx)
+	for page := range pages {
+		entries := 0
 		for _, st := range page {
+			entries += len(st.AllowedOrigins)
+		}
+		ess := make([]envSettings, len(page))
+		originArr := make([]apikey.Origin, 0, entries)
+		patternArr := make([]string, 0, entries)
+		for i, st := range page {
 			k := envKey{st.Account, st.Environment}
-			es := v.parseSettings(st, parsed)
-			i := maphash.String(t.seed, k.account) & (settingsShards - 1)
-			if shards[i] == nil {
-				shards[i] = map[envKey]*envSettings{}
-			}
-			shards[i][k] = es
-			t.index.add(k.environment, es)
-			closed = closed || es.closed
+			v.parseSettings(st, &ess[i], &originArr, &patternArr, parsed)
+			shard := uint8(maphash.String(t.seed, k.account) & (settingsShards - 1))
+			all = append(all, loaded{k, &ess[i], shard})
+			perShard[shard]++
+			patterns += indexed(&ess[i])
+			closed = closed || ess[i].closed
 		}
-		if len(page) < settingsPage {
-			break
-		}
-		last := page[len(page)-1]
-		after = apikey.EnvironmentPosition{Account: last.Account, Environment: last.Environment}
 		if len(parsed) > 4*settingsPage {
 			clear(parsed) // a cache of shared entries, not of every entry
 		}
 	}
-	n := 0
+	if err := <-errc; err != nil {
+		v.markFullReload() // retried at the next poll or request that needs it
+		return fmt.Errorf("middleware: loading environment settings: %w", err)
+	}
+	var shards [settingsShards]map[envKey]*envSettings
+	for i, n := range perShard {
+		if n > 0 {
+			shards[i] = make(map[envKey]*envSettings, n)
+		}
+	}
+	t.index.grow(patterns)
+	for _, e := range all {
+		shards[e.shard][e.k] = e.s
+		t.index.add(e.k.environment, e.s)
+	}
 	for i := range shards {
 		if shards[i] != nil {
 			t.shards[i].Store(&shards[i])
-			n += len(shards[i])
 		}
 	}
-	t.size.Store(int64(n))
+	t.size.Store(int64(len(all)))
 	v.settings.table.Store(t)
 	if closed {
 		v.settings.closedGen.Add(1)
 	}
 	return nil
+}
+
+// pageEnvironments reads every account's environments' settings, a page
+// at a time, in a goroutine of its own, so that the store's next page is
+// read while the last one is parsed. It closes pages after the last page
+// or an error, then sends the error (or nil) on errc; a panic of the store
+// becomes an error.
+func (v *Validator) pageEnvironments(ctx context.Context) (<-chan []apikey.Settings, <-chan error) {
+	pages, errc := make(chan []apikey.Settings, 1), make(chan error, 1)
+	go func() {
+		var err error
+		defer func() {
+			if p := recover(); p != nil {
+				err = panicError("loading environment settings", p)
+			}
+			close(pages)
+			errc <- err
+		}()
+		after := apikey.EnvironmentPosition{}
+		for {
+			var page []apikey.Settings
+			page, err = v.cfg.Store.Environments(ctx, apikey.EnvironmentQuery{After: after, Limit: settingsPage})
+			if err != nil {
+				return
+			}
+			pages <- page
+			if len(page) < settingsPage {
+				return
+			}
+			last := page[len(page)-1]
+			after = apikey.EnvironmentPosition{Account: last.Account, Environment: last.Environment}
+		}
+	}()
+	return pages, errc
 }
 
 // reloadEnv reads one environment's settings (one Store.Settings call) and
@@ -295,7 +360,7 @@ func (v *Validator) reloadEnv(ctx context.Context, k envKey) (err error) {
 	case err != nil:
 		return fmt.Errorf("middleware: loading the settings of account %s, environment %s: %w", k.account, k.environment, err)
 	default:
-		es = v.parseSettings(st, nil)
+		es = v.newEnvSettings(st)
 	}
 	old := t.put(k, es)
 	if es.closed && (old == nil || !old.closed) {
