@@ -567,7 +567,7 @@ func mustParse(t *testing.T, s string) apikey.Key {
 // API answers with a status, never a panic or a 500.
 func FuzzRequestBody(f *testing.F) {
 	for _, s := range []string{`{"type":"server","scopes":["customers:write"],"expires_in":"1h"}`, `{"grace":"24h"}`,
-		`{"allowed_origins":["https://*.example.com"]}`, `{"scopes":[]}`, `{"expires_at":"2030-01-01T00:00:00Z"}`, `[]`, `null`, ``} {
+		`{"allowed_origins":["https://*.example.com"]}`, `{"scopes":[]}`, `{"expires_at":"2030-01-01T00:00:00Z"}`, `{"owner":"u_1"}`, `{"metadata":{"plan":"pro"}}`, `[]`, `null`, ``} {
 		f.Add(s)
 	}
 	fx := newFixture(f)
@@ -577,6 +577,8 @@ func FuzzRequestBody(f *testing.F) {
 			{"POST", "/environments/production/keys/client/rotate"},
 			{"PUT", "/keys/" + fx.client.View.ID + "/grace"},
 			{"PUT", "/environments/production/origins"},
+			{"PUT", "/keys/" + fx.client.View.ID + "/owner"},
+			{"PUT", "/keys/" + fx.client.View.ID + "/metadata"},
 		} {
 			w := httptest.NewRecorder()
 			fx.api.ServeHTTP(w, httptest.NewRequest(route.method, route.path, strings.NewReader(body)))
