@@ -22,19 +22,19 @@ const startupTimeout = 5 * time.Second
 // handlers with Handler or Require, and Close it after the server has shut
 // down. A Validator is safe for concurrent use.
 type Validator struct {
-	cfg        config
-	mac        *keyMAC
-	cache      *cache
-	throttle   *throttle
-	verified   *verifiedKeys // presented keys that verified in this process
-	group      singleflight.Group
-	sem        chan struct{} // argon2 concurrency cap
-	settings   settingsState // allowed origins and closed accounts (settings.go)
-	feed       storage.ChangeFeed
-	recorder   storage.LastUsedRecorder
-	pos        feedState // change-feed position; background loop only
-	vary       []string  // the Vary values of every response: Origin and the key's headers
-	stats      stats
+	cfg      config
+	mac      *keyMAC
+	cache    *cache
+	throttle *throttle
+	verified *verifiedKeys // presented keys that verified in this process
+	group    singleflight.Group
+	sem      chan struct{} // argon2 concurrency cap
+	settings settingsState // allowed origins and closed accounts (settings.go)
+	feed     storage.ChangeFeed
+	recorder storage.LastUsedRecorder
+	pos      feedState // change-feed position; background loop only
+	vary     []string  // the Vary values of every response: Origin and the key's headers
+	stats    stats
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
