@@ -379,3 +379,63 @@ func TestOriginTableSurvivesConcurrentChanges(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, 4, v.Stats().Environments)
 }
+
+// TestSettingsInterval: with a change feed, no periodic full reload runs
+// unless SettingsInterval asks for one; without a feed, the periodic
+// reload is how changes made elsewhere arrive.
+func TestSettingsInterval(t *testing.T) {
+	a := newAccounts(t)
+	counted := faultstore.New(a.store)
+	a.validator(counted.Exact(), false)
+	start := counted.Calls(faultstore.OpEnvironments)
+	time.Sleep(50 * time.Millisecond)
+	assert.Equal(t, start, counted.Calls(faultstore.OpEnvironments), "no full reload with a feed")
+
+	withInterval, err := middleware.New(middleware.Options{Store: counted.Exact(), SettingsInterval: 5 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = withInterval.Close() })
+	require.Eventually(t, func() bool { return counted.Calls(faultstore.OpEnvironments) > start+2 }, 2*time.Second, time.Millisecond,
+		"SettingsInterval asks for full reloads")
+
+	// A store without a change feed: only the periodic reload brings
+	// another process's change.
+	feedless := struct{ apikey.Store }{a.store}
+	v, err := middleware.New(middleware.Options{Store: feedless, Hasher: apikey.Argon2id{Params: apikey.TestParams}, SettingsInterval: 5 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = v.Close() })
+	h := v.Require(anyType)(okHandler)
+	_, err = a.m.SetAllowedOrigins(context.Background(), actorIn("globex"), apikey.Production, []string{"https://later.globex.example"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return serve(h, request(a.keys["globex/production/client"].Reveal(), "Origin", "https://later.globex.example")).Code == http.StatusOK
+	}, 2*time.Second, time.Millisecond)
+}
+
+// panickingEnvironments is a store whose Environments panics, as a custom
+// store's bug would.
+type panickingEnvironments struct{ *memory.Store }
+
+func (panickingEnvironments) Environments(context.Context, apikey.EnvironmentQuery) ([]apikey.Settings, error) {
+	panic("custom store bug")
+}
+
+// TestSettingsLoadPanicIsAnError: a store that panics while the settings
+// load is reported, and browser requests fail closed; New still succeeds.
+func TestSettingsLoadPanicIsAnError(t *testing.T) {
+	a := newAccounts(t)
+	var mu sync.Mutex
+	var errs []error
+	v, err := middleware.New(middleware.Options{
+		Store: panickingEnvironments{a.store}, Hasher: apikey.Argon2id{Params: apikey.TestParams},
+		OnBackgroundError: func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = v.Close() })
+	h := v.Require(anyType)(okHandler)
+	assert.Equal(t, http.StatusServiceUnavailable, serve(h, request(a.keys["acme/production/client"].Reveal(), "Origin", "https://acme.example")).Code)
+	assert.Equal(t, http.StatusOK, serve(h, request(a.keys["acme/production/client"].Reveal())).Code, "no Origin: no settings needed")
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, errs)
+	assert.ErrorContains(t, errs[0], "panicked")
+}

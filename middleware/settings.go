@@ -254,7 +254,9 @@ func (v *Validator) loadSettings(ctx context.Context) (err error) {
 	patterns := 0
 	parsed := map[string]apikey.Origin{}
 	closed := false
-	pages, errc := v.pageEnvironments(ctx)
+	done := make(chan struct{})
+	defer close(done) // ends the reader if this load ends early
+	pages, errc := v.pageEnvironments(ctx, done)
 	for page := range pages {
 		entries := 0
 		for _, st := range page {
@@ -308,8 +310,8 @@ func (v *Validator) loadSettings(ctx context.Context) (err error) {
 // at a time, in a goroutine of its own, so that the store's next page is
 // read while the last one is parsed. It closes pages after the last page
 // or an error, then sends the error (or nil) on errc; a panic of the store
-// becomes an error.
-func (v *Validator) pageEnvironments(ctx context.Context) (<-chan []apikey.Settings, <-chan error) {
+// becomes an error. It stops early when done is closed.
+func (v *Validator) pageEnvironments(ctx context.Context, done <-chan struct{}) (<-chan []apikey.Settings, <-chan error) {
 	pages, errc := make(chan []apikey.Settings, 1), make(chan error, 1)
 	go func() {
 		var err error
@@ -327,7 +329,11 @@ func (v *Validator) pageEnvironments(ctx context.Context) (<-chan []apikey.Setti
 			if err != nil {
 				return
 			}
-			pages <- page
+			select {
+			case pages <- page:
+			case <-done:
+				return
+			}
 			if len(page) < settingsPage {
 				return
 			}
