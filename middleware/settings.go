@@ -32,7 +32,8 @@ import (
 // full load asks for.
 const settingsPage = 1000
 
-// settingsShards is the number of shards of the table (a power of two).
+// settingsShards is the number of shards of the table (a power of two, at
+// most 256: shardOf returns a uint8).
 const settingsShards = 256
 
 // maxPendingEnvs bounds the environments waiting for a reload; beyond it a
@@ -77,7 +78,14 @@ type settingsTable struct {
 }
 
 func (t *settingsTable) shard(k envKey) *atomic.Pointer[map[envKey]*envSettings] {
-	return &t.shards[maphash.String(t.seed, k.account)&(settingsShards-1)]
+	return &t.shards[t.shardOf(k)]
+}
+
+// shardOf spreads the environments over the shards, those of one account
+// too (an account with many environments is no hot spot).
+func (t *settingsTable) shardOf(k envKey) uint8 {
+	h := maphash.String(t.seed, k.account) ^ maphash.String(t.seed, k.environment)*0x9e3779b97f4a7c15
+	return uint8(h & (settingsShards - 1))
 }
 
 // get returns the settings of an environment, or nil.
@@ -244,12 +252,15 @@ func (v *Validator) loadSettings(ctx context.Context) (err error) {
 	defer v.settings.mu.Unlock()
 	v.takePending() // this load covers them
 	t := &settingsTable{seed: maphash.MakeSeed()}
+	// Each page's entries, kept until the shards can be sized: a slice per
+	// page, so that nothing is copied as the list grows.
 	type loaded struct {
 		k     envKey
 		s     *envSettings
 		shard uint8
 	}
-	var all []loaded
+	var pagesRead [][]loaded
+	count := 0
 	var perShard [settingsShards]int
 	patterns := 0
 	parsed := map[string]apikey.Origin{}
@@ -265,15 +276,18 @@ func (v *Validator) loadSettings(ctx context.Context) (err error) {
 		ess := make([]envSettings, len(page))
 		originArr := make([]apikey.Origin, 0, entries)
 		patternArr := make([]string, 0, entries)
+		read := make([]loaded, len(page))
 		for i, st := range page {
 			k := envKey{st.Account, st.Environment}
 			v.parseSettings(st, &ess[i], &originArr, &patternArr, parsed)
-			shard := uint8(maphash.String(t.seed, k.account) & (settingsShards - 1))
-			all = append(all, loaded{k, &ess[i], shard})
+			shard := t.shardOf(k)
+			read[i] = loaded{k, &ess[i], shard}
 			perShard[shard]++
 			patterns += indexed(&ess[i])
 			closed = closed || ess[i].closed
 		}
+		pagesRead = append(pagesRead, read)
+		count += len(read)
 		if len(parsed) > 4*settingsPage {
 			clear(parsed) // a cache of shared entries, not of every entry
 		}
@@ -289,16 +303,18 @@ func (v *Validator) loadSettings(ctx context.Context) (err error) {
 		}
 	}
 	t.index.grow(patterns)
-	for _, e := range all {
-		shards[e.shard][e.k] = e.s
-		t.index.add(e.k.environment, e.s)
+	for _, read := range pagesRead {
+		for _, e := range read {
+			shards[e.shard][e.k] = e.s
+			t.index.add(e.k.environment, e.s)
+		}
 	}
 	for i := range shards {
 		if shards[i] != nil {
 			t.shards[i].Store(&shards[i])
 		}
 	}
-	t.size.Store(int64(len(all)))
+	t.size.Store(int64(count))
 	v.settings.table.Store(t)
 	if closed {
 		v.settings.closedGen.Add(1)
