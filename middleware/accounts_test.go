@@ -439,3 +439,30 @@ func TestSettingsLoadPanicIsAnError(t *testing.T) {
 	require.NotEmpty(t, errs)
 	assert.ErrorContains(t, errs[0], "panicked")
 }
+
+// TestOwnerAndMetadataChangesReachTheIdentity: a new owner or metadata
+// reaches the next request's Identity, in this process at once and in
+// another through the change feed, like any change of a key.
+func TestOwnerAndMetadataChangesReachTheIdentity(t *testing.T) {
+	a := newAccounts(t)
+	here, there := a.validator(nil, true), a.validator(nil, false)
+	key := a.keys["globex/staging/server"]
+	identity := func(v *middleware.Validator) middleware.Identity {
+		id, err := v.Check(request(key.Reveal()), middleware.Policy{})
+		require.NoError(t, err)
+		return id
+	}
+	for _, v := range []*middleware.Validator{here, there} {
+		assert.Empty(t, identity(v).Owner, "cached before the change")
+	}
+	ctx := context.Background()
+	_, err := a.m.SetOwner(ctx, actorIn("globex"), key.ID(), "user_7")
+	require.NoError(t, err)
+	_, err = a.m.SetMetadata(ctx, actorIn("globex"), key.ID(), map[string]string{"tier": "gold"})
+	require.NoError(t, err)
+	got := identity(here)
+	assert.Equal(t, "user_7", got.Owner)
+	assert.Equal(t, map[string]string{"tier": "gold"}, got.Metadata)
+	assert.Eventually(t, func() bool { return identity(there).Metadata["tier"] == "gold" }, 2*time.Second, time.Millisecond)
+	assert.Equal(t, "user_7", identity(there).Owner)
+}
