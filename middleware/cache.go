@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,11 @@ type entry struct {
 	dead    atomic.Bool  // evicted by Invalidate, the change feed or a purge
 	used    atomic.Int64 // last use, Unix seconds
 	flushed atomic.Int64 // last use written to the store, Unix seconds
+
+	// openAt is the generation of closed environments (settingsState.
+	// closedGen) at which the key's environment was last seen open; see
+	// checkClosed.
+	openAt atomic.Uint64
 }
 
 // newValidEntry returns the entry of a key that v verified.
@@ -72,7 +78,11 @@ func newValidEntry(v *Validator, k cacheKey, rec apikey.Record, until time.Time)
 		KeyID:       rec.ID,
 		Prefix:      rec.Prefix(),
 		Type:        rec.Type,
+		Account:     rec.Account,
 		Environment: rec.Environment,
+		Name:        rec.Name,
+		Owner:       rec.Owner,
+		Metadata:    maps.Clone(rec.Metadata),
 		Scopes:      append([]string(nil), rec.Scopes...),
 		ExpiresAt:   rec.ExpiresAt,
 		Expiring:    !rec.RotatedAt.IsZero(),

@@ -69,6 +69,9 @@ func (v *Validator) authenticate(r *http.Request, p Policy) (apikey.Key, *Identi
 	case apikey.Expired:
 		return key, nil, ErrExpiredKey
 	}
+	if err := v.checkClosed(e); err != nil {
+		return key, nil, err
+	}
 	id := e.ident
 	origin := r.Header["Origin"]
 	if id.Type == apikey.Server && len(origin) > 0 {
@@ -83,7 +86,7 @@ func (v *Validator) authenticate(r *http.Request, p Policy) (apikey.Key, *Identi
 		return key, nil, err
 	}
 	if id.Type == apikey.Client && len(origin) > 0 {
-		if err := v.checkOrigin(id.Environment, origin[0]); err != nil {
+		if err := v.checkOrigin(id, origin[0]); err != nil {
 			return key, nil, err
 		}
 	}

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -18,8 +19,19 @@ type Identity struct {
 	Prefix string
 	// Type is the key type.
 	Type apikey.KeyType
-	// Environment is the key's environment.
+	// Account is the account the key belongs to (apikey.DefaultAccount in
+	// a single-tenant service): the embedding service's customer.
+	Account string
+	// Environment is the key's environment, within its Account.
 	Environment string
+	// Name is the key's label for people, "" if it has none.
+	Name string
+	// Owner names whom the key was issued to, "" if nobody was named.
+	Owner string
+	// Metadata is the small map the service attached to the key (see
+	// apikey.ValidateMetadata); nil if none. Every Identity handed out holds
+	// a copy of its own.
+	Metadata map[string]string
 	// Scopes are a server key's scopes ("*" for full access); nil for a
 	// publishable key.
 	Scopes []string
@@ -89,7 +101,8 @@ func verifiedBy(r *http.Request, v *Validator) *Identity {
 
 // FromContext returns the Identity that the middleware stored in the
 // request's context, and true; outside the middleware it returns the zero
-// Identity and false. It never panics. The returned Scopes are a copy.
+// Identity and false. It never panics. The returned Scopes and Metadata are
+// copies.
 func FromContext(ctx context.Context) (Identity, bool) {
 	if ctx == nil {
 		return Identity{}, false
@@ -106,6 +119,7 @@ func FromContext(ctx context.Context) (Identity, bool) {
 func (id *Identity) clone() Identity {
 	out := *id
 	out.Scopes = slices.Clone(id.Scopes)
+	out.Metadata = maps.Clone(id.Metadata)
 	out.issuer, out.presented = nil, cacheKey{}
 	return out
 }

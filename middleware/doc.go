@@ -31,13 +31,21 @@
 //     this process before and whose stored hash is unchanged needs no
 //     argon2 run, only the read;
 //  4. checks status and expiry against Options.Now on every request, cached
-//     or not: a key stops working at its expiry, to the second;
+//     or not: a key stops working at its expiry, to the second; a key of a
+//     closed account is refused as revoked, even one that the close did
+//     not revoke (created in a race with it), because its environment's
+//     settings say the account is closed;
 //  5. refuses a server key that arrives with an Origin header (a leaked
 //     secret), unless Options.AllowServerKeyFromBrowser;
 //  6. checks the route Policy (the zero Policy admits server keys only),
 //     then, for a publishable key sent by a browser, the Origin against its
-//     own environment's allowed origins (an environment with no list admits
-//     no browser origin; the entry "*" admits every origin).
+//     own account's environment's allowed origins (an environment with no
+//     list admits no browser origin; the entry "*" admits every origin).
+//
+// The Identity names the key's account, environment, id and prefix, type,
+// scopes, name, owner, metadata and expiry. Policy.Environments names
+// environments by name, in any account: a service whose accounts are its
+// customers checks Identity.Account itself, in the handler.
 //
 // # Responses
 //
@@ -71,8 +79,21 @@
 // bound. A store without a change feed bounds it by Options.CacheTTL (1
 // minute by default). When the store is unreachable, cached valid keys
 // keep working until their cache TTL ends and nothing is served past it;
-// uncached keys get 503. Allowed origins are reloaded on Invalidate, on
-// change-feed entries and every Options.SettingsInterval.
+// uncached keys get 503.
+//
+// Settings (allowed origins, closed accounts) are held for every account's
+// environments. New loads them a page of 1,000 at a time (100,000 accounts
+// of 3 environments in about a second, see
+// BenchmarkValidatorStartManyAccounts). After that they follow the change
+// feed entry by entry: a change to one environment's settings, in any
+// process, reaches this one as a feed entry, and this process reads that
+// environment's settings alone (one Store.Settings call; Invalidate does
+// the same at once for changes made here). Everything is reloaded only
+// after a gap in the feed (storage.ErrFeedGap), and every
+// Options.SettingsInterval for stores without a change feed. A browser
+// request with a publishable key of an environment not loaded yet (created
+// a moment ago elsewhere) gets 503 and makes this process read that
+// environment's settings.
 //
 // # Performance
 //
@@ -131,6 +152,11 @@
 //     key cut to its prefix; it never ends the process.
 //   - Outages fail closed (503), and a revoked key is never served from the
 //     cache past the consistency bound above.
+//   - Accounts are hard boundaries: a publishable key is checked against
+//     its own account's origins only, and a closed account's keys are
+//     refused. CORS preflights carry no key, so they are answered for an
+//     origin that any account allows for an environment the route accepts;
+//     the actual request is then checked against the key's own account.
 //   - A server key seen with an Origin header is reported
 //     (Options.OnLeakedServerKey) and refused by default.
 //   - Comparisons of secrets are constant-time (apikey.Hasher); random

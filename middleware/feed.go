@@ -36,9 +36,10 @@ func (v *Validator) startFeed(ctx context.Context) {
 }
 
 // pollFeed applies every change since the last poll: it evicts changed keys
-// and reloads the settings if an environment's settings changed. On
-// storage.ErrFeedGap it drops the whole cache. If the store does not
-// answer, cached keys keep working until their cache TTL ends.
+// and reloads the settings of each environment whose settings changed (one
+// Store.Settings read each). On storage.ErrFeedGap it drops the whole cache
+// and reloads every environment's settings. If the store does not answer,
+// cached keys keep working until their cache TTL ends.
 func (v *Validator) pollFeed(ctx context.Context) {
 	if !v.pos.following {
 		v.startFeed(ctx)
@@ -47,10 +48,15 @@ func (v *Validator) pollFeed(ctx context.Context) {
 		}
 		return
 	}
-	settingsChanged := false
+	changed := map[envKey]struct{}{} // environments whose settings changed
 	defer func() {
-		if settingsChanged {
-			v.reloadSettings(ctx)
+		for k := range changed {
+			if err := v.reloadEnv(ctx, k); err != nil {
+				if ctx.Err() == nil {
+					v.cfg.OnBackgroundError(err)
+				}
+				v.addPending(k) // retried after this poll, and at the next ones
+			}
 		}
 	}()
 	for {
@@ -58,7 +64,8 @@ func (v *Validator) pollFeed(ctx context.Context) {
 		if errors.Is(err, storage.ErrFeedGap) {
 			v.cache.purge()
 			v.pos.since = next
-			settingsChanged = true
+			clear(changed)
+			v.reloadSettings(ctx)
 			return
 		}
 		if err != nil {
@@ -68,10 +75,16 @@ func (v *Validator) pollFeed(ctx context.Context) {
 			return
 		}
 		for _, c := range changes {
-			if c.KeyID == "" {
-				settingsChanged = true
-			} else {
+			switch {
+			case c.KeyID != "":
 				v.cache.evict(c.KeyID)
+			case c.Account == "":
+				// A store that does not name accounts: reload everything.
+				v.markFullReload()
+			case len(changed) < maxPendingEnvs:
+				changed[envKey{c.Account, c.Environment}] = struct{}{}
+			default:
+				v.markFullReload()
 			}
 		}
 		v.pos.since = next

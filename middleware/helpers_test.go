@@ -64,11 +64,18 @@ func (s *flakyStore) Key(ctx context.Context, id string) (apikey.Record, error) 
 	return s.Store.Key(ctx, id)
 }
 
-func (s *flakyStore) Environments(ctx context.Context) ([]apikey.Settings, error) {
+func (s *flakyStore) Environments(ctx context.Context, q apikey.EnvironmentQuery) ([]apikey.Settings, error) {
 	if s.down.Load() {
 		return nil, errDown
 	}
-	return s.Store.Environments(ctx)
+	return s.Store.Environments(ctx, q)
+}
+
+func (s *flakyStore) Settings(ctx context.Context, account, environment string) (apikey.Settings, error) {
+	if s.down.Load() {
+		return apikey.Settings{}, errDown
+	}
+	return s.Store.Settings(ctx, account, environment)
 }
 
 // fixture is a store with the production and staging environments

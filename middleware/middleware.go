@@ -22,21 +22,19 @@ const startupTimeout = 5 * time.Second
 // handlers with Handler or Require, and Close it after the server has shut
 // down. A Validator is safe for concurrent use.
 type Validator struct {
-	cfg        config
-	mac        *keyMAC
-	cache      *cache
-	throttle   *throttle
-	verified   *verifiedKeys // presented keys that verified in this process
-	group      singleflight.Group
-	sem        chan struct{} // argon2 concurrency cap
-	origins    atomic.Pointer[originTable]
-	settingsMu sync.Mutex    // serialises loadSettings
-	reload     chan struct{} // settings reload requests, capacity 1
-	feed       storage.ChangeFeed
-	recorder   storage.LastUsedRecorder
-	pos        feedState // change-feed position; background loop only
-	vary       []string  // the Vary values of every response: Origin and the key's headers
-	stats      stats
+	cfg      config
+	mac      *keyMAC
+	cache    *cache
+	throttle *throttle
+	verified *verifiedKeys // presented keys that verified in this process
+	group    singleflight.Group
+	sem      chan struct{} // argon2 concurrency cap
+	settings settingsState // allowed origins and closed accounts (settings.go)
+	feed     storage.ChangeFeed
+	recorder storage.LastUsedRecorder
+	pos      feedState // change-feed position; background loop only
+	vary     []string  // the Vary values of every response: Origin and the key's headers
+	stats    stats
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -45,9 +43,10 @@ type Validator struct {
 	wg     sync.WaitGroup
 }
 
-// New validates opts and returns a running Validator. It loads the
-// environments' settings and, if the store has a change feed, its current
-// revision, waiting up to 5 seconds; if the store does not answer, New
+// New validates opts and returns a running Validator. It reads the store's
+// change-feed revision, if it has a change feed, then loads every account's
+// environments' settings, a page at a time, waiting up to 5 seconds; if
+// the store does not answer, New
 // still succeeds, reports the error to OnBackgroundError and keeps trying in
 // the background (meanwhile publishable keys used from browsers get
 // ErrUnavailable). New starts one background goroutine, which Close stops.
@@ -72,9 +71,9 @@ func New(opts Options) (*Validator, error) {
 		verified: verified,
 		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, verified),
 		sem:      make(chan struct{}, cfg.MaxConcurrentHashes),
-		reload:   make(chan struct{}, 1),
 		vary:     varyHeaders(cfg.AllowBearer),
 	}
+	v.settings.init()
 	report := cfg.OnBackgroundError
 	v.cfg.OnBackgroundError = func(err error) {
 		v.stats.backgroundErrs.Add(1)
@@ -86,10 +85,10 @@ func New(opts Options) (*Validator, error) {
 
 	ctx, cancel := context.WithTimeout(v.ctx, startupTimeout)
 	defer cancel()
+	v.startFeed(ctx) // first, so that no change made during the load is missed
 	if err := v.loadSettings(ctx); err != nil {
 		v.cfg.OnBackgroundError(err)
 	}
-	v.startFeed(ctx)
 
 	v.wg.Add(1)
 	go v.run()
@@ -190,20 +189,25 @@ func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
 }
 
 // Invalidate evicts what the validation cache holds about the key of event
-// e at once, and reloads the environments' settings before it returns when
-// they changed (one read of the store, at most 5 seconds; key events never
-// wait). Pass it as apikey.ManagerOptions.OnEvent so that changes made
-// through the Manager take effect in this process for the next request
-// (other processes learn of them through the change feed).
+// e at once and, when an environment's settings changed (allowed origins,
+// a bootstrap, a closed account), reloads that environment's settings
+// before it returns (one read of the store, at most 5 seconds; key events
+// never wait). Pass it as apikey.ManagerOptions.OnEvent so that changes
+// made through the Manager take effect in this process for the next
+// request (other processes learn of them through the change feed).
 func (v *Validator) Invalidate(e apikey.Event) {
+	account := e.Account
+	if account == "" {
+		account = apikey.DefaultAccount
+	}
 	switch e.Action {
 	case apikey.ActionView, apikey.ActionReveal:
 		return // nothing changed
-	case apikey.ActionSetOrigins:
-		v.reloadNow()
+	case apikey.ActionSetOrigins, apikey.ActionClose:
+		v.reloadEnvNow(account, e.Environment)
 	case apikey.ActionBootstrap: // one event per new key: reload once
-		if t := v.origins.Load(); t == nil || !t.has(e.Environment) {
-			v.reloadNow()
+		if t := v.settings.table.Load(); t == nil || !t.has(envKey{account, e.Environment}) {
+			v.reloadEnvNow(account, e.Environment)
 		}
 	}
 	if e.KeyID != "" {
@@ -260,41 +264,27 @@ func (v *Validator) run() {
 		defer t.Stop()
 		lastUsedC = t.C
 	}
-	settings := time.NewTicker(v.cfg.SettingsInterval)
-	defer settings.Stop()
+	var settingsC <-chan time.Time
+	if v.cfg.SettingsInterval > 0 {
+		t := time.NewTicker(v.cfg.SettingsInterval)
+		defer t.Stop()
+		settingsC = t.C
+	}
 	for {
 		select {
 		case <-v.ctx.Done():
 			return
 		case <-feedC:
 			v.pollFeed(v.ctx)
-		case <-settings.C:
+			v.reloadPending(v.ctx) // retries of failed reloads
+		case <-settingsC:
 			v.reloadSettings(v.ctx)
-		case <-v.reload:
-			v.reloadSettings(v.ctx)
+		case <-v.settings.signal:
+			v.reloadPending(v.ctx)
 		case <-lastUsedC:
 			if err := v.flushLastUsed(v.ctx); err != nil {
 				v.cfg.OnBackgroundError(err)
 			}
 		}
-	}
-}
-
-// reloadNow reloads the settings before it returns, so that an origin
-// change made through this process's Manager holds for the next request. If
-// the store does not answer within startupTimeout, the background loop
-// retries.
-func (v *Validator) reloadNow() {
-	ctx, cancel := context.WithTimeout(v.ctx, startupTimeout)
-	defer cancel()
-	if err := v.loadSettings(ctx); err != nil {
-		v.cfg.OnBackgroundError(err)
-		v.requestReload()
-	}
-}
-
-func (v *Validator) reloadSettings(ctx context.Context) {
-	if err := v.loadSettings(ctx); err != nil && ctx.Err() == nil {
-		v.cfg.OnBackgroundError(err)
 	}
 }

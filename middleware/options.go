@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage"
 )
 
 // Default values of the Options fields whose zero value means "default".
@@ -19,7 +20,7 @@ const (
 	DefaultThrottleFailures = 10
 	DefaultThrottleWindow   = time.Minute
 	DefaultFeedInterval     = time.Second
-	DefaultSettingsInterval = time.Minute
+	DefaultSettingsInterval = time.Minute // for stores without a change feed
 	DefaultLastUsedInterval = time.Minute
 )
 
@@ -107,9 +108,17 @@ type Options struct {
 	// bound. Zero means DefaultFeedInterval (1 second). Ignored if the store
 	// has no change feed.
 	FeedInterval time.Duration
-	// SettingsInterval is how often the environments' settings (allowed
-	// origins) are reloaded in full, besides the reloads that Invalidate and
-	// the change feed trigger. Zero means DefaultSettingsInterval (1 minute).
+	// SettingsInterval is how often every account's environments' settings
+	// (allowed origins, closed accounts) are reloaded in full, a page at a
+	// time. With a change feed no periodic reload is needed: a settings
+	// change reaches this process as a feed entry, which reloads that one
+	// environment's settings (one read), and only a gap in the feed
+	// (storage.ErrFeedGap) reloads them all; so zero means never for a
+	// store with a change feed. A full reload reads every environment (at
+	// 300,000 environments, a second or two of store reads), so set it
+	// only as a safety net, in hours. For a store without a change feed,
+	// reloading is the only way to see changes made by other processes:
+	// zero means DefaultSettingsInterval (1 minute).
 	SettingsInterval time.Duration
 	// LastUsedInterval is how often last-used times are written, at most one
 	// write per key per interval, through storage.LastUsedRecorder; the
@@ -221,7 +230,9 @@ func (o Options) withDefaults() (config, error) {
 	orDefault(&c.ThrottleFailures, DefaultThrottleFailures)
 	orDefault(&c.ThrottleWindow, DefaultThrottleWindow)
 	orDefault(&c.FeedInterval, DefaultFeedInterval)
-	orDefault(&c.SettingsInterval, DefaultSettingsInterval)
+	if _, feed := o.Store.(storage.ChangeFeed); !feed {
+		orDefault(&c.SettingsInterval, DefaultSettingsInterval)
+	}
 	orDefault(&c.LastUsedInterval, DefaultLastUsedInterval)
 	return c, nil
 }

@@ -23,8 +23,9 @@ type Policy struct {
 	// read-only: they hold every read scope and no write scope. Empty
 	// requires no scope.
 	Scope string
-	// Environments lists the environments whose keys the route accepts;
-	// empty accepts every environment.
+	// Environments lists the environments whose keys the route accepts, by
+	// name, in any account; empty accepts every environment. A route of one
+	// account's customers checks Identity.Account in its handler.
 	Environments []string
 }
 

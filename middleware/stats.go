@@ -37,6 +37,11 @@ type Stats struct {
 	FeedRevision int64
 	FeedLag      time.Duration
 
+	// Environments is how many accounts' environments' settings (allowed
+	// origins, closed accounts) the Validator holds; zero until they are
+	// first loaded.
+	Environments int
+
 	// BackgroundErrors counts the errors passed to Options.OnBackgroundError.
 	BackgroundErrors uint64
 }
@@ -92,6 +97,9 @@ func (v *Validator) Stats() Stats {
 		BackgroundErrors: s.backgroundErrs.Load(),
 	}
 	out.CachedKeys, out.CachedFailures = v.cache.sizes()
+	if t := v.settings.table.Load(); t != nil {
+		out.Environments = int(t.size.Load())
+	}
 	for i, r := range reasons {
 		out.Refusals[r.Code()] = s.refusals[i].Load()
 	}

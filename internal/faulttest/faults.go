@@ -20,7 +20,6 @@ import (
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/storage"
 	"github.com/keystile/keystile/storage/faultstore"
-	"github.com/keystile/keystile/storage/sqlstore"
 )
 
 // The fault tests run the middleware and the Manager over a real backend
@@ -35,9 +34,9 @@ type Backend struct {
 	// Open returns a store on a fresh, empty database, and a function that
 	// opens another handle on the same data (another process's pool).
 	Open func(t *testing.T) (apikey.Store, func() apikey.Store)
-	// Postgres reports that Open returns a *sqlstore.Store on PostgreSQL:
-	// StorageFaults then also runs the faults that only a PostgreSQL server
-	// can produce.
+	// Postgres reports that Open returns a store on PostgreSQL with a
+	// DB() *sql.DB method (*sqlstore.Store): StorageFaults then also runs
+	// the faults that only a PostgreSQL server can produce.
 	Postgres bool
 }
 
@@ -126,7 +125,7 @@ func (e *faultEnv) backgroundErrors() int {
 // from the inner store behind the faults.
 func (e *faultEnv) auditEvents(keyID string, action apikey.Action) int {
 	e.t.Helper()
-	events, err := e.inner.(storage.AuditLog).Events(context.Background(), apikey.Production, 0)
+	events, err := e.inner.(storage.AuditLog).Events(context.Background(), storage.EventQuery{Account: apikey.DefaultAccount, Environment: apikey.Production})
 	require.NoError(e.t, err)
 	n := 0
 	for _, ev := range events {
@@ -450,7 +449,7 @@ func testFailedAuditWrites(t *testing.T, b Backend) {
 	rec, err := e.inner.Key(ctx, key.ID())
 	require.NoError(t, err)
 	assert.True(t, rec.RevokedAt.IsZero(), "the failed revocation changed nothing")
-	keys, err := e.inner.Keys(ctx, apikey.Production)
+	keys, err := e.inner.Keys(ctx, apikey.KeyQuery{Account: apikey.DefaultAccount, Environment: apikey.Production, Limit: apikey.MaxPageSize})
 	require.NoError(t, err)
 	assert.Len(t, keys, 3, "the failed Create stored nothing")
 	assert.Equal(t, ok200, do(ctx, e.h, key.Reveal()), "the key was not revoked")
@@ -511,9 +510,11 @@ func testSettingsUnavailableAtStart(t *testing.T, b Backend) {
 
 // postgresDB returns the database of the PostgreSQL backend.
 func (e *faultEnv) postgresDB() *sql.DB {
-	s, ok := e.inner.(*sqlstore.Store)
-	if !ok || s.Dialect() != sqlstore.Postgres {
-		e.t.Fatal("a PostgreSQL-only fault ran on another backend")
+	// An interface rather than *sqlstore.Store, so that this package (and
+	// package middleware's tests) need not compile the SQL backend.
+	s, ok := e.inner.(interface{ DB() *sql.DB })
+	if !ok {
+		e.t.Fatal("a PostgreSQL-only fault ran on a backend without a *sql.DB")
 	}
 	return s.DB()
 }

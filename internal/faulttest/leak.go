@@ -330,13 +330,13 @@ func testSecretsNeverLeak(t *testing.T, b Backend) {
 	}
 
 	// The stored records and the audit log.
-	keys, err := e.inner.Keys(ctx, apikey.Production)
+	keys, err := e.inner.Keys(ctx, apikey.KeyQuery{Account: apikey.DefaultAccount, Environment: apikey.Production, Limit: apikey.MaxPageSize})
 	require.NoError(t, err)
 	for _, rec := range keys {
 		out.addValue("record", rec)
 		out.addValue("view", rec.View(e.clock.Now()))
 	}
-	events, err := e.inner.(storage.AuditLog).Events(ctx, "", 0)
+	events, err := e.inner.(storage.AuditLog).Events(ctx, storage.EventQuery{})
 	require.NoError(t, err)
 	require.NotEmpty(t, events)
 	for _, ev := range events {

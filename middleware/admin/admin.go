@@ -6,11 +6,13 @@
 //	mux.Handle("/admin/", validator.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Server}})(
 //		http.StripPrefix("/admin", api)))
 //
-// Routes (relative to the mount point):
+// Routes (relative to the mount point), all within the caller's account
+// (Caller.Account):
 //
-//	GET    /environments                        environments and their allowed origins
-//	GET    /environments/{env}/keys             list keys (never a secret)
-//	POST   /environments/{env}/keys             create a key: {"type", "name", "scopes", "expires_in" | "expires_at"}
+//	GET    /environments                        a page of environments and their allowed origins
+//	GET    /environments/{env}/keys             a page of keys (never a secret)
+//	POST   /environments/{env}/keys             create a key: {"type", "name", "owner", "metadata",
+//	                                            "scopes", "expires_in" | "expires_at"}
 //	                                            (a server key needs scopes: ["*"] for full access)
 //	POST   /environments/{env}/keys/{type}/rotate  rotate the default key: {"grace"}
 //	GET    /keys/{id}                           one key
@@ -18,15 +20,36 @@
 //	PUT    /keys/{id}/grace                     change a rotated key's grace: {"grace"}
 //	POST   /keys/{id}/revoke                    revoke a key (a default key is rotated first)
 //	PUT    /keys/{id}/scopes                    replace a scoped key's scopes: {"scopes"} (not empty; ["*"] for full access)
+//	PUT    /keys/{id}/owner                     name whom the key is issued to: {"owner"} ("" names nobody)
+//	PUT    /keys/{id}/metadata                  replace the key's metadata: {"metadata": {...}} ({} removes it)
 //	POST   /keys/{id}/reveal                    the full key, where it can be revealed
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
-//	GET    /audit?environment=&limit=           audit events, newest first
+//	GET    /audit?environment=&before=&limit=   a page of audit events, newest first
+//	POST   /account/close                       close the caller's own account (owners not
+//	                                            confined to an environment)
+//
+// and, for operators only (Caller.Operator, acting across accounts; never
+// a key-authenticated caller):
+//
+//	GET    /accounts                            a page of account ids
+//	POST   /accounts/{account}/close            close an account
 //
 // {id} is a key id or a displayable prefix, "server-<id>" or "client-<id>"
 // (apikey.ParseKeyID). A prefix of the other type is 404 not_found, like a
-// key that does not exist; anything else, a full key included, is 422
-// invalid_key_id.
+// key that does not exist or a key of another account; anything else, a
+// full key included, is 422 invalid_key_id.
+//
+// Lists are paged: ?limit=N (1 to 1000, 100 by default) and ?after=<the
+// "next" of the previous page>; a response carries "next" while more
+// follow. The audit log's cursor is the seq of the last event of a page,
+// also accepted as ?before=. A cursor that no page returned is 422
+// invalid_cursor.
+//
+// Closing an account revokes every key of every environment of it at once
+// (defaults included) and refuses new ones: it cannot be undone. A key
+// cannot close its account, even a full-access one (KeyScopes confines it to
+// its environment): owners do it from a console session, or an operator.
 //
 // The grace of rotate and grace changes is required: a missing grace (or
 // an empty body) is refused with 422 grace_required, never read as zero;
@@ -51,17 +74,70 @@ import (
 // Caller is who makes a management request.
 type Caller struct {
 	// Actor is recorded in audit events; its role decides what is allowed.
+	// Its Account is set from Account (it may be left empty).
 	Actor apikey.Actor
-	// Environment, if set, confines the caller to one environment: keys and
-	// settings of others are invisible to it (404). A key-authenticated
-	// caller is confined to its key's environment, because environments are
-	// hard boundaries.
+	// Account is the account the caller acts in: every route reads and
+	// changes only that account's environments, keys and audit events, and
+	// a key of another account is not found (404). Empty means
+	// Actor.Account, and then apikey.DefaultAccount.
+	Account string
+	// Operator lets the caller use the account routes (GET /accounts,
+	// POST /accounts/{account}/close), which act across accounts
+	// (apikey.AnyAccount). The other routes still act in Account. Only the
+	// embedding service's own back office should set it; KeyScopes never
+	// does.
+	Operator bool
+	// Environment, if set, confines the caller to one environment of its
+	// account: keys and settings of others are invisible to it (404). A
+	// key-authenticated caller is confined to its key's account and
+	// environment, because both are hard boundaries.
 	Environment string
 	// Scopes, if not nil, bound what the caller may hand out: it may create,
 	// rotate or reveal a server key, or set a key's scopes, only within
 	// these scopes, so that a key cannot mint a key stronger than itself.
 	// Nil means no bound.
 	Scopes []string
+}
+
+// account returns the account the caller acts in.
+func (c Caller) account() string {
+	switch {
+	case c.Account != "":
+		return c.Account
+	case c.Actor.Account != "" && c.Actor.Account != apikey.AnyAccount:
+		return c.Actor.Account
+	}
+	return apikey.DefaultAccount
+}
+
+// actor returns the Actor of the caller's Manager calls: in its account.
+func (c Caller) actor() apikey.Actor {
+	a := c.Actor
+	a.Account = c.account()
+	return a
+}
+
+// operator returns the Actor of an operator's calls across accounts.
+func (c Caller) operator() (apikey.Actor, error) {
+	if !c.Operator {
+		return apikey.Actor{}, middleware.Refuse(ReasonForbidden, "the account routes are for operators only")
+	}
+	a := c.Actor
+	a.Account = apikey.AnyAccount
+	return a, nil
+}
+
+// check refuses a Caller whose Actor names another account than Account,
+// or acts across accounts without Operator: an Authorize function's
+// mistake, never widened silently.
+func (c Caller) check() error {
+	switch {
+	case c.Actor.Account == apikey.AnyAccount && !c.Operator:
+		return middleware.Refuse(ReasonForbidden, "acting across accounts needs Caller.Operator")
+	case c.Actor.Account != "" && c.Actor.Account != apikey.AnyAccount && c.Account != "" && c.Actor.Account != c.Account:
+		return middleware.Refuse(ReasonForbidden, "the caller's actor and account differ")
+	}
+	return nil
 }
 
 // mayHold refuses a caller whose Scopes do not cover every one of scopes.
@@ -137,10 +213,15 @@ func New(opts Options) (*API, error) {
 		"PUT /keys/{id}/grace":                        a.changeGrace,
 		"POST /keys/{id}/revoke":                      a.revokeKey,
 		"PUT /keys/{id}/scopes":                       a.setScopes,
+		"PUT /keys/{id}/owner":                        a.setOwner,
+		"PUT /keys/{id}/metadata":                     a.setMetadata,
 		"POST /keys/{id}/reveal":                      a.revealKey,
 		"GET /environments/{env}/origins":             a.getOrigins,
 		"PUT /environments/{env}/origins":             a.setOrigins,
 		"GET /audit":                                  a.audit,
+		"POST /account/close":                         a.closeOwnAccount,
+		"GET /accounts":                               a.accounts,
+		"POST /accounts/{account}/close":              a.closeAccount,
 	}
 	for pattern, h := range routes {
 		a.mux.Handle(pattern, a.wrap(h))
@@ -166,6 +247,10 @@ func (a *API) wrap(h handler) http.Handler {
 		caller, err := a.opts.Authorize(r)
 		if err != nil {
 			writeError(w, r, forbidden(err))
+			return
+		}
+		if err := caller.check(); err != nil {
+			writeError(w, r, err)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)

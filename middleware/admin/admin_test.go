@@ -16,6 +16,7 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/storage"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -240,9 +241,9 @@ func TestFullAccessIsNeverImplicit(t *testing.T) {
 	scoped, err := f.m.Create(context.Background(), owner.Actor, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"customers:read"}})
 	require.NoError(t, err)
 	keys := func() int {
-		views, err := f.m.List(context.Background(), owner.Actor, apikey.Production)
+		list, err := f.m.List(context.Background(), owner.Actor, apikey.Production, apikey.Page{Limit: apikey.MaxPageSize})
 		require.NoError(t, err)
-		return len(views)
+		return len(list.Keys)
 	}
 	tests := []struct {
 		name   string
@@ -418,10 +419,10 @@ func TestBodyLimit(t *testing.T) {
 // brokenStore fails every call, like a database that went away.
 type brokenStore struct{ *memory.Store }
 
-func (brokenStore) Keys(context.Context, string) ([]apikey.Record, error) {
+func (brokenStore) Keys(context.Context, apikey.KeyQuery) ([]apikey.Record, error) {
 	return nil, assert.AnError
 }
-func (brokenStore) Settings(context.Context, string) (apikey.Settings, error) {
+func (brokenStore) Settings(context.Context, string, string) (apikey.Settings, error) {
 	return apikey.Settings{}, assert.AnError
 }
 
@@ -493,7 +494,7 @@ func TestKeyScopes(t *testing.T) {
 			assert.Equal(t, tt.status, w.Code, w.Body.String())
 		})
 	}
-	events, err := f.store.Events(context.Background(), apikey.Production, 0)
+	events, err := f.store.Events(context.Background(), storage.EventQuery{Environment: apikey.Production})
 	require.NoError(t, err)
 	actors := map[string]bool{}
 	for _, e := range events {
@@ -552,7 +553,7 @@ func TestRotatedOutKeyCannotManageKeys(t *testing.T) {
 
 	for _, old := range []apikey.Key{oldDefault, writer.Key} {
 		t.Run(old.Prefix(), func(t *testing.T) {
-			before, err := m.List(ctx, owner.Actor, apikey.Production)
+			before, err := m.List(ctx, owner.Actor, apikey.Production, apikey.Page{})
 			require.NoError(t, err)
 			status, body := send(old.Reveal(), "GET", "/environments/production/keys", "")
 			require.Equal(t, http.StatusOK, status, "a rotated-out key may still list keys: %v", body)
@@ -576,7 +577,7 @@ func TestRotatedOutKeyCannotManageKeys(t *testing.T) {
 				assert.Contains(t, body["detail"], "rotated out", "%s: the refusal says why", w.name)
 				assert.NotContains(t, body, "key", "%s: no key handed out", w.name)
 			}
-			after, err := m.List(ctx, owner.Actor, apikey.Production)
+			after, err := m.List(ctx, owner.Actor, apikey.Production, apikey.Page{})
 			require.NoError(t, err)
 			assert.Equal(t, before, after, "no key changed")
 			s, err := m.Settings(ctx, owner.Actor, apikey.Production)
@@ -602,7 +603,7 @@ func mustParse(t *testing.T, s string) apikey.Key {
 // API answers with a status, never a panic or a 500.
 func FuzzRequestBody(f *testing.F) {
 	for _, s := range []string{`{"type":"server","scopes":["customers:write"],"expires_in":"1h"}`, `{"grace":"24h"}`,
-		`{"allowed_origins":["https://*.example.com"]}`, `{"scopes":[]}`, `{"expires_at":"2030-01-01T00:00:00Z"}`, `[]`, `null`, ``} {
+		`{"allowed_origins":["https://*.example.com"]}`, `{"scopes":[]}`, `{"expires_at":"2030-01-01T00:00:00Z"}`, `{"owner":"u_1"}`, `{"metadata":{"plan":"pro"}}`, `[]`, `null`, ``} {
 		f.Add(s)
 	}
 	fx := newFixture(f)
@@ -612,6 +613,8 @@ func FuzzRequestBody(f *testing.F) {
 			{"POST", "/environments/production/keys/client/rotate"},
 			{"PUT", "/keys/" + fx.client.View.ID + "/grace"},
 			{"PUT", "/environments/production/origins"},
+			{"PUT", "/keys/" + fx.client.View.ID + "/owner"},
+			{"PUT", "/keys/" + fx.client.View.ID + "/metadata"},
 		} {
 			w := httptest.NewRecorder()
 			fx.api.ServeHTTP(w, httptest.NewRequest(route.method, route.path, strings.NewReader(body)))

@@ -18,7 +18,7 @@ const (
 // scope: a key holding "api_keys:write" (or full access, "*") acts as an
 // owner, one holding only "api_keys:read" as read-only. Publishable keys and
 // keys with neither scope are refused. The caller is confined to its key's
-// environment, may hand out no scope its key does not hold (so
+// account and environment (never an operator), may hand out no scope its key does not hold (so
 // "api_keys:write" alone cannot mint a full-access key), and its actor id is
 // the key's displayable prefix.
 //
@@ -50,5 +50,8 @@ func KeyScopes(r *http.Request) (Caller, error) {
 		}
 		role = apikey.ReadOnly
 	}
-	return Caller{Actor: apikey.Actor{ID: id.Prefix, Role: role}, Environment: id.Environment, Scopes: id.Scopes}, nil
+	return Caller{
+		Actor:   apikey.Actor{ID: id.Prefix, Role: role, Account: id.Account},
+		Account: id.Account, Environment: id.Environment, Scopes: id.Scopes,
+	}, nil
 }

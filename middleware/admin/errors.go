@@ -49,6 +49,10 @@ var ruleReasons = []struct {
 	{apikey.ErrKeyExpired, middleware.NewReason("key_expired", http.StatusConflict, "key expired")},
 	{apikey.ErrAlreadyBootstrapped, middleware.NewReason("already_bootstrapped", http.StatusConflict, "environment already bootstrapped")},
 	{apikey.ErrNotRevealable, middleware.NewReason("not_revealable", http.StatusConflict, "key cannot be revealed")},
+	{apikey.ErrInvalidAccount, middleware.NewReason("invalid_account", http.StatusUnprocessableEntity, "invalid account")},
+	{apikey.ErrAccountClosed, middleware.NewReason("account_closed", http.StatusConflict, "account closed")},
+	{apikey.ErrInvalidMetadata, middleware.NewReason("invalid_metadata", http.StatusUnprocessableEntity, "invalid owner or metadata")},
+	{apikey.ErrInvalidCursor, middleware.NewReason("invalid_cursor", http.StatusUnprocessableEntity, "invalid page cursor")},
 	{apikey.ErrConflict, middleware.NewReason("conflict", http.StatusConflict, "concurrent change; try again")},
 }
 

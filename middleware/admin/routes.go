@@ -2,11 +2,14 @@ package admin
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/storage"
 )
 
 // keyResponse carries a full key, shown once, and its public view.
@@ -21,11 +24,18 @@ func issued(k apikey.Issued) keyResponse {
 
 func (a *API) environments(r *http.Request, c Caller) (int, any, error) {
 	if c.Environment != "" {
-		s, err := a.opts.Manager.Settings(r.Context(), c.Actor, c.Environment)
-		return http.StatusOK, map[string]any{"environments": []apikey.Settings{s}}, err
+		s, err := a.opts.Manager.Settings(r.Context(), c.actor(), c.Environment)
+		return http.StatusOK, apikey.EnvironmentList{Environments: []apikey.Settings{s}}, err
 	}
-	all, err := a.allSettings(r, c)
-	return http.StatusOK, map[string]any{"environments": all}, err
+	page, err := pageOf(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	list, err := a.opts.Manager.Environments(r.Context(), c.actor(), page)
+	if list.Environments == nil {
+		list.Environments = []apikey.Settings{}
+	}
+	return http.StatusOK, list, err
 }
 
 func (a *API) listKeys(r *http.Request, c Caller) (int, any, error) {
@@ -33,16 +43,22 @@ func (a *API) listKeys(r *http.Request, c Caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	views, err := a.opts.Manager.List(r.Context(), c.Actor, env)
-	return http.StatusOK, map[string]any{"keys": views}, err
+	page, err := pageOf(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	list, err := a.opts.Manager.List(r.Context(), c.actor(), env, page)
+	return http.StatusOK, list, err
 }
 
 type createRequest struct {
-	Type      apikey.KeyType `json:"type"`
-	Name      string         `json:"name"`
-	Scopes    []string       `json:"scopes"`
-	ExpiresIn duration       `json:"expires_in"`
-	ExpiresAt time.Time      `json:"expires_at"`
+	Type      apikey.KeyType    `json:"type"`
+	Name      string            `json:"name"`
+	Owner     string            `json:"owner"`
+	Metadata  map[string]string `json:"metadata"`
+	Scopes    []string          `json:"scopes"`
+	ExpiresIn duration          `json:"expires_in"`
+	ExpiresAt time.Time         `json:"expires_at"`
 }
 
 func (a *API) createKey(r *http.Request, c Caller) (int, any, error) {
@@ -70,8 +86,9 @@ func (a *API) createKey(r *http.Request, c Caller) (int, any, error) {
 	if req.ExpiresIn != 0 {
 		expires = a.opts.Manager.Now().Add(time.Duration(req.ExpiresIn))
 	}
-	k, err := a.opts.Manager.Create(r.Context(), c.Actor, apikey.CreateRequest{
-		Environment: env, Type: req.Type, Name: req.Name, Scopes: req.Scopes, ExpiresAt: expires,
+	k, err := a.opts.Manager.Create(r.Context(), c.actor(), apikey.CreateRequest{
+		Environment: env, Type: req.Type, Name: req.Name, Owner: req.Owner, Metadata: req.Metadata,
+		Scopes: req.Scopes, ExpiresAt: expires,
 	})
 	return http.StatusCreated, issued(k), err
 }
@@ -112,7 +129,7 @@ func (a *API) rotateDefault(r *http.Request, c Caller) (int, any, error) {
 	}
 	req := body.rotation(a.opts.Policy)
 	req.Environment, req.Type = env, typ
-	k, err := a.opts.Manager.Rotate(r.Context(), c.Actor, req)
+	k, err := a.opts.Manager.Rotate(r.Context(), c.actor(), req)
 	return http.StatusCreated, issued(k), err
 }
 
@@ -135,7 +152,7 @@ func (a *API) rotateKey(r *http.Request, c Caller) (int, any, error) {
 	}
 	req := body.rotation(a.opts.Policy)
 	req.KeyID = view.ID
-	k, err := a.opts.Manager.Rotate(r.Context(), c.Actor, req)
+	k, err := a.opts.Manager.Rotate(r.Context(), c.actor(), req)
 	return http.StatusCreated, issued(k), err
 }
 
@@ -151,7 +168,7 @@ func (a *API) changeGrace(r *http.Request, c Caller) (int, any, error) {
 	if req.Grace == nil {
 		return 0, nil, graceRequired(a.opts.Policy)
 	}
-	view, err = a.opts.Manager.ChangeGrace(r.Context(), c.Actor, view.ID, time.Duration(*req.Grace), a.opts.Policy)
+	view, err = a.opts.Manager.ChangeGrace(r.Context(), c.actor(), view.ID, time.Duration(*req.Grace), a.opts.Policy)
 	return http.StatusOK, view, err
 }
 
@@ -160,7 +177,7 @@ func (a *API) revokeKey(r *http.Request, c Caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	view, err = a.opts.Manager.Revoke(r.Context(), c.Actor, view.ID)
+	view, err = a.opts.Manager.Revoke(r.Context(), c.actor(), view.ID)
 	return http.StatusOK, view, err
 }
 
@@ -184,7 +201,47 @@ func (a *API) setScopes(r *http.Request, c Caller) (int, any, error) {
 	if err := c.mayHold(scopes); err != nil {
 		return 0, nil, err
 	}
-	view, err = a.opts.Manager.SetScopes(r.Context(), c.Actor, view.ID, req.Scopes)
+	view, err = a.opts.Manager.SetScopes(r.Context(), c.actor(), view.ID, req.Scopes)
+	return http.StatusOK, view, err
+}
+
+type ownerRequest struct {
+	Owner *string `json:"owner"`
+}
+
+func (a *API) setOwner(r *http.Request, c Caller) (int, any, error) {
+	view, err := a.key(r, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req ownerRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.Owner == nil {
+		return 0, nil, invalid(`"owner" is required ("" names nobody)`)
+	}
+	view, err = a.opts.Manager.SetOwner(r.Context(), c.actor(), view.ID, *req.Owner)
+	return http.StatusOK, view, err
+}
+
+type metadataRequest struct {
+	Metadata *map[string]string `json:"metadata"`
+}
+
+func (a *API) setMetadata(r *http.Request, c Caller) (int, any, error) {
+	view, err := a.key(r, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req metadataRequest
+	if err := decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.Metadata == nil {
+		return 0, nil, invalid(`"metadata" is required ({} removes it)`)
+	}
+	view, err = a.opts.Manager.SetMetadata(r.Context(), c.actor(), view.ID, *req.Metadata)
 	return http.StatusOK, view, err
 }
 
@@ -196,7 +253,7 @@ func (a *API) revealKey(r *http.Request, c Caller) (int, any, error) {
 	if err := c.mayHold(view.Scopes); err != nil {
 		return 0, nil, err
 	}
-	k, err := a.opts.Manager.Reveal(r.Context(), c.Actor, view.ID)
+	k, err := a.opts.Manager.Reveal(r.Context(), c.actor(), view.ID)
 	return http.StatusOK, keyResponse{Key: k.Reveal(), View: view}, err
 }
 
@@ -205,7 +262,7 @@ func (a *API) getOrigins(r *http.Request, c Caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	s, err := a.opts.Manager.Settings(r.Context(), c.Actor, env)
+	s, err := a.opts.Manager.Settings(r.Context(), c.actor(), env)
 	return http.StatusOK, s, err
 }
 
@@ -222,8 +279,15 @@ func (a *API) setOrigins(r *http.Request, c Caller) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	s, err := a.opts.Manager.SetAllowedOrigins(r.Context(), c.Actor, env, req.AllowedOrigins)
+	s, err := a.opts.Manager.SetAllowedOrigins(r.Context(), c.actor(), env, req.AllowedOrigins)
 	return http.StatusOK, s, err
+}
+
+// auditPage is a page of audit events, newest first. Next is the seq of
+// the last event, to pass as ?before= (or ?after=) for the next page.
+type auditPage struct {
+	Events []apikey.Event `json:"events"`
+	Next   string         `json:"next,omitempty"`
 }
 
 func (a *API) audit(r *http.Request, c Caller) (int, any, error) {
@@ -233,23 +297,131 @@ func (a *API) audit(r *http.Request, c Caller) (int, any, error) {
 	if !c.Actor.Role.Allowed(apikey.ActionView) {
 		return 0, nil, forbidden(apikey.ErrForbidden)
 	}
-	env := r.URL.Query().Get("environment")
+	if err := apikey.ValidateAccount(c.account()); err != nil {
+		return 0, nil, err
+	}
+	q := r.URL.Query()
+	env := q.Get("environment")
 	if c.Environment != "" {
 		if env != "" && env != c.Environment {
 			return 0, nil, notFound("no such environment")
 		}
 		env = c.Environment
 	}
-	limit := 100
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1000 {
-			return 0, nil, invalid("limit must be 1..1000")
-		}
-		limit = n
+	limit, err := limitOf(r)
+	if err != nil {
+		return 0, nil, err
 	}
-	events, err := a.opts.Audit.Events(r.Context(), env, limit)
-	return http.StatusOK, map[string]any{"events": events}, err
+	before, err := seqCursor(q.Get("before"), q.Get("after"))
+	if err != nil {
+		return 0, nil, err
+	}
+	events, err := a.opts.Audit.Events(r.Context(), storage.EventQuery{
+		Account: c.account(), Environment: env, Before: before, Limit: limit + 1,
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := auditPage{Events: events}
+	if out.Events == nil {
+		out.Events = []apikey.Event{}
+	}
+	if len(events) > limit {
+		out.Events = events[:limit]
+		out.Next = strconv.FormatInt(events[limit-1].Seq, 10)
+	}
+	return http.StatusOK, out, nil
+}
+
+// seqCursor reads the audit log's cursor, given as before or after (the
+// same: the seq of the last event of the previous page).
+func seqCursor(before, after string) (int64, error) {
+	switch {
+	case before == "":
+		before = after
+	case after != "" && after != before:
+		return 0, fmt.Errorf("%w: give before or after, not both", apikey.ErrInvalidCursor)
+	}
+	if before == "" {
+		return 0, nil
+	}
+	seq, err := strconv.ParseInt(before, 10, 64)
+	if err != nil || seq < 1 {
+		return 0, fmt.Errorf("%w: use the next cursor of the previous page", apikey.ErrInvalidCursor)
+	}
+	return seq, nil
+}
+
+// accountResponse answers an account's closing.
+type accountResponse struct {
+	Account string `json:"account"`
+	Revoked int    `json:"revoked"`
+}
+
+// closeOwnAccount closes the caller's own account. A caller confined to an
+// environment (a key) may not: closing reaches every environment.
+func (a *API) closeOwnAccount(r *http.Request, c Caller) (int, any, error) {
+	if c.Environment != "" {
+		return 0, nil, middleware.Refuse(ReasonForbidden, "a caller confined to an environment cannot close its account")
+	}
+	if err := decodeOptional(r, &struct{}{}); err != nil {
+		return 0, nil, err
+	}
+	account := c.account()
+	n, err := a.opts.Manager.CloseAccount(r.Context(), c.actor(), account)
+	return http.StatusOK, accountResponse{Account: account, Revoked: n}, err
+}
+
+func (a *API) accounts(r *http.Request, c Caller) (int, any, error) {
+	actor, err := c.operator()
+	if err != nil {
+		return 0, nil, err
+	}
+	page, err := pageOf(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	list, err := a.opts.Manager.Accounts(r.Context(), actor, page)
+	if list.Accounts == nil {
+		list.Accounts = []string{}
+	}
+	return http.StatusOK, list, err
+}
+
+func (a *API) closeAccount(r *http.Request, c Caller) (int, any, error) {
+	actor, err := c.operator()
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := decodeOptional(r, &struct{}{}); err != nil {
+		return 0, nil, err
+	}
+	account := r.PathValue("account")
+	n, err := a.opts.Manager.CloseAccount(r.Context(), actor, account)
+	return http.StatusOK, accountResponse{Account: account, Revoked: n}, err
+}
+
+// pageOf reads ?after= and ?limit= of a list.
+func pageOf(r *http.Request) (apikey.Page, error) {
+	limit, err := limitOf(r)
+	if err != nil {
+		return apikey.Page{}, err
+	}
+	return apikey.Page{After: r.URL.Query().Get("after"), Limit: limit}, nil
+}
+
+// limitOf reads ?limit=: 1 to apikey.MaxPageSize, apikey.DefaultPageSize
+// when absent.
+func limitOf(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return apikey.DefaultPageSize, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > apikey.MaxPageSize {
+		return 0, invalid("limit must be 1.." + strconv.Itoa(apikey.MaxPageSize))
+	}
+	return n, nil
 }
 
 // environment returns the {env} of the path, if the caller may see it.
@@ -267,18 +439,9 @@ func environment(r *http.Request, c Caller) (string, error) {
 // type and a key in an environment the caller may not see are refused
 // alike.
 func (a *API) key(r *http.Request, c Caller) (apikey.View, error) {
-	view, err := a.opts.Manager.Get(r.Context(), c.Actor, r.PathValue("id"))
+	view, err := a.opts.Manager.Get(r.Context(), c.actor(), r.PathValue("id"))
 	if errors.Is(err, apikey.ErrNotFound) || err == nil && c.Environment != "" && view.Environment != c.Environment {
 		return apikey.View{}, notFound("no such key")
 	}
 	return view, err
-}
-
-// allSettings lists every environment's settings for a caller that may view.
-func (a *API) allSettings(r *http.Request, c Caller) ([]apikey.Settings, error) {
-	envs, err := a.opts.Manager.Environments(r.Context(), c.Actor)
-	if envs == nil {
-		envs = []apikey.Settings{}
-	}
-	return envs, err
 }
