@@ -304,7 +304,7 @@ func TestCrossOriginRequestsAreRefused(t *testing.T) {
 		{"origins", request{method: "PUT", path: "/api/environments/production/origins", body: `{"allowed_origins":["*"]}`, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
 		{"reveal", request{method: "POST", path: "/api/keys/" + id + "/reveal", role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
 	}
-	before, err := f.m.List(context.Background(), owner, apikey.Production)
+	before, err := f.m.List(context.Background(), owner, apikey.Production, apikey.Page{})
 	require.NoError(t, err)
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
@@ -316,7 +316,7 @@ func TestCrossOriginRequestsAreRefused(t *testing.T) {
 			assert.NotContains(t, string(body), "server-"+id[:4], "no key in a refusal")
 		})
 	}
-	after, err := f.m.List(context.Background(), owner, apikey.Production)
+	after, err := f.m.List(context.Background(), owner, apikey.Production, apikey.Page{})
 	require.NoError(t, err)
 	assert.Equal(t, before, after, "nothing changed")
 	s, err := f.m.Settings(context.Background(), owner, apikey.Production)
@@ -381,7 +381,7 @@ func TestOnlyOwnersChangeKeys(t *testing.T) {
 		{"POST", "/api/keys/" + id + "/reveal", ``},
 		{"PUT", "/api/environments/production/origins", `{"allowed_origins":["*"]}`},
 	}
-	before, err := f.m.List(context.Background(), owner, apikey.Production)
+	before, err := f.m.List(context.Background(), owner, apikey.Production, apikey.Page{})
 	require.NoError(t, err)
 	for _, role := range []apikey.Role{apikey.Member, apikey.ReadOnly} {
 		t.Run(string(role), func(t *testing.T) {
@@ -397,7 +397,7 @@ func TestOnlyOwnersChangeKeys(t *testing.T) {
 			}
 		})
 	}
-	after, err := f.m.List(context.Background(), owner, apikey.Production)
+	after, err := f.m.List(context.Background(), owner, apikey.Production, apikey.Page{})
 	require.NoError(t, err)
 	assert.Equal(t, before, after, "nothing changed")
 }
@@ -438,9 +438,9 @@ func TestOwnerFlow(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, "%v", revoked)
 	assert.Equal(t, apikey.Revoked, f.status(t, key.ID()))
 
-	views, err := f.m.List(context.Background(), owner, apikey.Production)
+	views, err := f.m.List(context.Background(), owner, apikey.Production, apikey.Page{})
 	require.NoError(t, err)
-	for _, v := range views {
+	for _, v := range views.Keys {
 		if v.Type == apikey.Client {
 			status, revealed := post("POST", "/api/keys/"+v.Prefix+"/reveal", ``)
 			require.Equal(t, http.StatusOK, status, "%v", revealed)
@@ -457,7 +457,9 @@ func TestOwnerFlow(t *testing.T) {
 	require.NotEmpty(t, log.Events)
 	for _, e := range log.Events {
 		if e.Action != apikey.ActionBootstrap && e.KeyID != f.extra.View.ID {
-			assert.Equal(t, owner, e.Actor, "changes are audited with the console's actor: %+v", e)
+			want := owner
+			want.Account = apikey.DefaultAccount // the account the actor acted in
+			assert.Equal(t, want, e.Actor, "changes are audited with the console's actor: %+v", e)
 		}
 	}
 }
