@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/storage"
@@ -202,10 +203,10 @@ func (s *Store) Keys(ctx context.Context, q apikey.KeyQuery) ([]apikey.Record, e
 	if err := ctx.Err(); err != nil {
 		return nil, s.wrap(ctx, "keys", err)
 	}
-	out := []apikey.Record{}
 	if q.Limit <= 0 {
-		return out, nil
+		return []apikey.Record{}, nil
 	}
+	out := make([]apikey.Record, 0, min(q.Limit, maxPrealloc))
 	// The zero position is before every key: its time is the zero time
 	// (year 1), its id "".
 	rows, err := s.db.QueryContext(ctx, s.q.keys, q.Account, q.Environment, micros(q.After.CreatedAt), q.After.ID, q.Limit)
@@ -248,10 +249,10 @@ func (s *Store) Environments(ctx context.Context, q apikey.EnvironmentQuery) ([]
 	if err := ctx.Err(); err != nil {
 		return nil, s.wrap(ctx, "environments", err)
 	}
-	out := []apikey.Settings{}
 	if q.Limit <= 0 {
-		return out, nil
+		return []apikey.Settings{}, nil
 	}
+	out := make([]apikey.Settings, 0, min(q.Limit, maxPrealloc))
 	query, args := s.q.environments, []any{q.After.Account, q.After.Environment, q.Limit}
 	if q.Account != "" {
 		after := q.After.Environment
@@ -308,6 +309,10 @@ func (s *Store) Accounts(ctx context.Context, after string, limit int) ([]string
 	}
 	return out, nil
 }
+
+// maxPrealloc bounds the room a page's slice is made with, whatever limit
+// the caller asks for.
+const maxPrealloc = 1024
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -396,15 +401,61 @@ func decodeMap(v sql.NullString) (map[string]string, error) {
 	return m, nil
 }
 
+// decodeList reads a list that encodeList wrote. A list of plain ASCII
+// strings, as origins and scopes are, is read without encoding/json, five
+// to ten times faster: a validator that starts reads the origins of every
+// environment of every account (BenchmarkEnvironmentsAllAccounts in
+// examples/integration). Anything else goes through json.Unmarshal.
 func decodeList(v sql.NullString) ([]string, error) {
 	if !v.Valid {
 		return nil, nil
+	}
+	if list, ok := decodePlainList(v.String); ok {
+		return list, nil
 	}
 	var list []string
 	if err := json.Unmarshal([]byte(v.String), &list); err != nil {
 		return nil, err
 	}
 	return list, nil
+}
+
+// decodePlainList parses s if it is a JSON array of strings of printable
+// ASCII with no escape, and no space outside the strings, as json.Marshal
+// writes such a list; ok is false for anything else. The strings share s's
+// memory.
+func decodePlainList(s string) (list []string, ok bool) {
+	if len(s) < 2 || s[0] != '[' || s[len(s)-1] != ']' {
+		return nil, false
+	}
+	body := s[1 : len(s)-1]
+	if body == "" {
+		return []string{}, true
+	}
+	list = make([]string, 0, strings.Count(body, ",")+1)
+	for {
+		if len(body) < 2 || body[0] != '"' {
+			return nil, false
+		}
+		end := strings.IndexByte(body[1:], '"') + 1
+		if end == 0 {
+			return nil, false
+		}
+		item := body[1:end]
+		for i := 0; i < len(item); i++ {
+			if c := item[i]; c < 0x20 || c > 0x7e || c == '\\' {
+				return nil, false
+			}
+		}
+		list = append(list, item)
+		if body = body[end+1:]; body == "" {
+			return list, true
+		}
+		if body[0] != ',' {
+			return nil, false
+		}
+		body = body[1:]
+	}
 }
 
 // wrap turns a database error into this package's: it wraps ctx.Err() once
