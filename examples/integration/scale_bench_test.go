@@ -3,6 +3,7 @@ package integration_test
 import (
 	"context"
 	"encoding/base64"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/storage/sqlstore"
 )
 
@@ -20,7 +22,7 @@ import (
 // nothing. The Manager hashes with apikey.TestParams, so that the numbers
 // are the store's work, not argon2's.
 //
-//	go test -run '^$' -bench 'RotateDefaultLargeEnvironment|ListPage|EnvironmentsAllAccounts' -count 5 ./examples/integration
+//	go test -run '^$' -bench 'RotateDefaultLargeEnvironment|ListPage|ManyAccounts|AllAccounts|AccountsPage' -count 5 ./examples/integration
 
 // largeEnvironmentKeys is how many keys the large environment holds, besides
 // its default keys.
@@ -174,4 +176,43 @@ func BenchmarkAccountsPage(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkValidatorStartManyAccounts starts a middleware.Validator over a
+// store of 100,000 accounts x 3 environments with allowed origins: New
+// reads every environment's settings before it returns. It reports the
+// time of New and the heap the Validator keeps (live after a collection).
+// Targets (DESIGN.md): 2 s and 200 MiB.
+func BenchmarkValidatorStartManyAccounts(b *testing.B) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			s := be.store(b, manyAccountsDatabase(b, be), sqlstore.Options{})
+			var kept uint64
+			for b.Loop() {
+				before := liveHeap()
+				v, err := middleware.New(middleware.Options{Store: s, Hasher: testHasher,
+					OnBackgroundError: func(err error) { b.Error(err) }})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				kept = max(kept, liveHeap()-before)
+				runtime.KeepAlive(v)
+				if err := v.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(kept)/(1<<20), "MiB-kept")
+			b.ReportMetric(manyAccounts, "accounts")
+		})
+	}
+}
+
+// liveHeap returns the bytes of the live heap, after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
