@@ -3,6 +3,7 @@ package integration_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,4 +266,65 @@ func comparable(v any) any {
 		return out
 	}
 	return v
+}
+
+// TestConcurrentRotationAcrossAccounts rotates the default server keys of
+// two accounts' environments of the same name at once, from several pools
+// (processes, as far as the database can tell): every rotation succeeds
+// (the Manager retries lost races), and each account's environment ends
+// with exactly one default key of each type, the newest.
+func TestConcurrentRotationAcrossAccounts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		ctx := context.Background()
+		const pools, rotations = 4, 5
+		accounts := []string{"acme", "globex"}
+		managers := make([]*apikey.Manager, pools)
+		for i := range managers {
+			m, err := apikey.NewManager(apikey.ManagerOptions{Store: b.store(t, dsn, sqlstore.Options{}), Hasher: testHasher})
+			require.NoError(t, err)
+			managers[i] = m
+		}
+		for _, a := range accounts {
+			_, err := managers[0].Bootstrap(ctx, apikey.Actor{ID: "alice", Role: apikey.Owner, Account: a}, apikey.Production)
+			require.NoError(t, err)
+		}
+		var wg sync.WaitGroup
+		for i, m := range managers {
+			for _, a := range accounts {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					actor := apikey.Actor{ID: fmt.Sprintf("pool%d", i), Role: apikey.Owner, Account: a}
+					for range rotations {
+						_, err := m.Rotate(ctx, actor, apikey.RotateRequest{Environment: apikey.Production, Type: apikey.Server, Grace: time.Hour})
+						assert.NoError(t, err)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+
+		s := b.store(t, dsn, sqlstore.Options{})
+		for _, a := range accounts {
+			keys, err := s.Keys(ctx, apikey.KeyQuery{Account: a, Environment: apikey.Production, Limit: 1000})
+			require.NoError(t, err)
+			require.Len(t, keys, 2+pools*rotations, "the bootstrap's two keys and one per rotation")
+			defaults := map[apikey.KeyType][]string{}
+			var newestServer apikey.Record
+			for _, k := range keys {
+				assert.Equal(t, a, k.Account)
+				if k.Default {
+					defaults[k.Type] = append(defaults[k.Type], k.ID)
+				}
+				if k.Type == apikey.Server && k.RotatedAt.IsZero() {
+					newestServer = k
+				}
+			}
+			assert.Len(t, defaults[apikey.Server], 1, "one default server key in %s", a)
+			assert.Len(t, defaults[apikey.Client], 1, "one default publishable key in %s", a)
+			def, err := s.DefaultKey(ctx, a, apikey.Production, apikey.Server)
+			require.NoError(t, err)
+			assert.Equal(t, newestServer.ID, def.ID, "the default is the one server key never rotated out")
+		}
+	})
 }
