@@ -29,9 +29,10 @@ import (
 //     duplicate (account, environment).
 //  4. A unique partial index on (account, environment, type) WHERE
 //     is_default makes two default keys of one type in an account's
-//     environment impossible, whoever writes: a violation is ErrConflict. Updates that clear Default run before those that set
-//     it, so that handing the role from one key to another within a change
-//     never passes through two defaults.
+//     environment impossible, whoever writes: a violation is ErrConflict.
+//     Updates that clear Default run before those that set it, so that
+//     handing the role from one key to another within a change never
+//     passes through two defaults.
 //  5. Every key or settings row written appends one change-feed row at its
 //     revision, with its account; audit events are appended with theirs.
 //
