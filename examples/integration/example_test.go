@@ -37,7 +37,7 @@ func Example_sqlite() {
 	if _, err := m.Bootstrap(ctx, apikey.Actor{ID: "admin", Role: apikey.Owner}, apikey.Production); err != nil {
 		log.Fatal(err)
 	}
-	keys, err := store.Keys(ctx, apikey.Production)
+	keys, err := store.Keys(ctx, apikey.KeyQuery{Account: apikey.DefaultAccount, Environment: apikey.Production, Limit: 10})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -20,6 +20,12 @@ import (
 
 var owner = apikey.Actor{ID: "sqlstore-test-owner", Role: apikey.Owner}
 
+// Queries of a whole small environment and of every environment.
+var (
+	productionKeys  = apikey.KeyQuery{Account: apikey.DefaultAccount, Environment: apikey.Production, Limit: apikey.MaxPageSize}
+	allEnvironments = apikey.EnvironmentQuery{Limit: apikey.MaxPageSize}
+)
+
 // forEachBackend runs fn once per dialect, each on a fresh database.
 func forEachBackend(t *testing.T, fn func(t *testing.T, b backend, dsn string)) {
 	for _, b := range backends {
@@ -64,11 +70,11 @@ func TestReopen(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, s.RecordLastUsed(ctx, map[string]time.Time{issued[1].View.ID: time.Now()}))
 
-		keys, err := s.Keys(ctx, apikey.Production)
+		keys, err := s.Keys(ctx, productionKeys)
 		require.NoError(t, err)
-		settings, err := s.Environments(ctx)
+		settings, err := s.Environments(ctx, allEnvironments)
 		require.NoError(t, err)
-		events, err := s.Events(ctx, "", 0)
+		events, err := s.Events(ctx, storage.EventQuery{})
 		require.NoError(t, err)
 		revision, err := s.Revision(ctx)
 		require.NoError(t, err)
@@ -82,7 +88,7 @@ func TestReopen(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, s.Migrate(ctx), "migrating again is a no-op")
 
-		gotKeys, err := s.Keys(ctx, apikey.Production)
+		gotKeys, err := s.Keys(ctx, productionKeys)
 		require.NoError(t, err)
 		require.Len(t, gotKeys, len(keys))
 		for i := range keys { // Opaque values compare with Equal, not by reflection
@@ -91,10 +97,10 @@ func TestReopen(t *testing.T) {
 			keys[i].Hash, keys[i].Recoverable = gotKeys[i].Hash, gotKeys[i].Recoverable
 		}
 		assert.Equal(t, keys, gotKeys)
-		gotSettings, err := s.Environments(ctx)
+		gotSettings, err := s.Environments(ctx, allEnvironments)
 		require.NoError(t, err)
 		assert.Equal(t, settings, gotSettings)
-		gotEvents, err := s.Events(ctx, "", 0)
+		gotEvents, err := s.Events(ctx, storage.EventQuery{})
 		require.NoError(t, err)
 		assert.Equal(t, events, gotEvents)
 		gotRevision, err := s.Revision(ctx)
@@ -169,7 +175,7 @@ func TestFeedPruning(t *testing.T) {
 		var c apikey.Change
 		for i := range 1100 {
 			c.Insert = append(c.Insert, apikey.Record{
-				ID: fmt.Sprintf("prune%07d", i), Type: apikey.Server, Environment: apikey.Production,
+				ID: fmt.Sprintf("prune%07d", i), Account: apikey.DefaultAccount, Type: apikey.Server, Environment: apikey.Production,
 				CreatedAt: time.Now().UTC(), Hash: apikey.NewOpaque("h"),
 			})
 		}
@@ -215,14 +221,15 @@ func TestSQLiteBusy(t *testing.T) {
 	_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
 	require.NoError(t, err)
 
-	err = s.Apply(ctx, apikey.Change{Settings: []apikey.Settings{{Environment: "production", UpdatedAt: time.Now()}}})
+	settings := apikey.Settings{Account: apikey.DefaultAccount, Environment: "production", UpdatedAt: time.Now()}
+	err = s.Apply(ctx, apikey.Change{Settings: []apikey.Settings{settings}})
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, apikey.ErrConflict))
 	assert.ErrorContains(t, err, "busy timeout")
 
 	_, err = conn.ExecContext(ctx, "ROLLBACK")
 	require.NoError(t, err)
-	require.NoError(t, s.Apply(ctx, apikey.Change{Settings: []apikey.Settings{{Environment: "production", UpdatedAt: time.Now()}}}))
+	require.NoError(t, s.Apply(ctx, apikey.Change{Settings: []apikey.Settings{settings}}))
 }
 
 // TestDefaultIndexAcrossPools checks that the database itself refuses a
@@ -232,16 +239,22 @@ func TestDefaultIndexAcrossPools(t *testing.T) {
 		ctx := context.Background()
 		s := b.store(t, dsn, sqlstore.Options{})
 		_, err := s.DB().ExecContext(ctx, `INSERT INTO keystile_keys
-			(id, type, environment, name, is_default, created_at, created_by, hash, revision)
-			VALUES ('rawdefault01', 'server', 'production', '', TRUE, 0, '', 'h', 1)`)
+			(id, account, type, environment, name, owner, is_default, created_at, created_by, hash, revision)
+			VALUES ('rawdefault01', 'acme', 'server', 'production', '', '', TRUE, 0, '', 'h', 1)`)
 		require.NoError(t, err)
 		peer := b.store(t, dsn, sqlstore.Options{})
-		err = peer.Apply(ctx, apikey.Change{Insert: []apikey.Record{{
-			ID: "newdefault01", Type: apikey.Server, Environment: "production", Default: true,
+		newDefault := apikey.Record{
+			ID: "newdefault01", Account: "acme", Type: apikey.Server, Environment: "production", Default: true,
 			CreatedAt: time.Now().UTC(), Hash: apikey.NewOpaque("h"),
-		}}})
+		}
+		err = peer.Apply(ctx, apikey.Change{Insert: []apikey.Record{newDefault}})
 		require.ErrorIs(t, err, apikey.ErrConflict)
-		assert.ErrorContains(t, err, "already has a default server key")
+		assert.ErrorContains(t, err, "production of account acme already has a default server key")
+
+		// The same environment name in another account has a default of
+		// its own.
+		newDefault.Account = "globex"
+		require.NoError(t, peer.Apply(ctx, apikey.Change{Insert: []apikey.Record{newDefault}}))
 	})
 }
 
@@ -261,7 +274,7 @@ func TestFeedMissesNothing(t *testing.T) {
 				defer wg.Done()
 				for i := range changes {
 					r := apikey.Record{
-						ID: fmt.Sprintf("feed%02d%04d", w, i), Type: apikey.Client, Environment: apikey.Staging,
+						ID: fmt.Sprintf("feed%02d%04d", w, i), Account: apikey.DefaultAccount, Type: apikey.Client, Environment: apikey.Staging,
 						CreatedAt: time.Now().UTC(), Hash: apikey.NewOpaque("h"),
 					}
 					if !assert.NoError(t, s.Apply(ctx, apikey.Change{Insert: []apikey.Record{r}})) {

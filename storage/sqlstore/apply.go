@@ -26,14 +26,15 @@ import (
 //  2. Updates are compare-and-set: WHERE id = ? AND revision = ?. No row
 //     means ErrNotFound if the key does not exist, else ErrConflict.
 //  3. Inserts fail with ErrConflict on a duplicate id, settings on a
-//     duplicate environment.
-//  4. A unique partial index on (environment, type) WHERE is_default makes
-//     two default keys of one type impossible, whoever writes: a violation
-//     is ErrConflict. Updates that clear Default run before those that set
-//     it, so that handing the role from one key to another within a change
-//     never passes through two defaults.
+//     duplicate (account, environment).
+//  4. A unique partial index on (account, environment, type) WHERE
+//     is_default makes two default keys of one type in an account's
+//     environment impossible, whoever writes: a violation is ErrConflict.
+//     Updates that clear Default run before those that set it, so that
+//     handing the role from one key to another within a change never
+//     passes through two defaults.
 //  5. Every key or settings row written appends one change-feed row at its
-//     revision; audit events are appended.
+//     revision, with its account; audit events are appended with theirs.
 //
 // The rules do not depend on the transaction isolation level: READ
 // COMMITTED (PostgreSQL's default) is enough. Under stricter levels a
@@ -92,7 +93,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c apikey.Change, writes i
 	}
 	for _, e := range c.Events {
 		if _, err := tx.ExecContext(ctx, s.q.insertEvent, micros(e.Time), e.Actor.ID, string(e.Actor.Role),
-			string(e.Action), e.Environment, e.KeyID, e.Detail); err != nil {
+			e.Actor.Account, string(e.Action), e.Account, e.Environment, e.KeyID, string(e.KeyType), e.Detail); err != nil {
 			return s.wrap(ctx, "apply: appending an audit event", err)
 		}
 	}
@@ -107,26 +108,26 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c apikey.Change, writes i
 }
 
 func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev int64) error {
-	scopes, err := encodeList(r.Scopes)
+	metadata, scopes, err := encodeKeyLists(r)
 	if err != nil {
-		return fmt.Errorf("sqlstore: apply: key %s: scopes: %w", r.Prefix(), err)
+		return err
 	}
 	lastUsed := nullMicros(r.LastUsedAt)
 	res, err := tx.ExecContext(ctx, s.q.updateKey,
-		string(r.Type), r.Environment, r.Name, scopes, r.Default, micros(r.CreatedAt), r.CreatedBy,
-		nullMicros(r.ExpiresAt), nullMicros(r.RotatedAt), nullMicros(r.ExpiryLimit), nullMicros(r.RevokedAt),
-		lastUsed, lastUsed, r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev,
+		r.Account, string(r.Type), r.Environment, r.Name, r.Owner, metadata, scopes, r.Default,
+		micros(r.CreatedAt), r.CreatedBy, nullMicros(r.ExpiresAt), nullMicros(r.RotatedAt),
+		nullMicros(r.ExpiryLimit), nullMicros(r.RevokedAt), lastUsed, lastUsed,
+		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev,
 		r.ID, r.Revision)
 	if err != nil {
-		return s.writeError(ctx, "apply: updating key "+r.Prefix(), err,
-			fmt.Sprintf("%s already has a default %s key", r.Environment, r.Type))
+		return s.writeError(ctx, "apply: updating key "+r.Prefix(), err, defaultTaken(r))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
 		return s.wrap(ctx, "apply: updating key "+r.Prefix(), err)
 	}
 	if n == 1 {
-		return s.publish(ctx, tx, rev, r.Environment, r.ID)
+		return s.publish(ctx, tx, rev, r.Account, r.Environment, r.ID)
 	}
 	// No row: the key is missing or its revision moved on. The transaction
 	// holds the write lock (see Apply), so the answer cannot change under us.
@@ -141,22 +142,40 @@ func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 }
 
 func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev int64) error {
-	scopes, err := encodeList(r.Scopes)
+	metadata, scopes, err := encodeKeyLists(r)
 	if err != nil {
-		return fmt.Errorf("sqlstore: apply: key %s: scopes: %w", r.Prefix(), err)
+		return err
 	}
 	_, err = tx.ExecContext(ctx, s.q.insertKey,
-		r.ID, string(r.Type), r.Environment, r.Name, scopes, r.Default, micros(r.CreatedAt), r.CreatedBy,
-		nullMicros(r.ExpiresAt), nullMicros(r.RotatedAt), nullMicros(r.ExpiryLimit), nullMicros(r.RevokedAt),
-		nullMicros(r.LastUsedAt), r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev)
+		r.ID, r.Account, string(r.Type), r.Environment, r.Name, r.Owner, metadata, scopes, r.Default,
+		micros(r.CreatedAt), r.CreatedBy, nullMicros(r.ExpiresAt), nullMicros(r.RotatedAt),
+		nullMicros(r.ExpiryLimit), nullMicros(r.RevokedAt), nullMicros(r.LastUsedAt),
+		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev)
 	if err != nil {
 		why := fmt.Sprintf("key id %s exists", r.Prefix())
+		// PostgreSQL names the index, SQLite its columns.
 		if msg := err.Error(); strings.Contains(msg, "keystile_keys_one_default") || strings.Contains(msg, "keystile_keys.type") {
-			why = fmt.Sprintf("%s already has a default %s key", r.Environment, r.Type)
+			why = defaultTaken(r)
 		}
 		return s.writeError(ctx, "apply: inserting key "+r.Prefix(), err, why)
 	}
-	return s.publish(ctx, tx, rev, r.Environment, r.ID)
+	return s.publish(ctx, tx, rev, r.Account, r.Environment, r.ID)
+}
+
+// encodeKeyLists encodes a key's metadata and scopes as JSON.
+func encodeKeyLists(r apikey.Record) (metadata, scopes any, err error) {
+	if metadata, err = encodeMap(r.Metadata); err != nil {
+		return nil, nil, fmt.Errorf("sqlstore: apply: key %s: metadata: %w", r.Prefix(), err)
+	}
+	if scopes, err = encodeList(r.Scopes); err != nil {
+		return nil, nil, fmt.Errorf("sqlstore: apply: key %s: scopes: %w", r.Prefix(), err)
+	}
+	return metadata, scopes, nil
+}
+
+// defaultTaken says why a key could not become its environment's default.
+func defaultTaken(r apikey.Record) string {
+	return fmt.Sprintf("%s of account %s already has a default %s key", r.Environment, r.Account, r.Type)
 }
 
 func (s *Store) putSettings(ctx context.Context, tx *sql.Tx, st apikey.Settings, rev int64) error {
@@ -166,13 +185,15 @@ func (s *Store) putSettings(ctx context.Context, tx *sql.Tx, st apikey.Settings,
 	}
 	op := "apply: settings of " + st.Environment
 	if st.Revision == 0 {
-		_, err := tx.ExecContext(ctx, s.q.insertSettings, st.Environment, origins, micros(st.UpdatedAt), rev)
+		_, err := tx.ExecContext(ctx, s.q.insertSettings, st.Account, st.Environment, origins,
+			micros(st.UpdatedAt), nullMicros(st.ClosedAt), rev)
 		if err != nil {
 			return s.writeError(ctx, op, err, fmt.Sprintf("settings of %s exist", st.Environment))
 		}
-		return s.publish(ctx, tx, rev, st.Environment, "")
+		return s.publish(ctx, tx, rev, st.Account, st.Environment, "")
 	}
-	res, err := tx.ExecContext(ctx, s.q.updateSettings, origins, micros(st.UpdatedAt), rev, st.Environment, st.Revision)
+	res, err := tx.ExecContext(ctx, s.q.updateSettings, origins, micros(st.UpdatedAt), nullMicros(st.ClosedAt), rev,
+		st.Account, st.Environment, st.Revision)
 	if err != nil {
 		return s.writeError(ctx, op, err, fmt.Sprintf("settings of %s changed since they were read", st.Environment))
 	}
@@ -181,12 +202,12 @@ func (s *Store) putSettings(ctx context.Context, tx *sql.Tx, st apikey.Settings,
 	} else if n == 0 {
 		return fmt.Errorf("%w: settings of %s changed since they were read", apikey.ErrConflict, st.Environment)
 	}
-	return s.publish(ctx, tx, rev, st.Environment, "")
+	return s.publish(ctx, tx, rev, st.Account, st.Environment, "")
 }
 
 // publish appends a change-feed entry.
-func (s *Store) publish(ctx context.Context, tx *sql.Tx, rev int64, environment, keyID string) error {
-	if _, err := tx.ExecContext(ctx, s.q.insertChange, rev, environment, keyID); err != nil {
+func (s *Store) publish(ctx context.Context, tx *sql.Tx, rev int64, account, environment, keyID string) error {
+	if _, err := tx.ExecContext(ctx, s.q.insertChange, rev, account, environment, keyID); err != nil {
 		return s.wrap(ctx, "apply: appending to the change feed", err)
 	}
 	return nil

@@ -64,18 +64,36 @@
 // # Schema and migrations
 //
 // Migrate creates or upgrades the tables, all prefixed keystile_: keys
-// (one row per key, primary key id), settings (one row per environment),
-// events (the audit log, in append order), changes (the change feed, primary
-// key revision), revision (a single-row counter) and schema_migrations (the
-// applied versions). Times are stored as BIGINT microseconds since the Unix
-// epoch, in UTC, and come back as time.Time in UTC; NULL stands for the zero
-// time. Scopes and allowed origins are JSON arrays. A key's hash and its
-// recoverable form are stored as the Record holds them; a secret never is.
+// (one row per key, primary key id), settings (one row per account's
+// environment, primary key (account, environment)), events (the audit log,
+// in append order, primary key seq), changes (the change feed, primary key
+// revision), revision (a single-row counter) and schema_migrations (the
+// applied versions). Every key, settings row, event and feed entry carries
+// its account. Times are stored as BIGINT microseconds since the Unix epoch,
+// in UTC, and come back as time.Time in UTC; NULL stands for the zero time.
+// Scopes and allowed origins are JSON arrays, a key's metadata a JSON
+// object. A key's hash and its recoverable form are stored as the Record
+// holds them; a secret never is.
+//
+// Every read is one statement answered by an index, in time that does not
+// grow with the number of keys or accounts: a key by its id (the primary
+// key); an (account, environment, type)'s default key by a unique partial
+// index on (account, environment, type) WHERE is_default; a page of an
+// environment's keys by keyset pagination on an index on (account,
+// environment, created_at, id); settings, pages of environments and the
+// distinct accounts by the settings' primary key; a page of audit events,
+// newest first, by an index that ends in seq: (account, seq), (account,
+// environment, seq), (environment, seq) or the primary key.
 //
 // Migrations are versioned Go strings per dialect, applied in order by the
 // explicit, idempotent Migrate call; every process may call it at start-up.
 // Concurrent calls are serialised by the database; a database with a newer
-// schema than this package knows is an error, never downgraded.
+// schema than this package knows is an error, never downgraded. Version 2
+// (accounts) upgrades a database of version 1: its rows join the default
+// account (apikey.DefaultAccount). On PostgreSQL it alters the tables in
+// place and rebuilds two indexes of the keys table; on SQLite it rebuilds
+// the four tables (SQLite cannot change a primary key in place), so it
+// rewrites every key and event once, in Migrate's transaction.
 //
 // # Concurrency
 //
@@ -85,19 +103,21 @@
 // is gap-free for readers; in SQLite it takes the write lock before the
 // transaction reads anything, as BEGIN IMMEDIATE would, so the busy timeout
 // applies. Key and settings updates are compare-and-set on their revision;
-// a unique partial index on (environment, type) WHERE is_default makes two
-// default keys of one type impossible even between processes that share
-// nothing but the database. Lost races are apikey.ErrConflict; the Manager
-// retries them. Reads (Key, Keys, Settings, Environments, Changes, Events)
-// are single statements and take no lock.
+// a unique partial index on (account, environment, type) WHERE is_default
+// makes two default keys of one type in an account's environment
+// impossible even between processes that share nothing but the database.
+// Lost races are apikey.ErrConflict; the Manager retries them. Reads (Key,
+// DefaultKey, Keys, Settings, Environments, Accounts, Changes, Events) are
+// single statements and take no lock.
 //
 // # Change feed and last use
 //
 // Every key or settings row that Apply writes appends one row (revision,
-// environment, key id) to the changes table in the same transaction, so
-// polling Changes is one indexed range read; other processes use it to evict
-// what they cached. The feed keeps Options.FeedRetention entries; a reader
-// that falls further behind gets storage.ErrFeedGap. RecordLastUsed writes
-// a batch of last-used times in one transaction without touching revisions
-// or the feed.
+// account, environment, key id) to the changes table in the same
+// transaction, so polling Changes is one indexed range read; other
+// processes use it to evict what they cached, and to reload the settings
+// of the one environment that changed. The feed keeps
+// Options.FeedRetention entries; a reader that falls further behind gets
+// storage.ErrFeedGap. RecordLastUsed writes a batch of last-used times in
+// one transaction without touching revisions or the feed.
 package sqlstore

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keystile/keystile/apikey"
@@ -43,7 +44,7 @@ func (s *Store) Changes(ctx context.Context, since int64, limit int) ([]storage.
 	out := []storage.Changed{}
 	for rows.Next() {
 		var c storage.Changed
-		if err := rows.Scan(&c.Revision, &c.Environment, &c.KeyID); err != nil {
+		if err := rows.Scan(&c.Revision, &c.Account, &c.Environment, &c.KeyID); err != nil {
 			return nil, since, s.wrap(ctx, "changes", err)
 		}
 		out = append(out, c)
@@ -123,21 +124,40 @@ func (s *Store) RecordLastUsed(ctx context.Context, used map[string]time.Time) e
 	return s.wrap(ctx, "record last used: commit", tx.Commit())
 }
 
-// Events implements storage.AuditLog. Events come back in the order they
-// were appended, newest first.
-func (s *Store) Events(ctx context.Context, environment string, limit int) ([]apikey.Event, error) {
+// Events implements storage.AuditLog: the newest events first, each with
+// its Seq, read backwards from an index that ends in seq: the primary key,
+// (account, seq), (account, environment, seq) or (environment, seq),
+// whichever the query selects by. A page costs the same however long the
+// log is.
+func (s *Store) Events(ctx context.Context, q storage.EventQuery) ([]apikey.Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, s.wrap(ctx, "events", err)
 	}
-	n := int64(limit)
-	if limit <= 0 {
-		n = math.MaxInt64
+	var (
+		where []string
+		args  []any
+	)
+	if q.Account != "" {
+		where, args = append(where, "account = ?"), append(args, q.Account)
 	}
-	query, args := s.q.events, []any{n}
-	if environment != "" {
-		query, args = s.q.eventsIn, []any{environment, n}
+	if q.Environment != "" {
+		where, args = append(where, "environment = ?"), append(args, q.Environment)
 	}
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	if q.Before > 0 {
+		where, args = append(where, "seq < ?"), append(args, q.Before)
+	}
+	query := `SELECT ` + eventColumns + ` FROM keystile_events`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	limit := int64(q.Limit)
+	if q.Limit <= 0 {
+		limit = math.MaxInt64
+	}
+	query += ` ORDER BY seq DESC LIMIT ?`
+	args = append(args, limit)
+
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(query), args...)
 	if err != nil {
 		return nil, s.wrap(ctx, "events", err)
 	}
@@ -145,14 +165,15 @@ func (s *Store) Events(ctx context.Context, environment string, limit int) ([]ap
 	out := []apikey.Event{}
 	for rows.Next() {
 		var (
-			e            apikey.Event
-			at           int64
-			role, action string
+			e                     apikey.Event
+			at                    int64
+			role, action, keyType string
 		)
-		if err := rows.Scan(&at, &e.Actor.ID, &role, &action, &e.Environment, &e.KeyID, &e.Detail); err != nil {
+		if err := rows.Scan(&e.Seq, &at, &e.Actor.ID, &role, &e.Actor.Account, &action, &e.Account, &e.Environment,
+			&e.KeyID, &keyType, &e.Detail); err != nil {
 			return nil, s.wrap(ctx, "events", err)
 		}
-		e.Time, e.Actor.Role, e.Action = fromMicros(at), apikey.Role(role), apikey.Action(action)
+		e.Time, e.Actor.Role, e.Action, e.KeyType = fromMicros(at), apikey.Role(role), apikey.Action(action), apikey.KeyType(keyType)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

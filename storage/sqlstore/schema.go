@@ -71,7 +71,7 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}},
+	}}, {version: 2, statements: sqliteV2}},
 	// PostgreSQL text columns that are compared or sorted use the "C"
 	// collation, so that the order is byte order, as in SQLite and the
 	// memory store, whatever the database's locale.
@@ -123,12 +123,12 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}},
+	}}, {version: 2, statements: postgresV2}},
 }
 
 // SchemaVersion is the newest schema version this package knows; Migrate
 // brings a database up to it.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrationsTable records the applied schema versions. It is not named
 // schema_migrations, which other migration tools own in many databases.
@@ -231,4 +231,154 @@ func (s *Store) migrate(ctx context.Context, tx execQuerier) error {
 		}
 	}
 	return nil
+}
+
+// Version 2: accounts. Every key, settings row, audit event and change-feed
+// entry carries its account (rows of version 1 join DefaultAccount, "default");
+// keys gain an owner and metadata (a JSON object, NULL for none), settings a
+// closed_at time, events the acting actor's account and the key's type. The
+// indexes answer every question of the store by index:
+//   - keys: the default key of an (account, environment, type) by the
+//     unique partial index keystile_keys_one_default, a page of an
+//     environment's keys by keystile_keys_environment (account,
+//     environment, created_at, id);
+//   - settings: one environment, a page of environments and the distinct
+//     accounts by the primary key (account, environment);
+//   - events: the newest page, of everything (the primary key seq), of an
+//     account (account, seq), of an account's environment (account,
+//     environment, seq) or of an environment in every account (environment,
+//     seq).
+//
+// SQLite cannot change a primary key or add a NOT NULL column without a
+// default in place, so version 2 rebuilds its four tables the way SQLite
+// documents (https://www.sqlite.org/lang_altertable.html#otheralter): create
+// the new table, copy the rows, drop the old one, rename the new one, then
+// create its indexes, all inside Migrate's transaction. The schema has no
+// foreign keys, triggers or views, so the procedure's steps about them have
+// nothing to do. An events table keeps its seq values and its AUTOINCREMENT
+// counter, so that a new event never reuses the number of an old one.
+var sqliteV2 = []string{
+	`CREATE TABLE keystile_keys_v2 (
+		id           TEXT    NOT NULL PRIMARY KEY,
+		account      TEXT    NOT NULL,
+		type         TEXT    NOT NULL,
+		environment  TEXT    NOT NULL,
+		name         TEXT    NOT NULL,
+		owner        TEXT    NOT NULL,
+		metadata     TEXT,
+		scopes       TEXT,
+		is_default   BOOLEAN NOT NULL,
+		created_at   BIGINT  NOT NULL,
+		created_by   TEXT    NOT NULL,
+		expires_at   BIGINT,
+		rotated_at   BIGINT,
+		expiry_limit BIGINT,
+		revoked_at   BIGINT,
+		last_used_at BIGINT,
+		hash         TEXT    NOT NULL,
+		recoverable  BLOB,
+		revision     BIGINT  NOT NULL
+	) WITHOUT ROWID`,
+	`INSERT INTO keystile_keys_v2 (id, account, type, environment, name, owner, metadata, scopes, is_default,
+		created_at, created_by, expires_at, rotated_at, expiry_limit, revoked_at, last_used_at, hash, recoverable, revision)
+	SELECT id, 'default', type, environment, name, '', NULL, scopes, is_default,
+		created_at, created_by, expires_at, rotated_at, expiry_limit, revoked_at, last_used_at, hash, recoverable, revision
+	FROM keystile_keys`,
+	`DROP TABLE keystile_keys`,
+	`ALTER TABLE keystile_keys_v2 RENAME TO keystile_keys`,
+	`CREATE INDEX keystile_keys_environment ON keystile_keys (account, environment, created_at, id)`,
+	`CREATE UNIQUE INDEX keystile_keys_one_default ON keystile_keys (account, environment, type) WHERE is_default`,
+
+	`CREATE TABLE keystile_settings_v2 (
+		account         TEXT   NOT NULL,
+		environment     TEXT   NOT NULL,
+		allowed_origins TEXT,
+		updated_at      BIGINT NOT NULL,
+		closed_at       BIGINT,
+		revision        BIGINT NOT NULL,
+		PRIMARY KEY (account, environment)
+	) WITHOUT ROWID`,
+	`INSERT INTO keystile_settings_v2 (account, environment, allowed_origins, updated_at, closed_at, revision)
+	SELECT 'default', environment, allowed_origins, updated_at, NULL, revision FROM keystile_settings`,
+	`DROP TABLE keystile_settings`,
+	`ALTER TABLE keystile_settings_v2 RENAME TO keystile_settings`,
+
+	`CREATE TABLE keystile_events_v2 (
+		seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+		occurred_at   BIGINT NOT NULL,
+		actor_id      TEXT   NOT NULL,
+		actor_role    TEXT   NOT NULL,
+		actor_account TEXT   NOT NULL,
+		action        TEXT   NOT NULL,
+		account       TEXT   NOT NULL,
+		environment   TEXT   NOT NULL,
+		key_id        TEXT   NOT NULL,
+		key_type      TEXT   NOT NULL,
+		detail        TEXT   NOT NULL
+	)`,
+	// An event's key type is its key's, when the key is known (keys are
+	// never deleted, so it is, unless rows were removed by hand).
+	`INSERT INTO keystile_events_v2 (seq, occurred_at, actor_id, actor_role, actor_account, action, account,
+		environment, key_id, key_type, detail)
+	SELECT seq, occurred_at, actor_id, actor_role, '', action, 'default', environment, key_id,
+		COALESCE((SELECT k.type FROM keystile_keys k WHERE k.id = e.key_id), ''), detail
+	FROM keystile_events e`,
+	// The copy set the new table's counter to the largest seq copied; the
+	// old counter is at least that (it is never lower than a seq handed
+	// out). RENAME carries the counter over to the new name.
+	`UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = 'keystile_events')
+	WHERE name = 'keystile_events_v2'`,
+	`DROP TABLE keystile_events`,
+	`ALTER TABLE keystile_events_v2 RENAME TO keystile_events`,
+	`CREATE INDEX keystile_events_account ON keystile_events (account, seq)`,
+	`CREATE INDEX keystile_events_account_environment ON keystile_events (account, environment, seq)`,
+	`CREATE INDEX keystile_events_environment ON keystile_events (environment, seq)`,
+
+	`CREATE TABLE keystile_changes_v2 (
+		revision    INTEGER NOT NULL PRIMARY KEY,
+		account     TEXT    NOT NULL,
+		environment TEXT    NOT NULL,
+		key_id      TEXT    NOT NULL
+	)`,
+	`INSERT INTO keystile_changes_v2 (revision, account, environment, key_id)
+	SELECT revision, 'default', environment, key_id FROM keystile_changes`,
+	`DROP TABLE keystile_changes`,
+	`ALTER TABLE keystile_changes_v2 RENAME TO keystile_changes`,
+}
+
+// postgresV2 is version 2 for PostgreSQL, which changes tables in place:
+// a column added with a constant default fills the existing rows without
+// rewriting the table (PostgreSQL 11 and later), and the default is then
+// dropped, so that a row written without an account fails instead of
+// joining the default account.
+var postgresV2 = []string{
+	`ALTER TABLE keystile_keys
+		ADD COLUMN account  TEXT COLLATE "C" NOT NULL DEFAULT 'default',
+		ADD COLUMN owner    TEXT NOT NULL DEFAULT '',
+		ADD COLUMN metadata TEXT`,
+	`ALTER TABLE keystile_keys ALTER COLUMN account DROP DEFAULT, ALTER COLUMN owner DROP DEFAULT`,
+	`DROP INDEX keystile_keys_environment`,
+	`CREATE INDEX keystile_keys_environment ON keystile_keys (account, environment, created_at, id)`,
+	`DROP INDEX keystile_keys_one_default`,
+	`CREATE UNIQUE INDEX keystile_keys_one_default ON keystile_keys (account, environment, type) WHERE is_default`,
+
+	`ALTER TABLE keystile_settings
+		ADD COLUMN account   TEXT COLLATE "C" NOT NULL DEFAULT 'default',
+		ADD COLUMN closed_at BIGINT`,
+	`ALTER TABLE keystile_settings ALTER COLUMN account DROP DEFAULT`,
+	`ALTER TABLE keystile_settings DROP CONSTRAINT keystile_settings_pkey, ADD PRIMARY KEY (account, environment)`,
+
+	`ALTER TABLE keystile_events
+		ADD COLUMN account       TEXT COLLATE "C" NOT NULL DEFAULT 'default',
+		ADD COLUMN actor_account TEXT NOT NULL DEFAULT '',
+		ADD COLUMN key_type      TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE keystile_events ALTER COLUMN account DROP DEFAULT, ALTER COLUMN actor_account DROP DEFAULT,
+		ALTER COLUMN key_type DROP DEFAULT`,
+	// An event's key type is its key's, when the key is known.
+	`UPDATE keystile_events e SET key_type = k.type FROM keystile_keys k WHERE k.id = e.key_id`,
+	`CREATE INDEX keystile_events_account ON keystile_events (account, seq)`,
+	`CREATE INDEX keystile_events_account_environment ON keystile_events (account, environment, seq)`,
+
+	`ALTER TABLE keystile_changes ADD COLUMN account TEXT NOT NULL DEFAULT 'default'`,
+	`ALTER TABLE keystile_changes ALTER COLUMN account DROP DEFAULT`,
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -38,33 +39,52 @@ func DSN(tb testing.TB) string {
 // is dropped when tb ends.
 func FreshSchema(tb testing.TB, prefix string) string {
 	tb.Helper()
-	dsn := DSN(tb)
+	dsn, drop, err := NewSchema(DSN(tb), prefix)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := drop(); err != nil {
+			tb.Log(err)
+		}
+	})
+	return dsn
+}
+
+// NewSchema is FreshSchema for a schema that outlives one test, such as a
+// large database that several benchmarks share: it creates the schema on
+// the server named by dsn, and returns the schema's DSN and the function
+// that drops it.
+func NewSchema(dsn, prefix string) (schemaDSN string, drop func() error, err error) {
 	admin, err := sql.Open("pgx", dsn)
 	if err != nil {
-		tb.Fatalf("opening KEYSTILE_POSTGRES_DSN: %v", err)
+		return "", nil, fmt.Errorf("opening KEYSTILE_POSTGRES_DSN: %w", err)
 	}
-	tb.Cleanup(func() { admin.Close() })
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema := prefix + "_" + hex.EncodeToString(b[:])
 	if _, err := admin.ExecContext(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		tb.Fatalf("cannot reach the PostgreSQL server at KEYSTILE_POSTGRES_DSN: %v", err)
+		admin.Close()
+		return "", nil, fmt.Errorf("cannot reach the PostgreSQL server at KEYSTILE_POSTGRES_DSN: %w", err)
 	}
-	tb.Cleanup(func() {
+	drop = func() error {
+		defer admin.Close()
 		if _, err := admin.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			tb.Logf("dropping schema %s: %v", schema, err)
+			return fmt.Errorf("dropping schema %s: %w", schema, err)
 		}
-	})
+		return nil
+	}
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err != nil {
-			tb.Fatalf("KEYSTILE_POSTGRES_DSN is not a valid URL: %v", err)
+			_ = drop()
+			return "", nil, fmt.Errorf("KEYSTILE_POSTGRES_DSN is not a valid URL: %w", err)
 		}
 		q := u.Query()
 		q.Set("search_path", schema)
 		q.Set("application_name", schema)
 		u.RawQuery = q.Encode()
-		return u.String()
+		return u.String(), drop, nil
 	}
-	return dsn + " search_path=" + schema + " application_name=" + schema
+	return dsn + " search_path=" + schema + " application_name=" + schema, drop, nil
 }
