@@ -426,9 +426,9 @@ func TestConsoleInChromium(t *testing.T) {
 
 	t.Run("owner changes a grace period, reveals a key and sets origins", func(t *testing.T) {
 		var client apikey.View
-		views, err := s.manager.List(context.Background(), bootstrapActor, apikey.Production)
+		views, err := s.manager.List(context.Background(), bootstrapActor, apikey.Production, apikey.Page{})
 		require.NoError(t, err)
-		for _, v := range views {
+		for _, v := range views.Keys {
 			if v.Default && v.Type == apikey.Client {
 				client = v
 			}
@@ -590,10 +590,10 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Run(user.role+" sees keys and no action", func(t *testing.T) {
 			tab := s.signIn(t, b, user.name)
 			assert.Contains(t, eval[string](t, tab, `document.getElementById("session").textContent`), user.name+" ("+user.role+")")
-			views, err := s.manager.List(context.Background(), bootstrapActor, apikey.Production)
+			views, err := s.manager.List(context.Background(), bootstrapActor, apikey.Production, apikey.Page{})
 			require.NoError(t, err)
 			var want []string
-			for _, v := range views {
+			for _, v := range views.Keys {
 				want = append(want, v.Prefix+" "+string(v.Status))
 			}
 			shown := eval[[]string](t, tab, `[...document.querySelectorAll("#keys-body tr")].map(tr => tr.dataset.prefix + " " + tr.dataset.status)`)

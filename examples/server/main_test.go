@@ -307,7 +307,7 @@ func TestAllowOrigin(t *testing.T) {
 	store, err := exampledb.Open(context.Background(), db)
 	require.NoError(t, err)
 	defer store.DB().Close()
-	settings, err := store.Settings(context.Background(), "development")
+	settings, err := store.Settings(context.Background(), apikey.DefaultAccount, "development")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"http://localhost:3000", "https://*.example.com"}, settings.AllowedOrigins)
 }

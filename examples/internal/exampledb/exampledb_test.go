@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/examples/internal/pgtest"
 	"github.com/keystile/keystile/storage/sqlstore"
 )
@@ -73,7 +74,7 @@ func TestOpenForSQLite(t *testing.T) {
 			store, err = OpenFor(ctx, db, tc.access)
 			require.NoError(t, err)
 			defer store.DB().Close()
-			_, err = store.Environments(ctx)
+			_, err = store.Environments(ctx, apikey.EnvironmentQuery{Limit: 1})
 			assert.NoError(t, err)
 		})
 	}
@@ -82,7 +83,7 @@ func TestOpenForSQLite(t *testing.T) {
 		store, err := OpenFor(ctx, db, Create)
 		require.NoError(t, err)
 		defer store.DB().Close()
-		_, err = store.Environments(ctx)
+		_, err = store.Environments(ctx, apikey.EnvironmentQuery{Limit: 1})
 		assert.NoError(t, err)
 	})
 }
@@ -151,7 +152,7 @@ func TestOpenForPostgres(t *testing.T) {
 	for _, access := range []Access{Migrate, ReadOnly} {
 		store, err := OpenFor(ctx, dsn, access)
 		require.NoError(t, err)
-		_, err = store.Environments(ctx)
+		_, err = store.Environments(ctx, apikey.EnvironmentQuery{Limit: 1})
 		assert.NoError(t, err)
 		require.NoError(t, store.DB().Close())
 	}
