@@ -249,6 +249,15 @@ func (v *Validator) background(fn func(ctx context.Context)) {
 	}()
 }
 
+// feedWake returns the channel that signals news in the change feed, or
+// nil (never ready) when the store has no feed or nothing signals.
+func (v *Validator) feedWake() <-chan struct{} {
+	if v.feed == nil {
+		return nil
+	}
+	return v.cfg.FeedWake
+}
+
 // run is the background loop: change feed, settings reloads, last-used
 // writes.
 func (v *Validator) run() {
@@ -277,6 +286,8 @@ func (v *Validator) run() {
 		case <-feedC:
 			v.pollFeed(v.ctx)
 			v.reloadPending(v.ctx) // retries of failed reloads
+		case <-v.feedWake():
+			v.pollFeed(v.ctx)
 		case <-settingsC:
 			v.reloadSettings(v.ctx)
 		case <-v.settings.signal:

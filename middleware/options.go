@@ -108,6 +108,13 @@ type Options struct {
 	// bound. Zero means DefaultFeedInterval (1 second). Ignored if the store
 	// has no change feed.
 	FeedInterval time.Duration
+	// FeedWake, if set, signals that the store's change feed has news: the
+	// Validator reads the feed at once instead of at its next poll, so a
+	// revocation reaches this process in milliseconds. Pass the Wake channel
+	// of package github.com/keystile/keystile/storage/sqlstore/pgnotify
+	// (PostgreSQL LISTEN/NOTIFY). Polling every FeedInterval goes on as the
+	// fallback for lost notifications. Nil means polling only.
+	FeedWake <-chan struct{}
 	// SettingsInterval is how often every account's environments' settings
 	// (allowed origins, closed accounts) are reloaded in full, a page at a
 	// time. With a change feed no periodic reload is needed: a settings

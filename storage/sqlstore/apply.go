@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,8 +105,23 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c apikey.Change, writes i
 			return s.wrap(ctx, "apply: pruning the change feed", err)
 		}
 	}
+	// PostgreSQL: wake the feed readers that LISTEN (package pgnotify) the
+	// moment the change commits; the notification is sent only if it does.
+	if s.d == Postgres && writes > 0 {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, $2)", NotifyChannel, strconv.FormatInt(top, 10)); err != nil {
+			return s.wrap(ctx, "apply: notifying the change", err)
+		}
+	}
 	return nil
 }
+
+// NotifyChannel is the PostgreSQL channel on which Apply notifies, in the
+// same transaction, every change that writes keys or settings; the payload
+// is the change's newest revision. Package
+// github.com/keystile/keystile/storage/sqlstore/pgnotify listens on it.
+// Stores in other schemas of the same database share the channel: their
+// notifications only wake a reader early.
+const NotifyChannel = "keystile_changes"
 
 func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev int64) error {
 	metadata, scopes, err := encodeKeyLists(r)
