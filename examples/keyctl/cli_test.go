@@ -41,8 +41,8 @@ func dirFiles(t *testing.T, dir string) []string {
 
 // commandNames are every command keyctl has.
 var commandNames = []string{
-	"bootstrap", "create", "rotate", "grace", "revoke", "scopes", "origins", "reveal",
-	"list", "get", "environments", "audit", "help",
+	"bootstrap", "create", "rotate", "grace", "revoke", "scopes", "origins", "owner", "metadata",
+	"close", "reveal", "list", "get", "environments", "accounts", "audit", "help",
 }
 
 // TestKeyctlHelp: every way of asking for help prints usage on stdout,
@@ -168,7 +168,8 @@ func TestKeyctlJSON(t *testing.T) {
 	f := newFixture(t)
 	extra := f.create(t, "server", "--scopes", "orders:read")
 	spare := f.create(t, "server", "--scopes", "orders:read")
-	secrets := []apikey.Key{f.server, f.client, extra, spare}
+	labelled := f.create(t, "server", "--scopes", "orders:read")
+	secrets := []apikey.Key{f.server, f.client, extra, spare, labelled}
 
 	isView := func(t *testing.T, v any, prefix string) {
 		t.Helper()
@@ -216,13 +217,13 @@ func TestKeyctlJSON(t *testing.T) {
 		{"list", []string{"list", "production"}, exitOK, func(t *testing.T, doc map[string]any) {
 			keys, ok := doc["keys"].([]any)
 			require.True(t, ok)
-			require.Len(t, keys, 4)
+			require.Len(t, keys, 5)
 			var prefixes []any
 			for _, k := range keys {
 				isView(t, k, "")
 				prefixes = append(prefixes, k.(map[string]any)["prefix"])
 			}
-			assert.ElementsMatch(t, []any{f.server.Prefix(), f.client.Prefix(), extra.Prefix(), spare.Prefix()}, prefixes)
+			assert.ElementsMatch(t, []any{f.server.Prefix(), f.client.Prefix(), extra.Prefix(), spare.Prefix(), labelled.Prefix()}, prefixes)
 		}},
 		{"get", []string{"get", f.server.ID()}, exitOK, func(t *testing.T, doc map[string]any) {
 			isView(t, doc, f.server.Prefix())
@@ -273,7 +274,8 @@ func TestKeyctlJSON(t *testing.T) {
 			assert.Equal(t, "reveal", e["action"])
 			assert.Equal(t, f.client.Prefix(), e["prefix"])
 			assert.Equal(t, f.client.ID(), e["key_id"])
-			assert.Equal(t, map[string]any{"id": "keyctl", "role": "owner"}, e["actor"])
+			assert.Equal(t, map[string]any{"id": "keyctl", "role": "owner", "account": "default"}, e["actor"])
+			assert.Equal(t, "default", e["account"])
 		}},
 		{"audit, unknown environment", []string{"audit", "--limit", "1", "qa"}, exitRefused, func(t *testing.T, doc map[string]any) {
 			assert.Equal(t, "unknown_environment", doc["error"].(map[string]any)["code"])
@@ -296,6 +298,23 @@ func TestKeyctlJSON(t *testing.T) {
 		}},
 		{"grace required", []string{"rotate", f.client.Prefix()}, exitUsage, func(t *testing.T, doc map[string]any) {
 			assert.Equal(t, "grace_required", doc["error"].(map[string]any)["code"])
+		}},
+		{"owner", []string{"owner", labelled.Prefix(), "user_42"}, exitOK, func(t *testing.T, doc map[string]any) {
+			isView(t, doc, labelled.Prefix())
+			assert.Equal(t, "user_42", doc["owner"])
+		}},
+		{"metadata", []string{"metadata", labelled.Prefix(), "plan=pro", "seats=5"}, exitOK, func(t *testing.T, doc map[string]any) {
+			isView(t, doc, labelled.Prefix())
+			assert.Equal(t, map[string]any{"plan": "pro", "seats": "5"}, doc["metadata"])
+		}},
+		{"accounts", []string{"--account", "*", "accounts"}, exitOK, func(t *testing.T, doc map[string]any) {
+			assert.Equal(t, []any{"default"}, doc["accounts"])
+		}},
+		{"accounts, not an operator", []string{"accounts"}, exitRefused, func(t *testing.T, doc map[string]any) {
+			assert.Equal(t, "role_not_allowed", doc["error"].(map[string]any)["code"])
+		}},
+		{"close, another account", []string{"close", "globex"}, exitRefused, func(t *testing.T, doc map[string]any) {
+			assert.Equal(t, "not_found", doc["error"].(map[string]any)["code"])
 		}},
 		{"no database", []string{"-db", filepath.Join(t.TempDir(), "typo.db"), "list", "production"}, exitStorage, func(t *testing.T, doc map[string]any) {
 			e := doc["error"].(map[string]any)

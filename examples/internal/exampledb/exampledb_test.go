@@ -97,12 +97,13 @@ func TestOpenForSchemaVersion(t *testing.T) {
 	store, err := Open(ctx, db)
 	require.NoError(t, err)
 	defer store.DB().Close()
-	_, err = store.DB().Exec(`UPDATE keystile_schema_migrations SET version = ?`, sqlstore.SchemaVersion+1)
+	// The newest version recorded becomes one this program does not know.
+	_, err = store.DB().Exec(`UPDATE keystile_schema_migrations SET version = ? WHERE version = ?`, sqlstore.SchemaVersion+1, sqlstore.SchemaVersion)
 	require.NoError(t, err)
 	_, err = OpenFor(ctx, db, ReadOnly)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "newer than")
-	_, err = store.DB().Exec(`UPDATE keystile_schema_migrations SET version = ?`, sqlstore.SchemaVersion)
+	_, err = store.DB().Exec(`UPDATE keystile_schema_migrations SET version = ? WHERE version = ?`, sqlstore.SchemaVersion, sqlstore.SchemaVersion+1)
 	require.NoError(t, err)
 
 	// An older schema: the database's version against a newer program's.
