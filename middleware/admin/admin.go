@@ -56,9 +56,9 @@
 // {"grace":"0s"} ends the old key at once.
 //
 // A full key appears only in the responses of create, rotate and reveal.
-// Every refusal is an application/problem+json response with a stable code
-// (see the table in errors.go). Every response carries Cache-Control:
-// no-store.
+// Every refusal is an application/problem+json response with a stable code:
+// Reasons lists them, each an exported, documented Reason. Every response
+// carries Cache-Control: no-store.
 package admin
 
 import (
