@@ -173,6 +173,20 @@ type Options struct {
 	// value is apikey.APIPolicy (0 to 365 days); a console passes
 	// apikey.ConsolePolicy (0 to 7 days).
 	Policy apikey.GracePolicy
+	// ErrorHandler writes every refusal, for a service that answers errors
+	// in a format of its own. err is always a refusal of package
+	// middleware: middleware.ReasonOf(err) is its Reason (one of Reasons,
+	// or one of package middleware's that Authorize returned),
+	// middleware.Detail(err) says what was wrong and
+	// middleware.RetryAfter(err) how long to wait (503); none of them holds
+	// a secret. A refusal by a rule of package apikey wraps its error
+	// (errors.Is(err, apikey.ErrNotFound)); a storage failure arrives as
+	// ReasonUnavailable and wraps the storage error for errors.Is and
+	// errors.As, but its text (err.Error()) is the refusal's alone.
+	// Cache-Control: no-store is already set. Nil means
+	// middleware.WriteProblem: application/problem+json with the reason's
+	// status and code.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // API is the management API handler. It is safe for concurrent use.
@@ -202,6 +216,9 @@ func New(opts Options) (*API, error) {
 	if opts.Policy.Max == 0 {
 		opts.Policy = apikey.APIPolicy
 	}
+	if opts.ErrorHandler == nil {
+		opts.ErrorHandler = middleware.WriteProblem
+	}
 	a := &API{opts: opts, mux: http.NewServeMux()}
 	routes := map[string]handler{
 		"GET /environments":                           a.environments,
@@ -227,7 +244,7 @@ func New(opts Options) (*API, error) {
 		a.mux.Handle(pattern, a.wrap(h))
 	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, errNoRoute)
+		a.writeError(w, r, errNoRoute)
 	})
 	return a, nil
 }
@@ -246,17 +263,17 @@ func (a *API) wrap(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		caller, err := a.opts.Authorize(r)
 		if err != nil {
-			writeError(w, r, forbidden(err))
+			a.writeError(w, r, forbidden(err))
 			return
 		}
 		if err := caller.check(); err != nil {
-			writeError(w, r, err)
+			a.writeError(w, r, err)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)
 		status, body, err := h(r, caller)
 		if err != nil {
-			writeError(w, r, err)
+			a.writeError(w, r, err)
 			return
 		}
 		writeJSON(w, status, body)

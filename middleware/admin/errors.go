@@ -205,24 +205,36 @@ func forbidden(err error) error {
 	return middleware.Refuse(ReasonForbidden, "")
 }
 
-// writeError writes the problem response for err. Errors of package apikey
-// carry no secret, so their text becomes the detail; any other error is a
-// storage failure, answered 503 without detail (fail closed).
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
+// writeError answers err with Options.ErrorHandler, as a refusal. Errors of
+// package apikey carry no secret, so their text becomes the detail; any
+// other error is a storage failure, answered 503 without detail (fail
+// closed).
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if middleware.ReasonOf(err) == nil {
 		err = classify(err)
 	}
-	middleware.WriteProblem(w, r, err)
+	a.opts.ErrorHandler(w, r, err)
 }
 
 func classify(err error) error {
 	for _, rr := range ruleReasons {
 		if errors.Is(err, rr.err) {
-			return middleware.Refuse(rr.reason, err.Error())
+			return &refusal{middleware.Refuse(rr.reason, err.Error()), err}
 		}
 	}
 	if apikey.IsRequestError(err) { // a rule without a code of its own yet
-		return middleware.Refuse(ReasonInvalidRequest, err.Error())
+		return &refusal{middleware.Refuse(ReasonInvalidRequest, err.Error()), err}
 	}
-	return middleware.Refuse(ReasonUnavailable, "")
+	return &refusal{middleware.Refuse(ReasonUnavailable, ""), err}
 }
+
+// refusal is a refusal of package middleware with its cause, an error of
+// package apikey or of storage, for an ErrorHandler's errors.Is and logs.
+// Its text is the refusal's alone: never a storage error's.
+type refusal struct {
+	refused error
+	cause   error
+}
+
+func (e *refusal) Error() string   { return e.refused.Error() }
+func (e *refusal) Unwrap() []error { return []error{e.refused, e.cause} }

@@ -393,6 +393,7 @@ func TestOnlyOwnersChangeKeys(t *testing.T) {
 				res, body := f.do(t, f.sameOrigin(c.method, c.path, c.body, role))
 				assert.Equal(t, http.StatusForbidden, res.StatusCode, "%s %s: %s", c.method, c.path, body)
 				assert.Equal(t, "role_not_allowed", problemCode(t, body), "%s %s", c.method, c.path)
+				assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"), "the console's API answers problem+json")
 				assert.NotContains(t, string(body), `"key"`)
 			}
 		})
