@@ -51,6 +51,13 @@
 // cannot close its account, even a full-access one (KeyScopes confines it to
 // its environment): owners do it from a console session, or an operator.
 //
+// A request body is one JSON object of the route's fields, named exactly as
+// above (no case folding, no other member). A field of the wrong type or
+// form is refused with 400 invalid_request and a detail that names the
+// field and what it takes, never the value given (a key may have been
+// pasted there): {"grace":"1d"} is refused with
+// `grace: want a duration such as "24h" or "90m"`.
+//
 // The grace of rotate and grace changes is required: a missing grace (or
 // an empty body) is refused with 422 grace_required, never read as zero;
 // {"grace":"0s"} ends the old key at once.
