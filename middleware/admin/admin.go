@@ -62,7 +62,8 @@
 // an empty body) is refused with 422 grace_required, never read as zero;
 // {"grace":"0s"} ends the old key at once.
 //
-// A full key appears only in the responses of create, rotate and reveal.
+// Create, rotate and reveal answer {"full_key": "<the full key>", "view":
+// {...}}, as keyctl prints them; a full key appears in no other response.
 // Every refusal is an application/problem+json response with a stable code:
 // Reasons lists them, each an exported, documented Reason. Every response
 // carries Cache-Control: no-store.

@@ -145,7 +145,7 @@ func TestRoutes(t *testing.T) {
 				assert.Equal(t, "application/json", header.Get("Content-Type"))
 			}
 			if status == http.StatusCreated {
-				_, err := apikey.ParseKey(body["key"].(string))
+				_, err := apikey.ParseKey(body["full_key"].(string))
 				assert.NoError(t, err, "create and rotate return the full key once")
 			}
 		})
@@ -547,7 +547,7 @@ func TestRotatedOutKeyCannotManageKeys(t *testing.T) {
 	// writer is rotated by the Manager. Each keeps a day of grace.
 	status, body := send(oldDefault.Reveal(), "POST", "/keys/"+oldDefault.ID()+"/rotate", `{"grace":"24h"}`)
 	require.Equal(t, http.StatusCreated, status, "%v", body)
-	newDefault := mustParse(t, body["key"].(string))
+	newDefault := mustParse(t, body["full_key"].(string))
 	_, err = m.Rotate(ctx, owner.Actor, apikey.RotateRequest{KeyID: writer.View.ID, Grace: 24 * time.Hour})
 	require.NoError(t, err)
 
@@ -575,7 +575,7 @@ func TestRotatedOutKeyCannotManageKeys(t *testing.T) {
 				assert.Equal(t, http.StatusForbidden, status, "%s: %v", w.name, body)
 				assert.Equal(t, "role_not_allowed", body["code"], w.name)
 				assert.Contains(t, body["detail"], "rotated out", "%s: the refusal says why", w.name)
-				assert.NotContains(t, body, "key", "%s: no key handed out", w.name)
+				assert.NotContains(t, body, "full_key", "%s: no key handed out", w.name)
 			}
 			after, err := m.List(ctx, owner.Actor, apikey.Production, apikey.Page{})
 			require.NoError(t, err)

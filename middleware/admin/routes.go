@@ -12,14 +12,15 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-// keyResponse carries a full key, shown once, and its public view.
+// keyResponse answers create, rotate and reveal: the full key, shown once,
+// and its public view, as keyctl prints them.
 type keyResponse struct {
-	Key  string      `json:"key"`
-	View apikey.View `json:"view"`
+	FullKey string      `json:"full_key"`
+	View    apikey.View `json:"view"`
 }
 
 func issued(k apikey.Issued) keyResponse {
-	return keyResponse{Key: k.Key.Reveal(), View: k.View}
+	return keyResponse{FullKey: k.Key.Reveal(), View: k.View}
 }
 
 func (a *API) environments(r *http.Request, c Caller) (int, any, error) {
@@ -254,7 +255,7 @@ func (a *API) revealKey(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	k, err := a.opts.Manager.Reveal(r.Context(), c.actor(), view.ID)
-	return http.StatusOK, keyResponse{Key: k.Reveal(), View: view}, err
+	return http.StatusOK, keyResponse{FullKey: k.Reveal(), View: view}, err
 }
 
 func (a *API) getOrigins(r *http.Request, c Caller) (int, any, error) {

@@ -162,7 +162,7 @@ func TestPageAndAssets(t *testing.T) {
 		contains    []string
 	}{
 		{"/", "text/html; charset=utf-8", []string{`<script src="app.js" defer></script>`, `<link rel="stylesheet" href="style.css">`, `<label for="environment">`}},
-		{"/app.js", "text/javascript; charset=utf-8", []string{`"use strict"`, "api/environments", "navigator.clipboard.writeText"}},
+		{"/app.js", "text/javascript; charset=utf-8", []string{`"use strict"`, "api/environments", "navigator.clipboard.writeText", "res.full_key"}},
 		{"/style.css", "text/css; charset=utf-8", []string{":focus-visible"}},
 	}
 	for _, tt := range tests {
@@ -394,7 +394,7 @@ func TestOnlyOwnersChangeKeys(t *testing.T) {
 				assert.Equal(t, http.StatusForbidden, res.StatusCode, "%s %s: %s", c.method, c.path, body)
 				assert.Equal(t, "role_not_allowed", problemCode(t, body), "%s %s", c.method, c.path)
 				assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"), "the console's API answers problem+json")
-				assert.NotContains(t, string(body), `"key"`)
+				assert.NotContains(t, string(body), `"full_key"`)
 			}
 		})
 	}
@@ -418,7 +418,7 @@ func TestOwnerFlow(t *testing.T) {
 	}
 	status, created := post("POST", "/api/environments/production/keys", `{"type":"server","name":"billing","scopes":["invoices:write"]}`)
 	require.Equal(t, http.StatusCreated, status, "%v", created)
-	key, err := apikey.ParseKey(created["key"].(string))
+	key, err := apikey.ParseKey(created["full_key"].(string))
 	require.NoError(t, err, "the full key, shown once")
 	prefix := key.Prefix()
 
@@ -445,7 +445,7 @@ func TestOwnerFlow(t *testing.T) {
 		if v.Type == apikey.Client {
 			status, revealed := post("POST", "/api/keys/"+v.Prefix+"/reveal", ``)
 			require.Equal(t, http.StatusOK, status, "%v", revealed)
-			assert.True(t, strings.HasPrefix(revealed["key"].(string), v.Prefix))
+			assert.True(t, strings.HasPrefix(revealed["full_key"].(string), v.Prefix))
 		}
 	}
 	status, settings := post("PUT", "/api/environments/production/origins", `{"allowed_origins":["https://app.example.com"]}`)
