@@ -35,6 +35,20 @@
 //	GET    /accounts                            a page of account ids
 //	POST   /accounts/{account}/close            close an account
 //
+// and, for anyone who reaches the handler:
+//
+//	GET    /openapi.json                        this API's OpenAPI 3.1 document
+//
+// The OpenAPI document (openapi.json, embedded) is the API's contract: every
+// route, its parameters, request and response schemas, statuses and problem
+// codes, and the X-API-Key security scheme. It is served without calling
+// Authorize, since it is the same for every caller and names no account,
+// key or environment. The middleware a service mounts in front of the API
+// still applies; to publish the document to anyone, route its path around
+// that middleware:
+//
+//	mux.Handle("GET /admin/openapi.json", http.StripPrefix("/admin", api))
+//
 // {id} is a key id or a displayable prefix, "server-<id>" or "client-<id>"
 // (apikey.ParseKeyID). A prefix of the other type is 404 not_found, like a
 // key that does not exist or a key of another account; anything else, a
@@ -64,9 +78,10 @@
 //
 // Create, rotate and reveal answer {"full_key": "<the full key>", "view":
 // {...}}, as keyctl prints them; a full key appears in no other response.
-// Every refusal is an application/problem+json response with a stable code:
-// Reasons lists them, each an exported, documented Reason. Every response
-// carries Cache-Control: no-store.
+// Every refusal is an application/problem+json response with a stable code
+// (or what Options.ErrorHandler writes): Reasons lists them, each an
+// exported, documented Reason. Every response carries Cache-Control:
+// no-store.
 package admin
 
 import (
@@ -228,7 +243,20 @@ func New(opts Options) (*API, error) {
 		opts.ErrorHandler = middleware.WriteProblem
 	}
 	a := &API{opts: opts, mux: http.NewServeMux()}
-	routes := map[string]handler{
+	for pattern, h := range a.routes() {
+		a.mux.Handle(pattern, a.wrap(h))
+	}
+	a.mux.HandleFunc("GET /openapi.json", serveOpenAPI)
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		a.writeError(w, r, errNoRoute)
+	})
+	return a, nil
+}
+
+// routes maps each route's pattern to its handler. openapi.json describes
+// each of them, and GET /openapi.json.
+func (a *API) routes() map[string]handler {
+	return map[string]handler{
 		"GET /environments":                           a.environments,
 		"GET /environments/{env}/keys":                a.listKeys,
 		"POST /environments/{env}/keys":               a.createKey,
@@ -248,13 +276,6 @@ func New(opts Options) (*API, error) {
 		"GET /accounts":                               a.accounts,
 		"POST /accounts/{account}/close":              a.closeAccount,
 	}
-	for pattern, h := range routes {
-		a.mux.Handle(pattern, a.wrap(h))
-	}
-	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		a.writeError(w, r, errNoRoute)
-	})
-	return a, nil
 }
 
 // ServeHTTP implements http.Handler.

@@ -26,7 +26,7 @@ func issued(k apikey.Issued) keyResponse {
 func (a *API) environments(r *http.Request, c Caller) (int, any, error) {
 	if c.Environment != "" {
 		s, err := a.opts.Manager.Settings(r.Context(), c.actor(), c.Environment)
-		return http.StatusOK, apikey.EnvironmentList{Environments: []apikey.Settings{s}}, err
+		return http.StatusOK, apikey.EnvironmentList{Environments: []apikey.Settings{settings(s)}}, err
 	}
 	page, err := pageOf(r)
 	if err != nil {
@@ -35,6 +35,9 @@ func (a *API) environments(r *http.Request, c Caller) (int, any, error) {
 	list, err := a.opts.Manager.Environments(r.Context(), c.actor(), page)
 	if list.Environments == nil {
 		list.Environments = []apikey.Settings{}
+	}
+	for i, s := range list.Environments {
+		list.Environments[i] = settings(s)
 	}
 	return http.StatusOK, list, err
 }
@@ -49,6 +52,9 @@ func (a *API) listKeys(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	list, err := a.opts.Manager.List(r.Context(), c.actor(), env, page)
+	if list.Keys == nil {
+		list.Keys = []apikey.View{}
+	}
 	return http.StatusOK, list, err
 }
 
@@ -264,7 +270,7 @@ func (a *API) getOrigins(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	s, err := a.opts.Manager.Settings(r.Context(), c.actor(), env)
-	return http.StatusOK, s, err
+	return http.StatusOK, settings(s), err
 }
 
 type originsRequest struct {
@@ -281,7 +287,16 @@ func (a *API) setOrigins(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	s, err := a.opts.Manager.SetAllowedOrigins(r.Context(), c.actor(), env, req.AllowedOrigins)
-	return http.StatusOK, s, err
+	return http.StatusOK, settings(s), err
+}
+
+// settings returns s as the API answers it: allowed_origins is a list,
+// empty rather than null.
+func settings(s apikey.Settings) apikey.Settings {
+	if s.AllowedOrigins == nil {
+		s.AllowedOrigins = []string{}
+	}
+	return s
 }
 
 // auditPage is a page of audit events, newest first. Next is the seq of
