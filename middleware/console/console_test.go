@@ -240,6 +240,11 @@ func TestSession(t *testing.T) {
 		res, body = f.do(t, request{method: "GET", path: "/api/environments"})
 		assert.Equal(t, http.StatusForbidden, res.StatusCode)
 		assert.Equal(t, "role_not_allowed", problemCode(t, body))
+		res, body = f.do(t, request{method: "GET", path: "/api/openapi.json"})
+		assert.Equal(t, http.StatusOK, res.StatusCode, "the API's document is the same for everyone")
+		assert.Equal(t, "application/json", res.Header.Get("Content-Type"))
+		assert.Contains(t, string(body), `"openapi": "3.1.0"`)
+		assertSecurityHeaders(t, res, "/api/openapi.json")
 	})
 
 	t.Run("a refusal of package middleware keeps its status", func(t *testing.T) {
