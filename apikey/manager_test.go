@@ -164,6 +164,17 @@ func TestListShowsNoSecret(t *testing.T) {
 	assert.ErrorIs(t, err, apikey.ErrUnknownEnvironment)
 }
 
+// TestIssuedJSON: an issued key marshals as its view, never with the key.
+func TestIssuedJSON(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	out, err := json.Marshal(f.server)
+	require.NoError(t, err)
+	view, err := json.Marshal(f.server.View)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"view":`+string(view)+`}`, string(out))
+	assert.NotContains(t, string(out), f.server.Key.Reveal()[20:])
+}
+
 func TestCreate(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
 	now := f.clock.Now()

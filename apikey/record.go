@@ -147,10 +147,13 @@ func (r Record) View(now time.Time) View {
 }
 
 // Issued is a key handed out by Create, Rotate or Bootstrap: the full key,
-// shown this once, and its public view.
+// shown this once, and its public view. It marshals to JSON as
+// {"view": VIEW}, never with the key: a program that shows the key says so
+// with a field of its own (the management API and keyctl answer
+// {"full_key": "...", "view": VIEW}).
 type Issued struct {
 	Key  Key  `json:"-"`
-	View View `json:"key"`
+	View View `json:"view"`
 }
 
 // Event is an audit event: who did what to which key or environment, when.

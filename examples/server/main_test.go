@@ -194,7 +194,7 @@ func TestWalkthrough(t *testing.T) {
 	r = call(t, "POST", s.url+"/admin/keys/"+prodServer.ID()+"/rotate", prodServer.Reveal(), `{"grace":"1h"}`)
 	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
 	var rotated struct {
-		Key  string      `json:"key"`
+		Key  string      `json:"full_key"`
 		View apikey.View `json:"view"`
 	}
 	require.NoError(t, json.Unmarshal(r.body, &rotated))

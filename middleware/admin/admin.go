@@ -35,6 +35,20 @@
 //	GET    /accounts                            a page of account ids
 //	POST   /accounts/{account}/close            close an account
 //
+// and, for anyone who reaches the handler:
+//
+//	GET    /openapi.json                        this API's OpenAPI 3.1 document
+//
+// The OpenAPI document (openapi.json, embedded) is the API's contract: every
+// route, its parameters, request and response schemas, statuses and problem
+// codes, and the X-API-Key security scheme. It is served without calling
+// Authorize, since it is the same for every caller and names no account,
+// key or environment. The middleware a service mounts in front of the API
+// still applies; to publish the document to anyone, route its path around
+// that middleware:
+//
+//	mux.Handle("GET /admin/openapi.json", http.StripPrefix("/admin", api))
+//
 // {id} is a key id or a displayable prefix, "server-<id>" or "client-<id>"
 // (apikey.ParseKeyID). A prefix of the other type is 404 not_found, like a
 // key that does not exist or a key of another account; anything else, a
@@ -51,13 +65,22 @@
 // cannot close its account, even a full-access one (KeyScopes confines it to
 // its environment): owners do it from a console session, or an operator.
 //
+// A request body is one JSON object of the route's fields, named exactly as
+// above (no case folding, no other member). A field of the wrong type or
+// form is refused with 400 invalid_request and a detail that names the
+// field and what it takes, never the value given (a key may have been
+// pasted there): {"grace":"1d"} is refused with
+// `grace: want a duration such as "24h" or "90m"`.
+//
 // The grace of rotate and grace changes is required: a missing grace (or
 // an empty body) is refused with 422 grace_required, never read as zero;
 // {"grace":"0s"} ends the old key at once.
 //
-// A full key appears only in the responses of create, rotate and reveal.
+// Create, rotate and reveal answer {"full_key": "<the full key>", "view":
+// {...}}, as keyctl prints them; a full key appears in no other response.
 // Every refusal is an application/problem+json response with a stable code
-// (see the table in errors.go). Every response carries Cache-Control:
+// (or what Options.ErrorHandler writes): Reasons lists them, each an
+// exported, documented Reason. Every response carries Cache-Control:
 // no-store.
 package admin
 
@@ -173,6 +196,20 @@ type Options struct {
 	// value is apikey.APIPolicy (0 to 365 days); a console passes
 	// apikey.ConsolePolicy (0 to 7 days).
 	Policy apikey.GracePolicy
+	// ErrorHandler writes every refusal, for a service that answers errors
+	// in a format of its own. err is always a refusal of package
+	// middleware: middleware.ReasonOf(err) is its Reason (one of Reasons,
+	// or one of package middleware's that Authorize returned),
+	// middleware.Detail(err) says what was wrong and
+	// middleware.RetryAfter(err) how long to wait (503); none of them holds
+	// a secret. A refusal by a rule of package apikey wraps its error
+	// (errors.Is(err, apikey.ErrNotFound)); a storage failure arrives as
+	// ReasonUnavailable and wraps the storage error for errors.Is and
+	// errors.As, but its text (err.Error()) is the refusal's alone.
+	// Cache-Control: no-store is already set. Nil means
+	// middleware.WriteProblem: application/problem+json with the reason's
+	// status and code.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // API is the management API handler. It is safe for concurrent use.
@@ -202,8 +239,24 @@ func New(opts Options) (*API, error) {
 	if opts.Policy.Max == 0 {
 		opts.Policy = apikey.APIPolicy
 	}
+	if opts.ErrorHandler == nil {
+		opts.ErrorHandler = middleware.WriteProblem
+	}
 	a := &API{opts: opts, mux: http.NewServeMux()}
-	routes := map[string]handler{
+	for pattern, h := range a.routes() {
+		a.mux.Handle(pattern, a.wrap(h))
+	}
+	a.mux.HandleFunc("GET /openapi.json", serveOpenAPI)
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		a.writeError(w, r, errNoRoute)
+	})
+	return a, nil
+}
+
+// routes maps each route's pattern to its handler. openapi.json describes
+// each of them, and GET /openapi.json.
+func (a *API) routes() map[string]handler {
+	return map[string]handler{
 		"GET /environments":                           a.environments,
 		"GET /environments/{env}/keys":                a.listKeys,
 		"POST /environments/{env}/keys":               a.createKey,
@@ -223,13 +276,6 @@ func New(opts Options) (*API, error) {
 		"GET /accounts":                               a.accounts,
 		"POST /accounts/{account}/close":              a.closeAccount,
 	}
-	for pattern, h := range routes {
-		a.mux.Handle(pattern, a.wrap(h))
-	}
-	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, errNoRoute)
-	})
-	return a, nil
 }
 
 // ServeHTTP implements http.Handler.
@@ -246,17 +292,17 @@ func (a *API) wrap(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		caller, err := a.opts.Authorize(r)
 		if err != nil {
-			writeError(w, r, forbidden(err))
+			a.writeError(w, r, forbidden(err))
 			return
 		}
 		if err := caller.check(); err != nil {
-			writeError(w, r, err)
+			a.writeError(w, r, err)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)
 		status, body, err := h(r, caller)
 		if err != nil {
-			writeError(w, r, err)
+			a.writeError(w, r, err)
 			return
 		}
 		writeJSON(w, status, body)

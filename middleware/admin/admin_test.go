@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/internal/admintest"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/admin"
 	"github.com/keystile/keystile/storage"
@@ -80,76 +81,11 @@ func TestNewValidates(t *testing.T) {
 	assert.Error(t, err, "a negative body limit")
 }
 
+// TestRoutes runs the route table of internal/admintest: a request of
+// every route, and refusals of each kind. The openapitest module runs the
+// same table against the OpenAPI document.
 func TestRoutes(t *testing.T) {
-	f := newFixture(t)
-	oldID := f.server.View.ID
-	tests := []struct {
-		name   string
-		caller admin.Caller
-		method string
-		path   string
-		body   string
-		status int
-		code   string // problem code, for refusals
-	}{
-		{"list as read-only", readOnly, "GET", "/environments/production/keys", "", 200, ""},
-		{"list environments", readOnly, "GET", "/environments", "", 200, ""},
-		{"get a key by prefix", readOnly, "GET", "/keys/" + f.server.Key.Prefix(), "", 200, ""},
-		{"create as read-only", readOnly, "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`, 403, "role_not_allowed"},
-		{"create scoped", owner, "POST", "/environments/production/keys", `{"type":"server","name":"worker","scopes":["customers:write"],"expires_in":"24h"}`, 201, ""},
-		{"create with both expiries", owner, "POST", "/environments/production/keys", `{"type":"server","expires_in":"1h","expires_at":"2030-01-01T00:00:00Z"}`, 400, "invalid_request"},
-		{"create bad scope", owner, "POST", "/environments/production/keys", `{"type":"server","scopes":["all"]}`, 422, "invalid_scope"},
-		{"create with a long name", owner, "POST", "/environments/production/keys", `{"type":"client","name":"` + strings.Repeat("x", 201) + `"}`, 422, "invalid_name"},
-		{"create bad type", owner, "POST", "/environments/production/keys", `{"type":"root"}`, 422, "invalid_key_type"},
-		{"create in unknown environment", owner, "POST", "/environments/qa/keys", `{"type":"server","scopes":["*"]}`, 404, "unknown_environment"},
-		{"unknown field", owner, "POST", "/environments/production/keys", `{"type":"server","admin":true}`, 400, "invalid_request"},
-		{"malformed JSON", owner, "POST", "/environments/production/keys", `{"type":`, 400, "invalid_request"},
-		{"two objects", owner, "POST", "/environments/production/keys", `{"type":"server"}{}`, 400, "invalid_request"},
-		{"no body", owner, "POST", "/environments/production/keys", ``, 400, "invalid_request"},
-		{"bad duration", owner, "POST", "/keys/" + oldID + "/rotate", `{"grace":"soon"}`, 400, "invalid_request"},
-		{"revoke a default key", owner, "POST", "/keys/" + oldID + "/revoke", ``, 409, "rotate_first"},
-		{"grace beyond a year", owner, "POST", "/keys/" + oldID + "/rotate", `{"grace":"9000h"}`, 422, "grace_out_of_range"},
-		{"change grace of an active key", owner, "PUT", "/keys/" + oldID + "/grace", `{"grace":"1h"}`, 409, "not_rotated"},
-		{"rotate with grace", owner, "POST", "/keys/" + oldID + "/rotate", `{"grace":"1h"}`, 201, ""},
-		{"rotate twice", owner, "POST", "/keys/" + oldID + "/rotate", `{"grace":"1h"}`, 409, "already_rotated"},
-		{"change grace", owner, "PUT", "/keys/" + oldID + "/grace", `{"grace":"48h"}`, 200, ""},
-		{"revoke the rotated key", owner, "POST", "/keys/" + oldID + "/revoke", ``, 200, ""},
-		{"revoke twice", owner, "POST", "/keys/" + oldID + "/revoke", ``, 409, "already_revoked"},
-		{"rotate the default client key", owner, "POST", "/environments/production/keys/client/rotate", `{"grace":"0s"}`, 201, ""},
-		{"reveal a server key", owner, "POST", "/keys/" + f.staging[0].View.ID + "/reveal", ``, 409, "not_revealable"},
-		{"reveal as read-only", readOnly, "POST", "/keys/" + f.staging[1].View.ID + "/reveal", ``, 403, "role_not_allowed"},
-		{"reveal a publishable key", owner, "POST", "/keys/" + f.staging[1].View.ID + "/reveal", ``, 200, ""},
-		{"scopes of a default key", owner, "PUT", "/keys/" + f.staging[0].View.ID + "/scopes", `{"scopes":["customers:read"]}`, 422, "invalid_scope"},
-		{"unknown key", owner, "GET", "/keys/nosuchkey000", ``, 404, "not_found"},
-		{"set origins", owner, "PUT", "/environments/production/origins", `{"allowed_origins":["https://app.example.com","http://localhost:3000"]}`, 200, ""},
-		{"bad origin", owner, "PUT", "/environments/production/origins", `{"allowed_origins":["https://app.example.com/path"]}`, 422, "invalid_origin"},
-		{"get origins", readOnly, "GET", "/environments/production/origins", ``, 200, ""},
-		{"audit", readOnly, "GET", "/audit?environment=production&limit=5", ``, 200, ""},
-		{"audit bad limit", readOnly, "GET", "/audit?limit=0", ``, 400, "invalid_request"},
-		{"no such route", owner, "DELETE", "/keys", ``, 404, "no_such_route"},
-		{"confined caller, other environment", admin.Caller{Actor: owner.Actor, Environment: apikey.Staging}, "GET", "/environments/production/keys", ``, 404, "not_found"},
-		{"confined caller, other key", admin.Caller{Actor: owner.Actor, Environment: apikey.Staging}, "POST", "/keys/" + f.client.View.ID + "/reveal", ``, 404, "not_found"},
-		{"confined caller, own environment", admin.Caller{Actor: readOnly.Actor, Environment: apikey.Staging}, "GET", "/environments/staging/keys", ``, 200, ""},
-		{"confined audit", admin.Caller{Actor: readOnly.Actor, Environment: apikey.Staging}, "GET", "/audit?environment=production", ``, 404, "not_found"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f.caller = tt.caller
-			status, body, header := f.do(t, tt.method, tt.path, tt.body)
-			require.Equal(t, tt.status, status, "%v", body)
-			if tt.code != "" {
-				assert.Equal(t, "application/problem+json", header.Get("Content-Type"))
-				assert.Equal(t, tt.code, body["code"])
-				assert.Equal(t, float64(tt.status), body["status"])
-			} else {
-				assert.Equal(t, "application/json", header.Get("Content-Type"))
-			}
-			if status == http.StatusCreated {
-				_, err := apikey.ParseKey(body["key"].(string))
-				assert.NoError(t, err, "create and rotate return the full key once")
-			}
-		})
-	}
+	admintest.Run(t, admintest.NewFixture(t), nil)
 }
 
 // TestKeyNames names the key of every /keys/{id} route by its key id and by
@@ -547,7 +483,7 @@ func TestRotatedOutKeyCannotManageKeys(t *testing.T) {
 	// writer is rotated by the Manager. Each keeps a day of grace.
 	status, body := send(oldDefault.Reveal(), "POST", "/keys/"+oldDefault.ID()+"/rotate", `{"grace":"24h"}`)
 	require.Equal(t, http.StatusCreated, status, "%v", body)
-	newDefault := mustParse(t, body["key"].(string))
+	newDefault := mustParse(t, body["full_key"].(string))
 	_, err = m.Rotate(ctx, owner.Actor, apikey.RotateRequest{KeyID: writer.View.ID, Grace: 24 * time.Hour})
 	require.NoError(t, err)
 
@@ -575,7 +511,7 @@ func TestRotatedOutKeyCannotManageKeys(t *testing.T) {
 				assert.Equal(t, http.StatusForbidden, status, "%s: %v", w.name, body)
 				assert.Equal(t, "role_not_allowed", body["code"], w.name)
 				assert.Contains(t, body["detail"], "rotated out", "%s: the refusal says why", w.name)
-				assert.NotContains(t, body, "key", "%s: no key handed out", w.name)
+				assert.NotContains(t, body, "full_key", "%s: no key handed out", w.name)
 			}
 			after, err := m.List(ctx, owner.Actor, apikey.Production, apikey.Page{})
 			require.NoError(t, err)

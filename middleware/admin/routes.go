@@ -12,20 +12,21 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-// keyResponse carries a full key, shown once, and its public view.
+// keyResponse answers create, rotate and reveal: the full key, shown once,
+// and its public view, as keyctl prints them.
 type keyResponse struct {
-	Key  string      `json:"key"`
-	View apikey.View `json:"view"`
+	FullKey string      `json:"full_key"`
+	View    apikey.View `json:"view"`
 }
 
 func issued(k apikey.Issued) keyResponse {
-	return keyResponse{Key: k.Key.Reveal(), View: k.View}
+	return keyResponse{FullKey: k.Key.Reveal(), View: k.View}
 }
 
 func (a *API) environments(r *http.Request, c Caller) (int, any, error) {
 	if c.Environment != "" {
 		s, err := a.opts.Manager.Settings(r.Context(), c.actor(), c.Environment)
-		return http.StatusOK, apikey.EnvironmentList{Environments: []apikey.Settings{s}}, err
+		return http.StatusOK, apikey.EnvironmentList{Environments: []apikey.Settings{settings(s)}}, err
 	}
 	page, err := pageOf(r)
 	if err != nil {
@@ -34,6 +35,9 @@ func (a *API) environments(r *http.Request, c Caller) (int, any, error) {
 	list, err := a.opts.Manager.Environments(r.Context(), c.actor(), page)
 	if list.Environments == nil {
 		list.Environments = []apikey.Settings{}
+	}
+	for i, s := range list.Environments {
+		list.Environments[i] = settings(s)
 	}
 	return http.StatusOK, list, err
 }
@@ -48,6 +52,9 @@ func (a *API) listKeys(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	list, err := a.opts.Manager.List(r.Context(), c.actor(), env, page)
+	if list.Keys == nil {
+		list.Keys = []apikey.View{}
+	}
 	return http.StatusOK, list, err
 }
 
@@ -254,7 +261,7 @@ func (a *API) revealKey(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	k, err := a.opts.Manager.Reveal(r.Context(), c.actor(), view.ID)
-	return http.StatusOK, keyResponse{Key: k.Reveal(), View: view}, err
+	return http.StatusOK, keyResponse{FullKey: k.Reveal(), View: view}, err
 }
 
 func (a *API) getOrigins(r *http.Request, c Caller) (int, any, error) {
@@ -263,7 +270,7 @@ func (a *API) getOrigins(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	s, err := a.opts.Manager.Settings(r.Context(), c.actor(), env)
-	return http.StatusOK, s, err
+	return http.StatusOK, settings(s), err
 }
 
 type originsRequest struct {
@@ -280,7 +287,16 @@ func (a *API) setOrigins(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	s, err := a.opts.Manager.SetAllowedOrigins(r.Context(), c.actor(), env, req.AllowedOrigins)
-	return http.StatusOK, s, err
+	return http.StatusOK, settings(s), err
+}
+
+// settings returns s as the API answers it: allowed_origins is a list,
+// empty rather than null.
+func settings(s apikey.Settings) apikey.Settings {
+	if s.AllowedOrigins == nil {
+		s.AllowedOrigins = []string{}
+	}
+	return s
 }
 
 // auditPage is a page of audit events, newest first. Next is the seq of

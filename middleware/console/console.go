@@ -35,9 +35,11 @@ type Options struct {
 	// Actor says who is signed in, from the service's own session: its id
 	// is recorded in audit events and its role decides what the page shows
 	// and the API allows. Required. It is called for every request to
-	// /session and /api/; an error refuses the request (a refusal of
-	// package middleware keeps its status and code, any other error is 403
-	// role_not_allowed), and so does a role that is not one of the three.
+	// /session and /api/ but /api/openapi.json (the API's OpenAPI
+	// document, the same for everyone); an error refuses the request (a
+	// refusal of package middleware keeps its status and code, any other
+	// error is 403 role_not_allowed), and so does a role that is not one of
+	// the three.
 	Actor func(r *http.Request) (apikey.Actor, error)
 	// Audit, if set, serves the audit log at /api/audit. Nil answers it
 	// with 501.

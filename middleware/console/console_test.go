@@ -162,7 +162,7 @@ func TestPageAndAssets(t *testing.T) {
 		contains    []string
 	}{
 		{"/", "text/html; charset=utf-8", []string{`<script src="app.js" defer></script>`, `<link rel="stylesheet" href="style.css">`, `<label for="environment">`}},
-		{"/app.js", "text/javascript; charset=utf-8", []string{`"use strict"`, "api/environments", "navigator.clipboard.writeText"}},
+		{"/app.js", "text/javascript; charset=utf-8", []string{`"use strict"`, "api/environments", "navigator.clipboard.writeText", "res.full_key"}},
 		{"/style.css", "text/css; charset=utf-8", []string{":focus-visible"}},
 	}
 	for _, tt := range tests {
@@ -240,6 +240,11 @@ func TestSession(t *testing.T) {
 		res, body = f.do(t, request{method: "GET", path: "/api/environments"})
 		assert.Equal(t, http.StatusForbidden, res.StatusCode)
 		assert.Equal(t, "role_not_allowed", problemCode(t, body))
+		res, body = f.do(t, request{method: "GET", path: "/api/openapi.json"})
+		assert.Equal(t, http.StatusOK, res.StatusCode, "the API's document is the same for everyone")
+		assert.Equal(t, "application/json", res.Header.Get("Content-Type"))
+		assert.Contains(t, string(body), `"openapi": "3.1.0"`)
+		assertSecurityHeaders(t, res, "/api/openapi.json")
 	})
 
 	t.Run("a refusal of package middleware keeps its status", func(t *testing.T) {
@@ -393,7 +398,8 @@ func TestOnlyOwnersChangeKeys(t *testing.T) {
 				res, body := f.do(t, f.sameOrigin(c.method, c.path, c.body, role))
 				assert.Equal(t, http.StatusForbidden, res.StatusCode, "%s %s: %s", c.method, c.path, body)
 				assert.Equal(t, "role_not_allowed", problemCode(t, body), "%s %s", c.method, c.path)
-				assert.NotContains(t, string(body), `"key"`)
+				assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"), "the console's API answers problem+json")
+				assert.NotContains(t, string(body), `"full_key"`)
 			}
 		})
 	}
@@ -417,7 +423,7 @@ func TestOwnerFlow(t *testing.T) {
 	}
 	status, created := post("POST", "/api/environments/production/keys", `{"type":"server","name":"billing","scopes":["invoices:write"]}`)
 	require.Equal(t, http.StatusCreated, status, "%v", created)
-	key, err := apikey.ParseKey(created["key"].(string))
+	key, err := apikey.ParseKey(created["full_key"].(string))
 	require.NoError(t, err, "the full key, shown once")
 	prefix := key.Prefix()
 
@@ -444,7 +450,7 @@ func TestOwnerFlow(t *testing.T) {
 		if v.Type == apikey.Client {
 			status, revealed := post("POST", "/api/keys/"+v.Prefix+"/reveal", ``)
 			require.Equal(t, http.StatusOK, status, "%v", revealed)
-			assert.True(t, strings.HasPrefix(revealed["key"].(string), v.Prefix))
+			assert.True(t, strings.HasPrefix(revealed["full_key"].(string), v.Prefix))
 		}
 	}
 	status, settings := post("PUT", "/api/environments/production/origins", `{"allowed_origins":["https://app.example.com"]}`)

@@ -36,6 +36,7 @@
 //	GET  /style.css   its style sheet
 //	GET  /session     {"actor": {"id", "role"}, "actions": [...], "graces": [...], "policy": {...}}
 //	     /api/...     the management API of package admin, for the actor
+//	GET  /api/openapi.json  its OpenAPI 3.1 document (no actor needed)
 //
 // The API under /api/ is an admin.API whose callers are the actors that
 // Options.Actor returns, with Options.Policy bounding grace periods: the

@@ -470,7 +470,8 @@
     }
   }
 
-  // showSecret shows a full key with a copy button. The key lives only in
+  // showSecret shows the full key of a create, rotate or reveal response,
+  // {"full_key": "...", "view": VIEW}, with a copy button. The key lives only in
   // this dialog, which is removed when it closes.
   function showSecret(res, how, old) {
     const view = res.view;
@@ -484,7 +485,7 @@
     else warning = "Copy this key now. Publishable keys are public by design; an owner can reveal it again.";
     dialog.querySelector(".warning-text").textContent = warning;
     const value = dialog.querySelector("#secret-value");
-    value.value = res.key;
+    value.value = res.full_key;
     value.setAttribute("data-prefix", view.prefix);
     const status = dialog.querySelector(".copy-status");
     dialog.querySelector("button.copy").addEventListener("click", async () => {

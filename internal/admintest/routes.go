@@ -1,0 +1,254 @@
+// Package admintest holds the management API's route table: requests of
+// every route of package admin, over storage/memory, with the status and
+// problem code each must answer. Package admin's TestRoutes runs it, and
+// the openapitest module (middleware/admin/openapitest) runs it again to
+// check every request and response against the OpenAPI document with an
+// OpenAPI validator, which this module does not require.
+//
+// It is test support for this repository: it imports testify.
+package admintest
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/storage/memory"
+)
+
+// The callers of the table, in the default account.
+var (
+	Owner    = admin.Caller{Actor: apikey.Actor{ID: "alice", Role: apikey.Owner}}
+	ReadOnly = admin.Caller{Actor: apikey.Actor{ID: "carol", Role: apikey.ReadOnly}}
+	// Operator acts across accounts (the account routes).
+	Operator = admin.Caller{Actor: apikey.Actor{ID: "ops", Role: apikey.Owner}, Operator: true}
+)
+
+// OtherAccount is a second account, which the operator closes.
+const OtherAccount = "globex"
+
+// Fixture is a management API over a memory store, with an audit log:
+// production and staging are bootstrapped in the default account, and
+// production in OtherAccount.
+type Fixture struct {
+	Store   *memory.Store
+	Manager *apikey.Manager
+	API     *admin.API
+	// Caller is the caller of the next request.
+	Caller admin.Caller
+	// Server and Client are production's default keys, Staging staging's
+	// (server, client), and Extra a scoped server key in production.
+	Server, Client, Extra apikey.Issued
+	Staging               []apikey.Issued
+}
+
+// NewFixture returns a new Fixture.
+func NewFixture(t testing.TB) *Fixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &Fixture{Store: memory.New(), Caller: Owner}
+	var err error
+	f.Manager, err = apikey.NewManager(apikey.ManagerOptions{Store: f.Store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	require.NoError(t, err)
+	keys, err := f.Manager.Bootstrap(ctx, Owner.Actor, apikey.Production)
+	require.NoError(t, err)
+	f.Server, f.Client = keys[0], keys[1]
+	f.Staging, err = f.Manager.Bootstrap(ctx, Owner.Actor, apikey.Staging)
+	require.NoError(t, err)
+	f.Extra, err = f.Manager.Create(ctx, Owner.Actor, apikey.CreateRequest{
+		Environment: apikey.Production, Type: apikey.Server, Name: "worker", Scopes: []string{"customers:read"}})
+	require.NoError(t, err)
+	_, err = f.Manager.Bootstrap(ctx, apikey.Actor{ID: "bob", Role: apikey.Owner, Account: OtherAccount}, apikey.Production)
+	require.NoError(t, err)
+	f.API, err = admin.New(admin.Options{
+		Manager:   f.Manager,
+		Audit:     f.Store,
+		Authorize: func(*http.Request) (admin.Caller, error) { return f.Caller, nil },
+	})
+	require.NoError(t, err)
+	return f
+}
+
+// Case is a request of the table and what it must answer.
+type Case struct {
+	Name   string
+	Caller admin.Caller
+	Method string
+	Path   string
+	Body   string
+	Status int
+	// Code is the problem code of a refusal, "" for a success.
+	Code string
+	// Malformed says that the request is outside the OpenAPI document: a
+	// parameter or body its schemas refuse, or a path it does not have.
+	// The API refuses every such request (4xx); it may also refuse
+	// requests that the document admits, for the state they find or for
+	// rules the document does not express.
+	Malformed bool
+}
+
+// Request returns the case's request. A body is sent as application/json.
+func (c Case) Request() *http.Request {
+	r := httptest.NewRequest(c.Method, c.Path, strings.NewReader(c.Body))
+	if c.Body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	return r
+}
+
+// Cases returns the table, to run in order on f: some requests change what
+// later ones find.
+func Cases(f *Fixture) []Case {
+	confined := func(c admin.Caller) admin.Caller { c.Environment = apikey.Staging; return c }
+	oldID := f.Server.View.ID
+	extra := "/keys/" + f.Extra.Key.Prefix()
+	big := `{"type":"client","name":"` + strings.Repeat("x", 70<<10) + `"}`
+	return []Case{
+		{Name: "document", Caller: admin.Caller{}, Method: "GET", Path: "/openapi.json", Status: 200},
+		{Name: "list as read-only", Caller: ReadOnly, Method: "GET", Path: "/environments/production/keys", Status: 200},
+		{Name: "list a page", Caller: ReadOnly, Method: "GET", Path: "/environments/production/keys?limit=1", Status: 200},
+		{Name: "list after a cursor no page returned", Caller: ReadOnly, Method: "GET", Path: "/environments/production/keys?after=garbage", Status: 422, Code: "invalid_cursor"},
+		{Name: "list with a malformed cursor", Caller: ReadOnly, Method: "GET", Path: "/environments/production/keys?after=!!", Status: 422, Code: "invalid_cursor", Malformed: true},
+		{Name: "list a bad environment name", Caller: ReadOnly, Method: "GET", Path: "/environments/Prod/keys", Status: 422, Code: "invalid_environment", Malformed: true},
+		{Name: "list an unknown environment", Caller: ReadOnly, Method: "GET", Path: "/environments/qa/keys", Status: 404, Code: "unknown_environment"},
+		{Name: "list environments", Caller: ReadOnly, Method: "GET", Path: "/environments", Status: 200},
+		{Name: "list environments, a page", Caller: ReadOnly, Method: "GET", Path: "/environments?limit=1", Status: 200},
+		{Name: "list environments, limit not a number", Caller: ReadOnly, Method: "GET", Path: "/environments?limit=x", Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "get a key by prefix", Caller: ReadOnly, Method: "GET", Path: "/keys/" + f.Server.Key.Prefix(), Status: 200},
+		{Name: "get a key by full key", Caller: ReadOnly, Method: "GET", Path: "/keys/" + f.Server.Key.Reveal(), Status: 422, Code: "invalid_key_id", Malformed: true},
+		{Name: "create as read-only", Caller: ReadOnly, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","scopes":["*"]}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "create scoped", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","name":"worker","owner":"user_42","metadata":{"plan":"pro"},"scopes":["customers:write"],"expires_in":"24h"}`, Status: 201},
+		{Name: "create publishable with an expiry", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","name":"web","expires_at":"2099-01-01T00:00:00Z"}`, Status: 201},
+		{Name: "create with both expiries", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","scopes":["*"],"expires_in":"1h","expires_at":"2030-01-01T00:00:00Z"}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "create with an expiry past", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","expires_at":"2001-01-01T00:00:00Z"}`, Status: 422, Code: "invalid_expiry"},
+		{Name: "create bad scope", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","scopes":["all"]}`, Status: 422, Code: "invalid_scope", Malformed: true},
+		{Name: "create a server key without scopes", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","name":"worker"}`, Status: 422, Code: "scopes_required", Malformed: true},
+		{Name: "create a publishable key with scopes", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","scopes":["customers:read"]}`, Status: 422, Code: "invalid_scope", Malformed: true},
+		{Name: "create with a long name", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","name":"` + strings.Repeat("x", 201) + `"}`, Status: 422, Code: "invalid_name", Malformed: true},
+		{Name: "create with bad metadata", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","metadata":{"Plan":"pro"}}`, Status: 422, Code: "invalid_metadata", Malformed: true},
+		{Name: "create bad type", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"root"}`, Status: 422, Code: "invalid_key_type", Malformed: true},
+		{Name: "create in unknown environment", Caller: Owner, Method: "POST", Path: "/environments/qa/keys", Body: `{"type":"server","scopes":["*"]}`, Status: 404, Code: "unknown_environment"},
+		{Name: "unknown field", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","admin":true}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "wrong type of field", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","name":7}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "malformed JSON", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "two objects", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client"}{}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "no body", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "body too large", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: big, Status: 413, Code: "request_too_large", Malformed: true},
+		{Name: "bad duration", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/rotate", Body: `{"grace":"soon"}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "rotate without grace", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/rotate", Status: 422, Code: "grace_required", Malformed: true},
+		{Name: "rotate with grace missing", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/rotate", Body: `{}`, Status: 422, Code: "grace_required", Malformed: true},
+		{Name: "revoke a default key", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/revoke", Status: 409, Code: "rotate_first"},
+		{Name: "grace beyond a year", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/rotate", Body: `{"grace":"9000h"}`, Status: 422, Code: "grace_out_of_range"},
+		{Name: "change grace of an active key", Caller: Owner, Method: "PUT", Path: "/keys/" + oldID + "/grace", Body: `{"grace":"1h"}`, Status: 409, Code: "not_rotated"},
+		{Name: "rotate with grace", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/rotate", Body: `{"grace":"1h"}`, Status: 201},
+		{Name: "rotate twice", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/rotate", Body: `{"grace":"1h"}`, Status: 409, Code: "already_rotated"},
+		{Name: "change grace", Caller: Owner, Method: "PUT", Path: "/keys/" + oldID + "/grace", Body: `{"grace":"48h"}`, Status: 200},
+		{Name: "change grace without grace", Caller: Owner, Method: "PUT", Path: "/keys/" + oldID + "/grace", Body: `{"grace":null}`, Status: 422, Code: "grace_required", Malformed: true},
+		{Name: "revoke the rotated key", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/revoke", Status: 200},
+		{Name: "revoke twice", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/revoke", Status: 409, Code: "already_revoked"},
+		{Name: "rotate the default client key", Caller: Owner, Method: "POST", Path: "/environments/production/keys/client/rotate", Body: `{"grace":"0s"}`, Status: 201},
+		{Name: "rotate the default key of a bad type", Caller: Owner, Method: "POST", Path: "/environments/production/keys/root/rotate", Body: `{"grace":"0s"}`, Status: 422, Code: "invalid_key_type", Malformed: true},
+		{Name: "reveal a server key", Caller: Owner, Method: "POST", Path: "/keys/" + f.Staging[0].View.ID + "/reveal", Status: 409, Code: "not_revealable"},
+		{Name: "reveal as read-only", Caller: ReadOnly, Method: "POST", Path: "/keys/" + f.Staging[1].View.ID + "/reveal", Status: 403, Code: "role_not_allowed"},
+		{Name: "reveal a publishable key", Caller: Owner, Method: "POST", Path: "/keys/" + f.Staging[1].View.ID + "/reveal", Status: 200},
+		{Name: "scopes of a default key", Caller: Owner, Method: "PUT", Path: "/keys/" + f.Staging[0].View.ID + "/scopes", Body: `{"scopes":["customers:read"]}`, Status: 422, Code: "invalid_scope"},
+		{Name: "set scopes", Caller: Owner, Method: "PUT", Path: extra + "/scopes", Body: `{"scopes":["customers:write","invoices:read"]}`, Status: 200},
+		{Name: "set no scopes", Caller: Owner, Method: "PUT", Path: extra + "/scopes", Body: `{"scopes":[]}`, Status: 422, Code: "scopes_required", Malformed: true},
+		{Name: "set owner", Caller: Owner, Method: "PUT", Path: extra + "/owner", Body: `{"owner":"user_42"}`, Status: 200},
+		{Name: "set owner to nobody", Caller: Owner, Method: "PUT", Path: extra + "/owner", Body: `{"owner":""}`, Status: 200},
+		{Name: "set owner, missing", Caller: Owner, Method: "PUT", Path: extra + "/owner", Body: `{}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "set owner, too long", Caller: Owner, Method: "PUT", Path: extra + "/owner", Body: `{"owner":"` + strings.Repeat("o", 129) + `"}`, Status: 422, Code: "invalid_metadata", Malformed: true},
+		{Name: "set owner to a key", Caller: Owner, Method: "PUT", Path: extra + "/owner", Body: `{"owner":"` + f.Client.Key.Reveal() + `"}`, Status: 422, Code: "invalid_metadata"},
+		{Name: "set metadata", Caller: Owner, Method: "PUT", Path: extra + "/metadata", Body: `{"metadata":{"plan":"pro","region":"eu"}}`, Status: 200},
+		{Name: "set metadata, bad name", Caller: Owner, Method: "PUT", Path: extra + "/metadata", Body: `{"metadata":{"Plan":"pro"}}`, Status: 422, Code: "invalid_metadata", Malformed: true},
+		{Name: "remove metadata", Caller: Owner, Method: "PUT", Path: extra + "/metadata", Body: `{"metadata":{}}`, Status: 200},
+		{Name: "set metadata as read-only", Caller: ReadOnly, Method: "PUT", Path: extra + "/metadata", Body: `{"metadata":{}}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "unknown key", Caller: Owner, Method: "GET", Path: "/keys/nosuchkey000", Status: 404, Code: "not_found"},
+		{Name: "set origins", Caller: Owner, Method: "PUT", Path: "/environments/production/origins", Body: `{"allowed_origins":["https://app.example.com","http://localhost:3000"]}`, Status: 200},
+		{Name: "bad origin", Caller: Owner, Method: "PUT", Path: "/environments/production/origins", Body: `{"allowed_origins":["https://app.example.com/path"]}`, Status: 422, Code: "invalid_origin"},
+		{Name: "get origins", Caller: ReadOnly, Method: "GET", Path: "/environments/production/origins", Status: 200},
+		{Name: "get origins, none", Caller: ReadOnly, Method: "GET", Path: "/environments/staging/origins", Status: 200},
+		{Name: "audit", Caller: ReadOnly, Method: "GET", Path: "/audit?environment=production&limit=5", Status: 200},
+		{Name: "audit before", Caller: ReadOnly, Method: "GET", Path: "/audit?before=3", Status: 200},
+		{Name: "audit after", Caller: ReadOnly, Method: "GET", Path: "/audit?after=3&limit=1", Status: 200},
+		{Name: "audit bad limit", Caller: ReadOnly, Method: "GET", Path: "/audit?limit=0", Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "audit bad cursor", Caller: ReadOnly, Method: "GET", Path: "/audit?before=x", Status: 422, Code: "invalid_cursor", Malformed: true},
+		{Name: "audit two cursors", Caller: ReadOnly, Method: "GET", Path: "/audit?before=3&after=4", Status: 422, Code: "invalid_cursor"},
+		{Name: "no such route", Caller: Owner, Method: "DELETE", Path: "/keys", Status: 404, Code: "no_such_route", Malformed: true},
+		{Name: "confined caller, other environment", Caller: confined(Owner), Method: "GET", Path: "/environments/production/keys", Status: 404, Code: "not_found"},
+		{Name: "confined caller, other key", Caller: confined(Owner), Method: "POST", Path: "/keys/" + f.Client.View.ID + "/reveal", Status: 404, Code: "not_found"},
+		{Name: "confined caller, own environment", Caller: confined(ReadOnly), Method: "GET", Path: "/environments/staging/keys", Status: 200},
+		{Name: "confined caller, environments", Caller: confined(ReadOnly), Method: "GET", Path: "/environments", Status: 200},
+		{Name: "confined audit", Caller: confined(ReadOnly), Method: "GET", Path: "/audit?environment=production", Status: 404, Code: "not_found"},
+		{Name: "accounts, not an operator", Caller: Owner, Method: "GET", Path: "/accounts", Status: 403, Code: "role_not_allowed"},
+		{Name: "accounts", Caller: Operator, Method: "GET", Path: "/accounts", Status: 200},
+		{Name: "accounts, a page", Caller: Operator, Method: "GET", Path: "/accounts?limit=1", Status: 200},
+		{Name: "close another account, not an operator", Caller: Owner, Method: "POST", Path: "/accounts/" + OtherAccount + "/close", Status: 403, Code: "role_not_allowed"},
+		{Name: "close another account with a body", Caller: Operator, Method: "POST", Path: "/accounts/" + OtherAccount + "/close", Body: `{"now":true}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "close an unknown account", Caller: Operator, Method: "POST", Path: "/accounts/initech/close", Status: 404, Code: "not_found"},
+		{Name: "close a bad account id", Caller: Operator, Method: "POST", Path: "/accounts/-x/close", Status: 422, Code: "invalid_account", Malformed: true},
+		{Name: "close another account", Caller: Operator, Method: "POST", Path: "/accounts/" + OtherAccount + "/close", Body: `{}`, Status: 200},
+		{Name: "close own account, confined", Caller: confined(Owner), Method: "POST", Path: "/account/close", Status: 403, Code: "role_not_allowed"},
+		{Name: "close own account as read-only", Caller: ReadOnly, Method: "POST", Path: "/account/close", Status: 403, Code: "role_not_allowed"},
+		{Name: "close own account", Caller: Owner, Method: "POST", Path: "/account/close", Status: 200},
+		{Name: "create in a closed account", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client"}`, Status: 409, Code: "account_closed"},
+		{Name: "list a closed account's environments", Caller: ReadOnly, Method: "GET", Path: "/environments", Status: 200},
+		{Name: "list a closed account's keys", Caller: ReadOnly, Method: "GET", Path: "/environments/production/keys", Status: 200},
+	}
+}
+
+// Run sends every case of Cases(f) to f.API in order as its own subtest,
+// and checks the status, the content type, the problem code and that every
+// response carries Cache-Control: no-store, and that a success holds a
+// full key exactly when it is the answer of create, rotate or reveal. It
+// then passes a new copy of the request and the response to check, if not
+// nil.
+func Run(t *testing.T, f *Fixture, check func(t *testing.T, c Case, r *http.Request, res *http.Response)) {
+	for _, c := range Cases(f) {
+		t.Run(c.Name, func(t *testing.T) {
+			f.Caller = c.Caller
+			w := httptest.NewRecorder()
+			f.API.ServeHTTP(w, c.Request())
+			res := w.Result()
+			body, err := io.ReadAll(res.Body)
+			require.NoError(t, err)
+			res.Body = io.NopCloser(strings.NewReader(string(body)))
+			require.Equal(t, c.Status, res.StatusCode, "%s", body)
+			assert.Equal(t, "no-store", res.Header.Get("Cache-Control"))
+			if c.Code != "" {
+				assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
+				var p middleware.Problem
+				require.NoError(t, json.Unmarshal(body, &p), "%s", body)
+				assert.Equal(t, c.Code, p.Code)
+				assert.Equal(t, c.Status, p.Status)
+			} else {
+				assert.Equal(t, "application/json", res.Header.Get("Content-Type"))
+				assert.False(t, c.Malformed, "a request outside the document succeeded")
+				var issued struct {
+					FullKey string `json:"full_key"`
+				}
+				require.NoError(t, json.Unmarshal(body, &issued))
+				issues := c.Method == "POST" && (strings.HasSuffix(c.Path, "/rotate") || strings.HasSuffix(c.Path, "/reveal") || strings.HasSuffix(c.Path, "/keys"))
+				if issues {
+					_, err := apikey.ParseKey(issued.FullKey)
+					assert.NoError(t, err, "create, rotate and reveal answer the full key")
+				} else {
+					assert.Empty(t, issued.FullKey)
+				}
+			}
+			if check != nil {
+				check(t, c, c.Request(), res)
+			}
+		})
+	}
+}
