@@ -190,6 +190,11 @@ func TestWalkthrough(t *testing.T) {
 	assert.Equal(t, http.StatusOK, r.status)
 	assert.JSONEq(t, `{"hello":"world"}`, string(r.body))
 
+	// A rotation needs an explicit grace.
+	r = call(t, "POST", s.url+"/admin/keys/"+prodServer.Prefix()+"/rotate", prodServer.Reveal(), "")
+	assert.Equal(t, http.StatusUnprocessableEntity, r.status, "%s", r.body)
+	assert.Equal(t, "grace_required", r.problemCode(t))
+
 	// Rotate the production server key with an hour of grace.
 	r = call(t, "POST", s.url+"/admin/keys/"+prodServer.ID()+"/rotate", prodServer.Reveal(), `{"grace":"1h"}`)
 	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
@@ -216,12 +221,31 @@ func TestWalkthrough(t *testing.T) {
 	assert.Equal(t, http.StatusOK, r.status)
 	assert.Empty(t, r.header.Get(middleware.HeaderKeyExpires))
 
+	// A rotated-out key may not manage keys, not even extend its own grace.
+	r = call(t, "PUT", s.url+"/admin/keys/"+prodServer.Prefix()+"/grace", prodServer.Reveal(), `{"grace":"8760h"}`)
+	assert.Equal(t, http.StatusForbidden, r.status, "%s", r.body)
+	assert.Equal(t, "role_not_allowed", r.problemCode(t))
+	r = call(t, "GET", s.url+"/admin/environments/production/keys", fresh.Reveal(), "")
+	assert.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	assert.NotContains(t, string(r.body), fresh.Reveal()[apikey.PrefixLength:], "the list holds no secret")
+
 	// Revoke the old key: it stops working at once.
 	r = call(t, "POST", s.url+"/admin/keys/"+prodServer.ID()+"/revoke", fresh.Reveal(), "")
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
 	r = call(t, "GET", s.url+"/v1/whoami", prodServer.Reveal(), "")
 	assert.Equal(t, http.StatusUnauthorized, r.status)
 	assert.Equal(t, "revoked_key", r.problemCode(t))
+
+	// A default key is rotated first; a malformed grace names its field.
+	r = call(t, "POST", s.url+"/admin/keys/"+fresh.Prefix()+"/revoke", fresh.Reveal(), "")
+	assert.Equal(t, http.StatusConflict, r.status, "%s", r.body)
+	assert.Equal(t, "rotate_first", r.problemCode(t))
+	r = call(t, "POST", s.url+"/admin/keys/"+fresh.Prefix()+"/rotate", fresh.Reveal(), `{"grace":"1d"}`)
+	assert.Equal(t, http.StatusBadRequest, r.status, "%s", r.body)
+	assert.Contains(t, string(r.body), `grace: want a duration`)
+	r = call(t, "GET", s.url+"/admin/openapi.json", fresh.Reveal(), "")
+	assert.Equal(t, http.StatusOK, r.status)
+	assert.Contains(t, string(r.body), `"openapi": "3.1`)
 
 	// Environments are hard boundaries: a staging key cannot manage
 	// production keys.
