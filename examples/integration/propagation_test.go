@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -597,66 +596,4 @@ func TestHelperProcess(t *testing.T) {
 	defer cancel()
 	require.NoError(t, srv.Shutdown(ctx))
 	require.ErrorIs(t, <-served, http.ErrServerClosed)
-}
-
-// BenchmarkRevocationPropagation measures how long a revocation made through
-// stack A takes to reach stack B, which had the key cached, with the
-// default FeedInterval (1 s), over 20 revocations per iteration on each SQL
-// backend. Each revocation starts at a random moment of B's polling cycle.
-// It reports the median as ms/propagation, and the minimum and maximum.
-//
-//	go test -run '^$' -bench RevocationPropagation ./examples/integration
-func BenchmarkRevocationPropagation(b *testing.B) {
-	const revocations = 20
-	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
-			feedInterval := middleware.DefaultFeedInterval
-			dsn := be.fresh(b)
-			a := newStack(b, be, dsn, feedInterval)
-			_, err := a.manager.Bootstrap(context.Background(), owner, apikey.Production)
-			require.NoError(b, err)
-			var delays []time.Duration
-			for b.Loop() {
-				b.StopTimer()
-				keys := make([]apikey.Key, revocations)
-				for i := range keys {
-					issued, err := a.manager.Create(context.Background(), owner, apikey.CreateRequest{
-						Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: time.Now().Add(time.Hour),
-					})
-					require.NoError(b, err)
-					keys[i] = issued.Key
-				}
-				// B starts after the keys exist: no creation entry in its
-				// feed evicts them.
-				s := newStack(b, be, dsn, feedInterval)
-				h := s.validator.Handler(okHandler)
-				for _, k := range keys {
-					require.Equal(b, accepted, serve(b, h, k, ""))
-				}
-				require.EqualValues(b, revocations, s.hasher.verifies.Load())
-				b.StartTimer()
-				for _, k := range keys {
-					time.Sleep(rand.N(feedInterval)) // a random phase of B's feed ticker
-					start := time.Now()
-					_, err := a.manager.Revoke(context.Background(), owner, k.ID())
-					require.NoError(b, err)
-					delays = append(delays, awaitRefusal(b, start, feedInterval+2*time.Second,
-						result{http.StatusUnauthorized, "revoked_key"}, func() result { return serve(b, h, k, "") }))
-				}
-				// One verification to cache each key, one after the feed
-				// evicted it: none while it was cached.
-				require.EqualValues(b, 2*revocations, s.hasher.verifies.Load())
-			}
-			slices.Sort(delays)
-			median := delays[len(delays)/2]
-			b.Logf("%s: %d revocations, FeedInterval %s: min %s, median %s, max %s", be.name, len(delays), feedInterval,
-				delays[0].Round(time.Millisecond), median.Round(time.Millisecond), delays[len(delays)-1].Round(time.Millisecond))
-			// ns/op would be the length of 20 revocations and their random
-			// pauses: meaningless, so it is left out (a zero hides it).
-			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(float64(median)/float64(time.Millisecond), "ms/propagation")
-			b.ReportMetric(float64(delays[0])/float64(time.Millisecond), "min-ms")
-			b.ReportMetric(float64(delays[len(delays)-1])/float64(time.Millisecond), "max-ms")
-		})
-	}
 }
