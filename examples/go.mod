@@ -7,6 +7,7 @@ require (
 	github.com/chromedp/chromedp v0.23.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/keystile/keystile v0.0.0-00010101000000-000000000000
+	github.com/keystile/keystile/storage/sqlstore/pgnotify v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.25.0
 	github.com/stretchr/testify v1.12.1
 	modernc.org/sqlite v1.62.0
@@ -43,4 +44,7 @@ require (
 )
 
 // The examples and the driver-backed tests always use the library next to them.
-replace github.com/keystile/keystile => ../
+replace (
+	github.com/keystile/keystile => ../
+	github.com/keystile/keystile/storage/sqlstore/pgnotify => ../storage/sqlstore/pgnotify
+)

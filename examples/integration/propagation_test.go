@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +25,9 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/storage"
 	"github.com/keystile/keystile/storage/sqlstore"
+	"github.com/keystile/keystile/storage/sqlstore/pgnotify"
 )
 
 // These tests check the consistency promise of DESIGN.md end to end: a
@@ -68,13 +69,43 @@ func (h *countingHasher) Verify(secret []byte, encoded string) (match, outdated 
 	return h.Hasher.Verify(secret, encoded)
 }
 
+// countingStore counts the Key reads of the store it wraps: the loads of
+// keys that a Validator does not serve from its cache. Embedding the
+// *sqlstore.Store keeps its optional interfaces (the change feed, batched
+// last-used writes), which the Validator finds by type assertion.
+type countingStore struct {
+	*sqlstore.Store
+	keyReads atomic.Int64
+}
+
+var (
+	_ storage.ChangeFeed       = (*countingStore)(nil)
+	_ storage.LastUsedRecorder = (*countingStore)(nil)
+)
+
+func (s *countingStore) Key(ctx context.Context, id string) (apikey.Record, error) {
+	s.keyReads.Add(1)
+	return s.Store.Key(ctx, id)
+}
+
 // A stack is what one app instance runs: its own pool, store, Validator and
-// Manager, the Manager's OnEvent being the Validator's Invalidate.
+// Manager, the Manager's OnEvent being the Validator's Invalidate. The
+// Validator reads the store through read, which counts its key loads, and
+// hashes with hasher, which counts its argon2 runs.
 type stack struct {
 	store     *sqlstore.Store
+	read      *countingStore
 	manager   *apikey.Manager
 	validator *middleware.Validator
 	hasher    *countingHasher
+}
+
+// stackOptions are the Validator options that differ between the tests.
+type stackOptions struct {
+	feedInterval time.Duration    // zero: middleware.DefaultFeedInterval
+	cacheTTL     time.Duration    // zero: testCacheTTL
+	feedWake     <-chan struct{}  // nil: polling only
+	now          func() time.Time // nil: time.Now
 }
 
 // newStack opens a stack on dsn, a database that be.fresh returned, with
@@ -82,15 +113,27 @@ type stack struct {
 // ends.
 func newStack(tb testing.TB, be backend, dsn string, feedInterval time.Duration) *stack {
 	tb.Helper()
+	return newStackWith(tb, be, dsn, stackOptions{feedInterval: feedInterval})
+}
+
+// newStackWith is newStack with more options.
+func newStackWith(tb testing.TB, be backend, dsn string, opts stackOptions) *stack {
+	tb.Helper()
+	if opts.cacheTTL == 0 {
+		opts.cacheTTL = testCacheTTL
+	}
 	s := &stack{
 		store:  be.store(tb, dsn, sqlstore.Options{}),
 		hasher: &countingHasher{Hasher: testHasher},
 	}
+	s.read = &countingStore{Store: s.store}
 	v, err := middleware.New(middleware.Options{
-		Store:             s.store,
+		Store:             s.read,
 		Hasher:            s.hasher,
-		CacheTTL:          testCacheTTL,
-		FeedInterval:      feedInterval,
+		CacheTTL:          opts.cacheTTL,
+		FeedInterval:      opts.feedInterval,
+		FeedWake:          opts.feedWake,
+		Now:               opts.now,
 		OnBackgroundError: func(err error) { tb.Logf("%s stack: background error: %v", be.name, err) },
 	})
 	require.NoError(tb, err)
@@ -281,11 +324,13 @@ func TestPropagationBetweenStacks(t *testing.T) {
 	}
 }
 
-// The helper process serves stack B for TestPropagationBetweenProcesses.
+// The helper processes run stack B of the tests between processes. The
+// parent tells them what to run in these environment variables.
 const (
 	helperEnv     = "KEYSTILE_TEST_HELPER_PROCESS" // the backend name
 	helperDSNEnv  = "KEYSTILE_TEST_HELPER_DSN"
 	helperFeedEnv = "KEYSTILE_TEST_HELPER_FEED_INTERVAL"
+	helperPushEnv = "KEYSTILE_TEST_HELPER_PUSH" // "pgnotify": FeedWake from a pgnotify.Listener
 )
 
 // TestPropagationBetweenProcesses runs stack B in a second OS process (this
@@ -306,10 +351,10 @@ func TestPropagationBetweenProcesses(t *testing.T) {
 			require.NoError(t, err)
 			key := issued.Key
 
-			b := startHelper(t, be, dsn, testFeedInterval)
+			b := startHelper(t, be, dsn, helperConfig{feedInterval: testFeedInterval})
 			require.Equal(t, accepted, b.get(t, "/orders", key), "process B, first request")
 			require.Equal(t, accepted, b.get(t, "/orders", key), "process B, second request")
-			require.Equal(t, 1, b.verifies(t), "process B verified the key once and then served it from its cache")
+			require.Equal(t, 1, b.count(t, "/verifies"), "process B verified the key once and then served it from its cache")
 
 			start := time.Now()
 			_, err = a.manager.Revoke(context.Background(), owner, key.ID())
@@ -327,15 +372,38 @@ func TestPropagationBetweenProcesses(t *testing.T) {
 	}
 }
 
+// helperConfig is what a helper process's stack runs with.
+type helperConfig struct {
+	feedInterval time.Duration // zero: middleware.DefaultFeedInterval
+	push         bool          // FeedWake from a pgnotify.Listener (PostgreSQL only)
+}
+
+// env returns the environment variables that pass c, be and dsn to the
+// helper.
+func (c helperConfig) env(be backend, dsn string) []string {
+	env := []string{helperEnv + "=" + be.name, helperDSNEnv + "=" + dsn, helperFeedEnv + "=" + c.feedInterval.String()}
+	if c.push {
+		env = append(env, helperPushEnv+"=pgnotify")
+	}
+	return env
+}
+
+// helperMark starts every line of a helper's protocol on its stdout, which
+// also carries the testing package's own output.
+const helperMark = "keystile-helper: "
+
 // helper is a running helper process.
 type helper struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	base   string // http://127.0.0.1:port
-	client *http.Client
+	lines  chan string // the helper's protocol lines, without helperMark; closed when it exits
+	output *syncBuffer // its whole stdout, for failure messages
 	stderr *syncBuffer
 	done   chan error
 	once   sync.Once
+
+	base   string // http://127.0.0.1:port, for TestHelperProcess
+	client *http.Client
 }
 
 // syncBuffer is a bytes.Buffer that exec's copying goroutine and the test
@@ -357,43 +425,69 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// startHelper starts stack B in a new process and waits until it serves.
-func startHelper(t *testing.T, be backend, dsn string, feedInterval time.Duration) *helper {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), helperEnv+"="+be.name, helperDSNEnv+"="+dsn, helperFeedEnv+"="+feedInterval.String())
-	h := &helper{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1), client: &http.Client{Timeout: 5 * time.Second}}
+// startProcess runs this test binary again as the test named run, with env
+// added to this process's environment. The process is stopped when tb
+// ends.
+func startProcess(tb testing.TB, run string, env []string) *helper {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+run+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	h := &helper{cmd: cmd, lines: make(chan string, 16), output: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = h.stderr
 	var err error
 	h.stdin, err = cmd.StdinPipe()
-	require.NoError(t, err)
+	require.NoError(tb, err)
 	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { h.stop(t) })
-
-	// The first line that starts with "listening " carries the address.
-	addr := make(chan string, 1)
-	output := &syncBuffer{}
+	require.NoError(tb, err)
+	require.NoError(tb, cmd.Start())
+	tb.Cleanup(func() { h.stop(tb) })
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
-			fmt.Fprintln(output, line)
-			if a, ok := strings.CutPrefix(line, "listening "); ok {
-				addr <- a
+			fmt.Fprintln(h.output, line)
+			if msg, ok := strings.CutPrefix(line, helperMark); ok {
+				h.lines <- msg
 			}
 		}
-		close(addr)
+		close(h.lines)
 		h.done <- cmd.Wait()
 	}()
+	return h
+}
+
+// next returns the helper's next protocol line, failing tb if none comes
+// within timeout or the helper exits.
+func (h *helper) next(tb testing.TB, timeout time.Duration) string {
+	tb.Helper()
 	select {
-	case a, ok := <-addr:
-		require.True(t, ok, "helper process exited before serving:\n%s\n%s", output, h.stderr)
-		h.base = "http://" + a
-	case <-time.After(30 * time.Second):
-		t.Fatalf("helper process did not start serving within 30 s:\n%s\n%s", output, h.stderr)
+	case line, ok := <-h.lines:
+		if !ok {
+			tb.Fatalf("helper process %d exited:\n%s\n%s", h.cmd.Process.Pid, h.output, h.stderr)
+		}
+		return line
+	case <-time.After(timeout):
+		tb.Fatalf("helper process %d said nothing within %s:\n%s\n%s", h.cmd.Process.Pid, timeout, h.output, h.stderr)
 	}
+	return ""
+}
+
+// send writes one line to the helper's stdin.
+func (h *helper) send(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	_, err := fmt.Fprintf(h.stdin, format+"\n", args...)
+	require.NoError(tb, err, "helper stderr:\n%s", h.stderr)
+}
+
+// startHelper starts stack B in a TestHelperProcess and waits until it
+// serves.
+func startHelper(tb testing.TB, be backend, dsn string, c helperConfig) *helper {
+	tb.Helper()
+	h := startProcess(tb, "TestHelperProcess", c.env(be, dsn))
+	h.client = &http.Client{Timeout: 5 * time.Second}
+	addr, ok := strings.CutPrefix(h.next(tb, 30*time.Second), "listening ")
+	require.True(tb, ok, "helper process did not start serving:\n%s\n%s", h.output, h.stderr)
+	h.base = "http://" + addr
 	return h
 }
 
@@ -411,10 +505,11 @@ func (h *helper) get(tb testing.TB, path string, key apikey.Key) result {
 	return resultOf(tb, resp.StatusCode, body)
 }
 
-// verifies returns how many keys the helper's Validator has verified.
-func (h *helper) verifies(tb testing.TB) int {
+// count returns one of the helper's counters: "/verifies" (its hasher's
+// Verify calls) or "/keyreads" (its Validator's Key reads).
+func (h *helper) count(tb testing.TB, path string) int {
 	tb.Helper()
-	resp, err := h.client.Get(h.base + "/verifies")
+	resp, err := h.client.Get(h.base + path)
 	require.NoError(tb, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
@@ -427,113 +522,78 @@ func (h *helper) verifies(tb testing.TB) int {
 // stop closes the helper's stdin, which makes it shut down, and waits for
 // it; it kills a helper that does not exit within 10 s. A helper that failed
 // fails the test.
-func (h *helper) stop(t *testing.T) {
+func (h *helper) stop(tb testing.TB) {
 	h.once.Do(func() {
 		_ = h.stdin.Close()
+		go func() {
+			for range h.lines { // protocol lines nobody asked for
+			}
+		}()
 		select {
 		case err := <-h.done:
-			assert.NoError(t, err, "helper process failed:\n%s", h.stderr)
+			assert.NoError(tb, err, "helper process failed:\n%s\n%s", h.output, h.stderr)
 		case <-time.After(10 * time.Second):
 			_ = h.cmd.Process.Kill()
 			<-h.done
-			t.Errorf("helper process did not exit within 10 s:\n%s", h.stderr)
+			tb.Errorf("helper process did not exit within 10 s:\n%s\n%s", h.output, h.stderr)
 		}
 	})
 }
 
-// TestHelperProcess is not a test: it is stack B of
-// TestPropagationBetweenProcesses when run with KEYSTILE_TEST_HELPER_PROCESS
-// set, and does nothing otherwise. It serves "/orders" behind the
-// Validator and "/verifies" (its verification count) on a loopback port,
-// prints "listening <addr>", and shuts down when its stdin closes.
-func TestHelperProcess(t *testing.T) {
+// helperStack opens the stack that the helper's environment describes, or
+// returns nil when the environment names none: a helper test run in the
+// normal test run does nothing.
+func helperStack(t *testing.T) *stack {
 	name := os.Getenv(helperEnv)
 	if name == "" {
-		return
+		return nil
 	}
 	i := slices.IndexFunc(backends, func(b backend) bool { return b.name == name })
 	require.GreaterOrEqual(t, i, 0, "unknown backend %q", name)
-	feedInterval, err := time.ParseDuration(os.Getenv(helperFeedEnv))
+	be, dsn := backends[i], os.Getenv(helperDSNEnv)
+	opts := stackOptions{}
+	var err error
+	opts.feedInterval, err = time.ParseDuration(os.Getenv(helperFeedEnv))
 	require.NoError(t, err)
-	s := newStack(t, backends[i], os.Getenv(helperDSNEnv), feedInterval)
+	if os.Getenv(helperPushEnv) == "pgnotify" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		l, err := pgnotify.Listen(ctx, dsn, pgnotify.Options{OnError: func(err error) { t.Logf("pgnotify: %v", err) }})
+		require.NoError(t, err)
+		t.Cleanup(func() { assert.NoError(t, l.Close()) }) // after the Validator's Close
+		opts.feedWake = l.Wake()
+	}
+	return newStackWith(t, be, dsn, opts)
+}
 
+// TestHelperProcess is not a test: it is stack B of the tests between
+// processes when run with KEYSTILE_TEST_HELPER_PROCESS set, and does
+// nothing otherwise. It serves "/orders" behind the Validator, and
+// "/verifies" and "/keyreads" (see helper.count) on a loopback port,
+// prints "listening <addr>", and shuts down when its stdin closes.
+func TestHelperProcess(t *testing.T) {
+	s := helperStack(t)
+	if s == nil {
+		return
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/orders", s.validator.Handler(okHandler))
 	mux.HandleFunc("/verifies", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, s.hasher.verifies.Load())
+	})
+	mux.HandleFunc("/keyreads", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, s.read.keyReads.Load())
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Printf("listening %s\n", ln.Addr())
+	fmt.Printf(helperMark+"listening %s\n", ln.Addr())
 
 	_, _ = io.Copy(io.Discard, os.Stdin) // until the parent closes it
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	require.NoError(t, srv.Shutdown(ctx))
 	require.ErrorIs(t, <-served, http.ErrServerClosed)
-}
-
-// BenchmarkRevocationPropagation measures how long a revocation made through
-// stack A takes to reach stack B, which had the key cached, with the
-// default FeedInterval (1 s), over 20 revocations per iteration on each SQL
-// backend. Each revocation starts at a random moment of B's polling cycle.
-// It reports the median as ms/propagation, and the minimum and maximum.
-//
-//	go test -run '^$' -bench RevocationPropagation ./examples/integration
-func BenchmarkRevocationPropagation(b *testing.B) {
-	const revocations = 20
-	for _, be := range backends {
-		b.Run(be.name, func(b *testing.B) {
-			feedInterval := middleware.DefaultFeedInterval
-			dsn := be.fresh(b)
-			a := newStack(b, be, dsn, feedInterval)
-			_, err := a.manager.Bootstrap(context.Background(), owner, apikey.Production)
-			require.NoError(b, err)
-			var delays []time.Duration
-			for b.Loop() {
-				b.StopTimer()
-				keys := make([]apikey.Key, revocations)
-				for i := range keys {
-					issued, err := a.manager.Create(context.Background(), owner, apikey.CreateRequest{
-						Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: time.Now().Add(time.Hour),
-					})
-					require.NoError(b, err)
-					keys[i] = issued.Key
-				}
-				// B starts after the keys exist: no creation entry in its
-				// feed evicts them.
-				s := newStack(b, be, dsn, feedInterval)
-				h := s.validator.Handler(okHandler)
-				for _, k := range keys {
-					require.Equal(b, accepted, serve(b, h, k, ""))
-				}
-				require.EqualValues(b, revocations, s.hasher.verifies.Load())
-				b.StartTimer()
-				for _, k := range keys {
-					time.Sleep(rand.N(feedInterval)) // a random phase of B's feed ticker
-					start := time.Now()
-					_, err := a.manager.Revoke(context.Background(), owner, k.ID())
-					require.NoError(b, err)
-					delays = append(delays, awaitRefusal(b, start, feedInterval+2*time.Second,
-						result{http.StatusUnauthorized, "revoked_key"}, func() result { return serve(b, h, k, "") }))
-				}
-				// One verification to cache each key, one after the feed
-				// evicted it: none while it was cached.
-				require.EqualValues(b, 2*revocations, s.hasher.verifies.Load())
-			}
-			slices.Sort(delays)
-			median := delays[len(delays)/2]
-			b.Logf("%s: %d revocations, FeedInterval %s: min %s, median %s, max %s", be.name, len(delays), feedInterval,
-				delays[0].Round(time.Millisecond), median.Round(time.Millisecond), delays[len(delays)-1].Round(time.Millisecond))
-			// ns/op would be the length of 20 revocations and their random
-			// pauses: meaningless, so it is left out (a zero hides it).
-			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(float64(median)/float64(time.Millisecond), "ms/propagation")
-			b.ReportMetric(float64(delays[0])/float64(time.Millisecond), "min-ms")
-			b.ReportMetric(float64(delays[len(delays)-1])/float64(time.Millisecond), "max-ms")
-		})
-	}
 }
