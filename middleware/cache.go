@@ -59,13 +59,20 @@ type entry struct {
 	fail  error         // the refusal, for a failure
 	until time.Time     // the entry is not served from this time on
 
+	// The stored hash that a valid key verified against (its fingerprint),
+	// and whether it was outdated: once until has passed, a verification
+	// of the same key whose record still holds that hash needs no argon2.
+	hashPrint uint64
+	outdated  bool
+
 	dead    atomic.Bool  // evicted by Invalidate, the change feed or a purge
 	used    atomic.Int64 // last use, Unix seconds
 	flushed atomic.Int64 // last use written to the store, Unix seconds
 }
 
-// newValidEntry returns the entry of a key that v verified.
-func newValidEntry(v *Validator, k cacheKey, rec apikey.Record, until time.Time) *entry {
+// newValidEntry returns the entry of a key that v verified against the
+// stored hash with fingerprint hashPrint.
+func newValidEntry(v *Validator, k cacheKey, rec apikey.Record, hashPrint uint64, outdated bool, until time.Time) *entry {
 	id := &Identity{
 		issuer:      v,
 		presented:   k,
@@ -85,6 +92,9 @@ func newValidEntry(v *Validator, k cacheKey, rec apikey.Record, until time.Time)
 		ident: id,
 		life:  apikey.Record{ExpiresAt: rec.ExpiresAt, RotatedAt: rec.RotatedAt, RevokedAt: rec.RevokedAt},
 		until: until,
+
+		hashPrint: hashPrint,
+		outdated:  outdated,
 	}
 }
 
@@ -109,7 +119,13 @@ func (c *cache) touch(e *entry, now time.Time) {
 // The LRUs are golang-lru's fixed-size Cache rather than its expirable LRU:
 // expirable.NewLRU (v2.0.7) starts a cleanup goroutine that can never be
 // stopped, and reads the wall clock rather than Options.Now. Entries here
-// carry their deadline and are dropped when a lookup finds them stale.
+// carry their deadline. A failure is dropped when a lookup finds it stale.
+// A verified key whose deadline has passed stays, no longer served, until
+// the verification that the next request starts replaces it, or the LRU
+// pushes it out: the entry remembers which stored hash the key verified
+// against, so that this verification is one store read, without argon2
+// (verifiedBefore). A cache that holds every key in use therefore runs
+// argon2 once per key per process (BenchmarkManyKeys).
 type cache struct {
 	valid      *lru.Cache[cacheKey, *entry] // nil when caching is off
 	failed     *lru.Cache[cacheKey, *entry] // nil when failures are not cached
@@ -151,14 +167,13 @@ func newCache(cfg config) (*cache, error) {
 	return c, nil
 }
 
-// get returns the live entry for k, or nil.
+// get returns the live entry for k, or nil. It leaves a verified key whose
+// deadline has passed in place (see cache); an evicted one (dead) is being
+// removed by evict.
 func (c *cache) get(k cacheKey, now time.Time) *entry {
 	if c.valid != nil {
-		if e, ok := c.valid.Get(k); ok {
-			if !e.dead.Load() && now.Before(e.until) {
-				return e
-			}
-			c.valid.Remove(k)
+		if e, ok := c.valid.Get(k); ok && !e.dead.Load() && now.Before(e.until) {
+			return e
 		}
 	}
 	if c.failed != nil {
@@ -170,6 +185,22 @@ func (c *cache) get(k cacheKey, now time.Time) *entry {
 		}
 	}
 	return nil
+}
+
+// verifiedBefore reports whether the presented key k verified in this
+// process against the stored hash with fingerprint hashPrint, according to
+// its entry in the cache (live, past its deadline, or even evicted: what
+// it says about k and that hash stays true), and whether that hash was
+// outdated then.
+func (c *cache) verifiedBefore(k cacheKey, hashPrint uint64) (match, outdated bool) {
+	if c.valid == nil {
+		return false, false
+	}
+	e, ok := c.valid.Peek(k)
+	if !ok || e.hashPrint != hashPrint {
+		return false, false
+	}
+	return true, e.outdated
 }
 
 // sizes returns how many verified keys and failures the cache holds.
@@ -235,6 +266,9 @@ func (c *cache) addValid(k cacheKey, e *entry, token uint64) {
 	if m == nil {
 		m = map[cacheKey]*entry{}
 		c.index[e.keyID] = m
+	}
+	if old := m[k]; old != nil && old != e {
+		c.keepUse(old) // replaced below without onEvict
 	}
 	m[k] = e
 	c.mu.Unlock()

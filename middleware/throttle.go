@@ -139,12 +139,13 @@ func (s *verifiedKeys) slot(k cacheKey) (*verifiedSlot, [16]byte) {
 	return &s.slots[binary.LittleEndian.Uint64(k[16:24])&s.mask], id
 }
 
-// add remembers that k verified against hash.
-func (s *verifiedKeys) add(k cacheKey, hash string, outdated bool) {
+// add remembers that k verified against the stored hash with fingerprint
+// hashPrint.
+func (s *verifiedKeys) add(k cacheKey, hashPrint uint64, outdated bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	slot, id := s.slot(k)
-	*slot = verifiedSlot{key: id, hash: fingerprint(hash), outdated: outdated, used: true}
+	*slot = verifiedSlot{key: id, hash: hashPrint, outdated: outdated, used: true}
 }
 
 // contains reports whether k verified in this process (and was not pushed
@@ -156,13 +157,13 @@ func (s *verifiedKeys) contains(k cacheKey) bool {
 	return slot.used && slot.key == id
 }
 
-// matches reports whether k verified against exactly hash before, and
-// whether that hash was outdated then.
-func (s *verifiedKeys) matches(k cacheKey, hash string) (match, outdated bool) {
+// matches reports whether k verified before against the stored hash with
+// fingerprint hashPrint, and whether that hash was outdated then.
+func (s *verifiedKeys) matches(k cacheKey, hashPrint uint64) (match, outdated bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	slot, id := s.slot(k)
-	if !slot.used || slot.key != id || slot.hash != fingerprint(hash) {
+	if !slot.used || slot.key != id || slot.hash != hashPrint {
 		return false, false
 	}
 	return true, slot.outdated

@@ -124,12 +124,17 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out o
 		failed = true
 		return outcome{v.failure(k, id, token, now), token}, nil
 	}
+	hashPrint := fingerprint(rec.Hash.Reveal())
 	match, outdated := false, false
 	if v.cfg.cacheEnabled {
 		// This exact key verified against this exact hash before: the
-		// outcome is known. An upgrade of an outdated hash that was
+		// outcome is known. The cache remembers it for every key it holds,
+		// past their deadline too; the table of verified keys for keys the
+		// cache has let go. An upgrade of an outdated hash that was
 		// dropped (a conflict, an error, Close) is tried again below.
-		match, outdated = v.verified.matches(k, rec.Hash.Reveal())
+		if match, outdated = v.cache.verifiedBefore(k, hashPrint); !match {
+			match, outdated = v.verified.matches(k, hashPrint)
+		}
 	}
 	if !match {
 		if match, outdated, err = v.verifyHash(ctx, key, rec.Hash.Reveal()); err != nil {
@@ -139,12 +144,12 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out o
 			failed = true
 			return outcome{v.failure(k, id, token, now), token}, nil
 		}
-		v.verified.add(k, rec.Hash.Reveal(), outdated)
+		v.verified.add(k, hashPrint, outdated)
 	}
 	if outdated {
 		v.upgradeHash(rec, key)
 	}
-	e := newValidEntry(v, k, rec, now.Add(v.cfg.CacheTTL))
+	e := newValidEntry(v, k, rec, hashPrint, outdated, now.Add(v.cfg.CacheTTL))
 	v.cache.addValid(k, e, token)
 	return outcome{e, token}, nil
 }
