@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,11 +54,11 @@ func (m *keyMAC) sum(key string) cacheKey {
 // (ident set) or a failure (fail set). An entry is immutable once cached,
 // apart from its atomics.
 type entry struct {
-	keyID string
-	ident *Identity     // the key's identity, for a valid key
-	life  apikey.Record // ExpiresAt, RotatedAt and RevokedAt of a valid key
-	fail  error         // the refusal, for a failure
-	until time.Time     // the entry is not served from this time on
+	keyID     string
+	ident     *Identity // the key's identity, for a valid key
+	revokedAt time.Time // of a valid key (its expiry is in ident)
+	fail      error     // the refusal, for a failure
+	until     time.Time // the entry is not served from this time on
 
 	// The stored hash that a valid key verified against (its fingerprint),
 	// and whether it was outdated: once until has passed, a verification
@@ -88,14 +89,22 @@ func newValidEntry(v *Validator, k cacheKey, rec apikey.Record, hashPrint uint64
 		id.expiresHeader = rec.ExpiresAt.UTC().Format(time.RFC3339)
 	}
 	return &entry{
-		keyID: rec.ID,
-		ident: id,
-		life:  apikey.Record{ExpiresAt: rec.ExpiresAt, RotatedAt: rec.RotatedAt, RevokedAt: rec.RevokedAt},
-		until: until,
+		keyID:     rec.ID,
+		ident:     id,
+		revokedAt: rec.RevokedAt,
+		until:     until,
 
 		hashPrint: hashPrint,
 		outdated:  outdated,
 	}
+}
+
+// status returns the status at now of the key of a valid entry. An entry
+// keeps only the fields of its record that the status depends on, rather
+// than the record (BenchmarkManyKeys, heap-B/key); rotation, which only
+// tells Active from Expiring, is in ident.Expiring.
+func (e *entry) status(now time.Time) apikey.Status {
+	return apikey.Record{ExpiresAt: e.ident.ExpiresAt, RevokedAt: e.revokedAt}.Status(now)
 }
 
 // touch records a use of e at now: in the entry, at most one atomic write
@@ -139,8 +148,9 @@ type cache struct {
 	seq       uint64
 	evictedAt map[string]uint64 // key id -> seq of its last eviction
 	floor     uint64            // tokens below floor are stale
-	// index finds the valid entries of a key id, for eviction.
-	index map[string]map[cacheKey]*entry
+	// index finds the valid entries of a key id, for eviction: one, unless
+	// a custom Hasher accepts more than one string for a stored hash.
+	index map[string][]*entry
 	// pending holds the last uses of evicted entries not yet written.
 	pending map[string]int64
 }
@@ -149,7 +159,7 @@ func newCache(cfg config) (*cache, error) {
 	c := &cache{
 		ttl:        cfg.CacheTTL,
 		failureTTL: cfg.FailureTTL,
-		index:      map[string]map[cacheKey]*entry{},
+		index:      map[string][]*entry{},
 		evictedAt:  map[string]uint64{},
 		pending:    map[string]int64{},
 	}
@@ -262,15 +272,13 @@ func (c *cache) addValid(k cacheKey, e *entry, token uint64) {
 		c.mu.Unlock()
 		return
 	}
-	m := c.index[e.keyID]
-	if m == nil {
-		m = map[cacheKey]*entry{}
-		c.index[e.keyID] = m
+	entries := c.index[e.keyID]
+	if i := slices.IndexFunc(entries, func(old *entry) bool { return old.ident.presented == k }); i >= 0 {
+		c.keepUse(entries[i]) // replaced below, without onEvict
+		entries[i] = e
+	} else {
+		c.index[e.keyID] = append(entries, e)
 	}
-	if old := m[k]; old != nil && old != e {
-		c.keepUse(old) // replaced below without onEvict
-	}
-	m[k] = e
 	c.mu.Unlock()
 	// Outside c.mu: Add may evict, and onEvict takes c.mu. An eviction that
 	// runs in between marks e dead, so it is never served.
@@ -299,15 +307,15 @@ func (c *cache) evict(keyID string) {
 		c.floor = c.seq
 	}
 	c.evictedAt[keyID] = c.seq
-	m := c.index[keyID]
+	entries := c.index[keyID]
 	delete(c.index, keyID)
-	for _, e := range m {
+	for _, e := range entries {
 		e.dead.Store(true)
 		c.keepUse(e)
 	}
 	c.mu.Unlock()
-	for k := range m {
-		c.valid.Remove(k)
+	for _, e := range entries {
+		c.valid.Remove(e.ident.presented)
 	}
 }
 
@@ -317,8 +325,8 @@ func (c *cache) purge() {
 	c.seq++
 	c.floor = c.seq
 	clear(c.evictedAt)
-	for _, m := range c.index {
-		for _, e := range m {
+	for _, entries := range c.index {
+		for _, e := range entries {
 			e.dead.Store(true)
 			c.keepUse(e)
 		}
@@ -335,13 +343,15 @@ func (c *cache) purge() {
 
 // onEvict keeps the index and the unwritten last use of an entry that
 // leaves the valid LRU.
-func (c *cache) onEvict(k cacheKey, e *entry) {
+func (c *cache) onEvict(_ cacheKey, e *entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m := c.index[e.keyID]; m[k] == e {
-		delete(m, k)
-		if len(m) == 0 {
+	entries := c.index[e.keyID]
+	if i := slices.Index(entries, e); i >= 0 {
+		if len(entries) == 1 {
 			delete(c.index, e.keyID)
+		} else {
+			c.index[e.keyID] = slices.Delete(entries, i, i+1)
 		}
 	}
 	c.keepUse(e)

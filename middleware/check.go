@@ -59,7 +59,7 @@ func (v *Validator) authenticate(r *http.Request, p Policy) (prefix string, _ *I
 	if e.fail != nil {
 		return prefix, nil, e.fail
 	}
-	switch e.life.Status(now) {
+	switch e.status(now) {
 	case apikey.Revoked:
 		return prefix, nil, ErrRevokedKey
 	case apikey.Expired:
