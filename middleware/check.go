@@ -8,10 +8,11 @@ import (
 	"github.com/keystile/keystile/apikey"
 )
 
-// check authenticates r against a valid policy p and calls the hooks. The
+// check authenticates r against a valid policy p and calls the hooks.
+// origin is r.Header["Origin"], which every caller reads anyway. The
 // returned Identity is shared and immutable.
-func (v *Validator) check(r *http.Request, p Policy) (*Identity, error) {
-	prefix, id, err := v.authenticate(r, p)
+func (v *Validator) check(r *http.Request, p Policy, origin []string) (*Identity, error) {
+	prefix, id, err := v.authenticate(r, p, origin)
 	if err != nil {
 		v.stats.refused(err)
 		if v.cfg.OnRejected != nil {
@@ -43,7 +44,7 @@ func (v *Validator) recheck(r *http.Request, p Policy, id *Identity) error {
 // policy, and the Origin of a publishable key. It returns the key's
 // displayable prefix once the key is known to be well-formed, for the
 // hooks.
-func (v *Validator) authenticate(r *http.Request, p Policy) (prefix string, _ *Identity, _ error) {
+func (v *Validator) authenticate(r *http.Request, p Policy, origin []string) (prefix string, _ *Identity, _ error) {
 	if v.closed.Load() {
 		return "", nil, refuse(ErrUnavailable, "the validator is closed")
 	}
@@ -66,7 +67,6 @@ func (v *Validator) authenticate(r *http.Request, p Policy) (prefix string, _ *I
 		return prefix, nil, ErrExpiredKey
 	}
 	id := e.ident
-	origin := r.Header["Origin"]
 	if id.Type == apikey.Server && len(origin) > 0 {
 		if v.cfg.OnLeakedServerKey != nil {
 			v.cfg.OnLeakedServerKey(r.Context(), attempt(r, prefix), id.clone())
