@@ -228,6 +228,12 @@ func (c *cache) verifiedBefore(k cacheKey, hashPrint uint64) (match, outdated bo
 	return true, e.outdated
 }
 
+// holds reports whether the cache holds an entry of k as a verified key,
+// live or not: k verified in this process.
+func (c *cache) holds(k cacheKey) bool {
+	return c.valid != nil && c.valid.Contains(k)
+}
+
 // sizes returns how many verified keys and failures the cache holds.
 func (c *cache) sizes() (valid, failed int) {
 	if c.valid != nil {

@@ -109,7 +109,10 @@
 //     without a storage call or a hash. Key ids are public, so a throttle
 //     per id could lock the real key out: a cached valid key is never
 //     throttled, and a key that verified in this process before is let
-//     through. Verified keys are remembered in a fixed table of their own
+//     through, and not counted (so that many keys re-validating cannot
+//     push the counters of ids under attack out of the throttle's table).
+//     Verified keys are known from the cache, which keeps them past their
+//     lifetime, and from a fixed table of their own
 //     (at least 65,536 slots) that only a successful verification writes
 //     to, in a slot chosen by a keyed hash under the process's secret: junk
 //     cannot touch it, and pushing one key out takes, on average, as many

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -309,4 +310,56 @@ func TestRevalidationNeedsNoArgon2(t *testing.T) {
 	expect("new hash", http.StatusOK, 2, 5)
 	clk.Advance(DefaultCacheTTL)
 	expect("new hash, next lifetime", http.StatusOK, 2, 6)
+}
+
+// TestRevalidationsKeepTheThrottle: the throttle counts failures of at most
+// throttleSize key ids. Re-validations of keys that verified before must
+// not count there, or many keys in use would push out the counter of an
+// id under attack, and give its attacker a fresh budget.
+func TestRevalidationsKeepTheThrottle(t *testing.T) {
+	ks, err := newKeySet(throttleSize + 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	hasher := &countingHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}}
+	v, err := New(Options{Store: ks.store, Hasher: hasher, Now: clk.Now, ThrottleFailures: 3, ThrottleWindow: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	h := v.Handler(noop)
+	for _, key := range ks.keys {
+		if w := serveOnce(h, benchRequest(key)); w.Code != http.StatusOK {
+			t.Fatalf("status %d", w.Code)
+		}
+	}
+
+	victim, err := apikey.ParseKey(ks.keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := func(c byte) string { // the victim's id, a wrong secret
+		k, err := apikey.AssembleKey(apikey.Server, victim.ID(), strings.Repeat(string(c), apikey.SecretLength))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k.Reveal()
+	}
+	for _, c := range []byte("abc") {
+		serveOnce(h, benchRequest(wrong(c)))
+	}
+	if w := serveOnce(h, benchRequest(wrong('d'))); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("budget spent: status %d, want 429", w.Code)
+	}
+
+	clk.Advance(DefaultCacheTTL) // every key re-validates
+	for _, key := range ks.keys[1:] {
+		if w := serveOnce(h, benchRequest(key)); w.Code != http.StatusOK {
+			t.Fatalf("status %d", w.Code)
+		}
+	}
+	if w := serveOnce(h, benchRequest(wrong('e'))); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("after %d re-validations: status %d, want 429 (the budget was forgotten)", len(ks.keys)-1, w.Code)
+	}
 }

@@ -70,7 +70,7 @@ func New(opts Options) (*Validator, error) {
 		mac:      mac,
 		cache:    c,
 		verified: verified,
-		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, verified),
+		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow),
 		sem:      make(chan struct{}, cfg.MaxConcurrentHashes),
 		reload:   make(chan struct{}, 1),
 		vary:     varyHeaders(cfg.AllowBearer),

@@ -102,13 +102,23 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out o
 		return outcome{e, token}, nil // cached by a verification that ended after our lookup
 	}
 	id := key.ID()
-	ok, wait := v.throttle.acquire(id, k, now)
-	if !ok {
-		v.stats.throttled.Add(1)
-		return outcome{}, &refusal{reason: ErrThrottled, retryAfter: wait}
+	// A key that verified in this process before bypasses the throttle
+	// (see throttle): key ids are public, so its id's budget may be spent
+	// by anyone.
+	throttled := !v.cache.holds(k) && !v.verified.contains(k)
+	if throttled {
+		ok, wait := v.throttle.acquire(id, now)
+		if !ok {
+			v.stats.throttled.Add(1)
+			return outcome{}, &refusal{reason: ErrThrottled, retryAfter: wait}
+		}
 	}
 	failed := false
-	defer func() { v.throttle.release(id, failed) }()
+	defer func() {
+		if throttled {
+			v.throttle.release(id, failed)
+		}
+	}()
 
 	rec, err := v.cfg.Store.Key(ctx, id)
 	switch {
