@@ -149,7 +149,7 @@ func BenchmarkManyKeys(b *testing.B) {
 	clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	store := newCountingStore(ks.store, ks.index)
 	hasher := &countingHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}}
-	v, err := New(Options{Store: store, Hasher: hasher, Now: clk.Now, CacheSize: manyKeys})
+	v, err := New(Options{Store: store, Hasher: hasher, Now: clk.Now})
 	if err != nil {
 		b.Fatal(err)
 	}
