@@ -157,7 +157,7 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out o
 		v.verified.add(k, hashPrint, outdated)
 	}
 	if outdated {
-		v.upgradeHash(rec, key)
+		v.upgradeHash(rec, key, k)
 	}
 	e := newValidEntry(v, k, rec, hashPrint, outdated, now.Add(v.cfg.CacheTTL))
 	v.cache.addValid(k, e, token)
@@ -245,21 +245,25 @@ func hasherError(err error) error {
 // upgradeHash re-hashes a key verified against a hash with outdated
 // parameters and stores the new hash, in the background. A concurrent
 // change of the key (ErrConflict) wins: the upgrade is dropped and happens
-// at a later verification.
-func (v *Validator) upgradeHash(rec apikey.Record, key apikey.Key) {
+// at a later verification. The key, whose cache key is k, is remembered as
+// verified against its new hash: this validator made that hash from it, so
+// the next verification (once the change feed or CacheTTL ends the cache
+// entry) needs no argon2.
+func (v *Validator) upgradeHash(rec apikey.Record, key apikey.Key, k cacheKey) {
 	v.background(func(ctx context.Context) {
-		if err := v.storeUpgradedHash(ctx, rec, key); err != nil && ctx.Err() == nil {
+		if err := v.storeUpgradedHash(ctx, rec, key, k); err != nil && ctx.Err() == nil {
 			v.cfg.OnBackgroundError(err)
 		}
 	})
 }
 
-func (v *Validator) storeUpgradedHash(ctx context.Context, rec apikey.Record, key apikey.Key) (err error) {
+func (v *Validator) storeUpgradedHash(ctx context.Context, rec apikey.Record, key apikey.Key, k cacheKey) (err error) {
 	defer catchPanic("upgrading the hash of "+rec.Prefix(), &err)
 	hash, err := v.hashUnderCap(ctx, key)
 	if err != nil || ctx.Err() != nil {
 		return err // closing: the upgrade happens at a later verification
 	}
+	v.verified.add(k, fingerprint(hash), false) // true whether or not it is stored
 	rec.Hash = apikey.NewOpaque(hash)
 	err = v.cfg.Store.Apply(ctx, apikey.Change{Update: []apikey.Record{rec}})
 	if err != nil && !errors.Is(err, apikey.ErrConflict) {
