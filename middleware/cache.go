@@ -144,12 +144,13 @@ func (c *cache) touch(e *entry, now time.Time) {
 // expirable.NewLRU (v2.0.7) starts a cleanup goroutine that can never be
 // stopped, and reads the wall clock rather than Options.Now. Entries here
 // carry their deadline. A failure is dropped when a lookup finds it stale.
-// A verified key whose deadline has passed stays, no longer served, until
-// the verification that the next request starts replaces it, or the LRU
-// pushes it out: the entry remembers which stored hash the key verified
-// against, so that this verification is one store read, without argon2
-// (verifiedBefore). A cache that holds every key in use therefore runs
-// argon2 once per key per process (BenchmarkManyKeys).
+// A verified key whose deadline has passed, or that was evicted, stays, no
+// longer served, until the verification that the next request starts
+// replaces it, or the LRU pushes it out: the entry remembers which stored
+// hash the key verified against, so that this verification is one store
+// read, without argon2 (verifiedBefore). A cache that holds every key in
+// use therefore runs argon2 once per key per process while its hash is
+// unchanged (BenchmarkManyKeys).
 type cache struct {
 	valid      *lru.Cache[cacheKey, *entry] // nil when caching is off
 	failed     *lru.Cache[cacheKey, *entry] // nil when failures are not cached
@@ -192,9 +193,8 @@ func newCache(cfg config) (*cache, error) {
 	return c, nil
 }
 
-// get returns the live entry for k, or nil. It leaves a verified key whose
-// deadline has passed in place (see cache); an evicted one (dead) is being
-// removed by evict.
+// get returns the live entry for k, or nil. It leaves a verified key that
+// is past its deadline or evicted (dead) in place (see cache and evict).
 func (c *cache) get(k cacheKey, now time.Time) *entry {
 	if c.valid != nil {
 		if e, ok := c.valid.Get(k); ok && !e.dead.Load() && now.Before(e.until) {
@@ -319,7 +319,11 @@ func (c *cache) addFailed(k cacheKey, e *entry, token uint64) {
 	}
 }
 
-// evict drops every cached entry of a key id at once.
+// evict ends every cached entry of a key id at once: they are marked dead,
+// never served again, and left in the LRU until a verification of the
+// same key replaces them or the LRU pushes them out, so that the
+// verification after a change that kept the key's hash (scopes, grace)
+// needs no argon2 (see verifiedBefore).
 func (c *cache) evict(keyID string) {
 	c.mu.Lock()
 	c.seq++
@@ -328,16 +332,12 @@ func (c *cache) evict(keyID string) {
 		c.floor = c.seq
 	}
 	c.evictedAt[keyID] = c.seq
-	entries := c.index[keyID]
-	delete(c.index, keyID)
-	for _, e := range entries {
+	for _, e := range c.index[keyID] {
 		e.dead.Store(true)
 		c.keepUse(e)
 	}
+	delete(c.index, keyID)
 	c.mu.Unlock()
-	for _, e := range entries {
-		c.valid.Remove(e.ident.presented)
-	}
 }
 
 // purge drops every entry, valid or failed.

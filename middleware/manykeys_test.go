@@ -249,10 +249,10 @@ func heapInUse() uint64 {
 }
 
 // TestRevalidationNeedsNoArgon2: a key whose cache entry has passed its
-// deadline is re-validated by one store read, without argon2, even when
-// the table of verified keys has forgotten it (as it does for some keys
-// when there are many): the expired entry remembers the hash it verified
-// against. A changed hash is verified again.
+// deadline, or was evicted by a change, is re-validated by one store read,
+// without argon2, even when the table of verified keys has forgotten it
+// (as it does for some keys when there are many): the old entry remembers
+// the hash it verified against. A changed hash is verified again.
 func TestRevalidationNeedsNoArgon2(t *testing.T) {
 	ks, err := newKeySet(1)
 	if err != nil {
@@ -288,12 +288,18 @@ func TestRevalidationNeedsNoArgon2(t *testing.T) {
 		expect(fmt.Sprintf("lifetime %d", lifetime+2), http.StatusOK, 1, int64(2+lifetime))
 	}
 
-	// The stored hash changes (as an upgrade would change it): argon2 runs
-	// once more.
+	// A change that keeps the hash (a new scope) evicts the key: it is read
+	// again, still without argon2.
 	key, err := apikey.ParseKey(ks.keys[0])
 	if err != nil {
 		t.Fatal(err)
 	}
+	v.Invalidate(apikey.Event{Action: apikey.ActionSetScopes, Environment: apikey.Production, KeyID: key.ID()})
+	v.verified = newVerifiedKeys(0)
+	expect("evicted", http.StatusOK, 1, 5)
+
+	// The stored hash changes (as an upgrade would change it): argon2 runs
+	// once more.
 	rec, err := ks.store.Key(context.Background(), key.ID())
 	if err != nil {
 		t.Fatal(err)
@@ -307,9 +313,9 @@ func TestRevalidationNeedsNoArgon2(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Advance(DefaultCacheTTL)
-	expect("new hash", http.StatusOK, 2, 5)
+	expect("new hash", http.StatusOK, 2, 6)
 	clk.Advance(DefaultCacheTTL)
-	expect("new hash, next lifetime", http.StatusOK, 2, 6)
+	expect("new hash, next lifetime", http.StatusOK, 2, 7)
 }
 
 // TestRevalidationsKeepTheThrottle: the throttle counts failures of at most
