@@ -369,3 +369,56 @@ func TestRevalidationsKeepTheThrottle(t *testing.T) {
 		t.Fatalf("after %d re-validations: status %d, want 429 (the budget was forgotten)", len(ks.keys)-1, w.Code)
 	}
 }
+
+// TestUpgradeRemembersTheNewHash: the validator that upgraded a key's hash
+// re-validates the key against it without argon2, even when the change
+// feed has evicted the key and the table of verified keys has forgotten
+// it.
+func TestUpgradeRemembersTheNewHash(t *testing.T) {
+	store := memory.New()
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := m.Bootstrap(context.Background(), apikey.Actor{ID: "test", Role: apikey.Owner}, apikey.Production)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := issued[0].Key
+	stronger := apikey.TestParams
+	stronger.Iterations = 2
+	hasher := &countingHasher{Argon2id: apikey.Argon2id{Params: stronger}}
+	v, err := New(Options{Store: store, Hasher: hasher, FeedInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	h := v.Handler(noop)
+	r := benchRequest(key.Reveal())
+	before, err := store.Key(context.Background(), key.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := serveOnce(h, r); w.Code != http.StatusOK {
+		t.Fatalf("status %d", w.Code)
+	}
+	// Wait for the upgrade to be stored, and for the cache to learn of it.
+	k := v.mac.sum(key.Reveal())
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		rec, err := store.Key(context.Background(), key.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if match, _ := v.cache.verifiedBefore(k, fingerprint(rec.Hash.Reveal())); match && !rec.Hash.Equal(before.Hash) {
+			break
+		}
+	}
+	v.Invalidate(apikey.Event{Action: apikey.ActionRotate, Environment: apikey.Production, KeyID: key.ID()}) // as the feed would
+	v.verified = newVerifiedKeys(0)
+	if w := serveOnce(h, r); w.Code != http.StatusOK {
+		t.Fatalf("status %d", w.Code)
+	}
+	if got := hasher.verifies.Load(); got != 1 {
+		t.Fatalf("%d argon2 runs, want 1", got)
+	}
+}

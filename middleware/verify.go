@@ -156,11 +156,11 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out o
 		}
 		v.verified.add(k, hashPrint, outdated)
 	}
-	if outdated {
-		v.upgradeHash(rec, key, k)
-	}
 	e := newValidEntry(v, k, rec, hashPrint, outdated, now.Add(v.cfg.CacheTTL))
 	v.cache.addValid(k, e, token)
+	if outdated { // after addValid, so that the upgrade's entry replaces e
+		v.upgradeHash(rec, key, k)
+	}
 	return outcome{e, token}, nil
 }
 
@@ -246,9 +246,10 @@ func hasherError(err error) error {
 // parameters and stores the new hash, in the background. A concurrent
 // change of the key (ErrConflict) wins: the upgrade is dropped and happens
 // at a later verification. The key, whose cache key is k, is remembered as
-// verified against its new hash: this validator made that hash from it, so
-// the next verification (once the change feed or CacheTTL ends the cache
-// entry) needs no argon2.
+// verified against its new hash, in the table of verified keys and in a
+// new cache entry: this validator made that hash from it, so the next
+// verification (once the change feed or CacheTTL ends the cache entry)
+// needs no argon2.
 func (v *Validator) upgradeHash(rec apikey.Record, key apikey.Key, k cacheKey) {
 	v.background(func(ctx context.Context) {
 		if err := v.storeUpgradedHash(ctx, rec, key, k); err != nil && ctx.Err() == nil {
@@ -263,10 +264,18 @@ func (v *Validator) storeUpgradedHash(ctx context.Context, rec apikey.Record, ke
 	if err != nil || ctx.Err() != nil {
 		return err // closing: the upgrade happens at a later verification
 	}
-	v.verified.add(k, fingerprint(hash), false) // true whether or not it is stored
+	hashPrint := fingerprint(hash)
+	v.verified.add(k, hashPrint, false) // true whether or not it is stored
+	token := v.cache.startToken()
 	rec.Hash = apikey.NewOpaque(hash)
 	err = v.cfg.Store.Apply(ctx, apikey.Change{Update: []apikey.Record{rec}})
-	if err != nil && !errors.Is(err, apikey.ErrConflict) {
+	switch {
+	case err == nil:
+		// The record is stored as it was read, with the new hash (Apply
+		// checks its revision): its entry is as a verification would
+		// make it, unless the key was evicted since token.
+		v.cache.addValid(k, newValidEntry(v, k, rec, hashPrint, false, v.cfg.Now().Add(v.cfg.CacheTTL)), token)
+	case !errors.Is(err, apikey.ErrConflict):
 		return fmt.Errorf("middleware: storing the upgraded hash of %s: %w", rec.Prefix(), err)
 	}
 	return nil
