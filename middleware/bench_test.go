@@ -2,8 +2,11 @@ package middleware
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"hash"
 	"net/http"
 	"net/http/httptest"
@@ -14,23 +17,24 @@ import (
 	"github.com/keystile/keystile/storage/memory"
 )
 
-// Run them side by side:
+// Run them side by side, interleaved, and compare medians:
 //
-//	go test -bench 'BareHandler|SHA256Key|CachedKey|ColdKey|UnknownKey|MalformedKey' ./middleware
+//	go test -run '^$' -bench 'BareHandler|PlaintextBaseline|CachedKey$' -count 8 ./middleware
 //
-// Target: (CachedKey - BareHandler) <= 4 x SHA256Key, and at most 3
-// allocations beyond BareHandler's.
-
-// discardWriter is a ResponseWriter that keeps nothing, so that the
-// benchmarks measure the middleware rather than a recorder.
-type discardWriter struct {
-	h    http.Header
-	code int
-}
-
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+// Target (DESIGN.md, "Targets"): CachedKey's overhead over BareHandler is
+// at most twice PlaintextBaseline's, and CachedKey makes at most 2
+// allocations more than PlaintextBaseline.
+//
+// Every benchmark that serves a request does it the same way (runServe):
+// the same *http.Request every iteration, and the same ResponseWriter
+// (discardWriter), its header map cleared every iteration. The writer
+// costs nothing, so that BareHandler is close to zero and the overheads
+// are the middlewares' own. (A fresh httptest.ResponseRecorder per
+// request, as in the issue that set the target, adds about 100 ns and 3
+// allocations to every benchmark alike, and far more noise; with a handler
+// that writes no header, as here, it would also charge the middleware the
+// first allocation of the response's header map, which a real response
+// pays as soon as anything sets a header, Content-Type included.)
 
 var noop = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 
@@ -64,13 +68,23 @@ func benchRequest(key string) *http.Request {
 	return r
 }
 
+// discardWriter is a ResponseWriter that keeps nothing, so that the
+// benchmarks measure the middleware rather than a recorder.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
 // runServe serves r through h once per iteration and checks the status.
 func runServe(b *testing.B, h http.Handler, r *http.Request, want int) {
 	b.Helper()
 	w := &discardWriter{h: http.Header{}}
 	h.ServeHTTP(w, r) // warm the cache
 	b.ReportAllocs()
-	b.ResetTimer()
 	for b.Loop() {
 		clear(w.h)
 		w.code = http.StatusOK
@@ -89,6 +103,42 @@ func BenchmarkBareHandler(b *testing.B) {
 		b.Fatal(err)
 	}
 	runServe(b, noop, benchRequest(key.Reveal()), http.StatusOK)
+}
+
+// plaintextKey is the context key of plaintextMiddleware, a pointer like
+// keystile's.
+var plaintextKey = &contextKey{"plaintext identity"}
+
+// plaintextMiddleware is the baseline of the cached-validation target: it
+// accepts one constant key, compared in constant time with crypto/subtle,
+// and hands the next handler a value in the request context with
+// r.WithContext. It is written to be fast, so that the target is strict:
+// it reads the header as keystile does (by its canonical name, without
+// canonicalising it per request) and compares without converting the
+// header to a []byte on the heap. Its only allocations are r.WithContext's.
+func plaintextMiddleware(want string, next http.Handler) http.Handler {
+	wantKey := []byte(want)
+	identity := &Identity{KeyID: "plaintext"}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		values := r.Header[canonicalAPIKey]
+		var buf [apikey.KeyLength]byte // the presented key, copied on the stack
+		if len(values) != 1 || len(values[0]) != len(buf) ||
+			subtle.ConstantTimeCompare(buf[:copy(buf[:], values[0])], wantKey) != 1 {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), plaintextKey, identity)))
+	})
+}
+
+// BenchmarkPlaintextBaseline is the baseline of the cached-validation
+// target: the same request through plaintextMiddleware.
+func BenchmarkPlaintextBaseline(b *testing.B) {
+	key, err := apikey.GenerateKey(apikey.Server)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runServe(b, plaintextMiddleware(key.Reveal(), noop), benchRequest(key.Reveal()), http.StatusOK)
 }
 
 var sinkSum [sha256.Size]byte
@@ -205,6 +255,56 @@ func BenchmarkCacheKeyHMAC(b *testing.B) {
 	}
 }
 
+// cbcMACKey is the AES-128 CBC-MAC alternative to keyMAC: CBC-MAC is a PRF
+// on inputs of one fixed length, and AES has instructions of its own. Its
+// state is pooled, since a buffer passed to cipher.Block escapes and would
+// cost an allocation per key; BenchmarkCacheKeyCBCMAC keeps the comparison
+// that kept keyMAC.
+type cbcMACKey struct {
+	block cipher.Block
+	pool  sync.Pool // of *[cbcMACLength]byte
+}
+
+// cbcMACLength is apikey.KeyLength rounded up to whole AES blocks.
+const cbcMACLength = (apikey.KeyLength + aes.BlockSize - 1) / aes.BlockSize * aes.BlockSize
+
+func newCBCMACKey(secret []byte) (*cbcMACKey, error) {
+	block, err := aes.NewCipher(secret)
+	if err != nil {
+		return nil, err
+	}
+	m := &cbcMACKey{block: block}
+	m.pool.New = func() any { return new([cbcMACLength]byte) }
+	return m, nil
+}
+
+// sum returns the CBC-MAC of key, zero-padded, in its first 16 bytes.
+func (m *cbcMACKey) sum(key string) (out cacheKey) {
+	buf := m.pool.Get().(*[cbcMACLength]byte)
+	clear(buf[copy(buf[:], key):])
+	m.block.Encrypt(buf[:aes.BlockSize], buf[:aes.BlockSize])
+	for i := aes.BlockSize; i < len(buf); i += aes.BlockSize {
+		subtle.XORBytes(buf[i:i+aes.BlockSize], buf[i:i+aes.BlockSize], buf[i-aes.BlockSize:i])
+		m.block.Encrypt(buf[i:i+aes.BlockSize], buf[i:i+aes.BlockSize])
+	}
+	copy(out[:], buf[len(buf)-aes.BlockSize:])
+	m.pool.Put(buf)
+	return out
+}
+
+// BenchmarkCacheKeyCBCMAC is AES-128 CBC-MAC of the presented key.
+func BenchmarkCacheKeyCBCMAC(b *testing.B) {
+	key, _ := apikey.GenerateKey(apikey.Server)
+	m, err := newCBCMACKey(make([]byte, 16))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkKey = m.sum(key.Reveal())
+	}
+}
+
 // BenchmarkCacheKeyPrefix is the keyed SHA-256 that the cache uses.
 func BenchmarkCacheKeyPrefix(b *testing.B) {
 	key, _ := apikey.GenerateKey(apikey.Server)
@@ -224,12 +324,12 @@ func BenchmarkCacheKeyPrefix(b *testing.B) {
 func BenchmarkCachedKeyCheck(b *testing.B) {
 	v, key := benchEnv(b, apikey.TestParams, Options{})
 	r := benchRequest(key.Reveal())
-	if _, err := v.check(r, Policy{}); err != nil {
+	if _, err := v.check(r, Policy{}, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		_, _ = v.check(r, Policy{})
+		_, _ = v.check(r, Policy{}, nil)
 	}
 }
 

@@ -340,6 +340,26 @@ func TestOutdatedHashIsUpgraded(t *testing.T) {
 	assert.False(t, outdated)
 }
 
+// TestUpgradedHashNeedsNoArgon2: the validator that upgraded a hash made
+// it from the key, so the key's next verification, against the new hash,
+// runs no argon2.
+func TestUpgradedHashNeedsNoArgon2(t *testing.T) {
+	f := newFixture(t, nil)
+	stronger := apikey.TestParams
+	stronger.Iterations = 2
+	hasher := &countingHasher{Argon2id: apikey.Argon2id{Params: stronger}}
+	v, err := middleware.New(middleware.Options{Store: f.store, Hasher: hasher, Now: f.clock.Now})
+	require.NoError(t, err)
+	defer v.Close()
+	key := f.keys["production/server"]
+	before := mustHash(t, f, key.ID())
+	require.Equal(t, http.StatusOK, serve(v.Handler(okHandler), request(key.Reveal())).Code)
+	require.Eventually(t, func() bool { return mustHash(t, f, key.ID()) != before }, 5*time.Second, time.Millisecond)
+	f.clock.Advance(middleware.DefaultCacheTTL) // loaded again, with the new hash
+	require.Equal(t, http.StatusOK, serve(v.Handler(okHandler), request(key.Reveal())).Code)
+	assert.EqualValues(t, 1, hasher.verifies.Load(), "argon2 ran for the upgraded hash")
+}
+
 func mustHash(t *testing.T, f *fixture, id string) string {
 	rec, err := f.store.Key(context.Background(), id)
 	require.NoError(t, err)

@@ -8,19 +8,20 @@ import (
 	"github.com/keystile/keystile/apikey"
 )
 
-// check authenticates r against a valid policy p and calls the hooks. The
+// check authenticates r against a valid policy p and calls the hooks.
+// origin is r.Header["Origin"], which every caller reads anyway. The
 // returned Identity is shared and immutable.
-func (v *Validator) check(r *http.Request, p Policy) (*Identity, error) {
-	key, id, err := v.authenticate(r, p)
+func (v *Validator) check(r *http.Request, p Policy, origin []string) (*Identity, error) {
+	prefix, id, err := v.authenticate(r, p, origin)
 	if err != nil {
 		v.stats.refused(err)
 		if v.cfg.OnRejected != nil {
-			v.cfg.OnRejected(r.Context(), attempt(r, key), err)
+			v.cfg.OnRejected(r.Context(), attempt(r, prefix), err)
 		}
 		return nil, err
 	}
 	if v.cfg.OnAuthenticated != nil {
-		v.cfg.OnAuthenticated(r.Context(), attempt(r, key), id.clone())
+		v.cfg.OnAuthenticated(r.Context(), attempt(r, prefix), id.clone())
 	}
 	return id, nil
 }
@@ -33,75 +34,71 @@ func (v *Validator) recheck(r *http.Request, p Policy, id *Identity) error {
 		v.stats.refused(err)
 	}
 	if err != nil && v.cfg.OnRejected != nil {
-		a := attempt(r, apikey.Key{})
-		a.Prefix = id.Prefix
-		v.cfg.OnRejected(r.Context(), a, err)
+		v.cfg.OnRejected(r.Context(), attempt(r, id.Prefix), err)
 	}
 	return err
 }
 
 // authenticate runs the checks in order: key present and well-formed
 // (no I/O), cache or verification, status and expiry, leaked server key,
-// policy, and the Origin of a publishable key.
-func (v *Validator) authenticate(r *http.Request, p Policy) (apikey.Key, *Identity, error) {
+// policy, and the Origin of a publishable key. It returns the key's
+// displayable prefix once the key is known to be well-formed, for the
+// hooks.
+func (v *Validator) authenticate(r *http.Request, p Policy, origin []string) (prefix string, _ *Identity, _ error) {
 	if v.closed.Load() {
-		return apikey.Key{}, nil, refuse(ErrUnavailable, "the validator is closed")
+		return "", nil, refuse(ErrUnavailable, "the validator is closed")
 	}
 	raw, err := keyFromRequest(r, v.cfg.AllowBearer)
 	if err != nil {
-		return apikey.Key{}, nil, err
-	}
-	key, err := apikey.ParseKey(raw)
-	if err != nil {
-		return apikey.Key{}, nil, &refusal{reason: ErrMalformedKey, cause: err}
+		return "", nil, err
 	}
 	now := v.cfg.Now()
-	e, err := v.resolve(r.Context(), key, now)
+	e, prefix, err := v.resolve(r.Context(), raw, now)
 	if err != nil {
-		return key, nil, err
+		return prefix, nil, err
 	}
 	if e.fail != nil {
-		return key, nil, e.fail
+		return prefix, nil, e.fail
 	}
-	switch e.life.Status(now) {
+	switch e.status(now) {
 	case apikey.Revoked:
-		return key, nil, ErrRevokedKey
+		return prefix, nil, ErrRevokedKey
 	case apikey.Expired:
-		return key, nil, ErrExpiredKey
+		return prefix, nil, ErrExpiredKey
 	}
 	if err := v.checkClosed(e); err != nil {
-		return key, nil, err
+		return prefix, nil, err
 	}
 	id := e.ident
-	origin := r.Header["Origin"]
 	if id.Type == apikey.Server && len(origin) > 0 {
 		if v.cfg.OnLeakedServerKey != nil {
-			v.cfg.OnLeakedServerKey(r.Context(), attempt(r, key), id.clone())
+			v.cfg.OnLeakedServerKey(r.Context(), attempt(r, prefix), id.clone())
 		}
 		if !v.cfg.AllowServerKeyFromBrowser {
-			return key, nil, ErrServerKeyFromBrowser
+			return prefix, nil, ErrServerKeyFromBrowser
 		}
 	}
 	if err := p.allows(id); err != nil {
-		return key, nil, err
+		return prefix, nil, err
 	}
 	if id.Type == apikey.Client && len(origin) > 0 {
 		if err := v.checkOrigin(id, origin[0]); err != nil {
-			return key, nil, err
+			return prefix, nil, err
 		}
 	}
 	if id.Expiring && v.cfg.OnGrace != nil {
-		v.cfg.OnGrace(r.Context(), attempt(r, key), id.clone())
+		v.cfg.OnGrace(r.Context(), attempt(r, prefix), id.clone())
 	}
 	v.cache.touch(e, now)
-	return key, id, nil
+	return prefix, id, nil
 }
 
-// attempt describes r for the hooks: never the secret, only the prefix of a
-// well-formed key. A key that a client put in the path or the Origin header
-// by mistake is cut down to its prefix there too.
-func attempt(r *http.Request, key apikey.Key) Attempt {
-	a := Attempt{Method: r.Method, RemoteAddr: r.RemoteAddr, Prefix: key.Prefix()}
+// attempt describes r for the hooks: never the secret, only prefix, the
+// displayable prefix of a well-formed key ("" if there is none). A key that
+// a client put in the path or the Origin header by mistake is cut down to
+// its prefix there too.
+func attempt(r *http.Request, prefix string) Attempt {
+	a := Attempt{Method: r.Method, RemoteAddr: r.RemoteAddr, Prefix: prefix}
 	if r.URL != nil {
 		a.Path = redactKeys(r.URL.Path)
 	}

@@ -19,12 +19,13 @@
 //  1. reads the key from the X-API-Key header (any capitalisation), or from
 //     "Authorization: Bearer" when Options.AllowBearer is set; never from
 //     the URL;
-//  2. checks its format and checksum with apikey.ParseKey: a malformed key
-//     costs no storage call and no hash;
-//  3. looks it up in the validation cache, keyed by a keyed SHA-256 of the
-//     presented key under a per-process random secret from crypto/rand
+//  2. looks it up in the validation cache, keyed by a keyed SHA-256 of the
+//     presented string under a per-process random secret from crypto/rand
 //     (SHA-256(secret || key) over fixed-length input; HMAC measured 1.7x
-//     slower, see cache.go); on a miss, loads the
+//     slower, see cache.go). The cache holds only keys that passed step 3,
+//     so a hit proves that this exact string is well-formed and skips it;
+//  3. on a miss, checks the format and checksum with apikey.ParseKey (a
+//     malformed key costs no storage call and no argon2), then loads the
 //     key by id and verifies its argon2id hash (one verification for any
 //     number of concurrent requests with the same key, under a concurrency
 //     cap, throttled per key id after failures); a key that verified in
@@ -97,8 +98,8 @@
 //
 // # Performance
 //
-// A cached key costs no storage call and no argon2: a format check, one
-// keyed SHA-256, an LRU lookup, a clock read and the policy checks (see
+// A cached key costs no storage call and no argon2: one keyed SHA-256, an
+// LRU lookup, a clock read and the policy checks (see
 // BenchmarkCachedKeyCheck), plus the copy of the request that carries the
 // Identity to the handler (BenchmarkWithContext): two allocations per
 // request.
@@ -117,8 +118,10 @@
 //     of the key, never the key; errors, problem bodies, hooks (Attempt, Identity)
 //     and background errors carry at most the displayable prefix.
 //   - Junk is cheap: format and checksum are checked before any storage call
-//     or hash, so random strings cost microseconds; unknown keys and wrong
-//     secrets are cached as failures for Options.FailureTTL.
+//     or argon2 (a string of the right length first costs one keyed
+//     SHA-256 and a cache lookup), so random strings cost microseconds;
+//     unknown keys and wrong secrets are cached as failures for
+//     Options.FailureTTL.
 //   - argon2 cannot be used to exhaust CPU or memory: at most
 //     Options.MaxConcurrentHashes run at once; a cached key never hashes;
 //     concurrent first requests with one key share one verification; each
@@ -127,7 +130,10 @@
 //     without a storage call or a hash. Key ids are public, so a throttle
 //     per id could lock the real key out: a cached valid key is never
 //     throttled, and a key that verified in this process before is let
-//     through. Verified keys are remembered in a fixed table of their own
+//     through, and not counted (so that many keys re-validating cannot
+//     push the counters of ids under attack out of the throttle's table).
+//     Verified keys are known from the cache, which keeps them past their
+//     lifetime, and from a fixed table of their own
 //     (at least 65,536 slots) that only a successful verification writes
 //     to, in a slot chosen by a keyed hash under the process's secret: junk
 //     cannot touch it, and pushing one key out takes, on average, as many

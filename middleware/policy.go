@@ -55,7 +55,7 @@ func (p Policy) allows(id *Identity) error {
 	if !p.acceptsType(id.Type) {
 		return refuse(ErrKeyType, "this route does not accept "+string(id.Type)+" keys")
 	}
-	if !id.HasScope(p.Scope) {
+	if p.Scope != "" && !id.HasScope(p.Scope) { // every key holds the empty scope
 		return refuse(ErrScope, "this route requires scope "+p.Scope)
 	}
 	if len(p.Environments) > 0 && !slices.Contains(p.Environments, id.Environment) {

@@ -19,18 +19,19 @@ const throttleSize = 10_000
 // consulted only on cache misses, so a cached valid key is never throttled.
 //
 // Key ids are public (a publishable key's is in every web page), so anyone
-// can spend an id's budget. To keep that from locking the real key out, the
-// throttle lets through, whatever the budget, every presented key that
-// verified in this process (see verified). Only a successful verification
-// adds to that set, so junk cannot flush it; it is a fixed-size LRU of its
-// own, apart from the table of ids that junk fills. A key that has not yet
-// verified in this process since its id's budget was spent waits for the
-// window to end: the residual risk is documented on
-// Options.ThrottleFailures.
+// can spend an id's budget. To keep that from locking the real key out, a
+// presented key that verified in this process before (it is in the
+// validation cache, or in verifiedKeys) bypasses the throttle altogether
+// (Validator.load): whatever the budget, and without a counter in ids, so
+// that many keys re-validating cannot push the counters of ids under
+// attack out of the table either. Only a successful verification adds to
+// the cache's verified keys and to verifiedKeys, so junk cannot flush
+// them. A key that has not yet verified in this process since its id's
+// budget was spent waits for the window to end: the residual risk is
+// documented on Options.ThrottleFailures.
 type throttle struct {
-	budget   int
-	window   time.Duration
-	verified *verifiedKeys
+	budget int
+	window time.Duration
 
 	mu  sync.Mutex
 	ids *simplelru.LRU[string, *throttleState]
@@ -42,16 +43,15 @@ type throttleState struct {
 	pending  int       // verifications in flight
 }
 
-func newThrottle(budget int, window time.Duration, verified *verifiedKeys) *throttle {
+func newThrottle(budget int, window time.Duration) *throttle {
 	ids, _ := simplelru.NewLRU[string, *throttleState](throttleSize, nil) // size > 0: no error
-	return &throttle{budget: budget, window: window, verified: verified, ids: ids}
+	return &throttle{budget: budget, window: window, ids: ids}
 }
 
-// acquire reserves a verification of the presented key k of key id at now.
-// It fails, with the time left in the window, once failures and in-flight
-// verifications reach the budget, unless k verified in this process before.
-// Every successful acquire must be followed by a release.
-func (t *throttle) acquire(id string, k cacheKey, now time.Time) (ok bool, retryAfter time.Duration) {
+// acquire reserves a verification of key id at now. It fails, with the
+// time left in the window, once failures and in-flight verifications reach
+// the budget. Every successful acquire must be followed by a release.
+func (t *throttle) acquire(id string, now time.Time) (ok bool, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, found := t.ids.Get(id)
@@ -62,7 +62,7 @@ func (t *throttle) acquire(id string, k cacheKey, now time.Time) (ok bool, retry
 	if now.Sub(s.start) >= t.window {
 		s.start, s.failures = now, 0
 	}
-	if s.failures+s.pending >= t.budget && !t.verified.contains(k) {
+	if s.failures+s.pending >= t.budget {
 		return false, s.start.Add(t.window).Sub(now)
 	}
 	s.pending++
@@ -139,12 +139,13 @@ func (s *verifiedKeys) slot(k cacheKey) (*verifiedSlot, [16]byte) {
 	return &s.slots[binary.LittleEndian.Uint64(k[16:24])&s.mask], id
 }
 
-// add remembers that k verified against hash.
-func (s *verifiedKeys) add(k cacheKey, hash string, outdated bool) {
+// add remembers that k verified against the stored hash with fingerprint
+// hashPrint.
+func (s *verifiedKeys) add(k cacheKey, hashPrint uint64, outdated bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	slot, id := s.slot(k)
-	*slot = verifiedSlot{key: id, hash: fingerprint(hash), outdated: outdated, used: true}
+	*slot = verifiedSlot{key: id, hash: hashPrint, outdated: outdated, used: true}
 }
 
 // contains reports whether k verified in this process (and was not pushed
@@ -156,13 +157,13 @@ func (s *verifiedKeys) contains(k cacheKey) bool {
 	return slot.used && slot.key == id
 }
 
-// matches reports whether k verified against exactly hash before, and
-// whether that hash was outdated then.
-func (s *verifiedKeys) matches(k cacheKey, hash string) (match, outdated bool) {
+// matches reports whether k verified before against the stored hash with
+// fingerprint hashPrint, and whether that hash was outdated then.
+func (s *verifiedKeys) matches(k cacheKey, hashPrint uint64) (match, outdated bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	slot, id := s.slot(k)
-	if !slot.used || slot.key != id || slot.hash != fingerprint(hash) {
+	if !slot.used || slot.key != id || slot.hash != hashPrint {
 		return false, false
 	}
 	return true, slot.outdated

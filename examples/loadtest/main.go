@@ -5,15 +5,25 @@
 //	GET /bare       the handler alone
 //	GET /protected  the handler behind the keystile middleware (v.Handler)
 //
-// It bootstraps the production environment with apikey.DefaultParams, prints
-// the listening address and the server key on stdout, and serves until
-// SIGINT or SIGTERM:
+// It bootstraps the production environment with apikey.DefaultParams. With
+// -keys N it also creates N server keys, hashed with apikey.LightParams so
+// that creating them takes seconds, and writes them to a file, one per
+// line, for wrk to spread its requests over. The middleware verifies with
+// apikey.Argon2id{} (DefaultParams), as the README advises, so it upgrades
+// those hashes (one argon2 run at DefaultParams each, about 25 ms): before
+// it reports ready, the server sends every key through the middleware once
+// and waits for the upgrades, so that the load test measures cached keys
+// only. Then it prints the listening address, the bootstrapped server key,
+// the file of the other keys (with -keys) and "ready" on stdout, and serves
+// until SIGINT or SIGTERM:
 //
 //	addr http://127.0.0.1:40123
 //	key server-...
+//	keys /tmp/keystile-loadtest-.../keys.txt
+//	ready
 //
 // Comparing the two routes under the same load measures what the middleware
-// costs per request with a cached key. The printed key is a secret of a
+// costs per request with cached keys. The printed keys are secrets of a
 // throwaway store that is deleted on exit.
 package main
 
@@ -22,24 +32,33 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/examples/internal/exampledb"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/storage/sqlstore"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (port 0 picks a free port)")
+	keys := flag.Int("keys", 0, "also create this many server keys, written to a file for wrk")
 	flag.Parse()
-	if err := run(*addr); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *addr, *keys, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -50,10 +69,12 @@ func hello(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(`{"message":"hello","ok":true}` + "\n"))
 }
 
-func run(addr string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// owner is the actor that sets the store up.
+var owner = apikey.Actor{ID: "loadtest", Role: apikey.Owner}
 
+// run serves until ctx ends, printing the address, the keys and "ready" to
+// out.
+func run(ctx context.Context, addr string, extraKeys int, out io.Writer) error {
 	dir, err := os.MkdirTemp("", "keystile-loadtest-")
 	if err != nil {
 		return err
@@ -70,13 +91,38 @@ func run(addr string) error {
 	if err != nil {
 		return err
 	}
+	closed := false
+	defer func() {
+		if !closed {
+			_ = v.Close()
+		}
+	}()
 	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: hasher, OnEvent: v.Invalidate})
 	if err != nil {
 		return err
 	}
-	issued, err := m.Bootstrap(ctx, apikey.Actor{ID: "loadtest", Role: apikey.Owner}, apikey.Production)
+	issued, err := m.Bootstrap(ctx, owner, apikey.Production)
 	if err != nil {
 		return err
+	}
+	keysFile := ""
+	if extraKeys > 0 {
+		start := time.Now()
+		keys, err := createKeys(ctx, store, v, extraKeys)
+		if err != nil {
+			return err
+		}
+		log.Printf("created %d keys in %v", len(keys), time.Since(start).Round(time.Millisecond))
+		keysFile = filepath.Join(dir, "keys.txt")
+		if err := os.WriteFile(keysFile, []byte(strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
+			return err
+		}
+		start = time.Now()
+		if err := warmUp(ctx, store, v, keys); err != nil {
+			return err
+		}
+		st := v.Stats()
+		log.Printf("warmed up in %v: %d keys cached, %d argon2 verifications", time.Since(start).Round(time.Millisecond), st.CachedKeys, st.Hashes)
 	}
 
 	mux := http.NewServeMux()
@@ -87,7 +133,11 @@ func run(addr string) error {
 		return err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Printf("addr http://%s\nkey %s\n", ln.Addr(), issued[0].Key.Reveal())
+	fmt.Fprintf(out, "addr http://%s\nkey %s\n", ln.Addr(), issued[0].Key.Reveal())
+	if keysFile != "" {
+		fmt.Fprintf(out, "keys %s\n", keysFile)
+	}
+	fmt.Fprintln(out, "ready")
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -99,6 +149,7 @@ func run(addr string) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err = srv.Shutdown(shutdown)
+	closed = true
 	if cerr := v.Close(); err == nil {
 		err = cerr
 	}
@@ -106,4 +157,102 @@ func run(addr string) error {
 		err = nil
 	}
 	return err
+}
+
+// createKeys creates n full-access server keys in production, hashed with
+// apikey.LightParams on every CPU, and returns them.
+func createKeys(ctx context.Context, store *sqlstore.Store, v *middleware.Validator, n int) ([]string, error) {
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.LightParams}, OnEvent: v.Invalidate})
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, n)
+	err = parallel(n, func(i int) error {
+		is, err := m.Create(ctx, owner, apikey.CreateRequest{
+			Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes},
+			Name: fmt.Sprintf("load %d", i),
+		})
+		keys[i] = is.Key.Reveal()
+		return err
+	})
+	return keys, err
+}
+
+// warmUp sends every key through the middleware, waits until the
+// middleware has upgraded every key's hash to DefaultParams, and sends
+// every key once more: the cache then holds them all, verified against
+// their final hashes (the middleware remembers the hashes it upgraded, so
+// the second pass is one store read per key, without argon2).
+func warmUp(ctx context.Context, store *sqlstore.Store, v *middleware.Validator, keys []string) error {
+	check := func(i int) error {
+		r := httptest.NewRequest(http.MethodGet, "/protected", nil)
+		r.Header.Set(middleware.HeaderAPIKey, keys[i])
+		_, err := v.Check(r.WithContext(ctx), middleware.Policy{})
+		return err
+	}
+	if err := parallel(len(keys), check); err != nil {
+		return err
+	}
+	for {
+		weak, err := weakHashes(ctx, store)
+		if err != nil {
+			return err
+		}
+		if weak == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	// The change feed reports every upgrade (and evicts the key from the
+	// cache) within a second or two: send the keys again after that.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(3 * middleware.DefaultFeedInterval):
+	}
+	return parallel(len(keys), check)
+}
+
+// weakHashes counts the production keys whose stored hash is weaker than
+// DefaultParams.
+func weakHashes(ctx context.Context, store *sqlstore.Store) (int, error) {
+	recs, err := store.Keys(ctx, apikey.Production)
+	if err != nil {
+		return 0, err
+	}
+	weak := 0
+	for _, rec := range recs {
+		p, _, _, err := apikey.DecodePHC(rec.Hash.Reveal())
+		if err != nil {
+			return 0, err
+		}
+		if p.Memory < apikey.DefaultParams.Memory || p.Iterations < apikey.DefaultParams.Iterations {
+			weak++
+		}
+	}
+	return weak, nil
+}
+
+// parallel runs fn(0) ... fn(n-1) on every CPU and returns the first error.
+func parallel(n int, fn func(i int) error) error {
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
 }
