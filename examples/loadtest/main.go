@@ -220,21 +220,28 @@ func warmUp(ctx context.Context, store *sqlstore.Store, v *middleware.Validator,
 // weakHashes counts the production keys whose stored hash is weaker than
 // DefaultParams.
 func weakHashes(ctx context.Context, store *sqlstore.Store) (int, error) {
-	recs, err := store.Keys(ctx, apikey.Production)
-	if err != nil {
-		return 0, err
-	}
 	weak := 0
-	for _, rec := range recs {
-		p, _, _, err := apikey.DecodePHC(rec.Hash.Reveal())
+	q := apikey.KeyQuery{Account: apikey.DefaultAccount, Environment: apikey.Production, Limit: apikey.MaxPageSize}
+	for {
+		recs, err := store.Keys(ctx, q)
 		if err != nil {
 			return 0, err
 		}
-		if p.Memory < apikey.DefaultParams.Memory || p.Iterations < apikey.DefaultParams.Iterations {
-			weak++
+		for _, rec := range recs {
+			p, _, _, err := apikey.DecodePHC(rec.Hash.Reveal())
+			if err != nil {
+				return 0, err
+			}
+			if p.Memory < apikey.DefaultParams.Memory || p.Iterations < apikey.DefaultParams.Iterations {
+				weak++
+			}
 		}
+		if len(recs) < q.Limit {
+			return weak, nil
+		}
+		last := recs[len(recs)-1]
+		q.After = apikey.KeyPosition{CreatedAt: last.CreatedAt, ID: last.ID}
 	}
-	return weak, nil
 }
 
 // parallel runs fn(0) ... fn(n-1) on every CPU and returns the first error.
