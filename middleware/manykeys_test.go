@@ -233,6 +233,49 @@ func BenchmarkManyKeys(b *testing.B) {
 	b.ReportMetric(heapPerKey, "heap-B/key")
 }
 
+// BenchmarkCachedKeys is BenchmarkCachedKey with 10,000 cached keys, one
+// after the other: what a server with many keys in use pays per request
+// when the cache's data for each key is no longer in the CPU's caches. The
+// request is the same each time, with the next key in its header.
+func BenchmarkCachedKeys(b *testing.B) {
+	ks, err := tenThousandKeys()
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := New(Options{Store: ks.store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = v.Close() })
+	h := v.Handler(noop)
+	r := benchRequest(ks.keys[0])
+	header := r.Header[canonicalAPIKey]
+	w := &discardWriter{h: http.Header{}}
+	for _, key := range ks.keys {
+		header[0] = key
+		h.ServeHTTP(w, r)
+	}
+	if st := v.Stats(); st.CachedKeys != len(ks.keys) {
+		b.Fatalf("%d keys cached, want %d", st.CachedKeys, len(ks.keys))
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		header[0] = ks.keys[i]
+		if i++; i == len(ks.keys) {
+			i = 0
+		}
+		clear(w.h)
+		w.code = http.StatusOK
+		h.ServeHTTP(w, r)
+	}
+	if w.code != http.StatusOK {
+		b.Fatalf("status %d", w.code)
+	}
+}
+
+var tenThousandKeys = sync.OnceValues(func() (*keySet, error) { return newKeySet(10_000) })
+
 // serveOnce serves r into a fresh recorder.
 func serveOnce(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
