@@ -11,11 +11,14 @@
 // line, for wrk to spread its requests over. The middleware verifies with
 // apikey.Argon2id{} (DefaultParams), as the README advises, so it upgrades
 // those hashes (one argon2 run at DefaultParams each, about 25 ms): before
-// it reports ready, the server sends every key through the middleware once
-// and waits for the upgrades, so that the load test measures cached keys
-// only. Then it prints the listening address, the bootstrapped server key,
+// it reports ready, the server sends every key through the middleware once,
+// waits for the upgrades, and sends every key again, spread over a cache
+// lifetime (-spread), as in a server that has been running a while: each
+// key's cache entry then ends at its own time, and the load test measures
+// cached keys plus one store read per key per minute, not a burst of
+// 10,000 reads at once. Then it prints the listening address, the bootstrapped server key,
 // the file of the other keys (with -keys) and "ready" on stdout, and serves
-// until SIGINT or SIGTERM:
+// until SIGINT or SIGTERM, when it logs the middleware's counters:
 //
 //	addr http://127.0.0.1:40123
 //	key server-...
@@ -55,10 +58,11 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (port 0 picks a free port)")
 	keys := flag.Int("keys", 0, "also create this many server keys, written to a file for wrk")
+	spread := flag.Duration("spread", middleware.DefaultCacheTTL, "with -keys, how long the last warm-up pass over the keys lasts")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *keys, os.Stdout); err != nil {
+	if err := run(ctx, *addr, *keys, *spread, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -74,7 +78,7 @@ var owner = apikey.Actor{ID: "loadtest", Role: apikey.Owner}
 
 // run serves until ctx ends, printing the address, the keys and "ready" to
 // out.
-func run(ctx context.Context, addr string, extraKeys int, out io.Writer) error {
+func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, out io.Writer) error {
 	dir, err := os.MkdirTemp("", "keystile-loadtest-")
 	if err != nil {
 		return err
@@ -118,7 +122,7 @@ func run(ctx context.Context, addr string, extraKeys int, out io.Writer) error {
 			return err
 		}
 		start = time.Now()
-		if err := warmUp(ctx, store, v, keys); err != nil {
+		if err := warmUp(ctx, store, v, keys, spread); err != nil {
 			return err
 		}
 		st := v.Stats()
@@ -149,6 +153,9 @@ func run(ctx context.Context, addr string, extraKeys int, out io.Writer) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err = srv.Shutdown(shutdown)
+	st := v.Stats()
+	log.Printf("served: %d cache hits, %d misses, %d argon2 verifications, %d keys cached",
+		st.CacheHits, st.CacheMisses, st.Hashes, st.CachedKeys)
 	closed = true
 	if cerr := v.Close(); err == nil {
 		err = cerr
@@ -180,10 +187,11 @@ func createKeys(ctx context.Context, store *sqlstore.Store, v *middleware.Valida
 
 // warmUp sends every key through the middleware, waits until the
 // middleware has upgraded every key's hash to DefaultParams, and sends
-// every key once more: the cache then holds them all, verified against
-// their final hashes (the middleware remembers the hashes it upgraded, so
-// the second pass is one store read per key, without argon2).
-func warmUp(ctx context.Context, store *sqlstore.Store, v *middleware.Validator, keys []string) error {
+// every key once more, spread over spread: the cache then holds them all,
+// verified against their final hashes (the middleware remembers the hashes
+// it upgraded, so the second pass is one store read per key, without
+// argon2), with lifetimes that end at different times.
+func warmUp(ctx context.Context, store *sqlstore.Store, v *middleware.Validator, keys []string, spread time.Duration) error {
 	check := func(i int) error {
 		r := httptest.NewRequest(http.MethodGet, "/protected", nil)
 		r.Header.Set(middleware.HeaderAPIKey, keys[i])
@@ -201,20 +209,37 @@ func warmUp(ctx context.Context, store *sqlstore.Store, v *middleware.Validator,
 		if weak == 0 {
 			break
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
 		}
 	}
 	// The change feed reports every upgrade (and evicts the key from the
-	// cache) within a second or two: send the keys again after that.
+	// cache) within a second or two: wait for that, then send the keys
+	// again, a sixtieth of them at a time.
+	if err := sleep(ctx, 3*middleware.DefaultFeedInterval); err != nil {
+		return err
+	}
+	const steps = 60
+	for step := range steps {
+		first, last := step*len(keys)/steps, (step+1)*len(keys)/steps
+		if err := parallel(last-first, func(i int) error { return check(first + i) }); err != nil {
+			return err
+		}
+		if err := sleep(ctx, spread/steps); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sleep waits for d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-time.After(3 * middleware.DefaultFeedInterval):
+	case <-time.After(d):
+		return nil
 	}
-	return parallel(len(keys), check)
 }
 
 // weakHashes counts the production keys whose stored hash is weaker than
