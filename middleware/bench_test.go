@@ -17,9 +17,11 @@ import (
 	"github.com/keystile/keystile/storage/memory"
 )
 
-// Run them side by side, interleaved, and compare medians:
+// Run them side by side and compare medians of rounds run one after the
+// other (-count runs each benchmark that many times in a row, so repeat the
+// command instead on a noisy machine):
 //
-//	go test -run '^$' -bench 'BareHandler|PlaintextBaseline|CachedKey$' -count 8 ./middleware
+//	for i in $(seq 8); do go test -run '^$' -bench 'BareHandler|PlaintextBaseline|CachedKey$' ./middleware; done
 //
 // Target (DESIGN.md, "Targets"): CachedKey's overhead over BareHandler is
 // at most twice PlaintextBaseline's, and CachedKey makes at most 2
