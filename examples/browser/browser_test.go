@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,11 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/examples/internal/chromiumtest"
 	"github.com/keystile/keystile/examples/server/app"
 )
-
-// chromiumPath is where Debian's chromium package installs the browser.
-const chromiumPath = "/usr/bin/chromium"
 
 // outcome is the page's window.keystileResult.
 type outcome struct {
@@ -87,32 +84,10 @@ func startStack(t *testing.T) *stack {
 	return s
 }
 
-// newBrowser starts headless Chromium with the flags this machine needs
-// (no sandbox as root, no background connections to the closed network)
-// and returns its context.
+// newBrowser starts headless Chromium (see chromiumtest.New).
 func newBrowser(t *testing.T, ctx context.Context) context.Context {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing: scripts/test.sh installs it (apt-get install chromium)", chromiumPath)
-		}
-		t.Skipf("%s is missing: run ./scripts/test.sh, which installs Debian's chromium package, or apt-get install chromium", chromiumPath)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
-	require.NoError(t, chromedp.Do(browserCtx), "starting %s", chromiumPath)
-	return browserCtx
+	return chromiumtest.New(t, ctx)
 }
 
 // visit opens origin's page in a new tab with key in its fragment and

@@ -22,11 +22,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/examples/internal/chromiumtest"
 	"github.com/keystile/keystile/storage/memory"
 )
-
-// chromiumPath is where Debian's chromium package installs the browser.
-const chromiumPath = "/usr/bin/chromium"
 
 // screenshotDirEnv names a directory for the test's screenshots; unset, they
 // go to a temporary directory that the test removes.
@@ -157,33 +155,10 @@ func (w *statusWriter) WriteHeader(status int) {
 	w.ResponseWriter.WriteHeader(status)
 }
 
-// newBrowser starts headless Chromium with the flags this machine needs
-// (no sandbox as root, no background connections to the closed network)
-// and returns its context.
+// newBrowser starts headless Chromium (see chromiumtest.New).
 func newBrowser(t *testing.T, ctx context.Context) context.Context {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing: scripts/test.sh installs it (apt-get install chromium)", chromiumPath)
-		}
-		t.Skipf("%s is missing: run ./scripts/test.sh, which installs Debian's chromium package, or apt-get install chromium", chromiumPath)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.WindowSize(1440, 1000),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
-	require.NoError(t, chromedp.Do(browserCtx), "starting %s", chromiumPath)
-	return browserCtx
+	return chromiumtest.New(t, ctx, chromedp.WindowSize(1440, 1000))
 }
 
 // signIn opens a tab in a fresh browser context (its own cookies), signs in
