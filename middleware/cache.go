@@ -336,18 +336,56 @@ func (c *cache) addFailed(k cacheKey, e *entry, token uint64) {
 // needs no argon2 (see verifiedBefore).
 func (c *cache) evict(keyID string) {
 	c.mu.Lock()
+	c.evictLocked(keyID)
+	c.mu.Unlock()
+}
+
+// evictLocked is evict with c.mu held. It returns the entries it ended.
+func (c *cache) evictLocked(keyID string) []*entry {
 	c.seq++
 	if len(c.evictedAt) >= maxEvictedIDs {
 		clear(c.evictedAt)
 		c.floor = c.seq
 	}
 	c.evictedAt[keyID] = c.seq
-	for _, e := range c.index[keyID] {
+	ended := c.index[keyID]
+	for _, e := range ended {
 		e.dead.Store(true)
 		c.keepUse(e)
 	}
 	delete(c.index, keyID)
+	return ended
+}
+
+// update replaces the cached entries of a key id, in one step, with the
+// entries remake builds from them (nil: none), from the key's record as
+// read after token. Verifications in flight are discarded as after
+// evict. If the key id was evicted after token, what was read may be older
+// than that change: the entries are only evicted.
+func (c *cache) update(keyID string, token uint64, remake func(old *entry) *entry) {
+	if c.valid == nil {
+		return
+	}
+	c.mu.Lock()
+	stale := c.staleLocked(keyID, token)
+	var made []*entry
+	for _, old := range c.evictLocked(keyID) {
+		if stale {
+			break
+		}
+		if e := remake(old); e != nil {
+			made = append(made, e)
+		}
+	}
+	if len(made) > 0 {
+		c.index[keyID] = made
+	}
 	c.mu.Unlock()
+	// Outside c.mu, as in addValid: an eviction in between marks the new
+	// entries dead, since they are in the index.
+	for _, e := range made {
+		c.valid.Add(e.ident.presented, e)
+	}
 }
 
 // purge drops every entry, valid or failed.

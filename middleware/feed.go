@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/storage"
 )
 
@@ -60,6 +61,7 @@ func (v *Validator) pollFeed(ctx context.Context) {
 		}
 	}()
 	for {
+		token := v.cache.startToken() // the records of this page are read after it
 		changes, next, err := v.feedChanges(ctx, v.pos.since)
 		if errors.Is(err, storage.ErrFeedGap) {
 			v.cache.purge()
@@ -74,10 +76,11 @@ func (v *Validator) pollFeed(ctx context.Context) {
 			}
 			return
 		}
+		keys := map[string]*apikey.Record{} // the page's changed keys, and their records if the store sent them
 		for _, c := range changes {
 			switch {
 			case c.KeyID != "":
-				v.cache.evict(c.KeyID)
+				keys[c.KeyID] = c.Key
 			case c.Account == "":
 				// A store that does not name accounts: reload everything.
 				v.markFullReload()
@@ -87,12 +90,44 @@ func (v *Validator) pollFeed(ctx context.Context) {
 				v.markFullReload()
 			}
 		}
+		for id, rec := range keys {
+			v.applyKeyChange(id, rec, token)
+		}
 		v.pos.since = next
 		v.feedRead(next)
 		if len(changes) < feedBatch {
 			return
 		}
 	}
+}
+
+// applyKeyChange updates the cached entries of the key id from its record
+// rec, read after token, so that the key's next request is answered from
+// memory: a revoked, expired or rescoped key is refused with no storage
+// call and no argon2. An entry is remade only while the stored hash is one
+// the presented key verified against in this process; otherwise, and when
+// the store sent no record (rec nil), the key is evicted and read again
+// when it is next presented.
+func (v *Validator) applyKeyChange(id string, rec *apikey.Record, token uint64) {
+	if rec == nil || rec.ID != id {
+		v.cache.evict(id)
+		return
+	}
+	hashPrint := fingerprint(rec.Hash.Reveal())
+	until := v.cfg.Now().Add(v.cfg.CacheTTL)
+	v.cache.update(id, token, func(old *entry) *entry {
+		k, outdated := old.ident.presented, old.outdated
+		if old.hashPrint != hashPrint {
+			var match bool
+			if match, outdated = v.verified.matches(k, hashPrint); !match {
+				return nil
+			}
+		}
+		if old.ident.Type != rec.Type {
+			return nil
+		}
+		return newValidEntry(v, k, *rec, hashPrint, outdated, until)
+	})
 }
 
 // feedRead records a successful read of the change feed up to rev.

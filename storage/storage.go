@@ -48,6 +48,13 @@ type Changed struct {
 	Environment string
 	// KeyID is the key that changed; empty when the settings changed.
 	KeyID string
+	// Key is the key's record as the store holds it when the entry is
+	// read (or later), for stores that provide it (memory and sqlstore
+	// do); nil for settings, for a key that no longer exists, and from
+	// stores that do not. A reader updates what it cached from it, with
+	// no read of its own; without it, a reader evicts the key and reads it
+	// again when it is next presented.
+	Key *apikey.Record
 }
 
 // ChangeFeed is an optional Store capability: it reports changes so that

@@ -569,7 +569,8 @@ func helperStack(t *testing.T) *stack {
 // TestHelperProcess is not a test: it is stack B of the tests between
 // processes when run with KEYSTILE_TEST_HELPER_PROCESS set, and does
 // nothing otherwise. It serves "/orders" behind the Validator, and
-// "/verifies" and "/keyreads" (see helper.count) on a loopback port,
+// "/verifies", "/keyreads" and "/feedrevision" (see helper.count) on a
+// loopback port,
 // prints "listening <addr>", and shuts down when its stdin closes.
 func TestHelperProcess(t *testing.T) {
 	s := helperStack(t)
@@ -583,6 +584,9 @@ func TestHelperProcess(t *testing.T) {
 	})
 	mux.HandleFunc("/keyreads", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, s.read.keyReads.Load())
+	})
+	mux.HandleFunc("/feedrevision", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, s.validator.Stats().FeedRevision)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -301,7 +301,8 @@ func (s *Store) publish(account, environment, keyID string) {
 	s.feed = append(s.feed, storage.Changed{Revision: s.revision, Account: account, Environment: environment, KeyID: keyID})
 }
 
-// Changes implements storage.ChangeFeed.
+// Changes implements storage.ChangeFeed. Each key entry carries a copy of
+// the key's current record.
 func (s *Store) Changes(ctx context.Context, since int64, limit int) ([]storage.Changed, int64, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, since, err
@@ -319,6 +320,12 @@ func (s *Store) Changes(ctx context.Context, since int64, limit int) ([]storage.
 		return cmp.Compare(c.Revision, rev)
 	})
 	out := slices.Clone(s.feed[i:min(len(s.feed), i+limit)])
+	for j, c := range out {
+		if r, ok := s.keys[c.KeyID]; ok && c.KeyID != "" {
+			r = r.Clone()
+			out[j].Key = &r
+		}
+	}
 	next := since
 	if len(out) > 0 {
 		next = out[len(out)-1].Revision

@@ -421,10 +421,16 @@ func testChangeFeed(t *testing.T, c Config) {
 			keyEntries++
 			assert.Equal(t, acme, e.Account, "a key's entry names its account")
 			assert.Equal(t, apikey.Production, e.Environment)
+			if e.Key != nil { // optional: the record as stored when read, or later
+				current := mustKey(t, s, r.ID)
+				assertSameRecord(t, current, *e.Key)
+				assert.Equal(t, current.Revision, e.Key.Revision, "the entry's key is the current record, even on the older entry")
+			}
 		case "":
 			settingEntries++
 			assert.Equal(t, globex, e.Account, "a settings entry names its account")
 			assert.Equal(t, apikey.Staging, e.Environment)
+			assert.Nil(t, e.Key, "a settings entry carries no key")
 		default:
 			t.Errorf("unexpected entry %+v", e)
 		}
