@@ -75,6 +75,7 @@ type entry struct {
 	// of the same key whose record still holds that hash needs no argon2.
 	hashPrint uint64
 	outdated  bool
+	revision  int64 // the record's revision: the feed never applies an older one
 
 	dead    atomic.Bool  // evicted by Invalidate, the change feed or a purge
 	used    atomic.Int64 // last use, Unix seconds
@@ -115,6 +116,7 @@ func newValidEntry(v *Validator, k cacheKey, rec apikey.Record, hashPrint uint64
 
 		hashPrint: hashPrint,
 		outdated:  outdated,
+		revision:  rec.Revision,
 	}
 }
 
@@ -305,7 +307,10 @@ func (c *cache) addValid(k cacheKey, e *entry, token uint64) {
 	}
 	entries := c.index[e.keyID]
 	if i := slices.IndexFunc(entries, func(old *entry) bool { return old.ident.presented == k }); i >= 0 {
-		c.keepUse(entries[i]) // replaced below, without onEvict
+		// Replaced below, without onEvict. An entry that leaves the index
+		// is never served again: no eviction could reach it.
+		entries[i].dead.Store(true)
+		c.keepUse(entries[i])
 		entries[i] = e
 	} else {
 		c.index[e.keyID] = append(entries, e)
@@ -364,6 +369,7 @@ func (c *cache) evictLocked(keyID string) []*entry {
 // than that change: the entries are only evicted.
 func (c *cache) update(keyID string, token uint64, remake func(old *entry) *entry) {
 	if c.valid == nil {
+		c.evict(keyID) // verifications in flight must still end
 		return
 	}
 	c.mu.Lock()
@@ -378,7 +384,7 @@ func (c *cache) update(keyID string, token uint64, remake func(old *entry) *entr
 		}
 	}
 	if len(made) > 0 {
-		c.index[keyID] = made
+		c.index[keyID] = slices.Clone(made)
 	}
 	c.mu.Unlock()
 	// Outside c.mu, as in addValid: an eviction in between marks the new

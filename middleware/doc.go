@@ -78,8 +78,9 @@
 // (storage.ChangeFeed), polled every Options.FeedInterval (1 second by
 // default): every process stops accepting a revoked key within about that
 // bound. A feed entry that carries the key's record updates the cached
-// entry in place, so the refusal needs no storage read and no argon2. A store without a change feed bounds it by Options.CacheTTL (1
-// minute by default). When the store is unreachable, cached valid keys
+// entry in place, so the refusal needs no storage read and no argon2. A
+// store without a change feed bounds it by Options.CacheTTL (1 minute by
+// default). When the store is unreachable, cached valid keys
 // keep working until their cache TTL ends and nothing is served past it;
 // uncached keys get 503.
 //

@@ -36,8 +36,8 @@ func (v *Validator) startFeed(ctx context.Context) {
 	v.feedRead(rev)
 }
 
-// pollFeed applies every change since the last poll: it evicts changed keys
-// and reloads the settings of each environment whose settings changed (one
+// pollFeed applies every change since the last poll: it updates or evicts
+// the cached entries of changed keys (see applyKeyChange) and reloads the settings of each environment whose settings changed (one
 // Store.Settings read each). On storage.ErrFeedGap it drops the whole cache
 // and reloads every environment's settings. If the store does not answer,
 // cached keys keep working until their cache TTL ends.
@@ -117,6 +117,11 @@ func (v *Validator) applyKeyChange(id string, rec *apikey.Record, token uint64) 
 	until := v.cfg.Now().Add(v.cfg.CacheTTL)
 	v.cache.update(id, token, func(old *entry) *entry {
 		k, outdated := old.ident.presented, old.outdated
+		if rec.Revision < old.revision {
+			// A verification read a newer record after the page was read
+			// (revisions only grow): never go back.
+			return nil
+		}
 		if old.hashPrint != hashPrint {
 			var match bool
 			if match, outdated = v.verified.matches(k, hashPrint); !match {

@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/storage"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -118,4 +120,108 @@ func TestFeedUpdatesEntriesInPlace(t *testing.T) {
 			assert.Equal(t, hashes, f.hasher.verifies.Load(), "argon2 runs")
 		})
 	}
+}
+
+// hookFeedStore runs afterRead once, right after the inner store answered
+// Changes (its records are read) and before the Validator applies them.
+type hookFeedStore struct {
+	*memory.Store
+	afterRead atomic.Pointer[func()]
+}
+
+func (s *hookFeedStore) Changes(ctx context.Context, since int64, limit int) ([]storage.Changed, int64, error) {
+	out, next, err := s.Store.Changes(ctx, since, limit)
+	if h := s.afterRead.Swap(nil); h != nil {
+		(*h)()
+	}
+	return out, next, err
+}
+
+// TestFeedNeverAppliesAnOlderRecord: another process revokes a key after
+// this Validator's feed read the key's record and before the page is
+// applied; a request in that window loads the revoked record and is
+// refused. Applying the page must not make the key valid again.
+func TestFeedNeverAppliesAnOlderRecord(t *testing.T) {
+	f := newFixture(t, nil)
+	store := &hookFeedStore{Store: f.store.Store}
+	wake := make(chan struct{}, 1)
+	other, err := middleware.New(middleware.Options{Store: store, Hasher: f.hasher, Now: f.clock.Now,
+		FeedInterval: time.Hour, FeedWake: wake})
+	require.NoError(t, err)
+	defer other.Close()
+	h := other.Handler(okHandler)
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: f.store.Store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: f.clock.Now})
+	require.NoError(t, err)
+	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"*"}})
+	_, err = m.SetOwner(context.Background(), owner, key.ID(), "user_1")
+	require.NoError(t, err)
+	pageRev, err := f.store.Revision(context.Background())
+	require.NoError(t, err)
+
+	var inWindow int
+	hook := func() {
+		_, err := m.Revoke(context.Background(), owner, key.ID())
+		require.NoError(t, err)
+		inWindow = serve(h, request(key.Reveal())).Code
+	}
+	store.afterRead.Store(&hook)
+	wake <- struct{}{}
+	require.Eventually(t, func() bool { return other.Stats().FeedRevision >= pageRev }, 5*time.Second, time.Millisecond)
+	require.Equal(t, http.StatusUnauthorized, inWindow, "refused once the revocation was read")
+	require.Equal(t, http.StatusUnauthorized, serve(h, request(key.Reveal())).Code,
+		"a key this process has seen revoked is served again from the feed page's older record")
+}
+
+// gatedKeyStore's first Key call reads the record, then waits for gate.
+type gatedKeyStore struct {
+	*memory.Store
+	once    sync.Once
+	entered chan struct{}
+	gate    chan struct{}
+	reads   atomic.Int64
+}
+
+func (s *gatedKeyStore) Key(ctx context.Context, id string) (apikey.Record, error) {
+	s.reads.Add(1)
+	rec, err := s.Store.Key(ctx, id)
+	s.once.Do(func() { close(s.entered); <-s.gate })
+	return rec, err
+}
+
+// TestFeedRevocationEndsVerificationsWithoutCache: caching off. A verification
+// that read the key before another process revoked it is still running when
+// the feed reports the revocation; a request that arrives after that must
+// not receive its result.
+func TestFeedRevocationEndsVerificationsWithoutCache(t *testing.T) {
+	f := newFixture(t, nil)
+	store := &gatedKeyStore{Store: f.store.Store, entered: make(chan struct{}), gate: make(chan struct{})}
+	wake := make(chan struct{}, 1)
+	other, err := middleware.New(middleware.Options{Store: store, Hasher: f.hasher, Now: f.clock.Now,
+		CacheSize: -1, FeedInterval: time.Hour, FeedWake: wake})
+	require.NoError(t, err)
+	defer other.Close()
+	h := other.Handler(okHandler)
+	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"*"}})
+	rev0, _ := f.store.Revision(context.Background())
+	wake <- struct{}{}
+	require.Eventually(t, func() bool { return other.Stats().FeedRevision >= rev0 }, 5*time.Second, time.Millisecond)
+
+	go serve(h, request(key.Reveal())) // A: reads the record, then waits
+	<-store.entered
+
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: f.store.Store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: f.clock.Now})
+	require.NoError(t, err)
+	_, err = m.Revoke(context.Background(), owner, key.ID())
+	require.NoError(t, err)
+	rev, _ := f.store.Revision(context.Background())
+	wake <- struct{}{}
+	require.Eventually(t, func() bool { return other.Stats().FeedRevision >= rev }, 5*time.Second, time.Millisecond)
+
+	// B arrives after this process learned of the revocation.
+	codeB := make(chan int, 1)
+	go func() { codeB <- serve(h, request(key.Reveal())).Code }()
+	time.Sleep(100 * time.Millisecond) // let B join A's verification, or start its own
+	close(store.gate)
+	require.Equal(t, http.StatusUnauthorized, <-codeB,
+		"B arrived after the feed reported the revocation (Key reads: %d)", store.reads.Load())
 }

@@ -48,12 +48,14 @@ type Changed struct {
 	Environment string
 	// KeyID is the key that changed; empty when the settings changed.
 	KeyID string
-	// Key is the key's record as the store holds it when the entry is
-	// read (or later), for stores that provide it (memory and sqlstore
-	// do); nil for settings, for a key that no longer exists, and from
-	// stores that do not. A reader updates what it cached from it, with
-	// no read of its own; without it, a reader evicts the key and reads it
-	// again when it is next presented.
+	// Key is the key's record as Key(KeyID) would return it when the
+	// entry is read (or later), for stores that provide it (memory and
+	// sqlstore do); nil for settings, for a key that no longer exists or
+	// cannot be read, and from stores that do not. A reader updates what
+	// it cached from it, with no read of its own; without it, a reader
+	// evicts the key and reads it again when it is next presented. A
+	// wrapper that changes what Key returns must set Key the same way in
+	// Changes, or set it to nil.
 	Key *apikey.Record
 }
 

@@ -83,7 +83,10 @@
 // environment, created_at, id); settings, pages of environments and the
 // distinct accounts by the settings' primary key; a page of audit events,
 // newest first, by an index that ends in seq: (account, seq), (account,
-// environment, seq), (environment, seq) or the primary key.
+// environment, seq), (environment, seq) or the primary key. A page of the
+// change feed is its revision counter, a range of its primary key, and
+// the changed keys' records by their primary key (one more statement per
+// 1,000 keys).
 //
 // Migrations are versioned Go strings per dialect, applied in order by the
 // explicit, idempotent Migrate call; every process may call it at start-up.

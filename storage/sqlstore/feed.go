@@ -72,7 +72,9 @@ func (s *Store) Changes(ctx context.Context, since int64, limit int) ([]storage.
 
 // attachKeys sets the Key of every key entry of changes to the key's
 // current record: one read of the primary key per 1,000 keys, so that a
-// reader updates what it cached without reading each key again.
+// reader updates what it cached without reading each key again. A record
+// that cannot be decoded is left out (nil): the reader then reads the key
+// itself, and that one key's fault does not stop the feed.
 func (s *Store) attachKeys(ctx context.Context, changes []storage.Changed) error {
 	byID := map[string]*apikey.Record{}
 	ids := []any{}
@@ -98,20 +100,27 @@ func (s *Store) attachKeys(ctx context.Context, changes []storage.Changed) error
 // 65,535).
 const attachChunk = 1000
 
-// readKeys reads the records of ids into byID.
+// readKeys reads the records of ids into byID. The list of ids is padded,
+// by repeating the last, to 1, 10, 100 or 1,000 entries, so that the
+// queries are four statements that drivers can keep prepared.
 func (s *Store) readKeys(ctx context.Context, ids []any, byID map[string]*apikey.Record) error {
-	query := `SELECT ` + keyColumns + ` FROM keystile_keys WHERE id IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `)`
+	n := 1
+	for n < len(ids) {
+		n *= 10
+	}
+	for len(ids) < n {
+		ids = append(ids, ids[len(ids)-1])
+	}
+	query := `SELECT ` + keyColumns + ` FROM keystile_keys WHERE id IN (?` + strings.Repeat(`, ?`, n-1) + `)`
 	rows, err := s.db.QueryContext(ctx, s.d.rebind(query), ids...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		r, err := scanKey(rows)
-		if err != nil {
-			return err
+		if r, err := scanKey(rows); err == nil {
+			byID[r.ID] = &r
 		}
-		byID[r.ID] = &r
 	}
 	return rows.Err()
 }
