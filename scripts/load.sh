@@ -30,6 +30,8 @@
 #   KEYS         distinct keys of the many-keys mode (default 10000; 0 skips
 #                the mode)
 #   RUNS         measured rounds of both modes against one server (default 1)
+#   CPUPROFILE   write the server's CPU profile of the measured runs to this
+#                file (go tool pprof FILE)
 #   LOAD_STRICT  1: exit with status 1 when a ratio is below its target
 #                (default: report only; machines are noisy)
 set -euo pipefail
@@ -65,7 +67,7 @@ trap 'exit 130' INT TERM
 
 echo "-- building examples/loadtest"
 go -C examples build -o "$work/loadtest" ./loadtest
-"$work/loadtest" -addr 127.0.0.1:0 -keys "$keys" >"$work/server.out" 2>"$work/server.err" &
+"$work/loadtest" -addr 127.0.0.1:0 -keys "$keys" ${CPUPROFILE:+-cpuprofile "$CPUPROFILE"} >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 echo "-- creating and warming up $keys keys (their hashes are upgraded to DefaultParams)"
 for _ in $(seq 1 12000); do # 20 minutes

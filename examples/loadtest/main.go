@@ -44,6 +44,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -59,10 +60,11 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (port 0 picks a free port)")
 	keys := flag.Int("keys", 0, "also create this many server keys, written to a file for wrk")
 	spread := flag.Duration("spread", middleware.DefaultCacheTTL, "with -keys, how long the last warm-up pass over the keys lasts")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the serving (after the warm-up) to this file")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *keys, *spread, os.Stdout); err != nil {
+	if err := run(ctx, *addr, *keys, *spread, *cpuProfile, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -78,7 +80,7 @@ var owner = apikey.Actor{ID: "loadtest", Role: apikey.Owner}
 
 // run serves until ctx ends, printing the address, the keys and "ready" to
 // out.
-func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, out io.Writer) error {
+func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, cpuProfile string, out io.Writer) error {
 	dir, err := os.MkdirTemp("", "keystile-loadtest-")
 	if err != nil {
 		return err
@@ -143,6 +145,17 @@ func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, 
 	}
 	fmt.Fprintln(out, "ready")
 
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
