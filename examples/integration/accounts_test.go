@@ -232,7 +232,7 @@ func TestAccountsLikeMemory(t *testing.T) {
 		for _, since := range []int64{0, 3, 14} {
 			ask(fmt.Sprintf("Changes %d", since), func(s fullStore) (any, error) {
 				c, next, err := s.Changes(ctx, since, 5)
-				return []any{c, next}, err
+				return []any{comparable(c), next}, err
 			})
 		}
 		all, _, err := stores[1].Changes(ctx, 0, 0)
@@ -262,6 +262,21 @@ func comparable(v any) any {
 		out := make([]record, len(v))
 		for i, r := range v {
 			out[i] = conv(r)
+		}
+		return out
+	case []storage.Changed:
+		type change struct {
+			storage.Changed
+			Key *record // the entry's record, compared by value
+		}
+		out := make([]change, len(v))
+		for i, c := range v {
+			out[i].Changed = c
+			out[i].Changed.Key = nil
+			if c.Key != nil {
+				r := conv(*c.Key)
+				out[i].Key = &r
+			}
 		}
 		return out
 	}
