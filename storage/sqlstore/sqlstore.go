@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/storage"
@@ -43,6 +44,11 @@ type Store struct {
 	d         Dialect
 	retention int64
 	q         queries
+	// keyStmt is Key's statement, prepared at its first use (New does not
+	// touch the database): a validator re-reads each key it holds once per
+	// cache lifetime, and SQLite drivers compile a statement per query
+	// otherwise (half of a Key read: BenchmarkColdLookup/sqlite/Key).
+	keyStmt atomic.Pointer[sql.Stmt]
 }
 
 var (
@@ -171,7 +177,7 @@ func (s *Store) Key(ctx context.Context, id string) (apikey.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return apikey.Record{}, s.wrap(ctx, "key", err)
 	}
-	r, err := scanKey(s.db.QueryRowContext(ctx, s.q.key, id))
+	r, err := scanKey(s.keyRow(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return apikey.Record{}, fmt.Errorf("%w: no such key", apikey.ErrNotFound) // the id is caller input: never echoed
 	}
@@ -179,6 +185,24 @@ func (s *Store) Key(ctx context.Context, id string) (apikey.Record, error) {
 		return apikey.Record{}, s.wrap(ctx, "key", err)
 	}
 	return r, nil
+}
+
+// keyRow queries the key id with the prepared statement of Key. If it
+// cannot be prepared (the database is down, or not migrated yet), the query
+// runs unprepared, and the next call tries again.
+func (s *Store) keyRow(ctx context.Context, id string) *sql.Row {
+	stmt := s.keyStmt.Load()
+	if stmt == nil {
+		prepared, err := s.db.PrepareContext(ctx, s.q.key)
+		if err != nil {
+			return s.db.QueryRowContext(ctx, s.q.key, id)
+		}
+		if !s.keyStmt.CompareAndSwap(nil, prepared) {
+			_ = prepared.Close() // another call prepared it first
+		}
+		stmt = s.keyStmt.Load()
+	}
+	return stmt.QueryRowContext(ctx, id)
 }
 
 // DefaultKey implements apikey.Store: one lookup in the unique partial
