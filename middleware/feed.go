@@ -114,7 +114,7 @@ func (v *Validator) applyKeyChange(id string, rec *apikey.Record, token uint64) 
 		return
 	}
 	hashPrint := fingerprint(rec.Hash.Reveal())
-	until := v.cfg.Now().Add(v.cfg.CacheTTL)
+	now := v.cfg.Now()
 	v.cache.update(id, token, func(old *entry) *entry {
 		k, outdated := old.ident.presented, old.outdated
 		if rec.Revision < old.revision {
@@ -131,7 +131,7 @@ func (v *Validator) applyKeyChange(id string, rec *apikey.Record, token uint64) 
 		if old.ident.Type != rec.Type {
 			return nil
 		}
-		return newValidEntry(v, k, *rec, hashPrint, outdated, until)
+		return newValidEntry(v, k, *rec, hashPrint, outdated, v.cache.deadline(now))
 	})
 }
 

@@ -225,3 +225,37 @@ func TestFeedRevocationEndsVerificationsWithoutCache(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, <-codeB,
 		"B arrived after the feed reported the revocation (Key reads: %d)", store.reads.Load())
 }
+
+// TestCacheLifetimesAreSpread: keys verified at the same moment are not
+// all re-validated at the same moment: each entry lives between 4/5 of
+// CacheTTL and CacheTTL.
+func TestCacheLifetimesAreSpread(t *testing.T) {
+	f := newFixture(t, nil)
+	store := &readCountingStore{Store: f.store.Store}
+	const ttl = time.Minute
+	v, err := middleware.New(middleware.Options{Store: store, Hasher: f.hasher, Now: f.clock.Now, CacheTTL: ttl})
+	require.NoError(t, err)
+	defer v.Close()
+	h := v.Handler(okHandler)
+	keys := make([]apikey.Key, 40)
+	for i := range keys {
+		keys[i] = f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"*"}})
+	}
+	reread := func() int64 { // requests every key, returns the Key reads it took
+		before := store.reads.Load()
+		for _, k := range keys {
+			require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code)
+		}
+		return store.reads.Load() - before
+	}
+	require.EqualValues(t, len(keys), reread(), "first requests")
+
+	f.clock.Advance(ttl*4/5 - time.Second)
+	assert.Zero(t, reread(), "every entry lives 4/5 of the TTL")
+	f.clock.Advance(ttl / 10)
+	expired := reread()
+	assert.Greater(t, expired, int64(0), "some lifetimes end before 9/10 of the TTL")
+	assert.Less(t, expired, int64(len(keys)), "some end after (1 chance in 2^39 of failing)")
+	f.clock.Advance(ttl/10 + time.Second) // the TTL since the first requests
+	assert.EqualValues(t, int64(len(keys))-expired, reread(), "the others end by the TTL")
+}

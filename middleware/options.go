@@ -76,12 +76,14 @@ type Options struct {
 	// table of keys that verified (see ThrottleFailures) is allocated at
 	// New: four 32-byte slots per cached key, 16 MiB for the default size.
 	CacheSize int
-	// CacheTTL is how long a verified key is served from the cache before it
-	// is loaded again. A key whose stored hash has not changed since it
-	// verified in this process is then re-validated by that read alone,
-	// without argon2 (unless caching is off: see CacheSize). CacheTTL bounds how long a key revoked in another
-	// process stays usable when no change feed reaches this one. Zero means
-	// DefaultCacheTTL (1 minute).
+	// CacheTTL is how long, at most, a verified key is served from the cache
+	// before it is loaded again; each entry's lifetime is CacheTTL minus up
+	// to a fifth, at random, so that keys verified together are not all
+	// re-validated together. A key whose stored hash has not changed since
+	// it verified in this process is re-validated by that read alone,
+	// without argon2 (unless caching is off: see CacheSize). CacheTTL bounds
+	// how long a key revoked in another process stays usable when no change
+	// feed reaches this one. Zero means DefaultCacheTTL (1 minute).
 	CacheTTL time.Duration
 	// FailureTTL is how long an unknown key or a wrong secret is remembered,
 	// so that repeating it costs no storage call. Zero means
