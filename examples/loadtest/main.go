@@ -226,8 +226,8 @@ func warmUp(ctx context.Context, store *sqlstore.Store, v *middleware.Validator,
 			return err
 		}
 	}
-	// The change feed reports every upgrade (and evicts the key from the
-	// cache) within a second or two: wait for that, then send the keys
+	// The change feed reports every upgrade within a second or two (and
+	// updates the key's cache entry): wait for that, then send the keys
 	// again, a sixtieth of them at a time.
 	if err := sleep(ctx, 3*middleware.DefaultFeedInterval); err != nil {
 		return err
