@@ -37,9 +37,10 @@ func (v *Validator) startFeed(ctx context.Context) {
 }
 
 // pollFeed applies every change since the last poll: it updates or evicts
-// the cached entries of changed keys (see applyKeyChange) and reloads the settings of each environment whose settings changed (one
-// Store.Settings read each). On storage.ErrFeedGap it drops the whole cache
-// and reloads every environment's settings. If the store does not answer,
+// the cached entries of changed keys (see applyKeyChange) and reloads the
+// settings of each environment whose settings changed (one Store.Settings
+// read each). On storage.ErrFeedGap it drops the whole cache and reloads
+// every environment's settings. If the store does not answer,
 // cached keys keep working until their cache TTL ends.
 func (v *Validator) pollFeed(ctx context.Context) {
 	if !v.pos.following {
