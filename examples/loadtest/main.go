@@ -4,6 +4,11 @@
 //
 //	GET /bare       the handler alone
 //	GET /protected  the handler behind the keystile middleware (v.Handler)
+//	GET /cpu        the CPU time the process has used, in microseconds
+//
+// Throughput on a shared machine varies from one run to the next; the CPU
+// time the server spends per request, which load.sh reads from /cpu
+// around each run, varies much less.
 //
 // It bootstraps the production environment with apikey.DefaultParams. With
 // -keys N it also creates N server keys, hashed with apikey.LightParams so
@@ -75,6 +80,17 @@ func hello(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(`{"message":"hello","ok":true}` + "\n"))
 }
 
+// cpuTime writes the user and system CPU time of the process, in
+// microseconds.
+func cpuTime(w http.ResponseWriter, _ *http.Request) {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	fmt.Fprintln(w, u.Utime.Nano()/1000+u.Stime.Nano()/1000)
+}
+
 // owner is the actor that sets the store up.
 var owner = apikey.Actor{ID: "loadtest", Role: apikey.Owner}
 
@@ -134,6 +150,7 @@ func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /bare", hello)
 	mux.Handle("GET /protected", v.Handler(http.HandlerFunc(hello)))
+	mux.HandleFunc("GET /cpu", cpuTime)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err

@@ -52,6 +52,7 @@ func TestRun(t *testing.T) {
 		return resp.StatusCode
 	}
 	assert.Equal(t, http.StatusOK, get("/bare", ""))
+	assert.Equal(t, http.StatusOK, get("/cpu", ""))
 	assert.Equal(t, http.StatusUnauthorized, get("/protected", ""))
 	for _, key := range append(keys, lines["key"]) {
 		assert.Equal(t, http.StatusOK, get("/protected", key))
