@@ -44,10 +44,13 @@ type Store struct {
 	d         Dialect
 	retention int64
 	q         queries
-	// keyStmt is Key's statement, prepared at its first use (New does not
-	// touch the database): a validator re-reads each key it holds once per
-	// cache lifetime, and SQLite drivers compile a statement per query
-	// otherwise (half of a Key read: BenchmarkColdLookup/sqlite/Key).
+	// keyStmt is Key's statement in SQLite, prepared at its first use (New
+	// does not touch the database): a validator re-reads each key it holds
+	// once per cache lifetime, and SQLite drivers compile a statement per
+	// query otherwise (half of a Key read: BenchmarkColdLookup/sqlite/Key).
+	// PostgreSQL drivers keep their own statement caches, which also follow
+	// the connection's query mode (simple protocol behind PgBouncer) and
+	// schema changes; a statement prepared here would bypass both.
 	keyStmt atomic.Pointer[sql.Stmt]
 }
 
@@ -187,10 +190,13 @@ func (s *Store) Key(ctx context.Context, id string) (apikey.Record, error) {
 	return r, nil
 }
 
-// keyRow queries the key id with the prepared statement of Key. If it
-// cannot be prepared (the database is down, or not migrated yet), the query
+// keyRow queries the key id: in SQLite with the prepared statement of Key.
+// If it cannot be prepared (the database is not migrated yet), the query
 // runs unprepared, and the next call tries again.
 func (s *Store) keyRow(ctx context.Context, id string) *sql.Row {
+	if s.d != SQLite {
+		return s.db.QueryRowContext(ctx, s.q.key, id)
+	}
 	stmt := s.keyStmt.Load()
 	if stmt == nil {
 		prepared, err := s.db.PrepareContext(ctx, s.q.key)
