@@ -140,7 +140,11 @@ func BenchmarkManyKeys(b *testing.B) {
 		b.Fatal(err)
 	}
 	n := len(ks.keys)
-	const perLifetime = 4 // requests per key per cache lifetime
+	// Requests per key per CacheTTL. With a request every quarter of the
+	// TTL, each key is re-validated once per TTL as long as an entry lives
+	// more than three quarters of it (it lives four fifths or more: see
+	// cache.deadline).
+	const perLifetime = 4
 	ttl := DefaultCacheTTL
 	if ttl%time.Duration(perLifetime*n) != 0 {
 		b.Fatalf("CacheTTL %v is not a multiple of %d requests", ttl, perLifetime*n)

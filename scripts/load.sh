@@ -47,6 +47,8 @@ cd "$(dirname "$0")/.."
 
 duration=${DURATION:-3s}
 pairs=${PAIRS:-10}
+[ "$pairs" -ge 1 ] || { echo "PAIRS must be at least 1" >&2; exit 2; }
+command -v curl >/dev/null || { echo "curl is not installed: apt-get install curl" >&2; exit 1; }
 threads=${THREADS:-2}
 connections=${CONNECTIONS:-64}
 keys=${KEYS:-10000}
@@ -103,17 +105,20 @@ if grep -q 'Non-2xx' "$work/warm.txt"; then
   echo "warm-up of /protected got errors:" >&2; cat "$work/warm.txt" >&2; exit 1
 fi
 
-# cpu prints the CPU time the server has used, in microseconds.
+# cpu prints the CPU time the server has used, in microseconds (background
+# work such as feed polling and these reads included: the same for both
+# routes).
 cpu() { curl -fsS "$url/cpu"; }
 
 run() { # run NAME URL [wrk args...] [-- script args]
   local name=$1 target=$2; shift 2
-  local args=() script=() before
+  local args=() script=() before after
   while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
   [ $# -gt 0 ] && script=("$@")
   before=$(cpu)
   wrk -t "$threads" -c "$connections" -d "$duration" --latency "${args[@]}" "$target" "${script[@]}" >"$work/$name.txt"
-  echo "$(( $(cpu) - before ))" >"$work/$name.cpu"
+  after=$(cpu) # on its own line, so that set -e stops on a failed read
+  echo "$((after - before))" >"$work/$name.cpu"
   if grep -q -e 'Non-2xx' -e 'Socket errors' "$work/$name.txt"; then
     echo "-- $name: wrk reports errors:" >&2; cat "$work/$name.txt" >&2; exit 1
   fi
