@@ -386,13 +386,13 @@ func (c *cache) update(keyID string, token uint64, remake func(old *entry) *entr
 	}
 	c.mu.Lock()
 	stale := c.staleLocked(keyID, token)
+	ended := c.evictLocked(keyID)
 	var made []*entry
-	for _, old := range c.evictLocked(keyID) {
-		if stale {
-			break
-		}
-		if e := remake(old); e != nil {
-			made = append(made, e)
+	if !stale {
+		for _, old := range ended {
+			if e := remake(old); e != nil {
+				made = append(made, e)
+			}
 		}
 	}
 	if len(made) > 0 {
