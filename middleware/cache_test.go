@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
-	"github.com/keystile/keystile/storage/memory"
 )
 
 func TestExpiryWhileCached(t *testing.T) {
@@ -127,15 +125,9 @@ func TestRevokedWhileCachedViaChangeFeed(t *testing.T) {
 
 // gapStore reports a change-feed gap on demand.
 type gapStore struct {
-	*memory.Store
-	mu    sync.Mutex
-	gap   bool
-	reads atomic.Int64 // Key calls
-}
-
-func (s *gapStore) Key(ctx context.Context, id string) (apikey.Record, error) {
-	s.reads.Add(1)
-	return s.Store.Key(ctx, id)
+	*readCountingStore
+	mu  sync.Mutex
+	gap bool
 }
 
 func (s *gapStore) Changes(ctx context.Context, since int64, limit int) ([]storageChanged, int64, error) {
@@ -152,7 +144,7 @@ func (s *gapStore) Changes(ctx context.Context, since int64, limit int) ([]stora
 
 func TestFeedGapPurgesTheCache(t *testing.T) {
 	f := newFixture(t, nil)
-	store := &gapStore{Store: f.store.Store}
+	store := &gapStore{readCountingStore: &readCountingStore{Store: f.store.Store}}
 	hasher := newCountingHasher()
 	v, err := middleware.New(middleware.Options{Store: store, Hasher: hasher, Now: f.clock.Now, FeedInterval: 5 * time.Millisecond})
 	require.NoError(t, err)

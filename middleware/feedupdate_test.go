@@ -17,17 +17,6 @@ import (
 	"github.com/keystile/keystile/storage/memory"
 )
 
-// readCountingStore counts Key reads.
-type readCountingStore struct {
-	*memory.Store
-	reads atomic.Int64
-}
-
-func (s *readCountingStore) Key(ctx context.Context, id string) (apikey.Record, error) {
-	s.reads.Add(1)
-	return s.Store.Key(ctx, id)
-}
-
 // TestFeedUpdatesEntriesInPlace: another process changes a key that this
 // Validator has cached; once the change feed has been read, the key's next
 // requests are answered from the updated entry, with no Key read and no

@@ -49,6 +49,17 @@ type clock = fakeclock.Clock
 
 func newClock() *clock { return fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
+// readCountingStore counts Key reads.
+type readCountingStore struct {
+	*memory.Store
+	reads atomic.Int64
+}
+
+func (s *readCountingStore) Key(ctx context.Context, id string) (apikey.Record, error) {
+	s.reads.Add(1)
+	return s.Store.Key(ctx, id)
+}
+
 // flakyStore is a memory store whose reads can be made to fail.
 type flakyStore struct {
 	*memory.Store
