@@ -3,6 +3,8 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,6 +30,18 @@ var (
 	problemCode = faulttest.ProblemCode
 	leakAt      = faulttest.LeakAt
 )
+
+// varyValues returns the values of h's Vary header, whether they are on one
+// line or on several.
+func varyValues(h http.Header) []string {
+	var out []string
+	for _, line := range h.Values("Vary") {
+		for _, v := range strings.Split(line, ",") {
+			out = append(out, strings.TrimSpace(v))
+		}
+	}
+	return out
+}
 
 // countingHasher counts argon2 verifications.
 type countingHasher struct {
