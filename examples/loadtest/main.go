@@ -210,6 +210,11 @@ func createKeys(ctx context.Context, store *sqlstore.Store, v *middleware.Valida
 // verified against their final hashes (the middleware remembers the hashes
 // it upgraded, so the second pass is one store read per key, without
 // argon2), with lifetimes that end at different times.
+//
+// The second pass evicts each key's entry before it sends the key: an
+// entry still live from the first pass would be a cache hit, which keeps
+// its lifetime, and most keys' lifetimes would then end together, in the
+// first seconds of the measured runs (8,326 of 10,000 did so).
 func warmUp(ctx context.Context, store *sqlstore.Store, v *middleware.Validator, keys []string, spread time.Duration) error {
 	check := func(i int) error {
 		r := httptest.NewRequest(http.MethodGet, "/protected", nil)
@@ -241,7 +246,15 @@ func warmUp(ctx context.Context, store *sqlstore.Store, v *middleware.Validator,
 	const steps = 60
 	for step := range steps {
 		first, last := step*len(keys)/steps, (step+1)*len(keys)/steps
-		if err := parallel(last-first, func(i int) error { return check(first + i) }); err != nil {
+		err := parallel(last-first, func(i int) error {
+			key, err := apikey.ParseKey(keys[first+i])
+			if err != nil {
+				return err
+			}
+			v.Invalidate(apikey.Event{Action: apikey.ActionSetScopes, Environment: apikey.Production, KeyID: key.ID()})
+			return check(first + i)
+		})
+		if err != nil {
 			return err
 		}
 		if err := sleep(ctx, spread/steps); err != nil {
