@@ -240,7 +240,7 @@ func (k *hmacKey) sum(key string) cacheKey {
 	n := copy(s.in[:], key)
 	s.h.Write(s.in[:n])
 	s.h.Sum(s.out[:0])
-	out := cacheKey(s.out)
+	out := cacheKey(s.out[:len(cacheKey{})])
 	k.pool.Put(s)
 	return out
 }
@@ -280,7 +280,7 @@ func newCBCMACKey(secret []byte) (*cbcMACKey, error) {
 	return m, nil
 }
 
-// sum returns the CBC-MAC of key, zero-padded, in its first 16 bytes.
+// sum returns the CBC-MAC of key, zero-padded.
 func (m *cbcMACKey) sum(key string) (out cacheKey) {
 	buf := m.pool.Get().(*[cbcMACLength]byte)
 	clear(buf[copy(buf[:], key):])

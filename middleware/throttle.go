@@ -109,7 +109,7 @@ type verifiedKeys struct {
 }
 
 type verifiedSlot struct {
-	key      [16]byte // the first half of the cache key (128 bits)
+	key      cacheKey
 	hash     uint64   // fingerprint of the stored hash that verified
 	outdated bool     // that hash was weaker than the hasher's parameters
 	used     bool
@@ -132,11 +132,9 @@ func newVerifiedKeys(cacheSize int) *verifiedKeys {
 	return &verifiedKeys{slots: make([]verifiedSlot, n), mask: uint64(n - 1)}
 }
 
-// slot returns k's slot and the part of k it stores; s.mu is held.
-func (s *verifiedKeys) slot(k cacheKey) (*verifiedSlot, [16]byte) {
-	var id [16]byte
-	copy(id[:], k[:16])
-	return &s.slots[binary.LittleEndian.Uint64(k[16:24])&s.mask], id
+// slot returns k's slot; s.mu is held.
+func (s *verifiedKeys) slot(k cacheKey) *verifiedSlot {
+	return &s.slots[binary.LittleEndian.Uint64(k[:8])&s.mask]
 }
 
 // add remembers that k verified against the stored hash with fingerprint
@@ -144,8 +142,7 @@ func (s *verifiedKeys) slot(k cacheKey) (*verifiedSlot, [16]byte) {
 func (s *verifiedKeys) add(k cacheKey, hashPrint uint64, outdated bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	slot, id := s.slot(k)
-	*slot = verifiedSlot{key: id, hash: hashPrint, outdated: outdated, used: true}
+	*s.slot(k) = verifiedSlot{key: k, hash: hashPrint, outdated: outdated, used: true}
 }
 
 // contains reports whether k verified in this process (and was not pushed
@@ -153,8 +150,8 @@ func (s *verifiedKeys) add(k cacheKey, hashPrint uint64, outdated bool) {
 func (s *verifiedKeys) contains(k cacheKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	slot, id := s.slot(k)
-	return slot.used && slot.key == id
+	slot := s.slot(k)
+	return slot.used && slot.key == k
 }
 
 // matches reports whether k verified before against the stored hash with
@@ -162,8 +159,8 @@ func (s *verifiedKeys) contains(k cacheKey) bool {
 func (s *verifiedKeys) matches(k cacheKey, hashPrint uint64) (match, outdated bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	slot, id := s.slot(k)
-	if !slot.used || slot.key != id || slot.hash != hashPrint {
+	slot := s.slot(k)
+	if !slot.used || slot.key != k || slot.hash != hashPrint {
 		return false, false
 	}
 	return true, slot.outdated
