@@ -76,18 +76,15 @@ func (s *Store) Changes(ctx context.Context, since int64, limit int) ([]storage.
 // that cannot be decoded is left out (nil): the reader then reads the key
 // itself, and that one key's fault does not stop the feed.
 func (s *Store) attachKeys(ctx context.Context, changes []storage.Changed) error {
-	byID := map[string]*apikey.Record{}
-	ids := []any{}
+	ids := make([]string, 0, len(changes))
 	for _, c := range changes {
-		if _, seen := byID[c.KeyID]; c.KeyID != "" && !seen {
-			byID[c.KeyID] = nil
+		if c.KeyID != "" {
 			ids = append(ids, c.KeyID)
 		}
 	}
-	for chunk := range slices.Chunk(ids, attachChunk) {
-		if err := s.readKeys(ctx, chunk, byID); err != nil {
-			return err
-		}
+	byID, err := s.recordsByID(ctx, ids)
+	if err != nil {
+		return err
 	}
 	for i := range changes {
 		changes[i].Key = byID[changes[i].KeyID]
@@ -95,7 +92,45 @@ func (s *Store) attachKeys(ctx context.Context, changes []storage.Changed) error
 	return nil
 }
 
-// attachChunk is how many keys one query of attachKeys reads, well below
+// KeysByID implements storage.KeyBatchReader: one read of the primary key
+// per 1,000 keys.
+func (s *Store) KeysByID(ctx context.Context, ids []string) ([]apikey.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, s.wrap(ctx, "keys by id", err)
+	}
+	byID, err := s.recordsByID(ctx, ids)
+	if err != nil {
+		return nil, s.wrap(ctx, "keys by id", err)
+	}
+	out := make([]apikey.Record, 0, len(byID))
+	for _, r := range byID {
+		if r != nil {
+			out = append(out, *r)
+		}
+	}
+	return out, nil
+}
+
+// recordsByID reads the records of ids, each id once, attachChunk ids per
+// query. An id whose key does not exist or cannot be decoded maps to nil.
+func (s *Store) recordsByID(ctx context.Context, ids []string) (map[string]*apikey.Record, error) {
+	byID := map[string]*apikey.Record{}
+	args := []any{}
+	for _, id := range ids {
+		if _, seen := byID[id]; !seen {
+			byID[id] = nil
+			args = append(args, id)
+		}
+	}
+	for chunk := range slices.Chunk(args, attachChunk) {
+		if err := s.readKeys(ctx, chunk, byID); err != nil {
+			return nil, err
+		}
+	}
+	return byID, nil
+}
+
+// attachChunk is how many keys one query of recordsByID reads, well below
 // the bound on parameters of both engines (SQLite 32,766, PostgreSQL
 // 65,535).
 const attachChunk = 1000
