@@ -77,6 +77,7 @@ type entry struct {
 	revokedAt time.Time // of a valid key (its expiry is in ident)
 	fail      error     // the refusal, for a failure
 	until     time.Time // the entry is not served from this time on
+	renewAt   time.Time // of a valid key: from this time on, a request queues its renewal
 
 	// The stored hash that a valid key verified against (its fingerprint),
 	// and whether it was outdated: once until has passed, a verification
@@ -86,6 +87,7 @@ type entry struct {
 	revision  int64 // the record's revision: the feed never applies an older one
 
 	dead    atomic.Bool  // evicted by Invalidate, the change feed or a purge
+	queued  atomic.Bool  // its key id was queued for renewal (renew.go)
 	used    atomic.Int64 // last use, Unix seconds
 	flushed atomic.Int64 // last use written to the store, Unix seconds
 
@@ -96,8 +98,8 @@ type entry struct {
 }
 
 // newValidEntry returns the entry of a key that v verified against the
-// stored hash with fingerprint hashPrint.
-func newValidEntry(v *Validator, k cacheKey, rec apikey.Record, hashPrint uint64, outdated bool, until time.Time) *entry {
+// stored hash with fingerprint hashPrint, from rec, read at now.
+func newValidEntry(v *Validator, k cacheKey, rec apikey.Record, hashPrint uint64, outdated bool, now time.Time) *entry {
 	id := &Identity{
 		issuer:      v,
 		presented:   k,
@@ -116,11 +118,13 @@ func newValidEntry(v *Validator, k cacheKey, rec apikey.Record, hashPrint uint64
 	if !rec.ExpiresAt.IsZero() {
 		id.expiresHeader = rec.ExpiresAt.UTC().Format(time.RFC3339)
 	}
+	renewAt, until := v.cache.lifetime(now)
 	return &entry{
 		keyID:     rec.ID,
 		ident:     id,
 		revokedAt: rec.RevokedAt,
 		until:     until,
+		renewAt:   renewAt,
 
 		hashPrint: hashPrint,
 		outdated:  outdated,
@@ -213,15 +217,18 @@ func newCache(cfg config) (*cache, error) {
 	return c, nil
 }
 
-// deadline returns the end of the lifetime of a verified key's entry made
-// at now: CacheTTL minus up to a fifth of it, at random. Keys verified
-// together (a burst of new clients, a restart, a full re-validation) would
-// otherwise all be re-validated together, every CacheTTL, for as long as
-// they are in use: with 10,000 keys that was a burst of 10,000 store reads
-// each minute that stalled a load test. A lifetime is never longer than
-// CacheTTL.
-func (c *cache) deadline(now time.Time) time.Time {
-	return now.Add(c.ttl - mathrand.N(c.ttl/5+1))
+// lifetime returns when a verified key's entry made at now from a record
+// read at now is due for renewal, and when it ends: renewal is due after
+// CacheTTL minus up to a fifth of it, at random, and the entry ends after
+// CacheTTL. Keys verified together (a burst of new clients, a restart, a
+// full re-validation) would otherwise all be renewed together, every
+// CacheTTL, for as long as they are in use: with 10,000 keys that was a
+// burst of 10,000 store reads each minute that stalled a load test. A
+// request served between the two queues the key for renewal (renew.go);
+// a request after the end re-validates it.
+func (c *cache) lifetime(now time.Time) (renewAt, until time.Time) {
+	until = now.Add(c.ttl)
+	return until.Add(-mathrand.N(c.ttl/5 + 1)), until
 }
 
 // get returns the live entry for k, or nil. It leaves a verified key that
@@ -276,9 +283,11 @@ func (c *cache) sizes() (valid, failed int) {
 	return valid, failed
 }
 
-// maxEvictedIDs bounds evictedAt. When it is full, the cache forgets which
-// ids were evicted and treats every verification in flight as stale, which
-// costs at most one more verification each.
+// maxEvictedIDs bounds evictedAt. When it is full, the cache forgets the
+// ids evicted before the last maxEvictedIDs/2 evictions, and treats every
+// verification that started before those as stale, which costs at most one
+// more verification each. Recent tokens stay valid: a renewal of 1,000
+// keys, which evicts each of them, never makes its own later keys stale.
 const maxEvictedIDs = 10_000
 
 // startToken returns the token a verification passes to addValid or
@@ -368,8 +377,9 @@ func (c *cache) evict(keyID string) {
 func (c *cache) evictLocked(keyID string) []*entry {
 	c.seq++
 	if len(c.evictedAt) >= maxEvictedIDs {
-		clear(c.evictedAt)
-		c.floor = c.seq
+		cut := c.seq - maxEvictedIDs/2
+		maps.DeleteFunc(c.evictedAt, func(_ string, seq uint64) bool { return seq <= cut })
+		c.floor = max(c.floor, cut)
 	}
 	c.evictedAt[keyID] = c.seq
 	ended := c.index[keyID]

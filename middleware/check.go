@@ -90,6 +90,7 @@ func (v *Validator) authenticate(r *http.Request, p Policy, origin []string) (pr
 		v.cfg.OnGrace(r.Context(), attempt(r, prefix), id.clone())
 	}
 	v.cache.touch(e, now)
+	v.queueRenewal(e, now)
 	return prefix, id, nil
 }
 

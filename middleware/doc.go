@@ -30,7 +30,9 @@
 //     number of concurrent requests with the same key, under a concurrency
 //     cap, throttled per key id after failures); a key that verified in
 //     this process before and whose stored hash is unchanged needs no
-//     argon2 run, only the read;
+//     argon2 run, only the read. A cached key in use is renewed before its
+//     entry ends, by the background loop (see Options.CacheTTL), so that
+//     its requests do not wait for that read;
 //  4. checks status and expiry against Options.Now on every request, cached
 //     or not: a key stops working at its expiry, to the second; a key of a
 //     closed account is refused as revoked, even one that the close did

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/storage"
@@ -63,6 +64,7 @@ func (v *Validator) pollFeed(ctx context.Context) {
 	}()
 	for {
 		token := v.cache.startToken() // the records of this page are read after it
+		now := v.cfg.Now()            // and after now, where their entries' lifetimes start
 		changes, next, err := v.feedChanges(ctx, v.pos.since)
 		if errors.Is(err, storage.ErrFeedGap) {
 			v.cache.purge()
@@ -92,7 +94,7 @@ func (v *Validator) pollFeed(ctx context.Context) {
 			}
 		}
 		for id, rec := range keys {
-			v.applyKeyChange(id, rec, token)
+			v.applyKeyChange(id, rec, token, now)
 		}
 		v.pos.since = next
 		v.feedRead(next)
@@ -103,19 +105,19 @@ func (v *Validator) pollFeed(ctx context.Context) {
 }
 
 // applyKeyChange updates the cached entries of the key id from its record
-// rec, read after token, so that the key's next request is answered from
-// memory: a revoked, expired or rescoped key is refused with no storage
-// call and no argon2. An entry is remade only while the stored hash is one
-// the presented key verified against in this process; otherwise, and when
-// the store sent no record (rec nil), the key is evicted and read again
-// when it is next presented.
-func (v *Validator) applyKeyChange(id string, rec *apikey.Record, token uint64) {
+// rec, read after token and after now (where the new entries' lifetimes
+// start), so that the key's next request is answered from memory: a
+// revoked, expired or rescoped key is refused with no storage call and no
+// argon2. An entry is remade only while the stored hash is one the
+// presented key verified against in this process; otherwise, and when the
+// store sent no record (rec nil), the key is evicted and read again when
+// it is next presented.
+func (v *Validator) applyKeyChange(id string, rec *apikey.Record, token uint64, now time.Time) {
 	if rec == nil || rec.ID != id {
 		v.cache.evict(id)
 		return
 	}
 	hashPrint := fingerprint(rec.Hash.Reveal())
-	now := v.cfg.Now()
 	v.cache.update(id, token, func(old *entry) *entry {
 		k, outdated := old.ident.presented, old.outdated
 		if rec.Revision < old.revision {
@@ -132,7 +134,7 @@ func (v *Validator) applyKeyChange(id string, rec *apikey.Record, token uint64) 
 		if old.ident.Type != rec.Type {
 			return nil
 		}
-		return newValidEntry(v, k, *rec, hashPrint, outdated, v.cache.deadline(now))
+		return newValidEntry(v, k, *rec, hashPrint, outdated, now)
 	})
 }
 

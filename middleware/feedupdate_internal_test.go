@@ -48,7 +48,7 @@ func TestFeedUpdateNeverRestoresAnOlderState(t *testing.T) {
 	if code := serveOnce(h, r).Code; code != http.StatusUnauthorized { // cached again, revoked
 		t.Fatalf("after the revocation: %d, want 401", code)
 	}
-	v.applyKeyChange(key.ID(), &old, token)
+	v.applyKeyChange(key.ID(), &old, token, time.Now())
 	if code := serveOnce(h, r).Code; code != http.StatusUnauthorized {
 		t.Fatalf("after the older record was applied: %d, want 401", code)
 	}

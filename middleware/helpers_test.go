@@ -63,15 +63,23 @@ type clock = fakeclock.Clock
 
 func newClock() *clock { return fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
-// readCountingStore counts Key reads.
+// readCountingStore counts Key reads, and the keys KeysByID reads.
 type readCountingStore struct {
 	*memory.Store
-	reads atomic.Int64
+	reads      atomic.Int64 // Key calls
+	batchReads atomic.Int64 // KeysByID calls
+	batchKeys  atomic.Int64 // ids passed to KeysByID
 }
 
 func (s *readCountingStore) Key(ctx context.Context, id string) (apikey.Record, error) {
 	s.reads.Add(1)
 	return s.Store.Key(ctx, id)
+}
+
+func (s *readCountingStore) KeysByID(ctx context.Context, ids []string) ([]apikey.Record, error) {
+	s.batchReads.Add(1)
+	s.batchKeys.Add(int64(len(ids)))
+	return s.Store.KeysByID(ctx, ids)
 }
 
 // flakyStore is a memory store whose reads can be made to fail.
@@ -87,6 +95,13 @@ func (s *flakyStore) Key(ctx context.Context, id string) (apikey.Record, error) 
 		return apikey.Record{}, errDown
 	}
 	return s.Store.Key(ctx, id)
+}
+
+func (s *flakyStore) KeysByID(ctx context.Context, ids []string) ([]apikey.Record, error) {
+	if s.down.Load() {
+		return nil, errDown
+	}
+	return s.Store.KeysByID(ctx, ids)
 }
 
 func (s *flakyStore) Environments(ctx context.Context, q apikey.EnvironmentQuery) ([]apikey.Settings, error) {

@@ -32,9 +32,11 @@ type Validator struct {
 	settings settingsState // allowed origins and closed accounts (settings.go)
 	feed     storage.ChangeFeed
 	recorder storage.LastUsedRecorder
-	pos      feedState // change-feed position; background loop only
-	vary     []string  // the Vary values of every response: Origin and the key's headers
-	varyLine []string  // vary as one header line
+	batch    storage.KeyBatchReader // nil: keys are renewed one by one
+	renewals renewQueue             // keys due for renewal (renew.go)
+	pos      feedState              // change-feed position; background loop only
+	vary     []string               // the Vary values of every response: Origin and the key's headers
+	varyLine []string               // vary as one header line
 	stats    stats
 
 	ctx    context.Context // ends at Close
@@ -83,6 +85,8 @@ func New(opts Options) (*Validator, error) {
 	}
 	v.feed, _ = cfg.Store.(storage.ChangeFeed)
 	v.recorder, _ = cfg.Store.(storage.LastUsedRecorder)
+	v.batch, _ = cfg.Store.(storage.KeyBatchReader)
+	v.renewals.max = max(cfg.CacheSize, 0)
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 
 	ctx, cancel := context.WithTimeout(v.ctx, startupTimeout)
@@ -261,8 +265,8 @@ func (v *Validator) feedWake() <-chan struct{} {
 	return v.cfg.FeedWake
 }
 
-// run is the background loop: change feed, settings reloads, last-used
-// writes.
+// run is the background loop: change feed, settings reloads, renewals of
+// cached keys, last-used writes.
 func (v *Validator) run() {
 	defer v.wg.Done()
 	var feedC, lastUsedC <-chan time.Time
@@ -282,6 +286,12 @@ func (v *Validator) run() {
 		defer t.Stop()
 		settingsC = t.C
 	}
+	var renewC <-chan time.Time
+	if v.cfg.cacheEnabled {
+		t := time.NewTicker(max(min(renewEvery, v.cfg.CacheTTL/8), time.Millisecond))
+		defer t.Stop()
+		renewC = t.C
+	}
 	for {
 		select {
 		case <-v.ctx.Done():
@@ -293,6 +303,8 @@ func (v *Validator) run() {
 			v.pollFeed(v.ctx)
 		case <-settingsC:
 			v.reloadSettings(v.ctx)
+		case <-renewC:
+			v.renewQueued(v.ctx)
 		case <-v.settings.signal:
 			v.reloadPending(v.ctx)
 		case <-lastUsedC:

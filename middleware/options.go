@@ -81,9 +81,14 @@ type Options struct {
 	// to a fifth, at random, so that keys verified together are not all
 	// re-validated together. A key whose stored hash has not changed since
 	// it verified in this process is re-validated by that read alone,
-	// without argon2 (unless caching is off: see CacheSize). CacheTTL bounds
-	// how long a key revoked in another process stays usable when no change
-	// feed reaches this one. Zero means DefaultCacheTTL (1 minute).
+	// without argon2 (unless caching is off: see CacheSize). A key that
+	// requests use in the last quarter of its entry's lifetime is renewed
+	// before the lifetime ends, in the background, so that no request waits
+	// for its re-validation: one store call per second for up to 1,000 such
+	// keys where the store implements storage.KeyBatchReader, else one Key
+	// call per key. CacheTTL bounds how long a key revoked in another
+	// process stays usable when no change feed reaches this one. Zero means
+	// DefaultCacheTTL (1 minute).
 	CacheTTL time.Duration
 	// FailureTTL is how long an unknown key or a wrong secret is remembered,
 	// so that repeating it costs no storage call. Zero means

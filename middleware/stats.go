@@ -17,6 +17,10 @@ type Stats struct {
 	// and keys evicted by a change, too: they are kept, not served, so
 	// that they re-validate without argon2.
 	CachedKeys, CachedFailures int
+	// CacheRenewals counts the keys whose cache entries were renewed in the
+	// background, from a store read, before their lifetime ended (see
+	// Options.CacheTTL).
+	CacheRenewals uint64
 
 	// HashesRunning and HashesWaiting are the argon2 verifications running
 	// now and those waiting for a slot (Options.MaxConcurrentHashes).
@@ -59,6 +63,7 @@ var reasons = [...]*Reason{
 // stats holds the counters behind Stats.
 type stats struct {
 	hits, misses   shardedCounter
+	renewals       atomic.Uint64
 	hashesRunning  atomic.Int64
 	hashesWaiting  atomic.Int64
 	hashes         atomic.Uint64
@@ -89,6 +94,7 @@ func (v *Validator) Stats() Stats {
 	out := Stats{
 		CacheHits:        s.hits.load(),
 		CacheMisses:      s.misses.load(),
+		CacheRenewals:    s.renewals.Load(),
 		HashesRunning:    s.hashesRunning.Load(),
 		HashesWaiting:    s.hashesWaiting.Load(),
 		Hashes:           s.hashes.Load(),

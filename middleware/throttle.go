@@ -110,8 +110,8 @@ type verifiedKeys struct {
 
 type verifiedSlot struct {
 	key      cacheKey
-	hash     uint64   // fingerprint of the stored hash that verified
-	outdated bool     // that hash was weaker than the hasher's parameters
+	hash     uint64 // fingerprint of the stored hash that verified
+	outdated bool   // that hash was weaker than the hasher's parameters
 	used     bool
 }
 

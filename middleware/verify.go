@@ -156,7 +156,7 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out o
 		}
 		v.verified.add(k, hashPrint, outdated)
 	}
-	e := newValidEntry(v, k, rec, hashPrint, outdated, v.cache.deadline(now))
+	e := newValidEntry(v, k, rec, hashPrint, outdated, now)
 	v.cache.addValid(k, e, token)
 	if outdated { // after addValid, so that the upgrade's entry replaces e
 		v.upgradeHash(rec, key, k)
@@ -274,7 +274,7 @@ func (v *Validator) storeUpgradedHash(ctx context.Context, rec apikey.Record, ke
 		// The record is stored as it was read, with the new hash (Apply
 		// checks its revision): its entry is as a verification would
 		// make it, unless the key was evicted since token.
-		v.cache.addValid(k, newValidEntry(v, k, rec, hashPrint, false, v.cache.deadline(v.cfg.Now())), token)
+		v.cache.addValid(k, newValidEntry(v, k, rec, hashPrint, false, v.cfg.Now()), token)
 	case !errors.Is(err, apikey.ErrConflict):
 		return fmt.Errorf("middleware: storing the upgraded hash of %s: %w", rec.Prefix(), err)
 	}

@@ -173,8 +173,8 @@ func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, 
 	defer cancel()
 	err = srv.Shutdown(shutdown)
 	st := v.Stats()
-	log.Printf("served: %d cache hits, %d misses, %d argon2 verifications, %d keys cached",
-		st.CacheHits, st.CacheMisses, st.Hashes, st.CachedKeys)
+	log.Printf("served: %d cache hits, %d misses, %d renewals, %d argon2 verifications, %d keys cached",
+		st.CacheHits, st.CacheMisses, st.CacheRenewals, st.Hashes, st.CachedKeys)
 	closed = true
 	if cerr := v.Close(); err == nil {
 		err = cerr
