@@ -228,7 +228,7 @@ func newCache(cfg config) (*cache, error) {
 // a request after the end re-validates it.
 func (c *cache) lifetime(now time.Time) (renewAt, until time.Time) {
 	until = now.Add(c.ttl)
-	return until.Add(-mathrand.N(c.ttl/5 + 1)), until
+	return until.Add(-1 - mathrand.N(c.ttl/5+1)), until // never until itself: always a moment to renew
 }
 
 // get returns the live entry for k, or nil. It leaves a verified key that
@@ -373,8 +373,8 @@ func (c *cache) evict(keyID string) {
 	c.mu.Unlock()
 }
 
-// evictLocked is evict with c.mu held. It returns the entries it ended.
-func (c *cache) evictLocked(keyID string) []*entry {
+// evictLocked is evict with c.mu held.
+func (c *cache) evictLocked(keyID string) {
 	c.seq++
 	if len(c.evictedAt) >= maxEvictedIDs {
 		cut := c.seq - maxEvictedIDs/2
@@ -382,35 +382,46 @@ func (c *cache) evictLocked(keyID string) []*entry {
 		c.floor = max(c.floor, cut)
 	}
 	c.evictedAt[keyID] = c.seq
-	ended := c.index[keyID]
-	for _, e := range ended {
+	for _, e := range c.index[keyID] {
 		e.dead.Store(true)
 		c.keepUse(e)
 	}
 	delete(c.index, keyID)
-	return ended
 }
 
 // update replaces the cached entries of a key id, in one step, with the
-// entries remake builds from them (nil: none), from the key's record as
-// read after token. Verifications in flight are discarded as after
-// evict. If the key id was evicted after token, what was read may be older
-// than that change: the entries are only evicted.
-func (c *cache) update(keyID string, token uint64, remake func(old *entry) *entry) {
+// entries remake builds from them (nil: none), from the key's record at
+// revision rev as read after token. Verifications in flight are discarded
+// as after evict, unless every entry was made from revision rev, and is
+// remade: then nothing they could have read is older (a renewal of an
+// unchanged key), and counting it as an eviction would, with many keys,
+// make slow verifications of other keys stale (see maxEvictedIDs). If the
+// key id was evicted after token, what was read may be older than that
+// change: the entries are only evicted.
+func (c *cache) update(keyID string, token uint64, rev int64, remake func(old *entry) *entry) {
 	if c.valid == nil {
 		c.evict(keyID) // verifications in flight must still end
 		return
 	}
 	c.mu.Lock()
 	stale := c.staleLocked(keyID, token)
-	ended := c.evictLocked(keyID)
+	old := c.index[keyID]
 	var made []*entry
 	if !stale {
-		for _, old := range ended {
-			if e := remake(old); e != nil {
+		for _, e := range old {
+			if e := remake(e); e != nil {
 				made = append(made, e)
 			}
 		}
+	}
+	unchanged := len(made) == len(old) && len(old) > 0 && !slices.ContainsFunc(old, func(e *entry) bool { return e.revision != rev })
+	if unchanged {
+		for _, e := range old { // they leave the index: never served again
+			e.dead.Store(true)
+			c.keepUse(e)
+		}
+	} else {
+		c.evictLocked(keyID)
 	}
 	if len(made) > 0 {
 		c.index[keyID] = slices.Clone(made)

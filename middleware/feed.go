@@ -118,7 +118,7 @@ func (v *Validator) applyKeyChange(id string, rec *apikey.Record, token uint64, 
 		return
 	}
 	hashPrint := fingerprint(rec.Hash.Reveal())
-	v.cache.update(id, token, func(old *entry) *entry {
+	v.cache.update(id, token, rec.Revision, func(old *entry) *entry {
 		k, outdated := old.ident.presented, old.outdated
 		if rec.Revision < old.revision {
 			// A verification read a newer record after the page was read

@@ -223,7 +223,7 @@ func TestCacheLifetimesAreSpread(t *testing.T) {
 	store := &readCountingStore{Store: f.store.Store}
 	const ttl = time.Minute
 	// No feed reads: they would renew the entries of the new keys too.
-	v, err := middleware.New(middleware.Options{Store: store, Hasher: f.hasher, Now: f.clock.Now, CacheTTL: ttl, FeedInterval: time.Hour})
+	v, err := middleware.New(middleware.Options{Store: store, Hasher: f.hasher, Now: f.clock.Now, CacheTTL: ttl, FeedInterval: time.Hour, BatchRenewals: true})
 	require.NoError(t, err)
 	defer v.Close()
 	h := v.Handler(okHandler)

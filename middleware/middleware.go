@@ -22,22 +22,23 @@ const startupTimeout = 5 * time.Second
 // handlers with Handler or Require, and Close it after the server has shut
 // down. A Validator is safe for concurrent use.
 type Validator struct {
-	cfg      config
-	mac      *keyMAC
-	cache    *cache
-	throttle *throttle
-	verified *verifiedKeys // presented keys that verified in this process
-	group    singleflight.Group
-	sem      chan struct{} // argon2 concurrency cap
-	settings settingsState // allowed origins and closed accounts (settings.go)
-	feed     storage.ChangeFeed
-	recorder storage.LastUsedRecorder
-	batch    storage.KeyBatchReader // nil: keys are renewed one by one
-	renewals renewQueue             // keys due for renewal (renew.go)
-	pos      feedState              // change-feed position; background loop only
-	vary     []string               // the Vary values of every response: Origin and the key's headers
-	varyLine []string               // vary as one header line
-	stats    stats
+	cfg        config
+	mac        *keyMAC
+	cache      *cache
+	throttle   *throttle
+	verified   *verifiedKeys // presented keys that verified in this process
+	group      singleflight.Group
+	sem        chan struct{} // argon2 concurrency cap
+	settings   settingsState // allowed origins and closed accounts (settings.go)
+	feed       storage.ChangeFeed
+	recorder   storage.LastUsedRecorder
+	batch      storage.KeyBatchReader // nil: keys are renewed one by one
+	renewals   renewQueue             // keys due for renewal (renew.go)
+	renewEvery time.Duration          // renewEvery when New ran
+	pos        feedState              // change-feed position; background loop only
+	vary       []string               // the Vary values of every response: Origin and the key's headers
+	varyLine   []string               // vary as one header line
+	stats      stats
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -85,8 +86,10 @@ func New(opts Options) (*Validator, error) {
 	}
 	v.feed, _ = cfg.Store.(storage.ChangeFeed)
 	v.recorder, _ = cfg.Store.(storage.LastUsedRecorder)
-	v.batch, _ = cfg.Store.(storage.KeyBatchReader)
-	v.renewals.max = max(cfg.CacheSize, 0)
+	if cfg.BatchRenewals {
+		v.batch, _ = cfg.Store.(storage.KeyBatchReader)
+	}
+	v.renewals.max, v.renewEvery = max(cfg.CacheSize, 0), renewEvery
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 
 	ctx, cancel := context.WithTimeout(v.ctx, startupTimeout)
@@ -98,6 +101,9 @@ func New(opts Options) (*Validator, error) {
 
 	v.wg.Add(1)
 	go v.run()
+	if cfg.cacheEnabled {
+		v.background(v.renewLoop)
+	}
 	return v, nil
 }
 
@@ -265,8 +271,9 @@ func (v *Validator) feedWake() <-chan struct{} {
 	return v.cfg.FeedWake
 }
 
-// run is the background loop: change feed, settings reloads, renewals of
-// cached keys, last-used writes.
+// run is the background loop: change feed, settings reloads, last-used
+// writes. Renewals of cached keys have a goroutine of their own
+// (renewLoop).
 func (v *Validator) run() {
 	defer v.wg.Done()
 	var feedC, lastUsedC <-chan time.Time
@@ -286,12 +293,6 @@ func (v *Validator) run() {
 		defer t.Stop()
 		settingsC = t.C
 	}
-	var renewC <-chan time.Time
-	if v.cfg.cacheEnabled {
-		t := time.NewTicker(max(min(renewEvery, v.cfg.CacheTTL/8), time.Millisecond))
-		defer t.Stop()
-		renewC = t.C
-	}
 	for {
 		select {
 		case <-v.ctx.Done():
@@ -303,8 +304,6 @@ func (v *Validator) run() {
 			v.pollFeed(v.ctx)
 		case <-settingsC:
 			v.reloadSettings(v.ctx)
-		case <-renewC:
-			v.renewQueued(v.ctx)
 		case <-v.settings.signal:
 			v.reloadPending(v.ctx)
 		case <-lastUsedC:

@@ -19,18 +19,20 @@ import (
 // entries from the records as the change feed does (applyKeyChange). A key
 // whose stored hash is unchanged gets a new lifetime without argon2; a
 // revoked, expired or changed key is then refused from memory, or read
-// again on its next request. Where the store implements
-// storage.KeyBatchReader, one call reads up to 1,000 keys; otherwise each
-// key is one Key call, as its re-validation on a request would have been.
+// again on its next request. With Options.BatchRenewals and a store that
+// implements storage.KeyBatchReader, one call reads up to 1,000 keys;
+// otherwise each key is one Key call, as its re-validation on a request
+// would have been.
 //
 // A key in steady use is therefore re-validated about once per CacheTTL
 // without a request waiting for it, and no entry is served past CacheTTL
 // after its record was read. A key whose first request after the renewal
 // time comes after the end is re-validated on that request.
 
-// renewEvery is how often the background loop renews the queued keys (at
-// most every CacheTTL/8).
-const renewEvery = time.Second
+// renewEvery is how often the renewal goroutine renews the queued keys (at
+// most every CacheTTL/8). It is a variable so that internal tests can keep
+// the goroutine out of their way and call renewQueued themselves.
+var renewEvery = time.Second
 
 // renewBatch is how many keys one storage.KeyBatchReader call reads.
 const renewBatch = 1000
@@ -48,11 +50,9 @@ type dueKey struct {
 	at time.Time
 }
 
-func (q *renewQueue) add(id string, at time.Time) {
+func (q *renewQueue) add(keys ...dueKey) {
 	q.mu.Lock()
-	if len(q.keys) < q.max {
-		q.keys = append(q.keys, dueKey{id, at})
-	}
+	q.keys = append(q.keys, keys[:min(len(keys), max(q.max-len(q.keys), 0))]...)
 	q.mu.Unlock()
 }
 
@@ -78,23 +78,41 @@ func (v *Validator) queueRenewal(e *entry, now time.Time) {
 	if v.cache.valid == nil || now.Before(e.renewAt) || e.queued.Load() || !e.queued.CompareAndSwap(false, true) {
 		return
 	}
-	v.renewals.add(e.keyID, now)
+	v.renewals.add(dueKey{e.keyID, now})
 }
 
-// renewQueued renews the entries of the queued keys. If the store fails,
-// the entries keep their lifetimes, and the error goes to
-// OnBackgroundError.
+// renewLoop renews the queued keys every renewEvery, in a goroutine of its
+// own, so that a slow store delays no change-feed read.
+func (v *Validator) renewLoop(ctx context.Context) {
+	t := time.NewTicker(max(min(v.renewEvery, v.cfg.CacheTTL/8), time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			v.renewQueued(ctx)
+		}
+	}
+}
+
+// renewQueued renews the entries of the queued keys. If the store fails or
+// takes more than 5 seconds, the error goes to OnBackgroundError and the
+// keys not renewed are queued again, for the next pass: their entries
+// keep their lifetimes, and end at CacheTTL after their records were read
+// if the store does not answer by then.
 func (v *Validator) renewQueued(ctx context.Context) {
 	keys := v.renewals.take()
 	if len(keys) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	readCtx, cancel := context.WithTimeout(ctx, startupTimeout)
 	defer cancel()
-	for chunk := range slices.Chunk(keys, renewBatch) {
-		if err := v.renew(ctx, chunk); err != nil {
-			if ctx.Err() == nil {
+	for i := 0; i < len(keys); i += renewBatch {
+		if err := v.renew(readCtx, keys[i:min(i+renewBatch, len(keys))]); err != nil {
+			if ctx.Err() == nil { // not closing
 				v.cfg.OnBackgroundError(err)
+				v.renewals.add(keys[i:]...)
 			}
 			return
 		}
@@ -124,9 +142,11 @@ func (v *Validator) renew(ctx context.Context, keys []dueKey) (err error) {
 	return nil
 }
 
-// readKeys reads the records of ids: in one call where the store is a
-// storage.KeyBatchReader, else one Key call each. An id with no record
-// maps to nil.
+// readKeys reads the records of ids: in one call with Options.BatchRenewals
+// and a storage.KeyBatchReader, else one Key call each. An id with no
+// record maps to nil. Of records of the same id (a store that breaks the
+// KeyBatchReader contract), the newest revision is kept; records of ids not
+// asked for are left out.
 func (v *Validator) readKeys(ctx context.Context, ids []string) (map[string]*apikey.Record, error) {
 	out := make(map[string]*apikey.Record, len(ids))
 	if v.batch != nil {
@@ -134,8 +154,13 @@ func (v *Validator) readKeys(ctx context.Context, ids []string) (map[string]*api
 		if err != nil {
 			return nil, err
 		}
+		for _, id := range ids {
+			out[id] = nil
+		}
 		for i := range recs {
-			out[recs[i].ID] = &recs[i]
+			if cur, asked := out[recs[i].ID]; asked && (cur == nil || recs[i].Revision > cur.Revision) {
+				out[recs[i].ID] = &recs[i]
+			}
 		}
 		return out, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,13 +44,8 @@ func (s *renewStore) KeysByID(ctx context.Context, ids []string) ([]apikey.Recor
 	return s.Store.KeysByID(ctx, ids)
 }
 
-// keyOnlyStore is a store without storage.KeyBatchReader.
-type keyOnlyStore struct{ apikey.Store }
-
 // renewFixture is a Validator on a fake clock over n keys, with renewal
-// left to the test: the background loop's ticker never fires in a test
-// this short (renewEvery is a second of real time, and the test calls
-// renewQueued itself).
+// left to the test, which calls renewQueued itself.
 type renewFixture struct {
 	v        *Validator
 	store    *renewStore
@@ -72,12 +68,10 @@ func newRenewFixture(t *testing.T, n int, batch bool) *renewFixture {
 		hasher: &countingHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}},
 		keys:   ks.keys,
 	}
-	var store apikey.Store = f.store
-	if !batch {
-		store = keyOnlyStore{f.store}
-	}
+	defer func(every time.Duration) { renewEvery = every }(renewEvery)
+	renewEvery = time.Hour // no renewal but the test's
 	f.v, err = New(Options{
-		Store: store, Hasher: f.hasher, Now: f.clk.Now, FeedInterval: time.Hour,
+		Store: f.store, Hasher: f.hasher, Now: f.clk.Now, FeedInterval: time.Hour, BatchRenewals: batch,
 		OnBackgroundError: func(error) { f.errs.Add(1) },
 	})
 	if err != nil {
@@ -136,8 +130,13 @@ func TestRenewalKeepsKeysInUse(t *testing.T) {
 			if got := f.store.keyReads.Load() - keyReads; got != 0 {
 				t.Fatalf("renewal: %d Key calls, want 0", got)
 			}
-		} else if got := f.store.keyReads.Load() - keyReads; got != 3 {
-			t.Fatalf("renewal without KeysByID: %d Key calls, want 3", got)
+		} else {
+			if got := f.store.keyReads.Load() - keyReads; got != 3 {
+				t.Fatalf("renewal without BatchRenewals: %d Key calls, want 3", got)
+			}
+			if got := f.store.batchReads.Load(); got != 0 {
+				t.Fatalf("renewal without BatchRenewals: %d KeysByID calls, want 0 (the store's Key may differ)", got)
+			}
 		}
 
 		reads, batchReads, misses := f.store.keyReads.Load(), f.store.batchReads.Load(), f.v.Stats().CacheMisses
@@ -238,6 +237,102 @@ func TestRenewalFailureKeepsLifetimes(t *testing.T) {
 	f.serveAll(t, http.StatusOK)
 }
 
+// TestRenewalFailureRetries: keys whose renewal failed are renewed at the
+// next pass once the store answers again.
+func TestRenewalFailureRetries(t *testing.T) {
+	f := newRenewFixture(t, 2, true)
+	f.clk.Advance(renewalDue)
+	f.serveAll(t, http.StatusOK)
+	f.store.down.Store(true)
+	f.v.renewQueued(context.Background())
+	f.store.down.Store(false)
+	f.v.renewQueued(context.Background())
+	if got := f.v.Stats().CacheRenewals; got != 2 {
+		t.Fatalf("%d keys renewed after the store came back, want 2", got)
+	}
+	reads := f.store.keyReads.Load()
+	f.clk.Advance(time.Second)
+	f.serveAll(t, http.StatusOK)
+	if got := f.store.keyReads.Load() - reads; got != 0 {
+		t.Fatalf("%d Key reads after the renewal, want 0", got)
+	}
+}
+
+// confusedStore's KeysByID returns, after the records asked for, an older
+// copy of each and a record nobody asked for: a store that breaks the
+// KeyBatchReader contract.
+type confusedStore struct {
+	*memory.Store
+	older  map[string]apikey.Record
+	extra  apikey.Record
+	keyIDs atomic.Int64
+}
+
+func (s *confusedStore) KeysByID(ctx context.Context, ids []string) ([]apikey.Record, error) {
+	recs, err := s.Store.KeysByID(ctx, ids)
+	for _, r := range recs {
+		if old, ok := s.older[r.ID]; ok {
+			recs = append(recs, old)
+		}
+	}
+	return append(recs, s.extra), err
+}
+
+// TestRenewalKeepsTheNewestRecord: of two records of one key in a batch,
+// the renewal applies the newer: a revoked key is not served again from
+// the older copy.
+func TestRenewalKeepsTheNewestRecord(t *testing.T) {
+	ks, err := newKeySet(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key, err := apikey.ParseKey(ks.keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	active, err := ks.store.Key(ctx, key.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &confusedStore{Store: ks.store, older: map[string]apikey.Record{key.ID(): active}}
+	other, err := apikey.ParseKey(ks.keys[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.extra, err = ks.store.Key(ctx, other.ID()); err != nil {
+		t.Fatal(err)
+	}
+	clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	defer func(every time.Duration) { renewEvery = every }(renewEvery)
+	renewEvery = time.Hour
+	v, err := New(Options{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: clk.Now, FeedInterval: time.Hour, BatchRenewals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	h, r := v.Handler(noop), benchRequest(ks.keys[0])
+	if code := serveOnce(h, r).Code; code != http.StatusOK {
+		t.Fatalf("first request: %d", code)
+	}
+	revoked := active
+	revoked.RevokedAt = clk.Now()
+	if err := ks.store.Apply(ctx, apikey.Change{Update: []apikey.Record{revoked}}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(renewalDue)
+	if code := serveOnce(h, r).Code; code != http.StatusOK { // nothing told this process yet
+		t.Fatalf("before the renewal: %d", code)
+	}
+	v.renewQueued(ctx)
+	if code := serveOnce(h, r).Code; code != http.StatusUnauthorized {
+		t.Fatalf("after a renewal that read the revoked and the older record: %d, want 401", code)
+	}
+	if got := v.Stats().CacheRenewals; got != 1 {
+		t.Fatalf("%d keys renewed, want 1 (the record nobody asked for is left out)", got)
+	}
+}
+
 // TestEvictionBookkeepingKeepsRecentTokens: when the table of evicted key
 // ids is full, only verifications (and renewals) that started before the
 // older half of its evictions are treated as stale. It used to forget
@@ -267,5 +362,82 @@ func TestEvictionBookkeepingKeepsRecentTokens(t *testing.T) {
 	}
 	if n := len(c.evictedAt); n > maxEvictedIDs {
 		t.Errorf("%d evicted ids remembered, want at most %d", n, maxEvictedIDs)
+	}
+}
+
+// hangingStore's KeysByID waits until release is closed (or its context
+// ends), after closing entered.
+type hangingStore struct {
+	*memory.Store
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (s *hangingStore) KeysByID(ctx context.Context, ids []string) ([]apikey.Record, error) {
+	s.once.Do(func() { close(s.entered) })
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.Store.KeysByID(ctx, ids)
+}
+
+// TestSlowRenewalDelaysNoRevocation: a renewal waiting for the store does
+// not hold up the change feed, which applies a revocation made elsewhere
+// meanwhile. Renewals used to run in the feed's loop: the revocation
+// waited for the renewal's 5-second timeout.
+func TestSlowRenewalDelaysNoRevocation(t *testing.T) {
+	ks, err := newKeySet(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &hangingStore{Store: ks.store, entered: make(chan struct{}), release: make(chan struct{})}
+	defer close(store.release)
+	clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	defer func(every time.Duration) { renewEvery = every }(renewEvery)
+	renewEvery = 5 * time.Millisecond
+	v, err := New(Options{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: clk.Now,
+		FeedInterval: 5 * time.Millisecond, BatchRenewals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	h := v.Handler(noop)
+	renewed, revoked := benchRequest(ks.keys[0]), benchRequest(ks.keys[1])
+	for _, r := range []*http.Request{renewed, revoked} {
+		if code := serveOnce(h, r).Code; code != http.StatusOK {
+			t.Fatalf("first request: %d", code)
+		}
+	}
+	clk.Advance(renewalDue)
+	if code := serveOnce(h, renewed).Code; code != http.StatusOK {
+		t.Fatalf("request that queues the renewal: %d", code)
+	}
+	select {
+	case <-store.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no renewal started")
+	}
+
+	key, err := apikey.ParseKey(ks.keys[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rec, err := ks.store.Key(ctx, key.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.RevokedAt = clk.Now()
+	if err := ks.store.Apply(ctx, apikey.Change{Update: []apikey.Record{rec}}); err != nil { // another process
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for serveOnce(h, revoked).Code != http.StatusUnauthorized {
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("the revocation was not applied within 2 s while a renewal waited for the store")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

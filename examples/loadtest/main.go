@@ -98,7 +98,7 @@ func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, 
 	defer store.DB().Close()
 
 	hasher := apikey.Argon2id{Params: apikey.DefaultParams}
-	v, err := middleware.New(middleware.Options{Store: store, Hasher: hasher})
+	v, err := middleware.New(middleware.Options{Store: store, Hasher: hasher, BatchRenewals: true})
 	if err != nil {
 		return err
 	}
