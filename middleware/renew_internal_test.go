@@ -441,3 +441,42 @@ func TestSlowRenewalDelaysNoRevocation(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestUnchangedRenewalIsNoEviction: renewing an unchanged key leaves
+// verifications of it in flight valid; a renewal that reads a change ends
+// them, as an eviction does. Every renewal used to count as an eviction,
+// which with many keys in use made slow verifications stale.
+func TestUnchangedRenewalIsNoEviction(t *testing.T) {
+	f := newRenewFixture(t, 1, true)
+	key, err := apikey.ParseKey(f.keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clk.Advance(renewalDue)
+	f.serveAll(t, http.StatusOK)
+	token := f.v.cache.startToken() // a verification of the key starts
+	f.v.renewQueued(context.Background())
+	if got := f.v.Stats().CacheRenewals; got != 1 {
+		t.Fatalf("%d keys renewed, want 1", got)
+	}
+	if f.v.cache.stale(key.ID(), token) {
+		t.Fatal("a renewal that read the same revision made a verification in flight stale")
+	}
+
+	ctx := context.Background()
+	rec, err := f.store.Store.Key(ctx, key.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Scopes = []string{"invoices:read"}
+	if err := f.store.Apply(ctx, apikey.Change{Update: []apikey.Record{rec}}); err != nil {
+		t.Fatal(err)
+	}
+	f.clk.Advance(renewalDue)
+	f.serveAll(t, http.StatusOK)
+	token = f.v.cache.startToken()
+	f.v.renewQueued(ctx)
+	if !f.v.cache.stale(key.ID(), token) {
+		t.Fatal("a renewal that read a changed record left a verification in flight valid")
+	}
+}
