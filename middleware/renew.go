@@ -14,9 +14,10 @@ import (
 
 // Renewal keeps the cache entries of the keys in use from ending: a
 // request served from an entry past its renewal time (see cache.lifetime)
-// queues the entry's key id, once per entry, and the background loop reads
-// the queued keys every second, off the request path, and remakes their
-// entries from the records as the change feed does (applyKeyChange). A key
+// queues the entry's key id, once per entry, and a goroutine of its own
+// (renewLoop) reads the queued keys every second, off the request path,
+// and remakes their entries from the records as the change feed does
+// (applyKeyChange). A key
 // whose stored hash is unchanged gets a new lifetime without argon2; a
 // revoked, expired or changed key is then refused from memory, or read
 // again on its next request. With Options.BatchRenewals and a store that
@@ -122,8 +123,7 @@ func (v *Validator) renewQueued(ctx context.Context) {
 // renew reads the records of keys and remakes their entries. A new
 // entry's lifetime starts when its key was queued, a little before the
 // read: it never outlives CacheTTL after the read, and a key in steady
-// use is renewed once per lifetime, however late the background loop
-// runs.
+// use is renewed once per lifetime, however late renewLoop runs.
 func (v *Validator) renew(ctx context.Context, keys []dueKey) (err error) {
 	defer catchPanic("renewing cached keys", &err)
 	ids := make([]string, len(keys))

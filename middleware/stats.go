@@ -17,9 +17,9 @@ type Stats struct {
 	// and keys evicted by a change, too: they are kept, not served, so
 	// that they re-validate without argon2.
 	CachedKeys, CachedFailures int
-	// CacheRenewals counts the keys whose cache entries were renewed in the
-	// background, from a store read, before their lifetime ended (see
-	// Options.CacheTTL).
+	// CacheRenewals counts the keys read in the background to renew their
+	// cache entries before they ended (see Options.CacheTTL); a key found
+	// changed is refused or evicted rather than renewed.
 	CacheRenewals uint64
 
 	// HashesRunning and HashesWaiting are the argon2 verifications running
