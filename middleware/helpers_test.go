@@ -63,12 +63,11 @@ type clock = fakeclock.Clock
 
 func newClock() *clock { return fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
-// readCountingStore counts Key reads, and the keys KeysByID reads.
+// readCountingStore counts Key reads (not those of the KeysByID it
+// inherits, which only Options.BatchRenewals uses).
 type readCountingStore struct {
 	*memory.Store
-	reads      atomic.Int64 // Key calls
-	batchReads atomic.Int64 // KeysByID calls
-	batchKeys  atomic.Int64 // ids passed to KeysByID
+	reads atomic.Int64
 }
 
 func (s *readCountingStore) Key(ctx context.Context, id string) (apikey.Record, error) {
@@ -76,13 +75,8 @@ func (s *readCountingStore) Key(ctx context.Context, id string) (apikey.Record, 
 	return s.Store.Key(ctx, id)
 }
 
-func (s *readCountingStore) KeysByID(ctx context.Context, ids []string) ([]apikey.Record, error) {
-	s.batchReads.Add(1)
-	s.batchKeys.Add(int64(len(ids)))
-	return s.Store.KeysByID(ctx, ids)
-}
-
-// flakyStore is a memory store whose reads can be made to fail.
+// flakyStore is a memory store whose reads can be made to fail (not those
+// of the KeysByID it inherits: no Validator over it sets BatchRenewals).
 type flakyStore struct {
 	*memory.Store
 	down atomic.Bool
@@ -95,13 +89,6 @@ func (s *flakyStore) Key(ctx context.Context, id string) (apikey.Record, error) 
 		return apikey.Record{}, errDown
 	}
 	return s.Store.Key(ctx, id)
-}
-
-func (s *flakyStore) KeysByID(ctx context.Context, ids []string) ([]apikey.Record, error) {
-	if s.down.Load() {
-		return nil, errDown
-	}
-	return s.Store.KeysByID(ctx, ids)
 }
 
 func (s *flakyStore) Environments(ctx context.Context, q apikey.EnvironmentQuery) ([]apikey.Settings, error) {
