@@ -44,6 +44,16 @@ func (s *renewStore) KeysByID(ctx context.Context, ids []string) ([]apikey.Recor
 	return s.Store.KeysByID(ctx, ids)
 }
 
+// idOf returns the key id of the key string s.
+func idOf(t *testing.T, s string) string {
+	t.Helper()
+	key, err := apikey.ParseKey(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key.ID()
+}
+
 // renewFixture is a Validator on a fake clock over n keys, with renewal
 // left to the test, which calls renewQueued itself.
 type renewFixture struct {
@@ -162,11 +172,8 @@ func TestRenewalKeepsKeysInUse(t *testing.T) {
 func TestRenewalRefusesChangedKeys(t *testing.T) {
 	f := newRenewFixture(t, 2, true)
 	ctx := context.Background()
-	key, err := apikey.ParseKey(f.keys[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := f.store.Store.Key(ctx, key.ID())
+	keyID := idOf(t, f.keys[0])
+	rec, err := f.store.Store.Key(ctx, keyID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,9 +270,8 @@ func TestRenewalFailureRetries(t *testing.T) {
 // KeyBatchReader contract.
 type confusedStore struct {
 	*memory.Store
-	older  map[string]apikey.Record
-	extra  apikey.Record
-	keyIDs atomic.Int64
+	older map[string]apikey.Record
+	extra apikey.Record
 }
 
 func (s *confusedStore) KeysByID(ctx context.Context, ids []string) ([]apikey.Record, error) {
@@ -287,20 +293,14 @@ func TestRenewalKeepsTheNewestRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	key, err := apikey.ParseKey(ks.keys[0])
+	keyID := idOf(t, ks.keys[0])
+	active, err := ks.store.Key(ctx, keyID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	active, err := ks.store.Key(ctx, key.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := &confusedStore{Store: ks.store, older: map[string]apikey.Record{key.ID(): active}}
-	other, err := apikey.ParseKey(ks.keys[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if store.extra, err = ks.store.Key(ctx, other.ID()); err != nil {
+	store := &confusedStore{Store: ks.store, older: map[string]apikey.Record{keyID: active}}
+	otherID := idOf(t, ks.keys[1])
+	if store.extra, err = ks.store.Key(ctx, otherID); err != nil {
 		t.Fatal(err)
 	}
 	clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
@@ -420,12 +420,9 @@ func TestSlowRenewalDelaysNoRevocation(t *testing.T) {
 		t.Fatal("no renewal started")
 	}
 
-	key, err := apikey.ParseKey(ks.keys[1])
-	if err != nil {
-		t.Fatal(err)
-	}
+	keyID := idOf(t, ks.keys[1])
 	ctx := context.Background()
-	rec, err := ks.store.Key(ctx, key.ID())
+	rec, err := ks.store.Key(ctx, keyID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -448,10 +445,7 @@ func TestSlowRenewalDelaysNoRevocation(t *testing.T) {
 // which with many keys in use made slow verifications stale.
 func TestUnchangedRenewalIsNoEviction(t *testing.T) {
 	f := newRenewFixture(t, 1, true)
-	key, err := apikey.ParseKey(f.keys[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	keyID := idOf(t, f.keys[0])
 	f.clk.Advance(renewalDue)
 	f.serveAll(t, http.StatusOK)
 	token := f.v.cache.startToken() // a verification of the key starts
@@ -459,12 +453,12 @@ func TestUnchangedRenewalIsNoEviction(t *testing.T) {
 	if got := f.v.Stats().CacheRenewals; got != 1 {
 		t.Fatalf("%d keys renewed, want 1", got)
 	}
-	if f.v.cache.stale(key.ID(), token) {
+	if f.v.cache.stale(keyID, token) {
 		t.Fatal("a renewal that read the same revision made a verification in flight stale")
 	}
 
 	ctx := context.Background()
-	rec, err := f.store.Store.Key(ctx, key.ID())
+	rec, err := f.store.Store.Key(ctx, keyID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +470,7 @@ func TestUnchangedRenewalIsNoEviction(t *testing.T) {
 	f.serveAll(t, http.StatusOK)
 	token = f.v.cache.startToken()
 	f.v.renewQueued(ctx)
-	if !f.v.cache.stale(key.ID(), token) {
+	if !f.v.cache.stale(keyID, token) {
 		t.Fatal("a renewal that read a changed record left a verification in flight valid")
 	}
 }
