@@ -19,11 +19,11 @@
 //  1. reads the key from the X-API-Key header (any capitalisation), or from
 //     "Authorization: Bearer" when Options.AllowBearer is set; never from
 //     the URL;
-//  2. looks it up in the validation cache, keyed by a keyed SHA-256 of the
-//     presented string under a per-process random secret from crypto/rand
-//     (SHA-256(secret || key) over fixed-length input; HMAC measured 1.7x
-//     slower, see cache.go). The cache holds only keys that passed step 3,
-//     so a hit proves that this exact string is well-formed and skips it;
+//  2. looks it up in the validation cache, keyed by the key's public head
+//     ("server-<id>_") and 128 bits of SHA-256 of the rest (the secret and
+//     the checksum, one SHA-256 block; see cache.go), never by the key
+//     itself. The cache holds only keys that passed step 3, so a hit
+//     proves that this exact string is well-formed and skips it;
 //  3. on a miss, checks the format and checksum with apikey.ParseKey (a
 //     malformed key costs no storage call and no argon2), then loads the
 //     key by id and verifies its argon2id hash (one verification for any
@@ -102,7 +102,7 @@
 //
 // # Performance
 //
-// A cached key costs no storage call and no argon2: one keyed SHA-256, an
+// A cached key costs no storage call and no argon2: one SHA-256 block, an
 // LRU lookup, a clock read and the policy checks (see
 // BenchmarkCachedKeyCheck), plus the copy of the request that carries the
 // Identity to the handler (BenchmarkWithContext): two allocations per

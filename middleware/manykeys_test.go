@@ -470,7 +470,7 @@ func TestUpgradeRemembersTheNewHash(t *testing.T) {
 		t.Fatalf("status %d", w.Code)
 	}
 	// Wait for the upgrade to be stored, and for the cache to learn of it.
-	k := v.mac.sum(key.Reveal())
+	k := cacheKeyOf(key.Reveal())
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		rec, err := store.Key(context.Background(), key.ID())
 		if err != nil {

@@ -23,7 +23,6 @@ const startupTimeout = 5 * time.Second
 // down. A Validator is safe for concurrent use.
 type Validator struct {
 	cfg        config
-	mac        *keyMAC
 	cache      *cache
 	throttle   *throttle
 	verified   *verifiedKeys // presented keys that verified in this process
@@ -59,10 +58,6 @@ func New(opts Options) (*Validator, error) {
 	if err != nil {
 		return nil, err
 	}
-	mac, err := newKeyMAC()
-	if err != nil {
-		return nil, err
-	}
 	c, err := newCache(cfg)
 	if err != nil {
 		return nil, err
@@ -70,7 +65,6 @@ func New(opts Options) (*Validator, error) {
 	verified := newVerifiedKeys(cfg.CacheSize)
 	v := &Validator{
 		cfg:      cfg,
-		mac:      mac,
 		cache:    c,
 		verified: verified,
 		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow),

@@ -128,7 +128,7 @@ type shardedCounter struct {
 	}
 }
 
-func (c *shardedCounter) add(k cacheKey) { c.shards[k[0]&15].n.Add(1) }
+func (c *shardedCounter) add(k cacheKey) { c.shards[k.sum[0]&15].n.Add(1) }
 
 func (c *shardedCounter) load() uint64 {
 	var sum uint64

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"sync"
@@ -96,16 +97,18 @@ func (t *throttle) release(id string, failed bool) {
 // known).
 //
 // It is a fixed-size, direct-mapped table rather than an LRU: a new entry
-// replaces whatever sat in its slot, and the slot is chosen by the cache
-// key, a keyed hash under the process's secret. Real keys could flush an
-// LRU in order (publishable keys are public, and a tenant may create
-// keys), but here nobody can aim at a victim's slot: pushing one entry out
-// takes, on average, as many distinct valid keys as the table has slots,
-// each verified with argon2.
+// replaces whatever sat in its slot, and the slot is chosen by a keyed
+// SHA-256 of the cache key under the table's own random secret. Real keys
+// could flush an LRU in order (publishable keys are public, and a tenant
+// may create keys), but here nobody can aim at a victim's slot: pushing
+// one entry out takes, on average, as many distinct valid keys as the
+// table has slots, each verified with argon2. (The cache key alone is no
+// secret's hash: anyone holding a publishable key can compute it.)
 type verifiedKeys struct {
-	mu    sync.Mutex
-	slots []verifiedSlot
-	mask  uint64
+	secret [32]byte // from crypto/rand: slot positions mean nothing outside the process
+	mu     sync.Mutex
+	slots  []verifiedSlot
+	mask   uint64
 }
 
 type verifiedSlot struct {
@@ -129,12 +132,20 @@ func newVerifiedKeys(cacheSize int) *verifiedKeys {
 	for n < 4*cacheSize && n < 1<<30 {
 		n <<= 1
 	}
-	return &verifiedKeys{slots: make([]verifiedSlot, n), mask: uint64(n - 1)}
+	s := &verifiedKeys{slots: make([]verifiedSlot, n), mask: uint64(n - 1)}
+	rand.Read(s.secret[:]) // never fails: it crashes the program rather than return an error
+	return s
 }
 
-// slot returns k's slot; s.mu is held.
+// slot returns k's slot; s.mu is held. Only cache misses get here, so the
+// SHA-256 it takes is not on the hot path.
 func (s *verifiedKeys) slot(k cacheKey) *verifiedSlot {
-	return &s.slots[binary.LittleEndian.Uint64(k[:8])&s.mask]
+	var in [len(s.secret) + len(k.sum) + len(k.head)]byte
+	n := copy(in[:], s.secret[:])
+	n += copy(in[n:], k.sum[:])
+	copy(in[n:], k.head[:])
+	sum := sha256.Sum256(in[:])
+	return &s.slots[binary.LittleEndian.Uint64(sum[:8])&s.mask]
 }
 
 // add remembers that k verified against the stored hash with fingerprint

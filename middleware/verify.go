@@ -25,7 +25,7 @@ import (
 func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*entry, string, error) {
 	var k cacheKey
 	if len(raw) == apikey.KeyLength { // any other length is malformed: ParseKey says why
-		k = v.mac.sum(raw)
+		k = cacheKeyOf(raw)
 		if e := v.cache.get(k, now); e != nil {
 			v.stats.hits.add(k)
 			return e, raw[:apikey.PrefixLength], nil
@@ -62,7 +62,7 @@ type outcome struct {
 func (v *Validator) verify(ctx context.Context, key apikey.Key, k cacheKey) (*entry, error) {
 	id := key.ID()
 	for round := 0; round < maxVerifyRounds; {
-		flight := string(k[:]) + strconv.FormatUint(v.cache.generation(id), 36)
+		flight := string(k.sum[:]) + string(k.head[:]) + strconv.FormatUint(v.cache.generation(id), 36)
 		ch := v.group.DoChan(flight, func() (any, error) { return v.load(ctx, key, k) })
 		select {
 		case res := <-ch:
