@@ -146,7 +146,8 @@ func (e *entry) status(now time.Time) apikey.Status {
 }
 
 // touch records a use of e at now: in the entry, at most one atomic write
-// per second, or straight into pending when caching is off.
+// per second, or straight into pending when caching is off. As often, it
+// moves e's key to the front of the LRU, which get leaves as it is.
 func (c *cache) touch(e *entry, now time.Time) {
 	s := now.Unix()
 	if c.valid == nil {
@@ -157,6 +158,7 @@ func (c *cache) touch(e *entry, now time.Time) {
 	}
 	if e.used.Load() < s {
 		e.used.Store(s)
+		c.valid.Get(e.ident.presented)
 	}
 }
 
@@ -232,9 +234,13 @@ func (c *cache) lifetime(now time.Time) (renewAt, until time.Time) {
 
 // get returns the live entry for k, or nil. It leaves a verified key that
 // is past its deadline or evicted (dead) in place (see cache and evict).
+// It finds verified keys without reordering the LRU (Peek: a read lock,
+// and no writes to the LRU's list, whose elements are cold in memory when
+// many keys are in use); touch promotes the keys that requests use, once a
+// second.
 func (c *cache) get(k cacheKey, now time.Time) *entry {
 	if c.valid != nil {
-		if e, ok := c.valid.Get(k); ok && !e.dead.Load() && now.Before(e.until) {
+		if e, ok := c.valid.Peek(k); ok && !e.dead.Load() && now.Before(e.until) {
 			return e
 		}
 	}

@@ -44,6 +44,28 @@ func TestExpiryWhileCached(t *testing.T) {
 	assert.EqualValues(t, 1, f.hasher.verifies.Load(), "served from the cache throughout")
 }
 
+// TestCacheKeepsKeysInUse fills a cache of two keys: the key that a
+// request used last stays when a third key comes in, even though it
+// verified first. Hits read the LRU without reordering it, so this needs
+// their once-a-second promotion.
+func TestCacheKeepsKeysInUse(t *testing.T) {
+	f := newFixture(t, func(o *middleware.Options) { o.CacheSize = 2 })
+	h := f.v.Handler(okHandler)
+	first, second := f.keys["production/server"], f.keys["staging/server"]
+	third := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}})
+	for _, k := range []apikey.Key{first, second} {
+		require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code)
+		f.clock.Advance(time.Second)
+	}
+	require.Equal(t, http.StatusOK, serve(h, request(first.Reveal())).Code) // a hit: first is the most recent now
+	require.Equal(t, http.StatusOK, serve(h, request(third.Reveal())).Code) // pushes the least recent out
+	misses := f.v.Stats().CacheMisses
+	require.Equal(t, http.StatusOK, serve(h, request(first.Reveal())).Code)
+	assert.Equal(t, misses, f.v.Stats().CacheMisses, "the key in use was pushed out of the cache")
+	require.Equal(t, http.StatusOK, serve(h, request(second.Reveal())).Code)
+	assert.Equal(t, misses+1, f.v.Stats().CacheMisses, "the idle key stayed in the cache")
+}
+
 func TestGrace(t *testing.T) {
 	var graced []middleware.Identity
 	var mu sync.Mutex
