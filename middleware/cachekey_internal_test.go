@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/keystile/keystile/apikey"
 )
@@ -29,5 +30,35 @@ func TestCacheKeyCoversTheWholeKey(t *testing.T) {
 	}
 	if cacheKeyOf("client-"+s[len("server-"):]) == k {
 		t.Error("the cache key ignores the key's type")
+	}
+}
+
+// TestVerifiedKeysTellHeadsApart remembers a key in the table of verified
+// keys: a cache key with the same digest under another head is not taken
+// for it, and the table's slots stay 32 bytes (Options.CacheSize's sizes).
+func TestVerifiedKeysTellHeadsApart(t *testing.T) {
+	key, err := apikey.GenerateKey(apikey.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := cacheKeyOf(key.Reveal())
+	other := k
+	other.head[0] = 's'
+	table := newVerifiedKeys(0)
+	table.add(k, 42, false)
+	if !table.contains(k) {
+		t.Fatal("a key that verified is not in the table")
+	}
+	if match, _ := table.matches(k, 42); !match {
+		t.Fatal("a key that verified does not match its hash")
+	}
+	if match, _ := table.matches(k, 43); match {
+		t.Fatal("a key matches a hash it did not verify against")
+	}
+	if table.contains(other) {
+		t.Fatal("a key with another head is taken for the key that verified")
+	}
+	if size := unsafe.Sizeof(verifiedSlot{}); size != 32 {
+		t.Fatalf("slots of %d bytes, documented as 32", size)
 	}
 }

@@ -105,17 +105,16 @@ func (t *throttle) release(id string, failed bool) {
 // table has slots, each verified with argon2. (The cache key alone is no
 // secret's hash: anyone holding a publishable key can compute it.)
 type verifiedKeys struct {
-	secret [32]byte // from crypto/rand: slot positions mean nothing outside the process
+	secret [16]byte // from crypto/rand: slot positions mean nothing outside the process
 	mu     sync.Mutex
 	slots  []verifiedSlot
 	mask   uint64
 }
 
 type verifiedSlot struct {
-	key      cacheKey
-	hash     uint64 // fingerprint of the stored hash that verified
-	outdated bool   // that hash was weaker than the hasher's parameters
-	used     bool
+	tag      [16]byte // of the cache key (verifiedRef), zero for an empty slot
+	hash     uint64   // fingerprint of the stored hash that verified
+	outdated bool     // that hash was weaker than the hasher's parameters
 }
 
 // minVerifiedSlots is the smallest table: 65,536 slots of 32 bytes (2 MiB).
@@ -137,41 +136,54 @@ func newVerifiedKeys(cacheSize int) *verifiedKeys {
 	return s
 }
 
-// slot returns k's slot; s.mu is held. Only cache misses get here, so the
-// SHA-256 it takes is not on the hot path.
-func (s *verifiedKeys) slot(k cacheKey) *verifiedSlot {
+// verifiedRef is where a cache key sits in the table, and the tag that
+// tells it from the other keys of its slot.
+type verifiedRef struct {
+	slot uint64
+	tag  [16]byte
+}
+
+// ref returns k's place in the table: SHA-256(secret || k), one SHA-256
+// block, whose first 8 bytes choose the slot and the next 16 are the tag.
+// Two cache keys share a tag with probability 2^-128, and a zero tag (an
+// empty slot) is as unlikely. It runs before s.mu is taken.
+func (s *verifiedKeys) ref(k cacheKey) verifiedRef {
 	var in [len(s.secret) + len(k.sum) + len(k.head)]byte
 	n := copy(in[:], s.secret[:])
 	n += copy(in[n:], k.sum[:])
 	copy(in[n:], k.head[:])
 	sum := sha256.Sum256(in[:])
-	return &s.slots[binary.LittleEndian.Uint64(sum[:8])&s.mask]
+	r := verifiedRef{slot: binary.LittleEndian.Uint64(sum[:8]) & s.mask}
+	copy(r.tag[:], sum[8:])
+	return r
 }
 
 // add remembers that k verified against the stored hash with fingerprint
 // hashPrint.
 func (s *verifiedKeys) add(k cacheKey, hashPrint uint64, outdated bool) {
+	r := s.ref(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	*s.slot(k) = verifiedSlot{key: k, hash: hashPrint, outdated: outdated, used: true}
+	s.slots[r.slot] = verifiedSlot{tag: r.tag, hash: hashPrint, outdated: outdated}
 }
 
 // contains reports whether k verified in this process (and was not pushed
 // out since).
 func (s *verifiedKeys) contains(k cacheKey) bool {
+	r := s.ref(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	slot := s.slot(k)
-	return slot.used && slot.key == k
+	return s.slots[r.slot].tag == r.tag
 }
 
 // matches reports whether k verified before against the stored hash with
 // fingerprint hashPrint, and whether that hash was outdated then.
 func (s *verifiedKeys) matches(k cacheKey, hashPrint uint64) (match, outdated bool) {
+	r := s.ref(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	slot := s.slot(k)
-	if !slot.used || slot.key != k || slot.hash != hashPrint {
+	slot := s.slots[r.slot]
+	if slot.tag != r.tag || slot.hash != hashPrint {
 		return false, false
 	}
 	return true, slot.outdated
