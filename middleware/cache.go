@@ -146,8 +146,9 @@ func (e *entry) status(now time.Time) apikey.Status {
 }
 
 // touch records a use of e at now: in the entry, at most one atomic write
-// per second, or straight into pending when caching is off. As often, it
-// moves e's key to the front of the LRU, which get leaves as it is.
+// per second, or straight into pending when caching is off. The request
+// that makes that write also moves e's key to the front of the LRU, which
+// get leaves as it is.
 func (c *cache) touch(e *entry, now time.Time) {
 	s := now.Unix()
 	if c.valid == nil {
@@ -156,9 +157,15 @@ func (c *cache) touch(e *entry, now time.Time) {
 		c.mu.Unlock()
 		return
 	}
-	if e.used.Load() < s {
-		e.used.Store(s)
-		c.valid.Get(e.ident.presented)
+	for {
+		used := e.used.Load()
+		if used >= s {
+			return
+		}
+		if e.used.CompareAndSwap(used, s) {
+			c.valid.Get(e.ident.presented)
+			return
+		}
 	}
 }
 
@@ -237,7 +244,10 @@ func (c *cache) lifetime(now time.Time) (renewAt, until time.Time) {
 // It finds verified keys without reordering the LRU (Peek: a read lock,
 // and no writes to the LRU's list, whose elements are cold in memory when
 // many keys are in use); touch promotes the keys that requests use, once a
-// second.
+// second. The LRU's order is therefore that of each key's first use in its
+// latest second (of Options.Now): a key used again within the second of a
+// newer key's first use can be pushed out before it, which takes a cache
+// that fills up within a second.
 func (c *cache) get(k cacheKey, now time.Time) *entry {
 	if c.valid != nil {
 		if e, ok := c.valid.Peek(k); ok && !e.dead.Load() && now.Before(e.until) {
