@@ -118,12 +118,13 @@
 // role sees prefixes), may have stolen a key, and may read logs and hook
 // output. It defends as follows.
 //
-//   - Secrets never leave the request: the cache is keyed by a keyed hash
-//     of the key, never the key; errors, problem bodies, hooks (Attempt, Identity)
+//   - Secrets never leave the request: the cache is keyed by the key's
+//     public head and a hash of the rest, never by the key; errors, problem
+//     bodies, hooks (Attempt, Identity)
 //     and background errors carry at most the displayable prefix.
 //   - Junk is cheap: format and checksum are checked before any storage call
-//     or argon2 (a string of the right length first costs one keyed
-//     SHA-256 and a cache lookup), so random strings cost microseconds;
+//     or argon2 (a string of the right length first costs one SHA-256
+//     block and a cache lookup), so random strings cost microseconds;
 //     unknown keys and wrong secrets are cached as failures for
 //     Options.FailureTTL.
 //   - argon2 cannot be used to exhaust CPU or memory: at most
@@ -137,9 +138,9 @@
 //     through, and not counted (so that many keys re-validating cannot
 //     push the counters of ids under attack out of the throttle's table).
 //     Verified keys are known from the cache, which keeps them past their
-//     lifetime, and from a fixed table of their own
-//     (at least 65,536 slots) that only a successful verification writes
-//     to, in a slot chosen by a keyed hash under the process's secret: junk
+//     lifetime, and from a fixed table of their own (at least 65,536
+//     slots) that only a successful verification writes to, in a slot
+//     chosen by a keyed hash under the table's own random secret: junk
 //     cannot touch it, and pushing one key out takes, on average, as many
 //     distinct valid keys as the table has slots, each verified with
 //     argon2. Left open: the first verification of a key in a process

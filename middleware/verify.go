@@ -16,11 +16,11 @@ import (
 // verifying the key.
 //
 // A cache hit needs no parsing: the cache holds only keys that parsed,
-// under a keyed hash of the whole string (see cacheKey), so a hit proves
+// under a key that covers the whole string (see cacheKey), so a hit proves
 // that this exact string passed apikey.ParseKey's format and checksum
 // checks before. Skipping them saves a cached request a third of the
 // validation (BenchmarkCachedKeyCheck). A malformed string of the right
-// length costs one keyed hash and a cache miss more before it is refused,
+// length costs one SHA-256 block and a cache miss more before it is refused,
 // still with no storage call and no argon2 (BenchmarkMalformedKey).
 func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*entry, string, error) {
 	var k cacheKey
