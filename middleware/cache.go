@@ -31,8 +31,8 @@ import (
 //
 // Why no key: an earlier version used SHA-256(secret || key) under a
 // per-process random secret, so that cache keys meant nothing outside the
-// process. With 256 random bits in every key's secret that adds nothing a
-// forger could feel, and a secret prefix of any length pushes the input
+// process. With 256 random bits in every key's secret that adds nothing
+// against a forger, and a secret prefix of any length pushes the input
 // past one block. Where an unpredictable position matters (the table of
 // verified keys, whose slots an attacker must not aim at), that table
 // hashes the cacheKey under its own secret, on cache misses only.

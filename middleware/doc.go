@@ -20,10 +20,11 @@
 //     "Authorization: Bearer" when Options.AllowBearer is set; never from
 //     the URL;
 //  2. looks it up in the validation cache, keyed by the key's public head
-//     ("server-<id>_") and 128 bits of SHA-256 of the rest (the secret and
-//     the checksum, one SHA-256 block; see cache.go), never by the key
-//     itself. The cache holds only keys that passed step 3, so a hit
-//     proves that this exact string is well-formed and skips it;
+//     ("server-<id>_" or "client-<id>_") and 128 bits of SHA-256 of the
+//     rest (the secret and the checksum, one SHA-256 block; see cache.go),
+//     never by the key itself. The cache holds only keys that passed step
+//     3, so a hit proves that this exact string is well-formed and skips
+//     it;
 //  3. on a miss, checks the format and checksum with apikey.ParseKey (a
 //     malformed key costs no storage call and no argon2), then loads the
 //     key by id and verifies its argon2id hash (one verification for any

@@ -69,10 +69,10 @@ type Options struct {
 	// Size it to at least the number of keys in use: a key in the cache
 	// runs argon2 once per process, and is re-validated every CacheTTL by
 	// one store read; a key that a full cache pushed out may run argon2
-	// again. The cache takes memory only for the keys it holds: about 600
-	// bytes of heap per verified key and 300 per failure
-	// (BenchmarkManyKeys, on amd64), so 60 MB for 100,000 keys in use, and
-	// at most 30 MB more under a flood of well-formed unknown keys. The
+	// again. The cache takes memory only for the keys it holds: about 730
+	// bytes of heap per verified key and 470 per failure
+	// (BenchmarkManyKeys, on amd64), so 73 MB for 100,000 keys in use, and
+	// at most 47 MB more under a flood of well-formed unknown keys. The
 	// table of keys that verified (see ThrottleFailures) is allocated at
 	// New: four 32-byte slots per cached key, 16 MiB for the default size.
 	CacheSize int
