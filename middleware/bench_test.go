@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/storage/memory"
@@ -301,6 +302,23 @@ func BenchmarkCacheKey(b *testing.B) {
 		sinkKey = cacheKeyOf(key.Reveal())
 	}
 }
+
+// BenchmarkCacheLookup is the cache lookup of a cached key, its cache key
+// already computed: the LRU (Peek) and the entry's liveness.
+func BenchmarkCacheLookup(b *testing.B) {
+	v, key := benchEnv(b, apikey.TestParams, Options{})
+	v.Handler(noop).ServeHTTP(&discardWriter{h: http.Header{}}, benchRequest(key.Reveal())) // caches the key
+	k := cacheKeyOf(key.Reveal())
+	now := time.Now()
+	for b.Loop() {
+		sinkEntry = v.cache.get(k, now)
+	}
+	if sinkEntry == nil {
+		b.Fatal("the key is not cached")
+	}
+}
+
+var sinkEntry *entry
 
 // BenchmarkCacheKeyWhole is the earlier cache key: SHA-256(secret || key)
 // of the whole key under a 32-byte secret, two SHA-256 blocks.

@@ -26,7 +26,7 @@ import (
 //
 // Why the rest alone is hashed: it is 49 bytes, and SHA-256 processes a
 // message of up to 55 bytes in one 64-byte block, where the whole key (69
-// bytes) takes two. One block costs about 110 ns here, two about 150 ns
+// bytes) takes two: 116 ns against 158 in one set of interleaved runs
 // (BenchmarkCacheKey, BenchmarkCacheKeyWhole), on every request.
 //
 // Why no key: an earlier version used SHA-256(secret || key) under a

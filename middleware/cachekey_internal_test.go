@@ -34,8 +34,10 @@ func TestCacheKeyCoversTheWholeKey(t *testing.T) {
 }
 
 // TestVerifiedKeysTellHeadsApart remembers a key in the table of verified
-// keys: a cache key with the same digest under another head is not taken
-// for it, and the table's slots stay 32 bytes (Options.CacheSize's sizes).
+// keys, made to have a single slot so that every key shares it: a cache
+// key with the same digest under another head is not taken for it, a key
+// that verified later takes the slot over, and slots stay 32 bytes
+// (Options.CacheSize's sizes).
 func TestVerifiedKeysTellHeadsApart(t *testing.T) {
 	key, err := apikey.GenerateKey(apikey.Client)
 	if err != nil {
@@ -45,6 +47,10 @@ func TestVerifiedKeysTellHeadsApart(t *testing.T) {
 	other := k
 	other.head[0] = 's'
 	table := newVerifiedKeys(0)
+	table.mask = 0 // one slot: only the tags tell keys apart
+	if table.contains(k) {
+		t.Fatal("an empty table contains a key")
+	}
 	table.add(k, 42, false)
 	if !table.contains(k) {
 		t.Fatal("a key that verified is not in the table")
@@ -57,6 +63,13 @@ func TestVerifiedKeysTellHeadsApart(t *testing.T) {
 	}
 	if table.contains(other) {
 		t.Fatal("a key with another head is taken for the key that verified")
+	}
+	table.add(other, 43, true)
+	if table.contains(k) {
+		t.Fatal("a key is still in the slot that a later key took over")
+	}
+	if match, outdated := table.matches(other, 43); !match || !outdated {
+		t.Fatalf("the later key: match %v, outdated %v", match, outdated)
 	}
 	if size := unsafe.Sizeof(verifiedSlot{}); size != 32 {
 		t.Fatalf("slots of %d bytes, documented as 32", size)

@@ -112,9 +112,10 @@ type verifiedKeys struct {
 }
 
 type verifiedSlot struct {
-	tag      [16]byte // of the cache key (verifiedRef), zero for an empty slot
+	tag      [16]byte // of the cache key (verifiedRef)
 	hash     uint64   // fingerprint of the stored hash that verified
 	outdated bool     // that hash was weaker than the hasher's parameters
+	used     bool     // false for an empty slot
 }
 
 // minVerifiedSlots is the smallest table: 65,536 slots of 32 bytes (2 MiB).
@@ -145,8 +146,8 @@ type verifiedRef struct {
 
 // ref returns k's place in the table: SHA-256(secret || k), one SHA-256
 // block, whose first 8 bytes choose the slot and the next 16 are the tag.
-// Two cache keys share a tag with probability 2^-128, and a zero tag (an
-// empty slot) is as unlikely. It runs before s.mu is taken.
+// Two cache keys share a tag with probability 2^-128. It runs before s.mu
+// is taken.
 func (s *verifiedKeys) ref(k cacheKey) verifiedRef {
 	var in [len(s.secret) + len(k.sum) + len(k.head)]byte
 	n := copy(in[:], s.secret[:])
@@ -164,7 +165,7 @@ func (s *verifiedKeys) add(k cacheKey, hashPrint uint64, outdated bool) {
 	r := s.ref(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.slots[r.slot] = verifiedSlot{tag: r.tag, hash: hashPrint, outdated: outdated}
+	s.slots[r.slot] = verifiedSlot{tag: r.tag, hash: hashPrint, outdated: outdated, used: true}
 }
 
 // contains reports whether k verified in this process (and was not pushed
@@ -173,7 +174,8 @@ func (s *verifiedKeys) contains(k cacheKey) bool {
 	r := s.ref(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.slots[r.slot].tag == r.tag
+	slot := s.slots[r.slot]
+	return slot.used && slot.tag == r.tag
 }
 
 // matches reports whether k verified before against the stored hash with
@@ -183,7 +185,7 @@ func (s *verifiedKeys) matches(k cacheKey, hashPrint uint64) (match, outdated bo
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	slot := s.slots[r.slot]
-	if slot.tag != r.tag || slot.hash != hashPrint {
+	if !slot.used || slot.tag != r.tag || slot.hash != hashPrint {
 		return false, false
 	}
 	return true, slot.outdated
