@@ -133,7 +133,7 @@ func BenchmarkPreflightManyAccounts(b *testing.B) {
 			want := c.name != "nobody"
 			b.ReportAllocs()
 			for b.Loop() {
-				if v.preflightAllows(p, c.origin) != want {
+				if v.settings.preflightAllows(p, c.origin, false) != want {
 					b.Fatal("wrong answer")
 				}
 			}

@@ -1,11 +1,14 @@
 package middleware
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware/internal/keycache"
 )
 
 // check authenticates r against a valid policy p and calls the hooks.
@@ -57,19 +60,19 @@ func (v *Validator) authenticate(r *http.Request, p Policy, origin []string) (pr
 	if err != nil {
 		return prefix, nil, err
 	}
-	if e.fail != nil {
-		return prefix, nil, e.fail
+	if e.Fail != nil {
+		return prefix, nil, e.Fail
 	}
-	switch e.status(now) {
+	id := e.Value
+	switch status(id, e.RevokedAt, now) {
 	case apikey.Revoked:
 		return prefix, nil, ErrRevokedKey
 	case apikey.Expired:
 		return prefix, nil, ErrExpiredKey
 	}
-	if err := v.checkClosed(e); err != nil {
+	if err := v.settings.checkClosed(id); err != nil {
 		return prefix, nil, err
 	}
-	id := e.ident
 	if id.Type == apikey.Server && len(origin) > 0 {
 		if v.cfg.OnLeakedServerKey != nil {
 			v.cfg.OnLeakedServerKey(r.Context(), attempt(r, prefix), id.clone())
@@ -82,16 +85,47 @@ func (v *Validator) authenticate(r *http.Request, p Policy, origin []string) (pr
 		return prefix, nil, err
 	}
 	if id.Type == apikey.Client && len(origin) > 0 {
-		if err := v.checkOrigin(id, origin[0]); err != nil {
+		if err := v.settings.checkOrigin(id, origin[0]); err != nil {
 			return prefix, nil, err
 		}
 	}
 	if id.Expiring && v.cfg.OnGrace != nil {
 		v.cfg.OnGrace(r.Context(), attempt(r, prefix), id.clone())
 	}
-	v.cache.touch(e, now)
-	v.queueRenewal(e, now)
+	v.cache.Touch(e, now)
 	return prefix, id, nil
+}
+
+// resolve returns the cache entry of the presented key string raw, and the
+// key's displayable prefix once raw is known to be well-formed: from the
+// cache or, on a miss, by parsing raw (apikey.ParseKey), then loading and
+// verifying the key. A hit needs no parsing: the cache holds only keys
+// that parsed, under a Key that covers the whole string.
+func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*entry, string, error) {
+	var k keycache.Key
+	if len(raw) == apikey.KeyLength { // any other length is malformed: ParseKey says why
+		k = keycache.KeyOf(raw)
+		if e := v.cache.Get(k, now); e != nil {
+			v.stats.hits.add(k)
+			return e, raw[:apikey.PrefixLength], nil
+		}
+	}
+	key, err := apikey.ParseKey(raw)
+	if err != nil {
+		return nil, "", &refusal{reason: ErrMalformedKey, cause: err}
+	}
+	v.stats.misses.add(k)
+	e, err := v.verifier.verify(ctx, key, k)
+	return e, key.Prefix(), err
+}
+
+// status returns the status at now of a valid key. A key with no expiry
+// that is not revoked is active whatever the time.
+func status(id *Identity, revokedAt, now time.Time) apikey.Status {
+	if id.ExpiresAt.IsZero() && revokedAt.IsZero() {
+		return apikey.Active
+	}
+	return apikey.Record{ExpiresAt: id.ExpiresAt, RevokedAt: revokedAt}.Status(now)
 }
 
 // attempt describes r for the hooks: never the secret, only prefix, the

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware/internal/keycache"
 )
 
 // Identity is what the middleware learned about the key of an authenticated
@@ -41,9 +42,9 @@ type Identity struct {
 	// ExpiresAt (its grace period).
 	Expiring bool
 
-	expiresHeader string     // ExpiresAt as the HeaderKeyExpires value
-	issuer        *Validator // the Validator that verified the key; nil in copies
-	presented     cacheKey   // the cache key of the key string that verified; zero in copies
+	expiresHeader string       // ExpiresAt as the HeaderKeyExpires value
+	issuer        *Validator   // the Validator that verified the key; nil in copies
+	presented     keycache.Key // of the key string that verified; zero in copies
 }
 
 // HasScope reports whether the key may do what scope names: "*" grants
@@ -93,7 +94,7 @@ func verifiedBy(r *http.Request, v *Validator) *Identity {
 		return nil
 	}
 	raw, err := keyFromRequest(r, v.cfg.AllowBearer)
-	if err != nil || len(raw) != apikey.KeyLength || cacheKeyOf(raw) != id.presented {
+	if err != nil || len(raw) != apikey.KeyLength || keycache.KeyOf(raw) != id.presented {
 		return nil
 	}
 	return id
@@ -120,6 +121,6 @@ func (id *Identity) clone() Identity {
 	out := *id
 	out.Scopes = slices.Clone(id.Scopes)
 	out.Metadata = maps.Clone(id.Metadata)
-	out.issuer, out.presented = nil, cacheKey{}
+	out.issuer, out.presented = nil, keycache.Key{}
 	return out
 }

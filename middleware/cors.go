@@ -19,15 +19,15 @@ const HeaderKeyExpires = "Keystile-Key-Expires"
 // an account's environment. Settings not loaded yet, or an environment the
 // table does not know yet, fail closed with ErrUnavailable and ask the
 // background loop to load them.
-func (v *Validator) checkOrigin(id *Identity, origin string) error {
-	t := v.settings.table.Load()
+func (ss *settingsState) checkOrigin(id *Identity, origin string) error {
+	t := ss.table.Load()
 	if t == nil {
-		v.requestFullReload()
+		ss.requestFullReload()
 		return refuse(ErrUnavailable, "allowed origins not loaded yet")
 	}
 	s := t.get(envKey{id.Account, id.Environment})
 	if s == nil {
-		v.requestReload(envKey{id.Account, id.Environment})
+		ss.requestReload(envKey{id.Account, id.Environment})
 	}
 	if s == nil || s.missing {
 		return refuse(ErrUnavailable, "allowed origins of environment "+id.Environment+" not loaded yet")
@@ -45,17 +45,17 @@ func (v *Validator) checkOrigin(id *Identity, origin string) error {
 // is checked against its own account's environment. The answer comes from
 // an index of the allowed origins (originIndex), in time that does not grow
 // with the number of environments.
-func (v *Validator) preflightAllows(p Policy, origin string) bool {
+func (ss *settingsState) preflightAllows(p Policy, origin string, serverFromBrowser bool) bool {
 	if origin == "" {
 		return false // rs/cors asks for every request; most carry no Origin
 	}
-	if v.cfg.AllowServerKeyFromBrowser && p.acceptsType(apikey.Server) {
+	if serverFromBrowser && p.acceptsType(apikey.Server) {
 		return true
 	}
 	if !p.acceptsType(apikey.Client) {
 		return false
 	}
-	t := v.settings.table.Load()
+	t := ss.table.Load()
 	if t == nil {
 		return false
 	}
@@ -76,7 +76,7 @@ func (v *Validator) CORS(next http.Handler) http.Handler {
 	if next == nil {
 		panic("middleware: CORS: nil handler")
 	}
-	c := v.newCORS(Policy{Types: []apikey.KeyType{apikey.Server, apikey.Client}})
+	c := newCORS(v.cfg, v.settings, Policy{Types: []apikey.KeyType{apikey.Server, apikey.Client}})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isPreflight(r) {
 			addVary(w.Header(), v.vary[1:])
@@ -96,17 +96,19 @@ func isPreflight(r *http.Request) bool {
 // answered for the origins preflightAllows, X-API-Key and Content-Type (and
 // Authorization with AllowBearer) allowed, HeaderKeyExpires exposed, and
 // "Vary: Origin" on every response.
-func (v *Validator) newCORS(p Policy) *cors.Cors {
+func newCORS(cfg config, ss *settingsState, p Policy) *cors.Cors {
 	headers := []string{HeaderAPIKey, "Content-Type"}
-	if v.cfg.AllowBearer {
+	if cfg.AllowBearer {
 		headers = append(headers, "Authorization")
 	}
 	return cors.New(cors.Options{
-		AllowOriginRequestFunc: func(_ *http.Request, origin string) bool { return v.preflightAllows(p, origin) },
-		AllowedMethods:         v.cfg.AllowedMethods,
-		AllowedHeaders:         headers,
-		ExposedHeaders:         []string{HeaderKeyExpires},
-		MaxAge:                 int(v.cfg.PreflightMaxAge.Seconds()),
+		AllowOriginRequestFunc: func(_ *http.Request, origin string) bool {
+			return ss.preflightAllows(p, origin, cfg.AllowServerKeyFromBrowser)
+		},
+		AllowedMethods: cfg.AllowedMethods,
+		AllowedHeaders: headers,
+		ExposedHeaders: []string{HeaderKeyExpires},
+		MaxAge:         int(cfg.PreflightMaxAge.Seconds()),
 	})
 }
 

@@ -33,7 +33,7 @@ func TestFeedUpdateNeverRestoresAnOlderState(t *testing.T) {
 	ctx := context.Background()
 
 	// The feed page is read: the key's record, not revoked yet.
-	token := v.cache.startToken()
+	token := v.cache.Token()
 	old, err := ks.store.Key(ctx, key.ID())
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +48,7 @@ func TestFeedUpdateNeverRestoresAnOlderState(t *testing.T) {
 	if code := serveOnce(h, r).Code; code != http.StatusUnauthorized { // cached again, revoked
 		t.Fatalf("after the revocation: %d, want 401", code)
 	}
-	v.applyKeyChange(key.ID(), &old, token, time.Now())
+	v.follower.apply(key.ID(), &old, token, time.Now())
 	if code := serveOnce(h, r).Code; code != http.StatusUnauthorized {
 		t.Fatalf("after the older record was applied: %d, want 401", code)
 	}

@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -215,40 +216,47 @@ func TestFeedRevocationEndsVerificationsWithoutCache(t *testing.T) {
 		"B arrived after the feed reported the revocation (Key reads: %d)", store.reads.Load())
 }
 
-// TestCacheLifetimesAreSpread: keys verified at the same moment are not
-// all re-validated at the same moment: each entry is due for renewal
-// between 4/5 of CacheTTL and CacheTTL, and ends at CacheTTL.
-func TestCacheLifetimesAreSpread(t *testing.T) {
-	f := newFixture(t, nil)
-	store := &readCountingStore{Store: f.store.Store}
+// TestCachedKeysStayFreshWhileTheFeedIsRead: with a change feed, cached
+// keys are served past CacheTTL while the feed is read, with no store read;
+// without a feed, each key is read again once per CacheTTL, with no argon2.
+func TestCachedKeysStayFreshWhileTheFeedIsRead(t *testing.T) {
 	const ttl = time.Minute
-	// No feed reads: they would renew the entries of the new keys too.
-	v, err := middleware.New(middleware.Options{Store: store, Hasher: f.hasher, Now: f.clock.Now, CacheTTL: ttl, FeedInterval: time.Hour, BatchRenewals: true})
-	require.NoError(t, err)
-	defer v.Close()
-	h := v.Handler(okHandler)
-	keys := make([]apikey.Key, 40)
-	for i := range keys {
-		keys[i] = f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"*"}})
+	for _, feed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("feed=%v", feed), func(t *testing.T) {
+			f := newFixture(t, nil)
+			counting := &readCountingStore{Store: f.store.Store}
+			var store apikey.Store = counting
+			if !feed {
+				store = noFeedStore{counting}
+			}
+			keys := make([]apikey.Key, 10)
+			for i := range keys {
+				keys[i] = f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"*"}})
+			}
+			v, err := middleware.New(middleware.Options{Store: store, Hasher: f.hasher, Now: f.clock.Now, CacheTTL: ttl, FeedInterval: 5 * time.Millisecond})
+			require.NoError(t, err)
+			defer v.Close()
+			h := v.Handler(okHandler)
+			reread := func() int64 { // requests every key, returns the Key reads it took
+				before := counting.reads.Load()
+				for _, k := range keys {
+					require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code)
+				}
+				return counting.reads.Load() - before
+			}
+			require.EqualValues(t, len(keys), reread(), "first requests")
+			verifies := f.hasher.verifies.Load()
+			f.clock.Advance(ttl - time.Second)
+			assert.Zero(t, reread(), "entries are served for CacheTTL")
+			f.clock.Advance(2 * time.Second)
+			if feed {
+				require.Eventually(t, func() bool { return v.Stats().FeedLag == 0 }, 5*time.Second, time.Millisecond)
+				assert.Zero(t, reread(), "entries are served past CacheTTL while the feed is read")
+			} else {
+				assert.EqualValues(t, len(keys), reread(), "entries are read again after CacheTTL")
+				assert.Zero(t, reread(), "once")
+			}
+			assert.Equal(t, verifies, f.hasher.verifies.Load(), "argon2 ran again")
+		})
 	}
-	reread := func() int64 { // requests every key, returns the Key reads it took
-		before := store.reads.Load()
-		for _, k := range keys {
-			require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code)
-		}
-		return store.reads.Load() - before
-	}
-	require.EqualValues(t, len(keys), reread(), "first requests")
-
-	f.clock.Advance(ttl*4/5 - time.Second)
-	assert.Zero(t, reread(), "every entry is served for 4/5 of the TTL")
-	f.clock.Advance(ttl / 10)
-	assert.Zero(t, reread(), "entries due for renewal are still served")
-	// The background loop renews the keys due (every second), in one pass.
-	require.Eventually(t, func() bool { return v.Stats().CacheRenewals > 0 }, 5*time.Second, 5*time.Millisecond,
-		"some entries are due for renewal before 9/10 of the TTL")
-	renewed := int64(v.Stats().CacheRenewals)
-	assert.Less(t, renewed, int64(len(keys)), "some are due after (about 1 chance in 2^31 of failing)")
-	f.clock.Advance(ttl/10 + time.Second) // the TTL since the first requests
-	assert.EqualValues(t, int64(len(keys))-renewed, reread(), "the others' entries end at the TTL")
 }

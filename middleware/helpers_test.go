@@ -15,6 +15,7 @@ import (
 	"github.com/keystile/keystile/internal/fakeclock"
 	"github.com/keystile/keystile/internal/faulttest"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/storage"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -63,8 +64,7 @@ type clock = fakeclock.Clock
 
 func newClock() *clock { return fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
-// readCountingStore counts Key reads (not those of the KeysByID it
-// inherits, which only Options.BatchRenewals uses).
+// readCountingStore counts Key reads.
 type readCountingStore struct {
 	*memory.Store
 	reads atomic.Int64
@@ -75,8 +75,8 @@ func (s *readCountingStore) Key(ctx context.Context, id string) (apikey.Record, 
 	return s.Store.Key(ctx, id)
 }
 
-// flakyStore is a memory store whose reads can be made to fail (not those
-// of the KeysByID it inherits: no Validator over it sets BatchRenewals).
+// flakyStore is a memory store whose reads, change feed included, can be
+// made to fail.
 type flakyStore struct {
 	*memory.Store
 	down atomic.Bool
@@ -90,6 +90,16 @@ func (s *flakyStore) Key(ctx context.Context, id string) (apikey.Record, error) 
 	}
 	return s.Store.Key(ctx, id)
 }
+
+func (s *flakyStore) Changes(ctx context.Context, since int64, limit int) ([]storage.Changed, int64, error) {
+	if s.down.Load() {
+		return nil, 0, errDown
+	}
+	return s.Store.Changes(ctx, since, limit)
+}
+
+// noFeedStore is a store without a change feed.
+type noFeedStore struct{ apikey.Store }
 
 func (s *flakyStore) Environments(ctx context.Context, q apikey.EnvironmentQuery) ([]apikey.Settings, error) {
 	if s.down.Load() {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/internal/fakeclock"
+	"github.com/keystile/keystile/middleware/internal/keycache"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -46,17 +47,6 @@ func (s *countingStore) Key(ctx context.Context, id string) (apikey.Record, erro
 		s.reads[i].Add(1)
 	}
 	return s.Store.Key(ctx, id)
-}
-
-// KeysByID counts a read of each key, as Key does.
-func (s *countingStore) KeysByID(ctx context.Context, ids []string) ([]apikey.Record, error) {
-	s.total.Add(int64(len(ids)))
-	for _, id := range ids {
-		if i, ok := s.index[id]; ok {
-			s.reads[i].Add(1)
-		}
-	}
-	return s.Store.KeysByID(ctx, ids)
 }
 
 // maxReads returns the most reads of any one key since the last call, and
@@ -152,9 +142,7 @@ func BenchmarkManyKeys(b *testing.B) {
 	}
 	n := len(ks.keys)
 	// Requests per key per CacheTTL. With a request every quarter of the
-	// TTL, each key is re-validated once per TTL as long as an entry lives
-	// more than three quarters of it (it lives four fifths or more: see
-	// cache.deadline).
+	// TTL, each key is re-validated once per TTL.
 	const perLifetime = 4
 	ttl := DefaultCacheTTL
 	if ttl%time.Duration(perLifetime*n) != 0 {
@@ -164,9 +152,9 @@ func BenchmarkManyKeys(b *testing.B) {
 	clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	store := newCountingStore(ks.store, ks.index)
 	hasher := &countingHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}}
-	defer func(every time.Duration) { renewEvery = every }(renewEvery)
-	renewEvery = time.Hour // renewals happen on the fake clock, in serve below
-	v, err := New(Options{Store: store, Hasher: hasher, Now: clk.Now, BatchRenewals: true})
+	// The change feed is read once, at New: entries then live CacheTTL
+	// after their read, as without a feed.
+	v, err := New(Options{Store: store, Hasher: hasher, Now: clk.Now, FeedInterval: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -213,19 +201,13 @@ func BenchmarkManyKeys(b *testing.B) {
 	start, reads := clk.Now(), store.total.Load()
 
 	// serve sends request j of the stream: key j mod n, step after j-1.
-	// Every 40th of the TTL of the fake clock (1.5 s), it renews the keys
-	// queued for renewal, as the renewal goroutine does every second of
-	// real time.
 	j := 0
-	renewEvery := perLifetime * n / 40
 	serve := func() {
 		clk.Advance(step)
 		if w := serveOnce(h, requests[j%n]); w.Code != http.StatusOK {
 			b.Fatalf("request %d: status %d", j, w.Code)
 		}
-		if j++; j%renewEvery == 0 {
-			v.renewQueued(context.Background())
-		}
+		j++
 	}
 	// Three lifetimes, then the timed requests: no argon2, and at most one
 	// read per key per lifetime.
@@ -238,7 +220,7 @@ func BenchmarkManyKeys(b *testing.B) {
 		}
 		if most := store.maxReads(); most > 1 {
 			st := v.Stats()
-			b.Fatalf("lifetime %d: a key was read %d times (renewals %d, misses %d, hits %d)", lifetime+1, most, st.CacheRenewals, st.CacheMisses, st.CacheHits)
+			b.Fatalf("lifetime %d: a key was read %d times (misses %d, hits %d)", lifetime+1, most, st.CacheMisses, st.CacheHits)
 		}
 	}
 	b.ReportAllocs()
@@ -317,9 +299,8 @@ func heapInUse() uint64 {
 
 // TestRevalidationNeedsNoArgon2: a key whose cache entry has passed its
 // deadline, or was evicted by a change, is re-validated by one store read,
-// without argon2, even when the table of verified keys has forgotten it
-// (as it does for some keys when there are many): the old entry remembers
-// the hash it verified against. A changed hash is verified again.
+// without argon2: the table of verified keys remembers the hash it
+// verified against. A changed hash is verified again.
 func TestRevalidationNeedsNoArgon2(t *testing.T) {
 	ks, err := newKeySet(1)
 	if err != nil {
@@ -328,7 +309,7 @@ func TestRevalidationNeedsNoArgon2(t *testing.T) {
 	clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	store := newCountingStore(ks.store, ks.index)
 	hasher := &countingHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}}
-	v, err := New(Options{Store: store, Hasher: hasher, Now: clk.Now})
+	v, err := New(Options{Store: store, Hasher: hasher, Now: clk.Now, FeedInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +332,6 @@ func TestRevalidationNeedsNoArgon2(t *testing.T) {
 	expect("cached", http.StatusOK, 1, 1)
 	for lifetime := range 3 {
 		clk.Advance(DefaultCacheTTL)
-		v.verified = newVerifiedKeys(0) // forgets every key
 		expect(fmt.Sprintf("lifetime %d", lifetime+2), http.StatusOK, 1, int64(2+lifetime))
 	}
 
@@ -362,7 +342,6 @@ func TestRevalidationNeedsNoArgon2(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.Invalidate(apikey.Event{Action: apikey.ActionSetScopes, Environment: apikey.Production, KeyID: key.ID()})
-	v.verified = newVerifiedKeys(0)
 	expect("evicted", http.StatusOK, 1, 5)
 
 	// The stored hash changes (as an upgrade would change it): argon2 runs
@@ -438,9 +417,8 @@ func TestRevalidationsKeepTheThrottle(t *testing.T) {
 }
 
 // TestUpgradeRemembersTheNewHash: the validator that upgraded a key's hash
-// re-validates the key against it without argon2, even when the change
-// feed has evicted the key and the table of verified keys has forgotten
-// it.
+// re-validates the key against it without argon2 once the change feed has
+// evicted the key.
 func TestUpgradeRemembersTheNewHash(t *testing.T) {
 	store := memory.New()
 	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
@@ -470,22 +448,31 @@ func TestUpgradeRemembersTheNewHash(t *testing.T) {
 		t.Fatalf("status %d", w.Code)
 	}
 	// Wait for the upgrade to be stored, and for the cache to learn of it.
-	k := cacheKeyOf(key.Reveal())
+	k := keycache.KeyOf(key.Reveal())
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		rec, err := store.Key(context.Background(), key.ID())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if match, _ := v.cache.verifiedBefore(k, fingerprint(rec.Hash.Reveal())); match && !rec.Hash.Equal(before.Hash) {
+		if match, _ := v.verifier.verified.Matches(k, keycache.Fingerprint(rec.Hash.Reveal())); match && !rec.Hash.Equal(before.Hash) {
 			break
 		}
 	}
 	v.Invalidate(apikey.Event{Action: apikey.ActionRotate, Environment: apikey.Production, KeyID: key.ID()}) // as the feed would
-	v.verified = newVerifiedKeys(0)
 	if w := serveOnce(h, r); w.Code != http.StatusOK {
 		t.Fatalf("status %d", w.Code)
 	}
 	if got := hasher.verifies.Load(); got != 1 {
 		t.Fatalf("%d argon2 runs, want 1", got)
 	}
+}
+
+// idOf returns the key id of the key string s.
+func idOf(t *testing.T, s string) string {
+	t.Helper()
+	key, err := apikey.ParseKey(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key.ID()
 }

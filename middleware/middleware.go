@@ -2,15 +2,15 @@ package middleware
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
-
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware/internal/keycache"
 	"github.com/keystile/keystile/storage"
 )
 
@@ -22,82 +22,75 @@ const startupTimeout = 5 * time.Second
 // handlers with Handler or Require, and Close it after the server has shut
 // down. A Validator is safe for concurrent use.
 type Validator struct {
-	cfg        config
-	cache      *cache
-	throttle   *throttle
-	verified   *verifiedKeys // presented keys that verified in this process
-	group      singleflight.Group
-	sem        chan struct{} // argon2 concurrency cap
-	settings   settingsState // allowed origins and closed accounts (settings.go)
-	feed       storage.ChangeFeed
-	recorder   storage.LastUsedRecorder
-	batch      storage.KeyBatchReader // nil: keys are renewed one by one
-	renewals   renewQueue             // keys due for renewal (renew.go)
-	renewEvery time.Duration          // renewEvery when New ran
-	pos        feedState              // change-feed position; background loop only
-	vary       []string               // the Vary values of every response: Origin and the key's headers
-	varyLine   []string               // vary as one header line
-	stats      stats
-
-	ctx    context.Context // ends at Close
-	cancel context.CancelFunc
-	closed atomic.Bool
-	mu     sync.Mutex // guards wg.Add against Close
-	wg     sync.WaitGroup
+	cfg      config
+	cache    *keycache.Cache[*Identity]
+	verifier *verifier
+	settings *settingsState
+	follower *follower
+	tasks    tasks
+	vary     []string // the Vary values of every response: Origin and the key's headers
+	varyLine []string // vary as one header line
+	stats    stats
+	closed   atomic.Bool
 }
 
 // New validates opts and returns a running Validator. It reads the store's
 // change-feed revision, if it has a change feed, then loads every account's
 // environments' settings, a page at a time, waiting up to 5 seconds; if
-// the store does not answer, New
-// still succeeds, reports the error to OnBackgroundError and keeps trying in
-// the background (meanwhile publishable keys used from browsers get
-// ErrUnavailable). New starts one background goroutine, which Close stops.
+// the store does not answer, New still succeeds, reports the error to
+// OnBackgroundError and keeps trying in the background (meanwhile
+// publishable keys used from browsers get ErrUnavailable). The background
+// goroutines New starts end at Close.
 func New(opts Options) (*Validator, error) {
 	cfg, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	c, err := newCache(cfg)
+	size := cfg.CacheSize
+	if !cfg.cacheEnabled {
+		size = -1
+	}
+	c, err := keycache.New[*Identity](size, cfg.failureEnabled)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("middleware: %w", err)
 	}
-	verified := newVerifiedKeys(cfg.CacheSize)
-	v := &Validator{
-		cfg:      cfg,
-		cache:    c,
-		verified: verified,
-		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow),
-		sem:      make(chan struct{}, cfg.MaxConcurrentHashes),
-		vary:     varyHeaders(cfg.AllowBearer),
-		varyLine: varyLine(cfg.AllowBearer),
-	}
-	v.settings.init()
-	report := cfg.OnBackgroundError
-	v.cfg.OnBackgroundError = func(err error) {
+	v := &Validator{cfg: cfg, cache: c, vary: varyHeaders(cfg.AllowBearer), varyLine: varyLine(cfg.AllowBearer)}
+	report := func(err error) {
 		v.stats.backgroundErrs.Add(1)
+		cfg.OnBackgroundError(err)
+	}
+	v.cfg.OnBackgroundError = report
+	v.tasks.ctx, v.tasks.cancel = context.WithCancel(context.Background())
+	store := safeStore{cfg.Store}
+	v.settings = newSettings(v.tasks.ctx, store, report)
+	v.verifier = &verifier{
+		issuer: v, store: store, hasher: safeHasher{cfg.Hasher}, now: cfg.Now,
+		ttl: cfg.CacheTTL, failureTTL: cfg.FailureTTL, cache: c,
+		verified: keycache.NewVerified(max(cfg.CacheSize, DefaultCacheSize)),
+		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow),
+		stats:    &v.stats, report: report, background: v.tasks.start,
+		sem: make(chan struct{}, cfg.MaxConcurrentHashes),
+	}
+	f := &follower{
+		cache: c, verifier: v.verifier, settings: v.settings, stats: &v.stats,
+		now: cfg.Now, ttl: cfg.CacheTTL, report: report,
+		settingsEvery: cfg.SettingsInterval, lastUsedEvery: cfg.LastUsedInterval,
+	}
+	if feed, ok := cfg.Store.(storage.ChangeFeed); ok {
+		f.feed, f.wake, f.feedEvery = safeFeed{feed}, cfg.FeedWake, cfg.FeedInterval
+	}
+	if rec, ok := cfg.Store.(storage.LastUsedRecorder); ok {
+		f.recorder = safeRecorder{rec}
+	}
+	v.follower = f
+
+	ctx, cancel := context.WithTimeout(v.tasks.ctx, startupTimeout)
+	defer cancel()
+	f.start(ctx) // first, so that no change made during the load is missed
+	if err := v.settings.loadSettings(ctx); err != nil {
 		report(err)
 	}
-	v.feed, _ = cfg.Store.(storage.ChangeFeed)
-	v.recorder, _ = cfg.Store.(storage.LastUsedRecorder)
-	if cfg.BatchRenewals {
-		v.batch, _ = cfg.Store.(storage.KeyBatchReader)
-	}
-	v.renewals.max, v.renewEvery = max(cfg.CacheSize, 0), renewEvery
-	v.ctx, v.cancel = context.WithCancel(context.Background())
-
-	ctx, cancel := context.WithTimeout(v.ctx, startupTimeout)
-	defer cancel()
-	v.startFeed(ctx) // first, so that no change made during the load is missed
-	if err := v.loadSettings(ctx); err != nil {
-		v.cfg.OnBackgroundError(err)
-	}
-
-	v.wg.Add(1)
-	go v.run()
-	if cfg.cacheEnabled {
-		v.background(v.renewLoop)
-	}
+	v.tasks.start(f.run)
 	return v, nil
 }
 
@@ -144,7 +137,7 @@ func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
 		panic(err)
 	}
 	p = Policy{Types: slices.Clone(p.Types), Scope: p.Scope, Environments: slices.Clone(p.Environments)}
-	c := v.newCORS(p)
+	c := newCORS(v.cfg, v.settings, p)
 	return func(next http.Handler) http.Handler {
 		if next == nil {
 			panic("middleware: Require: nil handler")
@@ -211,14 +204,14 @@ func (v *Validator) Invalidate(e apikey.Event) {
 	case apikey.ActionView, apikey.ActionReveal:
 		return // nothing changed
 	case apikey.ActionSetOrigins, apikey.ActionClose:
-		v.reloadEnvNow(account, e.Environment)
+		v.settings.reloadEnvNow(account, e.Environment)
 	case apikey.ActionBootstrap: // one event per new key: reload once
 		if t := v.settings.table.Load(); t == nil || !t.has(envKey{account, e.Environment}) {
-			v.reloadEnvNow(account, e.Environment)
+			v.settings.reloadEnvNow(account, e.Environment)
 		}
 	}
 	if e.KeyID != "" {
-		v.cache.evict(e.KeyID)
+		v.cache.Evict(e.KeyID)
 	}
 }
 
@@ -227,83 +220,46 @@ func (v *Validator) Invalidate(e apikey.Event) {
 // so close the Validator after the server has shut down. Close is
 // idempotent; later calls return nil.
 func (v *Validator) Close() error {
-	v.mu.Lock()
-	if v.closed.Load() {
-		v.mu.Unlock()
+	v.closed.Store(true)
+	if !v.tasks.close() {
 		return nil
 	}
-	v.closed.Store(true)
-	v.mu.Unlock()
-	v.cancel()
-	v.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), startupTimeout)
 	defer cancel()
-	return v.flushLastUsed(ctx)
+	return v.follower.flushLastUsed(ctx)
 }
 
-// background runs fn in a goroutine that Close waits for, with a context
-// that ends at Close. After Close it does nothing.
-func (v *Validator) background(fn func(ctx context.Context)) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.closed.Load() {
+// tasks are the goroutines of a Validator, which Close ends and waits for.
+type tasks struct {
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	mu     sync.Mutex // guards closed and wg.Add
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// start runs fn in a goroutine with a context that ends at Close. After
+// Close it does nothing.
+func (t *tasks) start(fn func(ctx context.Context)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
 		return
 	}
-	v.wg.Add(1)
-	go func() {
-		defer v.wg.Done()
-		fn(v.ctx)
-	}()
+	t.wg.Go(func() { fn(t.ctx) })
 }
 
-// feedWake returns the channel that signals news in the change feed, or
-// nil (never ready) when the store has no feed or nothing signals.
-func (v *Validator) feedWake() <-chan struct{} {
-	if v.feed == nil {
-		return nil
+// close ends the tasks and waits for them. It reports false if they were
+// ended before.
+func (t *tasks) close() bool {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return false
 	}
-	return v.cfg.FeedWake
-}
-
-// run is the background loop: change feed, settings reloads, last-used
-// writes. Renewals of cached keys have a goroutine of their own
-// (renewLoop).
-func (v *Validator) run() {
-	defer v.wg.Done()
-	var feedC, lastUsedC <-chan time.Time
-	if v.feed != nil {
-		t := time.NewTicker(v.cfg.FeedInterval)
-		defer t.Stop()
-		feedC = t.C
-	}
-	if v.recorder != nil {
-		t := time.NewTicker(v.cfg.LastUsedInterval)
-		defer t.Stop()
-		lastUsedC = t.C
-	}
-	var settingsC <-chan time.Time
-	if v.cfg.SettingsInterval > 0 {
-		t := time.NewTicker(v.cfg.SettingsInterval)
-		defer t.Stop()
-		settingsC = t.C
-	}
-	for {
-		select {
-		case <-v.ctx.Done():
-			return
-		case <-feedC:
-			v.pollFeed(v.ctx)
-			v.reloadPending(v.ctx) // retries of failed reloads
-		case <-v.feedWake():
-			v.pollFeed(v.ctx)
-		case <-settingsC:
-			v.reloadSettings(v.ctx)
-		case <-v.settings.signal:
-			v.reloadPending(v.ctx)
-		case <-lastUsedC:
-			if err := v.flushLastUsed(v.ctx); err != nil {
-				v.cfg.OnBackgroundError(err)
-			}
-		}
-	}
+	t.closed = true
+	t.mu.Unlock()
+	t.cancel()
+	t.wg.Wait()
+	return true
 }

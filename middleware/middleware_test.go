@@ -99,8 +99,8 @@ func TestStorageFailure(t *testing.T) {
 }
 
 // TestStoreDownServesCachedUntilTTL checks that cached keys keep working
-// during an outage for their cache lifetime (4/5 of the TTL or more), and
-// nothing is served past the TTL.
+// during an outage (store and change feed down) until CacheTTL after the
+// last successful read, and nothing is served past it.
 func TestStoreDownServesCachedUntilTTL(t *testing.T) {
 	f := newFixture(t, func(o *middleware.Options) { o.CacheTTL = time.Minute })
 	h := f.v.Handler(okHandler)

@@ -76,26 +76,13 @@ type Options struct {
 	// table of keys that verified (see ThrottleFailures) is allocated at
 	// New: four 32-byte slots per cached key, 16 MiB for the default size.
 	CacheSize int
-	// CacheTTL is how long, at most, a verified key is served from the cache
-	// after its record was read; then it is loaded again. A key whose stored
-	// hash has not changed since it verified in this process is
-	// re-validated by that read alone, without argon2 (unless caching is
-	// off: see CacheSize). Each entry is due for renewal CacheTTL minus up
-	// to a fifth after the read, at random, so that keys verified together
-	// are not all re-validated together; a request served between then and
-	// the end queues the key, and a goroutine renews the queued keys every
-	// second from a new read (see BatchRenewals), so that a key in steady
-	// use never waits for its re-validation. CacheTTL bounds how long a key
-	// revoked in another process stays usable when no change feed reaches
-	// this one. Zero means DefaultCacheTTL (1 minute).
+	// CacheTTL bounds how long a cached key is served on what this process
+	// last read of it. With a change feed, a cached key is served while the
+	// feed was read successfully within CacheTTL (or within CacheTTL of its
+	// own read); without one, for CacheTTL after its record was read. Then
+	// the key is read again (one store read, and no argon2 while its stored
+	// hash is unchanged). Zero means DefaultCacheTTL.
 	CacheTTL time.Duration
-	// BatchRenewals lets the renewals of cached keys (see CacheTTL) read up
-	// to 1,000 keys in one call, through the store's
-	// storage.KeyBatchReader, rather than one Key call per key. Set it
-	// when the store's KeysByID returns what its Key would: a wrapper that
-	// embeds a store and overrides Key would otherwise be bypassed by the
-	// KeysByID it inherits. Ignored when the store has no KeysByID.
-	BatchRenewals bool
 	// FailureTTL is how long an unknown key or a wrong secret is remembered,
 	// so that repeating it costs no storage call. Zero means
 	// DefaultFailureTTL (5 seconds); a negative value disables it. Storage

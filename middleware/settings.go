@@ -103,9 +103,9 @@ func (t *settingsTable) has(k envKey) bool {
 	return s != nil && !s.missing
 }
 
-// put replaces the entry of k (nil removes it) and returns the entry it
-// replaced. Writers are serialised by settingsState.mu.
-func (t *settingsTable) put(k envKey, s *envSettings) *envSettings {
+// put replaces the entry of k (nil removes it). Writers are serialised by
+// settingsState.mu.
+func (t *settingsTable) put(k envKey, s *envSettings) {
 	p := t.shard(k)
 	var m map[envKey]*envSettings
 	if cur := p.Load(); cur != nil {
@@ -122,7 +122,6 @@ func (t *settingsTable) put(k envKey, s *envSettings) *envSettings {
 	p.Store(&m)
 	t.index.replace(k.environment, old, s)
 	t.size.Add(int64(known(s) - known(old)))
-	return old
 }
 
 func known(s *envSettings) int {
@@ -132,15 +131,20 @@ func known(s *envSettings) int {
 	return 1
 }
 
-// settingsState is the Validator's view of the settings.
+// settingsState holds every account's environments' settings: the table,
+// the preflight index, the full and per-environment loads, and the queue
+// of reloads for the follower.
 type settingsState struct {
+	store  apikey.Store
+	report func(error)     // Options.OnBackgroundError
+	ctx    context.Context // ends at Close
+
 	table atomic.Pointer[settingsTable] // nil until the first full load
 	mu    sync.Mutex                    // serialises loads and updates of the table
 
-	// closedGen counts the environments seen closed; a cached key whose
-	// entry saw its environment open at the current generation needs no
-	// look-up (checkClosed).
-	closedGen atomic.Uint64
+	// anyClosed reports that some environment was seen closed: until then
+	// no request looks its environment up (checkClosed).
+	anyClosed atomic.Bool
 
 	pendingMu sync.Mutex
 	pending   map[envKey]struct{} // environments to reload
@@ -148,9 +152,8 @@ type settingsState struct {
 	signal    chan struct{}       // wakes the background loop; capacity 1
 }
 
-func (s *settingsState) init() {
-	s.pending, s.signal = map[envKey]struct{}{}, make(chan struct{}, 1)
-	s.closedGen.Store(1) // entries start at 0: their first check looks
+func newSettings(ctx context.Context, store apikey.Store, report func(error)) *settingsState {
+	return &settingsState{store: store, report: report, ctx: ctx, pending: map[envKey]struct{}{}, signal: make(chan struct{}, 1)}
 }
 
 // lookup returns the settings of an account's environment, or nil when
@@ -169,17 +172,14 @@ func (s *settingsState) lookup(account, environment string) *envSettings {
 // checkClosed refuses a key whose account was closed: CloseAccount marks
 // every environment's settings closed before it revokes the keys, so a key
 // created in a race with the close, which the close did not revoke, is
-// refused too. A cached key needs a table look-up only when an
-// environment was closed since its last check.
-func (v *Validator) checkClosed(e *entry) error {
-	gen := v.settings.closedGen.Load()
-	if e.openAt.Load() == gen {
+// refused too.
+func (ss *settingsState) checkClosed(id *Identity) error {
+	if !ss.anyClosed.Load() {
 		return nil
 	}
-	if s := v.settings.lookup(e.ident.Account, e.ident.Environment); s != nil && s.closed {
+	if s := ss.lookup(id.Account, id.Environment); s != nil && s.closed {
 		return refuse(ErrRevokedKey, "the key's account was closed")
 	}
-	e.openAt.Store(gen)
 	return nil
 }
 
@@ -190,7 +190,7 @@ func (v *Validator) checkClosed(e *entry) error {
 // that parse. parsed, if not nil, remembers the entries parsed during one
 // full load, so that an entry shared by many environments (a localhost
 // origin) is parsed once.
-func (v *Validator) parseSettings(st apikey.Settings, es *envSettings, origins *[]apikey.Origin, patterns *[]string, parsed map[string]apikey.Origin) {
+func (ss *settingsState) parseSettings(st apikey.Settings, es *envSettings, origins *[]apikey.Origin, patterns *[]string, parsed map[string]apikey.Origin) {
 	es.closed = !st.ClosedAt.IsZero()
 	if es.closed {
 		return // its keys are refused: no origin is needed
@@ -201,7 +201,7 @@ func (v *Validator) parseSettings(st apikey.Settings, es *envSettings, origins *
 		if !ok {
 			var err error
 			if o, err = apikey.ParseOrigin(entry); err != nil {
-				v.cfg.OnBackgroundError(fmt.Errorf("middleware: account %s, environment %s: %w", st.Account, st.Environment, err))
+				ss.report(fmt.Errorf("middleware: account %s, environment %s: %w", st.Account, st.Environment, err))
 				continue
 			}
 			if parsed != nil {
@@ -223,11 +223,11 @@ func (v *Validator) parseSettings(st apikey.Settings, es *envSettings, origins *
 }
 
 // newEnvSettings returns the table entry of st, allocated on its own.
-func (v *Validator) newEnvSettings(st apikey.Settings) *envSettings {
+func (ss *settingsState) newEnvSettings(st apikey.Settings) *envSettings {
 	es := &envSettings{}
 	origins := make([]apikey.Origin, 0, len(st.AllowedOrigins))
 	patterns := make([]string, 0, len(st.AllowedOrigins))
-	v.parseSettings(st, es, &origins, &patterns, nil)
+	ss.parseSettings(st, es, &origins, &patterns, nil)
 	return es
 }
 
@@ -244,13 +244,12 @@ func contains(list []string, s string) bool {
 // time, and replaces the table. Memory: each page's entries, origins and
 // patterns are allocated in three arrays, and the shards and the preflight
 // index are allocated at their final size once every page is read.
-func (v *Validator) loadSettings(ctx context.Context) (err error) {
-	defer catchPanic("loading environment settings", &err)
+func (ss *settingsState) loadSettings(ctx context.Context) error {
 	// One load or update at a time: a read that began before a change must
 	// not replace the table of a read that began after it.
-	v.settings.mu.Lock()
-	defer v.settings.mu.Unlock()
-	v.takePending() // this load covers them
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.takePending() // this load covers them
 	t := &settingsTable{seed: maphash.MakeSeed()}
 	// Each page's entries, kept until the shards can be sized: a slice per
 	// page, so that nothing is copied as the list grows.
@@ -267,7 +266,7 @@ func (v *Validator) loadSettings(ctx context.Context) (err error) {
 	closed := false
 	done := make(chan struct{})
 	defer close(done) // ends the reader if this load ends early
-	pages, errc := v.pageEnvironments(ctx, done)
+	pages, errc := ss.pageEnvironments(ctx, done)
 	for page := range pages {
 		entries := 0
 		for _, st := range page {
@@ -279,7 +278,7 @@ func (v *Validator) loadSettings(ctx context.Context) (err error) {
 		read := make([]loaded, len(page))
 		for i, st := range page {
 			k := envKey{st.Account, st.Environment}
-			v.parseSettings(st, &ess[i], &originArr, &patternArr, parsed)
+			ss.parseSettings(st, &ess[i], &originArr, &patternArr, parsed)
 			shard := t.shardOf(k)
 			read[i] = loaded{k, &ess[i], shard}
 			perShard[shard]++
@@ -293,7 +292,7 @@ func (v *Validator) loadSettings(ctx context.Context) (err error) {
 		}
 	}
 	if err := <-errc; err != nil {
-		v.markFullReload() // retried at the next poll or request that needs it
+		ss.markFullReload() // retried at the next poll or request that needs it
 		return fmt.Errorf("middleware: loading environment settings: %w", err)
 	}
 	var shards [settingsShards]map[envKey]*envSettings
@@ -315,9 +314,9 @@ func (v *Validator) loadSettings(ctx context.Context) (err error) {
 		}
 	}
 	t.size.Store(int64(count))
-	v.settings.table.Store(t)
+	ss.table.Store(t)
 	if closed {
-		v.settings.closedGen.Add(1)
+		ss.anyClosed.Store(true)
 	}
 	return nil
 }
@@ -325,23 +324,20 @@ func (v *Validator) loadSettings(ctx context.Context) (err error) {
 // pageEnvironments reads every account's environments' settings, a page
 // at a time, in a goroutine of its own, so that the store's next page is
 // read while the last one is parsed. It closes pages after the last page
-// or an error, then sends the error (or nil) on errc; a panic of the store
-// becomes an error. It stops early when done is closed.
-func (v *Validator) pageEnvironments(ctx context.Context, done <-chan struct{}) (<-chan []apikey.Settings, <-chan error) {
+// or an error, then sends the error (or nil) on errc. It stops early when
+// done is closed.
+func (ss *settingsState) pageEnvironments(ctx context.Context, done <-chan struct{}) (<-chan []apikey.Settings, <-chan error) {
 	pages, errc := make(chan []apikey.Settings, 1), make(chan error, 1)
 	go func() {
 		var err error
 		defer func() {
-			if p := recover(); p != nil {
-				err = panicError("loading environment settings", p)
-			}
 			close(pages)
 			errc <- err
 		}()
 		after := apikey.EnvironmentPosition{}
 		for {
 			var page []apikey.Settings
-			page, err = v.cfg.Store.Environments(ctx, apikey.EnvironmentQuery{After: after, Limit: settingsPage})
+			page, err = ss.store.Environments(ctx, apikey.EnvironmentQuery{After: after, Limit: settingsPage})
 			if err != nil {
 				return
 			}
@@ -362,16 +358,15 @@ func (v *Validator) pageEnvironments(ctx context.Context, done <-chan struct{}) 
 
 // reloadEnv reads one environment's settings (one Store.Settings call) and
 // updates its entry. Without a table yet, it asks for a full load instead.
-func (v *Validator) reloadEnv(ctx context.Context, k envKey) (err error) {
-	defer catchPanic("loading the settings of an environment", &err)
-	v.settings.mu.Lock()
-	defer v.settings.mu.Unlock()
-	t := v.settings.table.Load()
+func (ss *settingsState) reloadEnv(ctx context.Context, k envKey) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	t := ss.table.Load()
 	if t == nil {
-		v.requestFullReload()
+		ss.requestFullReload()
 		return nil
 	}
-	st, err := v.cfg.Store.Settings(ctx, k.account, k.environment)
+	st, err := ss.store.Settings(ctx, k.account, k.environment)
 	var es *envSettings
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):
@@ -382,11 +377,11 @@ func (v *Validator) reloadEnv(ctx context.Context, k envKey) (err error) {
 	case err != nil:
 		return fmt.Errorf("middleware: loading the settings of account %s, environment %s: %w", k.account, k.environment, err)
 	default:
-		es = v.newEnvSettings(st)
+		es = ss.newEnvSettings(st)
 	}
-	old := t.put(k, es)
-	if es.closed && (old == nil || !old.closed) {
-		v.settings.closedGen.Add(1)
+	t.put(k, es)
+	if es.closed {
+		ss.anyClosed.Store(true)
 	}
 	return nil
 }
@@ -395,100 +390,100 @@ func (v *Validator) reloadEnv(ctx context.Context, k envKey) (err error) {
 // that a change made through this process's Manager holds for the next
 // request. If the store does not answer within startupTimeout, the
 // background loop retries.
-func (v *Validator) reloadEnvNow(account, environment string) {
-	ctx, cancel := context.WithTimeout(v.ctx, startupTimeout)
+func (ss *settingsState) reloadEnvNow(account, environment string) {
+	ctx, cancel := context.WithTimeout(ss.ctx, startupTimeout)
 	defer cancel()
 	k := envKey{account, environment}
-	if err := v.reloadEnv(ctx, k); err != nil {
-		v.cfg.OnBackgroundError(err)
-		v.requestReload(k)
+	if err := ss.reloadEnv(ctx, k); err != nil {
+		ss.report(err)
+		ss.requestReload(k)
 	}
 }
 
 // requestReload asks the background loop to reload one environment's
 // settings soon. It never blocks.
-func (v *Validator) requestReload(k envKey) {
-	v.addPending(k)
-	v.wake()
+func (ss *settingsState) requestReload(k envKey) {
+	ss.addPending(k)
+	ss.wake()
 }
 
 // addPending notes that an environment's settings are to be reloaded, for
 // the background loop to do at its next wake-up (at the latest the next
 // change-feed poll).
-func (v *Validator) addPending(k envKey) {
-	v.settings.pendingMu.Lock()
-	defer v.settings.pendingMu.Unlock()
-	if len(v.settings.pending) < maxPendingEnvs {
-		v.settings.pending[k] = struct{}{}
+func (ss *settingsState) addPending(k envKey) {
+	ss.pendingMu.Lock()
+	defer ss.pendingMu.Unlock()
+	if len(ss.pending) < maxPendingEnvs {
+		ss.pending[k] = struct{}{}
 	} else {
-		v.settings.full = true
+		ss.full = true
 	}
 }
 
 // requestFullReload asks the background loop to reload every environment's
 // settings soon. It never blocks.
-func (v *Validator) requestFullReload() {
-	v.markFullReload()
-	v.wake()
+func (ss *settingsState) requestFullReload() {
+	ss.markFullReload()
+	ss.wake()
 }
 
 // markFullReload notes that a full reload is due, for the background loop
 // to do at its next wake-up.
-func (v *Validator) markFullReload() {
-	v.settings.pendingMu.Lock()
-	v.settings.full = true
-	v.settings.pendingMu.Unlock()
+func (ss *settingsState) markFullReload() {
+	ss.pendingMu.Lock()
+	ss.full = true
+	ss.pendingMu.Unlock()
 }
 
-func (v *Validator) wake() {
+func (ss *settingsState) wake() {
 	select {
-	case v.settings.signal <- struct{}{}:
+	case ss.signal <- struct{}{}:
 	default:
 	}
 }
 
 // takePending returns the environments waiting for a reload and whether a
 // full reload was asked for, and forgets both.
-func (v *Validator) takePending() (map[envKey]struct{}, bool) {
-	v.settings.pendingMu.Lock()
-	defer v.settings.pendingMu.Unlock()
-	pending, full := v.settings.pending, v.settings.full
+func (ss *settingsState) takePending() (map[envKey]struct{}, bool) {
+	ss.pendingMu.Lock()
+	defer ss.pendingMu.Unlock()
+	pending, full := ss.pending, ss.full
 	if len(pending) == 0 {
 		pending = nil
 	} else {
-		v.settings.pending = map[envKey]struct{}{}
+		ss.pending = map[envKey]struct{}{}
 	}
-	v.settings.full = false
+	ss.full = false
 	return pending, full
 }
 
 // reloadPending does the reloads asked for: in full, or one environment at
 // a time. Failed reloads are reported and asked for again, to be retried at
 // the next wake-up (a change-feed poll, or another request).
-func (v *Validator) reloadPending(ctx context.Context) {
-	pending, full := v.takePending()
+func (ss *settingsState) reloadPending(ctx context.Context) {
+	pending, full := ss.takePending()
 	if full {
-		v.reloadSettings(ctx)
+		ss.reloadSettings(ctx)
 		return
 	}
 	var failed []envKey
 	for k := range pending {
-		if err := v.reloadEnv(ctx, k); err != nil {
+		if err := ss.reloadEnv(ctx, k); err != nil {
 			if ctx.Err() == nil {
-				v.cfg.OnBackgroundError(err)
+				ss.report(err)
 			}
 			failed = append(failed, k)
 		}
 	}
 	for _, k := range failed {
-		v.addPending(k)
+		ss.addPending(k)
 	}
 }
 
 // reloadSettings does a full load, reporting a failure (the load asks for
 // another).
-func (v *Validator) reloadSettings(ctx context.Context) {
-	if err := v.loadSettings(ctx); err != nil && ctx.Err() == nil {
-		v.cfg.OnBackgroundError(err)
+func (ss *settingsState) reloadSettings(ctx context.Context) {
+	if err := ss.loadSettings(ctx); err != nil && ctx.Err() == nil {
+		ss.report(err)
 	}
 }

@@ -3,6 +3,8 @@ package middleware
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/keystile/keystile/middleware/internal/keycache"
 )
 
 // Stats are a Validator's counters since New, and a few gauges read when
@@ -17,10 +19,6 @@ type Stats struct {
 	// and keys evicted by a change, too: they are kept, not served, so
 	// that they re-validate without argon2.
 	CachedKeys, CachedFailures int
-	// CacheRenewals counts the keys read in the background to renew their
-	// cache entries before they ended (see Options.CacheTTL); a key found
-	// changed is refused or evicted rather than renewed.
-	CacheRenewals uint64
 
 	// HashesRunning and HashesWaiting are the argon2 verifications running
 	// now and those waiting for a slot (Options.MaxConcurrentHashes).
@@ -63,7 +61,6 @@ var reasons = [...]*Reason{
 // stats holds the counters behind Stats.
 type stats struct {
 	hits, misses   shardedCounter
-	renewals       atomic.Uint64
 	hashesRunning  atomic.Int64
 	hashesWaiting  atomic.Int64
 	hashes         atomic.Uint64
@@ -94,7 +91,6 @@ func (v *Validator) Stats() Stats {
 	out := Stats{
 		CacheHits:        s.hits.load(),
 		CacheMisses:      s.misses.load(),
-		CacheRenewals:    s.renewals.Load(),
 		HashesRunning:    s.hashesRunning.Load(),
 		HashesWaiting:    s.hashesWaiting.Load(),
 		Hashes:           s.hashes.Load(),
@@ -104,7 +100,7 @@ func (v *Validator) Stats() Stats {
 		FeedRevision:     s.feedRevision.Load(),
 		BackgroundErrors: s.backgroundErrs.Load(),
 	}
-	out.CachedKeys, out.CachedFailures = v.cache.sizes()
+	out.CachedKeys, out.CachedFailures = v.cache.Sizes()
 	if t := v.settings.table.Load(); t != nil {
 		out.Environments = int(t.size.Load())
 	}
@@ -128,7 +124,7 @@ type shardedCounter struct {
 	}
 }
 
-func (c *shardedCounter) add(k cacheKey) { c.shards[k.sum[0]&15].n.Add(1) }
+func (c *shardedCounter) add(k keycache.Key) { c.shards[k.Shard()].n.Add(1) }
 
 func (c *shardedCounter) load() uint64 {
 	var sum uint64

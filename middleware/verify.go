@@ -4,40 +4,39 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware/internal/keycache"
 )
 
-// resolve returns the cache entry of the presented key string raw, and the
-// key's displayable prefix once raw is known to be well-formed: from the
-// validation cache, or by parsing raw (apikey.ParseKey), then loading and
-// verifying the key.
-//
-// A cache hit needs no parsing: the cache holds only keys that parsed,
-// under a key that covers the whole string (see cacheKey), so a hit proves
-// that this exact string passed apikey.ParseKey's format and checksum
-// checks before. Skipping them saves a cached request a third of the
-// validation (BenchmarkCachedKeyCheck). A malformed string of the right
-// length costs one SHA-256 block and a cache miss more before it is refused,
-// still with no storage call and no argon2 (BenchmarkMalformedKey).
-func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*entry, string, error) {
-	var k cacheKey
-	if len(raw) == apikey.KeyLength { // any other length is malformed: ParseKey says why
-		k = cacheKeyOf(raw)
-		if e := v.cache.get(k, now); e != nil {
-			v.stats.hits.add(k)
-			return e, raw[:apikey.PrefixLength], nil
-		}
-	}
-	key, err := apikey.ParseKey(raw)
-	if err != nil {
-		return nil, "", &refusal{reason: ErrMalformedKey, cause: err}
-	}
-	v.stats.misses.add(k)
-	e, err := v.verify(ctx, key, k)
-	return e, key.Prefix(), err
+// entry is a cache entry of the Validator: the Identity of a valid key.
+type entry = keycache.Entry[*Identity]
+
+// verifier loads and verifies the keys that are not cached: one shared
+// verification per presented key, argon2 under a concurrency cap, failures
+// throttled per key id (but never for a key that verified in this process),
+// outdated hashes upgraded in the background.
+type verifier struct {
+	issuer     *Validator // names the Identities it makes
+	store      apikey.Store
+	hasher     apikey.Hasher
+	now        func() time.Time
+	ttl        time.Duration // of valid entries, without a change feed
+	failureTTL time.Duration
+	cache      *keycache.Cache[*Identity]
+	verified   *keycache.Verified
+	throttle   *throttle
+	stats      *stats
+	report     func(error)                 // Options.OnBackgroundError
+	background func(func(context.Context)) // runs an upgrade until Close
+
+	group singleflight.Group
+	sem   chan struct{} // argon2 concurrency cap
 }
 
 // maxVerifyRounds bounds the verifications one request starts because its
@@ -45,25 +44,24 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*en
 const maxVerifyRounds = 3
 
 // outcome is what a shared verification hands every request that waits for
-// it: the entry, and the cache's eviction count when it started reading.
+// it: the entry, and the cache's token when it started reading.
 type outcome struct {
 	e     *entry
 	token uint64
 }
 
-// verify loads and verifies a key that is not cached. Concurrent calls for
-// the same presented key share one verification, but never one that began
-// before the last eviction of the key id: a request that arrives after a
-// revocation starts its own. A result that was read before an eviction
-// that happened while it ran is thrown away and the key verified again, so
-// that no request receives a result older than an eviction of its key id.
-// Every caller waits only as long as its own context allows; if the request
-// running the shared verification gives up, the others start a new one.
-func (v *Validator) verify(ctx context.Context, key apikey.Key, k cacheKey) (*entry, error) {
+// verify loads and verifies a key that is not cached, whose Key is k.
+// Concurrent calls for the same presented key share one verification, but
+// never one that began before the last eviction of the key id; a result
+// read before an eviction that happened while it ran is thrown away and
+// the key verified again. Every caller waits only as long as its own
+// context allows; if the request running the shared verification gives up,
+// the others start a new one.
+func (vf *verifier) verify(ctx context.Context, key apikey.Key, k keycache.Key) (*entry, error) {
 	id := key.ID()
 	for round := 0; round < maxVerifyRounds; {
-		flight := string(k.sum[:]) + string(k.head[:]) + strconv.FormatUint(v.cache.generation(id), 36)
-		ch := v.group.DoChan(flight, func() (any, error) { return v.load(ctx, key, k) })
+		flight := k.String() + strconv.FormatUint(vf.cache.Generation(id), 36)
+		ch := vf.group.DoChan(flight, func() (any, error) { return vf.load(ctx, key, k) })
 		select {
 		case res := <-ch:
 			if res.Err != nil {
@@ -73,7 +71,7 @@ func (v *Validator) verify(ctx context.Context, key apikey.Key, k cacheKey) (*en
 				return nil, res.Err
 			}
 			out := res.Val.(outcome)
-			if !v.cache.stale(id, out.token) {
+			if !vf.cache.Stale(id, out.token) {
 				return out.e, nil
 			}
 			round++ // read before an eviction of its key id: verify again
@@ -85,219 +83,177 @@ func (v *Validator) verify(ctx context.Context, key apikey.Key, k cacheKey) (*en
 }
 
 // load reads a key by id, verifies its hash and caches the outcome. Storage
-// errors are returned, never cached; so is a panic of the store or the
-// hasher, which would otherwise be re-raised by the shared verification in
-// a goroutine of its own and end the process.
-func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out outcome, err error) {
+// errors are returned, never cached. A panic is recovered here too, since
+// singleflight would re-raise it in a goroutine of its own.
+func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (out outcome, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			cause := panicError("verifying a key", p)
-			v.cfg.OnBackgroundError(cause)
+			cause := fmt.Errorf("middleware: verifying %s panicked: %s", key.Prefix(), redactKeys(fmt.Sprint(p)))
+			vf.report(cause)
 			out, err = outcome{}, &refusal{reason: ErrUnavailable, detail: "checking the key failed", cause: cause}
 		}
 	}()
-	token := v.cache.startToken()
-	now := v.cfg.Now()
-	if e := v.cache.get(k, now); e != nil {
+	token := vf.cache.Token()
+	now := vf.now()
+	if e := vf.cache.Get(k, now); e != nil {
 		return outcome{e, token}, nil // cached by a verification that ended after our lookup
 	}
 	id := key.ID()
-	// A key that verified in this process before bypasses the throttle
-	// (see throttle): key ids are public, so its id's budget may be spent
-	// by anyone.
-	throttled := !v.cache.holds(k) && !v.verified.contains(k)
+	// A key that verified in this process bypasses the throttle: key ids
+	// are public, so anyone may spend its id's budget.
+	throttled := !vf.verified.Contains(k)
 	if throttled {
-		ok, wait := v.throttle.acquire(id, now)
+		ok, wait := vf.throttle.acquire(id, now)
 		if !ok {
-			v.stats.throttled.Add(1)
+			vf.stats.throttled.Add(1)
 			return outcome{}, &refusal{reason: ErrThrottled, retryAfter: wait}
 		}
 	}
 	failed := false
 	defer func() {
 		if throttled {
-			v.throttle.release(id, failed)
+			vf.throttle.release(id, failed)
 		}
 	}()
 
-	rec, err := v.cfg.Store.Key(ctx, id)
+	rec, err := vf.store.Key(ctx, id)
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):
 		failed = true
-		return outcome{v.failure(k, id, token, now), token}, nil
+		return outcome{vf.failure(k, id, token, now), token}, nil
 	case ctx.Err() != nil:
 		return outcome{}, &refusal{reason: ErrBusy, cause: ctx.Err()}
 	case err != nil:
+		if errors.Is(err, errPanicked) {
+			vf.report(err)
+		}
 		return outcome{}, &refusal{reason: ErrUnavailable, detail: "loading the key failed", cause: err}
 	}
 	if rec.ID != id || rec.Type != key.Type() {
 		failed = true
-		return outcome{v.failure(k, id, token, now), token}, nil
+		return outcome{vf.failure(k, id, token, now), token}, nil
 	}
-	hashPrint := fingerprint(rec.Hash.Reveal())
+	hash := keycache.Fingerprint(rec.Hash.Reveal())
 	match, outdated := false, false
-	if v.cfg.cacheEnabled {
-		// This exact key verified against this exact hash before: the
-		// outcome is known. The cache remembers it for every key it holds,
-		// past their deadline too; the table of verified keys for keys the
-		// cache has let go. An upgrade of an outdated hash that was
-		// dropped (a conflict, an error, Close) is tried again below.
-		if match, outdated = v.cache.verifiedBefore(k, hashPrint); !match {
-			match, outdated = v.verified.matches(k, hashPrint)
-		}
+	if vf.cache.Enabled() {
+		// This exact key verified against this exact hash before.
+		match, outdated = vf.verified.Matches(k, hash)
 	}
 	if !match {
-		if match, outdated, err = v.verifyHash(ctx, key, rec.Hash.Reveal()); err != nil {
+		if match, outdated, err = vf.verifyHash(ctx, key, rec.Hash.Reveal()); err != nil {
 			return outcome{}, err
 		}
 		if !match {
 			failed = true
-			return outcome{v.failure(k, id, token, now), token}, nil
+			return outcome{vf.failure(k, id, token, now), token}, nil
 		}
-		v.verified.add(k, hashPrint, outdated)
+		vf.verified.Add(k, hash, outdated)
 	}
-	e := newValidEntry(v, k, rec, hashPrint, outdated, now)
-	v.cache.addValid(k, e, token)
-	if outdated { // after addValid, so that the upgrade's entry replaces e
-		v.upgradeHash(rec, key, k)
+	e := vf.newEntry(k, rec, now)
+	vf.cache.AddValid(e, token)
+	if outdated { // after AddValid, so that the upgrade's entry replaces e
+		vf.upgrade(rec, key, k)
 	}
 	return outcome{e, token}, nil
 }
 
-// panicError describes the panic value p of a store or hasher call, with
-// anything that looks like a key cut to its displayable prefix.
-func panicError(what string, p any) error {
-	return fmt.Errorf("middleware: %s: the store or hasher panicked: %s", what, redactKeys(fmt.Sprint(p)))
-}
-
-// catchPanic, deferred by a background task that calls the store, turns a
-// panic of the store into the task's error, so that a faulty custom store
-// cannot end the process.
-func catchPanic(what string, err *error) {
-	if p := recover(); p != nil {
-		*err = panicError(what, p)
+// newEntry returns the entry of the key k that verified against rec, read
+// at now.
+func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *entry {
+	id := &Identity{
+		issuer:      vf.issuer,
+		presented:   k,
+		KeyID:       rec.ID,
+		Prefix:      rec.Prefix(),
+		Type:        rec.Type,
+		Account:     rec.Account,
+		Environment: rec.Environment,
+		Name:        rec.Name,
+		Owner:       rec.Owner,
+		Metadata:    maps.Clone(rec.Metadata),
+		Scopes:      append([]string(nil), rec.Scopes...),
+		ExpiresAt:   rec.ExpiresAt,
+		Expiring:    !rec.RotatedAt.IsZero(),
 	}
+	if !rec.ExpiresAt.IsZero() {
+		id.expiresHeader = rec.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	return &entry{Key: k, KeyID: rec.ID, Value: id, RevokedAt: rec.RevokedAt, Revision: rec.Revision, Until: now.Add(vf.ttl)}
 }
 
 // failure caches and returns the entry of an unknown key or wrong secret.
-func (v *Validator) failure(k cacheKey, id string, token uint64, now time.Time) *entry {
-	e := &entry{keyID: id, fail: ErrInvalidKey, until: now.Add(v.cfg.FailureTTL)}
-	v.cache.addFailed(k, e, token)
+func (vf *verifier) failure(k keycache.Key, id string, token uint64, now time.Time) *entry {
+	e := &entry{Key: k, KeyID: id, Fail: ErrInvalidKey, Until: now.Add(vf.failureTTL)}
+	vf.cache.AddFailed(e, token)
 	return e
 }
 
 // verifyHash runs the argon2 check under the concurrency cap, giving up when
 // ctx ends. A stored hash that cannot be checked is a server fault: the
 // request fails closed with ErrUnavailable.
-func (v *Validator) verifyHash(ctx context.Context, key apikey.Key, hash string) (match, outdated bool, err error) {
-	v.stats.hashesWaiting.Add(1)
+func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string) (match, outdated bool, err error) {
+	s := vf.stats
+	s.hashesWaiting.Add(1)
 	select {
-	case v.sem <- struct{}{}:
-		v.stats.hashesWaiting.Add(-1)
+	case vf.sem <- struct{}{}:
+		s.hashesWaiting.Add(-1)
 	case <-ctx.Done():
-		v.stats.hashesWaiting.Add(-1)
+		s.hashesWaiting.Add(-1)
 		return false, false, &refusal{reason: ErrBusy, cause: ctx.Err()}
 	}
-	v.stats.hashesRunning.Add(1)
+	s.hashesRunning.Add(1)
 	start := time.Now()
 	defer func() {
-		v.stats.hashNanos.Add(int64(time.Since(start)))
-		v.stats.hashes.Add(1)
-		v.stats.hashesRunning.Add(-1)
-		<-v.sem
+		s.hashNanos.Add(int64(time.Since(start)))
+		s.hashes.Add(1)
+		s.hashesRunning.Add(-1)
+		<-vf.sem
 	}()
-	match, outdated, err = v.callHasher(func() (bool, bool, error) { return v.cfg.Hasher.Verify([]byte(key.Reveal()), hash) })
+	match, outdated, err = vf.hasher.Verify([]byte(key.Reveal()), hash)
 	if err != nil {
+		if errors.Is(err, errPanicked) {
+			vf.report(err)
+		}
 		return false, false, &refusal{reason: ErrUnavailable, detail: "the stored hash of " + key.Prefix() + " cannot be checked", cause: err}
 	}
 	return match, outdated, nil
 }
 
-// callHasher runs a call of the Hasher, which holds the presented secret.
-// Its errors and panics are reported without their text, which a custom
-// Hasher could have built from the secret in any form (bytes, hex): only
-// apikey.ErrInvalidHash, or the panic value's type, is kept. A panic is
-// reported to OnBackgroundError and becomes an error.
-func (v *Validator) callHasher(call func() (bool, bool, error)) (match, outdated bool, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("middleware: the hasher panicked (a %T)", p)
-			v.cfg.OnBackgroundError(err)
-		}
-	}()
-	match, outdated, err = call()
-	return match, outdated, hasherError(err)
-}
-
-// hasherError keeps the sentinel of a Hasher error and drops its text.
-func hasherError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, apikey.ErrInvalidHash):
-		return apikey.ErrInvalidHash
-	case errors.Is(err, apikey.ErrInvalidParams):
-		return apikey.ErrInvalidParams
-	}
-	return errors.New("middleware: the hasher failed")
-}
-
-// upgradeHash re-hashes a key verified against a hash with outdated
-// parameters and stores the new hash, in the background. A concurrent
-// change of the key (ErrConflict) wins: the upgrade is dropped and happens
-// at a later verification. The key, whose cache key is k, is remembered as
-// verified against its new hash, in the table of verified keys and in a
-// new cache entry: this validator made that hash from it, so the next
-// verification (once the change feed or CacheTTL ends the cache entry)
-// needs no argon2.
-func (v *Validator) upgradeHash(rec apikey.Record, key apikey.Key, k cacheKey) {
-	v.background(func(ctx context.Context) {
-		if err := v.storeUpgradedHash(ctx, rec, key, k); err != nil && ctx.Err() == nil {
-			v.cfg.OnBackgroundError(err)
+// upgrade re-hashes, in the background, a key that verified against a hash
+// with outdated parameters, and stores the new hash if the record is still
+// at the revision read (otherwise a later verification tries again). The
+// key is remembered as verified against its new hash, so that its next
+// verification needs no argon2.
+func (vf *verifier) upgrade(rec apikey.Record, key apikey.Key, k keycache.Key) {
+	vf.background(func(ctx context.Context) {
+		if err := vf.storeUpgrade(ctx, rec, key, k); err != nil && ctx.Err() == nil {
+			vf.report(err)
 		}
 	})
 }
 
-func (v *Validator) storeUpgradedHash(ctx context.Context, rec apikey.Record, key apikey.Key, k cacheKey) (err error) {
-	defer catchPanic("upgrading the hash of "+rec.Prefix(), &err)
-	hash, err := v.hashUnderCap(ctx, key)
-	if err != nil || ctx.Err() != nil {
-		return err // closing: the upgrade happens at a later verification
+func (vf *verifier) storeUpgrade(ctx context.Context, rec apikey.Record, key apikey.Key, k keycache.Key) error {
+	select {
+	case vf.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil // closing: a later verification upgrades it
 	}
-	hashPrint := fingerprint(hash)
-	v.verified.add(k, hashPrint, false) // true whether or not it is stored
-	token := v.cache.startToken()
+	hash, err := vf.hasher.Hash([]byte(key.Reveal()))
+	<-vf.sem
+	if err != nil {
+		return fmt.Errorf("middleware: upgrading the hash of %s: %w", key.Prefix(), err)
+	}
+	fp := keycache.Fingerprint(hash)
+	vf.verified.Add(k, fp, false) // true whether or not it is stored
+	token := vf.cache.Token()
 	rec.Hash = apikey.NewOpaque(hash)
-	err = v.cfg.Store.Apply(ctx, apikey.Change{Update: []apikey.Record{rec}})
+	err = vf.store.Apply(ctx, apikey.Change{Update: []apikey.Record{rec}})
 	switch {
 	case err == nil:
-		// The record is stored as it was read, with the new hash (Apply
-		// checks its revision): its entry is as a verification would
-		// make it, unless the key was evicted since token.
-		v.cache.addValid(k, newValidEntry(v, k, rec, hashPrint, false, v.cfg.Now()), token)
+		// Stored as read, with the new hash (Apply checked the revision).
+		vf.cache.AddValid(vf.newEntry(k, rec, vf.now()), token)
 	case !errors.Is(err, apikey.ErrConflict):
 		return fmt.Errorf("middleware: storing the upgraded hash of %s: %w", rec.Prefix(), err)
 	}
 	return nil
-}
-
-// hashUnderCap hashes key under the argon2 concurrency cap. It returns ""
-// and no error when ctx ends first.
-func (v *Validator) hashUnderCap(ctx context.Context, key apikey.Key) (string, error) {
-	select {
-	case v.sem <- struct{}{}:
-	case <-ctx.Done():
-		return "", nil
-	}
-	defer func() { <-v.sem }()
-	var hash string
-	_, _, err := v.callHasher(func() (bool, bool, error) {
-		var err error
-		hash, err = v.cfg.Hasher.Hash([]byte(key.Reveal()))
-		return false, false, err
-	})
-	if err != nil {
-		return "", fmt.Errorf("middleware: upgrading the hash of %s: %w", key.Prefix(), err)
-	}
-	return hash, nil
 }

@@ -141,8 +141,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 
 	a.validator, err = middleware.New(middleware.Options{
-		Store:         a.store, // the zero Hasher: apikey.DefaultParams, as the Manager
-		BatchRenewals: true,    // sqlstore's KeysByID reads what its Key reads
+		Store: a.store, // the zero Hasher: apikey.DefaultParams, as the Manager
 		OnLeakedServerKey: func(_ context.Context, at middleware.Attempt, id middleware.Identity) {
 			a.log.Warn("server key used from a browser: refused; rotate it",
 				"key", id.Prefix, "environment", id.Environment, "origin", at.Origin)

@@ -1,0 +1,204 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware/internal/keycache"
+	"github.com/keystile/keystile/storage"
+)
+
+// feedBatch is how many change-feed entries one read asks for.
+const feedBatch = 1000
+
+// follower is the Validator's background loop: it follows the store's
+// change feed (updating cached keys in place, reloading changed
+// environments' settings, keeping the cache fresh), reloads settings when
+// asked to, and writes last-used times. Only its goroutine (and New, before
+// it starts) touches following and since.
+type follower struct {
+	feed     storage.ChangeFeed       // nil without a change feed
+	wake     <-chan struct{}          // Options.FeedWake; nil without a feed
+	recorder storage.LastUsedRecorder // nil without one
+	cache    *keycache.Cache[*Identity]
+	verifier *verifier
+	settings *settingsState
+	stats    *stats
+	now      func() time.Time
+	ttl      time.Duration // Options.CacheTTL
+	report   func(error)
+
+	feedEvery, settingsEvery, lastUsedEvery time.Duration // 0: never
+
+	following bool  // since is a revision read from the store
+	since     int64 // the last revision applied
+}
+
+// run is the loop; it returns when ctx ends.
+func (f *follower) run(ctx context.Context) {
+	feedC := ticker(f.feedEvery, f.feed != nil)
+	settingsC := ticker(f.settingsEvery, true)
+	lastUsedC := ticker(f.lastUsedEvery, f.recorder != nil)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-feedC:
+			f.poll(ctx)
+			f.settings.reloadPending(ctx) // retries of failed reloads
+		case <-f.wake:
+			f.poll(ctx)
+		case <-settingsC:
+			f.settings.reloadSettings(ctx)
+		case <-f.settings.signal:
+			f.settings.reloadPending(ctx)
+		case <-lastUsedC:
+			if err := f.flushLastUsed(ctx); err != nil {
+				f.report(err)
+			}
+		}
+	}
+}
+
+// ticker returns a channel that ticks every d, or nil (never ready) when d
+// is 0 or !on. The ticker is left to the garbage collector.
+func ticker(d time.Duration, on bool) <-chan time.Time {
+	if d <= 0 || !on {
+		return nil
+	}
+	return time.NewTicker(d).C
+}
+
+// start reads the store's current revision, from which the follower starts,
+// and drops every cached entry, which may be older. If it fails, poll
+// retries.
+func (f *follower) start(ctx context.Context) {
+	if f.feed == nil {
+		return
+	}
+	now := f.now()
+	rev, err := f.feed.Revision(ctx)
+	if err != nil {
+		f.report(fmt.Errorf("middleware: reading the change feed revision: %w", err))
+		return
+	}
+	f.cache.Purge()
+	f.following, f.since = true, rev
+	f.read(rev, now)
+}
+
+// poll applies every change since the last poll: it updates or evicts the
+// cached entries of changed keys (see apply) and reloads the settings of
+// each environment whose settings changed. On storage.ErrFeedGap it drops
+// the whole cache and reloads every environment's settings.
+func (f *follower) poll(ctx context.Context) {
+	if !f.following {
+		f.start(ctx)
+		if f.following {
+			f.settings.reloadSettings(ctx)
+		}
+		return
+	}
+	changed := map[envKey]struct{}{} // environments whose settings changed
+	defer func() {
+		for k := range changed {
+			if err := f.settings.reloadEnv(ctx, k); err != nil {
+				if ctx.Err() == nil {
+					f.report(err)
+				}
+				f.settings.addPending(k) // retried after this poll, and at the next ones
+			}
+		}
+	}()
+	for {
+		token := f.cache.Token() // the records of this page are read after it
+		now := f.now()           // and after now
+		changes, next, err := f.feed.Changes(ctx, f.since, feedBatch)
+		if errors.Is(err, storage.ErrFeedGap) {
+			f.cache.Purge()
+			f.since = next
+			clear(changed)
+			f.settings.reloadSettings(ctx)
+			return
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				f.report(fmt.Errorf("middleware: following the change feed: %w", err))
+			}
+			return
+		}
+		keys := map[string]*apikey.Record{} // the page's changed keys, and their records if the store sent them
+		for _, c := range changes {
+			switch {
+			case c.KeyID != "":
+				keys[c.KeyID] = c.Key
+			case c.Account == "": // a store that does not name accounts: reload everything
+				f.settings.markFullReload()
+			case len(changed) < maxPendingEnvs:
+				changed[envKey{c.Account, c.Environment}] = struct{}{}
+			default:
+				f.settings.markFullReload()
+			}
+		}
+		for id, rec := range keys {
+			f.apply(id, rec, token, now)
+		}
+		f.since = next
+		if len(changes) < feedBatch {
+			f.read(next, now)
+			return
+		}
+	}
+}
+
+// apply updates the cached entries of the key id from its record rec, read
+// after token and after now, so that the key's next request is answered
+// from memory: a revoked, expired or rescoped key is refused with no
+// storage call and no argon2. An entry is remade only while the presented
+// key verified against the stored hash in this process; otherwise, and when
+// the store sent no record (rec nil), the key is evicted and read again
+// when it is next presented.
+func (f *follower) apply(id string, rec *apikey.Record, token uint64, now time.Time) {
+	if rec == nil || rec.ID != id {
+		f.cache.Evict(id)
+		return
+	}
+	hash := keycache.Fingerprint(rec.Hash.Reveal())
+	f.cache.Update(id, token, rec.Revision, func(old *entry) *entry {
+		if rec.Revision < old.Revision || old.Value.Type != rec.Type {
+			return nil // never go back to an older record
+		}
+		if match, _ := f.verifier.verified.Matches(old.Key, hash); !match {
+			return nil
+		}
+		return f.verifier.newEntry(old.Key, *rec, now)
+	})
+}
+
+// read records a successful read of the whole change feed, up to rev,
+// that started at now: cached keys are served until CacheTTL after it.
+func (f *follower) read(rev int64, now time.Time) {
+	f.cache.SetFresh(now.Add(f.ttl))
+	f.stats.feedRevision.Store(rev)
+	f.stats.feedReadAt.Store(now.UnixNano())
+}
+
+// flushLastUsed writes the last-used times noted since the previous flush.
+// Times that cannot be written are kept for the next flush.
+func (f *follower) flushLastUsed(ctx context.Context) error {
+	if f.recorder == nil {
+		return nil
+	}
+	used := f.cache.TakeUsed()
+	if len(used) == 0 {
+		return nil
+	}
+	if err := f.recorder.RecordLastUsed(ctx, used); err != nil {
+		f.cache.RestoreUsed(used)
+		return fmt.Errorf("middleware: recording last-used times: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,389 @@
+// Package keycache is the validation cache of the middleware: verified keys
+// and failures in two fixed-size LRUs, keyed without the presented key's
+// secret, with per-key-id eviction epochs so that no verification read
+// before an eviction is cached after it, and the last-used time of every
+// key in use. Verified, in verified.go, remembers which presented keys
+// verified against which stored hash.
+//
+// Every type is safe for concurrent use unless its doc says otherwise.
+package keycache
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// HeadLength is the length of a key's public head: its displayable prefix
+// and the underscore before the secret.
+const HeadLength = apikey.PrefixLength + 1
+
+// Key identifies a presented key string without holding its secret: the
+// public head as presented and the first 128 bits of SHA-256 of the rest
+// (secret and checksum). Two strings share a Key only if their heads are
+// equal and the rest of one is a second preimage of the other's truncated
+// digest.
+type Key struct {
+	sum  [16]byte
+	head [HeadLength]byte
+}
+
+// KeyOf returns the Key of key, which must be apikey.KeyLength bytes long
+// (it panics otherwise: the callers check). It allocates nothing.
+func KeyOf(key string) Key {
+	if len(key) != apikey.KeyLength {
+		panic("keycache: key of a string of the wrong length")
+	}
+	var k Key
+	var rest [apikey.KeyLength - HeadLength]byte // a []byte(key[...]) conversion would allocate
+	copy(rest[:], key[HeadLength:])
+	sum := sha256.Sum256(rest[:])
+	copy(k.sum[:], sum[:])
+	copy(k.head[:], key)
+	return k
+}
+
+// Shard returns a number in [0, 16) that spreads keys evenly.
+func (k Key) Shard() int { return int(k.sum[0] & 15) }
+
+// String returns the Key's bytes as a string, for use as a map or
+// singleflight key. It holds no secret.
+func (k Key) String() string { return string(k.sum[:]) + string(k.head[:]) }
+
+// Entry is the cached outcome of verifying one presented key: a valid key
+// (Fail nil, Value set) or a failure. Its exported fields never change once
+// it is added to a Cache.
+type Entry[V any] struct {
+	Key       Key
+	KeyID     string
+	Value     V         // what the request path hands out, for a valid key
+	RevokedAt time.Time // of a valid key
+	Fail      error     // the refusal, for a failure
+	Revision  int64     // of the record it was made from
+	// Until is the end of the entry's own lifetime. A valid entry is served
+	// before Until, or while the cache's feed deadline (SetFresh) has not
+	// passed; a failure only before Until.
+	Until time.Time
+
+	dead    atomic.Bool  // evicted: never served again
+	touched atomic.Int64 // last use, Unix seconds
+}
+
+// Cache holds verified keys and failures. A negative size disables it: it
+// then holds nothing, and only records last uses.
+type Cache[V any] struct {
+	valid  *lru.Cache[Key, *Entry[V]] // nil when disabled
+	failed *lru.Cache[Key, *Entry[V]] // nil when failures are not cached
+	fresh  atomic.Int64               // Unix nanoseconds: valid entries are served before it
+	used   lastUsed
+
+	mu     sync.Mutex // guards epochs and index; never held while calling into the LRUs
+	epochs epochs
+	index  map[string][]*Entry[V] // key id -> its valid entries
+}
+
+// New returns a cache of size valid keys and, if failures, as many
+// failures. size 0 is an error; a negative size disables the cache.
+func New[V any](size int, failures bool) (*Cache[V], error) {
+	c := &Cache[V]{index: map[string][]*Entry[V]{}, epochs: epochs{evictedAt: map[string]uint64{}}, used: lastUsed{ids: map[string]int64{}}}
+	if size < 0 {
+		return c, nil
+	}
+	var err error
+	if c.valid, err = lru.NewWithEvict(size, c.onEvict); err != nil {
+		return nil, fmt.Errorf("keycache: %w", err)
+	}
+	if failures {
+		if c.failed, err = lru.New[Key, *Entry[V]](size); err != nil {
+			return nil, fmt.Errorf("keycache: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// Enabled reports whether the cache holds verified keys.
+func (c *Cache[V]) Enabled() bool { return c.valid != nil }
+
+// SetFresh lets valid entries be served before t, whatever their own Until:
+// the change-feed follower calls it after each successful read.
+func (c *Cache[V]) SetFresh(t time.Time) { c.fresh.Store(t.UnixNano()) }
+
+// Get returns the entry of k that may be served at now, or nil. It does not
+// reorder the LRU: Touch does, once a second per entry.
+func (c *Cache[V]) Get(k Key, now time.Time) *Entry[V] {
+	if c.valid != nil {
+		if e, ok := c.valid.Peek(k); ok && !e.dead.Load() && (now.Before(e.Until) || now.UnixNano() < c.fresh.Load()) {
+			return e
+		}
+	}
+	if c.failed != nil {
+		if e, ok := c.failed.Get(k); ok {
+			if !e.dead.Load() && now.Before(e.Until) {
+				return e
+			}
+			c.failed.Remove(k)
+		}
+	}
+	return nil
+}
+
+// Touch records a use of the valid entry e at now. At most once a second
+// per entry it moves e to the front of the LRU and notes the key's last use
+// for TakeUsed.
+func (c *Cache[V]) Touch(e *Entry[V], now time.Time) {
+	s := now.Unix()
+	for {
+		t := e.touched.Load()
+		if t >= s {
+			return
+		}
+		if e.touched.CompareAndSwap(t, s) {
+			break
+		}
+	}
+	if c.valid != nil {
+		c.valid.Get(e.Key)
+	}
+	c.used.note(e.KeyID, s)
+}
+
+// Sizes returns how many verified keys and failures the cache holds.
+func (c *Cache[V]) Sizes() (valid, failed int) {
+	if c.valid != nil {
+		valid = c.valid.Len()
+	}
+	if c.failed != nil {
+		failed = c.failed.Len()
+	}
+	return valid, failed
+}
+
+// Token returns the token that a verification notes before it reads the
+// store and passes to AddValid or AddFailed.
+func (c *Cache[V]) Token() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.epochs.seq
+}
+
+// Generation returns the last eviction that applies to keyID: a
+// verification that starts after it reads data at least as new.
+func (c *Cache[V]) Generation(keyID string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.epochs.generation(keyID)
+}
+
+// Stale reports whether what a verification of keyID read after token may
+// be older than an eviction of keyID.
+func (c *Cache[V]) Stale(keyID string, token uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.epochs.stale(keyID, token)
+}
+
+// AddValid caches the valid entry e unless it went stale since token.
+func (c *Cache[V]) AddValid(e *Entry[V], token uint64) {
+	if c.valid == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.epochs.stale(e.KeyID, token) {
+		c.mu.Unlock()
+		return
+	}
+	entries := c.index[e.KeyID]
+	if i := slices.IndexFunc(entries, func(old *Entry[V]) bool { return old.Key == e.Key }); i >= 0 {
+		entries[i].dead.Store(true) // replaced below, without onEvict
+		entries[i] = e
+	} else {
+		c.index[e.KeyID] = append(entries, e)
+	}
+	c.mu.Unlock()
+	// Outside c.mu: Add may evict, and onEvict takes c.mu. An eviction in
+	// between marks e dead, since e is in the index.
+	c.valid.Add(e.Key, e)
+}
+
+// AddFailed caches the failure e unless it went stale since token.
+func (c *Cache[V]) AddFailed(e *Entry[V], token uint64) {
+	if c.failed == nil {
+		return
+	}
+	c.mu.Lock()
+	stale := c.epochs.stale(e.KeyID, token)
+	c.mu.Unlock()
+	if !stale {
+		c.failed.Add(e.Key, e)
+	}
+}
+
+// Evict ends every entry of a key id at once, and makes every verification
+// of it in flight stale. An evicted entry is never served again; it stays
+// in the LRU until it is replaced or pushed out.
+func (c *Cache[V]) Evict(keyID string) {
+	c.mu.Lock()
+	c.evictLocked(keyID)
+	c.mu.Unlock()
+}
+
+func (c *Cache[V]) evictLocked(keyID string) {
+	c.epochs.evict(keyID)
+	for _, e := range c.index[keyID] {
+		e.dead.Store(true)
+	}
+	delete(c.index, keyID)
+}
+
+// Update replaces the valid entries of a key id, in one step, with those
+// remake builds from them (nil drops one), from the key's record at
+// revision rev read after token. If every entry is remade from rev itself,
+// verifications in flight stay valid; otherwise it is an eviction. If the
+// key id was evicted after token, the entries are only evicted.
+func (c *Cache[V]) Update(keyID string, token uint64, rev int64, remake func(old *Entry[V]) *Entry[V]) {
+	if c.valid == nil {
+		c.Evict(keyID)
+		return
+	}
+	c.mu.Lock()
+	old := c.index[keyID]
+	var made []*Entry[V]
+	if !c.epochs.stale(keyID, token) {
+		for _, e := range old {
+			if e := remake(e); e != nil {
+				made = append(made, e)
+			}
+		}
+	}
+	if len(made) == len(old) && len(old) > 0 && !slices.ContainsFunc(old, func(e *Entry[V]) bool { return e.Revision != rev }) {
+		for _, e := range old {
+			e.dead.Store(true)
+		}
+	} else {
+		c.evictLocked(keyID)
+	}
+	if len(made) > 0 {
+		c.index[keyID] = made
+	}
+	c.mu.Unlock()
+	for _, e := range made { // outside c.mu, as in AddValid
+		c.valid.Add(e.Key, e)
+	}
+}
+
+// Purge drops every entry and makes every verification in flight stale.
+func (c *Cache[V]) Purge() {
+	c.mu.Lock()
+	c.epochs.purge()
+	for _, entries := range c.index {
+		for _, e := range entries {
+			e.dead.Store(true)
+		}
+	}
+	clear(c.index)
+	c.mu.Unlock()
+	if c.valid != nil {
+		c.valid.Purge()
+	}
+	if c.failed != nil {
+		c.failed.Purge()
+	}
+}
+
+// onEvict keeps the index in step with the valid LRU.
+func (c *Cache[V]) onEvict(_ Key, e *Entry[V]) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	entries := c.index[e.KeyID]
+	if i := slices.Index(entries, e); i >= 0 {
+		if len(entries) == 1 {
+			delete(c.index, e.KeyID)
+		} else {
+			c.index[e.KeyID] = slices.Delete(entries, i, i+1)
+		}
+	}
+}
+
+// TakeUsed returns the last uses noted since the previous call.
+func (c *Cache[V]) TakeUsed() map[string]time.Time { return c.used.take() }
+
+// RestoreUsed puts back last uses that could not be written.
+func (c *Cache[V]) RestoreUsed(used map[string]time.Time) { c.used.restore(used) }
+
+// maxEvictedIDs bounds the key ids whose evictions epochs remembers. When it
+// is full, the ids evicted before the last maxEvictedIDs/2 evictions are
+// forgotten and every verification that started before those is stale.
+const maxEvictedIDs = 10_000
+
+// epochs counts evictions, so that a verification that started before an
+// eviction of its key id (or a purge) caches nothing. It is not safe for
+// concurrent use: Cache.mu guards it, together with the index, so that an
+// entry is never added after an eviction that should have ended it.
+type epochs struct {
+	seq       uint64            // evictions so far; a token is a value of seq
+	evictedAt map[string]uint64 // key id -> seq of its last eviction
+	floor     uint64            // tokens below floor are stale
+}
+
+func (p *epochs) generation(keyID string) uint64 { return max(p.floor, p.evictedAt[keyID]) }
+
+func (p *epochs) stale(keyID string, token uint64) bool {
+	return token < p.floor || p.evictedAt[keyID] > token
+}
+
+func (p *epochs) evict(keyID string) {
+	p.seq++
+	if len(p.evictedAt) >= maxEvictedIDs {
+		cut := p.seq - maxEvictedIDs/2
+		maps.DeleteFunc(p.evictedAt, func(_ string, seq uint64) bool { return seq <= cut })
+		p.floor = max(p.floor, cut)
+	}
+	p.evictedAt[keyID] = p.seq
+}
+
+func (p *epochs) purge() {
+	p.seq++
+	p.floor = p.seq
+	clear(p.evictedAt)
+}
+
+// lastUsed is the last use of every key id used since the last take, in
+// Unix seconds.
+type lastUsed struct {
+	mu  sync.Mutex
+	ids map[string]int64
+}
+
+func (u *lastUsed) note(id string, s int64) {
+	u.mu.Lock()
+	u.ids[id] = max(u.ids[id], s)
+	u.mu.Unlock()
+}
+
+func (u *lastUsed) take() map[string]time.Time {
+	u.mu.Lock()
+	ids := u.ids
+	u.ids = map[string]int64{}
+	u.mu.Unlock()
+	out := make(map[string]time.Time, len(ids))
+	for id, s := range ids {
+		out[id] = time.Unix(s, 0).UTC()
+	}
+	return out
+}
+
+func (u *lastUsed) restore(used map[string]time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for id, t := range used {
+		u.ids[id] = max(u.ids[id], t.Unix())
+	}
+}

@@ -1,0 +1,209 @@
+package keycache
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// TestKeyCoversTheWholeKey changes each byte of a key in turn: every change
+// must give another Key, in the public head as in the secret and checksum,
+// since a cache hit skips the format and checksum checks.
+func TestKeyCoversTheWholeKey(t *testing.T) {
+	key, err := apikey.GenerateKey(apikey.Server)
+	require.NoError(t, err)
+	s := key.Reveal()
+	k := KeyOf(s)
+	for i := range len(s) {
+		b := []byte(s)
+		b[i] ^= 1
+		assert.NotEqual(t, k, KeyOf(string(b)), "changing byte %d left the Key unchanged", i)
+	}
+	_, err = apikey.ParseKey("client-" + s[len("server-"):])
+	require.Error(t, err, "a server key with its type changed parsed")
+	assert.NotEqual(t, k, KeyOf("client-"+s[len("server-"):]), "the Key ignores the key's type")
+}
+
+func newKey(t testing.TB) (Key, string) {
+	key, err := apikey.GenerateKey(apikey.Server)
+	require.NoError(t, err)
+	return KeyOf(key.Reveal()), key.ID()
+}
+
+// TestVerifiedTellsHeadsApart remembers keys in a table of one bucket, so
+// that every key shares it: a Key with the same digest under another head
+// is not taken for the one that verified, a hash it did not verify against
+// does not match, the bucket keeps verifiedWays keys, and slots stay 32
+// bytes.
+func TestVerifiedTellsHeadsApart(t *testing.T) {
+	k, _ := newKey(t)
+	other := k
+	other.head[0] = 'c'
+	table := NewVerified(0)
+	table.mask = 0 // one bucket: only the tags tell keys apart
+	require.False(t, table.Contains(k), "an empty table contains a key")
+	table.Add(k, 42, false)
+	require.True(t, table.Contains(k))
+	match, _ := table.Matches(k, 42)
+	require.True(t, match, "a key that verified does not match its hash")
+	match, _ = table.Matches(k, 43)
+	require.False(t, match, "a key matches a hash it did not verify against")
+	require.False(t, table.Contains(other), "a key with another head is taken for the key that verified")
+	table.Add(other, 43, true)
+	match, outdated := table.Matches(other, 43)
+	require.True(t, match && outdated)
+	require.True(t, table.Contains(k), "a bucket with free slots dropped a key")
+	table.Add(k, 44, false) // an upgrade replaces the key's hash
+	match, _ = table.Matches(k, 42)
+	require.False(t, match)
+	for range verifiedWays {
+		k2, _ := newKey(t)
+		table.Add(k2, 1, false)
+	}
+	require.False(t, table.Contains(k), "a full bucket keeps its oldest key")
+	require.Equal(t, uintptr(32), unsafe.Sizeof(verifiedSlot{}), "slot size")
+}
+
+// TestEntriesAreServedWhileFresh: a valid entry is served before its own
+// Until or before the cache's feed deadline, a failure only before its
+// Until, and an evicted entry never.
+func TestEntriesAreServedWhileFresh(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	c, err := New[int](10, true)
+	require.NoError(t, err)
+	k, id := newKey(t)
+	c.AddValid(&Entry[int]{Key: k, KeyID: id, Value: 7, Until: now.Add(time.Minute)}, c.Token())
+	require.NotNil(t, c.Get(k, now))
+	require.Nil(t, c.Get(k, now.Add(time.Minute)), "served past Until")
+	c.SetFresh(now.Add(2 * time.Minute))
+	require.NotNil(t, c.Get(k, now.Add(time.Minute)), "not served before the feed deadline")
+	require.Nil(t, c.Get(k, now.Add(2*time.Minute)), "served past the feed deadline")
+	c.Evict(id)
+	require.Nil(t, c.Get(k, now), "an evicted entry is served")
+
+	f, fid := newKey(t)
+	c.AddFailed(&Entry[int]{Key: f, KeyID: fid, Fail: errors.New("no"), Until: now.Add(time.Second)}, c.Token())
+	require.NotNil(t, c.Get(f, now))
+	require.Nil(t, c.Get(f, now.Add(time.Second)), "a failure served past its Until (the feed deadline is for valid keys)")
+}
+
+// TestStaleResultsAreNotCached: an outcome read before an eviction of its
+// key id, or before a purge, is not cached; evictions of other ids do not
+// matter.
+func TestStaleResultsAreNotCached(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	c, err := New[int](10, true)
+	require.NoError(t, err)
+	k, id := newKey(t)
+	token := c.Token()
+	c.Evict("another")
+	c.AddValid(&Entry[int]{Key: k, KeyID: id, Until: now.Add(time.Minute)}, token)
+	require.NotNil(t, c.Get(k, now), "an eviction of another id made a result stale")
+
+	token = c.Token()
+	c.Evict(id)
+	c.AddValid(&Entry[int]{Key: k, KeyID: id, Until: now.Add(time.Minute)}, token)
+	require.Nil(t, c.Get(k, now), "a result read before an eviction was cached")
+	require.Greater(t, c.Generation(id), token)
+
+	f, fid := newKey(t)
+	token = c.Token()
+	c.Purge()
+	c.AddFailed(&Entry[int]{Key: f, KeyID: fid, Until: now.Add(time.Minute)}, token)
+	require.Nil(t, c.Get(f, now), "a failure read before a purge was cached")
+}
+
+// TestEvictionBookkeepingKeepsRecentTokens: when the table of evicted key
+// ids is full, only verifications that started before the older half of
+// its evictions are stale.
+func TestEvictionBookkeepingKeepsRecentTokens(t *testing.T) {
+	c, err := New[int](10, true)
+	require.NoError(t, err)
+	old := c.Token()
+	for i := range maxEvictedIDs - 1 {
+		c.Evict(fmt.Sprintf("old-%d", i))
+	}
+	token := c.Token()
+	for i := range 100 { // the table overflows at the first of these
+		c.Evict(fmt.Sprintf("new-%d", i))
+	}
+	assert.False(t, c.Stale("untouched", token), "a token taken 100 evictions ago is stale for a key id evicted before it")
+	assert.True(t, c.Stale("new-7", token), "a key id evicted after the token is not stale")
+	assert.True(t, c.Stale("untouched", old), "a token older than the forgotten evictions is not stale")
+	assert.LessOrEqual(t, len(c.epochs.evictedAt), maxEvictedIDs)
+}
+
+// TestUnchangedUpdateIsNoEviction: remaking every entry of a key id from the
+// revision they were made from leaves verifications in flight valid; an
+// update from another revision ends them, as an eviction does; an update
+// read before an eviction only evicts.
+func TestUnchangedUpdateIsNoEviction(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	c, err := New[int](10, true)
+	require.NoError(t, err)
+	k, id := newKey(t)
+	c.AddValid(&Entry[int]{Key: k, KeyID: id, Revision: 3, Value: 1, Until: now.Add(time.Minute)}, c.Token())
+	remake := func(rev int64, value int) func(old *Entry[int]) *Entry[int] {
+		return func(old *Entry[int]) *Entry[int] {
+			return &Entry[int]{Key: old.Key, KeyID: id, Revision: rev, Value: value, Until: now.Add(time.Minute)}
+		}
+	}
+	token := c.Token()
+	c.Update(id, c.Token(), 3, remake(3, 2))
+	require.False(t, c.Stale(id, token), "an unchanged update made a verification in flight stale")
+	require.Equal(t, 2, c.Get(k, now).Value)
+
+	c.Update(id, c.Token(), 4, remake(4, 3))
+	require.True(t, c.Stale(id, token), "a changed update left a verification in flight valid")
+	require.Equal(t, 3, c.Get(k, now).Value)
+
+	token = c.Token()
+	c.Evict(id)
+	c.AddValid(&Entry[int]{Key: k, KeyID: id, Revision: 5, Value: 4, Until: now.Add(time.Minute)}, c.Token())
+	c.Update(id, token, 5, remake(5, 5))
+	require.Nil(t, c.Get(k, now), "an update read before an eviction was applied")
+}
+
+// TestLastUseIsNotedOncePerSecond: Touch notes a key's last use at most
+// once a second per entry; TakeUsed empties the notes and RestoreUsed puts
+// them back.
+func TestLastUseIsNotedOncePerSecond(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	c, err := New[int](10, true)
+	require.NoError(t, err)
+	k, id := newKey(t)
+	e := &Entry[int]{Key: k, KeyID: id, Until: now.Add(time.Minute)}
+	c.AddValid(e, c.Token())
+	c.Touch(e, now)
+	used := c.TakeUsed()
+	require.Equal(t, map[string]time.Time{id: now}, used)
+	c.Touch(e, now.Add(500*time.Millisecond))
+	require.Empty(t, c.TakeUsed(), "noted twice within a second")
+	c.Touch(e, now.Add(time.Second))
+	c.RestoreUsed(used)
+	require.Equal(t, map[string]time.Time{id: now.Add(time.Second)}, c.TakeUsed())
+}
+
+// TestDisabledCacheHoldsNothing: a disabled cache serves nothing and still
+// notes last uses.
+func TestDisabledCacheHoldsNothing(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	c, err := New[int](-1, true)
+	require.NoError(t, err)
+	require.False(t, c.Enabled())
+	k, id := newKey(t)
+	e := &Entry[int]{Key: k, KeyID: id, Until: now.Add(time.Minute)}
+	c.AddValid(e, c.Token())
+	require.Nil(t, c.Get(k, now))
+	c.Touch(e, now)
+	require.Len(t, c.TakeUsed(), 1)
+	_, err = New[int](0, true)
+	require.Error(t, err)
+}

@@ -1,0 +1,121 @@
+package keycache
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"sync"
+)
+
+// Verified remembers which presented keys verified against which stored
+// hash, and whether that hash was weaker than the hasher's parameters: a
+// verification whose record still holds the same hash needs no argon2, and
+// the throttle lets such a key through. Only a successful verification (or
+// a hash this process made from the key) adds to it, so nothing sent
+// without real keys changes it.
+//
+// It is a fixed table of buckets of verifiedWays slots, allocated at once.
+// A key's bucket and tag come from SHA-256 of its Key under the table's own
+// random secret, so nobody can aim at a victim's bucket; a key leaves the
+// table only when verifiedWays other keys verified later in its bucket.
+type Verified struct {
+	secret [16]byte // from crypto/rand
+	mu     sync.Mutex
+	slots  []verifiedSlot // len(slots) = verifiedWays * (mask + 1)
+	mask   uint64         // buckets - 1
+	next   uint64         // the slot a full bucket gives up next, round robin
+}
+
+type verifiedSlot struct {
+	tag      [16]byte // of the Key (see ref)
+	hash     uint64   // Fingerprint of the stored hash
+	outdated bool
+	used     bool
+}
+
+// verifiedWays is the number of slots per bucket.
+const verifiedWays = 16
+
+// minVerifiedSlots is the smallest table.
+const minVerifiedSlots = 1 << 16
+
+// NewVerified returns a table of at least four slots per key for keys keys
+// (at least minVerifiedSlots), rounded up to a power of two. Each slot takes
+// 32 bytes.
+func NewVerified(keys int) *Verified {
+	n := minVerifiedSlots
+	for n < 4*keys && n < 1<<30 {
+		n <<= 1
+	}
+	s := &Verified{slots: make([]verifiedSlot, n), mask: uint64(n/verifiedWays - 1)}
+	rand.Read(s.secret[:]) // never fails: it crashes the program rather than return an error
+	return s
+}
+
+// ref returns the first slot of k's bucket and k's tag.
+func (s *Verified) ref(k Key) (first uint64, tag [16]byte) {
+	var in [len(s.secret) + len(k.sum) + len(k.head)]byte
+	n := copy(in[:], s.secret[:])
+	n += copy(in[n:], k.sum[:])
+	copy(in[n:], k.head[:])
+	sum := sha256.Sum256(in[:])
+	copy(tag[:], sum[8:])
+	return (binary.LittleEndian.Uint64(sum[:8]) & s.mask) * verifiedWays, tag
+}
+
+// find returns the slot of tag in the bucket at first, or -1; s.mu is held.
+func (s *Verified) find(first uint64, tag [16]byte) int {
+	for i := first; i < first+verifiedWays; i++ {
+		if s.slots[i].used && s.slots[i].tag == tag {
+			return int(i)
+		}
+	}
+	return -1
+}
+
+// Add remembers that k verified against the stored hash with fingerprint
+// hash, replacing what it remembered of k.
+func (s *Verified) Add(k Key, hash uint64, outdated bool) {
+	first, tag := s.ref(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(first, tag)
+	if i < 0 {
+		for j := first; j < first+verifiedWays && i < 0; j++ {
+			if !s.slots[j].used {
+				i = int(j)
+			}
+		}
+	}
+	if i < 0 {
+		i = int(first + s.next%verifiedWays)
+		s.next++
+	}
+	s.slots[i] = verifiedSlot{tag: tag, hash: hash, outdated: outdated, used: true}
+}
+
+// Contains reports whether k verified in this process.
+func (s *Verified) Contains(k Key) bool {
+	first, tag := s.ref(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.find(first, tag) >= 0
+}
+
+// Matches reports whether k verified against the stored hash with
+// fingerprint hash, and whether that hash was outdated.
+func (s *Verified) Matches(k Key, hash uint64) (match, outdated bool) {
+	first, tag := s.ref(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := s.find(first, tag); i >= 0 && s.slots[i].hash == hash {
+		return true, s.slots[i].outdated
+	}
+	return false, false
+}
+
+// Fingerprint returns 64 bits of SHA-256 of a stored hash.
+func Fingerprint(hash string) uint64 {
+	sum := sha256.Sum256([]byte(hash))
+	return binary.LittleEndian.Uint64(sum[:8])
+}
