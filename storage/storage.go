@@ -74,19 +74,6 @@ type ChangeFeed interface {
 	Revision(ctx context.Context) (int64, error)
 }
 
-// KeyBatchReader is an optional Store capability: it reads many keys in
-// one call. The middleware uses it to renew the cache entries of the keys
-// in use before their lifetime ends; without it, it reads them one by one
-// with Key. A wrapper that changes what Key returns (or makes it fail)
-// must implement KeysByID the same way, or not at all: a KeysByID promoted
-// from an embedded store would go around it.
-type KeyBatchReader interface {
-	// KeysByID returns the records of the keys with these ids, as Key
-	// would return them, in any order. An id may repeat; an id with no
-	// key, or whose record cannot be read, is left out.
-	KeysByID(ctx context.Context, ids []string) ([]apikey.Record, error)
-}
-
 // LastUsedRecorder is an optional Store capability: it stores last-used
 // times in batches, without touching revisions or the change feed. Times
 // never move backwards; unknown key ids are ignored.

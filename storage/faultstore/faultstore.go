@@ -16,8 +16,7 @@
 // *Store implements apikey.Store and the optional capabilities of package
 // storage ChangeFeed, LastUsedRecorder and AuditLog, passing each call to
 // the inner store; a capability the inner store lacks fails with an error
-// wrapping errors.ErrUnsupported. It does not implement KeyBatchReader, so
-// that the middleware reads every key through Key, where faults apply. Code that discovers capabilities by type
+// wrapping errors.ErrUnsupported. Code that discovers capabilities by type
 // assertion, as the middleware does, would be misled by that: give it
 // Exact(), which is the same wrapper seen through exactly the optional
 // interfaces of the inner store. For the stores of this module, which have

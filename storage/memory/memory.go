@@ -53,7 +53,6 @@ var (
 	_ storage.ChangeFeed       = (*Store)(nil)
 	_ storage.LastUsedRecorder = (*Store)(nil)
 	_ storage.AuditLog         = (*Store)(nil)
-	_ storage.KeyBatchReader   = (*Store)(nil)
 )
 
 // New returns an empty store.
@@ -78,24 +77,6 @@ func (s *Store) Key(ctx context.Context, id string) (apikey.Record, error) {
 		return apikey.Record{}, apikey.ErrNotFound
 	}
 	return r.Clone(), nil
-}
-
-// KeysByID implements storage.KeyBatchReader.
-func (s *Store) KeysByID(ctx context.Context, ids []string) ([]apikey.Record, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := make([]apikey.Record, 0, len(ids))
-	seen := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		if r, ok := s.keys[id]; ok && !seen[id] {
-			seen[id] = true
-			out = append(out, r.Clone())
-		}
-	}
-	return out, nil
 }
 
 // DefaultKey implements apikey.Store.

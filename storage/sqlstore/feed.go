@@ -92,25 +92,6 @@ func (s *Store) attachKeys(ctx context.Context, changes []storage.Changed) error
 	return nil
 }
 
-// KeysByID implements storage.KeyBatchReader: one read of the primary key
-// per 1,000 keys.
-func (s *Store) KeysByID(ctx context.Context, ids []string) ([]apikey.Record, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, s.wrap(ctx, "keys by id", err)
-	}
-	byID, err := s.recordsByID(ctx, ids)
-	if err != nil {
-		return nil, s.wrap(ctx, "keys by id", err)
-	}
-	out := make([]apikey.Record, 0, len(byID))
-	for _, r := range byID {
-		if r != nil {
-			out = append(out, *r)
-		}
-	}
-	return out, nil
-}
-
 // recordsByID reads the records of ids, each id once, attachChunk ids per
 // query. An id whose key does not exist or cannot be decoded maps to nil.
 func (s *Store) recordsByID(ctx context.Context, ids []string) (map[string]*apikey.Record, error) {

@@ -59,7 +59,6 @@ var (
 	_ storage.ChangeFeed       = (*Store)(nil)
 	_ storage.LastUsedRecorder = (*Store)(nil)
 	_ storage.AuditLog         = (*Store)(nil)
-	_ storage.KeyBatchReader   = (*Store)(nil)
 )
 
 // New returns a store on db. It does not touch the database: call Migrate

@@ -366,10 +366,6 @@ func testContextCanceled(t *testing.T, c Config) {
 	if rec, ok := s.(storage.LastUsedRecorder); ok {
 		assert.ErrorIs(t, rec.RecordLastUsed(ctx, map[string]time.Time{r.ID: base}), context.Canceled, "RecordLastUsed")
 	}
-	if batch, ok := s.(storage.KeyBatchReader); ok {
-		_, err = batch.KeysByID(ctx, []string{r.ID})
-		assert.ErrorIs(t, err, context.Canceled, "KeysByID")
-	}
 }
 
 func testLastUsedRecorder(t *testing.T, c Config) {
@@ -388,47 +384,6 @@ func testLastUsedRecorder(t *testing.T, c Config) {
 	assert.True(t, base.Add(time.Hour).Equal(got.LastUsedAt), "last used never moves backwards")
 	assert.Equal(t, revision, got.Revision, "last use does not change the revision")
 	assert.True(t, base.Equal(mustKey(t, s, b.ID).LastUsedAt))
-}
-
-func testKeyBatchReader(t *testing.T, c Config) {
-	s := c.New(t)
-	batch, ok := s.(storage.KeyBatchReader)
-	if !ok {
-		t.Skip("store does not implement storage.KeyBatchReader (optional)")
-	}
-	ctx := context.Background()
-	a, b, other := record(acme, apikey.Production, apikey.Server, false), record(globex, apikey.Staging, apikey.Client, false),
-		record(acme, apikey.Production, apikey.Server, false)
-	apply(t, s, apikey.Change{Insert: []apikey.Record{a, b, other}})
-	revoked := mustKey(t, s, a.ID)
-	revoked.RevokedAt = base.Add(time.Hour)
-	apply(t, s, apikey.Change{Update: []apikey.Record{revoked}})
-
-	got, err := batch.KeysByID(ctx, nil)
-	require.NoError(t, err)
-	assert.Empty(t, got, "no ids")
-
-	// Repeated ids, unknown ids, and more ids than one query of a SQL
-	// store takes (1,000), with a known one after the first thousand.
-	ids := []string{a.ID, "unknownkey00", a.ID, b.ID}
-	for len(ids) < 1100 {
-		ids = append(ids, newID("nokey"))
-	}
-	ids = append(ids, other.ID)
-	got, err = batch.KeysByID(ctx, ids)
-	require.NoError(t, err)
-	byID := map[string]apikey.Record{}
-	for _, r := range got {
-		_, repeated := byID[r.ID]
-		assert.False(t, repeated, "%s returned twice", r.ID)
-		byID[r.ID] = r
-	}
-	require.Len(t, byID, 3, "the three known keys")
-	for _, id := range []string{a.ID, b.ID, other.ID} {
-		assertSameRecord(t, mustKey(t, s, id), byID[id])
-		assert.Equal(t, mustKey(t, s, id).Revision, byID[id].Revision, "revision of %s", id)
-	}
-	assert.False(t, byID[a.ID].RevokedAt.IsZero(), "the current record of a changed key")
 }
 
 func testChangeFeed(t *testing.T, c Config) {

@@ -76,7 +76,6 @@ func Run(t *testing.T, c Config) {
 		// Optional capabilities (cases.go).
 		{"LastUsedRecorder", testLastUsedRecorder},
 		{"ChangeFeed", testChangeFeed},
-		{"KeyBatchReader", testKeyBatchReader},
 		// Accounts, through the store and through a Manager (accounts.go).
 		{"AccountIsolation", testAccountIsolation},
 		{"ManagerIsolation", testManagerIsolation},
