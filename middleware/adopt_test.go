@@ -47,6 +47,53 @@ func TestValidateOnce(t *testing.T) {
 		"f's validator does not know other's key")
 }
 
+// TestAuthenticateThenAuthorize: Authenticate on a router group accepts
+// both key types and authorizes nothing; each route's Require checks its
+// own policy only. A route that names both types admits a publishable key;
+// a route with the zero Policy in the same group refuses it, and the
+// refusal names the policy that refused. The hooks run once per request.
+func TestAuthenticateThenAuthorize(t *testing.T) {
+	var authenticated atomic.Int64
+	f := newFixture(t, func(o *middleware.Options) {
+		o.OnAuthenticated = func(context.Context, middleware.Attempt, middleware.Identity) { authenticated.Add(1) }
+	})
+	group := http.NewServeMux()
+	group.Handle("/both", f.v.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Client, apikey.Server}})(okHandler))
+	group.Handle("/server", f.v.Require(middleware.Policy{})(okHandler))
+	group.Handle("/any", okHandler) // no Require: authenticated, not authorized
+	h := f.v.Authenticate(group)
+	at := func(path, key string, headers ...string) *http.Request {
+		r := request(key, headers...)
+		r.URL.Path = path
+		return r
+	}
+	client, server := f.keys["production/client"].Reveal(), f.keys["production/server"].Reveal()
+
+	w := serve(h, at("/both", client))
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	assert.EqualValues(t, 1, authenticated.Load(), "OnAuthenticated once")
+	assert.Equal(t, http.StatusOK, serve(h, at("/both", server)).Code)
+	w = serve(h, at("/server", client))
+	require.Equal(t, http.StatusForbidden, w.Code)
+	p := decodeProblem(t, w)
+	assert.Equal(t, "key_type_not_allowed", p.Code)
+	assert.Equal(t, "policy {types: server} does not accept client keys", p.Detail)
+	assert.Equal(t, http.StatusOK, serve(h, at("/server", server)).Code)
+	assert.Equal(t, http.StatusOK, serve(h, at("/any", client)).Code, "Authenticate authorizes nothing")
+
+	// Authentication keeps the browser rules.
+	assert.Equal(t, http.StatusForbidden, serve(h, at("/any", client, "Origin", "https://evil.example")).Code)
+	assert.Equal(t, http.StatusForbidden, serve(h, at("/any", server, "Origin", "https://app.example.com")).Code)
+	assert.Equal(t, http.StatusUnauthorized, serve(h, at("/any", "")).Code)
+	assert.Contains(t, varyValues(serve(h, at("/any", "")).Header()), "X-API-Key")
+
+	// Handler on the group (the zero Policy) refuses publishable keys
+	// before any route, and says which policy refused.
+	w = serve(f.v.Handler(group), at("/both", client))
+	require.Equal(t, http.StatusForbidden, w.Code)
+	assert.Equal(t, "policy {types: server} does not accept client keys", decodeProblem(t, w).Detail)
+}
+
 // TestNewContextIsNotTrusted: an Identity put in the context with
 // NewContext reaches FromContext, but never stands in for a key.
 func TestNewContextIsNotTrusted(t *testing.T) {

@@ -201,12 +201,13 @@ func BenchmarkMalformedKey(b *testing.B) {
 func BenchmarkCachedKeyCheck(b *testing.B) {
 	v, key := benchEnv(b, apikey.TestParams, Options{})
 	r := benchRequest(key.Reveal())
-	if _, err := v.check(r, Policy{}, nil); err != nil {
+	p := &Policy{}
+	if _, err := v.check(r, p, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		_, _ = v.check(r, Policy{}, nil)
+		_, _ = v.check(r, p, nil)
 	}
 }
 

@@ -11,11 +11,25 @@ import (
 	"github.com/keystile/keystile/middleware/internal/keycache"
 )
 
-// check authenticates r against a valid policy p and calls the hooks.
-// origin is r.Header["Origin"], which every caller reads anyway. The
-// returned Identity is shared and immutable.
-func (v *Validator) check(r *http.Request, p Policy, origin []string) (*Identity, error) {
-	prefix, id, err := v.authenticate(r, p, origin)
+// check authenticates r, unless outer is the Identity that this Validator
+// put in r's context for r's key further out, then authorizes it under p
+// (nil: authentication only), and calls the hooks. The returned Identity
+// is shared and immutable.
+func (v *Validator) check(r *http.Request, p *Policy, outer *Identity) (*Identity, error) {
+	if outer != nil {
+		if p == nil {
+			return outer, nil
+		}
+		err := p.allows(outer)
+		if err != nil {
+			v.stats.refused(err)
+			if v.cfg.OnRejected != nil {
+				v.cfg.OnRejected(r.Context(), attempt(r, outer.Prefix), err)
+			}
+		}
+		return outer, err
+	}
+	prefix, id, err := v.authenticate(r, p)
 	if err != nil {
 		v.stats.refused(err)
 		if v.cfg.OnRejected != nil {
@@ -29,25 +43,12 @@ func (v *Validator) check(r *http.Request, p Policy, origin []string) (*Identity
 	return id, nil
 }
 
-// recheck applies p to a request that this Validator authenticated further
-// out in the handler chain, and reports a refusal to OnRejected.
-func (v *Validator) recheck(r *http.Request, p Policy, id *Identity) error {
-	err := p.allows(id)
-	if err != nil {
-		v.stats.refused(err)
-	}
-	if err != nil && v.cfg.OnRejected != nil {
-		v.cfg.OnRejected(r.Context(), attempt(r, id.Prefix), err)
-	}
-	return err
-}
-
-// authenticate runs the checks in order: key present and well-formed
-// (no I/O), cache or verification, status and expiry, leaked server key,
-// policy, and the Origin of a publishable key. It returns the key's
-// displayable prefix once the key is known to be well-formed, for the
-// hooks.
-func (v *Validator) authenticate(r *http.Request, p Policy, origin []string) (prefix string, _ *Identity, _ error) {
+// authenticate runs the checks in order: key present and well-formed (no
+// I/O), cache or verification, status and expiry, closed account, leaked
+// server key, the policy p if not nil, and the Origin of a publishable key.
+// It returns the key's displayable prefix once the key is known to be
+// well-formed, for the hooks.
+func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *Identity, _ error) {
 	if v.closed.Load() {
 		return "", nil, refuse(ErrUnavailable, "the validator is closed")
 	}
@@ -73,6 +74,7 @@ func (v *Validator) authenticate(r *http.Request, p Policy, origin []string) (pr
 	if err := v.settings.checkClosed(id); err != nil {
 		return prefix, nil, err
 	}
+	origin := r.Header["Origin"]
 	if id.Type == apikey.Server && len(origin) > 0 {
 		if v.cfg.OnLeakedServerKey != nil {
 			v.cfg.OnLeakedServerKey(r.Context(), attempt(r, prefix), id.clone())
@@ -81,8 +83,10 @@ func (v *Validator) authenticate(r *http.Request, p Policy, origin []string) (pr
 			return prefix, nil, ErrServerKeyFromBrowser
 		}
 	}
-	if err := p.allows(id); err != nil {
-		return prefix, nil, err
+	if p != nil {
+		if err := p.allows(id); err != nil {
+			return prefix, nil, err
+		}
 	}
 	if id.Type == apikey.Client && len(origin) > 0 {
 		if err := v.settings.checkOrigin(id, origin[0]); err != nil {

@@ -2,11 +2,8 @@ package middleware
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/rs/cors"
-
-	"github.com/keystile/keystile/apikey"
 )
 
 // HeaderKeyExpires is the response header that a key in its grace period
@@ -38,72 +35,61 @@ func (ss *settingsState) checkOrigin(id *Identity, origin string) error {
 	return nil
 }
 
-// preflightAllows reports whether a route with policy p answers a CORS
-// preflight from origin: some environment, in any account, whose name p
-// accepts allows origin for its publishable keys (an environment with no
-// list allows none). The key is not known at preflight; the actual request
-// is checked against its own account's environment. The answer comes from
-// an index of the allowed origins (originIndex), in time that does not grow
-// with the number of environments.
-func (ss *settingsState) preflightAllows(p Policy, origin string, serverFromBrowser bool) bool {
+// preflightAllows reports whether the CORS layer admits origin: some
+// environment, in any account, allows it for its publishable keys (or
+// serverFromBrowser admits every origin). A preflight carries no key, so
+// the actual request is then checked against its key's own environment.
+// The answer comes from an index of the allowed origins, in time that does
+// not grow with the number of environments.
+func (ss *settingsState) preflightAllows(origin string, serverFromBrowser bool) bool {
 	if origin == "" {
-		return false // rs/cors asks for every request; most carry no Origin
+		return false
 	}
-	if serverFromBrowser && p.acceptsType(apikey.Server) {
+	if serverFromBrowser {
 		return true
 	}
-	if !p.acceptsType(apikey.Client) {
-		return false
-	}
 	t := ss.table.Load()
-	if t == nil {
-		return false
-	}
-	return t.index.allows(origin, p.Environments)
+	return t != nil && t.index.allows(origin, nil)
 }
 
-// CORS returns next (a whole router) wrapped so that it answers the CORS
-// preflights of browsers for the origins that some environment allows for
-// its publishable keys. Routers that match on the method
-// (mux.Handle("GET /v1/products", ...), chi's Get, With and Group) answer
-// a preflight's OPTIONS with 405 before any route middleware runs: wrap the
-// router itself, as in http.ListenAndServe(addr, v.CORS(mux)). Every other
-// request goes to next unchanged; the routes' Handler or Require add the
-// CORS headers of the actual request and check its key, type, scope,
-// environment and origin. A preflight carries no key, so its answer only
-// lets the browser send the request that the route then validates.
+// CORS returns next (a whole router) wrapped with the CORS layer of the
+// Validator's keys. It answers preflights itself, without a key, for the
+// origins that some environment allows for its publishable keys (every
+// origin with Options.AllowServerKeyFromBrowser), with the methods of
+// Options.AllowedMethods and the key's headers; a preflight never reaches
+// next. To an actual request from an admitted origin it adds the CORS
+// response headers (HeaderKeyExpires exposed), and every response varies
+// on Origin. The routes' Authenticate, Handler and Require still check
+// each request's key against its own environment's origins. Wrap the
+// router itself, as in http.ListenAndServe(addr, v.CORS(mux)): routers
+// that match on the method answer a preflight's OPTIONS before any route
+// middleware runs.
+//
+// CORS panics if next is nil.
 func (v *Validator) CORS(next http.Handler) http.Handler {
 	if next == nil {
 		panic("middleware: CORS: nil handler")
 	}
-	c := newCORS(v.cfg, v.settings, Policy{Types: []apikey.KeyType{apikey.Server, apikey.Client}})
+	h := v.cors.Handler(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isPreflight(r) {
-			addVary(w.Header(), v.vary[1:])
-			c.HandlerFunc(w, r) // answers the preflight
-			return
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			addVary(w.Header(), v.vary) // the answer would differ with a key header allowed or not
 		}
-		next.ServeHTTP(w, r)
+		h.ServeHTTP(w, r)
 	})
 }
 
-// isPreflight reports whether r is a CORS preflight, as rs/cors decides.
-func isPreflight(r *http.Request) bool {
-	return r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
-}
-
-// newCORS returns the rs/cors handler of a route with policy p: preflight
-// answered for the origins preflightAllows, X-API-Key and Content-Type (and
-// Authorization with AllowBearer) allowed, HeaderKeyExpires exposed, and
-// "Vary: Origin" on every response.
-func newCORS(cfg config, ss *settingsState, p Policy) *cors.Cors {
+// newCORS returns the rs/cors handler of the Validator: preflights answered
+// for the origins preflightAllows, X-API-Key and Content-Type (and
+// Authorization with AllowBearer) allowed, HeaderKeyExpires exposed.
+func newCORS(cfg config, ss *settingsState) *cors.Cors {
 	headers := []string{HeaderAPIKey, "Content-Type"}
 	if cfg.AllowBearer {
 		headers = append(headers, "Authorization")
 	}
 	return cors.New(cors.Options{
 		AllowOriginRequestFunc: func(_ *http.Request, origin string) bool {
-			return ss.preflightAllows(p, origin, cfg.AllowServerKeyFromBrowser)
+			return ss.preflightAllows(origin, cfg.AllowServerKeyFromBrowser)
 		},
 		AllowedMethods: cfg.AllowedMethods,
 		AllowedHeaders: headers,
@@ -112,24 +98,14 @@ func newCORS(cfg config, ss *settingsState, p Policy) *cors.Cors {
 	})
 }
 
-// varyHeaders returns the Vary values of every response of the
-// middleware: Origin (CORS), then the headers a key is read from, so that a
-// shared cache never serves the response to one key's request to another.
-// The slice is shared by every response, so that adding it allocates
-// nothing (see addVary).
-func varyHeaders(bearer bool) []string {
-	vary := []string{"Origin", HeaderAPIKey}
-	if bearer {
-		vary = append(vary, "Authorization")
-	}
-	return vary
-}
-
-// varyLine returns the values of varyHeaders as one header line, for the
-// responses whose Vary the middleware writes alone: one line costs less
-// to clone and write than one per value (BenchmarkCachedKey).
+// varyLine returns the headers a key is read from as one Vary line, so
+// that a shared cache never serves the response to one key's request to
+// another. The slice is shared by every response (see addVary).
 func varyLine(bearer bool) []string {
-	return []string{strings.Join(varyHeaders(bearer), ", ")}
+	if bearer {
+		return []string{HeaderAPIKey + ", Authorization"}
+	}
+	return []string{HeaderAPIKey}
 }
 
 // addVary adds the shared values to h's Vary header. When h has no Vary yet

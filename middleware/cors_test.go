@@ -22,7 +22,7 @@ func TestOrigins(t *testing.T) {
 	f := newFixture(t, nil)
 	prod := f.keys["production/client"].Reveal()
 	staging := f.keys["staging/client"].Reveal()
-	h := f.v.Require(anyType)(okHandler)
+	h := f.v.CORS(f.v.Require(anyType)(okHandler))
 	tests := []struct {
 		name   string
 		key    string
@@ -71,12 +71,14 @@ func preflight(origin string, headers string) *http.Request {
 	return r
 }
 
+// TestPreflight: the CORS layer answers preflights for the router, without
+// a key and without reaching the routes, for the origins that some
+// environment allows (every origin with AllowServerKeyFromBrowser).
 func TestPreflight(t *testing.T) {
 	f := newFixture(t, nil)
-	prodOnly := f.v.Require(middleware.Policy{Types: anyType.Types, Environments: []string{apikey.Production}})(okHandler)
-	any := f.v.Require(anyType)(okHandler)
-	serverByDefault := f.v.Handler(okHandler)
-	serverOnly := f.v.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Server}})(okHandler)
+	routes := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("a preflight reached the routes") })
+	h := f.v.CORS(routes)
+	leaky := newFixture(t, func(o *middleware.Options) { o.AllowServerKeyFromBrowser = true })
 	tests := []struct {
 		name    string
 		h       http.Handler
@@ -84,14 +86,11 @@ func TestPreflight(t *testing.T) {
 		headers string
 		allowed bool
 	}{
-		{"allowed origin", prodOnly, "https://app.example.com", "content-type,x-api-key", true},
-		{"allowed wildcard origin", prodOnly, "https://a.example.org", "x-api-key", true},
-		{"foreign origin", prodOnly, "https://evil.example", "x-api-key", false},
-		{"header not allowed", prodOnly, "https://app.example.com", "x-api-key,x-custom-header", false},
-		{"an environment without a list allows no origin", any, "https://evil.example", "x-api-key", false},
-		{"some environment allows it", any, "https://app.example.com", "x-api-key", true},
-		{"the zero policy admits no publishable key", serverByDefault, "https://app.example.com", "x-api-key", false},
-		{"server-only routes answer no browser", serverOnly, "https://app.example.com", "x-api-key", false},
+		{"allowed origin", h, "https://app.example.com", "content-type,x-api-key", true},
+		{"allowed wildcard origin", h, "https://a.example.org", "x-api-key", true},
+		{"foreign origin", h, "https://evil.example", "x-api-key", false},
+		{"header not allowed", h, "https://app.example.com", "x-api-key,x-custom-header", false},
+		{"server keys from browsers admit every origin", leaky.v.CORS(routes), "https://evil.example", "x-api-key", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,7 +110,7 @@ func TestPreflight(t *testing.T) {
 
 func TestActualCORSRequestExposesGraceHeader(t *testing.T) {
 	f := newFixture(t, nil)
-	w := serve(f.v.Require(anyType)(okHandler), request(f.keys["production/client"].Reveal(), "Origin", "https://app.example.com"))
+	w := serve(f.v.CORS(f.v.Require(anyType)(okHandler)), request(f.keys["production/client"].Reveal(), "Origin", "https://app.example.com"))
 	require.Equal(t, http.StatusOK, w.Code)
 	assert.Equal(t, "https://app.example.com", w.Header().Get("Access-Control-Allow-Origin"))
 	assert.Equal(t, middleware.HeaderKeyExpires, w.Header().Get("Access-Control-Expose-Headers"))

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/cors"
+
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware/internal/keycache"
 	"github.com/keystile/keystile/storage"
@@ -28,8 +30,8 @@ type Validator struct {
 	settings *settingsState
 	follower *follower
 	tasks    tasks
-	vary     []string // the Vary values of every response: Origin and the key's headers
-	varyLine []string // vary as one header line
+	vary     []string // the headers a key is read from, as one Vary line
+	cors     *cors.Cors
 	stats    stats
 	closed   atomic.Bool
 }
@@ -54,7 +56,7 @@ func New(opts Options) (*Validator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("middleware: %w", err)
 	}
-	v := &Validator{cfg: cfg, cache: c, vary: varyHeaders(cfg.AllowBearer), varyLine: varyLine(cfg.AllowBearer)}
+	v := &Validator{cfg: cfg, cache: c, vary: varyLine(cfg.AllowBearer)}
 	report := func(err error) {
 		v.stats.backgroundErrs.Add(1)
 		cfg.OnBackgroundError(err)
@@ -83,6 +85,7 @@ func New(opts Options) (*Validator, error) {
 		f.recorder = safeRecorder{rec}
 	}
 	v.follower = f
+	v.cors = newCORS(cfg, v.settings)
 
 	ctx, cancel := context.WithTimeout(v.tasks.ctx, startupTimeout)
 	defer cancel()
@@ -94,41 +97,52 @@ func New(opts Options) (*Validator, error) {
 	return v, nil
 }
 
-// Check authenticates r against policy p without writing a response: it
-// reads and verifies the key, checks its status and expiry, p, the leaked
-// server key rule and, for a publishable key, the request's Origin. It
-// returns the key's identity, or an error whose Reason (see ReasonOf) says
-// why the request is refused; an invalid p is an error without a Reason.
-// Check calls the Options hooks and records the key's use. It does not
-// answer CORS preflights: Handler and Require do.
+// Check authenticates r and authorizes it under policy p without writing a
+// response: it reads and verifies the key, checks its status and expiry,
+// the leaked server key rule, p and, for a publishable key, the request's
+// Origin. It returns the key's identity, or an error whose Reason (see
+// ReasonOf) says why the request is refused; an invalid p is an error
+// without a Reason. Check calls the Options hooks and records the key's
+// use.
 func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 	if err := p.Validate(); err != nil {
 		return Identity{}, err
 	}
-	id, err := v.check(r, p, r.Header["Origin"])
+	id, err := v.check(r, &p, nil)
 	if err != nil {
 		return Identity{}, err
 	}
 	return id.clone(), nil
 }
 
-// Handler returns next wrapped with CORS and key validation under the zero
-// Policy: any valid server key of any environment, and no publishable key
-// (routes admit those only when their Policy names apikey.Client). It is
+// Authenticate returns next wrapped so that it runs only for requests with
+// a valid key, of either type, whose Identity it puts in the context for
+// FromContext. Authentication includes the leaked server key rule and, for
+// a publishable key sent by a browser, its environment's allowed origins.
+// Authenticate authorizes nothing: every route under it needs its own
+// Require (or Handler), which then checks only its Policy. Use it on a
+// router or group whose routes differ in the key types they accept.
+//
+// Authenticate panics if next is nil.
+func (v *Validator) Authenticate(next http.Handler) http.Handler {
+	return guard(v, nil, next)
+}
+
+// Handler returns next wrapped with key validation under the zero Policy:
+// any valid server key of any environment, and no publishable key (routes
+// admit those only when their Policy names apikey.Client). It is
 // Require(Policy{})(next).
 func (v *Validator) Handler(next http.Handler) http.Handler {
 	return v.Require(Policy{})(next)
 }
 
-// Require returns middleware that answers CORS preflights and lets a
-// request through to its handler only with a valid key that p accepts. The
-// handler finds the key's Identity with FromContext. A request that the
-// same Validator authenticated further out (Handler on a router group, then
-// Require on a route) is not validated again: only p is checked, and
-// OnAuthenticated is not called twice. A refused request is
-// answered by Options.ErrorHandler. A key in its grace period adds the
-// HeaderKeyExpires response header. Every response varies on Origin and on
-// the headers a key is read from.
+// Require returns middleware that lets a request through to its handler
+// only with a valid key that p accepts; the handler finds the key's
+// Identity with FromContext. A request that this Validator authenticated
+// further out (Authenticate, Handler or Require on a router or group) is
+// not authenticated again: only p is checked, and OnAuthenticated is not
+// called twice. A refused request is answered by Options.ErrorHandler. A
+// key in its grace period adds the HeaderKeyExpires response header.
 //
 // Require panics if p is invalid (see Policy.Validate) or, when the
 // middleware is applied, if next is nil: both are programming errors.
@@ -137,55 +151,34 @@ func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
 		panic(err)
 	}
 	p = Policy{Types: slices.Clone(p.Types), Scope: p.Scope, Environments: slices.Clone(p.Environments)}
-	c := newCORS(v.cfg, v.settings, p)
-	return func(next http.Handler) http.Handler {
-		if next == nil {
-			panic("middleware: Require: nil handler")
-		}
-		// serve validates r, whose Origin header is origin, and calls next;
-		// varyKey adds the key's headers to Vary (the fast path below sets
-		// all of Vary at once).
-		serve := func(w http.ResponseWriter, r *http.Request, origin []string, varyKey bool) {
-			if varyKey {
-				addVary(w.Header(), v.vary[1:])
-			}
-			id, err := v.check(r, p, origin)
-			if err != nil {
-				v.cfg.ErrorHandler(w, r, err)
-				return
-			}
-			if id.Expiring {
-				w.Header().Set(HeaderKeyExpires, id.expiresHeader)
-			}
-			next.ServeHTTP(w, r.WithContext(newContext(r.Context(), id)))
-		}
-		withCORS := c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(w, r, r.Header["Origin"], true) }))
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if id := verifiedBy(r, v); id != nil {
-				// This Validator authenticated the request further out
-				// (Handler on a group, Require on a route): only p is
-				// left to check, and the hooks have run.
-				if err := v.recheck(r, p, id); err != nil {
-					v.cfg.ErrorHandler(w, r, err)
-					return
-				}
-				next.ServeHTTP(w, r)
-				return
-			}
-			if origin := r.Header["Origin"]; len(origin) == 0 && r.Method != http.MethodOptions {
-				// Not a browser's cross-origin request: all rs/cors would
-				// do is add "Vary: Origin". Doing it here saves a third of
-				// the middleware's cost (BenchmarkCachedKey).
-				addVary(w.Header(), v.varyLine)
-				serve(w, r, origin, false)
-				return
-			}
-			if isPreflight(r) {
-				addVary(w.Header(), v.vary[1:]) // serve does it for actual requests
-			}
-			withCORS.ServeHTTP(w, r)
-		})
+	return func(next http.Handler) http.Handler { return guard(v, &p, next) }
+}
+
+// guard is the handler of Authenticate (p nil) and Require. Every response
+// it writes or lets through varies on the headers a key is read from.
+func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
+	if next == nil {
+		panic("middleware: nil handler")
 	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		outer := verifiedBy(r, v)
+		if outer == nil {
+			addVary(w.Header(), v.vary)
+		}
+		id, err := v.check(r, p, outer)
+		if err != nil {
+			v.cfg.ErrorHandler(w, r, err)
+			return
+		}
+		if outer != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if id.Expiring {
+			w.Header().Set(HeaderKeyExpires, id.expiresHeader)
+		}
+		next.ServeHTTP(w, r.WithContext(newContext(r.Context(), id)))
+	})
 }
 
 // Invalidate evicts what the validation cache holds about the key of event

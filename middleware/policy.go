@@ -3,6 +3,7 @@ package middleware
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/keystile/keystile/apikey"
 )
@@ -50,16 +51,18 @@ func (p Policy) Validate() error {
 	return nil
 }
 
-// allows checks a valid key's identity against the policy.
+// allows checks a valid key's identity against the policy. A refusal's
+// detail names the policy, which may be that of a router group rather than
+// of the route.
 func (p Policy) allows(id *Identity) error {
 	if !p.acceptsType(id.Type) {
-		return refuse(ErrKeyType, "this route does not accept "+string(id.Type)+" keys")
+		return refuse(ErrKeyType, "policy "+p.String()+" does not accept "+string(id.Type)+" keys")
 	}
 	if p.Scope != "" && !id.HasScope(p.Scope) { // every key holds the empty scope
-		return refuse(ErrScope, "this route requires scope "+p.Scope)
+		return refuse(ErrScope, "policy "+p.String()+" requires scope "+p.Scope)
 	}
 	if len(p.Environments) > 0 && !slices.Contains(p.Environments, id.Environment) {
-		return refuse(ErrEnvironment, "this route does not accept keys of environment "+id.Environment)
+		return refuse(ErrEnvironment, "policy "+p.String()+" does not accept keys of environment "+id.Environment)
 	}
 	return nil
 }
@@ -73,7 +76,23 @@ func (p Policy) acceptsType(t apikey.KeyType) bool {
 	return slices.Contains(p.Types, t)
 }
 
-// acceptsEnvironment reports whether the policy accepts keys of env.
-func (p Policy) acceptsEnvironment(env string) bool {
-	return len(p.Environments) == 0 || slices.Contains(p.Environments, env)
+// String describes the policy, as in "{types: server, client; scope:
+// orders:read; environments: production}". The zero Policy is
+// "{types: server}".
+func (p Policy) String() string {
+	types := []string{string(apikey.Server)}
+	if len(p.Types) > 0 {
+		types = types[:0]
+		for _, t := range p.Types {
+			types = append(types, string(t))
+		}
+	}
+	s := "{types: " + strings.Join(types, ", ")
+	if p.Scope != "" {
+		s += "; scope: " + p.Scope
+	}
+	if len(p.Environments) > 0 {
+		s += "; environments: " + strings.Join(p.Environments, ", ")
+	}
+	return s + "}"
 }
