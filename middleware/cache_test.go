@@ -66,14 +66,18 @@ func TestCacheKeepsKeysInUse(t *testing.T) {
 	assert.Equal(t, misses+1, f.v.Stats().CacheMisses, "the idle key stayed in the cache")
 }
 
+// TestGrace: a key in its grace period works, adds HeaderKeyExpires, and
+// reaches OnAuthenticated with Identity.Expiring; at its expiry it stops.
 func TestGrace(t *testing.T) {
 	var graced []middleware.Identity
 	var mu sync.Mutex
 	f := newFixture(t, func(o *middleware.Options) {
-		o.OnGrace = func(_ context.Context, _ middleware.Attempt, id middleware.Identity) {
+		o.OnAuthenticated = func(_ context.Context, _ middleware.Attempt, id middleware.Identity) {
 			mu.Lock()
 			defer mu.Unlock()
-			graced = append(graced, id)
+			if id.Expiring {
+				graced = append(graced, id)
+			}
 		}
 	})
 	old := f.keys["production/server"]
@@ -412,8 +416,11 @@ func TestCloseLeaksNoGoroutine(t *testing.T) {
 	before := runtime.NumGoroutine()
 	f := newFixture(t, func(o *middleware.Options) {
 		o.LastUsedInterval = time.Millisecond
-		o.SettingsInterval = time.Millisecond
 	})
+	feedless, err := middleware.New(middleware.Options{Store: noFeedStore{f.store}, Hasher: f.hasher, CacheTTL: time.Millisecond}) // reloads settings every CacheTTL
+	require.NoError(t, err)
+	time.Sleep(5 * time.Millisecond)
+	require.NoError(t, feedless.Close())
 	stronger := apikey.TestParams
 	stronger.Iterations = 2
 	v, err := middleware.New(middleware.Options{Store: f.store, Hasher: apikey.Argon2id{Params: stronger}}) // upgrades hashes in the background

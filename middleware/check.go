@@ -75,13 +75,8 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 		return prefix, nil, err
 	}
 	origin := r.Header["Origin"]
-	if id.Type == apikey.Server && len(origin) > 0 {
-		if v.cfg.OnLeakedServerKey != nil {
-			v.cfg.OnLeakedServerKey(r.Context(), attempt(r, prefix), id.clone())
-		}
-		if !v.cfg.AllowServerKeyFromBrowser {
-			return prefix, nil, ErrServerKeyFromBrowser
-		}
+	if id.Type == apikey.Server && len(origin) > 0 && !v.cfg.AllowServerKeyFromBrowser {
+		return prefix, nil, ErrServerKeyFromBrowser
 	}
 	if p != nil {
 		if err := p.allows(id); err != nil {
@@ -92,9 +87,6 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 		if err := v.settings.checkOrigin(id, origin[0]); err != nil {
 			return prefix, nil, err
 		}
-	}
-	if id.Expiring && v.cfg.OnGrace != nil {
-		v.cfg.OnGrace(r.Context(), attempt(r, prefix), id.clone())
 	}
 	v.cache.Touch(e, now)
 	return prefix, id, nil

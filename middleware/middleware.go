@@ -48,9 +48,9 @@ func New(opts Options) (*Validator, error) {
 	if err != nil {
 		return nil, err
 	}
-	size := cfg.CacheSize
+	size, remembered := cfg.CacheSize, cfg.CacheSize // keys cached, and remembered as verified
 	if !cfg.cacheEnabled {
-		size = -1
+		size, remembered = -1, DefaultCacheSize
 	}
 	c, err := keycache.New[*Identity](size, cfg.failureEnabled)
 	if err != nil {
@@ -68,7 +68,7 @@ func New(opts Options) (*Validator, error) {
 	v.verifier = &verifier{
 		issuer: v, store: store, hasher: safeHasher{cfg.Hasher}, now: cfg.Now,
 		ttl: cfg.CacheTTL, failureTTL: cfg.FailureTTL, cache: c,
-		verified: keycache.NewVerified(max(cfg.CacheSize, DefaultCacheSize)),
+		verified: keycache.NewVerified(remembered),
 		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow),
 		stats:    &v.stats, report: report, background: v.tasks.start,
 		sem: make(chan struct{}, cfg.MaxConcurrentHashes),
@@ -76,10 +76,10 @@ func New(opts Options) (*Validator, error) {
 	f := &follower{
 		cache: c, verifier: v.verifier, settings: v.settings, stats: &v.stats,
 		now: cfg.Now, ttl: cfg.CacheTTL, report: report,
-		settingsEvery: cfg.SettingsInterval, lastUsedEvery: cfg.LastUsedInterval,
+		settingsEvery: cfg.CacheTTL, lastUsedEvery: cfg.LastUsedInterval,
 	}
 	if feed, ok := cfg.Store.(storage.ChangeFeed); ok {
-		f.feed, f.wake, f.feedEvery = safeFeed{feed}, cfg.FeedWake, cfg.FeedInterval
+		f.feed, f.wake, f.feedEvery, f.settingsEvery = safeFeed{feed}, cfg.FeedWake, cfg.FeedInterval, 0
 	}
 	if rec, ok := cfg.Store.(storage.LastUsedRecorder); ok {
 		f.recorder = safeRecorder{rec}

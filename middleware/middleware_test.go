@@ -263,14 +263,14 @@ func TestErrorHandlerLearnsTheReason(t *testing.T) {
 func TestNewValidatesOptions(t *testing.T) {
 	store := newFixture(t, nil).store
 	for name, o := range map[string]middleware.Options{
-		"no store":              {},
-		"negative TTL":          {Store: store, CacheTTL: -1},
-		"negative feed":         {Store: store, FeedInterval: -time.Second},
-		"negative hashes":       {Store: store, MaxConcurrentHashes: -1},
-		"negative budget":       {Store: store, ThrottleFailures: -1},
-		"empty allowed method":  {Store: store, AllowedMethods: []string{""}},
-		"negative last-used":    {Store: store, LastUsedInterval: -1},
-		"negative settings age": {Store: store, SettingsInterval: -1},
+		"no store":               {},
+		"negative TTL":           {Store: store, CacheTTL: -1},
+		"negative feed":          {Store: store, FeedInterval: -time.Second},
+		"negative hashes":        {Store: store, MaxConcurrentHashes: -1},
+		"negative budget":        {Store: store, ThrottleFailures: -1},
+		"empty allowed method":   {Store: store, AllowedMethods: []string{""}},
+		"negative last-used":     {Store: store, LastUsedInterval: -1},
+		"negative preflight age": {Store: store, PreflightMaxAge: -1},
 	} {
 		t.Run(name, func(t *testing.T) {
 			v, err := middleware.New(o)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
-	"github.com/keystile/keystile/storage"
 )
 
 // Default values of the Options fields whose zero value means "default".
@@ -20,7 +19,6 @@ const (
 	DefaultThrottleFailures = 10
 	DefaultThrottleWindow   = time.Minute
 	DefaultFeedInterval     = time.Second
-	DefaultSettingsInterval = time.Minute // for stores without a change feed
 	DefaultLastUsedInterval = time.Minute
 )
 
@@ -32,147 +30,111 @@ var DefaultAllowedMethods = []string{
 }
 
 // Options configure a Validator. Only Store is required; every other field
-// documents what its zero value means.
+// documents what its zero value means. New rejects negative durations and
+// counts except where a field says otherwise.
 type Options struct {
 	// Store holds the keys and environment settings. Required. If it also
 	// implements storage.ChangeFeed, the Validator follows the feed; if it
 	// implements storage.LastUsedRecorder, last-used times are recorded.
 	Store apikey.Store
 
-	// Hasher verifies presented keys against stored hashes. Use the same
-	// hasher as the apikey.Manager: a stored hash weaker than this hasher's
-	// parameters is re-hashed, in the background, after it verifies; a
-	// stronger or incomparable one is left as it is. Nil means
-	// apikey.Argon2id{} (DefaultParams).
+	// Hasher verifies presented keys against stored hashes; use the
+	// Manager's. A stored hash weaker than its parameters is re-hashed in
+	// the background after it verifies; a stronger or incomparable one is
+	// left as it is. Nil means apikey.Argon2id{} (DefaultParams).
 	Hasher apikey.Hasher
 
-	// Now is the clock, for expiry, grace, cache lifetimes and throttling.
+	// Now is the clock of expiry, grace, cache lifetimes and throttling.
 	// Nil means time.Now.
 	Now func() time.Time
 
-	// AllowBearer makes the middleware also read the key from
-	// "Authorization: Bearer <key>". False (the zero value) reads only the
-	// X-API-Key header. A request carrying both is refused as malformed.
-	// Keys are never read from URLs.
+	// AllowBearer also reads the key from "Authorization: Bearer <key>".
+	// False reads only the X-API-Key header. A request carrying both is
+	// refused as malformed. Keys are never read from URLs.
 	AllowBearer bool
 
-	// AllowServerKeyFromBrowser lets a server key that arrives with an
-	// Origin header through (it is still reported to OnLeakedServerKey).
-	// False (the zero value) refuses it with ErrServerKeyFromBrowser.
+	// AllowServerKeyFromBrowser accepts a valid server key that arrives
+	// with an Origin header (a secret exposed in a browser), and makes the
+	// CORS layer admit every origin. False refuses such a request with
+	// ErrServerKeyFromBrowser, which OnRejected receives; an accepted one
+	// reaches OnAuthenticated with a server key and a non-empty
+	// Attempt.Origin.
 	AllowServerKeyFromBrowser bool
 
-	// CacheSize is the number of verified keys the validation cache holds;
-	// failed keys get a second cache of the same size. Zero means
-	// DefaultCacheSize (100,000); a negative value disables both caches, so
-	// that every request verifies its key with argon2.
-	//
-	// Size it to at least the number of keys in use: a key in the cache
-	// runs argon2 once per process, and is re-validated every CacheTTL by
-	// one store read; a key that a full cache pushed out may run argon2
-	// again. The cache takes memory only for the keys it holds: about 730
-	// bytes of heap per verified key and 470 per failure
-	// (BenchmarkManyKeys, on amd64), so 73 MB for 100,000 keys in use, and
-	// at most 47 MB more under a flood of well-formed unknown keys. The
-	// table of keys that verified (see ThrottleFailures) is allocated at
-	// New: four 32-byte slots per cached key, 16 MiB for the default size.
+	// CacheSize is the number of verified keys the cache holds, and of
+	// failures the failure cache holds. Size it to the keys in use: a key
+	// pushed out may run argon2 again. Zero means DefaultCacheSize; a
+	// negative value disables both caches, so that every request runs
+	// argon2. The memory of verified keys takes 128 bytes per CacheSize
+	// (at least 2 MiB), allocated by New.
 	CacheSize int
 	// CacheTTL bounds how long a cached key is served on what this process
 	// last read of it. With a change feed, a cached key is served while the
 	// feed was read successfully within CacheTTL (or within CacheTTL of its
-	// own read); without one, for CacheTTL after its record was read. Then
-	// the key is read again (one store read, and no argon2 while its stored
-	// hash is unchanged). Zero means DefaultCacheTTL.
+	// own read); without one, for CacheTTL after its record was read, and
+	// every environment's settings are reloaded every CacheTTL. Then the
+	// key is read again: one store read, and no argon2 while its stored
+	// hash is unchanged. Zero means DefaultCacheTTL.
 	CacheTTL time.Duration
-	// FailureTTL is how long an unknown key or a wrong secret is remembered,
-	// so that repeating it costs no storage call. Zero means
-	// DefaultFailureTTL (5 seconds); a negative value disables it. Storage
-	// errors are never cached.
+	// FailureTTL is how long an unknown key or a wrong secret is
+	// remembered, so that repeating it costs no store read. Storage errors
+	// are never cached. Zero means DefaultFailureTTL; a negative value
+	// disables the failure cache.
 	FailureTTL time.Duration
 
-	// MaxConcurrentHashes caps the argon2 computations running at once, so
-	// that a flood cannot exhaust memory (about 19 MiB each with
-	// DefaultParams). A request waiting for a slot gives up when its context
-	// ends (ErrBusy). Zero means runtime.NumCPU().
+	// MaxConcurrentHashes caps the argon2 computations running at once. A
+	// request waiting for a slot gives up when its context ends (ErrBusy).
+	// Zero means runtime.NumCPU().
 	MaxConcurrentHashes int
 
 	// ThrottleFailures is the budget of failed or in-flight verifications
-	// per key id per ThrottleWindow. Once it is spent, further uncached
-	// attempts with that key id are refused with ErrThrottled (429) without
-	// a storage call or a hash until the window ends. A valid key that is
-	// cached keeps working, and so does one that verified in this process
-	// before: keys that verified are remembered in a table of their own
-	// (four slots per CacheSize, at least 65,536), which junk cannot touch
-	// and real keys push an entry out of only by chance, in a slot nobody
-	// can aim at (see the package's threat model). Key ids are public, so whoever sends wrong secrets for an
-	// id can delay the first verification in a process of the real key
-	// until the window ends: rate-limit clients upstream if that matters.
-	// Zero means DefaultThrottleFailures (10).
+	// per key id per ThrottleWindow; once spent, uncached attempts with
+	// that id get ErrThrottled without a store read or a hash until the
+	// window ends. A key that verified in this process is never throttled.
+	// Zero means DefaultThrottleFailures.
 	ThrottleFailures int
 	// ThrottleWindow is the window of ThrottleFailures. Zero means
-	// DefaultThrottleWindow (1 minute).
+	// DefaultThrottleWindow.
 	ThrottleWindow time.Duration
 
-	// FeedInterval is how often the Validator polls the store's change feed
-	// (storage.ChangeFeed), so that every process sees a revocation,
-	// rotation, scope or origin change made elsewhere within about this
-	// bound. Zero means DefaultFeedInterval (1 second). Ignored if the store
-	// has no change feed.
+	// FeedInterval is how often the store's change feed is read: the bound
+	// within which a change made in another process reaches this one.
+	// Zero means DefaultFeedInterval. Ignored without a change feed.
 	FeedInterval time.Duration
-	// FeedWake, if set, signals that the store's change feed has news: the
-	// Validator reads the feed at once instead of at its next poll, so a
-	// revocation reaches this process in milliseconds. Pass the Wake channel
-	// of package github.com/keystile/keystile/storage/sqlstore/pgnotify
-	// (PostgreSQL LISTEN/NOTIFY). Polling every FeedInterval goes on as the
-	// fallback for lost notifications. Nil means polling only.
+	// FeedWake, when it delivers, makes the Validator read the change feed
+	// at once (the Wake channel of package storage/sqlstore/pgnotify);
+	// reads every FeedInterval go on. Nil means reads every FeedInterval
+	// only. Ignored without a change feed.
 	FeedWake <-chan struct{}
-	// SettingsInterval is how often every account's environments' settings
-	// (allowed origins, closed accounts) are reloaded in full, a page at a
-	// time. With a change feed no periodic reload is needed: a settings
-	// change reaches this process as a feed entry, which reloads that one
-	// environment's settings (one read), and only a gap in the feed
-	// (storage.ErrFeedGap) reloads them all; so zero means never for a
-	// store with a change feed. A full reload reads every environment (at
-	// 300,000 environments, a second or two of store reads), so set it
-	// only as a safety net, in hours. For a store without a change feed,
-	// reloading is the only way to see changes made by other processes:
-	// zero means DefaultSettingsInterval (1 minute).
-	SettingsInterval time.Duration
-	// LastUsedInterval is how often last-used times are written, at most one
-	// write per key per interval, through storage.LastUsedRecorder; the
-	// rest are written by Close. Zero means DefaultLastUsedInterval
-	// (1 minute). Ignored if the store cannot record last-used times.
+	// LastUsedInterval is how often last-used times are written, one entry
+	// per key used since the last write; Close writes the rest. Zero means
+	// DefaultLastUsedInterval. Ignored if the store is no
+	// storage.LastUsedRecorder.
 	LastUsedInterval time.Duration
 
-	// AllowedMethods are the methods a cross-origin request may use
-	// (answered in preflight). Empty means DefaultAllowedMethods.
+	// AllowedMethods are the methods the CORS layer allows in preflights.
+	// Empty means DefaultAllowedMethods.
 	AllowedMethods []string
 	// PreflightMaxAge is how long a browser may cache a preflight answer.
-	// Zero sends no Access-Control-Max-Age header (browsers then use their
-	// own default of a few seconds).
+	// Zero sends no Access-Control-Max-Age (browsers use their own
+	// default).
 	PreflightMaxAge time.Duration
 
-	// ErrorHandler writes the response of a refused request. err is a
-	// refusal: ReasonOf, Detail and RetryAfter describe it. Nil means
-	// WriteProblem (application/problem+json).
+	// ErrorHandler writes the response of a refused request; ReasonOf,
+	// Detail and RetryAfter describe err. Nil means WriteProblem.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 
-	// OnAuthenticated, if set, is called for every request whose key is
-	// accepted. It runs on the request path: keep it fast.
+	// OnAuthenticated, if set, is called on the request path for every
+	// request whose key is authenticated (Identity.Expiring tells a key in
+	// its grace period). Keep it fast.
 	OnAuthenticated func(ctx context.Context, a Attempt, id Identity)
 	// OnRejected, if set, is called for every refused request with the
 	// refusal (see ReasonOf).
 	OnRejected func(ctx context.Context, a Attempt, err error)
-	// OnLeakedServerKey, if set, is called when a valid server key arrives
-	// with an Origin header: the secret is exposed in a browser and should
-	// be rotated.
-	OnLeakedServerKey func(ctx context.Context, a Attempt, id Identity)
-	// OnGrace, if set, is called for every accepted request whose key was
-	// rotated out and works only until its grace period ends.
-	OnGrace func(ctx context.Context, a Attempt, id Identity)
-	// OnBackgroundError, if set, receives the errors of background work:
-	// following the change feed, reloading settings, writing last-used
-	// times, upgrading outdated hashes. Nil means they are logged with
-	// slog.Default at level Warn. Errors never hold a secret.
+	// OnBackgroundError, if set, receives the errors of background work
+	// (change feed, settings loads, last-used writes, hash upgrades) and of
+	// a panicking store or hasher. Nil logs them with slog.Default at level
+	// Warn. Errors never hold a secret.
 	OnBackgroundError func(err error)
 }
 
@@ -205,7 +167,7 @@ func (o Options) withDefaults() (config, error) {
 		v    time.Duration
 	}{
 		{"CacheTTL", o.CacheTTL}, {"ThrottleWindow", o.ThrottleWindow},
-		{"FeedInterval", o.FeedInterval}, {"SettingsInterval", o.SettingsInterval},
+		{"FeedInterval", o.FeedInterval},
 		{"LastUsedInterval", o.LastUsedInterval}, {"PreflightMaxAge", o.PreflightMaxAge},
 	} {
 		if d.v < 0 {
@@ -247,9 +209,6 @@ func (o Options) withDefaults() (config, error) {
 	orDefault(&c.ThrottleFailures, DefaultThrottleFailures)
 	orDefault(&c.ThrottleWindow, DefaultThrottleWindow)
 	orDefault(&c.FeedInterval, DefaultFeedInterval)
-	if _, feed := o.Store.(storage.ChangeFeed); !feed {
-		orDefault(&c.SettingsInterval, DefaultSettingsInterval)
-	}
 	orDefault(&c.LastUsedInterval, DefaultLastUsedInterval)
 	return c, nil
 }

@@ -122,10 +122,6 @@ func testSecretsNeverLeak(t *testing.T, b Backend) {
 		o.FeedInterval = time.Hour
 		o.OnAuthenticated = func(_ context.Context, a middleware.Attempt, id middleware.Identity) { hook("OnAuthenticated", a, id) }
 		o.OnRejected = func(_ context.Context, a middleware.Attempt, err error) { hook("OnRejected", a, err) }
-		o.OnLeakedServerKey = func(_ context.Context, a middleware.Attempt, id middleware.Identity) {
-			hook("OnLeakedServerKey", a, id)
-		}
-		o.OnGrace = func(_ context.Context, a middleware.Attempt, id middleware.Identity) { hook("OnGrace", a, id) }
 		o.OnBackgroundError = func(err error) { hook("OnBackgroundError", err) }
 	})
 	ctx := context.Background()
@@ -174,7 +170,7 @@ func testSecretsNeverLeak(t *testing.T, b Backend) {
 		headers []string
 	}{
 		{nil, e.h, server, nil},
-		{nil, e.h, graced.Reveal(), nil}, // OnGrace
+		{nil, e.h, graced.Reveal(), nil}, // OnAuthenticated, Identity.Expiring
 		{middleware.ErrMissingKey, e.h, "", []string{"Authorization", "Bearer " + server}},
 		{middleware.ErrMalformedKey, e.h, server[:len(server)-1] + Flip(server[len(server)-1]), nil},
 		{middleware.ErrMalformedKey, e.h, server + "x", nil},
@@ -187,7 +183,7 @@ func testSecretsNeverLeak(t *testing.T, b Backend) {
 		{middleware.ErrScope, e.v.Require(middleware.Policy{Scope: "orders:write"})(OKHandler), scoped.Reveal(), nil},
 		{middleware.ErrEnvironment, e.v.Require(middleware.Policy{Environments: []string{apikey.Staging}})(OKHandler), server, nil},
 		{middleware.ErrOrigin, e.h, client, []string{"Origin", "https://evil.example"}},
-		{middleware.ErrServerKeyFromBrowser, e.h, server, browser}, // OnLeakedServerKey
+		{middleware.ErrServerKeyFromBrowser, e.h, server, browser}, // OnRejected
 		{middleware.ErrInvalidKey, e.h, wrong[0], nil},
 		{middleware.ErrInvalidKey, e.h, wrong[1], nil},
 		{middleware.ErrInvalidKey, e.h, wrong[2], nil},
@@ -211,7 +207,7 @@ func testSecretsNeverLeak(t *testing.T, b Backend) {
 	preflight.Header.Set("Origin", "https://app.example.com")
 	preflight.Header.Set("Access-Control-Request-Method", "GET")
 	preflight.Header.Set("Access-Control-Request-Headers", "X-API-Key")
-	out.addResponse("preflight", Serve(e.h, preflight))
+	out.addResponse("preflight", Serve(e.v.CORS(e.h), preflight))
 
 	// Busy, unavailable and background errors: the store stalls, then goes
 	// down; a second Validator logs its background errors with slog.Default
@@ -356,7 +352,7 @@ func testSecretsNeverLeak(t *testing.T, b Backend) {
 
 	require.NoError(t, v2.Close())
 	require.NoError(t, e.v.Close())
-	for _, h := range []string{"OnAuthenticated", "OnRejected", "OnLeakedServerKey", "OnGrace", "OnBackgroundError"} {
+	for _, h := range []string{"OnAuthenticated", "OnRejected", "OnBackgroundError"} {
 		assert.Positive(t, counts[h], "hook %s never ran", h)
 	}
 	var logged int

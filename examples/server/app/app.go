@@ -142,12 +142,15 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 
 	a.validator, err = middleware.New(middleware.Options{
 		Store: a.store, // the zero Hasher: apikey.DefaultParams, as the Manager
-		OnLeakedServerKey: func(_ context.Context, at middleware.Attempt, id middleware.Identity) {
-			a.log.Warn("server key used from a browser: refused; rotate it",
-				"key", id.Prefix, "environment", id.Environment, "origin", at.Origin)
+		OnRejected: func(_ context.Context, at middleware.Attempt, err error) {
+			if errors.Is(err, middleware.ErrServerKeyFromBrowser) {
+				a.log.Warn("server key used from a browser: refused; rotate it", "key", at.Prefix, "origin", at.Origin)
+			}
 		},
-		OnGrace: func(_ context.Context, _ middleware.Attempt, id middleware.Identity) {
-			a.log.Info("key in its grace period used", "key", id.Prefix, "expires", id.ExpiresAt)
+		OnAuthenticated: func(_ context.Context, _ middleware.Attempt, id middleware.Identity) {
+			if id.Expiring {
+				a.log.Info("key in its grace period used", "key", id.Prefix, "expires", id.ExpiresAt)
+			}
 		},
 		OnBackgroundError: func(err error) { a.log.Warn("keystile middleware", "error", err) },
 	})
