@@ -9,12 +9,11 @@ import (
 
 // originIndex answers CORS preflights: which allowed-origin entries, of
 // environments of which names, admit an origin. A preflight carries no
-// key, so it is answered for every account at once; with the entries of
-// 100,000 accounts a scan would cost milliseconds, so the entries are
-// counted by their normalised form ("https://app.example.com",
-// "https://*.example.com", "*") and a preflight looks up the few forms
-// that could admit its origin: "*", the origin itself, and a wildcard for
-// each of its parent domains.
+// key, so it is answered for every account at once, in time that does not
+// grow with the number of environments: the entries are counted by their
+// normalised form ("https://app.example.com", "https://*.example.com",
+// "*") and a preflight looks up the few forms that could admit its origin:
+// "*", the origin itself, and a wildcard for each of its parent domains.
 //
 // Closed environments are not counted: their keys are refused anyway.
 type originIndex struct {
@@ -75,7 +74,7 @@ func indexed(s *envSettings) int {
 // count adds d (1 or -1) to the counts of an entry; x.mu is held.
 func (x *originIndex) count(pattern, environment string, d int32) {
 	k := envPattern{pattern, environment}
-	if d > 0 { // one map operation each: a full load adds 400,000
+	if d > 0 { // one map operation each
 		x.byEnv[k]++
 		x.total[pattern]++
 		return

@@ -25,8 +25,7 @@ import (
 //
 // The table is split into settingsShards maps, each replaced whole (copy
 // on write) when one of its entries changes: a lookup is an atomic load and
-// a map read, with no lock and no allocation; an update copies one shard,
-// about 1/256 of the table.
+// a map read, with no lock and no allocation; an update copies one shard.
 
 // settingsPage is how many environments one Store.Environments call of a
 // full load asks for.

@@ -15,9 +15,9 @@ type Stats struct {
 	// (verified keys and cached failures); CacheMisses those that were not.
 	CacheHits, CacheMisses uint64
 	// CachedKeys and CachedFailures are how many verified keys and failures
-	// the cache holds now. CachedKeys counts keys past Options.CacheTTL,
-	// and keys evicted by a change, too: they are kept, not served, so
-	// that they re-validate without argon2.
+	// the cache holds now, at most Options.CacheSize each. Entries that are
+	// no longer served (evicted by a change, or past their lifetime) count
+	// until a verification replaces them or the LRU pushes them out.
 	CachedKeys, CachedFailures int
 
 	// HashesRunning and HashesWaiting are the argon2 verifications running
