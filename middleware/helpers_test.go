@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -170,4 +172,81 @@ func (f *fixture) create(req apikey.CreateRequest) apikey.Key {
 	is, err := f.manager.Create(context.Background(), owner, req)
 	require.NoError(f.t, err)
 	return is.Key
+}
+
+func TestForgeMakesWellFormedKeys(t *testing.T) {
+	k, err := apikey.ParseKey(forge(apikey.Server, "AAAAAAAAAAAA", 'x'))
+	require.NoError(t, err)
+	require.Equal(t, "AAAAAAAAAAAA", k.ID())
+}
+
+// actorIn is an owner acting in account.
+func actorIn(account string) apikey.Actor {
+	return apikey.Actor{ID: "alice", Role: apikey.Owner, Account: account}
+}
+
+// accounts is a store with two accounts that use the same environment
+// names, acme and globex, each with production and staging bootstrapped and
+// origins of its own, and a Manager (process A) whose events reach the
+// Validators registered with it.
+type accounts struct {
+	t     *testing.T
+	store *memory.Store
+	m     *apikey.Manager
+	keys  map[string]apikey.Key // "acme/production/client", ...
+
+	mu         sync.Mutex
+	validators []*middleware.Validator // told of the Manager's events
+}
+
+func newAccounts(t *testing.T) *accounts {
+	t.Helper()
+	a := &accounts{t: t, store: memory.New(), keys: map[string]apikey.Key{}}
+	var err error
+	a.m, err = apikey.NewManager(apikey.ManagerOptions{
+		Store: a.store, Hasher: apikey.Argon2id{Params: apikey.TestParams},
+		OnEvent: func(e apikey.Event) {
+			a.mu.Lock()
+			vs := slices.Clone(a.validators)
+			a.mu.Unlock()
+			for _, v := range vs {
+				v.Invalidate(e)
+			}
+		},
+	})
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, account := range []string{"acme", "globex"} {
+		for _, env := range []string{apikey.Production, apikey.Staging} {
+			issued, err := a.m.Bootstrap(ctx, actorIn(account), env)
+			require.NoError(t, err)
+			for _, is := range issued {
+				a.keys[account+"/"+env+"/"+string(is.Key.Type())] = is.Key
+			}
+		}
+		_, err := a.m.SetAllowedOrigins(ctx, actorIn(account), apikey.Production, []string{"https://" + account + ".example"})
+		require.NoError(t, err)
+	}
+	return a
+}
+
+// validator starts a Validator on store (a.store if nil); with invalidate,
+// it is told of the Manager's events (it runs in process A), else it learns
+// of changes through the change feed only (another process).
+func (a *accounts) validator(store apikey.Store, invalidate bool) *middleware.Validator {
+	a.t.Helper()
+	if store == nil {
+		store = a.store
+	}
+	v, err := middleware.New(middleware.Options{
+		Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, FeedInterval: 5 * time.Millisecond,
+	})
+	require.NoError(a.t, err)
+	a.t.Cleanup(func() { _ = v.Close() })
+	if invalidate {
+		a.mu.Lock()
+		a.validators = append(a.validators, v)
+		a.mu.Unlock()
+	}
+	return v
 }

@@ -1,0 +1,156 @@
+package middleware_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/storage/memory"
+)
+
+// panickingEnvironments is a store whose Environments panics, as a custom
+// store's bug would.
+type panickingEnvironments struct{ *memory.Store }
+
+func (panickingEnvironments) Environments(context.Context, apikey.EnvironmentQuery) ([]apikey.Settings, error) {
+	panic("custom store bug")
+}
+
+// TestSettingsLoadPanicIsAnError: a store that panics while the settings
+// load is reported, and browser requests fail closed; New still succeeds.
+func TestSettingsLoadPanicIsAnError(t *testing.T) {
+	a := newAccounts(t)
+	var mu sync.Mutex
+	var errs []error
+	v, err := middleware.New(middleware.Options{
+		Store: panickingEnvironments{a.store}, Hasher: apikey.Argon2id{Params: apikey.TestParams},
+		OnBackgroundError: func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = v.Close() })
+	h := v.Require(anyType)(okHandler)
+	assert.Equal(t, http.StatusServiceUnavailable, serve(h, request(a.keys["acme/production/client"].Reveal(), "Origin", "https://acme.example")).Code)
+	assert.Equal(t, http.StatusOK, serve(h, request(a.keys["acme/production/client"].Reveal())).Code, "no Origin: no settings needed")
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, errs)
+	assert.ErrorContains(t, errs[0], "panicked")
+}
+
+// panicHasher panics with the secret it was given, in hex or as bytes.
+type panicHasher struct {
+	apikey.Argon2id
+	how string
+}
+
+func (h panicHasher) Verify(secret []byte, encoded string) (bool, bool, error) {
+	switch h.how {
+	case "bytes":
+		panic(secret)
+	case "hex":
+		panic(fmt.Sprintf("argon2: bad input %x", secret))
+	default:
+		panic(fmt.Errorf("argon2: bad input %s", secret))
+	}
+}
+
+// TestHasherPanicNeverPrintsTheSecret: a custom hasher that panics with the
+// secret it was given, as text, bytes or hex, never gets it printed.
+func TestHasherPanicNeverPrintsTheSecret(t *testing.T) {
+	for _, how := range []string{"string", "bytes", "hex"} {
+		t.Run(how, func(t *testing.T) {
+			f := newFixture(t, nil)
+			key := f.keys["production/server"]
+			var mu sync.Mutex
+			var got []string
+			v, err := middleware.New(middleware.Options{
+				Store: f.store, Now: f.clock.Now,
+				Hasher:            panicHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}, how: how},
+				OnBackgroundError: func(err error) { mu.Lock(); got = append(got, err.Error()); mu.Unlock() },
+			})
+			require.NoError(t, err)
+			defer v.Close()
+			assert.Equal(t, http.StatusServiceUnavailable, serve(v.Handler(okHandler), request(key.Reveal())).Code)
+			secret := key.Reveal()[apikey.PrefixLength+1 : apikey.PrefixLength+1+apikey.SecretLength]
+			hexSecret := fmt.Sprintf("%x", secret)
+			var bytesSecret []string
+			for _, b := range []byte(secret[:8]) {
+				bytesSecret = append(bytesSecret, fmt.Sprint(b))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			require.NotEmpty(t, got)
+			for _, msg := range got {
+				assert.NotContains(t, msg, secret)
+				assert.NotContains(t, msg, hexSecret)
+				assert.NotContains(t, msg, strings.Join(bytesSecret, " "))
+			}
+		})
+	}
+}
+
+// panickingStore panics in Key while panics is set, with a message that
+// names a secret.
+type panickingStore struct {
+	*flakyStore
+	secret string
+	panics bool
+}
+
+func (s *panickingStore) Key(ctx context.Context, id string) (apikey.Record, error) {
+	if s.panics {
+		panic("driver bug while reading " + s.secret)
+	}
+	return s.flakyStore.Key(ctx, id)
+}
+
+// TestPanickingStoreIsUnavailable: a panic in a Store method during
+// verification is a 503 for the request and a background error without the
+// secret, not a crash of the process.
+func TestPanickingStoreIsUnavailable(t *testing.T) {
+	f := newFixture(t, nil)
+	key := f.keys["production/server"]
+	store := &panickingStore{flakyStore: f.store, secret: key.Reveal(), panics: true}
+	var mu sync.Mutex
+	var background []error
+	v, err := middleware.New(middleware.Options{
+		Store: store, Hasher: f.hasher, Now: f.clock.Now,
+		OnBackgroundError: func(err error) { mu.Lock(); background = append(background, err); mu.Unlock() },
+	})
+	require.NoError(t, err)
+	defer v.Close()
+	h := v.Handler(okHandler)
+
+	var wg sync.WaitGroup
+	codes := make([]int, 8)
+	for i := range codes { // concurrent requests share one verification
+		wg.Go(func() { codes[i] = serve(h, request(key.Reveal())).Code })
+	}
+	wg.Wait()
+	for _, code := range codes {
+		assert.Equal(t, http.StatusServiceUnavailable, code)
+	}
+	w := serve(h, request(key.Reveal()))
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code)
+	assert.NotContains(t, w.Body.String(), key.Reveal())
+
+	mu.Lock()
+	require.NotEmpty(t, background)
+	for _, err := range background {
+		assert.Contains(t, err.Error(), "panic")
+		assert.Contains(t, err.Error(), "driver bug")
+		assert.NotContains(t, err.Error(), key.Reveal()[apikey.PrefixLength:])
+	}
+	mu.Unlock()
+
+	store.panics = false // the process kept serving: the key works again
+	assert.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
+}
