@@ -75,6 +75,35 @@ func ExampleValidator_Require() {
 	// client 403
 }
 
+// A group authenticates once; each route authorizes its own key types.
+// The CORS layer wraps the whole router.
+func ExampleValidator_Authenticate() {
+	store, issued := setup()
+	v, _ := middleware.New(middleware.Options{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	defer v.Close()
+
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	api := http.NewServeMux()
+	api.Handle("GET /products", v.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Server, apikey.Client}})(ok))
+	api.Handle("POST /products", v.Require(middleware.Policy{Scope: "products:write"})(ok))
+	h := v.CORS(v.Authenticate(api))
+
+	for _, is := range issued { // the default server key, then the publishable key
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			r := httptest.NewRequest(method, "/products", nil)
+			r.Header.Set("X-API-Key", is.Key.Reveal())
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			fmt.Println(is.Key.Type(), method, w.Code)
+		}
+	}
+	// Output:
+	// server GET 200
+	// server POST 200
+	// client GET 200
+	// client POST 403
+}
+
 func ExampleValidator_Check() {
 	store, issued := setup()
 	v, _ := middleware.New(middleware.Options{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})

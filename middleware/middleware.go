@@ -20,9 +20,10 @@ import (
 // of Close.
 const startupTimeout = 5 * time.Second
 
-// Validator checks the API keys of HTTP requests. Create it with New, wrap
-// handlers with Handler or Require, and Close it after the server has shut
-// down. A Validator is safe for concurrent use.
+// Validator checks the API keys of HTTP requests. Create it with New; wrap
+// the router with CORS, groups with Authenticate and routes with Require or
+// Handler; Close it after the server has shut down. A Validator is safe for
+// concurrent use.
 type Validator struct {
 	cfg      config
 	cache    *keycache.Cache[*Identity]
