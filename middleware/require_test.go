@@ -386,10 +386,23 @@ func TestSubRequestWithAnotherKeyIsValidated(t *testing.T) {
 	assert.Equal(t, "malformed_key", decodeProblem(t, w).Code)
 }
 
-// TestResponses covers every status and code of a refused request, and the
-// accepted cases around them.
+// TestResponses covers every status and code of a refused request, the
+// accepted cases around them, and the hook each one reaches, once.
 func TestResponses(t *testing.T) {
-	f := newFixture(t, nil)
+	var mu sync.Mutex
+	var hooks []string // "authenticated", or the code OnRejected received
+	f := newFixture(t, func(o *middleware.Options) {
+		o.OnAuthenticated = func(context.Context, middleware.Attempt, middleware.Identity) {
+			mu.Lock()
+			defer mu.Unlock()
+			hooks = append(hooks, "authenticated")
+		}
+		o.OnRejected = func(_ context.Context, _ middleware.Attempt, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			hooks = append(hooks, middleware.ReasonOf(err).Code())
+		}
+	})
 	ctx := context.Background()
 	server := f.keys["production/server"].Reveal()
 	client := f.keys["production/client"].Reveal()
@@ -433,11 +446,18 @@ func TestResponses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			hooks = nil
+			mu.Unlock()
 			w := serve(h, tt.req)
 			require.Equal(t, tt.status, w.Code, w.Body.String())
+			mu.Lock()
+			defer mu.Unlock()
 			if tt.code == "" {
+				assert.Equal(t, []string{"authenticated"}, hooks, "hooks")
 				return
 			}
+			assert.Equal(t, []string{tt.code}, hooks, "hooks")
 			p := decodeProblem(t, w)
 			assert.Equal(t, tt.code, p.Code)
 			assert.Equal(t, tt.status, p.Status)
