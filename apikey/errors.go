@@ -17,6 +17,10 @@ var (
 	ErrInvalidHash = errors.New("apikey: invalid argon2id hash")
 	// ErrInvalidParams means argon2id parameters are out of range.
 	ErrInvalidParams = errors.New("apikey: invalid argon2id parameters")
+	// ErrKeyMismatch means a key given with a record (to UpgradeHash) is not
+	// that record's key: another id or type, or a secret that does not
+	// match its hash. A caller's mistake, not a request error.
+	ErrKeyMismatch = errors.New("apikey: key does not match the record")
 
 	// ErrInvalidKeyID means a string given to name a stored key is neither a
 	// key id (IDLength characters of [0-9A-Za-z]) nor a displayable prefix
