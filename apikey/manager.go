@@ -63,8 +63,11 @@ type ManagerOptions struct {
 // grace, revoke, scopes, allowed origins and reveal, each checked against the
 // actor's role and recorded as an audit event. Its rules hold under
 // concurrent calls from many processes sharing one Store: every change is a
-// compare-and-set that is retried on conflict. A Manager is safe for
-// concurrent use.
+// compare-and-set that is retried on conflict. Once CloseAccount has closed
+// an account's first environment, every change in that account but a
+// revocation fails with ErrAccountClosed, in every process: the store
+// checks it in the same atomic write (Change.OpenAccount). A Manager is
+// safe for concurrent use.
 type Manager struct {
 	store   Store
 	hasher  Hasher
@@ -98,7 +101,8 @@ func (m *Manager) Now() time.Time { return m.now().UTC().Truncate(time.Microseco
 // one default server key and one default publishable key (returned in that
 // order, shown this once). It succeeds once per account and environment;
 // later calls fail with ErrAlreadyBootstrapped, and calls in a closed
-// account with ErrAccountClosed.
+// account with ErrAccountClosed, also when CloseAccount runs at the same
+// time in another process (see Change.OpenAccount).
 func (m *Manager) Bootstrap(ctx context.Context, actor Actor, environment string) ([]Issued, error) {
 	if err := authorize(actor, ActionBootstrap); err != nil {
 		return nil, err
@@ -114,7 +118,7 @@ func (m *Manager) Bootstrap(ctx context.Context, actor Actor, environment string
 		return nil, err
 	}
 	now := m.Now()
-	change := Change{Settings: []Settings{{Account: account, Environment: environment, UpdatedAt: now}}}
+	change := Change{Settings: []Settings{{Account: account, Environment: environment, UpdatedAt: now}}, OpenAccount: account}
 	var issued []Issued
 	for _, t := range []KeyType{Server, Client} {
 		var scopes []string // publishable keys carry none
@@ -209,8 +213,9 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 		}
 		issued = Issued{Key: key, View: rec.View(now)}
 		return m.apply(ctx, Change{
-			Insert: []Record{rec},
-			Events: []Event{keyEvent(now, actor, ActionCreate, rec, expiryDetail(expires))},
+			Insert:      []Record{rec},
+			Events:      []Event{keyEvent(now, actor, ActionCreate, rec, expiryDetail(expires))},
+			OpenAccount: s.Account,
 		})
 	})
 	return issued, err
@@ -297,6 +302,7 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 				keyEvent(now, actor, ActionRotate, old, "replaced by "+rec.Prefix()+"; "+expiryDetail(old.ExpiresAt)),
 				keyEvent(now, actor, ActionCreate, rec, "replaces "+old.Prefix()),
 			},
+			OpenAccount: old.Account,
 		})
 	})
 	return issued, err
@@ -415,7 +421,8 @@ func (m *Manager) SetScopes(ctx context.Context, actor Actor, keyID string, scop
 }
 
 // update reads a key, lets change modify it, and stores it with an audit
-// event, retrying on conflict.
+// event, retrying on conflict. Every change but a revocation needs the
+// key's account open (Change.OpenAccount): revoking is what closing does.
 func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action Action, change func(*Record, time.Time) error) (View, error) {
 	name, err := parseKeyName(keyID)
 	if err != nil {
@@ -432,10 +439,14 @@ func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action 
 			return err
 		}
 		view = rec.View(now)
-		return m.apply(ctx, Change{
+		c := Change{
 			Update: []Record{rec},
 			Events: []Event{keyEvent(now, actor, action, rec, expiryDetail(rec.ExpiresAt))},
-		})
+		}
+		if action != ActionRevoke {
+			c.OpenAccount = rec.Account
+		}
+		return m.apply(ctx, c)
 	})
 	return view, err
 }
@@ -669,6 +680,7 @@ func (m *Manager) SetAllowedOrigins(ctx context.Context, actor Actor, environmen
 			Settings: []Settings{s},
 			Events: []Event{{Time: now, Actor: actor, Action: ActionSetOrigins, Account: s.Account, Environment: environment,
 				Detail: fmt.Sprintf("%d allowed origins", len(valid))}},
+			OpenAccount: s.Account,
 		})
 	})
 	return out, err

@@ -265,6 +265,9 @@ func slotOf(r apikey.Record) defaultSlot {
 
 // check validates a change against the current state; s.mu is held.
 func (s *Store) check(c apikey.Change) error {
+	if c.OpenAccount != "" && s.closed(c.OpenAccount) {
+		return fmt.Errorf("%w: %s", apikey.ErrAccountClosed, c.OpenAccount)
+	}
 	after := map[string]apikey.Record{} // records the change writes, by id
 	for _, r := range c.Update {
 		cur, ok := s.keys[r.ID]
@@ -310,6 +313,18 @@ func (s *Store) check(c apikey.Change) error {
 		}
 	}
 	return nil
+}
+
+// closed reports whether an environment of account is closed; s.mu is
+// held.
+func (s *Store) closed(account string) bool {
+	i, _ := slices.BinarySearchFunc(s.envs, envRef{account: account}, compareEnvRefs)
+	for ; i < len(s.envs) && s.envs[i].account == account; i++ {
+		if !s.settings[s.envs[i]].ClosedAt.IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 // publish appends a feed entry at the current revision; s.mu is held.

@@ -99,7 +99,8 @@ const eventColumns = `seq, occurred_at, actor_id, actor_role, actor_account, act
 type queries struct {
 	key, defaultKey, keys                                 string
 	settings, environments, accountEnvironments, accounts string
-	bump, insertKey, updateKey, keyExists, insertChange   string
+	bump, closedAccount, insertKey, updateKey, keyExists  string
+	insertChange                                          string
 	insertSettings, updateSettings, insertEvent, pruneTo  string
 	revision, changes, lockRevision, touch                string
 }
@@ -135,6 +136,9 @@ func newQueries(d Dialect) queries {
 
 		// bump hands out revisions. See Apply for why it comes first.
 		bump: `UPDATE keystile_revision SET value = value + ? WHERE id = 1 RETURNING value`,
+		// The primary key (account, environment): an account's few
+		// environments.
+		closedAccount: `SELECT COUNT(*) FROM keystile_settings WHERE account = ? AND closed_at IS NOT NULL`,
 		insertKey: `INSERT INTO keystile_keys (` + keyColumns + `)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		// The later of the stored and the given last-used time is kept.
@@ -168,7 +172,7 @@ func newQueries(d Dialect) queries {
 	}
 	for _, p := range []*string{
 		&q.key, &q.defaultKey, &q.keys, &q.settings, &q.environments, &q.accountEnvironments, &q.accounts,
-		&q.bump, &q.insertKey, &q.updateKey, &q.keyExists, &q.insertChange, &q.insertSettings,
+		&q.bump, &q.closedAccount, &q.insertKey, &q.updateKey, &q.keyExists, &q.insertChange, &q.insertSettings,
 		&q.updateSettings, &q.insertEvent, &q.pruneTo, &q.revision, &q.changes, &q.lockRevision, &q.touch,
 	} {
 		*p = d.rebind(*p)

@@ -88,6 +88,7 @@ func (st *state) clone() *state {
 		keys:     maps.Clone(st.keys),
 		settings: maps.Clone(st.settings),
 		events:   slices.Clone(st.events),
+		envs:     st.envs, // read by Apply's checks; index replaces it
 	}
 }
 
@@ -264,6 +265,9 @@ func (s *Store) Accounts(ctx context.Context, after string, limit int) ([]string
 // new state visible; on any error nothing changes.
 func (s *Store) Apply(ctx context.Context, c apikey.Change) error {
 	return s.update(ctx, func(next *state) error {
+		if c.OpenAccount != "" && next.closed(c.OpenAccount) {
+			return fmt.Errorf("%w: %s", apikey.ErrAccountClosed, c.OpenAccount)
+		}
 		for _, r := range c.Update {
 			cur, ok := next.keys[r.ID]
 			if !ok {
@@ -322,6 +326,18 @@ func (s *Store) RecordLastUsed(ctx context.Context, used map[string]time.Time) e
 		}
 		return nil
 	})
+}
+
+// closed reports whether an environment of account is closed: a binary
+// search for the account's first environment, then its few others.
+func (st *state) closed(account string) bool {
+	i := sort.Search(len(st.envs), func(i int) bool { return st.envs[i].account >= account })
+	for ; i < len(st.envs) && st.envs[i].account == account; i++ {
+		if !st.settings[st.envs[i]].ClosedAt.IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 // Events implements storage.AuditLog. It scans the log back from q.Before
