@@ -101,7 +101,7 @@ func (m *Manager) closeEnvironment(ctx context.Context, actor Actor, environment
 		s.ClosedAt, s.UpdatedAt = now, now
 		return m.apply(ctx, Change{
 			Settings: []Settings{s},
-			Events:   []Event{{Time: now, Actor: actor, Action: ActionClose, Account: account, Environment: environment}},
+			Events:   []Event{{Time: now, Actor: actor.audited(), Action: ActionClose, Account: account, Environment: environment}},
 		})
 	})
 }

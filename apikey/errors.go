@@ -1,6 +1,9 @@
 package apikey
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned by this package. Each is a sentinel: test for it with
 // errors.Is, because most are wrapped with detail. No error text ever holds a
@@ -38,6 +41,12 @@ var (
 
 	// ErrForbidden means the actor's role may not perform the action.
 	ErrForbidden = errors.New("apikey: role not allowed")
+	// ErrBeyondActor means a key-authenticated actor asked for more than
+	// its key has (see Actor.Scopes and Actor.Expires): a scope it does not
+	// hold, or an expiry later than its own. The wrapped error names the
+	// limit. It wraps ErrForbidden, so that whoever refuses ErrForbidden
+	// refuses it too.
+	ErrBeyondActor = fmt.Errorf("%w: beyond the acting key's own scopes or expiry", ErrForbidden)
 	// ErrInvalidEnvironment means an environment name is not valid.
 	ErrInvalidEnvironment = errors.New("apikey: invalid environment name")
 	// ErrUnknownEnvironment means the environment has not been bootstrapped.
@@ -106,7 +115,7 @@ var (
 // requestErrors are the sentinels that refuse a request for what it asks or
 // for the state it finds, as opposed to a storage or system failure.
 var requestErrors = []error{
-	ErrMalformedKey, ErrBadChecksum, ErrInvalidKeyID, ErrNotFound, ErrConflict, ErrForbidden,
+	ErrMalformedKey, ErrBadChecksum, ErrInvalidKeyID, ErrNotFound, ErrConflict, ErrForbidden, ErrBeyondActor,
 	ErrInvalidEnvironment, ErrUnknownEnvironment, ErrAlreadyBootstrapped, ErrInvalidKeyType,
 	ErrInvalidScope, ErrScopesRequired, ErrInvalidOrigin, ErrInvalidName, ErrInvalidExpiry, ErrGraceOutOfRange,
 	ErrGraceRequired, ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,

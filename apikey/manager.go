@@ -66,8 +66,14 @@ type ManagerOptions struct {
 // compare-and-set that is retried on conflict. Once CloseAccount has closed
 // an account's first environment, every change in that account but a
 // revocation fails with ErrAccountClosed, in every process: the store
-// checks it in the same atomic write (Change.OpenAccount). A Manager is
-// safe for concurrent use.
+// checks it in the same atomic write (Change.OpenAccount).
+//
+// An actor authenticated by a key (Actor.Scopes, Actor.Expires) never gets
+// more than its key has: Bootstrap, Create, Rotate, ChangeGrace, SetScopes
+// and Reveal (of a server key) fail with ErrBeyondActor, naming the limit,
+// for a key holding a scope the actor does not hold or expiring later than
+// the actor (a lengthened grace included). A Manager is safe for
+// concurrent use.
 type Manager struct {
 	store   Store
 	hasher  Hasher
@@ -112,6 +118,9 @@ func (m *Manager) Bootstrap(ctx context.Context, actor Actor, environment string
 		return nil, err
 	}
 	if err := ValidateEnvironment(environment); err != nil {
+		return nil, err
+	}
+	if err := actor.mayCreateDefaults(); err != nil {
 		return nil, err
 	}
 	if err := m.checkOpen(ctx, account); err != nil {
@@ -195,6 +204,12 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 	expires := req.ExpiresAt.UTC().Truncate(time.Microsecond)
 	if !req.ExpiresAt.IsZero() && !expires.After(now) {
 		return Issued{}, fmt.Errorf("%w: expiry must be in the future", ErrInvalidExpiry)
+	}
+	if err := actor.mayHold(scopes); err != nil {
+		return Issued{}, err
+	}
+	if err := actor.mayLast(expires); err != nil {
+		return Issued{}, err
 	}
 	s, err := m.environment(ctx, actor, req.Environment)
 	if err != nil {
@@ -284,6 +299,12 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 		case Expiring:
 			return fmt.Errorf("%w: %s", ErrAlreadyRotated, old.Prefix())
 		}
+		if err := actor.mayHold(old.Scopes); err != nil { // the new key has the old one's scopes and expiry
+			return err
+		}
+		if err := actor.mayLast(old.ExpiresAt); err != nil {
+			return err
+		}
 		key, rec, err := m.newKey(keySpec{account: old.Account, env: old.Environment, typ: old.Type, name: old.Name,
 			owner: old.Owner, metadata: old.Metadata, scopes: old.Scopes, expires: old.ExpiresAt}, actor, now)
 		if err != nil {
@@ -364,9 +385,16 @@ func (m *Manager) ChangeGrace(ctx context.Context, actor Actor, keyID string, gr
 		case rec.Status(now) == Expired:
 			return fmt.Errorf("%w: %s", ErrKeyExpired, rec.Prefix())
 		}
+		if err := actor.mayHold(rec.Scopes); err != nil {
+			return err
+		}
+		was := rec.ExpiresAt
 		rec.ExpiresAt = earliest(rec.ExpiryLimit, rec.RotatedAt.Add(grace))
 		if rec.ExpiresAt.Before(now) {
 			rec.ExpiresAt = now
+		}
+		if rec.ExpiresAt.After(was) { // shortening is always allowed
+			return actor.mayLast(rec.ExpiresAt)
 		}
 		return nil
 	})
@@ -414,6 +442,12 @@ func (m *Manager) SetScopes(ctx context.Context, actor Actor, keyID string, scop
 			return fmt.Errorf("%w: the default server key holds every scope", ErrInvalidScope)
 		case !rec.RevokedAt.IsZero():
 			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
+		}
+		if err := actor.mayHold(rec.Scopes); err != nil {
+			return err
+		}
+		if err := actor.mayHold(valid); err != nil {
+			return err
 		}
 		rec.Scopes = valid
 		return nil
@@ -562,6 +596,12 @@ func (m *Manager) Reveal(ctx context.Context, actor Actor, keyID string) (Key, e
 	}
 	plain := rec.Recoverable.Bytes()
 	if rec.Type == Server {
+		if err := actor.mayHold(rec.Scopes); err != nil {
+			return Key{}, err
+		}
+		if err := actor.mayLast(rec.ExpiresAt); err != nil {
+			return Key{}, err
+		}
 		if m.sealer == nil || plain == nil {
 			return Key{}, fmt.Errorf("%w: %s is stored only as a hash", ErrNotRevealable, rec.Prefix())
 		}
@@ -678,7 +718,7 @@ func (m *Manager) SetAllowedOrigins(ctx context.Context, actor Actor, environmen
 		out = s.Clone()
 		return m.apply(ctx, Change{
 			Settings: []Settings{s},
-			Events: []Event{{Time: now, Actor: actor, Action: ActionSetOrigins, Account: s.Account, Environment: environment,
+			Events: []Event{{Time: now, Actor: actor.audited(), Action: ActionSetOrigins, Account: s.Account, Environment: environment,
 				Detail: fmt.Sprintf("%d allowed origins", len(valid))}},
 			OpenAccount: s.Account,
 		})
@@ -829,7 +869,7 @@ func (m *Manager) retry(ctx context.Context, fn func() error) error {
 
 // keyEvent is the audit event of an action on rec.
 func keyEvent(now time.Time, actor Actor, action Action, rec Record, detail string) Event {
-	return Event{Time: now, Actor: actor, Action: action, Account: rec.Account, Environment: rec.Environment,
+	return Event{Time: now, Actor: actor.audited(), Action: action, Account: rec.Account, Environment: rec.Environment,
 		KeyID: rec.ID, KeyType: rec.Type, Detail: detail}
 }
 
