@@ -55,7 +55,8 @@ var (
 	ErrAlreadyBootstrapped = errors.New("apikey: environment already bootstrapped")
 	// ErrInvalidKeyType means a key type other than server or client.
 	ErrInvalidKeyType = errors.New("apikey: invalid key type")
-	// ErrInvalidScope means a scope is not "*" or "resource:read|write", or
+	// ErrInvalidScope means a scope is not "*" or "resource:read|write",
+	// is longer than MaxScopeLength, a key was given more than MaxScopes, or
 	// scopes were given for a publishable key.
 	ErrInvalidScope = errors.New("apikey: invalid scope")
 	// ErrScopesRequired means a server key was to get an empty scope list.
