@@ -66,8 +66,9 @@ var (
 	// ErrInvalidOrigin means an allowed-origin entry is not an exact origin,
 	// a subdomain wildcard or a localhost origin.
 	ErrInvalidOrigin = errors.New("apikey: invalid origin")
-	// ErrInvalidName means a key name is longer than 200 bytes.
-	ErrInvalidName = errors.New("apikey: key name longer than 200 bytes")
+	// ErrInvalidName means a key name is longer than MaxNameLength, is not
+	// printable UTF-8, or looks like it holds a key (see ValidateName).
+	ErrInvalidName = errors.New("apikey: invalid key name")
 	// ErrInvalidExpiry means a requested expiry is not in the future.
 	ErrInvalidExpiry = errors.New("apikey: invalid expiry")
 	// ErrGraceOutOfRange means a grace period is negative or beyond the

@@ -158,7 +158,8 @@ func (m *Manager) Bootstrap(ctx context.Context, actor Actor, environment string
 type CreateRequest struct {
 	Environment string
 	Type        KeyType
-	// Name is a label for people, such as "billing worker". Optional.
+	// Name is a label for people, such as "billing worker" (see
+	// ValidateName). Optional.
 	Name string
 	// Owner names whom the key is issued to (the service's user or
 	// customer id; see ValidateOwner). Optional.
@@ -190,8 +191,8 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 	if err != nil {
 		return Issued{}, err
 	}
-	if len(req.Name) > 200 {
-		return Issued{}, ErrInvalidName
+	if err := ValidateName(req.Name); err != nil {
+		return Issued{}, err
 	}
 	if err := ValidateOwner(req.Owner); err != nil {
 		return Issued{}, err
