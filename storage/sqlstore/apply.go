@@ -40,7 +40,8 @@ import (
 //     handing the role from one key to another within a change never
 //     passes through two defaults.
 //  6. Every key or settings row written appends one change-feed row at its
-//     revision, with its account; audit events are appended with theirs.
+//     revision, with its account; audit events are appended with theirs,
+//     each numbered after the last of its account.
 //
 // The rules do not depend on the transaction isolation level: READ
 // COMMITTED (PostgreSQL's default) is enough. Under stricter levels a
@@ -106,11 +107,8 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c apikey.Change, writes i
 			return err
 		}
 	}
-	for _, e := range c.Events {
-		if _, err := tx.ExecContext(ctx, s.q.insertEvent, micros(e.Time), e.Actor.ID, string(e.Actor.Role),
-			e.Actor.Account, string(e.Action), e.Account, e.Environment, e.KeyID, string(e.KeyType), e.Detail); err != nil {
-			return s.wrap(ctx, "apply: appending an audit event", err)
-		}
+	if err := s.appendEvents(ctx, tx, c.Events); err != nil {
+		return err
 	}
 	// Now and then, when the revision passes a multiple of pruneEvery, drop
 	// the feed entries older than the retention.
@@ -124,6 +122,28 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c apikey.Change, writes i
 	if s.d == Postgres && writes > 0 {
 		if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, $2)", NotifyChannel, strconv.FormatInt(top, 10)); err != nil {
 			return s.wrap(ctx, "apply: notifying the change", err)
+		}
+	}
+	return nil
+}
+
+// appendEvents appends audit events, each numbered after the last event of
+// its account (see storage.AuditLog). The transaction holds the write lock
+// (see Apply), so the numbers cannot race.
+func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events []apikey.Event) error {
+	last := map[string]int64{} // by account, once read
+	for _, e := range events {
+		n, ok := last[e.Account]
+		if !ok {
+			if err := tx.QueryRowContext(ctx, s.q.lastAccountSeq, e.Account).Scan(&n); err != nil {
+				return s.wrap(ctx, "apply: numbering an audit event", err)
+			}
+		}
+		n++
+		last[e.Account] = n
+		if _, err := tx.ExecContext(ctx, s.q.insertEvent, micros(e.Time), e.Actor.ID, string(e.Actor.Role),
+			e.Actor.Account, string(e.Action), e.Account, e.Environment, e.KeyID, string(e.KeyType), e.Detail, n); err != nil {
+			return s.writeError(ctx, "apply: appending an audit event", err, "an audit event was numbered twice")
 		}
 	}
 	return nil

@@ -73,6 +73,7 @@ func Run(t *testing.T, c Config) {
 		{"EnvironmentsPaging", testEnvironmentsPaging},
 		{"AccountsPaging", testAccountsPaging},
 		{"AuditLog", testAuditLog},
+		{"AuditLogPerAccount", testAuditLogPerAccount},
 		// Optional capabilities (cases.go).
 		{"LastUsedRecorder", testLastUsedRecorder},
 		{"ChangeFeed", testChangeFeed},
