@@ -62,8 +62,9 @@ var ErrTooManyOrigins = fmt.Errorf("%w: more than %d entries in the list", ErrIn
 const maxRequestOrigin = 253 + 20
 
 // ParseOrigin parses an allowed-origin entry. Errors wrap ErrInvalidOrigin;
-// they never repeat the entry, which may hold anything a user typed, only
-// the public suffix that refused a wildcard.
+// they never repeat the entry, which may hold anything a user typed: they
+// name at most the domain of the Public Suffix List that refused a
+// wildcard.
 func ParseOrigin(entry string) (Origin, error) {
 	if entry == AnyOrigin {
 		return Origin{any: true}, nil
