@@ -164,10 +164,11 @@ func testConcurrentCloseAccount(t *testing.T, c Config) {
 	bootstrap(t, ms[0], acmeOwner, apikey.Production)
 
 	var (
-		closed    atomic.Bool // CloseAccount returned
-		late      atomic.Int32
-		succeeded atomic.Int32
-		wg        sync.WaitGroup
+		closed       atomic.Bool // CloseAccount returned
+		late         atomic.Int32
+		succeeded    atomic.Int32
+		bootstrapped atomic.Int32
+		wg           sync.WaitGroup
 	)
 	// tally counts a writer's outcome; a success after the close returned
 	// is a broken rule.
@@ -198,6 +199,9 @@ func testConcurrentCloseAccount(t *testing.T, c Config) {
 				env := fmt.Sprintf("w%d-%d", w, n)
 				_, err := m.Bootstrap(ctx, acmeOwner, env)
 				tally(err)
+				if err == nil {
+					bootstrapped.Add(1)
+				}
 				k, err := m.Create(ctx, acmeOwner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"*"}})
 				tally(err)
 				if err == nil {
@@ -209,13 +213,20 @@ func testConcurrentCloseAccount(t *testing.T, c Config) {
 			}
 		})
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Close once the writers are under way (two environments added).
+	for deadline := time.Now().Add(10 * time.Second); bootstrapped.Load() < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			close(stop)
+			wg.Wait()
+			t.Fatal("the writers bootstrapped nothing in 10 s")
+		}
+	}
 	_, err := ms[1%len(ms)].CloseAccount(ctx, acmeOwner, acme)
 	closed.Store(true)
-	require.NoError(t, err)
-	time.Sleep(20 * time.Millisecond)
+	time.Sleep(20 * time.Millisecond) // writers keep trying after the close
 	close(stop)
 	wg.Wait()
+	require.NoError(t, err)
 	require.Positive(t, succeeded.Load(), "the writers raced the close")
 
 	assert.Zero(t, late.Load(), "no change succeeds after CloseAccount returned")
