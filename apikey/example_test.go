@@ -115,3 +115,25 @@ func ExampleUpgradeHash() {
 	// true <nil>
 	// false
 }
+
+// ExampleValidateName shows the key-shape guard that names, owners and
+// metadata values share: ordinary text, digests and URLs pass; anything
+// from which a key could be rebuilt is refused, and never repeated.
+func ExampleValidateName() {
+	key, _ := apikey.GenerateKey(apikey.Server)
+	secret := key.Reveal()[apikey.PrefixLength+1:]
+	for _, name := range []string{
+		"billing worker",
+		"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		"api_secret=" + secret,
+		key.Prefix() + ":" + secret,
+	} {
+		err := apikey.ValidateName(name)
+		fmt.Println(err == nil, errors.Is(err, apikey.ErrInvalidName))
+	}
+	// Output:
+	// true false
+	// true false
+	// false true
+	// false true
+}
