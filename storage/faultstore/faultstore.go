@@ -11,7 +11,7 @@
 //	fs.Up()                                 // the database is back
 //	fs.Delay(time.Second, faultstore.OpKey) // key lookups take a second
 //	fs.Fail(err, faultstore.OpApply)        // writes fail with err
-//	fs.Gap()                                // the next Changes reports a feed gap
+//	<-fs.Gap()                              // the next Changes reported a feed gap
 //
 // # Hooks
 //
@@ -29,8 +29,8 @@
 //		c.Records = slices.DeleteFunc(c.Records, hidden) // a listing misses a key
 //	}, faultstore.OpKeys)
 //
-// NewHasher wraps an apikey.Hasher with the same hooks, on OpHash and
-// OpVerify.
+// NewHasher wraps an apikey.Hasher with the same hooks, on OpHash,
+// OpVerify and OpOutdated.
 //
 // # Optional interfaces
 //
@@ -97,7 +97,7 @@ type Store struct {
 	recorder storage.LastUsedRecorder // nil if the inner store has none, or Hide hid it
 	audit    storage.AuditLog         // nil if the inner store has none, or Hide hid it
 	hooks    *hooks
-	gap      atomic.Bool // the next Changes reports ErrFeedGap
+	gap      atomic.Pointer[chan struct{}] // set: the next Changes reports ErrFeedGap, then closes it
 }
 
 var (
@@ -220,11 +220,15 @@ func (s *Store) Up() {
 	clear(s.hooks.faults)
 }
 
-// Gap makes the next call of Changes (one call, whichever comes next)
-// return storage.ErrFeedGap, wrapped, with the inner store's current
-// revision, as a feed whose entries were pruned does. Its Before hooks run
-// first and its After hooks see the gap.
-func (s *Store) Gap() { s.gap.Store(true) }
+// Gap makes the next call of Changes that reaches the inner store (one
+// call) return storage.ErrFeedGap, wrapped, with the inner store's current
+// revision, as a feed whose entries were pruned does. Its After hooks see
+// the gap. The channel returned is closed when that call returns.
+func (s *Store) Gap() <-chan struct{} {
+	reported := make(chan struct{})
+	s.gap.Store(&reported)
+	return reported
+}
 
 // Before adds hook to the given operations (to every operation if none is
 // given), after the hooks they have: it runs at the start of each of their
@@ -244,8 +248,8 @@ func (s *Store) Clear(ops ...Op) { s.hooks.clear(ops) }
 // hidden or missing capability are not counted.
 func (s *Store) Calls(op Op) int64 { return s.hooks.count(op) }
 
-// unsupported is the error of a capability the inner store lacks, or that
-// Hide hid.
+// unsupported is the error of a capability the inner store or hasher
+// lacks, or that Hide hid.
 func unsupported(op Op) error {
 	return fmt.Errorf("faultstore: %s: inner store has no such capability: %w", op, errors.ErrUnsupported)
 }
@@ -306,8 +310,9 @@ func (s *Store) Changes(ctx context.Context, since int64, limit int) ([]storage.
 		return nil, since, unsupported(OpChanges)
 	}
 	c := &Call{Op: OpChanges, Since: since, Limit: limit, Revision: since} // since, if a fault ends the call
+	var gap *chan struct{}
 	s.hooks.do(ctx, c, func() {
-		if !s.gap.Swap(false) {
+		if gap = s.gap.Swap(nil); gap == nil {
 			c.Changes, c.Revision, c.Err = s.feed.Changes(ctx, c.Since, c.Limit)
 			return
 		}
@@ -316,6 +321,9 @@ func (s *Store) Changes(ctx context.Context, since int64, limit int) ([]storage.
 			c.Err = fmt.Errorf("faultstore: %s: %w", OpChanges, storage.ErrFeedGap)
 		}
 	})
+	if gap != nil {
+		close(*gap)
+	}
 	return c.Changes, c.Revision, c.Err
 }
 

@@ -36,7 +36,7 @@ type Call struct {
 	Used        map[string]time.Time    // RecordLastUsed
 	EventQuery  storage.EventQuery      // Events
 	Secret      []byte                  // Hash, Verify
-	Encoded     string                  // Verify's argument, Hash's result
+	Encoded     string                  // Verify's and Outdated's argument, Hash's result
 
 	// Results, set when After hooks run.
 	Record       apikey.Record     // Key, DefaultKey
@@ -48,7 +48,7 @@ type Call struct {
 	Revision     int64             // Revision; Changes: the since of the next call, since before the store answers
 	Events       []apikey.Event    // Events
 	Match        bool              // Verify
-	Outdated     bool              // Verify
+	Outdated     bool              // Verify, Outdated
 	// Err is the error of the call, of every operation: the wrapped
 	// store's or hasher's, or the fault's or Before hook's that replaced
 	// the call.

@@ -343,9 +343,15 @@ func TestGap(t *testing.T) {
 	require.NotEmpty(t, changes)
 	assert.Equal(t, rev, next)
 
-	s.Gap()
+	reported := s.Gap()
+	select {
+	case <-reported:
+		t.Fatal("reported before a call")
+	default:
+	}
 	changes, next, err = s.Changes(ctx, 1, 0)
 	require.ErrorIs(t, err, storage.ErrFeedGap)
+	<-reported
 	assert.Empty(t, changes)
 	assert.Equal(t, rev, next, "the consumer continues from the current revision")
 
@@ -395,4 +401,42 @@ func TestHasher(t *testing.T) {
 
 	assert.EqualValues(t, 3, h.Calls(faultstore.OpHash))
 	assert.EqualValues(t, 3, h.Calls(faultstore.OpVerify))
+}
+
+// plainHasher has no Outdated method, whatever apikey.Argon2id has.
+type plainHasher struct{ a apikey.Argon2id }
+
+func (h plainHasher) Hash(secret []byte) (string, error) { return h.a.Hash(secret) }
+func (h plainHasher) Verify(secret []byte, encoded string) (bool, bool, error) {
+	return h.a.Verify(secret, encoded)
+}
+
+// checkingHasher has an Outdated method that calls every hash outdated.
+type checkingHasher struct{ plainHasher }
+
+func (checkingHasher) Outdated(string) (bool, error) { return true, nil }
+
+// TestHasherExact: the wrapper's Outdated passes to the inner hasher's,
+// through hooks; Exact has one exactly when the inner hasher has.
+func TestHasherExact(t *testing.T) {
+	type checker interface {
+		Outdated(string) (bool, error)
+	}
+	a := apikey.Argon2id{Params: apikey.TestParams}
+
+	h := faultstore.NewHasher(checkingHasher{plainHasher{a}})
+	_, ok := h.Exact().(checker)
+	require.True(t, ok)
+	h.After(func(_ context.Context, c *faultstore.Call) { c.Outdated = !c.Outdated }, faultstore.OpOutdated)
+	outdated, err := h.Outdated("$argon2id$...")
+	require.NoError(t, err)
+	assert.False(t, outdated, "as the hook left it")
+	assert.EqualValues(t, 1, h.Calls(faultstore.OpOutdated))
+
+	h = faultstore.NewHasher(plainHasher{a})
+	_, ok = h.Exact().(checker)
+	assert.False(t, ok)
+	_, err = h.Outdated("$argon2id$...")
+	require.ErrorIs(t, err, errors.ErrUnsupported)
+	assert.Zero(t, h.Calls(faultstore.OpOutdated))
 }
