@@ -3,10 +3,8 @@ package middleware
 import (
 	"context"
 	"fmt"
-	"hash/maphash"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,112 +130,10 @@ func BenchmarkPreflightManyAccounts(b *testing.B) {
 			want := c.name != "nobody"
 			b.ReportAllocs()
 			for b.Loop() {
-				if v.settings.preflightAllows(c.origin, false) != want {
+				if v.settings.AnyAllows(c.origin) != want {
 					b.Fatal("wrong answer")
 				}
 			}
 		})
 	}
-}
-
-// rwTable is the alternative to settingsTable that BenchmarkSettingsLookup
-// measures it against: one map under a sync.RWMutex, updated in place.
-type rwTable struct {
-	mu sync.RWMutex
-	m  map[envKey]*envSettings
-}
-
-func (t *rwTable) get(k envKey) *envSettings {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.m[k]
-}
-
-func (t *rwTable) put(k envKey, s *envSettings) {
-	t.mu.Lock()
-	t.m[k] = s
-	t.mu.Unlock()
-}
-
-// BenchmarkSettingsLookup measures the look-up a browser request with a
-// publishable key makes (an account's environment's settings), in parallel,
-// among 300,000 environments, while a writer replaces an entry every
-// millisecond (as the change feed does): the copy-on-write shards of
-// settingsTable against one map under a sync.RWMutex, and a sync.Map. It
-// also reports how long one update of the shards takes.
-func BenchmarkSettingsLookup(b *testing.B) {
-	const n = manyAccounts * envsPerAccount
-	keys := make([]envKey, 0, n)
-	for i := range manyAccounts {
-		account := fmt.Sprintf("acct-%06d", i)
-		for _, env := range apikey.BuiltinEnvironments {
-			keys = append(keys, envKey{account, env})
-		}
-	}
-	entry := &envSettings{}
-	sharded := &settingsTable{seed: maphash.MakeSeed()}
-	var shards [settingsShards]map[envKey]*envSettings
-	rw := &rwTable{m: make(map[envKey]*envSettings, n)}
-	var sm sync.Map
-	for _, k := range keys {
-		i := sharded.shardOf(k)
-		if shards[i] == nil {
-			shards[i] = map[envKey]*envSettings{}
-		}
-		shards[i][k] = entry
-		rw.m[k] = entry
-		sm.Store(k, entry)
-	}
-	for i := range shards {
-		sharded.shards[i].Store(&shards[i])
-	}
-	impls := []struct {
-		name string
-		get  func(envKey) *envSettings
-		put  func(envKey, *envSettings)
-	}{
-		{"shards", sharded.get, func(k envKey, s *envSettings) { sharded.put(k, s) }},
-		{"rwmutex", rw.get, rw.put},
-		{"syncmap", func(k envKey) *envSettings { s, _ := sm.Load(k); return s.(*envSettings) },
-			func(k envKey, s *envSettings) { sm.Store(k, s) }},
-	}
-	for _, impl := range impls {
-		b.Run(impl.name, func(b *testing.B) {
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			wg.Go(func() {
-				t := time.NewTicker(time.Millisecond)
-				defer t.Stop()
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					case <-t.C:
-						impl.put(keys[i%n], &envSettings{})
-					}
-				}
-			})
-			var next atomic.Uint64
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				i := int(next.Add(7919))
-				for pb.Next() {
-					i += 7919
-					if impl.get(keys[i%n]) == nil {
-						b.Fatal("missing")
-					}
-				}
-			})
-			close(stop)
-			wg.Wait()
-		})
-	}
-	b.Run("shards/update", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			i += 7919
-			sharded.put(keys[i%n], entry)
-		}
-	})
 }

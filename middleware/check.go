@@ -71,8 +71,10 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 	case apikey.Expired:
 		return prefix, nil, ErrExpiredKey
 	}
-	if err := v.settings.checkClosed(id); err != nil {
-		return prefix, nil, err
+	if v.settings.Closed(id.Account, id.Environment) {
+		// CloseAccount marks the settings closed before it revokes the
+		// keys: a key created in a race with the close is refused too.
+		return prefix, nil, refuse(ErrRevokedKey, "the key's account was closed")
 	}
 	origin := r.Header["Origin"]
 	if id.Type == apikey.Server && len(origin) > 0 && !v.cfg.AllowServerKeyFromBrowser {
@@ -84,8 +86,11 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 		}
 	}
 	if id.Type == apikey.Client && len(origin) > 0 {
-		if err := v.settings.checkOrigin(id, origin[0]); err != nil {
-			return prefix, nil, err
+		switch allowed, known := v.settings.Allows(id.Account, id.Environment, origin[0]); {
+		case !known: // the table queued a reload
+			return prefix, nil, refuse(ErrUnavailable, "allowed origins of environment "+id.Environment+" not loaded yet")
+		case !allowed:
+			return prefix, nil, refuse(ErrOrigin, "origin not allowed for keys of environment "+id.Environment)
 		}
 	}
 	v.cache.Touch(e, now)

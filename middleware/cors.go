@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/rs/cors"
+
+	"github.com/keystile/keystile/middleware/internal/envsettings"
 )
 
 // HeaderKeyExpires is the response header that a key in its grace period
@@ -11,46 +13,6 @@ import (
 // "Keystile-Key-Expires: 2026-03-01T12:00:00Z". Browsers may read it: it is
 // exposed to cross-origin scripts.
 const HeaderKeyExpires = "Keystile-Key-Expires"
-
-// checkOrigin checks the Origin of a request made with a publishable key of
-// an account's environment. Settings not loaded yet, or an environment the
-// table does not know yet, fail closed with ErrUnavailable and ask the
-// background loop to load them.
-func (ss *settingsState) checkOrigin(id *Identity, origin string) error {
-	t := ss.table.Load()
-	if t == nil {
-		ss.requestFullReload()
-		return refuse(ErrUnavailable, "allowed origins not loaded yet")
-	}
-	s := t.get(envKey{id.Account, id.Environment})
-	if s == nil {
-		ss.requestReload(envKey{id.Account, id.Environment})
-	}
-	if s == nil || s.missing {
-		return refuse(ErrUnavailable, "allowed origins of environment "+id.Environment+" not loaded yet")
-	}
-	if !s.allows(origin) {
-		return refuse(ErrOrigin, "origin not allowed for keys of environment "+id.Environment)
-	}
-	return nil
-}
-
-// preflightAllows reports whether the CORS layer admits origin: some
-// environment, in any account, allows it for its publishable keys (or
-// serverFromBrowser admits every origin). A preflight carries no key, so
-// the actual request is then checked against its key's own environment.
-// The answer comes from an index of the allowed origins, in time that does
-// not grow with the number of environments.
-func (ss *settingsState) preflightAllows(origin string, serverFromBrowser bool) bool {
-	if origin == "" {
-		return false
-	}
-	if serverFromBrowser {
-		return true
-	}
-	t := ss.table.Load()
-	return t != nil && t.index.allows(origin, nil)
-}
 
 // CORS returns next (a whole router) wrapped with the CORS layer of the
 // Validator's keys. It answers preflights itself, without a key, for the
@@ -80,16 +42,17 @@ func (v *Validator) CORS(next http.Handler) http.Handler {
 }
 
 // newCORS returns the rs/cors handler of the Validator: preflights answered
-// for the origins preflightAllows, X-API-Key and Content-Type (and
+// for the origins that some environment, in any account, allows (every
+// origin with AllowServerKeyFromBrowser), X-API-Key and Content-Type (and
 // Authorization with AllowBearer) allowed, HeaderKeyExpires exposed.
-func newCORS(cfg config, ss *settingsState) *cors.Cors {
+func newCORS(cfg config, settings *envsettings.Table) *cors.Cors {
 	headers := []string{HeaderAPIKey, "Content-Type"}
 	if cfg.AllowBearer {
 		headers = append(headers, "Authorization")
 	}
 	return cors.New(cors.Options{
 		AllowOriginRequestFunc: func(_ *http.Request, origin string) bool {
-			return ss.preflightAllows(origin, cfg.AllowServerKeyFromBrowser)
+			return origin != "" && (cfg.AllowServerKeyFromBrowser || settings.AnyAllows(origin))
 		},
 		AllowedMethods: cfg.AllowedMethods,
 		AllowedHeaders: headers,

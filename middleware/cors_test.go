@@ -311,23 +311,27 @@ func TestOriginChangeReachesOtherProcesses(t *testing.T) {
 	}, time.Second, 5*time.Millisecond)
 }
 
+// TestSettingsNotLoadedFailClosed: while the settings cannot be loaded, a
+// publishable key from a browser gets 503; New still succeeds, and the
+// settings load in the background once the store answers.
 func TestSettingsNotLoadedFailClosed(t *testing.T) {
 	f := newFixture(t, nil)
 	_, err := f.manager.SetAllowedOrigins(context.Background(), owner, apikey.Staging, []string{"https://x.example"})
 	require.NoError(t, err)
-	f.store.down.Store(true)
+	fs := faultstore.New(f.store.Store)
+	fs.Down(faultstore.OpEnvironments, faultstore.OpSettings)
 	var bg []error
 	var mu sync.Mutex
-	v, err := middleware.New(middleware.Options{Store: f.store, Hasher: f.hasher, Now: f.clock.Now,
+	v, err := middleware.New(middleware.Options{Store: fs, Hasher: f.hasher, Now: f.clock.Now,
 		OnBackgroundError: func(err error) { mu.Lock(); bg = append(bg, err); mu.Unlock() }})
 	require.NoError(t, err, "New succeeds while the store is down")
 	defer v.Close()
 	mu.Lock()
 	require.NotEmpty(t, bg)
 	mu.Unlock()
-	f.store.down.Store(false)
 	w := serve(v.Require(anyType)(okHandler), request(f.keys["staging/client"].Reveal(), "Origin", "https://x.example"))
 	require.Equal(t, http.StatusServiceUnavailable, w.Code, "origins unknown: fail closed")
+	fs.Up()
 	require.Eventually(t, func() bool {
 		return serve(v.Require(anyType)(okHandler), request(f.keys["staging/client"].Reveal(), "Origin", "https://x.example")).Code == http.StatusOK
 	}, time.Second, 5*time.Millisecond, "the settings load in the background")

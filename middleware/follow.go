@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware/internal/envsettings"
 	"github.com/keystile/keystile/middleware/internal/keycache"
 	"github.com/keystile/keystile/storage"
 )
@@ -25,7 +26,7 @@ type follower struct {
 	recorder storage.LastUsedRecorder // nil without one
 	cache    *keycache.Cache[*Identity]
 	verifier *verifier
-	settings *settingsState
+	settings *envsettings.Table
 	stats    *stats
 	now      func() time.Time
 	ttl      time.Duration // Options.CacheTTL
@@ -37,24 +38,34 @@ type follower struct {
 	since     int64 // the last revision applied
 }
 
+// retryDelay is how long the follower waits after a failed settings reload
+// before it does the reloads queued since (a feed poll retries them too).
+const retryDelay = 250 * time.Millisecond
+
 // run is the loop; it returns when ctx ends.
 func (f *follower) run(ctx context.Context) {
 	feedC := ticker(f.feedEvery, f.feed != nil)
 	settingsC := ticker(f.settingsEvery, true)
 	lastUsedC := ticker(f.lastUsedEvery, f.recorder != nil)
+	pending := f.settings.Pending()
+	var retry <-chan time.Time // while it waits, pending is nil
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-feedC:
 			f.poll(ctx)
-			f.settings.reloadPending(ctx) // retries of failed reloads
+			f.reloadPending(ctx) // retries of failed reloads
 		case <-f.wake:
 			f.poll(ctx)
 		case <-settingsC:
-			f.settings.reloadSettings(ctx)
-		case <-f.settings.signal:
-			f.settings.reloadPending(ctx)
+			f.load(ctx)
+		case <-pending:
+			if !f.reloadPending(ctx) {
+				pending, retry = nil, time.After(retryDelay)
+			}
+		case <-retry:
+			pending, retry = f.settings.Pending(), nil
 		case <-lastUsedC:
 			if err := f.flushLastUsed(ctx); err != nil {
 				f.report(err)
@@ -98,18 +109,20 @@ func (f *follower) poll(ctx context.Context) {
 	if !f.following {
 		f.start(ctx)
 		if f.following {
-			f.settings.reloadSettings(ctx)
+			f.load(ctx)
 		}
 		return
 	}
-	changed := map[envKey]struct{}{} // environments whose settings changed
+	changed := map[[2]string]struct{}{} // account and environment whose settings changed
+	full := false                       // every environment's settings are to be reloaded
 	defer func() {
+		if full {
+			f.load(ctx)
+			return
+		}
 		for k := range changed {
-			if err := f.settings.reloadEnv(ctx, k); err != nil {
-				if ctx.Err() == nil {
-					f.report(err)
-				}
-				f.settings.addPending(k) // retried after this poll, and at the next ones
+			if err := f.settings.Reload(ctx, k[0], k[1]); err != nil && ctx.Err() == nil {
+				f.report(err) // queued again by the table
 			}
 		}
 	}()
@@ -120,8 +133,7 @@ func (f *follower) poll(ctx context.Context) {
 		if errors.Is(err, storage.ErrFeedGap) {
 			f.cache.Purge()
 			f.since = next
-			clear(changed)
-			f.settings.reloadSettings(ctx)
+			full = true
 			return
 		}
 		if err != nil {
@@ -135,12 +147,10 @@ func (f *follower) poll(ctx context.Context) {
 			switch {
 			case c.KeyID != "":
 				keys[c.KeyID] = c.Key
-			case c.Account == "": // a store that does not name accounts: reload everything
-				f.settings.markFullReload()
-			case len(changed) < maxPendingEnvs:
-				changed[envKey{c.Account, c.Environment}] = struct{}{}
+			case c.Account == "" || len(changed) == envsettings.MaxPending: // a store that does not name accounts, or many changes
+				full = true
 			default:
-				f.settings.markFullReload()
+				changed[[2]string{c.Account, c.Environment}] = struct{}{}
 			}
 		}
 		for id, rec := range keys {
@@ -176,6 +186,24 @@ func (f *follower) apply(id string, rec *apikey.Record, token uint64, now time.T
 		}
 		return f.verifier.newEntry(old.Key, *rec, now)
 	})
+}
+
+// load reloads every environment's settings, reporting a failure (the
+// table queues another load).
+func (f *follower) load(ctx context.Context) {
+	if err := f.settings.Load(ctx); err != nil && ctx.Err() == nil {
+		f.report(err)
+	}
+}
+
+// reloadPending does the settings reloads the table queued, and reports
+// whether they all succeeded (failed ones stay queued).
+func (f *follower) reloadPending(ctx context.Context) bool {
+	err := f.settings.ReloadPending(ctx)
+	if err != nil && ctx.Err() == nil {
+		f.report(err)
+	}
+	return err == nil
 }
 
 // read records a successful read of the whole change feed, up to rev,

@@ -488,3 +488,18 @@ func TestFeedWake(t *testing.T) {
 		return serve(h, request(key.Reveal())).Code == http.StatusUnauthorized
 	}, 5*time.Second, time.Millisecond, "the wake read the feed")
 }
+
+// TestFailedSettingsLoadsBackOff: while the store cannot load the settings,
+// the follower retries the queued load at most once per retry delay (and at
+// each feed poll), never in a loop.
+func TestFailedSettingsLoadsBackOff(t *testing.T) {
+	fs := faultstore.New(memory.New())
+	fs.Down(faultstore.OpEnvironments)
+	v, err := middleware.New(middleware.Options{Store: fs, FeedInterval: time.Hour})
+	require.NoError(t, err)
+	defer v.Close()
+	time.Sleep(600 * time.Millisecond)
+	calls := fs.Calls(faultstore.OpEnvironments)
+	assert.Positive(t, calls-1, "the load is retried")
+	assert.LessOrEqual(t, calls, int64(5), "retries of a failed load")
+}

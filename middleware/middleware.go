@@ -12,6 +12,7 @@ import (
 	"github.com/rs/cors"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware/internal/envsettings"
 	"github.com/keystile/keystile/middleware/internal/keycache"
 	"github.com/keystile/keystile/storage"
 )
@@ -28,7 +29,7 @@ type Validator struct {
 	cfg      config
 	cache    *keycache.Cache[*Identity]
 	verifier *verifier
-	settings *settingsState
+	settings *envsettings.Table
 	follower *follower
 	tasks    tasks
 	vary     []string // the headers a key is read from, as one Vary line
@@ -65,7 +66,7 @@ func New(opts Options) (*Validator, error) {
 	v.cfg.OnBackgroundError = report
 	v.tasks.ctx, v.tasks.cancel = context.WithCancel(context.Background())
 	store := safeStore{cfg.Store}
-	v.settings = newSettings(v.tasks.ctx, store, report)
+	v.settings = envsettings.New(store, report)
 	v.verifier = &verifier{
 		issuer: v, store: store, hasher: safeHasher{cfg.Hasher}, now: cfg.Now,
 		ttl: cfg.CacheTTL, failureTTL: cfg.FailureTTL, cache: c,
@@ -91,7 +92,7 @@ func New(opts Options) (*Validator, error) {
 	ctx, cancel := context.WithTimeout(v.tasks.ctx, startupTimeout)
 	defer cancel()
 	f.start(ctx) // first, so that no change made during the load is missed
-	if err := v.settings.loadSettings(ctx); err != nil {
+	if err := v.settings.Load(ctx); err != nil {
 		report(err)
 	}
 	v.tasks.start(f.run)
@@ -197,11 +198,15 @@ func (v *Validator) Invalidate(e apikey.Event) {
 	switch e.Action {
 	case apikey.ActionView, apikey.ActionReveal:
 		return // nothing changed
-	case apikey.ActionSetOrigins, apikey.ActionClose:
-		v.settings.reloadEnvNow(account, e.Environment)
-	case apikey.ActionBootstrap: // one event per new key: reload once
-		if t := v.settings.table.Load(); t == nil || !t.has(envKey{account, e.Environment}) {
-			v.settings.reloadEnvNow(account, e.Environment)
+	case apikey.ActionSetOrigins, apikey.ActionClose, apikey.ActionBootstrap:
+		// A bootstrap sends one event per new key: reload once. A failed
+		// reload stays queued for the follower.
+		if e.Action != apikey.ActionBootstrap || !v.settings.Has(account, e.Environment) {
+			ctx, cancel := context.WithTimeout(v.tasks.ctx, startupTimeout)
+			if err := v.settings.Reload(ctx, account, e.Environment); err != nil {
+				v.cfg.OnBackgroundError(err)
+			}
+			cancel()
 		}
 	}
 	if e.KeyID != "" {

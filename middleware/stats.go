@@ -101,9 +101,7 @@ func (v *Validator) Stats() Stats {
 		BackgroundErrors: s.backgroundErrs.Load(),
 	}
 	out.CachedKeys, out.CachedFailures = v.cache.Sizes()
-	if t := v.settings.table.Load(); t != nil {
-		out.Environments = int(t.size.Load())
-	}
+	out.Environments = v.settings.Len()
 	for i, r := range reasons {
 		out.Refusals[r.Code()] = s.refusals[i].Load()
 	}
