@@ -68,7 +68,7 @@ func New(opts Options) (*Validator, error) {
 	store := safeStore{cfg.Store}
 	v.settings = envsettings.New(store, report)
 	v.verifier = &verifier{
-		issuer: v, store: store, hasher: safeHasher{cfg.Hasher}, now: cfg.Now,
+		issuer: v, store: store, hasher: newSafeHasher(cfg.Hasher), now: cfg.Now,
 		ttl: cfg.CacheTTL, failureTTL: cfg.FailureTTL, cache: c,
 		verified: keycache.NewVerified(remembered),
 		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow),

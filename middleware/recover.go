@@ -104,6 +104,28 @@ func (h safeHasher) Verify(secret []byte, hash string) (match, outdated bool, er
 	return match, outdated, hasherError(err)
 }
 
+// safeOutdated is safeHasher for a hasher that is an
+// apikey.OutdatedChecker, which apikey.UpgradeHash asks without a Verify.
+type safeOutdated struct {
+	safeHasher
+	c apikey.OutdatedChecker
+}
+
+func (h safeOutdated) Outdated(hash string) (outdated bool, err error) {
+	defer hasherRecovered(&err)
+	outdated, err = h.c.Outdated(hash)
+	return outdated, hasherError(err)
+}
+
+// newSafeHasher wraps h in safeHasher, or in safeOutdated if h is an
+// apikey.OutdatedChecker.
+func newSafeHasher(h apikey.Hasher) apikey.Hasher {
+	if c, ok := h.(apikey.OutdatedChecker); ok {
+		return safeOutdated{safeHasher{h}, c}
+	}
+	return safeHasher{h}
+}
+
 func hasherRecovered(err *error) {
 	if p := recover(); p != nil {
 		*err = fmt.Errorf("middleware: the hasher %w (a %T)", errPanicked, p)

@@ -37,6 +37,7 @@ func (p panicking) Changes(context.Context, int64, int) ([]storage.Changed, int6
 func (p panicking) RecordLastUsed(context.Context, map[string]time.Time) error { panic(p.key) }
 func (p panicking) Hash([]byte) (string, error)                                { panic(p.key) }
 func (p panicking) Verify([]byte, string) (bool, bool, error)                  { panic(p.key) }
+func (p panicking) Outdated(string) (bool, error)                              { panic(p.key) }
 
 // failing is a Hasher whose errors hold the secret they were given.
 type failing struct{ wrapped error }
@@ -56,7 +57,9 @@ func TestAdaptersRecover(t *testing.T) {
 	key, err := apikey.GenerateKey(apikey.Server)
 	require.NoError(t, err)
 	p := panicking{key.Reveal()}
-	store, feed, rec, hasher := safeStore{p}, safeFeed{p}, safeRecorder{p}, safeHasher{p}
+	store, feed, rec, hasher := safeStore{p}, safeFeed{p}, safeRecorder{p}, newSafeHasher(p)
+	checker, ok := hasher.(apikey.OutdatedChecker)
+	require.True(t, ok, "the adapter of an OutdatedChecker is one")
 	ctx := context.Background()
 	calls := map[string]func() error{
 		"Key":            func() error { _, err := store.Key(ctx, "x"); return err },
@@ -71,6 +74,7 @@ func TestAdaptersRecover(t *testing.T) {
 		"RecordLastUsed": func() error { return rec.RecordLastUsed(ctx, nil) },
 		"Hash":           func() error { _, err := hasher.Hash([]byte(key.Reveal())); return err },
 		"Verify":         func() error { _, _, err := hasher.Verify([]byte(key.Reveal()), "h"); return err },
+		"Outdated":       func() error { _, err := checker.Outdated("h"); return err },
 	}
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {
@@ -87,7 +91,9 @@ func TestAdaptersRecover(t *testing.T) {
 		{apikey.ErrInvalidParams, apikey.ErrInvalidParams},
 		{errors.New("other"), nil},
 	} {
-		h := safeHasher{failing{tt.wrapped}}
+		h := newSafeHasher(failing{tt.wrapped})
+		_, isChecker := h.(apikey.OutdatedChecker)
+		require.False(t, isChecker, "the adapter of a plain Hasher is no OutdatedChecker")
 		_, err := h.Hash([]byte(key.Reveal()))
 		require.Error(t, err)
 		assert.NotContains(t, err.Error(), key.Reveal())

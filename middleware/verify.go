@@ -219,41 +219,28 @@ func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string)
 	return match, outdated, nil
 }
 
-// upgrade re-hashes, in the background, a key that verified against a hash
-// with outdated parameters, and stores the new hash if the record is still
-// at the revision read (otherwise a later verification tries again). The
-// key is remembered as verified against its new hash, so that its next
-// verification needs no argon2.
+// upgrade stores, in the background, a fresh hash of a key that verified
+// against a hash weaker than the hasher's parameters (apikey.UpgradeHash:
+// only when weaker, and only if the record is still at the revision read;
+// otherwise a later verification tries again). The key is remembered as
+// verified against its new hash, so that its next verification needs no
+// argon2.
 func (vf *verifier) upgrade(rec apikey.Record, key apikey.Key, k keycache.Key) {
 	vf.background(func(ctx context.Context) {
-		if err := vf.storeUpgrade(ctx, rec, key, k); err != nil && ctx.Err() == nil {
-			vf.report(err)
+		select {
+		case vf.sem <- struct{}{}: // the hash runs under the argon2 cap
+		case <-ctx.Done():
+			return // closing: a later verification upgrades it
+		}
+		token := vf.cache.Token()
+		upgraded, stored, err := apikey.UpgradeHash(ctx, vf.store, vf.hasher, rec, key)
+		<-vf.sem
+		switch {
+		case err != nil && ctx.Err() == nil:
+			vf.report(fmt.Errorf("middleware: %w", err))
+		case stored:
+			vf.verified.Add(k, keycache.Fingerprint(upgraded.Hash.Reveal()), false)
+			vf.cache.AddValid(vf.newEntry(k, upgraded, vf.now()), token)
 		}
 	})
-}
-
-func (vf *verifier) storeUpgrade(ctx context.Context, rec apikey.Record, key apikey.Key, k keycache.Key) error {
-	select {
-	case vf.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil // closing: a later verification upgrades it
-	}
-	hash, err := vf.hasher.Hash([]byte(key.Reveal()))
-	<-vf.sem
-	if err != nil {
-		return fmt.Errorf("middleware: upgrading the hash of %s: %w", key.Prefix(), err)
-	}
-	fp := keycache.Fingerprint(hash)
-	vf.verified.Add(k, fp, false) // true whether or not it is stored
-	token := vf.cache.Token()
-	rec.Hash = apikey.NewOpaque(hash)
-	err = vf.store.Apply(ctx, apikey.Change{Update: []apikey.Record{rec}})
-	switch {
-	case err == nil:
-		// Stored as read, with the new hash (Apply checked the revision).
-		vf.cache.AddValid(vf.newEntry(k, rec, vf.now()), token)
-	case !errors.Is(err, apikey.ErrConflict):
-		return fmt.Errorf("middleware: storing the upgraded hash of %s: %w", rec.Prefix(), err)
-	}
-	return nil
 }
