@@ -26,11 +26,10 @@ import (
 // (discardWriter), its header map cleared every iteration. The writer
 // costs nothing, so that BareHandler is close to zero and the overheads
 // are the middlewares' own. (A fresh httptest.ResponseRecorder per
-// request, as in the issue that set the target, adds about 100 ns and 3
-// allocations to every benchmark alike, and far more noise; with a handler
-// that writes no header, as here, it would also charge the middleware the
-// first allocation of the response's header map, which a real response
-// pays as soon as anything sets a header, Content-Type included.)
+// request would add the same cost and allocations to every benchmark, and
+// noise; with a handler that writes no header, as here, it would also
+// charge the middleware the first allocation of the response's header map,
+// which a real response pays as soon as anything sets a header.)
 
 var noop = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 

@@ -140,7 +140,7 @@ func BenchmarkCacheLookup(b *testing.B) {
 
 var sinkEntry *Entry[int]
 
-// BenchmarkCacheKeyWhole is the earlier cache key: SHA-256(secret || key)
+// BenchmarkCacheKeyWhole is the keyed alternative to KeyOf: SHA-256(secret || key)
 // of the whole key under a 32-byte secret, two SHA-256 blocks.
 func BenchmarkCacheKeyWhole(b *testing.B) {
 	key, _ := apikey.GenerateKey(apikey.Server)
