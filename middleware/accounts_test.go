@@ -13,6 +13,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage/faultstore"
 	"github.com/keystile/keystile/storage/memory"
 )
@@ -334,7 +335,7 @@ func TestClosedAccountIsRefused(t *testing.T) {
 
 	refused := func(v *middleware.Validator, key string) bool {
 		_, err := v.Check(request(key), middleware.Policy{})
-		return middleware.ReasonOf(err) == middleware.ErrRevokedKey
+		return problem.Of(err) == middleware.ErrRevokedKey
 	}
 	assert.True(t, refused(inA, acme), "process A: revoked")
 	assert.True(t, refused(inA, raced.Key.Reveal()), "process A: the raced key's account is closed")

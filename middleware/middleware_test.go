@@ -14,6 +14,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/problem"
 )
 
 // TestResponses covers every status and code of a refused request, and the
@@ -71,7 +72,7 @@ func TestResponses(t *testing.T) {
 			p := decodeProblem(t, w)
 			assert.Equal(t, tt.code, p.Code)
 			assert.Equal(t, tt.status, p.Status)
-			assert.Equal(t, middleware.ProblemTypePrefix+tt.code, p.Type)
+			assert.Equal(t, problem.TypePrefix+tt.code, p.Type)
 			assert.NotEmpty(t, p.Title)
 			if tt.status == 401 {
 				assert.NotEmpty(t, w.Header().Get("WWW-Authenticate"))
@@ -159,7 +160,7 @@ func TestPolicy(t *testing.T) {
 				assert.NotEmpty(t, id.KeyID)
 			} else {
 				require.Error(t, err)
-				assert.Equal(t, tt.code, middleware.ReasonOf(err).Code())
+				assert.Equal(t, tt.code, problem.Of(err).Code())
 			}
 		})
 	}
@@ -178,7 +179,7 @@ func TestRequireRejectsInvalidPolicy(t *testing.T) {
 			require.Panics(t, func() { f.v.Require(p) })
 			_, err := f.v.Check(request(f.keys["production/server"].Reveal()), p)
 			require.Error(t, err)
-			assert.Nil(t, middleware.ReasonOf(err))
+			assert.Nil(t, problem.Of(err))
 		})
 	}
 }
@@ -248,10 +249,10 @@ func TestBearer(t *testing.T) {
 }
 
 func TestErrorHandlerLearnsTheReason(t *testing.T) {
-	var reason *middleware.Reason
+	var reason *problem.Reason
 	f := newFixture(t, func(o *middleware.Options) {
 		o.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
-			reason = middleware.ReasonOf(err)
+			reason = problem.Of(err)
 			w.WriteHeader(http.StatusTeapot)
 		}
 	})
@@ -289,18 +290,10 @@ func TestClosedValidatorFailsClosed(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, w.Code)
 }
 
-type problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
-}
-
-func decodeProblem(t *testing.T, w *httptest.ResponseRecorder) problem {
+func decodeProblem(t *testing.T, w *httptest.ResponseRecorder) problem.Problem {
 	t.Helper()
 	require.Equal(t, "application/problem+json", w.Header().Get("Content-Type"))
-	var p problem
+	var p problem.Problem
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &p))
 	return p
 }

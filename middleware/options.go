@@ -245,7 +245,7 @@ func (o Options) withDefaults() (config, error) {
 		c.Now = time.Now
 	}
 	if c.ErrorHandler == nil {
-		c.ErrorHandler = WriteProblem
+		c.ErrorHandler = writeProblem
 	}
 	if c.OnBackgroundError == nil {
 		c.OnBackgroundError = func(err error) { slog.Default().Warn("keystile middleware", "error", err) }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware/problem"
 )
 
 // resolve returns the cache entry of the presented key string raw, and the
@@ -33,7 +34,7 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*en
 	}
 	key, err := apikey.ParseKey(raw)
 	if err != nil {
-		return nil, "", &refusal{reason: ErrMalformedKey, cause: err}
+		return nil, "", &problem.Refusal{Reason: ErrMalformedKey, Cause: err}
 	}
 	v.stats.misses.add(k)
 	e, err := v.verify(ctx, key, k)
@@ -78,7 +79,7 @@ func (v *Validator) verify(ctx context.Context, key apikey.Key, k cacheKey) (*en
 			}
 			round++ // read before an eviction of its key id: verify again
 		case <-ctx.Done():
-			return nil, &refusal{reason: ErrBusy, cause: ctx.Err()}
+			return nil, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
 		}
 	}
 	return nil, refuse(ErrBusy, "the key changed during every verification")
@@ -93,7 +94,7 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out o
 		if p := recover(); p != nil {
 			cause := panicError("verifying a key", p)
 			v.cfg.OnBackgroundError(cause)
-			out, err = outcome{}, &refusal{reason: ErrUnavailable, detail: "checking the key failed", cause: cause}
+			out, err = outcome{}, &problem.Refusal{Reason: ErrUnavailable, Detail: "checking the key failed", Cause: cause}
 		}
 	}()
 	token := v.cache.startToken()
@@ -110,7 +111,7 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out o
 		ok, wait := v.throttle.acquire(id, now)
 		if !ok {
 			v.stats.throttled.Add(1)
-			return outcome{}, &refusal{reason: ErrThrottled, retryAfter: wait}
+			return outcome{}, &problem.Refusal{Reason: ErrThrottled, RetryAfter: wait}
 		}
 	}
 	failed := false
@@ -126,9 +127,9 @@ func (v *Validator) load(ctx context.Context, key apikey.Key, k cacheKey) (out o
 		failed = true
 		return outcome{v.failure(k, id, token, now), token}, nil
 	case ctx.Err() != nil:
-		return outcome{}, &refusal{reason: ErrBusy, cause: ctx.Err()}
+		return outcome{}, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
 	case err != nil:
-		return outcome{}, &refusal{reason: ErrUnavailable, detail: "loading the key failed", cause: err}
+		return outcome{}, &problem.Refusal{Reason: ErrUnavailable, Detail: "loading the key failed", Cause: err}
 	}
 	if rec.ID != id || rec.Type != key.Type() {
 		failed = true
@@ -196,7 +197,7 @@ func (v *Validator) verifyHash(ctx context.Context, key apikey.Key, hash string)
 		v.stats.hashesWaiting.Add(-1)
 	case <-ctx.Done():
 		v.stats.hashesWaiting.Add(-1)
-		return false, false, &refusal{reason: ErrBusy, cause: ctx.Err()}
+		return false, false, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
 	}
 	v.stats.hashesRunning.Add(1)
 	start := time.Now()
@@ -208,7 +209,7 @@ func (v *Validator) verifyHash(ctx context.Context, key apikey.Key, hash string)
 	}()
 	match, outdated, err = v.callHasher(func() (bool, bool, error) { return v.cfg.Hasher.Verify([]byte(key.Reveal()), hash) })
 	if err != nil {
-		return false, false, &refusal{reason: ErrUnavailable, detail: "the stored hash of " + key.Prefix() + " cannot be checked", cause: err}
+		return false, false, &problem.Refusal{Reason: ErrUnavailable, Detail: "the stored hash of " + key.Prefix() + " cannot be checked", Cause: err}
 	}
 	return match, outdated, nil
 }

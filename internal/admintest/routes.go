@@ -21,8 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keystile/keystile/apikey"
-	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -227,7 +227,7 @@ func Run(t *testing.T, f *Fixture, check func(t *testing.T, c Case, r *http.Requ
 			assert.Equal(t, "no-store", res.Header.Get("Cache-Control"))
 			if c.Code != "" {
 				assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
-				var p middleware.Problem
+				var p problem.Problem
 				require.NoError(t, json.Unmarshal(body, &p), "%s", body)
 				assert.Equal(t, c.Code, p.Code)
 				assert.Equal(t, c.Status, p.Status)

@@ -19,6 +19,7 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage"
 	"github.com/keystile/keystile/storage/faultstore"
 )
@@ -168,7 +169,7 @@ func testSecretsNeverLeak(t *testing.T, b Backend) {
 	browser := []string{"Origin", "https://app.example.com"}
 	serverOnly := e.v.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Server}})(OKHandler)
 	requests := []struct {
-		reason  *middleware.Reason // nil: accepted
+		reason  *problem.Reason // nil: accepted
 		h       http.Handler
 		key     string
 		headers []string
@@ -204,7 +205,7 @@ func testSecretsNeverLeak(t *testing.T, b Backend) {
 		_, err := e.v.Check(Request(r.key, r.headers...), middleware.Policy{})
 		if err != nil {
 			out.addValue("Check error", err)
-			out.add("problem", fmt.Sprintf("%+v", middleware.ProblemFor(err)))
+			out.add("problem", fmt.Sprintf("%+v", problem.For(err)))
 		}
 	}
 	preflight := httptest.NewRequest(http.MethodOptions, "/things", nil)

@@ -90,7 +90,7 @@ import (
 	"slices"
 
 	"github.com/keystile/keystile/apikey"
-	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage"
 )
 
@@ -143,7 +143,7 @@ func (c Caller) actor() apikey.Actor {
 // operator returns the Actor of an operator's calls across accounts.
 func (c Caller) operator() (apikey.Actor, error) {
 	if !c.Operator {
-		return apikey.Actor{}, middleware.Refuse(ReasonForbidden, "the account routes are for operators only")
+		return apikey.Actor{}, problem.Refuse(ReasonForbidden, "the account routes are for operators only")
 	}
 	a := c.Actor
 	a.Account = apikey.AnyAccount
@@ -156,9 +156,9 @@ func (c Caller) operator() (apikey.Actor, error) {
 func (c Caller) check() error {
 	switch {
 	case c.Actor.Account == apikey.AnyAccount && !c.Operator:
-		return middleware.Refuse(ReasonForbidden, "acting across accounts needs Caller.Operator")
+		return problem.Refuse(ReasonForbidden, "acting across accounts needs Caller.Operator")
 	case c.Actor.Account != "" && c.Actor.Account != apikey.AnyAccount && c.Account != "" && c.Actor.Account != c.Account:
-		return middleware.Refuse(ReasonForbidden, "the caller's actor and account differ")
+		return problem.Refuse(ReasonForbidden, "the caller's actor and account differ")
 	}
 	return nil
 }
@@ -174,7 +174,7 @@ func (c Caller) mayHold(scopes []string) error {
 			covered = slices.Contains(c.Scopes, apikey.AllScopes)
 		}
 		if !covered {
-			return middleware.Refuse(ReasonForbidden, "a key cannot hand out scope "+s+", which it does not hold")
+			return problem.Refuse(ReasonForbidden, "a key cannot hand out scope "+s+", which it does not hold")
 		}
 	}
 	return nil
@@ -184,8 +184,8 @@ func (c Caller) mayHold(scopes []string) error {
 type Options struct {
 	// Manager carries out every action. Required.
 	Manager *apikey.Manager
-	// Authorize says who is calling, or returns an error (a refusal of
-	// package middleware, or any error for 403). Required; KeyScopes is a
+	// Authorize says who is calling, or returns an error (one with a
+	// problem.Reason keeps it, any other is 403). Required; KeyScopes is a
 	// ready one for key-authenticated callers.
 	Authorize func(r *http.Request) (Caller, error)
 	// Audit, if set, serves GET /audit. Nil answers it with 501.
@@ -197,18 +197,17 @@ type Options struct {
 	// apikey.ConsolePolicy (0 to 7 days).
 	Policy apikey.GracePolicy
 	// ErrorHandler writes every refusal, for a service that answers errors
-	// in a format of its own. err is always a refusal of package
-	// middleware: middleware.ReasonOf(err) is its Reason (one of Reasons,
-	// or one of package middleware's that Authorize returned),
-	// middleware.Detail(err) says what was wrong and
-	// middleware.RetryAfter(err) how long to wait (503); none of them holds
-	// a secret. A refusal by a rule of package apikey wraps its error
+	// in a format of its own. err always has a problem.Reason:
+	// problem.Of(err) is one of Reasons, or the one Authorize returned
+	// (such as package middleware's); problem.Detail(err) says what was
+	// wrong and problem.RetryAfter(err) how long to wait (503); none of
+	// them holds a secret. A refusal by a rule of package apikey wraps its error
 	// (errors.Is(err, apikey.ErrNotFound)); a storage failure arrives as
 	// ReasonUnavailable and wraps the storage error for errors.Is and
 	// errors.As, but its text (err.Error()) is the refusal's alone.
-	// Cache-Control: no-store is already set. Nil means
-	// middleware.WriteProblem: application/problem+json with the reason's
-	// status and code.
+	// Cache-Control: no-store is already set. Nil means problem.Write:
+	// application/problem+json with the reason's status and code, and
+	// WWW-Authenticate on the 401s of package middleware.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
@@ -240,7 +239,7 @@ func New(opts Options) (*API, error) {
 		opts.Policy = apikey.APIPolicy
 	}
 	if opts.ErrorHandler == nil {
-		opts.ErrorHandler = middleware.WriteProblem
+		opts.ErrorHandler = problem.Write
 	}
 	a := &API{opts: opts, mux: http.NewServeMux()}
 	for pattern, h := range a.routes() {

@@ -439,6 +439,21 @@ func TestKeyScopes(t *testing.T) {
 	assert.True(t, actors[apikey.Prefix(apikey.Server, mustParse(t, writer).ID())], "audit events name the key that acted")
 }
 
+// TestKeyScopesWithoutKeyChallenges: the API mounted without the
+// middleware in front answers KeyScopes' 401 as the middleware does, with
+// its WWW-Authenticate challenge.
+func TestKeyScopesWithoutKeyChallenges(t *testing.T) {
+	f := newFixture(t)
+	api, err := admin.New(admin.Options{Manager: f.m, Authorize: admin.KeyScopes})
+	require.NoError(t, err)
+	w := httptest.NewRecorder()
+	api.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/environments", nil))
+	require.Equal(t, http.StatusUnauthorized, w.Code)
+	assert.Equal(t, `APIKey header="X-API-Key"`, w.Header().Get("WWW-Authenticate"))
+	assert.Equal(t, "application/problem+json", w.Header().Get("Content-Type"))
+	assert.Contains(t, w.Body.String(), `"code":"missing_key"`)
+}
+
 // TestRotatedOutKeyCannotManageKeys: a key in its grace period, even one
 // with full access or "api_keys:write", may still read keys but not change
 // any, so that it cannot extend its own grace or rotate its replacement.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/problem"
 )
 
 // The key-management scopes that KeyScopes maps to roles.
@@ -30,10 +31,10 @@ const (
 func KeyScopes(r *http.Request) (Caller, error) {
 	id, ok := middleware.FromContext(r.Context())
 	if !ok {
-		return Caller{}, middleware.Refuse(middleware.ErrMissingKey, "the management API needs an authenticated key")
+		return Caller{}, problem.Refuse(middleware.ErrMissingKey, "the management API needs an authenticated key")
 	}
 	if id.Type != apikey.Server {
-		return Caller{}, middleware.Refuse(middleware.ErrKeyType, "the management API needs a server key")
+		return Caller{}, problem.Refuse(middleware.ErrKeyType, "the management API needs a server key")
 	}
 	role := apikey.Role("")
 	switch {
@@ -42,11 +43,11 @@ func KeyScopes(r *http.Request) (Caller, error) {
 	case apikey.HasScope(id.Scopes, ScopeRead):
 		role = apikey.ReadOnly
 	default:
-		return Caller{}, middleware.Refuse(middleware.ErrScope, "the management API needs scope "+ScopeRead+" or "+ScopeWrite)
+		return Caller{}, problem.Refuse(middleware.ErrScope, "the management API needs scope "+ScopeRead+" or "+ScopeWrite)
 	}
 	if id.Expiring {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			return Caller{}, middleware.Refuse(ReasonForbidden, "this key was rotated out: it may read keys but not manage them; use its replacement")
+			return Caller{}, problem.Refuse(ReasonForbidden, "this key was rotated out: it may read keys but not manage them; use its replacement")
 		}
 		role = apikey.ReadOnly
 	}

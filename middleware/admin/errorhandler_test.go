@@ -14,27 +14,28 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage/memory"
 )
 
 // TestErrorHandler: Options.ErrorHandler writes every refusal in the
-// service's own format. It gets the Reason through middleware.ReasonOf,
+// service's own format. It gets the Reason through problem.Of,
 // the detail, the apikey error behind a rule's refusal, and a storage
 // failure without its text; successes are untouched.
 func TestErrorHandler(t *testing.T) {
 	type seen struct {
-		reason *middleware.Reason
+		reason *problem.Reason
 		detail string
 		err    error
 	}
 	var got []seen
 	handler := func(w http.ResponseWriter, r *http.Request, err error) {
-		reason := middleware.ReasonOf(err)
+		reason := problem.Of(err)
 		require.NotNil(t, reason, "every error is a refusal: %v", err)
-		got = append(got, seen{reason, middleware.Detail(err), err})
+		got = append(got, seen{reason, problem.Detail(err), err})
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(reason.Status())
-		fmt.Fprintf(w, "error %s: %s\n", reason.Code(), middleware.Detail(err))
+		fmt.Fprintf(w, "error %s: %s\n", reason.Code(), problem.Detail(err))
 	}
 	f := newFixture(t)
 	caller := func(*http.Request) (admin.Caller, error) { return f.caller, nil }
@@ -54,7 +55,7 @@ func TestErrorHandler(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name, method, path, body string
-		reason                   *middleware.Reason
+		reason                   *problem.Reason
 		cause                    error // an apikey error the refusal wraps, if any
 	}{
 		{"a rule", "POST", "/environments/production/keys", `{"type":"server","scopes":["all"]}`, admin.ReasonInvalidScope, apikey.ErrInvalidScope},
@@ -94,7 +95,7 @@ func TestErrorHandler(t *testing.T) {
 		assert.NotContains(t, w.Body.String(), "session store down")
 
 		caller = func(*http.Request) (admin.Caller, error) {
-			return admin.Caller{}, middleware.Refuse(middleware.ErrMissingKey, "sign in")
+			return admin.Caller{}, problem.Refuse(middleware.ErrMissingKey, "sign in")
 		}
 		w = send(f.api, "GET", "/environments", ``)
 		require.Len(t, got, 1)
@@ -111,7 +112,7 @@ func TestErrorHandler(t *testing.T) {
 		w := send(api, "GET", "/environments/production/keys", ``)
 		require.Len(t, got, 1)
 		assert.Equal(t, admin.ReasonUnavailable, got[0].reason)
-		assert.Positive(t, middleware.RetryAfter(got[0].err))
+		assert.Positive(t, problem.RetryAfter(got[0].err))
 		assert.ErrorIs(t, got[0].err, assert.AnError, "the storage error, for the service's logs")
 		assert.NotContains(t, got[0].err.Error(), assert.AnError.Error(), "but not in the text")
 		assert.NotContains(t, w.Body.String(), assert.AnError.Error())

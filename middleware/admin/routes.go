@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
-	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage"
 )
 
@@ -378,7 +378,7 @@ type accountResponse struct {
 // environment (a key) may not: closing reaches every environment.
 func (a *API) closeOwnAccount(r *http.Request, c Caller) (int, any, error) {
 	if c.Environment != "" {
-		return 0, nil, middleware.Refuse(ReasonForbidden, "a caller confined to an environment cannot close its account")
+		return 0, nil, problem.Refuse(ReasonForbidden, "a caller confined to an environment cannot close its account")
 	}
 	if err := decodeOptional(r, &struct{}{}); err != nil {
 		return 0, nil, err

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
-	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage"
 )
 
@@ -21,7 +21,7 @@ var static embed.FS
 // ReasonCrossOrigin refuses a state-changing request that a browser sent
 // from another origin (see the package documentation): 403 with code
 // "cross_origin_refused".
-var ReasonCrossOrigin = middleware.NewReason("cross_origin_refused", http.StatusForbidden, "cross-origin request refused")
+var ReasonCrossOrigin = problem.New("cross_origin_refused", http.StatusForbidden, "cross-origin request refused")
 
 // csp allows the page its own script, style sheet and API, and nothing
 // else: no inline script or style, no framing, no form posts.
@@ -36,8 +36,8 @@ type Options struct {
 	// is recorded in audit events and its role decides what the page shows
 	// and the API allows. Required. It is called for every request to
 	// /session and /api/ but /api/openapi.json (the API's OpenAPI
-	// document, the same for everyone); an error refuses the request (a
-	// refusal of package middleware keeps its status and code, any other
+	// document, the same for everyone); an error refuses the request (one
+	// with a problem.Reason keeps its status and code, any other
 	// error is 403 role_not_allowed), and so does a role that is not one of
 	// the three.
 	Actor func(r *http.Request) (apikey.Actor, error)
@@ -134,7 +134,7 @@ func New(opts Options) (*Console, error) {
 		}
 	}
 	protection.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		middleware.WriteProblem(w, r, middleware.Refuse(ReasonCrossOrigin, "a page on another origin may not change keys"))
+		problem.Write(w, r, problem.Refuse(ReasonCrossOrigin, "a page on another origin may not change keys"))
 	}))
 
 	c := &Console{opts: opts}
@@ -167,7 +167,7 @@ func New(opts Options) (*Console, error) {
 	mux.HandleFunc("GET /session", c.session)
 	mux.Handle("/api/", http.StripPrefix("/api", api))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		middleware.WriteProblem(w, r, middleware.Refuse(admin.ReasonNoRoute, ""))
+		problem.Write(w, r, problem.Refuse(admin.ReasonNoRoute, ""))
 	})
 	c.handler = protection.Handler(mux)
 	return c, nil
@@ -190,12 +190,12 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (c *Console) actor(r *http.Request) (apikey.Actor, error) {
 	a, err := c.opts.Actor(r)
 	switch {
-	case err != nil && middleware.ReasonOf(err) != nil:
+	case err != nil && problem.Of(err) != nil:
 		return apikey.Actor{}, err
 	case err != nil:
-		return apikey.Actor{}, middleware.Refuse(admin.ReasonForbidden, "not signed in to the console")
+		return apikey.Actor{}, problem.Refuse(admin.ReasonForbidden, "not signed in to the console")
 	case !a.Role.Valid():
-		return apikey.Actor{}, middleware.Refuse(admin.ReasonForbidden, "no role in the console")
+		return apikey.Actor{}, problem.Refuse(admin.ReasonForbidden, "no role in the console")
 	}
 	return a, nil
 }
@@ -210,7 +210,7 @@ func (c *Console) caller(r *http.Request) (admin.Caller, error) {
 func (c *Console) session(w http.ResponseWriter, r *http.Request) {
 	a, err := c.actor(r)
 	if err != nil {
-		middleware.WriteProblem(w, r, err)
+		problem.Write(w, r, err)
 		return
 	}
 	s := Session{

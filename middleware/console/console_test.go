@@ -18,6 +18,7 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/console"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -109,7 +110,7 @@ func (f *fixture) sameOrigin(method, path, body string, role apikey.Role) reques
 
 func problemCode(t *testing.T, body []byte) string {
 	t.Helper()
-	var p middleware.Problem
+	var p problem.Problem
 	require.NoError(t, json.Unmarshal(body, &p), string(body))
 	return p.Code
 }
@@ -249,7 +250,7 @@ func TestSession(t *testing.T) {
 
 	t.Run("a refusal of package middleware keeps its status", func(t *testing.T) {
 		f.actorFn = func(*http.Request) (apikey.Actor, error) {
-			return apikey.Actor{}, middleware.Refuse(middleware.ErrMissingKey, "sign in first")
+			return apikey.Actor{}, problem.Refuse(middleware.ErrMissingKey, "sign in first")
 		}
 		res, body := f.do(t, request{method: "GET", path: "/session"})
 		assert.Equal(t, http.StatusUnauthorized, res.StatusCode)
