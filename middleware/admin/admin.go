@@ -7,7 +7,7 @@
 //		http.StripPrefix("/admin", api)))
 //
 // Routes (relative to the mount point), all within the caller's account
-// (Caller.Account):
+// (Caller.Account, see Options.SingleAccount):
 //
 //	GET    /environments                        a page of environments and their allowed origins
 //	GET    /environments/{env}/keys             a page of keys (never a secret)
@@ -26,14 +26,15 @@
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
 //	GET    /audit?environment=&before=&limit=   a page of audit events, newest first
-//	POST   /account/close                       close the caller's own account (owners not
-//	                                            confined to an environment)
+//	POST   /account/close                       close the caller's own account: {"confirm":
+//	                                            "<the account>"} (owners not confined to an
+//	                                            environment; see Options.CloseAccounts)
 //
 // and, for operators only (Caller.Operator, acting across accounts; never
 // a key-authenticated caller):
 //
 //	GET    /accounts                            a page of account ids
-//	POST   /accounts/{account}/close            close an account
+//	POST   /accounts/{account}/close            close an account: {"confirm": "<{account}>"}
 //
 // and, for anyone who reaches the handler:
 //
@@ -61,9 +62,13 @@
 // invalid_cursor.
 //
 // Closing an account revokes every key of every environment of it at once
-// (defaults included) and refuses new ones: it cannot be undone. A key
-// cannot close its account, even a full-access one (KeyScopes confines it to
-// its environment): owners do it from a console session, or an operator.
+// (defaults included) and refuses new ones: it cannot be undone. Both routes
+// that close one are refused (403 role_not_allowed) unless
+// Options.CloseAccounts is set, and each asks for the account's id again in
+// its body, {"confirm": "acme"}: a missing or different one is refused with
+// 422 confirmation_required. A key cannot close its account, even a
+// full-access one (KeyScopes confines it to its environment): owners do it
+// from a console session, or an operator.
 //
 // A request body is one JSON object of the route's fields, named exactly as
 // above (no case folding, no other member). A field of the wrong type or
@@ -81,7 +86,7 @@
 // Every refusal is an application/problem+json response with a stable code
 // (or what Options.ErrorHandler writes): Reasons lists them, each an
 // exported, documented Reason. Every response carries Cache-Control:
-// no-store.
+// no-store and X-Content-Type-Options: nosniff.
 package admin
 
 import (
@@ -102,13 +107,17 @@ type Caller struct {
 	// Account is the account the caller acts in: every route reads and
 	// changes only that account's environments, keys and audit events, and
 	// a key of another account is not found (404). Empty means
-	// Actor.Account, and then apikey.DefaultAccount.
+	// Actor.Account; when both are empty the caller names no account, which
+	// is refused (403 role_not_allowed) unless Options.SingleAccount puts
+	// it in apikey.DefaultAccount. It names one account: apikey.AnyAccount
+	// is refused on every route, even for an Operator.
 	Account string
 	// Operator lets the caller use the account routes (GET /accounts,
 	// POST /accounts/{account}/close), which act across accounts
 	// (apikey.AnyAccount). The other routes still act in Account. Only the
 	// embedding service's own back office should set it; KeyScopes never
-	// does.
+	// does. An Actor.Account of apikey.AnyAccount without Operator is
+	// refused on every route.
 	Operator bool
 	// Environment, if set, confines the caller to one environment of its
 	// account: keys and settings of others are invisible to it (404). A
@@ -122,15 +131,18 @@ type Caller struct {
 	Scopes []string
 }
 
-// account returns the account the caller acts in.
+// account returns the account the caller names: Account, or else
+// Actor.Account unless it is apikey.AnyAccount; "" if none. API.wrap fills
+// Account in for the routes that act in one, so that their handlers always
+// find one here.
 func (c Caller) account() string {
-	switch {
-	case c.Account != "":
+	if c.Account != "" {
 		return c.Account
-	case c.Actor.Account != "" && c.Actor.Account != apikey.AnyAccount:
+	}
+	if c.Actor.Account != apikey.AnyAccount {
 		return c.Actor.Account
 	}
-	return apikey.DefaultAccount
+	return ""
 }
 
 // actor returns the Actor of the caller's Manager calls: in its account.
@@ -151,17 +163,25 @@ func (c Caller) operator() (apikey.Actor, error) {
 }
 
 // check refuses a Caller whose Actor names another account than Account,
-// or acts across accounts without Operator: an Authorize function's
-// mistake, never widened silently.
+// that gives apikey.AnyAccount as its Account, or whose Actor acts across
+// accounts without Operator: an Authorize function's mistakes, never
+// widened silently.
 func (c Caller) check() error {
 	switch {
+	case c.Account == apikey.AnyAccount:
+		return problem.Refuse(ReasonForbidden, `Caller.Account "*" is not an account: name one (operators act across accounts on the account routes, with Caller.Operator)`)
 	case c.Actor.Account == apikey.AnyAccount && !c.Operator:
-		return problem.Refuse(ReasonForbidden, "acting across accounts needs Caller.Operator")
+		return problem.Refuse(ReasonForbidden, `acting across accounts (Caller.Actor.Account "*") needs Caller.Operator`)
 	case c.Actor.Account != "" && c.Actor.Account != apikey.AnyAccount && c.Account != "" && c.Actor.Account != c.Account:
 		return problem.Refuse(ReasonForbidden, "the caller's actor and account differ")
 	}
 	return nil
 }
+
+// errNoAccount refuses a caller that names no account on a route that acts
+// in one, unless Options.SingleAccount.
+var errNoAccount = problem.Refuse(ReasonForbidden,
+	"Authorize named no account: set Caller.Account (or admin.Options.SingleAccount for a service with one account)")
 
 // mayHold refuses a caller whose Scopes do not cover every one of scopes.
 func (c Caller) mayHold(scopes []string) error {
@@ -196,6 +216,19 @@ type Options struct {
 	// value is apikey.APIPolicy (0 to 365 days); a console passes
 	// apikey.ConsolePolicy (0 to 7 days).
 	Policy apikey.GracePolicy
+	// SingleAccount puts a caller that names no account (Caller.Account and
+	// Caller.Actor.Account both empty) in apikey.DefaultAccount, for a
+	// single-tenant service. False (the zero value) refuses such a caller
+	// with 403 role_not_allowed on every route that acts in an account, so
+	// that a multi-tenant service whose Authorize forgets the account never
+	// acts in the default one.
+	SingleAccount bool
+	// CloseAccounts serves the routes that close an account (POST
+	// /account/close, POST /accounts/{account}/close), each of which still
+	// asks for the account's id again in its body. False (the zero value)
+	// refuses them with 403 role_not_allowed: closing revokes every key of
+	// the account for good.
+	CloseAccounts bool
 	// ErrorHandler writes every refusal, for a service that answers errors
 	// in a format of its own. err always has a problem.Reason:
 	// problem.Of(err) is one of Reasons, or the one Authorize returned
@@ -243,7 +276,7 @@ func New(opts Options) (*API, error) {
 	}
 	a := &API{opts: opts, mux: http.NewServeMux()}
 	for pattern, h := range a.routes() {
-		a.mux.Handle(pattern, a.wrap(h))
+		a.mux.Handle(pattern, a.wrap(h, !acrossAccounts[pattern]))
 	}
 	a.mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -277,9 +310,18 @@ func (a *API) routes() map[string]handler {
 	}
 }
 
+// acrossAccounts are the routes that act across accounts, for operators:
+// every other route acts in the caller's account.
+var acrossAccounts = map[string]bool{
+	"GET /accounts":                  true,
+	"POST /accounts/{account}/close": true,
+}
+
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
 	a.mux.ServeHTTP(w, r)
 }
 
@@ -287,7 +329,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // response status and body, or an error.
 type handler func(r *http.Request, c Caller) (int, any, error)
 
-func (a *API) wrap(h handler) http.Handler {
+// wrap serves a route with h for the caller that Authorize returns, once
+// checked; inAccount says that the route acts in the caller's account,
+// which it then must name (or Options.SingleAccount supply).
+func (a *API) wrap(h handler, inAccount bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		caller, err := a.opts.Authorize(r)
 		if err != nil {
@@ -298,6 +343,14 @@ func (a *API) wrap(h handler) http.Handler {
 			a.writeError(w, r, err)
 			return
 		}
+		if inAccount && caller.account() == "" {
+			if !a.opts.SingleAccount {
+				a.writeError(w, r, errNoAccount)
+				return
+			}
+			caller.Account = apikey.DefaultAccount
+		}
+		caller.Account = caller.account()
 		r.Body = http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)
 		status, body, err := h(r, caller)
 		if err != nil {

@@ -40,7 +40,7 @@ func TestErrorHandler(t *testing.T) {
 	f := newFixture(t)
 	caller := func(*http.Request) (admin.Caller, error) { return f.caller, nil }
 	var err error
-	f.api, err = admin.New(admin.Options{Manager: f.m, Audit: f.store, Authorize: func(r *http.Request) (admin.Caller, error) {
+	f.api, err = admin.New(admin.Options{Manager: f.m, Audit: f.store, SingleAccount: true, Authorize: func(r *http.Request) (admin.Caller, error) {
 		return caller(r)
 	}, ErrorHandler: handler})
 	require.NoError(t, err)
@@ -106,7 +106,7 @@ func TestErrorHandler(t *testing.T) {
 	t.Run("storage failure", func(t *testing.T) {
 		m, err := apikey.NewManager(apikey.ManagerOptions{Store: brokenStore{memory.New()}})
 		require.NoError(t, err)
-		api, err := admin.New(admin.Options{Manager: m, ErrorHandler: handler,
+		api, err := admin.New(admin.Options{Manager: m, ErrorHandler: handler, SingleAccount: true,
 			Authorize: func(*http.Request) (admin.Caller, error) { return owner, nil }})
 		require.NoError(t, err)
 		w := send(api, "GET", "/environments/production/keys", ``)

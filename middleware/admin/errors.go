@@ -126,6 +126,10 @@ var (
 	// ReasonConflict (409, "conflict"): the change lost a race with
 	// another writer and was not applied; try again (apikey.ErrConflict).
 	ReasonConflict = problem.New("conflict", http.StatusConflict, "concurrent change; try again")
+	// ReasonConfirmationRequired (422, "confirmation_required"): a request
+	// to close an account does not name the account again in its body,
+	// {"confirm": "<account id>"}, or names another one.
+	ReasonConfirmationRequired = problem.New("confirmation_required", http.StatusUnprocessableEntity, "confirmation required")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -135,7 +139,7 @@ var reasons = []*problem.Reason{
 	ReasonScopesRequired, ReasonInvalidOrigin, ReasonInvalidName, ReasonInvalidExpiry, ReasonGraceOutOfRange,
 	ReasonGraceRequired, ReasonRotateFirst, ReasonAlreadyRevoked, ReasonAlreadyRotated, ReasonNotRotated,
 	ReasonKeyExpired, ReasonNotRevealable, ReasonInvalidAccount, ReasonAccountClosed, ReasonInvalidMetadata,
-	ReasonInvalidCursor, ReasonConflict,
+	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -181,6 +185,9 @@ var (
 	errNoRoute  = problem.Refuse(ReasonNoRoute, "")
 	errNoAudit  = problem.Refuse(ReasonNoAudit, "")
 	errTooLarge = problem.Refuse(ReasonTooLarge, "")
+
+	errCloseOff    = problem.Refuse(ReasonForbidden, "closing accounts is off: the service enables it with admin.Options.CloseAccounts")
+	errUnconfirmed = problem.Refuse(ReasonConfirmationRequired, `to close the account, send {"confirm": "<the account's id>"}`)
 )
 
 // graceRequired refuses a grace change that names no grace, as the Manager

@@ -26,6 +26,7 @@ func ExampleOptions_errorHandler() {
 		Authorize: func(*http.Request) (admin.Caller, error) {
 			return admin.Caller{Actor: apikey.Actor{ID: "alice", Role: apikey.Owner}}, nil
 		},
+		SingleAccount: true, // callers name no account: they act in apikey.DefaultAccount
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			reason := problem.Of(err) // never nil here
 			w.Header().Set("Content-Type", "application/json")
