@@ -50,6 +50,19 @@
 //
 //	mux.Handle("GET /admin/openapi.json", http.StripPrefix("/admin", api))
 //
+// Every route but the account routes acts in the one account that the
+// caller names (Caller.Account, or else Caller.Actor.Account); KeyScopes
+// names its key's. A custom Authorize of a multi-tenant service must name
+// it: a caller that names none is refused (403 role_not_allowed), so that a
+// forgotten account never becomes the default one. A single-tenant service
+// whose callers name no account sets Options.SingleAccount, which puts them
+// in apikey.DefaultAccount:
+//
+//	api, _ := admin.New(admin.Options{Manager: m, SingleAccount: true,
+//		Authorize: func(r *http.Request) (admin.Caller, error) {
+//			return admin.Caller{Actor: apikey.Actor{ID: user(r), Role: apikey.Owner}}, nil
+//		}})
+//
 // {id} is a key id or a displayable prefix, "server-<id>" or "client-<id>"
 // (apikey.ParseKeyID). A prefix of the other type is 404 not_found, like a
 // key that does not exist or a key of another account; anything else, a
