@@ -15,12 +15,18 @@ const closeBatch = 200
 // may close it, and so may an owner acting across accounts (AnyAccount);
 // for anyone else the account does not exist (ErrNotFound).
 //
+// Closing wins every race, in every process sharing the store: once the
+// first environment is marked closed, the store refuses every change in
+// the account but a revocation (Change.OpenAccount), so a concurrent
+// Bootstrap, Create, Rotate or other change either committed before that
+// (its environment is closed and its keys revoked here) or fails with
+// ErrAccountClosed. The environments are listed again after they are
+// closed, to close one that was bootstrapped after the first listing.
+//
 // The work is done in writes of a few hundred keys, so that an account of
 // any size is closed with bounded memory and transactions; if it fails
 // part-way, calling it again finishes the job. Revocations reach other
-// processes through the change feed like any other. A key created by a
-// call that read the environment open just before it was closed is revoked
-// by calling CloseAccount again, which also reports it.
+// processes through the change feed like any other.
 func (m *Manager) CloseAccount(ctx context.Context, actor Actor, account string) (revoked int, err error) {
 	if err := authorize(actor, ActionClose); err != nil {
 		return 0, err
@@ -31,25 +37,29 @@ func (m *Manager) CloseAccount(ctx context.Context, actor Actor, account string)
 	if actor.Account != AnyAccount && actor.InAccount() != account {
 		return 0, fmt.Errorf("%w: no such account", ErrNotFound)
 	}
-	var envs []Settings
-	after := EnvironmentPosition{Account: account}
-	for {
-		page, err := m.store.Environments(ctx, EnvironmentQuery{Account: account, After: after, Limit: MaxPageSize})
-		if err != nil {
-			return 0, err
-		}
-		envs = append(envs, page...)
-		if len(page) < MaxPageSize {
-			break
-		}
-		after = EnvironmentPosition{Account: account, Environment: page[len(page)-1].Environment}
+	envs, err := m.accountEnvironments(ctx, account)
+	if err != nil {
+		return 0, err
 	}
 	if len(envs) == 0 {
 		return 0, fmt.Errorf("%w: no such account", ErrNotFound)
 	}
-	for _, env := range envs {
-		if err := m.closeEnvironment(ctx, actor, env.Environment, account); err != nil {
-			return revoked, err
+	// After the first close no environment can be added, so the second
+	// listing finds every environment open before it, and the third none.
+	for closing := envs; len(closing) > 0; {
+		for _, env := range closing {
+			if err := m.closeEnvironment(ctx, actor, env.Environment, account); err != nil {
+				return 0, err
+			}
+		}
+		if envs, err = m.accountEnvironments(ctx, account); err != nil {
+			return 0, err
+		}
+		closing = nil
+		for _, env := range envs {
+			if env.ClosedAt.IsZero() {
+				closing = append(closing, env)
+			}
 		}
 	}
 	for _, env := range envs {
@@ -60,6 +70,24 @@ func (m *Manager) CloseAccount(ctx context.Context, actor Actor, account string)
 		}
 	}
 	return revoked, nil
+}
+
+// accountEnvironments returns the settings of every environment of an
+// account, a page at a time.
+func (m *Manager) accountEnvironments(ctx context.Context, account string) ([]Settings, error) {
+	var envs []Settings
+	after := EnvironmentPosition{Account: account}
+	for {
+		page, err := m.store.Environments(ctx, EnvironmentQuery{Account: account, After: after, Limit: MaxPageSize})
+		if err != nil {
+			return nil, err
+		}
+		envs = append(envs, page...)
+		if len(page) < MaxPageSize {
+			return envs, nil
+		}
+		after = EnvironmentPosition{Account: account, Environment: page[len(page)-1].Environment}
+	}
 }
 
 // closeEnvironment marks an environment closed, once.
@@ -73,7 +101,7 @@ func (m *Manager) closeEnvironment(ctx context.Context, actor Actor, environment
 		s.ClosedAt, s.UpdatedAt = now, now
 		return m.apply(ctx, Change{
 			Settings: []Settings{s},
-			Events:   []Event{{Time: now, Actor: actor, Action: ActionClose, Account: account, Environment: environment}},
+			Events:   []Event{{Time: now, Actor: actor.audited(), Action: ActionClose, Account: account, Environment: environment}},
 		})
 	})
 }

@@ -50,12 +50,19 @@
 //     no lost rotation or revocation. Every change is a compare-and-set in
 //     the Store.
 //   - Accounts bound what an actor sees: nothing of another account, not
-//     even whether a key id exists there. Owner and metadata never hold a
-//     key (ValidateOwner and ValidateMetadata refuse anything shaped like
-//     one).
+//     even whether a key id exists there, nor (through audit Seq numbers)
+//     how busy other accounts are. A closed account takes no change but
+//     revocations, whatever races its closing (Change.OpenAccount).
+//   - Names, owners and metadata are shown to every role: they are bounded
+//     printable text and never hold anything from which a key could be
+//     rebuilt (ValidateName, ValidateOwner, ValidateMetadata). Scopes are
+//     bounded too (MaxScopes, MaxScopeLength), so that a cached key's size
+//     is bounded.
 //   - Roles bound what an actor may do: everyone may view prefixes and
 //     statuses; only owners create, rotate, revoke, change grace or scopes,
-//     set origins, or reveal a full key. Every change is an audit Event.
+//     set origins, or reveal a full key. An actor authenticated by a key
+//     (Actor.Scopes, Actor.Expires) never creates, extends or reveals more
+//     than its key has. Every change is an audit Event.
 //
 // Out of scope here: transport security (serve over TLS) and protecting the
 // host that runs the code.

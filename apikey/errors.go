@@ -1,6 +1,9 @@
 package apikey
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned by this package. Each is a sentinel: test for it with
 // errors.Is, because most are wrapped with detail. No error text ever holds a
@@ -17,6 +20,10 @@ var (
 	ErrInvalidHash = errors.New("apikey: invalid argon2id hash")
 	// ErrInvalidParams means argon2id parameters are out of range.
 	ErrInvalidParams = errors.New("apikey: invalid argon2id parameters")
+	// ErrKeyMismatch means a key given with a record (to UpgradeHash) is not
+	// that record's key: another id or type, or a secret that does not
+	// match its hash. A caller's mistake, not a request error.
+	ErrKeyMismatch = errors.New("apikey: key does not match the record")
 
 	// ErrInvalidKeyID means a string given to name a stored key is neither a
 	// key id (IDLength characters of [0-9A-Za-z]) nor a displayable prefix
@@ -34,6 +41,12 @@ var (
 
 	// ErrForbidden means the actor's role may not perform the action.
 	ErrForbidden = errors.New("apikey: role not allowed")
+	// ErrBeyondActor means a key-authenticated actor asked for more than
+	// its key has (see Actor.Scopes and Actor.Expires): a scope it does not
+	// hold, or an expiry later than its own. The wrapped error names the
+	// limit. It wraps ErrForbidden, so that whoever refuses ErrForbidden
+	// refuses it too.
+	ErrBeyondActor = fmt.Errorf("%w: beyond the acting key's own scopes or expiry", ErrForbidden)
 	// ErrInvalidEnvironment means an environment name is not valid.
 	ErrInvalidEnvironment = errors.New("apikey: invalid environment name")
 	// ErrUnknownEnvironment means the environment has not been bootstrapped.
@@ -42,7 +55,8 @@ var (
 	ErrAlreadyBootstrapped = errors.New("apikey: environment already bootstrapped")
 	// ErrInvalidKeyType means a key type other than server or client.
 	ErrInvalidKeyType = errors.New("apikey: invalid key type")
-	// ErrInvalidScope means a scope is not "*" or "resource:read|write", or
+	// ErrInvalidScope means a scope is not "*" or "resource:read|write",
+	// is longer than MaxScopeLength, a key was given more than MaxScopes, or
 	// scopes were given for a publishable key.
 	ErrInvalidScope = errors.New("apikey: invalid scope")
 	// ErrScopesRequired means a server key was to get an empty scope list.
@@ -52,8 +66,9 @@ var (
 	// ErrInvalidOrigin means an allowed-origin entry is not an exact origin,
 	// a subdomain wildcard or a localhost origin.
 	ErrInvalidOrigin = errors.New("apikey: invalid origin")
-	// ErrInvalidName means a key name is longer than 200 bytes.
-	ErrInvalidName = errors.New("apikey: key name longer than 200 bytes")
+	// ErrInvalidName means a key name is longer than MaxNameLength, is not
+	// printable UTF-8, or looks like it holds a key (see ValidateName).
+	ErrInvalidName = errors.New("apikey: invalid key name")
 	// ErrInvalidExpiry means a requested expiry is not in the future.
 	ErrInvalidExpiry = errors.New("apikey: invalid expiry")
 	// ErrGraceOutOfRange means a grace period is negative or beyond the
@@ -102,7 +117,7 @@ var (
 // requestErrors are the sentinels that refuse a request for what it asks or
 // for the state it finds, as opposed to a storage or system failure.
 var requestErrors = []error{
-	ErrMalformedKey, ErrBadChecksum, ErrInvalidKeyID, ErrNotFound, ErrConflict, ErrForbidden,
+	ErrMalformedKey, ErrBadChecksum, ErrInvalidKeyID, ErrNotFound, ErrConflict, ErrForbidden, ErrBeyondActor,
 	ErrInvalidEnvironment, ErrUnknownEnvironment, ErrAlreadyBootstrapped, ErrInvalidKeyType,
 	ErrInvalidScope, ErrScopesRequired, ErrInvalidOrigin, ErrInvalidName, ErrInvalidExpiry, ErrGraceOutOfRange,
 	ErrGraceRequired, ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,

@@ -87,3 +87,53 @@ func ExampleManager_Rotate() {
 	// client true active
 	// server true active
 }
+
+// ExampleUpgradeHash raises the hash parameters of a key that verified
+// against a weaker stored hash. A stronger stored hash would be kept.
+func ExampleUpgradeHash() {
+	ctx := context.Background()
+	store := memory.New()
+	old := apikey.Argon2id{Params: apikey.TestParams}
+	m, _ := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: old})
+	issued, _ := m.Bootstrap(ctx, apikey.Actor{ID: "alice", Role: apikey.Owner}, apikey.Production)
+	key := issued[0].Key
+
+	raised := old
+	raised.Params.Iterations = 2
+	rec, _ := store.Key(ctx, key.ID())
+	match, outdated, _ := raised.Verify([]byte(key.Reveal()), rec.Hash.Reveal())
+	fmt.Println(match, outdated)
+	if outdated {
+		_, upgraded, err := apikey.UpgradeHash(ctx, store, raised, rec, key)
+		fmt.Println(upgraded, err)
+	}
+	rec, _ = store.Key(ctx, key.ID())
+	_, outdated, _ = raised.Verify([]byte(key.Reveal()), rec.Hash.Reveal())
+	fmt.Println(outdated)
+	// Output:
+	// true true
+	// true <nil>
+	// false
+}
+
+// ExampleValidateName shows the key-shape guard that names, owners and
+// metadata values share: ordinary text, digests and URLs pass; anything
+// from which a key could be rebuilt is refused, and never repeated.
+func ExampleValidateName() {
+	key, _ := apikey.GenerateKey(apikey.Server)
+	secret := key.Reveal()[apikey.PrefixLength+1:]
+	for _, name := range []string{
+		"billing worker",
+		"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+		"api_secret=" + secret,
+		key.Prefix() + ":" + secret,
+	} {
+		err := apikey.ValidateName(name)
+		fmt.Println(err == nil, errors.Is(err, apikey.ErrInvalidName))
+	}
+	// Output:
+	// true false
+	// true false
+	// false true
+	// false true
+}

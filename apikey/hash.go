@@ -1,9 +1,11 @@
 package apikey
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -228,4 +230,89 @@ func DecodePHC(encoded string) (p Params, salt, sum []byte, err error) {
 		return bad(strings.TrimPrefix(err.Error(), ErrInvalidParams.Error()+": "))
 	}
 	return p, salt, sum, nil
+}
+
+// OutdatedChecker is implemented by a Hasher that can tell, without
+// hashing, whether an encoded hash is weaker than its own parameters (the
+// rule of Params: never a hash that is stronger, or neither). Argon2id
+// implements it; UpgradeHash uses it when present.
+type OutdatedChecker interface {
+	// Outdated reports whether encoded was made with parameters weaker
+	// than the hasher's. err is set only for a hash that cannot be read
+	// (wrapping ErrInvalidHash).
+	Outdated(encoded string) (bool, error)
+}
+
+// Outdated reports whether encoded was made with parameters weaker than
+// h's (see Params); Verify reports the same.
+func (h Argon2id) Outdated(encoded string) (bool, error) {
+	p, _, _, err := DecodePHC(encoded)
+	if err != nil {
+		return false, err
+	}
+	return p.weakerThan(h.params()), nil
+}
+
+var _ OutdatedChecker = Argon2id{}
+
+// UpgradeHash replaces rec's stored hash with a fresh hash of k made by h,
+// when rec's hash is weaker than h's parameters, and only then: a stronger
+// hash, or one neither weaker nor stronger, is never rewritten, so that
+// verifiers with different parameters sharing a store do not rewrite each
+// other's hashes. k must be the key that was verified against rec.Hash:
+// a key of another id or type fails with ErrKeyMismatch and writes
+// nothing.
+//
+// The write is a compare-and-set on rec.Revision (Store.Apply): if the
+// record changed since it was read (revoked, rotated, re-hashed by another
+// process), the change wins and UpgradeHash writes nothing, a no-op that a
+// later verification tries again. It writes no audit event: the key is
+// the same key.
+//
+// It returns the record with the new hash and true when it stored one
+// (Revision is still the one rec was read at: the store's new revision is
+// not known without a read); rec and false when it stored nothing. err is
+// set only by the hasher, the store or ctx, never for a conflict. Whether
+// the hash is weaker is decided by h's Outdated method (OutdatedChecker);
+// a Hasher without one is asked with Verify, which also checks k's secret
+// (ErrKeyMismatch).
+func UpgradeHash(ctx context.Context, s Store, h Hasher, rec Record, k Key) (Record, bool, error) {
+	if k.ID() != rec.ID || k.Type() != rec.Type {
+		return rec, false, fmt.Errorf("%w: %s is not the key of %s", ErrKeyMismatch, k.Prefix(), rec.Prefix())
+	}
+	outdated, err := isOutdated(h, rec, k)
+	if err != nil || !outdated {
+		return rec, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return rec, false, fmt.Errorf("apikey: upgrading the hash of %s: %w", rec.Prefix(), err)
+	}
+	hash, err := h.Hash([]byte(k.Reveal()))
+	if err != nil {
+		return rec, false, fmt.Errorf("apikey: upgrading the hash of %s: %w", rec.Prefix(), err)
+	}
+	upgraded := rec.Clone()
+	upgraded.Hash = NewOpaque(hash)
+	switch err := s.Apply(ctx, Change{Update: []Record{upgraded}}); {
+	case errors.Is(err, ErrConflict):
+		return rec, false, nil
+	case err != nil:
+		return rec, false, fmt.Errorf("apikey: storing the upgraded hash of %s: %w", rec.Prefix(), err)
+	}
+	return upgraded, true, nil
+}
+
+// isOutdated reports whether rec's hash is weaker than h's parameters.
+func isOutdated(h Hasher, rec Record, k Key) (bool, error) {
+	if c, ok := h.(OutdatedChecker); ok {
+		return c.Outdated(rec.Hash.Reveal())
+	}
+	match, outdated, err := h.Verify([]byte(k.Reveal()), rec.Hash.Reveal())
+	switch {
+	case err != nil:
+		return false, err
+	case !match:
+		return false, fmt.Errorf("%w: %s does not match its stored hash", ErrKeyMismatch, k.Prefix())
+	}
+	return outdated, nil
 }

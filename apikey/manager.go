@@ -63,7 +63,16 @@ type ManagerOptions struct {
 // grace, revoke, scopes, allowed origins and reveal, each checked against the
 // actor's role and recorded as an audit event. Its rules hold under
 // concurrent calls from many processes sharing one Store: every change is a
-// compare-and-set that is retried on conflict. A Manager is safe for
+// compare-and-set that is retried on conflict. Once CloseAccount has closed
+// an account's first environment, every change in that account but a
+// revocation fails with ErrAccountClosed, in every process: the store
+// checks it in the same atomic write (Change.OpenAccount).
+//
+// An actor authenticated by a key (Actor.Scopes, Actor.Expires) never gets
+// more than its key has: Bootstrap, Create, Rotate, ChangeGrace, SetScopes
+// and Reveal (of a server key) fail with ErrBeyondActor, naming the limit,
+// for a key holding a scope the actor does not hold or expiring later than
+// the actor (a lengthened grace included). A Manager is safe for
 // concurrent use.
 type Manager struct {
 	store   Store
@@ -98,7 +107,8 @@ func (m *Manager) Now() time.Time { return m.now().UTC().Truncate(time.Microseco
 // one default server key and one default publishable key (returned in that
 // order, shown this once). It succeeds once per account and environment;
 // later calls fail with ErrAlreadyBootstrapped, and calls in a closed
-// account with ErrAccountClosed.
+// account with ErrAccountClosed, also when CloseAccount runs at the same
+// time in another process (see Change.OpenAccount).
 func (m *Manager) Bootstrap(ctx context.Context, actor Actor, environment string) ([]Issued, error) {
 	if err := authorize(actor, ActionBootstrap); err != nil {
 		return nil, err
@@ -110,11 +120,14 @@ func (m *Manager) Bootstrap(ctx context.Context, actor Actor, environment string
 	if err := ValidateEnvironment(environment); err != nil {
 		return nil, err
 	}
+	if err := actor.mayCreateDefaults(); err != nil {
+		return nil, err
+	}
 	if err := m.checkOpen(ctx, account); err != nil {
 		return nil, err
 	}
 	now := m.Now()
-	change := Change{Settings: []Settings{{Account: account, Environment: environment, UpdatedAt: now}}}
+	change := Change{Settings: []Settings{{Account: account, Environment: environment, UpdatedAt: now}}, OpenAccount: account}
 	var issued []Issued
 	for _, t := range []KeyType{Server, Client} {
 		var scopes []string // publishable keys carry none
@@ -145,7 +158,8 @@ func (m *Manager) Bootstrap(ctx context.Context, actor Actor, environment string
 type CreateRequest struct {
 	Environment string
 	Type        KeyType
-	// Name is a label for people, such as "billing worker". Optional.
+	// Name is a label for people, such as "billing worker" (see
+	// ValidateName). Optional.
 	Name string
 	// Owner names whom the key is issued to (the service's user or
 	// customer id; see ValidateOwner). Optional.
@@ -177,8 +191,8 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 	if err != nil {
 		return Issued{}, err
 	}
-	if len(req.Name) > 200 {
-		return Issued{}, ErrInvalidName
+	if err := ValidateName(req.Name); err != nil {
+		return Issued{}, err
 	}
 	if err := ValidateOwner(req.Owner); err != nil {
 		return Issued{}, err
@@ -191,6 +205,12 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 	expires := req.ExpiresAt.UTC().Truncate(time.Microsecond)
 	if !req.ExpiresAt.IsZero() && !expires.After(now) {
 		return Issued{}, fmt.Errorf("%w: expiry must be in the future", ErrInvalidExpiry)
+	}
+	if err := actor.mayHold(scopes); err != nil {
+		return Issued{}, err
+	}
+	if err := actor.mayLast(expires); err != nil {
+		return Issued{}, err
 	}
 	s, err := m.environment(ctx, actor, req.Environment)
 	if err != nil {
@@ -209,8 +229,9 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 		}
 		issued = Issued{Key: key, View: rec.View(now)}
 		return m.apply(ctx, Change{
-			Insert: []Record{rec},
-			Events: []Event{keyEvent(now, actor, ActionCreate, rec, expiryDetail(expires))},
+			Insert:      []Record{rec},
+			Events:      []Event{keyEvent(now, actor, ActionCreate, rec, expiryDetail(expires))},
+			OpenAccount: s.Account,
 		})
 	})
 	return issued, err
@@ -279,6 +300,12 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 		case Expiring:
 			return fmt.Errorf("%w: %s", ErrAlreadyRotated, old.Prefix())
 		}
+		if err := actor.mayHold(old.Scopes); err != nil { // the new key has the old one's scopes and expiry
+			return err
+		}
+		if err := actor.mayLast(old.ExpiresAt); err != nil {
+			return err
+		}
 		key, rec, err := m.newKey(keySpec{account: old.Account, env: old.Environment, typ: old.Type, name: old.Name,
 			owner: old.Owner, metadata: old.Metadata, scopes: old.Scopes, expires: old.ExpiresAt}, actor, now)
 		if err != nil {
@@ -297,6 +324,7 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 				keyEvent(now, actor, ActionRotate, old, "replaced by "+rec.Prefix()+"; "+expiryDetail(old.ExpiresAt)),
 				keyEvent(now, actor, ActionCreate, rec, "replaces "+old.Prefix()),
 			},
+			OpenAccount: old.Account,
 		})
 	})
 	return issued, err
@@ -358,9 +386,16 @@ func (m *Manager) ChangeGrace(ctx context.Context, actor Actor, keyID string, gr
 		case rec.Status(now) == Expired:
 			return fmt.Errorf("%w: %s", ErrKeyExpired, rec.Prefix())
 		}
+		if err := actor.mayHold(rec.Scopes); err != nil {
+			return err
+		}
+		was := rec.ExpiresAt
 		rec.ExpiresAt = earliest(rec.ExpiryLimit, rec.RotatedAt.Add(grace))
 		if rec.ExpiresAt.Before(now) {
 			rec.ExpiresAt = now
+		}
+		if rec.ExpiresAt.After(was) { // shortening is always allowed
+			return actor.mayLast(rec.ExpiresAt)
 		}
 		return nil
 	})
@@ -409,13 +444,20 @@ func (m *Manager) SetScopes(ctx context.Context, actor Actor, keyID string, scop
 		case !rec.RevokedAt.IsZero():
 			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
 		}
+		if err := actor.mayHold(rec.Scopes); err != nil {
+			return err
+		}
+		if err := actor.mayHold(valid); err != nil {
+			return err
+		}
 		rec.Scopes = valid
 		return nil
 	})
 }
 
 // update reads a key, lets change modify it, and stores it with an audit
-// event, retrying on conflict.
+// event, retrying on conflict. Every change but a revocation needs the
+// key's account open (Change.OpenAccount): revoking is what closing does.
 func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action Action, change func(*Record, time.Time) error) (View, error) {
 	name, err := parseKeyName(keyID)
 	if err != nil {
@@ -432,10 +474,14 @@ func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action 
 			return err
 		}
 		view = rec.View(now)
-		return m.apply(ctx, Change{
+		c := Change{
 			Update: []Record{rec},
 			Events: []Event{keyEvent(now, actor, action, rec, expiryDetail(rec.ExpiresAt))},
-		})
+		}
+		if action != ActionRevoke {
+			c.OpenAccount = rec.Account
+		}
+		return m.apply(ctx, c)
 	})
 	return view, err
 }
@@ -551,6 +597,12 @@ func (m *Manager) Reveal(ctx context.Context, actor Actor, keyID string) (Key, e
 	}
 	plain := rec.Recoverable.Bytes()
 	if rec.Type == Server {
+		if err := actor.mayHold(rec.Scopes); err != nil {
+			return Key{}, err
+		}
+		if err := actor.mayLast(rec.ExpiresAt); err != nil {
+			return Key{}, err
+		}
 		if m.sealer == nil || plain == nil {
 			return Key{}, fmt.Errorf("%w: %s is stored only as a hash", ErrNotRevealable, rec.Prefix())
 		}
@@ -667,8 +719,9 @@ func (m *Manager) SetAllowedOrigins(ctx context.Context, actor Actor, environmen
 		out = s.Clone()
 		return m.apply(ctx, Change{
 			Settings: []Settings{s},
-			Events: []Event{{Time: now, Actor: actor, Action: ActionSetOrigins, Account: s.Account, Environment: environment,
+			Events: []Event{{Time: now, Actor: actor.audited(), Action: ActionSetOrigins, Account: s.Account, Environment: environment,
 				Detail: fmt.Sprintf("%d allowed origins", len(valid))}},
+			OpenAccount: s.Account,
 		})
 	})
 	return out, err
@@ -817,7 +870,7 @@ func (m *Manager) retry(ctx context.Context, fn func() error) error {
 
 // keyEvent is the audit event of an action on rec.
 func keyEvent(now time.Time, actor Actor, action Action, rec Record, detail string) Event {
-	return Event{Time: now, Actor: actor, Action: action, Account: rec.Account, Environment: rec.Environment,
+	return Event{Time: now, Actor: actor.audited(), Action: action, Account: rec.Account, Environment: rec.Environment,
 		KeyID: rec.ID, KeyType: rec.Type, Detail: detail}
 }
 

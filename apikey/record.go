@@ -159,8 +159,12 @@ type Issued struct {
 // Event is an audit event: who did what to which key or environment, when.
 // Events never hold a secret.
 type Event struct {
-	// Seq is the event's place in the store's audit log, set by the store
-	// when the event is read back (see storage.AuditLog); zero before.
+	// Seq is the event's place in its account's audit log: 1 for the
+	// account's first event, one more for each later one. The store
+	// assigns it in the write that appends the event and sets it when the
+	// event is read back (see storage.AuditLog); zero before. It counts
+	// only the account's own events, so that it tells a tenant nothing of
+	// other accounts' activity.
 	Seq         int64     `json:"seq,omitempty"`
 	Time        time.Time `json:"time"`
 	Actor       Actor     `json:"actor"`

@@ -1,6 +1,10 @@
 package apikey
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"time"
+)
 
 // Role is what an actor may do with keys.
 type Role string
@@ -26,6 +30,18 @@ type Actor struct {
 	// exist). Empty means DefaultAccount; AnyAccount is an operator acting
 	// across accounts, said explicitly.
 	Account string `json:"account,omitempty"`
+	// Scopes, for an actor authenticated by a server key, are that key's
+	// scopes: it creates, rotates, reveals and changes only keys whose
+	// scopes it holds itself ("resource:write" holds "resource:read";
+	// AllScopes is held only by AllScopes, and holds every scope). Nil
+	// means the actor is not a key (a person), bound by its role alone.
+	// Not recorded in audit events.
+	Scopes []string `json:"-"`
+	// Expires, for an actor authenticated by a key with an expiry, is that
+	// expiry: whatever it creates, rotates or reveals expires no later,
+	// and it extends no key's expiry past it. Zero means no bound (a
+	// person, or a key without expiry). Not recorded in audit events.
+	Expires time.Time `json:"-"`
 }
 
 // InAccount returns the account the actor acts in: Account, or
@@ -35,6 +51,58 @@ func (a Actor) InAccount() string {
 		return DefaultAccount
 	}
 	return a.Account
+}
+
+// audited returns the actor as audit events record it: who, in which role
+// and account, without the bounds of its key.
+func (a Actor) audited() Actor {
+	return Actor{ID: a.ID, Role: a.Role, Account: a.Account}
+}
+
+// holds reports whether the actor may hand out scope s: any scope for a
+// person, else a scope its key holds (AllScopes only with AllScopes).
+func (a Actor) holds(s string) bool {
+	if a.Scopes == nil {
+		return true
+	}
+	if s == AllScopes {
+		return slices.Contains(a.Scopes, AllScopes)
+	}
+	return HasScope(a.Scopes, s)
+}
+
+// mayHold refuses, with ErrBeyondActor, scopes that the actor does not
+// hold, naming the first.
+func (a Actor) mayHold(scopes []string) error {
+	for _, s := range scopes {
+		if !a.holds(s) {
+			return fmt.Errorf("%w: the acting key does not hold scope %s", ErrBeyondActor, s)
+		}
+	}
+	return nil
+}
+
+// mayLast refuses, with ErrBeyondActor, an expiry (zero: none) later than
+// the actor's, naming the actor's.
+func (a Actor) mayLast(expires time.Time) error {
+	if a.Expires.IsZero() || (!expires.IsZero() && !expires.After(a.Expires)) {
+		return nil
+	}
+	what := "no expiry"
+	if !expires.IsZero() {
+		what = "expiry " + expires.UTC().Format(time.RFC3339)
+	}
+	return fmt.Errorf("%w: the acting key expires at %s; %s is later", ErrBeyondActor,
+		a.Expires.UTC().Format(time.RFC3339), what)
+}
+
+// mayCreateDefaults refuses a key-authenticated actor that does not hold
+// what an environment's default keys hold: every scope, and no expiry.
+func (a Actor) mayCreateDefaults() error {
+	if err := a.mayHold([]string{AllScopes}); err != nil {
+		return err
+	}
+	return a.mayLast(time.Time{})
 }
 
 // Action names a lifecycle action, as recorded in audit events.

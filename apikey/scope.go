@@ -10,12 +10,27 @@ import (
 // Default server keys carry it.
 const AllScopes = "*"
 
+// Limits of a key's scopes, which travel with every request's Identity and
+// every cached key.
+const (
+	// MaxScopes is the most scopes a key may be given, counted as given
+	// (duplicates included).
+	MaxScopes = 32
+	// MaxScopeResourceLength bounds the resource of a scope, in bytes.
+	MaxScopeResourceLength = 64
+	// MaxScopeLength bounds a scope, in bytes: a resource of
+	// MaxScopeResourceLength and ":write".
+	MaxScopeLength = MaxScopeResourceLength + len(":write")
+)
+
 // ValidateScopes checks scopes for a key of type t and returns them sorted
 // without duplicates. A server key's scopes are AllScopes or
-// "resource:read" / "resource:write" (resource: 1-64 of [a-z0-9_.-]); it
-// needs at least one: an empty list fails with ErrScopesRequired, because
-// full access is never implicit. Publishable keys carry no scopes. Other
-// errors wrap ErrInvalidScope.
+// "resource:read" / "resource:write" (resource: 1 to MaxScopeResourceLength
+// characters of [a-z0-9_.-]), at most MaxScopes of them; it needs at least
+// one: an empty list fails with ErrScopesRequired, because full access is
+// never implicit. Publishable keys carry no scopes. Other errors wrap
+// ErrInvalidScope, name the bound or the scope's position, and never repeat
+// the input.
 func ValidateScopes(t KeyType, scopes []string) ([]string, error) {
 	if t == Client {
 		if len(scopes) > 0 {
@@ -26,10 +41,17 @@ func ValidateScopes(t KeyType, scopes []string) ([]string, error) {
 	if len(scopes) == 0 {
 		return nil, ErrScopesRequired
 	}
+	if len(scopes) > MaxScopes {
+		return nil, fmt.Errorf("%w: scopes: %d given, at most %d", ErrInvalidScope, len(scopes), MaxScopes)
+	}
 	out := make([]string, 0, len(scopes))
 	for i, s := range scopes {
+		if len(s) > MaxScopeLength {
+			return nil, fmt.Errorf("%w: scope %d is longer than %d bytes", ErrInvalidScope, i+1, MaxScopeLength)
+		}
 		if !validScope(s) {
-			return nil, fmt.Errorf("%w: scope %d: want %q or resource:read or resource:write", ErrInvalidScope, i+1, AllScopes)
+			return nil, fmt.Errorf("%w: scope %d: want %q or resource:read or resource:write (resource: 1-%d of [a-z0-9_.-])",
+				ErrInvalidScope, i+1, AllScopes, MaxScopeResourceLength)
 		}
 		out = append(out, s)
 	}
@@ -55,7 +77,7 @@ func validScope(s string) bool {
 		return true
 	}
 	resource, action, ok := strings.Cut(s, ":")
-	if !ok || (action != "read" && action != "write") || resource == "" || len(resource) > 64 {
+	if !ok || (action != "read" && action != "write") || resource == "" || len(resource) > MaxScopeResourceLength {
 		return false
 	}
 	for i := 0; i < len(resource); i++ {

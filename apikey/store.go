@@ -62,6 +62,13 @@ type Store interface {
 //   - after the change, an account's environment would have two Default
 //     keys of one type.
 //
+// With OpenAccount set, Apply fails with ErrAccountClosed, and writes
+// nothing, when an environment of that account is closed (its Settings
+// have ClosedAt set) at the moment the change is applied: the check is part
+// of the atomic write, never a read before it, so that a change racing
+// Manager.CloseAccount in any process either lands before the account's
+// first environment is closed (and is then revoked by it) or is refused.
+//
 // An updated record that does not exist fails with ErrNotFound. Settings
 // with a non-zero Revision for an environment that has none are
 // ErrConflict. The store sets the Revision of what it writes to a new,
@@ -77,4 +84,9 @@ type Change struct {
 	Update   []Record   // changed keys, with the Revision they were read at
 	Settings []Settings // environment settings: Revision 0 to create, else as read
 	Events   []Event    // audit events to append
+	// OpenAccount, if set, is an account that must have no closed
+	// environment when the change is applied (else ErrAccountClosed).
+	// The Manager sets it on every change that creates or changes keys or
+	// settings, except revocations and the closing itself.
+	OpenAccount string
 }

@@ -96,6 +96,11 @@ type LastUsedRecorder interface {
 
 // AuditLog is an optional Store capability: it reads audit events back,
 // newest first, a page at a time, each with its Seq set.
+//
+// An event's Seq is its place in its account's log (see apikey.Event.Seq):
+// Apply numbers the events of each account 1, 2, 3... in the order it
+// appends them, in the same atomic write, so that neither an event nor a
+// page cursor (a Seq) reveals how many events other accounts have.
 type AuditLog interface {
 	Events(ctx context.Context, q EventQuery) ([]apikey.Event, error)
 }
@@ -103,13 +108,16 @@ type AuditLog interface {
 // EventQuery selects a page of audit events, newest first.
 type EventQuery struct {
 	// Account, if set, selects that account's events; empty selects every
-	// account's.
+	// account's (for operators), newest first in the order they were
+	// appended, and cannot be paged with Before.
 	Account string
 	// Environment, if set, selects that environment's events (of Account,
 	// when set).
 	Environment string
-	// Before, if positive, selects the events older than the one with this
-	// Seq: the Seq of the last event of the previous page.
+	// Before, if positive, selects Account's events older than the one
+	// with this Seq: the Seq of the last event of the previous page. It
+	// needs Account: with Account empty, a positive Before fails with
+	// apikey.ErrInvalidCursor.
 	Before int64
 	// Limit is the most events to return; <= 0 means no limit.
 	Limit int

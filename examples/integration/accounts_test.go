@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -173,7 +174,10 @@ func TestAccountsLikeMemory(t *testing.T) {
 			want, wantErr := q(stores[0])
 			got, gotErr := q(stores[1])
 			if wantErr != nil {
-				assert.ErrorIs(t, gotErr, apikey.ErrNotFound, what)
+				require.Error(t, gotErr, what)
+				for _, sentinel := range []error{apikey.ErrNotFound, apikey.ErrInvalidCursor} {
+					assert.Equal(t, errors.Is(wantErr, sentinel), errors.Is(gotErr, sentinel), "%s: %v", what, sentinel)
+				}
 				return
 			}
 			require.NoError(t, gotErr, what)

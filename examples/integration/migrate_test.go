@@ -247,7 +247,7 @@ func TestMigrateVersion1(t *testing.T) {
 				versions = append(versions, v)
 			}
 			require.NoError(t, rows.Err())
-			assert.Equal(t, []int{1, 2}, versions)
+			assert.Equal(t, []int{1, 2, 3}, versions)
 
 			// Keys, through the store.
 			rec := func(role string) apikey.Record {
@@ -409,6 +409,10 @@ func TestMigrateVersion1(t *testing.T) {
 			acme := apikey.Actor{ID: "admin", Role: apikey.Owner, Account: "acme"}
 			_, err = m.Bootstrap(ctx, acme, "production")
 			require.NoError(t, err, "another account, same environment name")
+			acmeEvents, err := s.Events(ctx, storage.EventQuery{Account: "acme"})
+			require.NoError(t, err)
+			require.Len(t, acmeEvents, 2)
+			assert.Equal(t, []int64{2, 1}, []int64{acmeEvents[0].Seq, acmeEvents[1].Seq}, "a new account's events are numbered from 1")
 			_, err = m.Bootstrap(ctx, admin, "production")
 			require.ErrorIs(t, err, apikey.ErrAlreadyBootstrapped)
 
@@ -423,7 +427,66 @@ func TestMigrateVersion1(t *testing.T) {
 			assert.Equal(t, revision, again)
 			var count int
 			require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM keystile_schema_migrations").Scan(&count))
-			assert.Equal(t, 2, count)
+			assert.Equal(t, 3, count)
 		})
 	}
+}
+
+// TestMigrateNumbersEventsPerAccount upgrades a version-2 database whose
+// audit log interleaves three accounts' events: version 3 numbers each
+// account's events 1, 2, 3... in their order, and new events continue each
+// account's numbers. The version-2 database is made from a new one by
+// undoing version 3 (its column and indexes), on both engines.
+func TestMigrateNumbersEventsPerAccount(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		ctx := context.Background()
+		s := b.store(t, dsn, sqlstore.Options{})
+		accounts := []string{"acme", "globex", "acme", "acme", "initech", "globex", "acme"}
+		var change apikey.Change
+		for i, a := range accounts {
+			e := apikey.Event{Time: fixtureNow.Add(time.Duration(i) * time.Second), Actor: apikey.Actor{ID: "ops", Role: apikey.Owner},
+				Action: apikey.ActionSetOrigins, Account: a, Environment: "production", Detail: fmt.Sprint(i)}
+			if i < 3 {
+				require.NoError(t, s.Apply(ctx, apikey.Change{Events: []apikey.Event{e}}))
+				continue
+			}
+			change.Events = append(change.Events, e) // several accounts in one change
+		}
+		require.NoError(t, s.Apply(ctx, change))
+
+		db := b.open(t, dsn)
+		defer db.Close()
+		for _, stmt := range []string{
+			`DROP INDEX keystile_events_account_seq`,
+			`DROP INDEX keystile_events_account_environment`,
+			`ALTER TABLE keystile_events DROP COLUMN account_seq`,
+			`CREATE INDEX keystile_events_account ON keystile_events (account, seq)`,
+			`CREATE INDEX keystile_events_account_environment ON keystile_events (account, environment, seq)`,
+			`DELETE FROM keystile_schema_migrations WHERE version = 3`,
+		} {
+			_, err := db.Exec(stmt)
+			require.NoError(t, err, stmt)
+		}
+		require.NoError(t, s.Migrate(ctx))
+
+		want := map[string][]string{} // each account's details, newest first
+		for i, a := range accounts {
+			want[a] = append([]string{fmt.Sprint(i)}, want[a]...)
+		}
+		for a, details := range want {
+			events, err := s.Events(ctx, storage.EventQuery{Account: a})
+			require.NoError(t, err)
+			require.Len(t, events, len(details), a)
+			for i, e := range events {
+				assert.Equal(t, details[i], e.Detail, "%s: newest first", a)
+				assert.Equal(t, int64(len(details)-i), e.Seq, "%s: numbered in its own order", a)
+			}
+		}
+		require.NoError(t, s.Apply(ctx, apikey.Change{Events: []apikey.Event{{Time: fixtureNow, Action: apikey.ActionSetOrigins,
+			Actor: apikey.Actor{ID: "ops", Role: apikey.Owner}, Account: "globex", Environment: "production", Detail: "new"}}}))
+		newest, err := s.Events(ctx, storage.EventQuery{Account: "globex", Limit: 1})
+		require.NoError(t, err)
+		require.Len(t, newest, 1)
+		assert.Equal(t, int64(3), newest[0].Seq, "a new event continues its account's numbers")
+	})
 }

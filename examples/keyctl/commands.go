@@ -330,21 +330,27 @@ func list(fs *flag.FlagSet) action {
 			doc: keys,
 			text: func(w io.Writer) error {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "PREFIX\tSTATUS\tDEFAULT\tSCOPES\tCREATED\tEXPIRES\tLAST USED\tNAME\tOWNER")
+				_ = printRow(tw, "\t", "PREFIX", "STATUS", "DEFAULT", "SCOPES", "CREATED", "EXPIRES", "LAST USED", "NAME", "OWNER")
 				for _, v := range keys.Keys {
-					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Prefix, v.Status, v.Default,
-						strings.Join(v.Scopes, ","), date(v.CreatedAt), date(v.ExpiresAt), date(v.LastUsedAt), v.Name, v.Owner)
+					_ = printRow(tw, "\t", v.Prefix, string(v.Status), fmt.Sprint(v.Default), strings.Join(v.Scopes, ","),
+						date(v.CreatedAt), date(v.ExpiresAt), date(v.LastUsedAt), v.Name, v.Owner)
 				}
 				if err := tw.Flush(); err != nil {
 					return err
 				}
-				if keys.Next != "" {
-					_, err = fmt.Fprintf(w, "next page: --after %s\n", keys.Next)
-				}
-				return err
+				return nextPage(w, keys.Next)
 			},
 		}, nil
 	}
+}
+
+// nextPage writes the line that names the next page's cursor, if there is
+// a next page.
+func nextPage(w io.Writer, cursor string) error {
+	if cursor == "" {
+		return nil
+	}
+	return printRow(w, " ", "next page: --after", cursor)
 }
 
 // pageFlags defines --limit and --after, a page of a list.
@@ -368,15 +374,11 @@ func accounts(fs *flag.FlagSet) action {
 		}
 		return result{doc: list, text: func(w io.Writer) error {
 			for _, a := range list.Accounts {
-				if _, err := fmt.Fprintln(w, a); err != nil {
+				if err := printRow(w, "", a); err != nil {
 					return err
 				}
 			}
-			if list.Next != "" {
-				_, err := fmt.Fprintf(w, "next page: --after %s\n", list.Next)
-				return err
-			}
-			return nil
+			return nextPage(w, list.Next)
 		}}, nil
 	}
 }
@@ -469,8 +471,7 @@ func closeAccount(ctx context.Context, c *cli, args []string) (result, error) {
 			Revoked int    `json:"revoked"`
 		}{args[0], n},
 		text: func(w io.Writer) error {
-			_, err := fmt.Fprintf(w, "%s closed: %d keys revoked\n", args[0], n)
-			return err
+			return printRow(w, " ", args[0], "closed:", fmt.Sprint(n), "keys revoked")
 		},
 	}, nil
 }
@@ -493,7 +494,7 @@ func get(ctx context.Context, c *cli, args []string) (result, error) {
 			{"created", date(v.CreatedAt)}, {"expires", date(v.ExpiresAt)}, {"rotated", date(v.RotatedAt)},
 			{"revoked", date(v.RevokedAt)}, {"last used", date(v.LastUsedAt)},
 		} {
-			fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
+			_ = printRow(tw, "\t", row[0], row[1])
 		}
 		return tw.Flush()
 	}}, nil
@@ -525,13 +526,13 @@ func environments(ctx context.Context, c *cli, _ []string) (result, error) {
 		}{nonNil(all)},
 		text: func(w io.Writer) error {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ENVIRONMENT\tALLOWED ORIGINS")
+			_ = printRow(tw, "\t", "ENVIRONMENT", "ALLOWED ORIGINS")
 			for _, s := range all {
 				origins := strings.Join(s.AllowedOrigins, " ")
 				if origins == "" {
 					origins = "(none)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\n", s.Environment, origins)
+				_ = printRow(tw, "\t", s.Environment, origins)
 			}
 			return tw.Flush()
 		},
@@ -602,7 +603,7 @@ func auditResult(ctx context.Context, c *cli, events []apikey.Event) (result, er
 		}{docs},
 		text: func(w io.Writer) error {
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tACCOUNT\tENVIRONMENT\tKEY\tDETAIL")
+			_ = printRow(tw, "\t", "TIME", "ACTOR", "ACTION", "ACCOUNT", "ENVIRONMENT", "KEY", "DETAIL")
 			for _, e := range docs {
 				key := e.Prefix
 				switch {
@@ -611,7 +612,7 @@ func auditResult(ctx context.Context, c *cli, events []apikey.Event) (result, er
 				case key == "":
 					key = "(unknown key) " + e.KeyID // the store lost it: its id is all there is
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", date(e.Time), e.Actor.ID, e.Action, e.Account, e.Environment, key, e.Detail)
+				_ = printRow(tw, "\t", date(e.Time), e.Actor.ID, string(e.Action), e.Account, e.Environment, key, e.Detail)
 			}
 			return tw.Flush()
 		},

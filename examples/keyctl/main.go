@@ -71,6 +71,8 @@
 //	not exist.
 //	Full keys are printed only by bootstrap, create, rotate and reveal, one per
 //	line: "<environment> <type> <key>". All other output names keys by prefix.
+//	Text that tenants wrote (names, owners, metadata, origins...) is printed with
+//	control, bidi and invisible characters escaped, Go style: \x1b, \n, \u202e, \\.
 //
 //	Database: only bootstrap creates one (the SQLite file, or keystile's tables
 //	in PostgreSQL). Every other command needs a database that bootstrap made,

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/examples/internal/exampledb"
@@ -16,6 +19,110 @@ import (
 type result struct {
 	doc  any
 	text func(w io.Writer) error
+}
+
+// visible returns s as keyctl prints it for people: every rune that a
+// terminal could act on, or that hides, reorders or breaks text, is
+// replaced by its Go escape (\x1b, \n, \u202e...), and a backslash is
+// doubled, so that an escape is never ambiguous. Escaped are control
+// characters (C0 with ESC, BEL, tab and line breaks; DEL; C1), format
+// characters (bidi overrides and isolates U+202A–U+202E and
+// U+2066–U+2069, zero-width characters, the byte order mark), separators
+// other than the ASCII space (U+00A0, U+2028, U+2029...), private-use and
+// unassigned runes, and bytes that are not UTF-8 (as \xff). What stays is
+// what strconv.IsPrint accepts: letters, marks, numbers, punctuation,
+// symbols and the ASCII space. s is returned as it is when it needs no
+// escape.
+//
+// Every text that keyctl prints goes through visible (printRow): names,
+// owners, metadata, scopes, environments, origins, accounts, cursors,
+// audit actors and details are written by tenants, through the
+// management API, and must neither drive the operator's terminal nor
+// forge a row or a column of a table.
+func visible(s string) string {
+	i := 0
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if needsEscape(r, size) {
+			break
+		}
+		i += size
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	b.WriteString(s[:i])
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case needsEscape(r, size):
+			q := strconv.QuoteRune(r) // '\x1b', '\u202e': Go's escape, quoted
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// needsEscape reports whether visible escapes the rune r, decoded from
+// size bytes.
+func needsEscape(r rune, size int) bool {
+	return r == '\\' || (r == utf8.RuneError && size == 1) || !strconv.IsPrint(r)
+}
+
+// printRow writes fields to w, each through visible, separated by sep and
+// ended by a newline: exactly one line, whatever the fields hold. Tables
+// pass "\t" to a tabwriter, which then sees exactly len(fields) cells.
+func printRow(w io.Writer, sep string, fields ...string) error {
+	var b strings.Builder
+	for i, f := range fields {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(visible(f))
+	}
+	b.WriteByte('\n')
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// jsonVisible escapes, in the JSON document doc, the runes that visible
+// escapes and encoding/json leaves as they are (DEL, C1 controls, bidi
+// overrides and other format characters, non-ASCII spaces): as \uXXXX,
+// or a UTF-16 surrogate pair above U+FFFF, which decodes to the same
+// string. encoding/json already escapes the C0 controls, U+2028 and
+// U+2029, and replaces bytes that are not UTF-8. Every rune escaped here
+// is inside a JSON string, since outside strings a document holds only
+// ASCII punctuation, digits, letters and white space.
+func jsonVisible(doc []byte) []byte {
+	var out []byte
+	for i := 0; i < len(doc); {
+		r, size := utf8.DecodeRune(doc[i:])
+		escape := r == 0x7f || (r >= utf8.RuneSelf && !strconv.IsPrint(r))
+		if escape && out == nil {
+			out = append(make([]byte, 0, len(doc)+16), doc[:i]...)
+		}
+		switch {
+		case escape && r > 0xffff:
+			hi, lo := utf16.EncodeRune(r)
+			out = fmt.Appendf(out, `\u%04x\u%04x`, hi, lo)
+		case escape:
+			out = fmt.Appendf(out, `\u%04x`, r)
+		case out != nil:
+			out = append(out, doc[i:i+size]...)
+		}
+		i += size
+	}
+	if out == nil {
+		return doc
+	}
+	return out
 }
 
 // issuedDoc is a key shown in full, once: at creation, rotation or reveal.
@@ -31,7 +138,7 @@ func newIssuedDoc(k apikey.Key, v apikey.View) issuedDoc {
 // writeIssued writes the "<environment> <type> <key>" line of each key.
 func writeIssued(w io.Writer, keys []issuedDoc) error {
 	for _, k := range keys {
-		if _, err := fmt.Fprintln(w, k.View.Environment, k.View.Type, k.FullKey); err != nil {
+		if err := printRow(w, " ", k.View.Environment, string(k.View.Type), k.FullKey); err != nil {
 			return err
 		}
 	}
@@ -61,10 +168,7 @@ func issuedList(issued []apikey.Issued) result {
 // viewLine is the result of a change to a key: its view, or one line of
 // words for people.
 func viewLine(v apikey.View, words ...string) result {
-	return result{doc: v, text: func(w io.Writer) error {
-		_, err := fmt.Fprintln(w, strings.Join(words, " "))
-		return err
-	}}
+	return result{doc: v, text: func(w io.Writer) error { return printRow(w, " ", words...) }}
 }
 
 // withOrigins returns s with an empty list, never nil, of allowed origins,
@@ -87,11 +191,14 @@ func settingsResult(s apikey.Settings) result {
 	s = withOrigins(s)
 	return result{doc: s, text: func(w io.Writer) error {
 		if len(s.AllowedOrigins) == 0 {
-			_, err := fmt.Fprintln(w, "(no origin: browsers may not use publishable keys)")
-			return err
+			return printRow(w, "", "(no origin: browsers may not use publishable keys)")
 		}
-		_, err := fmt.Fprintln(w, strings.Join(s.AllowedOrigins, "\n"))
-		return err
+		for _, o := range s.AllowedOrigins {
+			if err := printRow(w, "", o); err != nil {
+				return err
+			}
+		}
+		return nil
 	}}
 }
 
@@ -135,19 +242,19 @@ func (p *printer) finish(res result, err error) int {
 			_, encErr = p.stdout.Write(doc)
 		}
 		if encErr != nil {
-			fmt.Fprintln(p.stderr, "keyctl: writing output:", encErr)
+			_ = printRow(p.stderr, " ", "keyctl: writing output:", encErr.Error())
 			return max(status, exitStorage)
 		}
 		return status
 	}
 	if res.text != nil {
 		if werr := res.text(p.stdout); werr != nil {
-			fmt.Fprintln(p.stderr, "keyctl: writing output:", werr)
+			_ = printRow(p.stderr, " ", "keyctl: writing output:", werr.Error())
 			return max(status, exitStorage)
 		}
 	}
 	if err != nil {
-		fmt.Fprintln(p.stderr, "keyctl:", message(err, status))
+		_ = printRow(p.stderr, " ", "keyctl:", message(err, status))
 		var u usageError
 		if errors.As(err, &u) && u.usage != "" {
 			fmt.Fprint(p.stderr, "\n"+u.usage)
@@ -163,7 +270,9 @@ type jsonError struct {
 }
 
 // jsonDocument encodes doc and, if err is set, an "error" member: the
-// whole document without doc, else beside doc's members.
+// whole document without doc, else beside doc's members. Strings are
+// escaped by encoding/json and then by jsonVisible: the document holds no
+// rune that a terminal acts on.
 func jsonDocument(doc any, err error, code string) ([]byte, error) {
 	v := doc
 	if err != nil {
@@ -185,7 +294,7 @@ func jsonDocument(doc any, err error, code string) ([]byte, error) {
 		}
 	}
 	out, merr := json.MarshalIndent(v, "", "  ")
-	return append(out, '\n'), merr
+	return jsonVisible(append(out, '\n')), merr
 }
 
 // message is the text of err for people: what it says, with a hint where

@@ -1,36 +1,59 @@
-// Package faultstore wraps a keystile store with faults that a test switches
-// on and off: every call failing with an error, calls that are slow, and a
-// store that is down until it comes back up. It is test support, for proving
-// that the middleware and the Manager fail closed, recover, and lose
-// nothing; it is not meant for production builds.
+// Package faultstore wraps a keystile store, or a hasher, with faults that a
+// test switches on and off: every call failing with an error, calls that
+// are slow, a store that is down until it comes back up, and per-operation
+// hooks that count, block, fail, rewrite or panic. It is test support, for
+// proving that the middleware and the Manager fail closed, recover, and
+// lose nothing; it is not meant for production builds.
 //
 //	fs := faultstore.New(store)
 //	v, _ := middleware.New(middleware.Options{Store: fs.Exact(), ...})
-//	fs.Down()                             // every call fails with ErrDown
-//	fs.Up()                               // the database is back
+//	fs.Down()                               // every call fails with ErrDown
+//	fs.Up()                                 // the database is back
 //	fs.Delay(time.Second, faultstore.OpKey) // key lookups take a second
 //	fs.Fail(err, faultstore.OpApply)        // writes fail with err
+//	<-fs.Gap()                              // the next Changes reported a feed gap
+//
+// # Hooks
+//
+// Before and After add hooks to operations: a BeforeHook runs when a call
+// starts and may fail it, block it, change its arguments or panic; an
+// AfterHook runs when the call has its results and may change them. Both
+// see the call as a *Call. Hooks stay until Clear; Up ends only the faults
+// of Fail, Down and Delay.
+//
+//	fs.Before(func(ctx context.Context, c *faultstore.Call) error {
+//		<-release // hold every key read until the test releases it
+//		return nil
+//	}, faultstore.OpKey)
+//	fs.After(func(_ context.Context, c *faultstore.Call) {
+//		c.Records = slices.DeleteFunc(c.Records, hidden) // a listing misses a key
+//	}, faultstore.OpKeys)
+//
+// NewHasher wraps an apikey.Hasher with the same hooks, on OpHash,
+// OpVerify and OpOutdated.
 //
 // # Optional interfaces
 //
 // *Store implements apikey.Store and the optional capabilities of package
 // storage ChangeFeed, LastUsedRecorder and AuditLog, passing each call to
-// the inner store; a capability the inner store lacks fails with an error
-// wrapping errors.ErrUnsupported. It does not implement KeyBatchReader, so
-// that the middleware reads every key through Key, where faults apply. Code that discovers capabilities by type
+// the inner store; a capability the inner store lacks, or that Hide hid,
+// fails with an error wrapping errors.ErrUnsupported. It does not
+// implement KeyBatchReader, so that the middleware reads every key through
+// Key, where faults apply. Code that discovers capabilities by type
 // assertion, as the middleware does, would be misled by that: give it
 // Exact(), which is the same wrapper seen through exactly the optional
-// interfaces of the inner store. For the stores of this module, which have
-// them all, Exact returns s itself.
+// interfaces of the inner store that are not hidden. For the stores of
+// this module, which have them all, Exact returns s itself unless Hide hid
+// one.
 //
-// A Store is safe for concurrent use; faults may be switched while calls run.
+// A Store is safe for concurrent use; faults and hooks may be switched
+// while calls run. Hide is the exception: call it before the Store is used.
 package faultstore
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,7 +64,8 @@ import (
 // Op names a store operation, to aim a fault at it.
 type Op string
 
-// The operations of apikey.Store and of the optional interfaces.
+// The operations of apikey.Store and of the optional interfaces of package
+// storage, the operations of a Store.
 const (
 	OpKey            Op = "Key"
 	OpDefaultKey     Op = "DefaultKey"
@@ -56,7 +80,7 @@ const (
 	OpEvents         Op = "Events"         // storage.AuditLog
 )
 
-// Ops lists every operation.
+// Ops lists every operation of a Store.
 var Ops = []Op{
 	OpKey, OpDefaultKey, OpKeys, OpSettings, OpEnvironments, OpAccounts, OpApply,
 	OpChanges, OpRevision, OpRecordLastUsed, OpEvents,
@@ -65,22 +89,15 @@ var Ops = []Op{
 // ErrDown is the error of every call to a store that is Down.
 var ErrDown = errors.New("faultstore: store is down (injected fault)")
 
-// fault is what happens to calls of one operation.
-type fault struct {
-	err   error         // returned after the delay, instead of calling the inner store
-	delay time.Duration // waited before the call, or until ctx ends
-}
-
-// Store is a store wrapper with switchable faults. Create it with New.
+// Store is a store wrapper with switchable faults and hooks. Create it
+// with New.
 type Store struct {
 	inner    apikey.Store
-	feed     storage.ChangeFeed
-	recorder storage.LastUsedRecorder
-	audit    storage.AuditLog
-
-	mu     sync.Mutex
-	faults map[Op]fault
-	calls  map[Op]*atomic.Int64
+	feed     storage.ChangeFeed       // nil if the inner store has none, or Hide hid it
+	recorder storage.LastUsedRecorder // nil if the inner store has none, or Hide hid it
+	audit    storage.AuditLog         // nil if the inner store has none, or Hide hid it
+	hooks    *hooks
+	gap      atomic.Pointer[chan struct{}] // set: the next Changes reports ErrFeedGap, then closes it
 }
 
 var (
@@ -90,16 +107,13 @@ var (
 	_ storage.AuditLog         = (*Store)(nil)
 )
 
-// New returns a wrapper of inner with no fault switched on: every call goes
+// New returns a wrapper of inner with no fault or hook: every call goes
 // through unchanged.
 func New(inner apikey.Store) *Store {
-	s := &Store{inner: inner, faults: map[Op]fault{}, calls: map[Op]*atomic.Int64{}}
+	s := &Store{inner: inner, hooks: newHooks(Ops)}
 	s.feed, _ = inner.(storage.ChangeFeed)
 	s.recorder, _ = inner.(storage.LastUsedRecorder)
 	s.audit, _ = inner.(storage.AuditLog)
-	for _, op := range Ops {
-		s.calls[op] = new(atomic.Int64)
-	}
 	return s
 }
 
@@ -107,8 +121,9 @@ func New(inner apikey.Store) *Store {
 func (s *Store) Inner() apikey.Store { return s.inner }
 
 // Exact returns s as an apikey.Store that implements exactly the optional
-// interfaces of package storage that the inner store implements. Pass it to
-// code that finds capabilities by type assertion.
+// interfaces of package storage that the inner store implements and that
+// Hide did not hide. Pass it to code that finds capabilities by type
+// assertion.
 func (s *Store) Exact() apikey.Store {
 	type (
 		F = storage.ChangeFeed
@@ -156,11 +171,33 @@ func (s *Store) Exact() apikey.Store {
 	return struct{ apikey.Store }{s}
 }
 
+// Hide hides the optional interfaces of the given operations, as if the
+// inner store lacked them: OpChanges or OpRevision hide storage.ChangeFeed,
+// OpRecordLastUsed storage.LastUsedRecorder, OpEvents storage.AuditLog.
+// Exact then does not implement them, and their calls on s fail with an
+// error wrapping errors.ErrUnsupported. Call it before s is used (before
+// Exact and the first call); it is not safe for concurrent use. Hiding an
+// operation of apikey.Store is a programmer's error: it panics.
+func (s *Store) Hide(ops ...Op) {
+	for _, op := range ops {
+		switch op {
+		case OpChanges, OpRevision:
+			s.feed = nil
+		case OpRecordLastUsed:
+			s.recorder = nil
+		case OpEvents:
+			s.audit = nil
+		default:
+			panic("faultstore: Hide: " + string(op) + " is not an operation of an optional interface")
+		}
+	}
+}
+
 // Fail makes every call of the given operations (of every operation if none
 // is given) fail with an error wrapping err, until Up; a nil err ends the
 // failure of those operations. A delay set with Delay still runs first.
 func (s *Store) Fail(err error, ops ...Op) {
-	s.set(ops, func(f *fault) { f.err = err })
+	s.hooks.setFault(ops, func(f *fault) { f.err = err })
 }
 
 // Down makes every call of the given operations (of every operation if none
@@ -172,117 +209,99 @@ func (s *Store) Down(ops ...Op) { s.Fail(ErrDown, ops...) }
 // returns an error wrapping ctx.Err() without calling the inner store. Zero
 // ends the delay.
 func (s *Store) Delay(d time.Duration, ops ...Op) {
-	s.set(ops, func(f *fault) { f.delay = d })
+	s.hooks.setFault(ops, func(f *fault) { f.delay = d })
 }
 
 // Up ends every fault, failures and delays: the database is back. Calls
-// already waiting out a delay still wait.
+// already waiting out a delay still wait. Hooks stay (see Clear).
 func (s *Store) Up() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.faults)
+	s.hooks.mu.Lock()
+	defer s.hooks.mu.Unlock()
+	clear(s.hooks.faults)
 }
 
-// Calls returns how many calls of op were made, faulty or not.
-func (s *Store) Calls(op Op) int64 { return s.calls[op].Load() }
-
-func (s *Store) set(ops []Op, change func(*fault)) {
-	if len(ops) == 0 {
-		ops = Ops
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, op := range ops {
-		if _, ok := s.calls[op]; !ok {
-			panic("faultstore: unknown operation " + string(op))
-		}
-		f := s.faults[op]
-		change(&f)
-		s.faults[op] = f
-	}
+// Gap makes the next call of Changes that reaches the inner store (one
+// call) return storage.ErrFeedGap, wrapped, with the inner store's current
+// revision, as a feed whose entries were pruned does. Its After hooks see
+// the gap. The channel returned is closed when that call returns.
+func (s *Store) Gap() <-chan struct{} {
+	reported := make(chan struct{})
+	s.gap.Store(&reported)
+	return reported
 }
 
-// before counts a call of op and applies its fault: it returns nil if the
-// call may go through to the inner store.
-func (s *Store) before(ctx context.Context, op Op) error {
-	s.calls[op].Add(1)
-	s.mu.Lock()
-	f := s.faults[op]
-	s.mu.Unlock()
-	if f.delay > 0 {
-		t := time.NewTimer(f.delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("faultstore: %s: %w", op, ctx.Err())
-		case <-t.C:
-		}
-	}
-	if f.err != nil {
-		return fmt.Errorf("faultstore: %s: %w", op, f.err)
-	}
-	return nil
-}
+// Before adds hook to the given operations (to every operation if none is
+// given), after the hooks they have: it runs at the start of each of their
+// calls, in the order added. See BeforeHook.
+func (s *Store) Before(hook BeforeHook, ops ...Op) { s.hooks.addBefore(hook, ops) }
 
-// unsupported is the error of a capability the inner store lacks.
+// After adds hook to the given operations (to every operation if none is
+// given), after the hooks they have: it runs when each of their calls has
+// its results, in the order added. See AfterHook.
+func (s *Store) After(hook AfterHook, ops ...Op) { s.hooks.addAfter(hook, ops) }
+
+// Clear removes the Before and After hooks of the given operations (of
+// every operation if none is given). Calls already running keep theirs.
+func (s *Store) Clear(ops ...Op) { s.hooks.clear(ops) }
+
+// Calls returns how many calls of op were made, faulty or not; calls of a
+// hidden or missing capability are not counted.
+func (s *Store) Calls(op Op) int64 { return s.hooks.count(op) }
+
+// unsupported is the error of a capability the inner store or hasher
+// lacks, or that Hide hid.
 func unsupported(op Op) error {
 	return fmt.Errorf("faultstore: %s: inner store has no such capability: %w", op, errors.ErrUnsupported)
 }
 
 // Key implements apikey.Store.
 func (s *Store) Key(ctx context.Context, id string) (apikey.Record, error) {
-	if err := s.before(ctx, OpKey); err != nil {
-		return apikey.Record{}, err
-	}
-	return s.inner.Key(ctx, id)
+	c := &Call{Op: OpKey, ID: id}
+	s.hooks.do(ctx, c, func() { c.Record, c.Err = s.inner.Key(ctx, c.ID) })
+	return c.Record, c.Err
 }
 
 // DefaultKey implements apikey.Store.
 func (s *Store) DefaultKey(ctx context.Context, account, environment string, t apikey.KeyType) (apikey.Record, error) {
-	if err := s.before(ctx, OpDefaultKey); err != nil {
-		return apikey.Record{}, err
-	}
-	return s.inner.DefaultKey(ctx, account, environment, t)
+	c := &Call{Op: OpDefaultKey, Account: account, Environment: environment, Type: t}
+	s.hooks.do(ctx, c, func() { c.Record, c.Err = s.inner.DefaultKey(ctx, c.Account, c.Environment, c.Type) })
+	return c.Record, c.Err
 }
 
 // Keys implements apikey.Store.
 func (s *Store) Keys(ctx context.Context, q apikey.KeyQuery) ([]apikey.Record, error) {
-	if err := s.before(ctx, OpKeys); err != nil {
-		return nil, err
-	}
-	return s.inner.Keys(ctx, q)
+	c := &Call{Op: OpKeys, KeyQuery: q}
+	s.hooks.do(ctx, c, func() { c.Records, c.Err = s.inner.Keys(ctx, c.KeyQuery) })
+	return c.Records, c.Err
 }
 
 // Settings implements apikey.Store.
 func (s *Store) Settings(ctx context.Context, account, environment string) (apikey.Settings, error) {
-	if err := s.before(ctx, OpSettings); err != nil {
-		return apikey.Settings{}, err
-	}
-	return s.inner.Settings(ctx, account, environment)
+	c := &Call{Op: OpSettings, Account: account, Environment: environment}
+	s.hooks.do(ctx, c, func() { c.Settings, c.Err = s.inner.Settings(ctx, c.Account, c.Environment) })
+	return c.Settings, c.Err
 }
 
 // Environments implements apikey.Store.
 func (s *Store) Environments(ctx context.Context, q apikey.EnvironmentQuery) ([]apikey.Settings, error) {
-	if err := s.before(ctx, OpEnvironments); err != nil {
-		return nil, err
-	}
-	return s.inner.Environments(ctx, q)
+	c := &Call{Op: OpEnvironments, EnvQuery: q}
+	s.hooks.do(ctx, c, func() { c.Environments, c.Err = s.inner.Environments(ctx, c.EnvQuery) })
+	return c.Environments, c.Err
 }
 
 // Accounts implements apikey.Store.
 func (s *Store) Accounts(ctx context.Context, after string, limit int) ([]string, error) {
-	if err := s.before(ctx, OpAccounts); err != nil {
-		return nil, err
-	}
-	return s.inner.Accounts(ctx, after, limit)
+	c := &Call{Op: OpAccounts, Cursor: after, Limit: limit}
+	s.hooks.do(ctx, c, func() { c.Accounts, c.Err = s.inner.Accounts(ctx, c.Cursor, c.Limit) })
+	return c.Accounts, c.Err
 }
 
-// Apply implements apikey.Store. A failed Apply writes nothing.
-func (s *Store) Apply(ctx context.Context, c apikey.Change) error {
-	if err := s.before(ctx, OpApply); err != nil {
-		return err
-	}
-	return s.inner.Apply(ctx, c)
+// Apply implements apikey.Store. A failed Apply writes nothing, unless an
+// After hook fails a call that the inner store applied.
+func (s *Store) Apply(ctx context.Context, change apikey.Change) error {
+	c := &Call{Op: OpApply, Change: change}
+	s.hooks.do(ctx, c, func() { c.Err = s.inner.Apply(ctx, c.Change) })
+	return c.Err
 }
 
 // Changes implements storage.ChangeFeed.
@@ -290,10 +309,22 @@ func (s *Store) Changes(ctx context.Context, since int64, limit int) ([]storage.
 	if s.feed == nil {
 		return nil, since, unsupported(OpChanges)
 	}
-	if err := s.before(ctx, OpChanges); err != nil {
-		return nil, since, err
+	c := &Call{Op: OpChanges, Since: since, Limit: limit, Revision: since} // since, if a fault ends the call
+	var gap *chan struct{}
+	s.hooks.do(ctx, c, func() {
+		if gap = s.gap.Swap(nil); gap == nil {
+			c.Changes, c.Revision, c.Err = s.feed.Changes(ctx, c.Since, c.Limit)
+			return
+		}
+		c.Revision, c.Err = s.feed.Revision(ctx)
+		if c.Err == nil {
+			c.Err = fmt.Errorf("faultstore: %s: %w", OpChanges, storage.ErrFeedGap)
+		}
+	})
+	if gap != nil {
+		close(*gap)
 	}
-	return s.feed.Changes(ctx, since, limit)
+	return c.Changes, c.Revision, c.Err
 }
 
 // Revision implements storage.ChangeFeed.
@@ -301,10 +332,9 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 	if s.feed == nil {
 		return 0, unsupported(OpRevision)
 	}
-	if err := s.before(ctx, OpRevision); err != nil {
-		return 0, err
-	}
-	return s.feed.Revision(ctx)
+	c := &Call{Op: OpRevision}
+	s.hooks.do(ctx, c, func() { c.Revision, c.Err = s.feed.Revision(ctx) })
+	return c.Revision, c.Err
 }
 
 // RecordLastUsed implements storage.LastUsedRecorder.
@@ -312,10 +342,9 @@ func (s *Store) RecordLastUsed(ctx context.Context, used map[string]time.Time) e
 	if s.recorder == nil {
 		return unsupported(OpRecordLastUsed)
 	}
-	if err := s.before(ctx, OpRecordLastUsed); err != nil {
-		return err
-	}
-	return s.recorder.RecordLastUsed(ctx, used)
+	c := &Call{Op: OpRecordLastUsed, Used: used}
+	s.hooks.do(ctx, c, func() { c.Err = s.recorder.RecordLastUsed(ctx, c.Used) })
+	return c.Err
 }
 
 // Events implements storage.AuditLog.
@@ -323,8 +352,7 @@ func (s *Store) Events(ctx context.Context, q storage.EventQuery) ([]apikey.Even
 	if s.audit == nil {
 		return nil, unsupported(OpEvents)
 	}
-	if err := s.before(ctx, OpEvents); err != nil {
-		return nil, err
-	}
-	return s.audit.Events(ctx, q)
+	c := &Call{Op: OpEvents, EventQuery: q}
+	s.hooks.do(ctx, c, func() { c.Events, c.Err = s.audit.Events(ctx, c.EventQuery) })
+	return c.Events, c.Err
 }

@@ -37,15 +37,16 @@ type defaultSlot struct {
 // by (account, environment, type), a page of keys or environments by
 // binary search in a sorted list.
 type Store struct {
-	mu       sync.RWMutex
-	keys     map[string]apikey.Record
-	defaults map[defaultSlot]string     // default key id by slot
-	byEnv    map[envRef][]apikey.Record // each environment's keys in creation order (ids and times only)
-	settings map[envRef]apikey.Settings
-	envs     []envRef // every environment, sorted
-	events   []apikey.Event
-	feed     []storage.Changed
-	revision int64
+	mu            sync.RWMutex
+	keys          map[string]apikey.Record
+	defaults      map[defaultSlot]string     // default key id by slot
+	byEnv         map[envRef][]apikey.Record // each environment's keys in creation order (ids and times only)
+	settings      map[envRef]apikey.Settings
+	envs          []envRef         // every environment, sorted
+	events        []apikey.Event   // every account's, oldest first
+	accountEvents map[string][]int // each account's events: indexes into events; Seq n at [n-1]
+	feed          []storage.Changed
+	revision      int64
 }
 
 var (
@@ -59,10 +60,11 @@ var (
 // New returns an empty store.
 func New() *Store {
 	return &Store{
-		keys:     map[string]apikey.Record{},
-		defaults: map[defaultSlot]string{},
-		byEnv:    map[envRef][]apikey.Record{},
-		settings: map[envRef]apikey.Settings{},
+		keys:          map[string]apikey.Record{},
+		defaults:      map[defaultSlot]string{},
+		byEnv:         map[envRef][]apikey.Record{},
+		settings:      map[envRef]apikey.Settings{},
+		accountEvents: map[string][]int{},
 	}
 }
 
@@ -244,7 +246,9 @@ func (s *Store) Apply(ctx context.Context, c apikey.Change) error {
 		s.publish(st.Account, st.Environment, "")
 	}
 	for _, e := range c.Events {
-		e.Seq = int64(len(s.events) + 1)
+		mine := s.accountEvents[e.Account]
+		e.Seq = int64(len(mine) + 1)
+		s.accountEvents[e.Account] = append(mine, len(s.events))
 		s.events = append(s.events, e)
 	}
 	return nil
@@ -265,6 +269,9 @@ func slotOf(r apikey.Record) defaultSlot {
 
 // check validates a change against the current state; s.mu is held.
 func (s *Store) check(c apikey.Change) error {
+	if c.OpenAccount != "" && s.closed(c.OpenAccount) {
+		return fmt.Errorf("%w: %s", apikey.ErrAccountClosed, c.OpenAccount)
+	}
 	after := map[string]apikey.Record{} // records the change writes, by id
 	for _, r := range c.Update {
 		cur, ok := s.keys[r.ID]
@@ -310,6 +317,18 @@ func (s *Store) check(c apikey.Change) error {
 		}
 	}
 	return nil
+}
+
+// closed reports whether an environment of account is closed; s.mu is
+// held.
+func (s *Store) closed(account string) bool {
+	i, _ := slices.BinarySearchFunc(s.envs, envRef{account: account}, compareEnvRefs)
+	for ; i < len(s.envs) && s.envs[i].account == account; i++ {
+		if !s.settings[s.envs[i]].ClosedAt.IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 // publish appends a feed entry at the current revision; s.mu is held.
@@ -384,16 +403,27 @@ func (s *Store) Events(ctx context.Context, q storage.EventQuery) ([]apikey.Even
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if q.Account == "" && q.Before > 0 {
+		return nil, fmt.Errorf("%w: paging every account's events needs an account", apikey.ErrInvalidCursor)
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := []apikey.Event{}
-	i := len(s.events) - 1
+	if q.Account == "" {
+		for i := len(s.events) - 1; i >= 0 && (q.Limit <= 0 || len(out) < q.Limit); i-- {
+			if e := s.events[i]; q.Environment == "" || e.Environment == q.Environment {
+				out = append(out, e)
+			}
+		}
+		return out, nil
+	}
+	mine := s.accountEvents[q.Account]
+	i := len(mine) - 1
 	if q.Before > 0 {
-		i = min(i, int(q.Before)-2)
+		i = min(i, int(q.Before)-2) // Seq n is at n-1
 	}
 	for ; i >= 0 && (q.Limit <= 0 || len(out) < q.Limit); i-- {
-		e := s.events[i]
-		if (q.Account == "" || e.Account == q.Account) && (q.Environment == "" || e.Environment == q.Environment) {
+		if e := s.events[mine[i]]; q.Environment == "" || e.Environment == q.Environment {
 			out = append(out, e)
 		}
 	}

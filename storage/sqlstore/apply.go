@@ -24,18 +24,24 @@ import (
 //     database's write lock before the transaction reads anything, which
 //     is what BEGIN IMMEDIATE does, so the busy timeout applies and a
 //     writer never fails because its snapshot went stale.
-//  2. Updates are compare-and-set: WHERE id = ? AND revision = ?. No row
+//  2. With Change.OpenAccount set, it counts the account's closed
+//     environments and fails with ErrAccountClosed if there is one. The
+//     count is read after step 1, so it sees every change committed before
+//     this one (READ COMMITTED reads each statement's data afresh, and
+//     every writer holds the counter's lock until it commits).
+//  3. Updates are compare-and-set: WHERE id = ? AND revision = ?. No row
 //     means ErrNotFound if the key does not exist, else ErrConflict.
-//  3. Inserts fail with ErrConflict on a duplicate id, settings on a
+//  4. Inserts fail with ErrConflict on a duplicate id, settings on a
 //     duplicate (account, environment).
-//  4. A unique partial index on (account, environment, type) WHERE
+//  5. A unique partial index on (account, environment, type) WHERE
 //     is_default makes two default keys of one type in an account's
 //     environment impossible, whoever writes: a violation is ErrConflict.
 //     Updates that clear Default run before those that set it, so that
 //     handing the role from one key to another within a change never
 //     passes through two defaults.
-//  5. Every key or settings row written appends one change-feed row at its
-//     revision, with its account; audit events are appended with theirs.
+//  6. Every key or settings row written appends one change-feed row at its
+//     revision, with its account; audit events are appended with theirs,
+//     each numbered after the last of its account.
 //
 // The rules do not depend on the transaction isolation level: READ
 // COMMITTED (PostgreSQL's default) is enough. Under stricter levels a
@@ -67,6 +73,15 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c apikey.Change, writes i
 	if err := tx.QueryRowContext(ctx, s.q.bump, writes).Scan(&top); err != nil {
 		return s.writeError(ctx, "apply: taking revisions", err, "the change lost a race with another writer")
 	}
+	if c.OpenAccount != "" {
+		var closed int64
+		if err := tx.QueryRowContext(ctx, s.q.closedAccount, c.OpenAccount).Scan(&closed); err != nil {
+			return s.wrap(ctx, "apply: checking the account is open", err)
+		}
+		if closed > 0 {
+			return fmt.Errorf("%w: %s", apikey.ErrAccountClosed, c.OpenAccount)
+		}
+	}
 	first := top - int64(writes) + 1
 	rev := first - 1
 	for _, setsDefault := range []bool{false, true} {
@@ -92,11 +107,8 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c apikey.Change, writes i
 			return err
 		}
 	}
-	for _, e := range c.Events {
-		if _, err := tx.ExecContext(ctx, s.q.insertEvent, micros(e.Time), e.Actor.ID, string(e.Actor.Role),
-			e.Actor.Account, string(e.Action), e.Account, e.Environment, e.KeyID, string(e.KeyType), e.Detail); err != nil {
-			return s.wrap(ctx, "apply: appending an audit event", err)
-		}
+	if err := s.appendEvents(ctx, tx, c.Events); err != nil {
+		return err
 	}
 	// Now and then, when the revision passes a multiple of pruneEvery, drop
 	// the feed entries older than the retention.
@@ -110,6 +122,28 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c apikey.Change, writes i
 	if s.d == Postgres && writes > 0 {
 		if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, $2)", NotifyChannel, strconv.FormatInt(top, 10)); err != nil {
 			return s.wrap(ctx, "apply: notifying the change", err)
+		}
+	}
+	return nil
+}
+
+// appendEvents appends audit events, each numbered after the last event of
+// its account (see storage.AuditLog). The transaction holds the write lock
+// (see Apply), so the numbers cannot race.
+func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events []apikey.Event) error {
+	last := map[string]int64{} // by account, once read
+	for _, e := range events {
+		n, ok := last[e.Account]
+		if !ok {
+			if err := tx.QueryRowContext(ctx, s.q.lastAccountSeq, e.Account).Scan(&n); err != nil {
+				return s.wrap(ctx, "apply: numbering an audit event", err)
+			}
+		}
+		n++
+		last[e.Account] = n
+		if _, err := tx.ExecContext(ctx, s.q.insertEvent, micros(e.Time), e.Actor.ID, string(e.Actor.Role),
+			e.Actor.Account, string(e.Action), e.Account, e.Environment, e.KeyID, string(e.KeyType), e.Detail, n); err != nil {
+			return s.writeError(ctx, "apply: appending an audit event", err, "an audit event was numbered twice")
 		}
 	}
 	return nil

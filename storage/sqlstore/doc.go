@@ -66,7 +66,8 @@
 // Migrate creates or upgrades the tables, all prefixed keystile_: keys
 // (one row per key, primary key id), settings (one row per account's
 // environment, primary key (account, environment)), events (the audit log,
-// in append order, primary key seq), changes (the change feed, primary key
+// in append order, primary key seq, each event also numbered within its
+// account: account_seq, the apikey.Event.Seq that callers see), changes (the change feed, primary key
 // revision), revision (a single-row counter) and schema_migrations (the
 // applied versions). Every key, settings row, event and feed entry carries
 // its account. Times are stored as BIGINT microseconds since the Unix epoch,
@@ -82,8 +83,9 @@
 // environment's keys by keyset pagination on an index on (account,
 // environment, created_at, id); settings, pages of environments and the
 // distinct accounts by the settings' primary key; a page of audit events,
-// newest first, by an index that ends in seq: (account, seq), (account,
-// environment, seq), (environment, seq) or the primary key. A page of the
+// newest first: an account's by the unique index (account, account_seq) or
+// by (account, environment, account_seq), every account's by the primary
+// key seq or by (environment, seq). A page of the
 // change feed is its revision counter, a range of its primary key, and
 // the changed keys' records by their primary key (one more statement per
 // 1,000 keys).
@@ -96,7 +98,10 @@
 // account (apikey.DefaultAccount). On PostgreSQL it alters the tables in
 // place and rebuilds two indexes of the keys table; on SQLite it rebuilds
 // the four tables (SQLite cannot change a primary key in place), so it
-// rewrites every key and event once, in Migrate's transaction.
+// rewrites every key and event once, in Migrate's transaction. Version 3
+// (per-account audit numbers) adds account_seq to the events, numbers the
+// existing events of each account in their order (one UPDATE that rewrites
+// every event row once) and replaces the events' two account indexes.
 //
 // # Concurrency
 //

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -219,13 +220,16 @@ func (s *Store) RecordLastUsed(ctx context.Context, used map[string]time.Time) e
 }
 
 // Events implements storage.AuditLog: the newest events first, each with
-// its Seq, read backwards from an index that ends in seq: the primary key,
-// (account, seq), (account, environment, seq) or (environment, seq),
-// whichever the query selects by. A page costs the same however long the
-// log is.
+// its Seq (account_seq), read backwards from an index: (account,
+// account_seq) or (account, environment, account_seq) for an account's
+// events, the primary key seq or (environment, seq) for every account's. A
+// page costs the same however long the log is.
 func (s *Store) Events(ctx context.Context, q storage.EventQuery) ([]apikey.Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, s.wrap(ctx, "events", err)
+	}
+	if q.Account == "" && q.Before > 0 {
+		return nil, fmt.Errorf("%w: paging every account's events needs an account", apikey.ErrInvalidCursor)
 	}
 	var (
 		where []string
@@ -238,7 +242,7 @@ func (s *Store) Events(ctx context.Context, q storage.EventQuery) ([]apikey.Even
 		where, args = append(where, "environment = ?"), append(args, q.Environment)
 	}
 	if q.Before > 0 {
-		where, args = append(where, "seq < ?"), append(args, q.Before)
+		where, args = append(where, "account_seq < ?"), append(args, q.Before)
 	}
 	query := `SELECT ` + eventColumns + ` FROM keystile_events`
 	if len(where) > 0 {
@@ -248,7 +252,11 @@ func (s *Store) Events(ctx context.Context, q storage.EventQuery) ([]apikey.Even
 	if q.Limit <= 0 {
 		limit = math.MaxInt64
 	}
-	query += ` ORDER BY seq DESC LIMIT ?`
+	order := "seq" // every account's: the order they were appended
+	if q.Account != "" {
+		order = "account_seq"
+	}
+	query += ` ORDER BY ` + order + ` DESC LIMIT ?`
 	args = append(args, limit)
 
 	rows, err := s.db.QueryContext(ctx, s.d.rebind(query), args...)

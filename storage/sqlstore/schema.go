@@ -71,7 +71,7 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: sqliteV2}},
+	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}},
 	// PostgreSQL text columns that are compared or sorted use the "C"
 	// collation, so that the order is byte order, as in SQLite and the
 	// memory store, whatever the database's locale.
@@ -123,12 +123,12 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: postgresV2}},
+	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}},
 }
 
 // SchemaVersion is the newest schema version this package knows; Migrate
 // brings a database up to it.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrationsTable records the applied schema versions. It is not named
 // schema_migrations, which other migration tools own in many databases.
@@ -381,4 +381,32 @@ var postgresV2 = []string{
 
 	`ALTER TABLE keystile_changes ADD COLUMN account TEXT NOT NULL DEFAULT 'default'`,
 	`ALTER TABLE keystile_changes ALTER COLUMN account DROP DEFAULT`,
+}
+
+// eventsV3 is version 3: audit events are numbered per account. Each event
+// gains account_seq, its place in its account's log (apikey.Event.Seq),
+// which Apply assigns; existing events are numbered in their order (seq)
+// within each account. The unique index (account, account_seq) answers an
+// account's newest page and the next number to hand out; (account,
+// environment, account_seq) an environment's page. They replace the
+// indexes on (account, seq) and (account, environment, seq); the store-wide
+// seq stays the primary key, for the order of every account's events and
+// the index (environment, seq). UPDATE ... FROM needs SQLite 3.33, within
+// the package's 3.35.
+func eventsV3(d Dialect) []string {
+	statements := []string{
+		`ALTER TABLE keystile_events ADD COLUMN account_seq BIGINT NOT NULL DEFAULT 0`,
+		`UPDATE keystile_events SET account_seq = numbered.n
+		FROM (SELECT seq, ROW_NUMBER() OVER (PARTITION BY account ORDER BY seq) AS n FROM keystile_events) AS numbered
+		WHERE keystile_events.seq = numbered.seq`,
+		`DROP INDEX keystile_events_account`,
+		`DROP INDEX keystile_events_account_environment`,
+		`CREATE UNIQUE INDEX keystile_events_account_seq ON keystile_events (account, account_seq)`,
+		`CREATE INDEX keystile_events_account_environment ON keystile_events (account, environment, account_seq)`,
+	}
+	if d == Postgres {
+		// A row written without a number fails instead of taking 0.
+		statements = append(statements, `ALTER TABLE keystile_events ALTER COLUMN account_seq DROP DEFAULT`)
+	}
+	return statements
 }

@@ -90,7 +90,7 @@ const keyColumns = `id, account, type, environment, name, owner, metadata, scope
 
 const settingsColumns = `account, environment, allowed_origins, updated_at, closed_at, revision`
 
-const eventColumns = `seq, occurred_at, actor_id, actor_role, actor_account, action, account, environment,
+const eventColumns = `account_seq, occurred_at, actor_id, actor_role, actor_account, action, account, environment,
 	key_id, key_type, detail`
 
 // queries holds every statement, with placeholders for the dialect. The
@@ -99,7 +99,8 @@ const eventColumns = `seq, occurred_at, actor_id, actor_role, actor_account, act
 type queries struct {
 	key, defaultKey, keys                                 string
 	settings, environments, accountEnvironments, accounts string
-	bump, insertKey, updateKey, keyExists, insertChange   string
+	bump, closedAccount, insertKey, updateKey, keyExists  string
+	insertChange, lastAccountSeq                          string
 	insertSettings, updateSettings, insertEvent, pruneTo  string
 	revision, changes, lockRevision, touch                string
 }
@@ -135,6 +136,9 @@ func newQueries(d Dialect) queries {
 
 		// bump hands out revisions. See Apply for why it comes first.
 		bump: `UPDATE keystile_revision SET value = value + ? WHERE id = 1 RETURNING value`,
+		// The primary key (account, environment): an account's few
+		// environments.
+		closedAccount: `SELECT COUNT(*) FROM keystile_settings WHERE account = ? AND closed_at IS NOT NULL`,
 		insertKey: `INSERT INTO keystile_keys (` + keyColumns + `)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		// The later of the stored and the given last-used time is kept.
@@ -152,9 +156,12 @@ func newQueries(d Dialect) queries {
 		updateSettings: `UPDATE keystile_settings SET allowed_origins = ?, updated_at = ?, closed_at = ?, revision = ?
 			WHERE account = ? AND environment = ? AND revision = ?`,
 		insertEvent: `INSERT INTO keystile_events (occurred_at, actor_id, actor_role, actor_account, action, account,
-			environment, key_id, key_type, detail)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		pruneTo: `DELETE FROM keystile_changes WHERE revision <= ?`,
+			environment, key_id, key_type, detail, account_seq)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		// keystile_events_account_seq (account, account_seq): the last
+		// entry of the account's range.
+		lastAccountSeq: `SELECT COALESCE(MAX(account_seq), 0) FROM keystile_events WHERE account = ?`,
+		pruneTo:        `DELETE FROM keystile_changes WHERE revision <= ?`,
 
 		revision: `SELECT value FROM keystile_revision WHERE id = 1`,
 		changes: `SELECT revision, account, environment, key_id FROM keystile_changes
@@ -168,8 +175,8 @@ func newQueries(d Dialect) queries {
 	}
 	for _, p := range []*string{
 		&q.key, &q.defaultKey, &q.keys, &q.settings, &q.environments, &q.accountEnvironments, &q.accounts,
-		&q.bump, &q.insertKey, &q.updateKey, &q.keyExists, &q.insertChange, &q.insertSettings,
-		&q.updateSettings, &q.insertEvent, &q.pruneTo, &q.revision, &q.changes, &q.lockRevision, &q.touch,
+		&q.bump, &q.closedAccount, &q.insertKey, &q.updateKey, &q.keyExists, &q.insertChange, &q.insertSettings,
+		&q.updateSettings, &q.insertEvent, &q.lastAccountSeq, &q.pruneTo, &q.revision, &q.changes, &q.lockRevision, &q.touch,
 	} {
 		*p = d.rebind(*p)
 	}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -286,7 +287,8 @@ func testAccountsPaging(t *testing.T, c Config) {
 }
 
 // testAuditLog checks storage.AuditLog: newest first, each event with its
-// Seq, paged with Before, filtered by account and environment.
+// Seq (its place in its account's log), an account's events paged with
+// Before, filtered by account and environment.
 func testAuditLog(t *testing.T, c Config) {
 	s := c.New(t)
 	if _, ok := s.(storage.AuditLog); !ok {
@@ -315,13 +317,16 @@ func testAuditLog(t *testing.T, c Config) {
 
 	all := events(t, s, storage.EventQuery{})
 	require.Len(t, all, len(written))
+	counted := map[string]int64{} // events of each account, oldest first
+	wantSeq := map[string]int64{} // by key id
+	for _, e := range written {
+		counted[e.Account]++
+		wantSeq[e.KeyID] = counted[e.Account]
+	}
 	for i, got := range all {
 		want := written[len(written)-1-i]
 		assert.Equal(t, want.KeyID, got.KeyID, "newest first")
-		assert.Positive(t, got.Seq, "events come back with their Seq")
-		if i > 0 {
-			assert.Less(t, got.Seq, all[i-1].Seq, "newest first, by Seq")
-		}
+		assert.Equal(t, wantSeq[want.KeyID], got.Seq, "events come back with their place in their account's log")
 		assert.True(t, want.Time.Equal(got.Time))
 		assert.Equal(t, want.Actor, got.Actor)
 		assert.Equal(t, want.Action, got.Action)
@@ -335,15 +340,28 @@ func testAuditLog(t *testing.T, c Config) {
 		seqOf[e.KeyID] = e.Seq
 	}
 
+	// Every account's events, for operators: newest first, not paged.
+	for _, env := range []string{"", apikey.Production} {
+		var want []string
+		for _, e := range slices.Backward(written) {
+			if env == "" || e.Environment == env {
+				want = append(want, e.KeyID)
+			}
+		}
+		for limit := 1; limit <= len(want)+1; limit++ {
+			page := events(t, s, storage.EventQuery{Environment: env, Limit: limit})
+			assert.Equal(t, want[:min(limit, len(want))], eventKeys(page), "every account's events in %q, limit %d", env, limit)
+		}
+		_, err := s.(storage.AuditLog).Events(context.Background(), storage.EventQuery{Environment: env, Before: 2})
+		assert.ErrorIs(t, err, apikey.ErrInvalidCursor, "Before needs an account")
+	}
+
 	for _, tt := range []struct {
 		name string
 		q    storage.EventQuery
 		want func(apikey.Event) bool
 	}{
-		{"every event", storage.EventQuery{}, func(apikey.Event) bool { return true }},
 		{"one account", storage.EventQuery{Account: acme}, func(e apikey.Event) bool { return e.Account == acme }},
-		{"one environment of every account", storage.EventQuery{Environment: apikey.Production},
-			func(e apikey.Event) bool { return e.Environment == apikey.Production }},
 		{"one account's environment", storage.EventQuery{Account: globex, Environment: apikey.Staging},
 			func(e apikey.Event) bool { return e.Account == globex && e.Environment == apikey.Staging }},
 		{"no such account", storage.EventQuery{Account: "initech"}, func(apikey.Event) bool { return false }},
@@ -375,11 +393,75 @@ func testAuditLog(t *testing.T, c Config) {
 				}
 				assert.Equal(t, want, got, "limit %d", limit)
 			}
-			if tt.q == (storage.EventQuery{}) {
-				assert.Len(t, events(t, s, tt.q), len(want), "Limit 0 means no limit")
-			}
+			assert.Len(t, events(t, s, tt.q), len(want), "Limit 0 means no limit")
 		})
 	}
-	oldest := all[len(all)-1].Seq
-	assert.Empty(t, events(t, s, storage.EventQuery{Before: oldest}), "nothing before the oldest event")
+	assert.Empty(t, events(t, s, storage.EventQuery{Account: acme, Before: 1}), "nothing before an account's first event")
+}
+
+func eventKeys(events []apikey.Event) []string {
+	out := make([]string, len(events))
+	for i, e := range events {
+		out[i] = e.KeyID
+	}
+	return out
+}
+
+// testAuditLogPerAccount: a tenant's audit log, its Seq numbers and its
+// page cursors are the same whatever other accounts did. The same acme
+// events are written to two stores, alone in one and interleaved with
+// globex's events (in separate changes and within the same change) in the
+// other; every page of acme's events, with every limit, compares equal.
+func testAuditLogPerAccount(t *testing.T, c Config) {
+	alone, mixed := c.New(t), c.New(t)
+	if _, ok := alone.(storage.AuditLog); !ok {
+		t.Skip("store does not implement storage.AuditLog (optional)")
+	}
+	event := func(i int, account, env string) apikey.Event {
+		return apikey.Event{
+			Time: base.Add(time.Duration(i) * time.Second), Actor: apikey.Actor{ID: "actor", Role: apikey.Owner, Account: account},
+			Action: apikey.ActionCreate, Account: account, Environment: env, KeyID: fmt.Sprintf("ev%010d", i), KeyType: apikey.Server,
+		}
+	}
+	var acmeEvents []apikey.Event
+	for i := range 7 {
+		acmeEvents = append(acmeEvents, event(i, acme, []string{apikey.Production, apikey.Staging}[i%3/2]))
+	}
+	apply(t, alone, apikey.Change{Events: acmeEvents[:2]})
+	for _, e := range acmeEvents[2:] {
+		apply(t, alone, apikey.Change{Events: []apikey.Event{e}})
+	}
+	for i := range 5 {
+		apply(t, mixed, apikey.Change{Events: []apikey.Event{event(100+i, globex, apikey.Production)}})
+	}
+	apply(t, mixed, apikey.Change{Events: []apikey.Event{event(200, globex, apikey.Production), acmeEvents[0], event(201, globex, apikey.Staging), acmeEvents[1]}})
+	for i, e := range acmeEvents[2:] {
+		for j := range i + 1 {
+			apply(t, mixed, apikey.Change{Events: []apikey.Event{event(300+10*i+j, globex, apikey.Production)}})
+		}
+		apply(t, mixed, apikey.Change{Events: []apikey.Event{e}})
+	}
+
+	for _, env := range []string{"", apikey.Production, apikey.Staging} {
+		for limit := 1; limit <= len(acmeEvents)+1; limit++ {
+			q := storage.EventQuery{Account: acme, Environment: env, Limit: limit}
+			var cursors []int64
+			for pages := 0; ; pages++ {
+				require.Less(t, pages, len(acmeEvents)+2, "paging does not end")
+				want, got := events(t, alone, q), events(t, mixed, q)
+				require.Equal(t, len(want), len(got), "%+v", q)
+				for i := range want {
+					assert.Equal(t, want[i], got[i], "%+v: event %d, Seq included, as if globex did nothing", q, i)
+				}
+				if len(got) == 0 {
+					break
+				}
+				q.Before = got[len(got)-1].Seq
+				cursors = append(cursors, q.Before)
+			}
+			if env == "" && limit == 1 {
+				assert.Equal(t, []int64{7, 6, 5, 4, 3, 2, 1}, cursors, "acme's events are numbered 1 to 7, whatever globex did")
+			}
+		}
+	}
 }

@@ -73,6 +73,7 @@ func Run(t *testing.T, c Config) {
 		{"EnvironmentsPaging", testEnvironmentsPaging},
 		{"AccountsPaging", testAccountsPaging},
 		{"AuditLog", testAuditLog},
+		{"AuditLogPerAccount", testAuditLogPerAccount},
 		// Optional capabilities (cases.go).
 		{"LastUsedRecorder", testLastUsedRecorder},
 		{"ChangeFeed", testChangeFeed},
@@ -83,12 +84,15 @@ func Run(t *testing.T, c Config) {
 		{"AnyAccount", testAnyAccount},
 		{"OwnerAndMetadata", testOwnerAndMetadata},
 		{"CloseAccount", testCloseAccount},
+		{"OpenAccount", testOpenAccount},
+		{"ClosedAccountRefusesChanges", testClosedAccountRefusesChanges},
 		// The lifecycle, alone and under concurrent writers (lifecycle.go).
 		{"Lifecycle", testLifecycle},
 		{"ConcurrentBootstrap", testConcurrentBootstrap},
 		{"ConcurrentRotateRevoke", testConcurrentRotateRevoke},
 		{"ConcurrentSettings", testConcurrentSettings},
 		{"ConcurrentRotateAccounts", testConcurrentRotateAccounts},
+		{"ConcurrentCloseAccount", testConcurrentCloseAccount},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, c) })

@@ -103,9 +103,11 @@ func decode(b []byte) (*state, error) {
 		}
 		st.settings[ref] = s
 	}
-	for i, e := range f.Events {
-		e.Seq = int64(i + 1) // an event's Seq is its place in the log
+	counted := map[string]int64{} // events of each account so far
+	for _, e := range f.Events {
 		e.Account = orDefault(e.Account)
+		counted[e.Account]++
+		e.Seq = counted[e.Account]            // its place in its account's log
 		if e.KeyID != "" && e.KeyType == "" { // version 1 named the key by id only
 			e.KeyType = st.keys[e.KeyID].Type
 		}

@@ -69,7 +69,7 @@ type state struct {
 	revision int64                      // the last revision handed out
 	keys     map[string]apikey.Record   // by key id
 	settings map[envRef]apikey.Settings // by account and environment
-	events   []apikey.Event             // oldest first; events[i].Seq == i+1
+	events   []apikey.Event             // oldest first; Seq counts each account's
 
 	// Indexes over keys and settings, rebuilt by index after every change.
 	defaults map[slot]string     // the default key's id, by slot
@@ -88,6 +88,7 @@ func (st *state) clone() *state {
 		keys:     maps.Clone(st.keys),
 		settings: maps.Clone(st.settings),
 		events:   slices.Clone(st.events),
+		envs:     st.envs, // read by Apply's checks; index replaces it
 	}
 }
 
@@ -264,6 +265,9 @@ func (s *Store) Accounts(ctx context.Context, after string, limit int) ([]string
 // new state visible; on any error nothing changes.
 func (s *Store) Apply(ctx context.Context, c apikey.Change) error {
 	return s.update(ctx, func(next *state) error {
+		if c.OpenAccount != "" && next.closed(c.OpenAccount) {
+			return fmt.Errorf("%w: %s", apikey.ErrAccountClosed, c.OpenAccount)
+		}
 		for _, r := range c.Update {
 			cur, ok := next.keys[r.ID]
 			if !ok {
@@ -303,7 +307,7 @@ func (s *Store) Apply(ctx context.Context, c apikey.Change) error {
 			next.settings[ref] = set
 		}
 		for _, e := range c.Events {
-			e.Seq = int64(len(next.events) + 1)
+			e.Seq = lastSeq(next.events, e.Account) + 1
 			next.events = append(next.events, e)
 		}
 		return nil
@@ -324,22 +328,47 @@ func (s *Store) RecordLastUsed(ctx context.Context, used map[string]time.Time) e
 	})
 }
 
-// Events implements storage.AuditLog. It scans the log back from q.Before
-// (an event's Seq is its place in the log, so that is where the scan
-// starts): a file store keeps a modest log.
+// closed reports whether an environment of account is closed: a binary
+// search for the account's first environment, then its few others.
+func (st *state) closed(account string) bool {
+	i := sort.Search(len(st.envs), func(i int) bool { return st.envs[i].account >= account })
+	for ; i < len(st.envs) && st.envs[i].account == account; i++ {
+		if !st.settings[st.envs[i]].ClosedAt.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+// lastSeq returns the Seq of the newest event of account in events (oldest
+// first), 0 if it has none: an event's Seq is its place in its account's
+// log (see storage.AuditLog).
+func lastSeq(events []apikey.Event, account string) int64 {
+	for _, e := range slices.Backward(events) {
+		if e.Account == account {
+			return e.Seq
+		}
+	}
+	return 0
+}
+
+// Events implements storage.AuditLog. It scans the log back from the
+// newest event: a file store keeps a modest log.
 func (s *Store) Events(ctx context.Context, q storage.EventQuery) ([]apikey.Event, error) {
+	if q.Account == "" && q.Before > 0 {
+		return nil, fmt.Errorf("%w: paging every account's events needs an account", apikey.ErrInvalidCursor)
+	}
 	st, err := s.snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
-	end := len(st.events)
-	if q.Before > 0 {
-		end = min(end, int(q.Before-1)) // events[:Before-1] have a smaller Seq
-	}
 	out := []apikey.Event{}
-	for _, e := range slices.Backward(st.events[:end]) {
+	for _, e := range slices.Backward(st.events) {
 		if q.Limit > 0 && len(out) == q.Limit {
 			break
+		}
+		if q.Before > 0 && e.Seq >= q.Before {
+			continue
 		}
 		if (q.Account == "" || e.Account == q.Account) && (q.Environment == "" || e.Environment == q.Environment) {
 			out = append(out, e)

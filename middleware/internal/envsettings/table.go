@@ -1,0 +1,334 @@
+package envsettings
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// PageSize is how many environments one Store.Environments call of a full
+// load asks for.
+const PageSize = 1000
+
+// maxReports bounds the invalid allowed-origin lists one Load reports one
+// by one; the rest are counted in one more report.
+const maxReports = 10
+
+// Store is what the table reads: apikey.Store satisfies it.
+type Store interface {
+	// Settings returns one environment's settings, or an error wrapping
+	// apikey.ErrNotFound.
+	Settings(ctx context.Context, account, environment string) (apikey.Settings, error)
+	// Environments returns a page of every account's environments'
+	// settings, as apikey.Store documents.
+	Environments(ctx context.Context, q apikey.EnvironmentQuery) ([]apikey.Settings, error)
+}
+
+// key names an account's environment.
+type key struct{ account, environment string }
+
+// settings is what the table keeps of one environment. It is never
+// modified once in the table.
+type settings struct {
+	origins apikey.OriginSet // empty for a closed environment
+	closed  bool             // the account is closed: its keys are refused
+	// missing marks an environment the store has no settings for, so that
+	// lookups do not queue it again until Reload reads it.
+	missing bool
+}
+
+// Table is the settings of every account's environments. Create it with
+// New; the zero value is not usable.
+type Table struct {
+	store  Store
+	report func(error)
+
+	write sync.Mutex // serialises Load and Reload; taken before mu
+
+	mu     sync.RWMutex
+	c      contents     // c.envs is nil until the first Load succeeds
+	closed atomic.Int64 // c.closed, read without the lock
+	loaded atomic.Bool
+
+	pending *queue
+}
+
+// New returns an empty table that reads store. report, if not nil,
+// receives the errors that concern stored data rather than the store: the
+// allowed-origin entries that do not parse and are ignored (see the
+// package doc); it is called while Load or Reload runs, and must not call
+// them. New reads nothing: call Load.
+func New(store Store, report func(error)) *Table {
+	if store == nil {
+		panic("envsettings: nil store")
+	}
+	if report == nil {
+		report = func(error) {}
+	}
+	return &Table{store: store, report: report, pending: newQueue()}
+}
+
+// Loaded reports whether a full load has succeeded.
+func (t *Table) Loaded() bool { return t.loaded.Load() }
+
+// Len returns the number of environments in the table.
+func (t *Table) Len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.c.size
+}
+
+// Has reports whether the table holds the settings of an account's
+// environment.
+func (t *Table) Has(account, environment string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	s, ok := t.c.envs[key{account, environment}]
+	return ok && !s.missing
+}
+
+// Allows reports whether an account's environment allows the request
+// origin origin (the value of an Origin header) for its publishable keys,
+// and whether the table knows the environment's settings at all. When it
+// does not (known false: nothing loaded yet, an environment the table does
+// not hold, or one the store has no settings for), the caller fails closed;
+// a missing environment, or the whole table, is then queued for a reload
+// (see Pending). A closed environment allows no origin.
+func (t *Table) Allows(account, environment, origin string) (allowed, known bool) {
+	k := key{account, environment}
+	t.mu.RLock()
+	s, ok := t.c.envs[k]
+	loaded := t.c.envs != nil
+	t.mu.RUnlock()
+	switch {
+	case !loaded:
+		t.pending.addFull()
+		return false, false
+	case !ok:
+		t.pending.add(k)
+		return false, false
+	case s.missing:
+		return false, false
+	}
+	return s.origins.Allows(origin), true
+}
+
+// Closed reports whether the table holds an account's environment as
+// closed. It takes no lock while no environment in the table is closed.
+func (t *Table) Closed(account, environment string) bool {
+	if t.closed.Load() == 0 {
+		return false
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.c.envs[key{account, environment}].closed
+}
+
+// AnyAllows reports whether some environment of some account, closed ones
+// aside, allows the request origin origin (a CORS preflight carries no
+// key). It looks up at most as many entries as origin's host has labels,
+// plus two, whatever the number of environments.
+func (t *Table) AnyAllows(origin string) bool {
+	r, ok := apikey.ParseRequestOrigin(origin)
+	if !ok {
+		return false
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.c.index.allows(r)
+}
+
+// Pending returns the channel that signals that reloads are queued: the
+// caller then runs ReloadPending.
+func (t *Table) Pending() <-chan struct{} { return t.pending.ready }
+
+// Load reads every environment's settings, a page at a time, and replaces
+// the table with them. It covers the reloads queued before it started. On
+// an error the table is unchanged and a full load is queued.
+func (t *Table) Load(ctx context.Context) error {
+	t.write.Lock()
+	defer t.write.Unlock()
+	t.pending.take() // this load covers them
+	// The pages are parsed as they come, then the maps are made at their
+	// final size and swapped in.
+	type entry struct {
+		k key
+		s settings
+	}
+	var pages [][]entry
+	envs, entries, invalid := 0, 0, 0
+	after := apikey.EnvironmentPosition{}
+	for {
+		page, err := t.store.Environments(ctx, apikey.EnvironmentQuery{After: after, Limit: PageSize})
+		if err != nil {
+			t.pending.addFull()
+			return fmt.Errorf("envsettings: loading environment settings: %w", err)
+		}
+		parsed := make([]entry, len(page))
+		for i, st := range page {
+			s, err := parse(st)
+			if err != nil {
+				if invalid++; invalid <= maxReports {
+					t.report(err)
+				}
+			}
+			parsed[i] = entry{key{st.Account, st.Environment}, s}
+			entries += s.origins.Len()
+		}
+		pages = append(pages, parsed)
+		envs += len(page)
+		if len(page) < PageSize {
+			break
+		}
+		last := page[len(page)-1]
+		after = apikey.EnvironmentPosition{Account: last.Account, Environment: last.Environment}
+	}
+	if invalid > maxReports {
+		t.report(fmt.Errorf("envsettings: %d more environments have allowed-origin entries that are ignored", invalid-maxReports))
+	}
+	fresh := contents{envs: make(map[key]settings, envs), index: newOriginIndex(entries)}
+	for _, page := range pages {
+		for _, e := range page {
+			fresh.put(e.k, e.s)
+		}
+	}
+	t.mu.Lock()
+	t.c = fresh
+	t.closed.Store(int64(fresh.closed))
+	t.mu.Unlock()
+	t.loaded.Store(true)
+	return nil
+}
+
+// Reload reads one environment's settings (one Store.Settings call) and
+// replaces its entry. An environment the store does not have is
+// remembered as missing. On an error of the store the entry is unchanged
+// and the environment queued for a retry. Before the first Load succeeds,
+// Reload reads nothing and queues a full load.
+func (t *Table) Reload(ctx context.Context, account, environment string) error {
+	k := key{account, environment}
+	t.write.Lock()
+	defer t.write.Unlock()
+	if !t.Loaded() {
+		t.pending.addFull()
+		return nil
+	}
+	st, err := t.store.Settings(ctx, account, environment)
+	var s settings
+	switch {
+	case errors.Is(err, apikey.ErrNotFound):
+		s.missing = true
+	case err != nil:
+		t.pending.add(k)
+		return fmt.Errorf("envsettings: loading the settings of account %s, environment %s: %w", account, environment, err)
+	default:
+		if s, err = parse(st); err != nil {
+			t.report(err)
+		}
+	}
+	t.put(k, s)
+	return nil
+}
+
+// put replaces the entry of k; t.write is held.
+func (t *Table) put(k key, s settings) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.c.put(k, s)
+	t.closed.Store(int64(t.c.closed))
+}
+
+// contents is one version of the table's entries with their counts.
+type contents struct {
+	envs   map[key]settings
+	index  originIndex
+	size   int // environments, missing ones aside
+	closed int // closed environments
+}
+
+// put replaces the entry of k, and its counts.
+func (c *contents) put(k key, s settings) {
+	if old, ok := c.envs[k]; ok {
+		c.count(old, -1)
+	}
+	c.envs[k] = s
+	c.count(s, 1)
+}
+
+// count adds (d = 1) or removes (d = -1) the counts of an entry.
+func (c *contents) count(s settings, d int) {
+	c.index.add(&s, int32(d))
+	if !s.missing {
+		c.size += d
+	}
+	if s.closed {
+		c.closed += d
+	}
+}
+
+// ReloadPending does the queued reloads: a full Load if one is due, else a
+// Reload of each queued environment. Failed reloads stay queued. It returns
+// the first error and how many reloads failed.
+func (t *Table) ReloadPending(ctx context.Context) error {
+	envs, full := t.pending.take()
+	if full {
+		return t.Load(ctx)
+	}
+	var first error
+	failed := 0
+	for k := range envs {
+		if ctx.Err() != nil {
+			t.pending.add(k)
+			failed++
+			continue
+		}
+		if err := t.Reload(ctx, k.account, k.environment); err != nil {
+			if first == nil {
+				first = err
+			}
+			failed++
+		}
+	}
+	if ctx.Err() != nil && first == nil {
+		first = ctx.Err()
+	}
+	if failed > 1 {
+		return fmt.Errorf("%w (and %d more failed reloads)", first, failed-1)
+	}
+	return first
+}
+
+// parse returns the table entry of st. Allowed-origin entries that do not
+// parse, and those beyond apikey.MaxOrigins, are left out and named, by
+// position, in err.
+func parse(st apikey.Settings) (settings, error) {
+	if !st.ClosedAt.IsZero() {
+		return settings{closed: true}, nil // its keys are refused: no origin is needed
+	}
+	if len(st.AllowedOrigins) == 0 {
+		return settings{}, nil
+	}
+	origins := make([]apikey.Origin, 0, min(len(st.AllowedOrigins), apikey.MaxOrigins))
+	var errs []error
+	for i, entry := range st.AllowedOrigins {
+		if len(origins) == apikey.MaxOrigins {
+			errs = append(errs, fmt.Errorf("entries %d to %d: %w", i+1, len(st.AllowedOrigins), apikey.ErrTooManyOrigins))
+			break
+		}
+		o, err := apikey.ParseOrigin(entry)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("entry %d: %w", i+1, err))
+			continue
+		}
+		origins = append(origins, o)
+	}
+	s := settings{origins: apikey.NewOriginSet(origins...)}
+	if len(errs) > 0 {
+		return s, fmt.Errorf("envsettings: account %s, environment %s: allowed-origin entries ignored: %w", st.Account, st.Environment, errors.Join(errs...))
+	}
+	return s, nil
+}
