@@ -105,7 +105,6 @@ package admin
 import (
 	"errors"
 	"net/http"
-	"slices"
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware/problem"
@@ -137,11 +136,6 @@ type Caller struct {
 	// key-authenticated caller is confined to its key's account and
 	// environment, because both are hard boundaries.
 	Environment string
-	// Scopes, if not nil, bound what the caller may hand out: it may create,
-	// rotate or reveal a server key, or set a key's scopes, only within
-	// these scopes, so that a key cannot mint a key stronger than itself.
-	// Nil means no bound.
-	Scopes []string
 }
 
 // account returns the account the caller names: Account, or else
@@ -195,23 +189,6 @@ func (c Caller) check() error {
 // in one, unless Options.SingleAccount.
 var errNoAccount = problem.Refuse(ReasonForbidden,
 	"Authorize named no account: set Caller.Account (or admin.Options.SingleAccount for a service with one account)")
-
-// mayHold refuses a caller whose Scopes do not cover every one of scopes.
-func (c Caller) mayHold(scopes []string) error {
-	if c.Scopes == nil {
-		return nil
-	}
-	for _, s := range scopes {
-		covered := apikey.HasScope(c.Scopes, s)
-		if s == apikey.AllScopes {
-			covered = slices.Contains(c.Scopes, apikey.AllScopes)
-		}
-		if !covered {
-			return problem.Refuse(ReasonForbidden, "a key cannot hand out scope "+s+", which it does not hold")
-		}
-	}
-	return nil
-}
 
 // Options configure the management API.
 type Options struct {

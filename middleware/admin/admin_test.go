@@ -398,6 +398,16 @@ func TestKeyScopes(t *testing.T) {
 		return k.Key.Reveal()
 	}
 	reader, writer, other := create(admin.ScopeRead), create(admin.ScopeWrite), create("customers:write")
+	expiring, err := f.m.Create(context.Background(), owner.Actor, apikey.CreateRequest{Environment: apikey.Production,
+		Type: apikey.Server, Scopes: []string{admin.ScopeWrite}, ExpiresAt: f.m.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	// rotatedOut is a full-access key in its grace period.
+	full, err := f.m.Create(context.Background(), owner.Actor, apikey.CreateRequest{Environment: apikey.Production,
+		Type: apikey.Server, Scopes: []string{apikey.AllScopes}})
+	require.NoError(t, err)
+	_, err = f.m.Rotate(context.Background(), owner.Actor, apikey.RotateRequest{KeyID: full.Key.ID(), Grace: time.Hour})
+	require.NoError(t, err)
+	rotatedOut := full.Key.ID()
 	tests := []struct {
 		name   string
 		key    string
@@ -413,9 +423,13 @@ func TestKeyScopes(t *testing.T) {
 		{"write scope cannot mint a full-access key", writer, "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`, 403},
 		{"write scope cannot mint other scopes", writer, "POST", "/environments/production/keys", `{"type":"server","scopes":["customers:write"]}`, 403},
 		{"write scope mints what it holds", writer, "POST", "/environments/production/keys", `{"type":"server","scopes":["api_keys:read"]}`, 201},
-		{"write scope cannot rotate the full-access default", writer, "POST", "/environments/production/keys/server/rotate", ``, 403},
+		{"write scope cannot rotate the full-access default", writer, "POST", "/environments/production/keys/server/rotate", `{"grace":"1h"}`, 403},
 		{"write scope cannot raise its own scopes", writer, "PUT", "/keys/" + mustParse(t, writer).ID() + "/scopes", `{"scopes":["*"]}`, 403},
-		{"write scope cannot rotate a stronger key", writer, "POST", "/keys/" + mustParse(t, other).ID() + "/rotate", ``, 403},
+		{"write scope cannot rotate a stronger key", writer, "POST", "/keys/" + mustParse(t, other).ID() + "/rotate", `{"grace":"1h"}`, 403},
+		{"write scope cannot extend a full-access key's grace", writer, "PUT", "/keys/" + rotatedOut + "/grace", `{"grace":"8760h"}`, 403},
+		{"an expiring key cannot mint a key without expiry", expiring.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"client"}`, 403},
+		{"an expiring key cannot mint a key that outlives it", expiring.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"client","expires_in":"2h"}`, 403},
+		{"an expiring key mints keys that end before it", expiring.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"client","expires_in":"30m"}`, 201},
 		{"full access may do all of it", f.server.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`, 201},
 		{"other scopes are refused", other, "GET", "/environments/production/keys", "", 403},
 		{"publishable keys are refused", f.client.Key.Reveal(), "GET", "/environments/production/keys", "", 403},

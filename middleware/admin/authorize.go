@@ -19,9 +19,11 @@ const (
 // scope: a key holding "api_keys:write" (or full access, "*") acts as an
 // owner, one holding only "api_keys:read" as read-only. Publishable keys and
 // keys with neither scope are refused. The caller is confined to its key's
-// account and environment (never an operator), may hand out no scope its key does not hold (so
-// "api_keys:write" alone cannot mint a full-access key), and its actor id is
-// the key's displayable prefix.
+// account and environment (never an operator) and its actor id is the key's
+// displayable prefix. The Actor carries the key's scopes and expiry
+// (apikey.Actor.Scopes, Expires), so the Manager lets it create, rotate,
+// reveal or extend nothing that holds a scope the key lacks or outlives
+// the key: "api_keys:write" alone cannot mint a full-access key.
 //
 // A key that was rotated out (Identity.Expiring, in its grace period) may
 // not manage keys, whatever its scopes: it is at most read-only, and every
@@ -52,7 +54,10 @@ func KeyScopes(r *http.Request) (Caller, error) {
 		role = apikey.ReadOnly
 	}
 	return Caller{
-		Actor:   apikey.Actor{ID: id.Prefix, Role: role, Account: id.Account},
-		Account: id.Account, Environment: id.Environment, Scopes: id.Scopes,
+		Actor: apikey.Actor{
+			ID: id.Prefix, Role: role, Account: id.Account,
+			Scopes: id.Scopes, Expires: id.ExpiresAt, // never mints more than the key holds
+		},
+		Account: id.Account, Environment: id.Environment,
 	}, nil
 }

@@ -100,15 +100,6 @@ func (a *API) createKey(r *http.Request, c Caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if req.Type == apikey.Server {
-		scopes, err := apikey.ValidateScopes(apikey.Server, req.Scopes)
-		if err != nil {
-			return 0, nil, err
-		}
-		if err := c.mayHold(scopes); err != nil {
-			return 0, nil, err
-		}
-	}
 	k, err := a.opts.Manager.Create(r.Context(), c.actor(), apikey.CreateRequest{
 		Environment: env, Type: req.Type, Name: req.Name, Owner: req.Owner, Metadata: req.Metadata,
 		Scopes: req.Scopes, ExpiresAt: expires,
@@ -145,11 +136,6 @@ func (a *API) rotateDefault(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	typ := apikey.KeyType(r.PathValue("type"))
-	if typ == apikey.Server {
-		if err := c.mayHold([]string{apikey.AllScopes}); err != nil { // default server keys hold every scope
-			return 0, nil, err
-		}
-	}
 	req := body.rotation(a.opts.Policy)
 	req.Environment, req.Type = env, typ
 	k, err := a.opts.Manager.Rotate(r.Context(), c.actor(), req)
@@ -164,9 +150,6 @@ func (a *API) getKey(r *http.Request, c Caller) (int, any, error) {
 func (a *API) rotateKey(r *http.Request, c Caller) (int, any, error) {
 	view, err := a.key(r, c)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := c.mayHold(view.Scopes); err != nil { // the new key has the old one's scopes
 		return 0, nil, err
 	}
 	var body graceRequest
@@ -217,13 +200,6 @@ func (a *API) setScopes(r *http.Request, c Caller) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	scopes, err := apikey.ValidateScopes(apikey.Server, req.Scopes)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := c.mayHold(scopes); err != nil {
-		return 0, nil, err
-	}
 	view, err = a.opts.Manager.SetScopes(r.Context(), c.actor(), view.ID, req.Scopes)
 	return http.StatusOK, view, err
 }
@@ -271,9 +247,6 @@ func (a *API) setMetadata(r *http.Request, c Caller) (int, any, error) {
 func (a *API) revealKey(r *http.Request, c Caller) (int, any, error) {
 	view, err := a.key(r, c)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := c.mayHold(view.Scopes); err != nil {
 		return 0, nil, err
 	}
 	k, err := a.opts.Manager.Reveal(r.Context(), c.actor(), view.ID)
