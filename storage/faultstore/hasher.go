@@ -42,7 +42,10 @@ type Hasher struct {
 	hooks    *hooks
 }
 
-var _ apikey.Hasher = (*Hasher)(nil)
+var (
+	_ apikey.Hasher          = (*Hasher)(nil)
+	_ apikey.OutdatedChecker = (*Hasher)(nil)
+)
 
 // NewHasher returns a wrapper of inner with no hook: every call goes
 // through unchanged.
