@@ -9,6 +9,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware/internal/keycache"
+	"github.com/keystile/keystile/middleware/problem"
 )
 
 // check authenticates r, unless outer is the Identity that this Validator
@@ -113,7 +114,7 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*en
 	}
 	key, err := apikey.ParseKey(raw)
 	if err != nil {
-		return nil, "", &refusal{reason: ErrMalformedKey, cause: err}
+		return nil, "", &problem.Refusal{Reason: ErrMalformedKey, Cause: err}
 	}
 	v.stats.misses.add(k)
 	e, err := v.verifier.verify(ctx, key, k)

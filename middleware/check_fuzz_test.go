@@ -11,6 +11,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -122,7 +123,7 @@ func FuzzCheck(f *testing.F) {
 
 		id, err := v.Check(newRequest(), middleware.Policy{})
 		if err != nil {
-			reason := middleware.ReasonOf(err)
+			reason := problem.Of(err)
 			if reason == nil || !slices.Contains(statuses, reason.Status()) {
 				t.Fatalf("refusal without a 401/403/429/503 reason: %v", err)
 			}

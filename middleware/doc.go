@@ -51,7 +51,7 @@
 // failure budget; 503 with Retry-After when storage fails or a request's
 // context ends while it waits for a verification. Storage failures never
 // yield 401. Options.ErrorHandler replaces the response and learns the
-// reason with ReasonOf. A key in its grace period works and the response
+// reason with problem.Of. A key in its grace period works and the response
 // carries HeaderKeyExpires.
 //
 // Every response of Authenticate, Handler and Require varies on the

@@ -9,6 +9,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -112,7 +113,7 @@ func ExampleValidator_Check() {
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("X-API-Key", issued[1].Key.Reveal())
 	id, err := v.Check(r, middleware.Policy{Types: []apikey.KeyType{apikey.Server}})
-	fmt.Println(id.KeyID == "", errors.Is(err, middleware.ErrKeyType), middleware.ReasonOf(err).Code())
+	fmt.Println(id.KeyID == "", errors.Is(err, middleware.ErrKeyType), problem.Of(err).Code())
 	// Output: true true key_type_not_allowed
 }
 
@@ -140,17 +141,7 @@ func ExampleValidator_Invalidate() {
 	fmt.Println(err)
 	// Output:
 	// <nil>
-	// middleware: revoked API key
-}
-
-func ExampleWriteProblem() {
-	w := httptest.NewRecorder()
-	middleware.WriteProblem(w, httptest.NewRequest(http.MethodGet, "/", nil), middleware.ErrExpiredKey)
-	fmt.Println(w.Code, w.Header().Get("Content-Type"))
-	fmt.Print(w.Body.String())
-	// Output:
-	// 401 application/problem+json
-	// {"type":"urn:keystile:problem:expired_key","title":"expired API key","status":401,"code":"expired_key"}
+	// problem: revoked API key
 }
 
 func ExampleFromContext() {

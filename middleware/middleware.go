@@ -103,7 +103,7 @@ func New(opts Options) (*Validator, error) {
 // response: it reads and verifies the key, checks its status and expiry,
 // the leaked server key rule, p and, for a publishable key, the request's
 // Origin. It returns the key's identity, or an error whose Reason (see
-// ReasonOf) says why the request is refused; an invalid p is an error
+// problem.Of) says why the request is refused; an invalid p is an error
 // without a Reason. Check calls the Options hooks and records the key's
 // use.
 func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {

@@ -120,8 +120,9 @@ type Options struct {
 	// default).
 	PreflightMaxAge time.Duration
 
-	// ErrorHandler writes the response of a refused request; ReasonOf,
-	// Detail and RetryAfter describe err. Nil means WriteProblem.
+	// ErrorHandler writes the response of a refused request; problem.Of,
+	// problem.Detail and problem.RetryAfter describe err. Nil means
+	// problem.Write (application/problem+json).
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 
 	// OnAuthenticated, if set, is called on the request path for every
@@ -129,7 +130,7 @@ type Options struct {
 	// its grace period). Keep it fast.
 	OnAuthenticated func(ctx context.Context, a Attempt, id Identity)
 	// OnRejected, if set, is called for every refused request with the
-	// refusal (see ReasonOf).
+	// refusal (see problem.Of).
 	OnRejected func(ctx context.Context, a Attempt, err error)
 	// OnBackgroundError, if set, receives the errors of background work
 	// (change feed, settings loads, last-used writes, hash upgrades) and of
@@ -194,7 +195,7 @@ func (o Options) withDefaults() (config, error) {
 		c.Now = time.Now
 	}
 	if c.ErrorHandler == nil {
-		c.ErrorHandler = WriteProblem
+		c.ErrorHandler = writeProblem
 	}
 	if c.OnBackgroundError == nil {
 		c.OnBackgroundError = func(err error) { slog.Default().Warn("keystile middleware", "error", err) }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -129,7 +130,7 @@ func TestClosedAccountIsRefused(t *testing.T) {
 
 	refused := func(v *middleware.Validator, key string) bool {
 		_, err := v.Check(request(key), middleware.Policy{})
-		return middleware.ReasonOf(err) == middleware.ErrRevokedKey
+		return problem.Of(err) == middleware.ErrRevokedKey
 	}
 	assert.True(t, refused(inA, acme), "process A: revoked")
 	assert.True(t, refused(inA, raced.Key.Reveal()), "process A: the raced key's account is closed")
@@ -400,7 +401,7 @@ func TestResponses(t *testing.T) {
 		o.OnRejected = func(_ context.Context, _ middleware.Attempt, err error) {
 			mu.Lock()
 			defer mu.Unlock()
-			hooks = append(hooks, middleware.ReasonOf(err).Code())
+			hooks = append(hooks, problem.Of(err).Code())
 		}
 	})
 	ctx := context.Background()
@@ -461,7 +462,7 @@ func TestResponses(t *testing.T) {
 			p := decodeProblem(t, w)
 			assert.Equal(t, tt.code, p.Code)
 			assert.Equal(t, tt.status, p.Status)
-			assert.Equal(t, middleware.ProblemTypePrefix+tt.code, p.Type)
+			assert.Equal(t, problem.TypePrefix+tt.code, p.Type)
 			assert.NotEmpty(t, p.Title)
 			if tt.status == 401 {
 				assert.NotEmpty(t, w.Header().Get("WWW-Authenticate"))
@@ -534,7 +535,7 @@ func TestPolicy(t *testing.T) {
 				assert.NotEmpty(t, id.KeyID)
 			} else {
 				require.Error(t, err)
-				assert.Equal(t, tt.code, middleware.ReasonOf(err).Code())
+				assert.Equal(t, tt.code, problem.Of(err).Code())
 			}
 		})
 	}
@@ -553,7 +554,7 @@ func TestRequireRejectsInvalidPolicy(t *testing.T) {
 			require.Panics(t, func() { f.v.Require(p) })
 			_, err := f.v.Check(request(f.keys["production/server"].Reveal()), p)
 			require.Error(t, err)
-			assert.Nil(t, middleware.ReasonOf(err))
+			assert.Nil(t, problem.Of(err))
 		})
 	}
 }
@@ -623,10 +624,10 @@ func TestBearer(t *testing.T) {
 }
 
 func TestErrorHandlerLearnsTheReason(t *testing.T) {
-	var reason *middleware.Reason
+	var reason *problem.Reason
 	f := newFixture(t, func(o *middleware.Options) {
 		o.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
-			reason = middleware.ReasonOf(err)
+			reason = problem.Of(err)
 			w.WriteHeader(http.StatusTeapot)
 		}
 	})
@@ -664,18 +665,10 @@ func TestClosedValidatorFailsClosed(t *testing.T) {
 	require.Equal(t, http.StatusServiceUnavailable, w.Code)
 }
 
-type problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
-}
-
-func decodeProblem(t *testing.T, w *httptest.ResponseRecorder) problem {
+func decodeProblem(t *testing.T, w *httptest.ResponseRecorder) problem.Problem {
 	t.Helper()
 	require.Equal(t, "application/problem+json", w.Header().Get("Content-Type"))
-	var p problem
+	var p problem.Problem
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &p))
 	return p
 }

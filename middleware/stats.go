@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/middleware/internal/keycache"
+	"github.com/keystile/keystile/middleware/problem"
 )
 
 // Stats are a Validator's counters since New, and a few gauges read when
@@ -52,7 +53,7 @@ type Stats struct {
 
 // reasons are the refusals counted one by one in Stats.Refusals; any other
 // is counted as "other".
-var reasons = [...]*Reason{
+var reasons = [...]*problem.Reason{
 	ErrMissingKey, ErrMalformedKey, ErrInvalidKey, ErrExpiredKey, ErrRevokedKey,
 	ErrKeyType, ErrScope, ErrEnvironment, ErrOrigin, ErrServerKeyFromBrowser,
 	ErrThrottled, ErrUnavailable, ErrBusy,
@@ -74,7 +75,7 @@ type stats struct {
 
 // refused counts a refusal by its reason.
 func (s *stats) refused(err error) {
-	r := ReasonOf(err)
+	r := problem.Of(err)
 	for i, known := range reasons {
 		if r == known {
 			s.refusals[i].Add(1)

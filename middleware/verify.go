@@ -12,6 +12,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware/internal/keycache"
+	"github.com/keystile/keystile/middleware/problem"
 )
 
 // entry is a cache entry of the Validator: the Identity of a valid key.
@@ -76,7 +77,7 @@ func (vf *verifier) verify(ctx context.Context, key apikey.Key, k keycache.Key) 
 			}
 			round++ // read before an eviction of its key id: verify again
 		case <-ctx.Done():
-			return nil, &refusal{reason: ErrBusy, cause: ctx.Err()}
+			return nil, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
 		}
 	}
 	return nil, refuse(ErrBusy, "the key changed during every verification")
@@ -90,7 +91,7 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 		if p := recover(); p != nil {
 			cause := fmt.Errorf("middleware: verifying %s panicked: %s", key.Prefix(), redactKeys(fmt.Sprint(p)))
 			vf.report(cause)
-			out, err = outcome{}, &refusal{reason: ErrUnavailable, detail: "checking the key failed", cause: cause}
+			out, err = outcome{}, &problem.Refusal{Reason: ErrUnavailable, Detail: "checking the key failed", Cause: cause}
 		}
 	}()
 	token := vf.cache.Token()
@@ -106,7 +107,7 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 		ok, wait := vf.throttle.acquire(id, now)
 		if !ok {
 			vf.stats.throttled.Add(1)
-			return outcome{}, &refusal{reason: ErrThrottled, retryAfter: wait}
+			return outcome{}, &problem.Refusal{Reason: ErrThrottled, RetryAfter: wait}
 		}
 	}
 	failed := false
@@ -122,12 +123,12 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 		failed = true
 		return outcome{vf.failure(k, id, token, now), token}, nil
 	case ctx.Err() != nil:
-		return outcome{}, &refusal{reason: ErrBusy, cause: ctx.Err()}
+		return outcome{}, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
 	case err != nil:
 		if errors.Is(err, errPanicked) {
 			vf.report(err)
 		}
-		return outcome{}, &refusal{reason: ErrUnavailable, detail: "loading the key failed", cause: err}
+		return outcome{}, &problem.Refusal{Reason: ErrUnavailable, Detail: "loading the key failed", Cause: err}
 	}
 	if rec.ID != id || rec.Type != key.Type() {
 		failed = true
@@ -199,7 +200,7 @@ func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string)
 		s.hashesWaiting.Add(-1)
 	case <-ctx.Done():
 		s.hashesWaiting.Add(-1)
-		return false, false, &refusal{reason: ErrBusy, cause: ctx.Err()}
+		return false, false, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
 	}
 	s.hashesRunning.Add(1)
 	start := time.Now()
@@ -214,7 +215,7 @@ func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string)
 		if errors.Is(err, errPanicked) {
 			vf.report(err)
 		}
-		return false, false, &refusal{reason: ErrUnavailable, detail: "the stored hash of " + key.Prefix() + " cannot be checked", cause: err}
+		return false, false, &problem.Refusal{Reason: ErrUnavailable, Detail: "the stored hash of " + key.Prefix() + " cannot be checked", Cause: err}
 	}
 	return match, outdated, nil
 }

@@ -52,10 +52,11 @@ type stack struct {
 	changes []change
 }
 
-func startStack(t *testing.T) *stack {
+// startStack starts the stack; closeAccount lets owners close the account.
+func startStack(t *testing.T, closeAccount bool) *stack {
 	t.Helper()
 	store := memory.New()
-	h, err := newHandler(context.Background(), store)
+	h, err := newHandler(context.Background(), store, closeAccount)
 	require.NoError(t, err)
 	s := &stack{}
 	s.manager, err = apikey.NewManager(apikey.ManagerOptions{Store: store})
@@ -286,7 +287,7 @@ func screenshotDir(t *testing.T) string {
 func TestConsoleInChromium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	s := startStack(t)
+	s := startStack(t, false)
 	b := newBrowser(t, ctx)
 	shots := screenshotDir(t)
 	owner := s.signIn(t, b, "alice")
@@ -603,10 +604,60 @@ func TestConsoleInChromium(t *testing.T) {
 	})
 }
 
+// TestCloseAccountInChromium: where the service enables it, an owner closes
+// the account only after typing its id. The button stays disabled and Enter
+// sends nothing until the typed text is the account's; members are offered
+// no such action.
+func TestCloseAccountInChromium(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := startStack(t, true)
+	b := newBrowser(t, ctx)
+	const closePath = "/console/api/account/close"
+
+	member := s.signIn(t, b, "bob")
+	assert.True(t, eval[bool](t, member, `document.getElementById("close-account") === null && document.getElementById("account").hidden`),
+		"members are offered no Close account")
+
+	owner := s.signIn(t, b, "alice")
+	submitDisabled := `document.querySelector('dialog[open] button[type="submit"]').disabled`
+	do(t, owner,
+		chromedp.Click(chromedp.CSS("#close-account")),
+		chromedp.WaitVisible(chromedp.CSS("dialog[open] #close-account-confirm")),
+	)
+	assert.Equal(t, "Type default to confirm", eval[string](t, owner, `document.querySelector("dialog[open] label").textContent`))
+	assert.Equal(t, "close-account-confirm", eval[string](t, owner, activeElement), "the focus is on the field")
+	assert.True(t, eval[bool](t, owner, submitDisabled))
+
+	do(t, owner, chromedp.KeyEvent("defaul\r")) // Enter with the id half typed
+	assert.True(t, eval[bool](t, owner, submitDisabled))
+	do(t, owner, chromedp.KeyEvent("T\r"))
+	assert.True(t, eval[bool](t, owner, submitDisabled), "the id, typed exactly")
+	assert.True(t, eval[bool](t, owner, `!!document.querySelector("dialog[open]")`))
+	assert.Empty(t, s.changesTo(closePath), "nothing was sent")
+	views, err := s.manager.List(context.Background(), bootstrapActor, apikey.Production, apikey.Page{})
+	require.NoError(t, err)
+	for _, v := range views.Keys {
+		assert.Equal(t, apikey.Active, v.Status, v.Prefix)
+	}
+
+	do(t, owner, chromedp.KeyEvent("\bt")) // "defaulT" becomes "default"
+	assert.False(t, eval[bool](t, owner, submitDisabled))
+	do(t, owner, chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+	assert.Contains(t, poll[string](t, owner, `document.getElementById("notice").textContent`), "The account default was closed")
+	require.Len(t, s.changesTo(closePath), 1)
+	assert.Equal(t, http.StatusOK, s.changesTo(closePath)[0].Status)
+	views, err = s.manager.List(context.Background(), bootstrapActor, apikey.Production, apikey.Page{})
+	require.NoError(t, err)
+	for _, v := range views.Keys {
+		assert.Equal(t, apikey.Revoked, v.Status, v.Prefix)
+	}
+}
+
 // TestLogin checks the stand-in login without a browser: the console
 // answers only signed-in users, with their role.
 func TestLogin(t *testing.T) {
-	h, err := newHandler(context.Background(), memory.New())
+	h, err := newHandler(context.Background(), memory.New(), false)
 	require.NoError(t, err)
 	srv := httptest.NewServer(h)
 	defer srv.Close()

@@ -1,12 +1,14 @@
 // Command console serves keystile's web console (package
 // middleware/console) behind a stand-in for a service's login.
 //
-//	go run ./examples/console [-addr 127.0.0.1:8082] [-db keystile-console.db]
+//	go run ./examples/console [-addr 127.0.0.1:8082] [-db keystile-console.db] [-close-account]
 //
 // Open http://127.0.0.1:8082/ and sign in as alice (owner), bob (member) or
 // carol (read-only): the console is at /console/. Owners create, rotate,
 // revoke and reveal keys and edit allowed origins; members and read-only
-// users see the keys and no action.
+// users see the keys and no action. With -close-account, owners may also
+// close the account, after typing its id ("default"): every key is revoked
+// for good.
 //
 // The login is a demonstration only: it trusts a cookie that names the
 // user, with no password. A real service mounts the console behind its own
@@ -49,16 +51,17 @@ type store interface {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8082", "listen address")
 	db := flag.String("db", "", "SQLite file or postgres:// URL; empty keeps keys in memory")
+	closeAccount := flag.Bool("close-account", false, "let owners close the account (after typing its id)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *db); err != nil {
+	if err := run(ctx, *addr, *db, *closeAccount); err != nil {
 		fmt.Fprintln(os.Stderr, "console:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, addr, db string) error {
+func run(ctx context.Context, addr, db string, closeAccount bool) error {
 	var s store = memory.New()
 	if db != "" {
 		sql, err := exampledb.Open(ctx, db)
@@ -68,7 +71,7 @@ func run(ctx context.Context, addr, db string) error {
 		defer sql.DB().Close()
 		s = sql
 	}
-	h, err := newHandler(ctx, s)
+	h, err := newHandler(ctx, s, closeAccount)
 	if err != nil {
 		return err
 	}
@@ -107,8 +110,8 @@ var bootstrapActor = apikey.Actor{ID: "console-example", Role: apikey.Owner}
 
 // newHandler bootstraps the environments that s does not have yet and
 // returns the example's handler: the login page at /, the console at
-// /console/ behind the login.
-func newHandler(ctx context.Context, s store) (http.Handler, error) {
+// /console/ behind the login. closeAccount lets owners close the account.
+func newHandler(ctx context.Context, s store, closeAccount bool) (http.Handler, error) {
 	m, err := apikey.NewManager(apikey.ManagerOptions{Store: s})
 	if err != nil {
 		return nil, err
@@ -128,6 +131,9 @@ func newHandler(ctx context.Context, s store) (http.Handler, error) {
 			}
 			return a, nil
 		},
+		// The demonstration has one account: its users name none.
+		SingleAccount: true,
+		CloseAccount:  closeAccount,
 	})
 	if err != nil {
 		return nil, err

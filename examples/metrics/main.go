@@ -25,6 +25,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -52,7 +53,7 @@ func newServer(log *slog.Logger) (http.Handler, apikey.Key, func(), error) {
 			log.InfoContext(ctx, "request", "method", a.Method, "path", a.Path, "key", id.Prefix, "environment", id.Environment)
 		},
 		OnRejected: func(ctx context.Context, a middleware.Attempt, err error) {
-			log.WarnContext(ctx, "refused", "method", a.Method, "path", a.Path, "key", a.Prefix, "code", middleware.ReasonOf(err).Code())
+			log.WarnContext(ctx, "refused", "method", a.Method, "path", a.Path, "key", a.Prefix, "code", problem.Of(err).Code())
 		},
 	})
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/keystile/keystile/examples/internal/exampledb"
 	"github.com/keystile/keystile/examples/server/app"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/problem"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
@@ -114,7 +115,7 @@ type response struct {
 func (r response) problemCode(t *testing.T) string {
 	t.Helper()
 	require.Equal(t, "application/problem+json", r.header.Get("Content-Type"), "body: %s", r.body)
-	var p middleware.Problem
+	var p problem.Problem
 	require.NoError(t, json.Unmarshal(r.body, &p))
 	return p.Code
 }

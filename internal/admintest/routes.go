@@ -21,8 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keystile/keystile/apikey"
-	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -37,9 +37,10 @@ var (
 // OtherAccount is a second account, which the operator closes.
 const OtherAccount = "globex"
 
-// Fixture is a management API over a memory store, with an audit log:
-// production and staging are bootstrapped in the default account, and
-// production in OtherAccount.
+// Fixture is a management API over a memory store, with an audit log,
+// for a single-tenant service (Options.SingleAccount) that lets accounts be
+// closed (Options.CloseAccounts): production and staging are bootstrapped
+// in the default account, and production in OtherAccount.
 type Fixture struct {
 	Store   *memory.Store
 	Manager *apikey.Manager
@@ -71,9 +72,11 @@ func NewFixture(t testing.TB) *Fixture {
 	_, err = f.Manager.Bootstrap(ctx, apikey.Actor{ID: "bob", Role: apikey.Owner, Account: OtherAccount}, apikey.Production)
 	require.NoError(t, err)
 	f.API, err = admin.New(admin.Options{
-		Manager:   f.Manager,
-		Audit:     f.Store,
-		Authorize: func(*http.Request) (admin.Caller, error) { return f.Caller, nil },
+		Manager:       f.Manager,
+		Audit:         f.Store,
+		Authorize:     func(*http.Request) (admin.Caller, error) { return f.Caller, nil },
+		SingleAccount: true,
+		CloseAccounts: true,
 	})
 	require.NoError(t, err)
 	return f
@@ -131,6 +134,9 @@ func Cases(f *Fixture) []Case {
 		{Name: "create publishable with an expiry", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","name":"web","expires_at":"2099-01-01T00:00:00Z"}`, Status: 201},
 		{Name: "create with both expiries", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","scopes":["*"],"expires_in":"1h","expires_at":"2030-01-01T00:00:00Z"}`, Status: 400, Code: "invalid_request", Malformed: true},
 		{Name: "create with an expiry past", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","expires_at":"2001-01-01T00:00:00Z"}`, Status: 422, Code: "invalid_expiry"},
+		{Name: "create with the zero expiry time", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","expires_at":"0001-01-01T00:00:00Z"}`, Status: 422, Code: "invalid_expiry"},
+		{Name: "create expiring in 0s", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","expires_in":"0s"}`, Status: 422, Code: "invalid_expiry"},
+		{Name: "create expiring in a negative duration", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","scopes":["*"],"expires_in":"-1h"}`, Status: 422, Code: "invalid_expiry", Malformed: true},
 		{Name: "create bad scope", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","scopes":["all"]}`, Status: 422, Code: "invalid_scope", Malformed: true},
 		{Name: "create a server key without scopes", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","name":"worker"}`, Status: 422, Code: "scopes_required", Malformed: true},
 		{Name: "create a publishable key with scopes", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","scopes":["customers:read"]}`, Status: 422, Code: "invalid_scope", Malformed: true},
@@ -193,14 +199,18 @@ func Cases(f *Fixture) []Case {
 		{Name: "accounts, not an operator", Caller: Owner, Method: "GET", Path: "/accounts", Status: 403, Code: "role_not_allowed"},
 		{Name: "accounts", Caller: Operator, Method: "GET", Path: "/accounts", Status: 200},
 		{Name: "accounts, a page", Caller: Operator, Method: "GET", Path: "/accounts?limit=1", Status: 200},
-		{Name: "close another account, not an operator", Caller: Owner, Method: "POST", Path: "/accounts/" + OtherAccount + "/close", Status: 403, Code: "role_not_allowed"},
-		{Name: "close another account with a body", Caller: Operator, Method: "POST", Path: "/accounts/" + OtherAccount + "/close", Body: `{"now":true}`, Status: 400, Code: "invalid_request", Malformed: true},
-		{Name: "close an unknown account", Caller: Operator, Method: "POST", Path: "/accounts/initech/close", Status: 404, Code: "not_found"},
-		{Name: "close a bad account id", Caller: Operator, Method: "POST", Path: "/accounts/-x/close", Status: 422, Code: "invalid_account", Malformed: true},
-		{Name: "close another account", Caller: Operator, Method: "POST", Path: "/accounts/" + OtherAccount + "/close", Body: `{}`, Status: 200},
-		{Name: "close own account, confined", Caller: confined(Owner), Method: "POST", Path: "/account/close", Status: 403, Code: "role_not_allowed"},
-		{Name: "close own account as read-only", Caller: ReadOnly, Method: "POST", Path: "/account/close", Status: 403, Code: "role_not_allowed"},
-		{Name: "close own account", Caller: Owner, Method: "POST", Path: "/account/close", Status: 200},
+		{Name: "close another account, not an operator", Caller: Owner, Method: "POST", Path: "/accounts/" + OtherAccount + "/close", Body: `{"confirm":"` + OtherAccount + `"}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "close another account with an unknown field", Caller: Operator, Method: "POST", Path: "/accounts/" + OtherAccount + "/close", Body: `{"now":true}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "close another account unconfirmed", Caller: Operator, Method: "POST", Path: "/accounts/" + OtherAccount + "/close", Status: 422, Code: "confirmation_required", Malformed: true},
+		{Name: "close another account, confirming another", Caller: Operator, Method: "POST", Path: "/accounts/" + OtherAccount + "/close", Body: `{"confirm":"default"}`, Status: 422, Code: "confirmation_required"},
+		{Name: "close an unknown account", Caller: Operator, Method: "POST", Path: "/accounts/initech/close", Body: `{"confirm":"initech"}`, Status: 404, Code: "not_found"},
+		{Name: "close a bad account id", Caller: Operator, Method: "POST", Path: "/accounts/-x/close", Body: `{"confirm":"-x"}`, Status: 422, Code: "invalid_account", Malformed: true},
+		{Name: "close another account", Caller: Operator, Method: "POST", Path: "/accounts/" + OtherAccount + "/close", Body: `{"confirm":"` + OtherAccount + `"}`, Status: 200},
+		{Name: "close own account, confined", Caller: confined(Owner), Method: "POST", Path: "/account/close", Body: `{"confirm":"default"}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "close own account as read-only", Caller: ReadOnly, Method: "POST", Path: "/account/close", Body: `{"confirm":"default"}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "close own account unconfirmed", Caller: Owner, Method: "POST", Path: "/account/close", Body: `{}`, Status: 422, Code: "confirmation_required", Malformed: true},
+		{Name: "close own account, confirming another", Caller: Owner, Method: "POST", Path: "/account/close", Body: `{"confirm":"` + OtherAccount + `"}`, Status: 422, Code: "confirmation_required"},
+		{Name: "close own account", Caller: Owner, Method: "POST", Path: "/account/close", Body: `{"confirm":"default"}`, Status: 200},
 		{Name: "create in a closed account", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client"}`, Status: 409, Code: "account_closed"},
 		{Name: "list a closed account's environments", Caller: ReadOnly, Method: "GET", Path: "/environments", Status: 200},
 		{Name: "list a closed account's keys", Caller: ReadOnly, Method: "GET", Path: "/environments/production/keys", Status: 200},
@@ -209,7 +219,8 @@ func Cases(f *Fixture) []Case {
 
 // Run sends every case of Cases(f) to f.API in order as its own subtest,
 // and checks the status, the content type, the problem code and that every
-// response carries Cache-Control: no-store, and that a success holds a
+// response carries Cache-Control: no-store and X-Content-Type-Options:
+// nosniff, and that a success holds a
 // full key exactly when it is the answer of create, rotate or reveal. It
 // then passes a new copy of the request and the response to check, if not
 // nil.
@@ -225,9 +236,10 @@ func Run(t *testing.T, f *Fixture, check func(t *testing.T, c Case, r *http.Requ
 			res.Body = io.NopCloser(strings.NewReader(string(body)))
 			require.Equal(t, c.Status, res.StatusCode, "%s", body)
 			assert.Equal(t, "no-store", res.Header.Get("Cache-Control"))
+			assert.Equal(t, "nosniff", res.Header.Get("X-Content-Type-Options"))
 			if c.Code != "" {
 				assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
-				var p middleware.Problem
+				var p problem.Problem
 				require.NoError(t, json.Unmarshal(body, &p), "%s", body)
 				assert.Equal(t, c.Code, p.Code)
 				assert.Equal(t, c.Status, p.Status)

@@ -19,6 +19,7 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage"
 	"github.com/keystile/keystile/storage/faultstore"
 )
@@ -164,7 +165,7 @@ func testSecretsNeverLeak(t *testing.T, b Backend) {
 	browser := []string{"Origin", "https://app.example.com"}
 	serverOnly := e.v.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Server}})(OKHandler)
 	requests := []struct {
-		reason  *middleware.Reason // nil: accepted
+		reason  *problem.Reason // nil: accepted
 		h       http.Handler
 		key     string
 		headers []string
@@ -200,7 +201,7 @@ func testSecretsNeverLeak(t *testing.T, b Backend) {
 		_, err := e.v.Check(Request(r.key, r.headers...), middleware.Policy{})
 		if err != nil {
 			out.addValue("Check error", err)
-			out.add("problem", fmt.Sprintf("%+v", middleware.ProblemFor(err)))
+			out.add("problem", fmt.Sprintf("%+v", problem.For(err)))
 		}
 	}
 	preflight := httptest.NewRequest(http.MethodOptions, "/things", nil)
@@ -248,7 +249,7 @@ func testSecretsNeverLeak(t *testing.T, b Backend) {
 	// The management API, except the responses that hand out a full key
 	// (create, rotate, reveal), which are the point of those routes.
 	api, err := admin.New(admin.Options{
-		Manager: e.m, Audit: e.fs,
+		Manager: e.m, Audit: e.fs, SingleAccount: true,
 		Authorize: func(*http.Request) (admin.Caller, error) { return admin.Caller{Actor: Owner}, nil },
 	})
 	require.NoError(t, err)

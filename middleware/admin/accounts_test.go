@@ -295,18 +295,20 @@ func TestOwnerAndMetadata(t *testing.T) {
 }
 
 // TestCloseAccount: the account routes are for operators; an owner not
-// confined to an environment may close its own account; afterwards the
-// account takes no new key (409 account_closed) and its keys are refused.
+// confined to an environment may close its own account where the service
+// enables it; afterwards the account takes no new key (409 account_closed)
+// and its keys are refused.
 func TestCloseAccount(t *testing.T) {
 	tn := newTenants(t)
 	var caller admin.Caller
-	api, err := admin.New(admin.Options{Manager: tn.m, Audit: tn.store, Authorize: func(*http.Request) (admin.Caller, error) { return caller, nil }})
+	api, err := admin.New(admin.Options{Manager: tn.m, Audit: tn.store, CloseAccounts: true,
+		Authorize: func(*http.Request) (admin.Caller, error) { return caller, nil }})
 	require.NoError(t, err)
-	do := func(c admin.Caller, method, path string) (int, map[string]any) {
+	do := func(c admin.Caller, method, path, body string) (int, map[string]any) {
 		t.Helper()
 		caller = c
 		w := httptest.NewRecorder()
-		api.ServeHTTP(w, httptest.NewRequest(method, path, nil))
+		api.ServeHTTP(w, httptest.NewRequest(method, path, strings.NewReader(body)))
 		var out map[string]any
 		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &out), w.Body.String())
 		return w.Code, out
@@ -315,43 +317,40 @@ func TestCloseAccount(t *testing.T) {
 	operator := admin.Caller{Actor: apikey.Actor{ID: "ops", Role: apikey.Owner}, Operator: true}
 	operatorReader := admin.Caller{Actor: apikey.Actor{ID: "ops", Role: apikey.ReadOnly}, Operator: true}
 
-	status, body := do(acmeOwner, "GET", "/accounts")
+	status, body := do(acmeOwner, "GET", "/accounts", "")
 	assert.Equal(t, http.StatusForbidden, status, "%v", body)
-	status, body = do(operatorReader, "GET", "/accounts?limit=1")
+	status, body = do(operatorReader, "GET", "/accounts?limit=1", "")
 	require.Equal(t, http.StatusOK, status, "%v", body)
 	assert.Equal(t, []any{"acme"}, body["accounts"])
-	status, body = do(operatorReader, "GET", "/accounts?after="+body["next"].(string))
+	status, body = do(operatorReader, "GET", "/accounts?after="+body["next"].(string), "")
 	require.Equal(t, http.StatusOK, status, "%v", body)
 	assert.Equal(t, []any{"globex"}, body["accounts"])
 	assert.Nil(t, body["next"])
-	status, body = do(operatorReader, "POST", "/accounts/globex/close")
+	status, body = do(operatorReader, "POST", "/accounts/globex/close", `{"confirm":"globex"}`)
 	assert.Equal(t, http.StatusForbidden, status, "read-only operators close nothing: %v", body)
-	status, body = do(operator, "POST", "/accounts/initech/close")
+	status, body = do(operator, "POST", "/accounts/initech/close", `{"confirm":"initech"}`)
 	assert.Equal(t, http.StatusNotFound, status, "%v", body)
-	status, body = do(operator, "POST", "/accounts/Not%20An%20Id/close")
+	status, body = do(operator, "POST", "/accounts/Not%20An%20Id/close", `{"confirm":"Not An Id"}`)
 	assert.Equal(t, http.StatusUnprocessableEntity, status, "%v", body)
 	assert.Equal(t, "invalid_account", body["code"])
 
 	// Confined to an environment: may not close the whole account.
-	status, body = do(admin.Caller{Actor: acmeOwner.Actor, Account: "acme", Environment: apikey.Production}, "POST", "/account/close")
+	status, body = do(admin.Caller{Actor: acmeOwner.Actor, Account: "acme", Environment: apikey.Production}, "POST", "/account/close", `{"confirm":"acme"}`)
 	assert.Equal(t, http.StatusForbidden, status, "%v", body)
-	status, body = do(admin.Caller{Actor: apikey.Actor{ID: "bob", Role: apikey.Member}, Account: "acme"}, "POST", "/account/close")
+	status, body = do(admin.Caller{Actor: apikey.Actor{ID: "bob", Role: apikey.Member}, Account: "acme"}, "POST", "/account/close", `{"confirm":"acme"}`)
 	assert.Equal(t, http.StatusForbidden, status, "members close nothing: %v", body)
 
-	status, body = do(acmeOwner, "POST", "/account/close")
+	status, body = do(acmeOwner, "POST", "/account/close", `{"confirm":"acme"}`)
 	require.Equal(t, http.StatusOK, status, "%v", body)
 	assert.Equal(t, "acme", body["account"])
 	assert.Equal(t, float64(5), body["revoked"], "two environments' defaults and the scoped key")
-	status, body = do(acmeOwner, "POST", "/environments/production/keys")
+	status, body = do(acmeOwner, "POST", "/environments/production/keys", "")
 	require.Equal(t, http.StatusBadRequest, status, "%v", body) // no body
-	caller = acmeOwner
-	w := httptest.NewRecorder()
-	api.ServeHTTP(w, httptest.NewRequest("POST", "/environments/staging/keys", strings.NewReader(`{"type":"client"}`)))
-	assert.Equal(t, http.StatusConflict, w.Code, w.Body.String())
-	assert.Contains(t, w.Body.String(), "account_closed")
-	w = httptest.NewRecorder()
-	api.ServeHTTP(w, httptest.NewRequest("PUT", "/environments/staging/origins", strings.NewReader(`{"allowed_origins":[]}`)))
-	assert.Equal(t, http.StatusConflict, w.Code, w.Body.String())
+	status, body = do(acmeOwner, "POST", "/environments/staging/keys", `{"type":"client"}`)
+	assert.Equal(t, http.StatusConflict, status, "%v", body)
+	assert.Equal(t, "account_closed", body["code"])
+	status, body = do(acmeOwner, "PUT", "/environments/staging/origins", `{"allowed_origins":[]}`)
+	assert.Equal(t, http.StatusConflict, status, "%v", body)
 
 	for key, want := range map[string]int{"acme/production/server": 401, "acme/staging/client": 401, "globex/production/server": 200} {
 		r := httptest.NewRequest("GET", "/environments", nil)
@@ -361,47 +360,170 @@ func TestCloseAccount(t *testing.T) {
 		assert.Equal(t, want, w.Code, "%s: %s", key, w.Body)
 	}
 
-	status, body = do(operator, "POST", "/accounts/globex/close")
+	status, body = do(operator, "POST", "/accounts/globex/close", `{"confirm":"globex"}`)
 	require.Equal(t, http.StatusOK, status, "%v", body)
 	assert.Equal(t, float64(5), body["revoked"])
 }
 
+// TestClosingAccountsIsDeliberate: closing an account is refused unless the
+// service enables it (Options.CloseAccounts), and then unless the body
+// names the account again; a refused request revokes nothing.
+func TestClosingAccountsIsDeliberate(t *testing.T) {
+	acmeOwner := admin.Caller{Actor: apikey.Actor{ID: "alice", Role: apikey.Owner}, Account: "acme"}
+	operator := admin.Caller{Actor: apikey.Actor{ID: "ops", Role: apikey.Owner}, Operator: true}
+	for _, tt := range []struct {
+		name          string
+		closeAccounts bool
+		caller        admin.Caller
+		path, body    string
+		status        int
+		code          string
+	}{
+		{"own account, off by default", false, acmeOwner, "/account/close", `{"confirm":"acme"}`, 403, "role_not_allowed"},
+		{"another account, off by default", false, operator, "/accounts/acme/close", `{"confirm":"acme"}`, 403, "role_not_allowed"},
+		{"own account, no body", true, acmeOwner, "/account/close", ``, 422, "confirmation_required"},
+		{"own account, empty object", true, acmeOwner, "/account/close", `{}`, 422, "confirmation_required"},
+		{"own account, another named", true, acmeOwner, "/account/close", `{"confirm":"globex"}`, 422, "confirmation_required"},
+		{"own account, named in capitals", true, acmeOwner, "/account/close", `{"confirm":"ACME"}`, 422, "confirmation_required"},
+		{"another account, no body", true, operator, "/accounts/acme/close", ``, 422, "confirmation_required"},
+		{"another account, another named", true, operator, "/accounts/acme/close", `{"confirm":"globex"}`, 422, "confirmation_required"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tn := newTenants(t)
+			api, err := admin.New(admin.Options{Manager: tn.m, CloseAccounts: tt.closeAccounts,
+				Authorize: func(*http.Request) (admin.Caller, error) { return tt.caller, nil }})
+			require.NoError(t, err)
+			w := httptest.NewRecorder()
+			api.ServeHTTP(w, httptest.NewRequest("POST", tt.path, strings.NewReader(tt.body)))
+			require.Equal(t, tt.status, w.Code, w.Body.String())
+			var p map[string]any
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &p))
+			assert.Equal(t, tt.code, p["code"])
+			if !tt.closeAccounts {
+				assert.Contains(t, p["detail"], "Options.CloseAccounts")
+			}
+			status, _ := tn.send(t, tn.keys["acme/production/server"].Key.Reveal(), "GET", "/environments", "")
+			assert.Equal(t, http.StatusOK, status, "nothing was revoked")
+		})
+	}
+}
+
 // TestCallerAccount: the Caller's Account decides the account of every
-// call; a Caller whose Actor says otherwise, or that acts across accounts
+// call; a Caller whose Actor says otherwise, that names no account in a
+// service that did not choose SingleAccount, or that acts across accounts
 // without Operator, is refused rather than widened.
 func TestCallerAccount(t *testing.T) {
 	tn := newTenants(t)
 	var caller admin.Caller
-	api, err := admin.New(admin.Options{Manager: tn.m, Audit: tn.store, Authorize: func(*http.Request) (admin.Caller, error) { return caller, nil }})
-	require.NoError(t, err)
-	list := func(c admin.Caller) (int, map[string]any) {
-		caller = c
-		w := httptest.NewRecorder()
-		api.ServeHTTP(w, httptest.NewRequest("GET", "/environments/production/keys", nil))
-		var out map[string]any
-		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &out), w.Body.String())
-		return w.Code, out
+	newAPI := func(single bool) http.Handler {
+		api, err := admin.New(admin.Options{Manager: tn.m, Audit: tn.store, SingleAccount: single,
+			Authorize: func(*http.Request) (admin.Caller, error) { return caller, nil }})
+		require.NoError(t, err)
+		return api
 	}
+	multi, single := newAPI(false), newAPI(true)
 	reader := apikey.Actor{ID: "carol", Role: apikey.ReadOnly}
 	for _, tt := range []struct {
 		name    string
+		api     http.Handler
 		caller  admin.Caller
 		status  int
-		account string
+		account string // of the keys listed, or words of the refusal's detail
 	}{
-		{"Account", admin.Caller{Actor: reader, Account: "globex"}, 200, "globex"},
-		{"Actor.Account", admin.Caller{Actor: apikey.Actor{ID: "carol", Role: apikey.ReadOnly, Account: "acme"}}, 200, "acme"},
-		{"both, the same", admin.Caller{Actor: apikey.Actor{ID: "carol", Role: apikey.ReadOnly, Account: "acme"}, Account: "acme"}, 200, "acme"},
-		{"both, different", admin.Caller{Actor: apikey.Actor{ID: "carol", Role: apikey.ReadOnly, Account: "acme"}, Account: "globex"}, 403, ""},
-		{"any account without Operator", admin.Caller{Actor: apikey.Actor{ID: "carol", Role: apikey.ReadOnly, Account: apikey.AnyAccount}}, 403, ""},
-		{"neither: the default account, which has no production here", admin.Caller{Actor: reader}, 404, ""},
+		{"Account", multi, admin.Caller{Actor: reader, Account: "globex"}, 200, "globex"},
+		{"Actor.Account", multi, admin.Caller{Actor: apikey.Actor{ID: "carol", Role: apikey.ReadOnly, Account: "acme"}}, 200, "acme"},
+		{"both, the same", multi, admin.Caller{Actor: apikey.Actor{ID: "carol", Role: apikey.ReadOnly, Account: "acme"}, Account: "acme"}, 200, "acme"},
+		{"both, different", multi, admin.Caller{Actor: apikey.Actor{ID: "carol", Role: apikey.ReadOnly, Account: "acme"}, Account: "globex"}, 403, "differ"},
+		{"any account without Operator", multi, admin.Caller{Actor: apikey.Actor{ID: "carol", Role: apikey.ReadOnly, Account: apikey.AnyAccount}}, 403, "Caller.Operator"},
+		{"Account any account", multi, admin.Caller{Actor: reader, Account: apikey.AnyAccount}, 403, "Caller.Account"},
+		{"Account any account, operator", multi, admin.Caller{Actor: reader, Account: apikey.AnyAccount, Operator: true}, 403, "Caller.Account"},
+		{"neither", multi, admin.Caller{Actor: reader}, 403, "SingleAccount"},
+		{"neither, operator", multi, admin.Caller{Actor: apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}, Operator: true}, 403, "SingleAccount"},
+		{"neither, single account: the default, which has no production here", single, admin.Caller{Actor: reader}, 404, ""},
+		{"Account, single account", single, admin.Caller{Actor: reader, Account: "acme"}, 200, "acme"},
+		{"Account any account, single account", single, admin.Caller{Actor: reader, Account: apikey.AnyAccount}, 403, "Caller.Account"},
 	} {
-		status, body := list(tt.caller)
-		require.Equal(t, tt.status, status, "%s: %v", tt.name, body)
-		if tt.status == 200 {
-			for _, k := range body["keys"].([]any) {
-				assert.Equal(t, tt.account, k.(map[string]any)["account"], tt.name)
+		t.Run(tt.name, func(t *testing.T) {
+			caller = tt.caller
+			w := httptest.NewRecorder()
+			tt.api.ServeHTTP(w, httptest.NewRequest("GET", "/environments/production/keys", nil))
+			require.Equal(t, tt.status, w.Code, w.Body.String())
+			var body map[string]any
+			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body), w.Body.String())
+			switch tt.status {
+			case 200:
+				require.NotEmpty(t, body["keys"])
+				for _, k := range body["keys"].([]any) {
+					assert.Equal(t, tt.account, k.(map[string]any)["account"])
+				}
+			case 403:
+				assert.Equal(t, "role_not_allowed", body["code"])
+				assert.Contains(t, body["detail"], tt.account)
 			}
-		}
+		})
+	}
+}
+
+// TestAcrossAccountsNeedsOperator sends every route, with a key of acme
+// where one is named, as callers an Authorize function may return by
+// mistake: Caller.Account "*" (with or without Operator), Actor.Account
+// "*" without Operator, and no account at all in a service that did not
+// choose SingleAccount. Each is refused with 403 on every route, and
+// nothing changes.
+func TestAcrossAccountsNeedsOperator(t *testing.T) {
+	owner := apikey.Actor{ID: "alice", Role: apikey.Owner}
+	anyOwner := apikey.Actor{ID: "alice", Role: apikey.Owner, Account: apikey.AnyAccount}
+	callers := map[string]admin.Caller{
+		"Caller.Account *":             {Actor: owner, Account: apikey.AnyAccount},
+		"Caller.Account *, operator":   {Actor: owner, Account: apikey.AnyAccount, Operator: true},
+		"Actor.Account *":              {Actor: anyOwner},
+		"Actor.Account *, Account set": {Actor: anyOwner, Account: "acme"},
+		"no account":                   {Actor: owner},
+	}
+	for name, caller := range callers {
+		t.Run(name, func(t *testing.T) {
+			tn := newTenants(t)
+			api, err := admin.New(admin.Options{Manager: tn.m, Audit: tn.store, CloseAccounts: true,
+				Authorize: func(*http.Request) (admin.Caller, error) { return caller, nil }})
+			require.NoError(t, err)
+			scoped := tn.keys["acme/production/scoped"].Key.Prefix()
+			client := tn.keys["acme/production/client"].Key.Prefix()
+			routes := []struct{ method, path, body string }{
+				{"GET", "/environments", ""},
+				{"GET", "/environments/production/keys", ""},
+				{"POST", "/environments/production/keys", `{"type":"client"}`},
+				{"POST", "/environments/production/keys/client/rotate", `{"grace":"0s"}`},
+				{"GET", "/keys/" + scoped, ""},
+				{"POST", "/keys/" + scoped + "/rotate", `{"grace":"1h"}`},
+				{"PUT", "/keys/" + scoped + "/grace", `{"grace":"1h"}`},
+				{"POST", "/keys/" + scoped + "/revoke", ""},
+				{"PUT", "/keys/" + scoped + "/scopes", `{"scopes":["*"]}`},
+				{"PUT", "/keys/" + scoped + "/owner", `{"owner":"mallory"}`},
+				{"PUT", "/keys/" + scoped + "/metadata", `{"metadata":{"by":"mallory"}}`},
+				{"POST", "/keys/" + client + "/reveal", ""},
+				{"GET", "/environments/production/origins", ""},
+				{"PUT", "/environments/production/origins", `{"allowed_origins":["*"]}`},
+				{"GET", "/audit", ""},
+				{"POST", "/account/close", `{"confirm":"acme"}`},
+			}
+			if !caller.Operator {
+				routes = append(routes,
+					struct{ method, path, body string }{"GET", "/accounts", ""},
+					struct{ method, path, body string }{"POST", "/accounts/acme/close", `{"confirm":"acme"}`})
+			}
+			for _, r := range routes {
+				w := httptest.NewRecorder()
+				api.ServeHTTP(w, httptest.NewRequest(r.method, r.path, strings.NewReader(r.body)))
+				assert.Equal(t, http.StatusForbidden, w.Code, "%s %s: %s", r.method, r.path, w.Body)
+				assert.Contains(t, w.Body.String(), `"code":"role_not_allowed"`, "%s %s", r.method, r.path)
+			}
+			view, err := tn.m.Get(context.Background(), actorIn("acme"), scoped)
+			require.NoError(t, err)
+			assert.Equal(t, apikey.Active, view.Status)
+			assert.Equal(t, "acme-ops", view.Owner)
+			assert.Equal(t, []string{"invoices:read"}, view.Scopes)
+			status, _ := tn.send(t, tn.keys["acme/production/server"].Key.Reveal(), "GET", "/environments", "")
+			assert.Equal(t, http.StatusOK, status, "the account is open")
+		})
 	}
 }

@@ -7,7 +7,7 @@
 //		http.StripPrefix("/admin", api)))
 //
 // Routes (relative to the mount point), all within the caller's account
-// (Caller.Account):
+// (Caller.Account, see Options.SingleAccount):
 //
 //	GET    /environments                        a page of environments and their allowed origins
 //	GET    /environments/{env}/keys             a page of keys (never a secret)
@@ -26,14 +26,15 @@
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
 //	GET    /audit?environment=&before=&limit=   a page of audit events, newest first
-//	POST   /account/close                       close the caller's own account (owners not
-//	                                            confined to an environment)
+//	POST   /account/close                       close the caller's own account: {"confirm":
+//	                                            "<the account>"} (owners not confined to an
+//	                                            environment; see Options.CloseAccounts)
 //
 // and, for operators only (Caller.Operator, acting across accounts; never
 // a key-authenticated caller):
 //
 //	GET    /accounts                            a page of account ids
-//	POST   /accounts/{account}/close            close an account
+//	POST   /accounts/{account}/close            close an account: {"confirm": "<{account}>"}
 //
 // and, for anyone who reaches the handler:
 //
@@ -49,6 +50,19 @@
 //
 //	mux.Handle("GET /admin/openapi.json", http.StripPrefix("/admin", api))
 //
+// Every route but the account routes acts in the one account that the
+// caller names (Caller.Account, or else Caller.Actor.Account); KeyScopes
+// names its key's. A custom Authorize of a multi-tenant service must name
+// it: a caller that names none is refused (403 role_not_allowed), so that a
+// forgotten account never becomes the default one. A single-tenant service
+// whose callers name no account sets Options.SingleAccount, which puts them
+// in apikey.DefaultAccount:
+//
+//	api, _ := admin.New(admin.Options{Manager: m, SingleAccount: true,
+//		Authorize: func(r *http.Request) (admin.Caller, error) {
+//			return admin.Caller{Actor: apikey.Actor{ID: user(r), Role: apikey.Owner}}, nil
+//		}})
+//
 // {id} is a key id or a displayable prefix, "server-<id>" or "client-<id>"
 // (apikey.ParseKeyID). A prefix of the other type is 404 not_found, like a
 // key that does not exist or a key of another account; anything else, a
@@ -61,9 +75,13 @@
 // invalid_cursor.
 //
 // Closing an account revokes every key of every environment of it at once
-// (defaults included) and refuses new ones: it cannot be undone. A key
-// cannot close its account, even a full-access one (KeyScopes confines it to
-// its environment): owners do it from a console session, or an operator.
+// (defaults included) and refuses new ones: it cannot be undone. Both routes
+// that close one are refused (403 role_not_allowed) unless
+// Options.CloseAccounts is set, and each asks for the account's id again in
+// its body, {"confirm": "acme"}: a missing or different one is refused with
+// 422 confirmation_required. A key cannot close its account, even a
+// full-access one (KeyScopes confines it to its environment): owners do it
+// from a console session, or an operator.
 //
 // A request body is one JSON object of the route's fields, named exactly as
 // above (no case folding, no other member). A field of the wrong type or
@@ -81,16 +99,15 @@
 // Every refusal is an application/problem+json response with a stable code
 // (or what Options.ErrorHandler writes): Reasons lists them, each an
 // exported, documented Reason. Every response carries Cache-Control:
-// no-store.
+// no-store and X-Content-Type-Options: nosniff.
 package admin
 
 import (
 	"errors"
 	"net/http"
-	"slices"
 
 	"github.com/keystile/keystile/apikey"
-	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage"
 )
 
@@ -102,35 +119,37 @@ type Caller struct {
 	// Account is the account the caller acts in: every route reads and
 	// changes only that account's environments, keys and audit events, and
 	// a key of another account is not found (404). Empty means
-	// Actor.Account, and then apikey.DefaultAccount.
+	// Actor.Account; when both are empty the caller names no account, which
+	// is refused (403 role_not_allowed) unless Options.SingleAccount puts
+	// it in apikey.DefaultAccount. It names one account: apikey.AnyAccount
+	// is refused on every route, even for an Operator.
 	Account string
 	// Operator lets the caller use the account routes (GET /accounts,
 	// POST /accounts/{account}/close), which act across accounts
 	// (apikey.AnyAccount). The other routes still act in Account. Only the
 	// embedding service's own back office should set it; KeyScopes never
-	// does.
+	// does. An Actor.Account of apikey.AnyAccount without Operator is
+	// refused on every route.
 	Operator bool
 	// Environment, if set, confines the caller to one environment of its
 	// account: keys and settings of others are invisible to it (404). A
 	// key-authenticated caller is confined to its key's account and
 	// environment, because both are hard boundaries.
 	Environment string
-	// Scopes, if not nil, bound what the caller may hand out: it may create,
-	// rotate or reveal a server key, or set a key's scopes, only within
-	// these scopes, so that a key cannot mint a key stronger than itself.
-	// Nil means no bound.
-	Scopes []string
 }
 
-// account returns the account the caller acts in.
+// account returns the account the caller names: Account, or else
+// Actor.Account unless it is apikey.AnyAccount; "" if none. API.wrap fills
+// Account in for the routes that act in one, so that their handlers always
+// find one here.
 func (c Caller) account() string {
-	switch {
-	case c.Account != "":
+	if c.Account != "" {
 		return c.Account
-	case c.Actor.Account != "" && c.Actor.Account != apikey.AnyAccount:
+	}
+	if c.Actor.Account != apikey.AnyAccount {
 		return c.Actor.Account
 	}
-	return apikey.DefaultAccount
+	return ""
 }
 
 // actor returns the Actor of the caller's Manager calls: in its account.
@@ -143,7 +162,7 @@ func (c Caller) actor() apikey.Actor {
 // operator returns the Actor of an operator's calls across accounts.
 func (c Caller) operator() (apikey.Actor, error) {
 	if !c.Operator {
-		return apikey.Actor{}, middleware.Refuse(ReasonForbidden, "the account routes are for operators only")
+		return apikey.Actor{}, problem.Refuse(ReasonForbidden, "the account routes are for operators only")
 	}
 	a := c.Actor
 	a.Account = apikey.AnyAccount
@@ -151,41 +170,32 @@ func (c Caller) operator() (apikey.Actor, error) {
 }
 
 // check refuses a Caller whose Actor names another account than Account,
-// or acts across accounts without Operator: an Authorize function's
-// mistake, never widened silently.
+// that gives apikey.AnyAccount as its Account, or whose Actor acts across
+// accounts without Operator: an Authorize function's mistakes, never
+// widened silently.
 func (c Caller) check() error {
 	switch {
+	case c.Account == apikey.AnyAccount:
+		return problem.Refuse(ReasonForbidden, `Caller.Account "*" is not an account: name one (operators act across accounts on the account routes, with Caller.Operator)`)
 	case c.Actor.Account == apikey.AnyAccount && !c.Operator:
-		return middleware.Refuse(ReasonForbidden, "acting across accounts needs Caller.Operator")
+		return problem.Refuse(ReasonForbidden, `acting across accounts (Caller.Actor.Account "*") needs Caller.Operator`)
 	case c.Actor.Account != "" && c.Actor.Account != apikey.AnyAccount && c.Account != "" && c.Actor.Account != c.Account:
-		return middleware.Refuse(ReasonForbidden, "the caller's actor and account differ")
+		return problem.Refuse(ReasonForbidden, "the caller's actor and account differ")
 	}
 	return nil
 }
 
-// mayHold refuses a caller whose Scopes do not cover every one of scopes.
-func (c Caller) mayHold(scopes []string) error {
-	if c.Scopes == nil {
-		return nil
-	}
-	for _, s := range scopes {
-		covered := apikey.HasScope(c.Scopes, s)
-		if s == apikey.AllScopes {
-			covered = slices.Contains(c.Scopes, apikey.AllScopes)
-		}
-		if !covered {
-			return middleware.Refuse(ReasonForbidden, "a key cannot hand out scope "+s+", which it does not hold")
-		}
-	}
-	return nil
-}
+// errNoAccount refuses a caller that names no account on a route that acts
+// in one, unless Options.SingleAccount.
+var errNoAccount = problem.Refuse(ReasonForbidden,
+	"Authorize named no account: set Caller.Account (or admin.Options.SingleAccount for a service with one account)")
 
 // Options configure the management API.
 type Options struct {
 	// Manager carries out every action. Required.
 	Manager *apikey.Manager
-	// Authorize says who is calling, or returns an error (a refusal of
-	// package middleware, or any error for 403). Required; KeyScopes is a
+	// Authorize says who is calling, or returns an error (one with a
+	// problem.Reason keeps it, any other is 403). Required; KeyScopes is a
 	// ready one for key-authenticated callers.
 	Authorize func(r *http.Request) (Caller, error)
 	// Audit, if set, serves GET /audit. Nil answers it with 501.
@@ -196,19 +206,31 @@ type Options struct {
 	// value is apikey.APIPolicy (0 to 365 days); a console passes
 	// apikey.ConsolePolicy (0 to 7 days).
 	Policy apikey.GracePolicy
+	// SingleAccount puts a caller that names no account (Caller.Account and
+	// Caller.Actor.Account both empty) in apikey.DefaultAccount, for a
+	// single-tenant service. False (the zero value) refuses such a caller
+	// with 403 role_not_allowed on every route that acts in an account, so
+	// that a multi-tenant service whose Authorize forgets the account never
+	// acts in the default one.
+	SingleAccount bool
+	// CloseAccounts serves the routes that close an account (POST
+	// /account/close, POST /accounts/{account}/close), each of which still
+	// asks for the account's id again in its body. False (the zero value)
+	// refuses them with 403 role_not_allowed: closing revokes every key of
+	// the account for good.
+	CloseAccounts bool
 	// ErrorHandler writes every refusal, for a service that answers errors
-	// in a format of its own. err is always a refusal of package
-	// middleware: middleware.ReasonOf(err) is its Reason (one of Reasons,
-	// or one of package middleware's that Authorize returned),
-	// middleware.Detail(err) says what was wrong and
-	// middleware.RetryAfter(err) how long to wait (503); none of them holds
-	// a secret. A refusal by a rule of package apikey wraps its error
+	// in a format of its own. err always has a problem.Reason:
+	// problem.Of(err) is one of Reasons, or the one Authorize returned
+	// (such as package middleware's); problem.Detail(err) says what was
+	// wrong and problem.RetryAfter(err) how long to wait (503); none of
+	// them holds a secret. A refusal by a rule of package apikey wraps its error
 	// (errors.Is(err, apikey.ErrNotFound)); a storage failure arrives as
 	// ReasonUnavailable and wraps the storage error for errors.Is and
 	// errors.As, but its text (err.Error()) is the refusal's alone.
-	// Cache-Control: no-store is already set. Nil means
-	// middleware.WriteProblem: application/problem+json with the reason's
-	// status and code.
+	// Cache-Control: no-store is already set. Nil means problem.Write:
+	// application/problem+json with the reason's status and code, and
+	// WWW-Authenticate on the 401s of package middleware.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
@@ -240,11 +262,11 @@ func New(opts Options) (*API, error) {
 		opts.Policy = apikey.APIPolicy
 	}
 	if opts.ErrorHandler == nil {
-		opts.ErrorHandler = middleware.WriteProblem
+		opts.ErrorHandler = problem.Write
 	}
 	a := &API{opts: opts, mux: http.NewServeMux()}
 	for pattern, h := range a.routes() {
-		a.mux.Handle(pattern, a.wrap(h))
+		a.mux.Handle(pattern, a.wrap(h, !acrossAccounts[pattern]))
 	}
 	a.mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -278,9 +300,18 @@ func (a *API) routes() map[string]handler {
 	}
 }
 
+// acrossAccounts are the routes that act across accounts, for operators:
+// every other route acts in the caller's account.
+var acrossAccounts = map[string]bool{
+	"GET /accounts":                  true,
+	"POST /accounts/{account}/close": true,
+}
+
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
 	a.mux.ServeHTTP(w, r)
 }
 
@@ -288,7 +319,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // response status and body, or an error.
 type handler func(r *http.Request, c Caller) (int, any, error)
 
-func (a *API) wrap(h handler) http.Handler {
+// wrap serves a route with h for the caller that Authorize returns, once
+// checked; inAccount says that the route acts in the caller's account,
+// which it then must name (or Options.SingleAccount supply).
+func (a *API) wrap(h handler, inAccount bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		caller, err := a.opts.Authorize(r)
 		if err != nil {
@@ -299,6 +333,14 @@ func (a *API) wrap(h handler) http.Handler {
 			a.writeError(w, r, err)
 			return
 		}
+		if inAccount && caller.account() == "" {
+			if !a.opts.SingleAccount {
+				a.writeError(w, r, errNoAccount)
+				return
+			}
+			caller.Account = apikey.DefaultAccount
+		}
+		caller.Account = caller.account()
 		r.Body = http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)
 		status, body, err := h(r, caller)
 		if err != nil {

@@ -48,9 +48,11 @@ func newFixture(t testing.TB) *fixture {
 	f.staging, err = f.m.Bootstrap(context.Background(), owner.Actor, apikey.Staging)
 	require.NoError(t, err)
 	f.api, err = admin.New(admin.Options{
-		Manager:   f.m,
-		Audit:     f.store,
-		Authorize: func(*http.Request) (admin.Caller, error) { return f.caller, nil },
+		Manager:       f.m,
+		Audit:         f.store,
+		Authorize:     func(*http.Request) (admin.Caller, error) { return f.caller, nil },
+		SingleAccount: true,
+		CloseAccounts: true,
 	})
 	require.NoError(t, err)
 	return f
@@ -299,9 +301,10 @@ func TestPolicy(t *testing.T) {
 	f := newFixture(t)
 	var err error
 	f.api, err = admin.New(admin.Options{
-		Manager:   f.m,
-		Authorize: func(*http.Request) (admin.Caller, error) { return f.caller, nil },
-		Policy:    apikey.ConsolePolicy,
+		Manager:       f.m,
+		Authorize:     func(*http.Request) (admin.Caller, error) { return f.caller, nil },
+		Policy:        apikey.ConsolePolicy,
+		SingleAccount: true,
 	})
 	require.NoError(t, err)
 	id := f.server.View.ID
@@ -365,7 +368,7 @@ func (brokenStore) Settings(context.Context, string, string) (apikey.Settings, e
 func TestStorageFailureIs503(t *testing.T) {
 	m, err := apikey.NewManager(apikey.ManagerOptions{Store: brokenStore{memory.New()}})
 	require.NoError(t, err)
-	api, err := admin.New(admin.Options{Manager: m, Authorize: func(*http.Request) (admin.Caller, error) { return owner, nil }})
+	api, err := admin.New(admin.Options{Manager: m, SingleAccount: true, Authorize: func(*http.Request) (admin.Caller, error) { return owner, nil }})
 	require.NoError(t, err)
 	w := httptest.NewRecorder()
 	api.ServeHTTP(w, httptest.NewRequest("GET", "/environments/production/keys", nil))
@@ -395,6 +398,16 @@ func TestKeyScopes(t *testing.T) {
 		return k.Key.Reveal()
 	}
 	reader, writer, other := create(admin.ScopeRead), create(admin.ScopeWrite), create("customers:write")
+	expiring, err := f.m.Create(context.Background(), owner.Actor, apikey.CreateRequest{Environment: apikey.Production,
+		Type: apikey.Server, Scopes: []string{admin.ScopeWrite}, ExpiresAt: f.m.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	// rotatedOut is a full-access key in its grace period.
+	full, err := f.m.Create(context.Background(), owner.Actor, apikey.CreateRequest{Environment: apikey.Production,
+		Type: apikey.Server, Scopes: []string{apikey.AllScopes}})
+	require.NoError(t, err)
+	_, err = f.m.Rotate(context.Background(), owner.Actor, apikey.RotateRequest{KeyID: full.Key.ID(), Grace: time.Hour})
+	require.NoError(t, err)
+	rotatedOut := full.Key.ID()
 	tests := []struct {
 		name   string
 		key    string
@@ -410,9 +423,13 @@ func TestKeyScopes(t *testing.T) {
 		{"write scope cannot mint a full-access key", writer, "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`, 403},
 		{"write scope cannot mint other scopes", writer, "POST", "/environments/production/keys", `{"type":"server","scopes":["customers:write"]}`, 403},
 		{"write scope mints what it holds", writer, "POST", "/environments/production/keys", `{"type":"server","scopes":["api_keys:read"]}`, 201},
-		{"write scope cannot rotate the full-access default", writer, "POST", "/environments/production/keys/server/rotate", ``, 403},
+		{"write scope cannot rotate the full-access default", writer, "POST", "/environments/production/keys/server/rotate", `{"grace":"1h"}`, 403},
 		{"write scope cannot raise its own scopes", writer, "PUT", "/keys/" + mustParse(t, writer).ID() + "/scopes", `{"scopes":["*"]}`, 403},
-		{"write scope cannot rotate a stronger key", writer, "POST", "/keys/" + mustParse(t, other).ID() + "/rotate", ``, 403},
+		{"write scope cannot rotate a stronger key", writer, "POST", "/keys/" + mustParse(t, other).ID() + "/rotate", `{"grace":"1h"}`, 403},
+		{"write scope cannot extend a full-access key's grace", writer, "PUT", "/keys/" + rotatedOut + "/grace", `{"grace":"8760h"}`, 403},
+		{"an expiring key cannot mint a key without expiry", expiring.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"client"}`, 403},
+		{"an expiring key cannot mint a key that outlives it", expiring.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"client","expires_in":"2h"}`, 403},
+		{"an expiring key mints keys that end before it", expiring.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"client","expires_in":"30m"}`, 201},
 		{"full access may do all of it", f.server.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`, 201},
 		{"other scopes are refused", other, "GET", "/environments/production/keys", "", 403},
 		{"publishable keys are refused", f.client.Key.Reveal(), "GET", "/environments/production/keys", "", 403},
@@ -437,6 +454,53 @@ func TestKeyScopes(t *testing.T) {
 		actors[e.Actor.ID] = true
 	}
 	assert.True(t, actors[apikey.Prefix(apikey.Server, mustParse(t, writer).ID())], "audit events name the key that acted")
+}
+
+// TestExpiryIsNeverDropped: an expiry that is given is kept or refused
+// with an error naming its field, never read as "no expiry".
+func TestExpiryIsNeverDropped(t *testing.T) {
+	f := newFixture(t)
+	for _, tt := range []struct {
+		body, field string
+	}{
+		{`{"type":"client","expires_in":"0s"}`, "expires_in"},
+		{`{"type":"client","expires_in":"0"}`, "expires_in"},
+		{`{"type":"client","expires_in":"-1ns"}`, "expires_in"},
+		{`{"type":"server","scopes":["*"],"expires_in":"-8760h"}`, "expires_in"},
+		{`{"type":"client","expires_at":"0001-01-01T00:00:00Z"}`, "expires_at"},
+		{`{"type":"client","expires_at":"1970-01-01T00:00:00Z"}`, "expires_at"},
+		{`{"type":"client","expires_at":"` + f.m.Now().Add(-time.Second).Format(time.RFC3339) + `"}`, "expires_at"},
+	} {
+		t.Run(tt.body, func(t *testing.T) {
+			status, problem, h := f.do(t, "POST", "/environments/production/keys", tt.body)
+			require.Equal(t, http.StatusUnprocessableEntity, status, "%v", problem)
+			assert.Equal(t, "invalid_expiry", problem["code"])
+			assert.Contains(t, problem["detail"], tt.field)
+			assert.Equal(t, "nosniff", h.Get("X-Content-Type-Options"))
+		})
+	}
+	status, body, h := f.do(t, "POST", "/environments/production/keys", `{"type":"client","expires_in":"1s"}`)
+	require.Equal(t, http.StatusCreated, status, "%v", body)
+	assert.NotEmpty(t, body["view"].(map[string]any)["expires_at"])
+	assert.Equal(t, "nosniff", h.Get("X-Content-Type-Options"), "success answers too")
+	status, body, _ = f.do(t, "POST", "/environments/production/keys", `{"type":"client","expires_in":null}`)
+	require.Equal(t, http.StatusCreated, status, "null is no expiry, as leaving the field out: %v", body)
+	assert.Nil(t, body["view"].(map[string]any)["expires_at"])
+}
+
+// TestKeyScopesWithoutKeyChallenges: the API mounted without the
+// middleware in front answers KeyScopes' 401 as the middleware does, with
+// its WWW-Authenticate challenge.
+func TestKeyScopesWithoutKeyChallenges(t *testing.T) {
+	f := newFixture(t)
+	api, err := admin.New(admin.Options{Manager: f.m, Authorize: admin.KeyScopes})
+	require.NoError(t, err)
+	w := httptest.NewRecorder()
+	api.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/environments", nil))
+	require.Equal(t, http.StatusUnauthorized, w.Code)
+	assert.Equal(t, `APIKey header="X-API-Key"`, w.Header().Get("WWW-Authenticate"))
+	assert.Equal(t, "application/problem+json", w.Header().Get("Content-Type"))
+	assert.Contains(t, w.Body.String(), `"code":"missing_key"`)
 }
 
 // TestRotatedOutKeyCannotManageKeys: a key in its grace period, even one

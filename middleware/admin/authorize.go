@@ -5,6 +5,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/problem"
 )
 
 // The key-management scopes that KeyScopes maps to roles.
@@ -18,9 +19,11 @@ const (
 // scope: a key holding "api_keys:write" (or full access, "*") acts as an
 // owner, one holding only "api_keys:read" as read-only. Publishable keys and
 // keys with neither scope are refused. The caller is confined to its key's
-// account and environment (never an operator), may hand out no scope its key does not hold (so
-// "api_keys:write" alone cannot mint a full-access key), and its actor id is
-// the key's displayable prefix.
+// account and environment (never an operator) and its actor id is the key's
+// displayable prefix. The Actor carries the key's scopes and expiry
+// (apikey.Actor.Scopes, Expires), so the Manager lets it create, rotate,
+// reveal or extend nothing that holds a scope the key lacks or outlives
+// the key: "api_keys:write" alone cannot mint a full-access key.
 //
 // A key that was rotated out (Identity.Expiring, in its grace period) may
 // not manage keys, whatever its scopes: it is at most read-only, and every
@@ -30,10 +33,10 @@ const (
 func KeyScopes(r *http.Request) (Caller, error) {
 	id, ok := middleware.FromContext(r.Context())
 	if !ok {
-		return Caller{}, middleware.Refuse(middleware.ErrMissingKey, "the management API needs an authenticated key")
+		return Caller{}, problem.Refuse(middleware.ErrMissingKey, "the management API needs an authenticated key")
 	}
 	if id.Type != apikey.Server {
-		return Caller{}, middleware.Refuse(middleware.ErrKeyType, "the management API needs a server key")
+		return Caller{}, problem.Refuse(middleware.ErrKeyType, "the management API needs a server key")
 	}
 	role := apikey.Role("")
 	switch {
@@ -42,16 +45,19 @@ func KeyScopes(r *http.Request) (Caller, error) {
 	case apikey.HasScope(id.Scopes, ScopeRead):
 		role = apikey.ReadOnly
 	default:
-		return Caller{}, middleware.Refuse(middleware.ErrScope, "the management API needs scope "+ScopeRead+" or "+ScopeWrite)
+		return Caller{}, problem.Refuse(middleware.ErrScope, "the management API needs scope "+ScopeRead+" or "+ScopeWrite)
 	}
 	if id.Expiring {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			return Caller{}, middleware.Refuse(ReasonForbidden, "this key was rotated out: it may read keys but not manage them; use its replacement")
+			return Caller{}, problem.Refuse(ReasonForbidden, "this key was rotated out: it may read keys but not manage them; use its replacement")
 		}
 		role = apikey.ReadOnly
 	}
 	return Caller{
-		Actor:   apikey.Actor{ID: id.Prefix, Role: role, Account: id.Account},
-		Account: id.Account, Environment: id.Environment, Scopes: id.Scopes,
+		Actor: apikey.Actor{
+			ID: id.Prefix, Role: role, Account: id.Account,
+			Scopes: id.Scopes, Expires: id.ExpiresAt, // never mints more than the key holds
+		},
+		Account: id.Account, Environment: id.Environment,
 	}, nil
 }

@@ -14,32 +14,33 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage/memory"
 )
 
 // TestErrorHandler: Options.ErrorHandler writes every refusal in the
-// service's own format. It gets the Reason through middleware.ReasonOf,
+// service's own format. It gets the Reason through problem.Of,
 // the detail, the apikey error behind a rule's refusal, and a storage
 // failure without its text; successes are untouched.
 func TestErrorHandler(t *testing.T) {
 	type seen struct {
-		reason *middleware.Reason
+		reason *problem.Reason
 		detail string
 		err    error
 	}
 	var got []seen
 	handler := func(w http.ResponseWriter, r *http.Request, err error) {
-		reason := middleware.ReasonOf(err)
+		reason := problem.Of(err)
 		require.NotNil(t, reason, "every error is a refusal: %v", err)
-		got = append(got, seen{reason, middleware.Detail(err), err})
+		got = append(got, seen{reason, problem.Detail(err), err})
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(reason.Status())
-		fmt.Fprintf(w, "error %s: %s\n", reason.Code(), middleware.Detail(err))
+		fmt.Fprintf(w, "error %s: %s\n", reason.Code(), problem.Detail(err))
 	}
 	f := newFixture(t)
 	caller := func(*http.Request) (admin.Caller, error) { return f.caller, nil }
 	var err error
-	f.api, err = admin.New(admin.Options{Manager: f.m, Audit: f.store, Authorize: func(r *http.Request) (admin.Caller, error) {
+	f.api, err = admin.New(admin.Options{Manager: f.m, Audit: f.store, SingleAccount: true, Authorize: func(r *http.Request) (admin.Caller, error) {
 		return caller(r)
 	}, ErrorHandler: handler})
 	require.NoError(t, err)
@@ -54,7 +55,7 @@ func TestErrorHandler(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name, method, path, body string
-		reason                   *middleware.Reason
+		reason                   *problem.Reason
 		cause                    error // an apikey error the refusal wraps, if any
 	}{
 		{"a rule", "POST", "/environments/production/keys", `{"type":"server","scopes":["all"]}`, admin.ReasonInvalidScope, apikey.ErrInvalidScope},
@@ -94,7 +95,7 @@ func TestErrorHandler(t *testing.T) {
 		assert.NotContains(t, w.Body.String(), "session store down")
 
 		caller = func(*http.Request) (admin.Caller, error) {
-			return admin.Caller{}, middleware.Refuse(middleware.ErrMissingKey, "sign in")
+			return admin.Caller{}, problem.Refuse(middleware.ErrMissingKey, "sign in")
 		}
 		w = send(f.api, "GET", "/environments", ``)
 		require.Len(t, got, 1)
@@ -105,13 +106,13 @@ func TestErrorHandler(t *testing.T) {
 	t.Run("storage failure", func(t *testing.T) {
 		m, err := apikey.NewManager(apikey.ManagerOptions{Store: brokenStore{memory.New()}})
 		require.NoError(t, err)
-		api, err := admin.New(admin.Options{Manager: m, ErrorHandler: handler,
+		api, err := admin.New(admin.Options{Manager: m, ErrorHandler: handler, SingleAccount: true,
 			Authorize: func(*http.Request) (admin.Caller, error) { return owner, nil }})
 		require.NoError(t, err)
 		w := send(api, "GET", "/environments/production/keys", ``)
 		require.Len(t, got, 1)
 		assert.Equal(t, admin.ReasonUnavailable, got[0].reason)
-		assert.Positive(t, middleware.RetryAfter(got[0].err))
+		assert.Positive(t, problem.RetryAfter(got[0].err))
 		assert.ErrorIs(t, got[0].err, assert.AnError, "the storage error, for the service's logs")
 		assert.NotContains(t, got[0].err.Error(), assert.AnError.Error(), "but not in the text")
 		assert.NotContains(t, w.Body.String(), assert.AnError.Error())

@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/keystile/keystile/apikey"
-	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -26,12 +26,13 @@ func ExampleOptions_errorHandler() {
 		Authorize: func(*http.Request) (admin.Caller, error) {
 			return admin.Caller{Actor: apikey.Actor{ID: "alice", Role: apikey.Owner}}, nil
 		},
+		SingleAccount: true, // callers name no account: they act in apikey.DefaultAccount
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			reason := middleware.ReasonOf(err) // never nil here
+			reason := problem.Of(err) // never nil here
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(reason.Status())
 			_ = json.NewEncoder(w).Encode(map[string]any{
-				"error": map[string]string{"code": reason.Code(), "message": middleware.Detail(err)},
+				"error": map[string]string{"code": reason.Code(), "message": problem.Detail(err)},
 			})
 		},
 	})

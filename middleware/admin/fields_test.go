@@ -58,8 +58,12 @@ var bodyFields = map[string]map[string]struct {
 	"PUT /environments/{env}/origins": {
 		"allowed_origins": {wantStrings, []string{`"{key}"`, `"https://app.example.com"`, `[1]`, `{"o":"{key}"}`}},
 	},
-	"POST /account/close":            {},
-	"POST /accounts/{account}/close": {},
+	"POST /account/close": {
+		"confirm": {wantString, []string{`["{key}"]`, `true`, `{"c":"{key}"}`}},
+	},
+	"POST /accounts/{account}/close": {
+		"confirm": {wantString, []string{`["{key}"]`, `1`, `{"c":"{key}"}`}},
+	},
 }
 
 // TestFieldErrors sends every request field of every route with a value of
@@ -125,6 +129,6 @@ func TestFieldErrors(t *testing.T) {
 	assert.Equal(t, "malformed JSON: one object only", problem["detail"])
 	_, problem, _ = f.do(t, "POST", "/environments/production/keys", `{"type":`)
 	assert.Equal(t, "malformed JSON: unexpected end", problem["detail"])
-	_, problem, _ = f.do(t, "POST", "/account/close", `{"confirm":true}`)
-	assert.Equal(t, "unknown field: want an empty object, or no body", problem["detail"])
+	_, problem, _ = f.do(t, "POST", "/account/close", `{"now":true}`)
+	assert.Equal(t, `unknown field: want "confirm"`, problem["detail"])
 }

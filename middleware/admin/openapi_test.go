@@ -145,13 +145,14 @@ type reason struct {
 }
 
 // middlewareReasons reads the exported reasons of package middleware from
-// its source: ErrX = &Reason{"code", http.StatusX, "title"}.
+// its source: ErrX = problem.New("code", http.StatusX, "title") or
+// ErrX = problem.Unauthorized("code", "title", challenge).
 func middlewareReasons(t *testing.T) []reason {
 	t.Helper()
 	file, err := parser.ParseFile(token.NewFileSet(), "../errors.go", nil, 0)
 	require.NoError(t, err)
 	statuses := map[string]int{
-		"StatusUnauthorized": 401, "StatusForbidden": 403, "StatusTooManyRequests": 429, "StatusServiceUnavailable": 503,
+		"StatusForbidden": 403, "StatusTooManyRequests": 429, "StatusServiceUnavailable": 503,
 	}
 	var out []reason
 	ast.Inspect(file, func(n ast.Node) bool {
@@ -159,22 +160,29 @@ func middlewareReasons(t *testing.T) []reason {
 		if !ok || !ast.IsExported(vs.Names[0].Name) {
 			return true
 		}
-		u, ok := vs.Values[0].(*ast.UnaryExpr)
+		call, ok := vs.Values[0].(*ast.CallExpr)
 		if !ok {
 			return true
 		}
-		lit, ok := u.X.(*ast.CompositeLit)
-		if !ok || lit.Type.(*ast.Ident).Name != "Reason" {
+		fun, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok || fun.X.(*ast.Ident).Name != "problem" {
 			return true
 		}
-		code, err := strconv.Unquote(lit.Elts[0].(*ast.BasicLit).Value)
+		code, err := strconv.Unquote(call.Args[0].(*ast.BasicLit).Value)
 		require.NoError(t, err)
-		s, ok := statuses[lit.Elts[1].(*ast.SelectorExpr).Sel.Name]
-		require.True(t, ok, "status of %s", code)
-		out = append(out, reason{code, s})
+		switch fun.Sel.Name {
+		case "Unauthorized":
+			out = append(out, reason{code, 401})
+		case "New":
+			s, ok := statuses[call.Args[1].(*ast.SelectorExpr).Sel.Name]
+			require.True(t, ok, "status of %s", code)
+			out = append(out, reason{code, s})
+		default:
+			t.Fatalf("%s: unknown constructor problem.%s", code, fun.Sel.Name)
+		}
 		return true
 	})
-	require.NotEmpty(t, out)
+	require.Len(t, out, 13, "package middleware declares 13 reasons")
 	return out
 }
 

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
-	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage"
 )
 
@@ -64,8 +64,27 @@ type createRequest struct {
 	Owner     string            `json:"owner"`
 	Metadata  map[string]string `json:"metadata"`
 	Scopes    []string          `json:"scopes"`
-	ExpiresIn duration          `json:"expires_in"`
-	ExpiresAt time.Time         `json:"expires_at"`
+	ExpiresIn *duration         `json:"expires_in"`
+	ExpiresAt *time.Time        `json:"expires_at"`
+}
+
+// expiry returns the expiry asked for, zero for none. A given expires_in
+// must be positive and a given expires_at in the future (the Manager
+// checks that): neither is ever read as "no expiry".
+func (req createRequest) expiry(now time.Time) (time.Time, error) {
+	switch {
+	case req.ExpiresIn != nil && req.ExpiresAt != nil:
+		return time.Time{}, invalid("give expires_in or expires_at, not both")
+	case req.ExpiresIn != nil && *req.ExpiresIn <= 0:
+		return time.Time{}, fmt.Errorf("%w: expires_in must be positive; leave it out for a key without expiry", apikey.ErrInvalidExpiry)
+	case req.ExpiresIn != nil:
+		return now.Add(time.Duration(*req.ExpiresIn)), nil
+	case req.ExpiresAt != nil && !req.ExpiresAt.After(now):
+		return time.Time{}, fmt.Errorf("%w: expires_at must be in the future; leave it out for a key without expiry", apikey.ErrInvalidExpiry)
+	case req.ExpiresAt != nil:
+		return *req.ExpiresAt, nil
+	}
+	return time.Time{}, nil
 }
 
 func (a *API) createKey(r *http.Request, c Caller) (int, any, error) {
@@ -77,21 +96,9 @@ func (a *API) createKey(r *http.Request, c Caller) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	if req.ExpiresIn != 0 && !req.ExpiresAt.IsZero() {
-		return 0, nil, invalid("give expires_in or expires_at, not both")
-	}
-	if req.Type == apikey.Server {
-		scopes, err := apikey.ValidateScopes(apikey.Server, req.Scopes)
-		if err != nil {
-			return 0, nil, err
-		}
-		if err := c.mayHold(scopes); err != nil {
-			return 0, nil, err
-		}
-	}
-	expires := req.ExpiresAt
-	if req.ExpiresIn != 0 {
-		expires = a.opts.Manager.Now().Add(time.Duration(req.ExpiresIn))
+	expires, err := req.expiry(a.opts.Manager.Now())
+	if err != nil {
+		return 0, nil, err
 	}
 	k, err := a.opts.Manager.Create(r.Context(), c.actor(), apikey.CreateRequest{
 		Environment: env, Type: req.Type, Name: req.Name, Owner: req.Owner, Metadata: req.Metadata,
@@ -129,11 +136,6 @@ func (a *API) rotateDefault(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	typ := apikey.KeyType(r.PathValue("type"))
-	if typ == apikey.Server {
-		if err := c.mayHold([]string{apikey.AllScopes}); err != nil { // default server keys hold every scope
-			return 0, nil, err
-		}
-	}
 	req := body.rotation(a.opts.Policy)
 	req.Environment, req.Type = env, typ
 	k, err := a.opts.Manager.Rotate(r.Context(), c.actor(), req)
@@ -148,9 +150,6 @@ func (a *API) getKey(r *http.Request, c Caller) (int, any, error) {
 func (a *API) rotateKey(r *http.Request, c Caller) (int, any, error) {
 	view, err := a.key(r, c)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := c.mayHold(view.Scopes); err != nil { // the new key has the old one's scopes
 		return 0, nil, err
 	}
 	var body graceRequest
@@ -201,13 +200,6 @@ func (a *API) setScopes(r *http.Request, c Caller) (int, any, error) {
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
 	}
-	scopes, err := apikey.ValidateScopes(apikey.Server, req.Scopes)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := c.mayHold(scopes); err != nil {
-		return 0, nil, err
-	}
 	view, err = a.opts.Manager.SetScopes(r.Context(), c.actor(), view.ID, req.Scopes)
 	return http.StatusOK, view, err
 }
@@ -255,9 +247,6 @@ func (a *API) setMetadata(r *http.Request, c Caller) (int, any, error) {
 func (a *API) revealKey(r *http.Request, c Caller) (int, any, error) {
 	view, err := a.key(r, c)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := c.mayHold(view.Scopes); err != nil {
 		return 0, nil, err
 	}
 	k, err := a.opts.Manager.Reveal(r.Context(), c.actor(), view.ID)
@@ -374,16 +363,41 @@ type accountResponse struct {
 	Revoked int    `json:"revoked"`
 }
 
+// closeRequest confirms the closing of an account by naming it again.
+type closeRequest struct {
+	Confirm string `json:"confirm"`
+}
+
+// confirmClose reads the body of a route that closes account: it must be
+// enabled (Options.CloseAccounts), for a role that may close accounts
+// (checked again by the Manager), and confirmed.
+func (a *API) confirmClose(r *http.Request, c Caller, account string) error {
+	if !a.opts.CloseAccounts {
+		return errCloseOff
+	}
+	if !c.Actor.Role.Allowed(apikey.ActionClose) {
+		return forbidden(apikey.ErrForbidden)
+	}
+	var req closeRequest
+	if err := decodeOptional(r, &req); err != nil {
+		return err
+	}
+	if req.Confirm != account {
+		return errUnconfirmed
+	}
+	return nil
+}
+
 // closeOwnAccount closes the caller's own account. A caller confined to an
 // environment (a key) may not: closing reaches every environment.
 func (a *API) closeOwnAccount(r *http.Request, c Caller) (int, any, error) {
 	if c.Environment != "" {
-		return 0, nil, middleware.Refuse(ReasonForbidden, "a caller confined to an environment cannot close its account")
-	}
-	if err := decodeOptional(r, &struct{}{}); err != nil {
-		return 0, nil, err
+		return 0, nil, problem.Refuse(ReasonForbidden, "a caller confined to an environment cannot close its account")
 	}
 	account := c.account()
+	if err := a.confirmClose(r, c, account); err != nil {
+		return 0, nil, err
+	}
 	n, err := a.opts.Manager.CloseAccount(r.Context(), c.actor(), account)
 	return http.StatusOK, accountResponse{Account: account, Revoked: n}, err
 }
@@ -409,10 +423,10 @@ func (a *API) closeAccount(r *http.Request, c Caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := decodeOptional(r, &struct{}{}); err != nil {
+	account := r.PathValue("account")
+	if err := a.confirmClose(r, c, account); err != nil {
 		return 0, nil, err
 	}
-	account := r.PathValue("account")
 	n, err := a.opts.Manager.CloseAccount(r.Context(), actor, account)
 	return http.StatusOK, accountResponse{Account: account, Revoked: n}, err
 }

@@ -11,7 +11,9 @@ import (
 // FuzzRoutes sends arbitrary methods, paths, queries and bodies to the
 // management API: path segments ({env}, {id}, {type}) and query parameters
 // are untrusted input too. The API answers with a status below 500, never a
-// panic, and every response carries Cache-Control: no-store.
+// panic, and every response carries Cache-Control: no-store. "$KEY" in any
+// input stands for a full server key, as a client may paste one anywhere:
+// no refusal repeats its secret part.
 func FuzzRoutes(f *testing.F) {
 	fx := newFixture(f)
 	id := fx.client.View.ID
@@ -31,13 +33,23 @@ func FuzzRoutes(f *testing.F) {
 		{"GET", "/audit", "limit=99999999999999999999", ""},
 		{"DELETE", "/keys/%00", "", ""},
 		{"PATCH", "/environments/../keys", "", "{"},
+		{"GET", "/keys/$KEY", "", ""},
+		{"POST", "/keys/$KEY/rotate", "", `{"grace":"$KEY"}`},
+		{"POST", "/environments/production/keys", "", `{"type":"server","scopes":["$KEY"],"owner":"$KEY"}`},
+		{"PUT", "/keys/" + id + "/metadata", "", `{"metadata":{"k":"$KEY"},"$KEY":1}`},
+		{"GET", "/audit", "before=$KEY&environment=$KEY", ""},
 	} {
 		f.Add(s.method, s.path, s.query, s.body)
 	}
+	full := fx.server.Key.Reveal()
+	secret := full[len(fx.server.Key.Prefix()):]
 	f.Fuzz(func(t *testing.T, method, path, query, body string) {
 		if !validMethod(method) {
 			return
 		}
+		path = strings.ReplaceAll(path, "$KEY", full)
+		query = strings.ReplaceAll(query, "$KEY", url.QueryEscape(full))
+		body = strings.ReplaceAll(body, "$KEY", full)
 		r := httptest.NewRequest(http.MethodGet, "/", strings.NewReader(body))
 		r.Method = method
 		r.URL = &url.URL{Path: "/" + strings.TrimPrefix(path, "/"), RawQuery: query}
@@ -49,6 +61,9 @@ func FuzzRoutes(f *testing.F) {
 		}
 		if w.Header().Get("Cache-Control") != "no-store" {
 			t.Fatalf("%s %s: no Cache-Control: no-store", method, path)
+		}
+		if w.Code >= 400 && strings.Contains(w.Body.String(), secret) {
+			t.Fatalf("%s %s?%s with %q: the refusal repeats a key's secret: %s", method, path, query, body, w.Body)
 		}
 	})
 }

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
-	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage"
 )
 
@@ -21,7 +21,7 @@ var static embed.FS
 // ReasonCrossOrigin refuses a state-changing request that a browser sent
 // from another origin (see the package documentation): 403 with code
 // "cross_origin_refused".
-var ReasonCrossOrigin = middleware.NewReason("cross_origin_refused", http.StatusForbidden, "cross-origin request refused")
+var ReasonCrossOrigin = problem.New("cross_origin_refused", http.StatusForbidden, "cross-origin request refused")
 
 // csp allows the page its own script, style sheet and API, and nothing
 // else: no inline script or style, no framing, no form posts.
@@ -36,8 +36,8 @@ type Options struct {
 	// is recorded in audit events and its role decides what the page shows
 	// and the API allows. Required. It is called for every request to
 	// /session and /api/ but /api/openapi.json (the API's OpenAPI
-	// document, the same for everyone); an error refuses the request (a
-	// refusal of package middleware keeps its status and code, any other
+	// document, the same for everyone); an error refuses the request (one
+	// with a problem.Reason keeps its status and code, any other
 	// error is 403 role_not_allowed), and so does a role that is not one of
 	// the three.
 	Actor func(r *http.Request) (apikey.Actor, error)
@@ -54,6 +54,21 @@ type Options struct {
 	// only once, and the API refuses to reveal it (409 not_revealable).
 	// Publishable keys can always be revealed.
 	RevealServerKeys bool
+	// SingleAccount puts an actor that names no account (Actor.Account
+	// empty) in apikey.DefaultAccount, for a single-tenant service. False
+	// (the zero value) refuses such an actor (403 role_not_allowed), so that
+	// a multi-tenant service whose Actor function forgets the account never
+	// shows or changes the default one. An Actor.Account of
+	// apikey.AnyAccount is always refused: the console acts in one account.
+	SingleAccount bool
+	// CloseAccount lets owners close their account from the page: it shows
+	// them a Close account action that asks them to type the account's id
+	// before it sends the request, and serves the API's POST
+	// /api/account/close (admin.Options.CloseAccounts), which asks for the
+	// same id again. False (the zero value) shows no such action and
+	// refuses the route (403): closing revokes every key of the account for
+	// good.
+	CloseAccount bool
 	// TrustedOrigins are origins ("https://admin.example.com") whose
 	// cross-origin requests are allowed to change state, for a page served
 	// from another origin than the console. Nil trusts none: only the
@@ -105,6 +120,13 @@ type Session struct {
 	// RevealServerKeys says whether server keys can be revealed
 	// (Options.RevealServerKeys); publishable keys always can.
 	RevealServerKeys bool `json:"reveal_server_keys"`
+	// Account is the account the console acts in for the actor, which the
+	// page asks the actor to type before it closes the account.
+	Account string `json:"account"`
+	// CloseAccount says whether the page offers to close the account: the
+	// service enabled it (Options.CloseAccount) and the actor's role allows
+	// it.
+	CloseAccount bool `json:"close_account"`
 }
 
 // Console is the console's http.Handler. It is safe for concurrent use.
@@ -134,7 +156,7 @@ func New(opts Options) (*Console, error) {
 		}
 	}
 	protection.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		middleware.WriteProblem(w, r, middleware.Refuse(ReasonCrossOrigin, "a page on another origin may not change keys"))
+		problem.Write(w, r, problem.Refuse(ReasonCrossOrigin, "a page on another origin may not change keys"))
 	}))
 
 	c := &Console{opts: opts}
@@ -144,10 +166,11 @@ func New(opts Options) (*Console, error) {
 		}
 	}
 	api, err := admin.New(admin.Options{
-		Manager:   opts.Manager,
-		Audit:     opts.Audit,
-		Policy:    opts.Policy,
-		Authorize: c.caller,
+		Manager:       opts.Manager,
+		Audit:         opts.Audit,
+		Policy:        opts.Policy,
+		Authorize:     c.caller,
+		CloseAccounts: opts.CloseAccount,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
@@ -167,7 +190,7 @@ func New(opts Options) (*Console, error) {
 	mux.HandleFunc("GET /session", c.session)
 	mux.Handle("/api/", http.StripPrefix("/api", api))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		middleware.WriteProblem(w, r, middleware.Refuse(admin.ReasonNoRoute, ""))
+		problem.Write(w, r, problem.Refuse(admin.ReasonNoRoute, ""))
 	})
 	c.handler = protection.Handler(mux)
 	return c, nil
@@ -186,36 +209,46 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.handler.ServeHTTP(w, r)
 }
 
-// actor returns the signed-in actor, or a refusal.
-func (c *Console) actor(r *http.Request) (apikey.Actor, error) {
+// actor returns the signed-in actor and the account the console acts in
+// for it, or a refusal.
+func (c *Console) actor(r *http.Request) (apikey.Actor, string, error) {
 	a, err := c.opts.Actor(r)
 	switch {
-	case err != nil && middleware.ReasonOf(err) != nil:
-		return apikey.Actor{}, err
+	case err != nil && problem.Of(err) != nil:
+		return apikey.Actor{}, "", err
 	case err != nil:
-		return apikey.Actor{}, middleware.Refuse(admin.ReasonForbidden, "not signed in to the console")
+		return apikey.Actor{}, "", problem.Refuse(admin.ReasonForbidden, "not signed in to the console")
 	case !a.Role.Valid():
-		return apikey.Actor{}, middleware.Refuse(admin.ReasonForbidden, "no role in the console")
+		return apikey.Actor{}, "", problem.Refuse(admin.ReasonForbidden, "no role in the console")
+	case a.Account == apikey.AnyAccount:
+		return apikey.Actor{}, "", problem.Refuse(admin.ReasonForbidden, `Actor.Account "*" is not an account: the console acts in one`)
+	case a.Account == "" && !c.opts.SingleAccount:
+		return apikey.Actor{}, "", problem.Refuse(admin.ReasonForbidden,
+			"Options.Actor named no account: set Actor.Account (or console.Options.SingleAccount for a service with one account)")
+	case a.Account == "":
+		return a, apikey.DefaultAccount, nil
 	}
-	return a, nil
+	return a, a.Account, nil
 }
 
-// caller is the management API's Authorize: the signed-in actor, with no
-// bound on environments or scopes.
+// caller is the management API's Authorize: the signed-in actor, in its
+// account, with no bound on environments or scopes.
 func (c *Console) caller(r *http.Request) (admin.Caller, error) {
-	a, err := c.actor(r)
-	return admin.Caller{Actor: a}, err
+	a, account, err := c.actor(r)
+	return admin.Caller{Actor: a, Account: account}, err
 }
 
 func (c *Console) session(w http.ResponseWriter, r *http.Request) {
-	a, err := c.actor(r)
+	a, account, err := c.actor(r)
 	if err != nil {
-		middleware.WriteProblem(w, r, err)
+		problem.Write(w, r, err)
 		return
 	}
 	s := Session{
 		Actor: a, Actions: []apikey.Action{}, Graces: c.graces,
 		Audit: c.opts.Audit != nil, RevealServerKeys: c.opts.RevealServerKeys,
+		Account:      account,
+		CloseAccount: c.opts.CloseAccount && a.Role.Allowed(apikey.ActionClose),
 	}
 	for _, action := range manageActions {
 		if a.Role.Allowed(action) {

@@ -18,6 +18,7 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/console"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -39,6 +40,13 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, console.Options{})
+}
+
+// newFixtureWith is newFixture with the options of opts besides Manager,
+// Audit, Actor and SingleAccount.
+func newFixtureWith(t *testing.T, opts console.Options) *fixture {
+	t.Helper()
 	store := memory.New()
 	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
 	require.NoError(t, err)
@@ -56,11 +64,9 @@ func newFixture(t *testing.T) *fixture {
 		}
 		return apikey.Actor{}, errors.New("not signed in")
 	}
-	c, err := console.New(console.Options{
-		Manager: m,
-		Audit:   store,
-		Actor:   func(r *http.Request) (apikey.Actor, error) { return f.actorFn(r) },
-	})
+	opts.Manager, opts.Audit, opts.SingleAccount = m, store, true
+	opts.Actor = func(r *http.Request) (apikey.Actor, error) { return f.actorFn(r) }
+	c, err := console.New(opts)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.Handle("/console/", http.StripPrefix("/console", c))
@@ -109,7 +115,7 @@ func (f *fixture) sameOrigin(method, path, body string, role apikey.Role) reques
 
 func problemCode(t *testing.T, body []byte) string {
 	t.Helper()
-	var p middleware.Problem
+	var p problem.Problem
 	require.NoError(t, json.Unmarshal(body, &p), string(body))
 	return p.Code
 }
@@ -230,6 +236,8 @@ func TestSession(t *testing.T) {
 			assert.True(t, s.Audit)
 			assert.False(t, s.RevealServerKeys, "server keys are shown once unless the Manager seals them")
 			assert.Contains(t, string(body), `"actor":{"id":"`+tt.actor.ID+`","role":"`+string(tt.role)+`"}`)
+			assert.Equal(t, apikey.DefaultAccount, s.Account, "SingleAccount")
+			assert.False(t, s.CloseAccount, "closing the account is off by default")
 		})
 	}
 
@@ -249,7 +257,7 @@ func TestSession(t *testing.T) {
 
 	t.Run("a refusal of package middleware keeps its status", func(t *testing.T) {
 		f.actorFn = func(*http.Request) (apikey.Actor, error) {
-			return apikey.Actor{}, middleware.Refuse(middleware.ErrMissingKey, "sign in first")
+			return apikey.Actor{}, problem.Refuse(middleware.ErrMissingKey, "sign in first")
 		}
 		res, body := f.do(t, request{method: "GET", path: "/session"})
 		assert.Equal(t, http.StatusUnauthorized, res.StatusCode)
@@ -274,6 +282,8 @@ func TestPolicyLimitsGraceChoices(t *testing.T) {
 		Manager: m,
 		Actor:   func(*http.Request) (apikey.Actor, error) { return owner, nil },
 		Policy:  apikey.GracePolicy{Name: "strict", Max: 24 * time.Hour},
+		// SingleAccount: the actor names no account.
+		SingleAccount: true,
 		// RevealServerKeys: for a Manager with a Sealer.
 		RevealServerKeys: true,
 	})
@@ -358,6 +368,7 @@ func TestTrustedOrigins(t *testing.T) {
 		Manager:        m,
 		Actor:          func(*http.Request) (apikey.Actor, error) { return owner, nil },
 		TrustedOrigins: []string{"https://admin.example.com"},
+		SingleAccount:  true,
 	})
 	require.NoError(t, err)
 	for origin, want := range map[string]int{"https://admin.example.com": http.StatusOK, "https://evil.example": http.StatusForbidden} {
@@ -468,4 +479,129 @@ func TestOwnerFlow(t *testing.T) {
 			assert.Equal(t, want, e.Actor, "changes are audited with the console's actor: %+v", e)
 		}
 	}
+}
+
+// TestActorNamesOneAccount: an actor that names no account is refused
+// unless the service chose SingleAccount, and one acting across accounts
+// always is; an actor of an account sees and changes only that account.
+func TestActorNamesOneAccount(t *testing.T) {
+	store := memory.New()
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, account := range []string{apikey.DefaultAccount, "acme"} {
+		_, err = m.Bootstrap(ctx, apikey.Actor{ID: "setup", Role: apikey.Owner, Account: account}, apikey.Production)
+		require.NoError(t, err)
+	}
+	for _, tt := range []struct {
+		name    string
+		single  bool
+		actor   apikey.Actor
+		status  int
+		account string // the session's, or words of the refusal's detail
+	}{
+		{"no account", false, owner, 403, "SingleAccount"},
+		{"no account, single account", true, owner, 200, apikey.DefaultAccount},
+		{"an account", false, apikey.Actor{ID: "alice", Role: apikey.Owner, Account: "acme"}, 200, "acme"},
+		{"any account", false, apikey.Actor{ID: "alice", Role: apikey.Owner, Account: apikey.AnyAccount}, 403, `"*"`},
+		{"any account, single account", true, apikey.Actor{ID: "alice", Role: apikey.Owner, Account: apikey.AnyAccount}, 403, `"*"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := console.New(console.Options{Manager: m, Audit: store, SingleAccount: tt.single,
+				Actor: func(*http.Request) (apikey.Actor, error) { return tt.actor, nil }})
+			require.NoError(t, err)
+			for _, path := range []string{"/session", "/api/environments/production/keys", "/api/audit"} {
+				w := httptest.NewRecorder()
+				c.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+				require.Equal(t, tt.status, w.Code, "%s: %s", path, w.Body)
+				if tt.status != 200 {
+					var p problem.Problem
+					require.NoError(t, json.Unmarshal(w.Body.Bytes(), &p))
+					assert.Equal(t, "role_not_allowed", p.Code)
+					assert.Contains(t, p.Detail, tt.account)
+					continue
+				}
+				switch path {
+				case "/session":
+					var s console.Session
+					require.NoError(t, json.Unmarshal(w.Body.Bytes(), &s))
+					assert.Equal(t, tt.account, s.Account)
+				case "/api/environments/production/keys":
+					var list apikey.KeyList
+					require.NoError(t, json.Unmarshal(w.Body.Bytes(), &list))
+					require.NotEmpty(t, list.Keys)
+					for _, k := range list.Keys {
+						assert.Equal(t, tt.account, k.Account)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestCloseAccount: the console offers and serves closing the account only
+// where the service enables it, to owners, and the API closes it only for a
+// request that names the account again, as the page's typed confirmation
+// sends it.
+func TestCloseAccount(t *testing.T) {
+	closeRequest := func(f *fixture, body string) request {
+		return f.sameOrigin("POST", "/api/account/close", body, apikey.Owner)
+	}
+	serverKey := func(t *testing.T, f *fixture) apikey.Status { return f.status(t, f.extra.View.ID) }
+
+	t.Run("off by default", func(t *testing.T) {
+		f := newFixture(t)
+		res, body := f.do(t, closeRequest(f, `{"confirm":"default"}`))
+		assert.Equal(t, http.StatusForbidden, res.StatusCode, string(body))
+		assert.Equal(t, "role_not_allowed", problemCode(t, body))
+		assert.Contains(t, string(body), "CloseAccounts")
+		assert.Equal(t, apikey.Active, serverKey(t, f), "nothing was revoked")
+	})
+
+	t.Run("enabled", func(t *testing.T) {
+		f := newFixtureWith(t, console.Options{CloseAccount: true})
+		for role, offered := range map[apikey.Role]bool{apikey.Owner: true, apikey.Member: false, apikey.ReadOnly: false} {
+			res, body := f.do(t, request{method: "GET", path: "/session", role: role})
+			require.Equal(t, http.StatusOK, res.StatusCode)
+			var s console.Session
+			require.NoError(t, json.Unmarshal(body, &s))
+			assert.Equal(t, offered, s.CloseAccount, role)
+			assert.Equal(t, apikey.DefaultAccount, s.Account)
+		}
+		res, body := f.do(t, f.sameOrigin("POST", "/api/account/close", `{"confirm":"default"}`, apikey.Member))
+		assert.Equal(t, http.StatusForbidden, res.StatusCode, "members close nothing: %s", body)
+		for _, unconfirmed := range []string{``, `{}`, `{"confirm":""}`, `{"confirm":"Default"}`, `{"confirm":"acme"}`} {
+			res, body := f.do(t, closeRequest(f, unconfirmed))
+			assert.Equal(t, http.StatusUnprocessableEntity, res.StatusCode, "%q: %s", unconfirmed, body)
+			assert.Equal(t, "confirmation_required", problemCode(t, body), unconfirmed)
+		}
+		assert.Equal(t, apikey.Active, serverKey(t, f), "nothing was revoked")
+
+		res, body = f.do(t, request{method: "POST", path: "/api/account/close", body: `{"confirm":"default"}`, role: apikey.Owner,
+			origin: "https://evil.example", fetchSite: "cross-site"})
+		assert.Equal(t, http.StatusForbidden, res.StatusCode, "another site cannot close it: %s", body)
+		assert.Equal(t, apikey.Active, serverKey(t, f))
+
+		res, body = f.do(t, closeRequest(f, `{"confirm":"default"}`))
+		require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+		assert.JSONEq(t, `{"account":"default","revoked":3}`, string(body))
+		assert.Equal(t, apikey.Revoked, serverKey(t, f))
+	})
+
+	t.Run("the page asks for the typed account", func(t *testing.T) {
+		// The page's behaviour is run in Chromium by examples/console; here
+		// the page holds the dialog, its button starts disabled, and the
+		// script sends the typed value only when it is the account's.
+		f := newFixtureWith(t, console.Options{CloseAccount: true})
+		_, page := f.do(t, request{method: "GET", path: "/"})
+		dialog := regexp.MustCompile(`(?s)<template id="tpl-close-account">.*?</template>`).Find(page)
+		require.NotNil(t, dialog)
+		assert.Regexp(t, `<input id="close-account-confirm"[^>]* required`, string(dialog))
+		assert.Regexp(t, `<button type="submit" class="danger" disabled>`, string(dialog))
+		_, script := f.do(t, request{method: "GET", path: "/app.js"})
+		assert.Contains(t, string(script), `const confirmed = () => input.value === account;`)
+		assert.Contains(t, string(script), `if (!confirmed()) throw new Error(`)
+		assert.Contains(t, string(script), `api("POST", "api/account/close", { confirm: input.value })`)
+		assert.Contains(t, string(script), `if (state.session.close_account) {`)
+	})
 }

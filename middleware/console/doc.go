@@ -20,7 +20,7 @@
 //			if !ok {
 //				return apikey.Actor{}, errors.New("not signed in")
 //			}
-//			return apikey.Actor{ID: u.Email, Role: u.KeyRole}, nil
+//			return apikey.Actor{ID: u.Email, Role: u.KeyRole, Account: u.TenantID}, nil
 //		},
 //	})
 //	if err != nil {
@@ -28,13 +28,23 @@
 //	}
 //	mux.Handle("/console/", requireLogin(http.StripPrefix("/console", c)))
 //
+// Every actor acts in one account, Actor.Account; a single-tenant service
+// whose actors name none sets Options.SingleAccount to put them in
+// apikey.DefaultAccount, and without it such an actor is refused.
+//
+// Closing the account is off unless the service sets Options.CloseAccount:
+// then owners see a Close account action, which asks them to type the
+// account's id before the page sends the request, and the API checks the
+// typed id again.
+//
 // The console must be mounted at a path that ends in "/" (the page loads
 // its files by relative URLs). Relative to that path it serves:
 //
 //	GET  /            the page (HTML)
 //	GET  /app.js      its script
 //	GET  /style.css   its style sheet
-//	GET  /session     {"actor": {"id", "role"}, "actions": [...], "graces": [...], "policy": {...}}
+//	GET  /session     {"actor": {"id", "role", "account"}, "account", "actions": [...],
+//	                   "graces": [...], "policy": {...}, "close_account", ...} (Session)
 //	     /api/...     the management API of package admin, for the actor
 //	GET  /api/openapi.json  its OpenAPI 3.1 document (no actor needed)
 //

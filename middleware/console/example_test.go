@@ -63,6 +63,8 @@ func Example() {
 			}
 			return apikey.Actor{ID: u.email, Role: u.role}, nil
 		},
+		// The service has one account: its actors name none.
+		SingleAccount: true,
 		// Policy: zero, so apikey.ConsolePolicy (grace 0 to 7 days).
 	})
 	if err != nil {

@@ -17,13 +17,6 @@ const (
 // HasherOps lists every operation of a Hasher.
 var HasherOps = []Op{OpHash, OpVerify, OpOutdated}
 
-// outdatedChecker is the optional capability of a hasher that tells,
-// without hashing, whether an encoded hash is weaker than its own
-// parameters (apikey.Argon2id has it).
-type outdatedChecker interface {
-	Outdated(encoded string) (bool, error)
-}
-
 // Hasher is an apikey.Hasher wrapper with hooks: it counts, blocks, fails,
 // rewrites or panics in the calls of a test's choosing. Create it with
 // NewHasher. Its hooks receive context.Background(), since a hasher takes
@@ -38,17 +31,20 @@ type outdatedChecker interface {
 // A Hasher is safe for concurrent use; hooks may be added while calls run.
 type Hasher struct {
 	inner    apikey.Hasher
-	outdated outdatedChecker // nil if the inner hasher has no Outdated method
+	outdated apikey.OutdatedChecker // nil if the inner hasher has no Outdated method
 	hooks    *hooks
 }
 
-var _ apikey.Hasher = (*Hasher)(nil)
+var (
+	_ apikey.Hasher          = (*Hasher)(nil)
+	_ apikey.OutdatedChecker = (*Hasher)(nil)
+)
 
 // NewHasher returns a wrapper of inner with no hook: every call goes
 // through unchanged.
 func NewHasher(inner apikey.Hasher) *Hasher {
 	h := &Hasher{inner: inner, hooks: newHooks(HasherOps)}
-	h.outdated, _ = inner.(outdatedChecker)
+	h.outdated, _ = inner.(apikey.OutdatedChecker)
 	return h
 }
 

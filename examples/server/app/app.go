@@ -40,6 +40,7 @@ import (
 	"github.com/keystile/keystile/examples/internal/exampledb"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage/sqlstore"
 )
 
@@ -353,8 +354,8 @@ func whoami(w http.ResponseWriter, r *http.Request) {
 
 // The refusals of POST /v1/echo, as problem responses like the middleware's.
 var (
-	errNotJSON  = middleware.NewReason("invalid_json", http.StatusBadRequest, "the body is not JSON")
-	errTooLarge = middleware.NewReason("body_too_large", http.StatusRequestEntityTooLarge, "the body is too large")
+	errNotJSON  = problem.New("invalid_json", http.StatusBadRequest, "the body is not JSON")
+	errTooLarge = problem.New("body_too_large", http.StatusRequestEntityTooLarge, "the body is too large")
 )
 
 func echo(w http.ResponseWriter, r *http.Request) {
@@ -362,13 +363,13 @@ func echo(w http.ResponseWriter, r *http.Request) {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		middleware.WriteProblem(w, r, middleware.Refuse(errTooLarge, fmt.Sprintf("at most %d bytes", MaxEchoBytes)))
+		problem.Write(w, r, problem.Refuse(errTooLarge, fmt.Sprintf("at most %d bytes", MaxEchoBytes)))
 		return
 	case err != nil:
-		middleware.WriteProblem(w, r, middleware.Refuse(errNotJSON, "reading the body failed"))
+		problem.Write(w, r, problem.Refuse(errNotJSON, "reading the body failed"))
 		return
 	case !json.Valid(body):
-		middleware.WriteProblem(w, r, middleware.Refuse(errNotJSON, "send one JSON value"))
+		problem.Write(w, r, problem.Refuse(errNotJSON, "send one JSON value"))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -177,7 +177,7 @@ func TestOtherSetups(t *testing.T) {
 	t.Run("storage failure", func(t *testing.T) {
 		m, err := apikey.NewManager(apikey.ManagerOptions{Store: brokenStore{f.Store}})
 		require.NoError(t, err)
-		api, err := admin.New(admin.Options{Manager: m, Authorize: owner, Audit: f.Store})
+		api, err := admin.New(admin.Options{Manager: m, Authorize: owner, Audit: f.Store, SingleAccount: true})
 		require.NoError(t, err)
 		for _, path := range []string{"/environments/production/keys", "/keys/" + f.Client.View.ID, "/environments/production/origins"} {
 			r := httptest.NewRequest("GET", path, nil)
@@ -189,7 +189,7 @@ func TestOtherSetups(t *testing.T) {
 	})
 
 	t.Run("no audit log", func(t *testing.T) {
-		api, err := admin.New(admin.Options{Manager: f.Manager, Authorize: owner})
+		api, err := admin.New(admin.Options{Manager: f.Manager, Authorize: owner, SingleAccount: true})
 		require.NoError(t, err)
 		w := httptest.NewRecorder()
 		api.ServeHTTP(w, httptest.NewRequest("GET", "/audit", nil))

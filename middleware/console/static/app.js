@@ -433,6 +433,29 @@
     dialog.showModal();
   }
 
+  // openCloseAccount asks an owner to type the account's id. The button is
+  // enabled, and the request sent, only while the typed id is exactly the
+  // account's; the API checks it again.
+  function openCloseAccount() {
+    const account = state.session.account;
+    const dialog = openDialog("tpl-close-account");
+    dialog.querySelector("h2").textContent = `Close the account ${account}?`;
+    dialog.querySelector(".explain").textContent =
+      "Every key of every environment is revoked at once, defaults included, and no key can be created in this account again. This cannot be undone.";
+    dialog.querySelector("label").textContent = `Type ${account} to confirm`;
+    const input = dialog.querySelector("#close-account-confirm");
+    const submit = dialog.querySelector('button[type="submit"]');
+    const confirmed = () => input.value === account;
+    input.addEventListener("input", () => { submit.disabled = !confirmed(); });
+    submitting(dialog, async () => {
+      if (!confirmed()) throw new Error(`Type ${account} to confirm.`);
+      const res = await api("POST", "api/account/close", { confirm: input.value });
+      await refreshKeys();
+      notify(`The account ${res.account} was closed: ${res.revoked} keys were revoked.`);
+    });
+    dialog.showModal();
+  }
+
   function openScopes(k) {
     const dialog = openDialog("tpl-scopes");
     dialog.querySelector("h2").textContent = `Scopes of ${k.prefix}`;
@@ -537,6 +560,14 @@
       b.addEventListener("click", openOrigins);
       originTools.append(b);
     }
+    const accountTools = $("account-tools");
+    accountTools.textContent = "";
+    if (state.session.close_account) {
+      const b = el("button", { type: "button", id: "close-account", className: "danger", textContent: "Close account" });
+      b.addEventListener("click", openCloseAccount);
+      accountTools.append(b);
+    }
+    $("account").hidden = !state.session.close_account;
   }
 
   async function showEnvironment() {
