@@ -65,8 +65,9 @@ type Options struct {
 	// failures the failure cache holds. Size it to the keys in use: a key
 	// pushed out may run argon2 again. Zero means DefaultCacheSize; a
 	// negative value disables both caches, so that every request runs
-	// argon2. The memory of verified keys takes 128 bytes per CacheSize
-	// (at least 2 MiB), allocated by New.
+	// argon2. The table of verified keys takes 128 bytes per CacheSize
+	// (DefaultCacheSize when the cache is disabled; at least 2 MiB),
+	// allocated by New.
 	CacheSize int
 	// CacheTTL bounds how long a cached key is served on what this process
 	// last read of it. With a change feed, a cached key is served while the
