@@ -145,6 +145,7 @@ func (v *Validator) Handler(next http.Handler) http.Handler {
 // not authenticated again: only p is checked, and OnAuthenticated is not
 // called twice. A refused request is answered by Options.ErrorHandler. A
 // key in its grace period adds the HeaderKeyExpires response header.
+// Require does not answer CORS preflights: CORS, around the router, does.
 //
 // Require panics if p is invalid (see Policy.Validate) or, when the
 // middleware is applied, if next is nil: both are programming errors.
