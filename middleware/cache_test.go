@@ -39,7 +39,7 @@ func TestExpiryWhileCached(t *testing.T) {
 			}
 		})
 	}
-	assert.EqualValues(t, 1, f.hasher.verifies.Load(), "served from the cache throughout")
+	assert.EqualValues(t, 1, f.verifies(), "served from the cache throughout")
 }
 
 // TestCacheKeepsKeysInUse fills a cache of two keys: the key that a
@@ -134,10 +134,10 @@ func TestFailuresAreCachedBriefly(t *testing.T) {
 	for range 5 {
 		require.Equal(t, http.StatusUnauthorized, serve(h, request(wrong)).Code)
 	}
-	assert.EqualValues(t, 1, f.hasher.verifies.Load())
+	assert.EqualValues(t, 1, f.verifies())
 	f.clock.Advance(middleware.DefaultFailureTTL)
 	require.Equal(t, http.StatusUnauthorized, serve(h, request(wrong)).Code)
-	assert.EqualValues(t, 2, f.hasher.verifies.Load())
+	assert.EqualValues(t, 2, f.verifies())
 }
 
 func TestCacheDisabled(t *testing.T) {
@@ -146,7 +146,7 @@ func TestCacheDisabled(t *testing.T) {
 	for range 3 {
 		require.Equal(t, http.StatusOK, serve(h, request(f.keys["production/server"].Reveal())).Code)
 	}
-	assert.EqualValues(t, 3, f.hasher.verifies.Load())
+	assert.EqualValues(t, 3, f.verifies())
 }
 
 // TestStoreDownServesCachedUntilTTL checks that cached keys keep working
@@ -157,7 +157,7 @@ func TestStoreDownServesCachedUntilTTL(t *testing.T) {
 	h := f.v.Handler(okHandler)
 	key := f.keys["production/server"].Reveal()
 	require.Equal(t, http.StatusOK, serve(h, request(key)).Code)
-	f.store.down.Store(true)
+	f.down()
 	f.clock.Advance(47 * time.Second)
 	require.Equal(t, http.StatusOK, serve(h, request(key)).Code)
 	f.clock.Advance(13 * time.Second)

@@ -298,7 +298,7 @@ func TestOriginChangeReachesOtherProcesses(t *testing.T) {
 	f := newFixture(t, nil)
 	_, err := f.manager.SetAllowedOrigins(context.Background(), owner, apikey.Staging, []string{"https://old.example"})
 	require.NoError(t, err)
-	other, err := middleware.New(middleware.Options{Store: f.store.Store, Hasher: f.hasher, Now: f.clock.Now, FeedInterval: 10 * time.Millisecond})
+	other, err := middleware.New(middleware.Options{Store: f.store.Inner(), Hasher: f.hasher, Now: f.clock.Now, FeedInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	defer other.Close()
 	key := f.keys["staging/client"].Reveal()
@@ -318,7 +318,7 @@ func TestSettingsNotLoadedFailClosed(t *testing.T) {
 	f := newFixture(t, nil)
 	_, err := f.manager.SetAllowedOrigins(context.Background(), owner, apikey.Staging, []string{"https://x.example"})
 	require.NoError(t, err)
-	fs := faultstore.New(f.store.Store)
+	fs := faultstore.New(f.store.Inner())
 	fs.Down(faultstore.OpEnvironments, faultstore.OpSettings)
 	var bg []error
 	var mu sync.Mutex

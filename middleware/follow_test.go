@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
-	"github.com/keystile/keystile/storage"
 	"github.com/keystile/keystile/storage/faultstore"
 	"github.com/keystile/keystile/storage/memory"
 )
@@ -94,7 +92,7 @@ func TestSettingsReloads(t *testing.T) {
 // stops accepting it within the feed interval.
 func TestRevokedWhileCachedViaChangeFeed(t *testing.T) {
 	f := newFixture(t, nil)
-	other, err := middleware.New(middleware.Options{Store: f.store.Store, Hasher: f.hasher, Now: f.clock.Now, FeedInterval: 10 * time.Millisecond})
+	other, err := middleware.New(middleware.Options{Store: f.store.Inner(), Hasher: f.hasher, Now: f.clock.Now, FeedInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	defer other.Close()
 	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: f.clock.Now().Add(time.Hour)})
@@ -109,29 +107,10 @@ func TestRevokedWhileCachedViaChangeFeed(t *testing.T) {
 	}, time.Second, 5*time.Millisecond)
 }
 
-// gapStore reports a change-feed gap on demand.
-type gapStore struct {
-	*readCountingStore
-	mu  sync.Mutex
-	gap bool
-}
-
-func (s *gapStore) Changes(ctx context.Context, since int64, limit int) ([]storageChanged, int64, error) {
-	s.mu.Lock()
-	gap := s.gap
-	s.gap = false
-	s.mu.Unlock()
-	if gap {
-		rev, _ := s.Store.Revision(ctx)
-		return nil, rev, storageErrFeedGap
-	}
-	return s.Store.Changes(ctx, since, limit)
-}
-
 func TestFeedGapPurgesTheCache(t *testing.T) {
 	f := newFixture(t, nil)
-	store := &gapStore{readCountingStore: &readCountingStore{Store: f.store.Store}}
-	hasher := newCountingHasher()
+	store := faultstore.New(f.store.Inner())
+	hasher := newHasher(apikey.TestParams)
 	v, err := middleware.New(middleware.Options{Store: store, Hasher: hasher, Now: f.clock.Now, FeedInterval: 5 * time.Millisecond})
 	require.NoError(t, err)
 	defer v.Close()
@@ -140,21 +119,18 @@ func TestFeedGapPurgesTheCache(t *testing.T) {
 	require.Equal(t, http.StatusOK, serve(h, request(key)).Code)
 	time.Sleep(20 * time.Millisecond)
 	require.Equal(t, http.StatusOK, serve(h, request(key)).Code)
-	require.EqualValues(t, 1, hasher.verifies.Load())
-	require.EqualValues(t, 1, store.reads.Load())
+	require.EqualValues(t, 1, hasher.Calls(faultstore.OpVerify))
+	require.EqualValues(t, 1, store.Calls(faultstore.OpKey))
 
-	store.mu.Lock()
-	store.gap = true
-	store.mu.Unlock()
-	require.Eventually(t, func() bool {
-		store.mu.Lock()
-		defer store.mu.Unlock()
-		return !store.gap
-	}, time.Second, time.Millisecond)
+	select {
+	case <-store.Gap():
+	case <-time.After(time.Second):
+		t.Fatal("the feed was not read")
+	}
 	time.Sleep(10 * time.Millisecond) // let the poll that saw the gap finish
 	require.Equal(t, http.StatusOK, serve(h, request(key)).Code)
-	assert.EqualValues(t, 2, store.reads.Load(), "the gap dropped the cached key: it was read again")
-	assert.EqualValues(t, 1, hasher.verifies.Load(), "its hash is unchanged: no second argon2 run")
+	assert.EqualValues(t, 2, store.Calls(faultstore.OpKey), "the gap dropped the cached key: it was read again")
+	assert.EqualValues(t, 1, hasher.Calls(faultstore.OpVerify), "its hash is unchanged: no second argon2 run")
 }
 
 func mustHash(t *testing.T, f *fixture, id string) string {
@@ -196,7 +172,7 @@ func TestCloseLeaksNoGoroutine(t *testing.T) {
 	f := newFixture(t, func(o *middleware.Options) {
 		o.LastUsedInterval = time.Millisecond
 	})
-	feedless, err := middleware.New(middleware.Options{Store: noFeedStore{f.store}, Hasher: f.hasher, CacheTTL: time.Millisecond}) // reloads settings every CacheTTL
+	feedless, err := middleware.New(middleware.Options{Store: withoutFeed(f.store), Hasher: f.hasher, CacheTTL: time.Millisecond}) // reloads settings every CacheTTL
 	require.NoError(t, err)
 	time.Sleep(5 * time.Millisecond)
 	require.NoError(t, feedless.Close())
@@ -277,7 +253,7 @@ func TestFeedUpdatesEntriesInPlace(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, nil)
-			store := &readCountingStore{Store: f.store.Store}
+			store := faultstore.New(f.store.Inner())
 			wake := make(chan struct{}, 1)
 			other, err := middleware.New(middleware.Options{Store: store, Hasher: f.hasher, Now: f.clock.Now,
 				CacheTTL: 2 * time.Hour, FeedInterval: time.Hour, FeedWake: wake})
@@ -290,10 +266,10 @@ func TestFeedUpdatesEntriesInPlace(t *testing.T) {
 			}))
 			key := f.create(tt.create)
 			require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
-			reads, hashes := store.reads.Load(), f.hasher.verifies.Load()
+			reads, hashes := store.Calls(faultstore.OpKey), f.verifies()
 
 			// Another process (a Manager that does not tell this Validator).
-			m, err := apikey.NewManager(apikey.ManagerOptions{Store: f.store.Store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: f.clock.Now})
+			m, err := apikey.NewManager(apikey.ManagerOptions{Store: f.store.Inner(), Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: f.clock.Now})
 			require.NoError(t, err)
 			tt.change(t, m, f.clock, key)
 			rev, err := f.store.Revision(context.Background())
@@ -309,25 +285,10 @@ func TestFeedUpdatesEntriesInPlace(t *testing.T) {
 				}
 			}
 			assert.Equal(t, tt.owner, seenOwner)
-			assert.Equal(t, reads, store.reads.Load(), "Key reads: answered from the updated entry")
-			assert.Equal(t, hashes, f.hasher.verifies.Load(), "argon2 runs")
+			assert.Equal(t, reads, store.Calls(faultstore.OpKey), "Key reads: answered from the updated entry")
+			assert.Equal(t, hashes, f.verifies(), "argon2 runs")
 		})
 	}
-}
-
-// hookFeedStore runs afterRead once, right after the inner store answered
-// Changes (its records are read) and before the Validator applies them.
-type hookFeedStore struct {
-	*memory.Store
-	afterRead atomic.Pointer[func()]
-}
-
-func (s *hookFeedStore) Changes(ctx context.Context, since int64, limit int) ([]storage.Changed, int64, error) {
-	out, next, err := s.Store.Changes(ctx, since, limit)
-	if h := s.afterRead.Swap(nil); h != nil {
-		(*h)()
-	}
-	return out, next, err
 }
 
 // TestFeedNeverAppliesAnOlderRecord: another process revokes a key after
@@ -336,14 +297,14 @@ func (s *hookFeedStore) Changes(ctx context.Context, since int64, limit int) ([]
 // refused. Applying the page must not make the key valid again.
 func TestFeedNeverAppliesAnOlderRecord(t *testing.T) {
 	f := newFixture(t, nil)
-	store := &hookFeedStore{Store: f.store.Store}
+	store := faultstore.New(f.store.Inner())
 	wake := make(chan struct{}, 1)
 	other, err := middleware.New(middleware.Options{Store: store, Hasher: f.hasher, Now: f.clock.Now,
 		FeedInterval: time.Hour, FeedWake: wake})
 	require.NoError(t, err)
 	defer other.Close()
 	h := other.Handler(okHandler)
-	m, err := apikey.NewManager(apikey.ManagerOptions{Store: f.store.Store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: f.clock.Now})
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: f.store.Inner(), Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: f.clock.Now})
 	require.NoError(t, err)
 	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"*"}})
 	_, err = m.SetOwner(context.Background(), owner, key.ID(), "user_1")
@@ -351,34 +312,22 @@ func TestFeedNeverAppliesAnOlderRecord(t *testing.T) {
 	pageRev, err := f.store.Revision(context.Background())
 	require.NoError(t, err)
 
+	// Once, right after the store answered Changes (its records are read)
+	// and before the Validator applies them.
 	var inWindow int
-	hook := func() {
-		_, err := m.Revoke(context.Background(), owner, key.ID())
-		require.NoError(t, err)
-		inWindow = serve(h, request(key.Reveal())).Code
-	}
-	store.afterRead.Store(&hook)
+	var once sync.Once
+	store.After(func(context.Context, *faultstore.Call) {
+		once.Do(func() {
+			_, err := m.Revoke(context.Background(), owner, key.ID())
+			require.NoError(t, err)
+			inWindow = serve(h, request(key.Reveal())).Code
+		})
+	}, faultstore.OpChanges)
 	wake <- struct{}{}
 	require.Eventually(t, func() bool { return other.Stats().FeedRevision >= pageRev }, 5*time.Second, time.Millisecond)
 	require.Equal(t, http.StatusUnauthorized, inWindow, "refused once the revocation was read")
 	require.Equal(t, http.StatusUnauthorized, serve(h, request(key.Reveal())).Code,
 		"a key this process has seen revoked is served again from the feed page's older record")
-}
-
-// gatedKeyStore's first Key call reads the record, then waits for gate.
-type gatedKeyStore struct {
-	*memory.Store
-	once    sync.Once
-	entered chan struct{}
-	gate    chan struct{}
-	reads   atomic.Int64
-}
-
-func (s *gatedKeyStore) Key(ctx context.Context, id string) (apikey.Record, error) {
-	s.reads.Add(1)
-	rec, err := s.Store.Key(ctx, id)
-	s.once.Do(func() { close(s.entered); <-s.gate })
-	return rec, err
 }
 
 // TestFeedRevocationEndsVerificationsWithoutCache: caching off. A verification
@@ -387,7 +336,11 @@ func (s *gatedKeyStore) Key(ctx context.Context, id string) (apikey.Record, erro
 // not receive its result.
 func TestFeedRevocationEndsVerificationsWithoutCache(t *testing.T) {
 	f := newFixture(t, nil)
-	store := &gatedKeyStore{Store: f.store.Store, entered: make(chan struct{}), gate: make(chan struct{})}
+	// The first Key call reads the record, then waits for gate.
+	store := faultstore.New(f.store.Inner())
+	entered, gate := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	store.After(func(context.Context, *faultstore.Call) { once.Do(func() { close(entered); <-gate }) }, faultstore.OpKey)
 	wake := make(chan struct{}, 1)
 	other, err := middleware.New(middleware.Options{Store: store, Hasher: f.hasher, Now: f.clock.Now,
 		CacheSize: -1, FeedInterval: time.Hour, FeedWake: wake})
@@ -400,9 +353,9 @@ func TestFeedRevocationEndsVerificationsWithoutCache(t *testing.T) {
 	require.Eventually(t, func() bool { return other.Stats().FeedRevision >= rev0 }, 5*time.Second, time.Millisecond)
 
 	go serve(h, request(key.Reveal())) // A: reads the record, then waits
-	<-store.entered
+	<-entered
 
-	m, err := apikey.NewManager(apikey.ManagerOptions{Store: f.store.Store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: f.clock.Now})
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: f.store.Inner(), Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: f.clock.Now})
 	require.NoError(t, err)
 	_, err = m.Revoke(context.Background(), owner, key.ID())
 	require.NoError(t, err)
@@ -414,9 +367,9 @@ func TestFeedRevocationEndsVerificationsWithoutCache(t *testing.T) {
 	codeB := make(chan int, 1)
 	go func() { codeB <- serve(h, request(key.Reveal())).Code }()
 	time.Sleep(100 * time.Millisecond) // let B join A's verification, or start its own
-	close(store.gate)
+	close(gate)
 	require.Equal(t, http.StatusUnauthorized, <-codeB,
-		"B arrived after the feed reported the revocation (Key reads: %d)", store.reads.Load())
+		"B arrived after the feed reported the revocation (Key reads: %d)", store.Calls(faultstore.OpKey))
 }
 
 // TestCachedKeysStayFreshWhileTheFeedIsRead: with a change feed, cached
@@ -427,10 +380,10 @@ func TestCachedKeysStayFreshWhileTheFeedIsRead(t *testing.T) {
 	for _, feed := range []bool{true, false} {
 		t.Run(fmt.Sprintf("feed=%v", feed), func(t *testing.T) {
 			f := newFixture(t, nil)
-			counting := &readCountingStore{Store: f.store.Store}
-			var store apikey.Store = counting
+			counting := faultstore.New(f.store.Inner())
+			store := counting.Exact()
 			if !feed {
-				store = noFeedStore{counting}
+				store = withoutFeed(counting)
 			}
 			keys := make([]apikey.Key, 10)
 			for i := range keys {
@@ -441,14 +394,14 @@ func TestCachedKeysStayFreshWhileTheFeedIsRead(t *testing.T) {
 			defer v.Close()
 			h := v.Handler(okHandler)
 			reread := func() int64 { // requests every key, returns the Key reads it took
-				before := counting.reads.Load()
+				before := counting.Calls(faultstore.OpKey)
 				for _, k := range keys {
 					require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code)
 				}
-				return counting.reads.Load() - before
+				return counting.Calls(faultstore.OpKey) - before
 			}
 			require.EqualValues(t, len(keys), reread(), "first requests")
-			verifies := f.hasher.verifies.Load()
+			verifies := f.verifies()
 			f.clock.Advance(ttl - time.Second)
 			assert.Zero(t, reread(), "entries are served for CacheTTL")
 			f.clock.Advance(2 * time.Second)
@@ -459,7 +412,7 @@ func TestCachedKeysStayFreshWhileTheFeedIsRead(t *testing.T) {
 				assert.EqualValues(t, len(keys), reread(), "entries are read again after CacheTTL")
 				assert.Zero(t, reread(), "once")
 			}
-			assert.Equal(t, verifies, f.hasher.verifies.Load(), "argon2 ran again")
+			assert.Equal(t, verifies, f.verifies(), "argon2 ran again")
 		})
 	}
 }
@@ -470,7 +423,7 @@ func TestCachedKeysStayFreshWhileTheFeedIsRead(t *testing.T) {
 func TestFeedWake(t *testing.T) {
 	f := newFixture(t, nil)
 	wake := make(chan struct{}, 1)
-	other, err := middleware.New(middleware.Options{Store: f.store.Store, Hasher: f.hasher, Now: f.clock.Now,
+	other, err := middleware.New(middleware.Options{Store: f.store.Inner(), Hasher: f.hasher, Now: f.clock.Now,
 		FeedInterval: time.Hour, FeedWake: wake})
 	require.NoError(t, err)
 	defer other.Close()
@@ -478,7 +431,7 @@ func TestFeedWake(t *testing.T) {
 	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"*"}})
 	require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code) // cached
 
-	m, err := apikey.NewManager(apikey.ManagerOptions{Store: f.store.Store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: f.clock.Now})
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: f.store.Inner(), Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: f.clock.Now})
 	require.NoError(t, err)
 	_, err = m.Revoke(context.Background(), owner, key.ID())
 	require.NoError(t, err)

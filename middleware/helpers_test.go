@@ -2,7 +2,6 @@ package middleware_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -17,7 +16,7 @@ import (
 	"github.com/keystile/keystile/internal/fakeclock"
 	"github.com/keystile/keystile/internal/faulttest"
 	"github.com/keystile/keystile/middleware"
-	"github.com/keystile/keystile/storage"
+	"github.com/keystile/keystile/storage/faultstore"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -46,75 +45,22 @@ func varyValues(h http.Header) []string {
 	return out
 }
 
-// countingHasher counts argon2 verifications.
-type countingHasher struct {
-	apikey.Argon2id
-	verifies atomic.Int64
-}
-
-func newCountingHasher() *countingHasher {
-	return &countingHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}}
-}
-
-func (h *countingHasher) Verify(secret []byte, encoded string) (bool, bool, error) {
-	h.verifies.Add(1)
-	return h.Argon2id.Verify(secret, encoded)
-}
-
 // clock is a settable clock.
 type clock = fakeclock.Clock
 
 func newClock() *clock { return fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
-// readCountingStore counts Key reads.
-type readCountingStore struct {
-	*memory.Store
-	reads atomic.Int64
+// newHasher returns an argon2id hasher with p that counts its calls.
+func newHasher(p apikey.Params) *faultstore.Hasher {
+	return faultstore.NewHasher(apikey.Argon2id{Params: p})
 }
 
-func (s *readCountingStore) Key(ctx context.Context, id string) (apikey.Record, error) {
-	s.reads.Add(1)
-	return s.Store.Key(ctx, id)
-}
-
-// flakyStore is a memory store whose reads, change feed included, can be
-// made to fail.
-type flakyStore struct {
-	*memory.Store
-	down atomic.Bool
-}
-
-var errDown = errors.New("store: connection refused")
-
-func (s *flakyStore) Key(ctx context.Context, id string) (apikey.Record, error) {
-	if s.down.Load() {
-		return apikey.Record{}, errDown
-	}
-	return s.Store.Key(ctx, id)
-}
-
-func (s *flakyStore) Changes(ctx context.Context, since int64, limit int) ([]storage.Changed, int64, error) {
-	if s.down.Load() {
-		return nil, 0, errDown
-	}
-	return s.Store.Changes(ctx, since, limit)
-}
-
-// noFeedStore is a store without a change feed.
-type noFeedStore struct{ apikey.Store }
-
-func (s *flakyStore) Environments(ctx context.Context, q apikey.EnvironmentQuery) ([]apikey.Settings, error) {
-	if s.down.Load() {
-		return nil, errDown
-	}
-	return s.Store.Environments(ctx, q)
-}
-
-func (s *flakyStore) Settings(ctx context.Context, account, environment string) (apikey.Settings, error) {
-	if s.down.Load() {
-		return apikey.Settings{}, errDown
-	}
-	return s.Store.Settings(ctx, account, environment)
+// withoutFeed returns store as a store without a change feed, or any other
+// optional interface of package storage.
+func withoutFeed(store apikey.Store) apikey.Store {
+	fs := faultstore.New(store)
+	fs.Hide(faultstore.OpChanges, faultstore.OpRecordLastUsed, faultstore.OpEvents)
+	return fs.Exact()
 }
 
 // fixture is a store with the production and staging environments
@@ -122,8 +68,8 @@ func (s *flakyStore) Settings(ctx context.Context, account, environment string) 
 type fixture struct {
 	t       *testing.T
 	clock   *clock
-	hasher  *countingHasher
-	store   *flakyStore
+	hasher  *faultstore.Hasher // counts the Validator's verifications
+	store   *faultstore.Store  // over a memory store; see down
 	manager *apikey.Manager
 	v       *middleware.Validator
 	keys    map[string]apikey.Key // "production/server", "staging/client", ...
@@ -131,7 +77,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, configure func(*middleware.Options)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, clock: newClock(), hasher: newCountingHasher(), store: &flakyStore{Store: memory.New()}, keys: map[string]apikey.Key{}}
+	f := &fixture{t: t, clock: newClock(), hasher: newHasher(apikey.TestParams), store: faultstore.New(memory.New()), keys: map[string]apikey.Key{}}
 	var v atomic.Pointer[middleware.Validator]
 	m, err := apikey.NewManager(apikey.ManagerOptions{
 		Store: f.store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: f.clock.Now,
@@ -165,6 +111,18 @@ func newFixture(t *testing.T, configure func(*middleware.Options)) *fixture {
 	t.Cleanup(func() { _ = f.v.Close() })
 	return f
 }
+
+// down makes the store's reads, change feed included, fail with
+// faultstore.ErrDown until up.
+func (f *fixture) down() {
+	f.store.Down(faultstore.OpKey, faultstore.OpChanges, faultstore.OpEnvironments, faultstore.OpSettings)
+}
+
+// up ends down.
+func (f *fixture) up() { f.store.Up() }
+
+// verifies returns the Validator's argon2 verifications so far.
+func (f *fixture) verifies() int64 { return f.hasher.Calls(faultstore.OpVerify) }
 
 // create makes an extra key.
 func (f *fixture) create(req apikey.CreateRequest) apikey.Key {

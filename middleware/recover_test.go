@@ -13,6 +13,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/storage/faultstore"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -97,28 +98,16 @@ func TestHasherPanicNeverPrintsTheSecret(t *testing.T) {
 	}
 }
 
-// panickingStore panics in Key while panics is set, with a message that
-// names a secret.
-type panickingStore struct {
-	*flakyStore
-	secret string
-	panics bool
-}
-
-func (s *panickingStore) Key(ctx context.Context, id string) (apikey.Record, error) {
-	if s.panics {
-		panic("driver bug while reading " + s.secret)
-	}
-	return s.flakyStore.Key(ctx, id)
-}
-
 // TestPanickingStoreIsUnavailable: a panic in a Store method during
 // verification is a 503 for the request and a background error without the
 // secret, not a crash of the process.
 func TestPanickingStoreIsUnavailable(t *testing.T) {
 	f := newFixture(t, nil)
 	key := f.keys["production/server"]
-	store := &panickingStore{flakyStore: f.store, secret: key.Reveal(), panics: true}
+	store := faultstore.New(f.store.Inner())
+	store.Before(func(context.Context, *faultstore.Call) error {
+		panic("driver bug while reading " + key.Reveal()) // names a secret
+	}, faultstore.OpKey)
 	var mu sync.Mutex
 	var background []error
 	v, err := middleware.New(middleware.Options{
@@ -151,6 +140,6 @@ func TestPanickingStoreIsUnavailable(t *testing.T) {
 	}
 	mu.Unlock()
 
-	store.panics = false // the process kept serving: the key works again
+	store.Clear(faultstore.OpKey) // the process kept serving: the key works again
 	assert.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
 }

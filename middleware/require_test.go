@@ -187,11 +187,11 @@ func TestValidateOnce(t *testing.T) {
 	h := group(route(okHandler))
 	reader := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"orders:read"}})
 
-	before := f.hasher.verifies.Load()
+	before := f.verifies()
 	w := serve(h, request(f.keys["production/server"].Reveal()))
 	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
 	assert.EqualValues(t, 1, authenticated.Load(), "OnAuthenticated once")
-	assert.Equal(t, before+1, f.hasher.verifies.Load(), "one verification")
+	assert.Equal(t, before+1, f.verifies(), "one verification")
 
 	w = serve(h, request(reader.Reveal()))
 	require.Equal(t, http.StatusForbidden, w.Code)
@@ -318,7 +318,7 @@ func TestStats(t *testing.T) {
 	assert.GreaterOrEqual(t, f.v.Stats().FeedLag, time.Duration(0))
 
 	// Background errors are counted, and still reported.
-	f.store.down.Store(true)
+	f.down()
 	f.v.Invalidate(apikey.Event{Action: apikey.ActionSetOrigins, Environment: apikey.Staging}) // a reload that fails
 	assert.Positive(t, f.v.Stats().BackgroundErrors)
 	assert.Positive(t, background.Load(), "and still reported")
@@ -357,7 +357,7 @@ func TestHooksNeverSeeSecrets(t *testing.T) {
 			bodies = append(bodies, serve(h, r).Body.String())
 		}
 	}
-	f.store.down.Store(true)
+	f.down()
 	k, _ := apikey.GenerateKey(apikey.Client)
 	secrets = append(secrets, k.Reveal())
 	bodies = append(bodies, serve(h, request(k.Reveal())).Body.String())
@@ -478,14 +478,14 @@ func TestStorageFailure(t *testing.T) {
 	f := newFixture(t, nil)
 	h := f.v.Handler(okHandler)
 	key := f.keys["production/server"].Reveal()
-	f.store.down.Store(true)
+	f.down()
 	w := serve(h, request(key))
 	require.Equal(t, http.StatusServiceUnavailable, w.Code)
 	assert.Equal(t, "1", w.Header().Get("Retry-After"))
 	assert.Equal(t, "unavailable", decodeProblem(t, w).Code)
-	assert.NotContains(t, w.Body.String(), "connection refused", "storage errors stay out of the body")
+	assert.NotContains(t, w.Body.String(), "store is down", "storage errors stay out of the body")
 
-	f.store.down.Store(false)
+	f.up()
 	require.Equal(t, http.StatusOK, serve(h, request(key)).Code, "the outage was not cached")
 }
 
@@ -713,7 +713,7 @@ func TestHooksSeeThePrefix(t *testing.T) {
 		require.Len(t, got, 1, tt.name)
 		assert.Equal(t, tt.prefix, got[0].Prefix, tt.name)
 	}
-	assert.EqualValues(t, 1, f.hasher.verifies.Load(), "the second use of the key is served from the cache")
+	assert.EqualValues(t, 1, f.verifies(), "the second use of the key is served from the cache")
 }
 
 // TestCheckReturnsACopy: editing the Identity that Check or a hook returns

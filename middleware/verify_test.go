@@ -15,6 +15,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/storage/faultstore"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -39,7 +40,7 @@ func TestConcurrentFirstRequests(t *testing.T) {
 	for _, c := range codes {
 		require.Equal(t, http.StatusOK, c)
 	}
-	assert.EqualValues(t, 1, f.hasher.verifies.Load())
+	assert.EqualValues(t, 1, f.verifies())
 }
 
 // TestJunkCausesNoHashing: 10,000 malformed or unknown keys cause no argon2
@@ -67,7 +68,7 @@ func TestJunkCausesNoHashing(t *testing.T) {
 		_, err := f.v.Check(request(junk), middleware.Policy{})
 		require.Error(t, err)
 	}
-	assert.Zero(t, f.hasher.verifies.Load())
+	assert.Zero(t, f.verifies())
 }
 
 // blockingHasher holds every verification until release is closed.
@@ -110,7 +111,7 @@ func TestOutdatedHashIsUpgraded(t *testing.T) {
 	f := newFixture(t, nil)
 	stronger := apikey.TestParams
 	stronger.Iterations = 2
-	hasher := &countingHasher{Argon2id: apikey.Argon2id{Params: stronger}}
+	hasher := newHasher(stronger)
 	v, err := middleware.New(middleware.Options{Store: f.store, Hasher: hasher, Now: f.clock.Now})
 	require.NoError(t, err)
 	defer v.Close()
@@ -123,7 +124,7 @@ func TestOutdatedHashIsUpgraded(t *testing.T) {
 		require.NoError(t, err)
 		return p.Iterations == 2
 	}, time.Second, 5*time.Millisecond)
-	match, outdated, err := hasher.Argon2id.Verify([]byte(key.Reveal()), mustHash(t, f, key.ID()))
+	match, outdated, err := hasher.Inner().Verify([]byte(key.Reveal()), mustHash(t, f, key.ID()))
 	require.NoError(t, err)
 	assert.True(t, match)
 	assert.False(t, outdated)
@@ -136,7 +137,7 @@ func TestUpgradedHashNeedsNoArgon2(t *testing.T) {
 	f := newFixture(t, nil)
 	stronger := apikey.TestParams
 	stronger.Iterations = 2
-	hasher := &countingHasher{Argon2id: apikey.Argon2id{Params: stronger}}
+	hasher := newHasher(stronger)
 	v, err := middleware.New(middleware.Options{Store: f.store, Hasher: hasher, Now: f.clock.Now})
 	require.NoError(t, err)
 	defer v.Close()
@@ -146,7 +147,7 @@ func TestUpgradedHashNeedsNoArgon2(t *testing.T) {
 	require.Eventually(t, func() bool { return mustHash(t, f, key.ID()) != before }, 5*time.Second, time.Millisecond)
 	f.clock.Advance(middleware.DefaultCacheTTL) // loaded again, with the new hash
 	require.Equal(t, http.StatusOK, serve(v.Handler(okHandler), request(key.Reveal())).Code)
-	assert.EqualValues(t, 1, hasher.verifies.Load(), "argon2 ran for the upgraded hash")
+	assert.EqualValues(t, 1, hasher.Calls(faultstore.OpVerify), "argon2 ran for the upgraded hash")
 }
 
 // Flood parameters. argon2 gets a memory cost large enough that heap growth
@@ -565,14 +566,6 @@ func TestHasherPanicReleasesSlots(t *testing.T) {
 	assert.Zero(t, s.HashesWaiting)
 }
 
-type slowStore struct{ *flakyStore }
-
-func (s slowStore) Key(ctx context.Context, id string) (apikey.Record, error) {
-	rec, err := s.flakyStore.Key(ctx, id)
-	time.Sleep(200 * time.Microsecond)
-	return rec, err
-}
-
 // TestNoRequestServedAfterRevocation: no request that starts after Revoke
 // and Invalidate returned is served, under concurrency, with and without
 // caching.
@@ -582,7 +575,9 @@ func TestNoRequestServedAfterRevocation(t *testing.T) {
 			f := newFixture(t, nil)
 			key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"*"}})
 			other := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"*"}})
-			v, err := middleware.New(middleware.Options{Store: slowStore{f.store}, Hasher: f.hasher, Now: f.clock.Now,
+			slow := faultstore.New(f.store.Inner())
+			slow.After(func(context.Context, *faultstore.Call) { time.Sleep(200 * time.Microsecond) }, faultstore.OpKey)
+			v, err := middleware.New(middleware.Options{Store: slow, Hasher: f.hasher, Now: f.clock.Now,
 				CacheSize: size, CacheTTL: time.Millisecond})
 			require.NoError(t, err)
 			h := v.Handler(okHandler)
@@ -819,27 +814,6 @@ func TestOutcomesStayCachedWhileOtherKeysChange(t *testing.T) {
 	assert.Equal(t, 2, hasher.verifies, "one verification each, then cached")
 }
 
-// gatedStore holds the validator's first Key read after it has read the
-// record, until release is closed: the verification in flight then holds a
-// record read before whatever happens meanwhile.
-type gatedStore struct {
-	*flakyStore
-	once    sync.Once
-	read    chan struct{} // closed once the first read has its record
-	release chan struct{}
-}
-
-func (s *gatedStore) Key(ctx context.Context, id string) (apikey.Record, error) {
-	rec, err := s.flakyStore.Key(ctx, id)
-	first := false
-	s.once.Do(func() { first = true })
-	if first {
-		close(s.read)
-		<-s.release
-	}
-	return rec, err
-}
-
 // TestNoVerificationResultFromBeforeRevocation: a request that arrives after
 // Revoke returned must not join a verification that read the key before the
 // revocation.
@@ -849,7 +823,12 @@ func TestNoVerificationResultFromBeforeRevocation(t *testing.T) {
 		Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes},
 		ExpiresAt: f.clock.Now().Add(time.Hour),
 	})
-	gated := &gatedStore{flakyStore: f.store, read: make(chan struct{}), release: make(chan struct{})}
+	// The first Key read holds its record, read before whatever happens
+	// meanwhile, until release is closed.
+	gated := faultstore.New(f.store.Inner())
+	read, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	gated.After(func(context.Context, *faultstore.Call) { once.Do(func() { close(read); <-release }) }, faultstore.OpKey)
 	v, err := middleware.New(middleware.Options{Store: gated, Hasher: f.hasher, Now: f.clock.Now})
 	require.NoError(t, err)
 	defer v.Close()
@@ -857,7 +836,7 @@ func TestNoVerificationResultFromBeforeRevocation(t *testing.T) {
 
 	first := make(chan int, 1)
 	go func() { first <- serve(h, request(key.Reveal())).Code }()
-	<-gated.read // the first request holds the record from before the revocation
+	<-read // the first request holds the record from before the revocation
 
 	_, err = f.manager.Revoke(context.Background(), owner, key.ID())
 	require.NoError(t, err)
@@ -868,9 +847,9 @@ func TestNoVerificationResultFromBeforeRevocation(t *testing.T) {
 	select {
 	case code := <-second: // it did not wait for the stale verification
 		assert.Equal(t, http.StatusUnauthorized, code)
-		close(gated.release)
+		close(release)
 	case <-time.After(200 * time.Millisecond): // it joined it: let it finish
-		close(gated.release)
+		close(release)
 		assert.Equal(t, http.StatusUnauthorized, <-second, "a request after Revoke got a result read before it")
 	}
 	assert.Equal(t, http.StatusUnauthorized, <-first, "the result was read before an eviction of its key id")
