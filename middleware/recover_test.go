@@ -14,16 +14,7 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/storage/faultstore"
-	"github.com/keystile/keystile/storage/memory"
 )
-
-// panickingEnvironments is a store whose Environments panics, as a custom
-// store's bug would.
-type panickingEnvironments struct{ *memory.Store }
-
-func (panickingEnvironments) Environments(context.Context, apikey.EnvironmentQuery) ([]apikey.Settings, error) {
-	panic("custom store bug")
-}
 
 // TestSettingsLoadPanicIsAnError: a store that panics while the settings
 // load is reported, and browser requests fail closed; New still succeeds.
@@ -31,8 +22,10 @@ func TestSettingsLoadPanicIsAnError(t *testing.T) {
 	a := newAccounts(t)
 	var mu sync.Mutex
 	var errs []error
+	store := faultstore.New(a.store)
+	store.Before(func(context.Context, *faultstore.Call) error { panic("custom store bug") }, faultstore.OpEnvironments)
 	v, err := middleware.New(middleware.Options{
-		Store: panickingEnvironments{a.store}, Hasher: apikey.Argon2id{Params: apikey.TestParams},
+		Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams},
 		OnBackgroundError: func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() },
 	})
 	require.NoError(t, err)
@@ -46,23 +39,6 @@ func TestSettingsLoadPanicIsAnError(t *testing.T) {
 	assert.ErrorContains(t, errs[0], "panicked")
 }
 
-// panicHasher panics with the secret it was given, in hex or as bytes.
-type panicHasher struct {
-	apikey.Argon2id
-	how string
-}
-
-func (h panicHasher) Verify(secret []byte, encoded string) (bool, bool, error) {
-	switch h.how {
-	case "bytes":
-		panic(secret)
-	case "hex":
-		panic(fmt.Sprintf("argon2: bad input %x", secret))
-	default:
-		panic(fmt.Errorf("argon2: bad input %s", secret))
-	}
-}
-
 // TestHasherPanicNeverPrintsTheSecret: a custom hasher that panics with the
 // secret it was given, as text, bytes or hex, never gets it printed.
 func TestHasherPanicNeverPrintsTheSecret(t *testing.T) {
@@ -72,9 +48,20 @@ func TestHasherPanicNeverPrintsTheSecret(t *testing.T) {
 			key := f.keys["production/server"]
 			var mu sync.Mutex
 			var got []string
+			hasher := newHasher(apikey.TestParams)
+			hasher.Before(func(_ context.Context, c *faultstore.Call) error {
+				switch how {
+				case "bytes":
+					panic(c.Secret)
+				case "hex":
+					panic(fmt.Sprintf("argon2: bad input %x", c.Secret))
+				default:
+					panic(fmt.Errorf("argon2: bad input %s", c.Secret))
+				}
+			}, faultstore.OpVerify)
 			v, err := middleware.New(middleware.Options{
 				Store: f.store, Now: f.clock.Now,
-				Hasher:            panicHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}, how: how},
+				Hasher:            hasher,
 				OnBackgroundError: func(err error) { mu.Lock(); got = append(got, err.Error()); mu.Unlock() },
 			})
 			require.NoError(t, err)

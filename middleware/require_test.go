@@ -19,7 +19,7 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/problem"
-	"github.com/keystile/keystile/storage/memory"
+	"github.com/keystile/keystile/storage/faultstore"
 )
 
 // TestIdentityCarriesAccountOwnerAndMetadata: the handler's Identity names
@@ -76,22 +76,6 @@ func TestIdentityCarriesAccountOwnerAndMetadata(t *testing.T) {
 	assert.Nil(t, id.Metadata)
 }
 
-// hidingStore hides one key from listings, as if it had been created just
-// after CloseAccount read its page of keys: a key created in a race with
-// the close.
-type hidingStore struct {
-	*memory.Store
-	mu     sync.Mutex
-	hidden string
-}
-
-func (s *hidingStore) Keys(ctx context.Context, q apikey.KeyQuery) ([]apikey.Record, error) {
-	keys, err := s.Store.Keys(ctx, q)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.DeleteFunc(keys, func(r apikey.Record) bool { return r.ID == s.hidden }), err
-}
-
 // TestClosedAccountIsRefused: closing an account revokes its keys, and a
 // key that the close missed (created in a race with it) is refused too,
 // because its environment's settings are closed: in the process that
@@ -102,7 +86,12 @@ func TestClosedAccountIsRefused(t *testing.T) {
 	ctx := context.Background()
 	raced, err := a.m.Create(ctx, actorIn("acme"), apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"*"}})
 	require.NoError(t, err)
-	hiding := &hidingStore{Store: a.store, hidden: raced.View.ID}
+	// The raced key is missing from listings, as if it had been created
+	// just after CloseAccount read its page of keys.
+	hiding := faultstore.New(a.store)
+	hiding.After(func(_ context.Context, c *faultstore.Call) {
+		c.Records = slices.DeleteFunc(c.Records, func(r apikey.Record) bool { return r.ID == raced.View.ID })
+	}, faultstore.OpKeys)
 	closer, err := apikey.NewManager(apikey.ManagerOptions{Store: hiding, OnEvent: func(e apikey.Event) {
 		a.mu.Lock()
 		vs := slices.Clone(a.validators)

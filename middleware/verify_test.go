@@ -71,22 +71,16 @@ func TestJunkCausesNoHashing(t *testing.T) {
 	assert.Zero(t, f.verifies())
 }
 
-// blockingHasher holds every verification until release is closed.
-type blockingHasher struct {
-	apikey.Argon2id
-	entered chan struct{}
-	release chan struct{}
-}
-
-func (h *blockingHasher) Verify(secret []byte, encoded string) (bool, bool, error) {
-	h.entered <- struct{}{}
-	<-h.release
-	return h.Argon2id.Verify(secret, encoded)
-}
-
 func TestWaitingForHashGivesUpWithContext(t *testing.T) {
 	f := newFixture(t, nil)
-	hasher := &blockingHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}, entered: make(chan struct{}, 10), release: make(chan struct{})}
+	// Every verification waits until release is closed.
+	entered, release := make(chan struct{}, 10), make(chan struct{})
+	hasher := newHasher(apikey.TestParams)
+	hasher.Before(func(context.Context, *faultstore.Call) error {
+		entered <- struct{}{}
+		<-release
+		return nil
+	}, faultstore.OpVerify)
 	v, err := middleware.New(middleware.Options{Store: f.store, Hasher: hasher, Now: f.clock.Now, MaxConcurrentHashes: 1})
 	require.NoError(t, err)
 	defer v.Close()
@@ -94,7 +88,7 @@ func TestWaitingForHashGivesUpWithContext(t *testing.T) {
 
 	first := make(chan int)
 	go func() { first <- serve(h, request(f.keys["production/server"].Reveal())).Code }()
-	<-hasher.entered // the only slot is taken
+	<-entered // the only slot is taken
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
@@ -103,7 +97,7 @@ func TestWaitingForHashGivesUpWithContext(t *testing.T) {
 	assert.Equal(t, "busy", decodeProblem(t, w).Code)
 	assert.Equal(t, "1", w.Header().Get("Retry-After"))
 
-	close(hasher.release)
+	close(release)
 	require.Equal(t, http.StatusOK, <-first)
 }
 
@@ -524,30 +518,21 @@ func diffRuns(after, before map[string]int) map[string]int {
 
 func mib(n uint64) float64 { return float64(n) / (1 << 20) }
 
-// flakyPanicHasher panics for its first n verifications, then verifies.
-type flakyPanicHasher struct {
-	apikey.Argon2id
-	mu sync.Mutex
-	n  int
-}
-
-func (h *flakyPanicHasher) Verify(secret []byte, encoded string) (bool, bool, error) {
-	h.mu.Lock()
-	p := h.n > 0
-	h.n--
-	h.mu.Unlock()
-	if p {
-		panic("boom")
-	}
-	return h.Argon2id.Verify(secret, encoded)
-}
-
 // TestHasherPanicReleasesSlots: hasher panics release the throttle slot and
 // the argon2 slot.
 func TestHasherPanicReleasesSlots(t *testing.T) {
 	f := newFixture(t, nil)
 	key := f.keys["production/server"]
-	hh := &flakyPanicHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}, n: 3 * middleware.DefaultThrottleFailures}
+	// The first 3 * DefaultThrottleFailures verifications panic.
+	var n atomic.Int64
+	n.Store(3 * middleware.DefaultThrottleFailures)
+	hh := newHasher(apikey.TestParams)
+	hh.Before(func(context.Context, *faultstore.Call) error {
+		if n.Add(-1) >= 0 {
+			panic("boom")
+		}
+		return nil
+	}, faultstore.OpVerify)
 	v, err := middleware.New(middleware.Options{
 		Store: f.store, Now: f.clock.Now, Hasher: hh, MaxConcurrentHashes: 1,
 		OnBackgroundError: func(error) {},
