@@ -163,50 +163,46 @@ const (
 	floodMargin = 64 << 20
 )
 
-// floodHasher is an argon2id hasher that counts its runs per key id and
-// records how many ran at once.
-type floodHasher struct {
-	apikey.Argon2id
+// floodRuns counts a hasher's runs per key id and how many ran at once.
+type floodRuns struct {
 	mu      sync.Mutex
 	runs    map[string]int // key id -> Verify and Hash calls
 	running atomic.Int64
 	peak    atomic.Int64
 }
 
-func (h *floodHasher) count(secret []byte) func() {
-	id := "?"
-	if len(secret) == apikey.KeyLength {
-		id = string(secret[7 : 7+apikey.IDLength])
-	}
-	h.mu.Lock()
-	h.runs[id]++
-	h.mu.Unlock()
-	n := h.running.Add(1)
-	for {
-		p := h.peak.Load()
-		if n <= p || h.peak.CompareAndSwap(p, n) {
-			break
+// newFloodHasher returns an argon2id hasher with floodParams, and the
+// count of its runs.
+func newFloodHasher() (*faultstore.Hasher, *floodRuns) {
+	r := &floodRuns{runs: map[string]int{}}
+	h := newHasher(floodParams)
+	h.Before(func(_ context.Context, c *faultstore.Call) error {
+		id := "?"
+		if len(c.Secret) == apikey.KeyLength {
+			id = string(c.Secret[7 : 7+apikey.IDLength])
 		}
-	}
-	return func() { h.running.Add(-1) }
-}
-
-func (h *floodHasher) Verify(secret []byte, encoded string) (bool, bool, error) {
-	defer h.count(secret)()
-	return h.Argon2id.Verify(secret, encoded)
-}
-
-func (h *floodHasher) Hash(secret []byte) (string, error) {
-	defer h.count(secret)()
-	return h.Argon2id.Hash(secret)
+		r.mu.Lock()
+		r.runs[id]++
+		r.mu.Unlock()
+		n := r.running.Add(1)
+		for {
+			p := r.peak.Load()
+			if n <= p || r.peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		return nil
+	}, faultstore.OpHash, faultstore.OpVerify)
+	h.After(func(context.Context, *faultstore.Call) { r.running.Add(-1) }, faultstore.OpHash, faultstore.OpVerify)
+	return h, r
 }
 
 // snapshot returns the runs per key id so far.
-func (h *floodHasher) snapshot() map[string]int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make(map[string]int, len(h.runs))
-	for id, n := range h.runs {
+func (r *floodRuns) snapshot() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.runs))
+	for id, n := range r.runs {
 		out[id] = n
 	}
 	return out
@@ -337,7 +333,7 @@ func TestFloods(t *testing.T) {
 		return n
 	}
 
-	hasher := &floodHasher{Argon2id: apikey.Argon2id{Params: floodParams}, runs: map[string]int{}}
+	hasher, flood := newFloodHasher()
 	v, err := middleware.New(middleware.Options{
 		Store: store, Hasher: hasher, Now: clock.Now,
 		MaxConcurrentHashes: floodHashCap,
@@ -404,7 +400,7 @@ func TestFloods(t *testing.T) {
 			for i := range keys {
 				keys[i] = fl.keys(i)
 			}
-			before := hasher.snapshot()
+			before := flood.snapshot()
 			sampler := startHeapSampler()
 			stop := make(chan struct{})
 			steady := startSteadyClient(v, h, cached, uncached, stop)
@@ -443,7 +439,7 @@ func TestFloods(t *testing.T) {
 			<-steady.done
 			growth := sampler.finish()
 
-			runs := diffRuns(hasher.snapshot(), before)
+			runs := diffRuns(flood.snapshot(), before)
 			total := 0
 			for _, n := range runs {
 				total += n
@@ -453,13 +449,13 @@ func TestFloods(t *testing.T) {
 				"at most %d at once; heap: baseline %.1f MiB, peak growth %.1f MiB (bound %.1f MiB = %d x %d KiB + %d MiB, %d samples); "+
 				"cached key %d/%d ok (%.1f%%), uncached key %d/%d ok (%.1f%%)",
 				fl.name, floodRequests, floodWorkers, elapsed.Round(time.Millisecond), floodRequests/elapsed.Seconds(),
-				total-runs[uncached.ID()], runs[uncached.ID()], hasher.peak.Load(),
+				total-runs[uncached.ID()], runs[uncached.ID()], flood.peak.Load(),
 				mib(sampler.baseline), mib(growth), mib(bound), floodHashCap, floodParams.Memory, floodMargin>>20, sampler.samples,
 				steady.cachedOK.Load(), steady.cachedAll.Load(), rate(steady.cachedOK.Load(), steady.cachedAll.Load()),
 				steady.uncachedOK.Load(), steady.uncachedAll.Load(), rate(steady.uncachedOK.Load(), steady.uncachedAll.Load()))
 
 			fl.check(t, codes, runs)
-			assert.LessOrEqual(t, hasher.peak.Load(), int64(floodHashCap), "argon2 ran above the cap")
+			assert.LessOrEqual(t, flood.peak.Load(), int64(floodHashCap), "argon2 ran above the cap")
 			assert.Less(t, growth, bound, "peak heap growth")
 			require.Positive(t, steady.cachedAll.Load())
 			require.Positive(t, steady.uncachedAll.Load())
@@ -612,25 +608,20 @@ func (a *atomicBool) get() bool { a.mu.Lock(); defer a.mu.Unlock(); return a.b }
 
 func (a *atomicBool) set() { a.mu.Lock(); a.b = true; a.mu.Unlock() }
 
-// conflictOnceStore fails the first hash-changing Apply with ErrConflict, as
-// a concurrent change of the key would.
-type conflictOnceStore struct {
-	*memory.Store
-	failed atomic.Bool
-}
-
-func (s *conflictOnceStore) Apply(ctx context.Context, c apikey.Change) error {
-	if len(c.Update) == 1 && len(c.Events) == 0 && s.failed.CompareAndSwap(false, true) {
-		return apikey.ErrConflict
-	}
-	return s.Store.Apply(ctx, c)
-}
-
 // TestDroppedHashUpgradeIsRetried: an upgrade of an outdated hash that
 // lost a race is tried again when the key is loaded again, although the
 // key is then recognised without argon2.
 func TestDroppedHashUpgradeIsRetried(t *testing.T) {
-	st := &conflictOnceStore{Store: memory.New()}
+	// The first hash-changing Apply fails with ErrConflict, as a concurrent
+	// change of the key would.
+	st := faultstore.New(memory.New())
+	var failed atomic.Bool
+	st.Before(func(_ context.Context, c *faultstore.Call) error {
+		if len(c.Change.Update) == 1 && len(c.Change.Events) == 0 && failed.CompareAndSwap(false, true) {
+			return apikey.ErrConflict
+		}
+		return nil
+	}, faultstore.OpApply)
 	clk := newClock()
 	m, err := apikey.NewManager(apikey.ManagerOptions{Store: st, Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: clk.Now})
 	require.NoError(t, err)
@@ -645,7 +636,7 @@ func TestDroppedHashUpgradeIsRetried(t *testing.T) {
 	defer v.Close()
 	h := v.Handler(okHandler)
 	require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
-	require.Eventually(t, st.failed.Load, 5*time.Second, time.Millisecond, "the first upgrade lost a race")
+	require.Eventually(t, failed.Load, 5*time.Second, time.Millisecond, "the first upgrade lost a race")
 	clk.Advance(2 * time.Second) // the cache entry expires: loaded again
 	require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
 	require.Eventually(t, func() bool {
@@ -654,55 +645,42 @@ func TestDroppedHashUpgradeIsRetried(t *testing.T) {
 	}, 5*time.Second, time.Millisecond, "the upgrade was tried again")
 }
 
-// rewriteStore is a memory store that counts, per key id, the stored
-// updates that change a key's hash.
-type rewriteStore struct {
-	*memory.Store
-	mu       sync.Mutex
-	rewrites map[string]int
-	attempts atomic.Int64 // finished Apply calls that tried to change a hash
-}
-
-func (s *rewriteStore) Apply(ctx context.Context, c apikey.Change) error {
-	var changed []string
-	for _, r := range c.Update {
-		if old, err := s.Store.Key(ctx, r.ID); err == nil && !old.Hash.Equal(r.Hash) {
-			changed = append(changed, r.ID)
-		}
-	}
-	err := s.Store.Apply(ctx, c)
-	if len(changed) > 0 {
-		s.mu.Lock()
-		if err == nil {
-			for _, id := range changed {
-				s.rewrites[id]++
+// countRewrites counts, per key id, the updates stored through fs that
+// change a key's hash (rewritesOf), and the finished Apply calls that tried
+// to change a hash (attempts).
+func countRewrites(fs *faultstore.Store) (rewritesOf func(id string) int, attempts *atomic.Int64) {
+	var mu sync.Mutex
+	rewrites := map[string]int{}
+	attempts = new(atomic.Int64)
+	var changing sync.Map // *faultstore.Call -> the ids whose hash it changes
+	fs.Before(func(ctx context.Context, c *faultstore.Call) error {
+		var ids []string
+		for _, r := range c.Change.Update {
+			if old, err := fs.Inner().Key(ctx, r.ID); err == nil && !old.Hash.Equal(r.Hash) {
+				ids = append(ids, r.ID)
 			}
 		}
-		s.mu.Unlock()
-		s.attempts.Add(1)
-	}
-	return err
-}
-
-func (s *rewriteStore) rewritesOf(id string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rewrites[id]
-}
-
-// outdatedHasher counts the verifications that report a hash outdated: each
-// one starts one background upgrade.
-type outdatedHasher struct {
-	apikey.Argon2id
-	outdated *atomic.Int64
-}
-
-func (h outdatedHasher) Verify(secret []byte, encoded string) (bool, bool, error) {
-	match, outdated, err := h.Argon2id.Verify(secret, encoded)
-	if match && outdated {
-		h.outdated.Add(1)
-	}
-	return match, outdated, err
+		changing.Store(c, ids)
+		return nil
+	}, faultstore.OpApply)
+	fs.After(func(_ context.Context, c *faultstore.Call) {
+		ids, _ := changing.LoadAndDelete(c)
+		if changed := ids.([]string); len(changed) > 0 {
+			mu.Lock()
+			if c.Err == nil {
+				for _, id := range changed {
+					rewrites[id]++
+				}
+			}
+			mu.Unlock()
+			attempts.Add(1)
+		}
+	}, faultstore.OpApply)
+	return func(id string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return rewrites[id]
+	}, attempts
 }
 
 // TestNoRehashPingPong runs two validators with different argon2 parameters
@@ -734,19 +712,22 @@ func TestNoRehashPingPong(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			store := &rewriteStore{Store: memory.New(), rewrites: map[string]int{}}
+			store := faultstore.New(memory.New())
+			rewritesOf, attempts := countRewrites(store)
 			m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: tt.manager}})
 			require.NoError(t, err)
 			issued, err := m.Bootstrap(ctx, owner, apikey.Production)
 			require.NoError(t, err)
-			var outdated atomic.Int64
+			var outdated atomic.Int64 // verifications that found a hash outdated
 			var handlers []http.Handler
 			for _, p := range []apikey.Params{tt.first, tt.other} {
-				v, err := middleware.New(middleware.Options{
-					Store:     store,
-					Hasher:    outdatedHasher{Argon2id: apikey.Argon2id{Params: p}, outdated: &outdated},
-					CacheSize: -1,
-				})
+				hasher := newHasher(p)
+				hasher.After(func(_ context.Context, c *faultstore.Call) {
+					if c.Match && c.Outdated {
+						outdated.Add(1)
+					}
+				}, faultstore.OpVerify)
+				v, err := middleware.New(middleware.Options{Store: store, Hasher: hasher, CacheSize: -1})
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = v.Close() })
 				handlers = append(handlers, v.Require(anyType)(okHandler))
@@ -758,37 +739,26 @@ func TestNoRehashPingPong(t *testing.T) {
 					require.Equal(t, http.StatusOK, w.Code, w.Body.String())
 					// Every outdated report starts one background upgrade:
 					// wait for it before the next request.
-					require.Eventually(t, func() bool { return store.attempts.Load() == outdated.Load() },
+					require.Eventually(t, func() bool { return attempts.Load() == outdated.Load() },
 						5*time.Second, time.Millisecond, "request %d", i)
 				}
-				assert.Equal(t, tt.rewrites, store.rewritesOf(is.Key.ID()), "hash rewrites of %s", is.Key)
+				assert.Equal(t, tt.rewrites, rewritesOf(is.Key.ID()), "hash rewrites of %s", is.Key)
 			}
 		})
 	}
-}
-
-// evictingHasher evicts an unrelated key id during every verification, as
-// a busy change feed does.
-type evictingHasher struct {
-	apikey.Argon2id
-	v        func() *middleware.Validator
-	verifies int
-}
-
-func (h *evictingHasher) Verify(secret []byte, encoded string) (bool, bool, error) {
-	h.verifies++
-	h.v().Invalidate(apikey.Event{Action: apikey.ActionRevoke, Environment: apikey.Staging, KeyID: "unrelated000"})
-	return h.Argon2id.Verify(secret, encoded)
 }
 
 // TestOutcomesStayCachedWhileOtherKeysChange: evicting one key while
 // another is being verified must not stop the other's outcome, valid or
 // failed, from being cached.
 func TestOutcomesStayCachedWhileOtherKeysChange(t *testing.T) {
-	var v *middleware.Validator
-	hasher := &evictingHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}, v: func() *middleware.Validator { return v }}
-	f := newFixture(t, func(o *middleware.Options) { o.Hasher = hasher })
-	v = f.v
+	f := newFixture(t, nil)
+	// Every verification evicts an unrelated key id, as a busy change feed
+	// does.
+	f.hasher.Before(func(context.Context, *faultstore.Call) error {
+		f.v.Invalidate(apikey.Event{Action: apikey.ActionRevoke, Environment: apikey.Staging, KeyID: "unrelated000"})
+		return nil
+	}, faultstore.OpVerify)
 	h := f.v.Handler(okHandler)
 	wrong := forge(apikey.Server, f.keys["production/server"].ID(), 'w')
 	real := f.keys["staging/server"]
@@ -796,7 +766,7 @@ func TestOutcomesStayCachedWhileOtherKeysChange(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, serve(h, request(wrong)).Code)
 		require.Equal(t, http.StatusOK, serve(h, request(real.Reveal())).Code)
 	}
-	assert.Equal(t, 2, hasher.verifies, "one verification each, then cached")
+	assert.EqualValues(t, 2, f.verifies(), "one verification each, then cached")
 }
 
 // TestNoVerificationResultFromBeforeRevocation: a request that arrives after
