@@ -15,49 +15,9 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/internal/fakeclock"
 	"github.com/keystile/keystile/middleware/internal/keycache"
+	"github.com/keystile/keystile/storage/faultstore"
 	"github.com/keystile/keystile/storage/memory"
 )
-
-// countingHasher counts argon2 verifications.
-type countingHasher struct {
-	apikey.Argon2id
-	verifies atomic.Int64
-}
-
-func (h *countingHasher) Verify(secret []byte, encoded string) (bool, bool, error) {
-	h.verifies.Add(1)
-	return h.Argon2id.Verify(secret, encoded)
-}
-
-// countingStore counts the reads of each key of a fixture.
-type countingStore struct {
-	*memory.Store
-	index map[string]int // key id -> position in reads
-	reads []atomic.Int32
-	total atomic.Int64
-}
-
-func newCountingStore(s *memory.Store, index map[string]int) *countingStore {
-	return &countingStore{Store: s, index: index, reads: make([]atomic.Int32, len(index))}
-}
-
-func (s *countingStore) Key(ctx context.Context, id string) (apikey.Record, error) {
-	s.total.Add(1)
-	if i, ok := s.index[id]; ok {
-		s.reads[i].Add(1)
-	}
-	return s.Store.Key(ctx, id)
-}
-
-// maxReads returns the most reads of any one key since the last call, and
-// starts counting again.
-func (s *countingStore) maxReads() int {
-	most := int32(0)
-	for i := range s.reads {
-		most = max(most, s.reads[i].Swap(0))
-	}
-	return int(most)
-}
 
 // keySet is a memory store holding many server keys of one environment,
 // hashed with apikey.TestParams, and the keys themselves.
@@ -150,8 +110,23 @@ func BenchmarkManyKeys(b *testing.B) {
 	}
 	step := ttl / time.Duration(perLifetime*n) // clock time between requests
 	clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	store := newCountingStore(ks.store, ks.index)
-	hasher := &countingHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}}
+	store := faultstore.New(ks.store)
+	keyReads := make([]atomic.Int32, n) // Key reads per key
+	store.Before(func(_ context.Context, c *faultstore.Call) error {
+		if i, ok := ks.index[c.ID]; ok {
+			keyReads[i].Add(1)
+		}
+		return nil
+	}, faultstore.OpKey)
+	// maxReads returns the most reads of any one key since its last call.
+	maxReads := func() int {
+		most := int32(0)
+		for i := range keyReads {
+			most = max(most, keyReads[i].Swap(0))
+		}
+		return int(most)
+	}
+	hasher := faultstore.NewHasher(apikey.Argon2id{Params: apikey.TestParams})
 	// The change feed is read once, at New: entries then live CacheTTL
 	// after their read, as without a feed.
 	v, err := New(Options{Store: store, Hasher: hasher, Now: clk.Now, FeedInterval: time.Hour})
@@ -191,14 +166,14 @@ func BenchmarkManyKeys(b *testing.B) {
 		clk.Advance(ttl / perLifetime)
 	}
 	heapPerKey := float64(heapInUse()-heapBefore) / float64(n)
-	if got := hasher.verifies.Load(); got != int64(n) {
+	if got := hasher.Calls(faultstore.OpVerify); got != int64(n) {
 		b.Fatalf("filling the cache: %d argon2 runs for %d keys", got, n)
 	}
 	if st := v.Stats(); st.CachedKeys != n {
 		b.Fatalf("the cache holds %d of %d keys: size it for them", st.CachedKeys, n)
 	}
-	store.maxReads()
-	start, reads := clk.Now(), store.total.Load()
+	maxReads()
+	start, reads := clk.Now(), store.Calls(faultstore.OpKey)
 
 	// serve sends request j of the stream: key j mod n, step after j-1.
 	j := 0
@@ -215,10 +190,10 @@ func BenchmarkManyKeys(b *testing.B) {
 		for range perLifetime * n {
 			serve()
 		}
-		if got := hasher.verifies.Load() - int64(n); got != 0 {
+		if got := hasher.Calls(faultstore.OpVerify) - int64(n); got != 0 {
 			b.Fatalf("lifetime %d: %d argon2 runs for keys already verified", lifetime+1, got)
 		}
-		if most := store.maxReads(); most > 1 {
+		if most := maxReads(); most > 1 {
 			st := v.Stats()
 			b.Fatalf("lifetime %d: a key was read %d times (misses %d, hits %d)", lifetime+1, most, st.CacheMisses, st.CacheHits)
 		}
@@ -228,14 +203,14 @@ func BenchmarkManyKeys(b *testing.B) {
 		serve()
 	}
 	lifetimes := float64(clk.Now().Sub(start)) / float64(ttl)
-	if got := hasher.verifies.Load() - int64(n); got != 0 {
+	if got := hasher.Calls(faultstore.OpVerify) - int64(n); got != 0 {
 		b.Fatalf("%d argon2 runs for keys already verified", got)
 	}
-	if most, bound := store.maxReads(), 1+b.N/(perLifetime*n); most > bound {
+	if most, bound := maxReads(), 1+b.N/(perLifetime*n); most > bound {
 		b.Fatalf("a key was read %d times in %d requests (%d lifetimes)", most, b.N, bound-1)
 	}
-	b.ReportMetric(float64(hasher.verifies.Load()-int64(n))/float64(b.N), "argon2/op")
-	b.ReportMetric(float64(store.total.Load()-reads)/float64(n)/lifetimes, "reads/key/lifetime")
+	b.ReportMetric(float64(hasher.Calls(faultstore.OpVerify)-int64(n))/float64(b.N), "argon2/op")
+	b.ReportMetric(float64(store.Calls(faultstore.OpKey)-reads)/float64(n)/lifetimes, "reads/key/lifetime")
 	b.ReportMetric(heapPerKey, "heap-B/key")
 }
 
@@ -307,8 +282,8 @@ func TestRevalidationNeedsNoArgon2(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	store := newCountingStore(ks.store, ks.index)
-	hasher := &countingHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}}
+	store := faultstore.New(ks.store)
+	hasher := faultstore.NewHasher(apikey.Argon2id{Params: apikey.TestParams})
 	v, err := New(Options{Store: store, Hasher: hasher, Now: clk.Now, FeedInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -321,10 +296,10 @@ func TestRevalidationNeedsNoArgon2(t *testing.T) {
 		if w := serveOnce(h, r); w.Code != code {
 			t.Fatalf("%s: status %d, want %d", step, w.Code, code)
 		}
-		if got := hasher.verifies.Load(); got != verifies {
+		if got := hasher.Calls(faultstore.OpVerify); got != verifies {
 			t.Fatalf("%s: %d argon2 runs, want %d", step, got, verifies)
 		}
-		if got := store.total.Load(); got != reads {
+		if got := store.Calls(faultstore.OpKey); got != reads {
 			t.Fatalf("%s: %d store reads, want %d", step, got, reads)
 		}
 	}
@@ -374,7 +349,7 @@ func TestRevalidationsKeepTheThrottle(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	hasher := &countingHasher{Argon2id: apikey.Argon2id{Params: apikey.TestParams}}
+	hasher := faultstore.NewHasher(apikey.Argon2id{Params: apikey.TestParams})
 	v, err := New(Options{Store: ks.store, Hasher: hasher, Now: clk.Now, ThrottleFailures: 3, ThrottleWindow: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -432,7 +407,7 @@ func TestUpgradeRemembersTheNewHash(t *testing.T) {
 	key := issued[0].Key
 	stronger := apikey.TestParams
 	stronger.Iterations = 2
-	hasher := &countingHasher{Argon2id: apikey.Argon2id{Params: stronger}}
+	hasher := faultstore.NewHasher(apikey.Argon2id{Params: stronger})
 	v, err := New(Options{Store: store, Hasher: hasher, FeedInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -462,7 +437,7 @@ func TestUpgradeRemembersTheNewHash(t *testing.T) {
 	if w := serveOnce(h, r); w.Code != http.StatusOK {
 		t.Fatalf("status %d", w.Code)
 	}
-	if got := hasher.verifies.Load(); got != 1 {
+	if got := hasher.Calls(faultstore.OpVerify); got != 1 {
 		t.Fatalf("%d argon2 runs, want 1", got)
 	}
 }
