@@ -75,7 +75,7 @@ func TestSettingsReloads(t *testing.T) {
 
 	// A store without a change feed: only the periodic reload brings
 	// another process's change.
-	feedless := struct{ apikey.Store }{a.store}
+	feedless := withoutFeed(a.store)
 	v, err := middleware.New(middleware.Options{Store: feedless, Hasher: apikey.Argon2id{Params: apikey.TestParams}, CacheTTL: 5 * time.Millisecond})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = v.Close() })

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage/faultstore"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -50,11 +51,11 @@ func manyAccounts(tb testing.TB, n int) *memory.Store {
 // time, and checks every environment and the preflight index.
 func TestLoadManyAccounts(t *testing.T) {
 	const accounts = 2500
-	store := &countingStore{Store: manyAccounts(t, accounts)}
+	store := faultstore.New(manyAccounts(t, accounts))
 	table := New(store, func(err error) { t.Error(err) })
 	require.NoError(t, table.Load(context.Background()))
 	assert.Equal(t, 3*accounts, table.Len())
-	assert.EqualValues(t, (3*accounts)/PageSize+1, store.environments.Load(), "pages")
+	assert.EqualValues(t, (3*accounts)/PageSize+1, store.Calls(faultstore.OpEnvironments), "pages")
 	for i := range accounts {
 		account := fmt.Sprintf("acct-%06d", i)
 		allowed, known := table.Allows(account, apikey.Production, "https://"+account+".example.com")
@@ -70,7 +71,7 @@ func TestLoadManyAccounts(t *testing.T) {
 	assert.True(t, table.AnyAllows("http://localhost:3000"))
 	assert.False(t, table.AnyAllows("https://preview.acct-001234.example.com"))
 	assert.False(t, table.AnyAllows("https://acct-999999.example.com"))
-	assert.Zero(t, store.settings.Load())
+	assert.Zero(t, store.Calls(faultstore.OpSettings))
 }
 
 // TestConcurrentReaders runs lookups while loads and reloads replace the

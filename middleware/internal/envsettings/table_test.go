@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -281,7 +280,7 @@ func TestNotLoaded(t *testing.T) {
 func TestUnknownEnvironment(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	counted := &countingStore{Store: f.store}
+	counted := faultstore.New(f.store)
 	f.table = New(counted, nil)
 	require.NoError(t, f.table.Load(ctx))
 	f.put(t, env("a", "production", "https://a.example"))
@@ -292,7 +291,7 @@ func TestUnknownEnvironment(t *testing.T) {
 	assert.False(t, known)
 	assert.True(t, pending(f.table))
 	require.NoError(t, f.table.ReloadPending(ctx))
-	assert.EqualValues(t, 2, counted.settings.Load())
+	assert.EqualValues(t, 2, counted.Calls(faultstore.OpSettings))
 
 	allowed, known := f.table.Allows("a", "production", "https://a.example")
 	assert.True(t, allowed)
@@ -315,7 +314,7 @@ func TestUnknownEnvironment(t *testing.T) {
 func TestQueueBound(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, env("a", "production"))
-	counted := &countingStore{Store: f.store}
+	counted := faultstore.New(f.store)
 	f.table = New(counted, nil)
 	require.NoError(t, f.table.Load(ctx))
 	for i := range MaxPending {
@@ -330,8 +329,8 @@ func TestQueueBound(t *testing.T) {
 	assert.True(t, full)
 
 	require.NoError(t, f.table.ReloadPending(ctx))
-	assert.EqualValues(t, 0, counted.settings.Load(), "a full load reads no single environment")
-	assert.EqualValues(t, 2, counted.environments.Load())
+	assert.EqualValues(t, 0, counted.Calls(faultstore.OpSettings), "a full load reads no single environment")
+	assert.EqualValues(t, 2, counted.Calls(faultstore.OpEnvironments))
 	n, full = f.table.pending.len()
 	assert.Zero(t, n)
 	assert.False(t, full)
@@ -459,20 +458,4 @@ func TestLookupsDoNotAllocate(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(100, func() { f.table.Allows("a", "production", "https://evil.example") }))
 	assert.Zero(t, testing.AllocsPerRun(100, func() { f.table.Closed("a", "production") }))
 	assert.Zero(t, testing.AllocsPerRun(100, func() { f.table.AnyAllows("https://evil.x.example") }))
-}
-
-// countingStore counts the calls of the table's reads.
-type countingStore struct {
-	Store
-	settings, environments atomic.Int64
-}
-
-func (s *countingStore) Settings(ctx context.Context, account, environment string) (apikey.Settings, error) {
-	s.settings.Add(1)
-	return s.Store.Settings(ctx, account, environment)
-}
-
-func (s *countingStore) Environments(ctx context.Context, q apikey.EnvironmentQuery) ([]apikey.Settings, error) {
-	s.environments.Add(1)
-	return s.Store.Environments(ctx, q)
 }
