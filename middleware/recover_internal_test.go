@@ -4,50 +4,14 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/keystile/keystile/apikey"
-	"github.com/keystile/keystile/storage"
+	"github.com/keystile/keystile/storage/faultstore"
+	"github.com/keystile/keystile/storage/memory"
 )
-
-// panicking implements every interface the adapters wrap, and panics in
-// every method with a value that holds a key.
-type panicking struct{ key string }
-
-func (p panicking) Key(context.Context, string) (apikey.Record, error) { panic(p.key) }
-func (p panicking) DefaultKey(context.Context, string, string, apikey.KeyType) (apikey.Record, error) {
-	panic(p.key)
-}
-func (p panicking) Keys(context.Context, apikey.KeyQuery) ([]apikey.Record, error) { panic(p.key) }
-func (p panicking) Settings(context.Context, string, string) (apikey.Settings, error) {
-	panic(p.key)
-}
-func (p panicking) Environments(context.Context, apikey.EnvironmentQuery) ([]apikey.Settings, error) {
-	panic(p.key)
-}
-func (p panicking) Accounts(context.Context, string, int) ([]string, error) { panic(p.key) }
-func (p panicking) Apply(context.Context, apikey.Change) error              { panic(p.key) }
-func (p panicking) Revision(context.Context) (int64, error)                 { panic(p.key) }
-func (p panicking) Changes(context.Context, int64, int) ([]storage.Changed, int64, error) {
-	panic(p.key)
-}
-func (p panicking) RecordLastUsed(context.Context, map[string]time.Time) error { panic(p.key) }
-func (p panicking) Hash([]byte) (string, error)                                { panic(p.key) }
-func (p panicking) Verify([]byte, string) (bool, bool, error)                  { panic(p.key) }
-func (p panicking) Outdated(string) (bool, error)                              { panic(p.key) }
-
-// failing is a Hasher whose errors hold the secret they were given.
-type failing struct{ wrapped error }
-
-func (f failing) Hash(secret []byte) (string, error) {
-	return "", errors.Join(f.wrapped, errors.New(string(secret)))
-}
-func (f failing) Verify(secret []byte, _ string) (bool, bool, error) {
-	return false, false, errors.Join(f.wrapped, errors.New(string(secret)))
-}
 
 // TestAdaptersRecover: every method of the recovering adapters turns a
 // panic into an error wrapping errPanicked, with the key in the panic
@@ -56,8 +20,13 @@ func (f failing) Verify(secret []byte, _ string) (bool, bool, error) {
 func TestAdaptersRecover(t *testing.T) {
 	key, err := apikey.GenerateKey(apikey.Server)
 	require.NoError(t, err)
-	p := panicking{key.Reveal()}
-	store, feed, rec, hasher := safeStore{p}, safeFeed{p}, safeRecorder{p}, newSafeHasher(p)
+	// Every method of the store, its feed and recorder, and the hasher
+	// panics with a value that holds the key.
+	fs := faultstore.New(memory.New())
+	fs.Before(func(context.Context, *faultstore.Call) error { panic(key.Reveal()) })
+	fh := faultstore.NewHasher(apikey.Argon2id{Params: apikey.TestParams})
+	fh.Before(func(context.Context, *faultstore.Call) error { panic(key.Reveal()) })
+	store, feed, rec, hasher := safeStore{fs}, safeFeed{fs}, safeRecorder{fs}, newSafeHasher(fh)
 	checker, ok := hasher.(apikey.OutdatedChecker)
 	require.True(t, ok, "the adapter of an OutdatedChecker is one")
 	ctx := context.Background()
@@ -91,7 +60,12 @@ func TestAdaptersRecover(t *testing.T) {
 		{apikey.ErrInvalidParams, apikey.ErrInvalidParams},
 		{errors.New("other"), nil},
 	} {
-		h := newSafeHasher(failing{tt.wrapped})
+		// A plain Hasher whose errors hold the secret they were given.
+		fh := faultstore.NewHasher(struct{ apikey.Hasher }{apikey.Argon2id{Params: apikey.TestParams}})
+		fh.Before(func(_ context.Context, c *faultstore.Call) error {
+			return errors.Join(tt.wrapped, errors.New(string(c.Secret)))
+		}, faultstore.OpHash, faultstore.OpVerify)
+		h := newSafeHasher(fh.Exact())
 		_, isChecker := h.(apikey.OutdatedChecker)
 		require.False(t, isChecker, "the adapter of a plain Hasher is no OutdatedChecker")
 		_, err := h.Hash([]byte(key.Reveal()))

@@ -562,7 +562,7 @@ func TestNoRequestServedAfterRevocation(t *testing.T) {
 				CacheSize: size, CacheTTL: time.Millisecond})
 			require.NoError(t, err)
 			h := v.Handler(okHandler)
-			var revoked atomicBool
+			var revoked atomic.Bool
 			var wg sync.WaitGroup
 			stop := make(chan struct{})
 			for g := range 6 {
@@ -577,7 +577,7 @@ func TestNoRequestServedAfterRevocation(t *testing.T) {
 						if g == 0 {
 							k = other
 						}
-						after := revoked.get()
+						after := revoked.Load()
 						code := serve(h, request(k.Reveal())).Code
 						if after && k.Equal(key) && code == http.StatusOK {
 							t.Errorf("size %d iter %d: served after revocation", size, iter)
@@ -590,7 +590,7 @@ func TestNoRequestServedAfterRevocation(t *testing.T) {
 			_, err = f.manager.Revoke(context.Background(), owner, key.ID())
 			require.NoError(t, err)
 			v.Invalidate(apikey.Event{Action: apikey.ActionRevoke, Environment: apikey.Production, KeyID: key.ID()})
-			revoked.set()
+			revoked.Store(true)
 			time.Sleep(5 * time.Millisecond)
 			close(stop)
 			wg.Wait()
@@ -598,15 +598,6 @@ func TestNoRequestServedAfterRevocation(t *testing.T) {
 		}
 	}
 }
-
-type atomicBool struct {
-	mu sync.Mutex
-	b  bool
-}
-
-func (a *atomicBool) get() bool { a.mu.Lock(); defer a.mu.Unlock(); return a.b }
-
-func (a *atomicBool) set() { a.mu.Lock(); a.b = true; a.mu.Unlock() }
 
 // TestDroppedHashUpgradeIsRetried: an upgrade of an outdated hash that
 // lost a race is tried again when the key is loaded again, although the
