@@ -105,26 +105,37 @@ func TestGrace(t *testing.T) {
 	assert.Equal(t, "expired_key", decodeProblem(t, w).Code)
 }
 
-func TestRevokedWhileCachedViaInvalidate(t *testing.T) {
-	f := newFixture(t, func(o *middleware.Options) { o.FeedInterval = time.Hour }) // the feed must not help
-	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: f.clock.Now().Add(time.Hour)})
-	h := f.v.Handler(okHandler)
-	require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
-	_, err := f.manager.Revoke(context.Background(), owner, key.ID())
-	require.NoError(t, err)
-	w := serve(h, request(key.Reveal()))
-	require.Equal(t, http.StatusUnauthorized, w.Code)
-	assert.Equal(t, "revoked_key", decodeProblem(t, w).Code)
-}
-
-func TestScopeChangeWhileCached(t *testing.T) {
-	f := newFixture(t, func(o *middleware.Options) { o.FeedInterval = time.Hour })
-	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"orders:write"}})
-	h := f.v.Require(middleware.Policy{Scope: "orders:write"})(okHandler)
-	require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
-	_, err := f.manager.SetScopes(context.Background(), owner, key.ID(), []string{"orders:read"})
-	require.NoError(t, err)
-	require.Equal(t, http.StatusForbidden, serve(h, request(key.Reveal())).Code)
+// TestChangeWhileCachedViaInvalidate: a change made through the Manager
+// that tells this Validator (Invalidate) reaches a cached key's next
+// request, with no help from the change feed.
+func TestChangeWhileCachedViaInvalidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(m *apikey.Manager, id string) error
+		status int
+		code   string
+	}{
+		{"revoked", func(m *apikey.Manager, id string) error {
+			_, err := m.Revoke(context.Background(), owner, id)
+			return err
+		}, http.StatusUnauthorized, "revoked_key"},
+		{"rescoped", func(m *apikey.Manager, id string) error {
+			_, err := m.SetScopes(context.Background(), owner, id, []string{"orders:read"})
+			return err
+		}, http.StatusForbidden, "insufficient_scope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, func(o *middleware.Options) { o.FeedInterval = time.Hour }) // the feed must not help
+			key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"orders:write"}, ExpiresAt: f.clock.Now().Add(time.Hour)})
+			h := f.v.Require(middleware.Policy{Scope: "orders:write"})(okHandler)
+			require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
+			require.NoError(t, tt.change(f.manager, key.ID()))
+			w := serve(h, request(key.Reveal()))
+			require.Equal(t, tt.status, w.Code)
+			assert.Equal(t, tt.code, decodeProblem(t, w).Code)
+		})
+	}
 }
 
 func TestFailuresAreCachedBriefly(t *testing.T) {

@@ -89,22 +89,44 @@ func TestSettingsReloads(t *testing.T) {
 
 // TestRevokedWhileCachedViaChangeFeed revokes a key through one process and
 // checks that another process, which only follows the store's change feed,
-// stops accepting it within the feed interval.
+// stops accepting it: within the feed interval, or, with an interval of an
+// hour, right after a signal on FeedWake makes it read the feed.
 func TestRevokedWhileCachedViaChangeFeed(t *testing.T) {
-	f := newFixture(t, nil)
-	other, err := middleware.New(middleware.Options{Store: f.store.Inner(), Hasher: f.hasher, Now: f.clock.Now, FeedInterval: 10 * time.Millisecond})
-	require.NoError(t, err)
-	defer other.Close()
-	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: f.clock.Now().Add(time.Hour)})
-	h := other.Handler(okHandler)
-	require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
-	require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
+	tests := []struct {
+		name     string
+		interval time.Duration
+		wake     bool
+	}{
+		{"polled", 10 * time.Millisecond, false},
+		{"woken", time.Hour, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			opts := middleware.Options{Store: f.store.Inner(), Hasher: f.hasher, Now: f.clock.Now, FeedInterval: tt.interval}
+			wake := make(chan struct{}, 1)
+			if tt.wake {
+				opts.FeedWake = wake
+			}
+			other, err := middleware.New(opts)
+			require.NoError(t, err)
+			defer other.Close()
+			key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: f.clock.Now().Add(time.Hour)})
+			h := other.Handler(okHandler)
+			require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
+			require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code) // cached
 
-	_, err = f.manager.Revoke(context.Background(), owner, key.ID())
-	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		return serve(h, request(key.Reveal())).Code == http.StatusUnauthorized
-	}, time.Second, 5*time.Millisecond)
+			_, err = f.manager.Revoke(context.Background(), owner, key.ID()) // tells f.v, not other
+			require.NoError(t, err)
+			if tt.wake {
+				require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code, "no poll for an hour: still cached")
+				wake <- struct{}{}
+			}
+			require.Eventually(t, func() bool {
+				return serve(h, request(key.Reveal())).Code == http.StatusUnauthorized
+			}, 5*time.Second, time.Millisecond)
+		})
+	}
 }
 
 func TestFeedGapPurgesTheCache(t *testing.T) {
@@ -415,31 +437,6 @@ func TestCachedKeysStayFreshWhileTheFeedIsRead(t *testing.T) {
 			assert.Equal(t, verifies, f.verifies(), "argon2 ran again")
 		})
 	}
-}
-
-// TestFeedWake: with a poll interval of an hour, a signal on FeedWake makes
-// the Validator read the change feed at once: a revocation made by another
-// process (a Manager without Invalidate) is refused right after it.
-func TestFeedWake(t *testing.T) {
-	f := newFixture(t, nil)
-	wake := make(chan struct{}, 1)
-	other, err := middleware.New(middleware.Options{Store: f.store.Inner(), Hasher: f.hasher, Now: f.clock.Now,
-		FeedInterval: time.Hour, FeedWake: wake})
-	require.NoError(t, err)
-	defer other.Close()
-	h := other.Handler(okHandler)
-	key := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"*"}})
-	require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code) // cached
-
-	m, err := apikey.NewManager(apikey.ManagerOptions{Store: f.store.Inner(), Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: f.clock.Now})
-	require.NoError(t, err)
-	_, err = m.Revoke(context.Background(), owner, key.ID())
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code, "no poll for an hour: still cached")
-	wake <- struct{}{}
-	require.Eventually(t, func() bool {
-		return serve(h, request(key.Reveal())).Code == http.StatusUnauthorized
-	}, 5*time.Second, time.Millisecond, "the wake read the feed")
 }
 
 // TestFailedSettingsLoadsBackOff: while the store cannot load the settings,
