@@ -30,8 +30,8 @@
 //     stored hash needs only the read;
 //  4. checks status and expiry against Options.Now, to the second, cached
 //     or not; refuses a key of a closed account as revoked;
-//  5. refuses a server key that arrives with an Origin header, unless
-//     Options.AllowServerKeyFromBrowser;
+//  5. refuses a server key that arrives from a browser (an Origin or a
+//     Sec-Fetch-Site header), unless Options.AllowServerKeyFromBrowser;
 //  6. for a publishable key sent by a browser, checks the Origin against
 //     its own account's environment's allowed origins (none admits no
 //     browser origin; the entry "*" admits every origin).
@@ -125,9 +125,15 @@
 //     refused. Preflights carry no key, so CORS answers them for an origin
 //     that any account allows; the actual request is then checked against
 //     the key's own account.
-//   - A server key seen with an Origin header is refused by default
-//     (OnRejected receives ErrServerKeyFromBrowser); an allowed one
-//     reaches OnAuthenticated with a server key and Attempt.Origin set.
+//   - A server key seen from a browser is refused by default (OnRejected
+//     receives ErrServerKeyFromBrowser); an allowed one reaches
+//     OnAuthenticated with a server key and Attempt.Browser set. Browsers
+//     are recognised by an Origin header or a Fetch Metadata
+//     Sec-Fetch-Site header of any value, which they send even on
+//     same-origin GETs without an Origin. A publishable key is checked
+//     against the Origin only: a browser request without one comes from
+//     the API's own origin, and clients that are not browsers (mobile
+//     apps, servers) send neither header and are served.
 //   - Comparisons of secrets are constant-time (apikey.Hasher); random
 //     values come from crypto/rand.
 //
