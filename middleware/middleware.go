@@ -50,13 +50,13 @@ func New(opts Options) (*Validator, error) {
 	if err != nil {
 		return nil, err
 	}
-	size, remembered := cfg.CacheSize, cfg.CacheSize // keys cached, and remembered as verified
-	if !cfg.cacheEnabled {
-		size, remembered = -1, DefaultCacheSize
-	}
-	c, err := keycache.New[*Identity](size, cfg.failureEnabled)
+	c, err := keycache.New[*Identity](cfg.CacheSize, cfg.FailureTTL >= 0)
 	if err != nil {
 		return nil, fmt.Errorf("middleware: %w", err)
+	}
+	remembered := cfg.CacheSize // keys remembered as verified
+	if remembered < 0 {
+		remembered = DefaultCacheSize
 	}
 	v := &Validator{cfg: cfg, cache: c, vary: varyLine(cfg.AllowBearer)}
 	report := func(err error) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware/problem"
 )
 
 // Default values of the Options fields whose zero value means "default".
@@ -154,11 +155,7 @@ type Attempt struct {
 }
 
 // config is Options with every default applied.
-type config struct {
-	Options
-	cacheEnabled   bool
-	failureEnabled bool
-}
+type config struct{ Options }
 
 func (o Options) withDefaults() (config, error) {
 	if o.Store == nil {
@@ -166,29 +163,23 @@ func (o Options) withDefaults() (config, error) {
 	}
 	for _, d := range []struct {
 		name string
-		v    time.Duration
+		v    int64
 	}{
-		{"CacheTTL", o.CacheTTL}, {"ThrottleWindow", o.ThrottleWindow},
-		{"FeedInterval", o.FeedInterval},
-		{"LastUsedInterval", o.LastUsedInterval}, {"PreflightMaxAge", o.PreflightMaxAge},
+		{"CacheTTL", int64(o.CacheTTL)}, {"ThrottleWindow", int64(o.ThrottleWindow)},
+		{"FeedInterval", int64(o.FeedInterval)}, {"LastUsedInterval", int64(o.LastUsedInterval)},
+		{"PreflightMaxAge", int64(o.PreflightMaxAge)},
+		{"MaxConcurrentHashes", int64(o.MaxConcurrentHashes)}, {"ThrottleFailures", int64(o.ThrottleFailures)},
 	} {
 		if d.v < 0 {
 			return config{}, errors.New("middleware: Options." + d.name + " must not be negative")
 		}
-	}
-	if o.MaxConcurrentHashes < 0 {
-		return config{}, errors.New("middleware: Options.MaxConcurrentHashes must not be negative")
-	}
-	if o.ThrottleFailures < 0 {
-		return config{}, errors.New("middleware: Options.ThrottleFailures must not be negative")
 	}
 	for _, m := range o.AllowedMethods {
 		if m == "" {
 			return config{}, errors.New("middleware: Options.AllowedMethods holds an empty method")
 		}
 	}
-	c := config{Options: o, cacheEnabled: o.CacheSize >= 0}
-	c.failureEnabled = c.cacheEnabled && o.FailureTTL >= 0
+	c := config{o}
 	if c.Hasher == nil {
 		c.Hasher = apikey.Argon2id{}
 	}
@@ -196,7 +187,7 @@ func (o Options) withDefaults() (config, error) {
 		c.Now = time.Now
 	}
 	if c.ErrorHandler == nil {
-		c.ErrorHandler = writeProblem
+		c.ErrorHandler = problem.Write
 	}
 	if c.OnBackgroundError == nil {
 		c.OnBackgroundError = func(err error) { slog.Default().Warn("keystile middleware", "error", err) }
