@@ -77,14 +77,13 @@ func New(opts Options) (*Validator, error) {
 	}
 	f := &follower{
 		cache: c, verifier: v.verifier, settings: v.settings, stats: &v.stats,
-		now: cfg.Now, ttl: cfg.CacheTTL, report: report,
-		settingsEvery: cfg.CacheTTL, lastUsedEvery: cfg.LastUsedInterval,
+		now: cfg.Now, ttl: cfg.CacheTTL, report: report, settingsEvery: cfg.CacheTTL,
 	}
 	if feed, ok := cfg.Store.(storage.ChangeFeed); ok {
 		f.feed, f.wake, f.feedEvery, f.settingsEvery = safeFeed{feed}, cfg.FeedWake, cfg.FeedInterval, 0
 	}
 	if rec, ok := cfg.Store.(storage.LastUsedRecorder); ok {
-		f.recorder = safeRecorder{rec}
+		f.recorder, f.lastUsedEvery = safeRecorder{rec}, cfg.LastUsedInterval
 	}
 	v.follower = f
 	v.cors = newCORS(cfg, v.settings)
@@ -99,13 +98,11 @@ func New(opts Options) (*Validator, error) {
 	return v, nil
 }
 
-// Check authenticates r and authorizes it under policy p without writing a
-// response: it reads and verifies the key, checks its status and expiry,
-// the leaked server key rule, p and, for a publishable key, the request's
-// Origin. It returns the key's identity, or an error whose Reason (see
-// problem.Of) says why the request is refused; an invalid p is an error
-// without a Reason. Check calls the Options hooks and records the key's
-// use.
+// Check authenticates r and authorizes it under policy p as Require does,
+// without writing a response. It returns the key's identity, or an error
+// whose Reason (see problem.Of) says why the request is refused; an
+// invalid p is an error without a Reason. It calls the hooks and records
+// the key's use.
 func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 	if err := p.Validate(); err != nil {
 		return Identity{}, err
