@@ -17,8 +17,7 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-// startupTimeout bounds the store calls New makes, and the last-used write
-// of Close.
+// startupTimeout bounds the store calls of New, Invalidate and Close.
 const startupTimeout = 5 * time.Second
 
 // Validator checks the API keys of HTTP requests. Create it with New; wrap
@@ -116,9 +115,7 @@ func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 
 // Authenticate returns next wrapped so that it runs only for requests with
 // a valid key, of either type, whose Identity it puts in the context for
-// FromContext. Authentication includes the leaked server key rule and, for
-// a publishable key sent by a browser, its environment's allowed origins.
-// Authenticate authorizes nothing: every route under it needs its own
+// FromContext. It authorizes nothing: every route under it needs its own
 // Require (or Handler), which then checks only its Policy. Use it on a
 // router or group whose routes differ in the key types they accept.
 //
