@@ -227,8 +227,7 @@ func (v *Validator) Close() error {
 type tasks struct {
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
-	mu     sync.Mutex // guards closed and wg.Add
-	closed bool
+	mu     sync.Mutex // orders every wg.Add before close's Wait
 	wg     sync.WaitGroup
 }
 
@@ -237,23 +236,20 @@ type tasks struct {
 func (t *tasks) start(fn func(ctx context.Context)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
-		return
+	if t.ctx.Err() == nil {
+		t.wg.Go(func() { fn(t.ctx) })
 	}
-	t.wg.Go(func() { fn(t.ctx) })
 }
 
 // close ends the tasks and waits for them. It reports false if they were
 // ended before.
 func (t *tasks) close() bool {
 	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return false
-	}
-	t.closed = true
-	t.mu.Unlock()
+	first := t.ctx.Err() == nil
 	t.cancel()
-	t.wg.Wait()
-	return true
+	t.mu.Unlock()
+	if first {
+		t.wg.Wait()
+	}
+	return first
 }

@@ -140,14 +140,8 @@ func (c *Cache[V]) Get(k Key, now time.Time) *Entry[V] {
 // for TakeUsed.
 func (c *Cache[V]) Touch(e *Entry[V], now time.Time) {
 	s := now.Unix()
-	for {
-		t := e.touched.Load()
-		if t >= s {
-			return
-		}
-		if e.touched.CompareAndSwap(t, s) {
-			break
-		}
+	if t := e.touched.Load(); t >= s || !e.touched.CompareAndSwap(t, s) {
+		return // touched within this second, or by a concurrent Touch
 	}
 	if c.valid != nil {
 		c.valid.Get(e.Key)
