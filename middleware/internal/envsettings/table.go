@@ -237,16 +237,11 @@ func (t *Table) Reload(ctx context.Context, account, environment string) error {
 			t.report(err)
 		}
 	}
-	t.put(k, s)
-	return nil
-}
-
-// put replaces the entry of k; t.write is held.
-func (t *Table) put(k key, s settings) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.c.put(k, s)
 	t.closed.Store(int64(t.c.closed))
+	t.mu.Unlock()
+	return nil
 }
 
 // contents is one version of the table's entries with their counts.
