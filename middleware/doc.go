@@ -20,10 +20,10 @@
 // validation cache or, on a miss, checks its format and checksum (no I/O),
 // reads it by id and verifies its argon2id hash. It then checks status and
 // expiry on every request, refuses keys of closed accounts as revoked and
-// server keys sent with an Origin header (see
-// Options.AllowServerKeyFromBrowser), and checks a publishable key sent by
-// a browser against its environment's allowed origins. Authorization checks
-// the route's Policy.
+// server keys sent by a browser (an Origin or a Sec-Fetch-Site header; see
+// Options.AllowServerKeyFromBrowser), and checks a publishable key sent
+// with an Origin against its environment's allowed origins. Authorization
+// checks the route's Policy.
 //
 // # Responses
 //

@@ -44,8 +44,8 @@ var (
 	// among the allowed origins of the publishable key's environment.
 	ErrOrigin = problem.New("origin_not_allowed", http.StatusForbidden, "origin not allowed for this key")
 	// ErrServerKeyFromBrowser (403, "server_key_from_browser"): a server key
-	// arrived with an Origin header, so it is exposed in a browser. See
-	// Options.AllowServerKeyFromBrowser.
+	// arrived from a web browser (with an Origin or a Sec-Fetch-Site
+	// header), so it is exposed there. See Options.AllowServerKeyFromBrowser.
 	ErrServerKeyFromBrowser = problem.New("server_key_from_browser", http.StatusForbidden, "server key used from a browser")
 
 	// ErrThrottled (429, "too_many_failures"): too many failed verifications

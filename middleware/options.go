@@ -54,10 +54,11 @@ type Options struct {
 	AllowBearer bool
 
 	// AllowServerKeyFromBrowser accepts a valid server key that arrives
-	// with an Origin header (a secret exposed in a browser), and makes the
-	// CORS layer admit every origin. False refuses it with
-	// ErrServerKeyFromBrowser, which OnRejected receives; an accepted one
-	// reaches OnAuthenticated with a server key and Attempt.Origin set.
+	// from a web browser, with an Origin or a Sec-Fetch-Site header (a
+	// secret exposed in a browser), and makes the CORS layer admit every
+	// origin. False refuses such a request with ErrServerKeyFromBrowser,
+	// which OnRejected receives; an accepted one reaches OnAuthenticated
+	// with a server key and Attempt.Browser set.
 	AllowServerKeyFromBrowser bool
 
 	// CacheSize is the number of verified keys, and of failures, the
@@ -137,6 +138,14 @@ type Attempt struct {
 	RemoteAddr string
 	// Origin is the request's Origin header, "" if none.
 	Origin string
+	// FetchSite is the request's Sec-Fetch-Site header (Fetch Metadata):
+	// "cross-site", "same-site", "same-origin" or "none"; "" if none, and
+	// "other" for any other value.
+	FetchSite string
+	// Browser reports that a web browser sent the request: it carries an
+	// Origin or a Sec-Fetch-Site header. A server key is refused from a
+	// browser unless Options.AllowServerKeyFromBrowser.
+	Browser bool
 	// Prefix is the key's displayable prefix ("server-<id>"), or "" when the
 	// request has no well-formed key.
 	Prefix string
