@@ -68,7 +68,3 @@ var (
 // refuse returns a refusal of reason r with a request-specific detail that
 // holds no secret.
 func refuse(r *problem.Reason, detail string) error { return problem.Refuse(r, detail) }
-
-// writeProblem is the default Options.ErrorHandler: problem.Write, which
-// sends the middleware's 401s with WWW-Authenticate (see challenge).
-func writeProblem(w http.ResponseWriter, r *http.Request, err error) { problem.Write(w, r, err) }
