@@ -64,8 +64,9 @@ type Options struct {
 	// CacheSize is the number of verified keys, and of failures, the
 	// caches hold; size it to the keys in use. Zero means DefaultCacheSize;
 	// a negative value disables both caches (every request then runs
-	// argon2). New allocates 128 bytes per CacheSize (DefaultCacheSize when
-	// disabled; at least 2 MiB) for the table of verified keys.
+	// argon2). New allocates 128 to 256 bytes per CacheSize (DefaultCacheSize
+	// when disabled; at least 2 MiB) for the table of verified keys, whose
+	// size is a power of two.
 	CacheSize int
 	// CacheTTL bounds how long a cached key is served on what this process
 	// last read: with a change feed, while the feed was read successfully
