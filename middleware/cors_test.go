@@ -633,3 +633,28 @@ func TestStoredWildcardOverPublicSuffix(t *testing.T) {
 	assert.Contains(t, all, "entry 1", all)
 	assert.NotContains(t, all, "entry 6", all)
 }
+
+// TestResponsesVaryOnBrowserSignals: a key's check reads Origin and
+// Sec-Fetch-Site (a server key from a browser is refused, a publishable
+// key's origin is checked), so every response of a route varies on them,
+// whether or not CORS wraps the router.
+func TestResponsesVaryOnBrowserSignals(t *testing.T) {
+	f := newFixture(t, nil)
+	for name, h := range map[string]http.Handler{
+		"Require":      f.v.Require(anyType)(okHandler),
+		"Authenticate": f.v.Authenticate(okHandler),
+		"Handler":      f.v.Handler(okHandler),
+	} {
+		for _, r := range []*http.Request{
+			request(f.keys["production/server"].Reveal()),
+			request(f.keys["production/server"].Reveal(), "Sec-Fetch-Site", "same-origin"),
+			request(f.keys["production/client"].Reveal(), "Origin", "https://app.example.com"),
+		} {
+			w := serve(h, r)
+			vary := varyValues(w.Header())
+			for _, header := range []string{"Origin", "Sec-Fetch-Site", "X-API-Key"} {
+				assert.Contains(t, vary, header, "%s (%d)", name, w.Code)
+			}
+		}
+	}
+}

@@ -253,3 +253,26 @@ func (t *tasks) close() bool {
 	}
 	return first
 }
+
+// varyLine returns, as one Vary line, the request headers that a key's
+// check reads: the headers a key is read from, so that a shared cache never
+// serves the response to one key's request to another, and the browser
+// signals (Origin, Sec-Fetch-Site), whether or not CORS wraps the router.
+// The slice is shared by every response (see addVary).
+func varyLine(bearer bool) []string {
+	if bearer {
+		return []string{"Origin, Sec-Fetch-Site, " + HeaderAPIKey + ", Authorization"}
+	}
+	return []string{"Origin, Sec-Fetch-Site, " + HeaderAPIKey}
+}
+
+// addVary adds the shared values to h's Vary header. When h has no Vary yet
+// it stores values itself, capped so that a later Add copies instead of
+// writing into the shared array.
+func addVary(h http.Header, values []string) {
+	if vary, ok := h["Vary"]; ok {
+		h["Vary"] = append(vary, values...)
+	} else {
+		h["Vary"] = values[:len(values):len(values)]
+	}
+}
