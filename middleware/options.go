@@ -85,13 +85,22 @@ type Options struct {
 
 	// MaxConcurrentHashes caps the argon2 computations running at once. A
 	// request waiting for a slot gives up when its context ends (ErrBusy).
-	// Zero means runtime.NumCPU().
+	// Key ids with a recent failure (see ThrottleFailures) hold at most
+	// half of the slots (at least one), so that a key never seen before
+	// finds a slot behind at most that many hashes. Zero means
+	// runtime.NumCPU().
 	MaxConcurrentHashes int
 
 	// ThrottleFailures is the budget of failed or in-flight verifications
 	// per key id per ThrottleWindow; once spent, uncached attempts with
 	// that id get ErrThrottled without a store read or a hash until the
-	// window ends. A key that verified in this process is never throttled.
+	// window ends. A key id is suspect while it has a wrong secret or a
+	// refusal within the last ThrottleWindow, or a verification in flight;
+	// once 10 x ThrottleFailures x MaxConcurrentHashes verifications of
+	// all key ids failed in a window, suspect ids get ErrThrottled without
+	// a hash until the window ends. So wrong secrets cost at most that
+	// many argon2 runs per window, plus one for each key id not yet
+	// suspect. A key that verified in this process is never throttled.
 	// Zero means DefaultThrottleFailures.
 	ThrottleFailures int
 	// ThrottleWindow is the window of ThrottleFailures. Zero means
