@@ -94,14 +94,14 @@ type Options struct {
 	// ThrottleFailures is the budget of failed or in-flight verifications
 	// per key id per ThrottleWindow; once spent, uncached attempts with
 	// that id get ErrThrottled without a store read or a hash until the
-	// window ends. A key id is suspect while it has a wrong secret or a
-	// refusal within the last ThrottleWindow, or a verification in flight;
-	// once 10 x ThrottleFailures x MaxConcurrentHashes verifications of
-	// all key ids failed in a window, suspect ids get ErrThrottled without
-	// a hash until the window ends. So wrong secrets cost at most that
-	// many argon2 runs per window, plus one for each key id not yet
-	// suspect. A key that verified in this process is never throttled.
-	// Zero means DefaultThrottleFailures.
+	// window ends. A key id is suspect while it has a verification in
+	// flight, or a wrong secret or a refusal within the last 10
+	// ThrottleWindows. Once 10 x ThrottleFailures x MaxConcurrentHashes
+	// verifications of all key ids failed in a window, suspect ids get
+	// ErrThrottled without a hash until the window ends: wrong secrets
+	// cost at most that many argon2 runs per window, plus one for each key
+	// id not yet suspect. A key that verified in this process is never
+	// throttled. Zero means DefaultThrottleFailures.
 	ThrottleFailures int
 	// ThrottleWindow is the window of ThrottleFailures. Zero means
 	// DefaultThrottleWindow.

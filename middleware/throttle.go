@@ -13,6 +13,11 @@ import (
 // failures.
 const throttleSize = 10_000
 
+// suspectWindows is how long, in throttle windows, a key id stays suspect
+// after its last wrong secret or refusal: a flood that pauses for less
+// than that gets no second first run per key id.
+const suspectWindows = 10
+
 // suspectIDsPerSlot sets the failure budget of all key ids together: that
 // of suspectIDsPerSlot key ids (ThrottleFailures each) per argon2 slot.
 const suspectIDsPerSlot = 10
@@ -29,9 +34,9 @@ const suspectIDsPerSlot = 10
 //   - Per key id: at most B failed or in-flight verifications per window;
 //     beyond, ErrThrottled without a store read or a hash.
 //   - A key id is suspect while it has a verification in flight, or a
-//     wrong secret (a failed argon2 check) or a refusal within the last W.
-//     Unknown key ids cost no argon2 and never become suspect, so junk
-//     cannot push the suspect ids out of their table.
+//     wrong secret (a failed argon2 check) or a refusal within the last
+//     suspectWindows*W. Unknown key ids cost no argon2 and never become
+//     suspect, so junk cannot push the suspect ids out of their table.
 //   - Suspect ids share the suspect lane: at most max(1, N/2) of the N
 //     argon2 slots at once, so that ids without a recent failure (a key
 //     never seen before) always find a slot behind at most that many
@@ -43,8 +48,10 @@ const suspectIDsPerSlot = 10
 //
 // So wrong secrets cost at most suspectIDsPerSlot*B*N argon2 runs per
 // window, plus one per key id that was not suspect (each real key id
-// once, as long as the flood keeps it suspect), and never more than
-// max(1, N/2) slots at once beyond those first runs.
+// once, while the flood keeps it suspect), and never more than
+// max(1, N/2) slots at once beyond those first runs. Those first runs
+// share the other slots with keys never seen before: while an attacker
+// makes its key ids suspect, new keys queue behind them.
 type throttle struct {
 	budget       int // per key id and window
 	window       time.Duration
@@ -114,7 +121,7 @@ func (t *throttle) acquire(id string, now time.Time) (tk ticket, ok bool, retryA
 	}
 	s.roll(now, t.window)
 	last, marked := t.suspects.Peek(id)
-	suspect := s.pending > 0 || marked && now.Sub(last) < t.window
+	suspect := s.pending > 0 || marked && now.Sub(last) < suspectWindows*t.window
 	if s.failures+s.pending >= t.budget {
 		if suspect {
 			t.suspects.Add(id, now)

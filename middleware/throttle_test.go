@@ -248,3 +248,31 @@ func TestGlobalFailureBudget(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, serve(h, wrong(victim, 'z')).Code, "a new window")
 	assert.Equal(t, calls+1, verifies())
 }
+
+// TestSuspectOutlivesItsWindow: a key id stays suspect for 10 throttle
+// windows after its last wrong secret, so that a flood that pauses gets no
+// new first run for it: once the global budget is spent again, it is
+// refused without a hash.
+func TestSuspectOutlivesItsWindow(t *testing.T) {
+	const global = 10 // 10 x ThrottleFailures x MaxConcurrentHashes
+	hasher := faultstore.NewHasher(apikey.Argon2id{Params: apikey.TestParams})
+	f := newFixture(t, func(o *middleware.Options) {
+		o.Hasher = hasher
+		o.ThrottleFailures = 1
+		o.MaxConcurrentHashes = 1
+		o.ThrottleWindow = time.Minute
+		o.FeedInterval = time.Hour
+	})
+	h := f.v.Require(anyType)(okHandler)
+	wrong := func(k apikey.Key, c byte) *http.Request { return request(forge(apikey.Server, k.ID(), c)) }
+	paused := f.newServerKey()
+	require.Equal(t, http.StatusUnauthorized, serve(h, wrong(paused, 'a')).Code)
+
+	f.clock.Advance(9 * time.Minute) // nine windows later
+	for range global {               // a first failure each spends the budget
+		require.Equal(t, http.StatusUnauthorized, serve(h, wrong(f.newServerKey(), 'a')).Code)
+	}
+	calls := hasher.Calls(faultstore.OpVerify)
+	assert.Equal(t, http.StatusTooManyRequests, serve(h, wrong(paused, 'b')).Code, "still suspect")
+	assert.Equal(t, calls, hasher.Calls(faultstore.OpVerify), "refused without a hash")
+}
