@@ -54,7 +54,9 @@ func TestKeyActorNeverMintsMore(t *testing.T) {
 		limit string // in the refusal; "" when allowed
 	}{
 		{"create without expiry", create(writer, time.Time{}, "customers:read"), "expires at 2026-01-01T13:00:00Z; no expiry is later"},
-		{"create a publishable key without expiry", create(writer, time.Time{}), "expires at 2026-01-01T13:00:00Z"},
+		{"create a publishable key without expiry", create(fullHour, time.Time{}), "expires at 2026-01-01T13:00:00Z"},
+		{"create a publishable key without full access", create(writer, hour), "publishable key reads every resource"},
+		{"create a publishable key with full access", create(fullHour, hour), ""},
 		{"create expiring later", create(writer, now.Add(2*time.Hour), "customers:read"), "expiry 2026-01-01T14:00:00Z is later"},
 		{"create expiring with the actor", create(writer, hour, "customers:read"), ""},
 		{"create expiring sooner, write implies read", create(writer, now.Add(time.Minute), "customers:read", "customers:write"), ""},
@@ -102,6 +104,18 @@ func TestKeyActorNeverMintsMore(t *testing.T) {
 		}, "does not hold scope invoices:write"},
 		{"set scopes within the actor's", func(t *testing.T, f *fixture, k keys) error {
 			_, err := f.m.SetScopes(ctx, writer, k.scoped.View.ID, []string{"customers:write"})
+			return err
+		}, ""},
+		{"set the owner of a key holding more", func(t *testing.T, f *fixture, k keys) error {
+			_, err := f.m.SetOwner(ctx, writer, k.rotatedOut.View.ID, "mallory")
+			return err
+		}, "does not hold scope *"},
+		{"set the metadata of a publishable key without full access", func(t *testing.T, f *fixture, _ keys) error {
+			_, err := f.m.SetMetadata(ctx, writer, f.client.View.ID, map[string]string{"team": "x"})
+			return err
+		}, "publishable key reads every resource"},
+		{"set the owner of a key within the actor's scopes", func(t *testing.T, f *fixture, k keys) error {
+			_, err := f.m.SetOwner(ctx, writer, k.scoped.View.ID, "alice")
 			return err
 		}, ""},
 		{"bootstrap without full access", func(t *testing.T, f *fixture, _ keys) error {

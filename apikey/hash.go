@@ -259,9 +259,9 @@ var _ OutdatedChecker = Argon2id{}
 // when rec's hash is weaker than h's parameters, and only then: a stronger
 // hash, or one neither weaker nor stronger, is never rewritten, so that
 // verifiers with different parameters sharing a store do not rewrite each
-// other's hashes. k must be the key that was verified against rec.Hash:
-// a key of another id or type fails with ErrKeyMismatch and writes
-// nothing.
+// other's hashes. k must match rec.Hash: before it writes, UpgradeHash
+// verifies k against the stored (weaker) hash, and a key of another id,
+// type or secret fails with ErrKeyMismatch and writes nothing.
 //
 // The write is a compare-and-set on rec.Revision (Store.Apply): if the
 // record changed since it was read (revoked, rotated, re-hashed by another
@@ -272,10 +272,9 @@ var _ OutdatedChecker = Argon2id{}
 // It returns the record with the new hash and true when it stored one
 // (Revision is still the one rec was read at: the store's new revision is
 // not known without a read); rec and false when it stored nothing. err is
-// set only by the hasher, the store or ctx, never for a conflict. Whether
-// the hash is weaker is decided by h's Outdated method (OutdatedChecker);
-// a Hasher without one is asked with Verify, which also checks k's secret
-// (ErrKeyMismatch).
+// set by the hasher, the store, ctx or a mismatch, never for a conflict.
+// A hasher's Outdated method (OutdatedChecker) decides, without hashing,
+// that a hash needs no upgrade; otherwise Verify decides.
 func UpgradeHash(ctx context.Context, s Store, h Hasher, rec Record, k Key) (Record, bool, error) {
 	if k.ID() != rec.ID || k.Type() != rec.Type {
 		return rec, false, fmt.Errorf("%w: %s is not the key of %s", ErrKeyMismatch, k.Prefix(), rec.Prefix())
@@ -302,10 +301,14 @@ func UpgradeHash(ctx context.Context, s Store, h Hasher, rec Record, k Key) (Rec
 	return upgraded, true, nil
 }
 
-// isOutdated reports whether rec's hash is weaker than h's parameters.
+// isOutdated reports whether rec's hash is weaker than h's parameters and
+// k matches it (ErrKeyMismatch otherwise). A hasher's Outdated method spares
+// the Verify of a hash that needs no upgrade.
 func isOutdated(h Hasher, rec Record, k Key) (bool, error) {
 	if c, ok := h.(OutdatedChecker); ok {
-		return c.Outdated(rec.Hash.Reveal())
+		if outdated, err := c.Outdated(rec.Hash.Reveal()); err != nil || !outdated {
+			return false, err
+		}
 	}
 	match, outdated, err := h.Verify([]byte(k.Reveal()), rec.Hash.Reveal())
 	switch {

@@ -206,7 +206,7 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 	if !req.ExpiresAt.IsZero() && !expires.After(now) {
 		return Issued{}, fmt.Errorf("%w: expiry must be in the future", ErrInvalidExpiry)
 	}
-	if err := actor.mayHold(scopes); err != nil {
+	if err := actor.mayActOn(req.Type, scopes); err != nil {
 		return Issued{}, err
 	}
 	if err := actor.mayLast(expires); err != nil {
@@ -300,7 +300,7 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 		case Expiring:
 			return fmt.Errorf("%w: %s", ErrAlreadyRotated, old.Prefix())
 		}
-		if err := actor.mayHold(old.Scopes); err != nil { // the new key has the old one's scopes and expiry
+		if err := actor.mayActOn(old.Type, old.Scopes); err != nil { // the new key has the old one's scopes and expiry
 			return err
 		}
 		if err := actor.mayLast(old.ExpiresAt); err != nil {
@@ -386,7 +386,7 @@ func (m *Manager) ChangeGrace(ctx context.Context, actor Actor, keyID string, gr
 		case rec.Status(now) == Expired:
 			return fmt.Errorf("%w: %s", ErrKeyExpired, rec.Prefix())
 		}
-		if err := actor.mayHold(rec.Scopes); err != nil {
+		if err := actor.mayActOn(rec.Type, rec.Scopes); err != nil {
 			return err
 		}
 		was := rec.ExpiresAt
@@ -500,6 +500,9 @@ func (m *Manager) SetOwner(ctx context.Context, actor Actor, keyID, owner string
 		if !rec.RevokedAt.IsZero() {
 			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
 		}
+		if err := actor.mayActOn(rec.Type, rec.Scopes); err != nil {
+			return err
+		}
 		rec.Owner = owner
 		return nil
 	})
@@ -518,6 +521,9 @@ func (m *Manager) SetMetadata(ctx context.Context, actor Actor, keyID string, me
 	return m.update(ctx, actor, keyID, ActionSetMetadata, func(rec *Record, now time.Time) error {
 		if !rec.RevokedAt.IsZero() {
 			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
+		}
+		if err := actor.mayActOn(rec.Type, rec.Scopes); err != nil {
+			return err
 		}
 		rec.Metadata = valid
 		return nil

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/publicsuffix"
 )
@@ -177,6 +178,11 @@ func (r *RequestOrigin) registrable() string {
 func ParseRequestOrigin(origin string) (RequestOrigin, bool) {
 	if len(origin) > maxRequestOrigin {
 		return RequestOrigin{}, false
+	}
+	for i := range len(origin) {
+		if origin[i] >= utf8.RuneSelf { // a serialised origin is ASCII (IDNs in punycode)
+			return RequestOrigin{}, false
+		}
 	}
 	s := strings.ToLower(origin) // s itself when it has no upper case
 	var o Origin

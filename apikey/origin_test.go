@@ -375,6 +375,8 @@ func TestParseRequestOrigin(t *testing.T) {
 		{"http://[::1]:8080", "http://[::1]:8080", ""},
 		{"https://[2001:DB8::1]", "https://[2001:db8::1]", ""},
 		{"null", "", ""},
+		{"https://\u212Aeys.example.com", "", ""}, // the Kelvin sign lowers to k: not ASCII, refused
+		{"https://bücher.example", "", ""},
 		{"", "", ""},
 		{"*", "", ""},
 		{"https://*.example.com", "", ""},

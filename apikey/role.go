@@ -33,8 +33,10 @@ type Actor struct {
 	// Scopes, for an actor authenticated by a server key, are that key's
 	// scopes: it creates, rotates, reveals and changes only keys whose
 	// scopes it holds itself ("resource:write" holds "resource:read";
-	// AllScopes is held only by AllScopes, and holds every scope). Nil
-	// means the actor is not a key (a person), bound by its role alone.
+	// AllScopes is held only by AllScopes, and holds every scope; a
+	// publishable key holds every read scope, so only AllScopes covers
+	// it). Nil means the actor is not a key (a person), bound by its role
+	// alone.
 	// Not recorded in audit events.
 	Scopes []string `json:"-"`
 	// Expires, for an actor authenticated by a key with an expiry, is that
@@ -80,6 +82,16 @@ func (a Actor) mayHold(scopes []string) error {
 		}
 	}
 	return nil
+}
+
+// mayActOn refuses, with ErrBeyondActor, a key of type t with scopes that
+// holds more than the actor: a publishable key holds every read scope,
+// which only AllScopes covers.
+func (a Actor) mayActOn(t KeyType, scopes []string) error {
+	if t == Client && !a.holds(AllScopes) {
+		return fmt.Errorf("%w: a publishable key reads every resource; the acting key does not hold scope %s", ErrBeyondActor, AllScopes)
+	}
+	return a.mayHold(scopes)
 }
 
 // mayLast refuses, with ErrBeyondActor, an expiry (zero: none) later than

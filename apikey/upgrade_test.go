@@ -2,6 +2,7 @@ package apikey_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -119,6 +120,14 @@ func TestUpgradeHashRefusesAnotherKey(t *testing.T) {
 			_, upgraded, err := apikey.UpgradeHash(ctx, store, h, server, issued[1].Key)
 			require.ErrorIs(t, err, apikey.ErrKeyMismatch)
 			assert.False(t, upgraded)
+		})
+		t.Run(name+": another secret", func(t *testing.T) {
+			forged, err := apikey.AssembleKey(apikey.Server, server.ID, strings.Repeat("Z", apikey.SecretLength))
+			require.NoError(t, err)
+			_, upgraded, err := apikey.UpgradeHash(ctx, store, h, server, forged)
+			require.ErrorIs(t, err, apikey.ErrKeyMismatch)
+			assert.False(t, upgraded)
+			assert.NotContains(t, err.Error(), forged.Reveal())
 		})
 	}
 	after, err := store.Key(ctx, server.ID)

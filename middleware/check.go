@@ -77,8 +77,7 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 		// keys: a key created in a race with the close is refused too.
 		return prefix, nil, refuse(ErrRevokedKey, "the key's account was closed")
 	}
-	origin := r.Header["Origin"]
-	if id.Type == apikey.Server && len(origin) > 0 && !v.cfg.AllowServerKeyFromBrowser {
+	if id.Type == apikey.Server && fromBrowser(r.Header) && !v.cfg.AllowServerKeyFromBrowser {
 		return prefix, nil, ErrServerKeyFromBrowser
 	}
 	if p != nil {
@@ -86,7 +85,12 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 			return prefix, nil, err
 		}
 	}
-	if id.Type == apikey.Client && len(origin) > 0 {
+	// A publishable key is checked against the Origin alone: a browser
+	// sends one with every cross-origin request that can carry a key
+	// header, so a browser request without one comes from the API's own
+	// origin (Sec-Fetch-Site: same-origin), and any other client can send
+	// any Origin it likes.
+	if origin := r.Header["Origin"]; id.Type == apikey.Client && len(origin) > 0 {
 		switch allowed, known := v.settings.Allows(id.Account, id.Environment, origin[0]); {
 		case !known: // the table queued a reload
 			return prefix, nil, refuse(ErrUnavailable, "allowed origins of environment "+id.Environment+" not loaded yet")
@@ -187,12 +191,47 @@ func bearerToken(values []string) (string, error) {
 	return strings.TrimSpace(token), nil
 }
 
+// canonicalFetchSite is the Fetch Metadata header Sec-Fetch-Site in the
+// canonical form net/http stores header names in.
+var canonicalFetchSite = http.CanonicalHeaderKey("Sec-Fetch-Site")
+
+// fromBrowser reports whether a request with headers h was sent by a web
+// browser: it carries an Origin header, or a Sec-Fetch-Site header of any
+// value ("cross-site", "same-site", "same-origin", or "none" for a request
+// the user started, such as a typed address or one made by an extension).
+// Browsers send Sec-Fetch-Site on every request to a potentially
+// trustworthy URL (https, or a loopback address), including same-origin
+// GETs, which carry no Origin; HTTP libraries and command-line clients do
+// not send it. Sec-Fetch-Mode is not a signal: Node.js's fetch (undici)
+// sends "Sec-Fetch-Mode: cors" from servers.
+func fromBrowser(h http.Header) bool {
+	return len(h["Origin"]) > 0 || len(h[canonicalFetchSite]) > 0
+}
+
+// fetchSite returns the request's Sec-Fetch-Site value for the hooks: one of
+// the four values browsers send, "" without the header, and "other" for any
+// other value, which no browser sends and which is not repeated.
+func fetchSite(h http.Header) string {
+	values := h[canonicalFetchSite]
+	if len(values) == 0 {
+		return ""
+	}
+	switch v := strings.ToLower(strings.TrimSpace(values[0])); v {
+	case "cross-site", "same-site", "same-origin", "none":
+		return v
+	}
+	return "other"
+}
+
 // attempt describes r for the hooks: never the secret, only prefix, the
 // displayable prefix of a well-formed key ("" if there is none). A key that
 // a client put in the path or the Origin header by mistake is cut down to
 // its prefix there too.
 func attempt(r *http.Request, prefix string) Attempt {
-	a := Attempt{Method: r.Method, RemoteAddr: r.RemoteAddr, Prefix: prefix}
+	a := Attempt{
+		Method: r.Method, RemoteAddr: r.RemoteAddr, Prefix: prefix,
+		Browser: fromBrowser(r.Header), FetchSite: fetchSite(r.Header),
+	}
 	if r.URL != nil {
 		a.Path = redactKeys(r.URL.Path)
 	}

@@ -55,3 +55,29 @@ func FuzzKeyFromRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBrowserSignal checks the Fetch Metadata reading: a request is from a
+// browser exactly when it carries an Origin or a Sec-Fetch-Site header;
+// the hooks see one of the values browsers send, "" without the header or
+// "other", never the raw header (which could hold a key).
+func FuzzBrowserSignal(f *testing.F) {
+	for _, s := range []string{"same-origin", "cross-site", "same-site", "none", "NONE ", "", "same-origin, cross-site",
+		"server-AAAAAAAAAAAA_" + strings.Repeat("b", 49), "\x00\xff"} {
+		f.Add(s, true, false)
+		f.Add(s, false, true)
+	}
+	f.Fuzz(func(t *testing.T, site string, withSite, withOrigin bool) {
+		h := http.Header{}
+		if withSite {
+			h["Sec-Fetch-Site"] = []string{site}
+		}
+		if withOrigin {
+			h["Origin"] = []string{"https://app.example.com"}
+		}
+		h["Sec-Fetch-Mode"] = []string{"cors"} // never a signal on its own
+		require.Equal(t, withSite || withOrigin, fromBrowser(h))
+		got := fetchSite(h)
+		require.Contains(t, []string{"", "cross-site", "same-site", "same-origin", "none", "other"}, got)
+		require.Equal(t, !withSite, got == "")
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keystile/keystile/apikey"
@@ -52,13 +53,9 @@ type Identity struct {
 // hold every read scope and no write scope.
 func (id Identity) HasScope(scope string) bool {
 	if id.Type == apikey.Client {
-		return scope == "" || hasSuffix(scope, ":read")
+		return scope == "" || strings.HasSuffix(scope, ":read")
 	}
 	return apikey.HasScope(id.Scopes, scope)
-}
-
-func hasSuffix(s, suffix string) bool {
-	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
 }
 
 // contextKey is the type of the context key under which the Identity is

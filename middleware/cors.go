@@ -60,24 +60,3 @@ func newCORS(cfg config, settings *envsettings.Table) *cors.Cors {
 		MaxAge:         int(cfg.PreflightMaxAge.Seconds()),
 	})
 }
-
-// varyLine returns the headers a key is read from as one Vary line, so
-// that a shared cache never serves the response to one key's request to
-// another. The slice is shared by every response (see addVary).
-func varyLine(bearer bool) []string {
-	if bearer {
-		return []string{HeaderAPIKey + ", Authorization"}
-	}
-	return []string{HeaderAPIKey}
-}
-
-// addVary adds the shared values to h's Vary header. When h has no Vary yet
-// it stores values itself, capped so that a later Add copies instead of
-// writing into the shared array.
-func addVary(h http.Header, values []string) {
-	if vary, ok := h["Vary"]; ok {
-		h["Vary"] = append(vary, values...)
-	} else {
-		h["Vary"] = values[:len(values):len(values)]
-	}
-}

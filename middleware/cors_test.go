@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -450,6 +451,209 @@ func TestResponsesVaryOnKey(t *testing.T) {
 			vary := varyValues(w.Header())
 			for _, header := range want {
 				assert.Contains(t, vary, header, "bearer %v, %s (%d)", bearer, name, w.Code)
+			}
+		}
+	}
+}
+
+// TestBrowserSignals: the leaked-server-key rule recognises a browser by an
+// Origin header or by a Fetch Metadata Sec-Fetch-Site header of any value,
+// such as the same-origin GET that Chromium sends without an Origin.
+// Sec-Fetch-Mode alone (Node.js's fetch sends it from servers) is no
+// browser, and publishable keys are checked against the Origin only, so
+// that mobile apps and servers, which send neither header, keep working.
+// The hooks say whether a browser sent the request, and never see the key.
+func TestBrowserSignals(t *testing.T) {
+	type hooked struct {
+		hook    string // "authenticated" or "rejected"
+		attempt middleware.Attempt
+		err     error
+	}
+	const (
+		authenticated = "authenticated"
+		rejected      = "rejected"
+	)
+	newRecorded := func(allow bool) (*fixture, func() []hooked) {
+		var mu sync.Mutex
+		var seen []hooked
+		f := newFixture(t, func(o *middleware.Options) {
+			o.AllowServerKeyFromBrowser = allow
+			o.OnAuthenticated = func(_ context.Context, a middleware.Attempt, _ middleware.Identity) {
+				mu.Lock()
+				defer mu.Unlock()
+				seen = append(seen, hooked{hook: authenticated, attempt: a})
+			}
+			o.OnRejected = func(_ context.Context, a middleware.Attempt, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				seen = append(seen, hooked{hook: rejected, attempt: a, err: err})
+			}
+		})
+		return f, func() []hooked {
+			mu.Lock()
+			defer mu.Unlock()
+			out := seen
+			seen = nil
+			return out
+		}
+	}
+	strict, strictSeen := newRecorded(false)
+	loose, looseSeen := newRecorded(true)
+
+	sameOriginGET := []string{"Sec-Fetch-Site", "same-origin", "Sec-Fetch-Mode", "cors", "Sec-Fetch-Dest", "empty"}
+	tests := []struct {
+		name      string
+		allow     bool   // AllowServerKeyFromBrowser
+		key       string // "production/server" or "production/client"
+		headers   []string
+		status    int
+		code      string
+		hook      string
+		browser   bool
+		fetchSite string
+	}{
+		{"server key, no browser header", false, "production/server", nil, 200, "", authenticated, false, ""},
+		{"server key, same-origin GET without Origin", false, "production/server", sameOriginGET, 403, "server_key_from_browser", rejected, true, "same-origin"},
+		{"server key, Sec-Fetch-Site alone", false, "production/server", []string{"Sec-Fetch-Site", "same-origin"}, 403, "server_key_from_browser", rejected, true, "same-origin"},
+		{"server key, user-started request (none)", false, "production/server", []string{"Sec-Fetch-Site", "none", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-User", "?1"}, 403, "server_key_from_browser", rejected, true, "none"},
+		{"server key, same-site with Origin", false, "production/server", []string{"Sec-Fetch-Site", "same-site", "Origin", "https://app.example.com"}, 403, "server_key_from_browser", rejected, true, "same-site"},
+		{"server key, cross-site with Origin", false, "production/server", []string{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "cors", "Origin", "https://app.example.com"}, 403, "server_key_from_browser", rejected, true, "cross-site"},
+		{"server key, Sec-Fetch-Site of another value", false, "production/server", []string{"Sec-Fetch-Site", "Same-Origin\x7f"}, 403, "server_key_from_browser", rejected, true, "other"},
+		{"server key, Sec-Fetch-Site holding the key", false, "production/server", []string{"Sec-Fetch-Site", "$key"}, 403, "server_key_from_browser", rejected, true, "other"},
+		{"server key, Sec-Fetch-Site empty", false, "production/server", []string{"Sec-Fetch-Site", ""}, 403, "server_key_from_browser", rejected, true, "other"},
+		{"server key, Origin alone", false, "production/server", []string{"Origin", "https://app.example.com"}, 403, "server_key_from_browser", rejected, true, ""},
+		{"server key, Sec-Fetch-Mode alone (Node.js fetch)", false, "production/server", []string{"Sec-Fetch-Mode", "cors"}, 200, "", authenticated, false, ""},
+		{"server key, Sec-Fetch-Dest alone", false, "production/server", []string{"Sec-Fetch-Dest", "empty"}, 200, "", authenticated, false, ""},
+
+		{"allowed: server key, same-origin GET", true, "production/server", sameOriginGET, 200, "", authenticated, true, "same-origin"},
+		{"allowed: server key, user-started request", true, "production/server", []string{"Sec-Fetch-Site", "none"}, 200, "", authenticated, true, "none"},
+		{"allowed: server key, no browser header", true, "production/server", nil, 200, "", authenticated, false, ""},
+
+		{"client key, no browser header (mobile, server)", false, "production/client", nil, 200, "", authenticated, false, ""},
+		{"client key, Sec-Fetch-Mode alone", false, "production/client", []string{"Sec-Fetch-Mode", "cors"}, 200, "", authenticated, false, ""},
+		{"client key, same-origin GET without Origin", false, "production/client", sameOriginGET, 200, "", authenticated, true, "same-origin"},
+		{"client key, allowed Origin", false, "production/client", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://app.example.com"}, 200, "", authenticated, true, "cross-site"},
+		{"client key, foreign Origin", false, "production/client", []string{"Sec-Fetch-Site", "cross-site", "Origin", "https://evil.example"}, 403, "origin_not_allowed", rejected, true, "cross-site"},
+		{"staging client key, same-origin GET (no list, no Origin)", false, "staging/client", sameOriginGET, 200, "", authenticated, true, "same-origin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, seen := strict, strictSeen
+			if tt.allow {
+				f, seen = loose, looseSeen
+			}
+			seen() // drop what earlier rows left
+			key := f.keys[tt.key]
+			headers := slices.Clone(tt.headers)
+			for i := range headers {
+				headers[i] = strings.ReplaceAll(headers[i], "$key", key.Reveal())
+			}
+			w := serve(f.v.Require(anyType)(okHandler), request(key.Reveal(), headers...))
+			require.Equal(t, tt.status, w.Code, w.Body.String())
+			if tt.code != "" {
+				assert.Equal(t, tt.code, decodeProblem(t, w).Code)
+			}
+			assert.NotContains(t, w.Body.String(), key.Reveal()[apikey.PrefixLength:])
+			got := seen()
+			require.Len(t, got, 1, "one hook call")
+			assert.Equal(t, tt.hook, got[0].hook)
+			assert.Equal(t, key.Prefix(), got[0].attempt.Prefix)
+			assert.Equal(t, tt.browser, got[0].attempt.Browser, "Attempt.Browser")
+			assert.Equal(t, tt.fetchSite, got[0].attempt.FetchSite, "Attempt.FetchSite")
+			if tt.code == "server_key_from_browser" {
+				assert.ErrorIs(t, got[0].err, middleware.ErrServerKeyFromBrowser)
+			}
+			secret := key.Reveal()[apikey.PrefixLength:]
+			assert.NotContains(t, fmt.Sprintf("%+v %v", got[0].attempt, got[0].err), secret, "no secret in a hook")
+		})
+	}
+}
+
+// TestStoredWildcardOverPublicSuffix: allowed origins saved before
+// wildcards were checked against the public suffix list, written straight
+// into the store, admit nobody under a public suffix: a bucket on
+// s3.amazonaws.com gets no preflight and its requests with the tenant's
+// publishable key are refused, while a wildcard under the tenant's own
+// domain in the same list keeps working. The unusable entries are
+// reported.
+func TestStoredWildcardOverPublicSuffix(t *testing.T) {
+	a := newAccounts(t)
+	ctx := context.Background()
+	st, err := a.store.Settings(ctx, "acme", apikey.Production)
+	require.NoError(t, err)
+	st.AllowedOrigins = []string{
+		"https://*.amazonaws.com", "https://*.s3.amazonaws.com", "https://*.windows.net",
+		"https://*.core.windows.net", "https://*.digitaloceanspaces.com", "https://*.example.com",
+	}
+	require.NoError(t, a.store.Apply(ctx, apikey.Change{Settings: []apikey.Settings{st}}), "bypasses the Manager's validation")
+
+	var mu sync.Mutex
+	var reported []error
+	v, err := middleware.New(middleware.Options{
+		Store: a.store, Hasher: apikey.Argon2id{Params: apikey.TestParams},
+		OnBackgroundError: func(err error) { mu.Lock(); reported = append(reported, err); mu.Unlock() },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = v.Close() })
+	h := v.CORS(v.Require(anyType)(okHandler))
+	key := a.keys["acme/production/client"]
+
+	tests := []struct {
+		origin  string
+		allowed bool
+	}{
+		{"https://attacker-bucket.s3.amazonaws.com", false},
+		{"https://attacker.s3.us-east-1.amazonaws.com", false},
+		{"https://attacker.blob.core.windows.net", false},
+		{"https://attacker.nyc3.digitaloceanspaces.com", false},
+		{"https://app.example.com", true},
+		{"https://a.b.example.com", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.origin, func(t *testing.T) {
+			w := serve(h, preflight(tt.origin, "x-api-key"))
+			if tt.allowed {
+				assert.Equal(t, tt.origin, w.Header().Get("Access-Control-Allow-Origin"), "preflight")
+			} else {
+				assert.Empty(t, w.Header().Get("Access-Control-Allow-Origin"), "preflight")
+			}
+			w = serve(h, request(key.Reveal(), "Origin", tt.origin, "Sec-Fetch-Site", "cross-site"))
+			if tt.allowed {
+				require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+				return
+			}
+			require.Equal(t, http.StatusForbidden, w.Code, w.Body.String())
+			assert.Equal(t, "origin_not_allowed", decodeProblem(t, w).Code)
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, reported, "the unusable entries are reported")
+	all := fmt.Sprint(reported)
+	assert.Contains(t, all, "entry 1", all)
+	assert.NotContains(t, all, "entry 6", all)
+}
+
+// TestResponsesVaryOnBrowserSignals: a key's check reads Origin and
+// Sec-Fetch-Site (a server key from a browser is refused, a publishable
+// key's origin is checked), so every response of a route varies on them,
+// whether or not CORS wraps the router.
+func TestResponsesVaryOnBrowserSignals(t *testing.T) {
+	f := newFixture(t, nil)
+	for name, h := range map[string]http.Handler{
+		"Require":      f.v.Require(anyType)(okHandler),
+		"Authenticate": f.v.Authenticate(okHandler),
+		"Handler":      f.v.Handler(okHandler),
+	} {
+		for _, r := range []*http.Request{
+			request(f.keys["production/server"].Reveal()),
+			request(f.keys["production/server"].Reveal(), "Sec-Fetch-Site", "same-origin"),
+			request(f.keys["production/client"].Reveal(), "Origin", "https://app.example.com"),
+		} {
+			w := serve(h, r)
+			vary := varyValues(w.Header())
+			for _, header := range []string{"Origin", "Sec-Fetch-Site", "X-API-Key"} {
+				assert.Contains(t, vary, header, "%s (%d)", name, w.Code)
 			}
 		}
 	}

@@ -15,123 +15,42 @@
 // take effect in this process at once, and Close the Validator after the
 // server has shut down.
 //
-// Per request, authentication:
-//
-//  1. reads the key from the X-API-Key header, or from "Authorization:
-//     Bearer" with Options.AllowBearer; never from the URL;
-//  2. looks it up in the validation cache, keyed by the key's public head
-//     and a SHA-256 digest of the rest, never by the key itself; the cache
-//     holds only keys that passed step 3, so a hit skips it;
-//  3. on a miss, checks format and checksum with apikey.ParseKey (no store
-//     read and no argon2 for a malformed key), then reads the key by id and
-//     verifies its argon2id hash: one verification for concurrent requests
-//     with the same key, under a concurrency cap, throttled per key id
-//     after failures; a key that verified in this process against the same
-//     stored hash needs only the read;
-//  4. checks status and expiry against Options.Now, to the second, cached
-//     or not; refuses a key of a closed account as revoked;
-//  5. refuses a server key that arrives with an Origin header, unless
-//     Options.AllowServerKeyFromBrowser;
-//  6. for a publishable key sent by a browser, checks the Origin against
-//     its own account's environment's allowed origins (none admits no
-//     browser origin; the entry "*" admits every origin).
-//
-// Authorization then checks the route's Policy: key type, scope and
-// environment. Policy.Environments names environments in any account: a
-// service whose accounts are its customers checks Identity.Account in its
-// handler.
+// Authentication reads the key from X-API-Key (or "Authorization: Bearer"
+// with Options.AllowBearer; never from the URL), finds it in the
+// validation cache or, on a miss, checks its format and checksum (no I/O),
+// reads it by id and verifies its argon2id hash. It then checks status and
+// expiry on every request, refuses keys of closed accounts as revoked and
+// server keys sent by a browser (an Origin or a Sec-Fetch-Site header; see
+// Options.AllowServerKeyFromBrowser), and checks a publishable key sent
+// with an Origin against its environment's allowed origins. Authorization
+// checks the route's Policy.
 //
 // # Responses
 //
-// A refused request gets an application/problem+json body (RFC 9457) with
-// a stable "code": 401 for a missing, malformed, unknown, expired or
-// revoked key; 403 for a valid key not allowed here (type, scope,
-// environment, origin, server key from a browser), with a detail naming
-// the policy that refused; 429 with Retry-After when a key id has spent its
-// failure budget; 503 with Retry-After when storage fails or a request's
-// context ends while it waits for a verification. Storage failures never
-// yield 401. Options.ErrorHandler replaces the response and learns the
-// reason with problem.Of. A key in its grace period works and the response
-// carries HeaderKeyExpires.
-//
-// Every response of Authenticate, Handler and Require varies on the
-// headers a key is read from, and CORS adds Origin, so that a shared cache
-// never serves one key's response to another key's request; refusals carry
-// "Cache-Control: no-store". Check writes no response.
+// A refused request gets an application/problem+json body (RFC 9457) whose
+// stable "code" is that of one of the Err sentinels: 401 for a key that is
+// not valid, 403 for a valid key not allowed here (the detail names the
+// policy that refused), 429 and 503 with Retry-After. Storage failures are
+// 503, never 401. Options.ErrorHandler replaces the response; problem.Of
+// tells it the reason. Every response of Authenticate, Handler and Require
+// varies on the headers a key is read from, and refusals carry
+// "Cache-Control: no-store".
 //
 // # Consistency
 //
 // Changes made through an apikey.Manager whose OnEvent is Invalidate take
-// effect in this process before the Manager call returns. Other processes
-// sharing the store learn of changes through its change feed
-// (storage.ChangeFeed), read every Options.FeedInterval or at once on
-// Options.FeedWake: a feed entry that carries the key's record updates the
-// cached entry in place, so a revoked key is refused from memory. A cached
-// key is served while the feed was read successfully within
-// Options.CacheTTL; a store without a change feed bounds staleness by
-// CacheTTL after each read. When the store is unreachable, cached keys
-// keep working within that bound and uncached keys get 503.
+// effect in this process before the Manager call returns; other processes
+// learn of them through the store's change feed (storage.ChangeFeed) within
+// Options.FeedInterval, or at once on Options.FeedWake. Options.CacheTTL
+// bounds how long a key is served on what this process last read.
 //
-// Settings (allowed origins, closed accounts) are held for every account's
-// environments, loaded a page at a time by New. A feed entry for one
-// environment's settings reloads that environment alone; a gap in the feed
-// (storage.ErrFeedGap) reloads all of them; without a feed, all of them
-// are reloaded every CacheTTL. A browser request with a publishable key of
-// an environment not loaded yet gets 503 and makes this process load it.
+// # Security
 //
-// Last-used times are written at most once per key per
-// Options.LastUsedInterval through storage.LastUsedRecorder, and on Close.
-//
-// New starts the goroutine that follows the feed, reloads settings and
-// writes last-used times; hash upgrades run in goroutines of their own.
-// Close ends and waits for all of them.
-//
-// # Threat model
-//
-// The middleware assumes an attacker who can send any number of requests
-// with any headers, knows key ids (publishable keys are public, and every
-// role sees prefixes), may have stolen a key, and may read logs and hook
-// output. It defends as follows.
-//
-//   - Secrets never leave the request: errors, problem bodies, hooks and
-//     background errors carry at most a key's displayable prefix.
-//   - Junk is cheap: format and checksum are checked before any store read
-//     or argon2; unknown keys and wrong secrets are cached as failures for
-//     Options.FailureTTL.
-//   - argon2 cannot exhaust CPU or memory: at most
-//     Options.MaxConcurrentHashes run at once, a cached key never hashes,
-//     and each key id has a budget of Options.ThrottleFailures failed or
-//     in-flight verifications per Options.ThrottleWindow. Key ids are
-//     public, so the throttle never refuses a key that verified in this
-//     process: those are remembered in a fixed table that only a
-//     successful verification writes to, in a bucket chosen by a keyed
-//     hash that nobody outside the process can aim at. Left open: the
-//     first verification in a process of a key whose id an attacker keeps
-//     throttled waits for the window to end.
-//   - Timing tells whether a key id exists (an unknown id costs a store
-//     read, a wrong secret an argon2 check): ids are not secrets; the
-//     256-bit secret is what protects a key.
-//   - Memory is bounded under any flood: the caches, the table of verified
-//     keys and the throttle are fixed-size.
-//   - A verification never hands a request a result read before the last
-//     eviction of its key id.
-//   - A panic of a Store, change feed, last-used recorder or Hasher method
-//     is answered 503 and reported to Options.OnBackgroundError with any
-//     key cut to its prefix; it never ends the process.
-//   - Outages fail closed (503), and a revoked key is never served past the
-//     consistency bound above.
-//   - Accounts are hard boundaries: a publishable key is checked against
-//     its own account's origins only, and a closed account's keys are
-//     refused. Preflights carry no key, so CORS answers them for an origin
-//     that any account allows; the actual request is then checked against
-//     the key's own account.
-//   - A server key seen with an Origin header is refused by default
-//     (OnRejected receives ErrServerKeyFromBrowser); an allowed one
-//     reaches OnAuthenticated with a server key and Attempt.Origin set.
-//   - Comparisons of secrets are constant-time (apikey.Hasher); random
-//     values come from crypto/rand.
-//
-// Out of scope: TLS, rate limiting of valid keys, and the Origin header of
-// non-browser clients, which can send any value: origin rules protect
-// publishable keys from use by other web sites, not from scripts.
+// Errors, problem bodies, hooks and background errors carry at most a key's
+// displayable prefix, never its secret. Work and memory are bounded under
+// any flood (Options.MaxConcurrentHashes, Options.ThrottleFailures and
+// fixed-size caches), outages and panics of a store or hasher fail closed
+// (503), and a publishable key is checked against its own account's
+// origins only. docs/security.md in the repository states the threat model
+// and every guarantee.
 package middleware

@@ -44,8 +44,8 @@ var (
 	// among the allowed origins of the publishable key's environment.
 	ErrOrigin = problem.New("origin_not_allowed", http.StatusForbidden, "origin not allowed for this key")
 	// ErrServerKeyFromBrowser (403, "server_key_from_browser"): a server key
-	// arrived with an Origin header, so it is exposed in a browser. See
-	// Options.AllowServerKeyFromBrowser.
+	// arrived from a web browser (with an Origin or a Sec-Fetch-Site
+	// header), so it is exposed there. See Options.AllowServerKeyFromBrowser.
 	ErrServerKeyFromBrowser = problem.New("server_key_from_browser", http.StatusForbidden, "server key used from a browser")
 
 	// ErrThrottled (429, "too_many_failures"): too many failed verifications
@@ -69,7 +69,3 @@ var (
 // refuse returns a refusal of reason r with a request-specific detail that
 // holds no secret.
 func refuse(r *problem.Reason, detail string) error { return problem.Refuse(r, detail) }
-
-// writeProblem is the default Options.ErrorHandler: problem.Write, which
-// sends the middleware's 401s with WWW-Authenticate (see challenge).
-func writeProblem(w http.ResponseWriter, r *http.Request, err error) { problem.Write(w, r, err) }

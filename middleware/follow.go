@@ -32,7 +32,8 @@ type follower struct {
 	ttl      time.Duration // Options.CacheTTL
 	report   func(error)
 
-	feedEvery, settingsEvery, lastUsedEvery time.Duration // 0: never
+	// 0: never (feedEvery without a feed, lastUsedEvery without a recorder)
+	feedEvery, settingsEvery, lastUsedEvery time.Duration
 
 	following bool  // since is a revision read from the store
 	since     int64 // the last revision applied
@@ -44,9 +45,7 @@ const retryDelay = 250 * time.Millisecond
 
 // run is the loop; it returns when ctx ends.
 func (f *follower) run(ctx context.Context) {
-	feedC := ticker(f.feedEvery, f.feed != nil)
-	settingsC := ticker(f.settingsEvery, true)
-	lastUsedC := ticker(f.lastUsedEvery, f.recorder != nil)
+	feedC, settingsC, lastUsedC := ticker(f.feedEvery), ticker(f.settingsEvery), ticker(f.lastUsedEvery)
 	pending := f.settings.Pending()
 	var retry <-chan time.Time // while it waits, pending is nil
 	for {
@@ -75,9 +74,9 @@ func (f *follower) run(ctx context.Context) {
 }
 
 // ticker returns a channel that ticks every d, or nil (never ready) when d
-// is 0 or !on. The ticker is left to the garbage collector.
-func ticker(d time.Duration, on bool) <-chan time.Time {
-	if d <= 0 || !on {
+// is 0. The ticker is left to the garbage collector.
+func ticker(d time.Duration) <-chan time.Time {
+	if d <= 0 {
 		return nil
 	}
 	return time.NewTicker(d).C

@@ -17,8 +17,7 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-// startupTimeout bounds the store calls New makes, and the last-used write
-// of Close.
+// startupTimeout bounds the store calls of New, Invalidate and Close.
 const startupTimeout = 5 * time.Second
 
 // Validator checks the API keys of HTTP requests. Create it with New; wrap
@@ -50,13 +49,13 @@ func New(opts Options) (*Validator, error) {
 	if err != nil {
 		return nil, err
 	}
-	size, remembered := cfg.CacheSize, cfg.CacheSize // keys cached, and remembered as verified
-	if !cfg.cacheEnabled {
-		size, remembered = -1, DefaultCacheSize
-	}
-	c, err := keycache.New[*Identity](size, cfg.failureEnabled)
+	c, err := keycache.New[*Identity](cfg.CacheSize, cfg.FailureTTL >= 0)
 	if err != nil {
 		return nil, fmt.Errorf("middleware: %w", err)
+	}
+	remembered := cfg.CacheSize // keys remembered as verified
+	if remembered < 0 {
+		remembered = DefaultCacheSize
 	}
 	v := &Validator{cfg: cfg, cache: c, vary: varyLine(cfg.AllowBearer)}
 	report := func(err error) {
@@ -77,14 +76,13 @@ func New(opts Options) (*Validator, error) {
 	}
 	f := &follower{
 		cache: c, verifier: v.verifier, settings: v.settings, stats: &v.stats,
-		now: cfg.Now, ttl: cfg.CacheTTL, report: report,
-		settingsEvery: cfg.CacheTTL, lastUsedEvery: cfg.LastUsedInterval,
+		now: cfg.Now, ttl: cfg.CacheTTL, report: report, settingsEvery: cfg.CacheTTL,
 	}
 	if feed, ok := cfg.Store.(storage.ChangeFeed); ok {
 		f.feed, f.wake, f.feedEvery, f.settingsEvery = safeFeed{feed}, cfg.FeedWake, cfg.FeedInterval, 0
 	}
 	if rec, ok := cfg.Store.(storage.LastUsedRecorder); ok {
-		f.recorder = safeRecorder{rec}
+		f.recorder, f.lastUsedEvery = safeRecorder{rec}, cfg.LastUsedInterval
 	}
 	v.follower = f
 	v.cors = newCORS(cfg, v.settings)
@@ -99,13 +97,11 @@ func New(opts Options) (*Validator, error) {
 	return v, nil
 }
 
-// Check authenticates r and authorizes it under policy p without writing a
-// response: it reads and verifies the key, checks its status and expiry,
-// the leaked server key rule, p and, for a publishable key, the request's
-// Origin. It returns the key's identity, or an error whose Reason (see
-// problem.Of) says why the request is refused; an invalid p is an error
-// without a Reason. Check calls the Options hooks and records the key's
-// use.
+// Check authenticates r and authorizes it under policy p as Require does,
+// without writing a response. It returns the key's identity, or an error
+// whose Reason (see problem.Of) says why the request is refused; an
+// invalid p is an error without a Reason. It calls the hooks and records
+// the key's use.
 func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 	if err := p.Validate(); err != nil {
 		return Identity{}, err
@@ -119,9 +115,7 @@ func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 
 // Authenticate returns next wrapped so that it runs only for requests with
 // a valid key, of either type, whose Identity it puts in the context for
-// FromContext. Authentication includes the leaked server key rule and, for
-// a publishable key sent by a browser, its environment's allowed origins.
-// Authenticate authorizes nothing: every route under it needs its own
+// FromContext. It authorizes nothing: every route under it needs its own
 // Require (or Handler), which then checks only its Policy. Use it on a
 // router or group whose routes differ in the key types they accept.
 //
@@ -233,8 +227,7 @@ func (v *Validator) Close() error {
 type tasks struct {
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
-	mu     sync.Mutex // guards closed and wg.Add
-	closed bool
+	mu     sync.Mutex // orders every wg.Add before close's Wait
 	wg     sync.WaitGroup
 }
 
@@ -243,23 +236,43 @@ type tasks struct {
 func (t *tasks) start(fn func(ctx context.Context)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.closed {
-		return
+	if t.ctx.Err() == nil {
+		t.wg.Go(func() { fn(t.ctx) })
 	}
-	t.wg.Go(func() { fn(t.ctx) })
 }
 
 // close ends the tasks and waits for them. It reports false if they were
 // ended before.
 func (t *tasks) close() bool {
 	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		return false
-	}
-	t.closed = true
-	t.mu.Unlock()
+	first := t.ctx.Err() == nil
 	t.cancel()
-	t.wg.Wait()
-	return true
+	t.mu.Unlock()
+	if first {
+		t.wg.Wait()
+	}
+	return first
+}
+
+// varyLine returns, as one Vary line, the request headers that a key's
+// check reads: the headers a key is read from, so that a shared cache never
+// serves the response to one key's request to another, and the browser
+// signals (Origin, Sec-Fetch-Site), whether or not CORS wraps the router.
+// The slice is shared by every response (see addVary).
+func varyLine(bearer bool) []string {
+	if bearer {
+		return []string{"Origin, Sec-Fetch-Site, " + HeaderAPIKey + ", Authorization"}
+	}
+	return []string{"Origin, Sec-Fetch-Site, " + HeaderAPIKey}
+}
+
+// addVary adds the shared values to h's Vary header. When h has no Vary yet
+// it stores values itself, capped so that a later Add copies instead of
+// writing into the shared array.
+func addVary(h http.Header, values []string) {
+	if vary, ok := h["Vary"]; ok {
+		h["Vary"] = append(vary, values...)
+	} else {
+		h["Vary"] = values[:len(values):len(values)]
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware/problem"
 )
 
 // Default values of the Options fields whose zero value means "default".
@@ -33,15 +34,14 @@ var DefaultAllowedMethods = []string{
 // documents what its zero value means. New rejects negative durations and
 // counts except where a field says otherwise.
 type Options struct {
-	// Store holds the keys and environment settings. Required. If it also
-	// implements storage.ChangeFeed, the Validator follows the feed; if it
-	// implements storage.LastUsedRecorder, last-used times are recorded.
+	// Store holds the keys and environment settings. Required. A
+	// storage.ChangeFeed is followed; a storage.LastUsedRecorder records
+	// last-used times.
 	Store apikey.Store
 
 	// Hasher verifies presented keys against stored hashes; use the
-	// Manager's. A stored hash weaker than its parameters is re-hashed in
-	// the background after it verifies; a stronger or incomparable one is
-	// left as it is. Nil means apikey.Argon2id{} (DefaultParams).
+	// Manager's. A verified hash weaker than its parameters is upgraded in
+	// the background (apikey.UpgradeHash). Nil means apikey.Argon2id{}.
 	Hasher apikey.Hasher
 
 	// Now is the clock of expiry, grace, cache lifetimes and throttling.
@@ -54,71 +54,62 @@ type Options struct {
 	AllowBearer bool
 
 	// AllowServerKeyFromBrowser accepts a valid server key that arrives
-	// with an Origin header (a secret exposed in a browser), and makes the
-	// CORS layer admit every origin. False refuses such a request with
-	// ErrServerKeyFromBrowser, which OnRejected receives; an accepted one
-	// reaches OnAuthenticated with a server key and a non-empty
-	// Attempt.Origin.
+	// from a web browser, with an Origin or a Sec-Fetch-Site header (a
+	// secret exposed in a browser), and makes the CORS layer admit every
+	// origin. False refuses such a request with ErrServerKeyFromBrowser,
+	// which OnRejected receives; an accepted one reaches OnAuthenticated
+	// with a server key and Attempt.Browser set.
 	AllowServerKeyFromBrowser bool
 
-	// CacheSize is the number of verified keys the cache holds, and of
-	// failures the failure cache holds. Size it to the keys in use: a key
-	// pushed out may run argon2 again. Zero means DefaultCacheSize; a
-	// negative value disables both caches, so that every request runs
-	// argon2. The table of verified keys takes 128 bytes per CacheSize
-	// (DefaultCacheSize when the cache is disabled; at least 2 MiB),
-	// allocated by New.
+	// CacheSize is the number of verified keys, and of failures, the
+	// caches hold; size it to the keys in use. Zero means DefaultCacheSize;
+	// a negative value disables both caches (every request then runs
+	// argon2). New allocates 128 to 256 bytes per CacheSize (DefaultCacheSize
+	// when disabled; at least 2 MiB) for the table of verified keys, whose
+	// size is a power of two.
 	CacheSize int
 	// CacheTTL bounds how long a cached key is served on what this process
-	// last read of it. With a change feed, a cached key is served while the
-	// feed was read successfully within CacheTTL (or within CacheTTL of its
-	// own read); without one, for CacheTTL after its record was read, and
-	// every environment's settings are reloaded every CacheTTL. Then the
-	// key is read again: one store read, and no argon2 while its stored
-	// hash is unchanged. Zero means DefaultCacheTTL.
+	// last read: with a change feed, while the feed was read successfully
+	// within CacheTTL (or within CacheTTL of the key's own read); without
+	// one, for CacheTTL after the key's read, and every environment's
+	// settings are reloaded every CacheTTL. Zero means DefaultCacheTTL.
 	CacheTTL time.Duration
-	// FailureTTL is how long an unknown key or a wrong secret is
-	// remembered, so that repeating it costs no store read. Storage errors
-	// are never cached. Zero means DefaultFailureTTL; a negative value
-	// disables the failure cache.
+	// FailureTTL is how long an unknown key or a wrong secret is cached
+	// (storage errors never are). Zero means DefaultFailureTTL; a negative
+	// value disables the failure cache.
 	FailureTTL time.Duration
 
 	// MaxConcurrentHashes caps the argon2 computations running at once. A
 	// request waiting for a slot gives up when its context ends (ErrBusy).
-	// Key ids with a recent failure (see ThrottleFailures) hold at most
-	// half of the slots (at least one), so that a key never seen before
-	// finds a slot behind at most that many hashes. Zero means
+	// Suspect key ids (see ThrottleFailures) share at most half of the
+	// slots (at least one); other keys keep the rest. Zero means
 	// runtime.NumCPU().
 	MaxConcurrentHashes int
 
 	// ThrottleFailures is the budget of failed or in-flight verifications
 	// per key id per ThrottleWindow; once spent, uncached attempts with
-	// that id get ErrThrottled without a store read or a hash until the
-	// window ends. A key id is suspect while it has a verification in
-	// flight, or a wrong secret or a refusal within the last 10
-	// ThrottleWindows. Once 10 x ThrottleFailures x MaxConcurrentHashes
+	// that id get ErrThrottled until the window ends, except a key that
+	// verified in this process. A key id is suspect while it has a
+	// verification in flight, or a wrong secret or a refusal within the
+	// last 10 windows; once 10 x ThrottleFailures x MaxConcurrentHashes
 	// verifications of all key ids failed in a window, suspect ids get
-	// ErrThrottled without a hash until the window ends: wrong secrets
-	// cost at most that many argon2 runs per window, plus one for each key
-	// id not yet suspect. A key that verified in this process is never
-	// throttled. Zero means DefaultThrottleFailures.
+	// ErrThrottled without a hash until the window ends. Zero means
+	// DefaultThrottleFailures.
 	ThrottleFailures int
 	// ThrottleWindow is the window of ThrottleFailures. Zero means
 	// DefaultThrottleWindow.
 	ThrottleWindow time.Duration
 
-	// FeedInterval is how often the store's change feed is read: the bound
-	// within which a change made in another process reaches this one.
-	// Zero means DefaultFeedInterval. Ignored without a change feed.
+	// FeedInterval is how often the store's change feed is read. Zero
+	// means DefaultFeedInterval. Ignored without a change feed.
 	FeedInterval time.Duration
 	// FeedWake, when it delivers, makes the Validator read the change feed
-	// at once (the Wake channel of package storage/sqlstore/pgnotify);
-	// reads every FeedInterval go on. Nil means reads every FeedInterval
-	// only. Ignored without a change feed.
+	// at once, besides every FeedInterval (as the Wake channel of package
+	// storage/sqlstore/pgnotify does). Nil: FeedInterval only. Ignored
+	// without a change feed.
 	FeedWake <-chan struct{}
-	// LastUsedInterval is how often last-used times are written, one entry
-	// per key used since the last write; Close writes the rest. Zero means
-	// DefaultLastUsedInterval. Ignored if the store is no
+	// LastUsedInterval is how often last-used times are written (and at
+	// Close). Zero means DefaultLastUsedInterval. Ignored without a
 	// storage.LastUsedRecorder.
 	LastUsedInterval time.Duration
 
@@ -126,8 +117,7 @@ type Options struct {
 	// Empty means DefaultAllowedMethods.
 	AllowedMethods []string
 	// PreflightMaxAge is how long a browser may cache a preflight answer.
-	// Zero sends no Access-Control-Max-Age (browsers use their own
-	// default).
+	// Zero sends no Access-Control-Max-Age.
 	PreflightMaxAge time.Duration
 
 	// ErrorHandler writes the response of a refused request; problem.Of,
@@ -136,16 +126,15 @@ type Options struct {
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 
 	// OnAuthenticated, if set, is called on the request path for every
-	// request whose key is authenticated (Identity.Expiring tells a key in
-	// its grace period). Keep it fast.
+	// request whose key is authenticated. Keep it fast.
 	OnAuthenticated func(ctx context.Context, a Attempt, id Identity)
 	// OnRejected, if set, is called for every refused request with the
 	// refusal (see problem.Of).
 	OnRejected func(ctx context.Context, a Attempt, err error)
-	// OnBackgroundError, if set, receives the errors of background work
-	// (change feed, settings loads, last-used writes, hash upgrades) and of
-	// a panicking store or hasher. Nil logs them with slog.Default at level
-	// Warn. Errors never hold a secret.
+	// OnBackgroundError receives the errors of background work (change
+	// feed, settings loads, last-used writes, hash upgrades) and of a
+	// panicking store or hasher; they never hold a secret. Nil logs them
+	// with slog.Default at level Warn.
 	OnBackgroundError func(err error)
 }
 
@@ -157,17 +146,21 @@ type Attempt struct {
 	RemoteAddr string
 	// Origin is the request's Origin header, "" if none.
 	Origin string
+	// FetchSite is the request's Sec-Fetch-Site header (Fetch Metadata):
+	// "cross-site", "same-site", "same-origin" or "none"; "" if none, and
+	// "other" for any other value.
+	FetchSite string
+	// Browser reports that a web browser sent the request: it carries an
+	// Origin or a Sec-Fetch-Site header. A server key is refused from a
+	// browser unless Options.AllowServerKeyFromBrowser.
+	Browser bool
 	// Prefix is the key's displayable prefix ("server-<id>"), or "" when the
 	// request has no well-formed key.
 	Prefix string
 }
 
 // config is Options with every default applied.
-type config struct {
-	Options
-	cacheEnabled   bool
-	failureEnabled bool
-}
+type config struct{ Options }
 
 func (o Options) withDefaults() (config, error) {
 	if o.Store == nil {
@@ -175,29 +168,23 @@ func (o Options) withDefaults() (config, error) {
 	}
 	for _, d := range []struct {
 		name string
-		v    time.Duration
+		v    int64
 	}{
-		{"CacheTTL", o.CacheTTL}, {"ThrottleWindow", o.ThrottleWindow},
-		{"FeedInterval", o.FeedInterval},
-		{"LastUsedInterval", o.LastUsedInterval}, {"PreflightMaxAge", o.PreflightMaxAge},
+		{"CacheTTL", int64(o.CacheTTL)}, {"ThrottleWindow", int64(o.ThrottleWindow)},
+		{"FeedInterval", int64(o.FeedInterval)}, {"LastUsedInterval", int64(o.LastUsedInterval)},
+		{"PreflightMaxAge", int64(o.PreflightMaxAge)},
+		{"MaxConcurrentHashes", int64(o.MaxConcurrentHashes)}, {"ThrottleFailures", int64(o.ThrottleFailures)},
 	} {
 		if d.v < 0 {
 			return config{}, errors.New("middleware: Options." + d.name + " must not be negative")
 		}
-	}
-	if o.MaxConcurrentHashes < 0 {
-		return config{}, errors.New("middleware: Options.MaxConcurrentHashes must not be negative")
-	}
-	if o.ThrottleFailures < 0 {
-		return config{}, errors.New("middleware: Options.ThrottleFailures must not be negative")
 	}
 	for _, m := range o.AllowedMethods {
 		if m == "" {
 			return config{}, errors.New("middleware: Options.AllowedMethods holds an empty method")
 		}
 	}
-	c := config{Options: o, cacheEnabled: o.CacheSize >= 0}
-	c.failureEnabled = c.cacheEnabled && o.FailureTTL >= 0
+	c := config{o}
 	if c.Hasher == nil {
 		c.Hasher = apikey.Argon2id{}
 	}
@@ -205,7 +192,7 @@ func (o Options) withDefaults() (config, error) {
 		c.Now = time.Now
 	}
 	if c.ErrorHandler == nil {
-		c.ErrorHandler = writeProblem
+		c.ErrorHandler = problem.Write
 	}
 	if c.OnBackgroundError == nil {
 		c.OnBackgroundError = func(err error) { slog.Default().Warn("keystile middleware", "error", err) }

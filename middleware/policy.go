@@ -55,7 +55,7 @@ func (p Policy) Validate() error {
 // detail names the policy, which may be that of a router group rather than
 // of the route.
 func (p Policy) allows(id *Identity) error {
-	if !p.acceptsType(id.Type) {
+	if !slices.Contains(p.types(), id.Type) {
 		return refuse(ErrKeyType, "policy "+p.String()+" does not accept "+string(id.Type)+" keys")
 	}
 	if p.Scope != "" && !id.HasScope(p.Scope) { // every key holds the empty scope
@@ -67,25 +67,24 @@ func (p Policy) allows(id *Identity) error {
 	return nil
 }
 
-// acceptsType reports whether the policy accepts keys of type t: the
-// types it names, or server keys only when it names none.
-func (p Policy) acceptsType(t apikey.KeyType) bool {
+// serverOnly is the key types of a Policy that names none.
+var serverOnly = []apikey.KeyType{apikey.Server}
+
+// types returns the key types p accepts.
+func (p Policy) types() []apikey.KeyType {
 	if len(p.Types) == 0 {
-		return t == apikey.Server
+		return serverOnly
 	}
-	return slices.Contains(p.Types, t)
+	return p.Types
 }
 
 // String describes the policy, as in "{types: server, client; scope:
 // orders:read; environments: production}". The zero Policy is
 // "{types: server}".
 func (p Policy) String() string {
-	types := []string{string(apikey.Server)}
-	if len(p.Types) > 0 {
-		types = types[:0]
-		for _, t := range p.Types {
-			types = append(types, string(t))
-		}
+	var types []string
+	for _, t := range p.types() {
+		types = append(types, string(t))
 	}
 	s := "{types: " + strings.Join(types, ", ")
 	if p.Scope != "" {

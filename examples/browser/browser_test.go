@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +41,25 @@ type stack struct {
 	other   string // disallowed origin
 	keys    map[string]apikey.Key
 	stopAPI func()
+	log     *syncBuffer // the API's log
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startStack(t *testing.T) *stack {
@@ -46,7 +68,7 @@ func startStack(t *testing.T) *stack {
 	require.NoError(t, err)
 	otherLn, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	s := &stack{page: "http://" + pageLn.Addr().String(), other: "http://" + otherLn.Addr().String()}
+	s := &stack{page: "http://" + pageLn.Addr().String(), other: "http://" + otherLn.Addr().String(), log: &syncBuffer{}}
 
 	// Every environment allows only the page, so that the browser's
 	// preflight from the other origin is refused whatever key it carries.
@@ -57,7 +79,7 @@ func startStack(t *testing.T) *stack {
 		AllowedOrigins: map[string][]string{
 			"development": {s.page}, "staging": {s.page}, "production": {s.page},
 		},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger: slog.New(slog.NewTextHandler(s.log, nil)),
 	})
 	if err != nil {
 		cancel()
@@ -196,4 +218,56 @@ func TestPage(t *testing.T) {
 		_, err := newHandler(bad)
 		assert.Error(t, err, bad)
 	}
+}
+
+// sameOrigin is what a script on the API's own origin reads from a
+// same-origin GET /v1/whoami with a key.
+type sameOrigin struct {
+	Status      int    `json:"status"`
+	Code        string `json:"code"`
+	Environment string `json:"environment"`
+}
+
+// TestSameOriginServerKey: a page on the API's own origin fetches
+// /v1/whoami with a GET. Chromium sends no Origin header on a same-origin
+// GET, only Fetch Metadata (Sec-Fetch-Site: same-origin): a server key is
+// still recognised as used from a browser, refused with 403
+// server_key_from_browser and logged by its prefix, never its secret. A
+// publishable key is served: the page is on the API's own origin.
+func TestSameOriginServerKey(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := startStack(t)
+	browser := newBrowser(t, ctx)
+	tab, cancelTab := chromedp.NewContext(browser)
+	defer cancelTab()
+	// Any document of the API's origin will do: the 404 page of "/".
+	require.NoError(t, chromedp.Do(tab, chromedp.Navigate(s.api.URL()+"/")))
+	fetch := func(key apikey.Key) sameOrigin {
+		t.Helper()
+		script := `fetch("/v1/whoami", {headers: {"X-API-Key": ` + strconvQuote(key.Reveal()) + `}, cache: "no-store"})
+			.then(async (res) => { const body = await res.json(); return {status: res.status, code: body.code || "", environment: body.environment || ""}; })`
+		out, err := chromedp.Run(tab, chromedp.Evaluate[sameOrigin](script, chromedp.EvalAwaitPromise))
+		require.NoError(t, err)
+		t.Logf("same-origin GET with key %s: %+v", key.Prefix(), out)
+		return out
+	}
+
+	server := s.keys["development server"]
+	assert.Equal(t, sameOrigin{Status: 403, Code: "server_key_from_browser"}, fetch(server))
+	assert.Equal(t, sameOrigin{Status: 200, Environment: "development"}, fetch(s.keys["development client"]))
+
+	log := s.log.String()
+	assert.Contains(t, log, "server key used from a browser", "the API reports the leaked key")
+	assert.Contains(t, log, server.Prefix())
+	assert.Contains(t, log, `origin=""`, "Chromium sent no Origin header")
+	for _, k := range s.keys {
+		assert.NotContains(t, log, k.Reveal()[len(k.Prefix()):], "no secret in the log")
+	}
+}
+
+// strconvQuote quotes s as a JavaScript string literal.
+func strconvQuote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

@@ -145,7 +145,7 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		Store: a.store, // the zero Hasher: apikey.DefaultParams, as the Manager
 		OnRejected: func(_ context.Context, at middleware.Attempt, err error) {
 			if errors.Is(err, middleware.ErrServerKeyFromBrowser) {
-				a.log.Warn("server key used from a browser: refused; rotate it", "key", at.Prefix, "origin", at.Origin)
+				a.log.Warn("server key used from a browser: refused; rotate it", "key", at.Prefix, "origin", at.Origin, "fetch_site", at.FetchSite)
 			}
 		},
 		OnAuthenticated: func(_ context.Context, _ middleware.Attempt, id middleware.Identity) {

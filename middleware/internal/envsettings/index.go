@@ -13,10 +13,6 @@ type originIndex struct {
 	count map[apikey.Origin]int32
 }
 
-func newOriginIndex(size int) originIndex {
-	return originIndex{count: make(map[apikey.Origin]int32, size)}
-}
-
 // add counts the entries of s (d = 1), or removes them (d = -1).
 func (x *originIndex) add(s *settings, d int32) {
 	if s == nil || s.closed || s.missing {

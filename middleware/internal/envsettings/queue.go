@@ -52,12 +52,7 @@ func (q *queue) take() (envs map[key]struct{}, full bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	envs, full = q.envs, q.full
-	if len(envs) == 0 {
-		envs = nil
-	} else {
-		q.envs = map[key]struct{}{}
-	}
-	q.full = false
+	q.envs, q.full = map[key]struct{}{}, false
 	return envs, full
 }
 

@@ -42,7 +42,13 @@ type settings struct {
 }
 
 // Table is the settings of every account's environments. Create it with
-// New; the zero value is not usable.
+// New; the zero value is not usable. Its methods are safe for concurrent
+// use. Lookups do not allocate (except once when a wildcard admits the
+// origin) and their cost grows neither with the number of environments nor
+// with the length of a list. Load and Reload are serialised, so that a read
+// of the store that began before a change never replaces one that began
+// after it. Store errors are returned wrapped; store panics are not
+// recovered: the caller wraps its store.
 type Table struct {
 	store  Store
 	report func(error)
@@ -59,9 +65,10 @@ type Table struct {
 
 // New returns an empty table that reads store. report, if not nil,
 // receives the errors that concern stored data rather than the store: the
-// allowed-origin entries that do not parse and are ignored (see the
-// package doc); it is called while Load or Reload runs, and must not call
-// them. New reads nothing: call Load.
+// allowed-origin entries that do not parse (a list saved under older
+// rules), which admit nothing and are named by position, never by content.
+// It is called while Load or Reload runs, and must not call them. New reads
+// nothing: call Load.
 func New(store Store, report func(error)) *Table {
 	if store == nil {
 		panic("envsettings: nil store")
@@ -190,7 +197,7 @@ func (t *Table) Load(ctx context.Context) error {
 	if invalid > maxReports {
 		t.report(fmt.Errorf("envsettings: %d more environments have allowed-origin entries that are ignored", invalid-maxReports))
 	}
-	fresh := contents{envs: make(map[key]settings, envs), index: newOriginIndex(entries)}
+	fresh := contents{envs: make(map[key]settings, envs), index: originIndex{count: make(map[apikey.Origin]int32, entries)}}
 	for _, page := range pages {
 		for _, e := range page {
 			fresh.put(e.k, e.s)
@@ -230,16 +237,11 @@ func (t *Table) Reload(ctx context.Context, account, environment string) error {
 			t.report(err)
 		}
 	}
-	t.put(k, s)
-	return nil
-}
-
-// put replaces the entry of k; t.write is held.
-func (t *Table) put(k key, s settings) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.c.put(k, s)
 	t.closed.Store(int64(t.c.closed))
+	t.mu.Unlock()
+	return nil
 }
 
 // contents is one version of the table's entries with their counts.

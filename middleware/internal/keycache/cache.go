@@ -22,9 +22,9 @@ import (
 	"github.com/keystile/keystile/apikey"
 )
 
-// HeadLength is the length of a key's public head: its displayable prefix
+// headLength is the length of a key's public head: its displayable prefix
 // and the underscore before the secret.
-const HeadLength = apikey.PrefixLength + 1
+const headLength = apikey.PrefixLength + 1
 
 // Key identifies a presented key string without holding its secret: the
 // public head as presented and the first 128 bits of SHA-256 of the rest
@@ -33,7 +33,7 @@ const HeadLength = apikey.PrefixLength + 1
 // digest.
 type Key struct {
 	sum  [16]byte
-	head [HeadLength]byte
+	head [headLength]byte
 }
 
 // KeyOf returns the Key of key, which must be apikey.KeyLength bytes long
@@ -43,8 +43,8 @@ func KeyOf(key string) Key {
 		panic("keycache: key of a string of the wrong length")
 	}
 	var k Key
-	var rest [apikey.KeyLength - HeadLength]byte // a []byte(key[...]) conversion would allocate
-	copy(rest[:], key[HeadLength:])
+	var rest [apikey.KeyLength - headLength]byte // a []byte(key[...]) conversion would allocate
+	copy(rest[:], key[headLength:])
 	sum := sha256.Sum256(rest[:])
 	copy(k.sum[:], sum[:])
 	copy(k.head[:], key)
@@ -140,14 +140,8 @@ func (c *Cache[V]) Get(k Key, now time.Time) *Entry[V] {
 // for TakeUsed.
 func (c *Cache[V]) Touch(e *Entry[V], now time.Time) {
 	s := now.Unix()
-	for {
-		t := e.touched.Load()
-		if t >= s {
-			return
-		}
-		if e.touched.CompareAndSwap(t, s) {
-			break
-		}
+	if t := e.touched.Load(); t >= s || !e.touched.CompareAndSwap(t, s) {
+		return // touched within this second, or by a concurrent Touch
 	}
 	if c.valid != nil {
 		c.valid.Get(e.Key)
@@ -381,9 +375,7 @@ func (u *lastUsed) take() map[string]time.Time {
 }
 
 func (u *lastUsed) restore(used map[string]time.Time) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
 	for id, t := range used {
-		u.ids[id] = max(u.ids[id], t.Unix())
+		u.note(id, t.Unix())
 	}
 }

@@ -80,11 +80,9 @@ func (s *Verified) Add(k Key, hash uint64, outdated bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := s.find(first, tag)
-	if i < 0 {
-		for j := first; j < first+verifiedWays && i < 0; j++ {
-			if !s.slots[j].used {
-				i = int(j)
-			}
+	for j := first; j < first+verifiedWays && i < 0; j++ {
+		if !s.slots[j].used {
+			i = int(j)
 		}
 	}
 	if i < 0 {
