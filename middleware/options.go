@@ -90,11 +90,11 @@ type Options struct {
 	// per key id per ThrottleWindow; once spent, uncached attempts with
 	// that id get ErrThrottled until the window ends, except a key that
 	// verified in this process. A key id is suspect while it has a
-	// verification in flight, or a wrong secret or a refusal within the
-	// last 10 windows; once 10 x ThrottleFailures x MaxConcurrentHashes
-	// verifications of all key ids failed in a window, suspect ids get
-	// ErrThrottled without a hash until the window ends. Zero means
-	// DefaultThrottleFailures.
+	// verification in flight, or for 10 windows after its last wrong
+	// secret or its last refusal since. Once 10 x ThrottleFailures x
+	// MaxConcurrentHashes verifications of all key ids failed in a window,
+	// suspect ids get ErrThrottled without a hash until the window ends.
+	// Zero means DefaultThrottleFailures.
 	ThrottleFailures int
 	// ThrottleWindow is the window of ThrottleFailures. Zero means
 	// DefaultThrottleWindow.

@@ -33,10 +33,11 @@ const suspectIDsPerSlot = 10
 //
 //   - Per key id: at most B failed or in-flight verifications per window;
 //     beyond, ErrThrottled without a store read or a hash.
-//   - A key id is suspect while it has a verification in flight, or a
-//     wrong secret (a failed argon2 check) or a refusal within the last
-//     suspectWindows*W. Unknown key ids cost no argon2 and never become
-//     suspect, so junk cannot push the suspect ids out of their table.
+//   - A key id is suspect while it has a verification in flight, or for
+//     suspectWindows*W after its last wrong secret (a failed argon2 check)
+//     or its last refusal since. Only a wrong secret enters a key id in
+//     the table of suspects: unknown key ids cost no argon2 and cannot
+//     push the suspect ids out of it.
 //   - Suspect ids share the suspect lane: at most max(1, N/2) of the N
 //     argon2 slots at once, so that ids without a recent failure (a key
 //     never seen before) always find a slot behind at most that many
@@ -60,7 +61,7 @@ type throttle struct {
 
 	mu       sync.Mutex
 	ids      *simplelru.LRU[string, *windowCount]
-	suspects *simplelru.LRU[string, time.Time] // key id -> last wrong secret or refusal
+	suspects *simplelru.LRU[string, time.Time] // key id -> its last wrong secret, or refusal since
 	global   windowCount                       // of all key ids; pending counts suspect ids only
 }
 
@@ -123,7 +124,7 @@ func (t *throttle) acquire(id string, now time.Time) (tk ticket, ok bool, retryA
 	last, marked := t.suspects.Peek(id)
 	suspect := s.pending > 0 || marked && now.Sub(last) < suspectWindows*t.window
 	if s.failures+s.pending >= t.budget {
-		if suspect {
+		if marked { // only ids that had a wrong secret enter the table
 			t.suspects.Add(id, now)
 		}
 		return ticket{}, false, s.start.Add(t.window).Sub(now)
@@ -131,7 +132,9 @@ func (t *throttle) acquire(id string, now time.Time) (tk ticket, ok bool, retryA
 	if suspect {
 		t.global.roll(now, t.window)
 		if t.global.failures+t.global.pending >= t.globalBudget {
-			t.suspects.Add(id, now)
+			if marked {
+				t.suspects.Add(id, now)
+			}
 			return ticket{}, false, t.global.start.Add(t.window).Sub(now)
 		}
 		t.global.pending++
