@@ -49,7 +49,8 @@ var (
 	ErrServerKeyFromBrowser = problem.New("server_key_from_browser", http.StatusForbidden, "server key used from a browser")
 
 	// ErrThrottled (429, "too_many_failures"): too many failed verifications
-	// for this key id; see Options.ThrottleFailures. The response carries
+	// for this key id or, for a key id with recent failures, for all key
+	// ids together; see Options.ThrottleFailures. The response carries
 	// Retry-After.
 	ErrThrottled = problem.New("too_many_failures", http.StatusTooManyRequests, "too many failed attempts for this key")
 

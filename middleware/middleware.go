@@ -70,7 +70,7 @@ func New(opts Options) (*Validator, error) {
 		issuer: v, store: store, hasher: newSafeHasher(cfg.Hasher), now: cfg.Now,
 		ttl: cfg.CacheTTL, failureTTL: cfg.FailureTTL, cache: c,
 		verified: keycache.NewVerified(remembered),
-		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow),
+		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, cfg.MaxConcurrentHashes),
 		stats:    &v.stats, report: report, background: v.tasks.start,
 		sem: make(chan struct{}, cfg.MaxConcurrentHashes),
 	}

@@ -81,13 +81,20 @@ type Options struct {
 
 	// MaxConcurrentHashes caps the argon2 computations running at once. A
 	// request waiting for a slot gives up when its context ends (ErrBusy).
-	// Zero means runtime.NumCPU().
+	// Suspect key ids (see ThrottleFailures) share at most half of the
+	// slots (at least one); other keys keep the rest. Zero means
+	// runtime.NumCPU().
 	MaxConcurrentHashes int
 
 	// ThrottleFailures is the budget of failed or in-flight verifications
 	// per key id per ThrottleWindow; once spent, uncached attempts with
 	// that id get ErrThrottled until the window ends, except a key that
-	// verified in this process. Zero means DefaultThrottleFailures.
+	// verified in this process. A key id is suspect while it has a
+	// verification in flight, or for 10 windows after its last wrong
+	// secret or its last refusal since. Once 10 x ThrottleFailures x
+	// MaxConcurrentHashes verifications of all key ids failed in a window,
+	// suspect ids get ErrThrottled without a hash until the window ends.
+	// Zero means DefaultThrottleFailures.
 	ThrottleFailures int
 	// ThrottleWindow is the window of ThrottleFailures. Zero means
 	// DefaultThrottleWindow.

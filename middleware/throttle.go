@@ -7,73 +7,164 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// throttleSize bounds the key ids whose failures are counted. Under a flood
-// of more distinct ids the oldest counters are dropped: memory stays
-// bounded, at the price of forgetting some failures.
+// throttleSize bounds the key ids whose failures are counted, and the key
+// ids remembered as suspect. Under a flood of more distinct ids the oldest
+// are dropped: memory stays bounded, at the price of forgetting some
+// failures.
 const throttleSize = 10_000
 
-// throttle limits verifications of key ids that keep failing: each key id
-// has a budget of failed or in-flight verifications per fixed window. It is
-// consulted only on cache misses, so a cached valid key is never throttled.
-//
-// Key ids are public, so anyone can spend an id's budget: the verifier lets
-// a presented key that verified in this process (keycache.Verified) bypass
-// the throttle, without a counter, so that keys re-validating cannot push
-// the counters of ids under attack out of the table either.
-type throttle struct {
-	budget int
-	window time.Duration
+// suspectWindows is how long, in throttle windows, a key id stays suspect
+// after its last wrong secret or refusal: a flood that pauses for less
+// than that gets no second first run per key id.
+const suspectWindows = 10
 
-	mu  sync.Mutex
-	ids *simplelru.LRU[string, *throttleState]
+// suspectIDsPerSlot sets the failure budget of all key ids together: that
+// of suspectIDsPerSlot key ids (ThrottleFailures each) per argon2 slot.
+const suspectIDsPerSlot = 10
+
+// throttle limits verifications of key ids that keep failing. It is
+// consulted only on cache misses, so a cached valid key is never throttled,
+// and the verifier lets a presented key that verified in this process
+// (keycache.Verified) bypass it, so that nothing an attacker sends about a
+// public key id gets that key refused.
+//
+// Its contract, with B = ThrottleFailures, W = ThrottleWindow and
+// N = MaxConcurrentHashes:
+//
+//   - Per key id: at most B failed or in-flight verifications per window;
+//     beyond, ErrThrottled without a store read or a hash.
+//   - A key id is suspect while it has a verification in flight, or for
+//     suspectWindows*W after its last wrong secret (a failed argon2 check)
+//     or its last refusal since. Only a wrong secret enters a key id in
+//     the table of suspects: unknown key ids cost no argon2 and cannot
+//     push the suspect ids out of it.
+//   - Suspect ids share the suspect lane: at most max(1, N/2) of the N
+//     argon2 slots at once, so that ids without a recent failure (a key
+//     never seen before) always find a slot behind at most that many
+//     hashes.
+//   - All key ids together: once suspectIDsPerSlot*B*N verifications
+//     failed in a window (in either lane), or failed and in flight in the
+//     suspect lane, suspect ids get ErrThrottled without a hash until the
+//     window ends.
+//
+// So wrong secrets cost at most suspectIDsPerSlot*B*N argon2 runs per
+// window, plus one per key id that was not suspect (each real key id
+// once, while the flood keeps it suspect), and never more than
+// max(1, N/2) slots at once beyond those first runs. Those first runs
+// share the other slots with keys never seen before: while an attacker
+// makes its key ids suspect, new keys queue behind them.
+type throttle struct {
+	budget       int // per key id and window
+	window       time.Duration
+	globalBudget int           // failures per window of all key ids together
+	suspectSlots chan struct{} // the suspect lane's share of the argon2 slots
+
+	mu       sync.Mutex
+	ids      *simplelru.LRU[string, *windowCount]
+	suspects *simplelru.LRU[string, time.Time] // key id -> its last wrong secret, or refusal since
+	global   windowCount                       // of all key ids; pending counts suspect ids only
 }
 
-type throttleState struct {
+// windowCount counts the verifications of a fixed window.
+type windowCount struct {
 	start    time.Time // start of the current window
 	failures int       // failed verifications in the window
 	pending  int       // verifications in flight
 }
 
-func newThrottle(budget int, window time.Duration) *throttle {
-	ids, _ := simplelru.NewLRU[string, *throttleState](throttleSize, nil) // size > 0: no error
-	return &throttle{budget: budget, window: window, ids: ids}
+// roll starts a new window at now if the current one ended.
+func (c *windowCount) roll(now time.Time, window time.Duration) {
+	if now.Sub(c.start) >= window {
+		c.start, c.failures = now, 0
+	}
 }
 
+// newThrottle returns a throttle of budget failures per key id per window,
+// for a verifier of hashSlots argon2 slots.
+func newThrottle(budget int, window time.Duration, hashSlots int) *throttle {
+	ids, _ := simplelru.NewLRU[string, *windowCount](throttleSize, nil) // size > 0: no error
+	suspects, _ := simplelru.NewLRU[string, time.Time](throttleSize, nil)
+	return &throttle{
+		budget: budget, window: window,
+		globalBudget: suspectIDsPerSlot * budget * hashSlots,
+		suspectSlots: make(chan struct{}, max(1, hashSlots/2)),
+		ids:          ids, suspects: suspects,
+	}
+}
+
+// ticket is a verification the throttle let through.
+type ticket struct {
+	id      string
+	suspect bool // runs in the suspect lane
+}
+
+// verdict is how a verification ended, for the throttle.
+type verdict int
+
+const (
+	passed      verdict = iota // verified, or ended without an answer (storage error, cancelled)
+	unknownKey                 // no such key id, or not of the key's type: no argon2 ran
+	wrongSecret                // argon2 ran and the secret did not match
+)
+
 // acquire reserves a verification of key id at now. It fails, with the
-// time left in the window, once failures and in-flight verifications reach
-// the budget. Every successful acquire must be followed by a release.
-func (t *throttle) acquire(id string, now time.Time) (ok bool, retryAfter time.Duration) {
+// time left in the window that refuses it, once the id's failures and
+// in-flight verifications reach the budget, or when the id is suspect and
+// the failures of all ids reached the global budget. Every successful
+// acquire must be followed by a release of its ticket.
+func (t *throttle) acquire(id string, now time.Time) (tk ticket, ok bool, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, found := t.ids.Get(id)
 	if !found {
-		s = &throttleState{start: now}
+		s = &windowCount{start: now}
 		t.ids.Add(id, s)
 	}
-	if now.Sub(s.start) >= t.window {
-		s.start, s.failures = now, 0
-	}
+	s.roll(now, t.window)
+	last, marked := t.suspects.Peek(id)
+	suspect := s.pending > 0 || marked && now.Sub(last) < suspectWindows*t.window
 	if s.failures+s.pending >= t.budget {
-		return false, s.start.Add(t.window).Sub(now)
+		if marked { // only ids that had a wrong secret enter the table
+			t.suspects.Add(id, now)
+		}
+		return ticket{}, false, s.start.Add(t.window).Sub(now)
+	}
+	if suspect {
+		t.global.roll(now, t.window)
+		if t.global.failures+t.global.pending >= t.globalBudget {
+			if marked {
+				t.suspects.Add(id, now)
+			}
+			return ticket{}, false, t.global.start.Add(t.window).Sub(now)
+		}
+		t.global.pending++
 	}
 	s.pending++
-	return true, 0
+	return ticket{id: id, suspect: suspect}, true, 0
 }
 
-// release ends a verification of key id: failed counts it against the
-// budget; otherwise (verified, a storage error, a cancelled request) it just
-// frees the slot.
-func (t *throttle) release(id string, failed bool) {
+// release ends the verification of tk with verdict v: a wrongSecret or
+// unknownKey counts against the key id's budget, a wrongSecret also
+// against the global budget, and makes the id suspect.
+func (t *throttle) release(tk ticket, v verdict, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s, found := t.ids.Peek(id)
+	if tk.suspect && t.global.pending > 0 {
+		t.global.pending--
+	}
+	if v == wrongSecret {
+		t.global.roll(now, t.window)
+		t.global.failures++
+		t.suspects.Add(tk.id, now)
+	}
+	s, found := t.ids.Peek(tk.id)
 	if !found {
 		return
 	}
 	if s.pending > 0 {
 		s.pending--
 	}
-	if failed {
+	if v != passed {
 		s.failures++
 	}
 }

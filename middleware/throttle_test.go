@@ -1,8 +1,10 @@
 package middleware_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/storage/faultstore"
 )
 
 // TestWrongSecretsAreThrottled: wrong secrets for one key id cost at most
@@ -113,4 +116,163 @@ func TestThrottleNeverLocksOutVerifiedKey(t *testing.T) {
 	assert.Equal(t, http.StatusTooManyRequests, serve(h, request(staging.Reveal())).Code, "documented: a first verification waits for the window")
 	f.clock.Advance(time.Minute)
 	assert.Equal(t, http.StatusOK, serve(h, request(staging.Reveal())).Code)
+}
+
+// newServerKey creates an extra server key in production with every scope.
+func (f *fixture) newServerKey() apikey.Key {
+	return f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}})
+}
+
+// TestSuspectLaneLeavesSlotsForNewKeys: wrong secrets for key ids that
+// failed recently (suspect ids) hold at most half of the argon2 slots, so
+// that with every suspect slot held and more suspect verifications
+// waiting, a key never seen before gets a slot and verifies, and a key
+// that verified earlier is served without a hash.
+func TestSuspectLaneLeavesSlotsForNewKeys(t *testing.T) {
+	hasher := faultstore.NewHasher(apikey.Argon2id{Params: apikey.TestParams})
+	f := newFixture(t, func(o *middleware.Options) {
+		o.Hasher = hasher
+		o.MaxConcurrentHashes = 2 // one slot for the suspect lane
+		o.FeedInterval = time.Hour
+	})
+	h := f.v.Require(anyType)(okHandler)
+	verified := f.keys["production/server"]
+	require.Equal(t, http.StatusOK, serve(h, request(verified.Reveal())).Code)
+	attacked := []apikey.Key{f.newServerKey(), f.newServerKey()}
+	for _, k := range attacked { // one failure each: suspect from now on
+		require.Equal(t, http.StatusUnauthorized, serve(h, request(forge(apikey.Server, k.ID(), 'a'))).Code)
+	}
+
+	held := map[string]bool{}
+	for _, k := range attacked {
+		held[forge(apikey.Server, k.ID(), 'b')] = true
+	}
+	entered, release := make(chan struct{}, len(held)), make(chan struct{})
+	hasher.Before(func(_ context.Context, c *faultstore.Call) error {
+		if held[string(c.Secret)] {
+			entered <- struct{}{}
+			<-release
+		}
+		return nil
+	}, faultstore.OpVerify)
+	var wg sync.WaitGroup
+	codes := make(chan int, len(held))
+	for key := range held { // as many as there are slots
+		wg.Go(func() { codes <- serve(h, request(key)).Code })
+	}
+	// One runs (held by the hook), the other waits for the suspect slot.
+	running := func() int { return len(entered) + int(f.v.Stats().HashesWaiting) }
+	require.Eventually(t, func() bool { return running() == len(held) }, 10*time.Second, time.Millisecond)
+	assert.Len(t, entered, 1, "suspect verifications running at once")
+
+	// The deadline only keeps a failing run from hanging: a key that found
+	// no slot would wait for it and get 503.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fresh := f.newServerKey()
+	w := serve(h, request(fresh.Reveal()).WithContext(ctx))
+	assert.Equal(t, http.StatusOK, w.Code, "a key never seen before: %s", w.Body.String())
+
+	calls := hasher.Calls(faultstore.OpVerify)
+	f.v.Invalidate(apikey.Event{Action: apikey.ActionSetScopes, KeyID: verified.ID()})
+	assert.Equal(t, http.StatusOK, serve(h, request(verified.Reveal())).Code, "a verified key")
+	assert.Equal(t, calls, hasher.Calls(faultstore.OpVerify), "a verified key needs no argon2")
+
+	close(release)
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		assert.Equal(t, http.StatusUnauthorized, c)
+	}
+}
+
+// TestGlobalFailureBudget: once the failed verifications of all key ids
+// reach 10 x ThrottleFailures x MaxConcurrentHashes in a window, a key id
+// that failed recently is refused with 429 without a hash, though its own
+// budget is not spent; a key never seen before still verifies, a key that
+// verified is still served, and the next window renews the budget.
+func TestGlobalFailureBudget(t *testing.T) {
+	const perID, slots = 2, 1
+	const global = 10 * perID * slots
+	hasher := faultstore.NewHasher(apikey.Argon2id{Params: apikey.TestParams})
+	f := newFixture(t, func(o *middleware.Options) {
+		o.Hasher = hasher
+		o.ThrottleFailures = perID
+		o.MaxConcurrentHashes = slots
+		o.ThrottleWindow = time.Minute
+		o.FeedInterval = time.Hour
+	})
+	h := f.v.Require(anyType)(okHandler)
+	verified := f.keys["production/server"]
+	require.Equal(t, http.StatusOK, serve(h, request(verified.Reveal())).Code)
+	victim := f.newServerKey()
+	var ids []apikey.Key
+	for range global / perID {
+		ids = append(ids, f.newServerKey())
+	}
+	verifies := func() int64 { return hasher.Calls(faultstore.OpVerify) }
+	wrong := func(k apikey.Key, c byte) *http.Request { return request(forge(apikey.Server, k.ID(), c)) }
+
+	require.Equal(t, http.StatusUnauthorized, serve(h, wrong(victim, 'a')).Code) // 1 of its 2
+	before := verifies()
+	for _, k := range ids {
+		for c := range byte(perID) {
+			serve(h, wrong(k, 'a'+c))
+		}
+	}
+	assert.Equal(t, before+global-1, verifies(), "failures up to the global budget are verified")
+
+	calls := verifies()
+	for c := range byte(5) {
+		w := serve(h, wrong(victim, 'b'+c))
+		require.Equal(t, http.StatusTooManyRequests, w.Code, "a suspect key id beyond the global budget")
+		assert.Equal(t, "too_many_failures", decodeProblem(t, w).Code)
+		assert.Equal(t, "60", w.Header().Get("Retry-After"))
+	}
+	assert.Equal(t, calls, verifies(), "refused without a hash")
+
+	// The verified key's id, attacked too: its first failure is verified,
+	// then it is refused; the key itself is served without a hash.
+	serve(h, wrong(verified, 'a'))
+	assert.Equal(t, http.StatusTooManyRequests, serve(h, wrong(verified, 'b')).Code)
+	f.v.Invalidate(apikey.Event{Action: apikey.ActionSetScopes, KeyID: verified.ID()})
+	calls = verifies()
+	assert.Equal(t, http.StatusOK, serve(h, request(verified.Reveal())).Code, "a verified key is never refused")
+	assert.Equal(t, calls, verifies())
+
+	fresh := f.newServerKey()
+	assert.Equal(t, http.StatusOK, serve(h, request(fresh.Reveal())).Code, "a key never seen before")
+
+	f.clock.Advance(time.Minute)
+	calls = verifies()
+	assert.Equal(t, http.StatusUnauthorized, serve(h, wrong(victim, 'z')).Code, "a new window")
+	assert.Equal(t, calls+1, verifies())
+}
+
+// TestSuspectOutlivesItsWindow: a key id stays suspect for 10 throttle
+// windows after its last wrong secret, so that a flood that pauses gets no
+// new first run for it: once the global budget is spent again, it is
+// refused without a hash.
+func TestSuspectOutlivesItsWindow(t *testing.T) {
+	const global = 10 // 10 x ThrottleFailures x MaxConcurrentHashes
+	hasher := faultstore.NewHasher(apikey.Argon2id{Params: apikey.TestParams})
+	f := newFixture(t, func(o *middleware.Options) {
+		o.Hasher = hasher
+		o.ThrottleFailures = 1
+		o.MaxConcurrentHashes = 1
+		o.ThrottleWindow = time.Minute
+		o.FeedInterval = time.Hour
+	})
+	h := f.v.Require(anyType)(okHandler)
+	wrong := func(k apikey.Key, c byte) *http.Request { return request(forge(apikey.Server, k.ID(), c)) }
+	paused := f.newServerKey()
+	require.Equal(t, http.StatusUnauthorized, serve(h, wrong(paused, 'a')).Code)
+
+	f.clock.Advance(9 * time.Minute) // nine windows later
+	for range global {               // a first failure each spends the budget
+		require.Equal(t, http.StatusUnauthorized, serve(h, wrong(f.newServerKey(), 'a')).Code)
+	}
+	calls := hasher.Calls(faultstore.OpVerify)
+	assert.Equal(t, http.StatusTooManyRequests, serve(h, wrong(paused, 'b')).Code, "still suspect")
+	assert.Equal(t, calls, hasher.Calls(faultstore.OpVerify), "refused without a hash")
 }

@@ -20,8 +20,9 @@ type entry = keycache.Entry[*Identity]
 
 // verifier loads and verifies the keys that are not cached: one shared
 // verification per presented key, argon2 under a concurrency cap, failures
-// throttled per key id (but never for a key that verified in this process),
-// outdated hashes upgraded in the background.
+// throttled per key id and in all (but never for a key that verified in
+// this process), key ids with recent failures confined to a share of the
+// cap, outdated hashes upgraded in the background.
 type verifier struct {
 	issuer     *Validator // names the Identities it makes
 	store      apikey.Store
@@ -102,25 +103,26 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 	id := key.ID()
 	// A key that verified in this process bypasses the throttle: key ids
 	// are public, so anyone may spend its id's budget.
-	throttled := !vf.verified.Contains(k)
-	if throttled {
-		ok, wait := vf.throttle.acquire(id, now)
+	var tk *ticket
+	if !vf.verified.Contains(k) {
+		t, ok, wait := vf.throttle.acquire(id, now)
 		if !ok {
 			vf.stats.throttled.Add(1)
 			return outcome{}, &problem.Refusal{Reason: ErrThrottled, RetryAfter: wait}
 		}
+		tk = &t
 	}
-	failed := false
+	result := passed
 	defer func() {
-		if throttled {
-			vf.throttle.release(id, failed)
+		if tk != nil {
+			vf.throttle.release(*tk, result, vf.now())
 		}
 	}()
 
 	rec, err := vf.store.Key(ctx, id)
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):
-		failed = true
+		result = unknownKey
 		return outcome{vf.failure(k, id, token, now), token}, nil
 	case ctx.Err() != nil:
 		return outcome{}, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
@@ -131,7 +133,7 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 		return outcome{}, &problem.Refusal{Reason: ErrUnavailable, Detail: "loading the key failed", Cause: err}
 	}
 	if rec.ID != id || rec.Type != key.Type() {
-		failed = true
+		result = unknownKey
 		return outcome{vf.failure(k, id, token, now), token}, nil
 	}
 	hash := keycache.Fingerprint(rec.Hash.Reveal())
@@ -141,11 +143,12 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 		match, outdated = vf.verified.Matches(k, hash)
 	}
 	if !match {
-		if match, outdated, err = vf.verifyHash(ctx, key, rec.Hash.Reveal()); err != nil {
+		suspect := tk != nil && tk.suspect
+		if match, outdated, err = vf.verifyHash(ctx, key, rec.Hash.Reveal(), suspect); err != nil {
 			return outcome{}, err
 		}
 		if !match {
-			failed = true
+			result = wrongSecret
 			return outcome{vf.failure(k, id, token, now), token}, nil
 		}
 		vf.verified.Add(k, hash, outdated)
@@ -190,11 +193,22 @@ func (vf *verifier) failure(k keycache.Key, id string, token uint64, now time.Ti
 }
 
 // verifyHash runs the argon2 check under the concurrency cap, giving up when
-// ctx ends. A stored hash that cannot be checked is a server fault: the
+// ctx ends; a suspect verification (see throttle) first takes a slot of the
+// suspect lane, so that it never holds more of the cap than that lane's
+// share. A stored hash that cannot be checked is a server fault: the
 // request fails closed with ErrUnavailable.
-func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string) (match, outdated bool, err error) {
+func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string, suspect bool) (match, outdated bool, err error) {
 	s := vf.stats
 	s.hashesWaiting.Add(1)
+	if suspect {
+		select {
+		case vf.throttle.suspectSlots <- struct{}{}:
+			defer func() { <-vf.throttle.suspectSlots }()
+		case <-ctx.Done():
+			s.hashesWaiting.Add(-1)
+			return false, false, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
+		}
+	}
 	select {
 	case vf.sem <- struct{}{}:
 		s.hashesWaiting.Add(-1)
