@@ -8,9 +8,9 @@ import (
 )
 
 // throttleSize bounds the key ids whose failures are counted, and the key
-// ids remembered as suspect. Under a flood of more distinct ids the oldest
-// are dropped: memory stays bounded, at the price of forgetting some
-// failures.
+// ids remembered as suspect. Both tables hold only ids with a stored
+// record; under a flood of more distinct real ids the oldest are dropped:
+// memory stays bounded, at the price of forgetting some failures.
 const throttleSize = 10_000
 
 // suspectWindows is how long, in throttle windows, a key id stays suspect
@@ -32,7 +32,10 @@ const suspectIDsPerSlot = 10
 // N = MaxConcurrentHashes:
 //
 //   - Per key id: at most B failed or in-flight verifications per window;
-//     beyond, ErrThrottled without a store read or a hash.
+//     beyond, ErrThrottled without a store read or a hash. Only key ids
+//     with a stored record take a count (the verifier acquires after the
+//     store read, before the hash): unknown ids cost no argon2 and cannot
+//     push the counts of real ids out of the table.
 //   - A key id is suspect while it has a verification in flight, or for
 //     suspectWindows*W after its last wrong secret (a failed argon2 check)
 //     or its last refusal since. Only a wrong secret enters a key id in
@@ -102,16 +105,33 @@ type ticket struct {
 type verdict int
 
 const (
-	passed      verdict = iota // verified, or ended without an answer (storage error, cancelled)
-	unknownKey                 // no such key id, or not of the key's type: no argon2 ran
+	passed      verdict = iota // verified, or ended without an answer (cancelled, hash unreadable)
 	wrongSecret                // argon2 ran and the secret did not match
 )
+
+// admits reports whether a verification of key id at now would be let
+// through, and if not the time left in the window that refuses it, without
+// giving id a count: the verifier asks before it reads the store, so that
+// a throttled id costs no store read, and acquires only for a key id that
+// has a stored record.
+func (t *throttle) admits(id string, now time.Time) (ok bool, retryAfter time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, found := t.ids.Peek(id)
+	if !found {
+		s = &windowCount{start: now}
+	}
+	_, retryAfter, ok = t.decide(id, s, now)
+	return ok, retryAfter
+}
 
 // acquire reserves a verification of key id at now. It fails, with the
 // time left in the window that refuses it, once the id's failures and
 // in-flight verifications reach the budget, or when the id is suspect and
-// the failures of all ids reached the global budget. Every successful
-// acquire must be followed by a release of its ticket.
+// the failures of all ids reached the global budget. Only key ids with a
+// stored record are acquired, so that unknown ids take no count and cannot
+// push the counts of real ids out of the table. Every successful acquire
+// must be followed by a release of its ticket.
 func (t *throttle) acquire(id string, now time.Time) (tk ticket, ok bool, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -120,14 +140,29 @@ func (t *throttle) acquire(id string, now time.Time) (tk ticket, ok bool, retryA
 		s = &windowCount{start: now}
 		t.ids.Add(id, s)
 	}
+	suspect, retryAfter, ok := t.decide(id, s, now)
+	if !ok {
+		return ticket{}, false, retryAfter
+	}
+	if suspect {
+		t.global.pending++
+	}
+	s.pending++
+	return ticket{id: id, suspect: suspect}, true, 0
+}
+
+// decide rolls the windows of s, the count of key id, and of all ids, and
+// reports whether id is suspect and whether a verification may start; a
+// refusal extends the suspect mark of an id that has one. t.mu is held.
+func (t *throttle) decide(id string, s *windowCount, now time.Time) (suspect bool, retryAfter time.Duration, ok bool) {
 	s.roll(now, t.window)
 	last, marked := t.suspects.Peek(id)
-	suspect := s.pending > 0 || marked && now.Sub(last) < suspectWindows*t.window
+	suspect = s.pending > 0 || marked && now.Sub(last) < suspectWindows*t.window
 	if s.failures+s.pending >= t.budget {
 		if marked { // only ids that had a wrong secret enter the table
 			t.suspects.Add(id, now)
 		}
-		return ticket{}, false, s.start.Add(t.window).Sub(now)
+		return suspect, s.start.Add(t.window).Sub(now), false
 	}
 	if suspect {
 		t.global.roll(now, t.window)
@@ -135,17 +170,15 @@ func (t *throttle) acquire(id string, now time.Time) (tk ticket, ok bool, retryA
 			if marked {
 				t.suspects.Add(id, now)
 			}
-			return ticket{}, false, t.global.start.Add(t.window).Sub(now)
+			return suspect, t.global.start.Add(t.window).Sub(now), false
 		}
-		t.global.pending++
 	}
-	s.pending++
-	return ticket{id: id, suspect: suspect}, true, 0
+	return suspect, 0, true
 }
 
-// release ends the verification of tk with verdict v: a wrongSecret or
-// unknownKey counts against the key id's budget, a wrongSecret also
-// against the global budget, and makes the id suspect.
+// release ends the verification of tk with verdict v: a wrongSecret
+// counts against the key id's budget and the global budget, and makes the
+// id suspect.
 func (t *throttle) release(tk ticket, v verdict, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -164,7 +197,7 @@ func (t *throttle) release(tk ticket, v verdict, now time.Time) {
 	if s.pending > 0 {
 		s.pending--
 	}
-	if v != passed {
+	if v == wrongSecret {
 		s.failures++
 	}
 }

@@ -276,3 +276,37 @@ func TestSuspectOutlivesItsWindow(t *testing.T) {
 	assert.Equal(t, http.StatusTooManyRequests, serve(h, wrong(paused, 'b')).Code, "still suspect")
 	assert.Equal(t, calls, hasher.Calls(faultstore.OpVerify), "refused without a hash")
 }
+
+// TestThrottleNotFlushedByUnknownIDs: unknown key ids take no count in the
+// throttle, so that 10,001 of them (each one store read, no argon2) cannot
+// push out the count of a key id under attack and give it a new budget:
+// within one window, rounds of wrong secrets for the victim's id, each
+// followed by a flush of unknown ids, cost at most ThrottleFailures argon2
+// runs.
+func TestThrottleNotFlushedByUnknownIDs(t *testing.T) {
+	f := newFixture(t, func(o *middleware.Options) {
+		o.ThrottleWindow = time.Hour
+		o.FeedInterval = time.Hour
+	})
+	h := f.v.Require(anyType)(okHandler)
+	victim := f.newServerKey() // never verified by this validator
+	sent := 0
+	for round := range 3 {
+		for range middleware.DefaultThrottleFailures + 5 {
+			wrong, err := apikey.AssembleKey(apikey.Server, victim.ID(), fmt.Sprintf("%043d", sent))
+			require.NoError(t, err)
+			sent++
+			code := serve(h, request(wrong.Reveal())).Code
+			require.Contains(t, []int{http.StatusUnauthorized, http.StatusTooManyRequests}, code)
+		}
+		for i := range 10_001 {
+			junk := forge(apikey.Server, fmt.Sprintf("r%djunk%06d", round, i), 'j')
+			require.Equal(t, http.StatusUnauthorized, serve(h, request(junk)).Code)
+		}
+	}
+	assert.LessOrEqual(t, f.verifies(), int64(middleware.DefaultThrottleFailures),
+		"argon2 runs for the victim's id in one window")
+
+	f.clock.Advance(time.Hour)
+	assert.Equal(t, http.StatusOK, serve(h, request(victim.Reveal())).Code, "the next window")
+}

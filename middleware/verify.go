@@ -103,26 +103,17 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 	id := key.ID()
 	// A key that verified in this process bypasses the throttle: key ids
 	// are public, so anyone may spend its id's budget.
-	var tk *ticket
-	if !vf.verified.Contains(k) {
-		t, ok, wait := vf.throttle.acquire(id, now)
-		if !ok {
+	bypass := vf.verified.Contains(k)
+	if !bypass {
+		if ok, wait := vf.throttle.admits(id, now); !ok {
 			vf.stats.throttled.Add(1)
 			return outcome{}, &problem.Refusal{Reason: ErrThrottled, RetryAfter: wait}
 		}
-		tk = &t
 	}
-	result := passed
-	defer func() {
-		if tk != nil {
-			vf.throttle.release(*tk, result, vf.now())
-		}
-	}()
 
 	rec, err := vf.store.Key(ctx, id)
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):
-		result = unknownKey
 		return outcome{vf.failure(k, id, token, now), token}, nil
 	case ctx.Err() != nil:
 		return outcome{}, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
@@ -133,7 +124,6 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 		return outcome{}, &problem.Refusal{Reason: ErrUnavailable, Detail: "loading the key failed", Cause: err}
 	}
 	if rec.ID != id || rec.Type != key.Type() {
-		result = unknownKey
 		return outcome{vf.failure(k, id, token, now), token}, nil
 	}
 	hash := keycache.Fingerprint(rec.Hash.Reveal())
@@ -143,6 +133,23 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 		match, outdated = vf.verified.Matches(k, hash)
 	}
 	if !match {
+		// Only a key id with a stored record takes a count in the
+		// throttle: unknown ids cannot push real ones out of it.
+		var tk *ticket
+		if !bypass {
+			t, ok, wait := vf.throttle.acquire(id, now)
+			if !ok {
+				vf.stats.throttled.Add(1)
+				return outcome{}, &problem.Refusal{Reason: ErrThrottled, RetryAfter: wait}
+			}
+			tk = &t
+		}
+		result := passed
+		defer func() {
+			if tk != nil {
+				vf.throttle.release(*tk, result, vf.now())
+			}
+		}()
 		suspect := tk != nil && tk.suspect
 		if match, outdated, err = vf.verifyHash(ctx, key, rec.Hash.Reveal(), suspect); err != nil {
 			return outcome{}, err
