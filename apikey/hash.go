@@ -17,6 +17,13 @@ import (
 // one. Implementations must be safe for concurrent use and must compare in
 // constant time. The Argon2id type is the implementation; tests may wrap it
 // to count or fail calls.
+//
+// Verify matches at most one secret per encoded hash: the one it was made
+// from (up to collisions of the hash function). The middleware relies on
+// it: once a key verified against a key id's stored hash, every other key
+// presented for that id is refused as invalid without calling Verify, as
+// long as the id's stored hash is unchanged. A Hasher that accepts several
+// secrets for one hash (case-folding, prefixes) breaks this contract.
 type Hasher interface {
 	// Hash returns an encoded hash of secret.
 	Hash(secret []byte) (string, error)

@@ -356,7 +356,7 @@ func TestRevalidationsKeepTheThrottle(t *testing.T) {
 	}
 	defer v.Close()
 	h := v.Handler(noop)
-	for _, key := range ks.keys {
+	for _, key := range ks.keys[1:] { // not the victim: its wrong secrets run argon2
 		if w := serveOnce(h, benchRequest(key)); w.Code != http.StatusOK {
 			t.Fatalf("status %d", w.Code)
 		}

@@ -22,7 +22,10 @@ type entry = keycache.Entry[*Identity]
 // verification per presented key, argon2 under a concurrency cap, failures
 // throttled per key id and in all (but never for a key that verified in
 // this process), key ids with recent failures confined to a share of the
-// cap, outdated hashes upgraded in the background.
+// cap, outdated hashes upgraded in the background. A key checked before
+// against the stored hash it is presented for needs no argon2: the key
+// that verified against it is valid, any other key of its id is wrong
+// (keycache.Verified).
 type verifier struct {
 	issuer     *Validator // names the Identities it makes
 	store      apikey.Store
@@ -131,6 +134,13 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 	if vf.cache.Enabled() {
 		// This exact key verified against this exact hash before.
 		match, outdated = vf.verified.Matches(k, hash)
+	}
+	if !match && vf.cache.Enabled() && vf.verified.Refutes(k, hash) {
+		// Another key of this id verified against this very hash, which
+		// admits one key (apikey.Hasher): k is a wrong secret, refused
+		// without argon2 and, like an unknown id, without a count in the
+		// throttle.
+		return outcome{vf.failure(k, id, token, now), token}, nil
 	}
 	if !match {
 		// Only a key id with a stored record takes a count in the

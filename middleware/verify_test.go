@@ -372,12 +372,10 @@ func TestFloods(t *testing.T) {
 			}
 			return k.Reveal()
 		}, func(t *testing.T, codes, runs map[string]int) {
-			// Every verification of the id takes one unit of the budget
-			// (in flight, then failed), and the window does not end during
-			// the flood: exactly ThrottleFailures attempts are verified,
-			// the rest are refused with 429 before any storage call.
-			assert.Equal(t, map[string]int{"invalid_key": floodBudget, "too_many_failures": floodRequests - floodBudget}, codes)
-			assert.Equal(t, floodBudget, runs[cached.ID()], "argon2 runs for the attacked key id")
+			// The key of the id verified against its stored hash, which
+			// admits one key: every other secret is refuted without argon2.
+			assert.Equal(t, map[string]int{"invalid_key": floodRequests}, codes)
+			assert.Zero(t, runs[cached.ID()], "argon2 runs for the attacked key id")
 			assert.Zero(t, otherRuns(runs, uncached.ID(), cached.ID()))
 		}},
 		{"wrong secrets for many key ids", func(i int) string {
@@ -816,4 +814,89 @@ func TestNoVerificationResultFromBeforeRevocation(t *testing.T) {
 		assert.Equal(t, http.StatusUnauthorized, <-second, "a request after Revoke got a result read before it")
 	}
 	assert.Equal(t, http.StatusUnauthorized, <-first, "the result was read before an eviction of its key id")
+}
+
+// wrongSecret returns a key of k's id and type with the i-th wrong secret.
+func wrongSecret(t *testing.T, k apikey.Key, i int) string {
+	t.Helper()
+	w, err := apikey.AssembleKey(k.Type(), k.ID(), fmt.Sprintf("%043d", i))
+	require.NoError(t, err)
+	return w.Reveal()
+}
+
+// TestVerifiedKeyRefutesWrongSecrets: a stored hash admits one key, so once
+// a key verified against it, a flood of wrong secrets for its id (from
+// many goroutines, each a new secret) is refused as invalid without a
+// single argon2 run, and without throttling the id; the key itself keeps
+// being served without argon2.
+func TestVerifiedKeyRefutesWrongSecrets(t *testing.T) {
+	f := newFixture(t, func(o *middleware.Options) { o.FeedInterval = time.Hour })
+	h := f.v.Require(anyType)(okHandler)
+	real := f.keys["production/server"]
+	require.Equal(t, http.StatusOK, serve(h, request(real.Reveal())).Code)
+	before := f.verifies()
+
+	const workers, each = 8, 50
+	var wg sync.WaitGroup
+	codes := make([]string, workers*each)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w * each; i < (w+1)*each; i++ {
+				codes[i] = problemCode(serve(h, request(wrongSecret(t, real, i))).Body.Bytes())
+			}
+		})
+	}
+	wg.Wait()
+	for i, c := range codes {
+		require.Equal(t, "invalid_key", c, "wrong secret %d", i)
+	}
+	assert.Equal(t, before, f.verifies(), "argon2 runs for wrong secrets of a verified key's id")
+
+	f.v.Invalidate(apikey.Event{Action: apikey.ActionSetScopes, KeyID: real.ID()})
+	assert.Equal(t, http.StatusOK, serve(h, request(real.Reveal())).Code)
+	assert.Equal(t, before, f.verifies(), "the verified key, read again")
+}
+
+// TestChangedHashEndsRefutation: what a key that verified says about its
+// id holds only for the hash it verified against. When the id's stored
+// hash becomes that of another key (same id, new secret), the new key
+// verifies with argon2 and the old one is refused.
+func TestChangedHashEndsRefutation(t *testing.T) {
+	f := newFixture(t, func(o *middleware.Options) { o.FeedInterval = time.Hour })
+	h := f.v.Require(anyType)(okHandler)
+	old := f.keys["production/server"]
+	require.Equal(t, http.StatusOK, serve(h, request(old.Reveal())).Code)
+
+	replacement, err := apikey.AssembleKey(apikey.Server, old.ID(), "Replacement"+fmt.Sprintf("%032d", 7))
+	require.NoError(t, err)
+	ctx := context.Background()
+	rec, err := f.store.Key(ctx, old.ID())
+	require.NoError(t, err)
+	hash, err := apikey.Argon2id{Params: apikey.TestParams}.Hash([]byte(replacement.Reveal()))
+	require.NoError(t, err)
+	rec.Hash = apikey.NewOpaque(hash)
+	require.NoError(t, f.store.Apply(ctx, apikey.Change{Update: []apikey.Record{rec}}))
+	f.v.Invalidate(apikey.Event{Action: apikey.ActionSetScopes, KeyID: old.ID()})
+
+	before := f.verifies()
+	w := serve(h, request(replacement.Reveal()))
+	assert.Equal(t, http.StatusOK, w.Code, "the key of the new hash: %s", w.Body.String())
+	assert.Equal(t, before+1, f.verifies(), "verified with argon2")
+	assert.Equal(t, http.StatusUnauthorized, serve(h, request(old.Reveal())).Code, "the key of the old hash")
+	assert.Equal(t, before+1, f.verifies(), "refuted by the new key")
+}
+
+// TestNeverVerifiedIDVerifies: for a key id whose key never verified in
+// this process, a wrong secret runs argon2 and is refused, and the real
+// key then verifies.
+func TestNeverVerifiedIDVerifies(t *testing.T) {
+	f := newFixture(t, func(o *middleware.Options) { o.FeedInterval = time.Hour })
+	h := f.v.Require(anyType)(okHandler)
+	require.Equal(t, http.StatusOK, serve(h, request(f.keys["production/server"].Reveal())).Code)
+	key := f.keys["staging/server"]
+	before := f.verifies()
+	assert.Equal(t, http.StatusUnauthorized, serve(h, request(wrongSecret(t, key, 1))).Code)
+	assert.Equal(t, before+1, f.verifies(), "a wrong secret of an id never verified runs argon2")
+	assert.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)
+	assert.Equal(t, before+2, f.verifies())
 }

@@ -71,6 +71,33 @@ func TestVerifiedTellsHeadsApart(t *testing.T) {
 	require.Equal(t, uintptr(32), unsafe.Sizeof(verifiedSlot{}), "slot size")
 }
 
+// TestVerifiedRefutesOtherKeysOfTheID: once a key verified against a hash,
+// every other key of its id (same head, another secret) is refuted for that
+// hash, and only for it; the key itself, and keys of other ids, are not,
+// even in a table of one bucket where only the tags tell ids apart. Keys of
+// one id share a bucket.
+func TestVerifiedRefutesOtherKeysOfTheID(t *testing.T) {
+	k, _ := newKey(t)
+	sameID := k
+	sameID.sum[0] ^= 1 // another secret of the same id
+	otherID, _ := newKey(t)
+	table := NewVerified(0)
+	first, _, _ := table.ref(k)
+	firstSame, _, _ := table.ref(sameID)
+	require.Equal(t, first, firstSame, "keys of one id in different buckets")
+
+	table.mask = 0 // one bucket
+	require.False(t, table.Refutes(sameID, 42), "an empty table refutes a key")
+	table.Add(k, 42, false)
+	assert.True(t, table.Refutes(sameID, 42), "another key of the id")
+	assert.False(t, table.Refutes(sameID, 43), "another hash of the id")
+	assert.False(t, table.Refutes(k, 42), "the key that verified")
+	assert.False(t, table.Refutes(otherID, 42), "a key of another id")
+	table.Add(sameID, 43, false) // the id's hash changed to that of sameID
+	assert.True(t, table.Refutes(k, 43))
+	assert.False(t, table.Refutes(sameID, 43))
+}
+
 // TestEntriesAreServedWhileFresh: a valid entry is served before its own
 // Until or before the cache's feed deadline, a failure only before its
 // Until, and an evicted entry never.

@@ -10,14 +10,20 @@ import (
 // Verified remembers which presented keys verified against which stored
 // hash, and whether that hash was weaker than the hasher's parameters: a
 // verification whose record still holds the same hash needs no argon2, and
-// the throttle lets such a key through. Only a successful verification (or
-// a hash this process made from the key) adds to it, so nothing sent
-// without real keys changes it.
+// the throttle lets such a key through. Since a stored hash admits one key
+// (see apikey.Hasher), it also refutes every other key presented for the
+// same key id while the record holds that hash (Refutes), without argon2.
+// Only a successful verification (or a hash this process made from the
+// key) adds to it, so nothing sent without real keys changes it; what it
+// remembers of a key id stops applying when the id's stored hash changes,
+// since every answer compares the hash.
 //
 // It is a fixed table of buckets of verifiedWays slots, allocated at once.
-// A key's bucket and tag come from SHA-256 of its Key under the table's own
-// random secret, so nobody can aim at a victim's bucket; a key leaves the
-// table only when verifiedWays other keys verified later in its bucket.
+// A key's bucket comes from SHA-256 of its public head (type and key id)
+// under the table's own random secret, so that every key of one id is in
+// one bucket and nobody can aim at a victim's bucket; its tag from SHA-256
+// of the whole Key under the same secret. A key leaves the table only when
+// verifiedWays other keys verified later in its bucket.
 type Verified struct {
 	secret [16]byte // from crypto/rand
 	mu     sync.Mutex
@@ -29,6 +35,7 @@ type Verified struct {
 type verifiedSlot struct {
 	tag      [16]byte // of the Key (see ref)
 	hash     uint64   // Fingerprint of the stored hash
+	id       uint32   // of the Key's head: which key id, within the bucket
 	outdated bool
 	used     bool
 }
@@ -52,15 +59,23 @@ func NewVerified(keys int) *Verified {
 	return s
 }
 
-// ref returns the first slot of k's bucket and k's tag.
-func (s *Verified) ref(k Key) (first uint64, tag [16]byte) {
+// ref returns the first slot of k's bucket, the tag of its key id within
+// the bucket, and k's tag.
+func (s *Verified) ref(k Key) (first uint64, id uint32, tag [16]byte) {
+	var head [len(s.secret) + len(k.head)]byte
+	n := copy(head[:], s.secret[:])
+	copy(head[n:], k.head[:])
+	sum := sha256.Sum256(head[:])
+	first = (binary.LittleEndian.Uint64(sum[:8]) & s.mask) * verifiedWays
+	id = binary.LittleEndian.Uint32(sum[8:12])
+
 	var in [len(s.secret) + len(k.sum) + len(k.head)]byte
-	n := copy(in[:], s.secret[:])
+	n = copy(in[:], s.secret[:])
 	n += copy(in[n:], k.sum[:])
 	copy(in[n:], k.head[:])
-	sum := sha256.Sum256(in[:])
-	copy(tag[:], sum[8:])
-	return (binary.LittleEndian.Uint64(sum[:8]) & s.mask) * verifiedWays, tag
+	sum = sha256.Sum256(in[:])
+	copy(tag[:], sum[:16])
+	return first, id, tag
 }
 
 // find returns the slot of tag in the bucket at first, or -1; s.mu is held.
@@ -76,7 +91,7 @@ func (s *Verified) find(first uint64, tag [16]byte) int {
 // Add remembers that k verified against the stored hash with fingerprint
 // hash, replacing what it remembered of k.
 func (s *Verified) Add(k Key, hash uint64, outdated bool) {
-	first, tag := s.ref(k)
+	first, id, tag := s.ref(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := s.find(first, tag)
@@ -89,12 +104,12 @@ func (s *Verified) Add(k Key, hash uint64, outdated bool) {
 		i = int(first + s.next%verifiedWays)
 		s.next++
 	}
-	s.slots[i] = verifiedSlot{tag: tag, hash: hash, outdated: outdated, used: true}
+	s.slots[i] = verifiedSlot{tag: tag, hash: hash, id: id, outdated: outdated, used: true}
 }
 
 // Contains reports whether k verified in this process.
 func (s *Verified) Contains(k Key) bool {
-	first, tag := s.ref(k)
+	first, _, tag := s.ref(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.find(first, tag) >= 0
@@ -103,13 +118,35 @@ func (s *Verified) Contains(k Key) bool {
 // Matches reports whether k verified against the stored hash with
 // fingerprint hash, and whether that hash was outdated.
 func (s *Verified) Matches(k Key, hash uint64) (match, outdated bool) {
-	first, tag := s.ref(k)
+	first, _, tag := s.ref(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i := s.find(first, tag); i >= 0 && s.slots[i].hash == hash {
 		return true, s.slots[i].outdated
 	}
 	return false, false
+}
+
+// Refutes reports whether another key of k's key id (and type) verified
+// against the stored hash with fingerprint hash, and k did not: under the
+// contract of apikey.Hasher (a stored hash matches at most one key), k
+// does not match that hash.
+func (s *Verified) Refutes(k Key, hash uint64) bool {
+	first, id, tag := s.ref(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	other := false
+	for i := first; i < first+verifiedWays; i++ {
+		sl := &s.slots[i]
+		if !sl.used || sl.id != id || sl.hash != hash {
+			continue
+		}
+		if sl.tag == tag {
+			return false
+		}
+		other = true
+	}
+	return other
 }
 
 // Fingerprint returns 64 bits of SHA-256 of a stored hash.
