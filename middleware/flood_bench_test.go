@@ -71,8 +71,22 @@ func (h *failureMeter) Verify(secret []byte, encoded string) (bool, bool, error)
 // of GOMAXPROCS), all-fail-hashes/s (the same from the flood's start),
 // warmup-s, warmup-fail-hashes and warmup-new-key-max-ms (the first
 // phase, in which a never-seen key is verified once a second). Iterations are 50 ms
-// apart: 1200x spans a throttle window.
-func BenchmarkFloodWithNewKey(b *testing.B) {
+// apart: 1200x spans a throttle window. The attacked ids' own keys are
+// never used: see BenchmarkFloodWithNewKeyIDsInUse for a server whose
+// clients use them.
+func BenchmarkFloodWithNewKey(b *testing.B) { benchmarkFlood(b, false) }
+
+// BenchmarkFloodWithNewKeyIDsInUse is BenchmarkFloodWithNewKey where the
+// attacked key ids are those of keys in use, each verified once before the
+// flood, as on a server whose key ids were harvested from its own clients:
+// the steady state of such a flood. It has no warm-up (no attacked id
+// fails with argon2), and takes about 30 s to make and verify the keys
+// at DefaultParams.
+func BenchmarkFloodWithNewKeyIDsInUse(b *testing.B) { benchmarkFlood(b, true) }
+
+// benchmarkFlood runs the flood; with inUse the attacked ids' keys verify
+// before it.
+func benchmarkFlood(b *testing.B, inUse bool) {
 	ctx := context.Background()
 	store := memory.New()
 	real, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{}})
@@ -98,8 +112,25 @@ func BenchmarkFloodWithNewKey(b *testing.B) {
 		b.Fatal(err)
 	}
 	ids := make([]string, floodIDs)
+	var inUseKeys []apikey.Key // verified before the flood, with inUse
+	if inUse {
+		inUseKeys = make([]apikey.Key, floodIDs)
+		var wg sync.WaitGroup
+		for w := range runtime.GOMAXPROCS(0) {
+			wg.Go(func() {
+				for i := w; i < floodIDs; i += runtime.GOMAXPROCS(0) {
+					inUseKeys[i] = newKey(real)
+				}
+			})
+		}
+		wg.Wait()
+	}
 	for i := range ids {
-		ids[i] = newKey(harvest).ID()
+		if inUse {
+			ids[i] = inUseKeys[i].ID()
+		} else {
+			ids[i] = newKey(harvest).ID()
+		}
 	}
 	verified := make([]apikey.Key, floodVerified)
 	for i := range verified {
@@ -123,9 +154,27 @@ func BenchmarkFloodWithNewKey(b *testing.B) {
 			b.Fatalf("verifying a key before the flood: %d", code)
 		}
 	}
+	var wg sync.WaitGroup
+	var notOK atomic.Int64
+	for w := range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := w; i < len(inUseKeys); i += runtime.GOMAXPROCS(0) {
+				if serve(h, request(inUseKeys[i].Reveal())).Code != http.StatusOK {
+					notOK.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if notOK.Load() > 0 {
+		b.Fatalf("%d attacked ids' keys did not verify before the flood", notOK.Load())
+	}
+	warmupTarget := int64(floodIDs) // every attacked id fails once
+	if inUse {
+		warmupTarget = 0 // none needs argon2 to fail
+	}
 
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	var sent atomic.Int64
 	for c := range floodConns {
 		wg.Go(func() {
@@ -173,7 +222,7 @@ func BenchmarkFloodWithNewKey(b *testing.B) {
 
 	warmupStart := time.Now()
 	var warmupWorst time.Duration
-	for hasher.failures.Load() < floodIDs && time.Since(warmupStart) < floodWarmup {
+	for hasher.failures.Load() < warmupTarget && time.Since(warmupStart) < floodWarmup {
 		t0 := time.Now()
 		if code := serve(h, request(fresh[0].Reveal())).Code; code != http.StatusOK {
 			b.Errorf("a key never seen before, during the warm-up: %d", code)
