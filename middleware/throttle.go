@@ -50,7 +50,10 @@ const suspectIDsPerSlot = 10
 //     suspect lane, suspect ids get ErrThrottled without a hash until the
 //     window ends.
 //
-// So wrong secrets cost at most suspectIDsPerSlot*B*N argon2 runs per
+// Wrong secrets for a key id whose key verified in this process against
+// the id's stored hash never reach the throttle: the verifier refutes
+// them without argon2 (keycache.Verified.Refutes). For the other ids,
+// wrong secrets cost at most suspectIDsPerSlot*B*N argon2 runs per
 // window, plus one per key id that was not suspect (each real key id
 // once, while the flood keeps it suspect), and never more than
 // max(1, N/2) slots at once beyond those first runs. Those first runs
