@@ -227,7 +227,8 @@ func TestOtherSetups(t *testing.T) {
 			malformed                     bool
 		}{
 			{"list", writer.Reveal(), "GET", "/environments/production/keys", "", 200, false},
-			{"create", writer.Reveal(), "POST", "/environments/production/keys", `{"type":"client","name":"web"}`, 201, false},
+			{"create", writer.Reveal(), "POST", "/environments/production/keys", `{"type":"server","name":"web","scopes":["api_keys:read"]}`, 201, false},
+			{"a publishable key, which reads everything", writer.Reveal(), "POST", "/environments/production/keys", `{"type":"client","name":"web"}`, 403, false},
 			{"a scope it does not hold", writer.Reveal(), "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`, 403, false},
 			{"rotated out", rotated.Reveal(), "PUT", "/keys/" + rotated.Prefix() + "/grace", `{"grace":"8760h"}`, 403, false},
 			{"another environment", writer.Reveal(), "GET", "/environments/staging/keys", "", 404, false},
