@@ -72,7 +72,7 @@ func New(opts Options) (*Validator, error) {
 		verified: keycache.NewVerified(remembered),
 		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, cfg.MaxConcurrentHashes),
 		stats:    &v.stats, report: report, background: v.tasks.start,
-		sem: make(chan struct{}, cfg.MaxConcurrentHashes),
+		slots: newSlots(cfg.MaxConcurrentHashes),
 	}
 	f := &follower{
 		cache: c, verifier: v.verifier, settings: v.settings, stats: &v.stats,

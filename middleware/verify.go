@@ -41,7 +41,7 @@ type verifier struct {
 	background func(func(context.Context)) // runs an upgrade until Close
 
 	group singleflight.Group
-	sem   chan struct{} // argon2 concurrency cap
+	slots *slots // the argon2 concurrency cap
 }
 
 // maxVerifyRounds bounds the verifications one request starts because its
@@ -209,8 +209,8 @@ func (vf *verifier) failure(k keycache.Key, id string, token uint64, now time.Ti
 	return e
 }
 
-// verifyHash runs the argon2 check under the concurrency cap, giving up when
-// ctx ends; a suspect verification (see throttle) first takes a slot of the
+// verifyHash runs the argon2 check under the concurrency cap (slots: the
+// newest waiter first), giving up when ctx ends; a suspect verification (see throttle) first takes a slot of the
 // suspect lane, so that it never holds more of the cap than that lane's
 // share. A stored hash that cannot be checked is a server fault: the
 // request fails closed with ErrUnavailable.
@@ -226,12 +226,10 @@ func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string,
 			return false, false, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
 		}
 	}
-	select {
-	case vf.sem <- struct{}{}:
-		s.hashesWaiting.Add(-1)
-	case <-ctx.Done():
-		s.hashesWaiting.Add(-1)
-		return false, false, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
+	err = vf.slots.acquire(ctx)
+	s.hashesWaiting.Add(-1)
+	if err != nil {
+		return false, false, &problem.Refusal{Reason: ErrBusy, Cause: err}
 	}
 	s.hashesRunning.Add(1)
 	start := time.Now()
@@ -239,7 +237,7 @@ func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string,
 		s.hashNanos.Add(int64(time.Since(start)))
 		s.hashes.Add(1)
 		s.hashesRunning.Add(-1)
-		<-vf.sem
+		vf.slots.release()
 	}()
 	match, outdated, err = vf.hasher.Verify([]byte(key.Reveal()), hash)
 	if err != nil {
@@ -259,14 +257,12 @@ func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string,
 // argon2.
 func (vf *verifier) upgrade(rec apikey.Record, key apikey.Key, k keycache.Key) {
 	vf.background(func(ctx context.Context) {
-		select {
-		case vf.sem <- struct{}{}: // the hash runs under the argon2 cap
-		case <-ctx.Done():
+		if vf.slots.acquire(ctx) != nil { // the hash runs under the argon2 cap
 			return // closing: a later verification upgrades it
 		}
 		token := vf.cache.Token()
 		upgraded, stored, err := apikey.UpgradeHash(ctx, vf.store, vf.hasher, rec, key)
-		<-vf.sem
+		vf.slots.release()
 		switch {
 		case err != nil && ctx.Err() == nil:
 			vf.report(fmt.Errorf("middleware: %w", err))
