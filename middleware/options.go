@@ -80,7 +80,8 @@ type Options struct {
 	FailureTTL time.Duration
 
 	// MaxConcurrentHashes caps the argon2 computations running at once. A
-	// request waiting for a slot gives up when its context ends (ErrBusy).
+	// freed slot goes to the newest waiter; a request waiting for a slot
+	// gives up when its context ends (ErrBusy).
 	// Suspect key ids (see ThrottleFailures) share at most half of the
 	// slots (at least one); other keys keep the rest. Zero means
 	// runtime.NumCPU().
