@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/examples/internal/chromiumtest"
+	"github.com/keystile/keystile/examples/internal/syncbuf"
 	"github.com/keystile/keystile/examples/server/app"
 )
 
@@ -41,25 +40,7 @@ type stack struct {
 	other   string // disallowed origin
 	keys    map[string]apikey.Key
 	stopAPI func()
-	log     *syncBuffer // the API's log
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	log     *syncbuf.Buffer // the API's log
 }
 
 func startStack(t *testing.T) *stack {
@@ -68,7 +49,7 @@ func startStack(t *testing.T) *stack {
 	require.NoError(t, err)
 	otherLn, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	s := &stack{page: "http://" + pageLn.Addr().String(), other: "http://" + otherLn.Addr().String(), log: &syncBuffer{}}
+	s := &stack{page: "http://" + pageLn.Addr().String(), other: "http://" + otherLn.Addr().String(), log: &syncbuf.Buffer{}}
 
 	// Every environment allows only the page, so that the browser's
 	// preflight from the other origin is refused whatever key it carries.

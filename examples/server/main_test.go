@@ -19,34 +19,17 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/examples/internal/exampledb"
+	"github.com/keystile/keystile/examples/internal/syncbuf"
 	"github.com/keystile/keystile/examples/server/app"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/problem"
 )
 
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // server is one start of the example server, as main runs it.
 type server struct {
 	url    string
 	stdout string // what the start printed: the new keys, if any
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	stop   func() error // shuts down and returns run's error
 }
 
@@ -55,7 +38,7 @@ type server struct {
 func start(t *testing.T, db string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	started := make(chan *app.App, 1)
 	done := make(chan error, 1)
 	args = append([]string{"-addr", "127.0.0.1:0", "-db", db}, args...)
