@@ -1,0 +1,205 @@
+package apikey
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// ErrInvalidLimits means a rate limit, quota or address allowlist is out of
+// range; the wrapped error names the field and the bound.
+var ErrInvalidLimits = errors.New("apikey: invalid limits")
+
+// Bounds of Limits, checked by ValidateLimits.
+const (
+	// MaxRateRequests is the most requests a RateLimit may allow per window
+	// (and the largest burst).
+	MaxRateRequests = 1_000_000_000
+	// MinRateWindow and MaxRateWindow bound RateLimit.Window.
+	MinRateWindow = time.Second
+	MaxRateWindow = 24 * time.Hour
+	// MaxQuotaUses is the largest quota (and refill).
+	MaxQuotaUses = 1_000_000_000_000
+	// MaxAllowedIPs is the most address ranges a key's allowlist may hold.
+	MaxAllowedIPs = 64
+)
+
+// RateLimit is a request rate: at most Requests per Window, with bursts of
+// at most Burst requests (a generic cell rate: one request's worth of
+// capacity returns every Window/Requests). The zero RateLimit means no
+// limit.
+type RateLimit struct {
+	// Requests is how many requests a Window allows, 1 to MaxRateRequests.
+	Requests int `json:"requests"`
+	// Window is the period Requests is counted over, MinRateWindow to
+	// MaxRateWindow, in whole seconds.
+	Window time.Duration `json:"-"`
+	// Burst is how many requests may arrive at once, 1 to MaxRateRequests;
+	// 0 means Requests.
+	Burst int `json:"burst,omitempty"`
+}
+
+// IsZero reports whether r sets no limit.
+func (r RateLimit) IsZero() bool { return r == RateLimit{} }
+
+// BurstSize returns Burst, or Requests when Burst is 0.
+func (r RateLimit) BurstSize() int {
+	if r.Burst == 0 {
+		return r.Requests
+	}
+	return r.Burst
+}
+
+// QuotaPeriod is how often a quota refills, at UTC boundaries.
+type QuotaPeriod string
+
+// The quota periods.
+const (
+	// Daily refills at 00:00 UTC.
+	Daily QuotaPeriod = "day"
+	// Monthly refills at 00:00 UTC on the first day of each month.
+	Monthly QuotaPeriod = "month"
+)
+
+// Start returns the start of the period that holds t (UTC).
+func (p QuotaPeriod) Start(t time.Time) time.Time {
+	t = t.UTC()
+	switch p {
+	case Monthly:
+		return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	default:
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	}
+}
+
+// Next returns the start of the period after the one that holds t.
+func (p QuotaPeriod) Next(t time.Time) time.Time {
+	s := p.Start(t)
+	if p == Monthly {
+		return s.AddDate(0, 1, 0)
+	}
+	return s.AddDate(0, 0, 1)
+}
+
+// Quota is a number of uses that requests spend (a route may cost more
+// than one), refilled at each period boundary. The zero Quota means no
+// quota.
+type Quota struct {
+	// Limit is the most uses the quota holds, 1 to MaxQuotaUses; a new
+	// quota starts full.
+	Limit int64 `json:"limit"`
+	// Refill is how many uses are added at each Period boundary, never
+	// beyond Limit; 0 means the quota never refills.
+	Refill int64 `json:"refill,omitempty"`
+	// Period is when Refill is added; required when Refill is set.
+	Period QuotaPeriod `json:"period,omitempty"`
+}
+
+// IsZero reports whether q sets no quota.
+func (q Quota) IsZero() bool { return q == Quota{} }
+
+// Limits are the bounds on a key's use, enforced by the middleware after
+// authentication. The zero Limits bounds nothing.
+type Limits struct {
+	// Rate limits the key's request rate.
+	Rate RateLimit `json:"rate,omitzero"`
+	// Quota bounds the key's uses.
+	Quota Quota `json:"quota,omitzero"`
+	// AllowedIPs lists the address ranges the key may be used from; empty
+	// means any. Only server keys may have one (a publishable key is used
+	// from browsers anywhere).
+	AllowedIPs []netip.Prefix `json:"allowed_ips,omitempty"`
+}
+
+// IsZero reports whether l bounds nothing.
+func (l Limits) IsZero() bool {
+	return l.Rate.IsZero() && l.Quota.IsZero() && len(l.AllowedIPs) == 0
+}
+
+// ValidateLimits checks l for a key of type t and returns it with every
+// address range masked to its prefix length and duplicates removed. Errors
+// wrap ErrInvalidLimits and name the field.
+func ValidateLimits(t KeyType, l Limits) (Limits, error) {
+	if r := l.Rate; !r.IsZero() {
+		switch {
+		case r.Requests < 1 || r.Requests > MaxRateRequests:
+			return Limits{}, limitError("rate.requests", "must be 1 to %d", MaxRateRequests)
+		case r.Window < MinRateWindow || r.Window > MaxRateWindow || r.Window%time.Second != 0:
+			return Limits{}, limitError("rate.window", "must be whole seconds from %s to %s", MinRateWindow, MaxRateWindow)
+		case r.Burst < 0 || r.Burst > MaxRateRequests:
+			return Limits{}, limitError("rate.burst", "must be 1 to %d, or 0 for rate.requests", MaxRateRequests)
+		}
+	}
+	if q := l.Quota; !q.IsZero() {
+		switch {
+		case q.Limit < 1 || q.Limit > MaxQuotaUses:
+			return Limits{}, limitError("quota.limit", "must be 1 to %d", int64(MaxQuotaUses))
+		case q.Refill < 0 || q.Refill > q.Limit:
+			return Limits{}, limitError("quota.refill", "must be 0 to quota.limit (%d)", q.Limit)
+		case q.Refill > 0 && q.Period != Daily && q.Period != Monthly:
+			return Limits{}, limitError("quota.period", "must be %q or %q when quota.refill is set", Daily, Monthly)
+		case q.Refill == 0 && q.Period != "":
+			return Limits{}, limitError("quota.period", "needs quota.refill")
+		}
+	}
+	if len(l.AllowedIPs) == 0 {
+		l.AllowedIPs = nil
+		return l, nil
+	}
+	if t != Server {
+		return Limits{}, limitError("allowed_ips", "only server keys may have one")
+	}
+	if len(l.AllowedIPs) > MaxAllowedIPs {
+		return Limits{}, limitError("allowed_ips", "holds at most %d ranges", MaxAllowedIPs)
+	}
+	out := make([]netip.Prefix, 0, len(l.AllowedIPs))
+	for i, p := range l.AllowedIPs {
+		if !p.IsValid() || p.Addr().Zone() != "" || (p.Addr().Is4In6() && p.Bits() < 96) {
+			return Limits{}, limitError(fmt.Sprintf("allowed_ips[%d]", i), "is not an address range (CIDR)")
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapBits(p)).Masked()
+		if !containsPrefix(out, p) {
+			out = append(out, p)
+		}
+	}
+	l.AllowedIPs = out
+	return l, nil
+}
+
+// unmapBits is how many prefix bits an IPv4-mapped IPv6 range loses when
+// written as IPv4.
+func unmapBits(p netip.Prefix) int {
+	if p.Addr().Is4In6() {
+		return 96
+	}
+	return 0
+}
+
+func containsPrefix(ps []netip.Prefix, p netip.Prefix) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowsAddr reports whether addr is in one of l's AllowedIPs, or l has
+// none.
+func (l Limits) AllowsAddr(addr netip.Addr) bool {
+	if len(l.AllowedIPs) == 0 {
+		return true
+	}
+	addr = addr.Unmap()
+	for _, p := range l.AllowedIPs {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+func limitError(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s %s", ErrInvalidLimits, field, fmt.Sprintf(format, args...))
+}
