@@ -109,3 +109,41 @@ type EventQuery struct {
 	// Limit is the most events to return; <= 0 means no limit.
 	Limit int
 }
+
+// QuotaLedger is an optional Store capability: it keeps the balance of each
+// key's quota (Record.Limits.Quota), spent in leases so that no request
+// writes to the store. A key whose record has no quota has no balance.
+//
+// A quota starts full (its Limit) when it is set on a key, and is full
+// again whenever a change gives the key a different Quota. At each boundary
+// of its Period (UTC) the balance gains Refill, never beyond Limit: a
+// lease or return at time now first adds Refill once for every boundary
+// passed since the balance was last refilled, in the same atomic update,
+// so that a refill happens exactly once per period whatever the number of
+// processes.
+type QuotaLedger interface {
+	// LeaseQuota takes up to want uses (want >= 1) from keyID's balance at
+	// now, in one atomic conditional update, and reports what it granted
+	// (0 when the balance is empty) and the balance left. It returns
+	// apikey.ErrNotFound for an unknown key and a lease with Granted 0 and
+	// Unlimited true for a key without a quota.
+	LeaseQuota(ctx context.Context, keyID string, want int64, now time.Time) (QuotaLease, error)
+	// ReturnQuota gives back n unspent uses of a lease taken in the period
+	// that holds leasedAt. Uses of a period that has ended are dropped (the
+	// refill replaced them); the balance never exceeds Limit. Unknown keys
+	// and keys without a quota are ignored.
+	ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error
+}
+
+// QuotaLease is what LeaseQuota granted.
+type QuotaLease struct {
+	// Granted is how many uses the caller may spend, 0 to want.
+	Granted int64
+	// Remaining is the balance left in the store after the grant.
+	Remaining int64
+	// NextRefill is when the balance next gains the quota's Refill; zero
+	// when the quota never refills.
+	NextRefill time.Time
+	// Unlimited reports that the key has no quota.
+	Unlimited bool
+}
