@@ -51,7 +51,7 @@ func (v *Validator) check(r *http.Request, p *Policy, outer *Identity) (*Identit
 // well-formed, for the hooks.
 func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *Identity, _ error) {
 	if v.closed.Load() {
-		return "", nil, refuse(ErrUnavailable, "the validator is closed")
+		return "", nil, problem.Refuse(ErrUnavailable, "the validator is closed")
 	}
 	raw, err := keyFromRequest(r, v.cfg.AllowBearer)
 	if err != nil {
@@ -75,7 +75,7 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 	if v.settings.Closed(id.Account, id.Environment) {
 		// CloseAccount marks the settings closed before it revokes the
 		// keys: a key created in a race with the close is refused too.
-		return prefix, nil, refuse(ErrRevokedKey, "the key's account was closed")
+		return prefix, nil, problem.Refuse(ErrRevokedKey, "the key's account was closed")
 	}
 	if id.Type == apikey.Server && fromBrowser(r.Header) && !v.cfg.AllowServerKeyFromBrowser {
 		return prefix, nil, ErrServerKeyFromBrowser
@@ -93,9 +93,9 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 	if origin := r.Header["Origin"]; id.Type == apikey.Client && len(origin) > 0 {
 		switch allowed, known := v.settings.Allows(id.Account, id.Environment, origin[0]); {
 		case !known: // the table queued a reload
-			return prefix, nil, refuse(ErrUnavailable, "allowed origins of environment "+id.Environment+" not loaded yet")
+			return prefix, nil, problem.Refuse(ErrUnavailable, "allowed origins of environment "+id.Environment+" not loaded yet")
 		case !allowed:
-			return prefix, nil, refuse(ErrOrigin, "origin not allowed for keys of environment "+id.Environment)
+			return prefix, nil, problem.Refuse(ErrOrigin, "origin not allowed for keys of environment "+id.Environment)
 		}
 	}
 	v.cache.Touch(e, now)
@@ -150,7 +150,7 @@ var canonicalAPIKey = http.CanonicalHeaderKey(HeaderAPIKey)
 func keyFromRequest(r *http.Request, bearer bool) (string, error) {
 	values := r.Header[canonicalAPIKey]
 	if len(values) > 1 {
-		return "", refuse(ErrMalformedKey, "send exactly one "+HeaderAPIKey+" header")
+		return "", problem.Refuse(ErrMalformedKey, "send exactly one "+HeaderAPIKey+" header")
 	}
 	key := ""
 	if len(values) == 1 {
@@ -163,7 +163,7 @@ func keyFromRequest(r *http.Request, bearer bool) (string, error) {
 		}
 		if token != "" {
 			if key != "" {
-				return "", refuse(ErrMalformedKey, "send the key in "+HeaderAPIKey+" or Authorization, not both")
+				return "", problem.Refuse(ErrMalformedKey, "send the key in "+HeaderAPIKey+" or Authorization, not both")
 			}
 			key = token
 		}
@@ -182,7 +182,7 @@ func bearerToken(values []string) (string, error) {
 		return "", nil
 	}
 	if len(values) > 1 {
-		return "", refuse(ErrMalformedKey, "send exactly one Authorization header")
+		return "", problem.Refuse(ErrMalformedKey, "send exactly one Authorization header")
 	}
 	scheme, token, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {

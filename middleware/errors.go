@@ -65,7 +65,3 @@ var (
 	// Retry-After.
 	ErrBusy = problem.New("busy", http.StatusServiceUnavailable, "key verification did not finish in time")
 )
-
-// refuse returns a refusal of reason r with a request-specific detail that
-// holds no secret.
-func refuse(r *problem.Reason, detail string) error { return problem.Refuse(r, detail) }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware/problem"
 )
 
 // Policy is what a route demands of a key, beyond being valid. The zero
@@ -56,13 +57,13 @@ func (p Policy) Validate() error {
 // of the route.
 func (p Policy) allows(id *Identity) error {
 	if !slices.Contains(p.types(), id.Type) {
-		return refuse(ErrKeyType, "policy "+p.String()+" does not accept "+string(id.Type)+" keys")
+		return problem.Refuse(ErrKeyType, "policy "+p.String()+" does not accept "+string(id.Type)+" keys")
 	}
 	if p.Scope != "" && !id.HasScope(p.Scope) { // every key holds the empty scope
-		return refuse(ErrScope, "policy "+p.String()+" requires scope "+p.Scope)
+		return problem.Refuse(ErrScope, "policy "+p.String()+" requires scope "+p.Scope)
 	}
 	if len(p.Environments) > 0 && !slices.Contains(p.Environments, id.Environment) {
-		return refuse(ErrEnvironment, "policy "+p.String()+" does not accept keys of environment "+id.Environment)
+		return problem.Refuse(ErrEnvironment, "policy "+p.String()+" does not accept keys of environment "+id.Environment)
 	}
 	return nil
 }

@@ -7,58 +7,36 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// throttleSize bounds the key ids whose failures are counted, and the key
-// ids remembered as suspect. Both tables hold only ids with a stored
-// record; under a flood of more distinct real ids the oldest are dropped:
-// memory stays bounded, at the price of forgetting some failures.
+// throttleSize bounds the key ids whose failures are counted and those
+// remembered as suspect; beyond it the oldest are forgotten.
 const throttleSize = 10_000
 
-// suspectWindows is how long, in throttle windows, a key id stays suspect
-// after its last wrong secret or refusal: a flood that pauses for less
-// than that gets no second first run per key id.
+// suspectWindows is how long, in windows, a key id stays suspect after its
+// last wrong secret or refusal since.
 const suspectWindows = 10
 
 // suspectIDsPerSlot sets the failure budget of all key ids together: that
-// of suspectIDsPerSlot key ids (ThrottleFailures each) per argon2 slot.
+// of suspectIDsPerSlot key ids per argon2 slot.
 const suspectIDsPerSlot = 10
 
-// throttle limits verifications of key ids that keep failing. It is
-// consulted only on cache misses, so a cached valid key is never throttled,
-// and the verifier lets a presented key that verified in this process
-// (keycache.Verified) bypass it, so that nothing an attacker sends about a
-// public key id gets that key refused.
-//
-// Its contract, with B = ThrottleFailures, W = ThrottleWindow and
+// throttle limits verifications of key ids that keep failing. It is asked
+// only on cache misses, and never for a presented key that verified in this
+// process, so nothing an attacker sends about a public key id gets that key
+// refused. With B = ThrottleFailures, W = ThrottleWindow and
 // N = MaxConcurrentHashes:
 //
-//   - Per key id: at most B failed or in-flight verifications per window;
-//     beyond, ErrThrottled without a store read or a hash. Only key ids
-//     with a stored record take a count (the verifier acquires after the
-//     store read, before the hash): unknown ids cost no argon2 and cannot
-//     push the counts of real ids out of the table.
+//   - Per key id: at most B failed or in-flight verifications per window,
+//     then ErrThrottled without a store read or a hash. Only ids with a
+//     stored record take a count, so unknown ids cannot push real ones out.
 //   - A key id is suspect while it has a verification in flight, or for
-//     suspectWindows*W after its last wrong secret (a failed argon2 check)
-//     or its last refusal since. Only a wrong secret enters a key id in
-//     the table of suspects: unknown key ids cost no argon2 and cannot
-//     push the suspect ids out of it.
-//   - Suspect ids share the suspect lane: at most max(1, N/2) of the N
-//     argon2 slots at once, so that ids without a recent failure (a key
-//     never seen before) always find a slot behind at most that many
-//     hashes.
-//   - All key ids together: once suspectIDsPerSlot*B*N verifications
-//     failed in a window (in either lane), or failed and in flight in the
-//     suspect lane, suspect ids get ErrThrottled without a hash until the
-//     window ends.
+//     suspectWindows*W after its last wrong secret or refusal since.
+//     Suspect ids share at most max(1, N/2) argon2 slots at once, so that a
+//     key never seen before finds a slot behind at most that many hashes.
+//   - All ids together: once suspectIDsPerSlot*B*N verifications failed in
+//     a window, or failed and are in flight in the suspect lane, suspect ids
+//     get ErrThrottled until the window ends.
 //
-// Wrong secrets for a key id whose key verified in this process against
-// the id's stored hash never reach the throttle: the verifier refutes
-// them without argon2 (keycache.Verified.Refutes). For the other ids,
-// wrong secrets cost at most suspectIDsPerSlot*B*N argon2 runs per
-// window, plus one per key id that was not suspect (each real key id
-// once, while the flood keeps it suspect), and never more than
-// max(1, N/2) slots at once beyond those first runs. Those first runs
-// share the other slots with keys never seen before: while an attacker
-// makes its key ids suspect, new keys queue behind them.
+// docs/security.md states the resulting bound on argon2 work.
 type throttle struct {
 	budget       int // per key id and window
 	window       time.Duration

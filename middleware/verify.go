@@ -84,7 +84,7 @@ func (vf *verifier) verify(ctx context.Context, key apikey.Key, k keycache.Key) 
 			return nil, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
 		}
 	}
-	return nil, refuse(ErrBusy, "the key changed during every verification")
+	return nil, problem.Refuse(ErrBusy, "the key changed during every verification")
 }
 
 // load reads a key by id, verifies its hash and caches the outcome. Storage
