@@ -1,0 +1,133 @@
+package usage
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/storage"
+)
+
+var outcomes = []string{"admitted", "rate_limited"}
+
+var t0 = time.Date(2026, 12, 4, 10, 59, 58, 0, time.UTC)
+
+// sorted orders counts for comparison.
+func sorted(cs []storage.UsageCount) []storage.UsageCount {
+	slices.SortFunc(cs, func(a, b storage.UsageCount) int {
+		return strings.Compare(fmt.Sprint(a.Hour.Unix(), a.KeyID, a.Outcome), fmt.Sprint(b.Hour.Unix(), b.KeyID, b.Outcome))
+	})
+	return cs
+}
+
+func TestTallyCountsPerKeyHourAndOutcome(t *testing.T) {
+	tl := New(outcomes, 100)
+	tl.Add("acme", "production", "keyA", 0, t0)
+	tl.Add("acme", "production", "keyA", 0, t0.Add(time.Second))
+	tl.Add("acme", "production", "keyA", 1, t0.Add(time.Second))
+	tl.Add("acme", "production", "keyA", 0, t0.Add(3*time.Second)) // 11:00:01: the next hour
+	tl.Add("acme", "staging", "keyB", 1, t0)
+
+	h10, h11 := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC), time.Date(2026, 12, 4, 11, 0, 0, 0, time.UTC)
+	want := []storage.UsageCount{
+		{Account: "acme", Environment: "production", KeyID: "keyA", Hour: h10, Outcome: "admitted", Count: 2},
+		{Account: "acme", Environment: "production", KeyID: "keyA", Hour: h10, Outcome: "rate_limited", Count: 1},
+		{Account: "acme", Environment: "staging", KeyID: "keyB", Hour: h10, Outcome: "rate_limited", Count: 1},
+		{Account: "acme", Environment: "production", KeyID: "keyA", Hour: h11, Outcome: "admitted", Count: 1},
+	}
+	assert.Equal(t, sorted(want), sorted(tl.Take()))
+	assert.Empty(t, tl.Take(), "a Take forgets what it returned")
+	assert.Zero(t, tl.Dropped())
+}
+
+func TestTallyForgetsIdleKeys(t *testing.T) {
+	tl := New(outcomes, shards) // one key per shard
+	tl.Add("a", "e", "key1", 0, t0)
+	require.Len(t, tl.Take(), 1)
+	require.Len(t, tl.Take(), 0) // idle since: forgotten, room made
+	tl.Add("a", "e", "xxx1", 0, t0) // key1's shard (same last byte), full while key1 was kept
+	assert.Zero(t, tl.Dropped(), "the idle key left room in its shard")
+	assert.Equal(t, "xxx1", tl.Take()[0].KeyID)
+}
+
+func TestTallyBoundsKeys(t *testing.T) {
+	tl := New(outcomes, shards) // one key per shard
+	tl.Add("a", "e", "xxx1", 0, t0)
+	tl.Add("a", "e", "yyy1", 0, t0) // same last byte: same shard, which is full
+	tl.Add("a", "e", "xxx1", 0, t0)
+	got := tl.Take()
+	require.Len(t, got, 1)
+	assert.Equal(t, int64(2), got[0].Count)
+	assert.Equal(t, uint64(1), tl.Dropped())
+}
+
+func TestTallyRestoreAndPendingBound(t *testing.T) {
+	tl := New(outcomes, 100)
+	tl.Add("a", "e", "key1", 0, t0)
+	taken := tl.Take()
+	tl.Restore(taken)
+	assert.Equal(t, taken, tl.Take(), "restored counts are taken again")
+
+	big := make([]storage.UsageCount, maxPending+3)
+	for i := range big {
+		big[i] = storage.UsageCount{KeyID: "k", Count: 2}
+	}
+	tl.Restore(big)
+	assert.Len(t, tl.Take(), maxPending)
+	assert.Equal(t, uint64(6), tl.Dropped(), "the 3 counts beyond the bound, 2 requests each")
+}
+
+func TestTallyConcurrentAddsAreAllCounted(t *testing.T) {
+	tl := New(outcomes, 1000)
+	var wg sync.WaitGroup
+	var takenMu sync.Mutex
+	var total int64
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 10_000 {
+				tl.Add("a", "e", fmt.Sprintf("key%d", (g+i)%50), i%2, t0)
+			}
+		})
+	}
+	wg.Go(func() { // takes concurrently, as the flusher does
+		for range 100 {
+			for _, c := range tl.Take() {
+				takenMu.Lock()
+				total += c.Count
+				takenMu.Unlock()
+			}
+		}
+	})
+	wg.Wait()
+	for _, c := range tl.Take() {
+		total += c.Count
+	}
+	assert.Equal(t, int64(80_000), total)
+	assert.Zero(t, tl.Dropped())
+}
+
+func BenchmarkTallyAdd(b *testing.B) {
+	tl := New(outcomes, 1000)
+	tl.Add("acme", "production", "keyAAAAAAAAA", 0, t0)
+	b.ReportAllocs()
+	for b.Loop() {
+		tl.Add("acme", "production", "keyAAAAAAAAA", 0, t0)
+	}
+}
+
+func BenchmarkTallyAddParallel(b *testing.B) {
+	tl := New(outcomes, 1000)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		id := fmt.Sprintf("key%09d", time.Now().UnixNano()%1000)
+		for pb.Next() {
+			tl.Add("acme", "production", id, 0, t0)
+		}
+	})
+}
