@@ -50,7 +50,7 @@ func TestTallyForgetsIdleKeys(t *testing.T) {
 	tl := New(outcomes, shards) // one key per shard
 	tl.Add("a", "e", "key1", 0, t0)
 	require.Len(t, tl.Take(), 1)
-	require.Len(t, tl.Take(), 0) // idle since: forgotten, room made
+	require.Len(t, tl.Take(), 0)    // idle since: forgotten, room made
 	tl.Add("a", "e", "xxx1", 0, t0) // key1's shard (same last byte), full while key1 was kept
 	assert.Zero(t, tl.Dropped(), "the idle key left room in its shard")
 	assert.Equal(t, "xxx1", tl.Take()[0].KeyID)
