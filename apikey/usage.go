@@ -5,10 +5,9 @@ import (
 	"time"
 )
 
-// UsageRecorder is an optional Store capability (the Manager reads usage
-// through it): it adds up the requests
-// of each key per hour and outcome, written in batches (never one write per
-// request) and kept for a retention the store is given.
+// UsageRecorder is an optional Store capability: it adds up the requests of
+// each key per hour and outcome, written in batches (never one write per
+// request), and deletes the counts older than a retention (PruneUsage).
 type UsageRecorder interface {
 	// RecordUsage adds every count to the stored count of its key, hour and
 	// outcome (creating it at 0), in one atomic write. Counts of the same
