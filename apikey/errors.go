@@ -122,7 +122,7 @@ var requestErrors = []error{
 	ErrInvalidScope, ErrScopesRequired, ErrInvalidOrigin, ErrInvalidName, ErrInvalidExpiry, ErrGraceOutOfRange,
 	ErrGraceRequired, ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,
 	ErrKeyExpired, ErrNotRevealable, ErrInvalidAccount, ErrAccountClosed, ErrInvalidMetadata,
-	ErrInvalidCursor,
+	ErrInvalidCursor, ErrInvalidLimits,
 }
 
 // IsRequestError reports whether err is a refusal by this package's rules or

@@ -1,9 +1,12 @@
 package apikey
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -31,17 +34,50 @@ const (
 // limit.
 type RateLimit struct {
 	// Requests is how many requests a Window allows, 1 to MaxRateRequests.
-	Requests int `json:"requests"`
+	Requests int
 	// Window is the period Requests is counted over, MinRateWindow to
-	// MaxRateWindow, in whole seconds.
-	Window time.Duration `json:"-"`
+	// MaxRateWindow, in whole seconds ("window_seconds" in JSON).
+	Window time.Duration
 	// Burst is how many requests may arrive at once, 1 to MaxRateRequests;
 	// 0 means Requests.
-	Burst int `json:"burst,omitempty"`
+	Burst int
 }
 
 // IsZero reports whether r sets no limit.
 func (r RateLimit) IsZero() bool { return r == RateLimit{} }
+
+// rateJSON is the JSON form of a RateLimit: the window in whole seconds.
+type rateJSON struct {
+	Requests      int   `json:"requests"`
+	WindowSeconds int64 `json:"window_seconds"`
+	Burst         int   `json:"burst,omitempty"`
+}
+
+// MarshalJSON writes r as {"requests": N, "window_seconds": S, "burst": B},
+// the window in whole seconds (rounded down) and burst omitted when 0.
+func (r RateLimit) MarshalJSON() ([]byte, error) {
+	return json.Marshal(rateJSON{Requests: r.Requests, WindowSeconds: int64(r.Window / time.Second), Burst: r.Burst})
+}
+
+// UnmarshalJSON reads the form MarshalJSON writes. It checks no bound (see
+// ValidateLimits) but keeps every out-of-range window out of range: a
+// number of seconds too large for a time.Duration becomes a window longer
+// than MaxRateWindow, never a wrapped-around valid one.
+func (r *RateLimit) UnmarshalJSON(data []byte) error {
+	var v rateJSON
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	window := time.Duration(v.WindowSeconds) * time.Second
+	switch maxSeconds := int64(MaxRateWindow / time.Second); {
+	case v.WindowSeconds > maxSeconds:
+		window = MaxRateWindow + time.Second
+	case v.WindowSeconds < 0:
+		window = -time.Second
+	}
+	*r = RateLimit{Requests: v.Requests, Window: window, Burst: v.Burst}
+	return nil
+}
 
 // BurstSize returns Burst, or Requests when Burst is 0.
 func (r RateLimit) BurstSize() int {
@@ -117,6 +153,42 @@ func (l Limits) IsZero() bool {
 	return l.Rate.IsZero() && l.Quota.IsZero() && len(l.AllowedIPs) == 0
 }
 
+// Clone returns a copy of l that shares no memory with it.
+func (l Limits) Clone() Limits {
+	l.AllowedIPs = slices.Clone(l.AllowedIPs)
+	return l
+}
+
+// Equal reports whether l and o set the same bounds (AllowedIPs in the
+// same order).
+func (l Limits) Equal(o Limits) bool {
+	return l.Rate == o.Rate && l.Quota == o.Quota && slices.Equal(l.AllowedIPs, o.AllowedIPs)
+}
+
+// String summarises l for people and audit events, such as
+// "rate 100/60s burst 20; quota 1000 +1000/month; 2 allowed IP ranges", or
+// "no limits".
+func (l Limits) String() string {
+	var parts []string
+	if r := l.Rate; !r.IsZero() {
+		parts = append(parts, fmt.Sprintf("rate %d/%ds burst %d", r.Requests, r.Window/time.Second, r.BurstSize()))
+	}
+	if q := l.Quota; !q.IsZero() {
+		if q.Refill > 0 {
+			parts = append(parts, fmt.Sprintf("quota %d +%d/%s", q.Limit, q.Refill, q.Period))
+		} else {
+			parts = append(parts, fmt.Sprintf("quota %d", q.Limit))
+		}
+	}
+	if n := len(l.AllowedIPs); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d allowed IP ranges", n))
+	}
+	if len(parts) == 0 {
+		return "no limits"
+	}
+	return strings.Join(parts, "; ")
+}
+
 // ValidateLimits checks l for a key of type t and returns it with every
 // address range masked to its prefix length and duplicates removed. Errors
 // wrap ErrInvalidLimits and name the field.
@@ -126,7 +198,7 @@ func ValidateLimits(t KeyType, l Limits) (Limits, error) {
 		case r.Requests < 1 || r.Requests > MaxRateRequests:
 			return Limits{}, limitError("rate.requests", "must be 1 to %d", MaxRateRequests)
 		case r.Window < MinRateWindow || r.Window > MaxRateWindow || r.Window%time.Second != 0:
-			return Limits{}, limitError("rate.window", "must be whole seconds from %s to %s", MinRateWindow, MaxRateWindow)
+			return Limits{}, limitError("rate.window_seconds", "must be %d to %d", MinRateWindow/time.Second, MaxRateWindow/time.Second)
 		case r.Burst < 0 || r.Burst > MaxRateRequests:
 			return Limits{}, limitError("rate.burst", "must be 1 to %d, or 0 for rate.requests", MaxRateRequests)
 		}

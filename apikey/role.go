@@ -132,6 +132,7 @@ const (
 	ActionReveal      Action = "reveal"
 	ActionSetOwner    Action = "set_owner"
 	ActionSetMetadata Action = "set_metadata"
+	ActionSetLimits   Action = "set_limits"
 	ActionClose       Action = "close_account"
 	ActionView        Action = "view"
 )
