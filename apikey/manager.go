@@ -867,7 +867,7 @@ func (m *Manager) newKey(spec keySpec, actor Actor, now time.Time) (Key, Record,
 	rec := Record{
 		ID: key.ID(), Account: spec.account, Type: t, Environment: spec.env, Name: spec.name,
 		Owner: spec.owner, Metadata: maps.Clone(spec.metadata), Scopes: cloneStrings(spec.scopes),
-		Limits: spec.limits.Clone(),
+		Limits:    spec.limits.Clone(),
 		CreatedAt: now, CreatedBy: actor.ID, ExpiresAt: spec.expires, Hash: NewOpaque(hash),
 	}
 	switch {
