@@ -118,6 +118,22 @@ func (p QuotaPeriod) Next(t time.Time) time.Time {
 	return s.AddDate(0, 0, 1)
 }
 
+// Index numbers the period that holds t (UTC), so that consecutive periods
+// have consecutive numbers: days since 1970-01-01 for Daily, year*12 +
+// month-1 for Monthly, and 0 for any other value (a quota that never
+// refills has one period).
+func (p QuotaPeriod) Index(t time.Time) int64 {
+	t = t.UTC()
+	switch p {
+	case Daily:
+		return p.Start(t).Unix() / 86400 // a midnight: an exact multiple
+	case Monthly:
+		return int64(t.Year())*12 + int64(t.Month()) - 1
+	default:
+		return 0
+	}
+}
+
 // Quota is a number of uses that requests spend (a route may cost more
 // than one), refilled at each period boundary. The zero Quota means no
 // quota.
