@@ -77,6 +77,14 @@ func Run(t *testing.T, c Config) {
 		// Optional capabilities (cases.go).
 		{"LastUsedRecorder", testLastUsedRecorder},
 		{"ChangeFeed", testChangeFeed},
+		// storage.QuotaLedger, when the store has it (quota.go).
+		{"QuotaLeaseUntilEmpty", testQuotaLeaseUntilEmpty},
+		{"QuotaRefill", testQuotaRefill},
+		{"QuotaReturn", testQuotaReturn},
+		{"QuotaResetOnChange", testQuotaResetOnChange},
+		{"QuotaUnknownAndUnlimited", testQuotaUnknownAndUnlimited},
+		{"QuotaConcurrentLeases", testQuotaConcurrentLeases},
+		{"QuotaConcurrentRefill", testQuotaConcurrentRefill},
 		// Accounts, through the store and through a Manager (accounts.go).
 		{"AccountIsolation", testAccountIsolation},
 		{"ManagerIsolation", testManagerIsolation},
