@@ -35,7 +35,7 @@
 // # Optional interfaces
 //
 // *Store implements apikey.Store and the optional capabilities of package
-// storage ChangeFeed, LastUsedRecorder and AuditLog, passing each call to
+// storage ChangeFeed, LastUsedRecorder, AuditLog and QuotaLedger, passing each call to
 // the inner store; a capability the inner store lacks, or that Hide hid,
 // fails with an error wrapping errors.ErrUnsupported. Code that discovers
 // capabilities by type assertion, as the middleware does, would be misled
@@ -77,12 +77,14 @@ const (
 	OpRevision       Op = "Revision"       // storage.ChangeFeed
 	OpRecordLastUsed Op = "RecordLastUsed" // storage.LastUsedRecorder
 	OpEvents         Op = "Events"         // storage.AuditLog
+	OpLeaseQuota     Op = "LeaseQuota"     // storage.QuotaLedger
+	OpReturnQuota    Op = "ReturnQuota"    // storage.QuotaLedger
 )
 
 // Ops lists every operation of a Store.
 var Ops = []Op{
 	OpKey, OpDefaultKey, OpKeys, OpSettings, OpEnvironments, OpAccounts, OpApply,
-	OpChanges, OpRevision, OpRecordLastUsed, OpEvents,
+	OpChanges, OpRevision, OpRecordLastUsed, OpEvents, OpLeaseQuota, OpReturnQuota,
 }
 
 // ErrDown is the error of every call to a store that is Down.
@@ -95,6 +97,7 @@ type Store struct {
 	feed     storage.ChangeFeed       // nil if the inner store has none, or Hide hid it
 	recorder storage.LastUsedRecorder // nil if the inner store has none, or Hide hid it
 	audit    storage.AuditLog         // nil if the inner store has none, or Hide hid it
+	ledger   storage.QuotaLedger      // nil if the inner store has none, or Hide hid it
 	hooks    *hooks
 	gap      atomic.Pointer[chan struct{}] // set: the next Changes reports ErrFeedGap, then closes it
 }
@@ -104,6 +107,7 @@ var (
 	_ storage.ChangeFeed       = (*Store)(nil)
 	_ storage.LastUsedRecorder = (*Store)(nil)
 	_ storage.AuditLog         = (*Store)(nil)
+	_ storage.QuotaLedger      = (*Store)(nil)
 )
 
 // New returns a wrapper of inner with no fault or hook: every call goes
@@ -113,6 +117,7 @@ func New(inner apikey.Store) *Store {
 	s.feed, _ = inner.(storage.ChangeFeed)
 	s.recorder, _ = inner.(storage.LastUsedRecorder)
 	s.audit, _ = inner.(storage.AuditLog)
+	s.ledger, _ = inner.(storage.QuotaLedger)
 	return s
 }
 
@@ -128,51 +133,110 @@ func (s *Store) Exact() apikey.Store {
 		F = storage.ChangeFeed
 		R = storage.LastUsedRecorder
 		A = storage.AuditLog
+		Q = storage.QuotaLedger
 	)
-	f, r, a := s.feed != nil, s.recorder != nil, s.audit != nil
-	switch {
-	case f && r && a:
-		return s
-	case f && r:
-		return struct {
-			apikey.Store
-			F
-			R
-		}{s, s, s}
-	case f && a:
-		return struct {
-			apikey.Store
-			F
-			A
-		}{s, s, s}
-	case r && a:
-		return struct {
-			apikey.Store
-			R
-			A
-		}{s, s, s}
-	case f:
-		return struct {
-			apikey.Store
-			F
-		}{s, s}
-	case r:
-		return struct {
-			apikey.Store
-			R
-		}{s, s}
-	case a:
-		return struct {
-			apikey.Store
-			A
-		}{s, s}
+	var mask int // a bit per capability: F 1, R 2, A 4, Q 8
+	for i, has := range []bool{s.feed != nil, s.recorder != nil, s.audit != nil, s.ledger != nil} {
+		if has {
+			mask |= 1 << i
+		}
 	}
-	return struct{ apikey.Store }{s}
+	switch mask {
+	case 15:
+		return s
+	case 14: // R+A+Q
+		return struct {
+			apikey.Store
+			R
+			A
+			Q
+		}{s, s, s, s}
+	case 13: // F+A+Q
+		return struct {
+			apikey.Store
+			F
+			A
+			Q
+		}{s, s, s, s}
+	case 12: // A+Q
+		return struct {
+			apikey.Store
+			A
+			Q
+		}{s, s, s}
+	case 11: // F+R+Q
+		return struct {
+			apikey.Store
+			F
+			R
+			Q
+		}{s, s, s, s}
+	case 10: // R+Q
+		return struct {
+			apikey.Store
+			R
+			Q
+		}{s, s, s}
+	case 9: // F+Q
+		return struct {
+			apikey.Store
+			F
+			Q
+		}{s, s, s}
+	case 8: // Q
+		return struct {
+			apikey.Store
+			Q
+		}{s, s}
+	case 7: // F+R+A
+		return struct {
+			apikey.Store
+			F
+			R
+			A
+		}{s, s, s, s}
+	case 6: // R+A
+		return struct {
+			apikey.Store
+			R
+			A
+		}{s, s, s}
+	case 5: // F+A
+		return struct {
+			apikey.Store
+			F
+			A
+		}{s, s, s}
+	case 4: // A
+		return struct {
+			apikey.Store
+			A
+		}{s, s}
+	case 3: // F+R
+		return struct {
+			apikey.Store
+			F
+			R
+		}{s, s, s}
+	case 2: // R
+		return struct {
+			apikey.Store
+			R
+		}{s, s}
+	case 1: // F
+		return struct {
+			apikey.Store
+			F
+		}{s, s}
+	default:
+		return struct{ apikey.Store }{s}
+	}
 }
 
 // Hide hides the optional interfaces of the given operations, as if the
 // inner store lacked them: OpChanges or OpRevision hide storage.ChangeFeed,
-// OpRecordLastUsed storage.LastUsedRecorder, OpEvents storage.AuditLog.
+// OpRecordLastUsed storage.LastUsedRecorder, OpEvents storage.AuditLog,
+// OpLeaseQuota or OpReturnQuota storage.QuotaLedger.
 // Exact then does not implement them, and their calls on s fail with an
 // error wrapping errors.ErrUnsupported. Call it before s is used (before
 // Exact and the first call); it is not safe for concurrent use. Hiding an
@@ -186,6 +250,8 @@ func (s *Store) Hide(ops ...Op) {
 			s.recorder = nil
 		case OpEvents:
 			s.audit = nil
+		case OpLeaseQuota, OpReturnQuota:
+			s.ledger = nil
 		default:
 			panic("faultstore: Hide: " + string(op) + " is not an operation of an optional interface")
 		}
@@ -354,4 +420,24 @@ func (s *Store) Events(ctx context.Context, q storage.EventQuery) ([]apikey.Even
 	c := &Call{Op: OpEvents, EventQuery: q}
 	s.hooks.do(ctx, c, func() { c.Events, c.Err = s.audit.Events(ctx, c.EventQuery) })
 	return c.Events, c.Err
+}
+
+// LeaseQuota implements storage.QuotaLedger.
+func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now time.Time) (storage.QuotaLease, error) {
+	if s.ledger == nil {
+		return storage.QuotaLease{}, unsupported(OpLeaseQuota)
+	}
+	c := &Call{Op: OpLeaseQuota, ID: keyID, Uses: want, Now: now}
+	s.hooks.do(ctx, c, func() { c.Lease, c.Err = s.ledger.LeaseQuota(ctx, c.ID, c.Uses, c.Now) })
+	return c.Lease, c.Err
+}
+
+// ReturnQuota implements storage.QuotaLedger.
+func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error {
+	if s.ledger == nil {
+		return unsupported(OpReturnQuota)
+	}
+	c := &Call{Op: OpReturnQuota, ID: keyID, Uses: n, LeasedAt: leasedAt, Now: now}
+	s.hooks.do(ctx, c, func() { c.Err = s.ledger.ReturnQuota(ctx, c.ID, c.Uses, c.LeasedAt, c.Now) })
+	return c.Err
 }

@@ -126,6 +126,13 @@ func calls(s *faultstore.Store) map[faultstore.Op]func(context.Context) error {
 			_, err := s.Events(ctx, storage.EventQuery{Account: acct, Limit: 10})
 			return err
 		},
+		faultstore.OpLeaseQuota: func(ctx context.Context) error {
+			_, err := s.LeaseQuota(ctx, "id", 1, time.Now())
+			return err
+		},
+		faultstore.OpReturnQuota: func(ctx context.Context) error {
+			return s.ReturnQuota(ctx, "id", 1, time.Now(), time.Now())
+		},
 	}
 }
 
@@ -140,6 +147,12 @@ func ignoreNotFound(err error) error {
 // bare is a store with no optional capability.
 type bare struct{ apikey.Store }
 
+// ledgerOnly is a store with a quota ledger and nothing else optional.
+type ledgerOnly struct {
+	apikey.Store
+	storage.QuotaLedger
+}
+
 // feedOnly is a store with a change feed and nothing else optional.
 type feedOnly struct {
 	apikey.Store
@@ -152,10 +165,12 @@ func TestExactAdvertisesOnlyTheInnerCapabilities(t *testing.T) {
 		name                 string
 		inner                apikey.Store
 		feed, recorder, logs bool
+		ledger               bool
 	}{
-		{"memory", mem, true, true, true},
-		{"bare", bare{mem}, false, false, false},
-		{"feed only", feedOnly{mem, mem}, true, false, false},
+		{"memory", mem, true, true, true, true},
+		{"bare", bare{mem}, false, false, false, false},
+		{"feed only", feedOnly{mem, mem}, true, false, false, false},
+		{"ledger only", ledgerOnly{mem, mem}, false, false, false, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := faultstore.New(tt.inner)
@@ -163,7 +178,8 @@ func TestExactAdvertisesOnlyTheInnerCapabilities(t *testing.T) {
 			_, feed := exact.(storage.ChangeFeed)
 			_, recorder := exact.(storage.LastUsedRecorder)
 			_, logs := exact.(storage.AuditLog)
-			assert.Equal(t, []bool{tt.feed, tt.recorder, tt.logs}, []bool{feed, recorder, logs})
+			_, ledger := exact.(storage.QuotaLedger)
+			assert.Equal(t, []bool{tt.feed, tt.recorder, tt.logs, tt.ledger}, []bool{feed, recorder, logs, ledger})
 
 			s.Down()
 			_, err := exact.Key(context.Background(), "id")
@@ -171,6 +187,10 @@ func TestExactAdvertisesOnlyTheInnerCapabilities(t *testing.T) {
 			s.Up()
 			if !tt.feed {
 				_, err := s.Revision(context.Background())
+				require.ErrorIs(t, err, errors.ErrUnsupported)
+			}
+			if !tt.ledger {
+				_, err := s.LeaseQuota(context.Background(), "id", 1, time.Now())
 				require.ErrorIs(t, err, errors.ErrUnsupported)
 			}
 		})

@@ -79,6 +79,7 @@ func TestHookArguments(t *testing.T) {
 	ctx := context.Background()
 	s, issued := bootstrapped(t)
 	server, client := issued[0].Key.ID(), issued[1].Key.ID()
+	leaseAt := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		op    faultstore.Op
 		call  func() error
@@ -122,6 +123,20 @@ func TestHookArguments(t *testing.T) {
 			_, err := s.Events(ctx, storage.EventQuery{Account: apikey.DefaultAccount, Limit: 4})
 			return err
 		}, func(t *testing.T, c *faultstore.Call) { assert.Equal(t, 4, c.EventQuery.Limit) }},
+		{faultstore.OpLeaseQuota, func() error { _, err := s.LeaseQuota(ctx, server, 3, leaseAt); return err },
+			func(t *testing.T, c *faultstore.Call) {
+				assert.Equal(t, server, c.ID)
+				assert.Equal(t, int64(3), c.Uses)
+				assert.True(t, leaseAt.Equal(c.Now))
+				assert.True(t, c.Lease.Unlimited, "After sees the result: the default key has no quota")
+			}},
+		{faultstore.OpReturnQuota, func() error { return s.ReturnQuota(ctx, client, 2, leaseAt.Add(-time.Hour), leaseAt) },
+			func(t *testing.T, c *faultstore.Call) {
+				assert.Equal(t, client, c.ID)
+				assert.Equal(t, int64(2), c.Uses)
+				assert.True(t, leaseAt.Add(-time.Hour).Equal(c.LeasedAt))
+				assert.True(t, leaseAt.Equal(c.Now))
+			}},
 	}
 	require.Len(t, tests, len(faultstore.Ops), "every operation")
 	for _, tt := range tests {
@@ -287,15 +302,18 @@ func TestUnknownOpPanics(t *testing.T) {
 func TestHide(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
-		hide                 []faultstore.Op
-		feed, recorder, logs bool
+		hide                         []faultstore.Op
+		feed, recorder, logs, ledger bool
 	}{
-		{nil, true, true, true},
-		{[]faultstore.Op{faultstore.OpChanges}, false, true, true},
-		{[]faultstore.Op{faultstore.OpRevision}, false, true, true},
-		{[]faultstore.Op{faultstore.OpRecordLastUsed}, true, false, true},
-		{[]faultstore.Op{faultstore.OpEvents}, true, true, false},
-		{[]faultstore.Op{faultstore.OpChanges, faultstore.OpRecordLastUsed, faultstore.OpEvents}, false, false, false},
+		{nil, true, true, true, true},
+		{[]faultstore.Op{faultstore.OpChanges}, false, true, true, true},
+		{[]faultstore.Op{faultstore.OpRevision}, false, true, true, true},
+		{[]faultstore.Op{faultstore.OpRecordLastUsed}, true, false, true, true},
+		{[]faultstore.Op{faultstore.OpEvents}, true, true, false, true},
+		{[]faultstore.Op{faultstore.OpLeaseQuota}, true, true, true, false},
+		{[]faultstore.Op{faultstore.OpReturnQuota, faultstore.OpChanges}, false, true, true, false},
+		{[]faultstore.Op{faultstore.OpChanges, faultstore.OpRecordLastUsed, faultstore.OpEvents}, false, false, false, true},
+		{[]faultstore.Op{faultstore.OpChanges, faultstore.OpRecordLastUsed, faultstore.OpEvents, faultstore.OpLeaseQuota}, false, false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(string(joinOps(tt.hide)), func(t *testing.T) {
@@ -305,7 +323,8 @@ func TestHide(t *testing.T) {
 			_, feed := exact.(storage.ChangeFeed)
 			_, recorder := exact.(storage.LastUsedRecorder)
 			_, logs := exact.(storage.AuditLog)
-			assert.Equal(t, []bool{tt.feed, tt.recorder, tt.logs}, []bool{feed, recorder, logs})
+			_, ledger := exact.(storage.QuotaLedger)
+			assert.Equal(t, []bool{tt.feed, tt.recorder, tt.logs, tt.ledger}, []bool{feed, recorder, logs, ledger})
 
 			_, err := s.Revision(ctx)
 			assert.Equal(t, !tt.feed, errors.Is(err, errors.ErrUnsupported), "Revision: %v", err)
@@ -313,6 +332,8 @@ func TestHide(t *testing.T) {
 			assert.Equal(t, !tt.recorder, errors.Is(err, errors.ErrUnsupported), "RecordLastUsed: %v", err)
 			_, err = s.Events(ctx, storage.EventQuery{Limit: 1})
 			assert.Equal(t, !tt.logs, errors.Is(err, errors.ErrUnsupported), "Events: %v", err)
+			err = s.ReturnQuota(ctx, "id", 1, time.Now(), time.Now())
+			assert.Equal(t, !tt.ledger, errors.Is(err, errors.ErrUnsupported), "ReturnQuota: %v", err)
 		})
 	}
 }
