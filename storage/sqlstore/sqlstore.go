@@ -33,8 +33,8 @@ type Options struct {
 }
 
 // Store is a keystile store in a SQL database reached through database/sql.
-// It implements apikey.Store, storage.ChangeFeed, storage.LastUsedRecorder
-// and storage.AuditLog.
+// It implements apikey.Store, storage.ChangeFeed, storage.LastUsedRecorder,
+// storage.AuditLog and storage.QuotaLedger.
 //
 // A Store is safe for concurrent use, and any number of Stores, in one
 // process or many, may share one database: every write is one transaction
