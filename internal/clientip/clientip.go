@@ -132,14 +132,20 @@ func (r *Resolver) Addr(req *http.Request) netip.Addr {
 	return r.fromHeader(req.Header[r.header], peer)
 }
 
-// remoteAddr parses RemoteAddr, host:port or a bare address.
+// remoteAddr parses RemoteAddr: host:port, [host]:port or a bare address.
+// The port, written by the server, is not read.
 func remoteAddr(s string) netip.Addr {
-	ap, err := netip.ParseAddrPort(s)
-	a := ap.Addr()
-	if err != nil {
-		if a, err = netip.ParseAddr(s); err != nil {
-			return netip.Addr{}
+	host := s
+	if strings.HasPrefix(s, "[") {
+		if end := strings.IndexByte(s, ']'); end > 0 {
+			host = s[1:end]
 		}
+	} else if i := strings.IndexByte(s, ':'); i >= 0 && strings.IndexByte(s[i+1:], ':') < 0 {
+		host = s[:i]
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
 	}
 	return a.Unmap().WithZone("")
 }
