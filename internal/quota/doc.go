@@ -36,7 +36,8 @@
 // LeaseTime unused), or Close. An instance that found the store empty asks
 // it again at most once per LeaseTime (and at the refill).
 //
-// Memory is bounded: at most MaxKeys keys (rounded up to a multiple of 32)
-// have local state, about 200 bytes each; a key that arrives when its shard
-// is full evicts another, whose unspent uses are returned.
+// Memory is bounded: at most MaxKeys keys (rounded up to a multiple of 32,
+// plus keys whose lease is being taken) have local state, about 210 bytes
+// each besides the key id; a key that arrives when its shard is full evicts
+// another, whose unspent uses are returned.
 package quota

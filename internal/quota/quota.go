@@ -242,7 +242,7 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 		}
 		if now.Before(e.unlimited) {
 			sh.mu.Unlock()
-			s.giveBack(evicted, now)
+			s.giveBack(ctx, evicted, now)
 			return Decision{Allowed: true, Unlimited: true}, nil
 		}
 		e.rollover(now)
@@ -252,18 +252,18 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			e.lastUsed = now
 			d := Decision{Allowed: true, Remaining: e.remaining + e.held, NextRefill: e.nextRefill}
 			sh.mu.Unlock()
-			s.giveBack(evicted, now)
+			s.giveBack(ctx, evicted, now)
 			return d, nil
 		}
 		if now.Before(e.emptyUntil) || leads == maxLeadsPerSpend {
 			d := Decision{Remaining: e.remaining + e.held, NextRefill: e.nextRefill}
 			sh.mu.Unlock()
-			s.giveBack(evicted, now)
+			s.giveBack(ctx, evicted, now)
 			return d, nil
 		}
 		if f := e.flight; f != nil {
 			sh.mu.Unlock()
-			s.giveBack(evicted, now)
+			s.giveBack(ctx, evicted, now)
 			select {
 			case <-f.done:
 			case <-ctx.Done():
@@ -282,7 +282,7 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 		f := &flight{done: make(chan struct{})}
 		e.flight = f
 		sh.mu.Unlock()
-		s.giveBack(evicted, now)
+		s.giveBack(ctx, evicted, now)
 		lease, err := s.lease(ctx, keyID, want, now)
 		sh.mu.Lock()
 		e.flight = nil
@@ -374,12 +374,7 @@ func (s *Spender) evict(sh *shard, now time.Time) []giveBack {
 		if e.flight != nil {
 			continue
 		}
-		delete(sh.keys, k)
-		e.dropped = true
-		e.rollover(now)
-		if e.held > 0 {
-			out = append(out, giveBack{keyID: k, n: e.held, leasedAt: e.leasedAt})
-		}
+		out = drop(sh, k, e, now, out)
 		if len(sh.keys) < s.perShard {
 			break
 		}
@@ -387,10 +382,15 @@ func (s *Spender) evict(sh *shard, now time.Time) []giveBack {
 	return out
 }
 
-// giveBack returns evicted keys' uses, reporting errors to OnError.
-func (s *Spender) giveBack(gs []giveBack, now time.Time) {
+// giveBack returns evicted keys' uses, reporting errors to OnError. The
+// returns outlive the cancellation of ctx, the request's.
+func (s *Spender) giveBack(ctx context.Context, gs []giveBack, now time.Time) {
+	if len(gs) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
 	for _, g := range gs {
-		if err := s.ledger.ReturnQuota(context.Background(), g.keyID, g.n, g.leasedAt, now); err != nil {
+		if err := s.ledger.ReturnQuota(ctx, g.keyID, g.n, g.leasedAt, now); err != nil {
 			s.onError(fmt.Errorf("quota: returning %d uses of an evicted key: %w", g.n, err))
 		}
 	}

@@ -362,26 +362,36 @@ func TestForget(t *testing.T) {
 	assert.Equal(t, 2, calls, "a forgotten key leases again")
 }
 
-func TestForgetDuringLease(t *testing.T) {
-	l := newLedger()
-	q := apikey.Quota{Limit: 100}
-	l.set("k", q, t0)
-	l.block, l.entered = make(chan struct{}), make(chan struct{}, 1)
-	s := newSpender(t, l, Options{MinLease: 10})
-	done := make(chan Decision)
-	go func() {
-		d, err := s.Spend(ctx, "k", q, 1, t0)
-		assert.NoError(t, err)
-		done <- d
-	}()
-	<-l.entered
-	require.NoError(t, s.Forget(ctx, "k"))
-	l.mu.Lock()
-	close(l.block)
-	l.block = nil
-	l.mu.Unlock()
-	assert.True(t, (<-done).Allowed)
-	assert.EqualValues(t, 99, l.balance("k"), "the leader returned the rest of its lease")
+// A key dropped while its lease is taken: the request that took it spends
+// its cost and returns the rest.
+func TestDropDuringLease(t *testing.T) {
+	for name, drop := range map[string]func(*Spender) error{
+		"Forget": func(s *Spender) error { return s.Forget(ctx, "k") },
+		"Close":  func(s *Spender) error { return s.Close(ctx) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := newLedger()
+			q := apikey.Quota{Limit: 100}
+			l.set("k", q, t0)
+			l.block, l.entered = make(chan struct{}), make(chan struct{}, 1)
+			s := newSpender(t, l, Options{MinLease: 10})
+			done := make(chan Decision)
+			go func() {
+				d, err := s.Spend(ctx, "k", q, 1, t0)
+				assert.NoError(t, err)
+				done <- d
+			}()
+			<-l.entered
+			require.NoError(t, drop(s))
+			l.mu.Lock()
+			close(l.block)
+			l.block = nil
+			l.mu.Unlock()
+			assert.True(t, (<-done).Allowed)
+			assert.EqualValues(t, 99, l.balance("k"), "the leader returned the rest of its lease")
+			assert.Zero(t, s.keys())
+		})
+	}
 }
 
 func TestReturnIdle(t *testing.T) {
