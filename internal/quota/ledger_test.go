@@ -84,6 +84,9 @@ func (l *memLedger) LeaseQuota(ctx context.Context, keyID string, want int64, no
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.calls++
+	if err := ctx.Err(); err != nil {
+		return storage.QuotaLease{}, err
+	}
 	if l.panics {
 		panic("ledger bug")
 	}

@@ -269,9 +269,11 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			case <-ctx.Done():
 				return Decision{}, ctx.Err()
 			}
-			if f.err != nil {
+			if f.err != nil && !(ctx.Err() == nil && isContextErr(f.err)) {
 				return Decision{}, f.err
 			}
+			// Leased, or the leader's request ended and this one may
+			// take the lease itself.
 			sh.mu.Lock()
 			continue
 		}
@@ -329,6 +331,10 @@ func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.Q
 		}
 	}
 	return d, nil
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // lease calls LeaseQuota, turning a panic into an error so that the

@@ -288,6 +288,40 @@ func TestSpendContextWhileWaiting(t *testing.T) {
 	assert.NoError(t, <-leader)
 }
 
+// A leader whose request ends does not fail the requests waiting for its
+// lease: one of them takes the lease.
+func TestSpendLeaderCanceled(t *testing.T) {
+	l := newLedger()
+	q := apikey.Quota{Limit: 1000}
+	l.set("k", q, t0)
+	l.block, l.entered = make(chan struct{}), make(chan struct{}, 2)
+	s := newSpender(t, l, Options{})
+	c, cancel := context.WithCancel(ctx)
+	leader := make(chan error)
+	go func() {
+		_, err := s.Spend(c, "k", q, 1, t0)
+		leader <- err
+	}()
+	<-l.entered
+	waiter := make(chan Decision)
+	go func() {
+		d, err := s.Spend(ctx, "k", q, 1, t0)
+		assert.NoError(t, err)
+		waiter <- d
+	}()
+	time.Sleep(20 * time.Millisecond) // the waiter waits for the flight
+	cancel()
+	l.mu.Lock()
+	close(l.block)
+	l.block = nil
+	l.mu.Unlock()
+	assert.ErrorIs(t, <-leader, context.Canceled)
+	assert.True(t, (<-waiter).Allowed)
+	calls, leased, _ := l.counts()
+	assert.Equal(t, 2, calls)
+	assert.EqualValues(t, DefaultMinLease, leased)
+}
+
 func TestSpendArguments(t *testing.T) {
 	l := newLedger()
 	s := newSpender(t, l, Options{})
