@@ -326,7 +326,7 @@ func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.Q
 		d.Allowed, d.Remaining, rest = true, d.Remaining-cost, rest-cost
 	}
 	if rest > 0 {
-		if err := s.ledger.ReturnQuota(ctx, keyID, rest, now, now); err != nil {
+		if err := s.ledger.ReturnQuota(context.WithoutCancel(ctx), keyID, rest, now, now); err != nil {
 			s.onError(fmt.Errorf("quota: returning %d uses of a dropped key: %w", rest, err))
 		}
 	}
