@@ -1,6 +1,7 @@
 package clientip
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -192,6 +193,36 @@ func TestAddrSpoofingChangesNothing(t *testing.T) {
 			r.Header.Add("X-Real-Ip", "10.0.0.2")
 			assert.Equal(t, "203.0.113.7", res.Addr(r).String(), "%s: %q", h, v)
 		}
+	}
+}
+
+// Over a real connection: a client's header counts only when its peer
+// address is a trusted proxy.
+func TestAddrOverConnection(t *testing.T) {
+	for _, tt := range []struct {
+		trusted []string
+		want    string
+	}{
+		{nil, "127.0.0.1"},
+		{[]string{"10.0.0.0/8"}, "127.0.0.1"},
+		{[]string{"127.0.0.0/8"}, "198.51.100.1"},
+	} {
+		res, err := New(Options{TrustedProxies: prefixes(t, tt.trusted...), Header: XForwardedFor})
+		require.NoError(t, err)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(res.Addr(r).String()))
+		}))
+		req, err := http.NewRequest(http.MethodGet, srv.URL, nil)
+		require.NoError(t, err)
+		req.Header.Add("X-Forwarded-For", "10.0.0.2")
+		req.Header.Add("X-Forwarded-For", "198.51.100.1")
+		resp, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		srv.Close()
+		assert.Equal(t, tt.want, string(body), "trusted %v", tt.trusted)
 	}
 }
 
