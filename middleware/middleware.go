@@ -14,7 +14,6 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware/internal/envsettings"
 	"github.com/keystile/keystile/middleware/internal/keycache"
-	"github.com/keystile/keystile/storage"
 )
 
 // startupTimeout bounds the store calls of New, Invalidate and Close.
@@ -64,10 +63,10 @@ func New(opts Options) (*Validator, error) {
 	}
 	v.cfg.OnBackgroundError = report
 	v.tasks.ctx, v.tasks.cancel = context.WithCancel(context.Background())
-	store := safeStore{cfg.Store}
+	store := newSafeStore(cfg.Store)
 	v.settings = envsettings.New(store, report)
 	v.verifier = &verifier{
-		issuer: v, store: store, hasher: newSafeHasher(cfg.Hasher), now: cfg.Now,
+		issuer: v, store: store, hasher: safeHasher{cfg.Hasher}, now: cfg.Now,
 		ttl: cfg.CacheTTL, failureTTL: cfg.FailureTTL, cache: c,
 		verified: keycache.NewVerified(remembered),
 		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, cfg.MaxConcurrentHashes),
@@ -78,11 +77,11 @@ func New(opts Options) (*Validator, error) {
 		cache: c, verifier: v.verifier, settings: v.settings, stats: &v.stats,
 		now: cfg.Now, ttl: cfg.CacheTTL, report: report, settingsEvery: cfg.CacheTTL,
 	}
-	if feed, ok := cfg.Store.(storage.ChangeFeed); ok {
-		f.feed, f.wake, f.feedEvery, f.settingsEvery = safeFeed{feed}, cfg.FeedWake, cfg.FeedInterval, 0
+	if store.feed != nil {
+		f.feed, f.wake, f.feedEvery, f.settingsEvery = store, cfg.FeedWake, cfg.FeedInterval, 0
 	}
-	if rec, ok := cfg.Store.(storage.LastUsedRecorder); ok {
-		f.recorder, f.lastUsedEvery = safeRecorder{rec}, cfg.LastUsedInterval
+	if store.recorder != nil {
+		f.recorder, f.lastUsedEvery = store, cfg.LastUsedInterval
 	}
 	v.follower = f
 	v.cors = newCORS(cfg, v.settings)
