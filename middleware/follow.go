@@ -180,7 +180,7 @@ func (f *follower) apply(id string, rec *apikey.Record, token uint64, now time.T
 		if rec.Revision < old.Revision || old.Value.Type != rec.Type {
 			return nil // never go back to an older record
 		}
-		if match, _ := f.verifier.verified.Matches(old.Key, hash); !match {
+		if match, _, _ := f.verifier.verified.Lookup(old.Key, hash); !match {
 			return nil
 		}
 		return f.verifier.newEntry(old.Key, *rec, now)

@@ -12,7 +12,7 @@ import (
 // verification whose record still holds the same hash needs no argon2, and
 // the throttle lets such a key through. Since a stored hash admits one key
 // (see apikey.Hasher), it also refutes every other key presented for the
-// same key id while the record holds that hash (Refutes), without argon2.
+// same key id while the record holds that hash, without argon2.
 // Only a successful verification (or a hash this process made from the
 // key) adds to it, so nothing sent without real keys changes it; what it
 // remembers of a key id stops applying when the id's stored hash changes,
@@ -115,38 +115,27 @@ func (s *Verified) Contains(k Key) bool {
 	return s.find(first, tag) >= 0
 }
 
-// Matches reports whether k verified against the stored hash with
-// fingerprint hash, and whether that hash was outdated.
-func (s *Verified) Matches(k Key, hash uint64) (match, outdated bool) {
-	first, _, tag := s.ref(k)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if i := s.find(first, tag); i >= 0 && s.slots[i].hash == hash {
-		return true, s.slots[i].outdated
-	}
-	return false, false
-}
-
-// Refutes reports whether another key of k's key id (and type) verified
-// against the stored hash with fingerprint hash, and k did not: under the
-// contract of apikey.Hasher (a stored hash matches at most one key), k
-// does not match that hash.
-func (s *Verified) Refutes(k Key, hash uint64) bool {
+// Lookup reports whether k verified against the stored hash with
+// fingerprint hash (match) and whether that hash was outdated, or whether
+// another key of k's key id verified against it and k did not (refuted:
+// under the contract of apikey.Hasher, a hash admits one key).
+func (s *Verified) Lookup(k Key, hash uint64) (match, outdated, refuted bool) {
 	first, id, tag := s.ref(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	other := false
 	for i := first; i < first+verifiedWays; i++ {
 		sl := &s.slots[i]
-		if !sl.used || sl.id != id || sl.hash != hash {
-			continue
+		switch {
+		case !sl.used || sl.id != id:
+		case sl.tag == tag:
+			if sl.hash == hash {
+				return true, sl.outdated, false
+			}
+		case sl.hash == hash:
+			refuted = true
 		}
-		if sl.tag == tag {
-			return false
-		}
-		other = true
 	}
-	return other
+	return false, false, refuted
 }
 
 // Fingerprint returns 64 bits of SHA-256 of a stored hash.
