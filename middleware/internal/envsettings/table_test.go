@@ -459,3 +459,11 @@ func TestLookupsDoNotAllocate(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(100, func() { f.table.Closed("a", "production") }))
 	assert.Zero(t, testing.AllocsPerRun(100, func() { f.table.AnyAllows("https://evil.x.example") }))
 }
+
+// len returns the number of queued environments and whether a full load is
+// due.
+func (q *queue) len() (int, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.envs), q.full
+}
