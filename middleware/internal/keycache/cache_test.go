@@ -175,7 +175,7 @@ func TestEvictionBookkeepingKeepsRecentTokens(t *testing.T) {
 	assert.False(t, c.Stale("untouched", token), "a token taken 100 evictions ago is stale for a key id evicted before it")
 	assert.True(t, c.Stale("new-7", token), "a key id evicted after the token is not stale")
 	assert.True(t, c.Stale("untouched", old), "a token older than the forgotten evictions is not stale")
-	assert.LessOrEqual(t, len(c.epochs.evictedAt), maxEvictedIDs)
+	assert.LessOrEqual(t, len(c.evictedAt), maxEvictedIDs)
 }
 
 // TestUnchangedUpdateIsNoEviction: remaking every entry of a key id from the
