@@ -135,9 +135,9 @@ const HeaderAPIKey = "X-API-Key"
 var canonicalAPIKey = http.CanonicalHeaderKey(HeaderAPIKey)
 
 // keyFromRequest returns the presented key string, not yet parsed: from
-// X-API-Key, or from "Authorization: Bearer" if bearer is set. A request
-// without a key gets ErrMissingKey, one that sends a key twice
-// ErrMalformedKey.
+// X-API-Key, or from "Authorization: Bearer" (scheme in any case) if
+// bearer is set. A request without a key gets ErrMissingKey, one that sends
+// a key twice ErrMalformedKey.
 func keyFromRequest(r *http.Request, bearer bool) (string, error) {
 	values := r.Header[canonicalAPIKey]
 	if len(values) > 1 {
@@ -147,12 +147,13 @@ func keyFromRequest(r *http.Request, bearer bool) (string, error) {
 	if len(values) == 1 {
 		key = strings.TrimSpace(values[0])
 	}
-	if bearer {
-		token, err := bearerToken(r.Header["Authorization"])
-		if err != nil {
-			return "", err
+	if auth := r.Header["Authorization"]; bearer && len(auth) > 0 {
+		if len(auth) > 1 {
+			return "", problem.Refuse(ErrMalformedKey, "send exactly one Authorization header")
 		}
-		if token != "" {
+		// Another scheme may be meant for something else: it is ignored.
+		scheme, token, ok := strings.Cut(strings.TrimSpace(auth[0]), " ")
+		if token = strings.TrimSpace(token); ok && strings.EqualFold(scheme, "Bearer") && token != "" {
 			if key != "" {
 				return "", problem.Refuse(ErrMalformedKey, "send the key in "+HeaderAPIKey+" or Authorization, not both")
 			}
@@ -163,22 +164,6 @@ func keyFromRequest(r *http.Request, bearer bool) (string, error) {
 		return "", ErrMissingKey
 	}
 	return key, nil
-}
-
-// bearerToken returns the token of a single "Authorization: Bearer <token>"
-// header, or "" if there is none or it uses another scheme.
-func bearerToken(values []string) (string, error) {
-	if len(values) == 0 {
-		return "", nil
-	}
-	if len(values) > 1 {
-		return "", problem.Refuse(ErrMalformedKey, "send exactly one Authorization header")
-	}
-	scheme, token, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", nil
-	}
-	return strings.TrimSpace(token), nil
 }
 
 // canonicalFetchSite is Sec-Fetch-Site as net/http stores it.

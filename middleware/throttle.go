@@ -149,6 +149,9 @@ func (t *throttle) decide(id string, s *windowCount, now time.Time) (suspect boo
 // release ends the verification of tk with verdict v: a wrongSecret
 // counts against both budgets and makes the id suspect.
 func (t *throttle) release(tk ticket, v verdict, now time.Time) {
+	if tk.id == "" {
+		return // the zero ticket of a key that bypassed the throttle
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if tk.suspect && t.global.pending > 0 {

@@ -87,9 +87,8 @@ func (vf *verifier) verify(ctx context.Context, key apikey.Key, k keycache.Key) 
 func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (out outcome, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			cause := fmt.Errorf("middleware: verifying %s panicked: %s", key.Prefix(), redactKeys(fmt.Sprint(p)))
-			vf.report(cause)
-			out, err = outcome{}, &problem.Refusal{Reason: ErrUnavailable, Detail: "checking the key failed", Cause: cause}
+			cause := fmt.Errorf("middleware: verifying %s %w: %s", key.Prefix(), errPanicked, redactKeys(fmt.Sprint(p)))
+			out, err = outcome{}, vf.unavailable("checking the key failed", cause)
 		}
 	}()
 	token := vf.cache.Token()
@@ -112,10 +111,7 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 	case ctx.Err() != nil:
 		return outcome{}, busy(ctx.Err())
 	case err != nil:
-		if errors.Is(err, errPanicked) {
-			vf.report(err)
-		}
-		return outcome{}, &problem.Refusal{Reason: ErrUnavailable, Detail: "loading the key failed", Cause: err}
+		return outcome{}, vf.unavailable("loading the key failed", err)
 	}
 	if rec.ID != id || rec.Type != key.Type() {
 		return vf.failure(k, id, token, now), nil
@@ -129,22 +125,16 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 		return vf.failure(k, id, token, now), nil
 	}
 	if !match {
-		var tk *ticket
+		tk, ok, wait := ticket{}, true, time.Duration(0) // the zero ticket bypasses the throttle
 		if !bypass {
-			t, ok, wait := vf.throttle.acquire(id, now)
-			if !ok {
-				return outcome{}, vf.throttled(wait)
-			}
-			tk = &t
+			tk, ok, wait = vf.throttle.acquire(id, now)
+		}
+		if !ok {
+			return outcome{}, vf.throttled(wait)
 		}
 		result := passed
-		defer func() {
-			if tk != nil {
-				vf.throttle.release(*tk, result, vf.now())
-			}
-		}()
-		suspect := tk != nil && tk.suspect
-		if match, outdated, err = vf.verifyHash(ctx, key, rec.Hash.Reveal(), suspect); err != nil {
+		defer func() { vf.throttle.release(tk, result, vf.now()) }()
+		if match, outdated, err = vf.verifyHash(ctx, key, rec.Hash.Reveal(), tk.suspect); err != nil {
 			return outcome{}, err
 		}
 		if !match {
@@ -199,6 +189,15 @@ func (vf *verifier) throttled(wait time.Duration) error {
 	return &problem.Refusal{Reason: ErrThrottled, RetryAfter: wait}
 }
 
+// unavailable returns the refusal of a check that failed with err,
+// reporting err if it is a recovered panic.
+func (vf *verifier) unavailable(detail string, err error) error {
+	if errors.Is(err, errPanicked) {
+		vf.report(err)
+	}
+	return &problem.Refusal{Reason: ErrUnavailable, Detail: detail, Cause: err}
+}
+
 // busy is the refusal of a request whose context ended with err.
 func busy(err error) error { return &problem.Refusal{Reason: ErrBusy, Cause: err} }
 
@@ -232,10 +231,7 @@ func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string,
 	}()
 	match, outdated, err = vf.hasher.Verify([]byte(key.Reveal()), hash)
 	if err != nil {
-		if errors.Is(err, errPanicked) {
-			vf.report(err)
-		}
-		return false, false, &problem.Refusal{Reason: ErrUnavailable, Detail: "the stored hash of " + key.Prefix() + " cannot be checked", Cause: err}
+		return false, false, vf.unavailable("the stored hash of "+key.Prefix()+" cannot be checked", err)
 	}
 	return match, outdated, nil
 }

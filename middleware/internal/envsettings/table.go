@@ -58,7 +58,6 @@ type Table struct {
 	mu     sync.RWMutex
 	c      contents     // c.envs is nil until the first Load succeeds
 	closed atomic.Int64 // c.closed, read without the lock
-	loaded atomic.Bool
 
 	pending *queue
 }
@@ -78,7 +77,11 @@ func New(store Store, report func(error)) *Table {
 }
 
 // Loaded reports whether a full load has succeeded.
-func (t *Table) Loaded() bool { return t.loaded.Load() }
+func (t *Table) Loaded() bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.c.envs != nil
+}
 
 // Len returns the number of environments in the table.
 func (t *Table) Len() int {
@@ -187,7 +190,7 @@ func (t *Table) Load(ctx context.Context) error {
 	if invalid > maxReports {
 		t.report(fmt.Errorf("envsettings: %d more environments have allowed-origin entries that are ignored", invalid-maxReports))
 	}
-	fresh := contents{envs: make(map[key]settings, envs), index: originIndex{count: make(map[apikey.Origin]int32, entries)}}
+	fresh := contents{envs: make(map[key]settings, envs), index: make(originIndex, entries)}
 	for _, page := range pages {
 		for _, e := range page {
 			fresh.put(e.k, e.s)
@@ -197,7 +200,6 @@ func (t *Table) Load(ctx context.Context) error {
 	t.c = fresh
 	t.closed.Store(int64(fresh.closed))
 	t.mu.Unlock()
-	t.loaded.Store(true)
 	return nil
 }
 
@@ -251,7 +253,7 @@ func (c *contents) put(k key, s settings) {
 
 // count adds (d = 1) or removes (d = -1) the counts of an entry.
 func (c *contents) count(s settings, d int) {
-	c.index.add(&s, int32(d))
+	c.index.add(s, int32(d))
 	if !s.missing {
 		c.size += d
 	}
@@ -327,33 +329,31 @@ func parse(st apikey.Settings) (settings, error) {
 // environments that allow it, so that a preflight looks up only the entries
 // that could admit its origin (apikey.RequestOrigin.Candidates). The
 // Table's lock guards it.
-type originIndex struct {
-	count map[apikey.Origin]int32
-}
+type originIndex map[apikey.Origin]int32
 
 // add counts the entries of s (d = 1), or removes them (d = -1).
-func (x *originIndex) add(s *settings, d int32) {
-	if s == nil || s.closed || s.missing {
+func (x originIndex) add(s settings, d int32) {
+	if s.closed || s.missing {
 		return
 	}
 	for o := range s.origins.All() {
 		if d > 0 {
-			x.count[o]++ // one map operation: a full load adds every entry
-		} else if n := x.count[o] - 1; n > 0 {
-			x.count[o] = n
+			x[o]++ // one map operation: a full load adds every entry
+		} else if n := x[o] - 1; n > 0 {
+			x[o] = n
 		} else {
-			delete(x.count, o)
+			delete(x, o)
 		}
 	}
 }
 
 // allows reports whether some counted entry admits r.
-func (x *originIndex) allows(r apikey.RequestOrigin) bool {
-	if len(x.count) == 0 {
+func (x originIndex) allows(r apikey.RequestOrigin) bool {
+	if len(x) == 0 {
 		return false
 	}
 	for o := range r.Candidates() {
-		if x.count[o] > 0 && o.Admits(r) {
+		if x[o] > 0 && o.Admits(r) {
 			return true
 		}
 	}

@@ -219,7 +219,7 @@ func TestIndexCountsAreExact(t *testing.T) {
 	replaced := f.table.c
 	replacedClosed := f.table.closed.Load()
 	require.NoError(t, f.table.Load(ctx))
-	assert.Equal(t, f.table.c.index.count, replaced.index.count)
+	assert.Equal(t, f.table.c.index, replaced.index)
 	assert.Equal(t, f.table.c.size, replaced.size)
 	assert.Equal(t, f.table.c.closed, replaced.closed)
 	assert.Equal(t, f.table.closed.Load(), replacedClosed)
