@@ -21,22 +21,11 @@ func (v *Validator) check(r *http.Request, p *Policy, outer *Identity) (*Identit
 		if p == nil {
 			return outer, nil
 		}
-		err := p.allows(outer)
-		if err != nil {
-			v.stats.refused(err)
-			if v.cfg.OnRejected != nil {
-				v.cfg.OnRejected(r.Context(), attempt(r, outer.Prefix), err)
-			}
-		}
-		return outer, err
+		return outer, v.rejected(r, outer.Prefix, p.allows(outer))
 	}
 	prefix, id, err := v.authenticate(r, p)
 	if err != nil {
-		v.stats.refused(err)
-		if v.cfg.OnRejected != nil {
-			v.cfg.OnRejected(r.Context(), attempt(r, prefix), err)
-		}
-		return nil, err
+		return nil, v.rejected(r, prefix, err)
 	}
 	if v.cfg.OnAuthenticated != nil {
 		v.cfg.OnAuthenticated(r.Context(), attempt(r, prefix), id.clone())
@@ -44,13 +33,25 @@ func (v *Validator) check(r *http.Request, p *Policy, outer *Identity) (*Identit
 	return id, nil
 }
 
-// authenticate runs the checks in order: key present and well-formed (no
-// I/O), cache or verification, status and expiry, closed account, leaked
-// server key, the policy p if not nil, and the Origin of a publishable key.
-// It returns the key's displayable prefix once the key is known to be
-// well-formed, for the hooks.
+// rejected counts the refusal err, if not nil, calls OnRejected, and
+// returns err.
+func (v *Validator) rejected(r *http.Request, prefix string, err error) error {
+	if err != nil {
+		v.stats.refused(err)
+		if v.cfg.OnRejected != nil {
+			v.cfg.OnRejected(r.Context(), attempt(r, prefix), err)
+		}
+	}
+	return err
+}
+
+// authenticate runs the checks in order (docs/design.md): key present and
+// well-formed, cache or verification, status and expiry, closed account,
+// leaked server key, the policy p if not nil, and the Origin of a
+// publishable key. It returns the key's displayable prefix once the key is
+// known to be well-formed.
 func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *Identity, _ error) {
-	if v.closed.Load() {
+	if v.tasks.ctx.Err() != nil {
 		return "", nil, problem.Refuse(ErrUnavailable, "the validator is closed")
 	}
 	raw, err := keyFromRequest(r, v.cfg.AllowBearer)
@@ -73,8 +74,6 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 		return prefix, nil, ErrExpiredKey
 	}
 	if v.settings.Closed(id.Account, id.Environment) {
-		// CloseAccount marks the settings closed before it revokes the
-		// keys: a key created in a race with the close is refused too.
 		return prefix, nil, problem.Refuse(ErrRevokedKey, "the key's account was closed")
 	}
 	if id.Type == apikey.Server && fromBrowser(r.Header) && !v.cfg.AllowServerKeyFromBrowser {
@@ -85,11 +84,8 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 			return prefix, nil, err
 		}
 	}
-	// A publishable key is checked against the Origin alone: a browser
-	// sends one with every cross-origin request that can carry a key
-	// header, so a browser request without one comes from the API's own
-	// origin (Sec-Fetch-Site: same-origin), and any other client can send
-	// any Origin it likes.
+	// A publishable key is checked against the Origin alone
+	// (docs/security.md, Browsers).
 	if origin := r.Header["Origin"]; id.Type == apikey.Client && len(origin) > 0 {
 		switch allowed, known := v.settings.Allows(id.Account, id.Environment, origin[0]); {
 		case !known: // the table queued a reload
@@ -103,10 +99,8 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 }
 
 // resolve returns the cache entry of the presented key string raw, and the
-// key's displayable prefix once raw is known to be well-formed: from the
-// cache or, on a miss, by parsing raw (apikey.ParseKey), then loading and
-// verifying the key. A hit needs no parsing: the cache holds only keys
-// that parsed, under a Key that covers the whole string.
+// key's displayable prefix once raw is known to be well-formed. A hit needs
+// no parsing: the cache holds only keys that parsed.
 func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*entry, string, error) {
 	var k keycache.Key
 	if len(raw) == apikey.KeyLength { // any other length is malformed: ParseKey says why
@@ -125,8 +119,7 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*en
 	return e, key.Prefix(), err
 }
 
-// status returns the status at now of a valid key. A key with no expiry
-// that is not revoked is active whatever the time.
+// status returns the status at now of a valid key.
 func status(id *Identity, revokedAt, now time.Time) apikey.Status {
 	if id.ExpiresAt.IsZero() && revokedAt.IsZero() {
 		return apikey.Active
@@ -138,15 +131,13 @@ func status(id *Identity, revokedAt, now time.Time) apikey.Status {
 // case-insensitive: "x-api-key" works too.
 const HeaderAPIKey = "X-API-Key"
 
-// canonicalAPIKey is HeaderAPIKey in the canonical form net/http stores
-// header names in, so that the lookup needs no canonicalisation.
+// canonicalAPIKey is HeaderAPIKey as net/http stores it.
 var canonicalAPIKey = http.CanonicalHeaderKey(HeaderAPIKey)
 
-// keyFromRequest returns the presented key string: from X-API-Key, or from
-// "Authorization: Bearer" if bearer is set. It never reads the URL. A
-// request without a key gets ErrMissingKey; one that sends a key twice
-// (two X-API-Key values, or X-API-Key and a bearer token) gets
-// ErrMalformedKey. The returned string is not yet parsed.
+// keyFromRequest returns the presented key string, not yet parsed: from
+// X-API-Key, or from "Authorization: Bearer" (scheme in any case) if
+// bearer is set. A request without a key gets ErrMissingKey, one that sends
+// a key twice ErrMalformedKey.
 func keyFromRequest(r *http.Request, bearer bool) (string, error) {
 	values := r.Header[canonicalAPIKey]
 	if len(values) > 1 {
@@ -156,12 +147,13 @@ func keyFromRequest(r *http.Request, bearer bool) (string, error) {
 	if len(values) == 1 {
 		key = strings.TrimSpace(values[0])
 	}
-	if bearer {
-		token, err := bearerToken(r.Header["Authorization"])
-		if err != nil {
-			return "", err
+	if auth := r.Header["Authorization"]; bearer && len(auth) > 0 {
+		if len(auth) > 1 {
+			return "", problem.Refuse(ErrMalformedKey, "send exactly one Authorization header")
 		}
-		if token != "" {
+		// Another scheme may be meant for something else: it is ignored.
+		scheme, token, ok := strings.Cut(strings.TrimSpace(auth[0]), " ")
+		if token = strings.TrimSpace(token); ok && strings.EqualFold(scheme, "Bearer") && token != "" {
 			if key != "" {
 				return "", problem.Refuse(ErrMalformedKey, "send the key in "+HeaderAPIKey+" or Authorization, not both")
 			}
@@ -174,43 +166,18 @@ func keyFromRequest(r *http.Request, bearer bool) (string, error) {
 	return key, nil
 }
 
-// bearerToken returns the token of a single "Authorization: Bearer <token>"
-// header (the scheme is case-insensitive), or "" if there is none or the
-// header uses another scheme, which may be meant for something else.
-func bearerToken(values []string) (string, error) {
-	if len(values) == 0 {
-		return "", nil
-	}
-	if len(values) > 1 {
-		return "", problem.Refuse(ErrMalformedKey, "send exactly one Authorization header")
-	}
-	scheme, token, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", nil
-	}
-	return strings.TrimSpace(token), nil
-}
-
-// canonicalFetchSite is the Fetch Metadata header Sec-Fetch-Site in the
-// canonical form net/http stores header names in.
+// canonicalFetchSite is Sec-Fetch-Site as net/http stores it.
 var canonicalFetchSite = http.CanonicalHeaderKey("Sec-Fetch-Site")
 
-// fromBrowser reports whether a request with headers h was sent by a web
-// browser: it carries an Origin header, or a Sec-Fetch-Site header of any
-// value ("cross-site", "same-site", "same-origin", or "none" for a request
-// the user started, such as a typed address or one made by an extension).
-// Browsers send Sec-Fetch-Site on every request to a potentially
-// trustworthy URL (https, or a loopback address), including same-origin
-// GETs, which carry no Origin; HTTP libraries and command-line clients do
-// not send it. Sec-Fetch-Mode is not a signal: Node.js's fetch (undici)
-// sends "Sec-Fetch-Mode: cors" from servers.
+// fromBrowser reports whether a web browser sent a request with headers h:
+// it carries an Origin or a Sec-Fetch-Site header of any value
+// (docs/security.md, Browsers).
 func fromBrowser(h http.Header) bool {
 	return len(h["Origin"]) > 0 || len(h[canonicalFetchSite]) > 0
 }
 
-// fetchSite returns the request's Sec-Fetch-Site value for the hooks: one of
-// the four values browsers send, "" without the header, and "other" for any
-// other value, which no browser sends and which is not repeated.
+// fetchSite returns the request's Sec-Fetch-Site value for the hooks (see
+// Attempt.FetchSite); another value is not repeated.
 func fetchSite(h http.Header) string {
 	values := h[canonicalFetchSite]
 	if len(values) == 0 {
@@ -223,10 +190,9 @@ func fetchSite(h http.Header) string {
 	return "other"
 }
 
-// attempt describes r for the hooks: never the secret, only prefix, the
-// displayable prefix of a well-formed key ("" if there is none). A key that
-// a client put in the path or the Origin header by mistake is cut down to
-// its prefix there too.
+// attempt describes r for the hooks, with prefix, the displayable prefix
+// of a well-formed key. A key in the path or the Origin is cut to its
+// prefix.
 func attempt(r *http.Request, prefix string) Attempt {
 	a := Attempt{
 		Method: r.Method, RemoteAddr: r.RemoteAddr, Prefix: prefix,
@@ -241,12 +207,10 @@ func attempt(r *http.Request, prefix string) Attempt {
 	return a
 }
 
-// secretLike matches the "_<secret>" part of a key (20 characters or more:
-// most of a secret), whole or cut, glued to other text or not.
+// secretLike matches most or all of the "_<secret>" part of a key.
 var secretLike = regexp.MustCompile(`_[0-9A-Za-z]{20,}`)
 
-// redactKeys cuts every key in s down to its displayable prefix (and
-// anything that looks like the secret part of one).
+// redactKeys cuts every key in s down to its displayable prefix.
 func redactKeys(s string) string {
 	if !strings.Contains(s, "_") {
 		return s

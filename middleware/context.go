@@ -30,9 +30,8 @@ type Identity struct {
 	Name string
 	// Owner names whom the key was issued to, "" if nobody was named.
 	Owner string
-	// Metadata is the small map the service attached to the key (see
-	// apikey.ValidateMetadata); nil if none. Every Identity handed out holds
-	// a copy of its own.
+	// Metadata is the small map the service attached to the key; nil if
+	// none. Every Identity handed out holds a copy of its own.
 	Metadata map[string]string
 	// Scopes are a server key's scopes ("*" for full access); nil for a
 	// publishable key.
@@ -58,21 +57,19 @@ func (id Identity) HasScope(scope string) bool {
 	return apikey.HasScope(id.Scopes, scope)
 }
 
-// contextKey is the type of the context key under which the Identity is
-// stored; a pointer key cannot collide with another package's.
+// contextKey is the type of the context key of the Identity.
 type contextKey struct{ name string }
 
 var identityKey = &contextKey{"keystile identity"}
 
-// newContext returns ctx carrying id. id points to a cached immutable value.
+// newContext returns ctx carrying the shared, immutable id.
 func newContext(ctx context.Context, id *Identity) context.Context {
 	return context.WithValue(ctx, identityKey, id)
 }
 
-// NewContext returns a copy of ctx that carries id, where FromContext finds
-// it: for unit tests of handlers that call FromContext, and for custom
-// authenticators. Validators do not trust an Identity put there this way:
-// Handler and Require still validate the request's key.
+// NewContext returns a copy of ctx that carries id for FromContext: for
+// tests of handlers and for custom authenticators. Validators do not trust
+// it: they still validate the request's key.
 func NewContext(ctx context.Context, id Identity) context.Context {
 	c := id.clone()
 	if !c.ExpiresAt.IsZero() {
@@ -82,9 +79,7 @@ func NewContext(ctx context.Context, id Identity) context.Context {
 }
 
 // verifiedBy returns the Identity in r's context if v put it there for the
-// very key r carries (an outer Handler or Require of the same Validator),
-// else nil. A request made in the handler with the same context but
-// another key (a sub-request) is not taken for the outer one.
+// very key r carries, else nil.
 func verifiedBy(r *http.Request, v *Validator) *Identity {
 	id, ok := r.Context().Value(identityKey).(*Identity)
 	if !ok || id == nil || id.issuer != v {
@@ -98,9 +93,8 @@ func verifiedBy(r *http.Request, v *Validator) *Identity {
 }
 
 // FromContext returns the Identity that the middleware stored in the
-// request's context, and true; outside the middleware it returns the zero
-// Identity and false. It never panics. The returned Scopes and Metadata are
-// copies.
+// request's context, and true; otherwise the zero Identity and false. The
+// returned Scopes and Metadata are copies.
 func FromContext(ctx context.Context) (Identity, bool) {
 	if ctx == nil {
 		return Identity{}, false
@@ -112,8 +106,7 @@ func FromContext(ctx context.Context) (Identity, bool) {
 	return id.clone(), true
 }
 
-// clone returns a copy of the shared, cached id that its receiver may
-// modify: what Check, FromContext and the hooks hand out.
+// clone returns a copy of the shared id that its receiver may modify.
 func (id *Identity) clone() Identity {
 	out := *id
 	out.Scopes = slices.Clone(id.Scopes)

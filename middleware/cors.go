@@ -9,23 +9,15 @@ import (
 )
 
 // HeaderKeyExpires is the response header that a key in its grace period
-// (rotated out, still working) adds: its expiry in RFC 3339, as in
-// "Keystile-Key-Expires: 2026-03-01T12:00:00Z". Browsers may read it: it is
-// exposed to cross-origin scripts.
+// adds: its expiry in RFC 3339, exposed to cross-origin scripts.
 const HeaderKeyExpires = "Keystile-Key-Expires"
 
-// CORS returns next (a whole router) wrapped with the CORS layer of the
-// Validator's keys. It answers preflights itself, without a key, for the
-// origins that some environment allows for its publishable keys (every
-// origin with Options.AllowServerKeyFromBrowser), with the methods of
-// Options.AllowedMethods and the key's headers; a preflight never reaches
-// next. To an actual request from an admitted origin it adds the CORS
-// response headers (HeaderKeyExpires exposed), and every response varies
-// on Origin. The routes' Authenticate, Handler and Require still check
-// each request's key against its own environment's origins. Wrap the
-// router itself, as in http.ListenAndServe(addr, v.CORS(mux)): routers
-// that match on the method answer a preflight's OPTIONS before any route
-// middleware runs.
+// CORS returns next (a whole router, as in v.CORS(mux)) wrapped with the
+// CORS layer of the Validator's keys. It answers preflights itself for the
+// origins that some environment allows (every origin with
+// Options.AllowServerKeyFromBrowser); a preflight never reaches next. To
+// an actual request from an admitted origin it adds the CORS headers. The
+// routes still check each key against its own environment's origins.
 //
 // CORS panics if next is nil.
 func (v *Validator) CORS(next http.Handler) http.Handler {
@@ -41,10 +33,7 @@ func (v *Validator) CORS(next http.Handler) http.Handler {
 	})
 }
 
-// newCORS returns the rs/cors handler of the Validator: preflights answered
-// for the origins that some environment, in any account, allows (every
-// origin with AllowServerKeyFromBrowser), X-API-Key and Content-Type (and
-// Authorization with AllowBearer) allowed, HeaderKeyExpires exposed.
+// newCORS returns the rs/cors handler of the Validator.
 func newCORS(cfg config, settings *envsettings.Table) *cors.Cors {
 	headers := []string{HeaderAPIKey, "Content-Type"}
 	if cfg.AllowBearer {

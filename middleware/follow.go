@@ -15,11 +15,9 @@ import (
 // feedBatch is how many change-feed entries one read asks for.
 const feedBatch = 1000
 
-// follower is the Validator's background loop: it follows the store's
-// change feed (updating cached keys in place, reloading changed
-// environments' settings, keeping the cache fresh), reloads settings when
-// asked to, and writes last-used times. Only its goroutine (and New, before
-// it starts) touches following and since.
+// follower is the Validator's background loop: it follows the change feed,
+// reloads settings and writes last-used times. Only its goroutine (and
+// New, before it starts) touches following and since.
 type follower struct {
 	feed     storage.ChangeFeed       // nil without a change feed
 	wake     <-chan struct{}          // Options.FeedWake; nil without a feed
@@ -40,7 +38,7 @@ type follower struct {
 }
 
 // retryDelay is how long the follower waits after a failed settings reload
-// before it does the reloads queued since (a feed poll retries them too).
+// before it retries.
 const retryDelay = 250 * time.Millisecond
 
 // run is the loop; it returns when ctx ends.
@@ -73,8 +71,7 @@ func (f *follower) run(ctx context.Context) {
 	}
 }
 
-// ticker returns a channel that ticks every d, or nil (never ready) when d
-// is 0. The ticker is left to the garbage collector.
+// ticker returns a channel that ticks every d, or nil when d is 0.
 func ticker(d time.Duration) <-chan time.Time {
 	if d <= 0 {
 		return nil
@@ -100,10 +97,9 @@ func (f *follower) start(ctx context.Context) {
 	f.read(rev, now)
 }
 
-// poll applies every change since the last poll: it updates or evicts the
-// cached entries of changed keys (see apply) and reloads the settings of
-// each environment whose settings changed. On storage.ErrFeedGap it drops
-// the whole cache and reloads every environment's settings.
+// poll applies every change since the last poll to the cached keys and the
+// settings. On storage.ErrFeedGap it drops the whole cache and reloads
+// every environment's settings.
 func (f *follower) poll(ctx context.Context) {
 	if !f.following {
 		f.start(ctx)
@@ -164,12 +160,9 @@ func (f *follower) poll(ctx context.Context) {
 }
 
 // apply updates the cached entries of the key id from its record rec, read
-// after token and after now, so that the key's next request is answered
-// from memory: a revoked, expired or rescoped key is refused with no
-// storage call and no argon2. An entry is remade only while the presented
-// key verified against the stored hash in this process; otherwise, and when
-// the store sent no record (rec nil), the key is evicted and read again
-// when it is next presented.
+// after token and after now, while the presented key verified against the
+// stored hash in this process; otherwise, and when the store sent no
+// record (rec nil), the key is evicted.
 func (f *follower) apply(id string, rec *apikey.Record, token uint64, now time.Time) {
 	if rec == nil || rec.ID != id {
 		f.cache.Evict(id)
@@ -180,23 +173,22 @@ func (f *follower) apply(id string, rec *apikey.Record, token uint64, now time.T
 		if rec.Revision < old.Revision || old.Value.Type != rec.Type {
 			return nil // never go back to an older record
 		}
-		if match, _ := f.verifier.verified.Matches(old.Key, hash); !match {
+		if match, _, _ := f.verifier.verified.Lookup(old.Key, hash); !match {
 			return nil
 		}
 		return f.verifier.newEntry(old.Key, *rec, now)
 	})
 }
 
-// load reloads every environment's settings, reporting a failure (the
-// table queues another load).
+// load reloads every environment's settings, reporting a failure.
 func (f *follower) load(ctx context.Context) {
 	if err := f.settings.Load(ctx); err != nil && ctx.Err() == nil {
 		f.report(err)
 	}
 }
 
-// reloadPending does the settings reloads the table queued, and reports
-// whether they all succeeded (failed ones stay queued).
+// reloadPending does the queued settings reloads, and reports whether they
+// all succeeded.
 func (f *follower) reloadPending(ctx context.Context) bool {
 	err := f.settings.ReloadPending(ctx)
 	if err != nil && ctx.Err() == nil {
@@ -205,16 +197,16 @@ func (f *follower) reloadPending(ctx context.Context) bool {
 	return err == nil
 }
 
-// read records a successful read of the whole change feed, up to rev,
-// that started at now: cached keys are served until CacheTTL after it.
+// read records a successful read of the change feed up to rev that started
+// at now: cached keys are served until CacheTTL after it.
 func (f *follower) read(rev int64, now time.Time) {
 	f.cache.SetFresh(now.Add(f.ttl))
 	f.stats.feedRevision.Store(rev)
 	f.stats.feedReadAt.Store(now.UnixNano())
 }
 
-// flushLastUsed writes the last-used times noted since the previous flush.
-// Times that cannot be written are kept for the next flush.
+// flushLastUsed writes the last-used times noted since the previous flush,
+// keeping those that cannot be written.
 func (f *follower) flushLastUsed(ctx context.Context) error {
 	if f.recorder == nil {
 		return nil

@@ -429,7 +429,7 @@ func TestUpgradeRemembersTheNewHash(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if match, _ := v.verifier.verified.Matches(k, keycache.Fingerprint(rec.Hash.Reveal())); match && !rec.Hash.Equal(before.Hash) {
+		if match, _, _ := v.verifier.verified.Lookup(k, keycache.Fingerprint(rec.Hash.Reveal())); match && !rec.Hash.Equal(before.Hash) {
 			break
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/rs/cors"
@@ -14,7 +13,6 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware/internal/envsettings"
 	"github.com/keystile/keystile/middleware/internal/keycache"
-	"github.com/keystile/keystile/storage"
 )
 
 // startupTimeout bounds the store calls of New, Invalidate and Close.
@@ -34,16 +32,13 @@ type Validator struct {
 	vary     []string // the headers a key is read from, as one Vary line
 	cors     *cors.Cors
 	stats    stats
-	closed   atomic.Bool
 }
 
-// New validates opts and returns a running Validator. It reads the store's
-// change-feed revision, if it has a change feed, then loads every account's
-// environments' settings, a page at a time, waiting up to 5 seconds; if
-// the store does not answer, New still succeeds, reports the error to
-// OnBackgroundError and keeps trying in the background (meanwhile
-// publishable keys used from browsers get ErrUnavailable). The background
-// goroutines New starts end at Close.
+// New validates opts and returns a running Validator. It loads every
+// environment's settings, waiting up to 5 seconds; if the store does not
+// answer, New still succeeds, reports the error to OnBackgroundError and
+// keeps trying in the background (meanwhile publishable keys used from
+// browsers get ErrUnavailable). Its background goroutines end at Close.
 func New(opts Options) (*Validator, error) {
 	cfg, err := opts.withDefaults()
 	if err != nil {
@@ -53,7 +48,7 @@ func New(opts Options) (*Validator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("middleware: %w", err)
 	}
-	remembered := cfg.CacheSize // keys remembered as verified
+	remembered := cfg.CacheSize // keys remembered as verified, also without a cache
 	if remembered < 0 {
 		remembered = DefaultCacheSize
 	}
@@ -64,10 +59,10 @@ func New(opts Options) (*Validator, error) {
 	}
 	v.cfg.OnBackgroundError = report
 	v.tasks.ctx, v.tasks.cancel = context.WithCancel(context.Background())
-	store := safeStore{cfg.Store}
+	store := newSafeStore(cfg.Store)
 	v.settings = envsettings.New(store, report)
 	v.verifier = &verifier{
-		issuer: v, store: store, hasher: newSafeHasher(cfg.Hasher), now: cfg.Now,
+		issuer: v, store: store, hasher: safeHasher{cfg.Hasher}, now: cfg.Now,
 		ttl: cfg.CacheTTL, failureTTL: cfg.FailureTTL, cache: c,
 		verified: keycache.NewVerified(remembered),
 		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, cfg.MaxConcurrentHashes),
@@ -78,11 +73,11 @@ func New(opts Options) (*Validator, error) {
 		cache: c, verifier: v.verifier, settings: v.settings, stats: &v.stats,
 		now: cfg.Now, ttl: cfg.CacheTTL, report: report, settingsEvery: cfg.CacheTTL,
 	}
-	if feed, ok := cfg.Store.(storage.ChangeFeed); ok {
-		f.feed, f.wake, f.feedEvery, f.settingsEvery = safeFeed{feed}, cfg.FeedWake, cfg.FeedInterval, 0
+	if store.feed != nil {
+		f.feed, f.wake, f.feedEvery, f.settingsEvery = store, cfg.FeedWake, cfg.FeedInterval, 0
 	}
-	if rec, ok := cfg.Store.(storage.LastUsedRecorder); ok {
-		f.recorder, f.lastUsedEvery = safeRecorder{rec}, cfg.LastUsedInterval
+	if store.recorder != nil {
+		f.recorder, f.lastUsedEvery = store, cfg.LastUsedInterval
 	}
 	v.follower = f
 	v.cors = newCORS(cfg, v.settings)
@@ -100,8 +95,7 @@ func New(opts Options) (*Validator, error) {
 // Check authenticates r and authorizes it under policy p as Require does,
 // without writing a response. It returns the key's identity, or an error
 // whose Reason (see problem.Of) says why the request is refused; an
-// invalid p is an error without a Reason. It calls the hooks and records
-// the key's use.
+// invalid p is an error without a Reason. It calls the hooks.
 func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 	if err := p.Validate(); err != nil {
 		return Identity{}, err
@@ -114,20 +108,17 @@ func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 }
 
 // Authenticate returns next wrapped so that it runs only for requests with
-// a valid key, of either type, whose Identity it puts in the context for
-// FromContext. It authorizes nothing: every route under it needs its own
-// Require (or Handler), which then checks only its Policy. Use it on a
-// router or group whose routes differ in the key types they accept.
+// a valid key of either type, whose Identity it puts in the context. It
+// authorizes nothing: each route under it needs its own Require (or
+// Handler), which then checks only its Policy.
 //
 // Authenticate panics if next is nil.
 func (v *Validator) Authenticate(next http.Handler) http.Handler {
 	return guard(v, nil, next)
 }
 
-// Handler returns next wrapped with key validation under the zero Policy:
-// any valid server key of any environment, and no publishable key (routes
-// admit those only when their Policy names apikey.Client). It is
-// Require(Policy{})(next).
+// Handler returns next wrapped with key validation under the zero Policy
+// (any valid server key): Require(Policy{})(next).
 func (v *Validator) Handler(next http.Handler) http.Handler {
 	return v.Require(Policy{})(next)
 }
@@ -135,11 +126,9 @@ func (v *Validator) Handler(next http.Handler) http.Handler {
 // Require returns middleware that lets a request through to its handler
 // only with a valid key that p accepts; the handler finds the key's
 // Identity with FromContext. A request that this Validator authenticated
-// further out (Authenticate, Handler or Require on a router or group) is
-// not authenticated again: only p is checked, and OnAuthenticated is not
-// called twice. A refused request is answered by Options.ErrorHandler. A
-// key in its grace period adds the HeaderKeyExpires response header.
-// Require does not answer CORS preflights: CORS, around the router, does.
+// further out is not authenticated again: only p is checked. A refused
+// request is answered by Options.ErrorHandler. A key in its grace period
+// adds the HeaderKeyExpires response header.
 //
 // Require panics if p is invalid (see Policy.Validate) or, when the
 // middleware is applied, if next is nil: both are programming errors.
@@ -178,13 +167,11 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 	})
 }
 
-// Invalidate evicts what the validation cache holds about the key of event
-// e at once and, when an environment's settings changed (allowed origins,
-// a bootstrap, a closed account), reloads that environment's settings
-// before it returns (one read of the store, at most 5 seconds; key events
-// never wait). Pass it as apikey.ManagerOptions.OnEvent so that changes
-// made through the Manager take effect in this process for the next
-// request (other processes learn of them through the change feed).
+// Invalidate evicts what the cache holds about the key of event e and,
+// when an environment's settings changed, reloads them before it returns
+// (one store read, at most 5 seconds). Pass it as
+// apikey.ManagerOptions.OnEvent so that changes made through the Manager
+// apply in this process for the next request.
 func (v *Validator) Invalidate(e apikey.Event) {
 	account := e.Account
 	if account == "" {
@@ -194,8 +181,7 @@ func (v *Validator) Invalidate(e apikey.Event) {
 	case apikey.ActionView, apikey.ActionReveal:
 		return // nothing changed
 	case apikey.ActionSetOrigins, apikey.ActionClose, apikey.ActionBootstrap:
-		// A bootstrap sends one event per new key: reload once. A failed
-		// reload stays queued for the follower.
+		// A bootstrap sends one event per new key: reload once.
 		if e.Action != apikey.ActionBootstrap || !v.settings.Has(account, e.Environment) {
 			ctx, cancel := context.WithTimeout(v.tasks.ctx, startupTimeout)
 			if err := v.settings.Reload(ctx, account, e.Environment); err != nil {
@@ -210,11 +196,9 @@ func (v *Validator) Invalidate(e apikey.Event) {
 }
 
 // Close stops the background work, waits for it, and writes the last-used
-// times not yet written. After Close every check fails with ErrUnavailable,
-// so close the Validator after the server has shut down. Close is
-// idempotent; later calls return nil.
+// times not yet written. After Close every check fails with ErrUnavailable.
+// Later calls return nil.
 func (v *Validator) Close() error {
-	v.closed.Store(true)
 	if !v.tasks.close() {
 		return nil
 	}
@@ -231,8 +215,7 @@ type tasks struct {
 	wg     sync.WaitGroup
 }
 
-// start runs fn in a goroutine with a context that ends at Close. After
-// Close it does nothing.
+// start runs fn in a goroutine until Close; after Close it does nothing.
 func (t *tasks) start(fn func(ctx context.Context)) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -241,8 +224,7 @@ func (t *tasks) start(fn func(ctx context.Context)) {
 	}
 }
 
-// close ends the tasks and waits for them. It reports false if they were
-// ended before.
+// close ends the tasks and waits for them; false if they had ended.
 func (t *tasks) close() bool {
 	t.mu.Lock()
 	first := t.ctx.Err() == nil
@@ -254,11 +236,8 @@ func (t *tasks) close() bool {
 	return first
 }
 
-// varyLine returns, as one Vary line, the request headers that a key's
-// check reads: the headers a key is read from, so that a shared cache never
-// serves the response to one key's request to another, and the browser
-// signals (Origin, Sec-Fetch-Site), whether or not CORS wraps the router.
-// The slice is shared by every response (see addVary).
+// varyLine returns, as one Vary line shared by every response, the request
+// headers that a key's check reads.
 func varyLine(bearer bool) []string {
 	if bearer {
 		return []string{"Origin, Sec-Fetch-Site, " + HeaderAPIKey + ", Authorization"}
@@ -266,9 +245,8 @@ func varyLine(bearer bool) []string {
 	return []string{"Origin, Sec-Fetch-Site, " + HeaderAPIKey}
 }
 
-// addVary adds the shared values to h's Vary header. When h has no Vary yet
-// it stores values itself, capped so that a later Add copies instead of
-// writing into the shared array.
+// addVary adds the shared values to h's Vary header, capped so that a later
+// Add copies instead of writing into the shared array.
 func addVary(h http.Header, values []string) {
 	if vary, ok := h["Vary"]; ok {
 		h["Vary"] = append(vary, values...)

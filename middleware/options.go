@@ -38,12 +38,10 @@ type Options struct {
 	// storage.ChangeFeed is followed; a storage.LastUsedRecorder records
 	// last-used times.
 	Store apikey.Store
-
-	// Hasher verifies presented keys against stored hashes; use the
-	// Manager's. A verified hash weaker than its parameters is upgraded in
-	// the background (apikey.UpgradeHash). Nil means apikey.Argon2id{}.
+	// Hasher verifies presented keys; use the Manager's. A hash weaker than
+	// its parameters is upgraded in the background. Nil means
+	// apikey.Argon2id{}.
 	Hasher apikey.Hasher
-
 	// Now is the clock of expiry, grace, cache lifetimes and throttling.
 	// Nil means time.Now.
 	Now func() time.Time
@@ -52,26 +50,21 @@ type Options struct {
 	// False reads only the X-API-Key header. A request carrying both is
 	// refused as malformed. Keys are never read from URLs.
 	AllowBearer bool
-
-	// AllowServerKeyFromBrowser accepts a valid server key that arrives
-	// from a web browser, with an Origin or a Sec-Fetch-Site header (a
-	// secret exposed in a browser), and makes the CORS layer admit every
-	// origin. False refuses such a request with ErrServerKeyFromBrowser,
-	// which OnRejected receives; an accepted one reaches OnAuthenticated
-	// with a server key and Attempt.Browser set.
+	// AllowServerKeyFromBrowser accepts a server key from a web browser (a
+	// request with an Origin or a Sec-Fetch-Site header), and makes the CORS
+	// layer admit every origin. False refuses such a request with
+	// ErrServerKeyFromBrowser.
 	AllowServerKeyFromBrowser bool
 
 	// CacheSize is the number of verified keys, and of failures, the
-	// caches hold; size it to the keys in use. Zero means DefaultCacheSize;
-	// a negative value disables both caches (every request then runs
-	// argon2). New allocates 128 to 256 bytes per CacheSize (DefaultCacheSize
-	// when disabled; at least 2 MiB) for the table of verified keys, whose
-	// size is a power of two.
+	// caches hold. Zero means DefaultCacheSize; a negative value disables
+	// both caches (every request then runs argon2). New also allocates 128
+	// to 256 bytes per CacheSize (at least 2 MiB) for the memory of verified
+	// keys.
 	CacheSize int
 	// CacheTTL bounds how long a cached key is served on what this process
-	// last read: with a change feed, while the feed was read successfully
-	// within CacheTTL (or within CacheTTL of the key's own read); without
-	// one, for CacheTTL after the key's read, and every environment's
+	// last read: with a change feed, while the feed was read within
+	// CacheTTL; without one, for CacheTTL after the key's read, and
 	// settings are reloaded every CacheTTL. Zero means DefaultCacheTTL.
 	CacheTTL time.Duration
 	// FailureTTL is how long an unknown key or a wrong secret is cached
@@ -79,35 +72,26 @@ type Options struct {
 	// value disables the failure cache.
 	FailureTTL time.Duration
 
-	// MaxConcurrentHashes caps the argon2 computations running at once. A
-	// freed slot goes to the newest waiter; a request waiting for a slot
-	// gives up when its context ends (ErrBusy).
-	// Suspect key ids (see ThrottleFailures) share at most half of the
-	// slots (at least one); other keys keep the rest. Zero means
-	// runtime.NumCPU().
+	// MaxConcurrentHashes caps the argon2 computations running at once; a
+	// request waiting for one gives up with ErrBusy when its context ends.
+	// Zero means runtime.NumCPU().
 	MaxConcurrentHashes int
-
 	// ThrottleFailures is the budget of failed or in-flight verifications
-	// per key id per ThrottleWindow; once spent, uncached attempts with
+	// per key id per ThrottleWindow, after which uncached attempts with
 	// that id get ErrThrottled until the window ends, except a key that
-	// verified in this process. A key id is suspect while it has a
-	// verification in flight, or for 10 windows after its last wrong
-	// secret or its last refusal since. Once 10 x ThrottleFailures x
-	// MaxConcurrentHashes verifications of all key ids failed in a window,
-	// suspect ids get ErrThrottled without a hash until the window ends.
-	// Zero means DefaultThrottleFailures.
+	// verified in this process (docs/security.md states the bounds). Zero
+	// means DefaultThrottleFailures.
 	ThrottleFailures int
 	// ThrottleWindow is the window of ThrottleFailures. Zero means
 	// DefaultThrottleWindow.
 	ThrottleWindow time.Duration
 
-	// FeedInterval is how often the store's change feed is read. Zero
-	// means DefaultFeedInterval. Ignored without a change feed.
+	// FeedInterval is how often the change feed is read. Zero means
+	// DefaultFeedInterval. Ignored without a change feed.
 	FeedInterval time.Duration
 	// FeedWake, when it delivers, makes the Validator read the change feed
-	// at once, besides every FeedInterval (as the Wake channel of package
-	// storage/sqlstore/pgnotify does). Nil: FeedInterval only. Ignored
-	// without a change feed.
+	// at once (as the Wake channel of storage/sqlstore/pgnotify does). Nil:
+	// FeedInterval only. Ignored without a change feed.
 	FeedWake <-chan struct{}
 	// LastUsedInterval is how often last-used times are written (and at
 	// Close). Zero means DefaultLastUsedInterval. Ignored without a
@@ -125,15 +109,12 @@ type Options struct {
 	// problem.Detail and problem.RetryAfter describe err. Nil means
 	// problem.Write (application/problem+json).
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
-
 	// OnAuthenticated, if set, is called on the request path for every
 	// request whose key is authenticated. Keep it fast.
 	OnAuthenticated func(ctx context.Context, a Attempt, id Identity)
-	// OnRejected, if set, is called for every refused request with the
-	// refusal (see problem.Of).
+	// OnRejected, if set, is called for every refused request.
 	OnRejected func(ctx context.Context, a Attempt, err error)
-	// OnBackgroundError receives the errors of background work (change
-	// feed, settings loads, last-used writes, hash upgrades) and of a
+	// OnBackgroundError receives the errors of background work and of a
 	// panicking store or hasher; they never hold a secret. Nil logs them
 	// with slog.Default at level Warn.
 	OnBackgroundError func(err error)
@@ -147,13 +128,11 @@ type Attempt struct {
 	RemoteAddr string
 	// Origin is the request's Origin header, "" if none.
 	Origin string
-	// FetchSite is the request's Sec-Fetch-Site header (Fetch Metadata):
-	// "cross-site", "same-site", "same-origin" or "none"; "" if none, and
-	// "other" for any other value.
+	// FetchSite is the request's Sec-Fetch-Site header: "cross-site",
+	// "same-site", "same-origin" or "none"; "" if none, "other" otherwise.
 	FetchSite string
-	// Browser reports that a web browser sent the request: it carries an
-	// Origin or a Sec-Fetch-Site header. A server key is refused from a
-	// browser unless Options.AllowServerKeyFromBrowser.
+	// Browser reports that the request carries an Origin or a
+	// Sec-Fetch-Site header: a web browser sent it.
 	Browser bool
 	// Prefix is the key's displayable prefix ("server-<id>"), or "" when the
 	// request has no well-formed key.

@@ -14,20 +14,14 @@ import (
 // publishable key.
 type Policy struct {
 	// Types lists the key types the route accepts. Empty accepts server
-	// keys only: publishable (client-) keys are public by design, so a
-	// route admits them only when it names them, as in
-	// []apikey.KeyType{apikey.Client} or
-	// []apikey.KeyType{apikey.Server, apikey.Client}.
+	// keys only: a route admits publishable keys only when it names
+	// apikey.Client.
 	Types []apikey.KeyType
-	// Scope is the scope the key must hold, "resource:read" or
-	// "resource:write"; "resource:write" grants "resource:read" and a full
-	// access server key ("*") grants everything. Publishable keys are
-	// read-only: they hold every read scope and no write scope. Empty
+	// Scope is the scope the key must hold (see Identity.HasScope). Empty
 	// requires no scope.
 	Scope string
-	// Environments lists the environments whose keys the route accepts, by
-	// name, in any account; empty accepts every environment. A route of one
-	// account's customers checks Identity.Account in its handler.
+	// Environments lists the environments whose keys the route accepts, in
+	// any account; empty accepts every environment.
 	Environments []string
 }
 
@@ -53,8 +47,7 @@ func (p Policy) Validate() error {
 }
 
 // allows checks a valid key's identity against the policy. A refusal's
-// detail names the policy, which may be that of a router group rather than
-// of the route.
+// detail names the policy.
 func (p Policy) allows(id *Identity) error {
 	if !slices.Contains(p.types(), id.Type) {
 		return problem.Refuse(ErrKeyType, "policy "+p.String()+" does not accept "+string(id.Type)+" keys")

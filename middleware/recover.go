@@ -10,79 +10,66 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-// errPanicked marks the error that a recovered panic of the store, its
-// change feed, its last-used recorder or the hasher became.
+// errPanicked marks the error that a recovered panic of the store or the
+// hasher became.
 var errPanicked = errors.New("panicked")
 
-// recovered, deferred by every method of the adapters below, turns a panic
-// into *err, with anything that looks like a key cut to its prefix.
+// recovered, deferred by the methods of safeStore, turns a panic into
+// *err, with anything that looks like a key cut to its prefix.
 func recovered(what string, err *error) {
 	if p := recover(); p != nil {
 		*err = fmt.Errorf("middleware: %s: the store %w: %s", what, errPanicked, redactKeys(fmt.Sprint(p)))
 	}
 }
 
-// safeStore is the Store the Validator calls: a panic of a custom store
-// becomes an error wrapping errPanicked, so that it cannot end the process.
-type safeStore struct{ s apikey.Store }
+// safeStore is the store as the Validator calls it: each method the
+// Validator uses turns a panic of a custom store into an error wrapping
+// errPanicked, so that it cannot end the process.
+type safeStore struct {
+	apikey.Store
+	feed     storage.ChangeFeed       // nil without one
+	recorder storage.LastUsedRecorder // nil without one
+}
 
-var _ apikey.Store = safeStore{}
+func newSafeStore(s apikey.Store) *safeStore {
+	feed, _ := s.(storage.ChangeFeed)
+	recorder, _ := s.(storage.LastUsedRecorder)
+	return &safeStore{Store: s, feed: feed, recorder: recorder}
+}
 
-func (s safeStore) Key(ctx context.Context, id string) (_ apikey.Record, err error) {
+func (s *safeStore) Key(ctx context.Context, id string) (_ apikey.Record, err error) {
 	defer recovered("reading a key", &err)
-	return s.s.Key(ctx, id)
+	return s.Store.Key(ctx, id)
 }
 
-func (s safeStore) DefaultKey(ctx context.Context, account, environment string, t apikey.KeyType) (_ apikey.Record, err error) {
-	defer recovered("reading a default key", &err)
-	return s.s.DefaultKey(ctx, account, environment, t)
-}
-
-func (s safeStore) Keys(ctx context.Context, q apikey.KeyQuery) (_ []apikey.Record, err error) {
-	defer recovered("listing keys", &err)
-	return s.s.Keys(ctx, q)
-}
-
-func (s safeStore) Settings(ctx context.Context, account, environment string) (_ apikey.Settings, err error) {
+func (s *safeStore) Settings(ctx context.Context, account, environment string) (_ apikey.Settings, err error) {
 	defer recovered("loading the settings of an environment", &err)
-	return s.s.Settings(ctx, account, environment)
+	return s.Store.Settings(ctx, account, environment)
 }
 
-func (s safeStore) Environments(ctx context.Context, q apikey.EnvironmentQuery) (_ []apikey.Settings, err error) {
+func (s *safeStore) Environments(ctx context.Context, q apikey.EnvironmentQuery) (_ []apikey.Settings, err error) {
 	defer recovered("loading environment settings", &err)
-	return s.s.Environments(ctx, q)
+	return s.Store.Environments(ctx, q)
 }
 
-func (s safeStore) Accounts(ctx context.Context, after string, limit int) (_ []string, err error) {
-	defer recovered("listing accounts", &err)
-	return s.s.Accounts(ctx, after, limit)
-}
-
-func (s safeStore) Apply(ctx context.Context, c apikey.Change) (err error) {
+func (s *safeStore) Apply(ctx context.Context, c apikey.Change) (err error) {
 	defer recovered("writing", &err)
-	return s.s.Apply(ctx, c)
+	return s.Store.Apply(ctx, c)
 }
 
-// safeFeed is the store's change feed, recovering as safeStore does.
-type safeFeed struct{ f storage.ChangeFeed }
-
-func (f safeFeed) Revision(ctx context.Context) (_ int64, err error) {
+func (s *safeStore) Revision(ctx context.Context) (_ int64, err error) {
 	defer recovered("reading the change feed revision", &err)
-	return f.f.Revision(ctx)
+	return s.feed.Revision(ctx)
 }
 
-func (f safeFeed) Changes(ctx context.Context, since int64, limit int) (_ []storage.Changed, _ int64, err error) {
+func (s *safeStore) Changes(ctx context.Context, since int64, limit int) (_ []storage.Changed, _ int64, err error) {
 	defer recovered("following the change feed", &err)
-	return f.f.Changes(ctx, since, limit)
+	return s.feed.Changes(ctx, since, limit)
 }
 
-// safeRecorder is the store's last-used recorder, recovering as safeStore
-// does.
-type safeRecorder struct{ r storage.LastUsedRecorder }
-
-func (r safeRecorder) RecordLastUsed(ctx context.Context, used map[string]time.Time) (err error) {
+func (s *safeStore) RecordLastUsed(ctx context.Context, used map[string]time.Time) (err error) {
 	defer recovered("recording last-used times", &err)
-	return r.r.RecordLastUsed(ctx, used)
+	return s.recorder.RecordLastUsed(ctx, used)
 }
 
 // safeHasher is the Hasher the Validator calls. The hasher holds the
@@ -104,26 +91,16 @@ func (h safeHasher) Verify(secret []byte, hash string) (match, outdated bool, er
 	return match, outdated, hasherError(err)
 }
 
-// safeOutdated is safeHasher for a hasher that is an
-// apikey.OutdatedChecker, which apikey.UpgradeHash asks without a Verify.
-type safeOutdated struct {
-	safeHasher
-	c apikey.OutdatedChecker
-}
-
-func (h safeOutdated) Outdated(hash string) (outdated bool, err error) {
-	defer hasherRecovered(&err)
-	outdated, err = h.c.Outdated(hash)
-	return outdated, hasherError(err)
-}
-
-// newSafeHasher wraps h in safeHasher, or in safeOutdated if h is an
-// apikey.OutdatedChecker.
-func newSafeHasher(h apikey.Hasher) apikey.Hasher {
-	if c, ok := h.(apikey.OutdatedChecker); ok {
-		return safeOutdated{safeHasher{h}, c}
+// Outdated asks the hasher if it is an apikey.OutdatedChecker; otherwise
+// it reports true, which lets Verify decide (apikey.UpgradeHash).
+func (h safeHasher) Outdated(hash string) (outdated bool, err error) {
+	c, ok := h.h.(apikey.OutdatedChecker)
+	if !ok {
+		return true, nil
 	}
-	return safeHasher{h}
+	defer hasherRecovered(&err)
+	outdated, err = c.Outdated(hash)
+	return outdated, hasherError(err)
 }
 
 func hasherRecovered(err *error) {

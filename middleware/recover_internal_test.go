@@ -26,24 +26,19 @@ func TestAdaptersRecover(t *testing.T) {
 	fs.Before(func(context.Context, *faultstore.Call) error { panic(key.Reveal()) })
 	fh := faultstore.NewHasher(apikey.Argon2id{Params: apikey.TestParams})
 	fh.Before(func(context.Context, *faultstore.Call) error { panic(key.Reveal()) })
-	store, feed, rec, hasher := safeStore{fs}, safeFeed{fs}, safeRecorder{fs}, newSafeHasher(fh)
-	checker, ok := hasher.(apikey.OutdatedChecker)
-	require.True(t, ok, "the adapter of an OutdatedChecker is one")
+	store, hasher := newSafeStore(fs), safeHasher{fh}
 	ctx := context.Background()
 	calls := map[string]func() error{
 		"Key":            func() error { _, err := store.Key(ctx, "x"); return err },
-		"DefaultKey":     func() error { _, err := store.DefaultKey(ctx, "a", "e", apikey.Server); return err },
-		"Keys":           func() error { _, err := store.Keys(ctx, apikey.KeyQuery{}); return err },
 		"Settings":       func() error { _, err := store.Settings(ctx, "a", "e"); return err },
 		"Environments":   func() error { _, err := store.Environments(ctx, apikey.EnvironmentQuery{}); return err },
-		"Accounts":       func() error { _, err := store.Accounts(ctx, "", 1); return err },
 		"Apply":          func() error { return store.Apply(ctx, apikey.Change{}) },
-		"Revision":       func() error { _, err := feed.Revision(ctx); return err },
-		"Changes":        func() error { _, _, err := feed.Changes(ctx, 0, 1); return err },
-		"RecordLastUsed": func() error { return rec.RecordLastUsed(ctx, nil) },
+		"Revision":       func() error { _, err := store.Revision(ctx); return err },
+		"Changes":        func() error { _, _, err := store.Changes(ctx, 0, 1); return err },
+		"RecordLastUsed": func() error { return store.RecordLastUsed(ctx, nil) },
 		"Hash":           func() error { _, err := hasher.Hash([]byte(key.Reveal())); return err },
 		"Verify":         func() error { _, _, err := hasher.Verify([]byte(key.Reveal()), "h"); return err },
-		"Outdated":       func() error { _, err := checker.Outdated("h"); return err },
+		"Outdated":       func() error { _, err := hasher.Outdated("h"); return err },
 	}
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {
@@ -65,10 +60,11 @@ func TestAdaptersRecover(t *testing.T) {
 		fh.Before(func(_ context.Context, c *faultstore.Call) error {
 			return errors.Join(tt.wrapped, errors.New(string(c.Secret)))
 		}, faultstore.OpHash, faultstore.OpVerify)
-		h := newSafeHasher(fh.Exact())
-		_, isChecker := h.(apikey.OutdatedChecker)
-		require.False(t, isChecker, "the adapter of a plain Hasher is no OutdatedChecker")
-		_, err := h.Hash([]byte(key.Reveal()))
+		h := safeHasher{fh.Exact()}
+		outdated, err := h.Outdated("h")
+		require.NoError(t, err)
+		require.True(t, outdated, "a plain Hasher's Verify decides")
+		_, err = h.Hash([]byte(key.Reveal()))
 		require.Error(t, err)
 		assert.NotContains(t, err.Error(), key.Reveal())
 		_, _, err = h.Verify([]byte(key.Reveal()), "h")

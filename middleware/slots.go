@@ -6,12 +6,8 @@ import (
 	"sync"
 )
 
-// slots is the argon2 concurrency cap: at most n holders at once, and the
-// waiters served newest first. Under a flood of first verifications (each
-// real key id's first wrong secret looks like a key never seen before),
-// a request that arrives now waits for the hashes in progress, not behind
-// every request queued before it; the oldest waiters are the ones whose
-// contexts end (ErrBusy). A slots is safe for concurrent use.
+// slots is the argon2 concurrency cap: at most n holders at once, the
+// waiters served newest first (docs/design.md, The throttle).
 type slots struct {
 	mu      sync.Mutex
 	free    int
@@ -20,8 +16,8 @@ type slots struct {
 
 func newSlots(n int) *slots { return &slots{free: n} }
 
-// acquire takes a slot, waiting until one is free or ctx ends; it returns
-// ctx's error in the latter case, with no slot held.
+// acquire takes a slot, waiting until one is free or ctx ends (then it
+// returns ctx's error, with no slot held).
 func (s *slots) acquire(ctx context.Context) error {
 	s.mu.Lock()
 	if s.free > 0 {

@@ -8,17 +8,15 @@ import (
 	"github.com/keystile/keystile/middleware/problem"
 )
 
-// Stats are a Validator's counters since New, and a few gauges read when
-// Stats is called. They hold no key material, so they can be exported to
-// any metrics system (examples/metrics exports them to Prometheus).
+// Stats are a Validator's counters since New, and a few gauges. They hold
+// no key material.
 type Stats struct {
 	// CacheHits counts requests whose key was found in the validation cache
 	// (verified keys and cached failures); CacheMisses those that were not.
 	CacheHits, CacheMisses uint64
 	// CachedKeys and CachedFailures are how many verified keys and failures
-	// the cache holds now, at most Options.CacheSize each. Entries that are
-	// no longer served (evicted by a change, or past their lifetime) count
-	// until a verification replaces them or the LRU pushes them out.
+	// the cache holds, at most Options.CacheSize each, including entries
+	// no longer served.
 	CachedKeys, CachedFailures int
 
 	// HashesRunning and HashesWaiting are the argon2 verifications running
@@ -29,30 +27,26 @@ type Stats struct {
 	Hashes   uint64
 	HashTime time.Duration
 
-	// Throttled counts verifications that the failure throttle refused
-	// (Options.ThrottleFailures); every request waiting for one gets 429.
+	// Throttled counts verifications that the throttle refused.
 	Throttled uint64
-	// Refusals counts refused requests by reason code (Reason.Code), such
-	// as "invalid_key".
+	// Refusals counts refused requests by reason code, such as
+	// "invalid_key"; "other" counts the rest.
 	Refusals map[string]uint64
 
 	// FeedRevision is the last change-feed revision applied, and FeedLag
-	// how long ago (by Options.Now) the feed was last read successfully;
-	// both zero when the store has no change feed or it was never read.
+	// how long ago the feed was last read; both zero without a feed.
 	FeedRevision int64
 	FeedLag      time.Duration
 
-	// Environments is how many accounts' environments' settings (allowed
-	// origins, closed accounts) the Validator holds; zero until they are
-	// first loaded.
+	// Environments is how many environments' settings the Validator
+	// holds.
 	Environments int
 
 	// BackgroundErrors counts the errors passed to Options.OnBackgroundError.
 	BackgroundErrors uint64
 }
 
-// reasons are the refusals counted one by one in Stats.Refusals; any other
-// is counted as "other".
+// reasons are the refusals counted one by one in Stats.Refusals.
 var reasons = [...]*problem.Reason{
 	ErrMissingKey, ErrMalformedKey, ErrInvalidKey, ErrExpiredKey, ErrRevokedKey,
 	ErrKeyType, ErrScope, ErrEnvironment, ErrOrigin, ErrServerKeyFromBrowser,
@@ -85,8 +79,7 @@ func (s *stats) refused(err error) {
 	s.refusals[len(reasons)].Add(1)
 }
 
-// Stats returns the Validator's counters. It is safe to call at any time,
-// also concurrently with requests and after Close.
+// Stats returns the Validator's counters, at any time.
 func (v *Validator) Stats() Stats {
 	s := &v.stats
 	out := Stats{
@@ -113,9 +106,8 @@ func (v *Validator) Stats() Stats {
 	return out
 }
 
-// shardedCounter is a counter that concurrent requests for different keys
-// increment without contending for one cache line: each adds to the shard
-// its cache key picks.
+// shardedCounter is a counter that requests for different keys increment
+// in different cache lines.
 type shardedCounter struct {
 	shards [16]struct {
 		n atomic.Uint64

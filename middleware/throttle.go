@@ -19,22 +19,18 @@ const suspectWindows = 10
 // of suspectIDsPerSlot key ids per argon2 slot.
 const suspectIDsPerSlot = 10
 
-// throttle limits verifications of key ids that keep failing. It is asked
-// only on cache misses, and never for a presented key that verified in this
-// process, so nothing an attacker sends about a public key id gets that key
-// refused. With B = ThrottleFailures, W = ThrottleWindow and
+// throttle limits verifications of key ids that keep failing; the
+// verifier asks it only on cache misses, and never for a key that verified
+// in this process. With B = ThrottleFailures, W = ThrottleWindow and
 // N = MaxConcurrentHashes:
 //
-//   - Per key id: at most B failed or in-flight verifications per window,
-//     then ErrThrottled without a store read or a hash. Only ids with a
-//     stored record take a count, so unknown ids cannot push real ones out.
+//   - Per key id: at most B failed or in-flight verifications per window.
 //   - A key id is suspect while it has a verification in flight, or for
 //     suspectWindows*W after its last wrong secret or refusal since.
-//     Suspect ids share at most max(1, N/2) argon2 slots at once, so that a
-//     key never seen before finds a slot behind at most that many hashes.
-//   - All ids together: once suspectIDsPerSlot*B*N verifications failed in
-//     a window, or failed and are in flight in the suspect lane, suspect ids
-//     get ErrThrottled until the window ends.
+//     Suspect ids share at most max(1, N/2) argon2 slots.
+//   - Once suspectIDsPerSlot*B*N verifications failed in a window, or
+//     failed and are in flight in the suspect lane, suspect ids are refused
+//     until the window ends.
 //
 // docs/security.md states the resulting bound on argon2 work.
 type throttle struct {
@@ -92,9 +88,7 @@ const (
 
 // admits reports whether a verification of key id at now would be let
 // through, and if not the time left in the window that refuses it, without
-// giving id a count: the verifier asks before it reads the store, so that
-// a throttled id costs no store read, and acquires only for a key id that
-// has a stored record.
+// giving id a count (asked before the store read).
 func (t *throttle) admits(id string, now time.Time) (ok bool, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -106,13 +100,9 @@ func (t *throttle) admits(id string, now time.Time) (ok bool, retryAfter time.Du
 	return ok, retryAfter
 }
 
-// acquire reserves a verification of key id at now. It fails, with the
-// time left in the window that refuses it, once the id's failures and
-// in-flight verifications reach the budget, or when the id is suspect and
-// the failures of all ids reached the global budget. Only key ids with a
-// stored record are acquired, so that unknown ids take no count and cannot
-// push the counts of real ids out of the table. Every successful acquire
-// must be followed by a release of its ticket.
+// acquire reserves a verification of key id at now, a key id with a
+// stored record, or reports the time left in the window that refuses it.
+// Every successful acquire must be followed by a release of its ticket.
 func (t *throttle) acquire(id string, now time.Time) (tk ticket, ok bool, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -139,28 +129,29 @@ func (t *throttle) decide(id string, s *windowCount, now time.Time) (suspect boo
 	s.roll(now, t.window)
 	last, marked := t.suspects.Peek(id)
 	suspect = s.pending > 0 || marked && now.Sub(last) < suspectWindows*t.window
-	if s.failures+s.pending >= t.budget {
-		if marked { // only ids that had a wrong secret enter the table
-			t.suspects.Add(id, now)
+	refusing := s
+	if s.failures+s.pending < t.budget {
+		if !suspect {
+			return false, 0, true
 		}
-		return suspect, s.start.Add(t.window).Sub(now), false
-	}
-	if suspect {
 		t.global.roll(now, t.window)
-		if t.global.failures+t.global.pending >= t.globalBudget {
-			if marked {
-				t.suspects.Add(id, now)
-			}
-			return suspect, t.global.start.Add(t.window).Sub(now), false
+		if t.global.failures+t.global.pending < t.globalBudget {
+			return true, 0, true
 		}
+		refusing = &t.global
 	}
-	return suspect, 0, true
+	if marked { // only ids that had a wrong secret enter the table
+		t.suspects.Add(id, now)
+	}
+	return suspect, refusing.start.Add(t.window).Sub(now), false
 }
 
 // release ends the verification of tk with verdict v: a wrongSecret
-// counts against the key id's budget and the global budget, and makes the
-// id suspect.
+// counts against both budgets and makes the id suspect.
 func (t *throttle) release(tk ticket, v verdict, now time.Time) {
+	if tk.id == "" {
+		return // the zero ticket of a key that bypassed the throttle
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if tk.suspect && t.global.pending > 0 {

@@ -19,13 +19,9 @@ import (
 type entry = keycache.Entry[*Identity]
 
 // verifier loads and verifies the keys that are not cached: one shared
-// verification per presented key, argon2 under a concurrency cap, failures
-// throttled per key id and in all (but never for a key that verified in
-// this process), key ids with recent failures confined to a share of the
-// cap, outdated hashes upgraded in the background. A key checked before
-// against the stored hash it is presented for needs no argon2: the key
-// that verified against it is valid, any other key of its id is wrong
-// (keycache.Verified).
+// verification per presented key, argon2 under a concurrency cap and the
+// throttle, none for a key checked before against the same stored hash
+// (keycache.Verified), outdated hashes upgraded in the background.
 type verifier struct {
 	issuer     *Validator // names the Identities it makes
 	store      apikey.Store
@@ -45,23 +41,21 @@ type verifier struct {
 }
 
 // maxVerifyRounds bounds the verifications one request starts because its
-// key id was evicted (revoked, rotated, changed) while the previous one ran.
+// key id was evicted while the previous one ran.
 const maxVerifyRounds = 3
 
-// outcome is what a shared verification hands every request that waits for
-// it: the entry, and the cache's token when it started reading.
+// outcome is what a shared verification hands its requests: the entry, and
+// the cache's token when it started reading.
 type outcome struct {
 	e     *entry
 	token uint64
 }
 
 // verify loads and verifies a key that is not cached, whose Key is k.
-// Concurrent calls for the same presented key share one verification, but
-// never one that began before the last eviction of the key id; a result
-// read before an eviction that happened while it ran is thrown away and
-// the key verified again. Every caller waits only as long as its own
-// context allows; if the request running the shared verification gives up,
-// the others start a new one.
+// Concurrent calls for the same presented key share one verification that
+// began after the last eviction of the key id; a result read before an
+// eviction is thrown away and the key verified again. Every caller waits
+// only as long as its own context allows.
 func (vf *verifier) verify(ctx context.Context, key apikey.Key, k keycache.Key) (*entry, error) {
 	id := key.ID()
 	for round := 0; round < maxVerifyRounds; {
@@ -81,21 +75,20 @@ func (vf *verifier) verify(ctx context.Context, key apikey.Key, k keycache.Key) 
 			}
 			round++ // read before an eviction of its key id: verify again
 		case <-ctx.Done():
-			return nil, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
+			return nil, busy(ctx.Err())
 		}
 	}
 	return nil, problem.Refuse(ErrBusy, "the key changed during every verification")
 }
 
 // load reads a key by id, verifies its hash and caches the outcome. Storage
-// errors are returned, never cached. A panic is recovered here too, since
+// errors are returned, never cached. A panic is recovered here, since
 // singleflight would re-raise it in a goroutine of its own.
 func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (out outcome, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			cause := fmt.Errorf("middleware: verifying %s panicked: %s", key.Prefix(), redactKeys(fmt.Sprint(p)))
-			vf.report(cause)
-			out, err = outcome{}, &problem.Refusal{Reason: ErrUnavailable, Detail: "checking the key failed", Cause: cause}
+			cause := fmt.Errorf("middleware: verifying %s %w: %s", key.Prefix(), errPanicked, redactKeys(fmt.Sprint(p)))
+			out, err = outcome{}, vf.unavailable("checking the key failed", cause)
 		}
 	}()
 	token := vf.cache.Token()
@@ -104,69 +97,49 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 		return outcome{e, token}, nil // cached by a verification that ended after our lookup
 	}
 	id := key.ID()
-	// A key that verified in this process bypasses the throttle: key ids
-	// are public, so anyone may spend its id's budget.
-	bypass := vf.verified.Contains(k)
+	bypass := vf.verified.Contains(k) // key ids are public: anyone may spend a budget
 	if !bypass {
 		if ok, wait := vf.throttle.admits(id, now); !ok {
-			vf.stats.throttled.Add(1)
-			return outcome{}, &problem.Refusal{Reason: ErrThrottled, RetryAfter: wait}
+			return outcome{}, vf.throttled(wait)
 		}
 	}
 
 	rec, err := vf.store.Key(ctx, id)
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):
-		return outcome{vf.failure(k, id, token, now), token}, nil
+		return vf.failure(k, id, token, now), nil
 	case ctx.Err() != nil:
-		return outcome{}, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
+		return outcome{}, busy(ctx.Err())
 	case err != nil:
-		if errors.Is(err, errPanicked) {
-			vf.report(err)
-		}
-		return outcome{}, &problem.Refusal{Reason: ErrUnavailable, Detail: "loading the key failed", Cause: err}
+		return outcome{}, vf.unavailable("loading the key failed", err)
 	}
 	if rec.ID != id || rec.Type != key.Type() {
-		return outcome{vf.failure(k, id, token, now), token}, nil
+		return vf.failure(k, id, token, now), nil
 	}
 	hash := keycache.Fingerprint(rec.Hash.Reveal())
-	match, outdated := false, false
+	match, outdated, refuted := false, false, false
 	if vf.cache.Enabled() {
-		// This exact key verified against this exact hash before.
-		match, outdated = vf.verified.Matches(k, hash)
+		match, outdated, refuted = vf.verified.Lookup(k, hash)
 	}
-	if !match && vf.cache.Enabled() && vf.verified.Refutes(k, hash) {
-		// Another key of this id verified against this very hash, which
-		// admits one key (apikey.Hasher): k is a wrong secret, refused
-		// without argon2 and, like an unknown id, without a count in the
-		// throttle.
-		return outcome{vf.failure(k, id, token, now), token}, nil
+	if refuted { // a wrong secret: no argon2 and, like an unknown id, no throttle count
+		return vf.failure(k, id, token, now), nil
 	}
 	if !match {
-		// Only a key id with a stored record takes a count in the
-		// throttle: unknown ids cannot push real ones out of it.
-		var tk *ticket
+		tk, ok, wait := ticket{}, true, time.Duration(0) // the zero ticket bypasses the throttle
 		if !bypass {
-			t, ok, wait := vf.throttle.acquire(id, now)
-			if !ok {
-				vf.stats.throttled.Add(1)
-				return outcome{}, &problem.Refusal{Reason: ErrThrottled, RetryAfter: wait}
-			}
-			tk = &t
+			tk, ok, wait = vf.throttle.acquire(id, now)
+		}
+		if !ok {
+			return outcome{}, vf.throttled(wait)
 		}
 		result := passed
-		defer func() {
-			if tk != nil {
-				vf.throttle.release(*tk, result, vf.now())
-			}
-		}()
-		suspect := tk != nil && tk.suspect
-		if match, outdated, err = vf.verifyHash(ctx, key, rec.Hash.Reveal(), suspect); err != nil {
+		defer func() { vf.throttle.release(tk, result, vf.now()) }()
+		if match, outdated, err = vf.verifyHash(ctx, key, rec.Hash.Reveal(), tk.suspect); err != nil {
 			return outcome{}, err
 		}
 		if !match {
 			result = wrongSecret
-			return outcome{vf.failure(k, id, token, now), token}, nil
+			return vf.failure(k, id, token, now), nil
 		}
 		vf.verified.Add(k, hash, outdated)
 	}
@@ -202,18 +175,35 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 	return &entry{Key: k, KeyID: rec.ID, Value: id, RevokedAt: rec.RevokedAt, Revision: rec.Revision, Until: now.Add(vf.ttl)}
 }
 
-// failure caches and returns the entry of an unknown key or wrong secret.
-func (vf *verifier) failure(k keycache.Key, id string, token uint64, now time.Time) *entry {
+// failure caches the entry of an unknown key or wrong secret, and returns
+// it as the outcome.
+func (vf *verifier) failure(k keycache.Key, id string, token uint64, now time.Time) outcome {
 	e := &entry{Key: k, KeyID: id, Fail: ErrInvalidKey, Until: now.Add(vf.failureTTL)}
 	vf.cache.AddFailed(e, token)
-	return e
+	return outcome{e, token}
 }
 
-// verifyHash runs the argon2 check under the concurrency cap (slots: the
-// newest waiter first), giving up when ctx ends; a suspect verification (see throttle) first takes a slot of the
-// suspect lane, so that it never holds more of the cap than that lane's
-// share. A stored hash that cannot be checked is a server fault: the
-// request fails closed with ErrUnavailable.
+// throttled counts and returns a refusal of the throttle.
+func (vf *verifier) throttled(wait time.Duration) error {
+	vf.stats.throttled.Add(1)
+	return &problem.Refusal{Reason: ErrThrottled, RetryAfter: wait}
+}
+
+// unavailable returns the refusal of a check that failed with err,
+// reporting err if it is a recovered panic.
+func (vf *verifier) unavailable(detail string, err error) error {
+	if errors.Is(err, errPanicked) {
+		vf.report(err)
+	}
+	return &problem.Refusal{Reason: ErrUnavailable, Detail: detail, Cause: err}
+}
+
+// busy is the refusal of a request whose context ended with err.
+func busy(err error) error { return &problem.Refusal{Reason: ErrBusy, Cause: err} }
+
+// verifyHash runs the argon2 check under the concurrency cap, giving up
+// when ctx ends; a suspect verification first takes a slot of the suspect
+// lane. A stored hash that cannot be checked is ErrUnavailable.
 func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string, suspect bool) (match, outdated bool, err error) {
 	s := vf.stats
 	s.hashesWaiting.Add(1)
@@ -223,13 +213,13 @@ func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string,
 			defer func() { <-vf.throttle.suspectSlots }()
 		case <-ctx.Done():
 			s.hashesWaiting.Add(-1)
-			return false, false, &problem.Refusal{Reason: ErrBusy, Cause: ctx.Err()}
+			return false, false, busy(ctx.Err())
 		}
 	}
 	err = vf.slots.acquire(ctx)
 	s.hashesWaiting.Add(-1)
 	if err != nil {
-		return false, false, &problem.Refusal{Reason: ErrBusy, Cause: err}
+		return false, false, busy(err)
 	}
 	s.hashesRunning.Add(1)
 	start := time.Now()
@@ -241,20 +231,14 @@ func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string,
 	}()
 	match, outdated, err = vf.hasher.Verify([]byte(key.Reveal()), hash)
 	if err != nil {
-		if errors.Is(err, errPanicked) {
-			vf.report(err)
-		}
-		return false, false, &problem.Refusal{Reason: ErrUnavailable, Detail: "the stored hash of " + key.Prefix() + " cannot be checked", Cause: err}
+		return false, false, vf.unavailable("the stored hash of "+key.Prefix()+" cannot be checked", err)
 	}
 	return match, outdated, nil
 }
 
 // upgrade stores, in the background, a fresh hash of a key that verified
-// against a hash weaker than the hasher's parameters (apikey.UpgradeHash:
-// only when weaker, and only if the record is still at the revision read;
-// otherwise a later verification tries again). The key is remembered as
-// verified against its new hash, so that its next verification needs no
-// argon2.
+// against an outdated hash (apikey.UpgradeHash), and remembers the key as
+// verified against it.
 func (vf *verifier) upgrade(rec apikey.Record, key apikey.Key, k keycache.Key) {
 	vf.background(func(ctx context.Context) {
 		if vf.slots.acquire(ctx) != nil { // the hash runs under the argon2 cap

@@ -1,3 +1,8 @@
+// Package envsettings holds, in memory, what the middleware needs of every
+// account's environments' settings: the allowed origins of publishable keys
+// and whether the account is closed. A Table answers without a store call;
+// Load reads every environment a page at a time, Reload one, and failed or
+// missing ones wait in a bounded queue for ReloadPending.
 package envsettings
 
 import (
@@ -10,8 +15,7 @@ import (
 	"github.com/keystile/keystile/apikey"
 )
 
-// PageSize is how many environments one Store.Environments call of a full
-// load asks for.
+// PageSize is the Limit of each Store.Environments call of a Load.
 const PageSize = 1000
 
 // maxReports bounds the invalid allowed-origin lists one Load reports one
@@ -31,24 +35,20 @@ type Store interface {
 // key names an account's environment.
 type key struct{ account, environment string }
 
-// settings is what the table keeps of one environment. It is never
-// modified once in the table.
+// settings is what the table keeps of one environment; never modified once
+// in the table.
 type settings struct {
 	origins apikey.OriginSet // empty for a closed environment
 	closed  bool             // the account is closed: its keys are refused
-	// missing marks an environment the store has no settings for, so that
-	// lookups do not queue it again until Reload reads it.
-	missing bool
+	missing bool             // the store has none: not queued again until Reload
 }
 
 // Table is the settings of every account's environments. Create it with
-// New; the zero value is not usable. Its methods are safe for concurrent
-// use. Lookups do not allocate (except once when a wildcard admits the
-// origin) and their cost grows neither with the number of environments nor
-// with the length of a list. Load and Reload are serialised, so that a read
-// of the store that began before a change never replaces one that began
-// after it. Store errors are returned wrapped; store panics are not
-// recovered: the caller wraps its store.
+// New. Its methods are safe for concurrent use; lookups cost neither with
+// the number of environments nor with the length of a list. Load and
+// Reload are serialised, so that a read of the store that began before a
+// change never replaces one that began after it. Store panics are not
+// recovered.
 type Table struct {
 	store  Store
 	report func(error)
@@ -58,17 +58,14 @@ type Table struct {
 	mu     sync.RWMutex
 	c      contents     // c.envs is nil until the first Load succeeds
 	closed atomic.Int64 // c.closed, read without the lock
-	loaded atomic.Bool
 
 	pending *queue
 }
 
 // New returns an empty table that reads store. report, if not nil,
-// receives the errors that concern stored data rather than the store: the
-// allowed-origin entries that do not parse (a list saved under older
-// rules), which admit nothing and are named by position, never by content.
-// It is called while Load or Reload runs, and must not call them. New reads
-// nothing: call Load.
+// receives the allowed-origin entries that do not parse (named by
+// position, never by content); it is called while Load or Reload runs and
+// must not call them.
 func New(store Store, report func(error)) *Table {
 	if store == nil {
 		panic("envsettings: nil store")
@@ -80,7 +77,11 @@ func New(store Store, report func(error)) *Table {
 }
 
 // Loaded reports whether a full load has succeeded.
-func (t *Table) Loaded() bool { return t.loaded.Load() }
+func (t *Table) Loaded() bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.c.envs != nil
+}
 
 // Len returns the number of environments in the table.
 func (t *Table) Len() int {
@@ -89,8 +90,7 @@ func (t *Table) Len() int {
 	return t.c.size
 }
 
-// Has reports whether the table holds the settings of an account's
-// environment.
+// Has reports whether the table holds an environment's settings.
 func (t *Table) Has(account, environment string) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -98,13 +98,10 @@ func (t *Table) Has(account, environment string) bool {
 	return ok && !s.missing
 }
 
-// Allows reports whether an account's environment allows the request
-// origin origin (the value of an Origin header) for its publishable keys,
-// and whether the table knows the environment's settings at all. When it
-// does not (known false: nothing loaded yet, an environment the table does
-// not hold, or one the store has no settings for), the caller fails closed;
-// a missing environment, or the whole table, is then queued for a reload
-// (see Pending). A closed environment allows no origin.
+// Allows reports whether an environment allows the request origin origin
+// for its publishable keys, and whether the table knows its settings; an
+// unknown environment (or an unloaded table) is queued for a reload. A
+// closed environment allows no origin.
 func (t *Table) Allows(account, environment, origin string) (allowed, known bool) {
 	k := key{account, environment}
 	t.mu.RLock()
@@ -124,8 +121,8 @@ func (t *Table) Allows(account, environment, origin string) (allowed, known bool
 	return s.origins.Allows(origin), true
 }
 
-// Closed reports whether the table holds an account's environment as
-// closed. It takes no lock while no environment in the table is closed.
+// Closed reports whether the table holds an environment as closed. It
+// takes no lock while none is.
 func (t *Table) Closed(account, environment string) bool {
 	if t.closed.Load() == 0 {
 		return false
@@ -135,10 +132,8 @@ func (t *Table) Closed(account, environment string) bool {
 	return t.c.envs[key{account, environment}].closed
 }
 
-// AnyAllows reports whether some environment of some account, closed ones
-// aside, allows the request origin origin (a CORS preflight carries no
-// key). It looks up at most as many entries as origin's host has labels,
-// plus two, whatever the number of environments.
+// AnyAllows reports whether some open environment of any account allows
+// the request origin origin (a CORS preflight carries no key).
 func (t *Table) AnyAllows(origin string) bool {
 	r, ok := apikey.ParseRequestOrigin(origin)
 	if !ok {
@@ -149,19 +144,17 @@ func (t *Table) AnyAllows(origin string) bool {
 	return t.c.index.allows(r)
 }
 
-// Pending returns the channel that signals that reloads are queued: the
-// caller then runs ReloadPending.
+// Pending signals that reloads are queued for ReloadPending.
 func (t *Table) Pending() <-chan struct{} { return t.pending.ready }
 
 // Load reads every environment's settings, a page at a time, and replaces
-// the table with them. It covers the reloads queued before it started. On
-// an error the table is unchanged and a full load is queued.
+// the table with them. On an error the table is unchanged and a full load
+// is queued.
 func (t *Table) Load(ctx context.Context) error {
 	t.write.Lock()
 	defer t.write.Unlock()
 	t.pending.take() // this load covers them
-	// The pages are parsed as they come, then the maps are made at their
-	// final size and swapped in.
+	// Parsed pages first, then maps made at their final size.
 	type entry struct {
 		k key
 		s settings
@@ -197,7 +190,7 @@ func (t *Table) Load(ctx context.Context) error {
 	if invalid > maxReports {
 		t.report(fmt.Errorf("envsettings: %d more environments have allowed-origin entries that are ignored", invalid-maxReports))
 	}
-	fresh := contents{envs: make(map[key]settings, envs), index: originIndex{count: make(map[apikey.Origin]int32, entries)}}
+	fresh := contents{envs: make(map[key]settings, envs), index: make(originIndex, entries)}
 	for _, page := range pages {
 		for _, e := range page {
 			fresh.put(e.k, e.s)
@@ -207,15 +200,12 @@ func (t *Table) Load(ctx context.Context) error {
 	t.c = fresh
 	t.closed.Store(int64(fresh.closed))
 	t.mu.Unlock()
-	t.loaded.Store(true)
 	return nil
 }
 
-// Reload reads one environment's settings (one Store.Settings call) and
-// replaces its entry. An environment the store does not have is
-// remembered as missing. On an error of the store the entry is unchanged
-// and the environment queued for a retry. Before the first Load succeeds,
-// Reload reads nothing and queues a full load.
+// Reload reads one environment's settings and replaces its entry (missing
+// if the store has none). On an error the entry is unchanged and queued
+// again. Before the first Load succeeds, it queues a full load.
 func (t *Table) Reload(ctx context.Context, account, environment string) error {
 	k := key{account, environment}
 	t.write.Lock()
@@ -263,7 +253,7 @@ func (c *contents) put(k key, s settings) {
 
 // count adds (d = 1) or removes (d = -1) the counts of an entry.
 func (c *contents) count(s settings, d int) {
-	c.index.add(&s, int32(d))
+	c.index.add(s, int32(d))
 	if !s.missing {
 		c.size += d
 	}
@@ -273,8 +263,8 @@ func (c *contents) count(s settings, d int) {
 }
 
 // ReloadPending does the queued reloads: a full Load if one is due, else a
-// Reload of each queued environment. Failed reloads stay queued. It returns
-// the first error and how many reloads failed.
+// Reload of each queued environment. Failed reloads stay queued; the error
+// is the first, with the number of the others.
 func (t *Table) ReloadPending(ctx context.Context) error {
 	envs, full := t.pending.take()
 	if full {
@@ -305,8 +295,8 @@ func (t *Table) ReloadPending(ctx context.Context) error {
 }
 
 // parse returns the table entry of st. Allowed-origin entries that do not
-// parse, and those beyond apikey.MaxOrigins, are left out and named, by
-// position, in err.
+// parse, and those beyond apikey.MaxOrigins, are left out and named by
+// position in err.
 func parse(st apikey.Settings) (settings, error) {
 	if !st.ClosedAt.IsZero() {
 		return settings{closed: true}, nil // its keys are refused: no origin is needed
@@ -333,4 +323,92 @@ func parse(st apikey.Settings) (settings, error) {
 		return s, fmt.Errorf("envsettings: account %s, environment %s: allowed-origin entries ignored: %w", st.Account, st.Environment, errors.Join(errs...))
 	}
 	return s, nil
+}
+
+// originIndex counts, for each allowed-origin entry, the open
+// environments that allow it, so that a preflight looks up only the entries
+// that could admit its origin (apikey.RequestOrigin.Candidates). The
+// Table's lock guards it.
+type originIndex map[apikey.Origin]int32
+
+// add counts the entries of s (d = 1), or removes them (d = -1).
+func (x originIndex) add(s settings, d int32) {
+	if s.closed || s.missing {
+		return
+	}
+	for o := range s.origins.All() {
+		if d > 0 {
+			x[o]++ // one map operation: a full load adds every entry
+		} else if n := x[o] - 1; n > 0 {
+			x[o] = n
+		} else {
+			delete(x, o)
+		}
+	}
+}
+
+// allows reports whether some counted entry admits r.
+func (x originIndex) allows(r apikey.RequestOrigin) bool {
+	if len(x) == 0 {
+		return false
+	}
+	for o := range r.Candidates() {
+		if x[o] > 0 && o.Admits(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// MaxPending bounds the environments waiting for a reload; beyond it a full
+// load is due instead.
+const MaxPending = 1024
+
+// queue holds the environments waiting for a reload, and whether a full
+// load is due. Adding never blocks, and signals ready (capacity one).
+type queue struct {
+	mu    sync.Mutex
+	envs  map[key]struct{}
+	full  bool
+	ready chan struct{}
+}
+
+func newQueue() *queue {
+	return &queue{envs: map[key]struct{}{}, ready: make(chan struct{}, 1)}
+}
+
+// add queues one environment; at MaxPending it asks for a full load.
+func (q *queue) add(k key) {
+	q.mu.Lock()
+	if _, ok := q.envs[k]; !ok && len(q.envs) >= MaxPending {
+		q.full = true
+	} else {
+		q.envs[k] = struct{}{}
+	}
+	q.mu.Unlock()
+	q.signal()
+}
+
+// addFull asks for a full load.
+func (q *queue) addFull() {
+	q.mu.Lock()
+	q.full = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *queue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take returns and forgets what is queued.
+func (q *queue) take() (envs map[key]struct{}, full bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	envs, full = q.envs, q.full
+	q.envs, q.full = map[key]struct{}{}, false
+	return envs, full
 }

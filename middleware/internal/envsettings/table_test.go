@@ -219,7 +219,7 @@ func TestIndexCountsAreExact(t *testing.T) {
 	replaced := f.table.c
 	replacedClosed := f.table.closed.Load()
 	require.NoError(t, f.table.Load(ctx))
-	assert.Equal(t, f.table.c.index.count, replaced.index.count)
+	assert.Equal(t, f.table.c.index, replaced.index)
 	assert.Equal(t, f.table.c.size, replaced.size)
 	assert.Equal(t, f.table.c.closed, replaced.closed)
 	assert.Equal(t, f.table.closed.Load(), replacedClosed)
@@ -458,4 +458,12 @@ func TestLookupsDoNotAllocate(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(100, func() { f.table.Allows("a", "production", "https://evil.example") }))
 	assert.Zero(t, testing.AllocsPerRun(100, func() { f.table.Closed("a", "production") }))
 	assert.Zero(t, testing.AllocsPerRun(100, func() { f.table.AnyAllows("https://evil.x.example") }))
+}
+
+// len returns the number of queued environments and whether a full load is
+// due.
+func (q *queue) len() (int, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.envs), q.full
 }

@@ -2,10 +2,8 @@
 // and failures in two fixed-size LRUs, keyed without the presented key's
 // secret, with per-key-id eviction epochs so that no verification read
 // before an eviction is cached after it, and the last-used time of every
-// key in use. Verified, in verified.go, remembers which presented keys
-// verified against which stored hash.
-//
-// Every type is safe for concurrent use unless its doc says otherwise.
+// key in use. Verified remembers which presented keys verified against
+// which stored hash. Every type is safe for concurrent use.
 package keycache
 
 import (
@@ -27,17 +25,14 @@ import (
 const headLength = apikey.PrefixLength + 1
 
 // Key identifies a presented key string without holding its secret: the
-// public head as presented and the first 128 bits of SHA-256 of the rest
-// (secret and checksum). Two strings share a Key only if their heads are
-// equal and the rest of one is a second preimage of the other's truncated
-// digest.
+// public head and the first 128 bits of SHA-256 of the rest.
 type Key struct {
 	sum  [16]byte
 	head [headLength]byte
 }
 
 // KeyOf returns the Key of key, which must be apikey.KeyLength bytes long
-// (it panics otherwise: the callers check). It allocates nothing.
+// (it panics otherwise). It allocates nothing.
 func KeyOf(key string) Key {
 	if len(key) != apikey.KeyLength {
 		panic("keycache: key of a string of the wrong length")
@@ -54,8 +49,7 @@ func KeyOf(key string) Key {
 // Shard returns a number in [0, 16) that spreads keys evenly.
 func (k Key) Shard() int { return int(k.sum[0] & 15) }
 
-// String returns the Key's bytes as a string, for use as a map or
-// singleflight key. It holds no secret.
+// String returns the Key's bytes, for use as a map key. It holds no secret.
 func (k Key) String() string { return string(k.sum[:]) + string(k.head[:]) }
 
 // Entry is the cached outcome of verifying one presented key: a valid key
@@ -64,18 +58,22 @@ func (k Key) String() string { return string(k.sum[:]) + string(k.head[:]) }
 type Entry[V any] struct {
 	Key       Key
 	KeyID     string
-	Value     V         // what the request path hands out, for a valid key
+	Value     V         // of a valid key
 	RevokedAt time.Time // of a valid key
 	Fail      error     // the refusal, for a failure
 	Revision  int64     // of the record it was made from
-	// Until is the end of the entry's own lifetime. A valid entry is served
-	// before Until, or while the cache's feed deadline (SetFresh) has not
-	// passed; a failure only before Until.
+	// Until is the end of the entry's own lifetime. A valid entry is also
+	// served while the cache's feed deadline (SetFresh) has not passed.
 	Until time.Time
 
 	dead    atomic.Bool  // evicted: never served again
 	touched atomic.Int64 // last use, Unix seconds
 }
+
+// maxEvictedIDs bounds the key ids whose last eviction the cache
+// remembers; beyond it, verifications older than the last maxEvictedIDs/2
+// evictions are all stale.
+const maxEvictedIDs = 10_000
 
 // Cache holds verified keys and failures. A negative size disables it: it
 // then holds nothing, and only records last uses.
@@ -83,17 +81,24 @@ type Cache[V any] struct {
 	valid  *lru.Cache[Key, *Entry[V]] // nil when disabled
 	failed *lru.Cache[Key, *Entry[V]] // nil when failures are not cached
 	fresh  atomic.Int64               // Unix nanoseconds: valid entries are served before it
-	used   lastUsed
 
-	mu     sync.Mutex // guards epochs and index; never held while calling into the LRUs
-	epochs epochs
-	index  map[string][]*Entry[V] // key id -> its valid entries
+	// mu guards the eviction epochs and the index, so that an entry is
+	// never added after an eviction that should have ended it. It is never
+	// held while calling into the LRUs.
+	mu        sync.Mutex
+	seq       uint64                 // evictions so far; a token is a value of seq
+	evictedAt map[string]uint64      // key id -> seq of its last eviction
+	floor     uint64                 // tokens below floor are stale
+	index     map[string][]*Entry[V] // key id -> its valid entries
+
+	usedMu sync.Mutex
+	used   map[string]int64 // key id -> last use since TakeUsed, Unix seconds
 }
 
 // New returns a cache of size valid keys and, if failures, as many
 // failures. size 0 is an error; a negative size disables the cache.
 func New[V any](size int, failures bool) (*Cache[V], error) {
-	c := &Cache[V]{index: map[string][]*Entry[V]{}, epochs: epochs{evictedAt: map[string]uint64{}}, used: lastUsed{ids: map[string]int64{}}}
+	c := &Cache[V]{index: map[string][]*Entry[V]{}, evictedAt: map[string]uint64{}, used: map[string]int64{}}
 	if size < 0 {
 		return c, nil
 	}
@@ -112,12 +117,11 @@ func New[V any](size int, failures bool) (*Cache[V], error) {
 // Enabled reports whether the cache holds verified keys.
 func (c *Cache[V]) Enabled() bool { return c.valid != nil }
 
-// SetFresh lets valid entries be served before t, whatever their own Until:
-// the change-feed follower calls it after each successful read.
+// SetFresh lets valid entries be served before t, whatever their own Until.
 func (c *Cache[V]) SetFresh(t time.Time) { c.fresh.Store(t.UnixNano()) }
 
 // Get returns the entry of k that may be served at now, or nil. It does not
-// reorder the LRU: Touch does, once a second per entry.
+// reorder the LRU: Touch does.
 func (c *Cache[V]) Get(k Key, now time.Time) *Entry[V] {
 	if c.valid != nil {
 		if e, ok := c.valid.Peek(k); ok && !e.dead.Load() && (now.Before(e.Until) || now.UnixNano() < c.fresh.Load()) {
@@ -146,7 +150,7 @@ func (c *Cache[V]) Touch(e *Entry[V], now time.Time) {
 	if c.valid != nil {
 		c.valid.Get(e.Key)
 	}
-	c.used.note(e.KeyID, s)
+	c.note(e.KeyID, s)
 }
 
 // Sizes returns how many verified keys and failures the cache holds.
@@ -165,7 +169,7 @@ func (c *Cache[V]) Sizes() (valid, failed int) {
 func (c *Cache[V]) Token() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.epochs.seq
+	return c.seq
 }
 
 // Generation returns the last eviction that applies to keyID: a
@@ -173,7 +177,7 @@ func (c *Cache[V]) Token() uint64 {
 func (c *Cache[V]) Generation(keyID string) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.epochs.generation(keyID)
+	return max(c.floor, c.evictedAt[keyID])
 }
 
 // Stale reports whether what a verification of keyID read after token may
@@ -181,7 +185,11 @@ func (c *Cache[V]) Generation(keyID string) uint64 {
 func (c *Cache[V]) Stale(keyID string, token uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.epochs.stale(keyID, token)
+	return c.staleLocked(keyID, token)
+}
+
+func (c *Cache[V]) staleLocked(keyID string, token uint64) bool {
+	return token < c.floor || c.evictedAt[keyID] > token
 }
 
 // AddValid caches the valid entry e unless it went stale since token.
@@ -190,7 +198,7 @@ func (c *Cache[V]) AddValid(e *Entry[V], token uint64) {
 		return
 	}
 	c.mu.Lock()
-	if c.epochs.stale(e.KeyID, token) {
+	if c.staleLocked(e.KeyID, token) {
 		c.mu.Unlock()
 		return
 	}
@@ -209,20 +217,13 @@ func (c *Cache[V]) AddValid(e *Entry[V], token uint64) {
 
 // AddFailed caches the failure e unless it went stale since token.
 func (c *Cache[V]) AddFailed(e *Entry[V], token uint64) {
-	if c.failed == nil {
-		return
-	}
-	c.mu.Lock()
-	stale := c.epochs.stale(e.KeyID, token)
-	c.mu.Unlock()
-	if !stale {
+	if c.failed != nil && !c.Stale(e.KeyID, token) {
 		c.failed.Add(e.Key, e)
 	}
 }
 
 // Evict ends every entry of a key id at once, and makes every verification
-// of it in flight stale. An evicted entry is never served again; it stays
-// in the LRU until it is replaced or pushed out.
+// of it in flight stale. An evicted entry is never served again.
 func (c *Cache[V]) Evict(keyID string) {
 	c.mu.Lock()
 	c.evictLocked(keyID)
@@ -230,11 +231,22 @@ func (c *Cache[V]) Evict(keyID string) {
 }
 
 func (c *Cache[V]) evictLocked(keyID string) {
-	c.epochs.evict(keyID)
-	for _, e := range c.index[keyID] {
+	c.seq++
+	if len(c.evictedAt) >= maxEvictedIDs {
+		cut := c.seq - maxEvictedIDs/2
+		maps.DeleteFunc(c.evictedAt, func(_ string, seq uint64) bool { return seq <= cut })
+		c.floor = max(c.floor, cut)
+	}
+	c.evictedAt[keyID] = c.seq
+	kill(c.index[keyID])
+	delete(c.index, keyID)
+}
+
+// kill marks entries dead.
+func kill[V any](entries []*Entry[V]) {
+	for _, e := range entries {
 		e.dead.Store(true)
 	}
-	delete(c.index, keyID)
 }
 
 // Update replaces the valid entries of a key id, in one step, with those
@@ -250,7 +262,7 @@ func (c *Cache[V]) Update(keyID string, token uint64, rev int64, remake func(old
 	c.mu.Lock()
 	old := c.index[keyID]
 	var made []*Entry[V]
-	if !c.epochs.stale(keyID, token) {
+	if !c.staleLocked(keyID, token) {
 		for _, e := range old {
 			if e := remake(e); e != nil {
 				made = append(made, e)
@@ -258,9 +270,7 @@ func (c *Cache[V]) Update(keyID string, token uint64, rev int64, remake func(old
 		}
 	}
 	if len(made) == len(old) && len(old) > 0 && !slices.ContainsFunc(old, func(e *Entry[V]) bool { return e.Revision != rev }) {
-		for _, e := range old {
-			e.dead.Store(true)
-		}
+		kill(old)
 	} else {
 		c.evictLocked(keyID)
 	}
@@ -276,11 +286,11 @@ func (c *Cache[V]) Update(keyID string, token uint64, rev int64, remake func(old
 // Purge drops every entry and makes every verification in flight stale.
 func (c *Cache[V]) Purge() {
 	c.mu.Lock()
-	c.epochs.purge()
+	c.seq++
+	c.floor = c.seq
+	clear(c.evictedAt)
 	for _, entries := range c.index {
-		for _, e := range entries {
-			e.dead.Store(true)
-		}
+		kill(entries)
 	}
 	clear(c.index)
 	c.mu.Unlock()
@@ -306,67 +316,19 @@ func (c *Cache[V]) onEvict(_ Key, e *Entry[V]) {
 	}
 }
 
+// note records a use of key id at Unix second s.
+func (c *Cache[V]) note(id string, s int64) {
+	c.usedMu.Lock()
+	c.used[id] = max(c.used[id], s)
+	c.usedMu.Unlock()
+}
+
 // TakeUsed returns the last uses noted since the previous call.
-func (c *Cache[V]) TakeUsed() map[string]time.Time { return c.used.take() }
-
-// RestoreUsed puts back last uses that could not be written.
-func (c *Cache[V]) RestoreUsed(used map[string]time.Time) { c.used.restore(used) }
-
-// maxEvictedIDs bounds the key ids whose evictions epochs remembers. When it
-// is full, the ids evicted before the last maxEvictedIDs/2 evictions are
-// forgotten and every verification that started before those is stale.
-const maxEvictedIDs = 10_000
-
-// epochs counts evictions, so that a verification that started before an
-// eviction of its key id (or a purge) caches nothing. It is not safe for
-// concurrent use: Cache.mu guards it, together with the index, so that an
-// entry is never added after an eviction that should have ended it.
-type epochs struct {
-	seq       uint64            // evictions so far; a token is a value of seq
-	evictedAt map[string]uint64 // key id -> seq of its last eviction
-	floor     uint64            // tokens below floor are stale
-}
-
-func (p *epochs) generation(keyID string) uint64 { return max(p.floor, p.evictedAt[keyID]) }
-
-func (p *epochs) stale(keyID string, token uint64) bool {
-	return token < p.floor || p.evictedAt[keyID] > token
-}
-
-func (p *epochs) evict(keyID string) {
-	p.seq++
-	if len(p.evictedAt) >= maxEvictedIDs {
-		cut := p.seq - maxEvictedIDs/2
-		maps.DeleteFunc(p.evictedAt, func(_ string, seq uint64) bool { return seq <= cut })
-		p.floor = max(p.floor, cut)
-	}
-	p.evictedAt[keyID] = p.seq
-}
-
-func (p *epochs) purge() {
-	p.seq++
-	p.floor = p.seq
-	clear(p.evictedAt)
-}
-
-// lastUsed is the last use of every key id used since the last take, in
-// Unix seconds.
-type lastUsed struct {
-	mu  sync.Mutex
-	ids map[string]int64
-}
-
-func (u *lastUsed) note(id string, s int64) {
-	u.mu.Lock()
-	u.ids[id] = max(u.ids[id], s)
-	u.mu.Unlock()
-}
-
-func (u *lastUsed) take() map[string]time.Time {
-	u.mu.Lock()
-	ids := u.ids
-	u.ids = map[string]int64{}
-	u.mu.Unlock()
+func (c *Cache[V]) TakeUsed() map[string]time.Time {
+	c.usedMu.Lock()
+	ids := c.used
+	c.used = map[string]int64{}
+	c.usedMu.Unlock()
 	out := make(map[string]time.Time, len(ids))
 	for id, s := range ids {
 		out[id] = time.Unix(s, 0).UTC()
@@ -374,8 +336,9 @@ func (u *lastUsed) take() map[string]time.Time {
 	return out
 }
 
-func (u *lastUsed) restore(used map[string]time.Time) {
+// RestoreUsed puts back last uses that could not be written.
+func (c *Cache[V]) RestoreUsed(used map[string]time.Time) {
 	for id, t := range used {
-		u.note(id, t.Unix())
+		c.note(id, t.Unix())
 	}
 }

@@ -37,6 +37,17 @@ func newKey(t testing.TB) (Key, string) {
 	return KeyOf(key.Reveal()), key.ID()
 }
 
+// matches and refutes are the answers of s.Lookup(k, hash), one at a time.
+func matches(s *Verified, k Key, hash uint64) (match, outdated bool) {
+	match, outdated, _ = s.Lookup(k, hash)
+	return match, outdated
+}
+
+func refutes(s *Verified, k Key, hash uint64) bool {
+	_, _, refuted := s.Lookup(k, hash)
+	return refuted
+}
+
 // TestVerifiedTellsHeadsApart remembers keys in a table of one bucket, so
 // that every key shares it: a Key with the same digest under another head
 // is not taken for the one that verified, a hash it did not verify against
@@ -51,17 +62,17 @@ func TestVerifiedTellsHeadsApart(t *testing.T) {
 	require.False(t, table.Contains(k), "an empty table contains a key")
 	table.Add(k, 42, false)
 	require.True(t, table.Contains(k))
-	match, _ := table.Matches(k, 42)
+	match, _ := matches(table, k, 42)
 	require.True(t, match, "a key that verified does not match its hash")
-	match, _ = table.Matches(k, 43)
+	match, _ = matches(table, k, 43)
 	require.False(t, match, "a key matches a hash it did not verify against")
 	require.False(t, table.Contains(other), "a key with another head is taken for the key that verified")
 	table.Add(other, 43, true)
-	match, outdated := table.Matches(other, 43)
+	match, outdated := matches(table, other, 43)
 	require.True(t, match && outdated)
 	require.True(t, table.Contains(k), "a bucket with free slots dropped a key")
 	table.Add(k, 44, false) // an upgrade replaces the key's hash
-	match, _ = table.Matches(k, 42)
+	match, _ = matches(table, k, 42)
 	require.False(t, match)
 	for range verifiedWays {
 		k2, _ := newKey(t)
@@ -87,15 +98,15 @@ func TestVerifiedRefutesOtherKeysOfTheID(t *testing.T) {
 	require.Equal(t, first, firstSame, "keys of one id in different buckets")
 
 	table.mask = 0 // one bucket
-	require.False(t, table.Refutes(sameID, 42), "an empty table refutes a key")
+	require.False(t, refutes(table, sameID, 42), "an empty table refutes a key")
 	table.Add(k, 42, false)
-	assert.True(t, table.Refutes(sameID, 42), "another key of the id")
-	assert.False(t, table.Refutes(sameID, 43), "another hash of the id")
-	assert.False(t, table.Refutes(k, 42), "the key that verified")
-	assert.False(t, table.Refutes(otherID, 42), "a key of another id")
+	assert.True(t, refutes(table, sameID, 42), "another key of the id")
+	assert.False(t, refutes(table, sameID, 43), "another hash of the id")
+	assert.False(t, refutes(table, k, 42), "the key that verified")
+	assert.False(t, refutes(table, otherID, 42), "a key of another id")
 	table.Add(sameID, 43, false) // the id's hash changed to that of sameID
-	assert.True(t, table.Refutes(k, 43))
-	assert.False(t, table.Refutes(sameID, 43))
+	assert.True(t, refutes(table, k, 43))
+	assert.False(t, refutes(table, sameID, 43))
 }
 
 // TestEntriesAreServedWhileFresh: a valid entry is served before its own
@@ -164,7 +175,7 @@ func TestEvictionBookkeepingKeepsRecentTokens(t *testing.T) {
 	assert.False(t, c.Stale("untouched", token), "a token taken 100 evictions ago is stale for a key id evicted before it")
 	assert.True(t, c.Stale("new-7", token), "a key id evicted after the token is not stale")
 	assert.True(t, c.Stale("untouched", old), "a token older than the forgotten evictions is not stale")
-	assert.LessOrEqual(t, len(c.epochs.evictedAt), maxEvictedIDs)
+	assert.LessOrEqual(t, len(c.evictedAt), maxEvictedIDs)
 }
 
 // TestUnchangedUpdateIsNoEviction: remaking every entry of a key id from the

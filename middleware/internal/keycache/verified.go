@@ -8,22 +8,12 @@ import (
 )
 
 // Verified remembers which presented keys verified against which stored
-// hash, and whether that hash was weaker than the hasher's parameters: a
-// verification whose record still holds the same hash needs no argon2, and
-// the throttle lets such a key through. Since a stored hash admits one key
-// (see apikey.Hasher), it also refutes every other key presented for the
-// same key id while the record holds that hash (Refutes), without argon2.
-// Only a successful verification (or a hash this process made from the
-// key) adds to it, so nothing sent without real keys changes it; what it
-// remembers of a key id stops applying when the id's stored hash changes,
-// since every answer compares the hash.
-//
-// It is a fixed table of buckets of verifiedWays slots, allocated at once.
-// A key's bucket comes from SHA-256 of its public head (type and key id)
-// under the table's own random secret, so that every key of one id is in
-// one bucket and nobody can aim at a victim's bucket; its tag from SHA-256
-// of the whole Key under the same secret. A key leaves the table only when
-// verifiedWays other keys verified later in its bucket.
+// hash, and whether that hash was outdated: a key whose record still holds
+// the same hash needs no argon2, and another key of its id is refuted.
+// Only a successful verification adds to it. It is a fixed table of
+// buckets of verifiedWays slots; a key's bucket comes from its head and its
+// tag from the whole Key, both hashed under the table's random secret, so
+// that nobody can aim at a bucket (docs/design.md).
 type Verified struct {
 	secret [16]byte // from crypto/rand
 	mu     sync.Mutex
@@ -46,9 +36,8 @@ const verifiedWays = 16
 // minVerifiedSlots is the smallest table.
 const minVerifiedSlots = 1 << 16
 
-// NewVerified returns a table of at least four slots per key for keys keys
-// (at least minVerifiedSlots), rounded up to a power of two. Each slot takes
-// 32 bytes.
+// NewVerified returns a table of at least four 32-byte slots per key for
+// keys keys (at least minVerifiedSlots), a power of two.
 func NewVerified(keys int) *Verified {
 	n := minVerifiedSlots
 	for n < 4*keys && n < 1<<30 {
@@ -59,8 +48,8 @@ func NewVerified(keys int) *Verified {
 	return s
 }
 
-// ref returns the first slot of k's bucket, the tag of its key id within
-// the bucket, and k's tag.
+// ref returns the first slot of k's bucket, the tag of its key id, and k's
+// tag.
 func (s *Verified) ref(k Key) (first uint64, id uint32, tag [16]byte) {
 	var head [len(s.secret) + len(k.head)]byte
 	n := copy(head[:], s.secret[:])
@@ -89,7 +78,7 @@ func (s *Verified) find(first uint64, tag [16]byte) int {
 }
 
 // Add remembers that k verified against the stored hash with fingerprint
-// hash, replacing what it remembered of k.
+// hash.
 func (s *Verified) Add(k Key, hash uint64, outdated bool) {
 	first, id, tag := s.ref(k)
 	s.mu.Lock()
@@ -115,38 +104,27 @@ func (s *Verified) Contains(k Key) bool {
 	return s.find(first, tag) >= 0
 }
 
-// Matches reports whether k verified against the stored hash with
-// fingerprint hash, and whether that hash was outdated.
-func (s *Verified) Matches(k Key, hash uint64) (match, outdated bool) {
-	first, _, tag := s.ref(k)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if i := s.find(first, tag); i >= 0 && s.slots[i].hash == hash {
-		return true, s.slots[i].outdated
-	}
-	return false, false
-}
-
-// Refutes reports whether another key of k's key id (and type) verified
-// against the stored hash with fingerprint hash, and k did not: under the
-// contract of apikey.Hasher (a stored hash matches at most one key), k
-// does not match that hash.
-func (s *Verified) Refutes(k Key, hash uint64) bool {
+// Lookup reports whether k verified against the stored hash with
+// fingerprint hash (match) and whether that hash was outdated, or whether
+// another key of k's key id verified against it and k did not (refuted:
+// under the contract of apikey.Hasher, a hash admits one key).
+func (s *Verified) Lookup(k Key, hash uint64) (match, outdated, refuted bool) {
 	first, id, tag := s.ref(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	other := false
 	for i := first; i < first+verifiedWays; i++ {
 		sl := &s.slots[i]
-		if !sl.used || sl.id != id || sl.hash != hash {
-			continue
+		switch {
+		case !sl.used || sl.id != id:
+		case sl.tag == tag:
+			if sl.hash == hash {
+				return true, sl.outdated, false
+			}
+		case sl.hash == hash:
+			refuted = true
 		}
-		if sl.tag == tag {
-			return false
-		}
-		other = true
 	}
-	return other
+	return false, false, refuted
 }
 
 // Fingerprint returns 64 bits of SHA-256 of a stored hash.
