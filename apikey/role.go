@@ -44,6 +44,10 @@ type Actor struct {
 	// and it extends no key's expiry past it. Zero means no bound (a
 	// person, or a key without expiry). Not recorded in audit events.
 	Expires time.Time `json:"-"`
+	// KeyID, for an actor authenticated by a key, is that key's id: of
+	// usage (Manager.Usage) it reads its own key's only. Not recorded in
+	// audit events.
+	KeyID string `json:"-"`
 }
 
 // InAccount returns the account the actor acts in: Account, or
