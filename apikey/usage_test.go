@@ -44,8 +44,10 @@ func TestUsage(t *testing.T) {
 	slices.SortFunc(mine, func(a, b apikey.UsageCount) int { // the order of pages (ids are random)
 		return cmp.Or(a.Hour.Compare(b.Hour), strings.Compare(a.KeyID, b.KeyID), strings.Compare(a.Outcome, b.Outcome))
 	})
-	hour1 := mine[2:4]                                                                            // the counts of hour 1, in order
-	day := apikey.UsageRequest{From: h0.Add(-time.Minute), To: h0.Add(2*time.Hour + time.Minute)} // hours -1 to 2
+	hour1 := mine[2:4] // the counts of hour 1, in order
+
+	// Hours -1 to 2.
+	day := apikey.UsageRequest{From: h0.Add(-time.Minute), To: h0.Add(2*time.Hour + time.Minute)}
 
 	t.Run("every role reads its account", func(t *testing.T) {
 		for _, a := range []apikey.Actor{owner, member, readOnly} {
