@@ -50,7 +50,8 @@ func (s *Store) RecordUsage(ctx context.Context, counts []apikey.UsageCount) err
 			cur.Count += c.Count
 			continue
 		}
-		u.counts[k] = &c
+		added := c // only a new count escapes
+		u.counts[k] = &added
 	}
 	return nil
 }
