@@ -175,7 +175,7 @@ func newQueries(d Dialect) queries {
 		upsertQuota: upsertQuota, deleteQuota: deleteQuota, leaseQuota: leaseQuota, returnQuota: returnQuota,
 
 		// keystile_usage (see usage.go).
-		addUsage: addUsage, accountUsage: accountUsage, environmentUsage: environmentUsage, keyUsage: keyUsage,
+		addUsage: addUsageRows(usageChunk), accountUsage: accountUsage, environmentUsage: environmentUsage, keyUsage: keyUsage,
 		pruneUsage: pruneUsage,
 	}
 	if d == Postgres {

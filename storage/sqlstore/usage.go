@@ -16,8 +16,6 @@ var _ storage.UsageRecorder = (*Store)(nil)
 // Usage statements (see the version 5 migration).
 const (
 	usageColumns = `account, environment, key_id, hour, outcome, count`
-	addUsage     = `INSERT INTO keystile_usage (` + usageColumns + `) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (account, hour, key_id, outcome) DO UPDATE SET count = keystile_usage.count + excluded.count`
 	// The primary key (account, hour, key_id, outcome).
 	accountUsage = `SELECT ` + usageColumns + ` FROM keystile_usage
 		WHERE account = ? AND hour >= ? AND hour < ? AND (hour, key_id, outcome) > (?, ?, ?)
@@ -40,10 +38,11 @@ const (
 // usageLimit is the size of a page of Usage when the query names none.
 const usageLimit = 1000
 
-// RecordUsage implements storage.UsageRecorder: one transaction that adds
-// each count to its row (an upsert that adds), rows in a fixed order so
-// that concurrent batches never deadlock. Hours are truncated to the hour,
-// in UTC.
+// RecordUsage implements storage.UsageRecorder: one transaction of
+// multi-row upserts that add each count to its row, usageChunk rows per
+// statement, in a fixed order so that concurrent batches never deadlock.
+// Counts of one row are added up first (a statement may not change a row
+// twice). Hours are truncated to the hour, in UTC.
 func (s *Store) RecordUsage(ctx context.Context, counts []apikey.UsageCount) error {
 	if err := ctx.Err(); err != nil {
 		return s.wrap(ctx, "record usage", err)
@@ -51,35 +50,60 @@ func (s *Store) RecordUsage(ctx context.Context, counts []apikey.UsageCount) err
 	if len(counts) == 0 {
 		return nil
 	}
-	merged := make([]apikey.UsageCount, 0, len(counts))
+	sorted := make([]apikey.UsageCount, 0, len(counts))
 	for _, c := range counts {
 		c.Hour = c.Hour.UTC().Truncate(time.Hour)
-		merged = append(merged, c)
+		sorted = append(sorted, c)
 	}
-	slices.SortFunc(merged, func(a, b apikey.UsageCount) int {
+	slices.SortFunc(sorted, func(a, b apikey.UsageCount) int {
 		return cmp.Or(strings.Compare(a.Account, b.Account), a.Hour.Compare(b.Hour),
 			strings.Compare(a.KeyID, b.KeyID), strings.Compare(a.Outcome, b.Outcome))
 	})
+	merged := sorted[:0]
+	for _, c := range sorted {
+		if n := len(merged); n > 0 && sameUsageRow(merged[n-1], c) {
+			merged[n-1].Count += c.Count
+			continue
+		}
+		merged = append(merged, c)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap(ctx, "record usage", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	stmt, err := tx.PrepareContext(ctx, s.q.addUsage)
-	if err != nil {
-		return s.wrap(ctx, "record usage", err)
-	}
-	defer stmt.Close()
-	for i := 0; i < len(merged); {
-		c := merged[i]
-		for i++; i < len(merged) && sameUsageRow(c, merged[i]); i++ {
-			c.Count += merged[i].Count
+	args := make([]any, 0, 6*min(len(merged), usageChunk))
+	for chunk := range slices.Chunk(merged, usageChunk) {
+		args = args[:0]
+		for _, c := range chunk {
+			args = append(args, c.Account, c.Environment, c.KeyID, micros(c.Hour), c.Outcome, c.Count)
 		}
-		if _, err := stmt.ExecContext(ctx, c.Account, c.Environment, c.KeyID, micros(c.Hour), c.Outcome, c.Count); err != nil {
+		if _, err := tx.ExecContext(ctx, s.addUsageQuery(len(chunk)), args...); err != nil {
 			return s.wrap(ctx, "record usage", err)
 		}
 	}
 	return s.wrap(ctx, "record usage: commit", tx.Commit())
+}
+
+// usageChunk is how many rows one statement of RecordUsage writes: 6
+// parameters each, well below the bound of both engines (SQLite 32,766,
+// PostgreSQL 65,535).
+const usageChunk = 200
+
+// addUsageQuery returns the upsert of n rows: the prepared text for a full
+// chunk, else built for n.
+func (s *Store) addUsageQuery(n int) string {
+	if n == usageChunk {
+		return s.q.addUsage
+	}
+	return s.d.rebind(addUsageRows(n))
+}
+
+// addUsageRows is the upsert of n rows, with '?' placeholders.
+func addUsageRows(n int) string {
+	return `INSERT INTO keystile_usage (` + usageColumns + `) VALUES (?, ?, ?, ?, ?, ?)` +
+		strings.Repeat(`, (?, ?, ?, ?, ?, ?)`, n-1) +
+		` ON CONFLICT (account, hour, key_id, outcome) DO UPDATE SET count = keystile_usage.count + excluded.count`
 }
 
 func sameUsageRow(a, b apikey.UsageCount) bool {
