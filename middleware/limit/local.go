@@ -65,18 +65,18 @@ func NewLocal(opts LocalOptions) *Local {
 	if opts.MaxBuckets < 0 {
 		panic(fmt.Sprintf("limit: LocalOptions.MaxBuckets is %d, must be 0 or more", opts.MaxBuckets))
 	}
-	max := opts.MaxBuckets
-	if max == 0 {
-		max = DefaultMaxBuckets
+	size := opts.MaxBuckets
+	if size == 0 {
+		size = DefaultMaxBuckets
 	}
 	n := 1
-	for n*2 <= maxShards && n*2 <= max {
+	for n*2 <= maxShards && n*2 <= size {
 		n *= 2
 	}
 	l := &Local{
 		seed:     maphash.MakeSeed(),
 		mask:     uint64(n - 1),
-		perShard: max / n,
+		perShard: size / n,
 		shards:   make([]shard, n),
 	}
 	for i := range l.shards {
@@ -125,14 +125,14 @@ func (l *Local) Len() int {
 // forgets every full bucket (TAT at or before now), then random partly
 // spent ones until an eighth of its room is free, so that the scan costs
 // O(1) per insert amortised.
-func (s *shard) insert(bucket string, tat *int64, now int64, max int) {
-	if len(s.tat) >= max {
+func (s *shard) insert(bucket string, tat *int64, now int64, size int) {
+	if len(s.tat) >= size {
 		for k, v := range s.tat {
 			if *v <= now {
 				delete(s.tat, k)
 			}
 		}
-		keep := max - max/8 - 1
+		keep := size - size/8 - 1
 		for k := range s.tat {
 			if len(s.tat) <= keep {
 				break

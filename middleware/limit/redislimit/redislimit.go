@@ -1,6 +1,7 @@
 package redislimit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,7 +60,11 @@ type Options struct {
 	// its fallback limiter; 0 means limit.DefaultMaxBuckets. A bucket
 	// with nothing owed is forgotten first.
 	MaxBuckets int
-	// Timeout bounds one call to Redis; 0 means DefaultTimeout.
+	// Timeout bounds one call to Redis through its context; 0 means
+	// DefaultTimeout. The client applies it to reads and writes only when
+	// its ContextTimeoutEnabled is set; otherwise its own ReadTimeout and
+	// WriteTimeout apply (waiting for a pooled connection always honours
+	// it).
 	Timeout time.Duration
 	// RetryInterval is how long the Limiter decides per process after a
 	// failed call before it tries Redis again; 0 means
@@ -101,11 +106,12 @@ type Limiter struct {
 	perShard int
 	shards   []shard
 
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	sem    chan struct{}
-	wg     sync.WaitGroup
-	closed atomic.Bool
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	sem     chan struct{}
+	closeMu sync.RWMutex // orders wg.Add in start before wg.Wait in Close
+	wg      sync.WaitGroup
+	closed  atomic.Bool
 
 	calls, batches, refused, errs atomic.Int64
 }
@@ -160,34 +166,26 @@ func New(opts Options) (*Limiter, error) {
 	}
 	l := &Limiter{
 		client:        opts.Client,
-		prefix:        cmp(opts.Prefix, DefaultPrefix),
+		prefix:        cmp.Or(opts.Prefix, DefaultPrefix),
 		batch:         opts.Batch,
-		timeout:       cmp(opts.Timeout, DefaultTimeout),
-		retryInterval: cmp(opts.RetryInterval, DefaultRetryInterval),
+		timeout:       cmp.Or(opts.Timeout, DefaultTimeout),
+		retryInterval: cmp.Or(opts.RetryInterval, DefaultRetryInterval),
 		fallback:      limit.NewLocal(limit.LocalOptions{MaxBuckets: opts.MaxBuckets}),
 		seed:          maphash.MakeSeed(),
 		sem:           make(chan struct{}, maxInflight),
 	}
 	l.healthy.Store(true)
 	l.ctx, l.cancel = context.WithCancelCause(context.Background())
-	max := cmp(opts.MaxBuckets, limit.DefaultMaxBuckets)
+	size := cmp.Or(opts.MaxBuckets, limit.DefaultMaxBuckets)
 	n := 1
-	for n*2 <= maxShards && n*2 <= max {
+	for n*2 <= maxShards && n*2 <= size {
 		n *= 2
 	}
-	l.mask, l.perShard, l.shards = uint64(n-1), max/n, make([]shard, n)
+	l.mask, l.perShard, l.shards = uint64(n-1), size/n, make([]shard, n)
 	for i := range l.shards {
 		l.shards[i].m = make(map[string]*state)
 	}
 	return l, nil
-}
-
-func cmp[T comparable](v, zero T) T {
-	var z T
-	if v == z {
-		return zero
-	}
-	return v
 }
 
 // ReportErrors sets the function that receives the errors of calls to
@@ -209,7 +207,10 @@ func (l *Limiter) Stats() Stats {
 // Close stops the Limiter's calls to Redis and waits for those in flight.
 // Later requests are decided per process. It does not close the client.
 func (l *Limiter) Close() error {
-	if l.closed.Swap(true) {
+	l.closeMu.Lock()
+	done := l.closed.Swap(true)
+	l.closeMu.Unlock()
+	if done {
 		return nil
 	}
 	l.cancel(errClosed)
@@ -259,7 +260,7 @@ func (l *Limiter) Allow(bucket string, rate apikey.RateLimit, cost int, now time
 	case st.balance >= c, t >= st.blocked && st.balance-c >= -batch:
 		st.balance -= c
 		d.Allowed = true
-		d.Remaining = int(max(st.remaining+min(st.balance, 0), 0))
+		d.Remaining = int(max(st.remaining+st.balance, 0))
 	case t < st.blocked:
 		d.RetryAfter = time.Duration(st.blocked - t)
 	default: // the credit is spent and a batch is on its way
@@ -295,14 +296,14 @@ func (l *Limiter) probe(bucket string, rate apikey.RateLimit, t int64) {
 // first those that owe nothing and have no call in flight, then any
 // without a call in flight until an eighth of the room is free. It returns
 // nil when every state has a call in flight.
-func (s *shard) add(bucket string, max int) *state {
-	if len(s.m) >= max {
+func (s *shard) add(bucket string, size int) *state {
+	if len(s.m) >= size {
 		for k, st := range s.m {
 			if !st.inflight && st.balance >= 0 {
 				delete(s.m, k)
 			}
 		}
-		keep := max - max/8 - 1
+		keep := size - size/8 - 1
 		for k, st := range s.m {
 			if len(s.m) <= keep {
 				break
@@ -311,7 +312,7 @@ func (s *shard) add(bucket string, max int) *state {
 				delete(s.m, k)
 			}
 		}
-		if len(s.m) >= max {
+		if len(s.m) >= size {
 			return nil
 		}
 	}
@@ -324,6 +325,11 @@ func (s *shard) add(bucket string, max int) *state {
 // shard locked; it reports false when too many calls are in flight. probe
 // marks the call that tests whether Redis is back.
 func (l *Limiter) start(bucket string, st *state, rate apikey.RateLimit, batch, t int64, probe bool) bool {
+	l.closeMu.RLock()
+	defer l.closeMu.RUnlock()
+	if l.closed.Load() {
+		return false
+	}
 	select {
 	case l.sem <- struct{}{}:
 	default:

@@ -202,6 +202,23 @@ func TestSharedCost(t *testing.T) {
 	assert.Equal(t, calls, l.Stats().Calls)
 }
 
+// TestDecisionFields checks Remaining and Reset: the shared bucket as of
+// the last call, less what this instance has admitted since.
+func TestDecisionFields(t *testing.T) {
+	addr := redisAddr(t)
+	c, _ := newClient(t, addr)
+	prefix := testPrefix(t, c)
+	rate := apikey.RateLimit{Requests: 100, Window: 100 * time.Second} // T = 1s
+	l := newLimiter(t, Options{Client: c, Prefix: prefix, Batch: 10})
+	d := l.Allow("key_1", rate, 1, t0) // on credit: nothing known yet
+	assert.Equal(t, limit.Decision{Allowed: true}, d)
+	l.settle()
+	d = l.Allow("key_1", rate, 1, t0)
+	assert.Equal(t, limit.Decision{Allowed: true, Remaining: 98, Reset: 10 * time.Second}, d)
+	d = l.Allow("key_1", rate, 2, t0.Add(time.Second))
+	assert.Equal(t, limit.Decision{Allowed: true, Remaining: 96, Reset: 9 * time.Second}, d)
+}
+
 // TestFallback points a limiter at a closed port: requests are decided
 // per process, the fault is reported once per failed call, and a probe is
 // sent once per RetryInterval.
