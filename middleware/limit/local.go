@@ -54,7 +54,9 @@ type Local struct {
 type shard struct {
 	mu  sync.Mutex
 	tat map[string]*int64
-	_   [40]byte // keeps neighbouring shards' mutexes on separate cache lines
+	// last is the rate of the shard's last request, in the algorithm's
+	// terms: most requests reuse it instead of dividing again.
+	last gcra
 }
 
 var _ Limiter = (*Local)(nil)
@@ -91,9 +93,12 @@ func (l *Local) Allow(bucket string, rate apikey.RateLimit, cost int, now time.T
 	t := now.UnixNano()
 	s := &l.shards[maphash.String(l.seed, bucket)&l.mask]
 	s.mu.Lock()
+	if s.last.rate != rate {
+		s.last = newGCRA(rate)
+	}
 	tat := s.tat[bucket]
 	if tat == nil {
-		d, debt := Step(rate, 0, cost)
+		d, debt := s.last.step(0, cost)
 		if d.Allowed {
 			v := t + int64(debt)
 			s.insert(strings.Clone(bucket), &v, t, l.perShard)
@@ -101,7 +106,7 @@ func (l *Local) Allow(bucket string, rate apikey.RateLimit, cost int, now time.T
 		s.mu.Unlock()
 		return d
 	}
-	d, debt := Step(rate, time.Duration(*tat-t), cost)
+	d, debt := s.last.step(time.Duration(*tat-t), cost)
 	if d.Allowed {
 		*tat = t + int64(debt)
 	}
