@@ -16,8 +16,9 @@
 // Redis charges a bucket at most B + d/T requests in any interval of
 // length d (B the burst, T = Window/Requests, as limit.Local). An
 // instance holds at most one batch taken and not spent, and admits at
-// most one batch on credit, so with P instances the requests admitted in
-// any interval of length d are at most
+// most one batch on credit (a request that costs more than Batch takes its
+// cost, which then counts as the batch), so with P instances the requests
+// admitted in any interval of length d are at most
 //
 //	B + d/T + 2·P·Batch
 //

@@ -21,6 +21,14 @@ import (
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
+// quietLogger drops go-redis's log lines: the fault tests dial closed
+// ports on purpose, and the Limiter reports what matters.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
+func init() { redis.SetLogger(quietLogger{}) }
+
 // redisAddr returns the Redis server of the tests; it skips the test only
 // when KEYSTILE_REDIS_ADDR and CI are both unset.
 func redisAddr(t testing.TB) string {
