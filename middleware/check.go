@@ -67,11 +67,13 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 		return prefix, nil, e.Fail
 	}
 	id := e.Value
-	switch status(id, e.RevokedAt, now) {
-	case apikey.Revoked:
-		return prefix, nil, ErrRevokedKey
-	case apikey.Expired:
-		return prefix, nil, ErrExpiredKey
+	if !id.ExpiresAt.IsZero() || !e.RevokedAt.IsZero() {
+		switch (apikey.Record{ExpiresAt: id.ExpiresAt, RevokedAt: e.RevokedAt}).Status(now) {
+		case apikey.Revoked:
+			return prefix, nil, ErrRevokedKey
+		case apikey.Expired:
+			return prefix, nil, ErrExpiredKey
+		}
 	}
 	if v.settings.Closed(id.Account, id.Environment) {
 		return prefix, nil, problem.Refuse(ErrRevokedKey, "the key's account was closed")
@@ -117,14 +119,6 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*en
 	v.stats.misses.add(k)
 	e, err := v.verifier.verify(ctx, key, k)
 	return e, key.Prefix(), err
-}
-
-// status returns the status at now of a valid key.
-func status(id *Identity, revokedAt, now time.Time) apikey.Status {
-	if id.ExpiresAt.IsZero() && revokedAt.IsZero() {
-		return apikey.Active
-	}
-	return apikey.Record{ExpiresAt: id.ExpiresAt, RevokedAt: revokedAt}.Status(now)
 }
 
 // HeaderAPIKey is the header the key is read from. Header names are

@@ -52,21 +52,19 @@ func (f *follower) run(ctx context.Context) {
 			return
 		case <-feedC:
 			f.poll(ctx)
-			f.reloadPending(ctx) // retries of failed reloads
+			f.failed(ctx, f.settings.ReloadPending(ctx)) // retries of failed reloads
 		case <-f.wake:
 			f.poll(ctx)
 		case <-settingsC:
 			f.load(ctx)
 		case <-pending:
-			if !f.reloadPending(ctx) {
+			if f.failed(ctx, f.settings.ReloadPending(ctx)) {
 				pending, retry = nil, time.After(retryDelay)
 			}
 		case <-retry:
 			pending, retry = f.settings.Pending(), nil
 		case <-lastUsedC:
-			if err := f.flushLastUsed(ctx); err != nil {
-				f.report(err)
-			}
+			f.failed(ctx, f.flushLastUsed(ctx))
 		}
 	}
 }
@@ -116,9 +114,7 @@ func (f *follower) poll(ctx context.Context) {
 			return
 		}
 		for k := range changed {
-			if err := f.settings.Reload(ctx, k[0], k[1]); err != nil && ctx.Err() == nil {
-				f.report(err) // queued again by the table
-			}
+			f.failed(ctx, f.settings.Reload(ctx, k[0], k[1])) // queued again by the table
 		}
 	}()
 	for {
@@ -132,9 +128,7 @@ func (f *follower) poll(ctx context.Context) {
 			return
 		}
 		if err != nil {
-			if ctx.Err() == nil {
-				f.report(fmt.Errorf("middleware: following the change feed: %w", err))
-			}
+			f.failed(ctx, fmt.Errorf("middleware: following the change feed: %w", err))
 			return
 		}
 		keys := map[string]*apikey.Record{} // the page's changed keys, and their records if the store sent them
@@ -181,20 +175,14 @@ func (f *follower) apply(id string, rec *apikey.Record, token uint64, now time.T
 }
 
 // load reloads every environment's settings, reporting a failure.
-func (f *follower) load(ctx context.Context) {
-	if err := f.settings.Load(ctx); err != nil && ctx.Err() == nil {
-		f.report(err)
-	}
-}
+func (f *follower) load(ctx context.Context) { f.failed(ctx, f.settings.Load(ctx)) }
 
-// reloadPending does the queued settings reloads, and reports whether they
-// all succeeded.
-func (f *follower) reloadPending(ctx context.Context) bool {
-	err := f.settings.ReloadPending(ctx)
+// failed reports whether err is not nil, and reports err unless ctx ended.
+func (f *follower) failed(ctx context.Context, err error) bool {
 	if err != nil && ctx.Err() == nil {
 		f.report(err)
 	}
-	return err == nil
+	return err != nil
 }
 
 // read records a successful read of the change feed up to rev that started
