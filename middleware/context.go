@@ -47,9 +47,9 @@ type Identity struct {
 	presented     keycache.Key // of the key string that verified; zero in copies
 }
 
-// HasScope reports whether the key may do what scope names: "*" grants
-// everything and "resource:write" grants "resource:read". Publishable keys
-// hold every read scope and no write scope.
+// HasScope reports whether the key holds scope: "*" grants everything,
+// "resource:write" grants "resource:read", and publishable keys hold every
+// read scope and no write scope.
 func (id Identity) HasScope(scope string) bool {
 	if id.Type == apikey.Client {
 		return scope == "" || strings.HasSuffix(scope, ":read")

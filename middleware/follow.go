@@ -77,9 +77,8 @@ func ticker(d time.Duration) <-chan time.Time {
 	return time.NewTicker(d).C
 }
 
-// start reads the store's current revision, from which the follower starts,
-// and drops every cached entry, which may be older. If it fails, poll
-// retries.
+// start reads the store's current revision and drops every cached entry,
+// which may be older. If it fails, poll retries.
 func (f *follower) start(ctx context.Context) {
 	if f.feed == nil {
 		return

@@ -7,8 +7,7 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// throttleSize bounds the key ids whose failures are counted and those
-// remembered as suspect; beyond it the oldest are forgotten.
+// throttleSize bounds the key ids counted and those remembered as suspect.
 const throttleSize = 10_000
 
 // suspectWindows is how long, in windows, a key id stays suspect after its
@@ -60,7 +59,7 @@ func (c *windowCount) roll(now time.Time, window time.Duration) {
 }
 
 // newThrottle returns a throttle of budget failures per key id per window,
-// for a verifier of hashSlots argon2 slots.
+// for hashSlots argon2 slots.
 func newThrottle(budget int, window time.Duration, hashSlots int) *throttle {
 	ids, _ := simplelru.NewLRU[string, *windowCount](throttleSize, nil) // size > 0: no error
 	suspects, _ := simplelru.NewLRU[string, time.Time](throttleSize, nil)
@@ -122,9 +121,8 @@ func (t *throttle) acquire(id string, now time.Time) (tk ticket, ok bool, retryA
 	return ticket{id: id, suspect: suspect}, true, 0
 }
 
-// decide rolls the windows of s, the count of key id, and of all ids, and
-// reports whether id is suspect and whether a verification may start; a
-// refusal extends the suspect mark of an id that has one. t.mu is held.
+// decide reports whether key id, whose count is s, is suspect and whether
+// a verification may start; a refusal renews a suspect mark. t.mu is held.
 func (t *throttle) decide(id string, s *windowCount, now time.Time) (suspect bool, retryAfter time.Duration, ok bool) {
 	s.roll(now, t.window)
 	last, marked := t.suspects.Peek(id)
