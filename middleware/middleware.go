@@ -234,10 +234,11 @@ func (t *tasks) close() bool {
 // varyLine returns, as one Vary line shared by every response, the request
 // headers that a key's check reads.
 func varyLine(bearer bool) []string {
+	line := "Origin, Sec-Fetch-Site, " + HeaderAPIKey
 	if bearer {
-		return []string{"Origin, Sec-Fetch-Site, " + HeaderAPIKey + ", Authorization"}
+		line += ", Authorization"
 	}
-	return []string{"Origin, Sec-Fetch-Site, " + HeaderAPIKey}
+	return []string{line}
 }
 
 // addVary adds the shared values to h's Vary header, capped so that a later

@@ -18,7 +18,6 @@ type Stats struct {
 	// the cache holds, at most Options.CacheSize each, including entries
 	// no longer served.
 	CachedKeys, CachedFailures int
-
 	// HashesRunning and HashesWaiting are the argon2 verifications running
 	// now and those waiting for a slot (Options.MaxConcurrentHashes).
 	HashesRunning, HashesWaiting int64
@@ -26,22 +25,17 @@ type Stats struct {
 	// took in all.
 	Hashes   uint64
 	HashTime time.Duration
-
 	// Throttled counts verifications that the throttle refused.
 	Throttled uint64
 	// Refusals counts refused requests by reason code, such as
 	// "invalid_key"; "other" counts the rest.
 	Refusals map[string]uint64
-
 	// FeedRevision is the last change-feed revision applied, and FeedLag
 	// how long ago the feed was last read; both zero without a feed.
 	FeedRevision int64
 	FeedLag      time.Duration
-
-	// Environments is how many environments' settings the Validator
-	// holds.
+	// Environments is how many environments' settings the Validator holds.
 	Environments int
-
 	// BackgroundErrors counts the errors passed to Options.OnBackgroundError.
 	BackgroundErrors uint64
 }

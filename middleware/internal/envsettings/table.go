@@ -67,13 +67,6 @@ func New(store Store, report func(error)) *Table {
 	return &Table{store: store, report: report, pending: newQueue()}
 }
 
-// Loaded reports whether a full load has succeeded.
-func (t *Table) Loaded() bool {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.c.envs != nil
-}
-
 // Len returns the number of environments in the table.
 func (t *Table) Len() int {
 	t.mu.RLock()
@@ -198,7 +191,7 @@ func (t *Table) Reload(ctx context.Context, account, environment string) error {
 	k := key{account, environment}
 	t.write.Lock()
 	defer t.write.Unlock()
-	if !t.Loaded() {
+	if t.c.envs == nil { // not loaded yet; t.c changes only under t.write
 		t.pending.addFull()
 		return nil
 	}
