@@ -71,9 +71,9 @@ const maxEvictedIDs = 10_000
 // per-key-id eviction epochs so that no verification read before an
 // eviction is cached after it, and the last use of every key.
 type Cache[V any] struct {
-	valid  *lru.Cache[Key, *Entry[V]] // nil when disabled
-	failed *lru.Cache[Key, *Entry[V]] // nil when failures are not cached
-	fresh  atomic.Int64               // Unix nanoseconds: valid entries are served before it
+	valid, failed     *lru.Cache[Key, *Entry[V]] // of one entry, never added to, when disabled
+	enabled, failures bool                       // valid, failed are added to
+	fresh             atomic.Int64               // Unix nanoseconds: valid entries are served before it
 
 	mu        sync.Mutex             // guards the fields below; never held while calling into the LRUs
 	seq       uint64                 // evictions so far; a token is a value of seq
@@ -88,42 +88,35 @@ type Cache[V any] struct {
 // New returns a cache of size valid keys and, if failures, as many
 // failures. size 0 is an error; a negative size disables the cache.
 func New[V any](size int, failures bool) (*Cache[V], error) {
-	c := &Cache[V]{index: map[string][]*Entry[V]{}, evictedAt: map[string]uint64{}, used: map[string]int64{}}
+	c := &Cache[V]{enabled: size > 0, failures: size > 0 && failures,
+		index: map[string][]*Entry[V]{}, evictedAt: map[string]uint64{}, used: map[string]int64{}}
 	if size < 0 {
-		return c, nil
+		size = 1
 	}
 	var err error
 	if c.valid, err = lru.NewWithEvict(size, c.onEvict); err != nil {
 		return nil, fmt.Errorf("keycache: %w", err)
 	}
-	if failures {
-		if c.failed, err = lru.New[Key, *Entry[V]](size); err != nil {
-			return nil, fmt.Errorf("keycache: %w", err)
-		}
-	}
+	c.failed, _ = lru.New[Key, *Entry[V]](size) // size > 0: no error
 	return c, nil
 }
 
 // Enabled reports whether the cache holds verified keys.
-func (c *Cache[V]) Enabled() bool { return c.valid != nil }
+func (c *Cache[V]) Enabled() bool { return c.enabled }
 
 // SetFresh lets valid entries be served before t, whatever their own Until.
 func (c *Cache[V]) SetFresh(t time.Time) { c.fresh.Store(t.UnixNano()) }
 
 // Get returns the entry of k that may be served at now, or nil.
 func (c *Cache[V]) Get(k Key, now time.Time) *Entry[V] {
-	if c.valid != nil {
-		if e, ok := c.valid.Peek(k); ok && !e.dead.Load() && (now.Before(e.Until) || now.UnixNano() < c.fresh.Load()) {
+	if e, ok := c.valid.Peek(k); ok && !e.dead.Load() && (now.Before(e.Until) || now.UnixNano() < c.fresh.Load()) {
+		return e
+	}
+	if e, ok := c.failed.Get(k); ok {
+		if !e.dead.Load() && now.Before(e.Until) {
 			return e
 		}
-	}
-	if c.failed != nil {
-		if e, ok := c.failed.Get(k); ok {
-			if !e.dead.Load() && now.Before(e.Until) {
-				return e
-			}
-			c.failed.Remove(k)
-		}
+		c.failed.Remove(k)
 	}
 	return nil
 }
@@ -134,22 +127,12 @@ func (c *Cache[V]) Touch(e *Entry[V], now time.Time) {
 	if t := e.touched.Load(); t >= s || !e.touched.CompareAndSwap(t, s) {
 		return // touched within this second, or by a concurrent Touch
 	}
-	if c.valid != nil {
-		c.valid.Get(e.Key)
-	}
+	c.valid.Get(e.Key)
 	c.note(e.KeyID, s)
 }
 
 // Sizes returns how many verified keys and failures the cache holds.
-func (c *Cache[V]) Sizes() (valid, failed int) {
-	if c.valid != nil {
-		valid = c.valid.Len()
-	}
-	if c.failed != nil {
-		failed = c.failed.Len()
-	}
-	return valid, failed
-}
+func (c *Cache[V]) Sizes() (valid, failed int) { return c.valid.Len(), c.failed.Len() }
 
 // Token returns the token that a verification notes before it reads.
 func (c *Cache[V]) Token() uint64 {
@@ -178,7 +161,7 @@ func (c *Cache[V]) staleLocked(keyID string, token uint64) bool {
 
 // AddValid caches the valid entry e unless it went stale since token.
 func (c *Cache[V]) AddValid(e *Entry[V], token uint64) {
-	if c.valid == nil {
+	if !c.enabled {
 		return
 	}
 	c.mu.Lock()
@@ -199,7 +182,7 @@ func (c *Cache[V]) AddValid(e *Entry[V], token uint64) {
 
 // AddFailed caches the failure e unless it went stale since token.
 func (c *Cache[V]) AddFailed(e *Entry[V], token uint64) {
-	if c.failed != nil && !c.Stale(e.KeyID, token) {
+	if c.failures && !c.Stale(e.KeyID, token) {
 		c.failed.Add(e.Key, e)
 	}
 }
@@ -235,7 +218,7 @@ func kill[V any](entries []*Entry[V]) {
 // from them (nil drops one) from its record at revision rev, read after
 // token. Unless every entry is remade at rev, it is also an eviction.
 func (c *Cache[V]) Update(keyID string, token uint64, rev int64, remake func(old *Entry[V]) *Entry[V]) {
-	if c.valid == nil {
+	if !c.enabled {
 		c.Evict(keyID)
 		return
 	}
@@ -274,12 +257,8 @@ func (c *Cache[V]) Purge() {
 	}
 	clear(c.index)
 	c.mu.Unlock()
-	if c.valid != nil {
-		c.valid.Purge()
-	}
-	if c.failed != nil {
-		c.failed.Purge()
-	}
+	c.valid.Purge()
+	c.failed.Purge()
 }
 
 // onEvict keeps the index in step with the valid LRU.
