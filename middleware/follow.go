@@ -56,7 +56,7 @@ func (f *follower) run(ctx context.Context) {
 		case <-f.wake:
 			f.poll(ctx)
 		case <-settingsC:
-			f.load(ctx)
+			f.failed(ctx, f.settings.Load(ctx))
 		case <-pending:
 			if f.failed(ctx, f.settings.ReloadPending(ctx)) {
 				pending, retry = nil, time.After(retryDelay)
@@ -94,28 +94,16 @@ func (f *follower) start(ctx context.Context) {
 	f.read(rev, now)
 }
 
-// poll applies every change since the last poll to the cached keys and the
-// settings. On storage.ErrFeedGap it drops the whole cache and reloads
-// every environment's settings.
+// poll applies every change since the last poll to the cached keys, and
+// queues the reloads of changed settings. On storage.ErrFeedGap it drops
+// the whole cache and queues a full reload.
 func (f *follower) poll(ctx context.Context) {
 	if !f.following {
-		f.start(ctx)
-		if f.following {
-			f.load(ctx)
+		if f.start(ctx); f.following {
+			f.settings.QueueAll()
 		}
 		return
 	}
-	changed := map[[2]string]struct{}{} // account and environment whose settings changed
-	full := false                       // every environment's settings are to be reloaded
-	defer func() {
-		if full {
-			f.load(ctx)
-			return
-		}
-		for k := range changed {
-			f.failed(ctx, f.settings.Reload(ctx, k[0], k[1])) // queued again by the table
-		}
-	}()
 	for {
 		token := f.cache.Token() // the records of this page are read after it
 		now := f.now()           // and after now
@@ -123,7 +111,7 @@ func (f *follower) poll(ctx context.Context) {
 		if errors.Is(err, storage.ErrFeedGap) {
 			f.cache.Purge()
 			f.since = next
-			full = true
+			f.settings.QueueAll()
 			return
 		}
 		if err != nil {
@@ -135,10 +123,10 @@ func (f *follower) poll(ctx context.Context) {
 			switch {
 			case c.KeyID != "":
 				keys[c.KeyID] = c.Key
-			case c.Account == "" || len(changed) == envsettings.MaxPending: // a store that does not name accounts, or many changes
-				full = true
+			case c.Account == "": // a store that does not name accounts
+				f.settings.QueueAll()
 			default:
-				changed[[2]string{c.Account, c.Environment}] = struct{}{}
+				f.settings.Queue(c.Account, c.Environment)
 			}
 		}
 		for id, rec := range keys {
@@ -172,9 +160,6 @@ func (f *follower) apply(id string, rec *apikey.Record, token uint64, now time.T
 		return f.verifier.newEntry(old.Key, *rec, now)
 	})
 }
-
-// load reloads every environment's settings, reporting a failure.
-func (f *follower) load(ctx context.Context) { f.failed(ctx, f.settings.Load(ctx)) }
 
 // failed reports whether err is not nil, and reports err unless ctx ended.
 func (f *follower) failed(ctx context.Context, err error) bool {

@@ -127,6 +127,12 @@ func (t *Table) AnyAllows(origin string) bool {
 	return t.c.index.allows(r)
 }
 
+// Queue queues a reload of an environment's settings for ReloadPending.
+func (t *Table) Queue(account, environment string) { t.pending.add(key{account, environment}) }
+
+// QueueAll queues a full load for ReloadPending.
+func (t *Table) QueueAll() { t.pending.addFull() }
+
 // Pending signals that reloads are queued for ReloadPending.
 func (t *Table) Pending() <-chan struct{} { return t.pending.ready }
 
