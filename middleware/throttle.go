@@ -1,6 +1,8 @@
 package middleware
 
 import (
+	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,14 +79,6 @@ type ticket struct {
 	suspect bool // runs in the suspect lane
 }
 
-// verdict is how a verification ended, for the throttle.
-type verdict int
-
-const (
-	passed      verdict = iota // verified, or ended without an answer (cancelled, hash unreadable)
-	wrongSecret                // argon2 ran and the secret did not match
-)
-
 // admits reports whether a verification of key id at now would be let
 // through, and if not the time left in the window that refuses it, without
 // giving id a count (asked before the store read).
@@ -144,9 +138,9 @@ func (t *throttle) decide(id string, s *windowCount, now time.Time) (suspect boo
 	return suspect, refusing.start.Add(t.window).Sub(now), false
 }
 
-// release ends the verification of tk with verdict v: a wrongSecret
-// counts against both budgets and makes the id suspect.
-func (t *throttle) release(tk ticket, v verdict, now time.Time) {
+// release ends the verification of tk; wrong (argon2 ran and the secret
+// did not match) counts against both budgets and makes the id suspect.
+func (t *throttle) release(tk ticket, wrong bool, now time.Time) {
 	if tk.id == "" {
 		return // the zero ticket of a key that bypassed the throttle
 	}
@@ -155,7 +149,7 @@ func (t *throttle) release(tk ticket, v verdict, now time.Time) {
 	if tk.suspect && t.global.pending > 0 {
 		t.global.pending--
 	}
-	if v == wrongSecret {
+	if wrong {
 		t.global.roll(now, t.window)
 		t.global.failures++
 		t.suspects.Add(tk.id, now)
@@ -167,7 +161,60 @@ func (t *throttle) release(tk ticket, v verdict, now time.Time) {
 	if s.pending > 0 {
 		s.pending--
 	}
-	if v == wrongSecret {
+	if wrong {
 		s.failures++
 	}
+}
+
+// slots is the argon2 concurrency cap: at most n holders at once, the
+// waiters served newest first (docs/design.md, The throttle).
+type slots struct {
+	mu      sync.Mutex
+	free    int
+	waiters []chan struct{} // the newest last
+}
+
+func newSlots(n int) *slots { return &slots{free: n} }
+
+// acquire takes a slot, waiting until one is free or ctx ends (then it
+// returns ctx's error, with no slot held).
+func (s *slots) acquire(ctx context.Context) error {
+	s.mu.Lock()
+	if s.free > 0 {
+		s.free--
+		s.mu.Unlock()
+		return nil
+	}
+	ready := make(chan struct{})
+	s.waiters = append(s.waiters, ready)
+	s.mu.Unlock()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		if i := slices.Index(s.waiters, ready); i >= 0 {
+			s.waiters = slices.Delete(s.waiters, i, i+1)
+			s.mu.Unlock()
+			return ctx.Err()
+		}
+		s.mu.Unlock()
+		s.release() // handed a slot as ctx ended: pass it on
+		return ctx.Err()
+	}
+}
+
+// release returns a slot: to the newest waiter, if any.
+func (s *slots) release() {
+	s.mu.Lock()
+	if n := len(s.waiters); n > 0 {
+		ready := s.waiters[n-1]
+		s.waiters[n-1] = nil
+		s.waiters = s.waiters[:n-1]
+		s.mu.Unlock()
+		close(ready)
+		return
+	}
+	s.free++
+	s.mu.Unlock()
 }

@@ -131,13 +131,13 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 		if !ok {
 			return outcome{}, vf.throttled(wait)
 		}
-		result := passed
-		defer func() { vf.throttle.release(tk, result, vf.now()) }()
+		wrong := false
+		defer func() { vf.throttle.release(tk, wrong, vf.now()) }()
 		if match, outdated, err = vf.verifyHash(ctx, key, rec.Hash.Reveal(), tk.suspect); err != nil {
 			return outcome{}, err
 		}
 		if !match {
-			result = wrongSecret
+			wrong = true
 			return vf.failure(k, id, token, now), nil
 		}
 		vf.verified.Add(k, hash, outdated)
