@@ -79,34 +79,24 @@ type ticket struct {
 	suspect bool // runs in the suspect lane
 }
 
-// admits reports whether a verification of key id at now would be let
-// through, and if not the time left in the window that refuses it, without
-// giving id a count (asked before the store read).
-func (t *throttle) admits(id string, now time.Time) (ok bool, retryAfter time.Duration) {
+// acquire reserves a verification of key id at now, or reports the time
+// left in the window that refuses it. Unless reserve, it only asks and
+// gives id no count: the verifier asks before the store read, and reserves
+// only for a key id with a stored record. A reserved ticket must be
+// released.
+func (t *throttle) acquire(id string, now time.Time, reserve bool) (tk ticket, ok bool, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, found := t.ids.Peek(id)
 	if !found {
 		s = &windowCount{start: now}
 	}
-	_, retryAfter, ok = t.decide(id, s, now)
-	return ok, retryAfter
-}
-
-// acquire reserves a verification of key id at now, a key id with a
-// stored record, or reports the time left in the window that refuses it.
-// Every successful acquire must be followed by a release of its ticket.
-func (t *throttle) acquire(id string, now time.Time) (tk ticket, ok bool, retryAfter time.Duration) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s, found := t.ids.Get(id)
-	if !found {
-		s = &windowCount{start: now}
-		t.ids.Add(id, s)
+	if reserve {
+		t.ids.Add(id, s) // counted, and the most recently used
 	}
 	suspect, retryAfter, ok := t.decide(id, s, now)
-	if !ok {
-		return ticket{}, false, retryAfter
+	if !ok || !reserve {
+		return ticket{}, ok, retryAfter
 	}
 	if suspect {
 		t.global.pending++

@@ -98,7 +98,7 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 	id := key.ID()
 	bypass := vf.verified.Contains(k) // key ids are public: anyone may spend a budget
 	if !bypass {
-		if ok, wait := vf.throttle.admits(id, now); !ok {
+		if _, ok, wait := vf.throttle.acquire(id, now, false); !ok {
 			return outcome{}, vf.throttled(wait)
 		}
 	}
@@ -126,7 +126,7 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 	if !match {
 		tk, ok, wait := ticket{}, true, time.Duration(0) // the zero ticket bypasses the throttle
 		if !bypass {
-			tk, ok, wait = vf.throttle.acquire(id, now)
+			tk, ok, wait = vf.throttle.acquire(id, now, true)
 		}
 		if !ok {
 			return outcome{}, vf.throttled(wait)
