@@ -116,6 +116,7 @@ func Cases(f *Fixture) []Case {
 	oldID := f.Server.View.ID
 	extra := "/keys/" + f.Extra.Key.Prefix()
 	big := `{"type":"client","name":"` + strings.Repeat("x", 70<<10) + `"}`
+	limits := `{"rate":{"requests":100,"window_seconds":60,"burst":20},"quota":{"limit":10000,"refill":10000,"period":"month"},"allowed_ips":["10.0.0.0/8","2001:db8::/32"]}`
 	return []Case{
 		{Name: "document", Caller: admin.Caller{}, Method: "GET", Path: "/openapi.json", Status: 200},
 		{Name: "list as read-only", Caller: ReadOnly, Method: "GET", Path: "/environments/production/keys", Status: 200},
@@ -179,6 +180,18 @@ func Cases(f *Fixture) []Case {
 		{Name: "set metadata, bad name", Caller: Owner, Method: "PUT", Path: extra + "/metadata", Body: `{"metadata":{"Plan":"pro"}}`, Status: 422, Code: "invalid_metadata", Malformed: true},
 		{Name: "remove metadata", Caller: Owner, Method: "PUT", Path: extra + "/metadata", Body: `{"metadata":{}}`, Status: 200},
 		{Name: "set metadata as read-only", Caller: ReadOnly, Method: "PUT", Path: extra + "/metadata", Body: `{"metadata":{}}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "set limits", Caller: Owner, Method: "PUT", Path: extra + "/limits", Body: limits, Status: 200},
+		{Name: "get a key with limits", Caller: ReadOnly, Method: "GET", Path: extra, Status: 200},
+		{Name: "set limits as read-only", Caller: ReadOnly, Method: "PUT", Path: extra + "/limits", Body: `{}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "set limits, window a fraction", Caller: Owner, Method: "PUT", Path: extra + "/limits", Body: `{"rate":{"requests":10,"window_seconds":1.5}}`, Status: 422, Code: "invalid_limits", Malformed: true},
+		{Name: "set limits, refill beyond the quota", Caller: Owner, Method: "PUT", Path: extra + "/limits", Body: `{"quota":{"limit":10,"refill":20,"period":"day"}}`, Status: 422, Code: "invalid_limits"},
+		{Name: "set limits, not CIDR", Caller: Owner, Method: "PUT", Path: extra + "/limits", Body: `{"allowed_ips":["10.0.0.0/33"]}`, Status: 422, Code: "invalid_limits"},
+		{Name: "set limits, unknown field", Caller: Owner, Method: "PUT", Path: extra + "/limits", Body: `{"rate":{"rps":10}}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "allowlist of a publishable key", Caller: Owner, Method: "PUT", Path: "/keys/" + f.Client.View.ID + "/limits", Body: `{"allowed_ips":["10.0.0.0/8"]}`, Status: 422, Code: "invalid_limits"},
+		{Name: "limits of a revoked key", Caller: Owner, Method: "PUT", Path: "/keys/" + oldID + "/limits", Body: `{}`, Status: 409, Code: "already_revoked"},
+		{Name: "remove limits", Caller: Owner, Method: "PUT", Path: extra + "/limits", Body: `{}`, Status: 200},
+		{Name: "create with limits", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","scopes":["*"],"limits":` + limits + `}`, Status: 201},
+		{Name: "create with a rate of 0", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","limits":{"rate":{"requests":0,"window_seconds":60}}}`, Status: 422, Code: "invalid_limits", Malformed: true},
 		{Name: "unknown key", Caller: Owner, Method: "GET", Path: "/keys/nosuchkey000", Status: 404, Code: "not_found"},
 		{Name: "set origins", Caller: Owner, Method: "PUT", Path: "/environments/production/origins", Body: `{"allowed_origins":["https://app.example.com","http://localhost:3000"]}`, Status: 200},
 		{Name: "bad origin", Caller: Owner, Method: "PUT", Path: "/environments/production/origins", Body: `{"allowed_origins":["https://app.example.com/path"]}`, Status: 422, Code: "invalid_origin"},

@@ -130,6 +130,13 @@ var (
 	// to close an account does not name the account again in its body,
 	// {"confirm": "<account id>"}, or names another one.
 	ReasonConfirmationRequired = problem.New("confirmation_required", http.StatusUnprocessableEntity, "confirmation required")
+	// ReasonInvalidLimits (422, "invalid_limits"): a rate limit, quota or
+	// address allowlist out of range, such as a negative rate, a window that
+	// is not a whole number of seconds, a refill beyond the quota, a range
+	// that is not CIDR, or an allowlist on a publishable key
+	// (apikey.ErrInvalidLimits). The detail names the field within the
+	// limits ("rate.window_seconds", "allowed_ips[2]"), never its value.
+	ReasonInvalidLimits = problem.New("invalid_limits", http.StatusUnprocessableEntity, "invalid limits")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -139,7 +146,7 @@ var reasons = []*problem.Reason{
 	ReasonScopesRequired, ReasonInvalidOrigin, ReasonInvalidName, ReasonInvalidExpiry, ReasonGraceOutOfRange,
 	ReasonGraceRequired, ReasonRotateFirst, ReasonAlreadyRevoked, ReasonAlreadyRotated, ReasonNotRotated,
 	ReasonKeyExpired, ReasonNotRevealable, ReasonInvalidAccount, ReasonAccountClosed, ReasonInvalidMetadata,
-	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired,
+	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -179,6 +186,7 @@ var ruleReasons = []struct {
 	{apikey.ErrInvalidMetadata, ReasonInvalidMetadata},
 	{apikey.ErrInvalidCursor, ReasonInvalidCursor},
 	{apikey.ErrConflict, ReasonConflict},
+	{apikey.ErrInvalidLimits, ReasonInvalidLimits},
 }
 
 var (

@@ -38,6 +38,9 @@ func FuzzRoutes(f *testing.F) {
 		{"POST", "/environments/production/keys", "", `{"type":"server","scopes":["$KEY"],"owner":"$KEY"}`},
 		{"PUT", "/keys/" + id + "/metadata", "", `{"metadata":{"k":"$KEY"},"$KEY":1}`},
 		{"GET", "/audit", "before=$KEY&environment=$KEY", ""},
+		{"PUT", "/keys/" + id + "/limits", "", limitsJSON},
+		{"PUT", "/keys/server-" + id + "/limits", "", `{"rate":{"requests":1e999,"window_seconds":-0.5},"allowed_ips":["$KEY"]}`},
+		{"POST", "/environments/production/keys", "", `{"type":"client","limits":{"quota":{"limit":"$KEY","$KEY":1}}}`},
 	} {
 		f.Add(s.method, s.path, s.query, s.body)
 	}
