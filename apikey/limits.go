@@ -181,6 +181,54 @@ func (l Limits) Equal(o Limits) bool {
 	return l.Rate == o.Rate && l.Quota == o.Quota && slices.Equal(l.AllowedIPs, o.AllowedIPs)
 }
 
+// Within reports, with an error naming the first bound that l lifts,
+// whether l bounds a key at least as tightly as o does: where o sets a
+// rate, l sets one that allows no more requests per second and no larger
+// burst; where o sets a quota, l sets one with no larger limit and, if it
+// refills, no larger refill in the same period (none if o's never
+// refills); where o has an address allowlist, every range of l's lies in
+// one of o's. Bounds that o does not set are free.
+func (l Limits) Within(o Limits) error {
+	if r, or := l.Rate, o.Rate; !or.IsZero() {
+		// Requests per second compared exactly: requests * window
+		// seconds stays below 2^47.
+		switch {
+		case r.IsZero():
+			return errors.New("rate: needs a rate limit")
+		case int64(r.Requests)*int64(or.Window/time.Second) > int64(or.Requests)*int64(r.Window/time.Second):
+			return fmt.Errorf("rate: at most %d requests per %ds", or.Requests, or.Window/time.Second)
+		case r.BurstSize() > or.BurstSize():
+			return fmt.Errorf("rate.burst: at most %d", or.BurstSize())
+		}
+	}
+	if q, oq := l.Quota, o.Quota; !oq.IsZero() {
+		switch {
+		case q.IsZero():
+			return errors.New("quota: needs a quota")
+		case q.Limit > oq.Limit:
+			return fmt.Errorf("quota.limit: at most %d", oq.Limit)
+		case q.Refill > 0 && (q.Period != oq.Period || q.Refill > oq.Refill):
+			if oq.Refill == 0 {
+				return errors.New("quota.refill: none")
+			}
+			return fmt.Errorf("quota.refill: at most %d per %s", oq.Refill, oq.Period)
+		}
+	}
+	if len(o.AllowedIPs) > 0 {
+		if len(l.AllowedIPs) == 0 {
+			return errors.New("allowed_ips: needs an allowlist")
+		}
+		for _, p := range l.AllowedIPs {
+			if !slices.ContainsFunc(o.AllowedIPs, func(op netip.Prefix) bool {
+				return op.Bits() <= p.Bits() && op.Contains(p.Addr())
+			}) {
+				return fmt.Errorf("allowed_ips: %s is outside the acting key's ranges", p)
+			}
+		}
+	}
+	return nil
+}
+
 // String summarises l for people and audit events, such as
 // "rate 100/60s burst 20; quota 1000 +1000/month; 2 allowed IP ranges", or
 // "no limits".

@@ -68,11 +68,13 @@ type ManagerOptions struct {
 // revocation fails with ErrAccountClosed, in every process: the store
 // checks it in the same atomic write (Change.OpenAccount).
 //
-// An actor authenticated by a key (Actor.Scopes, Actor.Expires) never gets
-// more than its key has: Bootstrap, Create, Rotate, ChangeGrace, SetScopes
-// and Reveal (of a server key) fail with ErrBeyondActor, naming the limit,
-// for a key holding a scope the actor does not hold or expiring later than
-// the actor (a lengthened grace included). A Manager is safe for
+// An actor authenticated by a key (Actor.Scopes, Actor.Expires,
+// Actor.Limits) never gets more than its key has: Bootstrap, Create,
+// Rotate, ChangeGrace, SetScopes and Reveal (of a server key) fail with
+// ErrBeyondActor, naming the limit, for a key holding a scope the actor
+// does not hold, expiring later than the actor (a lengthened grace
+// included) or, for Bootstrap, Create and Rotate, bounded less tightly
+// than the actor (see Limits.Within); SetLimits refuses every key actor. A Manager is safe for
 // concurrent use.
 type Manager struct {
 	store   Store
@@ -219,6 +221,9 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 	if err := actor.mayLast(expires); err != nil {
 		return Issued{}, err
 	}
+	if err := actor.mayBound(limits); err != nil {
+		return Issued{}, err
+	}
 	s, err := m.environment(ctx, actor, req.Environment)
 	if err != nil {
 		return Issued{}, err
@@ -311,6 +316,9 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 			return err
 		}
 		if err := actor.mayLast(old.ExpiresAt); err != nil {
+			return err
+		}
+		if err := actor.mayBound(old.Limits); err != nil {
 			return err
 		}
 		key, rec, err := m.newKey(keySpec{account: old.Account, env: old.Environment, typ: old.Type, name: old.Name,

@@ -156,3 +156,85 @@ func TestSetLimits(t *testing.T) {
 	_, err = f.m.SetLimits(ctx, owner, "nosuchkey000", limits)
 	assert.ErrorIs(t, err, apikey.ErrNotFound)
 }
+
+func TestLimitsWithin(t *testing.T) {
+	rate := func(n int, window time.Duration, burst int) apikey.RateLimit {
+		return apikey.RateLimit{Requests: n, Window: window, Burst: burst}
+	}
+	ips := func(s ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, p := range s {
+			out = append(out, netip.MustParsePrefix(p))
+		}
+		return out
+	}
+	actor := apikey.Limits{
+		Rate:       rate(100, time.Minute, 10),
+		Quota:      apikey.Quota{Limit: 1000, Refill: 100, Period: apikey.Daily},
+		AllowedIPs: ips("10.0.0.0/8", "2001:db8::/32"),
+	}
+	within := apikey.Limits{Rate: rate(1, time.Second, 0), Quota: apikey.Quota{Limit: 10, Refill: 10, Period: apikey.Daily},
+		AllowedIPs: ips("10.1.0.0/16")}
+	tests := []struct {
+		name  string
+		l, o  apikey.Limits
+		field string // in the error; "" when within
+	}{
+		{"nothing within nothing", apikey.Limits{}, apikey.Limits{}, ""},
+		{"anything within nothing", actor, apikey.Limits{}, ""},
+		{"itself", actor, actor, ""},
+		{"tighter everywhere", within, actor, ""},
+		{"the same rate in other units", apikey.Limits{Rate: rate(6000, time.Hour, 10), Quota: within.Quota, AllowedIPs: within.AllowedIPs}, actor, ""},
+		{"no rate", apikey.Limits{Quota: within.Quota, AllowedIPs: within.AllowedIPs}, actor, "rate: needs"},
+		{"a faster rate", apikey.Limits{Rate: rate(2, time.Second, 1), Quota: within.Quota, AllowedIPs: within.AllowedIPs}, actor, "rate: at most 100 requests per 60s"},
+		{"a larger burst", apikey.Limits{Rate: rate(1, time.Second, 11), Quota: within.Quota, AllowedIPs: within.AllowedIPs}, actor, "rate.burst"},
+		{"no quota", apikey.Limits{Rate: within.Rate, AllowedIPs: within.AllowedIPs}, actor, "quota: needs"},
+		{"a larger quota", apikey.Limits{Rate: within.Rate, Quota: apikey.Quota{Limit: 1001}, AllowedIPs: within.AllowedIPs}, actor, "quota.limit"},
+		{"a larger refill", apikey.Limits{Rate: within.Rate, Quota: apikey.Quota{Limit: 10, Refill: 101, Period: apikey.Daily}, AllowedIPs: within.AllowedIPs}, actor, "quota.refill"},
+		{"another period", apikey.Limits{Rate: within.Rate, Quota: apikey.Quota{Limit: 10, Refill: 1, Period: apikey.Monthly}, AllowedIPs: within.AllowedIPs}, actor, "quota.refill"},
+		{"a refill of a quota that never refills", apikey.Limits{Quota: apikey.Quota{Limit: 10, Refill: 1, Period: apikey.Daily}}, apikey.Limits{Quota: apikey.Quota{Limit: 10}}, "quota.refill: none"},
+		{"no allowlist", apikey.Limits{Rate: within.Rate, Quota: within.Quota}, actor, "allowed_ips: needs"},
+		{"a wider range", apikey.Limits{Rate: within.Rate, Quota: within.Quota, AllowedIPs: ips("10.0.0.0/7")}, actor, "allowed_ips: 10.0.0.0/7"},
+		{"another range", apikey.Limits{Rate: within.Rate, Quota: within.Quota, AllowedIPs: ips("2001:db8::/48", "192.0.2.0/24")}, actor, "allowed_ips: 192.0.2.0/24"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.l.Within(tt.o)
+			if tt.field == "" {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorContains(t, err, tt.field)
+		})
+	}
+}
+
+// TestKeyActorBoundByItsLimits: an actor authenticated by a key with
+// limits creates and rotates only keys bounded at least as tightly, and
+// bootstraps nothing (default keys have no limits); a person, or a key
+// without limits, is not bound.
+func TestKeyActorBoundByItsLimits(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	limits := apikey.Limits{Quota: apikey.Quota{Limit: 100}}
+	limited := apikey.Actor{ID: "server-limited", Role: apikey.Owner, Scopes: []string{apikey.AllScopes}, Limits: limits}
+	create := func(a apikey.Actor, l apikey.Limits) error {
+		_, err := f.m.Create(ctx, a, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, Limits: l})
+		return err
+	}
+	err := create(limited, apikey.Limits{})
+	require.ErrorIs(t, err, apikey.ErrBeyondActor)
+	assert.ErrorContains(t, err, "quota: needs a quota")
+	assert.ErrorIs(t, create(limited, apikey.Limits{Quota: apikey.Quota{Limit: 101}}), apikey.ErrBeyondActor)
+	require.NoError(t, create(limited, apikey.Limits{Quota: apikey.Quota{Limit: 100}}))
+	require.NoError(t, create(owner, apikey.Limits{}), "a person")
+	unlimitedKey := limited
+	unlimitedKey.Limits = apikey.Limits{}
+	require.NoError(t, create(unlimitedKey, apikey.Limits{}), "a key without limits")
+
+	_, err = f.m.Rotate(ctx, limited, apikey.RotateRequest{KeyID: f.server.View.ID, Grace: time.Hour})
+	assert.ErrorIs(t, err, apikey.ErrBeyondActor, "the default key has no limits")
+	_, err = f.m.Bootstrap(ctx, limited, "sandbox")
+	assert.ErrorIs(t, err, apikey.ErrBeyondActor)
+	_, err = f.m.Rotate(ctx, unlimitedKey, apikey.RotateRequest{KeyID: f.server.View.ID, Grace: time.Hour})
+	assert.NoError(t, err)
+}

@@ -13,9 +13,8 @@ import (
 )
 
 // check authenticates r, unless outer is the Identity that this Validator
-// put in r's context for r's key further out, then authorizes it under p
-// (nil: authentication only), and calls the hooks. The returned Identity
-// is shared and immutable.
+// put in r's context for r's key, authorizes it under p (if not nil), and
+// calls the hooks. The returned Identity is shared and immutable.
 func (v *Validator) check(r *http.Request, p *Policy, outer *Identity) (*Identity, error) {
 	if outer != nil {
 		if p == nil {
@@ -33,8 +32,7 @@ func (v *Validator) check(r *http.Request, p *Policy, outer *Identity) (*Identit
 	return id, nil
 }
 
-// rejected counts the refusal err, if not nil, calls OnRejected, and
-// returns err.
+// rejected counts and reports the refusal err, if any, and returns it.
 func (v *Validator) rejected(r *http.Request, prefix string, err error) error {
 	if err != nil {
 		v.stats.refused(err)
@@ -45,11 +43,8 @@ func (v *Validator) rejected(r *http.Request, prefix string, err error) error {
 	return err
 }
 
-// authenticate runs the checks in order (docs/design.md): key present and
-// well-formed, cache or verification, status and expiry, closed account,
-// leaked server key, the policy p if not nil, and the Origin of a
-// publishable key. It returns the key's displayable prefix once the key is
-// known to be well-formed.
+// authenticate runs the checks in order (docs/design.md). It returns the
+// key's displayable prefix once the key is known to be well-formed.
 func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *Identity, _ error) {
 	if v.tasks.ctx.Err() != nil {
 		return "", nil, problem.Refuse(ErrUnavailable, "the validator is closed")
@@ -67,11 +62,13 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 		return prefix, nil, e.Fail
 	}
 	id := e.Value
-	switch status(id, e.RevokedAt, now) {
-	case apikey.Revoked:
-		return prefix, nil, ErrRevokedKey
-	case apikey.Expired:
-		return prefix, nil, ErrExpiredKey
+	if !id.ExpiresAt.IsZero() || !e.RevokedAt.IsZero() {
+		switch (apikey.Record{ExpiresAt: id.ExpiresAt, RevokedAt: e.RevokedAt}).Status(now) {
+		case apikey.Revoked:
+			return prefix, nil, ErrRevokedKey
+		case apikey.Expired:
+			return prefix, nil, ErrExpiredKey
+		}
 	}
 	if v.settings.Closed(id.Account, id.Environment) {
 		return prefix, nil, problem.Refuse(ErrRevokedKey, "the key's account was closed")
@@ -98,9 +95,8 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 	return prefix, id, nil
 }
 
-// resolve returns the cache entry of the presented key string raw, and the
-// key's displayable prefix once raw is known to be well-formed. A hit needs
-// no parsing: the cache holds only keys that parsed.
+// resolve returns the cache entry of the presented key string raw, and its
+// displayable prefix once known to be well-formed. A hit needs no parsing.
 func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*entry, string, error) {
 	var k keycache.Key
 	if len(raw) == apikey.KeyLength { // any other length is malformed: ParseKey says why
@@ -117,14 +113,6 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*en
 	v.stats.misses.add(k)
 	e, err := v.verifier.verify(ctx, key, k)
 	return e, key.Prefix(), err
-}
-
-// status returns the status at now of a valid key.
-func status(id *Identity, revokedAt, now time.Time) apikey.Status {
-	if id.ExpiresAt.IsZero() && revokedAt.IsZero() {
-		return apikey.Active
-	}
-	return apikey.Record{ExpiresAt: id.ExpiresAt, RevokedAt: revokedAt}.Status(now)
 }
 
 // HeaderAPIKey is the header the key is read from. Header names are
@@ -169,8 +157,7 @@ func keyFromRequest(r *http.Request, bearer bool) (string, error) {
 // canonicalFetchSite is Sec-Fetch-Site as net/http stores it.
 var canonicalFetchSite = http.CanonicalHeaderKey("Sec-Fetch-Site")
 
-// fromBrowser reports whether a web browser sent a request with headers h:
-// it carries an Origin or a Sec-Fetch-Site header of any value
+// fromBrowser reports whether a web browser sent a request with headers h
 // (docs/security.md, Browsers).
 func fromBrowser(h http.Header) bool {
 	return len(h["Origin"]) > 0 || len(h[canonicalFetchSite]) > 0
@@ -190,9 +177,7 @@ func fetchSite(h http.Header) string {
 	return "other"
 }
 
-// attempt describes r for the hooks, with prefix, the displayable prefix
-// of a well-formed key. A key in the path or the Origin is cut to its
-// prefix.
+// attempt describes r for the hooks, any key in it cut to its prefix.
 func attempt(r *http.Request, prefix string) Attempt {
 	a := Attempt{
 		Method: r.Method, RemoteAddr: r.RemoteAddr, Prefix: prefix,

@@ -22,7 +22,7 @@ type Identity struct {
 	// Type is the key type.
 	Type apikey.KeyType
 	// Account is the account the key belongs to (apikey.DefaultAccount in
-	// a single-tenant service): the embedding service's customer.
+	// a single-tenant service).
 	Account string
 	// Environment is the key's environment, within its Account.
 	Environment string
@@ -30,16 +30,13 @@ type Identity struct {
 	Name string
 	// Owner names whom the key was issued to, "" if nobody was named.
 	Owner string
-	// Metadata is the small map the service attached to the key; nil if
-	// none. Every Identity handed out holds a copy of its own.
+	// Metadata is the map the service attached to the key; nil if none.
 	Metadata map[string]string
-	// Scopes are a server key's scopes ("*" for full access); nil for a
-	// publishable key.
+	// Scopes are a server key's scopes ("*": full access); nil otherwise.
 	Scopes []string
 	// ExpiresAt is when the key stops working; zero means no expiry.
 	ExpiresAt time.Time
-	// Expiring reports that the key was rotated out and works only until
-	// ExpiresAt (its grace period).
+	// Expiring reports that the key was rotated out (its grace period).
 	Expiring bool
 
 	expiresHeader string       // ExpiresAt as the HeaderKeyExpires value
@@ -47,9 +44,9 @@ type Identity struct {
 	presented     keycache.Key // of the key string that verified; zero in copies
 }
 
-// HasScope reports whether the key may do what scope names: "*" grants
-// everything and "resource:write" grants "resource:read". Publishable keys
-// hold every read scope and no write scope.
+// HasScope reports whether the key holds scope: "*" grants everything,
+// "resource:write" grants "resource:read", and publishable keys hold every
+// read scope and no write scope.
 func (id Identity) HasScope(scope string) bool {
 	if id.Type == apikey.Client {
 		return scope == "" || strings.HasSuffix(scope, ":read")
@@ -67,9 +64,8 @@ func newContext(ctx context.Context, id *Identity) context.Context {
 	return context.WithValue(ctx, identityKey, id)
 }
 
-// NewContext returns a copy of ctx that carries id for FromContext: for
-// tests of handlers and for custom authenticators. Validators do not trust
-// it: they still validate the request's key.
+// NewContext returns a copy of ctx that carries id for FromContext, for
+// tests and custom authenticators. Validators do not trust it.
 func NewContext(ctx context.Context, id Identity) context.Context {
 	c := id.clone()
 	if !c.ExpiresAt.IsZero() {

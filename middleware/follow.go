@@ -52,21 +52,19 @@ func (f *follower) run(ctx context.Context) {
 			return
 		case <-feedC:
 			f.poll(ctx)
-			f.reloadPending(ctx) // retries of failed reloads
+			f.failed(ctx, f.settings.ReloadPending(ctx)) // retries of failed reloads
 		case <-f.wake:
 			f.poll(ctx)
 		case <-settingsC:
-			f.load(ctx)
+			f.failed(ctx, f.settings.Load(ctx))
 		case <-pending:
-			if !f.reloadPending(ctx) {
+			if f.failed(ctx, f.settings.ReloadPending(ctx)) {
 				pending, retry = nil, time.After(retryDelay)
 			}
 		case <-retry:
 			pending, retry = f.settings.Pending(), nil
 		case <-lastUsedC:
-			if err := f.flushLastUsed(ctx); err != nil {
-				f.report(err)
-			}
+			f.failed(ctx, f.flushLastUsed(ctx))
 		}
 	}
 }
@@ -79,9 +77,8 @@ func ticker(d time.Duration) <-chan time.Time {
 	return time.NewTicker(d).C
 }
 
-// start reads the store's current revision, from which the follower starts,
-// and drops every cached entry, which may be older. If it fails, poll
-// retries.
+// start reads the store's current revision and drops every cached entry,
+// which may be older. If it fails, poll retries.
 func (f *follower) start(ctx context.Context) {
 	if f.feed == nil {
 		return
@@ -97,30 +94,16 @@ func (f *follower) start(ctx context.Context) {
 	f.read(rev, now)
 }
 
-// poll applies every change since the last poll to the cached keys and the
-// settings. On storage.ErrFeedGap it drops the whole cache and reloads
-// every environment's settings.
+// poll applies every change since the last poll to the cached keys, and
+// queues the reloads of changed settings. On storage.ErrFeedGap it drops
+// the whole cache and queues a full reload.
 func (f *follower) poll(ctx context.Context) {
 	if !f.following {
-		f.start(ctx)
-		if f.following {
-			f.load(ctx)
+		if f.start(ctx); f.following {
+			f.settings.QueueAll()
 		}
 		return
 	}
-	changed := map[[2]string]struct{}{} // account and environment whose settings changed
-	full := false                       // every environment's settings are to be reloaded
-	defer func() {
-		if full {
-			f.load(ctx)
-			return
-		}
-		for k := range changed {
-			if err := f.settings.Reload(ctx, k[0], k[1]); err != nil && ctx.Err() == nil {
-				f.report(err) // queued again by the table
-			}
-		}
-	}()
 	for {
 		token := f.cache.Token() // the records of this page are read after it
 		now := f.now()           // and after now
@@ -128,13 +111,11 @@ func (f *follower) poll(ctx context.Context) {
 		if errors.Is(err, storage.ErrFeedGap) {
 			f.cache.Purge()
 			f.since = next
-			full = true
+			f.settings.QueueAll()
 			return
 		}
 		if err != nil {
-			if ctx.Err() == nil {
-				f.report(fmt.Errorf("middleware: following the change feed: %w", err))
-			}
+			f.failed(ctx, fmt.Errorf("middleware: following the change feed: %w", err))
 			return
 		}
 		keys := map[string]*apikey.Record{} // the page's changed keys, and their records if the store sent them
@@ -142,10 +123,10 @@ func (f *follower) poll(ctx context.Context) {
 			switch {
 			case c.KeyID != "":
 				keys[c.KeyID] = c.Key
-			case c.Account == "" || len(changed) == envsettings.MaxPending: // a store that does not name accounts, or many changes
-				full = true
+			case c.Account == "": // a store that does not name accounts
+				f.settings.QueueAll()
 			default:
-				changed[[2]string{c.Account, c.Environment}] = struct{}{}
+				f.settings.Queue(c.Account, c.Environment)
 			}
 		}
 		for id, rec := range keys {
@@ -180,21 +161,12 @@ func (f *follower) apply(id string, rec *apikey.Record, token uint64, now time.T
 	})
 }
 
-// load reloads every environment's settings, reporting a failure.
-func (f *follower) load(ctx context.Context) {
-	if err := f.settings.Load(ctx); err != nil && ctx.Err() == nil {
-		f.report(err)
-	}
-}
-
-// reloadPending does the queued settings reloads, and reports whether they
-// all succeeded.
-func (f *follower) reloadPending(ctx context.Context) bool {
-	err := f.settings.ReloadPending(ctx)
+// failed reports whether err is not nil, and reports err unless ctx ended.
+func (f *follower) failed(ctx context.Context, err error) bool {
 	if err != nil && ctx.Err() == nil {
 		f.report(err)
 	}
-	return err == nil
+	return err != nil
 }
 
 // read records a successful read of the change feed up to rev that started

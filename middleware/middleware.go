@@ -18,10 +18,8 @@ import (
 // startupTimeout bounds the store calls of New, Invalidate and Close.
 const startupTimeout = 5 * time.Second
 
-// Validator checks the API keys of HTTP requests. Create it with New; wrap
-// the router with CORS, groups with Authenticate and routes with Require or
-// Handler; Close it after the server has shut down. A Validator is safe for
-// concurrent use.
+// Validator checks the API keys of HTTP requests. Create it with New. It
+// is safe for concurrent use.
 type Validator struct {
 	cfg      config
 	cache    *keycache.Cache[*Identity]
@@ -94,8 +92,7 @@ func New(opts Options) (*Validator, error) {
 
 // Check authenticates r and authorizes it under policy p as Require does,
 // without writing a response. It returns the key's identity, or an error
-// whose Reason (see problem.Of) says why the request is refused; an
-// invalid p is an error without a Reason. It calls the hooks.
+// whose Reason (problem.Of) says why the request is refused.
 func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 	if err := p.Validate(); err != nil {
 		return Identity{}, err
@@ -130,8 +127,7 @@ func (v *Validator) Handler(next http.Handler) http.Handler {
 // request is answered by Options.ErrorHandler. A key in its grace period
 // adds the HeaderKeyExpires response header.
 //
-// Require panics if p is invalid (see Policy.Validate) or, when the
-// middleware is applied, if next is nil: both are programming errors.
+// Require panics if p is invalid (see Policy.Validate) or next is nil.
 func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
 	if err := p.Validate(); err != nil {
 		panic(err)
@@ -140,8 +136,7 @@ func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler { return guard(v, &p, next) }
 }
 
-// guard is the handler of Authenticate (p nil) and Require. Every response
-// it writes or lets through varies on the headers a key is read from.
+// guard is the handler of Authenticate (p nil) and Require.
 func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 	if next == nil {
 		panic("middleware: nil handler")
@@ -239,10 +234,11 @@ func (t *tasks) close() bool {
 // varyLine returns, as one Vary line shared by every response, the request
 // headers that a key's check reads.
 func varyLine(bearer bool) []string {
+	line := "Origin, Sec-Fetch-Site, " + HeaderAPIKey
 	if bearer {
-		return []string{"Origin, Sec-Fetch-Site, " + HeaderAPIKey + ", Authorization"}
+		line += ", Authorization"
 	}
-	return []string{"Origin, Sec-Fetch-Site, " + HeaderAPIKey}
+	return []string{line}
 }
 
 // addVary adds the shared values to h's Vary header, capped so that a later

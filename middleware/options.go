@@ -12,7 +12,7 @@ import (
 	"github.com/keystile/keystile/middleware/problem"
 )
 
-// Default values of the Options fields whose zero value means "default".
+// Defaults of the Options fields.
 const (
 	DefaultCacheSize        = 100_000
 	DefaultCacheTTL         = time.Minute
@@ -23,53 +23,46 @@ const (
 	DefaultLastUsedInterval = time.Minute
 )
 
-// DefaultAllowedMethods are the methods a cross-origin request may use when
-// Options.AllowedMethods is empty.
+// DefaultAllowedMethods are the default of Options.AllowedMethods.
 var DefaultAllowedMethods = []string{
 	http.MethodGet, http.MethodHead, http.MethodPost,
 	http.MethodPut, http.MethodPatch, http.MethodDelete,
 }
 
-// Options configure a Validator. Only Store is required; every other field
-// documents what its zero value means. New rejects negative durations and
-// counts except where a field says otherwise.
+// Options configure a Validator. Only Store is required. New rejects
+// negative durations and counts except where a field says otherwise.
 type Options struct {
-	// Store holds the keys and environment settings. Required. A
-	// storage.ChangeFeed is followed; a storage.LastUsedRecorder records
-	// last-used times.
+	// Store holds the keys and settings. A storage.ChangeFeed is followed; a
+	// storage.LastUsedRecorder records last-used times.
 	Store apikey.Store
-	// Hasher verifies presented keys; use the Manager's. A hash weaker than
-	// its parameters is upgraded in the background. Nil means
-	// apikey.Argon2id{}.
+	// Hasher verifies presented keys (use the Manager's), and upgrades
+	// weaker hashes in the background. Nil means apikey.Argon2id{}.
 	Hasher apikey.Hasher
 	// Now is the clock of expiry, grace, cache lifetimes and throttling.
 	// Nil means time.Now.
 	Now func() time.Time
 
-	// AllowBearer also reads the key from "Authorization: Bearer <key>".
-	// False reads only the X-API-Key header. A request carrying both is
-	// refused as malformed. Keys are never read from URLs.
+	// AllowBearer also reads the key from "Authorization: Bearer <key>";
+	// a request carrying both is refused as malformed. Keys are never read
+	// from URLs.
 	AllowBearer bool
-	// AllowServerKeyFromBrowser accepts a server key from a web browser (a
-	// request with an Origin or a Sec-Fetch-Site header), and makes the CORS
-	// layer admit every origin. False refuses such a request with
-	// ErrServerKeyFromBrowser.
+	// AllowServerKeyFromBrowser accepts a server key from a web browser
+	// (see Attempt.Browser) instead of refusing it with
+	// ErrServerKeyFromBrowser, and makes the CORS layer admit every origin.
 	AllowServerKeyFromBrowser bool
 
 	// CacheSize is the number of verified keys, and of failures, the
-	// caches hold. Zero means DefaultCacheSize; a negative value disables
-	// both caches (every request then runs argon2). New also allocates 128
-	// to 256 bytes per CacheSize (at least 2 MiB) for the memory of verified
-	// keys.
+	// caches hold. Zero means DefaultCacheSize; negative disables both
+	// caches. New also allocates 128 to 256 bytes per CacheSize (at least
+	// 2 MiB) for the memory of verified keys.
 	CacheSize int
 	// CacheTTL bounds how long a cached key is served on what this process
 	// last read: with a change feed, while the feed was read within
 	// CacheTTL; without one, for CacheTTL after the key's read, and
 	// settings are reloaded every CacheTTL. Zero means DefaultCacheTTL.
 	CacheTTL time.Duration
-	// FailureTTL is how long an unknown key or a wrong secret is cached
-	// (storage errors never are). Zero means DefaultFailureTTL; a negative
-	// value disables the failure cache.
+	// FailureTTL is how long an unknown key or a wrong secret is cached.
+	// Zero means DefaultFailureTTL; negative disables the failure cache.
 	FailureTTL time.Duration
 
 	// MaxConcurrentHashes caps the argon2 computations running at once; a
@@ -78,9 +71,9 @@ type Options struct {
 	MaxConcurrentHashes int
 	// ThrottleFailures is the budget of failed or in-flight verifications
 	// per key id per ThrottleWindow, after which uncached attempts with
-	// that id get ErrThrottled until the window ends, except a key that
-	// verified in this process (docs/security.md states the bounds). Zero
-	// means DefaultThrottleFailures.
+	// that id, but a key that verified in this process, get ErrThrottled
+	// until the window ends (docs/security.md). Zero means
+	// DefaultThrottleFailures.
 	ThrottleFailures int
 	// ThrottleWindow is the window of ThrottleFailures. Zero means
 	// DefaultThrottleWindow.
@@ -94,8 +87,7 @@ type Options struct {
 	// FeedInterval only. Ignored without a change feed.
 	FeedWake <-chan struct{}
 	// LastUsedInterval is how often last-used times are written (and at
-	// Close). Zero means DefaultLastUsedInterval. Ignored without a
-	// storage.LastUsedRecorder.
+	// Close). Zero means DefaultLastUsedInterval.
 	LastUsedInterval time.Duration
 
 	// AllowedMethods are the methods the CORS layer allows in preflights.
@@ -105,23 +97,20 @@ type Options struct {
 	// Zero sends no Access-Control-Max-Age.
 	PreflightMaxAge time.Duration
 
-	// ErrorHandler writes the response of a refused request; problem.Of,
-	// problem.Detail and problem.RetryAfter describe err. Nil means
-	// problem.Write (application/problem+json).
+	// ErrorHandler writes the response of a refused request (see
+	// problem.Of). Nil means problem.Write.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 	// OnAuthenticated, if set, is called on the request path for every
-	// request whose key is authenticated. Keep it fast.
+	// authenticated request. Keep it fast.
 	OnAuthenticated func(ctx context.Context, a Attempt, id Identity)
 	// OnRejected, if set, is called for every refused request.
 	OnRejected func(ctx context.Context, a Attempt, err error)
 	// OnBackgroundError receives the errors of background work and of a
-	// panicking store or hasher; they never hold a secret. Nil logs them
-	// with slog.Default at level Warn.
+	// panicking store or hasher. Nil logs them with slog at level Warn.
 	OnBackgroundError func(err error)
 }
 
-// Attempt describes a request to the hooks. It never holds the key's
-// secret: only the displayable prefix, and only once the key is well-formed.
+// Attempt describes a request to the hooks. It never holds a secret.
 type Attempt struct {
 	Method     string
 	Path       string
@@ -134,8 +123,7 @@ type Attempt struct {
 	// Browser reports that the request carries an Origin or a
 	// Sec-Fetch-Site header: a web browser sent it.
 	Browser bool
-	// Prefix is the key's displayable prefix ("server-<id>"), or "" when the
-	// request has no well-formed key.
+	// Prefix is the displayable prefix of a well-formed key, or "".
 	Prefix string
 }
 

@@ -9,9 +9,8 @@ import (
 	"github.com/keystile/keystile/middleware/problem"
 )
 
-// Policy is what a route demands of a key, beyond being valid. The zero
-// Policy accepts any valid server key of any environment, and no
-// publishable key.
+// Policy is what a route demands of a valid key. The zero Policy accepts
+// any server key and no publishable key.
 type Policy struct {
 	// Types lists the key types the route accepts. Empty accepts server
 	// keys only: a route admits publishable keys only when it names
@@ -25,8 +24,7 @@ type Policy struct {
 	Environments []string
 }
 
-// Validate checks that every key type, the scope and every environment name
-// are valid.
+// Validate checks the key types, the scope and the environment names.
 func (p Policy) Validate() error {
 	for _, t := range p.Types {
 		if !t.Valid() {
@@ -73,8 +71,7 @@ func (p Policy) types() []apikey.KeyType {
 }
 
 // String describes the policy, as in "{types: server, client; scope:
-// orders:read; environments: production}". The zero Policy is
-// "{types: server}".
+// orders:read; environments: production}".
 func (p Policy) String() string {
 	var types []string
 	for _, t := range p.types() {

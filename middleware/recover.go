@@ -22,6 +22,14 @@ func recovered(what string, err *error) {
 	}
 }
 
+// hasherRecovered, deferred by the methods of safeHasher, turns a panic
+// into *err, keeping only the type of the panic value.
+func hasherRecovered(err *error) {
+	if p := recover(); p != nil {
+		*err = fmt.Errorf("middleware: the hasher %w (a %T)", errPanicked, p)
+	}
+}
+
 // safeStore is the store as the Validator calls it: each method the
 // Validator uses turns a panic of a custom store into an error wrapping
 // errPanicked, so that it cannot end the process.
@@ -101,12 +109,6 @@ func (h safeHasher) Outdated(hash string) (outdated bool, err error) {
 	defer hasherRecovered(&err)
 	outdated, err = c.Outdated(hash)
 	return outdated, hasherError(err)
-}
-
-func hasherRecovered(err *error) {
-	if p := recover(); p != nil {
-		*err = fmt.Errorf("middleware: the hasher %w (a %T)", errPanicked, p)
-	}
 }
 
 // hasherError keeps the sentinel of a Hasher error and drops its text.

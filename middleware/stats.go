@@ -11,37 +11,30 @@ import (
 // Stats are a Validator's counters since New, and a few gauges. They hold
 // no key material.
 type Stats struct {
-	// CacheHits counts requests whose key was found in the validation cache
-	// (verified keys and cached failures); CacheMisses those that were not.
+	// CacheHits and CacheMisses count requests whose key was found in the
+	// cache (verified or failed) and those whose key was not.
 	CacheHits, CacheMisses uint64
 	// CachedKeys and CachedFailures are how many verified keys and failures
 	// the cache holds, at most Options.CacheSize each, including entries
 	// no longer served.
 	CachedKeys, CachedFailures int
-
 	// HashesRunning and HashesWaiting are the argon2 verifications running
-	// now and those waiting for a slot (Options.MaxConcurrentHashes).
+	// now and those waiting for a slot.
 	HashesRunning, HashesWaiting int64
-	// Hashes counts argon2 verifications, and HashTime is the time they
-	// took in all.
+	// Hashes counts argon2 verifications, and HashTime their total time.
 	Hashes   uint64
 	HashTime time.Duration
-
 	// Throttled counts verifications that the throttle refused.
 	Throttled uint64
 	// Refusals counts refused requests by reason code, such as
 	// "invalid_key"; "other" counts the rest.
 	Refusals map[string]uint64
-
 	// FeedRevision is the last change-feed revision applied, and FeedLag
 	// how long ago the feed was last read; both zero without a feed.
 	FeedRevision int64
 	FeedLag      time.Duration
-
-	// Environments is how many environments' settings the Validator
-	// holds.
+	// Environments is how many environments' settings the Validator holds.
 	Environments int
-
 	// BackgroundErrors counts the errors passed to Options.OnBackgroundError.
 	BackgroundErrors uint64
 }

@@ -1,14 +1,15 @@
 package middleware
 
 import (
+	"context"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// throttleSize bounds the key ids whose failures are counted and those
-// remembered as suspect; beyond it the oldest are forgotten.
+// throttleSize bounds the key ids counted and those remembered as suspect.
 const throttleSize = 10_000
 
 // suspectWindows is how long, in windows, a key id stays suspect after its
@@ -60,7 +61,7 @@ func (c *windowCount) roll(now time.Time, window time.Duration) {
 }
 
 // newThrottle returns a throttle of budget failures per key id per window,
-// for a verifier of hashSlots argon2 slots.
+// for hashSlots argon2 slots.
 func newThrottle(budget int, window time.Duration, hashSlots int) *throttle {
 	ids, _ := simplelru.NewLRU[string, *windowCount](throttleSize, nil) // size > 0: no error
 	suspects, _ := simplelru.NewLRU[string, time.Time](throttleSize, nil)
@@ -78,42 +79,24 @@ type ticket struct {
 	suspect bool // runs in the suspect lane
 }
 
-// verdict is how a verification ended, for the throttle.
-type verdict int
-
-const (
-	passed      verdict = iota // verified, or ended without an answer (cancelled, hash unreadable)
-	wrongSecret                // argon2 ran and the secret did not match
-)
-
-// admits reports whether a verification of key id at now would be let
-// through, and if not the time left in the window that refuses it, without
-// giving id a count (asked before the store read).
-func (t *throttle) admits(id string, now time.Time) (ok bool, retryAfter time.Duration) {
+// acquire reserves a verification of key id at now, or reports the time
+// left in the window that refuses it. Unless reserve, it only asks and
+// gives id no count: the verifier asks before the store read, and reserves
+// only for a key id with a stored record. A reserved ticket must be
+// released.
+func (t *throttle) acquire(id string, now time.Time, reserve bool) (tk ticket, ok bool, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, found := t.ids.Peek(id)
 	if !found {
 		s = &windowCount{start: now}
 	}
-	_, retryAfter, ok = t.decide(id, s, now)
-	return ok, retryAfter
-}
-
-// acquire reserves a verification of key id at now, a key id with a
-// stored record, or reports the time left in the window that refuses it.
-// Every successful acquire must be followed by a release of its ticket.
-func (t *throttle) acquire(id string, now time.Time) (tk ticket, ok bool, retryAfter time.Duration) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s, found := t.ids.Get(id)
-	if !found {
-		s = &windowCount{start: now}
-		t.ids.Add(id, s)
+	if reserve {
+		t.ids.Add(id, s) // counted, and the most recently used
 	}
 	suspect, retryAfter, ok := t.decide(id, s, now)
-	if !ok {
-		return ticket{}, false, retryAfter
+	if !ok || !reserve {
+		return ticket{}, ok, retryAfter
 	}
 	if suspect {
 		t.global.pending++
@@ -122,9 +105,8 @@ func (t *throttle) acquire(id string, now time.Time) (tk ticket, ok bool, retryA
 	return ticket{id: id, suspect: suspect}, true, 0
 }
 
-// decide rolls the windows of s, the count of key id, and of all ids, and
-// reports whether id is suspect and whether a verification may start; a
-// refusal extends the suspect mark of an id that has one. t.mu is held.
+// decide reports whether key id, whose count is s, is suspect and whether
+// a verification may start; a refusal renews a suspect mark. t.mu is held.
 func (t *throttle) decide(id string, s *windowCount, now time.Time) (suspect bool, retryAfter time.Duration, ok bool) {
 	s.roll(now, t.window)
 	last, marked := t.suspects.Peek(id)
@@ -146,9 +128,9 @@ func (t *throttle) decide(id string, s *windowCount, now time.Time) (suspect boo
 	return suspect, refusing.start.Add(t.window).Sub(now), false
 }
 
-// release ends the verification of tk with verdict v: a wrongSecret
-// counts against both budgets and makes the id suspect.
-func (t *throttle) release(tk ticket, v verdict, now time.Time) {
+// release ends the verification of tk; wrong (argon2 ran and the secret
+// did not match) counts against both budgets and makes the id suspect.
+func (t *throttle) release(tk ticket, wrong bool, now time.Time) {
 	if tk.id == "" {
 		return // the zero ticket of a key that bypassed the throttle
 	}
@@ -157,7 +139,7 @@ func (t *throttle) release(tk ticket, v verdict, now time.Time) {
 	if tk.suspect && t.global.pending > 0 {
 		t.global.pending--
 	}
-	if v == wrongSecret {
+	if wrong {
 		t.global.roll(now, t.window)
 		t.global.failures++
 		t.suspects.Add(tk.id, now)
@@ -169,7 +151,60 @@ func (t *throttle) release(tk ticket, v verdict, now time.Time) {
 	if s.pending > 0 {
 		s.pending--
 	}
-	if v == wrongSecret {
+	if wrong {
 		s.failures++
 	}
+}
+
+// slots is the argon2 concurrency cap: at most n holders at once, the
+// waiters served newest first (docs/design.md, The throttle).
+type slots struct {
+	mu      sync.Mutex
+	free    int
+	waiters []chan struct{} // the newest last
+}
+
+func newSlots(n int) *slots { return &slots{free: n} }
+
+// acquire takes a slot, waiting until one is free or ctx ends (then it
+// returns ctx's error, with no slot held).
+func (s *slots) acquire(ctx context.Context) error {
+	s.mu.Lock()
+	if s.free > 0 {
+		s.free--
+		s.mu.Unlock()
+		return nil
+	}
+	ready := make(chan struct{})
+	s.waiters = append(s.waiters, ready)
+	s.mu.Unlock()
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		if i := slices.Index(s.waiters, ready); i >= 0 {
+			s.waiters = slices.Delete(s.waiters, i, i+1)
+			s.mu.Unlock()
+			return ctx.Err()
+		}
+		s.mu.Unlock()
+		s.release() // handed a slot as ctx ended: pass it on
+		return ctx.Err()
+	}
+}
+
+// release returns a slot: to the newest waiter, if any.
+func (s *slots) release() {
+	s.mu.Lock()
+	if n := len(s.waiters); n > 0 {
+		ready := s.waiters[n-1]
+		s.waiters[n-1] = nil
+		s.waiters = s.waiters[:n-1]
+		s.mu.Unlock()
+		close(ready)
+		return
+	}
+	s.free++
+	s.mu.Unlock()
 }

@@ -52,10 +52,9 @@ type outcome struct {
 }
 
 // verify loads and verifies a key that is not cached, whose Key is k.
-// Concurrent calls for the same presented key share one verification that
-// began after the last eviction of the key id; a result read before an
-// eviction is thrown away and the key verified again. Every caller waits
-// only as long as its own context allows.
+// Concurrent calls share one verification that began after the last
+// eviction of the key id, and a result read before one is thrown away.
+// Every caller waits only as long as its own context allows.
 func (vf *verifier) verify(ctx context.Context, key apikey.Key, k keycache.Key) (*entry, error) {
 	id := key.ID()
 	for round := 0; round < maxVerifyRounds; {
@@ -81,9 +80,9 @@ func (vf *verifier) verify(ctx context.Context, key apikey.Key, k keycache.Key) 
 	return nil, problem.Refuse(ErrBusy, "the key changed during every verification")
 }
 
-// load reads a key by id, verifies its hash and caches the outcome. Storage
-// errors are returned, never cached. A panic is recovered here, since
-// singleflight would re-raise it in a goroutine of its own.
+// load reads a key by id, verifies its hash and caches the outcome
+// (storage errors are not cached). It recovers a panic, which singleflight
+// would re-raise in a goroutine of its own.
 func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (out outcome, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -99,7 +98,7 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 	id := key.ID()
 	bypass := vf.verified.Contains(k) // key ids are public: anyone may spend a budget
 	if !bypass {
-		if ok, wait := vf.throttle.admits(id, now); !ok {
+		if _, ok, wait := vf.throttle.acquire(id, now, false); !ok {
 			return outcome{}, vf.throttled(wait)
 		}
 	}
@@ -127,18 +126,18 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 	if !match {
 		tk, ok, wait := ticket{}, true, time.Duration(0) // the zero ticket bypasses the throttle
 		if !bypass {
-			tk, ok, wait = vf.throttle.acquire(id, now)
+			tk, ok, wait = vf.throttle.acquire(id, now, true)
 		}
 		if !ok {
 			return outcome{}, vf.throttled(wait)
 		}
-		result := passed
-		defer func() { vf.throttle.release(tk, result, vf.now()) }()
+		wrong := false
+		defer func() { vf.throttle.release(tk, wrong, vf.now()) }()
 		if match, outdated, err = vf.verifyHash(ctx, key, rec.Hash.Reveal(), tk.suspect); err != nil {
 			return outcome{}, err
 		}
 		if !match {
-			result = wrongSecret
+			wrong = true
 			return vf.failure(k, id, token, now), nil
 		}
 		vf.verified.Add(k, hash, outdated)
@@ -151,8 +150,7 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 	return outcome{e, token}, nil
 }
 
-// newEntry returns the entry of the key k that verified against rec, read
-// at now.
+// newEntry returns the entry of key k that verified against rec at now.
 func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *entry {
 	id := &Identity{
 		issuer:      vf.issuer,
@@ -175,8 +173,7 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 	return &entry{Key: k, KeyID: rec.ID, Value: id, RevokedAt: rec.RevokedAt, Revision: rec.Revision, Until: now.Add(vf.ttl)}
 }
 
-// failure caches the entry of an unknown key or wrong secret, and returns
-// it as the outcome.
+// failure caches the entry of an unknown key or wrong secret.
 func (vf *verifier) failure(k keycache.Key, id string, token uint64, now time.Time) outcome {
 	e := &entry{Key: k, KeyID: id, Fail: ErrInvalidKey, Until: now.Add(vf.failureTTL)}
 	vf.cache.AddFailed(e, token)

@@ -2,6 +2,8 @@ package integration_test
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,6 +13,25 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/storage/sqlstore"
 )
+
+// undoVersions undoes the schema versions from version 4 (limits and
+// quotas) on, newest first, to make a database of version from-1 out of a
+// new one: the tests of each upgrade start from there.
+func undoVersions(t *testing.T, db *sql.DB, from int) {
+	t.Helper()
+	undo := map[int][]string{
+		5: {`DROP TABLE keystile_usage`},
+		4: {`DROP TABLE keystile_quotas`, `ALTER TABLE keystile_keys DROP COLUMN limits`},
+	}
+	for v := sqlstore.SchemaVersion; v >= from; v-- {
+		stmts, ok := undo[v]
+		require.True(t, ok, "undoVersions knows version %d", v)
+		for _, stmt := range append(stmts, fmt.Sprintf(`DELETE FROM keystile_schema_migrations WHERE version = %d`, v)) {
+			_, err := db.Exec(stmt)
+			require.NoError(t, err, stmt)
+		}
+	}
+}
 
 // TestMigrateVersion3AddsLimits upgrades a version-3 database, with keys
 // and a change feed, to version 4 on both engines: the keys read back as
@@ -32,14 +53,7 @@ func TestMigrateVersion3AddsLimits(t *testing.T) {
 
 		db := b.open(t, dsn)
 		defer db.Close()
-		for _, stmt := range []string{
-			`DROP TABLE keystile_quotas`,
-			`ALTER TABLE keystile_keys DROP COLUMN limits`,
-			`DELETE FROM keystile_schema_migrations WHERE version = 4`,
-		} {
-			_, err := db.Exec(stmt)
-			require.NoError(t, err, stmt)
-		}
+		undoVersions(t, db, 4)
 		var version int
 		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
 		require.Equal(t, 3, version, "a version-3 database")
@@ -49,7 +63,7 @@ func TestMigrateVersion3AddsLimits(t *testing.T) {
 		require.NoError(t, s.Migrate(ctx))
 		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
 		assert.Equal(t, sqlstore.SchemaVersion, version)
-		assert.Equal(t, 4, version)
+		assert.Equal(t, 5, version)
 		for _, id := range []string{issued[0].View.ID, issued[1].View.ID, extra.View.ID} {
 			r, err := s.Key(ctx, id)
 			require.NoError(t, err)
@@ -83,5 +97,50 @@ func TestMigrateVersion3AddsLimits(t *testing.T) {
 		got, err = s.Key(ctx, extra.View.ID)
 		require.NoError(t, err)
 		assert.Equal(t, limits, got.Limits)
+	})
+}
+
+// TestMigrateVersion4AddsUsage upgrades a version-4 database, with a key
+// that has limits and a leased quota, to version 5 on both engines: the
+// key and its balance are kept, and usage can be recorded and read.
+func TestMigrateVersion4AddsUsage(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		ctx := context.Background()
+		s := b.store(t, dsn, sqlstore.Options{})
+		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher, Now: func() time.Time { return fixtureNow }})
+		require.NoError(t, err)
+		_, err = m.Bootstrap(ctx, owner, apikey.Production)
+		require.NoError(t, err)
+		limits := apikey.Limits{Quota: apikey.Quota{Limit: 50}}
+		key, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Client, Limits: limits})
+		require.NoError(t, err)
+		lease, err := s.LeaseQuota(ctx, key.View.ID, 20, fixtureNow)
+		require.NoError(t, err)
+		require.Equal(t, int64(20), lease.Granted)
+
+		db := b.open(t, dsn)
+		defer db.Close()
+		undoVersions(t, db, 5)
+		var version int
+		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
+		require.Equal(t, 4, version, "a version-4 database")
+
+		require.NoError(t, s.Migrate(ctx))
+		got, err := s.Key(ctx, key.View.ID)
+		require.NoError(t, err)
+		assert.Equal(t, limits, got.Limits)
+		lease, err = s.LeaseQuota(ctx, key.View.ID, 100, fixtureNow)
+		require.NoError(t, err)
+		assert.Equal(t, int64(30), lease.Granted, "the balance survives")
+
+		hour := fixtureNow.Truncate(time.Hour)
+		count := apikey.UsageCount{Account: apikey.DefaultAccount, Environment: apikey.Production, KeyID: key.View.ID,
+			Hour: hour, Outcome: "admitted", Count: 7}
+		require.NoError(t, s.RecordUsage(ctx, []apikey.UsageCount{count, count}))
+		counts, err := s.Usage(ctx, apikey.UsageQuery{Account: apikey.DefaultAccount, KeyID: key.View.ID, From: hour, To: hour.Add(time.Hour)})
+		require.NoError(t, err)
+		count.Count = 14
+		assert.Equal(t, []apikey.UsageCount{count}, counts)
+		require.NoError(t, s.Migrate(ctx), "Migrate again")
 	})
 }

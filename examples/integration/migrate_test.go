@@ -247,7 +247,7 @@ func TestMigrateVersion1(t *testing.T) {
 				versions = append(versions, v)
 			}
 			require.NoError(t, rows.Err())
-			assert.Equal(t, []int{1, 2, 3, 4}, versions)
+			assert.Equal(t, []int{1, 2, 3, 4, 5}, versions)
 
 			// Keys, through the store.
 			rec := func(role string) apikey.Record {
@@ -427,7 +427,7 @@ func TestMigrateVersion1(t *testing.T) {
 			assert.Equal(t, revision, again)
 			var count int
 			require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM keystile_schema_migrations").Scan(&count))
-			assert.Equal(t, 4, count)
+			assert.Equal(t, 5, count)
 		})
 	}
 }
@@ -456,10 +456,8 @@ func TestMigrateNumbersEventsPerAccount(t *testing.T) {
 
 		db := b.open(t, dsn)
 		defer db.Close()
+		undoVersions(t, db, 4)
 		for _, stmt := range []string{
-			`DROP TABLE keystile_quotas`, // version 4 first
-			`ALTER TABLE keystile_keys DROP COLUMN limits`,
-			`DELETE FROM keystile_schema_migrations WHERE version = 4`,
 			`DROP INDEX keystile_events_account_seq`,
 			`DROP INDEX keystile_events_account_environment`,
 			`ALTER TABLE keystile_events DROP COLUMN account_seq`,

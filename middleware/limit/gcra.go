@@ -40,7 +40,32 @@ func Interval(rate apikey.RateLimit) time.Duration {
 // rate admits everything. Step is the arithmetic that Local and shared
 // limiters have in common; it does no I/O and no allocation.
 func Step(rate apikey.RateLimit, debt time.Duration, cost int) (Decision, time.Duration) {
-	t := int64(Interval(rate))
+	return newGCRA(rate).step(debt, cost)
+}
+
+// gcra is a rate in the terms of the algorithm, in nanoseconds.
+type gcra struct {
+	rate     apikey.RateLimit
+	interval int64 // T; 0 for a zero rate
+	burst    int64 // B, clamped so that B*T <= maxDebt
+	limit    int64 // the burst tolerance plus one interval: B*T
+}
+
+func newGCRA(rate apikey.RateLimit) gcra {
+	g := gcra{rate: rate, interval: int64(Interval(rate))}
+	if g.interval == 0 {
+		return g
+	}
+	g.burst = int64(rate.BurstSize())
+	if hi, lo := bits.Mul64(uint64(g.burst), uint64(g.interval)); hi != 0 || lo > uint64(maxDebt) {
+		g.burst = maxDebt / g.interval
+	}
+	g.limit = g.burst * g.interval
+	return g
+}
+
+func (g gcra) step(debt time.Duration, cost int) (Decision, time.Duration) {
+	t := g.interval
 	if t == 0 {
 		return Decision{Allowed: true, Remaining: math.MaxInt32}, 0
 	}
@@ -48,22 +73,17 @@ func Step(rate apikey.RateLimit, debt time.Duration, cost int) (Decision, time.D
 		cost = 1
 	}
 	debt = min(max(debt, 0), time.Duration(maxDebt))
-	burst := int64(rate.BurstSize())
-	if hi, lo := bits.Mul64(uint64(burst), uint64(t)); hi != 0 || lo > uint64(maxDebt) {
-		burst = maxDebt / t
-	}
-	limit := burst * t
 	d := int64(debt)
-	if int64(cost) > burst {
-		return Decision{Reset: debt, RetryAfter: rate.Window}, debt
+	if int64(cost) > g.burst {
+		return Decision{Reset: debt, RetryAfter: g.rate.Window}, debt
 	}
 	next := d + int64(cost)*t
-	if next > limit {
-		return Decision{Reset: debt, RetryAfter: time.Duration(next - limit)}, debt
+	if next > g.limit {
+		return Decision{Reset: debt, RetryAfter: time.Duration(next - g.limit)}, debt
 	}
 	return Decision{
 		Allowed:   true,
-		Remaining: int((limit - next) / t),
+		Remaining: int((g.limit - next) / t),
 		Reset:     time.Duration(next),
 	}, time.Duration(next)
 }

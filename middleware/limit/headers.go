@@ -23,7 +23,9 @@ const (
 
 // SetHeaders sets the RateLimit-Policy and RateLimit fields of the IETF
 // httpapi draft "RateLimit header fields for HTTP"
-// (draft-ietf-httpapi-ratelimit-headers, the form of revisions 09 to 11)
+// (draft-ietf-httpapi-ratelimit-headers, the form of revision 11, whose
+// policy names are Strings; the editor's copy since accepts a String or a
+// Token)
 // for a request decided d under rate, and Retry-After when d refused it,
 // replacing any values these fields had in h:
 //

@@ -54,7 +54,9 @@ type Local struct {
 type shard struct {
 	mu  sync.Mutex
 	tat map[string]*int64
-	_   [40]byte // keeps neighbouring shards' mutexes on separate cache lines
+	// last is the rate of the shard's last request, in the algorithm's
+	// terms: most requests reuse it instead of dividing again.
+	last gcra
 }
 
 var _ Limiter = (*Local)(nil)
@@ -65,18 +67,18 @@ func NewLocal(opts LocalOptions) *Local {
 	if opts.MaxBuckets < 0 {
 		panic(fmt.Sprintf("limit: LocalOptions.MaxBuckets is %d, must be 0 or more", opts.MaxBuckets))
 	}
-	max := opts.MaxBuckets
-	if max == 0 {
-		max = DefaultMaxBuckets
+	size := opts.MaxBuckets
+	if size == 0 {
+		size = DefaultMaxBuckets
 	}
 	n := 1
-	for n*2 <= maxShards && n*2 <= max {
+	for n*2 <= maxShards && n*2 <= size {
 		n *= 2
 	}
 	l := &Local{
 		seed:     maphash.MakeSeed(),
 		mask:     uint64(n - 1),
-		perShard: max / n,
+		perShard: size / n,
 		shards:   make([]shard, n),
 	}
 	for i := range l.shards {
@@ -91,9 +93,12 @@ func (l *Local) Allow(bucket string, rate apikey.RateLimit, cost int, now time.T
 	t := now.UnixNano()
 	s := &l.shards[maphash.String(l.seed, bucket)&l.mask]
 	s.mu.Lock()
+	if s.last.rate != rate {
+		s.last = newGCRA(rate)
+	}
 	tat := s.tat[bucket]
 	if tat == nil {
-		d, debt := Step(rate, 0, cost)
+		d, debt := s.last.step(0, cost)
 		if d.Allowed {
 			v := t + int64(debt)
 			s.insert(strings.Clone(bucket), &v, t, l.perShard)
@@ -101,7 +106,7 @@ func (l *Local) Allow(bucket string, rate apikey.RateLimit, cost int, now time.T
 		s.mu.Unlock()
 		return d
 	}
-	d, debt := Step(rate, time.Duration(*tat-t), cost)
+	d, debt := s.last.step(time.Duration(*tat-t), cost)
 	if d.Allowed {
 		*tat = t + int64(debt)
 	}
@@ -125,14 +130,14 @@ func (l *Local) Len() int {
 // forgets every full bucket (TAT at or before now), then random partly
 // spent ones until an eighth of its room is free, so that the scan costs
 // O(1) per insert amortised.
-func (s *shard) insert(bucket string, tat *int64, now int64, max int) {
-	if len(s.tat) >= max {
+func (s *shard) insert(bucket string, tat *int64, now int64, size int) {
+	if len(s.tat) >= size {
 		for k, v := range s.tat {
 			if *v <= now {
 				delete(s.tat, k)
 			}
 		}
-		keep := max - max/8 - 1
+		keep := size - size/8 - 1
 		for k := range s.tat {
 			if len(s.tat) <= keep {
 				break

@@ -203,3 +203,31 @@ func BenchmarkLocalAllow(b *testing.B) {
 		})
 	})
 }
+
+func TestStepEdges(t *testing.T) {
+	d, debt := limit.Step(apikey.RateLimit{}, 0, 1)
+	assert.True(t, d.Allowed, "a zero rate limits nothing")
+	assert.Zero(t, debt)
+
+	perSec := apikey.RateLimit{Requests: 1, Window: time.Second}
+	d, debt = limit.Step(perSec, -time.Hour, 0)
+	assert.Equal(t, limit.Decision{Allowed: true, Reset: time.Second}, d, "negative debt is none, cost 0 is 1")
+	assert.Equal(t, time.Second, debt)
+
+	// A billion at once, then one a day: the tolerance is clamped, not
+	// overflowed.
+	absurd := apikey.RateLimit{Requests: 1, Window: 24 * time.Hour, Burst: apikey.MaxRateRequests}
+	d, debt = limit.Step(absurd, 0, 1)
+	assert.True(t, d.Allowed)
+	assert.Positive(t, d.Remaining)
+	assert.Equal(t, 24*time.Hour, debt)
+	d, _ = limit.Step(absurd, time.Duration(1<<62), 1)
+	assert.False(t, d.Allowed)
+	assert.Positive(t, d.RetryAfter)
+
+	// The fastest rate: one request per nanosecond.
+	fastest := apikey.RateLimit{Requests: apikey.MaxRateRequests, Window: time.Second}
+	assert.Equal(t, time.Nanosecond, limit.Interval(fastest))
+	d, _ = limit.Step(fastest, 0, apikey.MaxRateRequests)
+	assert.Equal(t, limit.Decision{Allowed: true, Reset: time.Second}, d)
+}

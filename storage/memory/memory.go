@@ -48,6 +48,7 @@ type Store struct {
 	feed          []storage.Changed
 	revision      int64
 	quotas        map[string]quotaBalance // by key id, for keys whose record has a quota
+	usage         usageLog
 }
 
 var (

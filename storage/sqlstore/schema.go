@@ -71,7 +71,7 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}},
+	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}},
 	// PostgreSQL text columns that are compared or sorted use the "C"
 	// collation, so that the order is byte order, as in SQLite and the
 	// memory store, whatever the database's locale.
@@ -123,12 +123,12 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}},
+	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}},
 }
 
 // SchemaVersion is the newest schema version this package knows; Migrate
 // brings a database up to it.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // migrationsTable records the applied schema versions. It is not named
 // schema_migrations, which other migration tools own in many databases.
@@ -436,4 +436,34 @@ var limitsV4 = []string{
 		period_index BIGINT,
 		last_grant   BIGINT NOT NULL
 	)`,
+}
+
+// usageV5 is version 5: usage counts (storage.UsageRecorder), one row per
+// account, hour, key id and outcome, primary key (account, hour, key_id,
+// outcome); a key id names one key across accounts, so its environment is
+// a column, not part of the key. hour is the start of the hour, in BIGINT
+// microseconds like every time. The indexes answer each selection of
+// apikey.UsageQuery in its order (hour, key_id, outcome) by a range scan:
+// an account's by the primary key, an environment's by (account,
+// environment, hour, key_id, outcome), a key's by (key_id, hour, outcome);
+// PruneUsage deletes a range of (hour).
+func usageV5(d Dialect) []string {
+	text, rowid := `TEXT COLLATE "C"`, ""
+	if d == SQLite {
+		text, rowid = "TEXT", " WITHOUT ROWID"
+	}
+	return []string{
+		`CREATE TABLE keystile_usage (
+			account     ` + text + ` NOT NULL,
+			environment ` + text + ` NOT NULL,
+			key_id      ` + text + ` NOT NULL,
+			hour        BIGINT NOT NULL,
+			outcome     ` + text + ` NOT NULL,
+			count       BIGINT NOT NULL,
+			PRIMARY KEY (account, hour, key_id, outcome)
+		)` + rowid,
+		`CREATE INDEX keystile_usage_environment ON keystile_usage (account, environment, hour, key_id, outcome)`,
+		`CREATE INDEX keystile_usage_key ON keystile_usage (key_id, hour, outcome)`,
+		`CREATE INDEX keystile_usage_hour ON keystile_usage (hour)`,
+	}
 }

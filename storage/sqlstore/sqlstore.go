@@ -34,7 +34,7 @@ type Options struct {
 
 // Store is a keystile store in a SQL database reached through database/sql.
 // It implements apikey.Store, storage.ChangeFeed, storage.LastUsedRecorder,
-// storage.AuditLog and storage.QuotaLedger.
+// storage.AuditLog, storage.QuotaLedger and storage.UsageRecorder.
 //
 // A Store is safe for concurrent use, and any number of Stores, in one
 // process or many, may share one database: every write is one transaction
@@ -103,6 +103,8 @@ type queries struct {
 	insertSettings, updateSettings, insertEvent, pruneTo  string
 	revision, changes, lockRevision, touch                string
 	upsertQuota, deleteQuota, leaseQuota, returnQuota     string
+	addUsage, accountUsage, environmentUsage, keyUsage    string
+	pruneUsage                                            string
 }
 
 func newQueries(d Dialect) queries {
@@ -171,6 +173,10 @@ func newQueries(d Dialect) queries {
 
 		// The primary key of keystile_quotas, for all four (see quota.go).
 		upsertQuota: upsertQuota, deleteQuota: deleteQuota, leaseQuota: leaseQuota, returnQuota: returnQuota,
+
+		// keystile_usage (see usage.go).
+		addUsage: addUsageRows(usageChunk), accountUsage: accountUsage, environmentUsage: environmentUsage, keyUsage: keyUsage,
+		pruneUsage: pruneUsage,
 	}
 	if d == Postgres {
 		// See RecordLastUsed.
@@ -181,6 +187,7 @@ func newQueries(d Dialect) queries {
 		&q.bump, &q.closedAccount, &q.insertKey, &q.updateKey, &q.keyExists, &q.insertChange, &q.insertSettings,
 		&q.updateSettings, &q.insertEvent, &q.lastAccountSeq, &q.pruneTo, &q.revision, &q.changes, &q.lockRevision, &q.touch,
 		&q.upsertQuota, &q.deleteQuota, &q.leaseQuota, &q.returnQuota,
+		&q.addUsage, &q.accountUsage, &q.environmentUsage, &q.keyUsage, &q.pruneUsage,
 	} {
 		*p = d.rebind(*p)
 	}

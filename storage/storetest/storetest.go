@@ -85,6 +85,11 @@ func Run(t *testing.T, c Config) {
 		{"QuotaUnknownAndUnlimited", testQuotaUnknownAndUnlimited},
 		{"QuotaConcurrentLeases", testQuotaConcurrentLeases},
 		{"QuotaConcurrentRefill", testQuotaConcurrentRefill},
+		// storage.UsageRecorder, when the store has it (usage.go).
+		{"Usage", testUsage},
+		{"UsagePaging", testUsagePaging},
+		{"UsagePrune", testUsagePrune},
+		{"UsageConcurrent", testUsageConcurrent},
 		// Accounts, through the store and through a Manager (accounts.go).
 		{"AccountIsolation", testAccountIsolation},
 		{"ManagerIsolation", testManagerIsolation},

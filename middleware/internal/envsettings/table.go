@@ -1,8 +1,6 @@
 // Package envsettings holds, in memory, what the middleware needs of every
 // account's environments' settings: the allowed origins of publishable keys
-// and whether the account is closed. A Table answers without a store call;
-// Load reads every environment a page at a time, Reload one, and failed or
-// missing ones wait in a bounded queue for ReloadPending.
+// and whether the account is closed.
 package envsettings
 
 import (
@@ -19,16 +17,12 @@ import (
 const PageSize = 1000
 
 // maxReports bounds the invalid allowed-origin lists one Load reports one
-// by one; the rest are counted in one more report.
+// by one.
 const maxReports = 10
 
 // Store is what the table reads: apikey.Store satisfies it.
 type Store interface {
-	// Settings returns one environment's settings, or an error wrapping
-	// apikey.ErrNotFound.
 	Settings(ctx context.Context, account, environment string) (apikey.Settings, error)
-	// Environments returns a page of every account's environments'
-	// settings, as apikey.Store documents.
 	Environments(ctx context.Context, q apikey.EnvironmentQuery) ([]apikey.Settings, error)
 }
 
@@ -43,12 +37,10 @@ type settings struct {
 	missing bool             // the store has none: not queued again until Reload
 }
 
-// Table is the settings of every account's environments. Create it with
-// New. Its methods are safe for concurrent use; lookups cost neither with
-// the number of environments nor with the length of a list. Load and
-// Reload are serialised, so that a read of the store that began before a
-// change never replaces one that began after it. Store panics are not
-// recovered.
+// Table is the settings of every account's environments, safe for
+// concurrent use. Load and Reload are serialised, so that a read that began
+// before a change never replaces one that began after it; failed and
+// missing ones wait in a bounded queue for ReloadPending.
 type Table struct {
 	store  Store
 	report func(error)
@@ -63,9 +55,8 @@ type Table struct {
 }
 
 // New returns an empty table that reads store. report, if not nil,
-// receives the allowed-origin entries that do not parse (named by
-// position, never by content); it is called while Load or Reload runs and
-// must not call them.
+// receives the allowed-origin entries that do not parse (by position,
+// never by content), while Load or Reload runs.
 func New(store Store, report func(error)) *Table {
 	if store == nil {
 		panic("envsettings: nil store")
@@ -74,13 +65,6 @@ func New(store Store, report func(error)) *Table {
 		report = func(error) {}
 	}
 	return &Table{store: store, report: report, pending: newQueue()}
-}
-
-// Loaded reports whether a full load has succeeded.
-func (t *Table) Loaded() bool {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.c.envs != nil
 }
 
 // Len returns the number of environments in the table.
@@ -99,9 +83,8 @@ func (t *Table) Has(account, environment string) bool {
 }
 
 // Allows reports whether an environment allows the request origin origin
-// for its publishable keys, and whether the table knows its settings; an
-// unknown environment (or an unloaded table) is queued for a reload. A
-// closed environment allows no origin.
+// for its publishable keys, and whether the table knows its settings (if
+// not, they are queued for a reload).
 func (t *Table) Allows(account, environment, origin string) (allowed, known bool) {
 	k := key{account, environment}
 	t.mu.RLock()
@@ -144,12 +127,17 @@ func (t *Table) AnyAllows(origin string) bool {
 	return t.c.index.allows(r)
 }
 
+// Queue queues a reload of an environment's settings for ReloadPending.
+func (t *Table) Queue(account, environment string) { t.pending.add(key{account, environment}) }
+
+// QueueAll queues a full load for ReloadPending.
+func (t *Table) QueueAll() { t.pending.addFull() }
+
 // Pending signals that reloads are queued for ReloadPending.
 func (t *Table) Pending() <-chan struct{} { return t.pending.ready }
 
 // Load reads every environment's settings, a page at a time, and replaces
-// the table with them. On an error the table is unchanged and a full load
-// is queued.
+// the table with them. On an error it queues a full load.
 func (t *Table) Load(ctx context.Context) error {
 	t.write.Lock()
 	defer t.write.Unlock()
@@ -203,14 +191,13 @@ func (t *Table) Load(ctx context.Context) error {
 	return nil
 }
 
-// Reload reads one environment's settings and replaces its entry (missing
-// if the store has none). On an error the entry is unchanged and queued
-// again. Before the first Load succeeds, it queues a full load.
+// Reload reads one environment's settings and replaces its entry. On an
+// error it queues the environment (before the first Load, a full load).
 func (t *Table) Reload(ctx context.Context, account, environment string) error {
 	k := key{account, environment}
 	t.write.Lock()
 	defer t.write.Unlock()
-	if !t.Loaded() {
+	if t.c.envs == nil { // not loaded yet; t.c changes only under t.write
 		t.pending.addFull()
 		return nil
 	}
@@ -262,9 +249,7 @@ func (c *contents) count(s settings, d int) {
 	}
 }
 
-// ReloadPending does the queued reloads: a full Load if one is due, else a
-// Reload of each queued environment. Failed reloads stay queued; the error
-// is the first, with the number of the others.
+// ReloadPending does the queued reloads. Failed reloads stay queued.
 func (t *Table) ReloadPending(ctx context.Context) error {
 	envs, full := t.pending.take()
 	if full {
@@ -294,9 +279,8 @@ func (t *Table) ReloadPending(ctx context.Context) error {
 	return first
 }
 
-// parse returns the table entry of st. Allowed-origin entries that do not
-// parse, and those beyond apikey.MaxOrigins, are left out and named by
-// position in err.
+// parse returns the table entry of st, without the allowed-origin entries
+// that do not parse or exceed apikey.MaxOrigins, named by position in err.
 func parse(st apikey.Settings) (settings, error) {
 	if !st.ClosedAt.IsZero() {
 		return settings{closed: true}, nil // its keys are refused: no origin is needed
@@ -327,8 +311,7 @@ func parse(st apikey.Settings) (settings, error) {
 
 // originIndex counts, for each allowed-origin entry, the open
 // environments that allow it, so that a preflight looks up only the entries
-// that could admit its origin (apikey.RequestOrigin.Candidates). The
-// Table's lock guards it.
+// that could admit its origin.
 type originIndex map[apikey.Origin]int32
 
 // add counts the entries of s (d = 1), or removes them (d = -1).
@@ -365,7 +348,7 @@ func (x originIndex) allows(r apikey.RequestOrigin) bool {
 const MaxPending = 1024
 
 // queue holds the environments waiting for a reload, and whether a full
-// load is due. Adding never blocks, and signals ready (capacity one).
+// load is due. Adding never blocks.
 type queue struct {
 	mu    sync.Mutex
 	envs  map[key]struct{}

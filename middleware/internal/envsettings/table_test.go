@@ -467,3 +467,10 @@ func (q *queue) len() (int, bool) {
 	defer q.mu.Unlock()
 	return len(q.envs), q.full
 }
+
+// Loaded reports whether a full load has succeeded.
+func (t *Table) Loaded() bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.c.envs != nil
+}

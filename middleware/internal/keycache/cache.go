@@ -1,9 +1,6 @@
-// Package keycache is the validation cache of the middleware: verified keys
-// and failures in two fixed-size LRUs, keyed without the presented key's
-// secret, with per-key-id eviction epochs so that no verification read
-// before an eviction is cached after it, and the last-used time of every
-// key in use. Verified remembers which presented keys verified against
-// which stored hash. Every type is safe for concurrent use.
+// Package keycache is the validation cache of the middleware (Cache) and
+// its memory of verified keys (Verified). Every type is safe for
+// concurrent use.
 package keycache
 
 import (
@@ -20,8 +17,7 @@ import (
 	"github.com/keystile/keystile/apikey"
 )
 
-// headLength is the length of a key's public head: its displayable prefix
-// and the underscore before the secret.
+// headLength is the length of a key's public head: its prefix and "_".
 const headLength = apikey.PrefixLength + 1
 
 // Key identifies a presented key string without holding its secret: the
@@ -53,8 +49,7 @@ func (k Key) Shard() int { return int(k.sum[0] & 15) }
 func (k Key) String() string { return string(k.sum[:]) + string(k.head[:]) }
 
 // Entry is the cached outcome of verifying one presented key: a valid key
-// (Fail nil, Value set) or a failure. Its exported fields never change once
-// it is added to a Cache.
+// or a failure (Fail set). Its exported fields never change once cached.
 type Entry[V any] struct {
 	Key       Key
 	KeyID     string
@@ -62,30 +57,25 @@ type Entry[V any] struct {
 	RevokedAt time.Time // of a valid key
 	Fail      error     // the refusal, for a failure
 	Revision  int64     // of the record it was made from
-	// Until is the end of the entry's own lifetime. A valid entry is also
-	// served while the cache's feed deadline (SetFresh) has not passed.
-	Until time.Time
+	Until     time.Time // end of its lifetime; a valid entry also lives until SetFresh's deadline
 
 	dead    atomic.Bool  // evicted: never served again
 	touched atomic.Int64 // last use, Unix seconds
 }
 
 // maxEvictedIDs bounds the key ids whose last eviction the cache
-// remembers; beyond it, verifications older than the last maxEvictedIDs/2
-// evictions are all stale.
+// remembers; beyond it, older verifications are all stale.
 const maxEvictedIDs = 10_000
 
-// Cache holds verified keys and failures. A negative size disables it: it
-// then holds nothing, and only records last uses.
+// Cache holds verified keys and failures in two fixed-size LRUs, with
+// per-key-id eviction epochs so that no verification read before an
+// eviction is cached after it, and the last use of every key.
 type Cache[V any] struct {
-	valid  *lru.Cache[Key, *Entry[V]] // nil when disabled
-	failed *lru.Cache[Key, *Entry[V]] // nil when failures are not cached
-	fresh  atomic.Int64               // Unix nanoseconds: valid entries are served before it
+	valid, failed     *lru.Cache[Key, *Entry[V]] // of one entry, never added to, when disabled
+	enabled, failures bool                       // valid, failed are added to
+	fresh             atomic.Int64               // Unix nanoseconds: valid entries are served before it
 
-	// mu guards the eviction epochs and the index, so that an entry is
-	// never added after an eviction that should have ended it. It is never
-	// held while calling into the LRUs.
-	mu        sync.Mutex
+	mu        sync.Mutex             // guards the fields below; never held while calling into the LRUs
 	seq       uint64                 // evictions so far; a token is a value of seq
 	evictedAt map[string]uint64      // key id -> seq of its last eviction
 	floor     uint64                 // tokens below floor are stale
@@ -98,90 +88,67 @@ type Cache[V any] struct {
 // New returns a cache of size valid keys and, if failures, as many
 // failures. size 0 is an error; a negative size disables the cache.
 func New[V any](size int, failures bool) (*Cache[V], error) {
-	c := &Cache[V]{index: map[string][]*Entry[V]{}, evictedAt: map[string]uint64{}, used: map[string]int64{}}
+	c := &Cache[V]{enabled: size > 0, failures: size > 0 && failures,
+		index: map[string][]*Entry[V]{}, evictedAt: map[string]uint64{}, used: map[string]int64{}}
 	if size < 0 {
-		return c, nil
+		size = 1
 	}
 	var err error
 	if c.valid, err = lru.NewWithEvict(size, c.onEvict); err != nil {
 		return nil, fmt.Errorf("keycache: %w", err)
 	}
-	if failures {
-		if c.failed, err = lru.New[Key, *Entry[V]](size); err != nil {
-			return nil, fmt.Errorf("keycache: %w", err)
-		}
-	}
+	c.failed, _ = lru.New[Key, *Entry[V]](size) // size > 0: no error
 	return c, nil
 }
 
 // Enabled reports whether the cache holds verified keys.
-func (c *Cache[V]) Enabled() bool { return c.valid != nil }
+func (c *Cache[V]) Enabled() bool { return c.enabled }
 
 // SetFresh lets valid entries be served before t, whatever their own Until.
 func (c *Cache[V]) SetFresh(t time.Time) { c.fresh.Store(t.UnixNano()) }
 
-// Get returns the entry of k that may be served at now, or nil. It does not
-// reorder the LRU: Touch does.
+// Get returns the entry of k that may be served at now, or nil.
 func (c *Cache[V]) Get(k Key, now time.Time) *Entry[V] {
-	if c.valid != nil {
-		if e, ok := c.valid.Peek(k); ok && !e.dead.Load() && (now.Before(e.Until) || now.UnixNano() < c.fresh.Load()) {
+	if e, ok := c.valid.Peek(k); ok && !e.dead.Load() && (now.Before(e.Until) || now.UnixNano() < c.fresh.Load()) {
+		return e
+	}
+	if e, ok := c.failed.Get(k); ok {
+		if !e.dead.Load() && now.Before(e.Until) {
 			return e
 		}
-	}
-	if c.failed != nil {
-		if e, ok := c.failed.Get(k); ok {
-			if !e.dead.Load() && now.Before(e.Until) {
-				return e
-			}
-			c.failed.Remove(k)
-		}
+		c.failed.Remove(k)
 	}
 	return nil
 }
 
-// Touch records a use of the valid entry e at now. At most once a second
-// per entry it moves e to the front of the LRU and notes the key's last use
-// for TakeUsed.
+// Touch records a use of the valid entry e at now, at most once a second.
 func (c *Cache[V]) Touch(e *Entry[V], now time.Time) {
 	s := now.Unix()
 	if t := e.touched.Load(); t >= s || !e.touched.CompareAndSwap(t, s) {
 		return // touched within this second, or by a concurrent Touch
 	}
-	if c.valid != nil {
-		c.valid.Get(e.Key)
-	}
+	c.valid.Get(e.Key)
 	c.note(e.KeyID, s)
 }
 
 // Sizes returns how many verified keys and failures the cache holds.
-func (c *Cache[V]) Sizes() (valid, failed int) {
-	if c.valid != nil {
-		valid = c.valid.Len()
-	}
-	if c.failed != nil {
-		failed = c.failed.Len()
-	}
-	return valid, failed
-}
+func (c *Cache[V]) Sizes() (valid, failed int) { return c.valid.Len(), c.failed.Len() }
 
-// Token returns the token that a verification notes before it reads the
-// store and passes to AddValid or AddFailed.
+// Token returns the token that a verification notes before it reads.
 func (c *Cache[V]) Token() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.seq
 }
 
-// Generation returns the last eviction that applies to keyID: a
-// verification that starts after it reads data at least as new.
+// Generation returns the last eviction that applies to keyID.
 func (c *Cache[V]) Generation(keyID string) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return max(c.floor, c.evictedAt[keyID])
 }
 
-// Stale reports whether what a verification of keyID read after token may
-// be older than an eviction of keyID.
+// Stale reports whether keyID was evicted after token.
 func (c *Cache[V]) Stale(keyID string, token uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -194,7 +161,7 @@ func (c *Cache[V]) staleLocked(keyID string, token uint64) bool {
 
 // AddValid caches the valid entry e unless it went stale since token.
 func (c *Cache[V]) AddValid(e *Entry[V], token uint64) {
-	if c.valid == nil {
+	if !c.enabled {
 		return
 	}
 	c.mu.Lock()
@@ -210,20 +177,18 @@ func (c *Cache[V]) AddValid(e *Entry[V], token uint64) {
 		c.index[e.KeyID] = append(entries, e)
 	}
 	c.mu.Unlock()
-	// Outside c.mu: Add may evict, and onEvict takes c.mu. An eviction in
-	// between marks e dead, since e is in the index.
-	c.valid.Add(e.Key, e)
+	c.valid.Add(e.Key, e) // an eviction in between marks e dead: e is in the index
 }
 
 // AddFailed caches the failure e unless it went stale since token.
 func (c *Cache[V]) AddFailed(e *Entry[V], token uint64) {
-	if c.failed != nil && !c.Stale(e.KeyID, token) {
+	if c.failures && !c.Stale(e.KeyID, token) {
 		c.failed.Add(e.Key, e)
 	}
 }
 
-// Evict ends every entry of a key id at once, and makes every verification
-// of it in flight stale. An evicted entry is never served again.
+// Evict ends every entry of a key id and makes its verifications in flight
+// stale.
 func (c *Cache[V]) Evict(keyID string) {
 	c.mu.Lock()
 	c.evictLocked(keyID)
@@ -249,13 +214,11 @@ func kill[V any](entries []*Entry[V]) {
 	}
 }
 
-// Update replaces the valid entries of a key id, in one step, with those
-// remake builds from them (nil drops one), from the key's record at
-// revision rev read after token. If every entry is remade from rev itself,
-// verifications in flight stay valid; otherwise it is an eviction. If the
-// key id was evicted after token, the entries are only evicted.
+// Update replaces the valid entries of a key id with those remake builds
+// from them (nil drops one) from its record at revision rev, read after
+// token. Unless every entry is remade at rev, it is also an eviction.
 func (c *Cache[V]) Update(keyID string, token uint64, rev int64, remake func(old *Entry[V]) *Entry[V]) {
-	if c.valid == nil {
+	if !c.enabled {
 		c.Evict(keyID)
 		return
 	}
@@ -294,12 +257,8 @@ func (c *Cache[V]) Purge() {
 	}
 	clear(c.index)
 	c.mu.Unlock()
-	if c.valid != nil {
-		c.valid.Purge()
-	}
-	if c.failed != nil {
-		c.failed.Purge()
-	}
+	c.valid.Purge()
+	c.failed.Purge()
 }
 
 // onEvict keeps the index in step with the valid LRU.
