@@ -25,6 +25,8 @@
 //	PUT    /keys/{id}/limits                    replace the key's limits: {"rate", "quota", "allowed_ips"}
 //	                                            ({} removes them; owners, never a key)
 //	POST   /keys/{id}/reveal                    the full key, where it can be revealed
+//	GET    /keys/{id}/usage?from=&to=           a page of the key's usage counts over [from, to)
+//	GET    /environments/{env}/usage?from=&to=  a page of the usage counts of the environment's keys
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
 //	GET    /audit?environment=&before=&limit=   a page of audit events, newest first
@@ -108,6 +110,16 @@
 // such as `rate.window_seconds` or `allowed_ips[2]`. Only owners change a
 // key's limits, and no key-authenticated caller does (403
 // role_not_allowed, apikey.ErrBeyondActor), not even its own key's.
+//
+// Usage is counted per key, hour and outcome ("admitted", or the code of a
+// refusal such as "rate_limited"), and read over a range of hours: ?from=
+// and ?to=, RFC 3339 times, both required, at most MaxUsageRange apart
+// (from rounds down to its hour, to up to the next), else 422
+// invalid_time_range. A page holds counts ordered by hour, then key id,
+// then outcome, and pages like any list (?limit=, ?after=). Every role
+// reads its account's usage; a key-authenticated caller reads only its own
+// key's (403 role_not_allowed otherwise). A store that keeps no usage is
+// 501 usage_unavailable.
 //
 // The grace of rotate and grace changes is required: a missing grace (or
 // an empty body) is refused with 422 grace_required, never read as zero;
@@ -310,6 +322,8 @@ func (a *API) routes() map[string]handler {
 		"PUT /keys/{id}/owner":                        a.setOwner,
 		"PUT /keys/{id}/metadata":                     a.setMetadata,
 		"PUT /keys/{id}/limits":                       a.setLimits,
+		"GET /keys/{id}/usage":                        a.keyUsage,
+		"GET /environments/{env}/usage":               a.environmentUsage,
 		"POST /keys/{id}/reveal":                      a.revealKey,
 		"GET /environments/{env}/origins":             a.getOrigins,
 		"PUT /environments/{env}/origins":             a.setOrigins,

@@ -137,6 +137,13 @@ var (
 	// (apikey.ErrInvalidLimits). The detail names the field within the
 	// limits ("rate.window_seconds", "allowed_ips[2]"), never its value.
 	ReasonInvalidLimits = problem.New("invalid_limits", http.StatusUnprocessableEntity, "invalid limits")
+	// ReasonInvalidTimeRange (422, "invalid_time_range"): a usage request
+	// whose from or to is missing, whose from is not before its to, or
+	// whose range is longer than MaxUsageRange (apikey.ErrInvalidTimeRange).
+	ReasonInvalidTimeRange = problem.New("invalid_time_range", http.StatusUnprocessableEntity, "invalid time range")
+	// ReasonNoUsage (501, "usage_unavailable"): a usage route, and the
+	// Manager's store keeps no usage (it is not an apikey.UsageRecorder).
+	ReasonNoUsage = problem.New("usage_unavailable", http.StatusNotImplemented, "this store keeps no usage")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -146,7 +153,8 @@ var reasons = []*problem.Reason{
 	ReasonScopesRequired, ReasonInvalidOrigin, ReasonInvalidName, ReasonInvalidExpiry, ReasonGraceOutOfRange,
 	ReasonGraceRequired, ReasonRotateFirst, ReasonAlreadyRevoked, ReasonAlreadyRotated, ReasonNotRotated,
 	ReasonKeyExpired, ReasonNotRevealable, ReasonInvalidAccount, ReasonAccountClosed, ReasonInvalidMetadata,
-	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits,
+	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits, ReasonInvalidTimeRange,
+	ReasonNoUsage,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -187,11 +195,13 @@ var ruleReasons = []struct {
 	{apikey.ErrInvalidCursor, ReasonInvalidCursor},
 	{apikey.ErrConflict, ReasonConflict},
 	{apikey.ErrInvalidLimits, ReasonInvalidLimits},
+	{apikey.ErrInvalidTimeRange, ReasonInvalidTimeRange},
 }
 
 var (
 	errNoRoute  = problem.Refuse(ReasonNoRoute, "")
 	errNoAudit  = problem.Refuse(ReasonNoAudit, "")
+	errNoUsage  = problem.Refuse(ReasonNoUsage, "")
 	errTooLarge = problem.Refuse(ReasonTooLarge, "")
 
 	errCloseOff    = problem.Refuse(ReasonForbidden, "closing accounts is off: the service enables it with admin.Options.CloseAccounts")
