@@ -105,6 +105,14 @@ func init() {
 				"and owner, in creation order; the next page's cursor is printed last. Only reads."},
 		{name: "get", forms: []string{"get KEY"}, min: 1, max: 1, define: noFlags(get),
 			doc: "Show one key, never its secret. Only reads."},
+		{name: "usage", forms: []string{
+			"usage KEY [--from TIME] [--to TIME] [--limit 100] [--after CURSOR]",
+			"usage --env ENV [--from TIME] [--to TIME] [--limit 100] [--after CURSOR]",
+		}, max: 1, define: keyUsage,
+			doc: "Show a page of a key's usage, or of every key of ENV: requests per hour and\n" +
+				"outcome (admitted, or the code of a refusal such as rate_limited), over the\n" +
+				"hours of [--from, --to): by default the last 24 hours, at most 31 days. Only\n" +
+				"reads."},
 		{name: "environments", forms: []string{"environments"}, define: noFlags(environments),
 			doc: "List the account's environments and their allowed origins. Only reads."},
 		{name: "accounts", forms: []string{"accounts [--limit 100] [--after CURSOR]"}, define: accounts,

@@ -61,6 +61,10 @@
 //	      show one key, its limits included.
 //	  limits KEY
 //	      show a key's limits.
+//	  usage KEY [--from TIME] [--to TIME] [--limit 100] [--after CURSOR]
+//	  usage --env ENV [--from TIME] [--to TIME] [--limit 100] [--after CURSOR]
+//	      show a page of a key's usage, or of ENV's keys: requests per hour and
+//	      outcome, over [--from, --to) (RFC 3339; the last 24 hours by default).
 //	  environments
 //	      list the account's environments and their allowed origins.
 //	  accounts [--limit 100] [--after CURSOR]
@@ -95,10 +99,12 @@
 //	  origins: SETTINGS                  environments: {"environments": [SETTINGS...]}
 //	  accounts: {"accounts": [ID...], "next": CURSOR}   close: {"account": ID, "revoked": N}
 //	  audit: {"events": [EVENT...]}, each EVENT with the key's "prefix"
+//	  usage: {"counts": [COUNT...], "next": CURSOR}, each COUNT with the key's "prefix"
 //	  help: {"usage": "..."}
 //	  errors: {"error": {"code": "...", "message": "..."}}, same exit status
-//	VIEW, SETTINGS and EVENT are apikey.View, apikey.Settings and apikey.Event
-//	in JSON. A bootstrap that fails after issuing keys prints them beside the error.
+//	VIEW, SETTINGS, EVENT and COUNT are apikey.View, apikey.Settings, apikey.Event
+//	and apikey.UsageCount in JSON. A bootstrap that fails after issuing keys prints
+//	them beside the error.
 //
 //	Exit status: 0 done; 1 refused by a rule, or not found (an unknown key or
 //	environment); 2 usage error (including rotate without --grace); 3 storage
