@@ -38,7 +38,8 @@ var (
 	ErrInvalidCost = errors.New("quota: invalid cost")
 	// ErrClosed means the Spender was closed.
 	ErrClosed = errors.New("quota: spender closed")
-	// ErrLedgerPanic means the ledger panicked; the Spender recovered.
+	// ErrLedgerPanic means the ledger (LeaseQuota or ReturnQuota)
+	// panicked; the Spender recovered.
 	ErrLedgerPanic = errors.New("quota: ledger panicked")
 )
 
@@ -62,7 +63,10 @@ type Options struct {
 	// MaxKeys bounds the keys with local state; 0 means DefaultMaxKeys.
 	MaxKeys int
 	// OnError receives the errors of returns no caller waits for (those
-	// of evicted keys); nil drops them.
+	// of evicted keys, and of leases whose key was dropped while they were
+	// taken); a ReturnQuota panic reaches it as an error wrapping
+	// ErrLedgerPanic. A panic in OnError is recovered and dropped; nil
+	// drops every error.
 	OnError func(error)
 	// Now is the clock of Forget and Close, whose returns name the time;
 	// nil means time.Now.
@@ -227,9 +231,9 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			sh.mu.Unlock()
 			return Decision{}, ErrClosed
 		}
-		var evicted []giveBack
 		e := sh.keys[keyID]
 		if e == nil || e.quota != q {
+			var evicted []giveBack
 			if e != nil {
 				// The key's quota changed: the store refilled it to the
 				// new Limit, so the old lease is dropped, not returned.
@@ -239,10 +243,17 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			}
 			e = &entry{quota: q}
 			sh.keys[keyID] = e
+			if len(evicted) > 0 {
+				// Give back before this request may lead a lease, so
+				// that no flight is open during the returns.
+				sh.mu.Unlock()
+				s.giveBack(ctx, evicted, now)
+				sh.mu.Lock()
+				continue
+			}
 		}
 		if now.Before(e.unlimited) {
 			sh.mu.Unlock()
-			s.giveBack(ctx, evicted, now)
 			return Decision{Allowed: true, Unlimited: true}, nil
 		}
 		e.rollover(now)
@@ -252,18 +263,15 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			e.lastUsed = now
 			d := Decision{Allowed: true, Remaining: e.remaining + e.held, NextRefill: e.nextRefill}
 			sh.mu.Unlock()
-			s.giveBack(ctx, evicted, now)
 			return d, nil
 		}
 		if now.Before(e.emptyUntil) || leads == maxLeadsPerSpend {
 			d := Decision{Remaining: e.remaining + e.held, NextRefill: e.nextRefill}
 			sh.mu.Unlock()
-			s.giveBack(ctx, evicted, now)
 			return d, nil
 		}
 		if f := e.flight; f != nil {
 			sh.mu.Unlock()
-			s.giveBack(ctx, evicted, now)
 			select {
 			case <-f.done:
 			case <-ctx.Done():
@@ -281,15 +289,7 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 		// Lead one lease for the key.
 		leads++
 		want := s.leaseSize(e, cost, now) - e.held
-		f := &flight{done: make(chan struct{})}
-		e.flight = f
-		sh.mu.Unlock()
-		s.giveBack(ctx, evicted, now)
-		lease, err := s.lease(ctx, keyID, want, now)
-		sh.mu.Lock()
-		e.flight = nil
-		f.err = err
-		close(f.done)
+		lease, err := s.lead(ctx, sh, e, keyID, want, now)
 		if err != nil {
 			sh.mu.Unlock()
 			return Decision{}, err
@@ -326,11 +326,28 @@ func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.Q
 		d.Allowed, d.Remaining, rest = true, d.Remaining-cost, rest-cost
 	}
 	if rest > 0 {
-		if err := s.ledger.ReturnQuota(context.WithoutCancel(ctx), keyID, rest, now, now); err != nil {
-			s.onError(fmt.Errorf("quota: returning %d uses of a dropped key: %w", rest, err))
+		g := giveBack{keyID: keyID, n: rest, leasedAt: now}
+		if err := s.returnOne(context.WithoutCancel(ctx), g, now); err != nil {
+			s.report(fmt.Errorf("quota: returning %d uses of a dropped key: %w", rest, err))
 		}
 	}
 	return d, nil
+}
+
+// lead takes one lease for e (named keyID) as the leader of a flight that
+// the key's other requests wait for. It is called with sh.mu held and
+// returns with it held; the flight is closed however lead ends.
+func (s *Spender) lead(ctx context.Context, sh *shard, e *entry, keyID string, want int64, now time.Time) (l storage.QuotaLease, err error) {
+	f := &flight{done: make(chan struct{})}
+	e.flight = f
+	sh.mu.Unlock()
+	defer func() {
+		sh.mu.Lock()
+		e.flight = nil
+		f.err = err
+		close(f.done)
+	}()
+	return s.lease(ctx, keyID, want, now)
 }
 
 func isContextErr(err error) bool {
@@ -396,8 +413,8 @@ func (s *Spender) giveBack(ctx context.Context, gs []giveBack, now time.Time) {
 	}
 	ctx = context.WithoutCancel(ctx)
 	for _, g := range gs {
-		if err := s.ledger.ReturnQuota(ctx, g.keyID, g.n, g.leasedAt, now); err != nil {
-			s.onError(fmt.Errorf("quota: returning %d uses of an evicted key: %w", g.n, err))
+		if err := s.returnOne(ctx, g, now); err != nil {
+			s.report(fmt.Errorf("quota: returning %d uses of an evicted key: %w", g.n, err))
 		}
 	}
 }
@@ -406,11 +423,28 @@ func (s *Spender) giveBack(ctx context.Context, gs []giveBack, now time.Time) {
 func (s *Spender) returnAll(ctx context.Context, gs []giveBack, now time.Time) error {
 	var errs []error
 	for _, g := range gs {
-		if err := s.ledger.ReturnQuota(ctx, g.keyID, g.n, g.leasedAt, now); err != nil {
+		if err := s.returnOne(ctx, g, now); err != nil {
 			errs = append(errs, fmt.Errorf("quota: returning %d uses: %w", g.n, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// returnOne calls ReturnQuota for g, turning a panic into an error
+// wrapping ErrLedgerPanic.
+func (s *Spender) returnOne(ctx context.Context, g giveBack, now time.Time) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrLedgerPanic, p)
+		}
+	}()
+	return s.ledger.ReturnQuota(ctx, g.keyID, g.n, g.leasedAt, now)
+}
+
+// report passes err to OnError, dropping a panic of OnError.
+func (s *Spender) report(err error) {
+	defer func() { _ = recover() }()
+	s.onError(err)
 }
 
 // drop removes e (named k) from its shard, whose lock is held, and returns

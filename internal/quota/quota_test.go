@@ -598,3 +598,66 @@ func BenchmarkSpend(b *testing.B) {
 	calls, _, _ := l.counts()
 	require.Equal(b, 1, calls)
 }
+
+// sameShard returns n keys that share a shard of s.
+func sameShard(s *Spender, n int) []string {
+	keys := []string{"k0"}
+	for i := 1; len(keys) < n; i++ {
+		if k := fmt.Sprint("k", i); s.shard(k) == s.shard(keys[0]) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// A ReturnQuota panic while a request evicts a key, and a panic in
+// OnError, are reported or dropped: the request is served, and neither
+// the evicting key nor the evicted one is left blocked.
+func TestReturnPanic(t *testing.T) {
+	l := newLedger()
+	q := apikey.Quota{Limit: 1000}
+	var reported []error
+	onError := func(err error) { reported = append(reported, err) }
+	s := newSpender(t, l, Options{MinLease: 10, MaxLease: 10, MaxKeys: 1, OnError: func(err error) { onError(err) }})
+	keys := sameShard(s, 3)
+	for _, k := range keys {
+		l.set(k, q, t0)
+	}
+	_, err := s.Spend(ctx, keys[0], q, 1, t0)
+	require.NoError(t, err)
+
+	l.mu.Lock()
+	l.rpanics = true
+	l.mu.Unlock()
+	d, err := s.Spend(ctx, keys[1], q, 1, t0) // evicts keys[0]
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+	require.Len(t, reported, 1)
+	assert.ErrorIs(t, reported[0], ErrLedgerPanic)
+
+	c, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for _, k := range keys[:2] {
+		d, err = s.Spend(c, k, q, 10, t0) // a new lease for both
+		require.NoError(t, err, "key %s is not blocked", k)
+		assert.True(t, d.Allowed)
+	}
+
+	// OnError panics: the panic is dropped.
+	onError = func(error) { panic("OnError bug") }
+	d, err = s.Spend(c, keys[2], q, 1, t0)
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+	d, err = s.Spend(c, keys[2], q, 5, t0)
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+
+	// Forget, ReturnIdle and Close return the panic as an error.
+	require.ErrorIs(t, s.Forget(ctx, keys[2]), ErrLedgerPanic)
+	_, err = s.Spend(c, keys[2], q, 1, t0)
+	require.NoError(t, err)
+	require.ErrorIs(t, s.ReturnIdle(ctx, t0.Add(time.Hour)), ErrLedgerPanic)
+	_, err = s.Spend(c, keys[2], q, 1, t0)
+	require.NoError(t, err)
+	require.ErrorIs(t, s.Close(ctx), ErrLedgerPanic)
+}
