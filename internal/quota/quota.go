@@ -121,6 +121,7 @@ type entry struct {
 	unlimited  time.Time    // the store said the key has no quota: admit until then
 	flight     *flight      // the lease being taken, nil when none
 	dropped    bool         // no longer in the map: a flight's leader returns its grant
+	stale      bool         // dropped because its quota changed: its uses are not returned
 }
 
 // flight is one LeaseQuota call, awaited by every request that needs it.
@@ -236,8 +237,9 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			var evicted []giveBack
 			if e != nil {
 				// The key's quota changed: the store refilled it to the
-				// new Limit, so the old lease is dropped, not returned.
-				e.dropped = true
+				// new Limit, so the old lease is dropped, not returned,
+				// and so is a lease being taken under the old quota.
+				e.dropped, e.stale = true, true
 			} else {
 				evicted = s.evict(sh, now)
 			}
@@ -295,8 +297,9 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			return Decision{}, err
 		}
 		if e.dropped || s.closed.Load() {
+			stale := e.stale
 			sh.mu.Unlock()
-			return s.spendOrphan(ctx, keyID, lease, cost, now)
+			return s.spendOrphan(ctx, keyID, lease, cost, stale, now)
 		}
 		if lease.Unlimited {
 			e.unlimited = now.Add(s.leaseTime)
@@ -315,8 +318,9 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 }
 
 // spendOrphan admits a request from a lease whose key was dropped (Forget,
-// eviction, Close) while the lease was taken, and returns the rest.
-func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.QuotaLease, cost int64, now time.Time) (Decision, error) {
+// eviction, Close, a quota change) while the lease was taken, and returns
+// the rest unless the key's quota changed (stale).
+func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.QuotaLease, cost int64, stale bool, now time.Time) (Decision, error) {
 	if lease.Unlimited {
 		return Decision{Allowed: true, Unlimited: true}, nil
 	}
@@ -325,7 +329,7 @@ func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.Q
 	if rest >= cost {
 		d.Allowed, d.Remaining, rest = true, d.Remaining-cost, rest-cost
 	}
-	if rest > 0 {
+	if rest > 0 && !stale {
 		g := giveBack{keyID: keyID, n: rest, leasedAt: now}
 		if err := s.returnOne(context.WithoutCancel(ctx), g, now); err != nil {
 			s.report(fmt.Errorf("quota: returning %d uses of a dropped key: %w", rest, err))
@@ -448,15 +452,15 @@ func (s *Spender) report(err error) {
 }
 
 // drop removes e (named k) from its shard, whose lock is held, and returns
-// what to give back.
+// what to give back: nothing when e is stale.
 func drop(sh *shard, k string, e *entry, now time.Time, gs []giveBack) []giveBack {
 	delete(sh.keys, k)
 	e.dropped = true
 	e.rollover(now)
-	if e.held > 0 {
+	if e.held > 0 && !e.stale {
 		gs = append(gs, giveBack{keyID: k, n: e.held, leasedAt: e.leasedAt})
-		e.held = 0
 	}
+	e.held = 0
 	return gs
 }
 
@@ -479,15 +483,22 @@ func (s *Spender) ReturnIdle(ctx context.Context, now time.Time) error {
 	return s.returnAll(ctx, gs, now)
 }
 
-// Forget returns keyID's unspent uses and drops its local state; call it
-// when the key changes (its quota, its status). A lease being taken for
-// the key meanwhile is returned by the request that took it.
-func (s *Spender) Forget(ctx context.Context, keyID string) error {
+// Forget drops keyID's local state; call it when the key changes (its
+// quota, its status), with q the key's quota after the change (zero when
+// it has none, or was deleted). The unspent uses of the key's lease are
+// returned only when the lease was taken under q (the same Limit, Refill
+// and Period); a lease taken under another quota is dropped, not
+// returned, since the store refilled the key at the change and the old
+// uses would land in the new quota's balance. A lease being taken for the
+// key meanwhile is returned, or dropped likewise, by the request that
+// took it.
+func (s *Spender) Forget(ctx context.Context, keyID string, q apikey.Quota) error {
 	now := s.now()
 	sh := s.shard(keyID)
 	sh.mu.Lock()
 	var gs []giveBack
 	if e := sh.keys[keyID]; e != nil {
+		e.stale = e.stale || e.quota != q
 		gs = drop(sh, keyID, e, now, nil)
 	}
 	sh.mu.Unlock()
