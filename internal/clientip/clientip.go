@@ -14,11 +14,19 @@
 // client can only spoof hops that no trusted proxy vouched for.
 //
 // A malformed entry (an unparsable address, "unknown", an obfuscated
-// identifier, an address with a zone, an empty list element, a Forwarded
-// element without for=) stops the reading: the result is the last address
-// read, which is a trusted proxy's, and nothing left of the malformed entry
-// is believed. The reading is bounded: at most MaxHops entries and the
-// rightmost MaxHeaderBytes of the header lines, whatever the request holds.
+// identifier, an address with a zone, an empty list element or header
+// line, a Forwarded element without for=) stops the reading, and so do the
+// bounds: at most MaxHops entries and the rightmost MaxHeaderBytes of the
+// header lines are read, whatever the request holds. A reading that stops
+// before it finds the client fails closed: the result is the zero Addr,
+// which no address range contains, never the address of a trusted proxy
+// (an allowlist holding the proxies' network would otherwise admit every
+// client behind them), and nothing left of where it stopped is believed.
+//
+// A trusted proxy's address is the result only when the reading finds no
+// client in a header it reads whole: the leftmost entry when every entry
+// is a trusted address, or the peer when the request has no such header
+// (a request the proxy sent itself).
 package clientip
 
 import (
@@ -117,13 +125,16 @@ func New(o Options) (*Resolver, error) {
 
 // Addr returns the address of the client that sent req: the connection's
 // peer (req.RemoteAddr) unless that is a trusted proxy; then the rightmost
-// address of the forwarding header that is not a trusted proxy, or the
-// leftmost address read when every hop is trusted (see the package doc for
-// malformed entries and bounds). Several header lines are read as one list,
-// in order. IPv4-mapped IPv6 addresses are returned as IPv4, and the
-// peer's zone is dropped. Addr returns the zero Addr when RemoteAddr is not
-// an IP address (for example a Unix socket), which no address range
-// contains.
+// address of the forwarding header that is not a trusted proxy; the
+// leftmost entry when the header is read whole and every entry is a
+// trusted address; the peer when the request has no forwarding header.
+// Several header lines are read as one list, in order. IPv4-mapped IPv6
+// addresses are returned as IPv4, and the peer's zone is dropped.
+//
+// Addr returns the zero Addr, which no address range contains, when the
+// reading stops at a malformed entry or a bound before it finds the client
+// (see the package doc), and when RemoteAddr is not an IP address (for
+// example a Unix socket).
 func (r *Resolver) Addr(req *http.Request) netip.Addr {
 	peer := remoteAddr(req.RemoteAddr)
 	if len(r.trusted) == 0 || !r.isTrusted(peer) {
@@ -163,7 +174,8 @@ func (r *Resolver) isTrusted(a netip.Addr) bool {
 }
 
 // fromHeader reads the header lines from the right, starting from the
-// trusted peer.
+// trusted peer: the first untrusted address, the leftmost entry when every
+// entry is trusted, or the zero Addr when the reading stops first.
 func (r *Resolver) fromHeader(lines []string, last netip.Addr) netip.Addr {
 	budget, hops := MaxHeaderBytes, 0
 	for i := len(lines) - 1; i >= 0; i-- {
@@ -177,10 +189,10 @@ func (r *Resolver) fromHeader(lines []string, last netip.Addr) netip.Addr {
 			j := strings.LastIndexByte(line, ',')
 			entry := line[j+1:]
 			if j < 0 && truncated {
-				return last // the leftmost entry read may be cut
+				return netip.Addr{} // the leftmost entry read may be cut
 			}
 			if hops++; hops > MaxHops {
-				return last
+				return netip.Addr{}
 			}
 			var a netip.Addr
 			var ok bool
@@ -190,7 +202,7 @@ func (r *Resolver) fromHeader(lines []string, last netip.Addr) netip.Addr {
 				a, ok = parseXFF(entry)
 			}
 			if !ok {
-				return last
+				return netip.Addr{}
 			}
 			if !r.isTrusted(a) {
 				return a
@@ -201,8 +213,8 @@ func (r *Resolver) fromHeader(lines []string, last netip.Addr) netip.Addr {
 			}
 			line = line[:j]
 		}
-		if budget == 0 {
-			return last
+		if budget == 0 && i > 0 {
+			return netip.Addr{} // lines left unread
 		}
 	}
 	return last

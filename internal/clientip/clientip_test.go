@@ -34,6 +34,9 @@ func request(remote, name string, lines ...string) *http.Request {
 // The proxies of most cases: a load balancer network and one IPv6 proxy.
 var proxies = []string{"10.0.0.0/8", "2001:db8:ffff::/48"}
 
+// none is how the zero Addr prints.
+var none = netip.Addr{}.String()
+
 func TestAddr(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -64,7 +67,7 @@ func TestAddr(t *testing.T) {
 		{"xff chain of trusted hops", nil, XForwardedFor, "10.0.0.1:4000", []string{"6.6.6.6, 198.51.100.1, 10.0.0.3, 10.0.0.2"}, "198.51.100.1"},
 		{"xff every hop trusted", nil, XForwardedFor, "10.0.0.1:4000", []string{"10.0.0.4, 10.0.0.3, 10.0.0.2"}, "10.0.0.4"},
 		{"xff no header", nil, XForwardedFor, "10.0.0.1:4000", nil, "10.0.0.1"},
-		{"xff empty header", nil, XForwardedFor, "10.0.0.1:4000", []string{""}, "10.0.0.1"},
+		{"xff empty header fails closed", nil, XForwardedFor, "10.0.0.1:4000", []string{""}, none},
 		{"xff no spaces", nil, XForwardedFor, "10.0.0.1:4000", []string{"6.6.6.6,198.51.100.1,10.0.0.2"}, "198.51.100.1"},
 		{"xff tabs and spaces", nil, XForwardedFor, "10.0.0.1:4000", []string{" 198.51.100.1 \t,\t10.0.0.2 "}, "198.51.100.1"},
 		{"xff ipv6", nil, XForwardedFor, "10.0.0.1:4000", []string{"2001:db8::1"}, "2001:db8::1"},
@@ -75,18 +78,20 @@ func TestAddr(t *testing.T) {
 		{"xff mapped ipv6 unmapped", nil, XForwardedFor, "10.0.0.1:4000", []string{"::ffff:198.51.100.1"}, "198.51.100.1"},
 		{"xff mapped trusted hop", nil, XForwardedFor, "10.0.0.1:4000", []string{"198.51.100.1, ::ffff:10.0.0.2"}, "198.51.100.1"},
 		{"xff mapped trusted peer", nil, XForwardedFor, "[::ffff:10.0.0.1]:4000", []string{"198.51.100.1"}, "198.51.100.1"},
-		{"xff zone refused", nil, XForwardedFor, "10.0.0.1:4000", []string{"fe80::1%eth0"}, "10.0.0.1"},
-		{"xff bracketed ipv4 refused", nil, XForwardedFor, "10.0.0.1:4000", []string{"[198.51.100.1]"}, "10.0.0.1"},
-		{"xff unknown", nil, XForwardedFor, "10.0.0.1:4000", []string{"unknown"}, "10.0.0.1"},
-		{"xff hostname", nil, XForwardedFor, "10.0.0.1:4000", []string{"client.example.com"}, "10.0.0.1"},
-		{"xff malformed stops at last good", nil, XForwardedFor, "10.0.0.1:4000", []string{"198.51.100.1, junk, 10.0.0.2"}, "10.0.0.2"},
-		{"xff empty element stops", nil, XForwardedFor, "10.0.0.1:4000", []string{"198.51.100.1,,10.0.0.2"}, "10.0.0.2"},
-		{"xff trailing comma stops", nil, XForwardedFor, "10.0.0.1:4000", []string{"198.51.100.1,"}, "10.0.0.1"},
+		{"xff zone refused", nil, XForwardedFor, "10.0.0.1:4000", []string{"fe80::1%eth0"}, none},
+		{"xff bracketed ipv4 refused", nil, XForwardedFor, "10.0.0.1:4000", []string{"[198.51.100.1]"}, none},
+		{"xff unknown", nil, XForwardedFor, "10.0.0.1:4000", []string{"unknown"}, none},
+		{"xff unknown behind trusted hops", nil, XForwardedFor, "10.0.0.1:4000", []string{"unknown, 10.0.0.3, 10.0.0.2"}, none},
+		{"xff whitespace line", nil, XForwardedFor, "10.0.0.1:4000", []string{" \t"}, none},
+		{"xff hostname", nil, XForwardedFor, "10.0.0.1:4000", []string{"client.example.com"}, none},
+		{"xff malformed behind a trusted hop fails closed", nil, XForwardedFor, "10.0.0.1:4000", []string{"198.51.100.1, junk, 10.0.0.2"}, none},
+		{"xff empty element fails closed", nil, XForwardedFor, "10.0.0.1:4000", []string{"198.51.100.1,,10.0.0.2"}, none},
+		{"xff trailing comma fails closed", nil, XForwardedFor, "10.0.0.1:4000", []string{"198.51.100.1,"}, none},
 		{"xff malformed left of client ignored", nil, XForwardedFor, "10.0.0.1:4000", []string{"junk, 198.51.100.1"}, "198.51.100.1"},
-		{"xff leading zeros refused", nil, XForwardedFor, "10.0.0.1:4000", []string{"198.051.100.1"}, "10.0.0.1"},
+		{"xff leading zeros refused", nil, XForwardedFor, "10.0.0.1:4000", []string{"198.051.100.1"}, none},
 		{"xff multiple lines in order", nil, XForwardedFor, "10.0.0.1:4000", []string{"6.6.6.6, 198.51.100.1", "10.0.0.3", "10.0.0.2"}, "198.51.100.1"},
 		{"xff multiple lines, client in last", nil, XForwardedFor, "10.0.0.1:4000", []string{"6.6.6.6", "198.51.100.1"}, "198.51.100.1"},
-		{"xff multiple lines, malformed line", nil, XForwardedFor, "10.0.0.1:4000", []string{"198.51.100.1", "", "10.0.0.2"}, "10.0.0.2"},
+		{"xff multiple lines, empty line fails closed", nil, XForwardedFor, "10.0.0.1:4000", []string{"198.51.100.1", "", "10.0.0.2"}, none},
 		{"xff multiple lines all trusted", nil, XForwardedFor, "10.0.0.1:4000", []string{"10.0.0.3", "10.0.0.2"}, "10.0.0.3"},
 		{"xff header of the other kind ignored", nil, XForwardedFor, "10.0.0.1:4000", nil, "10.0.0.1"},
 
@@ -99,21 +104,24 @@ func TestAddr(t *testing.T) {
 		{"fwd ipv6 bracketed with port", nil, Forwarded, "10.0.0.1:4000", []string{`for="[2001:db8::1]:4711"`}, "2001:db8::1"},
 		{"fwd ipv6 bracketed", nil, Forwarded, "10.0.0.1:4000", []string{`for="[2001:db8::1]"`}, "2001:db8::1"},
 		{"fwd ipv6 obfuscated port", nil, Forwarded, "10.0.0.1:4000", []string{`for="[2001:db8::1]:_p1"`}, "2001:db8::1"},
-		{"fwd ipv6 unbracketed refused", nil, Forwarded, "10.0.0.1:4000", []string{`for="2001:db8::1"`}, "10.0.0.1"},
-		{"fwd ipv4 bracketed refused", nil, Forwarded, "10.0.0.1:4000", []string{`for="[198.51.100.1]"`}, "10.0.0.1"},
+		{"fwd ipv6 unbracketed refused", nil, Forwarded, "10.0.0.1:4000", []string{`for="2001:db8::1"`}, none},
+		{"fwd ipv4 bracketed refused", nil, Forwarded, "10.0.0.1:4000", []string{`for="[198.51.100.1]"`}, none},
 		{"fwd mapped unmapped", nil, Forwarded, "10.0.0.1:4000", []string{`for="[::ffff:198.51.100.1]"`}, "198.51.100.1"},
-		{"fwd zone refused", nil, Forwarded, "10.0.0.1:4000", []string{`for="[fe80::1%eth0]"`}, "10.0.0.1"},
-		{"fwd unknown stops", nil, Forwarded, "10.0.0.1:4000", []string{"for=198.51.100.1, for=unknown, for=10.0.0.2"}, "10.0.0.2"},
-		{"fwd obfuscated stops", nil, Forwarded, "10.0.0.1:4000", []string{`for=198.51.100.1, for=_hidden, for=10.0.0.2`}, "10.0.0.2"},
-		{"fwd bad port", nil, Forwarded, "10.0.0.1:4000", []string{`for="198.51.100.1:port"`}, "10.0.0.1"},
-		{"fwd port too long", nil, Forwarded, "10.0.0.1:4000", []string{`for="198.51.100.1:123456"`}, "10.0.0.1"},
-		{"fwd empty port", nil, Forwarded, "10.0.0.1:4000", []string{`for="[2001:db8::1]:"`}, "10.0.0.1"},
-		{"fwd junk after bracket", nil, Forwarded, "10.0.0.1:4000", []string{`for="[2001:db8::1]x"`}, "10.0.0.1"},
-		{"fwd no for stops", nil, Forwarded, "10.0.0.1:4000", []string{"for=198.51.100.1, proto=https"}, "10.0.0.1"},
-		{"fwd two for refused", nil, Forwarded, "10.0.0.1:4000", []string{"for=6.6.6.6;for=198.51.100.1"}, "10.0.0.1"},
-		{"fwd unbalanced quote", nil, Forwarded, "10.0.0.1:4000", []string{`for="198.51.100.1`}, "10.0.0.1"},
-		{"fwd escaped quote refused", nil, Forwarded, "10.0.0.1:4000", []string{`for="198.51.100.1\""`}, "10.0.0.1"},
-		{"fwd pair without value", nil, Forwarded, "10.0.0.1:4000", []string{"for"}, "10.0.0.1"},
+		{"fwd zone refused", nil, Forwarded, "10.0.0.1:4000", []string{`for="[fe80::1%eth0]"`}, none},
+		{"fwd unknown behind a trusted hop fails closed", nil, Forwarded, "10.0.0.1:4000", []string{"for=198.51.100.1, for=unknown, for=10.0.0.2"}, none},
+		{"fwd obfuscated behind a trusted hop fails closed", nil, Forwarded, "10.0.0.1:4000", []string{`for=198.51.100.1, for=_hidden, for=10.0.0.2`}, none},
+		{"fwd unknown", nil, Forwarded, "10.0.0.1:4000", []string{"for=unknown"}, none},
+		{"fwd obfuscated", nil, Forwarded, "10.0.0.1:4000", []string{"for=_hidden"}, none},
+		{"fwd empty element", nil, Forwarded, "10.0.0.1:4000", []string{"for=198.51.100.1,"}, none},
+		{"fwd bad port", nil, Forwarded, "10.0.0.1:4000", []string{`for="198.51.100.1:port"`}, none},
+		{"fwd port too long", nil, Forwarded, "10.0.0.1:4000", []string{`for="198.51.100.1:123456"`}, none},
+		{"fwd empty port", nil, Forwarded, "10.0.0.1:4000", []string{`for="[2001:db8::1]:"`}, none},
+		{"fwd junk after bracket", nil, Forwarded, "10.0.0.1:4000", []string{`for="[2001:db8::1]x"`}, none},
+		{"fwd no for fails closed", nil, Forwarded, "10.0.0.1:4000", []string{"for=198.51.100.1, proto=https"}, none},
+		{"fwd two for refused", nil, Forwarded, "10.0.0.1:4000", []string{"for=6.6.6.6;for=198.51.100.1"}, none},
+		{"fwd unbalanced quote", nil, Forwarded, "10.0.0.1:4000", []string{`for="198.51.100.1`}, none},
+		{"fwd escaped quote refused", nil, Forwarded, "10.0.0.1:4000", []string{`for="198.51.100.1\""`}, none},
+		{"fwd pair without value", nil, Forwarded, "10.0.0.1:4000", []string{"for"}, none},
 		{"fwd chain", nil, Forwarded, "10.0.0.1:4000", []string{`for=6.6.6.6, for=198.51.100.1;proto=https, for="[2001:db8:ffff::5]:80"`}, "198.51.100.1"},
 		{"fwd all trusted", nil, Forwarded, "10.0.0.1:4000", []string{"for=10.0.0.4, for=10.0.0.3"}, "10.0.0.4"},
 		{"fwd client's unbalanced quote cannot swallow the proxy's element", nil, Forwarded, "10.0.0.1:4000", []string{`for="6.6.6.6, for=198.51.100.1`}, "198.51.100.1"},
@@ -157,7 +165,9 @@ func TestAddrBounds(t *testing.T) {
 	assert.Equal(t, "198.51.100.1", res.Addr(r).String(), "MaxHops entries are read")
 
 	r = request("10.0.0.1:1", "X-Forwarded-For", "198.51.100.1, "+hops(MaxHops))
-	assert.Equal(t, "10.0.0.9", res.Addr(r).String(), "no more than MaxHops entries are read")
+	assert.Equal(t, none, res.Addr(r).String(), "no more than MaxHops entries are read: fails closed")
+	r = request("10.0.0.1:1", "X-Forwarded-For", hops(MaxHops))
+	assert.Equal(t, "10.0.0.9", res.Addr(r).String(), "MaxHops trusted entries: the leftmost")
 
 	lines := make([]string, MaxHops)
 	for i := range lines {
@@ -166,18 +176,18 @@ func TestAddrBounds(t *testing.T) {
 	r = request("10.0.0.1:1", "X-Forwarded-For", append([]string{"198.51.100.1"}, lines[1:]...)...)
 	assert.Equal(t, "198.51.100.1", res.Addr(r).String(), "the bound counts entries across lines")
 	r = request("10.0.0.1:1", "X-Forwarded-For", append([]string{"198.51.100.1"}, lines...)...)
-	assert.Equal(t, "10.0.0.9", res.Addr(r).String())
+	assert.Equal(t, none, res.Addr(r).String())
 
 	// A long entry: the bytes bound cuts it, and a cut entry is never read.
 	long := strings.Repeat(" ", MaxHeaderBytes-len("198.51.100.1")) + "198.51.100.1"
 	r = request("10.0.0.1:1", "X-Forwarded-For", long)
 	assert.Equal(t, "198.51.100.1", res.Addr(r).String(), "MaxHeaderBytes are read")
 	r = request("10.0.0.1:1", "X-Forwarded-For", "2"+long)
-	assert.Equal(t, "10.0.0.1", res.Addr(r).String(), "an entry cut by MaxHeaderBytes is not read")
+	assert.Equal(t, none, res.Addr(r).String(), "an entry cut by MaxHeaderBytes is not read")
 	r = request("10.0.0.1:1", "X-Forwarded-For", "198.51.100.1", long)
 	assert.Equal(t, "198.51.100.1", res.Addr(r).String())
 	r = request("10.0.0.1:1", "X-Forwarded-For", "198.51.100.2", " "+long)
-	assert.Equal(t, "10.0.0.1", res.Addr(r).String(), "no line beyond MaxHeaderBytes is read")
+	assert.Equal(t, none, res.Addr(r).String(), "no line beyond MaxHeaderBytes is read")
 	r = request("10.0.0.1:1", "X-Forwarded-For", "198.51.100.2", "10.0.0.3,"+long[len("10.0.0.3,"):])
 	assert.Equal(t, "198.51.100.1", res.Addr(r).String())
 }
@@ -253,15 +263,18 @@ func TestNew(t *testing.T) {
 	assert.Equal(t, "clientip.Header(0)", Header(0).String())
 }
 
-// The result is the peer's address or an address written in the header,
-// and reading never panics.
+// The result is the peer's address, the zero Addr, or an address written
+// in the header; it is what a plain reading of the whole header (reference)
+// gives; and reading never panics.
 func FuzzResolver(f *testing.F) {
 	for _, s := range []string{
 		"198.51.100.1", "6.6.6.6, 198.51.100.1, 10.0.0.2", "for=198.51.100.1", `for="[2001:db8::1]:4711"`,
 		"for=unknown", `for=_x;proto=https, for="198.51.100.1:80"`, "::ffff:10.0.0.2, 2001:db8:ffff::2", "fe80::1%eth0",
 		`for="[::ffff:1.2.3.4]", for=10.1.1.1`, ",,", `"`, "[2001:db8::1]:80, 10.0.0.1:9",
+		"unknown, 10.0.0.2", "for=10.0.0.2", "10.0.0.4, 10.0.0.5",
 	} {
 		f.Add("10.0.0.1:4000", s, "10.0.0.3", true)
+		f.Add("10.0.0.1:4000", s, "10.0.0.3", false)
 		f.Add("[2001:db8:ffff::1]:1", s, "", false)
 	}
 	xff, err := New(Options{TrustedProxies: prefixes(f, proxies...), Header: XForwardedFor})
@@ -278,7 +291,10 @@ func FuzzResolver(f *testing.F) {
 		}
 		r := request(remote, name, line1, line2)
 		got := res.Addr(r)
-		if got == remoteAddr(remote) {
+		if want := reference(res, remote, []string{line1, line2}); got != want {
+			t.Fatalf("Addr = %v, want %v (peer %q, header %q %q)", got, want, remote, line1, line2)
+		}
+		if got == remoteAddr(remote) || got == (netip.Addr{}) {
 			return
 		}
 		if !got.IsValid() || got.Zone() != "" || got.Is4In6() {
@@ -288,6 +304,75 @@ func FuzzResolver(f *testing.F) {
 			t.Fatalf("Addr = %v, neither the peer %q nor in the header %q %q", got, remote, line1, line2)
 		}
 	})
+}
+
+// reference is Addr for headers shorter than MaxHeaderBytes, written
+// plainly: the entries of every line from the right, each trusted address
+// passing the reading left; a malformed entry or the MaxHops bound before
+// an untrusted address is the zero Addr.
+func reference(res *Resolver, remote string, lines []string) netip.Addr {
+	peer := remoteAddr(remote)
+	if !res.isTrusted(peer) {
+		return peer
+	}
+	parse := parseXFF
+	if res.kind == Forwarded {
+		parse = parseForwarded
+	}
+	var entries []string
+	for _, l := range lines {
+		entries = append(entries, strings.Split(l, ",")...)
+	}
+	last := peer
+	for i := len(entries) - 1; i >= 0; i-- {
+		if len(entries)-i > MaxHops {
+			return netip.Addr{}
+		}
+		a, ok := parse(entries[i])
+		if !ok {
+			return netip.Addr{}
+		}
+		if !res.isTrusted(a) {
+			return a
+		}
+		last = a
+	}
+	return last
+}
+
+// An allowlist holding the proxies' network admits no client whose header
+// a trusted proxy could not read to the client.
+func TestAddrFailsClosed(t *testing.T) {
+	allow := prefixes(t, proxies...)
+	for _, tt := range []struct {
+		header Header
+		lines  []string
+	}{
+		{XForwardedFor, []string{"unknown"}},
+		{XForwardedFor, []string{"6.6.6.6, unknown"}},
+		{XForwardedFor, []string{"6.6.6.6, unknown, 10.0.0.2"}},
+		{XForwardedFor, []string{"6.6.6.6", ""}},
+		{XForwardedFor, []string{"6.6.6.6,"}},
+		{XForwardedFor, []string{"01.2.3.4"}},
+		{XForwardedFor, []string{"fe80::1%eth0"}},
+		{Forwarded, []string{"for=_hidden"}},
+		{Forwarded, []string{"for=unknown"}},
+		{Forwarded, []string{`for="6.6.6.6", for=unknown`}},
+		{Forwarded, []string{"for=6.6.6.6;for=7.7.7.7"}},
+		{Forwarded, []string{`for="2001:db8::1"`}},
+		{Forwarded, []string{"proto=https"}},
+		{Forwarded, []string{`for="6.6.6.6`}},
+	} {
+		res, err := New(Options{TrustedProxies: allow, Header: tt.header})
+		require.NoError(t, err)
+		for _, peer := range []string{"10.0.0.1:4000", "[2001:db8:ffff::1]:4000"} {
+			got := res.Addr(request(peer, tt.header.String(), tt.lines...))
+			assert.False(t, got.IsValid(), "%s %q from %s: %v", tt.header, tt.lines, peer, got)
+			for _, p := range allow {
+				assert.False(t, p.Contains(got), "%s %q from %s: %v is in %v", tt.header, tt.lines, peer, got, p)
+			}
+		}
+	}
 }
 
 // inText reports whether a substring of s reads as a.

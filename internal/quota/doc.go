@@ -8,7 +8,8 @@
 // request for that key that waits meanwhile. A lease holds between MinLease
 // and MaxLease uses (and at least the request's cost), sized to what the
 // key spent over the last LeaseTime; ReturnIdle gives back the uses of
-// leases unused for LeaseTime, Forget those of one key, Close all of them.
+// leases unused for LeaseTime, Forget those of one key whose quota did not
+// change, Close all of them.
 //
 // # Bound
 //
@@ -24,8 +25,14 @@
 //   - an instance whose clock lags spends its lease of the ended period for
 //     as long as its clock lags;
 //   - the quota of a key changes (the store refills it to the new Limit)
-//     while an instance still spends a lease taken under the old quota,
-//     until it learns of the change (Spend with the new quota, or Forget).
+//     while an instance holds a lease taken under the old quota: until
+//     the instance learns of the change it spends that lease, or returns
+//     its uses into the new quota's balance (ReturnIdle, eviction, Close),
+//     each use once. Once it learns (Spend with the new quota, or Forget
+//     with it) the old lease is dropped, never returned; a lease being
+//     taken under the old quota meanwhile is dropped too. ReturnQuota
+//     cannot tell the two quotas' leases apart itself: the ledger records
+//     no quota generation.
 //
 // In the worst case, then, admitted ≤ quota + instances × max(MaxLease,
 // largest cost) per period.

@@ -20,6 +20,7 @@ type memLedger struct {
 	dropped  int64 // uses given back for an ended period
 	err      error // returned by every call when set
 	panics   bool  // LeaseQuota panics when set
+	rpanics  bool  // ReturnQuota panics when set
 	// block, when set, holds LeaseQuota until closed; entered receives
 	// once per call before it blocks.
 	block   chan struct{}
@@ -113,6 +114,9 @@ func (l *memLedger) LeaseQuota(ctx context.Context, keyID string, want int64, no
 func (l *memLedger) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.rpanics {
+		panic("ledger bug")
+	}
 	if l.err != nil {
 		return l.err
 	}

@@ -38,7 +38,8 @@ var (
 	ErrInvalidCost = errors.New("quota: invalid cost")
 	// ErrClosed means the Spender was closed.
 	ErrClosed = errors.New("quota: spender closed")
-	// ErrLedgerPanic means the ledger panicked; the Spender recovered.
+	// ErrLedgerPanic means the ledger (LeaseQuota or ReturnQuota)
+	// panicked; the Spender recovered.
 	ErrLedgerPanic = errors.New("quota: ledger panicked")
 )
 
@@ -62,7 +63,10 @@ type Options struct {
 	// MaxKeys bounds the keys with local state; 0 means DefaultMaxKeys.
 	MaxKeys int
 	// OnError receives the errors of returns no caller waits for (those
-	// of evicted keys); nil drops them.
+	// of evicted keys, and of leases whose key was dropped while they were
+	// taken); a ReturnQuota panic reaches it as an error wrapping
+	// ErrLedgerPanic. A panic in OnError is recovered and dropped; nil
+	// drops every error.
 	OnError func(error)
 	// Now is the clock of Forget and Close, whose returns name the time;
 	// nil means time.Now.
@@ -117,6 +121,7 @@ type entry struct {
 	unlimited  time.Time    // the store said the key has no quota: admit until then
 	flight     *flight      // the lease being taken, nil when none
 	dropped    bool         // no longer in the map: a flight's leader returns its grant
+	stale      bool         // dropped because its quota changed: its uses are not returned
 }
 
 // flight is one LeaseQuota call, awaited by every request that needs it.
@@ -227,22 +232,30 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			sh.mu.Unlock()
 			return Decision{}, ErrClosed
 		}
-		var evicted []giveBack
 		e := sh.keys[keyID]
 		if e == nil || e.quota != q {
+			var evicted []giveBack
 			if e != nil {
 				// The key's quota changed: the store refilled it to the
-				// new Limit, so the old lease is dropped, not returned.
-				e.dropped = true
+				// new Limit, so the old lease is dropped, not returned,
+				// and so is a lease being taken under the old quota.
+				e.dropped, e.stale = true, true
 			} else {
 				evicted = s.evict(sh, now)
 			}
 			e = &entry{quota: q}
 			sh.keys[keyID] = e
+			if len(evicted) > 0 {
+				// Give back before this request may lead a lease, so
+				// that no flight is open during the returns.
+				sh.mu.Unlock()
+				s.giveBack(ctx, evicted, now)
+				sh.mu.Lock()
+				continue
+			}
 		}
 		if now.Before(e.unlimited) {
 			sh.mu.Unlock()
-			s.giveBack(ctx, evicted, now)
 			return Decision{Allowed: true, Unlimited: true}, nil
 		}
 		e.rollover(now)
@@ -252,18 +265,15 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			e.lastUsed = now
 			d := Decision{Allowed: true, Remaining: e.remaining + e.held, NextRefill: e.nextRefill}
 			sh.mu.Unlock()
-			s.giveBack(ctx, evicted, now)
 			return d, nil
 		}
 		if now.Before(e.emptyUntil) || leads == maxLeadsPerSpend {
 			d := Decision{Remaining: e.remaining + e.held, NextRefill: e.nextRefill}
 			sh.mu.Unlock()
-			s.giveBack(ctx, evicted, now)
 			return d, nil
 		}
 		if f := e.flight; f != nil {
 			sh.mu.Unlock()
-			s.giveBack(ctx, evicted, now)
 			select {
 			case <-f.done:
 			case <-ctx.Done():
@@ -281,22 +291,15 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 		// Lead one lease for the key.
 		leads++
 		want := s.leaseSize(e, cost, now) - e.held
-		f := &flight{done: make(chan struct{})}
-		e.flight = f
-		sh.mu.Unlock()
-		s.giveBack(ctx, evicted, now)
-		lease, err := s.lease(ctx, keyID, want, now)
-		sh.mu.Lock()
-		e.flight = nil
-		f.err = err
-		close(f.done)
+		lease, err := s.lead(ctx, sh, e, keyID, want, now)
 		if err != nil {
 			sh.mu.Unlock()
 			return Decision{}, err
 		}
 		if e.dropped || s.closed.Load() {
+			stale := e.stale
 			sh.mu.Unlock()
-			return s.spendOrphan(ctx, keyID, lease, cost, now)
+			return s.spendOrphan(ctx, keyID, lease, cost, stale, now)
 		}
 		if lease.Unlimited {
 			e.unlimited = now.Add(s.leaseTime)
@@ -315,8 +318,9 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 }
 
 // spendOrphan admits a request from a lease whose key was dropped (Forget,
-// eviction, Close) while the lease was taken, and returns the rest.
-func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.QuotaLease, cost int64, now time.Time) (Decision, error) {
+// eviction, Close, a quota change) while the lease was taken, and returns
+// the rest unless the key's quota changed (stale).
+func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.QuotaLease, cost int64, stale bool, now time.Time) (Decision, error) {
 	if lease.Unlimited {
 		return Decision{Allowed: true, Unlimited: true}, nil
 	}
@@ -325,12 +329,29 @@ func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.Q
 	if rest >= cost {
 		d.Allowed, d.Remaining, rest = true, d.Remaining-cost, rest-cost
 	}
-	if rest > 0 {
-		if err := s.ledger.ReturnQuota(context.WithoutCancel(ctx), keyID, rest, now, now); err != nil {
-			s.onError(fmt.Errorf("quota: returning %d uses of a dropped key: %w", rest, err))
+	if rest > 0 && !stale {
+		g := giveBack{keyID: keyID, n: rest, leasedAt: now}
+		if err := s.returnOne(context.WithoutCancel(ctx), g, now); err != nil {
+			s.report(fmt.Errorf("quota: returning %d uses of a dropped key: %w", rest, err))
 		}
 	}
 	return d, nil
+}
+
+// lead takes one lease for e (named keyID) as the leader of a flight that
+// the key's other requests wait for. It is called with sh.mu held and
+// returns with it held; the flight is closed however lead ends.
+func (s *Spender) lead(ctx context.Context, sh *shard, e *entry, keyID string, want int64, now time.Time) (l storage.QuotaLease, err error) {
+	f := &flight{done: make(chan struct{})}
+	e.flight = f
+	sh.mu.Unlock()
+	defer func() {
+		sh.mu.Lock()
+		e.flight = nil
+		f.err = err
+		close(f.done)
+	}()
+	return s.lease(ctx, keyID, want, now)
 }
 
 func isContextErr(err error) bool {
@@ -396,8 +417,8 @@ func (s *Spender) giveBack(ctx context.Context, gs []giveBack, now time.Time) {
 	}
 	ctx = context.WithoutCancel(ctx)
 	for _, g := range gs {
-		if err := s.ledger.ReturnQuota(ctx, g.keyID, g.n, g.leasedAt, now); err != nil {
-			s.onError(fmt.Errorf("quota: returning %d uses of an evicted key: %w", g.n, err))
+		if err := s.returnOne(ctx, g, now); err != nil {
+			s.report(fmt.Errorf("quota: returning %d uses of an evicted key: %w", g.n, err))
 		}
 	}
 }
@@ -406,23 +427,40 @@ func (s *Spender) giveBack(ctx context.Context, gs []giveBack, now time.Time) {
 func (s *Spender) returnAll(ctx context.Context, gs []giveBack, now time.Time) error {
 	var errs []error
 	for _, g := range gs {
-		if err := s.ledger.ReturnQuota(ctx, g.keyID, g.n, g.leasedAt, now); err != nil {
+		if err := s.returnOne(ctx, g, now); err != nil {
 			errs = append(errs, fmt.Errorf("quota: returning %d uses: %w", g.n, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// returnOne calls ReturnQuota for g, turning a panic into an error
+// wrapping ErrLedgerPanic.
+func (s *Spender) returnOne(ctx context.Context, g giveBack, now time.Time) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrLedgerPanic, p)
+		}
+	}()
+	return s.ledger.ReturnQuota(ctx, g.keyID, g.n, g.leasedAt, now)
+}
+
+// report passes err to OnError, dropping a panic of OnError.
+func (s *Spender) report(err error) {
+	defer func() { _ = recover() }()
+	s.onError(err)
+}
+
 // drop removes e (named k) from its shard, whose lock is held, and returns
-// what to give back.
+// what to give back: nothing when e is stale.
 func drop(sh *shard, k string, e *entry, now time.Time, gs []giveBack) []giveBack {
 	delete(sh.keys, k)
 	e.dropped = true
 	e.rollover(now)
-	if e.held > 0 {
+	if e.held > 0 && !e.stale {
 		gs = append(gs, giveBack{keyID: k, n: e.held, leasedAt: e.leasedAt})
-		e.held = 0
 	}
+	e.held = 0
 	return gs
 }
 
@@ -445,15 +483,22 @@ func (s *Spender) ReturnIdle(ctx context.Context, now time.Time) error {
 	return s.returnAll(ctx, gs, now)
 }
 
-// Forget returns keyID's unspent uses and drops its local state; call it
-// when the key changes (its quota, its status). A lease being taken for
-// the key meanwhile is returned by the request that took it.
-func (s *Spender) Forget(ctx context.Context, keyID string) error {
+// Forget drops keyID's local state; call it when the key changes (its
+// quota, its status), with q the key's quota after the change (zero when
+// it has none, or was deleted). The unspent uses of the key's lease are
+// returned only when the lease was taken under q (the same Limit, Refill
+// and Period); a lease taken under another quota is dropped, not
+// returned, since the store refilled the key at the change and the old
+// uses would land in the new quota's balance. A lease being taken for the
+// key meanwhile is returned, or dropped likewise, by the request that
+// took it.
+func (s *Spender) Forget(ctx context.Context, keyID string, q apikey.Quota) error {
 	now := s.now()
 	sh := s.shard(keyID)
 	sh.mu.Lock()
 	var gs []giveBack
 	if e := sh.keys[keyID]; e != nil {
+		e.stale = e.stale || e.quota != q
 		gs = drop(sh, keyID, e, now, nil)
 	}
 	sh.mu.Unlock()

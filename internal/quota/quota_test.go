@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -383,10 +384,10 @@ func TestForget(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 90, l.balance("k"))
 
-	require.NoError(t, s.Forget(ctx, "k"))
+	require.NoError(t, s.Forget(ctx, "k", q))
 	assert.EqualValues(t, 97, l.balance("k"), "the 7 unspent uses are back")
 	assert.Zero(t, s.keys())
-	require.NoError(t, s.Forget(ctx, "k"), "forgetting an unknown key is a no-op")
+	require.NoError(t, s.Forget(ctx, "k", q), "forgetting an unknown key is a no-op")
 	_, _, returned := l.counts()
 	assert.EqualValues(t, 7, returned)
 
@@ -394,14 +395,69 @@ func TestForget(t *testing.T) {
 	require.NoError(t, err)
 	calls, _, _ := l.counts()
 	assert.Equal(t, 2, calls, "a forgotten key leases again")
+
+	// Under another quota (or none) the lease is dropped, not returned.
+	for _, q2 := range []apikey.Quota{{Limit: 50}, {Limit: 100, Refill: 1, Period: apikey.Daily}, {}} {
+		require.NoError(t, s.Forget(ctx, "k", q2))
+		assert.EqualValues(t, 87, l.balance("k"), "%+v: the 9 unspent uses are dropped", q2)
+		assert.Zero(t, s.keys())
+		_, _, returned = l.counts()
+		assert.EqualValues(t, 7, returned)
+		_, err = s.Spend(ctx, "k", q, 1, t0)
+		require.NoError(t, err)
+		l.set("k", q, t0) // the next round starts from a full balance
+		l.mu.Lock()
+		l.keys["k"].n = 97 - 10
+		l.mu.Unlock()
+	}
+}
+
+// The quota of a key lowered while four instances hold leases of the old
+// one: the instances told of the change with Forget drop their old uses,
+// and the key admits its new Limit, not more.
+func TestForgetAfterQuotaChange(t *testing.T) {
+	l := newLedger()
+	old, q := apikey.Quota{Limit: 1000}, apikey.Quota{Limit: 300}
+	l.set("k", old, t0)
+	var sp []*Spender
+	for range 4 {
+		s := newSpender(t, l, Options{MinLease: 100, MaxLease: 100})
+		_, err := s.Spend(ctx, "k", old, 1, t0) // each holds 99
+		require.NoError(t, err)
+		sp = append(sp, s)
+	}
+	l.set("k", q, t0) // the store starts the new quota full
+
+	admitted := 0
+	spend := func(now time.Time) {
+		for range 1000 {
+			d, err := sp[0].Spend(ctx, "k", q, 1, now)
+			require.NoError(t, err)
+			if d.Allowed {
+				admitted++
+			}
+		}
+	}
+	spend(t0)
+	assert.Equal(t, int(q.Limit), admitted, "the new quota, from the store")
+	for _, s := range sp[1:] {
+		require.NoError(t, s.Forget(ctx, "k", q))
+	}
+	spend(t0.Add(time.Hour)) // the store is asked again
+	assert.Equal(t, int(q.Limit), admitted, "no old use came back")
+	_, _, returned := l.counts()
+	assert.Zero(t, returned)
 }
 
 // A key dropped while its lease is taken: the request that took it spends
 // its cost and returns the rest.
 func TestDropDuringLease(t *testing.T) {
 	for name, drop := range map[string]func(*Spender) error{
-		"Forget": func(s *Spender) error { return s.Forget(ctx, "k") },
+		"Forget": func(s *Spender) error { return s.Forget(ctx, "k", apikey.Quota{Limit: 100}) },
 		"Close":  func(s *Spender) error { return s.Close(ctx) },
+		"Forget under another quota": func(s *Spender) error {
+			return s.Forget(ctx, "k", apikey.Quota{Limit: 50})
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			l := newLedger()
@@ -422,7 +478,11 @@ func TestDropDuringLease(t *testing.T) {
 			l.block = nil
 			l.mu.Unlock()
 			assert.True(t, (<-done).Allowed)
-			assert.EqualValues(t, 99, l.balance("k"), "the leader returned the rest of its lease")
+			if strings.HasSuffix(name, "another quota") {
+				assert.EqualValues(t, 90, l.balance("k"), "the leader dropped the rest of its lease")
+			} else {
+				assert.EqualValues(t, 99, l.balance("k"), "the leader returned the rest of its lease")
+			}
 			assert.Zero(t, s.keys())
 		})
 	}
@@ -597,4 +657,99 @@ func BenchmarkSpend(b *testing.B) {
 	})
 	calls, _, _ := l.counts()
 	require.Equal(b, 1, calls)
+}
+
+// sameShard returns n keys that share a shard of s.
+func sameShard(s *Spender, n int) []string {
+	keys := []string{"k0"}
+	for i := 1; len(keys) < n; i++ {
+		if k := fmt.Sprint("k", i); s.shard(k) == s.shard(keys[0]) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// A ReturnQuota panic while a request evicts a key, and a panic in
+// OnError, are reported or dropped: the request is served, and neither
+// the evicting key nor the evicted one is left blocked.
+func TestReturnPanic(t *testing.T) {
+	l := newLedger()
+	q := apikey.Quota{Limit: 1000}
+	var reported []error
+	onError := func(err error) { reported = append(reported, err) }
+	s := newSpender(t, l, Options{MinLease: 10, MaxLease: 10, MaxKeys: 1, OnError: func(err error) { onError(err) }})
+	keys := sameShard(s, 3)
+	for _, k := range keys {
+		l.set(k, q, t0)
+	}
+	_, err := s.Spend(ctx, keys[0], q, 1, t0)
+	require.NoError(t, err)
+
+	l.mu.Lock()
+	l.rpanics = true
+	l.mu.Unlock()
+	d, err := s.Spend(ctx, keys[1], q, 1, t0) // evicts keys[0]
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+	require.Len(t, reported, 1)
+	assert.ErrorIs(t, reported[0], ErrLedgerPanic)
+
+	c, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for _, k := range keys[:2] {
+		d, err = s.Spend(c, k, q, 10, t0) // a new lease for both
+		require.NoError(t, err, "key %s is not blocked", k)
+		assert.True(t, d.Allowed)
+	}
+
+	// OnError panics: the panic is dropped.
+	onError = func(error) { panic("OnError bug") }
+	d, err = s.Spend(c, keys[2], q, 1, t0)
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+	d, err = s.Spend(c, keys[2], q, 5, t0)
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+
+	// Forget, ReturnIdle and Close return the panic as an error.
+	require.ErrorIs(t, s.Forget(ctx, keys[2], q), ErrLedgerPanic)
+	_, err = s.Spend(c, keys[2], q, 1, t0)
+	require.NoError(t, err)
+	require.ErrorIs(t, s.ReturnIdle(ctx, t0.Add(time.Hour)), ErrLedgerPanic)
+	_, err = s.Spend(c, keys[2], q, 1, t0)
+	require.NoError(t, err)
+	require.ErrorIs(t, s.Close(ctx), ErrLedgerPanic)
+}
+
+// A request under a new quota while a lease under the old one is taken:
+// the old lease's rest is dropped, not returned into the new balance.
+func TestQuotaChangeDuringLease(t *testing.T) {
+	l := newLedger()
+	q1, q2 := apikey.Quota{Limit: 100}, apikey.Quota{Limit: 50}
+	l.set("k", q1, t0)
+	l.block, l.entered = make(chan struct{}), make(chan struct{}, 2)
+	s := newSpender(t, l, Options{MinLease: 10})
+	done := make(chan Decision, 2)
+	spend := func(q apikey.Quota) {
+		d, err := s.Spend(ctx, "k", q, 1, t0)
+		assert.NoError(t, err)
+		done <- d
+	}
+	go spend(q1)
+	<-l.entered
+	l.set("k", q2, t0)
+	go spend(q2)
+	<-l.entered
+	l.mu.Lock()
+	close(l.block)
+	l.block = nil
+	l.mu.Unlock()
+	assert.True(t, (<-done).Allowed)
+	assert.True(t, (<-done).Allowed)
+	_, leased, returned := l.counts()
+	assert.EqualValues(t, 20, leased)
+	assert.Zero(t, returned, "the old quota's lease is dropped")
+	assert.EqualValues(t, 30, l.balance("k"))
+	assert.Equal(t, 1, s.keys())
 }
