@@ -24,7 +24,8 @@ var (
 	// ReasonInvalidRequest (400, "invalid_request"): the request is
 	// malformed: a body that is not one JSON object of the route's fields,
 	// a field of the wrong type (the detail names the field, never its
-	// value), expires_in and expires_at together, or a limit out of range.
+	// value), expires_in and expires_at together, a ?limit= out of range, or
+	// a ?from= or ?to= that is not an RFC 3339 time.
 	ReasonInvalidRequest = problem.New("invalid_request", http.StatusBadRequest, "invalid request")
 	// ReasonTooLarge (413, "request_too_large"): the body is larger than
 	// Options.MaxBodyBytes.
