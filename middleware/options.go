@@ -127,12 +127,10 @@ type Attempt struct {
 	Prefix string
 }
 
-// config is Options with every default applied.
-type config struct{ Options }
-
-func (o Options) withDefaults() (config, error) {
+// withDefaults returns o validated, with every default applied.
+func (o Options) withDefaults() (Options, error) {
 	if o.Store == nil {
-		return config{}, errors.New("middleware: Options.Store is required")
+		return Options{}, errors.New("middleware: Options.Store is required")
 	}
 	for _, d := range []struct {
 		name string
@@ -144,15 +142,15 @@ func (o Options) withDefaults() (config, error) {
 		{"MaxConcurrentHashes", int64(o.MaxConcurrentHashes)}, {"ThrottleFailures", int64(o.ThrottleFailures)},
 	} {
 		if d.v < 0 {
-			return config{}, errors.New("middleware: Options." + d.name + " must not be negative")
+			return Options{}, errors.New("middleware: Options." + d.name + " must not be negative")
 		}
 	}
 	for _, m := range o.AllowedMethods {
 		if m == "" {
-			return config{}, errors.New("middleware: Options.AllowedMethods holds an empty method")
+			return Options{}, errors.New("middleware: Options.AllowedMethods holds an empty method")
 		}
 	}
-	c := config{o}
+	c := o
 	if c.Hasher == nil {
 		c.Hasher = apikey.Argon2id{}
 	}

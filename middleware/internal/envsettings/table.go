@@ -4,6 +4,7 @@
 package envsettings
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -258,20 +259,16 @@ func (t *Table) ReloadPending(ctx context.Context) error {
 	var first error
 	failed := 0
 	for k := range envs {
-		if ctx.Err() != nil {
+		err := ctx.Err()
+		if err != nil {
 			t.pending.add(k)
-			failed++
-			continue
+		} else {
+			err = t.Reload(ctx, k.account, k.environment)
 		}
-		if err := t.Reload(ctx, k.account, k.environment); err != nil {
-			if first == nil {
-				first = err
-			}
+		if err != nil {
+			first = cmp.Or(first, err)
 			failed++
 		}
-	}
-	if ctx.Err() != nil && first == nil {
-		first = ctx.Err()
 	}
 	if failed > 1 {
 		return fmt.Errorf("%w (and %d more failed reloads)", first, failed-1)
