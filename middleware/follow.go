@@ -12,8 +12,10 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-// feedBatch is how many change-feed entries one read asks for.
-const feedBatch = 1000
+const (
+	feedBatch  = 1000                   // change-feed entries one read asks for
+	retryDelay = 250 * time.Millisecond // after a failed settings reload
+)
 
 // follower is the Validator's background loop: it follows the change feed,
 // reloads settings and writes last-used times. Only its goroutine (and
@@ -36,10 +38,6 @@ type follower struct {
 	following bool  // since is a revision read from the store
 	since     int64 // the last revision applied
 }
-
-// retryDelay is how long the follower waits after a failed settings reload
-// before it retries.
-const retryDelay = 250 * time.Millisecond
 
 // run is the loop; it returns when ctx ends.
 func (f *follower) run(ctx context.Context) {

@@ -14,12 +14,11 @@ import (
 	"github.com/keystile/keystile/apikey"
 )
 
-// PageSize is the Limit of each Store.Environments call of a Load.
-const PageSize = 1000
-
-// maxReports bounds the invalid allowed-origin lists one Load reports one
-// by one.
-const maxReports = 10
+const (
+	PageSize   = 1000 // the Limit of each Store.Environments call of a Load
+	MaxPending = 1024 // queued environments; beyond, a full load is due instead
+	maxReports = 10   // invalid allowed-origin lists one Load reports one by one
+)
 
 // Store is what the table reads: apikey.Store satisfies it.
 type Store interface {
@@ -339,10 +338,6 @@ func (x originIndex) allows(r apikey.RequestOrigin) bool {
 	}
 	return false
 }
-
-// MaxPending bounds the environments waiting for a reload; beyond it a full
-// load is due instead.
-const MaxPending = 1024
 
 // queue holds the environments waiting for a reload, and whether a full
 // load is due. Adding never blocks.
