@@ -15,29 +15,17 @@ import (
 // Identity is what the middleware learned about the key of an authenticated
 // request. It never holds the secret.
 type Identity struct {
-	// KeyID is the key's public id, its index in the store.
-	KeyID string
-	// Prefix is the displayable prefix, "server-<id>" or "client-<id>".
-	Prefix string
-	// Type is the key type.
-	Type apikey.KeyType
-	// Account is the account the key belongs to (apikey.DefaultAccount in
-	// a single-tenant service).
-	Account string
-	// Environment is the key's environment, within its Account.
-	Environment string
-	// Name is the key's label for people, "" if it has none.
-	Name string
-	// Owner names whom the key was issued to, "" if nobody was named.
-	Owner string
-	// Metadata is the map the service attached to the key; nil if none.
-	Metadata map[string]string
-	// Scopes are a server key's scopes ("*": full access); nil otherwise.
-	Scopes []string
-	// ExpiresAt is when the key stops working; zero means no expiry.
-	ExpiresAt time.Time
-	// Expiring reports that the key was rotated out (its grace period).
-	Expiring bool
+	KeyID       string            // the key's public id, its index in the store
+	Prefix      string            // the displayable prefix, "server-<id>" or "client-<id>"
+	Type        apikey.KeyType    // the key type
+	Account     string            // the key's account (apikey.DefaultAccount if single-tenant)
+	Environment string            // the key's environment, within its Account
+	Name        string            // the key's label for people, "" if none
+	Owner       string            // whom the key was issued to, "" if nobody was named
+	Metadata    map[string]string // what the service attached to the key; nil if none
+	Scopes      []string          // a server key's scopes ("*": full access); nil otherwise
+	ExpiresAt   time.Time         // when the key stops working; zero means no expiry
+	Expiring    bool              // the key was rotated out: it is in its grace period
 
 	expiresHeader string       // ExpiresAt as the HeaderKeyExpires value
 	issuer        *Validator   // the Validator that verified the key; nil in copies

@@ -115,16 +115,12 @@ type Attempt struct {
 	Method     string
 	Path       string
 	RemoteAddr string
-	// Origin is the request's Origin header, "" if none.
-	Origin string
+	Origin     string // the request's Origin header, "" if none
 	// FetchSite is the request's Sec-Fetch-Site header: "cross-site",
 	// "same-site", "same-origin" or "none"; "" if none, "other" otherwise.
 	FetchSite string
-	// Browser reports that the request carries an Origin or a
-	// Sec-Fetch-Site header: a web browser sent it.
-	Browser bool
-	// Prefix is the displayable prefix of a well-formed key, or "".
-	Prefix string
+	Browser   bool   // the request carries an Origin or a Sec-Fetch-Site header
+	Prefix    string // the displayable prefix of a well-formed key, or ""
 }
 
 // withDefaults returns o validated, with every default applied.
