@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -168,10 +169,7 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 // apikey.ManagerOptions.OnEvent so that changes made through the Manager
 // apply in this process for the next request.
 func (v *Validator) Invalidate(e apikey.Event) {
-	account := e.Account
-	if account == "" {
-		account = apikey.DefaultAccount
-	}
+	account := cmp.Or(e.Account, apikey.DefaultAccount)
 	switch e.Action {
 	case apikey.ActionView, apikey.ActionReveal:
 		return // nothing changed

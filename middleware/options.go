@@ -1,11 +1,13 @@
 package middleware
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/keystile/keystile/apikey"
@@ -141,41 +143,31 @@ func (o Options) withDefaults() (Options, error) {
 			return Options{}, errors.New("middleware: Options." + d.name + " must not be negative")
 		}
 	}
-	for _, m := range o.AllowedMethods {
-		if m == "" {
-			return Options{}, errors.New("middleware: Options.AllowedMethods holds an empty method")
-		}
+	if slices.Contains(o.AllowedMethods, "") {
+		return Options{}, errors.New("middleware: Options.AllowedMethods holds an empty method")
 	}
-	c := o
-	if c.Hasher == nil {
-		c.Hasher = apikey.Argon2id{}
+	if o.Hasher == nil {
+		o.Hasher = apikey.Argon2id{}
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	if c.ErrorHandler == nil {
-		c.ErrorHandler = problem.Write
+	if o.ErrorHandler == nil {
+		o.ErrorHandler = problem.Write
 	}
-	if c.OnBackgroundError == nil {
-		c.OnBackgroundError = func(err error) { slog.Default().Warn("keystile middleware", "error", err) }
+	if o.OnBackgroundError == nil {
+		o.OnBackgroundError = func(err error) { slog.Default().Warn("keystile middleware", "error", err) }
 	}
-	if len(c.AllowedMethods) == 0 {
-		c.AllowedMethods = DefaultAllowedMethods
+	if len(o.AllowedMethods) == 0 {
+		o.AllowedMethods = DefaultAllowedMethods
 	}
-	orDefault(&c.CacheSize, DefaultCacheSize)
-	orDefault(&c.CacheTTL, DefaultCacheTTL)
-	orDefault(&c.FailureTTL, DefaultFailureTTL)
-	orDefault(&c.MaxConcurrentHashes, runtime.NumCPU())
-	orDefault(&c.ThrottleFailures, DefaultThrottleFailures)
-	orDefault(&c.ThrottleWindow, DefaultThrottleWindow)
-	orDefault(&c.FeedInterval, DefaultFeedInterval)
-	orDefault(&c.LastUsedInterval, DefaultLastUsedInterval)
-	return c, nil
-}
-
-// orDefault sets *p to def if *p is zero.
-func orDefault[T int | time.Duration](p *T, def T) {
-	if *p == 0 {
-		*p = def
-	}
+	o.CacheSize = cmp.Or(o.CacheSize, DefaultCacheSize)
+	o.CacheTTL = cmp.Or(o.CacheTTL, DefaultCacheTTL)
+	o.FailureTTL = cmp.Or(o.FailureTTL, DefaultFailureTTL)
+	o.MaxConcurrentHashes = cmp.Or(o.MaxConcurrentHashes, runtime.NumCPU())
+	o.ThrottleFailures = cmp.Or(o.ThrottleFailures, DefaultThrottleFailures)
+	o.ThrottleWindow = cmp.Or(o.ThrottleWindow, DefaultThrottleWindow)
+	o.FeedInterval = cmp.Or(o.FeedInterval, DefaultFeedInterval)
+	o.LastUsedInterval = cmp.Or(o.LastUsedInterval, DefaultLastUsedInterval)
+	return o, nil
 }
