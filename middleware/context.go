@@ -47,11 +47,6 @@ type contextKey struct{ name string }
 
 var identityKey = &contextKey{"keystile identity"}
 
-// newContext returns ctx carrying the shared, immutable id.
-func newContext(ctx context.Context, id *Identity) context.Context {
-	return context.WithValue(ctx, identityKey, id)
-}
-
 // NewContext returns a copy of ctx that carries id for FromContext, for
 // tests and custom authenticators. Validators do not trust it.
 func NewContext(ctx context.Context, id Identity) context.Context {
@@ -59,7 +54,7 @@ func NewContext(ctx context.Context, id Identity) context.Context {
 	if !c.ExpiresAt.IsZero() {
 		c.expiresHeader = c.ExpiresAt.UTC().Format(time.RFC3339)
 	}
-	return newContext(ctx, &c)
+	return context.WithValue(ctx, identityKey, &c)
 }
 
 // verifiedBy returns the Identity in r's context if v put it there for the
@@ -80,11 +75,11 @@ func verifiedBy(r *http.Request, v *Validator) *Identity {
 // request's context, and true; otherwise the zero Identity and false. The
 // returned Scopes and Metadata are copies.
 func FromContext(ctx context.Context) (Identity, bool) {
-	if ctx == nil {
-		return Identity{}, false
+	var id *Identity
+	if ctx != nil {
+		id, _ = ctx.Value(identityKey).(*Identity)
 	}
-	id, ok := ctx.Value(identityKey).(*Identity)
-	if !ok || id == nil {
+	if id == nil {
 		return Identity{}, false
 	}
 	return id.clone(), true

@@ -159,7 +159,7 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 		if id.Expiring {
 			w.Header().Set(HeaderKeyExpires, id.expiresHeader)
 		}
-		next.ServeHTTP(w, r.WithContext(newContext(r.Context(), id)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey, id))) // id is shared and immutable
 	})
 }
 
