@@ -123,9 +123,8 @@ const HeaderAPIKey = "X-API-Key"
 var canonicalAPIKey = http.CanonicalHeaderKey(HeaderAPIKey)
 
 // keyFromRequest returns the presented key string, not yet parsed: from
-// X-API-Key, or from "Authorization: Bearer" (scheme in any case) if
-// bearer is set. A request without a key gets ErrMissingKey, one that sends
-// a key twice ErrMalformedKey.
+// X-API-Key, or if bearer from "Authorization: Bearer". A request without
+// a key gets ErrMissingKey, one that sends a key twice ErrMalformedKey.
 func keyFromRequest(r *http.Request, bearer bool) (string, error) {
 	values := r.Header[canonicalAPIKey]
 	if len(values) > 1 {

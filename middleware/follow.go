@@ -93,8 +93,7 @@ func (f *follower) start(ctx context.Context) {
 }
 
 // poll applies every change since the last poll to the cached keys, and
-// queues the reloads of changed settings. On storage.ErrFeedGap it drops
-// the whole cache and queues a full reload.
+// queues the reloads of changed settings (all after storage.ErrFeedGap).
 func (f *follower) poll(ctx context.Context) {
 	if !f.following {
 		if f.start(ctx); f.following {
@@ -175,8 +174,7 @@ func (f *follower) read(rev int64, now time.Time) {
 	f.stats.feedReadAt.Store(now.UnixNano())
 }
 
-// flushLastUsed writes the last-used times noted since the previous flush,
-// keeping those that cannot be written.
+// flushLastUsed writes the last-used times noted since the last flush.
 func (f *follower) flushLastUsed(ctx context.Context) error {
 	if f.recorder == nil {
 		return nil

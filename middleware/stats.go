@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -58,14 +59,11 @@ type stats struct {
 
 // refused counts a refusal by its reason.
 func (s *stats) refused(err error) {
-	r := problem.Of(err)
-	for i, known := range reasons {
-		if r == known {
-			s.refusals[i].Add(1)
-			return
-		}
+	i := slices.Index(reasons[:], problem.Of(err))
+	if i < 0 {
+		i = len(reasons) // "other"
 	}
-	s.refusals[len(reasons)].Add(1)
+	s.refusals[i].Add(1)
 }
 
 // Stats returns the Validator's counters, at any time.
