@@ -80,11 +80,9 @@ func (s *safeStore) RecordLastUsed(ctx context.Context, used map[string]time.Tim
 	return s.recorder.RecordLastUsed(ctx, used)
 }
 
-// safeHasher is the Hasher the Validator calls. The hasher holds the
-// presented secret, and a custom one could put it in its errors or panic
-// values in any form: only apikey.ErrInvalidHash or apikey.ErrInvalidParams
-// is kept of an error, and only the type of a panic value, which becomes an
-// error wrapping errPanicked.
+// safeHasher is the Hasher the Validator calls. Since the hasher holds the
+// secret, it keeps only the sentinel of an error (hasherError) and the type
+// of a panic value (hasherRecovered).
 type safeHasher struct{ h apikey.Hasher }
 
 func (h safeHasher) Hash(secret []byte) (_ string, err error) {

@@ -42,25 +42,19 @@ type settings struct {
 // before a change never replaces one that began after it; failed and
 // missing ones wait in a bounded queue for ReloadPending.
 type Table struct {
-	store  Store
-	report func(error)
-
-	write sync.Mutex // serialises Load and Reload; taken before mu
-
-	mu     sync.RWMutex
-	c      contents     // c.envs is nil until the first Load succeeds
-	closed atomic.Int64 // c.closed, read without the lock
-
+	store   Store
+	report  func(error)
 	pending *queue
+	write   sync.Mutex   // serialises Load and Reload; taken before mu
+	mu      sync.RWMutex // guards c
+	c       contents     // c.envs is nil until the first Load succeeds
+	closed  atomic.Int64 // c.closed, read without the lock
 }
 
 // New returns an empty table that reads store. report, if not nil,
 // receives the allowed-origin entries that do not parse (by position,
 // never by content), while Load or Reload runs.
 func New(store Store, report func(error)) *Table {
-	if store == nil {
-		panic("envsettings: nil store")
-	}
 	if report == nil {
 		report = func(error) {}
 	}
