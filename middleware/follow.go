@@ -31,7 +31,6 @@ type follower struct {
 	now      func() time.Time
 	ttl      time.Duration // Options.CacheTTL
 	report   func(error)
-
 	// 0: never (feedEvery without a feed, lastUsedEvery without a recorder)
 	feedEvery, settingsEvery, lastUsedEvery time.Duration
 

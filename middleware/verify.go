@@ -34,9 +34,8 @@ type verifier struct {
 	stats      *stats
 	report     func(error)                 // Options.OnBackgroundError
 	background func(func(context.Context)) // runs an upgrade until Close
-
-	group singleflight.Group
-	slots *slots // the argon2 concurrency cap
+	group      singleflight.Group
+	slots      *slots // the argon2 concurrency cap
 }
 
 // maxVerifyRounds bounds the verifications one request starts because its
