@@ -12,9 +12,9 @@ import (
 	"github.com/keystile/keystile/middleware/problem"
 )
 
-// check authenticates r, unless outer is the Identity that this Validator
-// put in r's context for r's key, authorizes it under p (if not nil), and
-// calls the hooks. The returned Identity is shared and immutable.
+// check authenticates r unless outer holds its Identity (verifiedBy), then
+// authorizes it under p if not nil and calls the hooks. It returns the
+// shared Identity.
 func (v *Validator) check(r *http.Request, p *Policy, outer *Identity) (*Identity, error) {
 	if outer != nil {
 		if p == nil {
@@ -115,8 +115,7 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*en
 	return e, key.Prefix(), err
 }
 
-// HeaderAPIKey is the header the key is read from. Header names are
-// case-insensitive: "x-api-key" works too.
+// HeaderAPIKey is the header the key is read from, in any case.
 const HeaderAPIKey = "X-API-Key"
 
 // canonicalAPIKey is HeaderAPIKey as net/http stores it.

@@ -71,9 +71,8 @@ func verifiedBy(r *http.Request, v *Validator) *Identity {
 	return id
 }
 
-// FromContext returns the Identity that the middleware stored in the
-// request's context, and true; otherwise the zero Identity and false. The
-// returned Scopes and Metadata are copies.
+// FromContext returns a copy of the Identity that the middleware stored in
+// the request's context, and true; otherwise the zero Identity and false.
 func FromContext(ctx context.Context) (Identity, bool) {
 	var id *Identity
 	if ctx != nil {

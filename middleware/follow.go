@@ -17,9 +17,8 @@ const (
 	retryDelay = 250 * time.Millisecond // after a failed settings reload
 )
 
-// follower is the Validator's background loop: it follows the change feed,
-// reloads settings and writes last-used times. Only its goroutine (and
-// New, before it starts) touches following and since.
+// follower is the Validator's background loop: change feed, settings
+// reloads, last-used times. Only it (and New, before) touches its state.
 type follower struct {
 	feed     storage.ChangeFeed       // nil without a change feed
 	wake     <-chan struct{}          // Options.FeedWake; nil without a feed

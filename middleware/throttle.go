@@ -34,11 +34,10 @@ type throttle struct {
 	window       time.Duration
 	globalBudget int           // failures per window of all key ids together
 	suspectSlots chan struct{} // the suspect lane's share of the argon2 slots
-
-	mu       sync.Mutex
-	ids      *simplelru.LRU[string, *windowCount]
-	suspects *simplelru.LRU[string, time.Time] // key id -> its last wrong secret, or refusal since
-	global   windowCount                       // of all key ids; pending counts suspect ids only
+	mu           sync.Mutex    // guards the fields below
+	ids          *simplelru.LRU[string, *windowCount]
+	suspects     *simplelru.LRU[string, time.Time] // key id -> its last wrong secret, or refusal since
+	global       windowCount                       // of all key ids; pending counts suspect ids only
 }
 
 // windowCount counts the verifications of a fixed window.

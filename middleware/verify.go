@@ -42,8 +42,7 @@ type verifier struct {
 // key id was evicted while the previous one ran.
 const maxVerifyRounds = 3
 
-// outcome is what a shared verification hands its requests: the entry, and
-// the cache's token when it started reading.
+// outcome is a shared verification's entry and the token it read after.
 type outcome struct {
 	e     *entry
 	token uint64

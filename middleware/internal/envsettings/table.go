@@ -39,8 +39,7 @@ type settings struct {
 
 // Table is the settings of every account's environments, safe for
 // concurrent use. Load and Reload are serialised, so that a read that began
-// before a change never replaces one that began after it; failed and
-// missing ones wait in a bounded queue for ReloadPending.
+// before a change never replaces one that began after it.
 type Table struct {
 	store   Store
 	report  func(error)
