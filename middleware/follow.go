@@ -135,10 +135,8 @@ func (f *follower) poll(ctx context.Context) {
 	}
 }
 
-// apply updates the cached entries of the key id from its record rec, read
-// after token and after now, while the presented key verified against the
-// stored hash in this process; otherwise, and when the store sent no
-// record (rec nil), the key is evicted.
+// apply remakes the cached entries of the key id from its record rec, read
+// after token and now, if they verified against its hash; else it evicts.
 func (f *follower) apply(id string, rec *apikey.Record, token uint64, now time.Time) {
 	if rec == nil || rec.ID != id {
 		f.cache.Evict(id)

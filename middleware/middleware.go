@@ -188,9 +188,8 @@ func (v *Validator) Invalidate(e apikey.Event) {
 	}
 }
 
-// Close stops the background work, waits for it, and writes the last-used
-// times not yet written. After Close every check fails with ErrUnavailable.
-// Later calls return nil.
+// Close stops the background work and writes the last-used times not yet
+// written; then every check fails with ErrUnavailable. Later calls return nil.
 func (v *Validator) Close() error {
 	if !v.tasks.close() {
 		return nil

@@ -30,9 +30,8 @@ func hasherRecovered(err *error) {
 	}
 }
 
-// safeStore is the store as the Validator calls it: each method the
-// Validator uses turns a panic of a custom store into an error wrapping
-// errPanicked, so that it cannot end the process.
+// safeStore is the store as the Validator calls it: each method it uses
+// turns a panic of a custom store into an error wrapping errPanicked.
 type safeStore struct {
 	apikey.Store
 	feed     storage.ChangeFeed       // nil without one

@@ -77,9 +77,8 @@ func (vf *verifier) verify(ctx context.Context, key apikey.Key, k keycache.Key) 
 	return nil, problem.Refuse(ErrBusy, "the key changed during every verification")
 }
 
-// load reads a key by id, verifies its hash and caches the outcome
-// (storage errors are not cached). It recovers a panic, which singleflight
-// would re-raise in a goroutine of its own.
+// load reads a key by id, verifies its hash and caches the outcome, but
+// not a storage error. It recovers a panic (singleflight would re-raise it).
 func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (out outcome, err error) {
 	defer func() {
 		if p := recover(); p != nil {

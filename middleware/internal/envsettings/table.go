@@ -298,9 +298,8 @@ func parse(st apikey.Settings) (settings, error) {
 	return s, nil
 }
 
-// originIndex counts, for each allowed-origin entry, the open
-// environments that allow it, so that a preflight looks up only the entries
-// that could admit its origin.
+// originIndex counts, for each allowed-origin entry, the open environments
+// that allow it, so that a preflight looks up only its origin's candidates.
 type originIndex map[apikey.Origin]int32
 
 // add counts the entries of s (d = 1), or removes them (d = -1).

@@ -1,6 +1,5 @@
 // Package keycache is the validation cache of the middleware (Cache) and
-// its memory of verified keys (Verified). Every type is safe for
-// concurrent use.
+// its memory of verified keys (Verified), both safe for concurrent use.
 package keycache
 
 import (
