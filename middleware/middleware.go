@@ -152,14 +152,13 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 			v.cfg.ErrorHandler(w, r, err)
 			return
 		}
-		if outer != nil {
-			next.ServeHTTP(w, r)
-			return
+		if outer == nil {
+			if id.Expiring {
+				w.Header().Set(HeaderKeyExpires, id.expiresHeader)
+			}
+			r = r.WithContext(context.WithValue(r.Context(), identityKey, id)) // id is shared and immutable
 		}
-		if id.Expiring {
-			w.Header().Set(HeaderKeyExpires, id.expiresHeader)
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey, id))) // id is shared and immutable
+		next.ServeHTTP(w, r)
 	})
 }
 

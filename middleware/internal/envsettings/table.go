@@ -57,7 +57,8 @@ func New(store Store, report func(error)) *Table {
 	if report == nil {
 		report = func(error) {}
 	}
-	return &Table{store: store, report: report, pending: newQueue()}
+	pending := &queue{envs: map[key]struct{}{}, ready: make(chan struct{}, 1)}
+	return &Table{store: store, report: report, pending: pending}
 }
 
 // Len returns the number of environments in the table.
@@ -338,10 +339,6 @@ type queue struct {
 	envs  map[key]struct{}
 	full  bool
 	ready chan struct{}
-}
-
-func newQueue() *queue {
-	return &queue{envs: map[key]struct{}{}, ready: make(chan struct{}, 1)}
 }
 
 // add queues one environment; at MaxPending it asks for a full load.
