@@ -215,7 +215,7 @@ func BenchmarkCachedKeyCheck(b *testing.B) {
 func BenchmarkWithContext(b *testing.B) {
 	id := &Identity{}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		noop.ServeHTTP(w, r.WithContext(newContext(r.Context(), id)))
+		noop.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey, id)))
 	})
 	runServe(b, h, benchRequest(""), http.StatusOK)
 }

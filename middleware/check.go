@@ -12,9 +12,9 @@ import (
 	"github.com/keystile/keystile/middleware/problem"
 )
 
-// check authenticates r, unless outer is the Identity that this Validator
-// put in r's context for r's key, authorizes it under p (if not nil), and
-// calls the hooks. The returned Identity is shared and immutable.
+// check authenticates r unless outer holds its Identity (verifiedBy), then
+// authorizes it under p if not nil and calls the hooks. It returns the
+// shared Identity.
 func (v *Validator) check(r *http.Request, p *Policy, outer *Identity) (*Identity, error) {
 	if outer != nil {
 		if p == nil {
@@ -115,17 +115,15 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*en
 	return e, key.Prefix(), err
 }
 
-// HeaderAPIKey is the header the key is read from. Header names are
-// case-insensitive: "x-api-key" works too.
+// HeaderAPIKey is the header the key is read from, in any case.
 const HeaderAPIKey = "X-API-Key"
 
 // canonicalAPIKey is HeaderAPIKey as net/http stores it.
 var canonicalAPIKey = http.CanonicalHeaderKey(HeaderAPIKey)
 
 // keyFromRequest returns the presented key string, not yet parsed: from
-// X-API-Key, or from "Authorization: Bearer" (scheme in any case) if
-// bearer is set. A request without a key gets ErrMissingKey, one that sends
-// a key twice ErrMalformedKey.
+// X-API-Key, or if bearer from "Authorization: Bearer". A request without
+// a key gets ErrMissingKey, one that sends a key twice ErrMalformedKey.
 func keyFromRequest(r *http.Request, bearer bool) (string, error) {
 	values := r.Header[canonicalAPIKey]
 	if len(values) > 1 {

@@ -15,29 +15,17 @@ import (
 // Identity is what the middleware learned about the key of an authenticated
 // request. It never holds the secret.
 type Identity struct {
-	// KeyID is the key's public id, its index in the store.
-	KeyID string
-	// Prefix is the displayable prefix, "server-<id>" or "client-<id>".
-	Prefix string
-	// Type is the key type.
-	Type apikey.KeyType
-	// Account is the account the key belongs to (apikey.DefaultAccount in
-	// a single-tenant service).
-	Account string
-	// Environment is the key's environment, within its Account.
-	Environment string
-	// Name is the key's label for people, "" if it has none.
-	Name string
-	// Owner names whom the key was issued to, "" if nobody was named.
-	Owner string
-	// Metadata is the map the service attached to the key; nil if none.
-	Metadata map[string]string
-	// Scopes are a server key's scopes ("*": full access); nil otherwise.
-	Scopes []string
-	// ExpiresAt is when the key stops working; zero means no expiry.
-	ExpiresAt time.Time
-	// Expiring reports that the key was rotated out (its grace period).
-	Expiring bool
+	KeyID       string            // the key's public id, its index in the store
+	Prefix      string            // the displayable prefix, "server-<id>" or "client-<id>"
+	Type        apikey.KeyType    // the key type
+	Account     string            // the key's account (apikey.DefaultAccount if single-tenant)
+	Environment string            // the key's environment, within its Account
+	Name        string            // the key's label for people, "" if none
+	Owner       string            // whom the key was issued to, "" if nobody was named
+	Metadata    map[string]string // what the service attached to the key; nil if none
+	Scopes      []string          // a server key's scopes ("*": full access); nil otherwise
+	ExpiresAt   time.Time         // when the key stops working; zero means no expiry
+	Expiring    bool              // the key was rotated out: it is in its grace period
 
 	expiresHeader string       // ExpiresAt as the HeaderKeyExpires value
 	issuer        *Validator   // the Validator that verified the key; nil in copies
@@ -59,11 +47,6 @@ type contextKey struct{ name string }
 
 var identityKey = &contextKey{"keystile identity"}
 
-// newContext returns ctx carrying the shared, immutable id.
-func newContext(ctx context.Context, id *Identity) context.Context {
-	return context.WithValue(ctx, identityKey, id)
-}
-
 // NewContext returns a copy of ctx that carries id for FromContext, for
 // tests and custom authenticators. Validators do not trust it.
 func NewContext(ctx context.Context, id Identity) context.Context {
@@ -71,7 +54,7 @@ func NewContext(ctx context.Context, id Identity) context.Context {
 	if !c.ExpiresAt.IsZero() {
 		c.expiresHeader = c.ExpiresAt.UTC().Format(time.RFC3339)
 	}
-	return newContext(ctx, &c)
+	return context.WithValue(ctx, identityKey, &c)
 }
 
 // verifiedBy returns the Identity in r's context if v put it there for the
@@ -88,15 +71,14 @@ func verifiedBy(r *http.Request, v *Validator) *Identity {
 	return id
 }
 
-// FromContext returns the Identity that the middleware stored in the
-// request's context, and true; otherwise the zero Identity and false. The
-// returned Scopes and Metadata are copies.
+// FromContext returns a copy of the Identity that the middleware stored in
+// the request's context, and true; otherwise the zero Identity and false.
 func FromContext(ctx context.Context) (Identity, bool) {
-	if ctx == nil {
-		return Identity{}, false
+	var id *Identity
+	if ctx != nil {
+		id, _ = ctx.Value(identityKey).(*Identity)
 	}
-	id, ok := ctx.Value(identityKey).(*Identity)
-	if !ok || id == nil {
+	if id == nil {
 		return Identity{}, false
 	}
 	return id.clone(), true

@@ -8,10 +8,9 @@
 // Invalidate as apikey.ManagerOptions.OnEvent, and Close the Validator
 // after the server has shut down.
 //
-// A refused request gets an application/problem+json body with the stable
-// code of one of the Err sentinels: 401 for a key that is not valid, 403
-// for a valid key not allowed here, 429 and 503 with Retry-After. Storage
-// failures and panics of a store or hasher are 503, never 401. Nothing
-// carries more of a key than its displayable prefix. docs/security.md and
-// docs/consistency.md state every guarantee.
+// A refused request gets an application/problem+json body with the code of
+// one of the Err sentinels: 401 for a key that is not valid, 403 for a
+// valid key not allowed here, 429 and 503 with Retry-After; a failing
+// store is 503, never 401. No error, body or hook holds a secret;
+// docs/security.md states every guarantee.
 package middleware

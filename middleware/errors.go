@@ -15,12 +15,10 @@ const challenge = `APIKey header="X-API-Key"`
 var (
 	// ErrMissingKey: the request carries no key.
 	ErrMissingKey = problem.Unauthorized("missing_key", "missing API key", challenge)
-	// ErrMalformedKey: the key is not a keystile key (length, prefix,
-	// alphabet or checksum), or it was sent twice. Nothing was read or
-	// hashed.
+	// ErrMalformedKey: not a keystile key (length, prefix, alphabet or
+	// checksum), or sent twice. Nothing was read or hashed.
 	ErrMalformedKey = problem.Unauthorized("malformed_key", "malformed API key", challenge)
-	// ErrInvalidKey: no such key, or a wrong secret; the two are not told
-	// apart.
+	// ErrInvalidKey: no such key, or a wrong secret (not told apart).
 	ErrInvalidKey = problem.Unauthorized("invalid_key", "invalid API key", challenge)
 	// ErrExpiredKey: the key is past its expiry.
 	ErrExpiredKey = problem.Unauthorized("expired_key", "expired API key", challenge)
@@ -33,11 +31,9 @@ var (
 	ErrScope = problem.New("insufficient_scope", http.StatusForbidden, "key lacks the required scope")
 	// ErrEnvironment: the route does not accept keys of this environment.
 	ErrEnvironment = problem.New("environment_not_allowed", http.StatusForbidden, "key environment not allowed here")
-	// ErrOrigin: the request's Origin is not allowed for the publishable
-	// key's environment.
+	// ErrOrigin: the Origin is not allowed for the publishable key.
 	ErrOrigin = problem.New("origin_not_allowed", http.StatusForbidden, "origin not allowed for this key")
-	// ErrServerKeyFromBrowser: a server key arrived from a web browser; see
-	// Options.AllowServerKeyFromBrowser.
+	// ErrServerKeyFromBrowser: a server key came from a web browser.
 	ErrServerKeyFromBrowser = problem.New("server_key_from_browser", http.StatusForbidden, "server key used from a browser")
 
 	// ErrThrottled: too many failed verifications for this key id, or for
@@ -47,7 +43,6 @@ var (
 	// ErrUnavailable: storage failed, the settings are not loaded yet, or
 	// the Validator is closed (fail closed).
 	ErrUnavailable = problem.New("unavailable", http.StatusServiceUnavailable, "key validation unavailable")
-	// ErrBusy: the request's context ended while it waited for a key
-	// verification.
+	// ErrBusy: the request's context ended while it waited for a verification.
 	ErrBusy = problem.New("busy", http.StatusServiceUnavailable, "key verification did not finish in time")
 )

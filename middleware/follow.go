@@ -12,12 +12,13 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-// feedBatch is how many change-feed entries one read asks for.
-const feedBatch = 1000
+const (
+	feedBatch  = 1000                   // change-feed entries one read asks for
+	retryDelay = 250 * time.Millisecond // after a failed settings reload
+)
 
-// follower is the Validator's background loop: it follows the change feed,
-// reloads settings and writes last-used times. Only its goroutine (and
-// New, before it starts) touches following and since.
+// follower is the Validator's background loop: change feed, settings
+// reloads, last-used times. Only it (and New, before) touches its state.
 type follower struct {
 	feed     storage.ChangeFeed       // nil without a change feed
 	wake     <-chan struct{}          // Options.FeedWake; nil without a feed
@@ -29,17 +30,12 @@ type follower struct {
 	now      func() time.Time
 	ttl      time.Duration // Options.CacheTTL
 	report   func(error)
-
 	// 0: never (feedEvery without a feed, lastUsedEvery without a recorder)
 	feedEvery, settingsEvery, lastUsedEvery time.Duration
 
 	following bool  // since is a revision read from the store
 	since     int64 // the last revision applied
 }
-
-// retryDelay is how long the follower waits after a failed settings reload
-// before it retries.
-const retryDelay = 250 * time.Millisecond
 
 // run is the loop; it returns when ctx ends.
 func (f *follower) run(ctx context.Context) {
@@ -95,8 +91,7 @@ func (f *follower) start(ctx context.Context) {
 }
 
 // poll applies every change since the last poll to the cached keys, and
-// queues the reloads of changed settings. On storage.ErrFeedGap it drops
-// the whole cache and queues a full reload.
+// queues the reloads of changed settings (all after storage.ErrFeedGap).
 func (f *follower) poll(ctx context.Context) {
 	if !f.following {
 		if f.start(ctx); f.following {
@@ -140,10 +135,8 @@ func (f *follower) poll(ctx context.Context) {
 	}
 }
 
-// apply updates the cached entries of the key id from its record rec, read
-// after token and after now, while the presented key verified against the
-// stored hash in this process; otherwise, and when the store sent no
-// record (rec nil), the key is evicted.
+// apply remakes the cached entries of the key id from its record rec, read
+// after token and now, if they verified against its hash; else it evicts.
 func (f *follower) apply(id string, rec *apikey.Record, token uint64, now time.Time) {
 	if rec == nil || rec.ID != id {
 		f.cache.Evict(id)
@@ -177,8 +170,7 @@ func (f *follower) read(rev int64, now time.Time) {
 	f.stats.feedReadAt.Store(now.UnixNano())
 }
 
-// flushLastUsed writes the last-used times noted since the previous flush,
-// keeping those that cannot be written.
+// flushLastUsed writes the last-used times noted since the last flush.
 func (f *follower) flushLastUsed(ctx context.Context) error {
 	if f.recorder == nil {
 		return nil

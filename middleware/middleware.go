@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -21,7 +22,7 @@ const startupTimeout = 5 * time.Second
 // Validator checks the API keys of HTTP requests. Create it with New. It
 // is safe for concurrent use.
 type Validator struct {
-	cfg      config
+	cfg      Options // with defaults applied
 	cache    *keycache.Cache[*Identity]
 	verifier *verifier
 	settings *envsettings.Table
@@ -151,14 +152,13 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 			v.cfg.ErrorHandler(w, r, err)
 			return
 		}
-		if outer != nil {
-			next.ServeHTTP(w, r)
-			return
+		if outer == nil {
+			if id.Expiring {
+				w.Header().Set(HeaderKeyExpires, id.expiresHeader)
+			}
+			r = r.WithContext(context.WithValue(r.Context(), identityKey, id)) // id is shared and immutable
 		}
-		if id.Expiring {
-			w.Header().Set(HeaderKeyExpires, id.expiresHeader)
-		}
-		next.ServeHTTP(w, r.WithContext(newContext(r.Context(), id)))
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -168,10 +168,7 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 // apikey.ManagerOptions.OnEvent so that changes made through the Manager
 // apply in this process for the next request.
 func (v *Validator) Invalidate(e apikey.Event) {
-	account := e.Account
-	if account == "" {
-		account = apikey.DefaultAccount
-	}
+	account := cmp.Or(e.Account, apikey.DefaultAccount)
 	switch e.Action {
 	case apikey.ActionView, apikey.ActionReveal:
 		return // nothing changed
@@ -190,9 +187,8 @@ func (v *Validator) Invalidate(e apikey.Event) {
 	}
 }
 
-// Close stops the background work, waits for it, and writes the last-used
-// times not yet written. After Close every check fails with ErrUnavailable.
-// Later calls return nil.
+// Close stops the background work and writes the last-used times not yet
+// written; then every check fails with ErrUnavailable. Later calls return nil.
 func (v *Validator) Close() error {
 	if !v.tasks.close() {
 		return nil
@@ -249,4 +245,46 @@ func addVary(h http.Header, values []string) {
 	} else {
 		h["Vary"] = values[:len(values):len(values)]
 	}
+}
+
+// HeaderKeyExpires is the response header that a key in its grace period
+// adds: its expiry in RFC 3339, exposed to cross-origin scripts.
+const HeaderKeyExpires = "Keystile-Key-Expires"
+
+// CORS returns next (a whole router, as in v.CORS(mux)) wrapped with the
+// CORS layer of the Validator's keys. It answers preflights itself for the
+// origins that some environment allows (every origin with
+// Options.AllowServerKeyFromBrowser); a preflight never reaches next. To
+// an actual request from an admitted origin it adds the CORS headers. The
+// routes still check each key against its own environment's origins.
+//
+// CORS panics if next is nil.
+func (v *Validator) CORS(next http.Handler) http.Handler {
+	if next == nil {
+		panic("middleware: CORS: nil handler")
+	}
+	h := v.cors.Handler(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			addVary(w.Header(), v.vary) // the answer would differ with a key header allowed or not
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// newCORS returns the rs/cors handler of the Validator.
+func newCORS(cfg Options, settings *envsettings.Table) *cors.Cors {
+	headers := []string{HeaderAPIKey, "Content-Type"}
+	if cfg.AllowBearer {
+		headers = append(headers, "Authorization")
+	}
+	return cors.New(cors.Options{
+		AllowOriginRequestFunc: func(_ *http.Request, origin string) bool {
+			return origin != "" && (cfg.AllowServerKeyFromBrowser || settings.AnyAllows(origin))
+		},
+		AllowedMethods: cfg.AllowedMethods,
+		AllowedHeaders: headers,
+		ExposedHeaders: []string{HeaderKeyExpires},
+		MaxAge:         int(cfg.PreflightMaxAge.Seconds()),
+	})
 }

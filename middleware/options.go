@@ -1,11 +1,13 @@
 package middleware
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/keystile/keystile/apikey"
@@ -115,24 +117,18 @@ type Attempt struct {
 	Method     string
 	Path       string
 	RemoteAddr string
-	// Origin is the request's Origin header, "" if none.
-	Origin string
+	Origin     string // the request's Origin header, "" if none
 	// FetchSite is the request's Sec-Fetch-Site header: "cross-site",
 	// "same-site", "same-origin" or "none"; "" if none, "other" otherwise.
 	FetchSite string
-	// Browser reports that the request carries an Origin or a
-	// Sec-Fetch-Site header: a web browser sent it.
-	Browser bool
-	// Prefix is the displayable prefix of a well-formed key, or "".
-	Prefix string
+	Browser   bool   // the request carries an Origin or a Sec-Fetch-Site header
+	Prefix    string // the displayable prefix of a well-formed key, or ""
 }
 
-// config is Options with every default applied.
-type config struct{ Options }
-
-func (o Options) withDefaults() (config, error) {
+// withDefaults returns o validated, with every default applied.
+func (o Options) withDefaults() (Options, error) {
 	if o.Store == nil {
-		return config{}, errors.New("middleware: Options.Store is required")
+		return Options{}, errors.New("middleware: Options.Store is required")
 	}
 	for _, d := range []struct {
 		name string
@@ -144,44 +140,34 @@ func (o Options) withDefaults() (config, error) {
 		{"MaxConcurrentHashes", int64(o.MaxConcurrentHashes)}, {"ThrottleFailures", int64(o.ThrottleFailures)},
 	} {
 		if d.v < 0 {
-			return config{}, errors.New("middleware: Options." + d.name + " must not be negative")
+			return Options{}, errors.New("middleware: Options." + d.name + " must not be negative")
 		}
 	}
-	for _, m := range o.AllowedMethods {
-		if m == "" {
-			return config{}, errors.New("middleware: Options.AllowedMethods holds an empty method")
-		}
+	if slices.Contains(o.AllowedMethods, "") {
+		return Options{}, errors.New("middleware: Options.AllowedMethods holds an empty method")
 	}
-	c := config{o}
-	if c.Hasher == nil {
-		c.Hasher = apikey.Argon2id{}
+	if o.Hasher == nil {
+		o.Hasher = apikey.Argon2id{}
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	if c.ErrorHandler == nil {
-		c.ErrorHandler = problem.Write
+	if o.ErrorHandler == nil {
+		o.ErrorHandler = problem.Write
 	}
-	if c.OnBackgroundError == nil {
-		c.OnBackgroundError = func(err error) { slog.Default().Warn("keystile middleware", "error", err) }
+	if o.OnBackgroundError == nil {
+		o.OnBackgroundError = func(err error) { slog.Default().Warn("keystile middleware", "error", err) }
 	}
-	if len(c.AllowedMethods) == 0 {
-		c.AllowedMethods = DefaultAllowedMethods
+	if len(o.AllowedMethods) == 0 {
+		o.AllowedMethods = DefaultAllowedMethods
 	}
-	orDefault(&c.CacheSize, DefaultCacheSize)
-	orDefault(&c.CacheTTL, DefaultCacheTTL)
-	orDefault(&c.FailureTTL, DefaultFailureTTL)
-	orDefault(&c.MaxConcurrentHashes, runtime.NumCPU())
-	orDefault(&c.ThrottleFailures, DefaultThrottleFailures)
-	orDefault(&c.ThrottleWindow, DefaultThrottleWindow)
-	orDefault(&c.FeedInterval, DefaultFeedInterval)
-	orDefault(&c.LastUsedInterval, DefaultLastUsedInterval)
-	return c, nil
-}
-
-// orDefault sets *p to def if *p is zero.
-func orDefault[T int | time.Duration](p *T, def T) {
-	if *p == 0 {
-		*p = def
-	}
+	o.CacheSize = cmp.Or(o.CacheSize, DefaultCacheSize)
+	o.CacheTTL = cmp.Or(o.CacheTTL, DefaultCacheTTL)
+	o.FailureTTL = cmp.Or(o.FailureTTL, DefaultFailureTTL)
+	o.MaxConcurrentHashes = cmp.Or(o.MaxConcurrentHashes, runtime.NumCPU())
+	o.ThrottleFailures = cmp.Or(o.ThrottleFailures, DefaultThrottleFailures)
+	o.ThrottleWindow = cmp.Or(o.ThrottleWindow, DefaultThrottleWindow)
+	o.FeedInterval = cmp.Or(o.FeedInterval, DefaultFeedInterval)
+	o.LastUsedInterval = cmp.Or(o.LastUsedInterval, DefaultLastUsedInterval)
+	return o, nil
 }

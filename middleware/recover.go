@@ -30,9 +30,8 @@ func hasherRecovered(err *error) {
 	}
 }
 
-// safeStore is the store as the Validator calls it: each method the
-// Validator uses turns a panic of a custom store into an error wrapping
-// errPanicked, so that it cannot end the process.
+// safeStore is the store as the Validator calls it: each method it uses
+// turns a panic of a custom store into an error wrapping errPanicked.
 type safeStore struct {
 	apikey.Store
 	feed     storage.ChangeFeed       // nil without one
@@ -80,11 +79,9 @@ func (s *safeStore) RecordLastUsed(ctx context.Context, used map[string]time.Tim
 	return s.recorder.RecordLastUsed(ctx, used)
 }
 
-// safeHasher is the Hasher the Validator calls. The hasher holds the
-// presented secret, and a custom one could put it in its errors or panic
-// values in any form: only apikey.ErrInvalidHash or apikey.ErrInvalidParams
-// is kept of an error, and only the type of a panic value, which becomes an
-// error wrapping errPanicked.
+// safeHasher is the Hasher the Validator calls. Since the hasher holds the
+// secret, it keeps only the sentinel of an error (hasherError) and the type
+// of a panic value (hasherRecovered).
 type safeHasher struct{ h apikey.Hasher }
 
 func (h safeHasher) Hash(secret []byte) (_ string, err error) {

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -21,22 +22,18 @@ type Stats struct {
 	// HashesRunning and HashesWaiting are the argon2 verifications running
 	// now and those waiting for a slot.
 	HashesRunning, HashesWaiting int64
-	// Hashes counts argon2 verifications, and HashTime their total time.
-	Hashes   uint64
-	HashTime time.Duration
-	// Throttled counts verifications that the throttle refused.
-	Throttled uint64
+	Hashes                       uint64        // argon2 verifications
+	HashTime                     time.Duration // the time they took in all
+	Throttled                    uint64        // verifications that the throttle refused
 	// Refusals counts refused requests by reason code, such as
 	// "invalid_key"; "other" counts the rest.
 	Refusals map[string]uint64
 	// FeedRevision is the last change-feed revision applied, and FeedLag
 	// how long ago the feed was last read; both zero without a feed.
-	FeedRevision int64
-	FeedLag      time.Duration
-	// Environments is how many environments' settings the Validator holds.
-	Environments int
-	// BackgroundErrors counts the errors passed to Options.OnBackgroundError.
-	BackgroundErrors uint64
+	FeedRevision     int64
+	FeedLag          time.Duration
+	Environments     int    // environments whose settings the Validator holds
+	BackgroundErrors uint64 // errors passed to Options.OnBackgroundError
 }
 
 // reasons are the refusals counted one by one in Stats.Refusals.
@@ -62,14 +59,11 @@ type stats struct {
 
 // refused counts a refusal by its reason.
 func (s *stats) refused(err error) {
-	r := problem.Of(err)
-	for i, known := range reasons {
-		if r == known {
-			s.refusals[i].Add(1)
-			return
-		}
+	i := slices.Index(reasons[:], problem.Of(err))
+	if i < 0 {
+		i = len(reasons) // "other"
 	}
-	s.refusals[len(reasons)].Add(1)
+	s.refusals[i].Add(1)
 }
 
 // Stats returns the Validator's counters, at any time.

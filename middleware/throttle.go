@@ -9,16 +9,11 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
-// throttleSize bounds the key ids counted and those remembered as suspect.
-const throttleSize = 10_000
-
-// suspectWindows is how long, in windows, a key id stays suspect after its
-// last wrong secret or refusal since.
-const suspectWindows = 10
-
-// suspectIDsPerSlot sets the failure budget of all key ids together: that
-// of suspectIDsPerSlot key ids per argon2 slot.
-const suspectIDsPerSlot = 10
+const (
+	throttleSize      = 10_000 // key ids counted, and key ids remembered as suspect
+	suspectWindows    = 10     // windows a key id stays suspect after its last wrong secret or refusal
+	suspectIDsPerSlot = 10     // the failure budget of all key ids: that of 10 ids per argon2 slot
+)
 
 // throttle limits verifications of key ids that keep failing; the
 // verifier asks it only on cache misses, and never for a key that verified
@@ -39,11 +34,10 @@ type throttle struct {
 	window       time.Duration
 	globalBudget int           // failures per window of all key ids together
 	suspectSlots chan struct{} // the suspect lane's share of the argon2 slots
-
-	mu       sync.Mutex
-	ids      *simplelru.LRU[string, *windowCount]
-	suspects *simplelru.LRU[string, time.Time] // key id -> its last wrong secret, or refusal since
-	global   windowCount                       // of all key ids; pending counts suspect ids only
+	mu           sync.Mutex    // guards the fields below
+	ids          *simplelru.LRU[string, *windowCount]
+	suspects     *simplelru.LRU[string, time.Time] // key id -> its last wrong secret, or refusal since
+	global       windowCount                       // of all key ids; pending counts suspect ids only
 }
 
 // windowCount counts the verifications of a fixed window.

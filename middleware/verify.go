@@ -19,9 +19,8 @@ import (
 type entry = keycache.Entry[*Identity]
 
 // verifier loads and verifies the keys that are not cached: one shared
-// verification per presented key, argon2 under a concurrency cap and the
-// throttle, none for a key checked before against the same stored hash
-// (keycache.Verified), outdated hashes upgraded in the background.
+// verification per presented key, argon2 under the cap and the throttle
+// unless keycache.Verified answers, outdated hashes upgraded.
 type verifier struct {
 	issuer     *Validator // names the Identities it makes
 	store      apikey.Store
@@ -35,17 +34,15 @@ type verifier struct {
 	stats      *stats
 	report     func(error)                 // Options.OnBackgroundError
 	background func(func(context.Context)) // runs an upgrade until Close
-
-	group singleflight.Group
-	slots *slots // the argon2 concurrency cap
+	group      singleflight.Group
+	slots      *slots // the argon2 concurrency cap
 }
 
 // maxVerifyRounds bounds the verifications one request starts because its
 // key id was evicted while the previous one ran.
 const maxVerifyRounds = 3
 
-// outcome is what a shared verification hands its requests: the entry, and
-// the cache's token when it started reading.
+// outcome is a shared verification's entry and the token it read after.
 type outcome struct {
 	e     *entry
 	token uint64
@@ -80,9 +77,8 @@ func (vf *verifier) verify(ctx context.Context, key apikey.Key, k keycache.Key) 
 	return nil, problem.Refuse(ErrBusy, "the key changed during every verification")
 }
 
-// load reads a key by id, verifies its hash and caches the outcome
-// (storage errors are not cached). It recovers a panic, which singleflight
-// would re-raise in a goroutine of its own.
+// load reads a key by id, verifies its hash and caches the outcome, but
+// not a storage error. It recovers a panic (singleflight would re-raise it).
 func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (out outcome, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -186,8 +182,7 @@ func (vf *verifier) throttled(wait time.Duration) error {
 	return &problem.Refusal{Reason: ErrThrottled, RetryAfter: wait}
 }
 
-// unavailable returns the refusal of a check that failed with err,
-// reporting err if it is a recovered panic.
+// unavailable returns the refusal of a check that failed with err.
 func (vf *verifier) unavailable(detail string, err error) error {
 	if errors.Is(err, errPanicked) {
 		vf.report(err)
@@ -198,9 +193,8 @@ func (vf *verifier) unavailable(detail string, err error) error {
 // busy is the refusal of a request whose context ended with err.
 func busy(err error) error { return &problem.Refusal{Reason: ErrBusy, Cause: err} }
 
-// verifyHash runs the argon2 check under the concurrency cap, giving up
-// when ctx ends; a suspect verification first takes a slot of the suspect
-// lane. A stored hash that cannot be checked is ErrUnavailable.
+// verifyHash runs the argon2 check under the concurrency cap (and the
+// suspect lane's), giving up when ctx ends.
 func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string, suspect bool) (match, outdated bool, err error) {
 	s := vf.stats
 	s.hashesWaiting.Add(1)
@@ -234,8 +228,7 @@ func (vf *verifier) verifyHash(ctx context.Context, key apikey.Key, hash string,
 }
 
 // upgrade stores, in the background, a fresh hash of a key that verified
-// against an outdated hash (apikey.UpgradeHash), and remembers the key as
-// verified against it.
+// against an outdated hash (apikey.UpgradeHash).
 func (vf *verifier) upgrade(rec apikey.Record, key apikey.Key, k keycache.Key) {
 	vf.background(func(ctx context.Context) {
 		if vf.slots.acquire(ctx) != nil { // the hash runs under the argon2 cap

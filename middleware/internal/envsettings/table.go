@@ -4,6 +4,7 @@
 package envsettings
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,12 +14,11 @@ import (
 	"github.com/keystile/keystile/apikey"
 )
 
-// PageSize is the Limit of each Store.Environments call of a Load.
-const PageSize = 1000
-
-// maxReports bounds the invalid allowed-origin lists one Load reports one
-// by one.
-const maxReports = 10
+const (
+	PageSize   = 1000 // the Limit of each Store.Environments call of a Load
+	MaxPending = 1024 // queued environments; beyond, a full load is due instead
+	maxReports = 10   // invalid allowed-origin lists one Load reports one by one
+)
 
 // Store is what the table reads: apikey.Store satisfies it.
 type Store interface {
@@ -39,32 +39,26 @@ type settings struct {
 
 // Table is the settings of every account's environments, safe for
 // concurrent use. Load and Reload are serialised, so that a read that began
-// before a change never replaces one that began after it; failed and
-// missing ones wait in a bounded queue for ReloadPending.
+// before a change never replaces one that began after it.
 type Table struct {
-	store  Store
-	report func(error)
-
-	write sync.Mutex // serialises Load and Reload; taken before mu
-
-	mu     sync.RWMutex
-	c      contents     // c.envs is nil until the first Load succeeds
-	closed atomic.Int64 // c.closed, read without the lock
-
+	store   Store
+	report  func(error)
 	pending *queue
+	write   sync.Mutex   // serialises Load and Reload; taken before mu
+	mu      sync.RWMutex // guards c
+	c       contents     // c.envs is nil until the first Load succeeds
+	closed  atomic.Int64 // c.closed, read without the lock
 }
 
 // New returns an empty table that reads store. report, if not nil,
 // receives the allowed-origin entries that do not parse (by position,
 // never by content), while Load or Reload runs.
 func New(store Store, report func(error)) *Table {
-	if store == nil {
-		panic("envsettings: nil store")
-	}
 	if report == nil {
 		report = func(error) {}
 	}
-	return &Table{store: store, report: report, pending: newQueue()}
+	pending := &queue{envs: map[key]struct{}{}, ready: make(chan struct{}, 1)}
+	return &Table{store: store, report: report, pending: pending}
 }
 
 // Len returns the number of environments in the table.
@@ -258,20 +252,16 @@ func (t *Table) ReloadPending(ctx context.Context) error {
 	var first error
 	failed := 0
 	for k := range envs {
-		if ctx.Err() != nil {
+		err := ctx.Err()
+		if err != nil {
 			t.pending.add(k)
-			failed++
-			continue
+		} else {
+			err = t.Reload(ctx, k.account, k.environment)
 		}
-		if err := t.Reload(ctx, k.account, k.environment); err != nil {
-			if first == nil {
-				first = err
-			}
+		if err != nil {
+			first = cmp.Or(first, err)
 			failed++
 		}
-	}
-	if ctx.Err() != nil && first == nil {
-		first = ctx.Err()
 	}
 	if failed > 1 {
 		return fmt.Errorf("%w (and %d more failed reloads)", first, failed-1)
@@ -309,9 +299,8 @@ func parse(st apikey.Settings) (settings, error) {
 	return s, nil
 }
 
-// originIndex counts, for each allowed-origin entry, the open
-// environments that allow it, so that a preflight looks up only the entries
-// that could admit its origin.
+// originIndex counts, for each allowed-origin entry, the open environments
+// that allow it, so that a preflight looks up only its origin's candidates.
 type originIndex map[apikey.Origin]int32
 
 // add counts the entries of s (d = 1), or removes them (d = -1).
@@ -343,10 +332,6 @@ func (x originIndex) allows(r apikey.RequestOrigin) bool {
 	return false
 }
 
-// MaxPending bounds the environments waiting for a reload; beyond it a full
-// load is due instead.
-const MaxPending = 1024
-
 // queue holds the environments waiting for a reload, and whether a full
 // load is due. Adding never blocks.
 type queue struct {
@@ -354,10 +339,6 @@ type queue struct {
 	envs  map[key]struct{}
 	full  bool
 	ready chan struct{}
-}
-
-func newQueue() *queue {
-	return &queue{envs: map[key]struct{}{}, ready: make(chan struct{}, 1)}
 }
 
 // add queues one environment; at MaxPending it asks for a full load.

@@ -1,6 +1,5 @@
 // Package keycache is the validation cache of the middleware (Cache) and
-// its memory of verified keys (Verified). Every type is safe for
-// concurrent use.
+// its memory of verified keys (Verified), both safe for concurrent use.
 package keycache
 
 import (
@@ -53,14 +52,13 @@ func (k Key) String() string { return string(k.sum[:]) + string(k.head[:]) }
 type Entry[V any] struct {
 	Key       Key
 	KeyID     string
-	Value     V         // of a valid key
-	RevokedAt time.Time // of a valid key
-	Fail      error     // the refusal, for a failure
-	Revision  int64     // of the record it was made from
-	Until     time.Time // end of its lifetime; a valid entry also lives until SetFresh's deadline
-
-	dead    atomic.Bool  // evicted: never served again
-	touched atomic.Int64 // last use, Unix seconds
+	Value     V            // of a valid key
+	RevokedAt time.Time    // of a valid key
+	Fail      error        // the refusal, for a failure
+	Revision  int64        // of the record it was made from
+	Until     time.Time    // end of its lifetime; a valid entry also lives until SetFresh's deadline
+	dead      atomic.Bool  // evicted: never served again
+	touched   atomic.Int64 // last use, Unix seconds
 }
 
 // maxEvictedIDs bounds the key ids whose last eviction the cache
@@ -74,15 +72,13 @@ type Cache[V any] struct {
 	valid, failed     *lru.Cache[Key, *Entry[V]] // of one entry, never added to, when disabled
 	enabled, failures bool                       // valid, failed are added to
 	fresh             atomic.Int64               // Unix nanoseconds: valid entries are served before it
-
-	mu        sync.Mutex             // guards the fields below; never held while calling into the LRUs
-	seq       uint64                 // evictions so far; a token is a value of seq
-	evictedAt map[string]uint64      // key id -> seq of its last eviction
-	floor     uint64                 // tokens below floor are stale
-	index     map[string][]*Entry[V] // key id -> its valid entries
-
-	usedMu sync.Mutex
-	used   map[string]int64 // key id -> last use since TakeUsed, Unix seconds
+	mu                sync.Mutex                 // guards seq to index; never held while calling into the LRUs
+	seq               uint64                     // evictions so far; a token is a value of seq
+	evictedAt         map[string]uint64          // key id -> seq of its last eviction
+	floor             uint64                     // tokens below floor are stale
+	index             map[string][]*Entry[V]     // key id -> its valid entries
+	usedMu            sync.Mutex                 // guards used
+	used              map[string]int64           // key id -> last use since TakeUsed, Unix seconds
 }
 
 // New returns a cache of size valid keys and, if failures, as many

@@ -30,11 +30,10 @@ type verifiedSlot struct {
 	used     bool
 }
 
-// verifiedWays is the number of slots per bucket.
-const verifiedWays = 16
-
-// minVerifiedSlots is the smallest table.
-const minVerifiedSlots = 1 << 16
+const (
+	verifiedWays     = 16      // slots per bucket
+	minVerifiedSlots = 1 << 16 // the smallest table
+)
 
 // NewVerified returns a table of at least four 32-byte slots per key for
 // keys keys (at least minVerifiedSlots), a power of two.
