@@ -57,7 +57,8 @@ func KeyScopes(r *http.Request) (Caller, error) {
 	return Caller{
 		Actor: apikey.Actor{
 			ID: id.Prefix, Role: role, Account: id.Account,
-			Scopes: id.Scopes, Expires: id.ExpiresAt, // never mints more than the key holds
+			// never mints more than the key holds
+			Scopes: id.Scopes, Expires: id.ExpiresAt, Limits: id.Limits,
 			KeyID: id.KeyID, // reads its own key's usage only
 		},
 		Account: id.Account, Environment: id.Environment,
