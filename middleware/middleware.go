@@ -35,9 +35,8 @@ type Validator struct {
 
 // New validates opts and returns a running Validator. It loads every
 // environment's settings, waiting up to 5 seconds; if the store does not
-// answer, New still succeeds, reports the error to OnBackgroundError and
-// keeps trying in the background (meanwhile publishable keys used from
-// browsers get ErrUnavailable). Its background goroutines end at Close.
+// answer, it reports the error to OnBackgroundError and keeps trying in the
+// background (meanwhile browsers' publishable keys get ErrUnavailable).
 func New(opts Options) (*Validator, error) {
 	cfg, err := opts.withDefaults()
 	if err != nil {
@@ -163,10 +162,9 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 }
 
 // Invalidate evicts what the cache holds about the key of event e and,
-// when an environment's settings changed, reloads them before it returns
-// (one store read, at most 5 seconds). Pass it as
-// apikey.ManagerOptions.OnEvent so that changes made through the Manager
-// apply in this process for the next request.
+// when an environment's settings changed, reloads them (at most 5 seconds).
+// Pass it as apikey.ManagerOptions.OnEvent so that changes made through the
+// Manager apply in this process before the call returns.
 func (v *Validator) Invalidate(e apikey.Event) {
 	account := cmp.Or(e.Account, apikey.DefaultAccount)
 	switch e.Action {
@@ -252,11 +250,10 @@ func addVary(h http.Header, values []string) {
 const HeaderKeyExpires = "Keystile-Key-Expires"
 
 // CORS returns next (a whole router, as in v.CORS(mux)) wrapped with the
-// CORS layer of the Validator's keys. It answers preflights itself for the
-// origins that some environment allows (every origin with
-// Options.AllowServerKeyFromBrowser); a preflight never reaches next. To
-// an actual request from an admitted origin it adds the CORS headers. The
-// routes still check each key against its own environment's origins.
+// CORS layer of the Validator's keys. It answers preflights itself (never
+// passing them to next) for the origins that some environment allows, and
+// adds the CORS headers to requests from them; the routes still check each
+// key against its own environment's origins.
 //
 // CORS panics if next is nil.
 func (v *Validator) CORS(next http.Handler) http.Handler {

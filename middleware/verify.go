@@ -48,10 +48,9 @@ type outcome struct {
 	token uint64
 }
 
-// verify loads and verifies a key that is not cached, whose Key is k.
-// Concurrent calls share one verification that began after the last
-// eviction of the key id, and a result read before one is thrown away.
-// Every caller waits only as long as its own context allows.
+// verify loads and verifies a key that is not cached, whose Key is k, in
+// one verification shared by concurrent calls that began after the last
+// eviction of the key id. Each caller waits only as long as its ctx allows.
 func (vf *verifier) verify(ctx context.Context, key apikey.Key, k keycache.Key) (*entry, error) {
 	id := key.ID()
 	for round := 0; round < maxVerifyRounds; {

@@ -61,9 +61,7 @@ type Entry[V any] struct {
 	touched   atomic.Int64 // last use, Unix seconds
 }
 
-// maxEvictedIDs bounds the key ids whose last eviction the cache
-// remembers; beyond it, older verifications are all stale.
-const maxEvictedIDs = 10_000
+const maxEvictedIDs = 10_000 // key ids whose last eviction is kept; beyond, older tokens are stale
 
 // Cache holds verified keys and failures in two fixed-size LRUs, with
 // per-key-id eviction epochs so that no verification read before an
