@@ -148,19 +148,10 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 // newEntry returns the entry of key k that verified against rec at now.
 func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *entry {
 	id := &Identity{
-		issuer:      vf.issuer,
-		presented:   k,
-		KeyID:       rec.ID,
-		Prefix:      rec.Prefix(),
-		Type:        rec.Type,
-		Account:     rec.Account,
-		Environment: rec.Environment,
-		Name:        rec.Name,
-		Owner:       rec.Owner,
-		Metadata:    maps.Clone(rec.Metadata),
-		Scopes:      append([]string(nil), rec.Scopes...),
-		ExpiresAt:   rec.ExpiresAt,
-		Expiring:    !rec.RotatedAt.IsZero(),
+		issuer: vf.issuer, presented: k, KeyID: rec.ID, Prefix: rec.Prefix(), Type: rec.Type,
+		Account: rec.Account, Environment: rec.Environment, Name: rec.Name, Owner: rec.Owner,
+		Metadata: maps.Clone(rec.Metadata), Scopes: append([]string(nil), rec.Scopes...),
+		ExpiresAt: rec.ExpiresAt, Expiring: !rec.RotatedAt.IsZero(),
 	}
 	if !rec.ExpiresAt.IsZero() {
 		id.expiresHeader = rec.ExpiresAt.UTC().Format(time.RFC3339)
