@@ -15,9 +15,8 @@ type Stats struct {
 	// CacheHits and CacheMisses count requests whose key was found in the
 	// cache (verified or failed) and those whose key was not.
 	CacheHits, CacheMisses uint64
-	// CachedKeys and CachedFailures are how many verified keys and failures
-	// the cache holds, at most Options.CacheSize each, including entries
-	// no longer served.
+	// CachedKeys and CachedFailures are the entries the caches hold, served
+	// or not, at most Options.CacheSize each.
 	CachedKeys, CachedFailures int
 	// HashesRunning and HashesWaiting are the argon2 verifications running
 	// now and those waiting for a slot.

@@ -97,7 +97,6 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 			return outcome{}, vf.throttled(wait)
 		}
 	}
-
 	rec, err := vf.store.Key(ctx, id)
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):

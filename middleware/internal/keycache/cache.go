@@ -212,11 +212,7 @@ func kill[V any](entries []*Entry[V]) {
 // from them (nil drops one) from its record at revision rev, read after
 // token. Unless every entry is remade at rev, it is also an eviction.
 func (c *Cache[V]) Update(keyID string, token uint64, rev int64, remake func(old *Entry[V]) *Entry[V]) {
-	if !c.enabled {
-		c.Evict(keyID)
-		return
-	}
-	c.mu.Lock()
+	c.mu.Lock() // a disabled cache has no entries: Update evicts
 	old := c.index[keyID]
 	var made []*Entry[V]
 	if !c.staleLocked(keyID, token) {
