@@ -106,10 +106,8 @@ func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 
 // Authenticate returns next wrapped so that it runs only for requests with
 // a valid key of either type, whose Identity it puts in the context. It
-// authorizes nothing: each route under it needs its own Require (or
-// Handler), which then checks only its Policy.
-//
-// Authenticate panics if next is nil.
+// authorizes nothing: each route needs its own Require (or Handler), which
+// then checks only its Policy. It panics if next is nil.
 func (v *Validator) Authenticate(next http.Handler) http.Handler {
 	return guard(v, nil, next)
 }
@@ -120,14 +118,12 @@ func (v *Validator) Handler(next http.Handler) http.Handler {
 	return v.Require(Policy{})(next)
 }
 
-// Require returns middleware that lets a request through to its handler
-// only with a valid key that p accepts; the handler finds the key's
-// Identity with FromContext. A request that this Validator authenticated
-// further out is not authenticated again: only p is checked. A refused
-// request is answered by Options.ErrorHandler. A key in its grace period
-// adds the HeaderKeyExpires response header.
-//
-// Require panics if p is invalid (see Policy.Validate) or next is nil.
+// Require returns middleware that lets a request through only with a valid
+// key that p accepts, and puts its Identity in the context. A request that
+// this Validator authenticated further out is only checked against p. A
+// refused request is answered by Options.ErrorHandler; a key in its grace
+// period adds the HeaderKeyExpires header. Require panics if p is invalid
+// (see Policy.Validate) or next is nil.
 func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
 	if err := p.Validate(); err != nil {
 		panic(err)
@@ -253,9 +249,7 @@ const HeaderKeyExpires = "Keystile-Key-Expires"
 // CORS layer of the Validator's keys. It answers preflights itself (never
 // passing them to next) for the origins that some environment allows, and
 // adds the CORS headers to requests from them; the routes still check each
-// key against its own environment's origins.
-//
-// CORS panics if next is nil.
+// key against its own environment's origins. CORS panics if next is nil.
 func (v *Validator) CORS(next http.Handler) http.Handler {
 	if next == nil {
 		panic("middleware: CORS: nil handler")

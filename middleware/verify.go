@@ -18,9 +18,8 @@ import (
 // entry is a cache entry of the Validator: the Identity of a valid key.
 type entry = keycache.Entry[*Identity]
 
-// verifier loads and verifies the keys that are not cached: one shared
-// verification per presented key, argon2 under the cap and the throttle
-// unless keycache.Verified answers, outdated hashes upgraded.
+// verifier loads and verifies the keys that are not cached, with argon2
+// under the cap and the throttle unless keycache.Verified answers.
 type verifier struct {
 	issuer     *Validator // names the Identities it makes
 	store      apikey.Store

@@ -63,9 +63,8 @@ type Entry[V any] struct {
 
 const maxEvictedIDs = 10_000 // key ids whose last eviction is kept; beyond, older tokens are stale
 
-// Cache holds verified keys and failures in two fixed-size LRUs, with
-// per-key-id eviction epochs so that no verification read before an
-// eviction is cached after it, and the last use of every key.
+// Cache holds verified keys and failures in two fixed-size LRUs, never a
+// verification read before an eviction of its key id, and last uses.
 type Cache[V any] struct {
 	valid, failed     *lru.Cache[Key, *Entry[V]] // of one entry, never added to, when disabled
 	enabled, failures bool                       // valid, failed are added to
