@@ -16,14 +16,12 @@ import (
 	"github.com/keystile/keystile/apikey"
 )
 
-// headLength is the length of a key's public head: its prefix and "_".
-const headLength = apikey.PrefixLength + 1
+const headLength = apikey.PrefixLength + 1 // a key's public head: its prefix and "_"
 
-// Key identifies a presented key string without holding its secret: the
-// public head and the first 128 bits of SHA-256 of the rest.
+// Key identifies a presented key string without holding its secret.
 type Key struct {
-	sum  [16]byte
-	head [headLength]byte
+	sum  [16]byte         // the first 128 bits of SHA-256 of the rest
+	head [headLength]byte // as presented
 }
 
 // KeyOf returns the Key of key, which must be apikey.KeyLength bytes long
