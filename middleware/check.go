@@ -141,8 +141,11 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*en
 // HeaderAPIKey is the header the key is read from, in any case.
 const HeaderAPIKey = "X-API-Key"
 
-// canonicalAPIKey is HeaderAPIKey as net/http stores it.
-var canonicalAPIKey = http.CanonicalHeaderKey(HeaderAPIKey)
+// The headers a check reads, as net/http stores their names.
+var (
+	canonicalAPIKey    = http.CanonicalHeaderKey(HeaderAPIKey)
+	canonicalFetchSite = http.CanonicalHeaderKey("Sec-Fetch-Site")
+)
 
 // keyFromRequest returns the presented key string, not yet parsed: from
 // X-API-Key, or if bearer from "Authorization: Bearer". A request without
@@ -174,9 +177,6 @@ func keyFromRequest(r *http.Request, bearer bool) (string, error) {
 	}
 	return key, nil
 }
-
-// canonicalFetchSite is Sec-Fetch-Site as net/http stores it.
-var canonicalFetchSite = http.CanonicalHeaderKey("Sec-Fetch-Site")
 
 // fromBrowser reports whether a web browser sent a request with headers h
 // (docs/security.md, Browsers).

@@ -39,9 +39,8 @@ type Validator struct {
 
 // New validates opts and returns a running Validator. It loads every
 // environment's settings, waiting up to 5 seconds; if the store does not
-// answer, New still succeeds, reports the error to OnBackgroundError and
-// keeps trying in the background (meanwhile publishable keys used from
-// browsers get ErrUnavailable). Its background goroutines end at Close.
+// answer, it reports the error to OnBackgroundError and keeps trying in the
+// background (meanwhile browsers' publishable keys get ErrUnavailable).
 func New(opts Options) (*Validator, error) {
 	cfg, err := opts.withDefaults()
 	if err != nil {
@@ -125,10 +124,8 @@ func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 
 // Authenticate returns next wrapped so that it runs only for requests with
 // a valid key of either type, whose Identity it puts in the context. It
-// authorizes nothing: each route under it needs its own Require (or
-// Handler), which then checks only its Policy.
-//
-// Authenticate panics if next is nil.
+// authorizes nothing: each route needs its own Require (or Handler), which
+// then checks only its Policy. It panics if next is nil.
 func (v *Validator) Authenticate(next http.Handler) http.Handler {
 	return guard(v, nil, next)
 }
@@ -139,14 +136,12 @@ func (v *Validator) Handler(next http.Handler) http.Handler {
 	return v.Require(Policy{})(next)
 }
 
-// Require returns middleware that lets a request through to its handler
-// only with a valid key that p accepts; the handler finds the key's
-// Identity with FromContext. A request that this Validator authenticated
-// further out is not authenticated again: only p is checked. A refused
-// request is answered by Options.ErrorHandler. A key in its grace period
-// adds the HeaderKeyExpires response header.
-//
-// Require panics if p is invalid (see Policy.Validate) or next is nil.
+// Require returns middleware that lets a request through only with a valid
+// key that p accepts, and puts its Identity in the context. A request that
+// this Validator authenticated further out is only checked against p. A
+// refused request is answered by Options.ErrorHandler; a key in its grace
+// period adds the HeaderKeyExpires header. Require panics if p is invalid
+// (see Policy.Validate) or next is nil.
 func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
 	if err := p.Validate(); err != nil {
 		panic(err)
@@ -193,10 +188,9 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 }
 
 // Invalidate evicts what the cache holds about the key of event e and,
-// when an environment's settings changed, reloads them before it returns
-// (one store read, at most 5 seconds). Pass it as
-// apikey.ManagerOptions.OnEvent so that changes made through the Manager
-// apply in this process for the next request.
+// when an environment's settings changed, reloads them (at most 5 seconds).
+// Pass it as apikey.ManagerOptions.OnEvent so that changes made through the
+// Manager apply in this process before the call returns.
 func (v *Validator) Invalidate(e apikey.Event) {
 	account := cmp.Or(e.Account, apikey.DefaultAccount)
 	switch e.Action {
@@ -282,13 +276,10 @@ func addVary(h http.Header, values []string) {
 const HeaderKeyExpires = "Keystile-Key-Expires"
 
 // CORS returns next (a whole router, as in v.CORS(mux)) wrapped with the
-// CORS layer of the Validator's keys. It answers preflights itself for the
-// origins that some environment allows (every origin with
-// Options.AllowServerKeyFromBrowser); a preflight never reaches next. To
-// an actual request from an admitted origin it adds the CORS headers. The
-// routes still check each key against its own environment's origins.
-//
-// CORS panics if next is nil.
+// CORS layer of the Validator's keys. It answers preflights itself (never
+// passing them to next) for the origins that some environment allows, and
+// adds the CORS headers to requests from them; the routes still check each
+// key against its own environment's origins. CORS panics if next is nil.
 func (v *Validator) CORS(next http.Handler) http.Handler {
 	if next == nil {
 		panic("middleware: CORS: nil handler")

@@ -76,8 +76,7 @@ func (p Policy) allows(id *Identity) error {
 	return nil
 }
 
-// serverOnly is the key types of a Policy that names none.
-var serverOnly = []apikey.KeyType{apikey.Server}
+var serverOnly = []apikey.KeyType{apikey.Server} // the types of a Policy that names none
 
 // types returns the key types p accepts.
 func (p Policy) types() []apikey.KeyType {

@@ -10,8 +10,7 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-// errPanicked marks the error that a recovered panic of the store or the
-// hasher became.
+// errPanicked marks the error that a panic of the store or hasher became.
 var errPanicked = errors.New("panicked")
 
 // recovered, deferred by the methods of safeStore, turns a panic into

@@ -15,9 +15,8 @@ type Stats struct {
 	// CacheHits and CacheMisses count requests whose key was found in the
 	// cache (verified or failed) and those whose key was not.
 	CacheHits, CacheMisses uint64
-	// CachedKeys and CachedFailures are how many verified keys and failures
-	// the cache holds, at most Options.CacheSize each, including entries
-	// no longer served.
+	// CachedKeys and CachedFailures are the entries the caches hold, served
+	// or not, at most Options.CacheSize each.
 	CachedKeys, CachedFailures int
 	// HashesRunning and HashesWaiting are the argon2 verifications running
 	// now and those waiting for a slot.
@@ -55,16 +54,15 @@ func reasonIndex(err error) int {
 
 // stats holds the counters behind Stats.
 type stats struct {
-	hits, misses   shardedCounter
-	hashesRunning  atomic.Int64
-	hashesWaiting  atomic.Int64
-	hashes         atomic.Uint64
-	hashNanos      atomic.Int64
-	throttled      atomic.Uint64
-	refusals       [len(reasons) + 1]atomic.Uint64 // the last one is "other"
-	feedRevision   atomic.Int64
-	feedReadAt     atomic.Int64 // Unix nanoseconds of the last successful read; 0 if none
-	backgroundErrs atomic.Uint64
+	hits, misses                 shardedCounter
+	hashesRunning, hashesWaiting atomic.Int64
+	hashes                       atomic.Uint64
+	hashNanos                    atomic.Int64
+	throttled                    atomic.Uint64
+	refusals                     [len(reasons) + 1]atomic.Uint64 // the last one is "other"
+	feedRevision                 atomic.Int64
+	feedReadAt                   atomic.Int64 // Unix nanoseconds of the last successful read; 0 if none
+	backgroundErrs               atomic.Uint64
 }
 
 // refused counts a refusal by its reason.
@@ -76,19 +74,14 @@ func (s *stats) refused(err error) {
 func (v *Validator) Stats() Stats {
 	s := &v.stats
 	out := Stats{
-		CacheHits:        s.hits.load(),
-		CacheMisses:      s.misses.load(),
-		HashesRunning:    s.hashesRunning.Load(),
-		HashesWaiting:    s.hashesWaiting.Load(),
-		Hashes:           s.hashes.Load(),
-		HashTime:         time.Duration(s.hashNanos.Load()),
-		Throttled:        s.throttled.Load(),
-		Refusals:         make(map[string]uint64, len(reasons)+1),
-		FeedRevision:     s.feedRevision.Load(),
+		CacheHits: s.hits.load(), CacheMisses: s.misses.load(),
+		HashesRunning: s.hashesRunning.Load(), HashesWaiting: s.hashesWaiting.Load(),
+		Hashes: s.hashes.Load(), HashTime: time.Duration(s.hashNanos.Load()),
+		Throttled: s.throttled.Load(), Refusals: make(map[string]uint64, len(reasons)+1),
+		FeedRevision: s.feedRevision.Load(), Environments: v.settings.Len(),
 		BackgroundErrors: s.backgroundErrs.Load(),
 	}
 	out.CachedKeys, out.CachedFailures = v.cache.Sizes()
-	out.Environments = v.settings.Len()
 	for i, r := range reasons {
 		out.Refusals[r.Code()] = s.refusals[i].Load()
 	}

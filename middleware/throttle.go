@@ -74,10 +74,8 @@ type ticket struct {
 }
 
 // acquire reserves a verification of key id at now, or reports the time
-// left in the window that refuses it. Unless reserve, it only asks and
-// gives id no count: the verifier asks before the store read, and reserves
-// only for a key id with a stored record. A reserved ticket must be
-// released.
+// left in the window that refuses it; unless reserve, it only asks and
+// gives id no count. A reserved ticket must be released.
 func (t *throttle) acquire(id string, now time.Time, reserve bool) (tk ticket, ok bool, retryAfter time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

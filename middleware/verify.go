@@ -18,9 +18,8 @@ import (
 // entry is a cache entry of the Validator: the Identity of a valid key.
 type entry = keycache.Entry[*Identity]
 
-// verifier loads and verifies the keys that are not cached: one shared
-// verification per presented key, argon2 under the cap and the throttle
-// unless keycache.Verified answers, outdated hashes upgraded.
+// verifier loads and verifies the keys that are not cached, with argon2
+// under the cap and the throttle unless keycache.Verified answers.
 type verifier struct {
 	issuer     *Validator // names the Identities it makes
 	store      apikey.Store
@@ -48,10 +47,9 @@ type outcome struct {
 	token uint64
 }
 
-// verify loads and verifies a key that is not cached, whose Key is k.
-// Concurrent calls share one verification that began after the last
-// eviction of the key id, and a result read before one is thrown away.
-// Every caller waits only as long as its own context allows.
+// verify loads and verifies a key that is not cached, whose Key is k, in
+// one verification shared by concurrent calls that began after the last
+// eviction of the key id. Each caller waits only as long as its ctx allows.
 func (vf *verifier) verify(ctx context.Context, key apikey.Key, k keycache.Key) (*entry, error) {
 	id := key.ID()
 	for round := 0; round < maxVerifyRounds; {
@@ -98,7 +96,6 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 			return outcome{}, vf.throttled(wait)
 		}
 	}
-
 	rec, err := vf.store.Key(ctx, id)
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):
@@ -149,21 +146,11 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 // newEntry returns the entry of key k that verified against rec at now.
 func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *entry {
 	id := &Identity{
-		issuer:      vf.issuer,
-		presented:   k,
-		KeyID:       rec.ID,
-		Prefix:      rec.Prefix(),
-		Type:        rec.Type,
-		Account:     rec.Account,
-		Environment: rec.Environment,
-		Name:        rec.Name,
-		Owner:       rec.Owner,
-		Metadata:    maps.Clone(rec.Metadata),
-		Scopes:      append([]string(nil), rec.Scopes...),
-		ExpiresAt:   rec.ExpiresAt,
-		Expiring:    !rec.RotatedAt.IsZero(),
-		Limits:      rec.Limits.Clone(),
-		limited:     !rec.Limits.IsZero(),
+		issuer: vf.issuer, presented: k, KeyID: rec.ID, Prefix: rec.Prefix(), Type: rec.Type,
+		Account: rec.Account, Environment: rec.Environment, Name: rec.Name, Owner: rec.Owner,
+		Metadata: maps.Clone(rec.Metadata), Scopes: append([]string(nil), rec.Scopes...),
+		ExpiresAt: rec.ExpiresAt, Expiring: !rec.RotatedAt.IsZero(),
+		Limits: rec.Limits.Clone(), limited: !rec.Limits.IsZero(),
 	}
 	if !rec.ExpiresAt.IsZero() {
 		id.expiresHeader = rec.ExpiresAt.UTC().Format(time.RFC3339)

@@ -50,9 +50,9 @@ type Table struct {
 	closed  atomic.Int64 // c.closed, read without the lock
 }
 
-// New returns an empty table that reads store. report, if not nil,
-// receives the allowed-origin entries that do not parse (by position,
-// never by content), while Load or Reload runs.
+// New returns an empty table that reads store. report, if not nil, receives
+// the invalid allowed-origin entries (by position, never by content) while
+// Load or Reload runs.
 func New(store Store, report func(error)) *Table {
 	if report == nil {
 		report = func(error) {}
@@ -76,9 +76,8 @@ func (t *Table) Has(account, environment string) bool {
 	return ok && !s.missing
 }
 
-// Allows reports whether an environment allows the request origin origin
-// for its publishable keys, and whether the table knows its settings (if
-// not, they are queued for a reload).
+// Allows reports whether an environment allows origin for its publishable
+// keys, and whether the table knows its settings (if not, queued to load).
 func (t *Table) Allows(account, environment, origin string) (allowed, known bool) {
 	k := key{account, environment}
 	t.mu.RLock()

@@ -16,14 +16,12 @@ import (
 	"github.com/keystile/keystile/apikey"
 )
 
-// headLength is the length of a key's public head: its prefix and "_".
-const headLength = apikey.PrefixLength + 1
+const headLength = apikey.PrefixLength + 1 // a key's public head: its prefix and "_"
 
-// Key identifies a presented key string without holding its secret: the
-// public head and the first 128 bits of SHA-256 of the rest.
+// Key identifies a presented key string without holding its secret.
 type Key struct {
-	sum  [16]byte
-	head [headLength]byte
+	sum  [16]byte         // the first 128 bits of SHA-256 of the rest
+	head [headLength]byte // as presented
 }
 
 // KeyOf returns the Key of key, which must be apikey.KeyLength bytes long
@@ -61,13 +59,10 @@ type Entry[V any] struct {
 	touched   atomic.Int64 // last use, Unix seconds
 }
 
-// maxEvictedIDs bounds the key ids whose last eviction the cache
-// remembers; beyond it, older verifications are all stale.
-const maxEvictedIDs = 10_000
+const maxEvictedIDs = 10_000 // key ids whose last eviction is kept; beyond, older tokens are stale
 
-// Cache holds verified keys and failures in two fixed-size LRUs, with
-// per-key-id eviction epochs so that no verification read before an
-// eviction is cached after it, and the last use of every key.
+// Cache holds verified keys and failures in two fixed-size LRUs, never a
+// verification read before an eviction of its key id, and last uses.
 type Cache[V any] struct {
 	valid, failed     *lru.Cache[Key, *Entry[V]] // of one entry, never added to, when disabled
 	enabled, failures bool                       // valid, failed are added to
@@ -214,11 +209,7 @@ func kill[V any](entries []*Entry[V]) {
 // from them (nil drops one) from its record at revision rev, read after
 // token. Unless every entry is remade at rev, it is also an eviction.
 func (c *Cache[V]) Update(keyID string, token uint64, rev int64, remake func(old *Entry[V]) *Entry[V]) {
-	if !c.enabled {
-		c.Evict(keyID)
-		return
-	}
-	c.mu.Lock()
+	c.mu.Lock() // a disabled cache has no entries: Update evicts
 	old := c.index[keyID]
 	var made []*Entry[V]
 	if !c.staleLocked(keyID, token) {

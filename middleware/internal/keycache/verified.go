@@ -8,12 +8,10 @@ import (
 )
 
 // Verified remembers which presented keys verified against which stored
-// hash, and whether that hash was outdated: a key whose record still holds
-// the same hash needs no argon2, and another key of its id is refuted.
-// Only a successful verification adds to it. It is a fixed table of
-// buckets of verifiedWays slots; a key's bucket comes from its head and its
-// tag from the whole Key, both hashed under the table's random secret, so
-// that nobody can aim at a bucket (docs/design.md).
+// hash: a key whose record still holds it needs no argon2, and another key
+// of its id is refuted. Only a successful verification adds to it. It is a
+// fixed table of buckets placed by a secret hash of the key id, so that
+// nobody can aim at a bucket (docs/design.md).
 type Verified struct {
 	secret [16]byte // from crypto/rand
 	mu     sync.Mutex
@@ -104,9 +102,8 @@ func (s *Verified) Contains(k Key) bool {
 }
 
 // Lookup reports whether k verified against the stored hash with
-// fingerprint hash (match) and whether that hash was outdated, or whether
-// another key of k's key id verified against it and k did not (refuted:
-// under the contract of apikey.Hasher, a hash admits one key).
+// fingerprint hash (match, and whether it was outdated), or another key of
+// k's id did (refuted: a hash admits one key, as apikey.Hasher states).
 func (s *Verified) Lookup(k Key, hash uint64) (match, outdated, refuted bool) {
 	first, id, tag := s.ref(k)
 	s.mu.Lock()
