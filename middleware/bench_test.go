@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage/faultstore"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -36,17 +38,32 @@ var noop = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 // benchEnv bootstraps production with hasher params p and returns a
 // Validator over it and the default server key.
 func benchEnv(b *testing.B, p apikey.Params, opts Options) (*Validator, apikey.Key) {
+	return benchEnvLimited(b, p, opts, apikey.Limits{}, nil)
+}
+
+// benchEnvLimited is benchEnv with limits l set on the key, over the
+// memory store as wrap returns it (nil: as is).
+func benchEnvLimited(b *testing.B, p apikey.Params, opts Options, l apikey.Limits, wrap func(apikey.Store) apikey.Store) (*Validator, apikey.Key) {
 	b.Helper()
 	store := memory.New()
 	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: p}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	issued, err := m.Bootstrap(context.Background(), apikey.Actor{ID: "bench", Role: apikey.Owner}, apikey.Production)
+	owner := apikey.Actor{ID: "bench", Role: apikey.Owner}
+	issued, err := m.Bootstrap(context.Background(), owner, apikey.Production)
 	if err != nil {
 		b.Fatal(err)
 	}
+	if !l.IsZero() {
+		if _, err := m.SetLimits(context.Background(), owner, issued[0].Key.ID(), l); err != nil {
+			b.Fatal(err)
+		}
+	}
 	opts.Store, opts.Hasher = store, apikey.Argon2id{Params: p}
+	if wrap != nil {
+		opts.Store = wrap(store)
+	}
 	v, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
@@ -143,6 +160,46 @@ func BenchmarkCachedKey(b *testing.B) {
 	runServe(b, v.Handler(noop), benchRequest(key.Reveal()), http.StatusOK)
 }
 
+// withoutUsage hides the store's storage.UsageRecorder: no usage is
+// counted.
+func withoutUsage(s apikey.Store) apikey.Store {
+	fs := faultstore.New(s)
+	fs.Hide(faultstore.OpRecordUsage, faultstore.OpUsage, faultstore.OpPruneUsage)
+	return fs.Exact()
+}
+
+// BenchmarkCachedKeyNoUsage is BenchmarkCachedKey over a store that keeps
+// no usage: the baseline of usage counting.
+func BenchmarkCachedKeyNoUsage(b *testing.B) {
+	v, key := benchEnvLimited(b, apikey.TestParams, Options{}, apikey.Limits{}, withoutUsage)
+	runServe(b, v.Handler(noop), benchRequest(key.Reveal()), http.StatusOK)
+}
+
+// benchRate is a rate limit that the benchmarks never reach.
+var benchRate = apikey.RateLimit{Requests: apikey.MaxRateRequests, Window: time.Second}
+
+// BenchmarkCachedKeyRateLimit is BenchmarkCachedKey with a per-process
+// rate limit on the key, and its RateLimit fields on the response.
+func BenchmarkCachedKeyRateLimit(b *testing.B) {
+	v, key := benchEnvLimited(b, apikey.TestParams, Options{}, apikey.Limits{Rate: benchRate}, nil)
+	runServe(b, v.Handler(noop), benchRequest(key.Reveal()), http.StatusOK)
+}
+
+// BenchmarkCachedKeyQuota is BenchmarkCachedKey with a quota on the key,
+// spent from a lease held in memory.
+func BenchmarkCachedKeyQuota(b *testing.B) {
+	v, key := benchEnvLimited(b, apikey.TestParams, Options{}, apikey.Limits{Quota: apikey.Quota{Limit: apikey.MaxQuotaUses}}, nil)
+	runServe(b, v.Handler(noop), benchRequest(key.Reveal()), http.StatusOK)
+}
+
+// BenchmarkCachedKeyCheckRateLimit is BenchmarkCachedKeyCheck with a
+// per-process rate limit on the key: the limiter's own cost, without the
+// response fields.
+func BenchmarkCachedKeyCheckRateLimit(b *testing.B) {
+	v, key := benchEnvLimited(b, apikey.TestParams, Options{}, apikey.Limits{Rate: benchRate}, nil)
+	benchCheck(b, v, key)
+}
+
 // BenchmarkCachedKeyParallel is BenchmarkCachedKey from GOMAXPROCS
 // goroutines at once.
 func BenchmarkCachedKeyParallel(b *testing.B) {
@@ -199,6 +256,11 @@ func BenchmarkMalformedKey(b *testing.B) {
 // carries the Identity to the handler (r.WithContext).
 func BenchmarkCachedKeyCheck(b *testing.B) {
 	v, key := benchEnv(b, apikey.TestParams, Options{})
+	benchCheck(b, v, key)
+}
+
+// benchCheck runs v's checks of key under the zero Policy.
+func benchCheck(b *testing.B, v *Validator, key apikey.Key) {
 	r := benchRequest(key.Reveal())
 	p := &Policy{}
 	if err := v.check(r, p, nil, &verdict{}); err != nil {
