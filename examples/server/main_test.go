@@ -353,6 +353,47 @@ func TestEcho(t *testing.T) {
 	}
 }
 
+// TestReportCost sets a quota as an operator would (keyctl: another
+// process on the same database), and spends it on the route that costs
+// app.ReportCost uses once the change has reached the server.
+func TestReportCost(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "keystile.db")
+	s := start(t, db)
+	key := keys(t, s.stdout)["staging server"]
+	store, err := exampledb.Open(context.Background(), db)
+	require.NoError(t, err)
+	defer store.DB().Close()
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store})
+	require.NoError(t, err)
+	_, err = m.SetLimits(context.Background(), apikey.Actor{ID: "operator", Role: apikey.Owner}, key.ID(), apikey.Limits{
+		Quota: apikey.Quota{Limit: 25},
+		Rate:  apikey.RateLimit{Requests: 100, Window: time.Minute},
+	})
+	require.NoError(t, err)
+	var r response
+	require.Eventually(t, func() bool { // the change feed brings the limits to the server
+		r = call(t, "GET", s.url+"/v1/whoami", key.Reveal(), "")
+		return r.header.Get("RateLimit-Policy") != ""
+	}, 10*time.Second, 50*time.Millisecond) // spends 1 use per call
+
+	for i := range 2 { // 2 x 10 uses
+		r = call(t, "POST", s.url+"/v1/reports", key.Reveal(), "")
+		require.Equal(t, http.StatusOK, r.status, "report %d: %s", i, r.body)
+		assert.Equal(t, `"key";q=100;w=60`, r.header.Get("RateLimit-Policy"))
+	}
+	r = call(t, "POST", s.url+"/v1/reports", key.Reveal(), "") // at most 4 uses left
+	require.Equal(t, http.StatusTooManyRequests, r.status)
+	assert.Equal(t, "quota_exhausted", r.problemCode(t))
+	assert.Empty(t, r.header.Get("Retry-After"), "a quota without refill")
+
+	r = call(t, "GET", s.url+"/v1/whoami", key.Reveal(), "") // a cheap route still works
+	require.Equal(t, http.StatusOK, r.status)
+	var who app.Whoami
+	require.NoError(t, json.Unmarshal(r.body, &who))
+	require.NotNil(t, who.Limits)
+	assert.EqualValues(t, 25, who.Limits.Quota.Limit)
+}
+
 func TestFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-allow-origin", "development"},

@@ -301,6 +301,10 @@ func (a *App) routes() (http.Handler, error) {
 	anyKey := a.validator.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Server, apikey.Client}})
 	mux.Handle("GET /v1/whoami", anyKey(http.HandlerFunc(whoami)))
 	mux.Handle("POST /v1/echo", serverOnly(http.HandlerFunc(echo)))
+	// A report is dear: it spends ReportCost uses of a key's quota, when the
+	// key has one (PUT /admin/keys/{id}/limits sets it).
+	reports := a.validator.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Server}, Cost: ReportCost})
+	mux.Handle("POST /v1/reports", reports(http.HandlerFunc(report)))
 	mux.Handle("/admin/", serverOnly(http.StripPrefix("/admin", api)))
 	// The routes match on the method, so the mux would answer a browser's
 	// CORS preflight (OPTIONS) with 405: the validator answers them for the
@@ -335,6 +339,18 @@ type Whoami struct {
 	// Expiring reports that the key was rotated out and works only until
 	// ExpiresAt.
 	Expiring bool `json:"expiring"`
+	// Limits are the key's rate limit, quota and address allowlist; absent
+	// when it has none.
+	Limits *apikey.Limits `json:"limits,omitempty"`
+}
+
+// ReportCost is how many uses of a key's quota POST /v1/reports spends.
+const ReportCost = 10
+
+// report answers POST /v1/reports: a stand-in for an expensive operation.
+func report(w http.ResponseWriter, r *http.Request) {
+	id, _ := middleware.FromContext(r.Context())
+	writeJSON(w, http.StatusOK, map[string]any{"report": "ready", "key_id": id.KeyID, "cost": ReportCost})
 }
 
 func whoami(w http.ResponseWriter, r *http.Request) {
@@ -348,6 +364,9 @@ func whoami(w http.ResponseWriter, r *http.Request) {
 	}
 	if !id.ExpiresAt.IsZero() {
 		body.ExpiresAt = &id.ExpiresAt
+	}
+	if !id.Limits.IsZero() {
+		body.Limits = &id.Limits
 	}
 	writeJSON(w, http.StatusOK, body)
 }
