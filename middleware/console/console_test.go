@@ -168,8 +168,10 @@ func TestPageAndAssets(t *testing.T) {
 		contentType string
 		contains    []string
 	}{
-		{"/", "text/html; charset=utf-8", []string{`<script src="app.js" defer></script>`, `<link rel="stylesheet" href="style.css">`, `<label for="environment">`}},
-		{"/app.js", "text/javascript; charset=utf-8", []string{`"use strict"`, "api/environments", "navigator.clipboard.writeText", "res.full_key"}},
+		{"/", "text/html; charset=utf-8", []string{`<script src="app.js" defer></script>`, `<link rel="stylesheet" href="style.css">`, `<label for="environment">`,
+			`<section id="key-view"`, `<template id="tpl-limits">`, `<label for="limit-rate-requests">`, `<label for="limit-ips">`}},
+		{"/app.js", "text/javascript; charset=utf-8", []string{`"use strict"`, "api/environments", "navigator.clipboard.writeText", "res.full_key",
+			"document.createElementNS(svgNS, tag)", "/limits`", "/usage?", "err.status === 501"}},
 		{"/style.css", "text/css; charset=utf-8", []string{":focus-visible"}},
 	}
 	for _, tt := range tests {
@@ -195,6 +197,16 @@ func TestPageAndAssets(t *testing.T) {
 		assert.NotContains(t, string(page), "<style")
 		assert.NotRegexp(t, `\son[a-z]+=`, string(page), "inline event handler")
 		assert.NotRegexp(t, `\sstyle=`, string(page), "inline style")
+	})
+
+	t.Run("the script writes no HTML and no inline style", func(t *testing.T) {
+		// Values reach the page as text (textContent, value, setAttribute
+		// of a named attribute); the charts are SVG elements whose look
+		// comes from the style sheet.
+		_, script := f.do(t, request{method: "GET", path: "/app.js"})
+		for _, sink := range []string{"innerHTML", "outerHTML =", "insertAdjacentHTML", "document.write", "DOMParser", "eval(", "new Function", ".style.", `"style"`, "cssText"} {
+			assert.NotContains(t, string(script), sink)
+		}
 	})
 
 	t.Run("not found", func(t *testing.T) {
