@@ -819,6 +819,41 @@ func TestCloseAccountInChromium(t *testing.T) {
 	}
 }
 
+// TestSampleUsage: -sample-usage records 30 days of usage for each live
+// production key, which the management API then reads.
+func TestSampleUsage(t *testing.T) {
+	ctx := context.Background()
+	store := memory.New()
+	_, err := newHandler(ctx, store, false)
+	require.NoError(t, err)
+	now := time.Now()
+	require.NoError(t, recordSampleUsage(ctx, store, now))
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store})
+	require.NoError(t, err)
+	views, err := m.List(ctx, bootstrapActor, apikey.Production, apikey.Page{})
+	require.NoError(t, err)
+	require.NotEmpty(t, views.Keys)
+	for _, v := range views.Keys {
+		list, err := m.Usage(ctx, bootstrapActor, apikey.UsageRequest{KeyID: v.ID, From: now.Truncate(time.Hour).Add(-23 * time.Hour), To: now},
+			apikey.Page{Limit: apikey.MaxPageSize})
+		require.NoError(t, err)
+		outcomes := map[string]int64{}
+		hours := map[time.Time]bool{}
+		for _, c := range list.Counts {
+			outcomes[c.Outcome] += c.Count
+			hours[c.Hour] = true
+		}
+		assert.Len(t, hours, 24, "%s: every hour of the last day", v.Prefix)
+		assert.Positive(t, outcomes["admitted"], v.Prefix)
+		assert.Positive(t, outcomes["rate_limited"], "%s: refusals in the busiest hours", v.Prefix)
+	}
+	assert.Error(t, recordSampleUsage(ctx, noUsage{store}, now), "a store that keeps no usage")
+}
+
+// noUsage is a store that keeps no usage: a memory store without its
+// UsageRecorder.
+type noUsage struct{ store }
+
 // TestLogin checks the stand-in login without a browser: the console
 // answers only signed-in users, with their role.
 func TestLogin(t *testing.T) {
