@@ -696,7 +696,20 @@ func TestConsoleInChromium(t *testing.T) {
 		)
 		assert.Contains(t, poll[string](t, owner, `document.getElementById("no-limits") && document.getElementById("no-limits").textContent`), "No limits")
 		assert.True(t, s.key(t, keyboardKey).Limits.IsZero())
+		assert.Equal(t, "limits-heading", eval[string](t, owner, activeElement), "the focus goes to the limits, Remove limits being hidden")
+		assert.True(t, eval[bool](t, owner, `document.getElementById("remove-limits").hidden`), "no limits to remove")
+
+		// A number that is not whole is refused before anything is sent.
+		puts := len(s.changesTo("/console/api/keys/" + keyboardKey + "/limits"))
+		require.Equal(t, 3, puts, "the refused, the saved and the removed limits")
 		do(t, owner,
+			chromedp.SendKeys(chromedp.CSS("#limit-rate-burst"), "1.5"),
+			chromedp.Click(chromedp.CSS("#save-limits")),
+		)
+		assert.Equal(t, "Burst must be a whole number.", poll[string](t, owner, `document.getElementById("limit-rate-burst-error").textContent`))
+		assert.Len(t, s.changesTo("/console/api/keys/"+keyboardKey+"/limits"), puts)
+		do(t, owner,
+			chromedp.SetValue(chromedp.CSS("#limit-rate-burst"), ""),
 			chromedp.SendKeys(chromedp.CSS("#limit-rate-requests"), "5"),
 			chromedp.SetValue(chromedp.CSS("#limit-rate-window"), "3600"),
 			chromedp.Click(chromedp.CSS("#save-limits")),

@@ -315,9 +315,9 @@
 
   // openDialog clones the template id into a modal dialog. When it closes
   // it is removed (with any key it showed) and focus returns to the control
-  // that opened it or, if the page was re-rendered meanwhile, to the same
-  // control of the key back.key (or another of its row's), else to the
-  // keys' heading.
+  // that opened it or, if that is gone or hidden meanwhile, to the limits'
+  // heading in a key's view, else to the same control of the key back.key
+  // (or another of its row's), else to the keys' heading.
   function openDialog(id, back) {
     const dialog = $(id).content.firstElementChild.cloneNode(true);
     const from = document.activeElement;
@@ -334,8 +334,12 @@
   }
 
   function restoreFocus(from, back) {
-    if (from && from.isConnected && from !== document.body) {
+    if (from && from.isConnected && from !== document.body && from.getClientRects().length > 0) {
       from.focus();
+      return;
+    }
+    if (!$("key-view").hidden) {
+      $("limits-heading").focus();
       return;
     }
     const row = back && document.querySelector(`tr[data-prefix="${CSS.escape(back.key)}"]`);
@@ -678,6 +682,7 @@
     const ipField = form.querySelector('[data-for="server"]');
     ipField.hidden = !server;
     e.allowed_ips.disabled = !server;
+    $("remove-limits").hidden = !l.rate && !l.quota && !(l.allowed_ips || []).length;
     clearFieldErrors(form);
   }
 
@@ -720,12 +725,13 @@
     const e = form.elements;
     const whole = (control, field) => {
       const v = control.value.trim();
+      const label = form.querySelector(`label[for="${control.id}"]`).textContent;
       if (v === "") {
-        if (control.validity && control.validity.badInput) throw new FieldError(field, `${field} must be a whole number`);
+        if (control.validity && control.validity.badInput) throw new FieldError(field, `${label} must be a whole number.`);
         return undefined;
       }
       const n = Number(v);
-      if (!Number.isSafeInteger(n)) throw new FieldError(field, `${field} must be a whole number`);
+      if (!Number.isSafeInteger(n)) throw new FieldError(field, `${label} must be a whole number.`);
       return n;
     };
     const body = {};
@@ -781,6 +787,8 @@
       }
     } finally {
       buttons.forEach((b) => { b.disabled = false; });
+      // A button disabled while it had the focus lost it.
+      if (document.activeElement === document.body) $("save-limits").focus();
     }
   }
 
