@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,6 +49,10 @@ type stack struct {
 	url     string // the example: login at /, console at /console/
 	other   string // another origin's page
 	manager *apikey.Manager
+	store   *memory.Store
+	// noUsage answers every usage request with 501 usage_unavailable, as
+	// the API does when the store keeps no usage.
+	noUsage atomic.Bool
 	mu      sync.Mutex
 	changes []change
 }
@@ -58,10 +63,10 @@ func startStack(t *testing.T, closeAccount bool) *stack {
 	store := memory.New()
 	h, err := newHandler(context.Background(), store, closeAccount)
 	require.NoError(t, err)
-	s := &stack{}
+	s := &stack{store: store}
 	s.manager, err = apikey.NewManager(apikey.ManagerOptions{Store: store})
 	require.NoError(t, err)
-	srv := httptest.NewServer(s.record(pagedListing(h)))
+	srv := httptest.NewServer(s.record(s.usageSwitch(pagedListing(h))))
 	t.Cleanup(srv.Close)
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -105,6 +110,20 @@ func pagedListing(next http.Handler) http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(page)
+	})
+}
+
+// usageSwitch answers usage requests with 501 usage_unavailable while
+// s.noUsage is set.
+func (s *stack) usageSwitch(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.noUsage.Load() || !strings.HasSuffix(r.URL.Path, "/usage") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusNotImplemented)
+		fmt.Fprint(w, `{"type":"about:blank","title":"this store keeps no usage","status":501,"code":"usage_unavailable"}`)
 	})
 }
 
@@ -559,6 +578,165 @@ func TestConsoleInChromium(t *testing.T) {
 		assertStatus(t, owner, keyboardKey, "active")
 	})
 
+	t.Run("owner sets limits and sees usage in the key's view", func(t *testing.T) {
+		require.NotEmpty(t, keyboardKey)
+		v := s.key(t, keyboardKey)
+		// Usage as the middleware records it: two hours of the last day,
+		// and a day of the last month.
+		hour := time.Now().UTC().Truncate(time.Hour)
+		record := func(at time.Time, outcome string, n int64) apikey.UsageCount {
+			return apikey.UsageCount{Account: apikey.DefaultAccount, Environment: apikey.Production, KeyID: v.ID, Hour: at, Outcome: outcome, Count: n}
+		}
+		require.NoError(t, s.store.RecordUsage(context.Background(), []apikey.UsageCount{
+			record(hour.Add(-time.Hour), "admitted", 40),
+			record(hour.Add(-time.Hour), "rate_limited", 5),
+			record(hour.Add(-3*time.Hour), "admitted", 12),
+			record(hour.Add(-5*24*time.Hour), "admitted", 100),
+			record(hour.Add(-5*24*time.Hour), "quota_exhausted", 7),
+		}))
+
+		// By keyboard: the key's link, then Enter.
+		do(t, owner, chromedp.Reload())
+		waitReady(t, owner)
+		link := fmt.Sprintf(`tr[data-prefix=%q] a.key-link`, keyboardKey)
+		do(t, owner, chromedp.Focus(chromedp.CSS(link)), chromedp.KeyEvent("\r"))
+		assert.Equal(t, "key-heading", poll[string](t, owner, `!document.getElementById("key-view").hidden && document.activeElement.id`),
+			"the key's view opens with the focus on its heading")
+		assert.Equal(t, "Key "+keyboardKey, eval[string](t, owner, `document.getElementById("key-heading").textContent`))
+		assert.True(t, eval[bool](t, owner, `document.getElementById("list-view").hidden`))
+		details := eval[map[string]string](t, owner, `Object.fromEntries([...document.querySelectorAll("#key-details dt")].map(dt => [dt.textContent, dt.nextElementSibling.textContent.trim()]))`)
+		assert.Equal(t, "keyboard key", details["Name"])
+		assert.Equal(t, "active", details["Status"])
+		assert.Equal(t, "reports:read", details["Scopes"])
+		assert.Equal(t, "never", details["Last used"])
+		for _, name := range []string{"Key", "Type", "Owner", "Created", "Expires"} {
+			assert.Contains(t, details, name)
+		}
+		assert.Contains(t, eval[string](t, owner, `document.getElementById("key-limits").textContent`), "No limits")
+
+		// The charts: inline SVG, admitted below refused, summed up in words.
+		assert.Equal(t, 2, poll[int](t, owner, `document.querySelectorAll("#usage-hours rect.bar-admitted").length`))
+		chart := func(id string) map[string]any {
+			return eval[map[string]any](t, owner, fmt.Sprintf(`(() => { const svg = document.getElementById(%q); return {
+				ns: svg.namespaceURI, role: svg.getAttribute("role"), title: svg.querySelector("title").textContent,
+				admitted: svg.dataset.admitted, refused: svg.dataset.refused, bars: svg.querySelectorAll("g.bar").length,
+				refusedBars: svg.querySelectorAll("rect.bar-refused").length,
+				summary: document.querySelector('[data-summary=%q]').textContent,
+				rows: svg.closest("figure").querySelectorAll("table tbody tr").length }; })()`, id, id))
+		}
+		hours := chart("usage-hours")
+		assert.Equal(t, "http://www.w3.org/2000/svg", hours["ns"])
+		assert.Equal(t, "img", hours["role"])
+		assert.Equal(t, "52", hours["admitted"])
+		assert.Equal(t, "5", hours["refused"])
+		assert.Equal(t, 24.0, hours["bars"])
+		assert.Equal(t, 24.0, hours["rows"], "the table has a row per hour")
+		assert.Equal(t, 1.0, hours["refusedBars"])
+		assert.Equal(t, "Requests per hour, last 24 hours: 57 requests, 52 admitted, 5 refused (rate limited 5).", hours["title"])
+		assert.Equal(t, hours["title"], hours["summary"])
+		days := chart("usage-days")
+		assert.Equal(t, "152", days["admitted"])
+		assert.Equal(t, "12", days["refused"])
+		assert.Equal(t, 30.0, days["bars"])
+		assert.Equal(t, 2.0, days["refusedBars"])
+		assert.Equal(t, "Requests per day, last 30 days: 164 requests, 152 admitted, 12 refused (quota exhausted 7, rate limited 5).", days["title"])
+
+		// Set limits; an address that is not a range is refused next to
+		// the field the API names, and nothing is saved.
+		do(t, owner,
+			chromedp.SendKeys(chromedp.CSS("#limit-rate-requests"), "100"),
+			chromedp.SetValue(chromedp.CSS("#limit-rate-window"), "60"),
+			chromedp.SendKeys(chromedp.CSS("#limit-rate-burst"), "20"),
+			chromedp.SendKeys(chromedp.CSS("#limit-quota-limit"), "10000"),
+			chromedp.SendKeys(chromedp.CSS("#limit-quota-refill"), "10000"),
+			chromedp.SetValue(chromedp.CSS("#limit-quota-period"), "month"),
+			chromedp.SendKeys(chromedp.CSS("#limit-ips"), "10.0.0.0/8\nnot an address"),
+			chromedp.Click(chromedp.CSS("#save-limits")),
+		)
+		shown := poll[string](t, owner, `document.getElementById("limit-ips-error").textContent`)
+		assert.Contains(t, shown, "allowed_ips[1]")
+		assert.Contains(t, shown, "(line 2)")
+		assert.Equal(t, "limit-ips", eval[string](t, owner, activeElement), "the focus is on the field the API named")
+		assert.Equal(t, "true", eval[string](t, owner, `document.getElementById("limit-ips").getAttribute("aria-invalid")`))
+		assert.True(t, s.key(t, keyboardKey).Limits.IsZero())
+
+		do(t, owner,
+			chromedp.SetValue(chromedp.CSS("#limit-ips"), "10.0.0.0/8"),
+			chromedp.Click(chromedp.CSS("#save-limits")),
+		)
+		assert.Contains(t, poll[string](t, owner, `document.getElementById("notice").textContent.includes("were saved") && document.getElementById("notice").textContent`), keyboardKey)
+		assert.Equal(t, "", eval[string](t, owner, `document.getElementById("limit-ips-error").textContent`))
+		limits := func(tab context.Context) map[string]string {
+			return eval[map[string]string](t, tab, `Object.fromEntries([...document.querySelectorAll("#key-limits [data-limit]")].map(dd => [dd.dataset.limit, dd.textContent.trim()]))`)
+		}
+		assert.Equal(t, map[string]string{
+			"rate":        "100 requests per minute, in bursts of at most 20",
+			"quota":       "10,000 uses, refilled by 10,000 each month (the 1st, 00:00 UTC)",
+			"allowed_ips": "10.0.0.0/8",
+		}, limits(owner))
+		got := s.key(t, keyboardKey).Limits
+		assert.Equal(t, apikey.RateLimit{Requests: 100, Window: time.Minute, Burst: 20}, got.Rate)
+		assert.Equal(t, apikey.Quota{Limit: 10000, Refill: 10000, Period: apikey.Monthly}, got.Quota)
+		assert.Equal(t, "[10.0.0.0/8]", fmt.Sprint(got.AllowedIPs))
+		screenshot(t, owner, shots, "key-view")
+
+		// By mouse: back to the list, and into the key's view again.
+		do(t, owner, chromedp.Click(chromedp.CSS("#key-back")))
+		assert.Equal(t, keyboardKey, poll[string](t, owner, `!document.getElementById("list-view").hidden && document.activeElement.closest("tr") && document.activeElement.closest("tr").dataset.prefix`),
+			"the focus returns to the key's link")
+		do(t, owner, chromedp.Click(chromedp.CSS(link)))
+		assert.Equal(t, "100", poll[string](t, owner, `!document.getElementById("key-view").hidden && document.getElementById("limit-rate-requests").value`))
+
+		// Remove the limits, after a confirmation; then a rate limit alone.
+		do(t, owner,
+			chromedp.Click(chromedp.CSS("#remove-limits")),
+			chromedp.WaitVisible(chromedp.CSS(`dialog[open] button.danger[type="submit"]`)),
+			chromedp.Click(chromedp.CSS(`dialog[open] button.danger[type="submit"]`)),
+			chromedp.WaitNotPresent(chromedp.CSS("dialog")),
+		)
+		assert.Contains(t, poll[string](t, owner, `document.getElementById("no-limits") && document.getElementById("no-limits").textContent`), "No limits")
+		assert.True(t, s.key(t, keyboardKey).Limits.IsZero())
+		assert.Equal(t, "limits-heading", eval[string](t, owner, activeElement), "the focus goes to the limits, Remove limits being hidden")
+		assert.True(t, eval[bool](t, owner, `document.getElementById("remove-limits").hidden`), "no limits to remove")
+
+		// A number that is not whole is refused before anything is sent.
+		puts := len(s.changesTo("/console/api/keys/" + keyboardKey + "/limits"))
+		require.Equal(t, 3, puts, "the refused, the saved and the removed limits")
+		do(t, owner,
+			chromedp.SendKeys(chromedp.CSS("#limit-rate-burst"), "1.5"),
+			chromedp.Click(chromedp.CSS("#save-limits")),
+		)
+		assert.Equal(t, "Burst must be a whole number.", poll[string](t, owner, `document.getElementById("limit-rate-burst-error").textContent`))
+		assert.Len(t, s.changesTo("/console/api/keys/"+keyboardKey+"/limits"), puts)
+		do(t, owner,
+			chromedp.SetValue(chromedp.CSS("#limit-rate-burst"), ""),
+			chromedp.SendKeys(chromedp.CSS("#limit-rate-requests"), "5"),
+			chromedp.SetValue(chromedp.CSS("#limit-rate-window"), "3600"),
+			chromedp.Click(chromedp.CSS("#save-limits")),
+		)
+		assert.Equal(t, "5 requests per hour", poll[string](t, owner, `(document.querySelector('#key-limits [data-limit="rate"]') || {}).textContent`))
+		assert.Equal(t, apikey.Limits{Rate: apikey.RateLimit{Requests: 5, Window: time.Hour}}, s.key(t, keyboardKey).Limits)
+	})
+
+	t.Run("read-only user sees limits and usage, and no form", func(t *testing.T) {
+		require.NotEmpty(t, keyboardKey)
+		tab := s.signIn(t, b, "carol")
+		do(t, tab, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-prefix=%q] a.key-link`, keyboardKey))))
+		assert.Equal(t, "5 requests per hour", poll[string](t, tab, `(document.querySelector('#key-limits [data-limit="rate"]') || {}).textContent`))
+		assert.Equal(t, "52", poll[string](t, tab, `(document.getElementById("usage-hours") || {dataset: {}}).dataset.admitted`))
+		assert.Equal(t, 0, eval[int](t, tab, `document.querySelectorAll("#key-view form, #key-view input, #key-view select, #key-view textarea, #key-view button").length`),
+			"no form and no button")
+		screenshot(t, tab, shots, "key-view-read-only")
+
+		// Where the store keeps no usage, the view says so in words.
+		s.noUsage.Store(true)
+		defer s.noUsage.Store(false)
+		do(t, tab, chromedp.Reload())
+		waitReady(t, tab)
+		assert.Contains(t, poll[string](t, tab, `(document.getElementById("usage-unavailable") || {}).textContent`), "Usage is not available")
+		assert.Equal(t, 0, eval[int](t, tab, `document.querySelectorAll("#key-view svg").length`))
+	})
+
 	for _, user := range []struct{ name, role, shot string }{
 		{"carol", "read-only", "read-only"},
 		{"bob", "member", "member"},
@@ -653,6 +831,41 @@ func TestCloseAccountInChromium(t *testing.T) {
 		assert.Equal(t, apikey.Revoked, v.Status, v.Prefix)
 	}
 }
+
+// TestSampleUsage: -sample-usage records 30 days of usage for each live
+// production key, which the management API then reads.
+func TestSampleUsage(t *testing.T) {
+	ctx := context.Background()
+	store := memory.New()
+	_, err := newHandler(ctx, store, false)
+	require.NoError(t, err)
+	now := time.Now()
+	require.NoError(t, recordSampleUsage(ctx, store, now))
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store})
+	require.NoError(t, err)
+	views, err := m.List(ctx, bootstrapActor, apikey.Production, apikey.Page{})
+	require.NoError(t, err)
+	require.NotEmpty(t, views.Keys)
+	for _, v := range views.Keys {
+		list, err := m.Usage(ctx, bootstrapActor, apikey.UsageRequest{KeyID: v.ID, From: now.Truncate(time.Hour).Add(-23 * time.Hour), To: now},
+			apikey.Page{Limit: apikey.MaxPageSize})
+		require.NoError(t, err)
+		outcomes := map[string]int64{}
+		hours := map[time.Time]bool{}
+		for _, c := range list.Counts {
+			outcomes[c.Outcome] += c.Count
+			hours[c.Hour] = true
+		}
+		assert.Len(t, hours, 24, "%s: every hour of the last day", v.Prefix)
+		assert.Positive(t, outcomes["admitted"], v.Prefix)
+		assert.Positive(t, outcomes["rate_limited"], "%s: refusals in the busiest hours", v.Prefix)
+	}
+	assert.Error(t, recordSampleUsage(ctx, noUsage{store}, now), "a store that keeps no usage")
+}
+
+// noUsage is a store that keeps no usage: a memory store without its
+// UsageRecorder.
+type noUsage struct{ store }
 
 // TestLogin checks the stand-in login without a browser: the console
 // answers only signed-in users, with their role.

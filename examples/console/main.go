@@ -1,14 +1,19 @@
 // Command console serves keystile's web console (package
 // middleware/console) behind a stand-in for a service's login.
 //
-//	go run ./examples/console [-addr 127.0.0.1:8082] [-db keystile-console.db] [-close-account]
+//	go run ./examples/console [-addr 127.0.0.1:8082] [-db keystile-console.db] [-close-account] [-sample-usage]
 //
 // Open http://127.0.0.1:8082/ and sign in as alice (owner), bob (member) or
 // carol (read-only): the console is at /console/. Owners create, rotate,
-// revoke and reveal keys and edit allowed origins; members and read-only
-// users see the keys and no action. With -close-account, owners may also
-// close the account, after typing its id ("default"): every key is revoked
-// for good.
+// revoke and reveal keys, edit allowed origins and set a key's limits (in
+// the key's view, which its prefix links to); members and read-only users
+// see the keys, their limits and usage, and no action. With -close-account,
+// owners may also close the account, after typing its id ("default"):
+// every key is revoked for good.
+//
+// The example serves no API that keys are used with, so nothing counts
+// usage; -sample-usage records made-up counts for the last 30 days of the
+// production environment's keys, to show the usage charts.
 //
 // The login is a demonstration only: it trusts a cookie that names the
 // user, with no password. A real service mounts the console behind its own
@@ -28,6 +33,7 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -52,16 +58,17 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8082", "listen address")
 	db := flag.String("db", "", "SQLite file or postgres:// URL; empty keeps keys in memory")
 	closeAccount := flag.Bool("close-account", false, "let owners close the account (after typing its id)")
+	sampleUsage := flag.Bool("sample-usage", false, "record made-up usage of the production keys for the last 30 days")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *db, *closeAccount); err != nil {
+	if err := run(ctx, *addr, *db, *closeAccount, *sampleUsage); err != nil {
 		fmt.Fprintln(os.Stderr, "console:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, addr, db string, closeAccount bool) error {
+func run(ctx context.Context, addr, db string, closeAccount, sampleUsage bool) error {
 	var s store = memory.New()
 	if db != "" {
 		sql, err := exampledb.Open(ctx, db)
@@ -75,6 +82,11 @@ func run(ctx context.Context, addr, db string, closeAccount bool) error {
 	if err != nil {
 		return err
 	}
+	if sampleUsage {
+		if err := recordSampleUsage(ctx, s, time.Now()); err != nil {
+			return err
+		}
+	}
 	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -87,6 +99,52 @@ func run(ctx context.Context, addr, db string, closeAccount bool) error {
 		return err
 	}
 	return nil
+}
+
+// recordSampleUsage records made-up usage for every live key of the
+// production environment, hour by hour over the 30 days before now: a
+// daily rhythm of admitted requests, and some refused ones in the busiest
+// hours. The store must keep usage (apikey.UsageRecorder).
+func recordSampleUsage(ctx context.Context, s store, now time.Time) error {
+	rec, ok := s.(apikey.UsageRecorder)
+	if !ok {
+		return errors.New("-sample-usage: the store keeps no usage")
+	}
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: s})
+	if err != nil {
+		return err
+	}
+	list, err := m.List(ctx, bootstrapActor, apikey.Production, apikey.Page{})
+	if err != nil {
+		return err
+	}
+	end := now.UTC().Truncate(time.Hour)
+	var counts []apikey.UsageCount
+	for k, v := range list.Keys {
+		if v.Status == apikey.Revoked || v.Status == apikey.Expired {
+			continue
+		}
+		for h := range 30 * 24 {
+			hour := end.Add(-time.Duration(h) * time.Hour)
+			// Busiest at 14:00 UTC, quietest at 02:00.
+			load := 1 + math.Cos(2*math.Pi*float64(hour.Hour()-14)/24)
+			admitted := int64(load*40) + int64((h*7+k*13)%11)
+			count := func(outcome string, n int64) {
+				if n > 0 {
+					counts = append(counts, apikey.UsageCount{Account: v.Account, Environment: v.Environment,
+						KeyID: v.ID, Hour: hour, Outcome: outcome, Count: n})
+				}
+			}
+			count("admitted", admitted)
+			if load > 1.6 {
+				count("rate_limited", int64((load-1.6)*30))
+			}
+			if h%97 == 5 {
+				count("quota_exhausted", 3)
+			}
+		}
+	}
+	return rec.RecordUsage(ctx, counts)
 }
 
 // users are the demonstration's accounts, by the value of the session

@@ -99,15 +99,16 @@ var graces = []struct {
 // apikey.Role.Allowed permits.
 var manageActions = []apikey.Action{
 	apikey.ActionCreate, apikey.ActionRotate, apikey.ActionChangeGrace, apikey.ActionRevoke,
-	apikey.ActionSetScopes, apikey.ActionSetOrigins, apikey.ActionReveal,
+	apikey.ActionSetScopes, apikey.ActionSetOrigins, apikey.ActionReveal, apikey.ActionSetLimits,
 }
 
 // Session is the answer of GET /session: who is signed in, and what the
 // page may offer them.
 type Session struct {
 	Actor apikey.Actor `json:"actor"`
-	// Actions are the actions the actor's role allows, such as "create" and
-	// "rotate"; empty for members and read-only users, who only view.
+	// Actions are the actions the actor's role allows, such as "create",
+	// "rotate" and "set_limits"; empty for members and read-only users, who
+	// only view (keys, their limits and their usage).
 	Actions []apikey.Action `json:"actions"`
 	// Graces are the rotation choices within Policy.
 	Graces []Grace `json:"graces"`

@@ -33,6 +33,7 @@ var (
 // "login" is the X-Test-User header (a role name).
 type fixture struct {
 	m       *apikey.Manager
+	store   *memory.Store
 	srv     *httptest.Server
 	extra   apikey.Issued
 	actorFn func(*http.Request) (apikey.Actor, error)
@@ -53,7 +54,7 @@ func newFixtureWith(t *testing.T, opts console.Options) *fixture {
 	ctx := context.Background()
 	_, err = m.Bootstrap(ctx, owner, apikey.Production)
 	require.NoError(t, err)
-	f := &fixture{m: m}
+	f := &fixture{m: m, store: store}
 	f.extra, err = m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Name: "worker", Scopes: []string{"customers:write"}})
 	require.NoError(t, err)
 	f.actorFn = func(r *http.Request) (apikey.Actor, error) {
@@ -167,8 +168,10 @@ func TestPageAndAssets(t *testing.T) {
 		contentType string
 		contains    []string
 	}{
-		{"/", "text/html; charset=utf-8", []string{`<script src="app.js" defer></script>`, `<link rel="stylesheet" href="style.css">`, `<label for="environment">`}},
-		{"/app.js", "text/javascript; charset=utf-8", []string{`"use strict"`, "api/environments", "navigator.clipboard.writeText", "res.full_key"}},
+		{"/", "text/html; charset=utf-8", []string{`<script src="app.js" defer></script>`, `<link rel="stylesheet" href="style.css">`, `<label for="environment">`,
+			`<section id="key-view"`, `<template id="tpl-limits">`, `<label for="limit-rate-requests">`, `<label for="limit-ips">`}},
+		{"/app.js", "text/javascript; charset=utf-8", []string{`"use strict"`, "api/environments", "navigator.clipboard.writeText", "res.full_key",
+			"document.createElementNS(svgNS, tag)", "/limits`", "/usage?", "err.status === 501"}},
 		{"/style.css", "text/css; charset=utf-8", []string{":focus-visible"}},
 	}
 	for _, tt := range tests {
@@ -196,6 +199,16 @@ func TestPageAndAssets(t *testing.T) {
 		assert.NotRegexp(t, `\sstyle=`, string(page), "inline style")
 	})
 
+	t.Run("the script writes no HTML and no inline style", func(t *testing.T) {
+		// Values reach the page as text (textContent, value, setAttribute
+		// of a named attribute); the charts are SVG elements whose look
+		// comes from the style sheet.
+		_, script := f.do(t, request{method: "GET", path: "/app.js"})
+		for _, sink := range []string{"innerHTML", "outerHTML =", "insertAdjacentHTML", "document.write", "DOMParser", "eval(", "new Function", ".style.", `"style"`, "cssText"} {
+			assert.NotContains(t, string(script), sink)
+		}
+	})
+
 	t.Run("not found", func(t *testing.T) {
 		for _, path := range []string{"/index.html", "/static/app.js", "/nothing"} {
 			res, body := f.do(t, request{method: "GET", path: path})
@@ -213,7 +226,7 @@ func TestSession(t *testing.T) {
 		actor   apikey.Actor
 		actions []apikey.Action
 	}{
-		{apikey.Owner, owner, []apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal"}},
+		{apikey.Owner, owner, []apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits"}},
 		{apikey.Member, member, []apikey.Action{}},
 		{apikey.ReadOnly, readOnly, []apikey.Action{}},
 	}
@@ -396,6 +409,8 @@ func TestOnlyOwnersChangeKeys(t *testing.T) {
 		{"PUT", "/api/keys/" + id + "/scopes", `{"scopes":["*"]}`},
 		{"POST", "/api/keys/" + id + "/reveal", ``},
 		{"PUT", "/api/environments/production/origins", `{"allowed_origins":["*"]}`},
+		{"PUT", "/api/keys/" + id + "/limits", `{"rate":{"requests":10,"window_seconds":60}}`},
+		{"PUT", "/api/keys/" + id + "/limits", `{}`},
 	}
 	before, err := f.m.List(context.Background(), owner, apikey.Production, apikey.Page{})
 	require.NoError(t, err)
@@ -480,6 +495,98 @@ func TestOwnerFlow(t *testing.T) {
 		}
 	}
 }
+
+// TestLimitsAndUsage: what the key view reads and sends through the
+// console's API. An owner sets and removes a key's limits, an invalid one
+// is refused with a detail that names the field; every role reads the
+// key's usage, in pages; a store that keeps no usage answers 501.
+func TestLimitsAndUsage(t *testing.T) {
+	f := newFixture(t)
+	prefix := f.extra.View.Prefix
+	do := func(method, path, body string, role apikey.Role) (int, map[string]any) {
+		t.Helper()
+		res, b := f.do(t, f.sameOrigin(method, path, body, role))
+		var out map[string]any
+		require.NoError(t, json.Unmarshal(b, &out), string(b))
+		return res.StatusCode, out
+	}
+
+	t.Run("set, refuse and remove limits", func(t *testing.T) {
+		path := "/api/keys/" + prefix + "/limits"
+		status, view := do("PUT", path, `{"rate":{"requests":100,"window_seconds":60,"burst":20},`+
+			`"quota":{"limit":10000,"refill":10000,"period":"month"},"allowed_ips":["10.0.0.0/8"]}`, apikey.Owner)
+		require.Equal(t, http.StatusOK, status, "%v", view)
+		assert.Equal(t, map[string]any{
+			"rate":        map[string]any{"requests": 100.0, "window_seconds": 60.0, "burst": 20.0},
+			"quota":       map[string]any{"limit": 10000.0, "refill": 10000.0, "period": "month"},
+			"allowed_ips": []any{"10.0.0.0/8"},
+		}, view["limits"], "the view carries the limits the page shows")
+
+		for _, tt := range []struct{ body, field string }{
+			{`{"rate":{"requests":0,"window_seconds":60}}`, "rate.requests"},
+			{`{"rate":{"requests":10,"window_seconds":0}}`, "rate.window_seconds"},
+			{`{"quota":{"limit":10,"refill":20,"period":"day"}}`, "quota.refill"},
+			{`{"allowed_ips":["10.0.0.0/8","not an address"]}`, "allowed_ips[1]"},
+		} {
+			status, p := do("PUT", path, tt.body, apikey.Owner)
+			assert.Equal(t, http.StatusUnprocessableEntity, status, tt.body)
+			assert.Equal(t, "invalid_limits", p["code"], tt.body)
+			assert.Contains(t, p["detail"], tt.field+" ", "the page shows the detail next to the field it names")
+		}
+		v, err := f.m.Get(context.Background(), owner, prefix)
+		require.NoError(t, err)
+		assert.Equal(t, 100, v.Limits.Rate.Requests, "a refused change changes nothing")
+
+		status, view = do("PUT", path, `{}`, apikey.Owner)
+		require.Equal(t, http.StatusOK, status, "%v", view)
+		assert.NotContains(t, view, "limits", "{} removes every limit")
+	})
+
+	t.Run("every role reads usage in pages", func(t *testing.T) {
+		hour := time.Now().UTC().Truncate(time.Hour)
+		var counts []apikey.UsageCount
+		for i := range 3 {
+			for _, outcome := range []string{"admitted", "rate_limited"} {
+				counts = append(counts, apikey.UsageCount{Account: apikey.DefaultAccount, Environment: apikey.Production,
+					KeyID: f.extra.View.ID, Hour: hour.Add(-time.Duration(i) * time.Hour), Outcome: outcome, Count: int64(10 + i)})
+			}
+		}
+		require.NoError(t, f.store.RecordUsage(context.Background(), counts))
+		from := hour.Add(-29 * 24 * time.Hour).Format(time.RFC3339)
+		to := time.Now().UTC().Format(time.RFC3339)
+		for _, role := range []apikey.Role{apikey.Owner, apikey.Member, apikey.ReadOnly} {
+			var got []any
+			after := ""
+			for pages := 0; pages < 10; pages++ {
+				status, list := do("GET", "/api/keys/"+prefix+"/usage?from="+from+"&to="+to+"&limit=4"+after, "", role)
+				require.Equal(t, http.StatusOK, status, "%s: %v", role, list)
+				got = append(got, list["counts"].([]any)...)
+				next, _ := list["next"].(string)
+				if next == "" {
+					break
+				}
+				after = "&after=" + next
+			}
+			assert.Len(t, got, 6, "%s reads every count, page by page", role)
+		}
+	})
+
+	t.Run("a store that keeps no usage", func(t *testing.T) {
+		m, err := apikey.NewManager(apikey.ManagerOptions{Store: noUsage{f.store}})
+		require.NoError(t, err)
+		c, err := console.New(console.Options{Manager: m, SingleAccount: true,
+			Actor: func(*http.Request) (apikey.Actor, error) { return readOnly, nil }})
+		require.NoError(t, err)
+		rec := httptest.NewRecorder()
+		c.ServeHTTP(rec, httptest.NewRequest("GET", "/api/keys/"+prefix+"/usage?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z", nil))
+		assert.Equal(t, http.StatusNotImplemented, rec.Code, rec.Body.String())
+		assert.Equal(t, "usage_unavailable", problemCode(t, rec.Body.Bytes()), "the page says so in words")
+	})
+}
+
+// noUsage is a store that keeps no usage: the apikey.Store of a memory
+// store, without its UsageRecorder.
+type noUsage struct{ apikey.Store }
 
 // TestActorNamesOneAccount: an actor that names no account is refused
 // unless the service chose SingleAccount, and one acting across accounts

@@ -8,6 +8,14 @@
 // key to owners (once when it is issued; again, where it can be revealed, on
 // request).
 //
+// Each key has a view of its own (the page's location #env=<env>&key=<prefix>,
+// linked from the key's prefix in the list): its details, its limits (rate
+// limit, quota, allowed IP ranges), a form with which owners change or
+// remove them, and its usage of the last 24 hours per hour and of the last
+// 30 days per day, admitted and refused requests stacked in charts that the
+// script draws as inline SVG, each summed up in words and listed in a
+// table. Where the Manager's store keeps no usage, the view says so.
+//
 // The console has no login of its own. A service mounts it behind its own
 // session middleware and says, per request, who is signed in and with which
 // role (Options.Actor):

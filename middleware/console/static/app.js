@@ -8,7 +8,11 @@
   // the user to load more.
   const maxPages = 20;
 
+  // maxUsagePages bounds how many pages of usage counts a key's view reads.
+  const maxUsagePages = 50;
+
   const state = {
+    key: null, // the key whose view is shown, if any
     session: null,
     actions: new Set(), // what the actor's role allows
     environments: [],
@@ -61,6 +65,8 @@
     return data;
   }
 
+  // keyHash is the location hash of a key's view.
+  const keyHash = (env, prefix) => `env=${encodeURIComponent(env)}&key=${encodeURIComponent(prefix)}`;
   const envPath = (env) => `api/environments/${encodeURIComponent(env)}`;
   const keyPath = (view) => `api/keys/${encodeURIComponent(view.prefix)}`;
 
@@ -186,8 +192,12 @@
     return cols;
   }
 
+  // prefixCell links to the key's own view (its details, limits and
+  // usage), by keyboard as by mouse.
   function prefixCell(k) {
-    const td = el("td", { className: "prefix" }, el("code", { textContent: k.prefix }));
+    const link = el("a", { href: `#${keyHash(k.environment || state.environment, k.prefix)}`, className: "key-link", title: "Details, limits and usage" },
+      el("code", { textContent: k.prefix }));
+    const td = el("td", { className: "prefix" }, link);
     if (k.default) td.append(" ", el("span", { className: "badge", textContent: "default" }));
     return td;
   }
@@ -305,9 +315,9 @@
 
   // openDialog clones the template id into a modal dialog. When it closes
   // it is removed (with any key it showed) and focus returns to the control
-  // that opened it or, if the page was re-rendered meanwhile, to the same
-  // control of the key back.key (or another of its row's), else to the
-  // keys' heading.
+  // that opened it or, if that is gone or hidden meanwhile, to the limits'
+  // heading in a key's view, else to the same control of the key back.key
+  // (or another of its row's), else to the keys' heading.
   function openDialog(id, back) {
     const dialog = $(id).content.firstElementChild.cloneNode(true);
     const from = document.activeElement;
@@ -324,8 +334,12 @@
   }
 
   function restoreFocus(from, back) {
-    if (from && from.isConnected && from !== document.body) {
+    if (from && from.isConnected && from !== document.body && from.getClientRects().length > 0) {
       from.focus();
+      return;
+    }
+    if (!$("key-view").hidden) {
+      $("limits-heading").focus();
       return;
     }
     const row = back && document.querySelector(`tr[data-prefix="${CSS.escape(back.key)}"]`);
@@ -538,6 +552,436 @@
     }
   }
 
+
+  // ----- a key's view: details, limits and usage
+
+  const dayMs = 86400000;
+  const hourMs = 3600000;
+  const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  const windows = { 1: "second", 60: "minute", 3600: "hour", 86400: "day" };
+
+  const count = (n) => Number(n).toLocaleString("en-US");
+  const plural = (n, one, many) => `${count(n)} ${n === 1 ? one : many}`;
+  const windowText = (s) => windows[s] || `${count(s)} seconds`;
+
+  function describeRate(r) {
+    let text = `${plural(r.requests, "request", "requests")} per ${windowText(r.window_seconds)}`;
+    if (r.burst) text += `, in bursts of at most ${count(r.burst)}`;
+    return text;
+  }
+
+  function describeQuota(q) {
+    const text = plural(q.limit, "use", "uses");
+    if (!q.refill) return `${text}, never refilled`;
+    return `${text}, refilled by ${count(q.refill)} each ${q.period === "month" ? "month (the 1st, 00:00 UTC)" : "day (00:00 UTC)"}`;
+  }
+
+  // showKey shows the view of the key named by prefix, read afresh.
+  async function showKey(prefix) {
+    const k = await api("GET", `api/keys/${encodeURIComponent(prefix)}`);
+    state.key = k;
+    $("list-view").hidden = true;
+    $("key-view").hidden = false;
+    $("key-back").href = `#env=${encodeURIComponent(k.environment)}`;
+    renderKey(k);
+    $("key-heading").focus();
+    await loadUsage(k);
+  }
+
+  // showList leaves a key's view for the list, with the focus on the key's
+  // link.
+  function showList() {
+    const from = state.key;
+    state.key = null;
+    $("key-view").hidden = true;
+    $("list-view").hidden = false;
+    const link = from && document.querySelector(`tr[data-prefix="${CSS.escape(from.prefix)}"] a.key-link`);
+    if (link) link.focus();
+  }
+
+  function renderKey(k) {
+    $("key-heading").textContent = `Key ${k.prefix}`;
+    const dl = $("key-details");
+    dl.textContent = "";
+    const row = (name, ...value) => dl.append(el("dt", { textContent: name }), el("dd", {}, ...value));
+    const time = (iso, none) => (iso
+      ? el("time", { dateTime: iso, title: iso, textContent: `${formatTime(iso)} UTC` })
+      : el("span", { className: "muted", textContent: none }));
+    row("Key", el("code", { textContent: k.prefix }), k.default ? " " : null, k.default ? el("span", { className: "badge", textContent: "default" }) : null);
+    row("Name", k.name || el("span", { className: "muted", textContent: "none" }));
+    row("Type", k.type === "client" ? "publishable (client-)" : "secret (server-)");
+    row("Environment", k.environment);
+    row("Status", el("span", { className: `status status-${k.status}`, "data-status": k.status, textContent: k.status }));
+    const scopes = scopesCell(k);
+    row("Scopes", ...scopes.childNodes);
+    row("Owner", k.owner || el("span", { className: "muted", textContent: "nobody" }));
+    row("Created", time(k.created_at, ""));
+    row("Expires", time(k.expires_at, "never"));
+    row("Last used", time(k.last_used_at, "never"));
+    renderLimits(k);
+  }
+
+  // renderLimits shows k's limits as text, and to owners the form that
+  // changes them.
+  function renderLimits(k) {
+    const box = $("key-limits");
+    box.textContent = "";
+    const l = k.limits || {};
+    const ips = l.allowed_ips || [];
+    if (!l.rate && !l.quota && ips.length === 0) {
+      box.append(el("p", { id: "no-limits", textContent: "No limits: the key may be used at any rate, with no quota, from any address." }));
+    } else {
+      const dl = el("dl", { className: "details", id: "limits-shown" });
+      dl.append(el("dt", { textContent: "Rate" }), el("dd", { "data-limit": "rate", textContent: l.rate ? describeRate(l.rate) : "no rate limit" }));
+      dl.append(el("dt", { textContent: "Quota" }), el("dd", { "data-limit": "quota", textContent: l.quota ? describeQuota(l.quota) : "no quota" }));
+      if (k.type === "server") {
+        const dd = el("dd", { "data-limit": "allowed_ips" });
+        if (ips.length === 0) dd.append("any address");
+        for (const ip of ips) dd.append(el("code", { className: "scope", textContent: ip }), " ");
+        dl.append(el("dt", { textContent: "Allowed IPs" }), dd);
+      }
+      box.append(dl);
+    }
+    const edit = $("limits-edit");
+    if (!can("set_limits") || k.status === "revoked") {
+      edit.textContent = "";
+      return;
+    }
+    let form = $("limits-form");
+    if (!form) {
+      edit.append($("tpl-limits").content.firstElementChild.cloneNode(true));
+      form = $("limits-form");
+      form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        saveLimits(form).catch(fail);
+      });
+      $("remove-limits").addEventListener("click", () => openRemoveLimits(state.key));
+    }
+    fillLimits(form, k);
+  }
+
+  // fillLimits sets the form's controls to k's limits.
+  function fillLimits(form, k) {
+    const l = k.limits || {};
+    const e = form.elements;
+    const rate = l.rate || {};
+    const windowSelect = e.rate_window;
+    const seconds = String(rate.window_seconds || 60);
+    if (![...windowSelect.options].some((o) => o.value === seconds)) {
+      windowSelect.append(el("option", { value: seconds, textContent: windowText(Number(seconds)) }));
+    }
+    e.rate_requests.value = rate.requests || "";
+    windowSelect.value = seconds;
+    e.rate_burst.value = rate.burst || "";
+    const quota = l.quota || {};
+    e.quota_limit.value = quota.limit || "";
+    e.quota_refill.value = quota.refill || "";
+    e.quota_period.value = quota.period || "";
+    e.allowed_ips.value = (l.allowed_ips || []).join("\n");
+    const server = k.type === "server";
+    const ipField = form.querySelector('[data-for="server"]');
+    ipField.hidden = !server;
+    e.allowed_ips.disabled = !server;
+    $("remove-limits").hidden = !l.rate && !l.quota && !(l.allowed_ips || []).length;
+    clearFieldErrors(form);
+  }
+
+  // FieldError is a refusal that names one of the limits ("rate.burst",
+  // "allowed_ips[2]"), shown next to its control.
+  class FieldError extends Error {
+    constructor(field, message) {
+      super(message);
+      this.field = field;
+    }
+  }
+
+  // limitsField finds the field that an invalid_limits detail names.
+  const limitsField = /\b(rate\.(?:requests|window_seconds|burst)|quota\.(?:limit|refill|period)|allowed_ips)(?:\[(\d+)\])?/;
+
+  function clearFieldErrors(form) {
+    form.querySelector(".form-error").textContent = "";
+    for (const p of form.querySelectorAll(".field-error")) p.textContent = "";
+    for (const c of form.querySelectorAll("[aria-invalid]")) c.removeAttribute("aria-invalid");
+  }
+
+  // showFieldError writes message next to the control of field and
+  // focuses it; a field the form has no control for goes to the form's
+  // error line.
+  function showFieldError(form, field, index, message) {
+    const p = form.querySelector(`.field-error[data-field="${CSS.escape(field)}"]`);
+    if (!p) {
+      form.querySelector(".form-error").textContent = message;
+      return;
+    }
+    p.textContent = index === undefined ? message : `${message} (line ${Number(index) + 1})`;
+    const control = p.parentElement.querySelector("input, select, textarea");
+    control.setAttribute("aria-invalid", "true");
+    control.focus();
+  }
+
+  // limitsBody reads the form into the API's limits: an empty rate or
+  // quota is none at all.
+  function limitsBody(form, k) {
+    const e = form.elements;
+    const whole = (control, field) => {
+      const v = control.value.trim();
+      const label = form.querySelector(`label[for="${control.id}"]`).textContent;
+      if (v === "") {
+        if (control.validity && control.validity.badInput) throw new FieldError(field, `${label} must be a whole number.`);
+        return undefined;
+      }
+      const n = Number(v);
+      if (!Number.isSafeInteger(n)) throw new FieldError(field, `${label} must be a whole number.`);
+      return n;
+    };
+    const body = {};
+    const requests = whole(e.rate_requests, "rate.requests");
+    const burst = whole(e.rate_burst, "rate.burst");
+    if (requests !== undefined || burst !== undefined) {
+      body.rate = { requests: requests === undefined ? 0 : requests, window_seconds: Number(e.rate_window.value) };
+      if (burst !== undefined) body.rate.burst = burst;
+    }
+    const limit = whole(e.quota_limit, "quota.limit");
+    const refill = whole(e.quota_refill, "quota.refill");
+    const period = e.quota_period.value;
+    if (limit !== undefined || refill !== undefined || period !== "") {
+      body.quota = { limit: limit === undefined ? 0 : limit };
+      if (refill !== undefined) body.quota.refill = refill;
+      if (period !== "") body.quota.period = period;
+    }
+    if (k.type === "server") {
+      const ips = e.allowed_ips.value.split("\n").map((x) => x.trim()).filter((x) => x !== "");
+      if (ips.length > 0) body.allowed_ips = ips;
+    }
+    return body;
+  }
+
+  // putLimits sends limits for k and shows the saved key.
+  async function putLimits(k, body) {
+    const view = await api("PUT", `${keyPath(k)}/limits`, body);
+    const i = state.keys.findIndex((x) => x.id === view.id);
+    if (i >= 0) state.keys[i] = view;
+    if (state.key && state.key.id === view.id) {
+      state.key = view;
+      renderLimits(view);
+    }
+    loadActivity().catch(fail);
+    return view;
+  }
+
+  async function saveLimits(form) {
+    const k = state.key;
+    clearFieldErrors(form);
+    const buttons = form.querySelectorAll("button");
+    buttons.forEach((b) => { b.disabled = true; });
+    try {
+      await putLimits(k, limitsBody(form, k));
+      notify(`The limits of ${k.prefix} were saved.`);
+    } catch (err) {
+      const detail = (err.message || String(err)).replace(/^apikey: invalid limits: /, "");
+      const m = err instanceof FieldError ? [null, err.field, undefined] : limitsField.exec(detail);
+      if (m && (err instanceof FieldError || err.code === "invalid_limits" || err.code === "invalid_request")) {
+        showFieldError(form, m[1], m[2], detail);
+      } else {
+        form.querySelector(".form-error").textContent = detail;
+      }
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+      // A button disabled while it had the focus lost it.
+      if (document.activeElement === document.body) $("save-limits").focus();
+    }
+  }
+
+  function openRemoveLimits(k) {
+    const dialog = openDialog("tpl-confirm");
+    dialog.querySelector("h2").textContent = `Remove the limits of ${k.prefix}?`;
+    dialog.querySelector(".explain").textContent =
+      "The key may then be used at any rate, with no quota, from any address.";
+    dialog.querySelector('button[type="submit"]').textContent = "Remove limits";
+    submitting(dialog, async () => {
+      await putLimits(k, {});
+      notify(`The limits of ${k.prefix} were removed.`);
+    });
+    dialog.showModal();
+  }
+
+  function isoSeconds(ms) {
+    return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+  }
+
+  // loadUsage reads k's usage of the last 30 days (UTC), page by page (at
+  // most maxUsagePages), and draws it per hour for the last 24 hours and
+  // per day for the last 30 days.
+  async function loadUsage(k) {
+    const box = $("key-usage");
+    box.textContent = "";
+    box.append(el("p", { className: "hint", textContent: "Loading usage…" }));
+    const now = Date.now();
+    const thisHour = Math.floor(now / hourMs) * hourMs;
+    const today = Math.floor(now / dayMs) * dayMs;
+    const hours = { start: thisHour - 23 * hourMs, step: hourMs, n: 24 };
+    const days = { start: today - 29 * dayMs, step: dayMs, n: 30 };
+    const q = `from=${encodeURIComponent(isoSeconds(days.start))}&to=${encodeURIComponent(isoSeconds(now))}&limit=1000`;
+    let counts = [];
+    let next = "";
+    let pages = 0;
+    try {
+      do {
+        const data = await api("GET", `${keyPath(k)}/usage?${q}${next ? `&after=${encodeURIComponent(next)}` : ""}`);
+        counts = counts.concat(data.counts || []);
+        next = data.next || "";
+        pages++;
+      } while (next && pages < maxUsagePages);
+    } catch (err) {
+      if (!state.key || state.key.id !== k.id) return;
+      box.textContent = "";
+      if (err.status === 501) {
+        box.append(el("p", { id: "usage-unavailable", className: "notice-box", textContent: "Usage is not available: this service's key store keeps no usage counts." }));
+      } else {
+        box.append(el("p", { className: "error", textContent: `The usage could not be read: ${err.message}` }));
+      }
+      return;
+    }
+    if (!state.key || state.key.id !== k.id) return; // the view moved on meanwhile
+    box.textContent = "";
+    const hourLabel = (t) => { const d = new Date(t); return `${pad(d.getUTCHours())}:00`; };
+    const dayLabel = (t) => { const d = new Date(t); return `${d.getUTCDate()} ${months[d.getUTCMonth()]}`; };
+    box.append(
+      usageChart({ id: "usage-hours", title: "Requests per hour, last 24 hours", unit: "Hour (UTC)", every: 6,
+        buckets: bucket(counts, hours), label: hourLabel, long: (t) => `${formatTime(new Date(t).toISOString())} UTC` }),
+      usageChart({ id: "usage-days", title: "Requests per day, last 30 days", unit: "Day (UTC)", every: 5,
+        buckets: bucket(counts, days), label: dayLabel, long: (t) => new Date(t).toISOString().slice(0, 10) }),
+    );
+    if (next) {
+      box.append(el("p", { className: "hint", textContent: `Only the first ${count(counts.length)} counts were read: the charts may show less than there was.` }));
+    }
+  }
+
+  // bucket adds counts up into span.n buckets of span.step from
+  // span.start: admitted, refused, and each refusal by its code.
+  function bucket(counts, span) {
+    const out = [];
+    for (let i = 0; i < span.n; i++) out.push({ start: span.start + i * span.step, admitted: 0, refused: 0, codes: {} });
+    for (const c of counts) {
+      const i = Math.floor((new Date(c.hour).getTime() - span.start) / span.step);
+      if (i < 0 || i >= span.n) continue;
+      const n = Number(c.count) || 0;
+      if (c.outcome === "admitted") out[i].admitted += n;
+      else {
+        out[i].refused += n;
+        out[i].codes[c.outcome] = (out[i].codes[c.outcome] || 0) + n;
+      }
+    }
+    return out;
+  }
+
+  // niceMax rounds n up to 1, 2 or 5 times a power of ten.
+  function niceMax(n) {
+    if (n <= 1) return 1;
+    const p = 10 ** Math.floor(Math.log10(n));
+    for (const m of [1, 2, 5, 10]) {
+      if (m * p >= n) return m * p;
+    }
+    return 10 * p;
+  }
+
+  const svgNS = "http://www.w3.org/2000/svg";
+
+  // svg creates an SVG element with attrs; children are nodes or strings
+  // (as text).
+  function svg(tag, attrs = {}, ...children) {
+    const node = document.createElementNS(svgNS, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, typeof v === "number" ? String(Math.round(v * 100) / 100) : v);
+    for (const c of children) node.append(c);
+    return node;
+  }
+
+  // usageChart draws spec.buckets as stacked bars (admitted below, refused
+  // above) in an inline SVG whose title sums them up, with a summary line
+  // and the numbers as a table.
+  function usageChart(spec) {
+    const W = 720, H = 190, left = 52, right = 8, top = 12, bottom = 26;
+    const plotW = W - left - right, plotH = H - top - bottom;
+    const b = spec.buckets;
+    let admitted = 0, refused = 0;
+    const codes = {};
+    for (const x of b) {
+      admitted += x.admitted;
+      refused += x.refused;
+      for (const [c, n] of Object.entries(x.codes)) codes[c] = (codes[c] || 0) + n;
+    }
+    const scale = niceMax(Math.max(...b.map((x) => x.admitted + x.refused)));
+    let summary = `${spec.title}: ${plural(admitted + refused, "request", "requests")}, ${count(admitted)} admitted, ${count(refused)} refused`;
+    const byCode = Object.entries(codes).sort((a, c) => c[1] - a[1]).map(([c, n]) => `${c.replace(/_/g, " ")} ${count(n)}`);
+    if (byCode.length > 0) summary += ` (${byCode.join(", ")})`;
+    summary += ".";
+
+    const titleId = `${spec.id}-title`;
+    const root = svg("svg", { id: spec.id, class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": titleId,
+      "data-admitted": String(admitted), "data-refused": String(refused) });
+    root.append(svg("title", { id: titleId }, summary));
+    for (const f of [0, 0.5, 1]) {
+      const y = top + plotH * (1 - f);
+      root.append(svg("line", { class: f === 0 ? "axis-line" : "grid", x1: left, x2: W - right, y1: y, y2: y }));
+      root.append(svg("text", { class: "axis", x: left - 6, y: y + 4, "text-anchor": "end" }, count(scale * f)));
+    }
+    const slot = plotW / b.length;
+    const barW = Math.max(1, slot * 0.7);
+    b.forEach((x, i) => {
+      const g = svg("g", { class: "bar", "data-admitted": String(x.admitted), "data-refused": String(x.refused) });
+      g.append(svg("title", {}, `${spec.long(x.start)}: ${count(x.admitted)} admitted, ${count(x.refused)} refused`));
+      const bx = left + i * slot;
+      g.append(svg("rect", { class: "bar-hit", x: bx, y: top, width: slot, height: plotH }));
+      const hA = plotH * x.admitted / scale;
+      const hR = plotH * x.refused / scale;
+      const x0 = bx + (slot - barW) / 2;
+      if (x.admitted > 0) g.append(svg("rect", { class: "bar-admitted", x: x0, y: top + plotH - hA, width: barW, height: hA }));
+      if (x.refused > 0) g.append(svg("rect", { class: "bar-refused", x: x0, y: top + plotH - hA - hR, width: barW, height: hR }));
+      root.append(g);
+      if (i % spec.every === 0) {
+        root.append(svg("text", { class: "axis", x: bx + slot / 2, y: H - 8, "text-anchor": "middle" }, spec.label(x.start)));
+      }
+    });
+
+    const legend = el("p", { className: "legend", "aria-hidden": "true" },
+      el("span", { className: "swatch swatch-admitted" }), " Admitted ",
+      el("span", { className: "swatch swatch-refused" }), " Refused");
+    const table = el("table", { className: "usage-table" },
+      el("thead", {}, el("tr", {},
+        el("th", { scope: "col", textContent: spec.unit }),
+        el("th", { scope: "col", textContent: "Admitted" }),
+        el("th", { scope: "col", textContent: "Refused" }))));
+    const tbody = el("tbody");
+    for (const x of b) {
+      tbody.append(el("tr", {},
+        el("th", { scope: "row", textContent: spec.long(x.start) }),
+        el("td", { textContent: count(x.admitted) }),
+        el("td", { textContent: count(x.refused) })));
+    }
+    table.append(tbody);
+    return el("figure", { className: "usage", "aria-labelledby": `${spec.id}-caption` },
+      el("figcaption", { id: `${spec.id}-caption`, textContent: spec.title }),
+      root, legend,
+      el("p", { className: "summary", "data-summary": spec.id, textContent: summary }),
+      el("details", {}, el("summary", { textContent: "The numbers, as a table" }), table));
+  }
+
+  // route follows the location hash: a key's view, or the list.
+  async function route() {
+    const prefix = new URLSearchParams(location.hash.slice(1)).get("key");
+    if (prefix) {
+      await showKey(prefix);
+      return;
+    }
+    if (!$("key-view").hidden) showList();
+    const env = new URLSearchParams(location.hash.slice(1)).get("env");
+    if (env && env !== state.environment && state.environments.some((e) => e.environment === env)) {
+      state.environment = env;
+      $("environment").value = env;
+      await showEnvironment();
+    }
+  }
+
   // ----- page
 
   async function refreshKeys() {
@@ -589,11 +1033,22 @@
     try {
       await loadEnvironments();
       renderTools();
+      const wanted = new URLSearchParams(location.hash.slice(1)).get("key");
       if (state.environment) await showEnvironment();
       else $("keys-empty").hidden = false;
+      if (wanted) {
+        history.replaceState(null, "", `#${keyHash(state.environment, wanted)}`);
+        await showKey(wanted);
+      }
     } catch (err) {
       fail(err);
     }
+    window.addEventListener("hashchange", () => {
+      route().catch((err) => {
+        showList();
+        fail(err);
+      });
+    });
     $("environment").addEventListener("change", (ev) => {
       state.environment = ev.target.value;
       $("notice").textContent = "";
