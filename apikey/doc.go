@@ -30,6 +30,17 @@
 // both reach the request's identity in package middleware. CloseAccount
 // revokes every key of an account at once.
 //
+// # Limits and usage
+//
+// A key may carry Limits (Record.Limits, set at Create or with SetLimits,
+// owners only): a rate limit (requests per window, with a burst), a quota
+// of uses refilled per UTC day or month, and, for server keys, an
+// allowlist of address ranges. ValidateLimits bounds every field and names
+// the one it refuses (ErrInvalidLimits). Package middleware enforces them
+// after authentication; the store keeps each quota's balance
+// (storage.QuotaLedger) and the requests of each key per hour and outcome
+// (UsageRecorder), which Manager.Usage reads a page at a time.
+//
 // Lists are read a Page at a time, by index: a default key, a page of keys
 // and a page of environments cost the same in an environment of a million
 // keys as in one of ten.
@@ -59,10 +70,11 @@
 //     bounded too (MaxScopes, MaxScopeLength), so that a cached key's size
 //     is bounded.
 //   - Roles bound what an actor may do: everyone may view prefixes and
-//     statuses; only owners create, rotate, revoke, change grace or scopes,
-//     set origins, or reveal a full key. An actor authenticated by a key
-//     (Actor.Scopes, Actor.Expires) never creates, extends or reveals more
-//     than its key has. Every change is an audit Event.
+//     statuses; only owners create, rotate, revoke, change grace, scopes
+//     or limits, set origins, or reveal a full key. An actor authenticated
+//     by a key (Actor.Scopes, Actor.Expires, Actor.Limits) never creates,
+//     extends or reveals more than its key has, nor a key bounded less
+//     tightly, and changes no key's limits. Every change is an audit Event.
 //
 // Out of scope here: transport security (serve over TLS) and protecting the
 // host that runs the code.

@@ -109,6 +109,9 @@ var (
 	ErrInvalidMetadata = errors.New("apikey: invalid owner or metadata")
 	// ErrInvalidCursor means a page cursor was not one that a list returned.
 	ErrInvalidCursor = errors.New("apikey: invalid page cursor")
+	// ErrInvalidTimeRange means a time range is empty, inverted or
+	// unbounded: From and To must both be set, From before To.
+	ErrInvalidTimeRange = errors.New("apikey: invalid time range")
 	// ErrNotRevealable means the full key cannot be shown again: server keys
 	// are stored only as hashes unless the operator configured a Sealer.
 	ErrNotRevealable = errors.New("apikey: key cannot be revealed")
@@ -122,7 +125,7 @@ var requestErrors = []error{
 	ErrInvalidScope, ErrScopesRequired, ErrInvalidOrigin, ErrInvalidName, ErrInvalidExpiry, ErrGraceOutOfRange,
 	ErrGraceRequired, ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,
 	ErrKeyExpired, ErrNotRevealable, ErrInvalidAccount, ErrAccountClosed, ErrInvalidMetadata,
-	ErrInvalidCursor,
+	ErrInvalidCursor, ErrInvalidLimits, ErrInvalidTimeRange,
 }
 
 // IsRequestError reports whether err is a refusal by this package's rules or

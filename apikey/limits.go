@@ -1,9 +1,12 @@
 package apikey
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -31,17 +34,50 @@ const (
 // limit.
 type RateLimit struct {
 	// Requests is how many requests a Window allows, 1 to MaxRateRequests.
-	Requests int `json:"requests"`
+	Requests int
 	// Window is the period Requests is counted over, MinRateWindow to
-	// MaxRateWindow, in whole seconds.
-	Window time.Duration `json:"-"`
+	// MaxRateWindow, in whole seconds ("window_seconds" in JSON).
+	Window time.Duration
 	// Burst is how many requests may arrive at once, 1 to MaxRateRequests;
 	// 0 means Requests.
-	Burst int `json:"burst,omitempty"`
+	Burst int
 }
 
 // IsZero reports whether r sets no limit.
 func (r RateLimit) IsZero() bool { return r == RateLimit{} }
+
+// rateJSON is the JSON form of a RateLimit: the window in whole seconds.
+type rateJSON struct {
+	Requests      int   `json:"requests"`
+	WindowSeconds int64 `json:"window_seconds"`
+	Burst         int   `json:"burst,omitempty"`
+}
+
+// MarshalJSON writes r as {"requests": N, "window_seconds": S, "burst": B},
+// the window in whole seconds (rounded down) and burst omitted when 0.
+func (r RateLimit) MarshalJSON() ([]byte, error) {
+	return json.Marshal(rateJSON{Requests: r.Requests, WindowSeconds: int64(r.Window / time.Second), Burst: r.Burst})
+}
+
+// UnmarshalJSON reads the form MarshalJSON writes. It checks no bound (see
+// ValidateLimits) but keeps every out-of-range window out of range: a
+// number of seconds too large for a time.Duration becomes a window longer
+// than MaxRateWindow, never a wrapped-around valid one.
+func (r *RateLimit) UnmarshalJSON(data []byte) error {
+	var v rateJSON
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	window := time.Duration(v.WindowSeconds) * time.Second
+	switch maxSeconds := int64(MaxRateWindow / time.Second); {
+	case v.WindowSeconds > maxSeconds:
+		window = MaxRateWindow + time.Second
+	case v.WindowSeconds < 0:
+		window = -time.Second
+	}
+	*r = RateLimit{Requests: v.Requests, Window: window, Burst: v.Burst}
+	return nil
+}
 
 // BurstSize returns Burst, or Requests when Burst is 0.
 func (r RateLimit) BurstSize() int {
@@ -82,6 +118,22 @@ func (p QuotaPeriod) Next(t time.Time) time.Time {
 	return s.AddDate(0, 0, 1)
 }
 
+// Index numbers the period that holds t (UTC), so that consecutive periods
+// have consecutive numbers: days since 1970-01-01 for Daily, year*12 +
+// month-1 for Monthly, and 0 for any other value (a quota that never
+// refills has one period).
+func (p QuotaPeriod) Index(t time.Time) int64 {
+	t = t.UTC()
+	switch p {
+	case Daily:
+		return p.Start(t).Unix() / 86400 // a midnight: an exact multiple
+	case Monthly:
+		return int64(t.Year())*12 + int64(t.Month()) - 1
+	default:
+		return 0
+	}
+}
+
 // Quota is a number of uses that requests spend (a route may cost more
 // than one), refilled at each period boundary. The zero Quota means no
 // quota.
@@ -117,6 +169,90 @@ func (l Limits) IsZero() bool {
 	return l.Rate.IsZero() && l.Quota.IsZero() && len(l.AllowedIPs) == 0
 }
 
+// Clone returns a copy of l that shares no memory with it.
+func (l Limits) Clone() Limits {
+	l.AllowedIPs = slices.Clone(l.AllowedIPs)
+	return l
+}
+
+// Equal reports whether l and o set the same bounds (AllowedIPs in the
+// same order).
+func (l Limits) Equal(o Limits) bool {
+	return l.Rate == o.Rate && l.Quota == o.Quota && slices.Equal(l.AllowedIPs, o.AllowedIPs)
+}
+
+// Within reports, with an error naming the first bound that l lifts,
+// whether l bounds a key at least as tightly as o does: where o sets a
+// rate, l sets one that allows no more requests per second and no larger
+// burst; where o sets a quota, l sets one with no larger limit and, if it
+// refills, no larger refill in the same period (none if o's never
+// refills); where o has an address allowlist, every range of l's lies in
+// one of o's. Bounds that o does not set are free.
+func (l Limits) Within(o Limits) error {
+	if r, or := l.Rate, o.Rate; !or.IsZero() {
+		// Requests per second compared exactly: requests * window
+		// seconds stays below 2^47.
+		switch {
+		case r.IsZero():
+			return errors.New("rate: needs a rate limit")
+		case int64(r.Requests)*int64(or.Window/time.Second) > int64(or.Requests)*int64(r.Window/time.Second):
+			return fmt.Errorf("rate: at most %d requests per %ds", or.Requests, or.Window/time.Second)
+		case r.BurstSize() > or.BurstSize():
+			return fmt.Errorf("rate.burst: at most %d", or.BurstSize())
+		}
+	}
+	if q, oq := l.Quota, o.Quota; !oq.IsZero() {
+		switch {
+		case q.IsZero():
+			return errors.New("quota: needs a quota")
+		case q.Limit > oq.Limit:
+			return fmt.Errorf("quota.limit: at most %d", oq.Limit)
+		case q.Refill > 0 && (q.Period != oq.Period || q.Refill > oq.Refill):
+			if oq.Refill == 0 {
+				return errors.New("quota.refill: none")
+			}
+			return fmt.Errorf("quota.refill: at most %d per %s", oq.Refill, oq.Period)
+		}
+	}
+	if len(o.AllowedIPs) > 0 {
+		if len(l.AllowedIPs) == 0 {
+			return errors.New("allowed_ips: needs an allowlist")
+		}
+		for _, p := range l.AllowedIPs {
+			if !slices.ContainsFunc(o.AllowedIPs, func(op netip.Prefix) bool {
+				return op.Bits() <= p.Bits() && op.Contains(p.Addr())
+			}) {
+				return fmt.Errorf("allowed_ips: %s is outside the acting key's ranges", p)
+			}
+		}
+	}
+	return nil
+}
+
+// String summarises l for people and audit events, such as
+// "rate 100/60s burst 20; quota 1000 +1000/month; 2 allowed IP ranges", or
+// "no limits".
+func (l Limits) String() string {
+	var parts []string
+	if r := l.Rate; !r.IsZero() {
+		parts = append(parts, fmt.Sprintf("rate %d/%ds burst %d", r.Requests, r.Window/time.Second, r.BurstSize()))
+	}
+	if q := l.Quota; !q.IsZero() {
+		if q.Refill > 0 {
+			parts = append(parts, fmt.Sprintf("quota %d +%d/%s", q.Limit, q.Refill, q.Period))
+		} else {
+			parts = append(parts, fmt.Sprintf("quota %d", q.Limit))
+		}
+	}
+	if n := len(l.AllowedIPs); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d allowed IP ranges", n))
+	}
+	if len(parts) == 0 {
+		return "no limits"
+	}
+	return strings.Join(parts, "; ")
+}
+
 // ValidateLimits checks l for a key of type t and returns it with every
 // address range masked to its prefix length and duplicates removed. Errors
 // wrap ErrInvalidLimits and name the field.
@@ -126,7 +262,7 @@ func ValidateLimits(t KeyType, l Limits) (Limits, error) {
 		case r.Requests < 1 || r.Requests > MaxRateRequests:
 			return Limits{}, limitError("rate.requests", "must be 1 to %d", MaxRateRequests)
 		case r.Window < MinRateWindow || r.Window > MaxRateWindow || r.Window%time.Second != 0:
-			return Limits{}, limitError("rate.window", "must be whole seconds from %s to %s", MinRateWindow, MaxRateWindow)
+			return Limits{}, limitError("rate.window_seconds", "must be %d to %d", MinRateWindow/time.Second, MaxRateWindow/time.Second)
 		case r.Burst < 0 || r.Burst > MaxRateRequests:
 			return Limits{}, limitError("rate.burst", "must be 1 to %d, or 0 for rate.requests", MaxRateRequests)
 		}

@@ -68,11 +68,13 @@ type ManagerOptions struct {
 // revocation fails with ErrAccountClosed, in every process: the store
 // checks it in the same atomic write (Change.OpenAccount).
 //
-// An actor authenticated by a key (Actor.Scopes, Actor.Expires) never gets
-// more than its key has: Bootstrap, Create, Rotate, ChangeGrace, SetScopes
-// and Reveal (of a server key) fail with ErrBeyondActor, naming the limit,
-// for a key holding a scope the actor does not hold or expiring later than
-// the actor (a lengthened grace included). A Manager is safe for
+// An actor authenticated by a key (Actor.Scopes, Actor.Expires,
+// Actor.Limits) never gets more than its key has: Bootstrap, Create,
+// Rotate, ChangeGrace, SetScopes and Reveal (of a server key) fail with
+// ErrBeyondActor, naming the limit, for a key holding a scope the actor
+// does not hold, expiring later than the actor (a lengthened grace
+// included) or, for Bootstrap, Create and Rotate, bounded less tightly
+// than the actor (see Limits.Within); SetLimits refuses every key actor. A Manager is safe for
 // concurrent use.
 type Manager struct {
 	store   Store
@@ -176,6 +178,9 @@ type CreateRequest struct {
 	// way the key can be revoked directly: only default keys must be rotated
 	// first.
 	ExpiresAt time.Time
+	// Limits bound the key's use (see ValidateLimits; an allowlist of
+	// addresses only for a server key). The zero Limits bounds nothing.
+	Limits Limits
 }
 
 // Create makes a new key that is not a default key and returns it, shown
@@ -201,6 +206,10 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 	if err != nil {
 		return Issued{}, err
 	}
+	limits, err := ValidateLimits(req.Type, req.Limits)
+	if err != nil {
+		return Issued{}, err
+	}
 	now := m.Now()
 	expires := req.ExpiresAt.UTC().Truncate(time.Microsecond)
 	if !req.ExpiresAt.IsZero() && !expires.After(now) {
@@ -212,6 +221,9 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 	if err := actor.mayLast(expires); err != nil {
 		return Issued{}, err
 	}
+	if err := actor.mayBound(limits); err != nil {
+		return Issued{}, err
+	}
 	s, err := m.environment(ctx, actor, req.Environment)
 	if err != nil {
 		return Issued{}, err
@@ -220,7 +232,7 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 		return Issued{}, fmt.Errorf("%w: %s", ErrAccountClosed, s.Account)
 	}
 	spec := keySpec{account: s.Account, env: s.Environment, typ: req.Type, name: req.Name, owner: req.Owner,
-		metadata: metadata, scopes: scopes, expires: expires}
+		metadata: metadata, scopes: scopes, expires: expires, limits: limits}
 	var issued Issued
 	err = m.retry(ctx, func() error {
 		key, rec, err := m.newKey(spec, actor, now)
@@ -306,8 +318,11 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 		if err := actor.mayLast(old.ExpiresAt); err != nil {
 			return err
 		}
+		if err := actor.mayBound(old.Limits); err != nil {
+			return err
+		}
 		key, rec, err := m.newKey(keySpec{account: old.Account, env: old.Environment, typ: old.Type, name: old.Name,
-			owner: old.Owner, metadata: old.Metadata, scopes: old.Scopes, expires: old.ExpiresAt}, actor, now)
+			owner: old.Owner, metadata: old.Metadata, scopes: old.Scopes, expires: old.ExpiresAt, limits: old.Limits}, actor, now)
 		if err != nil {
 			return err
 		}
@@ -474,9 +489,13 @@ func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action 
 			return err
 		}
 		view = rec.View(now)
+		detail := expiryDetail(rec.ExpiresAt)
+		if action == ActionSetLimits {
+			detail = rec.Limits.String()
+		}
 		c := Change{
 			Update: []Record{rec},
-			Events: []Event{keyEvent(now, actor, action, rec, expiryDetail(rec.ExpiresAt))},
+			Events: []Event{keyEvent(now, actor, action, rec, detail)},
 		}
 		if action != ActionRevoke {
 			c.OpenAccount = rec.Account
@@ -526,6 +545,33 @@ func (m *Manager) SetMetadata(ctx context.Context, actor Actor, keyID string, me
 			return err
 		}
 		rec.Metadata = valid
+		return nil
+	})
+}
+
+// SetLimits replaces the limits of a key that is not revoked (see
+// ValidateLimits; the zero Limits removes every bound). Owners only; an
+// actor authenticated by a key may not change any key's limits
+// (ErrBeyondActor), its own included. A quota that differs from the key's
+// previous one starts full (see storage.QuotaLedger). The change reaches
+// every process through the store's change feed like any other. keyID is
+// a key id or a displayable prefix (see ParseKeyID).
+func (m *Manager) SetLimits(ctx context.Context, actor Actor, keyID string, limits Limits) (View, error) {
+	if err := authorize(actor, ActionSetLimits); err != nil {
+		return View{}, err
+	}
+	if actor.Scopes != nil {
+		return View{}, fmt.Errorf("%w: an acting key may not change limits", ErrBeyondActor)
+	}
+	return m.update(ctx, actor, keyID, ActionSetLimits, func(rec *Record, now time.Time) error {
+		if !rec.RevokedAt.IsZero() {
+			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
+		}
+		valid, err := ValidateLimits(rec.Type, limits)
+		if err != nil {
+			return err
+		}
+		rec.Limits = valid
 		return nil
 	})
 }
@@ -812,6 +858,7 @@ type keySpec struct {
 	metadata     map[string]string
 	scopes       []string
 	expires      time.Time
+	limits       Limits
 }
 
 // newKey generates a key and its record.
@@ -828,6 +875,7 @@ func (m *Manager) newKey(spec keySpec, actor Actor, now time.Time) (Key, Record,
 	rec := Record{
 		ID: key.ID(), Account: spec.account, Type: t, Environment: spec.env, Name: spec.name,
 		Owner: spec.owner, Metadata: maps.Clone(spec.metadata), Scopes: cloneStrings(spec.scopes),
+		Limits:    spec.limits.Clone(),
 		CreatedAt: now, CreatedBy: actor.ID, ExpiresAt: spec.expires, Hash: NewOpaque(hash),
 	}
 	switch {

@@ -124,6 +124,10 @@ func TestRolesTable(t *testing.T) {
 			_, err := f.m.SetAllowedOrigins(ctx, a, apikey.Production, nil)
 			return err
 		},
+		"set limits": func(a apikey.Actor) error {
+			_, err := f.m.SetLimits(ctx, a, temp.View.ID, apikey.Limits{Quota: apikey.Quota{Limit: 10}})
+			return err
+		},
 		"reveal": func(a apikey.Actor) error { _, err := f.m.Reveal(ctx, a, f.client.View.ID); return err },
 		"revoke": func(a apikey.Actor) error { _, err := f.m.Revoke(ctx, a, "nosuchkey000"); return err },
 	}

@@ -44,12 +44,15 @@ type Record struct {
 	Owner string `json:"owner,omitempty"`
 	// Metadata is a small map the service attaches to the key (see
 	// ValidateMetadata); it reaches every request's Identity.
-	Metadata  map[string]string `json:"metadata,omitempty"`
-	Scopes    []string          `json:"scopes,omitempty"`
-	Default   bool              `json:"default"` // the environment's default key of its type
-	CreatedAt time.Time         `json:"created_at"`
-	CreatedBy string            `json:"created_by,omitempty"`
-	ExpiresAt time.Time         `json:"expires_at,omitzero"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	Scopes   []string          `json:"scopes,omitempty"`
+	Default  bool              `json:"default"` // the environment's default key of its type
+	// Limits bound the key's use (see ValidateLimits); the zero Limits
+	// bounds nothing.
+	Limits    Limits    `json:"limits,omitzero"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// RotatedAt is when the key was rotated out; zero if it never was.
 	RotatedAt time.Time `json:"rotated_at,omitzero"`
 	// ExpiryLimit is the expiry the key had before it was rotated; a grace
@@ -96,6 +99,7 @@ func (r Record) Status(now time.Time) Status {
 func (r Record) Clone() Record {
 	r.Scopes = cloneStrings(r.Scopes)
 	r.Metadata = maps.Clone(r.Metadata)
+	r.Limits = r.Limits.Clone()
 	return r
 }
 
@@ -128,6 +132,7 @@ type View struct {
 	Metadata    map[string]string `json:"metadata,omitempty"`
 	Scopes      []string          `json:"scopes,omitempty"`
 	Default     bool              `json:"default"`
+	Limits      Limits            `json:"limits,omitzero"`
 	Status      Status            `json:"status"`
 	CreatedAt   time.Time         `json:"created_at"`
 	ExpiresAt   time.Time         `json:"expires_at,omitzero"`
@@ -141,6 +146,7 @@ func (r Record) View(now time.Time) View {
 	return View{
 		Prefix: r.Prefix(), ID: r.ID, Account: r.Account, Type: r.Type, Environment: r.Environment,
 		Name: r.Name, Owner: r.Owner, Metadata: maps.Clone(r.Metadata), Scopes: cloneStrings(r.Scopes), Default: r.Default,
+		Limits: r.Limits.Clone(),
 		Status: r.Status(now), CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
 		RotatedAt: r.RotatedAt, RevokedAt: r.RevokedAt, LastUsedAt: r.LastUsedAt,
 	}

@@ -44,6 +44,15 @@ type Actor struct {
 	// and it extends no key's expiry past it. Zero means no bound (a
 	// person, or a key without expiry). Not recorded in audit events.
 	Expires time.Time `json:"-"`
+	// KeyID, for an actor authenticated by a key, is that key's id: of
+	// usage (Manager.Usage) it reads its own key's only. Not recorded in
+	// audit events.
+	KeyID string `json:"-"`
+	// Limits, for an actor authenticated by a key, are that key's limits:
+	// every key it creates or rotates is bounded at least as tightly (see
+	// Limits.Within), else ErrBeyondActor. The zero Limits bounds nothing.
+	// Not recorded in audit events.
+	Limits Limits `json:"-"`
 }
 
 // InAccount returns the account the actor acts in: Account, or
@@ -109,12 +118,28 @@ func (a Actor) mayLast(expires time.Time) error {
 }
 
 // mayCreateDefaults refuses a key-authenticated actor that does not hold
-// what an environment's default keys hold: every scope, and no expiry.
+// what an environment's default keys hold: every scope, no expiry and no
+// limits.
 func (a Actor) mayCreateDefaults() error {
 	if err := a.mayHold([]string{AllScopes}); err != nil {
 		return err
 	}
+	if err := a.mayBound(Limits{}); err != nil {
+		return err
+	}
 	return a.mayLast(time.Time{})
+}
+
+// mayBound refuses, with ErrBeyondActor, limits looser than the actor's
+// (see Limits.Within), naming the first bound they lift.
+func (a Actor) mayBound(l Limits) error {
+	if a.Scopes == nil {
+		return nil
+	}
+	if err := l.Within(a.Limits); err != nil {
+		return fmt.Errorf("%w: the acting key is bounded tighter: %w", ErrBeyondActor, err)
+	}
+	return nil
 }
 
 // Action names a lifecycle action, as recorded in audit events.
@@ -132,6 +157,7 @@ const (
 	ActionReveal      Action = "reveal"
 	ActionSetOwner    Action = "set_owner"
 	ActionSetMetadata Action = "set_metadata"
+	ActionSetLimits   Action = "set_limits"
 	ActionClose       Action = "close_account"
 	ActionView        Action = "view"
 )

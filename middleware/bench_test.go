@@ -201,12 +201,13 @@ func BenchmarkCachedKeyCheck(b *testing.B) {
 	v, key := benchEnv(b, apikey.TestParams, Options{})
 	r := benchRequest(key.Reveal())
 	p := &Policy{}
-	if _, err := v.check(r, p, nil); err != nil {
+	if err := v.check(r, p, nil, &verdict{}); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		_, _ = v.check(r, p, nil)
+		var vd verdict
+		_ = v.check(r, p, nil, &vd)
 	}
 }
 

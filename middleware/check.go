@@ -9,27 +9,43 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware/internal/keycache"
+	"github.com/keystile/keystile/middleware/limit"
 	"github.com/keystile/keystile/middleware/problem"
 )
 
+// verdict is what check learned about a request.
+type verdict struct {
+	id   *Identity // the verified key's shared Identity, also when refused after; nil if none
+	now  time.Time // when the key was checked; zero if it was not
+	rate limit.Decision
+	// limited reports that rate holds the decision of the key's rate limit.
+	limited bool
+}
+
 // check authenticates r unless outer holds its Identity (verifiedBy), then
-// authorizes it under p if not nil and calls the hooks. It returns the
-// shared Identity.
-func (v *Validator) check(r *http.Request, p *Policy, outer *Identity) (*Identity, error) {
+// authorizes it under p if not nil, enforces the key's limits and calls
+// the hooks. It fills in vd.
+func (v *Validator) check(r *http.Request, p *Policy, outer *Identity, vd *verdict) error {
 	if outer != nil {
+		vd.id = outer
 		if p == nil {
-			return outer, nil
+			return nil
 		}
-		return outer, v.rejected(r, outer.Prefix, p.allows(outer))
+		err := p.allows(outer)
+		if err == nil && p.cost() > 1 && !outer.Limits.Quota.IsZero() {
+			vd.now = v.cfg.Now()
+			err = v.limiter.spend(r.Context(), outer, p.cost()-1, vd.now)
+		}
+		return v.rejected(r, outer.Prefix, err)
 	}
-	prefix, id, err := v.authenticate(r, p)
+	prefix, err := v.authenticate(r, p, vd)
 	if err != nil {
-		return nil, v.rejected(r, prefix, err)
+		return v.rejected(r, prefix, err)
 	}
 	if v.cfg.OnAuthenticated != nil {
-		v.cfg.OnAuthenticated(r.Context(), attempt(r, prefix), id.clone())
+		v.cfg.OnAuthenticated(r.Context(), attempt(r, prefix), vd.id.clone())
 	}
-	return id, nil
+	return nil
 }
 
 // rejected counts and reports the refusal err, if any, and returns it.
@@ -43,42 +59,44 @@ func (v *Validator) rejected(r *http.Request, prefix string, err error) error {
 	return err
 }
 
-// authenticate runs the checks in order (docs/design.md). It returns the
-// key's displayable prefix once the key is known to be well-formed.
-func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *Identity, _ error) {
+// authenticate runs the checks in order (docs/design.md) and fills in vd.
+// It returns the key's displayable prefix once the key is known to be
+// well-formed.
+func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefix string, _ error) {
 	if v.tasks.ctx.Err() != nil {
-		return "", nil, problem.Refuse(ErrUnavailable, "the validator is closed")
+		return "", problem.Refuse(ErrUnavailable, "the validator is closed")
 	}
 	raw, err := keyFromRequest(r, v.cfg.AllowBearer)
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
 	now := v.cfg.Now()
 	e, prefix, err := v.resolve(r.Context(), raw, now)
 	if err != nil {
-		return prefix, nil, err
+		return prefix, err
 	}
 	if e.Fail != nil {
-		return prefix, nil, e.Fail
+		return prefix, e.Fail
 	}
 	id := e.Value
+	vd.id, vd.now = id, now
 	if !id.ExpiresAt.IsZero() || !e.RevokedAt.IsZero() {
 		switch (apikey.Record{ExpiresAt: id.ExpiresAt, RevokedAt: e.RevokedAt}).Status(now) {
 		case apikey.Revoked:
-			return prefix, nil, ErrRevokedKey
+			return prefix, ErrRevokedKey
 		case apikey.Expired:
-			return prefix, nil, ErrExpiredKey
+			return prefix, ErrExpiredKey
 		}
 	}
 	if v.settings.Closed(id.Account, id.Environment) {
-		return prefix, nil, problem.Refuse(ErrRevokedKey, "the key's account was closed")
+		return prefix, problem.Refuse(ErrRevokedKey, "the key's account was closed")
 	}
 	if id.Type == apikey.Server && fromBrowser(r.Header) && !v.cfg.AllowServerKeyFromBrowser {
-		return prefix, nil, ErrServerKeyFromBrowser
+		return prefix, ErrServerKeyFromBrowser
 	}
 	if p != nil {
 		if err := p.allows(id); err != nil {
-			return prefix, nil, err
+			return prefix, err
 		}
 	}
 	// A publishable key is checked against the Origin alone
@@ -86,13 +104,18 @@ func (v *Validator) authenticate(r *http.Request, p *Policy) (prefix string, _ *
 	if origin := r.Header["Origin"]; id.Type == apikey.Client && len(origin) > 0 {
 		switch allowed, known := v.settings.Allows(id.Account, id.Environment, origin[0]); {
 		case !known: // the table queued a reload
-			return prefix, nil, problem.Refuse(ErrUnavailable, "allowed origins of environment "+id.Environment+" not loaded yet")
+			return prefix, problem.Refuse(ErrUnavailable, "allowed origins of environment "+id.Environment+" not loaded yet")
 		case !allowed:
-			return prefix, nil, problem.Refuse(ErrOrigin, "origin not allowed for keys of environment "+id.Environment)
+			return prefix, problem.Refuse(ErrOrigin, "origin not allowed for keys of environment "+id.Environment)
+		}
+	}
+	if id.limited {
+		if err := v.limiter.enforce(r, id, p.cost(), now, vd); err != nil {
+			return prefix, err
 		}
 	}
 	v.cache.Touch(e, now)
-	return prefix, id, nil
+	return prefix, nil
 }
 
 // resolve returns the cache entry of the presented key string raw, and its

@@ -26,7 +26,9 @@ type Identity struct {
 	Scopes      []string          // a server key's scopes ("*": full access); nil otherwise
 	ExpiresAt   time.Time         // when the key stops working; zero means no expiry
 	Expiring    bool              // the key was rotated out: it is in its grace period
+	Limits      apikey.Limits     // the key's rate limit, quota and address allowlist; zero if none
 
+	limited       bool         // Limits is not zero
 	expiresHeader string       // ExpiresAt as the HeaderKeyExpires value
 	issuer        *Validator   // the Validator that verified the key; nil in copies
 	presented     keycache.Key // of the key string that verified; zero in copies
@@ -55,6 +57,36 @@ func NewContext(ctx context.Context, id Identity) context.Context {
 		c.expiresHeader = c.ExpiresAt.UTC().Format(time.RFC3339)
 	}
 	return context.WithValue(ctx, identityKey, &c)
+}
+
+// requestContext is the context a guard that authenticated a request
+// hands on: it carries the Identity, and the refusal of an inner guard
+// (Require under Authenticate), so that the outer guard counts the
+// request's usage once, with its final outcome.
+type requestContext struct {
+	context.Context
+	id      *Identity // shared and immutable
+	refusal error     // set by an inner guard, on the request's goroutine
+}
+
+func (c *requestContext) Value(key any) any {
+	switch key {
+	case identityKey:
+		return c.id
+	case requestKey:
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+var requestKey = &contextKey{"keystile request"}
+
+// noteRefusal records an inner guard's refusal err of r for the guard
+// that authenticated r.
+func noteRefusal(r *http.Request, err error) {
+	if c, ok := r.Context().Value(requestKey).(*requestContext); ok {
+		c.refusal = err
+	}
 }
 
 // verifiedBy returns the Identity in r's context if v put it there for the
@@ -89,6 +121,7 @@ func (id *Identity) clone() Identity {
 	out := *id
 	out.Scopes = slices.Clone(id.Scopes)
 	out.Metadata = maps.Clone(id.Metadata)
+	out.Limits = id.Limits.Clone()
 	out.issuer, out.presented = nil, keycache.Key{}
 	return out
 }

@@ -36,6 +36,17 @@ var (
 	// ErrServerKeyFromBrowser: a server key came from a web browser.
 	ErrServerKeyFromBrowser = problem.New("server_key_from_browser", http.StatusForbidden, "server key used from a browser")
 
+	// ErrAddressNotAllowed: the client address is not in the key's
+	// allowlist (apikey.Limits.AllowedIPs; see LimitOptions.TrustedProxies).
+	ErrAddressNotAllowed = problem.New("address_not_allowed", http.StatusForbidden, "client address not allowed for this key")
+	// ErrRateLimited: the key's rate limit is spent. The response carries
+	// Retry-After and the RateLimit fields (limit.SetHeaders).
+	ErrRateLimited = problem.New("rate_limited", http.StatusTooManyRequests, "rate limit exceeded")
+	// ErrQuotaExhausted: the key's quota holds fewer uses than the route
+	// costs. The response carries Retry-After, until the next refill,
+	// when the quota refills.
+	ErrQuotaExhausted = problem.New("quota_exhausted", http.StatusTooManyRequests, "quota exhausted")
+
 	// ErrThrottled: too many failed verifications for this key id, or for
 	// all suspect key ids together; see Options.ThrottleFailures.
 	ErrThrottled = problem.New("too_many_failures", http.StatusTooManyRequests, "too many failed attempts for this key")

@@ -23,6 +23,8 @@ type follower struct {
 	feed     storage.ChangeFeed       // nil without a change feed
 	wake     <-chan struct{}          // Options.FeedWake; nil without a feed
 	recorder storage.LastUsedRecorder // nil without one
+	usage    storage.UsageRecorder    // nil without one
+	limiter  *limiter
 	cache    *keycache.Cache[*Identity]
 	verifier *verifier
 	settings *envsettings.Table
@@ -30,8 +32,11 @@ type follower struct {
 	now      func() time.Time
 	ttl      time.Duration // Options.CacheTTL
 	report   func(error)
-	// 0: never (feedEvery without a feed, lastUsedEvery without a recorder)
-	feedEvery, settingsEvery, lastUsedEvery time.Duration
+	// 0: never (feedEvery without a feed, flushEvery without a recorder,
+	// leaseEvery without quotas)
+	feedEvery, settingsEvery, flushEvery, leaseEvery time.Duration
+	retention                                        time.Duration // of usage counts; 0: forever
+	prunedAt                                         time.Time     // when usage was last pruned
 
 	following bool  // since is a revision read from the store
 	since     int64 // the last revision applied
@@ -39,7 +44,8 @@ type follower struct {
 
 // run is the loop; it returns when ctx ends.
 func (f *follower) run(ctx context.Context) {
-	feedC, settingsC, lastUsedC := ticker(f.feedEvery), ticker(f.settingsEvery), ticker(f.lastUsedEvery)
+	feedC, settingsC, flushC := ticker(f.feedEvery), ticker(f.settingsEvery), ticker(f.flushEvery)
+	leaseC := ticker(f.leaseEvery)
 	pending := f.settings.Pending()
 	var retry <-chan time.Time // while it waits, pending is nil
 	for {
@@ -59,8 +65,10 @@ func (f *follower) run(ctx context.Context) {
 			}
 		case <-retry:
 			pending, retry = f.settings.Pending(), nil
-		case <-lastUsedC:
-			f.failed(ctx, f.flushLastUsed(ctx))
+		case <-flushC:
+			f.failed(ctx, f.flush(ctx))
+		case <-leaseC:
+			f.failed(ctx, f.limiter.returnIdle(ctx, f.now()))
 		}
 	}
 }
@@ -168,6 +176,24 @@ func (f *follower) read(rev int64, now time.Time) {
 	f.cache.SetFresh(now.Add(f.ttl))
 	f.stats.feedRevision.Store(rev)
 	f.stats.feedReadAt.Store(now.UnixNano())
+}
+
+// flush writes the last-used times and the usage counted since the last
+// flush, and deletes the usage counts older than the retention, at most
+// once an hour.
+func (f *follower) flush(ctx context.Context) error {
+	err := f.flushLastUsed(ctx)
+	if f.usage == nil {
+		return err
+	}
+	err = errors.Join(err, f.limiter.flushUsage(ctx, f.usage))
+	if now := f.now(); f.retention > 0 && now.Sub(f.prunedAt) >= time.Hour {
+		f.prunedAt = now
+		if _, perr := f.usage.PruneUsage(ctx, now.Add(-f.retention)); perr != nil {
+			err = errors.Join(err, fmt.Errorf("middleware: deleting old usage counts: %w", perr))
+		}
+	}
+	return err
 }
 
 // flushLastUsed writes the last-used times noted since the last flush.

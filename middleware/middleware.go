@@ -3,6 +3,7 @@ package middleware
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -12,8 +13,10 @@ import (
 	"github.com/rs/cors"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/internal/quota"
 	"github.com/keystile/keystile/middleware/internal/envsettings"
 	"github.com/keystile/keystile/middleware/internal/keycache"
+	"github.com/keystile/keystile/middleware/limit"
 )
 
 // startupTimeout bounds the store calls of New, Invalidate and Close.
@@ -27,6 +30,7 @@ type Validator struct {
 	verifier *verifier
 	settings *envsettings.Table
 	follower *follower
+	limiter  *limiter
 	tasks    tasks
 	vary     []string // the headers a key is read from, as one Vary line
 	cors     *cors.Cors
@@ -58,6 +62,9 @@ func New(opts Options) (*Validator, error) {
 	v.cfg.OnBackgroundError = report
 	v.tasks.ctx, v.tasks.cancel = context.WithCancel(context.Background())
 	store := newSafeStore(cfg.Store)
+	if v.limiter, err = newLimiter(cfg.Limits, store, report); err != nil {
+		return nil, err
+	}
 	v.settings = envsettings.New(store, report)
 	v.verifier = &verifier{
 		issuer: v, store: store, hasher: safeHasher{cfg.Hasher}, now: cfg.Now,
@@ -68,14 +75,20 @@ func New(opts Options) (*Validator, error) {
 		slots: newSlots(cfg.MaxConcurrentHashes),
 	}
 	f := &follower{
-		cache: c, verifier: v.verifier, settings: v.settings, stats: &v.stats,
+		cache: c, verifier: v.verifier, settings: v.settings, stats: &v.stats, limiter: v.limiter,
 		now: cfg.Now, ttl: cfg.CacheTTL, report: report, settingsEvery: cfg.CacheTTL,
 	}
 	if store.feed != nil {
 		f.feed, f.wake, f.feedEvery, f.settingsEvery = store, cfg.FeedWake, cfg.FeedInterval, 0
 	}
 	if store.recorder != nil {
-		f.recorder, f.lastUsedEvery = store, cfg.LastUsedInterval
+		f.recorder, f.flushEvery = store, cfg.LastUsedInterval
+	}
+	if store.usage != nil {
+		f.usage, f.flushEvery, f.retention = store, cfg.LastUsedInterval, max(cfg.Limits.UsageRetention, 0)
+	}
+	if v.limiter.quota != nil {
+		f.leaseEvery = quota.DefaultLeaseTime
 	}
 	v.follower = f
 	v.cors = newCORS(cfg, v.settings)
@@ -97,11 +110,16 @@ func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 	if err := p.Validate(); err != nil {
 		return Identity{}, err
 	}
-	id, err := v.check(r, &p, nil)
+	var vd verdict
+	err := v.check(r, &p, nil, &vd)
+	if vd.id == nil {
+		return Identity{}, err
+	}
+	v.limiter.count(vd.id, err, vd.now)
 	if err != nil {
 		return Identity{}, err
 	}
-	return id.clone(), nil
+	return vd.id.clone(), nil
 }
 
 // Authenticate returns next wrapped so that it runs only for requests with
@@ -128,7 +146,7 @@ func (v *Validator) Require(p Policy) func(http.Handler) http.Handler {
 	if err := p.Validate(); err != nil {
 		panic(err)
 	}
-	p = Policy{Types: slices.Clone(p.Types), Scope: p.Scope, Environments: slices.Clone(p.Environments)}
+	p = Policy{Types: slices.Clone(p.Types), Scope: p.Scope, Environments: slices.Clone(p.Environments), Cost: p.Cost}
 	return func(next http.Handler) http.Handler { return guard(v, &p, next) }
 }
 
@@ -142,18 +160,30 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 		if outer == nil {
 			addVary(w.Header(), v.vary)
 		}
-		id, err := v.check(r, p, outer)
+		var vd verdict
+		err := v.check(r, p, outer, &vd)
+		if vd.limited {
+			limit.SetHeaders(w.Header(), vd.id.Limits.Rate, vd.rate)
+		}
 		if err != nil {
+			if outer != nil {
+				noteRefusal(r, err)
+			} else if vd.id != nil {
+				v.limiter.count(vd.id, err, vd.now)
+			}
 			v.cfg.ErrorHandler(w, r, err)
 			return
 		}
-		if outer == nil {
-			if id.Expiring {
-				w.Header().Set(HeaderKeyExpires, id.expiresHeader)
-			}
-			r = r.WithContext(context.WithValue(r.Context(), identityKey, id)) // id is shared and immutable
+		if outer != nil {
+			next.ServeHTTP(w, r)
+			return
 		}
-		next.ServeHTTP(w, r)
+		if vd.id.Expiring {
+			w.Header().Set(HeaderKeyExpires, vd.id.expiresHeader)
+		}
+		c := &requestContext{Context: r.Context(), id: vd.id}
+		next.ServeHTTP(w, r.WithContext(c))
+		v.limiter.count(vd.id, c.refusal, vd.now)
 	})
 }
 
@@ -189,7 +219,7 @@ func (v *Validator) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startupTimeout)
 	defer cancel()
-	return v.follower.flushLastUsed(ctx)
+	return errors.Join(v.follower.flush(ctx), v.limiter.close(ctx))
 }
 
 // tasks are the goroutines of a Validator, which Close ends and waits for.
@@ -273,9 +303,9 @@ func newCORS(cfg Options, settings *envsettings.Table) *cors.Cors {
 		AllowOriginRequestFunc: func(_ *http.Request, origin string) bool {
 			return origin != "" && (cfg.AllowServerKeyFromBrowser || settings.AnyAllows(origin))
 		},
-		AllowedMethods: cfg.AllowedMethods,
+		AllowedMethods: cfg.CORS.AllowedMethods,
 		AllowedHeaders: headers,
 		ExposedHeaders: []string{HeaderKeyExpires},
-		MaxAge:         int(cfg.PreflightMaxAge.Seconds()),
+		MaxAge:         int(cfg.CORS.PreflightMaxAge.Seconds()),
 	})
 }

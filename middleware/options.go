@@ -25,7 +25,7 @@ const (
 	DefaultLastUsedInterval = time.Minute
 )
 
-// DefaultAllowedMethods are the default of Options.AllowedMethods.
+// DefaultAllowedMethods are the default of CORSOptions.AllowedMethods.
 var DefaultAllowedMethods = []string{
 	http.MethodGet, http.MethodHead, http.MethodPost,
 	http.MethodPut, http.MethodPatch, http.MethodDelete,
@@ -92,12 +92,11 @@ type Options struct {
 	// Close). Zero means DefaultLastUsedInterval.
 	LastUsedInterval time.Duration
 
-	// AllowedMethods are the methods the CORS layer allows in preflights.
-	// Empty means DefaultAllowedMethods.
-	AllowedMethods []string
-	// PreflightMaxAge is how long a browser may cache a preflight answer.
-	// Zero sends no Access-Control-Max-Age.
-	PreflightMaxAge time.Duration
+	// CORS configures the CORS layer (Validator.CORS).
+	CORS CORSOptions
+	// Limits configure the enforcement of keys' limits and the counting of
+	// their use (docs/limits.md).
+	Limits LimitOptions
 
 	// ErrorHandler writes the response of a refused request (see
 	// problem.Of). Nil means problem.Write.
@@ -110,6 +109,16 @@ type Options struct {
 	// OnBackgroundError receives the errors of background work and of a
 	// panicking store or hasher. Nil logs them with slog at level Warn.
 	OnBackgroundError func(err error)
+}
+
+// CORSOptions configure the CORS layer of a Validator.
+type CORSOptions struct {
+	// AllowedMethods are the methods allowed in preflights. Empty means
+	// DefaultAllowedMethods.
+	AllowedMethods []string
+	// PreflightMaxAge is how long a browser may cache a preflight answer.
+	// Zero sends no Access-Control-Max-Age.
+	PreflightMaxAge time.Duration
 }
 
 // Attempt describes a request to the hooks. It never holds a secret.
@@ -136,15 +145,15 @@ func (o Options) withDefaults() (Options, error) {
 	}{
 		{"CacheTTL", int64(o.CacheTTL)}, {"ThrottleWindow", int64(o.ThrottleWindow)},
 		{"FeedInterval", int64(o.FeedInterval)}, {"LastUsedInterval", int64(o.LastUsedInterval)},
-		{"PreflightMaxAge", int64(o.PreflightMaxAge)},
+		{"CORS.PreflightMaxAge", int64(o.CORS.PreflightMaxAge)},
 		{"MaxConcurrentHashes", int64(o.MaxConcurrentHashes)}, {"ThrottleFailures", int64(o.ThrottleFailures)},
 	} {
 		if d.v < 0 {
 			return Options{}, errors.New("middleware: Options." + d.name + " must not be negative")
 		}
 	}
-	if slices.Contains(o.AllowedMethods, "") {
-		return Options{}, errors.New("middleware: Options.AllowedMethods holds an empty method")
+	if slices.Contains(o.CORS.AllowedMethods, "") {
+		return Options{}, errors.New("middleware: Options.CORS.AllowedMethods holds an empty method")
 	}
 	if o.Hasher == nil {
 		o.Hasher = apikey.Argon2id{}
@@ -158,8 +167,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.OnBackgroundError == nil {
 		o.OnBackgroundError = func(err error) { slog.Default().Warn("keystile middleware", "error", err) }
 	}
-	if len(o.AllowedMethods) == 0 {
-		o.AllowedMethods = DefaultAllowedMethods
+	if len(o.CORS.AllowedMethods) == 0 {
+		o.CORS.AllowedMethods = DefaultAllowedMethods
 	}
 	o.CacheSize = cmp.Or(o.CacheSize, DefaultCacheSize)
 	o.CacheTTL = cmp.Or(o.CacheTTL, DefaultCacheTTL)
@@ -169,5 +178,6 @@ func (o Options) withDefaults() (Options, error) {
 	o.ThrottleWindow = cmp.Or(o.ThrottleWindow, DefaultThrottleWindow)
 	o.FeedInterval = cmp.Or(o.FeedInterval, DefaultFeedInterval)
 	o.LastUsedInterval = cmp.Or(o.LastUsedInterval, DefaultLastUsedInterval)
+	o.Limits.UsageRetention = cmp.Or(o.Limits.UsageRetention, DefaultUsageRetention)
 	return o, nil
 }

@@ -3,6 +3,7 @@ package middleware
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/keystile/keystile/apikey"
@@ -22,6 +23,11 @@ type Policy struct {
 	// Environments lists the environments whose keys the route accepts, in
 	// any account; empty accepts every environment.
 	Environments []string
+	// Cost is how many uses of the key's quota (apikey.Quota) a request of
+	// the route spends, 1 to MaxCost; 0 means 1. Under a guard that
+	// authenticated the request further out, which spent one use, the
+	// route spends Cost - 1 more.
+	Cost int
 }
 
 // Validate checks the key types, the scope and the environment names.
@@ -41,7 +47,18 @@ func (p Policy) Validate() error {
 			return fmt.Errorf("middleware: policy: %w", err)
 		}
 	}
+	if p.Cost < 0 || p.Cost > MaxCost {
+		return fmt.Errorf("middleware: policy: Cost must be 0 to %d", MaxCost)
+	}
 	return nil
+}
+
+// cost returns the quota uses a request of the route spends.
+func (p *Policy) cost() int {
+	if p == nil || p.Cost == 0 {
+		return 1
+	}
+	return p.Cost
 }
 
 // allows checks a valid key's identity against the policy. A refusal's
@@ -82,6 +99,9 @@ func (p Policy) String() string {
 	}
 	if len(p.Environments) > 0 {
 		s += "; environments: " + strings.Join(p.Environments, ", ")
+	}
+	if p.Cost > 1 {
+		s += "; cost: " + strconv.Itoa(p.Cost)
 	}
 	return s + "}"
 }

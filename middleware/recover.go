@@ -35,12 +35,16 @@ type safeStore struct {
 	apikey.Store
 	feed     storage.ChangeFeed       // nil without one
 	recorder storage.LastUsedRecorder // nil without one
+	usage    storage.UsageRecorder    // nil without one
+	ledger   storage.QuotaLedger      // nil without one; package quota recovers its panics
 }
 
 func newSafeStore(s apikey.Store) *safeStore {
 	feed, _ := s.(storage.ChangeFeed)
 	recorder, _ := s.(storage.LastUsedRecorder)
-	return &safeStore{Store: s, feed: feed, recorder: recorder}
+	usage, _ := s.(storage.UsageRecorder)
+	ledger, _ := s.(storage.QuotaLedger)
+	return &safeStore{Store: s, feed: feed, recorder: recorder, usage: usage, ledger: ledger}
 }
 
 func (s *safeStore) Key(ctx context.Context, id string) (_ apikey.Record, err error) {
@@ -76,6 +80,21 @@ func (s *safeStore) Changes(ctx context.Context, since int64, limit int) (_ []st
 func (s *safeStore) RecordLastUsed(ctx context.Context, used map[string]time.Time) (err error) {
 	defer recovered("recording last-used times", &err)
 	return s.recorder.RecordLastUsed(ctx, used)
+}
+
+func (s *safeStore) RecordUsage(ctx context.Context, counts []storage.UsageCount) (err error) {
+	defer recovered("recording usage", &err)
+	return s.usage.RecordUsage(ctx, counts)
+}
+
+func (s *safeStore) Usage(ctx context.Context, q storage.UsageQuery) (_ []storage.UsageCount, err error) {
+	defer recovered("reading usage", &err)
+	return s.usage.Usage(ctx, q)
+}
+
+func (s *safeStore) PruneUsage(ctx context.Context, before time.Time) (_ int64, err error) {
+	defer recovered("deleting old usage", &err)
+	return s.usage.PruneUsage(ctx, before)
 }
 
 // safeHasher is the Hasher the Validator calls. Since the hasher holds the

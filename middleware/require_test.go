@@ -293,6 +293,7 @@ func TestStats(t *testing.T) {
 	assert.Equal(t, map[string]uint64{
 		"missing_key": 1, "malformed_key": 0, "invalid_key": 2, "expired_key": 0, "revoked_key": 0,
 		"key_type_not_allowed": 1, "insufficient_scope": 0, "environment_not_allowed": 0,
+		"address_not_allowed": 0, "rate_limited": 0, "quota_exhausted": 0,
 		"origin_not_allowed": 0, "server_key_from_browser": 0, "too_many_failures": 1,
 		"unavailable": 0, "busy": 0, "other": 0,
 	}, s.Refusals)
@@ -634,9 +635,9 @@ func TestNewValidatesOptions(t *testing.T) {
 		"negative feed":          {Store: store, FeedInterval: -time.Second},
 		"negative hashes":        {Store: store, MaxConcurrentHashes: -1},
 		"negative budget":        {Store: store, ThrottleFailures: -1},
-		"empty allowed method":   {Store: store, AllowedMethods: []string{""}},
+		"empty allowed method":   {Store: store, CORS: middleware.CORSOptions{AllowedMethods: []string{""}}},
 		"negative last-used":     {Store: store, LastUsedInterval: -1},
-		"negative preflight age": {Store: store, PreflightMaxAge: -1},
+		"negative preflight age": {Store: store, CORS: middleware.CORSOptions{PreflightMaxAge: -1}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			v, err := middleware.New(o)

@@ -39,7 +39,17 @@ type Stats struct {
 var reasons = [...]*problem.Reason{
 	ErrMissingKey, ErrMalformedKey, ErrInvalidKey, ErrExpiredKey, ErrRevokedKey,
 	ErrKeyType, ErrScope, ErrEnvironment, ErrOrigin, ErrServerKeyFromBrowser,
+	ErrAddressNotAllowed, ErrRateLimited, ErrQuotaExhausted,
 	ErrThrottled, ErrUnavailable, ErrBusy,
+}
+
+// reasonIndex returns the index in reasons of err's reason, or
+// len(reasons) ("other").
+func reasonIndex(err error) int {
+	if i := slices.Index(reasons[:], problem.Of(err)); i >= 0 {
+		return i
+	}
+	return len(reasons)
 }
 
 // stats holds the counters behind Stats.
@@ -57,11 +67,7 @@ type stats struct {
 
 // refused counts a refusal by its reason.
 func (s *stats) refused(err error) {
-	i := slices.Index(reasons[:], problem.Of(err))
-	if i < 0 {
-		i = len(reasons) // "other"
-	}
-	s.refusals[i].Add(1)
+	s.refusals[reasonIndex(err)].Add(1)
 }
 
 // Stats returns the Validator's counters, at any time.

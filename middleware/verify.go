@@ -150,6 +150,7 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 		Account: rec.Account, Environment: rec.Environment, Name: rec.Name, Owner: rec.Owner,
 		Metadata: maps.Clone(rec.Metadata), Scopes: append([]string(nil), rec.Scopes...),
 		ExpiresAt: rec.ExpiresAt, Expiring: !rec.RotatedAt.IsZero(),
+		Limits: rec.Limits.Clone(), limited: !rec.Limits.IsZero(),
 	}
 	if !rec.ExpiresAt.IsZero() {
 		id.expiresHeader = rec.ExpiresAt.UTC().Format(time.RFC3339)

@@ -2,8 +2,9 @@
 # The whole test suite, over every module of the repository (the library at
 # the root, and examples/, which holds the example programs and the tests
 # that need a database or browser driver): formatting, vet, tidy go.mod
-# files, every test under -race (SQLite, a real PostgreSQL server and a
-# headless Chromium included), then each fuzz target for 30,000 inputs.
+# files, every test under -race (SQLite, a real PostgreSQL server, a real
+# Redis server and a headless Chromium included), then each fuzz target
+# for 30,000 inputs.
 # This is the README's test command.
 #
 # Environment:
@@ -19,6 +20,11 @@
 #                          installs Debian's postgresql package when missing
 #                          (needs root), creates a cluster in a temp dir, runs
 #                          it on a free loopback port and removes it on exit.
+#   KEYSTILE_REDIS_ADDR    a Redis server for the tests, such as 127.0.0.1:6379 (the tests use
+#                          keys under a prefix of their own and delete them). If empty, this
+#                          script starts a throwaway server: it installs Debian's redis-server
+#                          package when missing (needs root), runs it on a free loopback port
+#                          from 63790 up with no persistence, and stops it on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,6 +77,27 @@ stop_postgres() {
   fi
 }
 
+redis_dir=""
+redis_pid=""
+stop_redis() {
+  if [ -n "$redis_pid" ]; then
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+    redis_pid=""
+  fi
+  if [ -n "$redis_dir" ] && [ -d "$redis_dir" ]; then
+    rm -rf "$redis_dir"
+  fi
+}
+
+# cleanup stops the throwaway servers this script started: the one EXIT
+# trap, set before any of them starts.
+cleanup() {
+  stop_postgres
+  stop_redis
+}
+trap cleanup EXIT
+
 start_postgres() {
   local bin port as=()
   if ! bin=$(pg_bin); then
@@ -94,7 +121,6 @@ start_postgres() {
     as=(runuser -u postgres --)
   fi
   pg_ctl_as=("${as[@]}" "$bin/pg_ctl")
-  trap stop_postgres EXIT
   "${as[@]}" "$bin/initdb" -D "$pg_dir/data" -U keystile --auth=trust -E UTF8 --no-locale >"$pg_dir/initdb.log" 2>&1 ||
     { cat "$pg_dir/initdb.log" >&2; exit 1; }
   port=54329
@@ -112,6 +138,49 @@ if [ -n "${KEYSTILE_POSTGRES_DSN:-}" ]; then
   echo "-- using KEYSTILE_POSTGRES_DSN"
 else
   start_postgres
+fi
+
+start_redis() {
+  local port i
+  if ! command -v redis-server >/dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "Redis is not installed and this is not root: install it (apt-get install redis-server)" \
+        "or set KEYSTILE_REDIS_ADDR" >&2
+      exit 1
+    fi
+    echo "-- installing Redis from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt_get=(apt-get -o DPkg::Lock::Timeout=300)
+    if ! "${apt_get[@]}" install -y -qq redis-server >/dev/null 2>&1; then
+      "${apt_get[@]}" update -qq
+      "${apt_get[@]}" install -y -qq redis-server >/dev/null
+    fi
+    # The package may have started its own server; this script does not use it.
+    invoke-rc.d redis-server stop >/dev/null 2>&1 || true
+  fi
+  redis_dir=$(mktemp -d /tmp/keystile-redis.XXXXXX)
+  port=63790
+  while ! port_free "$port"; do port=$((port + 1)); done
+  # A throwaway server: loopback only, nothing written to disk.
+  redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+    --dir "$redis_dir" --logfile "$redis_dir/server.log" --daemonize no &
+  redis_pid=$!
+  for i in $(seq 100); do
+    if ! port_free "$port"; then break; fi
+    if ! kill -0 "$redis_pid" 2>/dev/null || [ "$i" = 100 ]; then
+      echo "redis-server did not start:" >&2; cat "$redis_dir/server.log" >&2; exit 1
+    fi
+    sleep 0.1
+  done
+  export KEYSTILE_REDIS_ADDR="127.0.0.1:$port"
+  echo "-- $(redis-server --version | awk '{print $1, $2, $3}') on $KEYSTILE_REDIS_ADDR ($redis_dir)"
+}
+
+echo "== Redis"
+if [ -n "${KEYSTILE_REDIS_ADDR:-}" ]; then
+  echo "-- using KEYSTILE_REDIS_ADDR"
+else
+  start_redis
 fi
 
 echo "== Chromium"

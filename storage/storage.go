@@ -9,7 +9,9 @@
 //   - ChangeFeed: what changed since a revision, so that every process
 //     sharing the store can evict stale cache entries;
 //   - LastUsedRecorder: batched last-used times;
-//   - AuditLog: reading audit events back, a page at a time.
+//   - AuditLog: reading audit events back, a page at a time;
+//   - QuotaLedger: the balance of each key's quota, leased in batches;
+//   - UsageRecorder: requests per key, hour and outcome, written in batches.
 //
 // Backends: storage/memory (tests, examples, one process), storage/sqlstore
 // (SQLite and PostgreSQL through database/sql, with the driver the user

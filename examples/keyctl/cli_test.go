@@ -42,7 +42,7 @@ func dirFiles(t *testing.T, dir string) []string {
 // commandNames are every command keyctl has.
 var commandNames = []string{
 	"bootstrap", "create", "rotate", "grace", "revoke", "scopes", "origins", "owner", "metadata",
-	"close", "reveal", "list", "get", "environments", "accounts", "audit", "help",
+	"limits", "close", "reveal", "list", "get", "usage", "environments", "accounts", "audit", "help",
 }
 
 // TestKeyctlHelp: every way of asking for help prints usage on stdout,

@@ -82,6 +82,16 @@ func init() {
 			doc: "Name whom a key is issued to (the service's user or customer id), or nobody."},
 		{name: "metadata", forms: []string{"metadata KEY NAME=VALUE...", "metadata KEY --clear"}, min: 1, max: many, define: metadata,
 			doc: "Replace a key's metadata: up to 16 name=value pairs, names of [a-z0-9_.-]."},
+		{name: "limits", forms: []string{
+			"limits KEY",
+			"limits KEY [--rate N/WINDOW] [--burst N] [--quota N] [--refill N/day|month] [--allow-ip CIDR]...",
+			"limits KEY --clear",
+		}, min: 1, max: 1, define: limits,
+			doc: "Show a key's limits, or replace them all: what no flag sets, the key no longer\n" +
+				"has; --clear removes every limit. --rate 100/1m: at most 100 requests a minute\n" +
+				"(WINDOW: whole seconds, 1s to 24h), in bursts of --burst. --quota 10000: uses\n" +
+				"that requests spend, --refill 10000/month adding to them at each UTC day or\n" +
+				"month. --allow-ip: the ranges a server key may be used from. Showing only reads."},
 		{name: "close", forms: []string{"close ACCOUNT"}, min: 1, max: 1, define: noFlags(closeAccount),
 			doc: "Close an account: every key of every environment of it is revoked at once,\n" +
 				"default keys included, and it takes no new key. ACCOUNT must be --account,\n" +
@@ -91,10 +101,18 @@ func init() {
 				"Publishable keys only: keyctl keeps no sealed copy of server keys, which are\n" +
 				"stored only as hashes and shown once; rotate a server key to get a new one."},
 		{name: "list", forms: []string{"list ENV [--limit 100] [--after CURSOR]"}, min: 1, max: 1, define: list,
-			doc: "List a page of ENV's keys: prefix, status, default, scopes, dates, name and\n" +
-				"owner, in creation order; the next page's cursor is printed last. Only reads."},
+			doc: "List a page of ENV's keys: prefix, status, default, scopes, limits, dates, name\n" +
+				"and owner, in creation order; the next page's cursor is printed last. Only reads."},
 		{name: "get", forms: []string{"get KEY"}, min: 1, max: 1, define: noFlags(get),
 			doc: "Show one key, never its secret. Only reads."},
+		{name: "usage", forms: []string{
+			"usage KEY [--from TIME] [--to TIME] [--limit 100] [--after CURSOR]",
+			"usage --env ENV [--from TIME] [--to TIME] [--limit 100] [--after CURSOR]",
+		}, max: 1, define: keyUsage,
+			doc: "Show a page of a key's usage, or of every key of ENV: requests per hour and\n" +
+				"outcome (admitted, or the code of a refusal such as rate_limited), over the\n" +
+				"hours of [--from, --to): by default the last 24 hours, at most 31 days. Only\n" +
+				"reads."},
 		{name: "environments", forms: []string{"environments"}, define: noFlags(environments),
 			doc: "List the account's environments and their allowed origins. Only reads."},
 		{name: "accounts", forms: []string{"accounts [--limit 100] [--after CURSOR]"}, define: accounts,
@@ -330,10 +348,10 @@ func list(fs *flag.FlagSet) action {
 			doc: keys,
 			text: func(w io.Writer) error {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				_ = printRow(tw, "\t", "PREFIX", "STATUS", "DEFAULT", "SCOPES", "CREATED", "EXPIRES", "LAST USED", "NAME", "OWNER")
+				_ = printRow(tw, "\t", "PREFIX", "STATUS", "DEFAULT", "SCOPES", "LIMITS", "CREATED", "EXPIRES", "LAST USED", "NAME", "OWNER")
 				for _, v := range keys.Keys {
 					_ = printRow(tw, "\t", v.Prefix, string(v.Status), fmt.Sprint(v.Default), strings.Join(v.Scopes, ","),
-						date(v.CreatedAt), date(v.ExpiresAt), date(v.LastUsedAt), v.Name, v.Owner)
+						limitsSummary(v.Limits), date(v.CreatedAt), date(v.ExpiresAt), date(v.LastUsedAt), v.Name, v.Owner)
 				}
 				if err := tw.Flush(); err != nil {
 					return err
@@ -487,13 +505,14 @@ func get(ctx context.Context, c *cli, args []string) (result, error) {
 	}
 	return result{doc: v, text: func(w io.Writer) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, row := range [][2]string{
+		rows := [][2]string{
 			{"prefix", v.Prefix}, {"account", v.Account}, {"type", string(v.Type)}, {"environment", v.Environment},
 			{"name", v.Name}, {"owner", v.Owner}, {"metadata", formatPairs(v.Metadata)},
 			{"scopes", strings.Join(v.Scopes, ",")}, {"default", fmt.Sprint(v.Default)}, {"status", string(v.Status)},
 			{"created", date(v.CreatedAt)}, {"expires", date(v.ExpiresAt)}, {"rotated", date(v.RotatedAt)},
 			{"revoked", date(v.RevokedAt)}, {"last used", date(v.LastUsedAt)},
-		} {
+		}
+		for _, row := range append(rows, limitRows(v.Limits)...) {
 			_ = printRow(tw, "\t", row[0], row[1])
 		}
 		return tw.Flush()

@@ -41,6 +41,11 @@
 //	  metadata KEY NAME=VALUE...
 //	  metadata KEY --clear
 //	      replace a key's metadata (up to 16 pairs; never a secret).
+//	  limits KEY [--rate N/WINDOW] [--burst N] [--quota N] [--refill N/day|month] [--allow-ip CIDR]...
+//	  limits KEY --clear
+//	      replace a key's limits (what no flag sets, the key no longer has), or
+//	      remove them: --rate 100/1m --burst 20, --quota 10000 --refill 10000/month,
+//	      --allow-ip 10.0.0.0/8 (repeatable; server keys only).
 //	  close ACCOUNT
 //	      close an account: revoke every key of every environment of it, default
 //	      keys included; it takes no new key.
@@ -50,10 +55,16 @@
 //
 //	Commands that only read (they never create, migrate or change a database):
 //	  list ENV [--limit 100] [--after CURSOR]
-//	      list a page of ENV's keys: prefix, status, default, scopes, dates, name,
-//	      owner; the next page's cursor is printed last.
+//	      list a page of ENV's keys: prefix, status, default, scopes, limits, dates,
+//	      name, owner; the next page's cursor is printed last.
 //	  get KEY
-//	      show one key.
+//	      show one key, its limits included.
+//	  limits KEY
+//	      show a key's limits.
+//	  usage KEY [--from TIME] [--to TIME] [--limit 100] [--after CURSOR]
+//	  usage --env ENV [--from TIME] [--to TIME] [--limit 100] [--after CURSOR]
+//	      show a page of a key's usage, or of ENV's keys: requests per hour and
+//	      outcome, over [--from, --to) (RFC 3339; the last 24 hours by default).
 //	  environments
 //	      list the account's environments and their allowed origins.
 //	  accounts [--limit 100] [--after CURSOR]
@@ -81,16 +92,19 @@
 //	read commands never write.
 //
 //	--json prints exactly one document on stdout, and nothing on stderr:
-//	  list: {"keys": [VIEW...], "next": CURSOR}   get, revoke, grace, scopes, owner, metadata: VIEW
+//	  list: {"keys": [VIEW...], "next": CURSOR}
+//	  get, revoke, grace, scopes, owner, metadata, limits: VIEW, with "limits" when the key has any
 //	  create, rotate, reveal: {"full_key": "...", "view": VIEW}
 //	  bootstrap: {"issued": [{"full_key": "...", "view": VIEW}...]}
 //	  origins: SETTINGS                  environments: {"environments": [SETTINGS...]}
 //	  accounts: {"accounts": [ID...], "next": CURSOR}   close: {"account": ID, "revoked": N}
 //	  audit: {"events": [EVENT...]}, each EVENT with the key's "prefix"
+//	  usage: {"counts": [COUNT...], "next": CURSOR}, each COUNT with the key's "prefix"
 //	  help: {"usage": "..."}
 //	  errors: {"error": {"code": "...", "message": "..."}}, same exit status
-//	VIEW, SETTINGS and EVENT are apikey.View, apikey.Settings and apikey.Event
-//	in JSON. A bootstrap that fails after issuing keys prints them beside the error.
+//	VIEW, SETTINGS, EVENT and COUNT are apikey.View, apikey.Settings, apikey.Event
+//	and apikey.UsageCount in JSON. A bootstrap that fails after issuing keys prints
+//	them beside the error.
 //
 //	Exit status: 0 done; 1 refused by a rule, or not found (an unknown key or
 //	environment); 2 usage error (including rotate without --grace); 3 storage

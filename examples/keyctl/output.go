@@ -338,6 +338,9 @@ var codes = []struct {
 	{apikey.ErrAlreadyBootstrapped, "already_bootstrapped"},
 	{apikey.ErrNotRevealable, "not_revealable"},
 	{apikey.ErrConflict, "conflict"},
+	{apikey.ErrInvalidLimits, "invalid_limits"},
+	{apikey.ErrInvalidTimeRange, "invalid_time_range"},
+	{apikey.ErrInvalidCursor, "invalid_cursor"},
 }
 
 // classify returns the exit status of err and its --json code: 0 and ""

@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -36,6 +37,9 @@ var (
 
 // OtherAccount is a second account, which the operator closes.
 const OtherAccount = "globex"
+
+// UsageDay is the day of the usage counts of a Fixture.
+var UsageDay = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Fixture is a management API over a memory store, with an audit log,
 // for a single-tenant service (Options.SingleAccount) that lets accounts be
@@ -71,6 +75,14 @@ func NewFixture(t testing.TB) *Fixture {
 	require.NoError(t, err)
 	_, err = f.Manager.Bootstrap(ctx, apikey.Actor{ID: "bob", Role: apikey.Owner, Account: OtherAccount}, apikey.Production)
 	require.NoError(t, err)
+	var counts []apikey.UsageCount // on UsageDay
+	for i, k := range []apikey.Issued{f.Server, f.Extra} {
+		for _, outcome := range []string{"admitted", "rate_limited"} {
+			counts = append(counts, apikey.UsageCount{Account: apikey.DefaultAccount, Environment: apikey.Production,
+				KeyID: k.View.ID, Hour: UsageDay.Add(time.Duration(10+i) * time.Hour), Outcome: outcome, Count: int64(5 + i)})
+		}
+	}
+	require.NoError(t, f.Store.RecordUsage(ctx, counts))
 	f.API, err = admin.New(admin.Options{
 		Manager:       f.Manager,
 		Audit:         f.Store,
@@ -116,6 +128,8 @@ func Cases(f *Fixture) []Case {
 	oldID := f.Server.View.ID
 	extra := "/keys/" + f.Extra.Key.Prefix()
 	big := `{"type":"client","name":"` + strings.Repeat("x", 70<<10) + `"}`
+	day := "?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z"
+	limits := `{"rate":{"requests":100,"window_seconds":60,"burst":20},"quota":{"limit":10000,"refill":10000,"period":"month"},"allowed_ips":["10.0.0.0/8","2001:db8::/32"]}`
 	return []Case{
 		{Name: "document", Caller: admin.Caller{}, Method: "GET", Path: "/openapi.json", Status: 200},
 		{Name: "list as read-only", Caller: ReadOnly, Method: "GET", Path: "/environments/production/keys", Status: 200},
@@ -179,6 +193,31 @@ func Cases(f *Fixture) []Case {
 		{Name: "set metadata, bad name", Caller: Owner, Method: "PUT", Path: extra + "/metadata", Body: `{"metadata":{"Plan":"pro"}}`, Status: 422, Code: "invalid_metadata", Malformed: true},
 		{Name: "remove metadata", Caller: Owner, Method: "PUT", Path: extra + "/metadata", Body: `{"metadata":{}}`, Status: 200},
 		{Name: "set metadata as read-only", Caller: ReadOnly, Method: "PUT", Path: extra + "/metadata", Body: `{"metadata":{}}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "set limits", Caller: Owner, Method: "PUT", Path: extra + "/limits", Body: limits, Status: 200},
+		{Name: "get a key with limits", Caller: ReadOnly, Method: "GET", Path: extra, Status: 200},
+		{Name: "set limits as read-only", Caller: ReadOnly, Method: "PUT", Path: extra + "/limits", Body: `{}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "set limits, window a fraction", Caller: Owner, Method: "PUT", Path: extra + "/limits", Body: `{"rate":{"requests":10,"window_seconds":1.5}}`, Status: 422, Code: "invalid_limits", Malformed: true},
+		{Name: "set limits, refill beyond the quota", Caller: Owner, Method: "PUT", Path: extra + "/limits", Body: `{"quota":{"limit":10,"refill":20,"period":"day"}}`, Status: 422, Code: "invalid_limits"},
+		{Name: "set limits, not CIDR", Caller: Owner, Method: "PUT", Path: extra + "/limits", Body: `{"allowed_ips":["10.0.0.0/33"]}`, Status: 422, Code: "invalid_limits"},
+		{Name: "set limits, unknown field", Caller: Owner, Method: "PUT", Path: extra + "/limits", Body: `{"rate":{"rps":10}}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "allowlist of a publishable key", Caller: Owner, Method: "PUT", Path: "/keys/" + f.Client.View.ID + "/limits", Body: `{"allowed_ips":["10.0.0.0/8"]}`, Status: 422, Code: "invalid_limits"},
+		{Name: "limits of a revoked key", Caller: Owner, Method: "PUT", Path: "/keys/" + oldID + "/limits", Body: `{}`, Status: 409, Code: "already_revoked"},
+		{Name: "remove limits", Caller: Owner, Method: "PUT", Path: extra + "/limits", Body: `{}`, Status: 200},
+		{Name: "create with limits", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","scopes":["*"],"limits":` + limits + `}`, Status: 201},
+		{Name: "create with a rate of 0", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","limits":{"rate":{"requests":0,"window_seconds":60}}}`, Status: 422, Code: "invalid_limits", Malformed: true},
+		{Name: "key usage", Caller: ReadOnly, Method: "GET", Path: "/keys/" + f.Server.Key.Prefix() + "/usage" + day, Status: 200},
+		{Name: "key usage, a page", Caller: ReadOnly, Method: "GET", Path: "/keys/" + f.Server.View.ID + "/usage" + day + "&limit=1", Status: 200},
+		{Name: "environment usage", Caller: ReadOnly, Method: "GET", Path: "/environments/production/usage" + day, Status: 200},
+		{Name: "environment usage, none", Caller: ReadOnly, Method: "GET", Path: "/environments/staging/usage" + day, Status: 200},
+		{Name: "usage without a range", Caller: ReadOnly, Method: "GET", Path: "/environments/production/usage", Status: 422, Code: "invalid_time_range", Malformed: true},
+		{Name: "usage without to", Caller: ReadOnly, Method: "GET", Path: "/keys/" + f.Server.View.ID + "/usage?from=2030-01-01T00:00:00Z", Status: 422, Code: "invalid_time_range", Malformed: true},
+		{Name: "usage from not a time", Caller: ReadOnly, Method: "GET", Path: "/environments/production/usage?from=yesterday&to=2030-01-02T00:00:00Z", Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "usage inverted", Caller: ReadOnly, Method: "GET", Path: "/environments/production/usage?from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z", Status: 422, Code: "invalid_time_range"},
+		{Name: "usage beyond 31 days", Caller: ReadOnly, Method: "GET", Path: "/environments/production/usage?from=2030-01-01T00:00:00Z&to=2030-02-01T00:00:01Z", Status: 422, Code: "invalid_time_range"},
+		{Name: "usage after a cursor no page returned", Caller: ReadOnly, Method: "GET", Path: "/environments/production/usage" + day + "&after=garbage", Status: 422, Code: "invalid_cursor"},
+		{Name: "usage of an unknown environment", Caller: ReadOnly, Method: "GET", Path: "/environments/qa/usage" + day, Status: 404, Code: "unknown_environment"},
+		{Name: "usage of an unknown key", Caller: ReadOnly, Method: "GET", Path: "/keys/nosuchkey000/usage" + day, Status: 404, Code: "not_found"},
+		{Name: "confined caller, usage of another environment's key", Caller: confined(ReadOnly), Method: "GET", Path: "/keys/" + f.Server.View.ID + "/usage" + day, Status: 404, Code: "not_found"},
 		{Name: "unknown key", Caller: Owner, Method: "GET", Path: "/keys/nosuchkey000", Status: 404, Code: "not_found"},
 		{Name: "set origins", Caller: Owner, Method: "PUT", Path: "/environments/production/origins", Body: `{"allowed_origins":["https://app.example.com","http://localhost:3000"]}`, Status: 200},
 		{Name: "bad origin", Caller: Owner, Method: "PUT", Path: "/environments/production/origins", Body: `{"allowed_origins":["https://app.example.com/path"]}`, Status: 422, Code: "invalid_origin"},

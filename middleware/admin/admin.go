@@ -12,7 +12,7 @@
 //	GET    /environments                        a page of environments and their allowed origins
 //	GET    /environments/{env}/keys             a page of keys (never a secret)
 //	POST   /environments/{env}/keys             create a key: {"type", "name", "owner", "metadata",
-//	                                            "scopes", "expires_in" | "expires_at"}
+//	                                            "scopes", "expires_in" | "expires_at", "limits"}
 //	                                            (a server key needs scopes: ["*"] for full access)
 //	POST   /environments/{env}/keys/{type}/rotate  rotate the default key: {"grace"}
 //	GET    /keys/{id}                           one key
@@ -22,7 +22,11 @@
 //	PUT    /keys/{id}/scopes                    replace a scoped key's scopes: {"scopes"} (not empty; ["*"] for full access)
 //	PUT    /keys/{id}/owner                     name whom the key is issued to: {"owner"} ("" names nobody)
 //	PUT    /keys/{id}/metadata                  replace the key's metadata: {"metadata": {...}} ({} removes it)
+//	PUT    /keys/{id}/limits                    replace the key's limits: {"rate", "quota", "allowed_ips"}
+//	                                            ({} removes them; owners, never a key)
 //	POST   /keys/{id}/reveal                    the full key, where it can be revealed
+//	GET    /keys/{id}/usage?from=&to=           a page of the key's usage counts over [from, to)
+//	GET    /environments/{env}/usage?from=&to=  a page of the usage counts of the environment's keys
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
 //	GET    /audit?environment=&before=&limit=   a page of audit events, newest first
@@ -89,6 +93,33 @@
 // field and what it takes, never the value given (a key may have been
 // pasted there): {"grace":"1d"} is refused with
 // `grace: want a duration such as "24h" or "90m"`.
+//
+// A key's limits (apikey.Limits: a rate limit, a quota, the address ranges
+// a server key may be used from) are written as the key's view shows them,
+//
+//	{"rate": {"requests": 100, "window_seconds": 60, "burst": 20},
+//	 "quota": {"limit": 10000, "refill": 10000, "period": "month"},
+//	 "allowed_ips": ["10.0.0.0/8", "2001:db8::/32"]}
+//
+// and PUT /keys/{id}/limits replaces them all: a member left out sets no
+// bound of its kind, and {} removes every bound. A member given must set
+// one ({"quota": {"limit": 0}} is refused, never read as "no quota").
+// Limits out of range (apikey.ValidateLimits), a number with a fraction or
+// an exponent and a range that is not CIDR are refused with 422
+// invalid_limits and a detail that names the field within the limits,
+// such as `rate.window_seconds` or `allowed_ips[2]`. Only owners change a
+// key's limits, and no key-authenticated caller does (403
+// role_not_allowed, apikey.ErrBeyondActor), not even its own key's.
+//
+// Usage is counted per key, hour and outcome ("admitted", or the code of a
+// refusal such as "rate_limited"), and read over a range of hours: ?from=
+// and ?to=, RFC 3339 times, both required, at most MaxUsageRange apart
+// (from rounds down to its hour, to up to the next), else 422
+// invalid_time_range. A page holds counts ordered by hour, then key id,
+// then outcome, and pages like any list (?limit=, ?after=). Every role
+// reads its account's usage; a key-authenticated caller reads only its own
+// key's (403 role_not_allowed otherwise). A store that keeps no usage is
+// 501 usage_unavailable.
 //
 // The grace of rotate and grace changes is required: a missing grace (or
 // an empty body) is refused with 422 grace_required, never read as zero;
@@ -290,6 +321,9 @@ func (a *API) routes() map[string]handler {
 		"PUT /keys/{id}/scopes":                       a.setScopes,
 		"PUT /keys/{id}/owner":                        a.setOwner,
 		"PUT /keys/{id}/metadata":                     a.setMetadata,
+		"PUT /keys/{id}/limits":                       a.setLimits,
+		"GET /keys/{id}/usage":                        a.keyUsage,
+		"GET /environments/{env}/usage":               a.environmentUsage,
 		"POST /keys/{id}/reveal":                      a.revealKey,
 		"GET /environments/{env}/origins":             a.getOrigins,
 		"PUT /environments/{env}/origins":             a.setOrigins,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -116,6 +117,8 @@ func TestKeyNames(t *testing.T) {
 		{"revoke", "POST", "/revoke", ``, 200, extraKey},
 		{"set scopes", "PUT", "/scopes", `{"scopes":["customers:write"]}`, 200, extraKey},
 		{"reveal", "POST", "/reveal", ``, 200, func(_ *testing.T, f *fixture) apikey.Issued { return f.client }},
+		{"set limits", "PUT", "/limits", `{"quota":{"limit":5}}`, 200, extraKey},
+		{"usage", "GET", "/usage?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z", ``, 200, func(_ *testing.T, f *fixture) apikey.Issued { return f.server }},
 	}
 	other := map[apikey.KeyType]apikey.KeyType{apikey.Server: apikey.Client, apikey.Client: apikey.Server}
 	names := []struct {
@@ -408,6 +411,10 @@ func TestKeyScopes(t *testing.T) {
 	_, err = f.m.Rotate(context.Background(), owner.Actor, apikey.RotateRequest{KeyID: full.Key.ID(), Grace: time.Hour})
 	require.NoError(t, err)
 	rotatedOut := full.Key.ID()
+	bounded, err := f.m.Create(context.Background(), owner.Actor, apikey.CreateRequest{Environment: apikey.Production,
+		Type: apikey.Server, Scopes: []string{admin.ScopeWrite},
+		Limits: apikey.Limits{AllowedIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}})
+	require.NoError(t, err)
 	tests := []struct {
 		name   string
 		key    string
@@ -430,6 +437,8 @@ func TestKeyScopes(t *testing.T) {
 		{"an expiring key cannot mint a key without expiry", expiring.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"client"}`, 403},
 		{"an expiring key cannot mint a key that outlives it", expiring.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"client","expires_in":"2h"}`, 403},
 		{"an expiring key mints keys that end before it", expiring.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"server","scopes":["api_keys:read"],"expires_in":"30m"}`, 201},
+		{"a key with an address allowlist cannot mint one without", bounded.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"server","scopes":["api_keys:read"]}`, 403},
+		{"a key with an address allowlist mints keys bounded as tightly", bounded.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"server","scopes":["api_keys:read"],"limits":{"allowed_ips":["192.0.2.0/25"]}}`, 201},
 		{"full access may do all of it", f.server.Key.Reveal(), "POST", "/environments/production/keys", `{"type":"server","scopes":["*"]}`, 201},
 		{"other scopes are refused", other, "GET", "/environments/production/keys", "", 403},
 		{"publishable keys are refused", f.client.Key.Reveal(), "GET", "/environments/production/keys", "", 403},

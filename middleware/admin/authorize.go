@@ -23,7 +23,8 @@ const (
 // displayable prefix. The Actor carries the key's scopes and expiry
 // (apikey.Actor.Scopes, Expires), so the Manager lets it create, rotate,
 // reveal or extend nothing that holds a scope the key lacks or outlives
-// the key: "api_keys:write" alone cannot mint a full-access key.
+// the key: "api_keys:write" alone cannot mint a full-access key. It carries
+// the key's id too (Actor.KeyID): of usage, the key reads its own only.
 //
 // A key that was rotated out (Identity.Expiring, in its grace period) may
 // not manage keys, whatever its scopes: it is at most read-only, and every
@@ -56,7 +57,9 @@ func KeyScopes(r *http.Request) (Caller, error) {
 	return Caller{
 		Actor: apikey.Actor{
 			ID: id.Prefix, Role: role, Account: id.Account,
-			Scopes: id.Scopes, Expires: id.ExpiresAt, // never mints more than the key holds
+			// never mints more than the key holds
+			Scopes: id.Scopes, Expires: id.ExpiresAt, Limits: id.Limits,
+			KeyID: id.KeyID, // reads its own key's usage only
 		},
 		Account: id.Account, Environment: id.Environment,
 	}, nil

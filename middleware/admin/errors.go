@@ -24,7 +24,8 @@ var (
 	// ReasonInvalidRequest (400, "invalid_request"): the request is
 	// malformed: a body that is not one JSON object of the route's fields,
 	// a field of the wrong type (the detail names the field, never its
-	// value), expires_in and expires_at together, or a limit out of range.
+	// value), expires_in and expires_at together, a ?limit= out of range, or
+	// a ?from= or ?to= that is not an RFC 3339 time.
 	ReasonInvalidRequest = problem.New("invalid_request", http.StatusBadRequest, "invalid request")
 	// ReasonTooLarge (413, "request_too_large"): the body is larger than
 	// Options.MaxBodyBytes.
@@ -130,6 +131,20 @@ var (
 	// to close an account does not name the account again in its body,
 	// {"confirm": "<account id>"}, or names another one.
 	ReasonConfirmationRequired = problem.New("confirmation_required", http.StatusUnprocessableEntity, "confirmation required")
+	// ReasonInvalidLimits (422, "invalid_limits"): a rate limit, quota or
+	// address allowlist out of range, such as a negative rate, a window that
+	// is not a whole number of seconds, a refill beyond the quota, a range
+	// that is not CIDR, or an allowlist on a publishable key
+	// (apikey.ErrInvalidLimits). The detail names the field within the
+	// limits ("rate.window_seconds", "allowed_ips[2]"), never its value.
+	ReasonInvalidLimits = problem.New("invalid_limits", http.StatusUnprocessableEntity, "invalid limits")
+	// ReasonInvalidTimeRange (422, "invalid_time_range"): a usage request
+	// whose from or to is missing, whose from is not before its to, or
+	// whose range is longer than MaxUsageRange (apikey.ErrInvalidTimeRange).
+	ReasonInvalidTimeRange = problem.New("invalid_time_range", http.StatusUnprocessableEntity, "invalid time range")
+	// ReasonNoUsage (501, "usage_unavailable"): a usage route, and the
+	// Manager's store keeps no usage (it is not an apikey.UsageRecorder).
+	ReasonNoUsage = problem.New("usage_unavailable", http.StatusNotImplemented, "this store keeps no usage")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -139,7 +154,8 @@ var reasons = []*problem.Reason{
 	ReasonScopesRequired, ReasonInvalidOrigin, ReasonInvalidName, ReasonInvalidExpiry, ReasonGraceOutOfRange,
 	ReasonGraceRequired, ReasonRotateFirst, ReasonAlreadyRevoked, ReasonAlreadyRotated, ReasonNotRotated,
 	ReasonKeyExpired, ReasonNotRevealable, ReasonInvalidAccount, ReasonAccountClosed, ReasonInvalidMetadata,
-	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired,
+	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits, ReasonInvalidTimeRange,
+	ReasonNoUsage,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -179,11 +195,14 @@ var ruleReasons = []struct {
 	{apikey.ErrInvalidMetadata, ReasonInvalidMetadata},
 	{apikey.ErrInvalidCursor, ReasonInvalidCursor},
 	{apikey.ErrConflict, ReasonConflict},
+	{apikey.ErrInvalidLimits, ReasonInvalidLimits},
+	{apikey.ErrInvalidTimeRange, ReasonInvalidTimeRange},
 }
 
 var (
 	errNoRoute  = problem.Refuse(ReasonNoRoute, "")
 	errNoAudit  = problem.Refuse(ReasonNoAudit, "")
+	errNoUsage  = problem.Refuse(ReasonNoUsage, "")
 	errTooLarge = problem.Refuse(ReasonTooLarge, "")
 
 	errCloseOff    = problem.Refuse(ReasonForbidden, "closing accounts is off: the service enables it with admin.Options.CloseAccounts")

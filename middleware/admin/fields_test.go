@@ -18,6 +18,7 @@ const (
 	wantMetadata = "want an object whose values are strings"
 	wantDuration = `want a duration such as "24h" or "90m"`
 	wantTime     = `want a time such as "2030-01-01T00:00:00Z" (RFC 3339)`
+	wantObject   = "want an object"
 )
 
 // bodyFields are the request fields of every route that reads a body, with
@@ -36,6 +37,7 @@ var bodyFields = map[string]map[string]struct {
 		"scopes":     {wantStrings, []string{`"{key}"`, `[1]`, `[["{key}"]]`, `{"s":"{key}"}`}},
 		"expires_in": {wantDuration, []string{`"{key}"`, `"1d"`, `""`, `24`, `["{key}"]`}},
 		"expires_at": {wantTime, []string{`"{key}"`, `"tomorrow"`, `"2030-13-01"`, `1893456000`}},
+		"limits":     {wantObject, []string{`"{key}"`, `["{key}"]`, `true`, `100`}},
 	},
 	"POST /environments/{env}/keys/{type}/rotate": {
 		"grace": {wantDuration, []string{`"{key}"`, `"1d"`, `"24"`, `86400`, `true`}},
@@ -54,6 +56,11 @@ var bodyFields = map[string]map[string]struct {
 	},
 	"PUT /keys/{id}/metadata": {
 		"metadata": {wantMetadata, []string{`"{key}"`, `[]`, `{"plan":["{key}"]}`, `{"plan":null,"k":2}`}},
+	},
+	"PUT /keys/{id}/limits": {
+		"rate":        {wantObject, []string{`"{key}"`, `["{key}"]`, `100`}},
+		"quota":       {wantObject, []string{`"{key}"`, `[10000]`, `false`}},
+		"allowed_ips": {wantStrings, []string{`"{key}"`, `"10.0.0.0/8"`, `[10]`, `{"a":"{key}"}`}},
 	},
 	"PUT /environments/{env}/origins": {
 		"allowed_origins": {wantStrings, []string{`"{key}"`, `"https://app.example.com"`, `[1]`, `{"o":"{key}"}`}},

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
 	"slices"
@@ -75,6 +77,14 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 // fault, never its value: a client may have pasted a key anywhere. A
 // member that names no field is refused without repeating its name.
 func decodeMembers(members map[string]json.RawMessage, v any) error {
+	return decodeFields("", members, v)
+}
+
+// decodeFields is decodeMembers for the object at path ("" for the body,
+// "limits." for a member of it). A field whose type is a struct of ours
+// (see object) is decoded member by member too, so that an error names the
+// nested field, "limits.rate.requests"; null leaves it zero.
+func decodeFields(path string, members map[string]json.RawMessage, v any) error {
 	rv := reflect.ValueOf(v).Elem()
 	names := make([]string, rv.NumField())
 	for i := range names {
@@ -82,10 +92,14 @@ func decodeMembers(members map[string]json.RawMessage, v any) error {
 	}
 	for name := range members {
 		if !slices.Contains(names, name) {
-			if len(names) == 0 {
-				return invalid("unknown field: want an empty object, or no body")
+			in := ""
+			if path != "" {
+				in = " in " + strings.TrimSuffix(path, ".")
 			}
-			return invalid(`unknown field: want "` + strings.Join(names, `", "`) + `"`)
+			if len(names) == 0 {
+				return invalid("unknown field" + in + ": want an empty object, or no body")
+			}
+			return invalid("unknown field" + in + `: want "` + strings.Join(names, `", "`) + `"`)
 		}
 	}
 	for i, name := range names {
@@ -93,11 +107,85 @@ func decodeMembers(members map[string]json.RawMessage, v any) error {
 		if !ok {
 			continue
 		}
-		if err := json.Unmarshal(raw, rv.Field(i).Addr().Interface()); err != nil {
-			return invalid(name + ": " + want(rv.Type().Field(i).Type))
+		field := rv.Field(i)
+		if t, ok := object(field.Type()); ok {
+			var sub map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &sub); err != nil {
+				return invalid(path + name + ": want an object")
+			}
+			if sub == nil { // null
+				continue
+			}
+			ptr := reflect.New(t)
+			if err := decodeFields(path+name+".", sub, ptr.Interface()); err != nil {
+				return err
+			}
+			if field.Kind() == reflect.Pointer {
+				field.Set(ptr)
+			} else {
+				field.Set(ptr.Elem())
+			}
+			continue
+		}
+		if err := json.Unmarshal(raw, field.Addr().Interface()); err != nil {
+			return invalid(path + name + ": " + want(field.Type()))
 		}
 	}
 	return nil
+}
+
+// object returns the struct type of a field of type t (or *t) that
+// decodeFields decodes member by member: a struct that does not decode
+// itself (time.Time does).
+func object(t reflect.Type) (reflect.Type, bool) {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	unmarshaler := reflect.TypeFor[json.Unmarshaler]()
+	return t, t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(unmarshaler)
+}
+
+// number is a JSON number as written, "" when absent or null. A JSON
+// string is not a number, even one that holds digits.
+type number string
+
+func (n *number) UnmarshalJSON(b []byte) error {
+	switch {
+	case string(b) == "null":
+		return nil
+	case len(b) > 0 && (b[0] == '-' || '0' <= b[0] && b[0] <= '9'):
+		*n = number(b)
+		return nil
+	}
+	return errNotNumber
+}
+
+var errNotNumber = errors.New("not a number")
+
+// int64 returns n as an integer for the field at path: 0 when absent;
+// beyond the range of an int64, the nearest int64 (out of every bound the
+// field has, so refused with its name); with a fraction or an exponent, an
+// error wrapping apikey.ErrInvalidLimits that names path.
+func (n number) int64(path string) (int64, error) {
+	if n == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(string(n), 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange) && n[0] == '-':
+		return math.MinInt64, nil
+	case errors.Is(err, strconv.ErrRange):
+		return math.MaxInt64, nil
+	case err != nil:
+		return 0, fmt.Errorf("%w: %s must be an integer (no fraction or exponent)", apikey.ErrInvalidLimits, path)
+	}
+	return v, nil
+}
+
+// int is int64 for a field of type int.
+func (n number) int(path string) (int, error) {
+	v, err := n.int64(path)
+	return int(min(max(v, math.MinInt), math.MaxInt)), err
 }
 
 // want says what a field of type t takes.
@@ -112,6 +200,8 @@ func want(t reflect.Type) string {
 		return `want a time such as "2030-01-01T00:00:00Z" (RFC 3339)`
 	case reflect.TypeFor[apikey.KeyType]():
 		return `want "server" or "client"`
+	case reflect.TypeFor[number]():
+		return "want a number"
 	}
 	switch {
 	case t.Kind() == reflect.String:

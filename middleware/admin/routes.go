@@ -66,6 +66,7 @@ type createRequest struct {
 	Scopes    []string          `json:"scopes"`
 	ExpiresIn *duration         `json:"expires_in"`
 	ExpiresAt *time.Time        `json:"expires_at"`
+	Limits    *limitsBody       `json:"limits"`
 }
 
 // expiry returns the expiry asked for, zero for none. A given expires_in
@@ -100,9 +101,15 @@ func (a *API) createKey(r *http.Request, c Caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	var limits apikey.Limits
+	if req.Limits != nil {
+		if limits, err = req.Limits.limits(); err != nil {
+			return 0, nil, err
+		}
+	}
 	k, err := a.opts.Manager.Create(r.Context(), c.actor(), apikey.CreateRequest{
 		Environment: env, Type: req.Type, Name: req.Name, Owner: req.Owner, Metadata: req.Metadata,
-		Scopes: req.Scopes, ExpiresAt: expires,
+		Scopes: req.Scopes, ExpiresAt: expires, Limits: limits,
 	})
 	return http.StatusCreated, issued(k), err
 }

@@ -38,6 +38,11 @@ func FuzzRoutes(f *testing.F) {
 		{"POST", "/environments/production/keys", "", `{"type":"server","scopes":["$KEY"],"owner":"$KEY"}`},
 		{"PUT", "/keys/" + id + "/metadata", "", `{"metadata":{"k":"$KEY"},"$KEY":1}`},
 		{"GET", "/audit", "before=$KEY&environment=$KEY", ""},
+		{"PUT", "/keys/" + id + "/limits", "", limitsJSON},
+		{"PUT", "/keys/server-" + id + "/limits", "", `{"rate":{"requests":1e999,"window_seconds":-0.5},"allowed_ips":["$KEY"]}`},
+		{"POST", "/environments/production/keys", "", `{"type":"client","limits":{"quota":{"limit":"$KEY","$KEY":1}}}`},
+		{"GET", "/keys/" + id + "/usage", "from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z&limit=1", ""},
+		{"GET", "/environments/production/usage", "from=2030-01-01T00:00:00%2B01:00&to=9999-12-31T23:59:59Z&after=$KEY", ""},
 	} {
 		f.Add(s.method, s.path, s.query, s.body)
 	}

@@ -1,5 +1,6 @@
-// Package limit holds the rate limiter contract of the middleware and its
-// per-process implementation.
+// Package limit holds the rate limiter contract of the middleware, its
+// per-process implementation (Local, the generic cell rate algorithm) and
+// the response fields that tell clients their limit (SetHeaders).
 //
 // A Limiter answers, for one request, whether a bucket (a key id, or an
 // owner's shared bucket) may spend cost requests under a rate limit. The

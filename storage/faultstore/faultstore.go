@@ -35,7 +35,8 @@
 // # Optional interfaces
 //
 // *Store implements apikey.Store and the optional capabilities of package
-// storage ChangeFeed, LastUsedRecorder and AuditLog, passing each call to
+// storage ChangeFeed, LastUsedRecorder, AuditLog, QuotaLedger and
+// UsageRecorder, passing each call to
 // the inner store; a capability the inner store lacks, or that Hide hid,
 // fails with an error wrapping errors.ErrUnsupported. Code that discovers
 // capabilities by type assertion, as the middleware does, would be misled
@@ -48,6 +49,8 @@
 // A Store is safe for concurrent use; faults and hooks may be switched
 // while calls run. Hide is the exception: call it before the Store is used.
 package faultstore
+
+//go:generate go run gen_exact.go
 
 import (
 	"context"
@@ -77,12 +80,18 @@ const (
 	OpRevision       Op = "Revision"       // storage.ChangeFeed
 	OpRecordLastUsed Op = "RecordLastUsed" // storage.LastUsedRecorder
 	OpEvents         Op = "Events"         // storage.AuditLog
+	OpLeaseQuota     Op = "LeaseQuota"     // storage.QuotaLedger
+	OpReturnQuota    Op = "ReturnQuota"    // storage.QuotaLedger
+	OpRecordUsage    Op = "RecordUsage"    // storage.UsageRecorder
+	OpUsage          Op = "Usage"          // storage.UsageRecorder
+	OpPruneUsage     Op = "PruneUsage"     // storage.UsageRecorder
 )
 
 // Ops lists every operation of a Store.
 var Ops = []Op{
 	OpKey, OpDefaultKey, OpKeys, OpSettings, OpEnvironments, OpAccounts, OpApply,
-	OpChanges, OpRevision, OpRecordLastUsed, OpEvents,
+	OpChanges, OpRevision, OpRecordLastUsed, OpEvents, OpLeaseQuota, OpReturnQuota,
+	OpRecordUsage, OpUsage, OpPruneUsage,
 }
 
 // ErrDown is the error of every call to a store that is Down.
@@ -95,6 +104,8 @@ type Store struct {
 	feed     storage.ChangeFeed       // nil if the inner store has none, or Hide hid it
 	recorder storage.LastUsedRecorder // nil if the inner store has none, or Hide hid it
 	audit    storage.AuditLog         // nil if the inner store has none, or Hide hid it
+	ledger   storage.QuotaLedger      // nil if the inner store has none, or Hide hid it
+	usage    storage.UsageRecorder    // nil if the inner store has none, or Hide hid it
 	hooks    *hooks
 	gap      atomic.Pointer[chan struct{}] // set: the next Changes reports ErrFeedGap, then closes it
 }
@@ -104,6 +115,8 @@ var (
 	_ storage.ChangeFeed       = (*Store)(nil)
 	_ storage.LastUsedRecorder = (*Store)(nil)
 	_ storage.AuditLog         = (*Store)(nil)
+	_ storage.QuotaLedger      = (*Store)(nil)
+	_ storage.UsageRecorder    = (*Store)(nil)
 )
 
 // New returns a wrapper of inner with no fault or hook: every call goes
@@ -113,6 +126,8 @@ func New(inner apikey.Store) *Store {
 	s.feed, _ = inner.(storage.ChangeFeed)
 	s.recorder, _ = inner.(storage.LastUsedRecorder)
 	s.audit, _ = inner.(storage.AuditLog)
+	s.ledger, _ = inner.(storage.QuotaLedger)
+	s.usage, _ = inner.(storage.UsageRecorder)
 	return s
 }
 
@@ -124,55 +139,20 @@ func (s *Store) Inner() apikey.Store { return s.inner }
 // Hide did not hide. Pass it to code that finds capabilities by type
 // assertion.
 func (s *Store) Exact() apikey.Store {
-	type (
-		F = storage.ChangeFeed
-		R = storage.LastUsedRecorder
-		A = storage.AuditLog
-	)
-	f, r, a := s.feed != nil, s.recorder != nil, s.audit != nil
-	switch {
-	case f && r && a:
-		return s
-	case f && r:
-		return struct {
-			apikey.Store
-			F
-			R
-		}{s, s, s}
-	case f && a:
-		return struct {
-			apikey.Store
-			F
-			A
-		}{s, s, s}
-	case r && a:
-		return struct {
-			apikey.Store
-			R
-			A
-		}{s, s, s}
-	case f:
-		return struct {
-			apikey.Store
-			F
-		}{s, s}
-	case r:
-		return struct {
-			apikey.Store
-			R
-		}{s, s}
-	case a:
-		return struct {
-			apikey.Store
-			A
-		}{s, s}
+	var has uint // bits in the order of gen_exact.go's capabilities
+	for i, ok := range []bool{s.feed != nil, s.recorder != nil, s.audit != nil, s.ledger != nil, s.usage != nil} {
+		if ok {
+			has |= 1 << i
+		}
 	}
-	return struct{ apikey.Store }{s}
+	return exact(s, has)
 }
 
 // Hide hides the optional interfaces of the given operations, as if the
 // inner store lacked them: OpChanges or OpRevision hide storage.ChangeFeed,
-// OpRecordLastUsed storage.LastUsedRecorder, OpEvents storage.AuditLog.
+// OpRecordLastUsed storage.LastUsedRecorder, OpEvents storage.AuditLog,
+// OpLeaseQuota or OpReturnQuota storage.QuotaLedger, OpRecordUsage, OpUsage
+// or OpPruneUsage storage.UsageRecorder.
 // Exact then does not implement them, and their calls on s fail with an
 // error wrapping errors.ErrUnsupported. Call it before s is used (before
 // Exact and the first call); it is not safe for concurrent use. Hiding an
@@ -186,6 +166,10 @@ func (s *Store) Hide(ops ...Op) {
 			s.recorder = nil
 		case OpEvents:
 			s.audit = nil
+		case OpLeaseQuota, OpReturnQuota:
+			s.ledger = nil
+		case OpRecordUsage, OpUsage, OpPruneUsage:
+			s.usage = nil
 		default:
 			panic("faultstore: Hide: " + string(op) + " is not an operation of an optional interface")
 		}
@@ -354,4 +338,54 @@ func (s *Store) Events(ctx context.Context, q storage.EventQuery) ([]apikey.Even
 	c := &Call{Op: OpEvents, EventQuery: q}
 	s.hooks.do(ctx, c, func() { c.Events, c.Err = s.audit.Events(ctx, c.EventQuery) })
 	return c.Events, c.Err
+}
+
+// LeaseQuota implements storage.QuotaLedger.
+func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now time.Time) (storage.QuotaLease, error) {
+	if s.ledger == nil {
+		return storage.QuotaLease{}, unsupported(OpLeaseQuota)
+	}
+	c := &Call{Op: OpLeaseQuota, ID: keyID, Uses: want, Now: now}
+	s.hooks.do(ctx, c, func() { c.Lease, c.Err = s.ledger.LeaseQuota(ctx, c.ID, c.Uses, c.Now) })
+	return c.Lease, c.Err
+}
+
+// ReturnQuota implements storage.QuotaLedger.
+func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error {
+	if s.ledger == nil {
+		return unsupported(OpReturnQuota)
+	}
+	c := &Call{Op: OpReturnQuota, ID: keyID, Uses: n, LeasedAt: leasedAt, Now: now}
+	s.hooks.do(ctx, c, func() { c.Err = s.ledger.ReturnQuota(ctx, c.ID, c.Uses, c.LeasedAt, c.Now) })
+	return c.Err
+}
+
+// RecordUsage implements storage.UsageRecorder.
+func (s *Store) RecordUsage(ctx context.Context, counts []apikey.UsageCount) error {
+	if s.usage == nil {
+		return unsupported(OpRecordUsage)
+	}
+	c := &Call{Op: OpRecordUsage, Counts: counts}
+	s.hooks.do(ctx, c, func() { c.Err = s.usage.RecordUsage(ctx, c.Counts) })
+	return c.Err
+}
+
+// Usage implements storage.UsageRecorder.
+func (s *Store) Usage(ctx context.Context, q apikey.UsageQuery) ([]apikey.UsageCount, error) {
+	if s.usage == nil {
+		return nil, unsupported(OpUsage)
+	}
+	c := &Call{Op: OpUsage, UsageQuery: q}
+	s.hooks.do(ctx, c, func() { c.UsageCounts, c.Err = s.usage.Usage(ctx, c.UsageQuery) })
+	return c.UsageCounts, c.Err
+}
+
+// PruneUsage implements storage.UsageRecorder.
+func (s *Store) PruneUsage(ctx context.Context, before time.Time) (int64, error) {
+	if s.usage == nil {
+		return 0, unsupported(OpPruneUsage)
+	}
+	c := &Call{Op: OpPruneUsage, PruneBefore: before}
+	s.hooks.do(ctx, c, func() { c.Pruned, c.Err = s.usage.PruneUsage(ctx, c.PruneBefore) })
+	return c.Pruned, c.Err
 }

@@ -126,6 +126,19 @@ func calls(s *faultstore.Store) map[faultstore.Op]func(context.Context) error {
 			_, err := s.Events(ctx, storage.EventQuery{Account: acct, Limit: 10})
 			return err
 		},
+		faultstore.OpLeaseQuota: func(ctx context.Context) error {
+			_, err := s.LeaseQuota(ctx, "id", 1, time.Now())
+			return err
+		},
+		faultstore.OpReturnQuota: func(ctx context.Context) error {
+			return s.ReturnQuota(ctx, "id", 1, time.Now(), time.Now())
+		},
+		faultstore.OpRecordUsage: func(ctx context.Context) error { return s.RecordUsage(ctx, nil) },
+		faultstore.OpUsage: func(ctx context.Context) error {
+			_, err := s.Usage(ctx, apikey.UsageQuery{Account: acct, From: time.Now(), To: time.Now().Add(time.Hour)})
+			return err
+		},
+		faultstore.OpPruneUsage: func(ctx context.Context) error { _, err := s.PruneUsage(ctx, time.Now()); return err },
 	}
 }
 
@@ -140,6 +153,18 @@ func ignoreNotFound(err error) error {
 // bare is a store with no optional capability.
 type bare struct{ apikey.Store }
 
+// usageOnly is a store with a usage recorder and nothing else optional.
+type usageOnly struct {
+	apikey.Store
+	storage.UsageRecorder
+}
+
+// ledgerOnly is a store with a quota ledger and nothing else optional.
+type ledgerOnly struct {
+	apikey.Store
+	storage.QuotaLedger
+}
+
 // feedOnly is a store with a change feed and nothing else optional.
 type feedOnly struct {
 	apikey.Store
@@ -152,10 +177,13 @@ func TestExactAdvertisesOnlyTheInnerCapabilities(t *testing.T) {
 		name                 string
 		inner                apikey.Store
 		feed, recorder, logs bool
+		ledger, usage        bool
 	}{
-		{"memory", mem, true, true, true},
-		{"bare", bare{mem}, false, false, false},
-		{"feed only", feedOnly{mem, mem}, true, false, false},
+		{"memory", mem, true, true, true, true, true},
+		{"bare", bare{mem}, false, false, false, false, false},
+		{"feed only", feedOnly{mem, mem}, true, false, false, false, false},
+		{"ledger only", ledgerOnly{mem, mem}, false, false, false, true, false},
+		{"usage only", usageOnly{mem, mem}, false, false, false, false, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := faultstore.New(tt.inner)
@@ -163,7 +191,9 @@ func TestExactAdvertisesOnlyTheInnerCapabilities(t *testing.T) {
 			_, feed := exact.(storage.ChangeFeed)
 			_, recorder := exact.(storage.LastUsedRecorder)
 			_, logs := exact.(storage.AuditLog)
-			assert.Equal(t, []bool{tt.feed, tt.recorder, tt.logs}, []bool{feed, recorder, logs})
+			_, ledger := exact.(storage.QuotaLedger)
+			_, usage := exact.(storage.UsageRecorder)
+			assert.Equal(t, []bool{tt.feed, tt.recorder, tt.logs, tt.ledger, tt.usage}, []bool{feed, recorder, logs, ledger, usage})
 
 			s.Down()
 			_, err := exact.Key(context.Background(), "id")
@@ -171,6 +201,14 @@ func TestExactAdvertisesOnlyTheInnerCapabilities(t *testing.T) {
 			s.Up()
 			if !tt.feed {
 				_, err := s.Revision(context.Background())
+				require.ErrorIs(t, err, errors.ErrUnsupported)
+			}
+			if !tt.ledger {
+				_, err := s.LeaseQuota(context.Background(), "id", 1, time.Now())
+				require.ErrorIs(t, err, errors.ErrUnsupported)
+			}
+			if !tt.usage {
+				_, err := s.PruneUsage(context.Background(), time.Now())
 				require.ErrorIs(t, err, errors.ErrUnsupported)
 			}
 		})

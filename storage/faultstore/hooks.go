@@ -23,7 +23,7 @@ type Call struct {
 	Op Op
 
 	// Arguments.
-	ID          string                  // Key
+	ID          string                  // Key, LeaseQuota, ReturnQuota
 	Account     string                  // DefaultKey, Settings
 	Environment string                  // DefaultKey, Settings
 	Type        apikey.KeyType          // DefaultKey
@@ -37,18 +37,27 @@ type Call struct {
 	EventQuery  storage.EventQuery      // Events
 	Secret      []byte                  // Hash, Verify
 	Encoded     string                  // Verify's and Outdated's argument, Hash's result
+	Uses        int64                   // LeaseQuota: want; ReturnQuota: n
+	LeasedAt    time.Time               // ReturnQuota
+	Now         time.Time               // LeaseQuota, ReturnQuota
+	Counts      []apikey.UsageCount     // RecordUsage
+	UsageQuery  apikey.UsageQuery       // Usage
+	PruneBefore time.Time               // PruneUsage
 
 	// Results, set when After hooks run.
-	Record       apikey.Record     // Key, DefaultKey
-	Records      []apikey.Record   // Keys
-	Settings     apikey.Settings   // Settings
-	Environments []apikey.Settings // Environments
-	Accounts     []string          // Accounts
-	Changes      []storage.Changed // Changes
-	Revision     int64             // Revision; Changes: the since of the next call, since before the store answers
-	Events       []apikey.Event    // Events
-	Match        bool              // Verify
-	Outdated     bool              // Verify, Outdated
+	Record       apikey.Record       // Key, DefaultKey
+	Records      []apikey.Record     // Keys
+	Settings     apikey.Settings     // Settings
+	Environments []apikey.Settings   // Environments
+	Accounts     []string            // Accounts
+	Changes      []storage.Changed   // Changes
+	Revision     int64               // Revision; Changes: the since of the next call, since before the store answers
+	Events       []apikey.Event      // Events
+	Lease        storage.QuotaLease  // LeaseQuota
+	UsageCounts  []apikey.UsageCount // Usage
+	Pruned       int64               // PruneUsage
+	Match        bool                // Verify
+	Outdated     bool                // Verify, Outdated
 	// Err is the error of the call, of every operation: the wrapped
 	// store's or hasher's, or the fault's or Before hook's that replaced
 	// the call.

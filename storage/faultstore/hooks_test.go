@@ -79,6 +79,7 @@ func TestHookArguments(t *testing.T) {
 	ctx := context.Background()
 	s, issued := bootstrapped(t)
 	server, client := issued[0].Key.ID(), issued[1].Key.ID()
+	leaseAt := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		op    faultstore.Op
 		call  func() error
@@ -122,6 +123,39 @@ func TestHookArguments(t *testing.T) {
 			_, err := s.Events(ctx, storage.EventQuery{Account: apikey.DefaultAccount, Limit: 4})
 			return err
 		}, func(t *testing.T, c *faultstore.Call) { assert.Equal(t, 4, c.EventQuery.Limit) }},
+		{faultstore.OpLeaseQuota, func() error { _, err := s.LeaseQuota(ctx, server, 3, leaseAt); return err },
+			func(t *testing.T, c *faultstore.Call) {
+				assert.Equal(t, server, c.ID)
+				assert.Equal(t, int64(3), c.Uses)
+				assert.True(t, leaseAt.Equal(c.Now))
+				assert.True(t, c.Lease.Unlimited, "After sees the result: the default key has no quota")
+			}},
+		{faultstore.OpReturnQuota, func() error { return s.ReturnQuota(ctx, client, 2, leaseAt.Add(-time.Hour), leaseAt) },
+			func(t *testing.T, c *faultstore.Call) {
+				assert.Equal(t, client, c.ID)
+				assert.Equal(t, int64(2), c.Uses)
+				assert.True(t, leaseAt.Add(-time.Hour).Equal(c.LeasedAt))
+				assert.True(t, leaseAt.Equal(c.Now))
+			}},
+		{faultstore.OpRecordUsage, func() error {
+			return s.RecordUsage(ctx, []apikey.UsageCount{{Account: apikey.DefaultAccount, KeyID: server, Hour: leaseAt, Outcome: "admitted", Count: 2}})
+		}, func(t *testing.T, c *faultstore.Call) {
+			require.Len(t, c.Counts, 1)
+			assert.Equal(t, server, c.Counts[0].KeyID)
+		}},
+		{faultstore.OpUsage, func() error {
+			_, err := s.Usage(ctx, apikey.UsageQuery{Account: apikey.DefaultAccount, KeyID: server, From: leaseAt, To: leaseAt.Add(time.Hour)})
+			return err
+		}, func(t *testing.T, c *faultstore.Call) {
+			assert.Equal(t, server, c.UsageQuery.KeyID)
+			require.Len(t, c.UsageCounts, 1, "After sees the result")
+			assert.Equal(t, int64(2), c.UsageCounts[0].Count)
+		}},
+		{faultstore.OpPruneUsage, func() error { _, err := s.PruneUsage(ctx, leaseAt.Add(time.Hour)); return err },
+			func(t *testing.T, c *faultstore.Call) {
+				assert.True(t, leaseAt.Add(time.Hour).Equal(c.PruneBefore))
+				assert.Equal(t, int64(1), c.Pruned, "After sees the result")
+			}},
 	}
 	require.Len(t, tests, len(faultstore.Ops), "every operation")
 	for _, tt := range tests {
@@ -287,15 +321,21 @@ func TestUnknownOpPanics(t *testing.T) {
 func TestHide(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
-		hide                 []faultstore.Op
-		feed, recorder, logs bool
+		hide                                []faultstore.Op
+		feed, recorder, logs, ledger, usage bool
 	}{
-		{nil, true, true, true},
-		{[]faultstore.Op{faultstore.OpChanges}, false, true, true},
-		{[]faultstore.Op{faultstore.OpRevision}, false, true, true},
-		{[]faultstore.Op{faultstore.OpRecordLastUsed}, true, false, true},
-		{[]faultstore.Op{faultstore.OpEvents}, true, true, false},
-		{[]faultstore.Op{faultstore.OpChanges, faultstore.OpRecordLastUsed, faultstore.OpEvents}, false, false, false},
+		{nil, true, true, true, true, true},
+		{[]faultstore.Op{faultstore.OpChanges}, false, true, true, true, true},
+		{[]faultstore.Op{faultstore.OpRevision}, false, true, true, true, true},
+		{[]faultstore.Op{faultstore.OpRecordLastUsed}, true, false, true, true, true},
+		{[]faultstore.Op{faultstore.OpEvents}, true, true, false, true, true},
+		{[]faultstore.Op{faultstore.OpLeaseQuota}, true, true, true, false, true},
+		{[]faultstore.Op{faultstore.OpReturnQuota, faultstore.OpChanges}, false, true, true, false, true},
+		{[]faultstore.Op{faultstore.OpUsage}, true, true, true, true, false},
+		{[]faultstore.Op{faultstore.OpRecordUsage, faultstore.OpEvents}, true, true, false, true, false},
+		{[]faultstore.Op{faultstore.OpChanges, faultstore.OpRecordLastUsed, faultstore.OpEvents}, false, false, false, true, true},
+		{[]faultstore.Op{faultstore.OpChanges, faultstore.OpRecordLastUsed, faultstore.OpEvents, faultstore.OpLeaseQuota, faultstore.OpPruneUsage},
+			false, false, false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(string(joinOps(tt.hide)), func(t *testing.T) {
@@ -305,7 +345,9 @@ func TestHide(t *testing.T) {
 			_, feed := exact.(storage.ChangeFeed)
 			_, recorder := exact.(storage.LastUsedRecorder)
 			_, logs := exact.(storage.AuditLog)
-			assert.Equal(t, []bool{tt.feed, tt.recorder, tt.logs}, []bool{feed, recorder, logs})
+			_, ledger := exact.(storage.QuotaLedger)
+			_, usage := exact.(storage.UsageRecorder)
+			assert.Equal(t, []bool{tt.feed, tt.recorder, tt.logs, tt.ledger, tt.usage}, []bool{feed, recorder, logs, ledger, usage})
 
 			_, err := s.Revision(ctx)
 			assert.Equal(t, !tt.feed, errors.Is(err, errors.ErrUnsupported), "Revision: %v", err)
@@ -313,6 +355,10 @@ func TestHide(t *testing.T) {
 			assert.Equal(t, !tt.recorder, errors.Is(err, errors.ErrUnsupported), "RecordLastUsed: %v", err)
 			_, err = s.Events(ctx, storage.EventQuery{Limit: 1})
 			assert.Equal(t, !tt.logs, errors.Is(err, errors.ErrUnsupported), "Events: %v", err)
+			err = s.ReturnQuota(ctx, "id", 1, time.Now(), time.Now())
+			assert.Equal(t, !tt.ledger, errors.Is(err, errors.ErrUnsupported), "ReturnQuota: %v", err)
+			err = s.RecordUsage(ctx, nil)
+			assert.Equal(t, !tt.usage, errors.Is(err, errors.ErrUnsupported), "RecordUsage: %v", err)
 		})
 	}
 }
@@ -439,4 +485,31 @@ func TestHasherExact(t *testing.T) {
 	_, err = h.Outdated("$argon2id$...")
 	require.ErrorIs(t, err, errors.ErrUnsupported)
 	assert.Zero(t, h.Calls(faultstore.OpOutdated))
+}
+
+// TestExactEverySubset: whatever capabilities Hide leaves, Exact has
+// exactly those, and is the same wrapper.
+func TestExactEverySubset(t *testing.T) {
+	hideOp := []faultstore.Op{faultstore.OpChanges, faultstore.OpRecordLastUsed, faultstore.OpEvents, faultstore.OpLeaseQuota, faultstore.OpUsage}
+	for set := range 1 << len(hideOp) {
+		s := faultstore.New(memory.New())
+		var want []bool
+		for i, op := range hideOp {
+			kept := set&(1<<i) != 0
+			if !kept {
+				s.Hide(op)
+			}
+			want = append(want, kept)
+		}
+		exact := s.Exact()
+		_, feed := exact.(storage.ChangeFeed)
+		_, recorder := exact.(storage.LastUsedRecorder)
+		_, logs := exact.(storage.AuditLog)
+		_, ledger := exact.(storage.QuotaLedger)
+		_, usage := exact.(storage.UsageRecorder)
+		require.Equal(t, want, []bool{feed, recorder, logs, ledger, usage}, "set %05b", set)
+		s.Down()
+		_, err := exact.Key(context.Background(), "id")
+		require.ErrorIs(t, err, faultstore.ErrDown, "set %05b: the same wrapper", set)
+	}
 }

@@ -47,6 +47,8 @@ type Store struct {
 	accountEvents map[string][]int // each account's events: indexes into events; Seq n at [n-1]
 	feed          []storage.Changed
 	revision      int64
+	quotas        map[string]quotaBalance // by key id, for keys whose record has a quota
+	usage         usageLog
 }
 
 var (
@@ -54,6 +56,7 @@ var (
 	_ storage.ChangeFeed       = (*Store)(nil)
 	_ storage.LastUsedRecorder = (*Store)(nil)
 	_ storage.AuditLog         = (*Store)(nil)
+	_ storage.QuotaLedger      = (*Store)(nil)
 )
 
 // New returns an empty store.
@@ -64,6 +67,7 @@ func New() *Store {
 		byEnv:         map[envRef][]apikey.Record{},
 		settings:      map[envRef]apikey.Settings{},
 		accountEvents: map[string][]int{},
+		quotas:        map[string]quotaBalance{},
 	}
 }
 
@@ -235,9 +239,10 @@ func (s *Store) Apply(ctx context.Context, c apikey.Change) error {
 	return nil
 }
 
-// put stores r and its feed entry; s.mu is held.
+// put stores r, its quota balance and its feed entry; s.mu is held.
 func (s *Store) put(r apikey.Record) {
 	s.keys[r.ID] = r
+	s.putQuota(r)
 	if r.Default {
 		s.defaults[slotOf(r)] = r.ID
 	}

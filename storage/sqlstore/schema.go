@@ -71,7 +71,7 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}},
+	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}},
 	// PostgreSQL text columns that are compared or sorted use the "C"
 	// collation, so that the order is byte order, as in SQLite and the
 	// memory store, whatever the database's locale.
@@ -123,12 +123,12 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}},
+	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}},
 }
 
 // SchemaVersion is the newest schema version this package knows; Migrate
 // brings a database up to it.
-const SchemaVersion = 3
+const SchemaVersion = 5
 
 // migrationsTable records the applied schema versions. It is not named
 // schema_migrations, which other migration tools own in many databases.
@@ -409,4 +409,61 @@ func eventsV3(d Dialect) []string {
 		statements = append(statements, `ALTER TABLE keystile_events ALTER COLUMN account_seq DROP DEFAULT`)
 	}
 	return statements
+}
+
+// limitsV4 is version 4, the same in both dialects: limits and quotas.
+//   - keystile_keys gains limits, the key's apikey.Limits as a JSON object
+//     (NULL for none; every key of an earlier version has none).
+//   - keystile_quotas holds the balance of each key whose record has a
+//     quota (see storage.QuotaLedger), one row per key by its primary key:
+//     the quota it was set from (quota_limit, refill, period: "day",
+//     "month" or "" for none), the balance, and period_index, the period
+//     whose refill the balance holds (days since the Unix epoch for "day",
+//     year*12 + month-1 for "month", 0 for ""; NULL for a quota not leased
+//     from since it was set, which is full). last_grant is what the latest
+//     lease granted, which the lease's UPDATE ... RETURNING reads back.
+//     Apply writes the row in the transaction that writes the key: it
+//     starts full, is kept while the quota stays the same, is full again
+//     when the quota changes, and is deleted when the quota is removed.
+var limitsV4 = []string{
+	`ALTER TABLE keystile_keys ADD COLUMN limits TEXT`,
+	`CREATE TABLE keystile_quotas (
+		key_id       TEXT   NOT NULL PRIMARY KEY,
+		quota_limit  BIGINT NOT NULL,
+		refill       BIGINT NOT NULL,
+		period       TEXT   NOT NULL,
+		balance      BIGINT NOT NULL,
+		period_index BIGINT,
+		last_grant   BIGINT NOT NULL
+	)`,
+}
+
+// usageV5 is version 5: usage counts (storage.UsageRecorder), one row per
+// account, hour, key id and outcome, primary key (account, hour, key_id,
+// outcome); a key id names one key across accounts, so its environment is
+// a column, not part of the key. hour is the start of the hour, in BIGINT
+// microseconds like every time. The indexes answer each selection of
+// apikey.UsageQuery in its order (hour, key_id, outcome) by a range scan:
+// an account's by the primary key, an environment's by (account,
+// environment, hour, key_id, outcome), a key's by (key_id, hour, outcome);
+// PruneUsage deletes a range of (hour).
+func usageV5(d Dialect) []string {
+	text, rowid := `TEXT COLLATE "C"`, ""
+	if d == SQLite {
+		text, rowid = "TEXT", " WITHOUT ROWID"
+	}
+	return []string{
+		`CREATE TABLE keystile_usage (
+			account     ` + text + ` NOT NULL,
+			environment ` + text + ` NOT NULL,
+			key_id      ` + text + ` NOT NULL,
+			hour        BIGINT NOT NULL,
+			outcome     ` + text + ` NOT NULL,
+			count       BIGINT NOT NULL,
+			PRIMARY KEY (account, hour, key_id, outcome)
+		)` + rowid,
+		`CREATE INDEX keystile_usage_environment ON keystile_usage (account, environment, hour, key_id, outcome)`,
+		`CREATE INDEX keystile_usage_key ON keystile_usage (key_id, hour, outcome)`,
+		`CREATE INDEX keystile_usage_hour ON keystile_usage (hour)`,
+	}
 }

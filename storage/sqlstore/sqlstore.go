@@ -33,8 +33,8 @@ type Options struct {
 }
 
 // Store is a keystile store in a SQL database reached through database/sql.
-// It implements apikey.Store, storage.ChangeFeed, storage.LastUsedRecorder
-// and storage.AuditLog.
+// It implements apikey.Store, storage.ChangeFeed, storage.LastUsedRecorder,
+// storage.AuditLog, storage.QuotaLedger and storage.UsageRecorder.
 //
 // A Store is safe for concurrent use, and any number of Stores, in one
 // process or many, may share one database: every write is one transaction
@@ -85,7 +85,7 @@ func (s *Store) DB() *sql.DB { return s.db }
 func (s *Store) Dialect() Dialect { return s.d }
 
 const keyColumns = `id, account, type, environment, name, owner, metadata, scopes, is_default, created_at, created_by,
-	expires_at, rotated_at, expiry_limit, revoked_at, last_used_at, hash, recoverable, revision`
+	expires_at, rotated_at, expiry_limit, revoked_at, last_used_at, hash, recoverable, revision, limits`
 
 const settingsColumns = `account, environment, allowed_origins, updated_at, closed_at, revision`
 
@@ -102,6 +102,9 @@ type queries struct {
 	insertChange, lastAccountSeq                          string
 	insertSettings, updateSettings, insertEvent, pruneTo  string
 	revision, changes, lockRevision, touch                string
+	upsertQuota, deleteQuota, leaseQuota, returnQuota     string
+	addUsage, accountUsage, environmentUsage, keyUsage    string
+	pruneUsage                                            string
 }
 
 func newQueries(d Dialect) queries {
@@ -139,14 +142,14 @@ func newQueries(d Dialect) queries {
 		// environments.
 		closedAccount: `SELECT COUNT(*) FROM keystile_settings WHERE account = ? AND closed_at IS NOT NULL`,
 		insertKey: `INSERT INTO keystile_keys (` + keyColumns + `)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		// The later of the stored and the given last-used time is kept.
 		updateKey: `UPDATE keystile_keys SET account = ?, type = ?, environment = ?, name = ?, owner = ?,
 			metadata = ?, scopes = ?, is_default = ?, created_at = ?, created_by = ?, expires_at = ?,
 			rotated_at = ?, expiry_limit = ?, revoked_at = ?,
 			last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < COALESCE(CAST(? AS BIGINT), 0)
 				THEN CAST(? AS BIGINT) ELSE last_used_at END,
-			hash = ?, recoverable = ?, revision = ?
+			hash = ?, recoverable = ?, revision = ?, limits = ?
 			WHERE id = ? AND revision = ?`,
 		keyExists:    `SELECT COUNT(*) FROM keystile_keys WHERE id = ?`,
 		insertChange: `INSERT INTO keystile_changes (revision, account, environment, key_id) VALUES (?, ?, ?, ?)`,
@@ -167,6 +170,13 @@ func newQueries(d Dialect) queries {
 			WHERE revision > ? ORDER BY revision LIMIT ?`,
 		touch: `UPDATE keystile_keys SET last_used_at = ?
 			WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
+
+		// The primary key of keystile_quotas, for all four (see quota.go).
+		upsertQuota: upsertQuota, deleteQuota: deleteQuota, leaseQuota: leaseQuota, returnQuota: returnQuota,
+
+		// keystile_usage (see usage.go).
+		addUsage: addUsageRows(usageChunk), accountUsage: accountUsage, environmentUsage: environmentUsage, keyUsage: keyUsage,
+		pruneUsage: pruneUsage,
 	}
 	if d == Postgres {
 		// See RecordLastUsed.
@@ -176,6 +186,8 @@ func newQueries(d Dialect) queries {
 		&q.key, &q.defaultKey, &q.keys, &q.settings, &q.environments, &q.accountEnvironments, &q.accounts,
 		&q.bump, &q.closedAccount, &q.insertKey, &q.updateKey, &q.keyExists, &q.insertChange, &q.insertSettings,
 		&q.updateSettings, &q.insertEvent, &q.lastAccountSeq, &q.pruneTo, &q.revision, &q.changes, &q.lockRevision, &q.touch,
+		&q.upsertQuota, &q.deleteQuota, &q.leaseQuota, &q.returnQuota,
+		&q.addUsage, &q.accountUsage, &q.environmentUsage, &q.keyUsage, &q.pruneUsage,
 	} {
 		*p = d.rebind(*p)
 	}
@@ -357,14 +369,14 @@ func scanKey(row scanner) (apikey.Record, error) {
 	var (
 		r                                          apikey.Record
 		typ                                        string
-		metadata, scopes                           sql.NullString
+		metadata, scopes, limits                   sql.NullString
 		created                                    int64
 		expires, rotated, limit, revoked, lastUsed sql.NullInt64
 		hash                                       string
 		recoverable                                []byte
 	)
 	err := row.Scan(&r.ID, &r.Account, &typ, &r.Environment, &r.Name, &r.Owner, &metadata, &scopes, &r.Default,
-		&created, &r.CreatedBy, &expires, &rotated, &limit, &revoked, &lastUsed, &hash, &recoverable, &r.Revision)
+		&created, &r.CreatedBy, &expires, &rotated, &limit, &revoked, &lastUsed, &hash, &recoverable, &r.Revision, &limits)
 	if err != nil {
 		return apikey.Record{}, err
 	}
@@ -374,6 +386,11 @@ func scanKey(row scanner) (apikey.Record, error) {
 	}
 	if r.Scopes, err = decodeList(scopes); err != nil {
 		return apikey.Record{}, fmt.Errorf("key %s: scopes: %w", r.Prefix(), err)
+	}
+	if limits.Valid {
+		if err := json.Unmarshal([]byte(limits.String), &r.Limits); err != nil {
+			return apikey.Record{}, fmt.Errorf("key %s: limits: %w", r.Prefix(), err)
+		}
 	}
 	r.CreatedAt = fromMicros(created)
 	r.ExpiresAt = fromNullMicros(expires)

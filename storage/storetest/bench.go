@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage"
 )
 
 // BenchmarkColdLookup measures what a key that is not in the validation
@@ -127,6 +128,64 @@ func BenchmarkLargeEnvironment(b *testing.B, c Config) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkLimits measures the optional capabilities that limits and usage
+// use, each skipped when the store c.New returns lacks it:
+//
+//   - "LeaseQuota": one lease of 100 uses from a key's quota (what an
+//     instance does once per 100 requests of a route of cost 1), among
+//     1,000 keys with quotas;
+//   - "ReturnQuota": giving 10 unspent uses back (on Close);
+//   - "RecordUsage": a batch of 1,000 counts (1,000 keys, one hour and
+//     outcome), as a usage flush writes them.
+func BenchmarkLimits(b *testing.B, c Config) {
+	if c.New == nil {
+		b.Fatal("storetest: Config.New is required")
+	}
+	s, ctx := c.New(b), context.Background()
+	var keys apikey.Change
+	for range 1000 {
+		r := record(acme, apikey.Production, apikey.Server, false)
+		r.Limits.Quota = apikey.Quota{Limit: apikey.MaxQuotaUses, Refill: apikey.MaxQuotaUses, Period: apikey.Daily}
+		keys.Insert = append(keys.Insert, r)
+	}
+	require.NoError(b, s.Apply(ctx, keys))
+	id := keys.Insert[500].ID
+	now := base
+	if l, ok := s.(storage.QuotaLedger); ok {
+		b.Run("LeaseQuota", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if got, err := l.LeaseQuota(ctx, id, 100, now); err != nil || got.Granted != 100 {
+					b.Fatal(got, err)
+				}
+			}
+		})
+		b.Run("ReturnQuota", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := l.ReturnQuota(ctx, id, 10, now, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	if r, ok := s.(storage.UsageRecorder); ok {
+		batch := make([]apikey.UsageCount, 0, len(keys.Insert))
+		for _, k := range keys.Insert {
+			batch = append(batch, apikey.UsageCount{Account: acme, Environment: apikey.Production, KeyID: k.ID,
+				Hour: now.Truncate(time.Hour), Outcome: "admitted", Count: 100})
+		}
+		b.Run("RecordUsage", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := r.RecordUsage(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

@@ -15,3 +15,5 @@ var memoryConfig = storetest.Config{New: func(testing.TB) apikey.Store { return 
 func BenchmarkColdLookup(b *testing.B) { storetest.BenchmarkColdLookup(b, memoryConfig) }
 
 func BenchmarkLargeEnvironment(b *testing.B) { storetest.BenchmarkLargeEnvironment(b, memoryConfig) }
+
+func BenchmarkLimits(b *testing.B) { storetest.BenchmarkLimits(b, memoryConfig) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -51,6 +52,11 @@ func testRoundTrip(t *testing.T, c Config) {
 	full.RevokedAt = base.Add(2 * time.Hour)
 	full.LastUsedAt = base.Add(3 * time.Hour)
 	full.Recoverable = apikey.OpaqueBytes([]byte{0, 1, 2, 255})
+	full.Limits = apikey.Limits{
+		Rate:       apikey.RateLimit{Requests: 100, Window: time.Minute, Burst: 20},
+		Quota:      apikey.Quota{Limit: 1000, Refill: 500, Period: apikey.Monthly},
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")},
+	}
 	minimal := record(acme, apikey.Production, apikey.Client, true)
 	minimal.Name, minimal.CreatedBy = "", ""
 	apply(t, s, apikey.Change{Insert: []apikey.Record{full, minimal}})
@@ -67,6 +73,7 @@ func testRoundTrip(t *testing.T, c Config) {
 	got := mustKey(t, s, full.ID)
 	got.Scopes[0] = "mutated:write"
 	got.Metadata["team"] = "mutated"
+	got.Limits.AllowedIPs[0] = netip.MustParsePrefix("0.0.0.0/0")
 	assertSameRecord(t, full, mustKey(t, s, full.ID))
 	page, err := s.Keys(ctx, apikey.KeyQuery{Account: acme, Environment: apikey.Production, Limit: 10})
 	require.NoError(t, err)
@@ -101,6 +108,16 @@ func testRoundTrip(t *testing.T, c Config) {
 	before.Metadata = nil
 	apply(t, s, apikey.Change{Update: []apikey.Record{before}})
 	assert.Empty(t, mustKey(t, s, full.ID).Metadata, "metadata removed")
+
+	// An update replaces the limits, and the zero Limits removes them.
+	before = mustKey(t, s, full.ID)
+	before.Limits = apikey.Limits{Rate: apikey.RateLimit{Requests: 1, Window: time.Second}}
+	apply(t, s, apikey.Change{Update: []apikey.Record{before}})
+	assertSameRecord(t, before, mustKey(t, s, full.ID))
+	before = mustKey(t, s, full.ID)
+	before.Limits = apikey.Limits{}
+	apply(t, s, apikey.Change{Update: []apikey.Record{before}})
+	assert.True(t, mustKey(t, s, full.ID).Limits.IsZero(), "limits removed")
 }
 
 // testDefaultKey checks the index of default keys: found by account,

@@ -77,6 +77,19 @@ func Run(t *testing.T, c Config) {
 		// Optional capabilities (cases.go).
 		{"LastUsedRecorder", testLastUsedRecorder},
 		{"ChangeFeed", testChangeFeed},
+		// storage.QuotaLedger, when the store has it (quota.go).
+		{"QuotaLeaseUntilEmpty", testQuotaLeaseUntilEmpty},
+		{"QuotaRefill", testQuotaRefill},
+		{"QuotaReturn", testQuotaReturn},
+		{"QuotaResetOnChange", testQuotaResetOnChange},
+		{"QuotaUnknownAndUnlimited", testQuotaUnknownAndUnlimited},
+		{"QuotaConcurrentLeases", testQuotaConcurrentLeases},
+		{"QuotaConcurrentRefill", testQuotaConcurrentRefill},
+		// storage.UsageRecorder, when the store has it (usage.go).
+		{"Usage", testUsage},
+		{"UsagePaging", testUsagePaging},
+		{"UsagePrune", testUsagePrune},
+		{"UsageConcurrent", testUsageConcurrent},
 		// Accounts, through the store and through a Manager (accounts.go).
 		{"AccountIsolation", testAccountIsolation},
 		{"ManagerIsolation", testManagerIsolation},

@@ -164,6 +164,10 @@ func (brokenStore) Settings(context.Context, string, string) (apikey.Settings, e
 
 var errStorage = errors.New("database went away")
 
+// noUsageStore is a store that keeps no usage: it has the methods of
+// apikey.Store alone.
+type noUsageStore struct{ apikey.Store }
+
 // TestOtherSetups checks the answers that the route table's API cannot
 // give against the document: a storage failure, no audit log, and the key
 // middleware in front of the API with admin.KeyScopes, as the package
@@ -197,6 +201,19 @@ func TestOtherSetups(t *testing.T) {
 		c.check(t, c.unkeyed, false, httptest.NewRequest("GET", "/audit", nil), w.Result())
 	})
 
+	t.Run("no usage", func(t *testing.T) {
+		m, err := apikey.NewManager(apikey.ManagerOptions{Store: noUsageStore{f.Store}})
+		require.NoError(t, err)
+		api, err := admin.New(admin.Options{Manager: m, Authorize: owner, SingleAccount: true})
+		require.NoError(t, err)
+		path := "/environments/production/usage?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z"
+		w := httptest.NewRecorder()
+		api.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		require.Equal(t, http.StatusNotImplemented, w.Code, w.Body.String())
+		assert.Contains(t, w.Body.String(), `"usage_unavailable"`)
+		c.check(t, c.unkeyed, false, httptest.NewRequest("GET", path, nil), w.Result())
+	})
+
 	t.Run("keys", func(t *testing.T) {
 		v, err := middleware.New(middleware.Options{Store: f.Store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, ThrottleFailures: 2})
 		require.NoError(t, err)
@@ -221,11 +238,16 @@ func TestOtherSetups(t *testing.T) {
 			require.NoError(t, err)
 			return k.Reveal()
 		}
+		day := "/usage?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z"
 		for _, tt := range []struct {
 			name, key, method, path, body string
 			status                        int
 			malformed                     bool
 		}{
+			{"own usage", writer.Reveal(), "GET", "/keys/" + writer.Prefix() + day, "", 200, false},
+			{"another key's usage", writer.Reveal(), "GET", "/keys/" + f.Client.Key.Prefix() + day, "", 403, false},
+			{"an environment's usage", writer.Reveal(), "GET", "/environments/production" + day, "", 403, false},
+			{"own limits", writer.Reveal(), "PUT", "/keys/" + writer.Prefix() + "/limits", `{"quota":{"limit":5}}`, 403, false},
 			{"list", writer.Reveal(), "GET", "/environments/production/keys", "", 200, false},
 			{"create", writer.Reveal(), "POST", "/environments/production/keys", `{"type":"server","name":"web","scopes":["api_keys:read"]}`, 201, false},
 			{"a publishable key, which reads everything", writer.Reveal(), "POST", "/environments/production/keys", `{"type":"client","name":"web"}`, 403, false},

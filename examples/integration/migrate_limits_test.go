@@ -1,0 +1,146 @@
+package integration_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage/sqlstore"
+)
+
+// undoVersions undoes the schema versions from version 4 (limits and
+// quotas) on, newest first, to make a database of version from-1 out of a
+// new one: the tests of each upgrade start from there.
+func undoVersions(t *testing.T, db *sql.DB, from int) {
+	t.Helper()
+	undo := map[int][]string{
+		5: {`DROP TABLE keystile_usage`},
+		4: {`DROP TABLE keystile_quotas`, `ALTER TABLE keystile_keys DROP COLUMN limits`},
+	}
+	for v := sqlstore.SchemaVersion; v >= from; v-- {
+		stmts, ok := undo[v]
+		require.True(t, ok, "undoVersions knows version %d", v)
+		for _, stmt := range append(stmts, fmt.Sprintf(`DELETE FROM keystile_schema_migrations WHERE version = %d`, v)) {
+			_, err := db.Exec(stmt)
+			require.NoError(t, err, stmt)
+		}
+	}
+}
+
+// TestMigrateVersion3AddsLimits upgrades a version-3 database, with keys
+// and a change feed, to version 4 on both engines: the keys read back as
+// they were, with no limits; limits can then be set, stored and read
+// back, a quota leased from, and Migrate again changes nothing. The
+// version-3 database is made from a new one by undoing version 4 (its
+// column and table) after the keys were written.
+func TestMigrateVersion3AddsLimits(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		ctx := context.Background()
+		s := b.store(t, dsn, sqlstore.Options{})
+		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher, Now: func() time.Time { return fixtureNow }})
+		require.NoError(t, err)
+		issued, err := m.Bootstrap(ctx, owner, apikey.Production)
+		require.NoError(t, err)
+		extra, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+			Scopes: []string{"orders:read"}, Owner: "user_1"})
+		require.NoError(t, err)
+
+		db := b.open(t, dsn)
+		defer db.Close()
+		undoVersions(t, db, 4)
+		var version int
+		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
+		require.Equal(t, 3, version, "a version-3 database")
+		revision, err := s.Revision(ctx)
+		require.NoError(t, err)
+
+		require.NoError(t, s.Migrate(ctx))
+		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
+		assert.Equal(t, sqlstore.SchemaVersion, version)
+		assert.Equal(t, 5, version)
+		for _, id := range []string{issued[0].View.ID, issued[1].View.ID, extra.View.ID} {
+			r, err := s.Key(ctx, id)
+			require.NoError(t, err)
+			assert.True(t, r.Limits.IsZero(), "keys of version 3 have no limits")
+			lease, err := s.LeaseQuota(ctx, id, 1, fixtureNow)
+			require.NoError(t, err)
+			assert.True(t, lease.Unlimited, "and no quota")
+		}
+		got, err := s.Key(ctx, extra.View.ID)
+		require.NoError(t, err)
+		assert.Equal(t, "user_1", got.Owner)
+		assert.Equal(t, []string{"orders:read"}, got.Scopes)
+		again, err := s.Revision(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, revision, again, "the migration writes no change")
+
+		limits := apikey.Limits{Rate: apikey.RateLimit{Requests: 10, Window: time.Minute},
+			Quota: apikey.Quota{Limit: 100, Refill: 100, Period: apikey.Daily}}
+		view, err := m.SetLimits(ctx, owner, extra.View.ID, limits)
+		require.NoError(t, err)
+		assert.Equal(t, limits, view.Limits)
+		got, err = s.Key(ctx, extra.View.ID)
+		require.NoError(t, err)
+		assert.Equal(t, limits, got.Limits)
+		lease, err := s.LeaseQuota(ctx, extra.View.ID, 30, fixtureNow)
+		require.NoError(t, err)
+		assert.Equal(t, int64(30), lease.Granted)
+		assert.Equal(t, int64(70), lease.Remaining)
+
+		require.NoError(t, s.Migrate(ctx), "Migrate again")
+		got, err = s.Key(ctx, extra.View.ID)
+		require.NoError(t, err)
+		assert.Equal(t, limits, got.Limits)
+	})
+}
+
+// TestMigrateVersion4AddsUsage upgrades a version-4 database, with a key
+// that has limits and a leased quota, to version 5 on both engines: the
+// key and its balance are kept, and usage can be recorded and read.
+func TestMigrateVersion4AddsUsage(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		ctx := context.Background()
+		s := b.store(t, dsn, sqlstore.Options{})
+		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher, Now: func() time.Time { return fixtureNow }})
+		require.NoError(t, err)
+		_, err = m.Bootstrap(ctx, owner, apikey.Production)
+		require.NoError(t, err)
+		limits := apikey.Limits{Quota: apikey.Quota{Limit: 50}}
+		key, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Client, Limits: limits})
+		require.NoError(t, err)
+		lease, err := s.LeaseQuota(ctx, key.View.ID, 20, fixtureNow)
+		require.NoError(t, err)
+		require.Equal(t, int64(20), lease.Granted)
+
+		db := b.open(t, dsn)
+		defer db.Close()
+		undoVersions(t, db, 5)
+		var version int
+		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
+		require.Equal(t, 4, version, "a version-4 database")
+
+		require.NoError(t, s.Migrate(ctx))
+		got, err := s.Key(ctx, key.View.ID)
+		require.NoError(t, err)
+		assert.Equal(t, limits, got.Limits)
+		lease, err = s.LeaseQuota(ctx, key.View.ID, 100, fixtureNow)
+		require.NoError(t, err)
+		assert.Equal(t, int64(30), lease.Granted, "the balance survives")
+
+		hour := fixtureNow.Truncate(time.Hour)
+		count := apikey.UsageCount{Account: apikey.DefaultAccount, Environment: apikey.Production, KeyID: key.View.ID,
+			Hour: hour, Outcome: "admitted", Count: 7}
+		require.NoError(t, s.RecordUsage(ctx, []apikey.UsageCount{count, count}))
+		counts, err := s.Usage(ctx, apikey.UsageQuery{Account: apikey.DefaultAccount, KeyID: key.View.ID, From: hour, To: hour.Add(time.Hour)})
+		require.NoError(t, err)
+		count.Count = 14
+		assert.Equal(t, []apikey.UsageCount{count}, counts)
+		require.NoError(t, s.Migrate(ctx), "Migrate again")
+	})
+}

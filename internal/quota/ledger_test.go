@@ -1,0 +1,138 @@
+package quota
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage"
+)
+
+// memLedger is a storage.QuotaLedger in memory, with the contract's
+// refills, and counters for the tests.
+type memLedger struct {
+	mu       sync.Mutex
+	keys     map[string]*balance
+	calls    int   // LeaseQuota calls
+	leased   int64 // uses granted
+	returned int64 // uses given back, dropped ones included
+	dropped  int64 // uses given back for an ended period
+	err      error // returned by every call when set
+	panics   bool  // LeaseQuota panics when set
+	rpanics  bool  // ReturnQuota panics when set
+	// block, when set, holds LeaseQuota until closed; entered receives
+	// once per call before it blocks.
+	block   chan struct{}
+	entered chan struct{}
+}
+
+type balance struct {
+	q      apikey.Quota
+	n      int64
+	period time.Time // start of the period last refilled
+}
+
+var _ storage.QuotaLedger = (*memLedger)(nil)
+
+func newLedger() *memLedger { return &memLedger{keys: map[string]*balance{}} }
+
+// set gives keyID the quota q, full at now.
+func (l *memLedger) set(keyID string, q apikey.Quota, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.keys[keyID] = &balance{q: q, n: q.Limit, period: q.Period.Start(now)}
+}
+
+func (l *memLedger) balance(keyID string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.keys[keyID].n
+}
+
+func (l *memLedger) counts() (calls int, leased, returned int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.calls, l.leased, l.returned
+}
+
+func (b *balance) refill(now time.Time) {
+	if b.q.Refill == 0 {
+		return
+	}
+	start := b.q.Period.Start(now)
+	for b.period.Before(start) {
+		b.period = b.q.Period.Next(b.period)
+		b.n = min(b.q.Limit, b.n+b.q.Refill)
+	}
+}
+
+func (b *balance) nextRefill(now time.Time) time.Time {
+	if b.q.Refill == 0 {
+		return time.Time{}
+	}
+	return b.q.Period.Next(now)
+}
+
+func (l *memLedger) LeaseQuota(ctx context.Context, keyID string, want int64, now time.Time) (storage.QuotaLease, error) {
+	l.mu.Lock()
+	block, entered := l.block, l.entered
+	l.mu.Unlock()
+	if block != nil {
+		entered <- struct{}{}
+		<-block
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls++
+	if err := ctx.Err(); err != nil {
+		return storage.QuotaLease{}, err
+	}
+	if l.panics {
+		panic("ledger bug")
+	}
+	if l.err != nil {
+		return storage.QuotaLease{}, l.err
+	}
+	if want < 1 {
+		panic("LeaseQuota: want < 1")
+	}
+	b := l.keys[keyID]
+	if b == nil {
+		return storage.QuotaLease{}, apikey.ErrNotFound
+	}
+	if b.q.IsZero() {
+		return storage.QuotaLease{Unlimited: true}, nil
+	}
+	b.refill(now)
+	g := min(want, b.n)
+	b.n -= g
+	l.leased += g
+	return storage.QuotaLease{Granted: g, Remaining: b.n, NextRefill: b.nextRefill(now)}, nil
+}
+
+func (l *memLedger) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rpanics {
+		panic("ledger bug")
+	}
+	if l.err != nil {
+		return l.err
+	}
+	if n < 1 {
+		panic("ReturnQuota: n < 1")
+	}
+	l.returned += n
+	b := l.keys[keyID]
+	if b == nil || b.q.IsZero() {
+		return nil
+	}
+	b.refill(now)
+	if b.q.Refill > 0 && !b.q.Period.Start(leasedAt).Equal(b.q.Period.Start(now)) {
+		l.dropped += n
+		return nil
+	}
+	b.n = min(b.q.Limit, b.n+n)
+	return nil
+}

@@ -1,0 +1,524 @@
+package quota
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage"
+)
+
+// Defaults of Options.
+const (
+	DefaultMinLease  = 10
+	DefaultMaxLease  = 1000
+	DefaultLeaseTime = 2 * time.Second
+	DefaultMaxKeys   = 100_000
+)
+
+// shards spreads keys over locks, so that requests for different keys
+// rarely contend.
+const shards = 32
+
+// maxLeadsPerSpend bounds the leases one Spend takes when concurrent
+// requests spend each lease before it can.
+const maxLeadsPerSpend = 3
+
+// Errors of a Spender.
+var (
+	// ErrInvalidOptions means Options holds a value New cannot use; the
+	// wrapped error names the field.
+	ErrInvalidOptions = errors.New("quota: invalid options")
+	// ErrInvalidCost means a Spend's cost is below 1.
+	ErrInvalidCost = errors.New("quota: invalid cost")
+	// ErrClosed means the Spender was closed.
+	ErrClosed = errors.New("quota: spender closed")
+	// ErrLedgerPanic means the ledger (LeaseQuota or ReturnQuota)
+	// panicked; the Spender recovered.
+	ErrLedgerPanic = errors.New("quota: ledger panicked")
+)
+
+// Options configure a Spender.
+type Options struct {
+	// Ledger keeps the balances; required.
+	Ledger storage.QuotaLedger
+	// MinLease is the fewest uses a lease asks for (unless the cost is
+	// more); 0 means DefaultMinLease.
+	MinLease int64
+	// MaxLease is the most uses a lease asks for (unless the cost is
+	// more), and so the most one instance holds per key; 0 means
+	// DefaultMaxLease, or MinLease when that is larger. It is the term of
+	// the bound in the package doc.
+	MaxLease int64
+	// LeaseTime is how long a lease may go unused before ReturnIdle
+	// returns its uses, and the spending rate that sizes a lease is
+	// measured over it (a lease holds about LeaseTime of the key's recent
+	// spending); 0 means DefaultLeaseTime.
+	LeaseTime time.Duration
+	// MaxKeys bounds the keys with local state; 0 means DefaultMaxKeys.
+	MaxKeys int
+	// OnError receives the errors of returns no caller waits for (those
+	// of evicted keys, and of leases whose key was dropped while they were
+	// taken); a ReturnQuota panic reaches it as an error wrapping
+	// ErrLedgerPanic. A panic in OnError is recovered and dropped; nil
+	// drops every error.
+	OnError func(error)
+	// Now is the clock of Forget and Close, whose returns name the time;
+	// nil means time.Now.
+	Now func() time.Time
+}
+
+// Decision is the outcome of a Spend.
+type Decision struct {
+	// Allowed reports whether the request may proceed.
+	Allowed bool
+	// Remaining is the best local estimate of the uses left: the store's
+	// balance at the latest lease plus this instance's unspent uses.
+	Remaining int64
+	// NextRefill is when the balance next gains the quota's Refill; zero
+	// when unknown or never.
+	NextRefill time.Time
+	// Unlimited reports that the key has no quota.
+	Unlimited bool
+}
+
+// Spender spends request costs from leases of each key's quota. Create it
+// with New; it is safe for concurrent use.
+type Spender struct {
+	ledger    storage.QuotaLedger
+	minLease  int64
+	maxLease  int64
+	leaseTime time.Duration
+	perShard  int
+	onError   func(error)
+	now       func() time.Time
+	seed      maphash.Seed
+	closed    atomic.Bool
+	shards    [shards]shard
+}
+
+type shard struct {
+	mu   sync.Mutex // guards keys and every entry in it
+	keys map[string]*entry
+	_    [48]byte // one shard per cache line
+}
+
+// entry is one key's local state, guarded by its shard's mutex.
+type entry struct {
+	quota      apikey.Quota // the quota the lease was taken under
+	held       int64        // unspent uses of the lease
+	leasedAt   time.Time    // when the lease was taken (names its period)
+	nextRefill time.Time    // from the latest lease; zero: never
+	remaining  int64        // the store's balance after the latest lease
+	spent      int64        // uses spent since leasedAt, to size the next lease
+	lastUsed   time.Time    // latest spend or lease
+	emptyUntil time.Time    // the store was empty: refuse without I/O until then
+	unlimited  time.Time    // the store said the key has no quota: admit until then
+	flight     *flight      // the lease being taken, nil when none
+	dropped    bool         // no longer in the map: a flight's leader returns its grant
+	stale      bool         // dropped because its quota changed: its uses are not returned
+}
+
+// flight is one LeaseQuota call, awaited by every request that needs it.
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// giveBack is a return to make once no lock is held.
+type giveBack struct {
+	keyID    string
+	n        int64
+	leasedAt time.Time
+}
+
+// New returns a Spender for o. Errors wrap ErrInvalidOptions and name the
+// field.
+func New(o Options) (*Spender, error) {
+	switch {
+	case o.Ledger == nil:
+		return nil, fmt.Errorf("%w: Ledger is required", ErrInvalidOptions)
+	case o.MinLease < 0:
+		return nil, fmt.Errorf("%w: MinLease must not be negative", ErrInvalidOptions)
+	case o.MaxLease < 0:
+		return nil, fmt.Errorf("%w: MaxLease must not be negative", ErrInvalidOptions)
+	case o.MaxLease > 0 && o.MaxLease < o.MinLease:
+		return nil, fmt.Errorf("%w: MaxLease must be at least MinLease", ErrInvalidOptions)
+	case o.LeaseTime < 0:
+		return nil, fmt.Errorf("%w: LeaseTime must not be negative", ErrInvalidOptions)
+	case o.MaxKeys < 0:
+		return nil, fmt.Errorf("%w: MaxKeys must not be negative", ErrInvalidOptions)
+	}
+	s := &Spender{
+		ledger:    o.Ledger,
+		minLease:  o.MinLease,
+		maxLease:  o.MaxLease,
+		leaseTime: o.LeaseTime,
+		onError:   o.OnError,
+		now:       o.Now,
+		seed:      maphash.MakeSeed(),
+	}
+	if s.minLease == 0 {
+		s.minLease = DefaultMinLease
+	}
+	if s.maxLease == 0 {
+		s.maxLease = max(DefaultMaxLease, s.minLease)
+	}
+	if s.leaseTime == 0 {
+		s.leaseTime = DefaultLeaseTime
+	}
+	if o.MaxKeys == 0 {
+		o.MaxKeys = DefaultMaxKeys
+	}
+	s.perShard = max(1, (o.MaxKeys+shards-1)/shards)
+	if s.onError == nil {
+		s.onError = func(error) {}
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	for i := range s.shards {
+		s.shards[i].keys = map[string]*entry{}
+	}
+	return s, nil
+}
+
+func (s *Spender) shard(keyID string) *shard {
+	return &s.shards[maphash.String(s.seed, keyID)%shards]
+}
+
+// Spend spends cost uses of keyID's quota q at now. It admits from the
+// key's lease without I/O when the lease holds cost; otherwise it takes a
+// lease with one LeaseQuota call (one per key at a time: concurrent
+// requests for the key wait for it). A zero q is unlimited, a cost beyond
+// q.Limit is never allowed, and a key whose store balance is empty is
+// refused (Allowed false, with NextRefill). A ledger error (or ctx's) is
+// returned, and the request must then not proceed; cost < 1 is
+// ErrInvalidCost, and Spend after Close is ErrClosed.
+func (s *Spender) Spend(ctx context.Context, keyID string, q apikey.Quota, cost int64, now time.Time) (Decision, error) {
+	if cost < 1 {
+		return Decision{}, fmt.Errorf("%w: cost %d must be at least 1", ErrInvalidCost, cost)
+	}
+	if q.IsZero() {
+		return Decision{Allowed: true, Unlimited: true}, nil
+	}
+	if cost > q.Limit {
+		return Decision{}, nil
+	}
+	sh := s.shard(keyID)
+	sh.mu.Lock()
+	if e := sh.keys[keyID]; e != nil && e.quota == q && e.held >= cost &&
+		(e.nextRefill.IsZero() || now.Before(e.nextRefill)) {
+		e.held -= cost
+		e.spent += cost
+		e.lastUsed = now
+		d := Decision{Allowed: true, Remaining: e.remaining + e.held, NextRefill: e.nextRefill}
+		sh.mu.Unlock()
+		return d, nil
+	}
+	return s.spendSlow(ctx, sh, keyID, q, cost, now) // unlocks sh.mu
+}
+
+// spendSlow is Spend when the key's lease does not hold cost. It is called
+// with sh.mu held and returns with it released.
+func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apikey.Quota, cost int64, now time.Time) (Decision, error) {
+	for leads := 0; ; {
+		if s.closed.Load() {
+			sh.mu.Unlock()
+			return Decision{}, ErrClosed
+		}
+		e := sh.keys[keyID]
+		if e == nil || e.quota != q {
+			var evicted []giveBack
+			if e != nil {
+				// The key's quota changed: the store refilled it to the
+				// new Limit, so the old lease is dropped, not returned,
+				// and so is a lease being taken under the old quota.
+				e.dropped, e.stale = true, true
+			} else {
+				evicted = s.evict(sh, now)
+			}
+			e = &entry{quota: q}
+			sh.keys[keyID] = e
+			if len(evicted) > 0 {
+				// Give back before this request may lead a lease, so
+				// that no flight is open during the returns.
+				sh.mu.Unlock()
+				s.giveBack(ctx, evicted, now)
+				sh.mu.Lock()
+				continue
+			}
+		}
+		if now.Before(e.unlimited) {
+			sh.mu.Unlock()
+			return Decision{Allowed: true, Unlimited: true}, nil
+		}
+		e.rollover(now)
+		if e.held >= cost {
+			e.held -= cost
+			e.spent += cost
+			e.lastUsed = now
+			d := Decision{Allowed: true, Remaining: e.remaining + e.held, NextRefill: e.nextRefill}
+			sh.mu.Unlock()
+			return d, nil
+		}
+		if now.Before(e.emptyUntil) || leads == maxLeadsPerSpend {
+			d := Decision{Remaining: e.remaining + e.held, NextRefill: e.nextRefill}
+			sh.mu.Unlock()
+			return d, nil
+		}
+		if f := e.flight; f != nil {
+			sh.mu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return Decision{}, ctx.Err()
+			}
+			if f.err != nil && !(ctx.Err() == nil && isContextErr(f.err)) {
+				return Decision{}, f.err
+			}
+			// Leased, or the leader's request ended and this one may
+			// take the lease itself.
+			sh.mu.Lock()
+			continue
+		}
+
+		// Lead one lease for the key.
+		leads++
+		want := s.leaseSize(e, cost, now) - e.held
+		lease, err := s.lead(ctx, sh, e, keyID, want, now)
+		if err != nil {
+			sh.mu.Unlock()
+			return Decision{}, err
+		}
+		if e.dropped || s.closed.Load() {
+			stale := e.stale
+			sh.mu.Unlock()
+			return s.spendOrphan(ctx, keyID, lease, cost, stale, now)
+		}
+		if lease.Unlimited {
+			e.unlimited = now.Add(s.leaseTime)
+			continue
+		}
+		e.held += lease.Granted
+		e.leasedAt, e.spent, e.lastUsed = now, 0, now
+		e.remaining, e.nextRefill = lease.Remaining, lease.NextRefill
+		if lease.Granted < want {
+			e.emptyUntil = now.Add(s.leaseTime)
+			if !e.nextRefill.IsZero() && e.nextRefill.Before(e.emptyUntil) {
+				e.emptyUntil = e.nextRefill
+			}
+		}
+	}
+}
+
+// spendOrphan admits a request from a lease whose key was dropped (Forget,
+// eviction, Close, a quota change) while the lease was taken, and returns
+// the rest unless the key's quota changed (stale).
+func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.QuotaLease, cost int64, stale bool, now time.Time) (Decision, error) {
+	if lease.Unlimited {
+		return Decision{Allowed: true, Unlimited: true}, nil
+	}
+	d := Decision{Remaining: lease.Remaining + lease.Granted, NextRefill: lease.NextRefill}
+	rest := lease.Granted
+	if rest >= cost {
+		d.Allowed, d.Remaining, rest = true, d.Remaining-cost, rest-cost
+	}
+	if rest > 0 && !stale {
+		g := giveBack{keyID: keyID, n: rest, leasedAt: now}
+		if err := s.returnOne(context.WithoutCancel(ctx), g, now); err != nil {
+			s.report(fmt.Errorf("quota: returning %d uses of a dropped key: %w", rest, err))
+		}
+	}
+	return d, nil
+}
+
+// lead takes one lease for e (named keyID) as the leader of a flight that
+// the key's other requests wait for. It is called with sh.mu held and
+// returns with it held; the flight is closed however lead ends.
+func (s *Spender) lead(ctx context.Context, sh *shard, e *entry, keyID string, want int64, now time.Time) (l storage.QuotaLease, err error) {
+	f := &flight{done: make(chan struct{})}
+	e.flight = f
+	sh.mu.Unlock()
+	defer func() {
+		sh.mu.Lock()
+		e.flight = nil
+		f.err = err
+		close(f.done)
+	}()
+	return s.lease(ctx, keyID, want, now)
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// lease calls LeaseQuota, turning a panic into an error so that the
+// requests waiting for the lease are released.
+func (s *Spender) lease(ctx context.Context, keyID string, want int64, now time.Time) (l storage.QuotaLease, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			l, err = storage.QuotaLease{}, fmt.Errorf("%w: %v", ErrLedgerPanic, p)
+		}
+	}()
+	return s.ledger.LeaseQuota(ctx, keyID, want, now)
+}
+
+// leaseSize is how many uses the key should hold after its next lease:
+// what it spent over the last LeaseTime, between MinLease and MaxLease,
+// and at least cost.
+func (s *Spender) leaseSize(e *entry, cost int64, now time.Time) int64 {
+	size := s.minLease
+	if e.spent > 0 && !e.leasedAt.IsZero() {
+		elapsed := max(now.Sub(e.leasedAt), time.Millisecond)
+		rate := float64(e.spent) * float64(s.leaseTime) / float64(elapsed)
+		size = int64(min(max(rate, float64(s.minLease)), float64(s.maxLease)))
+	}
+	return max(size, cost)
+}
+
+// rollover drops a lease whose period ended at now: the store refilled the
+// balance, and the ledger would drop the return.
+func (e *entry) rollover(now time.Time) {
+	if !e.nextRefill.IsZero() && !now.Before(e.nextRefill) {
+		e.held, e.emptyUntil, e.nextRefill = 0, time.Time{}, time.Time{}
+	}
+}
+
+// evict makes room in sh for one key when it is full, and returns the
+// unspent uses to give back. Keys taking a lease are kept.
+func (s *Spender) evict(sh *shard, now time.Time) []giveBack {
+	if len(sh.keys) < s.perShard {
+		return nil
+	}
+	var out []giveBack
+	for k, e := range sh.keys {
+		if e.flight != nil {
+			continue
+		}
+		out = drop(sh, k, e, now, out)
+		if len(sh.keys) < s.perShard {
+			break
+		}
+	}
+	return out
+}
+
+// giveBack returns evicted keys' uses, reporting errors to OnError. The
+// returns outlive the cancellation of ctx, the request's.
+func (s *Spender) giveBack(ctx context.Context, gs []giveBack, now time.Time) {
+	if len(gs) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	for _, g := range gs {
+		if err := s.returnOne(ctx, g, now); err != nil {
+			s.report(fmt.Errorf("quota: returning %d uses of an evicted key: %w", g.n, err))
+		}
+	}
+}
+
+// returnAll returns gs, joining the errors.
+func (s *Spender) returnAll(ctx context.Context, gs []giveBack, now time.Time) error {
+	var errs []error
+	for _, g := range gs {
+		if err := s.returnOne(ctx, g, now); err != nil {
+			errs = append(errs, fmt.Errorf("quota: returning %d uses: %w", g.n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// returnOne calls ReturnQuota for g, turning a panic into an error
+// wrapping ErrLedgerPanic.
+func (s *Spender) returnOne(ctx context.Context, g giveBack, now time.Time) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrLedgerPanic, p)
+		}
+	}()
+	return s.ledger.ReturnQuota(ctx, g.keyID, g.n, g.leasedAt, now)
+}
+
+// report passes err to OnError, dropping a panic of OnError.
+func (s *Spender) report(err error) {
+	defer func() { _ = recover() }()
+	s.onError(err)
+}
+
+// drop removes e (named k) from its shard, whose lock is held, and returns
+// what to give back: nothing when e is stale.
+func drop(sh *shard, k string, e *entry, now time.Time, gs []giveBack) []giveBack {
+	delete(sh.keys, k)
+	e.dropped = true
+	e.rollover(now)
+	if e.held > 0 && !e.stale {
+		gs = append(gs, giveBack{keyID: k, n: e.held, leasedAt: e.leasedAt})
+	}
+	e.held = 0
+	return gs
+}
+
+// ReturnIdle returns the unspent uses of every lease not spent from for
+// LeaseTime before now, and forgets those keys. Call it periodically (every
+// LeaseTime or so), so that uses an instance no longer needs reach the
+// others.
+func (s *Spender) ReturnIdle(ctx context.Context, now time.Time) error {
+	var gs []giveBack
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for k, e := range sh.keys {
+			if e.flight == nil && now.Sub(e.lastUsed) >= s.leaseTime {
+				gs = drop(sh, k, e, now, gs)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return s.returnAll(ctx, gs, now)
+}
+
+// Forget drops keyID's local state; call it when the key changes (its
+// quota, its status), with q the key's quota after the change (zero when
+// it has none, or was deleted). The unspent uses of the key's lease are
+// returned only when the lease was taken under q (the same Limit, Refill
+// and Period); a lease taken under another quota is dropped, not
+// returned, since the store refilled the key at the change and the old
+// uses would land in the new quota's balance. A lease being taken for the
+// key meanwhile is returned, or dropped likewise, by the request that
+// took it.
+func (s *Spender) Forget(ctx context.Context, keyID string, q apikey.Quota) error {
+	now := s.now()
+	sh := s.shard(keyID)
+	sh.mu.Lock()
+	var gs []giveBack
+	if e := sh.keys[keyID]; e != nil {
+		e.stale = e.stale || e.quota != q
+		gs = drop(sh, keyID, e, now, nil)
+	}
+	sh.mu.Unlock()
+	return s.returnAll(ctx, gs, now)
+}
+
+// Close returns every unspent use with ReturnQuota and makes every later
+// Spend fail with ErrClosed. Leases being taken meanwhile are returned by
+// the requests that took them.
+func (s *Spender) Close(ctx context.Context) error {
+	s.closed.Store(true)
+	now := s.now()
+	var gs []giveBack
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for k, e := range sh.keys {
+			gs = drop(sh, k, e, now, gs)
+		}
+		sh.mu.Unlock()
+	}
+	return s.returnAll(ctx, gs, now)
+}

@@ -1,0 +1,198 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/keystile/keystile/internal/clientip"
+	"github.com/keystile/keystile/internal/quota"
+	"github.com/keystile/keystile/internal/usage"
+	"github.com/keystile/keystile/middleware/limit"
+	"github.com/keystile/keystile/middleware/problem"
+	"github.com/keystile/keystile/storage"
+)
+
+// MaxCost is the largest Policy.Cost.
+const MaxCost = 1_000_000
+
+// DefaultUsageRetention is the default of LimitOptions.UsageRetention.
+const DefaultUsageRetention = 90 * 24 * time.Hour
+
+// LimitOptions configure the enforcement of keys' limits (apikey.Limits)
+// and the counting of their use (docs/limits.md).
+type LimitOptions struct {
+	// Limiter enforces rate limits. Nil means limit.NewLocal with its
+	// defaults: per process, no I/O. A limit.ErrorReporter receives
+	// OnBackgroundError.
+	Limiter limit.Limiter
+	// TrustedProxies are the address ranges of the proxies in front of
+	// the service. A request whose peer is one of them has its client
+	// address read from ForwardedHeader, from the right, through trusted
+	// hops only; other requests' client address is their peer's. The
+	// client address is what AllowedIPs are checked against. Empty trusts
+	// no proxy.
+	TrustedProxies []netip.Prefix
+	// ForwardedHeader is the header the trusted proxies write:
+	// "X-Forwarded-For" or "Forwarded" (RFC 7239). Required with
+	// TrustedProxies, ignored without.
+	ForwardedHeader string
+	// UsageRetention is how long a storage.UsageRecorder keeps usage
+	// counts: older hours are deleted, at most once an hour per process.
+	// Zero means DefaultUsageRetention; negative keeps them forever.
+	UsageRetention time.Duration
+}
+
+// usageMaxKeys bounds the keys whose usage is counted between two writes;
+// the requests of further keys are dropped from the counts.
+const usageMaxKeys = 100_000
+
+// limiter enforces keys' limits after authentication and counts every
+// authenticated request by key, hour and outcome. Its parts own their
+// state and locks.
+type limiter struct {
+	rate     limit.Limiter
+	clientIP *clientip.Resolver
+	quota    *quota.Spender // nil without a storage.QuotaLedger
+	usage    *usage.Tally   // nil without a storage.UsageRecorder
+}
+
+// newLimiter returns the limiter of the options o (with defaults applied)
+// over store.
+func newLimiter(o LimitOptions, store *safeStore, report func(error)) (*limiter, error) {
+	header := clientip.XForwardedFor
+	switch {
+	case len(o.TrustedProxies) == 0:
+	case http.CanonicalHeaderKey(o.ForwardedHeader) == "X-Forwarded-For":
+	case http.CanonicalHeaderKey(o.ForwardedHeader) == "Forwarded":
+		header = clientip.Forwarded
+	case o.ForwardedHeader == "":
+		return nil, errors.New("middleware: Options.Limits.ForwardedHeader is required with TrustedProxies")
+	default:
+		return nil, fmt.Errorf("middleware: Options.Limits.ForwardedHeader must be X-Forwarded-For or Forwarded, not %q", o.ForwardedHeader)
+	}
+	resolver, err := clientip.New(clientip.Options{TrustedProxies: o.TrustedProxies, Header: header})
+	if err != nil {
+		return nil, fmt.Errorf("middleware: Options.Limits: %w", err)
+	}
+	l := &limiter{rate: o.Limiter, clientIP: resolver}
+	if l.rate == nil {
+		l.rate = limit.NewLocal(limit.LocalOptions{})
+	}
+	if r, ok := l.rate.(limit.ErrorReporter); ok {
+		r.ReportErrors(report)
+	}
+	if store.ledger != nil {
+		if l.quota, err = quota.New(quota.Options{Ledger: store.ledger, OnError: report}); err != nil {
+			return nil, fmt.Errorf("middleware: %w", err)
+		}
+	}
+	if store.usage != nil {
+		l.usage = usage.New(outcomes, usageMaxKeys)
+	}
+	return l, nil
+}
+
+// enforce checks the limits of the key id (authenticated) for r under a
+// route cost: the address allowlist, the rate limit (whose decision it
+// stores in vd) and the quota. It returns nil when r may proceed.
+func (l *limiter) enforce(r *http.Request, id *Identity, cost int, now time.Time, vd *verdict) error {
+	lim := &id.Limits
+	if len(lim.AllowedIPs) > 0 && !lim.AllowsAddr(l.clientIP.Addr(r)) {
+		return ErrAddressNotAllowed
+	}
+	if !lim.Rate.IsZero() {
+		vd.rate, vd.limited = l.rate.Allow(id.KeyID, lim.Rate, 1, now), true
+		if !vd.rate.Allowed {
+			return &problem.Refusal{Reason: ErrRateLimited, RetryAfter: vd.rate.RetryAfter,
+				Detail: "rate limit of " + strconv.Itoa(lim.Rate.Requests) + " requests per " + lim.Rate.Window.String()}
+		}
+	}
+	return l.spend(r.Context(), id, cost, now)
+}
+
+// spend takes cost uses from the quota of the key id, if it has one.
+func (l *limiter) spend(ctx context.Context, id *Identity, cost int, now time.Time) error {
+	q := id.Limits.Quota
+	if q.IsZero() || cost <= 0 {
+		return nil
+	}
+	if l.quota == nil {
+		return problem.Refuse(ErrUnavailable, "the store keeps no quota balances")
+	}
+	d, err := l.quota.Spend(ctx, id.KeyID, q, int64(cost), now)
+	switch {
+	case err != nil:
+		return &problem.Refusal{Reason: ErrUnavailable, RetryAfter: time.Second, Cause: err}
+	case d.Allowed || d.Unlimited:
+		return nil
+	case d.NextRefill.IsZero():
+		return problem.Refuse(ErrQuotaExhausted, "the key's quota of "+strconv.FormatInt(q.Limit, 10)+" uses is spent and does not refill")
+	}
+	return &problem.Refusal{Reason: ErrQuotaExhausted, RetryAfter: d.NextRefill.Sub(now),
+		Detail: "the key's quota is spent until " + d.NextRefill.UTC().Format(time.RFC3339)}
+}
+
+// count adds one request of the key id with the outcome of err (nil:
+// admitted) to the usage counts.
+func (l *limiter) count(id *Identity, err error, now time.Time) {
+	if l.usage != nil {
+		l.usage.Add(id.Account, id.Environment, id.KeyID, outcomeOf(err), now)
+	}
+}
+
+// flushUsage writes the usage counted since the last flush; counts that
+// could not be written are kept for the next.
+func (l *limiter) flushUsage(ctx context.Context, rec storage.UsageRecorder) error {
+	if l.usage == nil {
+		return nil
+	}
+	counts := l.usage.Take()
+	if len(counts) == 0 {
+		return nil
+	}
+	if err := rec.RecordUsage(ctx, counts); err != nil {
+		l.usage.Restore(counts)
+		return fmt.Errorf("middleware: recording usage: %w", err)
+	}
+	return nil
+}
+
+// returnIdle returns the quota leases unused for a while to the store.
+func (l *limiter) returnIdle(ctx context.Context, now time.Time) error {
+	if l.quota == nil {
+		return nil
+	}
+	return l.quota.ReturnIdle(ctx, now)
+}
+
+// close returns every unspent quota lease to the store.
+func (l *limiter) close(ctx context.Context) error {
+	if l.quota == nil {
+		return nil
+	}
+	return l.quota.Close(ctx)
+}
+
+// outcomes are the usage outcomes: "admitted", each refusal's code, and
+// "other" (see outcomeOf).
+var outcomes = func() []string {
+	out := []string{"admitted"}
+	for _, r := range reasons {
+		out = append(out, r.Code())
+	}
+	return append(out, "other")
+}()
+
+// outcomeOf returns the index in outcomes of the refusal err (nil:
+// admitted).
+func outcomeOf(err error) int {
+	if err == nil {
+		return 0
+	}
+	return 1 + reasonIndex(err)
+}

@@ -1,0 +1,257 @@
+package middleware_test
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/storage"
+	"github.com/keystile/keystile/storage/faultstore"
+)
+
+// limited creates a server key of production with limits l.
+func (f *fixture) limited(l apikey.Limits) apikey.Key {
+	return f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"*"}, Limits: l})
+}
+
+// usage returns the key's usage counts by outcome, as written to the store.
+func (f *fixture) usage(k apikey.Key) map[string]int64 {
+	f.t.Helper()
+	counts, err := f.store.Usage(context.Background(), storage.UsageQuery{
+		Account: apikey.DefaultAccount, KeyID: k.ID(),
+		From: f.clock.Now().Add(-48 * time.Hour), To: f.clock.Now().Add(48 * time.Hour),
+	})
+	require.NoError(f.t, err)
+	out := map[string]int64{}
+	for _, c := range counts {
+		out[c.Outcome] += c.Count
+	}
+	return out
+}
+
+func TestRateLimit(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.limited(apikey.Limits{Rate: apikey.RateLimit{Requests: 2, Window: time.Minute}})
+	h := f.v.Handler(okHandler)
+
+	for i, want := range []string{`"key";r=1;t=30`, `"key";r=0;t=60`} {
+		w := serve(h, request(k.Reveal()))
+		require.Equal(t, http.StatusOK, w.Code, "request %d", i)
+		assert.Equal(t, `"key";q=2;w=60`, w.Header().Get("RateLimit-Policy"))
+		assert.Equal(t, want, w.Header().Get("RateLimit"), "request %d", i)
+	}
+	w := serve(h, request(k.Reveal()))
+	require.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.Equal(t, "rate_limited", problemCode(w.Body.Bytes()))
+	assert.Equal(t, "30", w.Header().Get("Retry-After"))
+	assert.Equal(t, `"key";r=0;t=30`, w.Header().Get("RateLimit"))
+	assert.Empty(t, w.Header().Get("WWW-Authenticate"), "a limit is not an authentication failure")
+
+	f.clock.Advance(30 * time.Second) // one request's worth returns
+	assert.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code)
+
+	other := f.keys["production/server"] // no limit: no fields
+	w = serve(h, request(other.Reveal()))
+	require.Equal(t, http.StatusOK, w.Code)
+	assert.Empty(t, w.Header().Get("RateLimit"))
+	assert.Empty(t, w.Header().Get("RateLimit-Policy"))
+}
+
+func TestQuota(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.limited(apikey.Limits{Quota: apikey.Quota{Limit: 5, Refill: 5, Period: apikey.Daily}})
+	cheap := f.v.Handler(okHandler)
+	costly := f.v.Require(middleware.Policy{Cost: 2})(okHandler)
+
+	for i, h := range []http.Handler{costly, costly, cheap} { // 2 + 2 + 1 = 5 uses
+		require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code, "request %d", i)
+	}
+	w := serve(cheap, request(k.Reveal()))
+	require.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.Equal(t, "quota_exhausted", problemCode(w.Body.Bytes()))
+	assert.Equal(t, "43200", w.Header().Get("Retry-After"), "until 00:00 UTC, 12 hours after the fixture's noon")
+
+	f.clock.Advance(12 * time.Hour) // the refill
+	assert.Equal(t, http.StatusOK, serve(cheap, request(k.Reveal())).Code)
+}
+
+func TestQuotaWithoutRefill(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.limited(apikey.Limits{Quota: apikey.Quota{Limit: 1}})
+	h := f.v.Handler(okHandler)
+	require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code)
+	w := serve(h, request(k.Reveal()))
+	require.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.Equal(t, "quota_exhausted", problemCode(w.Body.Bytes()))
+	assert.Empty(t, w.Header().Get("Retry-After"), "a quota that never refills gives no time to retry")
+}
+
+// A route's cost under a group that authenticated the request spends the
+// rest of the cost: one use at the group, Cost - 1 at the route.
+func TestQuotaCostUnderAuthenticate(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.limited(apikey.Limits{Quota: apikey.Quota{Limit: 4}})
+	h := f.v.Authenticate(f.v.Require(middleware.Policy{Cost: 3})(okHandler))
+	require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code) // 3 of 4
+	w := serve(h, request(k.Reveal()))                                  // 1 at the group, then 2 more: refused
+	require.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.Equal(t, "quota_exhausted", problemCode(w.Body.Bytes()))
+}
+
+func TestQuotaStoreDownFailsClosed(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.limited(apikey.Limits{Quota: apikey.Quota{Limit: 100}})
+	f.store.Down(faultstore.OpLeaseQuota)
+	w := serve(f.v.Handler(okHandler), request(k.Reveal()))
+	require.Equal(t, http.StatusServiceUnavailable, w.Code)
+	assert.Equal(t, "unavailable", problemCode(w.Body.Bytes()))
+	assert.NotEmpty(t, w.Header().Get("Retry-After"))
+
+	f.store.Up()
+	assert.Equal(t, http.StatusOK, serve(f.v.Handler(okHandler), request(k.Reveal())).Code)
+}
+
+func TestAllowedIPs(t *testing.T) {
+	trusted := func(o *middleware.Options) {
+		o.Limits = middleware.LimitOptions{
+			TrustedProxies:  []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+			ForwardedHeader: "X-Forwarded-For",
+		}
+	}
+	allow := apikey.Limits{AllowedIPs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")}}
+	for name, c := range map[string]struct {
+		configure func(*middleware.Options)
+		remote    string
+		forwarded string
+		want      int
+	}{
+		"peer inside":                      {nil, "203.0.113.7:4000", "", http.StatusOK},
+		"IPv6 peer inside":                 {nil, "[2001:db8::1]:4000", "", http.StatusOK},
+		"peer outside":                     {nil, "198.51.100.1:4000", "", http.StatusForbidden},
+		"untrusted header ignored":         {nil, "198.51.100.1:4000", "203.0.113.7", http.StatusForbidden},
+		"proxy without trust":              {nil, "10.0.0.1:4000", "203.0.113.7", http.StatusForbidden},
+		"trusted proxy names client":       {trusted, "10.0.0.1:4000", "203.0.113.7", http.StatusOK},
+		"trusted proxy, client outside":    {trusted, "10.0.0.1:4000", "198.51.100.1", http.StatusForbidden},
+		"spoofed entry left of the client": {trusted, "10.0.0.1:4000", "203.0.113.7, 198.51.100.1", http.StatusForbidden},
+		"spoofed header, untrusted peer":   {trusted, "198.51.100.1:4000", "203.0.113.7", http.StatusForbidden},
+		"unreadable entry fails closed":    {trusted, "10.0.0.1:4000", "unknown", http.StatusForbidden},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, c.configure)
+			k := f.limited(allow)
+			r := request(k.Reveal())
+			r.RemoteAddr = c.remote
+			if c.forwarded != "" {
+				r.Header.Set("X-Forwarded-For", c.forwarded)
+			}
+			w := serve(f.v.Handler(okHandler), r)
+			require.Equal(t, c.want, w.Code, w.Body.String())
+			if c.want == http.StatusForbidden {
+				assert.Equal(t, "address_not_allowed", problemCode(w.Body.Bytes()))
+			}
+		})
+	}
+}
+
+func TestLimitsChangeApplies(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.keys["production/server"]
+	h := f.v.Handler(okHandler)
+	require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code)
+
+	_, err := f.manager.SetLimits(context.Background(), owner, k.ID(), apikey.Limits{Quota: apikey.Quota{Limit: 1}})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code)
+	require.Equal(t, http.StatusTooManyRequests, serve(h, request(k.Reveal())).Code)
+
+	_, err = f.manager.SetLimits(context.Background(), owner, k.ID(), apikey.Limits{})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code)
+}
+
+func TestIdentityCarriesLimits(t *testing.T) {
+	f := newFixture(t, nil)
+	l := apikey.Limits{Rate: apikey.RateLimit{Requests: 10, Window: time.Second}, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}
+	k := f.limited(l)
+	r := request(k.Reveal())
+	r.RemoteAddr = "192.0.2.1:1"
+	var got middleware.Identity
+	serve(f.v.Handler(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		got, _ = middleware.FromContext(r.Context())
+		got.Limits.AllowedIPs[0] = netip.Prefix{} // a copy: the cached one is unchanged
+	})), r)
+	assert.Equal(t, l.Rate, got.Limits.Rate)
+	r = request(k.Reveal())
+	r.RemoteAddr = "192.0.2.1:1"
+	assert.Equal(t, http.StatusOK, serve(f.v.Handler(okHandler), r).Code)
+}
+
+func TestUsageCounts(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.limited(apikey.Limits{Rate: apikey.RateLimit{Requests: 3, Window: time.Hour}})
+	reads := f.v.Authenticate(f.v.Require(middleware.Policy{Scope: "things:read"})(okHandler))
+	writes := f.v.Authenticate(f.v.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Client}})(okHandler))
+
+	serve(reads, request(k.Reveal()))                        // admitted
+	serve(reads, request(k.Reveal()))                        // admitted
+	serve(writes, request(k.Reveal()))                       // refused by the inner policy: counted once
+	serve(reads, request(k.Reveal()))                        // rate_limited
+	serve(reads, request(forge(apikey.Server, k.ID(), 'x'))) // a wrong secret counts for no key
+	_, err := f.v.Check(request(k.Reveal()), middleware.Policy{})
+	require.Error(t, err) // rate_limited, through Check
+
+	require.NoError(t, f.v.Close())
+	assert.Equal(t, map[string]int64{"admitted": 2, "key_type_not_allowed": 1, "rate_limited": 2}, f.usage(k))
+}
+
+func TestUsageWriteFailureKeepsCounts(t *testing.T) {
+	f := newFixture(t, func(o *middleware.Options) { o.LastUsedInterval = 10 * time.Millisecond })
+	k := f.keys["production/server"]
+	f.store.Down(faultstore.OpRecordUsage)
+	serve(f.v.Handler(okHandler), request(k.Reveal()))
+	require.Eventually(t, func() bool { return f.v.Stats().BackgroundErrors > 0 }, 5*time.Second, 5*time.Millisecond)
+	f.store.Up()
+	require.NoError(t, f.v.Close())
+	assert.Equal(t, map[string]int64{"admitted": 1}, f.usage(k))
+}
+
+func TestUsagePruned(t *testing.T) {
+	f := newFixture(t, func(o *middleware.Options) { o.Limits.UsageRetention = 24 * time.Hour })
+	k := f.keys["production/server"]
+	old := apikey.UsageCount{Account: apikey.DefaultAccount, Environment: apikey.Production, KeyID: k.ID(),
+		Hour: f.clock.Now().Add(-30 * time.Hour).Truncate(time.Hour), Outcome: "admitted", Count: 7}
+	require.NoError(t, f.store.RecordUsage(context.Background(), []apikey.UsageCount{old}))
+	serve(f.v.Handler(okHandler), request(k.Reveal()))
+	require.NoError(t, f.v.Close())
+	assert.Equal(t, map[string]int64{"admitted": 1}, f.usage(k), "the count of 30 hours ago is deleted")
+}
+
+func TestLimitOptionsValidated(t *testing.T) {
+	f := newFixture(t, nil)
+	for name, c := range map[string]struct {
+		o    middleware.LimitOptions
+		want string
+	}{
+		"proxies without header": {middleware.LimitOptions{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, "ForwardedHeader is required"},
+		"unknown header":         {middleware.LimitOptions{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, ForwardedHeader: "X-Real-IP"}, "ForwardedHeader must be"},
+		"invalid proxy range":    {middleware.LimitOptions{TrustedProxies: []netip.Prefix{{}}, ForwardedHeader: "Forwarded"}, "TrustedProxies[0]"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := middleware.New(middleware.Options{Store: f.store, Limits: c.o})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), c.want)
+		})
+	}
+	for _, cost := range []int{-1, middleware.MaxCost + 1} {
+		err := middleware.Policy{Cost: cost}.Validate()
+		require.Error(t, err, "cost %d", cost)
+		assert.Contains(t, err.Error(), "Cost")
+	}
+}

@@ -1,0 +1,108 @@
+package memory
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage"
+)
+
+// quotaBalance is the balance of a key's quota.
+type quotaBalance struct {
+	quota   apikey.Quota // the quota the balance was set from
+	balance int64
+	// period is the index (apikey.QuotaPeriod.Index) of the period whose
+	// refill balance holds; meaningless until leased.
+	period int64
+	leased bool // leased from since the quota was set (else full)
+}
+
+// putQuota keeps r's quota balance in step with its record: full when the
+// quota is new or differs, kept while it is the same, gone without one;
+// s.mu is held.
+func (s *Store) putQuota(r apikey.Record) {
+	q := r.Limits.Quota
+	if q.IsZero() {
+		delete(s.quotas, r.ID)
+		return
+	}
+	if cur, ok := s.quotas[r.ID]; ok && cur.quota == q {
+		return
+	}
+	s.quotas[r.ID] = quotaBalance{quota: q, balance: q.Limit}
+}
+
+// refill adds the refills of the boundaries passed since b's period, never
+// beyond the limit, and moves b to now's period (never back).
+func (b *quotaBalance) refill(now time.Time) {
+	idx := b.quota.Period.Index(now)
+	if !b.leased {
+		b.period, b.leased = idx, true
+		return
+	}
+	if idx <= b.period {
+		return
+	}
+	if q := b.quota; q.Refill > 0 {
+		passed := idx - b.period
+		if passed >= (q.Limit+q.Refill-1)/q.Refill {
+			b.balance = q.Limit
+		} else {
+			b.balance = min(q.Limit, b.balance+q.Refill*passed)
+		}
+	}
+	b.period = idx
+}
+
+// LeaseQuota implements storage.QuotaLedger.
+func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now time.Time) (storage.QuotaLease, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.QuotaLease{}, err
+	}
+	if want < 1 {
+		return storage.QuotaLease{}, fmt.Errorf("memory: lease quota: want must be at least 1, got %d", want)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.keys[keyID]; !ok {
+		return storage.QuotaLease{}, fmt.Errorf("%w: no such key", apikey.ErrNotFound)
+	}
+	b, ok := s.quotas[keyID]
+	if !ok {
+		return storage.QuotaLease{Unlimited: true}, nil
+	}
+	b.refill(now)
+	granted := min(want, b.balance)
+	b.balance -= granted
+	s.quotas[keyID] = b
+	lease := storage.QuotaLease{Granted: granted, Remaining: b.balance}
+	if b.quota.Refill > 0 {
+		lease.NextRefill = b.quota.Period.Next(now)
+	}
+	return lease, nil
+}
+
+// ReturnQuota implements storage.QuotaLedger.
+func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if n <= 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.quotas[keyID]
+	if !ok || !b.leased {
+		return nil
+	}
+	p := b.quota.Period
+	if idx := p.Index(leasedAt); idx != b.period || idx != p.Index(now) {
+		return nil // the lease's period has ended, or the balance moved on
+	}
+	b.balance = min(b.quota.Limit, b.balance+n)
+	s.quotas[keyID] = b
+	return nil
+}

@@ -1,0 +1,140 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage"
+)
+
+var _ storage.QuotaLedger = (*Store)(nil)
+
+// Quota statements (see the version 4 migration). Every statement reads
+// the row it changes in the statement itself, never in a read before it,
+// so that no two processes can both spend or refill the same uses.
+const (
+	// upsertQuota writes a key's quota: a new row starts full (balance =
+	// limit, period_index NULL); an existing row keeps its balance while
+	// the quota is the same, and is full again when it differs.
+	upsertQuota = `INSERT INTO keystile_quotas (key_id, quota_limit, refill, period, balance, period_index, last_grant)
+		VALUES (?, ?, ?, ?, ?, NULL, 0)
+		ON CONFLICT (key_id) DO UPDATE SET
+			balance = CASE WHEN ` + sameQuota + ` THEN keystile_quotas.balance ELSE excluded.balance END,
+			period_index = CASE WHEN ` + sameQuota + ` THEN keystile_quotas.period_index ELSE NULL END,
+			quota_limit = excluded.quota_limit, refill = excluded.refill, period = excluded.period`
+	sameQuota = `(keystile_quotas.quota_limit = excluded.quota_limit AND keystile_quotas.refill = excluded.refill
+		AND keystile_quotas.period = excluded.period)`
+	deleteQuota = `DELETE FROM keystile_quotas WHERE key_id = ?`
+
+	// nowIndex is the index of the period that holds the lease's time,
+	// for the row's period (see apikey.QuotaPeriod.Index).
+	nowIndex = `(CASE period WHEN 'day' THEN p.day_index WHEN 'month' THEN p.month_index ELSE 0 END)`
+	// refilled is the balance after the refills of every boundary passed
+	// since period_index, never above quota_limit. A quota not leased from
+	// since it was set (period_index NULL) is full; past ceil(limit/refill)
+	// periods it is full too, which keeps refill * periods far from
+	// overflowing.
+	refilled = `(CASE
+		WHEN refill = 0 OR period_index IS NULL OR ` + nowIndex + ` <= period_index THEN balance
+		WHEN ` + nowIndex + ` - period_index >= (quota_limit + refill - 1) / refill THEN quota_limit
+		WHEN balance + refill * (` + nowIndex + ` - period_index) > quota_limit THEN quota_limit
+		ELSE balance + refill * (` + nowIndex + ` - period_index) END)`
+	granted = `(CASE WHEN ` + refilled + ` < p.want THEN ` + refilled + ` ELSE p.want END)`
+
+	// leaseQuota refills and spends in one UPDATE: its SET expressions all
+	// read the row as it was before the statement, which the database
+	// locks for the statement's (and transaction's) length.
+	leaseQuota = `UPDATE keystile_quotas SET
+			balance = ` + refilled + ` - ` + granted + `,
+			last_grant = ` + granted + `,
+			period_index = CASE WHEN period_index IS NULL OR ` + nowIndex + ` > period_index
+				THEN ` + nowIndex + ` ELSE period_index END
+		FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index, CAST(? AS BIGINT) AS want) AS p
+		WHERE key_id = ?
+		RETURNING last_grant, balance, refill, period`
+
+	// returnQuota adds returned uses back, never above the limit, only
+	// while the row's period is the lease's and the lease's period has
+	// not ended.
+	returnQuota = `UPDATE keystile_quotas SET
+			balance = CASE WHEN balance + p.n > quota_limit THEN quota_limit ELSE balance + p.n END
+		FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index,
+			CAST(? AS BIGINT) AS now_day, CAST(? AS BIGINT) AS now_month, CAST(? AS BIGINT) AS n) AS p
+		WHERE key_id = ? AND period_index = ` + nowIndex + `
+			AND ` + nowIndex + ` = (CASE period WHEN 'day' THEN p.now_day WHEN 'month' THEN p.now_month ELSE 0 END)`
+)
+
+// putQuota keeps a key's quota row in step with its record, in Apply's
+// transaction: written while the record has a quota, deleted when it has
+// none (a new key without a quota has no row to delete).
+func (s *Store) putQuota(ctx context.Context, tx *sql.Tx, r apikey.Record, inserted bool) error {
+	q := r.Limits.Quota
+	if q.IsZero() {
+		if inserted {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, s.q.deleteQuota, r.ID); err != nil {
+			return s.wrap(ctx, "apply: removing the quota of key "+r.Prefix(), err)
+		}
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.q.upsertQuota, r.ID, q.Limit, q.Refill, string(q.Period), q.Limit); err != nil {
+		return s.wrap(ctx, "apply: writing the quota of key "+r.Prefix(), err)
+	}
+	return nil
+}
+
+// LeaseQuota implements storage.QuotaLedger with one UPDATE ... RETURNING
+// of the key's quota row, which refills and spends atomically. Only a key
+// without a row costs a second query, to tell an unknown key from one
+// without a quota.
+func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now time.Time) (storage.QuotaLease, error) {
+	if err := ctx.Err(); err != nil {
+		return storage.QuotaLease{}, s.wrap(ctx, "lease quota", err)
+	}
+	if want < 1 {
+		return storage.QuotaLease{}, fmt.Errorf("sqlstore: lease quota: want must be at least 1, got %d", want)
+	}
+	var (
+		lease  storage.QuotaLease
+		refill int64
+		period string
+	)
+	err := s.db.QueryRowContext(ctx, s.q.leaseQuota,
+		apikey.Daily.Index(now), apikey.Monthly.Index(now), want, keyID).Scan(&lease.Granted, &lease.Remaining, &refill, &period)
+	if errors.Is(err, sql.ErrNoRows) {
+		var n int64
+		if err := s.db.QueryRowContext(ctx, s.q.keyExists, keyID).Scan(&n); err != nil {
+			return storage.QuotaLease{}, s.wrap(ctx, "lease quota", err)
+		}
+		if n == 0 {
+			return storage.QuotaLease{}, fmt.Errorf("%w: no such key", apikey.ErrNotFound)
+		}
+		return storage.QuotaLease{Unlimited: true}, nil
+	}
+	if err != nil {
+		return storage.QuotaLease{}, s.wrap(ctx, "lease quota", err)
+	}
+	if refill > 0 {
+		lease.NextRefill = apikey.QuotaPeriod(period).Next(now)
+	}
+	return lease, nil
+}
+
+// ReturnQuota implements storage.QuotaLedger with one conditional UPDATE.
+func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return s.wrap(ctx, "return quota", err)
+	}
+	if n <= 0 {
+		return nil
+	}
+	_, err := s.db.ExecContext(ctx, s.q.returnQuota,
+		apikey.Daily.Index(leasedAt), apikey.Monthly.Index(leasedAt), apikey.Daily.Index(now), apikey.Monthly.Index(now),
+		n, keyID)
+	return s.wrap(ctx, "return quota", err)
+}

@@ -1,0 +1,245 @@
+package storetest
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage"
+)
+
+// day0 is the start of a UTC day; the quota cases count days from it.
+var day0 = time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+
+func day(n int) time.Time { return day0.AddDate(0, 0, n) }
+
+// ledger returns c's store as a storage.QuotaLedger, or skips the test.
+func ledger(t *testing.T, s apikey.Store) storage.QuotaLedger {
+	t.Helper()
+	l, ok := s.(storage.QuotaLedger)
+	if !ok {
+		t.Skip("store does not implement storage.QuotaLedger (optional)")
+	}
+	return l
+}
+
+// quotaKey stores a server key with quota q and returns its id.
+func quotaKey(t testing.TB, s apikey.Store, q apikey.Quota) string {
+	t.Helper()
+	r := record(acme, apikey.Production, apikey.Server, false)
+	r.Limits.Quota = q
+	apply(t, s, apikey.Change{Insert: []apikey.Record{r}})
+	return r.ID
+}
+
+// lease leases want uses of id at now and returns the lease.
+func lease(t testing.TB, l storage.QuotaLedger, id string, want int64, now time.Time) storage.QuotaLease {
+	t.Helper()
+	got, err := l.LeaseQuota(context.Background(), id, want, now)
+	require.NoError(t, err)
+	return got
+}
+
+func testQuotaLeaseUntilEmpty(t *testing.T, c Config) {
+	s := c.New(t)
+	l := ledger(t, s)
+	id := quotaKey(t, s, apikey.Quota{Limit: 10})
+	for i, want := range []struct{ want, granted, remaining int64 }{
+		{4, 4, 6}, {4, 4, 2}, {4, 2, 0}, {1, 0, 0},
+	} {
+		got := lease(t, l, id, want.want, day(i*40)) // a quota without refill never refills
+		assert.Equal(t, storage.QuotaLease{Granted: want.granted, Remaining: want.remaining}, got, "lease %d", i)
+	}
+	_, err := l.LeaseQuota(context.Background(), id, 0, day(0))
+	assert.Error(t, err, "want 0 is a caller's mistake")
+}
+
+func testQuotaRefill(t *testing.T, c Config) {
+	s := c.New(t)
+	l := ledger(t, s)
+	daily := quotaKey(t, s, apikey.Quota{Limit: 10, Refill: 4, Period: apikey.Daily})
+	steps := []struct {
+		at                 time.Time
+		want, granted, rem int64
+	}{
+		{day(0).Add(10 * time.Hour), 10, 10, 0},  // a new quota is full
+		{day(1).Add(-time.Microsecond), 1, 0, 0}, // same day: no refill
+		{day(1), 3, 3, 1},                        // one boundary: +4
+		{day(1).Add(23 * time.Hour), 5, 1, 0},    // still day 1
+		{day(3).Add(time.Hour), 20, 8, 0},        // two boundaries: +8
+		{day(30), 20, 10, 0},                     // many: full, never above the limit
+		{day(29), 1, 0, 0},                       // an earlier clock refills nothing
+		{day(31).Add(-time.Nanosecond), 1, 0, 0}, // day 30 still
+		{day(31).Add(12 * time.Hour), 4, 4, 0},   // day 31
+	}
+	for i, st := range steps {
+		got := lease(t, l, daily, st.want, st.at)
+		assert.Equal(t, st.granted, got.Granted, "daily step %d granted", i)
+		assert.Equal(t, st.rem, got.Remaining, "daily step %d remaining", i)
+		assert.False(t, got.Unlimited)
+		assert.Equal(t, apikey.Daily.Next(st.at), got.NextRefill, "daily step %d next refill", i)
+	}
+
+	monthly := quotaKey(t, s, apikey.Quota{Limit: 100, Refill: 100, Period: apikey.Monthly})
+	endOfJanuary := time.Date(2027, 1, 31, 23, 59, 59, 0, time.UTC)
+	got := lease(t, l, monthly, 100, endOfJanuary)
+	assert.Equal(t, int64(100), got.Granted)
+	assert.Equal(t, time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC), got.NextRefill)
+	assert.Zero(t, lease(t, l, monthly, 1, endOfJanuary.Add(time.Second-time.Microsecond)).Granted)
+	// The boundary is UTC midnight, whatever the zone of now.
+	tokyo := time.FixedZone("UTC+9", 9*3600)
+	got = lease(t, l, monthly, 100, time.Date(2027, 2, 1, 8, 59, 0, 0, tokyo)) // 2027-01-31T23:59Z
+	assert.Zero(t, got.Granted, "still January in UTC")
+	got = lease(t, l, monthly, 100, time.Date(2027, 2, 1, 9, 0, 0, 0, tokyo))
+	assert.Equal(t, int64(100), got.Granted, "February in UTC")
+}
+
+func testQuotaReturn(t *testing.T, c Config) {
+	s := c.New(t)
+	l := ledger(t, s)
+	ctx := context.Background()
+	id := quotaKey(t, s, apikey.Quota{Limit: 10, Refill: 4, Period: apikey.Daily})
+	at := day(0).Add(time.Hour)
+	assert.Equal(t, int64(6), lease(t, l, id, 6, at).Granted)
+	require.NoError(t, l.ReturnQuota(ctx, id, 2, at, at.Add(time.Hour)), "same period")
+	assert.Equal(t, int64(6), lease(t, l, id, 10, at.Add(2*time.Hour)).Granted, "4 left and 2 returned")
+	require.NoError(t, l.ReturnQuota(ctx, id, 50, at, at.Add(3*time.Hour)))
+	got := lease(t, l, id, 50, at.Add(4*time.Hour))
+	assert.Equal(t, int64(10), got.Granted, "a return never raises the balance above the limit")
+
+	// After a boundary, uses of the ended period are dropped: the refill
+	// replaced them.
+	require.NoError(t, l.ReturnQuota(ctx, id, 3, at, day(1)))
+	assert.Equal(t, int64(4), lease(t, l, id, 10, day(1)).Granted, "the refill only")
+	// A lease of day 0 returned on day 1 after day 1's refill: dropped too.
+	require.NoError(t, l.ReturnQuota(ctx, id, 3, at, day(1).Add(time.Hour)))
+	assert.Zero(t, lease(t, l, id, 10, day(1).Add(2*time.Hour)).Granted)
+	// A lease of day 1 returned on day 1 counts.
+	require.NoError(t, l.ReturnQuota(ctx, id, 2, day(1), day(1).Add(3*time.Hour)))
+	assert.Equal(t, int64(2), lease(t, l, id, 10, day(1).Add(4*time.Hour)).Granted)
+
+	// Unknown keys and keys without a quota are ignored.
+	assert.NoError(t, l.ReturnQuota(ctx, "nosuchkey000", 1, at, at))
+	plain := record(acme, apikey.Production, apikey.Server, false)
+	apply(t, s, apikey.Change{Insert: []apikey.Record{plain}})
+	assert.NoError(t, l.ReturnQuota(ctx, plain.ID, 1, at, at))
+}
+
+func testQuotaResetOnChange(t *testing.T, c Config) {
+	s := c.New(t)
+	l := ledger(t, s)
+	id := quotaKey(t, s, apikey.Quota{Limit: 10})
+	at := day(0)
+	assert.Equal(t, int64(10), lease(t, l, id, 10, at).Granted)
+
+	update := func(change func(*apikey.Record)) {
+		r := mustKey(t, s, id)
+		change(&r)
+		apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	}
+	update(func(r *apikey.Record) { r.Name = "renamed" })
+	assert.Zero(t, lease(t, l, id, 10, at).Granted, "another change keeps the balance")
+	update(func(r *apikey.Record) { r.Limits.Rate = apikey.RateLimit{Requests: 5, Window: time.Second} })
+	assert.Zero(t, lease(t, l, id, 10, at).Granted, "a change of the rate keeps the balance")
+	update(func(r *apikey.Record) { r.Limits.Quota.Limit = 20 })
+	assert.Equal(t, int64(20), lease(t, l, id, 50, at).Granted, "a changed quota starts full")
+	update(func(r *apikey.Record) { r.Limits.Quota = apikey.Quota{Limit: 20, Refill: 1, Period: apikey.Daily} })
+	assert.Equal(t, int64(20), lease(t, l, id, 50, at).Granted, "a changed refill starts full")
+	update(func(r *apikey.Record) { r.Limits.Quota = apikey.Quota{} })
+	got := lease(t, l, id, 50, at)
+	assert.Equal(t, storage.QuotaLease{Unlimited: true}, got, "a removed quota")
+	update(func(r *apikey.Record) { r.Limits.Quota = apikey.Quota{Limit: 20, Refill: 1, Period: apikey.Daily} })
+	assert.Equal(t, int64(20), lease(t, l, id, 50, at).Granted, "set again, the quota starts full")
+}
+
+func testQuotaUnknownAndUnlimited(t *testing.T, c Config) {
+	s := c.New(t)
+	l := ledger(t, s)
+	ctx := context.Background()
+	_, err := l.LeaseQuota(ctx, "nosuchkey000", 1, day(0))
+	assert.ErrorIs(t, err, apikey.ErrNotFound)
+	plain := record(acme, apikey.Production, apikey.Server, false)
+	plain.Limits.Rate = apikey.RateLimit{Requests: 1, Window: time.Second}
+	apply(t, s, apikey.Change{Insert: []apikey.Record{plain}})
+	got, err := l.LeaseQuota(ctx, plain.ID, 5, day(0))
+	require.NoError(t, err)
+	assert.Equal(t, storage.QuotaLease{Unlimited: true}, got, "a key without a quota")
+	ctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = l.LeaseQuota(ctx, plain.ID, 1, day(0))
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.ErrorIs(t, l.ReturnQuota(ctx, plain.ID, 1, day(0), day(0)), context.Canceled)
+}
+
+// testQuotaConcurrentLeases: leasers in several processes (peers) draining
+// one quota are granted exactly its limit in all, never more.
+func testQuotaConcurrentLeases(t *testing.T, c Config) {
+	s := c.New(t)
+	ledger(t, s)
+	const limit = 600
+	id := quotaKey(t, s, apikey.Quota{Limit: limit})
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	for i, peer := range c.peers(t, s, 8) {
+		l := peer.(storage.QuotaLedger)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for want := int64(i%5 + 1); ; {
+				got, err := l.LeaseQuota(context.Background(), id, want, day(0))
+				if !assert.NoError(t, err) {
+					return
+				}
+				total.Add(got.Granted)
+				if got.Granted < want {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, int64(limit), total.Load(), "every use granted once")
+	assert.Zero(t, lease(t, s.(storage.QuotaLedger), id, 1, day(0)).Granted)
+}
+
+// testQuotaConcurrentRefill: leasers in several processes drain a quota
+// in each of many periods, starting together in each: every boundary
+// refills once, whoever leases first, so the grants add up to the limit
+// plus one refill per boundary.
+func testQuotaConcurrentRefill(t *testing.T, c Config) {
+	s := c.New(t)
+	ledger(t, s)
+	const (
+		limit, refill = 10, 3
+		periods       = 12
+	)
+	id := quotaKey(t, s, apikey.Quota{Limit: limit, Refill: refill, Period: apikey.Daily})
+	peers := c.peers(t, s, 8)
+	var total atomic.Int64
+	for p := range periods {
+		var wg sync.WaitGroup
+		for i, peer := range peers {
+			l := peer.(storage.QuotaLedger)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				now := day(p).Add(time.Duration(i) * time.Minute)
+				for {
+					got, err := l.LeaseQuota(context.Background(), id, 1, now)
+					if !assert.NoError(t, err) || got.Granted == 0 {
+						return
+					}
+					total.Add(got.Granted)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	assert.Equal(t, int64(limit+refill*(periods-1)), total.Load(), "one refill per boundary")
+}
