@@ -103,7 +103,7 @@ func (t *throttle) decide(id string, s *windowCount, now time.Time) (suspect boo
 	s.roll(now, t.window)
 	last, marked := t.suspects.Peek(id)
 	suspect = s.pending > 0 || marked && now.Sub(last) < suspectWindows*t.window
-	refusing := s
+	refusing := s // the window that refuses: the id's, or for a suspect all ids'
 	if s.failures+s.pending < t.budget {
 		if !suspect {
 			return false, 0, true

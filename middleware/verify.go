@@ -90,7 +90,7 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 		return outcome{e, token}, nil // cached by a verification that ended after our lookup
 	}
 	id := key.ID()
-	bypass := vf.verified.Contains(k) // key ids are public: anyone may spend a budget
+	bypass := vf.verified.Contains(k) // verified here: key ids are public, anyone may spend their budget
 	if !bypass {
 		if _, ok, wait := vf.throttle.acquire(id, now, false); !ok {
 			return outcome{}, vf.throttled(wait)
