@@ -66,10 +66,11 @@ func main() {
 	keys := flag.Int("keys", 0, "also create this many server keys, written to a file for wrk")
 	spread := flag.Duration("spread", middleware.DefaultCacheTTL, "with -keys, how long the last warm-up pass over the keys lasts")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the serving (after the warm-up) to this file")
+	limited := flag.Bool("limits", false, "give every key a rate limit and a quota (loadLimits), which the load never reaches")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, *keys, *spread, *cpuProfile, os.Stdout); err != nil {
+	if err := run(ctx, *addr, *keys, *spread, *cpuProfile, *limited, os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -80,12 +81,20 @@ func hello(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(`{"message":"hello","ok":true}` + "\n"))
 }
 
+// loadLimits are the limits of every key with -limits: enforced on every
+// request (a rate limit per process, a quota spent from leases), never
+// reached by the load.
+var loadLimits = apikey.Limits{
+	Rate:  apikey.RateLimit{Requests: 1_000_000, Window: time.Second},
+	Quota: apikey.Quota{Limit: apikey.MaxQuotaUses},
+}
+
 // owner is the actor that sets the store up.
 var owner = apikey.Actor{ID: "loadtest", Role: apikey.Owner}
 
 // run serves until ctx ends, printing the address, the keys and "ready" to
 // out.
-func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, cpuProfile string, out io.Writer) error {
+func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, cpuProfile string, limited bool, out io.Writer) error {
 	dir, err := os.MkdirTemp("", "keystile-loadtest-")
 	if err != nil {
 		return err
@@ -116,10 +125,17 @@ func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, 
 	if err != nil {
 		return err
 	}
+	var limits apikey.Limits
+	if limited {
+		limits = loadLimits
+		if _, err := m.SetLimits(ctx, owner, issued[0].Key.ID(), limits); err != nil {
+			return err
+		}
+	}
 	keysFile := ""
 	if extraKeys > 0 {
 		start := time.Now()
-		keys, err := createKeys(ctx, store, v, extraKeys)
+		keys, err := createKeys(ctx, store, v, extraKeys, limits)
 		if err != nil {
 			return err
 		}
@@ -185,9 +201,9 @@ func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, 
 	return err
 }
 
-// createKeys creates n full-access server keys in production, hashed with
+// createKeys creates n full-access server keys in production with limits, hashed with
 // apikey.LightParams on every CPU, and returns them.
-func createKeys(ctx context.Context, store *sqlstore.Store, v *middleware.Validator, n int) ([]string, error) {
+func createKeys(ctx context.Context, store *sqlstore.Store, v *middleware.Validator, n int, limits apikey.Limits) ([]string, error) {
 	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.LightParams}, OnEvent: v.Invalidate})
 	if err != nil {
 		return nil, err
@@ -196,7 +212,7 @@ func createKeys(ctx context.Context, store *sqlstore.Store, v *middleware.Valida
 	err = parallel(n, func(i int) error {
 		is, err := m.Create(ctx, owner, apikey.CreateRequest{
 			Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes},
-			Name: fmt.Sprintf("load %d", i),
+			Name: fmt.Sprintf("load %d", i), Limits: limits,
 		})
 		keys[i] = is.Key.Reveal()
 		return err
