@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,7 @@ const (
 	quotaMinLease  = 10   // the fewest uses a lease asks for (internal/quota.DefaultMinLease)
 	quotaMaxLease  = 1000 // the most (internal/quota.DefaultMaxLease): the bound's term per instance
 	quotaRefusals  = 200  // consecutive quota_exhausted answers that end a worker
+	quotaStop      = 2000 // uses each process of the first round admits before it stops
 	quotaSpendTime = 2 * time.Minute
 	// quotaExtraLeases is how many LeaseQuota calls a process may make
 	// beyond one per quotaMinLease uses admitted: the calls that find the
@@ -40,8 +42,9 @@ const (
 
 // The environment of a spender process of TestQuotaAcrossProcesses.
 const (
-	quotaChildDSNEnv = "KEYSTILE_TEST_QUOTA_DSN" // set: the process is a spender, on this schema
-	quotaChildKeyEnv = "KEYSTILE_TEST_QUOTA_KEY" // the key to spend (a secret: never printed)
+	quotaChildDSNEnv  = "KEYSTILE_TEST_QUOTA_DSN"  // set: the process is a spender, on this schema
+	quotaChildKeyEnv  = "KEYSTILE_TEST_QUOTA_KEY"  // the key to spend (a secret: never printed)
+	quotaChildStopEnv = "KEYSTILE_TEST_QUOTA_STOP" // uses admitted after which it stops; 0: until the quota is exhausted
 )
 
 // quotaReport is what a spender process reports after its Validator
@@ -59,18 +62,23 @@ type quotaReport struct {
 }
 
 // TestQuotaAcrossProcesses spends one key's quota of 10,000 uses (no
-// refill) from 3 OS processes on one PostgreSQL schema, each with its own
+// refill) from OS processes on one PostgreSQL schema, each with its own
 // pool, store and Validator, and 4 goroutines sending requests through
-// the Validator's handler as fast as they can until the quota is spent.
-// With the processes' clocks in agreement (one machine), the uses
-// admitted in total never exceed the quota, and fall short of it by at
-// most the leases held elsewhere, (processes − 1) × MaxLease; each process
-// takes a lease (one store write) per 10 uses or more admitted; and after
-// every Validator closed, the store holds exactly the uses not admitted:
-// none is lost or admitted twice.
+// the Validator's handler as fast as they can. First 3 processes stop
+// after admitting quotaStop uses each and close their Validators, which
+// return the unspent uses of their leases; then 3 others spend the rest
+// until the quota is exhausted. With the processes' clocks in agreement
+// (one machine), the uses admitted in total never exceed the quota, and
+// fall short of it by at most the leases held elsewhere, (processes − 1)
+// × MaxLease; each process takes a lease (one store write) per 10 uses or
+// more admitted, and admits exactly the uses it leased and did not
+// return; and after every Validator closed, the store holds exactly the
+// uses not admitted: none is lost or admitted twice.
 func TestQuotaAcrossProcesses(t *testing.T) {
 	if dsn := os.Getenv(quotaChildDSNEnv); dsn != "" {
-		spendQuota(t, dsn, os.Getenv(quotaChildKeyEnv))
+		stop, err := strconv.ParseInt(os.Getenv(quotaChildStopEnv), 10, 64)
+		require.NoError(t, err)
+		spendQuota(t, dsn, os.Getenv(quotaChildKeyEnv), stop)
 		return
 	}
 	ctx := context.Background()
@@ -83,8 +91,46 @@ func TestQuotaAcrossProcesses(t *testing.T) {
 	issued, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"*"},
 		Limits: apikey.Limits{Quota: apikey.Quota{Limit: quotaUses}}})
 	require.NoError(t, err)
-
 	env := []string{quotaChildDSNEnv + "=" + dsn, quotaChildKeyEnv + "=" + issued.Key.Reveal()}
+
+	var admitted int64
+	for _, stop := range []int64{quotaStop, 0} {
+		reports := spendRound(t, env, stop)
+		var round quotaReport
+		for i, r := range reports {
+			assert.Zero(t, r.Other, "process %d: every answer is 200 or 429 quota_exhausted", i)
+			if stop > 0 {
+				assert.GreaterOrEqual(t, r.Admitted, stop, "process %d admits until it stops", i)
+			}
+			assert.LessOrEqual(t, r.Leases, r.Admitted/quotaMinLease+quotaExtraLeases,
+				"process %d: at most one LeaseQuota call per %d uses admitted", i, quotaMinLease)
+			assert.Zero(t, r.ShortLeases, "process %d: a lease holds at least %d uses unless the store ran out", i, quotaMinLease)
+			assert.Equal(t, r.Granted-r.Returned, r.Admitted, "process %d admits exactly the uses it leased and did not return", i)
+			round.Admitted += r.Admitted
+			round.Returned += r.Returned
+		}
+		if stop > 0 {
+			assert.Positive(t, round.Returned, "processes that stop early return unspent uses at Close")
+		}
+		admitted += round.Admitted
+	}
+
+	final, err := s.LeaseQuota(ctx, issued.View.ID, quotaUses, time.Now())
+	require.NoError(t, err)
+	t.Logf("quota of %d: %d admitted in all (bound %d to %d), %d uses left in the store",
+		quotaUses, admitted, quotaUses-(quotaProcesses-1)*quotaMaxLease, quotaUses, final.Granted)
+	assert.LessOrEqual(t, admitted, int64(quotaUses), "never more admitted than the quota (clocks agree)")
+	assert.GreaterOrEqual(t, admitted, int64(quotaUses-(quotaProcesses-1)*quotaMaxLease),
+		"at most the other processes' leases left unspent")
+	assert.Equal(t, quotaUses-admitted, final.Granted, "the store holds every use not admitted")
+	assert.Zero(t, final.Remaining)
+}
+
+// spendRound starts quotaProcesses spender processes with env, each
+// stopping after stop uses admitted (0: when the quota is exhausted),
+// starts them spending together and returns their reports.
+func spendRound(t *testing.T, env []string, stop int64) []quotaReport {
+	env = append(env[:len(env):len(env)], quotaChildStopEnv+"="+strconv.FormatInt(stop, 10))
 	spenders := make([]*helper, quotaProcesses)
 	for i := range spenders {
 		spenders[i] = startProcess(t, "TestQuotaAcrossProcesses", env)
@@ -102,44 +148,29 @@ func TestQuotaAcrossProcesses(t *testing.T) {
 		line, ok := strings.CutPrefix(h.next(t, quotaSpendTime+time.Minute), "report ")
 		require.True(t, ok, "process %d reports:\n%s\n%s", i, h.output, h.stderr)
 		require.NoError(t, json.Unmarshal([]byte(line), &reports[i]))
-		h.stop(t)
 		r := reports[i]
-		t.Logf("process %d: %d admitted, %d quota_exhausted, %d other; %d LeaseQuota calls granting %d uses, %d ReturnQuota calls returning %d; spent in %s",
-			i, r.Admitted, r.Exhausted, r.Other, r.Leases, r.Granted, r.Returns, r.Returned, r.Spending.Round(time.Millisecond))
+		t.Logf("stop at %d: process %d: %d admitted, %d quota_exhausted, %d other; %d LeaseQuota calls granting %d uses, %d ReturnQuota calls returning %d; spent in %s",
+			stop, i, r.Admitted, r.Exhausted, r.Other, r.Leases, r.Granted, r.Returns, r.Returned, r.Spending.Round(time.Millisecond))
 		total.Admitted += r.Admitted
 		total.Leases += r.Leases
 		total.Returns += r.Returns
+		total.Returned += r.Returned
 	}
-	elapsed := time.Since(start)
-
-	final, err := s.LeaseQuota(ctx, issued.View.ID, quotaUses, time.Now())
-	require.NoError(t, err)
-	t.Logf("total: %d admitted of a quota of %d by %d processes (bound %d to %d), %d LeaseQuota and %d ReturnQuota calls; %d uses left in the store; %s from start to the last report",
-		total.Admitted, quotaUses, quotaProcesses, quotaUses-(quotaProcesses-1)*quotaMaxLease, quotaUses,
-		total.Leases, total.Returns, final.Granted, elapsed.Round(time.Millisecond))
-
-	for i, r := range reports {
-		assert.Zero(t, r.Other, "process %d: every answer is 200 or 429 quota_exhausted", i)
-		assert.Positive(t, r.Admitted, "process %d admits", i)
-		assert.LessOrEqual(t, r.Leases, r.Admitted/quotaMinLease+quotaExtraLeases,
-			"process %d: at most one LeaseQuota call per %d uses admitted", i, quotaMinLease)
-		assert.Zero(t, r.ShortLeases, "process %d: a lease holds at least %d uses unless the store ran out", i, quotaMinLease)
-		assert.Equal(t, r.Granted-r.Returned, r.Admitted, "process %d admits exactly the uses it leased and kept", i)
+	t.Logf("stop at %d: %d admitted by %d processes, %d LeaseQuota and %d ReturnQuota calls (%d uses returned); %s from the start to the last report",
+		stop, total.Admitted, quotaProcesses, total.Leases, total.Returns, total.Returned, time.Since(start).Round(time.Millisecond))
+	for _, h := range spenders {
+		h.stop(t)
 	}
-	assert.LessOrEqual(t, total.Admitted, int64(quotaUses), "never more admitted than the quota (clocks agree)")
-	assert.GreaterOrEqual(t, total.Admitted, int64(quotaUses-(quotaProcesses-1)*quotaMaxLease),
-		"at most the other processes' leases left unspent")
-	assert.Equal(t, quotaUses-total.Admitted, final.Granted, "the store holds every use not admitted")
-	assert.Zero(t, final.Remaining)
+	return reports
 }
 
 // spendQuota is a spender process of TestQuotaAcrossProcesses: it opens
 // its own store on dsn and a Validator over it, says "ready", waits for
 // "go" on stdin, spends the key's quota from quotaWorkers goroutines until
-// each has had quotaRefusals quota_exhausted answers in a row (or
-// quotaSpendTime has passed), closes the Validator (which returns unspent
+// it admitted stop uses (if stop > 0) or each has had quotaRefusals
+// quota_exhausted answers in a row (or quotaSpendTime has passed), closes the Validator (which returns unspent
 // uses) and prints its quotaReport.
-func spendQuota(t *testing.T, dsn, secret string) {
+func spendQuota(t *testing.T, dsn, secret string, stop int64) {
 	db := postgresBackend.open(t, dsn)
 	defer db.Close()
 	inner, err := sqlstore.New(db, sqlstore.Options{Dialect: sqlstore.Postgres})
@@ -172,6 +203,9 @@ func spendQuota(t *testing.T, dsn, secret string) {
 	for range quotaWorkers {
 		wg.Go(func() {
 			for streak := 0; streak < quotaRefusals && time.Since(start) < quotaSpendTime; {
+				if stop > 0 && atomic.LoadInt64(&rep.Admitted) >= stop {
+					return
+				}
 				r := httptest.NewRequest(http.MethodGet, "/orders", nil)
 				r.Header.Set("X-API-Key", secret)
 				w := httptest.NewRecorder()
