@@ -238,3 +238,42 @@ func TestKeyActorBoundByItsLimits(t *testing.T) {
 	_, err = f.m.Rotate(ctx, unlimitedKey, apikey.RotateRequest{KeyID: f.server.View.ID, Grace: time.Hour})
 	assert.NoError(t, err)
 }
+
+// TestRotationSharesQuota: the replacement of a rotated key continues the
+// old key's quota balance (Record.Lineage), both spend from it during the
+// grace, and the rotated key's quota cannot change on its own.
+func TestRotationSharesQuota(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	lim := apikey.Limits{Quota: apikey.Quota{Limit: 10}}
+	old, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+		Scopes: []string{"orders:write"}, Limits: lim})
+	require.NoError(t, err)
+	now := f.clock.Now()
+	l, err := f.store.LeaseQuota(ctx, old.View.ID, 8, now)
+	require.NoError(t, err)
+	require.Equal(t, int64(8), l.Granted)
+
+	next, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: old.View.ID, Grace: time.Hour})
+	require.NoError(t, err)
+	rec, err := f.store.Key(ctx, next.View.ID)
+	require.NoError(t, err)
+	assert.Equal(t, old.View.ID, rec.Lineage)
+	l, err = f.store.LeaseQuota(ctx, next.View.ID, 10, now)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), l.Granted, "the replacement continues the balance")
+	l, err = f.store.LeaseQuota(ctx, old.View.ID, 10, now)
+	require.NoError(t, err)
+	assert.Zero(t, l.Granted, "the rotated key spends the same balance")
+
+	_, err = f.m.SetLimits(ctx, owner, old.View.ID, apikey.Limits{Quota: apikey.Quota{Limit: 100}})
+	assert.ErrorIs(t, err, apikey.ErrAlreadyRotated, "the rotated key's quota is its replacement's")
+	_, err = f.m.SetLimits(ctx, owner, old.View.ID, apikey.Limits{Quota: lim.Quota,
+		Rate: apikey.RateLimit{Requests: 5, Window: time.Second}})
+	assert.NoError(t, err, "its other limits may change")
+
+	again, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: next.View.ID, Grace: time.Hour})
+	require.NoError(t, err)
+	rec, err = f.store.Key(ctx, again.View.ID)
+	require.NoError(t, err)
+	assert.Equal(t, old.View.ID, rec.Lineage, "the lineage is the first key's")
+}

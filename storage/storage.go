@@ -116,6 +116,14 @@ type EventQuery struct {
 // key's quota (Record.Limits.Quota), spent in leases so that no request
 // writes to the store. A key whose record has no quota has no balance.
 //
+// There is one balance per rotation lineage (Record.LineageID), not per
+// key: a replacement key continues the balance of the key it replaced, and
+// during the grace both keys lease from and return to that one balance, so
+// that the keys of a lineage are granted together at most one quota per
+// period. The balance follows the record of the lineage's key that is not
+// rotated out (Record.RotatedAt zero): writing a rotated-out key never
+// changes it.
+//
 // A quota starts full (its Limit) when it is set on a key, and is full
 // again whenever a change gives the key a different Quota. At each boundary
 // of its Period (UTC) the balance gains Refill, never beyond Limit: a

@@ -19,19 +19,31 @@ type quotaBalance struct {
 	leased bool // leased from since the quota was set (else full)
 }
 
-// putQuota keeps r's quota balance in step with its record: full when the
-// quota is new or differs, kept while it is the same, gone without one;
-// s.mu is held.
+// putQuota keeps the quota balance of r's lineage in step with r: full
+// when the quota is new or differs, kept while it is the same, gone
+// without one. A rotated-out key never writes it: the balance follows the
+// lineage's current key. s.mu is held.
 func (s *Store) putQuota(r apikey.Record) {
+	if !r.RotatedAt.IsZero() {
+		return
+	}
+	id := r.LineageID()
 	q := r.Limits.Quota
 	if q.IsZero() {
-		delete(s.quotas, r.ID)
+		delete(s.quotas, id)
 		return
 	}
-	if cur, ok := s.quotas[r.ID]; ok && cur.quota == q {
+	if cur, ok := s.quotas[id]; ok && cur.quota == q {
 		return
 	}
-	s.quotas[r.ID] = quotaBalance{quota: q, balance: q.Limit}
+	s.quotas[id] = quotaBalance{quota: q, balance: q.Limit}
+}
+
+// balanceOf returns the id of the balance keyID spends from, and false for
+// an unknown key; s.mu is held.
+func (s *Store) balanceOf(keyID string) (string, bool) {
+	r, ok := s.keys[keyID]
+	return r.LineageID(), ok
 }
 
 // refill adds the refills of the boundaries passed since b's period, never
@@ -66,17 +78,18 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.keys[keyID]; !ok {
+	id, ok := s.balanceOf(keyID)
+	if !ok {
 		return storage.QuotaLease{}, fmt.Errorf("%w: no such key", apikey.ErrNotFound)
 	}
-	b, ok := s.quotas[keyID]
+	b, ok := s.quotas[id]
 	if !ok {
 		return storage.QuotaLease{Unlimited: true}, nil
 	}
 	b.refill(now)
 	granted := min(want, b.balance)
 	b.balance -= granted
-	s.quotas[keyID] = b
+	s.quotas[id] = b
 	lease := storage.QuotaLease{Granted: granted, Remaining: b.balance}
 	if b.quota.Refill > 0 {
 		lease.NextRefill = b.quota.Period.Next(now)
@@ -94,7 +107,8 @@ func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok := s.quotas[keyID]
+	id, _ := s.balanceOf(keyID)
+	b, ok := s.quotas[id]
 	if !ok || !b.leased {
 		return nil
 	}
@@ -103,6 +117,6 @@ func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt
 		return nil // the lease's period has ended, or the balance moved on
 	}
 	b.balance = min(b.quota.Limit, b.balance+n)
-	s.quotas[keyID] = b
+	s.quotas[id] = b
 	return nil
 }

@@ -29,6 +29,9 @@ const (
 	sameQuota = `(keystile_quotas.quota_limit = excluded.quota_limit AND keystile_quotas.refill = excluded.refill
 		AND keystile_quotas.period = excluded.period)`
 	deleteQuota = `DELETE FROM keystile_quotas WHERE key_id = ?`
+	// lineageOf is the id of the balance (the lineage) of the key whose
+	// id is the statement's last parameter, by keystile_keys' primary key.
+	lineageOf = `(SELECT COALESCE(k.lineage, k.id) FROM keystile_keys AS k WHERE k.id = ?)`
 
 	// nowIndex is the index of the period that holds the lease's time,
 	// for the row's period (see apikey.QuotaPeriod.Index).
@@ -54,7 +57,7 @@ const (
 			period_index = CASE WHEN period_index IS NULL OR ` + nowIndex + ` > period_index
 				THEN ` + nowIndex + ` ELSE period_index END
 		FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index, CAST(? AS BIGINT) AS want) AS p
-		WHERE key_id = ?
+		WHERE key_id = ` + lineageOf + `
 		RETURNING last_grant, balance, refill, period`
 
 	// returnQuota adds returned uses back, never above the limit, only
@@ -64,25 +67,30 @@ const (
 			balance = CASE WHEN balance + p.n > quota_limit THEN quota_limit ELSE balance + p.n END
 		FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index,
 			CAST(? AS BIGINT) AS now_day, CAST(? AS BIGINT) AS now_month, CAST(? AS BIGINT) AS n) AS p
-		WHERE key_id = ? AND period_index = ` + nowIndex + `
+		WHERE key_id = ` + lineageOf + ` AND period_index = ` + nowIndex + `
 			AND ` + nowIndex + ` = (CASE period WHEN 'day' THEN p.now_day WHEN 'month' THEN p.now_month ELSE 0 END)`
 )
 
-// putQuota keeps a key's quota row in step with its record, in Apply's
-// transaction: written while the record has a quota, deleted when it has
-// none (a new key without a quota has no row to delete).
+// putQuota keeps the quota row of a key's lineage in step with its record,
+// in Apply's transaction: written while the record has a quota, deleted
+// when it has none (a first key without a quota has no row to delete). A
+// rotated-out key never writes the row: it follows the lineage's current
+// key.
 func (s *Store) putQuota(ctx context.Context, tx *sql.Tx, r apikey.Record, inserted bool) error {
-	q := r.Limits.Quota
+	if !r.RotatedAt.IsZero() {
+		return nil
+	}
+	id, q := r.LineageID(), r.Limits.Quota
 	if q.IsZero() {
-		if inserted {
+		if inserted && r.Lineage == "" {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, s.q.deleteQuota, r.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q.deleteQuota, id); err != nil {
 			return s.wrap(ctx, "apply: removing the quota of key "+r.Prefix(), err)
 		}
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, s.q.upsertQuota, r.ID, q.Limit, q.Refill, string(q.Period), q.Limit); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q.upsertQuota, id, q.Limit, q.Refill, string(q.Period), q.Limit); err != nil {
 		return s.wrap(ctx, "apply: writing the quota of key "+r.Prefix(), err)
 	}
 	return nil

@@ -243,3 +243,56 @@ func testQuotaConcurrentRefill(t *testing.T, c Config) {
 	}
 	assert.Equal(t, int64(limit+refill*(periods-1)), total.Load(), "one refill per boundary")
 }
+
+// testQuotaRotationSharesBalance: a replacement key (Lineage set to the
+// rotated key's lineage) continues its balance, and during the grace both
+// keys spend from that one balance: old and new together are granted one
+// quota per period, however many times the key is rotated.
+func testQuotaRotationSharesBalance(t *testing.T, c Config) {
+	s := c.New(t)
+	l := ledger(t, s)
+	ctx := context.Background()
+	q := apikey.Quota{Limit: 10, Refill: 10, Period: apikey.Daily}
+	first := quotaKey(t, s, q)
+	at := day(0).Add(time.Hour)
+	assert.Equal(t, int64(6), lease(t, l, first, 6, at).Granted)
+
+	rotate := func(oldID string, at time.Time) apikey.Record {
+		old := mustKey(t, s, oldID)
+		next := record(acme, apikey.Production, apikey.Server, false)
+		next.Limits, next.Lineage = old.Limits, old.LineageID()
+		old.RotatedAt, old.ExpiresAt = at, at.Add(24*time.Hour)
+		apply(t, s, apikey.Change{Update: []apikey.Record{old}, Insert: []apikey.Record{next}})
+		got := mustKey(t, s, next.ID)
+		assert.Equal(t, first, got.Lineage, "the store keeps Lineage")
+		return got
+	}
+	second := rotate(first, at)
+	got := lease(t, l, second.ID, 10, at)
+	assert.Equal(t, int64(4), got.Granted, "the replacement continues the balance")
+	assert.Zero(t, lease(t, l, first, 10, at).Granted, "the rotated key spends the same balance")
+
+	// A change of the rotated key (its grace) leaves the balance alone.
+	old := mustKey(t, s, first)
+	old.ExpiresAt = at.Add(48 * time.Hour)
+	old.Limits.Quota = apikey.Quota{Limit: 1000}
+	apply(t, s, apikey.Change{Update: []apikey.Record{old}})
+	assert.Zero(t, lease(t, l, first, 10, at).Granted, "a rotated key never writes the balance")
+
+	// Next day: one refill for the lineage, whichever key leases; a return
+	// through either key lands in the one balance.
+	next := day(1).Add(time.Hour)
+	assert.Equal(t, int64(7), lease(t, l, first, 7, next).Granted)
+	third := rotate(second.ID, next)
+	assert.Equal(t, int64(3), lease(t, l, third.ID, 10, next).Granted)
+	require.NoError(t, l.ReturnQuota(ctx, second.ID, 2, next, next))
+	assert.Equal(t, int64(2), lease(t, l, first, 10, next).Granted)
+	assert.Zero(t, lease(t, l, second.ID, 10, next).Granted)
+	assert.Zero(t, lease(t, l, third.ID, 10, next).Granted)
+
+	// Removing the current key's quota removes the lineage's balance.
+	cur := mustKey(t, s, third.ID)
+	cur.Limits.Quota = apikey.Quota{}
+	apply(t, s, apikey.Change{Update: []apikey.Record{cur}})
+	assert.True(t, lease(t, l, first, 1, next).Unlimited)
+}

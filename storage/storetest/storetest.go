@@ -85,6 +85,7 @@ func Run(t *testing.T, c Config) {
 		{"QuotaUnknownAndUnlimited", testQuotaUnknownAndUnlimited},
 		{"QuotaConcurrentLeases", testQuotaConcurrentLeases},
 		{"QuotaConcurrentRefill", testQuotaConcurrentRefill},
+		{"QuotaRotationSharesBalance", testQuotaRotationSharesBalance},
 		// storage.UsageRecorder, when the store has it (usage.go).
 		{"Usage", testUsage},
 		{"UsagePaging", testUsagePaging},
