@@ -139,7 +139,8 @@ func (p QuotaPeriod) Index(t time.Time) int64 {
 // quota.
 type Quota struct {
 	// Limit is the most uses the quota holds, 1 to MaxQuotaUses; a new
-	// quota starts full.
+	// quota starts full, and a changed one keeps what was spent (see
+	// storage.QuotaLedger).
 	Limit int64 `json:"limit"`
 	// Refill is how many uses are added at each Period boundary, never
 	// beyond Limit; 0 means the quota never refills.

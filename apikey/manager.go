@@ -553,11 +553,11 @@ func (m *Manager) SetMetadata(ctx context.Context, actor Actor, keyID string, me
 // SetLimits replaces the limits of a key that is not revoked (see
 // ValidateLimits; the zero Limits removes every bound). Owners only; an
 // actor authenticated by a key may not change any key's limits
-// (ErrBeyondActor), its own included. A quota that differs from the key's
-// previous one starts full (see storage.QuotaLedger). A rotated key spends
-// from its lineage's balance, whose quota is its replacement's: changing
-// its quota fails with ErrAlreadyRotated (its other limits may change).
-// The change reaches
+// (ErrBeyondActor), its own included. A quota that differs from the
+// key's previous one keeps what was spent of it (see
+// storage.QuotaLedger). A rotated key spends from its lineage's balance,
+// whose quota is its replacement's: changing its quota fails with
+// ErrAlreadyRotated (its other limits may change). The change reaches
 // every process through the store's change feed like any other. keyID is
 // a key id or a displayable prefix (see ParseKeyID).
 func (m *Manager) SetLimits(ctx context.Context, actor Actor, keyID string, limits Limits) (View, error) {

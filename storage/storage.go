@@ -124,8 +124,14 @@ type EventQuery struct {
 // rotated out (Record.RotatedAt zero): writing a rotated-out key never
 // changes it.
 //
-// A quota starts full (its Limit) when it is set on a key, and is full
-// again whenever a change gives the key a different Quota. At each boundary
+// A quota starts full (its Limit) when it is set on a key (or set again
+// after it was removed). A change to a different Quota keeps what was
+// spent: the balance becomes the new Limit minus the uses spent of the old
+// one (old Limit - balance), within 0 and the new Limit, so that raising
+// the limit of an exhausted key by 100 grants 100 more, not a full quota;
+// while the Period stays the same, the period the balance was last
+// refilled in is kept too (a changed Period refills from the first
+// boundary after the next lease). At each boundary
 // of its Period (UTC) the balance gains Refill, never beyond Limit: a
 // lease or return at time now first adds Refill once for every boundary
 // passed since the balance was last refilled, in the same atomic update,

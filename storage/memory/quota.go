@@ -20,8 +20,8 @@ type quotaBalance struct {
 }
 
 // putQuota keeps the quota balance of r's lineage in step with r: full
-// when the quota is new or differs, kept while it is the same, gone
-// without one. A rotated-out key never writes it: the balance follows the
+// when the quota is new, kept while it is the same, changed keeping what
+// was spent when it differs (see changed), gone without one. A rotated-out key never writes it: the balance follows the
 // lineage's current key. s.mu is held.
 func (s *Store) putQuota(r apikey.Record) {
 	if !r.RotatedAt.IsZero() {
@@ -33,10 +33,25 @@ func (s *Store) putQuota(r apikey.Record) {
 		delete(s.quotas, id)
 		return
 	}
-	if cur, ok := s.quotas[id]; ok && cur.quota == q {
-		return
+	cur, ok := s.quotas[id]
+	switch {
+	case !ok:
+		s.quotas[id] = quotaBalance{quota: q, balance: q.Limit}
+	case cur.quota != q:
+		s.quotas[id] = cur.changed(q)
 	}
-	s.quotas[id] = quotaBalance{quota: q, balance: q.Limit}
+}
+
+// changed returns b under quota q: what was spent of the old limit stays
+// spent (the balance is q's limit minus it, within 0 and the limit), and
+// the refill state is kept while the period is the same.
+func (b quotaBalance) changed(q apikey.Quota) quotaBalance {
+	spent := b.quota.Limit - b.balance
+	next := quotaBalance{quota: q, balance: min(max(q.Limit-spent, 0), q.Limit)}
+	if q.Period == b.quota.Period {
+		next.period, next.leased = b.period, b.leased
+	}
+	return next
 }
 
 // balanceOf returns the id of the balance keyID spends from, and false for

@@ -140,9 +140,10 @@
 // The quotas table holds one row per rotation lineage
 // (apikey.Record.LineageID), which every key of the lineage spends from.
 // Apply writes the row in the transaction that writes the lineage's key
-// that is not rotated out (a rotated key never writes it): a quota that is new or differs from the stored one
-// (limit, refill or period) starts full, the same quota keeps its balance,
-// and a removed quota removes the row. LeaseQuota is one UPDATE ...
+// that is not rotated out (a rotated key never writes it): a new quota
+// starts full, the same quota keeps its balance, a quota that differs
+// (limit, refill or period) keeps what was spent (see
+// storage.QuotaLedger), and a removed quota removes the row. LeaseQuota is one UPDATE ...
 // RETURNING of the row of the key's lineage: in the same statement it adds the refills of the
 // UTC period boundaries passed since the row's period, never beyond the
 // limit, and takes up to the uses asked for. The database locks the row

@@ -17,16 +17,23 @@ var _ storage.QuotaLedger = (*Store)(nil)
 // the row it changes in the statement itself, never in a read before it,
 // so that no two processes can both spend or refill the same uses.
 const (
-	// upsertQuota writes a key's quota: a new row starts full (balance =
-	// limit, period_index NULL); an existing row keeps its balance while
-	// the quota is the same, and is full again when it differs.
+	// upsertQuota writes a lineage's quota: a new row starts full (balance
+	// = limit, period_index NULL); an existing row keeps its balance while
+	// the quota is the same. When it differs, what was spent stays spent
+	// (balance = new limit - (old limit - balance), within 0 and the new
+	// limit), and period_index is kept while the period is the same (else
+	// NULL: the new period's refills start at the next lease).
 	upsertQuota = `INSERT INTO keystile_quotas (key_id, quota_limit, refill, period, balance, period_index, last_grant)
 		VALUES (?, ?, ?, ?, ?, NULL, 0)
 		ON CONFLICT (key_id) DO UPDATE SET
-			balance = CASE WHEN ` + sameQuota + ` THEN keystile_quotas.balance ELSE excluded.balance END,
-			period_index = CASE WHEN ` + sameQuota + ` THEN keystile_quotas.period_index ELSE NULL END,
+			balance = CASE WHEN ` + sameQuota + ` THEN keystile_quotas.balance
+				WHEN ` + keptBalance + ` < 0 THEN 0
+				WHEN ` + keptBalance + ` > excluded.quota_limit THEN excluded.quota_limit
+				ELSE ` + keptBalance + ` END,
+			period_index = CASE WHEN keystile_quotas.period = excluded.period THEN keystile_quotas.period_index ELSE NULL END,
 			quota_limit = excluded.quota_limit, refill = excluded.refill, period = excluded.period`
-	sameQuota = `(keystile_quotas.quota_limit = excluded.quota_limit AND keystile_quotas.refill = excluded.refill
+	keptBalance = `(excluded.quota_limit - (keystile_quotas.quota_limit - keystile_quotas.balance))`
+	sameQuota   = `(keystile_quotas.quota_limit = excluded.quota_limit AND keystile_quotas.refill = excluded.refill
 		AND keystile_quotas.period = excluded.period)`
 	deleteQuota = `DELETE FROM keystile_quotas WHERE key_id = ?`
 	// lineageOf is the id of the balance (the lineage) of the key whose
@@ -38,7 +45,7 @@ const (
 	nowIndex = `(CASE period WHEN 'day' THEN p.day_index WHEN 'month' THEN p.month_index ELSE 0 END)`
 	// refilled is the balance after the refills of every boundary passed
 	// since period_index, never above quota_limit. A quota not leased from
-	// since it was set (period_index NULL) is full; past ceil(limit/refill)
+	// since it was set (period_index NULL) holds its balance; past ceil(limit/refill)
 	// periods it is full too, which keeps refill * periods far from
 	// overflowing.
 	refilled = `(CASE

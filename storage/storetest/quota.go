@@ -131,7 +131,11 @@ func testQuotaReturn(t *testing.T, c Config) {
 	assert.NoError(t, l.ReturnQuota(ctx, plain.ID, 1, at, at))
 }
 
-func testQuotaResetOnChange(t *testing.T, c Config) {
+// testQuotaKeepsSpentOnChange: a change of a key's quota keeps what was
+// spent in the period (the balance is the new limit minus the uses spent,
+// within 0 and the limit), and keeps the period's refill state while the
+// period is the same; only a quota set again after removal starts full.
+func testQuotaKeepsSpentOnChange(t *testing.T, c Config) {
 	s := c.New(t)
 	l := ledger(t, s)
 	id := quotaKey(t, s, apikey.Quota{Limit: 10})
@@ -147,10 +151,32 @@ func testQuotaResetOnChange(t *testing.T, c Config) {
 	assert.Zero(t, lease(t, l, id, 10, at).Granted, "another change keeps the balance")
 	update(func(r *apikey.Record) { r.Limits.Rate = apikey.RateLimit{Requests: 5, Window: time.Second} })
 	assert.Zero(t, lease(t, l, id, 10, at).Granted, "a change of the rate keeps the balance")
-	update(func(r *apikey.Record) { r.Limits.Quota.Limit = 20 })
-	assert.Equal(t, int64(20), lease(t, l, id, 50, at).Granted, "a changed quota starts full")
-	update(func(r *apikey.Record) { r.Limits.Quota = apikey.Quota{Limit: 20, Refill: 1, Period: apikey.Daily} })
-	assert.Equal(t, int64(20), lease(t, l, id, 50, at).Granted, "a changed refill starts full")
+	update(func(r *apikey.Record) { r.Limits.Quota.Limit = 110 })
+	assert.Equal(t, int64(100), lease(t, l, id, 500, at).Granted, "a raised limit adds the difference, not a full quota")
+	update(func(r *apikey.Record) { r.Limits.Quota.Limit = 150 })
+	assert.Equal(t, int64(40), lease(t, l, id, 30, at).Granted+lease(t, l, id, 30, at).Granted)
+	update(func(r *apikey.Record) { r.Limits.Quota.Limit = 100 })
+	assert.Zero(t, lease(t, l, id, 50, at).Granted, "a limit below what was spent leaves nothing")
+
+	// Same period: the refill state is kept, so the next boundary refills.
+	daily := quotaKey(t, s, apikey.Quota{Limit: 10, Refill: 10, Period: apikey.Daily})
+	assert.Equal(t, int64(10), lease(t, l, daily, 10, day(0)).Granted)
+	r := mustKey(t, s, daily)
+	r.Limits.Quota.Limit = 20
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	assert.Equal(t, int64(20), lease(t, l, daily, 50, day(1)).Granted, "10 kept plus day 1's refill")
+	r = mustKey(t, s, daily)
+	r.Limits.Quota.Refill = 5
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	assert.Zero(t, lease(t, l, daily, 50, day(1)).Granted, "a changed refill keeps what was spent")
+	assert.Equal(t, int64(5), lease(t, l, daily, 50, day(2)).Granted)
+	// A changed period keeps what was spent, and refills from the next
+	// boundary of the new period.
+	r = mustKey(t, s, daily)
+	r.Limits.Quota.Period = apikey.Monthly
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	assert.Zero(t, lease(t, l, daily, 50, day(3)).Granted)
+
 	update(func(r *apikey.Record) { r.Limits.Quota = apikey.Quota{} })
 	got := lease(t, l, id, 50, at)
 	assert.Equal(t, storage.QuotaLease{Unlimited: true}, got, "a removed quota")

@@ -81,7 +81,7 @@ func Run(t *testing.T, c Config) {
 		{"QuotaLeaseUntilEmpty", testQuotaLeaseUntilEmpty},
 		{"QuotaRefill", testQuotaRefill},
 		{"QuotaReturn", testQuotaReturn},
-		{"QuotaResetOnChange", testQuotaResetOnChange},
+		{"QuotaKeepsSpentOnChange", testQuotaKeepsSpentOnChange},
 		{"QuotaUnknownAndUnlimited", testQuotaUnknownAndUnlimited},
 		{"QuotaConcurrentLeases", testQuotaConcurrentLeases},
 		{"QuotaConcurrentRefill", testQuotaConcurrentRefill},
