@@ -144,11 +144,14 @@ type QuotaLedger interface {
 	// apikey.ErrNotFound for an unknown key and a lease with Granted 0 and
 	// Unlimited true for a key without a quota.
 	LeaseQuota(ctx context.Context, keyID string, want int64, now time.Time) (QuotaLease, error)
-	// ReturnQuota gives back n unspent uses of a lease taken in the period
-	// that holds leasedAt. Uses of a period that has ended are dropped (the
-	// refill replaced them); the balance never exceeds Limit. Unknown keys
-	// and keys without a quota are ignored.
-	ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error
+	// ReturnQuota gives back n unspent uses of lease, a lease of keyID's
+	// balance (only its LeasedAt and Generation are read). Uses of a
+	// period that has ended are dropped (the refill replaced them), and so
+	// are uses of a lease taken under another quota (another Generation:
+	// the change kept what was spent, the lease's uses included); the
+	// balance never exceeds Limit. Unknown keys and keys without a quota
+	// are ignored.
+	ReturnQuota(ctx context.Context, keyID string, n int64, lease QuotaLease, now time.Time) error
 }
 
 // QuotaLease is what LeaseQuota granted.
@@ -162,4 +165,12 @@ type QuotaLease struct {
 	NextRefill time.Time
 	// Unlimited reports that the key has no quota.
 	Unlimited bool
+	// LeasedAt is the time the lease was taken at (LeaseQuota's now),
+	// which names its period.
+	LeasedAt time.Time
+	// Generation names the quota the lease was taken under: it changes
+	// whenever the balance's quota changes, and never takes a value it had
+	// before (stores use the revision of the change that set the quota).
+	// ReturnQuota drops the uses of a lease of another generation.
+	Generation int64
 }

@@ -109,6 +109,7 @@ type entry struct {
 	quota      apikey.Quota // the quota the lease was taken under
 	held       int64        // unspent uses of the lease
 	leasedAt   time.Time    // when the lease was taken (names its period)
+	generation int64        // the latest lease's storage.QuotaLease.Generation
 	nextRefill time.Time    // from the latest lease; zero: never
 	remaining  int64        // the store's balance after the latest lease
 	spent      int64        // uses spent since leasedAt, to size the next lease
@@ -130,6 +131,7 @@ type giveBack struct {
 	keyID    string
 	n        int64
 	leasedAt time.Time
+	gen      int64 // the lease's storage.QuotaLease.Generation
 }
 
 // New returns a Spender for o. Errors wrap ErrInvalidOptions and name the
@@ -304,6 +306,7 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 		}
 		e.held += lease.Granted
 		e.leasedAt, e.spent, e.lastUsed = now, 0, now
+		e.generation = lease.Generation
 		e.remaining, e.nextRefill = lease.Remaining, lease.NextRefill
 		if lease.Granted < want {
 			e.emptyUntil = now.Add(s.leaseTime)
@@ -326,7 +329,7 @@ func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.Q
 		d.Allowed, d.Remaining, rest = true, d.Remaining-cost, rest-cost
 	}
 	if rest > 0 {
-		if err := s.ledger.ReturnQuota(context.WithoutCancel(ctx), keyID, rest, now, now); err != nil {
+		if err := s.ledger.ReturnQuota(context.WithoutCancel(ctx), keyID, rest, storage.QuotaLease{LeasedAt: now, Generation: lease.Generation}, now); err != nil {
 			s.onError(fmt.Errorf("quota: returning %d uses of a dropped key: %w", rest, err))
 		}
 	}
@@ -396,7 +399,7 @@ func (s *Spender) giveBack(ctx context.Context, gs []giveBack, now time.Time) {
 	}
 	ctx = context.WithoutCancel(ctx)
 	for _, g := range gs {
-		if err := s.ledger.ReturnQuota(ctx, g.keyID, g.n, g.leasedAt, now); err != nil {
+		if err := s.ledger.ReturnQuota(ctx, g.keyID, g.n, storage.QuotaLease{LeasedAt: g.leasedAt, Generation: g.gen}, now); err != nil {
 			s.onError(fmt.Errorf("quota: returning %d uses of an evicted key: %w", g.n, err))
 		}
 	}
@@ -406,7 +409,7 @@ func (s *Spender) giveBack(ctx context.Context, gs []giveBack, now time.Time) {
 func (s *Spender) returnAll(ctx context.Context, gs []giveBack, now time.Time) error {
 	var errs []error
 	for _, g := range gs {
-		if err := s.ledger.ReturnQuota(ctx, g.keyID, g.n, g.leasedAt, now); err != nil {
+		if err := s.ledger.ReturnQuota(ctx, g.keyID, g.n, storage.QuotaLease{LeasedAt: g.leasedAt, Generation: g.gen}, now); err != nil {
 			errs = append(errs, fmt.Errorf("quota: returning %d uses: %w", g.n, err))
 		}
 	}
@@ -420,7 +423,7 @@ func drop(sh *shard, k string, e *entry, now time.Time, gs []giveBack) []giveBac
 	e.dropped = true
 	e.rollover(now)
 	if e.held > 0 {
-		gs = append(gs, giveBack{keyID: k, n: e.held, leasedAt: e.leasedAt})
+		gs = append(gs, giveBack{keyID: k, n: e.held, leasedAt: e.leasedAt, gen: e.generation})
 		e.held = 0
 	}
 	return gs

@@ -17,6 +17,9 @@ type quotaBalance struct {
 	// refill balance holds; meaningless until leased.
 	period int64
 	leased bool // leased from since the quota was set (else full)
+	// generation is the revision of the change that set the quota (see
+	// storage.QuotaLease.Generation).
+	generation int64
 }
 
 // putQuota keeps the quota balance of r's lineage in step with r: full
@@ -36,9 +39,11 @@ func (s *Store) putQuota(r apikey.Record) {
 	cur, ok := s.quotas[id]
 	switch {
 	case !ok:
-		s.quotas[id] = quotaBalance{quota: q, balance: q.Limit}
+		s.quotas[id] = quotaBalance{quota: q, balance: q.Limit, generation: r.Revision}
 	case cur.quota != q:
-		s.quotas[id] = cur.changed(q)
+		next := cur.changed(q)
+		next.generation = r.Revision
+		s.quotas[id] = next
 	}
 }
 
@@ -105,7 +110,7 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 	granted := min(want, b.balance)
 	b.balance -= granted
 	s.quotas[id] = b
-	lease := storage.QuotaLease{Granted: granted, Remaining: b.balance}
+	lease := storage.QuotaLease{Granted: granted, Remaining: b.balance, LeasedAt: now, Generation: b.generation}
 	if b.quota.Refill > 0 {
 		lease.NextRefill = b.quota.Period.Next(now)
 	}
@@ -113,7 +118,7 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 }
 
 // ReturnQuota implements storage.QuotaLedger.
-func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error {
+func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, lease storage.QuotaLease, now time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -124,11 +129,11 @@ func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt
 	defer s.mu.Unlock()
 	id, _ := s.balanceOf(keyID)
 	b, ok := s.quotas[id]
-	if !ok || !b.leased {
+	if !ok || !b.leased || b.generation != lease.Generation {
 		return nil
 	}
 	p := b.quota.Period
-	if idx := p.Index(leasedAt); idx != b.period || idx != p.Index(now) {
+	if idx := p.Index(lease.LeasedAt); idx != b.period || idx != p.Index(now) {
 		return nil // the lease's period has ended, or the balance moved on
 	}
 	b.balance = min(b.quota.Limit, b.balance+n)

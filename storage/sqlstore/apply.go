@@ -178,7 +178,7 @@ func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 		return s.wrap(ctx, "apply: updating key "+r.Prefix(), err)
 	}
 	if n == 1 {
-		if err := s.putQuota(ctx, tx, r, false); err != nil {
+		if err := s.putQuota(ctx, tx, r, rev, false); err != nil {
 			return err
 		}
 		return s.publish(ctx, tx, rev, r.Account, r.Environment, r.ID)
@@ -213,7 +213,7 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 		}
 		return s.writeError(ctx, "apply: inserting key "+r.Prefix(), err, why)
 	}
-	if err := s.putQuota(ctx, tx, r, true); err != nil {
+	if err := s.putQuota(ctx, tx, r, rev, true); err != nil {
 		return err
 	}
 	return s.publish(ctx, tx, rev, r.Account, r.Environment, r.ID)

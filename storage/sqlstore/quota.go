@@ -22,10 +22,12 @@ const (
 	// the quota is the same. When it differs, what was spent stays spent
 	// (balance = new limit - (old limit - balance), within 0 and the new
 	// limit), and period_index is kept while the period is the same (else
-	// NULL: the new period's refills start at the next lease).
-	upsertQuota = `INSERT INTO keystile_quotas (key_id, quota_limit, refill, period, balance, period_index, last_grant)
-		VALUES (?, ?, ?, ?, ?, NULL, 0)
+	// NULL: the new period's refills start at the next lease). generation
+	// is the revision of the change that set the quota.
+	upsertQuota = `INSERT INTO keystile_quotas (key_id, quota_limit, refill, period, balance, period_index, last_grant, generation)
+		VALUES (?, ?, ?, ?, ?, NULL, 0, ?)
 		ON CONFLICT (key_id) DO UPDATE SET
+			generation = CASE WHEN ` + sameQuota + ` THEN keystile_quotas.generation ELSE excluded.generation END,
 			balance = CASE WHEN ` + sameQuota + ` THEN keystile_quotas.balance
 				WHEN ` + keptBalance + ` < 0 THEN 0
 				WHEN ` + keptBalance + ` > excluded.quota_limit THEN excluded.quota_limit
@@ -65,16 +67,17 @@ const (
 				THEN ` + nowIndex + ` ELSE period_index END
 		FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index, CAST(? AS BIGINT) AS want) AS p
 		WHERE key_id = ` + lineageOf + `
-		RETURNING last_grant, balance, refill, period`
+		RETURNING last_grant, balance, refill, period, generation`
 
 	// returnQuota adds returned uses back, never above the limit, only
-	// while the row's period is the lease's and the lease's period has
-	// not ended.
+	// while the row's generation and period are the lease's and the
+	// lease's period has not ended.
 	returnQuota = `UPDATE keystile_quotas SET
 			balance = CASE WHEN balance + p.n > quota_limit THEN quota_limit ELSE balance + p.n END
 		FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index,
-			CAST(? AS BIGINT) AS now_day, CAST(? AS BIGINT) AS now_month, CAST(? AS BIGINT) AS n) AS p
-		WHERE key_id = ` + lineageOf + ` AND period_index = ` + nowIndex + `
+			CAST(? AS BIGINT) AS now_day, CAST(? AS BIGINT) AS now_month, CAST(? AS BIGINT) AS n,
+			CAST(? AS BIGINT) AS generation) AS p
+		WHERE key_id = ` + lineageOf + ` AND keystile_quotas.generation = p.generation AND period_index = ` + nowIndex + `
 			AND ` + nowIndex + ` = (CASE period WHEN 'day' THEN p.now_day WHEN 'month' THEN p.now_month ELSE 0 END)`
 )
 
@@ -83,7 +86,7 @@ const (
 // when it has none (a first key without a quota has no row to delete). A
 // rotated-out key never writes the row: it follows the lineage's current
 // key.
-func (s *Store) putQuota(ctx context.Context, tx *sql.Tx, r apikey.Record, inserted bool) error {
+func (s *Store) putQuota(ctx context.Context, tx *sql.Tx, r apikey.Record, rev int64, inserted bool) error {
 	if !r.RotatedAt.IsZero() {
 		return nil
 	}
@@ -97,7 +100,7 @@ func (s *Store) putQuota(ctx context.Context, tx *sql.Tx, r apikey.Record, inser
 		}
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, s.q.upsertQuota, id, q.Limit, q.Refill, string(q.Period), q.Limit); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q.upsertQuota, id, q.Limit, q.Refill, string(q.Period), q.Limit, rev); err != nil {
 		return s.wrap(ctx, "apply: writing the quota of key "+r.Prefix(), err)
 	}
 	return nil
@@ -120,7 +123,7 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 		period string
 	)
 	err := s.db.QueryRowContext(ctx, s.q.leaseQuota,
-		apikey.Daily.Index(now), apikey.Monthly.Index(now), want, keyID).Scan(&lease.Granted, &lease.Remaining, &refill, &period)
+		apikey.Daily.Index(now), apikey.Monthly.Index(now), want, keyID).Scan(&lease.Granted, &lease.Remaining, &refill, &period, &lease.Generation)
 	if errors.Is(err, sql.ErrNoRows) {
 		var n int64
 		if err := s.db.QueryRowContext(ctx, s.q.keyExists, keyID).Scan(&n); err != nil {
@@ -134,6 +137,7 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 	if err != nil {
 		return storage.QuotaLease{}, s.wrap(ctx, "lease quota", err)
 	}
+	lease.LeasedAt = now
 	if refill > 0 {
 		lease.NextRefill = apikey.QuotaPeriod(period).Next(now)
 	}
@@ -141,7 +145,7 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 }
 
 // ReturnQuota implements storage.QuotaLedger with one conditional UPDATE.
-func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error {
+func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, lease storage.QuotaLease, now time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return s.wrap(ctx, "return quota", err)
 	}
@@ -149,7 +153,7 @@ func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt
 		return nil
 	}
 	_, err := s.db.ExecContext(ctx, s.q.returnQuota,
-		apikey.Daily.Index(leasedAt), apikey.Monthly.Index(leasedAt), apikey.Daily.Index(now), apikey.Monthly.Index(now),
-		n, keyID)
+		apikey.Daily.Index(lease.LeasedAt), apikey.Monthly.Index(lease.LeasedAt), apikey.Daily.Index(now), apikey.Monthly.Index(now),
+		n, lease.Generation, keyID)
 	return s.wrap(ctx, "return quota", err)
 }

@@ -54,7 +54,9 @@ func testQuotaLeaseUntilEmpty(t *testing.T, c Config) {
 		{4, 4, 6}, {4, 4, 2}, {4, 2, 0}, {1, 0, 0},
 	} {
 		got := lease(t, l, id, want.want, day(i*40)) // a quota without refill never refills
-		assert.Equal(t, storage.QuotaLease{Granted: want.granted, Remaining: want.remaining}, got, "lease %d", i)
+		assert.Equal(t, want.granted, got.Granted, "lease %d", i)
+		assert.Equal(t, want.remaining, got.Remaining, "lease %d", i)
+		assert.True(t, got.NextRefill.IsZero() && !got.Unlimited, "lease %d", i)
 	}
 	_, err := l.LeaseQuota(context.Background(), id, 0, day(0))
 	assert.Error(t, err, "want 0 is a caller's mistake")
@@ -106,29 +108,72 @@ func testQuotaReturn(t *testing.T, c Config) {
 	ctx := context.Background()
 	id := quotaKey(t, s, apikey.Quota{Limit: 10, Refill: 4, Period: apikey.Daily})
 	at := day(0).Add(time.Hour)
-	assert.Equal(t, int64(6), lease(t, l, id, 6, at).Granted)
-	require.NoError(t, l.ReturnQuota(ctx, id, 2, at, at.Add(time.Hour)), "same period")
+	first := lease(t, l, id, 6, at)
+	assert.Equal(t, int64(6), first.Granted)
+	assert.True(t, at.Equal(first.LeasedAt), "LeasedAt is the lease's now")
+	require.NoError(t, l.ReturnQuota(ctx, id, 2, first, at.Add(time.Hour)), "same period")
 	assert.Equal(t, int64(6), lease(t, l, id, 10, at.Add(2*time.Hour)).Granted, "4 left and 2 returned")
-	require.NoError(t, l.ReturnQuota(ctx, id, 50, at, at.Add(3*time.Hour)))
+	require.NoError(t, l.ReturnQuota(ctx, id, 50, first, at.Add(3*time.Hour)))
 	got := lease(t, l, id, 50, at.Add(4*time.Hour))
 	assert.Equal(t, int64(10), got.Granted, "a return never raises the balance above the limit")
 
 	// After a boundary, uses of the ended period are dropped: the refill
 	// replaced them.
-	require.NoError(t, l.ReturnQuota(ctx, id, 3, at, day(1)))
-	assert.Equal(t, int64(4), lease(t, l, id, 10, day(1)).Granted, "the refill only")
+	require.NoError(t, l.ReturnQuota(ctx, id, 3, first, day(1)))
+	ofDay1 := lease(t, l, id, 10, day(1))
+	assert.Equal(t, int64(4), ofDay1.Granted, "the refill only")
 	// A lease of day 0 returned on day 1 after day 1's refill: dropped too.
-	require.NoError(t, l.ReturnQuota(ctx, id, 3, at, day(1).Add(time.Hour)))
+	require.NoError(t, l.ReturnQuota(ctx, id, 3, first, day(1).Add(time.Hour)))
 	assert.Zero(t, lease(t, l, id, 10, day(1).Add(2*time.Hour)).Granted)
 	// A lease of day 1 returned on day 1 counts.
-	require.NoError(t, l.ReturnQuota(ctx, id, 2, day(1), day(1).Add(3*time.Hour)))
+	require.NoError(t, l.ReturnQuota(ctx, id, 2, ofDay1, day(1).Add(3*time.Hour)))
 	assert.Equal(t, int64(2), lease(t, l, id, 10, day(1).Add(4*time.Hour)).Granted)
 
 	// Unknown keys and keys without a quota are ignored.
-	assert.NoError(t, l.ReturnQuota(ctx, "nosuchkey000", 1, at, at))
+	assert.NoError(t, l.ReturnQuota(ctx, "nosuchkey000", 1, first, at))
 	plain := record(acme, apikey.Production, apikey.Server, false)
 	apply(t, s, apikey.Change{Insert: []apikey.Record{plain}})
-	assert.NoError(t, l.ReturnQuota(ctx, plain.ID, 1, at, at))
+	assert.NoError(t, l.ReturnQuota(ctx, plain.ID, 1, first, at))
+}
+
+// testQuotaReturnOtherGeneration: uses of a lease taken under a quota
+// that has since changed are dropped, not added to the new quota's
+// balance (the change kept them as spent); a change that keeps the quota
+// keeps the generation.
+func testQuotaReturnOtherGeneration(t *testing.T, c Config) {
+	s := c.New(t)
+	l := ledger(t, s)
+	ctx := context.Background()
+	id := quotaKey(t, s, apikey.Quota{Limit: 100})
+	at := day(0).Add(time.Hour)
+	b := lease(t, l, id, 60, at) // held by one process
+	r := mustKey(t, s, id)
+	r.Name = "renamed"
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	assert.Equal(t, b.Generation, lease(t, l, id, 1, at).Generation, "the same quota, the same generation")
+
+	r = mustKey(t, s, id)
+	r.Limits.Quota = apikey.Quota{Limit: 50}
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	a := lease(t, l, id, 50, at.Add(time.Minute))
+	assert.Zero(t, a.Granted, "61 spent of 50")
+	assert.NotEqual(t, b.Generation, a.Generation)
+	require.NoError(t, l.ReturnQuota(ctx, id, 60, b, at.Add(2*time.Minute)))
+	assert.Zero(t, lease(t, l, id, 100, at.Add(3*time.Minute)).Granted, "the old lease's return is dropped")
+
+	// Removed and set again: a lease of the first quota is still dropped.
+	r = mustKey(t, s, id)
+	r.Limits.Quota = apikey.Quota{}
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	r = mustKey(t, s, id)
+	r.Limits.Quota = apikey.Quota{Limit: 100}
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	got := lease(t, l, id, 90, at)
+	require.Equal(t, int64(90), got.Granted)
+	require.NoError(t, l.ReturnQuota(ctx, id, 60, b, at))
+	assert.Equal(t, int64(10), lease(t, l, id, 100, at).Granted)
+	require.NoError(t, l.ReturnQuota(ctx, id, 5, got, at))
+	assert.Equal(t, int64(5), lease(t, l, id, 100, at).Granted, "a lease of the current generation counts")
 }
 
 // testQuotaKeepsSpentOnChange: a change of a key's quota keeps what was
@@ -200,7 +245,7 @@ func testQuotaUnknownAndUnlimited(t *testing.T, c Config) {
 	cancel()
 	_, err = l.LeaseQuota(ctx, plain.ID, 1, day(0))
 	assert.ErrorIs(t, err, context.Canceled)
-	assert.ErrorIs(t, l.ReturnQuota(ctx, plain.ID, 1, day(0), day(0)), context.Canceled)
+	assert.ErrorIs(t, l.ReturnQuota(ctx, plain.ID, 1, storage.QuotaLease{LeasedAt: day(0)}, day(0)), context.Canceled)
 }
 
 // testQuotaConcurrentLeases: leasers in several processes (peers) draining
@@ -308,10 +353,11 @@ func testQuotaRotationSharesBalance(t *testing.T, c Config) {
 	// Next day: one refill for the lineage, whichever key leases; a return
 	// through either key lands in the one balance.
 	next := day(1).Add(time.Hour)
-	assert.Equal(t, int64(7), lease(t, l, first, 7, next).Granted)
+	ofFirst := lease(t, l, first, 7, next)
+	assert.Equal(t, int64(7), ofFirst.Granted)
 	third := rotate(second.ID, next)
 	assert.Equal(t, int64(3), lease(t, l, third.ID, 10, next).Granted)
-	require.NoError(t, l.ReturnQuota(ctx, second.ID, 2, next, next))
+	require.NoError(t, l.ReturnQuota(ctx, second.ID, 2, ofFirst, next))
 	assert.Equal(t, int64(2), lease(t, l, first, 10, next).Granted)
 	assert.Zero(t, lease(t, l, second.ID, 10, next).Granted)
 	assert.Zero(t, lease(t, l, third.ID, 10, next).Granted)

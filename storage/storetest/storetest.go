@@ -81,6 +81,7 @@ func Run(t *testing.T, c Config) {
 		{"QuotaLeaseUntilEmpty", testQuotaLeaseUntilEmpty},
 		{"QuotaRefill", testQuotaRefill},
 		{"QuotaReturn", testQuotaReturn},
+		{"QuotaReturnOtherGeneration", testQuotaReturnOtherGeneration},
 		{"QuotaKeepsSpentOnChange", testQuotaKeepsSpentOnChange},
 		{"QuotaUnknownAndUnlimited", testQuotaUnknownAndUnlimited},
 		{"QuotaConcurrentLeases", testQuotaConcurrentLeases},
