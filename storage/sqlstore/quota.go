@@ -122,8 +122,10 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 		refill int64
 		period string
 	)
-	err := s.db.QueryRowContext(ctx, s.q.leaseQuota,
-		apikey.Daily.Index(now), apikey.Monthly.Index(now), want, keyID).Scan(&lease.Granted, &lease.Remaining, &refill, &period, &lease.Generation)
+	err := s.quotaStatement(ctx, func(q querier) error {
+		return q.QueryRowContext(ctx, s.q.leaseQuota, apikey.Daily.Index(now), apikey.Monthly.Index(now), want, keyID).
+			Scan(&lease.Granted, &lease.Remaining, &refill, &period, &lease.Generation)
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		var n int64
 		if err := s.db.QueryRowContext(ctx, s.q.keyExists, keyID).Scan(&n); err != nil {
@@ -152,8 +154,49 @@ func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, lease st
 	if n <= 0 {
 		return nil
 	}
-	_, err := s.db.ExecContext(ctx, s.q.returnQuota,
-		apikey.Daily.Index(lease.LeasedAt), apikey.Monthly.Index(lease.LeasedAt), apikey.Daily.Index(now), apikey.Monthly.Index(now),
-		n, lease.Generation, keyID)
+	err := s.quotaStatement(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, s.q.returnQuota,
+			apikey.Daily.Index(lease.LeasedAt), apikey.Monthly.Index(lease.LeasedAt), apikey.Daily.Index(now), apikey.Monthly.Index(now),
+			n, lease.Generation, keyID)
+		return err
+	})
 	return s.wrap(ctx, "return quota", err)
+}
+
+// querier is what quota statements run on: the pool or a transaction.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// quotaStatement runs one quota statement on the pool, in the database's
+// default isolation level. The statements need no more than READ
+// COMMITTED, PostgreSQL's default; under a stricter default (an
+// operator's default_transaction_isolation of REPEATABLE READ or
+// SERIALIZABLE) a statement racing another on the same row fails with a
+// serialization failure (or, in principle, a deadlock), and is then run
+// again in an explicit READ COMMITTED transaction, which waits for the
+// row's lock instead (up to maxQuotaRetries times).
+func (s *Store) quotaStatement(ctx context.Context, run func(querier) error) error {
+	err := run(s.db)
+	for i := 0; i < maxQuotaRetries && err != nil && ctx.Err() == nil && isSerializationFailure(err); i++ {
+		err = s.readCommitted(ctx, run)
+	}
+	return err
+}
+
+// maxQuotaRetries bounds the READ COMMITTED reruns of a quota statement.
+const maxQuotaRetries = 3
+
+// readCommitted runs run in a READ COMMITTED transaction.
+func (s *Store) readCommitted(ctx context.Context, run func(querier) error) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return err
+	}
+	if err := run(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
