@@ -149,8 +149,9 @@ type QuotaLedger interface {
 	// period that has ended are dropped (the refill replaced them), and so
 	// are uses of a lease taken under another quota (another Generation:
 	// the change kept what was spent, the lease's uses included); the
-	// balance never exceeds Limit. Unknown keys and keys without a quota
-	// are ignored.
+	// balance never exceeds Limit, whatever n (up to math.MaxInt64: the
+	// return saturates, never overflows or fails). Unknown keys and keys
+	// without a quota are ignored.
 	ReturnQuota(ctx context.Context, keyID string, n int64, lease QuotaLease, now time.Time) error
 }
 

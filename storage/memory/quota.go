@@ -136,7 +136,7 @@ func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, lease st
 	if idx := p.Index(lease.LeasedAt); idx != b.period || idx != p.Index(now) {
 		return nil // the lease's period has ended, or the balance moved on
 	}
-	b.balance = min(b.quota.Limit, b.balance+n)
+	b.balance += min(n, b.quota.Limit-b.balance) // never above the limit, whatever n
 	s.quotas[id] = b
 	return nil
 }

@@ -69,11 +69,12 @@ const (
 		WHERE key_id = ` + lineageOf + `
 		RETURNING last_grant, balance, refill, period, generation`
 
-	// returnQuota adds returned uses back, never above the limit, only
+	// returnQuota adds returned uses back, never above the limit (compared
+	// as limit - balance, which cannot overflow, whatever n), only
 	// while the row's generation and period are the lease's and the
 	// lease's period has not ended.
 	returnQuota = `UPDATE keystile_quotas SET
-			balance = CASE WHEN balance + p.n > quota_limit THEN quota_limit ELSE balance + p.n END
+			balance = CASE WHEN p.n >= quota_limit - balance THEN quota_limit ELSE balance + p.n END
 		FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index,
 			CAST(? AS BIGINT) AS now_day, CAST(? AS BIGINT) AS now_month, CAST(? AS BIGINT) AS n,
 			CAST(? AS BIGINT) AS generation) AS p

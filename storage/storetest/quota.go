@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -134,6 +135,23 @@ func testQuotaReturn(t *testing.T, c Config) {
 	plain := record(acme, apikey.Production, apikey.Server, false)
 	apply(t, s, apikey.Change{Insert: []apikey.Record{plain}})
 	assert.NoError(t, l.ReturnQuota(ctx, plain.ID, 1, first, at))
+}
+
+// testQuotaReturnHuge: a return of any n, up to math.MaxInt64, fills the
+// balance up to the limit and never fails or overflows.
+func testQuotaReturnHuge(t *testing.T, c Config) {
+	s := c.New(t)
+	l := ledger(t, s)
+	ctx := context.Background()
+	id := quotaKey(t, s, apikey.Quota{Limit: 100})
+	at := day(0).Add(time.Hour)
+	some := lease(t, l, id, 10, at)
+	require.NoError(t, l.ReturnQuota(ctx, id, math.MaxInt64, some, at))
+	assert.Equal(t, int64(100), lease(t, l, id, 1000, at).Granted, "full, not overflowed")
+	require.NoError(t, l.ReturnQuota(ctx, id, math.MaxInt64-50, some, at))
+	got := lease(t, l, id, 1000, at)
+	assert.Equal(t, int64(100), got.Granted, "from empty")
+	assert.Zero(t, got.Remaining)
 }
 
 // testQuotaReturnOtherGeneration: uses of a lease taken under a quota

@@ -82,6 +82,7 @@ func Run(t *testing.T, c Config) {
 		{"QuotaRefill", testQuotaRefill},
 		{"QuotaReturn", testQuotaReturn},
 		{"QuotaReturnOtherGeneration", testQuotaReturnOtherGeneration},
+		{"QuotaReturnHuge", testQuotaReturnHuge},
 		{"QuotaKeepsSpentOnChange", testQuotaKeepsSpentOnChange},
 		{"QuotaUnknownAndUnlimited", testQuotaUnknownAndUnlimited},
 		{"QuotaConcurrentLeases", testQuotaConcurrentLeases},
