@@ -137,6 +137,14 @@ type EventQuery struct {
 // passed since the balance was last refilled, in the same atomic update,
 // so that a refill happens exactly once per period whatever the number of
 // processes.
+//
+// A lease's now is the caller's clock. A store shared by processes bounds
+// it by its own clock: a now more than one hour ahead of the store's clock
+// counts as the store's clock plus one hour, so that one process whose
+// clock is far ahead cannot move the balance into a future period, which
+// would stop the refills of every other process until then (sqlstore uses
+// the database's clock; memory serves one process, and takes now as
+// given). A now behind the balance's period refills nothing.
 type QuotaLedger interface {
 	// LeaseQuota takes up to want uses (want >= 1) from keyID's balance at
 	// now, in one atomic conditional update, and reports what it granted

@@ -149,7 +149,9 @@
 // boundaries passed since the row's period, never beyond the limit, and
 // takes up to the uses asked for. The database locks the row for the
 // statement, so concurrent leases from any number of processes never
-// grant a use twice and refill once per period. ReturnQuota is one
+// grant a use twice and refill once per period; a lease's time counts
+// as at most the database's clock plus one hour, so that a process whose
+// clock is far ahead cannot stop the refills. ReturnQuota is one
 // conditional UPDATE that adds unspent uses back only while the lease's
 // generation and period are the row's and the period has not ended. Both
 // need no more than READ COMMITTED; under a stricter default isolation

@@ -57,18 +57,6 @@ const (
 		ELSE balance + refill * (` + nowIndex + ` - period_index) END)`
 	granted = `(CASE WHEN ` + refilled + ` < p.want THEN ` + refilled + ` ELSE p.want END)`
 
-	// leaseQuota refills and spends in one UPDATE: its SET expressions all
-	// read the row as it was before the statement, which the database
-	// locks for the statement's (and transaction's) length.
-	leaseQuota = `UPDATE keystile_quotas SET
-			balance = ` + refilled + ` - ` + granted + `,
-			last_grant = ` + granted + `,
-			period_index = CASE WHEN period_index IS NULL OR ` + nowIndex + ` > period_index
-				THEN ` + nowIndex + ` ELSE period_index END
-		FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index, CAST(? AS BIGINT) AS want) AS p
-		WHERE key_id = ` + lineageOf + `
-		RETURNING last_grant, balance, refill, period, generation`
-
 	// returnQuota adds returned uses back, never above the limit (compared
 	// as limit - balance, which cannot overflow, whatever n), only
 	// while the row's generation and period are the lease's and the
@@ -81,6 +69,33 @@ const (
 		WHERE key_id = ` + lineageOf + ` AND keystile_quotas.generation = p.generation AND period_index = ` + nowIndex + `
 			AND ` + nowIndex + ` = (CASE period WHEN 'day' THEN p.now_day WHEN 'month' THEN p.now_month ELSE 0 END)`
 )
+
+// leaseQuota refills and spends in one UPDATE: its SET expressions all
+// read the row as it was before the statement, which the database locks
+// for the statement's (and transaction's) length. The lease's period
+// indexes are those of the caller's now, but never beyond those of the
+// database's clock plus one hour (see storage.QuotaLedger).
+func leaseQuota(d Dialect) string {
+	// The day and month indexes of the database's clock, one hour ahead.
+	maxDay := `CAST(FLOOR(EXTRACT(EPOCH FROM CURRENT_TIMESTAMP + INTERVAL '1 hour') / 86400) AS BIGINT)`
+	maxMonth := `CAST(EXTRACT(YEAR FROM (CURRENT_TIMESTAMP + INTERVAL '1 hour') AT TIME ZONE 'UTC') * 12
+		+ EXTRACT(MONTH FROM (CURRENT_TIMESTAMP + INTERVAL '1 hour') AT TIME ZONE 'UTC') - 1 AS BIGINT)`
+	if d == SQLite {
+		maxDay = `(CAST(strftime('%s', 'now', '+1 hour') AS INTEGER) / 86400)`
+		maxMonth = `(CAST(strftime('%Y', 'now', '+1 hour') AS INTEGER) * 12 + CAST(strftime('%m', 'now', '+1 hour') AS INTEGER) - 1)`
+	}
+	return `UPDATE keystile_quotas SET
+			balance = ` + refilled + ` - ` + granted + `,
+			last_grant = ` + granted + `,
+			period_index = CASE WHEN period_index IS NULL OR ` + nowIndex + ` > period_index
+				THEN ` + nowIndex + ` ELSE period_index END
+		FROM (SELECT CASE WHEN c.day_index > c.max_day THEN c.max_day ELSE c.day_index END AS day_index,
+				CASE WHEN c.month_index > c.max_month THEN c.max_month ELSE c.month_index END AS month_index, c.want
+			FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index, CAST(? AS BIGINT) AS want,
+				` + maxDay + ` AS max_day, ` + maxMonth + ` AS max_month) AS c) AS p
+		WHERE key_id = ` + lineageOf + `
+		RETURNING last_grant, balance, refill, period, generation`
+}
 
 // putQuota keeps the quota row of a key's lineage in step with its record,
 // in Apply's transaction: written while the record has a quota, deleted

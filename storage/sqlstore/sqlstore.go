@@ -173,7 +173,7 @@ func newQueries(d Dialect) queries {
 			WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
 
 		// The primary key of keystile_quotas, for all four (see quota.go).
-		upsertQuota: upsertQuota, deleteQuota: deleteQuota, leaseQuota: leaseQuota, returnQuota: returnQuota,
+		upsertQuota: upsertQuota, deleteQuota: deleteQuota, leaseQuota: leaseQuota(d), returnQuota: returnQuota,
 
 		// keystile_usage (see usage.go).
 		addUsage: addUsageRows(usageChunk), accountUsage: accountUsage, environmentUsage: environmentUsage, keyUsage: keyUsage,

@@ -15,8 +15,10 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-// day0 is the start of a UTC day; the quota cases count days from it.
-var day0 = time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+// day0 is the start of a UTC day; the quota cases count days from it. It
+// is in the past, and so are the days the cases use: a store may bound a
+// lease's now by its own clock (see storage.QuotaLedger).
+var day0 = time.Date(2024, 11, 25, 0, 0, 0, 0, time.UTC)
 
 func day(n int) time.Time { return day0.AddDate(0, 0, n) }
 
@@ -90,16 +92,16 @@ func testQuotaRefill(t *testing.T, c Config) {
 	}
 
 	monthly := quotaKey(t, s, apikey.Quota{Limit: 100, Refill: 100, Period: apikey.Monthly})
-	endOfJanuary := time.Date(2027, 1, 31, 23, 59, 59, 0, time.UTC)
+	endOfJanuary := time.Date(2025, 1, 31, 23, 59, 59, 0, time.UTC)
 	got := lease(t, l, monthly, 100, endOfJanuary)
 	assert.Equal(t, int64(100), got.Granted)
-	assert.Equal(t, time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC), got.NextRefill)
+	assert.Equal(t, time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), got.NextRefill)
 	assert.Zero(t, lease(t, l, monthly, 1, endOfJanuary.Add(time.Second-time.Microsecond)).Granted)
 	// The boundary is UTC midnight, whatever the zone of now.
 	tokyo := time.FixedZone("UTC+9", 9*3600)
-	got = lease(t, l, monthly, 100, time.Date(2027, 2, 1, 8, 59, 0, 0, tokyo)) // 2027-01-31T23:59Z
+	got = lease(t, l, monthly, 100, time.Date(2025, 2, 1, 8, 59, 0, 0, tokyo)) // 2025-01-31T23:59Z
 	assert.Zero(t, got.Granted, "still January in UTC")
-	got = lease(t, l, monthly, 100, time.Date(2027, 2, 1, 9, 0, 0, 0, tokyo))
+	got = lease(t, l, monthly, 100, time.Date(2025, 2, 1, 9, 0, 0, 0, tokyo))
 	assert.Equal(t, int64(100), got.Granted, "February in UTC")
 }
 
