@@ -131,12 +131,13 @@ type EventQuery struct {
 // the limit of an exhausted key by 100 grants 100 more, not a full quota;
 // while the Period stays the same, the period the balance was last
 // refilled in is kept too (a changed Period refills from the first
-// boundary after the next lease). At each boundary
-// of its Period (UTC) the balance gains Refill, never beyond Limit: a
-// lease or return at time now first adds Refill once for every boundary
-// passed since the balance was last refilled, in the same atomic update,
-// so that a refill happens exactly once per period whatever the number of
-// processes.
+// boundary after the next lease). At each boundary of its Period (UTC)
+// the balance gains Refill, never beyond Limit: a lease at time now first
+// adds Refill once for every boundary passed since the balance was last
+// refilled, in the same atomic update, so that a refill happens exactly
+// once per period whatever the number of processes. A return refills
+// nothing: it adds its uses only while the balance is still in the
+// lease's period and now is too (see ReturnQuota).
 //
 // A lease's now is the caller's clock. A store shared by processes bounds
 // it by its own clock: a now more than one hour ahead of the store's clock
