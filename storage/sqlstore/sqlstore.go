@@ -172,7 +172,8 @@ func newQueries(d Dialect) queries {
 		touch: `UPDATE keystile_keys SET last_used_at = ?
 			WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
 
-		// The primary key of keystile_quotas, for all four (see quota.go).
+		// The primary key of keystile_quotas, for all four; leaseQuota and
+		// returnQuota find the key's lineage by keystile_keys' (see quota.go).
 		upsertQuota: upsertQuota, deleteQuota: deleteQuota, leaseQuota: leaseQuota(d), returnQuota: returnQuota,
 
 		// keystile_usage (see usage.go).
