@@ -38,37 +38,49 @@ const (
 	sameQuota   = `(keystile_quotas.quota_limit = excluded.quota_limit AND keystile_quotas.refill = excluded.refill
 		AND keystile_quotas.period = excluded.period)`
 	deleteQuota = `DELETE FROM keystile_quotas WHERE key_id = ?`
-	// lineageOf is the id of the balance (the lineage) of the key whose
-	// id is the statement's last parameter, by keystile_keys' primary key.
-	lineageOf = `(SELECT COALESCE(k.lineage, k.id) FROM keystile_keys AS k WHERE k.id = ?)`
 
 	// nowIndex is the index of the period that holds the lease's time,
 	// for the row's period (see apikey.QuotaPeriod.Index).
 	nowIndex = `(CASE period WHEN 'day' THEN p.day_index WHEN 'month' THEN p.month_index ELSE 0 END)`
 	// refilled is the balance after the refills of every boundary passed
 	// since period_index, never above quota_limit. A quota not leased from
-	// since it was set (period_index NULL) holds its balance; past ceil(limit/refill)
-	// periods it is full too, which keeps refill * periods far from
-	// overflowing.
+	// since it was set (period_index NULL) holds its balance; past
+	// ceil(limit/refill) periods it is full, which keeps refill * periods
+	// far from overflowing.
 	refilled = `(CASE
 		WHEN refill = 0 OR period_index IS NULL OR ` + nowIndex + ` <= period_index THEN balance
 		WHEN ` + nowIndex + ` - period_index >= (quota_limit + refill - 1) / refill THEN quota_limit
 		WHEN balance + refill * (` + nowIndex + ` - period_index) > quota_limit THEN quota_limit
 		ELSE balance + refill * (` + nowIndex + ` - period_index) END)`
 	granted = `(CASE WHEN ` + refilled + ` < p.want THEN ` + refilled + ` ELSE p.want END)`
+)
 
-	// returnQuota adds returned uses back, never above the limit (compared
-	// as limit - balance, which cannot overflow, whatever n), only
-	// while the row's generation and period are the lease's and the
-	// lease's period has not ended.
-	returnQuota = `UPDATE keystile_quotas SET
+// returnQuota adds returned uses back, never above the limit (compared as
+// limit - balance, which cannot overflow, whatever n), only while the
+// row's generation and period are the lease's and the lease's period has
+// not ended.
+func returnQuota(d Dialect) string {
+	return `UPDATE keystile_quotas SET
 			balance = CASE WHEN p.n >= quota_limit - balance THEN quota_limit ELSE balance + p.n END
 		FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index,
 			CAST(? AS BIGINT) AS now_day, CAST(? AS BIGINT) AS now_month, CAST(? AS BIGINT) AS n,
 			CAST(? AS BIGINT) AS generation) AS p
-		WHERE key_id = ` + lineageOf + ` AND keystile_quotas.generation = p.generation AND period_index = ` + nowIndex + `
+		WHERE key_id = ` + lineageOf(d) + ` AND keystile_quotas.generation = p.generation AND period_index = ` + nowIndex + `
 			AND ` + nowIndex + ` = (CASE period WHEN 'day' THEN p.now_day WHEN 'month' THEN p.now_month ELSE 0 END)`
-)
+}
+
+// lineageOf is the id of the balance (the lineage) of the key whose id is
+// the statement's last parameter, by keystile_keys' primary key. In
+// PostgreSQL it takes the quota table's collation, so that the comparison
+// with key_id can use that table's primary key (keystile_keys.id is
+// COLLATE "C").
+func lineageOf(d Dialect) string {
+	q := `(SELECT COALESCE(k.lineage, k.id) FROM keystile_keys AS k WHERE k.id = ?)`
+	if d == Postgres {
+		q += ` COLLATE "default"`
+	}
+	return q
+}
 
 // leaseQuota refills and spends in one UPDATE: its SET expressions all
 // read the row as it was before the statement, which the database locks
@@ -77,6 +89,8 @@ const (
 // database's clock plus one hour (see storage.QuotaLedger).
 func leaseQuota(d Dialect) string {
 	// The day and month indexes of the database's clock, one hour ahead.
+	// p's LIMIT 1 keeps both engines from inlining p's expressions into
+	// each of their many uses (which costs as much as the lease itself).
 	maxDay := `CAST(FLOOR(EXTRACT(EPOCH FROM CURRENT_TIMESTAMP + INTERVAL '1 hour') / 86400) AS BIGINT)`
 	maxMonth := `CAST(EXTRACT(YEAR FROM (CURRENT_TIMESTAMP + INTERVAL '1 hour') AT TIME ZONE 'UTC') * 12
 		+ EXTRACT(MONTH FROM (CURRENT_TIMESTAMP + INTERVAL '1 hour') AT TIME ZONE 'UTC') - 1 AS BIGINT)`
@@ -92,8 +106,9 @@ func leaseQuota(d Dialect) string {
 		FROM (SELECT CASE WHEN c.day_index > c.max_day THEN c.max_day ELSE c.day_index END AS day_index,
 				CASE WHEN c.month_index > c.max_month THEN c.max_month ELSE c.month_index END AS month_index, c.want
 			FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index, CAST(? AS BIGINT) AS want,
-				` + maxDay + ` AS max_day, ` + maxMonth + ` AS max_month) AS c) AS p
-		WHERE key_id = ` + lineageOf + `
+				` + maxDay + ` AS max_day, ` + maxMonth + ` AS max_month) AS c
+			LIMIT 1) AS p
+		WHERE key_id = ` + lineageOf(d) + `
 		RETURNING last_grant, balance, refill, period, generation`
 }
 

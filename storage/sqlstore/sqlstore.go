@@ -174,7 +174,7 @@ func newQueries(d Dialect) queries {
 
 		// The primary key of keystile_quotas, for all four; leaseQuota and
 		// returnQuota find the key's lineage by keystile_keys' (see quota.go).
-		upsertQuota: upsertQuota, deleteQuota: deleteQuota, leaseQuota: leaseQuota(d), returnQuota: returnQuota,
+		upsertQuota: upsertQuota, deleteQuota: deleteQuota, leaseQuota: leaseQuota(d), returnQuota: returnQuota(d),
 
 		// keystile_usage (see usage.go).
 		addUsage: addUsageRows(usageChunk), accountUsage: accountUsage, environmentUsage: environmentUsage, keyUsage: keyUsage,
