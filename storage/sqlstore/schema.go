@@ -423,8 +423,9 @@ func eventsV3(d Dialect) []string {
 //     from since it was set, which is full). last_grant is what the latest
 //     lease granted, which the lease's UPDATE ... RETURNING reads back.
 //     Apply writes the row in the transaction that writes the key: it
-//     starts full, is kept while the quota stays the same, is full again
-//     when the quota changes, and is deleted when the quota is removed.
+//     starts full, is kept while the quota stays the same, keeps what was
+//     spent when the quota changes (see storage.QuotaLedger), and is
+//     deleted when the quota is removed.
 var limitsV4 = []string{
 	`ALTER TABLE keystile_keys ADD COLUMN limits TEXT`,
 	`CREATE TABLE keystile_quotas (
