@@ -1,6 +1,7 @@
 package apikey
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +40,9 @@ type RateLimit struct {
 	// MaxRateWindow, in whole seconds ("window_seconds" in JSON).
 	Window time.Duration
 	// Burst is how many requests may arrive at once, 1 to MaxRateRequests;
-	// 0 means Requests.
+	// 0 means Requests. It is not bounded by Requests: a Burst above
+	// Requests lets an idle client send Burst requests at once, after
+	// which it gets Requests per Window again.
 	Burst int
 }
 
@@ -59,14 +62,18 @@ func (r RateLimit) MarshalJSON() ([]byte, error) {
 	return json.Marshal(rateJSON{Requests: r.Requests, WindowSeconds: int64(r.Window / time.Second), Burst: r.Burst})
 }
 
-// UnmarshalJSON reads the form MarshalJSON writes. It checks no bound (see
+// UnmarshalJSON reads the form MarshalJSON writes, and fails on a field
+// it does not know; null leaves r unchanged. It checks no bound (see
 // ValidateLimits) but keeps every out-of-range window out of range: a
 // number of seconds too large for a time.Duration becomes a window longer
 // than MaxRateWindow, never a wrapped-around valid one.
 func (r *RateLimit) UnmarshalJSON(data []byte) error {
 	var v rateJSON
-	if err := json.Unmarshal(data, &v); err != nil {
-		return err
+	if isNull(data) {
+		return nil
+	}
+	if err := decodeStrict(data, &v); err != nil {
+		return fmt.Errorf("rate: %w", err)
 	}
 	window := time.Duration(v.WindowSeconds) * time.Second
 	switch maxSeconds := int64(MaxRateWindow / time.Second); {
@@ -139,7 +146,8 @@ func (p QuotaPeriod) Index(t time.Time) int64 {
 // quota.
 type Quota struct {
 	// Limit is the most uses the quota holds, 1 to MaxQuotaUses; a new
-	// quota starts full.
+	// quota starts full, and a changed one keeps what was spent (see
+	// storage.QuotaLedger).
 	Limit int64 `json:"limit"`
 	// Refill is how many uses are added at each Period boundary, never
 	// beyond Limit; 0 means the quota never refills.
@@ -150,6 +158,30 @@ type Quota struct {
 
 // IsZero reports whether q sets no quota.
 func (q Quota) IsZero() bool { return q == Quota{} }
+
+// UnmarshalJSON reads a Quota's fields, and fails on a field it does not
+// know; null leaves q unchanged. It checks no bound (see ValidateLimits).
+func (q *Quota) UnmarshalJSON(data []byte) error {
+	type plain Quota // without this method
+	if isNull(data) {
+		return nil
+	}
+	if err := decodeStrict(data, (*plain)(q)); err != nil {
+		return fmt.Errorf("quota: %w", err)
+	}
+	return nil
+}
+
+// isNull reports whether data is the JSON null.
+func isNull(data []byte) bool { return string(bytes.TrimSpace(data)) == "null" }
+
+// decodeStrict decodes the JSON value data into v, failing on unknown
+// fields.
+func decodeStrict(data []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	return d.Decode(v)
+}
 
 // Limits are the bounds on a key's use, enforced by the middleware after
 // authentication. The zero Limits bounds nothing.

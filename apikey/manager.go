@@ -327,6 +327,7 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 			return err
 		}
 		rec.Default = old.Default
+		rec.Lineage = old.LineageID() // the replacement continues the old key's quota balance
 		old.Default = false
 		old.RotatedAt = now
 		old.ExpiryLimit = old.ExpiresAt
@@ -552,8 +553,11 @@ func (m *Manager) SetMetadata(ctx context.Context, actor Actor, keyID string, me
 // SetLimits replaces the limits of a key that is not revoked (see
 // ValidateLimits; the zero Limits removes every bound). Owners only; an
 // actor authenticated by a key may not change any key's limits
-// (ErrBeyondActor), its own included. A quota that differs from the key's
-// previous one starts full (see storage.QuotaLedger). The change reaches
+// (ErrBeyondActor), its own included. A quota that differs from the
+// key's previous one keeps what was spent of it (see
+// storage.QuotaLedger). A rotated key spends from its lineage's balance,
+// whose quota is its replacement's: changing its quota fails with
+// ErrAlreadyRotated (its other limits may change). The change reaches
 // every process through the store's change feed like any other. keyID is
 // a key id or a displayable prefix (see ParseKeyID).
 func (m *Manager) SetLimits(ctx context.Context, actor Actor, keyID string, limits Limits) (View, error) {
@@ -570,6 +574,9 @@ func (m *Manager) SetLimits(ctx context.Context, actor Actor, keyID string, limi
 		valid, err := ValidateLimits(rec.Type, limits)
 		if err != nil {
 			return err
+		}
+		if !rec.RotatedAt.IsZero() && valid.Quota != rec.Limits.Quota {
+			return fmt.Errorf("%w: %s spends its replacement's quota; change the quota of the replacement", ErrAlreadyRotated, rec.Prefix())
 		}
 		rec.Limits = valid
 		return nil

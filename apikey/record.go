@@ -60,6 +60,11 @@ type Record struct {
 	ExpiryLimit time.Time `json:"expiry_limit,omitzero"`
 	RevokedAt   time.Time `json:"revoked_at,omitzero"`
 	LastUsedAt  time.Time `json:"last_used_at,omitzero"`
+	// Lineage is the id of the first key of the rotation chain the key
+	// belongs to: Rotate sets it on the replacement to the rotated key's
+	// LineageID. Empty for a key not issued by rotation. Every key of a
+	// lineage spends from one quota balance (see LineageID).
+	Lineage string `json:"lineage,omitempty"`
 
 	// Hash is the argon2id PHC string of the full key. Never serialised or
 	// printed, even by reflection (see Opaque); stores write
@@ -75,6 +80,17 @@ type Record struct {
 	// Revision is the store's version of the record, used to detect
 	// concurrent changes. Zero means not stored yet.
 	Revision int64 `json:"-"`
+}
+
+// LineageID returns the id of the first key of r's rotation chain:
+// Lineage, or r's own ID when empty. Stores keep one quota balance per
+// lineage (see storage.QuotaLedger), so a replacement key continues the
+// balance of the key it replaced, and both spend from it during the grace.
+func (r Record) LineageID() string {
+	if r.Lineage != "" {
+		return r.Lineage
+	}
+	return r.ID
 }
 
 // Prefix returns the key's displayable prefix, "server-<id>".

@@ -238,3 +238,93 @@ func TestKeyActorBoundByItsLimits(t *testing.T) {
 	_, err = f.m.Rotate(ctx, unlimitedKey, apikey.RotateRequest{KeyID: f.server.View.ID, Grace: time.Hour})
 	assert.NoError(t, err)
 }
+
+// TestRotationSharesQuota: the replacement of a rotated key continues the
+// old key's quota balance (Record.Lineage), both spend from it during the
+// grace, and the rotated key's quota cannot change on its own.
+func TestRotationSharesQuota(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	lim := apikey.Limits{Quota: apikey.Quota{Limit: 10}}
+	old, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+		Scopes: []string{"orders:write"}, Limits: lim})
+	require.NoError(t, err)
+	now := f.clock.Now()
+	l, err := f.store.LeaseQuota(ctx, old.View.ID, 8, now)
+	require.NoError(t, err)
+	require.Equal(t, int64(8), l.Granted)
+
+	next, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: old.View.ID, Grace: time.Hour})
+	require.NoError(t, err)
+	rec, err := f.store.Key(ctx, next.View.ID)
+	require.NoError(t, err)
+	assert.Equal(t, old.View.ID, rec.Lineage)
+	l, err = f.store.LeaseQuota(ctx, next.View.ID, 10, now)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), l.Granted, "the replacement continues the balance")
+	l, err = f.store.LeaseQuota(ctx, old.View.ID, 10, now)
+	require.NoError(t, err)
+	assert.Zero(t, l.Granted, "the rotated key spends the same balance")
+
+	_, err = f.m.SetLimits(ctx, owner, old.View.ID, apikey.Limits{Quota: apikey.Quota{Limit: 100}})
+	assert.ErrorIs(t, err, apikey.ErrAlreadyRotated, "the rotated key's quota is its replacement's")
+	_, err = f.m.SetLimits(ctx, owner, old.View.ID, apikey.Limits{Quota: lim.Quota,
+		Rate: apikey.RateLimit{Requests: 5, Window: time.Second}})
+	assert.NoError(t, err, "its other limits may change")
+
+	again, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: next.View.ID, Grace: time.Hour})
+	require.NoError(t, err)
+	rec, err = f.store.Key(ctx, again.View.ID)
+	require.NoError(t, err)
+	assert.Equal(t, old.View.ID, rec.Lineage, "the lineage is the first key's")
+}
+
+// TestLimitsJSONStrict: null leaves a rate or quota as it was, and a field
+// that rate or quota does not know is refused, naming which.
+func TestLimitsJSONStrict(t *testing.T) {
+	r := apikey.RateLimit{Requests: 5, Window: time.Second}
+	require.NoError(t, json.Unmarshal([]byte(`null`), &r))
+	assert.Equal(t, apikey.RateLimit{Requests: 5, Window: time.Second}, r, "null leaves the rate")
+	q := apikey.Quota{Limit: 9}
+	require.NoError(t, json.Unmarshal([]byte(` null `), &q))
+	assert.Equal(t, apikey.Quota{Limit: 9}, q, "null leaves the quota")
+	var l apikey.Limits
+	require.NoError(t, json.Unmarshal([]byte(`{"rate":null,"quota":null}`), &l))
+	assert.True(t, l.IsZero())
+
+	for _, tt := range []struct{ in, field string }{
+		{`{"rate":{"requests":1,"window_seconds":1,"brust":5}}`, "rate"},
+		{`{"quota":{"limit":10,"refil":5}}`, "quota"},
+	} {
+		var l apikey.Limits
+		err := json.Unmarshal([]byte(tt.in), &l)
+		require.Error(t, err, tt.in)
+		assert.ErrorContains(t, err, tt.field, tt.in)
+	}
+	require.NoError(t, json.Unmarshal([]byte(`{"rate":{"requests":1,"window_seconds":1,"burst":5},"quota":{"limit":10,"refill":5,"period":"day"}}`), &l))
+	assert.Equal(t, apikey.Limits{Rate: apikey.RateLimit{Requests: 1, Window: time.Second, Burst: 5},
+		Quota: apikey.Quota{Limit: 10, Refill: 5, Period: apikey.Daily}}, l)
+}
+
+// FuzzLimitsJSON: decoding any input never panics, and limits that decode
+// and validate encode to JSON that decodes back to the same limits.
+func FuzzLimitsJSON(f *testing.F) {
+	for _, s := range []string{`{}`, `null`, `{"rate":null}`, `{"rate":{"requests":1,"window_seconds":60,"burst":3}}`,
+		`{"quota":{"limit":10,"refill":5,"period":"day"}}`, `{"quota":{"limit":1,"x":1}}`, `{"rate":{"window_seconds":9223372036854775807}}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		var l apikey.Limits
+		if json.Unmarshal([]byte(in), &l) != nil {
+			return
+		}
+		valid, err := apikey.ValidateLimits(apikey.Server, l)
+		if err != nil {
+			return
+		}
+		b, err := json.Marshal(valid)
+		require.NoError(t, err)
+		var back apikey.Limits
+		require.NoError(t, json.Unmarshal(b, &back), string(b))
+		assert.True(t, valid.Equal(back), "%s", b)
+	})
+}

@@ -116,13 +116,36 @@ type EventQuery struct {
 // key's quota (Record.Limits.Quota), spent in leases so that no request
 // writes to the store. A key whose record has no quota has no balance.
 //
-// A quota starts full (its Limit) when it is set on a key, and is full
-// again whenever a change gives the key a different Quota. At each boundary
-// of its Period (UTC) the balance gains Refill, never beyond Limit: a
-// lease or return at time now first adds Refill once for every boundary
-// passed since the balance was last refilled, in the same atomic update,
-// so that a refill happens exactly once per period whatever the number of
-// processes.
+// There is one balance per rotation lineage (Record.LineageID), not per
+// key: a replacement key continues the balance of the key it replaced, and
+// during the grace both keys lease from and return to that one balance, so
+// that the keys of a lineage are granted together at most one quota per
+// period. The balance follows the record of the lineage's key that is not
+// rotated out (Record.RotatedAt zero): writing a rotated-out key never
+// changes it.
+//
+// A quota starts full (its Limit) when it is set on a key (or set again
+// after it was removed). A change to a different Quota keeps what was
+// spent: the balance becomes the new Limit minus the uses spent of the old
+// one (old Limit - balance), within 0 and the new Limit, so that raising
+// the limit of an exhausted key by 100 grants 100 more, not a full quota;
+// while the Period stays the same, the period the balance was last
+// refilled in is kept too (a changed Period refills from the first
+// boundary after the next lease). At each boundary of its Period (UTC)
+// the balance gains Refill, never beyond Limit: a lease at time now first
+// adds Refill once for every boundary passed since the balance was last
+// refilled, in the same atomic update, so that a refill happens exactly
+// once per period whatever the number of processes. A return refills
+// nothing: it adds its uses only while the balance is still in the
+// lease's period and now is too (see ReturnQuota).
+//
+// A lease's now is the caller's clock. A store shared by processes bounds
+// it by its own clock: a now more than one hour ahead of the store's clock
+// counts as the store's clock plus one hour, so that one process whose
+// clock is far ahead cannot move the balance into a future period, which
+// would stop the refills of every other process until then (sqlstore uses
+// the database's clock; memory serves one process, and takes now as
+// given). A now behind the balance's period refills nothing.
 type QuotaLedger interface {
 	// LeaseQuota takes up to want uses (want >= 1) from keyID's balance at
 	// now, in one atomic conditional update, and reports what it granted
@@ -130,11 +153,15 @@ type QuotaLedger interface {
 	// apikey.ErrNotFound for an unknown key and a lease with Granted 0 and
 	// Unlimited true for a key without a quota.
 	LeaseQuota(ctx context.Context, keyID string, want int64, now time.Time) (QuotaLease, error)
-	// ReturnQuota gives back n unspent uses of a lease taken in the period
-	// that holds leasedAt. Uses of a period that has ended are dropped (the
-	// refill replaced them); the balance never exceeds Limit. Unknown keys
-	// and keys without a quota are ignored.
-	ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error
+	// ReturnQuota gives back n unspent uses of lease, a lease of keyID's
+	// balance (only its LeasedAt and Generation are read). Uses of a
+	// period that has ended are dropped (the refill replaced them), and so
+	// are uses of a lease taken under another quota (another Generation:
+	// the change kept what was spent, the lease's uses included); the
+	// balance never exceeds Limit, whatever n (up to math.MaxInt64: the
+	// return saturates, never overflows or fails). Unknown keys and keys
+	// without a quota are ignored.
+	ReturnQuota(ctx context.Context, keyID string, n int64, lease QuotaLease, now time.Time) error
 }
 
 // QuotaLease is what LeaseQuota granted.
@@ -148,4 +175,12 @@ type QuotaLease struct {
 	NextRefill time.Time
 	// Unlimited reports that the key has no quota.
 	Unlimited bool
+	// LeasedAt is the time the lease was taken at (LeaseQuota's now),
+	// which names its period.
+	LeasedAt time.Time
+	// Generation names the quota the lease was taken under: it changes
+	// whenever the balance's quota changes, and never takes a value it had
+	// before (stores use the revision of the change that set the quota).
+	// ReturnQuota drops the uses of a lease of another generation.
+	Generation int64
 }

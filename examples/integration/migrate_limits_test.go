@@ -20,6 +20,7 @@ import (
 func undoVersions(t *testing.T, db *sql.DB, from int) {
 	t.Helper()
 	undo := map[int][]string{
+		6: {`ALTER TABLE keystile_quotas DROP COLUMN generation`, `ALTER TABLE keystile_keys DROP COLUMN lineage`},
 		5: {`DROP TABLE keystile_usage`},
 		4: {`DROP TABLE keystile_quotas`, `ALTER TABLE keystile_keys DROP COLUMN limits`},
 	}
@@ -63,7 +64,7 @@ func TestMigrateVersion3AddsLimits(t *testing.T) {
 		require.NoError(t, s.Migrate(ctx))
 		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
 		assert.Equal(t, sqlstore.SchemaVersion, version)
-		assert.Equal(t, 5, version)
+		assert.Equal(t, 6, version)
 		for _, id := range []string{issued[0].View.ID, issued[1].View.ID, extra.View.ID} {
 			r, err := s.Key(ctx, id)
 			require.NoError(t, err)
@@ -141,6 +142,55 @@ func TestMigrateVersion4AddsUsage(t *testing.T) {
 		require.NoError(t, err)
 		count.Count = 14
 		assert.Equal(t, []apikey.UsageCount{count}, counts)
+		require.NoError(t, s.Migrate(ctx), "Migrate again")
+	})
+}
+
+// TestMigrateVersion5AddsLineage upgrades a version-5 database, with a
+// key whose quota was leased from, to version 6 on both engines: the key
+// and its balance are kept, and a rotation then hands the balance to the
+// replacement, both keys spending from it during the grace.
+func TestMigrateVersion5AddsLineage(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		ctx := context.Background()
+		s := b.store(t, dsn, sqlstore.Options{})
+		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher, Now: func() time.Time { return fixtureNow }})
+		require.NoError(t, err)
+		_, err = m.Bootstrap(ctx, owner, apikey.Production)
+		require.NoError(t, err)
+		limits := apikey.Limits{Quota: apikey.Quota{Limit: 50}}
+		key, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+			Scopes: []string{"orders:read"}, Limits: limits})
+		require.NoError(t, err)
+		lease, err := s.LeaseQuota(ctx, key.View.ID, 20, fixtureNow)
+		require.NoError(t, err)
+		require.Equal(t, int64(20), lease.Granted)
+
+		db := b.open(t, dsn)
+		defer db.Close()
+		undoVersions(t, db, 6)
+		var version int
+		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
+		require.Equal(t, 5, version, "a version-5 database")
+
+		require.NoError(t, s.Migrate(ctx))
+		got, err := s.Key(ctx, key.View.ID)
+		require.NoError(t, err)
+		assert.Equal(t, limits, got.Limits)
+		assert.Empty(t, got.Lineage, "a key of version 5 is the first of its lineage")
+		lease, err = s.LeaseQuota(ctx, key.View.ID, 10, fixtureNow)
+		require.NoError(t, err)
+		assert.Equal(t, int64(10), lease.Granted)
+		assert.Equal(t, int64(20), lease.Remaining, "the balance survives")
+
+		rotated, err := m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: key.View.ID, Grace: time.Hour})
+		require.NoError(t, err)
+		lease, err = s.LeaseQuota(ctx, rotated.View.ID, 100, fixtureNow)
+		require.NoError(t, err)
+		assert.Equal(t, int64(20), lease.Granted, "the replacement continues the balance")
+		lease, err = s.LeaseQuota(ctx, key.View.ID, 100, fixtureNow)
+		require.NoError(t, err)
+		assert.Zero(t, lease.Granted, "the rotated key spends the same balance")
 		require.NoError(t, s.Migrate(ctx), "Migrate again")
 	})
 }

@@ -24,15 +24,13 @@
 // Two cases can admit more, each at most one lease per instance:
 //   - an instance whose clock lags spends its lease of the ended period for
 //     as long as its clock lags;
-//   - the quota of a key changes (the store refills it to the new Limit)
-//     while an instance holds a lease taken under the old quota: until
-//     the instance learns of the change it spends that lease, or returns
-//     its uses into the new quota's balance (ReturnIdle, eviction, Close),
-//     each use once. Once it learns (Spend with the new quota, or Forget
-//     with it) the old lease is dropped, never returned; a lease being
-//     taken under the old quota meanwhile is dropped too. ReturnQuota
-//     cannot tell the two quotas' leases apart itself: the ledger records
-//     no quota generation.
+//   - the quota of a key changes (the store keeps what was spent under the
+//     new Limit) while an instance holds a lease taken under the old
+//     quota: until the instance learns of the change it spends that
+//     lease. Its returns are dropped by the store (the lease's Generation
+//     is no longer the quota's), and once it learns (Spend with the new
+//     quota, or Forget with it) the old lease is dropped, never returned;
+//     a lease being taken under the old quota meanwhile is dropped too.
 //
 // In the worst case, then, admitted ≤ quota + instances × max(MaxLease,
 // largest cost) per period.

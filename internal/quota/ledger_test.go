@@ -111,7 +111,8 @@ func (l *memLedger) LeaseQuota(ctx context.Context, keyID string, want int64, no
 	return storage.QuotaLease{Granted: g, Remaining: b.n, NextRefill: b.nextRefill(now)}, nil
 }
 
-func (l *memLedger) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error {
+func (l *memLedger) ReturnQuota(ctx context.Context, keyID string, n int64, lease storage.QuotaLease, now time.Time) error {
+	leasedAt := lease.LeasedAt
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.rpanics {

@@ -113,6 +113,7 @@ type entry struct {
 	quota      apikey.Quota // the quota the lease was taken under
 	held       int64        // unspent uses of the lease
 	leasedAt   time.Time    // when the lease was taken (names its period)
+	generation int64        // the latest lease's storage.QuotaLease.Generation
 	nextRefill time.Time    // from the latest lease; zero: never
 	remaining  int64        // the store's balance after the latest lease
 	spent      int64        // uses spent since leasedAt, to size the next lease
@@ -135,6 +136,7 @@ type giveBack struct {
 	keyID    string
 	n        int64
 	leasedAt time.Time
+	gen      int64 // the lease's storage.QuotaLease.Generation
 }
 
 // New returns a Spender for o. Errors wrap ErrInvalidOptions and name the
@@ -236,8 +238,8 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 		if e == nil || e.quota != q {
 			var evicted []giveBack
 			if e != nil {
-				// The key's quota changed: the store refilled it to the
-				// new Limit, so the old lease is dropped, not returned,
+				// The key's quota changed: the store's balance is the new
+				// quota's, so the old lease is dropped, not returned,
 				// and so is a lease being taken under the old quota.
 				e.dropped, e.stale = true, true
 			} else {
@@ -307,6 +309,7 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 		}
 		e.held += lease.Granted
 		e.leasedAt, e.spent, e.lastUsed = now, 0, now
+		e.generation = lease.Generation
 		e.remaining, e.nextRefill = lease.Remaining, lease.NextRefill
 		if lease.Granted < want {
 			e.emptyUntil = now.Add(s.leaseTime)
@@ -330,7 +333,7 @@ func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.Q
 		d.Allowed, d.Remaining, rest = true, d.Remaining-cost, rest-cost
 	}
 	if rest > 0 && !stale {
-		g := giveBack{keyID: keyID, n: rest, leasedAt: now}
+		g := giveBack{keyID: keyID, n: rest, leasedAt: now, gen: lease.Generation}
 		if err := s.returnOne(context.WithoutCancel(ctx), g, now); err != nil {
 			s.report(fmt.Errorf("quota: returning %d uses of a dropped key: %w", rest, err))
 		}
@@ -442,7 +445,7 @@ func (s *Spender) returnOne(ctx context.Context, g giveBack, now time.Time) (err
 			err = fmt.Errorf("%w: %v", ErrLedgerPanic, p)
 		}
 	}()
-	return s.ledger.ReturnQuota(ctx, g.keyID, g.n, g.leasedAt, now)
+	return s.ledger.ReturnQuota(ctx, g.keyID, g.n, storage.QuotaLease{LeasedAt: g.leasedAt, Generation: g.gen}, now)
 }
 
 // report passes err to OnError, dropping a panic of OnError.
@@ -458,7 +461,7 @@ func drop(sh *shard, k string, e *entry, now time.Time, gs []giveBack) []giveBac
 	e.dropped = true
 	e.rollover(now)
 	if e.held > 0 && !e.stale {
-		gs = append(gs, giveBack{keyID: k, n: e.held, leasedAt: e.leasedAt})
+		gs = append(gs, giveBack{keyID: k, n: e.held, leasedAt: e.leasedAt, gen: e.generation})
 	}
 	e.held = 0
 	return gs

@@ -351,12 +351,12 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 }
 
 // ReturnQuota implements storage.QuotaLedger.
-func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error {
+func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, lease storage.QuotaLease, now time.Time) error {
 	if s.ledger == nil {
 		return unsupported(OpReturnQuota)
 	}
-	c := &Call{Op: OpReturnQuota, ID: keyID, Uses: n, LeasedAt: leasedAt, Now: now}
-	s.hooks.do(ctx, c, func() { c.Err = s.ledger.ReturnQuota(ctx, c.ID, c.Uses, c.LeasedAt, c.Now) })
+	c := &Call{Op: OpReturnQuota, ID: keyID, Uses: n, Lease: lease, Now: now}
+	s.hooks.do(ctx, c, func() { c.Err = s.ledger.ReturnQuota(ctx, c.ID, c.Uses, c.Lease, c.Now) })
 	return c.Err
 }
 

@@ -131,7 +131,7 @@ func calls(s *faultstore.Store) map[faultstore.Op]func(context.Context) error {
 			return err
 		},
 		faultstore.OpReturnQuota: func(ctx context.Context) error {
-			return s.ReturnQuota(ctx, "id", 1, time.Now(), time.Now())
+			return s.ReturnQuota(ctx, "id", 1, storage.QuotaLease{LeasedAt: time.Now()}, time.Now())
 		},
 		faultstore.OpRecordUsage: func(ctx context.Context) error { return s.RecordUsage(ctx, nil) },
 		faultstore.OpUsage: func(ctx context.Context) error {

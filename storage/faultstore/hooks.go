@@ -38,7 +38,6 @@ type Call struct {
 	Secret      []byte                  // Hash, Verify
 	Encoded     string                  // Verify's and Outdated's argument, Hash's result
 	Uses        int64                   // LeaseQuota: want; ReturnQuota: n
-	LeasedAt    time.Time               // ReturnQuota
 	Now         time.Time               // LeaseQuota, ReturnQuota
 	Counts      []apikey.UsageCount     // RecordUsage
 	UsageQuery  apikey.UsageQuery       // Usage
@@ -53,7 +52,7 @@ type Call struct {
 	Changes      []storage.Changed   // Changes
 	Revision     int64               // Revision; Changes: the since of the next call, since before the store answers
 	Events       []apikey.Event      // Events
-	Lease        storage.QuotaLease  // LeaseQuota
+	Lease        storage.QuotaLease  // LeaseQuota; ReturnQuota's argument, the lease returned to
 	UsageCounts  []apikey.UsageCount // Usage
 	Pruned       int64               // PruneUsage
 	Match        bool                // Verify

@@ -130,11 +130,13 @@ func TestHookArguments(t *testing.T) {
 				assert.True(t, leaseAt.Equal(c.Now))
 				assert.True(t, c.Lease.Unlimited, "After sees the result: the default key has no quota")
 			}},
-		{faultstore.OpReturnQuota, func() error { return s.ReturnQuota(ctx, client, 2, leaseAt.Add(-time.Hour), leaseAt) },
+		{faultstore.OpReturnQuota, func() error {
+			return s.ReturnQuota(ctx, client, 2, storage.QuotaLease{LeasedAt: leaseAt.Add(-time.Hour)}, leaseAt)
+		},
 			func(t *testing.T, c *faultstore.Call) {
 				assert.Equal(t, client, c.ID)
 				assert.Equal(t, int64(2), c.Uses)
-				assert.True(t, leaseAt.Add(-time.Hour).Equal(c.LeasedAt))
+				assert.True(t, leaseAt.Add(-time.Hour).Equal(c.Lease.LeasedAt))
 				assert.True(t, leaseAt.Equal(c.Now))
 			}},
 		{faultstore.OpRecordUsage, func() error {
@@ -355,7 +357,7 @@ func TestHide(t *testing.T) {
 			assert.Equal(t, !tt.recorder, errors.Is(err, errors.ErrUnsupported), "RecordLastUsed: %v", err)
 			_, err = s.Events(ctx, storage.EventQuery{Limit: 1})
 			assert.Equal(t, !tt.logs, errors.Is(err, errors.ErrUnsupported), "Events: %v", err)
-			err = s.ReturnQuota(ctx, "id", 1, time.Now(), time.Now())
+			err = s.ReturnQuota(ctx, "id", 1, storage.QuotaLease{LeasedAt: time.Now()}, time.Now())
 			assert.Equal(t, !tt.ledger, errors.Is(err, errors.ErrUnsupported), "ReturnQuota: %v", err)
 			err = s.RecordUsage(ctx, nil)
 			assert.Equal(t, !tt.usage, errors.Is(err, errors.ErrUnsupported), "RecordUsage: %v", err)

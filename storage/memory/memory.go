@@ -47,7 +47,7 @@ type Store struct {
 	accountEvents map[string][]int // each account's events: indexes into events; Seq n at [n-1]
 	feed          []storage.Changed
 	revision      int64
-	quotas        map[string]quotaBalance // by key id, for keys whose record has a quota
+	quotas        map[string]quotaBalance // by lineage id (Record.LineageID), for lineages with a quota
 	usage         usageLog
 }
 

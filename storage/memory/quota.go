@@ -17,21 +17,53 @@ type quotaBalance struct {
 	// refill balance holds; meaningless until leased.
 	period int64
 	leased bool // leased from since the quota was set (else full)
+	// generation is the revision of the change that set the quota (see
+	// storage.QuotaLease.Generation).
+	generation int64
 }
 
-// putQuota keeps r's quota balance in step with its record: full when the
-// quota is new or differs, kept while it is the same, gone without one;
-// s.mu is held.
+// putQuota keeps the quota balance of r's lineage in step with r: full
+// when the quota is new, kept while it is the same, changed keeping what
+// was spent when it differs (see changed), gone without one. A rotated-out key never writes it: the balance follows the
+// lineage's current key. s.mu is held.
 func (s *Store) putQuota(r apikey.Record) {
+	if !r.RotatedAt.IsZero() {
+		return
+	}
+	id := r.LineageID()
 	q := r.Limits.Quota
 	if q.IsZero() {
-		delete(s.quotas, r.ID)
+		delete(s.quotas, id)
 		return
 	}
-	if cur, ok := s.quotas[r.ID]; ok && cur.quota == q {
-		return
+	cur, ok := s.quotas[id]
+	switch {
+	case !ok:
+		s.quotas[id] = quotaBalance{quota: q, balance: q.Limit, generation: r.Revision}
+	case cur.quota != q:
+		next := cur.changed(q)
+		next.generation = r.Revision
+		s.quotas[id] = next
 	}
-	s.quotas[r.ID] = quotaBalance{quota: q, balance: q.Limit}
+}
+
+// changed returns b under quota q: what was spent of the old limit stays
+// spent (the balance is q's limit minus it, within 0 and the limit), and
+// the refill state is kept while the period is the same.
+func (b quotaBalance) changed(q apikey.Quota) quotaBalance {
+	spent := b.quota.Limit - b.balance
+	next := quotaBalance{quota: q, balance: min(max(q.Limit-spent, 0), q.Limit)}
+	if q.Period == b.quota.Period {
+		next.period, next.leased = b.period, b.leased
+	}
+	return next
+}
+
+// balanceOf returns the id of the balance keyID spends from, and false for
+// an unknown key; s.mu is held.
+func (s *Store) balanceOf(keyID string) (string, bool) {
+	r, ok := s.keys[keyID]
+	return r.LineageID(), ok
 }
 
 // refill adds the refills of the boundaries passed since b's period, never
@@ -66,18 +98,19 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.keys[keyID]; !ok {
+	id, ok := s.balanceOf(keyID)
+	if !ok {
 		return storage.QuotaLease{}, fmt.Errorf("%w: no such key", apikey.ErrNotFound)
 	}
-	b, ok := s.quotas[keyID]
+	b, ok := s.quotas[id]
 	if !ok {
 		return storage.QuotaLease{Unlimited: true}, nil
 	}
 	b.refill(now)
 	granted := min(want, b.balance)
 	b.balance -= granted
-	s.quotas[keyID] = b
-	lease := storage.QuotaLease{Granted: granted, Remaining: b.balance}
+	s.quotas[id] = b
+	lease := storage.QuotaLease{Granted: granted, Remaining: b.balance, LeasedAt: now, Generation: b.generation}
 	if b.quota.Refill > 0 {
 		lease.NextRefill = b.quota.Period.Next(now)
 	}
@@ -85,7 +118,7 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 }
 
 // ReturnQuota implements storage.QuotaLedger.
-func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error {
+func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, lease storage.QuotaLease, now time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -94,15 +127,16 @@ func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, ok := s.quotas[keyID]
-	if !ok || !b.leased {
+	id, _ := s.balanceOf(keyID)
+	b, ok := s.quotas[id]
+	if !ok || !b.leased || b.generation != lease.Generation {
 		return nil
 	}
 	p := b.quota.Period
-	if idx := p.Index(leasedAt); idx != b.period || idx != p.Index(now) {
+	if idx := p.Index(lease.LeasedAt); idx != b.period || idx != p.Index(now) {
 		return nil // the lease's period has ended, or the balance moved on
 	}
-	b.balance = min(b.quota.Limit, b.balance+n)
-	s.quotas[keyID] = b
+	b.balance += min(n, b.quota.Limit-b.balance) // never above the limit, whatever n
+	s.quotas[id] = b
 	return nil
 }

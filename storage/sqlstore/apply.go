@@ -168,7 +168,7 @@ func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 		r.Account, string(r.Type), r.Environment, r.Name, r.Owner, metadata, scopes, r.Default,
 		micros(r.CreatedAt), r.CreatedBy, nullMicros(r.ExpiresAt), nullMicros(r.RotatedAt),
 		nullMicros(r.ExpiryLimit), nullMicros(r.RevokedAt), lastUsed, lastUsed,
-		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev, limits,
+		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev, limits, nullString(r.Lineage),
 		r.ID, r.Revision)
 	if err != nil {
 		return s.writeError(ctx, "apply: updating key "+r.Prefix(), err, defaultTaken(r))
@@ -178,7 +178,7 @@ func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 		return s.wrap(ctx, "apply: updating key "+r.Prefix(), err)
 	}
 	if n == 1 {
-		if err := s.putQuota(ctx, tx, r, false); err != nil {
+		if err := s.putQuota(ctx, tx, r, rev, false); err != nil {
 			return err
 		}
 		return s.publish(ctx, tx, rev, r.Account, r.Environment, r.ID)
@@ -204,7 +204,7 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 		r.ID, r.Account, string(r.Type), r.Environment, r.Name, r.Owner, metadata, scopes, r.Default,
 		micros(r.CreatedAt), r.CreatedBy, nullMicros(r.ExpiresAt), nullMicros(r.RotatedAt),
 		nullMicros(r.ExpiryLimit), nullMicros(r.RevokedAt), nullMicros(r.LastUsedAt),
-		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev, limits)
+		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev, limits, nullString(r.Lineage))
 	if err != nil {
 		why := fmt.Sprintf("key id %s exists", r.Prefix())
 		// PostgreSQL names the index, SQLite its columns.
@@ -213,7 +213,7 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 		}
 		return s.writeError(ctx, "apply: inserting key "+r.Prefix(), err, why)
 	}
-	if err := s.putQuota(ctx, tx, r, true); err != nil {
+	if err := s.putQuota(ctx, tx, r, rev, true); err != nil {
 		return err
 	}
 	return s.publish(ctx, tx, rev, r.Account, r.Environment, r.ID)
@@ -306,6 +306,14 @@ func fromNullMicros(v sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return fromMicros(v.Int64)
+}
+
+// nullString stores "" as NULL.
+func nullString(v string) any {
+	if v == "" {
+		return nil
+	}
+	return v
 }
 
 // blob stores nil as NULL, whatever the driver does with a nil []byte.

@@ -86,6 +86,18 @@ func isConflict(err error) bool {
 		strings.Contains(msg, "(SQLSTATE "+pgUniqueViolation+")")
 }
 
+// isSerializationFailure reports whether err is PostgreSQL's serialization
+// failure or deadlock, which a stricter isolation level than READ
+// COMMITTED produces on concurrent updates of one row.
+func isSerializationFailure(err error) bool {
+	if state, ok := sqlState(err); ok {
+		return state == pgSerializationFailure || state == pgDeadlockDetected
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "(SQLSTATE "+pgSerializationFailure+")") ||
+		strings.Contains(msg, "(SQLSTATE "+pgDeadlockDetected+")")
+}
+
 // isBusy reports whether err is SQLite's "database is locked": another
 // connection held the write lock for longer than the busy timeout.
 func isBusy(err error) bool {

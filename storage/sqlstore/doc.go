@@ -137,17 +137,26 @@
 //
 // # Quotas
 //
-// Apply writes a key's row of the quotas table in the transaction that
-// writes the key: a quota that is new or differs from the stored one
-// (limit, refill or period) starts full, the same quota keeps its balance,
-// and a removed quota removes the row. LeaseQuota is one UPDATE ...
-// RETURNING of that row: in the same statement it adds the refills of the
-// UTC period boundaries passed since the row's period, never beyond the
-// limit, and takes up to the uses asked for. The database locks the row
-// for the statement, so concurrent leases from any number of processes
-// never grant a use twice and refill once per period. ReturnQuota is one
+// The quotas table holds one row per rotation lineage
+// (apikey.Record.LineageID), which every key of the lineage spends from.
+// Apply writes the row in the transaction that writes the lineage's key
+// that is not rotated out (a rotated key never writes it): a new quota
+// starts full, the same quota keeps its balance, a quota that differs
+// (limit, refill or period) keeps what was spent and takes a new
+// generation (see storage.QuotaLedger), and a removed quota removes the
+// row. LeaseQuota is one UPDATE ... RETURNING of the row of the key's
+// lineage: in the same statement it adds the refills of the UTC period
+// boundaries passed since the row's period, never beyond the limit, and
+// takes up to the uses asked for. The database locks the row for the
+// statement, so concurrent leases from any number of processes never
+// grant a use twice and refill once per period; a lease's time counts
+// as at most the database's clock plus one hour, so that a process whose
+// clock is far ahead cannot stop the refills. ReturnQuota is one
 // conditional UPDATE that adds unspent uses back only while the lease's
-// period is the row's and has not ended.
+// generation and period are the row's and the period has not ended. Both
+// need no more than READ COMMITTED; under a stricter default isolation
+// level, a statement that fails with a serialization failure or deadlock
+// runs again in an explicit READ COMMITTED transaction.
 //
 // # Usage
 //

@@ -17,16 +17,25 @@ var _ storage.QuotaLedger = (*Store)(nil)
 // the row it changes in the statement itself, never in a read before it,
 // so that no two processes can both spend or refill the same uses.
 const (
-	// upsertQuota writes a key's quota: a new row starts full (balance =
-	// limit, period_index NULL); an existing row keeps its balance while
-	// the quota is the same, and is full again when it differs.
-	upsertQuota = `INSERT INTO keystile_quotas (key_id, quota_limit, refill, period, balance, period_index, last_grant)
-		VALUES (?, ?, ?, ?, ?, NULL, 0)
+	// upsertQuota writes a lineage's quota: a new row starts full (balance
+	// = limit, period_index NULL); an existing row keeps its balance while
+	// the quota is the same. When it differs, what was spent stays spent
+	// (balance = new limit - (old limit - balance), within 0 and the new
+	// limit), and period_index is kept while the period is the same (else
+	// NULL: the new period's refills start at the next lease). generation
+	// is the revision of the change that set the quota.
+	upsertQuota = `INSERT INTO keystile_quotas (key_id, quota_limit, refill, period, balance, period_index, last_grant, generation)
+		VALUES (?, ?, ?, ?, ?, NULL, 0, ?)
 		ON CONFLICT (key_id) DO UPDATE SET
-			balance = CASE WHEN ` + sameQuota + ` THEN keystile_quotas.balance ELSE excluded.balance END,
-			period_index = CASE WHEN ` + sameQuota + ` THEN keystile_quotas.period_index ELSE NULL END,
+			generation = CASE WHEN ` + sameQuota + ` THEN keystile_quotas.generation ELSE excluded.generation END,
+			balance = CASE WHEN ` + sameQuota + ` THEN keystile_quotas.balance
+				WHEN ` + keptBalance + ` < 0 THEN 0
+				WHEN ` + keptBalance + ` > excluded.quota_limit THEN excluded.quota_limit
+				ELSE ` + keptBalance + ` END,
+			period_index = CASE WHEN keystile_quotas.period = excluded.period THEN keystile_quotas.period_index ELSE NULL END,
 			quota_limit = excluded.quota_limit, refill = excluded.refill, period = excluded.period`
-	sameQuota = `(keystile_quotas.quota_limit = excluded.quota_limit AND keystile_quotas.refill = excluded.refill
+	keptBalance = `(excluded.quota_limit - (keystile_quotas.quota_limit - keystile_quotas.balance))`
+	sameQuota   = `(keystile_quotas.quota_limit = excluded.quota_limit AND keystile_quotas.refill = excluded.refill
 		AND keystile_quotas.period = excluded.period)`
 	deleteQuota = `DELETE FROM keystile_quotas WHERE key_id = ?`
 
@@ -35,54 +44,94 @@ const (
 	nowIndex = `(CASE period WHEN 'day' THEN p.day_index WHEN 'month' THEN p.month_index ELSE 0 END)`
 	// refilled is the balance after the refills of every boundary passed
 	// since period_index, never above quota_limit. A quota not leased from
-	// since it was set (period_index NULL) is full; past ceil(limit/refill)
-	// periods it is full too, which keeps refill * periods far from
-	// overflowing.
+	// since it was set (period_index NULL) holds its balance; past
+	// ceil(limit/refill) periods it is full, which keeps refill * periods
+	// far from overflowing.
 	refilled = `(CASE
 		WHEN refill = 0 OR period_index IS NULL OR ` + nowIndex + ` <= period_index THEN balance
 		WHEN ` + nowIndex + ` - period_index >= (quota_limit + refill - 1) / refill THEN quota_limit
 		WHEN balance + refill * (` + nowIndex + ` - period_index) > quota_limit THEN quota_limit
 		ELSE balance + refill * (` + nowIndex + ` - period_index) END)`
 	granted = `(CASE WHEN ` + refilled + ` < p.want THEN ` + refilled + ` ELSE p.want END)`
+)
 
-	// leaseQuota refills and spends in one UPDATE: its SET expressions all
-	// read the row as it was before the statement, which the database
-	// locks for the statement's (and transaction's) length.
-	leaseQuota = `UPDATE keystile_quotas SET
+// returnQuota adds returned uses back, never above the limit (compared as
+// limit - balance, which cannot overflow, whatever n), only while the
+// row's generation and period are the lease's and the lease's period has
+// not ended.
+func returnQuota(d Dialect) string {
+	return `UPDATE keystile_quotas SET
+			balance = CASE WHEN p.n >= quota_limit - balance THEN quota_limit ELSE balance + p.n END
+		FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index,
+			CAST(? AS BIGINT) AS now_day, CAST(? AS BIGINT) AS now_month, CAST(? AS BIGINT) AS n,
+			CAST(? AS BIGINT) AS generation) AS p
+		WHERE key_id = ` + lineageOf(d) + ` AND keystile_quotas.generation = p.generation AND period_index = ` + nowIndex + `
+			AND ` + nowIndex + ` = (CASE period WHEN 'day' THEN p.now_day WHEN 'month' THEN p.now_month ELSE 0 END)`
+}
+
+// lineageOf is the id of the balance (the lineage) of the key whose id is
+// the statement's last parameter, by keystile_keys' primary key. In
+// PostgreSQL it takes the quota table's collation, so that the comparison
+// with key_id can use that table's primary key (keystile_keys.id is
+// COLLATE "C").
+func lineageOf(d Dialect) string {
+	q := `(SELECT COALESCE(k.lineage, k.id) FROM keystile_keys AS k WHERE k.id = ?)`
+	if d == Postgres {
+		q += ` COLLATE "default"`
+	}
+	return q
+}
+
+// leaseQuota refills and spends in one UPDATE: its SET expressions all
+// read the row as it was before the statement, which the database locks
+// for the statement's (and transaction's) length. The lease's period
+// indexes are those of the caller's now, but never beyond those of the
+// database's clock plus one hour (see storage.QuotaLedger).
+func leaseQuota(d Dialect) string {
+	// The day and month indexes of the database's clock, one hour ahead.
+	// p's LIMIT 1 keeps both engines from inlining p's expressions into
+	// each of their many uses (which costs as much as the lease itself).
+	maxDay := `CAST(FLOOR(EXTRACT(EPOCH FROM CURRENT_TIMESTAMP + INTERVAL '1 hour') / 86400) AS BIGINT)`
+	maxMonth := `CAST(EXTRACT(YEAR FROM (CURRENT_TIMESTAMP + INTERVAL '1 hour') AT TIME ZONE 'UTC') * 12
+		+ EXTRACT(MONTH FROM (CURRENT_TIMESTAMP + INTERVAL '1 hour') AT TIME ZONE 'UTC') - 1 AS BIGINT)`
+	if d == SQLite {
+		maxDay = `(CAST(strftime('%s', 'now', '+1 hour') AS INTEGER) / 86400)`
+		maxMonth = `(CAST(strftime('%Y', 'now', '+1 hour') AS INTEGER) * 12 + CAST(strftime('%m', 'now', '+1 hour') AS INTEGER) - 1)`
+	}
+	return `UPDATE keystile_quotas SET
 			balance = ` + refilled + ` - ` + granted + `,
 			last_grant = ` + granted + `,
 			period_index = CASE WHEN period_index IS NULL OR ` + nowIndex + ` > period_index
 				THEN ` + nowIndex + ` ELSE period_index END
-		FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index, CAST(? AS BIGINT) AS want) AS p
-		WHERE key_id = ?
-		RETURNING last_grant, balance, refill, period`
+		FROM (SELECT CASE WHEN c.day_index > c.max_day THEN c.max_day ELSE c.day_index END AS day_index,
+				CASE WHEN c.month_index > c.max_month THEN c.max_month ELSE c.month_index END AS month_index, c.want
+			FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index, CAST(? AS BIGINT) AS want,
+				` + maxDay + ` AS max_day, ` + maxMonth + ` AS max_month) AS c
+			LIMIT 1) AS p
+		WHERE key_id = ` + lineageOf(d) + `
+		RETURNING last_grant, balance, refill, period, generation`
+}
 
-	// returnQuota adds returned uses back, never above the limit, only
-	// while the row's period is the lease's and the lease's period has
-	// not ended.
-	returnQuota = `UPDATE keystile_quotas SET
-			balance = CASE WHEN balance + p.n > quota_limit THEN quota_limit ELSE balance + p.n END
-		FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index,
-			CAST(? AS BIGINT) AS now_day, CAST(? AS BIGINT) AS now_month, CAST(? AS BIGINT) AS n) AS p
-		WHERE key_id = ? AND period_index = ` + nowIndex + `
-			AND ` + nowIndex + ` = (CASE period WHEN 'day' THEN p.now_day WHEN 'month' THEN p.now_month ELSE 0 END)`
-)
-
-// putQuota keeps a key's quota row in step with its record, in Apply's
-// transaction: written while the record has a quota, deleted when it has
-// none (a new key without a quota has no row to delete).
-func (s *Store) putQuota(ctx context.Context, tx *sql.Tx, r apikey.Record, inserted bool) error {
-	q := r.Limits.Quota
+// putQuota keeps the quota row of a key's lineage in step with its record,
+// in Apply's transaction: written while the record has a quota, deleted
+// when it has none (a first key without a quota has no row to delete). A
+// rotated-out key never writes the row: it follows the lineage's current
+// key.
+func (s *Store) putQuota(ctx context.Context, tx *sql.Tx, r apikey.Record, rev int64, inserted bool) error {
+	if !r.RotatedAt.IsZero() {
+		return nil
+	}
+	id, q := r.LineageID(), r.Limits.Quota
 	if q.IsZero() {
-		if inserted {
+		if inserted && r.Lineage == "" {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, s.q.deleteQuota, r.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q.deleteQuota, id); err != nil {
 			return s.wrap(ctx, "apply: removing the quota of key "+r.Prefix(), err)
 		}
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, s.q.upsertQuota, r.ID, q.Limit, q.Refill, string(q.Period), q.Limit); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q.upsertQuota, id, q.Limit, q.Refill, string(q.Period), q.Limit, rev); err != nil {
 		return s.wrap(ctx, "apply: writing the quota of key "+r.Prefix(), err)
 	}
 	return nil
@@ -104,8 +153,10 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 		refill int64
 		period string
 	)
-	err := s.db.QueryRowContext(ctx, s.q.leaseQuota,
-		apikey.Daily.Index(now), apikey.Monthly.Index(now), want, keyID).Scan(&lease.Granted, &lease.Remaining, &refill, &period)
+	err := s.quotaStatement(ctx, func(q querier) error {
+		return q.QueryRowContext(ctx, s.q.leaseQuota, apikey.Daily.Index(now), apikey.Monthly.Index(now), want, keyID).
+			Scan(&lease.Granted, &lease.Remaining, &refill, &period, &lease.Generation)
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		var n int64
 		if err := s.db.QueryRowContext(ctx, s.q.keyExists, keyID).Scan(&n); err != nil {
@@ -119,6 +170,7 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 	if err != nil {
 		return storage.QuotaLease{}, s.wrap(ctx, "lease quota", err)
 	}
+	lease.LeasedAt = now
 	if refill > 0 {
 		lease.NextRefill = apikey.QuotaPeriod(period).Next(now)
 	}
@@ -126,15 +178,56 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 }
 
 // ReturnQuota implements storage.QuotaLedger with one conditional UPDATE.
-func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, leasedAt, now time.Time) error {
+func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, lease storage.QuotaLease, now time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return s.wrap(ctx, "return quota", err)
 	}
 	if n <= 0 {
 		return nil
 	}
-	_, err := s.db.ExecContext(ctx, s.q.returnQuota,
-		apikey.Daily.Index(leasedAt), apikey.Monthly.Index(leasedAt), apikey.Daily.Index(now), apikey.Monthly.Index(now),
-		n, keyID)
+	err := s.quotaStatement(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, s.q.returnQuota,
+			apikey.Daily.Index(lease.LeasedAt), apikey.Monthly.Index(lease.LeasedAt), apikey.Daily.Index(now), apikey.Monthly.Index(now),
+			n, lease.Generation, keyID)
+		return err
+	})
 	return s.wrap(ctx, "return quota", err)
+}
+
+// querier is what quota statements run on: the pool or a transaction.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// quotaStatement runs one quota statement on the pool, in the database's
+// default isolation level. The statements need no more than READ
+// COMMITTED, PostgreSQL's default; under a stricter default (an
+// operator's default_transaction_isolation of REPEATABLE READ or
+// SERIALIZABLE) a statement racing another on the same row fails with a
+// serialization failure (or, in principle, a deadlock), and is then run
+// again in an explicit READ COMMITTED transaction, which waits for the
+// row's lock instead (up to maxQuotaRetries times).
+func (s *Store) quotaStatement(ctx context.Context, run func(querier) error) error {
+	err := run(s.db)
+	for i := 0; i < maxQuotaRetries && err != nil && ctx.Err() == nil && isSerializationFailure(err); i++ {
+		err = s.readCommitted(ctx, run)
+	}
+	return err
+}
+
+// maxQuotaRetries bounds the READ COMMITTED reruns of a quota statement.
+const maxQuotaRetries = 3
+
+// readCommitted runs run in a READ COMMITTED transaction.
+func (s *Store) readCommitted(ctx context.Context, run func(querier) error) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return err
+	}
+	if err := run(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }

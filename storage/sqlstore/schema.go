@@ -71,7 +71,7 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}},
+	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}, {version: 6, statements: lineageV6}},
 	// PostgreSQL text columns that are compared or sorted use the "C"
 	// collation, so that the order is byte order, as in SQLite and the
 	// memory store, whatever the database's locale.
@@ -123,12 +123,12 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}},
+	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}, {version: 6, statements: lineageV6}},
 }
 
 // SchemaVersion is the newest schema version this package knows; Migrate
 // brings a database up to it.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
 // migrationsTable records the applied schema versions. It is not named
 // schema_migrations, which other migration tools own in many databases.
@@ -423,8 +423,9 @@ func eventsV3(d Dialect) []string {
 //     from since it was set, which is full). last_grant is what the latest
 //     lease granted, which the lease's UPDATE ... RETURNING reads back.
 //     Apply writes the row in the transaction that writes the key: it
-//     starts full, is kept while the quota stays the same, is full again
-//     when the quota changes, and is deleted when the quota is removed.
+//     starts full, is kept while the quota stays the same, keeps what was
+//     spent when the quota changes (see storage.QuotaLedger), and is
+//     deleted when the quota is removed.
 var limitsV4 = []string{
 	`ALTER TABLE keystile_keys ADD COLUMN limits TEXT`,
 	`CREATE TABLE keystile_quotas (
@@ -466,4 +467,20 @@ func usageV5(d Dialect) []string {
 		`CREATE INDEX keystile_usage_key ON keystile_usage (key_id, hour, outcome)`,
 		`CREATE INDEX keystile_usage_hour ON keystile_usage (hour)`,
 	}
+}
+
+// lineageV6 is version 6, the same in both dialects: quota balances per
+// rotation lineage.
+//   - keystile_keys gains lineage, apikey.Record.Lineage (NULL for none:
+//     the key is the first of its lineage).
+//   - keystile_quotas.key_id names the lineage whose balance the row holds
+//     (apikey.Record.LineageID): every key of a lineage spends from that
+//     one row, which only the lineage's key that is not rotated out writes.
+//     Rows of earlier versions are keyed by their key's id, which is its
+//     lineage id; keys rotated before version 6 keep separate balances.
+//   - keystile_quotas gains generation, incremented each time the row's
+//     quota changes (see storage.QuotaLease.Generation).
+var lineageV6 = []string{
+	`ALTER TABLE keystile_keys ADD COLUMN lineage TEXT`,
+	`ALTER TABLE keystile_quotas ADD COLUMN generation BIGINT NOT NULL DEFAULT 0`,
 }

@@ -85,7 +85,8 @@ func (s *Store) DB() *sql.DB { return s.db }
 func (s *Store) Dialect() Dialect { return s.d }
 
 const keyColumns = `id, account, type, environment, name, owner, metadata, scopes, is_default, created_at, created_by,
-	expires_at, rotated_at, expiry_limit, revoked_at, last_used_at, hash, recoverable, revision, limits`
+	expires_at, rotated_at, expiry_limit, revoked_at, last_used_at, hash, recoverable, revision, limits,
+	lineage`
 
 const settingsColumns = `account, environment, allowed_origins, updated_at, closed_at, revision`
 
@@ -142,14 +143,14 @@ func newQueries(d Dialect) queries {
 		// environments.
 		closedAccount: `SELECT COUNT(*) FROM keystile_settings WHERE account = ? AND closed_at IS NOT NULL`,
 		insertKey: `INSERT INTO keystile_keys (` + keyColumns + `)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		// The later of the stored and the given last-used time is kept.
 		updateKey: `UPDATE keystile_keys SET account = ?, type = ?, environment = ?, name = ?, owner = ?,
 			metadata = ?, scopes = ?, is_default = ?, created_at = ?, created_by = ?, expires_at = ?,
 			rotated_at = ?, expiry_limit = ?, revoked_at = ?,
 			last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < COALESCE(CAST(? AS BIGINT), 0)
 				THEN CAST(? AS BIGINT) ELSE last_used_at END,
-			hash = ?, recoverable = ?, revision = ?, limits = ?
+			hash = ?, recoverable = ?, revision = ?, limits = ?, lineage = ?
 			WHERE id = ? AND revision = ?`,
 		keyExists:    `SELECT COUNT(*) FROM keystile_keys WHERE id = ?`,
 		insertChange: `INSERT INTO keystile_changes (revision, account, environment, key_id) VALUES (?, ?, ?, ?)`,
@@ -171,8 +172,9 @@ func newQueries(d Dialect) queries {
 		touch: `UPDATE keystile_keys SET last_used_at = ?
 			WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
 
-		// The primary key of keystile_quotas, for all four (see quota.go).
-		upsertQuota: upsertQuota, deleteQuota: deleteQuota, leaseQuota: leaseQuota, returnQuota: returnQuota,
+		// The primary key of keystile_quotas, for all four; leaseQuota and
+		// returnQuota find the key's lineage by keystile_keys' (see quota.go).
+		upsertQuota: upsertQuota, deleteQuota: deleteQuota, leaseQuota: leaseQuota(d), returnQuota: returnQuota(d),
 
 		// keystile_usage (see usage.go).
 		addUsage: addUsageRows(usageChunk), accountUsage: accountUsage, environmentUsage: environmentUsage, keyUsage: keyUsage,
@@ -369,14 +371,15 @@ func scanKey(row scanner) (apikey.Record, error) {
 	var (
 		r                                          apikey.Record
 		typ                                        string
-		metadata, scopes, limits                   sql.NullString
+		metadata, scopes, limits, lineage          sql.NullString
 		created                                    int64
 		expires, rotated, limit, revoked, lastUsed sql.NullInt64
 		hash                                       string
 		recoverable                                []byte
 	)
 	err := row.Scan(&r.ID, &r.Account, &typ, &r.Environment, &r.Name, &r.Owner, &metadata, &scopes, &r.Default,
-		&created, &r.CreatedBy, &expires, &rotated, &limit, &revoked, &lastUsed, &hash, &recoverable, &r.Revision, &limits)
+		&created, &r.CreatedBy, &expires, &rotated, &limit, &revoked, &lastUsed, &hash, &recoverable, &r.Revision, &limits,
+		&lineage)
 	if err != nil {
 		return apikey.Record{}, err
 	}
@@ -392,6 +395,7 @@ func scanKey(row scanner) (apikey.Record, error) {
 			return apikey.Record{}, fmt.Errorf("key %s: limits: %w", r.Prefix(), err)
 		}
 	}
+	r.Lineage = lineage.String
 	r.CreatedAt = fromMicros(created)
 	r.ExpiresAt = fromNullMicros(expires)
 	r.RotatedAt = fromNullMicros(rotated)

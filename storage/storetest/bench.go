@@ -165,9 +165,11 @@ func BenchmarkLimits(b *testing.B, c Config) {
 			}
 		})
 		b.Run("ReturnQuota", func(b *testing.B) {
+			taken, err := l.LeaseQuota(ctx, id, 100, now)
+			require.NoError(b, err)
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := l.ReturnQuota(ctx, id, 10, now, now); err != nil {
+				if err := l.ReturnQuota(ctx, id, 10, taken, now); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,8 +15,10 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-// day0 is the start of a UTC day; the quota cases count days from it.
-var day0 = time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+// day0 is the start of a UTC day; the quota cases count days from it. It
+// is in the past, and so are the days the cases use: a store may bound a
+// lease's now by its own clock (see storage.QuotaLedger).
+var day0 = time.Date(2024, 11, 25, 0, 0, 0, 0, time.UTC)
 
 func day(n int) time.Time { return day0.AddDate(0, 0, n) }
 
@@ -54,7 +57,9 @@ func testQuotaLeaseUntilEmpty(t *testing.T, c Config) {
 		{4, 4, 6}, {4, 4, 2}, {4, 2, 0}, {1, 0, 0},
 	} {
 		got := lease(t, l, id, want.want, day(i*40)) // a quota without refill never refills
-		assert.Equal(t, storage.QuotaLease{Granted: want.granted, Remaining: want.remaining}, got, "lease %d", i)
+		assert.Equal(t, want.granted, got.Granted, "lease %d", i)
+		assert.Equal(t, want.remaining, got.Remaining, "lease %d", i)
+		assert.True(t, got.NextRefill.IsZero() && !got.Unlimited, "lease %d", i)
 	}
 	_, err := l.LeaseQuota(context.Background(), id, 0, day(0))
 	assert.Error(t, err, "want 0 is a caller's mistake")
@@ -87,16 +92,16 @@ func testQuotaRefill(t *testing.T, c Config) {
 	}
 
 	monthly := quotaKey(t, s, apikey.Quota{Limit: 100, Refill: 100, Period: apikey.Monthly})
-	endOfJanuary := time.Date(2027, 1, 31, 23, 59, 59, 0, time.UTC)
+	endOfJanuary := time.Date(2025, 1, 31, 23, 59, 59, 0, time.UTC)
 	got := lease(t, l, monthly, 100, endOfJanuary)
 	assert.Equal(t, int64(100), got.Granted)
-	assert.Equal(t, time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC), got.NextRefill)
+	assert.Equal(t, time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC), got.NextRefill)
 	assert.Zero(t, lease(t, l, monthly, 1, endOfJanuary.Add(time.Second-time.Microsecond)).Granted)
 	// The boundary is UTC midnight, whatever the zone of now.
 	tokyo := time.FixedZone("UTC+9", 9*3600)
-	got = lease(t, l, monthly, 100, time.Date(2027, 2, 1, 8, 59, 0, 0, tokyo)) // 2027-01-31T23:59Z
+	got = lease(t, l, monthly, 100, time.Date(2025, 2, 1, 8, 59, 0, 0, tokyo)) // 2025-01-31T23:59Z
 	assert.Zero(t, got.Granted, "still January in UTC")
-	got = lease(t, l, monthly, 100, time.Date(2027, 2, 1, 9, 0, 0, 0, tokyo))
+	got = lease(t, l, monthly, 100, time.Date(2025, 2, 1, 9, 0, 0, 0, tokyo))
 	assert.Equal(t, int64(100), got.Granted, "February in UTC")
 }
 
@@ -106,32 +111,96 @@ func testQuotaReturn(t *testing.T, c Config) {
 	ctx := context.Background()
 	id := quotaKey(t, s, apikey.Quota{Limit: 10, Refill: 4, Period: apikey.Daily})
 	at := day(0).Add(time.Hour)
-	assert.Equal(t, int64(6), lease(t, l, id, 6, at).Granted)
-	require.NoError(t, l.ReturnQuota(ctx, id, 2, at, at.Add(time.Hour)), "same period")
+	first := lease(t, l, id, 6, at)
+	assert.Equal(t, int64(6), first.Granted)
+	assert.True(t, at.Equal(first.LeasedAt), "LeasedAt is the lease's now")
+	require.NoError(t, l.ReturnQuota(ctx, id, 2, first, at.Add(time.Hour)), "same period")
 	assert.Equal(t, int64(6), lease(t, l, id, 10, at.Add(2*time.Hour)).Granted, "4 left and 2 returned")
-	require.NoError(t, l.ReturnQuota(ctx, id, 50, at, at.Add(3*time.Hour)))
+	require.NoError(t, l.ReturnQuota(ctx, id, 50, first, at.Add(3*time.Hour)))
 	got := lease(t, l, id, 50, at.Add(4*time.Hour))
 	assert.Equal(t, int64(10), got.Granted, "a return never raises the balance above the limit")
 
 	// After a boundary, uses of the ended period are dropped: the refill
 	// replaced them.
-	require.NoError(t, l.ReturnQuota(ctx, id, 3, at, day(1)))
-	assert.Equal(t, int64(4), lease(t, l, id, 10, day(1)).Granted, "the refill only")
+	require.NoError(t, l.ReturnQuota(ctx, id, 3, first, day(1)))
+	ofDay1 := lease(t, l, id, 10, day(1))
+	assert.Equal(t, int64(4), ofDay1.Granted, "the refill only")
 	// A lease of day 0 returned on day 1 after day 1's refill: dropped too.
-	require.NoError(t, l.ReturnQuota(ctx, id, 3, at, day(1).Add(time.Hour)))
+	require.NoError(t, l.ReturnQuota(ctx, id, 3, first, day(1).Add(time.Hour)))
 	assert.Zero(t, lease(t, l, id, 10, day(1).Add(2*time.Hour)).Granted)
 	// A lease of day 1 returned on day 1 counts.
-	require.NoError(t, l.ReturnQuota(ctx, id, 2, day(1), day(1).Add(3*time.Hour)))
+	require.NoError(t, l.ReturnQuota(ctx, id, 2, ofDay1, day(1).Add(3*time.Hour)))
 	assert.Equal(t, int64(2), lease(t, l, id, 10, day(1).Add(4*time.Hour)).Granted)
 
 	// Unknown keys and keys without a quota are ignored.
-	assert.NoError(t, l.ReturnQuota(ctx, "nosuchkey000", 1, at, at))
+	assert.NoError(t, l.ReturnQuota(ctx, "nosuchkey000", 1, first, at))
 	plain := record(acme, apikey.Production, apikey.Server, false)
 	apply(t, s, apikey.Change{Insert: []apikey.Record{plain}})
-	assert.NoError(t, l.ReturnQuota(ctx, plain.ID, 1, at, at))
+	assert.NoError(t, l.ReturnQuota(ctx, plain.ID, 1, first, at))
 }
 
-func testQuotaResetOnChange(t *testing.T, c Config) {
+// testQuotaReturnHuge: a return of any n, up to math.MaxInt64, fills the
+// balance up to the limit and never fails or overflows.
+func testQuotaReturnHuge(t *testing.T, c Config) {
+	s := c.New(t)
+	l := ledger(t, s)
+	ctx := context.Background()
+	id := quotaKey(t, s, apikey.Quota{Limit: 100})
+	at := day(0).Add(time.Hour)
+	some := lease(t, l, id, 10, at)
+	require.NoError(t, l.ReturnQuota(ctx, id, math.MaxInt64, some, at))
+	assert.Equal(t, int64(100), lease(t, l, id, 1000, at).Granted, "full, not overflowed")
+	require.NoError(t, l.ReturnQuota(ctx, id, math.MaxInt64-50, some, at))
+	got := lease(t, l, id, 1000, at)
+	assert.Equal(t, int64(100), got.Granted, "from empty")
+	assert.Zero(t, got.Remaining)
+}
+
+// testQuotaReturnOtherGeneration: uses of a lease taken under a quota
+// that has since changed are dropped, not added to the new quota's
+// balance (the change kept them as spent); a change that keeps the quota
+// keeps the generation.
+func testQuotaReturnOtherGeneration(t *testing.T, c Config) {
+	s := c.New(t)
+	l := ledger(t, s)
+	ctx := context.Background()
+	id := quotaKey(t, s, apikey.Quota{Limit: 100})
+	at := day(0).Add(time.Hour)
+	b := lease(t, l, id, 60, at) // held by one process
+	r := mustKey(t, s, id)
+	r.Name = "renamed"
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	assert.Equal(t, b.Generation, lease(t, l, id, 1, at).Generation, "the same quota, the same generation")
+
+	r = mustKey(t, s, id)
+	r.Limits.Quota = apikey.Quota{Limit: 50}
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	a := lease(t, l, id, 50, at.Add(time.Minute))
+	assert.Zero(t, a.Granted, "61 spent of 50")
+	assert.NotEqual(t, b.Generation, a.Generation)
+	require.NoError(t, l.ReturnQuota(ctx, id, 60, b, at.Add(2*time.Minute)))
+	assert.Zero(t, lease(t, l, id, 100, at.Add(3*time.Minute)).Granted, "the old lease's return is dropped")
+
+	// Removed and set again: a lease of the first quota is still dropped.
+	r = mustKey(t, s, id)
+	r.Limits.Quota = apikey.Quota{}
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	r = mustKey(t, s, id)
+	r.Limits.Quota = apikey.Quota{Limit: 100}
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	got := lease(t, l, id, 90, at)
+	require.Equal(t, int64(90), got.Granted)
+	require.NoError(t, l.ReturnQuota(ctx, id, 60, b, at))
+	assert.Equal(t, int64(10), lease(t, l, id, 100, at).Granted)
+	require.NoError(t, l.ReturnQuota(ctx, id, 5, got, at))
+	assert.Equal(t, int64(5), lease(t, l, id, 100, at).Granted, "a lease of the current generation counts")
+}
+
+// testQuotaKeepsSpentOnChange: a change of a key's quota keeps what was
+// spent in the period (the balance is the new limit minus the uses spent,
+// within 0 and the limit), and keeps the period's refill state while the
+// period is the same; only a quota set again after removal starts full.
+func testQuotaKeepsSpentOnChange(t *testing.T, c Config) {
 	s := c.New(t)
 	l := ledger(t, s)
 	id := quotaKey(t, s, apikey.Quota{Limit: 10})
@@ -147,10 +216,32 @@ func testQuotaResetOnChange(t *testing.T, c Config) {
 	assert.Zero(t, lease(t, l, id, 10, at).Granted, "another change keeps the balance")
 	update(func(r *apikey.Record) { r.Limits.Rate = apikey.RateLimit{Requests: 5, Window: time.Second} })
 	assert.Zero(t, lease(t, l, id, 10, at).Granted, "a change of the rate keeps the balance")
-	update(func(r *apikey.Record) { r.Limits.Quota.Limit = 20 })
-	assert.Equal(t, int64(20), lease(t, l, id, 50, at).Granted, "a changed quota starts full")
-	update(func(r *apikey.Record) { r.Limits.Quota = apikey.Quota{Limit: 20, Refill: 1, Period: apikey.Daily} })
-	assert.Equal(t, int64(20), lease(t, l, id, 50, at).Granted, "a changed refill starts full")
+	update(func(r *apikey.Record) { r.Limits.Quota.Limit = 110 })
+	assert.Equal(t, int64(100), lease(t, l, id, 500, at).Granted, "a raised limit adds the difference, not a full quota")
+	update(func(r *apikey.Record) { r.Limits.Quota.Limit = 150 })
+	assert.Equal(t, int64(40), lease(t, l, id, 30, at).Granted+lease(t, l, id, 30, at).Granted)
+	update(func(r *apikey.Record) { r.Limits.Quota.Limit = 100 })
+	assert.Zero(t, lease(t, l, id, 50, at).Granted, "a limit below what was spent leaves nothing")
+
+	// Same period: the refill state is kept, so the next boundary refills.
+	daily := quotaKey(t, s, apikey.Quota{Limit: 10, Refill: 10, Period: apikey.Daily})
+	assert.Equal(t, int64(10), lease(t, l, daily, 10, day(0)).Granted)
+	r := mustKey(t, s, daily)
+	r.Limits.Quota.Limit = 20
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	assert.Equal(t, int64(20), lease(t, l, daily, 50, day(1)).Granted, "10 kept plus day 1's refill")
+	r = mustKey(t, s, daily)
+	r.Limits.Quota.Refill = 5
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	assert.Zero(t, lease(t, l, daily, 50, day(1)).Granted, "a changed refill keeps what was spent")
+	assert.Equal(t, int64(5), lease(t, l, daily, 50, day(2)).Granted)
+	// A changed period keeps what was spent, and refills from the next
+	// boundary of the new period.
+	r = mustKey(t, s, daily)
+	r.Limits.Quota.Period = apikey.Monthly
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	assert.Zero(t, lease(t, l, daily, 50, day(3)).Granted)
+
 	update(func(r *apikey.Record) { r.Limits.Quota = apikey.Quota{} })
 	got := lease(t, l, id, 50, at)
 	assert.Equal(t, storage.QuotaLease{Unlimited: true}, got, "a removed quota")
@@ -174,7 +265,7 @@ func testQuotaUnknownAndUnlimited(t *testing.T, c Config) {
 	cancel()
 	_, err = l.LeaseQuota(ctx, plain.ID, 1, day(0))
 	assert.ErrorIs(t, err, context.Canceled)
-	assert.ErrorIs(t, l.ReturnQuota(ctx, plain.ID, 1, day(0), day(0)), context.Canceled)
+	assert.ErrorIs(t, l.ReturnQuota(ctx, plain.ID, 1, storage.QuotaLease{LeasedAt: day(0)}, day(0)), context.Canceled)
 }
 
 // testQuotaConcurrentLeases: leasers in several processes (peers) draining
@@ -242,4 +333,58 @@ func testQuotaConcurrentRefill(t *testing.T, c Config) {
 		wg.Wait()
 	}
 	assert.Equal(t, int64(limit+refill*(periods-1)), total.Load(), "one refill per boundary")
+}
+
+// testQuotaRotationSharesBalance: a replacement key (Lineage set to the
+// rotated key's lineage) continues its balance, and during the grace both
+// keys spend from that one balance: old and new together are granted one
+// quota per period, however many times the key is rotated.
+func testQuotaRotationSharesBalance(t *testing.T, c Config) {
+	s := c.New(t)
+	l := ledger(t, s)
+	ctx := context.Background()
+	q := apikey.Quota{Limit: 10, Refill: 10, Period: apikey.Daily}
+	first := quotaKey(t, s, q)
+	at := day(0).Add(time.Hour)
+	assert.Equal(t, int64(6), lease(t, l, first, 6, at).Granted)
+
+	rotate := func(oldID string, at time.Time) apikey.Record {
+		old := mustKey(t, s, oldID)
+		next := record(acme, apikey.Production, apikey.Server, false)
+		next.Limits, next.Lineage = old.Limits, old.LineageID()
+		old.RotatedAt, old.ExpiresAt = at, at.Add(24*time.Hour)
+		apply(t, s, apikey.Change{Update: []apikey.Record{old}, Insert: []apikey.Record{next}})
+		got := mustKey(t, s, next.ID)
+		assert.Equal(t, first, got.Lineage, "the store keeps Lineage")
+		return got
+	}
+	second := rotate(first, at)
+	got := lease(t, l, second.ID, 10, at)
+	assert.Equal(t, int64(4), got.Granted, "the replacement continues the balance")
+	assert.Zero(t, lease(t, l, first, 10, at).Granted, "the rotated key spends the same balance")
+
+	// A change of the rotated key (its grace) leaves the balance alone.
+	old := mustKey(t, s, first)
+	old.ExpiresAt = at.Add(48 * time.Hour)
+	old.Limits.Quota = apikey.Quota{Limit: 1000}
+	apply(t, s, apikey.Change{Update: []apikey.Record{old}})
+	assert.Zero(t, lease(t, l, first, 10, at).Granted, "a rotated key never writes the balance")
+
+	// Next day: one refill for the lineage, whichever key leases; a return
+	// through either key lands in the one balance.
+	next := day(1).Add(time.Hour)
+	ofFirst := lease(t, l, first, 7, next)
+	assert.Equal(t, int64(7), ofFirst.Granted)
+	third := rotate(second.ID, next)
+	assert.Equal(t, int64(3), lease(t, l, third.ID, 10, next).Granted)
+	require.NoError(t, l.ReturnQuota(ctx, second.ID, 2, ofFirst, next))
+	assert.Equal(t, int64(2), lease(t, l, first, 10, next).Granted)
+	assert.Zero(t, lease(t, l, second.ID, 10, next).Granted)
+	assert.Zero(t, lease(t, l, third.ID, 10, next).Granted)
+
+	// Removing the current key's quota removes the lineage's balance.
+	cur := mustKey(t, s, third.ID)
+	cur.Limits.Quota = apikey.Quota{}
+	apply(t, s, apikey.Change{Update: []apikey.Record{cur}})
+	assert.True(t, lease(t, l, first, 1, next).Unlimited)
 }
