@@ -62,8 +62,8 @@ func (r RateLimit) MarshalJSON() ([]byte, error) {
 	return json.Marshal(rateJSON{Requests: r.Requests, WindowSeconds: int64(r.Window / time.Second), Burst: r.Burst})
 }
 
-// UnmarshalJSON reads the form MarshalJSON writes, and fails on a field
-// it does not know; null leaves r unchanged. It checks no bound (see
+// UnmarshalJSON reads the form MarshalJSON writes, ignoring fields it does
+// not know (as in every stored record); null leaves r unchanged. It checks no bound (see
 // ValidateLimits) but keeps every out-of-range window out of range: a
 // number of seconds too large for a time.Duration becomes a window longer
 // than MaxRateWindow, never a wrapped-around valid one.
@@ -72,7 +72,7 @@ func (r *RateLimit) UnmarshalJSON(data []byte) error {
 	if isNull(data) {
 		return nil
 	}
-	if err := decodeStrict(data, &v); err != nil {
+	if err := json.Unmarshal(data, &v); err != nil {
 		return fmt.Errorf("rate: %w", err)
 	}
 	window := time.Duration(v.WindowSeconds) * time.Second
@@ -159,14 +159,14 @@ type Quota struct {
 // IsZero reports whether q sets no quota.
 func (q Quota) IsZero() bool { return q == Quota{} }
 
-// UnmarshalJSON reads a Quota's fields, and fails on a field it does not
-// know; null leaves q unchanged. It checks no bound (see ValidateLimits).
+// UnmarshalJSON reads a Quota's fields, ignoring fields it does not know;
+// null leaves q unchanged. It checks no bound (see ValidateLimits).
 func (q *Quota) UnmarshalJSON(data []byte) error {
 	type plain Quota // without this method
 	if isNull(data) {
 		return nil
 	}
-	if err := decodeStrict(data, (*plain)(q)); err != nil {
+	if err := json.Unmarshal(data, (*plain)(q)); err != nil {
 		return fmt.Errorf("quota: %w", err)
 	}
 	return nil
@@ -174,14 +174,6 @@ func (q *Quota) UnmarshalJSON(data []byte) error {
 
 // isNull reports whether data is the JSON null.
 func isNull(data []byte) bool { return string(bytes.TrimSpace(data)) == "null" }
-
-// decodeStrict decodes the JSON value data into v, failing on unknown
-// fields.
-func decodeStrict(data []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.DisallowUnknownFields()
-	return d.Decode(v)
-}
 
 // Limits are the bounds on a key's use, enforced by the middleware after
 // authentication. The zero Limits bounds nothing.
