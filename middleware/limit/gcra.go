@@ -72,7 +72,10 @@ func (g gcra) step(debt time.Duration, cost int) (Decision, time.Duration) {
 	if cost < 1 {
 		cost = 1
 	}
-	debt = min(max(debt, 0), time.Duration(maxDebt))
+	// A debt beyond g.limit was run up under another rate (a limit that
+	// was lowered, or a clock that stepped back): the bucket counts as
+	// spent under this one, not for longer.
+	debt = min(max(debt, 0), time.Duration(g.limit))
 	d := int64(debt)
 	if int64(cost) > g.burst {
 		return Decision{Reset: debt, RetryAfter: g.rate.Window}, debt

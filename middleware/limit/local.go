@@ -107,9 +107,7 @@ func (l *Local) Allow(bucket string, rate apikey.RateLimit, cost int, now time.T
 		return d
 	}
 	d, debt := s.last.step(time.Duration(*tat-t), cost)
-	if d.Allowed {
-		*tat = t + int64(debt)
-	}
+	*tat = t + int64(debt) // on a refusal, the debt as step bounded it
 	s.mu.Unlock()
 	return d
 }

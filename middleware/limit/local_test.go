@@ -231,3 +231,20 @@ func TestStepEdges(t *testing.T) {
 	d, _ = limit.Step(fastest, 0, apikey.MaxRateRequests)
 	assert.Equal(t, limit.Decision{Allowed: true, Reset: time.Second}, d)
 }
+
+// TestLocalRateChange: a bucket spent under a slow rate is spent, not
+// blocked for the old window, under a faster one; a debt run up under a
+// limit that was lowered counts as one bucket of the new limit.
+func TestLocalRateChange(t *testing.T) {
+	l := limit.NewLocal(limit.LocalOptions{})
+	now := time.Unix(1_700_000_000, 0)
+	daily := apikey.RateLimit{Requests: 1, Window: 24 * time.Hour}
+	require.True(t, l.Allow("k", daily, 1, now).Allowed)
+	require.False(t, l.Allow("k", daily, 1, now.Add(time.Second)).Allowed)
+
+	fast := apikey.RateLimit{Requests: 1000, Window: time.Second}
+	d := l.Allow("k", fast, 1, now.Add(2*time.Second))
+	assert.False(t, d.Allowed, "the bucket is spent under the new rate too")
+	assert.Equal(t, time.Millisecond, d.RetryAfter, "one interval of the new rate, not the old day")
+	assert.True(t, l.Allow("k", fast, 1, now.Add(2*time.Second+time.Millisecond)).Allowed)
+}

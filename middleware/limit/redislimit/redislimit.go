@@ -255,6 +255,13 @@ func (l *Limiter) Allow(bucket string, rate apikey.RateLimit, cost int, now time
 			return l.fallback.Allow(bucket, rate, cost, now)
 		}
 	}
+	if t < st.blocked {
+		// A wait set under a slower rate is at most one batch's refill
+		// under this one; Redis bounds its own state likewise.
+		if wait := int64(limit.Interval(rate)) * max(batch, c); st.blocked-t > wait {
+			st.blocked = t + wait
+		}
+	}
 	var d limit.Decision
 	switch {
 	case st.balance >= c, t >= st.blocked && st.balance-c >= -batch:
@@ -354,6 +361,11 @@ local cost = tonumber(ARGV[2])
 local tolerance = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
+if tat > now + tolerance then
+  -- run up under another rate: the bucket is spent under this one, not for longer
+  tat = now + tolerance
+  redis.call('SET', KEYS[1], tat, 'PX', math.max(1, math.ceil(tolerance / 1000)))
+end
 local nxt = tat + cost
 if nxt - now > tolerance then
   return {0, nxt - now - tolerance, tat - now}

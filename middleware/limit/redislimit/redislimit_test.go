@@ -378,3 +378,31 @@ func BenchmarkAllow(b *testing.B) {
 		l.Allow("key_0123456789abcdef", rate, 1, t0.Add(time.Duration(i)*time.Microsecond))
 	}
 }
+
+// TestRateChange: a bucket spent under a slow rate is not blocked for the
+// old window once its rate is raised.
+func TestRateChange(t *testing.T) {
+	addr := redisAddr(t)
+	c, _ := newClient(t, addr)
+	l := newLimiter(t, Options{Client: c, Prefix: testPrefix(t, c), Batch: 1})
+	daily := apikey.RateLimit{Requests: 2, Window: 24 * time.Hour}
+	admitted := 0
+	for range 6 {
+		if l.Allow("key_1", daily, 1, t0).Allowed {
+			admitted++
+		}
+		l.settle()
+	}
+	require.LessOrEqual(t, admitted, 3, "2, and at most one batch on credit")
+	require.False(t, l.Allow("key_1", daily, 1, t0).Allowed)
+	l.settle()
+
+	fast := apikey.RateLimit{Requests: 1000, Window: time.Second}
+	later := t0.Add(time.Second)
+	var ok bool
+	for i := range 10 { // a few milliseconds of the new rate
+		ok = l.Allow("key_1", fast, 1, later.Add(time.Duration(i)*time.Millisecond)).Allowed || ok
+		l.settle()
+	}
+	assert.True(t, ok, "admitted within milliseconds under the new rate, not a day later")
+}
