@@ -94,6 +94,10 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 	if id.Type == apikey.Server && fromBrowser(r.Header) && !v.cfg.AllowServerKeyFromBrowser {
 		return prefix, ErrServerKeyFromBrowser
 	}
+	// A key used from outside its allowlist learns nothing of the routes.
+	if len(id.Limits.AllowedIPs) > 0 && !id.Limits.AllowsAddr(v.limiter.clientIP.Addr(r)) {
+		return prefix, ErrAddressNotAllowed
+	}
 	if p != nil {
 		if err := p.allows(id); err != nil {
 			return prefix, err
@@ -110,7 +114,7 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 		}
 	}
 	if id.limited {
-		if err := v.limiter.enforce(r, id, p.cost(), now, vd); err != nil {
+		if err := v.limiter.enforce(r.Context(), id, p.cost(), now, vd); err != nil {
 			return prefix, err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keystile/keystile/apikey"
@@ -65,8 +66,11 @@ func NewContext(ctx context.Context, id Identity) context.Context {
 // request's usage once, with its final outcome.
 type requestContext struct {
 	context.Context
-	id      *Identity // shared and immutable
-	refusal error     // set by an inner guard, on the request's goroutine
+	id *Identity // shared and immutable
+	// outcome is 1 + the index in outcomes of the first refusal of an
+	// inner guard; 0 if none. Inner guards may run on other goroutines
+	// (http.TimeoutHandler, sub-requests with the same context).
+	outcome atomic.Int32
 }
 
 func (c *requestContext) Value(key any) any {
@@ -82,11 +86,20 @@ func (c *requestContext) Value(key any) any {
 var requestKey = &contextKey{"keystile request"}
 
 // noteRefusal records an inner guard's refusal err of r for the guard
-// that authenticated r.
+// that authenticated r; the first refusal is the request's outcome.
 func noteRefusal(r *http.Request, err error) {
 	if c, ok := r.Context().Value(requestKey).(*requestContext); ok {
-		c.refusal = err
+		c.outcome.CompareAndSwap(0, int32(1+outcomeOf(err)))
 	}
+}
+
+// finalOutcome returns the index in outcomes of the request's outcome:
+// admitted, or the first refusal an inner guard noted.
+func (c *requestContext) finalOutcome() int {
+	if o := c.outcome.Load(); o > 0 {
+		return int(o - 1)
+	}
+	return 0
 }
 
 // verifiedBy returns the Identity in r's context if v put it there for the

@@ -271,12 +271,14 @@ func TestPreflight(t *testing.T) {
 	}
 }
 
-func TestActualCORSRequestExposesGraceHeader(t *testing.T) {
+// The grace header and the rate limit's fields (and Retry-After, which is
+// not safelisted) are readable by the page's scripts.
+func TestActualCORSRequestExposesHeaders(t *testing.T) {
 	f := newFixture(t, nil)
 	w := serve(f.v.CORS(f.v.Require(anyType)(okHandler)), request(f.keys["production/client"].Reveal(), "Origin", "https://app.example.com"))
 	require.Equal(t, http.StatusOK, w.Code)
 	assert.Equal(t, "https://app.example.com", w.Header().Get("Access-Control-Allow-Origin"))
-	assert.Equal(t, middleware.HeaderKeyExpires, w.Header().Get("Access-Control-Expose-Headers"))
+	assert.Equal(t, middleware.HeaderKeyExpires+", Ratelimit, Ratelimit-Policy, Retry-After", w.Header().Get("Access-Control-Expose-Headers"))
 }
 
 func TestOriginChangeWithoutRestart(t *testing.T) {

@@ -32,11 +32,10 @@ type follower struct {
 	now      func() time.Time
 	ttl      time.Duration // Options.CacheTTL
 	report   func(error)
-	// 0: never (feedEvery without a feed, flushEvery without a recorder,
-	// leaseEvery without quotas)
-	feedEvery, settingsEvery, flushEvery, leaseEvery time.Duration
-	retention                                        time.Duration // of usage counts; 0: forever
-	prunedAt                                         time.Time     // when usage was last pruned
+	// 0: never (feedEvery without a feed, flushEvery without a recorder)
+	feedEvery, settingsEvery, flushEvery time.Duration
+	retention                            time.Duration // of usage counts; 0: forever
+	prunedAt                             time.Time     // when usage was last pruned
 
 	following bool  // since is a revision read from the store
 	since     int64 // the last revision applied
@@ -45,7 +44,6 @@ type follower struct {
 // run is the loop; it returns when ctx ends.
 func (f *follower) run(ctx context.Context) {
 	feedC, settingsC, flushC := ticker(f.feedEvery), ticker(f.settingsEvery), ticker(f.flushEvery)
-	leaseC := ticker(f.leaseEvery)
 	pending := f.settings.Pending()
 	var retry <-chan time.Time // while it waits, pending is nil
 	for {
@@ -66,9 +64,7 @@ func (f *follower) run(ctx context.Context) {
 		case <-retry:
 			pending, retry = f.settings.Pending(), nil
 		case <-flushC:
-			f.failed(ctx, f.flush(ctx))
-		case <-leaseC:
-			f.failed(ctx, f.limiter.returnIdle(ctx, f.now()))
+			f.failed(ctx, f.flush(ctx, true))
 		}
 	}
 }
@@ -179,15 +175,15 @@ func (f *follower) read(rev int64, now time.Time) {
 }
 
 // flush writes the last-used times and the usage counted since the last
-// flush, and deletes the usage counts older than the retention, at most
-// once an hour.
-func (f *follower) flush(ctx context.Context) error {
+// flush and, if prune, deletes the usage counts older than the retention,
+// at most once an hour.
+func (f *follower) flush(ctx context.Context, prune bool) error {
 	err := f.flushLastUsed(ctx)
 	if f.usage == nil {
 		return err
 	}
 	err = errors.Join(err, f.limiter.flushUsage(ctx, f.usage))
-	if now := f.now(); f.retention > 0 && now.Sub(f.prunedAt) >= time.Hour {
+	if now := f.now(); prune && f.retention > 0 && now.Sub(f.prunedAt) >= time.Hour {
 		f.prunedAt = now
 		if _, perr := f.usage.PruneUsage(ctx, now.Add(-f.retention)); perr != nil {
 			err = errors.Join(err, fmt.Errorf("middleware: deleting old usage counts: %w", perr))

@@ -97,22 +97,18 @@ func newLimiter(o LimitOptions, store *safeStore, report func(error)) (*limiter,
 	return l, nil
 }
 
-// enforce checks the limits of the key id (authenticated) for r under a
-// route cost: the address allowlist, the rate limit (whose decision it
-// stores in vd) and the quota. It returns nil when r may proceed.
-func (l *limiter) enforce(r *http.Request, id *Identity, cost int, now time.Time, vd *verdict) error {
-	lim := &id.Limits
-	if len(lim.AllowedIPs) > 0 && !lim.AllowsAddr(l.clientIP.Addr(r)) {
-		return ErrAddressNotAllowed
-	}
-	if !lim.Rate.IsZero() {
-		vd.rate, vd.limited = l.rate.Allow(id.KeyID, lim.Rate, 1, now), true
+// enforce spends a request of the key id (authenticated, authorized) at
+// a route cost: from its rate limit (whose decision it stores in vd), then
+// from its quota. It returns nil when the request may proceed.
+func (l *limiter) enforce(ctx context.Context, id *Identity, cost int, now time.Time, vd *verdict) error {
+	if rate := id.Limits.Rate; !rate.IsZero() {
+		vd.rate, vd.limited = l.rate.Allow(id.KeyID, rate, 1, now), true
 		if !vd.rate.Allowed {
-			return &problem.Refusal{Reason: ErrRateLimited, RetryAfter: vd.rate.RetryAfter,
-				Detail: "rate limit of " + strconv.Itoa(lim.Rate.Requests) + " requests per " + lim.Rate.Window.String()}
+			return &problem.Refusal{Reason: ErrRateLimited, RetryAfter: max(vd.rate.RetryAfter, time.Second),
+				Detail: "rate limit of " + strconv.Itoa(rate.Requests) + " requests per " + rate.Window.String()}
 		}
 	}
-	return l.spend(r.Context(), id, cost, now)
+	return l.spend(ctx, id, cost, now)
 }
 
 // spend takes cost uses from the quota of the key id, if it has one.
@@ -124,8 +120,13 @@ func (l *limiter) spend(ctx context.Context, id *Identity, cost int, now time.Ti
 	if l.quota == nil {
 		return problem.Refuse(ErrUnavailable, "the store keeps no quota balances")
 	}
+	if int64(cost) > q.Limit {
+		return problem.Refuse(ErrQuotaExhausted, "the route costs "+strconv.Itoa(cost)+" uses, more than the key's quota of "+strconv.FormatInt(q.Limit, 10))
+	}
 	d, err := l.quota.Spend(ctx, id.KeyID, q, int64(cost), now)
 	switch {
+	case err != nil && ctx.Err() != nil:
+		return &problem.Refusal{Reason: ErrBusy, RetryAfter: time.Second, Cause: err}
 	case err != nil:
 		return &problem.Refusal{Reason: ErrUnavailable, RetryAfter: time.Second, Cause: err}
 	case d.Allowed || d.Unlimited:
@@ -133,15 +134,15 @@ func (l *limiter) spend(ctx context.Context, id *Identity, cost int, now time.Ti
 	case d.NextRefill.IsZero():
 		return problem.Refuse(ErrQuotaExhausted, "the key's quota of "+strconv.FormatInt(q.Limit, 10)+" uses is spent and does not refill")
 	}
-	return &problem.Refusal{Reason: ErrQuotaExhausted, RetryAfter: d.NextRefill.Sub(now),
+	return &problem.Refusal{Reason: ErrQuotaExhausted, RetryAfter: max(d.NextRefill.Sub(now), time.Second),
 		Detail: "the key's quota is spent until " + d.NextRefill.UTC().Format(time.RFC3339)}
 }
 
-// count adds one request of the key id with the outcome of err (nil:
-// admitted) to the usage counts.
-func (l *limiter) count(id *Identity, err error, now time.Time) {
+// count adds one request of the key id with outcome o (an index in
+// outcomes; see outcomeOf) to the usage counts.
+func (l *limiter) count(id *Identity, o int, now time.Time) {
 	if l.usage != nil {
-		l.usage.Add(id.Account, id.Environment, id.KeyID, outcomeOf(err), now)
+		l.usage.Add(id.Account, id.Environment, id.KeyID, o, now)
 	}
 }
 
@@ -162,12 +163,27 @@ func (l *limiter) flushUsage(ctx context.Context, rec storage.UsageRecorder) err
 	return nil
 }
 
-// returnIdle returns the quota leases unused for a while to the store.
-func (l *limiter) returnIdle(ctx context.Context, now time.Time) error {
-	if l.quota == nil {
-		return nil
+// returnIdleLoop returns the task that gives the quota leases unused for
+// quota.DefaultLeaseTime back to the store, every DefaultLeaseTime, each
+// round within that time: on a goroutine of its own, so that a slow store
+// never delays the change feed.
+func (l *limiter) returnIdleLoop(now func() time.Time, report func(error)) func(context.Context) {
+	return func(ctx context.Context) {
+		tick := time.NewTicker(quota.DefaultLeaseTime)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				round, cancel := context.WithTimeout(ctx, quota.DefaultLeaseTime)
+				if err := l.quota.ReturnIdle(round, now()); err != nil && ctx.Err() == nil {
+					report(fmt.Errorf("middleware: returning idle quota leases: %w", err))
+				}
+				cancel()
+			}
+		}
 	}
-	return l.quota.ReturnIdle(ctx, now)
 }
 
 // close returns every unspent quota lease to the store.

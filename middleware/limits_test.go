@@ -3,7 +3,9 @@ package middleware_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,14 +225,18 @@ func TestUsageWriteFailureKeepsCounts(t *testing.T) {
 }
 
 func TestUsagePruned(t *testing.T) {
-	f := newFixture(t, func(o *middleware.Options) { o.Limits.UsageRetention = 24 * time.Hour })
+	f := newFixture(t, func(o *middleware.Options) {
+		o.Limits.UsageRetention = 24 * time.Hour
+		o.LastUsedInterval = 10 * time.Millisecond
+	})
 	k := f.keys["production/server"]
 	old := apikey.UsageCount{Account: apikey.DefaultAccount, Environment: apikey.Production, KeyID: k.ID(),
 		Hour: f.clock.Now().Add(-30 * time.Hour).Truncate(time.Hour), Outcome: "admitted", Count: 7}
 	require.NoError(t, f.store.RecordUsage(context.Background(), []apikey.UsageCount{old}))
 	serve(f.v.Handler(okHandler), request(k.Reveal()))
-	require.NoError(t, f.v.Close())
-	assert.Equal(t, map[string]int64{"admitted": 1}, f.usage(k), "the count of 30 hours ago is deleted")
+	require.Eventually(t, func() bool { // the count of 30 hours ago is deleted
+		return assert.ObjectsAreEqual(map[string]int64{"admitted": 1}, f.usage(k))
+	}, 5*time.Second, 10*time.Millisecond)
 }
 
 func TestLimitOptionsValidated(t *testing.T) {
@@ -254,4 +260,65 @@ func TestLimitOptionsValidated(t *testing.T) {
 		require.Error(t, err, "cost %d", cost)
 		assert.Contains(t, err.Error(), "Cost")
 	}
+}
+
+// Check inside a handler under Authenticate only authorizes: the request
+// is charged once, by the guard that authenticated it.
+func TestCheckUnderAuthenticateChargesOnce(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.limited(apikey.Limits{Quota: apikey.Quota{Limit: 3}, Rate: apikey.RateLimit{Requests: 100, Window: time.Minute}})
+	h := f.v.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := f.v.Check(r, middleware.Policy{}); err != nil {
+			w.WriteHeader(http.StatusTeapot)
+		}
+	}))
+	w := serve(h, request(k.Reveal()))
+	require.Equal(t, http.StatusOK, w.Code)
+	assert.Equal(t, `"key";r=99;t=1`, w.Header().Get("RateLimit"), "one request of the rate limit")
+	for range 2 {
+		require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code, "3 requests fit a quota of 3")
+	}
+	require.NoError(t, f.v.Close())
+	assert.Equal(t, map[string]int64{"admitted": 3}, f.usage(k))
+}
+
+// Inner guards on other goroutines (sub-requests with the request's
+// context, http.TimeoutHandler) record their refusal without a data race;
+// the first refusal is the request's outcome.
+func TestInnerRefusalFromOtherGoroutines(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.keys["production/server"]
+	inner := f.v.Require(middleware.Policy{Types: []apikey.KeyType{apikey.Client}})(okHandler) // refuses a server key
+	h := f.v.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() { inner.ServeHTTP(httptest.NewRecorder(), r.Clone(r.Context())) })
+		}
+		wg.Wait()
+	}))
+	require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code)
+	require.NoError(t, f.v.Close())
+	assert.Equal(t, map[string]int64{"key_type_not_allowed": 1}, f.usage(k))
+}
+
+// A key used from outside its allowlist is refused for its address before
+// any route's policy can tell it about the route.
+func TestAllowlistBeforePolicy(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"things:read"},
+		Limits: apikey.Limits{AllowedIPs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}})
+	w := serve(f.v.Require(middleware.Policy{Scope: "orders:write"})(okHandler), request(k.Reveal())) // from 192.0.2.1
+	require.Equal(t, http.StatusForbidden, w.Code)
+	assert.Equal(t, "address_not_allowed", problemCode(w.Body.Bytes()))
+	assert.NotContains(t, w.Body.String(), "orders:write")
+}
+
+// A route that costs more than the whole quota says so.
+func TestCostAboveQuota(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.limited(apikey.Limits{Quota: apikey.Quota{Limit: 5, Refill: 5, Period: apikey.Monthly}})
+	w := serve(f.v.Require(middleware.Policy{Cost: 10})(okHandler), request(k.Reveal()))
+	require.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.Equal(t, "quota_exhausted", problemCode(w.Body.Bytes()))
+	assert.Contains(t, w.Body.String(), "costs 10 uses, more than the key's quota of 5")
 }

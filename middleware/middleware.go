@@ -13,7 +13,6 @@ import (
 	"github.com/rs/cors"
 
 	"github.com/keystile/keystile/apikey"
-	"github.com/keystile/keystile/internal/quota"
 	"github.com/keystile/keystile/middleware/internal/envsettings"
 	"github.com/keystile/keystile/middleware/internal/keycache"
 	"github.com/keystile/keystile/middleware/limit"
@@ -87,9 +86,7 @@ func New(opts Options) (*Validator, error) {
 	if store.usage != nil {
 		f.usage, f.flushEvery, f.retention = store, cfg.LastUsedInterval, max(cfg.Limits.UsageRetention, 0)
 	}
-	if v.limiter.quota != nil {
-		f.leaseEvery = quota.DefaultLeaseTime
-	}
+
 	v.follower = f
 	v.cors = newCORS(cfg, v.settings)
 
@@ -100,22 +97,29 @@ func New(opts Options) (*Validator, error) {
 		report(err)
 	}
 	v.tasks.start(f.run)
+	if v.limiter.quota != nil {
+		v.tasks.start(v.limiter.returnIdleLoop(cfg.Now, report))
+	}
 	return v, nil
 }
 
 // Check authenticates r and authorizes it under policy p as Require does,
-// without writing a response. It returns the key's identity, or an error
-// whose Reason (problem.Of) says why the request is refused.
+// without writing a response (a request that this Validator authenticated
+// further out is only authorized). It returns the key's identity, or an
+// error whose Reason (problem.Of) says why the request is refused.
 func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 	if err := p.Validate(); err != nil {
 		return Identity{}, err
 	}
 	var vd verdict
-	err := v.check(r, &p, nil, &vd)
-	if vd.id == nil {
-		return Identity{}, err
+	outer := verifiedBy(r, v)
+	err := v.check(r, &p, outer, &vd)
+	switch {
+	case outer != nil && err != nil:
+		noteRefusal(r, err) // the guard further out counts the request
+	case outer == nil && vd.id != nil:
+		v.limiter.count(vd.id, outcomeOf(err), vd.now)
 	}
-	v.limiter.count(vd.id, err, vd.now)
 	if err != nil {
 		return Identity{}, err
 	}
@@ -169,7 +173,7 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 			if outer != nil {
 				noteRefusal(r, err)
 			} else if vd.id != nil {
-				v.limiter.count(vd.id, err, vd.now)
+				v.limiter.count(vd.id, outcomeOf(err), vd.now)
 			}
 			v.cfg.ErrorHandler(w, r, err)
 			return
@@ -183,7 +187,7 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 		}
 		c := &requestContext{Context: r.Context(), id: vd.id}
 		next.ServeHTTP(w, r.WithContext(c))
-		v.limiter.count(vd.id, c.refusal, vd.now)
+		v.limiter.count(vd.id, c.finalOutcome(), vd.now)
 	})
 }
 
@@ -211,15 +215,22 @@ func (v *Validator) Invalidate(e apikey.Event) {
 	}
 }
 
-// Close stops the background work and writes the last-used times not yet
-// written; then every check fails with ErrUnavailable. Later calls return nil.
+// Close stops the background work, returns unspent quota leases, and
+// writes the usage counts and last-used times not yet written; then every
+// check fails with ErrUnavailable. Call it after the server's Shutdown:
+// requests still in flight are not counted. Later calls return nil.
 func (v *Validator) Close() error {
 	if !v.tasks.close() {
 		return nil
 	}
+	// Each write has its own time: unspent quota first, then usage and
+	// last-used times.
 	ctx, cancel := context.WithTimeout(context.Background(), startupTimeout)
 	defer cancel()
-	return errors.Join(v.follower.flush(ctx), v.limiter.close(ctx))
+	leases := v.limiter.close(ctx)
+	ctx, cancel = context.WithTimeout(context.Background(), startupTimeout)
+	defer cancel()
+	return errors.Join(leases, v.follower.flush(ctx, false))
 }
 
 // tasks are the goroutines of a Validator, which Close ends and waits for.
@@ -305,7 +316,7 @@ func newCORS(cfg Options, settings *envsettings.Table) *cors.Cors {
 		},
 		AllowedMethods: cfg.CORS.AllowedMethods,
 		AllowedHeaders: headers,
-		ExposedHeaders: []string{HeaderKeyExpires},
+		ExposedHeaders: []string{HeaderKeyExpires, "RateLimit", "RateLimit-Policy", "Retry-After"},
 		MaxAge:         int(cfg.CORS.PreflightMaxAge.Seconds()),
 	})
 }

@@ -33,6 +33,9 @@ type Stats struct {
 	FeedLag          time.Duration
 	Environments     int    // environments whose settings the Validator holds
 	BackgroundErrors uint64 // errors passed to Options.OnBackgroundError
+	// UsageDropped counts the requests left out of the usage counts
+	// because a bound was reached (docs/limits.md, Usage).
+	UsageDropped uint64
 }
 
 // reasons are the refusals counted one by one in Stats.Refusals.
@@ -86,6 +89,9 @@ func (v *Validator) Stats() Stats {
 		out.Refusals[r.Code()] = s.refusals[i].Load()
 	}
 	out.Refusals["other"] = s.refusals[len(reasons)].Load()
+	if v.limiter.usage != nil {
+		out.UsageDropped = v.limiter.usage.Dropped()
+	}
 	if at := s.feedReadAt.Load(); at != 0 {
 		out.FeedLag = max(v.cfg.Now().Sub(time.Unix(0, at)), 0)
 	}

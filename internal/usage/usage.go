@@ -75,7 +75,15 @@ func (t *Tally) Add(account, environment, keyID string, o int, now time.Time) {
 		}
 		c = &counts{account: account, environment: environment, hour: hour, n: make([]uint64, len(t.outcomes))}
 		s.keys[keyID] = c
-	case c.hour != hour:
+	case hour < c.hour:
+		// A request that started before the key's latest hour (it ends
+		// after a newer one began) is kept on its own: the key's counts
+		// stay on the newer hour.
+		s.mu.Unlock()
+		t.keep([]storage.UsageCount{{Account: account, Environment: environment, KeyID: keyID,
+			Hour: time.Unix(hour*3600, 0).UTC(), Outcome: t.outcomes[o], Count: 1}})
+		return
+	case hour > c.hour:
 		t.keep(c.appendTo(nil, keyID, t.outcomes))
 		clear(c.n)
 		c.hour = hour

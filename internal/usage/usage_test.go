@@ -131,3 +131,27 @@ func BenchmarkTallyAddParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestTallyStraggler: a request counted at an hour before the key's latest
+// (it started before the hour turned) is kept on its own, and the key's
+// counts stay on the newer hour: requests interleaved across the turn of
+// the hour make one count per straggler, not one per switch.
+func TestTallyStraggler(t *testing.T) {
+	tl := New(outcomes, 100)
+	before, after := t0, t0.Add(3*time.Second) // 10:59:58 and 11:00:01
+	for range 1000 {
+		tl.Add("acme", "production", "keyA", 0, after)
+		tl.Add("acme", "production", "keyA", 0, before)
+	}
+	counts := tl.Take()
+	var total int64
+	for _, c := range counts {
+		total += c.Count
+	}
+	assert.EqualValues(t, 2000, total)
+	assert.Len(t, counts, 1000+1, "one count per straggler, and the newer hour's")
+	assert.Zero(t, tl.Dropped())
+	tl.Add("acme", "production", "keyA", 0, after)
+	tl.Add("acme", "production", "keyA", 0, after)
+	assert.Len(t, tl.Take(), 1, "the newer hour's counts stay together")
+}
