@@ -38,10 +38,10 @@
 #   CONNECTIONS  wrk connections (default 64)
 #   KEYS         distinct keys of the many-keys mode (default 10000; 0 skips
 #                the mode)
-#   LIMITS       1: every key has a rate limit and a quota that the load never
-#                reaches (examples/loadtest -limits), so that every request
-#                goes through the limiter, the quota's lease and the usage
-#                count (default 0: no limits; usage is counted either way)
+#   LIMITS       rate: every key has a rate limit that the load never reaches
+#                (examples/loadtest -limits), so that every request goes
+#                through the limiter; quota: a quota too, spent from leases
+#                (default: no limits; usage is counted either way)
 #   CPUPROFILE   write the server's CPU profile of the measured runs to this
 #                file (go tool pprof FILE)
 #   LOAD_STRICT  1: exit with status 1 when a median ratio is below its
@@ -82,7 +82,7 @@ trap 'exit 130' INT TERM
 echo "-- building examples/loadtest"
 go -C examples build -o "$work/loadtest" ./loadtest
 limits_flag=()
-[ "${LIMITS:-0}" = 1 ] && limits_flag=(-limits)
+[ -n "${LIMITS:-}" ] && limits_flag=(-limits "$LIMITS")
 "$work/loadtest" -addr 127.0.0.1:0 -keys "$keys" "${limits_flag[@]}" ${CPUPROFILE:+-cpuprofile "$CPUPROFILE"} >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 echo "-- creating and warming up $keys keys (their hashes are upgraded to DefaultParams)"

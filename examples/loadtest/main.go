@@ -66,7 +66,7 @@ func main() {
 	keys := flag.Int("keys", 0, "also create this many server keys, written to a file for wrk")
 	spread := flag.Duration("spread", middleware.DefaultCacheTTL, "with -keys, how long the last warm-up pass over the keys lasts")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the serving (after the warm-up) to this file")
-	limited := flag.Bool("limits", false, "give every key a rate limit and a quota (loadLimits), which the load never reaches")
+	limited := flag.String("limits", "", `"rate": give every key a rate limit that the load never reaches; "quota": a quota too (loadLimits)`)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -81,12 +81,16 @@ func hello(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(`{"message":"hello","ok":true}` + "\n"))
 }
 
-// loadLimits are the limits of every key with -limits: enforced on every
-// request (a rate limit per process, a quota spent from leases), never
-// reached by the load.
-var loadLimits = apikey.Limits{
-	Rate:  apikey.RateLimit{Requests: 1_000_000, Window: time.Second},
-	Quota: apikey.Quota{Limit: apikey.MaxQuotaUses},
+// loadLimits are the limits of every key with -limits ("rate": Rate
+// only; "quota": both): enforced on every request (a rate limit per
+// process, a quota spent from leases), never reached by the load.
+var loadLimits = map[string]apikey.Limits{
+	"":     {},
+	"rate": {Rate: apikey.RateLimit{Requests: 1_000_000, Window: time.Second}},
+	"quota": {
+		Rate:  apikey.RateLimit{Requests: 1_000_000, Window: time.Second},
+		Quota: apikey.Quota{Limit: apikey.MaxQuotaUses},
+	},
 }
 
 // owner is the actor that sets the store up.
@@ -94,7 +98,7 @@ var owner = apikey.Actor{ID: "loadtest", Role: apikey.Owner}
 
 // run serves until ctx ends, printing the address, the keys and "ready" to
 // out.
-func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, cpuProfile string, limited bool, out io.Writer) error {
+func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, cpuProfile string, limited string, out io.Writer) error {
 	dir, err := os.MkdirTemp("", "keystile-loadtest-")
 	if err != nil {
 		return err
@@ -125,9 +129,11 @@ func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, 
 	if err != nil {
 		return err
 	}
-	var limits apikey.Limits
-	if limited {
-		limits = loadLimits
+	limits, ok := loadLimits[limited]
+	if !ok {
+		return fmt.Errorf("-limits %q: want rate or quota", limited)
+	}
+	if !limits.IsZero() {
 		if _, err := m.SetLimits(ctx, owner, issued[0].Key.ID(), limits); err != nil {
 			return err
 		}

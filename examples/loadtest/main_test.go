@@ -22,7 +22,7 @@ func TestRun(t *testing.T) {
 	out, printed := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		err := run(ctx, "127.0.0.1:0", 20, 0, "", true, printed)
+		err := run(ctx, "127.0.0.1:0", 20, 0, "", "quota", printed)
 		printed.Close()
 		errc <- err
 	}()
