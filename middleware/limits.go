@@ -51,6 +51,12 @@ type LimitOptions struct {
 // the requests of further keys are dropped from the counts.
 const usageMaxKeys = 100_000
 
+// quotaLeaseTime is how long a quota lease may go unused before its uses
+// go back to the store, and the span of spending a lease is sized to
+// (docs/limits.md): long enough that a key used every few seconds costs
+// one store write a minute, not one per request.
+const quotaLeaseTime = time.Minute
+
 // limiter enforces keys' limits after authentication and counts every
 // authenticated request by key, hour and outcome. Its parts own their
 // state and locks.
@@ -87,7 +93,7 @@ func newLimiter(o LimitOptions, store *safeStore, report func(error)) (*limiter,
 		r.ReportErrors(report)
 	}
 	if store.ledger != nil {
-		if l.quota, err = quota.New(quota.Options{Ledger: store.ledger, OnError: report}); err != nil {
+		if l.quota, err = quota.New(quota.Options{Ledger: store.ledger, OnError: report, LeaseTime: quotaLeaseTime}); err != nil {
 			return nil, fmt.Errorf("middleware: %w", err)
 		}
 	}
@@ -164,19 +170,19 @@ func (l *limiter) flushUsage(ctx context.Context, rec storage.UsageRecorder) err
 }
 
 // returnIdleLoop returns the task that gives the quota leases unused for
-// quota.DefaultLeaseTime back to the store, every DefaultLeaseTime, each
-// round within that time: on a goroutine of its own, so that a slow store
+// quotaLeaseTime back to the store, every quotaLeaseTime/4, each round
+// within startupTimeout: on a goroutine of its own, so that a slow store
 // never delays the change feed.
 func (l *limiter) returnIdleLoop(now func() time.Time, report func(error)) func(context.Context) {
 	return func(ctx context.Context) {
-		tick := time.NewTicker(quota.DefaultLeaseTime)
+		tick := time.NewTicker(quotaLeaseTime / 4)
 		defer tick.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				round, cancel := context.WithTimeout(ctx, quota.DefaultLeaseTime)
+				round, cancel := context.WithTimeout(ctx, startupTimeout)
 				if err := l.quota.ReturnIdle(round, now()); err != nil && ctx.Err() == nil {
 					report(fmt.Errorf("middleware: returning idle quota leases: %w", err))
 				}
