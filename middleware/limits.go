@@ -71,12 +71,11 @@ type limiter struct {
 // over store.
 func newLimiter(o LimitOptions, store *safeStore, report func(error)) (*limiter, error) {
 	header := clientip.XForwardedFor
-	switch {
-	case len(o.TrustedProxies) == 0:
-	case http.CanonicalHeaderKey(o.ForwardedHeader) == "X-Forwarded-For":
-	case http.CanonicalHeaderKey(o.ForwardedHeader) == "Forwarded":
+	switch name := http.CanonicalHeaderKey(o.ForwardedHeader); {
+	case len(o.TrustedProxies) == 0, name == "X-Forwarded-For":
+	case name == "Forwarded":
 		header = clientip.Forwarded
-	case o.ForwardedHeader == "":
+	case name == "":
 		return nil, errors.New("middleware: Options.Limits.ForwardedHeader is required with TrustedProxies")
 	default:
 		return nil, fmt.Errorf("middleware: Options.Limits.ForwardedHeader must be X-Forwarded-For or Forwarded, not %q", o.ForwardedHeader)
@@ -142,6 +141,19 @@ func (l *limiter) spend(ctx context.Context, id *Identity, cost int, now time.Ti
 	}
 	return &problem.Refusal{Reason: ErrQuotaExhausted, RetryAfter: max(d.NextRefill.Sub(now), time.Second),
 		Detail: "the key's quota is spent until " + d.NextRefill.UTC().Format(time.RFC3339)}
+}
+
+// record records the outcome err (nil: admitted) of a request that check
+// decided: a refusal under a guard that authenticated the request further
+// out is left to that guard (noteRefusal), which counts the request once;
+// otherwise a verified key's request is counted here.
+func (l *limiter) record(r *http.Request, outer *Identity, vd *verdict, err error) {
+	switch {
+	case outer != nil && err != nil:
+		noteRefusal(r, err)
+	case outer == nil && vd.id != nil:
+		l.count(vd.id, outcomeOf(err), vd.now)
+	}
 }
 
 // count adds one request of the key id with outcome o (an index in

@@ -114,12 +114,7 @@ func (v *Validator) Check(r *http.Request, p Policy) (Identity, error) {
 	var vd verdict
 	outer := verifiedBy(r, v)
 	err := v.check(r, &p, outer, &vd)
-	switch {
-	case outer != nil && err != nil:
-		noteRefusal(r, err) // the guard further out counts the request
-	case outer == nil && vd.id != nil:
-		v.limiter.count(vd.id, outcomeOf(err), vd.now)
-	}
+	v.limiter.record(r, outer, &vd, err)
 	if err != nil {
 		return Identity{}, err
 	}
@@ -170,11 +165,7 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 			limit.SetHeaders(w.Header(), vd.id.Limits.Rate, vd.rate)
 		}
 		if err != nil {
-			if outer != nil {
-				noteRefusal(r, err)
-			} else if vd.id != nil {
-				v.limiter.count(vd.id, outcomeOf(err), vd.now)
-			}
+			v.limiter.record(r, outer, &vd, err)
 			v.cfg.ErrorHandler(w, r, err)
 			return
 		}

@@ -37,7 +37,7 @@ func redisAddr(t testing.TB) string {
 		if os.Getenv("CI") != "" {
 			t.Fatal("KEYSTILE_REDIS_ADDR is unset in CI")
 		}
-		t.Skip("KEYSTILE_REDIS_ADDR is unset")
+		t.Skip("needs a Redis server: set KEYSTILE_REDIS_ADDR or run ./scripts/test.sh")
 	}
 	return addr
 }
