@@ -160,6 +160,10 @@ const (
 	ActionSetLimits   Action = "set_limits"
 	ActionClose       Action = "close_account"
 	ActionView        Action = "view"
+	ActionDisable     Action = "disable"
+	ActionEnable      Action = "enable"
+	ActionSuspend     Action = "suspend_account"
+	ActionResume      Action = "resume_account"
 )
 
 // Allowed reports whether role r may perform action a.
