@@ -160,6 +160,8 @@ const (
 	ActionSetLimits   Action = "set_limits"
 	ActionClose       Action = "close_account"
 	ActionView        Action = "view"
+	ActionSetLifetime Action = "set_lifetime"
+	ActionRename      Action = "rename"
 )
 
 // Allowed reports whether role r may perform action a.
