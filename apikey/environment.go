@@ -41,6 +41,10 @@ type Settings struct {
 	// browser origin; the entry "*" (AnyOrigin) admits every origin, a
 	// development convenience.
 	AllowedOrigins []string `json:"allowed_origins"`
+	// Lifetime bounds the lifetime of the environment's non-default keys
+	// (see LifetimePolicy); the zero policy, omitted in JSON, bounds
+	// nothing.
+	Lifetime LifetimePolicy `json:"lifetime,omitzero"`
 	// UpdatedAt is when the settings last changed.
 	UpdatedAt time.Time `json:"updated_at"`
 	// ClosedAt is when the account was closed (Manager.CloseAccount); zero

@@ -125,6 +125,15 @@ var (
 	// ErrNotRevealable means the full key cannot be shown again: server keys
 	// are stored only as hashes unless the operator configured a Sealer.
 	ErrNotRevealable = errors.New("apikey: key cannot be revealed")
+	// ErrInvalidLifetime means a lifetime policy is out of range (see
+	// ValidateLifetime); the wrapped error names the field and the bound.
+	ErrInvalidLifetime = errors.New("apikey: invalid lifetime policy")
+	// ErrBeyondLifetime means a key would live longer than its
+	// environment's maximum lifetime (LifetimePolicy.MaxLifetime): an
+	// expiry asked for at creation, or the grace of a rotation or a grace
+	// change. The wrapped error names the maximum and the latest expiry it
+	// allows.
+	ErrBeyondLifetime = errors.New("apikey: beyond the environment's maximum key lifetime")
 )
 
 // requestErrors are the sentinels that refuse a request for what it asks or
@@ -137,6 +146,7 @@ var requestErrors = []error{
 	ErrKeyExpired, ErrNotRevealable, ErrInvalidAccount, ErrAccountClosed, ErrInvalidMetadata,
 	ErrInvalidCursor, ErrInvalidLimits, ErrInvalidTimeRange,
 	ErrAccountSuspended, ErrDefaultKeyNotDisableable,
+	ErrInvalidLifetime, ErrBeyondLifetime,
 }
 
 // IsRequestError reports whether err is a refusal by this package's rules or

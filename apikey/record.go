@@ -62,8 +62,11 @@ type Record struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// RotatedAt is when the key was rotated out; zero if it never was.
 	RotatedAt time.Time `json:"rotated_at,omitzero"`
-	// ExpiryLimit is the expiry the key had before it was rotated; a grace
-	// change never moves ExpiresAt past it. Zero means no limit.
+	// ExpiryLimit is the latest expiry the key may have once rotated: the
+	// expiry it had before, or the end of its maximum lifetime
+	// (LifetimePolicy) when that is earlier; a grace change never moves
+	// ExpiresAt past it. Zero means no limit (the key had no expiry, as a
+	// default key has none).
 	ExpiryLimit time.Time `json:"expiry_limit,omitzero"`
 	RevokedAt   time.Time `json:"revoked_at,omitzero"`
 	// DisabledAt is when the key was disabled (Manager.Disable); zero while

@@ -164,6 +164,8 @@ const (
 	ActionEnable      Action = "enable"
 	ActionSuspend     Action = "suspend_account"
 	ActionResume      Action = "resume_account"
+	ActionSetLifetime Action = "set_lifetime"
+	ActionRename      Action = "rename"
 )
 
 // Allowed reports whether role r may perform action a.
