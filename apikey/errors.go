@@ -126,6 +126,7 @@ var requestErrors = []error{
 	ErrGraceRequired, ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,
 	ErrKeyExpired, ErrNotRevealable, ErrInvalidAccount, ErrAccountClosed, ErrInvalidMetadata,
 	ErrInvalidCursor, ErrInvalidLimits, ErrInvalidTimeRange,
+	ErrInvalidImport,
 }
 
 // IsRequestError reports whether err is a refusal by this package's rules or

@@ -155,6 +155,9 @@ type View struct {
 	RotatedAt   time.Time         `json:"rotated_at,omitzero"`
 	RevokedAt   time.Time         `json:"revoked_at,omitzero"`
 	LastUsedAt  time.Time         `json:"last_used_at,omitzero"`
+	// Imported reports a key issued before keystile (Manager.Import),
+	// verified by its SHA-256 digest: rotate it to a keystile key.
+	Imported bool `json:"imported,omitempty"`
 }
 
 // View returns the public view of r at time now.
@@ -165,6 +168,7 @@ func (r Record) View(now time.Time) View {
 		Limits: r.Limits.Clone(),
 		Status: r.Status(now), CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
 		RotatedAt: r.RotatedAt, RevokedAt: r.RevokedAt, LastUsedAt: r.LastUsedAt,
+		Imported: r.Imported(),
 	}
 }
 
