@@ -146,7 +146,7 @@ var requestErrors = []error{
 	ErrKeyExpired, ErrNotRevealable, ErrInvalidAccount, ErrAccountClosed, ErrInvalidMetadata,
 	ErrInvalidCursor, ErrInvalidLimits, ErrInvalidTimeRange,
 	ErrAccountSuspended, ErrDefaultKeyNotDisableable,
-	ErrInvalidLifetime, ErrBeyondLifetime,
+	ErrInvalidLifetime, ErrBeyondLifetime, ErrInvalidImport,
 }
 
 // IsRequestError reports whether err is a refusal by this package's rules or

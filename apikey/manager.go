@@ -704,6 +704,9 @@ func (m *Manager) Reveal(ctx context.Context, actor Actor, keyID string) (Key, e
 	if !rec.RevokedAt.IsZero() {
 		return Key{}, fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
 	}
+	if rec.Imported() {
+		return Key{}, fmt.Errorf("%w: %s is imported: only its digest is stored", ErrNotRevealable, rec.Prefix())
+	}
 	plain := rec.Recoverable.Bytes()
 	if rec.Type == Server {
 		if err := actor.mayHold(rec.Scopes); err != nil {

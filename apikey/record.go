@@ -172,6 +172,9 @@ type View struct {
 	// DisabledAt is when the key was disabled; zero while it is enabled.
 	DisabledAt time.Time `json:"disabled_at,omitzero"`
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	// Imported reports a key issued before keystile (Manager.Import),
+	// verified by its SHA-256 digest: rotate it to a keystile key.
+	Imported bool `json:"imported,omitempty"`
 }
 
 // View returns the public view of r at time now.
@@ -182,6 +185,7 @@ func (r Record) View(now time.Time) View {
 		Limits: r.Limits.Clone(),
 		Status: r.Status(now), CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
 		RotatedAt: r.RotatedAt, RevokedAt: r.RevokedAt, DisabledAt: r.DisabledAt, LastUsedAt: r.LastUsedAt,
+		Imported: r.Imported(),
 	}
 }
 

@@ -159,6 +159,7 @@ const (
 	ActionSetMetadata Action = "set_metadata"
 	ActionSetLimits   Action = "set_limits"
 	ActionClose       Action = "close_account"
+	ActionImport      Action = "import"
 	ActionView        Action = "view"
 	ActionDisable     Action = "disable"
 	ActionEnable      Action = "enable"
