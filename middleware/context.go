@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/internal/usage"
 	"github.com/keystile/keystile/middleware/internal/keycache"
 )
 
@@ -29,10 +30,11 @@ type Identity struct {
 	Expiring    bool              // the key was rotated out: it is in its grace period
 	Limits      apikey.Limits     // the key's rate limit, quota and address allowlist; zero if none
 
-	limited       bool         // Limits is not zero
-	expiresHeader string       // ExpiresAt as the HeaderKeyExpires value
-	issuer        *Validator   // the Validator that verified the key; nil in copies
-	presented     keycache.Key // of the key string that verified; zero in copies
+	limited       bool           // Limits is not zero
+	usage         *usage.Counter // counts the key's requests; nil if usage is not counted
+	expiresHeader string         // ExpiresAt as the HeaderKeyExpires value
+	issuer        *Validator     // the Validator that verified the key; nil in copies
+	presented     keycache.Key   // of the key string that verified; zero in copies
 }
 
 // HasScope reports whether the key holds scope: "*" grants everything,
@@ -135,6 +137,6 @@ func (id *Identity) clone() Identity {
 	out.Scopes = slices.Clone(id.Scopes)
 	out.Metadata = maps.Clone(id.Metadata)
 	out.Limits = id.Limits.Clone()
-	out.issuer, out.presented = nil, keycache.Key{}
+	out.issuer, out.presented, out.usage = nil, keycache.Key{}, nil
 	return out
 }

@@ -71,7 +71,7 @@ func New(opts Options) (*Validator, error) {
 		verified: keycache.NewVerified(remembered),
 		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, cfg.MaxConcurrentHashes),
 		stats:    &v.stats, report: report, background: v.tasks.start,
-		slots: newSlots(cfg.MaxConcurrentHashes),
+		slots: newSlots(cfg.MaxConcurrentHashes), usage: v.limiter.usage,
 	}
 	f := &follower{
 		cache: c, verifier: v.verifier, settings: v.settings, stats: &v.stats, limiter: v.limiter,

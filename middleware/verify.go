@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/internal/usage"
 	"github.com/keystile/keystile/middleware/internal/keycache"
 	"github.com/keystile/keystile/middleware/problem"
 )
@@ -34,7 +35,8 @@ type verifier struct {
 	report     func(error)                 // Options.OnBackgroundError
 	background func(func(context.Context)) // runs an upgrade until Close
 	group      singleflight.Group
-	slots      *slots // the argon2 concurrency cap
+	slots      *slots       // the argon2 concurrency cap
+	usage      *usage.Tally // hands each Identity its usage counter; nil if none
 }
 
 // maxVerifyRounds bounds the verifications one request starts because its
@@ -151,6 +153,9 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 		Metadata: maps.Clone(rec.Metadata), Scopes: append([]string(nil), rec.Scopes...),
 		ExpiresAt: rec.ExpiresAt, Expiring: !rec.RotatedAt.IsZero(),
 		Limits: rec.Limits.Clone(), limited: !rec.Limits.IsZero(),
+	}
+	if vf.usage != nil {
+		id.usage = vf.usage.Counter(rec.Account, rec.Environment, rec.ID)
 	}
 	if !rec.ExpiresAt.IsZero() {
 		id.expiresHeader = rec.ExpiresAt.UTC().Format(time.RFC3339)
