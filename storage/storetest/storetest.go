@@ -66,6 +66,7 @@ func Run(t *testing.T, c Config) {
 		{"AtomicChange", testAtomicChange},
 		{"OneDefaultPerType", testOneDefaultPerType},
 		{"Settings", testSettings},
+		{"SettingsLifetime", testSettingsLifetime},
 		{"LastUsedKeptOnUpdate", testLastUsedKeptOnUpdate},
 		{"ContextCanceled", testContextCanceled},
 		// Pages (pages.go).
