@@ -243,7 +243,7 @@ func Cases(f *Fixture) []Case {
 		{Name: "rename as read-only", Caller: ReadOnly, Method: "PUT", Path: extra + "/name", Body: `{"name":"x"}`, Status: 403, Code: "role_not_allowed"},
 		{Name: "rename a revoked key", Caller: Owner, Method: "PUT", Path: "/keys/" + oldID + "/name", Body: `{"name":"x"}`, Status: 409, Code: "already_revoked"},
 		{Name: "create an environment", Caller: Owner, Method: "POST", Path: "/environments", Body: `{"environment":"qa"}`, Status: 201},
-		{Name: "create an environment again", Caller: Owner, Method: "POST", Path: "/environments", Body: `{"environment":"qa"}`, Status: 409, Code: "environment_exists"},
+		{Name: "create an environment again", Caller: Owner, Method: "POST", Path: "/environments", Body: `{"environment":"qa"}`, Status: 409, Code: "already_bootstrapped"},
 		{Name: "create an environment, bad name", Caller: Owner, Method: "POST", Path: "/environments", Body: `{"environment":"QA"}`, Status: 422, Code: "invalid_environment", Malformed: true},
 		{Name: "create an environment, missing", Caller: Owner, Method: "POST", Path: "/environments", Body: `{}`, Status: 400, Code: "invalid_request", Malformed: true},
 		{Name: "create an environment as read-only", Caller: ReadOnly, Method: "POST", Path: "/environments", Body: `{"environment":"dev"}`, Status: 403, Code: "role_not_allowed"},

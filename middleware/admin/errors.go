@@ -157,9 +157,10 @@ var (
 	// (apikey.ErrBeyondLifetime). The detail names the maximum and the
 	// latest expiry it allows.
 	ReasonBeyondLifetime = problem.New("beyond_lifetime", http.StatusUnprocessableEntity, "beyond the environment's maximum key lifetime")
-	// ReasonEnvironmentExists (409, "environment_exists"): the environment
-	// to create exists already (apikey.ErrAlreadyBootstrapped).
-	ReasonEnvironmentExists = problem.New("environment_exists", http.StatusConflict, "environment exists")
+	// ReasonAlreadyBootstrapped (409, "already_bootstrapped"): the
+	// environment to create exists already, with its default keys
+	// (apikey.ErrAlreadyBootstrapped); keyctl answers the same code.
+	ReasonAlreadyBootstrapped = problem.New("already_bootstrapped", http.StatusConflict, "environment exists")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -170,7 +171,7 @@ var reasons = []*problem.Reason{
 	ReasonGraceRequired, ReasonRotateFirst, ReasonAlreadyRevoked, ReasonAlreadyRotated, ReasonNotRotated,
 	ReasonKeyExpired, ReasonNotRevealable, ReasonInvalidAccount, ReasonAccountClosed, ReasonInvalidMetadata,
 	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits, ReasonInvalidTimeRange,
-	ReasonNoUsage, ReasonInvalidLifetime, ReasonBeyondLifetime, ReasonEnvironmentExists,
+	ReasonNoUsage, ReasonInvalidLifetime, ReasonBeyondLifetime, ReasonAlreadyBootstrapped,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -214,7 +215,7 @@ var ruleReasons = []struct {
 	{apikey.ErrInvalidTimeRange, ReasonInvalidTimeRange},
 	{apikey.ErrInvalidLifetime, ReasonInvalidLifetime},
 	{apikey.ErrBeyondLifetime, ReasonBeyondLifetime},
-	{apikey.ErrAlreadyBootstrapped, ReasonEnvironmentExists},
+	{apikey.ErrAlreadyBootstrapped, ReasonAlreadyBootstrapped},
 }
 
 var (
