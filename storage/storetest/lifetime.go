@@ -1,10 +1,14 @@
 package storetest
 
 import (
+	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/keystile/keystile/apikey"
 )
@@ -49,4 +53,32 @@ func testSettingsLifetime(t *testing.T, c Config) {
 			assert.Equal(t, apikey.LifetimePolicy{MaxLifetime: time.Second}, env.Lifetime, "a page of environments carries it")
 		}
 	}
+}
+
+// testConcurrentLifetime races lifetime policy changes and allowed-origin
+// changes of one environment through Managers on several handles: every
+// call succeeds (retrying lost races), and the settings end with one
+// writer's policy and one writer's origins, neither lost to the other.
+func testConcurrentLifetime(t *testing.T, c Config) {
+	s, ctx := c.New(t), context.Background()
+	ms := managers(t, c.peers(t, s, 3))
+	_, err := manager(t, s).Bootstrap(ctx, owner, apikey.Development)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Go(func() {
+			policy := apikey.LifetimePolicy{MaxLifetime: time.Duration(i+1) * time.Hour}
+			_, err := ms[i%len(ms)].SetLifetimePolicy(ctx, owner, apikey.Development, policy)
+			assert.NoError(t, err)
+		})
+		wg.Go(func() {
+			_, err := ms[(i+1)%len(ms)].SetAllowedOrigins(ctx, owner, apikey.Development, []string{fmt.Sprintf("http://localhost:%d", 3000+i)})
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	got := mustSettings(t, s, apikey.DefaultAccount, apikey.Development)
+	assert.Positive(t, got.Lifetime.MaxLifetime, "a policy was kept")
+	assert.Zero(t, got.Lifetime.MaxLifetime%time.Hour, "one writer's policy, whole")
+	assert.Len(t, got.AllowedOrigins, 1, "and one writer's origins")
 }
