@@ -104,6 +104,16 @@ var (
 	// ErrAccountClosed means the account was closed (Manager.CloseAccount):
 	// its keys are revoked and it takes no new ones.
 	ErrAccountClosed = errors.New("apikey: account closed")
+	// ErrAccountSuspended means the account is suspended
+	// (Manager.SuspendAccount): its keys are refused, and its keys and
+	// settings do not change (revocation and closing aside) until
+	// Manager.ResumeAccount; its owners can still read them.
+	ErrAccountSuspended = errors.New("apikey: account suspended")
+	// ErrDefaultKeyNotDisableable means the key is its environment's
+	// default key of its type, which keeps the environment working. Rotate
+	// it first; the rotated-out key is no longer the default and can then
+	// be disabled.
+	ErrDefaultKeyNotDisableable = errors.New("apikey: a default key cannot be disabled; rotate it first, then disable the old key")
 	// ErrInvalidMetadata means a key's owner or metadata is out of bounds,
 	// or looks like it holds a key (see ValidateOwner and ValidateMetadata).
 	ErrInvalidMetadata = errors.New("apikey: invalid owner or metadata")
@@ -135,7 +145,8 @@ var requestErrors = []error{
 	ErrGraceRequired, ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,
 	ErrKeyExpired, ErrNotRevealable, ErrInvalidAccount, ErrAccountClosed, ErrInvalidMetadata,
 	ErrInvalidCursor, ErrInvalidLimits, ErrInvalidTimeRange,
-	ErrInvalidLifetime, ErrBeyondLifetime,
+	ErrAccountSuspended, ErrDefaultKeyNotDisableable,
+	ErrInvalidLifetime, ErrBeyondLifetime, ErrInvalidImport,
 }
 
 // IsRequestError reports whether err is a refusal by this package's rules or

@@ -227,8 +227,8 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 	if err != nil {
 		return Issued{}, err
 	}
-	if !s.ClosedAt.IsZero() {
-		return Issued{}, fmt.Errorf("%w: %s", ErrAccountClosed, s.Account)
+	if err := s.refusesChanges(); err != nil {
+		return Issued{}, err
 	}
 	if expires, err = s.Lifetime.createExpiry(now, expires); err != nil {
 		return Issued{}, err
@@ -512,8 +512,10 @@ func (m *Manager) SetScopes(ctx context.Context, actor Actor, keyID string, scop
 }
 
 // update reads a key, lets change modify it, and stores it with an audit
-// event, retrying on conflict. Every change but a revocation needs the
-// key's account open (Change.OpenAccount): revoking is what closing does.
+// event, retrying on conflict; a change that returns errUnchanged stores
+// nothing and returns the key's view. Every change but a revocation needs
+// the key's account open and not suspended (Change.OpenAccount): revoking
+// is what closing does.
 func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action Action, change func(*Record, time.Time) error) (View, error) {
 	name, err := parseKeyName(keyID)
 	if err != nil {
@@ -526,7 +528,10 @@ func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action 
 			return err
 		}
 		now := m.Now()
-		if err := change(&rec, now); err != nil {
+		if err := change(&rec, now); errors.Is(err, errUnchanged) {
+			view = rec.View(now)
+			return nil
+		} else if err != nil {
 			return err
 		}
 		view = rec.View(now)
@@ -534,6 +539,8 @@ func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action 
 		switch action {
 		case ActionSetLimits:
 			detail = rec.Limits.String()
+		case ActionDisable, ActionEnable:
+			detail = ""
 		case ActionRename:
 			detail = renameDetail(rec.Name)
 		}
@@ -697,6 +704,9 @@ func (m *Manager) Reveal(ctx context.Context, actor Actor, keyID string) (Key, e
 	if !rec.RevokedAt.IsZero() {
 		return Key{}, fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
 	}
+	if rec.Imported() {
+		return Key{}, fmt.Errorf("%w: %s is imported: only its digest is stored", ErrNotRevealable, rec.Prefix())
+	}
 	plain := rec.Recoverable.Bytes()
 	if rec.Type == Server {
 		if err := actor.mayHold(rec.Scopes); err != nil {
@@ -813,8 +823,8 @@ func (m *Manager) SetAllowedOrigins(ctx context.Context, actor Actor, environmen
 		if err != nil {
 			return err
 		}
-		if !s.ClosedAt.IsZero() {
-			return fmt.Errorf("%w: %s", ErrAccountClosed, s.Account)
+		if err := s.refusesChanges(); err != nil {
+			return err
 		}
 		now := m.Now()
 		s.AllowedOrigins, s.UpdatedAt = valid, now
@@ -887,17 +897,14 @@ func (m *Manager) environment(ctx context.Context, actor Actor, environment stri
 	return s, err
 }
 
-// checkOpen refuses an account that was closed: its environments carry
-// ClosedAt (one read, by index).
+// checkOpen refuses an account that was closed or is suspended: its
+// environments carry ClosedAt or SuspendedAt (one read, by index).
 func (m *Manager) checkOpen(ctx context.Context, account string) error {
 	envs, err := m.store.Environments(ctx, EnvironmentQuery{Account: account, Limit: 1})
-	if err != nil {
+	if err != nil || len(envs) == 0 {
 		return err
 	}
-	if len(envs) > 0 && !envs[0].ClosedAt.IsZero() {
-		return fmt.Errorf("%w: %s", ErrAccountClosed, account)
-	}
-	return nil
+	return envs[0].refusesChanges()
 }
 
 // keySpec is what a new key is made of.
