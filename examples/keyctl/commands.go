@@ -80,6 +80,8 @@ func init() {
 				"None admits no browser; '*' (quoted) admits every origin. Showing only reads."},
 		{name: "owner", forms: []string{"owner KEY ID", "owner KEY --clear"}, min: 1, max: 2, define: owner,
 			doc: "Name whom a key is issued to (the service's user or customer id), or nobody."},
+		{name: "rename", forms: []string{"rename KEY NAME", "rename KEY --clear"}, min: 1, max: 2, define: rename,
+			doc: "Rename a key (up to 200 bytes, never a secret), or remove its name."},
 		{name: "metadata", forms: []string{"metadata KEY NAME=VALUE...", "metadata KEY --clear"}, min: 1, max: many, define: metadata,
 			doc: "Replace a key's metadata: up to 16 name=value pairs, names of [a-z0-9_.-]."},
 		{name: "limits", forms: []string{
@@ -92,6 +94,17 @@ func init() {
 				"(WINDOW: whole seconds, 1s to 24h), in bursts of --burst. --quota 10000: uses\n" +
 				"that requests spend, --refill 10000/month adding to them at each UTC day or\n" +
 				"month. --allow-ip: the ranges a server key may be used from. Showing only reads."},
+		{name: "lifetime", forms: []string{
+			"lifetime ENV",
+			"lifetime ENV [--default-expiry DURATION] [--max-lifetime DURATION]",
+			"lifetime ENV --clear",
+		}, min: 1, max: 1, define: lifetime,
+			doc: "Show the lifetime policy of ENV's keys, or replace it: what no flag sets, the\n" +
+				"policy no longer has; --clear removes it. A key created without --expires gets\n" +
+				"--default-expiry (or --max-lifetime when that alone is set); an expiry, or a\n" +
+				"rotation's grace, beyond --max-lifetime from the key's creation is refused.\n" +
+				"Whole seconds, up to 87600h (ten years). Default keys have no expiry: no policy\n" +
+				"applies to them. Existing keys keep their expiry. Showing only reads."},
 		{name: "close", forms: []string{"close ACCOUNT"}, min: 1, max: 1, define: noFlags(closeAccount),
 			doc: "Close an account: every key of every environment of it is revoked at once,\n" +
 				"default keys included, and it takes no new key. ACCOUNT must be --account,\n" +

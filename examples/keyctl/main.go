@@ -38,6 +38,9 @@
 //	  owner KEY ID
 //	  owner KEY --clear
 //	      name whom a key is issued to, or nobody.
+//	  rename KEY NAME
+//	  rename KEY --clear
+//	      rename a key, or remove its name.
 //	  metadata KEY NAME=VALUE...
 //	  metadata KEY --clear
 //	      replace a key's metadata (up to 16 pairs; never a secret).
@@ -46,6 +49,12 @@
 //	      replace a key's limits (what no flag sets, the key no longer has), or
 //	      remove them: --rate 100/1m --burst 20, --quota 10000 --refill 10000/month,
 //	      --allow-ip 10.0.0.0/8 (repeatable; server keys only).
+//	  lifetime ENV [--default-expiry DURATION] [--max-lifetime DURATION]
+//	  lifetime ENV --clear
+//	      replace the lifetime policy of ENV's non-default keys (what no flag sets,
+//	      the policy no longer has), or remove it: --default-expiry 720h is the
+//	      expiry of a key created without one, --max-lifetime 8760h the longest a
+//	      key may live.
 //	  close ACCOUNT
 //	      close an account: revoke every key of every environment of it, default
 //	      keys included; it takes no new key.
@@ -71,6 +80,8 @@
 //	      list the accounts that have environments (needs --account '*').
 //	  origins ENV
 //	      show the web origins allowed to use ENV's publishable keys.
+//	  lifetime ENV
+//	      show the lifetime policy of ENV's keys.
 //	  audit [ENV] [--limit 20]
 //	      show audit events, newest first (--limit 0: all of them).
 //	  help [COMMAND]
@@ -93,10 +104,11 @@
 //
 //	--json prints exactly one document on stdout, and nothing on stderr:
 //	  list: {"keys": [VIEW...], "next": CURSOR}
-//	  get, revoke, grace, scopes, owner, metadata, limits: VIEW, with "limits" when the key has any
+//	  get, revoke, grace, scopes, owner, rename, metadata, limits: VIEW, with "limits" when the key has any
 //	  create, rotate, reveal: {"full_key": "...", "view": VIEW}
 //	  bootstrap: {"issued": [{"full_key": "...", "view": VIEW}...]}
 //	  origins: SETTINGS                  environments: {"environments": [SETTINGS...]}
+//	  lifetime: SETTINGS, with "lifetime" when ENV has a policy
 //	  accounts: {"accounts": [ID...], "next": CURSOR}   close: {"account": ID, "revoked": N}
 //	  audit: {"events": [EVENT...]}, each EVENT with the key's "prefix"
 //	  usage: {"counts": [COUNT...], "next": CURSOR}, each COUNT with the key's "prefix"

@@ -10,6 +10,10 @@
 // (Caller.Account, see Options.SingleAccount):
 //
 //	GET    /environments                        a page of environments and their allowed origins
+//	POST   /environments                        create an environment and its default keys:
+//	                                            {"environment": "qa"} (owners not confined to an
+//	                                            environment); answers {"environment", "issued":
+//	                                            [{"full_key", "view"}, ...]}, server key first
 //	GET    /environments/{env}/keys             a page of keys (never a secret)
 //	POST   /environments/{env}/keys             create a key: {"type", "name", "owner", "metadata",
 //	                                            "scopes", "expires_in" | "expires_at", "limits"}
@@ -21,6 +25,7 @@
 //	POST   /keys/{id}/revoke                    revoke a key (a default key is rotated first)
 //	PUT    /keys/{id}/scopes                    replace a scoped key's scopes: {"scopes"} (not empty; ["*"] for full access)
 //	PUT    /keys/{id}/owner                     name whom the key is issued to: {"owner"} ("" names nobody)
+//	PUT    /keys/{id}/name                      rename the key: {"name"} ("" removes it)
 //	PUT    /keys/{id}/metadata                  replace the key's metadata: {"metadata": {...}} ({} removes it)
 //	PUT    /keys/{id}/limits                    replace the key's limits: {"rate", "quota", "allowed_ips"}
 //	                                            ({} removes them; owners, never a key)
@@ -29,6 +34,9 @@
 //	GET    /environments/{env}/usage?from=&to=  a page of the usage counts of the environment's keys
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
+//	PUT    /environments/{env}/lifetime         replace the lifetime policy of its keys:
+//	                                            {"default_expiry_seconds", "max_lifetime_seconds"}
+//	                                            ({} removes it; owners, never a key)
 //	GET    /audit?environment=&before=&limit=   a page of audit events, newest first
 //	POST   /account/close                       close the caller's own account: {"confirm":
 //	                                            "<the account>"} (owners not confined to an
@@ -125,8 +133,17 @@
 // an empty body) is refused with 422 grace_required, never read as zero;
 // {"grace":"0s"} ends the old key at once.
 //
+// An environment's lifetime policy (apikey.LifetimePolicy) bounds its
+// non-default keys: a key created without an expiry gets the default
+// expiry, an expiry (or a grace) beyond the maximum lifetime is refused
+// with 422 beyond_lifetime, whose detail names the maximum. The settings
+// show it as "lifetime", written as PUT /environments/{env}/lifetime takes
+// it, in whole seconds; an environment without one shows none. A policy
+// out of range is 422 invalid_lifetime, the detail naming the field.
+//
 // Create, rotate and reveal answer {"full_key": "<the full key>", "view":
-// {...}}, as keyctl prints them; a full key appears in no other response.
+// {...}}, as keyctl prints them, and creating an environment its two
+// default keys so; a full key appears in no other response.
 // Every refusal is an application/problem+json response with a stable code
 // (or what Options.ErrorHandler writes): Reasons lists them, each an
 // exported, documented Reason. Every response carries Cache-Control:
@@ -331,6 +348,9 @@ func (a *API) routes() map[string]handler {
 		"POST /account/close":                         a.closeOwnAccount,
 		"GET /accounts":                               a.accounts,
 		"POST /accounts/{account}/close":              a.closeAccount,
+		"PUT /environments/{env}/lifetime":            a.setLifetime,
+		"PUT /keys/{id}/name":                         a.renameKey,
+		"POST /environments":                          a.createEnvironment,
 	}
 }
 

@@ -145,6 +145,22 @@ var (
 	// ReasonNoUsage (501, "usage_unavailable"): a usage route, and the
 	// Manager's store keeps no usage (it is not an apikey.UsageRecorder).
 	ReasonNoUsage = problem.New("usage_unavailable", http.StatusNotImplemented, "this store keeps no usage")
+	// ReasonInvalidLifetime (422, "invalid_lifetime"): a lifetime policy
+	// out of range: a negative duration, one longer than ten years, a
+	// default expiry longer than the maximum lifetime, or a number that is
+	// not whole seconds (apikey.ErrInvalidLifetime). The detail names the
+	// field, never its value.
+	ReasonInvalidLifetime = problem.New("invalid_lifetime", http.StatusUnprocessableEntity, "invalid lifetime policy")
+	// ReasonBeyondLifetime (422, "beyond_lifetime"): a key would live
+	// longer than its environment's maximum lifetime: an expiry asked for
+	// at creation, or the grace of a rotation or a grace change
+	// (apikey.ErrBeyondLifetime). The detail names the maximum and the
+	// latest expiry it allows.
+	ReasonBeyondLifetime = problem.New("beyond_lifetime", http.StatusUnprocessableEntity, "beyond the environment's maximum key lifetime")
+	// ReasonAlreadyBootstrapped (409, "already_bootstrapped"): the
+	// environment to create exists already, with its default keys
+	// (apikey.ErrAlreadyBootstrapped); keyctl answers the same code.
+	ReasonAlreadyBootstrapped = problem.New("already_bootstrapped", http.StatusConflict, "environment exists")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -155,7 +171,7 @@ var reasons = []*problem.Reason{
 	ReasonGraceRequired, ReasonRotateFirst, ReasonAlreadyRevoked, ReasonAlreadyRotated, ReasonNotRotated,
 	ReasonKeyExpired, ReasonNotRevealable, ReasonInvalidAccount, ReasonAccountClosed, ReasonInvalidMetadata,
 	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits, ReasonInvalidTimeRange,
-	ReasonNoUsage,
+	ReasonNoUsage, ReasonInvalidLifetime, ReasonBeyondLifetime, ReasonAlreadyBootstrapped,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -197,6 +213,9 @@ var ruleReasons = []struct {
 	{apikey.ErrConflict, ReasonConflict},
 	{apikey.ErrInvalidLimits, ReasonInvalidLimits},
 	{apikey.ErrInvalidTimeRange, ReasonInvalidTimeRange},
+	{apikey.ErrInvalidLifetime, ReasonInvalidLifetime},
+	{apikey.ErrBeyondLifetime, ReasonBeyondLifetime},
+	{apikey.ErrAlreadyBootstrapped, ReasonAlreadyBootstrapped},
 }
 
 var (

@@ -65,6 +65,16 @@ var bodyFields = map[string]map[string]struct {
 	"PUT /environments/{env}/origins": {
 		"allowed_origins": {wantStrings, []string{`"{key}"`, `"https://app.example.com"`, `[1]`, `{"o":"{key}"}`}},
 	},
+	"PUT /environments/{env}/lifetime": {
+		"default_expiry_seconds": {"want a number", []string{`"{key}"`, `"2592000"`, `[1]`, `true`}},
+		"max_lifetime_seconds":   {"want a number", []string{`"{key}"`, `"720h"`, `{"s":"{key}"}`}},
+	},
+	"PUT /keys/{id}/name": {
+		"name": {wantString, []string{`["{key}"]`, `1`, `{"n":"{key}"}`}},
+	},
+	"POST /environments": {
+		"environment": {wantString, []string{`["{key}"]`, `1`, `{"e":"{key}"}`}},
+	},
 	"POST /account/close": {
 		"confirm": {wantString, []string{`["{key}"]`, `true`, `{"c":"{key}"}`}},
 	},
