@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -302,4 +303,26 @@ func TestImportLifetime(t *testing.T) {
 	view, err := f.m.Import(ctx, owner, req)
 	require.NoError(t, err)
 	assert.Equal(t, f.clock.Now().Add(30*24*time.Hour), view.ExpiresAt, "the default expiry")
+}
+
+// TestImportConcurrently: of many concurrent imports of one digest,
+// exactly one stores the key; the others fail with ErrConflict.
+func TestImportConcurrently(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	req := apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(oldKey), Scopes: []string{"*"}}
+	errs := make([]error, 10)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = f.m.Import(ctx, owner, req) })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+		} else {
+			require.ErrorIs(t, err, apikey.ErrConflict)
+		}
+	}
+	assert.Equal(t, 1, ok)
 }
