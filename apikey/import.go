@@ -233,8 +233,11 @@ var (
 // by the SHA-256 digest of its key string, in an environment of the
 // actor's account, and returns its public view (View.Imported is set). It
 // is validated as Create validates: the same fields, the same errors, the
-// same bounds of a key-authenticated actor; owners only; refused in a
-// closed account (ErrAccountClosed). It is audited as ActionImport.
+// same bounds of a key-authenticated actor, the same lifetime policy of
+// the environment (LifetimePolicy: the default expiry when none is given,
+// ErrBeyondLifetime past the maximum, counted from the import); owners
+// only; refused in a closed or suspended account (ErrAccountClosed,
+// ErrAccountSuspended). It is audited as ActionImport.
 //
 // The record's id is ImportedID(digest), so that a presented key is found
 // with one read by id; its stored hash is "$sha256$" and the digest in
@@ -291,9 +294,6 @@ func (m *Manager) Import(ctx context.Context, actor Actor, req ImportRequest) (V
 	if err := actor.mayActOn(req.Type, scopes); err != nil {
 		return View{}, err
 	}
-	if err := actor.mayLast(expires); err != nil {
-		return View{}, err
-	}
 	if err := actor.mayBound(limits); err != nil {
 		return View{}, err
 	}
@@ -301,8 +301,14 @@ func (m *Manager) Import(ctx context.Context, actor Actor, req ImportRequest) (V
 	if err != nil {
 		return View{}, err
 	}
-	if !s.ClosedAt.IsZero() {
-		return View{}, fmt.Errorf("%w: %s", ErrAccountClosed, s.Account)
+	if err := s.refusesChanges(); err != nil {
+		return View{}, err
+	}
+	if expires, err = s.Lifetime.createExpiry(now, expires); err != nil {
+		return View{}, err
+	}
+	if err := actor.mayLast(expires); err != nil {
+		return View{}, err
 	}
 	rec := Record{
 		ID: ImportedID(digest), Account: s.Account, Type: req.Type, Environment: s.Environment, Name: req.Name,

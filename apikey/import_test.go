@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -274,4 +275,54 @@ func TestRotateImported(t *testing.T) {
 	_, stored, err := apikey.UpgradeHash(ctx, f.store, apikey.Argon2id{}, old, k)
 	require.NoError(t, err)
 	assert.False(t, stored)
+}
+
+func TestImportSuspendedAccount(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	ops := apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}
+	require.NoError(t, f.m.SuspendAccount(ctx, ops, apikey.DefaultAccount))
+	_, err := f.m.Import(ctx, owner, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server,
+		Digest: apikey.ImportDigest(oldKey), Scopes: []string{"*"}})
+	assert.ErrorIs(t, err, apikey.ErrAccountSuspended)
+}
+
+// TestImportLifetime: the environment's lifetime policy applies to an
+// import as to a create, counted from the import.
+func TestImportLifetime(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	_, err := f.m.SetLifetimePolicy(ctx, owner, apikey.Production,
+		apikey.LifetimePolicy{DefaultExpiry: 30 * 24 * time.Hour, MaxLifetime: 90 * 24 * time.Hour})
+	require.NoError(t, err)
+	req := apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(oldKey), Scopes: []string{"*"}}
+
+	req.ExpiresAt = f.clock.Now().Add(100 * 24 * time.Hour)
+	_, err = f.m.Import(ctx, owner, req)
+	require.ErrorIs(t, err, apikey.ErrBeyondLifetime)
+
+	req.ExpiresAt = time.Time{}
+	view, err := f.m.Import(ctx, owner, req)
+	require.NoError(t, err)
+	assert.Equal(t, f.clock.Now().Add(30*24*time.Hour), view.ExpiresAt, "the default expiry")
+}
+
+// TestImportConcurrently: of many concurrent imports of one digest,
+// exactly one stores the key; the others fail with ErrConflict.
+func TestImportConcurrently(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	req := apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(oldKey), Scopes: []string{"*"}}
+	errs := make([]error, 10)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = f.m.Import(ctx, owner, req) })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+		} else {
+			require.ErrorIs(t, err, apikey.ErrConflict)
+		}
+	}
+	assert.Equal(t, 1, ok)
 }

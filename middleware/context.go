@@ -29,6 +29,10 @@ type Identity struct {
 	ExpiresAt   time.Time         // when the key stops working; zero means no expiry
 	Expiring    bool              // the key was rotated out: it is in its grace period
 	Limits      apikey.Limits     // the key's rate limit, quota and address allowlist; zero if none
+	// Imported reports a key issued before keystile (apikey.Manager.Import),
+	// presented in a declared format (KeyOptions.Imported): rotate it to a
+	// keystile key.
+	Imported bool
 
 	limited       bool           // Limits is not zero
 	usage         *usage.Counter // counts the key's requests; nil if usage is not counted
@@ -111,8 +115,20 @@ func verifiedBy(r *http.Request, v *Validator) *Identity {
 	if !ok || id == nil || id.issuer != v {
 		return nil
 	}
-	raw, err := keyFromRequest(r, v.cfg.AllowBearer)
-	if err != nil || len(raw) != apikey.KeyLength || keycache.KeyOf(raw) != id.presented {
+	raw, err := keyFromRequest(r, v.cfg.Keys.AllowBearer)
+	if err != nil {
+		return nil
+	}
+	if id.Imported {
+		if _, ok := v.cfg.Keys.match(raw); !ok {
+			return nil
+		}
+		if _, k := importedKey(raw); k != id.presented {
+			return nil
+		}
+		return id
+	}
+	if len(raw) != apikey.KeyLength || keycache.KeyOf(raw) != id.presented {
 		return nil
 	}
 	return id

@@ -41,7 +41,7 @@ func dirFiles(t *testing.T, dir string) []string {
 
 // commandNames are every command keyctl has.
 var commandNames = []string{
-	"bootstrap", "create", "rotate", "grace", "revoke", "scopes", "origins", "owner", "metadata",
+	"bootstrap", "create", "import", "rotate", "grace", "revoke", "scopes", "origins", "owner", "metadata",
 	"limits", "close", "reveal", "list", "get", "usage", "environments", "accounts", "audit", "help",
 	"rename", "lifetime",
 }

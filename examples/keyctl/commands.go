@@ -59,6 +59,15 @@ func init() {
 			doc: "Create an extra key, not a default key, and print it. A server key needs its\n" +
 				`scopes: customers:write,orders:read,... or "*" for full access. --owner names` + "\n" +
 				"whom it is issued to; --metadata attaches name=value pairs (never a secret)."},
+		{name: "import", forms: []string{
+			"import ENV server --digest HEX --scopes SCOPES [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]",
+			"import ENV client --digest HEX [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]",
+		}, min: 2, max: 2, define: importKey,
+			doc: "Import a key that the service issued before it adopted keystile, by the SHA-256\n" +
+				"digest of its key string (as a table of sha256(key) holds it), and print its\n" +
+				"prefix. The service's middleware accepts it in the format it declares\n" +
+				"(middleware.KeyOptions.Imported). Never a default key; rotate it to get a\n" +
+				"keystile key, the old one working for the grace period."},
 		{name: "rotate", forms: []string{
 			"rotate KEY --grace DURATION",
 			"rotate ENV server|client --grace DURATION",
@@ -524,6 +533,9 @@ func get(ctx context.Context, c *cli, args []string) (result, error) {
 			{"scopes", strings.Join(v.Scopes, ",")}, {"default", fmt.Sprint(v.Default)}, {"status", string(v.Status)},
 			{"created", date(v.CreatedAt)}, {"expires", date(v.ExpiresAt)}, {"rotated", date(v.RotatedAt)},
 			{"revoked", date(v.RevokedAt)}, {"last used", date(v.LastUsedAt)},
+		}
+		if v.Imported {
+			rows = append(rows, [2]string{"imported", "true: rotate it to a keystile key"})
 		}
 		for _, row := range append(rows, limitRows(v.Limits)...) {
 			_ = printRow(tw, "\t", row[0], row[1])

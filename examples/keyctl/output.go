@@ -343,6 +343,7 @@ var codes = []struct {
 	{apikey.ErrInvalidCursor, "invalid_cursor"},
 	{apikey.ErrInvalidLifetime, "invalid_lifetime"},
 	{apikey.ErrBeyondLifetime, "beyond_lifetime"},
+	{apikey.ErrInvalidImport, "invalid_request"},
 }
 
 // classify returns the exit status of err and its --json code: 0 and ""

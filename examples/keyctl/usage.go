@@ -34,6 +34,10 @@ Commands that change keys or settings (as an owner; each is an audit event):
   create ENV client [--expires 24h] [--name NAME] [--owner ID] [--metadata K=V,...]
       create an extra key and print it. SCOPES: customers:write,orders:read,...
       or "*" for full access. --owner names whom it is issued to.
+  import ENV server --digest HEX --scopes SCOPES [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]
+  import ENV client --digest HEX [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]
+      import a key issued before keystile by the SHA-256 digest of its key string
+      (hex) and print its prefix; rotate it to a keystile key.
   rotate KEY --grace DURATION
   rotate ENV server|client --grace DURATION
       replace a key (or ENV's default key of that type) and print the new one.
@@ -117,7 +121,7 @@ read commands never write.
 
 --json prints exactly one document on stdout, and nothing on stderr:
   list: {"keys": [VIEW...], "next": CURSOR}
-  get, revoke, grace, scopes, owner, rename, metadata, limits: VIEW, with "limits" when the key has any
+  get, import, revoke, grace, scopes, owner, rename, metadata, limits: VIEW, with "limits" when the key has any
   create, rotate, reveal: {"full_key": "...", "view": VIEW}
   bootstrap: {"issued": [{"full_key": "...", "view": VIEW}...]}
   origins: SETTINGS                  environments: {"environments": [SETTINGS...]}

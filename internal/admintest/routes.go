@@ -121,6 +121,10 @@ func (c Case) Request() *http.Request {
 	return r
 }
 
+// importDigest is the SHA-256 digest, in hex, of a key issued before
+// keystile that the table imports.
+const importDigest = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+
 // Cases returns the table, to run in order on f: some requests change what
 // later ones find.
 func Cases(f *Fixture) []Case {
@@ -158,6 +162,12 @@ func Cases(f *Fixture) []Case {
 		{Name: "create with bad metadata", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","metadata":{"Plan":"pro"}}`, Status: 422, Code: "invalid_metadata", Malformed: true},
 		{Name: "create bad type", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"root"}`, Status: 422, Code: "invalid_key_type", Malformed: true},
 		{Name: "create in unknown environment", Caller: Owner, Method: "POST", Path: "/environments/qa/keys", Body: `{"type":"server","scopes":["*"]}`, Status: 404, Code: "unknown_environment"},
+		{Name: "import by digest", Caller: Owner, Method: "POST", Path: "/keys/import", Body: `{"environment":"production","type":"server","digest":"` + importDigest + `","scopes":["*"],"owner":"user_42","expires_in":"720h"}`, Status: 201},
+		{Name: "import the same digest", Caller: Owner, Method: "POST", Path: "/keys/import", Body: `{"environment":"production","type":"server","digest":"` + importDigest + `","scopes":["*"]}`, Status: 409, Code: "conflict"},
+		{Name: "import by key", Caller: Owner, Method: "POST", Path: "/keys/import", Body: `{"environment":"production","type":"client","key":"pk_live_` + strings.Repeat("Z", 32) + `"}`, Status: 201},
+		{Name: "import as read-only", Caller: ReadOnly, Method: "POST", Path: "/keys/import", Body: `{"environment":"production","type":"client","key":"pk_live_` + strings.Repeat("Y", 32) + `"}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "import neither digest nor key", Caller: Owner, Method: "POST", Path: "/keys/import", Body: `{"environment":"production","type":"client"}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "import a short digest", Caller: Owner, Method: "POST", Path: "/keys/import", Body: `{"environment":"production","type":"client","digest":"abcd"}`, Status: 400, Code: "invalid_request", Malformed: true},
 		{Name: "unknown field", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","admin":true}`, Status: 400, Code: "invalid_request", Malformed: true},
 		{Name: "wrong type of field", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","name":7}`, Status: 400, Code: "invalid_request", Malformed: true},
 		{Name: "malformed JSON", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":`, Status: 400, Code: "invalid_request", Malformed: true},

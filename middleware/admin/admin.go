@@ -19,6 +19,9 @@
 //	                                            "scopes", "expires_in" | "expires_at", "limits"}
 //	                                            (a server key needs scopes: ["*"] for full access)
 //	POST   /environments/{env}/keys/{type}/rotate  rotate the default key: {"grace"}
+//	POST   /keys/import                         import a key issued before keystile: {"environment",
+//	                                            "type", "digest" (SHA-256, hex) | "key", and the
+//	                                            fields of a create}
 //	GET    /keys/{id}                           one key
 //	POST   /keys/{id}/rotate                    rotate a key: {"grace": "24h"} (0s to 8760h; see Options.Policy)
 //	PUT    /keys/{id}/grace                     change a rotated key's grace: {"grace"}
@@ -331,6 +334,7 @@ func (a *API) routes() map[string]handler {
 		"GET /environments/{env}/keys":                a.listKeys,
 		"POST /environments/{env}/keys":               a.createKey,
 		"POST /environments/{env}/keys/{type}/rotate": a.rotateDefault,
+		"POST /keys/import":                           a.importKey,
 		"GET /keys/{id}":                              a.getKey,
 		"POST /keys/{id}/rotate":                      a.rotateKey,
 		"PUT /keys/{id}/grace":                        a.changeGrace,

@@ -24,8 +24,10 @@ var (
 	// ReasonInvalidRequest (400, "invalid_request"): the request is
 	// malformed: a body that is not one JSON object of the route's fields,
 	// a field of the wrong type (the detail names the field, never its
-	// value), expires_in and expires_at together, a ?limit= out of range, or
-	// a ?from= or ?to= that is not an RFC 3339 time.
+	// value), expires_in and expires_at together, a ?limit= out of range,
+	// a ?from= or ?to= that is not an RFC 3339 time, or an import with
+	// neither or both of digest and key, or a key that cannot be imported
+	// (apikey.ErrInvalidImport).
 	ReasonInvalidRequest = problem.New("invalid_request", http.StatusBadRequest, "invalid request")
 	// ReasonTooLarge (413, "request_too_large"): the body is larger than
 	// Options.MaxBodyBytes.
@@ -216,6 +218,7 @@ var ruleReasons = []struct {
 	{apikey.ErrInvalidLifetime, ReasonInvalidLifetime},
 	{apikey.ErrBeyondLifetime, ReasonBeyondLifetime},
 	{apikey.ErrAlreadyBootstrapped, ReasonAlreadyBootstrapped},
+	{apikey.ErrInvalidImport, ReasonInvalidRequest},
 }
 
 var (
