@@ -33,7 +33,7 @@ func (v *Validator) check(r *http.Request, p *Policy, outer *Identity, vd *verdi
 		}
 		err := p.allows(outer)
 		if err == nil && p.cost() > 1 && !outer.Limits.Quota.IsZero() {
-			vd.now = v.cfg.Now()
+			vd.now = v.now()
 			err = v.limiter.spend(r.Context(), outer, p.cost()-1, vd.now)
 		}
 		return v.rejected(r, outer.Prefix, err)
@@ -70,7 +70,7 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 	if err != nil {
 		return "", err
 	}
-	now := v.cfg.Now()
+	now := v.now()
 	e, prefix, err := v.resolve(r.Context(), raw, now)
 	if err != nil {
 		return prefix, err
