@@ -101,6 +101,7 @@ func Run(t *testing.T, c Config) {
 		{"CloseAccount", testCloseAccount},
 		{"OpenAccount", testOpenAccount},
 		{"ClosedAccountRefusesChanges", testClosedAccountRefusesChanges},
+		{"DisableAndSuspend", testDisableAndSuspend},
 		// The lifecycle, alone and under concurrent writers (lifecycle.go).
 		{"Lifecycle", testLifecycle},
 		{"ConcurrentBootstrap", testConcurrentBootstrap},
@@ -108,6 +109,7 @@ func Run(t *testing.T, c Config) {
 		{"ConcurrentSettings", testConcurrentSettings},
 		{"ConcurrentRotateAccounts", testConcurrentRotateAccounts},
 		{"ConcurrentCloseAccount", testConcurrentCloseAccount},
+		{"ConcurrentSuspendAccount", testConcurrentSuspendAccount},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, c) })
