@@ -92,8 +92,8 @@ var (
 	// (apikey.ErrGraceRequired). The detail names the policy's maximum.
 	ReasonGraceRequired = problem.New("grace_required", http.StatusUnprocessableEntity, "grace period required")
 	// ReasonRotateFirst (409, "rotate_first"): a default key cannot be
-	// revoked; rotate it, then revoke the old key
-	// (apikey.ErrDefaultKeyNotRevocable).
+	// revoked or disabled; rotate it, then revoke or disable the old key
+	// (apikey.ErrDefaultKeyNotRevocable, apikey.ErrDefaultKeyNotDisableable).
 	ReasonRotateFirst = problem.New("rotate_first", http.StatusConflict, "default key; rotate it first")
 	// ReasonAlreadyRevoked (409, "already_revoked"): the key was revoked
 	// before (apikey.ErrAlreadyRevoked).
@@ -145,6 +145,12 @@ var (
 	// ReasonNoUsage (501, "usage_unavailable"): a usage route, and the
 	// Manager's store keeps no usage (it is not an apikey.UsageRecorder).
 	ReasonNoUsage = problem.New("usage_unavailable", http.StatusNotImplemented, "this store keeps no usage")
+	// ReasonAccountSuspended (403, "account_suspended"): the account is
+	// suspended (apikey.ErrAccountSuspended): its keys and settings take no
+	// change, revocation aside, until an operator resumes it; they can
+	// still be read. Package middleware refuses the account's keys with the
+	// same code and status.
+	ReasonAccountSuspended = problem.New("account_suspended", http.StatusForbidden, "account suspended")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -156,6 +162,7 @@ var reasons = []*problem.Reason{
 	ReasonKeyExpired, ReasonNotRevealable, ReasonInvalidAccount, ReasonAccountClosed, ReasonInvalidMetadata,
 	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits, ReasonInvalidTimeRange,
 	ReasonNoUsage,
+	ReasonAccountSuspended,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -197,6 +204,8 @@ var ruleReasons = []struct {
 	{apikey.ErrConflict, ReasonConflict},
 	{apikey.ErrInvalidLimits, ReasonInvalidLimits},
 	{apikey.ErrInvalidTimeRange, ReasonInvalidTimeRange},
+	{apikey.ErrAccountSuspended, ReasonAccountSuspended},
+	{apikey.ErrDefaultKeyNotDisableable, ReasonRotateFirst},
 }
 
 var (
