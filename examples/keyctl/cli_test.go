@@ -43,6 +43,7 @@ func dirFiles(t *testing.T, dir string) []string {
 var commandNames = []string{
 	"bootstrap", "create", "rotate", "grace", "revoke", "scopes", "origins", "owner", "metadata",
 	"limits", "close", "reveal", "list", "get", "usage", "environments", "accounts", "audit", "help",
+	"disable", "enable", "suspend", "resume",
 }
 
 // TestKeyctlHelp: every way of asking for help prints usage on stdout,

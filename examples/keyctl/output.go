@@ -341,6 +341,8 @@ var codes = []struct {
 	{apikey.ErrInvalidLimits, "invalid_limits"},
 	{apikey.ErrInvalidTimeRange, "invalid_time_range"},
 	{apikey.ErrInvalidCursor, "invalid_cursor"},
+	{apikey.ErrAccountSuspended, "account_suspended"},
+	{apikey.ErrDefaultKeyNotDisableable, "rotate_first"},
 }
 
 // classify returns the exit status of err and its --json code: 0 and ""
