@@ -120,6 +120,10 @@ func TestChangeWhileCachedViaInvalidate(t *testing.T) {
 			_, err := m.Revoke(context.Background(), owner, id)
 			return err
 		}, http.StatusUnauthorized, "revoked_key"},
+		{"disabled", func(m *apikey.Manager, id string) error {
+			_, err := m.Disable(context.Background(), owner, id)
+			return err
+		}, http.StatusUnauthorized, "key_disabled"},
 		{"rescoped", func(m *apikey.Manager, id string) error {
 			_, err := m.SetScopes(context.Background(), owner, id, []string{"orders:read"})
 			return err

@@ -199,7 +199,7 @@ func (v *Validator) Invalidate(e apikey.Event) {
 	switch e.Action {
 	case apikey.ActionView, apikey.ActionReveal:
 		return // nothing changed
-	case apikey.ActionSetOrigins, apikey.ActionClose, apikey.ActionBootstrap:
+	case apikey.ActionSetOrigins, apikey.ActionClose, apikey.ActionBootstrap, apikey.ActionSuspend, apikey.ActionResume:
 		// A bootstrap sends one event per new key: reload once.
 		if e.Action != apikey.ActionBootstrap || !v.settings.Has(account, e.Environment) {
 			ctx, cancel := context.WithTimeout(v.tasks.ctx, startupTimeout)
