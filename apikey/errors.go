@@ -115,6 +115,10 @@ var (
 	// ErrNotRevealable means the full key cannot be shown again: server keys
 	// are stored only as hashes unless the operator configured a Sealer.
 	ErrNotRevealable = errors.New("apikey: key cannot be revealed")
+	// ErrTooManyKeys means a call would act on more keys than its bound
+	// allows in one atomic write (MaxOwnerRevocation for
+	// Manager.RevokeOwner); the wrapped error names the bound.
+	ErrTooManyKeys = errors.New("apikey: too many keys for one call")
 )
 
 // requestErrors are the sentinels that refuse a request for what it asks or
@@ -126,6 +130,7 @@ var requestErrors = []error{
 	ErrGraceRequired, ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,
 	ErrKeyExpired, ErrNotRevealable, ErrInvalidAccount, ErrAccountClosed, ErrInvalidMetadata,
 	ErrInvalidCursor, ErrInvalidLimits, ErrInvalidTimeRange,
+	ErrTooManyKeys,
 }
 
 // IsRequestError reports whether err is a refusal by this package's rules or
