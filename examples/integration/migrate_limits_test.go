@@ -23,10 +23,17 @@ func undoVersions(t *testing.T, db *sql.DB, from int) {
 		6: {`ALTER TABLE keystile_quotas DROP COLUMN generation`, `ALTER TABLE keystile_keys DROP COLUMN lineage`},
 		5: {`DROP TABLE keystile_usage`},
 		4: {`DROP TABLE keystile_quotas`, `ALTER TABLE keystile_keys DROP COLUMN limits`},
+		9: {`DROP INDEX keystile_keys_owner`, `DROP INDEX keystile_keys_expiring`, `DROP INDEX keystile_keys_environment_expiring`,
+			`DROP INDEX keystile_keys_revoked`, `DROP INDEX keystile_keys_expires`, `DROP INDEX keystile_keys_lineage`},
 	}
 	for v := sqlstore.SchemaVersion; v >= from; v-- {
 		stmts, ok := undo[v]
-		require.True(t, ok, "undoVersions knows version %d", v)
+		if !ok {
+			var applied int
+			require.NoError(t, db.QueryRow(fmt.Sprintf(`SELECT COUNT(*) FROM keystile_schema_migrations WHERE version = %d`, v)).Scan(&applied))
+			require.Zero(t, applied, "undoVersions knows version %d", v)
+			continue // a version number this schema does not use
+		}
 		for _, stmt := range append(stmts, fmt.Sprintf(`DELETE FROM keystile_schema_migrations WHERE version = %d`, v)) {
 			_, err := db.Exec(stmt)
 			require.NoError(t, err, stmt)
@@ -64,7 +71,7 @@ func TestMigrateVersion3AddsLimits(t *testing.T) {
 		require.NoError(t, s.Migrate(ctx))
 		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
 		assert.Equal(t, sqlstore.SchemaVersion, version)
-		assert.Equal(t, 6, version)
+		assert.Equal(t, 9, version)
 		for _, id := range []string{issued[0].View.ID, issued[1].View.ID, extra.View.ID} {
 			r, err := s.Key(ctx, id)
 			require.NoError(t, err)
