@@ -101,7 +101,7 @@ const (
 	MaxOwnerRevocation = 10_000
 	// MaxExpiringWindow is the longest window of Expiring.
 	MaxExpiringWindow = 366 * 24 * time.Hour
-	// PurgeBatch is how many keys one transaction of Purge deletes.
+	// PurgeBatch is the most keys one transaction of Purge deletes.
 	PurgeBatch = 500
 )
 
@@ -327,10 +327,12 @@ func (m *Manager) Expiring(ctx context.Context, actor Actor, req ExpiringRequest
 // asks); a negative one fails with ErrInvalidTimeRange. Only an operator
 // acting across accounts (an Owner with Account AnyAccount) may purge.
 //
-// Keys are deleted PurgeBatch at a time, one transaction each, until none
-// is left or ctx is done, so that validation and other writes wait for
-// at most one batch; a service calls Purge from a ticker (see the
-// example). Each batch appends one ActionPurge event per account it
+// Keys are deleted in batches, one transaction each, until none is left
+// or ctx is done: at most PurgeBatch keys, fewer while a batch takes more
+// than a few milliseconds, and after each batch Purge pauses for as long
+// as it took, so that validation never waits for it and other writes wait
+// for one short batch at most. A service calls Purge from a ticker (see
+// the example). Each batch appends one ActionPurge event per account it
 // deleted keys of, after its deletion (a failure between the two leaves
 // the keys deleted without that event). The keys' own audit events and
 // usage counts stay (PruneUsage has a retention of its own); other
@@ -354,27 +356,48 @@ func (m *Manager) Purge(ctx context.Context, actor Actor, olderThan time.Duratio
 	if olderThan == 0 {
 		return 0, nil
 	}
-	deleted := 0
+	deleted, size := 0, PurgeBatch
+	cutoff := m.Now().Add(-olderThan)
 	for {
-		if err := ctx.Err(); err != nil {
-			return deleted, fmt.Errorf("apikey: purge: %w", err)
-		}
-		now := m.Now()
-		batch, err := p.PurgeKeys(ctx, now.Add(-olderThan), PurgeBatch)
+		begin := time.Now() // the real clock, whatever m.now is: the pace is the store's
+		batch, err := p.PurgeKeys(ctx, cutoff, size)
+		took := time.Since(begin)
 		deleted += len(batch)
 		if err != nil {
 			return deleted, err
 		}
 		if len(batch) > 0 {
-			if err := m.apply(ctx, Change{Events: purgeEvents(now, actor, olderThan, batch)}); err != nil {
+			if err := m.apply(ctx, Change{Events: purgeEvents(m.Now(), actor, olderThan, batch)}); err != nil {
 				return deleted, err
 			}
 		}
-		if len(batch) < PurgeBatch {
+		if len(batch) < size {
 			return deleted, nil
+		}
+		// Keep each batch's transaction near purgeSlice, and leave the
+		// store to other writers for as long after it.
+		switch {
+		case took > 2*purgeSlice && size > minPurgeBatch:
+			size /= 2
+		case took < purgeSlice/2 && size < PurgeBatch:
+			size = min(2*size, PurgeBatch)
+		}
+		pause := time.NewTimer(max(took, time.Millisecond))
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			return deleted, fmt.Errorf("apikey: purge: %w", ctx.Err())
+		case <-pause.C:
 		}
 	}
 }
+
+// purgeSlice is how long Purge aims to hold the store's write lock per
+// batch, and minPurgeBatch the fewest keys it deletes per batch.
+const (
+	purgeSlice    = 10 * time.Millisecond
+	minPurgeBatch = 25
+)
 
 // purgeEvents returns one ActionPurge event per account of batch, in the
 // order of their first key.

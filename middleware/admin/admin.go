@@ -29,6 +29,10 @@
 //	GET    /environments/{env}/usage?from=&to=  a page of the usage counts of the environment's keys
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
+//	GET    /owners/{owner}/keys                 a page of the keys issued to owner, in every environment
+//	POST   /owners/{owner}/revoke               revoke them all at once (default keys are skipped and listed)
+//	GET    /keys/expiring?within=72h&environment=  a page of the keys that expire within the window,
+//	                                            soonest first (expiries and ends of grace)
 //	GET    /audit?environment=&before=&limit=   a page of audit events, newest first
 //	POST   /account/close                       close the caller's own account: {"confirm":
 //	                                            "<the account>"} (owners not confined to an
@@ -331,6 +335,9 @@ func (a *API) routes() map[string]handler {
 		"POST /account/close":                         a.closeOwnAccount,
 		"GET /accounts":                               a.accounts,
 		"POST /accounts/{account}/close":              a.closeAccount,
+		"GET /owners/{owner}/keys":                    a.ownerKeys,
+		"POST /owners/{owner}/revoke":                 a.revokeOwner,
+		"GET /keys/expiring":                          a.expiringKeys,
 	}
 }
 

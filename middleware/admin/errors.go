@@ -145,6 +145,15 @@ var (
 	// ReasonNoUsage (501, "usage_unavailable"): a usage route, and the
 	// Manager's store keeps no usage (it is not an apikey.UsageRecorder).
 	ReasonNoUsage = problem.New("usage_unavailable", http.StatusNotImplemented, "this store keeps no usage")
+	// ReasonTooManyKeys (422, "too_many_keys"): the request would act on
+	// more keys than one call may (apikey.ErrTooManyKeys), such as an
+	// owner with more than apikey.MaxOwnerRevocation keys to revoke. The
+	// detail names the bound.
+	ReasonTooManyKeys = problem.New("too_many_keys", http.StatusUnprocessableEntity, "too many keys for one call")
+	// ReasonNoIndex (501, "index_unavailable"): an owner or expiring-keys
+	// route, and the Manager's store cannot answer it by index (it is not
+	// an apikey.OwnerIndex or apikey.ExpiryIndex).
+	ReasonNoIndex = problem.New("index_unavailable", http.StatusNotImplemented, "this store cannot list these keys")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -156,6 +165,7 @@ var reasons = []*problem.Reason{
 	ReasonKeyExpired, ReasonNotRevealable, ReasonInvalidAccount, ReasonAccountClosed, ReasonInvalidMetadata,
 	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits, ReasonInvalidTimeRange,
 	ReasonNoUsage,
+	ReasonTooManyKeys, ReasonNoIndex,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -197,12 +207,14 @@ var ruleReasons = []struct {
 	{apikey.ErrConflict, ReasonConflict},
 	{apikey.ErrInvalidLimits, ReasonInvalidLimits},
 	{apikey.ErrInvalidTimeRange, ReasonInvalidTimeRange},
+	{apikey.ErrTooManyKeys, ReasonTooManyKeys},
 }
 
 var (
 	errNoRoute  = problem.Refuse(ReasonNoRoute, "")
 	errNoAudit  = problem.Refuse(ReasonNoAudit, "")
 	errNoUsage  = problem.Refuse(ReasonNoUsage, "")
+	errNoIndex  = problem.Refuse(ReasonNoIndex, "")
 	errTooLarge = problem.Refuse(ReasonTooLarge, "")
 
 	errCloseOff    = problem.Refuse(ReasonForbidden, "closing accounts is off: the service enables it with admin.Options.CloseAccounts")
