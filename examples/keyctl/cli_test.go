@@ -42,7 +42,7 @@ func dirFiles(t *testing.T, dir string) []string {
 // commandNames are every command keyctl has.
 var commandNames = []string{
 	"bootstrap", "create", "rotate", "grace", "revoke", "scopes", "origins", "owner", "metadata",
-	"limits", "close", "reveal", "list", "get", "usage", "environments", "accounts", "audit", "help",
+	"limits", "close", "purge", "reveal", "list", "get", "usage", "expiring", "environments", "accounts", "audit", "help",
 }
 
 // TestKeyctlHelp: every way of asking for help prints usage on stdout,
