@@ -359,9 +359,15 @@ func (m *Manager) Purge(ctx context.Context, actor Actor, olderThan time.Duratio
 	deleted, size := 0, PurgeBatch
 	cutoff := m.Now().Add(-olderThan)
 	for {
-		begin := time.Now() // the real clock, whatever m.now is: the pace is the store's
-		batch, err := p.PurgeKeys(ctx, cutoff, size)
-		took := time.Since(begin)
+		var batch []PurgedKey
+		var took time.Duration
+		err := m.retry(ctx, func() error { // a store under stricter isolation may report a lost race
+			begin := time.Now() // the real clock, whatever m.now is: the pace is the store's
+			var err error
+			batch, err = p.PurgeKeys(ctx, cutoff, size)
+			took = time.Since(begin)
+			return err
+		})
 		deleted += len(batch)
 		if err != nil {
 			return deleted, err

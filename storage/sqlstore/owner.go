@@ -130,7 +130,9 @@ const maxPurge = 5000
 // revision per deleted key and appends their feed entries (one statement),
 // and deletes the quota rows of their lineages that no key is left in
 // (one statement). Other writers wait for that transaction only; readers
-// never wait (PostgreSQL's MVCC, SQLite's WAL mode).
+// never wait (PostgreSQL's MVCC, SQLite's WAL mode). Under an isolation
+// level stricter than READ COMMITTED, a serialization failure is
+// apikey.ErrConflict, and nothing was deleted.
 func (s *Store) PurgeKeys(ctx context.Context, before time.Time, limit int) ([]apikey.PurgedKey, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, s.wrap(ctx, "purge keys", err)
@@ -148,14 +150,14 @@ func (s *Store) PurgeKeys(ctx context.Context, before time.Time, limit int) ([]a
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, s.wrap(ctx, "purge keys: commit", err)
+		return nil, s.writeError(ctx, "purge keys: commit", err, "the purge lost a race with another writer")
 	}
 	return out, nil
 }
 
 func (s *Store) purge(ctx context.Context, tx *sql.Tx, before int64, limit int) ([]apikey.PurgedKey, error) {
 	if _, err := tx.ExecContext(ctx, s.oq.lockRevision); err != nil {
-		return nil, s.wrap(ctx, "purge keys: taking the write lock", err)
+		return nil, s.writeError(ctx, "purge keys: taking the write lock", err, "the purge lost a race with another writer")
 	}
 	var ids []any
 	seen := map[string]bool{}
