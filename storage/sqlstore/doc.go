@@ -181,5 +181,6 @@
 // the indexes (revoked_at) and (expires_at), deletes them and appends their
 // feed entries in one statement each, and deletes the quota rows of the
 // lineages left without a key (by the index (lineage)): about 10 ms for
-// 500 keys, while readers never wait.
+// 500 keys on PostgreSQL and 35 ms on SQLite (Manager.Purge sizes its
+// batches to about 10 ms), while readers never wait.
 package sqlstore
