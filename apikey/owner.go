@@ -330,8 +330,8 @@ func (m *Manager) Expiring(ctx context.Context, actor Actor, req ExpiringRequest
 // Keys are deleted in batches, one transaction each, until none is left
 // or ctx is done: at most PurgeBatch keys, fewer while a batch takes more
 // than a few milliseconds, and after each batch Purge pauses for as long
-// as it took, so that validation never waits for it and other writes wait
-// for one short batch at most. A service calls Purge from a ticker (see
+// as it took, and at least 30 ms, so that validation never waits for it
+// and other writes wait for one short batch at most. A service calls Purge from a ticker (see
 // the example). Each batch appends one ActionPurge event per account it
 // deleted keys of, after its deletion (a failure between the two leaves
 // the keys deleted without that event). The keys' own audit events and
@@ -388,7 +388,7 @@ func (m *Manager) Purge(ctx context.Context, actor Actor, olderThan time.Duratio
 		case took < purgeSlice/2 && size < PurgeBatch:
 			size = min(2*size, PurgeBatch)
 		}
-		pause := time.NewTimer(max(took, time.Millisecond))
+		pause := time.NewTimer(max(took, purgePause))
 		select {
 		case <-ctx.Done():
 			pause.Stop()
@@ -400,8 +400,13 @@ func (m *Manager) Purge(ctx context.Context, actor Actor, olderThan time.Duratio
 
 // purgeSlice is how long Purge aims to hold the store's write lock per
 // batch, and minPurgeBatch the fewest keys it deletes per batch.
+// purgePause is the shortest pause after a batch: longer than the 25 ms
+// between two tries of a SQLite writer waiting for the lock (its busy
+// handler's), so that a waiting writer's next try falls in the pause and
+// it waits for one batch at most; PostgreSQL queues the waiters.
 const (
 	purgeSlice    = 10 * time.Millisecond
+	purgePause    = 30 * time.Millisecond
 	minPurgeBatch = 25
 )
 
