@@ -41,6 +41,15 @@
 // (storage.QuotaLedger) and the requests of each key per hour and outcome
 // (UsageRecorder), which Manager.Usage reads a page at a time.
 //
+// # Lifetime policy
+//
+// An environment may carry a LifetimePolicy (Settings.Lifetime, set with
+// SetLifetimePolicy, owners only and never a key): a default expiry for
+// keys created without one and a maximum lifetime from creation, which
+// Create, Rotate and ChangeGrace enforce (ErrBeyondLifetime, naming the
+// maximum). Default keys have no expiry by design and no policy applies to
+// them; a policy change rewrites no existing key.
+//
 // Lists are read a Page at a time, by index: a default key, a page of keys
 // and a page of environments cost the same in an environment of a million
 // keys as in one of ten.
@@ -70,11 +79,12 @@
 //     bounded too (MaxScopes, MaxScopeLength), so that a cached key's size
 //     is bounded.
 //   - Roles bound what an actor may do: everyone may view prefixes and
-//     statuses; only owners create, rotate, revoke, change grace, scopes
-//     or limits, set origins, or reveal a full key. An actor authenticated
+//     statuses; only owners create, rotate, revoke, rename, change grace,
+//     scopes or limits, set origins or lifetime policies, or reveal a full
+//     key. An actor authenticated
 //     by a key (Actor.Scopes, Actor.Expires, Actor.Limits) never creates,
 //     extends or reveals more than its key has, nor a key bounded less
-//     tightly, and changes no key's limits. Every change is an audit Event.
+//     tightly, and changes no key's limits and no lifetime policy. Every change is an audit Event.
 //
 // Out of scope here: transport security (serve over TLS) and protecting the
 // host that runs the code.

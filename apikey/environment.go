@@ -41,14 +41,36 @@ type Settings struct {
 	// browser origin; the entry "*" (AnyOrigin) admits every origin, a
 	// development convenience.
 	AllowedOrigins []string `json:"allowed_origins"`
+	// Lifetime bounds the lifetime of the environment's non-default keys
+	// (see LifetimePolicy); the zero policy, omitted in JSON, bounds
+	// nothing.
+	Lifetime LifetimePolicy `json:"lifetime,omitzero"`
 	// UpdatedAt is when the settings last changed.
 	UpdatedAt time.Time `json:"updated_at"`
 	// ClosedAt is when the account was closed (Manager.CloseAccount); zero
 	// while it is open. A closed environment takes no new keys.
 	ClosedAt time.Time `json:"closed_at,omitzero"`
+	// SuspendedAt is when the account was suspended
+	// (Manager.SuspendAccount); zero while it is not. The keys of a
+	// suspended account are refused and its keys and settings do not
+	// change, until Manager.ResumeAccount clears it.
+	SuspendedAt time.Time `json:"suspended_at,omitzero"`
 	// Revision is the store's version of these settings, used to detect
 	// concurrent changes. Zero means not stored yet.
 	Revision int64 `json:"-"`
+}
+
+// refusesChanges returns ErrAccountClosed for a closed environment,
+// ErrAccountSuspended for a suspended one, else nil: closing is final, so
+// it wins.
+func (s Settings) refusesChanges() error {
+	switch {
+	case !s.ClosedAt.IsZero():
+		return fmt.Errorf("%w: %s", ErrAccountClosed, s.Account)
+	case !s.SuspendedAt.IsZero():
+		return fmt.Errorf("%w: %s", ErrAccountSuspended, s.Account)
+	}
+	return nil
 }
 
 // Clone returns a deep copy of s.

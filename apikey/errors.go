@@ -104,6 +104,16 @@ var (
 	// ErrAccountClosed means the account was closed (Manager.CloseAccount):
 	// its keys are revoked and it takes no new ones.
 	ErrAccountClosed = errors.New("apikey: account closed")
+	// ErrAccountSuspended means the account is suspended
+	// (Manager.SuspendAccount): its keys are refused, and its keys and
+	// settings do not change (revocation and closing aside) until
+	// Manager.ResumeAccount; its owners can still read them.
+	ErrAccountSuspended = errors.New("apikey: account suspended")
+	// ErrDefaultKeyNotDisableable means the key is its environment's
+	// default key of its type, which keeps the environment working. Rotate
+	// it first; the rotated-out key is no longer the default and can then
+	// be disabled.
+	ErrDefaultKeyNotDisableable = errors.New("apikey: a default key cannot be disabled; rotate it first, then disable the old key")
 	// ErrInvalidMetadata means a key's owner or metadata is out of bounds,
 	// or looks like it holds a key (see ValidateOwner and ValidateMetadata).
 	ErrInvalidMetadata = errors.New("apikey: invalid owner or metadata")
@@ -115,6 +125,15 @@ var (
 	// ErrNotRevealable means the full key cannot be shown again: server keys
 	// are stored only as hashes unless the operator configured a Sealer.
 	ErrNotRevealable = errors.New("apikey: key cannot be revealed")
+	// ErrInvalidLifetime means a lifetime policy is out of range (see
+	// ValidateLifetime); the wrapped error names the field and the bound.
+	ErrInvalidLifetime = errors.New("apikey: invalid lifetime policy")
+	// ErrBeyondLifetime means a key would live longer than its
+	// environment's maximum lifetime (LifetimePolicy.MaxLifetime): an
+	// expiry asked for at creation, or the grace of a rotation or a grace
+	// change. The wrapped error names the maximum and the latest expiry it
+	// allows.
+	ErrBeyondLifetime = errors.New("apikey: beyond the environment's maximum key lifetime")
 	// ErrTooManyKeys means a call would act on more keys than its bound
 	// allows in one atomic write (MaxOwnerRevocation for
 	// Manager.RevokeOwner); the wrapped error names the bound.
@@ -130,6 +149,8 @@ var requestErrors = []error{
 	ErrGraceRequired, ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,
 	ErrKeyExpired, ErrNotRevealable, ErrInvalidAccount, ErrAccountClosed, ErrInvalidMetadata,
 	ErrInvalidCursor, ErrInvalidLimits, ErrInvalidTimeRange,
+	ErrAccountSuspended, ErrDefaultKeyNotDisableable,
+	ErrInvalidLifetime, ErrBeyondLifetime, ErrInvalidImport,
 	ErrTooManyKeys,
 }
 

@@ -281,8 +281,12 @@ var _ OutdatedChecker = Argon2id{}
 // not known without a read); rec and false when it stored nothing. err is
 // set by the hasher, the store, ctx or a mismatch, never for a conflict.
 // A hasher's Outdated method (OutdatedChecker) decides, without hashing,
-// that a hash needs no upgrade; otherwise Verify decides.
+// that a hash needs no upgrade; otherwise Verify decides. The digest of an
+// imported key (Record.Imported) is never upgraded.
 func UpgradeHash(ctx context.Context, s Store, h Hasher, rec Record, k Key) (Record, bool, error) {
+	if rec.Imported() { // verified by its SHA-256 digest, never by h (see Manager.Import)
+		return rec, false, nil
+	}
 	if k.ID() != rec.ID || k.Type() != rec.Type {
 		return rec, false, fmt.Errorf("%w: %s is not the key of %s", ErrKeyMismatch, k.Prefix(), rec.Prefix())
 	}

@@ -174,9 +174,11 @@ type CreateRequest struct {
 	// access; an empty list fails with ErrScopesRequired. Must be empty for
 	// a publishable key.
 	Scopes []string
-	// ExpiresAt, if set, must be in the future. Zero means no expiry. Either
-	// way the key can be revoked directly: only default keys must be rotated
-	// first.
+	// ExpiresAt, if set, must be in the future and within the
+	// environment's maximum lifetime (LifetimePolicy.MaxLifetime, else
+	// ErrBeyondLifetime). Zero means the environment's default expiry
+	// (LifetimePolicy), or no expiry where it has none. Either way the key
+	// can be revoked directly: only default keys must be rotated first.
 	ExpiresAt time.Time
 	// Limits bound the key's use (see ValidateLimits; an allowlist of
 	// addresses only for a server key). The zero Limits bounds nothing.
@@ -218,9 +220,6 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 	if err := actor.mayActOn(req.Type, scopes); err != nil {
 		return Issued{}, err
 	}
-	if err := actor.mayLast(expires); err != nil {
-		return Issued{}, err
-	}
 	if err := actor.mayBound(limits); err != nil {
 		return Issued{}, err
 	}
@@ -228,8 +227,14 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 	if err != nil {
 		return Issued{}, err
 	}
-	if !s.ClosedAt.IsZero() {
-		return Issued{}, fmt.Errorf("%w: %s", ErrAccountClosed, s.Account)
+	if err := s.refusesChanges(); err != nil {
+		return Issued{}, err
+	}
+	if expires, err = s.Lifetime.createExpiry(now, expires); err != nil {
+		return Issued{}, err
+	}
+	if err := actor.mayLast(expires); err != nil {
+		return Issued{}, err
 	}
 	spec := keySpec{account: s.Account, env: s.Environment, typ: req.Type, name: req.Name, owner: req.Owner,
 		metadata: metadata, scopes: scopes, expires: expires, limits: limits}
@@ -273,6 +278,13 @@ type RotateRequest struct {
 // grace period (never later than an expiry it already had). The grace must
 // be explicit: a zero Grace without ExpireNow fails with ErrGraceRequired
 // and changes nothing. The new key is returned, shown this once.
+//
+// For a key that is not a default key, the environment's LifetimePolicy
+// applies: the replacement keeps the old key's expiry, or gets the default
+// expiry if the old key had none, and never expires later than the
+// maximum lifetime from its creation; a grace that would keep the old key
+// past its own maximum lifetime (a key created before the policy) fails
+// with ErrBeyondLifetime, which ExpireNow never does.
 func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (Issued, error) {
 	if err := authorize(actor, ActionRotate); err != nil {
 		return Issued{}, err
@@ -312,17 +324,33 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 		case Expiring:
 			return fmt.Errorf("%w: %s", ErrAlreadyRotated, old.Prefix())
 		}
-		if err := actor.mayActOn(old.Type, old.Scopes); err != nil { // the new key has the old one's scopes and expiry
+		policy, err := m.lifetimeOf(ctx, old) // none for a default key
+		if err != nil {
 			return err
 		}
-		if err := actor.mayLast(old.ExpiresAt); err != nil {
+		expires := old.ExpiresAt // the replacement's
+		graceEnd := earliest(old.ExpiresAt, now.Add(req.Grace))
+		expiryLimit := old.ExpiresAt
+		if !old.Default {
+			expires = policy.replacementExpiry(now, old.ExpiresAt)
+			if !req.ExpireNow {
+				if err := policy.beyond("rotated-out key "+old.Prefix(), old.CreatedAt, graceEnd); err != nil {
+					return err
+				}
+			}
+			expiryLimit = earliest(old.ExpiresAt, policy.limit(old.CreatedAt))
+		}
+		if err := actor.mayActOn(old.Type, old.Scopes); err != nil { // the new key has the old one's scopes
+			return err
+		}
+		if err := actor.mayLast(expires); err != nil {
 			return err
 		}
 		if err := actor.mayBound(old.Limits); err != nil {
 			return err
 		}
 		key, rec, err := m.newKey(keySpec{account: old.Account, env: old.Environment, typ: old.Type, name: old.Name,
-			owner: old.Owner, metadata: old.Metadata, scopes: old.Scopes, expires: old.ExpiresAt, limits: old.Limits}, actor, now)
+			owner: old.Owner, metadata: old.Metadata, scopes: old.Scopes, expires: expires, limits: old.Limits}, actor, now)
 		if err != nil {
 			return err
 		}
@@ -330,8 +358,8 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 		rec.Lineage = old.LineageID() // the replacement continues the old key's quota balance
 		old.Default = false
 		old.RotatedAt = now
-		old.ExpiryLimit = old.ExpiresAt
-		old.ExpiresAt = earliest(old.ExpiresAt, now.Add(req.Grace))
+		old.ExpiryLimit = expiryLimit
+		old.ExpiresAt = graceEnd
 		issued = Issued{Key: key, View: rec.View(now)}
 		return m.apply(ctx, Change{
 			Update: []Record{old},
@@ -383,8 +411,11 @@ func (m *Manager) rotationTarget(ctx context.Context, actor Actor, req RotateReq
 
 // ChangeGrace sets the grace period of a rotated key, counted from when it
 // was rotated: it may shorten or lengthen it within the policy, but never
-// past an expiry the key had before rotation. A grace that has already
-// passed expires the key at once. keyID is a key id or a displayable prefix
+// past Record.ExpiryLimit: the expiry the key had before rotation, or the
+// end of its maximum lifetime. A grace that has already passed expires the
+// key at once. A key with an ExpiryLimit (never a default key) is not kept
+// past the maximum lifetime of its environment's current LifetimePolicy
+// either: lengthening its grace beyond it fails with ErrBeyondLifetime. keyID is a key id or a displayable prefix
 // (see ParseKeyID).
 func (m *Manager) ChangeGrace(ctx context.Context, actor Actor, keyID string, grace time.Duration, policy GracePolicy) (View, error) {
 	if err := authorize(actor, ActionChangeGrace); err != nil {
@@ -411,6 +442,15 @@ func (m *Manager) ChangeGrace(ctx context.Context, actor Actor, keyID string, gr
 			rec.ExpiresAt = now
 		}
 		if rec.ExpiresAt.After(was) { // shortening is always allowed
+			if !rec.ExpiryLimit.IsZero() { // it had an expiry: not a default key
+				policy, err := m.lifetimeOf(ctx, *rec)
+				if err != nil {
+					return err
+				}
+				if err := policy.beyond("rotated-out key "+rec.Prefix(), rec.CreatedAt, rec.ExpiresAt); err != nil {
+					return err
+				}
+			}
 			return actor.mayLast(rec.ExpiresAt)
 		}
 		return nil
@@ -472,8 +512,10 @@ func (m *Manager) SetScopes(ctx context.Context, actor Actor, keyID string, scop
 }
 
 // update reads a key, lets change modify it, and stores it with an audit
-// event, retrying on conflict. Every change but a revocation needs the
-// key's account open (Change.OpenAccount): revoking is what closing does.
+// event, retrying on conflict; a change that returns errUnchanged stores
+// nothing and returns the key's view. Every change but a revocation needs
+// the key's account open and not suspended (Change.OpenAccount): revoking
+// is what closing does.
 func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action Action, change func(*Record, time.Time) error) (View, error) {
 	name, err := parseKeyName(keyID)
 	if err != nil {
@@ -486,13 +528,21 @@ func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action 
 			return err
 		}
 		now := m.Now()
-		if err := change(&rec, now); err != nil {
+		if err := change(&rec, now); errors.Is(err, errUnchanged) {
+			view = rec.View(now)
+			return nil
+		} else if err != nil {
 			return err
 		}
 		view = rec.View(now)
 		detail := expiryDetail(rec.ExpiresAt)
-		if action == ActionSetLimits {
+		switch action {
+		case ActionSetLimits:
 			detail = rec.Limits.String()
+		case ActionDisable, ActionEnable:
+			detail = ""
+		case ActionRename:
+			detail = renameDetail(rec.Name)
 		}
 		c := Change{
 			Update: []Record{rec},
@@ -654,6 +704,9 @@ func (m *Manager) Reveal(ctx context.Context, actor Actor, keyID string) (Key, e
 	if !rec.RevokedAt.IsZero() {
 		return Key{}, fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
 	}
+	if rec.Imported() {
+		return Key{}, fmt.Errorf("%w: %s is imported: only its digest is stored", ErrNotRevealable, rec.Prefix())
+	}
 	plain := rec.Recoverable.Bytes()
 	if rec.Type == Server {
 		if err := actor.mayHold(rec.Scopes); err != nil {
@@ -770,8 +823,8 @@ func (m *Manager) SetAllowedOrigins(ctx context.Context, actor Actor, environmen
 		if err != nil {
 			return err
 		}
-		if !s.ClosedAt.IsZero() {
-			return fmt.Errorf("%w: %s", ErrAccountClosed, s.Account)
+		if err := s.refusesChanges(); err != nil {
+			return err
 		}
 		now := m.Now()
 		s.AllowedOrigins, s.UpdatedAt = valid, now
@@ -844,17 +897,14 @@ func (m *Manager) environment(ctx context.Context, actor Actor, environment stri
 	return s, err
 }
 
-// checkOpen refuses an account that was closed: its environments carry
-// ClosedAt (one read, by index).
+// checkOpen refuses an account that was closed or is suspended: its
+// environments carry ClosedAt or SuspendedAt (one read, by index).
 func (m *Manager) checkOpen(ctx context.Context, account string) error {
 	envs, err := m.store.Environments(ctx, EnvironmentQuery{Account: account, Limit: 1})
-	if err != nil {
+	if err != nil || len(envs) == 0 {
 		return err
 	}
-	if len(envs) > 0 && !envs[0].ClosedAt.IsZero() {
-		return fmt.Errorf("%w: %s", ErrAccountClosed, account)
-	}
-	return nil
+	return envs[0].refusesChanges()
 }
 
 // keySpec is what a new key is made of.

@@ -128,8 +128,10 @@ func TestRolesTable(t *testing.T) {
 			_, err := f.m.SetLimits(ctx, a, temp.View.ID, apikey.Limits{Quota: apikey.Quota{Limit: 10}})
 			return err
 		},
-		"reveal": func(a apikey.Actor) error { _, err := f.m.Reveal(ctx, a, f.client.View.ID); return err },
-		"revoke": func(a apikey.Actor) error { _, err := f.m.Revoke(ctx, a, "nosuchkey000"); return err },
+		"reveal":  func(a apikey.Actor) error { _, err := f.m.Reveal(ctx, a, f.client.View.ID); return err },
+		"revoke":  func(a apikey.Actor) error { _, err := f.m.Revoke(ctx, a, "nosuchkey000"); return err },
+		"disable": func(a apikey.Actor) error { _, err := f.m.Disable(ctx, a, temp.View.ID); return err },
+		"enable":  func(a apikey.Actor) error { _, err := f.m.Enable(ctx, a, temp.View.ID); return err },
 	}
 	for name, do := range actions {
 		t.Run(name, func(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 	"github.com/keystile/keystile/storage/memory"
 )
 
-var operator = apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}
+// operator (state_test.go) is an owner acting across accounts.
 
 func (f *fixture) create(t *testing.T, req apikey.CreateRequest) apikey.Issued {
 	t.Helper()

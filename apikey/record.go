@@ -10,7 +10,11 @@ import (
 // Status is a key's state at a given time.
 type Status string
 
-// The four statuses. Expired and revoked keys are refused.
+// The five statuses. Expired, revoked and disabled keys are refused. A key
+// has one status at a time, the first of revoked, expired, disabled,
+// expiring and active that applies: a disabled key that is also revoked or
+// past its expiry reports Revoked or Expired (the final states win), and a
+// rotated-out key that is disabled reports Disabled until its grace ends.
 const (
 	// Active keys work and have not been rotated out.
 	Active Status = "active"
@@ -20,6 +24,9 @@ const (
 	Expired Status = "expired"
 	// Revoked keys were revoked; revocation is immediate and final.
 	Revoked Status = "revoked"
+	// Disabled keys were switched off (Manager.Disable) and work again once
+	// enabled (Manager.Enable); their expiry keeps running meanwhile.
+	Disabled Status = "disabled"
 )
 
 // Record is a stored key. It holds the key's hash, never its secret. Times
@@ -55,11 +62,17 @@ type Record struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// RotatedAt is when the key was rotated out; zero if it never was.
 	RotatedAt time.Time `json:"rotated_at,omitzero"`
-	// ExpiryLimit is the expiry the key had before it was rotated; a grace
-	// change never moves ExpiresAt past it. Zero means no limit.
+	// ExpiryLimit is the latest expiry the key may have once rotated: the
+	// expiry it had before, or the end of its maximum lifetime
+	// (LifetimePolicy) when that is earlier; a grace change never moves
+	// ExpiresAt past it. Zero means no limit (the key had no expiry, as a
+	// default key has none).
 	ExpiryLimit time.Time `json:"expiry_limit,omitzero"`
 	RevokedAt   time.Time `json:"revoked_at,omitzero"`
-	LastUsedAt  time.Time `json:"last_used_at,omitzero"`
+	// DisabledAt is when the key was disabled (Manager.Disable); zero while
+	// it is enabled.
+	DisabledAt time.Time `json:"disabled_at,omitzero"`
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 	// Lineage is the id of the first key of the rotation chain the key
 	// belongs to: Rotate sets it on the replacement to the rotated key's
 	// LineageID. Empty for a key not issued by rotation. Every key of a
@@ -103,6 +116,8 @@ func (r Record) Status(now time.Time) Status {
 		return Revoked
 	case !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt):
 		return Expired
+	case !r.DisabledAt.IsZero():
+		return Disabled
 	case !r.RotatedAt.IsZero():
 		return Expiring
 	default:
@@ -154,7 +169,12 @@ type View struct {
 	ExpiresAt   time.Time         `json:"expires_at,omitzero"`
 	RotatedAt   time.Time         `json:"rotated_at,omitzero"`
 	RevokedAt   time.Time         `json:"revoked_at,omitzero"`
-	LastUsedAt  time.Time         `json:"last_used_at,omitzero"`
+	// DisabledAt is when the key was disabled; zero while it is enabled.
+	DisabledAt time.Time `json:"disabled_at,omitzero"`
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	// Imported reports a key issued before keystile (Manager.Import),
+	// verified by its SHA-256 digest: rotate it to a keystile key.
+	Imported bool `json:"imported,omitempty"`
 }
 
 // View returns the public view of r at time now.
@@ -164,7 +184,8 @@ func (r Record) View(now time.Time) View {
 		Name: r.Name, Owner: r.Owner, Metadata: maps.Clone(r.Metadata), Scopes: cloneStrings(r.Scopes), Default: r.Default,
 		Limits: r.Limits.Clone(),
 		Status: r.Status(now), CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
-		RotatedAt: r.RotatedAt, RevokedAt: r.RevokedAt, LastUsedAt: r.LastUsedAt,
+		RotatedAt: r.RotatedAt, RevokedAt: r.RevokedAt, DisabledAt: r.DisabledAt, LastUsedAt: r.LastUsedAt,
+		Imported: r.Imported(),
 	}
 }
 

@@ -159,7 +159,14 @@ const (
 	ActionSetMetadata Action = "set_metadata"
 	ActionSetLimits   Action = "set_limits"
 	ActionClose       Action = "close_account"
+	ActionImport      Action = "import"
 	ActionView        Action = "view"
+	ActionDisable     Action = "disable"
+	ActionEnable      Action = "enable"
+	ActionSuspend     Action = "suspend_account"
+	ActionResume      Action = "resume_account"
+	ActionSetLifetime Action = "set_lifetime"
+	ActionRename      Action = "rename"
 )
 
 // Allowed reports whether role r may perform action a.

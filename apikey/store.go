@@ -64,7 +64,8 @@ type Store interface {
 //
 // With OpenAccount set, Apply fails with ErrAccountClosed, and writes
 // nothing, when an environment of that account is closed (its Settings
-// have ClosedAt set) at the moment the change is applied: the check is part
+// have ClosedAt set) at the moment the change is applied, and else with
+// ErrAccountSuspended when one is suspended (SuspendedAt set): the check is part
 // of the atomic write, never a read before it, so that a change racing
 // Manager.CloseAccount in any process either lands before the account's
 // first environment is closed (and is then revoked by it) or is refused.
@@ -85,8 +86,9 @@ type Change struct {
 	Settings []Settings // environment settings: Revision 0 to create, else as read
 	Events   []Event    // audit events to append
 	// OpenAccount, if set, is an account that must have no closed
-	// environment when the change is applied (else ErrAccountClosed).
-	// The Manager sets it on every change that creates or changes keys or
-	// settings, except revocations and the closing itself.
+	// environment when the change is applied (else ErrAccountClosed), and
+	// no suspended one (else ErrAccountSuspended). The Manager sets it on
+	// every change that creates or changes keys or settings, except
+	// revocations, the closing itself, and suspending and resuming.
 	OpenAccount string
 }

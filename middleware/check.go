@@ -66,7 +66,7 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 	if v.tasks.ctx.Err() != nil {
 		return "", problem.Refuse(ErrUnavailable, "the validator is closed")
 	}
-	raw, err := keyFromRequest(r, v.cfg.AllowBearer)
+	raw, err := keyFromRequest(r, v.cfg.Keys.AllowBearer)
 	if err != nil {
 		return "", err
 	}
@@ -126,20 +126,53 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 // displayable prefix once known to be well-formed. A hit needs no parsing.
 func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*entry, string, error) {
 	var k keycache.Key
-	if len(raw) == apikey.KeyLength { // any other length is malformed: ParseKey says why
+	if len(raw) == apikey.KeyLength { // any other length is imported or malformed: ParseKey says why
 		k = keycache.KeyOf(raw)
 		if e := v.cache.Get(k, now); e != nil {
 			v.stats.hits.add(k)
 			return e, raw[:apikey.PrefixLength], nil
 		}
 	}
+	if prefix, ok := v.cfg.Keys.match(raw); ok { // never a keystile key (apikey.ImportFormat)
+		return v.resolveImported(ctx, raw, prefix, now)
+	}
 	key, err := apikey.ParseKey(raw)
 	if err != nil {
 		return nil, "", &problem.Refusal{Reason: ErrMalformedKey, Cause: err}
 	}
 	v.stats.misses.add(k)
-	e, err := v.verifier.verify(ctx, key, k)
+	e, err := v.verifier.verify(ctx, presented{key: key, id: key.ID()}, k)
 	return e, key.Prefix(), err
+}
+
+// importedKey returns the presented imported key string raw and its
+// cache Key.
+func importedKey(raw string) (presented, keycache.Key) {
+	digest := apikey.ImportDigest(raw)
+	id := apikey.ImportedID(digest)
+	return presented{id: id, digest: digest, imported: true}, keycache.ImportedKeyOf(id, digest)
+}
+
+// resolveImported is resolve for a string raw of the declared imported
+// format with prefix prefix: one SHA-256 and, on a miss, the verification
+// of every key, with a digest compare in place of argon2. It returns the
+// key's displayable prefix once known, else the format's prefix.
+func (v *Validator) resolveImported(ctx context.Context, raw, prefix string, now time.Time) (*entry, string, error) {
+	p, k := importedKey(raw)
+	e := v.cache.Get(k, now)
+	if e != nil {
+		v.stats.hits.add(k)
+	} else {
+		v.stats.misses.add(k)
+		var err error
+		if e, err = v.verifier.verify(ctx, p, k); err != nil {
+			return nil, prefix, err
+		}
+	}
+	if e.Fail == nil {
+		prefix = e.Value.Prefix
+	}
+	return e, prefix, nil
 }
 
 // HeaderAPIKey is the header the key is read from, in any case.

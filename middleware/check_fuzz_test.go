@@ -68,7 +68,7 @@ func FuzzCheck(f *testing.F) {
 	for _, bearer := range []bool{false, true} {
 		v, err := middleware.New(middleware.Options{
 			Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, Now: clock.Now,
-			AllowBearer: bearer, MaxConcurrentHashes: 2, FeedInterval: time.Hour,
+			Keys: middleware.KeyOptions{AllowBearer: bearer}, MaxConcurrentHashes: 2, FeedInterval: time.Hour,
 			OnBackgroundError: func(err error) {},
 		})
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/internal/usage"
 	"github.com/keystile/keystile/middleware/internal/keycache"
 )
 
@@ -28,11 +29,16 @@ type Identity struct {
 	ExpiresAt   time.Time         // when the key stops working; zero means no expiry
 	Expiring    bool              // the key was rotated out: it is in its grace period
 	Limits      apikey.Limits     // the key's rate limit, quota and address allowlist; zero if none
+	// Imported reports a key issued before keystile (apikey.Manager.Import),
+	// presented in a declared format (KeyOptions.Imported): rotate it to a
+	// keystile key.
+	Imported bool
 
-	limited       bool         // Limits is not zero
-	expiresHeader string       // ExpiresAt as the HeaderKeyExpires value
-	issuer        *Validator   // the Validator that verified the key; nil in copies
-	presented     keycache.Key // of the key string that verified; zero in copies
+	limited       bool           // Limits is not zero
+	usage         *usage.Counter // counts the key's requests; nil if usage is not counted
+	expiresHeader string         // ExpiresAt as the HeaderKeyExpires value
+	issuer        *Validator     // the Validator that verified the key; nil in copies
+	presented     keycache.Key   // of the key string that verified; zero in copies
 }
 
 // HasScope reports whether the key holds scope: "*" grants everything,
@@ -109,8 +115,20 @@ func verifiedBy(r *http.Request, v *Validator) *Identity {
 	if !ok || id == nil || id.issuer != v {
 		return nil
 	}
-	raw, err := keyFromRequest(r, v.cfg.AllowBearer)
-	if err != nil || len(raw) != apikey.KeyLength || keycache.KeyOf(raw) != id.presented {
+	raw, err := keyFromRequest(r, v.cfg.Keys.AllowBearer)
+	if err != nil {
+		return nil
+	}
+	if id.Imported {
+		if _, ok := v.cfg.Keys.match(raw); !ok {
+			return nil
+		}
+		if _, k := importedKey(raw); k != id.presented {
+			return nil
+		}
+		return id
+	}
+	if len(raw) != apikey.KeyLength || keycache.KeyOf(raw) != id.presented {
 		return nil
 	}
 	return id
@@ -135,6 +153,6 @@ func (id *Identity) clone() Identity {
 	out.Scopes = slices.Clone(id.Scopes)
 	out.Metadata = maps.Clone(id.Metadata)
 	out.Limits = id.Limits.Clone()
-	out.issuer, out.presented = nil, keycache.Key{}
+	out.issuer, out.presented, out.usage = nil, keycache.Key{}, nil
 	return out
 }

@@ -436,7 +436,7 @@ func TestNoOriginsMeansNoBrowser(t *testing.T) {
 // cache serves one key's response to another.
 func TestResponsesVaryOnKey(t *testing.T) {
 	for _, bearer := range []bool{false, true} {
-		f := newFixture(t, func(o *middleware.Options) { o.AllowBearer = bearer })
+		f := newFixture(t, func(o *middleware.Options) { o.Keys.AllowBearer = bearer })
 		h := f.v.CORS(f.v.Handler(okHandler))
 		want := []string{"Origin", "X-API-Key"}
 		if bearer {

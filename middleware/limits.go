@@ -159,8 +159,8 @@ func (l *limiter) record(r *http.Request, outer *Identity, vd *verdict, err erro
 // count adds one request of the key id with outcome o (an index in
 // outcomes; see outcomeOf) to the usage counts.
 func (l *limiter) count(id *Identity, o int, now time.Time) {
-	if l.usage != nil {
-		l.usage.Add(id.Account, id.Environment, id.KeyID, o, now)
+	if id.usage != nil {
+		id.usage.Add(o, now)
 	}
 }
 

@@ -53,7 +53,7 @@ func New(opts Options) (*Validator, error) {
 	if remembered < 0 {
 		remembered = DefaultCacheSize
 	}
-	v := &Validator{cfg: cfg, cache: c, vary: varyLine(cfg.AllowBearer)}
+	v := &Validator{cfg: cfg, cache: c, vary: varyLine(cfg.Keys.AllowBearer)}
 	report := func(err error) {
 		v.stats.backgroundErrs.Add(1)
 		cfg.OnBackgroundError(err)
@@ -71,7 +71,7 @@ func New(opts Options) (*Validator, error) {
 		verified: keycache.NewVerified(remembered),
 		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, cfg.MaxConcurrentHashes),
 		stats:    &v.stats, report: report, background: v.tasks.start,
-		slots: newSlots(cfg.MaxConcurrentHashes),
+		slots: newSlots(cfg.MaxConcurrentHashes), usage: v.limiter.usage,
 	}
 	f := &follower{
 		cache: c, verifier: v.verifier, settings: v.settings, stats: &v.stats, limiter: v.limiter,
@@ -298,7 +298,7 @@ func (v *Validator) CORS(next http.Handler) http.Handler {
 // newCORS returns the rs/cors handler of the Validator.
 func newCORS(cfg Options, settings *envsettings.Table) *cors.Cors {
 	headers := []string{HeaderAPIKey, "Content-Type"}
-	if cfg.AllowBearer {
+	if cfg.Keys.AllowBearer {
 		headers = append(headers, "Authorization")
 	}
 	return cors.New(cors.Options{

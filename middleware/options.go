@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -44,10 +45,9 @@ type Options struct {
 	// Nil means time.Now.
 	Now func() time.Time
 
-	// AllowBearer also reads the key from "Authorization: Bearer <key>";
-	// a request carrying both is refused as malformed. Keys are never read
-	// from URLs.
-	AllowBearer bool
+	// Keys configure where keys are read from and which key strings,
+	// besides keystile's, are looked up.
+	Keys KeyOptions
 	// AllowServerKeyFromBrowser accepts a server key from a web browser
 	// (see Attempt.Browser) instead of refusing it with
 	// ErrServerKeyFromBrowser, and makes the CORS layer admit every origin.
@@ -121,6 +121,34 @@ type CORSOptions struct {
 	PreflightMaxAge time.Duration
 }
 
+// KeyOptions configure which key strings a Validator reads, and where.
+type KeyOptions struct {
+	// AllowBearer also reads the key from "Authorization: Bearer <key>";
+	// a request carrying both is refused as malformed. Keys are never read
+	// from URLs.
+	AllowBearer bool
+	// Imported are the formats of the keys that the service issued before
+	// it adopted keystile and imported (apikey.Manager.Import). A string
+	// of one of them is looked up by its SHA-256 digest: one read by id on
+	// a cache miss, never argon2, its failures cached and throttled as
+	// every key's (docs/lifecycle.md, Imported keys). Any other string
+	// that is not a keystile key is malformed, as without formats: no
+	// storage call, no hash. Each must be valid (apikey.ImportFormat.Validate).
+	// Empty: no imported key is accepted.
+	Imported []apikey.ImportFormat
+}
+
+// match returns the prefix of the declared format that s matches, and
+// whether it matches one.
+func (o KeyOptions) match(s string) (prefix string, ok bool) {
+	for _, f := range o.Imported {
+		if f.Match(s) {
+			return f.Prefix, true
+		}
+	}
+	return "", false
+}
+
 // Attempt describes a request to the hooks. It never holds a secret.
 type Attempt struct {
 	Method     string
@@ -155,6 +183,12 @@ func (o Options) withDefaults() (Options, error) {
 	if slices.Contains(o.CORS.AllowedMethods, "") {
 		return Options{}, errors.New("middleware: Options.CORS.AllowedMethods holds an empty method")
 	}
+	for i, f := range o.Keys.Imported {
+		if err := f.Validate(); err != nil {
+			return Options{}, fmt.Errorf("middleware: Options.Keys.Imported[%d]: %w", i, err)
+		}
+	}
+	o.Keys.Imported = slices.Clone(o.Keys.Imported)
 	if o.Hasher == nil {
 		o.Hasher = apikey.Argon2id{}
 	}

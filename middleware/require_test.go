@@ -603,7 +603,7 @@ func TestBearer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, func(o *middleware.Options) { o.AllowBearer = tt.enabled })
+			f := newFixture(t, func(o *middleware.Options) { o.Keys.AllowBearer = tt.enabled })
 			key = f.keys["production/server"].Reveal()
 			w := serve(f.v.Handler(okHandler), request("", tt.headers()...))
 			require.Equal(t, tt.status, w.Code, w.Body.String())

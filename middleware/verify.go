@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/internal/usage"
 	"github.com/keystile/keystile/middleware/internal/keycache"
 	"github.com/keystile/keystile/middleware/problem"
 )
@@ -34,7 +35,39 @@ type verifier struct {
 	report     func(error)                 // Options.OnBackgroundError
 	background func(func(context.Context)) // runs an upgrade until Close
 	group      singleflight.Group
-	slots      *slots // the argon2 concurrency cap
+	slots      *slots       // the argon2 concurrency cap
+	usage      *usage.Tally // hands each Identity its usage counter; nil if none
+}
+
+// presented is a key string that is not cached: a keystile key, or a
+// string of a declared imported format, known by its SHA-256 digest.
+type presented struct {
+	key      apikey.Key // of a keystile key; zero for an imported one
+	id       string     // the key id to load
+	digest   [32]byte   // of an imported key
+	imported bool
+}
+
+// name returns how errors name the key: its displayable prefix, or for an
+// imported key its id.
+func (p presented) name() string {
+	if p.imported {
+		return "imported key " + p.id
+	}
+	return p.key.Prefix()
+}
+
+// fits reports whether rec may be the record of p: a keystile key's of
+// its type, or an imported key's. A keystile key never meets an imported
+// record's digest, nor an imported key an argon2 hash.
+func (p presented) fits(rec apikey.Record) bool {
+	if rec.ID != p.id {
+		return false
+	}
+	if p.imported {
+		return rec.Imported()
+	}
+	return rec.Type == p.key.Type() && !rec.Imported()
 }
 
 // maxVerifyRounds bounds the verifications one request starts because its
@@ -50,8 +83,8 @@ type outcome struct {
 // verify loads and verifies a key that is not cached, whose Key is k, in
 // one verification shared by concurrent calls that began after the last
 // eviction of the key id. Each caller waits only as long as its ctx allows.
-func (vf *verifier) verify(ctx context.Context, key apikey.Key, k keycache.Key) (*entry, error) {
-	id := key.ID()
+func (vf *verifier) verify(ctx context.Context, key presented, k keycache.Key) (*entry, error) {
+	id := key.id
 	for round := 0; round < maxVerifyRounds; {
 		flight := k.String() + strconv.FormatUint(vf.cache.Generation(id), 36)
 		ch := vf.group.DoChan(flight, func() (any, error) { return vf.load(ctx, key, k) })
@@ -77,10 +110,10 @@ func (vf *verifier) verify(ctx context.Context, key apikey.Key, k keycache.Key) 
 
 // load reads a key by id, verifies its hash and caches the outcome, but
 // not a storage error. It recovers a panic (singleflight would re-raise it).
-func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (out outcome, err error) {
+func (vf *verifier) load(ctx context.Context, key presented, k keycache.Key) (out outcome, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			cause := fmt.Errorf("middleware: verifying %s %w: %s", key.Prefix(), errPanicked, redactKeys(fmt.Sprint(p)))
+			cause := fmt.Errorf("middleware: verifying %s %w: %s", key.name(), errPanicked, redactKeys(fmt.Sprint(p)))
 			out, err = outcome{}, vf.unavailable("checking the key failed", cause)
 		}
 	}()
@@ -89,7 +122,7 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 	if e := vf.cache.Get(k, now); e != nil {
 		return outcome{e, token}, nil // cached by a verification that ended after our lookup
 	}
-	id := key.ID()
+	id := key.id
 	bypass := vf.verified.Contains(k) // verified here: key ids are public, anyone may spend their budget
 	if !bypass {
 		if _, ok, wait := vf.throttle.acquire(id, now, false); !ok {
@@ -105,7 +138,7 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 	case err != nil:
 		return outcome{}, vf.unavailable("loading the key failed", err)
 	}
-	if rec.ID != id || rec.Type != key.Type() {
+	if !key.fits(rec) {
 		return vf.failure(k, id, token, now), nil
 	}
 	hash := keycache.Fingerprint(rec.Hash.Reveal())
@@ -126,7 +159,9 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 		}
 		wrong := false
 		defer func() { vf.throttle.release(tk, wrong, vf.now()) }()
-		if match, outdated, err = vf.verifyHash(ctx, key, rec.Hash.Reveal(), tk.suspect); err != nil {
+		if key.imported { // a digest, compared in constant time: no argon2
+			match = apikey.MatchImported(key.digest, rec.Hash.Reveal())
+		} else if match, outdated, err = vf.verifyHash(ctx, key.key, rec.Hash.Reveal(), tk.suspect); err != nil {
 			return outcome{}, err
 		}
 		if !match {
@@ -138,7 +173,7 @@ func (vf *verifier) load(ctx context.Context, key apikey.Key, k keycache.Key) (o
 	e := vf.newEntry(k, rec, now)
 	vf.cache.AddValid(e, token)
 	if outdated { // after AddValid, so that the upgrade's entry replaces e
-		vf.upgrade(rec, key, k)
+		vf.upgrade(rec, key.key, k)
 	}
 	return outcome{e, token}, nil
 }
@@ -149,8 +184,11 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 		issuer: vf.issuer, presented: k, KeyID: rec.ID, Prefix: rec.Prefix(), Type: rec.Type,
 		Account: rec.Account, Environment: rec.Environment, Name: rec.Name, Owner: rec.Owner,
 		Metadata: maps.Clone(rec.Metadata), Scopes: append([]string(nil), rec.Scopes...),
-		ExpiresAt: rec.ExpiresAt, Expiring: !rec.RotatedAt.IsZero(),
+		ExpiresAt: rec.ExpiresAt, Expiring: !rec.RotatedAt.IsZero(), Imported: rec.Imported(),
 		Limits: rec.Limits.Clone(), limited: !rec.Limits.IsZero(),
+	}
+	if vf.usage != nil {
+		id.usage = vf.usage.Counter(rec.Account, rec.Environment, rec.ID)
 	}
 	if !rec.ExpiresAt.IsZero() {
 		id.expiresHeader = rec.ExpiresAt.UTC().Format(time.RFC3339)

@@ -15,25 +15,37 @@ import (
 )
 
 // undoVersions undoes the schema versions from version 4 (limits and
-// quotas) on, newest first, to make a database of version from-1 out of a
-// new one: the tests of each upgrade start from there.
+// quotas) on that the database recorded, newest first, to make a database
+// of the version before from out of a new one: the tests of each upgrade
+// start from there.
 func undoVersions(t *testing.T, db *sql.DB, from int) {
 	t.Helper()
 	undo := map[int][]string{
+		9: {`DROP INDEX keystile_keys_owner`, `DROP INDEX keystile_keys_expiring`, `DROP INDEX keystile_keys_environment_expiring`,
+			`DROP INDEX keystile_keys_revoked`, `DROP INDEX keystile_keys_expires`, `DROP INDEX keystile_keys_lineage`},
+		8: {`ALTER TABLE keystile_settings DROP COLUMN max_lifetime_seconds`,
+			`ALTER TABLE keystile_settings DROP COLUMN default_expiry_seconds`},
 		6: {`ALTER TABLE keystile_quotas DROP COLUMN generation`, `ALTER TABLE keystile_keys DROP COLUMN lineage`},
 		5: {`DROP TABLE keystile_usage`},
 		4: {`DROP TABLE keystile_quotas`, `ALTER TABLE keystile_keys DROP COLUMN limits`},
-		9: {`DROP INDEX keystile_keys_owner`, `DROP INDEX keystile_keys_expiring`, `DROP INDEX keystile_keys_environment_expiring`,
-			`DROP INDEX keystile_keys_revoked`, `DROP INDEX keystile_keys_expires`, `DROP INDEX keystile_keys_lineage`},
 	}
-	for v := sqlstore.SchemaVersion; v >= from; v-- {
-		stmts, ok := undo[v]
-		if !ok {
-			var applied int
-			require.NoError(t, db.QueryRow(fmt.Sprintf(`SELECT COUNT(*) FROM keystile_schema_migrations WHERE version = %d`, v)).Scan(&applied))
-			require.Zero(t, applied, "undoVersions knows version %d", v)
-			continue // a version number this schema does not use
+	rows, err := db.Query(`SELECT version FROM keystile_schema_migrations WHERE version >= 4 ORDER BY version DESC`)
+	require.NoError(t, err)
+	var applied []int
+	for rows.Next() {
+		var v int
+		require.NoError(t, rows.Scan(&v))
+		applied = append(applied, v)
+	}
+	require.NoError(t, rows.Err())
+	require.NoError(t, rows.Close())
+	require.Equal(t, sqlstore.SchemaVersion, applied[0], "a new database")
+	for _, v := range applied {
+		if v < from {
+			break
 		}
+		stmts, ok := undo[v]
+		require.True(t, ok, "undoVersions knows version %d", v)
 		for _, stmt := range append(stmts, fmt.Sprintf(`DELETE FROM keystile_schema_migrations WHERE version = %d`, v)) {
 			_, err := db.Exec(stmt)
 			require.NoError(t, err, stmt)
@@ -71,7 +83,6 @@ func TestMigrateVersion3AddsLimits(t *testing.T) {
 		require.NoError(t, s.Migrate(ctx))
 		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
 		assert.Equal(t, sqlstore.SchemaVersion, version)
-		assert.Equal(t, 9, version)
 		for _, id := range []string{issued[0].View.ID, issued[1].View.ID, extra.View.ID} {
 			r, err := s.Key(ctx, id)
 			require.NoError(t, err)

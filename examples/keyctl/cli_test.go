@@ -41,8 +41,9 @@ func dirFiles(t *testing.T, dir string) []string {
 
 // commandNames are every command keyctl has.
 var commandNames = []string{
-	"bootstrap", "create", "rotate", "grace", "revoke", "scopes", "origins", "owner", "metadata",
-	"limits", "close", "purge", "reveal", "list", "get", "usage", "expiring", "environments", "accounts", "audit", "help",
+	"bootstrap", "create", "import", "rotate", "grace", "revoke", "scopes", "origins", "owner", "metadata",
+	"limits", "close", "reveal", "list", "get", "usage", "environments", "accounts", "audit", "help",
+	"rename", "lifetime", "purge", "expiring",
 }
 
 // TestKeyctlHelp: every way of asking for help prints usage on stdout,

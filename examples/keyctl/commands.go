@@ -59,6 +59,15 @@ func init() {
 			doc: "Create an extra key, not a default key, and print it. A server key needs its\n" +
 				`scopes: customers:write,orders:read,... or "*" for full access. --owner names` + "\n" +
 				"whom it is issued to; --metadata attaches name=value pairs (never a secret)."},
+		{name: "import", forms: []string{
+			"import ENV server --digest HEX --scopes SCOPES [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]",
+			"import ENV client --digest HEX [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]",
+		}, min: 2, max: 2, define: importKey,
+			doc: "Import a key that the service issued before it adopted keystile, by the SHA-256\n" +
+				"digest of its key string (as a table of sha256(key) holds it), and print its\n" +
+				"prefix. The service's middleware accepts it in the format it declares\n" +
+				"(middleware.KeyOptions.Imported). Never a default key; rotate it to get a\n" +
+				"keystile key, the old one working for the grace period."},
 		{name: "rotate", forms: []string{
 			"rotate KEY --grace DURATION",
 			"rotate ENV server|client --grace DURATION",
@@ -84,6 +93,8 @@ func init() {
 				"owner revoke: revoke every key issued to OWNER, in every environment, at once\n" +
 				"(default keys are skipped and named: rotate them first). owner keys: list a\n" +
 				"page of OWNER's keys, in every environment, by key id; it only reads."},
+		{name: "rename", forms: []string{"rename KEY NAME", "rename KEY --clear"}, min: 1, max: 2, define: rename,
+			doc: "Rename a key (up to 200 bytes, never a secret), or remove its name."},
 		{name: "metadata", forms: []string{"metadata KEY NAME=VALUE...", "metadata KEY --clear"}, min: 1, max: many, define: metadata,
 			doc: "Replace a key's metadata: up to 16 name=value pairs, names of [a-z0-9_.-]."},
 		{name: "limits", forms: []string{
@@ -96,6 +107,17 @@ func init() {
 				"(WINDOW: whole seconds, 1s to 24h), in bursts of --burst. --quota 10000: uses\n" +
 				"that requests spend, --refill 10000/month adding to them at each UTC day or\n" +
 				"month. --allow-ip: the ranges a server key may be used from. Showing only reads."},
+		{name: "lifetime", forms: []string{
+			"lifetime ENV",
+			"lifetime ENV [--default-expiry DURATION] [--max-lifetime DURATION]",
+			"lifetime ENV --clear",
+		}, min: 1, max: 1, define: lifetime,
+			doc: "Show the lifetime policy of ENV's keys, or replace it: what no flag sets, the\n" +
+				"policy no longer has; --clear removes it. A key created without --expires gets\n" +
+				"--default-expiry (or --max-lifetime when that alone is set); an expiry, or a\n" +
+				"rotation's grace, beyond --max-lifetime from the key's creation is refused.\n" +
+				"Whole seconds, up to 87600h (ten years). Default keys have no expiry: no policy\n" +
+				"applies to them. Existing keys keep their expiry. Showing only reads."},
 		{name: "close", forms: []string{"close ACCOUNT"}, min: 1, max: 1, define: noFlags(closeAccount),
 			doc: "Close an account: every key of every environment of it is revoked at once,\n" +
 				"default keys included, and it takes no new key. ACCOUNT must be --account,\n" +
@@ -522,6 +544,9 @@ func get(ctx context.Context, c *cli, args []string) (result, error) {
 			{"scopes", strings.Join(v.Scopes, ",")}, {"default", fmt.Sprint(v.Default)}, {"status", string(v.Status)},
 			{"created", date(v.CreatedAt)}, {"expires", date(v.ExpiresAt)}, {"rotated", date(v.RotatedAt)},
 			{"revoked", date(v.RevokedAt)}, {"last used", date(v.LastUsedAt)},
+		}
+		if v.Imported {
+			rows = append(rows, [2]string{"imported", "true: rotate it to a keystile key"})
 		}
 		for _, row := range append(rows, limitRows(v.Limits)...) {
 			_ = printRow(tw, "\t", row[0], row[1])

@@ -21,6 +21,10 @@
 //	  create ENV client [--expires 24h] [--name NAME] [--owner ID] [--metadata K=V,...]
 //	      create an extra key and print it. SCOPES: customers:write,orders:read,...
 //	      or "*" for full access. --owner names whom it is issued to.
+//	  import ENV server --digest HEX --scopes SCOPES [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]
+//	  import ENV client --digest HEX [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]
+//	      import a key issued before keystile by the SHA-256 digest of its key string
+//	      (hex) and print its prefix; rotate it to a keystile key.
 //	  rotate KEY --grace DURATION
 //	  rotate ENV server|client --grace DURATION
 //	      replace a key (or ENV's default key of that type) and print the new one.
@@ -41,6 +45,9 @@
 //	  owner revoke OWNER
 //	      revoke every key issued to OWNER, in every environment, at once (default
 //	      keys are skipped and named: rotate them first).
+//	  rename KEY NAME
+//	  rename KEY --clear
+//	      rename a key, or remove its name.
 //	  metadata KEY NAME=VALUE...
 //	  metadata KEY --clear
 //	      replace a key's metadata (up to 16 pairs; never a secret).
@@ -49,6 +56,12 @@
 //	      replace a key's limits (what no flag sets, the key no longer has), or
 //	      remove them: --rate 100/1m --burst 20, --quota 10000 --refill 10000/month,
 //	      --allow-ip 10.0.0.0/8 (repeatable; server keys only).
+//	  lifetime ENV [--default-expiry DURATION] [--max-lifetime DURATION]
+//	  lifetime ENV --clear
+//	      replace the lifetime policy of ENV's non-default keys (what no flag sets,
+//	      the policy no longer has), or remove it: --default-expiry 720h is the
+//	      expiry of a key created without one, --max-lifetime 8760h the longest a
+//	      key may live.
 //	  close ACCOUNT
 //	      close an account: revoke every key of every environment of it, default
 //	      keys included; it takes no new key.
@@ -82,6 +95,8 @@
 //	      list the accounts that have environments (needs --account '*').
 //	  origins ENV
 //	      show the web origins allowed to use ENV's publishable keys.
+//	  lifetime ENV
+//	      show the lifetime policy of ENV's keys.
 //	  audit [ENV] [--limit 20]
 //	      show audit events, newest first (--limit 0: all of them).
 //	  help [COMMAND]
@@ -104,10 +119,11 @@
 //
 //	--json prints exactly one document on stdout, and nothing on stderr:
 //	  list: {"keys": [VIEW...], "next": CURSOR}
-//	  get, revoke, grace, scopes, owner, metadata, limits: VIEW, with "limits" when the key has any
+//	  get, import, revoke, grace, scopes, owner, rename, metadata, limits: VIEW, with "limits" when the key has any
 //	  create, rotate, reveal: {"full_key": "...", "view": VIEW}
 //	  bootstrap: {"issued": [{"full_key": "...", "view": VIEW}...]}
 //	  origins: SETTINGS                  environments: {"environments": [SETTINGS...]}
+//	  lifetime: SETTINGS, with "lifetime" when ENV has a policy
 //	  accounts: {"accounts": [ID...], "next": CURSOR}   close: {"account": ID, "revoked": N}
 //	  audit: {"events": [EVENT...]}, each EVENT with the key's "prefix"
 //	  usage: {"counts": [COUNT...], "next": CURSOR}, each COUNT with the key's "prefix"

@@ -341,6 +341,9 @@ var codes = []struct {
 	{apikey.ErrInvalidLimits, "invalid_limits"},
 	{apikey.ErrInvalidTimeRange, "invalid_time_range"},
 	{apikey.ErrInvalidCursor, "invalid_cursor"},
+	{apikey.ErrInvalidLifetime, "invalid_lifetime"},
+	{apikey.ErrBeyondLifetime, "beyond_lifetime"},
+	{apikey.ErrInvalidImport, "invalid_request"},
 }
 
 // classify returns the exit status of err and its --json code: 0 and ""

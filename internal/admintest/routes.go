@@ -122,6 +122,10 @@ func (c Case) Request() *http.Request {
 	return r
 }
 
+// importDigest is the SHA-256 digest, in hex, of a key issued before
+// keystile that the table imports.
+const importDigest = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+
 // Cases returns the table, to run in order on f: some requests change what
 // later ones find.
 func Cases(f *Fixture) []Case {
@@ -159,6 +163,12 @@ func Cases(f *Fixture) []Case {
 		{Name: "create with bad metadata", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","metadata":{"Plan":"pro"}}`, Status: 422, Code: "invalid_metadata", Malformed: true},
 		{Name: "create bad type", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"root"}`, Status: 422, Code: "invalid_key_type", Malformed: true},
 		{Name: "create in unknown environment", Caller: Owner, Method: "POST", Path: "/environments/qa/keys", Body: `{"type":"server","scopes":["*"]}`, Status: 404, Code: "unknown_environment"},
+		{Name: "import by digest", Caller: Owner, Method: "POST", Path: "/keys/import", Body: `{"environment":"production","type":"server","digest":"` + importDigest + `","scopes":["*"],"owner":"user_42","expires_in":"720h"}`, Status: 201},
+		{Name: "import the same digest", Caller: Owner, Method: "POST", Path: "/keys/import", Body: `{"environment":"production","type":"server","digest":"` + importDigest + `","scopes":["*"]}`, Status: 409, Code: "conflict"},
+		{Name: "import by key", Caller: Owner, Method: "POST", Path: "/keys/import", Body: `{"environment":"production","type":"client","key":"pk_live_` + strings.Repeat("Z", 32) + `"}`, Status: 201},
+		{Name: "import as read-only", Caller: ReadOnly, Method: "POST", Path: "/keys/import", Body: `{"environment":"production","type":"client","key":"pk_live_` + strings.Repeat("Y", 32) + `"}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "import neither digest nor key", Caller: Owner, Method: "POST", Path: "/keys/import", Body: `{"environment":"production","type":"client"}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "import a short digest", Caller: Owner, Method: "POST", Path: "/keys/import", Body: `{"environment":"production","type":"client","digest":"abcd"}`, Status: 400, Code: "invalid_request", Malformed: true},
 		{Name: "unknown field", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","admin":true}`, Status: 400, Code: "invalid_request", Malformed: true},
 		{Name: "wrong type of field", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","name":7}`, Status: 400, Code: "invalid_request", Malformed: true},
 		{Name: "malformed JSON", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":`, Status: 400, Code: "invalid_request", Malformed: true},
@@ -224,6 +234,31 @@ func Cases(f *Fixture) []Case {
 		{Name: "bad origin", Caller: Owner, Method: "PUT", Path: "/environments/production/origins", Body: `{"allowed_origins":["https://app.example.com/path"]}`, Status: 422, Code: "invalid_origin"},
 		{Name: "get origins", Caller: ReadOnly, Method: "GET", Path: "/environments/production/origins", Status: 200},
 		{Name: "get origins, none", Caller: ReadOnly, Method: "GET", Path: "/environments/staging/origins", Status: 200},
+		{Name: "set lifetime", Caller: Owner, Method: "PUT", Path: "/environments/production/lifetime", Body: `{"default_expiry_seconds":2592000,"max_lifetime_seconds":7776000}`, Status: 200},
+		{Name: "get settings with a lifetime", Caller: ReadOnly, Method: "GET", Path: "/environments/production/origins", Status: 200},
+		{Name: "set lifetime as read-only", Caller: ReadOnly, Method: "PUT", Path: "/environments/production/lifetime", Body: `{}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "set lifetime, default beyond max", Caller: Owner, Method: "PUT", Path: "/environments/production/lifetime", Body: `{"default_expiry_seconds":7776001,"max_lifetime_seconds":7776000}`, Status: 422, Code: "invalid_lifetime"},
+		{Name: "set lifetime, negative", Caller: Owner, Method: "PUT", Path: "/environments/production/lifetime", Body: `{"max_lifetime_seconds":-1}`, Status: 422, Code: "invalid_lifetime", Malformed: true},
+		{Name: "set lifetime, a fraction", Caller: Owner, Method: "PUT", Path: "/environments/production/lifetime", Body: `{"max_lifetime_seconds":1.5}`, Status: 422, Code: "invalid_lifetime", Malformed: true},
+		{Name: "set lifetime, beyond ten years", Caller: Owner, Method: "PUT", Path: "/environments/production/lifetime", Body: `{"max_lifetime_seconds":315360001}`, Status: 422, Code: "invalid_lifetime", Malformed: true},
+		{Name: "set lifetime, unknown environment", Caller: Owner, Method: "PUT", Path: "/environments/qa/lifetime", Body: `{}`, Status: 404, Code: "unknown_environment"},
+		{Name: "set lifetime, confined caller", Caller: confined(Owner), Method: "PUT", Path: "/environments/production/lifetime", Body: `{}`, Status: 404, Code: "not_found"},
+		{Name: "create beyond the lifetime", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","expires_in":"2400h"}`, Status: 422, Code: "beyond_lifetime"},
+		{Name: "create with the default expiry", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client"}`, Status: 201},
+		{Name: "remove the lifetime", Caller: Owner, Method: "PUT", Path: "/environments/production/lifetime", Body: `{}`, Status: 200},
+		{Name: "rename", Caller: Owner, Method: "PUT", Path: extra + "/name", Body: `{"name":"billing worker"}`, Status: 200},
+		{Name: "rename to no name", Caller: Owner, Method: "PUT", Path: "/keys/" + f.Client.View.ID + "/name", Body: `{"name":""}`, Status: 200},
+		{Name: "rename, missing", Caller: Owner, Method: "PUT", Path: extra + "/name", Body: `{}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "rename, too long", Caller: Owner, Method: "PUT", Path: extra + "/name", Body: `{"name":"` + strings.Repeat("n", 201) + `"}`, Status: 422, Code: "invalid_name", Malformed: true},
+		{Name: "rename to a key", Caller: Owner, Method: "PUT", Path: extra + "/name", Body: `{"name":"` + f.Client.Key.Reveal() + `"}`, Status: 422, Code: "invalid_name"},
+		{Name: "rename as read-only", Caller: ReadOnly, Method: "PUT", Path: extra + "/name", Body: `{"name":"x"}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "rename a revoked key", Caller: Owner, Method: "PUT", Path: "/keys/" + oldID + "/name", Body: `{"name":"x"}`, Status: 409, Code: "already_revoked"},
+		{Name: "create an environment", Caller: Owner, Method: "POST", Path: "/environments", Body: `{"environment":"qa"}`, Status: 201},
+		{Name: "create an environment again", Caller: Owner, Method: "POST", Path: "/environments", Body: `{"environment":"qa"}`, Status: 409, Code: "already_bootstrapped"},
+		{Name: "create an environment, bad name", Caller: Owner, Method: "POST", Path: "/environments", Body: `{"environment":"QA"}`, Status: 422, Code: "invalid_environment", Malformed: true},
+		{Name: "create an environment, missing", Caller: Owner, Method: "POST", Path: "/environments", Body: `{}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "create an environment as read-only", Caller: ReadOnly, Method: "POST", Path: "/environments", Body: `{"environment":"dev"}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "create an environment, confined caller", Caller: confined(Owner), Method: "POST", Path: "/environments", Body: `{"environment":"dev"}`, Status: 403, Code: "role_not_allowed"},
 		{Name: "audit", Caller: ReadOnly, Method: "GET", Path: "/audit?environment=production&limit=5", Status: 200},
 		{Name: "audit before", Caller: ReadOnly, Method: "GET", Path: "/audit?before=3", Status: 200},
 		{Name: "audit after", Caller: ReadOnly, Method: "GET", Path: "/audit?after=3&limit=1", Status: 200},
@@ -246,7 +281,7 @@ func Cases(f *Fixture) []Case {
 		{Name: "expiring keys, a window not a duration", Caller: ReadOnly, Method: "GET", Path: "/keys/expiring?within=3d", Status: 400, Code: "invalid_request", Malformed: true},
 		{Name: "expiring keys, an empty window", Caller: ReadOnly, Method: "GET", Path: "/keys/expiring?within=0s", Status: 422, Code: "invalid_time_range"},
 		{Name: "expiring keys, a window too long", Caller: ReadOnly, Method: "GET", Path: "/keys/expiring?within=9000h", Status: 422, Code: "invalid_time_range"},
-		{Name: "expiring keys of an unknown environment", Caller: ReadOnly, Method: "GET", Path: "/keys/expiring?within=1h&environment=qa", Status: 404, Code: "unknown_environment"},
+		{Name: "expiring keys of an unknown environment", Caller: ReadOnly, Method: "GET", Path: "/keys/expiring?within=1h&environment=uat", Status: 404, Code: "unknown_environment"},
 		{Name: "expiring keys, confined, other environment", Caller: confined(ReadOnly), Method: "GET", Path: "/keys/expiring?within=1h&environment=production", Status: 404, Code: "not_found"},
 		{Name: "expiring keys, confined", Caller: confined(ReadOnly), Method: "GET", Path: "/keys/expiring?within=1h", Status: 200},
 		{Name: "no such route", Caller: Owner, Method: "DELETE", Path: "/keys", Status: 404, Code: "no_such_route", Malformed: true},
@@ -271,6 +306,7 @@ func Cases(f *Fixture) []Case {
 		{Name: "close own account, confirming another", Caller: Owner, Method: "POST", Path: "/account/close", Body: `{"confirm":"` + OtherAccount + `"}`, Status: 422, Code: "confirmation_required"},
 		{Name: "close own account", Caller: Owner, Method: "POST", Path: "/account/close", Body: `{"confirm":"default"}`, Status: 200},
 		{Name: "create in a closed account", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client"}`, Status: 409, Code: "account_closed"},
+		{Name: "create an environment in a closed account", Caller: Owner, Method: "POST", Path: "/environments", Body: `{"environment":"late"}`, Status: 409, Code: "account_closed"},
 		{Name: "list a closed account's environments", Caller: ReadOnly, Method: "GET", Path: "/environments", Status: 200},
 		{Name: "list a closed account's keys", Caller: ReadOnly, Method: "GET", Path: "/environments/production/keys", Status: 200},
 	}
@@ -280,7 +316,8 @@ func Cases(f *Fixture) []Case {
 // and checks the status, the content type, the problem code and that every
 // response carries Cache-Control: no-store and X-Content-Type-Options:
 // nosniff, and that a success holds a
-// full key exactly when it is the answer of create, rotate or reveal. It
+// full key exactly when it is the answer of create, rotate or reveal, and
+// two when it creates an environment. It
 // then passes a new copy of the request and the response to check, if not
 // nil.
 func Run(t *testing.T, f *Fixture, check func(t *testing.T, c Case, r *http.Request, res *http.Response)) {
@@ -307,6 +344,9 @@ func Run(t *testing.T, f *Fixture, check func(t *testing.T, c Case, r *http.Requ
 				assert.False(t, c.Malformed, "a request outside the document succeeded")
 				var issued struct {
 					FullKey string `json:"full_key"`
+					Issued  []struct {
+						FullKey string `json:"full_key"`
+					} `json:"issued"`
 				}
 				require.NoError(t, json.Unmarshal(body, &issued))
 				issues := c.Method == "POST" && (strings.HasSuffix(c.Path, "/rotate") || strings.HasSuffix(c.Path, "/reveal") || strings.HasSuffix(c.Path, "/keys"))
@@ -315,6 +355,15 @@ func Run(t *testing.T, f *Fixture, check func(t *testing.T, c Case, r *http.Requ
 					assert.NoError(t, err, "create, rotate and reveal answer the full key")
 				} else {
 					assert.Empty(t, issued.FullKey)
+				}
+				if c.Method == "POST" && c.Path == "/environments" {
+					require.Len(t, issued.Issued, 2, "creating an environment answers its two default keys")
+					for _, k := range issued.Issued {
+						_, err := apikey.ParseKey(k.FullKey)
+						assert.NoError(t, err)
+					}
+				} else {
+					assert.Empty(t, issued.Issued)
 				}
 			}
 			if check != nil {

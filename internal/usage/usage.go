@@ -35,17 +35,25 @@ type Tally struct {
 }
 
 type shard struct {
-	mu   sync.Mutex
-	keys map[string]*counts
-	_    [40]byte // one shard per cache line
+	mu       sync.Mutex
+	counters map[string]*Counter // by key id: the counters a Take reads
+	_        [40]byte            // one shard per cache line
 }
 
-// counts are one key's requests in one hour, by outcome.
-type counts struct {
-	account, environment string
-	hour                 int64 // Unix hours
-	n                    []uint64
-	idle                 bool // nothing counted since the last Take
+// Counter counts the requests of one key, by outcome, in the key's latest
+// hour. Get it with Tally.Counter and keep it (the middleware keeps it
+// with its cached key): Add is then three atomic operations, with no lock
+// and no lookup, until the hour turns or a Take finds the key idle.
+type Counter struct {
+	tally                       *Tally
+	account, environment, keyID string
+	shard                       *shard
+	// hour is the Unix hour that n counts; it changes under shard.mu.
+	hour atomic.Int64
+	// listed reports that the counter is in shard.counters, where a Take
+	// finds it; it changes under shard.mu.
+	listed atomic.Bool
+	n      []atomic.Uint64
 }
 
 // New returns a Tally of the given outcomes (Add names one by its index)
@@ -53,44 +61,122 @@ type counts struct {
 func New(outcomes []string, maxKeys int) *Tally {
 	t := &Tally{outcomes: outcomes, perShard: max(1, maxKeys/shards)}
 	for i := range t.shards {
-		t.shards[i].keys = map[string]*counts{}
+		t.shards[i].counters = map[string]*Counter{}
 	}
 	return t
 }
 
-// Add counts one request of key keyID (of account and environment) with
-// outcome o (an index into New's outcomes) at now. It allocates only for a
-// key's first request since the last Take that found it idle.
-func (t *Tally) Add(account, environment, keyID string, o int, now time.Time) {
-	hour := now.Unix() / 3600
+// Counter returns the counter of key keyID (of account and environment):
+// the one the Tally holds, else a new one that it holds (within the bound
+// of keys; beyond it, the new counter's requests are dropped, counted in
+// Dropped, until a Take makes room).
+func (t *Tally) Counter(account, environment, keyID string) *Counter {
 	s := &t.shards[shardOf(keyID)]
 	s.mu.Lock()
-	c := s.keys[keyID]
-	switch {
-	case c == nil:
-		if len(s.keys) >= t.perShard {
-			s.mu.Unlock()
-			t.dropped.Add(1)
+	defer s.mu.Unlock()
+	if c := s.counters[keyID]; c != nil {
+		return c
+	}
+	c := &Counter{tally: t, account: account, environment: environment, keyID: keyID, shard: s,
+		n: make([]atomic.Uint64, len(t.outcomes))}
+	if len(s.counters) < t.perShard {
+		s.counters[keyID] = c
+		c.listed.Store(true)
+	}
+	return c
+}
+
+// Add counts one request of key keyID (of account and environment) with
+// outcome o (an index into New's outcomes) at now: Counter, then its Add.
+func (t *Tally) Add(account, environment, keyID string, o int, now time.Time) {
+	t.Counter(account, environment, keyID).Add(o, now)
+}
+
+// Add counts one request with outcome o (an index into New's outcomes) at
+// now. A request counted while another turns the key's hour may be counted
+// in the newer hour; none is lost.
+func (c *Counter) Add(o int, now time.Time) {
+	hour := now.Unix() / 3600
+	if c.hour.Load() == hour {
+		c.n[o].Add(1)
+		// After the count: a Take that unlisted c before it sees it when
+		// it reads c again, or listed is false here and c is listed again.
+		if c.listed.Load() {
 			return
 		}
-		c = &counts{account: account, environment: environment, hour: hour, n: make([]uint64, len(t.outcomes))}
-		s.keys[keyID] = c
-	case hour < c.hour:
+		c.addSlow(-1, hour)
+		return
+	}
+	c.addSlow(o, hour)
+}
+
+// addSlow lists c in its shard if it is not, then counts outcome o (none if
+// o < 0) at hour, under the shard's lock.
+func (c *Counter) addSlow(o int, hour int64) {
+	t, s := c.tally, c.shard
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !c.listed.Load() {
+		switch held := s.counters[c.keyID]; {
+		case held != nil: // a Take unlisted c, and a newer counter of its key is listed
+			c.moveTo(held)
+			c = held
+		case len(s.counters) >= t.perShard:
+			for i := range c.n {
+				t.dropped.Add(c.n[i].Swap(0))
+			}
+			if o >= 0 {
+				t.dropped.Add(1)
+			}
+			return
+		default:
+			s.counters[c.keyID] = c
+			c.listed.Store(true)
+		}
+	}
+	if o < 0 {
+		return
+	}
+	switch latest := c.hour.Load(); {
+	case hour < latest:
 		// A request that started before the key's latest hour (it ends
 		// after a newer one began) is kept on its own: the key's counts
 		// stay on the newer hour.
-		s.mu.Unlock()
-		t.keep([]storage.UsageCount{{Account: account, Environment: environment, KeyID: keyID,
+		t.keep([]storage.UsageCount{{Account: c.account, Environment: c.environment, KeyID: c.keyID,
 			Hour: time.Unix(hour*3600, 0).UTC(), Outcome: t.outcomes[o], Count: 1}})
 		return
-	case hour > c.hour:
-		t.keep(c.appendTo(nil, keyID, t.outcomes))
-		clear(c.n)
-		c.hour = hour
+	case hour > latest:
+		t.keep(c.take(t.outcomes))
+		c.hour.Store(hour)
 	}
-	c.n[o]++
-	c.idle = false
-	s.mu.Unlock()
+	c.n[o].Add(1)
+}
+
+// moveTo moves c's counts to held, a counter of the same key listed in
+// its place, or to the pending counts if their hours differ.
+func (c *Counter) moveTo(held *Counter) {
+	if c.hour.Load() != held.hour.Load() {
+		c.tally.keep(c.take(c.tally.outcomes))
+		return
+	}
+	for o := range c.n {
+		held.n[o].Add(c.n[o].Swap(0))
+	}
+}
+
+// take returns c's counts and sets them to zero.
+func (c *Counter) take(outcomes []string) []storage.UsageCount {
+	var out []storage.UsageCount
+	hour := time.Unix(c.hour.Load()*3600, 0).UTC()
+	for o := range c.n {
+		if n := c.n[o].Swap(0); n > 0 {
+			out = append(out, storage.UsageCount{
+				Account: c.account, Environment: c.environment, KeyID: c.keyID,
+				Hour: hour, Outcome: outcomes[o], Count: int64(n),
+			})
+		}
+	}
+	return out
 }
 
 // shardOf picks a key id's shard from its last byte: key ids are random.
@@ -111,14 +197,14 @@ func (t *Tally) Take() []storage.UsageCount {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		for id, c := range s.keys {
-			if c.idle {
-				delete(s.keys, id)
-				continue
+		for id, c := range s.counters {
+			counts := c.take(t.outcomes)
+			if len(counts) == 0 { // idle: forgotten, and read once more after
+				delete(s.counters, id)
+				c.listed.Store(false)
+				counts = c.take(t.outcomes)
 			}
-			out = c.appendTo(out, id, t.outcomes)
-			clear(c.n)
-			c.idle = true
+			out = append(out, counts...)
 		}
 		s.mu.Unlock()
 	}
@@ -145,17 +231,3 @@ func (t *Tally) keep(counts []storage.UsageCount) {
 // Dropped returns how many requests were not counted because a bound was
 // reached.
 func (t *Tally) Dropped() uint64 { return t.dropped.Load() }
-
-// appendTo appends c's non-zero counts to out.
-func (c *counts) appendTo(out []storage.UsageCount, keyID string, outcomes []string) []storage.UsageCount {
-	hour := time.Unix(c.hour*3600, 0).UTC()
-	for o, n := range c.n {
-		if n > 0 {
-			out = append(out, storage.UsageCount{
-				Account: c.account, Environment: c.environment, KeyID: keyID,
-				Hour: hour, Outcome: outcomes[o], Count: int64(n),
-			})
-		}
-	}
-	return out
-}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,4 +155,79 @@ func TestTallyStraggler(t *testing.T) {
 	tl.Add("acme", "production", "keyA", 0, after)
 	tl.Add("acme", "production", "keyA", 0, after)
 	assert.Len(t, tl.Take(), 1, "the newer hour's counts stay together")
+}
+
+// TestCounterKeptAcrossTakes: a counter kept by its caller keeps counting
+// after a Take forgot its key as idle, and after its key got a newer
+// counter.
+func TestCounterKeptAcrossTakes(t *testing.T) {
+	tl := New(outcomes, 100)
+	c := tl.Counter("a", "e", "key1")
+	assert.Same(t, c, tl.Counter("a", "e", "key1"), "held")
+	c.Add(0, t0)
+	assert.Same(t, c, tl.Counter("a", "e", "key1"))
+	require.Len(t, tl.Take(), 1)
+	require.Empty(t, tl.Take(), "idle: forgotten")
+
+	c.Add(1, t0) // forgotten: listed again
+	taken := tl.Take()
+	require.Len(t, taken, 1)
+	assert.Equal(t, storage.UsageCount{Account: "a", Environment: "e", KeyID: "key1",
+		Hour: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC), Outcome: "rate_limited", Count: 1}, taken[0])
+
+	require.Empty(t, tl.Take())
+	newer := tl.Counter("a", "e", "key1")
+	newer.Add(0, t0)
+	c.Add(0, t0) // the forgotten counter: counted in the newer one
+	c.Add(0, t0)
+	taken = tl.Take()
+	require.Len(t, taken, 1)
+	assert.EqualValues(t, 3, taken[0].Count)
+	assert.Zero(t, tl.Dropped())
+}
+
+// TestCountersConcurrentWithTakes: counters kept by goroutines while Takes
+// forget idle keys lose no request.
+func TestCountersConcurrentWithTakes(t *testing.T) {
+	tl := New(outcomes, 1000)
+	var wg sync.WaitGroup
+	var total atomic.Int64
+	for g := range 8 {
+		wg.Go(func() {
+			c := tl.Counter("a", "e", fmt.Sprintf("key%d", g%4))
+			for i := range 20_000 {
+				c.Add(i%2, t0)
+				if i%1000 == 0 {
+					time.Sleep(time.Millisecond) // idle now and then
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 300 {
+			for _, c := range tl.Take() {
+				total.Add(c.Count)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	wg.Wait()
+	<-done
+	for _, c := range tl.Take() {
+		total.Add(c.Count)
+	}
+	assert.EqualValues(t, 160_000, total.Load())
+	assert.Zero(t, tl.Dropped())
+}
+
+func BenchmarkCounterAdd(b *testing.B) {
+	tl := New(outcomes, 1000)
+	c := tl.Counter("acme", "production", "keyAAAAAAAAA")
+	c.Add(0, t0)
+	b.ReportAllocs()
+	for b.Loop() {
+		c.Add(0, t0)
+	}
 }

@@ -10,17 +10,25 @@
 // (Caller.Account, see Options.SingleAccount):
 //
 //	GET    /environments                        a page of environments and their allowed origins
+//	POST   /environments                        create an environment and its default keys:
+//	                                            {"environment": "qa"} (owners not confined to an
+//	                                            environment); answers {"environment", "issued":
+//	                                            [{"full_key", "view"}, ...]}, server key first
 //	GET    /environments/{env}/keys             a page of keys (never a secret)
 //	POST   /environments/{env}/keys             create a key: {"type", "name", "owner", "metadata",
 //	                                            "scopes", "expires_in" | "expires_at", "limits"}
 //	                                            (a server key needs scopes: ["*"] for full access)
 //	POST   /environments/{env}/keys/{type}/rotate  rotate the default key: {"grace"}
+//	POST   /keys/import                         import a key issued before keystile: {"environment",
+//	                                            "type", "digest" (SHA-256, hex) | "key", and the
+//	                                            fields of a create}
 //	GET    /keys/{id}                           one key
 //	POST   /keys/{id}/rotate                    rotate a key: {"grace": "24h"} (0s to 8760h; see Options.Policy)
 //	PUT    /keys/{id}/grace                     change a rotated key's grace: {"grace"}
 //	POST   /keys/{id}/revoke                    revoke a key (a default key is rotated first)
 //	PUT    /keys/{id}/scopes                    replace a scoped key's scopes: {"scopes"} (not empty; ["*"] for full access)
 //	PUT    /keys/{id}/owner                     name whom the key is issued to: {"owner"} ("" names nobody)
+//	PUT    /keys/{id}/name                      rename the key: {"name"} ("" removes it)
 //	PUT    /keys/{id}/metadata                  replace the key's metadata: {"metadata": {...}} ({} removes it)
 //	PUT    /keys/{id}/limits                    replace the key's limits: {"rate", "quota", "allowed_ips"}
 //	                                            ({} removes them; owners, never a key)
@@ -29,6 +37,9 @@
 //	GET    /environments/{env}/usage?from=&to=  a page of the usage counts of the environment's keys
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
+//	PUT    /environments/{env}/lifetime         replace the lifetime policy of its keys:
+//	                                            {"default_expiry_seconds", "max_lifetime_seconds"}
+//	                                            ({} removes it; owners, never a key)
 //	GET    /owners/{owner}/keys                 a page of the keys issued to owner, in every environment
 //	POST   /owners/{owner}/revoke               revoke them all at once (default keys are skipped and listed)
 //	GET    /keys/expiring?within=72h&environment=  a page of the keys that expire within the window,
@@ -129,8 +140,17 @@
 // an empty body) is refused with 422 grace_required, never read as zero;
 // {"grace":"0s"} ends the old key at once.
 //
+// An environment's lifetime policy (apikey.LifetimePolicy) bounds its
+// non-default keys: a key created without an expiry gets the default
+// expiry, an expiry (or a grace) beyond the maximum lifetime is refused
+// with 422 beyond_lifetime, whose detail names the maximum. The settings
+// show it as "lifetime", written as PUT /environments/{env}/lifetime takes
+// it, in whole seconds; an environment without one shows none. A policy
+// out of range is 422 invalid_lifetime, the detail naming the field.
+//
 // Create, rotate and reveal answer {"full_key": "<the full key>", "view":
-// {...}}, as keyctl prints them; a full key appears in no other response.
+// {...}}, as keyctl prints them, and creating an environment its two
+// default keys so; a full key appears in no other response.
 // Every refusal is an application/problem+json response with a stable code
 // (or what Options.ErrorHandler writes): Reasons lists them, each an
 // exported, documented Reason. Every response carries Cache-Control:
@@ -318,6 +338,7 @@ func (a *API) routes() map[string]handler {
 		"GET /environments/{env}/keys":                a.listKeys,
 		"POST /environments/{env}/keys":               a.createKey,
 		"POST /environments/{env}/keys/{type}/rotate": a.rotateDefault,
+		"POST /keys/import":                           a.importKey,
 		"GET /keys/{id}":                              a.getKey,
 		"POST /keys/{id}/rotate":                      a.rotateKey,
 		"PUT /keys/{id}/grace":                        a.changeGrace,
@@ -335,6 +356,9 @@ func (a *API) routes() map[string]handler {
 		"POST /account/close":                         a.closeOwnAccount,
 		"GET /accounts":                               a.accounts,
 		"POST /accounts/{account}/close":              a.closeAccount,
+		"PUT /environments/{env}/lifetime":            a.setLifetime,
+		"PUT /keys/{id}/name":                         a.renameKey,
+		"POST /environments":                          a.createEnvironment,
 		"GET /owners/{owner}/keys":                    a.ownerKeys,
 		"POST /owners/{owner}/revoke":                 a.revokeOwner,
 		"GET /keys/expiring":                          a.expiringKeys,

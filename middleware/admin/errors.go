@@ -24,8 +24,10 @@ var (
 	// ReasonInvalidRequest (400, "invalid_request"): the request is
 	// malformed: a body that is not one JSON object of the route's fields,
 	// a field of the wrong type (the detail names the field, never its
-	// value), expires_in and expires_at together, a ?limit= out of range, or
-	// a ?from= or ?to= that is not an RFC 3339 time.
+	// value), expires_in and expires_at together, a ?limit= out of range,
+	// a ?from= or ?to= that is not an RFC 3339 time, or an import with
+	// neither or both of digest and key, or a key that cannot be imported
+	// (apikey.ErrInvalidImport).
 	ReasonInvalidRequest = problem.New("invalid_request", http.StatusBadRequest, "invalid request")
 	// ReasonTooLarge (413, "request_too_large"): the body is larger than
 	// Options.MaxBodyBytes.
@@ -145,6 +147,22 @@ var (
 	// ReasonNoUsage (501, "usage_unavailable"): a usage route, and the
 	// Manager's store keeps no usage (it is not an apikey.UsageRecorder).
 	ReasonNoUsage = problem.New("usage_unavailable", http.StatusNotImplemented, "this store keeps no usage")
+	// ReasonInvalidLifetime (422, "invalid_lifetime"): a lifetime policy
+	// out of range: a negative duration, one longer than ten years, a
+	// default expiry longer than the maximum lifetime, or a number that is
+	// not whole seconds (apikey.ErrInvalidLifetime). The detail names the
+	// field, never its value.
+	ReasonInvalidLifetime = problem.New("invalid_lifetime", http.StatusUnprocessableEntity, "invalid lifetime policy")
+	// ReasonBeyondLifetime (422, "beyond_lifetime"): a key would live
+	// longer than its environment's maximum lifetime: an expiry asked for
+	// at creation, or the grace of a rotation or a grace change
+	// (apikey.ErrBeyondLifetime). The detail names the maximum and the
+	// latest expiry it allows.
+	ReasonBeyondLifetime = problem.New("beyond_lifetime", http.StatusUnprocessableEntity, "beyond the environment's maximum key lifetime")
+	// ReasonAlreadyBootstrapped (409, "already_bootstrapped"): the
+	// environment to create exists already, with its default keys
+	// (apikey.ErrAlreadyBootstrapped); keyctl answers the same code.
+	ReasonAlreadyBootstrapped = problem.New("already_bootstrapped", http.StatusConflict, "environment exists")
 	// ReasonTooManyKeys (422, "too_many_keys"): the request would act on
 	// more keys than one call may (apikey.ErrTooManyKeys), such as an
 	// owner with more than apikey.MaxOwnerRevocation keys to revoke. The
@@ -164,7 +182,7 @@ var reasons = []*problem.Reason{
 	ReasonGraceRequired, ReasonRotateFirst, ReasonAlreadyRevoked, ReasonAlreadyRotated, ReasonNotRotated,
 	ReasonKeyExpired, ReasonNotRevealable, ReasonInvalidAccount, ReasonAccountClosed, ReasonInvalidMetadata,
 	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits, ReasonInvalidTimeRange,
-	ReasonNoUsage,
+	ReasonNoUsage, ReasonInvalidLifetime, ReasonBeyondLifetime, ReasonAlreadyBootstrapped,
 	ReasonTooManyKeys, ReasonNoIndex,
 }
 
@@ -207,6 +225,10 @@ var ruleReasons = []struct {
 	{apikey.ErrConflict, ReasonConflict},
 	{apikey.ErrInvalidLimits, ReasonInvalidLimits},
 	{apikey.ErrInvalidTimeRange, ReasonInvalidTimeRange},
+	{apikey.ErrInvalidLifetime, ReasonInvalidLifetime},
+	{apikey.ErrBeyondLifetime, ReasonBeyondLifetime},
+	{apikey.ErrAlreadyBootstrapped, ReasonAlreadyBootstrapped},
+	{apikey.ErrInvalidImport, ReasonInvalidRequest},
 	{apikey.ErrTooManyKeys, ReasonTooManyKeys},
 }
 

@@ -39,6 +39,19 @@ var bodyFields = map[string]map[string]struct {
 		"expires_at": {wantTime, []string{`"{key}"`, `"tomorrow"`, `"2030-13-01"`, `1893456000`}},
 		"limits":     {wantObject, []string{`"{key}"`, `["{key}"]`, `true`, `100`}},
 	},
+	"POST /keys/import": {
+		"environment": {wantString, []string{`["{key}"]`, `1`, `{"e":"{key}"}`}},
+		"type":        {wantType, []string{`["{key}"]`, `true`}},
+		"digest":      {wantString, []string{`["{key}"]`, `32`, `{"d":"{key}"}`}},
+		"key":         {wantString, []string{`["{key}"]`, `true`, `{"k":"{key}"}`}},
+		"name":        {wantString, []string{`["{key}"]`, `12`}},
+		"owner":       {wantString, []string{`["{key}"]`, `42`}},
+		"metadata":    {wantMetadata, []string{`"{key}"`, `{"plan":1}`}},
+		"scopes":      {wantStrings, []string{`"{key}"`, `[1]`}},
+		"expires_in":  {wantDuration, []string{`"{key}"`, `"1d"`}},
+		"expires_at":  {wantTime, []string{`"{key}"`, `"tomorrow"`}},
+		"limits":      {wantObject, []string{`"{key}"`, `true`}},
+	},
 	"POST /environments/{env}/keys/{type}/rotate": {
 		"grace": {wantDuration, []string{`"{key}"`, `"1d"`, `"24"`, `86400`, `true`}},
 	},
@@ -64,6 +77,16 @@ var bodyFields = map[string]map[string]struct {
 	},
 	"PUT /environments/{env}/origins": {
 		"allowed_origins": {wantStrings, []string{`"{key}"`, `"https://app.example.com"`, `[1]`, `{"o":"{key}"}`}},
+	},
+	"PUT /environments/{env}/lifetime": {
+		"default_expiry_seconds": {"want a number", []string{`"{key}"`, `"2592000"`, `[1]`, `true`}},
+		"max_lifetime_seconds":   {"want a number", []string{`"{key}"`, `"720h"`, `{"s":"{key}"}`}},
+	},
+	"PUT /keys/{id}/name": {
+		"name": {wantString, []string{`["{key}"]`, `1`, `{"n":"{key}"}`}},
+	},
+	"POST /environments": {
+		"environment": {wantString, []string{`["{key}"]`, `1`, `{"e":"{key}"}`}},
 	},
 	"POST /account/close": {
 		"confirm": {wantString, []string{`["{key}"]`, `true`, `{"c":"{key}"}`}},

@@ -258,8 +258,10 @@ func slotOf(r apikey.Record) defaultSlot {
 
 // check validates a change against the current state; s.mu is held.
 func (s *Store) check(c apikey.Change) error {
-	if c.OpenAccount != "" && s.closed(c.OpenAccount) {
-		return fmt.Errorf("%w: %s", apikey.ErrAccountClosed, c.OpenAccount)
+	if c.OpenAccount != "" {
+		if err := s.refusing(c.OpenAccount); err != nil {
+			return err
+		}
 	}
 	after := map[string]apikey.Record{} // records the change writes, by id
 	for _, r := range c.Update {
@@ -308,16 +310,22 @@ func (s *Store) check(c apikey.Change) error {
 	return nil
 }
 
-// closed reports whether an environment of account is closed; s.mu is
-// held.
-func (s *Store) closed(account string) bool {
+// refusing returns ErrAccountClosed if an environment of account is
+// closed, else ErrAccountSuspended if one is suspended; s.mu is held.
+func (s *Store) refusing(account string) error {
+	suspended := false
 	i, _ := slices.BinarySearchFunc(s.envs, envRef{account: account}, compareEnvRefs)
 	for ; i < len(s.envs) && s.envs[i].account == account; i++ {
-		if !s.settings[s.envs[i]].ClosedAt.IsZero() {
-			return true
+		st := s.settings[s.envs[i]]
+		if !st.ClosedAt.IsZero() {
+			return fmt.Errorf("%w: %s", apikey.ErrAccountClosed, account)
 		}
+		suspended = suspended || !st.SuspendedAt.IsZero()
 	}
-	return false
+	if suspended {
+		return fmt.Errorf("%w: %s", apikey.ErrAccountSuspended, account)
+	}
+	return nil
 }
 
 // publish appends a feed entry at the current revision; s.mu is held.

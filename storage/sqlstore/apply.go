@@ -251,13 +251,15 @@ func (s *Store) putSettings(ctx context.Context, tx *sql.Tx, st apikey.Settings,
 	op := "apply: settings of " + st.Environment
 	if st.Revision == 0 {
 		_, err := tx.ExecContext(ctx, s.q.insertSettings, st.Account, st.Environment, origins,
-			micros(st.UpdatedAt), nullMicros(st.ClosedAt), rev)
+			micros(st.UpdatedAt), nullMicros(st.ClosedAt), rev, wholeSeconds(st.Lifetime.DefaultExpiry),
+			wholeSeconds(st.Lifetime.MaxLifetime))
 		if err != nil {
 			return s.writeError(ctx, op, err, fmt.Sprintf("settings of %s exist", st.Environment))
 		}
 		return s.publish(ctx, tx, rev, st.Account, st.Environment, "")
 	}
 	res, err := tx.ExecContext(ctx, s.q.updateSettings, origins, micros(st.UpdatedAt), nullMicros(st.ClosedAt), rev,
+		wholeSeconds(st.Lifetime.DefaultExpiry), wholeSeconds(st.Lifetime.MaxLifetime),
 		st.Account, st.Environment, st.Revision)
 	if err != nil {
 		return s.writeError(ctx, op, err, fmt.Sprintf("settings of %s changed since they were read", st.Environment))

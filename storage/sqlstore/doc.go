@@ -76,7 +76,8 @@
 // its account. Times are stored as BIGINT microseconds since the Unix epoch,
 // in UTC, and come back as time.Time in UTC; NULL stands for the zero time.
 // Scopes and allowed origins are JSON arrays, a key's metadata and limits
-// JSON objects. A key's hash and its recoverable form are stored as the Record
+// JSON objects; an environment's lifetime policy is two BIGINT columns of
+// whole seconds, 0 for none. A key's hash and its recoverable form are stored as the Record
 // holds them; a secret never is.
 //
 // Every read is one statement answered by an index, in time that does not

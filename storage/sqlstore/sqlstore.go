@@ -90,7 +90,8 @@ const keyColumns = `id, account, type, environment, name, owner, metadata, scope
 	expires_at, rotated_at, expiry_limit, revoked_at, last_used_at, hash, recoverable, revision, limits,
 	lineage`
 
-const settingsColumns = `account, environment, allowed_origins, updated_at, closed_at, revision`
+const settingsColumns = `account, environment, allowed_origins, updated_at, closed_at, revision,
+	default_expiry_seconds, max_lifetime_seconds`
 
 const eventColumns = `account_seq, occurred_at, actor_id, actor_role, actor_account, action, account, environment,
 	key_id, key_type, detail`
@@ -157,8 +158,9 @@ func newQueries(d Dialect) queries {
 		keyExists:    `SELECT COUNT(*) FROM keystile_keys WHERE id = ?`,
 		insertChange: `INSERT INTO keystile_changes (revision, account, environment, key_id) VALUES (?, ?, ?, ?)`,
 		insertSettings: `INSERT INTO keystile_settings (` + settingsColumns + `)
-			VALUES (?, ?, ?, ?, ?, ?)`,
-		updateSettings: `UPDATE keystile_settings SET allowed_origins = ?, updated_at = ?, closed_at = ?, revision = ?
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		updateSettings: `UPDATE keystile_settings SET allowed_origins = ?, updated_at = ?, closed_at = ?, revision = ?,
+			default_expiry_seconds = ?, max_lifetime_seconds = ?
 			WHERE account = ? AND environment = ? AND revision = ?`,
 		insertEvent: `INSERT INTO keystile_events (occurred_at, actor_id, actor_role, actor_account, action, account,
 			environment, key_id, key_type, detail, account_seq)
@@ -413,10 +415,15 @@ func scanSettings(row scanner) (apikey.Settings, error) {
 		origins sql.NullString
 		updated int64
 		closed  sql.NullInt64
+		// The lifetime policy in whole seconds (0 for none); see
+		// lifetimeV8.
+		defaultExpiry, maxLifetime int64
 	)
-	if err := row.Scan(&st.Account, &st.Environment, &origins, &updated, &closed, &st.Revision); err != nil {
+	if err := row.Scan(&st.Account, &st.Environment, &origins, &updated, &closed, &st.Revision,
+		&defaultExpiry, &maxLifetime); err != nil {
 		return apikey.Settings{}, err
 	}
+	st.Lifetime = apikey.LifetimePolicy{DefaultExpiry: seconds(defaultExpiry), MaxLifetime: seconds(maxLifetime)}
 	var err error
 	if st.AllowedOrigins, err = decodeList(origins); err != nil {
 		return apikey.Settings{}, fmt.Errorf("settings of %s: allowed origins: %w", st.Environment, err)

@@ -66,6 +66,7 @@ func Run(t *testing.T, c Config) {
 		{"AtomicChange", testAtomicChange},
 		{"OneDefaultPerType", testOneDefaultPerType},
 		{"Settings", testSettings},
+		{"SettingsLifetime", testSettingsLifetime},
 		{"LastUsedKeptOnUpdate", testLastUsedKeptOnUpdate},
 		{"ContextCanceled", testContextCanceled},
 		// Pages (pages.go).
@@ -116,6 +117,7 @@ func Run(t *testing.T, c Config) {
 		{"ConcurrentSettings", testConcurrentSettings},
 		{"ConcurrentRotateAccounts", testConcurrentRotateAccounts},
 		{"ConcurrentCloseAccount", testConcurrentCloseAccount},
+		{"ConcurrentLifetime", testConcurrentLifetime},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, c) })
