@@ -129,7 +129,11 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 }
 
 // resolve returns the cache entry of the presented key string raw, and its
-// displayable prefix once known to be well-formed. A hit needs no parsing.
+// displayable prefix once known to be well-formed (of an imported key
+// that did not verify: its format's prefix). A hit needs no parsing. A
+// string of a declared imported format (never a keystile key, see
+// apikey.ImportFormat) costs one SHA-256 and, on a miss, the verification
+// of every key, with a digest compare in place of argon2.
 func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*entry, string, error) {
 	var k keycache.Key
 	if len(raw) == apikey.KeyLength { // any other length is imported or malformed: ParseKey says why
@@ -139,16 +143,30 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*en
 			return e, raw[:apikey.PrefixLength], nil
 		}
 	}
-	if prefix, ok := v.cfg.Keys.match(raw); ok { // never a keystile key (apikey.ImportFormat)
-		return v.resolveImported(ctx, raw, prefix, now)
-	}
-	key, err := apikey.ParseKey(raw)
-	if err != nil {
-		return nil, "", &problem.Refusal{Reason: ErrMalformedKey, Cause: err}
+	var p presented
+	prefix, imported := v.cfg.Keys.match(raw)
+	if imported {
+		p, k = importedKey(raw)
+		if e := v.cache.Get(k, now); e != nil {
+			v.stats.hits.add(k)
+			return e, importedPrefix(e, prefix), nil
+		}
+	} else {
+		key, err := apikey.ParseKey(raw)
+		if err != nil {
+			return nil, "", &problem.Refusal{Reason: ErrMalformedKey, Cause: err}
+		}
+		p, prefix = presented{key: key, id: key.ID()}, key.Prefix()
 	}
 	v.stats.misses.add(k)
-	e, err := v.verifier.verify(ctx, presented{key: key, id: key.ID()}, k)
-	return e, key.Prefix(), err
+	e, err := v.verifier.verify(ctx, p, k)
+	if err != nil {
+		return nil, prefix, err
+	}
+	if imported {
+		prefix = importedPrefix(e, prefix)
+	}
+	return e, prefix, nil
 }
 
 // importedKey returns the presented imported key string raw and its
@@ -159,26 +177,13 @@ func importedKey(raw string) (presented, keycache.Key) {
 	return presented{id: id, digest: digest, imported: true}, keycache.ImportedKeyOf(id, digest)
 }
 
-// resolveImported is resolve for a string raw of the declared imported
-// format with prefix prefix: one SHA-256 and, on a miss, the verification
-// of every key, with a digest compare in place of argon2. It returns the
-// key's displayable prefix once known, else the format's prefix.
-func (v *Validator) resolveImported(ctx context.Context, raw, prefix string, now time.Time) (*entry, string, error) {
-	p, k := importedKey(raw)
-	e := v.cache.Get(k, now)
-	if e != nil {
-		v.stats.hits.add(k)
-	} else {
-		v.stats.misses.add(k)
-		var err error
-		if e, err = v.verifier.verify(ctx, p, k); err != nil {
-			return nil, prefix, err
-		}
-	}
+// importedPrefix returns the displayable prefix of the imported key of
+// entry e: its key's, or formatPrefix when it did not verify.
+func importedPrefix(e *entry, formatPrefix string) string {
 	if e.Fail == nil {
-		prefix = e.Value.Prefix
+		return e.Value.Prefix
 	}
-	return e, prefix, nil
+	return formatPrefix
 }
 
 // HeaderAPIKey is the header the key is read from, in any case.
