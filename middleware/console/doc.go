@@ -4,12 +4,21 @@
 // rotates them with the console's grace choices (Now, 1 hour, 24 hours,
 // 3 days, 7 days), changes a rotated key's grace, revokes keys, edits a
 // scoped key's scopes and the web origins allowed to use publishable keys,
-// shows the environment's recent activity (Options.Audit), and shows a full
-// key to owners (once when it is issued; again, where it can be revealed, on
-// request).
+// shows and sets the environment's key lifetime policy (a default expiry
+// and a maximum lifetime, in days or hours), creates environments (showing
+// their two default keys once), shows the environment's recent activity
+// (Options.Audit), and shows a full key to owners (once when it is issued;
+// again, where it can be revealed, on request). A refusal that concerns one
+// field (a name too long, a lifetime out of bounds, an expiry beyond the
+// environment's maximum lifetime) is shown next to that field.
+//
+// Keys imported from a service's earlier key store (apikey.Manager.Import)
+// are marked "imported" in the list and, in their view, "imported — rotate
+// to a keystile key", with a Rotate to a keystile key action for owners.
 //
 // Each key has a view of its own (the page's location #env=<env>&key=<prefix>,
-// linked from the key's prefix in the list): its details, its limits (rate
+// linked from the key's prefix in the list): its details, the actions the
+// list offers for it, a form with which owners rename it, its limits (rate
 // limit, quota, allowed IP ranges), a form with which owners change or
 // remove them, and its usage of the last 24 hours per hour and of the last
 // 30 days per day, admitted and refused requests stacked in charts that the

@@ -145,6 +145,7 @@
     const i = state.environments.findIndex((e) => e.environment === s.environment);
     if (i >= 0) state.environments[i] = s;
     renderOrigins();
+    renderLifetime();
   }
 
   // ----- keys
@@ -199,7 +200,16 @@
       el("code", { textContent: k.prefix }));
     const td = el("td", { className: "prefix" }, link);
     if (k.default) td.append(" ", el("span", { className: "badge", textContent: "default" }));
+    if (k.imported) td.append(" ", importedBadge());
     return td;
+  }
+
+  // importedText marks a key issued before keystile.
+  const importedText = "imported — rotate to a keystile key";
+
+  function importedBadge() {
+    return el("span", { className: "badge badge-imported", "data-imported": "true", title: importedText, textContent: "imported" },
+      el("span", { className: "visually-hidden", textContent: ": rotate to a keystile key" }));
   }
 
   function statusCell(k) {
@@ -226,11 +236,14 @@
     return td;
   }
 
-  // keyActions lists what the actor may do to key k now.
-  function keyActions(k) {
+  // keyActions lists what the actor may do to key k now; long labels
+  // (for a key's view) say more where the list's column is narrow.
+  function keyActions(k, long) {
     const out = [];
     const live = k.status === "active" || k.status === "expiring";
-    if (k.status === "active" && can("rotate")) out.push({ id: "rotate", label: "Rotate", run: () => openGrace(k, "rotate") });
+    if (k.status === "active" && can("rotate")) {
+      out.push({ id: "rotate", label: long && k.imported ? "Rotate to a keystile key" : "Rotate", run: () => openGrace(k, "rotate") });
+    }
     if (k.status === "expiring" && can("change_grace")) out.push({ id: "grace", label: "Change grace", run: () => openGrace(k, "grace") });
     if (live && k.type === "server" && !k.default && can("set_scopes")) out.push({ id: "scopes", label: "Edit scopes", run: () => openScopes(k) });
     if (live && can("reveal") && (k.type === "client" || state.session.reveal_server_keys)) out.push({ id: "reveal", label: "Reveal", run: () => reveal(k) });
@@ -239,20 +252,26 @@
   }
 
   function actionsCell(k) {
-    const td = el("td", { className: "actions" });
-    for (const a of keyActions(k)) {
+    return actionButtons(el("td", { className: "actions" }), k, false);
+  }
+
+  // actionButtons appends to box a button for each of keyActions(k,
+  // long): in the list each names its action by data-action, in a key's
+  // view (long) by data-view-action.
+  function actionButtons(box, k, long) {
+    for (const a of keyActions(k, long)) {
       const b = el("button", {
         type: "button",
         className: a.danger ? "danger small" : "small",
         textContent: a.label,
         "aria-label": `${a.label} ${k.prefix}`,
-        "data-action": a.id,
+        [long ? "data-view-action" : "data-action"]: a.id,
         "data-key": k.prefix,
       });
       b.addEventListener("click", a.run);
-      td.append(b, " ");
+      box.append(b, " ");
     }
-    return td;
+    return box;
   }
 
   function renderKeys() {
@@ -321,7 +340,7 @@
   function openDialog(id, back) {
     const dialog = $(id).content.firstElementChild.cloneNode(true);
     const from = document.activeElement;
-    if (!back && from && from.dataset && from.dataset.key) back = { key: from.dataset.key, action: from.dataset.action };
+    if (!back && from && from.dataset && from.dataset.key) back = { key: from.dataset.key, action: from.dataset.action || from.dataset.viewAction };
     dialog.addEventListener("close", () => {
       dialog.remove();
       restoreFocus(from, back);
@@ -339,7 +358,8 @@
       return;
     }
     if (!$("key-view").hidden) {
-      $("limits-heading").focus();
+      const same = back && back.action && $("key-actions").querySelector(`[data-view-action="${CSS.escape(back.action)}"]`);
+      (same || $("limits-heading")).focus();
       return;
     }
     const row = back && document.querySelector(`tr[data-prefix="${CSS.escape(back.key)}"]`);
@@ -354,14 +374,14 @@
     const errors = dialog.querySelector(".form-error");
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      errors.textContent = "";
+      clearFieldErrors(form);
       const buttons = form.querySelectorAll("button");
       buttons.forEach((b) => { b.disabled = true; });
       try {
         const keep = await run(form);
         if (keep !== false) dialog.close();
       } catch (err) {
-        errors.textContent = err.message || String(err);
+        if (!showRefusal(form, err)) errors.textContent = err.message || String(err);
       } finally {
         buttons.forEach((b) => { b.disabled = false; });
       }
@@ -384,6 +404,15 @@
     };
     type.addEventListener("change", sync);
     sync();
+    const policy = lifetimeOf();
+    if (policy.def || policy.max) {
+      dialog.querySelector('#create-expiry option[value=""]').textContent = `The environment's default: in ${durationText(policy.def || policy.max)}`;
+      const hint = dialog.querySelector("#create-expiry-hint");
+      hint.textContent = policy.max
+        ? `Keys of ${state.environment} may live at most ${durationText(policy.max)} (its maximum lifetime).`
+        : `Keys of ${state.environment} expire after ${durationText(policy.def)} unless another expiry is chosen.`;
+      hint.hidden = false;
+    }
     submitting(dialog, async (form) => {
       const body = { type: type.value, name: form.elements.name.value.trim() };
       if (body.type === "server") body.scopes = parseScopes(scopes.value);
@@ -553,6 +582,232 @@
   }
 
 
+  // ----- lifetime policy, environments, names
+
+  // maxLifetimeSeconds is apikey.MaxKeyLifetime (3,650 days).
+  const maxLifetimeSeconds = 3650 * 86400;
+
+  // lifetimeOf returns the lifetime policy of the environment shown, in
+  // seconds: def (0: the maximum, or none) and max (0: none).
+  function lifetimeOf() {
+    const l = settings().lifetime || {};
+    return { def: Number(l.default_expiry_seconds) || 0, max: Number(l.max_lifetime_seconds) || 0 };
+  }
+
+  // durationText writes whole seconds as days, else hours, else seconds.
+  function durationText(sec) {
+    if (sec % 86400 === 0) return plural(sec / 86400, "day", "days");
+    if (sec % 3600 === 0) return plural(sec / 3600, "hour", "hours");
+    return plural(sec, "second", "seconds");
+  }
+
+  function renderLifetime() {
+    const dl = $("lifetime");
+    dl.textContent = "";
+    const p = lifetimeOf();
+    const row = (name, field, text) => dl.append(el("dt", { textContent: name }), el("dd", { "data-lifetime": field, textContent: text }));
+    let def = "never";
+    if (p.def) def = `${durationText(p.def)} after creation`;
+    else if (p.max) def = `${durationText(p.max)} after creation (the maximum lifetime)`;
+    row("Default expiry", "default_expiry", def);
+    row("Maximum lifetime", "max_lifetime", p.max ? durationText(p.max) : "none");
+  }
+
+  // fillDuration shows sec (0: none) in a number field and its unit.
+  function fillDuration(input, unit, sec) {
+    input.value = "";
+    if (!sec) return;
+    let per = sec % 86400 === 0 ? 86400 : (sec % 3600 === 0 ? 3600 : 1);
+    if (per === 1) unit.append(el("option", { value: "1", textContent: "seconds" }));
+    unit.value = String(per);
+    input.value = String(sec / per);
+  }
+
+  // durationField reads a number field and its unit as whole seconds (0
+  // when empty), or throws a FieldError for field.
+  function durationField(form, input, unit, field) {
+    const label = form.querySelector(`label[for="${input.id}"]`).textContent;
+    const unitName = unit.options[unit.selectedIndex].textContent;
+    const v = input.value.trim();
+    if (v === "" && !(input.validity && input.validity.badInput)) return 0;
+    const n = Number(v);
+    if (v === "" || !Number.isSafeInteger(n) || n < 1) {
+      throw new FieldError(field, `${label} must be a whole number of ${unitName}, at least 1; leave it empty for none.`);
+    }
+    const sec = n * Number(unit.value);
+    if (sec > maxLifetimeSeconds) throw new FieldError(field, `${label} must be at most ${durationText(maxLifetimeSeconds)}.`);
+    return sec;
+  }
+
+  function openLifetime() {
+    const env = state.environment;
+    const dialog = openDialog("tpl-lifetime");
+    dialog.querySelector("h2").textContent = `Key lifetime of ${env}`;
+    const form = dialog.querySelector("form");
+    const e = form.elements;
+    const p = lifetimeOf();
+    fillDuration(e.default_expiry, e.default_expiry_unit, p.def);
+    fillDuration(e.max_lifetime, e.max_lifetime_unit, p.max);
+    submitting(dialog, async () => {
+      const body = {};
+      const def = durationField(form, e.default_expiry, e.default_expiry_unit, "default_expiry_seconds");
+      const max = durationField(form, e.max_lifetime, e.max_lifetime_unit, "max_lifetime_seconds");
+      if (def) body.default_expiry_seconds = def;
+      if (max) body.max_lifetime_seconds = max;
+      await api("PUT", `${envPath(env)}/lifetime`, body);
+      await reloadSettings();
+      loadActivity().catch(fail);
+      notify(def || max ? `The key lifetime of ${env} was saved.` : `${env} has no key lifetime policy any more.`);
+    });
+    dialog.showModal();
+  }
+
+  function openEnvironment() {
+    const dialog = openDialog("tpl-environment");
+    const input = dialog.querySelector("#environment-name");
+    submitting(dialog, async () => {
+      const name = input.value.trim();
+      if (name === "") throw new FieldError("environment", "Name the environment.");
+      let res;
+      try {
+        res = await api("POST", "api/environments", { environment: name });
+      } catch (err) {
+        if (err.code === "already_bootstrapped") throw new FieldError("environment", `An environment named ${name} exists already.`);
+        throw err;
+      }
+      dialog.close();
+      await loadEnvironments();
+      state.environment = res.environment;
+      $("environment").value = res.environment;
+      await showEnvironment();
+      showSecrets(res);
+      notify(`The environment ${res.environment} was created, with a default secret key and a default publishable key.`);
+      return false;
+    });
+    dialog.showModal();
+  }
+
+  // showSecrets shows the full keys that creating an environment issued,
+  // {"environment": "...", "issued": [{"full_key": "...", "view": VIEW}, ...]},
+  // each with a copy button. They live only in this dialog, which is
+  // removed when it closes.
+  function showSecrets(res) {
+    const dialog = openDialog("tpl-secrets");
+    dialog.querySelector("h2").textContent = `The keys of ${res.environment}`;
+    dialog.querySelector(".warning-text").textContent = state.session.reveal_server_keys
+      ? "Copy the secret key now and keep it secret: only an owner can reveal it again. The publishable key is public by design."
+      : "Copy the secret key now and keep it secret: it will not be shown again. The publishable key is public by design; an owner can reveal it again.";
+    const box = dialog.querySelector(".secrets");
+    (res.issued || []).forEach((k, i) => {
+      const id = `secret-value-${i}`;
+      const kind = k.view.type === "client" ? "publishable" : "secret";
+      const input = el("input", { id, className: "secret-value", readOnly: true, spellcheck: false, autocomplete: "off", value: k.full_key, "data-prefix": k.view.prefix });
+      const status = el("p", { className: "copy-status hint", role: "status", "aria-live": "polite" });
+      const copyButton = el("button", { type: "button", className: "copy", "aria-label": `Copy the ${kind} key to clipboard`, textContent: "Copy" });
+      if (i === 0) copyButton.autofocus = true;
+      copyButton.addEventListener("click", async () => {
+        status.textContent = (await copy(input)) ? "Copied to the clipboard." : "Copying failed: select the key and copy it yourself.";
+      });
+      box.append(el("div", { className: "field" },
+        el("label", { for: id, textContent: `Default ${kind} key (${k.view.type}-)` }),
+        el("div", { className: "copy-row" }, input, copyButton), status));
+    });
+    dialog.showModal();
+  }
+
+  // renderRename shows owners the form that renames k; a revoked key keeps
+  // its name.
+  function renderRename(k) {
+    const box = $("rename-edit");
+    if (!can("rename") || k.status === "revoked") {
+      box.textContent = "";
+      return;
+    }
+    let form = $("rename-form");
+    if (!form) {
+      box.append($("tpl-rename").content.firstElementChild.cloneNode(true));
+      form = $("rename-form");
+      form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        saveName(form).catch(fail);
+      });
+    }
+    form.elements.name.value = k.name || "";
+    clearFieldErrors(form);
+  }
+
+  async function saveName(form) {
+    const k = state.key;
+    clearFieldErrors(form);
+    const name = form.elements.name.value.trim();
+    const button = $("save-name");
+    button.disabled = true;
+    try {
+      const view = await api("PUT", `${keyPath(k)}/name`, { name });
+      const i = state.keys.findIndex((x) => x.id === view.id);
+      if (i >= 0) state.keys[i] = view;
+      if (i >= 0) renderKeys();
+      if (state.key && state.key.id === view.id) {
+        state.key = view;
+        renderKey(view);
+      }
+      notify(name ? `${k.prefix} is now named ${name}.` : `${k.prefix} has no name any more.`);
+      loadActivity().catch(fail);
+    } catch (err) {
+      if (!showRefusal(form, err)) form.querySelector(".form-error").textContent = err.message || String(err);
+    } finally {
+      button.disabled = false;
+      // A button disabled while it had the focus lost it.
+      if (document.activeElement === document.body) $("rename-name").focus();
+    }
+  }
+
+  // codeFields are the fields that a refusal's code is about, in the forms
+  // that have them.
+  const codeFields = {
+    invalid_name: "name",
+    beyond_lifetime: "expiry",
+    invalid_expiry: "expiry",
+    invalid_environment: "environment",
+  };
+
+  // showRefusal shows err next to the control of the field it is about (a
+  // FieldError's, its code's, or the first field of the form that its
+  // detail names) and reports whether it could.
+  function showRefusal(form, err) {
+    let field = err instanceof FieldError ? err.field : codeFields[err.code];
+    if (!field && err instanceof APIError) {
+      let at = Infinity;
+      for (const p of form.querySelectorAll(".field-error[data-field]")) {
+        const m = new RegExp(`\\b${p.dataset.field.replace(/\./g, "\\.")}\\b`).exec(err.message);
+        const i = m ? m.index : -1;
+        if (i >= 0 && i < at) {
+          at = i;
+          field = p.dataset.field;
+        }
+      }
+    }
+    if (!field || !form.querySelector(`.field-error[data-field="${CSS.escape(field)}"]`)) return false;
+    showFieldError(form, field, undefined, refusalText(err));
+    return true;
+  }
+
+  // refusalText says what err refused in words: the API's detail without
+  // the package's prefix, with fields named as the forms label them.
+  function refusalText(err) {
+    if (err instanceof FieldError) return err.message;
+    const p = lifetimeOf();
+    if (err.code === "beyond_lifetime" && p.max) {
+      return `Beyond the maximum key lifetime of ${state.environment}: its keys may live at most ${durationText(p.max)}. Choose an earlier expiry.`;
+    }
+    const text = (err.message || String(err))
+      .replace(/^apikey: invalid lifetime policy: /, "")
+      .replace(/^apikey: /, "")
+      .replace(/default_expiry_seconds/g, "the default expiry")
+      .replace(/max_lifetime_seconds/g, "the maximum lifetime");
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
   // ----- a key's view: details, limits and usage
 
   const dayMs = 86400000;
@@ -618,6 +873,17 @@
     row("Created", time(k.created_at, ""));
     row("Expires", time(k.expires_at, "never"));
     row("Last used", time(k.last_used_at, "never"));
+    if (k.imported) row("Issued", importedBadge(), " before keystile, checked by its SHA-256 digest");
+    const imported = $("key-imported");
+    imported.textContent = "";
+    imported.hidden = !k.imported;
+    if (k.imported) {
+      imported.append(el("strong", { textContent: "Imported — rotate to a keystile key." }),
+        " This key was issued before keystile. Rotating it issues a keystile key in its place; the imported key keeps working for the grace period chosen.");
+    }
+    $("key-actions").textContent = "";
+    actionButtons($("key-actions"), k, true);
+    renderRename(k);
     renderLimits(k);
   }
 
@@ -986,7 +1252,16 @@
 
   async function refreshKeys() {
     await loadKeys(false);
+    if (state.key) await reloadKey();
     loadActivity().catch(fail);
+  }
+
+  // reloadKey reads the key whose view is shown afresh and shows it.
+  async function reloadKey() {
+    const k = await api("GET", keyPath(state.key));
+    if (!state.key || state.key.id !== k.id) return;
+    state.key = k;
+    renderKey(k);
   }
 
   function renderTools() {
@@ -996,6 +1271,18 @@
       const b = el("button", { type: "button", id: "create-key", className: "primary", textContent: "Create key" });
       b.addEventListener("click", openCreate);
       keyTools.append(b);
+    }
+    if (can("bootstrap")) {
+      const b = el("button", { type: "button", id: "create-environment", textContent: "Create environment" });
+      b.addEventListener("click", openEnvironment);
+      keyTools.append(b);
+    }
+    const lifetimeTools = $("lifetime-tools");
+    lifetimeTools.textContent = "";
+    if (can("set_lifetime")) {
+      const b = el("button", { type: "button", id: "edit-lifetime-button", textContent: "Edit key lifetime" });
+      b.addEventListener("click", openLifetime);
+      lifetimeTools.append(b);
     }
     const originTools = $("origin-tools");
     originTools.textContent = "";
@@ -1017,6 +1304,7 @@
   async function showEnvironment() {
     history.replaceState(null, "", `#env=${encodeURIComponent(state.environment)}`);
     renderOrigins();
+    renderLifetime();
     await loadKeys(false);
     await loadActivity();
   }
