@@ -763,7 +763,7 @@ func TestLifecycle(t *testing.T) {
 		{name: "lifetime beyond its bounds", method: "PUT", path: "/api/environments/production/lifetime", body: `{"default_expiry_seconds":-1}`,
 			status: http.StatusUnprocessableEntity, code: "invalid_lifetime", detail: []string{"default_expiry_seconds"}},
 		{name: "default expiry beyond the maximum", method: "PUT", path: "/api/environments/production/lifetime",
-			body: `{"default_expiry_seconds":172800,"max_lifetime_seconds":86400}`,
+			body:   `{"default_expiry_seconds":172800,"max_lifetime_seconds":86400}`,
 			status: http.StatusUnprocessableEntity, code: "invalid_lifetime", detail: []string{"default_expiry_seconds", "max_lifetime_seconds"}},
 		{name: "lifetime", method: "PUT", path: "/api/environments/production/lifetime", body: `{"default_expiry_seconds":3600,"max_lifetime_seconds":86400}`,
 			status: http.StatusOK, check: func(t *testing.T, out map[string]any) {
