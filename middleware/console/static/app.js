@@ -803,6 +803,7 @@
     const text = (err.message || String(err))
       .replace(/^apikey: invalid lifetime policy: /, "")
       .replace(/^apikey: /, "")
+      .replace(/(max_lifetime_seconds \()(\d+)\)/g, (_, name, n) => `${name}${durationText(Number(n))})`)
       .replace(/default_expiry_seconds/g, "the default expiry")
       .replace(/max_lifetime_seconds/g, "the maximum lifetime");
     return text.charAt(0).toUpperCase() + text.slice(1);

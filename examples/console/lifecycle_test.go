@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// TestLifecycleInChromium drives the lifecycle pieces of the console in
+// headless Chromium: an owner sets the environment's key lifetime policy
+// (a refusal shown next to the field it names), is refused a key beyond
+// the maximum lifetime, renames a key in its view, creates an environment
+// by keyboard and is shown its two keys once, and rotates an imported key
+// into a keystile key; a read-only user sees the policy and the imported
+// mark, and no action.
+func TestLifecycleInChromium(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	s := startStack(t, false)
+	b := newBrowser(t, ctx)
+	shots := screenshotDir(t)
+	owner := s.signIn(t, b, "alice")
+	bg := context.Background()
+	lifetime := func(tab context.Context) map[string]string {
+		return eval[map[string]string](t, tab, `Object.fromEntries([...document.querySelectorAll("#lifetime dd")].map(dd => [dd.dataset.lifetime, dd.textContent]))`)
+	}
+	var created apikey.Key // a key created within the policy
+	clear := func(sel string) chromedp.Action[chromedp.Void] {
+		return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { document.querySelector(%q).value = ""; })()`, sel))
+	}
+
+	t.Run("owner sets the lifetime policy", func(t *testing.T) {
+		assert.Equal(t, map[string]string{"default_expiry": "never", "max_lifetime": "none"}, lifetime(owner))
+		do(t, owner,
+			chromedp.Click(chromedp.CSS("#edit-lifetime-button")),
+			chromedp.WaitVisible(chromedp.CSS("dialog[open] #lifetime-default")),
+		)
+		assert.Equal(t, "lifetime-default", eval[string](t, owner, activeElement), "the focus is on the first field")
+		// A default expiry longer than the maximum: the API refuses it, and
+		// the page shows the refusal next to the field it names.
+		do(t, owner,
+			chromedp.SendKeys(chromedp.CSS("#lifetime-default"), "2"),
+			chromedp.SendKeys(chromedp.CSS("#lifetime-max"), "1"),
+			chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)),
+		)
+		shown := poll[string](t, owner, `document.getElementById("lifetime-default-error").textContent`)
+		assert.Equal(t, "The default expiry must be at most the maximum lifetime (1 day)", shown)
+		assert.Equal(t, "lifetime-default", eval[string](t, owner, activeElement), "the focus is on the field the API named")
+		assert.Equal(t, "true", eval[string](t, owner, `document.getElementById("lifetime-default").getAttribute("aria-invalid")`))
+		settings, err := s.manager.Settings(bg, bootstrapActor, apikey.Production)
+		require.NoError(t, err)
+		assert.True(t, settings.Lifetime.IsZero(), "nothing was saved")
+
+		// A number that is not whole is refused before anything is sent.
+		puts := len(s.changesTo("/console/api/environments/production/lifetime"))
+		do(t, owner,
+			chromedp.SetValue(chromedp.CSS("#lifetime-default"), ""),
+			chromedp.SendKeys(chromedp.CSS("#lifetime-default"), "1.5"),
+			chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)),
+		)
+		assert.Equal(t, "Default expiry must be a whole number of days, at least 1; leave it empty for none.",
+			poll[string](t, owner, `document.getElementById("lifetime-default-error").textContent`))
+		assert.Len(t, s.changesTo("/console/api/environments/production/lifetime"), puts)
+
+		// 1 day by default, 30 days at most.
+		do(t, owner,
+			chromedp.SetValue(chromedp.CSS("#lifetime-default"), ""),
+			chromedp.SendKeys(chromedp.CSS("#lifetime-default"), "24"),
+			chromedp.SetValue(chromedp.CSS("#lifetime-default-unit"), "3600"),
+			chromedp.SetValue(chromedp.CSS("#lifetime-max"), ""),
+			chromedp.SendKeys(chromedp.CSS("#lifetime-max"), "30"),
+			chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)),
+			chromedp.WaitNotPresent(chromedp.CSS("dialog")),
+		)
+		assert.Contains(t, poll[string](t, owner, `document.getElementById("notice").textContent.includes("lifetime") && document.getElementById("notice").textContent`), "The key lifetime of production was saved.")
+		assert.Equal(t, map[string]string{"default_expiry": "1 day after creation", "max_lifetime": "30 days"}, lifetime(owner))
+		assert.Equal(t, "edit-lifetime-button", eval[string](t, owner, activeElement), "the focus returns to the button")
+		settings, err = s.manager.Settings(bg, bootstrapActor, apikey.Production)
+		require.NoError(t, err)
+		assert.Equal(t, apikey.LifetimePolicy{DefaultExpiry: 24 * time.Hour, MaxLifetime: 30 * 24 * time.Hour}, settings.Lifetime)
+		screenshot(t, owner, shots, "lifetime")
+
+		// The dialog opens with the policy as it is.
+		do(t, owner,
+			chromedp.Click(chromedp.CSS("#edit-lifetime-button")),
+			chromedp.WaitVisible(chromedp.CSS("dialog[open] #lifetime-default")),
+		)
+		assert.Equal(t, []string{"1", "86400", "30", "86400"}, eval[[]string](t, owner,
+			`["lifetime-default", "lifetime-default-unit", "lifetime-max", "lifetime-max-unit"].map(id => document.getElementById(id).value)`))
+		do(t, owner, chromedp.Click(chromedp.CSS("dialog[open] button[data-close]")), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+	})
+
+	t.Run("a key beyond the maximum lifetime is refused", func(t *testing.T) {
+		do(t, owner,
+			chromedp.Click(chromedp.CSS("#create-key")),
+			chromedp.WaitVisible(chromedp.CSS("dialog[open] #create-name")),
+		)
+		assert.Equal(t, "The environment's default: in 1 day", eval[string](t, owner, `document.querySelector('#create-expiry option[value=""]').textContent`))
+		assert.Equal(t, "Keys of production may live at most 30 days (its maximum lifetime).", eval[string](t, owner, `document.getElementById("create-expiry-hint").textContent`))
+		do(t, owner,
+			chromedp.SendKeys(chromedp.CSS("#create-name"), "yearly"),
+			chromedp.SendKeys(chromedp.CSS("#create-scopes"), "reports:read"),
+			chromedp.SetValue(chromedp.CSS("#create-expiry"), "8760h"),
+			chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)),
+		)
+		assert.Equal(t, "Beyond the maximum key lifetime of production: its keys may live at most 30 days. Choose an earlier expiry.",
+			poll[string](t, owner, `document.getElementById("create-expiry-error").textContent`))
+		assert.Equal(t, "create-expiry", eval[string](t, owner, activeElement))
+		assert.True(t, eval[bool](t, owner, `!!document.querySelector("dialog[open]")`), "the dialog stays open")
+		list, err := s.manager.List(bg, bootstrapActor, apikey.Production, apikey.Page{})
+		require.NoError(t, err)
+		assert.Len(t, list.Keys, 2, "nothing was created")
+
+		before := time.Now()
+		do(t, owner,
+			chromedp.SetValue(chromedp.CSS("#create-expiry"), "168h"),
+			chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)),
+			chromedp.WaitVisible(chromedp.CSS("dialog[open] #secret-value")),
+		)
+		var err2 error
+		created, err2 = apikey.ParseKey(eval[string](t, owner, `document.getElementById("secret-value").value`))
+		require.NoError(t, err2)
+		do(t, owner, chromedp.Click(chromedp.CSS("dialog[open] button[data-close]")), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+		assert.WithinRange(t, s.key(t, created.Prefix()).ExpiresAt, before.Add(7*24*time.Hour-time.Minute), time.Now().Add(7*24*time.Hour+time.Minute))
+		assertStatus(t, owner, created.Prefix(), "active")
+	})
+
+	t.Run("owner renames a key in its view", func(t *testing.T) {
+		require.NotEmpty(t, created.Prefix())
+		do(t, owner, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-prefix=%q] a.key-link`, created.Prefix()))))
+		assert.Equal(t, "yearly", poll[string](t, owner, `!document.getElementById("key-view").hidden && document.getElementById("rename-name").value`))
+		assert.Equal(t, "Name", eval[string](t, owner, `document.querySelector('label[for="rename-name"]').textContent`))
+
+		// Too long in bytes (101 two-byte letters): refused next to the field.
+		do(t, owner,
+			clear("#rename-name"),
+			chromedp.SendKeys(chromedp.CSS("#rename-name"), strings.Repeat("é", 101)),
+			chromedp.Click(chromedp.CSS("#save-name")),
+		)
+		assert.Contains(t, poll[string](t, owner, `document.getElementById("rename-name-error").textContent`), "200 bytes")
+		assert.Equal(t, "rename-name", eval[string](t, owner, activeElement))
+		assert.Equal(t, "true", eval[string](t, owner, `document.getElementById("rename-name").getAttribute("aria-invalid")`))
+		assert.Equal(t, "yearly", s.key(t, created.Prefix()).Name)
+
+		// By keyboard: a new name, then Enter.
+		do(t, owner,
+			clear("#rename-name"),
+			chromedp.Focus(chromedp.CSS("#rename-name")),
+			chromedp.KeyEvent("weekly report\r"),
+		)
+		assert.Contains(t, poll[string](t, owner, `document.getElementById("notice").textContent.includes("is now named") && document.getElementById("notice").textContent`), "is now named weekly report")
+		assert.Equal(t, "", eval[string](t, owner, `document.getElementById("rename-name-error").textContent`))
+		assert.Nil(t, eval[any](t, owner, `document.getElementById("rename-name").getAttribute("aria-invalid")`))
+		details := eval[map[string]string](t, owner, `Object.fromEntries([...document.querySelectorAll("#key-details dt")].map(dt => [dt.textContent, dt.nextElementSibling.textContent.trim()]))`)
+		assert.Equal(t, "weekly report", details["Name"])
+		assert.Equal(t, "weekly report", s.key(t, created.Prefix()).Name)
+		do(t, owner, chromedp.Click(chromedp.CSS("#key-back")))
+		assert.Equal(t, "weekly report", poll[string](t, owner, fmt.Sprintf(`!document.getElementById("list-view").hidden && document.querySelector('tr[data-prefix=%q] td[data-col="name"]').textContent`, created.Prefix())))
+	})
+
+	t.Run("owner creates an environment by keyboard", func(t *testing.T) {
+		do(t, owner, chromedp.Focus(chromedp.CSS("#create-environment")), chromedp.KeyEvent("\r"))
+		assert.Equal(t, "environment-name", poll[string](t, owner, `document.querySelector("dialog[open]") && document.activeElement.id`))
+		do(t, owner, chromedp.KeyEvent("Sand Box\r"))
+		assert.Contains(t, poll[string](t, owner, `document.getElementById("environment-name-error").textContent`), "[a-z0-9_-]")
+		assert.Equal(t, "environment-name", eval[string](t, owner, activeElement))
+		do(t, owner, clear("#environment-name"), chromedp.Focus(chromedp.CSS("#environment-name")), chromedp.KeyEvent("production\r"))
+		assert.Equal(t, "An environment named production exists already.", poll[string](t, owner, `document.getElementById("environment-name-error").textContent`))
+
+		do(t, owner, clear("#environment-name"), chromedp.Focus(chromedp.CSS("#environment-name")), chromedp.KeyEvent("sandbox\r"))
+		assert.Equal(t, "Copy the secret key to clipboard", poll[string](t, owner, `document.querySelectorAll("dialog[open] .secret-value").length === 2 && document.activeElement.getAttribute("aria-label")`))
+		assert.Equal(t, "The keys of sandbox", eval[string](t, owner, `document.querySelector("dialog[open] h2").textContent`))
+		assert.Contains(t, eval[string](t, owner, `document.querySelector("dialog[open] .warning").textContent`), "it will not be shown again")
+		assert.Equal(t, []string{"Default secret key (server-)", "Default publishable key (client-)"},
+			eval[[]string](t, owner, `[...document.querySelectorAll("dialog[open] .secrets label")].map(l => l.textContent)`))
+		full := eval[[]string](t, owner, `[...document.querySelectorAll("dialog[open] .secret-value")].map(i => i.value)`)
+		require.Len(t, full, 2)
+		var keys []apikey.Key
+		for i, typ := range []apikey.KeyType{apikey.Server, apikey.Client} {
+			require.Regexp(t, keyPattern, full[i])
+			k, err := apikey.ParseKey(full[i])
+			require.NoError(t, err)
+			v := s.key(t, k.Prefix())
+			assert.Equal(t, typ, v.Type)
+			assert.Equal(t, "sandbox", v.Environment)
+			assert.True(t, v.Default)
+			keys = append(keys, k)
+		}
+		screenshot(t, owner, shots, "new-environment")
+		do(t, owner, chromedp.Click(chromedp.CSS("dialog[open] button.copy")))
+		assert.Equal(t, "Copied to the clipboard.", poll[string](t, owner, `document.querySelector("dialog[open] .copy-status").textContent`))
+		assert.Equal(t, full[0], eval[string](t, owner, `navigator.clipboard.readText()`))
+
+		// Done: the keys are gone from the page, which shows the new
+		// environment with its two default keys.
+		do(t, owner, chromedp.Click(chromedp.CSS("dialog[open] button[data-close]")), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+		for _, k := range full {
+			assert.False(t, eval[bool](t, owner, fmt.Sprintf(`document.documentElement.outerHTML.includes(%q)`, k)))
+		}
+		assert.Equal(t, "create-environment", eval[string](t, owner, activeElement), "the focus returns to the button")
+		assert.Equal(t, "sandbox", eval[string](t, owner, `document.getElementById("environment").value`))
+		assert.Contains(t, eval[string](t, owner, `location.hash`), "env=sandbox")
+		assert.Contains(t, eval[string](t, owner, `document.getElementById("notice").textContent`), "The environment sandbox was created")
+		for _, k := range keys {
+			assertStatus(t, owner, k.Prefix(), "active")
+		}
+	})
+
+	var imported apikey.View
+	t.Run("owner rotates an imported key into a keystile key", func(t *testing.T) {
+		var err error
+		imported, err = s.manager.Import(bg, bootstrapActor, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server,
+			Key: apikey.NewOpaque("sk_live_legacy0123456789"), Name: "legacy billing", Scopes: []string{"*"}})
+		require.NoError(t, err)
+		do(t, owner, chromedp.Navigate(s.url+"/login?as=alice")) // production, read afresh
+		waitReady(t, owner)
+		row := fmt.Sprintf(`tr[data-prefix=%q]`, imported.Prefix)
+		badge := poll[map[string]string](t, owner, fmt.Sprintf(`(() => { const b = document.querySelector('%s [data-imported]'); return b && {text: b.textContent, title: b.title}; })()`, row))
+		assert.Equal(t, map[string]string{"text": "imported: rotate to a keystile key", "title": "imported — rotate to a keystile key"}, badge)
+		assert.Equal(t, "Rotate", eval[string](t, owner, fmt.Sprintf(`document.querySelector('%s button[data-action="rotate"]').textContent`, row)), "the list offers the rotation")
+
+		do(t, owner, chromedp.Click(chromedp.CSS(row+" a.key-link")))
+		assert.Contains(t, poll[string](t, owner, `!document.getElementById("key-view").hidden && !document.getElementById("key-imported").hidden && document.getElementById("key-imported").textContent`),
+			"Imported — rotate to a keystile key.")
+		rotate := fmt.Sprintf(`#key-actions button[data-view-action="rotate"][data-key=%q]`, imported.Prefix)
+		assert.Equal(t, "Rotate to a keystile key", eval[string](t, owner, fmt.Sprintf(`document.querySelector('%s').textContent`, rotate)))
+		screenshot(t, owner, shots, "key-view-imported")
+
+		do(t, owner,
+			chromedp.Click(chromedp.CSS(rotate)),
+			chromedp.Click(chromedp.CSS(`dialog[open] input[name="grace"][value="24h"]`)),
+			chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)),
+			chromedp.WaitVisible(chromedp.CSS("dialog[open] #secret-value")),
+		)
+		replacement, err := apikey.ParseKey(eval[string](t, owner, `document.getElementById("secret-value").value`))
+		require.NoError(t, err)
+		do(t, owner, chromedp.Click(chromedp.CSS("dialog[open] button[data-close]")), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+		assert.Equal(t, "expiring", poll[string](t, owner, `(document.querySelector("#key-details [data-status]") || {dataset: {}}).dataset.status`),
+			"the key's view shows the imported key rotated out")
+		assert.Equal(t, 0, eval[int](t, owner, `document.querySelectorAll('#key-actions [data-view-action="rotate"]').length`))
+		old := s.key(t, imported.Prefix)
+		assert.Equal(t, apikey.Expiring, old.Status)
+		assert.True(t, old.Imported)
+		v := s.key(t, replacement.Prefix())
+		assert.False(t, v.Imported, "a keystile key")
+		assert.Equal(t, "legacy billing", v.Name)
+		assert.Equal(t, apikey.Active, v.Status)
+	})
+
+	t.Run("read-only user sees the policy and the imported mark, and no action", func(t *testing.T) {
+		require.NotEmpty(t, imported.Prefix)
+		tab := s.signIn(t, b, "carol")
+		assert.Equal(t, map[string]string{"default_expiry": "1 day after creation", "max_lifetime": "30 days"}, lifetime(tab))
+		assert.Equal(t, 1, eval[int](t, tab, fmt.Sprintf(`document.querySelectorAll('tr[data-prefix=%q] [data-imported]').length`, imported.Prefix)))
+		do(t, tab, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-prefix=%q] a.key-link`, imported.Prefix))))
+		assert.Contains(t, poll[string](t, tab, `!document.getElementById("key-view").hidden && document.getElementById("key-imported").textContent`), "Imported")
+		assert.Equal(t, 0, eval[int](t, tab, `document.querySelectorAll("button, input, textarea, select:not(#environment), dialog, [data-action], [data-view-action]").length`),
+			"no action, form or dialog")
+	})
+}
