@@ -44,6 +44,7 @@ var commandNames = []string{
 	"bootstrap", "create", "import", "rotate", "grace", "revoke", "scopes", "origins", "owner", "metadata",
 	"limits", "close", "reveal", "list", "get", "usage", "environments", "accounts", "audit", "help",
 	"rename", "lifetime",
+	"disable", "enable", "suspend", "resume",
 }
 
 // TestKeyctlHelp: every way of asking for help prints usage on stdout,
