@@ -255,6 +255,64 @@ func TestLifecycleInChromium(t *testing.T) {
 		assert.Equal(t, apikey.Active, v.Status)
 	})
 
+	t.Run("owner disables and enables a key", func(t *testing.T) {
+		require.NotEmpty(t, created.Prefix())
+		do(t, owner, chromedp.Navigate(s.url+"/login?as=alice"))
+		waitReady(t, owner)
+		assert.Equal(t, 0, eval[int](t, owner, `[...document.querySelectorAll("#keys-body tr")].filter(tr => tr.querySelector(".badge:not(.badge-imported)") && tr.querySelector('[data-action="disable"]')).length`),
+			"default keys are not offered Disable")
+		disable := fmt.Sprintf(`button[data-action="disable"][data-key=%q]`, created.Prefix())
+		do(t, owner,
+			chromedp.Click(chromedp.CSS(disable)),
+			chromedp.WaitVisible(chromedp.CSS(`dialog[open] button.danger[type="submit"]`)),
+		)
+		assert.Equal(t, "Disable "+created.Prefix()+"?", eval[string](t, owner, `document.querySelector("dialog[open] h2").textContent`))
+		do(t, owner, chromedp.Click(chromedp.CSS(`dialog[open] button.danger[type="submit"]`)), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+		assertStatus(t, owner, created.Prefix(), "disabled")
+		assert.Equal(t, apikey.Disabled, s.key(t, created.Prefix()).Status)
+		assert.Contains(t, eval[string](t, owner, `document.getElementById("notice").textContent`), "was disabled")
+		screenshot(t, owner, shots, "disabled")
+
+		enable := fmt.Sprintf(`button[data-action="enable"][data-key=%q]`, created.Prefix())
+		do(t, owner, chromedp.Focus(chromedp.CSS(enable)), chromedp.KeyEvent("\r"))
+		assertStatus(t, owner, created.Prefix(), "active")
+		assert.Equal(t, apikey.Active, s.key(t, created.Prefix()).Status)
+		assert.Equal(t, "Disable "+created.Prefix(), poll[string](t, owner, `document.activeElement.getAttribute("aria-label")`), "the focus moves to the key's Disable")
+	})
+
+	t.Run("a suspended account is shown, and only revocation offered", func(t *testing.T) {
+		operator := apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}
+		require.NoError(t, s.manager.SuspendAccount(bg, operator, apikey.DefaultAccount))
+		do(t, owner, chromedp.Reload())
+		waitReady(t, owner)
+		assert.False(t, eval[bool](t, owner, `document.getElementById("suspended").hidden`))
+		assert.Contains(t, eval[string](t, owner, `document.getElementById("suspended").textContent`), "Every request with its keys is refused")
+		actions := eval[[]string](t, owner, `[...new Set([...document.querySelectorAll("[data-action]")].map(b => b.dataset.action))]`)
+		assert.Equal(t, []string{"revoke"}, actions, "only revocation works while suspended")
+		assert.Equal(t, 0, eval[int](t, owner, `document.querySelectorAll("#create-key, #create-environment, #edit-lifetime-button, #edit-origins-button").length`))
+		screenshot(t, owner, shots, "suspended")
+		tab := s.signIn(t, b, "carol")
+		assert.False(t, eval[bool](t, tab, `document.getElementById("suspended").hidden`), "every role sees the suspension")
+
+		require.NoError(t, s.manager.ResumeAccount(bg, operator, apikey.DefaultAccount))
+		do(t, owner, chromedp.Reload())
+		waitReady(t, owner)
+		assert.True(t, eval[bool](t, owner, `document.getElementById("suspended").hidden`))
+
+		// Suspended while the page is open: the first refusal shows it.
+		require.NoError(t, s.manager.SuspendAccount(bg, operator, apikey.DefaultAccount))
+		do(t, owner,
+			chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-action="disable"][data-key=%q]`, created.Prefix()))),
+			chromedp.Click(chromedp.CSS(`dialog[open] button.danger[type="submit"]`)),
+		)
+		assert.Contains(t, poll[string](t, owner, `document.querySelector("dialog[open] .form-error").textContent`), "suspended")
+		assert.False(t, eval[bool](t, owner, `document.getElementById("suspended").hidden`))
+		do(t, owner, chromedp.Click(chromedp.CSS("dialog[open] button[data-close]")), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+		assert.Equal(t, 0, eval[int](t, owner, `document.querySelectorAll('[data-action="disable"]').length`))
+		assert.Equal(t, apikey.Active, s.key(t, created.Prefix()).Status)
+		require.NoError(t, s.manager.ResumeAccount(bg, operator, apikey.DefaultAccount))
+	})
+
 	t.Run("read-only user sees the policy and the imported mark, and no action", func(t *testing.T) {
 		require.NotEmpty(t, imported.Prefix)
 		tab := s.signIn(t, b, "carol")

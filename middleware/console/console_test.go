@@ -228,7 +228,7 @@ func TestSession(t *testing.T) {
 		actor   apikey.Actor
 		actions []apikey.Action
 	}{
-		{apikey.Owner, owner, []apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits", "rename", "set_lifetime", "bootstrap"}},
+		{apikey.Owner, owner, []apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits", "rename", "set_lifetime", "bootstrap", "disable", "enable"}},
 		{apikey.Member, member, []apikey.Action{}},
 		{apikey.ReadOnly, readOnly, []apikey.Action{}},
 	}
@@ -336,6 +336,7 @@ func TestCrossOriginRequestsAreRefused(t *testing.T) {
 		{"rename", request{method: "PUT", path: "/api/keys/" + id + "/name", body: `{"name":"x"}`, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
 		{"lifetime", request{method: "PUT", path: "/api/environments/production/lifetime", body: `{"max_lifetime_seconds":3600}`, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
 		{"environment", request{method: "POST", path: "/api/environments", body: `{"environment":"sandbox"}`, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
+		{"disable", request{method: "POST", path: "/api/keys/" + id + "/disable", role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
 	}
 	before, err := f.m.List(context.Background(), owner, apikey.Production, apikey.Page{})
 	require.NoError(t, err)
@@ -422,6 +423,8 @@ func TestOnlyOwnersChangeKeys(t *testing.T) {
 		{"PUT", "/api/keys/" + id + "/name", `{"name":"renamed"}`},
 		{"PUT", "/api/environments/production/lifetime", `{"max_lifetime_seconds":86400}`},
 		{"POST", "/api/environments", `{"environment":"sandbox"}`},
+		{"POST", "/api/keys/" + id + "/disable", ``},
+		{"POST", "/api/keys/" + id + "/enable", ``},
 	}
 	before, err := f.m.List(context.Background(), owner, apikey.Production, apikey.Page{})
 	require.NoError(t, err)
@@ -741,6 +744,15 @@ func TestLifecycle(t *testing.T) {
 	imported, err := f.m.Import(ctx, owner, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server,
 		Key: apikey.NewOpaque("sk_live_0123456789abcdef"), Name: "legacy", Scopes: []string{"*"}})
 	require.NoError(t, err)
+	var defaultKey string
+	keys, err := f.m.List(ctx, owner, apikey.Production, apikey.Page{})
+	require.NoError(t, err)
+	for _, v := range keys.Keys {
+		if v.Default && v.Type == apikey.Server {
+			defaultKey = v.Prefix
+		}
+	}
+	require.NotEmpty(t, defaultKey)
 
 	tests := []struct {
 		name, method, path, body string
@@ -806,6 +818,19 @@ func TestLifecycle(t *testing.T) {
 			status: http.StatusConflict, code: "already_bootstrapped"},
 		{name: "an invalid environment name", method: "POST", path: "/api/environments", body: `{"environment":"Sand Box"}`,
 			status: http.StatusUnprocessableEntity, code: "invalid_environment", detail: []string{"[a-z0-9_-]"}},
+		{name: "disable", method: "POST", path: "/api/keys/" + id + "/disable", status: http.StatusOK,
+			check: func(t *testing.T, out map[string]any) {
+				assert.Equal(t, "disabled", out["status"])
+				assert.NotEmpty(t, out["disabled_at"])
+				assert.Equal(t, apikey.Disabled, f.status(t, id))
+			}},
+		{name: "enable", method: "POST", path: "/api/keys/" + id + "/enable", status: http.StatusOK,
+			check: func(t *testing.T, out map[string]any) {
+				assert.Equal(t, "active", out["status"])
+				assert.NotContains(t, out, "disabled_at")
+			}},
+		{name: "a default key is rotated before it is disabled", method: "POST", path: "/api/keys/" + defaultKey + "/disable",
+			status: http.StatusConflict, code: "rotate_first", detail: []string{"rotate it first"}},
 		{name: "an imported key is marked", method: "GET", path: "/api/keys/" + imported.Prefix, status: http.StatusOK,
 			check: func(t *testing.T, out map[string]any) { assert.Equal(t, true, out["imported"]) }},
 		{name: "rotating an imported key issues a keystile key", method: "POST", path: "/api/keys/" + imported.Prefix + "/rotate", body: `{"grace":"24h"}`,
@@ -837,4 +862,40 @@ func TestLifecycle(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSuspendedAccount: the environments that the page reads carry the
+// suspension, which it shows; while suspended, changes are refused with
+// account_suspended and revocation still works.
+func TestSuspendedAccount(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	operator := apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}
+	require.NoError(t, f.m.SuspendAccount(ctx, operator, apikey.DefaultAccount))
+	id := f.extra.View.ID
+
+	res, body := f.do(t, f.sameOrigin("GET", "/api/environments", "", apikey.ReadOnly))
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	var list apikey.EnvironmentList
+	require.NoError(t, json.Unmarshal(body, &list))
+	require.Len(t, list.Environments, 1)
+	assert.False(t, list.Environments[0].SuspendedAt.IsZero(), "the page reads suspended_at")
+
+	for _, c := range []struct{ method, path, body string }{
+		{"PUT", "/api/keys/" + id + "/name", `{"name":"x"}`},
+		{"POST", "/api/keys/" + id + "/disable", ``},
+		{"PUT", "/api/environments/production/lifetime", `{"max_lifetime_seconds":86400}`},
+		{"POST", "/api/environments/production/keys", `{"type":"client"}`},
+	} {
+		res, body := f.do(t, f.sameOrigin(c.method, c.path, c.body, apikey.Owner))
+		assert.Equal(t, http.StatusForbidden, res.StatusCode, "%s %s: %s", c.method, c.path, body)
+		assert.Equal(t, "account_suspended", problemCode(t, body), "%s %s", c.method, c.path)
+	}
+	res, body = f.do(t, f.sameOrigin("POST", "/api/keys/"+id+"/revoke", "", apikey.Owner))
+	require.Equal(t, http.StatusOK, res.StatusCode, "revocation works while suspended: %s", body)
+	assert.Equal(t, apikey.Revoked, f.status(t, id))
+
+	require.NoError(t, f.m.ResumeAccount(ctx, operator, apikey.DefaultAccount))
+	_, body = f.do(t, f.sameOrigin("GET", "/api/environments", "", apikey.ReadOnly))
+	assert.NotContains(t, string(body), "suspended_at")
 }

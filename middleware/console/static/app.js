@@ -14,6 +14,7 @@
   const state = {
     key: null, // the key whose view is shown, if any
     session: null,
+    suspended: "", // when the account was suspended, if it is
     actions: new Set(), // what the actor's role allows
     environments: [],
     environment: "",
@@ -22,7 +23,9 @@
   };
 
   const $ = (id) => document.getElementById(id);
-  const can = (action) => state.actions.has(action);
+  // can reports whether the actor's role allows action now: while the
+  // account is suspended, keys may only be revoked.
+  const can = (action) => state.actions.has(action) && (!state.suspended || action === "revoke");
 
   // el creates an element: props sets properties (className, textContent,
   // ...), "data-*" and "aria-*" keys set attributes; children are nodes or
@@ -61,7 +64,10 @@
     if (text) {
       try { data = JSON.parse(text); } catch { data = null; }
     }
-    if (!res.ok) throw new APIError(res.status, data);
+    if (!res.ok) {
+      if (data && data.code === "account_suspended" && !state.suspended) markSuspended(new Date().toISOString());
+      throw new APIError(res.status, data);
+    }
     return data;
   }
 
@@ -130,6 +136,8 @@
       select.append(el("option", { value: e.environment, textContent: e.environment }));
     }
     const wanted = new URLSearchParams(location.hash.slice(1)).get("env");
+    const suspended = state.environments.find((e) => e.suspended_at);
+    if (suspended) markSuspended(suspended.suspended_at);
     const names = state.environments.map((e) => e.environment);
     state.environment = names.includes(wanted) ? wanted : (names.includes("production") ? "production" : names[0] || "");
     select.value = state.environment;
@@ -246,8 +254,10 @@
     }
     if (k.status === "expiring" && can("change_grace")) out.push({ id: "grace", label: "Change grace", run: () => openGrace(k, "grace") });
     if (live && k.type === "server" && !k.default && can("set_scopes")) out.push({ id: "scopes", label: "Edit scopes", run: () => openScopes(k) });
-    if (live && can("reveal") && (k.type === "client" || state.session.reveal_server_keys)) out.push({ id: "reveal", label: "Reveal", run: () => reveal(k) });
-    if (live && !k.default && can("revoke")) out.push({ id: "revoke", label: "Revoke", danger: true, run: () => openRevoke(k) });
+    if (live && !k.imported && can("reveal") && (k.type === "client" || state.session.reveal_server_keys)) out.push({ id: "reveal", label: "Reveal", run: () => reveal(k) });
+    if (live && !k.default && can("disable")) out.push({ id: "disable", label: "Disable", danger: true, run: () => openDisable(k) });
+    if (k.status === "disabled" && can("enable")) out.push({ id: "enable", label: "Enable", run: () => enable(k) });
+    if ((live || k.status === "disabled") && !k.default && can("revoke")) out.push({ id: "revoke", label: "Revoke", danger: true, run: () => openRevoke(k) });
     return out;
   }
 
@@ -460,6 +470,52 @@
       return true;
     });
     dialog.showModal();
+  }
+
+  // openDisable asks before switching k off: every request with it is
+  // refused until it is enabled again.
+  function openDisable(k) {
+    const dialog = openDialog("tpl-confirm");
+    dialog.querySelector("h2").textContent = `Disable ${k.prefix}?`;
+    dialog.querySelector(".explain").textContent =
+      "Every request with this key is refused until it is enabled again. Its expiry keeps running.";
+    dialog.querySelector('button[type="submit"]').textContent = "Disable key";
+    submitting(dialog, async () => {
+      await api("POST", `${keyPath(k)}/disable`);
+      await refreshKeys();
+      notify(`${k.prefix} was disabled: requests with it are refused until it is enabled.`);
+    });
+    dialog.showModal();
+  }
+
+  // enable switches a disabled key on again, with no question: it undoes
+  // nothing that cannot be done again.
+  async function enable(k) {
+    try {
+      const view = await api("POST", `${keyPath(k)}/enable`);
+      await refreshKeys();
+      notify(view.status === "disabled" ? `${k.prefix} is still disabled.` : `${k.prefix} was enabled: it is ${view.status}.`);
+      const again = $("key-view").hidden
+        ? document.querySelector(`tr[data-prefix="${CSS.escape(k.prefix)}"] [data-action="disable"]`)
+        : document.querySelector('#key-actions [data-view-action="disable"]');
+      if (again) again.focus();
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  // markSuspended shows that the account is suspended (since the time
+  // iso) and withdraws the actions it refuses.
+  function markSuspended(iso) {
+    state.suspended = iso;
+    $("suspended").hidden = false;
+    const since = $("suspended-since");
+    since.textContent = "";
+    since.append(" (suspended ", el("time", { dateTime: iso, title: iso, textContent: `${formatTime(iso)} UTC` }), ")");
+    if (!state.session) return;
+    renderTools();
+    renderKeys();
+    if (state.key) renderKey(state.key);
   }
 
   function openRevoke(k) {
