@@ -15,6 +15,7 @@
     key: null, // the key whose view is shown, if any
     session: null,
     suspended: "", // when the account was suspended, if it is
+    owner: null, // {owner, keys, next} of the owner whose keys are shown, if any
     actions: new Set(), // what the actor's role allows
     environments: [],
     environment: "",
@@ -75,6 +76,13 @@
   const keyHash = (env, prefix) => `env=${encodeURIComponent(env)}&key=${encodeURIComponent(prefix)}`;
   const envPath = (env) => `api/environments/${encodeURIComponent(env)}`;
   const keyPath = (view) => `api/keys/${encodeURIComponent(view.prefix)}`;
+  const ownerHash = (owner) => `owner=${encodeURIComponent(owner)}`;
+  const ownerPath = (owner) => `api/owners/${encodeURIComponent(owner)}`;
+
+  // ownerLink links to the view of every key of owner.
+  function ownerLink(owner) {
+    return el("a", { href: `#${ownerHash(owner)}`, className: "owner-link", title: `Every key of ${owner}`, textContent: owner });
+  }
 
   function notify(text) {
     $("error").textContent = "";
@@ -187,7 +195,7 @@
       { id: "prefix", title: "Key", cell: prefixCell },
       { id: "name", title: "Name", cell: (k) => el("td", { textContent: k.name || "" }) },
     ];
-    if (has("owner")) cols.push({ id: "owner", title: "Owner", cell: (k) => el("td", { textContent: k.owner || "" }) });
+    if (has("owner")) cols.push({ id: "owner", title: "Owner", cell: (k) => el("td", {}, k.owner ? ownerLink(k.owner) : "") });
     cols.push(
       { id: "type", title: "Type", cell: (k) => el("td", { textContent: k.type === "client" ? "publishable" : "secret" }) },
       { id: "status", title: "Status", cell: statusCell },
@@ -365,6 +373,10 @@
   function restoreFocus(from, back) {
     if (from && from.isConnected && from !== document.body && from.getClientRects().length > 0) {
       from.focus();
+      return;
+    }
+    if (!$("owner-view").hidden) {
+      $("owner-heading").focus();
       return;
     }
     if (!$("key-view").hidden) {
@@ -865,6 +877,130 @@
     return text.charAt(0).toUpperCase() + text.slice(1);
   }
 
+  // ----- expiring soon, keys by owner
+
+  // expiringWindow is how far ahead the list of expiring keys looks.
+  const expiringWindow = "168h";
+
+  // loadExpiring lists, at the top of the page, the keys of every
+  // environment that stop working within expiringWindow. Where the API
+  // cannot list them (a refusal: an API without the route, a store without
+  // an expiry index), the list stays hidden.
+  async function loadExpiring() {
+    let data;
+    try {
+      data = await api("GET", `api/keys/expiring?within=${expiringWindow}&limit=20`);
+    } catch (err) {
+      if ((err.status >= 400 && err.status < 500) || err.status === 501) {
+        $("expiring").hidden = true;
+        return;
+      }
+      throw err;
+    }
+    const list = $("expiring-list");
+    list.textContent = "";
+    for (const k of data.keys || []) {
+      const li = el("li", { "data-prefix": k.prefix },
+        el("a", { href: `#${keyHash(k.environment, k.prefix)}`, className: "key-link" }, el("code", { textContent: k.prefix })),
+        " ", k.name ? el("span", { textContent: k.name }) : null, k.name ? " " : null,
+        el("span", { className: "muted", textContent: `in ${k.environment}` }), " ",
+        el("span", { className: `status status-${k.status}`, "data-status": k.status, textContent: k.status }), " ",
+        k.status === "expiring" ? "grace ends " : "expires ",
+        el("time", { dateTime: k.expires_at, title: k.expires_at, textContent: `${formatTime(k.expires_at)} UTC` }),
+        " ", el("span", { className: "muted", textContent: `(${relative(k.expires_at)})` }));
+      list.append(li);
+    }
+    const more = $("expiring-more");
+    more.hidden = !data.next;
+    more.textContent = data.next ? `Showing the ${count(list.children.length)} that expire first.` : "";
+    $("expiring").hidden = list.children.length === 0;
+  }
+
+  // showOwner shows every key of owner, in every environment.
+  async function showOwner(owner) {
+    await loadOwner(owner);
+    state.key = null;
+    $("list-view").hidden = true;
+    $("key-view").hidden = true;
+    $("owner-view").hidden = false;
+    $("owner-back").href = `#env=${encodeURIComponent(state.environment)}`;
+    $("owner-heading").focus();
+  }
+
+  // loadOwner reads owner's keys, page by page (at most maxPages), and
+  // shows them.
+  async function loadOwner(owner) {
+    let keys = [];
+    let next = "";
+    let pages = 0;
+    let unavailable = "";
+    try {
+      do {
+        const data = await api("GET", `${ownerPath(owner)}/keys${next ? `?after=${encodeURIComponent(next)}` : ""}`);
+        keys = keys.concat(data.keys || []);
+        next = data.next || "";
+        pages++;
+      } while (next && pages < maxPages);
+    } catch (err) {
+      if (err.status !== 404 && err.status !== 501) throw err;
+      unavailable = "This service's key store cannot list keys by owner.";
+    }
+    state.owner = { owner, keys, next };
+    renderOwner(unavailable);
+  }
+
+  function renderOwner(unavailable) {
+    const { owner, keys, next } = state.owner;
+    $("owner-heading").textContent = `Keys of ${owner}`;
+    const body = $("owner-keys-body");
+    body.textContent = "";
+    for (const k of keys) {
+      const tr = el("tr", { "data-prefix": k.prefix, "data-status": k.status });
+      const link = el("a", { href: `#${keyHash(k.environment, k.prefix)}`, className: "key-link" }, el("code", { textContent: k.prefix }));
+      const prefix = el("td", { className: "prefix" }, link);
+      if (k.default) prefix.append(" ", el("span", { className: "badge", textContent: "default" }));
+      if (k.imported) prefix.append(" ", importedBadge());
+      tr.append(prefix,
+        el("td", { textContent: k.environment }),
+        el("td", { textContent: k.name || "" }),
+        el("td", { textContent: k.type === "client" ? "publishable" : "secret" }),
+        statusCell(k),
+        timeCell(k.expires_at, "never", k.status === "expiring" || k.status === "active"));
+      body.append(tr);
+    }
+    $("owner-empty").hidden = keys.length > 0 || !!unavailable;
+    const more = $("owner-more");
+    more.hidden = !next && !unavailable;
+    more.textContent = unavailable || (next ? `Showing the first ${count(keys.length)} keys.` : "");
+    const tools = $("owner-tools");
+    tools.textContent = "";
+    const revocable = keys.filter((k) => k.status !== "revoked" && k.status !== "expired" && !k.default);
+    if (can("revoke") && revocable.length > 0) {
+      const b = el("button", { type: "button", id: "revoke-owner", className: "danger", textContent: `Revoke every key of ${owner}` });
+      b.addEventListener("click", () => openRevokeOwner(owner, revocable));
+      tools.append(b);
+    }
+  }
+
+  // openRevokeOwner asks before revoking every key of owner at once.
+  function openRevokeOwner(owner, revocable) {
+    const dialog = openDialog("tpl-confirm");
+    const envs = [...new Set(revocable.map((k) => k.environment))].sort();
+    dialog.querySelector("h2").textContent = `Revoke every key of ${owner}?`;
+    dialog.querySelector(".explain").textContent =
+      `${plural(revocable.length, "key", "keys")} in ${envs.join(", ")} ${revocable.length === 1 ? "is" : "are"} revoked at once, and every request with ${revocable.length === 1 ? "it" : "them"} is refused from then on. ` +
+      "Default keys are left as they are (rotate them first). Revoking cannot be undone.";
+    dialog.querySelector('button[type="submit"]').textContent = "Revoke all";
+    submitting(dialog, async () => {
+      const res = await api("POST", `${ownerPath(owner)}/revoke`);
+      await refreshKeys();
+      const skipped = res.skipped_defaults || [];
+      notify(`${plural(res.revoked, "key", "keys")} of ${owner} ${res.revoked === 1 ? "was" : "were"} revoked.` +
+        (skipped.length ? ` Default keys left as they are (rotate them first): ${skipped.join(", ")}.` : ""));
+    });
+    dialog.showModal();
+  }
+
   // ----- a key's view: details, limits and usage
 
   const dayMs = 86400000;
@@ -892,7 +1028,9 @@
   async function showKey(prefix) {
     const k = await api("GET", `api/keys/${encodeURIComponent(prefix)}`);
     state.key = k;
+    state.owner = null;
     $("list-view").hidden = true;
+    $("owner-view").hidden = true;
     $("key-view").hidden = false;
     $("key-back").href = `#env=${encodeURIComponent(k.environment)}`;
     renderKey(k);
@@ -904,11 +1042,16 @@
   // link.
   function showList() {
     const from = state.key;
+    const fromOwner = state.owner;
     state.key = null;
+    state.owner = null;
     $("key-view").hidden = true;
+    $("owner-view").hidden = true;
     $("list-view").hidden = false;
-    const link = from && document.querySelector(`tr[data-prefix="${CSS.escape(from.prefix)}"] a.key-link`);
+    const link = (from && document.querySelector(`#keys-body tr[data-prefix="${CSS.escape(from.prefix)}"] a.key-link`)) ||
+      (fromOwner && [...document.querySelectorAll("#keys-body a.owner-link")].find((a) => a.textContent === fromOwner.owner));
     if (link) link.focus();
+    else if (fromOwner) $("keys-heading").focus();
   }
 
   function renderKey(k) {
@@ -926,7 +1069,7 @@
     row("Status", el("span", { className: `status status-${k.status}`, "data-status": k.status, textContent: k.status }));
     const scopes = scopesCell(k);
     row("Scopes", ...scopes.childNodes);
-    row("Owner", k.owner || el("span", { className: "muted", textContent: "nobody" }));
+    row("Owner", k.owner ? ownerLink(k.owner) : el("span", { className: "muted", textContent: "nobody" }));
     row("Created", time(k.created_at, ""));
     row("Expires", time(k.expires_at, "never"));
     row("Last used", time(k.last_used_at, "never"));
@@ -1296,7 +1439,12 @@
       await showKey(prefix);
       return;
     }
-    if (!$("key-view").hidden) showList();
+    const owner = new URLSearchParams(location.hash.slice(1)).get("owner");
+    if (owner) {
+      await showOwner(owner);
+      return;
+    }
+    if (!$("key-view").hidden || !$("owner-view").hidden) showList();
     const env = new URLSearchParams(location.hash.slice(1)).get("env");
     if (env && env !== state.environment && state.environments.some((e) => e.environment === env)) {
       state.environment = env;
@@ -1310,7 +1458,9 @@
   async function refreshKeys() {
     await loadKeys(false);
     if (state.key) await reloadKey();
+    if (state.owner) await loadOwner(state.owner.owner);
     loadActivity().catch(fail);
+    loadExpiring().catch(fail);
   }
 
   // reloadKey reads the key whose view is shown afresh and shows it.
@@ -1381,6 +1531,9 @@
       const wanted = new URLSearchParams(location.hash.slice(1)).get("key");
       if (state.environment) await showEnvironment();
       else $("keys-empty").hidden = false;
+      await loadExpiring();
+      const owner = new URLSearchParams(location.hash.slice(1)).get("owner");
+      if (owner) await showOwner(owner);
       if (wanted) {
         history.replaceState(null, "", `#${keyHash(state.environment, wanted)}`);
         await showKey(wanted);
