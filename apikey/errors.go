@@ -134,6 +134,10 @@ var (
 	// change. The wrapped error names the maximum and the latest expiry it
 	// allows.
 	ErrBeyondLifetime = errors.New("apikey: beyond the environment's maximum key lifetime")
+	// ErrTooManyKeys means a call would act on more keys than its bound
+	// allows in one atomic write (MaxOwnerRevocation for
+	// Manager.RevokeOwner); the wrapped error names the bound.
+	ErrTooManyKeys = errors.New("apikey: too many keys for one call")
 )
 
 // requestErrors are the sentinels that refuse a request for what it asks or
@@ -147,6 +151,7 @@ var requestErrors = []error{
 	ErrInvalidCursor, ErrInvalidLimits, ErrInvalidTimeRange,
 	ErrAccountSuspended, ErrDefaultKeyNotDisableable,
 	ErrInvalidLifetime, ErrBeyondLifetime, ErrInvalidImport,
+	ErrTooManyKeys,
 }
 
 // IsRequestError reports whether err is a refusal by this package's rules or

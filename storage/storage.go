@@ -11,7 +11,10 @@
 //   - LastUsedRecorder: batched last-used times;
 //   - AuditLog: reading audit events back, a page at a time;
 //   - QuotaLedger: the balance of each key's quota, leased in batches;
-//   - UsageRecorder: requests per key, hour and outcome, written in batches.
+//   - UsageRecorder: requests per key, hour and outcome, written in batches;
+//   - OwnerIndex, ExpiryIndex: an owner's keys, and the keys that expire
+//     soon, by index;
+//   - KeyPurger: deleting keys revoked or expired long ago, in batches.
 //
 // Backends: storage/memory (tests, examples, one process), storage/sqlstore
 // (SQLite and PostgreSQL through database/sql, with the driver the user

@@ -21,6 +21,8 @@ import (
 func undoVersions(t *testing.T, db *sql.DB, from int) {
 	t.Helper()
 	undo := map[int][]string{
+		9: {`DROP INDEX keystile_keys_owner`, `DROP INDEX keystile_keys_expiring`, `DROP INDEX keystile_keys_environment_expiring`,
+			`DROP INDEX keystile_keys_revoked`, `DROP INDEX keystile_keys_expires`, `DROP INDEX keystile_keys_lineage`},
 		8: {`ALTER TABLE keystile_settings DROP COLUMN max_lifetime_seconds`,
 			`ALTER TABLE keystile_settings DROP COLUMN default_expiry_seconds`},
 		7: {`ALTER TABLE keystile_settings DROP COLUMN suspended_at`, `ALTER TABLE keystile_keys DROP COLUMN disabled_at`},

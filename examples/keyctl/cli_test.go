@@ -43,7 +43,7 @@ func dirFiles(t *testing.T, dir string) []string {
 var commandNames = []string{
 	"bootstrap", "create", "import", "rotate", "grace", "revoke", "scopes", "origins", "owner", "metadata",
 	"limits", "close", "reveal", "list", "get", "usage", "environments", "accounts", "audit", "help",
-	"rename", "lifetime",
+	"rename", "lifetime", "purge", "expiring",
 	"disable", "enable", "suspend", "resume",
 }
 

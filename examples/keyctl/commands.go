@@ -87,8 +87,12 @@ func init() {
 			min: 1, max: many, define: origins,
 			doc: "Show, replace or clear the web origins allowed to use ENV's publishable keys.\n" +
 				"None admits no browser; '*' (quoted) admits every origin. Showing only reads."},
-		{name: "owner", forms: []string{"owner KEY ID", "owner KEY --clear"}, min: 1, max: 2, define: owner,
-			doc: "Name whom a key is issued to (the service's user or customer id), or nobody."},
+		{name: "owner", forms: []string{"owner KEY ID", "owner KEY --clear", "owner revoke OWNER",
+			"owner keys OWNER [--limit 100] [--after CURSOR]"}, min: 1, max: 2, define: ownerCommand,
+			doc: "Name whom a key is issued to (the service's user or customer id), or nobody.\n" +
+				"owner revoke: revoke every key issued to OWNER, in every environment, at once\n" +
+				"(default keys are skipped and named: rotate them first). owner keys: list a\n" +
+				"page of OWNER's keys, in every environment, by key id; it only reads."},
 		{name: "rename", forms: []string{"rename KEY NAME", "rename KEY --clear"}, min: 1, max: 2, define: rename,
 			doc: "Rename a key (up to 200 bytes, never a secret), or remove its name."},
 		{name: "metadata", forms: []string{"metadata KEY NAME=VALUE...", "metadata KEY --clear"}, min: 1, max: many, define: metadata,
@@ -118,6 +122,9 @@ func init() {
 			doc: "Close an account: every key of every environment of it is revoked at once,\n" +
 				"default keys included, and it takes no new key. ACCOUNT must be --account,\n" +
 				"or --account '*' acts across accounts."},
+		{name: "purge", forms: []string{"purge --older-than DURATION"}, define: purge,
+			doc: "Delete the keys, of every account, revoked or expired more than DURATION ago\n" +
+				"(such as 720h), in short batches (needs --account '*'). Their audit events stay."},
 		{name: "reveal", forms: []string{"reveal KEY"}, min: 1, max: 1, define: noFlags(reveal),
 			doc: "Print a full key again, as creation did, and record it in the audit log.\n" +
 				"Publishable keys only: keyctl keeps no sealed copy of server keys, which are\n" +
@@ -135,6 +142,10 @@ func init() {
 				"outcome (admitted, or the code of a refusal such as rate_limited), over the\n" +
 				"hours of [--from, --to): by default the last 24 hours, at most 31 days. Only\n" +
 				"reads."},
+		{name: "expiring", forms: []string{"expiring --within DURATION [--env ENV] [--limit 100] [--after CURSOR]"}, define: expiring,
+			doc: "List a page of the keys that stop working within DURATION from now (such as\n" +
+				"72h): expiries and ends of grace periods, soonest first; of every environment,\n" +
+				"or of --env. Only reads."},
 		{name: "environments", forms: []string{"environments"}, define: noFlags(environments),
 			doc: "List the account's environments and their allowed origins. Only reads."},
 		{name: "accounts", forms: []string{"accounts [--limit 100] [--after CURSOR]"}, define: accounts,

@@ -42,6 +42,9 @@
 //	  owner KEY ID
 //	  owner KEY --clear
 //	      name whom a key is issued to, or nobody.
+//	  owner revoke OWNER
+//	      revoke every key issued to OWNER, in every environment, at once (default
+//	      keys are skipped and named: rotate them first).
 //	  rename KEY NAME
 //	  rename KEY --clear
 //	      rename a key, or remove its name.
@@ -72,6 +75,9 @@
 //	      suspend an account, or resume it (needs --account '*'): while suspended,
 //	      every key of it is refused and nothing of it changes but revocation;
 //	      resuming restores every key as it was.
+//	  purge --older-than DURATION
+//	      delete the keys of every account revoked or expired more than DURATION
+//	      ago (such as 720h), in short batches (needs --account '*').
 //	  reveal KEY
 //	      print a publishable key again. Server keys are stored only as hashes
 //	      (keyctl keeps no sealed copy): rotate one to get a new key.
@@ -88,6 +94,11 @@
 //	  usage --env ENV [--from TIME] [--to TIME] [--limit 100] [--after CURSOR]
 //	      show a page of a key's usage, or of ENV's keys: requests per hour and
 //	      outcome, over [--from, --to) (RFC 3339; the last 24 hours by default).
+//	  owner keys OWNER [--limit 100] [--after CURSOR]
+//	      list a page of the keys issued to OWNER, in every environment, by key id.
+//	  expiring --within DURATION [--env ENV] [--limit 100] [--after CURSOR]
+//	      list a page of the keys that stop working within DURATION (such as 72h):
+//	      expiries and ends of grace periods, soonest first.
 //	  environments
 //	      list the account's environments and their allowed origins.
 //	  accounts [--limit 100] [--after CURSOR]
@@ -127,6 +138,8 @@
 //	  disable, enable: VIEW              suspend, resume: {"account": ID, "suspended": BOOL}
 //	  audit: {"events": [EVENT...]}, each EVENT with the key's "prefix"
 //	  usage: {"counts": [COUNT...], "next": CURSOR}, each COUNT with the key's "prefix"
+//	  owner keys, expiring: {"keys": [VIEW...], "next": CURSOR}
+//	  owner revoke: {"revoked": N, "skipped_defaults": [PREFIX...]}   purge: {"deleted": N}
 //	  help: {"usage": "..."}
 //	  errors: {"error": {"code": "...", "message": "..."}}, same exit status
 //	VIEW, SETTINGS, EVENT and COUNT are apikey.View, apikey.Settings, apikey.Event

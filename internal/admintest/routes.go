@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -264,6 +265,25 @@ func Cases(f *Fixture) []Case {
 		{Name: "audit bad limit", Caller: ReadOnly, Method: "GET", Path: "/audit?limit=0", Status: 400, Code: "invalid_request", Malformed: true},
 		{Name: "audit bad cursor", Caller: ReadOnly, Method: "GET", Path: "/audit?before=x", Status: 422, Code: "invalid_cursor", Malformed: true},
 		{Name: "audit two cursors", Caller: ReadOnly, Method: "GET", Path: "/audit?before=3&after=4", Status: 422, Code: "invalid_cursor"},
+		{Name: "owner keys as read-only", Caller: ReadOnly, Method: "GET", Path: "/owners/user_42/keys", Status: 200},
+		{Name: "owner keys, a page", Caller: ReadOnly, Method: "GET", Path: "/owners/user_42/keys?limit=1", Status: 200},
+		{Name: "owner keys, an escaped owner", Caller: ReadOnly, Method: "GET", Path: "/owners/" + url.PathEscape("team/alice smith") + "/keys", Status: 200},
+		{Name: "owner keys after a cursor no page returned", Caller: ReadOnly, Method: "GET", Path: "/owners/user_42/keys?after=garbage", Status: 422, Code: "invalid_cursor"},
+		{Name: "owner keys of a key-shaped owner", Caller: ReadOnly, Method: "GET", Path: "/owners/" + f.Server.Key.Reveal() + "/keys", Status: 422, Code: "invalid_metadata"},
+		{Name: "owner keys, confined", Caller: confined(ReadOnly), Method: "GET", Path: "/owners/user_42/keys", Status: 403, Code: "role_not_allowed"},
+		{Name: "revoke an owner's keys as read-only", Caller: ReadOnly, Method: "POST", Path: "/owners/user_42/revoke", Status: 403, Code: "role_not_allowed"},
+		{Name: "revoke an owner's keys, confined", Caller: confined(Owner), Method: "POST", Path: "/owners/user_42/revoke", Status: 403, Code: "role_not_allowed"},
+		{Name: "revoke an owner's keys", Caller: Owner, Method: "POST", Path: "/owners/user_42/revoke", Status: 200},
+		{Name: "revoke an owner's keys again", Caller: Owner, Method: "POST", Path: "/owners/user_42/revoke", Status: 200},
+		{Name: "expiring keys as read-only", Caller: ReadOnly, Method: "GET", Path: "/keys/expiring?within=72h", Status: 200},
+		{Name: "expiring keys of an environment, a page", Caller: ReadOnly, Method: "GET", Path: "/keys/expiring?within=8784h&environment=production&limit=1", Status: 200},
+		{Name: "expiring keys without a window", Caller: ReadOnly, Method: "GET", Path: "/keys/expiring", Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "expiring keys, a window not a duration", Caller: ReadOnly, Method: "GET", Path: "/keys/expiring?within=3d", Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "expiring keys, an empty window", Caller: ReadOnly, Method: "GET", Path: "/keys/expiring?within=0s", Status: 422, Code: "invalid_time_range"},
+		{Name: "expiring keys, a window too long", Caller: ReadOnly, Method: "GET", Path: "/keys/expiring?within=9000h", Status: 422, Code: "invalid_time_range"},
+		{Name: "expiring keys of an unknown environment", Caller: ReadOnly, Method: "GET", Path: "/keys/expiring?within=1h&environment=uat", Status: 404, Code: "unknown_environment"},
+		{Name: "expiring keys, confined, other environment", Caller: confined(ReadOnly), Method: "GET", Path: "/keys/expiring?within=1h&environment=production", Status: 404, Code: "not_found"},
+		{Name: "expiring keys, confined", Caller: confined(ReadOnly), Method: "GET", Path: "/keys/expiring?within=1h", Status: 200},
 		{Name: "no such route", Caller: Owner, Method: "DELETE", Path: "/keys", Status: 404, Code: "no_such_route", Malformed: true},
 		{Name: "confined caller, other environment", Caller: confined(Owner), Method: "GET", Path: "/environments/production/keys", Status: 404, Code: "not_found"},
 		{Name: "confined caller, other key", Caller: confined(Owner), Method: "POST", Path: "/keys/" + f.Client.View.ID + "/reveal", Status: 404, Code: "not_found"},
@@ -271,6 +291,15 @@ func Cases(f *Fixture) []Case {
 		{Name: "confined caller, environments", Caller: confined(ReadOnly), Method: "GET", Path: "/environments", Status: 200},
 		{Name: "confined audit", Caller: confined(ReadOnly), Method: "GET", Path: "/audit?environment=production", Status: 404, Code: "not_found"},
 		{Name: "accounts, not an operator", Caller: Owner, Method: "GET", Path: "/accounts", Status: 403, Code: "role_not_allowed"},
+		{Name: "disable a key as read-only", Caller: ReadOnly, Method: "POST", Path: extra + "/disable", Status: 403, Code: "role_not_allowed"},
+		{Name: "disable a key", Caller: Owner, Method: "POST", Path: extra + "/disable", Status: 200},
+		{Name: "disable a disabled key", Caller: Owner, Method: "POST", Path: extra + "/disable", Status: 200},
+		{Name: "enable a key", Caller: Owner, Method: "POST", Path: extra + "/enable", Status: 200},
+		{Name: "enable an unknown key", Caller: Owner, Method: "POST", Path: "/keys/server-AAAAAAAAAAAA/enable", Status: 404, Code: "not_found"},
+		{Name: "suspend another account, not an operator", Caller: Owner, Method: "POST", Path: "/accounts/" + OtherAccount + "/suspend", Status: 403, Code: "role_not_allowed"},
+		{Name: "suspend a bad account id", Caller: Operator, Method: "POST", Path: "/accounts/-x/suspend", Status: 422, Code: "invalid_account", Malformed: true},
+		{Name: "suspend another account", Caller: Operator, Method: "POST", Path: "/accounts/" + OtherAccount + "/suspend", Status: 200},
+		{Name: "resume another account", Caller: Operator, Method: "POST", Path: "/accounts/" + OtherAccount + "/resume", Status: 200},
 		{Name: "accounts", Caller: Operator, Method: "GET", Path: "/accounts", Status: 200},
 		{Name: "accounts, a page", Caller: Operator, Method: "GET", Path: "/accounts?limit=1", Status: 200},
 		{Name: "close another account, not an operator", Caller: Owner, Method: "POST", Path: "/accounts/" + OtherAccount + "/close", Body: `{"confirm":"` + OtherAccount + `"}`, Status: 403, Code: "role_not_allowed"},

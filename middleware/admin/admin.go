@@ -40,6 +40,10 @@
 //	PUT    /environments/{env}/lifetime         replace the lifetime policy of its keys:
 //	                                            {"default_expiry_seconds", "max_lifetime_seconds"}
 //	                                            ({} removes it; owners, never a key)
+//	GET    /owners/{owner}/keys                 a page of the keys issued to owner, in every environment
+//	POST   /owners/{owner}/revoke               revoke them all at once (default keys are skipped and listed)
+//	GET    /keys/expiring?within=72h&environment=  a page of the keys that expire within the window,
+//	                                            soonest first (expiries and ends of grace)
 //	GET    /audit?environment=&before=&limit=   a page of audit events, newest first
 //	POST   /account/close                       close the caller's own account: {"confirm":
 //	                                            "<the account>"} (owners not confined to an
@@ -359,6 +363,9 @@ func (a *API) routes() map[string]handler {
 		"POST /keys/{id}/enable":                      a.enableKey,
 		"POST /accounts/{account}/suspend":            a.suspendAccount,
 		"POST /accounts/{account}/resume":             a.resumeAccount,
+		"GET /owners/{owner}/keys":                    a.ownerKeys,
+		"POST /owners/{owner}/revoke":                 a.revokeOwner,
+		"GET /keys/expiring":                          a.expiringKeys,
 	}
 }
 

@@ -169,6 +169,15 @@ var (
 	// still be read. Package middleware refuses the account's keys with the
 	// same code and status.
 	ReasonAccountSuspended = problem.New("account_suspended", http.StatusForbidden, "account suspended")
+	// ReasonTooManyKeys (422, "too_many_keys"): the request would act on
+	// more keys than one call may (apikey.ErrTooManyKeys), such as an
+	// owner with more than apikey.MaxOwnerRevocation keys to revoke. The
+	// detail names the bound.
+	ReasonTooManyKeys = problem.New("too_many_keys", http.StatusUnprocessableEntity, "too many keys for one call")
+	// ReasonNoIndex (501, "index_unavailable"): an owner or expiring-keys
+	// route, and the Manager's store cannot answer it by index (it is not
+	// an apikey.OwnerIndex or apikey.ExpiryIndex).
+	ReasonNoIndex = problem.New("index_unavailable", http.StatusNotImplemented, "this store cannot list these keys")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -181,6 +190,7 @@ var reasons = []*problem.Reason{
 	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits, ReasonInvalidTimeRange,
 	ReasonNoUsage, ReasonInvalidLifetime, ReasonBeyondLifetime, ReasonAlreadyBootstrapped,
 	ReasonAccountSuspended,
+	ReasonTooManyKeys, ReasonNoIndex,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -228,12 +238,14 @@ var ruleReasons = []struct {
 	{apikey.ErrInvalidImport, ReasonInvalidRequest},
 	{apikey.ErrAccountSuspended, ReasonAccountSuspended},
 	{apikey.ErrDefaultKeyNotDisableable, ReasonRotateFirst},
+	{apikey.ErrTooManyKeys, ReasonTooManyKeys},
 }
 
 var (
 	errNoRoute  = problem.Refuse(ReasonNoRoute, "")
 	errNoAudit  = problem.Refuse(ReasonNoAudit, "")
 	errNoUsage  = problem.Refuse(ReasonNoUsage, "")
+	errNoIndex  = problem.Refuse(ReasonNoIndex, "")
 	errTooLarge = problem.Refuse(ReasonTooLarge, "")
 
 	errCloseOff    = problem.Refuse(ReasonForbidden, "closing accounts is off: the service enables it with admin.Options.CloseAccounts")

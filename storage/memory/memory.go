@@ -49,6 +49,7 @@ type Store struct {
 	revision      int64
 	quotas        map[string]quotaBalance // by lineage id (Record.LineageID), for lineages with a quota
 	usage         usageLog
+	ix            keyIndexes // owners, expiries, dead keys (owner.go)
 }
 
 var (
@@ -241,7 +242,9 @@ func (s *Store) Apply(ctx context.Context, c apikey.Change) error {
 
 // put stores r, its quota balance and its feed entry; s.mu is held.
 func (s *Store) put(r apikey.Record) {
+	old, had := s.keys[r.ID]
 	s.keys[r.ID] = r
+	s.reindex(old, had, r)
 	s.putQuota(r)
 	if r.Default {
 		s.defaults[slotOf(r)] = r.ID

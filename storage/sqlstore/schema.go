@@ -71,7 +71,7 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}},
+	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}},
 	// PostgreSQL text columns that are compared or sorted use the "C"
 	// collation, so that the order is byte order, as in SQLite and the
 	// memory store, whatever the database's locale.
@@ -123,12 +123,12 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}},
+	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}},
 }
 
 // SchemaVersion is the newest schema version this package knows; Migrate
 // brings a database up to it.
-const SchemaVersion = 8
+const SchemaVersion = 9
 
 // migrationsTable records the applied schema versions. It is not named
 // schema_migrations, which other migration tools own in many databases.
@@ -495,4 +495,36 @@ var lineageV6 = []string{
 var stateV7 = []string{
 	`ALTER TABLE keystile_keys ADD COLUMN disabled_at BIGINT`,
 	`ALTER TABLE keystile_settings ADD COLUMN suspended_at BIGINT`,
+}
+
+// ownersV9 is version 9, the same in both dialects: the indexes of keys
+// by owner, by expiry and by death, and of rotation lineages. All are
+// partial, so that they hold only the keys they answer for:
+//   - keystile_keys_owner (account, owner, id), keys with an owner: a
+//     page of an owner's keys (storage.OwnerIndex);
+//   - keystile_keys_expiring (account, expires_at, id) and
+//     keystile_keys_environment_expiring (account, environment,
+//     expires_at, id), keys with an expiry that are not revoked: a page
+//     of the keys that expire soon (storage.ExpiryIndex);
+//   - keystile_keys_revoked (revoked_at) and keystile_keys_expires
+//     (expires_at): the keys that died before a time, oldest first
+//     (storage.KeyPurger);
+//   - keystile_keys_lineage (lineage), keys issued by rotation: whether a
+//     lineage whose key was purged has a key left, which keeps its quota
+//     balance.
+//
+// On a large table, building them takes a while, during which PostgreSQL
+// blocks writes to keystile_keys (CREATE INDEX; CONCURRENTLY cannot run
+// in Migrate's transaction): migrate at a quiet time, or create the
+// indexes with CREATE INDEX CONCURRENTLY beforehand under these names
+// (IF NOT EXISTS then skips them).
+var ownersV9 = []string{
+	`CREATE INDEX IF NOT EXISTS keystile_keys_owner ON keystile_keys (account, owner, id) WHERE owner <> ''`,
+	`CREATE INDEX IF NOT EXISTS keystile_keys_expiring ON keystile_keys (account, expires_at, id)
+		WHERE expires_at IS NOT NULL AND revoked_at IS NULL`,
+	`CREATE INDEX IF NOT EXISTS keystile_keys_environment_expiring ON keystile_keys (account, environment, expires_at, id)
+		WHERE expires_at IS NOT NULL AND revoked_at IS NULL`,
+	`CREATE INDEX IF NOT EXISTS keystile_keys_revoked ON keystile_keys (revoked_at) WHERE revoked_at IS NOT NULL`,
+	`CREATE INDEX IF NOT EXISTS keystile_keys_expires ON keystile_keys (expires_at) WHERE expires_at IS NOT NULL`,
+	`CREATE INDEX IF NOT EXISTS keystile_keys_lineage ON keystile_keys (lineage) WHERE lineage IS NOT NULL`,
 }

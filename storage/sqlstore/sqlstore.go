@@ -34,7 +34,8 @@ type Options struct {
 
 // Store is a keystile store in a SQL database reached through database/sql.
 // It implements apikey.Store, storage.ChangeFeed, storage.LastUsedRecorder,
-// storage.AuditLog, storage.QuotaLedger and storage.UsageRecorder.
+// storage.AuditLog, storage.QuotaLedger, storage.UsageRecorder,
+// storage.OwnerIndex, storage.ExpiryIndex and storage.KeyPurger.
 //
 // A Store is safe for concurrent use, and any number of Stores, in one
 // process or many, may share one database: every write is one transaction
@@ -44,6 +45,7 @@ type Store struct {
 	d         Dialect
 	retention int64
 	q         queries
+	oq        ownerQueries // owner.go
 	// keyStmt is Key's statement in SQLite, prepared at its first use (New
 	// does not touch the database): a validator re-reads each key it holds
 	// once per cache lifetime, and SQLite drivers compile a statement per
@@ -75,7 +77,7 @@ func New(db *sql.DB, opts Options) (*Store, error) {
 	if retention == 0 {
 		retention = DefaultFeedRetention
 	}
-	return &Store{db: db, d: opts.Dialect, retention: retention, q: newQueries(opts.Dialect)}, nil
+	return &Store{db: db, d: opts.Dialect, retention: retention, q: newQueries(opts.Dialect), oq: newOwnerQueries(opts.Dialect)}, nil
 }
 
 // DB returns the database the store uses.

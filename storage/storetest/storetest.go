@@ -94,6 +94,14 @@ func Run(t *testing.T, c Config) {
 		{"UsagePaging", testUsagePaging},
 		{"UsagePrune", testUsagePrune},
 		{"UsageConcurrent", testUsageConcurrent},
+		// storage.OwnerIndex, ExpiryIndex and KeyPurger, when the store
+		// has them, and the Manager's calls on them (owners.go).
+		{"OwnerKeys", testOwnerKeys},
+		{"ExpiringKeys", testExpiringKeys},
+		{"PurgeKeys", testPurgeKeys},
+		{"PurgeKeepsLineageQuota", testPurgeKeepsLineageQuota},
+		{"PurgeConcurrent", testPurgeConcurrent},
+		{"ManagerOwners", testManagerOwners},
 		// Accounts, through the store and through a Manager (accounts.go).
 		{"AccountIsolation", testAccountIsolation},
 		{"ManagerIsolation", testManagerIsolation},
