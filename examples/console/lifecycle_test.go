@@ -313,6 +313,65 @@ func TestLifecycleInChromium(t *testing.T) {
 		require.NoError(t, s.manager.ResumeAccount(bg, operator, apikey.DefaultAccount))
 	})
 
+	var user42 []apikey.View // the keys of owner user_42
+	t.Run("expiring soon at the top, and every key of an owner revoked at once", func(t *testing.T) {
+		add := func(env, who string, expires time.Time) apikey.View {
+			k, err := s.manager.Create(bg, bootstrapActor, apikey.CreateRequest{Environment: env, Type: apikey.Server, Owner: who,
+				Name: who + " " + env, Scopes: []string{"reports:read"}, ExpiresAt: expires})
+			require.NoError(t, err)
+			return k.View
+		}
+		now := time.Now()
+		user42 = []apikey.View{add(apikey.Production, "user_42", now.Add(2*time.Hour)), add(apikey.Staging, "user_42", time.Time{})}
+		other := add(apikey.Production, "user_7", now.Add(20*24*time.Hour))
+		do(t, owner, chromedp.Navigate(s.url+"/login?as=alice"))
+		waitReady(t, owner)
+
+		// Expiring soon: the production key of user_42 first (2 hours),
+		// and not user_7's (20 days).
+		expiring := poll[[]string](t, owner, `(() => { const l = [...document.querySelectorAll("#expiring-list li")].map(li => li.dataset.prefix); return !document.getElementById("expiring").hidden && l.length > 0 && l; })()`)
+		assert.Equal(t, user42[0].Prefix, expiring[0], "soonest first")
+		assert.NotContains(t, expiring, other.Prefix)
+		assert.Contains(t, expiring, created.Prefix(), "the key created with 7 days")
+		first := eval[string](t, owner, `document.querySelector("#expiring-list li").textContent`)
+		assert.Contains(t, first, "in production")
+		assert.Contains(t, first, "(in 2 h)")
+		screenshot(t, owner, shots, "expiring")
+
+		// The owner's link, by keyboard: their keys in every environment.
+		do(t, owner, chromedp.Focus(chromedp.CSS(fmt.Sprintf(`#keys-body tr[data-prefix=%q] a.owner-link`, user42[0].Prefix))), chromedp.KeyEvent("\r"))
+		assert.Equal(t, "owner-heading", poll[string](t, owner, `!document.getElementById("owner-view").hidden && document.activeElement.id`))
+		assert.Equal(t, "Keys of user_42", eval[string](t, owner, `document.getElementById("owner-heading").textContent`))
+		rows := func() []string {
+			return eval[[]string](t, owner, `[...document.querySelectorAll("#owner-keys-body tr")].map(tr => tr.dataset.prefix + " " + tr.children[1].textContent + " " + tr.dataset.status)`)
+		}
+		assert.ElementsMatch(t, []string{user42[0].Prefix + " production active", user42[1].Prefix + " staging active"}, rows())
+		do(t, owner,
+			chromedp.Click(chromedp.CSS("#revoke-owner")),
+			chromedp.WaitVisible(chromedp.CSS(`dialog[open] button.danger[type="submit"]`)),
+		)
+		assert.Equal(t, "Revoke every key of user_42?", eval[string](t, owner, `document.querySelector("dialog[open] h2").textContent`))
+		assert.Contains(t, eval[string](t, owner, `document.querySelector("dialog[open] .explain").textContent`), "2 keys in production, staging are revoked at once")
+		assert.Equal(t, "Cancel", eval[string](t, owner, activeElement), "the safe choice has the focus")
+		do(t, owner, chromedp.Click(chromedp.CSS(`dialog[open] button.danger[type="submit"]`)), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+		assert.Equal(t, "2 keys of user_42 were revoked.", poll[string](t, owner, `document.getElementById("notice").textContent.includes("user_42") && document.getElementById("notice").textContent`))
+		assert.ElementsMatch(t, []string{user42[0].Prefix + " production revoked", user42[1].Prefix + " staging revoked"},
+			poll[[]string](t, owner, `(() => { const r = [...document.querySelectorAll("#owner-keys-body tr")].map(tr => tr.dataset.prefix + " " + tr.children[1].textContent + " " + tr.dataset.status); return r.every(x => x.endsWith("revoked")) && r; })()`))
+		assert.Equal(t, "owner-heading", eval[string](t, owner, activeElement))
+		assert.Equal(t, 0, eval[int](t, owner, `document.querySelectorAll("#revoke-owner").length`), "nothing left to revoke")
+		for _, v := range user42 {
+			assert.Equal(t, apikey.Revoked, s.key(t, v.Prefix).Status)
+		}
+		assert.Equal(t, apikey.Active, s.key(t, other.Prefix).Status)
+		screenshot(t, owner, shots, "owner-keys")
+
+		// Back to the list: the focus returns to the owner's link.
+		do(t, owner, chromedp.Click(chromedp.CSS("#owner-back")))
+		assert.Equal(t, "user_42", poll[string](t, owner, `!document.getElementById("list-view").hidden && document.activeElement.classList.contains("owner-link") && document.activeElement.textContent`))
+		assert.NotContains(t, eval[[]string](t, owner, `[...document.querySelectorAll("#expiring-list li")].map(li => li.dataset.prefix)`), user42[0].Prefix,
+			"a revoked key does not expire")
+	})
+
 	t.Run("read-only user sees the policy and the imported mark, and no action", func(t *testing.T) {
 		require.NotEmpty(t, imported.Prefix)
 		tab := s.signIn(t, b, "carol")
@@ -322,5 +381,8 @@ func TestLifecycleInChromium(t *testing.T) {
 		assert.Contains(t, poll[string](t, tab, `!document.getElementById("key-view").hidden && document.getElementById("key-imported").textContent`), "Imported")
 		assert.Equal(t, 0, eval[int](t, tab, `document.querySelectorAll("button, input, textarea, select:not(#environment), dialog, [data-action], [data-view-action]").length`),
 			"no action, form or dialog")
+		do(t, tab, chromedp.Navigate(s.url+"/console/#owner=user_42"))
+		assert.Equal(t, 2, poll[int](t, tab, `!document.getElementById("owner-view").hidden && document.querySelectorAll("#owner-keys-body tr").length`))
+		assert.Equal(t, 0, eval[int](t, tab, `document.querySelectorAll("#owner-view button").length`), "no Revoke every key")
 	})
 }

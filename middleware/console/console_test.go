@@ -337,6 +337,7 @@ func TestCrossOriginRequestsAreRefused(t *testing.T) {
 		{"lifetime", request{method: "PUT", path: "/api/environments/production/lifetime", body: `{"max_lifetime_seconds":3600}`, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
 		{"environment", request{method: "POST", path: "/api/environments", body: `{"environment":"sandbox"}`, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
 		{"disable", request{method: "POST", path: "/api/keys/" + id + "/disable", role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
+		{"revoke an owner's keys", request{method: "POST", path: "/api/owners/user_42/revoke", role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
 	}
 	before, err := f.m.List(context.Background(), owner, apikey.Production, apikey.Page{})
 	require.NoError(t, err)
@@ -425,12 +426,14 @@ func TestOnlyOwnersChangeKeys(t *testing.T) {
 		{"POST", "/api/environments", `{"environment":"sandbox"}`},
 		{"POST", "/api/keys/" + id + "/disable", ``},
 		{"POST", "/api/keys/" + id + "/enable", ``},
+		{"POST", "/api/owners/user_42/revoke", ``},
 	}
 	before, err := f.m.List(context.Background(), owner, apikey.Production, apikey.Page{})
 	require.NoError(t, err)
 	for _, role := range []apikey.Role{apikey.Member, apikey.ReadOnly} {
 		t.Run(string(role), func(t *testing.T) {
-			for _, path := range []string{"/api/environments", "/api/environments/production/keys", "/api/keys/" + id, "/api/environments/production/origins", "/api/audit"} {
+			for _, path := range []string{"/api/environments", "/api/environments/production/keys", "/api/keys/" + id, "/api/environments/production/origins", "/api/audit",
+				"/api/keys/expiring?within=168h", "/api/owners/user_42/keys"} {
 				res, body := f.do(t, f.sameOrigin("GET", path, "", role))
 				assert.Equal(t, http.StatusOK, res.StatusCode, "%s: %s", path, body)
 			}
@@ -898,4 +901,57 @@ func TestSuspendedAccount(t *testing.T) {
 	require.NoError(t, f.m.ResumeAccount(ctx, operator, apikey.DefaultAccount))
 	_, body = f.do(t, f.sameOrigin("GET", "/api/environments", "", apikey.ReadOnly))
 	assert.NotContains(t, string(body), "suspended_at")
+}
+
+// TestExpiringAndOwners: what the page reads for its expiring-soon list
+// and an owner's keys, and the revocation of every key of an owner.
+func TestExpiringAndOwners(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	_, err := f.m.Bootstrap(ctx, owner, apikey.Staging)
+	require.NoError(t, err)
+	now := time.Now()
+	create := func(env, who string, expires time.Time) apikey.View {
+		k, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: env, Type: apikey.Server, Owner: who, Scopes: []string{"reports:read"}, ExpiresAt: expires})
+		require.NoError(t, err)
+		return k.View
+	}
+	soon := create(apikey.Production, "user_42", now.Add(2*time.Hour))
+	later := create(apikey.Staging, "user_42", now.Add(72*time.Hour))
+	create(apikey.Staging, "user_42", time.Time{})
+	other := create(apikey.Production, "user_7", now.Add(30*24*time.Hour))
+	get := func(path string) map[string]any {
+		t.Helper()
+		res, body := f.do(t, f.sameOrigin("GET", path, "", apikey.ReadOnly))
+		require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+		var out map[string]any
+		require.NoError(t, json.Unmarshal(body, &out))
+		return out
+	}
+	prefixes := func(out map[string]any) []string {
+		var p []string
+		for _, k := range out["keys"].([]any) {
+			p = append(p, k.(map[string]any)["prefix"].(string))
+		}
+		return p
+	}
+
+	assert.Equal(t, []string{soon.Prefix, later.Prefix}, prefixes(get("/api/keys/expiring?within=168h&limit=20")),
+		"every environment's keys that expire within 7 days, soonest first")
+	assert.Len(t, prefixes(get("/api/owners/user_42/keys")), 3, "in every environment")
+
+	res, body := f.do(t, f.sameOrigin("POST", "/api/owners/user_42/revoke", "", apikey.Owner))
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	var revoked struct {
+		Revoked         int      `json:"revoked"`
+		SkippedDefaults []string `json:"skipped_defaults"`
+	}
+	require.NoError(t, json.Unmarshal(body, &revoked))
+	assert.Equal(t, 3, revoked.Revoked)
+	assert.Empty(t, revoked.SkippedDefaults)
+	for _, k := range get("/api/owners/user_42/keys")["keys"].([]any) {
+		assert.Equal(t, "revoked", k.(map[string]any)["status"])
+	}
+	assert.Equal(t, apikey.Active, f.status(t, other.ID), "another owner's key is untouched")
+	assert.Empty(t, get("/api/keys/expiring?within=168h")["keys"], "revoked keys do not expire")
 }
