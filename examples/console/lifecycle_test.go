@@ -379,9 +379,16 @@ func TestLifecycleInChromium(t *testing.T) {
 		assert.Equal(t, 1, eval[int](t, tab, fmt.Sprintf(`document.querySelectorAll('tr[data-prefix=%q] [data-imported]').length`, imported.Prefix)))
 		do(t, tab, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-prefix=%q] a.key-link`, imported.Prefix))))
 		assert.Contains(t, poll[string](t, tab, `!document.getElementById("key-view").hidden && document.getElementById("key-imported").textContent`), "Imported")
-		assert.Equal(t, 0, eval[int](t, tab, `document.querySelectorAll("button, input, textarea, select:not(#environment), dialog, [data-action], [data-view-action]").length`),
-			"no action, form or dialog")
-		do(t, tab, chromedp.Navigate(s.url+"/console/#owner=user_42"))
+		assert.Equal(t, 0, eval[int](t, tab, `[...document.querySelectorAll("button, input, textarea, select:not(#environment), dialog, [data-action], [data-view-action]")].filter(e => !e.closest("#owner-search")).length`),
+			"no action, form or dialog, but the search for an owner's keys")
+
+		// The search for an owner's keys, by keyboard.
+		do(t, tab, chromedp.Click(chromedp.CSS("#key-back")))
+		poll[bool](t, tab, `!document.getElementById("list-view").hidden`)
+		do(t, tab, chromedp.Focus(chromedp.CSS("#owner-search-input")), chromedp.KeyEvent("\r"))
+		assert.Equal(t, "Type an owner, such as a user or customer id.", eval[string](t, tab, `document.getElementById("owner-search-error").textContent`))
+		assert.Equal(t, "owner-search-input", eval[string](t, tab, activeElement))
+		do(t, tab, chromedp.KeyEvent("user_42\r"))
 		assert.Equal(t, 2, poll[int](t, tab, `!document.getElementById("owner-view").hidden && document.querySelectorAll("#owner-keys-body tr").length`))
 		assert.Equal(t, 0, eval[int](t, tab, `document.querySelectorAll("#owner-view button").length`), "no Revoke every key")
 	})

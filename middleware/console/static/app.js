@@ -1547,6 +1547,20 @@
         fail(err);
       });
     });
+    $("owner-search").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const input = $("owner-search-input");
+      const owner = input.value.trim();
+      $("owner-search-error").textContent = "";
+      input.removeAttribute("aria-invalid");
+      if (owner === "") {
+        $("owner-search-error").textContent = "Type an owner, such as a user or customer id.";
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        return;
+      }
+      location.hash = ownerHash(owner);
+    });
     $("environment").addEventListener("change", (ev) => {
       state.environment = ev.target.value;
       $("notice").textContent = "";
