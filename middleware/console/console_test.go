@@ -170,10 +170,11 @@ func TestPageAndAssets(t *testing.T) {
 	}{
 		{"/", "text/html; charset=utf-8", []string{`<script src="app.js" defer></script>`, `<link rel="stylesheet" href="style.css">`, `<label for="environment">`,
 			`<section id="key-view"`, `<template id="tpl-limits">`, `<label for="limit-rate-requests">`, `<label for="limit-ips">`,
-			`<label for="rename-name">`, `<label for="lifetime-default">`, `<label for="lifetime-max">`, `<label for="environment-name">`, `<dl id="lifetime"`}},
+			`<label for="rename-name">`, `<label for="lifetime-default">`, `<label for="lifetime-max">`, `<label for="environment-name">`, `<dl id="lifetime"`,
+			`<section id="suspended"`, `<section id="expiring"`, `<section id="owner-view"`, `<label for="owner-search-input">`}},
 		{"/app.js", "text/javascript; charset=utf-8", []string{`"use strict"`, "api/environments", "navigator.clipboard.writeText", "res.full_key",
 			"document.createElementNS(svgNS, tag)", "/limits`", "/usage?", "err.status === 501", "/name`", "/lifetime`", `api("POST", "api/environments"`,
-			"imported — rotate to a keystile key", "beyond_lifetime"}},
+			"imported — rotate to a keystile key", "beyond_lifetime", "/disable`", "/enable`", "account_suspended", "api/keys/expiring?within=", "/revoke`"}},
 		{"/style.css", "text/css; charset=utf-8", []string{":focus-visible"}},
 	}
 	for _, tt := range tests {
