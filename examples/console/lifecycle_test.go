@@ -273,6 +273,14 @@ func TestLifecycleInChromium(t *testing.T) {
 		assert.Contains(t, eval[string](t, owner, `document.getElementById("notice").textContent`), "was disabled")
 		screenshot(t, owner, shots, "disabled")
 
+		// The key's view says since when, and offers Enable there too.
+		do(t, owner, chromedp.Click(chromedp.CSS(fmt.Sprintf(`tr[data-prefix=%q] a.key-link`, created.Prefix()))))
+		assert.Contains(t, poll[string](t, owner, `!document.getElementById("key-view").hidden && [...document.querySelectorAll("#key-details dt")].filter(dt => dt.textContent === "Disabled").map(dt => dt.nextElementSibling.textContent).join("")`),
+			"refused until it is enabled")
+		assert.Equal(t, 1, eval[int](t, owner, `document.querySelectorAll('#key-actions [data-view-action="enable"]').length`))
+		do(t, owner, chromedp.Click(chromedp.CSS("#key-back")))
+		poll[bool](t, owner, `!document.getElementById("list-view").hidden`)
+
 		enable := fmt.Sprintf(`button[data-action="enable"][data-key=%q]`, created.Prefix())
 		do(t, owner, chromedp.Focus(chromedp.CSS(enable)), chromedp.KeyEvent("\r"))
 		assertStatus(t, owner, created.Prefix(), "active")

@@ -1073,6 +1073,7 @@
     row("Created", time(k.created_at, ""));
     row("Expires", time(k.expires_at, "never"));
     row("Last used", time(k.last_used_at, "never"));
+    if (k.disabled_at) row("Disabled", time(k.disabled_at, ""), " (requests with it are refused until it is enabled)");
     if (k.imported) row("Issued", importedBadge(), " before keystile, checked by its SHA-256 digest");
     const imported = $("key-imported");
     imported.textContent = "";
