@@ -5,9 +5,11 @@
 //
 // Open http://127.0.0.1:8082/ and sign in as alice (owner), bob (member) or
 // carol (read-only): the console is at /console/. Owners create, rotate,
-// revoke and reveal keys, edit allowed origins and set a key's limits (in
-// the key's view, which its prefix links to); members and read-only users
-// see the keys, their limits and usage, and no action. With -close-account,
+// disable, enable, revoke and reveal keys, edit allowed origins and the
+// key lifetime policy, create environments, rename a key and set its
+// limits (in the key's view, which its prefix links to), and revoke every
+// key of one owner; members and read-only users see the keys (also an
+// owner's, and those expiring soon), their limits and usage, and no action. With -close-account,
 // owners may also close the account, after typing its id ("default"):
 // every key is revoked for good.
 //

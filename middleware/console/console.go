@@ -100,6 +100,7 @@ var graces = []struct {
 var manageActions = []apikey.Action{
 	apikey.ActionCreate, apikey.ActionRotate, apikey.ActionChangeGrace, apikey.ActionRevoke,
 	apikey.ActionSetScopes, apikey.ActionSetOrigins, apikey.ActionReveal, apikey.ActionSetLimits,
+	apikey.ActionRename, apikey.ActionSetLifetime, apikey.ActionBootstrap, apikey.ActionDisable, apikey.ActionEnable,
 }
 
 // Session is the answer of GET /session: who is signed in, and what the
@@ -107,8 +108,9 @@ var manageActions = []apikey.Action{
 type Session struct {
 	Actor apikey.Actor `json:"actor"`
 	// Actions are the actions the actor's role allows, such as "create",
-	// "rotate" and "set_limits"; empty for members and read-only users, who
-	// only view (keys, their limits and their usage).
+	// "rotate", "set_limits", "rename", "set_lifetime", "bootstrap"
+	// (create an environment), "disable" and "enable"; empty for members and read-only users, who
+	// only view (keys, their limits and usage, the lifetime policy).
 	Actions []apikey.Action `json:"actions"`
 	// Graces are the rotation choices within Policy.
 	Graces []Grace `json:"graces"`

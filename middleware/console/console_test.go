@@ -169,9 +169,12 @@ func TestPageAndAssets(t *testing.T) {
 		contains    []string
 	}{
 		{"/", "text/html; charset=utf-8", []string{`<script src="app.js" defer></script>`, `<link rel="stylesheet" href="style.css">`, `<label for="environment">`,
-			`<section id="key-view"`, `<template id="tpl-limits">`, `<label for="limit-rate-requests">`, `<label for="limit-ips">`}},
+			`<section id="key-view"`, `<template id="tpl-limits">`, `<label for="limit-rate-requests">`, `<label for="limit-ips">`,
+			`<label for="rename-name">`, `<label for="lifetime-default">`, `<label for="lifetime-max">`, `<label for="environment-name">`, `<dl id="lifetime"`,
+			`<section id="suspended"`, `<section id="expiring"`, `<section id="owner-view"`, `<label for="owner-search-input">`}},
 		{"/app.js", "text/javascript; charset=utf-8", []string{`"use strict"`, "api/environments", "navigator.clipboard.writeText", "res.full_key",
-			"document.createElementNS(svgNS, tag)", "/limits`", "/usage?", "err.status === 501"}},
+			"document.createElementNS(svgNS, tag)", "/limits`", "/usage?", "err.status === 501", "/name`", "/lifetime`", `api("POST", "api/environments"`,
+			"imported — rotate to a keystile key", "beyond_lifetime", "/disable`", "/enable`", "account_suspended", "api/keys/expiring?within=", "/revoke`"}},
 		{"/style.css", "text/css; charset=utf-8", []string{":focus-visible"}},
 	}
 	for _, tt := range tests {
@@ -226,7 +229,7 @@ func TestSession(t *testing.T) {
 		actor   apikey.Actor
 		actions []apikey.Action
 	}{
-		{apikey.Owner, owner, []apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits"}},
+		{apikey.Owner, owner, []apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits", "rename", "set_lifetime", "bootstrap", "disable", "enable"}},
 		{apikey.Member, member, []apikey.Action{}},
 		{apikey.ReadOnly, readOnly, []apikey.Action{}},
 	}
@@ -331,6 +334,11 @@ func TestCrossOriginRequestsAreRefused(t *testing.T) {
 		{"create", request{method: "POST", path: "/api/environments/production/keys", body: `{"type":"client"}`, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
 		{"origins", request{method: "PUT", path: "/api/environments/production/origins", body: `{"allowed_origins":["*"]}`, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
 		{"reveal", request{method: "POST", path: "/api/keys/" + id + "/reveal", role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
+		{"rename", request{method: "PUT", path: "/api/keys/" + id + "/name", body: `{"name":"x"}`, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
+		{"lifetime", request{method: "PUT", path: "/api/environments/production/lifetime", body: `{"max_lifetime_seconds":3600}`, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
+		{"environment", request{method: "POST", path: "/api/environments", body: `{"environment":"sandbox"}`, role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
+		{"disable", request{method: "POST", path: "/api/keys/" + id + "/disable", role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
+		{"revoke an owner's keys", request{method: "POST", path: "/api/owners/user_42/revoke", role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"}},
 	}
 	before, err := f.m.List(context.Background(), owner, apikey.Production, apikey.Page{})
 	require.NoError(t, err)
@@ -350,6 +358,9 @@ func TestCrossOriginRequestsAreRefused(t *testing.T) {
 	s, err := f.m.Settings(context.Background(), owner, apikey.Production)
 	require.NoError(t, err)
 	assert.Empty(t, s.AllowedOrigins)
+	assert.True(t, s.Lifetime.IsZero())
+	_, err = f.m.Settings(context.Background(), owner, "sandbox")
+	assert.ErrorIs(t, err, apikey.ErrUnknownEnvironment, "no environment was created")
 
 	t.Run("cross-origin GET reads, as any GET", func(t *testing.T) {
 		res, _ := f.do(t, request{method: "GET", path: "/api/environments/production/keys", role: apikey.Owner, origin: "https://evil.example", fetchSite: "cross-site"})
@@ -411,12 +422,19 @@ func TestOnlyOwnersChangeKeys(t *testing.T) {
 		{"PUT", "/api/environments/production/origins", `{"allowed_origins":["*"]}`},
 		{"PUT", "/api/keys/" + id + "/limits", `{"rate":{"requests":10,"window_seconds":60}}`},
 		{"PUT", "/api/keys/" + id + "/limits", `{}`},
+		{"PUT", "/api/keys/" + id + "/name", `{"name":"renamed"}`},
+		{"PUT", "/api/environments/production/lifetime", `{"max_lifetime_seconds":86400}`},
+		{"POST", "/api/environments", `{"environment":"sandbox"}`},
+		{"POST", "/api/keys/" + id + "/disable", ``},
+		{"POST", "/api/keys/" + id + "/enable", ``},
+		{"POST", "/api/owners/user_42/revoke", ``},
 	}
 	before, err := f.m.List(context.Background(), owner, apikey.Production, apikey.Page{})
 	require.NoError(t, err)
 	for _, role := range []apikey.Role{apikey.Member, apikey.ReadOnly} {
 		t.Run(string(role), func(t *testing.T) {
-			for _, path := range []string{"/api/environments", "/api/environments/production/keys", "/api/keys/" + id, "/api/environments/production/origins", "/api/audit"} {
+			for _, path := range []string{"/api/environments", "/api/environments/production/keys", "/api/keys/" + id, "/api/environments/production/origins", "/api/audit",
+				"/api/keys/expiring?within=168h", "/api/owners/user_42/keys"} {
 				res, body := f.do(t, f.sameOrigin("GET", path, "", role))
 				assert.Equal(t, http.StatusOK, res.StatusCode, "%s: %s", path, body)
 			}
@@ -711,4 +729,230 @@ func TestCloseAccount(t *testing.T) {
 		assert.Contains(t, string(script), `api("POST", "api/account/close", { confirm: input.value })`)
 		assert.Contains(t, string(script), `if (state.session.close_account) {`)
 	})
+}
+
+// TestLifecycle: what the page sends for names, lifetime policies, new
+// environments and imported keys, through the console's API, and what it
+// reads back: each refusal names its field or limit.
+func TestLifecycle(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	id := f.extra.View.ID
+	do := func(method, path, body string) (int, map[string]any) {
+		t.Helper()
+		res, b := f.do(t, f.sameOrigin(method, path, body, apikey.Owner))
+		var out map[string]any
+		require.NoError(t, json.Unmarshal(b, &out), string(b))
+		return res.StatusCode, out
+	}
+	imported, err := f.m.Import(ctx, owner, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server,
+		Key: apikey.NewOpaque("sk_live_0123456789abcdef"), Name: "legacy", Scopes: []string{"*"}})
+	require.NoError(t, err)
+	var defaultKey string
+	keys, err := f.m.List(ctx, owner, apikey.Production, apikey.Page{})
+	require.NoError(t, err)
+	for _, v := range keys.Keys {
+		if v.Default && v.Type == apikey.Server {
+			defaultKey = v.Prefix
+		}
+	}
+	require.NotEmpty(t, defaultKey)
+
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		code                     string   // the problem's code, for a refusal
+		detail                   []string // words the refusal's detail holds
+		check                    func(t *testing.T, out map[string]any)
+	}{
+		{name: "rename", method: "PUT", path: "/api/keys/" + id + "/name", body: `{"name":"billing worker"}`, status: http.StatusOK,
+			check: func(t *testing.T, out map[string]any) {
+				assert.Equal(t, "billing worker", out["name"])
+				v, err := f.m.Get(ctx, owner, id)
+				require.NoError(t, err)
+				assert.Equal(t, "billing worker", v.Name)
+			}},
+		{name: "name too long", method: "PUT", path: "/api/keys/" + id + "/name", body: `{"name":"` + strings.Repeat("é", 101) + `"}`,
+			status: http.StatusUnprocessableEntity, code: "invalid_name", detail: []string{"name", "200 bytes"}},
+		{name: "name removed", method: "PUT", path: "/api/keys/" + id + "/name", body: `{"name":""}`, status: http.StatusOK,
+			check: func(t *testing.T, out map[string]any) { assert.NotContains(t, out, "name") }},
+		{name: "lifetime beyond its bounds", method: "PUT", path: "/api/environments/production/lifetime", body: `{"default_expiry_seconds":-1}`,
+			status: http.StatusUnprocessableEntity, code: "invalid_lifetime", detail: []string{"default_expiry_seconds"}},
+		{name: "default expiry beyond the maximum", method: "PUT", path: "/api/environments/production/lifetime",
+			body:   `{"default_expiry_seconds":172800,"max_lifetime_seconds":86400}`,
+			status: http.StatusUnprocessableEntity, code: "invalid_lifetime", detail: []string{"default_expiry_seconds", "max_lifetime_seconds"}},
+		{name: "lifetime", method: "PUT", path: "/api/environments/production/lifetime", body: `{"default_expiry_seconds":3600,"max_lifetime_seconds":86400}`,
+			status: http.StatusOK, check: func(t *testing.T, out map[string]any) {
+				assert.Equal(t, map[string]any{"default_expiry_seconds": 3600.0, "max_lifetime_seconds": 86400.0}, out["lifetime"])
+			}},
+		{name: "the page reads the policy", method: "GET", path: "/api/environments", status: http.StatusOK,
+			check: func(t *testing.T, out map[string]any) {
+				envs := out["environments"].([]any)
+				require.Len(t, envs, 1)
+				assert.Equal(t, map[string]any{"default_expiry_seconds": 3600.0, "max_lifetime_seconds": 86400.0}, envs[0].(map[string]any)["lifetime"])
+			}},
+		{name: "a key beyond the maximum lifetime", method: "POST", path: "/api/environments/production/keys", body: `{"type":"client","expires_in":"48h"}`,
+			status: http.StatusUnprocessableEntity, code: "beyond_lifetime", detail: []string{"24h", "max_lifetime_seconds 86400"}},
+		{name: "a key with the default expiry", method: "POST", path: "/api/environments/production/keys", body: `{"type":"client"}`,
+			status: http.StatusCreated, check: func(t *testing.T, out map[string]any) {
+				view := out["view"].(map[string]any)
+				expires, err := time.Parse(time.RFC3339Nano, view["expires_at"].(string))
+				require.NoError(t, err)
+				assert.WithinDuration(t, time.Now().Add(time.Hour), expires, time.Minute)
+			}},
+		{name: "policy removed", method: "PUT", path: "/api/environments/production/lifetime", body: `{}`, status: http.StatusOK,
+			check: func(t *testing.T, out map[string]any) { assert.NotContains(t, out, "lifetime") }},
+		{name: "create an environment", method: "POST", path: "/api/environments", body: `{"environment":"sandbox"}`, status: http.StatusCreated,
+			check: func(t *testing.T, out map[string]any) {
+				assert.Equal(t, "sandbox", out["environment"])
+				issued := out["issued"].([]any)
+				require.Len(t, issued, 2, "its default server and publishable keys")
+				for i, typ := range []string{"server", "client"} {
+					k := issued[i].(map[string]any)
+					key, err := apikey.ParseKey(k["full_key"].(string))
+					require.NoError(t, err, "the full key, shown once")
+					view := k["view"].(map[string]any)
+					assert.Equal(t, typ, view["type"])
+					assert.Equal(t, key.Prefix(), view["prefix"])
+					assert.Equal(t, true, view["default"])
+					assert.Equal(t, "sandbox", view["environment"])
+				}
+			}},
+		{name: "an environment that exists", method: "POST", path: "/api/environments", body: `{"environment":"sandbox"}`,
+			status: http.StatusConflict, code: "already_bootstrapped"},
+		{name: "an invalid environment name", method: "POST", path: "/api/environments", body: `{"environment":"Sand Box"}`,
+			status: http.StatusUnprocessableEntity, code: "invalid_environment", detail: []string{"[a-z0-9_-]"}},
+		{name: "disable", method: "POST", path: "/api/keys/" + id + "/disable", status: http.StatusOK,
+			check: func(t *testing.T, out map[string]any) {
+				assert.Equal(t, "disabled", out["status"])
+				assert.NotEmpty(t, out["disabled_at"])
+				assert.Equal(t, apikey.Disabled, f.status(t, id))
+			}},
+		{name: "enable", method: "POST", path: "/api/keys/" + id + "/enable", status: http.StatusOK,
+			check: func(t *testing.T, out map[string]any) {
+				assert.Equal(t, "active", out["status"])
+				assert.NotContains(t, out, "disabled_at")
+			}},
+		{name: "a default key is rotated before it is disabled", method: "POST", path: "/api/keys/" + defaultKey + "/disable",
+			status: http.StatusConflict, code: "rotate_first", detail: []string{"rotate it first"}},
+		{name: "an imported key is marked", method: "GET", path: "/api/keys/" + imported.Prefix, status: http.StatusOK,
+			check: func(t *testing.T, out map[string]any) { assert.Equal(t, true, out["imported"]) }},
+		{name: "rotating an imported key issues a keystile key", method: "POST", path: "/api/keys/" + imported.Prefix + "/rotate", body: `{"grace":"24h"}`,
+			status: http.StatusCreated, check: func(t *testing.T, out map[string]any) {
+				key, err := apikey.ParseKey(out["full_key"].(string))
+				require.NoError(t, err)
+				view := out["view"].(map[string]any)
+				assert.NotContains(t, view, "imported")
+				assert.Equal(t, "legacy", view["name"])
+				assert.Equal(t, key.Prefix(), view["prefix"])
+				old, err := f.m.Get(ctx, owner, imported.ID)
+				require.NoError(t, err)
+				assert.Equal(t, apikey.Expiring, old.Status)
+				assert.True(t, old.Imported)
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, out := do(tt.method, tt.path, tt.body)
+			require.Equal(t, tt.status, status, "%v", out)
+			if tt.code != "" {
+				assert.Equal(t, tt.code, out["code"])
+				for _, word := range tt.detail {
+					assert.Contains(t, out["detail"], word)
+				}
+			}
+			if tt.check != nil {
+				tt.check(t, out)
+			}
+		})
+	}
+}
+
+// TestSuspendedAccount: the environments that the page reads carry the
+// suspension, which it shows; while suspended, changes are refused with
+// account_suspended and revocation still works.
+func TestSuspendedAccount(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	operator := apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}
+	require.NoError(t, f.m.SuspendAccount(ctx, operator, apikey.DefaultAccount))
+	id := f.extra.View.ID
+
+	res, body := f.do(t, f.sameOrigin("GET", "/api/environments", "", apikey.ReadOnly))
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	var list apikey.EnvironmentList
+	require.NoError(t, json.Unmarshal(body, &list))
+	require.Len(t, list.Environments, 1)
+	assert.False(t, list.Environments[0].SuspendedAt.IsZero(), "the page reads suspended_at")
+
+	for _, c := range []struct{ method, path, body string }{
+		{"PUT", "/api/keys/" + id + "/name", `{"name":"x"}`},
+		{"POST", "/api/keys/" + id + "/disable", ``},
+		{"PUT", "/api/environments/production/lifetime", `{"max_lifetime_seconds":86400}`},
+		{"POST", "/api/environments/production/keys", `{"type":"client"}`},
+	} {
+		res, body := f.do(t, f.sameOrigin(c.method, c.path, c.body, apikey.Owner))
+		assert.Equal(t, http.StatusForbidden, res.StatusCode, "%s %s: %s", c.method, c.path, body)
+		assert.Equal(t, "account_suspended", problemCode(t, body), "%s %s", c.method, c.path)
+	}
+	res, body = f.do(t, f.sameOrigin("POST", "/api/keys/"+id+"/revoke", "", apikey.Owner))
+	require.Equal(t, http.StatusOK, res.StatusCode, "revocation works while suspended: %s", body)
+	assert.Equal(t, apikey.Revoked, f.status(t, id))
+
+	require.NoError(t, f.m.ResumeAccount(ctx, operator, apikey.DefaultAccount))
+	_, body = f.do(t, f.sameOrigin("GET", "/api/environments", "", apikey.ReadOnly))
+	assert.NotContains(t, string(body), "suspended_at")
+}
+
+// TestExpiringAndOwners: what the page reads for its expiring-soon list
+// and an owner's keys, and the revocation of every key of an owner.
+func TestExpiringAndOwners(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	_, err := f.m.Bootstrap(ctx, owner, apikey.Staging)
+	require.NoError(t, err)
+	now := time.Now()
+	create := func(env, who string, expires time.Time) apikey.View {
+		k, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: env, Type: apikey.Server, Owner: who, Scopes: []string{"reports:read"}, ExpiresAt: expires})
+		require.NoError(t, err)
+		return k.View
+	}
+	soon := create(apikey.Production, "user_42", now.Add(2*time.Hour))
+	later := create(apikey.Staging, "user_42", now.Add(72*time.Hour))
+	create(apikey.Staging, "user_42", time.Time{})
+	other := create(apikey.Production, "user_7", now.Add(30*24*time.Hour))
+	get := func(path string) map[string]any {
+		t.Helper()
+		res, body := f.do(t, f.sameOrigin("GET", path, "", apikey.ReadOnly))
+		require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+		var out map[string]any
+		require.NoError(t, json.Unmarshal(body, &out))
+		return out
+	}
+	prefixes := func(out map[string]any) []string {
+		var p []string
+		for _, k := range out["keys"].([]any) {
+			p = append(p, k.(map[string]any)["prefix"].(string))
+		}
+		return p
+	}
+
+	assert.Equal(t, []string{soon.Prefix, later.Prefix}, prefixes(get("/api/keys/expiring?within=168h&limit=20")),
+		"every environment's keys that expire within 7 days, soonest first")
+	assert.Len(t, prefixes(get("/api/owners/user_42/keys")), 3, "in every environment")
+
+	res, body := f.do(t, f.sameOrigin("POST", "/api/owners/user_42/revoke", "", apikey.Owner))
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	var revoked struct {
+		Revoked         int      `json:"revoked"`
+		SkippedDefaults []string `json:"skipped_defaults"`
+	}
+	require.NoError(t, json.Unmarshal(body, &revoked))
+	assert.Equal(t, 3, revoked.Revoked)
+	assert.Empty(t, revoked.SkippedDefaults)
+	for _, k := range get("/api/owners/user_42/keys")["keys"].([]any) {
+		assert.Equal(t, "revoked", k.(map[string]any)["status"])
+	}
+	assert.Equal(t, apikey.Active, f.status(t, other.ID), "another owner's key is untouched")
+	assert.Empty(t, get("/api/keys/expiring?within=168h")["keys"], "revoked keys do not expire")
 }

@@ -2,14 +2,40 @@
 // script and style sheet embedded in the binary (no build step, no CDN, no
 // external asset), that lists environments and their keys, creates keys,
 // rotates them with the console's grace choices (Now, 1 hour, 24 hours,
-// 3 days, 7 days), changes a rotated key's grace, revokes keys, edits a
+// 3 days, 7 days), changes a rotated key's grace, disables keys (after a
+// confirmation; never a default key, which is rotated first) and enables
+// them again, revokes keys, edits a
 // scoped key's scopes and the web origins allowed to use publishable keys,
-// shows the environment's recent activity (Options.Audit), and shows a full
-// key to owners (once when it is issued; again, where it can be revealed, on
-// request).
+// shows and sets the environment's key lifetime policy (a default expiry
+// and a maximum lifetime, in days or hours), creates environments (showing
+// their two default keys once), shows the environment's recent activity
+// (Options.Audit), and shows a full key to owners (once when it is issued;
+// again, where it can be revealed, on request). A refusal that concerns one
+// field (a name too long, a lifetime out of bounds, an expiry beyond the
+// environment's maximum lifetime) is shown next to that field.
+//
+// Keys imported from a service's earlier key store (apikey.Manager.Import)
+// are marked "imported" in the list and, in their view, "imported — rotate
+// to a keystile key", with a Rotate to a keystile key action for owners.
+//
+// At the top of the page, an Expiring soon list shows the keys of every
+// environment that stop working within 7 days (their expiry, or the end of
+// a rotated key's grace), soonest first; it stays hidden where the store
+// cannot list them (apikey.ExpiryIndex). The keys issued to one owner, in
+// every environment, have a view of their own (#owner=<owner>), linked
+// from the owner's name and reached by a search by owner; there owners can
+// revoke every one of them at once, after a confirmation (default keys are
+// left as they are).
+//
+// A suspended account (apikey.Manager.SuspendAccount) is shown to every
+// role as a notice that its keys are refused; while it lasts the page
+// offers no action but revocation, which the Manager still allows. A
+// suspension that happens while the page is open shows at the first
+// refusal it causes.
 //
 // Each key has a view of its own (the page's location #env=<env>&key=<prefix>,
-// linked from the key's prefix in the list): its details, its limits (rate
+// linked from the key's prefix in the list): its details, the actions the
+// list offers for it, a form with which owners rename it, its limits (rate
 // limit, quota, allowed IP ranges), a form with which owners change or
 // remove them, and its usage of the last 24 hours per hour and of the last
 // 30 days per day, admitted and refused requests stacked in charts that the

@@ -14,6 +14,8 @@
   const state = {
     key: null, // the key whose view is shown, if any
     session: null,
+    suspended: "", // when the account was suspended, if it is
+    owner: null, // {owner, keys, next} of the owner whose keys are shown, if any
     actions: new Set(), // what the actor's role allows
     environments: [],
     environment: "",
@@ -22,7 +24,9 @@
   };
 
   const $ = (id) => document.getElementById(id);
-  const can = (action) => state.actions.has(action);
+  // can reports whether the actor's role allows action now: while the
+  // account is suspended, keys may only be revoked.
+  const can = (action) => state.actions.has(action) && (!state.suspended || action === "revoke");
 
   // el creates an element: props sets properties (className, textContent,
   // ...), "data-*" and "aria-*" keys set attributes; children are nodes or
@@ -61,7 +65,10 @@
     if (text) {
       try { data = JSON.parse(text); } catch { data = null; }
     }
-    if (!res.ok) throw new APIError(res.status, data);
+    if (!res.ok) {
+      if (data && data.code === "account_suspended" && !state.suspended) markSuspended(new Date().toISOString());
+      throw new APIError(res.status, data);
+    }
     return data;
   }
 
@@ -69,6 +76,13 @@
   const keyHash = (env, prefix) => `env=${encodeURIComponent(env)}&key=${encodeURIComponent(prefix)}`;
   const envPath = (env) => `api/environments/${encodeURIComponent(env)}`;
   const keyPath = (view) => `api/keys/${encodeURIComponent(view.prefix)}`;
+  const ownerHash = (owner) => `owner=${encodeURIComponent(owner)}`;
+  const ownerPath = (owner) => `api/owners/${encodeURIComponent(owner)}`;
+
+  // ownerLink links to the view of every key of owner.
+  function ownerLink(owner) {
+    return el("a", { href: `#${ownerHash(owner)}`, className: "owner-link", title: `Every key of ${owner}`, textContent: owner });
+  }
 
   function notify(text) {
     $("error").textContent = "";
@@ -130,6 +144,8 @@
       select.append(el("option", { value: e.environment, textContent: e.environment }));
     }
     const wanted = new URLSearchParams(location.hash.slice(1)).get("env");
+    const suspended = state.environments.find((e) => e.suspended_at);
+    if (suspended) markSuspended(suspended.suspended_at);
     const names = state.environments.map((e) => e.environment);
     state.environment = names.includes(wanted) ? wanted : (names.includes("production") ? "production" : names[0] || "");
     select.value = state.environment;
@@ -145,6 +161,7 @@
     const i = state.environments.findIndex((e) => e.environment === s.environment);
     if (i >= 0) state.environments[i] = s;
     renderOrigins();
+    renderLifetime();
   }
 
   // ----- keys
@@ -178,7 +195,7 @@
       { id: "prefix", title: "Key", cell: prefixCell },
       { id: "name", title: "Name", cell: (k) => el("td", { textContent: k.name || "" }) },
     ];
-    if (has("owner")) cols.push({ id: "owner", title: "Owner", cell: (k) => el("td", { textContent: k.owner || "" }) });
+    if (has("owner")) cols.push({ id: "owner", title: "Owner", cell: (k) => el("td", {}, k.owner ? ownerLink(k.owner) : "") });
     cols.push(
       { id: "type", title: "Type", cell: (k) => el("td", { textContent: k.type === "client" ? "publishable" : "secret" }) },
       { id: "status", title: "Status", cell: statusCell },
@@ -199,7 +216,16 @@
       el("code", { textContent: k.prefix }));
     const td = el("td", { className: "prefix" }, link);
     if (k.default) td.append(" ", el("span", { className: "badge", textContent: "default" }));
+    if (k.imported) td.append(" ", importedBadge());
     return td;
+  }
+
+  // importedText marks a key issued before keystile.
+  const importedText = "imported — rotate to a keystile key";
+
+  function importedBadge() {
+    return el("span", { className: "badge badge-imported", "data-imported": "true", title: importedText, textContent: "imported" },
+      el("span", { className: "visually-hidden", textContent: ": rotate to a keystile key" }));
   }
 
   function statusCell(k) {
@@ -226,33 +252,44 @@
     return td;
   }
 
-  // keyActions lists what the actor may do to key k now.
-  function keyActions(k) {
+  // keyActions lists what the actor may do to key k now; long labels
+  // (for a key's view) say more where the list's column is narrow.
+  function keyActions(k, long) {
     const out = [];
     const live = k.status === "active" || k.status === "expiring";
-    if (k.status === "active" && can("rotate")) out.push({ id: "rotate", label: "Rotate", run: () => openGrace(k, "rotate") });
+    if (k.status === "active" && can("rotate")) {
+      out.push({ id: "rotate", label: long && k.imported ? "Rotate to a keystile key" : "Rotate", run: () => openGrace(k, "rotate") });
+    }
     if (k.status === "expiring" && can("change_grace")) out.push({ id: "grace", label: "Change grace", run: () => openGrace(k, "grace") });
     if (live && k.type === "server" && !k.default && can("set_scopes")) out.push({ id: "scopes", label: "Edit scopes", run: () => openScopes(k) });
-    if (live && can("reveal") && (k.type === "client" || state.session.reveal_server_keys)) out.push({ id: "reveal", label: "Reveal", run: () => reveal(k) });
-    if (live && !k.default && can("revoke")) out.push({ id: "revoke", label: "Revoke", danger: true, run: () => openRevoke(k) });
+    if (live && !k.imported && can("reveal") && (k.type === "client" || state.session.reveal_server_keys)) out.push({ id: "reveal", label: "Reveal", run: () => reveal(k) });
+    if (live && !k.default && can("disable")) out.push({ id: "disable", label: "Disable", danger: true, run: () => openDisable(k) });
+    if (k.status === "disabled" && can("enable")) out.push({ id: "enable", label: "Enable", run: () => enable(k) });
+    if ((live || k.status === "disabled") && !k.default && can("revoke")) out.push({ id: "revoke", label: "Revoke", danger: true, run: () => openRevoke(k) });
     return out;
   }
 
   function actionsCell(k) {
-    const td = el("td", { className: "actions" });
-    for (const a of keyActions(k)) {
+    return actionButtons(el("td", { className: "actions" }), k, false);
+  }
+
+  // actionButtons appends to box a button for each of keyActions(k,
+  // long): in the list each names its action by data-action, in a key's
+  // view (long) by data-view-action.
+  function actionButtons(box, k, long) {
+    for (const a of keyActions(k, long)) {
       const b = el("button", {
         type: "button",
         className: a.danger ? "danger small" : "small",
         textContent: a.label,
         "aria-label": `${a.label} ${k.prefix}`,
-        "data-action": a.id,
+        [long ? "data-view-action" : "data-action"]: a.id,
         "data-key": k.prefix,
       });
       b.addEventListener("click", a.run);
-      td.append(b, " ");
+      box.append(b, " ");
     }
-    return td;
+    return box;
   }
 
   function renderKeys() {
@@ -321,7 +358,7 @@
   function openDialog(id, back) {
     const dialog = $(id).content.firstElementChild.cloneNode(true);
     const from = document.activeElement;
-    if (!back && from && from.dataset && from.dataset.key) back = { key: from.dataset.key, action: from.dataset.action };
+    if (!back && from && from.dataset && from.dataset.key) back = { key: from.dataset.key, action: from.dataset.action || from.dataset.viewAction };
     dialog.addEventListener("close", () => {
       dialog.remove();
       restoreFocus(from, back);
@@ -338,8 +375,13 @@
       from.focus();
       return;
     }
+    if (!$("owner-view").hidden) {
+      $("owner-heading").focus();
+      return;
+    }
     if (!$("key-view").hidden) {
-      $("limits-heading").focus();
+      const same = back && back.action && $("key-actions").querySelector(`[data-view-action="${CSS.escape(back.action)}"]`);
+      (same || $("limits-heading")).focus();
       return;
     }
     const row = back && document.querySelector(`tr[data-prefix="${CSS.escape(back.key)}"]`);
@@ -354,14 +396,14 @@
     const errors = dialog.querySelector(".form-error");
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      errors.textContent = "";
+      clearFieldErrors(form);
       const buttons = form.querySelectorAll("button");
       buttons.forEach((b) => { b.disabled = true; });
       try {
         const keep = await run(form);
         if (keep !== false) dialog.close();
       } catch (err) {
-        errors.textContent = err.message || String(err);
+        if (!showRefusal(form, err)) errors.textContent = err.message || String(err);
       } finally {
         buttons.forEach((b) => { b.disabled = false; });
       }
@@ -384,6 +426,15 @@
     };
     type.addEventListener("change", sync);
     sync();
+    const policy = lifetimeOf();
+    if (policy.def || policy.max) {
+      dialog.querySelector('#create-expiry option[value=""]').textContent = `The environment's default: in ${durationText(policy.def || policy.max)}`;
+      const hint = dialog.querySelector("#create-expiry-hint");
+      hint.textContent = policy.max
+        ? `Keys of ${state.environment} may live at most ${durationText(policy.max)} (its maximum lifetime).`
+        : `Keys of ${state.environment} expire after ${durationText(policy.def)} unless another expiry is chosen.`;
+      hint.hidden = false;
+    }
     submitting(dialog, async (form) => {
       const body = { type: type.value, name: form.elements.name.value.trim() };
       if (body.type === "server") body.scopes = parseScopes(scopes.value);
@@ -431,6 +482,52 @@
       return true;
     });
     dialog.showModal();
+  }
+
+  // openDisable asks before switching k off: every request with it is
+  // refused until it is enabled again.
+  function openDisable(k) {
+    const dialog = openDialog("tpl-confirm");
+    dialog.querySelector("h2").textContent = `Disable ${k.prefix}?`;
+    dialog.querySelector(".explain").textContent =
+      "Every request with this key is refused until it is enabled again. Its expiry keeps running.";
+    dialog.querySelector('button[type="submit"]').textContent = "Disable key";
+    submitting(dialog, async () => {
+      await api("POST", `${keyPath(k)}/disable`);
+      await refreshKeys();
+      notify(`${k.prefix} was disabled: requests with it are refused until it is enabled.`);
+    });
+    dialog.showModal();
+  }
+
+  // enable switches a disabled key on again, with no question: it undoes
+  // nothing that cannot be done again.
+  async function enable(k) {
+    try {
+      const view = await api("POST", `${keyPath(k)}/enable`);
+      await refreshKeys();
+      notify(view.status === "disabled" ? `${k.prefix} is still disabled.` : `${k.prefix} was enabled: it is ${view.status}.`);
+      const again = $("key-view").hidden
+        ? document.querySelector(`tr[data-prefix="${CSS.escape(k.prefix)}"] [data-action="disable"]`)
+        : document.querySelector('#key-actions [data-view-action="disable"]');
+      if (again) again.focus();
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  // markSuspended shows that the account is suspended (since the time
+  // iso) and withdraws the actions it refuses.
+  function markSuspended(iso) {
+    state.suspended = iso;
+    $("suspended").hidden = false;
+    const since = $("suspended-since");
+    since.textContent = "";
+    since.append(" (suspended ", el("time", { dateTime: iso, title: iso, textContent: `${formatTime(iso)} UTC` }), ")");
+    if (!state.session) return;
+    renderTools();
+    renderKeys();
+    if (state.key) renderKey(state.key);
   }
 
   function openRevoke(k) {
@@ -553,6 +650,357 @@
   }
 
 
+  // ----- lifetime policy, environments, names
+
+  // maxLifetimeSeconds is apikey.MaxKeyLifetime (3,650 days).
+  const maxLifetimeSeconds = 3650 * 86400;
+
+  // lifetimeOf returns the lifetime policy of the environment shown, in
+  // seconds: def (0: the maximum, or none) and max (0: none).
+  function lifetimeOf() {
+    const l = settings().lifetime || {};
+    return { def: Number(l.default_expiry_seconds) || 0, max: Number(l.max_lifetime_seconds) || 0 };
+  }
+
+  // durationText writes whole seconds as days, else hours, else seconds.
+  function durationText(sec) {
+    if (sec % 86400 === 0) return plural(sec / 86400, "day", "days");
+    if (sec % 3600 === 0) return plural(sec / 3600, "hour", "hours");
+    return plural(sec, "second", "seconds");
+  }
+
+  function renderLifetime() {
+    const dl = $("lifetime");
+    dl.textContent = "";
+    const p = lifetimeOf();
+    const row = (name, field, text) => dl.append(el("dt", { textContent: name }), el("dd", { "data-lifetime": field, textContent: text }));
+    let def = "never";
+    if (p.def) def = `${durationText(p.def)} after creation`;
+    else if (p.max) def = `${durationText(p.max)} after creation (the maximum lifetime)`;
+    row("Default expiry", "default_expiry", def);
+    row("Maximum lifetime", "max_lifetime", p.max ? durationText(p.max) : "none");
+  }
+
+  // fillDuration shows sec (0: none) in a number field and its unit.
+  function fillDuration(input, unit, sec) {
+    input.value = "";
+    if (!sec) return;
+    let per = sec % 86400 === 0 ? 86400 : (sec % 3600 === 0 ? 3600 : 1);
+    if (per === 1) unit.append(el("option", { value: "1", textContent: "seconds" }));
+    unit.value = String(per);
+    input.value = String(sec / per);
+  }
+
+  // durationField reads a number field and its unit as whole seconds (0
+  // when empty), or throws a FieldError for field.
+  function durationField(form, input, unit, field) {
+    const label = form.querySelector(`label[for="${input.id}"]`).textContent;
+    const unitName = unit.options[unit.selectedIndex].textContent;
+    const v = input.value.trim();
+    if (v === "" && !(input.validity && input.validity.badInput)) return 0;
+    const n = Number(v);
+    if (v === "" || !Number.isSafeInteger(n) || n < 1) {
+      throw new FieldError(field, `${label} must be a whole number of ${unitName}, at least 1; leave it empty for none.`);
+    }
+    const sec = n * Number(unit.value);
+    if (sec > maxLifetimeSeconds) throw new FieldError(field, `${label} must be at most ${durationText(maxLifetimeSeconds)}.`);
+    return sec;
+  }
+
+  function openLifetime() {
+    const env = state.environment;
+    const dialog = openDialog("tpl-lifetime");
+    dialog.querySelector("h2").textContent = `Key lifetime of ${env}`;
+    const form = dialog.querySelector("form");
+    const e = form.elements;
+    const p = lifetimeOf();
+    fillDuration(e.default_expiry, e.default_expiry_unit, p.def);
+    fillDuration(e.max_lifetime, e.max_lifetime_unit, p.max);
+    submitting(dialog, async () => {
+      const body = {};
+      const def = durationField(form, e.default_expiry, e.default_expiry_unit, "default_expiry_seconds");
+      const max = durationField(form, e.max_lifetime, e.max_lifetime_unit, "max_lifetime_seconds");
+      if (def) body.default_expiry_seconds = def;
+      if (max) body.max_lifetime_seconds = max;
+      await api("PUT", `${envPath(env)}/lifetime`, body);
+      await reloadSettings();
+      loadActivity().catch(fail);
+      notify(def || max ? `The key lifetime of ${env} was saved.` : `${env} has no key lifetime policy any more.`);
+    });
+    dialog.showModal();
+  }
+
+  function openEnvironment() {
+    const dialog = openDialog("tpl-environment");
+    const input = dialog.querySelector("#environment-name");
+    submitting(dialog, async () => {
+      const name = input.value.trim();
+      if (name === "") throw new FieldError("environment", "Name the environment.");
+      let res;
+      try {
+        res = await api("POST", "api/environments", { environment: name });
+      } catch (err) {
+        if (err.code === "already_bootstrapped") throw new FieldError("environment", `An environment named ${name} exists already.`);
+        throw err;
+      }
+      dialog.close();
+      await loadEnvironments();
+      state.environment = res.environment;
+      $("environment").value = res.environment;
+      await showEnvironment();
+      showSecrets(res);
+      notify(`The environment ${res.environment} was created, with a default secret key and a default publishable key.`);
+      return false;
+    });
+    dialog.showModal();
+  }
+
+  // showSecrets shows the full keys that creating an environment issued,
+  // {"environment": "...", "issued": [{"full_key": "...", "view": VIEW}, ...]},
+  // each with a copy button. They live only in this dialog, which is
+  // removed when it closes.
+  function showSecrets(res) {
+    const dialog = openDialog("tpl-secrets");
+    dialog.querySelector("h2").textContent = `The keys of ${res.environment}`;
+    dialog.querySelector(".warning-text").textContent = state.session.reveal_server_keys
+      ? "Copy the secret key now and keep it secret: only an owner can reveal it again. The publishable key is public by design."
+      : "Copy the secret key now and keep it secret: it will not be shown again. The publishable key is public by design; an owner can reveal it again.";
+    const box = dialog.querySelector(".secrets");
+    (res.issued || []).forEach((k, i) => {
+      const id = `secret-value-${i}`;
+      const kind = k.view.type === "client" ? "publishable" : "secret";
+      const input = el("input", { id, className: "secret-value", readOnly: true, spellcheck: false, autocomplete: "off", value: k.full_key, "data-prefix": k.view.prefix });
+      const status = el("p", { className: "copy-status hint", role: "status", "aria-live": "polite" });
+      const copyButton = el("button", { type: "button", className: "copy", "aria-label": `Copy the ${kind} key to clipboard`, textContent: "Copy" });
+      if (i === 0) copyButton.autofocus = true;
+      copyButton.addEventListener("click", async () => {
+        status.textContent = (await copy(input)) ? "Copied to the clipboard." : "Copying failed: select the key and copy it yourself.";
+      });
+      box.append(el("div", { className: "field" },
+        el("label", { for: id, textContent: `Default ${kind} key (${k.view.type}-)` }),
+        el("div", { className: "copy-row" }, input, copyButton), status));
+    });
+    dialog.showModal();
+  }
+
+  // renderRename shows owners the form that renames k; a revoked key keeps
+  // its name.
+  function renderRename(k) {
+    const box = $("rename-edit");
+    if (!can("rename") || k.status === "revoked") {
+      box.textContent = "";
+      return;
+    }
+    let form = $("rename-form");
+    if (!form) {
+      box.append($("tpl-rename").content.firstElementChild.cloneNode(true));
+      form = $("rename-form");
+      form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        saveName(form).catch(fail);
+      });
+    }
+    form.elements.name.value = k.name || "";
+    clearFieldErrors(form);
+  }
+
+  async function saveName(form) {
+    const k = state.key;
+    clearFieldErrors(form);
+    const name = form.elements.name.value.trim();
+    const button = $("save-name");
+    button.disabled = true;
+    try {
+      const view = await api("PUT", `${keyPath(k)}/name`, { name });
+      const i = state.keys.findIndex((x) => x.id === view.id);
+      if (i >= 0) state.keys[i] = view;
+      if (i >= 0) renderKeys();
+      if (state.key && state.key.id === view.id) {
+        state.key = view;
+        renderKey(view);
+      }
+      notify(name ? `${k.prefix} is now named ${name}.` : `${k.prefix} has no name any more.`);
+      loadActivity().catch(fail);
+    } catch (err) {
+      if (!showRefusal(form, err)) form.querySelector(".form-error").textContent = err.message || String(err);
+    } finally {
+      button.disabled = false;
+      // A button disabled while it had the focus lost it.
+      if (document.activeElement === document.body) $("rename-name").focus();
+    }
+  }
+
+  // codeFields are the fields that a refusal's code is about, in the forms
+  // that have them.
+  const codeFields = {
+    invalid_name: "name",
+    beyond_lifetime: "expiry",
+    invalid_expiry: "expiry",
+    invalid_environment: "environment",
+  };
+
+  // showRefusal shows err next to the control of the field it is about (a
+  // FieldError's, its code's, or the first field of the form that its
+  // detail names) and reports whether it could.
+  function showRefusal(form, err) {
+    let field = err instanceof FieldError ? err.field : codeFields[err.code];
+    if (!field && err instanceof APIError) {
+      let at = Infinity;
+      for (const p of form.querySelectorAll(".field-error[data-field]")) {
+        const m = new RegExp(`\\b${p.dataset.field.replace(/\./g, "\\.")}\\b`).exec(err.message);
+        const i = m ? m.index : -1;
+        if (i >= 0 && i < at) {
+          at = i;
+          field = p.dataset.field;
+        }
+      }
+    }
+    if (!field || !form.querySelector(`.field-error[data-field="${CSS.escape(field)}"]`)) return false;
+    showFieldError(form, field, undefined, refusalText(err));
+    return true;
+  }
+
+  // refusalText says what err refused in words: the API's detail without
+  // the package's prefix, with fields named as the forms label them.
+  function refusalText(err) {
+    if (err instanceof FieldError) return err.message;
+    const p = lifetimeOf();
+    if (err.code === "beyond_lifetime" && p.max) {
+      return `Beyond the maximum key lifetime of ${state.environment}: its keys may live at most ${durationText(p.max)}. Choose an earlier expiry.`;
+    }
+    const text = (err.message || String(err))
+      .replace(/^apikey: invalid lifetime policy: /, "")
+      .replace(/^apikey: /, "")
+      .replace(/(max_lifetime_seconds \()(\d+)\)/g, (_, name, n) => `${name}${durationText(Number(n))})`)
+      .replace(/default_expiry_seconds/g, "the default expiry")
+      .replace(/max_lifetime_seconds/g, "the maximum lifetime");
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
+  // ----- expiring soon, keys by owner
+
+  // expiringWindow is how far ahead the list of expiring keys looks.
+  const expiringWindow = "168h";
+
+  // loadExpiring lists, at the top of the page, the keys of every
+  // environment that stop working within expiringWindow. Where the API
+  // cannot list them (a refusal: an API without the route, a store without
+  // an expiry index), the list stays hidden.
+  async function loadExpiring() {
+    let data;
+    try {
+      data = await api("GET", `api/keys/expiring?within=${expiringWindow}&limit=20`);
+    } catch (err) {
+      if ((err.status >= 400 && err.status < 500) || err.status === 501) {
+        $("expiring").hidden = true;
+        return;
+      }
+      throw err;
+    }
+    const list = $("expiring-list");
+    list.textContent = "";
+    for (const k of data.keys || []) {
+      const li = el("li", { "data-prefix": k.prefix },
+        el("a", { href: `#${keyHash(k.environment, k.prefix)}`, className: "key-link" }, el("code", { textContent: k.prefix })),
+        " ", k.name ? el("span", { textContent: k.name }) : null, k.name ? " " : null,
+        el("span", { className: "muted", textContent: `in ${k.environment}` }), " ",
+        el("span", { className: `status status-${k.status}`, "data-status": k.status, textContent: k.status }), " ",
+        k.status === "expiring" ? "grace ends " : "expires ",
+        el("time", { dateTime: k.expires_at, title: k.expires_at, textContent: `${formatTime(k.expires_at)} UTC` }),
+        " ", el("span", { className: "muted", textContent: `(${relative(k.expires_at)})` }));
+      list.append(li);
+    }
+    const more = $("expiring-more");
+    more.hidden = !data.next;
+    more.textContent = data.next ? `Showing the ${count(list.children.length)} that expire first.` : "";
+    $("expiring").hidden = list.children.length === 0;
+  }
+
+  // showOwner shows every key of owner, in every environment.
+  async function showOwner(owner) {
+    await loadOwner(owner);
+    state.key = null;
+    $("list-view").hidden = true;
+    $("key-view").hidden = true;
+    $("owner-view").hidden = false;
+    $("owner-back").href = `#env=${encodeURIComponent(state.environment)}`;
+    $("owner-heading").focus();
+  }
+
+  // loadOwner reads owner's keys, page by page (at most maxPages), and
+  // shows them.
+  async function loadOwner(owner) {
+    let keys = [];
+    let next = "";
+    let pages = 0;
+    let unavailable = "";
+    try {
+      do {
+        const data = await api("GET", `${ownerPath(owner)}/keys${next ? `?after=${encodeURIComponent(next)}` : ""}`);
+        keys = keys.concat(data.keys || []);
+        next = data.next || "";
+        pages++;
+      } while (next && pages < maxPages);
+    } catch (err) {
+      if (err.status !== 404 && err.status !== 501) throw err;
+      unavailable = "This service's key store cannot list keys by owner.";
+    }
+    state.owner = { owner, keys, next };
+    renderOwner(unavailable);
+  }
+
+  function renderOwner(unavailable) {
+    const { owner, keys, next } = state.owner;
+    $("owner-heading").textContent = `Keys of ${owner}`;
+    const body = $("owner-keys-body");
+    body.textContent = "";
+    for (const k of keys) {
+      const tr = el("tr", { "data-prefix": k.prefix, "data-status": k.status });
+      const link = el("a", { href: `#${keyHash(k.environment, k.prefix)}`, className: "key-link" }, el("code", { textContent: k.prefix }));
+      const prefix = el("td", { className: "prefix" }, link);
+      if (k.default) prefix.append(" ", el("span", { className: "badge", textContent: "default" }));
+      if (k.imported) prefix.append(" ", importedBadge());
+      tr.append(prefix,
+        el("td", { textContent: k.environment }),
+        el("td", { textContent: k.name || "" }),
+        el("td", { textContent: k.type === "client" ? "publishable" : "secret" }),
+        statusCell(k),
+        timeCell(k.expires_at, "never", k.status === "expiring" || k.status === "active"));
+      body.append(tr);
+    }
+    $("owner-empty").hidden = keys.length > 0 || !!unavailable;
+    const more = $("owner-more");
+    more.hidden = !next && !unavailable;
+    more.textContent = unavailable || (next ? `Showing the first ${count(keys.length)} keys.` : "");
+    const tools = $("owner-tools");
+    tools.textContent = "";
+    const revocable = keys.filter((k) => k.status !== "revoked" && k.status !== "expired" && !k.default);
+    if (can("revoke") && revocable.length > 0) {
+      const b = el("button", { type: "button", id: "revoke-owner", className: "danger", textContent: `Revoke every key of ${owner}` });
+      b.addEventListener("click", () => openRevokeOwner(owner, revocable));
+      tools.append(b);
+    }
+  }
+
+  // openRevokeOwner asks before revoking every key of owner at once.
+  function openRevokeOwner(owner, revocable) {
+    const dialog = openDialog("tpl-confirm");
+    const envs = [...new Set(revocable.map((k) => k.environment))].sort();
+    dialog.querySelector("h2").textContent = `Revoke every key of ${owner}?`;
+    dialog.querySelector(".explain").textContent =
+      `${plural(revocable.length, "key", "keys")} in ${envs.join(", ")} ${revocable.length === 1 ? "is" : "are"} revoked at once, and every request with ${revocable.length === 1 ? "it" : "them"} is refused from then on. ` +
+      "Default keys are left as they are (rotate them first). Revoking cannot be undone.";
+    dialog.querySelector('button[type="submit"]').textContent = "Revoke all";
+    submitting(dialog, async () => {
+      const res = await api("POST", `${ownerPath(owner)}/revoke`);
+      await refreshKeys();
+      const skipped = res.skipped_defaults || [];
+      notify(`${plural(res.revoked, "key", "keys")} of ${owner} ${res.revoked === 1 ? "was" : "were"} revoked.` +
+        (skipped.length ? ` Default keys left as they are (rotate them first): ${skipped.join(", ")}.` : ""));
+    });
+    dialog.showModal();
+  }
+
   // ----- a key's view: details, limits and usage
 
   const dayMs = 86400000;
@@ -580,7 +1028,9 @@
   async function showKey(prefix) {
     const k = await api("GET", `api/keys/${encodeURIComponent(prefix)}`);
     state.key = k;
+    state.owner = null;
     $("list-view").hidden = true;
+    $("owner-view").hidden = true;
     $("key-view").hidden = false;
     $("key-back").href = `#env=${encodeURIComponent(k.environment)}`;
     renderKey(k);
@@ -592,11 +1042,16 @@
   // link.
   function showList() {
     const from = state.key;
+    const fromOwner = state.owner;
     state.key = null;
+    state.owner = null;
     $("key-view").hidden = true;
+    $("owner-view").hidden = true;
     $("list-view").hidden = false;
-    const link = from && document.querySelector(`tr[data-prefix="${CSS.escape(from.prefix)}"] a.key-link`);
+    const link = (from && document.querySelector(`#keys-body tr[data-prefix="${CSS.escape(from.prefix)}"] a.key-link`)) ||
+      (fromOwner && [...document.querySelectorAll("#keys-body a.owner-link")].find((a) => a.textContent === fromOwner.owner));
     if (link) link.focus();
+    else if (fromOwner) $("keys-heading").focus();
   }
 
   function renderKey(k) {
@@ -614,10 +1069,22 @@
     row("Status", el("span", { className: `status status-${k.status}`, "data-status": k.status, textContent: k.status }));
     const scopes = scopesCell(k);
     row("Scopes", ...scopes.childNodes);
-    row("Owner", k.owner || el("span", { className: "muted", textContent: "nobody" }));
+    row("Owner", k.owner ? ownerLink(k.owner) : el("span", { className: "muted", textContent: "nobody" }));
     row("Created", time(k.created_at, ""));
     row("Expires", time(k.expires_at, "never"));
     row("Last used", time(k.last_used_at, "never"));
+    if (k.disabled_at) row("Disabled", time(k.disabled_at, ""), " (requests with it are refused until it is enabled)");
+    if (k.imported) row("Issued", importedBadge(), " before keystile, checked by its SHA-256 digest");
+    const imported = $("key-imported");
+    imported.textContent = "";
+    imported.hidden = !k.imported;
+    if (k.imported) {
+      imported.append(el("strong", { textContent: "Imported — rotate to a keystile key." }),
+        " This key was issued before keystile. Rotating it issues a keystile key in its place; the imported key keeps working for the grace period chosen.");
+    }
+    $("key-actions").textContent = "";
+    actionButtons($("key-actions"), k, true);
+    renderRename(k);
     renderLimits(k);
   }
 
@@ -973,7 +1440,12 @@
       await showKey(prefix);
       return;
     }
-    if (!$("key-view").hidden) showList();
+    const owner = new URLSearchParams(location.hash.slice(1)).get("owner");
+    if (owner) {
+      await showOwner(owner);
+      return;
+    }
+    if (!$("key-view").hidden || !$("owner-view").hidden) showList();
     const env = new URLSearchParams(location.hash.slice(1)).get("env");
     if (env && env !== state.environment && state.environments.some((e) => e.environment === env)) {
       state.environment = env;
@@ -986,7 +1458,18 @@
 
   async function refreshKeys() {
     await loadKeys(false);
+    if (state.key) await reloadKey();
+    if (state.owner) await loadOwner(state.owner.owner);
     loadActivity().catch(fail);
+    loadExpiring().catch(fail);
+  }
+
+  // reloadKey reads the key whose view is shown afresh and shows it.
+  async function reloadKey() {
+    const k = await api("GET", keyPath(state.key));
+    if (!state.key || state.key.id !== k.id) return;
+    state.key = k;
+    renderKey(k);
   }
 
   function renderTools() {
@@ -996,6 +1479,18 @@
       const b = el("button", { type: "button", id: "create-key", className: "primary", textContent: "Create key" });
       b.addEventListener("click", openCreate);
       keyTools.append(b);
+    }
+    if (can("bootstrap")) {
+      const b = el("button", { type: "button", id: "create-environment", textContent: "Create environment" });
+      b.addEventListener("click", openEnvironment);
+      keyTools.append(b);
+    }
+    const lifetimeTools = $("lifetime-tools");
+    lifetimeTools.textContent = "";
+    if (can("set_lifetime")) {
+      const b = el("button", { type: "button", id: "edit-lifetime-button", textContent: "Edit key lifetime" });
+      b.addEventListener("click", openLifetime);
+      lifetimeTools.append(b);
     }
     const originTools = $("origin-tools");
     originTools.textContent = "";
@@ -1017,6 +1512,7 @@
   async function showEnvironment() {
     history.replaceState(null, "", `#env=${encodeURIComponent(state.environment)}`);
     renderOrigins();
+    renderLifetime();
     await loadKeys(false);
     await loadActivity();
   }
@@ -1036,6 +1532,9 @@
       const wanted = new URLSearchParams(location.hash.slice(1)).get("key");
       if (state.environment) await showEnvironment();
       else $("keys-empty").hidden = false;
+      await loadExpiring();
+      const owner = new URLSearchParams(location.hash.slice(1)).get("owner");
+      if (owner) await showOwner(owner);
       if (wanted) {
         history.replaceState(null, "", `#${keyHash(state.environment, wanted)}`);
         await showKey(wanted);
@@ -1048,6 +1547,20 @@
         showList();
         fail(err);
       });
+    });
+    $("owner-search").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const input = $("owner-search-input");
+      const owner = input.value.trim();
+      $("owner-search-error").textContent = "";
+      input.removeAttribute("aria-invalid");
+      if (owner === "") {
+        $("owner-search-error").textContent = "Type an owner, such as a user or customer id.";
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        return;
+      }
+      location.hash = ownerHash(owner);
     });
     $("environment").addEventListener("change", (ev) => {
       state.environment = ev.target.value;
