@@ -73,6 +73,11 @@ type ExpiryQuery struct {
 // KeyPurger is an optional Store capability: it deletes keys that died
 // long ago. Manager.Purge needs it.
 //
+// It never deletes an imported key (Record.Imported): its record, whose
+// id is derived from the legacy key's digest, is what makes a later Import
+// of that digest fail, so that a revoked legacy key found again in the
+// service's old table (a migration run twice) is never brought back.
+//
 // A deleted key is gone from every read (Key, Keys, the indexes), and the
 // change feed gets one entry for it, at a revision of its own, whose Key
 // is nil, so that every process evicts what it cached. Audit events and
@@ -80,8 +85,9 @@ type ExpiryQuery struct {
 // rotation lineage (Record.LineageID) is kept while a key of the lineage
 // survives, and deleted with the lineage's last key.
 type KeyPurger interface {
-	// PurgeKeys deletes up to limit keys (limit >= 1) that were revoked,
-	// or expired, before before, in one transaction, and returns them
+	// PurgeKeys deletes up to limit keys (limit >= 1), imported keys
+	// aside, that were revoked, or expired, before before, in one
+	// transaction, and returns them
 	// (account, environment and id). Deleting fewer than limit means no
 	// more are left. It finds them by index (revoked_at, and expires_at),
 	// and holds the store's write lock for one batch only, so that other
@@ -322,7 +328,9 @@ func (m *Manager) Expiring(ctx context.Context, actor Actor, req ExpiringRequest
 }
 
 // Purge deletes the keys, of every account, that were revoked or expired
-// more than olderThan ago: the retention the service sets. A zero
+// more than olderThan ago: the retention the service sets. Imported keys
+// are kept (see KeyPurger): their records keep a revoked legacy key from
+// being imported again. A zero
 // olderThan purges nothing (keys are kept for ever unless the service
 // asks); a negative one fails with ErrInvalidTimeRange. Only an operator
 // acting across accounts (an Owner with Account AnyAccount) may purge.

@@ -2,9 +2,11 @@ package apikey_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,4 +256,24 @@ func TestOwnersUnsupported(t *testing.T) {
 	assert.ErrorIs(t, err, errors.ErrUnsupported)
 	_, err = m.Purge(context.Background(), operator, time.Hour)
 	assert.ErrorIs(t, err, errors.ErrUnsupported)
+}
+
+// TestPurgeKeepsImportedKeys: a revoked imported key outlives the
+// retention, so that importing its digest again (a migration run twice)
+// still fails.
+func TestPurgeKeepsImportedKeys(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	digest := sha256.Sum256([]byte("sk_live_" + strings.Repeat("x9", 16)))
+	req := apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server, Digest: digest, Scopes: []string{"orders:read"}}
+	v, err := f.m.Import(ctx, owner, req)
+	require.NoError(t, err)
+	_, err = f.m.Revoke(ctx, owner, v.ID)
+	require.NoError(t, err)
+	f.clock.Advance(48 * time.Hour)
+	n, err := f.m.Purge(ctx, operator, time.Hour)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Equal(t, apikey.Revoked, f.record(t, v.ID).Status(f.clock.Now()))
+	_, err = f.m.Import(ctx, owner, req)
+	assert.ErrorIs(t, err, apikey.ErrConflict, "the revoked legacy key is not imported again")
 }
