@@ -60,13 +60,15 @@ type ManagerOptions struct {
 }
 
 // Manager enforces the key lifecycle: bootstrap, create, rotate, change
-// grace, revoke, scopes, allowed origins and reveal, each checked against the
+// grace, revoke, disable and enable, scopes, allowed origins and reveal, each checked against the
 // actor's role and recorded as an audit event. Its rules hold under
 // concurrent calls from many processes sharing one Store: every change is a
 // compare-and-set that is retried on conflict. Once CloseAccount has closed
 // an account's first environment, every change in that account but a
 // revocation fails with ErrAccountClosed, in every process: the store
-// checks it in the same atomic write (Change.OpenAccount).
+// checks it in the same atomic write (Change.OpenAccount); while
+// SuspendAccount has an account suspended, the same changes fail with
+// ErrAccountSuspended, checked the same way.
 //
 // An actor authenticated by a key (Actor.Scopes, Actor.Expires,
 // Actor.Limits) never gets more than its key has: Bootstrap, Create,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/storage/memory"
 )
 
 func TestExpiryWhileCached(t *testing.T) {
@@ -119,6 +120,10 @@ func TestChangeWhileCachedViaInvalidate(t *testing.T) {
 			_, err := m.Revoke(context.Background(), owner, id)
 			return err
 		}, http.StatusUnauthorized, "revoked_key"},
+		{"disabled", func(m *apikey.Manager, id string) error {
+			_, err := m.Disable(context.Background(), owner, id)
+			return err
+		}, http.StatusUnauthorized, "key_disabled"},
 		{"rescoped", func(m *apikey.Manager, id string) error {
 			_, err := m.SetScopes(context.Background(), owner, id, []string{"orders:read"})
 			return err
@@ -173,4 +178,32 @@ func TestStoreDownServesCachedUntilTTL(t *testing.T) {
 	require.Equal(t, http.StatusOK, serve(h, request(key)).Code)
 	f.clock.Advance(13 * time.Second)
 	require.Equal(t, http.StatusServiceUnavailable, serve(h, request(key)).Code)
+}
+
+// TestRequestClockExpires: with the system clock (Options.Now nil), whose
+// time requests read as of its latest tick, a key is refused as expired
+// once its expiry has passed.
+func TestRequestClockExpires(t *testing.T) {
+	store := memory.New()
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	require.NoError(t, err)
+	_, err = m.Bootstrap(context.Background(), owner, apikey.Production)
+	require.NoError(t, err)
+	expires := time.Now().Add(300 * time.Millisecond)
+	issued, err := m.Create(context.Background(), owner, apikey.CreateRequest{Environment: apikey.Production,
+		Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: expires})
+	require.NoError(t, err)
+	v, err := middleware.New(middleware.Options{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = v.Close() })
+	h := v.Handler(okHandler)
+
+	require.Equal(t, http.StatusOK, serve(h, request(issued.Key.Reveal())).Code, "before its expiry")
+	require.Eventually(t, func() bool {
+		refused := problemCode(serve(h, request(issued.Key.Reveal())).Body.Bytes()) == "expired_key"
+		if refused {
+			assert.False(t, time.Now().Before(expires), "refused before its expiry")
+		}
+		return refused
+	}, 5*time.Second, 5*time.Millisecond)
 }

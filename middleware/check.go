@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware/internal/envsettings"
 	"github.com/keystile/keystile/middleware/internal/keycache"
 	"github.com/keystile/keystile/middleware/limit"
 	"github.com/keystile/keystile/middleware/problem"
@@ -33,7 +34,7 @@ func (v *Validator) check(r *http.Request, p *Policy, outer *Identity, vd *verdi
 		}
 		err := p.allows(outer)
 		if err == nil && p.cost() > 1 && !outer.Limits.Quota.IsZero() {
-			vd.now = v.cfg.Now()
+			vd.now = v.now()
 			err = v.limiter.spend(r.Context(), outer, p.cost()-1, vd.now)
 		}
 		return v.rejected(r, outer.Prefix, err)
@@ -70,7 +71,7 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 	if err != nil {
 		return "", err
 	}
-	now := v.cfg.Now()
+	now := v.now()
 	e, prefix, err := v.resolve(r.Context(), raw, now)
 	if err != nil {
 		return prefix, err
@@ -80,16 +81,21 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 	}
 	id := e.Value
 	vd.id, vd.now = id, now
-	if !id.ExpiresAt.IsZero() || !e.RevokedAt.IsZero() {
-		switch (apikey.Record{ExpiresAt: id.ExpiresAt, RevokedAt: e.RevokedAt}).Status(now) {
+	if !id.ExpiresAt.IsZero() || !e.RevokedAt.IsZero() || !e.DisabledAt.IsZero() {
+		switch (apikey.Record{ExpiresAt: id.ExpiresAt, RevokedAt: e.RevokedAt, DisabledAt: e.DisabledAt}).Status(now) {
 		case apikey.Revoked:
 			return prefix, ErrRevokedKey
 		case apikey.Expired:
 			return prefix, ErrExpiredKey
+		case apikey.Disabled:
+			return prefix, ErrDisabledKey
 		}
 	}
-	if v.settings.Closed(id.Account, id.Environment) {
+	switch v.settings.State(id.Account, id.Environment) {
+	case envsettings.Closed:
 		return prefix, problem.Refuse(ErrRevokedKey, "the key's account was closed")
+	case envsettings.Suspended:
+		return prefix, ErrAccountSuspended
 	}
 	if id.Type == apikey.Server && fromBrowser(r.Header) && !v.cfg.AllowServerKeyFromBrowser {
 		return prefix, ErrServerKeyFromBrowser

@@ -24,6 +24,10 @@ var (
 	ErrExpiredKey = problem.Unauthorized("expired_key", "expired API key", challenge)
 	// ErrRevokedKey: the key, or its account, was revoked or closed.
 	ErrRevokedKey = problem.Unauthorized("revoked_key", "revoked API key", challenge)
+	// ErrDisabledKey: the key is disabled (apikey.Manager.Disable) and
+	// works again once enabled. A disabled key that is also revoked or
+	// expired is refused as such.
+	ErrDisabledKey = problem.Unauthorized("key_disabled", "disabled API key", challenge)
 
 	// ErrKeyType: the route does not accept keys of this type.
 	ErrKeyType = problem.New("key_type_not_allowed", http.StatusForbidden, "key type not allowed here")
@@ -33,6 +37,10 @@ var (
 	ErrEnvironment = problem.New("environment_not_allowed", http.StatusForbidden, "key environment not allowed here")
 	// ErrOrigin: the Origin is not allowed for the publishable key.
 	ErrOrigin = problem.New("origin_not_allowed", http.StatusForbidden, "origin not allowed for this key")
+	// ErrAccountSuspended: the key is valid but its account is suspended
+	// (apikey.Manager.SuspendAccount); it works again once the account is
+	// resumed. A key of a closed account is ErrRevokedKey.
+	ErrAccountSuspended = problem.New("account_suspended", http.StatusForbidden, "account suspended")
 	// ErrServerKeyFromBrowser: a server key came from a web browser.
 	ErrServerKeyFromBrowser = problem.New("server_key_from_browser", http.StatusForbidden, "server key used from a browser")
 

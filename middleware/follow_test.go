@@ -222,8 +222,8 @@ func TestCloseLeaksNoGoroutine(t *testing.T) {
 // TestFeedUpdatesEntriesInPlace: another process changes a key that this
 // Validator has cached; once the change feed has been read, the key's next
 // requests are answered from the updated entry, with no Key read and no
-// argon2: a revoked, expired or rescoped key is refused from memory, and a
-// new owner is in the identity at once.
+// argon2: a revoked, disabled, expired or rescoped key is refused from
+// memory, and a new owner or an enabled key is in the identity at once.
 func TestFeedUpdatesEntriesInPlace(t *testing.T) {
 	scoped := apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"orders:write"}}
 	tests := []struct {
@@ -242,6 +242,38 @@ func TestFeedUpdatesEntriesInPlace(t *testing.T) {
 				require.NoError(t, err)
 			},
 			status: http.StatusUnauthorized, code: "revoked_key",
+		},
+		{
+			name:   "disabled",
+			create: scoped,
+			change: func(t *testing.T, m *apikey.Manager, _ *clock, key apikey.Key) {
+				_, err := m.Disable(context.Background(), owner, key.ID())
+				require.NoError(t, err)
+			},
+			status: http.StatusUnauthorized, code: "key_disabled",
+		},
+		{
+			name:   "disabled and enabled again",
+			create: scoped,
+			change: func(t *testing.T, m *apikey.Manager, _ *clock, key apikey.Key) {
+				_, err := m.Disable(context.Background(), owner, key.ID())
+				require.NoError(t, err)
+				_, err = m.Enable(context.Background(), owner, key.ID())
+				require.NoError(t, err)
+			},
+			status: http.StatusOK,
+		},
+		{
+			name:   "disabled in its grace, then expired",
+			create: scoped,
+			change: func(t *testing.T, m *apikey.Manager, c *clock, key apikey.Key) {
+				_, err := m.Rotate(context.Background(), owner, apikey.RotateRequest{KeyID: key.ID(), Grace: time.Hour})
+				require.NoError(t, err)
+				_, err = m.Disable(context.Background(), owner, key.ID())
+				require.NoError(t, err)
+				c.Advance(time.Hour + time.Second)
+			},
+			status: http.StatusUnauthorized, code: "expired_key",
 		},
 		{
 			name:   "rescoped",

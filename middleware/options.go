@@ -42,7 +42,8 @@ type Options struct {
 	// weaker hashes in the background. Nil means apikey.Argon2id{}.
 	Hasher apikey.Hasher
 	// Now is the clock of expiry, grace, cache lifetimes and throttling.
-	// Nil means time.Now.
+	// Nil means the system clock, which requests read as of its latest
+	// tick, every 10 ms (docs/design.md, Clock).
 	Now func() time.Time
 
 	// Keys configure where keys are read from and which key strings,

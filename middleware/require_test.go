@@ -135,6 +135,77 @@ func TestClosedAccountIsRefused(t *testing.T) {
 	assert.ErrorIs(t, err, apikey.ErrAccountClosed)
 }
 
+// TestSuspendedAccountIsRefused: every key of a suspended account, cached
+// or not, is refused with account_suspended (403): in the process that
+// suspended it at once, in another process through the change feed, and in
+// a process that starts afterwards; resuming restores every key as it was
+// (a disabled key stays disabled) in each of them. Other accounts are
+// untouched.
+func TestSuspendedAccountIsRefused(t *testing.T) {
+	a := newAccounts(t)
+	ctx := context.Background()
+	disabled, err := a.m.Create(ctx, actorIn("acme"), apikey.CreateRequest{Environment: apikey.Staging, Type: apikey.Server, Scopes: []string{"*"}})
+	require.NoError(t, err)
+	_, err = a.m.Disable(ctx, actorIn("acme"), disabled.View.ID)
+	require.NoError(t, err)
+	inA, inB := a.validator(nil, true), a.validator(nil, false)
+	acme := []string{a.keys["acme/production/server"].Reveal(), a.keys["acme/staging/server"].Reveal()}
+	globex := a.keys["globex/production/server"].Reveal()
+	reason := func(v *middleware.Validator, key string) *problem.Reason {
+		_, err := v.Check(request(key), middleware.Policy{})
+		return problem.Of(err)
+	}
+	for _, v := range []*middleware.Validator{inA, inB} {
+		for _, k := range append(acme, globex) {
+			require.Nil(t, reason(v, k), "cached before the suspension")
+		}
+		require.Equal(t, middleware.ErrDisabledKey, reason(v, disabled.Key.Reveal()))
+	}
+	operator := apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}
+
+	steps := []struct {
+		name string
+		do   func() error
+		acme *problem.Reason // of acme's enabled keys
+	}{
+		{"suspended", func() error { return a.m.SuspendAccount(ctx, operator, "acme") }, middleware.ErrAccountSuspended},
+		{"resumed", func() error { return a.m.ResumeAccount(ctx, operator, "acme") }, nil},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			require.NoError(t, step.do())
+			settled := func(v *middleware.Validator) bool {
+				for _, k := range acme {
+					if reason(v, k) != step.acme {
+						return false
+					}
+				}
+				return true
+			}
+			assert.True(t, settled(inA), "process A: at once")
+			assert.Eventually(t, func() bool { return settled(inB) }, 2*time.Second, time.Millisecond, "process B: through the change feed")
+			later := a.validator(nil, false)
+			assert.True(t, settled(later), "a process started afterwards")
+			for _, v := range []*middleware.Validator{inA, inB, later} {
+				assert.Nil(t, reason(v, globex), "another account is untouched")
+				// The key's own refusal is checked before its account's.
+				assert.Equal(t, middleware.ErrDisabledKey, reason(v, disabled.Key.Reveal()), "the disabled key stays disabled")
+			}
+			w := httptest.NewRecorder()
+			inB.Handler(okHandler).ServeHTTP(w, request(acme[0]))
+			if step.acme == nil {
+				assert.Equal(t, http.StatusOK, w.Code)
+			} else {
+				assert.Equal(t, step.acme.Status(), w.Code)
+				assert.Equal(t, "account_suspended", decodeProblem(t, w).Code)
+			}
+		})
+	}
+	rec, err := a.store.Key(ctx, disabled.View.ID)
+	require.NoError(t, err)
+	assert.False(t, rec.DisabledAt.IsZero(), "resuming leaves a disabled key disabled")
+}
+
 // TestOwnerAndMetadataChangesReachTheIdentity: a new owner or metadata
 // reaches the next request's Identity, in this process at once and in
 // another through the change feed, like any change of a key.
@@ -292,6 +363,7 @@ func TestStats(t *testing.T) {
 	assert.EqualValues(t, 1, s.Throttled)
 	assert.Equal(t, map[string]uint64{
 		"missing_key": 1, "malformed_key": 0, "invalid_key": 2, "expired_key": 0, "revoked_key": 0,
+		"key_disabled": 0, "account_suspended": 0,
 		"key_type_not_allowed": 1, "insufficient_scope": 0, "environment_not_allowed": 0,
 		"address_not_allowed": 0, "rate_limited": 0, "quota_exhausted": 0,
 		"origin_not_allowed": 0, "server_key_from_browser": 0, "too_many_failures": 1,

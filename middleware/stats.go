@@ -44,6 +44,7 @@ var reasons = [...]*problem.Reason{
 	ErrKeyType, ErrScope, ErrEnvironment, ErrOrigin, ErrServerKeyFromBrowser,
 	ErrAddressNotAllowed, ErrRateLimited, ErrQuotaExhausted,
 	ErrThrottled, ErrUnavailable, ErrBusy,
+	ErrDisabledKey, ErrAccountSuspended,
 }
 
 // reasonIndex returns the index in reasons of err's reason, or

@@ -193,7 +193,8 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 	if !rec.ExpiresAt.IsZero() {
 		id.expiresHeader = rec.ExpiresAt.UTC().Format(time.RFC3339)
 	}
-	return &entry{Key: k, KeyID: rec.ID, Value: id, RevokedAt: rec.RevokedAt, Revision: rec.Revision, Until: now.Add(vf.ttl)}
+	return &entry{Key: k, KeyID: rec.ID, Value: id, RevokedAt: rec.RevokedAt, DisabledAt: rec.DisabledAt,
+		Revision: rec.Revision, Until: now.Add(vf.ttl)}
 }
 
 // failure caches the entry of an unknown key or wrong secret.

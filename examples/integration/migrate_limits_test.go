@@ -25,6 +25,7 @@ func undoVersions(t *testing.T, db *sql.DB, from int) {
 			`DROP INDEX keystile_keys_revoked`, `DROP INDEX keystile_keys_expires`, `DROP INDEX keystile_keys_lineage`},
 		8: {`ALTER TABLE keystile_settings DROP COLUMN max_lifetime_seconds`,
 			`ALTER TABLE keystile_settings DROP COLUMN default_expiry_seconds`},
+		7: {`ALTER TABLE keystile_settings DROP COLUMN suspended_at`, `ALTER TABLE keystile_keys DROP COLUMN disabled_at`},
 		6: {`ALTER TABLE keystile_quotas DROP COLUMN generation`, `ALTER TABLE keystile_keys DROP COLUMN lineage`},
 		5: {`DROP TABLE keystile_usage`},
 		4: {`DROP TABLE keystile_quotas`, `ALTER TABLE keystile_keys DROP COLUMN limits`},
@@ -209,6 +210,65 @@ func TestMigrateVersion5AddsLineage(t *testing.T) {
 		lease, err = s.LeaseQuota(ctx, key.View.ID, 100, fixtureNow)
 		require.NoError(t, err)
 		assert.Zero(t, lease.Granted, "the rotated key spends the same balance")
+		require.NoError(t, s.Migrate(ctx), "Migrate again")
+	})
+}
+
+// TestMigrateVersion6AddsSwitches upgrades a version-6 database, with keys
+// and a change feed, to version 7 on both engines: every key reads back
+// enabled and every environment not suspended, the migration writes no
+// change, and a key can then be disabled and an account suspended, each
+// stored and carried by the change feed.
+func TestMigrateVersion6AddsSwitches(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		ctx := context.Background()
+		s := b.store(t, dsn, sqlstore.Options{})
+		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher, Now: func() time.Time { return fixtureNow }})
+		require.NoError(t, err)
+		issued, err := m.Bootstrap(ctx, owner, apikey.Production)
+		require.NoError(t, err)
+		extra, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+			Scopes: []string{"orders:read"}})
+		require.NoError(t, err)
+
+		db := b.open(t, dsn)
+		defer db.Close()
+		undoVersions(t, db, 7)
+		var version int
+		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
+		require.Equal(t, 6, version, "a version-6 database")
+		revision, err := s.Revision(ctx)
+		require.NoError(t, err)
+
+		require.NoError(t, s.Migrate(ctx))
+		for _, id := range []string{issued[0].View.ID, issued[1].View.ID, extra.View.ID} {
+			r, err := s.Key(ctx, id)
+			require.NoError(t, err)
+			assert.True(t, r.DisabledAt.IsZero(), "keys of version 6 are enabled")
+			assert.Equal(t, apikey.Active, r.Status(fixtureNow))
+		}
+		st, err := s.Settings(ctx, apikey.DefaultAccount, apikey.Production)
+		require.NoError(t, err)
+		assert.True(t, st.SuspendedAt.IsZero(), "environments of version 6 are not suspended")
+		again, err := s.Revision(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, revision, again, "the migration writes no change")
+
+		_, err = m.Disable(ctx, owner, extra.View.ID)
+		require.NoError(t, err)
+		operator := apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}
+		require.NoError(t, m.SuspendAccount(ctx, operator, apikey.DefaultAccount))
+		got, err := s.Key(ctx, extra.View.ID)
+		require.NoError(t, err)
+		assert.True(t, fixtureNow.Equal(got.DisabledAt))
+		st, err = s.Settings(ctx, apikey.DefaultAccount, apikey.Production)
+		require.NoError(t, err)
+		assert.True(t, fixtureNow.Equal(st.SuspendedAt))
+		changes, _, err := s.Changes(ctx, revision, 10)
+		require.NoError(t, err)
+		require.Len(t, changes, 2, "the disabled key and the suspended environment")
+		assert.Equal(t, extra.View.ID, changes[0].KeyID)
+		assert.Empty(t, changes[1].KeyID)
 		require.NoError(t, s.Migrate(ctx), "Migrate again")
 	})
 }

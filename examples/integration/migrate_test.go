@@ -247,7 +247,7 @@ func TestMigrateVersion1(t *testing.T) {
 				versions = append(versions, v)
 			}
 			require.NoError(t, rows.Err())
-			assert.Equal(t, []int{1, 2, 3, 4, 5, 6, 8, 9}, versions)
+			assert.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9}, versions)
 
 			// Keys, through the store.
 			rec := func(role string) apikey.Record {
@@ -425,9 +425,9 @@ func TestMigrateVersion1(t *testing.T) {
 			again, err := s.Revision(ctx)
 			require.NoError(t, err)
 			assert.Equal(t, revision, again)
-			var count, distinct, latest int
-			require.NoError(t, db.QueryRow("SELECT COUNT(*), COUNT(DISTINCT version), MAX(version) FROM keystile_schema_migrations").Scan(&count, &distinct, &latest))
-			assert.Equal(t, distinct, count, "each version recorded once")
+			var count, latest int
+			require.NoError(t, db.QueryRow("SELECT COUNT(*), MAX(version) FROM keystile_schema_migrations").Scan(&count, &latest))
+			assert.Equal(t, sqlstore.SchemaVersion, count, "each version recorded once")
 			assert.Equal(t, sqlstore.SchemaVersion, latest)
 		})
 	}

@@ -237,6 +237,29 @@ var propagationCases = []propagationCase{
 		want: result{http.StatusUnauthorized, "revoked_key"},
 	},
 	{
+		name: "disable",
+		prepare: func(t *testing.T, m *apikey.Manager, _ []apikey.Issued) (apikey.Key, string, func(context.Context) error) {
+			issued, err := m.Create(context.Background(), owner, apikey.CreateRequest{
+				Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, Name: "worker",
+			})
+			require.NoError(t, err)
+			return issued.Key, "", func(ctx context.Context) error {
+				_, err := m.Disable(ctx, owner, issued.Key.ID())
+				return err
+			}
+		},
+		want: result{http.StatusUnauthorized, "key_disabled"},
+	},
+	{
+		name: "suspend",
+		prepare: func(t *testing.T, m *apikey.Manager, boot []apikey.Issued) (apikey.Key, string, func(context.Context) error) {
+			return boot[0].Key, "", func(ctx context.Context) error { // the default server key
+				return m.SuspendAccount(ctx, apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}, apikey.DefaultAccount)
+			}
+		},
+		want: result{http.StatusForbidden, "account_suspended"},
+	},
+	{
 		name: "grace ended",
 		prepare: func(t *testing.T, m *apikey.Manager, boot []apikey.Issued) (apikey.Key, string, func(context.Context) error) {
 			old := boot[0].Key // the default server key

@@ -20,6 +20,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/problem"
 )
 
 const (
@@ -34,14 +35,17 @@ const (
 	watchEvery = 500 * time.Microsecond
 )
 
-// BenchmarkRevocationPropagation measures how long a revocation takes to be
-// enforced by every other process. Each round starts benchWatchers helper
+// BenchmarkRevocationPropagation measures how long a change that refuses a
+// key takes to be enforced by every other process: a revocation (revoke,
+// 401 revoked_key), a key disabled (disable, 401 key_disabled) or its
+// account suspended (suspend, 403 account_suspended; one account per key,
+// its default server key watched). Each round starts benchWatchers helper
 // processes (this test binary run again as TestRevocationWatcherProcess),
 // each a stack of its own on the same database with benchRevocations keys
-// verified and cached. This process then revokes the keys one at a time
-// through its own Manager, each at a random moment of the watchers' feed
-// polling cycle, and takes, for each, the time from the start of the Revoke
-// call until the last watcher refused the key.
+// verified and cached. This process then makes the change to the keys one
+// at a time through its own Manager, each at a random moment of the
+// watchers' feed polling cycle, and takes, for each, the time from the
+// start of the Manager call until the last watcher refused the key.
 //
 // Method: while a revocation is pending, each watcher presents the key to
 // its own Validator.Check every watchEvery (500 µs) and reports, on its
@@ -55,15 +59,16 @@ const (
 // (both with the default FeedInterval). The targets (DESIGN.md): p99 at
 // most 50 ms with push; at most FeedInterval + 100 ms by polling.
 //
-// It reports min-ms, median-ms, p99-ms and max-ms over every revocation
+// It reports min-ms, median-ms, p99-ms and max-ms over every change
 // (nearest rank; 100 per round, one round unless -benchtime asks for more),
-// revoke-ms, the median length of the Revoke call, which the delays
+// revoke-ms, the median length of the Manager call, which the delays
 // include, and refusal-argon2, the argon2 runs of all watchers beyond the
 // one per key that cached it (DESIGN.md: a revoked key is refused with no
 // hash). A round lasts about a minute (the random pauses average half
 // the FeedInterval), so ns/op is meaningless and left out.
 //
 //	go test -run '^$' -bench RevocationPropagation ./examples/integration
+//	go test -run '^$' -bench 'RevocationPropagation/postgres/.*/suspend' ./examples/integration
 func BenchmarkRevocationPropagation(b *testing.B) {
 	modes := []struct {
 		name string
@@ -75,89 +80,145 @@ func BenchmarkRevocationPropagation(b *testing.B) {
 		{"sqlite/poll", sqliteBackend, false},
 	}
 	for _, m := range modes {
-		b.Run(m.name, func(b *testing.B) {
-			feedInterval := middleware.DefaultFeedInterval
-			dsn := m.be.fresh(b)
-			a := newStack(b, m.be, dsn, feedInterval)
-			_, err := a.manager.Bootstrap(context.Background(), owner, apikey.Production)
-			require.NoError(b, err)
-			var delays, revokes, gaps []time.Duration
-			var slowest []revocation // the slowest few, for the log
-			refusalHashes := 0       // argon2 runs of the watchers beyond one per key
-			for b.Loop() {
-				b.StopTimer()
-				keys := make([]apikey.Key, benchRevocations)
-				for i := range keys {
-					issued, err := a.manager.Create(context.Background(), owner, apikey.CreateRequest{
-						Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: time.Now().Add(time.Hour),
-					})
-					require.NoError(b, err)
-					keys[i] = issued.Key
-				}
-				// The watchers start after the keys exist: no creation
-				// entry in their feeds evicts a key they cached.
-				watchers := make([]*helper, benchWatchers)
-				for w := range watchers {
-					watchers[w] = startWatcher(b, m.be, dsn, helperConfig{feedInterval: feedInterval, push: m.push}, keys)
-				}
-				b.StartTimer()
-				for i, k := range keys {
-					time.Sleep(rand.N(feedInterval)) // a random phase of the watchers' feed polling
-					for _, w := range watchers {
-						w.send(b, "watch %d", i)
-					}
-					for _, w := range watchers {
-						require.Equal(b, fmt.Sprintf("watching %d", i), w.next(b, 10*time.Second))
-					}
-					start := time.Now()
-					_, err := a.manager.Revoke(context.Background(), owner, k.ID())
-					require.NoError(b, err)
-					revokes = append(revokes, time.Since(start))
-					rv := revocation{revoke: revokes[len(revokes)-1]}
-					for _, w := range watchers {
-						at, gap := parseRefused(b, w.next(b, feedInterval+10*time.Second), i)
-						rv.delays = append(rv.delays, at.Sub(start))
-						rv.gaps = append(rv.gaps, gap)
-					}
-					gaps = append(gaps, rv.gaps...)
-					delays = append(delays, slices.Max(rv.delays))
-					slowest = rv.keepSlowest(slowest, 3)
-				}
-				b.StopTimer()
-				for _, w := range watchers {
-					// Each watcher verified each key once, to cache it; any
-					// other argon2 run was for a refusal.
-					w.send(b, "stats")
-					verifies, keyReads := parseStats(b, w.next(b, 10*time.Second))
-					refusalHashes += verifies - benchRevocations
-					b.Logf("watcher %d: %d argon2 runs and %d Key reads for %d keys cached and refused",
-						w.cmd.Process.Pid, verifies, keyReads, benchRevocations)
-					w.stop(b)
-				}
-				b.StartTimer()
-			}
-			slices.Sort(delays)
-			slices.Sort(revokes)
-			slices.Sort(gaps)
-			b.Logf("%s: %d revocations, %d watchers, FeedInterval %s: min %s, median %s, p99 %s, max %s; Revoke median %s; check gap max %s",
-				m.name, len(delays), benchWatchers, feedInterval, ms(delays[0]), ms(percentile(delays, 0.5)),
-				ms(percentile(delays, 0.99)), ms(delays[len(delays)-1]), ms(percentile(revokes, 0.5)), ms(gaps[len(gaps)-1]))
-			for _, rv := range slowest {
-				b.Logf("slow: %s", rv)
-			}
-			if load, err := os.ReadFile("/proc/loadavg"); err == nil {
-				b.Logf("load average at the end: %s", strings.TrimSpace(string(load)))
-			}
-			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(millis(delays[0]), "min-ms")
-			b.ReportMetric(millis(percentile(delays, 0.5)), "median-ms")
-			b.ReportMetric(millis(percentile(delays, 0.99)), "p99-ms")
-			b.ReportMetric(millis(delays[len(delays)-1]), "max-ms")
-			b.ReportMetric(millis(percentile(revokes, 0.5)), "revoke-ms")
-			b.ReportMetric(millis(gaps[len(gaps)-1]), "max-gap-ms")
-			b.ReportMetric(float64(refusalHashes), "refusal-argon2")
-		})
+		for _, ch := range benchChanges {
+			b.Run(m.name+"/"+ch.name, func(b *testing.B) { benchPropagation(b, m.be, m.push, ch) })
+		}
 	}
+}
+
+// watched is a key a watcher caches, and the account it belongs to.
+type watched struct {
+	key     apikey.Key
+	account string
+}
+
+// A benchChange is a change that makes a cached key refused with code.
+type benchChange struct {
+	name string
+	code string
+	// keys makes n keys (through the Manager of a); round numbers the
+	// round, for names that are new in each.
+	keys func(tb testing.TB, a *stack, round, n int) []watched
+	// change makes w's key refused.
+	change func(ctx context.Context, a *stack, w watched) error
+}
+
+// extraKeys makes n full-access server keys of the default account.
+func extraKeys(tb testing.TB, a *stack, _, n int) []watched {
+	out := make([]watched, n)
+	for i := range out {
+		issued, err := a.manager.Create(context.Background(), owner, apikey.CreateRequest{
+			Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}, ExpiresAt: time.Now().Add(time.Hour),
+		})
+		require.NoError(tb, err)
+		out[i] = watched{key: issued.Key, account: apikey.DefaultAccount}
+	}
+	return out
+}
+
+var benchOperator = apikey.Actor{ID: "bench-operator", Role: apikey.Owner, Account: apikey.AnyAccount}
+
+var benchChanges = []benchChange{
+	{name: "revoke", code: "revoked_key", keys: extraKeys, change: func(ctx context.Context, a *stack, w watched) error {
+		_, err := a.manager.Revoke(ctx, owner, w.key.ID())
+		return err
+	}},
+	{name: "disable", code: "key_disabled", keys: extraKeys, change: func(ctx context.Context, a *stack, w watched) error {
+		_, err := a.manager.Disable(ctx, owner, w.key.ID())
+		return err
+	}},
+	{name: "suspend", code: "account_suspended", keys: func(tb testing.TB, a *stack, round, n int) []watched {
+		out := make([]watched, n)
+		for i := range out {
+			account := fmt.Sprintf("bench-%d-%d", round, i)
+			issued, err := a.manager.Bootstrap(context.Background(), apikey.Actor{ID: "bench", Role: apikey.Owner, Account: account}, apikey.Production)
+			require.NoError(tb, err)
+			out[i] = watched{key: issued[0].Key, account: account}
+		}
+		return out
+	}, change: func(ctx context.Context, a *stack, w watched) error {
+		return a.manager.SuspendAccount(ctx, benchOperator, w.account)
+	}},
+}
+
+// benchPropagation is one mode and change of BenchmarkRevocationPropagation.
+func benchPropagation(b *testing.B, be backend, push bool, ch benchChange) {
+	feedInterval := middleware.DefaultFeedInterval
+	dsn := be.fresh(b)
+	a := newStack(b, be, dsn, feedInterval)
+	_, err := a.manager.Bootstrap(context.Background(), owner, apikey.Production)
+	require.NoError(b, err)
+	var delays, revokes, gaps []time.Duration
+	var slowest []revocation // the slowest few, for the log
+	refusalHashes := 0       // argon2 runs of the watchers beyond one per key
+	for round := 0; b.Loop(); round++ {
+		b.StopTimer()
+		targets := ch.keys(b, a, round, benchRevocations)
+		keys := make([]apikey.Key, len(targets))
+		for i, w := range targets {
+			keys[i] = w.key
+		}
+		// The watchers start after the keys exist: no creation
+		// entry in their feeds evicts a key they cached.
+		watchers := make([]*helper, benchWatchers)
+		for w := range watchers {
+			watchers[w] = startWatcher(b, be, dsn, helperConfig{feedInterval: feedInterval, push: push}, keys)
+		}
+		b.StartTimer()
+		for i, k := range keys {
+			time.Sleep(rand.N(feedInterval)) // a random phase of the watchers' feed polling
+			for _, w := range watchers {
+				w.send(b, "watch %d %s", i, ch.code)
+			}
+			for _, w := range watchers {
+				require.Equal(b, fmt.Sprintf("watching %d", i), w.next(b, 10*time.Second))
+			}
+			start := time.Now()
+			require.NoError(b, ch.change(context.Background(), a, targets[i]), "%s %s", ch.name, k.Prefix())
+			revokes = append(revokes, time.Since(start))
+			rv := revocation{revoke: revokes[len(revokes)-1]}
+			for _, w := range watchers {
+				at, gap := parseRefused(b, w.next(b, feedInterval+10*time.Second), i)
+				rv.delays = append(rv.delays, at.Sub(start))
+				rv.gaps = append(rv.gaps, gap)
+			}
+			gaps = append(gaps, rv.gaps...)
+			delays = append(delays, slices.Max(rv.delays))
+			slowest = rv.keepSlowest(slowest, 3)
+		}
+		b.StopTimer()
+		for _, w := range watchers {
+			// Each watcher verified each key once, to cache it; any
+			// other argon2 run was for a refusal.
+			w.send(b, "stats")
+			verifies, keyReads := parseStats(b, w.next(b, 10*time.Second))
+			refusalHashes += verifies - benchRevocations
+			b.Logf("watcher %d: %d argon2 runs and %d Key reads for %d keys cached and refused",
+				w.cmd.Process.Pid, verifies, keyReads, benchRevocations)
+			w.stop(b)
+		}
+		b.StartTimer()
+	}
+	slices.Sort(delays)
+	slices.Sort(revokes)
+	slices.Sort(gaps)
+	b.Logf("%s: %d revocations, %d watchers, FeedInterval %s: min %s, median %s, p99 %s, max %s; Revoke median %s; check gap max %s",
+		b.Name(), len(delays), benchWatchers, feedInterval, ms(delays[0]), ms(percentile(delays, 0.5)),
+		ms(percentile(delays, 0.99)), ms(delays[len(delays)-1]), ms(percentile(revokes, 0.5)), ms(gaps[len(gaps)-1]))
+	for _, rv := range slowest {
+		b.Logf("slow: %s", rv)
+	}
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		b.Logf("load average at the end: %s", strings.TrimSpace(string(load)))
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(millis(delays[0]), "min-ms")
+	b.ReportMetric(millis(percentile(delays, 0.5)), "median-ms")
+	b.ReportMetric(millis(percentile(delays, 0.99)), "p99-ms")
+	b.ReportMetric(millis(delays[len(delays)-1]), "max-ms")
+	b.ReportMetric(millis(percentile(revokes, 0.5)), "revoke-ms")
+	b.ReportMetric(millis(gaps[len(gaps)-1]), "max-gap-ms")
+	b.ReportMetric(float64(refusalHashes), "refusal-argon2")
 }
 
 // revocation is one measured revocation: how long the Revoke call took, and
@@ -237,9 +298,9 @@ func parseStats(tb testing.TB, line string) (verifies, keyReads int) {
 //
 //   - "key <key>": presents the key to its Validator, which verifies and
 //     caches it, and prints "cached <i>", i counting from 0.
-//   - "watch <i>": presents key i, which must be accepted, prints
+//   - "watch <i> <code>": presents key i, which must be accepted, prints
 //     "watching <i>", then presents it every watchEvery until it is refused
-//     as revoked, and prints "refused <i> <t> <gap>": t is the wall-clock
+//     with the problem code code, and prints "refused <i> <t> <gap>": t is the wall-clock
 //     time in Unix nanoseconds when that refusing Check returned, gap the
 //     time in nanoseconds since the previous Check began.
 //   - "stats": prints "stats <hasher Verify calls> <store Key reads>".
@@ -266,7 +327,8 @@ func TestRevocationWatcherProcess(t *testing.T) {
 			requests = append(requests, r)
 			say("cached %d", len(requests)-1)
 		case "watch":
-			i, err := strconv.Atoi(arg)
+			index, code, _ := strings.Cut(arg, " ")
+			i, err := strconv.Atoi(index)
 			require.NoError(t, err)
 			r := requests[i]
 			require.NoError(t, check(r), "key %d before its revocation", i)
@@ -279,7 +341,7 @@ func TestRevocationWatcherProcess(t *testing.T) {
 				err := check(r)
 				if err != nil {
 					at := time.Now()
-					require.ErrorIs(t, err, middleware.ErrRevokedKey, "key %d", i)
+					require.Equal(t, code, problem.Of(err).Code(), "key %d: %v", i, err)
 					say("refused %d %d %d", i, at.UnixNano(), at.Sub(prev).Nanoseconds())
 					break
 				}

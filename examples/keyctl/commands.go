@@ -156,6 +156,7 @@ func init() {
 		{name: "help", forms: []string{"help [COMMAND]"}, max: 1, define: noFlags(help),
 			doc: "Show the usage, or a command's."},
 	}
+	commands = append(commands, switchCommands()...)
 }
 
 // lookup returns the command called name.
@@ -543,7 +544,7 @@ func get(ctx context.Context, c *cli, args []string) (result, error) {
 			{"name", v.Name}, {"owner", v.Owner}, {"metadata", formatPairs(v.Metadata)},
 			{"scopes", strings.Join(v.Scopes, ",")}, {"default", fmt.Sprint(v.Default)}, {"status", string(v.Status)},
 			{"created", date(v.CreatedAt)}, {"expires", date(v.ExpiresAt)}, {"rotated", date(v.RotatedAt)},
-			{"revoked", date(v.RevokedAt)}, {"last used", date(v.LastUsedAt)},
+			{"revoked", date(v.RevokedAt)}, {"disabled", date(v.DisabledAt)}, {"last used", date(v.LastUsedAt)},
 		}
 		if v.Imported {
 			rows = append(rows, [2]string{"imported", "true: rotate it to a keystile key"})

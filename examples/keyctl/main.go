@@ -65,6 +65,16 @@
 //	  close ACCOUNT
 //	      close an account: revoke every key of every environment of it, default
 //	      keys included; it takes no new key.
+//	  disable KEY
+//	      switch a key off until it is enabled: it is refused (a default key must
+//	      be rotated first); its expiry keeps running.
+//	  enable KEY
+//	      switch a disabled key on again.
+//	  suspend ACCOUNT
+//	  resume ACCOUNT
+//	      suspend an account, or resume it (needs --account '*'): while suspended,
+//	      every key of it is refused and nothing of it changes but revocation;
+//	      resuming restores every key as it was.
 //	  purge --older-than DURATION
 //	      delete the keys of every account revoked or expired more than DURATION
 //	      ago (such as 720h), in short batches (needs --account '*').
@@ -125,6 +135,7 @@
 //	  origins: SETTINGS                  environments: {"environments": [SETTINGS...]}
 //	  lifetime: SETTINGS, with "lifetime" when ENV has a policy
 //	  accounts: {"accounts": [ID...], "next": CURSOR}   close: {"account": ID, "revoked": N}
+//	  disable, enable: VIEW              suspend, resume: {"account": ID, "suspended": BOOL}
 //	  audit: {"events": [EVENT...]}, each EVENT with the key's "prefix"
 //	  usage: {"counts": [COUNT...], "next": CURSOR}, each COUNT with the key's "prefix"
 //	  owner keys, expiring: {"keys": [VIEW...], "next": CURSOR}

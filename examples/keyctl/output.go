@@ -344,6 +344,8 @@ var codes = []struct {
 	{apikey.ErrInvalidLifetime, "invalid_lifetime"},
 	{apikey.ErrBeyondLifetime, "beyond_lifetime"},
 	{apikey.ErrInvalidImport, "invalid_request"},
+	{apikey.ErrAccountSuspended, "account_suspended"},
+	{apikey.ErrDefaultKeyNotDisableable, "rotate_first"},
 }
 
 // classify returns the exit status of err and its --json code: 0 and ""

@@ -117,7 +117,7 @@ func TestKeyctlEscapesTenantText(t *testing.T) {
 				header int
 			}{
 				{[]string{"list", "production"}, count("keys"), 1},
-				{[]string{"get", extra.ID()}, func(map[string]any) int { return 18 }, 0}, // 15 fields, rate, quota, allowed ips
+				{[]string{"get", extra.ID()}, func(map[string]any) int { return 19 }, 0}, // 16 fields, rate, quota, allowed ips
 				{[]string{"environments"}, count("environments"), 1},
 				{[]string{"origins", "production"}, count("allowed_origins"), 0},
 				{[]string{"--account", "*", "accounts"}, count("accounts"), 0},

@@ -497,6 +497,8 @@ func TestAcrossAccountsNeedsOperator(t *testing.T) {
 				{"POST", "/keys/" + scoped + "/rotate", `{"grace":"1h"}`},
 				{"PUT", "/keys/" + scoped + "/grace", `{"grace":"1h"}`},
 				{"POST", "/keys/" + scoped + "/revoke", ""},
+				{"POST", "/keys/" + scoped + "/disable", ""},
+				{"POST", "/keys/" + scoped + "/enable", ""},
 				{"PUT", "/keys/" + scoped + "/scopes", `{"scopes":["*"]}`},
 				{"PUT", "/keys/" + scoped + "/owner", `{"owner":"mallory"}`},
 				{"PUT", "/keys/" + scoped + "/metadata", `{"metadata":{"by":"mallory"}}`},
@@ -509,7 +511,9 @@ func TestAcrossAccountsNeedsOperator(t *testing.T) {
 			if !caller.Operator {
 				routes = append(routes,
 					struct{ method, path, body string }{"GET", "/accounts", ""},
-					struct{ method, path, body string }{"POST", "/accounts/acme/close", `{"confirm":"acme"}`})
+					struct{ method, path, body string }{"POST", "/accounts/acme/close", `{"confirm":"acme"}`},
+					struct{ method, path, body string }{"POST", "/accounts/acme/suspend", ""},
+					struct{ method, path, body string }{"POST", "/accounts/acme/resume", ""})
 			}
 			for _, r := range routes {
 				w := httptest.NewRecorder()

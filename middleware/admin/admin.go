@@ -180,7 +180,7 @@ type Caller struct {
 	// is refused on every route, even for an Operator.
 	Account string
 	// Operator lets the caller use the account routes (GET /accounts,
-	// POST /accounts/{account}/close), which act across accounts
+	// POST /accounts/{account}/close, /suspend and /resume), which act across accounts
 	// (apikey.AnyAccount). The other routes still act in Account. Only the
 	// embedding service's own back office should set it; KeyScopes never
 	// does. An Actor.Account of apikey.AnyAccount without Operator is
@@ -359,6 +359,10 @@ func (a *API) routes() map[string]handler {
 		"PUT /environments/{env}/lifetime":            a.setLifetime,
 		"PUT /keys/{id}/name":                         a.renameKey,
 		"POST /environments":                          a.createEnvironment,
+		"POST /keys/{id}/disable":                     a.disableKey,
+		"POST /keys/{id}/enable":                      a.enableKey,
+		"POST /accounts/{account}/suspend":            a.suspendAccount,
+		"POST /accounts/{account}/resume":             a.resumeAccount,
 		"GET /owners/{owner}/keys":                    a.ownerKeys,
 		"POST /owners/{owner}/revoke":                 a.revokeOwner,
 		"GET /keys/expiring":                          a.expiringKeys,
@@ -368,8 +372,10 @@ func (a *API) routes() map[string]handler {
 // acrossAccounts are the routes that act across accounts, for operators:
 // every other route acts in the caller's account.
 var acrossAccounts = map[string]bool{
-	"GET /accounts":                  true,
-	"POST /accounts/{account}/close": true,
+	"GET /accounts":                    true,
+	"POST /accounts/{account}/close":   true,
+	"POST /accounts/{account}/suspend": true,
+	"POST /accounts/{account}/resume":  true,
 }
 
 // ServeHTTP implements http.Handler.

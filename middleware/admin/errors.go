@@ -94,8 +94,8 @@ var (
 	// (apikey.ErrGraceRequired). The detail names the policy's maximum.
 	ReasonGraceRequired = problem.New("grace_required", http.StatusUnprocessableEntity, "grace period required")
 	// ReasonRotateFirst (409, "rotate_first"): a default key cannot be
-	// revoked; rotate it, then revoke the old key
-	// (apikey.ErrDefaultKeyNotRevocable).
+	// revoked or disabled; rotate it, then revoke or disable the old key
+	// (apikey.ErrDefaultKeyNotRevocable, apikey.ErrDefaultKeyNotDisableable).
 	ReasonRotateFirst = problem.New("rotate_first", http.StatusConflict, "default key; rotate it first")
 	// ReasonAlreadyRevoked (409, "already_revoked"): the key was revoked
 	// before (apikey.ErrAlreadyRevoked).
@@ -163,6 +163,12 @@ var (
 	// environment to create exists already, with its default keys
 	// (apikey.ErrAlreadyBootstrapped); keyctl answers the same code.
 	ReasonAlreadyBootstrapped = problem.New("already_bootstrapped", http.StatusConflict, "environment exists")
+	// ReasonAccountSuspended (403, "account_suspended"): the account is
+	// suspended (apikey.ErrAccountSuspended): its keys and settings take no
+	// change, revocation aside, until an operator resumes it; they can
+	// still be read. Package middleware refuses the account's keys with the
+	// same code and status.
+	ReasonAccountSuspended = problem.New("account_suspended", http.StatusForbidden, "account suspended")
 	// ReasonTooManyKeys (422, "too_many_keys"): the request would act on
 	// more keys than one call may (apikey.ErrTooManyKeys), such as an
 	// owner with more than apikey.MaxOwnerRevocation keys to revoke. The
@@ -183,6 +189,7 @@ var reasons = []*problem.Reason{
 	ReasonKeyExpired, ReasonNotRevealable, ReasonInvalidAccount, ReasonAccountClosed, ReasonInvalidMetadata,
 	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits, ReasonInvalidTimeRange,
 	ReasonNoUsage, ReasonInvalidLifetime, ReasonBeyondLifetime, ReasonAlreadyBootstrapped,
+	ReasonAccountSuspended,
 	ReasonTooManyKeys, ReasonNoIndex,
 }
 
@@ -229,6 +236,8 @@ var ruleReasons = []struct {
 	{apikey.ErrBeyondLifetime, ReasonBeyondLifetime},
 	{apikey.ErrAlreadyBootstrapped, ReasonAlreadyBootstrapped},
 	{apikey.ErrInvalidImport, ReasonInvalidRequest},
+	{apikey.ErrAccountSuspended, ReasonAccountSuspended},
+	{apikey.ErrDefaultKeyNotDisableable, ReasonRotateFirst},
 	{apikey.ErrTooManyKeys, ReasonTooManyKeys},
 }
 

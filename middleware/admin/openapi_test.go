@@ -182,7 +182,7 @@ func middlewareReasons(t *testing.T) []reason {
 		}
 		return true
 	})
-	require.Len(t, out, 16, "package middleware declares 16 reasons")
+	require.Len(t, out, 18, "package middleware declares 18 reasons")
 	return out
 }
 

@@ -75,12 +75,15 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c apikey.Change, writes i
 		return s.writeError(ctx, "apply: taking revisions", err, "the change lost a race with another writer")
 	}
 	if c.OpenAccount != "" {
-		var closed int64
-		if err := tx.QueryRowContext(ctx, s.q.closedAccount, c.OpenAccount).Scan(&closed); err != nil {
+		var closed, suspended int64
+		if err := tx.QueryRowContext(ctx, s.q.closedAccount, c.OpenAccount).Scan(&closed, &suspended); err != nil {
 			return s.wrap(ctx, "apply: checking the account is open", err)
 		}
-		if closed > 0 {
+		switch {
+		case closed > 0:
 			return fmt.Errorf("%w: %s", apikey.ErrAccountClosed, c.OpenAccount)
+		case suspended > 0:
+			return fmt.Errorf("%w: %s", apikey.ErrAccountSuspended, c.OpenAccount)
 		}
 	}
 	first := top - int64(writes) + 1
@@ -168,7 +171,7 @@ func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 		r.Account, string(r.Type), r.Environment, r.Name, r.Owner, metadata, scopes, r.Default,
 		micros(r.CreatedAt), r.CreatedBy, nullMicros(r.ExpiresAt), nullMicros(r.RotatedAt),
 		nullMicros(r.ExpiryLimit), nullMicros(r.RevokedAt), lastUsed, lastUsed,
-		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev, limits, nullString(r.Lineage),
+		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev, limits, nullString(r.Lineage), nullMicros(r.DisabledAt),
 		r.ID, r.Revision)
 	if err != nil {
 		return s.writeError(ctx, "apply: updating key "+r.Prefix(), err, defaultTaken(r))
@@ -204,7 +207,7 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 		r.ID, r.Account, string(r.Type), r.Environment, r.Name, r.Owner, metadata, scopes, r.Default,
 		micros(r.CreatedAt), r.CreatedBy, nullMicros(r.ExpiresAt), nullMicros(r.RotatedAt),
 		nullMicros(r.ExpiryLimit), nullMicros(r.RevokedAt), nullMicros(r.LastUsedAt),
-		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev, limits, nullString(r.Lineage))
+		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev, limits, nullString(r.Lineage), nullMicros(r.DisabledAt))
 	if err != nil {
 		why := fmt.Sprintf("key id %s exists", r.Prefix())
 		// PostgreSQL names the index, SQLite its columns.
@@ -251,15 +254,15 @@ func (s *Store) putSettings(ctx context.Context, tx *sql.Tx, st apikey.Settings,
 	op := "apply: settings of " + st.Environment
 	if st.Revision == 0 {
 		_, err := tx.ExecContext(ctx, s.q.insertSettings, st.Account, st.Environment, origins,
-			micros(st.UpdatedAt), nullMicros(st.ClosedAt), rev, wholeSeconds(st.Lifetime.DefaultExpiry),
-			wholeSeconds(st.Lifetime.MaxLifetime))
+			micros(st.UpdatedAt), nullMicros(st.ClosedAt), rev, nullMicros(st.SuspendedAt),
+			wholeSeconds(st.Lifetime.DefaultExpiry), wholeSeconds(st.Lifetime.MaxLifetime))
 		if err != nil {
 			return s.writeError(ctx, op, err, fmt.Sprintf("settings of %s exist", st.Environment))
 		}
 		return s.publish(ctx, tx, rev, st.Account, st.Environment, "")
 	}
 	res, err := tx.ExecContext(ctx, s.q.updateSettings, origins, micros(st.UpdatedAt), nullMicros(st.ClosedAt), rev,
-		wholeSeconds(st.Lifetime.DefaultExpiry), wholeSeconds(st.Lifetime.MaxLifetime),
+		nullMicros(st.SuspendedAt), wholeSeconds(st.Lifetime.DefaultExpiry), wholeSeconds(st.Lifetime.MaxLifetime),
 		st.Account, st.Environment, st.Revision)
 	if err != nil {
 		return s.writeError(ctx, op, err, fmt.Sprintf("settings of %s changed since they were read", st.Environment))

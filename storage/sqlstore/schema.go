@@ -71,7 +71,7 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}, {version: 6, statements: lineageV6}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}},
+	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}},
 	// PostgreSQL text columns that are compared or sorted use the "C"
 	// collation, so that the order is byte order, as in SQLite and the
 	// memory store, whatever the database's locale.
@@ -123,7 +123,7 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}, {version: 6, statements: lineageV6}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}},
+	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}},
 }
 
 // SchemaVersion is the newest schema version this package knows; Migrate
@@ -483,6 +483,18 @@ func usageV5(d Dialect) []string {
 var lineageV6 = []string{
 	`ALTER TABLE keystile_keys ADD COLUMN lineage TEXT`,
 	`ALTER TABLE keystile_quotas ADD COLUMN generation BIGINT NOT NULL DEFAULT 0`,
+}
+
+// stateV7 is version 7, the same in both dialects: reversible switches.
+//   - keystile_keys gains disabled_at, apikey.Record.DisabledAt (NULL while
+//     the key is enabled; every key of an earlier version is).
+//   - keystile_settings gains suspended_at, apikey.Settings.SuspendedAt
+//     (NULL while the account is not suspended). Apply's check of
+//     Change.OpenAccount counts the suspended environments of the account
+//     with its closed ones, in the same read of the primary key.
+var stateV7 = []string{
+	`ALTER TABLE keystile_keys ADD COLUMN disabled_at BIGINT`,
+	`ALTER TABLE keystile_settings ADD COLUMN suspended_at BIGINT`,
 }
 
 // ownersV9 is version 9, the same in both dialects: the indexes of keys

@@ -88,9 +88,9 @@ func (s *Store) Dialect() Dialect { return s.d }
 
 const keyColumns = `id, account, type, environment, name, owner, metadata, scopes, is_default, created_at, created_by,
 	expires_at, rotated_at, expiry_limit, revoked_at, last_used_at, hash, recoverable, revision, limits,
-	lineage`
+	lineage, disabled_at`
 
-const settingsColumns = `account, environment, allowed_origins, updated_at, closed_at, revision,
+const settingsColumns = `account, environment, allowed_origins, updated_at, closed_at, revision, suspended_at,
 	default_expiry_seconds, max_lifetime_seconds`
 
 const eventColumns = `account_seq, occurred_at, actor_id, actor_role, actor_account, action, account, environment,
@@ -143,24 +143,24 @@ func newQueries(d Dialect) queries {
 		// bump hands out revisions. See Apply for why it comes first.
 		bump: `UPDATE keystile_revision SET value = value + ? WHERE id = 1 RETURNING value`,
 		// The primary key (account, environment): an account's few
-		// environments.
-		closedAccount: `SELECT COUNT(*) FROM keystile_settings WHERE account = ? AND closed_at IS NOT NULL`,
+		// environments, closed and suspended.
+		closedAccount: `SELECT COUNT(closed_at), COUNT(suspended_at) FROM keystile_settings WHERE account = ?`,
 		insertKey: `INSERT INTO keystile_keys (` + keyColumns + `)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		// The later of the stored and the given last-used time is kept.
 		updateKey: `UPDATE keystile_keys SET account = ?, type = ?, environment = ?, name = ?, owner = ?,
 			metadata = ?, scopes = ?, is_default = ?, created_at = ?, created_by = ?, expires_at = ?,
 			rotated_at = ?, expiry_limit = ?, revoked_at = ?,
 			last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < COALESCE(CAST(? AS BIGINT), 0)
 				THEN CAST(? AS BIGINT) ELSE last_used_at END,
-			hash = ?, recoverable = ?, revision = ?, limits = ?, lineage = ?
+			hash = ?, recoverable = ?, revision = ?, limits = ?, lineage = ?, disabled_at = ?
 			WHERE id = ? AND revision = ?`,
 		keyExists:    `SELECT COUNT(*) FROM keystile_keys WHERE id = ?`,
 		insertChange: `INSERT INTO keystile_changes (revision, account, environment, key_id) VALUES (?, ?, ?, ?)`,
 		insertSettings: `INSERT INTO keystile_settings (` + settingsColumns + `)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		updateSettings: `UPDATE keystile_settings SET allowed_origins = ?, updated_at = ?, closed_at = ?, revision = ?,
-			default_expiry_seconds = ?, max_lifetime_seconds = ?
+			suspended_at = ?, default_expiry_seconds = ?, max_lifetime_seconds = ?
 			WHERE account = ? AND environment = ? AND revision = ?`,
 		insertEvent: `INSERT INTO keystile_events (occurred_at, actor_id, actor_role, actor_account, action, account,
 			environment, key_id, key_type, detail, account_seq)
@@ -378,12 +378,13 @@ func scanKey(row scanner) (apikey.Record, error) {
 		metadata, scopes, limits, lineage          sql.NullString
 		created                                    int64
 		expires, rotated, limit, revoked, lastUsed sql.NullInt64
+		disabled                                   sql.NullInt64
 		hash                                       string
 		recoverable                                []byte
 	)
 	err := row.Scan(&r.ID, &r.Account, &typ, &r.Environment, &r.Name, &r.Owner, &metadata, &scopes, &r.Default,
 		&created, &r.CreatedBy, &expires, &rotated, &limit, &revoked, &lastUsed, &hash, &recoverable, &r.Revision, &limits,
-		&lineage)
+		&lineage, &disabled)
 	if err != nil {
 		return apikey.Record{}, err
 	}
@@ -405,6 +406,7 @@ func scanKey(row scanner) (apikey.Record, error) {
 	r.RotatedAt = fromNullMicros(rotated)
 	r.ExpiryLimit = fromNullMicros(limit)
 	r.RevokedAt = fromNullMicros(revoked)
+	r.DisabledAt = fromNullMicros(disabled)
 	r.LastUsedAt = fromNullMicros(lastUsed)
 	return r, nil
 }
@@ -415,11 +417,12 @@ func scanSettings(row scanner) (apikey.Settings, error) {
 		origins sql.NullString
 		updated int64
 		closed  sql.NullInt64
+		suspend sql.NullInt64
 		// The lifetime policy in whole seconds (0 for none); see
 		// lifetimeV8.
 		defaultExpiry, maxLifetime int64
 	)
-	if err := row.Scan(&st.Account, &st.Environment, &origins, &updated, &closed, &st.Revision,
+	if err := row.Scan(&st.Account, &st.Environment, &origins, &updated, &closed, &st.Revision, &suspend,
 		&defaultExpiry, &maxLifetime); err != nil {
 		return apikey.Settings{}, err
 	}
@@ -430,6 +433,7 @@ func scanSettings(row scanner) (apikey.Settings, error) {
 	}
 	st.UpdatedAt = fromMicros(updated)
 	st.ClosedAt = fromNullMicros(closed)
+	st.SuspendedAt = fromNullMicros(suspend)
 	return st, nil
 }
 

@@ -50,6 +50,7 @@ func testRoundTrip(t *testing.T, c Config) {
 	full.RotatedAt = base.Add(time.Hour)
 	full.ExpiryLimit = base.Add(72 * time.Hour)
 	full.RevokedAt = base.Add(2 * time.Hour)
+	full.DisabledAt = base.Add(90 * time.Minute)
 	full.LastUsedAt = base.Add(3 * time.Hour)
 	full.Recoverable = apikey.OpaqueBytes([]byte{0, 1, 2, 255})
 	full.Limits = apikey.Limits{
@@ -293,6 +294,7 @@ func testSettings(t *testing.T, c Config) {
 	assert.Equal(t, []string{"https://app.example.com", "https://*.example.com"}, got.AllowedOrigins)
 	assert.True(t, base.Equal(got.UpdatedAt))
 	assert.True(t, got.ClosedAt.IsZero())
+	assert.True(t, got.SuspendedAt.IsZero())
 	assert.Positive(t, got.Revision)
 	assert.Empty(t, mustSettings(t, s, acme, apikey.Staging).AllowedOrigins)
 
@@ -313,15 +315,22 @@ func testSettings(t *testing.T, c Config) {
 	stale := got
 	got.AllowedOrigins = []string{"http://localhost:3000"}
 	got.ClosedAt = base.Add(time.Hour)
+	got.SuspendedAt = base.Add(30 * time.Minute)
 	apply(t, s, apikey.Change{Settings: []apikey.Settings{got}})
 	stale.AllowedOrigins = nil
 	assert.ErrorIs(t, s.Apply(ctx, apikey.Change{Settings: []apikey.Settings{stale}}), apikey.ErrConflict, "stale revision")
 	now := mustSettings(t, s, acme, apikey.Production)
 	assert.Equal(t, []string{"http://localhost:3000"}, now.AllowedOrigins)
 	assert.True(t, base.Add(time.Hour).Equal(now.ClosedAt), "ClosedAt round-trips")
+	assert.True(t, base.Add(30*time.Minute).Equal(now.SuspendedAt), "SuspendedAt round-trips")
 	assert.Greater(t, now.Revision, got.Revision)
 	assert.Empty(t, mustSettings(t, s, globex, apikey.Production).AllowedOrigins, "the other account's settings are untouched")
 	assert.True(t, mustSettings(t, s, globex, apikey.Production).ClosedAt.IsZero())
+
+	// Clearing a time stores "never".
+	now.SuspendedAt = time.Time{}
+	apply(t, s, apikey.Change{Settings: []apikey.Settings{now}})
+	assert.True(t, mustSettings(t, s, acme, apikey.Production).SuspendedAt.IsZero(), "SuspendedAt cleared")
 }
 
 func testLastUsedKeptOnUpdate(t *testing.T, c Config) {

@@ -16,26 +16,47 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-// closeFirstEnvironment marks acme's production closed, as CloseAccount's
-// first write does, and revokes nothing: the state in which a racing
-// change must already be refused.
-func closeFirstEnvironment(t *testing.T, s apikey.Store) {
+// refusingState is a state of an account in which the store refuses every
+// change that names the account open (Change.OpenAccount), with want.
+type refusingState struct {
+	name string
+	mark func(*apikey.Settings)
+	want error
+}
+
+// refusingStates are closed, suspended, and both (closing wins).
+var refusingStates = []refusingState{
+	{"closed", func(st *apikey.Settings) { st.ClosedAt = base }, apikey.ErrAccountClosed},
+	{"suspended", func(st *apikey.Settings) { st.SuspendedAt = base }, apikey.ErrAccountSuspended},
+	{"closed and suspended", func(st *apikey.Settings) { st.ClosedAt, st.SuspendedAt = base, base }, apikey.ErrAccountClosed},
+}
+
+// markFirstEnvironment marks acme's production, as the first write of
+// CloseAccount or SuspendAccount does, and changes no key: the state in
+// which a racing change must already be refused.
+func markFirstEnvironment(t *testing.T, s apikey.Store, state refusingState) {
 	t.Helper()
 	st := mustSettings(t, s, acme, apikey.Production)
-	st.ClosedAt = base
+	state.mark(&st)
 	apply(t, s, apikey.Change{Settings: []apikey.Settings{st}})
 }
 
 // testOpenAccount checks Change.OpenAccount at the store: once one
-// environment of an account is closed, a change that names the account
-// open writes nothing (keys, settings, events) and fails with
-// ErrAccountClosed; a change that does not name it (a revocation) and a
-// change in another account are applied.
+// environment of an account is closed or suspended, a change that names
+// the account open writes nothing (keys, settings, events) and fails with
+// ErrAccountClosed or ErrAccountSuspended (closed wins); a change that does
+// not name it (a revocation) and a change in another account are applied.
 func testOpenAccount(t *testing.T, c Config) {
+	for _, state := range refusingStates {
+		t.Run(state.name, func(t *testing.T) { testOpenAccountIn(t, c, state) })
+	}
+}
+
+func testOpenAccountIn(t *testing.T, c Config, state refusingState) {
 	s, ctx := c.New(t), context.Background()
 	twoAccounts(t, s)
 	staging := mustDefault(t, s, acme, apikey.Staging, apikey.Server)
-	closeFirstEnvironment(t, s)
+	markFirstEnvironment(t, s, state)
 	eventsBefore := 0
 	if _, ok := s.(storage.AuditLog); ok {
 		eventsBefore = len(events(t, s, storage.EventQuery{}))
@@ -58,7 +79,10 @@ func testOpenAccount(t *testing.T, c Config) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.change.OpenAccount = acme
 			err := s.Apply(ctx, tt.change)
-			require.ErrorIs(t, err, apikey.ErrAccountClosed)
+			require.ErrorIs(t, err, state.want)
+			if state.want == apikey.ErrAccountClosed {
+				assert.NotErrorIs(t, err, apikey.ErrAccountSuspended, "closed wins")
+			}
 			assert.False(t, errors.Is(err, apikey.ErrConflict), "not a conflict: a retry cannot succeed")
 		})
 	}
@@ -81,9 +105,16 @@ func testOpenAccount(t *testing.T, c Config) {
 
 // testClosedAccountRefusesChanges checks every Manager change in an
 // account whose first environment was closed and whose keys are not
-// revoked yet (CloseAccount half-way, in another process): each fails with
-// ErrAccountClosed and changes nothing. Revoking still works.
+// revoked yet (CloseAccount half-way, in another process), or suspended
+// (SuspendAccount half-way): each fails with ErrAccountClosed or
+// ErrAccountSuspended and changes nothing. Revoking still works.
 func testClosedAccountRefusesChanges(t *testing.T, c Config) {
+	for _, state := range refusingStates {
+		t.Run(state.name, func(t *testing.T) { testRefusesChangesIn(t, c, state) })
+	}
+}
+
+func testRefusesChangesIn(t *testing.T, c Config, state refusingState) {
 	s, ctx := c.New(t), context.Background()
 	m := twoAccounts(t, s)
 	extra, err := m.Create(ctx, acmeOwner, apikey.CreateRequest{Environment: apikey.Staging, Type: apikey.Server, Scopes: []string{"customers:read"}})
@@ -91,7 +122,11 @@ func testClosedAccountRefusesChanges(t *testing.T, c Config) {
 	rotatedOut := mustDefault(t, s, acme, apikey.Staging, apikey.Client)
 	_, err = m.Rotate(ctx, acmeOwner, apikey.RotateRequest{KeyID: rotatedOut.ID, Grace: time.Hour})
 	require.NoError(t, err)
-	closeFirstEnvironment(t, s)
+	disabled, err := m.Create(ctx, acmeOwner, apikey.CreateRequest{Environment: apikey.Staging, Type: apikey.Client})
+	require.NoError(t, err)
+	_, err = m.Disable(ctx, acmeOwner, disabled.View.ID)
+	require.NoError(t, err)
+	markFirstEnvironment(t, s, state)
 	before := map[string]int64{}
 	for _, env := range []string{apikey.Production, apikey.Staging} {
 		for _, k := range allKeys(t, s, acme, env) {
@@ -127,6 +162,8 @@ func testClosedAccountRefusesChanges(t *testing.T, c Config) {
 			_, err := m.SetMetadata(ctx, acmeOwner, extra.View.ID, map[string]string{"team": "x"})
 			return err
 		}},
+		{"Disable", func() error { _, err := m.Disable(ctx, acmeOwner, extra.View.ID); return err }},
+		{"Enable", func() error { _, err := m.Enable(ctx, acmeOwner, disabled.View.ID); return err }},
 		{"SetAllowedOrigins", func() error {
 			_, err := m.SetAllowedOrigins(ctx, acmeOwner, apikey.Staging, []string{"https://acme.example"})
 			return err
@@ -134,7 +171,7 @@ func testClosedAccountRefusesChanges(t *testing.T, c Config) {
 	}
 	for _, tt := range calls {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.ErrorIs(t, tt.call(), apikey.ErrAccountClosed)
+			assert.ErrorIs(t, tt.call(), state.want)
 		})
 	}
 	for _, env := range []string{apikey.Production, apikey.Staging} {
@@ -149,7 +186,7 @@ func testClosedAccountRefusesChanges(t *testing.T, c Config) {
 	assert.Equal(t, stagingSettings.Revision, mustSettings(t, s, acme, apikey.Staging).Revision, "settings unchanged")
 
 	_, err = m.Revoke(ctx, acmeOwner, extra.View.ID)
-	require.NoError(t, err, "revoking works in a closed account")
+	require.NoError(t, err, "revoking works in a %s account", state.name)
 }
 
 // testConcurrentCloseAccount closes an account while writers in several
@@ -158,13 +195,55 @@ func testClosedAccountRefusesChanges(t *testing.T, c Config) {
 // of the account is closed and every key revoked, whatever the writers
 // did, and nothing they do afterwards succeeds.
 func testConcurrentCloseAccount(t *testing.T, c Config) {
+	raceAccountSwitch(t, c, accountSwitch{
+		do: func(m *apikey.Manager) error {
+			_, err := m.CloseAccount(context.Background(), acmeOwner, acme)
+			return err
+		},
+		refusal: apikey.ErrAccountClosed,
+		check: func(t *testing.T, s apikey.Store, env apikey.Settings) {
+			assert.False(t, env.ClosedAt.IsZero(), "%s is closed", env.Environment)
+			for _, k := range allKeys(t, s, acme, env.Environment) {
+				assert.False(t, k.RevokedAt.IsZero(), "%s is revoked", describe(k))
+			}
+		},
+	})
+}
+
+// testConcurrentSuspendAccount is testConcurrentCloseAccount for
+// SuspendAccount: when it returns, every environment of the account is
+// suspended, and nothing the writers do afterwards succeeds.
+func testConcurrentSuspendAccount(t *testing.T, c Config) {
+	raceAccountSwitch(t, c, accountSwitch{
+		do: func(m *apikey.Manager) error {
+			return m.SuspendAccount(context.Background(), apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}, acme)
+		},
+		refusal: apikey.ErrAccountSuspended,
+		check: func(t *testing.T, _ apikey.Store, env apikey.Settings) {
+			assert.False(t, env.SuspendedAt.IsZero(), "%s is suspended", env.Environment)
+		},
+	})
+}
+
+// accountSwitch is a change of a whole account that wins every race: do
+// makes it, after which writers fail with refusal and check holds for
+// every environment.
+type accountSwitch struct {
+	do      func(*apikey.Manager) error
+	refusal error
+	check   func(t *testing.T, s apikey.Store, env apikey.Settings)
+}
+
+// raceAccountSwitch makes sw while writers in several processes (peers)
+// bootstrap environments, create and rotate keys and change them.
+func raceAccountSwitch(t *testing.T, c Config, sw accountSwitch) {
 	s, ctx := c.New(t), context.Background()
 	stores := c.peers(t, s, 4)
 	ms := managers(t, stores)
 	bootstrap(t, ms[0], acmeOwner, apikey.Production)
 
 	var (
-		closed       atomic.Bool // CloseAccount returned
+		closed       atomic.Bool // the switch returned
 		late         atomic.Int32
 		succeeded    atomic.Int32
 		bootstrapped atomic.Int32
@@ -179,7 +258,7 @@ func testConcurrentCloseAccount(t *testing.T, c Config) {
 				late.Add(1)
 			}
 			succeeded.Add(1)
-		case errors.Is(err, apikey.ErrAccountClosed), errors.Is(err, apikey.ErrAlreadyRevoked),
+		case errors.Is(err, sw.refusal), errors.Is(err, apikey.ErrAlreadyRevoked),
 			errors.Is(err, apikey.ErrAlreadyRotated), errors.Is(err, apikey.ErrKeyExpired),
 			errors.Is(err, apikey.ErrConflict), errors.Is(err, apikey.ErrUnknownEnvironment):
 		default:
@@ -221,7 +300,7 @@ func testConcurrentCloseAccount(t *testing.T, c Config) {
 			t.Fatal("the writers bootstrapped nothing in 10 s")
 		}
 	}
-	_, err := ms[1%len(ms)].CloseAccount(ctx, acmeOwner, acme)
+	err := sw.do(ms[1%len(ms)])
 	closed.Store(true)
 	time.Sleep(20 * time.Millisecond) // writers keep trying after the close
 	close(stop)
@@ -229,7 +308,7 @@ func testConcurrentCloseAccount(t *testing.T, c Config) {
 	require.NoError(t, err)
 	require.Positive(t, succeeded.Load(), "the writers raced the close")
 
-	assert.Zero(t, late.Load(), "no change succeeds after CloseAccount returned")
+	assert.Zero(t, late.Load(), "no change succeeds after the switch returned")
 	envs := 0
 	after := apikey.EnvironmentPosition{Account: acme}
 	for {
@@ -237,10 +316,7 @@ func testConcurrentCloseAccount(t *testing.T, c Config) {
 		require.NoError(t, err)
 		for _, env := range page {
 			envs++
-			assert.False(t, env.ClosedAt.IsZero(), "%s is closed", env.Environment)
-			for _, k := range allKeys(t, s, acme, env.Environment) {
-				assert.False(t, k.RevokedAt.IsZero(), "%s is revoked", describe(k))
-			}
+			sw.check(t, s, env)
 		}
 		if len(page) < 100 {
 			break

@@ -158,6 +158,7 @@ func assertSameRecord(t testing.TB, want, got apikey.Record) {
 		{"RotatedAt", want.RotatedAt, got.RotatedAt},
 		{"ExpiryLimit", want.ExpiryLimit, got.ExpiryLimit},
 		{"RevokedAt", want.RevokedAt, got.RevokedAt},
+		{"DisabledAt", want.DisabledAt, got.DisabledAt},
 		{"LastUsedAt", want.LastUsedAt, got.LastUsedAt},
 	} {
 		assert.True(t, tm.want.Equal(tm.got), "%s: want %v, got %v", tm.name, tm.want, tm.got)

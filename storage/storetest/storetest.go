@@ -110,6 +110,7 @@ func Run(t *testing.T, c Config) {
 		{"CloseAccount", testCloseAccount},
 		{"OpenAccount", testOpenAccount},
 		{"ClosedAccountRefusesChanges", testClosedAccountRefusesChanges},
+		{"DisableAndSuspend", testDisableAndSuspend},
 		// The lifecycle, alone and under concurrent writers (lifecycle.go).
 		{"Lifecycle", testLifecycle},
 		{"ConcurrentBootstrap", testConcurrentBootstrap},
@@ -118,6 +119,7 @@ func Run(t *testing.T, c Config) {
 		{"ConcurrentRotateAccounts", testConcurrentRotateAccounts},
 		{"ConcurrentCloseAccount", testConcurrentCloseAccount},
 		{"ConcurrentLifetime", testConcurrentLifetime},
+		{"ConcurrentSuspendAccount", testConcurrentSuspendAccount},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, c) })

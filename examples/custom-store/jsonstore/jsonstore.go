@@ -265,8 +265,10 @@ func (s *Store) Accounts(ctx context.Context, after string, limit int) ([]string
 // new state visible; on any error nothing changes.
 func (s *Store) Apply(ctx context.Context, c apikey.Change) error {
 	return s.update(ctx, func(next *state) error {
-		if c.OpenAccount != "" && next.closed(c.OpenAccount) {
-			return fmt.Errorf("%w: %s", apikey.ErrAccountClosed, c.OpenAccount)
+		if c.OpenAccount != "" {
+			if err := next.refusing(c.OpenAccount); err != nil {
+				return err
+			}
 		}
 		for _, r := range c.Update {
 			cur, ok := next.keys[r.ID]
@@ -328,16 +330,23 @@ func (s *Store) RecordLastUsed(ctx context.Context, used map[string]time.Time) e
 	})
 }
 
-// closed reports whether an environment of account is closed: a binary
-// search for the account's first environment, then its few others.
-func (st *state) closed(account string) bool {
+// refusing returns ErrAccountClosed if an environment of account is
+// closed, else ErrAccountSuspended if one is suspended: a binary search for
+// the account's first environment, then its few others.
+func (st *state) refusing(account string) error {
+	suspended := false
 	i := sort.Search(len(st.envs), func(i int) bool { return st.envs[i].account >= account })
 	for ; i < len(st.envs) && st.envs[i].account == account; i++ {
-		if !st.settings[st.envs[i]].ClosedAt.IsZero() {
-			return true
+		set := st.settings[st.envs[i]]
+		if !set.ClosedAt.IsZero() {
+			return fmt.Errorf("%w: %s", apikey.ErrAccountClosed, account)
 		}
+		suspended = suspended || !set.SuspendedAt.IsZero()
 	}
-	return false
+	if suspended {
+		return fmt.Errorf("%w: %s", apikey.ErrAccountSuspended, account)
+	}
+	return nil
 }
 
 // lastSeq returns the Seq of the newest event of account in events (oldest

@@ -112,8 +112,8 @@ func BenchmarkLookup(b *testing.B) {
 			return allowed && known
 		})
 	})
-	b.Run("Closed", func(b *testing.B) {
-		run(b, func(i int) bool { return !table.Closed(accounts[i], apikey.Production) })
+	b.Run("State", func(b *testing.B) {
+		run(b, func(i int) bool { return table.State(accounts[i], apikey.Production) == Open })
 	})
 	b.Run("AnyAllows/exact", func(b *testing.B) {
 		run(b, func(i int) bool { return table.AnyAllows(origins[i]) })

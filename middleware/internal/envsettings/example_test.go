@@ -25,9 +25,9 @@ func Example() {
 	}
 
 	allowed, known := table.Allows("acme", "production", "https://app.acme.example")
-	fmt.Println(allowed, known)                              // request path: known false means 503
-	fmt.Println(table.Closed("acme", "production"))          // request path, every key
-	fmt.Println(table.AnyAllows("https://app.acme.example")) // preflight
+	fmt.Println(allowed, known)                                        // request path: known false means 503
+	fmt.Println(table.State("acme", "production") == envsettings.Open) // request path, every key
+	fmt.Println(table.AnyAllows("https://app.acme.example"))           // preflight
 
 	// The follower: a feed entry or Invalidate reloads one environment;
 	// Pending signals queued reloads, which ReloadPending does.
@@ -39,7 +39,7 @@ func Example() {
 	fmt.Println(known, table.ReloadPending(ctx))
 	// Output:
 	// true true
-	// false
+	// true
 	// true
 	// false <nil>
 }

@@ -108,8 +108,8 @@ func TestConcurrentReaders(t *testing.T) {
 					t.Errorf("staging: allowed %v, known %v", allowed, known)
 					return
 				}
-				if f.table.Closed(account, apikey.Production) {
-					t.Errorf("%s closed", account)
+				if s := f.table.State(account, apikey.Production); s != Open {
+					t.Errorf("%s in state %d", account, s)
 					return
 				}
 				if !f.table.AnyAllows("http://localhost:3000") {

@@ -1,6 +1,6 @@
 // Package envsettings holds, in memory, what the middleware needs of every
 // account's environments' settings: the allowed origins of publishable keys
-// and whether the account is closed.
+// and whether the account is closed or suspended.
 package envsettings
 
 import (
@@ -29,12 +29,22 @@ type Store interface {
 // key names an account's environment.
 type key struct{ account, environment string }
 
+// State is whether an environment's keys may be used at all.
+type State uint8
+
+// The states of an environment, Closed winning over Suspended.
+const (
+	Open      State = iota // its keys work
+	Suspended              // the account is suspended: its keys are refused until it resumes
+	Closed                 // the account is closed: its keys are refused for good
+)
+
 // settings is what the table keeps of one environment; never modified once
 // in the table.
 type settings struct {
-	origins apikey.OriginSet // empty for a closed environment
-	closed  bool             // the account is closed: its keys are refused
-	missing bool             // the store has none: not queued again until Reload
+	origins apikey.OriginSet // empty for an environment that is not Open
+	state   State
+	missing bool // the store has none: not queued again until Reload
 }
 
 // Table is the settings of every account's environments, safe for
@@ -47,7 +57,7 @@ type Table struct {
 	write   sync.Mutex   // serialises Load and Reload; taken before mu
 	mu      sync.RWMutex // guards c
 	c       contents     // c.envs is nil until the first Load succeeds
-	closed  atomic.Int64 // c.closed, read without the lock
+	refused atomic.Int64 // c.refused, read without the lock
 }
 
 // New returns an empty table that reads store. report, if not nil, receives
@@ -97,15 +107,16 @@ func (t *Table) Allows(account, environment, origin string) (allowed, known bool
 	return s.origins.Allows(origin), true
 }
 
-// Closed reports whether the table holds an environment as closed. It
-// takes no lock while none is.
-func (t *Table) Closed(account, environment string) bool {
-	if t.closed.Load() == 0 {
-		return false
+// State returns the state in which the table holds an environment: Open
+// unless it holds it closed or suspended. It takes no lock while no
+// environment is either.
+func (t *Table) State(account, environment string) State {
+	if t.refused.Load() == 0 {
+		return Open
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.c.envs[key{account, environment}].closed
+	return t.c.envs[key{account, environment}].state
 }
 
 // AnyAllows reports whether some open environment of any account allows
@@ -179,7 +190,7 @@ func (t *Table) Load(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	t.c = fresh
-	t.closed.Store(int64(fresh.closed))
+	t.refused.Store(int64(fresh.refused))
 	t.mu.Unlock()
 	return nil
 }
@@ -209,17 +220,17 @@ func (t *Table) Reload(ctx context.Context, account, environment string) error {
 	}
 	t.mu.Lock()
 	t.c.put(k, s)
-	t.closed.Store(int64(t.c.closed))
+	t.refused.Store(int64(t.c.refused))
 	t.mu.Unlock()
 	return nil
 }
 
 // contents is one version of the table's entries with their counts.
 type contents struct {
-	envs   map[key]settings
-	index  originIndex
-	size   int // environments, missing ones aside
-	closed int // closed environments
+	envs    map[key]settings
+	index   originIndex
+	size    int // environments, missing ones aside
+	refused int // environments that are not Open
 }
 
 // put replaces the entry of k, and its counts.
@@ -237,8 +248,8 @@ func (c *contents) count(s settings, d int) {
 	if !s.missing {
 		c.size += d
 	}
-	if s.closed {
-		c.closed += d
+	if s.state != Open {
+		c.refused += d
 	}
 }
 
@@ -271,8 +282,11 @@ func (t *Table) ReloadPending(ctx context.Context) error {
 // parse returns the table entry of st, without the allowed-origin entries
 // that do not parse or exceed apikey.MaxOrigins, named by position in err.
 func parse(st apikey.Settings) (settings, error) {
-	if !st.ClosedAt.IsZero() {
-		return settings{closed: true}, nil // its keys are refused: no origin is needed
+	switch { // its keys are refused: no origin is needed
+	case !st.ClosedAt.IsZero():
+		return settings{state: Closed}, nil
+	case !st.SuspendedAt.IsZero():
+		return settings{state: Suspended}, nil
 	}
 	if len(st.AllowedOrigins) == 0 {
 		return settings{}, nil
@@ -298,13 +312,13 @@ func parse(st apikey.Settings) (settings, error) {
 	return s, nil
 }
 
-// originIndex counts, for each allowed-origin entry, the open environments
+// originIndex counts, for each allowed-origin entry, the Open environments
 // that allow it, so that a preflight looks up only its origin's candidates.
 type originIndex map[apikey.Origin]int32
 
 // add counts the entries of s (d = 1), or removes them (d = -1).
 func (x originIndex) add(s settings, d int32) {
-	if s.closed || s.missing {
+	if s.state != Open || s.missing {
 		return
 	}
 	for o := range s.origins.All() {

@@ -70,6 +70,12 @@ func closedEnv(account, environment string, origins ...string) apikey.Settings {
 	return s
 }
 
+func suspendedEnv(account, environment string, origins ...string) apikey.Settings {
+	s := env(account, environment, origins...)
+	s.SuspendedAt = now
+	return s
+}
+
 // pending reports whether the table signalled queued reloads, and
 // consumes the signal.
 func pending(t *Table) bool {
@@ -90,40 +96,46 @@ func TestLookups(t *testing.T) {
 		env("a", "empty"),
 		closedEnv("b", "production", "https://app.b.example"),
 		env("b", "staging", "https://*.amazonaws.com", "https://app.b.example"), // saved before the rule
+		suspendedEnv("d", "production", "https://app.d.example"),
+		func() apikey.Settings { s := closedEnv("d", "staging"); s.SuspendedAt = now; return s }(),
 	)
 	require.False(t, f.table.Loaded())
 	require.NoError(t, f.table.Load(context.Background()))
 	require.True(t, f.table.Loaded())
-	assert.Equal(t, 6, f.table.Len())
+	assert.Equal(t, 8, f.table.Len())
 
+	const closed, suspended = Closed, Suspended
 	tests := []struct {
 		account, environment, origin string
-		allowed, known, closed       bool
+		allowed, known               bool
+		state                        State
 	}{
-		{"a", "production", "https://app.a.example", true, true, false},
-		{"a", "production", "https://APP.a.example:443", true, true, false},
-		{"a", "production", "http://app.a.example", false, true, false},
-		{"a", "production", "https://evil.example", false, true, false},
-		{"a", "production", "null", false, true, false},
-		{"a", "staging", "https://pr-1.preview.a.example", true, true, false},
-		{"a", "staging", "https://preview.a.example", false, true, false},
-		{"a", "staging", "http://localhost:3000", true, true, false},
-		{"a", "staging", "http://localhost:3001", false, true, false},
-		{"a", "development", "https://anything.example", true, true, false},
-		{"a", "development", "null", false, true, false},
-		{"a", "empty", "https://app.a.example", false, true, false},
-		{"b", "production", "https://app.b.example", false, true, true},
-		{"b", "staging", "https://attacker-bucket.s3.amazonaws.com", false, true, false},
-		{"b", "staging", "https://app.b.example", true, true, false},
-		{"a", "unknown", "https://app.a.example", false, false, false},
-		{"c", "production", "https://app.a.example", false, false, false},
+		{"a", "production", "https://app.a.example", true, true, Open},
+		{"a", "production", "https://APP.a.example:443", true, true, Open},
+		{"a", "production", "http://app.a.example", false, true, Open},
+		{"a", "production", "https://evil.example", false, true, Open},
+		{"a", "production", "null", false, true, Open},
+		{"a", "staging", "https://pr-1.preview.a.example", true, true, Open},
+		{"a", "staging", "https://preview.a.example", false, true, Open},
+		{"a", "staging", "http://localhost:3000", true, true, Open},
+		{"a", "staging", "http://localhost:3001", false, true, Open},
+		{"a", "development", "https://anything.example", true, true, Open},
+		{"a", "development", "null", false, true, Open},
+		{"a", "empty", "https://app.a.example", false, true, Open},
+		{"b", "production", "https://app.b.example", false, true, closed},
+		{"b", "staging", "https://attacker-bucket.s3.amazonaws.com", false, true, Open},
+		{"b", "staging", "https://app.b.example", true, true, Open},
+		{"a", "unknown", "https://app.a.example", false, false, Open},
+		{"c", "production", "https://app.a.example", false, false, Open},
+		{"d", "production", "https://app.d.example", false, true, suspended},
+		{"d", "staging", "https://app.d.example", false, true, closed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.account+"/"+tt.environment+" "+tt.origin, func(t *testing.T) {
 			allowed, known := f.table.Allows(tt.account, tt.environment, tt.origin)
 			assert.Equal(t, tt.allowed, allowed, "allowed")
 			assert.Equal(t, tt.known, known, "known")
-			assert.Equal(t, tt.closed, f.table.Closed(tt.account, tt.environment), "closed")
+			assert.Equal(t, tt.state, f.table.State(tt.account, tt.environment), "state")
 			assert.Equal(t, tt.known, f.table.Has(tt.account, tt.environment), "has")
 		})
 	}
@@ -169,6 +181,14 @@ func TestAnyAllows(t *testing.T) {
 			f.put(t, env("a", "production", "https://a2.example"))
 			require.NoError(t, f.table.Reload(ctx, "a", "production"))
 		}, []string{"https://a2.example"}, []string{"https://a.example"}},
+		{"b is suspended", func(t *testing.T) {
+			f.put(t, suspendedEnv("b", "production", "https://*.b.example"))
+			require.NoError(t, f.table.Reload(ctx, "b", "production"))
+		}, nil, []string{"https://x.b.example"}},
+		{"b resumes", func(t *testing.T) {
+			f.put(t, env("b", "production", "https://*.b.example"))
+			require.NoError(t, f.table.Reload(ctx, "b", "production"))
+		}, []string{"https://x.b.example"}, nil},
 		{"b closes", func(t *testing.T) {
 			f.put(t, closedEnv("b", "production", "https://*.b.example"))
 			require.NoError(t, f.table.Reload(ctx, "b", "production"))
@@ -213,36 +233,58 @@ func TestIndexCountsAreExact(t *testing.T) {
 		if i%11 == 0 {
 			s.ClosedAt = now
 		}
+		if i%13 == 0 {
+			s.SuspendedAt = now
+		}
 		f.put(t, s)
 		require.NoError(t, f.table.Reload(ctx, s.Account, s.Environment))
 	}
 	replaced := f.table.c
-	replacedClosed := f.table.closed.Load()
+	replacedRefused := f.table.refused.Load()
 	require.NoError(t, f.table.Load(ctx))
 	assert.Equal(t, f.table.c.index, replaced.index)
 	assert.Equal(t, f.table.c.size, replaced.size)
-	assert.Equal(t, f.table.c.closed, replaced.closed)
-	assert.Equal(t, f.table.closed.Load(), replacedClosed)
+	assert.Equal(t, f.table.c.refused, replaced.refused)
+	assert.Equal(t, f.table.refused.Load(), replacedRefused)
 }
 
-// TestClosed checks the closed count behind Closed's lock-free path.
-func TestClosed(t *testing.T) {
+// TestStates checks the count of closed and suspended environments behind
+// State's lock-free path, through suspension, resumption and closing.
+func TestStates(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, env("a", "production"), env("a", "staging"))
 	require.NoError(t, f.table.Load(ctx))
-	assert.Zero(t, f.table.closed.Load())
-	assert.False(t, f.table.Closed("a", "production"))
+	assert.Zero(t, f.table.refused.Load())
+	assert.Equal(t, Open, f.table.State("a", "production"))
 
-	f.put(t, closedEnv("a", "production"), closedEnv("a", "staging"))
-	require.NoError(t, f.table.Reload(ctx, "a", "production"))
-	assert.True(t, f.table.Closed("a", "production"))
-	assert.False(t, f.table.Closed("a", "staging"), "not reloaded yet")
-	assert.EqualValues(t, 1, f.table.closed.Load())
-	require.NoError(t, f.table.Reload(ctx, "a", "staging"))
-	require.NoError(t, f.table.Reload(ctx, "a", "staging"))
-	assert.EqualValues(t, 2, f.table.closed.Load())
-	assert.True(t, f.table.Closed("a", "staging"))
-	assert.False(t, f.table.Closed("b", "production"))
+	steps := []struct {
+		name        string
+		put         []apikey.Settings
+		reload      []string
+		production  State
+		staging     State
+		refusedSeen int64
+	}{
+		{"production suspended", []apikey.Settings{suspendedEnv("a", "production"), suspendedEnv("a", "staging")}, []string{"production"}, Suspended, Open, 1},
+		{"staging reloaded twice", nil, []string{"staging", "staging"}, Suspended, Suspended, 2},
+		{"resumed", []apikey.Settings{env("a", "production"), env("a", "staging")}, []string{"production", "staging"}, Open, Open, 0},
+		{"closed", []apikey.Settings{closedEnv("a", "production"), closedEnv("a", "staging")}, []string{"production"}, Closed, Open, 1},
+		{"closed while suspended", []apikey.Settings{func() apikey.Settings { s := closedEnv("a", "staging"); s.SuspendedAt = now; return s }()}, []string{"staging"}, Closed, Closed, 2},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			if len(step.put) > 0 {
+				f.put(t, step.put...)
+			}
+			for _, e := range step.reload {
+				require.NoError(t, f.table.Reload(ctx, "a", e))
+			}
+			assert.Equal(t, step.production, f.table.State("a", "production"))
+			assert.Equal(t, step.staging, f.table.State("a", "staging"))
+			assert.Equal(t, step.refusedSeen, f.table.refused.Load())
+			assert.Equal(t, Open, f.table.State("b", "production"))
+		})
+	}
 	allowed, known := f.table.Allows("a", "production", "https://a.example")
 	assert.False(t, allowed)
 	assert.True(t, known)
@@ -264,7 +306,7 @@ func TestNotLoaded(t *testing.T) {
 	assert.False(t, known)
 	assert.True(t, pending(f.table))
 	assert.False(t, f.table.AnyAllows("https://a.example"))
-	assert.False(t, f.table.Closed("a", "production"))
+	assert.Equal(t, Open, f.table.State("a", "production"))
 
 	require.NoError(t, f.table.ReloadPending(ctx))
 	assert.True(t, f.table.Loaded())
@@ -456,7 +498,7 @@ func TestLookupsDoNotAllocate(t *testing.T) {
 	assert.Zero(t, testing.AllocsPerRun(100, func() { f.table.Allows("a", "production", "https://a.example") }))
 	assert.LessOrEqual(t, testing.AllocsPerRun(100, func() { f.table.Allows("a", "production", "https://x.b.example") }), 1.0)
 	assert.Zero(t, testing.AllocsPerRun(100, func() { f.table.Allows("a", "production", "https://evil.example") }))
-	assert.Zero(t, testing.AllocsPerRun(100, func() { f.table.Closed("a", "production") }))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { f.table.State("a", "production") }))
 	assert.Zero(t, testing.AllocsPerRun(100, func() { f.table.AnyAllows("https://evil.x.example") }))
 }
 

@@ -48,15 +48,16 @@ func (k Key) String() string { return string(k.sum[:]) + string(k.head[:]) }
 // Entry is the cached outcome of verifying one presented key: a valid key
 // or a failure (Fail set). Its exported fields never change once cached.
 type Entry[V any] struct {
-	Key       Key
-	KeyID     string
-	Value     V            // of a valid key
-	RevokedAt time.Time    // of a valid key
-	Fail      error        // the refusal, for a failure
-	Revision  int64        // of the record it was made from
-	Until     time.Time    // end of its lifetime; a valid entry also lives until SetFresh's deadline
-	dead      atomic.Bool  // evicted: never served again
-	touched   atomic.Int64 // last use, Unix seconds
+	Key        Key
+	KeyID      string
+	Value      V            // of a valid key
+	RevokedAt  time.Time    // of a valid key
+	DisabledAt time.Time    // of a valid key; zero while it is enabled
+	Fail       error        // the refusal, for a failure
+	Revision   int64        // of the record it was made from
+	Until      time.Time    // end of its lifetime; a valid entry also lives until SetFresh's deadline
+	dead       atomic.Bool  // evicted: never served again
+	touched    atomic.Int64 // last use, Unix seconds
 }
 
 const maxEvictedIDs = 10_000 // key ids whose last eviction is kept; beyond, older tokens are stale
