@@ -277,3 +277,28 @@ func TestPurgeKeepsImportedKeys(t *testing.T) {
 	_, err = f.m.Import(ctx, owner, req)
 	assert.ErrorIs(t, err, apikey.ErrConflict, "the revoked legacy key is not imported again")
 }
+
+// TestOwnersInSuspendedAccount: a suspended account's owner keys can
+// still be listed and revoked (revocation is the one change a suspension
+// allows), and a disabled key is revoked like any other.
+func TestOwnersInSuspendedAccount(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	a := f.create(t, apikey.CreateRequest{Owner: "user-1"})
+	b := f.create(t, apikey.CreateRequest{Owner: "user-1", ExpiresAt: f.clock.Now().Add(time.Hour)})
+	_, err := f.m.Disable(ctx, owner, b.View.ID)
+	require.NoError(t, err)
+	require.NoError(t, f.m.SuspendAccount(ctx, operator, apikey.DefaultAccount))
+
+	list, err := f.m.OwnerKeys(ctx, owner, "user-1", apikey.Page{})
+	require.NoError(t, err)
+	assert.Len(t, list.Keys, 2)
+	soon, err := f.m.Expiring(ctx, owner, apikey.ExpiringRequest{Within: 2 * time.Hour}, apikey.Page{})
+	require.NoError(t, err)
+	require.Len(t, soon.Keys, 1, "a disabled key still expires")
+	res, err := f.m.RevokeOwner(ctx, owner, "user-1")
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.Revoked)
+	for _, id := range []string{a.View.ID, b.View.ID} {
+		assert.Equal(t, apikey.Revoked, f.record(t, id).Status(f.clock.Now()))
+	}
+}
