@@ -330,23 +330,24 @@ func (m *Manager) Expiring(ctx context.Context, actor Actor, req ExpiringRequest
 // Purge deletes the keys, of every account, that were revoked or expired
 // more than olderThan ago: the retention the service sets. Imported keys
 // are kept (see KeyPurger): their records keep a revoked legacy key from
-// being imported again. A zero
-// olderThan purges nothing (keys are kept for ever unless the service
-// asks); a negative one fails with ErrInvalidTimeRange. Only an operator
-// acting across accounts (an Owner with Account AnyAccount) may purge.
+// being imported again. A zero olderThan purges nothing (keys are kept for
+// ever unless the service asks); a negative one fails with
+// ErrInvalidTimeRange. Only an operator acting across accounts (an Owner
+// with Account AnyAccount) may purge.
 //
 // Keys are deleted in batches, one transaction each, until none is left
 // or ctx is done: at most PurgeBatch keys, fewer while a batch takes more
 // than a few milliseconds, and after each batch Purge pauses for as long
 // as it took, and at least 30 ms, so that validation never waits for it
-// and other writes wait for one short batch at most. A service calls Purge from a ticker (see
-// the example). Each batch appends one ActionPurge event per account it
-// deleted keys of, after its deletion (a failure between the two leaves
-// the keys deleted without that event). The keys' own audit events and
-// usage counts stay (PruneUsage has a retention of its own); other
-// processes drop the keys from their caches through the change feed. It
-// returns how many keys it deleted, also when it fails part-way. A store
-// without a KeyPurger fails with an error wrapping errors.ErrUnsupported.
+// and other writes wait for one short batch at most. A service calls
+// Purge from a ticker (see the example). Each batch appends one
+// ActionPurge event per account it deleted keys of, after its deletion (a
+// failure between the two leaves the keys deleted without that event).
+// The keys' own audit events and usage counts stay (PruneUsage has a
+// retention of its own); other processes drop the keys from their caches
+// through the change feed. It returns how many keys it deleted, also when
+// it fails part-way. A store without a KeyPurger fails with an error
+// wrapping errors.ErrUnsupported.
 func (m *Manager) Purge(ctx context.Context, actor Actor, olderThan time.Duration) (int, error) {
 	if err := authorize(actor, ActionRevoke); err != nil {
 		return 0, err
