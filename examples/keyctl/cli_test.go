@@ -43,9 +43,8 @@ func dirFiles(t *testing.T, dir string) []string {
 var commandNames = []string{
 	"bootstrap", "create", "import", "rotate", "grace", "revoke", "scopes", "origins", "owner", "metadata",
 	"limits", "close", "reveal", "list", "get", "usage", "environments", "accounts", "audit", "help",
-	"rename", "lifetime",
+	"rename", "lifetime", "purge", "expiring",
 	"disable", "enable", "suspend", "resume",
-	"purge", "expiring",
 }
 
 // TestKeyctlHelp: every way of asking for help prints usage on stdout,
