@@ -50,6 +50,17 @@
 // maximum). Default keys have no expiry by design and no policy applies to
 // them; a policy change rewrites no existing key.
 //
+// # Owners, expiring keys and clean-up
+//
+// OwnerKeys lists the keys issued to one owner across an account's
+// environments, and RevokeOwner revokes them all in one atomic write
+// (default keys skipped and reported; at most MaxOwnerRevocation).
+// Expiring lists the keys whose expiry or end of grace falls within a
+// window, soonest first. Purge, for operators, deletes keys revoked or
+// expired longer ago than the service's retention, in short batches,
+// imported keys aside. Each needs an optional capability of the store
+// (OwnerIndex, ExpiryIndex, KeyPurger).
+//
 // Lists are read a Page at a time, by index: a default key, a page of keys
 // and a page of environments cost the same in an environment of a million
 // keys as in one of ten.

@@ -73,6 +73,11 @@ type ExpiryQuery struct {
 // KeyPurger is an optional Store capability: it deletes keys that died
 // long ago. Manager.Purge needs it.
 //
+// It never deletes an imported key (Record.Imported): its record, whose
+// id is derived from the legacy key's digest, is what makes a later Import
+// of that digest fail, so that a revoked legacy key found again in the
+// service's old table (a migration run twice) is never brought back.
+//
 // A deleted key is gone from every read (Key, Keys, the indexes), and the
 // change feed gets one entry for it, at a revision of its own, whose Key
 // is nil, so that every process evicts what it cached. Audit events and
@@ -80,8 +85,9 @@ type ExpiryQuery struct {
 // rotation lineage (Record.LineageID) is kept while a key of the lineage
 // survives, and deleted with the lineage's last key.
 type KeyPurger interface {
-	// PurgeKeys deletes up to limit keys (limit >= 1) that were revoked,
-	// or expired, before before, in one transaction, and returns them
+	// PurgeKeys deletes up to limit keys (limit >= 1), imported keys
+	// aside, that were revoked, or expired, before before, in one
+	// transaction, and returns them
 	// (account, environment and id). Deleting fewer than limit means no
 	// more are left. It finds them by index (revoked_at, and expires_at),
 	// and holds the store's write lock for one batch only, so that other
@@ -322,23 +328,26 @@ func (m *Manager) Expiring(ctx context.Context, actor Actor, req ExpiringRequest
 }
 
 // Purge deletes the keys, of every account, that were revoked or expired
-// more than olderThan ago: the retention the service sets. A zero
-// olderThan purges nothing (keys are kept for ever unless the service
-// asks); a negative one fails with ErrInvalidTimeRange. Only an operator
-// acting across accounts (an Owner with Account AnyAccount) may purge.
+// more than olderThan ago: the retention the service sets. Imported keys
+// are kept (see KeyPurger): their records keep a revoked legacy key from
+// being imported again. A zero olderThan purges nothing (keys are kept for
+// ever unless the service asks); a negative one fails with
+// ErrInvalidTimeRange. Only an operator acting across accounts (an Owner
+// with Account AnyAccount) may purge.
 //
 // Keys are deleted in batches, one transaction each, until none is left
 // or ctx is done: at most PurgeBatch keys, fewer while a batch takes more
 // than a few milliseconds, and after each batch Purge pauses for as long
 // as it took, and at least 30 ms, so that validation never waits for it
-// and other writes wait for one short batch at most. A service calls Purge from a ticker (see
-// the example). Each batch appends one ActionPurge event per account it
-// deleted keys of, after its deletion (a failure between the two leaves
-// the keys deleted without that event). The keys' own audit events and
-// usage counts stay (PruneUsage has a retention of its own); other
-// processes drop the keys from their caches through the change feed. It
-// returns how many keys it deleted, also when it fails part-way. A store
-// without a KeyPurger fails with an error wrapping errors.ErrUnsupported.
+// and other writes wait for one short batch at most. A service calls
+// Purge from a ticker (see the example). Each batch appends one
+// ActionPurge event per account it deleted keys of, after its deletion (a
+// failure between the two leaves the keys deleted without that event).
+// The keys' own audit events and usage counts stay (PruneUsage has a
+// retention of its own); other processes drop the keys from their caches
+// through the change feed. It returns how many keys it deleted, also when
+// it fails part-way. A store without a KeyPurger fails with an error
+// wrapping errors.ErrUnsupported.
 func (m *Manager) Purge(ctx context.Context, actor Actor, olderThan time.Duration) (int, error) {
 	if err := authorize(actor, ActionRevoke); err != nil {
 		return 0, err

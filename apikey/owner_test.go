@@ -2,9 +2,11 @@ package apikey_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -254,4 +256,49 @@ func TestOwnersUnsupported(t *testing.T) {
 	assert.ErrorIs(t, err, errors.ErrUnsupported)
 	_, err = m.Purge(context.Background(), operator, time.Hour)
 	assert.ErrorIs(t, err, errors.ErrUnsupported)
+}
+
+// TestPurgeKeepsImportedKeys: a revoked imported key outlives the
+// retention, so that importing its digest again (a migration run twice)
+// still fails.
+func TestPurgeKeepsImportedKeys(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	digest := sha256.Sum256([]byte("sk_live_" + strings.Repeat("x9", 16)))
+	req := apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server, Digest: digest, Scopes: []string{"orders:read"}}
+	v, err := f.m.Import(ctx, owner, req)
+	require.NoError(t, err)
+	_, err = f.m.Revoke(ctx, owner, v.ID)
+	require.NoError(t, err)
+	f.clock.Advance(48 * time.Hour)
+	n, err := f.m.Purge(ctx, operator, time.Hour)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Equal(t, apikey.Revoked, f.record(t, v.ID).Status(f.clock.Now()))
+	_, err = f.m.Import(ctx, owner, req)
+	assert.ErrorIs(t, err, apikey.ErrConflict, "the revoked legacy key is not imported again")
+}
+
+// TestOwnersInSuspendedAccount: a suspended account's owner keys can
+// still be listed and revoked (revocation is the one change a suspension
+// allows), and a disabled key is revoked like any other.
+func TestOwnersInSuspendedAccount(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	a := f.create(t, apikey.CreateRequest{Owner: "user-1"})
+	b := f.create(t, apikey.CreateRequest{Owner: "user-1", ExpiresAt: f.clock.Now().Add(time.Hour)})
+	_, err := f.m.Disable(ctx, owner, b.View.ID)
+	require.NoError(t, err)
+	require.NoError(t, f.m.SuspendAccount(ctx, operator, apikey.DefaultAccount))
+
+	list, err := f.m.OwnerKeys(ctx, owner, "user-1", apikey.Page{})
+	require.NoError(t, err)
+	assert.Len(t, list.Keys, 2)
+	soon, err := f.m.Expiring(ctx, owner, apikey.ExpiringRequest{Within: 2 * time.Hour}, apikey.Page{})
+	require.NoError(t, err)
+	require.Len(t, soon.Keys, 1, "a disabled key still expires")
+	res, err := f.m.RevokeOwner(ctx, owner, "user-1")
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.Revoked)
+	for _, id := range []string{a.View.ID, b.View.ID} {
+		assert.Equal(t, apikey.Revoked, f.record(t, id).Status(f.clock.Now()))
+	}
 }

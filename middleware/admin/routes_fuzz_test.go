@@ -46,6 +46,10 @@ func FuzzRoutes(f *testing.F) {
 		{"POST", "/environments/production/keys", "", `{"type":"client","limits":{"quota":{"limit":"$KEY","$KEY":1}}}`},
 		{"GET", "/keys/" + id + "/usage", "from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z&limit=1", ""},
 		{"GET", "/environments/production/usage", "from=2030-01-01T00:00:00%2B01:00&to=9999-12-31T23:59:59Z&after=$KEY", ""},
+		{"GET", "/owners/user%2F42/keys", "limit=1&after=$KEY", ""},
+		{"POST", "/owners/$KEY/revoke", "", ""},
+		{"GET", "/keys/expiring", "within=9223372036854775807ns&environment=$KEY", ""},
+		{"GET", "/keys/expiring", "within=-1h&after=$KEY", ""},
 	} {
 		f.Add(s.method, s.path, s.query, s.body)
 	}

@@ -37,14 +37,17 @@ func compareTimed(a, b timed) int {
 type keyIndexes struct {
 	owners   map[ownerRef][]string // ids, sorted, of keys with an owner
 	expiring map[string][]timed    // by account: keys with an expiry, not revoked, by expiry
-	dead     []timed               // keys revoked or with an expiry, by the earlier of the two
+	dead     []timed               // keys revoked or with an expiry, by the earlier of the two; imported keys never
 	lineages map[string]int        // keys per lineage id
 }
 
 // deadAt is when r stopped (or stops) working for good: the earlier of
-// its revocation and its expiry; zero if neither is set.
+// its revocation and its expiry; zero if neither is set, and for an
+// imported key, which PurgeKeys keeps.
 func deadAt(r apikey.Record) time.Time {
 	switch {
+	case r.Imported():
+		return time.Time{}
 	case r.RevokedAt.IsZero():
 		return r.ExpiresAt
 	case r.ExpiresAt.IsZero() || r.RevokedAt.Before(r.ExpiresAt):

@@ -50,10 +50,10 @@ func newOwnerQueries(d Dialect) ownerQueries {
 				AND (expires_at, id) > (?, ?) AND expires_at <= ?
 			ORDER BY expires_at, id LIMIT ?`,
 		// keystile_keys_revoked and keystile_keys_expires: the oldest first.
-		revokedBefore: `SELECT id FROM keystile_keys WHERE revoked_at IS NOT NULL AND revoked_at < ?
-			ORDER BY revoked_at LIMIT ?`,
-		expiredBefore: `SELECT id FROM keystile_keys WHERE expires_at IS NOT NULL AND expires_at < ?
-			ORDER BY expires_at LIMIT ?`,
+		revokedBefore: `SELECT id FROM keystile_keys WHERE revoked_at IS NOT NULL AND ` + notImported + `
+			AND revoked_at < ? ORDER BY revoked_at LIMIT ?`,
+		expiredBefore: `SELECT id FROM keystile_keys WHERE expires_at IS NOT NULL AND ` + notImported + `
+			AND expires_at < ? ORDER BY expires_at LIMIT ?`,
 		// Takes the write lock as Apply's first statement does, changing
 		// nothing.
 		lockRevision: `UPDATE keystile_revision SET value = value WHERE id = 1`,

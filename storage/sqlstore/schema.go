@@ -507,8 +507,8 @@ var stateV7 = []string{
 //     expires_at, id), keys with an expiry that are not revoked: a page
 //     of the keys that expire soon (storage.ExpiryIndex);
 //   - keystile_keys_revoked (revoked_at) and keystile_keys_expires
-//     (expires_at): the keys that died before a time, oldest first
-//     (storage.KeyPurger);
+//     (expires_at), keys that are not imported: the keys that died before
+//     a time, oldest first (storage.KeyPurger, which keeps imported keys);
 //   - keystile_keys_lineage (lineage), keys issued by rotation: whether a
 //     lineage whose key was purged has a key left, which keeps its quota
 //     balance.
@@ -524,7 +524,15 @@ var ownersV9 = []string{
 		WHERE expires_at IS NOT NULL AND revoked_at IS NULL`,
 	`CREATE INDEX IF NOT EXISTS keystile_keys_environment_expiring ON keystile_keys (account, environment, expires_at, id)
 		WHERE expires_at IS NOT NULL AND revoked_at IS NULL`,
-	`CREATE INDEX IF NOT EXISTS keystile_keys_revoked ON keystile_keys (revoked_at) WHERE revoked_at IS NOT NULL`,
-	`CREATE INDEX IF NOT EXISTS keystile_keys_expires ON keystile_keys (expires_at) WHERE expires_at IS NOT NULL`,
+	`CREATE INDEX IF NOT EXISTS keystile_keys_revoked ON keystile_keys (revoked_at)
+		WHERE revoked_at IS NOT NULL AND ` + notImported,
+	`CREATE INDEX IF NOT EXISTS keystile_keys_expires ON keystile_keys (expires_at)
+		WHERE expires_at IS NOT NULL AND ` + notImported,
 	`CREATE INDEX IF NOT EXISTS keystile_keys_lineage ON keystile_keys (lineage) WHERE lineage IS NOT NULL`,
 }
+
+// notImported is the condition of a key that was not imported: its hash
+// does not start with the "$sha256$" of an imported key's digest
+// (apikey.Record.Imported). The purge indexes and their queries repeat it
+// word for word, which SQLite needs to use a partial index.
+const notImported = `substr(hash, 1, 8) <> '$sha256$'`

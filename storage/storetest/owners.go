@@ -244,7 +244,8 @@ func testExpiringKeys(t *testing.T, c Config) {
 }
 
 // testPurgeKeys: keys revoked or expired before the time are deleted, the
-// earliest first, at most limit per call; they are gone from every read,
+// earliest first, at most limit per call, imported keys never; they are
+// gone from every read,
 // the feed has an entry without Key for each, their events stay, and a
 // lineage's quota balance stays while a key of it survives.
 func testPurgeKeys(t *testing.T, c Config) {
@@ -285,6 +286,14 @@ func testPurgeKeys(t *testing.T, c Config) {
 			alive = append(alive, r)
 		}
 	}
+	// An imported key is never purged: its record refuses its digest to a
+	// later import.
+	imported := record(acme, apikey.Production, apikey.Server, false)
+	imported.Hash = apikey.NewOpaque("$sha256$" + strings.Repeat("A", 43))
+	imported.RevokedAt, imported.ExpiresAt = base.Add(-72*time.Hour), base.Add(-72*time.Hour)
+	require.True(t, imported.Imported())
+	change.Insert = append(change.Insert, imported)
+	alive = append(alive, imported)
 	apply(t, s, change)
 	feed, hasFeed := s.(storage.ChangeFeed)
 	var since int64
