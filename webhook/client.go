@@ -215,4 +215,3 @@ func (p *Policy) control(_ context.Context, network, address string, _ syscall.R
 	}
 	return p.checkPort(ap.Port())
 }
-
