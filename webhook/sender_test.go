@@ -77,7 +77,9 @@ func newReceiver(t *testing.T, h http.HandlerFunc) *receiver {
 func (rc *receiver) port() string { return strings.TrimPrefix(rc.URL, "http://127.0.0.1:") }
 
 // at returns the receiver's URL with host in place of its address.
-func (rc *receiver) at(host string) string { return "http://" + net.JoinHostPort(host, rc.port()) + "/hook" }
+func (rc *receiver) at(host string) string {
+	return "http://" + net.JoinHostPort(host, rc.port()) + "/hook"
+}
 
 func ok(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "thanks") }
 
@@ -477,4 +479,3 @@ func TestNewSenderOptions(t *testing.T) {
 	_, err := webhook.NewClient(webhook.Options{})
 	require.NoError(t, err)
 }
-
