@@ -96,16 +96,24 @@ var embedding = []struct {
 // translated, NAT64, 6to4) is judged by the IPv4 address it embeds. Zones
 // are ignored.
 func (p *Policy) CheckAddr(addr netip.Addr) error {
+	if why := p.forbidden(addr); why != "" {
+		return fmt.Errorf("%w: %s", ErrForbiddenAddress, why)
+	}
+	return nil
+}
+
+// forbidden returns why p refuses addr, or "" if it admits it.
+func (p *Policy) forbidden(addr netip.Addr) string {
 	if !addr.IsValid() {
-		return fmt.Errorf("%w: no address", ErrForbiddenAddress)
+		return "no address"
 	}
 	if p.AllowInternal {
-		return nil
+		return ""
 	}
 	addr = addr.WithZone("")
 	for _, a := range p.Allow {
 		if a.Contains(addr) || a.Contains(addr.Unmap()) {
-			return nil
+			return ""
 		}
 	}
 	if addr.Is6() {
@@ -113,19 +121,35 @@ func (p *Policy) CheckAddr(addr netip.Addr) error {
 			if e.prefix.Contains(addr) {
 				b := addr.As16()
 				v4 := netip.AddrFrom4([4]byte(b[e.offset : e.offset+4]))
-				if err := p.CheckAddr(v4); err != nil {
-					return fmt.Errorf("%w (in %s)", err, addr)
+				if why := p.forbidden(v4); why != "" {
+					return addr.String() + " embeds " + why
 				}
-				return nil
+				return ""
 			}
 		}
 	}
 	for _, f := range ForbiddenRanges {
 		if f.Prefix.Contains(addr) {
-			return fmt.Errorf("%w: %s is %s (%s)", ErrForbiddenAddress, addr, f.Reason, f.Prefix)
+			return fmt.Sprintf("%s is %s (%s)", addr, f.Reason, f.Prefix)
 		}
 	}
-	return nil
+	return ""
+}
+
+// multiError is an error with a message of its own that wraps several
+// sentinels.
+type multiError struct {
+	msg  string
+	errs []error
+}
+
+func (e *multiError) Error() string   { return e.msg }
+func (e *multiError) Unwrap() []error { return e.errs }
+
+// forbiddenHost is ParseEndpoint's and CheckEndpoint's error for a host
+// that is or resolves to a forbidden address.
+func forbiddenHost(detail string) error {
+	return &multiError{msg: ErrInvalidEndpoint.Error() + ": url.host " + detail, errs: []error{ErrInvalidEndpoint, ErrForbiddenAddress}}
 }
 
 // checkPort reports whether p admits port.
@@ -144,7 +168,8 @@ func (p *Policy) checkPort(port uint16) error {
 // CheckAddr, and the names "localhost" and "*.localhost" are refused; a
 // DNS name is checked when it is dialed (every time, so that a name that
 // later resolves to a forbidden address is still refused). Errors wrap
-// ErrInvalidEndpoint (or ErrForbiddenAddress) and name the part refused:
+// ErrInvalidEndpoint (and ErrForbiddenAddress for a forbidden address)
+// and name the part refused:
 // url, url.scheme, url.userinfo, url.host, url.port, url.fragment.
 func (p *Policy) ParseEndpoint(raw string) (*url.URL, error) {
 	if raw == "" {
@@ -201,14 +226,14 @@ func (p *Policy) ParseEndpoint(raw string) (*url.URL, error) {
 		if err != nil || addr.Zone() != "" || !addr.Is6() {
 			return nil, endpointError("url.host", "is not an IPv6 address")
 		}
-		if err := p.CheckAddr(addr); err != nil {
-			return nil, fmt.Errorf("%w: url.host: %w", ErrInvalidEndpoint, err)
+		if why := p.forbidden(addr); why != "" {
+			return nil, forbiddenHost(why)
 		}
 		return u, nil
 	}
 	if addr, err := netip.ParseAddr(host); err == nil {
-		if err := p.CheckAddr(addr); err != nil {
-			return nil, fmt.Errorf("%w: url.host: %w", ErrInvalidEndpoint, err)
+		if why := p.forbidden(addr); why != "" {
+			return nil, forbiddenHost(why)
 		}
 		return u, nil
 	}

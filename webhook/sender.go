@@ -60,7 +60,8 @@ func NewSender(o Options) (*Sender, error) {
 // the Policy does not admit: an early, clear answer for a tenant who
 // registers an endpoint. It protects nothing by itself, since the name may
 // resolve elsewhere later (DNS rebinding): every Send checks the address
-// it dials. Errors wrap ErrInvalidEndpoint and name url.host.
+// it dials. Errors wrap ErrInvalidEndpoint (and ErrForbiddenAddress for a
+// forbidden address) and name url.host.
 func (s *Sender) CheckEndpoint(ctx context.Context, rawURL string) (*url.URL, error) {
 	u, err := s.o.Policy.ParseEndpoint(rawURL)
 	if err != nil {
@@ -76,8 +77,8 @@ func (s *Sender) CheckEndpoint(ctx context.Context, rawURL string) (*url.URL, er
 		return nil, fmt.Errorf("%w: url.host %s does not resolve", ErrInvalidEndpoint, u.Hostname())
 	}
 	for _, a := range addrs {
-		if err := s.o.Policy.CheckAddr(a); err != nil {
-			return nil, fmt.Errorf("%w: url.host %s resolves to a forbidden address: %w", ErrInvalidEndpoint, u.Hostname(), err)
+		if why := s.o.Policy.forbidden(a); why != "" {
+			return nil, forbiddenHost(u.Hostname() + " resolves to " + why)
 		}
 	}
 	return u, nil

@@ -168,7 +168,8 @@ func TestSendRefusesForbiddenTargets(t *testing.T) {
 
 			_, err = s.CheckEndpoint(context.Background(), rc.at(host))
 			require.ErrorIs(t, err, webhook.ErrInvalidEndpoint)
-			assert.Contains(t, err.Error(), "url.host "+host+" resolves to a forbidden address")
+			require.ErrorIs(t, err, webhook.ErrForbiddenAddress)
+			assert.Contains(t, err.Error(), "url.host "+host+" resolves to ")
 		})
 	}
 	for _, host := range []string{"127.0.0.1", "10.0.0.1", "169.254.169.254", "[::1]", "[fd00:ec2::254]", "[::ffff:127.0.0.1]"} {
