@@ -31,7 +31,8 @@ type Attempt struct {
 	Body      []byte
 	Truncated bool
 	// Err is why there was no response (a refused address, a timeout, a
-	// connection error), or why the body could not be read; nil otherwise.
+	// connection error), or why the body could not be read to its end (the
+	// Outcome is then the status's); nil otherwise.
 	Err error
 	// Start is when the attempt began, Duration how long it took.
 	Start    time.Time
@@ -134,10 +135,7 @@ func (s *Sender) Send(ctx context.Context, e Endpoint, m Message) (Attempt, erro
 		a.Err = err
 	}
 	a.Body, a.Duration = body, time.Since(a.Start)
-	a.Outcome = Classify(resp.StatusCode, nil)
-	if a.Outcome == Delivered && a.Err != nil {
-		a.Outcome = Retry // the receiver may not have finished: it must drop the duplicate
-	}
+	a.Outcome = Classify(resp.StatusCode, nil) // the status is the receiver's answer, whatever its body
 	return a, nil
 }
 
@@ -150,7 +148,7 @@ const (
 	Delivered Outcome = iota + 1
 	// Retry: a transient failure worth retrying: a 5xx, 408 Request
 	// Timeout or 429 Too Many Requests response, a timeout, a connection
-	// error, or a body cut short.
+	// or name resolution error.
 	Retry
 	// Failed: the endpoint refused the message (a 3xx, which is not
 	// followed, or a 4xx other than 408, 410 and 429), or its address was

@@ -280,9 +280,10 @@ func TestSendHangingEndpoint(t *testing.T) {
 		name      string
 		writeHead bool
 		status    int
+		want      webhook.Outcome
 	}{
-		{"no headers", false, 0},
-		{"slow body", true, http.StatusOK},
+		{"no headers", false, 0, webhook.Retry},
+		{"slow body", true, http.StatusOK, webhook.Delivered}, // the status is the answer
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			release := make(chan struct{})
@@ -305,7 +306,7 @@ func TestSendHangingEndpoint(t *testing.T) {
 			require.Error(t, a.Err)
 			var ne net.Error
 			assert.True(t, errors.As(a.Err, &ne) && ne.Timeout() || errors.Is(a.Err, context.DeadlineExceeded), "%v", a.Err)
-			assert.Equal(t, webhook.Retry, a.Outcome)
+			assert.Equal(t, tc.want, a.Outcome)
 			assert.Equal(t, tc.status, a.Status)
 			// A correctness bound, far above the timeout: the attempt does
 			// not wait for the endpoint.
@@ -479,4 +480,45 @@ func TestNewSenderOptions(t *testing.T) {
 	}
 	_, err := webhook.NewClient(webhook.Options{})
 	require.NoError(t, err)
+}
+
+// TestSendHangingEndpointDelaysNoOther: while an attempt waits on an
+// endpoint that never answers, attempts to another endpoint through the
+// same Sender complete.
+func TestSendHangingEndpointDelaysNoOther(t *testing.T) {
+	release := make(chan struct{})
+	hanging := newReceiver(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	t.Cleanup(func() { close(release) })
+	fast := newReceiver(t, ok)
+	s := newSender(t, webhook.Options{Policy: webhook.Policy{AllowHTTP: true, Allow: loopback}, Timeout: time.Minute})
+	secrets := []webhook.Secret{webhook.GenerateSecret()}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	hung := make(chan webhook.Attempt, 4)
+	for range cap(hung) {
+		go func() {
+			a, _ := s.Send(ctx, webhook.Endpoint{URL: hanging.URL, Secrets: secrets}, message("evt_slow"))
+			hung <- a
+		}()
+	}
+	require.Eventually(t, func() bool { return hanging.hits.Load() == int64(cap(hung)) }, 10*time.Second, time.Millisecond,
+		"the attempts to the hanging endpoint reached it")
+	for i := range 50 {
+		a, err := s.Send(context.Background(), webhook.Endpoint{URL: fast.URL, Secrets: secrets}, message("evt_"+strconv.Itoa(i)))
+		require.NoError(t, err)
+		require.Equal(t, webhook.Delivered, a.Outcome, "%v", a.Err)
+	}
+	assert.Empty(t, hung, "an attempt to the hanging endpoint ended before the others")
+	cancel()
+	for range cap(hung) {
+		a := <-hung
+		assert.Equal(t, webhook.Retry, a.Outcome)
+		assert.ErrorIs(t, a.Err, context.Canceled)
+	}
 }
