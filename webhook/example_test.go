@@ -2,11 +2,13 @@ package webhook_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/keystile/keystile/webhook"
@@ -113,4 +115,34 @@ func ExampleRetryPolicy_Decide() {
 	// {retry later 2m30s}
 	// dead letter
 	// disable
+}
+
+// A secret is made once per endpoint and shown to its tenant once.
+func ExampleGenerateSecret() {
+	secret := webhook.GenerateSecret()
+	shown := secret.Reveal() // store it sealed; show it once
+	fmt.Println(strings.HasPrefix(shown, "whsec_"), len(shown))
+	fmt.Printf("%v %+v\n", secret, struct{ S webhook.Secret }{secret})
+	// Output:
+	// true 50
+	// whsec_[redacted] {S:whsec_[redacted]}
+}
+
+// The guarded client serves any other request to a URL a tenant chose: the
+// address dialed is checked, here the cloud metadata service's.
+func ExampleNewClient() {
+	client, err := webhook.NewClient(webhook.Options{Policy: webhook.Policy{AllowHTTP: true}})
+	if err != nil {
+		panic(err)
+	}
+	_, err = client.Get("http://169.254.169.254/latest/meta-data/")
+	fmt.Println(errors.Is(err, webhook.ErrForbiddenAddress))
+	// Output: true
+}
+
+// A doubling schedule in place of DefaultSchedule.
+func ExampleExponential() {
+	p := webhook.RetryPolicy{Schedule: webhook.Exponential(time.Second, time.Minute, 8)}
+	fmt.Println(p.Schedule, p.MaxAttempts())
+	// Output: [1s 2s 4s 8s 16s 32s 1m0s 1m0s] 9
 }
