@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -89,6 +90,8 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("webhook: options: Policy.Ports[%d] is 0", i)
 		}
 	}
+	// Copies: later changes to the caller's slices do not apply.
+	o.Policy.Allow, o.Policy.Ports = slices.Clone(o.Policy.Allow), slices.Clone(o.Policy.Ports)
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
 	}
@@ -124,8 +127,8 @@ func NewClient(o Options) (*http.Client, error) {
 }
 
 func newClient(o Options) *http.Client {
-	policy := o.Policy // a copy: later changes to the caller's Options do not apply
-	g := &guard{policy: &policy, resolver: o.Resolver, dialer: &net.Dialer{
+	policy := o.Policy
+	g := &guard{resolver: o.Resolver, dialer: &net.Dialer{
 		Timeout:        o.Timeout,
 		KeepAlive:      30 * time.Second,
 		ControlContext: policy.control,
@@ -142,7 +145,7 @@ func newClient(o Options) *http.Client {
 		ResponseHeaderTimeout:  o.Timeout,
 		MaxResponseHeaderBytes: maxResponseHeader,
 		ForceAttemptHTTP2:      true,
-		DisableCompression:     true, // a bounded read of a compressed body is no bound on the work
+		DisableCompression:     true, // MaxResponseBody counts bytes as received
 		MaxIdleConns:           100,
 		MaxIdleConnsPerHost:    2,
 		IdleConnTimeout:        90 * time.Second,
@@ -154,9 +157,9 @@ func newClient(o Options) *http.Client {
 	}
 }
 
-// guard dials only addresses its policy admits.
+// guard resolves names with its resolver and dials with its dialer, whose
+// ControlContext admits only the addresses of its policy.
 type guard struct {
-	policy   *Policy
 	resolver Resolver
 	dialer   *net.Dialer
 }
