@@ -122,7 +122,7 @@ func (p *Policy) forbidden(addr netip.Addr) string {
 				b := addr.As16()
 				v4 := netip.AddrFrom4([4]byte(b[e.offset : e.offset+4]))
 				if why := p.forbidden(v4); why != "" {
-					return addr.String() + " embeds " + why
+					return why + ", inside " + addr.String()
 				}
 				return ""
 			}
