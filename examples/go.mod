@@ -9,6 +9,7 @@ require (
 	github.com/keystile/keystile v0.0.0-00010101000000-000000000000
 	github.com/keystile/keystile/storage/sqlstore/pgnotify v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.25.0
+	github.com/standard-webhooks/standard-webhooks/libraries v1.3.0
 	github.com/stretchr/testify v1.12.1
 	modernc.org/sqlite v1.62.0
 )

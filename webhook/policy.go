@@ -1,0 +1,283 @@
+package webhook
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// MaxURLLength bounds an endpoint URL, in bytes.
+const MaxURLLength = 2048
+
+// Policy says which endpoints outbound webhooks may reach. Its zero value
+// is the strict default: https only, any port, and no address in
+// ForbiddenRanges. A Policy is a value: safe for concurrent use while no
+// one changes its slices.
+type Policy struct {
+	// AllowHTTP admits http:// endpoints as well as https://. For
+	// development and for receivers inside a trusted network; the zero value
+	// refuses them.
+	AllowHTTP bool
+	// Allow lists address ranges that endpoints may reach although they are
+	// in ForbiddenRanges (an internal receiver, the service's own proxy).
+	// An IPv4-mapped IPv6 address is matched in its IPv4 form.
+	Allow []netip.Prefix
+	// AllowInternal admits every address, ForbiddenRanges included: for
+	// development only, never for endpoints that tenants register.
+	AllowInternal bool
+	// Ports, if not empty, are the only ports endpoints may use (explicit
+	// or implied by the scheme: 443, 80). Empty admits any port.
+	Ports []uint16
+}
+
+// Range is an address range that outbound requests may not reach, and why.
+type Range struct {
+	Prefix netip.Prefix
+	Reason string
+}
+
+func r(prefix, reason string) Range { return Range{netip.MustParsePrefix(prefix), reason} }
+
+// ForbiddenRanges are the ranges that a Policy refuses unless it allows
+// them: every range of the IANA special-purpose registries that is not
+// globally reachable, and the IPv6 forms that embed an IPv4 address, whose
+// embedded address is checked instead (see CheckAddr).
+var ForbiddenRanges = []Range{
+	r("0.0.0.0/8", "unspecified (this network)"),
+	r("10.0.0.0/8", "private"),
+	r("100.64.0.0/10", "shared (CGNAT)"),
+	r("127.0.0.0/8", "loopback"),
+	r("169.254.0.0/16", "link-local (cloud metadata)"),
+	r("172.16.0.0/12", "private"),
+	r("192.0.0.0/24", "IETF protocol assignments"),
+	r("192.0.2.0/24", "documentation"),
+	r("192.88.99.0/24", "6to4 relay"),
+	r("192.168.0.0/16", "private"),
+	r("198.18.0.0/15", "benchmarking"),
+	r("198.51.100.0/24", "documentation"),
+	r("203.0.113.0/24", "documentation"),
+	r("224.0.0.0/4", "multicast"),
+	r("240.0.0.0/4", "reserved (broadcast)"),
+	r("::/128", "unspecified"),
+	r("::1/128", "loopback"),
+	r("::/96", "IPv4-compatible (deprecated)"),
+	r("64:ff9b:1::/48", "local-use IPv4/IPv6 translation"),
+	r("100::/64", "discard-only"),
+	r("2001::/23", "IETF protocol assignments (Teredo)"),
+	r("2001:db8::/32", "documentation"),
+	r("3fff::/20", "documentation"),
+	r("5f00::/16", "segment routing"),
+	r("fc00::/7", "unique local (private, cloud metadata)"),
+	r("fe80::/10", "link-local"),
+	r("fec0::/10", "site-local (deprecated)"),
+	r("ff00::/8", "multicast"),
+}
+
+// embedding are IPv6 ranges whose addresses carry an IPv4 address, which
+// is checked in their place: a range allowed or forbidden in IPv4 is so in
+// every form.
+var embedding = []struct {
+	prefix netip.Prefix
+	offset int // byte offset of the IPv4 address
+}{
+	{netip.MustParsePrefix("::ffff:0:0/96"), 12},   // IPv4-mapped
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), 12}, // IPv4-translated (SIIT)
+	{netip.MustParsePrefix("64:ff9b::/96"), 12},    // NAT64 well-known prefix
+	{netip.MustParsePrefix("2002::/16"), 2},        // 6to4
+}
+
+// CheckAddr reports whether p admits an address: nil, or an error wrapping
+// ErrForbiddenAddress that names the range. An address is admitted when p
+// allows it (AllowInternal, or in Allow), or when it is in no
+// ForbiddenRanges; an IPv6 address that embeds an IPv4 address (mapped,
+// translated, NAT64, 6to4) is judged by the IPv4 address it embeds. Zones
+// are ignored.
+func (p *Policy) CheckAddr(addr netip.Addr) error {
+	if why := p.forbidden(addr); why != "" {
+		return fmt.Errorf("%w: %s", ErrForbiddenAddress, why)
+	}
+	return nil
+}
+
+// forbidden returns why p refuses addr, or "" if it admits it.
+func (p *Policy) forbidden(addr netip.Addr) string {
+	if !addr.IsValid() {
+		return "no address"
+	}
+	if p.AllowInternal {
+		return ""
+	}
+	addr = addr.WithZone("")
+	for _, a := range p.Allow {
+		if a.Contains(addr) || a.Contains(addr.Unmap()) {
+			return ""
+		}
+	}
+	if addr.Is6() {
+		for _, e := range embedding {
+			if e.prefix.Contains(addr) {
+				b := addr.As16()
+				v4 := netip.AddrFrom4([4]byte(b[e.offset : e.offset+4]))
+				if why := p.forbidden(v4); why != "" {
+					return why + ", inside " + addr.String()
+				}
+				return ""
+			}
+		}
+	}
+	for _, f := range ForbiddenRanges {
+		if f.Prefix.Contains(addr) {
+			return fmt.Sprintf("%s is %s (%s)", addr, f.Reason, f.Prefix)
+		}
+	}
+	return ""
+}
+
+// multiError is an error with a message of its own that wraps several
+// sentinels.
+type multiError struct {
+	msg  string
+	errs []error
+}
+
+func (e *multiError) Error() string   { return e.msg }
+func (e *multiError) Unwrap() []error { return e.errs }
+
+// forbiddenHost is ParseEndpoint's and CheckEndpoint's error for a host
+// that is or resolves to a forbidden address.
+func forbiddenHost(detail string) error {
+	return &multiError{msg: ErrInvalidEndpoint.Error() + ": url.host " + detail, errs: []error{ErrInvalidEndpoint, ErrForbiddenAddress}}
+}
+
+// checkPort reports whether p admits port.
+func (p *Policy) checkPort(port uint16) error {
+	if len(p.Ports) == 0 || slices.Contains(p.Ports, port) {
+		return nil
+	}
+	return fmt.Errorf("%w: port %d is not allowed", ErrForbiddenAddress, port)
+}
+
+// ParseEndpoint validates an endpoint URL that a tenant registers, and
+// returns it parsed. It must be an absolute URL of at most MaxURLLength
+// bytes of printable ASCII, with scheme https (or http if AllowHTTP), a
+// host that is a DNS name or an IP literal, a port that p admits, and no
+// userinfo or fragment. A host that is an IP address is checked with
+// CheckAddr, and the names "localhost" and "*.localhost" are refused; a
+// DNS name is checked when it is dialed (every time, so that a name that
+// later resolves to a forbidden address is still refused). Errors wrap
+// ErrInvalidEndpoint (and ErrForbiddenAddress for a forbidden address)
+// and name the part refused:
+// url, url.scheme, url.userinfo, url.host, url.port, url.fragment.
+func (p *Policy) ParseEndpoint(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, endpointError("url", "is empty")
+	}
+	if len(raw) > MaxURLLength {
+		return nil, endpointError("url", "is longer than %d bytes", MaxURLLength)
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] <= ' ' || raw[i] >= 0x7f {
+			return nil, endpointError("url", "holds a space, control or non-ASCII byte at %d (encode it)", i)
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, endpointError("url", "is not a URL")
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && p.AllowHTTP:
+	case u.Scheme == "http":
+		return nil, endpointError("url.scheme", "must be https")
+	default:
+		return nil, endpointError("url.scheme", "must be https%s", map[bool]string{true: " or http"}[p.AllowHTTP])
+	}
+	if u.Opaque != "" {
+		return nil, endpointError("url", "must be scheme://host/path")
+	}
+	if u.User != nil {
+		return nil, endpointError("url.userinfo", "is not allowed (put credentials in the path or have the endpoint check the signature)")
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return nil, endpointError("url.fragment", "is not allowed")
+	}
+	host := u.Hostname()
+	if host == "" {
+		return nil, endpointError("url.host", "is empty")
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
+	} else if strings.HasPrefix(port, "0") {
+		return nil, endpointError("url.port", "must be 1 to 65535")
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return nil, endpointError("url.port", "must be 1 to 65535")
+	}
+	if err := p.checkPort(uint16(n)); err != nil {
+		return nil, fmt.Errorf("%w: url.port %d is not allowed", ErrInvalidEndpoint, n)
+	}
+	if strings.Contains(u.Host, "[") { // an IPv6 literal, maybe with a zone
+		addr, err := netip.ParseAddr(host)
+		if err != nil || addr.Zone() != "" || !addr.Is6() {
+			return nil, endpointError("url.host", "is not an IPv6 address")
+		}
+		if why := p.forbidden(addr); why != "" {
+			return nil, forbiddenHost(why)
+		}
+		return u, nil
+	}
+	if addr, err := netip.ParseAddr(host); err == nil {
+		if why := p.forbidden(addr); why != "" {
+			return nil, forbiddenHost(why)
+		}
+		return u, nil
+	}
+	if err := validateHostname(host); err != nil {
+		return nil, err
+	}
+	if name := strings.ToLower(strings.TrimSuffix(host, ".")); !p.AllowInternal && (name == "localhost" || strings.HasSuffix(name, ".localhost")) {
+		return nil, endpointError("url.host", "is localhost")
+	}
+	return u, nil
+}
+
+// validateHostname checks a DNS name: labels of letters, digits and
+// hyphens (punycode for international names), at most 253 bytes. A name
+// whose last label is all digits is refused: resolvers read it as an IPv4
+// address in another notation (0x7f.1, 2130706433).
+func validateHostname(host string) error {
+	name := strings.TrimSuffix(host, ".")
+	if len(name) > 253 {
+		return endpointError("url.host", "is longer than 253 bytes")
+	}
+	labels := strings.Split(name, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 {
+			return endpointError("url.host", "has an empty label or one longer than 63 bytes")
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return endpointError("url.host", "has a label that starts or ends with '-'")
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-') {
+				return endpointError("url.host", "holds %q: a DNS name is letters, digits and '-'", c)
+			}
+		}
+	}
+	last := labels[len(labels)-1]
+	hex, isHex := strings.CutPrefix(strings.ToLower(last), "0x")
+	if strings.Trim(last, "0123456789") == "" || isHex && strings.Trim(hex, "0123456789abcdef") == "" {
+		return endpointError("url.host", "is a number but not an IP address")
+	}
+	return nil
+}
+
+func endpointError(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s %s", ErrInvalidEndpoint, field, fmt.Sprintf(format, args...))
+}
