@@ -96,6 +96,8 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 		return prefix, problem.Refuse(ErrRevokedKey, "the key's account was closed")
 	case envsettings.Suspended:
 		return prefix, ErrAccountSuspended
+	case envsettings.Unknown:
+		return prefix, problem.Refuse(ErrUnavailable, "environment settings not loaded yet")
 	}
 	if id.Type == apikey.Server && fromBrowser(r.Header) && !v.cfg.AllowServerKeyFromBrowser {
 		return prefix, ErrServerKeyFromBrowser

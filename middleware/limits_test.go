@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -250,9 +251,13 @@ func TestLimitOptionsValidated(t *testing.T) {
 		"invalid proxy range":    {middleware.LimitOptions{TrustedProxies: []netip.Prefix{{}}, ForwardedHeader: "Forwarded"}, "TrustedProxies[0]"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := middleware.New(middleware.Options{Store: f.store, Limits: c.o})
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), c.want)
+			before := runtime.NumGoroutine()
+			for range 20 {
+				_, err := middleware.New(middleware.Options{Store: f.store, Limits: c.o})
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), c.want)
+			}
+			assert.Less(t, runtime.NumGoroutine()-before, 5, "a New that fails leaves no goroutine running")
 		})
 	}
 	for _, cost := range []int{-1, middleware.MaxCost + 1} {

@@ -41,7 +41,8 @@ type Validator struct {
 // New validates opts and returns a running Validator. It loads every
 // environment's settings, waiting up to 5 seconds; if the store does not
 // answer, it reports the error to OnBackgroundError and keeps trying in the
-// background (meanwhile browsers' publishable keys get ErrUnavailable).
+// background (meanwhile every key gets ErrUnavailable: neither its account's
+// suspension nor its environment's allowed origins are known).
 func New(opts Options) (*Validator, error) {
 	cfg, err := opts.withDefaults()
 	if err != nil {
@@ -61,16 +62,17 @@ func New(opts Options) (*Validator, error) {
 		cfg.OnBackgroundError(err)
 	}
 	v.cfg.OnBackgroundError = report
+	store := newSafeStore(cfg.Store)
+	if v.limiter, err = newLimiter(cfg.Limits, store, report); err != nil {
+		return nil, err
+	}
+	// Nothing fails after this: the tasks started below end at Close.
 	v.tasks.ctx, v.tasks.cancel = context.WithCancel(context.Background())
 	v.now = cfg.Now
 	if opts.Now == nil {
 		clock := newRequestClock()
 		v.now = clock.Now
 		v.tasks.start(clock.run)
-	}
-	store := newSafeStore(cfg.Store)
-	if v.limiter, err = newLimiter(cfg.Limits, store, report); err != nil {
-		return nil, err
 	}
 	v.settings = envsettings.New(store, report)
 	v.verifier = &verifier{

@@ -17,7 +17,7 @@ import (
 )
 
 // TestSettingsLoadPanicIsAnError: a store that panics while the settings
-// load is reported, and browser requests fail closed; New still succeeds.
+// load is reported, and requests fail closed; New still succeeds.
 func TestSettingsLoadPanicIsAnError(t *testing.T) {
 	a := newAccounts(t)
 	var mu sync.Mutex
@@ -32,7 +32,8 @@ func TestSettingsLoadPanicIsAnError(t *testing.T) {
 	t.Cleanup(func() { _ = v.Close() })
 	h := v.Require(anyType)(okHandler)
 	assert.Equal(t, http.StatusServiceUnavailable, serve(h, request(a.keys["acme/production/client"].Reveal(), "Origin", "https://acme.example")).Code)
-	assert.Equal(t, http.StatusOK, serve(h, request(a.keys["acme/production/client"].Reveal())).Code, "no Origin: no settings needed")
+	assert.Equal(t, http.StatusServiceUnavailable, serve(h, request(a.keys["acme/production/client"].Reveal())).Code,
+		"no Origin: the account's suspension is not known: fail closed")
 	mu.Lock()
 	defer mu.Unlock()
 	require.NotEmpty(t, errs)

@@ -37,6 +37,7 @@ const (
 	Open      State = iota // its keys work
 	Suspended              // the account is suspended: its keys are refused until it resumes
 	Closed                 // the account is closed: its keys are refused for good
+	Unknown                // the table has not loaded yet: its keys cannot be checked
 )
 
 // settings is what the table keeps of one environment; never modified once
@@ -57,7 +58,10 @@ type Table struct {
 	write   sync.Mutex   // serialises Load and Reload; taken before mu
 	mu      sync.RWMutex // guards c
 	c       contents     // c.envs is nil until the first Load succeeds
-	refused atomic.Int64 // c.refused, read without the lock
+	// refused is c.refused, read without the lock, plus one until the
+	// first Load succeeds: State takes no lock only while every
+	// environment is known to be Open.
+	refused atomic.Int64
 }
 
 // New returns an empty table that reads store. report, if not nil, receives
@@ -68,7 +72,9 @@ func New(store Store, report func(error)) *Table {
 		report = func(error) {}
 	}
 	pending := &queue{envs: map[key]struct{}{}, ready: make(chan struct{}, 1)}
-	return &Table{store: store, report: report, pending: pending}
+	t := &Table{store: store, report: report, pending: pending}
+	t.refused.Store(1) // not loaded
+	return t
 }
 
 // Len returns the number of environments in the table.
@@ -108,14 +114,20 @@ func (t *Table) Allows(account, environment, origin string) (allowed, known bool
 }
 
 // State returns the state in which the table holds an environment: Open
-// unless it holds it closed or suspended. It takes no lock while no
-// environment is either.
+// unless it holds it closed or suspended, and Unknown (with a full load
+// queued) until the first Load succeeds, so that a suspended account's
+// keys are never admitted for want of its settings. It takes no lock
+// while every environment is known to be Open.
 func (t *Table) State(account, environment string) State {
 	if t.refused.Load() == 0 {
 		return Open
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	if t.c.envs == nil {
+		t.pending.addFull()
+		return Unknown
+	}
 	return t.c.envs[key{account, environment}].state
 }
 

@@ -306,9 +306,10 @@ func TestNotLoaded(t *testing.T) {
 	assert.False(t, known)
 	assert.True(t, pending(f.table))
 	assert.False(t, f.table.AnyAllows("https://a.example"))
-	assert.Equal(t, Open, f.table.State("a", "production"))
+	assert.Equal(t, Unknown, f.table.State("a", "production"), "a suspension is not known before the first load")
 
 	require.NoError(t, f.table.ReloadPending(ctx))
+	assert.Equal(t, Open, f.table.State("a", "production"))
 	assert.True(t, f.table.Loaded())
 	allowed, known = f.table.Allows("a", "production", "https://a.example")
 	assert.True(t, allowed)
