@@ -400,3 +400,21 @@ func TestBootstrapCreatesEnvironments(t *testing.T) {
 	_, err = f.m.Bootstrap(ctx, owner, "late")
 	assert.ErrorIs(t, err, apikey.ErrAccountClosed)
 }
+
+// A key with no expiry, rotated while its environment had no lifetime
+// policy, is held to a maximum lifetime set later when its grace changes.
+// A non-default key without expiry rotated while the environment had no
+// lifetime policy has no ExpiryLimit; ChangeGrace then skips the policy
+// set later and keeps the key for up to a year, although MaxLifetime says
+// "neither a rotation's grace nor a grace change keeps a key past it".
+func TestChangeGraceHonoursLaterMaxLifetime(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	extra, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{"orders:read"}})
+	require.NoError(t, err)
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: extra.View.ID, Grace: time.Hour})
+	require.NoError(t, err)
+	_, err = f.m.SetLifetimePolicy(ctx, owner, apikey.Production, apikey.LifetimePolicy{MaxLifetime: 30 * 24 * time.Hour})
+	require.NoError(t, err)
+	view, err := f.m.ChangeGrace(ctx, owner, extra.View.ID, 365*24*time.Hour, apikey.APIPolicy)
+	require.ErrorIs(t, err, apikey.ErrBeyondLifetime, "grace extended to %s, past the 30-day maximum lifetime", view.ExpiresAt)
+}

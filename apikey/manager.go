@@ -323,7 +323,8 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, old.Prefix())
 		case Expired:
 			return fmt.Errorf("%w: %s", ErrKeyExpired, old.Prefix())
-		case Expiring:
+		}
+		if !old.RotatedAt.IsZero() { // also when disabled, a status that hides it
 			return fmt.Errorf("%w: %s", ErrAlreadyRotated, old.Prefix())
 		}
 		policy, err := m.lifetimeOf(ctx, old) // none for a default key
@@ -341,6 +342,9 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 				}
 			}
 			expiryLimit = earliest(old.ExpiresAt, policy.limit(old.CreatedAt))
+			if expiryLimit.IsZero() { // marks a key that was not a default key
+				expiryLimit = old.CreatedAt.Add(MaxKeyLifetime)
+			}
 		}
 		if err := actor.mayActOn(old.Type, old.Scopes); err != nil { // the new key has the old one's scopes
 			return err

@@ -64,9 +64,10 @@ type Record struct {
 	RotatedAt time.Time `json:"rotated_at,omitzero"`
 	// ExpiryLimit is the latest expiry the key may have once rotated: the
 	// expiry it had before, or the end of its maximum lifetime
-	// (LifetimePolicy) when that is earlier; a grace change never moves
-	// ExpiresAt past it. Zero means no limit (the key had no expiry, as a
-	// default key has none).
+	// (LifetimePolicy) when that is earlier, or, for a key that had
+	// neither, CreatedAt + MaxKeyLifetime; a grace change never moves
+	// ExpiresAt past it. Zero means no limit (a rotated-out default key,
+	// which had no expiry).
 	ExpiryLimit time.Time `json:"expiry_limit,omitzero"`
 	RevokedAt   time.Time `json:"revoked_at,omitzero"`
 	// DisabledAt is when the key was disabled (Manager.Disable); zero while

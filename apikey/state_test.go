@@ -278,3 +278,48 @@ func TestSuspendAccountWinsTheBootstrapRace(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, st.SuspendedAt.IsZero(), "the environment bootstrapped during the suspension is suspended")
 }
+
+// A rotated-out key is not rotated again when it is disabled too (its
+// status is then Disabled, not Expiring): a lineage has one live successor.
+func TestRotateDisabledRotatedOutKey(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	extra, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+		Scopes: []string{"customers:write"}, Limits: apikey.Limits{Quota: apikey.Quota{Limit: 1000, Refill: 1000, Period: apikey.Monthly}}})
+	require.NoError(t, err)
+	first, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: extra.View.ID, Grace: 24 * time.Hour})
+	require.NoError(t, err)
+	_, err = f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: extra.View.ID, Grace: 24 * time.Hour})
+	require.ErrorIs(t, err, apikey.ErrAlreadyRotated, "baseline: a rotated-out key is not rotated again")
+
+	_, err = f.m.Disable(ctx, owner, extra.View.ID)
+	require.NoError(t, err)
+	second, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: extra.View.ID, Grace: 24 * time.Hour})
+	require.ErrorIs(t, err, apikey.ErrAlreadyRotated,
+		"disabled rotated-out key rotated again: second successor %s next to %s", second.View.Prefix, first.View.Prefix)
+}
+
+// An actor authenticated by a key, which may not change any key's limits,
+// cannot restore a lineage's quota that an owner lowered by disabling the
+// rotated-out key and rotating it again.
+func TestKeyActorCannotLiftQuotaThroughDisabledRotation(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	k, err := f.m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+		Scopes: []string{"orders:read"}, Limits: apikey.Limits{Quota: apikey.Quota{Limit: 1000}}})
+	require.NoError(t, err)
+	next, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: k.View.ID, Grace: 24 * time.Hour})
+	require.NoError(t, err)
+	_, err = f.m.SetLimits(ctx, owner, next.View.ID, apikey.Limits{Quota: apikey.Quota{Limit: 10}}) // lowered
+	require.NoError(t, err)
+
+	keyActor := apikey.Actor{ID: "server-ci", Role: apikey.Owner, Scopes: []string{"*"}}
+	_, err = f.m.SetLimits(ctx, keyActor, next.View.ID, apikey.Limits{Quota: apikey.Quota{Limit: 1000}})
+	require.ErrorIs(t, err, apikey.ErrBeyondActor, "baseline: a key may not change limits")
+	_, err = f.m.Disable(ctx, keyActor, k.View.ID)
+	require.NoError(t, err)
+	_, err = f.m.Rotate(ctx, keyActor, apikey.RotateRequest{KeyID: k.View.ID, ExpireNow: true})
+	require.ErrorIs(t, err, apikey.ErrAlreadyRotated)
+
+	lease, err := f.store.LeaseQuota(ctx, next.View.ID, 500, f.clock.Now())
+	require.NoError(t, err)
+	require.LessOrEqual(t, lease.Granted, int64(10), "the lowered quota of %s was lifted by a key: %d granted", next.View.Prefix, lease.Granted)
+}
