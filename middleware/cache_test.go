@@ -207,3 +207,29 @@ func TestRequestClockExpires(t *testing.T) {
 		return refused
 	}, 5*time.Second, 5*time.Millisecond)
 }
+
+// TestRequestClockEndsKeysNow: a key that a change ends now (a rotation
+// with ExpireNow) is refused right after the call returns, with the
+// system clock (Options.Now nil), whose time requests read as of its
+// latest reading.
+func TestRequestClockEndsKeysNow(t *testing.T) {
+	store := memory.New()
+	hasher := apikey.Argon2id{Params: apikey.TestParams}
+	v, err := middleware.New(middleware.Options{Store: store, Hasher: hasher})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = v.Close() })
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: hasher, OnEvent: v.Invalidate})
+	require.NoError(t, err)
+	_, err = m.Bootstrap(context.Background(), owner, apikey.Production)
+	require.NoError(t, err)
+	h := v.Handler(okHandler)
+	for i := range 20 {
+		issued, err := m.Create(context.Background(), owner, apikey.CreateRequest{Environment: apikey.Production,
+			Type: apikey.Server, Scopes: []string{apikey.AllScopes}})
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, serve(h, request(issued.Key.Reveal())).Code)
+		_, err = m.Rotate(context.Background(), owner, apikey.RotateRequest{KeyID: issued.View.ID, ExpireNow: true})
+		require.NoError(t, err)
+		assert.Equal(t, "expired_key", problemCode(serve(h, request(issued.Key.Reveal())).Body.Bytes()), "round %d", i)
+	}
+}

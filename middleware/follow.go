@@ -28,6 +28,7 @@ type follower struct {
 	cache    *keycache.Cache[*Identity]
 	verifier *verifier
 	settings *envsettings.Table
+	clock    *requestClock // advanced when a page changes keys; nil with Options.Now
 	stats    *stats
 	now      func() time.Time
 	ttl      time.Duration // Options.CacheTTL
@@ -127,6 +128,9 @@ func (f *follower) poll(ctx context.Context) {
 			default:
 				f.settings.Queue(c.Account, c.Environment)
 			}
+		}
+		if len(keys) > 0 {
+			f.clock.advance() // a key the page ends now is refused from now on
 		}
 		for id, rec := range keys {
 			f.apply(id, rec, token, now)

@@ -26,7 +26,8 @@ const startupTimeout = 5 * time.Second
 // is safe for concurrent use.
 type Validator struct {
 	cfg      Options          // with defaults applied
-	now      func() time.Time // the request path's clock: Options.Now, or a requestClock
+	now      func() time.Time // the request path's clock: Options.Now, or clock.Now
+	clock    *requestClock    // nil with Options.Now
 	cache    *keycache.Cache[*Identity]
 	verifier *verifier
 	settings *envsettings.Table
@@ -70,9 +71,9 @@ func New(opts Options) (*Validator, error) {
 	v.tasks.ctx, v.tasks.cancel = context.WithCancel(context.Background())
 	v.now = cfg.Now
 	if opts.Now == nil {
-		clock := newRequestClock()
-		v.now = clock.Now
-		v.tasks.start(clock.run)
+		v.clock = newRequestClock()
+		v.now = v.clock.Now
+		v.tasks.start(v.clock.run)
 	}
 	v.settings = envsettings.New(store, report)
 	v.verifier = &verifier{
@@ -85,7 +86,7 @@ func New(opts Options) (*Validator, error) {
 	}
 	f := &follower{
 		cache: c, verifier: v.verifier, settings: v.settings, stats: &v.stats, limiter: v.limiter,
-		now: cfg.Now, ttl: cfg.CacheTTL, report: report, settingsEvery: cfg.CacheTTL,
+		now: cfg.Now, ttl: cfg.CacheTTL, report: report, settingsEvery: cfg.CacheTTL, clock: v.clock,
 	}
 	if store.feed != nil {
 		f.feed, f.wake, f.feedEvery, f.settingsEvery = store, cfg.FeedWake, cfg.FeedInterval, 0
@@ -197,6 +198,7 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 // Pass it as apikey.ManagerOptions.OnEvent so that changes made through the
 // Manager apply in this process before the call returns.
 func (v *Validator) Invalidate(e apikey.Event) {
+	v.clock.advance() // a key expired by the change is refused from now on
 	account := cmp.Or(e.Account, apikey.DefaultAccount)
 	switch e.Action {
 	case apikey.ActionView, apikey.ActionReveal:
@@ -330,8 +332,10 @@ const clockTick = 10 * time.Millisecond
 // the system clock, read by a ticker every clockTick, so that a request
 // reads the time with one atomic load rather than a clock read (about
 // 50 ns, an eighth of a cached request, on a virtual machine;
-// docs/benchmarks.md). Expiry is to the second, rate limits count whole
-// requests per window: clockTick is far below both.
+// docs/design.md). It never goes back. A change that ends a key now (a
+// grace of 0) advances it, both in the process that made the change
+// (Invalidate) and in those that read it from the change feed, so that
+// the key is refused from then on.
 type requestClock struct {
 	unixNano atomic.Int64
 }
@@ -339,12 +343,22 @@ type requestClock struct {
 // newRequestClock returns a clock set to the system clock's time.
 func newRequestClock() *requestClock {
 	c := &requestClock{}
-	c.unixNano.Store(time.Now().UnixNano())
+	c.advance()
 	return c
 }
 
-// Now returns the time of the clock's latest tick, in UTC.
+// Now returns the time of the clock's latest reading, in UTC.
 func (c *requestClock) Now() time.Time { return time.Unix(0, c.unixNano.Load()).UTC() }
+
+// advance reads the system clock, unless c is nil.
+func (c *requestClock) advance() {
+	if c == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	for old := c.unixNano.Load(); now > old && !c.unixNano.CompareAndSwap(old, now); old = c.unixNano.Load() {
+	}
+}
 
 // run advances the clock every clockTick until ctx is done.
 func (c *requestClock) run(ctx context.Context) {
@@ -355,7 +369,7 @@ func (c *requestClock) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			c.unixNano.Store(time.Now().UnixNano())
+			c.advance()
 		}
 	}
 }
