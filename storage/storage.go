@@ -127,6 +127,17 @@ type EventQuery struct {
 // rotated out (Record.RotatedAt zero): writing a rotated-out key never
 // changes it.
 //
+// The keys of one owner in an account also share a balance, named by
+// apikey.OwnerBalanceID(account, owner), whose quota is the keys'
+// Record.OwnerLimits.Quota (the same on all of them; see
+// apikey.Manager.SetOwnerLimits): Apply keeps it in step with each key it
+// writes that has an owner quota, by the same rules as a lineage's. A key
+// without one leaves it as it is: a balance whose owner quota was removed
+// is kept (never deleted), so that setting the quota again continues what
+// was spent instead of granting a fresh one. LeaseQuota and ReturnQuota
+// take such an id in place of a key id; an owner id without a balance is
+// a balance without a quota (Unlimited), never apikey.ErrNotFound.
+//
 // A quota starts full (its Limit) when it is set on a key (or set again
 // after it was removed). A change to a different Quota keeps what was
 // spent: the balance becomes the new Limit minus the uses spent of the old
