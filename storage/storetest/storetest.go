@@ -89,6 +89,8 @@ func Run(t *testing.T, c Config) {
 		{"QuotaConcurrentLeases", testQuotaConcurrentLeases},
 		{"QuotaConcurrentRefill", testQuotaConcurrentRefill},
 		{"QuotaRotationSharesBalance", testQuotaRotationSharesBalance},
+		{"QuotaOwnerSharesBalance", testQuotaOwnerSharesBalance},
+		{"QuotaOwnerBalanceOutlivesRemoval", testQuotaOwnerBalanceOutlivesRemoval},
 		// storage.UsageRecorder, when the store has it (usage.go).
 		{"Usage", testUsage},
 		{"UsagePaging", testUsagePaging},
