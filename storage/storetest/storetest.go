@@ -104,6 +104,7 @@ func Run(t *testing.T, c Config) {
 		{"PurgeKeepsLineageQuota", testPurgeKeepsLineageQuota},
 		{"PurgeConcurrent", testPurgeConcurrent},
 		{"ManagerOwners", testManagerOwners},
+		{"ManagerOwnerLimitsConcurrent", testManagerOwnerLimitsConcurrent},
 		// Accounts, through the store and through a Manager (accounts.go).
 		{"AccountIsolation", testAccountIsolation},
 		{"ManagerIsolation", testManagerIsolation},
