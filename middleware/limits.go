@@ -154,28 +154,34 @@ func (l *limiter) spend(ctx context.Context, id *Identity, cost int, now time.Ti
 	}
 	q := id.Limits.Quota
 	if !q.IsZero() {
-		if err := l.spendFrom(ctx, id.KeyID, q, cost, now, "the key's quota"); err != nil {
+		if err := l.spendFrom(ctx, id.KeyID, q, cost, now, ""); err != nil {
 			return err
 		}
 	}
 	if id.ownerBudget == "" || id.OwnerLimits.Quota.IsZero() {
 		return nil
 	}
-	err := l.spendFrom(ctx, id.ownerBudget, id.OwnerLimits.Quota, cost, now, "the quota shared by the keys of owner "+id.Owner)
+	err := l.spendFrom(ctx, id.ownerBudget, id.OwnerLimits.Quota, cost, now, id.Owner)
 	if err != nil && !q.IsZero() {
 		l.quota.Refund(id.KeyID, q, int64(cost), now)
 	}
 	return err
 }
 
-// spendFrom takes cost uses from the balance (a key's id, or an owner's
-// budget) of quota q; whose names the quota in refusals.
-func (l *limiter) spendFrom(ctx context.Context, balance string, q apikey.Quota, cost int, now time.Time, whose string) error {
+// spendFrom takes cost uses from the balance (a key's id, or the budget of
+// owner, "" for a key's) of quota q.
+func (l *limiter) spendFrom(ctx context.Context, balance string, q apikey.Quota, cost int, now time.Time, owner string) error {
+	whose := func() string { // for refusals only: no allocation on the way through
+		if owner == "" {
+			return "the key's quota"
+		}
+		return "the quota shared by the keys of owner " + owner
+	}
 	if l.quota == nil {
 		return problem.Refuse(ErrUnavailable, "the store keeps no quota balances")
 	}
 	if int64(cost) > q.Limit {
-		return problem.Refuse(ErrQuotaExhausted, "the route costs "+strconv.Itoa(cost)+" uses, more than "+whose+" of "+strconv.FormatInt(q.Limit, 10))
+		return problem.Refuse(ErrQuotaExhausted, "the route costs "+strconv.Itoa(cost)+" uses, more than "+whose()+" of "+strconv.FormatInt(q.Limit, 10))
 	}
 	d, err := l.quota.Spend(ctx, balance, q, int64(cost), now)
 	switch {
@@ -186,10 +192,10 @@ func (l *limiter) spendFrom(ctx context.Context, balance string, q apikey.Quota,
 	case d.Allowed || d.Unlimited:
 		return nil
 	case d.NextRefill.IsZero():
-		return problem.Refuse(ErrQuotaExhausted, whose+" of "+strconv.FormatInt(q.Limit, 10)+" uses is spent and does not refill")
+		return problem.Refuse(ErrQuotaExhausted, whose()+" of "+strconv.FormatInt(q.Limit, 10)+" uses is spent and does not refill")
 	}
 	return &problem.Refusal{Reason: ErrQuotaExhausted, RetryAfter: max(d.NextRefill.Sub(now), time.Second),
-		Detail: whose + " is spent until " + d.NextRefill.UTC().Format(time.RFC3339)}
+		Detail: whose() + " is spent until " + d.NextRefill.UTC().Format(time.RFC3339)}
 }
 
 // record records the outcome err (nil: admitted) of a request that check
