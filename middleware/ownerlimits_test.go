@@ -193,3 +193,16 @@ func TestOwnerLimitsReachAnotherValidator(t *testing.T) {
 	assert.Equal(t, "rate_limited", problemCode(w.Body.Bytes()))
 	assert.Equal(t, reads, store.Calls(faultstore.OpKey), "answered from the entries the feed updated")
 }
+
+// A route's cost under a group spends the owner's quota too: one use at
+// the group, Cost - 1 at the route, whichever key of the owner.
+func TestOwnerQuotaCostUnderAuthenticate(t *testing.T) {
+	f := newFixture(t, nil)
+	a, b, _ := f.ownerKeys(apikey.Limits{Quota: apikey.Quota{Limit: 4}})
+	h := f.v.Authenticate(f.v.Require(middleware.Policy{Cost: 3})(okHandler))
+	require.Equal(t, http.StatusOK, serve(h, request(a.Reveal())).Code) // 3 of 4
+	w := serve(h, request(b.Reveal()))                                  // 1 at the group, then 2 more: refused
+	require.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.Equal(t, "quota_exhausted", problemCode(w.Body.Bytes()))
+	assert.Contains(t, w.Body.String(), "owner user-1")
+}
