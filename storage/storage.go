@@ -10,7 +10,8 @@
 //     sharing the store can evict stale cache entries;
 //   - LastUsedRecorder: batched last-used times;
 //   - AuditLog: reading audit events back, a page at a time;
-//   - QuotaLedger: the balance of each key's quota, leased in batches;
+//   - QuotaLedger: the balance of each key's quota (and of each owner's
+//     shared quota), leased in batches;
 //   - UsageRecorder: requests per key, hour and outcome, written in batches;
 //   - OwnerIndex, ExpiryIndex: an owner's keys, and the keys that expire
 //     soon, by index;

@@ -105,6 +105,9 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c apikey.Change, writes i
 			return err
 		}
 	}
+	if err := s.putOwnerQuotas(ctx, tx, c, top); err != nil {
+		return err
+	}
 	for _, st := range c.Settings {
 		rev++
 		if err := s.putSettings(ctx, tx, st, rev); err != nil {

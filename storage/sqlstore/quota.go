@@ -119,14 +119,6 @@ func leaseQuota(d Dialect, balance string) string {
 // rotated-out key never writes the row: it follows the lineage's current
 // key.
 func (s *Store) putQuota(ctx context.Context, tx *sql.Tx, r apikey.Record, rev int64, inserted bool) error {
-	if q := r.OwnerLimits.Quota; r.Owner != "" && !q.IsZero() {
-		// The owner's balance, by the same statement; never deleted (see
-		// storage.QuotaLedger).
-		if _, err := tx.ExecContext(ctx, s.q.upsertQuota, apikey.OwnerBalanceID(r.Account, r.Owner),
-			q.Limit, q.Refill, string(q.Period), q.Limit, rev); err != nil {
-			return s.wrap(ctx, "apply: writing the owner quota of key "+r.Prefix(), err)
-		}
-	}
 	if !r.RotatedAt.IsZero() {
 		return nil
 	}
@@ -142,6 +134,36 @@ func (s *Store) putQuota(ctx context.Context, tx *sql.Tx, r apikey.Record, rev i
 	}
 	if _, err := tx.ExecContext(ctx, s.q.upsertQuota, id, q.Limit, q.Refill, string(q.Period), q.Limit, rev); err != nil {
 		return s.wrap(ctx, "apply: writing the quota of key "+r.Prefix(), err)
+	}
+	return nil
+}
+
+// putOwnerQuotas keeps the balances of the owners of the keys that c
+// writes in step with their owner quotas, in Apply's transaction: one
+// upsert per owner (the last key's quota wins; every key of an owner
+// carries the same), by the statement of a lineage's balance, with the
+// change's newest revision top as the generation of a changed quota. A
+// key without an owner quota leaves its owner's balance: it is never
+// deleted (see storage.QuotaLedger).
+func (s *Store) putOwnerQuotas(ctx context.Context, tx *sql.Tx, c apikey.Change, top int64) error {
+	var order []string
+	quotas := map[string]apikey.Quota{}
+	for _, keys := range [][]apikey.Record{c.Update, c.Insert} {
+		for _, r := range keys {
+			if q := r.OwnerLimits.Quota; r.Owner != "" && !q.IsZero() {
+				id := apikey.OwnerBalanceID(r.Account, r.Owner)
+				if _, ok := quotas[id]; !ok {
+					order = append(order, id)
+				}
+				quotas[id] = q
+			}
+		}
+	}
+	for _, id := range order {
+		q := quotas[id]
+		if _, err := tx.ExecContext(ctx, s.q.upsertQuota, id, q.Limit, q.Refill, string(q.Period), q.Limit, top); err != nil {
+			return s.wrap(ctx, "apply: writing an owner's quota", err)
+		}
 	}
 	return nil
 }
