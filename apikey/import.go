@@ -315,14 +315,30 @@ func (m *Manager) Import(ctx context.Context, actor Actor, req ImportRequest) (V
 		Owner: req.Owner, Metadata: metadata, Scopes: scopes, Limits: limits,
 		CreatedAt: now, CreatedBy: actor.ID, ExpiresAt: expires, Hash: NewOpaque(importedHash(digest)),
 	}
-	// No retry: the id follows from the digest, so a conflict is a key
-	// stored already, not a race to try again.
-	err = m.apply(ctx, Change{
-		Insert:      []Record{rec},
-		Events:      []Event{keyEvent(now, actor, ActionImport, rec, "imported; "+expiryDetail(expires))},
-		OpenAccount: s.Account,
+	// The id follows from the digest: a conflict is a key stored already,
+	// or a race with a change of the owner's key that guards the owner's
+	// limits (ownerGuard), which is tried again.
+	err = m.retry(ctx, func() error {
+		guard, err := m.ownerGuard(ctx, s.Account, req.Owner, "")
+		if err != nil {
+			return err
+		}
+		c := Change{OpenAccount: s.Account}
+		takeOwnerLimits(&rec, guard, &c)
+		c.Insert = []Record{rec}
+		c.Events = []Event{keyEvent(now, actor, ActionImport, rec, "imported; "+expiryDetail(expires))}
+		err = m.apply(ctx, c)
+		if errors.Is(err, ErrConflict) && guard == nil {
+			return errDuplicateImport
+		}
+		if errors.Is(err, ErrConflict) {
+			if _, kerr := m.store.Key(ctx, rec.ID); kerr == nil {
+				return errDuplicateImport
+			}
+		}
+		return err
 	})
-	if errors.Is(err, ErrConflict) {
+	if errors.Is(err, errDuplicateImport) {
 		return View{}, fmt.Errorf("%w: a key with this digest is stored already", ErrConflict)
 	}
 	if err != nil {
@@ -330,3 +346,7 @@ func (m *Manager) Import(ctx context.Context, actor Actor, req ImportRequest) (V
 	}
 	return rec.View(now), nil
 }
+
+// errDuplicateImport is an import of a key stored already, which no retry
+// changes.
+var errDuplicateImport = errors.New("apikey: duplicate import")

@@ -246,12 +246,16 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 		if err != nil {
 			return err
 		}
+		guard, err := m.ownerGuard(ctx, s.Account, req.Owner, "")
+		if err != nil {
+			return err
+		}
+		c := Change{OpenAccount: s.Account}
+		takeOwnerLimits(&rec, guard, &c)
+		c.Insert = []Record{rec}
+		c.Events = []Event{keyEvent(now, actor, ActionCreate, rec, expiryDetail(expires))}
 		issued = Issued{Key: key, View: rec.View(now)}
-		return m.apply(ctx, Change{
-			Insert:      []Record{rec},
-			Events:      []Event{keyEvent(now, actor, ActionCreate, rec, expiryDetail(expires))},
-			OpenAccount: s.Account,
-		})
+		return m.apply(ctx, c)
 	})
 	return issued, err
 }
@@ -361,7 +365,8 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 			return err
 		}
 		rec.Default = old.Default
-		rec.Lineage = old.LineageID() // the replacement continues the old key's quota balance
+		rec.Lineage = old.LineageID()             // the replacement continues the old key's quota balance
+		rec.OwnerLimits = old.OwnerLimits.Clone() // old is written too: ordered with SetOwnerLimits
 		old.Default = false
 		old.RotatedAt = now
 		old.ExpiryLimit = expiryLimit
@@ -563,8 +568,9 @@ func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action 
 }
 
 // SetOwner names whom a key is issued to (see ValidateOwner); an empty
-// owner names nobody. Owners only; keyID is a key id or a displayable
-// prefix.
+// owner names nobody. The key takes the limits shared by the new owner's
+// keys (Record.OwnerLimits; none if they have none) in the same atomic
+// write. Owners only; keyID is a key id or a displayable prefix.
 func (m *Manager) SetOwner(ctx context.Context, actor Actor, keyID, owner string) (View, error) {
 	if err := authorize(actor, ActionSetOwner); err != nil {
 		return View{}, err
@@ -572,16 +578,36 @@ func (m *Manager) SetOwner(ctx context.Context, actor Actor, keyID, owner string
 	if err := ValidateOwner(owner); err != nil {
 		return View{}, err
 	}
-	return m.update(ctx, actor, keyID, ActionSetOwner, func(rec *Record, now time.Time) error {
+	name, err := parseKeyName(keyID)
+	if err != nil {
+		return View{}, err
+	}
+	var view View
+	err = m.retry(ctx, func() error {
+		rec, err := m.key(ctx, actor, name)
+		if err != nil {
+			return err
+		}
 		if !rec.RevokedAt.IsZero() {
 			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
 		}
 		if err := actor.mayActOn(rec.Type, rec.Scopes); err != nil {
 			return err
 		}
+		now := m.Now()
+		guard, err := m.ownerGuard(ctx, rec.Account, owner, rec.ID)
+		if err != nil {
+			return err
+		}
 		rec.Owner = owner
-		return nil
+		c := Change{OpenAccount: rec.Account}
+		takeOwnerLimits(&rec, guard, &c) // the new owner's limits, or none
+		c.Update = append(c.Update, rec)
+		c.Events = []Event{keyEvent(now, actor, ActionSetOwner, rec, expiryDetail(rec.ExpiresAt))}
+		view = rec.View(now)
+		return m.apply(ctx, c)
 	})
+	return view, err
 }
 
 // SetMetadata replaces a key's metadata (see ValidateMetadata); an empty

@@ -205,7 +205,7 @@ func (m *Manager) RevokeOwner(ctx context.Context, actor Actor, owner string) (O
 	}
 	var out OwnerRevocation
 	err = m.retry(ctx, func() error {
-		keys, err := m.ownerKeysToRevoke(ctx, idx, account, owner)
+		keys, err := m.liveOwnerKeys(ctx, idx, account, owner, MaxOwnerRevocation, "revoke")
 		if err != nil {
 			return err
 		}
@@ -232,9 +232,10 @@ func (m *Manager) RevokeOwner(ctx context.Context, actor Actor, owner string) (O
 	return out, nil
 }
 
-// ownerKeysToRevoke reads every key of owner that is not revoked, a page
-// at a time, and refuses more than MaxOwnerRevocation.
-func (m *Manager) ownerKeysToRevoke(ctx context.Context, idx OwnerIndex, account, owner string) ([]Record, error) {
+// liveOwnerKeys reads every key of owner that is not revoked, a page at a
+// time, and refuses more than most, naming what the call would do (verb)
+// in the error.
+func (m *Manager) liveOwnerKeys(ctx context.Context, idx OwnerIndex, account, owner string, most int, verb string) ([]Record, error) {
 	var keys []Record
 	q := OwnerQuery{Account: account, Owner: owner, NotRevoked: true, Limit: MaxPageSize}
 	for {
@@ -243,9 +244,8 @@ func (m *Manager) ownerKeysToRevoke(ctx context.Context, idx OwnerIndex, account
 			return nil, err
 		}
 		keys = append(keys, page...)
-		if len(keys) > MaxOwnerRevocation {
-			return nil, fmt.Errorf("%w: owner has more than %d keys to revoke in one call; revoke some with Revoke first",
-				ErrTooManyKeys, MaxOwnerRevocation)
+		if len(keys) > most {
+			return nil, fmt.Errorf("%w: owner has more than %d keys to %s in one call", ErrTooManyKeys, most, verb)
 		}
 		if len(page) < q.Limit {
 			return keys, nil

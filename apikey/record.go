@@ -56,10 +56,15 @@ type Record struct {
 	Default  bool              `json:"default"` // the environment's default key of its type
 	// Limits bound the key's use (see ValidateLimits); the zero Limits
 	// bounds nothing.
-	Limits    Limits    `json:"limits,omitzero"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	Limits Limits `json:"limits,omitzero"`
+	// OwnerLimits are the limits shared by every key of the account issued
+	// to Owner (see Manager.SetOwnerLimits): a copy on each of them, the
+	// same on all, that the middleware enforces on one budget per account
+	// and owner (OwnerBalanceID). The zero Limits shares nothing.
+	OwnerLimits Limits    `json:"owner_limits,omitzero"`
+	CreatedAt   time.Time `json:"created_at"`
+	CreatedBy   string    `json:"created_by,omitempty"`
+	ExpiresAt   time.Time `json:"expires_at,omitzero"`
 	// RotatedAt is when the key was rotated out; zero if it never was.
 	RotatedAt time.Time `json:"rotated_at,omitzero"`
 	// ExpiryLimit is the latest expiry the key may have once rotated: the
@@ -132,6 +137,7 @@ func (r Record) Clone() Record {
 	r.Scopes = cloneStrings(r.Scopes)
 	r.Metadata = maps.Clone(r.Metadata)
 	r.Limits = r.Limits.Clone()
+	r.OwnerLimits = r.OwnerLimits.Clone()
 	return r
 }
 
@@ -165,11 +171,14 @@ type View struct {
 	Scopes      []string          `json:"scopes,omitempty"`
 	Default     bool              `json:"default"`
 	Limits      Limits            `json:"limits,omitzero"`
-	Status      Status            `json:"status"`
-	CreatedAt   time.Time         `json:"created_at"`
-	ExpiresAt   time.Time         `json:"expires_at,omitzero"`
-	RotatedAt   time.Time         `json:"rotated_at,omitzero"`
-	RevokedAt   time.Time         `json:"revoked_at,omitzero"`
+	// OwnerLimits are the limits the key shares with every key of its
+	// Owner (Record.OwnerLimits); zero if none.
+	OwnerLimits Limits    `json:"owner_limits,omitzero"`
+	Status      Status    `json:"status"`
+	CreatedAt   time.Time `json:"created_at"`
+	ExpiresAt   time.Time `json:"expires_at,omitzero"`
+	RotatedAt   time.Time `json:"rotated_at,omitzero"`
+	RevokedAt   time.Time `json:"revoked_at,omitzero"`
 	// DisabledAt is when the key was disabled; zero while it is enabled.
 	DisabledAt time.Time `json:"disabled_at,omitzero"`
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
@@ -183,7 +192,7 @@ func (r Record) View(now time.Time) View {
 	return View{
 		Prefix: r.Prefix(), ID: r.ID, Account: r.Account, Type: r.Type, Environment: r.Environment,
 		Name: r.Name, Owner: r.Owner, Metadata: maps.Clone(r.Metadata), Scopes: cloneStrings(r.Scopes), Default: r.Default,
-		Limits: r.Limits.Clone(),
+		Limits: r.Limits.Clone(), OwnerLimits: r.OwnerLimits.Clone(),
 		Status: r.Status(now), CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
 		RotatedAt: r.RotatedAt, RevokedAt: r.RevokedAt, DisabledAt: r.DisabledAt, LastUsedAt: r.LastUsedAt,
 		Imported: r.Imported(),

@@ -282,3 +282,48 @@ func BenchmarkWithContext(b *testing.B) {
 	})
 	runServe(b, h, benchRequest(""), http.StatusOK)
 }
+
+// benchOwnerLimits makes the key of the environment a wrap of
+// benchEnvLimited gets shared owner limits l before the Validator starts.
+func benchOwnerLimits(b *testing.B, l apikey.Limits) (*Validator, apikey.Key) {
+	var v *Validator
+	var key apikey.Key
+	v, key = benchEnvLimited(b, apikey.TestParams, Options{}, apikey.Limits{}, func(s apikey.Store) apikey.Store {
+		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		owner := apikey.Actor{ID: "bench", Role: apikey.Owner}
+		keys, err := m.List(context.Background(), owner, apikey.Production, apikey.Page{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, k := range keys.Keys {
+			if k.Type == apikey.Server {
+				if _, err := m.SetOwner(context.Background(), owner, k.ID, "customer_42"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if _, err := m.SetOwnerLimits(context.Background(), owner, "customer_42", l); err != nil {
+			b.Fatal(err)
+		}
+		return s
+	})
+	return v, key
+}
+
+// BenchmarkCachedKeyOwnerRateLimit is BenchmarkCachedKey with a
+// per-process rate limit shared by the key's owner, and its RateLimit
+// fields on the response.
+func BenchmarkCachedKeyOwnerRateLimit(b *testing.B) {
+	v, key := benchOwnerLimits(b, apikey.Limits{Rate: benchRate})
+	runServe(b, v.Handler(noop), benchRequest(key.Reveal()), http.StatusOK)
+}
+
+// BenchmarkCachedKeyOwnerQuota is BenchmarkCachedKey with a quota shared
+// by the key's owner, spent from a lease held in memory.
+func BenchmarkCachedKeyOwnerQuota(b *testing.B) {
+	v, key := benchOwnerLimits(b, apikey.Limits{Quota: apikey.Quota{Limit: apikey.MaxQuotaUses}})
+	runServe(b, v.Handler(noop), benchRequest(key.Reveal()), http.StatusOK)
+}

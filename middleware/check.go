@@ -19,8 +19,18 @@ type verdict struct {
 	id   *Identity // the verified key's shared Identity, also when refused after; nil if none
 	now  time.Time // when the key was checked; zero if it was not
 	rate limit.Decision
-	// limited reports that rate holds the decision of the key's rate limit.
-	limited bool
+	// limited reports that rate holds the decision of a rate limit: the
+	// key's own, or its owner's when ownerRate is set (the tighter of the
+	// two, or the one that refused).
+	limited, ownerRate bool
+}
+
+// rateLimit returns the rate limit whose decision vd.rate holds.
+func (vd *verdict) rateLimit() apikey.RateLimit {
+	if vd.ownerRate {
+		return vd.id.OwnerLimits.Rate
+	}
+	return vd.id.Limits.Rate
 }
 
 // check authenticates r unless outer holds its Identity (verifiedBy), then
@@ -33,7 +43,7 @@ func (v *Validator) check(r *http.Request, p *Policy, outer *Identity, vd *verdi
 			return nil
 		}
 		err := p.allows(outer)
-		if err == nil && p.cost() > 1 && !outer.Limits.Quota.IsZero() {
+		if err == nil && p.cost() > 1 && (!outer.Limits.Quota.IsZero() || outer.ownerBudget != "") {
 			vd.now = v.now()
 			err = v.limiter.spend(r.Context(), outer, p.cost()-1, vd.now)
 		}

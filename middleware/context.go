@@ -29,12 +29,18 @@ type Identity struct {
 	ExpiresAt   time.Time         // when the key stops working; zero means no expiry
 	Expiring    bool              // the key was rotated out: it is in its grace period
 	Limits      apikey.Limits     // the key's rate limit, quota and address allowlist; zero if none
+	// OwnerLimits are the rate limit and quota that the key shares with
+	// every key of its Owner in its Account (apikey.Manager.SetOwnerLimits),
+	// enforced besides Limits on one budget for all of them; zero if none.
+	// A refusal's detail says whose limit it was.
+	OwnerLimits apikey.Limits
 	// Imported reports a key issued before keystile (apikey.Manager.Import),
 	// presented in a declared format (KeyOptions.Imported): rotate it to a
 	// keystile key.
 	Imported bool
 
-	limited       bool           // Limits is not zero
+	limited       bool           // Limits or OwnerLimits is not zero
+	ownerBudget   string         // apikey.OwnerBalanceID of Owner when OwnerLimits is not zero, else ""
 	usage         *usage.Counter // counts the key's requests; nil if usage is not counted
 	expiresHeader string         // ExpiresAt as the HeaderKeyExpires value
 	issuer        *Validator     // the Validator that verified the key; nil in copies
@@ -153,6 +159,7 @@ func (id *Identity) clone() Identity {
 	out.Scopes = slices.Clone(id.Scopes)
 	out.Metadata = maps.Clone(id.Metadata)
 	out.Limits = id.Limits.Clone()
+	out.OwnerLimits = id.OwnerLimits.Clone()
 	out.issuer, out.presented, out.usage = nil, keycache.Key{}, nil
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/internal/clientip"
 	"github.com/keystile/keystile/internal/quota"
 	"github.com/keystile/keystile/internal/usage"
@@ -103,8 +104,9 @@ func newLimiter(o LimitOptions, store *safeStore, report func(error)) (*limiter,
 }
 
 // enforce spends a request of the key id (authenticated, authorized) at
-// a route cost: from its rate limit (whose decision it stores in vd), then
-// from its quota. It returns nil when the request may proceed.
+// a route cost: from its rate limit, then from its owner's (storing in vd
+// the decision of the tighter, or of the one that refused), then from its
+// quota and its owner's. It returns nil when the request may proceed.
 func (l *limiter) enforce(ctx context.Context, id *Identity, cost int, now time.Time, vd *verdict) error {
 	if rate := id.Limits.Rate; !rate.IsZero() {
 		vd.rate, vd.limited = l.rate.Allow(id.KeyID, rate, 1, now), true
@@ -113,22 +115,75 @@ func (l *limiter) enforce(ctx context.Context, id *Identity, cost int, now time.
 				Detail: "rate limit of " + strconv.Itoa(rate.Requests) + " requests per " + rate.Window.String()}
 		}
 	}
+	if id.ownerBudget != "" {
+		if err := l.enforceOwnerRate(id, now, vd); err != nil {
+			return err
+		}
+	}
 	return l.spend(ctx, id, cost, now)
 }
 
-// spend takes cost uses from the quota of the key id, if it has one.
-func (l *limiter) spend(ctx context.Context, id *Identity, cost int, now time.Time) error {
-	q := id.Limits.Quota
-	if q.IsZero() || cost <= 0 {
+// enforceOwnerRate spends a request of the rate limit that the keys of
+// id's owner share, if they have one, on the owner's bucket. A request the
+// key's own limit admitted keeps that admission spent when the owner's
+// refuses it.
+func (l *limiter) enforceOwnerRate(id *Identity, now time.Time, vd *verdict) error {
+	rate := id.OwnerLimits.Rate
+	if rate.IsZero() {
 		return nil
+	}
+	d := l.rate.Allow(id.ownerBudget, rate, 1, now)
+	if !d.Allowed || !vd.limited || d.Remaining < vd.rate.Remaining {
+		vd.rate, vd.ownerRate = d, true
+	}
+	vd.limited = true
+	if !d.Allowed {
+		return &problem.Refusal{Reason: ErrRateLimited, RetryAfter: max(d.RetryAfter, time.Second),
+			Detail: "rate limit of " + strconv.Itoa(rate.Requests) + " requests per " + rate.Window.String() +
+				" shared by the keys of owner " + id.Owner}
+	}
+	return nil
+}
+
+// spend takes cost uses from the quota of the key id, if it has one, and
+// from its owner's. When the owner's quota refuses, the uses taken from
+// the key's are given back.
+func (l *limiter) spend(ctx context.Context, id *Identity, cost int, now time.Time) error {
+	if cost <= 0 {
+		return nil
+	}
+	q := id.Limits.Quota
+	if !q.IsZero() {
+		if err := l.spendFrom(ctx, id.KeyID, q, cost, now, ""); err != nil {
+			return err
+		}
+	}
+	if id.ownerBudget == "" || id.OwnerLimits.Quota.IsZero() {
+		return nil
+	}
+	err := l.spendFrom(ctx, id.ownerBudget, id.OwnerLimits.Quota, cost, now, id.Owner)
+	if err != nil && !q.IsZero() {
+		l.quota.Refund(id.KeyID, q, int64(cost), now)
+	}
+	return err
+}
+
+// spendFrom takes cost uses from the balance (a key's id, or the budget of
+// owner, "" for a key's) of quota q.
+func (l *limiter) spendFrom(ctx context.Context, balance string, q apikey.Quota, cost int, now time.Time, owner string) error {
+	whose := func() string { // for refusals only: no allocation on the way through
+		if owner == "" {
+			return "the key's quota"
+		}
+		return "the quota shared by the keys of owner " + owner
 	}
 	if l.quota == nil {
 		return problem.Refuse(ErrUnavailable, "the store keeps no quota balances")
 	}
 	if int64(cost) > q.Limit {
-		return problem.Refuse(ErrQuotaExhausted, "the route costs "+strconv.Itoa(cost)+" uses, more than the key's quota of "+strconv.FormatInt(q.Limit, 10))
+		return problem.Refuse(ErrQuotaExhausted, "the route costs "+strconv.Itoa(cost)+" uses, more than "+whose()+" of "+strconv.FormatInt(q.Limit, 10))
 	}
-	d, err := l.quota.Spend(ctx, id.KeyID, q, int64(cost), now)
+	d, err := l.quota.Spend(ctx, balance, q, int64(cost), now)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return &problem.Refusal{Reason: ErrBusy, RetryAfter: time.Second, Cause: err}
@@ -137,10 +192,10 @@ func (l *limiter) spend(ctx context.Context, id *Identity, cost int, now time.Ti
 	case d.Allowed || d.Unlimited:
 		return nil
 	case d.NextRefill.IsZero():
-		return problem.Refuse(ErrQuotaExhausted, "the key's quota of "+strconv.FormatInt(q.Limit, 10)+" uses is spent and does not refill")
+		return problem.Refuse(ErrQuotaExhausted, whose()+" of "+strconv.FormatInt(q.Limit, 10)+" uses is spent and does not refill")
 	}
 	return &problem.Refusal{Reason: ErrQuotaExhausted, RetryAfter: max(d.NextRefill.Sub(now), time.Second),
-		Detail: "the key's quota is spent until " + d.NextRefill.UTC().Format(time.RFC3339)}
+		Detail: whose() + " is spent until " + d.NextRefill.UTC().Format(time.RFC3339)}
 }
 
 // record records the outcome err (nil: admitted) of a request that check

@@ -173,7 +173,7 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 		var vd verdict
 		err := v.check(r, p, outer, &vd)
 		if vd.limited {
-			limit.SetHeaders(w.Header(), vd.id.Limits.Rate, vd.rate)
+			limit.SetHeaders(w.Header(), vd.rateLimit(), vd.rate)
 		}
 		if err != nil {
 			v.limiter.record(r, outer, &vd, err)

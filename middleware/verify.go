@@ -187,6 +187,10 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 		ExpiresAt: rec.ExpiresAt, Expiring: !rec.RotatedAt.IsZero(), Imported: rec.Imported(),
 		Limits: rec.Limits.Clone(), limited: !rec.Limits.IsZero(),
 	}
+	if rec.Owner != "" && !rec.OwnerLimits.IsZero() {
+		id.OwnerLimits, id.limited = rec.OwnerLimits.Clone(), true
+		id.ownerBudget = apikey.OwnerBalanceID(rec.Account, rec.Owner)
+	}
 	if vf.usage != nil {
 		id.usage = vf.usage.Counter(rec.Account, rec.Environment, rec.ID)
 	}

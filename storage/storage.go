@@ -10,7 +10,8 @@
 //     sharing the store can evict stale cache entries;
 //   - LastUsedRecorder: batched last-used times;
 //   - AuditLog: reading audit events back, a page at a time;
-//   - QuotaLedger: the balance of each key's quota, leased in batches;
+//   - QuotaLedger: the balance of each key's quota (and of each owner's
+//     shared quota), leased in batches;
 //   - UsageRecorder: requests per key, hour and outcome, written in batches;
 //   - OwnerIndex, ExpiryIndex: an owner's keys, and the keys that expire
 //     soon, by index;
@@ -126,6 +127,17 @@ type EventQuery struct {
 // period. The balance follows the record of the lineage's key that is not
 // rotated out (Record.RotatedAt zero): writing a rotated-out key never
 // changes it.
+//
+// The keys of one owner in an account also share a balance, named by
+// apikey.OwnerBalanceID(account, owner), whose quota is the keys'
+// Record.OwnerLimits.Quota (the same on all of them; see
+// apikey.Manager.SetOwnerLimits): Apply keeps it in step with each key it
+// writes that has an owner quota, by the same rules as a lineage's. A key
+// without one leaves it as it is: a balance whose owner quota was removed
+// is kept (never deleted), so that setting the quota again continues what
+// was spent instead of granting a fresh one. LeaseQuota and ReturnQuota
+// take such an id in place of a key id; an owner id without a balance is
+// a balance without a quota (Unlimited), never apikey.ErrNotFound.
 //
 // A quota starts full (its Limit) when it is set on a key (or set again
 // after it was removed). A change to a different Quota keeps what was

@@ -88,11 +88,16 @@ func init() {
 			doc: "Show, replace or clear the web origins allowed to use ENV's publishable keys.\n" +
 				"None admits no browser; '*' (quoted) admits every origin. Showing only reads."},
 		{name: "owner", forms: []string{"owner KEY ID", "owner KEY --clear", "owner revoke OWNER",
-			"owner keys OWNER [--limit 100] [--after CURSOR]"}, min: 1, max: 2, define: ownerCommand,
+			"owner keys OWNER [--limit 100] [--after CURSOR]",
+			"owner limits OWNER [--rate N/WINDOW [--burst N]] [--quota N [--refill N/PERIOD]]", "owner limits OWNER --clear"},
+			min: 1, max: 2, define: ownerCommand,
 			doc: "Name whom a key is issued to (the service's user or customer id), or nobody.\n" +
 				"owner revoke: revoke every key issued to OWNER, in every environment, at once\n" +
 				"(default keys are skipped and named: rotate them first). owner keys: list a\n" +
-				"page of OWNER's keys, in every environment, by key id; it only reads."},
+				"page of OWNER's keys, in every environment, by key id; it only reads.\n" +
+				"owner limits: show, replace or remove the rate limit and quota that all of\n" +
+				"OWNER's keys share (one budget for all of them, besides each key's own limits);\n" +
+				"showing only reads."},
 		{name: "rename", forms: []string{"rename KEY NAME", "rename KEY --clear"}, min: 1, max: 2, define: rename,
 			doc: "Rename a key (up to 200 bytes, never a secret), or remove its name."},
 		{name: "metadata", forms: []string{"metadata KEY NAME=VALUE...", "metadata KEY --clear"}, min: 1, max: many, define: metadata,

@@ -33,10 +33,7 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 func limits(fs *flag.FlagSet) action {
 	var f limitFlags
-	fs.StringVar(&f.rate, "rate", "", "at most `N/WINDOW` requests, such as 100/1m or 10/s (the window in whole seconds, 1s to 24h)")
-	fs.IntVar(&f.burst, "burst", 0, "let `N` requests arrive at once (with --rate; default: the rate's N)")
-	fs.Int64Var(&f.quota, "quota", 0, "a quota of `N` uses, spent by requests (full at first)")
-	fs.StringVar(&f.refill, "refill", "", "add `N/PERIOD` uses to the quota at each UTC day or month, such as 10000/month (with --quota)")
+	f.register(fs)
 	fs.Var(&f.allowIPs, "allow-ip", "an address range, `CIDR`, the key may be used from, or one address (repeatable; server keys only)")
 	fs.BoolVar(&f.clear, "clear", false, "remove every limit")
 	return func(ctx context.Context, c *cli, args []string) (result, error) {
@@ -65,6 +62,14 @@ func limits(fs *flag.FlagSet) action {
 		}
 		return limitsResult(view), nil
 	}
+}
+
+// register defines the flags of a rate limit and a quota on fs.
+func (f *limitFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.rate, "rate", "", "at most `N/WINDOW` requests, such as 100/1m or 10/s (the window in whole seconds, 1s to 24h)")
+	fs.IntVar(&f.burst, "burst", 0, "let `N` requests arrive at once (with --rate; default: the rate's N)")
+	fs.Int64Var(&f.quota, "quota", 0, "a quota of `N` uses, spent by requests (full at first)")
+	fs.StringVar(&f.refill, "refill", "", "add `N/PERIOD` uses to the quota at each UTC day or month, such as 10000/month (with --quota)")
 }
 
 // countGlobals is how many of the global flags were given on fs.

@@ -45,6 +45,10 @@
 //	  owner revoke OWNER
 //	      revoke every key issued to OWNER, in every environment, at once (default
 //	      keys are skipped and named: rotate them first).
+//	  owner limits OWNER [--rate N/WINDOW [--burst N]] [--quota N [--refill N/PERIOD]]
+//	  owner limits OWNER --clear
+//	      replace, or remove, the rate limit and quota that all of OWNER's keys share
+//	      (without flags: show them; that only reads).
 //	  rename KEY NAME
 //	  rename KEY --clear
 //	      rename a key, or remove its name.
@@ -140,6 +144,7 @@
 //	  usage: {"counts": [COUNT...], "next": CURSOR}, each COUNT with the key's "prefix"
 //	  owner keys, expiring: {"keys": [VIEW...], "next": CURSOR}
 //	  owner revoke: {"revoked": N, "skipped_defaults": [PREFIX...]}   purge: {"deleted": N}
+//	  owner limits: {"owner": ID, "limits": LIMITS, "keys": N}, "keys" after a change only
 //	  help: {"usage": "..."}
 //	  errors: {"error": {"code": "...", "message": "..."}}, same exit status
 //	VIEW, SETTINGS, EVENT and COUNT are apikey.View, apikey.Settings, apikey.Event

@@ -20,8 +20,26 @@ import (
 func ownerCommand(fs *flag.FlagSet) action {
 	set := owner(fs)
 	page := pageFlags(fs)
+	var lf limitFlags
+	lf.register(fs)
 	return func(ctx context.Context, c *cli, args []string) (result, error) {
 		paged := page.After != "" || page.Limit != apikey.DefaultPageSize
+		limited := isSet(fs, "rate") || isSet(fs, "burst") || isSet(fs, "quota") || isSet(fs, "refill")
+		if args[0] == "limits" {
+			if len(args) != 2 {
+				return result{}, usagef("owner limits: give the OWNER")
+			}
+			if holdsKey(args[1]) {
+				return result{}, usagef("owner limits: %s", notShown)
+			}
+			if paged {
+				return result{}, usagef("owner limits: --limit and --after are for owner keys")
+			}
+			return ownerLimits(ctx, c, fs, lf, args[1], limited)
+		}
+		if limited {
+			return result{}, usagef("owner: --rate, --burst, --quota and --refill are for owner limits")
+		}
 		switch args[0] {
 		case "keys", "revoke":
 			if len(args) != 2 {
@@ -43,6 +61,64 @@ func ownerCommand(fs *flag.FlagSet) action {
 		}
 		return set(ctx, c, args)
 	}
+}
+
+// ownerLimits shows the limits OWNER's keys share, or replaces them with
+// those of the flags (--clear removes them).
+func ownerLimits(ctx context.Context, c *cli, fs *flag.FlagSet, lf limitFlags, who string, limited bool) (result, error) {
+	clear := isSet(fs, "clear")
+	if !limited && !clear {
+		m, err := c.open(ctx, exampledb.ReadOnly)
+		if err != nil {
+			return result{}, err
+		}
+		l, err := m.OwnerLimits(ctx, c.actor(), who)
+		if err != nil {
+			return result{}, err
+		}
+		return ownerLimitsResult(who, l, nil), nil
+	}
+	if clear && limited {
+		return result{}, usagef("owner limits: --clear removes the owner's limits: give it alone")
+	}
+	l, err := lf.limits(fs)
+	if err != nil {
+		return result{}, err
+	}
+	m, err := c.open(ctx, exampledb.Migrate)
+	if err != nil {
+		return result{}, err
+	}
+	n, err := m.SetOwnerLimits(ctx, c.actor(), who, l)
+	if err != nil {
+		return result{}, limitsFlagError(err)
+	}
+	saved, err := apikey.ValidateOwnerLimits(l) // as stored
+	if err != nil {
+		return result{}, err
+	}
+	return ownerLimitsResult(who, saved, &n), nil
+}
+
+// ownerLimitsResult is the result of owner limits: the owner, the limits
+// its keys share and, after a change, how many keys carry them.
+func ownerLimitsResult(who string, l apikey.Limits, keys *int) result {
+	doc := struct {
+		Owner  string        `json:"owner"`
+		Limits apikey.Limits `json:"limits"`
+		Keys   *int          `json:"keys,omitempty"`
+	}{who, l, keys}
+	return result{doc: doc, text: func(w io.Writer) error {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		_ = printRow(tw, "\t", "owner", who)
+		for _, row := range limitRows(l)[:2] { // rate and quota: an owner has no allowlist
+			_ = printRow(tw, "\t", row[0], row[1])
+		}
+		if keys != nil {
+			_ = printRow(tw, "\t", "keys", fmt.Sprint(*keys))
+		}
+		return tw.Flush()
+	}}
 }
 
 func ownerKeys(ctx context.Context, c *cli, who string, page apikey.Page) (result, error) {

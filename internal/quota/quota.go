@@ -508,6 +508,24 @@ func (s *Spender) Forget(ctx context.Context, keyID string, q apikey.Quota) erro
 	return s.returnAll(ctx, gs, now)
 }
 
+// Refund gives back n uses that Spend admitted for keyID under q at no
+// cost, to the key's lease, while it is the lease they were spent from
+// (the same quota, before its next refill); otherwise they stay spent.
+// It does no I/O. The middleware refunds a key's uses when the quota its
+// owner's keys share refuses the request.
+func (s *Spender) Refund(keyID string, q apikey.Quota, n int64, now time.Time) {
+	if n <= 0 {
+		return
+	}
+	sh := s.shard(keyID)
+	sh.mu.Lock()
+	if e := sh.keys[keyID]; e != nil && e.quota == q && !e.dropped && (e.nextRefill.IsZero() || now.Before(e.nextRefill)) {
+		e.held += n
+		e.spent = max(e.spent-n, 0)
+	}
+	sh.mu.Unlock()
+}
+
 // Close returns every unspent use with ReturnQuota and makes every later
 // Spend fail with ErrClosed. Leases being taken meanwhile are returned by
 // the requests that took them.

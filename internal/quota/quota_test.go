@@ -753,3 +753,42 @@ func TestQuotaChangeDuringLease(t *testing.T) {
 	assert.EqualValues(t, 30, l.balance("k"))
 	assert.Equal(t, 1, s.keys())
 }
+
+func TestRefund(t *testing.T) {
+	l := newLedger()
+	q := apikey.Quota{Limit: 100, Refill: 100, Period: apikey.Daily}
+	l.set("k", q, t0)
+	s := newSpender(t, l, Options{MinLease: 10, MaxLease: 10, LeaseTime: time.Hour})
+	for range 10 {
+		d, err := s.Spend(ctx, "k", q, 1, t0)
+		require.NoError(t, err)
+		require.True(t, d.Allowed)
+	}
+	tests := []struct {
+		name string
+		q    apikey.Quota
+		n    int64
+		at   time.Time
+		held int64 // uses spendable after the refund without a lease
+	}{
+		{"another quota", apikey.Quota{Limit: 50}, 3, t0, 0},
+		{"after the refill", q, 3, t0.Add(24 * time.Hour), 0},
+		{"nothing", q, 0, t0, 0},
+		{"the lease's", q, 3, t0, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s.Refund("k", tt.q, tt.n, tt.at)
+			calls, _, _ := l.counts()
+			for range tt.held {
+				d, err := s.Spend(ctx, "k", q, 1, t0)
+				require.NoError(t, err)
+				require.True(t, d.Allowed)
+			}
+			after, _, _ := l.counts()
+			assert.Equal(t, calls, after, "spent from the refunded uses, no lease")
+		})
+	}
+	s.Refund("unknown", q, 3, t0) // no entry: nothing
+	assert.EqualValues(t, 90, l.balance("k"), "a refund never reaches the store")
+}

@@ -42,6 +42,9 @@
 //	                                            ({} removes it; owners, never a key)
 //	GET    /owners/{owner}/keys                 a page of the keys issued to owner, in every environment
 //	POST   /owners/{owner}/revoke               revoke them all at once (default keys are skipped and listed)
+//	GET    /owners/{owner}/limits               the rate limit and quota the owner's keys share ({} for none)
+//	PUT    /owners/{owner}/limits               replace them: {"rate", "quota"}, on every key of the owner
+//	                                            at once ({} removes them; owners, never a key)
 //	GET    /keys/expiring?within=72h&environment=  a page of the keys that expire within the window,
 //	                                            soonest first (expiries and ends of grace)
 //	GET    /audit?environment=&before=&limit=   a page of audit events, newest first
@@ -365,6 +368,8 @@ func (a *API) routes() map[string]handler {
 		"POST /accounts/{account}/resume":             a.resumeAccount,
 		"GET /owners/{owner}/keys":                    a.ownerKeys,
 		"POST /owners/{owner}/revoke":                 a.revokeOwner,
+		"GET /owners/{owner}/limits":                  a.ownerLimits,
+		"PUT /owners/{owner}/limits":                  a.setOwnerLimits,
 		"GET /keys/expiring":                          a.expiringKeys,
 	}
 }

@@ -75,6 +75,11 @@ var bodyFields = map[string]map[string]struct {
 		"quota":       {wantObject, []string{`"{key}"`, `[10000]`, `false`}},
 		"allowed_ips": {wantStrings, []string{`"{key}"`, `"10.0.0.0/8"`, `[10]`, `{"a":"{key}"}`}},
 	},
+	"PUT /owners/{owner}/limits": {
+		"rate":        {wantObject, []string{`"{key}"`, `["{key}"]`, `100`}},
+		"quota":       {wantObject, []string{`"{key}"`, `[10000]`, `false`}},
+		"allowed_ips": {wantStrings, []string{`"{key}"`, `"10.0.0.0/8"`, `[10]`, `{"a":"{key}"}`}},
+	},
 	"PUT /environments/{env}/origins": {
 		"allowed_origins": {wantStrings, []string{`"{key}"`, `"https://app.example.com"`, `[1]`, `{"o":"{key}"}`}},
 	},
@@ -104,7 +109,7 @@ func TestFieldErrors(t *testing.T) {
 	f.caller.Operator = true
 	key := f.server.Key.Reveal()
 	paths := map[string]string{
-		"{env}": "production", "{type}": "client", "{id}": f.client.Key.Prefix(), "{account}": "default",
+		"{env}": "production", "{type}": "client", "{id}": f.client.Key.Prefix(), "{account}": "default", "{owner}": "user_42",
 	}
 	for route, fields := range bodyFields {
 		method, path, _ := strings.Cut(route, " ")

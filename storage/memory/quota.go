@@ -27,6 +27,7 @@ type quotaBalance struct {
 // was spent when it differs (see changed), gone without one. A rotated-out key never writes it: the balance follows the
 // lineage's current key. s.mu is held.
 func (s *Store) putQuota(r apikey.Record) {
+	s.putOwnerQuota(r)
 	if !r.RotatedAt.IsZero() {
 		return
 	}
@@ -36,6 +37,29 @@ func (s *Store) putQuota(r apikey.Record) {
 		delete(s.quotas, id)
 		return
 	}
+	cur, ok := s.quotas[id]
+	switch {
+	case !ok:
+		s.quotas[id] = quotaBalance{quota: q, balance: q.Limit, generation: r.Revision}
+	case cur.quota != q:
+		next := cur.changed(q)
+		next.generation = r.Revision
+		s.quotas[id] = next
+	}
+}
+
+// putOwnerQuota keeps the balance of r's owner (apikey.OwnerBalanceID) in
+// step with r's OwnerLimits, as putQuota keeps a lineage's: full when new,
+// kept while the quota is the same, changed keeping what was spent. A key
+// without an owner quota leaves it: every key of an owner carries the same
+// OwnerLimits, and a balance whose quota was removed is kept, so that
+// setting it again does not refill it. s.mu is held.
+func (s *Store) putOwnerQuota(r apikey.Record) {
+	q := r.OwnerLimits.Quota
+	if r.Owner == "" || q.IsZero() {
+		return
+	}
+	id := apikey.OwnerBalanceID(r.Account, r.Owner)
 	cur, ok := s.quotas[id]
 	switch {
 	case !ok:
@@ -59,9 +83,12 @@ func (b quotaBalance) changed(q apikey.Quota) quotaBalance {
 	return next
 }
 
-// balanceOf returns the id of the balance keyID spends from, and false for
-// an unknown key; s.mu is held.
+// balanceOf returns the id of the balance keyID spends from (an owner's
+// balance id names itself), and false for an unknown key; s.mu is held.
 func (s *Store) balanceOf(keyID string) (string, bool) {
+	if apikey.IsOwnerBalanceID(keyID) {
+		return keyID, true
+	}
 	r, ok := s.keys[keyID]
 	return r.LineageID(), ok
 }

@@ -105,6 +105,9 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, c apikey.Change, writes i
 			return err
 		}
 	}
+	if err := s.putOwnerQuotas(ctx, tx, c, top); err != nil {
+		return err
+	}
 	for _, st := range c.Settings {
 		rev++
 		if err := s.putSettings(ctx, tx, st, rev); err != nil {
@@ -162,7 +165,7 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, events []apikey.Ev
 const NotifyChannel = "keystile_changes"
 
 func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev int64) error {
-	metadata, scopes, limits, err := encodeKeyLists(r)
+	metadata, scopes, limits, ownerLimits, err := encodeKeyLists(r)
 	if err != nil {
 		return err
 	}
@@ -172,7 +175,7 @@ func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 		micros(r.CreatedAt), r.CreatedBy, nullMicros(r.ExpiresAt), nullMicros(r.RotatedAt),
 		nullMicros(r.ExpiryLimit), nullMicros(r.RevokedAt), lastUsed, lastUsed,
 		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev, limits, nullString(r.Lineage), nullMicros(r.DisabledAt),
-		r.ID, r.Revision)
+		ownerLimits, r.ID, r.Revision)
 	if err != nil {
 		return s.writeError(ctx, "apply: updating key "+r.Prefix(), err, defaultTaken(r))
 	}
@@ -199,7 +202,7 @@ func (s *Store) updateKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 }
 
 func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev int64) error {
-	metadata, scopes, limits, err := encodeKeyLists(r)
+	metadata, scopes, limits, ownerLimits, err := encodeKeyLists(r)
 	if err != nil {
 		return err
 	}
@@ -207,7 +210,8 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 		r.ID, r.Account, string(r.Type), r.Environment, r.Name, r.Owner, metadata, scopes, r.Default,
 		micros(r.CreatedAt), r.CreatedBy, nullMicros(r.ExpiresAt), nullMicros(r.RotatedAt),
 		nullMicros(r.ExpiryLimit), nullMicros(r.RevokedAt), nullMicros(r.LastUsedAt),
-		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev, limits, nullString(r.Lineage), nullMicros(r.DisabledAt))
+		r.Hash.Reveal(), blob(r.Recoverable.Bytes()), rev, limits, nullString(r.Lineage), nullMicros(r.DisabledAt),
+		ownerLimits)
 	if err != nil {
 		why := fmt.Sprintf("key id %s exists", r.Prefix())
 		// PostgreSQL names the index, SQLite its columns.
@@ -222,23 +226,34 @@ func (s *Store) insertKey(ctx context.Context, tx *sql.Tx, r apikey.Record, rev 
 	return s.publish(ctx, tx, rev, r.Account, r.Environment, r.ID)
 }
 
-// encodeKeyLists encodes a key's metadata, scopes and limits as JSON
-// (limits: NULL for none).
-func encodeKeyLists(r apikey.Record) (metadata, scopes, limits any, err error) {
+// encodeKeyLists encodes a key's metadata, scopes, limits and owner
+// limits as JSON (limits: NULL for none).
+func encodeKeyLists(r apikey.Record) (metadata, scopes, limits, ownerLimits any, err error) {
 	if metadata, err = encodeMap(r.Metadata); err != nil {
-		return nil, nil, nil, fmt.Errorf("sqlstore: apply: key %s: metadata: %w", r.Prefix(), err)
+		return nil, nil, nil, nil, fmt.Errorf("sqlstore: apply: key %s: metadata: %w", r.Prefix(), err)
 	}
 	if scopes, err = encodeList(r.Scopes); err != nil {
-		return nil, nil, nil, fmt.Errorf("sqlstore: apply: key %s: scopes: %w", r.Prefix(), err)
+		return nil, nil, nil, nil, fmt.Errorf("sqlstore: apply: key %s: scopes: %w", r.Prefix(), err)
 	}
-	if !r.Limits.IsZero() {
-		b, err := json.Marshal(r.Limits)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("sqlstore: apply: key %s: limits: %w", r.Prefix(), err)
-		}
-		limits = string(b)
+	if limits, err = encodeLimits(r.Limits); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("sqlstore: apply: key %s: limits: %w", r.Prefix(), err)
 	}
-	return metadata, scopes, limits, nil
+	if ownerLimits, err = encodeLimits(r.OwnerLimits); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("sqlstore: apply: key %s: owner_limits: %w", r.Prefix(), err)
+	}
+	return metadata, scopes, limits, ownerLimits, nil
+}
+
+// encodeLimits encodes l as JSON, or NULL for the zero Limits.
+func encodeLimits(l apikey.Limits) (any, error) {
+	if l.IsZero() {
+		return nil, nil
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
 }
 
 // defaultTaken says why a key could not become its environment's default.

@@ -112,6 +112,9 @@
 // Version 5 (usage) adds the usage table; it rewrites nothing.
 // Version 9 (owners, expiring keys, clean-up) adds partial indexes to the
 // keys table; it rewrites nothing, but builds the indexes (see ownersV9).
+// Version 10 (limits shared by an owner's keys) adds the keys'
+// owner_limits column (NULL: none, as every existing key has); owners'
+// quota balances are rows of the quotas table. It rewrites nothing.
 //
 // # Concurrency
 //

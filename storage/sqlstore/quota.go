@@ -58,14 +58,14 @@ const (
 // returnQuota adds returned uses back, never above the limit (compared as
 // limit - balance, which cannot overflow, whatever n), only while the
 // row's generation and period are the lease's and the lease's period has
-// not ended.
-func returnQuota(d Dialect) string {
+// not ended. balance is the row's key_id: lineageOf, or a parameter.
+func returnQuota(d Dialect, balance string) string {
 	return `UPDATE keystile_quotas SET
 			balance = CASE WHEN p.n >= quota_limit - balance THEN quota_limit ELSE balance + p.n END
 		FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index,
 			CAST(? AS BIGINT) AS now_day, CAST(? AS BIGINT) AS now_month, CAST(? AS BIGINT) AS n,
 			CAST(? AS BIGINT) AS generation) AS p
-		WHERE key_id = ` + lineageOf(d) + ` AND keystile_quotas.generation = p.generation AND period_index = ` + nowIndex + `
+		WHERE key_id = ` + balance + ` AND keystile_quotas.generation = p.generation AND period_index = ` + nowIndex + `
 			AND ` + nowIndex + ` = (CASE period WHEN 'day' THEN p.now_day WHEN 'month' THEN p.now_month ELSE 0 END)`
 }
 
@@ -86,8 +86,9 @@ func lineageOf(d Dialect) string {
 // read the row as it was before the statement, which the database locks
 // for the statement's (and transaction's) length. The lease's period
 // indexes are those of the caller's now, but never beyond those of the
-// database's clock plus one hour (see storage.QuotaLedger).
-func leaseQuota(d Dialect) string {
+// database's clock plus one hour (see storage.QuotaLedger). balance is the
+// row's key_id: lineageOf, or a parameter.
+func leaseQuota(d Dialect, balance string) string {
 	// The day and month indexes of the database's clock, one hour ahead.
 	// p's LIMIT 1 keeps both engines from inlining p's expressions into
 	// each of their many uses (which costs as much as the lease itself).
@@ -108,7 +109,7 @@ func leaseQuota(d Dialect) string {
 			FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index, CAST(? AS BIGINT) AS want,
 				` + maxDay + ` AS max_day, ` + maxMonth + ` AS max_month) AS c
 			LIMIT 1) AS p
-		WHERE key_id = ` + lineageOf(d) + `
+		WHERE key_id = ` + balance + `
 		RETURNING last_grant, balance, refill, period, generation`
 }
 
@@ -137,6 +138,36 @@ func (s *Store) putQuota(ctx context.Context, tx *sql.Tx, r apikey.Record, rev i
 	return nil
 }
 
+// putOwnerQuotas keeps the balances of the owners of the keys that c
+// writes in step with their owner quotas, in Apply's transaction: one
+// upsert per owner (the last key's quota wins; every key of an owner
+// carries the same), by the statement of a lineage's balance, with the
+// change's newest revision top as the generation of a changed quota. A
+// key without an owner quota leaves its owner's balance: it is never
+// deleted (see storage.QuotaLedger).
+func (s *Store) putOwnerQuotas(ctx context.Context, tx *sql.Tx, c apikey.Change, top int64) error {
+	var order []string
+	quotas := map[string]apikey.Quota{}
+	for _, keys := range [][]apikey.Record{c.Update, c.Insert} {
+		for _, r := range keys {
+			if q := r.OwnerLimits.Quota; r.Owner != "" && !q.IsZero() {
+				id := apikey.OwnerBalanceID(r.Account, r.Owner)
+				if _, ok := quotas[id]; !ok {
+					order = append(order, id)
+				}
+				quotas[id] = q
+			}
+		}
+	}
+	for _, id := range order {
+		q := quotas[id]
+		if _, err := tx.ExecContext(ctx, s.q.upsertQuota, id, q.Limit, q.Refill, string(q.Period), q.Limit, top); err != nil {
+			return s.wrap(ctx, "apply: writing an owner's quota", err)
+		}
+	}
+	return nil
+}
+
 // LeaseQuota implements storage.QuotaLedger with one UPDATE ... RETURNING
 // of the key's quota row, which refills and spends atomically. Only a key
 // without a row costs a second query, to tell an unknown key from one
@@ -153,10 +184,17 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 		refill int64
 		period string
 	)
+	owner, stmt := apikey.IsOwnerBalanceID(keyID), s.q.leaseQuota
+	if owner {
+		stmt = s.q.leaseOwnerQuota
+	}
 	err := s.quotaStatement(ctx, func(q querier) error {
-		return q.QueryRowContext(ctx, s.q.leaseQuota, apikey.Daily.Index(now), apikey.Monthly.Index(now), want, keyID).
+		return q.QueryRowContext(ctx, stmt, apikey.Daily.Index(now), apikey.Monthly.Index(now), want, keyID).
 			Scan(&lease.Granted, &lease.Remaining, &refill, &period, &lease.Generation)
 	})
+	if errors.Is(err, sql.ErrNoRows) && owner {
+		return storage.QuotaLease{Unlimited: true}, nil
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		var n int64
 		if err := s.db.QueryRowContext(ctx, s.q.keyExists, keyID).Scan(&n); err != nil {
@@ -185,8 +223,12 @@ func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, lease st
 	if n <= 0 {
 		return nil
 	}
+	stmt := s.q.returnQuota
+	if apikey.IsOwnerBalanceID(keyID) {
+		stmt = s.q.returnOwnerQuota
+	}
 	err := s.quotaStatement(ctx, func(q querier) error {
-		_, err := q.ExecContext(ctx, s.q.returnQuota,
+		_, err := q.ExecContext(ctx, stmt,
 			apikey.Daily.Index(lease.LeasedAt), apikey.Monthly.Index(lease.LeasedAt), apikey.Daily.Index(now), apikey.Monthly.Index(now),
 			n, lease.Generation, keyID)
 		return err

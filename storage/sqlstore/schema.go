@@ -71,7 +71,7 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}},
+	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}, {version: 10, statements: ownerLimitsV10}},
 	// PostgreSQL text columns that are compared or sorted use the "C"
 	// collation, so that the order is byte order, as in SQLite and the
 	// memory store, whatever the database's locale.
@@ -123,12 +123,12 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}},
+	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}, {version: 10, statements: ownerLimitsV10}},
 }
 
 // SchemaVersion is the newest schema version this package knows; Migrate
 // brings a database up to it.
-const SchemaVersion = 9
+const SchemaVersion = 10
 
 // migrationsTable records the applied schema versions. It is not named
 // schema_migrations, which other migration tools own in many databases.
@@ -536,3 +536,14 @@ var ownersV9 = []string{
 // (apikey.Record.Imported). The purge indexes and their queries repeat it
 // word for word, which SQLite needs to use a partial index.
 const notImported = `substr(hash, 1, 8) <> '$sha256$'`
+
+// ownerLimitsV10 is version 10, the same in both dialects: limits shared by
+// an owner's keys (apikey.Manager.SetOwnerLimits).
+//   - keystile_keys gains owner_limits, apikey.Record.OwnerLimits as a JSON
+//     object (NULL for none; every key of an earlier version has none).
+//   - keystile_quotas also holds the balances of owners' quotas, keyed by
+//     apikey.OwnerBalanceID ("owner:<account>/<owner>"), which no key or
+//     lineage id can be: the table needs no change.
+var ownerLimitsV10 = []string{
+	`ALTER TABLE keystile_keys ADD COLUMN owner_limits TEXT`,
+}

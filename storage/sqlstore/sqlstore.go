@@ -88,7 +88,7 @@ func (s *Store) Dialect() Dialect { return s.d }
 
 const keyColumns = `id, account, type, environment, name, owner, metadata, scopes, is_default, created_at, created_by,
 	expires_at, rotated_at, expiry_limit, revoked_at, last_used_at, hash, recoverable, revision, limits,
-	lineage, disabled_at`
+	lineage, disabled_at, owner_limits`
 
 const settingsColumns = `account, environment, allowed_origins, updated_at, closed_at, revision, suspended_at,
 	default_expiry_seconds, max_lifetime_seconds`
@@ -107,6 +107,7 @@ type queries struct {
 	insertSettings, updateSettings, insertEvent, pruneTo  string
 	revision, changes, lockRevision, touch                string
 	upsertQuota, deleteQuota, leaseQuota, returnQuota     string
+	leaseOwnerQuota, returnOwnerQuota                     string
 	addUsage, accountUsage, environmentUsage, keyUsage    string
 	pruneUsage                                            string
 }
@@ -146,14 +147,15 @@ func newQueries(d Dialect) queries {
 		// environments, closed and suspended.
 		closedAccount: `SELECT COUNT(closed_at), COUNT(suspended_at) FROM keystile_settings WHERE account = ?`,
 		insertKey: `INSERT INTO keystile_keys (` + keyColumns + `)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		// The later of the stored and the given last-used time is kept.
 		updateKey: `UPDATE keystile_keys SET account = ?, type = ?, environment = ?, name = ?, owner = ?,
 			metadata = ?, scopes = ?, is_default = ?, created_at = ?, created_by = ?, expires_at = ?,
 			rotated_at = ?, expiry_limit = ?, revoked_at = ?,
 			last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < COALESCE(CAST(? AS BIGINT), 0)
 				THEN CAST(? AS BIGINT) ELSE last_used_at END,
-			hash = ?, recoverable = ?, revision = ?, limits = ?, lineage = ?, disabled_at = ?
+			hash = ?, recoverable = ?, revision = ?, limits = ?, lineage = ?, disabled_at = ?,
+			owner_limits = ?
 			WHERE id = ? AND revision = ?`,
 		keyExists:    `SELECT COUNT(*) FROM keystile_keys WHERE id = ?`,
 		insertChange: `INSERT INTO keystile_changes (revision, account, environment, key_id) VALUES (?, ?, ?, ?)`,
@@ -176,9 +178,12 @@ func newQueries(d Dialect) queries {
 		touch: `UPDATE keystile_keys SET last_used_at = ?
 			WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`,
 
-		// The primary key of keystile_quotas, for all four; leaseQuota and
-		// returnQuota find the key's lineage by keystile_keys' (see quota.go).
-		upsertQuota: upsertQuota, deleteQuota: deleteQuota, leaseQuota: leaseQuota(d), returnQuota: returnQuota(d),
+		// The primary key of keystile_quotas, for all six; leaseQuota and
+		// returnQuota find the key's lineage by keystile_keys' (see quota.go),
+		// the owner's statements name the row.
+		upsertQuota: upsertQuota, deleteQuota: deleteQuota,
+		leaseQuota: leaseQuota(d, lineageOf(d)), returnQuota: returnQuota(d, lineageOf(d)),
+		leaseOwnerQuota: leaseQuota(d, "?"), returnOwnerQuota: returnQuota(d, "?"),
 
 		// keystile_usage (see usage.go).
 		addUsage: addUsageRows(usageChunk), accountUsage: accountUsage, environmentUsage: environmentUsage, keyUsage: keyUsage,
@@ -192,7 +197,7 @@ func newQueries(d Dialect) queries {
 		&q.key, &q.defaultKey, &q.keys, &q.settings, &q.environments, &q.accountEnvironments, &q.accounts,
 		&q.bump, &q.closedAccount, &q.insertKey, &q.updateKey, &q.keyExists, &q.insertChange, &q.insertSettings,
 		&q.updateSettings, &q.insertEvent, &q.lastAccountSeq, &q.pruneTo, &q.revision, &q.changes, &q.lockRevision, &q.touch,
-		&q.upsertQuota, &q.deleteQuota, &q.leaseQuota, &q.returnQuota,
+		&q.upsertQuota, &q.deleteQuota, &q.leaseQuota, &q.returnQuota, &q.leaseOwnerQuota, &q.returnOwnerQuota,
 		&q.addUsage, &q.accountUsage, &q.environmentUsage, &q.keyUsage, &q.pruneUsage,
 	} {
 		*p = d.rebind(*p)
@@ -376,6 +381,7 @@ func scanKey(row scanner) (apikey.Record, error) {
 		r                                          apikey.Record
 		typ                                        string
 		metadata, scopes, limits, lineage          sql.NullString
+		ownerLimits                                sql.NullString
 		created                                    int64
 		expires, rotated, limit, revoked, lastUsed sql.NullInt64
 		disabled                                   sql.NullInt64
@@ -384,7 +390,7 @@ func scanKey(row scanner) (apikey.Record, error) {
 	)
 	err := row.Scan(&r.ID, &r.Account, &typ, &r.Environment, &r.Name, &r.Owner, &metadata, &scopes, &r.Default,
 		&created, &r.CreatedBy, &expires, &rotated, &limit, &revoked, &lastUsed, &hash, &recoverable, &r.Revision, &limits,
-		&lineage, &disabled)
+		&lineage, &disabled, &ownerLimits)
 	if err != nil {
 		return apikey.Record{}, err
 	}
@@ -398,6 +404,11 @@ func scanKey(row scanner) (apikey.Record, error) {
 	if limits.Valid {
 		if err := json.Unmarshal([]byte(limits.String), &r.Limits); err != nil {
 			return apikey.Record{}, fmt.Errorf("key %s: limits: %w", r.Prefix(), err)
+		}
+	}
+	if ownerLimits.Valid {
+		if err := json.Unmarshal([]byte(ownerLimits.String), &r.OwnerLimits); err != nil {
+			return apikey.Record{}, fmt.Errorf("key %s: owner_limits: %w", r.Prefix(), err)
 		}
 	}
 	r.Lineage = lineage.String

@@ -58,6 +58,10 @@ func testRoundTrip(t *testing.T, c Config) {
 		Quota:      apikey.Quota{Limit: 1000, Refill: 500, Period: apikey.Monthly},
 		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")},
 	}
+	full.OwnerLimits = apikey.Limits{
+		Rate:  apikey.RateLimit{Requests: 1000, Window: time.Hour},
+		Quota: apikey.Quota{Limit: 5000, Refill: 5000, Period: apikey.Daily},
+	}
 	minimal := record(acme, apikey.Production, apikey.Client, true)
 	minimal.Name, minimal.CreatedBy = "", ""
 	apply(t, s, apikey.Change{Insert: []apikey.Record{full, minimal}})

@@ -146,6 +146,7 @@ func assertSameRecord(t testing.TB, want, got apikey.Record) {
 	assert.Equal(t, fmt.Sprint(want.Scopes), fmt.Sprint(got.Scopes), "scopes")
 	assert.Equal(t, want.Default, got.Default)
 	assert.True(t, want.Limits.Equal(got.Limits), "limits: want %v, got %v", want.Limits, got.Limits)
+	assert.True(t, want.OwnerLimits.Equal(got.OwnerLimits), "owner limits: want %v, got %v", want.OwnerLimits, got.OwnerLimits)
 	assert.True(t, want.Hash.Equal(got.Hash), "hash")
 	assert.True(t, want.Recoverable.Equal(got.Recoverable), "recoverable")
 	assert.Equal(t, want.CreatedBy, got.CreatedBy)

@@ -388,3 +388,88 @@ func testQuotaRotationSharesBalance(t *testing.T, c Config) {
 	apply(t, s, apikey.Change{Update: []apikey.Record{cur}})
 	assert.True(t, lease(t, l, first, 1, next).Unlimited)
 }
+
+// ownerQuotaKey stores a server key of account issued to owner, whose
+// owner limits hold quota q, and returns it.
+func ownerQuotaKey(t testing.TB, s apikey.Store, account, owner string, q apikey.Quota) apikey.Record {
+	t.Helper()
+	r := record(account, apikey.Production, apikey.Server, false)
+	r.Owner, r.OwnerLimits.Quota = owner, q
+	apply(t, s, apikey.Change{Insert: []apikey.Record{r}})
+	return mustKey(t, s, r.ID)
+}
+
+// setOwnerQuota writes quota q as the owner limits of keys, in one change.
+func setOwnerQuota(t testing.TB, s apikey.Store, q apikey.Quota, keys ...string) {
+	t.Helper()
+	var c apikey.Change
+	for _, id := range keys {
+		r := mustKey(t, s, id)
+		r.OwnerLimits.Quota = q
+		c.Update = append(c.Update, r)
+	}
+	apply(t, s, c)
+}
+
+func testQuotaOwnerSharesBalance(t *testing.T, c Config) {
+	s := c.New(t)
+	l := ledger(t, s)
+	ctx := context.Background()
+	q := apikey.Quota{Limit: 10, Refill: 10, Period: apikey.Daily}
+	a := ownerQuotaKey(t, s, acme, "user-1", q)
+	own := apikey.Quota{Limit: 5}
+	b := record(acme, apikey.Staging, apikey.Server, false)
+	b.Owner, b.OwnerLimits.Quota, b.Limits.Quota = "user-1", q, own
+	apply(t, s, apikey.Change{Insert: []apikey.Record{b}})
+	ownerQuotaKey(t, s, acme, "user-2", q)
+	ownerQuotaKey(t, s, globex, "user-1", q)
+	id := apikey.OwnerBalanceID(acme, "user-1")
+	at := day(0).Add(time.Hour)
+
+	first := lease(t, l, id, 6, at)
+	assert.Equal(t, int64(6), first.Granted, "a new owner quota is full")
+	assert.Equal(t, int64(4), first.Remaining)
+	assert.Equal(t, day(1), first.NextRefill)
+	// Writing another key of the owner, with the same quota, keeps the
+	// balance.
+	setOwnerQuota(t, s, q, b.ID)
+	assert.Equal(t, int64(4), lease(t, l, id, 10, at).Granted, "one balance for both keys")
+	assert.Equal(t, int64(10), lease(t, l, apikey.OwnerBalanceID(acme, "user-2"), 10, at).Granted, "another owner's")
+	assert.Equal(t, int64(10), lease(t, l, apikey.OwnerBalanceID(globex, "user-1"), 10, at).Granted, "another account's")
+	assert.Equal(t, int64(5), lease(t, l, b.ID, 10, at).Granted, "a key's own quota is a balance of its own")
+	assert.True(t, lease(t, l, a.ID, 1, at).Unlimited, "a key without a quota of its own")
+	assert.True(t, lease(t, l, apikey.OwnerBalanceID(acme, "nobody"), 1, at).Unlimited,
+		"an owner without a balance has no quota, and is not unknown")
+
+	require.NoError(t, l.ReturnQuota(ctx, id, 3, first, at))
+	assert.Equal(t, int64(3), lease(t, l, id, 10, at).Granted, "a return lands in the owner's balance")
+	require.NoError(t, l.ReturnQuota(ctx, apikey.OwnerBalanceID(acme, "nobody"), 3, first, at), "ignored")
+
+	// A changed quota keeps what was spent (10 of 10), on every key.
+	more := apikey.Quota{Limit: 15, Refill: 10, Period: apikey.Daily}
+	setOwnerQuota(t, s, more, a.ID, b.ID)
+	assert.Equal(t, int64(5), lease(t, l, id, 10, at).Granted, "15 - 10 spent")
+	assert.Equal(t, int64(10), lease(t, l, id, 20, day(1).Add(time.Hour)).Granted, "one refill for the owner")
+}
+
+func testQuotaOwnerBalanceOutlivesRemoval(t *testing.T, c Config) {
+	s := c.New(t)
+	l := ledger(t, s)
+	q := apikey.Quota{Limit: 10}
+	a := ownerQuotaKey(t, s, acme, "user-1", q)
+	id := apikey.OwnerBalanceID(acme, "user-1")
+	at := day(0).Add(time.Hour)
+	assert.Equal(t, int64(10), lease(t, l, id, 10, at).Granted)
+
+	setOwnerQuota(t, s, apikey.Quota{}, a.ID)
+	// The middleware no longer leases from it; the balance is kept.
+	setOwnerQuota(t, s, q, a.ID)
+	assert.Zero(t, lease(t, l, id, 10, at).Granted, "removing and setting the quota again refills nothing")
+
+	// A key issued to the owner without owner limits (a key of an owner
+	// whose limits were removed) leaves the balance alone too.
+	r := record(acme, apikey.Production, apikey.Server, false)
+	r.Owner = "user-1"
+	apply(t, s, apikey.Change{Insert: []apikey.Record{r}})
+	assert.Zero(t, lease(t, l, id, 10, at).Granted)
+}

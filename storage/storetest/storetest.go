@@ -89,6 +89,8 @@ func Run(t *testing.T, c Config) {
 		{"QuotaConcurrentLeases", testQuotaConcurrentLeases},
 		{"QuotaConcurrentRefill", testQuotaConcurrentRefill},
 		{"QuotaRotationSharesBalance", testQuotaRotationSharesBalance},
+		{"QuotaOwnerSharesBalance", testQuotaOwnerSharesBalance},
+		{"QuotaOwnerBalanceOutlivesRemoval", testQuotaOwnerBalanceOutlivesRemoval},
 		// storage.UsageRecorder, when the store has it (usage.go).
 		{"Usage", testUsage},
 		{"UsagePaging", testUsagePaging},
@@ -102,6 +104,7 @@ func Run(t *testing.T, c Config) {
 		{"PurgeKeepsLineageQuota", testPurgeKeepsLineageQuota},
 		{"PurgeConcurrent", testPurgeConcurrent},
 		{"ManagerOwners", testManagerOwners},
+		{"ManagerOwnerLimitsConcurrent", testManagerOwnerLimitsConcurrent},
 		// Accounts, through the store and through a Manager (accounts.go).
 		{"AccountIsolation", testAccountIsolation},
 		{"ManagerIsolation", testManagerIsolation},
