@@ -53,8 +53,9 @@
 // # Owners, expiring keys and clean-up
 //
 // OwnerKeys lists the keys issued to one owner across an account's
-// environments, and RevokeOwner revokes them all in one atomic write
-// (default keys skipped and reported; at most MaxOwnerRevocation).
+// environments, and RevokeOwner revokes them all in atomic writes, listing
+// again after each until no key issued meanwhile is left (default keys
+// skipped and reported; at most MaxOwnerRevocation per write).
 // Expiring lists the keys whose expiry or end of grace falls within a
 // window, soonest first. Purge, for operators, deletes keys revoked or
 // expired longer ago than the service's retention, in short batches,

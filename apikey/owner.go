@@ -102,9 +102,13 @@ type PurgedKey struct {
 
 // Bounds of the owner, expiry and clean-up calls.
 const (
-	// MaxOwnerRevocation is the most keys RevokeOwner revokes in one call
-	// (one atomic write).
+	// MaxOwnerRevocation is the most keys RevokeOwner revokes in one
+	// atomic write.
 	MaxOwnerRevocation = 10_000
+	// MaxOwnerRevocationRounds is the most writes of one RevokeOwner call:
+	// the first, and one more each time its listing after a write finds
+	// keys issued to the owner meanwhile.
+	MaxOwnerRevocationRounds = 8
 	// MaxExpiringWindow is the longest window of Expiring.
 	MaxExpiringWindow = 366 * 24 * time.Hour
 	// PurgeBatch is the most keys one transaction of Purge deletes.
@@ -177,17 +181,30 @@ type OwnerRevocation struct {
 }
 
 // RevokeOwner revokes every key of the actor's account issued to owner,
-// in every environment, at once: one atomic write (a compare-and-set of
-// every key, retried from the start when another writer changed one of
-// them), so that either all of them or none are revoked. Role rules are
-// Revoke's (owners only). Keys revoked already are left alone; default
-// keys are skipped and reported (see OwnerRevocation.SkippedDefaults),
-// as Revoke refuses them. Each revoked key has an ActionRevoke event, and
-// the call an ActionRevokeOwner event that names the owner and the counts
-// (also when nothing was revoked). An owner with more than
-// MaxOwnerRevocation keys to revoke fails with ErrTooManyKeys and changes
-// nothing. A store without an OwnerIndex fails with an error wrapping
-// errors.ErrUnsupported.
+// in every environment. Each write is atomic (a compare-and-set of every
+// key it revokes, retried from the start when another writer changed one
+// of them), so a write revokes all the keys it listed or none. A key
+// issued to owner by another writer between the listing and the write (a
+// Create, or a SetOwner) is not in that write: after each write
+// RevokeOwner lists the owner's keys again, and writes again while the
+// listing finds keys to revoke, up to MaxOwnerRevocationRounds writes.
+// When it returns without error, every key of owner that was committed
+// before its last listing is revoked, default keys aside; when keys are
+// still being issued to owner after the last round, it fails with an
+// error wrapping ErrConflict, and the keys of the rounds before stay
+// revoked (call it again, once the issuing has stopped). With an error,
+// the OwnerRevocation counts the keys of the writes that were made.
+//
+// Role rules are Revoke's (owners only). Keys revoked already are left
+// alone; default keys are skipped and reported (see
+// OwnerRevocation.SkippedDefaults, from the last listing), as Revoke
+// refuses them. Each revoked key has an ActionRevoke event, and each
+// write an ActionRevokeOwner event that names the owner and its counts:
+// one per call (also when nothing was revoked), and one more for each
+// round that found keys issued meanwhile. A listing of more than
+// MaxOwnerRevocation keys to revoke fails with ErrTooManyKeys, and that
+// write changes nothing. A store without an OwnerIndex fails with an
+// error wrapping errors.ErrUnsupported.
 func (m *Manager) RevokeOwner(ctx context.Context, actor Actor, owner string) (OwnerRevocation, error) {
 	if err := authorize(actor, ActionRevoke); err != nil {
 		return OwnerRevocation{}, err
@@ -204,32 +221,65 @@ func (m *Manager) RevokeOwner(ctx context.Context, actor Actor, owner string) (O
 		return OwnerRevocation{}, err
 	}
 	var out OwnerRevocation
-	err = m.retry(ctx, func() error {
-		keys, err := m.liveOwnerKeys(ctx, idx, account, owner, MaxOwnerRevocation, "revoke")
-		if err != nil {
+	for round := 0; ; round++ {
+		var revoked int
+		err := m.retry(ctx, func() error {
+			var err error
+			revoked, out.SkippedDefaults, err = m.revokeOwnerRound(ctx, actor, idx, account, owner, round)
 			return err
+		})
+		switch {
+		case err != nil:
+			return out, err
+		case revoked == 0:
+			return out, nil
+		case round == MaxOwnerRevocationRounds:
+			return out, fmt.Errorf("%w: revoke owner: keys were still being issued to owner %s after %d writes (%d keys revoked, %d left); call it again",
+				ErrConflict, owner, round, out.Revoked, revoked)
 		}
-		now := m.Now()
-		out = OwnerRevocation{SkippedDefaults: []string{}}
-		var c Change
-		for _, rec := range keys {
-			if rec.Default {
-				out.SkippedDefaults = append(out.SkippedDefaults, rec.Prefix())
-				continue
-			}
-			rec.RevokedAt = now
-			c.Update = append(c.Update, rec)
-			c.Events = append(c.Events, keyEvent(now, actor, ActionRevoke, rec, "owner revoked"))
-		}
-		out.Revoked = len(c.Update)
-		c.Events = append(c.Events, Event{Time: now, Actor: actor.audited(), Action: ActionRevokeOwner, Account: account,
-			Detail: fmt.Sprintf("owner %s: %d keys revoked, %d default keys skipped", owner, out.Revoked, len(out.SkippedDefaults))})
-		return m.apply(ctx, c)
-	})
-	if err != nil {
-		return OwnerRevocation{}, err
+		out.Revoked += revoked
 	}
-	return out, nil
+}
+
+// revokeOwnerRound lists owner's keys that are not revoked and revokes
+// those that are not default keys, in one write, and returns how many it
+// revoked and the prefixes of the default keys it skipped. The first round
+// (round 0) writes its summary event also when it has nothing to revoke;
+// a later round with nothing to revoke writes nothing. Round
+// MaxOwnerRevocationRounds only lists, and returns how many keys it found
+// to revoke.
+func (m *Manager) revokeOwnerRound(ctx context.Context, actor Actor, idx OwnerIndex, account, owner string, round int) (int, []string, error) {
+	keys, err := m.liveOwnerKeys(ctx, idx, account, owner, MaxOwnerRevocation, "revoke")
+	if err != nil {
+		return 0, nil, err
+	}
+	now := m.Now()
+	skipped := []string{}
+	var c Change
+	for _, rec := range keys {
+		if rec.Default {
+			skipped = append(skipped, rec.Prefix())
+			continue
+		}
+		rec.RevokedAt = now
+		c.Update = append(c.Update, rec)
+		c.Events = append(c.Events, keyEvent(now, actor, ActionRevoke, rec, "owner revoked"))
+	}
+	if round > 0 && len(c.Update) == 0 {
+		return 0, skipped, nil
+	}
+	if round == MaxOwnerRevocationRounds {
+		return len(c.Update), skipped, nil
+	}
+	detail := fmt.Sprintf("owner %s: %d keys revoked, %d default keys skipped", owner, len(c.Update), len(skipped))
+	if round > 0 {
+		detail += fmt.Sprintf(" (round %d: keys issued to the owner during the revocation)", round+1)
+	}
+	c.Events = append(c.Events, Event{Time: now, Actor: actor.audited(), Action: ActionRevokeOwner, Account: account, Detail: detail})
+	if err := m.apply(ctx, c); err != nil {
+		return 0, nil, err
+	}
+	return len(c.Update), skipped, nil
 }
 
 // liveOwnerKeys reads every key of owner that is not revoked, a page at a

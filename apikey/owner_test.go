@@ -302,3 +302,112 @@ func TestOwnersInSuspendedAccount(t *testing.T) {
 		assert.Equal(t, apikey.Revoked, f.record(t, id).Status(f.clock.Now()))
 	}
 }
+
+// listingHookStore runs after, on each listing of an owner's keys that
+// are not revoked (RevokeOwner's), as the write of another process that
+// commits between that listing and RevokeOwner's write.
+type listingHookStore struct {
+	*memory.Store
+	listings int
+	after    func(listing int)
+}
+
+func (s *listingHookStore) OwnerKeys(ctx context.Context, q apikey.OwnerQuery) ([]apikey.Record, error) {
+	out, err := s.Store.OwnerKeys(ctx, q)
+	if q.NotRevoked {
+		s.listings++
+		s.after(s.listings)
+	}
+	return out, err
+}
+
+func TestRevokeOwnerRevokesKeysIssuedDuringIt(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		// issue gives mallory a key, as another process would, after the
+		// listing-th listing; it returns the key's id, or "".
+		issue func(t *testing.T, m *apikey.Manager, bystander string, listing int) string
+		// wantErr, if set, is RevokeOwner's error.
+		wantErr error
+	}{
+		{"created after the first listing", func(t *testing.T, m *apikey.Manager, _ string, listing int) string {
+			if listing != 1 {
+				return ""
+			}
+			k, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+				Scopes: []string{"*"}, Owner: "mallory"})
+			require.NoError(t, err)
+			return k.View.ID
+		}, nil},
+		{"moved to the owner after the first listing", func(t *testing.T, m *apikey.Manager, bystander string, listing int) string {
+			if listing != 1 {
+				return ""
+			}
+			_, err := m.SetOwner(ctx, owner, bystander, "mallory")
+			require.NoError(t, err)
+			return bystander
+		}, nil},
+		{"created after every listing", func(t *testing.T, m *apikey.Manager, _ string, _ int) string {
+			k, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+				Scopes: []string{"*"}, Owner: "mallory"})
+			require.NoError(t, err)
+			return k.View.ID
+		}, apikey.ErrConflict},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			store := &listingHookStore{Store: memory.New(), after: func(int) {}}
+			var events []apikey.Event
+			m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams},
+				OnEvent: func(e apikey.Event) { events = append(events, e) }})
+			require.NoError(t, err)
+			// Another process's manager on the same store.
+			other, err := apikey.NewManager(apikey.ManagerOptions{Store: store.Store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+			require.NoError(t, err)
+			_, err = m.Bootstrap(ctx, owner, apikey.Production)
+			require.NoError(t, err)
+			first, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+				Scopes: []string{"*"}, Owner: "mallory"})
+			require.NoError(t, err)
+			bystander, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+				Scopes: []string{"*"}, Owner: "bob"})
+			require.NoError(t, err)
+			var issued []string
+			store.listings = 0 // Create lists the owner's keys too (their owner limits)
+			store.after = func(listing int) {
+				if id := tt.issue(t, other, bystander.View.ID, listing); id != "" {
+					issued = append(issued, id)
+				}
+			}
+			events = nil
+
+			res, err := m.RevokeOwner(ctx, owner, "mallory")
+			var summaries []string
+			for _, e := range events {
+				if e.Action == apikey.ActionRevokeOwner {
+					summaries = append(summaries, e.Detail)
+				}
+			}
+			if tt.wantErr != nil {
+				// Each Create for the owner also rewrites one of the owner's
+				// keys (to order itself with SetOwnerLimits), so that every
+				// write of RevokeOwner loses the race: it fails, and says so.
+				require.ErrorIs(t, err, tt.wantErr)
+				assert.Equal(t, len(summaries), res.Revoked, "the keys of the writes made are counted")
+				return
+			}
+			require.NoError(t, err)
+			require.Len(t, issued, 1)
+			for _, id := range []string{first.View.ID, issued[0]} {
+				rec, err := store.Key(ctx, id)
+				require.NoError(t, err)
+				assert.False(t, rec.RevokedAt.IsZero(), "mallory's key %s is revoked when RevokeOwner returns", rec.Prefix())
+			}
+			assert.Equal(t, 2, res.Revoked)
+			// The key issued meanwhile also rewrote mallory's first key (to
+			// order itself with SetOwnerLimits): RevokeOwner's first write
+			// lost the race and its retry, listing again, revoked both.
+			assert.Equal(t, []string{"owner mallory: 2 keys revoked, 0 default keys skipped"}, summaries)
+			assert.Equal(t, 3, store.listings, "the listing after the write finds nothing left")
+		})
+	}
+}
