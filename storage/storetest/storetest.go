@@ -102,6 +102,7 @@ func Run(t *testing.T, c Config) {
 		{"PurgeKeepsLineageQuota", testPurgeKeepsLineageQuota},
 		{"PurgeConcurrent", testPurgeConcurrent},
 		{"ManagerOwners", testManagerOwners},
+		{"ManagerRevokeOwnerRace", testManagerRevokeOwnerRace},
 		// Accounts, through the store and through a Manager (accounts.go).
 		{"AccountIsolation", testAccountIsolation},
 		{"ManagerIsolation", testManagerIsolation},
