@@ -9,11 +9,1848 @@ import (
 
 // exact returns s as an apikey.Store that implements exactly the optional
 // interfaces whose bits are set in has: bit i for capability i of
-// ChangeFeed, LastUsedRecorder, AuditLog, QuotaLedger, UsageRecorder.
+// ChangeFeed, LastUsedRecorder, AuditLog, QuotaLedger, UsageRecorder, OwnerIndex, ExpiryIndex, KeyPurger.
 func exact(s *Store, has uint) apikey.Store {
 	switch has {
-	case 31:
+	case 255:
 		return s
+	case 254:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s, s}
+	case 253:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s, s}
+	case 252:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 251:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s, s}
+	case 250:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 249:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 248:
+		return struct {
+			apikey.Store
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 247:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s, s}
+	case 246:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 245:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 244:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 243:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 242:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 241:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 240:
+		return struct {
+			apikey.Store
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 239:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s, s}
+	case 238:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 237:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 236:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 235:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 234:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 233:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 232:
+		return struct {
+			apikey.Store
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 231:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 230:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 229:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 228:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 227:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 226:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 225:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 224:
+		return struct {
+			apikey.Store
+			storage.OwnerIndex
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 223:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s, s}
+	case 222:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 221:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 220:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 219:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 218:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 217:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 216:
+		return struct {
+			apikey.Store
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 215:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 214:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 213:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 212:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 211:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 210:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 209:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 208:
+		return struct {
+			apikey.Store
+			storage.UsageRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 207:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 206:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 205:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 204:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 203:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 202:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 201:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.QuotaLedger
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 200:
+		return struct {
+			apikey.Store
+			storage.QuotaLedger
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 199:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 198:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 197:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 196:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 195:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 194:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 193:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 192:
+		return struct {
+			apikey.Store
+			storage.ExpiryIndex
+			storage.KeyPurger
+		}{s, s, s}
+	case 191:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s, s}
+	case 190:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 189:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 188:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 187:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 186:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 185:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 184:
+		return struct {
+			apikey.Store
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 183:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 182:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 181:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 180:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 179:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 178:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 177:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 176:
+		return struct {
+			apikey.Store
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 175:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 174:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 173:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 172:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 171:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 170:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 169:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 168:
+		return struct {
+			apikey.Store
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 167:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 166:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 165:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 164:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 163:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 162:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 161:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 160:
+		return struct {
+			apikey.Store
+			storage.OwnerIndex
+			storage.KeyPurger
+		}{s, s, s}
+	case 159:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s, s, s, s}
+	case 158:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 157:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 156:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 155:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 154:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 153:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 152:
+		return struct {
+			apikey.Store
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 151:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 150:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 149:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 148:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 147:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 146:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 145:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 144:
+		return struct {
+			apikey.Store
+			storage.UsageRecorder
+			storage.KeyPurger
+		}{s, s, s}
+	case 143:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.KeyPurger
+		}{s, s, s, s, s, s}
+	case 142:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 141:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 140:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 139:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 138:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 137:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.QuotaLedger
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 136:
+		return struct {
+			apikey.Store
+			storage.QuotaLedger
+			storage.KeyPurger
+		}{s, s, s}
+	case 135:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.KeyPurger
+		}{s, s, s, s, s}
+	case 134:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 133:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 132:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.KeyPurger
+		}{s, s, s}
+	case 131:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.KeyPurger
+		}{s, s, s, s}
+	case 130:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.KeyPurger
+		}{s, s, s}
+	case 129:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.KeyPurger
+		}{s, s, s}
+	case 128:
+		return struct {
+			apikey.Store
+			storage.KeyPurger
+		}{s, s}
+	case 127:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s, s, s}
+	case 126:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s, s}
+	case 125:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s, s}
+	case 124:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 123:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s, s}
+	case 122:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 121:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 120:
+		return struct {
+			apikey.Store
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 119:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s, s}
+	case 118:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 117:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 116:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 115:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 114:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 113:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 112:
+		return struct {
+			apikey.Store
+			storage.UsageRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 111:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s, s}
+	case 110:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 109:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 108:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 107:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 106:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 105:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 104:
+		return struct {
+			apikey.Store
+			storage.QuotaLedger
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 103:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 102:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 101:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 100:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 99:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 98:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 97:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 96:
+		return struct {
+			apikey.Store
+			storage.OwnerIndex
+			storage.ExpiryIndex
+		}{s, s, s}
+	case 95:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s, s}
+	case 94:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 93:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 92:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 91:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 90:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 89:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 88:
+		return struct {
+			apikey.Store
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 87:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 86:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 85:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 84:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 83:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 82:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 81:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 80:
+		return struct {
+			apikey.Store
+			storage.UsageRecorder
+			storage.ExpiryIndex
+		}{s, s, s}
+	case 79:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.ExpiryIndex
+		}{s, s, s, s, s, s}
+	case 78:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 77:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 76:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 75:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 74:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 73:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.QuotaLedger
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 72:
+		return struct {
+			apikey.Store
+			storage.QuotaLedger
+			storage.ExpiryIndex
+		}{s, s, s}
+	case 71:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.ExpiryIndex
+		}{s, s, s, s, s}
+	case 70:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 69:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 68:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.ExpiryIndex
+		}{s, s, s}
+	case 67:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.ExpiryIndex
+		}{s, s, s, s}
+	case 66:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.ExpiryIndex
+		}{s, s, s}
+	case 65:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.ExpiryIndex
+		}{s, s, s}
+	case 64:
+		return struct {
+			apikey.Store
+			storage.ExpiryIndex
+		}{s, s}
+	case 63:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s, s, s, s}
+	case 62:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s, s, s}
+	case 61:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s, s, s}
+	case 60:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s, s}
+	case 59:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s, s, s}
+	case 58:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s, s}
+	case 57:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s, s}
+	case 56:
+		return struct {
+			apikey.Store
+			storage.QuotaLedger
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s}
+	case 55:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s, s, s}
+	case 54:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s, s}
+	case 53:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s, s}
+	case 52:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s}
+	case 51:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s, s}
+	case 50:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s}
+	case 49:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s, s}
+	case 48:
+		return struct {
+			apikey.Store
+			storage.UsageRecorder
+			storage.OwnerIndex
+		}{s, s, s}
+	case 47:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+		}{s, s, s, s, s, s}
+	case 46:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+		}{s, s, s, s, s}
+	case 45:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+		}{s, s, s, s, s}
+	case 44:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.OwnerIndex
+		}{s, s, s, s}
+	case 43:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.OwnerIndex
+		}{s, s, s, s, s}
+	case 42:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.QuotaLedger
+			storage.OwnerIndex
+		}{s, s, s, s}
+	case 41:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.QuotaLedger
+			storage.OwnerIndex
+		}{s, s, s, s}
+	case 40:
+		return struct {
+			apikey.Store
+			storage.QuotaLedger
+			storage.OwnerIndex
+		}{s, s, s}
+	case 39:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.OwnerIndex
+		}{s, s, s, s, s}
+	case 38:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.OwnerIndex
+		}{s, s, s, s}
+	case 37:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.AuditLog
+			storage.OwnerIndex
+		}{s, s, s, s}
+	case 36:
+		return struct {
+			apikey.Store
+			storage.AuditLog
+			storage.OwnerIndex
+		}{s, s, s}
+	case 35:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.OwnerIndex
+		}{s, s, s, s}
+	case 34:
+		return struct {
+			apikey.Store
+			storage.LastUsedRecorder
+			storage.OwnerIndex
+		}{s, s, s}
+	case 33:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.OwnerIndex
+		}{s, s, s}
+	case 32:
+		return struct {
+			apikey.Store
+			storage.OwnerIndex
+		}{s, s}
+	case 31:
+		return struct {
+			apikey.Store
+			storage.ChangeFeed
+			storage.LastUsedRecorder
+			storage.AuditLog
+			storage.QuotaLedger
+			storage.UsageRecorder
+		}{s, s, s, s, s, s}
 	case 30:
 		return struct {
 			apikey.Store

@@ -35,8 +35,8 @@
 // # Optional interfaces
 //
 // *Store implements apikey.Store and the optional capabilities of package
-// storage ChangeFeed, LastUsedRecorder, AuditLog, QuotaLedger and
-// UsageRecorder, passing each call to
+// storage ChangeFeed, LastUsedRecorder, AuditLog, QuotaLedger,
+// UsageRecorder, OwnerIndex, ExpiryIndex and KeyPurger, passing each call to
 // the inner store; a capability the inner store lacks, or that Hide hid,
 // fails with an error wrapping errors.ErrUnsupported. Code that discovers
 // capabilities by type assertion, as the middleware does, would be misled
@@ -85,13 +85,16 @@ const (
 	OpRecordUsage    Op = "RecordUsage"    // storage.UsageRecorder
 	OpUsage          Op = "Usage"          // storage.UsageRecorder
 	OpPruneUsage     Op = "PruneUsage"     // storage.UsageRecorder
+	OpOwnerKeys      Op = "OwnerKeys"      // storage.OwnerIndex
+	OpExpiringKeys   Op = "ExpiringKeys"   // storage.ExpiryIndex
+	OpPurgeKeys      Op = "PurgeKeys"      // storage.KeyPurger
 )
 
 // Ops lists every operation of a Store.
 var Ops = []Op{
 	OpKey, OpDefaultKey, OpKeys, OpSettings, OpEnvironments, OpAccounts, OpApply,
 	OpChanges, OpRevision, OpRecordLastUsed, OpEvents, OpLeaseQuota, OpReturnQuota,
-	OpRecordUsage, OpUsage, OpPruneUsage,
+	OpRecordUsage, OpUsage, OpPruneUsage, OpOwnerKeys, OpExpiringKeys, OpPurgeKeys,
 }
 
 // ErrDown is the error of every call to a store that is Down.
@@ -106,6 +109,9 @@ type Store struct {
 	audit    storage.AuditLog         // nil if the inner store has none, or Hide hid it
 	ledger   storage.QuotaLedger      // nil if the inner store has none, or Hide hid it
 	usage    storage.UsageRecorder    // nil if the inner store has none, or Hide hid it
+	owners   storage.OwnerIndex       // nil if the inner store has none, or Hide hid it
+	expiry   storage.ExpiryIndex      // nil if the inner store has none, or Hide hid it
+	purger   storage.KeyPurger        // nil if the inner store has none, or Hide hid it
 	hooks    *hooks
 	gap      atomic.Pointer[chan struct{}] // set: the next Changes reports ErrFeedGap, then closes it
 }
@@ -117,6 +123,9 @@ var (
 	_ storage.AuditLog         = (*Store)(nil)
 	_ storage.QuotaLedger      = (*Store)(nil)
 	_ storage.UsageRecorder    = (*Store)(nil)
+	_ storage.OwnerIndex       = (*Store)(nil)
+	_ storage.ExpiryIndex      = (*Store)(nil)
+	_ storage.KeyPurger        = (*Store)(nil)
 )
 
 // New returns a wrapper of inner with no fault or hook: every call goes
@@ -128,6 +137,9 @@ func New(inner apikey.Store) *Store {
 	s.audit, _ = inner.(storage.AuditLog)
 	s.ledger, _ = inner.(storage.QuotaLedger)
 	s.usage, _ = inner.(storage.UsageRecorder)
+	s.owners, _ = inner.(storage.OwnerIndex)
+	s.expiry, _ = inner.(storage.ExpiryIndex)
+	s.purger, _ = inner.(storage.KeyPurger)
 	return s
 }
 
@@ -140,7 +152,8 @@ func (s *Store) Inner() apikey.Store { return s.inner }
 // assertion.
 func (s *Store) Exact() apikey.Store {
 	var has uint // bits in the order of gen_exact.go's capabilities
-	for i, ok := range []bool{s.feed != nil, s.recorder != nil, s.audit != nil, s.ledger != nil, s.usage != nil} {
+	for i, ok := range []bool{s.feed != nil, s.recorder != nil, s.audit != nil, s.ledger != nil, s.usage != nil,
+		s.owners != nil, s.expiry != nil, s.purger != nil} {
 		if ok {
 			has |= 1 << i
 		}
@@ -152,7 +165,8 @@ func (s *Store) Exact() apikey.Store {
 // inner store lacked them: OpChanges or OpRevision hide storage.ChangeFeed,
 // OpRecordLastUsed storage.LastUsedRecorder, OpEvents storage.AuditLog,
 // OpLeaseQuota or OpReturnQuota storage.QuotaLedger, OpRecordUsage, OpUsage
-// or OpPruneUsage storage.UsageRecorder.
+// or OpPruneUsage storage.UsageRecorder, OpOwnerKeys storage.OwnerIndex,
+// OpExpiringKeys storage.ExpiryIndex, OpPurgeKeys storage.KeyPurger.
 // Exact then does not implement them, and their calls on s fail with an
 // error wrapping errors.ErrUnsupported. Call it before s is used (before
 // Exact and the first call); it is not safe for concurrent use. Hiding an
@@ -170,6 +184,12 @@ func (s *Store) Hide(ops ...Op) {
 			s.ledger = nil
 		case OpRecordUsage, OpUsage, OpPruneUsage:
 			s.usage = nil
+		case OpOwnerKeys:
+			s.owners = nil
+		case OpExpiringKeys:
+			s.expiry = nil
+		case OpPurgeKeys:
+			s.purger = nil
 		default:
 			panic("faultstore: Hide: " + string(op) + " is not an operation of an optional interface")
 		}
@@ -388,4 +408,35 @@ func (s *Store) PruneUsage(ctx context.Context, before time.Time) (int64, error)
 	c := &Call{Op: OpPruneUsage, PruneBefore: before}
 	s.hooks.do(ctx, c, func() { c.Pruned, c.Err = s.usage.PruneUsage(ctx, c.PruneBefore) })
 	return c.Pruned, c.Err
+}
+
+// OwnerKeys implements storage.OwnerIndex.
+func (s *Store) OwnerKeys(ctx context.Context, q apikey.OwnerQuery) ([]apikey.Record, error) {
+	if s.owners == nil {
+		return nil, unsupported(OpOwnerKeys)
+	}
+	c := &Call{Op: OpOwnerKeys, OwnerQuery: q}
+	s.hooks.do(ctx, c, func() { c.Records, c.Err = s.owners.OwnerKeys(ctx, c.OwnerQuery) })
+	return c.Records, c.Err
+}
+
+// ExpiringKeys implements storage.ExpiryIndex.
+func (s *Store) ExpiringKeys(ctx context.Context, q apikey.ExpiryQuery) ([]apikey.Record, error) {
+	if s.expiry == nil {
+		return nil, unsupported(OpExpiringKeys)
+	}
+	c := &Call{Op: OpExpiringKeys, ExpiryQuery: q}
+	s.hooks.do(ctx, c, func() { c.Records, c.Err = s.expiry.ExpiringKeys(ctx, c.ExpiryQuery) })
+	return c.Records, c.Err
+}
+
+// PurgeKeys implements storage.KeyPurger. A failed PurgeKeys deletes
+// nothing, unless an After hook fails a call that the inner store made.
+func (s *Store) PurgeKeys(ctx context.Context, before time.Time, limit int) ([]apikey.PurgedKey, error) {
+	if s.purger == nil {
+		return nil, unsupported(OpPurgeKeys)
+	}
+	c := &Call{Op: OpPurgeKeys, PurgeBefore: before, Limit: limit}
+	s.hooks.do(ctx, c, func() { c.Purged, c.Err = s.purger.PurgeKeys(ctx, c.PurgeBefore, c.Limit) })
+	return c.Purged, c.Err
 }

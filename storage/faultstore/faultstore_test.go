@@ -3,6 +3,7 @@ package faultstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -139,6 +140,15 @@ func calls(s *faultstore.Store) map[faultstore.Op]func(context.Context) error {
 			return err
 		},
 		faultstore.OpPruneUsage: func(ctx context.Context) error { _, err := s.PruneUsage(ctx, time.Now()); return err },
+		faultstore.OpOwnerKeys: func(ctx context.Context) error {
+			_, err := s.OwnerKeys(ctx, apikey.OwnerQuery{Account: acct, Owner: "u", Limit: 10})
+			return err
+		},
+		faultstore.OpExpiringKeys: func(ctx context.Context) error {
+			_, err := s.ExpiringKeys(ctx, apikey.ExpiryQuery{Account: acct, Until: time.Now().Add(time.Hour), Limit: 10})
+			return err
+		},
+		faultstore.OpPurgeKeys: func(ctx context.Context) error { _, err := s.PurgeKeys(ctx, time.Now(), 10); return err },
 	}
 }
 
@@ -165,6 +175,20 @@ type ledgerOnly struct {
 	storage.QuotaLedger
 }
 
+// indexesOnly is a store with the owner and expiry indexes and nothing
+// else optional.
+type indexesOnly struct {
+	apikey.Store
+	storage.OwnerIndex
+	storage.ExpiryIndex
+}
+
+// purgerOnly is a store with a key purger and nothing else optional.
+type purgerOnly struct {
+	apikey.Store
+	storage.KeyPurger
+}
+
 // feedOnly is a store with a change feed and nothing else optional.
 type feedOnly struct {
 	apikey.Store
@@ -174,16 +198,19 @@ type feedOnly struct {
 func TestExactAdvertisesOnlyTheInnerCapabilities(t *testing.T) {
 	mem := memory.New()
 	for _, tt := range []struct {
-		name                 string
-		inner                apikey.Store
-		feed, recorder, logs bool
-		ledger, usage        bool
+		name                   string
+		inner                  apikey.Store
+		feed, recorder, logs   bool
+		ledger, usage          bool
+		owners, expiry, purger bool
 	}{
-		{"memory", mem, true, true, true, true, true},
-		{"bare", bare{mem}, false, false, false, false, false},
-		{"feed only", feedOnly{mem, mem}, true, false, false, false, false},
-		{"ledger only", ledgerOnly{mem, mem}, false, false, false, true, false},
-		{"usage only", usageOnly{mem, mem}, false, false, false, false, true},
+		{"memory", mem, true, true, true, true, true, true, true, true},
+		{"bare", bare{mem}, false, false, false, false, false, false, false, false},
+		{"feed only", feedOnly{mem, mem}, true, false, false, false, false, false, false, false},
+		{"ledger only", ledgerOnly{mem, mem}, false, false, false, true, false, false, false, false},
+		{"usage only", usageOnly{mem, mem}, false, false, false, false, true, false, false, false},
+		{"indexes only", indexesOnly{mem, mem, mem}, false, false, false, false, false, true, true, false},
+		{"purger only", purgerOnly{mem, mem}, false, false, false, false, false, false, false, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := faultstore.New(tt.inner)
@@ -193,7 +220,11 @@ func TestExactAdvertisesOnlyTheInnerCapabilities(t *testing.T) {
 			_, logs := exact.(storage.AuditLog)
 			_, ledger := exact.(storage.QuotaLedger)
 			_, usage := exact.(storage.UsageRecorder)
-			assert.Equal(t, []bool{tt.feed, tt.recorder, tt.logs, tt.ledger, tt.usage}, []bool{feed, recorder, logs, ledger, usage})
+			_, owners := exact.(storage.OwnerIndex)
+			_, expiry := exact.(storage.ExpiryIndex)
+			_, purger := exact.(storage.KeyPurger)
+			assert.Equal(t, []bool{tt.feed, tt.recorder, tt.logs, tt.ledger, tt.usage, tt.owners, tt.expiry, tt.purger},
+				[]bool{feed, recorder, logs, ledger, usage, owners, expiry, purger})
 
 			s.Down()
 			_, err := exact.Key(context.Background(), "id")
@@ -210,6 +241,69 @@ func TestExactAdvertisesOnlyTheInnerCapabilities(t *testing.T) {
 			if !tt.usage {
 				_, err := s.PruneUsage(context.Background(), time.Now())
 				require.ErrorIs(t, err, errors.ErrUnsupported)
+			}
+			if !tt.owners {
+				_, err := s.OwnerKeys(context.Background(), apikey.OwnerQuery{Account: apikey.DefaultAccount, Owner: "u", Limit: 1})
+				require.ErrorIs(t, err, errors.ErrUnsupported)
+			}
+			if !tt.purger {
+				_, err := s.PurgeKeys(context.Background(), time.Now(), 1)
+				require.ErrorIs(t, err, errors.ErrUnsupported)
+			}
+		})
+	}
+}
+
+// TestManagerOwnerCalls: the Manager's owner, expiry and clean-up calls
+// work through Exact, and a fault aimed at their store operation reaches
+// them.
+func TestManagerOwnerCalls(t *testing.T) {
+	ctx := context.Background()
+	owner := apikey.Actor{ID: "test", Role: apikey.Owner}
+	operator := apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}
+	for _, hide := range []faultstore.Op{"", faultstore.OpOwnerKeys, faultstore.OpExpiringKeys, faultstore.OpPurgeKeys} {
+		t.Run("hide "+string(hide), func(t *testing.T) {
+			fs := faultstore.New(memory.New())
+			if hide != "" {
+				fs.Hide(hide)
+			}
+			m, err := apikey.NewManager(apikey.ManagerOptions{Store: fs.Exact(), Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+			require.NoError(t, err)
+			_, err = m.Bootstrap(ctx, owner, apikey.Production)
+			require.NoError(t, err)
+			_, err = m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+				Scopes: []string{"orders:read"}, Owner: "user-1", ExpiresAt: time.Now().Add(time.Hour)})
+			require.NoError(t, err)
+
+			expiring := func() error {
+				list, err := m.Expiring(ctx, owner, apikey.ExpiringRequest{Within: 2 * time.Hour}, apikey.Page{})
+				if err == nil && len(list.Keys) != 1 {
+					return fmt.Errorf("%d expiring keys, want 1", len(list.Keys))
+				}
+				return err
+			}
+			revokeOwner := func() error {
+				res, err := m.RevokeOwner(ctx, owner, "user-1")
+				if err == nil && res.Revoked != 1 {
+					return fmt.Errorf("%d keys revoked, want 1", res.Revoked)
+				}
+				return err
+			}
+			purge := func() error { _, err := m.Purge(ctx, operator, time.Hour); return err }
+			boom := errors.New("boom")
+			for _, tt := range []struct {
+				op   faultstore.Op
+				call func() error
+			}{{faultstore.OpExpiringKeys, expiring}, {faultstore.OpOwnerKeys, revokeOwner}, {faultstore.OpPurgeKeys, purge}} {
+				op, call := tt.op, tt.call
+				if op == hide {
+					require.ErrorIs(t, call(), errors.ErrUnsupported, "%s hidden", op)
+					continue
+				}
+				fs.Fail(boom, op)
+				require.ErrorIs(t, call(), boom, "%s fails", op)
+				fs.Up()
+				require.NoError(t, call(), "%s after Up", op)
 			}
 		})
 	}

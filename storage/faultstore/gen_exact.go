@@ -18,7 +18,8 @@ import (
 
 // capabilities are the optional interfaces, in the order of the bits of
 // Store.has.
-var capabilities = []string{"ChangeFeed", "LastUsedRecorder", "AuditLog", "QuotaLedger", "UsageRecorder"}
+var capabilities = []string{"ChangeFeed", "LastUsedRecorder", "AuditLog", "QuotaLedger", "UsageRecorder",
+	"OwnerIndex", "ExpiryIndex", "KeyPurger"}
 
 func main() {
 	var b bytes.Buffer

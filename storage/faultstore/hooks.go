@@ -30,7 +30,7 @@ type Call struct {
 	KeyQuery    apikey.KeyQuery         // Keys
 	EnvQuery    apikey.EnvironmentQuery // Environments
 	Cursor      string                  // Accounts: the account to start after
-	Limit       int                     // Accounts, Changes
+	Limit       int                     // Accounts, Changes, PurgeKeys
 	Since       int64                   // Changes
 	Change      apikey.Change           // Apply
 	Used        map[string]time.Time    // RecordLastUsed
@@ -42,10 +42,13 @@ type Call struct {
 	Counts      []apikey.UsageCount     // RecordUsage
 	UsageQuery  apikey.UsageQuery       // Usage
 	PruneBefore time.Time               // PruneUsage
+	OwnerQuery  apikey.OwnerQuery       // OwnerKeys
+	ExpiryQuery apikey.ExpiryQuery      // ExpiringKeys
+	PurgeBefore time.Time               // PurgeKeys
 
 	// Results, set when After hooks run.
 	Record       apikey.Record       // Key, DefaultKey
-	Records      []apikey.Record     // Keys
+	Records      []apikey.Record     // Keys, OwnerKeys, ExpiringKeys
 	Settings     apikey.Settings     // Settings
 	Environments []apikey.Settings   // Environments
 	Accounts     []string            // Accounts
@@ -55,6 +58,7 @@ type Call struct {
 	Lease        storage.QuotaLease  // LeaseQuota; ReturnQuota's argument, the lease returned to
 	UsageCounts  []apikey.UsageCount // Usage
 	Pruned       int64               // PruneUsage
+	Purged       []apikey.PurgedKey  // PurgeKeys
 	Match        bool                // Verify
 	Outdated     bool                // Verify, Outdated
 	// Err is the error of the call, of every operation: the wrapped

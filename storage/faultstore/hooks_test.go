@@ -80,6 +80,12 @@ func TestHookArguments(t *testing.T) {
 	s, issued := bootstrapped(t)
 	server, client := issued[0].Key.ID(), issued[1].Key.ID()
 	leaseAt := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	require.NoError(t, err)
+	issuedExtra, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+		Scopes: []string{"orders:read"}, Owner: "user-1", ExpiresAt: time.Now().Add(24 * time.Hour)})
+	require.NoError(t, err)
+	extra := issuedExtra.View.ID
 	tests := []struct {
 		op    faultstore.Op
 		call  func() error
@@ -157,6 +163,31 @@ func TestHookArguments(t *testing.T) {
 			func(t *testing.T, c *faultstore.Call) {
 				assert.True(t, leaseAt.Add(time.Hour).Equal(c.PruneBefore))
 				assert.Equal(t, int64(1), c.Pruned, "After sees the result")
+			}},
+		{faultstore.OpOwnerKeys, func() error {
+			_, err := s.OwnerKeys(ctx, apikey.OwnerQuery{Account: apikey.DefaultAccount, Owner: "user-1", Limit: 6})
+			return err
+		}, func(t *testing.T, c *faultstore.Call) {
+			assert.Equal(t, "user-1", c.OwnerQuery.Owner)
+			assert.Equal(t, 6, c.OwnerQuery.Limit)
+			require.Len(t, c.Records, 1, "After sees the result")
+			assert.Equal(t, extra, c.Records[0].ID)
+		}},
+		{faultstore.OpExpiringKeys, func() error {
+			_, err := s.ExpiringKeys(ctx, apikey.ExpiryQuery{Account: apikey.DefaultAccount, Environment: apikey.Production,
+				After: apikey.ExpiryPosition{ExpiresAt: time.Now()}, Until: time.Now().Add(48 * time.Hour), Limit: 5})
+			return err
+		}, func(t *testing.T, c *faultstore.Call) {
+			assert.Equal(t, apikey.Production, c.ExpiryQuery.Environment)
+			assert.Equal(t, 5, c.ExpiryQuery.Limit)
+			require.Len(t, c.Records, 1, "After sees the result")
+			assert.Equal(t, extra, c.Records[0].ID)
+		}},
+		{faultstore.OpPurgeKeys, func() error { _, err := s.PurgeKeys(ctx, leaseAt, 8); return err },
+			func(t *testing.T, c *faultstore.Call) {
+				assert.True(t, leaseAt.Equal(c.PurgeBefore))
+				assert.Equal(t, 8, c.Limit)
+				assert.Empty(t, c.Purged, "After sees the result: nothing died before then")
 			}},
 	}
 	require.Len(t, tests, len(faultstore.Ops), "every operation")
@@ -325,19 +356,24 @@ func TestHide(t *testing.T) {
 	tests := []struct {
 		hide                                []faultstore.Op
 		feed, recorder, logs, ledger, usage bool
+		owners, expiry, purger              bool
 	}{
-		{nil, true, true, true, true, true},
-		{[]faultstore.Op{faultstore.OpChanges}, false, true, true, true, true},
-		{[]faultstore.Op{faultstore.OpRevision}, false, true, true, true, true},
-		{[]faultstore.Op{faultstore.OpRecordLastUsed}, true, false, true, true, true},
-		{[]faultstore.Op{faultstore.OpEvents}, true, true, false, true, true},
-		{[]faultstore.Op{faultstore.OpLeaseQuota}, true, true, true, false, true},
-		{[]faultstore.Op{faultstore.OpReturnQuota, faultstore.OpChanges}, false, true, true, false, true},
-		{[]faultstore.Op{faultstore.OpUsage}, true, true, true, true, false},
-		{[]faultstore.Op{faultstore.OpRecordUsage, faultstore.OpEvents}, true, true, false, true, false},
-		{[]faultstore.Op{faultstore.OpChanges, faultstore.OpRecordLastUsed, faultstore.OpEvents}, false, false, false, true, true},
-		{[]faultstore.Op{faultstore.OpChanges, faultstore.OpRecordLastUsed, faultstore.OpEvents, faultstore.OpLeaseQuota, faultstore.OpPruneUsage},
-			false, false, false, false, false},
+		{nil, true, true, true, true, true, true, true, true},
+		{[]faultstore.Op{faultstore.OpOwnerKeys}, true, true, true, true, true, false, true, true},
+		{[]faultstore.Op{faultstore.OpExpiringKeys}, true, true, true, true, true, true, false, true},
+		{[]faultstore.Op{faultstore.OpPurgeKeys, faultstore.OpUsage}, true, true, true, true, false, true, true, false},
+		{[]faultstore.Op{faultstore.OpChanges}, false, true, true, true, true, true, true, true},
+		{[]faultstore.Op{faultstore.OpRevision}, false, true, true, true, true, true, true, true},
+		{[]faultstore.Op{faultstore.OpRecordLastUsed}, true, false, true, true, true, true, true, true},
+		{[]faultstore.Op{faultstore.OpEvents}, true, true, false, true, true, true, true, true},
+		{[]faultstore.Op{faultstore.OpLeaseQuota}, true, true, true, false, true, true, true, true},
+		{[]faultstore.Op{faultstore.OpReturnQuota, faultstore.OpChanges}, false, true, true, false, true, true, true, true},
+		{[]faultstore.Op{faultstore.OpUsage}, true, true, true, true, false, true, true, true},
+		{[]faultstore.Op{faultstore.OpRecordUsage, faultstore.OpEvents}, true, true, false, true, false, true, true, true},
+		{[]faultstore.Op{faultstore.OpChanges, faultstore.OpRecordLastUsed, faultstore.OpEvents}, false, false, false, true, true, true, true, true},
+		{[]faultstore.Op{faultstore.OpChanges, faultstore.OpRecordLastUsed, faultstore.OpEvents, faultstore.OpLeaseQuota, faultstore.OpPruneUsage,
+			faultstore.OpOwnerKeys, faultstore.OpExpiringKeys, faultstore.OpPurgeKeys},
+			false, false, false, false, false, false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(string(joinOps(tt.hide)), func(t *testing.T) {
@@ -349,7 +385,11 @@ func TestHide(t *testing.T) {
 			_, logs := exact.(storage.AuditLog)
 			_, ledger := exact.(storage.QuotaLedger)
 			_, usage := exact.(storage.UsageRecorder)
-			assert.Equal(t, []bool{tt.feed, tt.recorder, tt.logs, tt.ledger, tt.usage}, []bool{feed, recorder, logs, ledger, usage})
+			_, owners := exact.(storage.OwnerIndex)
+			_, expiry := exact.(storage.ExpiryIndex)
+			_, purger := exact.(storage.KeyPurger)
+			assert.Equal(t, []bool{tt.feed, tt.recorder, tt.logs, tt.ledger, tt.usage, tt.owners, tt.expiry, tt.purger},
+				[]bool{feed, recorder, logs, ledger, usage, owners, expiry, purger})
 
 			_, err := s.Revision(ctx)
 			assert.Equal(t, !tt.feed, errors.Is(err, errors.ErrUnsupported), "Revision: %v", err)
@@ -361,6 +401,12 @@ func TestHide(t *testing.T) {
 			assert.Equal(t, !tt.ledger, errors.Is(err, errors.ErrUnsupported), "ReturnQuota: %v", err)
 			err = s.RecordUsage(ctx, nil)
 			assert.Equal(t, !tt.usage, errors.Is(err, errors.ErrUnsupported), "RecordUsage: %v", err)
+			_, err = s.OwnerKeys(ctx, apikey.OwnerQuery{Account: apikey.DefaultAccount, Owner: "u", Limit: 1})
+			assert.Equal(t, !tt.owners, errors.Is(err, errors.ErrUnsupported), "OwnerKeys: %v", err)
+			_, err = s.ExpiringKeys(ctx, apikey.ExpiryQuery{Account: apikey.DefaultAccount, Until: time.Now(), Limit: 1})
+			assert.Equal(t, !tt.expiry, errors.Is(err, errors.ErrUnsupported), "ExpiringKeys: %v", err)
+			_, err = s.PurgeKeys(ctx, time.Now(), 1)
+			assert.Equal(t, !tt.purger, errors.Is(err, errors.ErrUnsupported), "PurgeKeys: %v", err)
 		})
 	}
 }
@@ -492,7 +538,8 @@ func TestHasherExact(t *testing.T) {
 // TestExactEverySubset: whatever capabilities Hide leaves, Exact has
 // exactly those, and is the same wrapper.
 func TestExactEverySubset(t *testing.T) {
-	hideOp := []faultstore.Op{faultstore.OpChanges, faultstore.OpRecordLastUsed, faultstore.OpEvents, faultstore.OpLeaseQuota, faultstore.OpUsage}
+	hideOp := []faultstore.Op{faultstore.OpChanges, faultstore.OpRecordLastUsed, faultstore.OpEvents, faultstore.OpLeaseQuota, faultstore.OpUsage,
+		faultstore.OpOwnerKeys, faultstore.OpExpiringKeys, faultstore.OpPurgeKeys}
 	for set := range 1 << len(hideOp) {
 		s := faultstore.New(memory.New())
 		var want []bool
@@ -509,9 +556,12 @@ func TestExactEverySubset(t *testing.T) {
 		_, logs := exact.(storage.AuditLog)
 		_, ledger := exact.(storage.QuotaLedger)
 		_, usage := exact.(storage.UsageRecorder)
-		require.Equal(t, want, []bool{feed, recorder, logs, ledger, usage}, "set %05b", set)
+		_, owners := exact.(storage.OwnerIndex)
+		_, expiry := exact.(storage.ExpiryIndex)
+		_, purger := exact.(storage.KeyPurger)
+		require.Equal(t, want, []bool{feed, recorder, logs, ledger, usage, owners, expiry, purger}, "set %08b", set)
 		s.Down()
 		_, err := exact.Key(context.Background(), "id")
-		require.ErrorIs(t, err, faultstore.ErrDown, "set %05b: the same wrapper", set)
+		require.ErrorIs(t, err, faultstore.ErrDown, "set %08b: the same wrapper", set)
 	}
 }

@@ -33,6 +33,10 @@ func newOwnerQueries(d Dialect) ownerQueries {
 	if d == Postgres {
 		keyID += ` COLLATE "C"` // keystile_keys.id's collation, for its primary key
 	}
+	environmentExpiringIndex := "" // PostgreSQL's planner picks it
+	if d == SQLite {
+		environmentExpiringIndex = " INDEXED BY keystile_keys_environment_expiring"
+	}
 	q := ownerQueries{
 		// keystile_keys_owner: a range scan from the id after.
 		ownerKeys: `SELECT ` + keyColumns + ` FROM keystile_keys
@@ -41,11 +45,14 @@ func newOwnerQueries(d Dialect) ownerQueries {
 			WHERE account = ? AND owner = ? AND owner <> '' AND id > ? AND revoked_at IS NULL ORDER BY id LIMIT ?`,
 		// keystile_keys_expiring and keystile_keys_environment_expiring: a
 		// range scan from the position after, up to the end of the window.
+		// SQLite is told the environment's index: left to itself, it
+		// scans the account's (every expiring key of the account's other
+		// environments in the window) and filters on environment.
 		expiring: `SELECT ` + keyColumns + ` FROM keystile_keys
 			WHERE account = ? AND expires_at IS NOT NULL AND revoked_at IS NULL
 				AND (expires_at, id) > (?, ?) AND expires_at <= ?
 			ORDER BY expires_at, id LIMIT ?`,
-		environmentExpiring: `SELECT ` + keyColumns + ` FROM keystile_keys
+		environmentExpiring: `SELECT ` + keyColumns + ` FROM keystile_keys` + environmentExpiringIndex + `
 			WHERE account = ? AND environment = ? AND expires_at IS NOT NULL AND revoked_at IS NULL
 				AND (expires_at, id) > (?, ?) AND expires_at <= ?
 			ORDER BY expires_at, id LIMIT ?`,
@@ -81,7 +88,7 @@ func (s *Store) OwnerKeys(ctx context.Context, q apikey.OwnerQuery) ([]apikey.Re
 
 // ExpiringKeys implements storage.ExpiryIndex: one range scan of
 // keystile_keys_expiring, or keystile_keys_environment_expiring for an
-// environment.
+// environment (named to SQLite with INDEXED BY).
 func (s *Store) ExpiringKeys(ctx context.Context, q apikey.ExpiryQuery) ([]apikey.Record, error) {
 	if q.Environment == "" {
 		return s.keyList(ctx, "expiring keys", q.Limit, s.oq.expiring,

@@ -557,3 +557,68 @@ func testManagerOwners(t *testing.T, c Config) {
 		assert.Equal(t, len(ms), summaries, "one summary per call")
 	}
 }
+
+// testManagerRevokeOwnerRace: a key issued to an owner by another process
+// between RevokeOwner's listing and its write (a Create, a SetOwner) is
+// revoked too when RevokeOwner returns: it lists again after each write.
+func testManagerRevokeOwnerRace(t *testing.T, c Config) {
+	s := c.New(t)
+	idx := ownerIndex(t, s)
+	peer := manager(t, c.peers(t, s, 2)[1]) // another process
+	ctx := context.Background()
+	bootstrap(t, peer, acmeOwner, apikey.Production, apikey.Staging)
+	first, err := peer.Create(ctx, acmeOwner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+		Scopes: []string{"orders:read"}, Owner: "leaver"})
+	require.NoError(t, err)
+	moved, err := peer.Create(ctx, acmeOwner, apikey.CreateRequest{Environment: apikey.Staging, Type: apikey.Server,
+		Scopes: []string{"orders:read"}, Owner: "stayer"})
+	require.NoError(t, err)
+
+	var issued []string
+	racing := &listingHook{OwnerIndex: idx, after: func(listing int) {
+		if listing != 1 {
+			return
+		}
+		k, err := peer.Create(ctx, acmeOwner, apikey.CreateRequest{Environment: apikey.Staging, Type: apikey.Client,
+			Owner: "leaver"})
+		require.NoError(t, err)
+		_, err = peer.SetOwner(ctx, acmeOwner, moved.View.ID, "leaver")
+		require.NoError(t, err)
+		issued = append(issued, k.View.ID, moved.View.ID)
+	}}
+	m := manager(t, struct {
+		apikey.Store
+		storage.OwnerIndex
+	}{s, racing})
+	res, err := m.RevokeOwner(ctx, acmeOwner, "leaver")
+	require.NoError(t, err)
+	require.Len(t, issued, 2, "the keys were issued during the call")
+	assert.Equal(t, 3, res.Revoked)
+	for _, id := range append(issued, first.View.ID) {
+		r := mustKey(t, s, id)
+		assert.False(t, r.RevokedAt.IsZero(), "%s of the owner is revoked when RevokeOwner returns", describe(r))
+	}
+	assert.Equal(t, apikey.Active, mustKey(t, s, mustDefault(t, s, acme, apikey.Staging, apikey.Client).ID).Status(time.Now()),
+		"default keys stay")
+}
+
+// listingHook is an owner index that calls after, with their count, after
+// each listing of keys that are not revoked.
+type listingHook struct {
+	storage.OwnerIndex
+	mu       sync.Mutex
+	listings int
+	after    func(listing int)
+}
+
+func (h *listingHook) OwnerKeys(ctx context.Context, q apikey.OwnerQuery) ([]apikey.Record, error) {
+	out, err := h.OwnerIndex.OwnerKeys(ctx, q)
+	if q.NotRevoked {
+		h.mu.Lock()
+		h.listings++
+		n := h.listings
+		h.mu.Unlock()
+		h.after(n)
+	}
+	return out, err
+}

@@ -105,6 +105,7 @@ func Run(t *testing.T, c Config) {
 		{"PurgeConcurrent", testPurgeConcurrent},
 		{"ManagerOwners", testManagerOwners},
 		{"ManagerOwnerLimitsConcurrent", testManagerOwnerLimitsConcurrent},
+		{"ManagerRevokeOwnerRace", testManagerRevokeOwnerRace},
 		// Accounts, through the store and through a Manager (accounts.go).
 		{"AccountIsolation", testAccountIsolation},
 		{"ManagerIsolation", testManagerIsolation},
