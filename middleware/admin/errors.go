@@ -127,7 +127,9 @@ var (
 	// cursor that no page returned (apikey.ErrInvalidCursor).
 	ReasonInvalidCursor = problem.New("invalid_cursor", http.StatusUnprocessableEntity, "invalid page cursor")
 	// ReasonConflict (409, "conflict"): the change lost a race with
-	// another writer and was not applied; try again (apikey.ErrConflict).
+	// another writer and was not applied, or, for an owner's revocation,
+	// keys were still being issued to the owner after its last write (the
+	// writes before it stand); try again (apikey.ErrConflict).
 	ReasonConflict = problem.New("conflict", http.StatusConflict, "concurrent change; try again")
 	// ReasonConfirmationRequired (422, "confirmation_required"): a request
 	// to close an account does not name the account again in its body,

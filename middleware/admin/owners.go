@@ -42,8 +42,9 @@ func (a *API) ownerKeys(r *http.Request, c Caller) (int, any, error) {
 }
 
 // revokeOwner answers POST /owners/{owner}/revoke: every key of the owner
-// revoked in one atomic write, default keys skipped and listed. No body is
-// read.
+// revoked (apikey.Manager.RevokeOwner: atomic writes, repeated while keys
+// are issued to the owner meanwhile), default keys skipped and listed. No
+// body is read.
 func (a *API) revokeOwner(r *http.Request, c Caller) (int, any, error) {
 	if c.Environment != "" {
 		return 0, nil, errConfinedOwner
