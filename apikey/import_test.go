@@ -135,7 +135,7 @@ func TestImportedID(t *testing.T) {
 func TestImport(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
 	expires := f.clock.Now().Add(30 * 24 * time.Hour)
-	view, err := f.m.Import(ctx, operator, apikey.ImportRequest{Account: apikey.DefaultAccount, 
+	view, err := f.m.Import(ctx, operator, apikey.ImportRequest{Account: apikey.DefaultAccount,
 		Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(oldKey),
 		Scopes: []string{"charges:write"}, Owner: "user_42", Name: "legacy", Metadata: map[string]string{"plan": "pro"},
 		ExpiresAt: expires, Limits: apikey.Limits{Rate: apikey.RateLimit{Requests: 10, Window: time.Second}},
@@ -248,7 +248,7 @@ func TestImportClosedAccount(t *testing.T) {
 func TestRotateImported(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
 	expires := f.clock.Now().Add(90 * 24 * time.Hour)
-	view, err := f.m.Import(ctx, operator, apikey.ImportRequest{Account: apikey.DefaultAccount, 
+	view, err := f.m.Import(ctx, operator, apikey.ImportRequest{Account: apikey.DefaultAccount,
 		Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(oldKey),
 		Scopes: []string{"charges:write"}, Owner: "user_42", Name: "legacy", Metadata: map[string]string{"plan": "pro"},
 		ExpiresAt: expires,
