@@ -177,6 +177,10 @@ func (r Record) Imported() bool { return strings.HasPrefix(r.Hash.Reveal(), impo
 // (see Manager.Import). Give the key's SHA-256 digest (Digest) or the key
 // itself (Key), not both.
 type ImportRequest struct {
+	// Account is the account the key belongs to, which the operator
+	// names: required, a valid account id (ValidateAccount), never
+	// AnyAccount.
+	Account     string
 	Environment string
 	Type        KeyType
 	// Digest is the SHA-256 digest of the key string (ImportDigest), as a
@@ -230,14 +234,25 @@ var (
 )
 
 // Import stores a key that the service issued before it adopted keystile,
-// by the SHA-256 digest of its key string, in an environment of the
-// actor's account, and returns its public view (View.Imported is set). It
-// is validated as Create validates: the same fields, the same errors, the
-// same bounds of a key-authenticated actor, the same lifetime policy of
-// the environment (LifetimePolicy: the default expiry when none is given,
-// ErrBeyondLifetime past the maximum, counted from the import); owners
-// only; refused in a closed or suspended account (ErrAccountClosed,
-// ErrAccountSuspended). It is audited as ActionImport.
+// by the SHA-256 digest of its key string, in an environment of
+// req.Account, and returns its public view (View.Imported is set).
+//
+// Importing is the service's act, never a tenant's: only an operator, an
+// Owner acting across accounts (Actor.Account AnyAccount) who is not a
+// key (Actor.Scopes nil), may import, and it names the account the key
+// belongs to in req.Account. Any other actor, an account's owners
+// included, gets ErrForbidden; req.Account that is not a valid account id
+// gets ErrInvalidAccount. A tenant who could import would claim another
+// tenant's legacy key (a publishable one is public) before the service
+// migrates it, and would learn from ErrConflict that a key exists in
+// another account.
+//
+// It is validated as Create validates: the same fields, the same errors,
+// the same lifetime policy of the environment (LifetimePolicy: the default
+// expiry when none is given, ErrBeyondLifetime past the maximum, counted
+// from the import); refused in a closed or suspended account
+// (ErrAccountClosed, ErrAccountSuspended). It is audited as ActionImport,
+// in the key's account, with the operator as actor.
 //
 // The record's id is ImportedID(digest), so that a presented key is found
 // with one read by id; its stored hash is "$sha256$" and the digest in
@@ -255,10 +270,21 @@ var (
 // random bits from a cryptographic generator (MinImportBits is the least
 // a format can hold; the service vouches for how its keys were made):
 // then no one who reads the stored digests can find a key by guessing.
-// Rotating an imported key into a keystile key is how it gets keystile's
-// 256-bit secret and argon2id hash.
+// The digest authenticates as the key does wherever a key's digest is
+// compared, so it is as sensitive as the key. Rotating an imported key
+// into a keystile key is how it gets keystile's 256-bit secret and
+// argon2id hash.
 func (m *Manager) Import(ctx context.Context, actor Actor, req ImportRequest) (View, error) {
 	if err := authorize(actor, ActionImport); err != nil {
+		return View{}, err
+	}
+	if actor.Account != AnyAccount || actor.Scopes != nil || actor.KeyID != "" {
+		return View{}, fmt.Errorf("%w: importing keys is the service's act: it needs an operator, an owner acting across accounts who is not a key", ErrForbidden)
+	}
+	if req.Account == "" || req.Account == AnyAccount {
+		return View{}, fmt.Errorf("%w: account is required: name the one account the key belongs to", ErrInvalidAccount)
+	}
+	if err := ValidateAccount(req.Account); err != nil {
 		return View{}, err
 	}
 	if !req.Type.Valid() {
@@ -291,13 +317,7 @@ func (m *Manager) Import(ctx context.Context, actor Actor, req ImportRequest) (V
 	if !req.ExpiresAt.IsZero() && !expires.After(now) {
 		return View{}, fmt.Errorf("%w: expiry must be in the future", ErrInvalidExpiry)
 	}
-	if err := actor.mayActOn(req.Type, scopes); err != nil {
-		return View{}, err
-	}
-	if err := actor.mayBound(limits); err != nil {
-		return View{}, err
-	}
-	s, err := m.environment(ctx, actor, req.Environment)
+	s, err := m.environment(ctx, Actor{Account: req.Account}, req.Environment) // in the account named
 	if err != nil {
 		return View{}, err
 	}
@@ -305,9 +325,6 @@ func (m *Manager) Import(ctx context.Context, actor Actor, req ImportRequest) (V
 		return View{}, err
 	}
 	if expires, err = s.Lifetime.createExpiry(now, expires); err != nil {
-		return View{}, err
-	}
-	if err := actor.mayLast(expires); err != nil {
 		return View{}, err
 	}
 	rec := Record{

@@ -135,7 +135,7 @@ func TestImportedID(t *testing.T) {
 func TestImport(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
 	expires := f.clock.Now().Add(30 * 24 * time.Hour)
-	view, err := f.m.Import(ctx, owner, apikey.ImportRequest{
+	view, err := f.m.Import(ctx, operator, apikey.ImportRequest{Account: apikey.DefaultAccount,
 		Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(oldKey),
 		Scopes: []string{"charges:write"}, Owner: "user_42", Name: "legacy", Metadata: map[string]string{"plan": "pro"},
 		ExpiresAt: expires, Limits: apikey.Limits{Rate: apikey.RateLimit{Requests: 10, Window: time.Second}},
@@ -164,7 +164,7 @@ func TestImport(t *testing.T) {
 	assert.True(t, j.Imported)
 
 	// The same digest again, by digest or by key, in any account.
-	_, err = f.m.Import(ctx, owner, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server,
+	_, err = f.m.Import(ctx, operator, apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server,
 		Key: apikey.NewOpaque(oldKey), Scopes: []string{"*"}})
 	assert.ErrorIs(t, err, apikey.ErrConflict)
 
@@ -178,7 +178,7 @@ func TestImport(t *testing.T) {
 
 func TestImportByKey(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
-	view, err := f.m.Import(ctx, owner, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Client,
+	view, err := f.m.Import(ctx, operator, apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Client,
 		Key: apikey.NewOpaque("pk_live_" + strings.Repeat("Z", 32))})
 	require.NoError(t, err)
 	assert.Equal(t, apikey.ImportedID(apikey.ImportDigest("pk_live_"+strings.Repeat("Z", 32))), view.ID)
@@ -187,7 +187,7 @@ func TestImportByKey(t *testing.T) {
 
 func TestImportRefusals(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
-	ok := apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(oldKey), Scopes: []string{"*"}}
+	ok := apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(oldKey), Scopes: []string{"*"}}
 	for _, tc := range []struct {
 		name   string
 		actor  apikey.Actor
@@ -197,20 +197,28 @@ func TestImportRefusals(t *testing.T) {
 	}{
 		{"member", member, nil, apikey.ErrForbidden, ""},
 		{"read-only", readOnly, nil, apikey.ErrForbidden, ""},
-		{"no digest", owner, func(r *apikey.ImportRequest) { r.Digest = [32]byte{} }, apikey.ErrInvalidImport, "digest or key is required"},
-		{"both", owner, func(r *apikey.ImportRequest) { r.Key = apikey.NewOpaque(oldKey) }, apikey.ErrInvalidImport, "not both"},
-		{"keystile key", owner, func(r *apikey.ImportRequest) { r.Digest, r.Key = [32]byte{}, apikey.NewOpaque(f.server.Key.Reveal()) }, apikey.ErrInvalidImport, "keystile key"},
-		{"space in key", owner, func(r *apikey.ImportRequest) { r.Digest, r.Key = [32]byte{}, apikey.NewOpaque("sk live") }, apikey.ErrInvalidImport, "printable ASCII"},
-		{"long key", owner, func(r *apikey.ImportRequest) {
+		{"the account's owner", owner, nil, apikey.ErrForbidden, "operator"},
+		{"another account's owner", apikey.Actor{ID: "mallory", Role: apikey.Owner, Account: "globex"}, nil, apikey.ErrForbidden, "operator"},
+		{"a key of the account", apikey.Actor{ID: "k", Role: apikey.Owner, Scopes: []string{"*"}, KeyID: "AAAAAAAAAAAA"}, nil, apikey.ErrForbidden, "operator"},
+		{"a key across accounts", apikey.Actor{ID: "k", Role: apikey.Owner, Account: apikey.AnyAccount, Scopes: []string{"*"}}, nil, apikey.ErrForbidden, "operator"},
+		{"an operator not an owner", apikey.Actor{ID: "ops", Role: apikey.Member, Account: apikey.AnyAccount}, nil, apikey.ErrForbidden, ""},
+		{"no account", operator, func(r *apikey.ImportRequest) { r.Account = "" }, apikey.ErrInvalidAccount, "account is required"},
+		{"any account", operator, func(r *apikey.ImportRequest) { r.Account = apikey.AnyAccount }, apikey.ErrInvalidAccount, "account is required"},
+		{"bad account", operator, func(r *apikey.ImportRequest) { r.Account = "-acme" }, apikey.ErrInvalidAccount, ""},
+		{"unknown account", operator, func(r *apikey.ImportRequest) { r.Account = "initech" }, apikey.ErrUnknownEnvironment, ""},
+		{"no digest", operator, func(r *apikey.ImportRequest) { r.Digest = [32]byte{} }, apikey.ErrInvalidImport, "digest or key is required"},
+		{"both", operator, func(r *apikey.ImportRequest) { r.Key = apikey.NewOpaque(oldKey) }, apikey.ErrInvalidImport, "not both"},
+		{"keystile key", operator, func(r *apikey.ImportRequest) { r.Digest, r.Key = [32]byte{}, apikey.NewOpaque(f.server.Key.Reveal()) }, apikey.ErrInvalidImport, "keystile key"},
+		{"space in key", operator, func(r *apikey.ImportRequest) { r.Digest, r.Key = [32]byte{}, apikey.NewOpaque("sk live") }, apikey.ErrInvalidImport, "printable ASCII"},
+		{"long key", operator, func(r *apikey.ImportRequest) {
 			r.Digest, r.Key = [32]byte{}, apikey.NewOpaque(strings.Repeat("a", apikey.MaxImportedKeyLength+1))
 		}, apikey.ErrInvalidImport, "longer than"},
-		{"type", owner, func(r *apikey.ImportRequest) { r.Type = "admin" }, apikey.ErrInvalidKeyType, ""},
-		{"no scopes", owner, func(r *apikey.ImportRequest) { r.Scopes = nil }, apikey.ErrScopesRequired, ""},
-		{"name", owner, func(r *apikey.ImportRequest) { r.Name = strings.Repeat("n", 1000) }, apikey.ErrInvalidName, ""},
-		{"owner", owner, func(r *apikey.ImportRequest) { r.Owner = strings.Repeat("o", 1000) }, apikey.ErrInvalidMetadata, ""},
-		{"past expiry", owner, func(r *apikey.ImportRequest) { r.ExpiresAt = f.clock.Now().Add(-time.Hour) }, apikey.ErrInvalidExpiry, ""},
-		{"environment", owner, func(r *apikey.ImportRequest) { r.Environment = apikey.Staging }, apikey.ErrUnknownEnvironment, ""},
-		{"beyond actor", apikey.Actor{ID: "k", Role: apikey.Owner, Scopes: []string{"charges:read"}}, nil, apikey.ErrBeyondActor, ""},
+		{"type", operator, func(r *apikey.ImportRequest) { r.Type = "admin" }, apikey.ErrInvalidKeyType, ""},
+		{"no scopes", operator, func(r *apikey.ImportRequest) { r.Scopes = nil }, apikey.ErrScopesRequired, ""},
+		{"name", operator, func(r *apikey.ImportRequest) { r.Name = strings.Repeat("n", 1000) }, apikey.ErrInvalidName, ""},
+		{"owner", operator, func(r *apikey.ImportRequest) { r.Owner = strings.Repeat("o", 1000) }, apikey.ErrInvalidMetadata, ""},
+		{"past expiry", operator, func(r *apikey.ImportRequest) { r.ExpiresAt = f.clock.Now().Add(-time.Hour) }, apikey.ErrInvalidExpiry, ""},
+		{"environment", operator, func(r *apikey.ImportRequest) { r.Environment = apikey.Staging }, apikey.ErrUnknownEnvironment, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := ok
@@ -232,7 +240,7 @@ func TestImportClosedAccount(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
 	_, err := f.m.CloseAccount(ctx, apikey.Actor{ID: "ops", Role: apikey.Owner}, apikey.DefaultAccount)
 	require.NoError(t, err)
-	_, err = f.m.Import(ctx, owner, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server,
+	_, err = f.m.Import(ctx, operator, apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server,
 		Digest: apikey.ImportDigest(oldKey), Scopes: []string{"*"}})
 	assert.ErrorIs(t, err, apikey.ErrAccountClosed)
 }
@@ -240,7 +248,7 @@ func TestImportClosedAccount(t *testing.T) {
 func TestRotateImported(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
 	expires := f.clock.Now().Add(90 * 24 * time.Hour)
-	view, err := f.m.Import(ctx, owner, apikey.ImportRequest{
+	view, err := f.m.Import(ctx, operator, apikey.ImportRequest{Account: apikey.DefaultAccount,
 		Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(oldKey),
 		Scopes: []string{"charges:write"}, Owner: "user_42", Name: "legacy", Metadata: map[string]string{"plan": "pro"},
 		ExpiresAt: expires,
@@ -281,7 +289,7 @@ func TestImportSuspendedAccount(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
 	ops := apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}
 	require.NoError(t, f.m.SuspendAccount(ctx, ops, apikey.DefaultAccount))
-	_, err := f.m.Import(ctx, owner, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server,
+	_, err := f.m.Import(ctx, operator, apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server,
 		Digest: apikey.ImportDigest(oldKey), Scopes: []string{"*"}})
 	assert.ErrorIs(t, err, apikey.ErrAccountSuspended)
 }
@@ -293,14 +301,14 @@ func TestImportLifetime(t *testing.T) {
 	_, err := f.m.SetLifetimePolicy(ctx, owner, apikey.Production,
 		apikey.LifetimePolicy{DefaultExpiry: 30 * 24 * time.Hour, MaxLifetime: 90 * 24 * time.Hour})
 	require.NoError(t, err)
-	req := apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(oldKey), Scopes: []string{"*"}}
+	req := apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(oldKey), Scopes: []string{"*"}}
 
 	req.ExpiresAt = f.clock.Now().Add(100 * 24 * time.Hour)
-	_, err = f.m.Import(ctx, owner, req)
+	_, err = f.m.Import(ctx, operator, req)
 	require.ErrorIs(t, err, apikey.ErrBeyondLifetime)
 
 	req.ExpiresAt = time.Time{}
-	view, err := f.m.Import(ctx, owner, req)
+	view, err := f.m.Import(ctx, operator, req)
 	require.NoError(t, err)
 	assert.Equal(t, f.clock.Now().Add(30*24*time.Hour), view.ExpiresAt, "the default expiry")
 }
@@ -309,11 +317,11 @@ func TestImportLifetime(t *testing.T) {
 // exactly one stores the key; the others fail with ErrConflict.
 func TestImportConcurrently(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
-	req := apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(oldKey), Scopes: []string{"*"}}
+	req := apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(oldKey), Scopes: []string{"*"}}
 	errs := make([]error, 10)
 	var wg sync.WaitGroup
 	for i := range errs {
-		wg.Go(func() { _, errs[i] = f.m.Import(ctx, owner, req) })
+		wg.Go(func() { _, errs[i] = f.m.Import(ctx, operator, req) })
 	}
 	wg.Wait()
 	ok := 0
@@ -325,4 +333,38 @@ func TestImportConcurrently(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, ok)
+}
+
+// TestImportIsTheOperators: importing is the service's act. A tenant
+// (another account's owner, or its full-access key) cannot claim a legacy
+// key of another account, such as a publishable key published in that
+// account's web pages, nor learn from a conflict that it exists; the
+// operator imports it into the account it names.
+func TestImportIsTheOperators(t *testing.T) {
+	f := newFixture(t, apikey.ManagerOptions{})
+	globex := apikey.Actor{ID: "mallory", Role: apikey.Owner, Account: "globex"}
+	_, err := f.m.Bootstrap(ctx, globex, apikey.Production)
+	require.NoError(t, err)
+	legacy := "pk_live_0123456789abcdefABCDEFGHIJKLmnop" // the default account's, public
+	for _, actor := range []apikey.Actor{
+		globex,
+		{ID: "k", Role: apikey.Owner, Account: "globex", Scopes: []string{"*"}, KeyID: "AAAAAAAAAAAA"},
+	} {
+		_, err = f.m.Import(ctx, actor, apikey.ImportRequest{Account: "globex", Environment: apikey.Production,
+			Type: apikey.Server, Key: apikey.NewOpaque(legacy), Scopes: []string{"*"}})
+		require.ErrorIs(t, err, apikey.ErrForbidden)
+	}
+	_, err = f.store.Key(ctx, apikey.ImportedID(apikey.ImportDigest(legacy)))
+	require.ErrorIs(t, err, apikey.ErrNotFound, "a tenant stored nothing")
+
+	view, err := f.m.Import(ctx, operator, apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production,
+		Type: apikey.Client, Key: apikey.NewOpaque(legacy)})
+	require.NoError(t, err)
+	assert.Equal(t, apikey.DefaultAccount, view.Account)
+	assert.Equal(t, apikey.Client, view.Type)
+	last := f.events[len(f.events)-1]
+	assert.Equal(t, apikey.ActionImport, last.Action)
+	assert.Equal(t, apikey.DefaultAccount, last.Account, "audited in the key's account")
+	assert.Equal(t, operator.ID, last.Actor.ID)
+	assert.Equal(t, apikey.AnyAccount, last.Actor.Account, "by the operator")
 }

@@ -264,8 +264,8 @@ func TestOwnersUnsupported(t *testing.T) {
 func TestPurgeKeepsImportedKeys(t *testing.T) {
 	f := newFixture(t, apikey.ManagerOptions{})
 	digest := sha256.Sum256([]byte("sk_live_" + strings.Repeat("x9", 16)))
-	req := apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server, Digest: digest, Scopes: []string{"orders:read"}}
-	v, err := f.m.Import(ctx, owner, req)
+	req := apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server, Digest: digest, Scopes: []string{"orders:read"}}
+	v, err := f.m.Import(ctx, operator, req)
 	require.NoError(t, err)
 	_, err = f.m.Revoke(ctx, owner, v.ID)
 	require.NoError(t, err)
@@ -274,7 +274,7 @@ func TestPurgeKeepsImportedKeys(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n)
 	assert.Equal(t, apikey.Revoked, f.record(t, v.ID).Status(f.clock.Now()))
-	_, err = f.m.Import(ctx, owner, req)
+	_, err = f.m.Import(ctx, operator, req)
 	assert.ErrorIs(t, err, apikey.ErrConflict, "the revoked legacy key is not imported again")
 }
 

@@ -30,7 +30,7 @@ func BenchmarkImportedFirstRequest(b *testing.B) {
 	reqs := make([]*http.Request, b.N)
 	for i := range reqs {
 		key := fmt.Sprintf("sk_live_%032d", i)
-		if _, err := m.Import(ctx, owner, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server,
+		if _, err := m.Import(ctx, importer, apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server,
 			Digest: apikey.ImportDigest(key), Scopes: []string{apikey.AllScopes}}); err != nil {
 			b.Fatal(err)
 		}
@@ -64,7 +64,7 @@ func BenchmarkImportedCached(b *testing.B) {
 		b.Fatal(err)
 	}
 	key := oldKey('a')
-	if _, err := m.Import(ctx, owner, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server,
+	if _, err := m.Import(ctx, importer, apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server,
 		Digest: apikey.ImportDigest(key), Scopes: []string{apikey.AllScopes}}); err != nil {
 		b.Fatal(err)
 	}

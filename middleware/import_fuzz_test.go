@@ -34,7 +34,7 @@ func FuzzCheckImported(f *testing.F) {
 	}
 	active, revoked := oldKey('a'), oldKey('r')
 	for _, k := range []string{active, revoked} {
-		if _, err := m.Import(ctx, owner, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server,
+		if _, err := m.Import(ctx, importer, apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server,
 			Digest: apikey.ImportDigest(k), Scopes: []string{apikey.AllScopes}}); err != nil {
 			f.Fatal(err)
 		}

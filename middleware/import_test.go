@@ -25,17 +25,21 @@ var (
 // oldKey returns a key string of the sk_live_ format, different for each c.
 func oldKey(c byte) string { return "sk_live_" + strings.Repeat(string(c), 32) }
 
+// importer imports keys: an operator, acting across accounts.
+var importer = apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}
+
 func withImported(o *middleware.Options) { o.Keys.Imported = []apikey.ImportFormat{skLive, hexKeys} }
 
 // importKey imports key into production with req's other fields.
 func (f *fixture) importKey(key string, req apikey.ImportRequest) apikey.View {
 	f.t.Helper()
 	req.Digest = apikey.ImportDigest(key)
+	req.Account = cmpOr(req.Account, apikey.DefaultAccount)
 	req.Environment = cmpOr(req.Environment, apikey.Production)
 	if req.Type == "" {
 		req.Type, req.Scopes = apikey.Server, []string{apikey.AllScopes}
 	}
-	view, err := f.manager.Import(context.Background(), owner, req)
+	view, err := f.manager.Import(context.Background(), importer, req)
 	require.NoError(f.t, err)
 	return view
 }

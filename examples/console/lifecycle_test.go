@@ -217,7 +217,8 @@ func TestLifecycleInChromium(t *testing.T) {
 	var imported apikey.View
 	t.Run("owner rotates an imported key into a keystile key", func(t *testing.T) {
 		var err error
-		imported, err = s.manager.Import(bg, bootstrapActor, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server,
+		operator := apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount} // the service imports
+		imported, err = s.manager.Import(bg, operator, apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server,
 			Key: apikey.NewOpaque("sk_live_legacy0123456789"), Name: "legacy billing", Scopes: []string{"*"}})
 		require.NoError(t, err)
 		do(t, owner, chromedp.Navigate(s.url+"/login?as=alice")) // production, read afresh

@@ -11,7 +11,8 @@
 //	);
 //
 // It imports every key that is not revoked into keystile's production
-// environment (apikey.Manager.Import: the digest, never the key), then shows
+// environment (apikey.Manager.Import: the digest, never the key, by an
+// operator acting across accounts, the service's own act), then shows
 // an old key working through the middleware, which declares the old format
 // (middleware.KeyOptions.Imported), and rotates it into a keystile key: the
 // old key keeps working for a day of grace. Running it again imports
@@ -52,8 +53,14 @@ import (
 // declares it.
 var LegacyFormat = apikey.ImportFormat{Prefix: "sk_live_", Length: 32}
 
-// actor is who the migration acts as, in the audit log.
+// actor is who the migration acts as in the service's account, in the
+// audit log: it bootstraps production and rotates a key.
 var actor = apikey.Actor{ID: "import-example", Role: apikey.Owner}
+
+// operator is who imports: importing is the service's act, never a
+// tenant's (apikey.Manager.Import), so the migration imports as an
+// operator acting across accounts and names the account of each key.
+var operator = apikey.Actor{ID: "import-example", Role: apikey.Owner, Account: apikey.AnyAccount}
 
 func main() {
 	legacy := flag.String("legacy", "", "the SQLite file of the old api_keys table (default: a demo table in a temporary directory)")
@@ -188,13 +195,13 @@ func Migrate(ctx context.Context, legacy *sql.DB, m *apikey.Manager, env string)
 			return report, fmt.Errorf("api_keys row %q: key_sha256 is not a hex SHA-256 digest", id)
 		}
 		req := apikey.ImportRequest{
-			Environment: env, Type: apikey.Server, Digest: digest, Owner: customer,
+			Account: apikey.DefaultAccount, Environment: env, Type: apikey.Server, Digest: digest, Owner: customer,
 			Name: "legacy " + id, Metadata: map[string]string{"legacy_id": id}, Scopes: []string{apikey.AllScopes},
 		}
 		if scopes != "" {
 			req.Scopes = strings.Split(scopes, ",")
 		}
-		_, err := m.Import(ctx, actor, req)
+		_, err := m.Import(ctx, operator, req)
 		switch {
 		case errors.Is(err, apikey.ErrConflict):
 			report.Existing++

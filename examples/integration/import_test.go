@@ -27,6 +27,7 @@ func TestImportedKeys(t *testing.T) {
 	format := apikey.ImportFormat{Prefix: "sk_live_", Length: 32}
 	old := "sk_live_" + strings.Repeat("q", 32)
 	owner := apikey.Actor{ID: "alice", Role: apikey.Owner}
+	operator := apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount} // imports
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			if b.dialect == sqlstore.Postgres {
@@ -43,12 +44,12 @@ func TestImportedKeys(t *testing.T) {
 			_, err := managers[0].Bootstrap(ctx, owner, apikey.Production)
 			require.NoError(t, err)
 
-			req := apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(old),
+			req := apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server, Digest: apikey.ImportDigest(old),
 				Scopes: []string{apikey.AllScopes}, Owner: "cus_1001"}
 			errs := make([]error, 8)
 			var wg sync.WaitGroup
 			for i := range errs {
-				wg.Go(func() { _, errs[i] = managers[i%2].Import(ctx, owner, req) })
+				wg.Go(func() { _, errs[i] = managers[i%2].Import(ctx, operator, req) })
 			}
 			wg.Wait()
 			stored := 0

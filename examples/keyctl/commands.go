@@ -60,12 +60,13 @@ func init() {
 				`scopes: customers:write,orders:read,... or "*" for full access. --owner names` + "\n" +
 				"whom it is issued to; --metadata attaches name=value pairs (never a secret)."},
 		{name: "import", forms: []string{
-			"import ENV server --digest HEX --scopes SCOPES [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]",
-			"import ENV client --digest HEX [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]",
-		}, min: 2, max: 2, define: importKey,
-			doc: "Import a key that the service issued before it adopted keystile, by the SHA-256\n" +
-				"digest of its key string (as a table of sha256(key) holds it), and print its\n" +
-				"prefix. The service's middleware accepts it in the format it declares\n" +
+			"import ACCOUNT ENV server --digest HEX --scopes SCOPES [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]",
+			"import ACCOUNT ENV client --digest HEX [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]",
+		}, min: 3, max: 3, define: importKey,
+			doc: "Import a key that the service issued before it adopted keystile into ACCOUNT,\n" +
+				"the account it belongs to, by the SHA-256 digest of its key string (as a table\n" +
+				"of sha256(key) holds it), and print its prefix. Importing is the service's act:\n" +
+				"it needs --account '*' (ACCOUNT's own owners cannot). The service's middleware accepts it in the format it declares\n" +
 				"(middleware.KeyOptions.Imported). Never a default key; rotate it to get a\n" +
 				"keystile key, the old one working for the grace period."},
 		{name: "rotate", forms: []string{

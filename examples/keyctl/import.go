@@ -10,8 +10,10 @@ import (
 )
 
 // importKey is the import command: it stores a key that the service
-// issued before it adopted keystile, by the SHA-256 digest of its key
-// string, as a table of sha256(key) holds it. The key itself is never
+// issued before it adopted keystile in the account it names, by the
+// SHA-256 digest of its key string, as a table of sha256(key) holds it.
+// Importing is the service's act (apikey.Manager.Import): it needs
+// --account '*'. The key itself is never
 // asked for: a command line ends up in shell histories and process lists.
 func importKey(fs *flag.FlagSet) action {
 	digest := fs.String("digest", "", "the key's SHA-256 digest, 64 `HEX` characters, required")
@@ -39,7 +41,7 @@ func importKey(fs *flag.FlagSet) action {
 		if err != nil {
 			return result{}, err
 		}
-		req := apikey.ImportRequest{Environment: args[0], Type: apikey.KeyType(args[1]), Digest: sum, Name: *name,
+		req := apikey.ImportRequest{Account: args[0], Environment: args[1], Type: apikey.KeyType(args[2]), Digest: sum, Name: *name,
 			Owner: *ownerID, Metadata: pairs, Scopes: splitList(*scopes)}
 		if *expires != 0 {
 			req.ExpiresAt = m.Now().Add(*expires)

@@ -19,7 +19,7 @@ func TestKeyctlImport(t *testing.T) {
 	digest := hex.EncodeToString(sum[:])
 	id := apikey.ImportedID(sum)
 
-	code, out, errOut := keyctl(t, f.db, "import", "production", "server", "--digest", digest, "--scopes", "*",
+	code, out, errOut := keyctl(t, f.db, "--account", "*", "import", "default", "production", "server", "--digest", digest, "--scopes", "*",
 		"--owner", "user_42", "--expires", "720h")
 	require.Equal(t, exitOK, code, errOut)
 	assert.Equal(t, "production server server-"+id+" imported\n", out)
@@ -39,13 +39,16 @@ func TestKeyctlImport(t *testing.T) {
 		code int
 		want string
 	}{
-		{"again", []string{"import", "production", "server", "--digest", digest, "--scopes", "*"}, exitRefused, "stored already"},
-		{"no digest", []string{"import", "production", "server", "--scopes", "*"}, exitUsage, "--digest is required"},
-		{"short digest", []string{"import", "production", "server", "--digest", "abcd", "--scopes", "*"}, exitUsage, "64 hexadecimal"},
-		{"not hex", []string{"import", "production", "server", "--digest", strings.Repeat("g", 64), "--scopes", "*"}, exitUsage, "64 hexadecimal"},
-		{"a full key", []string{"import", "production", "server", "--digest", f.server.Reveal(), "--scopes", "*"}, exitUsage, "refused, and not shown"},
-		{"no scopes", []string{"import", "production", "server", "--digest", strings.Repeat("0", 63) + "1"}, exitRefused, "scopes required"},
-		{"unknown environment", []string{"import", "qa", "client", "--digest", strings.Repeat("0", 63) + "1"}, exitRefused, "unknown environment"},
+		{"as the account's owner", []string{"import", "default", "production", "server", "--digest", strings.Repeat("0", 63) + "2", "--scopes", "*"}, exitRefused, "operator"},
+		{"as another account's owner", []string{"--account", "globex", "import", "default", "production", "server", "--digest", strings.Repeat("0", 63) + "2", "--scopes", "*"}, exitRefused, "operator"},
+		{"no account", []string{"--account", "*", "import", "production", "server", "--digest", strings.Repeat("0", 63) + "2", "--scopes", "*"}, exitUsage, "import"},
+		{"again", []string{"--account", "*", "import", "default", "production", "server", "--digest", digest, "--scopes", "*"}, exitRefused, "stored already"},
+		{"no digest", []string{"--account", "*", "import", "default", "production", "server", "--scopes", "*"}, exitUsage, "--digest is required"},
+		{"short digest", []string{"--account", "*", "import", "default", "production", "server", "--digest", "abcd", "--scopes", "*"}, exitUsage, "64 hexadecimal"},
+		{"not hex", []string{"--account", "*", "import", "default", "production", "server", "--digest", strings.Repeat("g", 64), "--scopes", "*"}, exitUsage, "64 hexadecimal"},
+		{"a full key", []string{"--account", "*", "import", "default", "production", "server", "--digest", f.server.Reveal(), "--scopes", "*"}, exitUsage, "refused, and not shown"},
+		{"no scopes", []string{"--account", "*", "import", "default", "production", "server", "--digest", strings.Repeat("0", 63) + "1"}, exitRefused, "scopes required"},
+		{"unknown environment", []string{"--account", "*", "import", "default", "qa", "client", "--digest", strings.Repeat("0", 63) + "1"}, exitRefused, "unknown environment"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := keyctl(t, f.db, tc.args...)

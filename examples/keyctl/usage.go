@@ -34,10 +34,11 @@ Commands that change keys or settings (as an owner; each is an audit event):
   create ENV client [--expires 24h] [--name NAME] [--owner ID] [--metadata K=V,...]
       create an extra key and print it. SCOPES: customers:write,orders:read,...
       or "*" for full access. --owner names whom it is issued to.
-  import ENV server --digest HEX --scopes SCOPES [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]
-  import ENV client --digest HEX [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]
-      import a key issued before keystile by the SHA-256 digest of its key string
-      (hex) and print its prefix; rotate it to a keystile key.
+  import ACCOUNT ENV server --digest HEX --scopes SCOPES [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]
+  import ACCOUNT ENV client --digest HEX [--expires 720h] [--name NAME] [--owner ID] [--metadata K=V,...]
+      import a key issued before keystile into ACCOUNT (needs --account '*') by the
+      SHA-256 digest of its key string (hex) and print its prefix; rotate it to a
+      keystile key.
   rotate KEY --grace DURATION
   rotate ENV server|client --grace DURATION
       replace a key (or ENV's default key of that type) and print the new one.

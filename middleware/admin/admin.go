@@ -19,9 +19,6 @@
 //	                                            "scopes", "expires_in" | "expires_at", "limits"}
 //	                                            (a server key needs scopes: ["*"] for full access)
 //	POST   /environments/{env}/keys/{type}/rotate  rotate the default key: {"grace"}
-//	POST   /keys/import                         import a key issued before keystile: {"environment",
-//	                                            "type", "digest" (SHA-256, hex) | "key", and the
-//	                                            fields of a create}
 //	GET    /keys/{id}                           one key
 //	POST   /keys/{id}/rotate                    rotate a key: {"grace": "24h"} (0s to 8760h; see Options.Policy)
 //	PUT    /keys/{id}/grace                     change a rotated key's grace: {"grace"}
@@ -57,6 +54,10 @@
 //
 //	GET    /accounts                            a page of account ids
 //	POST   /accounts/{account}/close            close an account: {"confirm": "<{account}>"}
+//	POST   /accounts/{account}/suspend          suspend an account; /resume ends it
+//	POST   /keys/import                         import a key issued before keystile into an account:
+//	                                            {"account", "environment", "type", "digest"
+//	                                            (SHA-256, hex) | "key", and the fields of a create}
 //
 // and, for anyone who reaches the handler:
 //
@@ -183,8 +184,8 @@ type Caller struct {
 	// is refused on every route, even for an Operator.
 	Account string
 	// Operator lets the caller use the account routes (GET /accounts,
-	// POST /accounts/{account}/close, /suspend and /resume), which act across accounts
-	// (apikey.AnyAccount). The other routes still act in Account. Only the
+	// POST /accounts/{account}/close, /suspend and /resume) and POST
+	// /keys/import, which act across accounts (apikey.AnyAccount). The other routes still act in Account. Only the
 	// embedding service's own back office should set it; KeyScopes never
 	// does. An Actor.Account of apikey.AnyAccount without Operator is
 	// refused on every route.
@@ -220,7 +221,7 @@ func (c Caller) actor() apikey.Actor {
 // operator returns the Actor of an operator's calls across accounts.
 func (c Caller) operator() (apikey.Actor, error) {
 	if !c.Operator {
-		return apikey.Actor{}, problem.Refuse(ReasonForbidden, "the account routes are for operators only")
+		return apikey.Actor{}, problem.Refuse(ReasonForbidden, "this route is for operators only (Caller.Operator)")
 	}
 	a := c.Actor
 	a.Account = apikey.AnyAccount
@@ -381,6 +382,7 @@ var acrossAccounts = map[string]bool{
 	"POST /accounts/{account}/close":   true,
 	"POST /accounts/{account}/suspend": true,
 	"POST /accounts/{account}/resume":  true,
+	"POST /keys/import":                true, // the service's act, never a tenant's: see apikey.Manager.Import
 }
 
 // ServeHTTP implements http.Handler.

@@ -25,6 +25,7 @@ import (
 var (
 	owner    = admin.Caller{Actor: apikey.Actor{ID: "alice", Role: apikey.Owner}}
 	readOnly = admin.Caller{Actor: apikey.Actor{ID: "carol", Role: apikey.ReadOnly}}
+	operator = admin.Caller{Actor: apikey.Actor{ID: "ops", Role: apikey.Owner}, Operator: true}
 )
 
 type fixture struct {

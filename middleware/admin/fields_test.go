@@ -40,6 +40,7 @@ var bodyFields = map[string]map[string]struct {
 		"limits":     {wantObject, []string{`"{key}"`, `["{key}"]`, `true`, `100`}},
 	},
 	"POST /keys/import": {
+		"account":     {wantString, []string{`["{key}"]`, `1`, `{"a":"{key}"}`}},
 		"environment": {wantString, []string{`["{key}"]`, `1`, `{"e":"{key}"}`}},
 		"type":        {wantType, []string{`["{key}"]`, `true`}},
 		"digest":      {wantString, []string{`["{key}"]`, `32`, `{"d":"{key}"}`}},

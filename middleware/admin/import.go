@@ -8,10 +8,11 @@ import (
 	"github.com/keystile/keystile/apikey"
 )
 
-// importRequest is the body of POST /keys/import: a key that the service
-// issued before it adopted keystile, by its SHA-256 digest or itself, and
-// the fields of a create.
+// importRequest is the body of POST /keys/import: the account a key
+// belongs to, the key, which the service issued before it adopted
+// keystile, by its SHA-256 digest or itself, and the fields of a create.
 type importRequest struct {
+	Account     string         `json:"account"`
 	Environment string         `json:"environment"`
 	Type        apikey.KeyType `json:"type"`
 	// Digest is the key's SHA-256 digest, 64 hexadecimal characters.
@@ -27,9 +28,14 @@ type importRequest struct {
 	Limits    *limitsBody       `json:"limits"`
 }
 
-// importKey serves POST /keys/import: it answers 201 with the imported
-// key's view (the caller has the key; nothing is shown again).
+// importKey serves POST /keys/import, for an operator only (Caller.Operator;
+// apikey.Manager.Import): it answers 201 with the imported key's view (the
+// caller has the key; nothing is shown again).
 func (a *API) importKey(r *http.Request, c Caller) (int, any, error) {
+	actor, err := c.operator()
+	if err != nil {
+		return 0, nil, err
+	}
 	var req importRequest
 	if err := decode(r, &req); err != nil {
 		return 0, nil, err
@@ -56,7 +62,7 @@ func (a *API) importKey(r *http.Request, c Caller) (int, any, error) {
 			return 0, nil, err
 		}
 	}
-	view, err := a.opts.Manager.Import(r.Context(), c.actor(), apikey.ImportRequest{
+	view, err := a.opts.Manager.Import(r.Context(), actor, apikey.ImportRequest{Account: req.Account,
 		Environment: req.Environment, Type: req.Type, Digest: digest, Key: apikey.NewOpaque(req.Key),
 		Name: req.Name, Owner: req.Owner, Metadata: req.Metadata, Scopes: req.Scopes, ExpiresAt: expires, Limits: limits,
 	})

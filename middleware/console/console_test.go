@@ -745,7 +745,8 @@ func TestLifecycle(t *testing.T) {
 		require.NoError(t, json.Unmarshal(b, &out), string(b))
 		return res.StatusCode, out
 	}
-	imported, err := f.m.Import(ctx, owner, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server,
+	operator := apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}
+	imported, err := f.m.Import(ctx, operator, apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server,
 		Key: apikey.NewOpaque("sk_live_0123456789abcdef"), Name: "legacy", Scopes: []string{"*"}})
 	require.NoError(t, err)
 	var defaultKey string
