@@ -93,11 +93,11 @@ func TestSetOwnerLimitsReachesEveryKey(t *testing.T) {
 	rotated, err := f.m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: a.View.ID, Grace: time.Hour})
 	require.NoError(t, err)
 	assert.True(t, f.record(t, rotated.View.ID).OwnerLimits.Equal(shared), "rotated")
-	imported, err := f.m.Import(ctx, owner, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server,
+	imported, err := f.m.Import(ctx, apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}, apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server,
 		Digest: apikey.ImportDigest("sk_live_0123456789abcdefghijklmnopqrstuv"), Scopes: []string{"*"}, Owner: "user-1"})
 	require.NoError(t, err)
 	assert.True(t, imported.OwnerLimits.Equal(shared), "imported")
-	_, err = f.m.Import(ctx, owner, apikey.ImportRequest{Environment: apikey.Production, Type: apikey.Server,
+	_, err = f.m.Import(ctx, apikey.Actor{ID: "ops", Role: apikey.Owner, Account: apikey.AnyAccount}, apikey.ImportRequest{Account: apikey.DefaultAccount, Environment: apikey.Production, Type: apikey.Server,
 		Digest: apikey.ImportDigest("sk_live_0123456789abcdefghijklmnopqrstuv"), Scopes: []string{"*"}, Owner: "user-1"})
 	assert.ErrorIs(t, err, apikey.ErrConflict, "a duplicate import is still refused")
 
