@@ -837,7 +837,7 @@ func TestLifecycle(t *testing.T) {
 		{name: "a default key is rotated before it is disabled", method: "POST", path: "/api/keys/" + defaultKey + "/disable",
 			status: http.StatusConflict, code: "rotate_first", detail: []string{"rotate it first"}},
 		{name: "an owner imports nothing through the console: importing is the service's act", method: "POST", path: "/api/keys/import",
-			body: `{"account":"default","environment":"production","type":"client","key":"pk_live_` + strings.Repeat("Q", 32) + `"}`,
+			body:   `{"account":"default","environment":"production","type":"client","key":"pk_live_` + strings.Repeat("Q", 32) + `"}`,
 			status: http.StatusForbidden, code: "role_not_allowed", detail: []string{"operators only"}},
 		{name: "an imported key is marked", method: "GET", path: "/api/keys/" + imported.Prefix, status: http.StatusOK,
 			check: func(t *testing.T, out map[string]any) { assert.Equal(t, true, out["imported"]) }},
