@@ -22,7 +22,8 @@ const (
 	// AnyAccount, as an Actor's Account, is an operator acting across
 	// accounts (the service's own back office, an operator CLI), said
 	// explicitly: key ids are found in every account, and Accounts lists
-	// them. Calls that name an environment still need a real account.
+	// them. Calls that name an environment still need a real account
+	// (Manager.Import, an operator's act, names it in its request).
 	AnyAccount = "*"
 )
 

@@ -208,3 +208,31 @@ func TestImportedKeyCachedAllocs(t *testing.T) {
 	base := testing.AllocsPerRun(100, func() { _, _ = f.v.Check(rk, middleware.Policy{}) })
 	assert.LessOrEqual(t, allocs, base+1, "the imported key's id is its only allocation more than a keystile key's")
 }
+
+// TestImportedKeyAdmittedOnceImported: a legacy key presented before its
+// import is refused and its refusal cached, yet admitted once imported: at
+// once in the importing process (Manager.Import's event evicts the key id,
+// cached refusals included), and through the change feed in another.
+func TestImportedKeyAdmittedOnceImported(t *testing.T) {
+	f := newFixture(t, func(o *middleware.Options) { withImported(o); o.FailureTTL = time.Hour })
+	other, err := middleware.New(middleware.Options{Store: f.store, Hasher: f.hasher, Now: f.clock.Now,
+		FeedInterval: 10 * time.Millisecond, FailureTTL: time.Hour, Keys: middleware.KeyOptions{Imported: []apikey.ImportFormat{skLive}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = other.Close() })
+	legacy := oldKey('m')
+	for _, v := range []*middleware.Validator{f.v, other} {
+		for range 2 { // the second is refused from the failure cache
+			_, err := v.Check(request(legacy), middleware.Policy{})
+			require.ErrorIs(t, err, middleware.ErrInvalidKey, "not imported yet")
+		}
+	}
+	require.Equal(t, 1, f.v.Stats().CachedFailures, "the refusal is cached")
+	view := f.importKey(legacy, apikey.ImportRequest{})
+	id, err := f.v.Check(request(legacy), middleware.Policy{})
+	require.NoError(t, err, "imported through this process's Manager, yet refused from the failure cache")
+	assert.Equal(t, view.ID, id.KeyID)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, err := other.Check(request(legacy), middleware.Policy{})
+		assert.NoError(c, err)
+	}, 5*time.Second, 10*time.Millisecond, "another process admits the imported key through the change feed")
+}

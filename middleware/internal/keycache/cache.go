@@ -5,6 +5,7 @@ package keycache
 import (
 	"crypto/sha256"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"slices"
 	"sync"
@@ -50,37 +51,46 @@ func (k Key) String() string { return string(k.sum[:]) + string(k.head[:]) }
 type Entry[V any] struct {
 	Key        Key
 	KeyID      string
-	Value      V            // of a valid key
-	RevokedAt  time.Time    // of a valid key
-	DisabledAt time.Time    // of a valid key; zero while it is enabled
-	Fail       error        // the refusal, for a failure
-	Revision   int64        // of the record it was made from
-	Until      time.Time    // end of its lifetime; a valid entry also lives until SetFresh's deadline
-	dead       atomic.Bool  // evicted: never served again
-	touched    atomic.Int64 // last use, Unix seconds
+	Value      V             // of a valid key
+	RevokedAt  time.Time     // of a valid key
+	DisabledAt time.Time     // of a valid key; zero while it is enabled
+	Fail       error         // the refusal, for a failure
+	Revision   int64         // of the record it was made from
+	Until      time.Time     // end of its lifetime; a valid entry also lives until SetFresh's deadline
+	dead       atomic.Bool   // evicted: never served again
+	touched    atomic.Int64  // last use, Unix seconds
+	checked    atomic.Uint64 // of a failure: a token after which no eviction of KeyID is known
+	bucket     uint8         // of a failure: its key id's element of Cache.evictions
 }
 
 const maxEvictedIDs = 10_000 // key ids whose last eviction is kept; beyond, older tokens are stale
 
+// evictionBuckets is the number of elements of Cache.evictions: key ids
+// share one at random, so that a failure is checked under the lock only
+// after an eviction of a key id of its bucket.
+const evictionBuckets = 256
+
 // Cache holds verified keys and failures in two fixed-size LRUs, never a
 // verification read before an eviction of its key id, and last uses.
 type Cache[V any] struct {
-	valid, failed     *lru.Cache[Key, *Entry[V]] // of one entry, never added to, when disabled
-	enabled, failures bool                       // valid, failed are added to
-	fresh             atomic.Int64               // Unix nanoseconds: valid entries are served before it
-	mu                sync.Mutex                 // guards seq to index; never held while calling into the LRUs
-	seq               uint64                     // evictions so far; a token is a value of seq
-	evictedAt         map[string]uint64          // key id -> seq of its last eviction
-	floor             uint64                     // tokens below floor are stale
-	index             map[string][]*Entry[V]     // key id -> its valid entries
-	usedMu            sync.Mutex                 // guards used
-	used              map[string]int64           // key id -> last use since TakeUsed, Unix seconds
+	valid, failed     *lru.Cache[Key, *Entry[V]]     // of one entry, never added to, when disabled
+	enabled, failures bool                           // valid, failed are added to
+	fresh             atomic.Int64                   // Unix nanoseconds: valid entries are served before it
+	mu                sync.Mutex                     // guards seq to index; never held while calling into the LRUs
+	seq               uint64                         // evictions so far; a token is a value of seq
+	evictedAt         map[string]uint64              // key id -> seq of its last eviction
+	floor             uint64                         // tokens below floor are stale
+	index             map[string][]*Entry[V]         // key id -> its valid entries
+	evictions         [evictionBuckets]atomic.Uint64 // bucket of key ids -> seq of the last eviction of one of them
+	seed              maphash.Seed                   // of buckets
+	usedMu            sync.Mutex                     // guards used
+	used              map[string]int64               // key id -> last use since TakeUsed, Unix seconds
 }
 
 // New returns a cache of size valid keys and, if failures, as many
 // failures. size 0 is an error; a negative size disables the cache.
 func New[V any](size int, failures bool) (*Cache[V], error) {
-	c := &Cache[V]{enabled: size > 0, failures: size > 0 && failures,
+	c := &Cache[V]{enabled: size > 0, failures: size > 0 && failures, seed: maphash.MakeSeed(),
 		index: map[string][]*Entry[V]{}, evictedAt: map[string]uint64{}, used: map[string]int64{}}
 	if size < 0 {
 		size = 1
@@ -99,18 +109,43 @@ func (c *Cache[V]) Enabled() bool { return c.enabled }
 // SetFresh lets valid entries be served before t, whatever their own Until.
 func (c *Cache[V]) SetFresh(t time.Time) { c.fresh.Store(t.UnixNano()) }
 
-// Get returns the entry of k that may be served at now, or nil.
+// Get returns the entry of k that may be served at now, or nil. A failure
+// is not served after an eviction of its key id (Evict, Update, Purge):
+// the key may have come into being since (an imported key, say).
 func (c *Cache[V]) Get(k Key, now time.Time) *Entry[V] {
 	if e, ok := c.valid.Peek(k); ok && !e.dead.Load() && (now.Before(e.Until) || now.UnixNano() < c.fresh.Load()) {
 		return e
 	}
 	if e, ok := c.failed.Get(k); ok {
-		if !e.dead.Load() && now.Before(e.Until) {
+		if !e.dead.Load() && now.Before(e.Until) && c.current(e) {
 			return e
 		}
 		c.failed.Remove(k)
 	}
 	return nil
+}
+
+// current reports whether no eviction of the failure e's key id came after
+// the token it was read after. Without an eviction in its bucket since it
+// was last checked, it reads one atomic; else it looks under the lock and,
+// if current, notes the check.
+func (c *Cache[V]) current(e *Entry[V]) bool {
+	checked := e.checked.Load()
+	if c.evictions[e.bucket].Load() <= checked {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.staleLocked(e.KeyID, checked) {
+		return false
+	}
+	e.checked.Store(c.seq) // c.seq only grows, and is stored under c.mu
+	return true
+}
+
+// bucketOf returns the element of c.evictions of a key id.
+func (c *Cache[V]) bucketOf(keyID string) uint8 {
+	return uint8(maphash.String(c.seed, keyID))
 }
 
 // Touch records a use of the valid entry e at now, at most once a second.
@@ -172,15 +207,18 @@ func (c *Cache[V]) AddValid(e *Entry[V], token uint64) {
 	c.valid.Add(e.Key, e) // an eviction in between marks e dead: e is in the index
 }
 
-// AddFailed caches the failure e unless it went stale since token.
+// AddFailed caches the failure e unless it went stale since token. Get
+// serves it until an eviction of its key id.
 func (c *Cache[V]) AddFailed(e *Entry[V], token uint64) {
 	if c.failures && !c.Stale(e.KeyID, token) {
-		c.failed.Add(e.Key, e)
+		e.bucket = c.bucketOf(e.KeyID)
+		e.checked.Store(token)
+		c.failed.Add(e.Key, e) // an eviction in between is after token: Get drops e
 	}
 }
 
-// Evict ends every entry of a key id and makes its verifications in flight
-// stale.
+// Evict ends every entry of a key id, failures included, and makes its
+// verifications in flight stale.
 func (c *Cache[V]) Evict(keyID string) {
 	c.mu.Lock()
 	c.evictLocked(keyID)
@@ -195,6 +233,7 @@ func (c *Cache[V]) evictLocked(keyID string) {
 		c.floor = max(c.floor, cut)
 	}
 	c.evictedAt[keyID] = c.seq
+	c.evictions[c.bucketOf(keyID)].Store(c.seq)
 	kill(c.index[keyID])
 	delete(c.index, keyID)
 }
@@ -240,6 +279,9 @@ func (c *Cache[V]) Purge() {
 	c.seq++
 	c.floor = c.seq
 	clear(c.evictedAt)
+	for i := range c.evictions { // a failure added after the purge below is dropped by Get
+		c.evictions[i].Store(c.seq)
+	}
 	for _, entries := range c.index {
 		kill(entries)
 	}

@@ -245,3 +245,65 @@ func TestDisabledCacheHoldsNothing(t *testing.T) {
 	_, err = New[int](0, true)
 	require.Error(t, err)
 }
+
+// TestFailuresEndWithAnEvictionOfTheirKeyID: a cached failure (an unknown
+// key id, such as an imported key presented before its import) is not
+// served after an eviction of its key id, by Evict, by an Update (the
+// key's record came into being) or by Purge, also when it was added after
+// the eviction began; evictions of other key ids, in its bucket or not,
+// leave it cached.
+func TestFailuresEndWithAnEvictionOfTheirKeyID(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	fail := func(c *Cache[int], k Key, id string, token uint64) {
+		c.AddFailed(&Entry[int]{Key: k, KeyID: id, Fail: errors.New("unknown"), Until: now.Add(time.Minute)}, token)
+	}
+	for _, tc := range []struct {
+		name  string
+		evict func(c *Cache[int], id string)
+	}{
+		{"evict", func(c *Cache[int], id string) { c.Evict(id) }},
+		{"update", func(c *Cache[int], id string) {
+			c.Update(id, c.Token(), 1, func(*Entry[int]) *Entry[int] { t.Fatal("a failure remade"); return nil })
+		}},
+		{"purge", func(c *Cache[int], _ string) { c.Purge() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New[int](100, true)
+			require.NoError(t, err)
+			k, id := newKey(t)
+			fail(c, k, id, c.Token())
+			for i := range 3 * evictionBuckets { // every bucket, the failure's included
+				c.Evict(fmt.Sprintf("other-%d", i))
+			}
+			require.NotNil(t, c.Get(k, now), "evictions of other key ids dropped a failure")
+			require.NotNil(t, c.Get(k, now), "a failure checked under the lock was dropped")
+			tc.evict(c, id)
+			require.Nil(t, c.Get(k, now), "a failure served after an eviction of its key id")
+			_, failed := c.Sizes()
+			require.Zero(t, failed, "a dropped failure is kept")
+
+			token := c.Token() // a verification that read before the eviction, and adds after it
+			fail(c, k, id, token)
+			tc.evict(c, id)
+			require.Nil(t, c.Get(k, now), "a failure read before an eviction of its key id is served")
+		})
+	}
+}
+
+// TestFailuresStayBounded: failures of many key ids, and evictions of many
+// more, keep the cache at its size and the eviction bookkeeping bounded.
+func TestFailuresStayBounded(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	c, err := New[int](64, true)
+	require.NoError(t, err)
+	for i := range 2 * maxEvictedIDs {
+		k, id := newKey(t)
+		c.AddFailed(&Entry[int]{Key: k, KeyID: id, Fail: errors.New("unknown"), Until: now.Add(time.Minute)}, c.Token())
+		c.Evict(fmt.Sprintf("other-%d", i))
+		c.Get(k, now)
+	}
+	_, failed := c.Sizes()
+	assert.LessOrEqual(t, failed, 64)
+	assert.LessOrEqual(t, len(c.evictedAt), maxEvictedIDs)
+	assert.Empty(t, c.index, "failures are not indexed")
+}
