@@ -190,7 +190,7 @@ type OwnerRevocation struct {
 // listing finds keys to revoke, up to MaxOwnerRevocationRounds writes.
 // When it returns without error, every key of owner that was committed
 // before its last listing is revoked, default keys aside; when keys are
-// still being issued to owner after the last round, it fails with an
+// still being issued to owner after the final round, it fails with an
 // error wrapping ErrConflict, and the keys of the rounds before stay
 // revoked (call it again, once the issuing has stopped). With an error,
 // the OwnerRevocation counts the keys of the writes that were made.
