@@ -130,7 +130,7 @@ func recordSampleUsage(ctx context.Context, s store, now time.Time) error {
 			hour := end.Add(-time.Duration(h) * time.Hour)
 			// Busiest at 14:00 UTC, quietest at 02:00.
 			load := 1 + math.Cos(2*math.Pi*float64(hour.Hour()-14)/24)
-			admitted := int64(load*40) + int64((h*7+k*13)%11)
+			admitted := 1 + int64(load*40) + int64((h*7+k*13)%11) // at least one an hour
 			count := func(outcome string, n int64) {
 				if n > 0 {
 					counts = append(counts, apikey.UsageCount{Account: v.Account, Environment: v.Environment,
