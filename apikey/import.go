@@ -294,28 +294,10 @@ func (m *Manager) Import(ctx context.Context, actor Actor, req ImportRequest) (V
 	if err != nil {
 		return View{}, err
 	}
-	scopes, err := ValidateScopes(req.Type, req.Scopes)
-	if err != nil {
-		return View{}, err
-	}
-	if err := ValidateName(req.Name); err != nil {
-		return View{}, err
-	}
-	if err := ValidateOwner(req.Owner); err != nil {
-		return View{}, err
-	}
-	metadata, err := ValidateMetadata(req.Metadata)
-	if err != nil {
-		return View{}, err
-	}
-	limits, err := ValidateLimits(req.Type, req.Limits)
-	if err != nil {
-		return View{}, err
-	}
 	now := m.Now()
-	expires := req.ExpiresAt.UTC().Truncate(time.Microsecond)
-	if !req.ExpiresAt.IsZero() && !expires.After(now) {
-		return View{}, fmt.Errorf("%w: expiry must be in the future", ErrInvalidExpiry)
+	scopes, metadata, limits, expires, err := validKeyFields(req.Type, req.Scopes, req.Name, req.Owner, req.Metadata, req.Limits, req.ExpiresAt, now)
+	if err != nil {
+		return View{}, err
 	}
 	s, err := m.environment(ctx, Actor{Account: req.Account}, req.Environment) // in the account named
 	if err != nil {

@@ -196,28 +196,10 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 	if !req.Type.Valid() {
 		return Issued{}, ErrInvalidKeyType
 	}
-	scopes, err := ValidateScopes(req.Type, req.Scopes)
-	if err != nil {
-		return Issued{}, err
-	}
-	if err := ValidateName(req.Name); err != nil {
-		return Issued{}, err
-	}
-	if err := ValidateOwner(req.Owner); err != nil {
-		return Issued{}, err
-	}
-	metadata, err := ValidateMetadata(req.Metadata)
-	if err != nil {
-		return Issued{}, err
-	}
-	limits, err := ValidateLimits(req.Type, req.Limits)
-	if err != nil {
-		return Issued{}, err
-	}
 	now := m.Now()
-	expires := req.ExpiresAt.UTC().Truncate(time.Microsecond)
-	if !req.ExpiresAt.IsZero() && !expires.After(now) {
-		return Issued{}, fmt.Errorf("%w: expiry must be in the future", ErrInvalidExpiry)
+	scopes, metadata, limits, expires, err := validKeyFields(req.Type, req.Scopes, req.Name, req.Owner, req.Metadata, req.Limits, req.ExpiresAt, now)
+	if err != nil {
+		return Issued{}, err
 	}
 	if err := actor.mayActOn(req.Type, scopes); err != nil {
 		return Issued{}, err
@@ -258,6 +240,34 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 		return m.apply(ctx, c)
 	})
 	return issued, err
+}
+
+// validKeyFields validates the fields a new key of type t is given (by
+// Create or Import) at now, and returns them as stored: the scopes, the
+// metadata, the limits and the expiry (UTC, to the microsecond; zero for
+// none, else in the future).
+func validKeyFields(t KeyType, scopes []string, name, owner string, metadata map[string]string, limits Limits, expiresAt, now time.Time) ([]string, map[string]string, Limits, time.Time, error) {
+	scopes, err := ValidateScopes(t, scopes)
+	if err != nil {
+		return nil, nil, Limits{}, time.Time{}, err
+	}
+	if err := ValidateName(name); err != nil {
+		return nil, nil, Limits{}, time.Time{}, err
+	}
+	if err := ValidateOwner(owner); err != nil {
+		return nil, nil, Limits{}, time.Time{}, err
+	}
+	if metadata, err = ValidateMetadata(metadata); err != nil {
+		return nil, nil, Limits{}, time.Time{}, err
+	}
+	if limits, err = ValidateLimits(t, limits); err != nil {
+		return nil, nil, Limits{}, time.Time{}, err
+	}
+	expires := expiresAt.UTC().Truncate(time.Microsecond)
+	if !expiresAt.IsZero() && !expires.After(now) {
+		return nil, nil, Limits{}, time.Time{}, fmt.Errorf("%w: expiry must be in the future", ErrInvalidExpiry)
+	}
+	return scopes, metadata, limits, expires, nil
 }
 
 // RotateRequest names the key to rotate and the grace period of the old one.
