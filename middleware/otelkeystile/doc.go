@@ -31,7 +31,9 @@
 //
 // The span is made after the check, with its start and end times: the
 // store's own spans (of an instrumented database driver) are siblings of
-// it under the request's span, not its children.
+// it under the request's span, not its children. Its attributes are set
+// once it is sampled: a sampler sees the span's name and parent, not its
+// attributes, and a span sampled out costs no attribute.
 //
 // # Metrics
 //

@@ -41,14 +41,19 @@ func Tracing(tp trace.TracerProvider) func(context.Context, middleware.Verificat
 		tp = otel.GetTracerProvider()
 	}
 	tracer := tp.Tracer(ScopeName)
+	internal := trace.WithSpanKind(trace.SpanKindInternal)
 	return func(ctx context.Context, v middleware.Verification) {
+		_, span := tracer.Start(ctx, SpanName, trace.WithTimestamp(v.Start), internal)
+		if !span.IsRecording() { // sampled out: no attributes to build
+			span.End()
+			return
+		}
 		code, status := "", 0
 		if v.Err != nil {
 			code, status = refusal(v.Err)
 		}
 		var buf [9]attribute.KeyValue
-		_, span := tracer.Start(ctx, SpanName, trace.WithTimestamp(v.Start),
-			trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attributes(buf[:0], v, code)...))
+		span.SetAttributes(attributes(buf[:0], v, code)...)
 		if status >= http.StatusInternalServerError {
 			span.SetStatus(codes.Error, code)
 		}
