@@ -23,6 +23,7 @@ type verdict struct {
 	// key's own, or its owner's when ownerRate is set (the tighter of the
 	// two, or the one that refused).
 	limited, ownerRate bool
+	steps              steps // what the check did, for Options.OnVerification
 }
 
 // rateLimit returns the rate limit whose decision vd.rate holds.
@@ -49,7 +50,13 @@ func (v *Validator) check(r *http.Request, p *Policy, outer *Identity, vd *verdi
 		}
 		return v.rejected(r, outer.Prefix, err)
 	}
-	prefix, err := v.authenticate(r, p, vd)
+	var prefix string
+	var err error
+	if v.cfg.OnVerification != nil {
+		prefix, err = v.authenticateObserved(r, p, vd)
+	} else {
+		prefix, err = v.authenticate(r, p, vd)
+	}
 	if err != nil {
 		return v.rejected(r, prefix, err)
 	}
@@ -82,7 +89,7 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 		return "", err
 	}
 	now := v.now()
-	e, prefix, err := v.resolve(r.Context(), raw, now)
+	e, prefix, err := v.resolve(r.Context(), raw, now, &vd.steps)
 	if err != nil {
 		return prefix, err
 	}
@@ -145,13 +152,15 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 // that did not verify: its format's prefix). A hit needs no parsing. A
 // string of a declared imported format (never a keystile key, see
 // apikey.ImportFormat) costs one SHA-256 and, on a miss, the verification
-// of every key, with a digest compare in place of argon2.
-func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*entry, string, error) {
+// of every key, with a digest compare in place of argon2. It records what
+// it did in st.
+func (v *Validator) resolve(ctx context.Context, raw string, now time.Time, st *steps) (*entry, string, error) {
 	var k keycache.Key
 	if len(raw) == apikey.KeyLength { // any other length is imported or malformed: ParseKey says why
 		k = keycache.KeyOf(raw)
 		if e := v.cache.Get(k, now); e != nil {
 			v.stats.hits.add(k)
+			st.cached = true
 			return e, raw[:apikey.PrefixLength], nil
 		}
 	}
@@ -161,6 +170,7 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*en
 		p, k = importedKey(raw)
 		if e := v.cache.Get(k, now); e != nil {
 			v.stats.hits.add(k)
+			st.cached = true
 			return e, importedPrefix(e, prefix), nil
 		}
 	} else {
@@ -171,7 +181,7 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time) (*en
 		p, prefix = presented{key: key, id: key.ID()}, key.Prefix()
 	}
 	v.stats.misses.add(k)
-	e, err := v.verifier.verify(ctx, p, k)
+	e, err := v.verifier.verify(ctx, p, k, st)
 	if err != nil {
 		return nil, prefix, err
 	}

@@ -107,6 +107,13 @@ type Options struct {
 	OnAuthenticated func(ctx context.Context, a Attempt, id Identity)
 	// OnRejected, if set, is called for every refused request.
 	OnRejected func(ctx context.Context, a Attempt, err error)
+	// OnVerification, if set, is called on the request path once for every
+	// request that the Validator authenticates (not for one it authenticated
+	// further out), when its outcome is known and before OnAuthenticated or
+	// OnRejected, with what the check did and when (see Verification): what
+	// a tracer needs for a span, as package otelkeystile makes. Keep it
+	// fast. Nil costs a nil check: no clock read, no allocation.
+	OnVerification func(ctx context.Context, v Verification)
 	// OnBackgroundError receives the errors of background work and of a
 	// panicking store or hasher. Nil logs them with slog at level Warn.
 	OnBackgroundError func(err error)

@@ -74,22 +74,29 @@ func (p presented) fits(rec apikey.Record) bool {
 // key id was evicted while the previous one ran.
 const maxVerifyRounds = 3
 
-// outcome is a shared verification's entry and the token it read after.
+// outcome is a shared verification's entry, the token it read after and
+// what it did (also when it failed).
 type outcome struct {
 	e     *entry
 	token uint64
+	steps steps
 }
 
 // verify loads and verifies a key that is not cached, whose Key is k, in
 // one verification shared by concurrent calls that began after the last
 // eviction of the key id. Each caller waits only as long as its ctx allows.
-func (vf *verifier) verify(ctx context.Context, key presented, k keycache.Key) (*entry, error) {
+// It adds what the verifications it used did to st.
+func (vf *verifier) verify(ctx context.Context, key presented, k keycache.Key, st *steps) (*entry, error) {
 	id := key.id
 	for round := 0; round < maxVerifyRounds; {
 		flight := k.String() + strconv.FormatUint(vf.cache.Generation(id), 36)
 		ch := vf.group.DoChan(flight, func() (any, error) { return vf.load(ctx, key, k) })
 		select {
 		case res := <-ch:
+			if o, ok := res.Val.(outcome); ok {
+				o.steps.shared = res.Shared
+				st.add(o.steps)
+			}
 			if res.Err != nil {
 				if errors.Is(res.Err, ErrBusy) && ctx.Err() == nil {
 					continue // the leader's request ended; try again under ours
@@ -114,13 +121,13 @@ func (vf *verifier) load(ctx context.Context, key presented, k keycache.Key) (ou
 	defer func() {
 		if p := recover(); p != nil {
 			cause := fmt.Errorf("middleware: verifying %s %w: %s", key.name(), errPanicked, redactKeys(fmt.Sprint(p)))
-			out, err = outcome{}, vf.unavailable("checking the key failed", cause)
+			out, err = outcome{steps: out.steps}, vf.unavailable("checking the key failed", cause)
 		}
 	}()
 	token := vf.cache.Token()
 	now := vf.now()
 	if e := vf.cache.Get(k, now); e != nil {
-		return outcome{e, token}, nil // cached by a verification that ended after our lookup
+		return outcome{e: e, token: token}, nil // cached by a verification that ended after our lookup
 	}
 	id := key.id
 	bypass := vf.verified.Contains(k) // verified here: key ids are public, anyone may spend their budget
@@ -129,17 +136,18 @@ func (vf *verifier) load(ctx context.Context, key presented, k keycache.Key) (ou
 			return outcome{}, vf.throttled(wait)
 		}
 	}
+	out.steps.storeRead = true
 	rec, err := vf.store.Key(ctx, id)
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):
-		return vf.failure(k, id, token, now), nil
+		return vf.failure(k, id, token, now, out.steps), nil
 	case ctx.Err() != nil:
-		return outcome{}, busy(ctx.Err())
+		return out, busy(ctx.Err())
 	case err != nil:
-		return outcome{}, vf.unavailable("loading the key failed", err)
+		return out, vf.unavailable("loading the key failed", err)
 	}
 	if !key.fits(rec) {
-		return vf.failure(k, id, token, now), nil
+		return vf.failure(k, id, token, now, out.steps), nil
 	}
 	hash := keycache.Fingerprint(rec.Hash.Reveal())
 	match, outdated, refuted := false, false, false
@@ -147,7 +155,7 @@ func (vf *verifier) load(ctx context.Context, key presented, k keycache.Key) (ou
 		match, outdated, refuted = vf.verified.Lookup(k, hash)
 	}
 	if refuted { // a wrong secret: no argon2 and, like an unknown id, no throttle count
-		return vf.failure(k, id, token, now), nil
+		return vf.failure(k, id, token, now, out.steps), nil
 	}
 	if !match {
 		tk, ok, wait := ticket{}, true, time.Duration(0) // the zero ticket bypasses the throttle
@@ -155,18 +163,22 @@ func (vf *verifier) load(ctx context.Context, key presented, k keycache.Key) (ou
 			tk, ok, wait = vf.throttle.acquire(id, now, true)
 		}
 		if !ok {
-			return outcome{}, vf.throttled(wait)
+			return out, vf.throttled(wait)
 		}
 		wrong := false
 		defer func() { vf.throttle.release(tk, wrong, vf.now()) }()
 		if key.imported { // a digest, compared in constant time: no argon2
 			match = apikey.MatchImported(key.digest, rec.Hash.Reveal())
-		} else if match, outdated, err = vf.verifyHash(ctx, key.key, rec.Hash.Reveal(), tk.suspect); err != nil {
-			return outcome{}, err
+		} else {
+			match, outdated, err = vf.verifyHash(ctx, key.key, rec.Hash.Reveal(), tk.suspect)
+			out.steps.hashed = err == nil || !errors.Is(err, ErrBusy) // busy: it never got a slot
+			if err != nil {
+				return out, err
+			}
 		}
 		if !match {
 			wrong = true
-			return vf.failure(k, id, token, now), nil
+			return vf.failure(k, id, token, now, out.steps), nil
 		}
 		vf.verified.Add(k, hash, outdated)
 	}
@@ -175,7 +187,7 @@ func (vf *verifier) load(ctx context.Context, key presented, k keycache.Key) (ou
 	if outdated { // after AddValid, so that the upgrade's entry replaces e
 		vf.upgrade(rec, key.key, k)
 	}
-	return outcome{e, token}, nil
+	return outcome{e, token, out.steps}, nil
 }
 
 // newEntry returns the entry of key k that verified against rec at now.
@@ -201,11 +213,12 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 		Revision: rec.Revision, Until: now.Add(vf.ttl)}
 }
 
-// failure caches the entry of an unknown key or wrong secret.
-func (vf *verifier) failure(k keycache.Key, id string, token uint64, now time.Time) outcome {
+// failure caches the entry of an unknown key or wrong secret, found
+// after st.
+func (vf *verifier) failure(k keycache.Key, id string, token uint64, now time.Time, st steps) outcome {
 	e := &entry{Key: k, KeyID: id, Fail: ErrInvalidKey, Until: now.Add(vf.failureTTL)}
 	vf.cache.AddFailed(e, token)
-	return outcome{e, token}
+	return outcome{e, token, st}
 }
 
 // throttled counts and returns a refusal of the throttle.
