@@ -225,13 +225,18 @@ func TestPageAndAssets(t *testing.T) {
 func TestSession(t *testing.T) {
 	f := newFixture(t)
 	tests := []struct {
-		role    apikey.Role
-		actor   apikey.Actor
-		actions []apikey.Action
+		role       apikey.Role
+		actor      apikey.Actor
+		actions    []apikey.Action
+		production []apikey.Action
 	}{
-		{apikey.Owner, owner, []apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits", "rename", "set_lifetime", "bootstrap", "disable", "enable"}},
-		{apikey.Member, member, []apikey.Action{}},
-		{apikey.ReadOnly, readOnly, []apikey.Action{}},
+		{apikey.Owner, owner,
+			[]apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits", "rename", "set_lifetime", "bootstrap", "disable", "enable"},
+			[]apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits", "rename", "set_lifetime", "bootstrap", "disable", "enable"}},
+		{apikey.Member, member,
+			[]apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "reveal", "set_limits", "rename", "disable", "enable"},
+			[]apikey.Action{"reveal"}},
+		{apikey.ReadOnly, readOnly, []apikey.Action{}, []apikey.Action{}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.role), func(t *testing.T) {
@@ -242,7 +247,8 @@ func TestSession(t *testing.T) {
 			var s console.Session
 			require.NoError(t, json.Unmarshal(body, &s))
 			assert.Equal(t, tt.actor, s.Actor)
-			assert.Equal(t, tt.actions, s.Actions)
+			assert.Equal(t, tt.actions, s.Actions, "outside production")
+			assert.Equal(t, tt.production, s.ProductionActions, "in production")
 			assert.Equal(t, []console.Grace{
 				{Label: "Now", Grace: "0s"}, {Label: "1 hour", Grace: "1h"}, {Label: "24 hours", Grace: "24h"},
 				{Label: "3 days", Grace: "72h"}, {Label: "7 days", Grace: "168h"},
@@ -406,8 +412,10 @@ func TestTrustedOrigins(t *testing.T) {
 }
 
 // TestOnlyOwnersChangeKeys: members and read-only users can list keys and
-// settings through the console's API, and every change they try is 403
-// and changes nothing.
+// settings through the console's API, and every change they try in the
+// production environment, or to account settings, is 403 and changes
+// nothing (members change keys of other environments: see
+// TestMemberManagesStaging).
 func TestOnlyOwnersChangeKeys(t *testing.T) {
 	f := newFixture(t)
 	id := f.extra.View.ID
