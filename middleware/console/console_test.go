@@ -968,3 +968,54 @@ func TestExpiringAndOwners(t *testing.T) {
 	assert.Equal(t, apikey.Active, f.status(t, other.ID), "another owner's key is untouched")
 	assert.Empty(t, get("/api/keys/expiring?within=168h")["keys"], "revoked keys do not expire")
 }
+
+// TestMemberManagesStaging: through the console's API a member creates,
+// renames and revokes keys of an environment that is not production and
+// reveals a publishable key of production; the environments say which is
+// production.
+func TestMemberManagesStaging(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.m.Bootstrap(context.Background(), owner, apikey.Staging)
+	require.NoError(t, err)
+	res, body := f.do(t, f.sameOrigin("POST", "/api/environments/staging/keys", `{"type":"server","scopes":["orders:read"]}`, apikey.Member))
+	require.Equal(t, http.StatusCreated, res.StatusCode, string(body))
+	var created struct {
+		View apikey.View `json:"view"`
+	}
+	require.NoError(t, json.Unmarshal(body, &created))
+	id := created.View.ID
+	res, body = f.do(t, f.sameOrigin("PUT", "/api/keys/"+id+"/name", `{"name":"ci"}`, apikey.Member))
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	res, body = f.do(t, f.sameOrigin("POST", "/api/keys/"+id+"/revoke", ``, apikey.Member))
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	assert.Equal(t, apikey.Revoked, f.status(t, id))
+
+	list, err := f.m.List(context.Background(), owner, apikey.Production, apikey.Page{})
+	require.NoError(t, err)
+	for _, k := range list.Keys {
+		if k.Type == apikey.Client {
+			res, body = f.do(t, f.sameOrigin("POST", "/api/keys/"+k.ID+"/reveal", ``, apikey.Member))
+			require.Equal(t, http.StatusOK, res.StatusCode, problemCode(t, body))
+			var revealed struct {
+				FullKey string `json:"full_key"`
+			}
+			require.NoError(t, json.Unmarshal(body, &revealed))
+			assert.True(t, strings.HasPrefix(revealed.FullKey, "client-"+k.ID), "the publishable key, in full")
+		}
+	}
+
+	res, body = f.do(t, f.sameOrigin("GET", "/api/environments", "", apikey.Member))
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	var envs struct {
+		Environments []struct {
+			Environment string `json:"environment"`
+			Production  bool   `json:"production"`
+		} `json:"environments"`
+	}
+	require.NoError(t, json.Unmarshal(body, &envs))
+	got := map[string]bool{}
+	for _, e := range envs.Environments {
+		got[e.Environment] = e.Production
+	}
+	assert.Equal(t, map[string]bool{apikey.Production: true, apikey.Staging: false}, got)
+}
