@@ -33,7 +33,7 @@
 // # Limits and usage
 //
 // A key may carry Limits (Record.Limits, set at Create or with SetLimits,
-// owners only): a rate limit (requests per window, with a burst), a quota
+// by owners, and by members outside production): a rate limit (requests per window, with a burst), a quota
 // of uses refilled per UTC day or month, and, for server keys, an
 // allowlist of address ranges. ValidateLimits bounds every field and names
 // the one it refuses (ErrInvalidLimits). Package middleware enforces them
@@ -90,10 +90,13 @@
 //     rebuilt (ValidateName, ValidateOwner, ValidateMetadata). Scopes are
 //     bounded too (MaxScopes, MaxScopeLength), so that a cached key's size
 //     is bounded.
-//   - Roles bound what an actor may do: everyone may view prefixes and
-//     statuses; only owners create, rotate, revoke, rename, change grace,
-//     scopes or limits, set origins or lifetime policies, or reveal a full
-//     key. An actor authenticated
+//   - Roles bound what an actor may do (Role.Permits): everyone may view
+//     prefixes and statuses; members create, rotate, revoke and change
+//     keys only in environments the service does not mark as production
+//     (ManagerOptions.Production) and reveal only publishable keys; only
+//     owners change production keys, reveal a full server key or change
+//     account settings (origins, lifetime policies, owner limits,
+//     environments). An actor authenticated
 //     by a key (Actor.Scopes, Actor.Expires, Actor.Limits) never creates,
 //     extends or reveals more than its key has, nor a key bounded less
 //     tightly, and changes no key's limits and no lifetime policy. Every change is an audit Event.

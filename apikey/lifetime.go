@@ -199,7 +199,8 @@ func (m *Manager) SetLifetimePolicy(ctx context.Context, actor Actor, environmen
 }
 
 // Rename changes a key's name (see ValidateName; "" removes it), audited
-// as ActionRename. Owners only; a revoked key keeps its name
+// as ActionRename. The roles are those of the key actions (see
+// Role.Permits); a revoked key keeps its name
 // (ErrAlreadyRevoked). keyID is a key id or a displayable prefix (see
 // ParseKeyID).
 func (m *Manager) Rename(ctx context.Context, actor Actor, keyID, name string) (View, error) {

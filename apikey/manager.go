@@ -57,11 +57,20 @@ type ManagerOptions struct {
 	// stored, for example to evict validation caches; the Manager call
 	// returns after it, so it should return quickly.
 	OnEvent func(Event)
+	// Production reports whether an environment of an account is a
+	// production environment, whose keys members may view but not change
+	// (see Role.Permits): the service's choice per account. It must be
+	// safe for concurrent use, quick (it runs on every change a member
+	// makes) and stable for an environment. Nil means the environment
+	// named Production ("production") in every account.
+	Production func(account, environment string) bool
 }
 
 // Manager enforces the key lifecycle: bootstrap, create, rotate, change
 // grace, revoke, disable and enable, scopes, allowed origins and reveal, each checked against the
-// actor's role and recorded as an audit event. Its rules hold under
+// actor's role in the key's environment (Role.Permits, with the production
+// environments of ManagerOptions.Production) and recorded as an audit
+// event. Its rules hold under
 // concurrent calls from many processes sharing one Store: every change is a
 // compare-and-set that is retried on conflict. Once CloseAccount has closed
 // an account's first environment, every change in that account but a
@@ -84,6 +93,7 @@ type Manager struct {
 	now     func() time.Time
 	sealer  Sealer
 	onEvent func(Event)
+	isProd  func(account, environment string) bool
 }
 
 // maxAttempts bounds the retries of a change that keeps losing races.
@@ -94,14 +104,35 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 	if opts.Store == nil {
 		return nil, errors.New("apikey: ManagerOptions.Store is required")
 	}
-	m := &Manager{store: opts.Store, hasher: opts.Hasher, now: opts.Now, sealer: opts.Sealer, onEvent: opts.OnEvent}
+	m := &Manager{store: opts.Store, hasher: opts.Hasher, now: opts.Now, sealer: opts.Sealer, onEvent: opts.OnEvent,
+		isProd: opts.Production}
 	if m.hasher == nil {
 		m.hasher = Argon2id{}
 	}
 	if m.now == nil {
 		m.now = time.Now
 	}
+	if m.isProd == nil {
+		m.isProd = func(_, environment string) bool { return environment == Production }
+	}
 	return m, nil
+}
+
+// Production reports whether an environment of an account is a production
+// environment (ManagerOptions.Production), for a surface that marks it or
+// offers members only what Role.Permits allows there.
+func (m *Manager) Production(account, environment string) bool {
+	return m.isProd(account, environment)
+}
+
+// permit refuses, with an error wrapping ErrForbidden, an action that the
+// actor's role may not perform on a key of type t (empty: no key) in an
+// environment of an account (see Role.Permits).
+func (m *Manager) permit(actor Actor, a Action, account, environment string, t KeyType) error {
+	if actor.Role == Owner {
+		return nil
+	}
+	return actor.Role.Permits(a, Target{Environment: environment, Production: m.isProd(account, environment), Type: t})
 }
 
 // Now returns the Manager's clock reading as stored: UTC, microseconds.
@@ -209,6 +240,9 @@ func (m *Manager) Create(ctx context.Context, actor Actor, req CreateRequest) (I
 	}
 	s, err := m.environment(ctx, actor, req.Environment)
 	if err != nil {
+		return Issued{}, err
+	}
+	if err := m.permit(actor, ActionCreate, s.Account, s.Environment, req.Type); err != nil {
 		return Issued{}, err
 	}
 	if err := s.refusesChanges(); err != nil {
@@ -329,6 +363,9 @@ func (m *Manager) Rotate(ctx context.Context, actor Actor, req RotateRequest) (I
 	err := m.retry(ctx, func() error {
 		old, err := m.rotationTarget(ctx, actor, req, target)
 		if err != nil {
+			return err
+		}
+		if err := m.permit(actor, ActionRotate, old.Account, old.Environment, old.Type); err != nil {
 			return err
 		}
 		now := m.Now()
@@ -548,6 +585,9 @@ func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action 
 		if err != nil {
 			return err
 		}
+		if err := m.permit(actor, action, rec.Account, rec.Environment, rec.Type); err != nil {
+			return err
+		}
 		now := m.Now()
 		if err := change(&rec, now); errors.Is(err, errUnchanged) {
 			view = rec.View(now)
@@ -580,7 +620,8 @@ func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action 
 // SetOwner names whom a key is issued to (see ValidateOwner); an empty
 // owner names nobody. The key takes the limits shared by the new owner's
 // keys (Record.OwnerLimits; none if they have none) in the same atomic
-// write. Owners only; keyID is a key id or a displayable prefix.
+// write. The roles are those of the key actions (see Role.Permits); keyID
+// is a key id or a displayable prefix.
 func (m *Manager) SetOwner(ctx context.Context, actor Actor, keyID, owner string) (View, error) {
 	if err := authorize(actor, ActionSetOwner); err != nil {
 		return View{}, err
@@ -596,6 +637,9 @@ func (m *Manager) SetOwner(ctx context.Context, actor Actor, keyID, owner string
 	err = m.retry(ctx, func() error {
 		rec, err := m.key(ctx, actor, name)
 		if err != nil {
+			return err
+		}
+		if err := m.permit(actor, ActionSetOwner, rec.Account, rec.Environment, rec.Type); err != nil {
 			return err
 		}
 		if !rec.RevokedAt.IsZero() {
@@ -621,7 +665,8 @@ func (m *Manager) SetOwner(ctx context.Context, actor Actor, keyID, owner string
 }
 
 // SetMetadata replaces a key's metadata (see ValidateMetadata); an empty
-// map removes it. Owners only; keyID is a key id or a displayable prefix.
+// map removes it. The roles are those of the key actions (see
+// Role.Permits); keyID is a key id or a displayable prefix.
 func (m *Manager) SetMetadata(ctx context.Context, actor Actor, keyID string, metadata map[string]string) (View, error) {
 	if err := authorize(actor, ActionSetMetadata); err != nil {
 		return View{}, err
@@ -643,7 +688,8 @@ func (m *Manager) SetMetadata(ctx context.Context, actor Actor, keyID string, me
 }
 
 // SetLimits replaces the limits of a key that is not revoked (see
-// ValidateLimits; the zero Limits removes every bound). Owners only; an
+// ValidateLimits; the zero Limits removes every bound). Owners, and
+// members outside production (see Role.Permits); an
 // actor authenticated by a key may not change any key's limits
 // (ErrBeyondActor), its own included. A quota that differs from the
 // key's previous one keeps what was spent of it (see
@@ -727,8 +773,9 @@ func (m *Manager) Get(ctx context.Context, actor Actor, keyID string) (View, err
 	return rec.View(m.Now()), nil
 }
 
-// Reveal returns a full key again, for owners only: a publishable key
-// always, a server key only if it was sealed (ManagerOptions.Sealer); else
+// Reveal returns a full key again: a publishable key always, to owners and
+// members, a server key only to owners and only if it was sealed
+// (ManagerOptions.Sealer); else
 // ErrNotRevealable. Revoked keys are not revealed. Each reveal is audited.
 // keyID is a key id or a displayable prefix (see ParseKeyID).
 func (m *Manager) Reveal(ctx context.Context, actor Actor, keyID string) (Key, error) {
@@ -741,6 +788,9 @@ func (m *Manager) Reveal(ctx context.Context, actor Actor, keyID string) (Key, e
 	}
 	rec, err := m.key(ctx, actor, name)
 	if err != nil {
+		return Key{}, err
+	}
+	if err := m.permit(actor, ActionReveal, rec.Account, rec.Environment, rec.Type); err != nil {
 		return Key{}, err
 	}
 	if !rec.RevokedAt.IsZero() {

@@ -195,7 +195,7 @@ type OwnerRevocation struct {
 // revoked (call it again, once the issuing has stopped). With an error,
 // the OwnerRevocation counts the keys of the writes that were made.
 //
-// Role rules are Revoke's (owners only). Keys revoked already are left
+// Owners only: the owner's keys may be in any environment. Keys revoked already are left
 // alone; default keys are skipped and reported (see
 // OwnerRevocation.SkippedDefaults, from the last listing), as Revoke
 // refuses them. Each revoked key has an ActionRevoke event, and each
@@ -206,7 +206,7 @@ type OwnerRevocation struct {
 // write changes nothing. A store without an OwnerIndex fails with an
 // error wrapping errors.ErrUnsupported.
 func (m *Manager) RevokeOwner(ctx context.Context, actor Actor, owner string) (OwnerRevocation, error) {
-	if err := authorize(actor, ActionRevoke); err != nil {
+	if err := authorize(actor, ActionRevokeOwner); err != nil {
 		return OwnerRevocation{}, err
 	}
 	account, err := namedAccount(actor)
@@ -399,7 +399,7 @@ func (m *Manager) Expiring(ctx context.Context, actor Actor, req ExpiringRequest
 // it fails part-way. A store without a KeyPurger fails with an error
 // wrapping errors.ErrUnsupported.
 func (m *Manager) Purge(ctx context.Context, actor Actor, olderThan time.Duration) (int, error) {
-	if err := authorize(actor, ActionRevoke); err != nil {
+	if err := authorize(actor, ActionPurge); err != nil {
 		return 0, err
 	}
 	if actor.Account != AnyAccount {

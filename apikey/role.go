@@ -6,11 +6,21 @@ import (
 	"time"
 )
 
-// Role is what an actor may do with keys.
+// Role is what an actor may do in its account (see Role.Permits).
 type Role string
 
 // The three roles. Everyone may view keys' displayable prefixes and
-// statuses; only owners may change keys or settings or reveal a full key.
+// statuses, settings, usage and the audit log.
+//
+//   - Owner may do everything.
+//   - Member manages keys in the environments that are not production
+//     (ManagerOptions.Production): creates, rotates, revokes, disables
+//     and enables them, and changes their grace, scopes, limits, name,
+//     owner and metadata. It reveals publishable keys in every
+//     environment. It changes no key of a production environment, reveals
+//     no server key and changes no account setting: allowed origins,
+//     lifetime policy, owner limits, environments, the account itself.
+//   - ReadOnly views.
 const (
 	Owner    Role = "owner"
 	Member   Role = "member"
@@ -169,27 +179,123 @@ const (
 	ActionRename      Action = "rename"
 )
 
-// Allowed reports whether role r may perform action a.
-func (r Role) Allowed(a Action) bool {
-	if a == ActionView {
-		return r.Valid()
-	}
-	return r == Owner
+// Target is where an action acts, for Role.Permits: the environment and
+// the type of the key acted on.
+type Target struct {
+	// Environment names the environment acted in, for error messages;
+	// empty for an action on the account.
+	Environment string
+	// Production says whether Environment is a production environment of
+	// its account (ManagerOptions.Production).
+	Production bool
+	// Type is the type of the key acted on; empty when the action acts on
+	// no key.
+	Type KeyType
 }
 
-// authorize returns an error wrapping ErrForbidden unless the actor may
-// perform the action.
-func authorize(actor Actor, a Action) error {
-	if !actor.Role.Valid() {
+// rule is who may perform an action.
+type rule uint8
+
+const (
+	ruleOwners  rule = iota // owners only
+	ruleView                // every role
+	ruleKeys                // owners; members outside production
+	ruleReveal              // owners; members for publishable keys
+	ruleAccount             // owners only: an account setting
+)
+
+// permission is the rule of an action and the words that name it in a
+// refusal.
+type permission struct {
+	rule rule
+	what string
+}
+
+// permissions are the rules of the actions. An action that is not here is
+// for owners only.
+var permissions = map[Action]permission{
+	ActionView:           {ruleView, "view keys"},
+	ActionCreate:         {ruleKeys, "create keys"},
+	ActionRotate:         {ruleKeys, "rotate keys"},
+	ActionChangeGrace:    {ruleKeys, "change the grace of keys"},
+	ActionRevoke:         {ruleKeys, "revoke keys"},
+	ActionSetScopes:      {ruleKeys, "change the scopes of keys"},
+	ActionSetOwner:       {ruleKeys, "change the owner of keys"},
+	ActionSetMetadata:    {ruleKeys, "change the metadata of keys"},
+	ActionSetLimits:      {ruleKeys, "change the limits of keys"},
+	ActionDisable:        {ruleKeys, "disable keys"},
+	ActionEnable:         {ruleKeys, "enable keys"},
+	ActionRename:         {ruleKeys, "rename keys"},
+	ActionReveal:         {ruleReveal, "reveal keys"},
+	ActionBootstrap:      {ruleAccount, "create environments"},
+	ActionSetOrigins:     {ruleAccount, "change allowed origins"},
+	ActionSetLifetime:    {ruleAccount, "change the lifetime policy"},
+	ActionSetOwnerLimits: {ruleAccount, "change owner limits"},
+	ActionRevokeOwner:    {ruleOwners, "revoke every key of an owner"},
+	ActionClose:          {ruleOwners, "close the account"},
+	ActionImport:         {ruleOwners, "import keys"},
+	ActionSuspend:        {ruleOwners, "suspend accounts"},
+	ActionResume:         {ruleOwners, "resume accounts"},
+	ActionPurge:          {ruleOwners, "purge keys"},
+}
+
+// Permits returns nil if role r may perform action a on t, else an error
+// wrapping ErrForbidden that names what was refused and why, such as
+// `members may not rotate keys in production environment "production"`.
+// Every role may view; owners may do everything; members may perform the
+// key actions (create, rotate, change grace, revoke, set scopes, owner,
+// metadata and limits, disable, enable, rename) where t is not
+// production, and reveal where t is not a server key; read-only users
+// only view. An unknown role may do nothing.
+//
+// Permits decides by role alone: the Manager also bounds an actor
+// authenticated by a key (Actor.Scopes), and confines every actor to its
+// account.
+func (r Role) Permits(a Action, t Target) error {
+	if !r.Valid() {
 		return fmt.Errorf("%w: unknown role", ErrForbidden)
+	}
+	p, ok := permissions[a]
+	if !ok {
+		p = permission{ruleOwners, string(a)}
+	}
+	switch {
+	case p.rule == ruleView || r == Owner:
+		return nil
+	case r == ReadOnly:
+		return fmt.Errorf("%w: read-only users may not %s: they only view", ErrForbidden, p.what)
+	case p.rule == ruleKeys && t.Production:
+		return fmt.Errorf("%w: members may not %s in production environment %q: only owners change production keys",
+			ErrForbidden, p.what, t.Environment)
+	case p.rule == ruleKeys:
+		return nil
+	case p.rule == ruleReveal && t.Type == Server:
+		return fmt.Errorf("%w: members may not reveal server keys: only owners copy a full server key", ErrForbidden)
+	case p.rule == ruleReveal:
+		return nil
+	case p.rule == ruleAccount:
+		return fmt.Errorf("%w: members may not %s: only owners change account settings", ErrForbidden, p.what)
+	}
+	return fmt.Errorf("%w: members may not %s: only owners may", ErrForbidden, p.what)
+}
+
+// Allowed reports whether role r may perform action a somewhere: in an
+// environment that is not production, on a key of some type (see
+// Permits, which decides for one environment and key type).
+func (r Role) Allowed(a Action) bool { return r.Permits(a, Target{}) == nil }
+
+// authorize returns an error wrapping ErrForbidden unless the actor's role
+// may perform the action somewhere (Role.Allowed) and its account is
+// valid. An action on a key or in an environment is checked again where
+// it acts (Manager.permit).
+func authorize(actor Actor, a Action) error {
+	if err := actor.Role.Permits(a, Target{}); err != nil {
+		return err
 	}
 	if actor.Account != AnyAccount {
 		if err := ValidateAccount(actor.InAccount()); err != nil {
 			return err
 		}
-	}
-	if !actor.Role.Allowed(a) {
-		return fmt.Errorf("%w: %s may not %s", ErrForbidden, actor.Role, a)
 	}
 	return nil
 }

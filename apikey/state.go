@@ -14,7 +14,8 @@ var errUnchanged = errors.New("apikey: unchanged")
 // Disable switches a key off until Enable switches it on again: while
 // disabled (Record.DisabledAt set) the key is refused everywhere, in every
 // process through the store's change feed, and its expiry keeps running.
-// Owners may disable a key; an actor authenticated by a key only a key whose
+// Owners may disable a key, members one outside production (see
+// Role.Permits); an actor authenticated by a key only a key whose
 // scopes it holds (ErrBeyondActor). A default key fails with
 // ErrDefaultKeyNotDisableable, so that an environment always keeps a working
 // key of each type: rotate it first, then disable the rotated-out key. A

@@ -301,8 +301,10 @@ func screenshotDir(t *testing.T) string {
 
 // TestConsoleInChromium drives the console in headless Chromium: an owner
 // creates, copies, rotates and revokes keys (one of them by keyboard only),
-// another origin's page fails to change a key with the owner's cookie, and
-// members and read-only users see the keys and no action.
+// another origin's page fails to change a key with the owner's cookie,
+// read-only users see the keys and no action, and members are offered
+// Reveal on publishable keys in production and the key actions in
+// development.
 func TestConsoleInChromium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -739,7 +741,6 @@ func TestConsoleInChromium(t *testing.T) {
 
 	for _, user := range []struct{ name, role, shot string }{
 		{"carol", "read-only", "read-only"},
-		{"bob", "member", "member"},
 	} {
 		t.Run(user.role+" sees keys and no action", func(t *testing.T) {
 			tab := s.signIn(t, b, user.name)
@@ -762,6 +763,36 @@ func TestConsoleInChromium(t *testing.T) {
 			screenshot(t, tab, shots, user.shot)
 		})
 	}
+
+	t.Run("member reveals publishable keys in production and manages keys elsewhere", func(t *testing.T) {
+		tab := s.signIn(t, b, "bob")
+		assert.Contains(t, eval[string](t, tab, `document.getElementById("session").textContent`), "bob (member)")
+		// Production: the only action offered is Reveal, on publishable keys.
+		offered := eval[[]string](t, tab, `[...document.querySelectorAll("button, input, textarea, dialog, [role=button], [data-action]")]
+			.filter(e => !e.closest("#owner-search"))
+			.map(e => e.textContent + " " + ((e.closest("tr") || {dataset: {}}).dataset.prefix || "").split("-")[0])`)
+		require.NotEmpty(t, offered, "members reveal publishable keys")
+		for _, o := range offered {
+			assert.Equal(t, "Reveal client", o, "in production a member is offered Reveal on publishable keys only")
+		}
+		screenshot(t, tab, shots, "member-production")
+
+		// Development is not production: the member manages its keys.
+		do(t, tab, chromedp.Evaluate[chromedp.Void](`(() => {
+			const s = document.getElementById("environment");
+			s.value = "development";
+			s.dispatchEvent(new Event("change"));
+		})()`))
+		buttons := poll[[]string](t, tab, `(() => {
+			const rows = [...document.querySelectorAll("#keys-body tr")];
+			if (rows.length === 0 || !rows.every(tr => tr.dataset.prefix.startsWith("server-PAGE"))) return false;
+			return [...document.querySelectorAll("#keys-body button")].map(e => e.textContent);
+		})()`)
+		assert.Contains(t, buttons, "Rotate", "members rotate keys outside production")
+		assert.Contains(t, buttons, "Revoke", "members revoke keys outside production")
+		assert.NotContains(t, buttons, "Reveal", "members reveal no server key")
+		screenshot(t, tab, shots, "member-development")
+	})
 
 	t.Run("paged listing with owners and metadata", func(t *testing.T) {
 		// The listing that the accounts work brings: the page follows

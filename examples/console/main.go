@@ -8,8 +8,11 @@
 // disable, enable, revoke and reveal keys, edit allowed origins and the
 // key lifetime policy, create environments, rename a key and set its
 // limits (in the key's view, which its prefix links to), and revoke every
-// key of one owner; members and read-only users see the keys (also an
-// owner's, and those expiring soon), their limits and usage, and no action. With -close-account,
+// key of one owner; members do the same with the keys of the environments
+// that are not production (staging, development) and reveal publishable
+// keys, but change no production key and no account setting; read-only
+// users see the keys (also an owner's, and those expiring soon), their
+// limits and usage, and no action. With -close-account,
 // owners may also close the account, after typing its id ("default"):
 // every key is revoked for good.
 //

@@ -126,8 +126,9 @@
 // Limits out of range (apikey.ValidateLimits), a number with a fraction or
 // an exponent and a range that is not CIDR are refused with 422
 // invalid_limits and a detail that names the field within the limits,
-// such as `rate.window_seconds` or `allowed_ips[2]`. Only owners change a
-// key's limits, and no key-authenticated caller does (403
+// such as `rate.window_seconds` or `allowed_ips[2]`. Owners change a key's
+// limits, and members those of keys outside production environments
+// (apikey.Role.Permits); no key-authenticated caller does (403
 // role_not_allowed, apikey.ErrBeyondActor), not even its own key's.
 //
 // Usage is counted per key, hour and outcome ("admitted", or the code of a

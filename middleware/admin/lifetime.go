@@ -73,7 +73,7 @@ func (a *API) setLifetime(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	s, err := a.opts.Manager.SetLifetimePolicy(r.Context(), c.actor(), env, policy)
-	return http.StatusOK, settings(s), err
+	return http.StatusOK, a.settings(s), err
 }
 
 // nameRequest is the body of PUT /keys/{id}/name.

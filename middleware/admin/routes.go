@@ -23,23 +23,27 @@ func issued(k apikey.Issued) keyResponse {
 	return keyResponse{FullKey: k.Key.Reveal(), View: k.View}
 }
 
+// environmentList is a page of environments as the API answers it.
+type environmentList struct {
+	Environments []environmentView `json:"environments"`
+	Next         string            `json:"next,omitempty"`
+}
+
 func (a *API) environments(r *http.Request, c Caller) (int, any, error) {
 	if c.Environment != "" {
 		s, err := a.opts.Manager.Settings(r.Context(), c.actor(), c.Environment)
-		return http.StatusOK, apikey.EnvironmentList{Environments: []apikey.Settings{settings(s)}}, err
+		return http.StatusOK, environmentList{Environments: []environmentView{a.settings(s)}}, err
 	}
 	page, err := pageOf(r)
 	if err != nil {
 		return 0, nil, err
 	}
 	list, err := a.opts.Manager.Environments(r.Context(), c.actor(), page)
-	if list.Environments == nil {
-		list.Environments = []apikey.Settings{}
+	out := environmentList{Environments: make([]environmentView, 0, len(list.Environments)), Next: list.Next}
+	for _, s := range list.Environments {
+		out.Environments = append(out.Environments, a.settings(s))
 	}
-	for i, s := range list.Environments {
-		list.Environments[i] = settings(s)
-	}
-	return http.StatusOK, list, err
+	return http.StatusOK, out, err
 }
 
 func (a *API) listKeys(r *http.Request, c Caller) (int, any, error) {
@@ -266,7 +270,7 @@ func (a *API) getOrigins(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	s, err := a.opts.Manager.Settings(r.Context(), c.actor(), env)
-	return http.StatusOK, settings(s), err
+	return http.StatusOK, a.settings(s), err
 }
 
 type originsRequest struct {
@@ -283,16 +287,24 @@ func (a *API) setOrigins(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	s, err := a.opts.Manager.SetAllowedOrigins(r.Context(), c.actor(), env, req.AllowedOrigins)
-	return http.StatusOK, settings(s), err
+	return http.StatusOK, a.settings(s), err
+}
+
+// environmentView is an environment's settings as the API answers them, with
+// whether it is a production environment of its account
+// (apikey.ManagerOptions.Production), where members change no key.
+type environmentView struct {
+	apikey.Settings
+	Production bool `json:"production"`
 }
 
 // settings returns s as the API answers it: allowed_origins is a list,
-// empty rather than null.
-func settings(s apikey.Settings) apikey.Settings {
+// empty rather than null, and production is set.
+func (a *API) settings(s apikey.Settings) environmentView {
 	if s.AllowedOrigins == nil {
 		s.AllowedOrigins = []string{}
 	}
-	return s
+	return environmentView{Settings: s, Production: a.opts.Manager.Production(s.Account, s.Environment)}
 }
 
 // auditPage is a page of audit events, newest first. Next is the seq of
@@ -306,8 +318,8 @@ func (a *API) audit(r *http.Request, c Caller) (int, any, error) {
 	if a.opts.Audit == nil {
 		return 0, nil, errNoAudit
 	}
-	if !c.Actor.Role.Allowed(apikey.ActionView) {
-		return 0, nil, forbidden(apikey.ErrForbidden)
+	if err := c.Actor.Role.Permits(apikey.ActionView, apikey.Target{}); err != nil {
+		return 0, nil, err // says what was refused and why
 	}
 	if err := apikey.ValidateAccount(c.account()); err != nil {
 		return 0, nil, err
@@ -382,8 +394,8 @@ func (a *API) confirmClose(r *http.Request, c Caller, account string) error {
 	if !a.opts.CloseAccounts {
 		return errCloseOff
 	}
-	if !c.Actor.Role.Allowed(apikey.ActionClose) {
-		return forbidden(apikey.ErrForbidden)
+	if err := c.Actor.Role.Permits(apikey.ActionClose, apikey.Target{}); err != nil {
+		return err // says what was refused and why
 	}
 	var req closeRequest
 	if err := decodeOptional(r, &req); err != nil {

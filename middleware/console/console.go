@@ -96,7 +96,7 @@ var graces = []struct {
 }
 
 // manageActions are the actions the page offers, each to the roles that
-// apikey.Role.Allowed permits.
+// apikey.Role.Permits permits, in production environments and in others.
 var manageActions = []apikey.Action{
 	apikey.ActionCreate, apikey.ActionRotate, apikey.ActionChangeGrace, apikey.ActionRevoke,
 	apikey.ActionSetScopes, apikey.ActionSetOrigins, apikey.ActionReveal, apikey.ActionSetLimits,
@@ -107,11 +107,19 @@ var manageActions = []apikey.Action{
 // page may offer them.
 type Session struct {
 	Actor apikey.Actor `json:"actor"`
-	// Actions are the actions the actor's role allows, such as "create",
-	// "rotate", "set_limits", "rename", "set_lifetime", "bootstrap"
-	// (create an environment), "disable" and "enable"; empty for members and read-only users, who
-	// only view (keys, their limits and usage, the lifetime policy).
+	// Actions are the actions the actor's role allows in the environments
+	// that are not production, such as "create", "rotate", "set_limits",
+	// "rename", "set_lifetime", "bootstrap" (create an environment),
+	// "disable" and "enable" (see apikey.Role.Permits): every action for
+	// owners, the key actions and "reveal" for members, none for
+	// read-only users, who only view (keys, their limits and usage, the
+	// lifetime policy).
 	Actions []apikey.Action `json:"actions"`
+	// ProductionActions are the actions the actor's role allows in the
+	// production environments (each environment of GET /api/environments
+	// says whether it is one): every action for owners, "reveal" (of
+	// publishable keys) for members, none for read-only users.
+	ProductionActions []apikey.Action `json:"production_actions"`
 	// Graces are the rotation choices within Policy.
 	Graces []Grace `json:"graces"`
 	Policy struct {
@@ -120,8 +128,10 @@ type Session struct {
 	} `json:"policy"`
 	// Audit says whether /api/audit serves an audit log.
 	Audit bool `json:"audit"`
-	// RevealServerKeys says whether server keys can be revealed
-	// (Options.RevealServerKeys); publishable keys always can.
+	// RevealServerKeys says whether the actor may reveal server keys: the
+	// service set Options.RevealServerKeys and the actor's role reveals
+	// server keys (owners). Publishable keys can be revealed wherever
+	// "reveal" is among the actions.
 	RevealServerKeys bool `json:"reveal_server_keys"`
 	// Account is the account the console acts in for the actor, which the
 	// page asks the actor to type before it closes the account.
@@ -248,14 +258,19 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := Session{
-		Actor: a, Actions: []apikey.Action{}, Graces: c.graces,
-		Audit: c.opts.Audit != nil, RevealServerKeys: c.opts.RevealServerKeys,
+		Actor: a, Actions: []apikey.Action{}, ProductionActions: []apikey.Action{}, Graces: c.graces,
+		Audit: c.opts.Audit != nil,
+		RevealServerKeys: c.opts.RevealServerKeys &&
+			a.Role.Permits(apikey.ActionReveal, apikey.Target{Type: apikey.Server}) == nil,
 		Account:      account,
 		CloseAccount: c.opts.CloseAccount && a.Role.Allowed(apikey.ActionClose),
 	}
 	for _, action := range manageActions {
-		if a.Role.Allowed(action) {
+		if a.Role.Permits(action, apikey.Target{}) == nil {
 			s.Actions = append(s.Actions, action)
+		}
+		if a.Role.Permits(action, apikey.Target{Production: true}) == nil {
+			s.ProductionActions = append(s.ProductionActions, action)
 		}
 	}
 	s.Policy.Name, s.Policy.Max = c.opts.Policy.Name, formatDuration(c.opts.Policy.Max)

@@ -225,13 +225,18 @@ func TestPageAndAssets(t *testing.T) {
 func TestSession(t *testing.T) {
 	f := newFixture(t)
 	tests := []struct {
-		role    apikey.Role
-		actor   apikey.Actor
-		actions []apikey.Action
+		role       apikey.Role
+		actor      apikey.Actor
+		actions    []apikey.Action
+		production []apikey.Action
 	}{
-		{apikey.Owner, owner, []apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits", "rename", "set_lifetime", "bootstrap", "disable", "enable"}},
-		{apikey.Member, member, []apikey.Action{}},
-		{apikey.ReadOnly, readOnly, []apikey.Action{}},
+		{apikey.Owner, owner,
+			[]apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits", "rename", "set_lifetime", "bootstrap", "disable", "enable"},
+			[]apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits", "rename", "set_lifetime", "bootstrap", "disable", "enable"}},
+		{apikey.Member, member,
+			[]apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "reveal", "set_limits", "rename", "disable", "enable"},
+			[]apikey.Action{"reveal"}},
+		{apikey.ReadOnly, readOnly, []apikey.Action{}, []apikey.Action{}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.role), func(t *testing.T) {
@@ -242,7 +247,8 @@ func TestSession(t *testing.T) {
 			var s console.Session
 			require.NoError(t, json.Unmarshal(body, &s))
 			assert.Equal(t, tt.actor, s.Actor)
-			assert.Equal(t, tt.actions, s.Actions)
+			assert.Equal(t, tt.actions, s.Actions, "outside production")
+			assert.Equal(t, tt.production, s.ProductionActions, "in production")
 			assert.Equal(t, []console.Grace{
 				{Label: "Now", Grace: "0s"}, {Label: "1 hour", Grace: "1h"}, {Label: "24 hours", Grace: "24h"},
 				{Label: "3 days", Grace: "72h"}, {Label: "7 days", Grace: "168h"},
@@ -406,8 +412,10 @@ func TestTrustedOrigins(t *testing.T) {
 }
 
 // TestOnlyOwnersChangeKeys: members and read-only users can list keys and
-// settings through the console's API, and every change they try is 403
-// and changes nothing.
+// settings through the console's API, and every change they try in the
+// production environment, or to account settings, is 403 and changes
+// nothing (members change keys of other environments: see
+// TestMemberManagesStaging).
 func TestOnlyOwnersChangeKeys(t *testing.T) {
 	f := newFixture(t)
 	id := f.extra.View.ID
@@ -959,4 +967,55 @@ func TestExpiringAndOwners(t *testing.T) {
 	}
 	assert.Equal(t, apikey.Active, f.status(t, other.ID), "another owner's key is untouched")
 	assert.Empty(t, get("/api/keys/expiring?within=168h")["keys"], "revoked keys do not expire")
+}
+
+// TestMemberManagesStaging: through the console's API a member creates,
+// renames and revokes keys of an environment that is not production and
+// reveals a publishable key of production; the environments say which is
+// production.
+func TestMemberManagesStaging(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.m.Bootstrap(context.Background(), owner, apikey.Staging)
+	require.NoError(t, err)
+	res, body := f.do(t, f.sameOrigin("POST", "/api/environments/staging/keys", `{"type":"server","scopes":["orders:read"]}`, apikey.Member))
+	require.Equal(t, http.StatusCreated, res.StatusCode, string(body))
+	var created struct {
+		View apikey.View `json:"view"`
+	}
+	require.NoError(t, json.Unmarshal(body, &created))
+	id := created.View.ID
+	res, body = f.do(t, f.sameOrigin("PUT", "/api/keys/"+id+"/name", `{"name":"ci"}`, apikey.Member))
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	res, body = f.do(t, f.sameOrigin("POST", "/api/keys/"+id+"/revoke", ``, apikey.Member))
+	require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	assert.Equal(t, apikey.Revoked, f.status(t, id))
+
+	list, err := f.m.List(context.Background(), owner, apikey.Production, apikey.Page{})
+	require.NoError(t, err)
+	for _, k := range list.Keys {
+		if k.Type == apikey.Client {
+			res, body = f.do(t, f.sameOrigin("POST", "/api/keys/"+k.ID+"/reveal", ``, apikey.Member))
+			require.Equal(t, http.StatusOK, res.StatusCode, problemCode(t, body))
+			var revealed struct {
+				FullKey string `json:"full_key"`
+			}
+			require.NoError(t, json.Unmarshal(body, &revealed))
+			assert.True(t, strings.HasPrefix(revealed.FullKey, "client-"+k.ID), "the publishable key, in full")
+		}
+	}
+
+	res, body = f.do(t, f.sameOrigin("GET", "/api/environments", "", apikey.Member))
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	var envs struct {
+		Environments []struct {
+			Environment string `json:"environment"`
+			Production  bool   `json:"production"`
+		} `json:"environments"`
+	}
+	require.NoError(t, json.Unmarshal(body, &envs))
+	got := map[string]bool{}
+	for _, e := range envs.Environments {
+		got[e.Environment] = e.Production
+	}
+	assert.Equal(t, map[string]bool{apikey.Production: true, apikey.Staging: false}, got)
 }

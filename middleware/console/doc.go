@@ -85,9 +85,12 @@
 // The API under /api/ is an admin.API whose callers are the actors that
 // Options.Actor returns, with Options.Policy bounding grace periods: the
 // console adds no route of its own that changes anything. Everyone with a
-// role may list keys and settings; only owners may change them or reveal a
-// full key, and the page shows members and read-only users no action at
-// all (the roles are enforced by the API, not by the page).
+// role may list keys and settings; owners may change everything; members
+// change the keys of environments that are not production
+// (apikey.ManagerOptions.Production) and reveal publishable keys; read-only
+// users only view (apikey.Role.Permits). The page offers each role, in the
+// environment shown, the actions it may perform and no other (the roles
+// are enforced by the API, not by the page).
 //
 // # Security
 //

@@ -16,7 +16,8 @@
     session: null,
     suspended: "", // when the account was suspended, if it is
     owner: null, // {owner, keys, next} of the owner whose keys are shown, if any
-    actions: new Set(), // what the actor's role allows
+    actions: new Set(), // what the actor's role allows outside production
+    productionActions: new Set(), // what it allows in production environments
     environments: [],
     environment: "",
     keys: [],
@@ -24,9 +25,11 @@
   };
 
   const $ = (id) => document.getElementById(id);
-  // can reports whether the actor's role allows action now: while the
-  // account is suspended, keys may only be revoked.
-  const can = (action) => state.actions.has(action) && (!state.suspended || action === "revoke");
+  // can reports whether the actor's role allows action now, in the
+  // environment shown (members change no key of a production one): while
+  // the account is suspended, keys may only be revoked.
+  const can = (action) => (settings().production ? state.productionActions : state.actions).has(action) &&
+    (!state.suspended || action === "revoke");
 
   // el creates an element: props sets properties (className, textContent,
   // ...), "data-*" and "aria-*" keys set attributes; children are nodes or
@@ -129,6 +132,7 @@
     const s = await api("GET", "session");
     state.session = s;
     state.actions = new Set(s.actions || []);
+    state.productionActions = new Set(s.production_actions || []);
     const who = $("session");
     who.textContent = "";
     who.append("Signed in as ", el("strong", { textContent: s.actor.id }), ` (${s.actor.role})`);
