@@ -137,10 +137,7 @@ const maxPurge = 5000
 // revision per deleted key and appends their feed entries (one statement),
 // and deletes the quota rows of their lineages that no key is left in
 // (one statement). Other writers wait for that transaction only; readers
-// never wait (PostgreSQL's MVCC, SQLite's WAL mode). On SQLite, a batch
-// that deleted keys is followed by a checkpoint of the write-ahead log
-// (see checkpoint), so that the purge, not the next writer, copies the
-// pages it wrote. Under an isolation
+// never wait (PostgreSQL's MVCC, SQLite's WAL mode). Under an isolation
 // level stricter than READ COMMITTED, a serialization failure is
 // apikey.ErrConflict, and nothing was deleted.
 func (s *Store) PurgeKeys(ctx context.Context, before time.Time, limit int) ([]apikey.PurgedKey, error) {
@@ -162,22 +159,7 @@ func (s *Store) PurgeKeys(ctx context.Context, before time.Time, limit int) ([]a
 	if err := tx.Commit(); err != nil {
 		return nil, s.writeError(ctx, "purge keys: commit", err, "the purge lost a race with another writer")
 	}
-	if s.d == SQLite && len(out) > 0 {
-		s.checkpoint(ctx)
-	}
 	return out, nil
-}
-
-// checkpoint copies the pages that SQLite's write-ahead log holds into the
-// database file (a PASSIVE checkpoint: it waits for no reader or writer).
-// A purge batch writes thousands of pages; without it, the next commit of
-// another writer (a rotation) runs SQLite's automatic checkpoint and waits
-// for those pages to be copied, measured at up to 180 ms
-// (docs/lifecycle.md). A failed checkpoint loses nothing, the automatic one
-// copies the pages later, so its error is dropped; outside WAL mode it does
-// nothing.
-func (s *Store) checkpoint(ctx context.Context) {
-	_, _ = s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
 }
 
 func (s *Store) purge(ctx context.Context, tx *sql.Tx, before int64, limit int) ([]apikey.PurgedKey, error) {
