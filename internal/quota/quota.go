@@ -71,7 +71,18 @@ type Options struct {
 	// Now is the clock of Forget and Close, whose returns name the time;
 	// nil means time.Now.
 	Now func() time.Time
+	// LeaseAhead, if set, takes a key's next lease in the background,
+	// once a spend leaves its lease with less than a quarter of the uses
+	// it was granted, so that a key spending steadily never waits for the
+	// store. Requests that find the lease empty while that lease is taken
+	// wait for it as for any other; a failed lease ahead reaches OnError
+	// and the next request that needs uses takes a lease itself.
+	LeaseAhead bool
 }
+
+// leaseAheadTimeout bounds a lease taken ahead, which no request waits for
+// (Close waits for it).
+const leaseAheadTimeout = 5 * time.Second
 
 // Decision is the outcome of a Spend.
 type Decision struct {
@@ -98,6 +109,8 @@ type Spender struct {
 	onError   func(error)
 	now       func() time.Time
 	seed      maphash.Seed
+	ahead     bool           // Options.LeaseAhead
+	aheads    sync.WaitGroup // leases taken ahead, awaited by Close
 	closed    atomic.Bool
 	shards    [shards]shard
 }
@@ -117,6 +130,7 @@ type entry struct {
 	nextRefill time.Time    // from the latest lease; zero: never
 	remaining  int64        // the store's balance after the latest lease
 	spent      int64        // uses spent since leasedAt, to size the next lease
+	granted    int64        // uses the latest lease granted: below a quarter held, LeaseAhead leases
 	lastUsed   time.Time    // latest spend or lease
 	emptyUntil time.Time    // the store was empty: refuse without I/O until then
 	unlimited  time.Time    // the store said the key has no quota: admit until then
@@ -126,6 +140,8 @@ type entry struct {
 }
 
 // flight is one LeaseQuota call, awaited by every request that needs it.
+// A flight taken ahead (LeaseAhead) carries no error: its waiters take a
+// lease themselves when it failed.
 type flight struct {
 	done chan struct{}
 	err  error
@@ -164,6 +180,7 @@ func New(o Options) (*Spender, error) {
 		onError:   o.OnError,
 		now:       o.Now,
 		seed:      maphash.MakeSeed(),
+		ahead:     o.LeaseAhead,
 	}
 	if s.minLease == 0 {
 		s.minLease = DefaultMinLease
@@ -220,10 +237,70 @@ func (s *Spender) Spend(ctx context.Context, keyID string, q apikey.Quota, cost 
 		e.spent += cost
 		e.lastUsed = now
 		d := Decision{Allowed: true, Remaining: e.remaining + e.held, NextRefill: e.nextRefill}
-		sh.mu.Unlock()
+		s.maybeLeaseAhead(sh, e, keyID, now) // unlocks sh.mu
 		return d, nil
 	}
 	return s.spendSlow(ctx, sh, keyID, q, cost, now) // unlocks sh.mu
+}
+
+// maybeLeaseAhead starts taking e's next lease in the background when
+// LeaseAhead is set and e holds less than a quarter of its latest grant.
+// It is called with sh.mu held and returns with it released.
+func (s *Spender) maybeLeaseAhead(sh *shard, e *entry, keyID string, now time.Time) {
+	if !s.ahead || e.flight != nil || e.dropped || 4*e.held >= e.granted ||
+		now.Before(e.emptyUntil) || now.Before(e.unlimited) || s.closed.Load() {
+		sh.mu.Unlock()
+		return
+	}
+	want := s.leaseSize(e, 1, now)
+	f := &flight{done: make(chan struct{})}
+	e.flight = f
+	s.aheads.Add(1)
+	sh.mu.Unlock()
+	go s.leaseAhead(sh, e, f, keyID, want, now)
+}
+
+// leaseAhead takes the lease that maybeLeaseAhead started.
+func (s *Spender) leaseAhead(sh *shard, e *entry, f *flight, keyID string, want int64, now time.Time) {
+	defer s.aheads.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), leaseAheadTimeout)
+	lease, err := s.lease(ctx, keyID, want, now)
+	cancel()
+	sh.mu.Lock()
+	e.flight = nil
+	close(f.done)
+	switch {
+	case err != nil:
+		sh.mu.Unlock()
+		s.report(fmt.Errorf("quota: leasing ahead: %w", err))
+	case e.dropped || s.closed.Load():
+		stale := e.stale
+		sh.mu.Unlock()
+		s.returnOrphan(ctx, keyID, lease, lease.Granted, stale, now)
+	default:
+		s.credit(e, lease, want, now)
+		sh.mu.Unlock()
+	}
+}
+
+// credit adds lease, asked for want uses at now, to e. It is called with
+// e's shard's mutex held.
+func (s *Spender) credit(e *entry, lease storage.QuotaLease, want int64, now time.Time) {
+	if lease.Unlimited {
+		e.unlimited = now.Add(s.leaseTime)
+		return
+	}
+	e.held += lease.Granted
+	e.granted = lease.Granted
+	e.leasedAt, e.spent, e.lastUsed = now, 0, now
+	e.generation = lease.Generation
+	e.remaining, e.nextRefill = lease.Remaining, lease.NextRefill
+	if lease.Granted < want {
+		e.emptyUntil = now.Add(s.leaseTime)
+		if !e.nextRefill.IsZero() && e.nextRefill.Before(e.emptyUntil) {
+			e.emptyUntil = e.nextRefill
+		}
+	}
 }
 
 // spendSlow is Spend when the key's lease does not hold cost. It is called
@@ -266,7 +343,7 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			e.spent += cost
 			e.lastUsed = now
 			d := Decision{Allowed: true, Remaining: e.remaining + e.held, NextRefill: e.nextRefill}
-			sh.mu.Unlock()
+			s.maybeLeaseAhead(sh, e, keyID, now) // unlocks sh.mu
 			return d, nil
 		}
 		if now.Before(e.emptyUntil) || leads == maxLeadsPerSpend {
@@ -303,20 +380,7 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			sh.mu.Unlock()
 			return s.spendOrphan(ctx, keyID, lease, cost, stale, now)
 		}
-		if lease.Unlimited {
-			e.unlimited = now.Add(s.leaseTime)
-			continue
-		}
-		e.held += lease.Granted
-		e.leasedAt, e.spent, e.lastUsed = now, 0, now
-		e.generation = lease.Generation
-		e.remaining, e.nextRefill = lease.Remaining, lease.NextRefill
-		if lease.Granted < want {
-			e.emptyUntil = now.Add(s.leaseTime)
-			if !e.nextRefill.IsZero() && e.nextRefill.Before(e.emptyUntil) {
-				e.emptyUntil = e.nextRefill
-			}
-		}
+		s.credit(e, lease, want, now)
 	}
 }
 
@@ -332,13 +396,20 @@ func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.Q
 	if rest >= cost {
 		d.Allowed, d.Remaining, rest = true, d.Remaining-cost, rest-cost
 	}
-	if rest > 0 && !stale {
-		g := giveBack{keyID: keyID, n: rest, leasedAt: now, gen: lease.Generation}
-		if err := s.returnOne(context.WithoutCancel(ctx), g, now); err != nil {
-			s.report(fmt.Errorf("quota: returning %d uses of a dropped key: %w", rest, err))
-		}
-	}
+	s.returnOrphan(ctx, keyID, lease, rest, stale, now)
 	return d, nil
+}
+
+// returnOrphan returns rest uses of lease, taken at now for a key that was
+// dropped meanwhile, unless the key's quota changed (stale).
+func (s *Spender) returnOrphan(ctx context.Context, keyID string, lease storage.QuotaLease, rest int64, stale bool, now time.Time) {
+	if rest <= 0 || stale || lease.Unlimited {
+		return
+	}
+	g := giveBack{keyID: keyID, n: rest, leasedAt: now, gen: lease.Generation}
+	if err := s.returnOne(context.WithoutCancel(ctx), g, now); err != nil {
+		s.report(fmt.Errorf("quota: returning %d uses of a dropped key: %w", rest, err))
+	}
 }
 
 // lead takes one lease for e (named keyID) as the leader of a flight that
@@ -528,9 +599,16 @@ func (s *Spender) Refund(keyID string, q apikey.Quota, n int64, now time.Time) {
 
 // Close returns every unspent use with ReturnQuota and makes every later
 // Spend fail with ErrClosed. Leases being taken meanwhile are returned by
-// the requests that took them.
+// the requests that took them; Close waits for the leases taken ahead
+// (LeaseAhead) to end and return, or for ctx.
 func (s *Spender) Close(ctx context.Context) error {
 	s.closed.Store(true)
+	aheads := make(chan struct{})
+	go func() { s.aheads.Wait(); close(aheads) }()
+	select {
+	case <-aheads:
+	case <-ctx.Done():
+	}
 	now := s.now()
 	var gs []giveBack
 	for i := range s.shards {

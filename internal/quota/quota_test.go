@@ -571,8 +571,9 @@ func TestConcurrentSpendersStayWithinQuota(t *testing.T) {
 	q := apikey.Quota{Limit: limit}
 	l.set("k", q, t0)
 	var spenders []*Spender
-	for range instances {
-		spenders = append(spenders, newSpender(t, l, Options{MinLease: 10, MaxLease: 200, LeaseTime: time.Second}))
+	for i := range instances {
+		// Half the instances take their leases ahead.
+		spenders = append(spenders, newSpender(t, l, Options{MinLease: 10, MaxLease: 200, LeaseTime: time.Second, LeaseAhead: i%2 == 0}))
 	}
 	var admitted atomic.Int64
 	var wg sync.WaitGroup
@@ -597,13 +598,137 @@ func TestConcurrentSpendersStayWithinQuota(t *testing.T) {
 	}
 	wg.Wait()
 	assert.LessOrEqual(t, admitted.Load(), int64(limit))
-	assert.Greater(t, admitted.Load(), int64(limit-instances*(200+3)), "refused only while uses sat in other leases")
+	assert.Greater(t, admitted.Load(), int64(limit-instances*(200+50+3)), "refused only while uses sat in other leases")
 	for _, s := range spenders {
 		require.NoError(t, s.Close(ctx))
 	}
 	_, leased, returned := l.counts()
 	assert.Equal(t, admitted.Load(), leased-returned)
 	assert.Equal(t, limit-admitted.Load(), l.balance("k"))
+}
+
+// waitEntered waits for a LeaseQuota call to reach l's block.
+func waitEntered(t *testing.T, l *memLedger) {
+	t.Helper()
+	select {
+	case <-l.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no lease was taken")
+	}
+}
+
+// unblock lets the LeaseQuota calls held by l's block through, and every
+// later one.
+func unblock(l *memLedger) {
+	l.mu.Lock()
+	block := l.block
+	l.block = nil
+	l.mu.Unlock()
+	close(block)
+}
+
+func TestLeaseAhead(t *testing.T) {
+	l := newLedger()
+	q := apikey.Quota{Limit: 100}
+	l.set("k", q, t0)
+	s := newSpender(t, l, Options{MinLease: 8, MaxLease: 8, LeaseTime: time.Hour, LeaseAhead: true})
+	spend := func() {
+		t.Helper()
+		d, err := s.Spend(ctx, "k", q, 1, t0)
+		require.NoError(t, err)
+		require.True(t, d.Allowed)
+	}
+
+	for range 6 { // the first takes a lease of 8; 2 are left: a quarter
+		spend()
+	}
+	calls, _, _ := l.counts()
+	require.Equal(t, 1, calls, "a quarter of the lease left: no lease yet")
+
+	l.block, l.entered = make(chan struct{}), make(chan struct{}, 1)
+	spend() // 1 left: the next lease starts, and this request does not wait for it
+	waitEntered(t, l)
+	spend() // the last use of the first lease, while the next is taken
+	unblock(l)
+	s.aheads.Wait()
+
+	calls, leased, _ := l.counts()
+	assert.Equal(t, 2, calls)
+	assert.EqualValues(t, 16, leased)
+	for range 6 {
+		spend()
+	}
+	calls, _, _ = l.counts()
+	assert.Equal(t, 2, calls, "the lease taken ahead serves the next requests")
+	spend()
+	s.aheads.Wait()
+	calls, leased, _ = l.counts()
+	assert.Equal(t, 3, calls)
+	assert.EqualValues(t, 24, leased)
+	assert.EqualValues(t, 76, l.balance("k"))
+
+	require.NoError(t, s.Close(ctx))
+	_, leased, returned := l.counts()
+	assert.EqualValues(t, 15, leased-returned, "the uses taken ahead and not spent are returned")
+	assert.EqualValues(t, 85, l.balance("k"))
+}
+
+func TestLeaseAheadFailure(t *testing.T) {
+	l := newLedger()
+	q := apikey.Quota{Limit: 100}
+	l.set("k", q, t0)
+	errs := make(chan error, 10)
+	s := newSpender(t, l, Options{MinLease: 4, MaxLease: 4, LeaseTime: time.Hour, LeaseAhead: true,
+		OnError: func(err error) { errs <- err }})
+	for range 3 {
+		_, err := s.Spend(ctx, "k", q, 1, t0)
+		require.NoError(t, err)
+	}
+	l.mu.Lock()
+	l.err = errors.New("store down")
+	l.mu.Unlock()
+	d, err := s.Spend(ctx, "k", q, 1, t0) // the lease's last use: the lease ahead fails
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+	s.aheads.Wait()
+	select {
+	case err := <-errs:
+		assert.ErrorIs(t, err, l.err)
+		assert.ErrorContains(t, err, "leasing ahead")
+	default:
+		t.Fatal("the failed lease ahead was not reported")
+	}
+	_, err = s.Spend(ctx, "k", q, 1, t0)
+	assert.ErrorIs(t, err, l.err, "a request with no use left takes a lease itself")
+}
+
+func TestCloseWaitsForLeaseAhead(t *testing.T) {
+	l := newLedger()
+	q := apikey.Quota{Limit: 100}
+	l.set("k", q, t0)
+	s := newSpender(t, l, Options{MinLease: 4, MaxLease: 4, LeaseTime: time.Hour, LeaseAhead: true})
+	for range 3 {
+		_, err := s.Spend(ctx, "k", q, 1, t0)
+		require.NoError(t, err)
+	}
+	l.block, l.entered = make(chan struct{}), make(chan struct{}, 1)
+	_, err := s.Spend(ctx, "k", q, 1, t0) // none left: a lease ahead
+	require.NoError(t, err)
+	waitEntered(t, l)
+
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close(ctx) }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned while a lease ahead was taken: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	unblock(l)
+	require.NoError(t, <-closed)
+	_, leased, returned := l.counts()
+	assert.EqualValues(t, 8, leased)
+	assert.EqualValues(t, 4, leased-returned, "the lease taken ahead is returned")
+	assert.EqualValues(t, 96, l.balance("k"))
 }
 
 func TestNew(t *testing.T) {
