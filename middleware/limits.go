@@ -93,7 +93,7 @@ func newLimiter(o LimitOptions, store *safeStore, report func(error)) (*limiter,
 		r.ReportErrors(report)
 	}
 	if store.ledger != nil {
-		if l.quota, err = quota.New(quota.Options{Ledger: store.ledger, OnError: report, LeaseTime: quotaLeaseTime}); err != nil {
+		if l.quota, err = quota.New(quota.Options{Ledger: store.ledger, OnError: report, LeaseTime: quotaLeaseTime, LeaseAhead: true}); err != nil {
 			return nil, fmt.Errorf("middleware: %w", err)
 		}
 	}

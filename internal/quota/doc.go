@@ -33,12 +33,14 @@
 //     a lease being taken under the old quota meanwhile is dropped too.
 //
 // In the worst case, then, admitted ≤ quota + instances × max(MaxLease,
-// largest cost) per period.
+// largest cost) per period; with LeaseAhead, an instance holds at most a
+// quarter of a lease besides the next one, and the term is 5/4 ×
+// max(MaxLease, largest cost).
 //
 // The other way, a request may be refused while uses sit unspent in other
 // instances' leases: at most (instances − 1) × max(MaxLease, largest cost)
-// per key, until those instances spend them, return them (ReturnIdle, after
-// LeaseTime unused), or Close. An instance that found the store empty asks
+// per key (5/4 of it with LeaseAhead), until those instances spend them,
+// return them (ReturnIdle, after LeaseTime unused), or Close. An instance that found the store empty asks
 // it again at most once per LeaseTime (and at the refill).
 //
 // Memory is bounded: at most MaxKeys keys (rounded up to a multiple of 32,
