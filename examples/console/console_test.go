@@ -780,6 +780,9 @@ func TestConsoleInChromium(t *testing.T) {
 		for _, o := range offered {
 			assert.Equal(t, "Reveal client", o, "in production a member is offered Reveal on publishable keys only")
 		}
+		assert.Contains(t, eval[string](t, tab, `document.getElementById("role-note").textContent`),
+			"Only owners create, rotate, revoke or change production keys", "the page says why")
+		assert.False(t, eval[bool](t, tab, `document.getElementById("role-note").hidden`))
 		screenshot(t, tab, shots, "member-production")
 
 		// Development is not production: the member manages its keys.

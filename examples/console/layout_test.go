@@ -298,3 +298,43 @@ func TestListFindsKeysInChromium(t *testing.T) {
 	require.NotEmpty(t, events)
 	assert.Contains(t, events, "console-example "+seeded[4].Prefix, "the revocation of old import, by prefix and actor")
 }
+
+// TestScopeCatalogueInChromium: an owner edits a key's scopes by keyboard
+// from the service's catalogue, each scope with its description; the
+// key's scopes are checked, and saving with none is refused in the dialog.
+func TestScopeCatalogueInChromium(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := startStack(t, false)
+	billing := seedKeys(t, s)[0] // invoices:write, customers:read
+	b := newBrowser(t, ctx)
+	tab := s.signIn(t, b, "alice")
+
+	do(t, tab, chromedp.Focus(chromedp.CSS(fmt.Sprintf(`button[data-action="scopes"][data-key=%q]`, billing.Prefix))), chromedp.KeyEvent("\r"))
+	assert.Equal(t, "edit-scope-0", poll[string](t, tab, `document.querySelector("dialog[open]") && document.activeElement.id`), "the first scope has the focus")
+	choices := eval[[]string](t, tab, `[...document.querySelectorAll('dialog[open] input[name="scope"]')].map(i => i.value + (i.checked ? " checked" : "") + " — " + document.getElementById(i.getAttribute("aria-describedby")).textContent)`)
+	assert.Equal(t, []string{
+		"customers:read checked — Look up customers and their payment methods",
+		"customers:write — Create, change and delete customers",
+		"invoices:read — List and download invoices",
+		"invoices:write checked — Create, send and void invoices",
+		"reports:read — Download monthly reports",
+	}, choices)
+
+	// Uncheck customers:read (Space), check reports:read, save (Enter on
+	// the Save button).
+	do(t, tab, chromedp.KeyEvent(" \t\t\t\t "))
+	assert.Equal(t, "reports:read", eval[string](t, tab, `document.activeElement.value`))
+	do(t, tab, chromedp.KeyEvent("\t\t"))
+	assert.Equal(t, "Save scopes", eval[string](t, tab, activeElement))
+	do(t, tab, chromedp.KeyEvent("\r"), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+	assert.Equal(t, []string{"invoices:write", "reports:read"}, s.key(t, billing.Prefix).Scopes)
+
+	// None chosen: refused in the dialog, which stays open.
+	do(t, tab, chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-action="scopes"][data-key=%q]`, billing.Prefix))),
+		chromedp.WaitVisible(chromedp.CSS(`dialog[open] input[name="scope"]`)))
+	do(t, tab, chromedp.Evaluate[chromedp.Void](`document.querySelectorAll('dialog[open] input[name="scope"]:checked').forEach(i => i.click())`),
+		chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)))
+	assert.Equal(t, "Choose at least one scope.", poll[string](t, tab, `document.querySelector("dialog[open] .form-error").textContent`))
+	assert.Equal(t, []string{"invoices:write", "reports:read"}, s.key(t, billing.Prefix).Scopes)
+}
