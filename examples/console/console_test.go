@@ -90,8 +90,12 @@ func pagedListing(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		created := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+		// Each key an hour older than the one before it, in the listing's
+		// order, which the page's default sort (newest first) keeps.
+		hour := time.Now().UTC().Truncate(time.Hour)
 		view := func(id, name, owner string, metadata map[string]string) map[string]any {
+			age := map[string]time.Duration{"PAGEONEKEY01": 1, "PAGEONEKEY02": 2, "PAGETWOKEY01": 3}[id]
+			created := hour.Add(-age * time.Hour).Format(time.RFC3339)
 			return map[string]any{
 				"prefix": "server-" + id, "id": id, "type": "server", "environment": "development",
 				"name": name, "scopes": []string{"reports:read"}, "default": false, "status": "active",

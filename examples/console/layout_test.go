@@ -39,12 +39,13 @@ func axeSource(t *testing.T) string {
 // laptop or tablet, and a phone.
 var widths = []int{1280, 1024, 390}
 
-// unreachable lists the page's controls of the list (buttons, links,
-// fields, times) that, once scrolled into view, are not wholly inside the
-// viewport or are covered by something else.
-const unreachable = `(() => {
+// unreachable lists the controls (buttons, links, fields, times) of the
+// part of the page that the selector root names that, once scrolled into
+// view, are not wholly inside the viewport or are covered by something
+// else.
+const unreachable = `((root) => {
 	const out = [];
-	const controls = [...document.querySelectorAll("#list-view button, #list-view a[href], #list-view select, #list-view input, #list-view [tabindex]:not([tabindex='-1'])")]
+	const controls = [...document.querySelector(root).querySelectorAll("button, a[href], select, input, textarea, summary, [tabindex]:not([tabindex='-1'])")]
 		.filter(e => !e.closest("[hidden]") && e.getClientRects().length > 0);
 	for (const e of controls) {
 		e.scrollIntoView({block: "center", inline: "nearest"});
@@ -58,7 +59,7 @@ const unreachable = `(() => {
 	}
 	scrollTo(0, 0);
 	return out;
-})()`
+})`
 
 // visibleActions lists the key actions shown in the list, as "action key".
 const visibleActions = `[...document.querySelectorAll("#keys-body [data-action]")]
@@ -102,7 +103,7 @@ func tabToActions(t *testing.T, tab context.Context, limit int) (reached, unmark
 }
 
 // TestLayoutInChromium shows the console to an owner (production), a member
-// (development, where members manage keys) and a read-only user
+// (staging, where members manage keys) and a read-only user
 // (production) at 1280, 1024 and 390 pixels wide: every control of the
 // list is inside the viewport once scrolled to and not covered, the page
 // never scrolls sideways, the keyboard reaches every key action with a
@@ -114,6 +115,11 @@ func TestLayoutInChromium(t *testing.T) {
 	defer cancel()
 	s := startStack(t, false)
 	seedKeys(t, s)
+	for _, k := range []struct{ name, owner, team string }{{"checkout tests", "user_42", "payments"}, {"load test", "user_7", "platform"}} {
+		_, err := s.manager.Create(context.Background(), bootstrapActor, apikey.CreateRequest{Environment: apikey.Staging, Type: apikey.Server,
+			Name: k.name, Owner: k.owner, Metadata: map[string]string{"team": k.team}, Scopes: []string{"invoices:read"}})
+		require.NoError(t, err)
+	}
 	b := newBrowser(t, ctx)
 	shots := screenshotDir(t)
 
@@ -122,7 +128,7 @@ func TestLayoutInChromium(t *testing.T) {
 		actions         bool // the role is offered key actions there
 	}{
 		{"alice", "owner", apikey.Production, true},
-		{"bob", "member", apikey.Development, true},
+		{"bob", "member", apikey.Staging, true},
 		{"carol", "read-only", apikey.Production, false},
 	} {
 		t.Run(role.name, func(t *testing.T) {
@@ -133,7 +139,7 @@ func TestLayoutInChromium(t *testing.T) {
 					s.value = %q;
 					s.dispatchEvent(new Event("change"));
 				})()`, role.env)))
-				poll[bool](t, tab, `location.hash.includes("env=development") && document.getElementById("env-marker").dataset.production === "false"`)
+				poll[bool](t, tab, `location.hash.includes("env=staging") && document.getElementById("env-marker").dataset.production === "false"`)
 			}
 			assert.Equal(t, "Acme Payments API keys", eval[string](t, tab, `document.getElementById("title").textContent`))
 			assert.Contains(t, eval[string](t, tab, `document.getElementById("account-name").textContent`), "Globex Corporation")
@@ -145,7 +151,7 @@ func TestLayoutInChromium(t *testing.T) {
 				assert.Empty(t, note, "owners may do everything: no note")
 			case "member":
 				assert.Equal(t, "Not production", marker)
-				assert.Empty(t, note, "members manage development's keys: no note")
+				assert.Empty(t, note, "members manage staging's keys: no note")
 			case "read-only":
 				assert.Equal(t, "Production: live keys", marker)
 				assert.Contains(t, note, "read-only access")
@@ -156,7 +162,7 @@ func TestLayoutInChromium(t *testing.T) {
 				t.Run(fmt.Sprint(width), func(t *testing.T) {
 					do(t, tab, chromedp.EmulateViewport(int64(width), 900))
 					poll[bool](t, tab, fmt.Sprintf(`innerWidth === %d`, width))
-					assert.Empty(t, eval[[]string](t, tab, unreachable), "every control of the list can be scrolled into view, whole and uncovered")
+					assert.Empty(t, eval[[]string](t, tab, unreachable+`("#list-view")`), "every control of the list can be scrolled into view, whole and uncovered")
 					assert.LessOrEqual(t, eval[int](t, tab, `document.documentElement.scrollWidth`), width, "the page does not scroll sideways")
 					assert.Empty(t, eval[[]string](t, tab, `[...document.querySelectorAll("#list-view .table-wrap")].filter(w => w.scrollWidth > w.clientWidth).map(w => w.querySelector("table").id + " " + w.scrollWidth + ">" + w.clientWidth)`),
 						"the keys fit: no column hides beyond the table's edge or under its actions")
@@ -188,6 +194,21 @@ func TestLayoutInChromium(t *testing.T) {
 							screenshot(t, tab, shots, fmt.Sprintf("create-%s-%d", role.name, width))
 						}
 						do(t, tab, chromedp.Click(chromedp.CSS("dialog[open] button[data-close]")), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+					})
+
+					// A key's own view: its details, actions, forms and
+					// charts fit too.
+					t.Run("key view", func(t *testing.T) {
+						do(t, tab, chromedp.Click(chromedp.CSS(`#keys-body tr:not([hidden]) a.key-link`)))
+						poll[bool](t, tab, `!document.getElementById("key-view").hidden && !!document.querySelector("#key-usage figure, #usage-unavailable, #key-usage .error")`)
+						assert.Empty(t, eval[[]string](t, tab, unreachable+`("#key-view")`), "every control of the key's view can be scrolled into view, whole and uncovered")
+						assert.LessOrEqual(t, eval[int](t, tab, `document.documentElement.scrollWidth`), width, "the page does not scroll sideways")
+						screenshot(t, tab, shots, fmt.Sprintf("key-%s-%d", role.name, width))
+						if src := os.Getenv(axeCoreEnv); src != "" && eval[bool](t, tab, `typeof axe === "object"`) {
+							assert.Empty(t, eval[[]string](t, tab, axeViolations), "the key's view")
+						}
+						do(t, tab, chromedp.Click(chromedp.CSS("#key-back")))
+						poll[bool](t, tab, `!document.getElementById("list-view").hidden`)
 					})
 				})
 			}

@@ -1236,6 +1236,10 @@
     row("Created", time(k.created_at, ""));
     row("Expires", time(k.expires_at, "never"));
     row("Last used", time(k.last_used_at, "never"));
+    if (k.status === "expiring" && k.rotated_at) {
+      row("Grace", "rotated ", humanTime(k.rotated_at), "; keeps working until ", humanTime(k.expires_at),
+        el("span", { className: "muted", textContent: " (the grace period), then it expires" }));
+    }
     if (k.disabled_at) row("Disabled", time(k.disabled_at, ""), " (requests with it are refused until it is enabled)");
     if (k.imported) row("Issued", importedBadge(), " before keystile, checked by its SHA-256 digest");
     const imported = $("key-imported");
