@@ -776,7 +776,7 @@ func TestCloseAccount(t *testing.T) {
 		assert.Contains(t, string(script), `const confirmed = () => input.value === account;`)
 		assert.Contains(t, string(script), `if (!confirmed()) throw new Error(`)
 		assert.Contains(t, string(script), `api("POST", "api/account/close", { confirm: input.value })`)
-		assert.Contains(t, string(script), `if (state.session.close_account) {`)
+		assert.Contains(t, string(script), `tool($("account-tools"), !!state.session.close_account, "close-account"`)
 	})
 }
 
