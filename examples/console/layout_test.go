@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -358,4 +359,65 @@ func TestScopeCatalogueInChromium(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)))
 	assert.Equal(t, "Choose at least one scope.", poll[string](t, tab, `document.querySelector("dialog[open] .form-error").textContent`))
 	assert.Equal(t, []string{"invoices:write", "reports:read"}, s.key(t, billing.Prefix).Scopes)
+}
+
+// TestKeyboardActionsInChromium: an owner rotates, changes the grace of,
+// disables, enables and revokes keys with the keyboard only (Tab, arrows,
+// Space and Enter), at a phone's width, where the keys are cards.
+func TestKeyboardActionsInChromium(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := startStack(t, false)
+	billing := seedKeys(t, s)[0]
+	b := newBrowser(t, ctx)
+	tab := s.signIn(t, b, "alice")
+	do(t, tab, chromedp.EmulateViewport(390, 844))
+	action := func(name, prefix string) chromedp.Action[chromedp.Void] {
+		return chromedp.Focus(chromedp.CSS(fmt.Sprintf(`button[data-action=%q][data-key=%q]`, name, prefix)))
+	}
+	focused := func() string { return eval[string](t, tab, activeElement) }
+	dialogFocus := func() string {
+		return poll[string](t, tab, `document.querySelector("dialog[open]") && (document.activeElement.id || document.activeElement.textContent.trim())`)
+	}
+
+	// Rotate with 1 hour: the first choice has the focus, the arrow key
+	// moves to the next, Tab twice reaches the button.
+	do(t, tab, action("rotate", billing.Prefix), chromedp.KeyEvent("\r"))
+	assert.Equal(t, "grace-0", dialogFocus())
+	do(t, tab, chromedp.KeyEvent(kb.ArrowDown))
+	assert.Equal(t, "1h", eval[string](t, tab, `document.querySelector("dialog[open] input[name=grace]:checked").value`))
+	do(t, tab, chromedp.KeyEvent("\t\t"))
+	assert.Equal(t, "Rotate key", focused())
+	do(t, tab, chromedp.KeyEvent("\r"))
+	assert.Equal(t, "Copy key to clipboard", poll[string](t, tab, `document.querySelector("dialog[open] #secret-value") && document.activeElement.getAttribute("aria-label")`))
+	do(t, tab, chromedp.KeyEvent("\t\r"), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+	assertStatus(t, tab, billing.Prefix, "expiring")
+
+	// Change its grace to Now: it expires.
+	do(t, tab, action("grace", billing.Prefix), chromedp.KeyEvent("\r"))
+	assert.Equal(t, "grace-0", dialogFocus())
+	do(t, tab, chromedp.KeyEvent(" \t\t\r"), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+	assertStatus(t, tab, billing.Prefix, "expired")
+
+	// Disable, enable and revoke the mobile app's key: each confirmation
+	// opens on Cancel, Tab reaches the action.
+	var mobile string
+	for _, v := range eval[[]string](t, tab, `[...document.querySelectorAll("#keys-body tr:not([hidden])")].filter(tr => tr.querySelector('[data-col="name"]').textContent === "mobile app").map(tr => tr.dataset.prefix)`) {
+		mobile = v
+	}
+	require.NotEmpty(t, mobile)
+	do(t, tab, action("disable", mobile), chromedp.KeyEvent("\r"))
+	assert.Equal(t, "Cancel", dialogFocus(), "the safe choice has the focus")
+	do(t, tab, chromedp.KeyEvent("\t\r"), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+	assertStatus(t, tab, mobile, "disabled")
+	do(t, tab, action("enable", mobile), chromedp.KeyEvent("\r"))
+	assertStatus(t, tab, mobile, "active")
+	do(t, tab, action("revoke", mobile), chromedp.KeyEvent("\r"))
+	assert.Equal(t, "Cancel", dialogFocus())
+	do(t, tab, chromedp.KeyEvent("\t"))
+	assert.Equal(t, "Revoke key", focused())
+	do(t, tab, chromedp.KeyEvent("\r"), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+	assertStatus(t, tab, mobile, "revoked")
+	assert.Equal(t, apikey.Revoked, s.key(t, mobile).Status)
+	assert.Equal(t, apikey.Expired, s.key(t, billing.Prefix).Status)
 }
