@@ -25,6 +25,10 @@
 #                          script starts a throwaway server: it installs Debian's redis-server
 #                          package when missing (needs root), runs it on a free loopback port
 #                          from 63790 up with no persistence, and stops it on exit.
+#   KEYSTILE_AXE_CORE      axe-core's axe.min.js, which the console's browser test injects to
+#                          check accessibility. If empty, this script installs the pinned
+#                          version below with npm (once, into ~/.cache/keystile) and sets it;
+#                          it installs Debian's npm package when npm is missing (needs root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -200,6 +204,38 @@ elif [ "$(id -u)" = 0 ]; then
 else
   echo "-- /usr/bin/chromium is missing and this is not root: the browser test will be skipped" \
     "(install it with apt-get install chromium)"
+fi
+
+# axe_core_version is the axe-core release the console's accessibility test
+# runs (examples/console checks that it is the one injected).
+axe_core_version=4.14.1
+
+echo "== axe-core"
+if [ -n "${KEYSTILE_AXE_CORE:-}" ]; then
+  echo "-- using KEYSTILE_AXE_CORE"
+else
+  axe_dir="${XDG_CACHE_HOME:-$HOME/.cache}/keystile/axe-core-$axe_core_version"
+  if [ ! -f "$axe_dir/node_modules/axe-core/axe.min.js" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+      if [ "$(id -u)" != 0 ]; then
+        echo "npm is not installed and this is not root: install it (apt-get install npm)" \
+          "or set KEYSTILE_AXE_CORE" >&2
+        exit 1
+      fi
+      echo "-- installing npm from Debian's packages"
+      export DEBIAN_FRONTEND=noninteractive
+      apt_get=(apt-get -o DPkg::Lock::Timeout=300)
+      if ! "${apt_get[@]}" install -y -qq npm >/dev/null 2>&1; then
+        "${apt_get[@]}" update -qq
+        "${apt_get[@]}" install -y -qq npm >/dev/null
+      fi
+    fi
+    echo "-- installing axe-core@$axe_core_version with npm"
+    mkdir -p "$axe_dir"
+    npm install --prefix "$axe_dir" --no-audit --no-fund --silent "axe-core@$axe_core_version"
+  fi
+  export KEYSTILE_AXE_CORE="$axe_dir/node_modules/axe-core/axe.min.js"
+  echo "-- axe-core $axe_core_version ($KEYSTILE_AXE_CORE)"
 fi
 
 echo "== go test -race"

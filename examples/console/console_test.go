@@ -90,8 +90,12 @@ func pagedListing(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		created := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+		// Each key an hour older than the one before it, in the listing's
+		// order, which the page's default sort (newest first) keeps.
+		hour := time.Now().UTC().Truncate(time.Hour)
 		view := func(id, name, owner string, metadata map[string]string) map[string]any {
+			age := map[string]time.Duration{"PAGEONEKEY01": 1, "PAGEONEKEY02": 2, "PAGETWOKEY01": 3}[id]
+			created := hour.Add(-age * time.Hour).Format(time.RFC3339)
 			return map[string]any{
 				"prefix": "server-" + id, "id": id, "type": "server", "environment": "development",
 				"name": name, "scopes": []string{"reports:read"}, "default": false, "status": "active",
@@ -324,7 +328,7 @@ func TestConsoleInChromium(t *testing.T) {
 			chromedp.Click(chromedp.CSS("#create-key")),
 			chromedp.WaitVisible(chromedp.CSS("dialog[open] #create-name")),
 			chromedp.SendKeys(chromedp.CSS("#create-name"), "billing worker"),
-			chromedp.SendKeys(chromedp.CSS("#create-scopes"), "invoices:write"),
+			chromedp.Click(chromedp.CSS(`dialog[open] input[name="scope"][value="invoices:write"]`)),
 			chromedp.Click(chromedp.CSS(`dialog[open] button[type="submit"]`)),
 			chromedp.WaitVisible(chromedp.CSS("dialog[open] #secret-value")),
 		)
@@ -403,8 +407,13 @@ func TestConsoleInChromium(t *testing.T) {
 		do(t, owner, chromedp.KeyEvent("\t"))
 		assert.Equal(t, "create-name", eval[string](t, owner, activeElement))
 		do(t, owner, chromedp.KeyEvent("keyboard key\t"))
-		assert.Equal(t, "create-scopes", eval[string](t, owner, activeElement))
-		do(t, owner, chromedp.KeyEvent("reports:read\r")) // Enter submits the form
+		// The scopes are the service's catalogue, one checkbox each.
+		assert.Equal(t, "create-scope-0", eval[string](t, owner, activeElement))
+		do(t, owner, chromedp.KeyEvent("\t\t\t\t"))
+		assert.Equal(t, "reports:read", eval[string](t, owner, `document.activeElement.value`))
+		do(t, owner, chromedp.KeyEvent(" \t\t\t"))
+		assert.Equal(t, "Create key", eval[string](t, owner, activeElement))
+		do(t, owner, chromedp.KeyEvent("\r"))
 
 		assert.Equal(t, "Copy key to clipboard", poll[string](t, owner, `document.querySelector("dialog[open] #secret-value") && document.activeElement.getAttribute("aria-label")`))
 		created, err := apikey.ParseKey(eval[string](t, owner, `document.getElementById("secret-value").value`))
@@ -756,10 +765,10 @@ func TestConsoleInChromium(t *testing.T) {
 			assert.GreaterOrEqual(t, len(shown), 5)
 
 			assert.Equal(t, 0, eval[int](t, tab,
-				`[...document.querySelectorAll("button, input, textarea, dialog, [role=button], [data-action]")].filter(e => !e.closest("#owner-search")).length`),
-				"no action button, form or dialog at all, but the search for an owner's keys")
+				`[...document.querySelectorAll("button, input, textarea, dialog, [role=button], [data-action]")].filter(e => !e.closest("#owner-search, .list-tools")).length`),
+				"no action button, form or dialog at all, but the list's search, filter and sort and the search for an owner's keys")
 			headings := eval[[]string](t, tab, `[...document.querySelectorAll("#keys-head th")].map(th => th.textContent)`)
-			assert.Equal(t, []string{"Key", "Name", "Type", "Status", "Scopes", "Created (UTC)", "Expires (UTC)", "Last used (UTC)"}, headings)
+			assert.Equal(t, []string{"Key", "Name", "Type", "Status", "Scopes", "Created", "Expires", "Last used"}, headings)
 			screenshot(t, tab, shots, user.shot)
 		})
 	}
@@ -769,12 +778,15 @@ func TestConsoleInChromium(t *testing.T) {
 		assert.Contains(t, eval[string](t, tab, `document.getElementById("session").textContent`), "bob (member)")
 		// Production: the only action offered is Reveal, on publishable keys.
 		offered := eval[[]string](t, tab, `[...document.querySelectorAll("button, input, textarea, dialog, [role=button], [data-action]")]
-			.filter(e => !e.closest("#owner-search"))
+			.filter(e => !e.closest("#owner-search, .list-tools"))
 			.map(e => e.textContent + " " + ((e.closest("tr") || {dataset: {}}).dataset.prefix || "").split("-")[0])`)
 		require.NotEmpty(t, offered, "members reveal publishable keys")
 		for _, o := range offered {
 			assert.Equal(t, "Reveal client", o, "in production a member is offered Reveal on publishable keys only")
 		}
+		assert.Contains(t, eval[string](t, tab, `document.getElementById("role-note").textContent`),
+			"Only owners create, rotate, revoke or change production keys", "the page says why")
+		assert.False(t, eval[bool](t, tab, `document.getElementById("role-note").hidden`))
 		screenshot(t, tab, shots, "member-production")
 
 		// Development is not production: the member manages its keys.
@@ -805,7 +817,7 @@ func TestConsoleInChromium(t *testing.T) {
 		})()`))
 		assert.Equal(t, []string{"server-PAGEONEKEY01", "server-PAGEONEKEY02", "server-PAGETWOKEY01"},
 			poll[[]string](t, tab, `(() => { const rows = [...document.querySelectorAll("#keys-body tr")].map(tr => tr.dataset.prefix); return rows.length === 3 && rows; })()`))
-		assert.Equal(t, []string{"Key", "Name", "Owner", "Type", "Status", "Scopes", "Created (UTC)", "Expires (UTC)", "Last used (UTC)", "Metadata"},
+		assert.Equal(t, []string{"Key", "Name", "Owner", "Type", "Status", "Scopes", "Created", "Expires", "Last used", "Metadata"},
 			eval[[]string](t, tab, `[...document.querySelectorAll("#keys-head th")].map(th => th.textContent)`))
 		assert.Equal(t, []string{"user_42", "user_7", "user_42"}, eval[[]string](t, tab, `[...document.querySelectorAll('td[data-col="owner"]')].map(td => td.textContent)`))
 		assert.Equal(t, []string{"team=billing", "", "region=eu"}, eval[[]string](t, tab, `[...document.querySelectorAll('td[data-col="metadata"]')].map(td => td.textContent.trim())`))

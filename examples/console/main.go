@@ -152,6 +152,22 @@ func recordSampleUsage(ctx context.Context, s store, now time.Time) error {
 	return rec.RecordUsage(ctx, counts)
 }
 
+// serviceName and accountName are what the page calls the demonstration's
+// service and its one account.
+const (
+	serviceName = "Acme Payments"
+	accountName = "Globex Corporation"
+)
+
+// scopeCatalogue is the scopes the demonstration's API would check.
+var scopeCatalogue = []console.Scope{
+	{Name: "customers:read", Description: "Look up customers and their payment methods"},
+	{Name: "customers:write", Description: "Create, change and delete customers"},
+	{Name: "invoices:read", Description: "List and download invoices"},
+	{Name: "invoices:write", Description: "Create, send and void invoices"},
+	{Name: "reports:read", Description: "Download monthly reports"},
+}
+
 // users are the demonstration's accounts, by the value of the session
 // cookie.
 var users = map[string]apikey.Actor{
@@ -197,6 +213,11 @@ func newHandler(ctx context.Context, s store, closeAccount bool) (http.Handler, 
 		// The demonstration has one account: its users name none.
 		SingleAccount: true,
 		CloseAccount:  closeAccount,
+		// What the page calls the service and the account, and the scopes
+		// its API checks, which the page offers to choose from.
+		ServiceName: serviceName,
+		AccountName: func(*http.Request, string) string { return accountName },
+		Scopes:      scopeCatalogue,
 	})
 	if err != nil {
 		return nil, err

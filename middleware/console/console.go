@@ -74,6 +74,32 @@ type Options struct {
 	// from another origin than the console. Nil trusts none: only the
 	// console's own page may change anything.
 	TrustedOrigins []string
+	// ServiceName is the service's name as its users know it ("Acme
+	// Payments"): the page's heading and title read "<ServiceName> API
+	// keys". Empty shows "API keys" alone.
+	ServiceName string
+	// AccountName returns the display name of the account the console acts
+	// in ("Globex Corporation"), for the signed-in user's request r; the
+	// page shows it where it would otherwise show the account's id. It is
+	// called for every request to /session, with the account that the
+	// actor names (apikey.DefaultAccount under SingleAccount). Nil, or an
+	// empty answer, shows the account's id. It must not block for long:
+	// the page waits for it.
+	AccountName func(r *http.Request, account string) string
+	// Scopes is the catalogue of scopes the service's API checks, with
+	// what each allows: the page offers them as a list to choose from when
+	// a server key is created or its scopes are edited, instead of a text
+	// field. Nil (or empty) keeps the text field, where any valid scope
+	// may be typed. Each name must be a valid scope (apikey.ValidateScope)
+	// and appear once. The catalogue only shapes the page: the management
+	// API still takes any valid scope.
+	Scopes []Scope
+}
+
+// Scope is a scope of the service's catalogue (Options.Scopes).
+type Scope struct {
+	Name        string `json:"name"`        // "invoices:write"
+	Description string `json:"description"` // "Create, change and void invoices"
 }
 
 // Grace is one of the grace periods the page offers for a rotation.
@@ -140,6 +166,14 @@ type Session struct {
 	// service enabled it (Options.CloseAccount) and the actor's role allows
 	// it.
 	CloseAccount bool `json:"close_account"`
+	// ServiceName is Options.ServiceName.
+	ServiceName string `json:"service_name"`
+	// AccountName is the account's display name (Options.AccountName), or
+	// its id when the service gives none.
+	AccountName string `json:"account_name"`
+	// Scopes is the service's scope catalogue (Options.Scopes); empty
+	// when it gives none, and the page takes scopes as typed text.
+	Scopes []Scope `json:"scopes"`
 }
 
 // Console is the console's http.Handler. It is safe for concurrent use.
@@ -162,6 +196,17 @@ func New(opts Options) (*Console, error) {
 	case opts.Policy.Max == 0:
 		opts.Policy = apikey.ConsolePolicy
 	}
+	seen := make(map[string]bool, len(opts.Scopes))
+	for i, sc := range opts.Scopes {
+		if err := apikey.ValidateScope(sc.Name); err != nil {
+			return nil, fmt.Errorf("console: Options.Scopes[%d]: %w", i, err)
+		}
+		if seen[sc.Name] {
+			return nil, fmt.Errorf("console: Options.Scopes[%d]: %q appears twice", i, sc.Name)
+		}
+		seen[sc.Name] = true
+	}
+	opts.Scopes = append([]Scope(nil), opts.Scopes...)
 	protection := http.NewCrossOriginProtection()
 	for _, o := range opts.TrustedOrigins {
 		if err := protection.AddTrustedOrigin(o); err != nil {
@@ -264,6 +309,17 @@ func (c *Console) session(w http.ResponseWriter, r *http.Request) {
 			a.Role.Permits(apikey.ActionReveal, apikey.Target{Type: apikey.Server}) == nil,
 		Account:      account,
 		CloseAccount: c.opts.CloseAccount && a.Role.Allowed(apikey.ActionClose),
+		ServiceName:  c.opts.ServiceName,
+		AccountName:  account,
+		Scopes:       c.opts.Scopes,
+	}
+	if s.Scopes == nil {
+		s.Scopes = []Scope{}
+	}
+	if c.opts.AccountName != nil {
+		if name := c.opts.AccountName(r, account); name != "" {
+			s.AccountName = name
+		}
 	}
 	for _, action := range manageActions {
 		if a.Role.Permits(action, apikey.Target{}) == nil {

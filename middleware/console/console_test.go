@@ -153,6 +153,9 @@ func TestNewValidates(t *testing.T) {
 		"no actor":           {Manager: m},
 		"negative policy":    {Manager: m, Actor: actor, Policy: apikey.GracePolicy{Name: "x", Max: -1}},
 		"bad trusted origin": {Manager: m, Actor: actor, TrustedOrigins: []string{"admin.example.com"}},
+		"bad scope":          {Manager: m, Actor: actor, Scopes: []console.Scope{{Name: "invoices"}}},
+		"full access scope":  {Manager: m, Actor: actor, Scopes: []console.Scope{{Name: "*"}}},
+		"scope twice":        {Manager: m, Actor: actor, Scopes: []console.Scope{{Name: "invoices:read"}, {Name: "invoices:read"}}},
 	} {
 		_, err := console.New(opts)
 		assert.Error(t, err, name)
@@ -260,6 +263,9 @@ func TestSession(t *testing.T) {
 			assert.Contains(t, string(body), `"actor":{"id":"`+tt.actor.ID+`","role":"`+string(tt.role)+`"}`)
 			assert.Equal(t, apikey.DefaultAccount, s.Account, "SingleAccount")
 			assert.False(t, s.CloseAccount, "closing the account is off by default")
+			assert.Empty(t, s.ServiceName)
+			assert.Equal(t, apikey.DefaultAccount, s.AccountName, "the account's id without Options.AccountName")
+			assert.Contains(t, string(body), `"scopes":[]`, "no catalogue: the page takes typed scopes")
 		})
 	}
 
@@ -295,6 +301,41 @@ func TestSession(t *testing.T) {
 		assert.Equal(t, http.StatusForbidden, res.StatusCode)
 		assert.Equal(t, apikey.Active, f.status(t, f.extra.View.ID))
 	})
+}
+
+// TestServiceNameAccountNameScopes: what the service says of itself, its
+// account and its scopes reaches the page through the session.
+func TestServiceNameAccountNameScopes(t *testing.T) {
+	catalogue := []console.Scope{
+		{Name: "invoices:read", Description: "Read invoices"},
+		{Name: "invoices:write", Description: "Create and void invoices"},
+	}
+	tests := []struct {
+		name        string
+		accountName func(*http.Request, string) string
+		want        string
+	}{
+		{"display name", func(r *http.Request, account string) string {
+			if r.Header.Get("X-Test-User") == "" || account != apikey.DefaultAccount {
+				return "wrong request"
+			}
+			return "Globex Corporation"
+		}, "Globex Corporation"},
+		{"empty answer shows the id", func(*http.Request, string) string { return "" }, apikey.DefaultAccount},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixtureWith(t, console.Options{ServiceName: "Acme Payments", AccountName: tt.accountName, Scopes: catalogue})
+			res, body := f.do(t, request{method: "GET", path: "/session", role: apikey.ReadOnly})
+			require.Equal(t, http.StatusOK, res.StatusCode, string(body))
+			var s console.Session
+			require.NoError(t, json.Unmarshal(body, &s))
+			assert.Equal(t, "Acme Payments", s.ServiceName)
+			assert.Equal(t, tt.want, s.AccountName)
+			assert.Equal(t, apikey.DefaultAccount, s.Account, "the id is still the account's id")
+			assert.Equal(t, catalogue, s.Scopes)
+		})
+	}
 }
 
 func TestPolicyLimitsGraceChoices(t *testing.T) {
@@ -735,7 +776,7 @@ func TestCloseAccount(t *testing.T) {
 		assert.Contains(t, string(script), `const confirmed = () => input.value === account;`)
 		assert.Contains(t, string(script), `if (!confirmed()) throw new Error(`)
 		assert.Contains(t, string(script), `api("POST", "api/account/close", { confirm: input.value })`)
-		assert.Contains(t, string(script), `if (state.session.close_account) {`)
+		assert.Contains(t, string(script), `tool($("account-tools"), !!state.session.close_account, "close-account"`)
 	})
 }
 

@@ -62,6 +62,25 @@
 //	}
 //	mux.Handle("/console/", requireLogin(http.StripPrefix("/console", c)))
 //
+// The page names the service and the account as the service's users know
+// them (Options.ServiceName, Options.AccountName), marks each environment
+// as production or not (apikey.ManagerOptions.Production), and tells
+// read-only users, and members in a production environment, what they can
+// do and who changes keys. Server keys are chosen scopes from the
+// service's catalogue (Options.Scopes), each with its description, where
+// the service gives one; without one they are typed.
+//
+// The key list shows the keys that still work (active, expiring, disabled)
+// first and hides revoked and expired ones until its filter asks for them;
+// it searches the keys by name, prefix or owner and sorts them by
+// creation, name, expiry or last use. Search, filter and sort act on the
+// keys the page has read: every page of the listing up to 20, and more
+// when the user loads more. Times read in words ("in 3 days", "3 minutes
+// ago"), with the exact time (UTC) shown on hover and on keyboard focus.
+// The page works at a phone's width: below 1100 pixels each key is a card
+// of labelled values with its actions, and on wider screens the actions
+// column stays at the table's right edge.
+//
 // Every actor acts in one account, Actor.Account; a single-tenant service
 // whose actors name none sets Options.SingleAccount to put them in
 // apikey.DefaultAccount, and without it such an actor is refused.
@@ -77,8 +96,9 @@
 //	GET  /            the page (HTML)
 //	GET  /app.js      its script
 //	GET  /style.css   its style sheet
-//	GET  /session     {"actor": {"id", "role", "account"}, "account", "actions": [...],
-//	                   "graces": [...], "policy": {...}, "close_account", ...} (Session)
+//	GET  /session     {"actor": {"id", "role", "account"}, "account", "account_name",
+//	                   "service_name", "actions": [...], "production_actions": [...],
+//	                   "scopes": [...], "graces": [...], "policy": {...}, "close_account", ...} (Session)
 //	     /api/...     the management API of package admin, for the actor
 //	GET  /api/openapi.json  its OpenAPI 3.1 document (no actor needed)
 //

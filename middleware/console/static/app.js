@@ -22,6 +22,9 @@
     environment: "",
     keys: [],
     next: "", // cursor of the next page of keys, if any
+    search: "", // the list's search text, lower-cased
+    filter: "current", // which keys the list shows: current, ended or all
+    sort: "created", // the list's order within each group of statuses
   };
 
   const $ = (id) => document.getElementById(id);
@@ -106,24 +109,36 @@
     return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
   }
 
+  const relativeFormat = new Intl.RelativeTimeFormat("en", { numeric: "auto" });
+
+  // relative says when iso is from now in words: "in 3 days", "3 minutes
+  // ago", "now".
   function relative(iso) {
     const s = Math.round((new Date(iso).getTime() - Date.now()) / 1000);
     const a = Math.abs(s);
-    let text;
-    if (a < 90) text = `${a} s`;
-    else if (a < 90 * 60) text = `${Math.round(a / 60)} min`;
-    else if (a < 48 * 3600) text = `${Math.round(a / 3600)} h`;
-    else text = `${Math.round(a / 86400)} days`;
-    return s >= 0 ? `in ${text}` : `${text} ago`;
+    if (a < 45) return "now";
+    // Each unit up to where the next one reads better.
+    const units = [[2700, 60, "minute"], [79200, 3600, "hour"], [26 * 86400, 86400, "day"], [320 * 86400, 30 * 86400, "month"]];
+    for (const [below, size, unit] of units) {
+      if (a < below) return relativeFormat.format(Math.round(s / size), unit);
+    }
+    return relativeFormat.format(Math.round(s / (365 * 86400)), "year");
   }
 
-  // timeCell shows a time, or none if the time is not set.
-  function timeCell(iso, none, withRelative) {
+  // humanTime shows iso in words ("in 3 days"), with the exact time (UTC)
+  // in a tooltip that both hovering and the keyboard's focus show, and that
+  // screen readers read with the words.
+  function humanTime(iso) {
+    const exact = `${formatTime(iso)} UTC`;
+    return el("time", { dateTime: iso, title: exact, className: "human", tabIndex: 0 },
+      el("span", { className: "rel", textContent: relative(iso) }),
+      el("span", { className: "exact", textContent: ` (${exact})` }));
+  }
+
+  // timeCell shows a time in words, or none if the time is not set.
+  function timeCell(iso, none) {
     if (!iso) return el("td", { className: "muted", textContent: none });
-    const t = el("time", { dateTime: iso, title: iso, textContent: formatTime(iso) });
-    const td = el("td", {}, t);
-    if (withRelative) td.append(el("span", { className: "relative", textContent: relative(iso) }));
-    return td;
+    return el("td", {}, humanTime(iso));
   }
 
   // ----- session and environments
@@ -136,7 +151,37 @@
     const who = $("session");
     who.textContent = "";
     who.append("Signed in as ", el("strong", { textContent: s.actor.id }), ` (${s.actor.role})`);
-    if (s.actor.account) who.append(`, account ${s.actor.account}`);
+    const title = s.service_name ? `${s.service_name} API keys` : "API keys";
+    $("title").textContent = title;
+    document.title = title;
+    const account = $("account-name");
+    account.textContent = "";
+    if (s.account_name) {
+      account.append("Account ", el("strong", { textContent: s.account_name }));
+      if (s.account_name !== s.account) account.append(" ", el("span", { className: "muted", textContent: `(${s.account})` }));
+    }
+  }
+
+  // renderEnvironment marks the environment shown as production or not,
+  // and tells the signed-in user what their role lets them do in it.
+  function renderEnvironment() {
+    const production = !!settings().production;
+    const marker = $("env-marker");
+    marker.className = `env-marker ${production ? "env-production" : "env-test"}`;
+    marker.dataset.production = String(production);
+    marker.textContent = production ? "Production: live keys" : "Not production";
+    const note = $("role-note");
+    const role = state.session.actor.role;
+    let text = "";
+    if (role === "read-only") {
+      text = "You have read-only access: you can view keys, their limits, usage and activity, but not change them. " +
+        "Owners of this account change keys; members change the keys of environments that are not production. Ask an owner for a key.";
+    } else if (role === "member" && production) {
+      text = `${state.environment} is a production environment: as a member you can view its keys and reveal its publishable keys. ` +
+        "Only owners create, rotate, revoke or change production keys; you manage the keys of the environments that are not production.";
+    }
+    note.textContent = text;
+    note.hidden = text === "";
   }
 
   async function loadEnvironments() {
@@ -145,7 +190,7 @@
     const select = $("environment");
     select.textContent = "";
     for (const e of state.environments) {
-      select.append(el("option", { value: e.environment, textContent: e.environment }));
+      select.append(el("option", { value: e.environment, textContent: e.production ? `${e.environment} (production)` : e.environment }));
     }
     const wanted = new URLSearchParams(location.hash.slice(1)).get("env");
     const suspended = state.environments.find((e) => e.suspended_at);
@@ -201,12 +246,12 @@
     ];
     if (has("owner")) cols.push({ id: "owner", title: "Owner", cell: (k) => el("td", {}, k.owner ? ownerLink(k.owner) : "") });
     cols.push(
-      { id: "type", title: "Type", cell: (k) => el("td", { textContent: k.type === "client" ? "publishable" : "secret" }) },
+      { id: "type", title: "Type", cell: (k) => el("td", { textContent: typeText(k) }) },
       { id: "status", title: "Status", cell: statusCell },
       { id: "scopes", title: "Scopes", cell: scopesCell },
-      { id: "created", title: "Created (UTC)", cell: (k) => timeCell(k.created_at, "", false) },
-      { id: "expires", title: "Expires (UTC)", cell: (k) => timeCell(k.expires_at, "never", k.status === "expiring" || k.status === "active") },
-      { id: "last-used", title: "Last used (UTC)", cell: (k) => timeCell(k.last_used_at, "never", false) },
+      { id: "created", title: "Created", cell: (k) => timeCell(k.created_at, "") },
+      { id: "expires", title: "Expires", cell: (k) => timeCell(k.expires_at, "never") },
+      { id: "last-used", title: "Last used", cell: (k) => timeCell(k.last_used_at, "never") },
     );
     if (has("metadata")) cols.push({ id: "metadata", title: "Metadata", cell: metadataCell });
     if (state.keys.some((k) => keyActions(k).length > 0)) cols.push({ id: "actions", title: "Actions", cell: actionsCell });
@@ -224,6 +269,10 @@
     return td;
   }
 
+  // typeText names a key's type in the page's one vocabulary: secret keys
+  // (server-) and publishable keys (client-).
+  const typeText = (k) => (k.type === "client" ? "publishable" : "secret");
+
   // importedText marks a key issued before keystile.
   const importedText = "imported — rotate to a keystile key";
 
@@ -239,7 +288,7 @@
   function scopesCell(k) {
     const td = el("td", { className: "scopes" });
     if (k.type === "client") {
-      td.append(el("span", { className: "muted", textContent: "publishable" }));
+      td.append(el("span", { className: "muted", textContent: "none (publishable key)" }));
       return td;
     }
     for (const s of k.scopes || []) {
@@ -296,23 +345,82 @@
     return box;
   }
 
+  // statusGroup puts live keys first (expiring, then active), then
+  // disabled ones, then those that no longer work.
+  const statusGroup = { expiring: 0, active: 0, disabled: 1, expired: 2, revoked: 2 };
+  const ended = (k) => k.status === "revoked" || k.status === "expired";
+
+  // shownByFilter reports whether the list's filter shows k: current keys
+  // (active, expiring, disabled), ended ones (revoked, expired), or all.
+  function shownByFilter(k) {
+    if (state.filter === "all") return true;
+    return state.filter === "ended" ? ended(k) : !ended(k);
+  }
+
+  // matchesSearch reports whether k's name, prefix or owner holds the
+  // search text.
+  function matchesSearch(k) {
+    if (!state.search) return true;
+    return [k.name, k.prefix, k.owner].some((v) => (v || "").toLowerCase().includes(state.search));
+  }
+
+  const timeOf = (iso) => (iso ? new Date(iso).getTime() : NaN);
+
+  // compareKeys orders keys by statusGroup, then by the chosen sort: the
+  // newest first, by name, the soonest expiry first, or the latest use
+  // first; keys without the value go last.
+  function compareKeys(a, b) {
+    const g = (statusGroup[a.status] ?? 3) - (statusGroup[b.status] ?? 3);
+    if (g !== 0) return g;
+    const last = (x, y, cmp) => (Number.isNaN(x) ? (Number.isNaN(y) ? 0 : 1) : (Number.isNaN(y) ? -1 : cmp(x, y)));
+    switch (state.sort) {
+      case "name":
+        if (!a.name !== !b.name) return a.name ? -1 : 1;
+        return (a.name || "").localeCompare(b.name || "", "en", { sensitivity: "base" }) || a.prefix.localeCompare(b.prefix);
+      case "expires":
+        return last(timeOf(a.expires_at), timeOf(b.expires_at), (x, y) => x - y);
+      case "last_used":
+        return last(timeOf(a.last_used_at), timeOf(b.last_used_at), (x, y) => y - x);
+      default:
+        return last(timeOf(a.created_at), timeOf(b.created_at), (x, y) => y - x);
+    }
+  }
+
   function renderKeys() {
     const cols = columns();
     const head = $("keys-head");
     head.textContent = "";
-    for (const c of cols) head.append(el("th", { scope: "col", textContent: c.title }));
+    for (const c of cols) head.append(el("th", { scope: "col", textContent: c.title, "data-col": c.id }));
     const body = $("keys-body");
     body.textContent = "";
-    for (const k of state.keys) {
+    let shown = 0;
+    let endedHidden = 0;
+    for (const k of [...state.keys].sort(compareKeys)) {
       const tr = el("tr", { "data-prefix": k.prefix, "data-status": k.status });
       for (const c of cols) {
         const td = c.cell(k);
         td.dataset.col = c.id;
+        td.dataset.label = c.title;
         tr.append(td);
       }
+      // Rows the filter or search leave out stay in the table, hidden.
+      tr.hidden = !shownByFilter(k) || !matchesSearch(k);
+      if (!tr.hidden) shown++;
+      else if (ended(k) && state.filter === "current" && matchesSearch(k)) endedHidden++;
       body.append(tr);
     }
+    $("keys").hidden = shown === 0;
     $("keys-empty").hidden = state.keys.length > 0;
+    const counted = $("keys-count");
+    let text = "";
+    if (state.keys.length > 0) {
+      text = `Showing ${plural(shown, "key", "keys")} of ${count(state.keys.length)}`;
+      if (state.search) text += ` matching “${$("key-search").value.trim()}”`;
+      text += ".";
+      if (endedHidden > 0) text += ` ${plural(endedHidden, "revoked or expired key is", "revoked or expired keys are")} hidden: choose “All keys” or “Revoked and expired” to see ${endedHidden === 1 ? "it" : "them"}.`;
+      if (state.next) text += " The search covers the keys loaded so far: load more keys to search them all.";
+    }
+    counted.textContent = text;
     const more = $("keys-more");
     more.textContent = "";
     more.hidden = !state.next;
@@ -341,11 +449,13 @@
     list.textContent = "";
     for (const e of data.events || []) {
       const li = el("li", {},
-        el("time", { dateTime: e.time, title: e.time, textContent: formatTime(e.time) }),
-        " ", el("strong", { textContent: e.actor.id }), ` (${e.actor.role}) `,
+        humanTime(e.time),
+        " ", el("strong", { className: "actor", textContent: e.actor.id }), ` (${e.actor.role}) `,
         el("span", { className: "action", textContent: e.action.replace(/_/g, " ") }));
-      if (e.key_id) li.append(" ", el("code", { textContent: e.key_id }));
-      if (e.detail) li.append(el("span", { className: "muted", textContent: ` ${e.detail}` }));
+      if (e.key_id) li.append(" ", el("code", { className: "event-key", textContent: e.key_type ? `${e.key_type}-${e.key_id}` : e.key_id }));
+      // Times in the detail read as the page's other exact times.
+      const detail = (e.detail || "").replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z/g, (t) => `${formatTime(t)} UTC`);
+      if (detail) li.append(el("span", { className: "muted", textContent: ` ${detail}` }));
       list.append(li);
     }
     $("events-empty").hidden = list.children.length > 0;
@@ -418,15 +528,55 @@
     return s.split(/[\s,]+/).filter((x) => x !== "");
   }
 
+  // scopeChoices offers the service's scope catalogue (Options.Scopes) as
+  // checkboxes, those of selected checked; a selected scope outside the
+  // catalogue is offered too, checked, so that saving keeps it unless it
+  // is unchecked.
+  function scopeChoices(idPrefix, selected) {
+    const fieldset = el("fieldset", { className: "scope-choices", id: `${idPrefix}s` }, el("legend", { textContent: "Scopes" }));
+    const names = state.session.scopes.map((x) => x.name);
+    const extra = selected.filter((x) => !names.includes(x))
+      .map((x) => ({ name: x, description: x === "*" ? "Full access: every scope" : "Not in this service's list of scopes" }));
+    [...state.session.scopes, ...extra].forEach((sc, i) => {
+      const id = `${idPrefix}-${i}`;
+      const input = el("input", { type: "checkbox", id, name: "scope", value: sc.name, checked: selected.includes(sc.name),
+        "aria-describedby": sc.description ? `${id}-desc` : undefined });
+      fieldset.append(el("div", { className: "choice scope-choice" }, input,
+        el("label", { for: id }, el("code", { textContent: sc.name })),
+        sc.description ? el("span", { id: `${id}-desc`, className: "scope-description", textContent: sc.description }) : null));
+    });
+    fieldset.append(el("p", { className: "hint", textContent: "Choose at least one. A write scope implies read." }));
+    return fieldset;
+  }
+
+  // chosenScopes reads the checked scopes of scopeChoices, or throws if
+  // none is.
+  function chosenScopes(fieldset) {
+    const out = [...fieldset.querySelectorAll('input[name="scope"]:checked')].map((i) => i.value);
+    if (out.length === 0) {
+      const first = fieldset.querySelector('input[name="scope"]');
+      if (first) first.focus();
+      throw new Error("Choose at least one scope.");
+    }
+    return out;
+  }
+
+  const hasCatalogue = () => (state.session.scopes || []).length > 0;
+
   function openCreate() {
     const dialog = openDialog("tpl-create");
     const type = dialog.querySelector("#create-type");
-    const scopesField = dialog.querySelector('[data-for="server"]');
+    const textField = dialog.querySelector('[data-for="server"]');
     const scopes = dialog.querySelector("#create-scopes");
+    let choices = null;
+    if (hasCatalogue()) {
+      choices = scopeChoices("create-scope", []);
+      textField.replaceWith(choices);
+    }
     const sync = () => {
       const server = type.value === "server";
-      scopesField.hidden = !server;
-      scopes.disabled = !server;
+      (choices || textField).hidden = !server;
+      (choices || scopes).disabled = !server;
     };
     type.addEventListener("change", sync);
     sync();
@@ -441,7 +591,7 @@
     }
     submitting(dialog, async (form) => {
       const body = { type: type.value, name: form.elements.name.value.trim() };
-      if (body.type === "server") body.scopes = parseScopes(scopes.value);
+      if (body.type === "server") body.scopes = choices ? chosenScopes(choices) : parseScopes(scopes.value);
       if (form.elements.expiry.value) body.expires_in = form.elements.expiry.value;
       const issued = await api("POST", `${envPath(state.environment)}/keys`, body);
       dialog.close();
@@ -576,8 +726,14 @@
     dialog.querySelector("h2").textContent = `Scopes of ${k.prefix}`;
     const input = dialog.querySelector("#edit-scopes");
     input.value = (k.scopes || []).join(", ");
+    let choices = null;
+    if (hasCatalogue()) {
+      choices = scopeChoices("edit-scope", k.scopes || []);
+      input.closest(".field").replaceWith(choices);
+      choices.querySelector("input").autofocus = true;
+    }
     submitting(dialog, async () => {
-      await api("PUT", `${keyPath(k)}/scopes`, { scopes: parseScopes(input.value) });
+      await api("PUT", `${keyPath(k)}/scopes`, { scopes: choices ? chosenScopes(choices) : parseScopes(input.value) });
       await refreshKeys();
       notify(`The scopes of ${k.prefix} were saved.`);
     });
@@ -910,8 +1066,7 @@
         el("span", { className: "muted", textContent: `in ${k.environment}` }), " ",
         el("span", { className: `status status-${k.status}`, "data-status": k.status, textContent: k.status }), " ",
         k.status === "expiring" ? "grace ends " : "expires ",
-        el("time", { dateTime: k.expires_at, title: k.expires_at, textContent: `${formatTime(k.expires_at)} UTC` }),
-        " ", el("span", { className: "muted", textContent: `(${relative(k.expires_at)})` }));
+        humanTime(k.expires_at));
       list.append(li);
     }
     const more = $("expiring-more");
@@ -967,9 +1122,11 @@
       tr.append(prefix,
         el("td", { textContent: k.environment }),
         el("td", { textContent: k.name || "" }),
-        el("td", { textContent: k.type === "client" ? "publishable" : "secret" }),
+        el("td", { textContent: typeText(k) }),
         statusCell(k),
-        timeCell(k.expires_at, "never", k.status === "expiring" || k.status === "active"));
+        timeCell(k.expires_at, "never"));
+      const labels = ["Key", "Environment", "Name", "Type", "Status", "Expires"];
+      [...tr.children].forEach((td, i) => { td.dataset.label = labels[i]; });
       body.append(tr);
     }
     $("owner-empty").hidden = keys.length > 0 || !!unavailable;
@@ -1052,10 +1209,12 @@
     $("key-view").hidden = true;
     $("owner-view").hidden = true;
     $("list-view").hidden = false;
-    const link = (from && document.querySelector(`#keys-body tr[data-prefix="${CSS.escape(from.prefix)}"] a.key-link`)) ||
-      (fromOwner && [...document.querySelectorAll("#keys-body a.owner-link")].find((a) => a.textContent === fromOwner.owner));
+    // A link in a row that the list's filter or search hides cannot take
+    // the focus: the keys' heading takes it instead.
+    const link = (from && document.querySelector(`#keys-body tr[data-prefix="${CSS.escape(from.prefix)}"]:not([hidden]) a.key-link`)) ||
+      (fromOwner && [...document.querySelectorAll("#keys-body tr:not([hidden]) a.owner-link")].find((a) => a.textContent === fromOwner.owner));
     if (link) link.focus();
-    else if (fromOwner) $("keys-heading").focus();
+    else if (fromOwner || from) $("keys-heading").focus();
   }
 
   function renderKey(k) {
@@ -1064,11 +1223,11 @@
     dl.textContent = "";
     const row = (name, ...value) => dl.append(el("dt", { textContent: name }), el("dd", {}, ...value));
     const time = (iso, none) => (iso
-      ? el("time", { dateTime: iso, title: iso, textContent: `${formatTime(iso)} UTC` })
+      ? el("span", {}, humanTime(iso), el("span", { className: "muted", textContent: ` · ${formatTime(iso)} UTC` }))
       : el("span", { className: "muted", textContent: none }));
     row("Key", el("code", { textContent: k.prefix }), k.default ? " " : null, k.default ? el("span", { className: "badge", textContent: "default" }) : null);
     row("Name", k.name || el("span", { className: "muted", textContent: "none" }));
-    row("Type", k.type === "client" ? "publishable (client-)" : "secret (server-)");
+    row("Type", k.type === "client" ? "publishable key (client-)" : "secret key (server-)");
     row("Environment", k.environment);
     row("Status", el("span", { className: `status status-${k.status}`, "data-status": k.status, textContent: k.status }));
     const scopes = scopesCell(k);
@@ -1077,6 +1236,10 @@
     row("Created", time(k.created_at, ""));
     row("Expires", time(k.expires_at, "never"));
     row("Last used", time(k.last_used_at, "never"));
+    if (k.status === "expiring" && k.rotated_at) {
+      row("Grace", "rotated ", humanTime(k.rotated_at), "; keeps working until ", humanTime(k.expires_at),
+        el("span", { className: "muted", textContent: " (the grace period), then it expires" }));
+    }
     if (k.disabled_at) row("Disabled", time(k.disabled_at, ""), " (requests with it are refused until it is enabled)");
     if (k.imported) row("Issued", importedBadge(), " before keystile, checked by its SHA-256 digest");
     const imported = $("key-imported");
@@ -1476,45 +1639,37 @@
     renderKey(k);
   }
 
+  // tool shows the button id in box while allowed, and removes it
+  // otherwise; a button already shown is kept (with the focus it may have).
+  function tool(box, allowed, id, props, run) {
+    const b = $(id);
+    if (!allowed) {
+      if (b) b.remove();
+      return;
+    }
+    if (b) return;
+    const made = el("button", { type: "button", id, ...props });
+    made.addEventListener("click", run);
+    box.append(made);
+  }
+
+  // renderTools shows the buttons of the page's own actions that the
+  // actor may use in the environment shown.
   function renderTools() {
-    const keyTools = $("key-tools");
-    keyTools.textContent = "";
-    if (can("create")) {
-      const b = el("button", { type: "button", id: "create-key", className: "primary", textContent: "Create key" });
-      b.addEventListener("click", openCreate);
-      keyTools.append(b);
-    }
-    if (can("bootstrap")) {
-      const b = el("button", { type: "button", id: "create-environment", textContent: "Create environment" });
-      b.addEventListener("click", openEnvironment);
-      keyTools.append(b);
-    }
-    const lifetimeTools = $("lifetime-tools");
-    lifetimeTools.textContent = "";
-    if (can("set_lifetime")) {
-      const b = el("button", { type: "button", id: "edit-lifetime-button", textContent: "Edit key lifetime" });
-      b.addEventListener("click", openLifetime);
-      lifetimeTools.append(b);
-    }
-    const originTools = $("origin-tools");
-    originTools.textContent = "";
-    if (can("set_origins")) {
-      const b = el("button", { type: "button", id: "edit-origins-button", textContent: "Edit allowed origins" });
-      b.addEventListener("click", openOrigins);
-      originTools.append(b);
-    }
-    const accountTools = $("account-tools");
-    accountTools.textContent = "";
-    if (state.session.close_account) {
-      const b = el("button", { type: "button", id: "close-account", className: "danger", textContent: "Close account" });
-      b.addEventListener("click", openCloseAccount);
-      accountTools.append(b);
-    }
+    tool($("key-tools"), can("create"), "create-key", { className: "primary", textContent: "Create key" }, openCreate);
+    tool($("key-tools"), can("bootstrap"), "create-environment", { textContent: "Create environment" }, openEnvironment);
+    // Create key stays first.
+    if ($("create-key") && $("create-environment")) $("key-tools").prepend($("create-key"));
+    tool($("lifetime-tools"), can("set_lifetime"), "edit-lifetime-button", { textContent: "Edit key lifetime" }, openLifetime);
+    tool($("origin-tools"), can("set_origins"), "edit-origins-button", { textContent: "Edit allowed origins" }, openOrigins);
+    tool($("account-tools"), !!state.session.close_account, "close-account", { className: "danger", textContent: "Close account" }, openCloseAccount);
     $("account").hidden = !state.session.close_account;
   }
 
   async function showEnvironment() {
     history.replaceState(null, "", `#env=${encodeURIComponent(state.environment)}`);
+    renderEnvironment();
+    renderTools();
     renderOrigins();
     renderLifetime();
     await loadKeys(false);
@@ -1565,6 +1720,18 @@
         return;
       }
       location.hash = ownerHash(owner);
+    });
+    $("key-search").addEventListener("input", (ev) => {
+      state.search = ev.target.value.trim().toLowerCase();
+      renderKeys();
+    });
+    $("key-filter").addEventListener("change", (ev) => {
+      state.filter = ev.target.value;
+      renderKeys();
+    });
+    $("key-sort").addEventListener("change", (ev) => {
+      state.sort = ev.target.value;
+      renderKeys();
     });
     $("environment").addEventListener("change", (ev) => {
       state.environment = ev.target.value;
