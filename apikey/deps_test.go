@@ -38,6 +38,7 @@ func TestLibraryDependencies(t *testing.T) {
 		"github.com/keystile/keystile/storage/faultstore",
 		"github.com/keystile/keystile/storage/sqlstore/...",
 		"github.com/keystile/keystile/apikey/webhook",
+		"github.com/keystile/keystile/apikey/events",
 	) // storage/storetest imports testify, for the users' tests
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	out, err := cmd.CombinedOutput()
@@ -64,6 +65,7 @@ import (
 	_ "github.com/keystile/keystile/storage/sqlstore"
 	_ "github.com/keystile/keystile/storage/storetest"
 	_ "github.com/keystile/keystile/apikey/webhook"
+	_ "github.com/keystile/keystile/apikey/events"
 )
 
 func main() {}

@@ -74,8 +74,8 @@ func idSafe(s string) string {
 // key and expiry whatever the number of scanners. Their actor is
 // SystemActor.
 const (
-	// ActionExpiring: the key, not rotated out, expires within the window
-	// the service set. Detail names the expiry.
+	// ActionExpiring: the key expires within the window the service set
+	// (a rotated-out key: its grace ends). Detail names the expiry.
 	ActionExpiring Action = "key_expiring"
 	// ActionGraceEnded: the grace period of a rotated-out key ended; the
 	// key no longer works.

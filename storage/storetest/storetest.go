@@ -80,6 +80,8 @@ func Run(t *testing.T, c Config) {
 		{"EventStream", testEventStream},
 		{"EventStreamConcurrent", testEventStreamConcurrent},
 		{"EventStreamLifecycle", testEventStreamLifecycle},
+		{"TimedEvents", testTimedEvents},
+		{"TimedEventsRacingScanners", testTimedEventsRacingScanners},
 		// Optional capabilities (cases.go).
 		{"LastUsedRecorder", testLastUsedRecorder},
 		{"ChangeFeed", testChangeFeed},

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keystile/keystile/apikey"
+	keyevents "github.com/keystile/keystile/apikey/events"
 	"github.com/keystile/keystile/storage"
 )
 
@@ -255,4 +256,157 @@ func testEventStreamLifecycle(t *testing.T, c Config) {
 		apikey.ActionChangeGrace, apikey.ActionDisable, apikey.ActionEnable, apikey.ActionSetLimits,
 		apikey.ActionRevoke, apikey.ActionSuspend, apikey.ActionResume, apikey.ActionClose, apikey.ActionRevoke,
 	}, actions)
+}
+
+func timedEventLog(t *testing.T, s apikey.Store) storage.TimedEventLog {
+	t.Helper()
+	l, ok := s.(storage.TimedEventLog)
+	if !ok {
+		t.Skip("store does not implement storage.TimedEventLog (optional)")
+	}
+	return l
+}
+
+// testTimedEvents checks storage.TimedEventLog: DueKeys answers the keys
+// of every account in the window, by expiry then id, without revoked keys
+// or those whose kind is written; AppendTimed writes each (key, kind,
+// expiry) once, and nothing for a key revoked or whose expiry moved.
+func testTimedEvents(t *testing.T, c Config) {
+	s, ctx := c.New(t), context.Background()
+	l := timedEventLog(t, s)
+	var ids []string
+	var change apikey.Change
+	for i, k := range []struct {
+		account string
+		in      time.Duration
+		revoked bool
+	}{
+		{acme, time.Hour, false}, {globex, 2 * time.Hour, false}, {acme, 3 * time.Hour, true},
+		{globex, 30 * time.Hour, false}, {acme, 0, false}, {globex, -time.Hour, false},
+	} {
+		r := record(k.account, apikey.Production, apikey.Server, false)
+		r.ID = newID(fmt.Sprintf("t%d", i))
+		if k.in != 0 {
+			r.ExpiresAt = base.Add(k.in)
+		}
+		if k.revoked {
+			r.RevokedAt = base
+		}
+		ids = append(ids, r.ID)
+		change.Insert = append(change.Insert, r)
+	}
+	apply(t, s, change)
+
+	due := func(kind apikey.TimedKind, after apikey.ExpiryPosition, until time.Time, limit int) []string {
+		t.Helper()
+		keys, err := l.DueKeys(ctx, apikey.DueQuery{Kind: kind, After: after, Until: until, Limit: limit})
+		require.NoError(t, err)
+		out := []string{}
+		for _, k := range keys {
+			out = append(out, k.ID)
+		}
+		return out
+	}
+	from := apikey.ExpiryPosition{ExpiresAt: base}
+	assert.Equal(t, []string{ids[0], ids[1]}, due(apikey.TimedExpiring, from, base.Add(24*time.Hour), 10),
+		"both accounts, by expiry; the revoked key and those outside the window left out")
+	assert.Equal(t, []string{ids[5], ids[0], ids[1], ids[3]}, due(apikey.TimedEnded, apikey.ExpiryPosition{}, base.Add(48*time.Hour), 10))
+	assert.Equal(t, []string{ids[0]}, due(apikey.TimedExpiring, from, base.Add(24*time.Hour), 1), "a page")
+	first, err := l.DueKeys(ctx, apikey.DueQuery{Kind: apikey.TimedExpiring, After: from, Until: base.Add(24 * time.Hour), Limit: 1})
+	require.NoError(t, err)
+	assert.Equal(t, []string{ids[1]}, due(apikey.TimedExpiring,
+		apikey.ExpiryPosition{ExpiresAt: first[0].ExpiresAt, ID: first[0].ID}, base.Add(24*time.Hour), 10), "the next page")
+
+	timed := func(kind apikey.TimedKind, id string, at time.Time) apikey.TimedEvent {
+		r := mustKey(t, s, id)
+		return apikey.TimedEvent{Kind: kind, ExpiresAt: at, Event: apikey.Event{Time: base, Actor: apikey.SystemActor,
+			Action: apikey.ActionExpiring, Account: r.Account, Environment: r.Environment, KeyID: id, KeyType: r.Type}}
+	}
+	_, cursor, err := eventStream(t, s).EventsAfter(ctx, 0, 0)
+	require.NoError(t, err)
+	n, err := l.AppendTimed(ctx, []apikey.TimedEvent{
+		timed(apikey.TimedExpiring, ids[0], base.Add(time.Hour)),
+		timed(apikey.TimedExpiring, ids[0], base.Add(time.Hour)),   // the same twice in one call
+		timed(apikey.TimedExpiring, ids[1], base.Add(time.Minute)), // not its expiry
+		timed(apikey.TimedExpiring, ids[2], base.Add(3*time.Hour)), // revoked
+		timed(apikey.TimedEnded, ids[0], base.Add(time.Hour)),      // another kind
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	n, err = l.AppendTimed(ctx, []apikey.TimedEvent{timed(apikey.TimedExpiring, ids[0], base.Add(time.Hour))})
+	require.NoError(t, err)
+	assert.Zero(t, n, "written once")
+	got, _ := readStream(t, eventStream(t, s), cursor, 0)
+	require.Len(t, got, 2)
+	assert.Equal(t, ids[0], got[0].Event.KeyID)
+	assert.Equal(t, int64(1), got[0].Event.Seq, "numbered in the key's account")
+	assert.Equal(t, []string{ids[1]}, due(apikey.TimedExpiring, from, base.Add(24*time.Hour), 10),
+		"a key with its event is no longer due for that kind")
+}
+
+// testTimedEventsRacingScanners runs several events.Scanners (package apikey/events) at once, over
+// several handles on the store (other processes), each stepping several
+// times: every key gets exactly one event per kind.
+func testTimedEventsRacingScanners(t *testing.T, c Config) {
+	s, ctx := c.New(t), context.Background()
+	timedEventLog(t, s)
+	stores := c.peers(t, s, 4)
+	const keys = 60
+	var change apikey.Change
+	want := map[string]apikey.Action{}
+	for i := range keys {
+		r := record([]string{acme, globex}[i%2], apikey.Production, apikey.Client, false)
+		r.ExpiresAt = base.Add(time.Duration(i+1) * time.Minute)
+		if i%3 == 0 {
+			r.RotatedAt, r.ExpiryLimit = base.Add(-time.Hour), base.Add(time.Hour)
+		}
+		change.Insert = append(change.Insert, r)
+		want[r.ID] = apikey.ActionExpired
+		if i%3 == 0 {
+			want[r.ID] = apikey.ActionGraceEnded
+		}
+	}
+	apply(t, s, change)
+
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		total int
+	)
+	for i := range 8 {
+		wg.Go(func() {
+			now := base // first every key is expiring, then every key has expired
+			sc, err := keyevents.NewScanner(keyevents.ScannerOptions{Store: stores[i%len(stores)], Window: time.Hour,
+				Batch: 7, Now: func() time.Time { return now }})
+			if !assert.NoError(t, err) {
+				return
+			}
+			for step := range 6 {
+				if step == 3 {
+					now = base.Add(2 * time.Hour)
+				}
+				n, err := sc.Step(ctx)
+				if !assert.NoError(t, err) {
+					return
+				}
+				mu.Lock()
+				total += n
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 2*keys, total, "the scanners wrote one expiring and one ended event per key between them")
+	got, _ := readStream(t, eventStream(t, s), 0, 0)
+	count := map[string]map[apikey.Action]int{}
+	for _, se := range got {
+		if count[se.Event.KeyID] == nil {
+			count[se.Event.KeyID] = map[apikey.Action]int{}
+		}
+		count[se.Event.KeyID][se.Event.Action]++
+	}
+	require.Len(t, count, keys)
+	for id, action := range want {
+		assert.Equal(t, map[apikey.Action]int{apikey.ActionExpiring: 1, action: 1}, count[id], id)
+	}
 }
