@@ -2,6 +2,7 @@ package apikey
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 )
@@ -146,4 +147,49 @@ type TimedEventLog interface {
 	// exactly one appends each. Appended events are numbered in their
 	// account's log and streamed as Apply's are.
 	AppendTimed(ctx context.Context, events []TimedEvent) (int, error)
+}
+
+// ErrLeaseLost means a delivery lease (DeliveryLog) is held by another
+// holder, or expired: the caller must stop delivering that endpoint's
+// events.
+var ErrLeaseLost = errors.New("apikey: delivery lease lost")
+
+// DeliveryLog is an optional Store capability: the progress of delivering
+// the event stream to each of the service's endpoints, named by the
+// service, and the events that could not be delivered. One holder at a
+// time delivers an endpoint's events: it holds the endpoint's lease, which
+// it renews, and only the holder moves the endpoint's cursor. Package
+// apikey/events' Deliverer needs it.
+//
+// Lease times are the caller's clock: holders whose clocks disagree by
+// more than a lease's length could both hold it.
+type DeliveryLog interface {
+	// LeaseDelivery gives holder endpoint's lease until until, if the
+	// lease is free, already holder's, or expired at now, in one atomic
+	// conditional write; it returns the endpoint's cursor (0 for an
+	// endpoint never delivered) and ok. When another holder holds it, ok
+	// is false and nothing changes.
+	LeaseDelivery(ctx context.Context, endpoint, holder string, now, until time.Time) (cursor int64, ok bool, err error)
+	// AdvanceDelivery moves endpoint's cursor forward to cursor (never
+	// back) and records dead, if not nil, in one atomic write, if holder
+	// holds the lease at now; else it fails with ErrLeaseLost and changes
+	// nothing. A dead letter recorded twice (same endpoint and cursor) is
+	// kept once.
+	AdvanceDelivery(ctx context.Context, endpoint, holder string, now time.Time, cursor int64, dead *DeadLetter) error
+	// DeadLetters returns up to limit of endpoint's dead letters whose
+	// Cursor is greater than after, in ascending order.
+	DeadLetters(ctx context.Context, endpoint string, after int64, limit int) ([]DeadLetter, error)
+}
+
+// DeadLetter is an event that was not delivered to an endpoint after the
+// last attempt its retry policy allows, or that the endpoint refused for
+// good. It stays visible (DeliveryLog.DeadLetters) and can be replayed
+// from its Cursor.
+type DeadLetter struct {
+	Endpoint string    `json:"endpoint"`
+	Cursor   int64     `json:"-"`
+	EventID  string    `json:"event_id"`
+	Attempts int       `json:"attempts"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
 }

@@ -214,3 +214,10 @@ type QuotaLease struct {
 	// ReturnQuota drops the uses of a lease of another generation.
 	Generation int64
 }
+
+// DeliveryLog is an optional Store capability: delivery progress per
+// endpoint under a lease, and dead letters; see apikey.DeliveryLog.
+type DeliveryLog = apikey.DeliveryLog
+
+// DeadLetter is an event that was not delivered; see apikey.DeadLetter.
+type DeadLetter = apikey.DeadLetter

@@ -49,6 +49,7 @@ type Store struct {
 	revision      int64
 	quotas        map[string]quotaBalance // by lineage id (Record.LineageID), for lineages with a quota
 	marks         map[timedMark]struct{}  // the (key, kind, expiry) of each time-based event (stream.go)
+	deliveries    map[string]*delivery    // by endpoint (delivery.go)
 	usage         usageLog
 	ix            keyIndexes // owners, expiries, dead keys (owner.go)
 }
@@ -71,6 +72,7 @@ func New() *Store {
 		accountEvents: map[string][]int{},
 		quotas:        map[string]quotaBalance{},
 		marks:         map[timedMark]struct{}{},
+		deliveries:    map[string]*delivery{},
 	}
 }
 

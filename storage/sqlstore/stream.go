@@ -27,6 +27,8 @@ var (
 //   - keystile_event_marks records each (key_id, kind, expires_at) whose
 //     time-based event was appended; its primary key makes a second one
 //     impossible, whoever writes.
+//   - keystile_deliveries and keystile_dead_letters: the delivery of the
+//     stream to the service's endpoints (see deliveryTables).
 //
 // On a large table, building the index blocks writes to keystile_keys on
 // PostgreSQL for a while: migrate at a quiet time, or create it with CREATE
@@ -36,7 +38,7 @@ func streamV11(d Dialect) []string {
 	if d == SQLite {
 		rowid = " WITHOUT ROWID"
 	}
-	return []string{
+	return append([]string{
 		`CREATE INDEX IF NOT EXISTS keystile_keys_due ON keystile_keys (expires_at, id)
 			WHERE expires_at IS NOT NULL AND revoked_at IS NULL`,
 		`CREATE TABLE keystile_event_marks (
@@ -45,7 +47,7 @@ func streamV11(d Dialect) []string {
 			expires_at BIGINT NOT NULL,
 			PRIMARY KEY (key_id, kind, expires_at)
 		)` + rowid,
-	}
+	}, deliveryTables(d)...)
 }
 
 // The statements of the stream, in '?' form (rebound per dialect).

@@ -82,6 +82,8 @@ func Run(t *testing.T, c Config) {
 		{"EventStreamLifecycle", testEventStreamLifecycle},
 		{"TimedEvents", testTimedEvents},
 		{"TimedEventsRacingScanners", testTimedEventsRacingScanners},
+		{"DeliveryLease", testDeliveryLease},
+		{"DeliveryLeaseRace", testDeliveryLeaseRace},
 		// Optional capabilities (cases.go).
 		{"LastUsedRecorder", testLastUsedRecorder},
 		{"ChangeFeed", testChangeFeed},
