@@ -1,8 +1,10 @@
-// Package events turns the passing of time into durable events: a Scanner
-// finds, by index, the keys whose expiry comes within a window or has
-// passed, and writes one event per key, kind and expiry into the store's
-// event stream (apikey.EventStream), whatever the number of instances that
-// scan. Services read the stream with a cursor from any process.
+// Package events works on the store's event stream (apikey.EventStream),
+// which services read with a cursor from any process. A Scanner turns the
+// passing of time into events: it finds, by index, the keys whose expiry
+// comes within a window or has passed, and writes one event per key, kind
+// and expiry, whatever the number of instances that scan. A Deliverer
+// sends the stream to the service's own webhook endpoints, one instance
+// per endpoint at a time, with retries and dead letters.
 //
 // See docs/events.md for the guarantees.
 package events
