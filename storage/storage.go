@@ -14,6 +14,9 @@
 //     cursor by any process;
 //   - TimedEventLog: the keys whose expiry falls in a window, by index,
 //     and time-based events written once per key and expiry;
+//   - DeliveryLog: each webhook endpoint's place in the event stream,
+//     under a lease that one instance holds at a time, and its dead
+//     letters;
 //   - QuotaLedger: the balance of each key's quota (and of each owner's
 //     shared quota), leased in batches;
 //   - UsageRecorder: requests per key, hour and outcome, written in batches;

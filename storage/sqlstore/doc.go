@@ -1,7 +1,7 @@
 // Package sqlstore is keystile's SQL store: SQLite, the embedded default for
 // a single node, and PostgreSQL, for many app instances sharing keys. It
 // implements apikey.Store and every optional capability of package storage
-// (ChangeFeed, LastUsedRecorder, AuditLog, EventStream, TimedEventLog, QuotaLedger,
+// (ChangeFeed, LastUsedRecorder, AuditLog, EventStream, TimedEventLog, DeliveryLog, QuotaLedger,
 // UsageRecorder, OwnerIndex, ExpiryIndex, KeyPurger), and passes the storetest
 // conformance suite on both engines, with several connection pools on one
 // database standing in for several processes.
