@@ -37,7 +37,8 @@ func TestLibraryDependencies(t *testing.T) {
 		"github.com/keystile/keystile/storage/memory",
 		"github.com/keystile/keystile/storage/faultstore",
 		"github.com/keystile/keystile/storage/sqlstore/...",
-		"github.com/keystile/keystile/webhook",
+		"github.com/keystile/keystile/apikey/webhook",
+		"github.com/keystile/keystile/apikey/events",
 	) // storage/storetest imports testify, for the users' tests
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	out, err := cmd.CombinedOutput()
@@ -63,7 +64,8 @@ import (
 	_ "github.com/keystile/keystile/storage/memory"
 	_ "github.com/keystile/keystile/storage/sqlstore"
 	_ "github.com/keystile/keystile/storage/storetest"
-	_ "github.com/keystile/keystile/webhook"
+	_ "github.com/keystile/keystile/apikey/webhook"
+	_ "github.com/keystile/keystile/apikey/events"
 )
 
 func main() {}

@@ -10,6 +10,13 @@
 //     sharing the store can evict stale cache entries;
 //   - LastUsedRecorder: batched last-used times;
 //   - AuditLog: reading audit events back, a page at a time;
+//   - EventStream: every account's events in commit order, read from a
+//     cursor by any process;
+//   - TimedEventLog: the keys whose expiry falls in a window, by index,
+//     and time-based events written once per key and expiry;
+//   - DeliveryLog: each webhook endpoint's place in the event stream,
+//     under a lease that one instance holds at a time, and its dead
+//     letters;
 //   - QuotaLedger: the balance of each key's quota (and of each owner's
 //     shared quota), leased in batches;
 //   - UsageRecorder: requests per key, hour and outcome, written in batches;
@@ -97,6 +104,17 @@ type LastUsedRecorder interface {
 type AuditLog interface {
 	Events(ctx context.Context, q EventQuery) ([]apikey.Event, error)
 }
+
+// EventStream is an optional Store capability: every account's events in
+// commit order, read from a cursor; see apikey.EventStream.
+type EventStream = apikey.EventStream
+
+// StreamEvent is an event of an EventStream; see apikey.StreamEvent.
+type StreamEvent = apikey.StreamEvent
+
+// TimedEventLog is an optional Store capability: time-based events, each
+// written once per key and expiry; see apikey.TimedEventLog.
+type TimedEventLog = apikey.TimedEventLog
 
 // EventQuery selects a page of audit events, newest first.
 type EventQuery struct {
@@ -199,3 +217,10 @@ type QuotaLease struct {
 	// ReturnQuota drops the uses of a lease of another generation.
 	Generation int64
 }
+
+// DeliveryLog is an optional Store capability: delivery progress per
+// endpoint under a lease, and dead letters; see apikey.DeliveryLog.
+type DeliveryLog = apikey.DeliveryLog
+
+// DeadLetter is an event that was not delivered; see apikey.DeadLetter.
+type DeadLetter = apikey.DeadLetter

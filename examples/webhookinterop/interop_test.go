@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keystile/keystile/webhook"
+	"github.com/keystile/keystile/apikey/webhook"
 )
 
 // TestReferenceReceiverVerifiesSender: messages that a Sender delivers

@@ -48,6 +48,8 @@ type Store struct {
 	feed          []storage.Changed
 	revision      int64
 	quotas        map[string]quotaBalance // by lineage id (Record.LineageID), for lineages with a quota
+	marks         map[timedMark]struct{}  // the (key, kind, expiry) of each time-based event (stream.go)
+	deliveries    map[string]*delivery    // by endpoint (delivery.go)
 	usage         usageLog
 	ix            keyIndexes // owners, expiries, dead keys (owner.go)
 }
@@ -69,6 +71,8 @@ func New() *Store {
 		settings:      map[envRef]apikey.Settings{},
 		accountEvents: map[string][]int{},
 		quotas:        map[string]quotaBalance{},
+		marks:         map[timedMark]struct{}{},
+		deliveries:    map[string]*delivery{},
 	}
 }
 
@@ -232,12 +236,19 @@ func (s *Store) Apply(ctx context.Context, c apikey.Change) error {
 		s.publish(st.Account, st.Environment, "")
 	}
 	for _, e := range c.Events {
-		mine := s.accountEvents[e.Account]
-		e.Seq = int64(len(mine) + 1)
-		s.accountEvents[e.Account] = append(mine, len(s.events))
-		s.events = append(s.events, e)
+		s.appendEvent(e)
 	}
 	return nil
+}
+
+// appendEvent numbers e in its account's log and appends it to the log of
+// every account, whose index (plus one) is its cursor in the event stream;
+// s.mu is held.
+func (s *Store) appendEvent(e apikey.Event) {
+	mine := s.accountEvents[e.Account]
+	e.Seq = int64(len(mine) + 1)
+	s.accountEvents[e.Account] = append(mine, len(s.events))
+	s.events = append(s.events, e)
 }
 
 // put stores r, its quota balance and its feed entry; s.mu is held.

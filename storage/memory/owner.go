@@ -37,6 +37,7 @@ func compareTimed(a, b timed) int {
 type keyIndexes struct {
 	owners   map[ownerRef][]string // ids, sorted, of keys with an owner
 	expiring map[string][]timed    // by account: keys with an expiry, not revoked, by expiry
+	due      []timed               // every account's keys with an expiry, not revoked, by expiry (stream.go)
 	dead     []timed               // keys revoked or with an expiry, by the earlier of the two; imported keys never
 	lineages map[string]int        // keys per lineage id
 }
@@ -88,6 +89,7 @@ func (s *Store) reindex(old apikey.Record, had bool, r apikey.Record) {
 	}
 	if !r.ExpiresAt.IsZero() && r.RevokedAt.IsZero() {
 		ix.expiring[r.Account] = insertSorted(ix.expiring[r.Account], timed{r.ExpiresAt, r.ID, r.Environment}, compareTimed)
+		ix.due = insertSorted(ix.due, timed{r.ExpiresAt, r.ID, r.Environment}, compareTimed)
 	}
 	if at := deadAt(r); !at.IsZero() {
 		ix.dead = insertSorted(ix.dead, timed{at, r.ID, r.Environment}, compareTimed)
@@ -112,6 +114,7 @@ func (s *Store) unindex(r apikey.Record) {
 		} else {
 			delete(ix.expiring, r.Account)
 		}
+		ix.due = removeSorted(ix.due, timed{r.ExpiresAt, r.ID, r.Environment}, compareTimed)
 	}
 	if at := deadAt(r); !at.IsZero() {
 		ix.dead = removeSorted(ix.dead, timed{at, r.ID, r.Environment}, compareTimed)

@@ -1,8 +1,8 @@
 // Package sqlstore is keystile's SQL store: SQLite, the embedded default for
 // a single node, and PostgreSQL, for many app instances sharing keys. It
 // implements apikey.Store and every optional capability of package storage
-// (ChangeFeed, LastUsedRecorder, AuditLog, QuotaLedger, UsageRecorder, OwnerIndex,
-// ExpiryIndex, KeyPurger), and passes the storetest
+// (ChangeFeed, LastUsedRecorder, AuditLog, EventStream, TimedEventLog, DeliveryLog, QuotaLedger,
+// UsageRecorder, OwnerIndex, ExpiryIndex, KeyPurger), and passes the storetest
 // conformance suite on both engines, with several connection pools on one
 // database standing in for several processes.
 //
@@ -89,7 +89,10 @@
 // distinct accounts by the settings' primary key; a page of audit events,
 // newest first: an account's by the unique index (account, account_seq) or
 // by (account, environment, account_seq), every account's by the primary
-// key seq or by (environment, seq). A page of the
+// key seq or by (environment, seq); the event stream (EventStream) after a
+// cursor by the primary key seq, in commit order (see streamV11); the keys
+// due for a time-based event by the partial index keystile_keys_due
+// (expires_at, id). A page of the
 // change feed is its revision counter, a range of its primary key, and
 // the changed keys' records by their primary key (one more statement per
 // 1,000 keys).

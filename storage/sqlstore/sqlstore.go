@@ -35,7 +35,8 @@ type Options struct {
 // Store is a keystile store in a SQL database reached through database/sql.
 // It implements apikey.Store, storage.ChangeFeed, storage.LastUsedRecorder,
 // storage.AuditLog, storage.QuotaLedger, storage.UsageRecorder,
-// storage.OwnerIndex, storage.ExpiryIndex and storage.KeyPurger.
+// storage.OwnerIndex, storage.ExpiryIndex, storage.KeyPurger, storage.EventStream,
+// storage.TimedEventLog and storage.DeliveryLog.
 //
 // A Store is safe for concurrent use, and any number of Stores, in one
 // process or many, may share one database: every write is one transaction

@@ -75,6 +75,15 @@ func Run(t *testing.T, c Config) {
 		{"AccountsPaging", testAccountsPaging},
 		{"AuditLog", testAuditLog},
 		{"AuditLogPerAccount", testAuditLogPerAccount},
+		// storage.EventStream and TimedEventLog, when the store has them
+		// (stream.go).
+		{"EventStream", testEventStream},
+		{"EventStreamConcurrent", testEventStreamConcurrent},
+		{"EventStreamLifecycle", testEventStreamLifecycle},
+		{"TimedEvents", testTimedEvents},
+		{"TimedEventsRacingScanners", testTimedEventsRacingScanners},
+		{"DeliveryLease", testDeliveryLease},
+		{"DeliveryLeaseRace", testDeliveryLeaseRace},
 		// Optional capabilities (cases.go).
 		{"LastUsedRecorder", testLastUsedRecorder},
 		{"ChangeFeed", testChangeFeed},

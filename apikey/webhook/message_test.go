@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keystile/keystile/webhook"
+	"github.com/keystile/keystile/apikey/webhook"
 )
 
 // TestSignSpecVector checks Sign against signatures made by the Standard

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keystile/keystile/webhook"
+	"github.com/keystile/keystile/apikey/webhook"
 )
 
 // A service signs a message for an endpoint; the receiver verifies it with

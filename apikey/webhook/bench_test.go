@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keystile/keystile/webhook"
+	"github.com/keystile/keystile/apikey/webhook"
 )
 
 // BenchmarkSign signs a 1 KiB body.

@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keystile/keystile/webhook"
+	"github.com/keystile/keystile/apikey/webhook"
 )
 
 // fakeDNS is a Resolver that answers from a table, so that no test touches

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/dns/dnsmessage"
 
-	"github.com/keystile/keystile/webhook"
+	"github.com/keystile/keystile/apikey/webhook"
 )
 
 // dnsServer is a tiny DNS server on loopback UDP that answers A queries

@@ -1,0 +1,137 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/storage"
+)
+
+var _ storage.DeliveryLog = (*Store)(nil)
+
+// deliveryTables are the tables of storage.DeliveryLog (schema version
+// 11): keystile_deliveries holds each endpoint's cursor (through: every
+// event up to it is delivered or dead) and lease (holder, lease_until in
+// microseconds), by its primary key endpoint; keystile_dead_letters each
+// endpoint's dead letters, by its primary key (endpoint, event_cursor).
+func deliveryTables(d Dialect) []string {
+	rowid := ""
+	if d == SQLite {
+		rowid = " WITHOUT ROWID"
+	}
+	return []string{
+		`CREATE TABLE keystile_deliveries (
+			endpoint    TEXT   NOT NULL PRIMARY KEY,
+			holder      TEXT   NOT NULL,
+			lease_until BIGINT NOT NULL,
+			through     BIGINT NOT NULL
+		)` + rowid,
+		`CREATE TABLE keystile_dead_letters (
+			endpoint   TEXT   NOT NULL,
+			event_cursor BIGINT NOT NULL,
+			event_id   TEXT   NOT NULL,
+			attempts   BIGINT NOT NULL,
+			reason     TEXT   NOT NULL,
+			dead_at    BIGINT NOT NULL,
+			PRIMARY KEY (endpoint, event_cursor)
+		)` + rowid,
+	}
+}
+
+const (
+	// One conditional upsert: a new endpoint's row, or the lease taken
+	// over when it is the holder's or expired; RETURNING reads the row only
+	// when it was written.
+	leaseDeliveryQuery = `INSERT INTO keystile_deliveries (endpoint, holder, lease_until, through) VALUES (?, ?, ?, 0)
+		ON CONFLICT (endpoint) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until
+		WHERE keystile_deliveries.holder = excluded.holder OR keystile_deliveries.lease_until < ?
+		RETURNING through`
+	advanceDeliveryQuery = `UPDATE keystile_deliveries SET through = CASE WHEN through < ? THEN ? ELSE through END
+		WHERE endpoint = ? AND holder = ? AND lease_until >= ?`
+	deadLetterQuery = `INSERT INTO keystile_dead_letters (endpoint, event_cursor, event_id, attempts, reason, dead_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	deadLettersQuery = `SELECT event_cursor, event_id, attempts, reason, dead_at FROM keystile_dead_letters
+		WHERE endpoint = ? AND event_cursor > ? ORDER BY event_cursor LIMIT ?`
+)
+
+// LeaseDelivery implements storage.DeliveryLog.
+func (s *Store) LeaseDelivery(ctx context.Context, endpoint, holder string, now, until time.Time) (int64, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, false, s.wrap(ctx, "lease delivery", err)
+	}
+	var cursor int64
+	err := s.db.QueryRowContext(ctx, s.d.rebind(leaseDeliveryQuery), endpoint, holder, micros(until), micros(now)).Scan(&cursor)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil // held by another
+	case err != nil && isConflict(err):
+		return 0, false, nil // a concurrent first lease of the endpoint won
+	case err != nil:
+		return 0, false, s.wrap(ctx, "lease delivery", err)
+	}
+	return cursor, true, nil
+}
+
+// AdvanceDelivery implements storage.DeliveryLog: one transaction, the
+// conditional UPDATE of the endpoint's row first (which locks it), then the
+// dead letter.
+func (s *Store) AdvanceDelivery(ctx context.Context, endpoint, holder string, now time.Time, cursor int64, dead *apikey.DeadLetter) error {
+	if err := ctx.Err(); err != nil {
+		return s.wrap(ctx, "advance delivery", err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap(ctx, "advance delivery", err)
+	}
+	defer func() { _ = tx.Rollback() }() // a no-op after Commit
+	res, err := tx.ExecContext(ctx, s.d.rebind(advanceDeliveryQuery), cursor, cursor, endpoint, holder, micros(now))
+	if err != nil {
+		return s.wrap(ctx, "advance delivery", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return s.wrap(ctx, "advance delivery", err)
+	} else if n == 0 {
+		return fmt.Errorf("%w: %s", apikey.ErrLeaseLost, endpoint)
+	}
+	if dead != nil {
+		if _, err := tx.ExecContext(ctx, s.d.rebind(deadLetterQuery), endpoint, dead.Cursor, dead.EventID, dead.Attempts,
+			dead.Reason, micros(dead.At)); err != nil {
+			return s.wrap(ctx, "advance delivery: dead letter", err)
+		}
+	}
+	return s.wrap(ctx, "advance delivery: commit", tx.Commit())
+}
+
+// DeadLetters implements storage.DeliveryLog: a range of the dead letters'
+// primary key.
+func (s *Store) DeadLetters(ctx context.Context, endpoint string, after int64, limit int) ([]apikey.DeadLetter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, s.wrap(ctx, "dead letters", err)
+	}
+	out := []apikey.DeadLetter{}
+	if limit <= 0 {
+		return out, nil
+	}
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(deadLettersQuery), endpoint, after, limit)
+	if err != nil {
+		return nil, s.wrap(ctx, "dead letters", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		l := apikey.DeadLetter{Endpoint: endpoint}
+		var at int64
+		if err := rows.Scan(&l.Cursor, &l.EventID, &l.Attempts, &l.Reason, &at); err != nil {
+			return nil, s.wrap(ctx, "dead letters", err)
+		}
+		l.At = fromMicros(at)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap(ctx, "dead letters", err)
+	}
+	return out, nil
+}
