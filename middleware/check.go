@@ -53,7 +53,9 @@ func (v *Validator) check(r *http.Request, p *Policy, outer *Identity, vd *verdi
 	var prefix string
 	var err error
 	if v.cfg.OnVerification != nil {
-		prefix, err = v.authenticateObserved(r, p, vd)
+		start := time.Now() // the monotonic clock, whatever Options.Now
+		prefix, err = v.authenticate(r, p, vd)
+		v.cfg.OnVerification(r.Context(), vd.verification(start, prefix, err))
 	} else {
 		prefix, err = v.authenticate(r, p, vd)
 	}

@@ -1,9 +1,6 @@
 package middleware
 
-import (
-	"net/http"
-	"time"
-)
+import "time"
 
 // Verification describes the authentication of one request to
 // Options.OnVerification: when it started and ended, what it did and how
@@ -47,11 +44,9 @@ func (s *steps) add(o steps) {
 	s.shared = s.shared || o.shared
 }
 
-// authenticateObserved runs authenticate and reports it to
-// Options.OnVerification.
-func (v *Validator) authenticateObserved(r *http.Request, p *Policy, vd *verdict) (string, error) {
-	start := time.Now()
-	prefix, err := v.authenticate(r, p, vd)
+// verification is the report of an authentication that began at start
+// and returned prefix and err, having filled in vd.
+func (vd *verdict) verification(start time.Time, prefix string, err error) Verification {
 	rep := Verification{
 		Start: start, End: time.Now(), Prefix: prefix, Err: err,
 		Cached: vd.steps.cached, StoreRead: vd.steps.storeRead, Hashed: vd.steps.hashed, Shared: vd.steps.shared,
@@ -59,6 +54,5 @@ func (v *Validator) authenticateObserved(r *http.Request, p *Policy, vd *verdict
 	if vd.id != nil {
 		rep.Account, rep.Environment = vd.id.Account, vd.id.Environment
 	}
-	v.cfg.OnVerification(r.Context(), rep)
-	return prefix, err
+	return rep
 }
