@@ -23,15 +23,7 @@ import (
 // (keystile_keys_expiring) and filters on environment, reading every
 // expiring key of the account's other environments in the window.
 func TestSQLiteOwnerAndExpiryPlans(t *testing.T) {
-	dsn := sqliteBackend.fresh(t)
-	sqliteBackend.store(t, dsn, sqlstore.Options{}) // migrated
-	plain := sqliteBackend.open(t, dsn)
-	defer plain.Close()
-	var log statementLog
-	recording := sql.OpenDB(recordingConnector{dsn: dsn, driver: plain.Driver(), log: &log})
-	defer recording.Close()
-	s, err := sqlstore.New(recording, sqlstore.Options{Dialect: sqlstore.SQLite})
-	require.NoError(t, err)
+	s, explain := planRecorder(t)
 	ctx := context.Background()
 	now := time.Now()
 	window := apikey.ExpiryQuery{Account: "acme", After: apikey.ExpiryPosition{ExpiresAt: now}, Until: now.Add(time.Hour), Limit: 10}
@@ -61,28 +53,47 @@ func TestSQLiteOwnerAndExpiryPlans(t *testing.T) {
 		}, "keystile_keys_environment_expiring"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			log.reset()
-			require.NoError(t, tt.read())
-			queries := log.take()
-			require.Len(t, queries, 1, "one statement")
-			args := make([]any, strings.Count(queries[0], "?"))
-			for i := range args {
-				args[i] = i // the plan does not depend on the values
-			}
-			rows, err := plain.QueryContext(ctx, "EXPLAIN QUERY PLAN "+queries[0], args...)
-			require.NoError(t, err)
-			defer rows.Close()
-			var plan []string
-			for rows.Next() {
-				var id, parent, unused int
-				var detail string
-				require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
-				plan = append(plan, detail)
-			}
-			require.NoError(t, rows.Err())
+			plan := explain(t, tt.read)
 			require.Len(t, plan, 1, "one step: %q", plan)
 			assert.Regexp(t, `^SEARCH keystile_keys USING INDEX `+tt.index+` \(`, plan[0])
 		})
+	}
+}
+
+// planRecorder returns a migrated SQLite store whose statements are
+// recorded, and explain, which runs read (one statement on the store) and
+// returns SQLite's query plan of that statement, a step per element.
+func planRecorder(t *testing.T) (*sqlstore.Store, func(t *testing.T, read func() error) []string) {
+	dsn := sqliteBackend.fresh(t)
+	sqliteBackend.store(t, dsn, sqlstore.Options{}) // migrated
+	plain := sqliteBackend.open(t, dsn)
+	t.Cleanup(func() { plain.Close() })
+	log := &statementLog{}
+	recording := sql.OpenDB(recordingConnector{dsn: dsn, driver: plain.Driver(), log: log})
+	t.Cleanup(func() { recording.Close() })
+	s, err := sqlstore.New(recording, sqlstore.Options{Dialect: sqlstore.SQLite})
+	require.NoError(t, err)
+	return s, func(t *testing.T, read func() error) []string {
+		log.reset()
+		require.NoError(t, read())
+		queries := log.take()
+		require.Len(t, queries, 1, "one statement")
+		args := make([]any, strings.Count(queries[0], "?"))
+		for i := range args {
+			args[i] = i // the plan does not depend on the values
+		}
+		rows, err := plain.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+queries[0], args...)
+		require.NoError(t, err)
+		defer rows.Close()
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+			plan = append(plan, detail)
+		}
+		require.NoError(t, rows.Err())
+		return plan
 	}
 }
 
