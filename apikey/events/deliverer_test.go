@@ -2,13 +2,9 @@ package events_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -19,64 +15,9 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/apikey/events"
 	"github.com/keystile/keystile/apikey/webhook"
+	"github.com/keystile/keystile/internal/webhooktest"
 	"github.com/keystile/keystile/storage/memory"
 )
-
-// receiver is a local webhook endpoint that verifies each request and
-// refuses a share of them at random.
-type receiver struct {
-	verifier webhook.Verifier
-	failRate float64
-
-	mu        sync.Mutex
-	delivered map[string]int // by webhook-id: accepted requests
-	order     []string       // ids in the order first accepted
-	attempts  int
-	bad       int // requests that did not verify
-}
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, _ := io.ReadAll(req.Body)
-	msg, err := r.verifier.Verify(req.Header, body)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.attempts++
-	if err != nil {
-		r.bad++
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	var p events.Payload
-	if json.Unmarshal(body, &p) != nil || p.Data.ID() != msg.ID {
-		r.bad++
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
-	if rand.Float64() < r.failRate {
-		w.WriteHeader(http.StatusInternalServerError)
-		return
-	}
-	if r.delivered[msg.ID] == 0 {
-		r.order = append(r.order, msg.ID)
-	}
-	r.delivered[msg.ID]++
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (r *receiver) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.delivered)
-}
-
-// loopbackSender admits the test's local receiver, explicitly.
-func loopbackSender(t *testing.T) *webhook.Sender {
-	t.Helper()
-	sender, err := webhook.NewSender(webhook.Options{Policy: webhook.Policy{AllowHTTP: true,
-		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, Timeout: 5 * time.Second})
-	require.NoError(t, err)
-	return sender
-}
 
 // TestDelivererThreeInstances delivers 300 events from three Deliverers
 // sharing one store to a receiver that fails 20 % of attempts: every event
@@ -91,13 +32,13 @@ func TestDelivererThreeInstances(t *testing.T) {
 			Detail: fmt.Sprint(i)}}}))
 	}
 	secret := webhook.GenerateSecret()
-	rcv := &receiver{verifier: webhook.Verifier{Secrets: []webhook.Secret{secret}}, failRate: 0.2, delivered: map[string]int{}}
+	rcv := webhooktest.NewReceiver(secret, 0.2)
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	sender := loopbackSender(t)
+	sender := webhooktest.LoopbackSender(t)
 	var wg sync.WaitGroup
 	for i := range 3 {
 		d, err := events.NewDeliverer(events.DelivererOptions{
@@ -109,7 +50,7 @@ func TestDelivererThreeInstances(t *testing.T) {
 		require.NoError(t, err)
 		wg.Go(func() { _ = d.Run(ctx) })
 	}
-	for rcv.count() < total && ctx.Err() == nil {
+	for rcv.Count() < total && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
@@ -117,15 +58,8 @@ func TestDelivererThreeInstances(t *testing.T) {
 
 	all, _, err := store.EventsAfter(context.Background(), 0, 0)
 	require.NoError(t, err)
-	rcv.mu.Lock()
-	defer rcv.mu.Unlock()
-	assert.Zero(t, rcv.bad, "every request verifies")
-	require.Len(t, rcv.order, total, "every event delivered")
-	for i, se := range all {
-		assert.Equal(t, se.Event.ID(), rcv.order[i], "stream order")
-		assert.Equal(t, 1, rcv.delivered[se.Event.ID()], "accepted once")
-	}
-	assert.Greater(t, rcv.attempts, total, "some attempts failed and were retried")
+	require.Len(t, all, total)
+	assert.Greater(t, rcv.AssertDelivered(t, all), total, "some attempts failed and were retried")
 	dead, err := store.DeadLetters(context.Background(), "ops", 0, 10)
 	require.NoError(t, err)
 	assert.Empty(t, dead)
@@ -151,7 +85,7 @@ func TestDelivererDeadLetters(t *testing.T) {
 	}))
 	defer srv.Close()
 	d, err := events.NewDeliverer(events.DelivererOptions{
-		Store: store, Sender: loopbackSender(t),
+		Store: store, Sender: webhooktest.LoopbackSender(t),
 		Endpoints: []events.Endpoint{{Name: "ops", Webhook: webhook.Endpoint{URL: srv.URL, Secrets: []webhook.Secret{webhook.GenerateSecret()}},
 			Accept: func(e apikey.Event) bool { return e.Action == apikey.ActionCreate }}},
 		Retry: webhook.RetryPolicy{Schedule: []time.Duration{time.Millisecond, time.Millisecond}},
@@ -184,7 +118,7 @@ func TestDelivererLeaseExcludes(t *testing.T) {
 	sent := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sent++ }))
 	defer srv.Close()
-	d, err := events.NewDeliverer(events.DelivererOptions{Store: store, Sender: loopbackSender(t),
+	d, err := events.NewDeliverer(events.DelivererOptions{Store: store, Sender: webhooktest.LoopbackSender(t),
 		Endpoints: []events.Endpoint{{Name: "ops", Webhook: webhook.Endpoint{URL: srv.URL, Secrets: []webhook.Secret{webhook.GenerateSecret()}}}}})
 	require.NoError(t, err)
 	n, err := d.Step(ctx, "ops")

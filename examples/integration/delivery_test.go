@@ -3,11 +3,7 @@ package integration_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +14,7 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/apikey/events"
 	"github.com/keystile/keystile/apikey/webhook"
+	"github.com/keystile/keystile/internal/webhooktest"
 	"github.com/keystile/keystile/storage/sqlstore"
 )
 
@@ -37,35 +34,10 @@ func TestDeliveryThreeInstances(t *testing.T) {
 				Detail: fmt.Sprint(i)}}}))
 		}
 		secret := webhook.GenerateSecret()
-		verifier := webhook.Verifier{Secrets: []webhook.Secret{secret}}
-		var (
-			mu       sync.Mutex
-			accepted = map[string]int{}
-			order    []string
-			bad      int
-		)
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body, _ := io.ReadAll(r.Body)
-			msg, err := verifier.Verify(r.Header, body)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err != nil:
-				bad++
-				w.WriteHeader(http.StatusBadRequest)
-			case rand.Float64() < 0.2:
-				w.WriteHeader(http.StatusInternalServerError)
-			default:
-				if accepted[msg.ID] == 0 {
-					order = append(order, msg.ID)
-				}
-				accepted[msg.ID]++
-			}
-		}))
+		rcv := webhooktest.NewReceiver(secret, 0.2)
+		srv := httptest.NewServer(rcv)
 		defer srv.Close()
-		sender, err := webhook.NewSender(webhook.Options{Policy: webhook.Policy{AllowHTTP: true,
-			Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}})
-		require.NoError(t, err)
+		sender := webhooktest.LoopbackSender(t)
 
 		runCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 		defer cancel()
@@ -80,13 +52,7 @@ func TestDeliveryThreeInstances(t *testing.T) {
 			require.NoError(t, err)
 			wg.Go(func() { _ = d.Run(runCtx) })
 		}
-		for runCtx.Err() == nil {
-			mu.Lock()
-			n := len(order)
-			mu.Unlock()
-			if n == total {
-				break
-			}
+		for rcv.Count() < total && runCtx.Err() == nil {
 			time.Sleep(20 * time.Millisecond)
 		}
 		cancel()
@@ -94,14 +60,8 @@ func TestDeliveryThreeInstances(t *testing.T) {
 
 		all, _, err := first.EventsAfter(ctx, 0, 0)
 		require.NoError(t, err)
-		mu.Lock()
-		defer mu.Unlock()
-		assert.Zero(t, bad, "every request verifies")
-		require.Len(t, order, total, "every event delivered")
-		for i, se := range all {
-			assert.Equal(t, se.Event.ID(), order[i], "stream order")
-			assert.Equal(t, 1, accepted[se.Event.ID()], "accepted once")
-		}
+		require.Len(t, all, total)
+		rcv.AssertDelivered(t, all)
 		dead, err := first.DeadLetters(ctx, "ops", 0, 10)
 		require.NoError(t, err)
 		assert.Empty(t, dead)
