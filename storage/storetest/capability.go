@@ -34,20 +34,38 @@ const (
 	All Capabilities = 1<<iota - 1
 )
 
-// capabilityNames are the interfaces' names, in the order of their bits.
-var capabilityNames = []string{
-	"storage.ChangeFeed", "storage.LastUsedRecorder", "storage.AuditLog", "storage.EventStream",
-	"storage.TimedEventLog", "storage.DeliveryLog", "storage.QuotaLedger", "storage.UsageRecorder",
-	"storage.OwnerIndex", "storage.ExpiryIndex", "storage.KeyPurger",
+// capabilities names the interface of each bit, in the order of the
+// constants, and tells whether a store implements it.
+var capabilities = []struct {
+	name string
+	has  func(apikey.Store) bool
+}{
+	{"storage.ChangeFeed", is[storage.ChangeFeed]},
+	{"storage.LastUsedRecorder", is[storage.LastUsedRecorder]},
+	{"storage.AuditLog", is[storage.AuditLog]},
+	{"storage.EventStream", is[storage.EventStream]},
+	{"storage.TimedEventLog", is[storage.TimedEventLog]},
+	{"storage.DeliveryLog", is[storage.DeliveryLog]},
+	{"storage.QuotaLedger", is[storage.QuotaLedger]},
+	{"storage.UsageRecorder", is[storage.UsageRecorder]},
+	{"storage.OwnerIndex", is[storage.OwnerIndex]},
+	{"storage.ExpiryIndex", is[storage.ExpiryIndex]},
+	{"storage.KeyPurger", is[storage.KeyPurger]},
 }
 
-// String names the interfaces of c, such as "storage.ChangeFeed|storage.AuditLog",
-// in the order of the constants; "none" for the empty set.
+func is[T any](s apikey.Store) bool {
+	_, ok := s.(T)
+	return ok
+}
+
+// String names the interfaces of c, such as
+// "storage.ChangeFeed|storage.AuditLog", in the order of the constants;
+// "none" for the empty set.
 func (c Capabilities) String() string {
 	var names []string
-	for i, name := range capabilityNames {
+	for i, capability := range capabilities {
 		if c&(1<<i) != 0 {
-			names = append(names, name)
+			names = append(names, capability.name)
 		}
 	}
 	if rest := c &^ All; rest != 0 {
@@ -62,22 +80,12 @@ func (c Capabilities) String() string {
 // capabilitiesOf returns the optional interfaces that s implements.
 func capabilitiesOf(s apikey.Store) Capabilities {
 	var has Capabilities
-	for i, ok := range []bool{
-		is[storage.ChangeFeed](s), is[storage.LastUsedRecorder](s), is[storage.AuditLog](s),
-		is[storage.EventStream](s), is[storage.TimedEventLog](s), is[storage.DeliveryLog](s),
-		is[storage.QuotaLedger](s), is[storage.UsageRecorder](s),
-		is[storage.OwnerIndex](s), is[storage.ExpiryIndex](s), is[storage.KeyPurger](s),
-	} {
-		if ok {
+	for i, capability := range capabilities {
+		if capability.has(s) {
 			has |= 1 << i
 		}
 	}
 	return has
-}
-
-func is[T any](s apikey.Store) bool {
-	_, ok := s.(T)
-	return ok
 }
 
 // missing returns the capabilities of required that s does not implement.
