@@ -31,7 +31,8 @@
 //
 // Writing your own store: implement Store, keep only hashes (a Record never
 // holds a secret), make Apply atomic with compare-and-set on revisions, and
-// run storetest.Run against it.
+// run storetest.Run against it, naming the optional interfaces it
+// implements in storetest.Config.Require.
 package storage
 
 import (

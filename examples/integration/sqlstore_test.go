@@ -91,6 +91,7 @@ func (b backend) config() storetest.Config {
 			mu.Unlock()
 			return b.store(tb, dsn, sqlstore.Options{})
 		},
+		Require: storetest.All,
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, storetest.Config{
-		New: func(testing.TB) apikey.Store { return memory.New() },
+		New:     func(testing.TB) apikey.Store { return memory.New() },
+		Require: storetest.All,
 	})
 }

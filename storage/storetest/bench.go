@@ -29,6 +29,7 @@ func BenchmarkColdLookup(b *testing.B, c Config) {
 		b.Fatal("storetest: Config.New is required")
 	}
 	s, ctx := c.New(b), context.Background()
+	requireCapabilities(b, s, c.Require)
 	var filler apikey.Change
 	for range 1000 {
 		filler.Insert = append(filler.Insert, record(apikey.DefaultAccount, apikey.Production, apikey.Server, false))
@@ -86,6 +87,7 @@ func BenchmarkLargeEnvironment(b *testing.B, c Config) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
 			s, ctx := c.New(b), context.Background()
+			requireCapabilities(b, s, c.Require)
 			m := manager(b, s)
 			actor := apikey.Actor{ID: "bench", Role: apikey.Owner, Account: acme}
 			bootstrap(b, m, actor, apikey.Production)
@@ -132,20 +134,26 @@ func BenchmarkLargeEnvironment(b *testing.B, c Config) {
 	}
 }
 
-// BenchmarkLimits measures the optional capabilities that limits and usage
-// use, each skipped when the store c.New returns lacks it:
+// BenchmarkLimits measures the optional interfaces that limits and usage
+// use; it runs each sub-benchmark only when the store c.New returns
+// implements its interface (it registers none for one that does not):
 //
-//   - "LeaseQuota": one lease of 100 uses from a key's quota (what an
-//     instance does once per 100 requests of a route of cost 1), among
-//     1,000 keys with quotas;
-//   - "ReturnQuota": giving 10 unspent uses back (on Close);
-//   - "RecordUsage": a batch of 1,000 counts (1,000 keys, one hour and
-//     outcome), as a usage flush writes them.
+//   - "LeaseQuota" (storage.QuotaLedger): one lease of 100 uses from a
+//     key's quota (what an instance does once per 100 requests of a route
+//     of cost 1), among 1,000 keys with quotas;
+//   - "ReturnQuota" (storage.QuotaLedger): giving 10 unspent uses back (on
+//     Close);
+//   - "RecordUsage" (storage.UsageRecorder): a batch of 1,000 counts (1,000
+//     keys, one hour and outcome), as a usage flush writes them.
+//
+// A store that lacks an interface of c.Require fails the benchmark, as in
+// Run.
 func BenchmarkLimits(b *testing.B, c Config) {
 	if c.New == nil {
 		b.Fatal("storetest: Config.New is required")
 	}
 	s, ctx := c.New(b), context.Background()
+	requireCapabilities(b, s, c.Require)
 	var keys apikey.Change
 	for range 1000 {
 		r := record(acme, apikey.Production, apikey.Server, false)

@@ -400,10 +400,7 @@ func testContextCanceled(t *testing.T, c Config) {
 
 func testLastUsedRecorder(t *testing.T, c Config) {
 	s := c.New(t)
-	rec, ok := s.(storage.LastUsedRecorder)
-	if !ok {
-		t.Skip("store does not implement storage.LastUsedRecorder (optional)")
-	}
+	rec := as[storage.LastUsedRecorder](t, s)
 	ctx := context.Background()
 	a, b := record(acme, apikey.Production, apikey.Server, false), record(globex, apikey.Production, apikey.Client, false)
 	apply(t, s, apikey.Change{Insert: []apikey.Record{a, b}})
@@ -418,10 +415,7 @@ func testLastUsedRecorder(t *testing.T, c Config) {
 
 func testChangeFeed(t *testing.T, c Config) {
 	s := c.New(t)
-	feed, ok := s.(storage.ChangeFeed)
-	if !ok {
-		t.Skip("store does not implement storage.ChangeFeed (optional)")
-	}
+	feed := as[storage.ChangeFeed](t, s)
 	ctx := context.Background()
 	start, err := feed.Revision(ctx)
 	require.NoError(t, err)

@@ -14,21 +14,12 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-func deliveryLog(t *testing.T, s apikey.Store) storage.DeliveryLog {
-	t.Helper()
-	l, ok := s.(storage.DeliveryLog)
-	if !ok {
-		t.Skip("store does not implement storage.DeliveryLog (optional)")
-	}
-	return l
-}
-
 // testDeliveryLease checks storage.DeliveryLog: one holder at a time holds
 // an endpoint's lease until it expires, only the holder moves the cursor,
 // which never goes back, and dead letters are kept once, in order.
 func testDeliveryLease(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
-	l := deliveryLog(t, s)
+	l := as[storage.DeliveryLog](t, s)
 	lease := func(endpoint, holder string, now time.Time) (int64, bool) {
 		t.Helper()
 		cursor, ok, err := l.LeaseDelivery(ctx, endpoint, holder, now, now.Add(time.Minute))
@@ -87,7 +78,6 @@ func testDeliveryLease(t *testing.T, c Config) {
 // store, ask for one free lease at once: exactly one gets it.
 func testDeliveryLeaseRace(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
-	deliveryLog(t, s)
 	stores := c.peers(t, s, 4)
 	for round := range 5 {
 		var (

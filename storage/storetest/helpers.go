@@ -107,15 +107,11 @@ func allKeys(t testing.TB, s apikey.Store, account, env string) []apikey.Record 
 	}
 }
 
-// events returns the audit events that q selects, or skips the test if the
-// store has no audit log.
+// events returns the audit events that q selects; s must implement
+// storage.AuditLog.
 func events(t testing.TB, s apikey.Store, q storage.EventQuery) []apikey.Event {
 	t.Helper()
-	log, ok := s.(storage.AuditLog)
-	if !ok {
-		t.Skip("store does not implement storage.AuditLog (optional)")
-	}
-	out, err := log.Events(context.Background(), q)
+	out, err := as[storage.AuditLog](t, s).Events(context.Background(), q)
 	require.NoError(t, err)
 	return out
 }

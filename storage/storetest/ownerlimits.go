@@ -18,7 +18,6 @@ import (
 // the last SetOwnerLimits: no key issued meanwhile misses them.
 func testManagerOwnerLimitsConcurrent(t *testing.T, c Config) {
 	s := c.New(t)
-	ownerIndex(t, s)
 	stores := c.peers(t, s, 4)
 	ms := managers(t, stores)
 	ctx := context.Background()

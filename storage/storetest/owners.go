@@ -16,39 +16,12 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-func ownerIndex(t *testing.T, s apikey.Store) storage.OwnerIndex {
-	t.Helper()
-	idx, ok := s.(storage.OwnerIndex)
-	if !ok {
-		t.Skip("store does not implement storage.OwnerIndex (optional)")
-	}
-	return idx
-}
-
-func expiryIndex(t *testing.T, s apikey.Store) storage.ExpiryIndex {
-	t.Helper()
-	idx, ok := s.(storage.ExpiryIndex)
-	if !ok {
-		t.Skip("store does not implement storage.ExpiryIndex (optional)")
-	}
-	return idx
-}
-
-func purger(t *testing.T, s apikey.Store) storage.KeyPurger {
-	t.Helper()
-	p, ok := s.(storage.KeyPurger)
-	if !ok {
-		t.Skip("store does not implement storage.KeyPurger (optional)")
-	}
-	return p
-}
-
 // testOwnerKeys: an owner's keys of every environment of its account, by
 // id as bytes, strictly after the cursor, full pages, revoked keys left
 // out on request, nothing of another owner or account.
 func testOwnerKeys(t *testing.T, c Config) {
 	s := c.New(t)
-	idx := ownerIndex(t, s)
+	idx := as[storage.OwnerIndex](t, s)
 	ctx := context.Background()
 	var want, revoked []apikey.Record
 	var c1, c2 apikey.Change
@@ -141,7 +114,7 @@ func testOwnerKeys(t *testing.T, c Config) {
 // never.
 func testExpiringKeys(t *testing.T, c Config) {
 	s := c.New(t)
-	idx := expiryIndex(t, s)
+	idx := as[storage.ExpiryIndex](t, s)
 	ctx := context.Background()
 	var all []apikey.Record
 	var change apikey.Change
@@ -250,7 +223,7 @@ func testExpiringKeys(t *testing.T, c Config) {
 // lineage's quota balance stays while a key of it survives.
 func testPurgeKeys(t *testing.T, c Config) {
 	s := c.New(t)
-	p := purger(t, s)
+	p := as[storage.KeyPurger](t, s)
 	ctx := context.Background()
 	cutoff := base.Add(-24 * time.Hour)
 	var dead, alive []apikey.Record
@@ -361,8 +334,8 @@ func testPurgeKeys(t *testing.T, c Config) {
 // last key removes it.
 func testPurgeKeepsLineageQuota(t *testing.T, c Config) {
 	s := c.New(t)
-	p := purger(t, s)
-	l := ledger(t, s)
+	p := as[storage.KeyPurger](t, s)
+	l := as[storage.QuotaLedger](t, s)
 	q := apikey.Quota{Limit: 10, Refill: 10, Period: apikey.Daily}
 	first := mustKey(t, s, quotaKey(t, s, q))
 	at := time.Now().UTC().Truncate(time.Microsecond)
@@ -408,7 +381,6 @@ func purgedIDs(keys []apikey.PurgedKey) []string {
 // key is, and every environment keeps one active default key of each type.
 func testPurgeConcurrent(t *testing.T, c Config) {
 	s := c.New(t)
-	purger(t, s)
 	stores := c.peers(t, s, 4)
 	ms := managers(t, stores)
 	ctx := context.Background()
@@ -481,7 +453,6 @@ func testPurgeConcurrent(t *testing.T, c Config) {
 // keys, audits each; concurrent calls revoke each key once.
 func testManagerOwners(t *testing.T, c Config) {
 	s := c.New(t)
-	ownerIndex(t, s)
 	stores := c.peers(t, s, 3)
 	ms := managers(t, stores)
 	ctx := context.Background()
@@ -563,7 +534,7 @@ func testManagerOwners(t *testing.T, c Config) {
 // revoked too when RevokeOwner returns: it lists again after each write.
 func testManagerRevokeOwnerRace(t *testing.T, c Config) {
 	s := c.New(t)
-	idx := ownerIndex(t, s)
+	idx := as[storage.OwnerIndex](t, s)
 	peer := manager(t, c.peers(t, s, 2)[1]) // another process
 	ctx := context.Background()
 	bootstrap(t, peer, acmeOwner, apikey.Production, apikey.Staging)

@@ -291,9 +291,6 @@ func testAccountsPaging(t *testing.T, c Config) {
 // Before, filtered by account and environment.
 func testAuditLog(t *testing.T, c Config) {
 	s := c.New(t)
-	if _, ok := s.(storage.AuditLog); !ok {
-		t.Skip("store does not implement storage.AuditLog (optional)")
-	}
 	type where struct{ account, env string }
 	places := []where{
 		{acme, apikey.Production}, {globex, apikey.Production}, {acme, apikey.Staging},
@@ -414,9 +411,6 @@ func eventKeys(events []apikey.Event) []string {
 // other; every page of acme's events, with every limit, compares equal.
 func testAuditLogPerAccount(t *testing.T, c Config) {
 	alone, mixed := c.New(t), c.New(t)
-	if _, ok := alone.(storage.AuditLog); !ok {
-		t.Skip("store does not implement storage.AuditLog (optional)")
-	}
 	event := func(i int, account, env string) apikey.Event {
 		return apikey.Event{
 			Time: base.Add(time.Duration(i) * time.Second), Actor: apikey.Actor{ID: "actor", Role: apikey.Owner, Account: account},

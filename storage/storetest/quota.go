@@ -22,16 +22,6 @@ var day0 = time.Date(2024, 11, 25, 0, 0, 0, 0, time.UTC)
 
 func day(n int) time.Time { return day0.AddDate(0, 0, n) }
 
-// ledger returns c's store as a storage.QuotaLedger, or skips the test.
-func ledger(t *testing.T, s apikey.Store) storage.QuotaLedger {
-	t.Helper()
-	l, ok := s.(storage.QuotaLedger)
-	if !ok {
-		t.Skip("store does not implement storage.QuotaLedger (optional)")
-	}
-	return l
-}
-
 // quotaKey stores a server key with quota q and returns its id.
 func quotaKey(t testing.TB, s apikey.Store, q apikey.Quota) string {
 	t.Helper()
@@ -51,7 +41,7 @@ func lease(t testing.TB, l storage.QuotaLedger, id string, want int64, now time.
 
 func testQuotaLeaseUntilEmpty(t *testing.T, c Config) {
 	s := c.New(t)
-	l := ledger(t, s)
+	l := as[storage.QuotaLedger](t, s)
 	id := quotaKey(t, s, apikey.Quota{Limit: 10})
 	for i, want := range []struct{ want, granted, remaining int64 }{
 		{4, 4, 6}, {4, 4, 2}, {4, 2, 0}, {1, 0, 0},
@@ -67,7 +57,7 @@ func testQuotaLeaseUntilEmpty(t *testing.T, c Config) {
 
 func testQuotaRefill(t *testing.T, c Config) {
 	s := c.New(t)
-	l := ledger(t, s)
+	l := as[storage.QuotaLedger](t, s)
 	daily := quotaKey(t, s, apikey.Quota{Limit: 10, Refill: 4, Period: apikey.Daily})
 	steps := []struct {
 		at                 time.Time
@@ -107,7 +97,7 @@ func testQuotaRefill(t *testing.T, c Config) {
 
 func testQuotaReturn(t *testing.T, c Config) {
 	s := c.New(t)
-	l := ledger(t, s)
+	l := as[storage.QuotaLedger](t, s)
 	ctx := context.Background()
 	id := quotaKey(t, s, apikey.Quota{Limit: 10, Refill: 4, Period: apikey.Daily})
 	at := day(0).Add(time.Hour)
@@ -143,7 +133,7 @@ func testQuotaReturn(t *testing.T, c Config) {
 // balance up to the limit and never fails or overflows.
 func testQuotaReturnHuge(t *testing.T, c Config) {
 	s := c.New(t)
-	l := ledger(t, s)
+	l := as[storage.QuotaLedger](t, s)
 	ctx := context.Background()
 	id := quotaKey(t, s, apikey.Quota{Limit: 100})
 	at := day(0).Add(time.Hour)
@@ -162,7 +152,7 @@ func testQuotaReturnHuge(t *testing.T, c Config) {
 // keeps the generation.
 func testQuotaReturnOtherGeneration(t *testing.T, c Config) {
 	s := c.New(t)
-	l := ledger(t, s)
+	l := as[storage.QuotaLedger](t, s)
 	ctx := context.Background()
 	id := quotaKey(t, s, apikey.Quota{Limit: 100})
 	at := day(0).Add(time.Hour)
@@ -202,7 +192,7 @@ func testQuotaReturnOtherGeneration(t *testing.T, c Config) {
 // period is the same; only a quota set again after removal starts full.
 func testQuotaKeepsSpentOnChange(t *testing.T, c Config) {
 	s := c.New(t)
-	l := ledger(t, s)
+	l := as[storage.QuotaLedger](t, s)
 	id := quotaKey(t, s, apikey.Quota{Limit: 10})
 	at := day(0)
 	assert.Equal(t, int64(10), lease(t, l, id, 10, at).Granted)
@@ -251,7 +241,7 @@ func testQuotaKeepsSpentOnChange(t *testing.T, c Config) {
 
 func testQuotaUnknownAndUnlimited(t *testing.T, c Config) {
 	s := c.New(t)
-	l := ledger(t, s)
+	l := as[storage.QuotaLedger](t, s)
 	ctx := context.Background()
 	_, err := l.LeaseQuota(ctx, "nosuchkey000", 1, day(0))
 	assert.ErrorIs(t, err, apikey.ErrNotFound)
@@ -272,7 +262,6 @@ func testQuotaUnknownAndUnlimited(t *testing.T, c Config) {
 // one quota are granted exactly its limit in all, never more.
 func testQuotaConcurrentLeases(t *testing.T, c Config) {
 	s := c.New(t)
-	ledger(t, s)
 	const limit = 600
 	id := quotaKey(t, s, apikey.Quota{Limit: limit})
 	var total atomic.Int64
@@ -305,7 +294,6 @@ func testQuotaConcurrentLeases(t *testing.T, c Config) {
 // plus one refill per boundary.
 func testQuotaConcurrentRefill(t *testing.T, c Config) {
 	s := c.New(t)
-	ledger(t, s)
 	const (
 		limit, refill = 10, 3
 		periods       = 12
@@ -341,7 +329,7 @@ func testQuotaConcurrentRefill(t *testing.T, c Config) {
 // quota per period, however many times the key is rotated.
 func testQuotaRotationSharesBalance(t *testing.T, c Config) {
 	s := c.New(t)
-	l := ledger(t, s)
+	l := as[storage.QuotaLedger](t, s)
 	ctx := context.Background()
 	q := apikey.Quota{Limit: 10, Refill: 10, Period: apikey.Daily}
 	first := quotaKey(t, s, q)
@@ -413,7 +401,7 @@ func setOwnerQuota(t testing.TB, s apikey.Store, q apikey.Quota, keys ...string)
 
 func testQuotaOwnerSharesBalance(t *testing.T, c Config) {
 	s := c.New(t)
-	l := ledger(t, s)
+	l := as[storage.QuotaLedger](t, s)
 	ctx := context.Background()
 	q := apikey.Quota{Limit: 10, Refill: 10, Period: apikey.Daily}
 	a := ownerQuotaKey(t, s, acme, "user-1", q)
@@ -454,7 +442,7 @@ func testQuotaOwnerSharesBalance(t *testing.T, c Config) {
 
 func testQuotaOwnerBalanceOutlivesRemoval(t *testing.T, c Config) {
 	s := c.New(t)
-	l := ledger(t, s)
+	l := as[storage.QuotaLedger](t, s)
 	q := apikey.Quota{Limit: 10}
 	a := ownerQuotaKey(t, s, acme, "user-1", q)
 	id := apikey.OwnerBalanceID(acme, "user-1")

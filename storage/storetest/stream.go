@@ -15,15 +15,6 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-func eventStream(t *testing.T, s apikey.Store) storage.EventStream {
-	t.Helper()
-	es, ok := s.(storage.EventStream)
-	if !ok {
-		t.Skip("store does not implement storage.EventStream (optional)")
-	}
-	return es
-}
-
 // readStream reads es from cursor to its end, limit events a page, and
 // returns the events and the cursor after them.
 func readStream(t *testing.T, es storage.EventStream, cursor int64, limit int) ([]apikey.StreamEvent, int64) {
@@ -47,7 +38,7 @@ func readStream(t *testing.T, es storage.EventStream, cursor int64, limit int) (
 // cursor; a change that fails appends nothing.
 func testEventStream(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
-	es := eventStream(t, s)
+	es := as[storage.EventStream](t, s)
 
 	page, next, err := es.EventsAfter(ctx, 0, 10)
 	require.NoError(t, err)
@@ -129,7 +120,7 @@ func testEventStreamConcurrent(t *testing.T, c Config) {
 		seen    []apikey.StreamEvent
 		readErr error
 	)
-	reader := eventStream(t, stores[len(stores)-1])
+	reader := as[storage.EventStream](t, stores[len(stores)-1])
 	go func() { // the reader, polling a small page at a time
 		defer close(read)
 		var cursor int64
@@ -181,7 +172,7 @@ func testEventStreamConcurrent(t *testing.T, c Config) {
 	require.NoError(t, readErr)
 
 	want := writers * changes * 3 / 2
-	all, _ := readStream(t, eventStream(t, s), 0, 0)
+	all, _ := readStream(t, as[storage.EventStream](t, s), 0, 0)
 	require.Len(t, all, want, "every event is in the stream")
 	require.Len(t, seen, want, "the reader saw every event once")
 	last := map[int]string{}
@@ -220,7 +211,7 @@ func testEventStreamConcurrent(t *testing.T, c Config) {
 // account closed.
 func testEventStreamLifecycle(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
-	es := eventStream(t, s)
+	es := as[storage.EventStream](t, s)
 	m := manager(t, s)
 	bootstrap(t, m, acmeOwner, apikey.Production)
 	extra, err := m.Create(ctx, acmeOwner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
@@ -258,22 +249,13 @@ func testEventStreamLifecycle(t *testing.T, c Config) {
 	}, actions)
 }
 
-func timedEventLog(t *testing.T, s apikey.Store) storage.TimedEventLog {
-	t.Helper()
-	l, ok := s.(storage.TimedEventLog)
-	if !ok {
-		t.Skip("store does not implement storage.TimedEventLog (optional)")
-	}
-	return l
-}
-
 // testTimedEvents checks storage.TimedEventLog: DueKeys answers the keys
 // of every account in the window, by expiry then id, without revoked keys
 // or those whose kind is written; AppendTimed writes each (key, kind,
 // expiry) once, and nothing for a key revoked or whose expiry moved.
 func testTimedEvents(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
-	l := timedEventLog(t, s)
+	l := as[storage.TimedEventLog](t, s)
 	var ids []string
 	var change apikey.Change
 	for i, k := range []struct {
@@ -322,7 +304,7 @@ func testTimedEvents(t *testing.T, c Config) {
 		return apikey.TimedEvent{Kind: kind, ExpiresAt: at, Event: apikey.Event{Time: base, Actor: apikey.SystemActor,
 			Action: apikey.ActionExpiring, Account: r.Account, Environment: r.Environment, KeyID: id, KeyType: r.Type}}
 	}
-	_, cursor, err := eventStream(t, s).EventsAfter(ctx, 0, 0)
+	_, cursor, err := as[storage.EventStream](t, s).EventsAfter(ctx, 0, 0)
 	require.NoError(t, err)
 	n, err := l.AppendTimed(ctx, []apikey.TimedEvent{
 		timed(apikey.TimedExpiring, ids[0], base.Add(time.Hour)),
@@ -336,7 +318,7 @@ func testTimedEvents(t *testing.T, c Config) {
 	n, err = l.AppendTimed(ctx, []apikey.TimedEvent{timed(apikey.TimedExpiring, ids[0], base.Add(time.Hour))})
 	require.NoError(t, err)
 	assert.Zero(t, n, "written once")
-	got, _ := readStream(t, eventStream(t, s), cursor, 0)
+	got, _ := readStream(t, as[storage.EventStream](t, s), cursor, 0)
 	require.Len(t, got, 2)
 	assert.Equal(t, ids[0], got[0].Event.KeyID)
 	assert.Equal(t, int64(1), got[0].Event.Seq, "numbered in the key's account")
@@ -349,7 +331,6 @@ func testTimedEvents(t *testing.T, c Config) {
 // times: every key gets exactly one event per kind.
 func testTimedEventsRacingScanners(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
-	timedEventLog(t, s)
 	stores := c.peers(t, s, 4)
 	const keys = 60
 	var change apikey.Change
@@ -397,7 +378,7 @@ func testTimedEventsRacingScanners(t *testing.T, c Config) {
 	}
 	wg.Wait()
 	assert.Equal(t, 2*keys, total, "the scanners wrote one expiring and one ended event per key between them")
-	got, _ := readStream(t, eventStream(t, s), 0, 0)
+	got, _ := readStream(t, as[storage.EventStream](t, s), 0, 0)
 	count := map[string]map[apikey.Action]int{}
 	for _, se := range got {
 		if count[se.Event.KeyID] == nil {

@@ -21,15 +21,6 @@ var hour0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 
 func hour(n int) time.Time { return hour0.Add(time.Duration(n) * time.Hour) }
 
-func recorder(t *testing.T, s apikey.Store) storage.UsageRecorder {
-	t.Helper()
-	r, ok := s.(storage.UsageRecorder)
-	if !ok {
-		t.Skip("store does not implement storage.UsageRecorder (optional)")
-	}
-	return r
-}
-
 func compareUsage(a, b apikey.UsageCount) int {
 	return cmp.Or(a.Hour.Compare(b.Hour), strings.Compare(a.KeyID, b.KeyID), strings.Compare(a.Outcome, b.Outcome))
 }
@@ -80,7 +71,7 @@ func filterUsage(counts []apikey.UsageCount, keep func(apikey.UsageCount) bool) 
 // account only.
 func testUsage(t *testing.T, c Config) {
 	s := c.New(t)
-	r := recorder(t, s)
+	r := as[storage.UsageRecorder](t, s)
 	ctx := context.Background()
 	all := usageFixture()
 	require.NoError(t, r.RecordUsage(ctx, all[:len(all)/2]))
@@ -142,7 +133,7 @@ func testUsage(t *testing.T, c Config) {
 // cursor, and add up to the whole selection.
 func testUsagePaging(t *testing.T, c Config) {
 	s := c.New(t)
-	r := recorder(t, s)
+	r := as[storage.UsageRecorder](t, s)
 	all := usageFixture()
 	require.NoError(t, r.RecordUsage(context.Background(), all))
 	for _, q := range []apikey.UsageQuery{
@@ -188,7 +179,7 @@ func testUsagePaging(t *testing.T, c Config) {
 
 func testUsagePrune(t *testing.T, c Config) {
 	s := c.New(t)
-	r := recorder(t, s)
+	r := as[storage.UsageRecorder](t, s)
 	ctx := context.Background()
 	all := usageFixture()
 	require.NoError(t, r.RecordUsage(ctx, all))
@@ -218,7 +209,6 @@ func testUsagePrune(t *testing.T, c Config) {
 // the same counts lose nothing.
 func testUsageConcurrent(t *testing.T, c Config) {
 	s := c.New(t)
-	recorder(t, s)
 	const batches = 20
 	var wg sync.WaitGroup
 	peers := c.peers(t, s, 4)

@@ -89,14 +89,16 @@ func read(t *testing.T, s *jsonstore.Store) contents {
 	return c
 }
 
-// TestConformance runs the suite, each subtest on a fresh file. There is no
-// Config.Peer: a second Store on the same file would stand for a second
-// process, which this store does not support.
+// TestConformance runs the suite, each subtest on a fresh file: the cases
+// of apikey.Store and of the two optional interfaces this store implements,
+// which it requires. There is no Config.Peer: a second Store on the same
+// file would stand for a second process, which this store does not support.
 func TestConformance(t *testing.T) {
 	storetest.Run(t, storetest.Config{
 		New: func(tb testing.TB) apikey.Store {
 			return open(tb, filepath.Join(tb.TempDir(), "keystile.json"))
 		},
+		Require: storetest.AuditLog | storetest.LastUsedRecorder,
 	})
 }
 
