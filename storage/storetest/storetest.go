@@ -105,6 +105,12 @@ func Run(t *testing.T, c Config) {
 		{"UsagePaging", testUsagePaging},
 		{"UsagePrune", testUsagePrune},
 		{"UsageConcurrent", testUsageConcurrent},
+		// storage.CallerLog, when the store has it (callers.go).
+		{"CallerLog", testCallerLog},
+		{"CallerLogBound", testCallerLogBound},
+		{"CallerLogConcurrent", testCallerLogConcurrent},
+		{"ManagerCallers", testManagerCallers},
+		{"PurgeDeletesCallers", testPurgeDeletesCallers},
 		// storage.OwnerIndex, ExpiryIndex and KeyPurger, when the store
 		// has them, and the Manager's calls on them (owners.go).
 		{"OwnerKeys", testOwnerKeys},
