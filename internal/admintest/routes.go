@@ -84,6 +84,11 @@ func NewFixture(t testing.TB) *Fixture {
 		}
 	}
 	require.NoError(t, f.Store.RecordUsage(ctx, counts))
+	// Callers of production's default server key, which the table rotates
+	// out: the Manager reports them once it is.
+	require.NoError(t, f.Store.RecordCallers(ctx, []apikey.KeyCallers{{Account: apikey.DefaultAccount, KeyID: f.Server.View.ID,
+		Callers: []apikey.Caller{{Address: "192.0.2.7", UserAgent: "billing-cron/2.1", Requests: 3, FirstSeen: UsageDay, LastSeen: UsageDay.Add(time.Minute)}},
+		Others:  1, OtherRequests: 2}}))
 	f.API, err = admin.New(admin.Options{
 		Manager:       f.Manager,
 		Audit:         f.Store,
@@ -185,6 +190,10 @@ func Cases(f *Fixture) []Case {
 		{Name: "rotate with grace", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/rotate", Body: `{"grace":"1h"}`, Status: 201},
 		{Name: "rotate twice", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/rotate", Body: `{"grace":"1h"}`, Status: 409, Code: "already_rotated"},
 		{Name: "change grace", Caller: Owner, Method: "PUT", Path: "/keys/" + oldID + "/grace", Body: `{"grace":"48h"}`, Status: 200},
+		{Name: "callers of a key rotated out", Caller: ReadOnly, Method: "GET", Path: "/keys/" + oldID + "/callers", Status: 200},
+		{Name: "callers of an active key", Caller: ReadOnly, Method: "GET", Path: "/keys/" + f.Extra.View.ID + "/callers", Status: 200},
+		{Name: "callers of an unknown key", Caller: ReadOnly, Method: "GET", Path: "/keys/nosuchkey000/callers", Status: 404, Code: "not_found"},
+		{Name: "callers of a full key", Caller: ReadOnly, Method: "GET", Path: "/keys/" + f.Extra.Key.Reveal() + "/callers", Status: 422, Code: "invalid_key_id", Malformed: true},
 		{Name: "change grace without grace", Caller: Owner, Method: "PUT", Path: "/keys/" + oldID + "/grace", Body: `{"grace":null}`, Status: 422, Code: "grace_required", Malformed: true},
 		{Name: "revoke the rotated key", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/revoke", Status: 200},
 		{Name: "revoke twice", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/revoke", Status: 409, Code: "already_revoked"},

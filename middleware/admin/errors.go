@@ -180,6 +180,10 @@ var (
 	// route, and the Manager's store cannot answer it by index (it is not
 	// an apikey.OwnerIndex or apikey.ExpiryIndex).
 	ReasonNoIndex = problem.New("index_unavailable", http.StatusNotImplemented, "this store cannot list these keys")
+	// ReasonNoCallers (501, "callers_unavailable"): GET
+	// /keys/{id}/callers, and the Manager's store keeps no callers (it is
+	// not an apikey.CallerLog).
+	ReasonNoCallers = problem.New("callers_unavailable", http.StatusNotImplemented, "this store keeps no callers")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -192,7 +196,7 @@ var reasons = []*problem.Reason{
 	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits, ReasonInvalidTimeRange,
 	ReasonNoUsage, ReasonInvalidLifetime, ReasonBeyondLifetime, ReasonAlreadyBootstrapped,
 	ReasonAccountSuspended,
-	ReasonTooManyKeys, ReasonNoIndex,
+	ReasonTooManyKeys, ReasonNoIndex, ReasonNoCallers,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -244,11 +248,12 @@ var ruleReasons = []struct {
 }
 
 var (
-	errNoRoute  = problem.Refuse(ReasonNoRoute, "")
-	errNoAudit  = problem.Refuse(ReasonNoAudit, "")
-	errNoUsage  = problem.Refuse(ReasonNoUsage, "")
-	errNoIndex  = problem.Refuse(ReasonNoIndex, "")
-	errTooLarge = problem.Refuse(ReasonTooLarge, "")
+	errNoRoute   = problem.Refuse(ReasonNoRoute, "")
+	errNoAudit   = problem.Refuse(ReasonNoAudit, "")
+	errNoUsage   = problem.Refuse(ReasonNoUsage, "")
+	errNoCallers = problem.Refuse(ReasonNoCallers, "")
+	errNoIndex   = problem.Refuse(ReasonNoIndex, "")
+	errTooLarge  = problem.Refuse(ReasonTooLarge, "")
 
 	errCloseOff    = problem.Refuse(ReasonForbidden, "closing accounts is off: the service enables it with admin.Options.CloseAccounts")
 	errUnconfirmed = problem.Refuse(ReasonConfirmationRequired, `to close the account, send {"confirm": "<the account's id>"}`)
