@@ -1196,7 +1196,7 @@
     $("key-back").href = `#env=${encodeURIComponent(k.environment)}`;
     renderKey(k);
     $("key-heading").focus();
-    await loadUsage(k);
+    await Promise.all([loadCallers(k), loadUsage(k)]);
   }
 
   // showList leaves a key's view for the list, with the focus on the key's
@@ -1441,6 +1441,61 @@
 
   function isoSeconds(ms) {
     return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+  }
+
+  // loadCallers shows, for a key rotated out, who still uses it: how many
+  // callers since the rotation, when it was last seen, and each caller
+  // (client address and user agent), most recently seen first.
+  async function loadCallers(k) {
+    const box = $("key-callers");
+    box.textContent = "";
+    box.hidden = k.status !== "expiring";
+    if (box.hidden) return;
+    const heading = () => el("h3", { id: "callers-heading", textContent: "Still in use" });
+    let data;
+    try {
+      data = await api("GET", `${keyPath(k)}/callers`);
+    } catch (err) {
+      if (!state.key || state.key.id !== k.id) return;
+      box.textContent = "";
+      box.append(heading(), err.status === 501
+        ? el("p", { id: "callers-unavailable", className: "notice-box", textContent: "Callers are not available: this service's key store does not record who uses keys rotated out." })
+        : el("p", { className: "error", textContent: `The callers could not be read: ${err.message}` }));
+      return;
+    }
+    if (!state.key || state.key.id !== k.id) return; // the view moved on meanwhile
+    const callers = data.callers || [];
+    const n = callers.length + (data.others || 0);
+    const summary = el("p", { id: "callers-summary" });
+    if (n === 0 || !data.last_used_at) {
+      summary.append("No caller seen since the key was rotated ", data.rotated_at ? humanTime(data.rotated_at) : "",
+        ": nothing seems to use it any more. Requests show here once the service has written them (about a minute).");
+    } else {
+      summary.append(`Still used by ${plural(n, "caller", "callers")}, last seen `, humanTime(data.last_used_at),
+        ` (${plural(data.requests, "request", "requests")} since the rotation).`);
+    }
+    box.textContent = "";
+    box.append(heading(), summary);
+    if (callers.length === 0) return;
+    const tbody = el("tbody");
+    for (const c of callers) {
+      tbody.append(el("tr", {},
+        el("td", { "data-label": "Address" }, c.address ? el("code", { textContent: c.address }) : el("span", { className: "muted", textContent: "unknown" })),
+        el("td", { "data-label": "User agent", className: "agent" }, c.user_agent ? c.user_agent : el("span", { className: "muted", textContent: "none" })),
+        el("td", { "data-label": "Requests", className: "num", textContent: count(c.requests) }),
+        el("td", { "data-label": "Last seen" }, humanTime(c.last_seen))));
+    }
+    box.append(el("div", { className: "table-wrap" }, el("table", { id: "callers-table", className: "callers-table" },
+      el("caption", { className: "visually-hidden", textContent: "Callers still using this key, most recently seen first" }),
+      el("thead", {}, el("tr", {},
+        el("th", { scope: "col", textContent: "Address" }),
+        el("th", { scope: "col", textContent: "User agent" }),
+        el("th", { scope: "col", textContent: "Requests" }),
+        el("th", { scope: "col", textContent: "Last seen" }))),
+      tbody)));
+    if (data.others) {
+      box.append(el("p", { className: "hint", textContent: `And ${plural(data.others, "more caller", "more callers")}, not listed.` }));
+    }
   }
 
   // loadUsage reads k's usage of the last 30 days (UTC), page by page (at

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// TestCallersInChromium: the view of a key rotated out says who still uses
+// it ("Still used by 2 callers, last seen 3 minutes ago") and lists each
+// caller, most recent first, at every width, to a read-only user; the view
+// of its active replacement shows no such section.
+func TestCallersInChromium(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := startStack(t, false)
+	list, err := s.manager.List(ctx, bootstrapActor, apikey.Production, apikey.Page{})
+	require.NoError(t, err)
+	var old apikey.View
+	for _, k := range list.Keys {
+		if k.Default && k.Type == apikey.Server {
+			old = k
+		}
+	}
+	require.NotEmpty(t, old.ID)
+	issued, err := s.manager.Rotate(ctx, bootstrapActor, apikey.RotateRequest{KeyID: old.ID, Grace: 72 * time.Hour})
+	require.NoError(t, err)
+	now := time.Now().UTC()
+	longAgent := "reports-exporter/" + strings.Repeat("x", apikey.MaxUserAgentLength-len("reports-exporter/"))
+	require.NoError(t, s.store.RecordCallers(ctx, []apikey.KeyCallers{{Account: apikey.DefaultAccount, KeyID: old.ID,
+		Callers: []apikey.Caller{
+			{Address: "192.0.2.7", UserAgent: "billing-cron/2.1", Requests: 5, FirstSeen: now.Add(-time.Hour), LastSeen: now.Add(-3 * time.Minute)},
+			{Address: "2001:db8:4006:812::200e", UserAgent: longAgent, Requests: 2, FirstSeen: now.Add(-time.Hour), LastSeen: now.Add(-10 * time.Minute)},
+		}}}))
+	b := newBrowser(t, ctx)
+	shots := screenshotDir(t)
+	tab := s.signIn(t, b, "carol")
+
+	open := func(t *testing.T, prefix string) {
+		t.Helper()
+		do(t, tab, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`location.hash = %q`, "env=production&key="+prefix)))
+		poll[bool](t, tab, fmt.Sprintf(`!document.getElementById("key-view").hidden && document.getElementById("key-heading").textContent === %q
+			&& !!document.querySelector("#key-usage figure, #usage-unavailable, #key-usage .error")`, "Key "+prefix))
+	}
+
+	t.Run("a key rotated out", func(t *testing.T) {
+		open(t, old.Prefix)
+		summary := poll[string](t, tab, `(document.getElementById("callers-summary") || {}).textContent`)
+		assert.Contains(t, summary, "Still used by 2 callers, last seen 3 minutes ago")
+		assert.Contains(t, summary, "(7 requests since the rotation)")
+		assert.Equal(t, "Still in use", eval[string](t, tab, `document.getElementById("callers-heading").textContent`))
+		rows := eval[[]string](t, tab, `[...document.querySelectorAll("#callers-table tbody tr")].map(tr => [...tr.cells].slice(0, 3).map(td => td.textContent).join(" | "))`)
+		assert.Equal(t, []string{"192.0.2.7 | billing-cron/2.1 | 5", "2001:db8:4006:812::200e | " + longAgent + " | 2"}, rows,
+			"most recently seen first")
+		for _, width := range widths {
+			t.Run(fmt.Sprint(width), func(t *testing.T) {
+				do(t, tab, chromedp.EmulateViewport(int64(width), 900))
+				poll[bool](t, tab, fmt.Sprintf(`innerWidth === %d`, width))
+				assert.LessOrEqual(t, eval[int](t, tab, `document.documentElement.scrollWidth`), width, "the page does not scroll sideways, long user agents included")
+				assert.Empty(t, eval[[]string](t, tab, unreachable+`("#key-callers")`), "every time of the list can be scrolled into view, whole and uncovered")
+				screenshot(t, tab, shots, fmt.Sprintf("callers-%d", width))
+			})
+		}
+		if src := os.Getenv(axeCoreEnv); src != "" {
+			do(t, tab, chromedp.Evaluate[chromedp.Void](axeSourceOf(t, src)))
+			assert.Empty(t, eval[[]string](t, tab, axeViolations), "the view of a key rotated out")
+		}
+	})
+
+	t.Run("its active replacement", func(t *testing.T) {
+		open(t, issued.View.Prefix)
+		assert.True(t, eval[bool](t, tab, `document.getElementById("key-callers").hidden`), "an active key has no callers section")
+		assert.Empty(t, eval[string](t, tab, `document.getElementById("key-callers").textContent`))
+	})
+}
+
+// axeSourceOf reads axe-core's script from path.
+func axeSourceOf(t *testing.T, path string) string {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	require.NoError(t, err, "%s", axeCoreEnv)
+	return string(src)
+}
