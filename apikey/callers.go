@@ -189,3 +189,46 @@ func (m *Manager) Callers(ctx context.Context, actor Actor, keyID string) (Calle
 	out.Requests, out.LastUsedAt, out.Others = got.Requests(), got.LastSeen(), got.Others
 	return out, nil
 }
+
+// MinSilence is the shortest silence that Manager.EndGraceIfSilent
+// accepts: well above the interval at which validators write their
+// callers (one minute by default), so that requests not yet written are
+// not taken for silence.
+const MinSilence = 10 * time.Minute
+
+// EndGraceIfSilent ends the grace of key keyID, rotated out, at once (as
+// ChangeGrace to a grace that ends now, audited as ActionChangeGrace) if
+// no caller used it for silentFor: its last caller was seen (see Callers)
+// at least silentFor ago, or, with none since the rotation, it was rotated
+// at least silentFor ago. silentFor is MinSilence to a year
+// (ErrGraceOutOfRange otherwise). A key used more recently is left as it
+// is, with ErrNotSilent naming when it was last seen. The silence is that
+// of the callers the validators have written: call it from a ticker, as
+// the owner's choice for each key, after the writes of a few intervals.
+// Roles are those of ChangeGrace; a key that was not rotated out is
+// ErrNotRotated. A store that keeps no callers fails with an error
+// wrapping errors.ErrUnsupported.
+func (m *Manager) EndGraceIfSilent(ctx context.Context, actor Actor, keyID string, silentFor time.Duration) (View, error) {
+	if err := authorize(actor, ActionChangeGrace); err != nil {
+		return View{}, err
+	}
+	if silentFor < MinSilence || silentFor > APIPolicy.Max {
+		return View{}, fmt.Errorf("%w: a silence of %s to %s, got %s", ErrGraceOutOfRange, MinSilence, APIPolicy.Max, silentFor)
+	}
+	report, err := m.Callers(ctx, actor, keyID)
+	if err != nil {
+		return View{}, err
+	}
+	if report.RotatedAt.IsZero() {
+		return View{}, fmt.Errorf("%w: %s", ErrNotRotated, report.Prefix)
+	}
+	last := report.LastUsedAt
+	if last.IsZero() {
+		last = report.RotatedAt
+	}
+	if now := m.Now(); now.Sub(last) < silentFor {
+		return View{}, fmt.Errorf("%w: %s was last seen at %s, less than %s ago", ErrNotSilent, report.Prefix,
+			last.UTC().Format(time.RFC3339), silentFor)
+	}
+	return m.ChangeGrace(ctx, actor, report.KeyID, 0, APIPolicy)
+}
