@@ -33,6 +33,8 @@
 //	GET    /keys/{id}/usage?from=&to=           a page of the key's usage counts over [from, to)
 //	GET    /keys/{id}/callers                   who still uses a key rotated out: requests since the
 //	                                            rotation, last seen, its callers (address, user agent)
+//	POST   /keys/{id}/end-grace-if-silent       end a rotated-out key's grace now if no caller was seen
+//	                                            for {"silent_for": "2h"} (at least 10m)
 //	GET    /environments/{env}/usage?from=&to=  a page of the usage counts of the environment's keys
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
@@ -147,6 +149,9 @@
 // apikey.Manager.Callers), to every role that may get the key: what the
 // validators wrote with their last-used times. A store that keeps no
 // callers (it is not an apikey.CallerLog) is 501 callers_unavailable.
+// POST /keys/{id}/end-grace-if-silent ends the key's grace at once if no
+// caller was seen for the silence asked for (apikey.Manager.EndGraceIfSilent,
+// the roles of a grace change), else 409 still_in_use.
 //
 // The grace of rotate and grace changes is required: a missing grace (or
 // an empty body) is refused with 422 grace_required, never read as zero;
@@ -361,6 +366,7 @@ func (a *API) routes() map[string]handler {
 		"PUT /keys/{id}/limits":                       a.setLimits,
 		"GET /keys/{id}/usage":                        a.keyUsage,
 		"GET /keys/{id}/callers":                      a.keyCallers,
+		"POST /keys/{id}/end-grace-if-silent":         a.endGraceIfSilent,
 		"GET /environments/{env}/usage":               a.environmentUsage,
 		"POST /keys/{id}/reveal":                      a.revealKey,
 		"GET /environments/{env}/origins":             a.getOrigins,

@@ -89,3 +89,36 @@ func TestCallers(t *testing.T) {
 		assert.Equal(t, "callers_unavailable", body["code"])
 	})
 }
+
+// TestEndGraceIfSilent: POST /keys/{id}/end-grace-if-silent ends the grace
+// of a key rotated out that no caller used for the silence asked for, and
+// refuses one used more recently (409 still_in_use, saying when), leaving
+// it working.
+func TestEndGraceIfSilent(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	anHourAgo, err := apikey.NewManager(apikey.ManagerOptions{Store: f.store, Hasher: apikey.Argon2id{Params: apikey.TestParams},
+		Now: func() time.Time { return time.Now().Add(-time.Hour) }})
+	require.NoError(t, err)
+	_, err = anHourAgo.Rotate(ctx, owner.Actor, apikey.RotateRequest{KeyID: f.server.View.ID, Grace: 72 * time.Hour})
+	require.NoError(t, err)
+	seen := time.Now().Add(-20 * time.Minute).UTC().Truncate(time.Second)
+	require.NoError(t, f.store.RecordCallers(ctx, []apikey.KeyCallers{{Account: apikey.DefaultAccount, KeyID: f.server.View.ID,
+		Callers: []apikey.Caller{{Address: "192.0.2.7", Requests: 1, FirstSeen: seen, LastSeen: seen}}}}))
+	path := "/keys/" + f.server.View.ID + "/end-grace-if-silent"
+
+	status, body, _ := f.do(t, "POST", path, `{"silent_for":"30m"}`)
+	require.Equal(t, http.StatusConflict, status, "%v", body)
+	assert.Equal(t, "still_in_use", body["code"])
+	assert.Contains(t, body["detail"], "last seen at "+seen.Format(time.RFC3339))
+	v, err := f.m.Get(ctx, owner.Actor, f.server.View.ID)
+	require.NoError(t, err)
+	assert.Equal(t, apikey.Expiring, v.Status, "the key keeps its grace")
+
+	status, body, _ = f.do(t, "POST", path, `{"silent_for":"15m"}`)
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	assert.Equal(t, "expired", body["status"])
+	v, err = f.m.Get(ctx, owner.Actor, f.server.View.ID)
+	require.NoError(t, err)
+	assert.Equal(t, apikey.Expired, v.Status)
+}

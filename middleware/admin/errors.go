@@ -184,6 +184,11 @@ var (
 	// /keys/{id}/callers, and the Manager's store keeps no callers (it is
 	// not an apikey.CallerLog).
 	ReasonNoCallers = problem.New("callers_unavailable", http.StatusNotImplemented, "this store keeps no callers")
+	// ReasonStillInUse (409, "still_in_use"): POST
+	// /keys/{id}/end-grace-if-silent, and a caller used the key within the
+	// silence asked for (apikey.ErrNotSilent). The detail says when it was
+	// last seen.
+	ReasonStillInUse = problem.New("still_in_use", http.StatusConflict, "key rotated out is still in use")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -196,7 +201,7 @@ var reasons = []*problem.Reason{
 	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits, ReasonInvalidTimeRange,
 	ReasonNoUsage, ReasonInvalidLifetime, ReasonBeyondLifetime, ReasonAlreadyBootstrapped,
 	ReasonAccountSuspended,
-	ReasonTooManyKeys, ReasonNoIndex, ReasonNoCallers,
+	ReasonTooManyKeys, ReasonNoIndex, ReasonNoCallers, ReasonStillInUse,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -229,6 +234,7 @@ var ruleReasons = []struct {
 	{apikey.ErrAlreadyRevoked, ReasonAlreadyRevoked},
 	{apikey.ErrAlreadyRotated, ReasonAlreadyRotated},
 	{apikey.ErrNotRotated, ReasonNotRotated},
+	{apikey.ErrNotSilent, ReasonStillInUse},
 	{apikey.ErrKeyExpired, ReasonKeyExpired},
 	{apikey.ErrNotRevealable, ReasonNotRevealable},
 	{apikey.ErrInvalidAccount, ReasonInvalidAccount},
