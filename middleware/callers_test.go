@@ -155,6 +155,7 @@ func TestCallersStayBounded(t *testing.T) {
 		f.clock.Advance(time.Second)
 		f.call(t, f.old, netip.AddrFrom4([4]byte{198, 18, byte(i / 256), byte(i)}).String()+":1", "scanner")
 	}
+	assert.Zero(t, f.v.Stats().CallersDropped, "one key is within the bound of keys")
 	require.NoError(t, f.v.Close())
 	got := f.callers(t, f.old)
 	assert.Len(t, got.Callers, apikey.MaxCallers)
