@@ -1476,6 +1476,7 @@
     }
     box.textContent = "";
     box.append(heading(), summary);
+    if (can("change_grace")) box.append(silenceForm(k));
     if (callers.length === 0) return;
     const tbody = el("tbody");
     for (const c of callers) {
@@ -1496,6 +1497,34 @@
     if (data.others) {
       box.append(el("p", { className: "hint", textContent: `And ${plural(data.others, "more caller", "more callers")}, not listed.` }));
     }
+  }
+
+  // silenceForm offers to end k's grace now if no caller used it for a
+  // time the owner picks (POST .../end-grace-if-silent); a key still in use
+  // keeps its grace, and the form says when it was last seen.
+  function silenceForm(k) {
+    const select = el("select", { id: "silence", name: "silent_for" },
+      ...[["1h", "1 hour"], ["24h", "24 hours"], ["72h", "3 days"]].map(([value, label]) => el("option", { value, textContent: label })));
+    const status = el("p", { id: "silence-status", className: "hint", role: "status", "aria-live": "polite" });
+    const button = el("button", { type: "submit", id: "silence-submit", textContent: "End grace if unused" });
+    const form = el("form", { id: "silence-form", className: "tools" },
+      el("label", { for: "silence", textContent: "End the grace now if no caller used the key for" }), select, button);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      status.textContent = "";
+      button.disabled = true;
+      const quiet = select.selectedOptions[0].textContent;
+      try {
+        await api("POST", `${keyPath(k)}/end-grace-if-silent`, { silent_for: select.value });
+        await refreshKeys();
+        notify(`${k.prefix} has expired: no caller used it for ${quiet}.`);
+      } catch (err) {
+        status.textContent = err.code === "still_in_use" ? `The grace goes on: ${err.message}.` : err.message;
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return el("div", {}, form, status);
   }
 
   // loadUsage reads k's usage of the last 30 days (UTC), page by page (at
@@ -1692,6 +1721,7 @@
     if (!state.key || state.key.id !== k.id) return;
     state.key = k;
     renderKey(k);
+    await loadCallers(k);
   }
 
   // tool shows the button id in box while allowed, and removes it
