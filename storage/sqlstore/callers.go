@@ -55,10 +55,11 @@ func trimCallers(d Dialect) string {
 
 // RecordCallers implements storage.CallerLog in one transaction: per key,
 // in key id order (so that concurrent batches never deadlock), an upsert
-// per caller, in (address, user agent) order, then one DELETE of the
-// callers beyond apikey.MaxCallers, whose count and requests are added to
-// the key's others with one upsert. A caller is deleted by one transaction
-// only, so concurrent batches count each dropped caller once.
+// of the key's others row, which locks it until the commit so that the
+// writers of one key take turns; an upsert per caller, in (address, user
+// agent) order; then one DELETE of the callers beyond apikey.MaxCallers,
+// whose count and requests are added to the others row. Each dropped
+// caller is counted once, by the writer that deleted it.
 func (s *Store) RecordCallers(ctx context.Context, reports []apikey.KeyCallers) error {
 	if err := ctx.Err(); err != nil {
 		return s.wrap(ctx, "record callers", err)
@@ -74,6 +75,12 @@ func (s *Store) RecordCallers(ctx context.Context, reports []apikey.KeyCallers) 
 	defer func() { _ = tx.Rollback() }()
 	add, trim, others := addCaller(s.d), trimCallers(s.d), s.d.rebind(addOthers)
 	for _, r := range merged {
+		// First the key's others row, which also locks it: the writers of
+		// one key take turns, each statement after it seeing the rows of
+		// the writer before (READ COMMITTED).
+		if _, err := tx.ExecContext(ctx, others, r.KeyID, r.Account, r.Others, r.OtherRequests); err != nil {
+			return s.wrap(ctx, "record callers", err)
+		}
 		for _, c := range r.Callers {
 			if _, err := tx.ExecContext(ctx, add, r.KeyID, c.Address, c.UserAgent, r.Account,
 				c.Requests, micros(c.FirstSeen), micros(c.LastSeen)); err != nil {
@@ -84,8 +91,7 @@ func (s *Store) RecordCallers(ctx context.Context, reports []apikey.KeyCallers) 
 		if err != nil {
 			return err
 		}
-		dropped, requests = dropped+r.Others, requests+r.OtherRequests
-		if dropped == 0 && requests == 0 {
+		if dropped == 0 {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, others, r.KeyID, r.Account, dropped, requests); err != nil {
