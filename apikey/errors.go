@@ -95,6 +95,9 @@ var (
 	// ErrNotRotated means the grace period of a key that was never rotated
 	// was to be changed.
 	ErrNotRotated = errors.New("apikey: key was not rotated")
+	// ErrNotSilent means Manager.EndGraceIfSilent found the key rotated
+	// out used more recently than the silence it asked for.
+	ErrNotSilent = errors.New("apikey: key rotated out is still in use")
 	// ErrKeyExpired means the action needs a key that has not expired.
 	ErrKeyExpired = errors.New("apikey: key expired")
 	// ErrInvalidAccount means an account id is not valid (see

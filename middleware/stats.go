@@ -36,6 +36,10 @@ type Stats struct {
 	// UsageDropped counts the requests left out of the usage counts
 	// because a bound was reached (docs/limits.md, Usage).
 	UsageDropped uint64
+	// CallersDropped counts the requests of keys rotated out left out of
+	// their callers because a bound was reached (docs/limits.md, Who still
+	// uses a key rotated out).
+	CallersDropped uint64
 }
 
 // reasons are the refusals counted one by one in Stats.Refusals.
@@ -92,6 +96,9 @@ func (v *Validator) Stats() Stats {
 	out.Refusals["other"] = s.refusals[len(reasons)].Load()
 	if v.limiter.usage != nil {
 		out.UsageDropped = v.limiter.usage.Dropped()
+	}
+	if v.verifier.callers != nil {
+		out.CallersDropped = v.verifier.callers.Dropped()
 	}
 	if at := s.feedReadAt.Load(); at != 0 {
 		out.FeedLag = max(v.cfg.Now().Sub(time.Unix(0, at)), 0)

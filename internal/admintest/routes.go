@@ -56,6 +56,9 @@ type Fixture struct {
 	// (server, client), and Extra a scoped server key in production.
 	Server, Client, Extra apikey.Issued
 	Staging               []apikey.Issued
+	// Quiet is a scoped server key in staging, rotated out an hour ago
+	// and used by no caller since.
+	Quiet apikey.Issued
 }
 
 // NewFixture returns a new Fixture.
@@ -76,7 +79,16 @@ func NewFixture(t testing.TB) *Fixture {
 	require.NoError(t, err)
 	_, err = f.Manager.Bootstrap(ctx, apikey.Actor{ID: "bob", Role: apikey.Owner, Account: OtherAccount}, apikey.Production)
 	require.NoError(t, err)
-	var counts []apikey.UsageCount // on UsageDay
+	anHourAgo, err := apikey.NewManager(apikey.ManagerOptions{Store: f.Store, Hasher: apikey.Argon2id{Params: apikey.TestParams},
+		Now: func() time.Time { return time.Now().Add(-time.Hour) }})
+	require.NoError(t, err)
+	quiet, err := anHourAgo.Create(ctx, Owner.Actor, apikey.CreateRequest{
+		Environment: apikey.Staging, Type: apikey.Server, Name: "quiet", Scopes: []string{"customers:read"}})
+	require.NoError(t, err)
+	f.Quiet, err = anHourAgo.Rotate(ctx, Owner.Actor, apikey.RotateRequest{KeyID: quiet.View.ID, Grace: 72 * time.Hour})
+	require.NoError(t, err)
+	f.Quiet.View.ID, f.Quiet.View.Prefix = quiet.View.ID, quiet.View.Prefix // the key rotated out, not its replacement
+	var counts []apikey.UsageCount                                          // on UsageDay
 	for i, k := range []apikey.Issued{f.Server, f.Extra} {
 		for _, outcome := range []string{"admitted", "rate_limited"} {
 			counts = append(counts, apikey.UsageCount{Account: apikey.DefaultAccount, Environment: apikey.Production,
@@ -84,6 +96,11 @@ func NewFixture(t testing.TB) *Fixture {
 		}
 	}
 	require.NoError(t, f.Store.RecordUsage(ctx, counts))
+	// Callers of production's default server key, which the table rotates
+	// out: the Manager reports them once it is.
+	require.NoError(t, f.Store.RecordCallers(ctx, []apikey.KeyCallers{{Account: apikey.DefaultAccount, KeyID: f.Server.View.ID,
+		Callers: []apikey.Caller{{Address: "192.0.2.7", UserAgent: "billing-cron/2.1", Requests: 3, FirstSeen: UsageDay, LastSeen: UsageDay.Add(time.Minute)}},
+		Others:  1, OtherRequests: 2}}))
 	f.API, err = admin.New(admin.Options{
 		Manager:       f.Manager,
 		Audit:         f.Store,
@@ -185,6 +202,16 @@ func Cases(f *Fixture) []Case {
 		{Name: "rotate with grace", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/rotate", Body: `{"grace":"1h"}`, Status: 201},
 		{Name: "rotate twice", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/rotate", Body: `{"grace":"1h"}`, Status: 409, Code: "already_rotated"},
 		{Name: "change grace", Caller: Owner, Method: "PUT", Path: "/keys/" + oldID + "/grace", Body: `{"grace":"48h"}`, Status: 200},
+		{Name: "callers of a key rotated out", Caller: ReadOnly, Method: "GET", Path: "/keys/" + oldID + "/callers", Status: 200},
+		{Name: "callers of an active key", Caller: ReadOnly, Method: "GET", Path: "/keys/" + f.Extra.View.ID + "/callers", Status: 200},
+		{Name: "callers of an unknown key", Caller: ReadOnly, Method: "GET", Path: "/keys/nosuchkey000/callers", Status: 404, Code: "not_found"},
+		{Name: "end grace if silent, still in use", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/end-grace-if-silent", Body: `{"silent_for":"10m"}`, Status: 409, Code: "still_in_use"},
+		{Name: "end grace if silent, too short", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/end-grace-if-silent", Body: `{"silent_for":"1m"}`, Status: 422, Code: "grace_out_of_range"},
+		{Name: "end grace if silent, no silence", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/end-grace-if-silent", Body: `{}`, Status: 400, Code: "invalid_request", Malformed: true},
+		{Name: "end grace if silent, an active key", Caller: Owner, Method: "POST", Path: "/keys/" + f.Extra.View.ID + "/end-grace-if-silent", Body: `{"silent_for":"10m"}`, Status: 409, Code: "not_rotated"},
+		{Name: "end grace if silent as read-only", Caller: ReadOnly, Method: "POST", Path: "/keys/" + f.Quiet.View.ID + "/end-grace-if-silent", Body: `{"silent_for":"30m"}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "end grace if silent", Caller: Owner, Method: "POST", Path: "/keys/" + f.Quiet.View.ID + "/end-grace-if-silent", Body: `{"silent_for":"30m"}`, Status: 200},
+		{Name: "callers of a full key", Caller: ReadOnly, Method: "GET", Path: "/keys/" + f.Extra.Key.Reveal() + "/callers", Status: 422, Code: "invalid_key_id", Malformed: true},
 		{Name: "change grace without grace", Caller: Owner, Method: "PUT", Path: "/keys/" + oldID + "/grace", Body: `{"grace":null}`, Status: 422, Code: "grace_required", Malformed: true},
 		{Name: "revoke the rotated key", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/revoke", Status: 200},
 		{Name: "revoke twice", Caller: Owner, Method: "POST", Path: "/keys/" + oldID + "/revoke", Status: 409, Code: "already_revoked"},

@@ -31,6 +31,10 @@
 //	                                            ({} removes them; owners, never a key)
 //	POST   /keys/{id}/reveal                    the full key, where it can be revealed
 //	GET    /keys/{id}/usage?from=&to=           a page of the key's usage counts over [from, to)
+//	GET    /keys/{id}/callers                   who still uses a key rotated out: requests since the
+//	                                            rotation, last seen, its callers (address, user agent)
+//	POST   /keys/{id}/end-grace-if-silent       end a rotated-out key's grace now if no caller was seen
+//	                                            for {"silent_for": "2h"} (at least 10m)
 //	GET    /environments/{env}/usage?from=&to=  a page of the usage counts of the environment's keys
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
@@ -140,6 +144,14 @@
 // reads its account's usage; a key-authenticated caller reads only its own
 // key's (403 role_not_allowed otherwise). A store that keeps no usage is
 // 501 usage_unavailable.
+//
+// A key rotated out reports who still uses it (GET /keys/{id}/callers,
+// apikey.Manager.Callers), to every role that may get the key: what the
+// validators wrote with their last-used times. A store that keeps no
+// callers (it is not an apikey.CallerLog) is 501 callers_unavailable.
+// POST /keys/{id}/end-grace-if-silent ends the key's grace at once if no
+// caller was seen for the silence asked for (apikey.Manager.EndGraceIfSilent,
+// the roles of a grace change), else 409 still_in_use.
 //
 // The grace of rotate and grace changes is required: a missing grace (or
 // an empty body) is refused with 422 grace_required, never read as zero;
@@ -353,6 +365,8 @@ func (a *API) routes() map[string]handler {
 		"PUT /keys/{id}/metadata":                     a.setMetadata,
 		"PUT /keys/{id}/limits":                       a.setLimits,
 		"GET /keys/{id}/usage":                        a.keyUsage,
+		"GET /keys/{id}/callers":                      a.keyCallers,
+		"POST /keys/{id}/end-grace-if-silent":         a.endGraceIfSilent,
 		"GET /environments/{env}/usage":               a.environmentUsage,
 		"POST /keys/{id}/reveal":                      a.revealKey,
 		"GET /environments/{env}/origins":             a.getOrigins,

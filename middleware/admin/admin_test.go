@@ -120,6 +120,7 @@ func TestKeyNames(t *testing.T) {
 		{"reveal", "POST", "/reveal", ``, 200, func(_ *testing.T, f *fixture) apikey.Issued { return f.client }},
 		{"set limits", "PUT", "/limits", `{"quota":{"limit":5}}`, 200, extraKey},
 		{"usage", "GET", "/usage?from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z", ``, 200, func(_ *testing.T, f *fixture) apikey.Issued { return f.server }},
+		{"callers", "GET", "/callers", ``, 200, func(_ *testing.T, f *fixture) apikey.Issued { return f.server }},
 	}
 	other := map[apikey.KeyType]apikey.KeyType{apikey.Server: apikey.Client, apikey.Client: apikey.Server}
 	names := []struct {

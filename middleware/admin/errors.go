@@ -180,6 +180,15 @@ var (
 	// route, and the Manager's store cannot answer it by index (it is not
 	// an apikey.OwnerIndex or apikey.ExpiryIndex).
 	ReasonNoIndex = problem.New("index_unavailable", http.StatusNotImplemented, "this store cannot list these keys")
+	// ReasonNoCallers (501, "callers_unavailable"): GET
+	// /keys/{id}/callers, and the Manager's store keeps no callers (it is
+	// not an apikey.CallerLog).
+	ReasonNoCallers = problem.New("callers_unavailable", http.StatusNotImplemented, "this store keeps no callers")
+	// ReasonStillInUse (409, "still_in_use"): POST
+	// /keys/{id}/end-grace-if-silent, and a caller used the key within the
+	// silence asked for (apikey.ErrNotSilent). The detail says when it was
+	// last seen.
+	ReasonStillInUse = problem.New("still_in_use", http.StatusConflict, "key rotated out is still in use")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -192,7 +201,7 @@ var reasons = []*problem.Reason{
 	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits, ReasonInvalidTimeRange,
 	ReasonNoUsage, ReasonInvalidLifetime, ReasonBeyondLifetime, ReasonAlreadyBootstrapped,
 	ReasonAccountSuspended,
-	ReasonTooManyKeys, ReasonNoIndex,
+	ReasonTooManyKeys, ReasonNoIndex, ReasonNoCallers, ReasonStillInUse,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -225,6 +234,7 @@ var ruleReasons = []struct {
 	{apikey.ErrAlreadyRevoked, ReasonAlreadyRevoked},
 	{apikey.ErrAlreadyRotated, ReasonAlreadyRotated},
 	{apikey.ErrNotRotated, ReasonNotRotated},
+	{apikey.ErrNotSilent, ReasonStillInUse},
 	{apikey.ErrKeyExpired, ReasonKeyExpired},
 	{apikey.ErrNotRevealable, ReasonNotRevealable},
 	{apikey.ErrInvalidAccount, ReasonInvalidAccount},
@@ -244,11 +254,12 @@ var ruleReasons = []struct {
 }
 
 var (
-	errNoRoute  = problem.Refuse(ReasonNoRoute, "")
-	errNoAudit  = problem.Refuse(ReasonNoAudit, "")
-	errNoUsage  = problem.Refuse(ReasonNoUsage, "")
-	errNoIndex  = problem.Refuse(ReasonNoIndex, "")
-	errTooLarge = problem.Refuse(ReasonTooLarge, "")
+	errNoRoute   = problem.Refuse(ReasonNoRoute, "")
+	errNoAudit   = problem.Refuse(ReasonNoAudit, "")
+	errNoUsage   = problem.Refuse(ReasonNoUsage, "")
+	errNoCallers = problem.Refuse(ReasonNoCallers, "")
+	errNoIndex   = problem.Refuse(ReasonNoIndex, "")
+	errTooLarge  = problem.Refuse(ReasonTooLarge, "")
 
 	errCloseOff    = problem.Refuse(ReasonForbidden, "closing accounts is off: the service enables it with admin.Options.CloseAccounts")
 	errUnconfirmed = problem.Refuse(ReasonConfirmationRequired, `to close the account, send {"confirm": "<the account's id>"}`)

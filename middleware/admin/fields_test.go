@@ -62,6 +62,9 @@ var bodyFields = map[string]map[string]struct {
 	"PUT /keys/{id}/grace": {
 		"grace": {wantDuration, []string{`"{key}"`, `"1d"`, `"soon"`, `3600`, `["1h"]`}},
 	},
+	"POST /keys/{id}/end-grace-if-silent": {
+		"silent_for": {wantDuration, []string{`"{key}"`, `"1d"`, `"quiet"`, `3600`, `["1h"]`}},
+	},
 	"PUT /keys/{id}/scopes": {
 		"scopes": {wantStrings, []string{`"{key}"`, `"*"`, `[true]`, `{"s":"{key}"}`}},
 	},

@@ -45,6 +45,7 @@ func FuzzRoutes(f *testing.F) {
 		{"PUT", "/keys/server-" + id + "/limits", "", `{"rate":{"requests":1e999,"window_seconds":-0.5},"allowed_ips":["$KEY"]}`},
 		{"POST", "/environments/production/keys", "", `{"type":"client","limits":{"quota":{"limit":"$KEY","$KEY":1}}}`},
 		{"GET", "/keys/" + id + "/usage", "from=2030-01-01T00:00:00Z&to=2030-01-02T00:00:00Z&limit=1", ""},
+		{"GET", "/keys/" + id + "/callers", "", ""},
 		{"GET", "/environments/production/usage", "from=2030-01-01T00:00:00%2B01:00&to=9999-12-31T23:59:59Z&after=$KEY", ""},
 		{"GET", "/owners/user%2F42/keys", "limit=1&after=$KEY", ""},
 		{"POST", "/owners/$KEY/revoke", "", ""},

@@ -1196,7 +1196,7 @@
     $("key-back").href = `#env=${encodeURIComponent(k.environment)}`;
     renderKey(k);
     $("key-heading").focus();
-    await loadUsage(k);
+    await Promise.all([loadCallers(k), loadUsage(k)]);
   }
 
   // showList leaves a key's view for the list, with the focus on the key's
@@ -1443,6 +1443,90 @@
     return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
   }
 
+  // loadCallers shows, for a key rotated out, who still uses it: how many
+  // callers since the rotation, when it was last seen, and each caller
+  // (client address and user agent), most recently seen first.
+  async function loadCallers(k) {
+    const box = $("key-callers");
+    box.textContent = "";
+    box.hidden = k.status !== "expiring";
+    if (box.hidden) return;
+    const heading = () => el("h3", { id: "callers-heading", textContent: "Still in use" });
+    let data;
+    try {
+      data = await api("GET", `${keyPath(k)}/callers`);
+    } catch (err) {
+      if (!state.key || state.key.id !== k.id) return;
+      box.textContent = "";
+      box.append(heading(), err.status === 501
+        ? el("p", { id: "callers-unavailable", className: "notice-box", textContent: "Callers are not available: this service's key store does not record who uses keys rotated out." })
+        : el("p", { className: "error", textContent: `The callers could not be read: ${err.message}` }));
+      return;
+    }
+    if (!state.key || state.key.id !== k.id) return; // the view moved on meanwhile
+    const callers = data.callers || [];
+    const n = callers.length + (data.others || 0);
+    const summary = el("p", { id: "callers-summary" });
+    if (n === 0 || !data.last_used_at) {
+      summary.append("No caller seen since the key was rotated ", data.rotated_at ? humanTime(data.rotated_at) : "",
+        ": nothing seems to use it any more. Requests show here once the service has written them (about a minute).");
+    } else {
+      summary.append(`Still used by ${plural(n, "caller", "callers")}, last seen `, humanTime(data.last_used_at),
+        ` (${plural(data.requests, "request", "requests")} since the rotation).`);
+    }
+    box.textContent = "";
+    box.append(heading(), summary);
+    if (can("change_grace")) box.append(silenceForm(k));
+    if (callers.length === 0) return;
+    const tbody = el("tbody");
+    for (const c of callers) {
+      tbody.append(el("tr", {},
+        el("td", { "data-label": "Address" }, c.address ? el("code", { textContent: c.address }) : el("span", { className: "muted", textContent: "unknown" })),
+        el("td", { "data-label": "User agent", className: "agent" }, c.user_agent ? c.user_agent : el("span", { className: "muted", textContent: "none" })),
+        el("td", { "data-label": "Requests", className: "num", textContent: count(c.requests) }),
+        el("td", { "data-label": "Last seen" }, humanTime(c.last_seen))));
+    }
+    box.append(el("div", { className: "table-wrap" }, el("table", { id: "callers-table", className: "callers-table" },
+      el("caption", { className: "visually-hidden", textContent: "Callers still using this key, most recently seen first" }),
+      el("thead", {}, el("tr", {},
+        el("th", { scope: "col", textContent: "Address" }),
+        el("th", { scope: "col", textContent: "User agent" }),
+        el("th", { scope: "col", textContent: "Requests" }),
+        el("th", { scope: "col", textContent: "Last seen" }))),
+      tbody)));
+    if (data.others) {
+      box.append(el("p", { className: "hint", textContent: `And ${plural(data.others, "more caller", "more callers")}, not listed.` }));
+    }
+  }
+
+  // silenceForm offers to end k's grace now if no caller used it for a
+  // time the owner picks (POST .../end-grace-if-silent); a key still in use
+  // keeps its grace, and the form says when it was last seen.
+  function silenceForm(k) {
+    const select = el("select", { id: "silence", name: "silent_for" },
+      ...[["1h", "1 hour"], ["24h", "24 hours"], ["72h", "3 days"]].map(([value, label]) => el("option", { value, textContent: label })));
+    const status = el("p", { id: "silence-status", className: "hint", role: "status", "aria-live": "polite" });
+    const button = el("button", { type: "submit", id: "silence-submit", textContent: "End grace if unused" });
+    const form = el("form", { id: "silence-form", className: "tools" },
+      el("label", { for: "silence", textContent: "End the grace now if no caller used the key for" }), select, button);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      status.textContent = "";
+      button.disabled = true;
+      const quiet = select.selectedOptions[0].textContent;
+      try {
+        await api("POST", `${keyPath(k)}/end-grace-if-silent`, { silent_for: select.value });
+        await refreshKeys();
+        notify(`${k.prefix} has expired: no caller used it for ${quiet}.`);
+      } catch (err) {
+        status.textContent = err.code === "still_in_use" ? `The grace goes on: ${err.message}.` : err.message;
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return el("div", {}, form, status);
+  }
+
   // loadUsage reads k's usage of the last 30 days (UTC), page by page (at
   // most maxUsagePages), and draws it per hour for the last 24 hours and
   // per day for the last 30 days.
@@ -1637,6 +1721,7 @@
     if (!state.key || state.key.id !== k.id) return;
     state.key = k;
     renderKey(k);
+    await loadCallers(k);
   }
 
   // tool shows the button id in box while allowed, and removes it
