@@ -100,6 +100,7 @@ func Run(t *testing.T, c Config) {
 		{"QuotaRotationSharesBalance", testQuotaRotationSharesBalance},
 		{"QuotaOwnerSharesBalance", testQuotaOwnerSharesBalance},
 		{"QuotaOwnerBalanceOutlivesRemoval", testQuotaOwnerBalanceOutlivesRemoval},
+		{"QuotaExhaustedEvents", testQuotaExhaustedEvents}, // quota_events.go
 		// storage.UsageRecorder, when the store has it (usage.go).
 		{"Usage", testUsage},
 		{"UsagePaging", testUsagePaging},
