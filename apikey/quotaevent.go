@@ -31,7 +31,11 @@ func OwnerOfBalanceID(id string) (account, owner string, ok bool) {
 	if !ok {
 		return "", "", false
 	}
-	return strings.Cut(rest, "/")
+	account, owner, ok = strings.Cut(rest, "/")
+	if !ok {
+		return "", "", false
+	}
+	return account, owner, true
 }
 
 // QuotaExhaustedEvent returns the ActionQuotaExhausted event of balanceID
