@@ -182,6 +182,18 @@ type EventQuery struct {
 // would stop the refills of every other process until then (sqlstore uses
 // the database's clock; memory serves one process, and takes now as
 // given). A now behind the balance's period refills nothing.
+//
+// A ledger that is also an EventStream appends an
+// apikey.ActionQuotaExhausted event (apikey.QuotaExhaustedEvent) when a
+// lease cannot be granted in full (Granted < want), once per balance,
+// quota (Generation) and period, whatever the number of processes leasing:
+// it records (balance id, apikey.QuotaExhaustedKind(generation), period
+// index) as TimedEventLog records a time-based event, and appends the
+// event only with the record it wrote. A lease granted in full writes
+// nothing. A store may append it after the lease's own update (sqlstore
+// does, in a transaction of its own, and ignores its failure: the lease
+// stands, and the next lease the balance cannot grant in the period
+// writes the event).
 type QuotaLedger interface {
 	// LeaseQuota takes up to want uses (want >= 1) from keyID's balance at
 	// now, in one atomic conditional update, and reports what it granted

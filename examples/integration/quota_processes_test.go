@@ -70,7 +70,8 @@ type quotaReport struct {
 // until the quota is exhausted. With the processes' clocks in agreement
 // (one machine), the uses admitted in total never exceed the quota, and
 // fall short of it by at most the leases held elsewhere, (processes − 1)
-// × MaxLease; each process takes a lease (one store write) per 10 uses or
+// × MaxLease; the quota's exhaustion is one quota_exhausted event; each
+// process takes a lease (one store write) per 10 uses or
 // more admitted, and admits exactly the uses it leased and did not
 // return; and after every Validator closed, the store holds exactly the
 // uses not admitted: none is lost or admitted twice.
@@ -124,6 +125,25 @@ func TestQuotaAcrossProcesses(t *testing.T) {
 		"at most the other processes' leases left unspent")
 	assert.Equal(t, quotaUses-admitted, final.Granted, "the store holds every use not admitted")
 	assert.Zero(t, final.Remaining)
+
+	// The quota ran out once: one quota_exhausted event, whatever the
+	// processes and their refused leases.
+	var exhausted []apikey.Event
+	for cursor := int64(0); ; {
+		page, next, err := s.EventsAfter(ctx, cursor, 0)
+		require.NoError(t, err)
+		if len(page) == 0 {
+			break
+		}
+		for _, se := range page {
+			if se.Event.Action == apikey.ActionQuotaExhausted {
+				exhausted = append(exhausted, se.Event)
+			}
+		}
+		cursor = next
+	}
+	require.Len(t, exhausted, 1, "one event for the quota's one period")
+	assert.Equal(t, issued.View.ID, exhausted[0].KeyID)
 }
 
 // spendRound starts quotaProcesses spender processes with env, each

@@ -1,6 +1,7 @@
 // Command server is keystile's example API, storing keys in a SQLite file.
 //
 //	go run ./examples/server [-addr 127.0.0.1:8080] [-db keystile.db] [-allow-origin ENV=ORIGIN]...
+//	    [-webhook-url URL [-webhook-allow-loopback]]
 //
 // On first start it bootstraps the production, staging and development
 // environments and prints each new key once on stdout, one line each:
@@ -20,6 +21,17 @@
 //	               development=http://127.0.0.1:8081. The origins given for an
 //	               environment replace its list at start; environments not
 //	               named keep theirs.
+//	-webhook-url   deliver every event (key created, rotated, revoked, ...,
+//	               and the time-based ones: expiring, expired, grace ended)
+//	               to URL as Standard Webhooks, signed with the secret in
+//	               the environment variable KEYSTILE_WEBHOOK_SECRET
+//	               ("whsec_..."; go run ./examples/webhookreceiver
+//	               -new-secret makes one). The server never prints it.
+//	-webhook-allow-loopback
+//	               admit an http:// URL on this machine (127.0.0.0/8, ::1)
+//	               for -webhook-url, such as the webhookreceiver example;
+//	               without it the URL must be https and public, as for any
+//	               endpoint
 //
 // Routes: GET /healthz (no key), GET /v1/whoami (any key), POST /v1/echo
 // (server keys), and the management API under /admin/ (see package
@@ -40,6 +52,7 @@ import (
 	"syscall"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/apikey/webhook"
 	"github.com/keystile/keystile/examples/server/app"
 )
 
@@ -67,6 +80,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started f
 	fs.StringVar(&cfg.Addr, "addr", app.DefaultAddr, "listen address")
 	fs.StringVar(&cfg.DB, "db", app.DefaultDB, "SQLite file, or a postgres:// URL")
 	fs.Var(origins, "allow-origin", "ENV=ORIGIN: allow ORIGIN to use ENV's publishable keys (repeatable; replaces ENV's list)")
+	var hook app.Webhook
+	fs.StringVar(&hook.URL, "webhook-url", "", "deliver events to URL, signed with $"+WebhookSecretEnv)
+	fs.BoolVar(&hook.AllowLoopback, "webhook-allow-loopback", false, "admit http:// and loopback addresses for -webhook-url (development)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -78,6 +94,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started f
 		return usageError{errors.New("unexpected arguments")}
 	}
 	cfg.AllowedOrigins = origins
+	if hook.URL != "" {
+		secret, err := webhook.ParseSecret(os.Getenv(WebhookSecretEnv))
+		if err != nil {
+			fmt.Fprintf(stderr, "server: -webhook-url needs a signing secret in %s (go run ./examples/webhookreceiver -new-secret makes one): %v\n",
+				WebhookSecretEnv, err)
+			return usageError{err}
+		}
+		hook.Secret = secret
+		cfg.Webhook = &hook
+	} else if hook.AllowLoopback {
+		fmt.Fprintln(stderr, "server: -webhook-allow-loopback needs -webhook-url")
+		return usageError{errors.New("-webhook-allow-loopback without -webhook-url")}
+	}
 	a, err := app.New(ctx, cfg)
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return fmt.Errorf("%w: is the server running already? Stop it, or choose another address with -addr", err)
@@ -90,6 +119,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started f
 	}
 	return a.Run(ctx)
 }
+
+// WebhookSecretEnv names the environment variable that holds the webhook
+// signing secret of -webhook-url.
+const WebhookSecretEnv = "KEYSTILE_WEBHOOK_SECRET"
 
 // usageError is a mistake on the command line, already reported.
 type usageError struct{ err error }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/apikey/events"
+	"github.com/keystile/keystile/apikey/webhook"
 	"github.com/keystile/keystile/examples/internal/exampledb"
 	"github.com/keystile/keystile/examples/internal/syncbuf"
 	"github.com/keystile/keystile/examples/server/app"
@@ -428,4 +432,103 @@ func TestBusyPort(t *testing.T) {
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	assert.Empty(t, entries, "no database file: no key was created")
+}
+
+// TestWebhook: with -webhook-url, a rotation made through the management
+// API reaches a local receiver as a Standard Webhook that the reference
+// library verifies, with the event's id as webhook-id; the server never
+// prints the secret.
+func TestWebhook(t *testing.T) {
+	secret := webhook.GenerateSecret()
+	t.Setenv(WebhookSecretEnv, secret.Reveal())
+	wh, err := standardwebhooks.NewWebhook(secret.Reveal())
+	require.NoError(t, err)
+	var (
+		mu       sync.Mutex
+		received []events.Payload
+		ids      []string
+		refused  int
+	)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var p events.Payload
+		mu.Lock()
+		defer mu.Unlock()
+		if wh.Verify(body, r.Header) != nil || json.Unmarshal(body, &p) != nil {
+			refused++
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		received = append(received, p)
+		ids = append(ids, r.Header.Get(standardwebhooks.HeaderWebhookID))
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer rcv.Close()
+
+	s := start(t, filepath.Join(t.TempDir(), "keystile.db"), "-webhook-url", rcv.URL+"/hooks", "-webhook-allow-loopback")
+	old := keys(t, s.stdout)["production server"]
+	r := call(t, "POST", s.url+"/admin/keys/"+old.ID()+"/rotate", old.Reveal(), `{"grace":"1h"}`)
+	require.Equal(t, http.StatusCreated, r.status, "%s", r.body)
+
+	rotation := func() (events.Payload, string, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, p := range received {
+			if p.Type == apikey.ActionRotate && p.Data.KeyID == old.ID() {
+				return p, ids[i], true
+			}
+		}
+		return events.Payload{}, "", false
+	}
+	require.Eventually(t, func() bool { _, _, ok := rotation(); return ok }, 20*time.Second, 50*time.Millisecond,
+		"the rotation arrives as a webhook")
+	p, id, _ := rotation()
+	assert.Equal(t, p.Data.ID(), id, "webhook-id is the event's id")
+	assert.Equal(t, apikey.DefaultAccount, p.Data.Account)
+	assert.Equal(t, apikey.Production, p.Data.Environment)
+	mu.Lock()
+	assert.Zero(t, refused, "every request verifies")
+	mu.Unlock()
+	require.NoError(t, s.stop())
+	assert.NotContains(t, s.stdout+s.stderr.String(), secret.Reveal(), "the secret is never printed")
+	assert.Contains(t, s.stderr.String(), "webhooks: delivering events")
+}
+
+// TestWebhookFlags: -webhook-url needs a valid secret in the environment,
+// and a loopback URL needs -webhook-allow-loopback: the strict default
+// refuses it at start.
+func TestWebhookFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name, secret string
+		args         []string
+		usage        bool   // a usage error
+		contains     string // in the error
+	}{
+		{"no secret", "", []string{"-webhook-url", "https://hooks.example.com/"}, true, ""},
+		{"not a secret", "hunter2", []string{"-webhook-url", "https://hooks.example.com/"}, true, ""},
+		{"loopback flag alone", webhook.GenerateSecret().Reveal(), []string{"-webhook-allow-loopback"}, true, ""},
+		{"loopback refused by default", webhook.GenerateSecret().Reveal(), []string{"-webhook-url", "http://127.0.0.1:9/hooks"}, false, "url.scheme"},
+		{"https loopback refused by default", webhook.GenerateSecret().Reveal(), []string{"-webhook-url", "https://127.0.0.1:9/hooks"}, false, "loopback"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(WebhookSecretEnv, tc.secret)
+			var stderr bytes.Buffer
+			dbFile := filepath.Join(t.TempDir(), "k.db")
+			args := append([]string{"-db", dbFile, "-addr", "127.0.0.1:0"}, tc.args...)
+			err := run(context.Background(), args, io.Discard, &stderr, func(*app.App) { t.Error("the server started") })
+			require.Error(t, err)
+			if tc.usage {
+				assert.ErrorAs(t, err, new(usageError))
+			} else {
+				assert.ErrorIs(t, err, webhook.ErrInvalidEndpoint)
+				assert.Contains(t, err.Error(), tc.contains)
+			}
+			entries, dirErr := os.ReadDir(filepath.Dir(dbFile))
+			require.NoError(t, dirErr)
+			assert.Empty(t, entries, "refused before the database is created")
+			if tc.secret != "" {
+				assert.NotContains(t, stderr.String()+err.Error(), tc.secret, "the secret is never printed")
+			}
+		})
+	}
 }

@@ -137,11 +137,26 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 	granted := min(want, b.balance)
 	b.balance -= granted
 	s.quotas[id] = b
+	if granted < want {
+		s.exhausted(id, keyID, b, now)
+	}
 	lease := storage.QuotaLease{Granted: granted, Remaining: b.balance, LeasedAt: now, Generation: b.generation}
 	if b.quota.Refill > 0 {
 		lease.NextRefill = b.quota.Period.Next(now)
 	}
 	return lease, nil
+}
+
+// exhausted appends the apikey.ActionQuotaExhausted event of balance id,
+// found empty at now by a lease of keyID, unless this quota (its
+// generation) already has one in b's period. s.mu is held.
+func (s *Store) exhausted(id, keyID string, b quotaBalance, now time.Time) {
+	mark := timedMark{id, apikey.QuotaExhaustedKind(b.generation), b.period}
+	if _, done := s.marks[mark]; done {
+		return
+	}
+	s.marks[mark] = struct{}{}
+	s.appendEvent(apikey.QuotaExhaustedEvent(id, s.keys[keyID], b.quota, now))
 }
 
 // ReturnQuota implements storage.QuotaLedger.

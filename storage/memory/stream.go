@@ -14,7 +14,8 @@ var (
 )
 
 // timedMark is the fact a time-based event reports: a key's expiry and its
-// phase.
+// phase, or a quota balance found empty (keyID the balance's id, kind
+// apikey.QuotaExhaustedKind, expiresAt the period's index).
 type timedMark struct {
 	keyID     string
 	kind      apikey.TimedKind

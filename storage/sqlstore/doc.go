@@ -168,6 +168,16 @@
 // level, a statement that fails with a serialization failure or deadlock
 // runs again in an explicit READ COMMITTED transaction.
 //
+// A lease that the row cannot grant in full appends the balance's
+// apikey.ActionQuotaExhausted event, after the UPDATE, in a transaction of
+// its own: it inserts the mark (balance id,
+// apikey.QuotaExhaustedKind(generation), period index) into
+// keystile_event_marks with ON CONFLICT DO NOTHING, and only when it
+// inserted it takes the revision counter's lock and appends the event, so
+// that each balance, quota and period has one event however many
+// processes lease. The lease stands if that write fails; the next lease
+// that finds the balance empty in the period writes it.
+//
 // # Usage
 //
 // RecordUsage adds a batch of counts in one transaction of multi-row

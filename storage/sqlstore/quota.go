@@ -110,7 +110,7 @@ func leaseQuota(d Dialect, balance string) string {
 				` + maxDay + ` AS max_day, ` + maxMonth + ` AS max_month) AS c
 			LIMIT 1) AS p
 		WHERE key_id = ` + balance + `
-		RETURNING last_grant, balance, refill, period, generation`
+		RETURNING last_grant, balance, refill, period, generation, quota_limit, period_index`
 }
 
 // putQuota keeps the quota row of a key's lineage in step with its record,
@@ -180,9 +180,9 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 		return storage.QuotaLease{}, fmt.Errorf("sqlstore: lease quota: want must be at least 1, got %d", want)
 	}
 	var (
-		lease  storage.QuotaLease
-		refill int64
-		period string
+		lease                storage.QuotaLease
+		refill, limit, index int64
+		period               string
 	)
 	owner, stmt := apikey.IsOwnerBalanceID(keyID), s.q.leaseQuota
 	if owner {
@@ -190,7 +190,7 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 	}
 	err := s.quotaStatement(ctx, func(q querier) error {
 		return q.QueryRowContext(ctx, stmt, apikey.Daily.Index(now), apikey.Monthly.Index(now), want, keyID).
-			Scan(&lease.Granted, &lease.Remaining, &refill, &period, &lease.Generation)
+			Scan(&lease.Granted, &lease.Remaining, &refill, &period, &lease.Generation, &limit, &index)
 	})
 	if errors.Is(err, sql.ErrNoRows) && owner {
 		return storage.QuotaLease{Unlimited: true}, nil
@@ -212,8 +212,66 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 	if refill > 0 {
 		lease.NextRefill = apikey.QuotaPeriod(period).Next(now)
 	}
+	if lease.Granted < want {
+		// The lease stands whatever happens to the event: a later lease
+		// that finds the balance empty in the period writes it.
+		q := apikey.Quota{Limit: limit, Refill: refill, Period: apikey.QuotaPeriod(period)}
+		_ = s.exhausted(ctx, keyID, lease.Generation, index, q, now)
+	}
 	return lease, nil
 }
+
+// exhausted appends the apikey.ActionQuotaExhausted event of the balance
+// that a lease of keyID (a key or an owner's balance id) found empty, in
+// the period of index under the quota of generation, unless it has one:
+// in one transaction, a conditional insert of the mark (balance id,
+// apikey.QuotaExhaustedKind(generation), index) into
+// keystile_event_marks, whose primary key lets one writer insert it, and,
+// only when it inserted the mark, the revision counter's lock (as Apply
+// takes it, so that the event joins the stream in commit order) and the
+// event. A lease whose mark exists costs the insert alone.
+func (s *Store) exhausted(ctx context.Context, keyID string, generation, index int64, q apikey.Quota, now time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var (
+		key     apikey.Record
+		balance = keyID
+	)
+	if !apikey.IsOwnerBalanceID(keyID) {
+		var keyType string
+		if err := tx.QueryRowContext(ctx, s.d.rebind(quotaKeyQuery), keyID).
+			Scan(&balance, &key.Account, &key.Environment, &keyType); err != nil {
+			return err
+		}
+		key.ID, key.Type = keyID, apikey.KeyType(keyType)
+	}
+	res, err := tx.ExecContext(ctx, s.d.rebind(exhaustedMarkQuery), balance, string(apikey.QuotaExhaustedKind(generation)), index)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err
+	}
+	var top int64
+	if err := tx.QueryRowContext(ctx, s.q.bump, 0).Scan(&top); err != nil {
+		return err
+	}
+	if err := s.appendEvents(ctx, tx, []apikey.Event{apikey.QuotaExhaustedEvent(balance, key, q, now)}); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// The statements of quota events, in '?' form (rebound per dialect).
+const (
+	// The balance (lineage) and the names of a key, by primary key.
+	quotaKeyQuery = `SELECT COALESCE(lineage, id), account, environment, type FROM keystile_keys WHERE id = ?`
+	// A balance's mark, once (the primary key).
+	exhaustedMarkQuery = `INSERT INTO keystile_event_marks (key_id, kind, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`
+)
 
 // ReturnQuota implements storage.QuotaLedger with one conditional UPDATE.
 func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, lease storage.QuotaLease, now time.Time) error {

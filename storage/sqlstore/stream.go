@@ -26,7 +26,9 @@ var (
 //     window (storage.TimedEventLog.DueKeys).
 //   - keystile_event_marks records each (key_id, kind, expires_at) whose
 //     time-based event was appended; its primary key makes a second one
-//     impossible, whoever writes.
+//     impossible, whoever writes. The quota ledger records there too, in
+//     kinds of its own (apikey.QuotaExhaustedKind): the balance's id, and
+//     the period's index as expires_at (see LeaseQuota).
 //   - keystile_deliveries and keystile_dead_letters: the delivery of the
 //     stream to the service's endpoints (see deliveryTables).
 //

@@ -141,6 +141,7 @@ var cases = []struct {
 	{"QuotaReturnOtherGeneration", QuotaLedger, testQuotaReturnOtherGeneration},
 	{"QuotaReturnHuge", QuotaLedger, testQuotaReturnHuge},
 	{"QuotaKeepsSpentOnChange", QuotaLedger, testQuotaKeepsSpentOnChange},
+	{"QuotaExhaustedEvents", QuotaLedger | EventStream, testQuotaExhaustedEvents},
 	{"QuotaUnknownAndUnlimited", QuotaLedger, testQuotaUnknownAndUnlimited},
 	{"QuotaConcurrentLeases", QuotaLedger, testQuotaConcurrentLeases},
 	{"QuotaConcurrentRefill", QuotaLedger, testQuotaConcurrentRefill},

@@ -7,6 +7,8 @@
 // PostgreSQL for a postgres:// URL), bootstraps the built-in environments on
 // first start and writes their keys once, and seeds the allowed origins.
 // Run serves until its context ends and then shuts down gracefully.
+// With Config.Webhook, it also delivers the store's events to the service's
+// own endpoint (package apikey/events) as Standard Webhooks.
 //
 // Routes:
 //
@@ -37,6 +39,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/apikey/webhook"
 	"github.com/keystile/keystile/examples/internal/exampledb"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/admin"
@@ -78,6 +81,10 @@ type Config struct {
 	Stdout io.Writer
 	// Logger receives the log lines. Nil means slog.Default().
 	Logger *slog.Logger
+	// Webhook, if set, delivers the store's events to the service's own
+	// endpoint while the App runs (an events.Deliverer), and writes the
+	// time-based events (an events.Scanner). Nil delivers nothing.
+	Webhook *Webhook
 }
 
 // App is the running example API. Create it with New and serve with Run.
@@ -91,9 +98,11 @@ type App struct {
 	handler   http.Handler
 	server    *http.Server
 	listener  net.Listener
+	webhooks  *webhooks // nil without Config.Webhook
 }
 
-// New binds the listen address, then opens and migrates the store,
+// New binds the listen address, checks Config.Webhook's URL, then opens and
+// migrates the store,
 // bootstraps the built-in environments that do not exist yet (writing their
 // keys to cfg.Stdout) and seeds cfg.AllowedOrigins. It listens first so
 // that an address in use (the error wraps syscall.EADDRINUSE) fails before
@@ -124,6 +133,15 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 
 	if a.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, err
+	}
+	var (
+		hookSender   *webhook.Sender
+		hookEndpoint webhook.Endpoint
+	)
+	if cfg.Webhook != nil {
+		if hookSender, hookEndpoint, err = checkWebhook(ctx, *cfg.Webhook); err != nil {
+			return nil, err
+		}
 	}
 	if a.store, err = exampledb.Open(ctx, cfg.DB); err != nil {
 		return nil, err
@@ -167,6 +185,11 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	}
 	if a.handler, err = a.routes(); err != nil {
 		return nil, err
+	}
+	if hookSender != nil {
+		if a.webhooks, err = a.newWebhooks(hookSender, hookEndpoint); err != nil {
+			return nil, err
+		}
 	}
 	a.server = &http.Server{
 		Handler:           a.handler,
@@ -245,12 +268,16 @@ func (a *App) Manager() *apikey.Manager { return a.manager }
 // Handler returns the App's routes, for tests that serve them themselves.
 func (a *App) Handler() http.Handler { return a.handler }
 
-// Run serves until ctx ends, then shuts down gracefully: it stops accepting
-// connections and waits up to 10 seconds for requests in flight, closes the
-// Validator (which writes the last-used times it still holds), and closes
+// Run serves until ctx ends (and, with Config.Webhook, delivers events
+// meanwhile), then shuts down gracefully: it stops accepting connections
+// and waits up to 10 seconds for requests in flight, stops the webhook
+// loops, closes the Validator (which writes the last-used times it still holds), and closes
 // the database. It returns nil after a clean shutdown. Call Run once.
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("listening", "url", a.URL(), "db", a.cfg.DB)
+	if a.webhooks != nil {
+		a.webhooks.start(context.WithoutCancel(ctx))
+	}
 	served := make(chan error, 1)
 	go func() { served <- a.server.Serve(a.listener) }()
 	var err error
@@ -273,8 +300,12 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // close releases what New opened, but for the listener (Serve or Shutdown
-// closes it; New closes it if it fails): the Validator, then the database.
+// closes it; New closes it if it fails): the webhook loops, the Validator,
+// then the database.
 func (a *App) close() error {
+	if a.webhooks != nil {
+		a.webhooks.stop()
+	}
 	var errs []error
 	if a.validator != nil {
 		if err := a.validator.Close(); err != nil {
