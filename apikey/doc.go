@@ -39,7 +39,10 @@
 // the one it refuses (ErrInvalidLimits). Package middleware enforces them
 // after authentication; the store keeps each quota's balance
 // (storage.QuotaLedger) and the requests of each key per hour and outcome
-// (UsageRecorder), which Manager.Usage reads a page at a time.
+// (UsageRecorder), which Manager.Usage reads a page at a time. For a key
+// rotated out, the middleware also records who still calls it (CallerLog:
+// at most MaxCallers client addresses and user agents per key), which
+// Manager.Callers reads.
 //
 // # Lifetime policy
 //

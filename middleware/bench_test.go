@@ -160,6 +160,29 @@ func BenchmarkCachedKey(b *testing.B) {
 	runServe(b, v.Handler(noop), benchRequest(key.Reveal()), http.StatusOK)
 }
 
+// BenchmarkCachedKeyExpiring is BenchmarkCachedKey with a key rotated out
+// (in its grace period): each request also records its caller, one the
+// key already knows (a lock, no allocation), and adds the expiry header.
+func BenchmarkCachedKeyExpiring(b *testing.B) {
+	rotate := func(s apikey.Store) apikey.Store {
+		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, t := range []apikey.KeyType{apikey.Server, apikey.Client} {
+			req := apikey.RotateRequest{Environment: apikey.Production, Type: t, Grace: time.Hour}
+			if _, err := m.Rotate(context.Background(), apikey.Actor{ID: "bench", Role: apikey.Owner}, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return s
+	}
+	v, key := benchEnvLimited(b, apikey.TestParams, Options{}, apikey.Limits{}, rotate)
+	r := benchRequest(key.Reveal())
+	r.Header.Set("User-Agent", "Go-http-client/1.1")
+	runServe(b, v.Handler(noop), r, http.StatusOK)
+}
+
 // BenchmarkCachedKeyOnVerification is BenchmarkCachedKey with an
 // Options.OnVerification hook that does nothing: the cost of the hook
 // itself (two clock reads), without a tracer's.

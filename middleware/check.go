@@ -62,6 +62,9 @@ func (v *Validator) check(r *http.Request, p *Policy, outer *Identity, vd *verdi
 	if err != nil {
 		return v.rejected(r, prefix, err)
 	}
+	if c := vd.id.callers; c != nil { // a key rotated out: who still calls it
+		c.See(v.limiter.clientIP.Addr(r), userAgent(r), vd.now)
+	}
 	if v.cfg.OnAuthenticated != nil {
 		v.cfg.OnAuthenticated(r.Context(), attempt(r, prefix), vd.id.clone())
 	}
@@ -283,6 +286,14 @@ func attempt(r *http.Request, prefix string) Attempt {
 		a.Origin = redactKeys(o[0])
 	}
 	return a
+}
+
+// userAgent returns r's User-Agent, "" if none.
+func userAgent(r *http.Request) string {
+	if ua := r.Header["User-Agent"]; len(ua) > 0 {
+		return ua[0]
+	}
+	return ""
 }
 
 // secretLike matches most or all of the "_<secret>" part of a key.

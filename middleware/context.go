@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/internal/callers"
 	"github.com/keystile/keystile/internal/usage"
 	"github.com/keystile/keystile/middleware/internal/keycache"
 )
@@ -42,6 +43,7 @@ type Identity struct {
 	limited       bool           // Limits or OwnerLimits is not zero
 	ownerBudget   string         // apikey.OwnerBalanceID of Owner when OwnerLimits is not zero, else ""
 	usage         *usage.Counter // counts the key's requests; nil if usage is not counted
+	callers       *callers.Key   // records the callers of a key rotated out; nil otherwise
 	expiresHeader string         // ExpiresAt as the HeaderKeyExpires value
 	issuer        *Validator     // the Validator that verified the key; nil in copies
 	presented     keycache.Key   // of the key string that verified; zero in copies
@@ -160,6 +162,6 @@ func (id *Identity) clone() Identity {
 	out.Metadata = maps.Clone(id.Metadata)
 	out.Limits = id.Limits.Clone()
 	out.OwnerLimits = id.OwnerLimits.Clone()
-	out.issuer, out.presented, out.usage = nil, keycache.Key{}, nil
+	out.issuer, out.presented, out.usage, out.callers = nil, keycache.Key{}, nil, nil
 	return out
 }

@@ -24,6 +24,10 @@ type follower struct {
 	wake     <-chan struct{}          // Options.FeedWake; nil without a feed
 	recorder storage.LastUsedRecorder // nil without one
 	usage    storage.UsageRecorder    // nil without one
+	// callerLog records verifier.callers; nil without one
+	callerLog interface {
+		RecordCallers(context.Context, []storage.KeyCallers) error
+	}
 	limiter  *limiter
 	cache    *keycache.Cache[*Identity]
 	verifier *verifier
@@ -178,11 +182,11 @@ func (f *follower) read(rev int64, now time.Time) {
 	f.stats.feedReadAt.Store(now.UnixNano())
 }
 
-// flush writes the last-used times and the usage counted since the last
-// flush and, if prune, deletes the usage counts older than the retention,
+// flush writes the last-used times, the callers of keys rotated out and
+// the usage counted since the last flush and, if prune, deletes the usage counts older than the retention,
 // at most once an hour.
 func (f *follower) flush(ctx context.Context, prune bool) error {
-	err := f.flushLastUsed(ctx)
+	err := errors.Join(f.flushLastUsed(ctx), f.flushCallers(ctx))
 	if f.usage == nil {
 		return err
 	}
@@ -208,6 +212,23 @@ func (f *follower) flushLastUsed(ctx context.Context) error {
 	if err := f.recorder.RecordLastUsed(ctx, used); err != nil {
 		f.cache.RestoreUsed(used)
 		return fmt.Errorf("middleware: recording last-used times: %w", err)
+	}
+	return nil
+}
+
+// flushCallers writes the callers of keys rotated out seen since the last
+// flush; those that could not be written are kept for the next.
+func (f *follower) flushCallers(ctx context.Context) error {
+	if f.callerLog == nil {
+		return nil
+	}
+	reports := f.verifier.callers.Take()
+	if len(reports) == 0 {
+		return nil
+	}
+	if err := f.callerLog.RecordCallers(ctx, reports); err != nil {
+		f.verifier.callers.Restore(reports)
+		return fmt.Errorf("middleware: recording the callers of keys rotated out: %w", err)
 	}
 	return nil
 }

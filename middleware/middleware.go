@@ -14,6 +14,7 @@ import (
 	"github.com/rs/cors"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/internal/callers"
 	"github.com/keystile/keystile/middleware/internal/envsettings"
 	"github.com/keystile/keystile/middleware/internal/keycache"
 	"github.com/keystile/keystile/middleware/limit"
@@ -84,6 +85,9 @@ func New(opts Options) (*Validator, error) {
 		stats:    &v.stats, report: report, background: v.tasks.start,
 		slots: newSlots(cfg.MaxConcurrentHashes), usage: v.limiter.usage,
 	}
+	if store.callers != nil {
+		v.verifier.callers = callers.New(callers.DefaultMaxKeys, redactKeys)
+	}
 	f := &follower{
 		cache: c, verifier: v.verifier, settings: v.settings, stats: &v.stats, limiter: v.limiter,
 		now: cfg.Now, ttl: cfg.CacheTTL, report: report, settingsEvery: cfg.CacheTTL, clock: v.clock,
@@ -93,6 +97,9 @@ func New(opts Options) (*Validator, error) {
 	}
 	if store.recorder != nil {
 		f.recorder, f.flushEvery = store, cfg.LastUsedInterval
+	}
+	if store.callers != nil {
+		f.callerLog, f.flushEvery = store, cfg.LastUsedInterval
 	}
 	if store.usage != nil {
 		f.usage, f.flushEvery, f.retention = store, cfg.LastUsedInterval, max(cfg.Limits.UsageRetention, 0)

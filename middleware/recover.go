@@ -36,6 +36,7 @@ type safeStore struct {
 	feed     storage.ChangeFeed       // nil without one
 	recorder storage.LastUsedRecorder // nil without one
 	usage    storage.UsageRecorder    // nil without one
+	callers  storage.CallerLog        // nil without one
 	ledger   storage.QuotaLedger      // nil without one; package quota recovers its panics
 }
 
@@ -44,7 +45,8 @@ func newSafeStore(s apikey.Store) *safeStore {
 	recorder, _ := s.(storage.LastUsedRecorder)
 	usage, _ := s.(storage.UsageRecorder)
 	ledger, _ := s.(storage.QuotaLedger)
-	return &safeStore{Store: s, feed: feed, recorder: recorder, usage: usage, ledger: ledger}
+	callers, _ := s.(storage.CallerLog)
+	return &safeStore{Store: s, feed: feed, recorder: recorder, usage: usage, ledger: ledger, callers: callers}
 }
 
 func (s *safeStore) Key(ctx context.Context, id string) (_ apikey.Record, err error) {
@@ -85,6 +87,11 @@ func (s *safeStore) RecordLastUsed(ctx context.Context, used map[string]time.Tim
 func (s *safeStore) RecordUsage(ctx context.Context, counts []storage.UsageCount) (err error) {
 	defer recovered("recording usage", &err)
 	return s.usage.RecordUsage(ctx, counts)
+}
+
+func (s *safeStore) RecordCallers(ctx context.Context, reports []storage.KeyCallers) (err error) {
+	defer recovered("recording callers", &err)
+	return s.callers.RecordCallers(ctx, reports)
 }
 
 func (s *safeStore) Usage(ctx context.Context, q storage.UsageQuery) (_ []storage.UsageCount, err error) {

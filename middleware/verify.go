@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/internal/callers"
 	"github.com/keystile/keystile/internal/usage"
 	"github.com/keystile/keystile/middleware/internal/keycache"
 	"github.com/keystile/keystile/middleware/problem"
@@ -35,8 +36,9 @@ type verifier struct {
 	report     func(error)                 // Options.OnBackgroundError
 	background func(func(context.Context)) // runs an upgrade until Close
 	group      singleflight.Group
-	slots      *slots       // the argon2 concurrency cap
-	usage      *usage.Tally // hands each Identity its usage counter; nil if none
+	slots      *slots           // the argon2 concurrency cap
+	usage      *usage.Tally     // hands each Identity its usage counter; nil if none
+	callers    *callers.Tracker // hands each Identity of a key rotated out its recorder; nil if none
 }
 
 // presented is a key string that is not cached: a keystile key, or a
@@ -205,6 +207,9 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 	}
 	if vf.usage != nil {
 		id.usage = vf.usage.Counter(rec.Account, rec.Environment, rec.ID)
+	}
+	if id.Expiring && vf.callers != nil {
+		id.callers = vf.callers.Key(rec.Account, rec.ID)
 	}
 	if !rec.ExpiresAt.IsZero() {
 		id.expiresHeader = rec.ExpiresAt.UTC().Format(time.RFC3339)

@@ -20,6 +20,8 @@
 //   - QuotaLedger: the balance of each key's quota (and of each owner's
 //     shared quota), leased in batches;
 //   - UsageRecorder: requests per key, hour and outcome, written in batches;
+//   - CallerLog: the callers still using each key rotated out, bounded per
+//     key, written in batches;
 //   - OwnerIndex, ExpiryIndex: an owner's keys, and the keys that expire
 //     soon, by index;
 //   - KeyPurger: deleting keys revoked or expired long ago, in batches.

@@ -12,3 +12,14 @@ type UsageCount = apikey.UsageCount
 
 // UsageQuery selects usage counts; see apikey.UsageQuery.
 type UsageQuery = apikey.UsageQuery
+
+// CallerLog is an optional Store capability that keeps, per key rotated
+// out, the distinct callers still using it, written in batches; see
+// apikey.CallerLog.
+type CallerLog = apikey.CallerLog
+
+// KeyCallers are the callers of one key; see apikey.KeyCallers.
+type KeyCallers = apikey.KeyCallers
+
+// Caller is one client of a key; see apikey.Caller.
+type Caller = apikey.Caller

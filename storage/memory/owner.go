@@ -171,8 +171,8 @@ func (s *Store) ExpiringKeys(ctx context.Context, q apikey.ExpiryQuery) ([]apike
 
 // PurgeKeys implements storage.KeyPurger: the keys that died first, from
 // the sorted list of dead keys. Each deleted key gets a feed entry at a
-// revision of its own; its lineage's quota balance goes with the
-// lineage's last key.
+// revision of its own; its callers (storage.CallerLog) go with it, its
+// lineage's quota balance with the lineage's last key.
 func (s *Store) PurgeKeys(ctx context.Context, before time.Time, limit int) ([]apikey.PurgedKey, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -198,6 +198,7 @@ func (s *Store) PurgeKeys(ctx context.Context, before time.Time, limit int) ([]a
 		if lineage := r.LineageID(); s.ix.lineages[lineage] == 0 {
 			delete(s.quotas, lineage)
 		}
+		s.callers.forget(r.ID)
 		s.revision++
 		s.publish(r.Account, r.Environment, r.ID)
 		out = append(out, apikey.PurgedKey{Account: r.Account, Environment: r.Environment, ID: r.ID})

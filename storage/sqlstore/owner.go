@@ -135,7 +135,8 @@ const maxPurge = 5000
 // interleave. It then reads up to limit ids from keystile_keys_revoked and
 // keystile_keys_expires, deletes those keys (one statement), takes one
 // revision per deleted key and appends their feed entries (one statement),
-// and deletes the quota rows of their lineages that no key is left in
+// deletes their callers (storage.CallerLog, two statements), and deletes
+// the quota rows of their lineages that no key is left in
 // (one statement). Other writers wait for that transaction only; readers
 // never wait (PostgreSQL's MVCC, SQLite's WAL mode). Under an isolation
 // level stricter than READ COMMITTED, a serialization failure is
@@ -213,6 +214,15 @@ func (s *Store) purge(ctx context.Context, tx *sql.Tx, before int64, limit int) 
 	if _, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO keystile_changes (revision, account, environment, key_id) VALUES `+
 		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?), ", len(out)), ", ")), feed...); err != nil {
 		return nil, s.wrap(ctx, "purge keys: appending to the change feed", err)
+	}
+	purged := make([]any, len(out))
+	for i, k := range out {
+		purged[i] = k.ID
+	}
+	for _, table := range []string{"keystile_callers", "keystile_caller_others"} {
+		if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM `+table+` WHERE key_id IN (`+params(len(purged))+`)`), purged...); err != nil {
+			return nil, s.wrap(ctx, "purge keys: deleting callers", err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM keystile_quotas WHERE key_id IN (`+params(len(lineages))+`) `+
 		s.oq.keepOrphanedQuotas), lineages...); err != nil {

@@ -71,7 +71,7 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}, {version: 10, statements: ownerLimitsV10}, {version: 11, statements: streamV11(SQLite)}},
+	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}, {version: 10, statements: ownerLimitsV10}, {version: 11, statements: streamV11(SQLite)}, {version: 12, statements: callersV12(SQLite)}},
 	// PostgreSQL text columns that are compared or sorted use the "C"
 	// collation, so that the order is byte order, as in SQLite and the
 	// memory store, whatever the database's locale.
@@ -123,12 +123,12 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}, {version: 10, statements: ownerLimitsV10}, {version: 11, statements: streamV11(Postgres)}},
+	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}, {version: 10, statements: ownerLimitsV10}, {version: 11, statements: streamV11(Postgres)}, {version: 12, statements: callersV12(Postgres)}},
 }
 
 // SchemaVersion is the newest schema version this package knows; Migrate
 // brings a database up to it.
-const SchemaVersion = 11
+const SchemaVersion = 12
 
 // migrationsTable records the applied schema versions. It is not named
 // schema_migrations, which other migration tools own in many databases.
@@ -546,4 +546,39 @@ const notImported = `substr(hash, 1, 8) <> '$sha256$'`
 //     lineage id can be: the table needs no change.
 var ownerLimitsV10 = []string{
 	`ALTER TABLE keystile_keys ADD COLUMN owner_limits TEXT`,
+}
+
+// callersV12 is version 12: the callers of keys rotated out
+// (storage.CallerLog).
+//   - keystile_callers: one row per key id, address and user agent, at
+//     most apikey.MaxCallers per key (RecordCallers trims the least
+//     recently seen), primary key (key_id, address, user_agent); the
+//     trim and Callers read a key's rows by its prefix.
+//   - keystile_caller_others: per key id, the callers dropped from its
+//     list and their requests.
+//
+// PurgeKeys deletes both of the keys it deletes.
+func callersV12(d Dialect) []string {
+	text, rowid := `TEXT COLLATE "C"`, ""
+	if d == SQLite {
+		text, rowid = "TEXT", " WITHOUT ROWID"
+	}
+	return []string{
+		`CREATE TABLE keystile_callers (
+			key_id     ` + text + ` NOT NULL,
+			address    ` + text + ` NOT NULL,
+			user_agent ` + text + ` NOT NULL,
+			account    ` + text + ` NOT NULL,
+			requests   BIGINT NOT NULL,
+			first_seen BIGINT NOT NULL,
+			last_seen  BIGINT NOT NULL,
+			PRIMARY KEY (key_id, address, user_agent)
+		)` + rowid,
+		`CREATE TABLE keystile_caller_others (
+			key_id   ` + text + ` NOT NULL PRIMARY KEY,
+			account  ` + text + ` NOT NULL,
+			others   BIGINT NOT NULL,
+			requests BIGINT NOT NULL
+		)` + rowid,
+	}
 }

@@ -28,6 +28,7 @@ const (
 	OwnerIndex
 	ExpiryIndex
 	KeyPurger
+	CallerLog
 
 	// All is every optional interface the suite tests: what storage/memory
 	// and storage/sqlstore implement.
@@ -51,6 +52,7 @@ var capabilities = []struct {
 	{"storage.OwnerIndex", is[storage.OwnerIndex]},
 	{"storage.ExpiryIndex", is[storage.ExpiryIndex]},
 	{"storage.KeyPurger", is[storage.KeyPurger]},
+	{"storage.CallerLog", is[storage.CallerLog]},
 }
 
 func is[T any](s apikey.Store) bool {

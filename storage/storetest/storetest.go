@@ -162,6 +162,12 @@ var cases = []struct {
 	{"ManagerOwners", OwnerIndex, testManagerOwners},
 	{"ManagerOwnerLimitsConcurrent", OwnerIndex, testManagerOwnerLimitsConcurrent},
 	{"ManagerRevokeOwnerRace", OwnerIndex, testManagerRevokeOwnerRace},
+	// The callers of rotated-out keys (callers.go).
+	{"CallerLog", CallerLog, testCallerLog},
+	{"CallerLogBound", CallerLog, testCallerLogBound},
+	{"CallerLogConcurrent", CallerLog, testCallerLogConcurrent},
+	{"ManagerCallers", CallerLog, testManagerCallers},
+	{"PurgeDeletesCallers", CallerLog | KeyPurger, testPurgeDeletesCallers},
 	// Accounts, through the store and through a Manager (accounts.go).
 	{"AccountIsolation", 0, testAccountIsolation},
 	{"ManagerIsolation", 0, testManagerIsolation},
