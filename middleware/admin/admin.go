@@ -32,6 +32,9 @@
 //	POST   /keys/{id}/reveal                    the full key, where it can be revealed
 //	GET    /keys/{id}/usage?from=&to=           a page of the key's usage counts over [from, to)
 //	GET    /environments/{env}/usage?from=&to=  a page of the usage counts of the environment's keys
+//	GET    /keys/{id}/propagation               how far the key's last change reached the running
+//	                                            validators: "applied" of "live" instances, "pending",
+//	                                            "stopped", "confirmed", "confirmed_by"
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
 //	PUT    /environments/{env}/lifetime         replace the lifetime policy of its keys:
@@ -140,6 +143,13 @@
 // reads its account's usage; a key-authenticated caller reads only its own
 // key's (403 role_not_allowed otherwise). A store that keeps no usage is
 // 501 usage_unavailable.
+//
+// A key's propagation (apikey.Propagation) says whether its last change, a
+// revocation say, is confirmed: applied by every live validator that
+// reports to the store (storage.InstanceLog), N of N, by "confirmed_by".
+// Validators not heard from for apikey.InstanceStaleAfter count as
+// "stopped" and do not block it. A store that keeps no instances is 501
+// instances_unavailable.
 //
 // The grace of rotate and grace changes is required: a missing grace (or
 // an empty body) is refused with 422 grace_required, never read as zero;
@@ -353,6 +363,7 @@ func (a *API) routes() map[string]handler {
 		"PUT /keys/{id}/metadata":                     a.setMetadata,
 		"PUT /keys/{id}/limits":                       a.setLimits,
 		"GET /keys/{id}/usage":                        a.keyUsage,
+		"GET /keys/{id}/propagation":                  a.keyPropagation,
 		"GET /environments/{env}/usage":               a.environmentUsage,
 		"POST /keys/{id}/reveal":                      a.revealKey,
 		"GET /environments/{env}/origins":             a.getOrigins,

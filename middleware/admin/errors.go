@@ -180,6 +180,10 @@ var (
 	// route, and the Manager's store cannot answer it by index (it is not
 	// an apikey.OwnerIndex or apikey.ExpiryIndex).
 	ReasonNoIndex = problem.New("index_unavailable", http.StatusNotImplemented, "this store cannot list these keys")
+	// ReasonNoInstances (501, "instances_unavailable"): GET
+	// /keys/{id}/propagation, and the Manager's store keeps no validator
+	// instances (it is not a storage.InstanceLog).
+	ReasonNoInstances = problem.New("instances_unavailable", http.StatusNotImplemented, "this store keeps no validator instances")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -193,6 +197,7 @@ var reasons = []*problem.Reason{
 	ReasonNoUsage, ReasonInvalidLifetime, ReasonBeyondLifetime, ReasonAlreadyBootstrapped,
 	ReasonAccountSuspended,
 	ReasonTooManyKeys, ReasonNoIndex,
+	ReasonNoInstances,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -244,11 +249,13 @@ var ruleReasons = []struct {
 }
 
 var (
-	errNoRoute  = problem.Refuse(ReasonNoRoute, "")
-	errNoAudit  = problem.Refuse(ReasonNoAudit, "")
-	errNoUsage  = problem.Refuse(ReasonNoUsage, "")
-	errNoIndex  = problem.Refuse(ReasonNoIndex, "")
-	errTooLarge = problem.Refuse(ReasonTooLarge, "")
+	errNoRoute = problem.Refuse(ReasonNoRoute, "")
+	errNoAudit = problem.Refuse(ReasonNoAudit, "")
+	errNoUsage = problem.Refuse(ReasonNoUsage, "")
+	errNoIndex = problem.Refuse(ReasonNoIndex, "")
+
+	errNoInstances = problem.Refuse(ReasonNoInstances, "")
+	errTooLarge    = problem.Refuse(ReasonTooLarge, "")
 
 	errCloseOff    = problem.Refuse(ReasonForbidden, "closing accounts is off: the service enables it with admin.Options.CloseAccounts")
 	errUnconfirmed = problem.Refuse(ReasonConfirmationRequired, `to close the account, send {"confirm": "<the account's id>"}`)
