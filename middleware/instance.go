@@ -22,7 +22,7 @@ import (
 //   - A Validator reports only while it follows a change feed: without
 //     one (or before its first successful read of the feed) it has no
 //     revision to report and is not counted.
-//   - After each read of the whole feed that applied a newer revision, the
+//   - After each read of the whole feed that moved its revision, the
 //     follower hands the revision over (applied, which never blocks) and
 //     the reporter's goroutine writes it: at most one write is in flight,
 //     and the newest revision wins. Nothing runs on the request path.
@@ -64,19 +64,18 @@ func newInstance(log storage.InstanceLog, report func(error)) *instance {
 }
 
 // applied hands rev, the newest revision applied, to the reporter; it
-// never blocks, and does nothing on a nil instance or an older revision.
+// never blocks, and does nothing on a nil instance or an unchanged
+// revision. Only the follower calls it. A revision lower than the last
+// (the feed restarted after storage.ErrFeedGap: the store was reset or
+// restored) replaces it too, so that the instance never claims what it
+// has not applied.
 func (in *instance) applied(rev int64) {
-	if in == nil {
+	if in == nil || in.revision.Swap(rev) == rev {
 		return
 	}
-	for old := in.revision.Load(); rev > old; old = in.revision.Load() {
-		if in.revision.CompareAndSwap(old, rev) {
-			select {
-			case in.changed <- struct{}{}:
-			default: // a write is already waiting: it reads the newest
-			}
-			return
-		}
+	select {
+	case in.changed <- struct{}{}:
+	default: // a write is already waiting: it reads the newest
 	}
 }
 
