@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,4 +153,47 @@ func testManagerPropagation(t *testing.T, c Config) {
 	assert.Empty(t, p.Pending)
 	assert.False(t, p.ConfirmedBy.IsZero())
 	assert.False(t, p.ConfirmedBy.After(p.CheckedAt), "confirmed by the time it was checked")
+}
+
+// testInstanceLogConcurrent: instances reporting at once, each under its
+// own id, all end with their last report; an Instances read meanwhile
+// never fails.
+func testInstanceLogConcurrent(t *testing.T, c Config) {
+	s := c.New(t)
+	l := as[storage.InstanceLog](t, s)
+	ctx := context.Background()
+	const instances, reports = 4, 20
+	errs := make(chan error, instances+1)
+	var wg sync.WaitGroup
+	for i := range instances {
+		wg.Go(func() {
+			for n := range reports {
+				if err := l.ReportInstance(ctx, apikey.Instance{ID: fmt.Sprintf("i%d", i), Label: "host", Applied: int64(n + 1),
+					ReportedAt: base.Add(time.Duration(n) * time.Second)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range reports {
+			if _, err := l.Instances(ctx); err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	got := instancesOf(t, l)
+	require.Len(t, got, instances)
+	for id, in := range got {
+		assert.Equal(t, int64(reports), in.Applied, id)
+		assert.True(t, base.Equal(in.StartedAt), "%s: StartedAt is the first report", id)
+		assert.True(t, base.Add((reports-1)*time.Second).Equal(in.AppliedAt), "%s: AppliedAt is the last report's", id)
+	}
 }
