@@ -11,12 +11,15 @@ import (
 
 // InstanceHeartbeat is how often a running validator reports the revision
 // it has applied to an InstanceLog while nothing changes (it also reports
-// at once after each read of the change feed that applied more).
+// at once after each read of the change feed that moved its revision).
 const InstanceHeartbeat = 2 * time.Second
 
 // InstanceStaleAfter is how long an instance may go unheard before it
 // counts as stopped: three heartbeats. A stopped instance never blocks a
-// change from being confirmed; it counts again once it reports.
+// change from being confirmed; it counts again once it reports. A
+// validator cut off from the store looks stopped too, though it may serve
+// what it cached until its CacheTTL after its last read of the change
+// feed (middleware.Options.CacheTTL).
 const InstanceStaleAfter = 3 * InstanceHeartbeat
 
 // InstanceForgetAfter is how long an instance stays in an InstanceLog
