@@ -34,7 +34,7 @@
 //	GET    /environments/{env}/usage?from=&to=  a page of the usage counts of the environment's keys
 //	GET    /keys/{id}/propagation               how far the key's last change reached the running
 //	                                            validators: "applied" of "live" instances, "pending",
-//	                                            "stopped", "confirmed", "confirmed_by"
+//	                                            "stopped", "confirmed", "confirmed_by" (counts only)
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
 //	PUT    /environments/{env}/lifetime         replace the lifetime policy of its keys:
@@ -148,8 +148,9 @@
 // revocation say, is confirmed: applied by every live validator that
 // reports to the store (storage.InstanceLog), N of N, by "confirmed_by".
 // Validators not heard from for apikey.InstanceStaleAfter count as
-// "stopped" and do not block it. A store that keeps no instances is 501
-// instances_unavailable.
+// "stopped" and do not block it. Validators are counted, never named: no
+// caller learns the service's host names. A store that keeps no instances
+// is 501 instances_unavailable.
 //
 // The grace of rotate and grace changes is required: a missing grace (or
 // an empty body) is refused with 422 grace_required, never read as zero;

@@ -3,7 +3,28 @@ package admin
 import (
 	"errors"
 	"net/http"
+	"time"
+
+	"github.com/keystile/keystile/apikey"
 )
+
+// propagation is the answer of GET /keys/{id}/propagation: an
+// apikey.Propagation with the pending instances counted, not listed, so
+// that no caller (tenants included) learns the service's host names or
+// process ids.
+type propagation struct {
+	KeyID       string        `json:"key_id"`
+	Prefix      string        `json:"prefix"`
+	Status      apikey.Status `json:"status"`
+	Revision    int64         `json:"revision"`
+	Applied     int           `json:"applied"`
+	Live        int           `json:"live"`
+	Pending     int           `json:"pending"`
+	Stopped     int           `json:"stopped"`
+	Confirmed   bool          `json:"confirmed"`
+	ConfirmedBy time.Time     `json:"confirmed_by,omitzero"`
+	CheckedAt   time.Time     `json:"checked_at"`
+}
 
 // keyPropagation answers GET /keys/{id}/propagation: how far the key's
 // last change (a revocation) has reached the running validators
@@ -17,5 +38,10 @@ func (a *API) keyPropagation(r *http.Request, c Caller) (int, any, error) {
 	if errors.Is(err, errors.ErrUnsupported) {
 		return 0, nil, errNoInstances
 	}
-	return http.StatusOK, p, err
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, propagation{KeyID: p.KeyID, Prefix: p.Prefix, Status: p.Status, Revision: p.Revision,
+		Applied: p.Applied, Live: p.Live, Pending: len(p.Pending), Stopped: p.Stopped,
+		Confirmed: p.Confirmed, ConfirmedBy: p.ConfirmedBy, CheckedAt: p.CheckedAt}, nil
 }
