@@ -44,6 +44,12 @@
 // at most MaxCallers client addresses and user agents per key), which
 // Manager.Callers reads.
 //
+// Each running Validator that follows the change feed reports the newest
+// revision it has applied (InstanceLog); Manager.Propagation tells how many
+// live instances have applied a key's last change, and
+// Manager.WaitPropagated waits until every one has (a revocation
+// confirmed everywhere).
+//
 // # Lifetime policy
 //
 // An environment may carry a LifetimePolicy (Settings.Lifetime, set with

@@ -33,6 +33,7 @@ type follower struct {
 	verifier *verifier
 	settings *envsettings.Table
 	clock    *requestClock // advanced when a page changes keys; nil with Options.Now
+	instance *instance     // told each revision applied; nil without an InstanceLog or feed
 	stats    *stats
 	now      func() time.Time
 	ttl      time.Duration // Options.CacheTTL
@@ -180,6 +181,7 @@ func (f *follower) read(rev int64, now time.Time) {
 	f.cache.SetFresh(now.Add(f.ttl))
 	f.stats.feedRevision.Store(rev)
 	f.stats.feedReadAt.Store(now.UnixNano())
+	f.instance.applied(rev)
 }
 
 // flush writes the last-used times, the callers of keys rotated out and

@@ -18,6 +18,7 @@ import (
 	"github.com/keystile/keystile/middleware/internal/envsettings"
 	"github.com/keystile/keystile/middleware/internal/keycache"
 	"github.com/keystile/keystile/middleware/limit"
+	"github.com/keystile/keystile/storage"
 )
 
 // startupTimeout bounds the store calls of New, Invalidate and Close.
@@ -94,6 +95,9 @@ func New(opts Options) (*Validator, error) {
 	}
 	if store.feed != nil {
 		f.feed, f.wake, f.feedEvery, f.settingsEvery = store, cfg.FeedWake, cfg.FeedInterval, 0
+		if log, ok := cfg.Store.(storage.InstanceLog); ok {
+			f.instance = newInstance(log, report)
+		}
 	}
 	if store.recorder != nil {
 		f.recorder, f.flushEvery = store, cfg.LastUsedInterval
@@ -115,6 +119,9 @@ func New(opts Options) (*Validator, error) {
 		report(err)
 	}
 	v.tasks.start(f.run)
+	if f.instance != nil {
+		v.tasks.start(f.instance.run)
+	}
 	if v.limiter.quota != nil {
 		v.tasks.start(v.limiter.returnIdleLoop(cfg.Now, report))
 	}
@@ -226,7 +233,8 @@ func (v *Validator) Invalidate(e apikey.Event) {
 }
 
 // Close stops the background work, returns unspent quota leases, and
-// writes the usage counts and last-used times not yet written; then every
+// writes the usage counts and last-used times not yet written, and removes
+// the Validator from the store's storage.InstanceLog; then every
 // check fails with ErrUnavailable. Call it after the server's Shutdown:
 // requests still in flight are not counted. Later calls return nil.
 func (v *Validator) Close() error {
@@ -240,7 +248,7 @@ func (v *Validator) Close() error {
 	leases := v.limiter.close(ctx)
 	ctx, cancel = context.WithTimeout(context.Background(), startupTimeout)
 	defer cancel()
-	return errors.Join(leases, v.follower.flush(ctx, false))
+	return errors.Join(leases, v.follower.flush(ctx, false), v.follower.instance.leave(ctx))
 }
 
 // tasks are the goroutines of a Validator, which Close ends and waits for.

@@ -36,7 +36,11 @@ var DefaultAllowedMethods = []string{
 // negative durations and counts except where a field says otherwise.
 type Options struct {
 	// Store holds the keys and settings. A storage.ChangeFeed is followed; a
-	// storage.LastUsedRecorder records last-used times.
+	// storage.LastUsedRecorder records last-used times. While the feed is
+	// followed, a storage.InstanceLog is told the revision the Validator
+	// has applied, after each feed read that moved it and every
+	// apikey.InstanceHeartbeat, so that apikey.Manager.Propagation can
+	// confirm a change on every running Validator (docs/consistency.md).
 	Store apikey.Store
 	// Hasher verifies presented keys (use the Manager's), and upgrades
 	// weaker hashes in the background. Nil means apikey.Argon2id{}.

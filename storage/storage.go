@@ -22,6 +22,8 @@
 //   - UsageRecorder: requests per key, hour and outcome, written in batches;
 //   - CallerLog: the callers still using each key rotated out, bounded per
 //     key, written in batches;
+//   - InstanceLog: the change-feed revision each running validator has
+//     applied, so that a change can be confirmed everywhere;
 //   - OwnerIndex, ExpiryIndex: an owner's keys, and the keys that expire
 //     soon, by index;
 //   - KeyPurger: deleting keys revoked or expired long ago, in batches.

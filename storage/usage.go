@@ -23,3 +23,11 @@ type KeyCallers = apikey.KeyCallers
 
 // Caller is one client of a key; see apikey.Caller.
 type Caller = apikey.Caller
+
+// InstanceLog is an optional Store capability that keeps, per running
+// validator, the change-feed revision it has applied; see
+// apikey.InstanceLog.
+type InstanceLog = apikey.InstanceLog
+
+// Instance is one running validator; see apikey.Instance.
+type Instance = apikey.Instance

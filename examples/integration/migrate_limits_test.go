@@ -21,6 +21,7 @@ import (
 func undoVersions(t *testing.T, db *sql.DB, from int) {
 	t.Helper()
 	undo := map[int][]string{
+		13: {`DROP TABLE keystile_instances`},
 		12: {`DROP TABLE keystile_caller_others`, `DROP TABLE keystile_callers`},
 		11: {`DROP TABLE keystile_dead_letters`, `DROP TABLE keystile_deliveries`, `DROP TABLE keystile_event_marks`, `DROP INDEX keystile_keys_due`},
 		10: {`ALTER TABLE keystile_keys DROP COLUMN owner_limits`},

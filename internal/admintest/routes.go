@@ -101,6 +101,8 @@ func NewFixture(t testing.TB) *Fixture {
 	require.NoError(t, f.Store.RecordCallers(ctx, []apikey.KeyCallers{{Account: apikey.DefaultAccount, KeyID: f.Server.View.ID,
 		Callers: []apikey.Caller{{Address: "192.0.2.7", UserAgent: "billing-cron/2.1", Requests: 3, FirstSeen: UsageDay, LastSeen: UsageDay.Add(time.Minute)}},
 		Others:  1, OtherRequests: 2}}))
+	// A validator that applied nothing: the keys' propagation is pending.
+	require.NoError(t, f.Store.ReportInstance(ctx, apikey.Instance{ID: "instance-1", Label: "host:1", ReportedAt: time.Now()}))
 	f.API, err = admin.New(admin.Options{
 		Manager:       f.Manager,
 		Audit:         f.Store,
@@ -245,6 +247,8 @@ func Cases(f *Fixture) []Case {
 		{Name: "create with limits", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"server","scopes":["*"],"limits":` + limits + `}`, Status: 201},
 		{Name: "create with a rate of 0", Caller: Owner, Method: "POST", Path: "/environments/production/keys", Body: `{"type":"client","limits":{"rate":{"requests":0,"window_seconds":60}}}`, Status: 422, Code: "invalid_limits", Malformed: true},
 		{Name: "key usage", Caller: ReadOnly, Method: "GET", Path: "/keys/" + f.Server.Key.Prefix() + "/usage" + day, Status: 200},
+		{Name: "key propagation", Caller: ReadOnly, Method: "GET", Path: "/keys/" + f.Server.Key.Prefix() + "/propagation", Status: 200},
+		{Name: "propagation of an unknown key", Caller: ReadOnly, Method: "GET", Path: "/keys/nosuchkey000/propagation", Status: 404, Code: "not_found"},
 		{Name: "key usage, a page", Caller: ReadOnly, Method: "GET", Path: "/keys/" + f.Server.View.ID + "/usage" + day + "&limit=1", Status: 200},
 		{Name: "environment usage", Caller: ReadOnly, Method: "GET", Path: "/environments/production/usage" + day, Status: 200},
 		{Name: "environment usage, none", Caller: ReadOnly, Method: "GET", Path: "/environments/staging/usage" + day, Status: 200},

@@ -36,6 +36,9 @@
 //	POST   /keys/{id}/end-grace-if-silent       end a rotated-out key's grace now if no caller was seen
 //	                                            for {"silent_for": "2h"} (at least 10m)
 //	GET    /environments/{env}/usage?from=&to=  a page of the usage counts of the environment's keys
+//	GET    /keys/{id}/propagation               how far the key's last change reached the running
+//	                                            validators: "applied" of "live" instances, "pending",
+//	                                            "stopped", "confirmed", "confirmed_by" (counts only)
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
 //	PUT    /environments/{env}/lifetime         replace the lifetime policy of its keys:
@@ -152,6 +155,14 @@
 // POST /keys/{id}/end-grace-if-silent ends the key's grace at once if no
 // caller was seen for the silence asked for (apikey.Manager.EndGraceIfSilent,
 // the roles of a grace change), else 409 still_in_use.
+//
+// A key's propagation (apikey.Propagation) says whether its last change, a
+// revocation say, is confirmed: applied by every live validator that
+// reports to the store (storage.InstanceLog), N of N, by "confirmed_by".
+// Validators not heard from for apikey.InstanceStaleAfter count as
+// "stopped" and do not block it. Validators are counted, never named: no
+// caller learns the service's host names. A store that keeps no instances
+// is 501 instances_unavailable.
 //
 // The grace of rotate and grace changes is required: a missing grace (or
 // an empty body) is refused with 422 grace_required, never read as zero;
@@ -367,6 +378,7 @@ func (a *API) routes() map[string]handler {
 		"GET /keys/{id}/usage":                        a.keyUsage,
 		"GET /keys/{id}/callers":                      a.keyCallers,
 		"POST /keys/{id}/end-grace-if-silent":         a.endGraceIfSilent,
+		"GET /keys/{id}/propagation":                  a.keyPropagation,
 		"GET /environments/{env}/usage":               a.environmentUsage,
 		"POST /keys/{id}/reveal":                      a.revealKey,
 		"GET /environments/{env}/origins":             a.getOrigins,

@@ -189,6 +189,10 @@ var (
 	// silence asked for (apikey.ErrNotSilent). The detail says when it was
 	// last seen.
 	ReasonStillInUse = problem.New("still_in_use", http.StatusConflict, "key rotated out is still in use")
+	// ReasonNoInstances (501, "instances_unavailable"): GET
+	// /keys/{id}/propagation, and the Manager's store keeps no validator
+	// instances (it is not a storage.InstanceLog).
+	ReasonNoInstances = problem.New("instances_unavailable", http.StatusNotImplemented, "this store keeps no validator instances")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -202,6 +206,7 @@ var reasons = []*problem.Reason{
 	ReasonNoUsage, ReasonInvalidLifetime, ReasonBeyondLifetime, ReasonAlreadyBootstrapped,
 	ReasonAccountSuspended,
 	ReasonTooManyKeys, ReasonNoIndex, ReasonNoCallers, ReasonStillInUse,
+	ReasonNoInstances,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -254,12 +259,13 @@ var ruleReasons = []struct {
 }
 
 var (
-	errNoRoute   = problem.Refuse(ReasonNoRoute, "")
-	errNoAudit   = problem.Refuse(ReasonNoAudit, "")
-	errNoUsage   = problem.Refuse(ReasonNoUsage, "")
-	errNoCallers = problem.Refuse(ReasonNoCallers, "")
-	errNoIndex   = problem.Refuse(ReasonNoIndex, "")
-	errTooLarge  = problem.Refuse(ReasonTooLarge, "")
+	errNoRoute     = problem.Refuse(ReasonNoRoute, "")
+	errNoAudit     = problem.Refuse(ReasonNoAudit, "")
+	errNoUsage     = problem.Refuse(ReasonNoUsage, "")
+	errNoCallers   = problem.Refuse(ReasonNoCallers, "")
+	errNoIndex     = problem.Refuse(ReasonNoIndex, "")
+	errNoInstances = problem.Refuse(ReasonNoInstances, "")
+	errTooLarge    = problem.Refuse(ReasonTooLarge, "")
 
 	errCloseOff    = problem.Refuse(ReasonForbidden, "closing accounts is off: the service enables it with admin.Options.CloseAccounts")
 	errUnconfirmed = problem.Refuse(ReasonConfirmationRequired, `to close the account, send {"confirm": "<the account's id>"}`)

@@ -51,8 +51,9 @@ type Store struct {
 	marks         map[timedMark]struct{}  // the (key, kind, expiry) of each time-based event (stream.go)
 	deliveries    map[string]*delivery    // by endpoint (delivery.go)
 	usage         usageLog
-	callers       callerLog  // (callers.go)
-	ix            keyIndexes // owners, expiries, dead keys (owner.go)
+	callers       callerLog   // (callers.go)
+	instances     instanceLog // (instances.go)
+	ix            keyIndexes  // owners, expiries, dead keys (owner.go)
 }
 
 var (

@@ -71,7 +71,7 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}, {version: 10, statements: ownerLimitsV10}, {version: 11, statements: streamV11(SQLite)}, {version: 12, statements: callersV12(SQLite)}},
+	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}, {version: 10, statements: ownerLimitsV10}, {version: 11, statements: streamV11(SQLite)}, {version: 12, statements: callersV12(SQLite)}, {version: 13, statements: instancesV13(SQLite)}},
 	// PostgreSQL text columns that are compared or sorted use the "C"
 	// collation, so that the order is byte order, as in SQLite and the
 	// memory store, whatever the database's locale.
@@ -123,12 +123,12 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}, {version: 10, statements: ownerLimitsV10}, {version: 11, statements: streamV11(Postgres)}, {version: 12, statements: callersV12(Postgres)}},
+	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}, {version: 10, statements: ownerLimitsV10}, {version: 11, statements: streamV11(Postgres)}, {version: 12, statements: callersV12(Postgres)}, {version: 13, statements: instancesV13(Postgres)}},
 }
 
 // SchemaVersion is the newest schema version this package knows; Migrate
 // brings a database up to it.
-const SchemaVersion = 12
+const SchemaVersion = 13
 
 // migrationsTable records the applied schema versions. It is not named
 // schema_migrations, which other migration tools own in many databases.
@@ -580,5 +580,27 @@ func callersV12(d Dialect) []string {
 			others   BIGINT NOT NULL,
 			requests BIGINT NOT NULL
 		)` + rowid,
+	}
+}
+
+// instancesV13 is version 13: the running validators (storage.InstanceLog).
+//   - keystile_instances: one row per validator instance id, with the
+//     change-feed revision it has applied and its report times (Unix
+//     microseconds); ForgetInstances deletes by reported_at, which has no
+//     index (the table holds one row per running process).
+func instancesV13(d Dialect) []string {
+	text := `TEXT COLLATE "C"`
+	if d == SQLite {
+		text = "TEXT"
+	}
+	return []string{
+		`CREATE TABLE keystile_instances (
+			id          ` + text + ` NOT NULL PRIMARY KEY,
+			label       TEXT   NOT NULL,
+			applied     BIGINT NOT NULL,
+			applied_at  BIGINT NOT NULL,
+			reported_at BIGINT NOT NULL,
+			started_at  BIGINT NOT NULL
+		)`,
 	}
 }

@@ -29,6 +29,7 @@ const (
 	ExpiryIndex
 	KeyPurger
 	CallerLog
+	InstanceLog
 
 	// All is every optional interface the suite tests: what storage/memory
 	// and storage/sqlstore implement.
@@ -53,6 +54,7 @@ var capabilities = []struct {
 	{"storage.ExpiryIndex", is[storage.ExpiryIndex]},
 	{"storage.KeyPurger", is[storage.KeyPurger]},
 	{"storage.CallerLog", is[storage.CallerLog]},
+	{"storage.InstanceLog", is[storage.InstanceLog]},
 }
 
 func is[T any](s apikey.Store) bool {

@@ -169,6 +169,10 @@ var cases = []struct {
 	{"CallerLogConcurrent", CallerLog, testCallerLogConcurrent},
 	{"ManagerCallers", CallerLog, testManagerCallers},
 	{"PurgeDeletesCallers", CallerLog | KeyPurger, testPurgeDeletesCallers},
+	// The running validators and what they applied (instances.go).
+	{"InstanceLog", InstanceLog, testInstanceLog},
+	{"InstanceLogConcurrent", InstanceLog, testInstanceLogConcurrent},
+	{"ManagerPropagation", InstanceLog | ChangeFeed, testManagerPropagation},
 	// Accounts, through the store and through a Manager (accounts.go).
 	{"AccountIsolation", 0, testAccountIsolation},
 	{"ManagerIsolation", 0, testManagerIsolation},

@@ -214,6 +214,19 @@ func TestOtherSetups(t *testing.T) {
 		c.check(t, c.unkeyed, false, httptest.NewRequest("GET", path, nil), w.Result())
 	})
 
+	t.Run("no instances", func(t *testing.T) {
+		m, err := apikey.NewManager(apikey.ManagerOptions{Store: noUsageStore{f.Store}})
+		require.NoError(t, err)
+		api, err := admin.New(admin.Options{Manager: m, Authorize: owner, SingleAccount: true})
+		require.NoError(t, err)
+		path := "/keys/" + f.Server.View.ID + "/propagation"
+		w := httptest.NewRecorder()
+		api.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		require.Equal(t, http.StatusNotImplemented, w.Code, w.Body.String())
+		assert.Contains(t, w.Body.String(), `"instances_unavailable"`)
+		c.check(t, c.unkeyed, false, httptest.NewRequest("GET", path, nil), w.Result())
+	})
+
 	t.Run("keys", func(t *testing.T) {
 		v, err := middleware.New(middleware.Options{Store: f.Store, Hasher: apikey.Argon2id{Params: apikey.TestParams}, ThrottleFailures: 2})
 		require.NoError(t, err)

@@ -1,0 +1,47 @@
+package admin
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/keystile/keystile/apikey"
+)
+
+// propagation is the answer of GET /keys/{id}/propagation: an
+// apikey.Propagation with the pending instances counted, not listed, so
+// that no caller (tenants included) learns the service's host names or
+// process ids.
+type propagation struct {
+	KeyID       string        `json:"key_id"`
+	Prefix      string        `json:"prefix"`
+	Status      apikey.Status `json:"status"`
+	Revision    int64         `json:"revision"`
+	Applied     int           `json:"applied"`
+	Live        int           `json:"live"`
+	Pending     int           `json:"pending"`
+	Stopped     int           `json:"stopped"`
+	Confirmed   bool          `json:"confirmed"`
+	ConfirmedBy time.Time     `json:"confirmed_by,omitzero"`
+	CheckedAt   time.Time     `json:"checked_at"`
+}
+
+// keyPropagation answers GET /keys/{id}/propagation: how far the key's
+// last change (a revocation) has reached the running validators
+// (apikey.Manager.Propagation), for anyone who may view the key.
+func (a *API) keyPropagation(r *http.Request, c Caller) (int, any, error) {
+	view, err := a.key(r, c)
+	if err != nil {
+		return 0, nil, err
+	}
+	p, err := a.opts.Manager.Propagation(r.Context(), c.actor(), view.ID)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return 0, nil, errNoInstances
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, propagation{KeyID: p.KeyID, Prefix: p.Prefix, Status: p.Status, Revision: p.Revision,
+		Applied: p.Applied, Live: p.Live, Pending: len(p.Pending), Stopped: p.Stopped,
+		Confirmed: p.Confirmed, ConfirmedBy: p.ConfirmedBy, CheckedAt: p.CheckedAt}, nil
+}
