@@ -440,6 +440,41 @@
     $("origins-empty").hidden = origins.length > 0;
   }
 
+  // actionText names each audited action in words; an action it lacks
+  // reads with its underscores as spaces.
+  const actionText = {
+    bootstrap: "created the environment",
+    create: "created",
+    rotate: "rotated",
+    change_grace: "changed the grace of",
+    revoke: "revoked",
+    revoke_owner: "revoked every key of an owner",
+    set_scopes: "changed the scopes of",
+    set_origins: "changed the allowed origins",
+    reveal: "revealed",
+    set_owner: "changed the owner of",
+    set_metadata: "changed the metadata of",
+    set_limits: "changed the limits of",
+    set_owner_limits: "changed the limits of an owner",
+    rename: "renamed",
+    disable: "disabled",
+    enable: "enabled",
+    import: "imported",
+    set_lifetime: "changed the key lifetime policy",
+    suspend_account: "suspended the account",
+    resume_account: "resumed the account",
+    close_account: "closed the account",
+    purge: "deleted ended keys",
+    quota_exhausted: "quota used up:",
+    key_expiring: "expiring soon:",
+    grace_ended: "grace period ended:",
+    key_expired: "expired:",
+  };
+
+  // automaticActions are the facts that keystile records as time passes
+  // or a quota runs out, not anyone's act.
+  const automaticActions = new Set(["quota_exhausted", "key_expiring", "grace_ended", "key_expired"]);
+
   // loadActivity shows the environment's latest audit events, if the
   // console serves an audit log.
   async function loadActivity() {
@@ -448,10 +483,13 @@
     const list = $("events");
     list.textContent = "";
     for (const e of data.events || []) {
-      const li = el("li", {},
+      // keystile itself (apikey.SystemActor, of no one account) writes
+      // the time-based facts and the quota events.
+      const automatic = e.actor.account === "*" && automaticActions.has(e.action);
+      const li = el("li", { "data-event": e.action },
         humanTime(e.time),
-        " ", el("strong", { className: "actor", textContent: e.actor.id }), ` (${e.actor.role}) `,
-        el("span", { className: "action", textContent: e.action.replace(/_/g, " ") }));
+        " ", el("strong", { className: "actor", textContent: e.actor.id }), automatic ? " (automatic) " : ` (${e.actor.role}) `,
+        el("span", { className: "action", textContent: actionText[e.action] || e.action.replace(/_/g, " ") }));
       if (e.key_id) li.append(" ", el("code", { className: "event-key", textContent: e.key_type ? `${e.key_type}-${e.key_id}` : e.key_id }));
       // Times in the detail read as the page's other exact times.
       const detail = (e.detail || "").replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z/g, (t) => `${formatTime(t)} UTC`);
@@ -677,7 +715,7 @@
     $("suspended").hidden = false;
     const since = $("suspended-since");
     since.textContent = "";
-    since.append(" (suspended ", el("time", { dateTime: iso, title: iso, textContent: `${formatTime(iso)} UTC` }), ")");
+    since.append(" (suspended ", humanTime(iso), ")");
     if (!state.session) return;
     renderTools();
     renderKeys();
