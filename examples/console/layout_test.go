@@ -138,10 +138,13 @@ func tabTo(t *testing.T, tab context.Context, ids []string, limit int) (reached,
 // (staging, where members manage keys) and a read-only user
 // (production) at 1280, 1024 and 390 pixels wide: every control of the
 // list is inside the viewport once scrolled to and not covered, the page
-// never scrolls sideways, the keyboard reaches every key action with a
-// visible focus, and axe-core finds no serious or critical violation, in
-// the list and in the create dialog. It saves a screenshot per role and
-// width (layout-<role>-<width>.png).
+// never scrolls sideways, the keyboard reaches every key action (disable
+// and enable among them) with a visible focus, and axe-core finds no
+// serious or critical violation, in the list, the create dialog and, for
+// owners, the create-environment dialog. A key's view offers owners and
+// members rename, its limits (filled in) and disable, each reached by Tab
+// and in view, and read-only users no control. It saves a screenshot per
+// role and width (layout-, key-, create- and environment-<role>-<width>.png).
 func TestLayoutInChromium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
