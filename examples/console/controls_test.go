@@ -113,10 +113,26 @@ func TestKeyControlsByRoleInChromium(t *testing.T) {
 			"the form shows the limits saved")
 		screenshot(t, tab, shots, "limits-member-390")
 
+		// A production key's view offers a member no rename, limits or
+		// action: its limits read as text.
+		do(t, tab, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`location.hash = %q`, "env=production&key="+seeded[0].Prefix)))
+		poll[bool](t, tab, fmt.Sprintf(`!document.getElementById("key-view").hidden && document.getElementById("key-heading").textContent === %q`, "Key "+seeded[0].Prefix))
+		assert.Equal(t, 0, eval[int](t, tab, `document.querySelectorAll("#key-view button, #key-view input, #key-view select, #key-view textarea").length`))
+		assert.Contains(t, eval[string](t, tab, `document.getElementById("key-limits").textContent`), "No limits")
+
+		// Revoking every key of an owner is for owners only, whatever the
+		// environment the list shows.
+		do(t, tab, chromedp.Evaluate[chromedp.Void](`location.hash = "env=staging"`))
+		poll[bool](t, tab, `!document.getElementById("list-view").hidden`)
+		do(t, tab, chromedp.Evaluate[chromedp.Void](`location.hash = "owner=user_42"`))
+		poll[bool](t, tab, `!document.getElementById("owner-view").hidden && document.querySelectorAll("#owner-keys-body tr").length > 0`)
+		assert.Equal(t, 0, eval[int](t, tab, `document.querySelectorAll("#revoke-owner").length`), "no Revoke every key for members")
+
 		// What members may not do, the API refuses too.
 		assert.Equal(t, "403 role_not_allowed", refused(tab, "PUT", "api/keys/"+seeded[0].Prefix+"/limits", `{"rate":{"requests":1,"window_seconds":60}}`), "production limits")
 		assert.Equal(t, "403 role_not_allowed", refused(tab, "PUT", "api/keys/"+seeded[0].Prefix+"/name", `{"name":"mine"}`), "a production rename")
 		assert.Equal(t, "403 role_not_allowed", refused(tab, "POST", "api/environments", `{"environment":"sandbox"}`), "a new environment")
+		assert.Equal(t, "403 role_not_allowed", refused(tab, "POST", "api/owners/user_42/revoke", `{}`), "every key of an owner")
 		assert.True(t, s.key(t, seeded[0].Prefix).Limits.IsZero())
 		assert.Equal(t, "billing worker", s.key(t, seeded[0].Prefix).Name)
 	})

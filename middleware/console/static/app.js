@@ -29,10 +29,18 @@
 
   const $ = (id) => document.getElementById(id);
   // can reports whether the actor's role allows action now, in the
-  // environment shown (members change no key of a production one): while
-  // the account is suspended, keys may only be revoked.
-  const can = (action) => (settings().production ? state.productionActions : state.actions).has(action) &&
-    (!state.suspended || action === "revoke");
+  // environment env (default: the one shown; members change no key of a
+  // production one, and an environment the page does not know counts as
+  // production): while the account is suspended, keys may only be revoked.
+  const can = (action, env) => {
+    const e = env === undefined || env === state.environment ? settings() : state.environments.find((x) => x.environment === env);
+    return (!e || e.production ? state.productionActions : state.actions).has(action) &&
+      (!state.suspended || action === "revoke" || action === "revoke_owner");
+  };
+  // canKey reports whether the actor may perform action on key k, in k's
+  // own environment (a key's view may show a key of another environment
+  // than the list's).
+  const canKey = (action, k) => can(action, k.environment || state.environment);
 
   // el creates an element: props sets properties (className, textContent,
   // ...), "data-*" and "aria-*" keys set attributes; children are nodes or
@@ -310,15 +318,15 @@
   function keyActions(k, long) {
     const out = [];
     const live = k.status === "active" || k.status === "expiring";
-    if (k.status === "active" && can("rotate")) {
+    if (k.status === "active" && canKey("rotate", k)) {
       out.push({ id: "rotate", label: long && k.imported ? "Rotate to a keystile key" : "Rotate", run: () => openGrace(k, "rotate") });
     }
-    if (k.status === "expiring" && can("change_grace")) out.push({ id: "grace", label: "Change grace", run: () => openGrace(k, "grace") });
-    if (live && k.type === "server" && !k.default && can("set_scopes")) out.push({ id: "scopes", label: "Edit scopes", run: () => openScopes(k) });
-    if (live && !k.imported && can("reveal") && (k.type === "client" || state.session.reveal_server_keys)) out.push({ id: "reveal", label: "Reveal", run: () => reveal(k) });
-    if (live && !k.default && can("disable")) out.push({ id: "disable", label: "Disable", danger: true, run: () => openDisable(k) });
-    if (k.status === "disabled" && can("enable")) out.push({ id: "enable", label: "Enable", run: () => enable(k) });
-    if ((live || k.status === "disabled") && !k.default && can("revoke")) out.push({ id: "revoke", label: "Revoke", danger: true, run: () => openRevoke(k) });
+    if (k.status === "expiring" && canKey("change_grace", k)) out.push({ id: "grace", label: "Change grace", run: () => openGrace(k, "grace") });
+    if (live && k.type === "server" && !k.default && canKey("set_scopes", k)) out.push({ id: "scopes", label: "Edit scopes", run: () => openScopes(k) });
+    if (live && !k.imported && canKey("reveal", k) && (k.type === "client" || state.session.reveal_server_keys)) out.push({ id: "reveal", label: "Reveal", run: () => reveal(k) });
+    if (live && !k.default && canKey("disable", k)) out.push({ id: "disable", label: "Disable", danger: true, run: () => openDisable(k) });
+    if (k.status === "disabled" && canKey("enable", k)) out.push({ id: "enable", label: "Enable", run: () => enable(k) });
+    if ((live || k.status === "disabled") && !k.default && canKey("revoke", k)) out.push({ id: "revoke", label: "Revoke", danger: true, run: () => openRevoke(k) });
     return out;
   }
 
@@ -985,7 +993,7 @@
   // its name.
   function renderRename(k) {
     const box = $("rename-edit");
-    if (!can("rename") || k.status === "revoked") {
+    if (!canKey("rename", k) || k.status === "revoked") {
       box.textContent = "";
       return;
     }
@@ -1174,7 +1182,7 @@
     const tools = $("owner-tools");
     tools.textContent = "";
     const revocable = keys.filter((k) => k.status !== "revoked" && k.status !== "expired" && !k.default);
-    if (can("revoke") && revocable.length > 0) {
+    if (can("revoke_owner") && revocable.length > 0) {
       const b = el("button", { type: "button", id: "revoke-owner", className: "danger", textContent: `Revoke every key of ${owner}` });
       b.addEventListener("click", () => openRevokeOwner(owner, revocable));
       tools.append(b);
@@ -1315,7 +1323,7 @@
       box.append(dl);
     }
     const edit = $("limits-edit");
-    if (!can("set_limits") || k.status === "revoked") {
+    if (!canKey("set_limits", k) || k.status === "revoked") {
       edit.textContent = "";
       return;
     }
@@ -1514,7 +1522,7 @@
     }
     box.textContent = "";
     box.append(heading(), summary);
-    if (can("change_grace")) box.append(silenceForm(k));
+    if (canKey("change_grace", k)) box.append(silenceForm(k));
     if (callers.length === 0) return;
     const tbody = el("tbody");
     for (const c of callers) {
