@@ -92,7 +92,7 @@ func TestKeyControlsByRoleInChromium(t *testing.T) {
 		// A refill beyond the quota: the API's refusal is shown next to
 		// Refill, which takes the focus; nothing is saved.
 		shown := poll[string](t, tab, `document.getElementById("limit-quota-refill-error").textContent`)
-		assert.Contains(t, shown, "quota.refill")
+		assert.Equal(t, "Refill must be 0 to Uses (1000)", shown, "the fields as the form labels them")
 		assert.Equal(t, "limit-quota-refill", focused(tab))
 		assert.Equal(t, "true", eval[string](t, tab, `document.activeElement.getAttribute("aria-invalid")`))
 		assert.True(t, s.key(t, staging.Prefix).Limits.IsZero())

@@ -1062,7 +1062,7 @@
       }
     }
     if (!field || !form.querySelector(`.field-error[data-field="${CSS.escape(field)}"]`)) return false;
-    showFieldError(form, field, undefined, refusalText(err));
+    showFieldError(form, field, refusalText(err));
     return true;
   }
 
@@ -1378,6 +1378,26 @@
   // limitsField finds the field that an invalid_limits detail names.
   const limitsField = /\b(rate\.(?:requests|window_seconds|burst)|quota\.(?:limit|refill|period)|allowed_ips)(?:\[(\d+)\])?/;
 
+  // limitsLabels name the API's limit fields as the form labels them.
+  const limitsLabels = {
+    "rate.requests": "Requests",
+    "rate.window_seconds": "The rate's period (per)",
+    "rate.burst": "Burst",
+    "quota.limit": "Uses",
+    "quota.refill": "Refill",
+    "quota.period": "Refilled",
+    "allowed_ips": "Address ranges",
+  };
+
+  // limitsText says what an invalid_limits detail refused with the
+  // fields named as the form labels them ("Refill must be 0 to Uses
+  // (1000)", "Address ranges, line 2, is not an address range (CIDR)").
+  function limitsText(detail) {
+    const text = detail.replace(new RegExp(limitsField.source, "g"), (_, field, i) =>
+      (i === undefined ? limitsLabels[field] : `${limitsLabels[field]}, line ${Number(i) + 1},`));
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
   function clearFieldErrors(form) {
     form.querySelector(".form-error").textContent = "";
     for (const p of form.querySelectorAll(".field-error")) p.textContent = "";
@@ -1387,13 +1407,13 @@
   // showFieldError writes message next to the control of field and
   // focuses it; a field the form has no control for goes to the form's
   // error line.
-  function showFieldError(form, field, index, message) {
+  function showFieldError(form, field, message) {
     const p = form.querySelector(`.field-error[data-field="${CSS.escape(field)}"]`);
     if (!p) {
       form.querySelector(".form-error").textContent = message;
       return;
     }
-    p.textContent = index === undefined ? message : `${message} (line ${Number(index) + 1})`;
+    p.textContent = message;
     const control = p.parentElement.querySelector("input, select, textarea");
     control.setAttribute("aria-invalid", "true");
     control.focus();
@@ -1460,8 +1480,10 @@
     } catch (err) {
       const detail = (err.message || String(err)).replace(/^apikey: invalid limits: /, "");
       const m = err instanceof FieldError ? [null, err.field, undefined] : limitsField.exec(detail);
-      if (m && (err instanceof FieldError || err.code === "invalid_limits" || err.code === "invalid_request")) {
-        showFieldError(form, m[1], m[2], detail);
+      if (m && err instanceof FieldError) {
+        showFieldError(form, m[1], detail);
+      } else if (m && (err.code === "invalid_limits" || err.code === "invalid_request")) {
+        showFieldError(form, m[1], limitsText(detail));
       } else {
         form.querySelector(".form-error").textContent = detail;
       }
