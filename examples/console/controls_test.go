@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -97,6 +98,10 @@ func TestKeyControlsByRoleInChromium(t *testing.T) {
 		assert.Equal(t, "true", eval[string](t, tab, `document.activeElement.getAttribute("aria-invalid")`))
 		assert.True(t, s.key(t, staging.Prefix).Limits.IsZero())
 		screenshot(t, tab, shots, "limits-refused-member-390")
+		if os.Getenv(axeCoreEnv) != "" {
+			do(t, tab, chromedp.Evaluate[chromedp.Void](axeSource(t)))
+			assert.Empty(t, eval[[]string](t, tab, axeViolations), "the key's view with a refused limit")
+		}
 
 		do(t, tab, chromedp.Evaluate[chromedp.Void](`document.activeElement.select()`), chromedp.KeyEvent("1000\r"))
 		assert.Contains(t, poll[string](t, tab, `document.getElementById("notice").textContent.includes("limits") && document.getElementById("notice").textContent`), "were saved")
