@@ -308,7 +308,7 @@
   function metadataCell(k) {
     const td = el("td", { className: "metadata" });
     for (const [name, value] of Object.entries(k.metadata || {})) {
-      td.append(el("span", { className: "meta", textContent: `${name}=${value}` }), " ");
+      td.append(el("span", { className: "meta" }, `${name}=`, el("wbr"), value), " ");
     }
     return td;
   }
@@ -451,7 +451,7 @@
   // actionText names each audited action in words; an action it lacks
   // reads with its underscores as spaces.
   const actionText = {
-    bootstrap: "created the environment",
+    bootstrap: "created the default key",
     create: "created",
     rotate: "rotated",
     change_grace: "changed the grace of",
