@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,22 +104,74 @@ func tabToActions(t *testing.T, tab context.Context, limit int) (reached, unmark
 	return reached, unmarked
 }
 
+// tabTo presses Tab until the focus has gone round the page (or limit
+// presses) and returns which of the controls ids it reached (a key's view
+// action as "view-<action>"), and those whose focus was not drawn as an
+// outline.
+func tabTo(t *testing.T, tab context.Context, ids []string, limit int) (reached, unmarked []string) {
+	t.Helper()
+	do(t, tab, chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`))
+	first := ""
+	for range limit {
+		do(t, tab, chromedp.KeyEvent("\t"))
+		got := eval[[]string](t, tab, `(() => {
+			const e = document.activeElement;
+			const id = e.dataset && e.dataset.viewAction ? "view-" + e.dataset.viewAction : e.id;
+			return [id + "|" + e.textContent.trim().slice(0, 40) + "|" + e.tagName, id, getComputedStyle(e).outlineStyle];
+		})()`)
+		if first == "" {
+			first = got[0]
+		} else if got[0] == first {
+			break
+		}
+		if slices.Contains(ids, got[1]) && !slices.Contains(reached, got[1]) {
+			reached = append(reached, got[1])
+			if got[2] != "solid" {
+				unmarked = append(unmarked, got[1])
+			}
+		}
+	}
+	return reached, unmarked
+}
+
 // TestLayoutInChromium shows the console to an owner (production), a member
 // (staging, where members manage keys) and a read-only user
 // (production) at 1280, 1024 and 390 pixels wide: every control of the
 // list is inside the viewport once scrolled to and not covered, the page
-// never scrolls sideways, the keyboard reaches every key action with a
-// visible focus, and axe-core finds no serious or critical violation, in
-// the list and in the create dialog. It saves a screenshot per role and
-// width (layout-<role>-<width>.png).
+// never scrolls sideways, the keyboard reaches every key action (disable
+// and enable among them) with a visible focus, and axe-core finds no
+// serious or critical violation, in the list, the create dialog and, for
+// owners, the create-environment dialog. A key's view offers owners and
+// members rename, its limits (filled in) and disable, each reached by Tab
+// and in view, and read-only users no control. It saves a screenshot per
+// role and width (layout-, key-, create- and environment-<role>-<width>.png).
 func TestLayoutInChromium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	s := startStack(t, false)
-	seedKeys(t, s)
+	seeded := seedKeys(t, s)
+	viewed := map[string]string{apikey.Production: seeded[0].Prefix} // billing worker: a key with every control
 	for _, k := range []struct{ name, owner, team string }{{"checkout tests", "user_42", "payments"}, {"load test", "user_7", "platform"}} {
-		_, err := s.manager.Create(context.Background(), bootstrapActor, apikey.CreateRequest{Environment: apikey.Staging, Type: apikey.Server,
+		issued, err := s.manager.Create(context.Background(), bootstrapActor, apikey.CreateRequest{Environment: apikey.Staging, Type: apikey.Server,
 			Name: k.name, Owner: k.owner, Metadata: map[string]string{"team": k.team}, Scopes: []string{"invoices:read"}})
+		require.NoError(t, err)
+		if viewed[apikey.Staging] == "" {
+			viewed[apikey.Staging] = issued.View.Prefix
+		}
+	}
+	// The viewed keys carry limits, which their view shows filled in.
+	limited := apikey.Limits{Rate: apikey.RateLimit{Requests: 100, Window: time.Minute, Burst: 20},
+		Quota: apikey.Quota{Limit: 10000, Refill: 10000, Period: apikey.Monthly}}
+	for _, prefix := range viewed {
+		_, err := s.manager.SetLimits(context.Background(), bootstrapActor, s.key(t, prefix).ID, limited)
+		require.NoError(t, err)
+	}
+	// A disabled key in each environment, so that Enable is in the list.
+	for _, env := range []string{apikey.Production, apikey.Staging} {
+		issued, err := s.manager.Create(context.Background(), bootstrapActor, apikey.CreateRequest{Environment: env, Type: apikey.Server,
+			Name: "paused sync", Scopes: []string{"reports:read"}})
+		require.NoError(t, err)
+		_, err = s.manager.Disable(context.Background(), bootstrapActor, issued.View.ID)
 		require.NoError(t, err)
 	}
 	b := newBrowser(t, ctx)
@@ -144,6 +197,8 @@ func TestLayoutInChromium(t *testing.T) {
 			}
 			assert.Equal(t, "Acme Payments API keys", eval[string](t, tab, `document.getElementById("title").textContent`))
 			assert.Contains(t, eval[string](t, tab, `document.getElementById("account-name").textContent`), "Globex Corporation")
+			// Creating an environment is an account setting: owners only.
+			assert.Equal(t, role.name == "owner", eval[bool](t, tab, `!!document.getElementById("create-environment")`), "Create environment")
 			marker := eval[string](t, tab, `document.getElementById("env-marker").textContent`)
 			note := eval[string](t, tab, `document.getElementById("role-note").hidden ? "" : document.getElementById("role-note").textContent`)
 			switch role.name {
@@ -171,6 +226,9 @@ func TestLayoutInChromium(t *testing.T) {
 					actions := eval[[]string](t, tab, visibleActions)
 					if role.actions {
 						require.NotEmpty(t, actions)
+						for _, a := range []string{"disable", "enable"} {
+							assert.True(t, slices.ContainsFunc(actions, func(s string) bool { return strings.HasPrefix(s, a+" ") }), "%s is offered: %v", a, actions)
+						}
 						reached, unmarked := tabToActions(t, tab, 400)
 						assert.ElementsMatch(t, actions, reached, "Tab reaches every key action, once")
 						assert.Empty(t, unmarked, "the focus is drawn on every action")
@@ -195,15 +253,40 @@ func TestLayoutInChromium(t *testing.T) {
 							screenshot(t, tab, shots, fmt.Sprintf("create-%s-%d", role.name, width))
 						}
 						do(t, tab, chromedp.Click(chromedp.CSS("dialog[open] button[data-close]")), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
+						if role.name != "owner" {
+							return
+						}
+						do(t, tab, chromedp.Click(chromedp.CSS("#create-environment")), chromedp.WaitVisible(chromedp.CSS("dialog[open] #environment-name")))
+						assert.Empty(t, eval[[]string](t, tab, unreachable+`("dialog[open]")`), "the create-environment dialog fits")
+						assert.Empty(t, eval[[]string](t, tab, axeViolations), "the create-environment dialog")
+						screenshot(t, tab, shots, fmt.Sprintf("environment-%s-%d", role.name, width))
+						do(t, tab, chromedp.Click(chromedp.CSS("dialog[open] button[data-close]")), chromedp.WaitNotPresent(chromedp.CSS("dialog")))
 					})
 
 					// A key's own view: its details, actions, forms and
 					// charts fit too.
 					t.Run("key view", func(t *testing.T) {
-						do(t, tab, chromedp.Click(chromedp.CSS(`#keys-body tr:not([hidden]) a.key-link`)))
+						do(t, tab, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#keys-body tr[data-prefix=%q] a.key-link`, viewed[role.env]))))
 						poll[bool](t, tab, `!document.getElementById("key-view").hidden && !!document.querySelector("#key-usage figure, #usage-unavailable, #key-usage .error")`)
 						assert.Empty(t, eval[[]string](t, tab, unreachable+`("#key-view")`), "every control of the key's view can be scrolled into view, whole and uncovered")
 						assert.LessOrEqual(t, eval[int](t, tab, `document.documentElement.scrollWidth`), width, "the page does not scroll sideways")
+						// Rename, limits and disable: for those who may change the key.
+						controls := eval[[]string](t, tab, `["rename-name", "save-name", "limit-rate-requests", "limit-quota-limit", "save-limits"]
+							.filter(id => document.getElementById(id)).concat([...document.querySelectorAll("#key-actions [data-view-action]")].map(b => b.dataset.viewAction))`)
+						if role.actions {
+							assert.Subset(t, controls, []string{"rename-name", "save-name", "limit-rate-requests", "limit-quota-limit", "save-limits", "rotate", "disable"})
+							// The current limits are filled in, labelled.
+							assert.Equal(t, []string{"Requests 100", "per 60", "Burst 20", "Uses 10000", "Refill 10000", "Refilled month"}, eval[[]string](t, tab,
+								`["limit-rate-requests", "limit-rate-window", "limit-rate-burst", "limit-quota-limit", "limit-quota-refill", "limit-quota-period"]
+									.map(id => document.querySelector('label[for="' + id + '"]').textContent + " " + document.getElementById(id).value)`))
+							reached, unmarked := tabTo(t, tab, []string{"rename-name", "save-name", "limit-rate-requests", "limit-quota-limit", "save-limits", "view-disable"}, 200)
+							assert.ElementsMatch(t, []string{"rename-name", "save-name", "limit-rate-requests", "limit-quota-limit", "save-limits", "view-disable"}, reached, "Tab reaches the key's controls")
+							assert.Empty(t, unmarked, "the focus is drawn on each")
+						} else {
+							assert.Equal(t, "100 requests per minute, in bursts of at most 20", eval[string](t, tab, `document.querySelector('#key-limits [data-limit="rate"]').textContent`))
+							assert.Empty(t, controls, "read-only users change nothing")
+							assert.Equal(t, 0, eval[int](t, tab, `document.querySelectorAll("#key-view button, #key-view input, #key-view select, #key-view textarea").length`))
+						}
 						screenshot(t, tab, shots, fmt.Sprintf("key-%s-%d", role.name, width))
 						if src := os.Getenv(axeCoreEnv); src != "" && eval[bool](t, tab, `typeof axe === "object"`) {
 							assert.Empty(t, eval[[]string](t, tab, axeViolations), "the key's view")

@@ -9,7 +9,9 @@
 // shows and sets the environment's key lifetime policy (a default expiry
 // and a maximum lifetime, in days or hours), creates environments (showing
 // their two default keys once), shows the environment's recent activity
-// (Options.Audit), and shows a full key to owners (once when it is issued;
+// (Options.Audit: each action in words, and the events keystile writes
+// itself, such as a quota used up or a key expiring soon, marked
+// automatic), and shows a full key to owners (once when it is issued;
 // again, where it can be revealed, on request). A refusal that concerns one
 // field (a name too long, a lifetime out of bounds, an expiry beyond the
 // environment's maximum lifetime) is shown next to that field.
@@ -35,9 +37,10 @@
 //
 // Each key has a view of its own (the page's location #env=<env>&key=<prefix>,
 // linked from the key's prefix in the list): its details, the actions the
-// list offers for it, a form with which owners rename it, its limits (rate
-// limit, quota, allowed IP ranges), a form with which owners change or
-// remove them, and its usage of the last 24 hours per hour and of the last
+// list offers for it, a form that renames it, its limits (rate limit,
+// quota, allowed IP ranges), a form, filled with them, that changes or
+// removes them (both forms for owners, and for members outside
+// production), and its usage of the last 24 hours per hour and of the last
 // 30 days per day, admitted and refused requests stacked in charts that the
 // script draws as inline SVG, each summed up in words and listed in a
 // table. Where the Manager's store keeps no usage, the view says so.

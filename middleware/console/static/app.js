@@ -29,10 +29,18 @@
 
   const $ = (id) => document.getElementById(id);
   // can reports whether the actor's role allows action now, in the
-  // environment shown (members change no key of a production one): while
-  // the account is suspended, keys may only be revoked.
-  const can = (action) => (settings().production ? state.productionActions : state.actions).has(action) &&
-    (!state.suspended || action === "revoke");
+  // environment env (default: the one shown; members change no key of a
+  // production one, and an environment the page does not know counts as
+  // production): while the account is suspended, keys may only be revoked.
+  const can = (action, env) => {
+    const e = env === undefined || env === state.environment ? settings() : state.environments.find((x) => x.environment === env);
+    return (!e || e.production ? state.productionActions : state.actions).has(action) &&
+      (!state.suspended || action === "revoke" || action === "revoke_owner");
+  };
+  // canKey reports whether the actor may perform action on key k, in k's
+  // own environment (a key's view may show a key of another environment
+  // than the list's).
+  const canKey = (action, k) => can(action, k.environment || state.environment);
 
   // el creates an element: props sets properties (className, textContent,
   // ...), "data-*" and "aria-*" keys set attributes; children are nodes or
@@ -300,7 +308,7 @@
   function metadataCell(k) {
     const td = el("td", { className: "metadata" });
     for (const [name, value] of Object.entries(k.metadata || {})) {
-      td.append(el("span", { className: "meta", textContent: `${name}=${value}` }), " ");
+      td.append(el("span", { className: "meta" }, `${name}=`, el("wbr"), value), " ");
     }
     return td;
   }
@@ -310,15 +318,15 @@
   function keyActions(k, long) {
     const out = [];
     const live = k.status === "active" || k.status === "expiring";
-    if (k.status === "active" && can("rotate")) {
+    if (k.status === "active" && canKey("rotate", k)) {
       out.push({ id: "rotate", label: long && k.imported ? "Rotate to a keystile key" : "Rotate", run: () => openGrace(k, "rotate") });
     }
-    if (k.status === "expiring" && can("change_grace")) out.push({ id: "grace", label: "Change grace", run: () => openGrace(k, "grace") });
-    if (live && k.type === "server" && !k.default && can("set_scopes")) out.push({ id: "scopes", label: "Edit scopes", run: () => openScopes(k) });
-    if (live && !k.imported && can("reveal") && (k.type === "client" || state.session.reveal_server_keys)) out.push({ id: "reveal", label: "Reveal", run: () => reveal(k) });
-    if (live && !k.default && can("disable")) out.push({ id: "disable", label: "Disable", danger: true, run: () => openDisable(k) });
-    if (k.status === "disabled" && can("enable")) out.push({ id: "enable", label: "Enable", run: () => enable(k) });
-    if ((live || k.status === "disabled") && !k.default && can("revoke")) out.push({ id: "revoke", label: "Revoke", danger: true, run: () => openRevoke(k) });
+    if (k.status === "expiring" && canKey("change_grace", k)) out.push({ id: "grace", label: "Change grace", run: () => openGrace(k, "grace") });
+    if (live && k.type === "server" && !k.default && canKey("set_scopes", k)) out.push({ id: "scopes", label: "Edit scopes", run: () => openScopes(k) });
+    if (live && !k.imported && canKey("reveal", k) && (k.type === "client" || state.session.reveal_server_keys)) out.push({ id: "reveal", label: "Reveal", run: () => reveal(k) });
+    if (live && !k.default && canKey("disable", k)) out.push({ id: "disable", label: "Disable", danger: true, run: () => openDisable(k) });
+    if (k.status === "disabled" && canKey("enable", k)) out.push({ id: "enable", label: "Enable", run: () => enable(k) });
+    if ((live || k.status === "disabled") && !k.default && canKey("revoke", k)) out.push({ id: "revoke", label: "Revoke", danger: true, run: () => openRevoke(k) });
     return out;
   }
 
@@ -440,6 +448,41 @@
     $("origins-empty").hidden = origins.length > 0;
   }
 
+  // actionText names each audited action in words; an action it lacks
+  // reads with its underscores as spaces.
+  const actionText = {
+    bootstrap: "created the default key",
+    create: "created",
+    rotate: "rotated",
+    change_grace: "changed the grace of",
+    revoke: "revoked",
+    revoke_owner: "revoked every key of an owner",
+    set_scopes: "changed the scopes of",
+    set_origins: "changed the allowed origins",
+    reveal: "revealed",
+    set_owner: "changed the owner of",
+    set_metadata: "changed the metadata of",
+    set_limits: "changed the limits of",
+    set_owner_limits: "changed the limits of an owner",
+    rename: "renamed",
+    disable: "disabled",
+    enable: "enabled",
+    import: "imported",
+    set_lifetime: "changed the key lifetime policy",
+    suspend_account: "suspended the account",
+    resume_account: "resumed the account",
+    close_account: "closed the account",
+    purge: "deleted ended keys",
+    quota_exhausted: "quota used up:",
+    key_expiring: "expiring soon:",
+    grace_ended: "grace period ended:",
+    key_expired: "expired:",
+  };
+
+  // automaticActions are the facts that keystile records as time passes
+  // or a quota runs out, not anyone's act.
+  const automaticActions = new Set(["quota_exhausted", "key_expiring", "grace_ended", "key_expired"]);
+
   // loadActivity shows the environment's latest audit events, if the
   // console serves an audit log.
   async function loadActivity() {
@@ -448,10 +491,13 @@
     const list = $("events");
     list.textContent = "";
     for (const e of data.events || []) {
-      const li = el("li", {},
+      // keystile itself (apikey.SystemActor, of no one account) writes
+      // the time-based facts and the quota events.
+      const automatic = e.actor.account === "*" && automaticActions.has(e.action);
+      const li = el("li", { "data-event": e.action },
         humanTime(e.time),
-        " ", el("strong", { className: "actor", textContent: e.actor.id }), ` (${e.actor.role}) `,
-        el("span", { className: "action", textContent: e.action.replace(/_/g, " ") }));
+        " ", el("strong", { className: "actor", textContent: e.actor.id }), automatic ? " (automatic) " : ` (${e.actor.role}) `,
+        el("span", { className: "action", textContent: actionText[e.action] || e.action.replace(/_/g, " ") }));
       if (e.key_id) li.append(" ", el("code", { className: "event-key", textContent: e.key_type ? `${e.key_type}-${e.key_id}` : e.key_id }));
       // Times in the detail read as the page's other exact times.
       const detail = (e.detail || "").replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z/g, (t) => `${formatTime(t)} UTC`);
@@ -677,7 +723,7 @@
     $("suspended").hidden = false;
     const since = $("suspended-since");
     since.textContent = "";
-    since.append(" (suspended ", el("time", { dateTime: iso, title: iso, textContent: `${formatTime(iso)} UTC` }), ")");
+    since.append(" (suspended ", humanTime(iso), ")");
     if (!state.session) return;
     renderTools();
     renderKeys();
@@ -947,7 +993,7 @@
   // its name.
   function renderRename(k) {
     const box = $("rename-edit");
-    if (!can("rename") || k.status === "revoked") {
+    if (!canKey("rename", k) || k.status === "revoked") {
       box.textContent = "";
       return;
     }
@@ -1016,7 +1062,7 @@
       }
     }
     if (!field || !form.querySelector(`.field-error[data-field="${CSS.escape(field)}"]`)) return false;
-    showFieldError(form, field, undefined, refusalText(err));
+    showFieldError(form, field, refusalText(err));
     return true;
   }
 
@@ -1136,7 +1182,7 @@
     const tools = $("owner-tools");
     tools.textContent = "";
     const revocable = keys.filter((k) => k.status !== "revoked" && k.status !== "expired" && !k.default);
-    if (can("revoke") && revocable.length > 0) {
+    if (can("revoke_owner") && revocable.length > 0) {
       const b = el("button", { type: "button", id: "revoke-owner", className: "danger", textContent: `Revoke every key of ${owner}` });
       b.addEventListener("click", () => openRevokeOwner(owner, revocable));
       tools.append(b);
@@ -1277,7 +1323,7 @@
       box.append(dl);
     }
     const edit = $("limits-edit");
-    if (!can("set_limits") || k.status === "revoked") {
+    if (!canKey("set_limits", k) || k.status === "revoked") {
       edit.textContent = "";
       return;
     }
@@ -1332,6 +1378,26 @@
   // limitsField finds the field that an invalid_limits detail names.
   const limitsField = /\b(rate\.(?:requests|window_seconds|burst)|quota\.(?:limit|refill|period)|allowed_ips)(?:\[(\d+)\])?/;
 
+  // limitsLabels name the API's limit fields as the form labels them.
+  const limitsLabels = {
+    "rate.requests": "Requests",
+    "rate.window_seconds": "The rate's period (per)",
+    "rate.burst": "Burst",
+    "quota.limit": "Uses",
+    "quota.refill": "Refill",
+    "quota.period": "Refilled",
+    "allowed_ips": "Address ranges",
+  };
+
+  // limitsText says what an invalid_limits detail refused with the
+  // fields named as the form labels them ("Refill must be 0 to Uses
+  // (1000)", "Address ranges, line 2, is not an address range (CIDR)").
+  function limitsText(detail) {
+    const text = detail.replace(new RegExp(limitsField.source, "g"), (_, field, i) =>
+      (i === undefined ? limitsLabels[field] : `${limitsLabels[field]}, line ${Number(i) + 1},`));
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
   function clearFieldErrors(form) {
     form.querySelector(".form-error").textContent = "";
     for (const p of form.querySelectorAll(".field-error")) p.textContent = "";
@@ -1341,13 +1407,13 @@
   // showFieldError writes message next to the control of field and
   // focuses it; a field the form has no control for goes to the form's
   // error line.
-  function showFieldError(form, field, index, message) {
+  function showFieldError(form, field, message) {
     const p = form.querySelector(`.field-error[data-field="${CSS.escape(field)}"]`);
     if (!p) {
       form.querySelector(".form-error").textContent = message;
       return;
     }
-    p.textContent = index === undefined ? message : `${message} (line ${Number(index) + 1})`;
+    p.textContent = message;
     const control = p.parentElement.querySelector("input, select, textarea");
     control.setAttribute("aria-invalid", "true");
     control.focus();
@@ -1414,8 +1480,10 @@
     } catch (err) {
       const detail = (err.message || String(err)).replace(/^apikey: invalid limits: /, "");
       const m = err instanceof FieldError ? [null, err.field, undefined] : limitsField.exec(detail);
-      if (m && (err instanceof FieldError || err.code === "invalid_limits" || err.code === "invalid_request")) {
-        showFieldError(form, m[1], m[2], detail);
+      if (m && err instanceof FieldError) {
+        showFieldError(form, m[1], detail);
+      } else if (m && (err.code === "invalid_limits" || err.code === "invalid_request")) {
+        showFieldError(form, m[1], limitsText(detail));
       } else {
         form.querySelector(".form-error").textContent = detail;
       }
@@ -1476,7 +1544,7 @@
     }
     box.textContent = "";
     box.append(heading(), summary);
-    if (can("change_grace")) box.append(silenceForm(k));
+    if (canKey("change_grace", k)) box.append(silenceForm(k));
     if (callers.length === 0) return;
     const tbody = el("tbody");
     for (const c of callers) {
