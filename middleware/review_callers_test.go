@@ -113,3 +113,27 @@ func TestReviewUserAgentCutBeforeRedaction(t *testing.T) {
 	// (assert.False, not NotContains: the test prints no part of a secret)
 	assert.False(t, strings.Contains(got.Callers[0].UserAgent, key[secretStart:secretStart+keep]), "no part of the secret is stored")
 }
+
+// TestReviewThrottledCallersAreStillCallers: a client of a rotated-out key
+// over its rate limit keeps calling (every request authenticated, then
+// refused with 429); none of those requests is recorded, so
+// EndGraceIfSilent takes the key for silent and ends its grace.
+func TestReviewThrottledCallersAreStillCallers(t *testing.T) {
+	f := newCallersFixture(t, nil)
+	_, err := f.manager.SetLimits(context.Background(), owner, f.old.ID(),
+		apikey.Limits{Rate: apikey.RateLimit{Requests: 1, Window: time.Hour}})
+	require.NoError(t, err)
+	codes := map[int]int{}
+	for range 20 {
+		f.clock.Advance(time.Minute)
+		r := request(f.old.Reveal())
+		r.RemoteAddr = "192.0.2.7:1"
+		w := httptest.NewRecorder()
+		f.v.Handler(okHandler).ServeHTTP(w, r)
+		codes[w.Code]++
+	}
+	require.Equal(t, map[int]int{http.StatusOK: 1, http.StatusTooManyRequests: 19}, codes)
+	require.NoError(t, f.v.Close())
+	_, err = f.manager.EndGraceIfSilent(context.Background(), owner, f.old.ID(), apikey.MinSilence)
+	require.ErrorIs(t, err, apikey.ErrNotSilent, "the client called a minute ago")
+}
