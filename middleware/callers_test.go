@@ -45,7 +45,7 @@ func newCallersFixture(t *testing.T, configure func(*middleware.Options)) *calle
 	rotated, err := m.Rotate(ctx, owner, apikey.RotateRequest{KeyID: f.old.ID(), Grace: 24 * time.Hour})
 	require.NoError(t, err)
 	f.current = rotated.Key
-	opts := middleware.Options{Store: f.store, Hasher: newHasher(apikey.TestParams), Now: f.clock.Now, LastUsedInterval: time.Hour}
+	opts := middleware.Options{Store: f.store, Hasher: newHasher(apikey.TestParams), Now: f.clock.Now, LastUsedInterval: middleware.MaxWriteDelay}
 	if configure != nil {
 		configure(&opts)
 	}

@@ -59,11 +59,13 @@ func (v *Validator) check(r *http.Request, p *Policy, outer *Identity, vd *verdi
 	} else {
 		prefix, err = v.authenticate(r, p, vd)
 	}
+	// A key rotated out: who still calls it, whether refused after its
+	// key verified (a rate limit, a scope) or not.
+	if vd.id != nil && vd.id.callers != nil {
+		vd.id.callers.See(v.limiter.clientIP.Addr(r), userAgent(r), vd.now)
+	}
 	if err != nil {
 		return v.rejected(r, prefix, err)
-	}
-	if c := vd.id.callers; c != nil { // a key rotated out: who still calls it
-		c.See(v.limiter.clientIP.Addr(r), userAgent(r), vd.now)
 	}
 	if v.cfg.OnAuthenticated != nil {
 		v.cfg.OnAuthenticated(r.Context(), attempt(r, prefix), vd.id.clone())

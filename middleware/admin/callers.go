@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware/problem"
 )
 
 // keyCallers answers GET /keys/{id}/callers: who still uses a key rotated
@@ -42,7 +43,7 @@ func (a *API) endGraceIfSilent(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	if req.SilentFor == nil {
-		return 0, nil, invalid(`silent_for is required: a duration such as "2h"`)
+		return 0, nil, problem.Refuse(ReasonSilenceRequired, `silent_for is required: a duration from 10m to 8760h, such as "2h"`)
 	}
 	view, err = a.opts.Manager.EndGraceIfSilent(r.Context(), c.actor(), view.ID, time.Duration(*req.SilentFor))
 	if errors.Is(err, errors.ErrUnsupported) {

@@ -189,6 +189,14 @@ var (
 	// silence asked for (apikey.ErrNotSilent). The detail says when it was
 	// last seen.
 	ReasonStillInUse = problem.New("still_in_use", http.StatusConflict, "key rotated out is still in use")
+	// ReasonSilenceOutOfRange (422, "silence_out_of_range"): POST
+	// /keys/{id}/end-grace-if-silent with a silent_for shorter than 10
+	// minutes or longer than a year (apikey.ErrSilenceOutOfRange).
+	ReasonSilenceOutOfRange = problem.New("silence_out_of_range", http.StatusUnprocessableEntity, "silence out of range")
+	// ReasonSilenceRequired (422, "silence_required"): POST
+	// /keys/{id}/end-grace-if-silent without a silent_for: the silence is
+	// never picked for the caller.
+	ReasonSilenceRequired = problem.New("silence_required", http.StatusUnprocessableEntity, "silence required")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -201,7 +209,7 @@ var reasons = []*problem.Reason{
 	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits, ReasonInvalidTimeRange,
 	ReasonNoUsage, ReasonInvalidLifetime, ReasonBeyondLifetime, ReasonAlreadyBootstrapped,
 	ReasonAccountSuspended,
-	ReasonTooManyKeys, ReasonNoIndex, ReasonNoCallers, ReasonStillInUse,
+	ReasonTooManyKeys, ReasonNoIndex, ReasonNoCallers, ReasonStillInUse, ReasonSilenceOutOfRange, ReasonSilenceRequired,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -235,6 +243,7 @@ var ruleReasons = []struct {
 	{apikey.ErrAlreadyRotated, ReasonAlreadyRotated},
 	{apikey.ErrNotRotated, ReasonNotRotated},
 	{apikey.ErrNotSilent, ReasonStillInUse},
+	{apikey.ErrSilenceOutOfRange, ReasonSilenceOutOfRange},
 	{apikey.ErrKeyExpired, ReasonKeyExpired},
 	{apikey.ErrNotRevealable, ReasonNotRevealable},
 	{apikey.ErrInvalidAccount, ReasonInvalidAccount},
