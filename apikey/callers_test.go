@@ -34,15 +34,15 @@ func TestEndGraceIfSilent(t *testing.T) {
 		"no caller since a rotation long ago": {now: 2 * time.Hour, silentFor: time.Hour},
 		// Callers a validator did not write (its bound of keys, a store
 		// wrapper, an older version): the last-used time tells.
-		"used within the silence, no caller written":    {lastUsed: 90 * time.Minute, now: 2 * time.Hour, silentFor: time.Hour, wantErr: apikey.ErrNotSilent},
+		"used within the silence, no caller written":     {lastUsed: 90 * time.Minute, now: 2 * time.Hour, silentFor: time.Hour, wantErr: apikey.ErrNotSilent},
 		"used after its last caller, within the silence": {lastSeen: time.Minute, lastUsed: 90 * time.Minute, now: 2 * time.Hour, silentFor: time.Hour, wantErr: apikey.ErrNotSilent},
 		"last used before the rotation":                  {lastUsed: -time.Minute, now: 2 * time.Hour, silentFor: time.Hour},
 		"last used long ago, after the rotation":         {lastUsed: time.Minute, now: 2 * time.Hour, silentFor: time.Hour},
-		"no caller, rotated just now":         {now: time.Minute, silentFor: time.Hour, wantErr: apikey.ErrNotSilent},
-		"an active key":                       {now: 2 * time.Hour, silentFor: time.Hour, active: true, wantErr: apikey.ErrNotRotated},
-		"a silence below the minimum":         {now: 2 * time.Hour, silentFor: apikey.MinSilence - time.Second, wantErr: apikey.ErrSilenceOutOfRange},
-		"a silence beyond a year":             {now: 2 * time.Hour, silentFor: 366 * 24 * time.Hour, wantErr: apikey.ErrSilenceOutOfRange},
-		"read-only":                           {now: 2 * time.Hour, silentFor: time.Hour, actor: apikey.Actor{ID: "carol", Role: apikey.ReadOnly}, wantErr: apikey.ErrForbidden},
+		"no caller, rotated just now":                    {now: time.Minute, silentFor: time.Hour, wantErr: apikey.ErrNotSilent},
+		"an active key":                                  {now: 2 * time.Hour, silentFor: time.Hour, active: true, wantErr: apikey.ErrNotRotated},
+		"a silence below the minimum":                    {now: 2 * time.Hour, silentFor: apikey.MinSilence - time.Second, wantErr: apikey.ErrSilenceOutOfRange},
+		"a silence beyond a year":                        {now: 2 * time.Hour, silentFor: 366 * 24 * time.Hour, wantErr: apikey.ErrSilenceOutOfRange},
+		"read-only":                                      {now: 2 * time.Hour, silentFor: time.Hour, actor: apikey.Actor{ID: "carol", Role: apikey.ReadOnly}, wantErr: apikey.ErrForbidden},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
