@@ -169,6 +169,7 @@ var cases = []struct {
 	{"CallerLogConcurrent", CallerLog, testCallerLogConcurrent},
 	{"ManagerCallers", CallerLog, testManagerCallers},
 	{"PurgeDeletesCallers", CallerLog | KeyPurger, testPurgeDeletesCallers},
+	{"CallersCleanUserAgents", CallerLog, testCallersCleanUserAgents},
 	// Accounts, through the store and through a Manager (accounts.go).
 	{"AccountIsolation", 0, testAccountIsolation},
 	{"ManagerIsolation", 0, testManagerIsolation},
