@@ -280,7 +280,8 @@ func TestWriteDelaysWithinMinSilence(t *testing.T) {
 // redacted whole before the cut, so no part of its secret is stored.
 func TestCallerUserAgentRedactedBeforeTheCut(t *testing.T) {
 	secretStart := apikey.PrefixLength + 1 // after the prefix and its "_"
-	for _, keep := range []int{1, 19, 20, apikey.SecretLength} { // secret characters before the cut
+	// keep: the secret characters before the cut.
+	for _, keep := range []int{1, 19, 20, apikey.SecretLength} {
 		t.Run(fmt.Sprint(keep), func(t *testing.T) {
 			f := newCallersFixture(t, nil)
 			key := f.old.Reveal()
