@@ -93,7 +93,8 @@ func TestCallers(t *testing.T) {
 // TestEndGraceIfSilent: POST /keys/{id}/end-grace-if-silent ends the grace
 // of a key rotated out that no caller used for the silence asked for, and
 // refuses one used more recently (409 still_in_use, saying when), leaving
-// it working.
+// it working; a missing silence is 422 silence_required, one out of range
+// 422 silence_out_of_range.
 func TestEndGraceIfSilent(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -107,10 +108,16 @@ func TestEndGraceIfSilent(t *testing.T) {
 		Callers: []apikey.Caller{{Address: "192.0.2.7", Requests: 1, FirstSeen: seen, LastSeen: seen}}}}))
 	path := "/keys/" + f.server.View.ID + "/end-grace-if-silent"
 
+	for req, code := range map[string]string{`{}`: "silence_required", `{"silent_for":"9m"}`: "silence_out_of_range",
+		`{"silent_for":"8761h"}`: "silence_out_of_range"} {
+		status, body, _ := f.do(t, "POST", path, req)
+		require.Equal(t, http.StatusUnprocessableEntity, status, "%s: %v", req, body)
+		assert.Equal(t, code, body["code"], req)
+	}
 	status, body, _ := f.do(t, "POST", path, `{"silent_for":"30m"}`)
 	require.Equal(t, http.StatusConflict, status, "%v", body)
 	assert.Equal(t, "still_in_use", body["code"])
-	assert.Contains(t, body["detail"], "last seen at "+seen.Format(time.RFC3339))
+	assert.Contains(t, body["detail"], "last used at "+seen.Format(time.RFC3339))
 	v, err := f.m.Get(ctx, owner.Actor, f.server.View.ID)
 	require.NoError(t, err)
 	assert.Equal(t, apikey.Expiring, v.Status, "the key keeps its grace")
