@@ -292,7 +292,7 @@ func (m *Manager) EndGraceIfSilent(ctx context.Context, actor Actor, keyID strin
 		if actor.Scopes != nil && actor.KeyID != report.KeyID { // it may not read the key's callers
 			return View{}, fmt.Errorf("%w: %s was used less than %s ago", ErrNotSilent, report.Prefix, silentFor)
 		}
-		return View{}, fmt.Errorf("%w: %s was last used at %s, less than %s ago", ErrNotSilent, report.Prefix,
+		return View{}, fmt.Errorf("%w: %s was last seen at %s, less than %s ago", ErrNotSilent, report.Prefix,
 			last.UTC().Format(time.RFC3339), silentFor)
 	}
 	return m.ChangeGrace(ctx, actor, report.KeyID, 0, APIPolicy)

@@ -117,7 +117,7 @@ func TestEndGraceIfSilent(t *testing.T) {
 	status, body, _ := f.do(t, "POST", path, `{"silent_for":"30m"}`)
 	require.Equal(t, http.StatusConflict, status, "%v", body)
 	assert.Equal(t, "still_in_use", body["code"])
-	assert.Contains(t, body["detail"], "last used at "+seen.Format(time.RFC3339))
+	assert.Contains(t, body["detail"], "last seen at "+seen.Format(time.RFC3339))
 	v, err := f.m.Get(ctx, owner.Actor, f.server.View.ID)
 	require.NoError(t, err)
 	assert.Equal(t, apikey.Expiring, v.Status, "the key keeps its grace")
