@@ -10,7 +10,8 @@ import (
 )
 
 // keyCallers answers GET /keys/{id}/callers: who still uses a key rotated
-// out (apikey.Manager.Callers), to every caller that may get the key.
+// out (apikey.Manager.Callers), to every caller that may get the key; a
+// caller authenticated by a key, for its own key only.
 func (a *API) keyCallers(r *http.Request, c Caller) (int, any, error) {
 	view, err := a.key(r, c)
 	if err != nil {
@@ -31,7 +32,7 @@ type silenceRequest struct {
 }
 
 // endGraceIfSilent answers POST /keys/{id}/end-grace-if-silent: the key's
-// grace ends now if no caller was seen for silent_for
+// grace ends now if it was not used for silent_for, which is required
 // (apikey.Manager.EndGraceIfSilent).
 func (a *API) endGraceIfSilent(r *http.Request, c Caller) (int, any, error) {
 	view, err := a.key(r, c)
