@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // MaxCallers is the most callers a CallerLog keeps per key (the most
@@ -16,8 +18,37 @@ import (
 const MaxCallers = 16
 
 // MaxUserAgentLength bounds a Caller's UserAgent, in bytes: longer ones
-// are cut.
+// are cut (see CleanUserAgent).
 const MaxUserAgentLength = 200
+
+// CleanUserAgent returns s as a Caller's UserAgent: valid UTF-8, without
+// control characters (invalid bytes and control characters are dropped),
+// and at most MaxUserAgentLength bytes. A longer s is cut on a character
+// boundary, and then also loses a trailing run of letters and digits that
+// follows an underscore, with the underscore: what may be the start of a
+// key's secret. A CallerLog applies it to every caller it records; a
+// writer that redacts keys does so before, on the whole user agent.
+func CleanUserAgent(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, ""))
+	if len(s) <= MaxUserAgentLength {
+		return s
+	}
+	cut := MaxUserAgentLength
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	s = s[:cut]
+	run := strings.TrimRightFunc(s, func(r rune) bool { return r < utf8.RuneSelf && isAlnum(byte(r)) })
+	if strings.HasSuffix(run, "_") {
+		s = run[:len(run)-1]
+	}
+	return s
+}
 
 // CallerLog is an optional Store capability: for each key in its grace
 // period (rotated out), the distinct callers still using it, written in
@@ -27,8 +58,9 @@ const MaxUserAgentLength = 200
 // (KeyPurger) deletes their callers with them.
 type CallerLog interface {
 	// RecordCallers adds each report to its key's stored callers, in one
-	// atomic write: a caller already stored (same address and user
-	// agent) adds the reported Requests, keeps the earlier FirstSeen and
+	// atomic write, each user agent as CleanUserAgent returns it (so that
+	// no caller fails the write): a caller already stored (same address
+	// and user agent) adds the reported Requests, keeps the earlier FirstSeen and
 	// the later LastSeen; Others and OtherRequests are added. Then the key
 	// keeps its MaxCallers most recently seen callers (ties: more
 	// requests first, then by address and user agent); each caller it
@@ -48,8 +80,8 @@ type Caller struct {
 	// Address is the client's address, without a port: the connection's
 	// peer or what the service's trusted proxies recorded; "" if unknown.
 	Address string `json:"address"`
-	// UserAgent is the request's User-Agent, at most MaxUserAgentLength
-	// bytes; "" if none.
+	// UserAgent is the request's User-Agent, any key in it redacted, as
+	// CleanUserAgent returns it; "" if none.
 	UserAgent string    `json:"user_agent"`
 	Requests  int64     `json:"requests"`
 	FirstSeen time.Time `json:"first_seen"`
@@ -100,7 +132,7 @@ func CompareCallers(a, b Caller) int {
 // MergeCallers adds the callers of report to stored (both of one key) as
 // CallerLog.RecordCallers does, and returns the result, ordered by
 // CompareCallers and trimmed to MaxCallers. Times are returned in UTC, to
-// the microsecond.
+// the microsecond; user agents as CleanUserAgent returns them.
 // It is the reference a store may follow.
 func MergeCallers(stored, report KeyCallers) KeyCallers {
 	out := KeyCallers{Account: cmp.Or(stored.Account, report.Account), KeyID: cmp.Or(stored.KeyID, report.KeyID),
@@ -108,6 +140,7 @@ func MergeCallers(stored, report KeyCallers) KeyCallers {
 	out.Callers = slices.Clone(stored.Callers)
 	for _, c := range report.Callers {
 		c.FirstSeen, c.LastSeen = c.FirstSeen.UTC().Truncate(time.Microsecond), c.LastSeen.UTC().Truncate(time.Microsecond)
+		c.UserAgent = CleanUserAgent(c.UserAgent)
 		i := slices.IndexFunc(out.Callers, func(s Caller) bool { return s.Address == c.Address && s.UserAgent == c.UserAgent })
 		if i < 0 {
 			out.Callers = append(out.Callers, c)
@@ -142,8 +175,9 @@ type CallerReport struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// Requests is every request recorded since the rotation.
 	Requests int64 `json:"requests"`
-	// LastUsedAt is when the key was last seen since the rotation; zero
-	// if it was not.
+	// LastUsedAt is when the key was last used since the rotation: the
+	// latest of its callers' LastSeen and of the key's Record.LastUsedAt
+	// when that is after RotatedAt; zero if neither.
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 	// Callers are the callers seen since the rotation, most recently seen
 	// first, at most MaxCallers.
@@ -154,10 +188,12 @@ type CallerReport struct {
 
 // Callers returns who still uses key keyID since it was rotated out: the
 // requests recorded, when it was last seen, and its callers (see
-// CallerLog). Every role may read it, as Get. A key that was not rotated
-// out has an empty report (RotatedAt zero). keyID is a key id or a
-// displayable prefix (see ParseKeyID). A store that keeps no callers fails
-// with an error wrapping errors.ErrUnsupported.
+// CallerLog). Every role may read it, as Get; an actor authenticated by a
+// key reads only its own key's callers (Actor.KeyID), else ErrBeyondActor,
+// as Usage. A key that was not rotated out has an empty report (RotatedAt
+// zero). keyID is a key id or a displayable prefix (see ParseKeyID). A
+// store that keeps no callers fails with an error wrapping
+// errors.ErrUnsupported.
 func (m *Manager) Callers(ctx context.Context, actor Actor, keyID string) (CallerReport, error) {
 	if err := authorize(actor, ActionView); err != nil {
 		return CallerReport{}, err
@@ -166,6 +202,14 @@ func (m *Manager) Callers(ctx context.Context, actor Actor, keyID string) (Calle
 	if err != nil {
 		return CallerReport{}, err
 	}
+	if actor.Scopes != nil && (actor.KeyID == "" || name.id != actor.KeyID) {
+		return CallerReport{}, fmt.Errorf("%w: an acting key reads only its own key's callers", ErrBeyondActor)
+	}
+	return m.callers(ctx, actor, name)
+}
+
+// callers is Callers once the actor may read the callers of the key name.
+func (m *Manager) callers(ctx context.Context, actor Actor, name keyName) (CallerReport, error) {
 	log, ok := m.store.(CallerLog)
 	if !ok {
 		return CallerReport{}, fmt.Errorf("apikey: callers: the store keeps no callers: %w", errors.ErrUnsupported)
@@ -187,35 +231,53 @@ func (m *Manager) Callers(ctx context.Context, actor Actor, keyID string) (Calle
 		out.Callers = got.Callers
 	}
 	out.Requests, out.LastUsedAt, out.Others = got.Requests(), got.LastSeen(), got.Others
+	if rec.LastUsedAt.After(rec.RotatedAt) && rec.LastUsedAt.After(out.LastUsedAt) {
+		out.LastUsedAt = rec.LastUsedAt
+	}
 	return out, nil
 }
 
 // MinSilence is the shortest silence that Manager.EndGraceIfSilent
-// accepts: well above the interval at which validators write their
-// callers (one minute by default), so that requests not yet written are
-// not taken for silence.
+// accepts. It is at least twice the longest delay before a validator
+// writes what it saw of a request: the middleware refuses a
+// LastUsedInterval, and without a change feed a CacheTTL, above
+// MinSilence/2 (docs/limits.md, Who still uses a key rotated out).
 const MinSilence = 10 * time.Minute
 
 // EndGraceIfSilent ends the grace of key keyID, rotated out, at once (as
 // ChangeGrace to a grace that ends now, audited as ActionChangeGrace) if
-// no caller used it for silentFor: its last caller was seen (see Callers)
-// at least silentFor ago, or, with none since the rotation, it was rotated
-// at least silentFor ago. silentFor is MinSilence to a year
-// (ErrGraceOutOfRange otherwise). A key used more recently is left as it
-// is, with ErrNotSilent naming when it was last seen. The silence is that
-// of the callers the validators have written: call it from a ticker, as
-// the owner's choice for each key, after the writes of a few intervals.
-// Roles are those of ChangeGrace; a key that was not rotated out is
-// ErrNotRotated. A store that keeps no callers fails with an error
-// wrapping errors.ErrUnsupported.
+// the key was not used for silentFor: the latest of
+//
+//   - its callers' LastSeen (CallerLog: every request that verified the
+//     key, also one refused after, such as by a rate limit),
+//   - its Record.LastUsedAt, if after the rotation (every request
+//     admitted, written by every validator that records last-used times,
+//     whatever its callers bound or version), and
+//   - its rotation time
+//
+// is at least silentFor ago. silentFor is MinSilence to a year
+// (ErrSilenceOutOfRange otherwise). A key used more recently is left as
+// it is, with ErrNotSilent naming when it was last used (only to an
+// actor that may read its callers, see Callers). What is trusted is what
+// validators have written: an admitted request counts once its last-used
+// time is written; a request refused after its key verified counts once
+// its caller is written, which a validator skips past its bound of keys
+// (middleware Stats.CallersDropped). Call it from a ticker, as the
+// owner's choice for each key. Roles are those of ChangeGrace; a key that
+// was not rotated out is ErrNotRotated. A store that keeps no callers
+// fails with an error wrapping errors.ErrUnsupported.
 func (m *Manager) EndGraceIfSilent(ctx context.Context, actor Actor, keyID string, silentFor time.Duration) (View, error) {
 	if err := authorize(actor, ActionChangeGrace); err != nil {
 		return View{}, err
 	}
 	if silentFor < MinSilence || silentFor > APIPolicy.Max {
-		return View{}, fmt.Errorf("%w: a silence of %s to %s, got %s", ErrGraceOutOfRange, MinSilence, APIPolicy.Max, silentFor)
+		return View{}, fmt.Errorf("%w: a silence of %s to %s, got %s", ErrSilenceOutOfRange, MinSilence, APIPolicy.Max, silentFor)
 	}
-	report, err := m.Callers(ctx, actor, keyID)
+	name, err := parseKeyName(keyID)
+	if err != nil {
+		return View{}, err
+	}
+	report, err := m.callers(ctx, actor, name)
 	if err != nil {
 		return View{}, err
 	}
@@ -227,6 +289,9 @@ func (m *Manager) EndGraceIfSilent(ctx context.Context, actor Actor, keyID strin
 		last = report.RotatedAt
 	}
 	if now := m.Now(); now.Sub(last) < silentFor {
+		if actor.Scopes != nil && actor.KeyID != report.KeyID { // it may not read the key's callers
+			return View{}, fmt.Errorf("%w: %s was used less than %s ago", ErrNotSilent, report.Prefix, silentFor)
+		}
 		return View{}, fmt.Errorf("%w: %s was last seen at %s, less than %s ago", ErrNotSilent, report.Prefix,
 			last.UTC().Format(time.RFC3339), silentFor)
 	}

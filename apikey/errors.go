@@ -98,6 +98,10 @@ var (
 	// ErrNotSilent means Manager.EndGraceIfSilent found the key rotated
 	// out used more recently than the silence it asked for.
 	ErrNotSilent = errors.New("apikey: key rotated out is still in use")
+	// ErrSilenceOutOfRange means the silence asked of
+	// Manager.EndGraceIfSilent is shorter than MinSilence or longer than a
+	// year.
+	ErrSilenceOutOfRange = errors.New("apikey: silence out of range")
 	// ErrKeyExpired means the action needs a key that has not expired.
 	ErrKeyExpired = errors.New("apikey: key expired")
 	// ErrInvalidAccount means an account id is not valid (see
@@ -150,6 +154,7 @@ var requestErrors = []error{
 	ErrInvalidEnvironment, ErrUnknownEnvironment, ErrAlreadyBootstrapped, ErrInvalidKeyType,
 	ErrInvalidScope, ErrScopesRequired, ErrInvalidOrigin, ErrInvalidName, ErrInvalidExpiry, ErrGraceOutOfRange,
 	ErrGraceRequired, ErrDefaultKeyNotRevocable, ErrAlreadyRevoked, ErrAlreadyRotated, ErrNotRotated,
+	ErrNotSilent, ErrSilenceOutOfRange,
 	ErrKeyExpired, ErrNotRevealable, ErrInvalidAccount, ErrAccountClosed, ErrInvalidMetadata,
 	ErrInvalidCursor, ErrInvalidLimits, ErrInvalidTimeRange,
 	ErrAccountSuspended, ErrDefaultKeyNotDisableable,

@@ -62,9 +62,6 @@ func (v *Validator) check(r *http.Request, p *Policy, outer *Identity, vd *verdi
 	if err != nil {
 		return v.rejected(r, prefix, err)
 	}
-	if c := vd.id.callers; c != nil { // a key rotated out: who still calls it
-		c.See(v.limiter.clientIP.Addr(r), userAgent(r), vd.now)
-	}
 	if v.cfg.OnAuthenticated != nil {
 		v.cfg.OnAuthenticated(r.Context(), attempt(r, prefix), vd.id.clone())
 	}
@@ -103,6 +100,11 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 	}
 	id := e.Value
 	vd.id, vd.now = id, now
+	// A key rotated out: who still calls it, whether a check below refuses
+	// the request or not.
+	if c := id.callers; c != nil {
+		c.See(v.limiter.clientIP.Addr(r), userAgent(r), now)
+	}
 	if !id.ExpiresAt.IsZero() || !e.RevokedAt.IsZero() || !e.DisabledAt.IsZero() {
 		switch (apikey.Record{ExpiresAt: id.ExpiresAt, RevokedAt: e.RevokedAt, DisabledAt: e.DisabledAt}).Status(now) {
 		case apikey.Revoked:

@@ -162,7 +162,7 @@ func mustHash(t *testing.T, f *fixture, id string) string {
 }
 
 func TestLastUsedWrittenOnClose(t *testing.T) {
-	f := newFixture(t, func(o *middleware.Options) { o.LastUsedInterval = time.Hour })
+	f := newFixture(t, func(o *middleware.Options) { o.LastUsedInterval = middleware.MaxWriteDelay })
 	key := f.keys["production/server"]
 	h := f.v.Handler(okHandler)
 	require.Equal(t, http.StatusOK, serve(h, request(key.Reveal())).Code)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/middleware/problem"
+	"github.com/keystile/keystile/storage"
 )
 
 // Defaults of the Options fields.
@@ -25,6 +26,12 @@ const (
 	DefaultFeedInterval     = time.Second
 	DefaultLastUsedInterval = time.Minute
 )
+
+// MaxWriteDelay bounds Options.LastUsedInterval, and Options.CacheTTL of
+// a store without a change feed: half of apikey.MinSilence, so that a
+// request of a key rotated out is written well within the shortest silence
+// apikey.Manager.EndGraceIfSilent accepts.
+const MaxWriteDelay = apikey.MinSilence / 2
 
 // DefaultAllowedMethods are the default of CORSOptions.AllowedMethods.
 var DefaultAllowedMethods = []string{
@@ -67,6 +74,9 @@ type Options struct {
 	// last read: with a change feed, while the feed was read within
 	// CacheTTL; without one, for CacheTTL after the key's read, and
 	// settings are reloaded every CacheTTL. Zero means DefaultCacheTTL.
+	// Without a change feed it is at most MaxWriteDelay (New fails
+	// otherwise): a key rotated out is known as such, and its callers
+	// recorded, at most CacheTTL after its rotation.
 	CacheTTL time.Duration
 	// FailureTTL is how long an unknown key or a wrong secret is cached.
 	// Zero means DefaultFailureTTL; negative disables the failure cache.
@@ -93,8 +103,10 @@ type Options struct {
 	// at once (as the Wake channel of storage/sqlstore/pgnotify does). Nil:
 	// FeedInterval only. Ignored without a change feed.
 	FeedWake <-chan struct{}
-	// LastUsedInterval is how often last-used times are written (and at
-	// Close). Zero means DefaultLastUsedInterval.
+	// LastUsedInterval is how often last-used times, the callers of keys
+	// rotated out and usage counts are written (and at Close). Zero means
+	// DefaultLastUsedInterval; at most MaxWriteDelay (New fails
+	// otherwise).
 	LastUsedInterval time.Duration
 
 	// CORS configures the CORS layer (Validator.CORS).
@@ -191,6 +203,12 @@ func (o Options) withDefaults() (Options, error) {
 		if d.v < 0 {
 			return Options{}, errors.New("middleware: Options." + d.name + " must not be negative")
 		}
+	}
+	if o.LastUsedInterval > MaxWriteDelay {
+		return Options{}, fmt.Errorf("middleware: Options.LastUsedInterval must be at most %s (MaxWriteDelay), got %s", MaxWriteDelay, o.LastUsedInterval)
+	}
+	if _, feed := o.Store.(storage.ChangeFeed); !feed && o.CacheTTL > MaxWriteDelay {
+		return Options{}, fmt.Errorf("middleware: Options.CacheTTL must be at most %s (MaxWriteDelay) without a change feed, got %s", MaxWriteDelay, o.CacheTTL)
 	}
 	if slices.Contains(o.CORS.AllowedMethods, "") {
 		return Options{}, errors.New("middleware: Options.CORS.AllowedMethods holds an empty method")

@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite" // driver "sqlite", for tests only
 
@@ -116,4 +118,30 @@ func TestConformanceSQLiteMinimalDSN(t *testing.T) {
 		return "file:" + filepath.Join(tb.TempDir(), "keystile.db") + "?_pragma=busy_timeout(10000)"
 	}
 	storetest.Run(t, b.config())
+}
+
+// TestRecordCallersOfUnstorableUserAgent: a batch of callers in which one
+// user agent holds a NUL byte (valid UTF-8, which PostgreSQL's text
+// refuses; a request built by a non-net/http adapter can carry it) is
+// written whole, that user agent without it, so that the callers of every
+// other key in the batch are kept, and the batch is not restored and
+// retried at every write.
+func TestRecordCallersOfUnstorableUserAgent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		ctx := context.Background()
+		s := b.store(t, dsn, sqlstore.Options{})
+		seen := fixtureNow.Add(time.Minute)
+		err := s.RecordCallers(ctx, []apikey.KeyCallers{
+			{Account: "acme", KeyID: "aaaaaaaaaaaa", Callers: []apikey.Caller{{Address: "192.0.2.1", UserAgent: "bad\x00agent", Requests: 1, FirstSeen: seen, LastSeen: seen}}},
+			{Account: "globex", KeyID: "bbbbbbbbbbbb", Callers: []apikey.Caller{{Address: "192.0.2.2", UserAgent: "curl/8.5", Requests: 1, FirstSeen: seen, LastSeen: seen}}},
+		})
+		require.NoError(t, err, "a user agent the store cannot hold does not fail the batch")
+		got, err := s.Callers(ctx, "bbbbbbbbbbbb")
+		require.NoError(t, err)
+		assert.Len(t, got.Callers, 1, "another account's key keeps its caller")
+		got, err = s.Callers(ctx, "aaaaaaaaaaaa")
+		require.NoError(t, err)
+		require.Len(t, got.Callers, 1)
+		assert.Equal(t, "badagent", got.Callers[0].UserAgent, "stored without the NUL")
+	})
 }

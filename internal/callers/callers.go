@@ -7,8 +7,9 @@
 // (sightings of further keys are dropped, counted in Dropped), and per key
 // at most apikey.MaxCallers callers plus as many waiting to be written
 // after they were pushed out by newer ones (beyond, a caller pushed out
-// counts among the key's others). A user agent keeps at most
-// apikey.MaxUserAgentLength bytes. A key that no request used between two
+// counts among the key's others). A user agent is kept to
+// seenLength bytes between two Takes, then taken as clean (New) and
+// apikey.CleanUserAgent make it. A key that no request used between two
 // Takes is let go, with its callers.
 package callers
 
@@ -18,12 +19,19 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"github.com/keystile/keystile/apikey"
 )
 
 // DefaultMaxKeys is the default bound of keys tracked at once.
 const DefaultMaxKeys = 1000
+
+// seenLength bounds a user agent as See keeps it: longer than
+// apikey.MaxUserAgentLength by a whole key, so that a key that starts
+// within the bytes taken is whole (or at least a key long) when clean
+// redacts it, before apikey.CleanUserAgent cuts.
+const seenLength = apikey.MaxUserAgentLength + apikey.KeyLength
 
 // Tracker holds the callers of keys. Create it with New; it is safe for
 // concurrent use.
@@ -38,8 +46,10 @@ type Tracker struct {
 }
 
 // New returns a Tracker of at most maxKeys keys (DefaultMaxKeys if <= 0).
-// clean, if not nil, rewrites each user agent when it is taken (the
-// middleware redacts anything that looks like a key).
+// clean, if not nil, rewrites each user agent when it is taken, whole
+// (seenLength bytes at most), as valid UTF-8 without control characters
+// (the middleware redacts anything that looks like a key); then
+// apikey.CleanUserAgent cuts it.
 func New(maxKeys int, clean func(string) string) *Tracker {
 	if maxKeys <= 0 {
 		maxKeys = DefaultMaxKeys
@@ -80,7 +90,7 @@ func (t *Tracker) Key(account, keyID string) *Key {
 // See records one request of the caller at address addr (the zero Addr if
 // unknown) with user agent agent, at now.
 func (k *Key) See(addr netip.Addr, agent string, now time.Time) {
-	agent = agent[:min(len(agent), apikey.MaxUserAgentLength)]
+	agent = agent[:min(len(agent), seenLength)]
 	k.mu.Lock()
 	if k.listed {
 		k.record(addr, agent, now)
@@ -151,14 +161,24 @@ func (k *Key) spill(c caller) {
 }
 
 func (t *Tracker) caller(c caller) apikey.Caller {
-	out := apikey.Caller{UserAgent: strings.ToValidUTF8(c.agent, ""), Requests: c.requests, FirstSeen: c.first, LastSeen: c.last}
+	// Control characters go before clean, so that none splits a key.
+	agent := strings.Map(dropControl, strings.ToValidUTF8(c.agent, ""))
+	if t.clean != nil {
+		agent = t.clean(agent)
+	}
+	out := apikey.Caller{UserAgent: apikey.CleanUserAgent(agent), Requests: c.requests, FirstSeen: c.first, LastSeen: c.last}
 	if c.addr.IsValid() {
 		out.Address = c.addr.Unmap().WithZone("").String()
 	}
-	if t.clean != nil {
-		out.UserAgent = t.clean(out.UserAgent)
-	}
 	return out
+}
+
+// dropControl is a strings.Map function that drops control characters.
+func dropControl(r rune) rune {
+	if unicode.IsControl(r) {
+		return -1
+	}
+	return r
 }
 
 // Take returns the callers seen since the last Take, and those restored

@@ -51,7 +51,7 @@ func TestTake(t *testing.T) {
 			},
 		},
 		"a long agent is cut, an unknown address is empty": {
-			seen: []sighting{{"", long, 1}, {"", long + "b", 2}},
+			seen: []sighting{{"", long, 1}, {"", long, 2}},
 			want: []apikey.Caller{{UserAgent: long[:apikey.MaxUserAgentLength], Requests: 2, FirstSeen: at(1), LastSeen: at(2)}},
 		},
 		"an IPv4-mapped address is shown as IPv4": {
@@ -61,6 +61,19 @@ func TestTake(t *testing.T) {
 		"an agent cut inside a character stays valid UTF-8": {
 			seen: []sighting{{"192.0.2.1", strings.Repeat("a", apikey.MaxUserAgentLength-1) + "é", 1}},
 			want: []apikey.Caller{{Address: "192.0.2.1", UserAgent: strings.Repeat("a", apikey.MaxUserAgentLength-1), Requests: 1, FirstSeen: at(1), LastSeen: at(1)}},
+		},
+		"control characters are dropped, also before cleaning": {
+			seen: []sighting{{"192.0.2.1", "bad\x00agent\r\n\x7f\u0085 tool server_SEC\x00RET", 1}},
+			want: []apikey.Caller{{Address: "192.0.2.1", UserAgent: "badagent tool server_[redacted]", Requests: 1, FirstSeen: at(1), LastSeen: at(1)}},
+		},
+		"cleaned before the cut": {
+			// Cut first, "_SEC" would be left, which clean does not match.
+			seen: []sighting{{"192.0.2.1", strings.Repeat("a", apikey.MaxUserAgentLength-11) + " server_SECRET", 1}},
+			want: []apikey.Caller{{Address: "192.0.2.1", UserAgent: strings.Repeat("a", apikey.MaxUserAgentLength-11) + " server_[re", Requests: 1, FirstSeen: at(1), LastSeen: at(1)}},
+		},
+		"a cut through what may be a secret drops it": {
+			seen: []sighting{{"192.0.2.1", strings.Repeat("a", apikey.MaxUserAgentLength-5) + " k_abcdefgh", 1}},
+			want: []apikey.Caller{{Address: "192.0.2.1", UserAgent: strings.Repeat("a", apikey.MaxUserAgentLength-5) + " k", Requests: 1, FirstSeen: at(1), LastSeen: at(1)}},
 		},
 		"the key's secret-looking parts are cleaned": {
 			seen: []sighting{{"192.0.2.1", "tool server_SECRET", 1}},

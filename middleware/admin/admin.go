@@ -149,12 +149,15 @@
 // 501 usage_unavailable.
 //
 // A key rotated out reports who still uses it (GET /keys/{id}/callers,
-// apikey.Manager.Callers), to every role that may get the key: what the
-// validators wrote with their last-used times. A store that keeps no
-// callers (it is not an apikey.CallerLog) is 501 callers_unavailable.
-// POST /keys/{id}/end-grace-if-silent ends the key's grace at once if no
-// caller was seen for the silence asked for (apikey.Manager.EndGraceIfSilent,
-// the roles of a grace change), else 409 still_in_use.
+// apikey.Manager.Callers), to every role that may get the key (a caller
+// authenticated by a key: its own key's only, else 403, as its usage):
+// what the validators wrote with their last-used times. A store that
+// keeps no callers (it is not an apikey.CallerLog) is 501
+// callers_unavailable. POST /keys/{id}/end-grace-if-silent ends the key's
+// grace at once if it was not used for silent_for
+// (apikey.Manager.EndGraceIfSilent, the roles of a grace change), else 409
+// still_in_use; silent_for is required (422 silence_required), 10m to
+// 8760h (422 silence_out_of_range).
 //
 // A key's propagation (apikey.Propagation) says whether its last change, a
 // revocation say, is confirmed: applied by every live validator that

@@ -6,10 +6,12 @@ import (
 	"time"
 
 	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/middleware/problem"
 )
 
 // keyCallers answers GET /keys/{id}/callers: who still uses a key rotated
-// out (apikey.Manager.Callers), to every caller that may get the key.
+// out (apikey.Manager.Callers), to every caller that may get the key; a
+// caller authenticated by a key, for its own key only.
 func (a *API) keyCallers(r *http.Request, c Caller) (int, any, error) {
 	view, err := a.key(r, c)
 	if err != nil {
@@ -30,7 +32,7 @@ type silenceRequest struct {
 }
 
 // endGraceIfSilent answers POST /keys/{id}/end-grace-if-silent: the key's
-// grace ends now if no caller was seen for silent_for
+// grace ends now if it was not used for silent_for, which is required
 // (apikey.Manager.EndGraceIfSilent).
 func (a *API) endGraceIfSilent(r *http.Request, c Caller) (int, any, error) {
 	view, err := a.key(r, c)
@@ -42,7 +44,7 @@ func (a *API) endGraceIfSilent(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	if req.SilentFor == nil {
-		return 0, nil, invalid(`silent_for is required: a duration such as "2h"`)
+		return 0, nil, problem.Refuse(ReasonSilenceRequired, `silent_for is required: a duration from 10m to 8760h, such as "2h"`)
 	}
 	view, err = a.opts.Manager.EndGraceIfSilent(r.Context(), c.actor(), view.ID, time.Duration(*req.SilentFor))
 	if errors.Is(err, errors.ErrUnsupported) {

@@ -17,7 +17,8 @@ import (
 // rotated out to every role that may get the key: requests since the
 // rotation, last seen, and the callers, most recent first, with how many
 // more; an active key has none; a key outside the caller's account or
-// environment is not found; a store that keeps no callers is 501.
+// environment is not found; a caller authenticated by a key reads its own
+// key's callers only; a store that keeps no callers is 501.
 func TestCallers(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -31,6 +32,10 @@ func TestCallers(t *testing.T) {
 		}, Others: 2, OtherRequests: 4}}))
 	srv := "/keys/" + f.server.View.ID + "/callers"
 	confined := admin.Caller{Actor: readOnly.Actor, Environment: apikey.Staging}
+	// Callers authenticated by a key, as admin.KeyScopes makes them.
+	byKey := func(v apikey.View) admin.Caller {
+		return admin.Caller{Actor: apikey.Actor{ID: v.Prefix, Role: apikey.ReadOnly, Scopes: []string{"admin:read"}, KeyID: v.ID}}
+	}
 
 	for _, tt := range []struct {
 		name    string
@@ -50,6 +55,9 @@ func TestCallers(t *testing.T) {
 			callers: []string{}, want: map[string]any{"status": "active", "requests": float64(0), "others": float64(0)}},
 		{name: "an unknown key", caller: readOnly, path: "/keys/nosuchkey000/callers", status: 404, code: "not_found"},
 		{name: "confined, another environment's key", caller: confined, path: srv, status: 404, code: "not_found"},
+		{name: "a key, another key's callers", caller: byKey(f.client.View), path: srv, status: 403, code: "role_not_allowed"},
+		{name: "a key, its own callers", caller: byKey(f.server.View), path: srv, status: 200,
+			callers: []string{"192.0.2.7 billing-cron/2.1", "2001:db8::7 "}},
 		{name: "a full key", caller: readOnly, path: "/keys/" + f.client.Key.Reveal() + "/callers", status: 422, code: "invalid_key_id"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,7 +101,8 @@ func TestCallers(t *testing.T) {
 // TestEndGraceIfSilent: POST /keys/{id}/end-grace-if-silent ends the grace
 // of a key rotated out that no caller used for the silence asked for, and
 // refuses one used more recently (409 still_in_use, saying when), leaving
-// it working.
+// it working; a missing silence is 422 silence_required, one out of range
+// 422 silence_out_of_range.
 func TestEndGraceIfSilent(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -107,6 +116,12 @@ func TestEndGraceIfSilent(t *testing.T) {
 		Callers: []apikey.Caller{{Address: "192.0.2.7", Requests: 1, FirstSeen: seen, LastSeen: seen}}}}))
 	path := "/keys/" + f.server.View.ID + "/end-grace-if-silent"
 
+	for req, code := range map[string]string{`{}`: "silence_required", `{"silent_for":"9m"}`: "silence_out_of_range",
+		`{"silent_for":"8761h"}`: "silence_out_of_range"} {
+		status, body, _ := f.do(t, "POST", path, req)
+		require.Equal(t, http.StatusUnprocessableEntity, status, "%s: %v", req, body)
+		assert.Equal(t, code, body["code"], req)
+	}
 	status, body, _ := f.do(t, "POST", path, `{"silent_for":"30m"}`)
 	require.Equal(t, http.StatusConflict, status, "%v", body)
 	assert.Equal(t, "still_in_use", body["code"])

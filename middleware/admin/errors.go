@@ -193,6 +193,14 @@ var (
 	// /keys/{id}/propagation, and the Manager's store keeps no validator
 	// instances (it is not a storage.InstanceLog).
 	ReasonNoInstances = problem.New("instances_unavailable", http.StatusNotImplemented, "this store keeps no validator instances")
+	// ReasonSilenceOutOfRange (422, "silence_out_of_range"): POST
+	// /keys/{id}/end-grace-if-silent with a silent_for shorter than 10
+	// minutes or longer than a year (apikey.ErrSilenceOutOfRange).
+	ReasonSilenceOutOfRange = problem.New("silence_out_of_range", http.StatusUnprocessableEntity, "silence out of range")
+	// ReasonSilenceRequired (422, "silence_required"): POST
+	// /keys/{id}/end-grace-if-silent without a silent_for: the silence is
+	// never picked for the caller.
+	ReasonSilenceRequired = problem.New("silence_required", http.StatusUnprocessableEntity, "silence required")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -205,7 +213,7 @@ var reasons = []*problem.Reason{
 	ReasonInvalidCursor, ReasonConflict, ReasonConfirmationRequired, ReasonInvalidLimits, ReasonInvalidTimeRange,
 	ReasonNoUsage, ReasonInvalidLifetime, ReasonBeyondLifetime, ReasonAlreadyBootstrapped,
 	ReasonAccountSuspended,
-	ReasonTooManyKeys, ReasonNoIndex, ReasonNoCallers, ReasonStillInUse,
+	ReasonTooManyKeys, ReasonNoIndex, ReasonNoCallers, ReasonStillInUse, ReasonSilenceOutOfRange, ReasonSilenceRequired,
 	ReasonNoInstances,
 }
 
@@ -240,6 +248,7 @@ var ruleReasons = []struct {
 	{apikey.ErrAlreadyRotated, ReasonAlreadyRotated},
 	{apikey.ErrNotRotated, ReasonNotRotated},
 	{apikey.ErrNotSilent, ReasonStillInUse},
+	{apikey.ErrSilenceOutOfRange, ReasonSilenceOutOfRange},
 	{apikey.ErrKeyExpired, ReasonKeyExpired},
 	{apikey.ErrNotRevealable, ReasonNotRevealable},
 	{apikey.ErrInvalidAccount, ReasonInvalidAccount},

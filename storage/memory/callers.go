@@ -12,8 +12,10 @@ import (
 var _ storage.CallerLog = (*Store)(nil)
 
 // callerLog holds the callers of keys rotated out, by key id, with a lock
-// of its own so that recording never waits for key changes. PurgeKeys
-// takes it under s.mu.
+// of its own so that recording never waits for key changes. A key's
+// callers and others are one entry, written and deleted together. Lock
+// order: Store.mu, then callerLog.mu (PurgeKeys); RecordCallers and
+// Callers take callerLog.mu alone.
 type callerLog struct {
 	mu   sync.Mutex
 	keys map[string]apikey.KeyCallers

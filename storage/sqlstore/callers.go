@@ -59,7 +59,9 @@ func trimCallers(d Dialect) string {
 // writers of one key take turns; an upsert per caller, in (address, user
 // agent) order; then one DELETE of the callers beyond apikey.MaxCallers,
 // whose count and requests are added to the others row. Each dropped
-// caller is counted once, by the writer that deleted it.
+// caller is counted once, by the writer that deleted it. The lock order,
+// which PurgeKeys follows too: per key in key id order (byte order), its
+// others row, then its caller rows.
 func (s *Store) RecordCallers(ctx context.Context, reports []apikey.KeyCallers) error {
 	if err := ctx.Err(); err != nil {
 		return s.wrap(ctx, "record callers", err)
@@ -121,7 +123,8 @@ func (s *Store) trimCallers(ctx context.Context, tx *sql.Tx, trim, keyID string)
 
 // mergeReports returns reports merged per key (apikey.MergeCallers without
 // the trim, which the store does), in key id order, each key's callers in
-// (address, user agent) order, one row each.
+// (address, user agent) order, one row each, user agents as
+// apikey.CleanUserAgent returns them.
 func mergeReports(reports []apikey.KeyCallers) []apikey.KeyCallers {
 	index := map[string]int{}
 	var out []apikey.KeyCallers
@@ -137,7 +140,10 @@ func mergeReports(reports []apikey.KeyCallers) []apikey.KeyCallers {
 		out[i].Callers = append(out[i].Callers, r.Callers...)
 	}
 	for i := range out {
-		cs := out[i].Callers
+		cs := out[i].Callers // a copy of the reports' callers
+		for j := range cs {
+			cs[j].UserAgent = apikey.CleanUserAgent(cs[j].UserAgent)
+		}
 		slices.SortFunc(cs, func(a, b apikey.Caller) int {
 			return cmp.Or(strings.Compare(a.Address, b.Address), strings.Compare(a.UserAgent, b.UserAgent))
 		})

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -129,13 +130,41 @@ func (s *Store) keyList(ctx context.Context, op string, limit int, query string,
 // keys, within the bound on parameters of both engines.
 const maxPurge = 5000
 
+// purgeCallers deletes the callers of the keys ids in tx. It takes the
+// locks in the order of RecordCallers, so that the two never deadlock: per
+// key in key id order its others row, then its caller rows. On PostgreSQL
+// it first locks the others rows, in key id order (byte order, as
+// RecordCallers sorts); SQLite has one writer at a time.
+func (s *Store) purgeCallers(ctx context.Context, tx *sql.Tx, ids []any) error {
+	in := `key_id IN (` + params(len(ids)) + `)`
+	if s.d == Postgres {
+		rows, err := tx.QueryContext(ctx, s.d.rebind(`SELECT key_id FROM keystile_caller_others WHERE `+in+
+			` ORDER BY key_id COLLATE "C" FOR UPDATE`), ids...)
+		if err != nil {
+			return s.wrap(ctx, "purge keys: locking callers", err)
+		}
+		for rows.Next() { // each row read is locked
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return s.wrap(ctx, "purge keys: locking callers", err)
+		}
+	}
+	for _, table := range []string{"keystile_callers", "keystile_caller_others"} {
+		if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM `+table+` WHERE `+in), ids...); err != nil {
+			return s.wrap(ctx, "purge keys: deleting callers", err)
+		}
+	}
+	return nil
+}
+
 // PurgeKeys implements storage.KeyPurger in one transaction, which first
 // takes the write lock as Apply does (the revision counter's row), so that
 // it commits in revision order and no change to the keys it deletes can
 // interleave. It then reads up to limit ids from keystile_keys_revoked and
 // keystile_keys_expires, deletes those keys (one statement), takes one
 // revision per deleted key and appends their feed entries (one statement),
-// deletes their callers (storage.CallerLog, two statements), and deletes
+// deletes their callers (storage.CallerLog, locking them in the order of
+// RecordCallers, see purgeCallers; two or three statements), and deletes
 // the quota rows of their lineages that no key is left in
 // (one statement). Other writers wait for that transaction only; readers
 // never wait (PostgreSQL's MVCC, SQLite's WAL mode). Under an isolation
@@ -219,10 +248,8 @@ func (s *Store) purge(ctx context.Context, tx *sql.Tx, before int64, limit int) 
 	for i, k := range out {
 		purged[i] = k.ID
 	}
-	for _, table := range []string{"keystile_callers", "keystile_caller_others"} {
-		if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM `+table+` WHERE key_id IN (`+params(len(purged))+`)`), purged...); err != nil {
-			return nil, s.wrap(ctx, "purge keys: deleting callers", err)
-		}
+	if err := s.purgeCallers(ctx, tx, purged); err != nil {
+		return nil, err
 	}
 	if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM keystile_quotas WHERE key_id IN (`+params(len(lineages))+`) `+
 		s.oq.keepOrphanedQuotas), lineages...); err != nil {

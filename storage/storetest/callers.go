@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -231,4 +232,30 @@ func testPurgeDeletesCallers(t *testing.T, c Config) {
 	kept := callersOf(t, l, alive.ID)
 	assert.Len(t, kept.Callers, apikey.MaxCallers, "a live key's callers stay")
 	assert.Equal(t, int64(1), kept.Others)
+}
+
+// testCallersCleanUserAgents: every user agent is stored as
+// apikey.CleanUserAgent returns it, so that one the store could not hold
+// (a NUL byte, invalid UTF-8) fails no batch: the other keys of the batch
+// keep their callers; two agents that differ only by control characters
+// are one caller.
+func testCallersCleanUserAgents(t *testing.T, c Config) {
+	s := c.New(t)
+	l := as[storage.CallerLog](t, s)
+	ctx := context.Background()
+	long := strings.Repeat("a", apikey.MaxUserAgentLength+10)
+	require.NoError(t, l.RecordCallers(ctx, []apikey.KeyCallers{
+		{Account: acme, KeyID: "acmeK1", Callers: []apikey.Caller{
+			seen("192.0.2.1", "bad\x00agent", 1, 0, 1),
+			seen("192.0.2.1", "bad\tagent\xff", 2, 0, 2),
+			seen("192.0.2.2", long, 1, 0, 3),
+		}},
+		{Account: globex, KeyID: "globexK1", Callers: []apikey.Caller{seen("192.0.2.3", "curl/8.5", 1, 0, 1)}},
+	}), "a user agent the store cannot hold does not fail the batch")
+	assert.Equal(t, []apikey.Caller{
+		seen("192.0.2.2", long[:apikey.MaxUserAgentLength], 1, 0, 3),
+		seen("192.0.2.1", "badagent", 3, 0, 2),
+	}, callersOf(t, l, "acmeK1").Callers)
+	assert.Equal(t, []apikey.Caller{seen("192.0.2.3", "curl/8.5", 1, 0, 1)}, callersOf(t, l, "globexK1").Callers,
+		"another account's key keeps its caller")
 }

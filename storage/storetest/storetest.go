@@ -169,6 +169,7 @@ var cases = []struct {
 	{"CallerLogConcurrent", CallerLog, testCallerLogConcurrent},
 	{"ManagerCallers", CallerLog, testManagerCallers},
 	{"PurgeDeletesCallers", CallerLog | KeyPurger, testPurgeDeletesCallers},
+	{"CallersCleanUserAgents", CallerLog, testCallersCleanUserAgents},
 	// The running validators and what they applied (instances.go).
 	{"InstanceLog", InstanceLog, testInstanceLog},
 	{"InstanceLogConcurrent", InstanceLog, testInstanceLogConcurrent},

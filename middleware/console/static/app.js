@@ -1537,7 +1537,7 @@
     const summary = el("p", { id: "callers-summary" });
     if (n === 0 || !data.last_used_at) {
       summary.append("No caller seen since the key was rotated ", data.rotated_at ? humanTime(data.rotated_at) : "",
-        ": nothing seems to use it any more. Requests show here once the service has written them (about a minute).");
+        ": nothing seems to use it any more. Requests show here once the service has written them (within five minutes; a minute by default).");
     } else {
       summary.append(`Still used by ${plural(n, "caller", "callers")}, last seen `, humanTime(data.last_used_at),
         ` (${plural(data.requests, "request", "requests")} since the rotation).`);
