@@ -121,6 +121,17 @@ func (f *fixture) down() {
 // up ends down.
 func (f *fixture) up() { f.store.Up() }
 
+// caughtUp waits until the Validator has applied every change in the
+// store, so that none of them reaches it during the checks that follow
+// (a change to a key being verified makes the verification read the key
+// again).
+func (f *fixture) caughtUp() {
+	f.t.Helper()
+	rev, err := f.store.Revision(context.Background())
+	require.NoError(f.t, err)
+	require.Eventually(f.t, func() bool { return f.v.Stats().FeedRevision >= rev }, 5*time.Second, time.Millisecond)
+}
+
 // verifies returns the Validator's argon2 verifications so far.
 func (f *fixture) verifies() int64 { return f.hasher.Calls(faultstore.OpVerify) }
 

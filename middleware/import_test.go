@@ -62,6 +62,7 @@ func TestImportedKeys(t *testing.T) {
 	f.importKey(oldKey('e'), apikey.ImportRequest{ExpiresAt: f.clock.Now().Add(time.Second)})
 	f.importKey(oldKey('c'), apikey.ImportRequest{Type: apikey.Client})
 	f.clock.Advance(time.Second)
+	f.caughtUp()
 	// A keystile key naming the id of an imported record, and the checksum
 	// it needs.
 	forged := forge(apikey.Server, valid.ID, 'x')
