@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 
@@ -24,7 +25,7 @@ func TestInstanceApplied(t *testing.T) {
 		{"unchanged", []int64{9}, true, 9, 0},
 		{"lower, after a gap", []int64{2}, true, 2, 1},
 	}
-	in := newInstance(memory.New(), func(error) {})
+	in := newInstance(memory.New(), time.Minute, func(error) {})
 	assert.Equal(t, int64(-1), in.revision.Load(), "nothing applied yet")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -96,7 +96,7 @@ func New(opts Options) (*Validator, error) {
 	if store.feed != nil {
 		f.feed, f.wake, f.feedEvery, f.settingsEvery = store, cfg.FeedWake, cfg.FeedInterval, 0
 		if log, ok := cfg.Store.(storage.InstanceLog); ok {
-			f.instance = newInstance(log, report)
+			f.instance = newInstance(log, cfg.CacheTTL, report)
 		}
 	}
 	if store.recorder != nil {

@@ -33,6 +33,7 @@ func (s *Store) ReportInstance(ctx context.Context, in apikey.Instance) error {
 	}
 	in.ReportedAt = in.ReportedAt.UTC().Truncate(time.Microsecond)
 	in.AppliedAt, in.StartedAt = in.ReportedAt, in.ReportedAt
+	in.ServesUntil = in.ServesUntil.UTC().Truncate(time.Microsecond)
 	if old, ok := l.instances[in.ID]; ok {
 		in.StartedAt = old.StartedAt
 		if old.Applied == in.Applied {
