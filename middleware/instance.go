@@ -115,7 +115,8 @@ func (in *instance) write(ctx context.Context) (err error) {
 		return nil
 	}
 	now := time.Now()
-	until := now.Add(in.ttl + apikey.InstanceStaleAfter)
+	// stores keep microseconds: the cache is bounded by what they hold
+	until := now.Add(in.ttl + apikey.InstanceStaleAfter).Truncate(time.Microsecond)
 	if err := in.log.ReportInstance(ctx, apikey.Instance{ID: in.id, Label: in.label, Applied: rev, ReportedAt: now, ServesUntil: until}); err != nil {
 		return fmt.Errorf("middleware: reporting this instance: %w", err)
 	}
