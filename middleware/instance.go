@@ -31,8 +31,9 @@ import (
 //     from for apikey.InstanceForgetAfter.
 //   - Each report carries ServesUntil: its time plus Options.CacheTTL plus
 //     apikey.InstanceStaleAfter (a lease that outlasts the next
-//     heartbeats). Once a report is stored, the follower never lets cached
-//     keys be served past the last ServesUntil stored (servingLeft), so a
+//     heartbeats). Once a report is stored, neither the follower's feed
+//     deadline nor a key's own cache entry lets a cached key be served
+//     past the last ServesUntil stored (servingLeft), so a
 //     Validator cut off from the store stops serving its cache by the
 //     ServesUntil the store holds for it: until then it counts as
 //     unreachable and blocks the confirmation of the changes it has not

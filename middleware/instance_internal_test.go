@@ -112,3 +112,31 @@ func TestFollowerReadBoundedByServesUntil(t *testing.T) {
 		})
 	}
 }
+
+// TestEntryBoundedByServesUntil: a key read from the store is cached for
+// CacheTTL, but never past the ServesUntil its Validator last stored.
+func TestEntryBoundedByServesUntil(t *testing.T) {
+	const ttl = time.Minute
+	key := keycache.KeyOf("server-" + strings.Repeat("a", apikey.KeyLength-len("server-")))
+	now := time.Now()
+	tests := map[string]struct {
+		servesUntil time.Duration // from now; 0: no report stored
+		want        time.Duration // the entry's Until, from now
+	}{
+		"no report":                   {want: ttl},
+		"ServesUntil beyond CacheTTL": {servesUntil: ttl + time.Hour, want: ttl},
+		"an earlier ServesUntil":      {servesUntil: 10 * time.Second, want: 10 * time.Second},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			in := newInstance(memory.New(), ttl, func(error) {})
+			if tt.servesUntil != 0 {
+				in.servesUntil.Store(now.Add(tt.servesUntil).UnixNano())
+			}
+			vf := &verifier{ttl: ttl, instance: in}
+			e := vf.newEntry(key, apikey.Record{ID: "k1", Type: apikey.Server}, now)
+			assert.WithinDuration(t, now.Add(tt.want), e.Until, time.Second)
+			assert.False(t, e.Until.After(now.Add(tt.want)), "never beyond")
+		})
+	}
+}
