@@ -22,8 +22,10 @@ const InstanceHeartbeat = 2 * time.Second
 const InstanceStaleAfter = 3 * InstanceHeartbeat
 
 // InstanceForgetAfter is how long an instance stays in an InstanceLog
-// after it was last heard from (validators that ended without Close):
-// validators delete older ones (InstanceLog.ForgetInstances).
+// after it was last heard from and after its ServesUntil (validators that
+// ended without Close): validators delete older ones
+// (InstanceLog.ForgetInstances). An instance that may still serve its
+// cache is never forgotten, whatever its CacheTTL.
 const InstanceForgetAfter = time.Hour
 
 // MaxInstanceLabelLength bounds an Instance's Label, in bytes: longer ones
@@ -48,8 +50,8 @@ type InstanceLog interface {
 	Instances(ctx context.Context) ([]Instance, error)
 	// RemoveInstance deletes the instance id; an unknown id is no error.
 	RemoveInstance(ctx context.Context, id string) error
-	// ForgetInstances deletes the instances last reported before t, and
-	// returns how many it deleted.
+	// ForgetInstances deletes the instances last reported before t whose
+	// ServesUntil is before t too, and returns how many it deleted.
 	ForgetInstances(ctx context.Context, t time.Time) (int, error)
 }
 

@@ -28,7 +28,7 @@ import (
 //     and the newest revision wins. Nothing runs on the request path.
 //   - With nothing new, it reports every apikey.InstanceHeartbeat. Each
 //     report also deletes, at most once an hour, the instances not heard
-//     from for apikey.InstanceForgetAfter.
+//     from, and past their ServesUntil, for apikey.InstanceForgetAfter.
 //   - Each report carries ServesUntil: its time plus Options.CacheTTL plus
 //     apikey.InstanceStaleAfter (a lease that outlasts the next
 //     heartbeats). Once a report is stored, neither the follower's feed

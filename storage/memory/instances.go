@@ -82,7 +82,7 @@ func (s *Store) ForgetInstances(ctx context.Context, t time.Time) (int, error) {
 	defer l.mu.Unlock()
 	n := 0
 	for id, in := range l.instances {
-		if in.ReportedAt.Before(t) {
+		if in.ReportedAt.Before(t) && in.ServesUntil.Before(t) {
 			delete(l.instances, id)
 			n++
 		}

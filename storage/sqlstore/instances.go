@@ -21,7 +21,7 @@ const (
 			applied = excluded.applied`
 	listInstances   = `SELECT id, label, applied, applied_at, reported_at, started_at, serves_until FROM keystile_instances ORDER BY id`
 	removeInstance  = `DELETE FROM keystile_instances WHERE id = ?`
-	forgetInstances = `DELETE FROM keystile_instances WHERE reported_at < ?`
+	forgetInstances = `DELETE FROM keystile_instances WHERE reported_at < ? AND serves_until < ?`
 )
 
 // ReportInstance implements storage.InstanceLog with one upsert.
@@ -59,7 +59,7 @@ func (s *Store) RemoveInstance(ctx context.Context, id string) error {
 
 // ForgetInstances implements storage.InstanceLog.
 func (s *Store) ForgetInstances(ctx context.Context, t time.Time) (int, error) {
-	res, err := s.db.ExecContext(ctx, s.d.rebind(forgetInstances), micros(t))
+	res, err := s.db.ExecContext(ctx, s.d.rebind(forgetInstances), micros(t), micros(t))
 	if err != nil {
 		return 0, s.wrap(ctx, "forget instances", err)
 	}

@@ -587,8 +587,8 @@ func callersV12(d Dialect) []string {
 //   - keystile_instances: one row per validator instance id, with the
 //     change-feed revision it has applied, its report times and until when
 //     it may serve its cache (serves_until), all in Unix microseconds;
-//     ForgetInstances deletes by reported_at, which has no
-//     index (the table holds one row per running process).
+//     ForgetInstances deletes by reported_at and serves_until, which
+//     have no index (the table holds one row per running process).
 func instancesV13(d Dialect) []string {
 	text := `TEXT COLLATE "C"`
 	if d == SQLite {

@@ -32,7 +32,8 @@ func instancesOf(t testing.TB, l storage.InstanceLog) map[string]apikey.Instance
 // testInstanceLog: a report is stored under its id and replaces the last
 // one (ServesUntil too), keeping StartedAt, and AppliedAt while Applied
 // stays the same;
-// RemoveInstance and ForgetInstances delete.
+// RemoveInstance deletes; ForgetInstances deletes only the instances
+// both last reported and past their ServesUntil before its time.
 func testInstanceLog(t *testing.T, c Config) {
 	s := c.New(t)
 	l := as[storage.InstanceLog](t, s)
@@ -78,10 +79,17 @@ func testInstanceLog(t *testing.T, c Config) {
 	require.NoError(t, l.RemoveInstance(ctx, "unknown"), "an unknown id")
 	n, err := l.ForgetInstances(ctx, at(4))
 	require.NoError(t, err)
-	assert.Equal(t, 1, n, "b, last reported before c")
+	assert.Equal(t, 0, n, "b was last reported before, but may serve its cache until at(13)")
+	n, err = l.ForgetInstances(ctx, at(13))
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "c, last reported before and serving no more; b serves until at(13)")
 	got = instancesOf(t, l)
 	assert.Len(t, got, 1)
-	assert.Contains(t, got, "c")
+	assert.Contains(t, got, "b")
+	n, err = l.ForgetInstances(ctx, at(14))
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "b")
+	assert.Empty(t, instancesOf(t, l))
 }
 
 // testManagerPropagation: a revocation's record revision is the change
