@@ -45,10 +45,13 @@
 // Manager.Callers reads.
 //
 // Each running Validator that follows the change feed reports the newest
-// revision it has applied (InstanceLog); Manager.Propagation tells how many
-// live instances have applied a key's last change, and
-// Manager.WaitPropagated waits until every one has (a revocation
-// confirmed everywhere).
+// revision it has applied and until when it may serve its cache
+// (InstanceLog); Manager.Propagation tells how many live instances have
+// applied a key's last change and how many unreachable ones may still
+// serve it as it was, and Manager.WaitPropagated waits until every live
+// one has and none is unreachable (a revocation confirmed everywhere;
+// confirmation fails closed: a crashed Validator delays it by at most its
+// CacheTTL plus InstanceStaleAfter).
 //
 // # Lifetime policy
 //

@@ -15,16 +15,17 @@ import (
 const InstanceHeartbeat = 2 * time.Second
 
 // InstanceStaleAfter is how long an instance may go unheard before it
-// counts as stopped: three heartbeats. A stopped instance never blocks a
-// change from being confirmed; it counts again once it reports. A
-// validator cut off from the store looks stopped too, though it may serve
-// what it cached until its CacheTTL after its last read of the change
-// feed (middleware.Options.CacheTTL).
+// stops counting as live: three heartbeats. An instance not heard from
+// is unreachable, and blocks the confirmation of a change it has not
+// applied, until its ServesUntil; after that it is stopped and blocks
+// nothing. It counts again once it reports.
 const InstanceStaleAfter = 3 * InstanceHeartbeat
 
 // InstanceForgetAfter is how long an instance stays in an InstanceLog
-// after it was last heard from (validators that ended without Close):
-// validators delete older ones (InstanceLog.ForgetInstances).
+// after it was last heard from and after its ServesUntil (validators that
+// ended without Close): validators delete older ones
+// (InstanceLog.ForgetInstances). An instance that may still serve its
+// cache is never forgotten, whatever its CacheTTL.
 const InstanceForgetAfter = time.Hour
 
 // MaxInstanceLabelLength bounds an Instance's Label, in bytes: longer ones
@@ -39,7 +40,7 @@ const MaxInstanceLabelLength = 100
 // It holds one row per instance and nothing secret.
 type InstanceLog interface {
 	// ReportInstance stores in under in.ID, replacing what was stored:
-	// Label, Applied and ReportedAt as given; AppliedAt is kept when the
+	// Label, Applied, ReportedAt and ServesUntil as given; AppliedAt is kept when the
 	// stored Applied equals in.Applied, else it is set to in.ReportedAt.
 	// StartedAt is kept once stored, else set to in.ReportedAt (in's own
 	// AppliedAt and StartedAt are not read). Times are stored in UTC with
@@ -49,8 +50,8 @@ type InstanceLog interface {
 	Instances(ctx context.Context) ([]Instance, error)
 	// RemoveInstance deletes the instance id; an unknown id is no error.
 	RemoveInstance(ctx context.Context, id string) error
-	// ForgetInstances deletes the instances last reported before t, and
-	// returns how many it deleted.
+	// ForgetInstances deletes the instances last reported before t whose
+	// ServesUntil is before t too, and returns how many it deleted.
 	ForgetInstances(ctx context.Context, t time.Time) (int, error)
 }
 
@@ -70,12 +71,25 @@ type Instance struct {
 	ReportedAt time.Time `json:"reported_at"`
 	// StartedAt is the instance's first report.
 	StartedAt time.Time `json:"started_at"`
+	// ServesUntil bounds, by the instance's clock, how long it may serve
+	// what it has cached without another report: until then it may still
+	// admit a key whose change above Applied it has not read. A validator
+	// never lets its cache outlive the ServesUntil it last stored
+	// (middleware.Validator: its last report's time plus its CacheTTL plus
+	// InstanceStaleAfter).
+	ServesUntil time.Time `json:"serves_until"`
 }
 
 // Live reports whether the instance was heard from within
 // InstanceStaleAfter before now.
 func (in Instance) Live(now time.Time) bool {
 	return now.Sub(in.ReportedAt) <= InstanceStaleAfter
+}
+
+// Serving reports whether the instance may still serve what it has
+// cached at now: now is before its ServesUntil.
+func (in Instance) Serving(now time.Time) bool {
+	return now.Before(in.ServesUntil)
 }
 
 // Propagation is how far a key's last change has reached the running
@@ -90,14 +104,28 @@ type Propagation struct {
 	// Applied is how many live instances have applied Revision, of Live.
 	Applied int `json:"applied"`
 	Live    int `json:"live"`
+	// Unreachable is how many instances were not heard from within
+	// InstanceStaleAfter, have not applied Revision and may still serve
+	// their cache (before their ServesUntil): each blocks Confirmed, since
+	// it may still admit the key as it was before the change.
+	Unreachable int `json:"unreachable"`
+	// UnreachableUntil, when Unreachable is not 0, is the latest
+	// ServesUntil of the unreachable instances: unless they report, the
+	// change is confirmed then at the latest (as far as they go). Zero
+	// otherwise.
+	UnreachableUntil time.Time `json:"unreachable_until,omitzero"`
 	// Stopped is how many instances were not heard from within
-	// InstanceStaleAfter: they are not counted and do not block.
+	// InstanceStaleAfter and cannot serve the key as it was before the
+	// change: their ServesUntil has passed, or they had applied Revision.
+	// They are not counted and do not block.
 	Stopped int `json:"stopped"`
 	// Pending are the live instances that have not applied Revision, by
-	// ID; empty, never nil, when Confirmed.
+	// ID; empty, never nil, when Confirmed. Unreachable instances are
+	// counted, not listed.
 	Pending []Instance `json:"pending"`
 	// Confirmed reports that every live instance has applied Revision
-	// (Applied == Live), also when none is live (0 of 0).
+	// (Applied == Live), also when none is live (0 of 0), and that no
+	// instance is Unreachable.
 	Confirmed bool `json:"confirmed"`
 	// ConfirmedBy, when Confirmed and some instance is live, is a time by
 	// which every live instance had applied the change: the latest of
@@ -114,7 +142,11 @@ type Propagation struct {
 // without an InstanceLog fails with errors.ErrUnsupported.
 //
 // Validators that do not follow a change feed (the store has none) do not
-// report and are not counted.
+// report and are not counted. A validator that ends with Close removes
+// itself at once; one that ends otherwise (a crash, a lost connection to
+// the store) is unreachable until its ServesUntil and so delays the
+// confirmation of the changes it had not applied by at most its CacheTTL
+// plus InstanceStaleAfter after its last report.
 func (m *Manager) Propagation(ctx context.Context, actor Actor, keyID string) (Propagation, error) {
 	if err := authorize(actor, ActionView); err != nil {
 		return Propagation{}, err
@@ -146,6 +178,11 @@ func (p *Propagation) count(instances []Instance, now time.Time) {
 	p.Pending = []Instance{}
 	for _, in := range instances {
 		switch {
+		case !in.Live(now) && in.Applied < p.Revision && in.Serving(now):
+			p.Unreachable++
+			if in.ServesUntil.After(p.UnreachableUntil) {
+				p.UnreachableUntil = in.ServesUntil
+			}
 		case !in.Live(now):
 			p.Stopped++
 		case in.Applied >= p.Revision:
@@ -160,7 +197,7 @@ func (p *Propagation) count(instances []Instance, now time.Time) {
 		}
 	}
 	slices.SortFunc(p.Pending, func(a, b Instance) int { return cmp.Compare(a.ID, b.ID) })
-	p.Confirmed = p.Applied == p.Live
+	p.Confirmed = p.Applied == p.Live && p.Unreachable == 0
 	if !p.Confirmed {
 		p.ConfirmedBy = time.Time{}
 	}
@@ -174,7 +211,9 @@ const (
 )
 
 // WaitPropagated waits until the last change of key keyID, as read when it
-// is called, is Confirmed (every live validator has applied it), reading
+// is called, is Confirmed (every live validator has applied it, and no
+// unreachable one may still serve its cache: it waits through their
+// ServesUntil), reading
 // the instances every 10 ms at first, growing to every 100 ms. It returns
 // the confirmed Propagation, or the last one read with ctx's error when
 // ctx ends first. A later change of the key does not make it wait longer.

@@ -176,9 +176,14 @@ func (f *follower) failed(ctx context.Context, err error) bool {
 }
 
 // read records a successful read of the change feed up to rev that started
-// at now: cached keys are served until CacheTTL after it.
+// at now: cached keys are served until CacheTTL after it, and never past
+// the ServesUntil this instance last stored (see instance).
 func (f *follower) read(rev int64, now time.Time) {
-	f.cache.SetFresh(now.Add(f.ttl))
+	fresh := now.Add(f.ttl)
+	if left, ok := f.instance.servingLeft(); ok && left < f.ttl {
+		fresh = now.Add(left)
+	}
+	f.cache.SetFresh(fresh)
 	f.stats.feedRevision.Store(rev)
 	f.stats.feedReadAt.Store(now.UnixNano())
 	f.instance.applied(rev)

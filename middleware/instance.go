@@ -26,14 +26,22 @@ import (
 //     follower hands the revision over (applied, which never blocks) and
 //     the reporter's goroutine writes it: at most one write is in flight,
 //     and the newest revision wins. Nothing runs on the request path.
-//   - With nothing new, it reports every apikey.InstanceHeartbeat; an
-//     instance not heard from for apikey.InstanceStaleAfter counts as
-//     stopped and blocks nothing. Each report also deletes, at most once
-//     an hour, the instances not heard from for apikey.InstanceForgetAfter.
+//   - With nothing new, it reports every apikey.InstanceHeartbeat. Each
+//     report also deletes, at most once an hour, the instances not heard
+//     from, and past their ServesUntil, for apikey.InstanceForgetAfter.
+//   - Each report carries ServesUntil: its time plus Options.CacheTTL plus
+//     apikey.InstanceStaleAfter (a lease that outlasts the next
+//     heartbeats). Once a report is stored, neither the follower's feed
+//     deadline nor a key's own cache entry lets a cached key be served
+//     past the last ServesUntil stored (servingLeft), so a
+//     Validator cut off from the store stops serving its cache by the
+//     ServesUntil the store holds for it: until then it counts as
+//     unreachable and blocks the confirmation of the changes it has not
+//     applied; after, it is stopped and blocks nothing.
 //   - The revision covers cached keys: every key change at or below it is
 //     applied. An environment's settings changed by those revisions
 //     (allowed origins) are reloaded just after, by the same loop.
-//   - Close deletes the instance.
+//   - Close deletes the instance, so that it never blocks a confirmation.
 //   - Report times are the system clock's (never Options.Now): liveness is
 //     judged by the Manager's clock, so hosts' clocks must agree within a
 //     heartbeat or so.
@@ -41,16 +49,19 @@ type instance struct {
 	log    storage.InstanceLog
 	id     string
 	label  string
+	ttl    time.Duration // Options.CacheTTL
 	report func(error)
 
-	revision atomic.Int64  // the newest revision applied; -1 before the first
-	changed  chan struct{} // buffered 1: a newer revision is waiting to be written
-	forgotAt time.Time     // the reporter's goroutine's: when it last forgot old instances
+	revision    atomic.Int64  // the newest revision applied; -1 before the first
+	servesUntil atomic.Int64  // the last ServesUntil stored, Unix ns; 0 before the first report
+	changed     chan struct{} // buffered 1: a newer revision is waiting to be written
+	forgotAt    time.Time     // the reporter's goroutine's: when it last forgot old instances
 }
 
-// newInstance returns the reporter of a Validator to log, with a random id
-// and the label host name:process id.
-func newInstance(log storage.InstanceLog, report func(error)) *instance {
+// newInstance returns the reporter of a Validator to log, whose cache
+// serves for ttl after each read of the change feed, with a random id and
+// the label host name:process id.
+func newInstance(log storage.InstanceLog, ttl time.Duration, report func(error)) *instance {
 	id := make([]byte, 16)
 	_, _ = rand.Read(id) // never fails (crypto/rand)
 	host, _ := os.Hostname()
@@ -58,7 +69,7 @@ func newInstance(log storage.InstanceLog, report func(error)) *instance {
 	if len(label) > apikey.MaxInstanceLabelLength {
 		label = label[len(label)-apikey.MaxInstanceLabelLength:] // keep the pid
 	}
-	in := &instance{log: log, id: hex.EncodeToString(id), label: label, report: report, changed: make(chan struct{}, 1)}
+	in := &instance{log: log, id: hex.EncodeToString(id), label: label, ttl: ttl, report: report, changed: make(chan struct{}, 1)}
 	in.revision.Store(-1)
 	return in
 }
@@ -105,9 +116,12 @@ func (in *instance) write(ctx context.Context) (err error) {
 		return nil
 	}
 	now := time.Now()
-	if err := in.log.ReportInstance(ctx, apikey.Instance{ID: in.id, Label: in.label, Applied: rev, ReportedAt: now}); err != nil {
+	// stores keep microseconds: the cache is bounded by what they hold
+	until := now.Add(in.ttl + apikey.InstanceStaleAfter).Truncate(time.Microsecond)
+	if err := in.log.ReportInstance(ctx, apikey.Instance{ID: in.id, Label: in.label, Applied: rev, ReportedAt: now, ServesUntil: until}); err != nil {
 		return fmt.Errorf("middleware: reporting this instance: %w", err)
 	}
+	in.servesUntil.Store(until.UnixNano())
 	if now.Sub(in.forgotAt) < time.Hour {
 		return nil
 	}
@@ -116,6 +130,21 @@ func (in *instance) write(ctx context.Context) (err error) {
 		return fmt.Errorf("middleware: forgetting stopped instances: %w", err)
 	}
 	return nil
+}
+
+// servingLeft returns how long, by the system clock, cached keys may
+// still be served under the last ServesUntil stored; ok is false on a nil
+// instance and before the first report is stored (the instance is not
+// counted then, and does not bound the cache).
+func (in *instance) servingLeft() (left time.Duration, ok bool) {
+	if in == nil {
+		return 0, false
+	}
+	until := in.servesUntil.Load()
+	if until == 0 {
+		return 0, false
+	}
+	return time.Until(time.Unix(0, until)), true
 }
 
 // leave deletes the instance from the log; nil on a nil instance.

@@ -96,7 +96,8 @@ func New(opts Options) (*Validator, error) {
 	if store.feed != nil {
 		f.feed, f.wake, f.feedEvery, f.settingsEvery = store, cfg.FeedWake, cfg.FeedInterval, 0
 		if log, ok := cfg.Store.(storage.InstanceLog); ok {
-			f.instance = newInstance(log, report)
+			f.instance = newInstance(log, cfg.CacheTTL, report)
+			v.verifier.instance = f.instance
 		}
 	}
 	if store.recorder != nil {

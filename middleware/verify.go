@@ -28,6 +28,7 @@ type verifier struct {
 	hasher     apikey.Hasher
 	now        func() time.Time
 	ttl        time.Duration // of valid entries, without a change feed
+	instance   *instance     // bounds valid entries by its ServesUntil; nil without one
 	failureTTL time.Duration
 	cache      *keycache.Cache[*Identity]
 	verified   *keycache.Verified
@@ -214,8 +215,12 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 	if !rec.ExpiresAt.IsZero() {
 		id.expiresHeader = rec.ExpiresAt.UTC().Format(time.RFC3339)
 	}
+	until := now.Add(vf.ttl)
+	if left, ok := vf.instance.servingLeft(); ok && left < vf.ttl {
+		until = now.Add(left) // never past the ServesUntil stored (see instance)
+	}
 	return &entry{Key: k, KeyID: rec.ID, Value: id, RevokedAt: rec.RevokedAt, DisabledAt: rec.DisabledAt,
-		Revision: rec.Revision, Until: now.Add(vf.ttl)}
+		Revision: rec.Revision, Until: until}
 }
 
 // failure caches the entry of an unknown key or wrong secret, found

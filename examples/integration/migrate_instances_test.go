@@ -14,7 +14,7 @@ import (
 
 // TestMigrateAddsInstances upgrades a version-12 database, with a revoked
 // key, to version 13 on both engines: the revocation has no instance to
-// wait for (0 of 0, confirmed), an instance can then report and confirm
+// wait for (0 of 0, confirmed), an instance can then report (its ServesUntil is stored) and confirm
 // it, and Migrate again changes nothing.
 func TestMigrateAddsInstances(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
@@ -46,11 +46,16 @@ func TestMigrateAddsInstances(t *testing.T) {
 		assert.True(t, p.Confirmed, "no instance to wait for")
 		assert.Equal(t, 0, p.Live)
 
-		require.NoError(t, s.ReportInstance(ctx, apikey.Instance{ID: "i1", Label: "host:1", Applied: p.Revision - 1, ReportedAt: time.Now()}))
+		servesUntil := time.Now().Add(time.Minute).UTC().Truncate(time.Microsecond)
+		require.NoError(t, s.ReportInstance(ctx, apikey.Instance{ID: "i1", Label: "host:1", Applied: p.Revision - 1, ReportedAt: time.Now(), ServesUntil: servesUntil}))
+		instances, err := s.Instances(ctx)
+		require.NoError(t, err)
+		require.Len(t, instances, 1)
+		assert.True(t, servesUntil.Equal(instances[0].ServesUntil), "serves_until is stored: %v", instances[0].ServesUntil)
 		p, err = m.Propagation(ctx, owner, extra.View.ID)
 		require.NoError(t, err)
 		assert.False(t, p.Confirmed, "one instance behind")
-		require.NoError(t, s.ReportInstance(ctx, apikey.Instance{ID: "i1", Label: "host:1", Applied: p.Revision, ReportedAt: time.Now()}))
+		require.NoError(t, s.ReportInstance(ctx, apikey.Instance{ID: "i1", Label: "host:1", Applied: p.Revision, ReportedAt: time.Now(), ServesUntil: servesUntil}))
 		p, err = m.Propagation(ctx, owner, extra.View.ID)
 		require.NoError(t, err)
 		assert.True(t, p.Confirmed)

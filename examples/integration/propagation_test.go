@@ -354,6 +354,7 @@ const (
 	helperDSNEnv  = "KEYSTILE_TEST_HELPER_DSN"
 	helperFeedEnv = "KEYSTILE_TEST_HELPER_FEED_INTERVAL"
 	helperPushEnv = "KEYSTILE_TEST_HELPER_PUSH" // "pgnotify": FeedWake from a pgnotify.Listener
+	helperTTLEnv  = "KEYSTILE_TEST_HELPER_CACHE_TTL"
 )
 
 // TestPropagationBetweenProcesses runs stack B in a second OS process (this
@@ -399,6 +400,7 @@ func TestPropagationBetweenProcesses(t *testing.T) {
 type helperConfig struct {
 	feedInterval time.Duration // zero: middleware.DefaultFeedInterval
 	push         bool          // FeedWake from a pgnotify.Listener (PostgreSQL only)
+	cacheTTL     time.Duration // zero: testCacheTTL
 }
 
 // env returns the environment variables that pass c, be and dsn to the
@@ -407,6 +409,9 @@ func (c helperConfig) env(be backend, dsn string) []string {
 	env := []string{helperEnv + "=" + be.name, helperDSNEnv + "=" + dsn, helperFeedEnv + "=" + c.feedInterval.String()}
 	if c.push {
 		env = append(env, helperPushEnv+"=pgnotify")
+	}
+	if c.cacheTTL > 0 {
+		env = append(env, helperTTLEnv+"="+c.cacheTTL.String())
 	}
 	return env
 }
@@ -578,6 +583,10 @@ func helperStack(t *testing.T) *stack {
 	var err error
 	opts.feedInterval, err = time.ParseDuration(os.Getenv(helperFeedEnv))
 	require.NoError(t, err)
+	if ttl := os.Getenv(helperTTLEnv); ttl != "" {
+		opts.cacheTTL, err = time.ParseDuration(ttl)
+		require.NoError(t, err)
+	}
 	if os.Getenv(helperPushEnv) == "pgnotify" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -38,6 +38,7 @@
 //	GET    /environments/{env}/usage?from=&to=  a page of the usage counts of the environment's keys
 //	GET    /keys/{id}/propagation               how far the key's last change reached the running
 //	                                            validators: "applied" of "live" instances, "pending",
+//	                                            "unreachable" (blocking, until "unreachable_until"),
 //	                                            "stopped", "confirmed", "confirmed_by" (counts only)
 //	GET    /environments/{env}/origins          allowed origins for publishable keys
 //	PUT    /environments/{env}/origins          replace them: {"allowed_origins": [...]}
@@ -162,8 +163,11 @@
 // A key's propagation (apikey.Propagation) says whether its last change, a
 // revocation say, is confirmed: applied by every live validator that
 // reports to the store (storage.InstanceLog), N of N, by "confirmed_by".
-// Validators not heard from for apikey.InstanceStaleAfter count as
-// "stopped" and do not block it. Validators are counted, never named: no
+// Validators not heard from for apikey.InstanceStaleAfter that had not
+// applied the change and may still serve their cache (until their
+// ServesUntil) count as "unreachable", until "unreachable_until" at the
+// latest, and block it; after that they count as "stopped" and do not.
+// Validators are counted, never named: no
 // caller learns the service's host names. A store that keeps no instances
 // is 501 instances_unavailable.
 //

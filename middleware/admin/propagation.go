@@ -13,17 +13,19 @@ import (
 // that no caller (tenants included) learns the service's host names or
 // process ids.
 type propagation struct {
-	KeyID       string        `json:"key_id"`
-	Prefix      string        `json:"prefix"`
-	Status      apikey.Status `json:"status"`
-	Revision    int64         `json:"revision"`
-	Applied     int           `json:"applied"`
-	Live        int           `json:"live"`
-	Pending     int           `json:"pending"`
-	Stopped     int           `json:"stopped"`
-	Confirmed   bool          `json:"confirmed"`
-	ConfirmedBy time.Time     `json:"confirmed_by,omitzero"`
-	CheckedAt   time.Time     `json:"checked_at"`
+	KeyID            string        `json:"key_id"`
+	Prefix           string        `json:"prefix"`
+	Status           apikey.Status `json:"status"`
+	Revision         int64         `json:"revision"`
+	Applied          int           `json:"applied"`
+	Live             int           `json:"live"`
+	Pending          int           `json:"pending"`
+	Unreachable      int           `json:"unreachable"`
+	UnreachableUntil time.Time     `json:"unreachable_until,omitzero"`
+	Stopped          int           `json:"stopped"`
+	Confirmed        bool          `json:"confirmed"`
+	ConfirmedBy      time.Time     `json:"confirmed_by,omitzero"`
+	CheckedAt        time.Time     `json:"checked_at"`
 }
 
 // keyPropagation answers GET /keys/{id}/propagation: how far the key's
@@ -42,6 +44,7 @@ func (a *API) keyPropagation(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, propagation{KeyID: p.KeyID, Prefix: p.Prefix, Status: p.Status, Revision: p.Revision,
-		Applied: p.Applied, Live: p.Live, Pending: len(p.Pending), Stopped: p.Stopped,
+		Applied: p.Applied, Live: p.Live, Pending: len(p.Pending),
+		Unreachable: p.Unreachable, UnreachableUntil: p.UnreachableUntil, Stopped: p.Stopped,
 		Confirmed: p.Confirmed, ConfirmedBy: p.ConfirmedBy, CheckedAt: p.CheckedAt}, nil
 }

@@ -15,8 +15,10 @@ import (
 )
 
 // TestPropagation: GET /keys/{id}/propagation counts the live instances
-// that applied the key's last change, lists those that did not, sets
-// stopped ones apart, and is confirmed once every live one has applied it;
+// that applied the key's last change, counts those that did not, counts
+// the unreachable ones (blocking, with when the last stops serving) and
+// sets stopped ones apart, and is confirmed once every live one has
+// applied it and none is unreachable;
 // a store that keeps no instances is 501 instances_unavailable.
 func TestPropagation(t *testing.T) {
 	f := newFixture(t)
@@ -29,25 +31,29 @@ func TestPropagation(t *testing.T) {
 	require.NoError(t, err)
 	rev := p.Revision
 	report := func(id string, applied int64, at time.Time) {
-		require.NoError(t, f.store.ReportInstance(ctx, apikey.Instance{ID: id, Label: "host:" + id, Applied: applied, ReportedAt: at}))
+		require.NoError(t, f.store.ReportInstance(ctx, apikey.Instance{ID: id, Label: "host:" + id, Applied: applied, ReportedAt: at,
+			ServesUntil: at.Add(time.Minute)}))
 	}
 	path := "/keys/" + extra.Key.Prefix() + "/propagation"
 	f.caller = readOnly
 	tests := []struct {
-		name      string
-		report    func()
-		applied   float64
-		live      float64
-		stopped   float64
-		pending   float64
-		confirmed bool
+		name        string
+		report      func()
+		applied     float64
+		live        float64
+		stopped     float64
+		pending     float64
+		unreachable float64
+		confirmed   bool
 	}{
-		{"no instance: 0 of 0", func() {}, 0, 0, 0, 0, true},
+		{"no instance: 0 of 0", func() {}, 0, 0, 0, 0, 0, true},
 		{"one behind, one stopped", func() {
 			report("a", rev-1, time.Now())
 			report("z", rev-1, time.Now().Add(-time.Hour))
-		}, 0, 1, 1, 1, false},
-		{"applied", func() { report("a", rev, time.Now()) }, 1, 1, 1, 0, true},
+		}, 0, 1, 1, 1, 0, false},
+		{"applied", func() { report("a", rev, time.Now()) }, 1, 1, 1, 0, 0, true},
+		{"one unreachable, still serving", func() { report("m", rev-1, time.Now().Add(-time.Minute/2)) }, 1, 1, 1, 0, 1, false},
+		{"unreachable no more", func() { report("m", rev-1, time.Now().Add(-2*time.Minute)) }, 1, 1, 2, 0, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,6 +68,9 @@ func TestPropagation(t *testing.T) {
 			assert.Equal(t, tt.stopped, body["stopped"])
 			assert.Equal(t, tt.confirmed, body["confirmed"])
 			assert.Equal(t, tt.pending, body["pending"])
+			assert.Equal(t, tt.unreachable, body["unreachable"])
+			_, until := body["unreachable_until"]
+			assert.Equal(t, tt.unreachable > 0, until, "unreachable_until while one is unreachable")
 			assert.NotContains(t, fmt.Sprint(body), "host:", "no instance is named")
 			_, by := body["confirmed_by"]
 			assert.Equal(t, tt.confirmed && tt.live > 0, by, "confirmed_by once confirmed with an instance live")

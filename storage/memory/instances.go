@@ -33,6 +33,7 @@ func (s *Store) ReportInstance(ctx context.Context, in apikey.Instance) error {
 	}
 	in.ReportedAt = in.ReportedAt.UTC().Truncate(time.Microsecond)
 	in.AppliedAt, in.StartedAt = in.ReportedAt, in.ReportedAt
+	in.ServesUntil = in.ServesUntil.UTC().Truncate(time.Microsecond)
 	if old, ok := l.instances[in.ID]; ok {
 		in.StartedAt = old.StartedAt
 		if old.Applied == in.Applied {
@@ -81,7 +82,7 @@ func (s *Store) ForgetInstances(ctx context.Context, t time.Time) (int, error) {
 	defer l.mu.Unlock()
 	n := 0
 	for id, in := range l.instances {
-		if in.ReportedAt.Before(t) {
+		if in.ReportedAt.Before(t) && in.ServesUntil.Before(t) {
 			delete(l.instances, id)
 			n++
 		}

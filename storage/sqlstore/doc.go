@@ -72,8 +72,8 @@
 // revision), quotas (the balance of each key whose record has a quota,
 // primary key key_id), usage (requests per account, hour, key and outcome,
 // primary key (account, hour, key_id, outcome)), instances (the running
-// validators and the change-feed revision each has applied, primary key
-// id; storage.InstanceLog), revision (a single-row counter) and
+// validators, the change-feed revision each has applied and until when
+// it may serve its cache, primary key id; storage.InstanceLog), revision (a single-row counter) and
 // schema_migrations (the applied versions). Every key, settings row, event and feed entry carries
 // its account. Times are stored as BIGINT microseconds since the Unix epoch,
 // in UTC, and come back as time.Time in UTC; NULL stands for the zero time.

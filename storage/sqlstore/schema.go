@@ -585,9 +585,10 @@ func callersV12(d Dialect) []string {
 
 // instancesV13 is version 13: the running validators (storage.InstanceLog).
 //   - keystile_instances: one row per validator instance id, with the
-//     change-feed revision it has applied and its report times (Unix
-//     microseconds); ForgetInstances deletes by reported_at, which has no
-//     index (the table holds one row per running process).
+//     change-feed revision it has applied, its report times and until when
+//     it may serve its cache (serves_until), all in Unix microseconds;
+//     ForgetInstances deletes by reported_at and serves_until, which
+//     have no index (the table holds one row per running process).
 func instancesV13(d Dialect) []string {
 	text := `TEXT COLLATE "C"`
 	if d == SQLite {
@@ -600,7 +601,8 @@ func instancesV13(d Dialect) []string {
 			applied     BIGINT NOT NULL,
 			applied_at  BIGINT NOT NULL,
 			reported_at BIGINT NOT NULL,
-			started_at  BIGINT NOT NULL
+			started_at  BIGINT NOT NULL,
+			serves_until BIGINT NOT NULL
 		)`,
 	}
 }

@@ -30,8 +30,10 @@ func instancesOf(t testing.TB, l storage.InstanceLog) map[string]apikey.Instance
 }
 
 // testInstanceLog: a report is stored under its id and replaces the last
-// one, keeping StartedAt, and AppliedAt while Applied stays the same;
-// RemoveInstance and ForgetInstances delete.
+// one (ServesUntil too), keeping StartedAt, and AppliedAt while Applied
+// stays the same;
+// RemoveInstance deletes; ForgetInstances deletes only the instances
+// both last reported and past their ServesUntil before its time.
 func testInstanceLog(t *testing.T, c Config) {
 	s := c.New(t)
 	l := as[storage.InstanceLog](t, s)
@@ -39,11 +41,11 @@ func testInstanceLog(t *testing.T, c Config) {
 	assert.Empty(t, instancesOf(t, l), "none at first")
 	at := func(seconds int) time.Time { return base.Add(time.Duration(seconds) * time.Second) }
 	for _, in := range []apikey.Instance{
-		{ID: "a", Label: "host-a:1", Applied: 5, ReportedAt: at(0)},
-		{ID: "b", Label: "host-b:2", Applied: 3, ReportedAt: at(1)},
-		{ID: "a", Label: "host-a:1", Applied: 5, ReportedAt: at(2)},  // a heartbeat
-		{ID: "b", Label: "host-b:22", Applied: 7, ReportedAt: at(3)}, // applied more
-		{ID: "c", Label: "", Applied: 0, ReportedAt: at(4)},
+		{ID: "a", Label: "host-a:1", Applied: 5, ReportedAt: at(0), ServesUntil: at(60)},
+		{ID: "b", Label: "host-b:2", Applied: 3, ReportedAt: at(1), ServesUntil: at(61)},
+		{ID: "a", Label: "host-a:1", Applied: 5, ReportedAt: at(2), ServesUntil: at(62)},  // a heartbeat
+		{ID: "b", Label: "host-b:22", Applied: 7, ReportedAt: at(3), ServesUntil: at(13)}, // applied more, a shorter TTL
+		{ID: "c", Label: "", Applied: 0, ReportedAt: at(4)},                               // no ServesUntil
 	} {
 		require.NoError(t, l.ReportInstance(ctx, in))
 	}
@@ -53,10 +55,11 @@ func testInstanceLog(t *testing.T, c Config) {
 		label                            string
 		applied                          int64
 		appliedAt, reportedAt, startedAt time.Time
+		servesUntil                      time.Time
 	}{
-		"heartbeat keeps AppliedAt": {"a", "host-a:1", 5, at(0), at(2), at(0)},
-		"applied more":              {"b", "host-b:22", 7, at(3), at(3), at(1)},
-		"one report":                {"c", "", 0, at(4), at(4), at(4)},
+		"heartbeat keeps AppliedAt": {"a", "host-a:1", 5, at(0), at(2), at(0), at(62)},
+		"applied more":              {"b", "host-b:22", 7, at(3), at(3), at(1), at(13)},
+		"one report":                {"c", "", 0, at(4), at(4), at(4), time.Time{}},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -67,6 +70,7 @@ func testInstanceLog(t *testing.T, c Config) {
 			assert.True(t, tt.appliedAt.Equal(in.AppliedAt), "AppliedAt: want %v, got %v", tt.appliedAt, in.AppliedAt)
 			assert.True(t, tt.reportedAt.Equal(in.ReportedAt), "ReportedAt: want %v, got %v", tt.reportedAt, in.ReportedAt)
 			assert.True(t, tt.startedAt.Equal(in.StartedAt), "StartedAt: want %v, got %v", tt.startedAt, in.StartedAt)
+			assert.True(t, tt.servesUntil.Equal(in.ServesUntil), "ServesUntil: want %v, got %v", tt.servesUntil, in.ServesUntil)
 		})
 	}
 	assert.Len(t, got, 3)
@@ -75,17 +79,27 @@ func testInstanceLog(t *testing.T, c Config) {
 	require.NoError(t, l.RemoveInstance(ctx, "unknown"), "an unknown id")
 	n, err := l.ForgetInstances(ctx, at(4))
 	require.NoError(t, err)
-	assert.Equal(t, 1, n, "b, last reported before c")
+	assert.Equal(t, 0, n, "b was last reported before, but may serve its cache until at(13)")
+	n, err = l.ForgetInstances(ctx, at(13))
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "c, last reported before and serving no more; b serves until at(13)")
 	got = instancesOf(t, l)
 	assert.Len(t, got, 1)
-	assert.Contains(t, got, "c")
+	assert.Contains(t, got, "b")
+	n, err = l.ForgetInstances(ctx, at(14))
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "b")
+	assert.Empty(t, instancesOf(t, l))
 }
 
 // testManagerPropagation: a revocation's record revision is the change
 // feed's revision of it; Propagation counts the live instances that
-// applied it, lists those that did not, ignores stopped ones; viewers may
-// ask, other accounts may not; WaitPropagated returns once the last live
-// instance reports, and with ctx's error while one lags.
+// applied it, lists those that did not, counts as unreachable (blocking)
+// those not heard from that had not applied it and may still serve their
+// cache, ignores stopped ones; viewers may ask, other accounts may not;
+// WaitPropagated returns once the last live instance reports and the
+// unreachable one's ServesUntil has passed, and with ctx's error while one
+// lags.
 func testManagerPropagation(t *testing.T, c Config) {
 	s := c.New(t)
 	l := as[storage.InstanceLog](t, s)
@@ -106,14 +120,18 @@ func testManagerPropagation(t *testing.T, c Config) {
 	assert.Equal(t, rev, changes[0].Revision, "the record's revision is the feed's")
 
 	now := time.Now()
-	report := func(id string, applied int64, at time.Time) {
+	report := func(id string, applied int64, at, until time.Time) {
 		t.Helper()
-		require.NoError(t, l.ReportInstance(ctx, apikey.Instance{ID: id, Label: id, Applied: applied, ReportedAt: at}))
+		require.NoError(t, l.ReportInstance(ctx, apikey.Instance{ID: id, Label: id, Applied: applied, ReportedAt: at, ServesUntil: until}))
 	}
-	report("ahead", rev+3, now)
-	report("exact", rev, now)
-	report("behind", rev-1, now)
-	report("stopped", rev-1, now.Add(-apikey.InstanceStaleAfter-time.Minute))
+	silent := now.Add(-apikey.InstanceStaleAfter - time.Second)
+	servesUntil := now.Add(time.Second)
+	report("ahead", rev+3, now, now.Add(time.Minute))
+	report("exact", rev, now, now.Add(time.Minute))
+	report("behind", rev-1, now, now.Add(time.Minute))
+	report("unreachable", rev-1, silent, servesUntil)
+	report("silent-applied", rev, silent, now.Add(time.Minute))
+	report("stopped", rev-1, now.Add(-apikey.InstanceStaleAfter-time.Minute), now.Add(-time.Second))
 
 	viewer := apikey.Actor{ID: "viewer", Role: apikey.ReadOnly, Account: acme}
 	p, err := m.Propagation(ctx, viewer, issued.View.Prefix)
@@ -123,7 +141,9 @@ func testManagerPropagation(t *testing.T, c Config) {
 	assert.Equal(t, rev, p.Revision)
 	assert.Equal(t, 2, p.Applied)
 	assert.Equal(t, 3, p.Live)
-	assert.Equal(t, 1, p.Stopped)
+	assert.Equal(t, 1, p.Unreachable, "not heard from, may still serve the key")
+	assert.True(t, servesUntil.Truncate(time.Microsecond).Equal(p.UnreachableUntil), "UnreachableUntil: %v", p.UnreachableUntil)
+	assert.Equal(t, 2, p.Stopped, "past its ServesUntil, or had applied the change")
 	assert.False(t, p.Confirmed)
 	assert.True(t, p.ConfirmedBy.IsZero())
 	if assert.Len(t, p.Pending, 1) {
@@ -142,12 +162,15 @@ func testManagerPropagation(t *testing.T, c Config) {
 	done := make(chan error, 1)
 	go func() {
 		time.Sleep(30 * time.Millisecond)
-		done <- l.ReportInstance(ctx, apikey.Instance{ID: "behind", Label: "behind", Applied: rev, ReportedAt: time.Now()})
+		done <- l.ReportInstance(ctx, apikey.Instance{ID: "behind", Label: "behind", Applied: rev, ReportedAt: time.Now(), ServesUntil: time.Now().Add(time.Minute)})
 	}()
 	p, err = m.WaitPropagated(ctx, acmeOwner, issued.View.ID)
 	require.NoError(t, err)
 	require.NoError(t, <-done)
 	assert.True(t, p.Confirmed)
+	assert.False(t, p.CheckedAt.Before(servesUntil.Truncate(time.Microsecond)), "waited through the unreachable instance's ServesUntil")
+	assert.Equal(t, 0, p.Unreachable)
+	assert.Equal(t, 3, p.Stopped)
 	assert.Equal(t, 3, p.Applied)
 	assert.Equal(t, 3, p.Live)
 	assert.Empty(t, p.Pending)
