@@ -386,9 +386,9 @@ func (m *Manager) Expiring(ctx context.Context, actor Actor, req ExpiringRequest
 // with Account AnyAccount) may purge.
 //
 // Keys are deleted in batches, one transaction each, until none is left
-// or ctx is done: at most PurgeBatch keys, fewer while a batch takes more
-// than a few milliseconds, and after each batch Purge pauses for as long
-// as it took, and at least 30 ms, so that validation never waits for it
+// or ctx is done: at most PurgeBatch keys, as many as take about 5 ms at
+// the store's pace (the first batch is small), and after each batch Purge
+// pauses for as long as it took, and at least 30 ms, so that validation never waits for it
 // and other writes wait for one short batch at most. A service calls
 // Purge from a ticker (see the example). Each batch appends one
 // ActionPurge event per account it deleted keys of, after its deletion (a
@@ -415,7 +415,7 @@ func (m *Manager) Purge(ctx context.Context, actor Actor, olderThan time.Duratio
 	if olderThan == 0 {
 		return 0, nil
 	}
-	deleted, size := 0, PurgeBatch
+	deleted, size := 0, minPurgeBatch
 	cutoff := m.Now().Add(-olderThan)
 	for {
 		var batch []PurgedKey
@@ -439,15 +439,8 @@ func (m *Manager) Purge(ctx context.Context, actor Actor, olderThan time.Duratio
 		if len(batch) < size {
 			return deleted, nil
 		}
-		// Keep each batch's transaction near purgeSlice, and leave the
-		// store to other writers for as long after it.
-		switch {
-		case took > 2*purgeSlice && size > minPurgeBatch:
-			size /= 2
-		case took < purgeSlice/2 && size < PurgeBatch:
-			size = min(2*size, PurgeBatch)
-		}
-		pause := time.NewTimer(max(took, purgePause))
+		size = nextPurgeBatch(size, took)
+		pause := time.NewTimer(max(took, purgePause)) // the store is other writers' for as long
 		select {
 		case <-ctx.Done():
 			pause.Stop()
@@ -458,16 +451,30 @@ func (m *Manager) Purge(ctx context.Context, actor Actor, olderThan time.Duratio
 }
 
 // purgeSlice is how long Purge aims to hold the store's write lock per
-// batch, and minPurgeBatch the fewest keys it deletes per batch.
-// purgePause is the shortest pause after a batch: longer than the 25 ms
-// between two tries of a SQLite writer waiting for the lock (its busy
-// handler's), so that a waiting writer's next try falls in the pause and
-// it waits for one batch at most; PostgreSQL queues the waiters.
+// batch, and minPurgeBatch the fewest keys it deletes per batch (and its
+// first batch's size). A SQLite writer waiting for the lock tries again
+// after 1, 3, 8 and 18 ms (its busy handler's schedule), then every 15 to
+// 25 ms: a batch that holds the lock for less than 8 ms keeps a waiting
+// writer's wait under 20 ms. purgePause is the shortest pause after a
+// batch: longer than the 25 ms between two tries, so that a waiting
+// writer's next try falls in the pause and it waits for one batch at
+// most. PostgreSQL queues the waiters.
 const (
-	purgeSlice    = 10 * time.Millisecond
+	purgeSlice    = 5 * time.Millisecond
 	purgePause    = 30 * time.Millisecond
 	minPurgeBatch = 25
 )
+
+// nextPurgeBatch returns the size of the batch that follows one of size
+// keys that took took: the size that takes purgeSlice at that pace, at
+// most twice size, within [minPurgeBatch, PurgeBatch].
+func nextPurgeBatch(size int, took time.Duration) int {
+	next := 2 * size
+	if took > 0 {
+		next = min(next, int(int64(size)*int64(purgeSlice)/int64(took)))
+	}
+	return min(max(next, minPurgeBatch), PurgeBatch)
+}
 
 // purgeEvents returns one ActionPurge event per account of batch, in the
 // order of their first key.
