@@ -28,7 +28,7 @@
 //	               ("whsec_..."; go run ./examples/webhookreceiver
 //	               -new-secret makes one). The server never prints it.
 //	-webhook-allow-loopback
-//	               admit an http:// URL on this machine (127.0.0.0/8, ::1)
+//	               admit an http:// URL on the loopback addresses (127.0.0.0/8, ::1)
 //	               for -webhook-url, such as the webhookreceiver example;
 //	               without it the URL must be https and public, as for any
 //	               endpoint
