@@ -11,12 +11,12 @@ import (
 // propagation is the answer of GET /keys/{id}/propagation: an
 // apikey.Propagation with the pending instances counted, not listed, so
 // that no caller (tenants included) learns the service's host names or
-// process ids.
+// process ids, and without the store's revision, which counts every
+// account's writes.
 type propagation struct {
 	KeyID            string        `json:"key_id"`
 	Prefix           string        `json:"prefix"`
 	Status           apikey.Status `json:"status"`
-	Revision         int64         `json:"revision"`
 	Applied          int           `json:"applied"`
 	Live             int           `json:"live"`
 	Pending          int           `json:"pending"`
@@ -43,7 +43,7 @@ func (a *API) keyPropagation(r *http.Request, c Caller) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, propagation{KeyID: p.KeyID, Prefix: p.Prefix, Status: p.Status, Revision: p.Revision,
+	return http.StatusOK, propagation{KeyID: p.KeyID, Prefix: p.Prefix, Status: p.Status,
 		Applied: p.Applied, Live: p.Live, Pending: len(p.Pending),
 		Unreachable: p.Unreachable, UnreachableUntil: p.UnreachableUntil, Stopped: p.Stopped,
 		Confirmed: p.Confirmed, ConfirmedBy: p.ConfirmedBy, CheckedAt: p.CheckedAt}, nil
