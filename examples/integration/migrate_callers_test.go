@@ -30,15 +30,7 @@ func TestMigrateAddsCallers(t *testing.T) {
 
 		db := b.open(t, dsn)
 		defer db.Close()
-		undoVersions(t, db, 12)
-		var version int
-		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
-		require.Equal(t, 11, version, "a version-11 database")
-
-		require.NoError(t, s.Migrate(ctx))
-		require.NoError(t, s.Migrate(ctx), "again: nothing to do")
-		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
-		assert.Equal(t, sqlstore.SchemaVersion, version)
+		migrateFrom(t, db, s, 12)
 
 		report, err := m.Callers(ctx, owner, old.ID)
 		require.NoError(t, err)

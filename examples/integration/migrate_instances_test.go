@@ -31,15 +31,7 @@ func TestMigrateAddsInstances(t *testing.T) {
 
 		db := b.open(t, dsn)
 		defer db.Close()
-		undoVersions(t, db, 13)
-		var version int
-		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
-		require.Equal(t, 12, version, "a version-12 database")
-
-		require.NoError(t, s.Migrate(ctx))
-		require.NoError(t, s.Migrate(ctx), "again: nothing to do")
-		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
-		assert.Equal(t, sqlstore.SchemaVersion, version)
+		migrateFrom(t, db, s, 13)
 
 		p, err := m.Propagation(ctx, owner, extra.View.ID)
 		require.NoError(t, err)

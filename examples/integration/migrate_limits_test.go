@@ -58,6 +58,23 @@ func undoVersions(t *testing.T, db *sql.DB, from int) {
 	}
 }
 
+// migrateFrom makes db a database of the version before version (see
+// undoVersions), then migrates it with s twice (the second time with
+// nothing to do) and checks that it reached sqlstore.SchemaVersion.
+func migrateFrom(t *testing.T, db *sql.DB, s *sqlstore.Store, version int) {
+	t.Helper()
+	ctx := context.Background()
+	undoVersions(t, db, version)
+	var got int
+	require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&got))
+	require.Equal(t, version-1, got, "a version-%d database", version-1)
+
+	require.NoError(t, s.Migrate(ctx))
+	require.NoError(t, s.Migrate(ctx), "again: nothing to do")
+	require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&got))
+	assert.Equal(t, sqlstore.SchemaVersion, got)
+}
+
 // TestMigrateVersion3AddsLimits upgrades a version-3 database, with keys
 // and a change feed, to version 4 on both engines: the keys read back as
 // they were, with no limits; limits can then be set, stored and read

@@ -31,15 +31,7 @@ func TestMigrateAddsEventStream(t *testing.T) {
 
 		db := b.open(t, dsn)
 		defer db.Close()
-		undoVersions(t, db, 11)
-		var version int
-		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
-		require.Equal(t, 10, version, "a version-10 database")
-
-		require.NoError(t, s.Migrate(ctx))
-		require.NoError(t, s.Migrate(ctx), "again: nothing to do")
-		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
-		assert.Equal(t, sqlstore.SchemaVersion, version)
+		migrateFrom(t, db, s, 11)
 
 		events, next, err := s.EventsAfter(ctx, 0, 0)
 		require.NoError(t, err)
