@@ -109,8 +109,7 @@ func (in *instance) run(ctx context.Context) {
 
 // write reports the newest revision applied, if there is one, and now
 // and then forgets old instances.
-func (in *instance) write(ctx context.Context) (err error) {
-	defer recovered("reporting this instance", &err)
+func (in *instance) write(ctx context.Context) error {
 	rev := in.revision.Load()
 	if rev < 0 {
 		return nil
@@ -148,11 +147,10 @@ func (in *instance) servingLeft() (left time.Duration, ok bool) {
 }
 
 // leave deletes the instance from the log; nil on a nil instance.
-func (in *instance) leave(ctx context.Context) (err error) {
+func (in *instance) leave(ctx context.Context) error {
 	if in == nil {
 		return nil
 	}
-	defer recovered("removing this instance", &err)
 	if err := in.log.RemoveInstance(ctx, in.id); err != nil {
 		return fmt.Errorf("middleware: removing this instance: %w", err)
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/keystile/keystile/middleware/internal/envsettings"
 	"github.com/keystile/keystile/middleware/internal/keycache"
 	"github.com/keystile/keystile/middleware/limit"
-	"github.com/keystile/keystile/storage"
 )
 
 // startupTimeout bounds the store calls of New, Invalidate and Close.
@@ -95,8 +94,8 @@ func New(opts Options) (*Validator, error) {
 	}
 	if store.feed != nil {
 		f.feed, f.wake, f.feedEvery, f.settingsEvery = store, cfg.FeedWake, cfg.FeedInterval, 0
-		if log, ok := cfg.Store.(storage.InstanceLog); ok {
-			f.instance = newInstance(log, cfg.CacheTTL, report)
+		if store.instances != nil {
+			f.instance = newInstance(store, cfg.CacheTTL, report)
 			v.verifier.instance = f.instance
 		}
 	}

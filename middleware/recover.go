@@ -33,11 +33,12 @@ func hasherRecovered(err *error) {
 // turns a panic of a custom store into an error wrapping errPanicked.
 type safeStore struct {
 	apikey.Store
-	feed     storage.ChangeFeed       // nil without one
-	recorder storage.LastUsedRecorder // nil without one
-	usage    storage.UsageRecorder    // nil without one
-	callers  storage.CallerLog        // nil without one
-	ledger   storage.QuotaLedger      // nil without one; package quota recovers its panics
+	feed      storage.ChangeFeed       // nil without one
+	recorder  storage.LastUsedRecorder // nil without one
+	usage     storage.UsageRecorder    // nil without one
+	callers   storage.CallerLog        // nil without one
+	instances storage.InstanceLog      // nil without one
+	ledger    storage.QuotaLedger      // nil without one; package quota recovers its panics
 }
 
 func newSafeStore(s apikey.Store) *safeStore {
@@ -46,7 +47,9 @@ func newSafeStore(s apikey.Store) *safeStore {
 	usage, _ := s.(storage.UsageRecorder)
 	ledger, _ := s.(storage.QuotaLedger)
 	callers, _ := s.(storage.CallerLog)
-	return &safeStore{Store: s, feed: feed, recorder: recorder, usage: usage, ledger: ledger, callers: callers}
+	instances, _ := s.(storage.InstanceLog)
+	return &safeStore{Store: s, feed: feed, recorder: recorder, usage: usage, ledger: ledger, callers: callers,
+		instances: instances}
 }
 
 func (s *safeStore) Key(ctx context.Context, id string) (_ apikey.Record, err error) {
@@ -92,6 +95,26 @@ func (s *safeStore) RecordUsage(ctx context.Context, counts []storage.UsageCount
 func (s *safeStore) RecordCallers(ctx context.Context, reports []storage.KeyCallers) (err error) {
 	defer recovered("recording callers", &err)
 	return s.callers.RecordCallers(ctx, reports)
+}
+
+func (s *safeStore) ReportInstance(ctx context.Context, in apikey.Instance) (err error) {
+	defer recovered("reporting this instance", &err)
+	return s.instances.ReportInstance(ctx, in)
+}
+
+func (s *safeStore) Instances(ctx context.Context) (_ []apikey.Instance, err error) {
+	defer recovered("reading the instances", &err)
+	return s.instances.Instances(ctx)
+}
+
+func (s *safeStore) RemoveInstance(ctx context.Context, id string) (err error) {
+	defer recovered("removing this instance", &err)
+	return s.instances.RemoveInstance(ctx, id)
+}
+
+func (s *safeStore) ForgetInstances(ctx context.Context, t time.Time) (_ int, err error) {
+	defer recovered("forgetting stopped instances", &err)
+	return s.instances.ForgetInstances(ctx, t)
 }
 
 func (s *safeStore) Usage(ctx context.Context, q storage.UsageQuery) (_ []storage.UsageCount, err error) {
