@@ -2,6 +2,8 @@ package limit_test
 
 import (
 	"net/http"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,6 +48,47 @@ func TestSetHeaders(t *testing.T) {
 			assert.Equal(t, tt.retry, h.Get("Retry-After"))
 		})
 	}
+}
+
+// TestSetHeadersSharesValues checks the contract of the values SetHeaders
+// shares between responses: a repeated decision costs no allocation, a
+// field extended on one response is unchanged on the next, and decisions
+// that replace each other in the process's memory still get their own
+// values.
+func TestSetHeadersSharesValues(t *testing.T) {
+	rate := apikey.RateLimit{Requests: 100, Window: time.Minute}
+	d := limit.Decision{Allowed: true, Remaining: 99, Reset: 600 * time.Millisecond}
+	h := http.Header{}
+	allocs := testing.AllocsPerRun(100, func() { limit.SetHeaders(h, rate, d) })
+	assert.Zero(t, allocs, "a repeated decision allocates nothing")
+
+	first := http.Header{}
+	limit.SetHeaders(first, rate, d)
+	first.Add("RateLimit", `"other";r=1`)
+	first.Set("RateLimit-Policy", "replaced")
+	next := http.Header{}
+	limit.SetHeaders(next, rate, d)
+	assert.Equal(t, []string{`"key";r=99;t=1`}, next.Values("RateLimit"))
+	assert.Equal(t, []string{`"key";q=100;w=60`}, next.Values("RateLimit-Policy"))
+
+	// More distinct decisions than the memory holds, twice over, from
+	// several goroutines: each response carries its own decision's values.
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				remaining := (i*7 + g) % 1000
+				h := http.Header{}
+				limit.SetHeaders(h, rate, limit.Decision{Allowed: true, Remaining: remaining, Reset: time.Duration(i%60+1) * time.Second})
+				want := `"key";r=` + strconv.Itoa(remaining) + ";t=" + strconv.Itoa(i%60+1)
+				if got := h.Get("RateLimit"); got != want {
+					t.Errorf("RateLimit %q, want %q", got, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func BenchmarkSetHeaders(b *testing.B) {
