@@ -30,7 +30,10 @@ type keySet struct {
 // newKeySet creates n keys. It hashes them on every CPU and writes the
 // records straight to the store, in large batches: the slow part is
 // argon2, even with TestParams.
-func newKeySet(n int) (*keySet, error) {
+func newKeySet(n int) (*keySet, error) { return newLimitedKeySet(n, apikey.Limits{}) }
+
+// newLimitedKeySet is newKeySet with limits l on every key.
+func newLimitedKeySet(n int, l apikey.Limits) (*keySet, error) {
 	ks := &keySet{store: memory.New(), keys: make([]string, n), index: make(map[string]int, n)}
 	recs := make([]apikey.Record, n)
 	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -53,7 +56,7 @@ func newKeySet(n int) (*keySet, error) {
 				ks.keys[i] = key.Reveal()
 				recs[i] = apikey.Record{
 					ID: key.ID(), Type: apikey.Server, Environment: apikey.Production, Scopes: []string{apikey.AllScopes},
-					CreatedAt: created, CreatedBy: "bench", Hash: apikey.NewOpaque(hash),
+					CreatedAt: created, CreatedBy: "bench", Hash: apikey.NewOpaque(hash), Limits: l,
 				}
 			}
 		})
@@ -223,6 +226,22 @@ func BenchmarkCachedKeys(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchmarkCachedKeys(b, ks)
+}
+
+// BenchmarkCachedKeysRateLimit is BenchmarkCachedKeys with the same rate
+// limit on every key, as the keys of one plan have, and its RateLimit
+// fields on every response: each key comes back 10,000 requests later,
+// so that its decisions repeat those of the other keys.
+func BenchmarkCachedKeysRateLimit(b *testing.B) {
+	ks, err := tenThousandLimitedKeys()
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchmarkCachedKeys(b, ks)
+}
+
+func benchmarkCachedKeys(b *testing.B, ks *keySet) {
 	v, err := New(Options{Store: ks.store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
 	if err != nil {
 		b.Fatal(err)
@@ -239,6 +258,7 @@ func BenchmarkCachedKeys(b *testing.B) {
 	if st := v.Stats(); st.CachedKeys != len(ks.keys) {
 		b.Fatalf("%d keys cached, want %d", st.CachedKeys, len(ks.keys))
 	}
+	runtime.GC() // as runServe
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -255,7 +275,10 @@ func BenchmarkCachedKeys(b *testing.B) {
 	}
 }
 
-var tenThousandKeys = sync.OnceValues(func() (*keySet, error) { return newKeySet(10_000) })
+var (
+	tenThousandKeys        = sync.OnceValues(func() (*keySet, error) { return newKeySet(10_000) })
+	tenThousandLimitedKeys = sync.OnceValues(func() (*keySet, error) { return newLimitedKeySet(10_000, apikey.Limits{Rate: benchRate}) })
+)
 
 // serveOnce serves r into a fresh recorder.
 func serveOnce(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
