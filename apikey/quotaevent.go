@@ -44,7 +44,7 @@ func OwnerOfBalanceID(id string) (account, owner string, ok bool) {
 // Environment and Type), the key that asked for the lease. Detail names
 // the quota and, if it refills, when.
 func QuotaExhaustedEvent(balanceID string, key Record, q Quota, now time.Time) Event {
-	detail := "quota of " + strconv.FormatInt(q.Limit, 10) + " uses exhausted"
+	detail := "quota of " + uses(q.Limit) + " exhausted"
 	if q.Refill > 0 && q.Period != "" {
 		detail += fmt.Sprintf(", refills %d at %s", q.Refill, q.Period.Next(now).UTC().Format(time.RFC3339))
 	}
@@ -55,4 +55,13 @@ func QuotaExhaustedEvent(balanceID string, key Record, q Quota, now time.Time) E
 	}
 	e.Account, e.Environment, e.KeyID, e.KeyType = key.Account, key.Environment, key.ID, key.Type
 	return e
+}
+
+// uses returns n followed by "use" or "uses" as n calls for: "1 use",
+// "0 uses", "2 uses".
+func uses(n int64) string {
+	if n == 1 {
+		return strconv.FormatInt(n, 10) + " use"
+	}
+	return strconv.FormatInt(n, 10) + " uses"
 }

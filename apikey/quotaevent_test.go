@@ -42,6 +42,14 @@ func TestQuotaExhaustedEvent(t *testing.T) {
 		{"a key's, never refilled", key.ID, apikey.Quota{Limit: 10}, apikey.Event{
 			Account: "acme", Environment: apikey.Production, KeyID: key.ID, KeyType: apikey.Server,
 			Detail: "quota of 10 uses exhausted"}, false},
+		{"a key's, one use", key.ID, apikey.Quota{Limit: 1, Refill: 1, Period: apikey.Daily}, apikey.Event{
+			Account: "acme", Environment: apikey.Production, KeyID: key.ID, KeyType: apikey.Server,
+			Detail: "quota of 1 use exhausted, refills 1 at 2026-12-07T00:00:00Z"}, false},
+		{"a key's, two uses", key.ID, apikey.Quota{Limit: 2}, apikey.Event{
+			Account: "acme", Environment: apikey.Production, KeyID: key.ID, KeyType: apikey.Server,
+			Detail: "quota of 2 uses exhausted"}, false},
+		{"an owner's, one use", apikey.OwnerBalanceID("globex", "user-1"), apikey.Quota{Limit: 1},
+			apikey.Event{Account: "globex", Detail: "owner user-1: quota of 1 use exhausted"}, true},
 		{"an owner's, monthly", apikey.OwnerBalanceID("globex", "user-1"), apikey.Quota{Limit: 5, Refill: 5, Period: apikey.Monthly},
 			apikey.Event{Account: "globex", Detail: "owner user-1: quota of 5 uses exhausted, refills 5 at 2027-01-01T00:00:00Z"}, true},
 	} {

@@ -181,7 +181,7 @@ func (l *limiter) spendFrom(ctx context.Context, balance string, q apikey.Quota,
 		return problem.Refuse(ErrUnavailable, "the store keeps no quota balances")
 	}
 	if int64(cost) > q.Limit {
-		return problem.Refuse(ErrQuotaExhausted, "the route costs "+strconv.Itoa(cost)+" uses, more than "+whose()+" of "+strconv.FormatInt(q.Limit, 10))
+		return problem.Refuse(ErrQuotaExhausted, "the route costs "+uses(int64(cost))+", more than "+whose()+" of "+strconv.FormatInt(q.Limit, 10))
 	}
 	d, err := l.quota.Spend(ctx, balance, q, int64(cost), now)
 	switch {
@@ -192,7 +192,7 @@ func (l *limiter) spendFrom(ctx context.Context, balance string, q apikey.Quota,
 	case d.Allowed || d.Unlimited:
 		return nil
 	case d.NextRefill.IsZero():
-		return problem.Refuse(ErrQuotaExhausted, whose()+" of "+strconv.FormatInt(q.Limit, 10)+" uses is spent and does not refill")
+		return problem.Refuse(ErrQuotaExhausted, whose()+" of "+uses(q.Limit)+" is spent and does not refill")
 	}
 	return &problem.Refusal{Reason: ErrQuotaExhausted, RetryAfter: max(d.NextRefill.Sub(now), time.Second),
 		Detail: whose() + " is spent until " + d.NextRefill.UTC().Format(time.RFC3339)}
@@ -284,4 +284,13 @@ func outcomeOf(err error) int {
 		return 0
 	}
 	return 1 + reasonIndex(err)
+}
+
+// uses returns n followed by "use" or "uses" as n calls for: "1 use",
+// "0 uses", "2 uses".
+func uses(n int64) string {
+	if n == 1 {
+		return strconv.FormatInt(n, 10) + " use"
+	}
+	return strconv.FormatInt(n, 10) + " uses"
 }

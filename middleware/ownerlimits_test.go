@@ -91,7 +91,7 @@ func TestOwnerLimits(t *testing.T) {
 			own:    []apikey.Limits{{Quota: apikey.Quota{Limit: 1}}},
 			steps: []step{
 				{key: "a", status: 200},
-				{key: "a", status: 429, code: "quota_exhausted", detail: "the key's quota of 1 uses is spent"},
+				{key: "a", status: 429, code: "quota_exhausted", detail: "the key's quota of 1 use is spent"},
 				{key: "b", status: 200},
 			},
 		},

@@ -53,8 +53,12 @@ type stack struct {
 	// noUsage answers every usage request with 501 usage_unavailable, as
 	// the API does when the store keeps no usage.
 	noUsage atomic.Bool
-	mu      sync.Mutex
-	changes []change
+	// noInstances answers every propagation request with 501
+	// instances_unavailable, as the API does when the store keeps no
+	// validator instances.
+	noInstances atomic.Bool
+	mu          sync.Mutex
+	changes     []change
 }
 
 // startStack starts the stack; closeAccount lets owners close the account.
@@ -118,9 +122,16 @@ func pagedListing(next http.Handler) http.Handler {
 }
 
 // usageSwitch answers usage requests with 501 usage_unavailable while
-// s.noUsage is set.
+// s.noUsage is set, and propagation requests with 501
+// instances_unavailable while s.noInstances is set.
 func (s *stack) usageSwitch(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.noInstances.Load() && strings.HasSuffix(r.URL.Path, "/propagation") {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusNotImplemented)
+			fmt.Fprint(w, `{"type":"about:blank","title":"this store keeps no validator instances","status":501,"code":"instances_unavailable"}`)
+			return
+		}
 		if !s.noUsage.Load() || !strings.HasSuffix(r.URL.Path, "/usage") {
 			next.ServeHTTP(w, r)
 			return

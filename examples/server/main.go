@@ -1,7 +1,7 @@
 // Command server is keystile's example API, storing keys in a SQLite file.
 //
 //	go run ./examples/server [-addr 127.0.0.1:8080] [-db keystile.db] [-allow-origin ENV=ORIGIN]...
-//	    [-webhook-url URL [-webhook-allow-loopback]]
+//	    [-webhook-url URL [-webhook-allow-loopback]] [-otel stdout]
 //
 // On first start it bootstraps the production, staging and development
 // environments and prints each new key once on stdout, one line each:
@@ -32,6 +32,13 @@
 //	               for -webhook-url, such as the webhookreceiver example;
 //	               without it the URL must be https and public, as for any
 //	               endpoint
+//	-otel stdout   trace each request, with a "keystile.verify" span per
+//	               key verification (key prefix, account, environment,
+//	               cache hit or miss, store read, argon2, outcome, refusal
+//	               code; never a secret), and export the Validator's Stats
+//	               as metrics (every 30 seconds, and at shutdown), with
+//	               OpenTelemetry's stdout exporters: one JSON document a
+//	               line on stdout. Off by default: no OpenTelemetry is wired
 //
 // Routes: GET /healthz (no key), GET /v1/whoami (any key), POST /v1/echo
 // (server keys), and the management API under /admin/ (see package
@@ -83,6 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started f
 	var hook app.Webhook
 	fs.StringVar(&hook.URL, "webhook-url", "", "deliver events to URL, signed with $"+WebhookSecretEnv)
 	fs.BoolVar(&hook.AllowLoopback, "webhook-allow-loopback", false, "admit http:// and loopback addresses for -webhook-url (development)")
+	otel := fs.String("otel", "", `"stdout": trace requests and key verifications and export metrics with OpenTelemetry, to stdout`)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -94,6 +102,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started f
 		return usageError{errors.New("unexpected arguments")}
 	}
 	cfg.AllowedOrigins = origins
+	switch *otel {
+	case "":
+	case "stdout":
+		cfg.Telemetry = &app.Telemetry{Out: stdout}
+	default:
+		fmt.Fprintf(stderr, "server: -otel %q: the only exporter is stdout\n", *otel)
+		return usageError{errors.New("unknown -otel exporter")}
+	}
 	if hook.URL != "" {
 		secret, err := webhook.ParseSecret(os.Getenv(WebhookSecretEnv))
 		if err != nil {

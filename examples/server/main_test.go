@@ -32,7 +32,8 @@ import (
 // server is one start of the example server, as main runs it.
 type server struct {
 	url    string
-	stdout string // what the start printed: the new keys, if any
+	stdout string          // what the start printed: the new keys, if any
+	out    *syncbuf.Buffer // all it printed on stdout, so far
 	stderr *syncbuf.Buffer
 	stop   func() error // shuts down and returns run's error
 }
@@ -61,7 +62,7 @@ func start(t *testing.T, db string, args ...string) *server {
 	}
 	var once sync.Once
 	var runErr error
-	s := &server{url: a.URL(), stdout: stdout.String(), stderr: stderr}
+	s := &server{url: a.URL(), stdout: stdout.String(), out: stdout, stderr: stderr}
 	s.stop = func() error {
 		once.Do(func() {
 			cancel()
@@ -403,6 +404,7 @@ func TestFlags(t *testing.T) {
 		{"-allow-origin", "development"},
 		{"-allow-origin", "Dev=http://localhost:1"},
 		{"-allow-origin", "development=not an origin"},
+		{"-otel", "jaeger"},
 		{"extra"},
 	} {
 		var stderr bytes.Buffer

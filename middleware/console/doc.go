@@ -45,6 +45,17 @@
 // script draws as inline SVG, each summed up in words and listed in a
 // table. Where the Manager's store keeps no usage, the view says so.
 //
+// After a key is revoked, and in a revoked key's view, the page says how
+// far the revocation has reached the running validators (GET
+// /keys/{id}/propagation of package admin): "Reaching instances: 1 of 2
+// applied" (and, while some cannot be reached, "1 instance unreachable,
+// confirmed by <time> at the latest") until it is confirmed, then
+// "Revoked everywhere at <time> — 2 of 2 instances". It reads it again
+// every second for at most 30 seconds, then offers a Refresh button; the
+// status is a polite live region, which screen readers announce as it
+// changes. Where the store keeps no validator instances, it says the
+// confirmation is not available.
+//
 // The console has no login of its own. A service mounts it behind its own
 // session middleware and says, per request, who is signed in and with which
 // role (Options.Actor):

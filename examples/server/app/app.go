@@ -8,7 +8,10 @@
 // first start and writes their keys once, and seeds the allowed origins.
 // Run serves until its context ends and then shuts down gracefully.
 // With Config.Webhook, it also delivers the store's events to the service's
-// own endpoint (package apikey/events) as Standard Webhooks.
+// own endpoint (package apikey/events) as Standard Webhooks. With
+// Config.Telemetry, it traces requests and key verifications and exports
+// the Validator's Stats with OpenTelemetry (package
+// middleware/otelkeystile) to the stdout exporters.
 //
 // Routes:
 //
@@ -43,6 +46,7 @@ import (
 	"github.com/keystile/keystile/examples/internal/exampledb"
 	"github.com/keystile/keystile/middleware"
 	"github.com/keystile/keystile/middleware/admin"
+	"github.com/keystile/keystile/middleware/otelkeystile"
 	"github.com/keystile/keystile/middleware/problem"
 	"github.com/keystile/keystile/storage/sqlstore"
 )
@@ -85,6 +89,11 @@ type Config struct {
 	// endpoint while the App runs (an events.Deliverer), and writes the
 	// time-based events (an events.Scanner). Nil delivers nothing.
 	Webhook *Webhook
+	// Telemetry, if set, traces each request and key verification and
+	// exports the Validator's Stats as metrics with OpenTelemetry (package
+	// middleware/otelkeystile), written by the stdout exporters. Nil wires
+	// no OpenTelemetry at all.
+	Telemetry *Telemetry
 }
 
 // App is the running example API. Create it with New and serve with Run.
@@ -98,7 +107,8 @@ type App struct {
 	handler   http.Handler
 	server    *http.Server
 	listener  net.Listener
-	webhooks  *webhooks // nil without Config.Webhook
+	webhooks  *webhooks  // nil without Config.Webhook
+	telemetry *telemetry // nil without Config.Telemetry
 }
 
 // New binds the listen address, checks Config.Webhook's URL, then opens and
@@ -159,6 +169,13 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 
+	var onVerification func(context.Context, middleware.Verification)
+	if cfg.Telemetry != nil {
+		if a.telemetry, err = newTelemetry(*cfg.Telemetry); err != nil {
+			return nil, err
+		}
+		onVerification = otelkeystile.Tracing(a.telemetry.tp)
+	}
 	a.validator, err = middleware.New(middleware.Options{
 		Store: a.store, // the zero Hasher: apikey.DefaultParams, as the Manager
 		OnRejected: func(_ context.Context, at middleware.Attempt, err error) {
@@ -172,9 +189,15 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 			}
 		},
 		OnBackgroundError: func(err error) { a.log.Warn("keystile middleware", "error", err) },
+		OnVerification:    onVerification,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if a.telemetry != nil {
+		if err := a.telemetry.register(a.validator); err != nil {
+			return nil, err
+		}
 	}
 	// Changes made through the management API evict this process's cache
 	// at once; other processes (keyctl, other instances) reach it through
@@ -300,13 +323,18 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // close releases what New opened, but for the listener (Serve or Shutdown
-// closes it; New closes it if it fails): the webhook loops, the Validator,
-// then the database.
+// closes it; New closes it if it fails): the webhook loops, the telemetry
+// (writing the last metrics), the Validator, then the database.
 func (a *App) close() error {
 	if a.webhooks != nil {
 		a.webhooks.stop()
 	}
 	var errs []error
+	if a.telemetry != nil {
+		if err := a.telemetry.shutdown(); err != nil {
+			errs = append(errs, fmt.Errorf("telemetry: %w", err))
+		}
+	}
 	if a.validator != nil {
 		if err := a.validator.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("writing last-used times: %w", err))
@@ -340,6 +368,9 @@ func (a *App) routes() (http.Handler, error) {
 	// The routes match on the method, so the mux would answer a browser's
 	// CORS preflight (OPTIONS) with 405: the validator answers them for the
 	// whole router.
+	if a.telemetry != nil {
+		return a.telemetry.handler(a.validator.CORS(mux)), nil
+	}
 	return a.validator.CORS(mux), nil
 }
 

@@ -740,6 +740,7 @@
       await api("POST", `${keyPath(k)}/revoke`);
       await refreshKeys();
       notify(`${k.prefix} was revoked.`);
+      followReach(k);
     });
     dialog.showModal();
   }
@@ -1124,6 +1125,7 @@
   // showOwner shows every key of owner, in every environment.
   async function showOwner(owner) {
     await loadOwner(owner);
+    leaveReach();
     state.key = null;
     $("list-view").hidden = true;
     $("key-view").hidden = true;
@@ -1242,6 +1244,8 @@
     $("key-back").href = `#env=${encodeURIComponent(k.environment)}`;
     renderKey(k);
     $("key-heading").focus();
+    if (k.status === "revoked") followReach(k);
+    else leaveReach();
     await Promise.all([loadCallers(k), loadUsage(k)]);
   }
 
@@ -1567,6 +1571,126 @@
     }
   }
 
+  // ----- a revocation's reach
+
+  // reachEvery and reachFor bound how the page follows a revocation until
+  // every running validator has applied it: it reads GET
+  // .../propagation every reachEvery ms for at most reachFor ms, then
+  // offers a Refresh button that follows it as long again.
+  const reachEvery = 1000;
+  const reachFor = 30000;
+
+  const reach = {
+    key: null, // the revoked key followed, if any
+    timer: 0,
+    run: 0, // counts the reads started: an answer to an older one is dropped
+    shown: "", // what the status says, to leave the live region alone while it says the same
+  };
+
+  // followReach shows how far the revocation of k has reached the running
+  // validators, read afresh until it is confirmed, in the page's
+  // propagation section (a polite live region). A key already followed
+  // keeps its reads as they are.
+  function followReach(k) {
+    if (reach.key && reach.key.id === k.id) return;
+    leaveReach();
+    reach.key = k;
+    $("propagation-heading").textContent = `Revocation of ${k.prefix}`;
+    $("propagation").hidden = false;
+    readReach(Date.now() + reachFor);
+  }
+
+  // leaveReach stops following a revocation and hides its section.
+  function leaveReach() {
+    clearTimeout(reach.timer);
+    reach.run++;
+    reach.key = null;
+    reach.shown = "";
+    $("propagation").hidden = true;
+    $("propagation-status").textContent = "";
+    $("propagation-tools").textContent = "";
+  }
+
+  // readReach reads the followed key's propagation, shows it and, unless
+  // it is confirmed, reads it again in reachEvery ms while that is before
+  // until; after that, a Refresh button reads it again.
+  async function readReach(until) {
+    const k = reach.key;
+    const run = ++reach.run;
+    clearTimeout(reach.timer);
+    $("propagation-tools").textContent = "";
+    let p;
+    try {
+      p = await api("GET", `${keyPath(k)}/propagation`);
+    } catch (err) {
+      if (run !== reach.run) return;
+      if (err.status === 501) {
+        showReach("unavailable", "Confirmation not available: this service's key store does not record which instances have applied a change.");
+        return;
+      }
+      showReach(`error ${err.message}`, `How far the revocation has reached could not be read: ${err.message}`);
+      reachRefresh();
+      return;
+    }
+    if (run !== reach.run) return; // another key, or a newer read, meanwhile
+    renderReach(p);
+    if (p.confirmed) return;
+    if (Date.now() + reachEvery > until) {
+      reachRefresh();
+      return;
+    }
+    reach.timer = setTimeout(() => readReach(until), reachEvery);
+  }
+
+  // reachRefresh offers to follow the revocation again.
+  function reachRefresh() {
+    const b = el("button", { type: "button", id: "propagation-refresh", textContent: "Refresh" });
+    b.addEventListener("click", () => {
+      readReach(Date.now() + reachFor);
+      $("propagation-status").focus();
+    });
+    $("propagation-tools").append(b);
+  }
+
+  // renderReach says how far a revocation has reached, from p (GET
+  // .../propagation): confirmed, or how many live instances have applied
+  // it and how many cannot be reached.
+  function renderReach(p) {
+    const stopped = p.stopped ? ` (${plural(p.stopped, "stopped instance", "stopped instances")} not counted)` : "";
+    if (p.confirmed) {
+      const at = p.confirmed_by || p.checked_at;
+      const none = p.live === 0 ? ": no running validator reports to the key store" : "";
+      showReach(`confirmed ${at} ${p.applied} ${p.live} ${p.stopped}`,
+        "Revoked everywhere at ", clockTime(at), ` — ${count(p.applied)} of ${plural(p.live, "instance", "instances")}${none}${stopped}.`);
+      return;
+    }
+    const parts = [`Reaching instances: ${count(p.applied)} of ${count(p.live)} applied${stopped}.`];
+    if (p.unreachable && p.unreachable_until) {
+      parts.push(` ${plural(p.unreachable, "instance", "instances")} unreachable, confirmed by `, clockTime(p.unreachable_until), " at the latest.");
+    }
+    showReach(`reaching ${p.applied} ${p.live} ${p.stopped} ${p.unreachable} ${p.unreachable_until}`, ...parts);
+  }
+
+  // showReach writes nodes in the propagation status, unless it already
+  // says what (screen readers announce each change of a live region).
+  function showReach(what, ...nodes) {
+    if (reach.shown === what) return;
+    reach.shown = what;
+    const status = $("propagation-status");
+    status.textContent = "";
+    status.append(...nodes);
+  }
+
+  // clockTime shows iso as its exact time (UTC), with the words ("3
+  // minutes ago") shown on hover and keyboard focus, and read by screen
+  // readers with the time.
+  function clockTime(iso) {
+    const words = relative(iso);
+    return el("time", { dateTime: iso, title: words, className: "human", tabIndex: 0 },
+      el("span", { className: "rel", textContent: `${formatTime(iso)} UTC` }),
+      el("span", { className: "exact", textContent: ` (${words})` }));
+  }
+
   // silenceForm offers to end k's grace now if no caller used it for a
   // time the owner picks (POST .../end-grace-if-silent); a key still in use
   // keeps its grace, and the form says when it was last seen.
@@ -1789,6 +1913,7 @@
     if (!state.key || state.key.id !== k.id) return;
     state.key = k;
     renderKey(k);
+    if (k.status === "revoked") followReach(k);
     await loadCallers(k);
   }
 
