@@ -52,10 +52,10 @@ func TestInstancesConfirmRevocation(t *testing.T) {
 		require.Equal(t, http.StatusOK, status(v, extra.Key), "cached before the revocation")
 	}
 	require.Eventually(t, func() bool {
-		list, err := store.Instances(ctx)
+		list, _, err := store.Instances(ctx)
 		return err == nil && len(list) == 2
 	}, 5*time.Second, time.Millisecond, "both report")
-	list, err := store.Instances(ctx)
+	list, _, err := store.Instances(ctx)
 	require.NoError(t, err)
 	for _, in := range list {
 		assert.Len(t, in.ID, 32, "a random id")
@@ -93,7 +93,9 @@ type instanceStore struct {
 // panickingLog is a memory store whose instance reports panic.
 type panickingLog struct{ *memory.Store }
 
-func (panickingLog) ReportInstance(context.Context, apikey.Instance) error { panic("instance log") }
+func (panickingLog) ReportInstance(context.Context, apikey.InstanceReport) error {
+	panic("instance log")
+}
 
 // TestInstanceReports: a Validator reports only while it follows a change
 // feed, and a failing InstanceLog is reported, never a crash.
@@ -128,7 +130,7 @@ func TestInstanceReports(t *testing.T) {
 			t.Cleanup(func() { _ = witness.Close() })
 			ctx := context.Background()
 			require.Eventually(t, func() bool {
-				list, err := mem.Instances(ctx)
+				list, _, err := mem.Instances(ctx)
 				return err == nil && len(list) >= tt.reports
 			}, 5*time.Second, time.Millisecond)
 			if tt.err != "" {
@@ -142,7 +144,7 @@ func TestInstanceReports(t *testing.T) {
 				mu.Unlock()
 			}
 			require.NoError(t, witness.Close())
-			list, err := mem.Instances(ctx)
+			list, _, err := mem.Instances(ctx)
 			require.NoError(t, err)
 			assert.Len(t, list, tt.reports-1, "the witness left")
 		})

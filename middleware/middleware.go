@@ -114,7 +114,8 @@ func New(opts Options) (*Validator, error) {
 
 	ctx, cancel := context.WithTimeout(v.tasks.ctx, startupTimeout)
 	defer cancel()
-	f.start(ctx) // first, so that no change made during the load is missed
+	f.start(ctx)          // first, so that no change made during the load is missed
+	f.instance.first(ctx) // before anything is served from the cache (see instance)
 	if err := v.settings.Load(ctx); err != nil {
 		report(err)
 	}
