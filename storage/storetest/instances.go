@@ -54,7 +54,7 @@ func testInstanceLog(t *testing.T, c Config) {
 	for _, r := range []apikey.InstanceReport{
 		{ID: "a", Label: "host-a:1", Applied: 5, Lease: time.Minute},
 		{ID: "b", Label: "host-b:2", Applied: 3, Lease: time.Minute},
-		{ID: "a", Label: "host-a:1", Applied: 5, Lease: time.Minute},        // a heartbeat
+		{ID: "a", Label: "host-a:1", Applied: 5, Lease: time.Minute},       // a heartbeat
 		{ID: "b", Label: "host-b:22", Applied: 7, Lease: 10 * time.Second}, // applied more, a shorter lease
 		{ID: "c", Label: "", Applied: 0},                                   // no lease
 	} {
