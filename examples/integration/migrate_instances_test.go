@@ -67,11 +67,10 @@ func TestMigrateAddsRemovedInstances(t *testing.T) {
 		s := b.store(t, dsn, sqlstore.Options{})
 		db := b.open(t, dsn)
 		defer db.Close()
-		undoVersions(t, db, 14)
 		_, err := db.Exec(`INSERT INTO keystile_instances (id, label, applied, applied_at, reported_at, started_at, serves_until)
 			VALUES ('old', 'host:1', 4, 1000, 2000, 1000, 3000)`)
 		require.NoError(t, err)
-		migrateFrom(t, db, s, 14)
+		migrateFrom(t, db, s, 14) // undoes version 14, then migrates
 
 		instances, _, err := s.Instances(ctx)
 		require.NoError(t, err)
