@@ -25,7 +25,8 @@ const InstanceStaleAfter = 3 * InstanceHeartbeat
 // report it stores: it serves its cache at most Lease minus
 // InstanceLeaseMargin after it sent the report, by its own monotonic
 // clock, so that it stops before the ServesUntil the store holds for it
-// even if the store's clock runs a little slow.
+// even if the store's clock gains up to InstanceLeaseMargin during the
+// lease.
 const InstanceLeaseMargin = time.Second
 
 // InstanceForgetAfter is how long an instance stays in an InstanceLog
