@@ -147,7 +147,10 @@ func TestFollowerReadBoundedByServesUntil(t *testing.T) {
 		servesUntil time.Duration // the lease left, from now; -1: no report stored
 		at          time.Duration // when the cache is asked, from now
 		served      bool
+		none        bool // no instance (no InstanceLog)
 	}{
+		"no InstanceLog: CacheTTL":      {none: true, at: ttl - time.Second, served: true},
+		"no InstanceLog: past CacheTTL": {none: true, at: ttl + time.Second},
 		"no report: nothing":            {servesUntil: -1, at: time.Millisecond},
 		"ServesUntil beyond CacheTTL":   {servesUntil: ttl + 10*time.Second, at: ttl - time.Second, served: true},
 		"before an earlier ServesUntil": {servesUntil: 10 * time.Second, at: 5 * time.Second, served: true},
@@ -163,6 +166,9 @@ func TestFollowerReadBoundedByServesUntil(t *testing.T) {
 			in := newInstance(memory.New(), ttl, func(error) {})
 			if tt.servesUntil != -1 {
 				leaseLeft(in, tt.servesUntil)
+			}
+			if tt.none {
+				in = nil
 			}
 			f := &follower{cache: c, ttl: ttl, instance: in, stats: &stats{}}
 			f.read(1, now)
