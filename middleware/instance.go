@@ -24,7 +24,7 @@ import (
 //     revision to report. New writes the first report once it has read
 //     the feed's revision.
 //   - Until a report is stored, the Validator serves nothing from its
-//     cache (servingLeft is 0): every request reads the store, so that a
+//     cache (servingLeft is noLease): every request reads the store, so that a
 //     Validator the InstanceLog does not know never admits a key from its
 //     cache.
 //   - After each read of the whole feed that moved its revision, the
@@ -40,7 +40,8 @@ import (
 //     measures the lease on its own monotonic clock from before it sent
 //     the report, less apikey.InstanceLeaseMargin: neither the follower's
 //     feed deadline nor a key's own cache entry lets a cached key be
-//     served past it (servingLeft), so a Validator cut off from the store
+//     served past it (servingLeft; requests read a clock that may lag by
+//     a tick, 10 ms, well within the margin), so a Validator cut off from the store
 //     stops serving its cache before the ServesUntil the store holds for
 //     it, whatever the clocks of the hosts: until then it counts as
 //     unreachable and blocks the confirmation of the changes it has not
@@ -154,15 +155,24 @@ func (in *instance) write(ctx context.Context) error {
 	return nil
 }
 
+// noLease is servingLeft before the first report is stored: a lease that
+// ended long before any request clock's reading (which may lag the system
+// clock by a tick), so that nothing is served from the cache.
+const noLease = -time.Hour
+
 // servingLeft returns how long, by the monotonic clock, cached keys may
-// still be served under the last lease stored: 0 or less before the first
+// still be served under the last lease stored: noLease before the first
 // report is stored. ok is false on a nil instance (no InstanceLog, or no
 // change feed: nothing bounds the cache but CacheTTL).
 func (in *instance) servingLeft() (left time.Duration, ok bool) {
 	if in == nil {
 		return 0, false
 	}
-	return time.Until(in.start.Add(time.Duration(in.servesFor.Load()))), true
+	end := in.servesFor.Load()
+	if end == 0 {
+		return noLease, true
+	}
+	return time.Until(in.start.Add(time.Duration(end))), true
 }
 
 // leave deletes the instance from the log; nil on a nil instance.

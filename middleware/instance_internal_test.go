@@ -87,7 +87,7 @@ func TestInstanceLease(t *testing.T) {
 			in := newInstance(log, ttl, func(error) {})
 			left, ok := in.servingLeft()
 			require.True(t, ok)
-			assert.LessOrEqual(t, left, time.Duration(0), "nothing reported yet: nothing served from the cache")
+			assert.Equal(t, noLease, left, "nothing reported yet: nothing served from the cache")
 			in.applied(4)
 			before := time.Now()
 			require.NoError(t, in.write(context.Background()))
@@ -133,7 +133,7 @@ func TestInstanceUnreportedServesNothing(t *testing.T) {
 	require.Len(t, errs, 1, "the failed first report is reported")
 	left, ok := in.servingLeft()
 	require.True(t, ok)
-	assert.LessOrEqual(t, left, time.Duration(0))
+	assert.Equal(t, noLease, left)
 }
 
 // TestFollowerReadBoundedByServesUntil: a read of the change feed lets the
@@ -187,7 +187,7 @@ func TestEntryBoundedByServesUntil(t *testing.T) {
 		servesUntil time.Duration // the lease left, from now; -1: no report stored
 		want        time.Duration // the entry's Until, from now
 	}{
-		"no report":                   {servesUntil: -1, want: 0},
+		"no report":                   {servesUntil: -1, want: noLease},
 		"ServesUntil beyond CacheTTL": {servesUntil: ttl + time.Hour, want: ttl},
 		"an earlier ServesUntil":      {servesUntil: 10 * time.Second, want: 10 * time.Second},
 	}
