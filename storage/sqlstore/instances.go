@@ -12,7 +12,7 @@ import (
 var _ storage.InstanceLog = (*Store)(nil)
 
 // Instance statements (see the version 13 and 14 migrations). {now} is the
-// instance log's clock in Unix microseconds (instanceClock); a removed
+// instance log's clock in Unix microseconds (instanceClocks); a removed
 // instance is a row with removed_at set, which reports leave alone.
 const (
 	reportInstance = `INSERT INTO keystile_instances (id, label, applied, applied_at, reported_at, started_at, serves_until)
