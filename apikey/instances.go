@@ -148,8 +148,8 @@ const (
 )
 
 // Propagation is how far a key's last change has reached the running
-// validators (Manager.Propagation). Its JSON form holds counts only: no
-// instance is named.
+// validators (Manager.Propagation). Its JSON form names no instance
+// (PendingInstances is left out).
 //
 // It covers the key's record as the validators cache it (revocation,
 // disabling, expiry, scopes, limits). An account's suspension and an
