@@ -51,7 +51,9 @@
 // serve it as it was, and Manager.WaitPropagated waits until every live
 // one has and none is unreachable (a revocation confirmed everywhere;
 // confirmation fails closed: a crashed Validator delays it by at most its
-// CacheTTL plus InstanceStaleAfter).
+// CacheTTL plus InstanceStaleAfter, and with no instance live nothing is
+// confirmed). Instance times are the store's clock. Suspensions and
+// allowed origins are settings, not covered by a confirmation.
 //
 // # Lifetime policy
 //

@@ -2,6 +2,7 @@ package apikey_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,13 +13,35 @@ import (
 	"github.com/keystile/keystile/storage/memory"
 )
 
-// propagationSetup returns a Manager over a memory store whose clock is
-// *now, and the id and revision of a bootstrapped key.
-func propagationSetup(t *testing.T, now *time.Time) (*apikey.Manager, *memory.Store, string, int64) {
+// fixedLog is a memory store whose InstanceLog holds the instances given,
+// with a clock of its own: the store's, which Propagation must use.
+type fixedLog struct {
+	*memory.Store
+	mu        sync.Mutex
+	now       time.Time
+	instances []apikey.Instance
+}
+
+func (l *fixedLog) set(now time.Time, instances ...apikey.Instance) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.now, l.instances = now, instances
+}
+
+func (l *fixedLog) Instances(context.Context) ([]apikey.Instance, time.Time, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]apikey.Instance(nil), l.instances...), l.now, nil
+}
+
+// propagationSetup returns a Manager over a fixedLog whose clock is a
+// year from the Manager's (the Manager's clock must not matter), and the
+// id and revision of a bootstrapped key.
+func propagationSetup(t *testing.T) (*apikey.Manager, *fixedLog, string, int64) {
 	t.Helper()
-	store := memory.New()
+	store := &fixedLog{Store: memory.New()}
 	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams},
-		Now: func() time.Time { return *now }})
+		Now: func() time.Time { return time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC) }})
 	require.NoError(t, err)
 	keys, err := m.Bootstrap(context.Background(), apikey.Actor{ID: "alice", Role: apikey.Owner}, apikey.Production)
 	require.NoError(t, err)
@@ -28,90 +51,127 @@ func propagationSetup(t *testing.T, now *time.Time) (*apikey.Manager, *memory.St
 	return m, store, keys[0].View.ID, p.Revision
 }
 
-// TestPropagationClassification: a live instance counts as applied or
-// pending; one not heard from that has not applied the change blocks it
-// as unreachable until its ServesUntil, then is stopped; one not heard
-// from that had applied it is stopped at once.
+// TestPropagationClassification: by the store's clock, a live instance
+// counts as applied or pending (ahead of the store's revision: pending);
+// one not heard from that has not applied the change blocks it as
+// unreachable until its ServesUntil, then is stopped; one not heard from
+// that had applied it is stopped at once; with no live instance and none
+// unreachable, nothing is confirmed.
 func TestPropagationClassification(t *testing.T) {
-	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC) // the store's clock
 	ttl := time.Minute
+	const (
+		behind = iota
+		applied
+		ahead
+	)
 	type inst struct {
-		applied  bool
+		applied  int
 		reported time.Duration // before now
 	}
 	tests := map[string]struct {
 		instances                           []inst
 		applied, live, unreachable, stopped int
 		pending                             int
-		confirmed                           bool
+		reason                              apikey.PropagationReason
 	}{
-		"none":                            {confirmed: true},
-		"live, applied":                   {instances: []inst{{true, time.Second}}, applied: 1, live: 1, confirmed: true},
-		"live, pending":                   {instances: []inst{{false, time.Second}}, live: 1, pending: 1},
-		"live at the bound":               {instances: []inst{{false, apikey.InstanceStaleAfter}}, live: 1, pending: 1},
-		"unreachable, within ServesUntil": {instances: []inst{{false, apikey.InstanceStaleAfter + time.Second}}, unreachable: 1},
+		"none":                            {reason: apikey.PropagationNoInstances},
+		"live, applied":                   {instances: []inst{{applied, time.Second}}, applied: 1, live: 1},
+		"live, pending":                   {instances: []inst{{behind, time.Second}}, live: 1, pending: 1, reason: apikey.PropagationPending},
+		"live, ahead of the store":        {instances: []inst{{ahead, time.Second}}, live: 1, pending: 1, reason: apikey.PropagationPending},
+		"live at the bound":               {instances: []inst{{behind, apikey.InstanceStaleAfter}}, live: 1, pending: 1, reason: apikey.PropagationPending},
+		"unreachable, within ServesUntil": {instances: []inst{{behind, apikey.InstanceStaleAfter + time.Second}}, unreachable: 1, reason: apikey.PropagationUnreachable},
+		"unreachable, ahead":              {instances: []inst{{ahead, apikey.InstanceStaleAfter + time.Second}}, unreachable: 1, reason: apikey.PropagationUnreachable},
 		"unreachable with one live applied": {
-			instances: []inst{{true, 0}, {false, ttl / 2}}, applied: 1, live: 1, unreachable: 1},
-		"stopped once ServesUntil passed": {instances: []inst{{false, ttl + time.Second}}, stopped: 1, confirmed: true},
-		"stopped at ServesUntil":          {instances: []inst{{false, ttl}}, stopped: 1, confirmed: true},
-		"not heard from, had applied":     {instances: []inst{{true, ttl / 2}}, stopped: 1, confirmed: true},
+			instances: []inst{{applied, 0}, {behind, ttl / 2}}, applied: 1, live: 1, unreachable: 1, reason: apikey.PropagationUnreachable},
+		"pending and unreachable": {
+			instances: []inst{{behind, 0}, {behind, ttl / 2}}, live: 1, pending: 1, unreachable: 1, reason: apikey.PropagationPending},
+		"stopped once ServesUntil passed": {instances: []inst{{behind, ttl + time.Second}}, stopped: 1, reason: apikey.PropagationNoInstances},
+		"stopped at ServesUntil":          {instances: []inst{{behind, ttl}}, stopped: 1, reason: apikey.PropagationNoInstances},
+		"not heard from, had applied":     {instances: []inst{{applied, ttl / 2}}, stopped: 1, reason: apikey.PropagationNoInstances},
 		"live applied, one stopped": {
-			instances: []inst{{true, 0}, {false, 2 * ttl}}, applied: 1, live: 1, stopped: 1, confirmed: true},
+			instances: []inst{{applied, 0}, {behind, 2 * ttl}}, applied: 1, live: 1, stopped: 1},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			now := at
-			m, store, id, rev := propagationSetup(t, &now)
+			m, store, id, rev := propagationSetup(t)
+			current, err := store.Revision(context.Background())
+			require.NoError(t, err)
 			var until time.Time
+			var list []apikey.Instance
 			for i, in := range tt.instances {
-				applied := rev - 1
-				if in.applied {
-					applied = rev
-				}
+				applied := map[int]int64{behind: rev - 1, applied: rev, ahead: current + 1}[in.applied]
 				reported := at.Add(-in.reported)
 				serves := reported.Add(ttl)
-				if !in.applied && in.reported > apikey.InstanceStaleAfter && serves.After(at) && serves.After(until) {
+				if in.applied != 1 && in.reported > apikey.InstanceStaleAfter && serves.After(at) && serves.After(until) {
 					until = serves
 				}
-				require.NoError(t, store.ReportInstance(context.Background(), apikey.Instance{
-					ID: string(rune('a' + i)), Applied: applied, ReportedAt: reported, ServesUntil: serves}))
+				list = append(list, apikey.Instance{ID: string(rune('a' + i)), Applied: applied, AppliedAt: reported,
+					ReportedAt: reported, ServesUntil: serves})
 			}
+			store.set(at, list...)
 			p, err := m.Propagation(context.Background(), apikey.Actor{ID: "carol", Role: apikey.ReadOnly}, id)
 			require.NoError(t, err)
 			assert.Equal(t, tt.applied, p.Applied, "applied")
 			assert.Equal(t, tt.live, p.Live, "live")
 			assert.Equal(t, tt.unreachable, p.Unreachable, "unreachable")
 			assert.Equal(t, tt.stopped, p.Stopped, "stopped")
-			assert.Len(t, p.Pending, tt.pending)
-			assert.Equal(t, tt.confirmed, p.Confirmed)
+			assert.Equal(t, tt.pending, p.Pending, "pending")
+			assert.Nil(t, p.PendingInstances, "not an operator")
+			assert.Equal(t, tt.reason, p.Reason)
+			assert.Equal(t, tt.reason == "", p.Confirmed)
+			assert.True(t, at.Equal(p.CheckedAt), "checked by the store's clock")
 			assert.True(t, until.Equal(p.UnreachableUntil), "UnreachableUntil: want %v, got %v", until, p.UnreachableUntil)
-			if !tt.confirmed {
+			if !p.Confirmed {
 				assert.Zero(t, p.ConfirmedBy)
 			}
 		})
 	}
 }
 
+// TestPropagationOperatorList: an actor acting across accounts gets the
+// pending instances listed, by ID; an owner of the account does not.
+func TestPropagationOperatorList(t *testing.T) {
+	m, store, id, rev := propagationSetup(t)
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	store.set(at, apikey.Instance{ID: "b", Label: "host-b:2", Applied: rev - 1, ReportedAt: at, ServesUntil: at.Add(time.Minute)},
+		apikey.Instance{ID: "a", Label: "host-a:1", Applied: rev - 1, ReportedAt: at, ServesUntil: at.Add(time.Minute)})
+	ctx := context.Background()
+	p, err := m.Propagation(ctx, apikey.Actor{ID: "alice", Role: apikey.Owner}, id)
+	require.NoError(t, err)
+	assert.Equal(t, 2, p.Pending)
+	assert.Nil(t, p.PendingInstances)
+	p, err = m.Propagation(ctx, apikey.Actor{ID: "ops", Role: apikey.ReadOnly, Account: apikey.AnyAccount}, id)
+	require.NoError(t, err)
+	assert.Equal(t, 2, p.Pending)
+	if assert.Len(t, p.PendingInstances, 2) {
+		assert.Equal(t, "a", p.PendingInstances[0].ID)
+		assert.Equal(t, "host-a:1", p.PendingInstances[0].Label)
+	}
+}
+
 // TestWaitPropagatedUnreachable: WaitPropagated waits through an
 // unreachable instance and returns confirmed once its ServesUntil has
-// passed, not before.
+// passed by the store's clock, not before, and only once an instance is
+// live.
 func TestWaitPropagatedUnreachable(t *testing.T) {
-	now := time.Now()
-	store := memory.New()
-	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
-	require.NoError(t, err)
-	ctx, owner := context.Background(), apikey.Actor{ID: "alice", Role: apikey.Owner}
-	keys, err := m.Bootstrap(ctx, owner, apikey.Production)
-	require.NoError(t, err)
-	id := keys[0].View.ID
-	serves := now.Add(200 * time.Millisecond)
-	require.NoError(t, store.ReportInstance(ctx, apikey.Instance{ID: "crashed", Applied: 0,
-		ReportedAt: now.Add(-2 * apikey.InstanceStaleAfter), ServesUntil: serves}))
+	m, store, id, rev := propagationSetup(t)
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	crashed := apikey.Instance{ID: "crashed", Applied: rev - 1, ReportedAt: at.Add(-2 * apikey.InstanceStaleAfter), ServesUntil: at.Add(time.Second)}
+	live := apikey.Instance{ID: "live", Applied: rev, AppliedAt: at, ReportedAt: at, ServesUntil: at.Add(time.Minute)}
+	store.set(at, crashed, live)
+	owner := apikey.Actor{ID: "alice", Role: apikey.Owner}
+	ctx := context.Background()
 	p, err := m.Propagation(ctx, owner, id)
 	require.NoError(t, err)
 	require.False(t, p.Confirmed, "unreachable and still serving")
 	require.Equal(t, 1, p.Unreachable)
 
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		live.ReportedAt = at.Add(2 * time.Second)
+		store.set(at.Add(2*time.Second), crashed, live) // past the crashed one's ServesUntil
+	}()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	p, err = m.WaitPropagated(ctx, owner, id)
@@ -119,5 +179,6 @@ func TestWaitPropagatedUnreachable(t *testing.T) {
 	assert.True(t, p.Confirmed)
 	assert.Equal(t, 0, p.Unreachable)
 	assert.Equal(t, 1, p.Stopped)
-	assert.False(t, p.CheckedAt.Before(serves), "confirmed at %v, before ServesUntil %v", p.CheckedAt, serves)
+	assert.Equal(t, 1, p.Applied)
+	assert.False(t, p.CheckedAt.Before(crashed.ServesUntil), "confirmed at %v, before ServesUntil %v", p.CheckedAt, crashed.ServesUntil)
 }

@@ -177,7 +177,8 @@ func (f *follower) failed(ctx context.Context, err error) bool {
 
 // read records a successful read of the change feed up to rev that started
 // at now: cached keys are served until CacheTTL after it, and never past
-// the ServesUntil this instance last stored (see instance).
+// the end of the lease this instance last stored, nor at all before its
+// first report is stored (see instance).
 func (f *follower) read(rev int64, now time.Time) {
 	fresh := now.Add(f.ttl)
 	if left, ok := f.instance.servingLeft(); ok && left < f.ttl {

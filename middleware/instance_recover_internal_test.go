@@ -19,10 +19,14 @@ type panickingInstances struct {
 	key string
 }
 
-func (s panickingInstances) ReportInstance(context.Context, apikey.Instance) error { panic(s.key) }
-func (s panickingInstances) Instances(context.Context) ([]apikey.Instance, error)  { panic(s.key) }
-func (s panickingInstances) RemoveInstance(context.Context, string) error          { panic(s.key) }
-func (s panickingInstances) ForgetInstances(context.Context, time.Time) (int, error) {
+func (s panickingInstances) ReportInstance(context.Context, apikey.InstanceReport) error {
+	panic(s.key)
+}
+func (s panickingInstances) Instances(context.Context) ([]apikey.Instance, time.Time, error) {
+	panic(s.key)
+}
+func (s panickingInstances) RemoveInstance(context.Context, string) error { panic(s.key) }
+func (s panickingInstances) ForgetInstances(context.Context, time.Duration) (int, error) {
 	panic(s.key)
 }
 
@@ -37,10 +41,10 @@ func TestInstanceLogAdapterRecovers(t *testing.T) {
 	store := newSafeStore(s)
 	ctx := context.Background()
 	for name, call := range map[string]func() error{
-		"ReportInstance":  func() error { return store.ReportInstance(ctx, apikey.Instance{}) },
-		"Instances":       func() error { _, err := store.Instances(ctx); return err },
+		"ReportInstance":  func() error { return store.ReportInstance(ctx, apikey.InstanceReport{}) },
+		"Instances":       func() error { _, _, err := store.Instances(ctx); return err },
 		"RemoveInstance":  func() error { return store.RemoveInstance(ctx, "x") },
-		"ForgetInstances": func() error { _, err := store.ForgetInstances(ctx, time.Now()); return err },
+		"ForgetInstances": func() error { _, err := store.ForgetInstances(ctx, time.Hour); return err },
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := call()

@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -52,10 +53,10 @@ func TestInstancesConfirmRevocation(t *testing.T) {
 		require.Equal(t, http.StatusOK, status(v, extra.Key), "cached before the revocation")
 	}
 	require.Eventually(t, func() bool {
-		list, err := store.Instances(ctx)
+		list, _, err := store.Instances(ctx)
 		return err == nil && len(list) == 2
 	}, 5*time.Second, time.Millisecond, "both report")
-	list, err := store.Instances(ctx)
+	list, _, err := store.Instances(ctx)
 	require.NoError(t, err)
 	for _, in := range list {
 		assert.Len(t, in.ID, 32, "a random id")
@@ -93,7 +94,9 @@ type instanceStore struct {
 // panickingLog is a memory store whose instance reports panic.
 type panickingLog struct{ *memory.Store }
 
-func (panickingLog) ReportInstance(context.Context, apikey.Instance) error { panic("instance log") }
+func (panickingLog) ReportInstance(context.Context, apikey.InstanceReport) error {
+	panic("instance log")
+}
 
 // TestInstanceReports: a Validator reports only while it follows a change
 // feed, and a failing InstanceLog is reported, never a crash.
@@ -128,7 +131,7 @@ func TestInstanceReports(t *testing.T) {
 			t.Cleanup(func() { _ = witness.Close() })
 			ctx := context.Background()
 			require.Eventually(t, func() bool {
-				list, err := mem.Instances(ctx)
+				list, _, err := mem.Instances(ctx)
 				return err == nil && len(list) >= tt.reports
 			}, 5*time.Second, time.Millisecond)
 			if tt.err != "" {
@@ -142,9 +145,70 @@ func TestInstanceReports(t *testing.T) {
 				mu.Unlock()
 			}
 			require.NoError(t, witness.Close())
-			list, err := mem.Instances(ctx)
+			list, _, err := mem.Instances(ctx)
 			require.NoError(t, err)
 			assert.Len(t, list, tt.reports-1, "the witness left")
+		})
+	}
+}
+
+// failingReports is a memory store whose instance reports fail, as a
+// read-only replica's would.
+type failingReports struct{ *memory.Store }
+
+func (failingReports) ReportInstance(context.Context, apikey.InstanceReport) error {
+	return errors.New("read-only transaction")
+}
+
+// TestInstanceFirstReport: New writes the Validator's first report before
+// it returns, so that it is counted before it serves anything from its
+// cache; a Validator whose reports fail serves nothing from its cache
+// (every request reads the store) yet admits the key, and reports the
+// failure.
+func TestInstanceFirstReport(t *testing.T) {
+	ctx := context.Background()
+	tests := map[string]struct {
+		fail bool
+		hits bool // the second request is served from the cache
+	}{
+		"reported":     {hits: true},
+		"cannot write": {fail: true},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			mem := memory.New()
+			m, err := apikey.NewManager(apikey.ManagerOptions{Store: mem, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+			require.NoError(t, err)
+			keys, err := m.Bootstrap(ctx, owner, apikey.Production)
+			require.NoError(t, err)
+			var store apikey.Store = mem
+			if tt.fail {
+				store = failingReports{mem}
+			}
+			var mu sync.Mutex
+			var errs []string
+			v, err := middleware.New(middleware.Options{Store: store, Hasher: newHasher(apikey.TestParams),
+				OnBackgroundError: func(err error) {
+					mu.Lock()
+					defer mu.Unlock()
+					errs = append(errs, err.Error())
+				}})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = v.Close() })
+			list, _, err := mem.Instances(ctx)
+			require.NoError(t, err)
+			if tt.fail {
+				assert.Empty(t, list)
+				mu.Lock()
+				assert.NotEmpty(t, errs, "the failed report is reported")
+				mu.Unlock()
+			} else {
+				assert.Len(t, list, 1, "reported when New returns")
+			}
+			for range 2 {
+				assert.Equal(t, http.StatusOK, status(v, keys[0].Key))
+			}
+			assert.Equal(t, tt.hits, v.Stats().CacheHits > 0, "served from the cache: %+v", v.Stats())
 		})
 	}
 }

@@ -44,7 +44,10 @@ type Validator struct {
 // environment's settings, waiting up to 5 seconds; if the store does not
 // answer, it reports the error to OnBackgroundError and keeps trying in the
 // background (meanwhile every key gets ErrUnavailable: neither its account's
-// suspension nor its environment's allowed origins are known).
+// suspension nor its environment's allowed origins are known). With a
+// change feed and a storage.InstanceLog, it also writes this Validator's
+// first report (one write) before returning; until a report is stored,
+// nothing is served from the cache (see Options.Store).
 func New(opts Options) (*Validator, error) {
 	cfg, err := opts.withDefaults()
 	if err != nil {
@@ -114,7 +117,8 @@ func New(opts Options) (*Validator, error) {
 
 	ctx, cancel := context.WithTimeout(v.tasks.ctx, startupTimeout)
 	defer cancel()
-	f.start(ctx) // first, so that no change made during the load is missed
+	f.start(ctx)          // first, so that no change made during the load is missed
+	f.instance.first(ctx) // before anything is served from the cache (see instance)
 	if err := v.settings.Load(ctx); err != nil {
 		report(err)
 	}

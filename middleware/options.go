@@ -47,7 +47,9 @@ type Options struct {
 	// followed, a storage.InstanceLog is told the revision the Validator
 	// has applied, after each feed read that moved it and every
 	// apikey.InstanceHeartbeat, so that apikey.Manager.Propagation can
-	// confirm a change on every running Validator (docs/consistency.md).
+	// confirm a change on every running Validator (docs/consistency.md);
+	// New writes the first report, and the Validator serves nothing from
+	// its cache (each request reads the store) until a report is stored.
 	Store apikey.Store
 	// Hasher verifies presented keys (use the Manager's), and upgrades
 	// weaker hashes in the background. Nil means apikey.Argon2id{}.

@@ -97,12 +97,12 @@ func (s *safeStore) RecordCallers(ctx context.Context, reports []storage.KeyCall
 	return s.callers.RecordCallers(ctx, reports)
 }
 
-func (s *safeStore) ReportInstance(ctx context.Context, in apikey.Instance) (err error) {
+func (s *safeStore) ReportInstance(ctx context.Context, r apikey.InstanceReport) (err error) {
 	defer recovered("reporting this instance", &err)
-	return s.instances.ReportInstance(ctx, in)
+	return s.instances.ReportInstance(ctx, r)
 }
 
-func (s *safeStore) Instances(ctx context.Context) (_ []apikey.Instance, err error) {
+func (s *safeStore) Instances(ctx context.Context) (_ []apikey.Instance, _ time.Time, err error) {
 	defer recovered("reading the instances", &err)
 	return s.instances.Instances(ctx)
 }
@@ -112,9 +112,9 @@ func (s *safeStore) RemoveInstance(ctx context.Context, id string) (err error) {
 	return s.instances.RemoveInstance(ctx, id)
 }
 
-func (s *safeStore) ForgetInstances(ctx context.Context, t time.Time) (_ int, err error) {
+func (s *safeStore) ForgetInstances(ctx context.Context, age time.Duration) (_ int, err error) {
 	defer recovered("forgetting stopped instances", &err)
-	return s.instances.ForgetInstances(ctx, t)
+	return s.instances.ForgetInstances(ctx, age)
 }
 
 func (s *safeStore) Usage(ctx context.Context, q storage.UsageQuery) (_ []storage.UsageCount, err error) {

@@ -28,7 +28,7 @@ type verifier struct {
 	hasher     apikey.Hasher
 	now        func() time.Time
 	ttl        time.Duration // of valid entries, without a change feed
-	instance   *instance     // bounds valid entries by its ServesUntil; nil without one
+	instance   *instance     // bounds valid entries by its lease; nil without one
 	failureTTL time.Duration
 	cache      *keycache.Cache[*Identity]
 	verified   *keycache.Verified
@@ -217,7 +217,7 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 	}
 	until := now.Add(vf.ttl)
 	if left, ok := vf.instance.servingLeft(); ok && left < vf.ttl {
-		until = now.Add(left) // never past the ServesUntil stored (see instance)
+		until = now.Add(left) // never past the lease stored (see instance)
 	}
 	return &entry{Key: k, KeyID: rec.ID, Value: id, RevokedAt: rec.RevokedAt, DisabledAt: rec.DisabledAt,
 		Revision: rec.Revision, Until: until}

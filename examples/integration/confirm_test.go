@@ -178,7 +178,7 @@ func TestConfirmedRevocationBetweenProcesses(t *testing.T) {
 				assert.Equal(t, confirmInstances, p.Applied, "revocation %d", i)
 				assert.Equal(t, 0, p.Stopped)
 				assert.Equal(t, 0, p.Unreachable)
-				assert.Empty(t, p.Pending)
+				assert.Zero(t, p.Pending)
 				assert.False(t, p.ConfirmedBy.IsZero())
 			}
 			r.confirmStops(t, revocations, revocations+1)

@@ -21,6 +21,7 @@ import (
 func undoVersions(t *testing.T, db *sql.DB, from int) {
 	t.Helper()
 	undo := map[int][]string{
+		14: {`ALTER TABLE keystile_instances DROP COLUMN removed_at`},
 		13: {`DROP TABLE keystile_instances`},
 		12: {`DROP TABLE keystile_caller_others`, `DROP TABLE keystile_callers`},
 		11: {`DROP TABLE keystile_dead_letters`, `DROP TABLE keystile_deliveries`, `DROP TABLE keystile_event_marks`, `DROP INDEX keystile_keys_due`},

@@ -102,7 +102,7 @@ func NewFixture(t testing.TB) *Fixture {
 		Callers: []apikey.Caller{{Address: "192.0.2.7", UserAgent: "billing-cron/2.1", Requests: 3, FirstSeen: UsageDay, LastSeen: UsageDay.Add(time.Minute)}},
 		Others:  1, OtherRequests: 2}}))
 	// A validator that applied nothing: the keys' propagation is pending.
-	require.NoError(t, f.Store.ReportInstance(ctx, apikey.Instance{ID: "instance-1", Label: "host:1", ReportedAt: time.Now()}))
+	require.NoError(t, f.Store.ReportInstance(ctx, apikey.InstanceReport{ID: "instance-1", Label: "host:1", Lease: time.Minute}))
 	f.API, err = admin.New(admin.Options{
 		Manager:       f.Manager,
 		Audit:         f.Store,

@@ -167,6 +167,9 @@
 // applied the change and may still serve their cache (until their
 // ServesUntil) count as "unreachable", until "unreachable_until" at the
 // latest, and block it; after that they count as "stopped" and do not.
+// With no validator live or unreachable nothing is confirmed ("reason":
+// "no_instances"). Times are the store's clock. Suspensions and allowed
+// origins are settings, which this does not cover.
 // Validators are counted, never named: no
 // caller learns the service's host names. A store that keeps no instances
 // is 501 instances_unavailable.

@@ -9,8 +9,8 @@ import (
 )
 
 // propagation is the answer of GET /keys/{id}/propagation: an
-// apikey.Propagation with the pending instances counted, not listed, so
-// that no caller (tenants included) learns the service's host names or
+// apikey.Propagation, counts only: no instance is listed, for any caller
+// (operators included), so that no one learns the service's host names or
 // process ids, and without the store's revision, which counts every
 // account's writes.
 type propagation struct {
@@ -24,8 +24,11 @@ type propagation struct {
 	UnreachableUntil time.Time     `json:"unreachable_until,omitzero"`
 	Stopped          int           `json:"stopped"`
 	Confirmed        bool          `json:"confirmed"`
-	ConfirmedBy      time.Time     `json:"confirmed_by,omitzero"`
-	CheckedAt        time.Time     `json:"checked_at"`
+	// Reason says why it is not confirmed (apikey.PropagationReason);
+	// absent when confirmed.
+	Reason      apikey.PropagationReason `json:"reason,omitempty"`
+	ConfirmedBy time.Time                `json:"confirmed_by,omitzero"`
+	CheckedAt   time.Time                `json:"checked_at"`
 }
 
 // keyPropagation answers GET /keys/{id}/propagation: how far the key's
@@ -44,7 +47,7 @@ func (a *API) keyPropagation(r *http.Request, c Caller) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, propagation{KeyID: p.KeyID, Prefix: p.Prefix, Status: p.Status,
-		Applied: p.Applied, Live: p.Live, Pending: len(p.Pending),
+		Applied: p.Applied, Live: p.Live, Pending: p.Pending, Reason: p.Reason,
 		Unreachable: p.Unreachable, UnreachableUntil: p.UnreachableUntil, Stopped: p.Stopped,
 		Confirmed: p.Confirmed, ConfirmedBy: p.ConfirmedBy, CheckedAt: p.CheckedAt}, nil
 }

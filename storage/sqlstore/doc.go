@@ -73,7 +73,9 @@
 // primary key key_id), usage (requests per account, hour, key and outcome,
 // primary key (account, hour, key_id, outcome)), instances (the running
 // validators, the change-feed revision each has applied and until when
-// it may serve its cache, primary key id; storage.InstanceLog), revision (a single-row counter) and
+// it may serve its cache, primary key id, stamped by the database's
+// clock; a removed instance stays as a tombstone with removed_at set
+// until it is forgotten; storage.InstanceLog), revision (a single-row counter) and
 // schema_migrations (the applied versions). Every key, settings row, event and feed entry carries
 // its account. Times are stored as BIGINT microseconds since the Unix epoch,
 // in UTC, and come back as time.Time in UTC; NULL stands for the zero time.
@@ -120,6 +122,8 @@
 // Version 10 (limits shared by an owner's keys) adds the keys'
 // owner_limits column (NULL: none, as every existing key has); owners'
 // quota balances are rows of the quotas table. It rewrites nothing.
+// Version 14 (removed instances) adds the instances' removed_at column
+// (NULL: reporting, as every existing row is). It rewrites nothing.
 //
 // # Concurrency
 //
