@@ -39,6 +39,11 @@
 //     file should let one of them open it (and Migrate) first.
 //   - _txlock=immediate is recommended for your own transactions on the
 //     same pool; this package does not depend on it (see Concurrency).
+//   - synchronous is best left at its default, FULL: each commit syncs the
+//     write-ahead log, so a committed change (a revocation) survives a power
+//     loss. NORMAL (_pragma=synchronous(NORMAL)) skips that sync, which
+//     shortens commits on a busy disk (rotations during Manager.Purge, see
+//     docs/lifecycle.md), but a power loss may undo the last commits.
 //
 // With github.com/mattn/go-sqlite3 (cgo), the equivalent DSN is
 // "file:keystile.db?_busy_timeout=5000&_journal_mode=WAL&_txlock=immediate".
