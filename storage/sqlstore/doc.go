@@ -210,7 +210,6 @@
 // PRAGMA wal_checkpoint(PASSIVE), which copies the batch's pages from the
 // write-ahead log into the database file without taking a lock that others
 // wait for: SQLite's automatic checkpoint would otherwise run in the commit
-// of the first writer to find 1,000 pages or more in the log, often a
-// rotation between two batches, and make it wait for the copy and the
-// file's sync.
+// of a writer that leaves 1,000 pages or more in the log, often a rotation
+// between two batches, and make it wait for the copy and the file's sync.
 package sqlstore

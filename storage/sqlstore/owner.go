@@ -301,10 +301,10 @@ func (s *Store) collectIDs(ctx context.Context, tx *sql.Tx, query string, before
 // commit of a writer that leaves 1,000 pages or more in the log (every
 // writer, while readers keep the log from starting over): a purge batch
 // writes hundreds, so that writer would often be a rotation, whose commit
-// then takes as long as copying the batch's pages and syncing the file
-// (10 ms and more, up to hundreds on a busy disk). Outside WAL mode it
-// does nothing. Its errors are not the caller's: what it did not copy, the
-// next checkpoint does.
+// then takes as long as copying the batch's pages and syncing the file (a
+// median of 10 ms on a busy shared disk, hundreds at worst). Outside WAL
+// mode it does nothing. Its errors are not the caller's: what it did not
+// copy, the next checkpoint does.
 func (s *Store) checkpoint(ctx context.Context) {
 	_, _ = s.db.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
 }
