@@ -2,6 +2,8 @@ package integration_test
 
 import (
 	"context"
+	"database/sql"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -69,4 +71,48 @@ func TestMigrateVersion9AddsOwnerIndexes(t *testing.T) {
 		_, err = s.Key(ctx, ids[2])
 		assert.ErrorIs(t, err, apikey.ErrNotFound)
 	})
+}
+
+// TestPurgeKeysCheckpointsSQLite: on SQLite in WAL mode, PurgeKeys copies
+// the pages it wrote into the database file before it returns, so that the
+// commit of the next writer (a rotation) does not pay for that checkpoint.
+// The pool runs no automatic checkpoint (wal_autocheckpoint(0)), and a
+// reader of the database file alone (immutable=1, which ignores the WAL)
+// sees the purged key gone only if PurgeKeys checkpointed.
+func TestPurgeKeysCheckpointsSQLite(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keystile.db")
+	s := sqliteBackend.store(t, "file:"+path+"?"+sqliteParams+"&_pragma=wal_autocheckpoint(0)", sqlstore.Options{})
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher})
+	require.NoError(t, err)
+	_, err = m.Bootstrap(ctx, owner, apikey.Production)
+	require.NoError(t, err)
+	k, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
+		Scopes: []string{"orders:read"}})
+	require.NoError(t, err)
+	var busy, logged, copied int
+	require.NoError(t, s.DB().QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logged, &copied))
+	require.Zero(t, busy, "the key is in the database file")
+	_, err = m.Revoke(ctx, owner, k.View.ID)
+	require.NoError(t, err)
+
+	inFile := func(id string) bool { // a connection of its own: an immutable one keeps its cache
+		file, err := sql.Open("sqlite", "file:"+path+"?immutable=1")
+		require.NoError(t, err)
+		defer file.Close()
+		var n int
+		require.NoError(t, file.QueryRowContext(ctx, "SELECT COUNT(*) FROM keystile_keys WHERE id = ?", id).Scan(&n))
+		return n == 1
+	}
+	require.True(t, inFile(k.View.ID), "the revocation is in the WAL only")
+
+	time.Sleep(2 * time.Millisecond)
+	purged, err := s.PurgeKeys(ctx, time.Now(), 10)
+	require.NoError(t, err)
+	require.Len(t, purged, 1)
+	assert.Equal(t, k.View.ID, purged[0].ID)
+	assert.False(t, inFile(k.View.ID), "the deletion was copied into the database file")
+	def, err := s.DefaultKey(ctx, apikey.DefaultAccount, apikey.Production, apikey.Server)
+	require.NoError(t, err)
+	assert.True(t, inFile(def.ID), "the database file holds the other keys")
 }
