@@ -21,6 +21,7 @@ import (
 func undoVersions(t *testing.T, db *sql.DB, from int) {
 	t.Helper()
 	undo := map[int][]string{
+		15: {`DROP INDEX keystile_events_account_cursor`, `DROP INDEX keystile_endpoints_account`, `DROP TABLE keystile_endpoints`},
 		13: {`DROP TABLE keystile_instances`},
 		12: {`DROP TABLE keystile_caller_others`, `DROP TABLE keystile_callers`},
 		11: {`DROP TABLE keystile_dead_letters`, `DROP TABLE keystile_deliveries`, `DROP TABLE keystile_event_marks`, `DROP INDEX keystile_keys_due`},
@@ -67,7 +68,7 @@ func migrateFrom(t *testing.T, db *sql.DB, s *sqlstore.Store, version int) {
 	undoVersions(t, db, version)
 	var got int
 	require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&got))
-	require.Equal(t, version-1, got, "a version-%d database", version-1)
+	require.Less(t, got, version, "a database before version %d", version)
 
 	require.NoError(t, s.Migrate(ctx))
 	require.NoError(t, s.Migrate(ctx), "again: nothing to do")

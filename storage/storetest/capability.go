@@ -30,6 +30,7 @@ const (
 	KeyPurger
 	CallerLog
 	InstanceLog
+	EndpointStore
 
 	// All is every optional interface the suite tests: what storage/memory
 	// and storage/sqlstore implement.
@@ -55,6 +56,7 @@ var capabilities = []struct {
 	{"storage.KeyPurger", is[storage.KeyPurger]},
 	{"storage.CallerLog", is[storage.CallerLog]},
 	{"storage.InstanceLog", is[storage.InstanceLog]},
+	{"storage.EndpointStore", is[storage.EndpointStore]},
 }
 
 func is[T any](s apikey.Store) bool {
