@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +25,8 @@ const (
 type Endpoint struct {
 	// Name identifies the endpoint in the store (its cursor, lease and
 	// dead letters): 1 to 64 bytes, stable across restarts and the same in
-	// every instance. Required.
+	// every instance, not starting with apikey.EndpointDeliveryPrefix
+	// ("tenant/", the names of tenants' endpoints). Required.
 	Name string
 	// Webhook is where events go and the secrets that sign them.
 	Webhook webhook.Endpoint
@@ -117,6 +119,10 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 		if e.Name == "" || len(e.Name) > 64 || names[e.Name] {
 			return nil, fmt.Errorf("events: endpoint names must be 1 to 64 bytes and distinct, got %q", e.Name)
 		}
+		if strings.HasPrefix(e.Name, apikey.EndpointDeliveryPrefix) {
+			return nil, fmt.Errorf("events: endpoint name %q starts with %q, which names tenants' endpoints", e.Name,
+				apikey.EndpointDeliveryPrefix)
+		}
 		names[e.Name] = true
 	}
 	if opts.Lease < 0 || opts.Poll < 0 || opts.Batch < 0 {
@@ -202,7 +208,7 @@ func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 	for i, se := range page {
 		var dead *apikey.DeadLetter
 		if ep.Accept == nil || ep.Accept(se.Event) {
-			if dead, err = d.deliver(ctx, ep, se); err != nil {
+			if dead, err = d.deliver(ctx, ep.Name, ep.Webhook, se); err != nil {
 				return i, err
 			}
 		}
@@ -225,19 +231,19 @@ func (d *Deliverer) renew(ctx context.Context, endpoint string) (int64, bool, er
 
 // deliver attempts an event until it is delivered (nil), or returns its
 // dead letter. It fails when the lease is lost or ctx is done.
-func (d *Deliverer) deliver(ctx context.Context, ep *Endpoint, se apikey.StreamEvent) (*apikey.DeadLetter, error) {
+func (d *Deliverer) deliver(ctx context.Context, name string, target webhook.Endpoint, se apikey.StreamEvent) (*apikey.DeadLetter, error) {
 	id := se.Event.ID()
 	body, err := json.Marshal(Payload{Type: se.Event.Action, Timestamp: se.Event.Time, Data: se.Event})
 	if err != nil {
 		return nil, err
 	}
 	for attempts := 1; ; attempts++ {
-		if _, ok, err := d.renew(ctx, ep.Name); err != nil {
+		if _, ok, err := d.renew(ctx, name); err != nil {
 			return nil, err
 		} else if !ok {
-			return nil, fmt.Errorf("events: %s: %w", ep.Name, apikey.ErrLeaseLost)
+			return nil, fmt.Errorf("events: %s: %w", name, apikey.ErrLeaseLost)
 		}
-		a, err := d.sender.Send(ctx, ep.Webhook, webhook.Message{ID: id, Timestamp: d.now(), Body: body})
+		a, err := d.sender.Send(ctx, target, webhook.Message{ID: id, Timestamp: d.now(), Body: body})
 		outcome := a.Outcome
 		if err != nil { // the endpoint's configuration: no attempt can succeed
 			return &apikey.DeadLetter{Cursor: se.Cursor, EventID: id, Attempts: attempts, Reason: err.Error(), At: d.now()}, nil
@@ -247,13 +253,16 @@ func (d *Deliverer) deliver(ctx context.Context, ep *Endpoint, se apikey.StreamE
 		case webhook.Done:
 			return nil, nil
 		case webhook.RetryLater:
-			d.onError(ep.Name, fmt.Errorf("events: attempt %d of %s: %s (status %d)", attempts, id, outcome, a.Status))
-			if err := d.wait(ctx, ep.Name, decision.Wait); err != nil {
+			d.onError(name, fmt.Errorf("events: attempt %d of %s: %s (status %d)", attempts, id, outcome, a.Status))
+			if err := d.wait(ctx, name, decision.Wait); err != nil {
 				return nil, err
 			}
 		default: // DeadLetter, Disable
 			reason := fmt.Sprintf("%s after %d attempts (status %d)", outcome, attempts, a.Status)
-			d.onError(ep.Name, fmt.Errorf("events: %s dead-lettered: %s", id, reason))
+			if errors.Is(a.Err, webhook.ErrForbiddenAddress) {
+				reason += ": " + webhook.ErrForbiddenAddress.Error()
+			}
+			d.onError(name, fmt.Errorf("events: %s dead-lettered: %s", id, reason))
 			return &apikey.DeadLetter{Cursor: se.Cursor, EventID: id, Attempts: attempts, Reason: reason, At: d.now()}, nil
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/apikey/events"
+	"github.com/keystile/keystile/apikey/webhook"
 	"github.com/keystile/keystile/storage/memory"
 )
 
@@ -37,4 +38,22 @@ func ExampleScanner() {
 	// evt_default_2 bootstrap ana
 	// evt_default_3 create ana
 	// evt_default_4 key_expiring keystile
+}
+
+// A TenantDeliverer delivers each account's events to the endpoints its
+// tenant registered through the Manager, signed with each endpoint's own
+// secret. Run it in every instance beside the service's own Deliverer.
+func ExampleTenantDeliverer() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	store := memory.New()
+	sender, _ := webhook.NewSender(webhook.Options{}) // tenants' URLs: https, no internal address
+	d, err := events.NewTenantDeliverer(events.TenantDelivererOptions{Store: store, Sender: sender})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(d.Run(ctx))
+	// Output:
+	// context deadline exceeded
 }
