@@ -17,6 +17,7 @@
 //   - DeliveryLog: each webhook endpoint's place in the event stream,
 //     under a lease that one instance holds at a time, and its dead
 //     letters;
+//   - ReplayLog: dead letters re-queued for delivery;
 //   - EndpointStore: the webhook endpoints that tenants register, and each
 //     account's events read from the stream by index;
 //   - QuotaLedger: the balance of each key's quota (and of each owner's
@@ -118,6 +119,10 @@ type EventStream = apikey.EventStream
 
 // StreamEvent is an event of an EventStream; see apikey.StreamEvent.
 type StreamEvent = apikey.StreamEvent
+
+// ReplayLog is an optional Store capability: dead letters re-queued for
+// delivery; see apikey.ReplayLog.
+type ReplayLog = apikey.ReplayLog
 
 // EndpointStore is an optional Store capability: the webhook endpoints
 // tenants register, and each account's events by index; see

@@ -88,6 +88,7 @@ type DelivererOptions struct {
 type Deliverer struct {
 	stream    apikey.EventStream
 	log       apikey.DeliveryLog
+	replay    apikey.ReplayLog // nil for a store without one
 	sender    *webhook.Sender
 	endpoints []Endpoint
 	holder    string
@@ -128,7 +129,8 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 	if opts.Lease < 0 || opts.Poll < 0 || opts.Batch < 0 {
 		return nil, errors.New("events: DelivererOptions.Lease, Poll and Batch may not be negative")
 	}
-	d := &Deliverer{stream: stream, log: log, sender: opts.Sender, endpoints: append([]Endpoint(nil), opts.Endpoints...),
+	replay, _ := opts.Store.(apikey.ReplayLog)
+	d := &Deliverer{stream: stream, log: log, replay: replay, sender: opts.Sender, endpoints: append([]Endpoint(nil), opts.Endpoints...),
 		holder: opts.Holder, retry: opts.Retry, lease: opts.Lease, poll: opts.Poll, batch: opts.Batch, now: opts.Now,
 		onError: opts.OnError}
 	if d.holder == "" {
@@ -201,6 +203,10 @@ func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
+	replayed, err := d.replays(ctx, ep.Name, ep.Webhook)
+	if err != nil || replayed > 0 {
+		return replayed, err
+	}
 	page, _, err := d.stream.EventsAfter(ctx, cursor, d.batch)
 	if err != nil {
 		return 0, fmt.Errorf("events: reading the stream: %w", err)
@@ -217,6 +223,38 @@ func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 		}
 	}
 	return len(page), nil
+}
+
+// replays delivers up to a page of the endpoint's dead letters that are
+// replaying (apikey.ReplayLog), whatever the endpoint's filter, and
+// records each outcome; it returns how many it resolved. The caller holds
+// the endpoint's lease.
+func (d *Deliverer) replays(ctx context.Context, name string, target webhook.Endpoint) (int, error) {
+	if d.replay == nil {
+		return 0, nil
+	}
+	letters, err := d.replay.Replaying(ctx, name, d.batch)
+	if err != nil {
+		return 0, fmt.Errorf("events: %s: reading replays: %w", name, err)
+	}
+	for i, l := range letters {
+		page, _, err := d.stream.EventsAfter(ctx, l.Cursor-1, 1)
+		if err != nil {
+			return i, fmt.Errorf("events: %s: reading a replayed event: %w", name, err)
+		}
+		var dead *apikey.DeadLetter
+		if len(page) == 1 && page[0].Cursor == l.Cursor {
+			if dead, err = d.deliver(ctx, name, target, page[0]); err != nil {
+				return i, err
+			}
+		} else { // not in the stream: nothing to send
+			dead = &apikey.DeadLetter{Cursor: l.Cursor, EventID: l.EventID, Attempts: 0, Reason: "event not in the stream", At: d.now()}
+		}
+		if err := d.replay.ResolveReplay(ctx, name, d.holder, d.now(), l.Cursor, dead); err != nil {
+			return i, fmt.Errorf("events: %s: %w", name, err)
+		}
+	}
+	return len(letters), nil
 }
 
 // renew takes or renews the endpoint's lease.

@@ -99,7 +99,8 @@ func NewTenantDeliverer(opts TenantDelivererOptions) (*TenantDeliverer, error) {
 	if opts.Lease < 0 || opts.Poll < 0 || opts.Batch < 0 || opts.Refresh < 0 {
 		return nil, errors.New("events: TenantDelivererOptions.Lease, Poll, Batch and Refresh may not be negative")
 	}
-	core := &Deliverer{stream: stream, log: log, sender: opts.Sender, holder: opts.Holder, retry: opts.Retry,
+	replay, _ := opts.Store.(apikey.ReplayLog)
+	core := &Deliverer{stream: stream, log: log, replay: replay, sender: opts.Sender, holder: opts.Holder, retry: opts.Retry,
 		lease: opts.Lease, poll: opts.Poll, batch: opts.Batch, now: opts.Now, onError: opts.OnError}
 	if core.holder == "" {
 		var b [8]byte
@@ -150,16 +151,17 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 		return 0, err
 	}
 	cursor = max(cursor, e.Start)
-	page, _, err := t.endpoints.AccountEventsAfter(ctx, e.Account, cursor, d.batch)
-	if err != nil {
-		return 0, fmt.Errorf("events: %s: reading the account's events: %w", name, err)
-	}
-	if len(page) == 0 {
-		return 0, nil
-	}
 	target, err := t.target(e)
 	if err != nil {
 		return 0, fmt.Errorf("events: %s: %w", name, err)
+	}
+	replayed, err := d.replays(ctx, name, target)
+	if err != nil || replayed > 0 {
+		return replayed, err
+	}
+	page, _, err := t.endpoints.AccountEventsAfter(ctx, e.Account, cursor, d.batch)
+	if err != nil {
+		return 0, fmt.Errorf("events: %s: reading the account's events: %w", name, err)
 	}
 	for i, se := range page {
 		var dead *apikey.DeadLetter
@@ -196,7 +198,7 @@ func (t *TenantDeliverer) target(e apikey.WebhookEndpoint) (webhook.Endpoint, er
 // of endpoints again.
 var endpointActions = map[apikey.Action]bool{
 	apikey.ActionCreateEndpoint: true, apikey.ActionUpdateEndpoint: true, apikey.ActionDeleteEndpoint: true,
-	apikey.ActionRotateEndpointSecret: true,
+	apikey.ActionRotateEndpointSecret: true, apikey.ActionReplay: true,
 }
 
 // Run delivers to every account's endpoints until ctx is done, and returns

@@ -25,6 +25,8 @@ var _ storage.EndpointStore = (*Store)(nil)
 //     in stream order, from a cursor (AccountEventsAfter). On a large
 //     PostgreSQL table, create it with CREATE INDEX CONCURRENTLY
 //     beforehand under this name (IF NOT EXISTS skips it).
+//   - keystile_dead_letters.state: dead, replaying or delivered
+//     (storage.ReplayLog); letters of earlier versions are dead.
 func endpointsV15(d Dialect) []string {
 	text, blobType := `TEXT COLLATE "C"`, "BYTEA"
 	if d == SQLite {
@@ -49,6 +51,7 @@ func endpointsV15(d Dialect) []string {
 		)`,
 		`CREATE UNIQUE INDEX keystile_endpoints_account ON keystile_endpoints (account, id)`,
 		`CREATE INDEX IF NOT EXISTS keystile_events_account_cursor ON keystile_events (account, seq)`,
+		`ALTER TABLE keystile_dead_letters ADD COLUMN state TEXT NOT NULL DEFAULT 'dead'`,
 	}
 }
 

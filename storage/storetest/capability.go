@@ -31,6 +31,7 @@ const (
 	CallerLog
 	InstanceLog
 	EndpointStore
+	ReplayLog
 
 	// All is every optional interface the suite tests: what storage/memory
 	// and storage/sqlstore implement.
@@ -57,6 +58,7 @@ var capabilities = []struct {
 	{"storage.CallerLog", is[storage.CallerLog]},
 	{"storage.InstanceLog", is[storage.InstanceLog]},
 	{"storage.EndpointStore", is[storage.EndpointStore]},
+	{"storage.ReplayLog", is[storage.ReplayLog]},
 }
 
 func is[T any](s apikey.Store) bool {

@@ -178,6 +178,7 @@ var cases = []struct {
 	{"EndpointsBounded", EndpointStore, testEndpointsBounded},
 	{"EndpointsManager", EndpointStore | AuditLog, testEndpointsManager},
 	{"AccountEventsAfter", EndpointStore | EventStream, testAccountEventsAfter},
+	{"ReplayLog", ReplayLog | DeliveryLog | EventStream, testReplayLog},
 	// Accounts, through the store and through a Manager (accounts.go).
 	{"AccountIsolation", 0, testAccountIsolation},
 	{"ManagerIsolation", 0, testManagerIsolation},
