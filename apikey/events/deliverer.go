@@ -186,9 +186,12 @@ func (d *Deliverer) Run(ctx context.Context) error {
 }
 
 // Step takes the named endpoint's lease, if no other instance holds it,
-// and delivers (or dead-letters) the events of one page after the
-// endpoint's cursor; it returns how many events it moved past. It returns
-// 0 and no error when another instance holds the lease.
+// and delivers the endpoint's dead letters being replayed (a page of them,
+// with a store that is an apikey.ReplayLog; the endpoint's Accept does
+// not apply), or else delivers (or dead-letters) the events of one page
+// after the endpoint's cursor; it returns how many letters or events it
+// resolved. It returns 0 and no error when another instance holds the
+// lease.
 func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 	var ep *Endpoint
 	for i := range d.endpoints {

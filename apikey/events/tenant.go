@@ -130,9 +130,11 @@ func NewTenantDeliverer(opts TenantDelivererOptions) (*TenantDeliverer, error) {
 }
 
 // Step takes the lease of the endpoint with the given id, if no other
-// instance holds it, and delivers (or dead-letters) the events of one page
-// of its account's events after its cursor; it returns how many events it
-// moved past. It returns 0 and no error when another instance holds the
+// instance holds it, and delivers the endpoint's dead letters being
+// replayed (a page of them, with a store that is an apikey.ReplayLog), or
+// else delivers (or dead-letters) the events of one page of its account's
+// events after its cursor; it returns how many letters or events it
+// resolved. It returns 0 and no error when another instance holds the
 // lease, and when the endpoint does not exist (deleted) or is disabled.
 func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 	d := t.core
