@@ -273,30 +273,37 @@ func (d *Deliverer) renew(ctx context.Context, endpoint string) (int64, bool, er
 // deliver attempts an event until it is delivered (nil), or returns its
 // dead letter. It fails when the lease is lost or ctx is done.
 func (d *Deliverer) deliver(ctx context.Context, name string, target webhook.Endpoint, se apikey.StreamEvent) (*apikey.DeadLetter, error) {
+	dead, _, err := d.deliverOrGone(ctx, name, target, se)
+	return dead, err
+}
+
+// deliverOrGone is deliver, and reports whether the retry policy said to
+// disable the endpoint (it answered 410 Gone).
+func (d *Deliverer) deliverOrGone(ctx context.Context, name string, target webhook.Endpoint, se apikey.StreamEvent) (*apikey.DeadLetter, bool, error) {
 	id := se.Event.ID()
 	body, err := json.Marshal(Payload{Type: se.Event.Action, Timestamp: se.Event.Time, Data: se.Event})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for attempts := 1; ; attempts++ {
 		if _, ok, err := d.renew(ctx, name); err != nil {
-			return nil, err
+			return nil, false, err
 		} else if !ok {
-			return nil, fmt.Errorf("events: %s: %w", name, apikey.ErrLeaseLost)
+			return nil, false, fmt.Errorf("events: %s: %w", name, apikey.ErrLeaseLost)
 		}
 		a, err := d.sender.Send(ctx, target, webhook.Message{ID: id, Timestamp: d.now(), Body: body})
 		outcome := a.Outcome
 		if err != nil { // the endpoint's configuration: no attempt can succeed
-			return &apikey.DeadLetter{Cursor: se.Cursor, EventID: id, Attempts: attempts, Reason: err.Error(), At: d.now()}, nil
+			return &apikey.DeadLetter{Cursor: se.Cursor, EventID: id, Attempts: attempts, Reason: err.Error(), At: d.now()}, false, nil
 		}
 		decision := d.retry.Next(outcome, attempts)
 		switch decision.Action {
 		case webhook.Done:
-			return nil, nil
+			return nil, false, nil
 		case webhook.RetryLater:
 			d.onError(name, fmt.Errorf("events: attempt %d of %s: %s (status %d)", attempts, id, outcome, a.Status))
 			if err := d.wait(ctx, name, decision.Wait); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 		default: // DeadLetter, Disable
 			reason := fmt.Sprintf("%s after %d attempts (status %d)", outcome, attempts, a.Status)
@@ -304,7 +311,8 @@ func (d *Deliverer) deliver(ctx context.Context, name string, target webhook.End
 				reason += ": " + webhook.ErrForbiddenAddress.Error()
 			}
 			d.onError(name, fmt.Errorf("events: %s dead-lettered: %s", id, reason))
-			return &apikey.DeadLetter{Cursor: se.Cursor, EventID: id, Attempts: attempts, Reason: reason, At: d.now()}, nil
+			return &apikey.DeadLetter{Cursor: se.Cursor, EventID: id, Attempts: attempts, Reason: reason, At: d.now()},
+				decision.Action == webhook.Disable, nil
 		}
 	}
 }

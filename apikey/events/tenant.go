@@ -57,7 +57,9 @@ type TenantDelivererOptions struct {
 // WebhookEndpoint.DeliveryName). An endpoint receives the events of its
 // own account only, that its filters accept, appended after it was
 // created; a disabled endpoint's cursor waits, and it receives what it
-// missed once enabled again. The endpoint's secrets (both while a rotated
+// missed once enabled again. An endpoint that answers 410 Gone is disabled
+// (an ActionUpdateEndpoint event by apikey.SystemActor) after that event
+// is dead-lettered. The endpoint's secrets (both while a rotated
 // one overlaps) sign each attempt.
 //
 // Cost: Run reads the stream's new events once per Poll per instance
@@ -166,17 +168,47 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 		return 0, fmt.Errorf("events: %s: reading the account's events: %w", name, err)
 	}
 	for i, se := range page {
-		var dead *apikey.DeadLetter
+		var (
+			dead *apikey.DeadLetter
+			gone bool
+		)
 		if e.Accepts(se.Event) {
-			if dead, err = d.deliver(ctx, name, target, se); err != nil {
+			if dead, gone, err = d.deliverOrGone(ctx, name, target, se); err != nil {
 				return i, err
 			}
 		}
 		if err := d.log.AdvanceDelivery(ctx, name, d.holder, d.now(), se.Cursor, dead); err != nil {
 			return i, fmt.Errorf("events: %s: %w", name, err)
 		}
+		if gone {
+			return i + 1, t.disable(ctx, e.ID)
+		}
 	}
 	return len(page), nil
+}
+
+// disable turns off an endpoint that answered 410 Gone, with an
+// ActionUpdateEndpoint event by apikey.SystemActor; its owner enables it
+// again (and it then receives the events it missed). A concurrent change
+// of the endpoint wins: the next event answered 410 disables it.
+func (t *TenantDeliverer) disable(ctx context.Context, id string) error {
+	e, err := t.endpoints.Endpoint(ctx, id)
+	switch {
+	case errors.Is(err, apikey.ErrNotFound):
+		return nil // deleted
+	case err != nil:
+		return fmt.Errorf("events: disabling endpoint %s: %w", id, err)
+	case !e.Enabled:
+		return nil
+	}
+	e.Enabled, e.UpdatedAt = false, t.core.now().UTC().Truncate(time.Microsecond)
+	ev := apikey.Event{Time: e.UpdatedAt, Actor: apikey.SystemActor, Action: apikey.ActionUpdateEndpoint, Account: e.Account,
+		Detail: "endpoint " + e.ID + ": enabled=false: it answered 410 Gone"}
+	if _, err := t.endpoints.ApplyEndpoint(ctx, apikey.EndpointChange{Put: &e, Events: []apikey.Event{ev}}); err != nil &&
+		!errors.Is(err, apikey.ErrConflict) && !errors.Is(err, apikey.ErrNotFound) {
+		return fmt.Errorf("events: disabling endpoint %s: %w", id, err)
+	}
+	return nil
 }
 
 // target is where e's events go: its URL, signed with its secrets.

@@ -238,3 +238,53 @@ func TestNewTenantDelivererOptions(t *testing.T) {
 }
 
 type storeOnly struct{ apikey.Store }
+
+// TestTenantDelivererGoneDisables: an endpoint that answers 410 Gone has
+// that event dead-lettered and is disabled, by the system, with an audit
+// event; enabled again by its owner, it receives the events it missed.
+func TestTenantDelivererGoneDisables(t *testing.T) {
+	ctx := context.Background()
+	store := memory.New()
+	m, sealer := tenantManager(t, store)
+	var gone atomic.Bool
+	gone.Store(true)
+	var delivered atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if gone.Load() {
+			w.WriteHeader(http.StatusGone)
+			return
+		}
+		delivered.Add(1)
+	}))
+	defer srv.Close()
+	issued, err := m.CreateEndpoint(ctx, acmeOwner, apikey.EndpointRequest{URL: srv.URL})
+	require.NoError(t, err)
+	id := issued.Endpoint.ID
+	_, err = m.Bootstrap(ctx, acmeOwner, apikey.Production) // two events
+	require.NoError(t, err)
+	d, err := events.NewTenantDeliverer(events.TenantDelivererOptions{Store: store, Sender: webhooktest.LoopbackSender(t), Sealer: sealer})
+	require.NoError(t, err)
+	n, err := d.Step(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "the endpoint is disabled after the first event")
+	e, err := m.Endpoint(ctx, acmeOwner, id)
+	require.NoError(t, err)
+	assert.False(t, e.Enabled)
+	audit, err := store.Events(ctx, storageQuery("acme"))
+	require.NoError(t, err)
+	assert.Equal(t, apikey.ActionUpdateEndpoint, audit[0].Action)
+	assert.Equal(t, apikey.SystemActor.ID, audit[0].Actor.ID)
+	assert.Contains(t, audit[0].Detail, "410 Gone")
+	dead, err := store.DeadLetters(ctx, e.DeliveryName(), 0, 10)
+	require.NoError(t, err)
+	require.Len(t, dead, 1)
+
+	gone.Store(false)
+	on := true
+	_, err = m.UpdateEndpoint(ctx, acmeOwner, id, apikey.EndpointUpdate{Enabled: &on})
+	require.NoError(t, err)
+	n, err = d.Step(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, 3, n, "the bootstrap's second event, the system's update and the owner's")
+	assert.EqualValues(t, 3, delivered.Load())
+}
