@@ -53,6 +53,14 @@
 // confirmation fails closed: a crashed Validator delays it by at most its
 // CacheTTL plus InstanceStaleAfter).
 //
+// A tenant's owners register webhook endpoints for their account
+// (Manager.CreateEndpoint; at most MaxEndpoints, stored in an
+// EndpointStore): each receives the account's events appended after its
+// creation, filtered by action and environment, signed with a secret that
+// the Manager returns only when it makes it (and stores sealed when it has
+// a Sealer). Package apikey/events delivers them; Manager.Replay re-queues
+// an endpoint's dead letters (ReplayLog).
+//
 // # Lifetime policy
 //
 // An environment may carry a LifetimePolicy (Settings.Lifetime, set with
