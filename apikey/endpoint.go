@@ -657,7 +657,7 @@ func (m *Manager) UpdateEndpoint(ctx context.Context, actor Actor, id string, u 
 // MaxSecretOverlap), the replaced secret keeps signing beside the new one
 // (Standard Webhooks sends both signatures) until overlap has passed, so
 // that the tenant can switch its receiver without losing events; zero
-// replaces it at once. A secret replaced earlier and still overlapping is
+// replaces it at once. A secret replaced by the rotation before, still overlapping, is
 // dropped. Owners only, as CreateEndpoint; an ActionRotateEndpointSecret
 // event.
 func (m *Manager) RotateEndpointSecret(ctx context.Context, actor Actor, id string, overlap time.Duration) (IssuedEndpoint, error) {
