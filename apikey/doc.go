@@ -55,6 +55,14 @@
 // confirmed). Instance times are the store's clock. Suspensions and
 // allowed origins are settings, not covered by a confirmation.
 //
+// A tenant's owners register webhook endpoints for their account
+// (Manager.CreateEndpoint; at most MaxEndpoints, stored in an
+// EndpointStore): each receives the account's events appended after its
+// creation, filtered by action and environment, signed with a secret that
+// the Manager returns only when it makes it (and stores sealed when it has
+// a Sealer). Package apikey/events delivers them; Manager.Replay re-queues
+// an endpoint's dead letters (ReplayLog).
+//
 // # Lifetime policy
 //
 // An environment may carry a LifetimePolicy (Settings.Lifetime, set with

@@ -159,7 +159,7 @@ var requestErrors = []error{
 	ErrInvalidCursor, ErrInvalidLimits, ErrInvalidTimeRange,
 	ErrAccountSuspended, ErrDefaultKeyNotDisableable,
 	ErrInvalidLifetime, ErrBeyondLifetime, ErrInvalidImport,
-	ErrTooManyKeys,
+	ErrTooManyKeys, ErrInvalidEndpoint, ErrTooManyEndpoints,
 }
 
 // IsRequestError reports whether err is a refusal by this package's rules or

@@ -64,6 +64,13 @@ type ManagerOptions struct {
 	// makes) and stable for an environment. Nil means the environment
 	// named Production ("production") in every account.
 	Production func(account, environment string) bool
+	// AllowInternalEndpoints lets tenants register webhook endpoints with
+	// http URLs and hosts that name localhost or internal addresses (see
+	// ValidateEndpointURL): for development, or a service whose tenants
+	// are trusted. The webhook Sender must allow such targets too
+	// (webhook.Options) for deliveries to reach them. False means https
+	// only, to public hosts.
+	AllowInternalEndpoints bool
 }
 
 // Manager enforces the key lifecycle: bootstrap, create, rotate, change
@@ -94,6 +101,8 @@ type Manager struct {
 	sealer  Sealer
 	onEvent func(Event)
 	isProd  func(account, environment string) bool
+	// allowInternal is ManagerOptions.AllowInternalEndpoints.
+	allowInternal bool
 }
 
 // maxAttempts bounds the retries of a change that keeps losing races.
@@ -105,7 +114,7 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 		return nil, errors.New("apikey: ManagerOptions.Store is required")
 	}
 	m := &Manager{store: opts.Store, hasher: opts.Hasher, now: opts.Now, sealer: opts.Sealer, onEvent: opts.OnEvent,
-		isProd: opts.Production}
+		isProd: opts.Production, allowInternal: opts.AllowInternalEndpoints}
 	if m.hasher == nil {
 		m.hasher = Argon2id{}
 	}

@@ -63,6 +63,8 @@ func idSafe(s string) string {
 			out = append(out, "-40"...)
 		case '-':
 			out = append(out, "--"...)
+		case '*': // AnyAccount: the service's own events (ReplayService)
+			out = append(out, "-2a"...)
 		default:
 			out = append(out, c)
 		}
@@ -192,4 +194,46 @@ type DeadLetter struct {
 	Attempts int       `json:"attempts"`
 	Reason   string    `json:"reason"`
 	At       time.Time `json:"at"`
+	// State is where a replay (ReplayLog) has taken the letter: dead
+	// (also the empty State, from stores without ReplayLog), replaying or
+	// delivered.
+	State DeadLetterState `json:"state"`
+}
+
+// DeadLetterState is where a dead letter stands.
+type DeadLetterState string
+
+// The states of a dead letter.
+const (
+	// DeadLetterDead: not delivered; it can be replayed.
+	DeadLetterDead DeadLetterState = "dead"
+	// DeadLetterReplaying: re-queued; the endpoint's deliverer sends it
+	// again before the endpoint's next events.
+	DeadLetterReplaying DeadLetterState = "replaying"
+	// DeadLetterDelivered: delivered by a replay.
+	DeadLetterDelivered DeadLetterState = "delivered"
+)
+
+// ReplayLog is an optional Store capability: dead letters re-queued for
+// delivery (Manager.Replay, Manager.ReplayService), which the deliverers
+// of package apikey/events send again, each once more with its retries,
+// before the endpoint's next events. A replayed letter keeps its place
+// (Cursor) and event id: the receiver sees the id it missed.
+type ReplayLog interface {
+	// ReplayDeadLetters marks endpoint's dead letters that are dead (or
+	// delivered) as replaying: the one at cursor, or every one when
+	// cursor is 0; it appends events, in the same atomic write, when it
+	// marks at least one (as Apply appends Change.Events), and returns how
+	// many it marked.
+	ReplayDeadLetters(ctx context.Context, endpoint string, cursor int64, events []Event) (int, error)
+	// Replaying returns up to limit of endpoint's letters that are
+	// replaying, in ascending Cursor order.
+	Replaying(ctx context.Context, endpoint string, limit int) ([]DeadLetter, error)
+	// ResolveReplay records the outcome of a replay, if holder holds
+	// endpoint's lease (DeliveryLog) at now: the letter at cursor is
+	// delivered when dead is nil, else dead again with dead's Attempts,
+	// Reason and At. It fails with ErrLeaseLost, changing nothing, when
+	// holder does not hold the lease; a letter that is not replaying is
+	// left as it is.
+	ResolveReplay(ctx context.Context, endpoint, holder string, now time.Time, cursor int64, dead *DeadLetter) error
 }

@@ -17,6 +17,9 @@
 //   - DeliveryLog: each webhook endpoint's place in the event stream,
 //     under a lease that one instance holds at a time, and its dead
 //     letters;
+//   - ReplayLog: dead letters re-queued for delivery;
+//   - EndpointStore: the webhook endpoints that tenants register, and each
+//     account's events read from the stream by index;
 //   - QuotaLedger: the balance of each key's quota (and of each owner's
 //     shared quota), leased in batches;
 //   - UsageRecorder: requests per key, hour and outcome, written in batches;
@@ -116,6 +119,15 @@ type EventStream = apikey.EventStream
 
 // StreamEvent is an event of an EventStream; see apikey.StreamEvent.
 type StreamEvent = apikey.StreamEvent
+
+// ReplayLog is an optional Store capability: dead letters re-queued for
+// delivery; see apikey.ReplayLog.
+type ReplayLog = apikey.ReplayLog
+
+// EndpointStore is an optional Store capability: the webhook endpoints
+// tenants register, and each account's events by index; see
+// apikey.EndpointStore.
+type EndpointStore = apikey.EndpointStore
 
 // TimedEventLog is an optional Store capability: time-based events, each
 // written once per key and expiry; see apikey.TimedEventLog.

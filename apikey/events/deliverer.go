@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +25,8 @@ const (
 type Endpoint struct {
 	// Name identifies the endpoint in the store (its cursor, lease and
 	// dead letters): 1 to 64 bytes, stable across restarts and the same in
-	// every instance. Required.
+	// every instance, not starting with apikey.EndpointDeliveryPrefix
+	// ("tenant/", the names of tenants' endpoints). Required.
 	Name string
 	// Webhook is where events go and the secrets that sign them.
 	Webhook webhook.Endpoint
@@ -86,6 +88,7 @@ type DelivererOptions struct {
 type Deliverer struct {
 	stream    apikey.EventStream
 	log       apikey.DeliveryLog
+	replay    apikey.ReplayLog // nil for a store without one
 	sender    *webhook.Sender
 	endpoints []Endpoint
 	holder    string
@@ -117,12 +120,17 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 		if e.Name == "" || len(e.Name) > 64 || names[e.Name] {
 			return nil, fmt.Errorf("events: endpoint names must be 1 to 64 bytes and distinct, got %q", e.Name)
 		}
+		if strings.HasPrefix(e.Name, apikey.EndpointDeliveryPrefix) {
+			return nil, fmt.Errorf("events: endpoint name %q starts with %q, which names tenants' endpoints", e.Name,
+				apikey.EndpointDeliveryPrefix)
+		}
 		names[e.Name] = true
 	}
 	if opts.Lease < 0 || opts.Poll < 0 || opts.Batch < 0 {
 		return nil, errors.New("events: DelivererOptions.Lease, Poll and Batch may not be negative")
 	}
-	d := &Deliverer{stream: stream, log: log, sender: opts.Sender, endpoints: append([]Endpoint(nil), opts.Endpoints...),
+	replay, _ := opts.Store.(apikey.ReplayLog)
+	d := &Deliverer{stream: stream, log: log, replay: replay, sender: opts.Sender, endpoints: append([]Endpoint(nil), opts.Endpoints...),
 		holder: opts.Holder, retry: opts.Retry, lease: opts.Lease, poll: opts.Poll, batch: opts.Batch, now: opts.Now,
 		onError: opts.OnError}
 	if d.holder == "" {
@@ -178,9 +186,12 @@ func (d *Deliverer) Run(ctx context.Context) error {
 }
 
 // Step takes the named endpoint's lease, if no other instance holds it,
-// and delivers (or dead-letters) the events of one page after the
-// endpoint's cursor; it returns how many events it moved past. It returns
-// 0 and no error when another instance holds the lease.
+// and delivers the endpoint's dead letters being replayed (a page of them,
+// with a store that is an apikey.ReplayLog; the endpoint's Accept does
+// not apply), or else delivers (or dead-letters) the events of one page
+// after the endpoint's cursor; it returns how many letters or events it
+// resolved. It returns 0 and no error when another instance holds the
+// lease.
 func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 	var ep *Endpoint
 	for i := range d.endpoints {
@@ -195,6 +206,10 @@ func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
+	replayed, err := d.replays(ctx, ep.Name, ep.Webhook)
+	if err != nil || replayed > 0 {
+		return replayed, err
+	}
 	page, _, err := d.stream.EventsAfter(ctx, cursor, d.batch)
 	if err != nil {
 		return 0, fmt.Errorf("events: reading the stream: %w", err)
@@ -202,7 +217,7 @@ func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 	for i, se := range page {
 		var dead *apikey.DeadLetter
 		if ep.Accept == nil || ep.Accept(se.Event) {
-			if dead, err = d.deliver(ctx, ep, se); err != nil {
+			if dead, err = d.deliver(ctx, ep.Name, ep.Webhook, se); err != nil {
 				return i, err
 			}
 		}
@@ -211,6 +226,38 @@ func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 		}
 	}
 	return len(page), nil
+}
+
+// replays delivers up to a page of the endpoint's dead letters that are
+// replaying (apikey.ReplayLog), whatever the endpoint's filter, and
+// records each outcome; it returns how many it resolved. The caller holds
+// the endpoint's lease.
+func (d *Deliverer) replays(ctx context.Context, name string, target webhook.Endpoint) (int, error) {
+	if d.replay == nil {
+		return 0, nil
+	}
+	letters, err := d.replay.Replaying(ctx, name, d.batch)
+	if err != nil {
+		return 0, fmt.Errorf("events: %s: reading replays: %w", name, err)
+	}
+	for i, l := range letters {
+		page, _, err := d.stream.EventsAfter(ctx, l.Cursor-1, 1)
+		if err != nil {
+			return i, fmt.Errorf("events: %s: reading a replayed event: %w", name, err)
+		}
+		var dead *apikey.DeadLetter
+		if len(page) == 1 && page[0].Cursor == l.Cursor {
+			if dead, err = d.deliver(ctx, name, target, page[0]); err != nil {
+				return i, err
+			}
+		} else { // not in the stream: nothing to send
+			dead = &apikey.DeadLetter{Cursor: l.Cursor, EventID: l.EventID, Attempts: 0, Reason: "event not in the stream", At: d.now()}
+		}
+		if err := d.replay.ResolveReplay(ctx, name, d.holder, d.now(), l.Cursor, dead); err != nil {
+			return i, fmt.Errorf("events: %s: %w", name, err)
+		}
+	}
+	return len(letters), nil
 }
 
 // renew takes or renews the endpoint's lease.
@@ -225,36 +272,47 @@ func (d *Deliverer) renew(ctx context.Context, endpoint string) (int64, bool, er
 
 // deliver attempts an event until it is delivered (nil), or returns its
 // dead letter. It fails when the lease is lost or ctx is done.
-func (d *Deliverer) deliver(ctx context.Context, ep *Endpoint, se apikey.StreamEvent) (*apikey.DeadLetter, error) {
+func (d *Deliverer) deliver(ctx context.Context, name string, target webhook.Endpoint, se apikey.StreamEvent) (*apikey.DeadLetter, error) {
+	dead, _, err := d.deliverOrGone(ctx, name, target, se)
+	return dead, err
+}
+
+// deliverOrGone is deliver, and reports whether the retry policy said to
+// disable the endpoint (it answered 410 Gone).
+func (d *Deliverer) deliverOrGone(ctx context.Context, name string, target webhook.Endpoint, se apikey.StreamEvent) (*apikey.DeadLetter, bool, error) {
 	id := se.Event.ID()
 	body, err := json.Marshal(Payload{Type: se.Event.Action, Timestamp: se.Event.Time, Data: se.Event})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	for attempts := 1; ; attempts++ {
-		if _, ok, err := d.renew(ctx, ep.Name); err != nil {
-			return nil, err
+		if _, ok, err := d.renew(ctx, name); err != nil {
+			return nil, false, err
 		} else if !ok {
-			return nil, fmt.Errorf("events: %s: %w", ep.Name, apikey.ErrLeaseLost)
+			return nil, false, fmt.Errorf("events: %s: %w", name, apikey.ErrLeaseLost)
 		}
-		a, err := d.sender.Send(ctx, ep.Webhook, webhook.Message{ID: id, Timestamp: d.now(), Body: body})
+		a, err := d.sender.Send(ctx, target, webhook.Message{ID: id, Timestamp: d.now(), Body: body})
 		outcome := a.Outcome
 		if err != nil { // the endpoint's configuration: no attempt can succeed
-			return &apikey.DeadLetter{Cursor: se.Cursor, EventID: id, Attempts: attempts, Reason: err.Error(), At: d.now()}, nil
+			return &apikey.DeadLetter{Cursor: se.Cursor, EventID: id, Attempts: attempts, Reason: err.Error(), At: d.now()}, false, nil
 		}
 		decision := d.retry.Next(outcome, attempts)
 		switch decision.Action {
 		case webhook.Done:
-			return nil, nil
+			return nil, false, nil
 		case webhook.RetryLater:
-			d.onError(ep.Name, fmt.Errorf("events: attempt %d of %s: %s (status %d)", attempts, id, outcome, a.Status))
-			if err := d.wait(ctx, ep.Name, decision.Wait); err != nil {
-				return nil, err
+			d.onError(name, fmt.Errorf("events: attempt %d of %s: %s (status %d)", attempts, id, outcome, a.Status))
+			if err := d.wait(ctx, name, decision.Wait); err != nil {
+				return nil, false, err
 			}
 		default: // DeadLetter, Disable
 			reason := fmt.Sprintf("%s after %d attempts (status %d)", outcome, attempts, a.Status)
-			d.onError(ep.Name, fmt.Errorf("events: %s dead-lettered: %s", id, reason))
-			return &apikey.DeadLetter{Cursor: se.Cursor, EventID: id, Attempts: attempts, Reason: reason, At: d.now()}, nil
+			if errors.Is(a.Err, webhook.ErrForbiddenAddress) {
+				reason += ": " + webhook.ErrForbiddenAddress.Error()
+			}
+			d.onError(name, fmt.Errorf("events: %s dead-lettered: %s", id, reason))
+			return &apikey.DeadLetter{Cursor: se.Cursor, EventID: id, Attempts: attempts, Reason: reason, At: d.now()},
+				decision.Action == webhook.Disable, nil
 		}
 	}
 }

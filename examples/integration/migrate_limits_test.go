@@ -22,6 +22,7 @@ func undoVersions(t *testing.T, db *sql.DB, from int) {
 	t.Helper()
 	undo := map[int][]string{
 		14: {`ALTER TABLE keystile_instances DROP COLUMN removed_at`},
+		15: {`ALTER TABLE keystile_dead_letters DROP COLUMN state`, `DROP INDEX keystile_events_account_cursor`, `DROP INDEX keystile_endpoints_account`, `DROP TABLE keystile_endpoints`},
 		13: {`DROP TABLE keystile_instances`},
 		12: {`DROP TABLE keystile_caller_others`, `DROP TABLE keystile_callers`},
 		11: {`DROP TABLE keystile_dead_letters`, `DROP TABLE keystile_deliveries`, `DROP TABLE keystile_event_marks`, `DROP INDEX keystile_keys_due`},

@@ -59,6 +59,9 @@ type Fixture struct {
 	// Quiet is a scoped server key in staging, rotated out an hour ago
 	// and used by no caller since.
 	Quiet apikey.Issued
+	// Endpoint is a webhook endpoint of the account, with a dead letter
+	// of the event evt_default_1.
+	Endpoint apikey.IssuedEndpoint
 }
 
 // NewFixture returns a new Fixture.
@@ -101,6 +104,13 @@ func NewFixture(t testing.TB) *Fixture {
 	require.NoError(t, f.Store.RecordCallers(ctx, []apikey.KeyCallers{{Account: apikey.DefaultAccount, KeyID: f.Server.View.ID,
 		Callers: []apikey.Caller{{Address: "192.0.2.7", UserAgent: "billing-cron/2.1", Requests: 3, FirstSeen: UsageDay, LastSeen: UsageDay.Add(time.Minute)}},
 		Others:  1, OtherRequests: 2}}))
+	f.Endpoint, err = f.Manager.CreateEndpoint(ctx, Owner.Actor, apikey.EndpointRequest{URL: "https://hooks.example.com/keystile"})
+	require.NoError(t, err)
+	dn := f.Endpoint.Endpoint.DeliveryName()
+	_, _, err = f.Store.LeaseDelivery(ctx, dn, "fixture", time.Now(), time.Now().Add(time.Minute))
+	require.NoError(t, err)
+	require.NoError(t, f.Store.AdvanceDelivery(ctx, dn, "fixture", time.Now(), 1,
+		&apikey.DeadLetter{Cursor: 1, EventID: "evt_default_1", Attempts: 8, Reason: "retry after 8 attempts (status 503)", At: time.Now()}))
 	// A validator that applied nothing: the keys' propagation is pending.
 	require.NoError(t, f.Store.ReportInstance(ctx, apikey.InstanceReport{ID: "instance-1", Label: "host:1", Lease: time.Minute}))
 	f.API, err = admin.New(admin.Options{
@@ -291,6 +301,31 @@ func Cases(f *Fixture) []Case {
 		{Name: "create an environment, missing", Caller: Owner, Method: "POST", Path: "/environments", Body: `{}`, Status: 400, Code: "invalid_request", Malformed: true},
 		{Name: "create an environment as read-only", Caller: ReadOnly, Method: "POST", Path: "/environments", Body: `{"environment":"dev"}`, Status: 403, Code: "role_not_allowed"},
 		{Name: "create an environment, confined caller", Caller: confined(Owner), Method: "POST", Path: "/environments", Body: `{"environment":"dev"}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "list webhooks", Caller: ReadOnly, Method: "GET", Path: "/webhooks", Status: 200},
+		{Name: "list webhooks, a page", Caller: ReadOnly, Method: "GET", Path: "/webhooks?limit=1", Status: 200},
+		{Name: "list webhooks, confined", Caller: confined(Owner), Method: "GET", Path: "/webhooks", Status: 403, Code: "role_not_allowed"},
+		{Name: "create a webhook as read-only", Caller: ReadOnly, Method: "POST", Path: "/webhooks", Body: `{"url":"https://hooks.example.com/in"}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "create a webhook", Caller: Owner, Method: "POST", Path: "/webhooks", Body: `{"url":"https://hooks.example.com/in","actions":["revoke","key_expiring"],"environment":"production","enabled":true}`, Status: 201},
+		{Name: "create a webhook over http", Caller: Owner, Method: "POST", Path: "/webhooks", Body: `{"url":"http://hooks.example.com/in"}`, Status: 422, Code: "invalid_endpoint"},
+		{Name: "create a webhook at the metadata address", Caller: Owner, Method: "POST", Path: "/webhooks", Body: `{"url":"https://169.254.169.254/latest"}`, Status: 422, Code: "invalid_endpoint"},
+		{Name: "create a webhook for an unknown action", Caller: Owner, Method: "POST", Path: "/webhooks", Body: `{"url":"https://hooks.example.com/in","actions":["explode"]}`, Status: 422, Code: "invalid_endpoint", Malformed: true},
+		{Name: "create a webhook without url", Caller: Owner, Method: "POST", Path: "/webhooks", Body: `{"enabled":true}`, Status: 400, Code: "invalid_request"},
+		{Name: "get a webhook", Caller: ReadOnly, Method: "GET", Path: "/webhooks/" + f.Endpoint.Endpoint.ID, Status: 200},
+		{Name: "get an unknown webhook", Caller: ReadOnly, Method: "GET", Path: "/webhooks/ep_000000000000000000000000", Status: 404, Code: "not_found"},
+		{Name: "get a webhook by a bad id", Caller: ReadOnly, Method: "GET", Path: "/webhooks/nope", Status: 422, Code: "invalid_endpoint", Malformed: true},
+		{Name: "update a webhook", Caller: Owner, Method: "PUT", Path: "/webhooks/" + f.Endpoint.Endpoint.ID, Body: `{"enabled":false,"environment":"staging"}`, Status: 200},
+		{Name: "update a webhook as read-only", Caller: ReadOnly, Method: "PUT", Path: "/webhooks/" + f.Endpoint.Endpoint.ID, Body: `{"enabled":true}`, Status: 403, Code: "role_not_allowed"},
+		{Name: "rotate a webhook's secret", Caller: Owner, Method: "POST", Path: "/webhooks/" + f.Endpoint.Endpoint.ID + "/rotate-secret", Body: `{"overlap":"24h"}`, Status: 200},
+		{Name: "rotate a webhook's secret, no body", Caller: Owner, Method: "POST", Path: "/webhooks/" + f.Endpoint.Endpoint.ID + "/rotate-secret", Status: 200},
+		{Name: "rotate a webhook's secret, overlap too long", Caller: Owner, Method: "POST", Path: "/webhooks/" + f.Endpoint.Endpoint.ID + "/rotate-secret", Body: `{"overlap":"200h"}`, Status: 422, Code: "invalid_endpoint"},
+		{Name: "a webhook's dead letters", Caller: ReadOnly, Method: "GET", Path: "/webhooks/" + f.Endpoint.Endpoint.ID + "/dead-letters", Status: 200},
+		{Name: "replay as read-only", Caller: ReadOnly, Method: "POST", Path: "/webhooks/" + f.Endpoint.Endpoint.ID + "/replay", Status: 403, Code: "role_not_allowed"},
+		{Name: "replay an event with no dead letter", Caller: Owner, Method: "POST", Path: "/webhooks/" + f.Endpoint.Endpoint.ID + "/replay", Body: `{"event_id":"evt_default_9"}`, Status: 404, Code: "not_found"},
+		{Name: "replay a dead letter", Caller: Owner, Method: "POST", Path: "/webhooks/" + f.Endpoint.Endpoint.ID + "/replay", Body: `{"event_id":"evt_default_1"}`, Status: 200},
+		{Name: "replay every dead letter", Caller: Owner, Method: "POST", Path: "/webhooks/" + f.Endpoint.Endpoint.ID + "/replay", Status: 200},
+		{Name: "delete a webhook as read-only", Caller: ReadOnly, Method: "DELETE", Path: "/webhooks/" + f.Endpoint.Endpoint.ID, Status: 403, Code: "role_not_allowed"},
+		{Name: "delete a webhook", Caller: Owner, Method: "DELETE", Path: "/webhooks/" + f.Endpoint.Endpoint.ID, Status: 200},
+		{Name: "delete a webhook again", Caller: Owner, Method: "DELETE", Path: "/webhooks/" + f.Endpoint.Endpoint.ID, Status: 404, Code: "not_found"},
 		{Name: "audit", Caller: ReadOnly, Method: "GET", Path: "/audit?environment=production&limit=5", Status: 200},
 		{Name: "audit before", Caller: ReadOnly, Method: "GET", Path: "/audit?before=3", Status: 200},
 		{Name: "audit after", Caller: ReadOnly, Method: "GET", Path: "/audit?after=3&limit=1", Status: 200},

@@ -52,6 +52,22 @@
 //	                                            at once ({} removes them; owners, never a key)
 //	GET    /keys/expiring?within=72h&environment=  a page of the keys that expire within the window,
 //	                                            soonest first (expiries and ends of grace)
+//	GET    /webhooks                            a page of the account's webhook endpoints (never a secret)
+//	POST   /webhooks                            register one: {"url", "actions", "environment",
+//	                                            "enabled"}; answers {"secret", "endpoint"}, the
+//	                                            secret ("whsec_...") shown this once (owners)
+//	GET    /webhooks/{id}                       one endpoint
+//	PUT    /webhooks/{id}                       change it: each of {"url", "actions", "environment",
+//	                                            "enabled"} given replaces the endpoint's (owners)
+//	DELETE /webhooks/{id}                       delete it (owners)
+//	POST   /webhooks/{id}/rotate-secret         a new secret: {"overlap": "24h"} (0s to 168h) keeps the
+//	                                            old one signing that long; answers {"secret", "endpoint"}
+//	GET    /webhooks/{id}/dead-letters          a page of its dead letters, each dead, replaying or
+//	                                            delivered
+//	POST   /webhooks/{id}/replay                deliver dead letters again: {"event_id"} for one,
+//	                                            no body for all (owners)
+//	                                            (the webhook routes refuse callers confined to an
+//	                                            environment)
 //	GET    /audit?environment=&before=&limit=   a page of audit events, newest first
 //	POST   /account/close                       close the caller's own account: {"confirm":
 //	                                            "<the account>"} (owners not confined to an
@@ -409,6 +425,14 @@ func (a *API) routes() map[string]handler {
 		"GET /owners/{owner}/limits":                  a.ownerLimits,
 		"PUT /owners/{owner}/limits":                  a.setOwnerLimits,
 		"GET /keys/expiring":                          a.expiringKeys,
+		"GET /webhooks":                               a.listEndpoints,
+		"POST /webhooks":                              a.createEndpoint,
+		"GET /webhooks/{id}":                          a.getEndpoint,
+		"PUT /webhooks/{id}":                          a.updateEndpoint,
+		"DELETE /webhooks/{id}":                       a.deleteEndpoint,
+		"POST /webhooks/{id}/rotate-secret":           a.rotateEndpointSecret,
+		"GET /webhooks/{id}/dead-letters":             a.endpointDeadLetters,
+		"POST /webhooks/{id}/replay":                  a.replayEndpoint,
 	}
 }
 

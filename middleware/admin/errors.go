@@ -201,6 +201,19 @@ var (
 	// /keys/{id}/end-grace-if-silent without a silent_for: the silence is
 	// never picked for the caller.
 	ReasonSilenceRequired = problem.New("silence_required", http.StatusUnprocessableEntity, "silence required")
+	// ReasonInvalidEndpoint (422, "invalid_endpoint"): a webhook
+	// endpoint's URL, action filter, environment filter, id or secret
+	// overlap is not valid (apikey.ErrInvalidEndpoint). The detail names
+	// the field ("url", "actions", "environment", "id", "overlap").
+	ReasonInvalidEndpoint = problem.New("invalid_endpoint", http.StatusUnprocessableEntity, "invalid webhook endpoint")
+	// ReasonTooManyEndpoints (422, "too_many_endpoints"): the account has
+	// apikey.MaxEndpoints webhook endpoints (apikey.ErrTooManyEndpoints).
+	ReasonTooManyEndpoints = problem.New("too_many_endpoints", http.StatusUnprocessableEntity, "too many webhook endpoints")
+	// ReasonNoEndpoints (501, "endpoints_unavailable"): a webhook route,
+	// and the Manager's store keeps no webhook endpoints or dead letters
+	// (it is not an apikey.EndpointStore, or not an apikey.DeliveryLog and
+	// apikey.ReplayLog).
+	ReasonNoEndpoints = problem.New("endpoints_unavailable", http.StatusNotImplemented, "this store keeps no webhook endpoints")
 )
 
 // reasons are the API's refusals, in the order of the declarations above.
@@ -214,7 +227,7 @@ var reasons = []*problem.Reason{
 	ReasonNoUsage, ReasonInvalidLifetime, ReasonBeyondLifetime, ReasonAlreadyBootstrapped,
 	ReasonAccountSuspended,
 	ReasonTooManyKeys, ReasonNoIndex, ReasonNoCallers, ReasonStillInUse, ReasonSilenceOutOfRange, ReasonSilenceRequired,
-	ReasonNoInstances,
+	ReasonNoInstances, ReasonInvalidEndpoint, ReasonTooManyEndpoints, ReasonNoEndpoints,
 }
 
 // Reasons returns every refusal of the management API, each once: the
@@ -265,6 +278,8 @@ var ruleReasons = []struct {
 	{apikey.ErrAccountSuspended, ReasonAccountSuspended},
 	{apikey.ErrDefaultKeyNotDisableable, ReasonRotateFirst},
 	{apikey.ErrTooManyKeys, ReasonTooManyKeys},
+	{apikey.ErrInvalidEndpoint, ReasonInvalidEndpoint},
+	{apikey.ErrTooManyEndpoints, ReasonTooManyEndpoints},
 }
 
 var (

@@ -100,6 +100,24 @@ var bodyFields = map[string]map[string]struct {
 	"POST /account/close": {
 		"confirm": {wantString, []string{`["{key}"]`, `true`, `{"c":"{key}"}`}},
 	},
+	"POST /webhooks": {
+		"url":         {wantString, []string{`["{key}"]`, `1`, `{"u":"{key}"}`}},
+		"actions":     {wantStrings, []string{`"{key}"`, `"revoke"`, `[1]`, `{"a":"{key}"}`}},
+		"environment": {wantString, []string{`["{key}"]`, `1`}},
+		"enabled":     {"want true or false", []string{`"{key}"`, `"yes"`, `1`}},
+	},
+	"PUT /webhooks/{id}": {
+		"url":         {wantString, []string{`["{key}"]`, `1`, `{"u":"{key}"}`}},
+		"actions":     {wantStrings, []string{`"{key}"`, `"revoke"`, `[1]`, `{"a":"{key}"}`}},
+		"environment": {wantString, []string{`["{key}"]`, `1`}},
+		"enabled":     {"want true or false", []string{`"{key}"`, `"yes"`, `1`}},
+	},
+	"POST /webhooks/{id}/rotate-secret": {
+		"overlap": {wantDuration, []string{`"{key}"`, `"1d"`, `3600`, `["1h"]`}},
+	},
+	"POST /webhooks/{id}/replay": {
+		"event_id": {wantString, []string{`["{key}"]`, `1`, `{"e":"{key}"}`}},
+	},
 	"POST /accounts/{account}/close": {
 		"confirm": {wantString, []string{`["{key}"]`, `1`, `{"c":"{key}"}`}},
 	},

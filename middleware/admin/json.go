@@ -206,6 +206,8 @@ func want(t reflect.Type) string {
 	switch {
 	case t.Kind() == reflect.String:
 		return "want a string"
+	case t.Kind() == reflect.Bool:
+		return "want true or false"
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
 		return "want an array of strings"
 	case t.Kind() == reflect.Map && t.Elem().Kind() == reflect.String:

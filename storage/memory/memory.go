@@ -50,6 +50,7 @@ type Store struct {
 	quotas        map[string]quotaBalance // by lineage id (Record.LineageID), for lineages with a quota
 	marks         map[timedMark]struct{}  // the (key, kind, expiry) of each time-based event (stream.go)
 	deliveries    map[string]*delivery    // by endpoint (delivery.go)
+	endpoints     endpointLog             // tenants' webhook endpoints (endpoint.go)
 	usage         usageLog
 	callers       callerLog   // (callers.go)
 	instances     instanceLog // (instances.go)
@@ -75,6 +76,7 @@ func New() *Store {
 		quotas:        map[string]quotaBalance{},
 		marks:         map[timedMark]struct{}{},
 		deliveries:    map[string]*delivery{},
+		endpoints:     endpointLog{byID: map[string]apikey.WebhookEndpoint{}, byAccount: map[string][]string{}},
 	}
 }
 

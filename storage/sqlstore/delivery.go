@@ -11,7 +11,10 @@ import (
 	"github.com/keystile/keystile/storage"
 )
 
-var _ storage.DeliveryLog = (*Store)(nil)
+var (
+	_ storage.DeliveryLog = (*Store)(nil)
+	_ storage.ReplayLog   = (*Store)(nil)
+)
 
 // deliveryTables are the tables of storage.DeliveryLog (schema version
 // 11): keystile_deliveries holds each endpoint's cursor (through: every
@@ -54,8 +57,20 @@ const (
 		WHERE endpoint = ? AND holder = ? AND lease_until >= ?`
 	deadLetterQuery = `INSERT INTO keystile_dead_letters (endpoint, event_cursor, event_id, attempts, reason, dead_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-	deadLettersQuery = `SELECT event_cursor, event_id, attempts, reason, dead_at FROM keystile_dead_letters
+	deadLettersQuery = `SELECT event_cursor, event_id, attempts, reason, dead_at, state FROM keystile_dead_letters
 		WHERE endpoint = ? AND event_cursor > ? ORDER BY event_cursor LIMIT ?`
+	// The primary key (endpoint, event_cursor): one letter, or the
+	// endpoint's range.
+	replayOneQuery = `UPDATE keystile_dead_letters SET state = 'replaying'
+		WHERE endpoint = ? AND event_cursor = ? AND state <> 'replaying'`
+	replayAllQuery = `UPDATE keystile_dead_letters SET state = 'replaying'
+		WHERE endpoint = ? AND state <> 'replaying'`
+	replayingQuery = `SELECT event_cursor, event_id, attempts, reason, dead_at, state FROM keystile_dead_letters
+		WHERE endpoint = ? AND state = 'replaying' ORDER BY event_cursor LIMIT ?`
+	replayedQuery = `UPDATE keystile_dead_letters SET state = 'delivered'
+		WHERE endpoint = ? AND event_cursor = ? AND state = 'replaying'`
+	deadAgainQuery = `UPDATE keystile_dead_letters SET state = 'dead', attempts = ?, reason = ?, dead_at = ?
+		WHERE endpoint = ? AND event_cursor = ? AND state = 'replaying'`
 )
 
 // LeaseDelivery implements storage.DeliveryLog.
@@ -120,18 +135,121 @@ func (s *Store) DeadLetters(ctx context.Context, endpoint string, after int64, l
 	if err != nil {
 		return nil, s.wrap(ctx, "dead letters", err)
 	}
+	return s.scanDeadLetters(ctx, rows, endpoint, "dead letters")
+}
+
+// scanDeadLetters reads rows of deadLettersQuery's columns, and closes
+// them.
+func (s *Store) scanDeadLetters(ctx context.Context, rows *sql.Rows, endpoint, op string) ([]apikey.DeadLetter, error) {
 	defer rows.Close()
+	out := []apikey.DeadLetter{}
 	for rows.Next() {
 		l := apikey.DeadLetter{Endpoint: endpoint}
-		var at int64
-		if err := rows.Scan(&l.Cursor, &l.EventID, &l.Attempts, &l.Reason, &at); err != nil {
-			return nil, s.wrap(ctx, "dead letters", err)
+		var (
+			at    int64
+			state string
+		)
+		if err := rows.Scan(&l.Cursor, &l.EventID, &l.Attempts, &l.Reason, &at, &state); err != nil {
+			return nil, s.wrap(ctx, op, err)
 		}
-		l.At = fromMicros(at)
+		l.At, l.State = fromMicros(at), apikey.DeadLetterState(state)
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.wrap(ctx, "dead letters", err)
+		return nil, s.wrap(ctx, op, err)
 	}
 	return out, nil
+}
+
+// ReplayDeadLetters implements storage.ReplayLog: one transaction that
+// takes the revision counter's lock as Apply does (its events join the
+// stream in commit order), marks the letters by their primary key, and
+// appends the events when it marked one.
+func (s *Store) ReplayDeadLetters(ctx context.Context, endpoint string, cursor int64, events []apikey.Event) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, s.wrap(ctx, "replay dead letters", err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, s.wrap(ctx, "replay dead letters", err)
+	}
+	defer func() { _ = tx.Rollback() }() // a no-op after Commit
+	var top int64
+	if err := tx.QueryRowContext(ctx, s.q.bump, 0).Scan(&top); err != nil {
+		return 0, s.writeError(ctx, "replay dead letters: taking the lock", err, "the change lost a race with another writer")
+	}
+	var res sql.Result
+	if cursor == 0 {
+		res, err = tx.ExecContext(ctx, s.d.rebind(replayAllQuery), endpoint)
+	} else {
+		res, err = tx.ExecContext(ctx, s.d.rebind(replayOneQuery), endpoint, cursor)
+	}
+	if err != nil {
+		return 0, s.wrap(ctx, "replay dead letters", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, s.wrap(ctx, "replay dead letters", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := s.appendEvents(ctx, tx, events); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, s.writeError(ctx, "replay dead letters: commit", err, "the change lost a race with another writer")
+	}
+	return int(n), nil
+}
+
+// Replaying implements storage.ReplayLog: the endpoint's range of the dead
+// letters' primary key, filtered by state.
+func (s *Store) Replaying(ctx context.Context, endpoint string, limit int) ([]apikey.DeadLetter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, s.wrap(ctx, "replaying", err)
+	}
+	if limit <= 0 {
+		return []apikey.DeadLetter{}, nil
+	}
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(replayingQuery), endpoint, limit)
+	if err != nil {
+		return nil, s.wrap(ctx, "replaying", err)
+	}
+	return s.scanDeadLetters(ctx, rows, endpoint, "replaying")
+}
+
+// ResolveReplay implements storage.ReplayLog: one transaction that checks
+// the lease with the same condition as AdvanceDelivery, then updates the
+// letter if it is replaying.
+func (s *Store) ResolveReplay(ctx context.Context, endpoint, holder string, now time.Time, cursor int64, dead *apikey.DeadLetter) error {
+	if err := ctx.Err(); err != nil {
+		return s.wrap(ctx, "resolve replay", err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.wrap(ctx, "resolve replay", err)
+	}
+	defer func() { _ = tx.Rollback() }() // a no-op after Commit
+	// Lock the endpoint's row as AdvanceDelivery does: a write that keeps
+	// it as it is, if the holder holds the lease.
+	res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE keystile_deliveries SET through = through
+		WHERE endpoint = ? AND holder = ? AND lease_until >= ?`), endpoint, holder, micros(now))
+	if err != nil {
+		return s.wrap(ctx, "resolve replay", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return s.wrap(ctx, "resolve replay", err)
+	} else if n == 0 {
+		return fmt.Errorf("%w: %s", apikey.ErrLeaseLost, endpoint)
+	}
+	if dead == nil {
+		_, err = tx.ExecContext(ctx, s.d.rebind(replayedQuery), endpoint, cursor)
+	} else {
+		_, err = tx.ExecContext(ctx, s.d.rebind(deadAgainQuery), dead.Attempts, dead.Reason, micros(dead.At), endpoint, cursor)
+	}
+	if err != nil {
+		return s.wrap(ctx, "resolve replay", err)
+	}
+	return s.wrap(ctx, "resolve replay: commit", tx.Commit())
 }

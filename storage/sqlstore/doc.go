@@ -1,8 +1,9 @@
 // Package sqlstore is keystile's SQL store: SQLite, the embedded default for
 // a single node, and PostgreSQL, for many app instances sharing keys. It
 // implements apikey.Store and every optional capability of package storage
-// (ChangeFeed, LastUsedRecorder, AuditLog, EventStream, TimedEventLog, DeliveryLog, QuotaLedger,
-// UsageRecorder, OwnerIndex, ExpiryIndex, KeyPurger), and passes the storetest
+// (ChangeFeed, LastUsedRecorder, AuditLog, EventStream, TimedEventLog, DeliveryLog, ReplayLog,
+// EndpointStore, QuotaLedger, UsageRecorder, OwnerIndex, ExpiryIndex, KeyPurger, CallerLog,
+// InstanceLog), and passes the storetest
 // conformance suite on both engines, with several connection pools on one
 // database standing in for several processes.
 //
@@ -80,7 +81,9 @@
 // validators, the change-feed revision each has applied and until when
 // it may serve its cache, primary key id, stamped by the database's
 // clock; a removed instance stays as a tombstone with removed_at set
-// until it is forgotten; storage.InstanceLog), revision (a single-row counter) and
+// until it is forgotten; storage.InstanceLog), endpoints (the webhook endpoints
+// tenants register, primary key id, with their signing secrets as the Manager gives them: sealed
+// when it has a Sealer; storage.EndpointStore), revision (a single-row counter) and
 // schema_migrations (the applied versions). Every key, settings row, event and feed entry carries
 // its account. Times are stored as BIGINT microseconds since the Unix epoch,
 // in UTC, and come back as time.Time in UTC; NULL stands for the zero time.

@@ -88,6 +88,12 @@ func (s *Store) EventsAfter(ctx context.Context, cursor int64, limit int) ([]api
 	if err != nil {
 		return nil, cursor, s.wrap(ctx, "events after", err)
 	}
+	return s.scanStream(ctx, rows, cursor, "events after")
+}
+
+// scanStream reads rows of seq then eventColumns as a page of the stream
+// after cursor, and closes them.
+func (s *Store) scanStream(ctx context.Context, rows *sql.Rows, cursor int64, op string) ([]apikey.StreamEvent, int64, error) {
 	defer rows.Close()
 	out := []apikey.StreamEvent{}
 	for rows.Next() {
@@ -99,13 +105,13 @@ func (s *Store) EventsAfter(ctx context.Context, cursor int64, limit int) ([]api
 		e := &se.Event
 		if err := rows.Scan(&se.Cursor, &e.Seq, &at, &e.Actor.ID, &role, &e.Actor.Account, &action, &e.Account,
 			&e.Environment, &e.KeyID, &keyType, &e.Detail); err != nil {
-			return nil, cursor, s.wrap(ctx, "events after", err)
+			return nil, cursor, s.wrap(ctx, op, err)
 		}
 		e.Time, e.Actor.Role, e.Action, e.KeyType = fromMicros(at), apikey.Role(role), apikey.Action(action), apikey.KeyType(keyType)
 		out = append(out, se)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, cursor, s.wrap(ctx, "events after", err)
+		return nil, cursor, s.wrap(ctx, op, err)
 	}
 	if len(out) == 0 {
 		return out, cursor, nil

@@ -30,6 +30,8 @@ const (
 	KeyPurger
 	CallerLog
 	InstanceLog
+	EndpointStore
+	ReplayLog
 
 	// All is every optional interface the suite tests: what storage/memory
 	// and storage/sqlstore implement.
@@ -55,6 +57,8 @@ var capabilities = []struct {
 	{"storage.KeyPurger", is[storage.KeyPurger]},
 	{"storage.CallerLog", is[storage.CallerLog]},
 	{"storage.InstanceLog", is[storage.InstanceLog]},
+	{"storage.EndpointStore", is[storage.EndpointStore]},
+	{"storage.ReplayLog", is[storage.ReplayLog]},
 }
 
 func is[T any](s apikey.Store) bool {

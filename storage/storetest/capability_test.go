@@ -38,7 +38,7 @@ func TestMissing(t *testing.T) {
 		{"some present", feedAndLog{mem, mem, mem}, ChangeFeed | AuditLog, 0},
 		{"some missing", feedAndLog{mem, mem, mem}, ChangeFeed | AuditLog | QuotaLedger | KeyPurger, QuotaLedger | KeyPurger},
 		{"faultstore hiding the feed", hidden.Exact(), ChangeFeed | AuditLog, ChangeFeed},
-		{"faultstore's interfaces", faultstore.New(mem).Exact(), All, EventStream | TimedEventLog | DeliveryLog | CallerLog | InstanceLog},
+		{"faultstore's interfaces", faultstore.New(mem).Exact(), All, EventStream | TimedEventLog | DeliveryLog | CallerLog | InstanceLog | EndpointStore | ReplayLog},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,7 +56,7 @@ func TestCapabilitiesString(t *testing.T) {
 		{ChangeFeed, "storage.ChangeFeed"},
 		{KeyPurger | ChangeFeed, "storage.ChangeFeed|storage.KeyPurger"},
 		{TimedEventLog | EventStream, "storage.EventStream|storage.TimedEventLog"},
-		{All + 1, "Capabilities(0x2000)"},
+		{All + 1, "Capabilities(0x8000)"},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, tt.c.String())

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,4 +98,75 @@ func testDeliveryLeaseRace(t *testing.T, c Config) {
 		wg.Wait()
 		assert.Equal(t, int32(1), won.Load(), "round %d: one holder", round)
 	}
+}
+
+// testReplayLog checks storage.ReplayLog: dead letters are marked
+// replaying (one, or all) with their event in the same write, listed in
+// order, and resolved by the lease's holder only: delivered, or dead again
+// with the new attempts and reason.
+func testReplayLog(t *testing.T, c Config) {
+	s, ctx := c.New(t), context.Background()
+	l := as[storage.DeliveryLog](t, s)
+	r := as[storage.ReplayLog](t, s)
+	stream := as[storage.EventStream](t, s)
+	_, ok, err := l.LeaseDelivery(ctx, "billing", "a", base, base.Add(time.Minute))
+	require.NoError(t, err)
+	require.True(t, ok)
+	for _, cur := range []int64{3, 5, 8} {
+		require.NoError(t, l.AdvanceDelivery(ctx, "billing", "a", base, cur,
+			&apikey.DeadLetter{Cursor: cur, EventID: fmt.Sprintf("evt_acme_%d", cur), Attempts: 8, Reason: "server error", At: base}))
+	}
+	letters, err := l.DeadLetters(ctx, "billing", 0, 10)
+	require.NoError(t, err)
+	require.Len(t, letters, 3)
+	assert.Equal(t, apikey.DeadLetterDead, letters[0].State)
+
+	event := apikey.Event{Time: base, Actor: operator, Action: apikey.ActionReplay, Account: apikey.AnyAccount, Detail: "billing"}
+	n, err := r.ReplayDeadLetters(ctx, "billing", 4, []apikey.Event{event})
+	require.NoError(t, err)
+	assert.Zero(t, n, "no letter at cursor 4")
+	page, _, err := stream.EventsAfter(ctx, 0, 10)
+	require.NoError(t, err)
+	assert.Empty(t, page, "nothing marked: no event")
+	n, err = r.ReplayDeadLetters(ctx, "billing", 5, []apikey.Event{event})
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	page, _, err = stream.EventsAfter(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, page, 1, "the replay's event, in the same write")
+	assert.Equal(t, apikey.ActionReplay, page[0].Event.Action)
+	replaying, err := r.Replaying(ctx, "billing", 10)
+	require.NoError(t, err)
+	require.Len(t, replaying, 1)
+	assert.Equal(t, int64(5), replaying[0].Cursor)
+	assert.Equal(t, "evt_acme_5", replaying[0].EventID)
+	assert.Equal(t, apikey.DeadLetterReplaying, replaying[0].State)
+	n, err = r.ReplayDeadLetters(ctx, "billing", 0, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "the other two")
+	replaying, err = r.Replaying(ctx, "billing", 2)
+	require.NoError(t, err)
+	require.Len(t, replaying, 2)
+	assert.Equal(t, []int64{3, 5}, []int64{replaying[0].Cursor, replaying[1].Cursor})
+
+	require.ErrorIs(t, r.ResolveReplay(ctx, "billing", "b", base, 3, nil), apikey.ErrLeaseLost)
+	require.ErrorIs(t, r.ResolveReplay(ctx, "billing", "a", base.Add(2*time.Minute), 3, nil), apikey.ErrLeaseLost, "expired")
+	require.NoError(t, r.ResolveReplay(ctx, "billing", "a", base, 3, nil))
+	require.NoError(t, r.ResolveReplay(ctx, "billing", "a", base, 5,
+		&apikey.DeadLetter{Attempts: 2, Reason: "gone after 2 attempts", At: base.Add(time.Second)}))
+	letters, err = l.DeadLetters(ctx, "billing", 0, 10)
+	require.NoError(t, err)
+	require.Len(t, letters, 3)
+	assert.Equal(t, []apikey.DeadLetterState{apikey.DeadLetterDelivered, apikey.DeadLetterDead, apikey.DeadLetterReplaying},
+		[]apikey.DeadLetterState{letters[0].State, letters[1].State, letters[2].State})
+	assert.Equal(t, 2, letters[1].Attempts)
+	assert.Equal(t, "gone after 2 attempts", letters[1].Reason)
+	assert.True(t, base.Add(time.Second).Equal(letters[1].At))
+	require.NoError(t, r.ResolveReplay(ctx, "billing", "a", base, 3, &apikey.DeadLetter{Attempts: 9, Reason: "x", At: base}))
+	letters, err = l.DeadLetters(ctx, "billing", 0, 1)
+	require.NoError(t, err)
+	assert.Equal(t, apikey.DeadLetterDelivered, letters[0].State, "a letter that is not replaying is left as it is")
+	replaying, err = r.Replaying(ctx, "audit", 10)
+	require.NoError(t, err)
+	assert.Empty(t, replaying)
 }

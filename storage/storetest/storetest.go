@@ -174,6 +174,11 @@ var cases = []struct {
 	{"InstanceLog", InstanceLog, testInstanceLog},
 	{"InstanceLogConcurrent", InstanceLog, testInstanceLogConcurrent},
 	{"ManagerPropagation", InstanceLog | ChangeFeed, testManagerPropagation},
+	{"Endpoints", EndpointStore | EventStream, testEndpoints},
+	{"EndpointsBounded", EndpointStore, testEndpointsBounded},
+	{"EndpointsManager", EndpointStore | AuditLog, testEndpointsManager},
+	{"AccountEventsAfter", EndpointStore | EventStream, testAccountEventsAfter},
+	{"ReplayLog", ReplayLog | DeliveryLog | EventStream, testReplayLog},
 	// Accounts, through the store and through a Manager (accounts.go).
 	{"AccountIsolation", 0, testAccountIsolation},
 	{"ManagerIsolation", 0, testManagerIsolation},
