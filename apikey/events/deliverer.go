@@ -133,6 +133,14 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 	d := &Deliverer{stream: stream, log: log, replay: replay, sender: opts.Sender, endpoints: append([]Endpoint(nil), opts.Endpoints...),
 		holder: opts.Holder, retry: opts.Retry, lease: opts.Lease, poll: opts.Poll, batch: opts.Batch, now: opts.Now,
 		onError: opts.OnError}
+	d.fillDefaults()
+	return d, nil
+}
+
+// fillDefaults gives every option left at its zero value its default: a
+// random holder name, DefaultLease, DefaultPoll, DefaultBatch, time.Now
+// and an OnError that ignores errors.
+func (d *Deliverer) fillDefaults() {
 	if d.holder == "" {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
@@ -153,7 +161,6 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 	if d.onError == nil {
 		d.onError = func(string, error) {}
 	}
-	return d, nil
 }
 
 // Payload is the JSON body of each webhook: the Standard Webhooks shape,

@@ -2,8 +2,6 @@ package events
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -104,26 +102,7 @@ func NewTenantDeliverer(opts TenantDelivererOptions) (*TenantDeliverer, error) {
 	replay, _ := opts.Store.(apikey.ReplayLog)
 	core := &Deliverer{stream: stream, log: log, replay: replay, sender: opts.Sender, holder: opts.Holder, retry: opts.Retry,
 		lease: opts.Lease, poll: opts.Poll, batch: opts.Batch, now: opts.Now, onError: opts.OnError}
-	if core.holder == "" {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		core.holder = "deliverer-" + hex.EncodeToString(b[:])
-	}
-	if core.lease == 0 {
-		core.lease = DefaultLease
-	}
-	if core.poll == 0 {
-		core.poll = DefaultPoll
-	}
-	if core.batch == 0 {
-		core.batch = DefaultBatch
-	}
-	if core.now == nil {
-		core.now = time.Now
-	}
-	if core.onError == nil {
-		core.onError = func(string, error) {}
-	}
+	core.fillDefaults()
 	t := &TenantDeliverer{core: core, endpoints: es, sealer: opts.Sealer, refresh: opts.Refresh}
 	if t.refresh == 0 {
 		t.refresh = DefaultRefresh
