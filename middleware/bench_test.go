@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"testing"
 	"time"
 
@@ -97,11 +96,6 @@ func runServe(b *testing.B, h http.Handler, r *http.Request, want int) {
 	b.Helper()
 	w := &discardWriter{h: http.Header{}}
 	h.ServeHTTP(w, r) // warm the cache
-	// Collect the set-up's garbage before the timer starts, so that no
-	// benchmark pays for its own set-up in its first collections: the
-	// Validator's set-up leaves more than the baselines', and a short run
-	// would charge it more per request than a long one.
-	runtime.GC()
 	b.ReportAllocs()
 	for b.Loop() {
 		clear(w.h)

@@ -258,7 +258,6 @@ func benchmarkCachedKeys(b *testing.B, ks *keySet) {
 	if st := v.Stats(); st.CachedKeys != len(ks.keys) {
 		b.Fatalf("%d keys cached, want %d", st.CachedKeys, len(ks.keys))
 	}
-	runtime.GC() // as runServe
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
