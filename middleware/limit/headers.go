@@ -76,6 +76,7 @@ type fieldValues struct {
 // responses and never modified.
 type fields struct {
 	fieldValues
+	values                      [3]string // what the slices below hold: one allocation with the struct
 	policy, current, retryAfter []string
 }
 
@@ -119,8 +120,9 @@ func (v fieldValues) format() *fields {
 	current := len(b)
 	b = strconv.AppendInt(b, v.seconds, 10)
 	s := string(b)
-	values := []string{s[:policy], s[policy:current], s[current:]}
-	return &fields{fieldValues: v, policy: values[0:1:1], current: values[1:2:2], retryAfter: values[2:3:3]}
+	f := &fields{fieldValues: v, values: [3]string{s[:policy], s[policy:current], s[current:]}}
+	f.policy, f.current, f.retryAfter = f.values[0:1:1], f.values[1:2:2], f.values[2:3:3]
+	return f
 }
 
 // seconds returns d in whole seconds, rounded up; 0 for d <= 0.

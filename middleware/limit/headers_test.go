@@ -61,6 +61,12 @@ func TestSetHeadersSharesValues(t *testing.T) {
 	h := http.Header{}
 	allocs := testing.AllocsPerRun(100, func() { limit.SetHeaders(h, rate, d) })
 	assert.Zero(t, allocs, "a repeated decision allocates nothing")
+	n := 0
+	allocs = testing.AllocsPerRun(100, func() {
+		n++
+		limit.SetHeaders(h, rate, limit.Decision{Allowed: true, Remaining: 1000 + n, Reset: time.Second})
+	})
+	assert.Equal(t, 2.0, allocs, "a new decision: its text, and its record with the slices")
 
 	first := http.Header{}
 	limit.SetHeaders(first, rate, d)
