@@ -105,7 +105,7 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 	if c := id.callers; c != nil {
 		c.See(v.limiter.clientIP.Addr(r), userAgent(r), now)
 	}
-	if !id.ExpiresAt.IsZero() || !e.RevokedAt.IsZero() || !e.DisabledAt.IsZero() {
+	if id.expires || !e.RevokedAt.IsZero() || !e.DisabledAt.IsZero() {
 		switch (apikey.Record{ExpiresAt: id.ExpiresAt, RevokedAt: e.RevokedAt, DisabledAt: e.DisabledAt}).Status(now) {
 		case apikey.Revoked:
 			return prefix, ErrRevokedKey
@@ -127,7 +127,7 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 		return prefix, ErrServerKeyFromBrowser
 	}
 	// A key used from outside its allowlist learns nothing of the routes.
-	if len(id.Limits.AllowedIPs) > 0 && !id.Limits.AllowsAddr(v.limiter.clientIP.Addr(r)) {
+	if id.allowlisted && !id.Limits.AllowsAddr(v.limiter.clientIP.Addr(r)) {
 		return prefix, ErrAddressNotAllowed
 	}
 	if p != nil {

@@ -18,6 +18,15 @@ import (
 // Identity is what the middleware learned about the key of an authenticated
 // request. It never holds the secret.
 type Identity struct {
+	// What every cached request reads comes first, with Type, Account and
+	// Environment within the first two cache lines (docs/benchmarks.md,
+	// Memory layout).
+	limited     bool           // Limits or OwnerLimits is not zero
+	allowlisted bool           // Limits.AllowedIPs is not empty
+	expires     bool           // ExpiresAt is not zero
+	usage       *usage.Counter // counts the key's requests; nil if usage is not counted
+	callers     *callers.Key   // records the callers of a key rotated out; nil otherwise
+
 	KeyID       string            // the key's public id, its index in the store
 	Prefix      string            // the displayable prefix, "server-<id>" or "client-<id>"
 	Type        apikey.KeyType    // the key type
@@ -40,13 +49,10 @@ type Identity struct {
 	// keystile key.
 	Imported bool
 
-	limited       bool           // Limits or OwnerLimits is not zero
-	ownerBudget   string         // apikey.OwnerBalanceID of Owner when OwnerLimits is not zero, else ""
-	usage         *usage.Counter // counts the key's requests; nil if usage is not counted
-	callers       *callers.Key   // records the callers of a key rotated out; nil otherwise
-	expiresHeader string         // ExpiresAt as the HeaderKeyExpires value
-	issuer        *Validator     // the Validator that verified the key; nil in copies
-	presented     keycache.Key   // of the key string that verified; zero in copies
+	ownerBudget   string       // apikey.OwnerBalanceID of Owner when OwnerLimits is not zero, else ""
+	expiresHeader string       // ExpiresAt as the HeaderKeyExpires value
+	issuer        *Validator   // the Validator that verified the key; nil in copies
+	presented     keycache.Key // of the key string that verified; zero in copies
 }
 
 // HasScope reports whether the key holds scope: "*" grants everything,

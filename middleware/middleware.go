@@ -202,7 +202,7 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if vd.id.Expiring {
+		if vd.id.expires && vd.id.Expiring {
 			w.Header().Set(HeaderKeyExpires, vd.id.expiresHeader)
 		}
 		c := &requestContext{Context: r.Context(), id: vd.id}

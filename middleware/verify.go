@@ -201,6 +201,7 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 		Metadata: maps.Clone(rec.Metadata), Scopes: append([]string(nil), rec.Scopes...),
 		ExpiresAt: rec.ExpiresAt, Expiring: !rec.RotatedAt.IsZero(), Imported: rec.Imported(),
 		Limits: rec.Limits.Clone(), limited: !rec.Limits.IsZero(),
+		allowlisted: len(rec.Limits.AllowedIPs) > 0, expires: !rec.ExpiresAt.IsZero(),
 	}
 	if rec.Owner != "" && !rec.OwnerLimits.IsZero() {
 		id.OwnerLimits, id.limited = rec.OwnerLimits.Clone(), true

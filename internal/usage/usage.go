@@ -22,8 +22,8 @@ const maxPending = 100_000
 // Tally counts requests per key, hour and outcome. Create it with New; it
 // is safe for concurrent use. Memory is bounded: at most maxKeys keys are
 // counted between two Takes (the others' requests are counted in Dropped),
-// each taking about 100 bytes plus 8 per outcome, and at most maxPending
-// counts wait to be written.
+// each taking about 300 bytes, and at most maxPending counts wait to be
+// written.
 type Tally struct {
 	outcomes []string
 	perShard int
@@ -40,25 +40,35 @@ type shard struct {
 	_        [40]byte            // one shard per cache line
 }
 
+// MaxOutcomes is the most outcomes a Tally counts.
+const MaxOutcomes = 24
+
 // Counter counts the requests of one key, by outcome, in the key's latest
 // hour. Get it with Tally.Counter and keep it (the middleware keeps it
 // with its cached key): Add is then three atomic operations, with no lock
 // and no lookup, until the hour turns or a Take finds the key idle.
+// The fields Add reads come first: hour, listed and the first outcomes'
+// counts share a cache line (docs/benchmarks.md, Memory layout).
 type Counter struct {
-	tally                       *Tally
-	account, environment, keyID string
-	shard                       *shard
 	// hour is the Unix hour that n counts; it changes under shard.mu.
 	hour atomic.Int64
 	// listed reports that the counter is in shard.counters, where a Take
 	// finds it; it changes under shard.mu.
 	listed atomic.Bool
-	n      []atomic.Uint64
+	n      [MaxOutcomes]atomic.Uint64 // the first len(tally.outcomes) are counts
+
+	tally                       *Tally
+	account, environment, keyID string
+	shard                       *shard
 }
 
 // New returns a Tally of the given outcomes (Add names one by its index)
-// and at most maxKeys keys (at least shards).
+// and at most maxKeys keys (at least shards). It panics with more than
+// MaxOutcomes outcomes.
 func New(outcomes []string, maxKeys int) *Tally {
+	if len(outcomes) > MaxOutcomes {
+		panic("usage: more than MaxOutcomes outcomes")
+	}
 	t := &Tally{outcomes: outcomes, perShard: max(1, maxKeys/shards)}
 	for i := range t.shards {
 		t.shards[i].counters = map[string]*Counter{}
@@ -77,8 +87,7 @@ func (t *Tally) Counter(account, environment, keyID string) *Counter {
 	if c := s.counters[keyID]; c != nil {
 		return c
 	}
-	c := &Counter{tally: t, account: account, environment: environment, keyID: keyID, shard: s,
-		n: make([]atomic.Uint64, len(t.outcomes))}
+	c := &Counter{tally: t, account: account, environment: environment, keyID: keyID, shard: s}
 	if len(s.counters) < t.perShard {
 		s.counters[keyID] = c
 		c.listed.Store(true)
@@ -122,7 +131,7 @@ func (c *Counter) addSlow(o int, hour int64) {
 			c.moveTo(held)
 			c = held
 		case len(s.counters) >= t.perShard:
-			for i := range c.n {
+			for i := range t.outcomes {
 				t.dropped.Add(c.n[i].Swap(0))
 			}
 			if o >= 0 {
@@ -159,7 +168,7 @@ func (c *Counter) moveTo(held *Counter) {
 		c.tally.keep(c.take(c.tally.outcomes))
 		return
 	}
-	for o := range c.n {
+	for o := range c.tally.outcomes {
 		held.n[o].Add(c.n[o].Swap(0))
 	}
 }
@@ -168,7 +177,7 @@ func (c *Counter) moveTo(held *Counter) {
 func (c *Counter) take(outcomes []string) []storage.UsageCount {
 	var out []storage.UsageCount
 	hour := time.Unix(c.hour.Load()*3600, 0).UTC()
-	for o := range c.n {
+	for o := range outcomes {
 		if n := c.n[o].Swap(0); n > 0 {
 			out = append(out, storage.UsageCount{
 				Account: c.account, Environment: c.environment, KeyID: c.keyID,

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -230,4 +231,28 @@ func BenchmarkCounterAdd(b *testing.B) {
 	for b.Loop() {
 		c.Add(0, t0)
 	}
+}
+
+func TestNewRefusesMoreThanMaxOutcomes(t *testing.T) {
+	outcomes := make([]string, MaxOutcomes+1)
+	for i := range outcomes {
+		outcomes[i] = fmt.Sprint("o", i)
+	}
+	assert.Panics(t, func() { New(outcomes, 10) })
+	tally := New(outcomes[:MaxOutcomes], 10)
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tally.Add("acct", "production", "k1", MaxOutcomes-1, now)
+	counts := tally.Take()
+	require.Len(t, counts, 1)
+	assert.Equal(t, outcomes[MaxOutcomes-1], counts[0].Outcome, "the last outcome is counted")
+}
+
+// TestCounterLayout: what Add reads and writes of an admitted request lies
+// in one cache line, wherever the allocator puts the counter (its size
+// class aligns it to 32 bytes at least).
+func TestCounterLayout(t *testing.T) {
+	var c Counter
+	assert.LessOrEqual(t, unsafe.Offsetof(c.n)+unsafe.Sizeof(c.n[0]), uintptr(32))
+	assert.Less(t, unsafe.Offsetof(c.hour), uintptr(32))
+	assert.Less(t, unsafe.Offsetof(c.listed), uintptr(32))
 }

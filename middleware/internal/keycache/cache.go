@@ -48,17 +48,19 @@ func (k Key) String() string { return string(k.sum[:]) + string(k.head[:]) }
 
 // Entry is the cached outcome of verifying one presented key: a valid key
 // or a failure (Fail set). Its exported fields never change once cached.
+// The fields that Get and a cached request read come first, so that they
+// span two cache lines (docs/benchmarks.md, Memory layout).
 type Entry[V any] struct {
+	Value      V            // of a valid key
+	Fail       error        // the refusal, for a failure
+	Until      time.Time    // end of its lifetime; a valid entry also lives until SetFresh's deadline
+	dead       atomic.Bool  // evicted: never served again
+	touched    atomic.Int64 // last use, Unix seconds
+	RevokedAt  time.Time    // of a valid key
+	DisabledAt time.Time    // of a valid key; zero while it is enabled
 	Key        Key
 	KeyID      string
-	Value      V             // of a valid key
-	RevokedAt  time.Time     // of a valid key
-	DisabledAt time.Time     // of a valid key; zero while it is enabled
-	Fail       error         // the refusal, for a failure
 	Revision   int64         // of the record it was made from
-	Until      time.Time     // end of its lifetime; a valid entry also lives until SetFresh's deadline
-	dead       atomic.Bool   // evicted: never served again
-	touched    atomic.Int64  // last use, Unix seconds
 	checked    atomic.Uint64 // of a failure: a token after which no eviction of KeyID is known
 	bucket     uint8         // of a failure: its key id's element of Cache.evictions
 }
