@@ -242,6 +242,8 @@ func TestWebhooksInChromium(t *testing.T) {
 			poll[bool](t, tab, fmt.Sprintf(`innerWidth === %d`, width))
 			assert.Empty(t, eval[[]string](t, tab, unreachable+`("#webhooks-view")`), "%d: every control can be scrolled into view, whole and uncovered", width)
 			assert.LessOrEqual(t, eval[int](t, tab, `document.documentElement.scrollWidth`), width, "the page does not scroll sideways")
+			assert.Empty(t, eval[[]string](t, tab, `[...document.querySelectorAll("#webhooks-view .table-wrap")].filter(w => w.scrollWidth > w.clientWidth).map(w => w.querySelector("table").id + " " + w.scrollWidth + ">" + w.clientWidth)`),
+				"%d: the tables fit: no column hides beyond the table's edge or under its actions", width)
 			if eval[bool](t, tab, `typeof axe === "object"`) {
 				assert.Empty(t, eval[[]string](t, tab, axeViolations), "%d: the Webhooks view", width)
 			}

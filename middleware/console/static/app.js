@@ -2003,11 +2003,11 @@
       const events = el("td", { className: "scopes", "data-label": "Events" });
       if ((ep.actions || []).length === 0) events.append(el("span", { className: "muted", textContent: "every event" }));
       for (const a of ep.actions || []) events.append(el("code", { className: "scope", textContent: a }), " ");
-      const statusTd = el("td", { "data-label": "Status" },
+      const statusTd = el("td", { className: "endpoint-status", "data-label": "Status" },
         el("span", { className: `status status-${status}`, "data-status": status, textContent: status }));
-      if (!ep.enabled) statusTd.append(el("span", { className: "muted", textContent: "receives nothing until enabled" }));
+      if (!ep.enabled) statusTd.append(el("span", { className: "muted sub", textContent: "receives nothing until enabled" }));
       if (ep.previous_secret_until && new Date(ep.previous_secret_until).getTime() > Date.now()) {
-        statusTd.append(el("span", { className: "muted" }, "previous secret signs until ", humanTime(ep.previous_secret_until)));
+        statusTd.append(el("span", { className: "muted sub" }, "previous secret signs until ", humanTime(ep.previous_secret_until)));
       }
       const actions = el("td", { className: "actions", "data-label": "Actions" });
       for (const a of endpointActions(ep)) {
