@@ -1924,7 +1924,7 @@
     endpoints: [],
     next: "", // cursor of the next page of endpoints, if any
     unavailable: false, // the store keeps no endpoints (501)
-    letters: null, // {endpoint, list, next, types} of the endpoint whose dead letters are shown
+    letters: null, // {endpoint, list, next, types, loaded} of the endpoint whose dead letters are shown
   };
 
   // canHooks reports whether the actor may perform action on the
