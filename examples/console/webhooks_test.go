@@ -31,8 +31,8 @@ const active = `(document.activeElement.id || document.activeElement.textContent
 // qs is the JavaScript expression of the element that selector selects.
 func qs(selector string) string { return "document.querySelector(" + strconv.Quote(selector) + ")" }
 
-// press focuses nothing new: it sends key (a character, or kb.Enter and
-// such) to the focused element.
+// press sends each of keys (a character, or kb.Enter and such) to the
+// focused element, in turn.
 func press(t *testing.T, tab context.Context, keys ...string) {
 	t.Helper()
 	for _, k := range keys {
