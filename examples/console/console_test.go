@@ -57,6 +57,10 @@ type stack struct {
 	// instances_unavailable, as the API does when the store keeps no
 	// validator instances.
 	noInstances atomic.Bool
+	// noEndpoints answers every webhook request with 501
+	// endpoints_unavailable, as the API does when the store keeps no
+	// webhook endpoints.
+	noEndpoints atomic.Bool
 	mu          sync.Mutex
 	changes     []change
 }
@@ -122,10 +126,17 @@ func pagedListing(next http.Handler) http.Handler {
 }
 
 // usageSwitch answers usage requests with 501 usage_unavailable while
-// s.noUsage is set, and propagation requests with 501
-// instances_unavailable while s.noInstances is set.
+// s.noUsage is set, propagation requests with 501 instances_unavailable
+// while s.noInstances is set, and webhook requests with 501
+// endpoints_unavailable while s.noEndpoints is set.
 func (s *stack) usageSwitch(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.noEndpoints.Load() && strings.HasPrefix(r.URL.Path, "/console/api/webhooks") {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusNotImplemented)
+			fmt.Fprint(w, `{"type":"about:blank","title":"this store keeps no webhook endpoints","status":501,"code":"endpoints_unavailable"}`)
+			return
+		}
 		if s.noInstances.Load() && strings.HasSuffix(r.URL.Path, "/propagation") {
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(http.StatusNotImplemented)

@@ -1,7 +1,7 @@
 // Command server is keystile's example API, storing keys in a SQLite file.
 //
 //	go run ./examples/server [-addr 127.0.0.1:8080] [-db keystile.db] [-allow-origin ENV=ORIGIN]...
-//	    [-webhook-url URL [-webhook-allow-loopback]] [-otel stdout]
+//	    [-webhook-url URL [-webhook-allow-loopback]] [-tenant-webhook-allow-loopback] [-otel stdout]
 //
 // On first start it bootstraps the production, staging and development
 // environments and prints each new key once on stdout, one line each:
@@ -32,6 +32,14 @@
 //	               for -webhook-url, such as the webhookreceiver example;
 //	               without it the URL must be https and public, as for any
 //	               endpoint
+//	-tenant-webhook-allow-loopback
+//	               let tenants register http:// and internal URLs as their
+//	               webhook endpoints (POST /admin/webhooks), and deliver to
+//	               the loopback addresses, no other internal one (development).
+//	               Without it a tenant's URL must be https and reach public
+//	               addresses only, checked at registration and on every
+//	               address dialed. Tenants' endpoints receive their account's
+//	               events whether or not -webhook-url is set
 //	-otel stdout   trace each request, with a "keystile.verify" span per
 //	               key verification (key prefix, account, environment,
 //	               cache hit or miss, store read, argon2, outcome, refusal
@@ -90,6 +98,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, started f
 	var hook app.Webhook
 	fs.StringVar(&hook.URL, "webhook-url", "", "deliver events to URL, signed with $"+WebhookSecretEnv)
 	fs.BoolVar(&hook.AllowLoopback, "webhook-allow-loopback", false, "admit http:// and loopback addresses for -webhook-url (development)")
+	fs.BoolVar(&cfg.TenantWebhooks.AllowLoopback, "tenant-webhook-allow-loopback", false,
+		"let tenants register http:// and internal webhook URLs, delivered to loopback only (development)")
 	otel := fs.String("otel", "", `"stdout": trace requests and key verifications and export metrics with OpenTelemetry, to stdout`)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -127,7 +127,8 @@ var manageActions = []apikey.Action{
 	apikey.ActionCreate, apikey.ActionRotate, apikey.ActionChangeGrace, apikey.ActionRevoke,
 	apikey.ActionSetScopes, apikey.ActionSetOrigins, apikey.ActionReveal, apikey.ActionSetLimits,
 	apikey.ActionRename, apikey.ActionSetLifetime, apikey.ActionBootstrap, apikey.ActionDisable, apikey.ActionEnable,
-	apikey.ActionRevokeOwner,
+	apikey.ActionRevokeOwner, apikey.ActionCreateEndpoint, apikey.ActionUpdateEndpoint,
+	apikey.ActionRotateEndpointSecret, apikey.ActionDeleteEndpoint, apikey.ActionReplay,
 }
 
 // Session is the answer of GET /session: who is signed in, and what the
@@ -137,8 +138,10 @@ type Session struct {
 	// Actions are the actions the actor's role allows in the environments
 	// that are not production, such as "create", "rotate", "set_limits",
 	// "rename", "set_lifetime", "bootstrap" (create an environment),
-	// "disable", "enable" and "revoke_owner" (revoke every key of an
-	// owner) (see apikey.Role.Permits): every action for owners, the key
+	// "disable", "enable", "revoke_owner" (revoke every key of an owner)
+	// and the webhook endpoint actions "create_endpoint",
+	// "update_endpoint", "rotate_endpoint_secret", "delete_endpoint" and
+	// "replay_dead_letters" (see apikey.Role.Permits): every action for owners, the key
 	// actions and "reveal" for members, none for read-only users, who only
 	// view (keys, their limits and usage, the lifetime policy).
 	Actions []apikey.Action `json:"actions"`

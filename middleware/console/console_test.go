@@ -234,8 +234,10 @@ func TestSession(t *testing.T) {
 		production []apikey.Action
 	}{
 		{apikey.Owner, owner,
-			[]apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits", "rename", "set_lifetime", "bootstrap", "disable", "enable", "revoke_owner"},
-			[]apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits", "rename", "set_lifetime", "bootstrap", "disable", "enable", "revoke_owner"}},
+			[]apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits", "rename", "set_lifetime", "bootstrap", "disable", "enable", "revoke_owner",
+				"create_endpoint", "update_endpoint", "rotate_endpoint_secret", "delete_endpoint", "replay_dead_letters"},
+			[]apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "set_origins", "reveal", "set_limits", "rename", "set_lifetime", "bootstrap", "disable", "enable", "revoke_owner",
+				"create_endpoint", "update_endpoint", "rotate_endpoint_secret", "delete_endpoint", "replay_dead_letters"}},
 		{apikey.Member, member,
 			[]apikey.Action{"create", "rotate", "change_grace", "revoke", "set_scopes", "reveal", "set_limits", "rename", "disable", "enable"},
 			[]apikey.Action{"reveal"}},

@@ -126,6 +126,14 @@
 // environment shown, the actions it may perform and no other (the roles
 // are enforced by the API, not by the page).
 //
+// Its Webhooks view (#webhooks) lists the account's webhook endpoints and
+// each one's dead letters to every role, and offers owners to add, edit,
+// disable and delete endpoints, rotate a signing secret (with an overlap of
+// 0 to 7 days) and replay dead letters. A signing secret reaches the page
+// only in the response that creates or rotates it, and is shown once, as a
+// full key is. Where the store keeps no endpoints (501
+// endpoints_unavailable) the view says webhooks are not available.
+//
 // # Security
 //
 // The console's requests carry the service's login cookie, so another site

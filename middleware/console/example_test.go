@@ -96,6 +96,6 @@ func Example() {
 	fmt.Println()
 	// Output:
 	// alice@example.com owner
-	// [create rotate change_grace revoke set_scopes set_origins reveal set_limits rename set_lifetime bootstrap disable enable revoke_owner]
+	// [create rotate change_grace revoke set_scopes set_origins reveal set_limits rename set_lifetime bootstrap disable enable revoke_owner create_endpoint update_endpoint rotate_endpoint_secret delete_endpoint replay_dead_letters]
 	// Now=0s 1 hour=1h 24 hours=24h 3 days=72h 7 days=168h
 }

@@ -7,8 +7,12 @@
 // PostgreSQL for a postgres:// URL), bootstraps the built-in environments on
 // first start and writes their keys once, and seeds the allowed origins.
 // Run serves until its context ends and then shuts down gracefully.
-// With Config.Webhook, it also delivers the store's events to the service's
-// own endpoint (package apikey/events) as Standard Webhooks. With
+// While it runs, it delivers each account's events to the webhook endpoints
+// its tenants register through the management API (an
+// events.TenantDeliverer; http:// and loopback targets only with
+// Config.TenantWebhooks.AllowLoopback) and writes the time-based events
+// (an events.Scanner). With Config.Webhook, it also delivers the store's
+// events to the service's own endpoint as Standard Webhooks. With
 // Config.Telemetry, it traces requests and key verifications and exports
 // the Validator's Stats with OpenTelemetry (package
 // middleware/otelkeystile) to the stdout exporters.
@@ -21,7 +25,9 @@
 //	POST /v1/echo     server keys only: echoes a JSON body (at most 64 KiB)
 //	     /admin/...   the management API (package middleware/admin); server
 //	                  keys with api_keys:write or full access act as owners
-//	                  of their own environment
+//	                  of their own environment; the webhook routes
+//	                  (/admin/webhooks...) take a production key with full
+//	                  access ("*"), acting for the whole account
 //
 // The validator's CORS wrapper answers browsers' CORS preflights (OPTIONS)
 // for the whole router: a page may call /v1/whoami with a publishable key
@@ -86,9 +92,13 @@ type Config struct {
 	// Logger receives the log lines. Nil means slog.Default().
 	Logger *slog.Logger
 	// Webhook, if set, delivers the store's events to the service's own
-	// endpoint while the App runs (an events.Deliverer), and writes the
-	// time-based events (an events.Scanner). Nil delivers nothing.
+	// endpoint while the App runs (an events.Deliverer). Nil delivers
+	// nothing to the service.
 	Webhook *Webhook
+	// TenantWebhooks configures the delivery to the endpoints that tenants
+	// register (an events.TenantDeliverer, beside an events.Scanner that
+	// writes the time-based events), which runs while the App runs.
+	TenantWebhooks TenantWebhooks
 	// Telemetry, if set, traces each request and key verification and
 	// exports the Validator's Stats as metrics with OpenTelemetry (package
 	// middleware/otelkeystile), written by the stdout exporters. Nil wires
@@ -107,7 +117,7 @@ type App struct {
 	handler   http.Handler
 	server    *http.Server
 	listener  net.Listener
-	webhooks  *webhooks  // nil without Config.Webhook
+	webhooks  *webhooks
 	telemetry *telemetry // nil without Config.Telemetry
 }
 
@@ -202,17 +212,16 @@ func New(ctx context.Context, cfg Config) (_ *App, err error) {
 	// Changes made through the management API evict this process's cache
 	// at once; other processes (keyctl, other instances) reach it through
 	// the store's change feed.
-	a.manager, err = apikey.NewManager(apikey.ManagerOptions{Store: a.store, OnEvent: a.validator.Invalidate})
+	a.manager, err = apikey.NewManager(apikey.ManagerOptions{Store: a.store, OnEvent: a.validator.Invalidate,
+		AllowInternalEndpoints: cfg.TenantWebhooks.AllowLoopback})
 	if err != nil {
 		return nil, err
 	}
 	if a.handler, err = a.routes(); err != nil {
 		return nil, err
 	}
-	if hookSender != nil {
-		if a.webhooks, err = a.newWebhooks(hookSender, hookEndpoint); err != nil {
-			return nil, err
-		}
+	if a.webhooks, err = a.newWebhooks(hookSender, hookEndpoint); err != nil {
+		return nil, err
 	}
 	a.server = &http.Server{
 		Handler:           a.handler,
@@ -291,8 +300,8 @@ func (a *App) Manager() *apikey.Manager { return a.manager }
 // Handler returns the App's routes, for tests that serve them themselves.
 func (a *App) Handler() http.Handler { return a.handler }
 
-// Run serves until ctx ends (and, with Config.Webhook, delivers events
-// meanwhile), then shuts down gracefully: it stops accepting connections
+// Run serves until ctx ends (and delivers events meanwhile), then shuts
+// down gracefully: it stops accepting connections
 // and waits up to 10 seconds for requests in flight, stops the webhook
 // loops, closes the Validator (which writes the last-used times it still holds), and closes
 // the database. It returns nil after a clean shutdown. Call Run once.
@@ -348,7 +357,7 @@ func (a *App) close() error {
 
 // routes returns the App's handler.
 func (a *App) routes() (http.Handler, error) {
-	api, err := admin.New(admin.Options{Manager: a.manager, Audit: a.store, Authorize: admin.KeyScopes})
+	api, err := admin.New(admin.Options{Manager: a.manager, Audit: a.store, Authorize: authorize})
 	if err != nil {
 		return nil, err
 	}
@@ -372,6 +381,24 @@ func (a *App) routes() (http.Handler, error) {
 		return a.telemetry.handler(a.validator.CORS(mux)), nil
 	}
 	return a.validator.CORS(mux), nil
+}
+
+// authorize is admin.KeyScopes, but for the webhook routes. A tenant's
+// endpoint receives the events of every environment of its account, so
+// the routes refuse a caller confined to one environment, as KeyScopes
+// confines every key: there, a production key with full access ("*"), which
+// the Manager requires of a key that changes endpoints anyway, acts for the
+// whole account. Every other key stays confined, and is refused.
+func authorize(r *http.Request) (admin.Caller, error) {
+	c, err := admin.KeyScopes(r)
+	if err != nil {
+		return c, err
+	}
+	webhooks := r.URL.Path == "/webhooks" || strings.HasPrefix(r.URL.Path, "/webhooks/")
+	if webhooks && c.Environment == apikey.Production && apikey.HasScope(c.Actor.Scopes, apikey.AllScopes) {
+		c.Environment = ""
+	}
+	return c, nil
 }
 
 func (a *App) healthz(w http.ResponseWriter, r *http.Request) {

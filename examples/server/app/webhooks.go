@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/keystile/keystile/apikey/events"
 	"github.com/keystile/keystile/apikey/webhook"
@@ -30,9 +31,33 @@ type Webhook struct {
 	AllowLoopback bool
 }
 
-// webhooks are the background loops of Config.Webhook.
+// TenantWebhooks configures the delivery of each account's events to the
+// webhook endpoints that its tenants register through the management API
+// (POST /admin/webhooks), which runs while the App runs. Its zero value is
+// the strict policy.
+type TenantWebhooks struct {
+	// AllowLoopback lets tenants register http:// URLs and internal
+	// addresses (apikey.ManagerOptions.AllowInternalEndpoints), and lets
+	// deliveries reach the loopback addresses (127.0.0.0/8, ::1), and no
+	// other internal address: a receiver on the same machine, for
+	// development. The zero value refuses http and every internal address,
+	// at registration and again on the address each delivery dials.
+	AllowLoopback bool
+	// Refresh is how often the list of every endpoint is read: the first
+	// endpoint registered is found then, later ones as the event of their
+	// registration arrives. Zero means events.DefaultRefresh (30 seconds).
+	Refresh time.Duration
+}
+
+// loopback are the addresses that AllowLoopback admits.
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// webhooks are the background loops: the delivery to tenants' endpoints
+// and the Scanner of time-based events always, the delivery to the
+// service's own endpoint with Config.Webhook.
 type webhooks struct {
-	deliverer *events.Deliverer
+	deliverer *events.Deliverer // nil without Config.Webhook
+	tenants   *events.TenantDeliverer
 	scanner   *events.Scanner
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
@@ -48,7 +73,7 @@ func checkWebhook(ctx context.Context, cfg Webhook) (*webhook.Sender, webhook.En
 	policy := webhook.Policy{}
 	if cfg.AllowLoopback {
 		policy.AllowHTTP = true
-		policy.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+		policy.Allow = loopback
 	}
 	sender, err := webhook.NewSender(webhook.Options{Policy: policy})
 	if err != nil {
@@ -61,29 +86,50 @@ func checkWebhook(ctx context.Context, cfg Webhook) (*webhook.Sender, webhook.En
 	return sender, webhook.Endpoint{URL: u.String(), Secrets: []webhook.Secret{cfg.Secret}}, nil
 }
 
-// newWebhooks prepares a Deliverer of the store's events to ep, and a
-// Scanner.
+// newWebhooks prepares a TenantDeliverer of each account's events to its
+// tenants' endpoints, a Scanner, and, with sender, a Deliverer of the
+// store's events to the service's endpoint ep.
 func (a *App) newWebhooks(sender *webhook.Sender, ep webhook.Endpoint) (*webhooks, error) {
+	w := &webhooks{}
 	onError := func(endpoint string, err error) { a.log.Warn("webhook delivery", "endpoint", endpoint, "error", err) }
-	d, err := events.NewDeliverer(events.DelivererOptions{Store: a.store, Sender: sender, OnError: onError,
-		Endpoints: []events.Endpoint{{Name: WebhookEndpointName, Webhook: ep}},
-	})
+	if sender != nil {
+		d, err := events.NewDeliverer(events.DelivererOptions{Store: a.store, Sender: sender, OnError: onError,
+			Endpoints: []events.Endpoint{{Name: WebhookEndpointName, Webhook: ep}},
+		})
+		if err != nil {
+			return nil, err
+		}
+		w.deliverer = d
+		a.log.Info("webhooks: delivering events", "url", ep.URL, "endpoint", WebhookEndpointName)
+	}
+	tenantPolicy := webhook.Policy{} // https, public addresses only
+	if a.cfg.TenantWebhooks.AllowLoopback {
+		tenantPolicy = webhook.Policy{AllowHTTP: true, Allow: loopback}
+	}
+	tenantSender, err := webhook.NewSender(webhook.Options{Policy: tenantPolicy})
 	if err != nil {
 		return nil, err
 	}
-	sc, err := events.NewScanner(events.ScannerOptions{Store: a.store,
-		OnError: func(err error) { a.log.Warn("time-based events", "error", err) }})
-	if err != nil {
+	if w.tenants, err = events.NewTenantDeliverer(events.TenantDelivererOptions{Store: a.store, Sender: tenantSender,
+		OnError: onError, Refresh: a.cfg.TenantWebhooks.Refresh}); err != nil {
 		return nil, err
 	}
-	a.log.Info("webhooks: delivering events", "url", ep.URL, "endpoint", WebhookEndpointName)
-	return &webhooks{deliverer: d, scanner: sc}, nil
+	a.log.Info("webhooks: delivering to the endpoints tenants register (POST /admin/webhooks)",
+		"allow_loopback", a.cfg.TenantWebhooks.AllowLoopback)
+	if w.scanner, err = events.NewScanner(events.ScannerOptions{Store: a.store,
+		OnError: func(err error) { a.log.Warn("time-based events", "error", err) }}); err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
-// start runs the Deliverer and the Scanner until stop.
+// start runs the deliverers and the Scanner until stop.
 func (w *webhooks) start(ctx context.Context) {
 	ctx, w.cancel = context.WithCancel(ctx)
-	w.wg.Go(func() { _ = w.deliverer.Run(ctx) })
+	if w.deliverer != nil {
+		w.wg.Go(func() { _ = w.deliverer.Run(ctx) })
+	}
+	w.wg.Go(func() { _ = w.tenants.Run(ctx) })
 	w.wg.Go(func() { _ = w.scanner.Run(ctx) })
 }
 

@@ -477,6 +477,11 @@
     key_expiring: "expiring soon:",
     grace_ended: "grace period ended:",
     key_expired: "expired:",
+    create_endpoint: "added a webhook endpoint",
+    update_endpoint: "changed a webhook endpoint",
+    rotate_endpoint_secret: "rotated the signing secret of a webhook endpoint",
+    delete_endpoint: "deleted a webhook endpoint",
+    replay_dead_letters: "replayed dead letters of a webhook endpoint",
   };
 
   // automaticActions are the facts that keystile records as time passes
@@ -513,12 +518,15 @@
   // openDialog clones the template id into a modal dialog. When it closes
   // it is removed (with any key it showed) and focus returns to the control
   // that opened it or, if that is gone or hidden meanwhile, to the limits'
-  // heading in a key's view, else to the same control of the key back.key
-  // (or another of its row's), else to the keys' heading.
+  // heading in a key's view, to the same control of the endpoint
+  // back.endpoint (else Add endpoint, else the heading) in the webhooks
+  // view, else to the same control of the key back.key (or another of its
+  // row's), else to the keys' heading.
   function openDialog(id, back) {
     const dialog = $(id).content.firstElementChild.cloneNode(true);
     const from = document.activeElement;
     if (!back && from && from.dataset && from.dataset.key) back = { key: from.dataset.key, action: from.dataset.action || from.dataset.viewAction };
+    if (!back && from && from.dataset && from.dataset.endpoint) back = { endpoint: from.dataset.endpoint, action: from.dataset.hookAction };
     dialog.addEventListener("close", () => {
       dialog.remove();
       restoreFocus(from, back);
@@ -537,6 +545,12 @@
     }
     if (!$("owner-view").hidden) {
       $("owner-heading").focus();
+      return;
+    }
+    if (!$("webhooks-view").hidden) {
+      const same = back && back.endpoint && back.action &&
+        document.querySelector(`#endpoints-body [data-endpoint="${CSS.escape(back.endpoint)}"][data-hook-action="${CSS.escape(back.action)}"]`);
+      (same || $("add-endpoint") || $("webhooks-heading")).focus();
       return;
     }
     if (!$("key-view").hidden) {
@@ -728,6 +742,10 @@
     renderTools();
     renderKeys();
     if (state.key) renderKey(state.key);
+    if (!$("webhooks-view").hidden) {
+      renderEndpoints();
+      renderLetters();
+    }
   }
 
   function openRevoke(k) {
@@ -1067,6 +1085,10 @@
     return true;
   }
 
+  // endpointFields name the fields of an invalid_endpoint detail as the
+  // endpoint's form labels them.
+  const endpointFields = { url: "The URL ", actions: "The event types ", environment: "The environment " };
+
   // refusalText says what err refused in words: the API's detail without
   // the package's prefix, with fields named as the forms label them.
   function refusalText(err) {
@@ -1077,6 +1099,7 @@
     }
     const text = (err.message || String(err))
       .replace(/^apikey: invalid lifetime policy: /, "")
+      .replace(/^apikey: invalid webhook endpoint: (url|actions|environment) /, (_, f) => endpointFields[f])
       .replace(/^apikey: /, "")
       .replace(/(max_lifetime_seconds \()(\d+)\)/g, (_, name, n) => `${name}${durationText(Number(n))})`)
       .replace(/default_expiry_seconds/g, "the default expiry")
@@ -1129,6 +1152,7 @@
     state.key = null;
     $("list-view").hidden = true;
     $("key-view").hidden = true;
+    $("webhooks-view").hidden = true;
     $("owner-view").hidden = false;
     $("owner-back").href = `#env=${encodeURIComponent(state.environment)}`;
     $("owner-heading").focus();
@@ -1240,6 +1264,7 @@
     state.owner = null;
     $("list-view").hidden = true;
     $("owner-view").hidden = true;
+    $("webhooks-view").hidden = true;
     $("key-view").hidden = false;
     $("key-back").href = `#env=${encodeURIComponent(k.environment)}`;
     renderKey(k);
@@ -1254,11 +1279,18 @@
   function showList() {
     const from = state.key;
     const fromOwner = state.owner;
+    const fromHooks = !$("webhooks-view").hidden;
     state.key = null;
     state.owner = null;
+    hooks.letters = null;
     $("key-view").hidden = true;
     $("owner-view").hidden = true;
+    $("webhooks-view").hidden = true;
     $("list-view").hidden = false;
+    if (fromHooks) {
+      $("webhooks-link").focus();
+      return;
+    }
     // A link in a row that the list's filter or search hides cannot take
     // the focus: the keys' heading takes it instead.
     const link = (from && document.querySelector(`#keys-body tr[data-prefix="${CSS.escape(from.prefix)}"]:not([hidden]) a.key-link`)) ||
@@ -1876,8 +1908,369 @@
       el("details", {}, el("summary", { textContent: "The numbers, as a table" }), table));
   }
 
-  // route follows the location hash: a key's view, or the list.
+  // ----- webhooks: the account's endpoints and their dead letters
+
+  // secretOverlaps are the choices of how long a replaced signing secret
+  // keeps signing beside the new one (0 to 7 days, apikey.MaxSecretOverlap).
+  const secretOverlaps = [
+    { overlap: "0s", label: "Not at all: the old secret stops signing now" },
+    { overlap: "1h", label: "1 hour" },
+    { overlap: "24h", label: "24 hours" },
+    { overlap: "72h", label: "3 days" },
+    { overlap: "168h", label: "7 days" },
+  ];
+
+  const hooks = {
+    endpoints: [],
+    next: "", // cursor of the next page of endpoints, if any
+    unavailable: false, // the store keeps no endpoints (501)
+    letters: null, // {endpoint, list, next, types, loaded} of the endpoint whose dead letters are shown
+  };
+
+  // canHooks reports whether the actor may perform action on the
+  // account's webhook endpoints now: owners, while the account is not
+  // suspended. Endpoints belong to the account, not to an environment.
+  const canHooks = (action) => state.actions.has(action) && state.productionActions.has(action) && !state.suspended;
+
+  const endpointPath = (id) => `api/webhooks/${encodeURIComponent(id)}`;
+
+  // showWebhooks shows the account's webhook endpoints.
+  async function showWebhooks() {
+    leaveReach();
+    state.key = null;
+    state.owner = null;
+    hooks.letters = null;
+    $("list-view").hidden = true;
+    $("key-view").hidden = true;
+    $("owner-view").hidden = true;
+    $("webhooks-view").hidden = false;
+    $("webhooks-back").href = `#env=${encodeURIComponent(state.environment)}`;
+    renderLetters();
+    await loadEndpoints();
+    $("webhooks-heading").focus();
+  }
+
+  // loadEndpoints reads the account's endpoints, page by page (at most
+  // maxPages), and shows them; a store without endpoints (501) makes the
+  // view say webhooks are not available.
+  async function loadEndpoints() {
+    let list = [];
+    let next = "";
+    let pages = 0;
+    hooks.unavailable = false;
+    try {
+      do {
+        const data = await api("GET", `api/webhooks${next ? `?after=${encodeURIComponent(next)}` : ""}`);
+        list = list.concat(data.endpoints || []);
+        next = data.next || "";
+        pages++;
+      } while (next && pages < maxPages);
+    } catch (err) {
+      if (err.status !== 501) throw err;
+      hooks.unavailable = true;
+    }
+    hooks.endpoints = list;
+    hooks.next = next;
+    renderEndpoints();
+  }
+
+  // endpointActions lists what the actor may do to endpoint ep: every
+  // role reads its dead letters; owners change it.
+  function endpointActions(ep) {
+    const out = [{ id: "letters", label: "Dead letters", run: () => showLetters(ep) }];
+    if (canHooks("update_endpoint")) out.push({ id: "edit", label: "Edit", run: () => openEndpoint(ep) });
+    if (canHooks("rotate_endpoint_secret")) out.push({ id: "rotate", label: "Rotate secret", run: () => openRotateSecret(ep) });
+    if (canHooks("delete_endpoint")) out.push({ id: "delete", label: "Delete", danger: true, run: () => openDeleteEndpoint(ep) });
+    return out;
+  }
+
+  function renderEndpoints() {
+    const role = state.session.actor.role;
+    const note = $("webhooks-role-note");
+    note.textContent = canHooks("create_endpoint") || hooks.unavailable ? "" : (state.suspended
+      ? "The account is suspended: its webhook endpoints can be viewed, not changed."
+      : `As ${role === "read-only" ? "a read-only user" : "a member"} you can view this account's webhook endpoints and their dead letters. Only owners add, change or delete endpoints and replay dead letters.`);
+    note.hidden = note.textContent === "";
+    $("webhooks-unavailable").hidden = !hooks.unavailable;
+    $("webhooks-list").hidden = hooks.unavailable;
+    tool($("webhooks-tools"), !hooks.unavailable && canHooks("create_endpoint"), "add-endpoint",
+      { className: "primary", textContent: "Add endpoint" }, () => openEndpoint(null));
+    const body = $("endpoints-body");
+    body.textContent = "";
+    for (const ep of hooks.endpoints) {
+      const status = ep.enabled ? "enabled" : "disabled";
+      const url = el("td", { className: "endpoint-url", "data-label": "URL" }, el("code", { textContent: ep.url }));
+      const events = el("td", { className: "scopes", "data-label": "Events" });
+      if ((ep.actions || []).length === 0) events.append(el("span", { className: "muted", textContent: "every event" }));
+      for (const a of ep.actions || []) events.append(el("code", { className: "scope", textContent: a }), " ");
+      const statusTd = el("td", { className: "endpoint-status", "data-label": "Status" },
+        el("span", { className: `status status-${status}`, "data-status": status, textContent: status }));
+      if (!ep.enabled) statusTd.append(el("span", { className: "muted sub", textContent: "receives nothing until enabled" }));
+      if (ep.previous_secret_until && new Date(ep.previous_secret_until).getTime() > Date.now()) {
+        statusTd.append(el("span", { className: "muted sub" }, "previous secret signs until ", humanTime(ep.previous_secret_until)));
+      }
+      const actions = el("td", { className: "actions", "data-label": "Actions" });
+      for (const a of endpointActions(ep)) {
+        const b = el("button", { type: "button", className: a.danger ? "danger small" : "small", textContent: a.label,
+          "aria-label": `${a.label} of ${ep.url}`, "data-endpoint": ep.id, "data-hook-action": a.id });
+        b.addEventListener("click", a.run);
+        actions.append(b, " ");
+      }
+      body.append(el("tr", { "data-endpoint": ep.id, "data-status": status },
+        url, events,
+        el("td", { "data-label": "Environment" }, ep.environment || el("span", { className: "muted", textContent: "every environment" })),
+        statusTd,
+        el("td", { "data-label": "Created" }, humanTime(ep.created_at)),
+        actions));
+    }
+    $("endpoints").hidden = hooks.endpoints.length === 0;
+    $("endpoints-empty").hidden = hooks.endpoints.length > 0;
+    const more = $("endpoints-more");
+    more.hidden = !hooks.next;
+    more.textContent = hooks.next ? `Showing the first ${count(hooks.endpoints.length)} endpoints.` : "";
+  }
+
+  // eventTypes reads the event types typed into a field: names separated
+  // by commas or spaces.
+  const eventTypes = (s) => s.split(/[\s,]+/).filter((x) => x !== "");
+
+  // openEndpoint asks for a new endpoint (ep null) or changes ep: its URL,
+  // environment, event types and, for ep, whether it is enabled. A refusal
+  // is shown at the field it names.
+  function openEndpoint(ep) {
+    const dialog = openDialog("tpl-endpoint", ep ? { endpoint: ep.id, action: "edit" } : undefined);
+    dialog.querySelector("h2").textContent = ep ? "Edit the endpoint" : "Add a webhook endpoint";
+    const form = dialog.querySelector("form");
+    const e = form.elements;
+    for (const env of state.environments) e.environment.append(el("option", { value: env.environment, textContent: env.environment }));
+    if (ep && ep.environment && ![...e.environment.options].some((o) => o.value === ep.environment)) {
+      e.environment.append(el("option", { value: ep.environment, textContent: ep.environment }));
+    }
+    const enabled = dialog.querySelector('[data-for="edit"]');
+    enabled.hidden = !ep;
+    e.enabled.disabled = !ep;
+    if (ep) {
+      e.url.value = ep.url;
+      e.environment.value = ep.environment || "";
+      e.actions.value = (ep.actions || []).join(", ");
+      e.enabled.checked = ep.enabled;
+    }
+    dialog.querySelector('button[type="submit"]').textContent = ep ? "Save endpoint" : "Add endpoint";
+    submitting(dialog, async () => {
+      const url = e.url.value.trim();
+      if (url === "") throw new FieldError("url", "Type the endpoint's URL, such as https://example.com/webhooks.");
+      const body = { url, actions: eventTypes(e.actions.value), environment: e.environment.value };
+      if (!ep) {
+        const res = await api("POST", "api/webhooks", body);
+        dialog.close();
+        await loadEndpoints();
+        notify(`The endpoint ${res.endpoint.url} was added.`);
+        showEndpointSecret(res, "created");
+        return false;
+      }
+      body.enabled = e.enabled.checked;
+      const saved = await api("PUT", endpointPath(ep.id), body);
+      await loadEndpoints();
+      if (hooks.letters && hooks.letters.endpoint.id === saved.id) hooks.letters.endpoint = saved;
+      renderLetters();
+      notify(`The endpoint ${saved.url} was saved${saved.enabled ? "" : ": it is disabled and receives nothing until enabled"}.`);
+      return true;
+    });
+    dialog.showModal();
+  }
+
+  // openRotateSecret gives ep a new signing secret, after asking how long
+  // the replaced one keeps signing beside it. No choice is preselected.
+  function openRotateSecret(ep) {
+    const dialog = openDialog("tpl-grace", { endpoint: ep.id, action: "rotate" });
+    dialog.querySelector("h2").textContent = "Rotate the signing secret";
+    dialog.querySelector(".explain").textContent =
+      `A new secret signs the events sent to ${ep.url} from now on. While the old one keeps signing too, each event carries both signatures, so that your receiver can switch without losing any.`;
+    const fieldset = dialog.querySelector("fieldset");
+    fieldset.querySelector("legend").textContent = "The old secret keeps signing";
+    secretOverlaps.forEach((o, i) => {
+      const id = `overlap-${i}`;
+      const input = el("input", { type: "radio", name: "overlap", id, value: o.overlap, required: true });
+      if (i === 0) input.autofocus = true;
+      fieldset.append(el("div", { className: "choice" }, input, el("label", { for: id, textContent: o.label })));
+    });
+    dialog.querySelector('button[type="submit"]').textContent = "Rotate secret";
+    submitting(dialog, async (form) => {
+      const overlap = form.elements.overlap.value;
+      if (!overlap) throw new Error("Choose how long the old secret keeps signing.");
+      const res = await api("POST", `${endpointPath(ep.id)}/rotate-secret`, { overlap });
+      dialog.close();
+      await loadEndpoints();
+      const until = res.endpoint.previous_secret_until;
+      notify(`The signing secret of ${ep.url} was rotated; ${until ? `the old one keeps signing until ${formatTime(until)} UTC` : "the old one no longer signs"}.`);
+      showEndpointSecret(res, "rotated");
+      return false;
+    });
+    dialog.showModal();
+  }
+
+  // showEndpointSecret shows the signing secret of a create or rotate
+  // response, {"secret": "whsec_...", "endpoint": ENDPOINT}, once, with a
+  // copy button. It lives only in this dialog, which is removed when it
+  // closes.
+  function showEndpointSecret(res, how) {
+    const dialog = openDialog("tpl-secret", { endpoint: res.endpoint.id, action: how === "rotated" ? "rotate" : "" });
+    dialog.querySelector("h2").textContent = how === "rotated" ? "The new signing secret" : "The endpoint's signing secret";
+    dialog.querySelector(".warning-text").textContent =
+      "Copy this signing secret now and keep it secret: you will not see it again. Your receiver checks each event's signature with it.";
+    dialog.querySelector('label[for="secret-value"]').textContent = "Signing secret";
+    const value = dialog.querySelector("#secret-value");
+    value.value = res.secret;
+    value.dataset.endpoint = res.endpoint.id;
+    const copyButton = dialog.querySelector("button.copy");
+    copyButton.setAttribute("aria-label", "Copy the signing secret to clipboard");
+    const status = dialog.querySelector(".copy-status");
+    copyButton.addEventListener("click", async () => {
+      status.textContent = (await copy(value)) ? "Copied to the clipboard." : "Copying failed: select the secret and copy it yourself.";
+    });
+    dialog.showModal();
+  }
+
+  function openDeleteEndpoint(ep) {
+    const dialog = openDialog("tpl-confirm", { endpoint: ep.id, action: "delete" });
+    dialog.querySelector("h2").textContent = "Delete the endpoint?";
+    dialog.querySelector(".explain").textContent =
+      `${ep.url} receives no event from now on (a delivery under way may still arrive). Deleting cannot be undone: to receive events there again, add it again, with a new secret.`;
+    dialog.querySelector('button[type="submit"]').textContent = "Delete endpoint";
+    submitting(dialog, async () => {
+      await api("DELETE", endpointPath(ep.id));
+      if (hooks.letters && hooks.letters.endpoint.id === ep.id) hooks.letters = null;
+      await loadEndpoints();
+      renderLetters();
+      notify(`The endpoint ${ep.url} was deleted.`);
+    });
+    dialog.showModal();
+  }
+
+  // showLetters shows the dead letters of ep below the endpoints, with the
+  // focus on their heading.
+  async function showLetters(ep) {
+    hooks.letters = { endpoint: ep, list: [], next: "", types: {} };
+    renderLetters();
+    $("letters-heading").focus();
+    await loadLetters(ep).catch(fail);
+  }
+
+  // loadLetters reads ep's dead letters, page by page (at most maxPages),
+  // and the type of each one's event.
+  async function loadLetters(ep) {
+    let list = [];
+    let next = "";
+    let pages = 0;
+    do {
+      const data = await api("GET", `${endpointPath(ep.id)}/dead-letters${next ? `?after=${encodeURIComponent(next)}` : ""}`);
+      list = list.concat(data.dead_letters || []);
+      next = data.next || "";
+      pages++;
+    } while (next && pages < maxPages);
+    const types = await letterTypes(list);
+    if (!hooks.letters || hooks.letters.endpoint.id !== ep.id) return; // another endpoint meanwhile
+    hooks.letters = { endpoint: hooks.letters.endpoint, list, next, types, loaded: true };
+    renderLetters();
+  }
+
+  // maxTypedLetters bounds how many letters' event types are looked up.
+  const maxTypedLetters = 50;
+
+  // letterTypes finds the type (action) of each letter's event in the
+  // audit log, where the console serves one: an event id ends with the
+  // event's number in the account ("evt_acme_17"), and the log's page
+  // before the next number starts with it. A type not found stays unknown.
+  async function letterTypes(list) {
+    const out = {};
+    if (!state.session.audit) return out;
+    await Promise.all(list.slice(0, maxTypedLetters).map(async (l) => {
+      const seq = Number(l.event_id.slice(l.event_id.lastIndexOf("_") + 1));
+      if (!Number.isSafeInteger(seq) || seq < 1) return;
+      try {
+        const data = await api("GET", `api/audit?before=${seq + 1}&limit=1`);
+        const e = (data.events || [])[0];
+        if (e && e.seq === seq) out[l.event_id] = e.action;
+      } catch {
+        // the type stays unknown
+      }
+    }));
+    return out;
+  }
+
+  // letterStates say where a dead letter stands, in words.
+  const letterStates = { dead: "not delivered", replaying: "replaying", delivered: "delivered by a replay" };
+
+  function renderLetters() {
+    const box = $("dead-letters");
+    const l = hooks.letters;
+    box.hidden = !l;
+    const tools = $("letters-tools");
+    tools.textContent = "";
+    $("letters-body").textContent = "";
+    $("letters-empty").hidden = true;
+    $("letters").hidden = true;
+    if (!l) return;
+    $("letters-heading").textContent = `Dead letters of ${l.endpoint.url}`;
+    const refresh = el("button", { type: "button", id: "letters-refresh", textContent: "Refresh" });
+    refresh.addEventListener("click", () => loadLetters(l.endpoint).then(() => notify("The dead letters were read afresh.")).catch(fail));
+    tools.append(refresh);
+    const dead = l.list.filter((x) => !x.state || x.state === "dead");
+    if (dead.length > 1 && canHooks("replay_dead_letters")) {
+      const all = el("button", { type: "button", id: "letters-replay-all", textContent: `Replay all ${count(dead.length)}` });
+      all.addEventListener("click", () => replay(l.endpoint, null));
+      tools.append(all);
+    }
+    if (!l.loaded) return;
+    const body = $("letters-body");
+    for (const x of l.list) {
+      const st = x.state || "dead";
+      const type = l.types[x.event_id];
+      const actions = el("td", { className: "actions", "data-label": "Actions" });
+      if (st === "dead" && canHooks("replay_dead_letters")) {
+        const b = el("button", { type: "button", className: "small", textContent: "Replay", "aria-label": `Replay ${x.event_id}`,
+          "data-event": x.event_id, "data-letter-action": "replay" });
+        b.addEventListener("click", () => replay(l.endpoint, x));
+        actions.append(b);
+      }
+      body.append(el("tr", { "data-event": x.event_id, "data-state": st },
+        el("td", { "data-label": "Event" }, el("code", { textContent: x.event_id })),
+        el("td", { "data-label": "Type" }, type ? el("code", { textContent: type }) : el("span", { className: "muted", textContent: "unknown" })),
+        el("td", { "data-label": "Failed" }, humanTime(x.at)),
+        el("td", { "data-label": "Attempts", textContent: count(x.attempts) }),
+        el("td", { className: "reason", "data-label": "Last error", textContent: x.reason }),
+        el("td", { "data-label": "State" }, el("span", { className: `status letter-${st}`, "data-state": st, textContent: letterStates[st] || st })),
+        actions));
+    }
+    $("letters").hidden = l.list.length === 0;
+    $("letters-empty").hidden = l.list.length > 0;
+    const more = $("letters-more");
+    more.hidden = !l.next;
+    more.textContent = l.next ? `Showing the first ${count(l.list.length)} dead letters.` : "";
+  }
+
+  // replay re-queues the dead letter x of ep, or every one of them (x
+  // null): the service sends each again, under its event id, before the
+  // endpoint's next events.
+  async function replay(ep, x) {
+    try {
+      const res = await api("POST", `${endpointPath(ep.id)}/replay`, x ? { event_id: x.event_id } : undefined);
+      await loadLetters(ep);
+      notify(x ? `${x.event_id} is queued to be sent to ${ep.url} again.`
+        : `${plural(res.replayed, "dead letter is", "dead letters are")} queued to be sent to ${ep.url} again.`);
+      $("letters-heading").focus();
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  // route follows the location hash: a key's view, an owner's keys, the
+  // webhooks, or the list.
   async function route() {
+    if (new URLSearchParams(location.hash.slice(1)).has("webhooks")) {
+      await showWebhooks();
+      return;
+    }
     const prefix = new URLSearchParams(location.hash.slice(1)).get("key");
     if (prefix) {
       await showKey(prefix);
@@ -1888,7 +2281,7 @@
       await showOwner(owner);
       return;
     }
-    if (!$("key-view").hidden || !$("owner-view").hidden) showList();
+    if (!$("key-view").hidden || !$("owner-view").hidden || !$("webhooks-view").hidden) showList();
     const env = new URLSearchParams(location.hash.slice(1)).get("env");
     if (env && env !== state.environment && state.environments.some((e) => e.environment === env)) {
       state.environment = env;
@@ -1967,11 +2360,16 @@
       await loadEnvironments();
       renderTools();
       const wanted = new URLSearchParams(location.hash.slice(1)).get("key");
+      const hooksWanted = new URLSearchParams(location.hash.slice(1)).has("webhooks");
       if (state.environment) await showEnvironment();
       else $("keys-empty").hidden = false;
       await loadExpiring();
       const owner = new URLSearchParams(location.hash.slice(1)).get("owner");
       if (owner) await showOwner(owner);
+      if (hooksWanted) {
+        history.replaceState(null, "", "#webhooks");
+        await showWebhooks();
+      }
       if (wanted) {
         history.replaceState(null, "", `#${keyHash(state.environment, wanted)}`);
         await showKey(wanted);
