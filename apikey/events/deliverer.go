@@ -213,7 +213,7 @@ func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
-	replayed, err := d.replays(ctx, ep.Name, ep.Webhook)
+	replayed, err := d.replays(ctx, ep.Name, ep.Webhook, nil)
 	if err != nil || replayed > 0 {
 		return replayed, err
 	}
@@ -224,7 +224,7 @@ func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 	for i, se := range page {
 		var dead *apikey.DeadLetter
 		if ep.Accept == nil || ep.Accept(se.Event) {
-			if dead, err = d.deliver(ctx, ep.Name, ep.Webhook, se); err != nil {
+			if dead, err = d.deliver(ctx, ep.Name, ep.Webhook, se, nil); err != nil {
 				return i, err
 			}
 		}
@@ -239,7 +239,7 @@ func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 // replaying (apikey.ReplayLog), whatever the endpoint's filter, and
 // records each outcome; it returns how many it resolved. The caller holds
 // the endpoint's lease.
-func (d *Deliverer) replays(ctx context.Context, name string, target webhook.Endpoint) (int, error) {
+func (d *Deliverer) replays(ctx context.Context, name string, target webhook.Endpoint, refresh refresher) (int, error) {
 	if d.replay == nil {
 		return 0, nil
 	}
@@ -254,7 +254,7 @@ func (d *Deliverer) replays(ctx context.Context, name string, target webhook.End
 		}
 		var dead *apikey.DeadLetter
 		if len(page) == 1 && page[0].Cursor == l.Cursor {
-			if dead, err = d.deliver(ctx, name, target, page[0]); err != nil {
+			if dead, err = d.deliver(ctx, name, target, page[0], refresh); err != nil {
 				return i, err
 			}
 		} else { // not in the stream: nothing to send
@@ -277,16 +277,29 @@ func (d *Deliverer) renew(ctx context.Context, endpoint string) (int64, bool, er
 	return cursor, ok, nil
 }
 
+// refresher returns an endpoint's target as it stands before a retry, or
+// ok false when the endpoint receives no more events (it was deleted or
+// disabled while the event was being retried).
+type refresher func(ctx context.Context) (target webhook.Endpoint, ok bool, err error)
+
+// errStopped is deliver's error when the endpoint's refresher says it
+// receives no more events: the event is neither delivered nor dead.
+var errStopped = errors.New("events: the endpoint receives no more events")
+
 // deliver attempts an event until it is delivered (nil), or returns its
-// dead letter. It fails when the lease is lost or ctx is done.
-func (d *Deliverer) deliver(ctx context.Context, name string, target webhook.Endpoint, se apikey.StreamEvent) (*apikey.DeadLetter, error) {
-	dead, _, err := d.deliverOrGone(ctx, name, target, se)
+// dead letter. Before each retry, refresh (if not nil) gives the target
+// the retry goes to, or stops the delivery with errStopped. It fails when
+// the lease is lost or ctx is done.
+func (d *Deliverer) deliver(ctx context.Context, name string, target webhook.Endpoint, se apikey.StreamEvent,
+	refresh refresher) (*apikey.DeadLetter, error) {
+	dead, _, err := d.deliverOrGone(ctx, name, target, se, refresh)
 	return dead, err
 }
 
 // deliverOrGone is deliver, and reports whether the retry policy said to
 // disable the endpoint (it answered 410 Gone).
-func (d *Deliverer) deliverOrGone(ctx context.Context, name string, target webhook.Endpoint, se apikey.StreamEvent) (*apikey.DeadLetter, bool, error) {
+func (d *Deliverer) deliverOrGone(ctx context.Context, name string, target webhook.Endpoint, se apikey.StreamEvent,
+	refresh refresher) (*apikey.DeadLetter, bool, error) {
 	id := se.Event.ID()
 	body, err := json.Marshal(Payload{Type: se.Event.Action, Timestamp: se.Event.Time, Data: se.Event})
 	if err != nil {
@@ -297,6 +310,15 @@ func (d *Deliverer) deliverOrGone(ctx context.Context, name string, target webho
 			return nil, false, err
 		} else if !ok {
 			return nil, false, fmt.Errorf("events: %s: %w", name, apikey.ErrLeaseLost)
+		}
+		if attempts > 1 && refresh != nil {
+			current, ok, err := refresh(ctx)
+			if err != nil {
+				return nil, false, fmt.Errorf("events: %s: reading the endpoint before a retry: %w", name, err)
+			} else if !ok {
+				return nil, false, errStopped
+			}
+			target = current
 		}
 		a, err := d.sender.Send(ctx, target, webhook.Message{ID: id, Timestamp: d.now(), Body: body})
 		outcome := a.Outcome

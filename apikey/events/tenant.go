@@ -60,6 +60,14 @@ type TenantDelivererOptions struct {
 // is dead-lettered. The endpoint's secrets (both while a rotated
 // one overlaps) sign each attempt.
 //
+// Before each retry the endpoint is read again, since retries span hours
+// (webhook.DefaultSchedule): a retry goes to the endpoint's URL and is
+// signed with its secrets as they are then, so that a URL replaced or a
+// secret rotated without overlap receives or signs nothing more; an
+// endpoint deleted or disabled meanwhile receives no further attempt, and
+// a disabled one's event waits with its cursor. An attempt already in
+// flight when the endpoint changes still completes.
+//
 // Cost: Run reads the stream's new events once per Poll per instance
 // (from the newest endpoint's start; while there is no endpoint at all it
 // reads nothing, and the first endpoint is found by the next Refresh),
@@ -138,8 +146,11 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("events: %s: %w", name, err)
 	}
-	replayed, err := d.replays(ctx, name, target)
-	if err != nil || replayed > 0 {
+	refresh := t.refresher(id)
+	replayed, err := d.replays(ctx, name, target, refresh)
+	if errors.Is(err, errStopped) {
+		return replayed, nil
+	} else if err != nil || replayed > 0 {
 		return replayed, err
 	}
 	page, _, err := t.endpoints.AccountEventsAfter(ctx, e.Account, cursor, d.batch)
@@ -152,7 +163,9 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 			gone bool
 		)
 		if e.Accepts(se.Event) {
-			if dead, gone, err = d.deliverOrGone(ctx, name, target, se); err != nil {
+			if dead, gone, err = d.deliverOrGone(ctx, name, target, se, refresh); errors.Is(err, errStopped) {
+				return i, nil // the event waits with the cursor: for the endpoint enabled again, or for nothing
+			} else if err != nil {
 				return i, err
 			}
 		}
@@ -188,6 +201,24 @@ func (t *TenantDeliverer) disable(ctx context.Context, id string) error {
 		return fmt.Errorf("events: disabling endpoint %s: %w", id, err)
 	}
 	return nil
+}
+
+// refresher reads endpoint id again before a retry: its URL and secrets
+// as they are now, or ok false when it was deleted or disabled.
+func (t *TenantDeliverer) refresher(id string) refresher {
+	return func(ctx context.Context) (webhook.Endpoint, bool, error) {
+		e, err := t.endpoints.Endpoint(ctx, id)
+		if errors.Is(err, apikey.ErrNotFound) {
+			return webhook.Endpoint{}, false, nil
+		} else if err != nil {
+			return webhook.Endpoint{}, false, err
+		}
+		if !e.Enabled {
+			return webhook.Endpoint{}, false, nil
+		}
+		target, err := t.target(e)
+		return target, err == nil, err
+	}
 }
 
 // target is where e's events go: its URL, signed with its secrets.

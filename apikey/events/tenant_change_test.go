@@ -1,0 +1,167 @@
+package events_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/apikey/events"
+	"github.com/keystile/keystile/apikey/webhook"
+	"github.com/keystile/keystile/internal/webhooktest"
+	"github.com/keystile/keystile/storage/memory"
+)
+
+// recorded is a request a test receiver got.
+type recorded struct {
+	header http.Header
+	body   []byte
+}
+
+// changingReceiver answers 500 to every request and, on the first one,
+// runs change: the owner changes the endpoint while its event is being
+// retried.
+type changingReceiver struct {
+	mu       sync.Mutex
+	requests []recorded
+	change   func()
+}
+
+func (c *changingReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	c.mu.Lock()
+	c.requests = append(c.requests, recorded{header: r.Header.Clone(), body: body})
+	first := len(c.requests) == 1
+	c.mu.Unlock()
+	if first && c.change != nil {
+		c.change()
+	}
+	w.WriteHeader(http.StatusInternalServerError)
+}
+
+func (c *changingReceiver) got() []recorded {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]recorded(nil), c.requests...)
+}
+
+// retryingEndpoint creates an endpoint of acme at a changingReceiver, then
+// the bootstrap's events for it, and returns a TenantDeliverer that steps
+// one event at a time and retries each twice, at once, before
+// dead-lettering it.
+func retryingEndpoint(t *testing.T) (*apikey.Manager, *memory.Store, *changingReceiver, apikey.IssuedEndpoint, *events.TenantDeliverer) {
+	t.Helper()
+	ctx := context.Background()
+	store := memory.New()
+	m, sealer := tenantManager(t, store)
+	rcv := &changingReceiver{}
+	srv := httptest.NewServer(rcv)
+	t.Cleanup(srv.Close)
+	issued, err := m.CreateEndpoint(ctx, acmeOwner, apikey.EndpointRequest{URL: srv.URL,
+		Actions: []apikey.Action{apikey.ActionBootstrap}})
+	require.NoError(t, err)
+	_, err = m.Bootstrap(ctx, acmeOwner, apikey.Production)
+	require.NoError(t, err)
+	d, err := events.NewTenantDeliverer(events.TenantDelivererOptions{Store: store, Sender: webhooktest.LoopbackSender(t),
+		Sealer: sealer, Batch: 1, Retry: webhook.RetryPolicy{Schedule: []time.Duration{0, 0}}})
+	require.NoError(t, err)
+	return m, store, rcv, issued, d
+}
+
+// TestTenantDelivererRetryStopsWhenEndpointDeleted: an endpoint deleted
+// while its event is being retried receives no further attempt (the
+// default schedule retries for over a day).
+func TestTenantDelivererRetryStopsWhenEndpointDeleted(t *testing.T) {
+	ctx := context.Background()
+	m, _, rcv, issued, d := retryingEndpoint(t)
+	rcv.change = func() { assert.NoError(t, m.DeleteEndpoint(ctx, acmeOwner, issued.Endpoint.ID)) }
+	_, err := d.Step(ctx, issued.Endpoint.ID)
+	require.NoError(t, err)
+	assert.Equal(t, 1, len(rcv.got()), "no attempt after the endpoint was deleted")
+}
+
+// TestTenantDelivererRetryStopsWhenEndpointDisabled: an endpoint disabled
+// while its event is being retried receives no further attempt, and the
+// event waits with its cursor: enabled again, the endpoint receives it.
+func TestTenantDelivererRetryStopsWhenEndpointDisabled(t *testing.T) {
+	ctx := context.Background()
+	m, store, rcv, issued, d := retryingEndpoint(t)
+	off := false
+	rcv.change = func() {
+		_, err := m.UpdateEndpoint(ctx, acmeOwner, issued.Endpoint.ID, apikey.EndpointUpdate{Enabled: &off})
+		assert.NoError(t, err)
+	}
+	_, err := d.Step(ctx, issued.Endpoint.ID)
+	require.NoError(t, err)
+	assert.Equal(t, 1, len(rcv.got()), "no attempt after the endpoint was disabled")
+	dead, err := store.DeadLetters(ctx, issued.Endpoint.DeliveryName(), 0, 10)
+	require.NoError(t, err)
+	assert.Empty(t, dead, "the event waits for the endpoint to be enabled, not dead-lettered")
+
+	on := true
+	rcv.change = nil
+	_, err = m.UpdateEndpoint(ctx, acmeOwner, issued.Endpoint.ID, apikey.EndpointUpdate{Enabled: &on})
+	require.NoError(t, err)
+	_, err = d.Step(ctx, issued.Endpoint.ID)
+	require.NoError(t, err)
+	got := rcv.got()
+	require.Equal(t, 4, len(got), "the event's three attempts once enabled again")
+	assert.Equal(t, got[0].header.Get(webhook.HeaderID), got[1].header.Get(webhook.HeaderID), "the same event")
+}
+
+// TestTenantDelivererRetryGoesToUpdatedURL: an endpoint whose URL the
+// owner changes while its event is being retried (a domain given up, a
+// receiver moved) has the next attempts sent to the new URL only.
+func TestTenantDelivererRetryGoesToUpdatedURL(t *testing.T) {
+	ctx := context.Background()
+	m, _, rcv, issued, d := retryingEndpoint(t)
+	moved := &changingReceiver{}
+	srv := httptest.NewServer(moved)
+	defer srv.Close()
+	rcv.change = func() {
+		_, err := m.UpdateEndpoint(ctx, acmeOwner, issued.Endpoint.ID, apikey.EndpointUpdate{URL: &srv.URL})
+		assert.NoError(t, err)
+	}
+	_, err := d.Step(ctx, issued.Endpoint.ID)
+	require.NoError(t, err)
+	assert.Equal(t, 1, len(rcv.got()), "no attempt at the URL the owner replaced")
+	assert.Equal(t, 2, len(moved.got()), "the retries go to the new URL")
+}
+
+// TestTenantDelivererRetrySignsWithRotatedSecret: a secret rotated with no
+// overlap (because it leaked) signs none of the retries after the
+// rotation; the new secret signs them.
+func TestTenantDelivererRetrySignsWithRotatedSecret(t *testing.T) {
+	ctx := context.Background()
+	m, _, rcv, issued, d := retryingEndpoint(t)
+	var rotated apikey.IssuedEndpoint
+	rcv.change = func() {
+		var err error
+		rotated, err = m.RotateEndpointSecret(ctx, acmeOwner, issued.Endpoint.ID, 0)
+		assert.NoError(t, err)
+	}
+	_, err := d.Step(ctx, issued.Endpoint.ID)
+	require.NoError(t, err)
+	got := rcv.got()
+	require.Equal(t, 3, len(got))
+	oldSecret, err := webhook.ParseSecret(issued.Secret.Reveal())
+	require.NoError(t, err)
+	newSecret, err := webhook.ParseSecret(rotated.Secret.Reveal())
+	require.NoError(t, err)
+	old, fresh := &webhook.Verifier{Secrets: []webhook.Secret{oldSecret}}, &webhook.Verifier{Secrets: []webhook.Secret{newSecret}}
+	_, err = old.Verify(got[0].header, got[0].body)
+	require.NoError(t, err, "the first attempt, before the rotation")
+	for _, r := range got[1:] {
+		_, err = old.Verify(r.header, r.body)
+		assert.ErrorIs(t, err, webhook.ErrNoMatchingSignature, "the replaced secret signs nothing after the rotation")
+		_, err = fresh.Verify(r.header, r.body)
+		assert.NoError(t, err)
+	}
+}
