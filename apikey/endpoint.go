@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -214,17 +215,29 @@ func endpointError(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s %s", ErrInvalidEndpoint, field, fmt.Sprintf(format, args...))
 }
 
-// ValidateEndpointURL checks an endpoint URL: absolute, https (http only
-// when allowInternal), a host, no user information or fragment, at most
-// MaxEndpointURL bytes. Unless allowInternal, a host that is "localhost"
-// (or under it) or an IP address that is loopback, private, link-local,
-// unspecified or multicast is refused here already; names are checked on
-// the address they resolve to when a delivery connects (package
-// apikey/webhook's policy). Errors wrap ErrInvalidEndpoint and name the
-// field "url".
+// ValidateEndpointURL checks an endpoint URL as package apikey/webhook's
+// Policy.ParseEndpoint does, so that a URL it accepts is one the deliverer
+// can send to: absolute, https (http only when allowInternal), at most
+// MaxEndpointURL bytes of printable ASCII (percent-encoded; punycode for
+// an international name), no user information or fragment, a port of 1 to
+// 65535 if any, and a host that is an IP address (IPv6 without a zone) or
+// a DNS name whose last label is not a number (resolvers read "2130706433",
+// "0x7f.1" and "127.1" as IPv4 addresses). Unless allowInternal, a host
+// that is "localhost" (or under it) or an IP address in a range that is
+// not globally reachable (webhook.ForbiddenRanges: loopback, private,
+// shared, link-local, unspecified, documentation, multicast, reserved,
+// and the IPv6 forms that embed such an IPv4 address) is refused here
+// already; names are checked on the address they resolve to when a
+// delivery connects (package apikey/webhook's policy). Errors wrap
+// ErrInvalidEndpoint and name the field "url".
 func ValidateEndpointURL(raw string, allowInternal bool) error {
 	if raw == "" || len(raw) > MaxEndpointURL {
 		return endpointError("url", "must be 1 to %d bytes", MaxEndpointURL)
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] <= ' ' || raw[i] >= 0x7f {
+			return endpointError("url", "holds a space, control or non-ASCII byte at %d (percent-encode it; punycode for a host)", i)
+		}
 	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Opaque != "" {
@@ -246,6 +259,21 @@ func ValidateEndpointURL(raw string, allowInternal bool) error {
 	if host == "" {
 		return endpointError("url", "has no host")
 	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 || port[0] == '0' {
+			return endpointError("url", "has a port that is not 1 to 65535")
+		}
+	}
+	ip, ipErr := netip.ParseAddr(host)
+	switch {
+	case strings.Contains(u.Host, "["):
+		if ipErr != nil || !ip.Is6() || ip.Zone() != "" {
+			return endpointError("url", "has a host in brackets that is not an IPv6 address without a zone")
+		}
+	case ipErr == nil:
+	case !validHostname(host):
+		return endpointError("url", "has a host that is neither an IP address nor a DNS name (letters, digits and '-', punycode for international names; not a number)")
+	}
 	if allowInternal {
 		return nil
 	}
@@ -253,12 +281,8 @@ func ValidateEndpointURL(raw string, allowInternal bool) error {
 	if lower == "localhost" || strings.HasSuffix(lower, ".localhost") {
 		return endpointError("url", "may not name localhost")
 	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		ip = ip.Unmap()
-		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-			ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
-			return endpointError("url", "may not name an internal address")
-		}
+	if ipErr == nil && internalAddr(ip) {
+		return endpointError("url", "may not name an internal address")
 	}
 	return nil
 }

@@ -1,0 +1,84 @@
+package apikey_test
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keystile/keystile/apikey"
+	"github.com/keystile/keystile/apikey/webhook"
+)
+
+// TestValidateEndpointURLRefusesWhatDeliveryRefuses: a URL that
+// ValidateEndpointURL accepts without allowInternal is one the deliverer's
+// strict Policy (webhook's zero Policy) accepts too, so that a tenant
+// learns at registration, with the field named, that an endpoint can never
+// receive anything, instead of every event being dead-lettered. Each form
+// here names an internal address, or is not a host a resolver reads as a
+// DNS name.
+func TestValidateEndpointURLRefusesWhatDeliveryRefuses(t *testing.T) {
+	var strict webhook.Policy
+	for _, raw := range []string{
+		"https://100.64.0.1/",              // shared (CGNAT)
+		"https://198.18.0.1/",              // benchmarking
+		"https://192.0.2.1/",               // documentation
+		"https://240.0.0.1/",               // reserved
+		"https://255.255.255.255/",         // broadcast
+		"https://192.0.0.170/",             // IETF protocol assignments
+		"https://2130706433/",              // 127.0.0.1 in decimal
+		"https://0x7f.1/",                  // 127.0.0.1 in hexadecimal, short form
+		"https://0177.0.0.1/",              // 127.0.0.1 in octal
+		"https://127.1/",                   // 127.0.0.1, short form
+		"https://10.0.0.1./",               // trailing dot
+		"https://[64:ff9b::7f00:1]/",       // NAT64 of 127.0.0.1
+		"https://[2002:7f00:1::]/",         // 6to4 of 127.0.0.1
+		"https://[::7f00:1]/",              // IPv4-compatible 127.0.0.1
+		"https://[fe80::1%25eth0]/",        // link-local, with a zone
+		"https://[fec0::1]/",               // site-local
+		"https://[100::1]/",                // discard-only
+		"https://[2001:db8::1]/",           // documentation
+		"https://hooks.example.com:0/",     // port 0
+		"https://hooks.example.com:65536/", // port out of range
+		"https://exämple.com/",             // not punycode
+		"https://hooks_1.example.com/",     // not a DNS name
+		"https://-hooks.example.com/",      // label starting with '-'
+		"https://hooks.example.com/a b",    // a space
+		"https://hooks.example.com/\x7f",   // a control byte
+	} {
+		t.Run(fmt.Sprintf("%q", raw), func(t *testing.T) {
+			_, perr := strict.ParseEndpoint(raw)
+			require.Error(t, perr, "delivery refuses it")
+			err := apikey.ValidateEndpointURL(raw, false)
+			require.ErrorIs(t, err, apikey.ErrInvalidEndpoint, "registration refuses it too")
+			assert.Contains(t, err.Error(), "url")
+		})
+	}
+}
+
+// TestValidateEndpointURLRefusesEveryForbiddenRange: an IP literal in any
+// of webhook.ForbiddenRanges, or in an IPv6 form that embeds one, is
+// refused at registration, as the deliverer refuses it when dialing.
+func TestValidateEndpointURLRefusesEveryForbiddenRange(t *testing.T) {
+	for _, r := range webhook.ForbiddenRanges {
+		addrs := []netip.Addr{r.Prefix.Addr(), r.Prefix.Addr().Next()}
+		if r.Prefix.Addr().Is4() {
+			b := r.Prefix.Addr().As4()
+			addrs = append(addrs, netip.AddrFrom16([16]byte{10: 0xff, 11: 0xff, 12: b[0], 13: b[1], 14: b[2], 15: b[3]}),
+				netip.AddrFrom16([16]byte{0: 0x20, 1: 0x02, 2: b[0], 3: b[1], 4: b[2], 5: b[3]}))
+		}
+		for _, a := range addrs {
+			host := a.String()
+			if a.Is6() {
+				host = "[" + host + "]"
+			}
+			raw := (&url.URL{Scheme: "https", Host: host, Path: "/"}).String()
+			t.Run(raw, func(t *testing.T) {
+				require.ErrorIs(t, apikey.ValidateEndpointURL(raw, false), apikey.ErrInvalidEndpoint, "%s: %s", r.Prefix, r.Reason)
+			})
+		}
+	}
+}
