@@ -146,7 +146,7 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("events: %s: %w", name, err)
 	}
-	refresh := t.refresher(id)
+	refresh := t.refresher(&e)
 	replayed, err := d.replays(ctx, name, target, refresh)
 	if errors.Is(err, errStopped) {
 		return replayed, nil
@@ -173,50 +173,44 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 			return i, fmt.Errorf("events: %s: %w", name, err)
 		}
 		if gone {
-			return i + 1, t.disable(ctx, e.ID)
+			return i + 1, t.disable(ctx, e)
 		}
 	}
 	return len(page), nil
 }
 
-// disable turns off an endpoint that answered 410 Gone, with an
-// ActionUpdateEndpoint event by apikey.SystemActor; its owner enables it
-// again (and it then receives the events it missed). A concurrent change
-// of the endpoint wins: the next event answered 410 disables it.
-func (t *TenantDeliverer) disable(ctx context.Context, id string) error {
-	e, err := t.endpoints.Endpoint(ctx, id)
-	switch {
-	case errors.Is(err, apikey.ErrNotFound):
-		return nil // deleted
-	case err != nil:
-		return fmt.Errorf("events: disabling endpoint %s: %w", id, err)
-	case !e.Enabled:
-		return nil
-	}
+// disable turns off endpoint e, as last read, that answered 410 Gone, with
+// an ActionUpdateEndpoint event by apikey.SystemActor; its owner enables it
+// again (and it then receives the events it missed). A change of the
+// endpoint since it was read wins (the 410 was the answer of the endpoint
+// before it), as does its deletion: the next event answered 410 disables
+// it.
+func (t *TenantDeliverer) disable(ctx context.Context, e apikey.WebhookEndpoint) error {
 	e.Enabled, e.UpdatedAt = false, t.core.now().UTC().Truncate(time.Microsecond)
 	ev := apikey.Event{Time: e.UpdatedAt, Actor: apikey.SystemActor, Action: apikey.ActionUpdateEndpoint, Account: e.Account,
 		Detail: "endpoint " + e.ID + ": enabled=false: it answered 410 Gone"}
 	if _, err := t.endpoints.ApplyEndpoint(ctx, apikey.EndpointChange{Put: &e, Events: []apikey.Event{ev}}); err != nil &&
 		!errors.Is(err, apikey.ErrConflict) && !errors.Is(err, apikey.ErrNotFound) {
-		return fmt.Errorf("events: disabling endpoint %s: %w", id, err)
+		return fmt.Errorf("events: disabling endpoint %s: %w", e.ID, err)
 	}
 	return nil
 }
 
-// refresher reads endpoint id again before a retry: its URL and secrets
-// as they are now, or ok false when it was deleted or disabled.
-func (t *TenantDeliverer) refresher(id string) refresher {
+// refresher reads endpoint *e again before a retry, into *e: its URL and
+// secrets as they are now, or ok false when it was deleted or disabled.
+func (t *TenantDeliverer) refresher(e *apikey.WebhookEndpoint) refresher {
 	return func(ctx context.Context) (webhook.Endpoint, bool, error) {
-		e, err := t.endpoints.Endpoint(ctx, id)
+		fresh, err := t.endpoints.Endpoint(ctx, e.ID)
 		if errors.Is(err, apikey.ErrNotFound) {
 			return webhook.Endpoint{}, false, nil
 		} else if err != nil {
 			return webhook.Endpoint{}, false, err
 		}
+		*e = fresh
 		if !e.Enabled {
 			return webhook.Endpoint{}, false, nil
 		}
-		target, err := t.target(e)
+		target, err := t.target(*e)
 		return target, err == nil, err
 	}
 }

@@ -165,3 +165,37 @@ func TestTenantDelivererRetrySignsWithRotatedSecret(t *testing.T) {
 		assert.NoError(t, err)
 	}
 }
+
+// TestTenantDelivererGoneYieldsToConcurrentChange: an owner who changes an
+// endpoint (here, its URL) while an attempt is answered 410 Gone keeps the
+// endpoint as changed: the 410 was the old endpoint's answer, and the
+// deliverer does not disable the endpoint over the owner's change.
+func TestTenantDelivererGoneYieldsToConcurrentChange(t *testing.T) {
+	ctx := context.Background()
+	store := memory.New()
+	m, sealer := tenantManager(t, store)
+	moved := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer moved.Close()
+	var id string
+	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, err := m.UpdateEndpoint(ctx, acmeOwner, id, apikey.EndpointUpdate{URL: &moved.URL})
+		assert.NoError(t, err)
+		w.WriteHeader(http.StatusGone)
+	}))
+	defer gone.Close()
+	issued, err := m.CreateEndpoint(ctx, acmeOwner, apikey.EndpointRequest{URL: gone.URL,
+		Actions: []apikey.Action{apikey.ActionBootstrap}})
+	require.NoError(t, err)
+	id = issued.Endpoint.ID
+	_, err = m.Bootstrap(ctx, acmeOwner, apikey.Production)
+	require.NoError(t, err)
+	d, err := events.NewTenantDeliverer(events.TenantDelivererOptions{Store: store, Sender: webhooktest.LoopbackSender(t),
+		Sealer: sealer, Batch: 1})
+	require.NoError(t, err)
+	_, err = d.Step(ctx, id)
+	require.NoError(t, err)
+	e, err := m.Endpoint(ctx, acmeOwner, id)
+	require.NoError(t, err)
+	assert.True(t, e.Enabled, "the owner's change after the 410 wins")
+	assert.Equal(t, moved.URL, e.URL)
+}
