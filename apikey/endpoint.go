@@ -155,7 +155,9 @@ type EndpointChange struct {
 	// CreatedAt or Start.
 	Put *WebhookEndpoint
 	// Delete deletes the endpoint of that id if its Revision is the stored
-	// one: else ErrConflict, or ErrNotFound.
+	// one: else ErrConflict, or ErrNotFound. A store that is a DeliveryLog
+	// deletes the endpoint's delivery state (under its DeliveryName: cursor,
+	// lease and dead letters) in the same write.
 	Delete *WebhookEndpoint
 	// Events are the audit events to append, as Change.Events.
 	Events []Event
@@ -711,8 +713,9 @@ func (m *Manager) RotateEndpointSecret(ctx context.Context, actor Actor, id stri
 }
 
 // DeleteEndpoint deletes a webhook endpoint of the actor's account: it
-// receives nothing more (a delivery in flight may still arrive). Its dead
-// letters stay in the store. Owners only, as CreateEndpoint; an
+// receives nothing more (a delivery in flight may still arrive). Its
+// delivery state (cursor, lease and dead letters) is deleted with it, in
+// the same write. Owners only, as CreateEndpoint; an
 // ActionDeleteEndpoint event.
 func (m *Manager) DeleteEndpoint(ctx context.Context, actor Actor, id string) error {
 	account, err := mayChangeEndpoints(actor, ActionDeleteEndpoint)
