@@ -359,6 +359,8 @@ type EndpointUpdate struct {
 // IssuedEndpoint is an endpoint and its signing secret, returned when the
 // secret is made: by CreateEndpoint and RotateEndpointSecret only.
 type IssuedEndpoint struct {
+	// Endpoint is the endpoint as stored, without its stored secrets
+	// (Secret, PreviousSecret).
 	Endpoint WebhookEndpoint
 	// Secret is the signing secret, "whsec_<base64>" (Secret.Reveal()), to
 	// show the tenant this once. Printing it shows "[redacted]".
@@ -500,7 +502,7 @@ func (m *Manager) CreateEndpoint(ctx context.Context, actor Actor, req EndpointR
 	if err != nil {
 		return IssuedEndpoint{}, err
 	}
-	return IssuedEndpoint{Endpoint: written, Secret: secret}, nil
+	return IssuedEndpoint{Endpoint: written.withoutSecrets(), Secret: secret}, nil
 }
 
 // applyEndpoint applies c and tells OnEvent of its events.

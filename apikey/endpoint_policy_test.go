@@ -1,10 +1,12 @@
 package apikey_test
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -80,5 +82,27 @@ func TestValidateEndpointURLRefusesEveryForbiddenRange(t *testing.T) {
 				require.ErrorIs(t, apikey.ValidateEndpointURL(raw, false), apikey.ErrInvalidEndpoint, "%s: %s", r.Prefix, r.Reason)
 			})
 		}
+	}
+}
+
+// TestIssuedEndpointHoldsNoStoredSecret: CreateEndpoint, as
+// RotateEndpointSecret, returns the endpoint without its stored secrets:
+// the secret is in IssuedEndpoint.Secret, once, and nowhere else (a sealed
+// form is no business of the caller's).
+func TestIssuedEndpointHoldsNoStoredSecret(t *testing.T) {
+	for _, sealed := range []bool{false, true} {
+		t.Run(fmt.Sprint("sealed=", sealed), func(t *testing.T) {
+			m, _ := endpointManager(t, sealed)
+			ctx := context.Background()
+			issued, err := m.CreateEndpoint(ctx, acmeOwnerActor, apikey.EndpointRequest{URL: "https://hooks.example.com/"})
+			require.NoError(t, err)
+			assert.False(t, issued.Secret.IsZero())
+			assert.True(t, issued.Endpoint.Secret.IsZero(), "created")
+			assert.True(t, issued.Endpoint.PreviousSecret.IsZero())
+			rotated, err := m.RotateEndpointSecret(ctx, acmeOwnerActor, issued.Endpoint.ID, time.Hour)
+			require.NoError(t, err)
+			assert.True(t, rotated.Endpoint.Secret.IsZero(), "rotated")
+			assert.True(t, rotated.Endpoint.PreviousSecret.IsZero())
+		})
 	}
 }
