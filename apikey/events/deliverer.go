@@ -52,8 +52,9 @@ type DelivererOptions struct {
 	// it. The zero value is webhook's default schedule.
 	Retry webhook.RetryPolicy
 	// Lease is how long a lease lasts between renewals; it must be longer
-	// than the Sender's timeout and the clocks' disagreement between
-	// instances. Zero means DefaultLease.
+	// than the Sender's Timeout (NewDeliverer refuses it otherwise) and
+	// than that plus the clocks' disagreement between instances. Zero
+	// means DefaultLease.
 	Lease time.Duration
 	// Poll is how long Run waits when an endpoint has no new event, or
 	// another instance holds its lease. Zero means DefaultPoll.
@@ -134,7 +135,21 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 		holder: opts.Holder, retry: opts.Retry, lease: opts.Lease, poll: opts.Poll, batch: opts.Batch, now: opts.Now,
 		onError: opts.OnError}
 	d.fillDefaults()
+	if err := d.checkLease("DelivererOptions"); err != nil {
+		return nil, err
+	}
 	return d, nil
+}
+
+// checkLease refuses a lease (after defaults) no longer than the Sender's
+// Timeout: an attempt that outlasts its lease lets another instance take
+// the endpoint and deliver to it at the same time.
+func (d *Deliverer) checkLease(options string) error {
+	if d.lease <= d.sender.Timeout() {
+		return fmt.Errorf("events: %s.Lease (%s, zero meaning DefaultLease) must be longer than the Sender's Timeout (%s)",
+			options, d.lease, d.sender.Timeout())
+	}
+	return nil
 }
 
 // fillDefaults gives every option left at its zero value its default: a

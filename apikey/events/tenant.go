@@ -33,7 +33,8 @@ type TenantDelivererOptions struct {
 	// Holder names this instance in the leases; empty means a random name.
 	Holder string
 	// Retry, Lease, Poll, Batch, Now and OnError are as in
-	// DelivererOptions. OnError names the endpoint by its DeliveryName.
+	// DelivererOptions (Lease longer than the Sender's Timeout). OnError
+	// names the endpoint by its DeliveryName.
 	Retry   webhook.RetryPolicy
 	Lease   time.Duration
 	Poll    time.Duration
@@ -111,6 +112,9 @@ func NewTenantDeliverer(opts TenantDelivererOptions) (*TenantDeliverer, error) {
 	core := &Deliverer{stream: stream, log: log, replay: replay, sender: opts.Sender, holder: opts.Holder, retry: opts.Retry,
 		lease: opts.Lease, poll: opts.Poll, batch: opts.Batch, now: opts.Now, onError: opts.OnError}
 	core.fillDefaults()
+	if err := core.checkLease("TenantDelivererOptions"); err != nil {
+		return nil, err
+	}
 	t := &TenantDeliverer{core: core, endpoints: es, sealer: opts.Sealer, refresh: opts.Refresh}
 	if t.refresh == 0 {
 		t.refresh = DefaultRefresh

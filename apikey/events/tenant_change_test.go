@@ -199,3 +199,24 @@ func TestTenantDelivererGoneYieldsToConcurrentChange(t *testing.T) {
 	assert.True(t, e.Enabled, "the owner's change after the 410 wins")
 	assert.Equal(t, moved.URL, e.URL)
 }
+
+// TestDeliverersRefuseLeaseShorterThanAttempt: a lease no longer than the
+// Sender's Timeout is refused, naming Lease: an attempt that outlasts its
+// lease lets another instance take the endpoint and deliver to it at the
+// same time, which the lease exists to prevent.
+func TestDeliverersRefuseLeaseShorterThanAttempt(t *testing.T) {
+	slow, err := webhook.NewSender(webhook.Options{Timeout: 2 * time.Minute})
+	require.NoError(t, err)
+	for _, lease := range []time.Duration{0, time.Minute, 2 * time.Minute} { // 0: DefaultLease, one minute
+		_, err = events.NewTenantDeliverer(events.TenantDelivererOptions{Store: memory.New(), Sender: slow, Lease: lease})
+		require.ErrorContains(t, err, "Lease", "lease %s", lease)
+		_, err = events.NewDeliverer(events.DelivererOptions{Store: memory.New(), Sender: slow, Lease: lease,
+			Endpoints: []events.Endpoint{{Name: "ops"}}})
+		require.ErrorContains(t, err, "Lease", "lease %s", lease)
+	}
+	_, err = events.NewTenantDeliverer(events.TenantDelivererOptions{Store: memory.New(), Sender: slow, Lease: 3 * time.Minute})
+	require.NoError(t, err)
+	_, err = events.NewDeliverer(events.DelivererOptions{Store: memory.New(), Sender: slow, Lease: 3 * time.Minute,
+		Endpoints: []events.Endpoint{{Name: "ops"}}})
+	require.NoError(t, err)
+}
