@@ -83,7 +83,8 @@ type WebhookEndpoint struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	// PreviousSecretUntil, if set, is when the secret replaced by the last
-	// rotation stops signing.
+	// rotation stops signing; the Manager drops that secret from the store
+	// at the endpoint's first change after it.
 	PreviousSecretUntil time.Time `json:"previous_secret_until,omitzero"`
 
 	// Start is the place in the event stream (apikey.EventStream's
@@ -605,8 +606,9 @@ func (m *Manager) loadEndpoint(ctx context.Context, es EndpointStore, account, i
 }
 
 // changeEndpoint reads endpoint id of the actor's account, lets fn change
-// it (a nil result: nothing to write) and writes it with its event,
-// retrying from the read when another writer changed it.
+// it and writes it with its event, retrying from the read when another
+// writer changed it. A previous secret whose overlap has passed is dropped
+// in the write.
 func (m *Manager) changeEndpoint(ctx context.Context, actor Actor, a Action, id string,
 	fn func(e *WebhookEndpoint, now time.Time) (string, error)) (WebhookEndpoint, error) {
 	account, err := mayChangeEndpoints(actor, a)
@@ -629,6 +631,9 @@ func (m *Manager) changeEndpoint(ctx context.Context, actor Actor, a Action, id 
 			return err
 		}
 		e.UpdatedAt = now
+		if !e.PreviousSecretUntil.After(now) { // its overlap has passed: it signs nothing, and is not kept
+			e.PreviousSecret, e.PreviousSecretUntil = Opaque{}, time.Time{}
+		}
 		out, err = m.applyEndpoint(ctx, es, EndpointChange{Put: &e, OpenAccount: account,
 			Events: []Event{endpointEvent(now, actor, a, e, detail)}})
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/apikey/webhook"
+	"github.com/keystile/keystile/storage/memory"
 )
 
 // TestValidateEndpointURLRefusesWhatDeliveryRefuses: a URL that
@@ -105,4 +106,36 @@ func TestIssuedEndpointHoldsNoStoredSecret(t *testing.T) {
 			assert.True(t, rotated.Endpoint.PreviousSecret.IsZero())
 		})
 	}
+}
+
+// TestExpiredPreviousSecretIsNotKept: once a rotation's overlap has passed,
+// the replaced secret, which signs nothing more, is not kept in the store
+// past the endpoint's next write (an update here).
+func TestExpiredPreviousSecretIsNotKept(t *testing.T) {
+	store := memory.New()
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: store, Hasher: apikey.Argon2id{Params: apikey.TestParams},
+		Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	ctx := context.Background()
+	issued, err := m.CreateEndpoint(ctx, acmeOwnerActor, apikey.EndpointRequest{URL: "https://hooks.example.com/"})
+	require.NoError(t, err)
+	id := issued.Endpoint.ID
+	_, err = m.RotateEndpointSecret(ctx, acmeOwnerActor, id, time.Hour)
+	require.NoError(t, err)
+	off := false
+	_, err = m.UpdateEndpoint(ctx, acmeOwnerActor, id, apikey.EndpointUpdate{Enabled: &off})
+	require.NoError(t, err)
+	stored, err := store.Endpoint(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, issued.Secret.Reveal(), stored.PreviousSecret.Reveal(), "kept while it overlaps")
+
+	now = now.Add(time.Hour)
+	on := true
+	_, err = m.UpdateEndpoint(ctx, acmeOwnerActor, id, apikey.EndpointUpdate{Enabled: &on})
+	require.NoError(t, err)
+	stored, err = store.Endpoint(ctx, id)
+	require.NoError(t, err)
+	assert.True(t, stored.PreviousSecret.IsZero(), "dropped once its overlap has passed")
+	assert.True(t, stored.PreviousSecretUntil.IsZero())
 }
