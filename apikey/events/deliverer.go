@@ -292,9 +292,9 @@ func (d *Deliverer) renew(ctx context.Context, endpoint string) (int64, bool, er
 	return cursor, ok, nil
 }
 
-// refresher returns an endpoint's target as it stands before a retry, or
-// ok false when the endpoint receives no more events (it was deleted or
-// disabled while the event was being retried).
+// refresher returns an endpoint's target as it stands before an attempt,
+// or ok false when the endpoint receives no more events (it was deleted or
+// disabled meanwhile).
 type refresher func(ctx context.Context) (target webhook.Endpoint, ok bool, err error)
 
 // errStopped is deliver's error when the endpoint's refresher says it
@@ -302,8 +302,8 @@ type refresher func(ctx context.Context) (target webhook.Endpoint, ok bool, err 
 var errStopped = errors.New("events: the endpoint receives no more events")
 
 // deliver attempts an event until it is delivered (nil), or returns its
-// dead letter. Before each retry, refresh (if not nil) gives the target
-// the retry goes to, or stops the delivery with errStopped. It fails when
+// dead letter. Before each attempt, refresh (if not nil) gives the target
+// the attempt goes to, or stops the delivery with errStopped. It fails when
 // the lease is lost or ctx is done.
 func (d *Deliverer) deliver(ctx context.Context, name string, target webhook.Endpoint, se apikey.StreamEvent,
 	refresh refresher) (*apikey.DeadLetter, error) {
@@ -321,19 +321,19 @@ func (d *Deliverer) deliverOrGone(ctx context.Context, name string, target webho
 		return nil, false, err
 	}
 	for attempts := 1; ; attempts++ {
-		if _, ok, err := d.renew(ctx, name); err != nil {
-			return nil, false, err
-		} else if !ok {
-			return nil, false, fmt.Errorf("events: %s: %w", name, apikey.ErrLeaseLost)
-		}
-		if attempts > 1 && refresh != nil {
+		if refresh != nil { // before the lease, which a deleted endpoint no longer has
 			current, ok, err := refresh(ctx)
 			if err != nil {
-				return nil, false, fmt.Errorf("events: %s: reading the endpoint before a retry: %w", name, err)
+				return nil, false, fmt.Errorf("events: %s: reading the endpoint before an attempt: %w", name, err)
 			} else if !ok {
 				return nil, false, errStopped
 			}
 			target = current
+		}
+		if _, ok, err := d.renew(ctx, name); err != nil {
+			return nil, false, err
+		} else if !ok {
+			return nil, false, fmt.Errorf("events: %s: %w", name, apikey.ErrLeaseLost)
 		}
 		a, err := d.sender.Send(ctx, target, webhook.Message{ID: id, Timestamp: d.now(), Body: body})
 		outcome := a.Outcome

@@ -61,13 +61,14 @@ type TenantDelivererOptions struct {
 // is dead-lettered. The endpoint's secrets (both while a rotated
 // one overlaps) sign each attempt.
 //
-// Before each retry the endpoint is read again, since retries span hours
-// (webhook.DefaultSchedule): a retry goes to the endpoint's URL and is
-// signed with its secrets as they are then, so that a URL replaced or a
-// secret rotated without overlap receives or signs nothing more; an
-// endpoint deleted or disabled meanwhile receives no further attempt, and
-// a disabled one's event waits with its cursor. An attempt already in
-// flight when the endpoint changes still completes.
+// Before each attempt but a step's first, the endpoint is read again
+// (retries span hours, webhook.DefaultSchedule, and a page of events many
+// attempts): an attempt goes to the endpoint's URL and is signed with its
+// secrets as they are then, so that a URL replaced or a secret rotated
+// without overlap receives or signs nothing more; an endpoint deleted or
+// disabled meanwhile receives no further attempt, and a disabled one's
+// event waits with its cursor. An attempt already in flight when the
+// endpoint changes still completes.
 //
 // Cost: Run reads the stream's new events once per Poll per instance
 // (from the newest endpoint's start; while there is no endpoint at all it
@@ -79,7 +80,8 @@ type TenantDelivererOptions struct {
 // (apikey.EndpointStore.AccountEventsAfter), so each event is read once by
 // the wake-up reader and once for each endpoint of its own account (at
 // most apikey.MaxEndpoints): O(events × endpoints per account), never
-// O(events × every endpoint). Idle endpoints cost one listing per Refresh.
+// O(events × every endpoint); each attempt but a step's first reads its
+// endpoint (by id). Idle endpoints cost one listing per Refresh.
 //
 // Each endpoint with events is delivered in a goroutine of its own: a slow,
 // hanging or failing endpoint delays only its own events. A
@@ -150,7 +152,7 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("events: %s: %w", name, err)
 	}
-	refresh := t.refresher(&e)
+	refresh := t.refresher(&e, target)
 	replayed, err := d.replays(ctx, name, target, refresh)
 	if errors.Is(err, errStopped) {
 		return replayed, nil
@@ -174,6 +176,9 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 			}
 		}
 		if err := d.log.AdvanceDelivery(ctx, name, d.holder, d.now(), se.Cursor, dead); err != nil {
+			if errors.Is(err, apikey.ErrLeaseLost) && t.deleted(ctx, id) {
+				return i, nil // deleted during the attempt, its lease with it
+			}
 			return i, fmt.Errorf("events: %s: %w", name, err)
 		}
 		if gone {
@@ -181,6 +186,12 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 		}
 	}
 	return len(page), nil
+}
+
+// deleted reports whether endpoint id is known not to exist.
+func (t *TenantDeliverer) deleted(ctx context.Context, id string) bool {
+	_, err := t.endpoints.Endpoint(ctx, id)
+	return errors.Is(err, apikey.ErrNotFound)
 }
 
 // disable turns off endpoint e, as last read, that answered 410 Gone, with
@@ -200,10 +211,17 @@ func (t *TenantDeliverer) disable(ctx context.Context, e apikey.WebhookEndpoint)
 	return nil
 }
 
-// refresher reads endpoint *e again before a retry, into *e: its URL and
-// secrets as they are now, or ok false when it was deleted or disabled.
-func (t *TenantDeliverer) refresher(e *apikey.WebhookEndpoint) refresher {
+// refresher gives the target of each attempt of a step: at first target,
+// made from *e as the step read it; then *e read again, into *e, before
+// each attempt (its URL and secrets as they are now), or ok false when it
+// was deleted or disabled.
+func (t *TenantDeliverer) refresher(e *apikey.WebhookEndpoint, target webhook.Endpoint) refresher {
+	first := true
 	return func(ctx context.Context) (webhook.Endpoint, bool, error) {
+		if first {
+			first = false
+			return target, true, nil
+		}
 		fresh, err := t.endpoints.Endpoint(ctx, e.ID)
 		if errors.Is(err, apikey.ErrNotFound) {
 			return webhook.Endpoint{}, false, nil

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -219,4 +220,60 @@ func TestDeliverersRefuseLeaseShorterThanAttempt(t *testing.T) {
 	_, err = events.NewDeliverer(events.DelivererOptions{Store: memory.New(), Sender: slow, Lease: 3 * time.Minute,
 		Endpoints: []events.Endpoint{{Name: "ops"}}})
 	require.NoError(t, err)
+}
+
+// TestTenantDelivererStopsMidPageWhenEndpointChanges: within one step's
+// page of events, each attempt goes to the endpoint as it is then: deleted
+// after the page's first event, it receives none of the others; with its
+// secret rotated without overlap, the others are signed with the new
+// secret only.
+func TestTenantDelivererStopsMidPageWhenEndpointChanges(t *testing.T) {
+	ctx := context.Background()
+	for _, change := range []string{"delete", "rotate"} {
+		t.Run(change, func(t *testing.T) {
+			store := memory.New()
+			m, sealer := tenantManager(t, store)
+			rcv := &changingReceiver{}
+			srv := httptest.NewServer(rcv)
+			defer srv.Close()
+			issued, err := m.CreateEndpoint(ctx, acmeOwner, apikey.EndpointRequest{URL: srv.URL,
+				Actions: []apikey.Action{apikey.ActionBootstrap}})
+			require.NoError(t, err)
+			id := issued.Endpoint.ID
+			_, err = m.Bootstrap(ctx, acmeOwner, apikey.Production) // two events, one page
+			require.NoError(t, err)
+			var rotated apikey.IssuedEndpoint
+			rcv.change = func() {
+				if change == "delete" {
+					assert.NoError(t, m.DeleteEndpoint(ctx, acmeOwner, id))
+					return
+				}
+				rotated, err = m.RotateEndpointSecret(ctx, acmeOwner, id, 0)
+				assert.NoError(t, err)
+			}
+			d, err := events.NewTenantDeliverer(events.TenantDelivererOptions{Store: store, Sender: webhooktest.LoopbackSender(t),
+				Sealer: sealer, Retry: webhook.RetryPolicy{Schedule: []time.Duration{}}}) // one attempt per event
+			require.NoError(t, err)
+			_, err = d.Step(ctx, id)
+			require.NoError(t, err)
+			got := rcv.got()
+			if change == "delete" {
+				assert.Equal(t, 1, len(got), "no event after the endpoint was deleted")
+				return
+			}
+			require.Equal(t, 2, len(got))
+			newSecret, err := webhook.ParseSecret(rotated.Secret.Reveal())
+			require.NoError(t, err)
+			assert.Equal(t, newSecret.Sign(got[1].header.Get(webhook.HeaderID), timestampOf(t, got[1].header), got[1].body),
+				got[1].header.Get(webhook.HeaderSignature), "the new secret's signature only")
+		})
+	}
+}
+
+// timestampOf returns a request's webhook-timestamp.
+func timestampOf(t *testing.T, h http.Header) time.Time {
+	t.Helper()
+	sec, err := strconv.ParseInt(h.Get(webhook.HeaderTimestamp), 10, 64)
+	require.NoError(t, err)
+	return time.Unix(sec, 0)
 }
