@@ -469,7 +469,9 @@ func endpointEvent(now time.Time, actor Actor, a Action, e WebhookEndpoint, deta
 //
 // Owners only, and an actor authenticated by a key only if it holds every
 // scope (ErrBeyondActor); closed and suspended accounts refuse it. The
-// call is an ActionCreateEndpoint event, written with the endpoint. A
+// call is an ActionCreateEndpoint event, written with the endpoint; a
+// write that loses a race with another writer (ErrConflict, as a store
+// under a stricter isolation level reports it) is tried again. A
 // store without an EndpointStore fails with an error wrapping
 // errors.ErrUnsupported.
 func (m *Manager) CreateEndpoint(ctx context.Context, actor Actor, req EndpointRequest) (IssuedEndpoint, error) {
@@ -488,22 +490,30 @@ func (m *Manager) CreateEndpoint(ctx context.Context, actor Actor, req EndpointR
 	if err != nil {
 		return IssuedEndpoint{}, err
 	}
-	var idb [12]byte
-	rand.Read(idb[:])
-	id := "ep_" + hex.EncodeToString(idb[:])
-	secret, stored, err := m.newEndpointSecret(id)
+	var issued IssuedEndpoint
+	err = m.retry(ctx, func() error { // a lost race (ErrConflict) is tried again, with a new id and secret
+		var idb [12]byte
+		rand.Read(idb[:])
+		id := "ep_" + hex.EncodeToString(idb[:])
+		secret, stored, err := m.newEndpointSecret(id)
+		if err != nil {
+			return err
+		}
+		now := m.Now()
+		e := WebhookEndpoint{ID: id, Account: account, URL: req.URL, Actions: actions, Environment: req.Environment,
+			Enabled: !req.Disabled, CreatedAt: now, UpdatedAt: now, Secret: stored, SecretSealed: m.sealer != nil}
+		written, err := m.applyEndpoint(ctx, es, EndpointChange{Put: &e, Max: MaxEndpoints, OpenAccount: account,
+			Events: []Event{endpointEvent(now, actor, ActionCreateEndpoint, e, "")}})
+		if err != nil {
+			return err
+		}
+		issued = IssuedEndpoint{Endpoint: written.withoutSecrets(), Secret: secret}
+		return nil
+	})
 	if err != nil {
 		return IssuedEndpoint{}, err
 	}
-	now := m.Now()
-	e := WebhookEndpoint{ID: id, Account: account, URL: req.URL, Actions: actions, Environment: req.Environment,
-		Enabled: !req.Disabled, CreatedAt: now, UpdatedAt: now, Secret: stored, SecretSealed: m.sealer != nil}
-	written, err := m.applyEndpoint(ctx, es, EndpointChange{Put: &e, Max: MaxEndpoints, OpenAccount: account,
-		Events: []Event{endpointEvent(now, actor, ActionCreateEndpoint, e, "")}})
-	if err != nil {
-		return IssuedEndpoint{}, err
-	}
-	return IssuedEndpoint{Endpoint: written.withoutSecrets(), Secret: secret}, nil
+	return issued, nil
 }
 
 // applyEndpoint applies c and tells OnEvent of its events.

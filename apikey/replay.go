@@ -164,7 +164,7 @@ func (m *Manager) ReplayService(ctx context.Context, actor Actor, endpoint, even
 }
 
 // replay marks endpoint's letter of eventID (all when empty) replaying,
-// with ev.
+// with ev, trying again a write that lost a race with another writer.
 func (m *Manager) replay(ctx context.Context, dl DeliveryLog, rl ReplayLog, endpoint, eventID string, ev Event) (int, error) {
 	var cursor int64
 	if eventID != "" {
@@ -173,7 +173,11 @@ func (m *Manager) replay(ctx context.Context, dl DeliveryLog, rl ReplayLog, endp
 			return 0, err
 		}
 	}
-	n, err := rl.ReplayDeadLetters(ctx, endpoint, cursor, []Event{ev})
+	var n int
+	err := m.retry(ctx, func() (err error) { // a lost race (ErrConflict) is tried again
+		n, err = rl.ReplayDeadLetters(ctx, endpoint, cursor, []Event{ev})
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
