@@ -228,7 +228,7 @@ func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
-	replayed, err := d.replays(ctx, ep.Name, ep.Webhook, nil)
+	replayed, _, err := d.replays(ctx, ep.Name, ep.Webhook, nil)
 	if err != nil || replayed > 0 {
 		return replayed, err
 	}
@@ -252,34 +252,41 @@ func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 
 // replays delivers up to a page of the endpoint's dead letters that are
 // replaying (apikey.ReplayLog), whatever the endpoint's filter, and
-// records each outcome; it returns how many it resolved. The caller holds
-// the endpoint's lease.
-func (d *Deliverer) replays(ctx context.Context, name string, target webhook.Endpoint, refresh refresher) (int, error) {
+// records each outcome; it returns how many it resolved, and whether the
+// last one was answered 410 Gone (it stops there). The caller holds the
+// endpoint's lease.
+func (d *Deliverer) replays(ctx context.Context, name string, target webhook.Endpoint, refresh refresher) (int, bool, error) {
 	if d.replay == nil {
-		return 0, nil
+		return 0, false, nil
 	}
 	letters, err := d.replay.Replaying(ctx, name, d.batch)
 	if err != nil {
-		return 0, fmt.Errorf("events: %s: reading replays: %w", name, err)
+		return 0, false, fmt.Errorf("events: %s: reading replays: %w", name, err)
 	}
 	for i, l := range letters {
 		page, _, err := d.stream.EventsAfter(ctx, l.Cursor-1, 1)
 		if err != nil {
-			return i, fmt.Errorf("events: %s: reading a replayed event: %w", name, err)
+			return i, false, fmt.Errorf("events: %s: reading a replayed event: %w", name, err)
 		}
-		var dead *apikey.DeadLetter
+		var (
+			dead *apikey.DeadLetter
+			gone bool
+		)
 		if len(page) == 1 && page[0].Cursor == l.Cursor {
-			if dead, err = d.deliver(ctx, name, target, page[0], refresh); err != nil {
-				return i, err
+			if dead, gone, err = d.deliverOrGone(ctx, name, target, page[0], refresh); err != nil {
+				return i, false, err
 			}
 		} else { // not in the stream: nothing to send
 			dead = &apikey.DeadLetter{Cursor: l.Cursor, EventID: l.EventID, Attempts: 0, Reason: "event not in the stream", At: d.now()}
 		}
 		if err := d.replay.ResolveReplay(ctx, name, d.holder, d.now(), l.Cursor, dead); err != nil {
-			return i, fmt.Errorf("events: %s: %w", name, err)
+			return i, false, fmt.Errorf("events: %s: %w", name, err)
+		}
+		if gone {
+			return i + 1, true, nil
 		}
 	}
-	return len(letters), nil
+	return len(letters), false, nil
 }
 
 // renew takes or renews the endpoint's lease.

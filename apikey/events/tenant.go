@@ -56,10 +56,10 @@ type TenantDelivererOptions struct {
 // WebhookEndpoint.DeliveryName). An endpoint receives the events of its
 // own account only, that its filters accept, appended after it was
 // created; a disabled endpoint's cursor waits, and it receives what it
-// missed once enabled again. An endpoint that answers 410 Gone is disabled
-// (an ActionUpdateEndpoint event by apikey.SystemActor) after that event
-// is dead-lettered. The endpoint's secrets (both while a rotated
-// one overlaps) sign each attempt.
+// missed once enabled again. An endpoint that answers 410 Gone, to an
+// event or to a replayed dead letter, is disabled (an ActionUpdateEndpoint
+// event by apikey.SystemActor) after that event is dead-lettered. The
+// endpoint's secrets (both while a rotated one overlaps) sign each attempt.
 //
 // Before each attempt but a step's first, the endpoint is read again
 // (retries span hours, webhook.DefaultSchedule, and a page of events many
@@ -153,11 +153,16 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 		return 0, fmt.Errorf("events: %s: %w", name, err)
 	}
 	refresh := t.refresher(&e, target)
-	replayed, err := d.replays(ctx, name, target, refresh)
-	if errors.Is(err, errStopped) {
+	replayed, gone, err := d.replays(ctx, name, target, refresh)
+	switch {
+	case errors.Is(err, errStopped):
 		return replayed, nil
-	} else if err != nil || replayed > 0 {
+	case err != nil:
 		return replayed, err
+	case gone:
+		return replayed, t.disable(ctx, e)
+	case replayed > 0:
+		return replayed, nil
 	}
 	page, _, err := t.endpoints.AccountEventsAfter(ctx, e.Account, cursor, d.batch)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -276,4 +277,44 @@ func timestampOf(t *testing.T, h http.Header) time.Time {
 	sec, err := strconv.ParseInt(h.Get(webhook.HeaderTimestamp), 10, 64)
 	require.NoError(t, err)
 	return time.Unix(sec, 0)
+}
+
+// TestTenantDelivererGoneDuringReplayDisables: a replayed dead letter
+// answered 410 Gone disables the endpoint, as a first delivery answered 410
+// does, and the letter is dead again.
+func TestTenantDelivererGoneDuringReplayDisables(t *testing.T) {
+	ctx := context.Background()
+	store := memory.New()
+	m, sealer := tenantManager(t, store)
+	var status atomic.Int32
+	status.Store(http.StatusInternalServerError)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(int(status.Load())) }))
+	defer srv.Close()
+	issued, err := m.CreateEndpoint(ctx, acmeOwner, apikey.EndpointRequest{URL: srv.URL,
+		Actions: []apikey.Action{apikey.ActionBootstrap}})
+	require.NoError(t, err)
+	id := issued.Endpoint.ID
+	_, err = m.Bootstrap(ctx, acmeOwner, apikey.Production)
+	require.NoError(t, err)
+	d, err := events.NewTenantDeliverer(events.TenantDelivererOptions{Store: store, Sender: webhooktest.LoopbackSender(t),
+		Sealer: sealer, Retry: webhook.RetryPolicy{Schedule: []time.Duration{}}})
+	require.NoError(t, err)
+	_, err = d.Step(ctx, id)
+	require.NoError(t, err)
+	letters, _, err := m.EndpointDeadLetters(ctx, acmeOwner, id, apikey.Page{})
+	require.NoError(t, err)
+	require.Len(t, letters, 2, "the bootstrap's two events, dead")
+
+	status.Store(http.StatusGone)
+	n, err := m.Replay(ctx, acmeOwner, id, letters[0].EventID)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	_, err = d.Step(ctx, id)
+	require.NoError(t, err)
+	e, err := m.Endpoint(ctx, acmeOwner, id)
+	require.NoError(t, err)
+	assert.False(t, e.Enabled, "a 410 disables the endpoint, replayed or not")
+	letters, _, err = m.EndpointDeadLetters(ctx, acmeOwner, id, apikey.Page{})
+	require.NoError(t, err)
+	assert.Equal(t, apikey.DeadLetterDead, letters[0].State)
 }
