@@ -379,13 +379,21 @@ func (m *Manager) endpointStore() (EndpointStore, error) {
 
 // mayChangeEndpoints refuses actors that may not change endpoints: roles
 // other than owner, and an actor authenticated by a key that does not hold
-// every scope (an endpoint receives every event of the account).
+// every scope (an endpoint receives every event of the account). An
+// endpoint has no expiry: a key with one may not create an endpoint,
+// update one or rotate its secret (ErrBeyondActor), all of which would
+// outlast it; it may delete one and replay dead letters.
 func mayChangeEndpoints(actor Actor, a Action) (string, error) {
 	if err := authorize(actor, a); err != nil {
 		return "", err
 	}
 	if err := actor.mayHold([]string{AllScopes}); err != nil {
 		return "", err
+	}
+	if a != ActionDeleteEndpoint && a != ActionReplay {
+		if err := actor.mayLast(time.Time{}); err != nil {
+			return "", fmt.Errorf("%w (a webhook endpoint does not expire)", err)
+		}
 	}
 	return namedAccount(actor)
 }
@@ -468,7 +476,8 @@ func endpointEvent(now time.Time, actor Actor, a Action, e WebhookEndpoint, deta
 // receives the events appended after it is created, none from before.
 //
 // Owners only, and an actor authenticated by a key only if it holds every
-// scope (ErrBeyondActor); closed and suspended accounts refuse it. The
+// scope and does not expire (ErrBeyondActor); closed and suspended
+// accounts refuse it. The
 // call is an ActionCreateEndpoint event, written with the endpoint; a
 // write that loses a race with another writer (ErrConflict, as a store
 // under a stricter isolation level reports it) is tried again. A
@@ -732,8 +741,8 @@ func (m *Manager) RotateEndpointSecret(ctx context.Context, actor Actor, id stri
 // DeleteEndpoint deletes a webhook endpoint of the actor's account: it
 // receives nothing more (a delivery in flight may still arrive). Its
 // delivery state (cursor, lease and dead letters) is deleted with it, in
-// the same write. Owners only, as CreateEndpoint; an
-// ActionDeleteEndpoint event.
+// the same write. Owners only, as CreateEndpoint (a key with an expiry
+// included); an ActionDeleteEndpoint event.
 func (m *Manager) DeleteEndpoint(ctx context.Context, actor Actor, id string) error {
 	account, err := mayChangeEndpoints(actor, ActionDeleteEndpoint)
 	if err != nil {

@@ -139,3 +139,34 @@ func TestExpiredPreviousSecretIsNotKept(t *testing.T) {
 	assert.True(t, stored.PreviousSecret.IsZero(), "dropped once its overlap has passed")
 	assert.True(t, stored.PreviousSecretUntil.IsZero())
 }
+
+// TestEndpointChangesBoundByActingKeyExpiry: an endpoint has no expiry, so
+// a key that expires (a full-access key handed out for an hour) may not
+// create one, point one elsewhere or take its new secret: each would go on
+// receiving the account's events, or signing for it, after the key
+// expired. It may still delete one and replay dead letters, which leave
+// nothing behind; a key without expiry does everything.
+func TestEndpointChangesBoundByActingKeyExpiry(t *testing.T) {
+	m, _ := endpointManager(t, false)
+	ctx := context.Background()
+	issued, err := m.CreateEndpoint(ctx, acmeOwnerActor, apikey.EndpointRequest{URL: "https://hooks.example.com/"})
+	require.NoError(t, err)
+	id := issued.Endpoint.ID
+	expiring := apikey.Actor{ID: "k", Role: apikey.Owner, Account: "acme", Scopes: []string{"*"},
+		Expires: time.Now().Add(time.Hour)}
+	_, err = m.CreateEndpoint(ctx, expiring, apikey.EndpointRequest{URL: "https://attacker.example/"})
+	require.ErrorIs(t, err, apikey.ErrBeyondActor, "create")
+	url := "https://attacker.example/"
+	_, err = m.UpdateEndpoint(ctx, expiring, id, apikey.EndpointUpdate{URL: &url})
+	require.ErrorIs(t, err, apikey.ErrBeyondActor, "update")
+	_, err = m.RotateEndpointSecret(ctx, expiring, id, 0)
+	require.ErrorIs(t, err, apikey.ErrBeyondActor, "rotate")
+	_, err = m.Replay(ctx, expiring, id, "")
+	require.NoError(t, err, "replay")
+	require.NoError(t, m.DeleteEndpoint(ctx, expiring, id), "delete")
+
+	lasting := expiring
+	lasting.Expires = time.Time{}
+	_, err = m.CreateEndpoint(ctx, lasting, apikey.EndpointRequest{URL: "https://hooks.example.com/"})
+	require.NoError(t, err)
+}

@@ -113,7 +113,8 @@ func findLetter(ctx context.Context, dl DeliveryLog, endpoint, eventID string) (
 // event id, and records it delivered or dead again (DeadLetter.State). It
 // returns how many letters it re-queued; a letter already replaying is
 // left as it is, and an eventID with no dead letter fails with
-// ErrNotFound. Owners only, as CreateEndpoint; an ActionReplay event,
+// ErrNotFound. Owners only, as CreateEndpoint (a key with an expiry
+// included); an ActionReplay event,
 // written with the change. A store without a DeliveryLog and a ReplayLog
 // fails with an error wrapping errors.ErrUnsupported.
 func (m *Manager) Replay(ctx context.Context, actor Actor, id, eventID string) (int, error) {
