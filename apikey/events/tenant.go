@@ -155,8 +155,8 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 	refresh := t.refresher(&e, target)
 	replayed, gone, err := d.replays(ctx, name, target, refresh)
 	switch {
-	case errors.Is(err, errStopped):
-		return replayed, nil
+	case errors.Is(err, errStopped), errors.Is(err, apikey.ErrLeaseLost) && t.deleted(ctx, id):
+		return replayed, nil // disabled or deleted during the replay
 	case err != nil:
 		return replayed, err
 	case gone:
