@@ -72,7 +72,7 @@ func retryingEndpoint(t *testing.T) (*apikey.Manager, *memory.Store, *changingRe
 	_, err = m.Bootstrap(ctx, acmeOwner, apikey.Production)
 	require.NoError(t, err)
 	d, err := events.NewTenantDeliverer(events.TenantDelivererOptions{Store: store, Sender: webhooktest.LoopbackSender(t),
-		Sealer: sealer, Batch: 1, Retry: webhook.RetryPolicy{Schedule: []time.Duration{0, 0}}})
+		Sealer: sealer, Holder: "h", Batch: 1, Retry: webhook.RetryPolicy{Schedule: []time.Duration{0, 0}}})
 	require.NoError(t, err)
 	return m, store, rcv, issued, d
 }
@@ -317,4 +317,41 @@ func TestTenantDelivererGoneDuringReplayDisables(t *testing.T) {
 	letters, _, err = m.EndpointDeadLetters(ctx, acmeOwner, id, apikey.Page{})
 	require.NoError(t, err)
 	assert.Equal(t, apikey.DeadLetterDead, letters[0].State)
+}
+
+// TestTenantDelivererEndpointDeletedDuringReplay: an endpoint deleted while
+// one of its dead letters is being replayed ends the step without an
+// error (its lease went with it) and receives nothing more.
+func TestTenantDelivererEndpointDeletedDuringReplay(t *testing.T) {
+	ctx := context.Background()
+	m, store, rcv, issued, d := retryingEndpoint(t)
+	id := issued.Endpoint.ID
+	_, err := d.Step(ctx, id) // the first event: three attempts, dead
+	require.NoError(t, err)
+	n, err := m.Replay(ctx, acmeOwner, id, "")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	before := len(rcv.got())
+	rcv.mu.Lock()
+	rcv.requests = nil // the next request is the first again: it deletes the endpoint
+	rcv.mu.Unlock()
+	rcv.change = func() { assert.NoError(t, m.DeleteEndpoint(ctx, acmeOwner, id)) }
+	once, err := events.NewTenantDeliverer(events.TenantDelivererOptions{Store: store, Sender: webhooktest.LoopbackSender(t),
+		Sealer: sealerOf(t), Holder: "h", Batch: 1, Retry: webhook.RetryPolicy{Schedule: []time.Duration{}}}) // one attempt
+	require.NoError(t, err)
+	_, err = once.Step(ctx, id)
+	require.NoError(t, err, "the endpoint is gone, not the deliverer's lease")
+	assert.Equal(t, 3, before)
+	assert.Equal(t, 1, len(rcv.got()), "no attempt after the deletion")
+	letters, err := store.DeadLetters(ctx, issued.Endpoint.DeliveryName(), 0, 10)
+	require.NoError(t, err)
+	assert.Empty(t, letters)
+}
+
+// sealerOf returns the sealer of tenantManager's Managers (a fixed key).
+func sealerOf(t *testing.T) apikey.Sealer {
+	t.Helper()
+	sealer, err := apikey.NewAESGCMSealer(make([]byte, 32))
+	require.NoError(t, err)
+	return sealer
 }
