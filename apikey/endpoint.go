@@ -477,12 +477,11 @@ func endpointEvent(now time.Time, actor Actor, a Action, e WebhookEndpoint, deta
 //
 // Owners only, and an actor authenticated by a key only if it holds every
 // scope and does not expire (ErrBeyondActor); closed and suspended
-// accounts refuse it. The
-// call is an ActionCreateEndpoint event, written with the endpoint; a
-// write that loses a race with another writer (ErrConflict, as a store
-// under a stricter isolation level reports it) is tried again. A
-// store without an EndpointStore fails with an error wrapping
-// errors.ErrUnsupported.
+// accounts refuse it. The call is an ActionCreateEndpoint event, written
+// with the endpoint; a write that loses a race with another writer
+// (ErrConflict, as a store under a stricter isolation level reports it)
+// is tried again. A store without an EndpointStore fails with an error
+// wrapping errors.ErrUnsupported.
 func (m *Manager) CreateEndpoint(ctx context.Context, actor Actor, req EndpointRequest) (IssuedEndpoint, error) {
 	account, err := mayChangeEndpoints(actor, ActionCreateEndpoint)
 	if err != nil {

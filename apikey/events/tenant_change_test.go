@@ -249,8 +249,9 @@ func TestTenantDelivererStopsMidPageWhenEndpointChanges(t *testing.T) {
 					assert.NoError(t, m.DeleteEndpoint(ctx, acmeOwner, id))
 					return
 				}
-				rotated, err = m.RotateEndpointSecret(ctx, acmeOwner, id, 0)
-				assert.NoError(t, err)
+				var rerr error
+				rotated, rerr = m.RotateEndpointSecret(ctx, acmeOwner, id, 0)
+				assert.NoError(t, rerr)
 			}
 			d, err := events.NewTenantDeliverer(events.TenantDelivererOptions{Store: store, Sender: webhooktest.LoopbackSender(t),
 				Sealer: sealer, Retry: webhook.RetryPolicy{Schedule: []time.Duration{}}}) // one attempt per event
