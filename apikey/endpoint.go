@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -82,7 +83,8 @@ type WebhookEndpoint struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	// PreviousSecretUntil, if set, is when the secret replaced by the last
-	// rotation stops signing.
+	// rotation stops signing; the Manager drops that secret from the store
+	// at the endpoint's first change after it.
 	PreviousSecretUntil time.Time `json:"previous_secret_until,omitzero"`
 
 	// Start is the place in the event stream (apikey.EventStream's
@@ -154,7 +156,9 @@ type EndpointChange struct {
 	// CreatedAt or Start.
 	Put *WebhookEndpoint
 	// Delete deletes the endpoint of that id if its Revision is the stored
-	// one: else ErrConflict, or ErrNotFound.
+	// one: else ErrConflict, or ErrNotFound. A store that is a DeliveryLog
+	// deletes the endpoint's delivery state (under its DeliveryName: cursor,
+	// lease and dead letters) in the same write.
 	Delete *WebhookEndpoint
 	// Events are the audit events to append, as Change.Events.
 	Events []Event
@@ -214,17 +218,29 @@ func endpointError(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s %s", ErrInvalidEndpoint, field, fmt.Sprintf(format, args...))
 }
 
-// ValidateEndpointURL checks an endpoint URL: absolute, https (http only
-// when allowInternal), a host, no user information or fragment, at most
-// MaxEndpointURL bytes. Unless allowInternal, a host that is "localhost"
-// (or under it) or an IP address that is loopback, private, link-local,
-// unspecified or multicast is refused here already; names are checked on
-// the address they resolve to when a delivery connects (package
-// apikey/webhook's policy). Errors wrap ErrInvalidEndpoint and name the
-// field "url".
+// ValidateEndpointURL checks an endpoint URL as package apikey/webhook's
+// Policy.ParseEndpoint does, so that a URL it accepts is one the deliverer
+// can send to: absolute, https (http only when allowInternal), at most
+// MaxEndpointURL bytes of printable ASCII (percent-encoded; punycode for
+// an international name), no user information or fragment, a port of 1 to
+// 65535 if any, and a host that is an IP address (IPv6 without a zone) or
+// a DNS name whose last label is not a number (resolvers read "2130706433",
+// "0x7f.1" and "127.1" as IPv4 addresses). Unless allowInternal, a host
+// that is "localhost" (or under it) or an IP address in a range that is
+// not globally reachable (webhook.ForbiddenRanges: loopback, private,
+// shared, link-local, unspecified, documentation, multicast, reserved,
+// and the IPv6 forms that embed such an IPv4 address) is refused here
+// already; names are checked on the address they resolve to when a
+// delivery connects (package apikey/webhook's policy). Errors wrap
+// ErrInvalidEndpoint and name the field "url".
 func ValidateEndpointURL(raw string, allowInternal bool) error {
 	if raw == "" || len(raw) > MaxEndpointURL {
 		return endpointError("url", "must be 1 to %d bytes", MaxEndpointURL)
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] <= ' ' || raw[i] >= 0x7f {
+			return endpointError("url", "holds a space, control or non-ASCII byte at %d (percent-encode it; punycode for a host)", i)
+		}
 	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Opaque != "" {
@@ -246,6 +262,21 @@ func ValidateEndpointURL(raw string, allowInternal bool) error {
 	if host == "" {
 		return endpointError("url", "has no host")
 	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 || port[0] == '0' {
+			return endpointError("url", "has a port that is not 1 to 65535")
+		}
+	}
+	ip, ipErr := netip.ParseAddr(host)
+	switch {
+	case strings.Contains(u.Host, "["):
+		if ipErr != nil || !ip.Is6() || ip.Zone() != "" {
+			return endpointError("url", "has a host in brackets that is not an IPv6 address without a zone")
+		}
+	case ipErr == nil:
+	case !validHostname(host):
+		return endpointError("url", "has a host that is neither an IP address nor a DNS name (letters, digits and '-', punycode for international names; not a number)")
+	}
 	if allowInternal {
 		return nil
 	}
@@ -253,12 +284,8 @@ func ValidateEndpointURL(raw string, allowInternal bool) error {
 	if lower == "localhost" || strings.HasSuffix(lower, ".localhost") {
 		return endpointError("url", "may not name localhost")
 	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		ip = ip.Unmap()
-		if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-			ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
-			return endpointError("url", "may not name an internal address")
-		}
+	if ipErr == nil && internalAddr(ip) {
+		return endpointError("url", "may not name an internal address")
 	}
 	return nil
 }
@@ -333,6 +360,8 @@ type EndpointUpdate struct {
 // IssuedEndpoint is an endpoint and its signing secret, returned when the
 // secret is made: by CreateEndpoint and RotateEndpointSecret only.
 type IssuedEndpoint struct {
+	// Endpoint is the endpoint as stored, without its stored secrets
+	// (Secret, PreviousSecret).
 	Endpoint WebhookEndpoint
 	// Secret is the signing secret, "whsec_<base64>" (Secret.Reveal()), to
 	// show the tenant this once. Printing it shows "[redacted]".
@@ -350,13 +379,21 @@ func (m *Manager) endpointStore() (EndpointStore, error) {
 
 // mayChangeEndpoints refuses actors that may not change endpoints: roles
 // other than owner, and an actor authenticated by a key that does not hold
-// every scope (an endpoint receives every event of the account).
+// every scope (an endpoint receives every event of the account). An
+// endpoint has no expiry: a key with one may not create an endpoint,
+// update one or rotate its secret (ErrBeyondActor), all of which would
+// outlast it; it may delete one and replay dead letters.
 func mayChangeEndpoints(actor Actor, a Action) (string, error) {
 	if err := authorize(actor, a); err != nil {
 		return "", err
 	}
 	if err := actor.mayHold([]string{AllScopes}); err != nil {
 		return "", err
+	}
+	if a != ActionDeleteEndpoint && a != ActionReplay {
+		if err := actor.mayLast(time.Time{}); err != nil {
+			return "", fmt.Errorf("%w (a webhook endpoint does not expire)", err)
+		}
 	}
 	return namedAccount(actor)
 }
@@ -439,10 +476,12 @@ func endpointEvent(now time.Time, actor Actor, a Action, e WebhookEndpoint, deta
 // receives the events appended after it is created, none from before.
 //
 // Owners only, and an actor authenticated by a key only if it holds every
-// scope (ErrBeyondActor); closed and suspended accounts refuse it. The
-// call is an ActionCreateEndpoint event, written with the endpoint. A
-// store without an EndpointStore fails with an error wrapping
-// errors.ErrUnsupported.
+// scope and does not expire (ErrBeyondActor); closed and suspended
+// accounts refuse it. The call is an ActionCreateEndpoint event, written
+// with the endpoint; a write that loses a race with another writer
+// (ErrConflict, as a store under a stricter isolation level reports it)
+// is tried again. A store without an EndpointStore fails with an error
+// wrapping errors.ErrUnsupported.
 func (m *Manager) CreateEndpoint(ctx context.Context, actor Actor, req EndpointRequest) (IssuedEndpoint, error) {
 	account, err := mayChangeEndpoints(actor, ActionCreateEndpoint)
 	if err != nil {
@@ -459,22 +498,30 @@ func (m *Manager) CreateEndpoint(ctx context.Context, actor Actor, req EndpointR
 	if err != nil {
 		return IssuedEndpoint{}, err
 	}
-	var idb [12]byte
-	rand.Read(idb[:])
-	id := "ep_" + hex.EncodeToString(idb[:])
-	secret, stored, err := m.newEndpointSecret(id)
+	var issued IssuedEndpoint
+	err = m.retry(ctx, func() error { // a lost race (ErrConflict) is tried again, with a new id and secret
+		var idb [12]byte
+		rand.Read(idb[:])
+		id := "ep_" + hex.EncodeToString(idb[:])
+		secret, stored, err := m.newEndpointSecret(id)
+		if err != nil {
+			return err
+		}
+		now := m.Now()
+		e := WebhookEndpoint{ID: id, Account: account, URL: req.URL, Actions: actions, Environment: req.Environment,
+			Enabled: !req.Disabled, CreatedAt: now, UpdatedAt: now, Secret: stored, SecretSealed: m.sealer != nil}
+		written, err := m.applyEndpoint(ctx, es, EndpointChange{Put: &e, Max: MaxEndpoints, OpenAccount: account,
+			Events: []Event{endpointEvent(now, actor, ActionCreateEndpoint, e, "")}})
+		if err != nil {
+			return err
+		}
+		issued = IssuedEndpoint{Endpoint: written.withoutSecrets(), Secret: secret}
+		return nil
+	})
 	if err != nil {
 		return IssuedEndpoint{}, err
 	}
-	now := m.Now()
-	e := WebhookEndpoint{ID: id, Account: account, URL: req.URL, Actions: actions, Environment: req.Environment,
-		Enabled: !req.Disabled, CreatedAt: now, UpdatedAt: now, Secret: stored, SecretSealed: m.sealer != nil}
-	written, err := m.applyEndpoint(ctx, es, EndpointChange{Put: &e, Max: MaxEndpoints, OpenAccount: account,
-		Events: []Event{endpointEvent(now, actor, ActionCreateEndpoint, e, "")}})
-	if err != nil {
-		return IssuedEndpoint{}, err
-	}
-	return IssuedEndpoint{Endpoint: written, Secret: secret}, nil
+	return issued, nil
 }
 
 // applyEndpoint applies c and tells OnEvent of its events.
@@ -577,8 +624,9 @@ func (m *Manager) loadEndpoint(ctx context.Context, es EndpointStore, account, i
 }
 
 // changeEndpoint reads endpoint id of the actor's account, lets fn change
-// it (a nil result: nothing to write) and writes it with its event,
-// retrying from the read when another writer changed it.
+// it and writes it with its event, retrying from the read when another
+// writer changed it. A previous secret whose overlap has passed is dropped
+// in the write.
 func (m *Manager) changeEndpoint(ctx context.Context, actor Actor, a Action, id string,
 	fn func(e *WebhookEndpoint, now time.Time) (string, error)) (WebhookEndpoint, error) {
 	account, err := mayChangeEndpoints(actor, a)
@@ -601,6 +649,9 @@ func (m *Manager) changeEndpoint(ctx context.Context, actor Actor, a Action, id 
 			return err
 		}
 		e.UpdatedAt = now
+		if !e.PreviousSecretUntil.After(now) { // its overlap has passed: it signs nothing, and is not kept
+			e.PreviousSecret, e.PreviousSecretUntil = Opaque{}, time.Time{}
+		}
 		out, err = m.applyEndpoint(ctx, es, EndpointChange{Put: &e, OpenAccount: account,
 			Events: []Event{endpointEvent(now, actor, a, e, detail)}})
 		return err
@@ -687,9 +738,10 @@ func (m *Manager) RotateEndpointSecret(ctx context.Context, actor Actor, id stri
 }
 
 // DeleteEndpoint deletes a webhook endpoint of the actor's account: it
-// receives nothing more (a delivery in flight may still arrive). Its dead
-// letters stay in the store. Owners only, as CreateEndpoint; an
-// ActionDeleteEndpoint event.
+// receives nothing more (a delivery in flight may still arrive). Its
+// delivery state (cursor, lease and dead letters) is deleted with it, in
+// the same write. Owners only, as CreateEndpoint (a key with an expiry
+// included); an ActionDeleteEndpoint event.
 func (m *Manager) DeleteEndpoint(ctx context.Context, actor Actor, id string) error {
 	account, err := mayChangeEndpoints(actor, ActionDeleteEndpoint)
 	if err != nil {

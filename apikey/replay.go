@@ -113,9 +113,10 @@ func findLetter(ctx context.Context, dl DeliveryLog, endpoint, eventID string) (
 // event id, and records it delivered or dead again (DeadLetter.State). It
 // returns how many letters it re-queued; a letter already replaying is
 // left as it is, and an eventID with no dead letter fails with
-// ErrNotFound. Owners only, as CreateEndpoint; an ActionReplay event,
-// written with the change. A store without a DeliveryLog and a ReplayLog
-// fails with an error wrapping errors.ErrUnsupported.
+// ErrNotFound. Owners only, as CreateEndpoint (a key with an expiry
+// included); an ActionReplay event, written with the change. A store
+// without a DeliveryLog and a ReplayLog fails with an error wrapping
+// errors.ErrUnsupported.
 func (m *Manager) Replay(ctx context.Context, actor Actor, id, eventID string) (int, error) {
 	account, err := mayChangeEndpoints(actor, ActionReplay)
 	if err != nil {
@@ -164,7 +165,7 @@ func (m *Manager) ReplayService(ctx context.Context, actor Actor, endpoint, even
 }
 
 // replay marks endpoint's letter of eventID (all when empty) replaying,
-// with ev.
+// with ev, trying again a write that lost a race with another writer.
 func (m *Manager) replay(ctx context.Context, dl DeliveryLog, rl ReplayLog, endpoint, eventID string, ev Event) (int, error) {
 	var cursor int64
 	if eventID != "" {
@@ -173,7 +174,11 @@ func (m *Manager) replay(ctx context.Context, dl DeliveryLog, rl ReplayLog, endp
 			return 0, err
 		}
 	}
-	n, err := rl.ReplayDeadLetters(ctx, endpoint, cursor, []Event{ev})
+	var n int
+	err := m.retry(ctx, func() (err error) { // a lost race (ErrConflict) is tried again
+		n, err = rl.ReplayDeadLetters(ctx, endpoint, cursor, []Event{ev})
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}

@@ -52,8 +52,9 @@ type DelivererOptions struct {
 	// it. The zero value is webhook's default schedule.
 	Retry webhook.RetryPolicy
 	// Lease is how long a lease lasts between renewals; it must be longer
-	// than the Sender's timeout and the clocks' disagreement between
-	// instances. Zero means DefaultLease.
+	// than the Sender's Timeout (NewDeliverer refuses it otherwise) and
+	// than that plus the clocks' disagreement between instances. Zero
+	// means DefaultLease.
 	Lease time.Duration
 	// Poll is how long Run waits when an endpoint has no new event, or
 	// another instance holds its lease. Zero means DefaultPoll.
@@ -134,7 +135,21 @@ func NewDeliverer(opts DelivererOptions) (*Deliverer, error) {
 		holder: opts.Holder, retry: opts.Retry, lease: opts.Lease, poll: opts.Poll, batch: opts.Batch, now: opts.Now,
 		onError: opts.OnError}
 	d.fillDefaults()
+	if err := d.checkLease("DelivererOptions"); err != nil {
+		return nil, err
+	}
 	return d, nil
+}
+
+// checkLease refuses a lease (after defaults) no longer than the Sender's
+// Timeout: an attempt that outlasts its lease lets another instance take
+// the endpoint and deliver to it at the same time.
+func (d *Deliverer) checkLease(options string) error {
+	if d.lease <= d.sender.Timeout() {
+		return fmt.Errorf("events: %s.Lease (%s, zero meaning DefaultLease) must be longer than the Sender's Timeout (%s)",
+			options, d.lease, d.sender.Timeout())
+	}
+	return nil
 }
 
 // fillDefaults gives every option left at its zero value its default: a
@@ -213,7 +228,7 @@ func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
-	replayed, err := d.replays(ctx, ep.Name, ep.Webhook)
+	replayed, _, err := d.replays(ctx, ep.Name, ep.Webhook, nil)
 	if err != nil || replayed > 0 {
 		return replayed, err
 	}
@@ -224,7 +239,7 @@ func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 	for i, se := range page {
 		var dead *apikey.DeadLetter
 		if ep.Accept == nil || ep.Accept(se.Event) {
-			if dead, err = d.deliver(ctx, ep.Name, ep.Webhook, se); err != nil {
+			if dead, err = d.deliver(ctx, ep.Name, ep.Webhook, se, nil); err != nil {
 				return i, err
 			}
 		}
@@ -237,34 +252,41 @@ func (d *Deliverer) Step(ctx context.Context, endpoint string) (int, error) {
 
 // replays delivers up to a page of the endpoint's dead letters that are
 // replaying (apikey.ReplayLog), whatever the endpoint's filter, and
-// records each outcome; it returns how many it resolved. The caller holds
-// the endpoint's lease.
-func (d *Deliverer) replays(ctx context.Context, name string, target webhook.Endpoint) (int, error) {
+// records each outcome; it returns how many it resolved, and whether the
+// last one was answered 410 Gone (it stops there). The caller holds the
+// endpoint's lease.
+func (d *Deliverer) replays(ctx context.Context, name string, target webhook.Endpoint, refresh refresher) (int, bool, error) {
 	if d.replay == nil {
-		return 0, nil
+		return 0, false, nil
 	}
 	letters, err := d.replay.Replaying(ctx, name, d.batch)
 	if err != nil {
-		return 0, fmt.Errorf("events: %s: reading replays: %w", name, err)
+		return 0, false, fmt.Errorf("events: %s: reading replays: %w", name, err)
 	}
 	for i, l := range letters {
 		page, _, err := d.stream.EventsAfter(ctx, l.Cursor-1, 1)
 		if err != nil {
-			return i, fmt.Errorf("events: %s: reading a replayed event: %w", name, err)
+			return i, false, fmt.Errorf("events: %s: reading a replayed event: %w", name, err)
 		}
-		var dead *apikey.DeadLetter
+		var (
+			dead *apikey.DeadLetter
+			gone bool
+		)
 		if len(page) == 1 && page[0].Cursor == l.Cursor {
-			if dead, err = d.deliver(ctx, name, target, page[0]); err != nil {
-				return i, err
+			if dead, gone, err = d.deliverOrGone(ctx, name, target, page[0], refresh); err != nil {
+				return i, false, err
 			}
 		} else { // not in the stream: nothing to send
 			dead = &apikey.DeadLetter{Cursor: l.Cursor, EventID: l.EventID, Attempts: 0, Reason: "event not in the stream", At: d.now()}
 		}
 		if err := d.replay.ResolveReplay(ctx, name, d.holder, d.now(), l.Cursor, dead); err != nil {
-			return i, fmt.Errorf("events: %s: %w", name, err)
+			return i, false, fmt.Errorf("events: %s: %w", name, err)
+		}
+		if gone {
+			return i + 1, true, nil
 		}
 	}
-	return len(letters), nil
+	return len(letters), false, nil
 }
 
 // renew takes or renews the endpoint's lease.
@@ -277,22 +299,44 @@ func (d *Deliverer) renew(ctx context.Context, endpoint string) (int64, bool, er
 	return cursor, ok, nil
 }
 
+// refresher returns an endpoint's target as it stands before an attempt,
+// or ok false when the endpoint receives no more events (it was deleted or
+// disabled meanwhile).
+type refresher func(ctx context.Context) (target webhook.Endpoint, ok bool, err error)
+
+// errStopped is deliver's error when the endpoint's refresher says it
+// receives no more events: the event is neither delivered nor dead.
+var errStopped = errors.New("events: the endpoint receives no more events")
+
 // deliver attempts an event until it is delivered (nil), or returns its
-// dead letter. It fails when the lease is lost or ctx is done.
-func (d *Deliverer) deliver(ctx context.Context, name string, target webhook.Endpoint, se apikey.StreamEvent) (*apikey.DeadLetter, error) {
-	dead, _, err := d.deliverOrGone(ctx, name, target, se)
+// dead letter. Before each attempt, refresh (if not nil) gives the target
+// the attempt goes to, or stops the delivery with errStopped. It fails when
+// the lease is lost or ctx is done.
+func (d *Deliverer) deliver(ctx context.Context, name string, target webhook.Endpoint, se apikey.StreamEvent,
+	refresh refresher) (*apikey.DeadLetter, error) {
+	dead, _, err := d.deliverOrGone(ctx, name, target, se, refresh)
 	return dead, err
 }
 
 // deliverOrGone is deliver, and reports whether the retry policy said to
 // disable the endpoint (it answered 410 Gone).
-func (d *Deliverer) deliverOrGone(ctx context.Context, name string, target webhook.Endpoint, se apikey.StreamEvent) (*apikey.DeadLetter, bool, error) {
+func (d *Deliverer) deliverOrGone(ctx context.Context, name string, target webhook.Endpoint, se apikey.StreamEvent,
+	refresh refresher) (*apikey.DeadLetter, bool, error) {
 	id := se.Event.ID()
 	body, err := json.Marshal(Payload{Type: se.Event.Action, Timestamp: se.Event.Time, Data: se.Event})
 	if err != nil {
 		return nil, false, err
 	}
 	for attempts := 1; ; attempts++ {
+		if refresh != nil { // before the lease, which a deleted endpoint no longer has
+			current, ok, err := refresh(ctx)
+			if err != nil {
+				return nil, false, fmt.Errorf("events: %s: reading the endpoint before an attempt: %w", name, err)
+			} else if !ok {
+				return nil, false, errStopped
+			}
+			target = current
+		}
 		if _, ok, err := d.renew(ctx, name); err != nil {
 			return nil, false, err
 		} else if !ok {

@@ -33,7 +33,8 @@ type TenantDelivererOptions struct {
 	// Holder names this instance in the leases; empty means a random name.
 	Holder string
 	// Retry, Lease, Poll, Batch, Now and OnError are as in
-	// DelivererOptions. OnError names the endpoint by its DeliveryName.
+	// DelivererOptions (Lease longer than the Sender's Timeout). OnError
+	// names the endpoint by its DeliveryName.
 	Retry   webhook.RetryPolicy
 	Lease   time.Duration
 	Poll    time.Duration
@@ -55,10 +56,19 @@ type TenantDelivererOptions struct {
 // WebhookEndpoint.DeliveryName). An endpoint receives the events of its
 // own account only, that its filters accept, appended after it was
 // created; a disabled endpoint's cursor waits, and it receives what it
-// missed once enabled again. An endpoint that answers 410 Gone is disabled
-// (an ActionUpdateEndpoint event by apikey.SystemActor) after that event
-// is dead-lettered. The endpoint's secrets (both while a rotated
-// one overlaps) sign each attempt.
+// missed once enabled again. An endpoint that answers 410 Gone, to an
+// event or to a replayed dead letter, is disabled (an ActionUpdateEndpoint
+// event by apikey.SystemActor) after that event is dead-lettered. The
+// endpoint's secrets (both while a rotated one overlaps) sign each attempt.
+//
+// Before each attempt but a step's first, the endpoint is read again
+// (retries span hours, webhook.DefaultSchedule, and a page of events many
+// attempts): an attempt goes to the endpoint's URL and is signed with its
+// secrets as they are then, so that a URL replaced or a secret rotated
+// without overlap receives or signs nothing more; an endpoint deleted or
+// disabled meanwhile receives no further attempt, and a disabled one's
+// event waits with its cursor. An attempt already in flight when the
+// endpoint changes still completes.
 //
 // Cost: Run reads the stream's new events once per Poll per instance
 // (from the newest endpoint's start; while there is no endpoint at all it
@@ -70,7 +80,8 @@ type TenantDelivererOptions struct {
 // (apikey.EndpointStore.AccountEventsAfter), so each event is read once by
 // the wake-up reader and once for each endpoint of its own account (at
 // most apikey.MaxEndpoints): O(events × endpoints per account), never
-// O(events × every endpoint). Idle endpoints cost one listing per Refresh.
+// O(events × every endpoint); each attempt but a step's first reads its
+// endpoint (by id). Idle endpoints cost one listing per Refresh.
 //
 // Each endpoint with events is delivered in a goroutine of its own: a slow,
 // hanging or failing endpoint delays only its own events. A
@@ -103,6 +114,9 @@ func NewTenantDeliverer(opts TenantDelivererOptions) (*TenantDeliverer, error) {
 	core := &Deliverer{stream: stream, log: log, replay: replay, sender: opts.Sender, holder: opts.Holder, retry: opts.Retry,
 		lease: opts.Lease, poll: opts.Poll, batch: opts.Batch, now: opts.Now, onError: opts.OnError}
 	core.fillDefaults()
+	if err := core.checkLease("TenantDelivererOptions"); err != nil {
+		return nil, err
+	}
 	t := &TenantDeliverer{core: core, endpoints: es, sealer: opts.Sealer, refresh: opts.Refresh}
 	if t.refresh == 0 {
 		t.refresh = DefaultRefresh
@@ -138,9 +152,17 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("events: %s: %w", name, err)
 	}
-	replayed, err := d.replays(ctx, name, target)
-	if err != nil || replayed > 0 {
+	refresh := t.refresher(&e, target)
+	replayed, gone, err := d.replays(ctx, name, target, refresh)
+	switch {
+	case errors.Is(err, errStopped), errors.Is(err, apikey.ErrLeaseLost) && t.deleted(ctx, id):
+		return replayed, nil // disabled or deleted during the replay
+	case err != nil:
 		return replayed, err
+	case gone:
+		return replayed, t.disable(ctx, e)
+	case replayed > 0:
+		return replayed, nil
 	}
 	page, _, err := t.endpoints.AccountEventsAfter(ctx, e.Account, cursor, d.batch)
 	if err != nil {
@@ -152,42 +174,72 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 			gone bool
 		)
 		if e.Accepts(se.Event) {
-			if dead, gone, err = d.deliverOrGone(ctx, name, target, se); err != nil {
+			if dead, gone, err = d.deliverOrGone(ctx, name, target, se, refresh); errors.Is(err, errStopped) {
+				return i, nil // the event waits with the cursor: for the endpoint enabled again, or for nothing
+			} else if err != nil {
 				return i, err
 			}
 		}
 		if err := d.log.AdvanceDelivery(ctx, name, d.holder, d.now(), se.Cursor, dead); err != nil {
+			if errors.Is(err, apikey.ErrLeaseLost) && t.deleted(ctx, id) {
+				return i, nil // deleted during the attempt, its lease with it
+			}
 			return i, fmt.Errorf("events: %s: %w", name, err)
 		}
 		if gone {
-			return i + 1, t.disable(ctx, e.ID)
+			return i + 1, t.disable(ctx, e)
 		}
 	}
 	return len(page), nil
 }
 
-// disable turns off an endpoint that answered 410 Gone, with an
-// ActionUpdateEndpoint event by apikey.SystemActor; its owner enables it
-// again (and it then receives the events it missed). A concurrent change
-// of the endpoint wins: the next event answered 410 disables it.
-func (t *TenantDeliverer) disable(ctx context.Context, id string) error {
-	e, err := t.endpoints.Endpoint(ctx, id)
-	switch {
-	case errors.Is(err, apikey.ErrNotFound):
-		return nil // deleted
-	case err != nil:
-		return fmt.Errorf("events: disabling endpoint %s: %w", id, err)
-	case !e.Enabled:
-		return nil
-	}
+// deleted reports whether endpoint id is known not to exist.
+func (t *TenantDeliverer) deleted(ctx context.Context, id string) bool {
+	_, err := t.endpoints.Endpoint(ctx, id)
+	return errors.Is(err, apikey.ErrNotFound)
+}
+
+// disable turns off endpoint e, as last read, that answered 410 Gone, with
+// an ActionUpdateEndpoint event by apikey.SystemActor; its owner enables it
+// again (and it then receives the events it missed). A change of the
+// endpoint since it was read wins (the 410 was the answer of the endpoint
+// before it), as does its deletion: the next event answered 410 disables
+// it.
+func (t *TenantDeliverer) disable(ctx context.Context, e apikey.WebhookEndpoint) error {
 	e.Enabled, e.UpdatedAt = false, t.core.now().UTC().Truncate(time.Microsecond)
 	ev := apikey.Event{Time: e.UpdatedAt, Actor: apikey.SystemActor, Action: apikey.ActionUpdateEndpoint, Account: e.Account,
 		Detail: "endpoint " + e.ID + ": enabled=false: it answered 410 Gone"}
 	if _, err := t.endpoints.ApplyEndpoint(ctx, apikey.EndpointChange{Put: &e, Events: []apikey.Event{ev}}); err != nil &&
 		!errors.Is(err, apikey.ErrConflict) && !errors.Is(err, apikey.ErrNotFound) {
-		return fmt.Errorf("events: disabling endpoint %s: %w", id, err)
+		return fmt.Errorf("events: disabling endpoint %s: %w", e.ID, err)
 	}
 	return nil
+}
+
+// refresher gives the target of each attempt of a step: at first target,
+// made from *e as the step read it; then *e read again, into *e, before
+// each attempt (its URL and secrets as they are now), or ok false when it
+// was deleted or disabled.
+func (t *TenantDeliverer) refresher(e *apikey.WebhookEndpoint, target webhook.Endpoint) refresher {
+	first := true
+	return func(ctx context.Context) (webhook.Endpoint, bool, error) {
+		if first {
+			first = false
+			return target, true, nil
+		}
+		fresh, err := t.endpoints.Endpoint(ctx, e.ID)
+		if errors.Is(err, apikey.ErrNotFound) {
+			return webhook.Endpoint{}, false, nil
+		} else if err != nil {
+			return webhook.Endpoint{}, false, err
+		}
+		*e = fresh
+		if !e.Enabled {
+			return webhook.Endpoint{}, false, nil
+		}
+		target, err := t.target(*e)
+		return target, err == nil, err
+	}
 }
 
 // target is where e's events go: its URL, signed with its secrets.

@@ -56,6 +56,11 @@ func NewSender(o Options) (*Sender, error) {
 	return &Sender{o: o, client: newClient(o)}, nil
 }
 
+// Timeout returns the longest time one attempt takes (Options.Timeout, or
+// DefaultTimeout), so that a delivery loop can hold a lease longer than
+// any attempt.
+func (s *Sender) Timeout() time.Duration { return s.o.Timeout }
+
 // CheckEndpoint validates rawURL as Policy.ParseEndpoint does and, if its
 // host is a DNS name, resolves it and refuses it when any address is one
 // the Policy does not admit: an early, clear answer for a tenant who

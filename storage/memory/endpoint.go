@@ -109,6 +109,7 @@ func (s *Store) ApplyEndpoint(ctx context.Context, c apikey.EndpointChange) (api
 		} else {
 			delete(l.byAccount, e.Account)
 		}
+		delete(s.deliveries, e.DeliveryName())
 	}
 	for _, e := range c.Events {
 		s.appendEvent(e)

@@ -75,7 +75,12 @@ const (
 		updated_at = ?, secret = ?, secret_sealed = ?, previous_secret = ?, previous_until = ?, revision = revision + 1
 		WHERE id = ? AND revision = ?`
 	deleteEndpointQuery = `DELETE FROM keystile_endpoints WHERE id = ? AND revision = ?`
-	endpointExistsQuery = `SELECT COUNT(*) FROM keystile_endpoints WHERE id = ?`
+	// A deleted endpoint's delivery state: the primary keys of
+	// keystile_deliveries (endpoint) and keystile_dead_letters (endpoint,
+	// event_cursor).
+	deleteEndpointDeliveryQuery = `DELETE FROM keystile_deliveries WHERE endpoint = ?`
+	deleteEndpointLettersQuery  = `DELETE FROM keystile_dead_letters WHERE endpoint = ?`
+	endpointExistsQuery         = `SELECT COUNT(*) FROM keystile_endpoints WHERE id = ?`
 	// The primary key of keystile_events: the stream's end.
 	streamEndQuery = `SELECT COALESCE(MAX(seq), 0) FROM keystile_events`
 	// keystile_events_account_cursor (account, seq), from the cursor.
@@ -170,7 +175,8 @@ func encodeActions(actions []apikey.Action) (any, error) {
 // endpoints and the stream's end cannot change under it), checks the
 // account is open, appends the events, then writes the endpoint: an
 // insert after counting the account's endpoints, with the stream's end as
-// its start; an update or delete conditional on its revision.
+// its start; an update or delete conditional on its revision (a delete
+// with the endpoint's rows of keystile_deliveries and keystile_dead_letters).
 func (s *Store) ApplyEndpoint(ctx context.Context, c apikey.EndpointChange) (apikey.WebhookEndpoint, error) {
 	if err := ctx.Err(); err != nil {
 		return apikey.WebhookEndpoint{}, s.wrap(ctx, "apply endpoint", err)
@@ -250,7 +256,16 @@ func (s *Store) applyEndpoint(ctx context.Context, tx *sql.Tx, c apikey.Endpoint
 		return e, nil
 	case c.Delete != nil:
 		res, err := tx.ExecContext(ctx, s.d.rebind(deleteEndpointQuery), c.Delete.ID, c.Delete.Revision)
-		return apikey.WebhookEndpoint{}, s.endpointWritten(ctx, tx, c.Delete.ID, res, err)
+		if err := s.endpointWritten(ctx, tx, c.Delete.ID, res, err); err != nil {
+			return apikey.WebhookEndpoint{}, err
+		}
+		for _, q := range []string{deleteEndpointDeliveryQuery, deleteEndpointLettersQuery} {
+			if _, err := tx.ExecContext(ctx, s.d.rebind(q), c.Delete.DeliveryName()); err != nil {
+				return apikey.WebhookEndpoint{}, s.writeError(ctx, "apply endpoint: deleting the delivery state", err,
+					"the change lost a race with another writer")
+			}
+		}
+		return apikey.WebhookEndpoint{}, nil
 	}
 	return apikey.WebhookEndpoint{}, nil
 }

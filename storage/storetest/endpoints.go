@@ -255,3 +255,48 @@ func testEndpointsManager(t *testing.T, c Config) {
 	assert.Equal(t, []apikey.Action{apikey.ActionDeleteEndpoint, apikey.ActionRotateEndpointSecret,
 		apikey.ActionUpdateEndpoint, apikey.ActionCreateEndpoint}, actions)
 }
+
+// testEndpointDeleteForgetsDelivery checks that deleting an endpoint
+// deletes its delivery state (storage.DeliveryLog under its DeliveryName)
+// in the same write: its dead letters, which no one can read or replay
+// once the endpoint is gone, and its cursor and lease, whose holder loses
+// it. Another endpoint's state stays.
+func testEndpointDeleteForgetsDelivery(t *testing.T, c Config) {
+	s, ctx := c.New(t), context.Background()
+	es := as[storage.EndpointStore](t, s)
+	l := as[storage.DeliveryLog](t, s)
+	var written []apikey.WebhookEndpoint
+	for _, e := range []apikey.WebhookEndpoint{endpoint(acme, 1), endpoint(acme, 2)} {
+		w, err := es.ApplyEndpoint(ctx, apikey.EndpointChange{Put: &e, Max: 10})
+		require.NoError(t, err)
+		written = append(written, w)
+		name := e.DeliveryName()
+		_, ok, err := l.LeaseDelivery(ctx, name, "a", base, base.Add(time.Hour))
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.NoError(t, l.AdvanceDelivery(ctx, name, "a", base, 7, &apikey.DeadLetter{Cursor: 7, EventID: "evt_acme_3",
+			Attempts: 3, Reason: "retry after 3 attempts (status 500)", At: base}))
+	}
+	gone, kept := written[0], written[1]
+	_, err := es.ApplyEndpoint(ctx, apikey.EndpointChange{Delete: &gone,
+		Events: []apikey.Event{{Time: base, Actor: acmeOwner, Action: apikey.ActionDeleteEndpoint, Account: acme}}})
+	require.NoError(t, err)
+
+	letters, err := l.DeadLetters(ctx, gone.DeliveryName(), 0, 10)
+	require.NoError(t, err)
+	assert.Empty(t, letters, "a deleted endpoint's dead letters are deleted with it")
+	require.ErrorIs(t, l.AdvanceDelivery(ctx, gone.DeliveryName(), "a", base.Add(time.Minute), 8, nil), apikey.ErrLeaseLost,
+		"the holder's lease is gone with the endpoint")
+	cursor, ok, err := l.LeaseDelivery(ctx, gone.DeliveryName(), "b", base.Add(time.Minute), base.Add(time.Hour))
+	require.NoError(t, err)
+	assert.True(t, ok, "no lease is left")
+	assert.Zero(t, cursor, "no cursor is left")
+
+	letters, err = l.DeadLetters(ctx, kept.DeliveryName(), 0, 10)
+	require.NoError(t, err)
+	assert.Len(t, letters, 1, "another endpoint's dead letters stay")
+	cursor, ok, err = l.LeaseDelivery(ctx, kept.DeliveryName(), "a", base.Add(time.Minute), base.Add(time.Hour))
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.EqualValues(t, 7, cursor, "another endpoint's cursor stays")
+}

@@ -176,6 +176,7 @@ var cases = []struct {
 	{"ManagerPropagation", InstanceLog | ChangeFeed, testManagerPropagation},
 	{"Endpoints", EndpointStore | EventStream, testEndpoints},
 	{"EndpointsBounded", EndpointStore, testEndpointsBounded},
+	{"EndpointDeleteForgetsDelivery", EndpointStore | DeliveryLog, testEndpointDeleteForgetsDelivery},
 	{"EndpointsManager", EndpointStore | AuditLog, testEndpointsManager},
 	{"AccountEventsAfter", EndpointStore | EventStream, testAccountEventsAfter},
 	{"ReplayLog", ReplayLog | DeliveryLog | EventStream, testReplayLog},
