@@ -148,6 +148,20 @@
 // DefaultKey, Keys, Settings, Environments, Accounts, Changes, Events) are
 // single statements and take no lock.
 //
+// # Connection pool
+//
+// Bound the pool and keep its connections open: database/sql opens as many
+// connections as there are concurrent calls but keeps 2 of them between
+// uses, so a burst of concurrent calls (quota leases of many keys, the
+// flushes of usage and last use) opens and closes a connection per call.
+// A SQLite connection reads the whole schema when it opens, and on
+// PostgreSQL each one is a server process. For example:
+//
+//	db.SetMaxOpenConns(16)
+//	db.SetMaxIdleConns(16)
+//
+// Calls beyond the bound wait for a connection, within their context.
+//
 // # Change feed and last use
 //
 // Every key or settings row that Apply writes appends one row (revision,

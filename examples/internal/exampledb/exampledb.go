@@ -26,6 +26,10 @@ const sqliteParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txl
 // sqliteReadParams are those of a ReadOnly open: no journal mode, whose
 // setting is a write (the database that bootstrap made is in WAL mode
 // already), and mode=rw, which refuses to create a missing file.
+// poolSize bounds the connections of the store's pool, all of them kept
+// open between uses.
+const poolSize = 16
+
 const sqliteReadParams = "mode=rw&_pragma=busy_timeout(10000)"
 
 // ErrNoDatabase means that OpenFor, told not to create a database, found
@@ -87,6 +91,10 @@ func OpenFor(ctx context.Context, dsn string, access Access) (*sqlstore.Store, e
 	if err != nil {
 		return nil, fmt.Errorf("opening %s database: %w", dialect, err)
 	}
+	// A pool of poolSize connections, each kept open (storage/sqlstore,
+	// Connection pool).
+	db.SetMaxOpenConns(poolSize)
+	db.SetMaxIdleConns(poolSize)
 	store, err := sqlstore.New(db, sqlstore.Options{Dialect: dialect})
 	if err == nil && access != ReadOnly {
 		err = store.Migrate(ctx)
