@@ -179,19 +179,22 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 	if want < 1 {
 		return storage.QuotaLease{}, fmt.Errorf("sqlstore: lease quota: want must be at least 1, got %d", want)
 	}
-	var (
-		lease                storage.QuotaLease
-		refill, limit, index int64
-		period               string
-	)
 	owner, stmt := apikey.IsOwnerBalanceID(keyID), s.q.leaseQuota
 	if owner {
 		stmt = s.q.leaseOwnerQuota
 	}
-	err := s.quotaStatement(ctx, func(q querier) error {
-		return q.QueryRowContext(ctx, stmt, apikey.Daily.Index(now), apikey.Monthly.Index(now), want, keyID).
-			Scan(&lease.Granted, &lease.Remaining, &refill, &period, &lease.Generation, &limit, &index)
-	})
+	args := []any{apikey.Daily.Index(now), apikey.Monthly.Index(now), want, keyID}
+	var (
+		row leaseRow
+		err error
+	)
+	if s.d == SQLite {
+		row, err = s.leaseBatched(ctx, keyID, stmt, args, now)
+	} else {
+		err = s.quotaStatement(ctx, func(q querier) error {
+			return q.QueryRowContext(ctx, stmt, args...).Scan(row.dest()...)
+		})
+	}
 	if errors.Is(err, sql.ErrNoRows) && owner {
 		return storage.QuotaLease{Unlimited: true}, nil
 	}
@@ -208,15 +211,15 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 	if err != nil {
 		return storage.QuotaLease{}, s.wrap(ctx, "lease quota", err)
 	}
-	lease.LeasedAt = now
-	if refill > 0 {
-		lease.NextRefill = apikey.QuotaPeriod(period).Next(now)
+	lease := storage.QuotaLease{Granted: row.granted, Remaining: row.remaining, Generation: row.generation, LeasedAt: now}
+	if row.refill > 0 {
+		lease.NextRefill = apikey.QuotaPeriod(row.period).Next(now)
 	}
 	if lease.Granted < want {
 		// The lease stands whatever happens to the event: a later lease
 		// that finds the balance empty in the period writes it.
-		q := apikey.Quota{Limit: limit, Refill: refill, Period: apikey.QuotaPeriod(period)}
-		_ = s.exhausted(ctx, keyID, lease.Generation, index, q, now)
+		q := apikey.Quota{Limit: row.limit, Refill: row.refill, Period: apikey.QuotaPeriod(row.period)}
+		_ = s.exhausted(ctx, keyID, lease.Generation, row.index, q, now)
 	}
 	return lease, nil
 }

@@ -55,6 +55,9 @@ type Store struct {
 	// the connection's query mode (simple protocol behind PgBouncer) and
 	// schema changes; a statement prepared here would bypass both.
 	keyStmt atomic.Pointer[sql.Stmt]
+	// leases groups concurrent quota leases into one transaction on SQLite
+	// (leasebatch.go).
+	leases leaseBatches
 }
 
 var (
