@@ -75,10 +75,10 @@ func (m *Manager) EndpointDeadLetters(ctx context.Context, actor Actor, id strin
 // returns how many letters it re-queued; a letter already replaying is
 // left as it is, and an eventID with no dead letter fails with
 // ErrNotFound (the letter is looked up by its event id in the store's
-// index, ReplayLog.DeadLetterByEventID). Owners only, as CreateEndpoint (a key with an expiry
-// included); an ActionReplay event, written with the change. A store
-// without a DeliveryLog and a ReplayLog fails with an error wrapping
-// errors.ErrUnsupported.
+// index, ReplayLog.DeadLetterByEventID). Owners only, as CreateEndpoint
+// (a key with an expiry included); an ActionReplay event, written with
+// the change. A store without a DeliveryLog and a ReplayLog fails with an
+// error wrapping errors.ErrUnsupported.
 func (m *Manager) Replay(ctx context.Context, actor Actor, id, eventID string) (int, error) {
 	account, err := mayChangeEndpoints(actor, ActionReplay)
 	if err != nil {
