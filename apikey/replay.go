@@ -8,22 +8,24 @@ import (
 	"strings"
 )
 
-// replayLog returns the store's DeliveryLog and ReplayLog.
-func (m *Manager) replayLog() (DeliveryLog, ReplayLog, error) {
-	dl, ok := m.store.(DeliveryLog)
+// replayLog returns the store's ReplayLog, if the store is also a
+// DeliveryLog (whose deliverers send the replays).
+func (m *Manager) replayLog() (ReplayLog, error) {
+	_, ok := m.store.(DeliveryLog)
 	rl, ok2 := m.store.(ReplayLog)
 	if !ok || !ok2 {
-		return nil, nil, fmt.Errorf("apikey: the store cannot replay deliveries (DeliveryLog, ReplayLog): %w", errors.ErrUnsupported)
+		return nil, fmt.Errorf("apikey: the store cannot replay deliveries (DeliveryLog, ReplayLog): %w", errors.ErrUnsupported)
 	}
-	return dl, rl, nil
+	return rl, nil
 }
 
 // EndpointDeadLetters returns a page of the dead letters of a webhook
 // endpoint of the actor's account, oldest first, each with its State, and
 // the cursor of the next page ("" after the last). The cursor is the
 // number of the last letter's event in the account (Event.Seq), never the
-// stream's cursor, which counts every account's events; a page reads the
-// endpoint's letters from its first. Every role may read them.
+// stream's cursor, which counts every account's events; a page is one
+// read of the store's index from that number (ReplayLog.DeadLettersBySeq).
+// Every role may read them.
 func (m *Manager) EndpointDeadLetters(ctx context.Context, actor Actor, id string, p Page) ([]DeadLetter, string, error) {
 	if err := authorize(actor, ActionView); err != nil {
 		return nil, "", err
@@ -46,7 +48,7 @@ func (m *Manager) EndpointDeadLetters(ctx context.Context, actor Actor, id strin
 	if err != nil {
 		return nil, "", err
 	}
-	dl, _, err := m.replayLog()
+	rl, err := m.replayLog()
 	if err != nil {
 		return nil, "", err
 	}
@@ -54,56 +56,15 @@ func (m *Manager) EndpointDeadLetters(ctx context.Context, actor Actor, id strin
 	if err != nil {
 		return nil, "", err
 	}
-	var out []DeadLetter
-	var cursor int64
-	for len(out) < limit {
-		page, err := dl.DeadLetters(ctx, e.DeliveryName(), cursor, MaxPageSize)
-		if err != nil {
-			return nil, "", err
-		}
-		for _, l := range page {
-			if seqOf(l.EventID) > after && len(out) < limit {
-				out = append(out, l)
-			}
-		}
-		if len(page) < MaxPageSize {
-			break
-		}
-		cursor = page[len(page)-1].Cursor
+	out, err := rl.DeadLettersBySeq(ctx, e.DeliveryName(), after, limit)
+	if err != nil {
+		return nil, "", err
 	}
 	next := ""
 	if len(out) == limit {
-		next = strconv.FormatInt(seqOf(out[len(out)-1].EventID), 10)
+		next = strconv.FormatInt(EventIDSeq(out[len(out)-1].EventID), 10)
 	}
 	return out, next, nil
-}
-
-// seqOf returns the number at the end of an event id ("evt_acme_17": 17),
-// or 0.
-func seqOf(eventID string) int64 {
-	n, _ := strconv.ParseInt(eventID[strings.LastIndexByte(eventID, '_')+1:], 10, 64)
-	return n
-}
-
-// findLetter returns the stream cursor of endpoint's dead letter for the
-// event eventID, or ErrNotFound.
-func findLetter(ctx context.Context, dl DeliveryLog, endpoint, eventID string) (int64, error) {
-	var cursor int64
-	for {
-		page, err := dl.DeadLetters(ctx, endpoint, cursor, MaxPageSize)
-		if err != nil {
-			return 0, err
-		}
-		for _, l := range page {
-			if l.EventID == eventID {
-				return l.Cursor, nil
-			}
-		}
-		if len(page) < MaxPageSize {
-			return 0, fmt.Errorf("%w: no dead letter of event %s", ErrNotFound, truncate(eventID, 80))
-		}
-		cursor = page[len(page)-1].Cursor
-	}
 }
 
 // Replay re-queues the dead letter of event eventID of a webhook endpoint
@@ -113,10 +74,11 @@ func findLetter(ctx context.Context, dl DeliveryLog, endpoint, eventID string) (
 // event id, and records it delivered or dead again (DeadLetter.State). It
 // returns how many letters it re-queued; a letter already replaying is
 // left as it is, and an eventID with no dead letter fails with
-// ErrNotFound. Owners only, as CreateEndpoint (a key with an expiry
-// included); an ActionReplay event, written with the change. A store
-// without a DeliveryLog and a ReplayLog fails with an error wrapping
-// errors.ErrUnsupported.
+// ErrNotFound (the letter is looked up by its event id in the store's
+// index, ReplayLog.DeadLetterByEventID). Owners only, as CreateEndpoint
+// (a key with an expiry included); an ActionReplay event, written with
+// the change. A store without a DeliveryLog and a ReplayLog fails with an
+// error wrapping errors.ErrUnsupported.
 func (m *Manager) Replay(ctx context.Context, actor Actor, id, eventID string) (int, error) {
 	account, err := mayChangeEndpoints(actor, ActionReplay)
 	if err != nil {
@@ -126,7 +88,7 @@ func (m *Manager) Replay(ctx context.Context, actor Actor, id, eventID string) (
 	if err != nil {
 		return 0, err
 	}
-	dl, rl, err := m.replayLog()
+	rl, err := m.replayLog()
 	if err != nil {
 		return 0, err
 	}
@@ -138,7 +100,7 @@ func (m *Manager) Replay(ctx context.Context, actor Actor, id, eventID string) (
 	if eventID != "" {
 		detail = "dead letter of " + truncate(eventID, 80)
 	}
-	return m.replay(ctx, dl, rl, e.DeliveryName(), eventID, endpointEvent(m.Now(), actor, ActionReplay, e, detail))
+	return m.replay(ctx, rl, e.DeliveryName(), eventID, endpointEvent(m.Now(), actor, ActionReplay, e, detail))
 }
 
 // ReplayService is Replay for an endpoint of the service's own
@@ -152,7 +114,7 @@ func (m *Manager) ReplayService(ctx context.Context, actor Actor, endpoint, even
 	if endpoint == "" || len(endpoint) > 64 || strings.HasPrefix(endpoint, EndpointDeliveryPrefix) {
 		return 0, endpointError("endpoint", "is not a service endpoint name")
 	}
-	dl, rl, err := m.replayLog()
+	rl, err := m.replayLog()
 	if err != nil {
 		return 0, err
 	}
@@ -161,18 +123,22 @@ func (m *Manager) ReplayService(ctx context.Context, actor Actor, endpoint, even
 		detail = "service endpoint " + endpoint + ": dead letter of " + truncate(eventID, 80)
 	}
 	ev := Event{Time: m.Now(), Actor: actor.audited(), Action: ActionReplay, Account: AnyAccount, Detail: detail}
-	return m.replay(ctx, dl, rl, endpoint, eventID, ev)
+	return m.replay(ctx, rl, endpoint, eventID, ev)
 }
 
 // replay marks endpoint's letter of eventID (all when empty) replaying,
 // with ev, trying again a write that lost a race with another writer.
-func (m *Manager) replay(ctx context.Context, dl DeliveryLog, rl ReplayLog, endpoint, eventID string, ev Event) (int, error) {
+func (m *Manager) replay(ctx context.Context, rl ReplayLog, endpoint, eventID string, ev Event) (int, error) {
 	var cursor int64
 	if eventID != "" {
-		var err error
-		if cursor, err = findLetter(ctx, dl, endpoint, eventID); err != nil {
+		l, err := rl.DeadLetterByEventID(ctx, endpoint, eventID)
+		if errors.Is(err, ErrNotFound) {
+			return 0, fmt.Errorf("%w: no dead letter of event %s", ErrNotFound, truncate(eventID, 80))
+		}
+		if err != nil {
 			return 0, err
 		}
+		cursor = l.Cursor
 	}
 	var n int
 	err := m.retry(ctx, func() (err error) { // a lost race (ErrConflict) is tried again

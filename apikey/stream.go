@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -47,6 +48,27 @@ type StreamEvent struct {
 // accounts. It is what a webhook sends as webhook-id.
 func (e Event) ID() string {
 	return "evt_" + idSafe(e.Account) + "_" + strconv.FormatInt(e.Seq, 10)
+}
+
+// EventIDSeq returns the account's number of the event that id names
+// (Event.Seq of an Event.ID(): "evt_acme_17" is 17): the digits after the
+// last '_' of id, 1 to 18 of them. It returns 0 for a string that does
+// not end that way. Stores index dead letters by it
+// (ReplayLog.DeadLettersBySeq).
+func EventIDSeq(id string) int64 {
+	digits := id[strings.LastIndexByte(id, '_')+1:]
+	if len(digits) == len(id) || len(digits) == 0 || len(digits) > 18 {
+		return 0
+	}
+	var n int64
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
 }
 
 // idSafe maps an account id (see ValidateAccount) to [0-9A-Za-z_:-],
@@ -226,6 +248,18 @@ type ReplayLog interface {
 	// marks at least one (as Apply appends Change.Events), and returns how
 	// many it marked.
 	ReplayDeadLetters(ctx context.Context, endpoint string, cursor int64, events []Event) (int, error)
+	// DeadLettersBySeq returns up to limit of endpoint's dead letters
+	// whose event's number in its account (EventIDSeq of the letter's
+	// EventID) is greater than after, in ascending order of that number,
+	// then of Cursor. It is answered by an index on (endpoint, number):
+	// its time grows with limit, never with the letters at or before
+	// after. The letters of a tenant's endpoint are all of its account,
+	// so that this is the account's order (Manager.EndpointDeadLetters).
+	DeadLettersBySeq(ctx context.Context, endpoint string, after int64, limit int) ([]DeadLetter, error)
+	// DeadLetterByEventID returns endpoint's dead letter whose EventID is
+	// eventID (the one of lowest Cursor if several are), or ErrNotFound.
+	// It is answered by an index on (endpoint, event id).
+	DeadLetterByEventID(ctx context.Context, endpoint, eventID string) (DeadLetter, error)
 	// Replaying returns up to limit of endpoint's letters that are
 	// replaying, in ascending Cursor order.
 	Replaying(ctx context.Context, endpoint string, limit int) ([]DeadLetter, error)

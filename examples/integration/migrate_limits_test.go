@@ -21,6 +21,8 @@ import (
 func undoVersions(t *testing.T, db *sql.DB, from int) {
 	t.Helper()
 	undo := map[int][]string{
+		16: {`DROP INDEX keystile_dead_letters_event`, `DROP INDEX keystile_dead_letters_seq`,
+			`ALTER TABLE keystile_dead_letters DROP COLUMN event_seq`},
 		14: {`ALTER TABLE keystile_instances DROP COLUMN removed_at`},
 		15: {`ALTER TABLE keystile_dead_letters DROP COLUMN state`, `DROP INDEX keystile_events_account_cursor`, `DROP INDEX keystile_endpoints_account`, `DROP TABLE keystile_endpoints`},
 		13: {`DROP TABLE keystile_instances`},

@@ -16,12 +16,48 @@ var (
 	_ storage.ReplayLog   = (*Store)(nil)
 )
 
-// delivery is an endpoint's delivery progress and lease.
+// delivery is an endpoint's delivery progress and lease, and its dead
+// letters with their two indexes.
 type delivery struct {
 	holder string
 	until  time.Time
 	cursor int64
 	dead   []apikey.DeadLetter // by cursor
+	// bySeq holds each letter's place by its event's number in its
+	// account (apikey.EventIDSeq), then cursor: DeadLettersBySeq.
+	bySeq []seqPlace
+	// byEvent maps an event id to the lowest cursor of a letter of that
+	// id: DeadLetterByEventID.
+	byEvent map[string]int64
+}
+
+// seqPlace is a dead letter's entry in delivery.bySeq.
+type seqPlace struct{ seq, cursor int64 }
+
+func compareSeqPlace(a, b seqPlace) int {
+	return cmp.Or(cmp.Compare(a.seq, b.seq), cmp.Compare(a.cursor, b.cursor))
+}
+
+// letter returns the index in d.dead of the letter at cursor, and whether
+// there is one.
+func (d *delivery) letter(cursor int64) (int, bool) {
+	return slices.BinarySearchFunc(d.dead, cursor, func(l apikey.DeadLetter, c int64) int { return cmp.Compare(l.Cursor, c) })
+}
+
+// addLetter inserts l, which has no letter at its cursor yet, into d.dead
+// and its indexes.
+func (d *delivery) addLetter(l apikey.DeadLetter) {
+	i, _ := d.letter(l.Cursor)
+	d.dead = slices.Insert(d.dead, i, l)
+	p := seqPlace{apikey.EventIDSeq(l.EventID), l.Cursor}
+	j, _ := slices.BinarySearchFunc(d.bySeq, p, compareSeqPlace)
+	d.bySeq = slices.Insert(d.bySeq, j, p)
+	if d.byEvent == nil {
+		d.byEvent = map[string]int64{}
+	}
+	if c, ok := d.byEvent[l.EventID]; !ok || l.Cursor < c {
+		d.byEvent[l.EventID] = l.Cursor
+	}
 }
 
 // LeaseDelivery implements storage.DeliveryLog.
@@ -56,11 +92,10 @@ func (s *Store) AdvanceDelivery(ctx context.Context, endpoint, holder string, no
 	}
 	d.cursor = max(d.cursor, cursor)
 	if dead != nil {
-		i, found := slices.BinarySearchFunc(d.dead, dead.Cursor, func(l apikey.DeadLetter, c int64) int { return cmp.Compare(l.Cursor, c) })
-		if !found {
+		if _, found := d.letter(dead.Cursor); !found {
 			l := *dead
 			l.Endpoint, l.State = endpoint, apikey.DeadLetterDead
-			d.dead = slices.Insert(d.dead, i, l)
+			d.addLetter(l)
 		}
 	}
 	return nil
@@ -74,14 +109,57 @@ func (s *Store) DeadLetters(ctx context.Context, endpoint string, after int64, l
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := []apikey.DeadLetter{}
-	if d := s.deliveries[endpoint]; d != nil {
-		for _, l := range d.dead {
-			if l.Cursor > after && len(out) < limit {
-				out = append(out, l)
-			}
+	if d := s.deliveries[endpoint]; d != nil && limit > 0 {
+		i, found := d.letter(after)
+		if found {
+			i++
 		}
+		out = append(out, d.dead[i:min(i+limit, len(d.dead))]...)
 	}
 	return out, nil
+}
+
+// DeadLettersBySeq implements storage.ReplayLog: a binary search of the
+// endpoint's index by event number, then limit letters from there.
+func (s *Store) DeadLettersBySeq(ctx context.Context, endpoint string, after int64, limit int) ([]apikey.DeadLetter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := []apikey.DeadLetter{}
+	d := s.deliveries[endpoint]
+	if d == nil || limit <= 0 {
+		return out, nil
+	}
+	i, _ := slices.BinarySearchFunc(d.bySeq, after, func(p seqPlace, seq int64) int {
+		if p.seq <= seq {
+			return -1
+		}
+		return 1
+	})
+	for _, p := range d.bySeq[i:min(i+limit, len(d.bySeq))] {
+		j, _ := d.letter(p.cursor)
+		out = append(out, d.dead[j])
+	}
+	return out, nil
+}
+
+// DeadLetterByEventID implements storage.ReplayLog: the endpoint's map of
+// event ids.
+func (s *Store) DeadLetterByEventID(ctx context.Context, endpoint, eventID string) (apikey.DeadLetter, error) {
+	if err := ctx.Err(); err != nil {
+		return apikey.DeadLetter{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if d := s.deliveries[endpoint]; d != nil {
+		if cursor, ok := d.byEvent[eventID]; ok {
+			i, _ := d.letter(cursor)
+			return d.dead[i], nil
+		}
+	}
+	return apikey.DeadLetter{}, fmt.Errorf("%w: no dead letter with that event id", apikey.ErrNotFound) // the id is caller input: never echoed
 }
 
 // ReplayDeadLetters implements storage.ReplayLog.
@@ -93,9 +171,17 @@ func (s *Store) ReplayDeadLetters(ctx context.Context, endpoint string, cursor i
 	defer s.mu.Unlock()
 	n := 0
 	if d := s.deliveries[endpoint]; d != nil {
-		for i := range d.dead {
-			if (cursor == 0 || d.dead[i].Cursor == cursor) && d.dead[i].State != apikey.DeadLetterReplaying {
-				d.dead[i].State = apikey.DeadLetterReplaying
+		letters := d.dead
+		if cursor != 0 { // the one letter at cursor, found by binary search
+			i, found := d.letter(cursor)
+			letters = d.dead[i:i]
+			if found {
+				letters = d.dead[i : i+1]
+			}
+		}
+		for i := range letters {
+			if letters[i].State != apikey.DeadLetterReplaying {
+				letters[i].State = apikey.DeadLetterReplaying
 				n++
 			}
 		}
@@ -137,7 +223,7 @@ func (s *Store) ResolveReplay(ctx context.Context, endpoint, holder string, now 
 	if d == nil || d.holder != holder || d.until.Before(now) {
 		return fmt.Errorf("%w: %s", apikey.ErrLeaseLost, endpoint)
 	}
-	i, found := slices.BinarySearchFunc(d.dead, cursor, func(l apikey.DeadLetter, c int64) int { return cmp.Compare(l.Cursor, c) })
+	i, found := d.letter(cursor)
 	if !found || d.dead[i].State != apikey.DeadLetterReplaying {
 		return nil
 	}

@@ -45,6 +45,37 @@ func deliveryTables(d Dialect) []string {
 	}
 }
 
+// deadLettersV16 is version 16: dead letters found by index for a page of
+// a tenant's endpoint and for a replay of one event
+// (storage.ReplayLog.DeadLettersBySeq, DeadLetterByEventID).
+//   - keystile_dead_letters.event_seq: the number of the letter's event in
+//     its account (apikey.EventIDSeq of event_id), which the store writes
+//     with the letter; letters of earlier versions are numbered from their
+//     event_id in the migration, by the same rule (0 for an id that does
+//     not end in '_' and 1 to 18 digits). PostgreSQL then drops the
+//     column's default, so that a letter written without it fails.
+//   - keystile_dead_letters_seq (endpoint, event_seq, event_cursor): an
+//     endpoint's letters in the order of their events' numbers, from a
+//     number.
+//   - keystile_dead_letters_event (endpoint, event_id, event_cursor): an
+//     endpoint's letter of one event.
+func deadLettersV16(d Dialect) []string {
+	// event_id without the digits that end it.
+	const stem = `rtrim(event_id, '0123456789')`
+	statements := []string{
+		`ALTER TABLE keystile_dead_letters ADD COLUMN event_seq BIGINT NOT NULL DEFAULT 0`,
+		`UPDATE keystile_dead_letters SET event_seq = CAST(substr(event_id, length(` + stem + `) + 1) AS BIGINT)
+		WHERE length(event_id) - length(` + stem + `) BETWEEN 1 AND 18
+			AND substr(` + stem + `, length(` + stem + `), 1) = '_'`,
+		`CREATE INDEX keystile_dead_letters_seq ON keystile_dead_letters (endpoint, event_seq, event_cursor)`,
+		`CREATE INDEX keystile_dead_letters_event ON keystile_dead_letters (endpoint, event_id, event_cursor)`,
+	}
+	if d == Postgres {
+		statements = append(statements, `ALTER TABLE keystile_dead_letters ALTER COLUMN event_seq DROP DEFAULT`)
+	}
+	return statements
+}
+
 const (
 	// One conditional upsert: a new endpoint's row, or the lease taken
 	// over when it is the holder's or expired; RETURNING reads the row only
@@ -55,8 +86,8 @@ const (
 		RETURNING through`
 	advanceDeliveryQuery = `UPDATE keystile_deliveries SET through = CASE WHEN through < ? THEN ? ELSE through END
 		WHERE endpoint = ? AND holder = ? AND lease_until >= ?`
-	deadLetterQuery = `INSERT INTO keystile_dead_letters (endpoint, event_cursor, event_id, attempts, reason, dead_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	deadLetterQuery = `INSERT INTO keystile_dead_letters (endpoint, event_cursor, event_id, event_seq, attempts, reason, dead_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 	deadLettersQuery = `SELECT event_cursor, event_id, attempts, reason, dead_at, state FROM keystile_dead_letters
 		WHERE endpoint = ? AND event_cursor > ? ORDER BY event_cursor LIMIT ?`
 	// The primary key (endpoint, event_cursor): one letter, or the
@@ -72,6 +103,25 @@ const (
 	deadAgainQuery = `UPDATE keystile_dead_letters SET state = 'dead', attempts = ?, reason = ?, dead_at = ?
 		WHERE endpoint = ? AND event_cursor = ? AND state = 'replaying'`
 )
+
+// deadLetterIndexQueries are the statements of the dead letters' indexes
+// of version 16, in '?' form: a page by number from keystile_dead_letters_seq
+// (endpoint, event_seq, event_cursor), and the first letter of an event
+// from keystile_dead_letters_event (endpoint, event_id, event_cursor).
+// SQLite is told the index: left to itself, it reads the endpoint's range
+// of the primary key (every letter of the endpoint) and filters it.
+func deadLetterIndexQueries(d Dialect) (bySeq, byEvent string) {
+	indexedBy := func(string) string { return "" } // PostgreSQL's planner picks it
+	if d == SQLite {
+		indexedBy = func(index string) string { return " INDEXED BY " + index }
+	}
+	const columns = `SELECT event_cursor, event_id, attempts, reason, dead_at, state FROM keystile_dead_letters`
+	bySeq = columns + indexedBy("keystile_dead_letters_seq") + `
+		WHERE endpoint = ? AND event_seq > ? ORDER BY event_seq, event_cursor LIMIT ?`
+	byEvent = columns + indexedBy("keystile_dead_letters_event") + `
+		WHERE endpoint = ? AND event_id = ? ORDER BY event_cursor LIMIT 1`
+	return bySeq, byEvent
+}
 
 // LeaseDelivery implements storage.DeliveryLog.
 func (s *Store) LeaseDelivery(ctx context.Context, endpoint, holder string, now, until time.Time) (int64, bool, error) {
@@ -113,8 +163,8 @@ func (s *Store) AdvanceDelivery(ctx context.Context, endpoint, holder string, no
 		return fmt.Errorf("%w: %s", apikey.ErrLeaseLost, endpoint)
 	}
 	if dead != nil {
-		if _, err := tx.ExecContext(ctx, s.d.rebind(deadLetterQuery), endpoint, dead.Cursor, dead.EventID, dead.Attempts,
-			dead.Reason, micros(dead.At)); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.rebind(deadLetterQuery), endpoint, dead.Cursor, dead.EventID,
+			apikey.EventIDSeq(dead.EventID), dead.Attempts, dead.Reason, micros(dead.At)); err != nil {
 			return s.wrap(ctx, "advance delivery: dead letter", err)
 		}
 	}
@@ -136,6 +186,42 @@ func (s *Store) DeadLetters(ctx context.Context, endpoint string, after int64, l
 		return nil, s.wrap(ctx, "dead letters", err)
 	}
 	return s.scanDeadLetters(ctx, rows, endpoint, "dead letters")
+}
+
+// DeadLettersBySeq implements storage.ReplayLog: a range of the index
+// keystile_dead_letters_seq.
+func (s *Store) DeadLettersBySeq(ctx context.Context, endpoint string, after int64, limit int) ([]apikey.DeadLetter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, s.wrap(ctx, "dead letters by number", err)
+	}
+	if limit <= 0 {
+		return []apikey.DeadLetter{}, nil
+	}
+	rows, err := s.db.QueryContext(ctx, s.q.deadLettersBySeq, endpoint, after, limit)
+	if err != nil {
+		return nil, s.wrap(ctx, "dead letters by number", err)
+	}
+	return s.scanDeadLetters(ctx, rows, endpoint, "dead letters by number")
+}
+
+// DeadLetterByEventID implements storage.ReplayLog: a search of the index
+// keystile_dead_letters_event.
+func (s *Store) DeadLetterByEventID(ctx context.Context, endpoint, eventID string) (apikey.DeadLetter, error) {
+	if err := ctx.Err(); err != nil {
+		return apikey.DeadLetter{}, s.wrap(ctx, "dead letter by event id", err)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q.deadLetterByEvent, endpoint, eventID)
+	if err != nil {
+		return apikey.DeadLetter{}, s.wrap(ctx, "dead letter by event id", err)
+	}
+	letters, err := s.scanDeadLetters(ctx, rows, endpoint, "dead letter by event id")
+	if err != nil {
+		return apikey.DeadLetter{}, err
+	}
+	if len(letters) == 0 {
+		return apikey.DeadLetter{}, fmt.Errorf("%w: no dead letter with that event id", apikey.ErrNotFound) // the id is caller input: never echoed
+	}
+	return letters[0], nil
 }
 
 // scanDeadLetters reads rows of deadLettersQuery's columns, and closes

@@ -114,6 +114,7 @@ type queries struct {
 	leaseOwnerQuota, returnOwnerQuota                     string
 	addUsage, accountUsage, environmentUsage, keyUsage    string
 	pruneUsage                                            string
+	deadLettersBySeq, deadLetterByEvent                   string
 }
 
 func newQueries(d Dialect) queries {
@@ -193,6 +194,9 @@ func newQueries(d Dialect) queries {
 		addUsage: addUsageRows(usageChunk), accountUsage: accountUsage, environmentUsage: environmentUsage, keyUsage: keyUsage,
 		pruneUsage: pruneUsage,
 	}
+	// keystile_dead_letters_seq and keystile_dead_letters_event (see
+	// delivery.go).
+	q.deadLettersBySeq, q.deadLetterByEvent = deadLetterIndexQueries(d)
 	if d == Postgres {
 		// See RecordLastUsed.
 		q.lockRevision = `SELECT value FROM keystile_revision WHERE id = 1 FOR UPDATE`
@@ -203,6 +207,7 @@ func newQueries(d Dialect) queries {
 		&q.updateSettings, &q.insertEvent, &q.lastAccountSeq, &q.pruneTo, &q.revision, &q.changes, &q.lockRevision, &q.touch,
 		&q.upsertQuota, &q.deleteQuota, &q.leaseQuota, &q.returnQuota, &q.leaseOwnerQuota, &q.returnOwnerQuota,
 		&q.addUsage, &q.accountUsage, &q.environmentUsage, &q.keyUsage, &q.pruneUsage,
+		&q.deadLettersBySeq, &q.deadLetterByEvent,
 	} {
 		*p = d.rebind(*p)
 	}

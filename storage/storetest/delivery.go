@@ -170,3 +170,152 @@ func testReplayLog(t *testing.T, c Config) {
 	require.NoError(t, err)
 	assert.Empty(t, replaying)
 }
+
+// testDeadLetterIndex checks the reads of storage.ReplayLog by index: an
+// endpoint's letters by their events' numbers in their accounts (then by
+// cursor), from a number, and one letter by its event id (the first of
+// that id), each with its state; another endpoint's letters are never
+// returned. It also pages DeadLetters from a cursor that is no letter's.
+func testDeadLetterIndex(t *testing.T, c Config) {
+	s, ctx := c.New(t), context.Background()
+	l := as[storage.DeliveryLog](t, s)
+	r := as[storage.ReplayLog](t, s)
+	for _, endpoint := range []string{"ops", "tenant/ep_0"} {
+		_, ok, err := l.LeaseDelivery(ctx, endpoint, "a", base, base.Add(time.Minute))
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	letter := func(endpoint string, cursor int64, eventID string) {
+		t.Helper()
+		require.NoError(t, l.AdvanceDelivery(ctx, endpoint, "a", base, cursor,
+			&apikey.DeadLetter{Cursor: cursor, EventID: eventID, Attempts: int(cursor), Reason: "server error", At: base}))
+	}
+	// A service endpoint's letters, of two accounts, written out of order;
+	// two of them have the same event id, one an id with no number.
+	for _, w := range []struct {
+		cursor int64
+		id     string
+	}{{10, "evt_acme_4"}, {3, "evt_acme_2"}, {9, "evt_globex_2"}, {4, "evt_globex_1"}, {6, "evt_acme_3"},
+		{13, "evt_acme_3"}, {12, "custom"}} {
+		letter("ops", w.cursor, w.id)
+	}
+	letter("tenant/ep_0", 5, "evt_acme_1")
+	letter("tenant/ep_0", 11, "evt_acme_5")
+
+	cursors := func(letters []apikey.DeadLetter) []int64 {
+		out := []int64{}
+		for _, l := range letters {
+			out = append(out, l.Cursor)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		endpoint     string
+		after        int64
+		limit        int
+		want         []int64
+		wantEventIDs []string
+	}{
+		{"ops", 0, 100, []int64{4, 3, 9, 6, 13, 10}, []string{"evt_globex_1", "evt_acme_2", "evt_globex_2", "evt_acme_3", "evt_acme_3", "evt_acme_4"}},
+		{"ops", 0, 2, []int64{4, 3}, nil},
+		{"ops", 2, 3, []int64{6, 13, 10}, nil},
+		{"ops", 3, 100, []int64{10}, nil},
+		{"ops", 4, 100, []int64{}, nil},
+		{"ops", 0, 0, []int64{}, nil},
+		{"tenant/ep_0", 0, 100, []int64{5, 11}, nil},
+		{"tenant/ep_0", 1, 100, []int64{11}, nil},
+		{"tenant/ep_0", 4, 1, []int64{11}, nil},
+		{"nobody", 0, 100, []int64{}, nil},
+	} {
+		got, err := r.DeadLettersBySeq(ctx, tt.endpoint, tt.after, tt.limit)
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, cursors(got), "%s after %d, limit %d", tt.endpoint, tt.after, tt.limit)
+		if tt.wantEventIDs != nil && assert.Len(t, got, len(tt.wantEventIDs)) {
+			for i, l := range got {
+				assert.Equal(t, tt.wantEventIDs[i], l.EventID)
+				assert.Equal(t, tt.endpoint, l.Endpoint)
+				assert.Equal(t, int(l.Cursor), l.Attempts, "the letter's own fields")
+				assert.Equal(t, apikey.DeadLetterDead, l.State)
+			}
+		}
+	}
+
+	got, err := r.DeadLetterByEventID(ctx, "ops", "evt_globex_2")
+	require.NoError(t, err)
+	assert.Equal(t, int64(9), got.Cursor)
+	assert.Equal(t, "evt_globex_2", got.EventID)
+	assert.Equal(t, "ops", got.Endpoint)
+	assert.Equal(t, 9, got.Attempts)
+	assert.Equal(t, "server error", got.Reason)
+	assert.True(t, base.Equal(got.At))
+	assert.Equal(t, apikey.DeadLetterDead, got.State)
+	got, err = r.DeadLetterByEventID(ctx, "ops", "evt_acme_3")
+	require.NoError(t, err)
+	assert.Equal(t, int64(6), got.Cursor, "the first letter of the id")
+	got, err = r.DeadLetterByEventID(ctx, "ops", "custom")
+	require.NoError(t, err)
+	assert.Equal(t, int64(12), got.Cursor, "an id without a number is found by its id")
+	for _, miss := range []struct{ endpoint, id string }{{"ops", "evt_acme_1"}, {"tenant/ep_0", "evt_acme_2"}, {"nobody", "evt_acme_1"},
+		{"ops", ""}, {"ops", "evt_acme"}} {
+		_, err = r.DeadLetterByEventID(ctx, miss.endpoint, miss.id)
+		require.ErrorIs(t, err, apikey.ErrNotFound, "%s %q", miss.endpoint, miss.id)
+	}
+
+	n, err := r.ReplayDeadLetters(ctx, "ops", 9, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	got, err = r.DeadLetterByEventID(ctx, "ops", "evt_globex_2")
+	require.NoError(t, err)
+	assert.Equal(t, apikey.DeadLetterReplaying, got.State, "the letter's state")
+	page, err := r.DeadLettersBySeq(ctx, "ops", 1, 2)
+	require.NoError(t, err)
+	require.Len(t, page, 2)
+	assert.Equal(t, []apikey.DeadLetterState{apikey.DeadLetterDead, apikey.DeadLetterReplaying}, []apikey.DeadLetterState{page[0].State, page[1].State})
+
+	letters, err := l.DeadLetters(ctx, "ops", 5, 2)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{6, 9}, cursors(letters), "from a cursor that is no letter's")
+	letters, err = l.DeadLetters(ctx, "ops", 13, 2)
+	require.NoError(t, err)
+	assert.Empty(t, letters)
+}
+
+// testDeadLetterPages pages a tenant endpoint's many dead letters by their
+// events' numbers, a few at a time: every letter once, in order.
+func testDeadLetterPages(t *testing.T, c Config) {
+	s, ctx := c.New(t), context.Background()
+	l := as[storage.DeliveryLog](t, s)
+	r := as[storage.ReplayLog](t, s)
+	const endpoint, n = "tenant/ep_1", 120
+	_, ok, err := l.LeaseDelivery(ctx, endpoint, "a", base, base.Add(time.Hour))
+	require.NoError(t, err)
+	require.True(t, ok)
+	for i := int64(1); i <= n; i++ {
+		require.NoError(t, l.AdvanceDelivery(ctx, endpoint, "a", base, 3*i, &apikey.DeadLetter{Cursor: 3 * i,
+			EventID: fmt.Sprintf("evt_acme_%d", 2*i), Attempts: 1, Reason: "server error", At: base}))
+	}
+	var (
+		after int64
+		seen  []int64
+	)
+	for range n {
+		page, err := r.DeadLettersBySeq(ctx, endpoint, after, 7)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page), 7)
+		for _, l := range page {
+			seen = append(seen, l.Cursor)
+		}
+		if len(page) < 7 {
+			break
+		}
+		after = apikey.EventIDSeq(page[len(page)-1].EventID)
+	}
+	require.Len(t, seen, n)
+	for i, cursor := range seen {
+		require.Equal(t, 3*int64(i+1), cursor)
+	}
+	page, err := r.DeadLettersBySeq(ctx, endpoint, 2*n-3, 10)
+	require.NoError(t, err)
+	require.Len(t, page, 2, "after a number that is no letter's")
+	assert.Equal(t, []int64{3 * (n - 1), 3 * n}, []int64{page[0].Cursor, page[1].Cursor})
+}

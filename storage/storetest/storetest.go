@@ -180,6 +180,8 @@ var cases = []struct {
 	{"EndpointsManager", EndpointStore | AuditLog, testEndpointsManager},
 	{"AccountEventsAfter", EndpointStore | EventStream, testAccountEventsAfter},
 	{"ReplayLog", ReplayLog | DeliveryLog | EventStream, testReplayLog},
+	{"DeadLetterIndex", ReplayLog | DeliveryLog, testDeadLetterIndex},
+	{"DeadLetterPages", ReplayLog | DeliveryLog, testDeadLetterPages},
 	// Accounts, through the store and through a Manager (accounts.go).
 	{"AccountIsolation", 0, testAccountIsolation},
 	{"ManagerIsolation", 0, testManagerIsolation},
