@@ -196,6 +196,12 @@
 // level, a statement that fails with a serialization failure or deadlock
 // runs again in an explicit READ COMMITTED transaction.
 //
+// On SQLite, whose writers commit one at a time, each syncing the log, the
+// leases that arrive while a batch is being written are written together
+// in the next: one transaction of at most 100 lease statements, compiled
+// once per batch. A caller whose context ends while it waits gets the
+// context's error; a lease granted to it meanwhile is returned.
+//
 // A lease that the row cannot grant in full appends the balance's
 // apikey.ActionQuotaExhausted event, after the UPDATE, in a transaction of
 // its own: it inserts the mark (balance id,
