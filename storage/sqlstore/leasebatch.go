@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -128,6 +129,15 @@ func (s *Store) writeLeaseBatch(batch []*leaseCall) {
 			c.row, c.err = leaseRow{}, err
 		}
 	}
+	var tx *sql.Tx
+	defer func() { // a panic (of the driver, say) fails the batch, not the process
+		if p := recover(); p != nil {
+			if tx != nil {
+				_ = tx.Rollback()
+			}
+			fail(fmt.Errorf("sqlstore: writing quota leases: panic: %v", p))
+		}
+	}()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		fail(err)
