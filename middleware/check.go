@@ -166,7 +166,7 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time, st *
 	if len(raw) == apikey.KeyLength { // any other length is imported or malformed: ParseKey says why
 		k = keycache.KeyOf(raw)
 		if e := v.cache.Get(k, now); e != nil {
-			v.stats.hits.add()
+			v.stats.hits.add(k)
 			st.cached = true
 			return e, raw[:apikey.PrefixLength], nil
 		}
@@ -176,7 +176,7 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time, st *
 	if imported {
 		p, k = importedKey(raw)
 		if e := v.cache.Get(k, now); e != nil {
-			v.stats.hits.add()
+			v.stats.hits.add(k)
 			st.cached = true
 			return e, importedPrefix(e, prefix), nil
 		}
@@ -187,7 +187,7 @@ func (v *Validator) resolve(ctx context.Context, raw string, now time.Time, st *
 		}
 		p, prefix = presented{key: key, id: key.ID()}, key.Prefix()
 	}
-	v.stats.misses.add()
+	v.stats.misses.add(k)
 	e, err := v.verifier.verify(ctx, p, k, st)
 	if err != nil {
 		return nil, prefix, err

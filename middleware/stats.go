@@ -1,11 +1,11 @@
 package middleware
 
 import (
-	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 	"time"
 
+	"github.com/keystile/keystile/middleware/internal/keycache"
 	"github.com/keystile/keystile/middleware/problem"
 )
 
@@ -110,9 +110,8 @@ func (v *Validator) Stats() Stats {
 	return out
 }
 
-// shardedCounter is a counter that concurrent requests increment in
-// different cache lines, whatever their keys: each adds to a shard picked
-// at random.
+// shardedCounter is a counter that requests for different keys increment
+// in different cache lines.
 type shardedCounter struct {
 	shards [16]struct {
 		n atomic.Uint64
@@ -120,7 +119,7 @@ type shardedCounter struct {
 	}
 }
 
-func (c *shardedCounter) add() { c.shards[rand.Uint32()%uint32(len(c.shards))].n.Add(1) }
+func (c *shardedCounter) add(k keycache.Key) { c.shards[k.Shard()].n.Add(1) }
 
 func (c *shardedCounter) load() uint64 {
 	var sum uint64

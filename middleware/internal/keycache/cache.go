@@ -40,6 +40,9 @@ func KeyOf(key string) Key {
 	return k
 }
 
+// Shard returns a number in [0, 16) that spreads keys evenly.
+func (k Key) Shard() int { return int(k.sum[0] & 15) }
+
 // String returns the Key's bytes, for use as a map key. It holds no secret.
 func (k Key) String() string { return string(k.sum[:]) + string(k.head[:]) }
 
