@@ -133,7 +133,10 @@ func (s *Store) writeLeaseBatch(batch []*leaseCall) {
 	defer func() { // a panic (of the driver, say) fails the batch, not the process
 		if p := recover(); p != nil {
 			if tx != nil {
-				_ = tx.Rollback()
+				// Not waited for: after a panic in the driver's query,
+				// database/sql never releases the transaction, and its
+				// Rollback (and connection) waits for good.
+				go func() { _ = tx.Rollback() }()
 			}
 			fail(fmt.Errorf("sqlstore: writing quota leases: panic: %v", p))
 		}
