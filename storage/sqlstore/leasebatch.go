@@ -179,6 +179,13 @@ func (s *Store) returnUnclaimed(c *leaseCall) {
 	ctx, cancel := context.WithTimeout(context.Background(), leaseBatchTimeout)
 	defer cancel()
 	lease := storage.QuotaLease{LeasedAt: c.now, Generation: c.row.generation}
-	// If the return fails, the uses stay spent: fewer admitted, never more.
-	_ = s.ReturnQuota(ctx, c.keyID, c.row.granted, lease, c.now)
+	// Returned as of the later of the lease's time and the clock's, so that
+	// a lease whose period has ended since is dropped, as ReturnQuota drops
+	// one. If the return fails, the uses stay spent: fewer admitted, never
+	// more.
+	now := c.now
+	if t := time.Now(); t.After(now) {
+		now = t
+	}
+	_ = s.ReturnQuota(ctx, c.keyID, c.row.granted, lease, now)
 }
