@@ -165,7 +165,11 @@ type EndpointChange struct {
 	// Delete deletes the endpoint of that id if its Revision is the stored
 	// one: else ErrConflict, or ErrNotFound. A store that is a DeliveryLog
 	// deletes the endpoint's delivery state (under its DeliveryName: cursor,
-	// lease and dead letters) in the same write.
+	// lease and dead letters) in the same write, and leases a DeliveryName
+	// only while its endpoint exists (LeaseDelivery answers ok false for
+	// an endpoint that does not), checked in the lease's own atomic write:
+	// a lease racing the delete either commits before it, and is deleted
+	// with it, or writes nothing, so that no lease outlives its endpoint.
 	Delete *WebhookEndpoint
 	// Events are the audit events to append, as Change.Events.
 	Events []Event
