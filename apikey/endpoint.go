@@ -463,10 +463,10 @@ func EndpointSecrets(e WebhookEndpoint, sealer Sealer, now time.Time) ([]Opaque,
 	return out, nil
 }
 
-// endpointHost returns the host (and port) of an endpoint URL, the part
-// of it that audit events and redacted endpoints show: never its path or
-// query, which may hold a token of the tenant's. A URL that does not parse
-// gives "".
+// endpointHost returns the scheme and host (with its port) of an endpoint
+// URL, the parts that audit events (the host) and redacted endpoints show:
+// never its path or query, which may hold a token of the tenant's. A URL
+// that does not parse gives "" for both.
 func endpointHost(raw string) (scheme, host string) {
 	u, err := url.Parse(raw)
 	if err != nil {

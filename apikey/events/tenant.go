@@ -79,8 +79,8 @@ type TenantDelivererOptions struct {
 // without overlap receives or signs nothing more; an endpoint deleted or
 // disabled meanwhile receives no further attempt, and a disabled one's
 // event waits with its cursor; so does the event of an endpoint whose
-// account is suspended or closed meanwhile. An attempt already in flight when the
-// endpoint changes still completes.
+// account is suspended or closed meanwhile. An attempt already in flight
+// when the endpoint changes still completes.
 //
 // Cost: Run reads the stream's new events once per Poll per instance
 // (from the newest endpoint's start; while there is no endpoint at all it

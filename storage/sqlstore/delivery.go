@@ -82,7 +82,7 @@ const (
 	// over when it is the holder's or expired; RETURNING reads the row only
 	// when it was written. A tenant endpoint's name ("tenant/" + id) is
 	// written only while its endpoint's row exists (by primary key; locked
-	// FOR SHARE on PostgreSQL, see leaseDeliveryQueryOf), so that a lease
+	// FOR SHARE on PostgreSQL, see leaseDeliveryPostgres), so that a lease
 	// racing the endpoint's delete either commits before the delete, which
 	// then deletes its row, or writes nothing.
 	leaseDeliveryQuery = `INSERT INTO keystile_deliveries (endpoint, holder, lease_until, through)
