@@ -70,8 +70,15 @@ type WebhookEndpoint struct {
 	ID string `json:"id"`
 	// Account is the account whose events the endpoint receives.
 	Account string `json:"account"`
-	// URL is where events are posted (see ValidateEndpointURL).
+	// URL is where events are posted (see ValidateEndpointURL). The
+	// Manager returns it whole only to an actor that may change the
+	// endpoint (see Manager.Endpoint); to every other caller it is
+	// redacted to its scheme and host, as the audit events name it, and
+	// URLRedacted is set.
 	URL string `json:"url"`
+	// URLRedacted says URL is redacted: its path and query (which may hold
+	// a token of the tenant's) are left out.
+	URLRedacted bool `json:"url_redacted,omitempty"`
 	// Actions, if not empty, are the actions whose events are sent; empty
 	// sends every event of the account.
 	Actions []Action `json:"actions,omitempty"`
@@ -158,7 +165,11 @@ type EndpointChange struct {
 	// Delete deletes the endpoint of that id if its Revision is the stored
 	// one: else ErrConflict, or ErrNotFound. A store that is a DeliveryLog
 	// deletes the endpoint's delivery state (under its DeliveryName: cursor,
-	// lease and dead letters) in the same write.
+	// lease and dead letters) in the same write, and leases a DeliveryName
+	// only while its endpoint exists (LeaseDelivery answers ok false for
+	// an endpoint that does not), checked in the lease's own atomic write:
+	// a lease racing the delete either commits before it, and is deleted
+	// with it, or writes nothing, so that no lease outlives its endpoint.
 	Delete *WebhookEndpoint
 	// Events are the audit events to append, as Change.Events.
 	Events []Event
@@ -452,14 +463,23 @@ func EndpointSecrets(e WebhookEndpoint, sealer Sealer, now time.Time) ([]Opaque,
 	return out, nil
 }
 
-// endpointEvent is the audit event of an action on an endpoint; its detail
-// names the endpoint's id and host, never its path or query (which may
-// hold a token of the tenant's) nor its secret.
-func endpointEvent(now time.Time, actor Actor, a Action, e WebhookEndpoint, detail string) Event {
-	host := ""
-	if u, err := url.Parse(e.URL); err == nil {
-		host = u.Host
+// endpointHost returns the scheme and host (with its port) of an endpoint
+// URL, the parts that audit events (the host) and redacted endpoints show:
+// never its path or query, which may hold a token of the tenant's. A URL
+// that does not parse gives "" for both.
+func endpointHost(raw string) (scheme, host string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", ""
 	}
+	return u.Scheme, u.Host
+}
+
+// endpointEvent is the audit event of an action on an endpoint; its detail
+// names the endpoint's id and host (endpointHost), never its path or query
+// nor its secret.
+func endpointEvent(now time.Time, actor Actor, a Action, e WebhookEndpoint, detail string) Event {
+	_, host := endpointHost(e.URL)
 	d := "endpoint " + e.ID + " (" + host + ")"
 	if detail != "" {
 		d += ": " + detail
@@ -540,7 +560,8 @@ func (m *Manager) applyEndpoint(ctx context.Context, es EndpointStore, c Endpoin
 
 // Endpoints returns a page of the webhook endpoints of the actor's
 // account, ordered by id, and the cursor of the next page ("" after the
-// last). Every role may list them; no secret is in them.
+// last). Every role may list them; no secret is in them, and their URLs
+// are redacted as Endpoint says for an actor that may not change them.
 func (m *Manager) Endpoints(ctx context.Context, actor Actor, p Page) ([]WebhookEndpoint, string, error) {
 	if err := authorize(actor, ActionView); err != nil {
 		return nil, "", err
@@ -570,8 +591,9 @@ func (m *Manager) Endpoints(ctx context.Context, actor Actor, p Page) ([]Webhook
 	if len(list) == limit {
 		next = list[len(list)-1].ID
 	}
+	whole := seesEndpointURL(actor)
 	for i := range list {
-		list[i] = list[i].withoutSecrets()
+		list[i] = list[i].viewedBy(whole)
 	}
 	return list, next, nil
 }
@@ -583,9 +605,35 @@ func (e WebhookEndpoint) withoutSecrets() WebhookEndpoint {
 	return e
 }
 
+// seesEndpointURL reports whether actor sees endpoint URLs whole: an actor
+// that may change endpoints (an owner, and a key only if it holds every
+// scope), who could replace the URL anyway. An expiring key counts: it
+// may delete an endpoint, and reads what its owner reads.
+func seesEndpointURL(actor Actor) bool {
+	return authorize(actor, ActionUpdateEndpoint) == nil && actor.holds(AllScopes)
+}
+
+// viewedBy returns e as the Manager shows it: without its secrets, and
+// unless whole with its URL redacted to scheme and host (URLRedacted).
+func (e WebhookEndpoint) viewedBy(whole bool) WebhookEndpoint {
+	e = e.withoutSecrets()
+	if !whole {
+		scheme, host := endpointHost(e.URL)
+		e.URL, e.URLRedacted = "", true
+		if host != "" {
+			e.URL = scheme + "://" + host
+		}
+	}
+	return e
+}
+
 // Endpoint returns a webhook endpoint of the actor's account, without its
-// secrets. Every role may read it; an endpoint of another account is
-// ErrNotFound.
+// secrets; an endpoint of another account is ErrNotFound. Every role may
+// read it, and Endpoints list them, but only an actor that may change
+// endpoints (an owner; a key only if it holds every scope) reads the whole
+// URL: every other caller reads it as the audit events name it, scheme and
+// host only (its path and query may hold a token of the tenant's), with
+// URLRedacted set.
 func (m *Manager) Endpoint(ctx context.Context, actor Actor, id string) (WebhookEndpoint, error) {
 	if err := authorize(actor, ActionView); err != nil {
 		return WebhookEndpoint{}, err
@@ -602,7 +650,7 @@ func (m *Manager) Endpoint(ctx context.Context, actor Actor, id string) (Webhook
 	if err != nil {
 		return WebhookEndpoint{}, err
 	}
-	return e.withoutSecrets(), nil
+	return e.viewedBy(seesEndpointURL(actor)), nil
 }
 
 // loadEndpoint reads an endpoint of account, secrets included.

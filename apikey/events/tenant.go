@@ -61,14 +61,26 @@ type TenantDelivererOptions struct {
 // event by apikey.SystemActor) after that event is dead-lettered. The
 // endpoint's secrets (both while a rotated one overlaps) sign each attempt.
 //
+// The endpoints of a suspended account (apikey.Manager.SuspendAccount)
+// receive nothing while it is suspended: their events, and dead letters
+// being replayed, wait with their cursors, and are delivered once the
+// account is resumed (the resume's events wake its endpoints). The
+// endpoints of a closed account (apikey.Manager.CloseAccount) receive
+// nothing more, not even the events that were waiting when it closed: they
+// are kept, with their cursors and dead letters, until their owner deletes
+// them (Manager.DeleteEndpoint still may). An account counts as suspended
+// or closed as soon as one of its environments is (apikey.Settings
+// SuspendedAt, ClosedAt), as the store's OpenAccount check counts it.
+//
 // Before each attempt but a step's first, the endpoint is read again
 // (retries span hours, webhook.DefaultSchedule, and a page of events many
 // attempts): an attempt goes to the endpoint's URL and is signed with its
 // secrets as they are then, so that a URL replaced or a secret rotated
 // without overlap receives or signs nothing more; an endpoint deleted or
 // disabled meanwhile receives no further attempt, and a disabled one's
-// event waits with its cursor. An attempt already in flight when the
-// endpoint changes still completes.
+// event waits with its cursor; so does the event of an endpoint whose
+// account is suspended or closed meanwhile. An attempt already in flight
+// when the endpoint changes still completes.
 //
 // Cost: Run reads the stream's new events once per Poll per instance
 // (from the newest endpoint's start; while there is no endpoint at all it
@@ -81,13 +93,16 @@ type TenantDelivererOptions struct {
 // the wake-up reader and once for each endpoint of its own account (at
 // most apikey.MaxEndpoints): O(events × endpoints per account), never
 // O(events × every endpoint); each attempt but a step's first reads its
-// endpoint (by id). Idle endpoints cost one listing per Refresh.
+// endpoint (by id) and its account's environments (one page, by index).
+// Idle endpoints cost one listing per Refresh; a step also reads the
+// account's environments.
 //
 // Each endpoint with events is delivered in a goroutine of its own: a slow,
 // hanging or failing endpoint delays only its own events. A
 // TenantDeliverer is safe for concurrent use.
 type TenantDeliverer struct {
 	core      *Deliverer
+	store     apikey.Store
 	endpoints apikey.EndpointStore
 	sealer    apikey.Sealer
 	refresh   time.Duration
@@ -117,7 +132,7 @@ func NewTenantDeliverer(opts TenantDelivererOptions) (*TenantDeliverer, error) {
 	if err := core.checkLease("TenantDelivererOptions"); err != nil {
 		return nil, err
 	}
-	t := &TenantDeliverer{core: core, endpoints: es, sealer: opts.Sealer, refresh: opts.Refresh}
+	t := &TenantDeliverer{core: core, store: opts.Store, endpoints: es, sealer: opts.Sealer, refresh: opts.Refresh}
 	if t.refresh == 0 {
 		t.refresh = DefaultRefresh
 	}
@@ -130,7 +145,8 @@ func NewTenantDeliverer(opts TenantDelivererOptions) (*TenantDeliverer, error) {
 // else delivers (or dead-letters) the events of one page of its account's
 // events after its cursor; it returns how many letters or events it
 // resolved. It returns 0 and no error when another instance holds the
-// lease, and when the endpoint does not exist (deleted) or is disabled.
+// lease, and when the endpoint does not exist (deleted) or is disabled,
+// or its account is suspended or closed (see TenantDeliverer).
 func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 	d := t.core
 	e, err := t.endpoints.Endpoint(ctx, id)
@@ -141,6 +157,9 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 	}
 	if !e.Enabled {
 		return 0, nil
+	}
+	if open, err := t.accountOpen(ctx, e.Account); err != nil || !open {
+		return 0, err
 	}
 	name := e.DeliveryName()
 	cursor, ok, err := d.renew(ctx, name)
@@ -193,6 +212,22 @@ func (t *TenantDeliverer) Step(ctx context.Context, id string) (int, error) {
 	return len(page), nil
 }
 
+// accountOpen reports whether account is neither suspended nor closed:
+// none of its environments (a page of them; an account has few) carries
+// SuspendedAt or ClosedAt. An account without environments is open.
+func (t *TenantDeliverer) accountOpen(ctx context.Context, account string) (bool, error) {
+	envs, err := t.store.Environments(ctx, apikey.EnvironmentQuery{Account: account, Limit: apikey.MaxPageSize})
+	if err != nil {
+		return false, fmt.Errorf("events: reading account %s's environments: %w", account, err)
+	}
+	for _, env := range envs {
+		if !env.SuspendedAt.IsZero() || !env.ClosedAt.IsZero() {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // deleted reports whether endpoint id is known not to exist.
 func (t *TenantDeliverer) deleted(ctx context.Context, id string) bool {
 	_, err := t.endpoints.Endpoint(ctx, id)
@@ -219,7 +254,7 @@ func (t *TenantDeliverer) disable(ctx context.Context, e apikey.WebhookEndpoint)
 // refresher gives the target of each attempt of a step: at first target,
 // made from *e as the step read it; then *e read again, into *e, before
 // each attempt (its URL and secrets as they are now), or ok false when it
-// was deleted or disabled.
+// was deleted or disabled, or its account suspended or closed.
 func (t *TenantDeliverer) refresher(e *apikey.WebhookEndpoint, target webhook.Endpoint) refresher {
 	first := true
 	return func(ctx context.Context) (webhook.Endpoint, bool, error) {
@@ -236,6 +271,9 @@ func (t *TenantDeliverer) refresher(e *apikey.WebhookEndpoint, target webhook.En
 		*e = fresh
 		if !e.Enabled {
 			return webhook.Endpoint{}, false, nil
+		}
+		if open, err := t.accountOpen(ctx, e.Account); err != nil || !open {
+			return webhook.Endpoint{}, false, err
 		}
 		target, err := t.target(*e)
 		return target, err == nil, err

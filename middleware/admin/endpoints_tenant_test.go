@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -102,4 +103,54 @@ func TestWebhookBodiesNameTheField(t *testing.T) {
 	}
 	status, _, _ = f.do(t, "POST", "/webhooks", `{"url":"https://hooks.example.com/`+strings.Repeat("a", 8<<20)+`"}`)
 	assert.Contains(t, []int{http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity}, status, "a huge body")
+}
+
+// TestWebhookURLSeenByOwnersOnly: GET /webhooks and GET /webhooks/{id}
+// answer an endpoint's whole URL to its owner (and a key holding every
+// scope) only; a member, a read-only caller and a key with narrower scopes
+// read scheme and host, with url_redacted, never the path or query token.
+func TestWebhookURLSeenByOwnersOnly(t *testing.T) {
+	f := newFixture(t)
+	const whole = "https://hooks.example.com/in?token=tenant-secret-token"
+	status, created, _ := f.do(t, "POST", "/webhooks", `{"url":"`+whole+`"}`)
+	require.Equal(t, http.StatusCreated, status, "%v", created)
+	id := created["endpoint"].(map[string]any)["id"].(string)
+
+	callers := []struct {
+		name   string
+		caller admin.Caller
+		whole  bool
+	}{
+		{"owner", owner, true},
+		{"owner key with every scope", admin.Caller{Actor: apikey.Actor{ID: "k", Role: apikey.Owner, Scopes: []string{"*"}}}, true},
+		{"owner key with some scopes", admin.Caller{Actor: apikey.Actor{ID: "k", Role: apikey.Owner, Scopes: []string{"orders:read"}}}, false},
+		{"member", admin.Caller{Actor: apikey.Actor{ID: "m", Role: apikey.Member}}, false},
+		{"read-only", admin.Caller{Actor: apikey.Actor{ID: "r", Role: apikey.ReadOnly}}, false},
+	}
+	for _, c := range callers {
+		t.Run(c.name, func(t *testing.T) {
+			f.caller = c.caller
+			status, one, _ := f.do(t, "GET", "/webhooks/"+id, "")
+			require.Equal(t, http.StatusOK, status, "%v", one)
+			status, list, _ := f.do(t, "GET", "/webhooks", "")
+			require.Equal(t, http.StatusOK, status, "%v", list)
+			require.Len(t, list["endpoints"], 1)
+			listed := list["endpoints"].([]any)[0].(map[string]any)
+			for _, e := range []map[string]any{one, listed} {
+				if c.whole {
+					assert.Equal(t, whole, e["url"])
+					assert.Nil(t, e["url_redacted"])
+				} else {
+					assert.Equal(t, "https://hooks.example.com", e["url"])
+					assert.Equal(t, true, e["url_redacted"])
+				}
+			}
+			if !c.whole {
+				raw, err := json.Marshal([]any{one, list})
+				require.NoError(t, err)
+				assert.NotContains(t, string(raw), "tenant-secret-token")
+				assert.NotContains(t, string(raw), "/in")
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/keystile/keystile/apikey"
@@ -60,13 +61,20 @@ func (d *delivery) addLetter(l apikey.DeadLetter) {
 	}
 }
 
-// LeaseDelivery implements storage.DeliveryLog.
+// LeaseDelivery implements storage.DeliveryLog. A tenant endpoint's name
+// (apikey.EndpointDeliveryPrefix) is leased only while its endpoint
+// exists, under the lock its delete takes (apikey.EndpointChange.Delete).
 func (s *Store) LeaseDelivery(ctx context.Context, endpoint, holder string, now, until time.Time) (int64, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if id, ok := strings.CutPrefix(endpoint, apikey.EndpointDeliveryPrefix); ok {
+		if _, ok := s.endpoints.byID[id]; !ok {
+			return 0, false, nil // deleted (or never created): leasing it would leave a row its delete cannot reach
+		}
+	}
 	d := s.deliveries[endpoint]
 	if d == nil {
 		d = &delivery{}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/keystile/keystile/apikey"
@@ -79,8 +80,14 @@ func deadLettersV16(d Dialect) []string {
 const (
 	// One conditional upsert: a new endpoint's row, or the lease taken
 	// over when it is the holder's or expired; RETURNING reads the row only
-	// when it was written.
-	leaseDeliveryQuery = `INSERT INTO keystile_deliveries (endpoint, holder, lease_until, through) VALUES (?, ?, ?, 0)
+	// when it was written. A tenant endpoint's name ("tenant/" + id) is
+	// written only while its endpoint's row exists (by primary key; locked
+	// FOR SHARE on PostgreSQL, see leaseDeliveryPostgres), so that a lease
+	// racing the endpoint's delete either commits before the delete, which
+	// then deletes its row, or writes nothing.
+	leaseDeliveryQuery = `INSERT INTO keystile_deliveries (endpoint, holder, lease_until, through)
+		SELECT ?, ?, CAST(? AS BIGINT), 0
+		WHERE substr(CAST(? AS TEXT), 1, 7) <> 'tenant/' OR EXISTS (SELECT 1 FROM keystile_endpoints WHERE id = ?` + lockShare + `)
 		ON CONFLICT (endpoint) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until
 		WHERE keystile_deliveries.holder = excluded.holder OR keystile_deliveries.lease_until < ?
 		RETURNING through`
@@ -123,16 +130,33 @@ func deadLetterIndexQueries(d Dialect) (bySeq, byEvent string) {
 	return bySeq, byEvent
 }
 
-// LeaseDelivery implements storage.DeliveryLog.
+// lockShare marks where leaseDeliveryQuery locks the endpoint's row.
+const lockShare = " /*lock*/"
+
+// leaseDeliveryQuery in each dialect: PostgreSQL locks the endpoint's row
+// FOR SHARE, so that the EXISTS waits for a delete in progress and then
+// finds no row; SQLite needs no lock, its write holding the database's.
+var (
+	leaseDeliveryPostgres = strings.Replace(leaseDeliveryQuery, lockShare, " FOR SHARE", 1)
+	leaseDeliverySQLite   = strings.Replace(leaseDeliveryQuery, lockShare, "", 1)
+)
+
+// LeaseDelivery implements storage.DeliveryLog: a tenant endpoint's name
+// is leased only while its endpoint exists (see leaseDeliveryQuery).
 func (s *Store) LeaseDelivery(ctx context.Context, endpoint, holder string, now, until time.Time) (int64, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, false, s.wrap(ctx, "lease delivery", err)
 	}
 	var cursor int64
-	err := s.db.QueryRowContext(ctx, s.d.rebind(leaseDeliveryQuery), endpoint, holder, micros(until), micros(now)).Scan(&cursor)
+	q := leaseDeliverySQLite
+	if s.d == Postgres {
+		q = leaseDeliveryPostgres
+	}
+	id := strings.TrimPrefix(endpoint, apikey.EndpointDeliveryPrefix)
+	err := s.db.QueryRowContext(ctx, s.d.rebind(q), endpoint, holder, micros(until), endpoint, id, micros(now)).Scan(&cursor)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return 0, false, nil // held by another
+		return 0, false, nil // held by another, or a tenant endpoint that does not exist
 	case err != nil && isConflict(err):
 		return 0, false, nil // a concurrent first lease of the endpoint won
 	case err != nil:

@@ -180,7 +180,8 @@ func testDeadLetterIndex(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
 	l := as[storage.DeliveryLog](t, s)
 	r := as[storage.ReplayLog](t, s)
-	for _, endpoint := range []string{"ops", "tenant/ep_0"} {
+	tenant := tenantDelivery(t, s, 0)
+	for _, endpoint := range []string{"ops", tenant} {
 		_, ok, err := l.LeaseDelivery(ctx, endpoint, "a", base, base.Add(time.Minute))
 		require.NoError(t, err)
 		require.True(t, ok)
@@ -199,8 +200,8 @@ func testDeadLetterIndex(t *testing.T, c Config) {
 		{13, "evt_acme_3"}, {12, "custom"}} {
 		letter("ops", w.cursor, w.id)
 	}
-	letter("tenant/ep_0", 5, "evt_acme_1")
-	letter("tenant/ep_0", 11, "evt_acme_5")
+	letter(tenant, 5, "evt_acme_1")
+	letter(tenant, 11, "evt_acme_5")
 
 	cursors := func(letters []apikey.DeadLetter) []int64 {
 		out := []int64{}
@@ -222,9 +223,9 @@ func testDeadLetterIndex(t *testing.T, c Config) {
 		{"ops", 3, 100, []int64{10}, nil},
 		{"ops", 4, 100, []int64{}, nil},
 		{"ops", 0, 0, []int64{}, nil},
-		{"tenant/ep_0", 0, 100, []int64{5, 11}, nil},
-		{"tenant/ep_0", 1, 100, []int64{11}, nil},
-		{"tenant/ep_0", 4, 1, []int64{11}, nil},
+		{tenant, 0, 100, []int64{5, 11}, nil},
+		{tenant, 1, 100, []int64{11}, nil},
+		{tenant, 4, 1, []int64{11}, nil},
 		{"nobody", 0, 100, []int64{}, nil},
 	} {
 		got, err := r.DeadLettersBySeq(ctx, tt.endpoint, tt.after, tt.limit)
@@ -255,7 +256,7 @@ func testDeadLetterIndex(t *testing.T, c Config) {
 	got, err = r.DeadLetterByEventID(ctx, "ops", "custom")
 	require.NoError(t, err)
 	assert.Equal(t, int64(12), got.Cursor, "an id without a number is found by its id")
-	for _, miss := range []struct{ endpoint, id string }{{"ops", "evt_acme_1"}, {"tenant/ep_0", "evt_acme_2"}, {"nobody", "evt_acme_1"},
+	for _, miss := range []struct{ endpoint, id string }{{"ops", "evt_acme_1"}, {tenant, "evt_acme_2"}, {"nobody", "evt_acme_1"},
 		{"ops", ""}, {"ops", "evt_acme"}} {
 		_, err = r.DeadLetterByEventID(ctx, miss.endpoint, miss.id)
 		require.ErrorIs(t, err, apikey.ErrNotFound, "%s %q", miss.endpoint, miss.id)
@@ -286,7 +287,8 @@ func testDeadLetterPages(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
 	l := as[storage.DeliveryLog](t, s)
 	r := as[storage.ReplayLog](t, s)
-	const endpoint, n = "tenant/ep_1", 120
+	const n = 120
+	endpoint := tenantDelivery(t, s, 1)
 	_, ok, err := l.LeaseDelivery(ctx, endpoint, "a", base, base.Add(time.Hour))
 	require.NoError(t, err)
 	require.True(t, ok)
