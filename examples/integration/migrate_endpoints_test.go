@@ -156,7 +156,7 @@ func TestMigrateTypesDeadLetters(t *testing.T) {
 		}{{page[0].Cursor, page[0].Event.ID(), "dead"}, {page[1].Cursor, page[1].Event.ID(), "replaying"}, {gone, "evt_acme_99", "replaying"}} {
 			_, err := db.Exec(placeholders(b.dialect, `INSERT INTO keystile_dead_letters
 				(endpoint, event_cursor, event_id, event_seq, attempts, reason, dead_at, state)
-				VALUES (?, ?, ?, ?, 1, 'server error', 0, ?)`), "tenant/ep_0", l.cursor, l.id, apikey.EventIDSeq(l.id), l.state)
+				VALUES (?, ?, ?, ?, 1, 'server error', 0, ?)`), "ops", l.cursor, l.id, apikey.EventIDSeq(l.id), l.state)
 			require.NoError(t, err, l.id)
 		}
 		require.NoError(t, s.Migrate(ctx))
@@ -164,23 +164,23 @@ func TestMigrateTypesDeadLetters(t *testing.T) {
 		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
 		assert.Equal(t, sqlstore.SchemaVersion, version)
 
-		letters, err := s.DeadLetters(ctx, "tenant/ep_0", 0, 10)
+		letters, err := s.DeadLetters(ctx, "ops", 0, 10)
 		require.NoError(t, err)
 		require.Len(t, letters, 3)
 		assert.Equal(t, []apikey.Action{apikey.ActionCreate, apikey.ActionRevoke, ""},
 			[]apikey.Action{letters[0].Type, letters[1].Type, letters[2].Type}, "the action of the event at each cursor")
-		replaying, err := s.Replaying(ctx, "tenant/ep_0", 10)
+		replaying, err := s.Replaying(ctx, "ops", 10)
 		require.NoError(t, err)
 		require.Len(t, replaying, 2)
 		assert.Equal(t, []int64{page[1].Cursor, gone}, []int64{replaying[0].Cursor, replaying[1].Cursor})
 		assert.Equal(t, apikey.ActionRevoke, replaying[0].Type)
 
-		_, ok, err := s.LeaseDelivery(ctx, "tenant/ep_0", "a", now, now.Add(time.Minute))
+		_, ok, err := s.LeaseDelivery(ctx, "ops", "a", now, now.Add(time.Minute))
 		require.NoError(t, err)
 		require.True(t, ok)
-		require.NoError(t, s.AdvanceDelivery(ctx, "tenant/ep_0", "a", now, gone+1, &apikey.DeadLetter{Cursor: gone + 1,
+		require.NoError(t, s.AdvanceDelivery(ctx, "ops", "a", now, gone+1, &apikey.DeadLetter{Cursor: gone + 1,
 			EventID: "evt_acme_100", Type: apikey.ActionRotate, Attempts: 1, Reason: "server error", At: now}))
-		l, err := s.DeadLetterByEventID(ctx, "tenant/ep_0", "evt_acme_100")
+		l, err := s.DeadLetterByEventID(ctx, "ops", "evt_acme_100")
 		require.NoError(t, err)
 		assert.Equal(t, apikey.ActionRotate, l.Type, "a letter of the new version")
 	})

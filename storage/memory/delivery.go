@@ -63,21 +63,6 @@ func (d *delivery) addLetter(l apikey.DeadLetter) {
 	}
 }
 
-// setState sets the state of the letter at index i of d.dead, and keeps
-// d.replaying in step.
-func (d *delivery) setState(i int, state apikey.DeadLetterState) {
-	l := &d.dead[i]
-	if (l.State == apikey.DeadLetterReplaying) != (state == apikey.DeadLetterReplaying) {
-		j, found := slices.BinarySearch(d.replaying, l.Cursor)
-		if found {
-			d.replaying = slices.Delete(d.replaying, j, j+1)
-		} else {
-			d.replaying = slices.Insert(d.replaying, j, l.Cursor)
-		}
-	}
-	l.State = state
-}
-
 // LeaseDelivery implements storage.DeliveryLog.
 func (s *Store) LeaseDelivery(ctx context.Context, endpoint, holder string, now, until time.Time) (int64, bool, error) {
 	if err := ctx.Err(); err != nil {
@@ -178,6 +163,21 @@ func (s *Store) DeadLetterByEventID(ctx context.Context, endpoint, eventID strin
 		}
 	}
 	return apikey.DeadLetter{}, fmt.Errorf("%w: no dead letter with that event id", apikey.ErrNotFound) // the id is caller input: never echoed
+}
+
+// setState sets the state of the letter at index i of d.dead, and keeps
+// d.replaying in step.
+func (d *delivery) setState(i int, state apikey.DeadLetterState) {
+	l := &d.dead[i]
+	if (l.State == apikey.DeadLetterReplaying) != (state == apikey.DeadLetterReplaying) {
+		j, found := slices.BinarySearch(d.replaying, l.Cursor)
+		if found {
+			d.replaying = slices.Delete(d.replaying, j, j+1)
+		} else {
+			d.replaying = slices.Insert(d.replaying, j, l.Cursor)
+		}
+	}
+	l.State = state
 }
 
 // ReplayDeadLetters implements storage.ReplayLog.

@@ -20,7 +20,7 @@ import (
 func TestReplayingIndex(t *testing.T) {
 	s, ctx := New(), context.Background()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	const endpoint, n = "tenant/ep_0", 500
+	const endpoint, n = "ops", 500
 	_, ok, err := s.LeaseDelivery(ctx, endpoint, "a", now, now.Add(time.Hour))
 	require.NoError(t, err)
 	require.True(t, ok)

@@ -330,7 +330,7 @@ func testDeadLetterType(t *testing.T, c Config) {
 	s, ctx := c.New(t), context.Background()
 	l := as[storage.DeliveryLog](t, s)
 	r := as[storage.ReplayLog](t, s)
-	const endpoint = "tenant/ep_2"
+	const endpoint = "ops"
 	_, ok, err := l.LeaseDelivery(ctx, endpoint, "a", base, base.Add(time.Minute))
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -379,7 +379,7 @@ func testReplayingIndex(t *testing.T, c Config) {
 	l := as[storage.DeliveryLog](t, s)
 	r := as[storage.ReplayLog](t, s)
 	const n = 60
-	for _, endpoint := range []string{"tenant/ep_3", "tenant/ep_4"} {
+	for _, endpoint := range []string{"ops", "billing"} {
 		_, ok, err := l.LeaseDelivery(ctx, endpoint, "a", base, base.Add(time.Hour))
 		require.NoError(t, err)
 		require.True(t, ok)
@@ -388,7 +388,7 @@ func testReplayingIndex(t *testing.T, c Config) {
 				EventID: fmt.Sprintf("evt_acme_%d", i), Type: apikey.ActionCreate, Attempts: 1, Reason: "server error", At: base}))
 		}
 	}
-	const endpoint = "tenant/ep_3"
+	const endpoint = "ops"
 	cursors := func(limit int) []int64 {
 		t.Helper()
 		letters, err := r.Replaying(ctx, endpoint, limit)
@@ -414,7 +414,7 @@ func testReplayingIndex(t *testing.T, c Config) {
 	require.NoError(t, r.ResolveReplay(ctx, endpoint, "a", base, 2,
 		&apikey.DeadLetter{Attempts: 2, Reason: "server error", At: base}))
 	assert.Equal(t, []int64{60, 90, 120}, cursors(10), "delivered and dead again are not replaying")
-	other, err := r.Replaying(ctx, "tenant/ep_4", 10)
+	other, err := r.Replaying(ctx, "billing", 10)
 	require.NoError(t, err)
 	assert.Empty(t, other, "another endpoint's letters")
 
