@@ -214,8 +214,8 @@ type DeadLetter struct {
 	Cursor   int64  `json:"-"`
 	EventID  string `json:"event_id"`
 	// Type is the event's Action, which the deliverer records with the
-	// letter; it is empty for a letter a store kept from before it
-	// recorded types, whose event it could not find.
+	// letter. It is empty when the store does not know it: a letter of a
+	// schema without types whose event the store does not hold.
 	Type     Action    `json:"type"`
 	Attempts int       `json:"attempts"`
 	Reason   string    `json:"reason"`
@@ -272,8 +272,8 @@ type ReplayLog interface {
 	// ResolveReplay records the outcome of a replay, if holder holds
 	// endpoint's lease (DeliveryLog) at now: the letter at cursor is
 	// delivered when dead is nil, else dead again with dead's Attempts,
-	// Reason and At (it keeps its Type). It fails with ErrLeaseLost, changing nothing, when
-	// holder does not hold the lease; a letter that is not replaying is
-	// left as it is.
+	// Reason and At (it keeps its Type). It fails with ErrLeaseLost,
+	// changing nothing, when holder does not hold the lease; a letter that
+	// is not replaying is left as it is.
 	ResolveReplay(ctx context.Context, endpoint, holder string, now time.Time, cursor int64, dead *DeadLetter) error
 }

@@ -82,7 +82,7 @@ func deadLettersV16(d Dialect) []string {
 //     (apikey.DeadLetter.Type), which the store writes with the letter;
 //     letters of earlier versions take the action of their event, the row
 //     of keystile_events whose seq is the letter's event_cursor, found by
-//     that primary key, and ” when there is none. PostgreSQL then drops
+//     that primary key, or the empty string when there is none. PostgreSQL then drops
 //     the column's default, so that a letter written without it fails.
 //   - keystile_dead_letters_replaying (endpoint, event_cursor) WHERE state
 //     = 'replaying': an endpoint's replaying letters in cursor order,
