@@ -210,9 +210,13 @@ type DeliveryLog interface {
 // good. It stays visible (DeliveryLog.DeadLetters) and can be replayed
 // from its Cursor.
 type DeadLetter struct {
-	Endpoint string    `json:"endpoint"`
-	Cursor   int64     `json:"-"`
-	EventID  string    `json:"event_id"`
+	Endpoint string `json:"endpoint"`
+	Cursor   int64  `json:"-"`
+	EventID  string `json:"event_id"`
+	// Type is the event's Action, which the deliverer records with the
+	// letter. It is empty when the store does not know it: a letter of a
+	// schema without types whose event the store does not hold.
+	Type     Action    `json:"type"`
 	Attempts int       `json:"attempts"`
 	Reason   string    `json:"reason"`
 	At       time.Time `json:"at"`
@@ -261,13 +265,15 @@ type ReplayLog interface {
 	// It is answered by an index on (endpoint, event id).
 	DeadLetterByEventID(ctx context.Context, endpoint, eventID string) (DeadLetter, error)
 	// Replaying returns up to limit of endpoint's letters that are
-	// replaying, in ascending Cursor order.
+	// replaying, in ascending Cursor order. It is answered by an index of
+	// the replaying letters: its time grows with limit and the replaying
+	// letters before them, never with the endpoint's other letters.
 	Replaying(ctx context.Context, endpoint string, limit int) ([]DeadLetter, error)
 	// ResolveReplay records the outcome of a replay, if holder holds
 	// endpoint's lease (DeliveryLog) at now: the letter at cursor is
 	// delivered when dead is nil, else dead again with dead's Attempts,
-	// Reason and At. It fails with ErrLeaseLost, changing nothing, when
-	// holder does not hold the lease; a letter that is not replaying is
-	// left as it is.
+	// Reason and At (it keeps its Type). It fails with ErrLeaseLost,
+	// changing nothing, when holder does not hold the lease; a letter that
+	// is not replaying is left as it is.
 	ResolveReplay(ctx context.Context, endpoint, holder string, now time.Time, cursor int64, dead *DeadLetter) error
 }

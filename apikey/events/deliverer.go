@@ -277,7 +277,7 @@ func (d *Deliverer) replays(ctx context.Context, name string, target webhook.End
 				return i, false, err
 			}
 		} else { // not in the stream: nothing to send
-			dead = &apikey.DeadLetter{Cursor: l.Cursor, EventID: l.EventID, Attempts: 0, Reason: "event not in the stream", At: d.now()}
+			dead = &apikey.DeadLetter{Cursor: l.Cursor, EventID: l.EventID, Type: l.Type, Attempts: 0, Reason: "event not in the stream", At: d.now()}
 		}
 		if err := d.replay.ResolveReplay(ctx, name, d.holder, d.now(), l.Cursor, dead); err != nil {
 			return i, false, fmt.Errorf("events: %s: %w", name, err)
@@ -345,7 +345,7 @@ func (d *Deliverer) deliverOrGone(ctx context.Context, name string, target webho
 		a, err := d.sender.Send(ctx, target, webhook.Message{ID: id, Timestamp: d.now(), Body: body})
 		outcome := a.Outcome
 		if err != nil { // the endpoint's configuration: no attempt can succeed
-			return &apikey.DeadLetter{Cursor: se.Cursor, EventID: id, Attempts: attempts, Reason: err.Error(), At: d.now()}, false, nil
+			return &apikey.DeadLetter{Cursor: se.Cursor, EventID: id, Type: se.Event.Action, Attempts: attempts, Reason: err.Error(), At: d.now()}, false, nil
 		}
 		decision := d.retry.Next(outcome, attempts)
 		switch decision.Action {
@@ -362,7 +362,7 @@ func (d *Deliverer) deliverOrGone(ctx context.Context, name string, target webho
 				reason += ": " + webhook.ErrForbiddenAddress.Error()
 			}
 			d.onError(name, fmt.Errorf("events: %s dead-lettered: %s", id, reason))
-			return &apikey.DeadLetter{Cursor: se.Cursor, EventID: id, Attempts: attempts, Reason: reason, At: d.now()},
+			return &apikey.DeadLetter{Cursor: se.Cursor, EventID: id, Type: se.Event.Action, Attempts: attempts, Reason: reason, At: d.now()},
 				decision.Action == webhook.Disable, nil
 		}
 	}

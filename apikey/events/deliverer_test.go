@@ -100,6 +100,7 @@ func TestDelivererDeadLetters(t *testing.T) {
 	require.Len(t, dead, 2)
 	assert.Equal(t, "evt_acme_1", dead[0].EventID)
 	assert.Equal(t, 3, dead[0].Attempts)
+	assert.Equal(t, apikey.ActionCreate, dead[0].Type, "the letter records its event's type")
 	n, err = d.Step(ctx, "ops")
 	require.NoError(t, err)
 	assert.Zero(t, n, "nothing left")

@@ -72,6 +72,16 @@ func TestReplayTenantEndpoint(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, letters, 2)
 	assert.Equal(t, []apikey.DeadLetterState{apikey.DeadLetterDead, apikey.DeadLetterDead}, letterStates(t, letters))
+	logged, err := store.Events(ctx, storageQuery("acme"))
+	require.NoError(t, err)
+	actions := map[int64]apikey.Action{}
+	for _, e := range logged {
+		actions[e.Seq] = e.Action
+	}
+	for _, l := range letters {
+		assert.NotEmpty(t, l.Type, l.EventID)
+		assert.Equal(t, actions[apikey.EventIDSeq(l.EventID)], l.Type, "%s records its event's type", l.EventID)
+	}
 	page, next, err := m.EndpointDeadLetters(ctx, acmeOwner, id, apikey.Page{Limit: 1})
 	require.NoError(t, err)
 	require.Len(t, page, 1)

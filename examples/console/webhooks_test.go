@@ -76,8 +76,8 @@ func newReceiver(t *testing.T) *receiver {
 // copy button, rotates the secret with an overlap, edits the endpoint's
 // event types (an unknown one refused at its field) and disables it, and
 // deletes it after a confirmation. An endpoint whose receiver (local)
-// fails has a dead letter, shown with its event's type, attempts and
-// error; Replay re-queues it and the deliverer delivers it, signed, under
+// fails has a dead letter, shown with its event's type (recorded with the
+// letter: the view asks the audit log nothing), attempts and error; Replay re-queues it and the deliverer delivers it, signed, under
 // the same event id. Members and read-only users see the endpoints and the
 // dead letters with no control to change them. At 1280 and 390 pixels
 // every control of the view is in view, and axe-core finds no serious
@@ -112,6 +112,7 @@ func TestWebhooksInChromium(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, letters, 1)
 	letter := letters[0]
+	require.Equal(t, apikey.ActionCreate, letter.Type, "the letter records its event's type")
 
 	b := newBrowser(t, ctx)
 	shots := screenshotDir(t)
@@ -234,9 +235,15 @@ func TestWebhooksInChromium(t *testing.T) {
 		assert.False(t, e.Enabled)
 
 		// At each width, every control of the view is in view, and
-		// axe-core finds nothing serious.
+		// axe-core finds nothing serious. Showing the dead letters asks the
+		// audit log nothing.
+		do(t, tab, chromedp.Evaluate[chromedp.Void](`performance.clearResourceTimings()`))
 		do(t, tab, chromedp.Click(chromedp.CSS(localRow+` [data-hook-action="letters"]`)))
 		poll[bool](t, tab, `!!document.querySelector("#letters-body tr")`)
+		assert.NotEmpty(t, eval[[]string](t, tab, `performance.getEntriesByType("resource").map(e => e.name).filter(n => n.includes("/dead-letters"))`),
+			"the dead letters were read")
+		assert.Empty(t, eval[[]string](t, tab, `performance.getEntriesByType("resource").map(e => e.name).filter(n => n.includes("/audit"))`),
+			"no audit request")
 		for _, width := range []int{1280, 390} {
 			do(t, tab, chromedp.EmulateViewport(int64(width), 900))
 			poll[bool](t, tab, fmt.Sprintf(`innerWidth === %d`, width))
@@ -259,7 +266,7 @@ func TestWebhooksInChromium(t *testing.T) {
 		cells := eval[[]string](t, tab, `[...`+qs(letterRow)+`.children].map(td => td.dataset.label + ": " + td.textContent.trim())`)
 		require.Len(t, cells, 7)
 		assert.Equal(t, "Event: "+letter.EventID, cells[0])
-		assert.Equal(t, "Type: create", cells[1], "the type of the event, from the audit log")
+		assert.Equal(t, "Type: create", cells[1], "the type of the event, from the letter")
 		assert.Equal(t, fmt.Sprintf("Attempts: %d", letter.Attempts), cells[3])
 		assert.Contains(t, cells[4], "503")
 		assert.Equal(t, "State: not delivered", cells[5])

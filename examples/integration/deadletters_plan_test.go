@@ -14,8 +14,9 @@ import (
 // TestSQLiteDeadLetterPlans: on SQLite, a page of an endpoint's dead
 // letters by their events' numbers is one search of the index
 // keystile_dead_letters_seq from the page's number, and the letter of one
-// event one search of keystile_dead_letters_event: no scan of the
-// endpoint's letters, no sort.
+// event one search of keystile_dead_letters_event, and the replaying
+// letters one search of the partial index keystile_dead_letters_replaying:
+// no scan of the endpoint's letters, no sort.
 func TestSQLiteDeadLetterPlans(t *testing.T) {
 	s, explain := planRecorder(t)
 	ctx := context.Background()
@@ -36,6 +37,10 @@ func TestSQLiteDeadLetterPlans(t *testing.T) {
 			}
 			return err
 		}, `keystile_dead_letters_event \(endpoint=\? AND event_id=\?\)`},
+		{"the replaying letters", func() error {
+			_, err := s.Replaying(ctx, "tenant/ep_0", 20)
+			return err
+		}, `keystile_dead_letters_replaying \(endpoint=\?\)`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			plan := explain(t, tt.read)

@@ -121,3 +121,67 @@ func TestMigrateIndexesDeadLetters(t *testing.T) {
 		assert.Equal(t, "evt_acme_8", page[0].EventID, "a letter of the new version, in its place")
 	})
 }
+
+// TestMigrateTypesDeadLetters upgrades a database of version 16, with dead
+// letters, to version 17 on both engines: each letter takes the action of
+// the event at its cursor, a letter whose event is not there none; the
+// store reads the types back, its replaying letters are found (by the
+// index of version 17), a letter written after the upgrade keeps its
+// own type, and Migrate again changes nothing.
+func TestMigrateTypesDeadLetters(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		ctx := context.Background()
+		s := b.store(t, dsn, sqlstore.Options{})
+		db := b.open(t, dsn)
+		defer db.Close()
+		actor := apikey.Actor{ID: "alice", Role: apikey.Owner, Account: "acme"}
+		now := time.Now()
+		require.NoError(t, s.Apply(ctx, apikey.Change{Events: []apikey.Event{
+			{Time: now, Actor: actor, Action: apikey.ActionCreate, Account: "acme", Environment: "production", KeyID: "k1"},
+			{Time: now, Actor: actor, Action: apikey.ActionRevoke, Account: "acme", Environment: "production", KeyID: "k1"},
+		}}))
+		page, _, err := s.EventsAfter(ctx, 0, 10)
+		require.NoError(t, err)
+		require.Len(t, page, 2)
+		undoVersions(t, db, 17)
+		var version int
+		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
+		require.Equal(t, 16, version)
+
+		gone := page[1].Cursor + 100 // no event there
+		for _, l := range []struct {
+			cursor int64
+			id     string
+			state  string
+		}{{page[0].Cursor, page[0].Event.ID(), "dead"}, {page[1].Cursor, page[1].Event.ID(), "replaying"}, {gone, "evt_acme_99", "replaying"}} {
+			_, err := db.Exec(placeholders(b.dialect, `INSERT INTO keystile_dead_letters
+				(endpoint, event_cursor, event_id, event_seq, attempts, reason, dead_at, state)
+				VALUES (?, ?, ?, ?, 1, 'server error', 0, ?)`), "ops", l.cursor, l.id, apikey.EventIDSeq(l.id), l.state)
+			require.NoError(t, err, l.id)
+		}
+		require.NoError(t, s.Migrate(ctx))
+		require.NoError(t, s.Migrate(ctx), "again: nothing to do")
+		require.NoError(t, db.QueryRow("SELECT MAX(version) FROM keystile_schema_migrations").Scan(&version))
+		assert.Equal(t, sqlstore.SchemaVersion, version)
+
+		letters, err := s.DeadLetters(ctx, "ops", 0, 10)
+		require.NoError(t, err)
+		require.Len(t, letters, 3)
+		assert.Equal(t, []apikey.Action{apikey.ActionCreate, apikey.ActionRevoke, ""},
+			[]apikey.Action{letters[0].Type, letters[1].Type, letters[2].Type}, "the action of the event at each cursor")
+		replaying, err := s.Replaying(ctx, "ops", 10)
+		require.NoError(t, err)
+		require.Len(t, replaying, 2)
+		assert.Equal(t, []int64{page[1].Cursor, gone}, []int64{replaying[0].Cursor, replaying[1].Cursor})
+		assert.Equal(t, apikey.ActionRevoke, replaying[0].Type)
+
+		_, ok, err := s.LeaseDelivery(ctx, "ops", "a", now, now.Add(time.Minute))
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.NoError(t, s.AdvanceDelivery(ctx, "ops", "a", now, gone+1, &apikey.DeadLetter{Cursor: gone + 1,
+			EventID: "evt_acme_100", Type: apikey.ActionRotate, Attempts: 1, Reason: "server error", At: now}))
+		l, err := s.DeadLetterByEventID(ctx, "ops", "evt_acme_100")
+		require.NoError(t, err)
+		assert.Equal(t, apikey.ActionRotate, l.Type, "a letter of the new version")
+	})
+}

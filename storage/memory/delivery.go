@@ -18,7 +18,7 @@ var (
 )
 
 // delivery is an endpoint's delivery progress and lease, and its dead
-// letters with their two indexes.
+// letters with their three indexes.
 type delivery struct {
 	holder string
 	until  time.Time
@@ -30,6 +30,9 @@ type delivery struct {
 	// byEvent maps an event id to the lowest cursor of a letter of that
 	// id: DeadLetterByEventID.
 	byEvent map[string]int64
+	// replaying holds the cursors of the letters that are replaying, in
+	// ascending order: Replaying.
+	replaying []int64
 }
 
 // seqPlace is a dead letter's entry in delivery.bySeq.
@@ -170,6 +173,21 @@ func (s *Store) DeadLetterByEventID(ctx context.Context, endpoint, eventID strin
 	return apikey.DeadLetter{}, fmt.Errorf("%w: no dead letter with that event id", apikey.ErrNotFound) // the id is caller input: never echoed
 }
 
+// setState sets the state of the letter at index i of d.dead, and keeps
+// d.replaying in step.
+func (d *delivery) setState(i int, state apikey.DeadLetterState) {
+	l := &d.dead[i]
+	if (l.State == apikey.DeadLetterReplaying) != (state == apikey.DeadLetterReplaying) {
+		j, found := slices.BinarySearch(d.replaying, l.Cursor)
+		if found {
+			d.replaying = slices.Delete(d.replaying, j, j+1)
+		} else {
+			d.replaying = slices.Insert(d.replaying, j, l.Cursor)
+		}
+	}
+	l.State = state
+}
+
 // ReplayDeadLetters implements storage.ReplayLog.
 func (s *Store) ReplayDeadLetters(ctx context.Context, endpoint string, cursor int64, events []apikey.Event) (int, error) {
 	if err := ctx.Err(); err != nil {
@@ -179,17 +197,17 @@ func (s *Store) ReplayDeadLetters(ctx context.Context, endpoint string, cursor i
 	defer s.mu.Unlock()
 	n := 0
 	if d := s.deliveries[endpoint]; d != nil {
-		letters := d.dead
+		from, to := 0, len(d.dead)
 		if cursor != 0 { // the one letter at cursor, found by binary search
 			i, found := d.letter(cursor)
-			letters = d.dead[i:i]
+			from, to = i, i
 			if found {
-				letters = d.dead[i : i+1]
+				to = i + 1
 			}
 		}
-		for i := range letters {
-			if letters[i].State != apikey.DeadLetterReplaying {
-				letters[i].State = apikey.DeadLetterReplaying
+		for i := from; i < to; i++ {
+			if d.dead[i].State != apikey.DeadLetterReplaying {
+				d.setState(i, apikey.DeadLetterReplaying)
 				n++
 			}
 		}
@@ -202,7 +220,8 @@ func (s *Store) ReplayDeadLetters(ctx context.Context, endpoint string, cursor i
 	return n, nil
 }
 
-// Replaying implements storage.ReplayLog.
+// Replaying implements storage.ReplayLog: the first limit cursors of the
+// endpoint's index of replaying letters, each found by binary search.
 func (s *Store) Replaying(ctx context.Context, endpoint string, limit int) ([]apikey.DeadLetter, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -210,11 +229,10 @@ func (s *Store) Replaying(ctx context.Context, endpoint string, limit int) ([]ap
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	out := []apikey.DeadLetter{}
-	if d := s.deliveries[endpoint]; d != nil {
-		for _, l := range d.dead {
-			if l.State == apikey.DeadLetterReplaying && len(out) < limit {
-				out = append(out, l)
-			}
+	if d := s.deliveries[endpoint]; d != nil && limit > 0 {
+		for _, cursor := range d.replaying[:min(limit, len(d.replaying))] {
+			i, _ := d.letter(cursor)
+			out = append(out, d.dead[i])
 		}
 	}
 	return out, nil
@@ -236,10 +254,11 @@ func (s *Store) ResolveReplay(ctx context.Context, endpoint, holder string, now 
 		return nil
 	}
 	if dead == nil {
-		d.dead[i].State = apikey.DeadLetterDelivered
+		d.setState(i, apikey.DeadLetterDelivered)
 		return nil
 	}
+	d.setState(i, apikey.DeadLetterDead)
 	l := &d.dead[i]
-	l.State, l.Attempts, l.Reason, l.At = apikey.DeadLetterDead, dead.Attempts, dead.Reason, dead.At
+	l.Attempts, l.Reason, l.At = dead.Attempts, dead.Reason, dead.At
 	return nil
 }

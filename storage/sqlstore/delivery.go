@@ -77,6 +77,31 @@ func deadLettersV16(d Dialect) []string {
 	return statements
 }
 
+// deadLettersV17 is version 17: a dead letter's event type, and the
+// replaying letters found by index (storage.ReplayLog.Replaying).
+//   - keystile_dead_letters.event_type: the action of the letter's event
+//     (apikey.DeadLetter.Type), which the store writes with the letter;
+//     letters of earlier versions take the action of their event, the row
+//     of keystile_events whose seq is the letter's event_cursor, found by
+//     that primary key, or the empty string when there is none. PostgreSQL then drops
+//     the column's default, so that a letter written without it fails.
+//   - keystile_dead_letters_replaying (endpoint, event_cursor) WHERE state
+//     = 'replaying': an endpoint's replaying letters in cursor order,
+//     which holds only the letters a replay re-queued.
+func deadLettersV17(d Dialect) []string {
+	statements := []string{
+		`ALTER TABLE keystile_dead_letters ADD COLUMN event_type TEXT NOT NULL DEFAULT ''`,
+		`UPDATE keystile_dead_letters SET event_type = COALESCE(
+			(SELECT action FROM keystile_events WHERE seq = keystile_dead_letters.event_cursor), '')`,
+		`CREATE INDEX keystile_dead_letters_replaying ON keystile_dead_letters (endpoint, event_cursor)
+			WHERE state = 'replaying'`,
+	}
+	if d == Postgres {
+		statements = append(statements, `ALTER TABLE keystile_dead_letters ALTER COLUMN event_type DROP DEFAULT`)
+	}
+	return statements
+}
+
 const (
 	// One conditional upsert: a new endpoint's row, or the lease taken
 	// over when it is the holder's or expired; RETURNING reads the row only
@@ -93,9 +118,9 @@ const (
 		RETURNING through`
 	advanceDeliveryQuery = `UPDATE keystile_deliveries SET through = CASE WHEN through < ? THEN ? ELSE through END
 		WHERE endpoint = ? AND holder = ? AND lease_until >= ?`
-	deadLetterQuery = `INSERT INTO keystile_dead_letters (endpoint, event_cursor, event_id, event_seq, attempts, reason, dead_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
-	deadLettersQuery = `SELECT event_cursor, event_id, attempts, reason, dead_at, state FROM keystile_dead_letters
+	deadLetterQuery = `INSERT INTO keystile_dead_letters (endpoint, event_cursor, event_id, event_seq, event_type, attempts, reason, dead_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	deadLettersQuery = `SELECT ` + deadLetterColumns + ` FROM keystile_dead_letters
 		WHERE endpoint = ? AND event_cursor > ? ORDER BY event_cursor LIMIT ?`
 	// The primary key (endpoint, event_cursor): one letter, or the
 	// endpoint's range.
@@ -103,31 +128,38 @@ const (
 		WHERE endpoint = ? AND event_cursor = ? AND state <> 'replaying'`
 	replayAllQuery = `UPDATE keystile_dead_letters SET state = 'replaying'
 		WHERE endpoint = ? AND state <> 'replaying'`
-	replayingQuery = `SELECT event_cursor, event_id, attempts, reason, dead_at, state FROM keystile_dead_letters
-		WHERE endpoint = ? AND state = 'replaying' ORDER BY event_cursor LIMIT ?`
 	replayedQuery = `UPDATE keystile_dead_letters SET state = 'delivered'
 		WHERE endpoint = ? AND event_cursor = ? AND state = 'replaying'`
 	deadAgainQuery = `UPDATE keystile_dead_letters SET state = 'dead', attempts = ?, reason = ?, dead_at = ?
 		WHERE endpoint = ? AND event_cursor = ? AND state = 'replaying'`
 )
 
+// deadLetterColumns are the columns scanDeadLetters reads.
+const deadLetterColumns = `event_cursor, event_id, event_type, attempts, reason, dead_at, state`
+
 // deadLetterIndexQueries are the statements of the dead letters' indexes
-// of version 16, in '?' form: a page by number from keystile_dead_letters_seq
-// (endpoint, event_seq, event_cursor), and the first letter of an event
-// from keystile_dead_letters_event (endpoint, event_id, event_cursor).
-// SQLite is told the index: left to itself, it reads the endpoint's range
-// of the primary key (every letter of the endpoint) and filters it.
-func deadLetterIndexQueries(d Dialect) (bySeq, byEvent string) {
+// of versions 16 and 17, in '?' form: a page by number from
+// keystile_dead_letters_seq (endpoint, event_seq, event_cursor), the first
+// letter of an event from keystile_dead_letters_event (endpoint, event_id,
+// event_cursor), and the replaying letters from the partial index
+// keystile_dead_letters_replaying (endpoint, event_cursor). SQLite is told
+// the index: left to itself, it reads the endpoint's range of the primary
+// key (every letter of the endpoint) and filters it.
+func deadLetterIndexQueries(d Dialect) (bySeq, byEvent, replaying string) {
 	indexedBy := func(string) string { return "" } // PostgreSQL's planner picks it
 	if d == SQLite {
 		indexedBy = func(index string) string { return " INDEXED BY " + index }
 	}
-	const columns = `SELECT event_cursor, event_id, attempts, reason, dead_at, state FROM keystile_dead_letters`
+	const columns = `SELECT ` + deadLetterColumns + ` FROM keystile_dead_letters`
 	bySeq = columns + indexedBy("keystile_dead_letters_seq") + `
 		WHERE endpoint = ? AND event_seq > ? ORDER BY event_seq, event_cursor LIMIT ?`
 	byEvent = columns + indexedBy("keystile_dead_letters_event") + `
 		WHERE endpoint = ? AND event_id = ? ORDER BY event_cursor LIMIT 1`
-	return bySeq, byEvent
+	// The condition of the partial index, as written there, which SQLite
+	// needs to use it.
+	replaying = columns + indexedBy("keystile_dead_letters_replaying") + `
+		WHERE endpoint = ? AND state = 'replaying' ORDER BY event_cursor LIMIT ?`
+	return bySeq, byEvent, replaying
 }
 
 // lockShare marks where leaseDeliveryQuery locks the endpoint's row.
@@ -188,7 +220,7 @@ func (s *Store) AdvanceDelivery(ctx context.Context, endpoint, holder string, no
 	}
 	if dead != nil {
 		if _, err := tx.ExecContext(ctx, s.d.rebind(deadLetterQuery), endpoint, dead.Cursor, dead.EventID,
-			apikey.EventIDSeq(dead.EventID), dead.Attempts, dead.Reason, micros(dead.At)); err != nil {
+			apikey.EventIDSeq(dead.EventID), string(dead.Type), dead.Attempts, dead.Reason, micros(dead.At)); err != nil {
 			return s.wrap(ctx, "advance delivery: dead letter", err)
 		}
 	}
@@ -248,7 +280,7 @@ func (s *Store) DeadLetterByEventID(ctx context.Context, endpoint, eventID strin
 	return letters[0], nil
 }
 
-// scanDeadLetters reads rows of deadLettersQuery's columns, and closes
+// scanDeadLetters reads rows of deadLetterColumns, and closes
 // them.
 func (s *Store) scanDeadLetters(ctx context.Context, rows *sql.Rows, endpoint, op string) ([]apikey.DeadLetter, error) {
 	defer rows.Close()
@@ -256,13 +288,13 @@ func (s *Store) scanDeadLetters(ctx context.Context, rows *sql.Rows, endpoint, o
 	for rows.Next() {
 		l := apikey.DeadLetter{Endpoint: endpoint}
 		var (
-			at    int64
-			state string
+			at         int64
+			typ, state string
 		)
-		if err := rows.Scan(&l.Cursor, &l.EventID, &l.Attempts, &l.Reason, &at, &state); err != nil {
+		if err := rows.Scan(&l.Cursor, &l.EventID, &typ, &l.Attempts, &l.Reason, &at, &state); err != nil {
 			return nil, s.wrap(ctx, op, err)
 		}
-		l.At, l.State = fromMicros(at), apikey.DeadLetterState(state)
+		l.Type, l.At, l.State = apikey.Action(typ), fromMicros(at), apikey.DeadLetterState(state)
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {
@@ -313,8 +345,8 @@ func (s *Store) ReplayDeadLetters(ctx context.Context, endpoint string, cursor i
 	return int(n), nil
 }
 
-// Replaying implements storage.ReplayLog: the endpoint's range of the dead
-// letters' primary key, filtered by state.
+// Replaying implements storage.ReplayLog: the endpoint's range of the
+// partial index keystile_dead_letters_replaying.
 func (s *Store) Replaying(ctx context.Context, endpoint string, limit int) ([]apikey.DeadLetter, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, s.wrap(ctx, "replaying", err)
@@ -322,7 +354,7 @@ func (s *Store) Replaying(ctx context.Context, endpoint string, limit int) ([]ap
 	if limit <= 0 {
 		return []apikey.DeadLetter{}, nil
 	}
-	rows, err := s.db.QueryContext(ctx, s.d.rebind(replayingQuery), endpoint, limit)
+	rows, err := s.db.QueryContext(ctx, s.q.replaying, endpoint, limit)
 	if err != nil {
 		return nil, s.wrap(ctx, "replaying", err)
 	}

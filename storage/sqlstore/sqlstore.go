@@ -114,7 +114,7 @@ type queries struct {
 	leaseOwnerQuota, returnOwnerQuota                     string
 	addUsage, accountUsage, environmentUsage, keyUsage    string
 	pruneUsage                                            string
-	deadLettersBySeq, deadLetterByEvent                   string
+	deadLettersBySeq, deadLetterByEvent, replaying        string
 }
 
 func newQueries(d Dialect) queries {
@@ -194,9 +194,9 @@ func newQueries(d Dialect) queries {
 		addUsage: addUsageRows(usageChunk), accountUsage: accountUsage, environmentUsage: environmentUsage, keyUsage: keyUsage,
 		pruneUsage: pruneUsage,
 	}
-	// keystile_dead_letters_seq and keystile_dead_letters_event (see
-	// delivery.go).
-	q.deadLettersBySeq, q.deadLetterByEvent = deadLetterIndexQueries(d)
+	// keystile_dead_letters_seq, keystile_dead_letters_event and
+	// keystile_dead_letters_replaying (see delivery.go).
+	q.deadLettersBySeq, q.deadLetterByEvent, q.replaying = deadLetterIndexQueries(d)
 	if d == Postgres {
 		// See RecordLastUsed.
 		q.lockRevision = `SELECT value FROM keystile_revision WHERE id = 1 FOR UPDATE`
@@ -207,7 +207,7 @@ func newQueries(d Dialect) queries {
 		&q.updateSettings, &q.insertEvent, &q.lastAccountSeq, &q.pruneTo, &q.revision, &q.changes, &q.lockRevision, &q.touch,
 		&q.upsertQuota, &q.deleteQuota, &q.leaseQuota, &q.returnQuota, &q.leaseOwnerQuota, &q.returnOwnerQuota,
 		&q.addUsage, &q.accountUsage, &q.environmentUsage, &q.keyUsage, &q.pruneUsage,
-		&q.deadLettersBySeq, &q.deadLetterByEvent,
+		&q.deadLettersBySeq, &q.deadLetterByEvent, &q.replaying,
 	} {
 		*p = d.rebind(*p)
 	}

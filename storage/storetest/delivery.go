@@ -321,3 +321,112 @@ func testDeadLetterPages(t *testing.T, c Config) {
 	require.Len(t, page, 2, "after a number that is no letter's")
 	assert.Equal(t, []int64{3 * (n - 1), 3 * n}, []int64{page[0].Cursor, page[1].Cursor})
 }
+
+// testDeadLetterType checks that a dead letter keeps its event's type: a
+// letter written with a Type reads back with it from every read of the
+// letters (DeliveryLog.DeadLetters, ReplayLog.DeadLettersBySeq,
+// DeadLetterByEventID and Replaying), and keeps it when a replay leaves it
+// dead again with a letter that has another (or no) Type; a letter written
+// without one has none.
+func testDeadLetterType(t *testing.T, c Config) {
+	s, ctx := c.New(t), context.Background()
+	l := as[storage.DeliveryLog](t, s)
+	r := as[storage.ReplayLog](t, s)
+	const endpoint = "ops"
+	_, ok, err := l.LeaseDelivery(ctx, endpoint, "a", base, base.Add(time.Minute))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, l.AdvanceDelivery(ctx, endpoint, "a", base, 4, &apikey.DeadLetter{Cursor: 4, EventID: "evt_acme_1",
+		Type: apikey.ActionRevoke, Attempts: 3, Reason: "server error", At: base}))
+	require.NoError(t, l.AdvanceDelivery(ctx, endpoint, "a", base, 6, &apikey.DeadLetter{Cursor: 6, EventID: "evt_acme_2",
+		Attempts: 3, Reason: "server error", At: base}))
+
+	letters, err := l.DeadLetters(ctx, endpoint, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, letters, 2)
+	assert.Equal(t, apikey.ActionRevoke, letters[0].Type, "DeadLetters")
+	assert.Empty(t, letters[1].Type, "a letter written without a type")
+	letters, err = r.DeadLettersBySeq(ctx, endpoint, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, letters, 2)
+	assert.Equal(t, apikey.ActionRevoke, letters[0].Type, "DeadLettersBySeq")
+	one, err := r.DeadLetterByEventID(ctx, endpoint, "evt_acme_1")
+	require.NoError(t, err)
+	assert.Equal(t, apikey.ActionRevoke, one.Type, "DeadLetterByEventID")
+
+	n, err := r.ReplayDeadLetters(ctx, endpoint, 4, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	letters, err = r.Replaying(ctx, endpoint, 10)
+	require.NoError(t, err)
+	require.Len(t, letters, 1)
+	assert.Equal(t, apikey.ActionRevoke, letters[0].Type, "Replaying")
+	require.NoError(t, r.ResolveReplay(ctx, endpoint, "a", base, 4,
+		&apikey.DeadLetter{Type: apikey.ActionCreate, Attempts: 1, Reason: "gone", At: base}))
+	one, err = r.DeadLetterByEventID(ctx, endpoint, "evt_acme_1")
+	require.NoError(t, err)
+	assert.Equal(t, apikey.DeadLetterDead, one.State)
+	assert.Equal(t, "gone", one.Reason)
+	assert.Equal(t, apikey.ActionRevoke, one.Type, "dead again: the letter keeps its type")
+}
+
+// testReplayingIndex checks ReplayLog.Replaying among many letters of an
+// endpoint and of another: after replays of single letters, resolutions
+// (delivered, dead again) and a replay of them all, it returns exactly the
+// endpoint's replaying letters, in cursor order, limit at a time from the
+// first. The stores answer it by an index of the replaying letters (see
+// the backends' own tests of that).
+func testReplayingIndex(t *testing.T, c Config) {
+	s, ctx := c.New(t), context.Background()
+	l := as[storage.DeliveryLog](t, s)
+	r := as[storage.ReplayLog](t, s)
+	const n = 60
+	for _, endpoint := range []string{"ops", "billing"} {
+		_, ok, err := l.LeaseDelivery(ctx, endpoint, "a", base, base.Add(time.Hour))
+		require.NoError(t, err)
+		require.True(t, ok)
+		for i := int64(1); i <= n; i++ {
+			require.NoError(t, l.AdvanceDelivery(ctx, endpoint, "a", base, 2*i, &apikey.DeadLetter{Cursor: 2 * i,
+				EventID: fmt.Sprintf("evt_acme_%d", i), Type: apikey.ActionCreate, Attempts: 1, Reason: "server error", At: base}))
+		}
+	}
+	const endpoint = "ops"
+	cursors := func(limit int) []int64 {
+		t.Helper()
+		letters, err := r.Replaying(ctx, endpoint, limit)
+		require.NoError(t, err)
+		out := []int64{}
+		for _, x := range letters {
+			assert.Equal(t, apikey.DeadLetterReplaying, x.State, "cursor %d", x.Cursor)
+			assert.Equal(t, endpoint, x.Endpoint)
+			out = append(out, x.Cursor)
+		}
+		return out
+	}
+	assert.Empty(t, cursors(10), "nothing replaying")
+	for _, c := range []int64{90, 14, 60, 2, 120} {
+		got, err := r.ReplayDeadLetters(ctx, endpoint, c, nil)
+		require.NoError(t, err)
+		require.Equal(t, 1, got, "cursor %d", c)
+	}
+	assert.Equal(t, []int64{2, 14, 60, 90, 120}, cursors(10))
+	assert.Equal(t, []int64{2, 14}, cursors(2))
+	assert.Empty(t, cursors(0))
+	require.NoError(t, r.ResolveReplay(ctx, endpoint, "a", base, 14, nil))
+	require.NoError(t, r.ResolveReplay(ctx, endpoint, "a", base, 2,
+		&apikey.DeadLetter{Attempts: 2, Reason: "server error", At: base}))
+	assert.Equal(t, []int64{60, 90, 120}, cursors(10), "delivered and dead again are not replaying")
+	other, err := r.Replaying(ctx, "billing", 10)
+	require.NoError(t, err)
+	assert.Empty(t, other, "another endpoint's letters")
+
+	got, err := r.ReplayDeadLetters(ctx, endpoint, 0, nil)
+	require.NoError(t, err)
+	assert.Equal(t, n-3, got, "every letter not replaying, the delivered one included")
+	all := cursors(n + 10)
+	require.Len(t, all, n)
+	for i, c := range all {
+		require.Equal(t, 2*int64(i+1), c)
+	}
+	assert.Equal(t, []int64{2, 4, 6}, cursors(3))
+}

@@ -182,6 +182,8 @@ var cases = []struct {
 	{"ReplayLog", ReplayLog | DeliveryLog | EventStream, testReplayLog},
 	{"DeadLetterIndex", ReplayLog | DeliveryLog, testDeadLetterIndex},
 	{"DeadLetterPages", ReplayLog | DeliveryLog, testDeadLetterPages},
+	{"DeadLetterType", ReplayLog | DeliveryLog, testDeadLetterType},
+	{"ReplayingIndex", ReplayLog | DeliveryLog, testReplayingIndex},
 	// Accounts, through the store and through a Manager (accounts.go).
 	{"AccountIsolation", 0, testAccountIsolation},
 	{"ManagerIsolation", 0, testManagerIsolation},

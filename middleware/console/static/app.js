@@ -2150,14 +2150,14 @@
   // showLetters shows the dead letters of ep below the endpoints, with the
   // focus on their heading.
   async function showLetters(ep) {
-    hooks.letters = { endpoint: ep, list: [], next: "", types: {} };
+    hooks.letters = { endpoint: ep, list: [], next: "" };
     renderLetters();
     $("letters-heading").focus();
     await loadLetters(ep).catch(fail);
   }
 
-  // loadLetters reads ep's dead letters, page by page (at most maxPages),
-  // and the type of each one's event.
+  // loadLetters reads ep's dead letters, page by page (at most maxPages);
+  // each says its event's type.
   async function loadLetters(ep) {
     let list = [];
     let next = "";
@@ -2168,34 +2168,9 @@
       next = data.next || "";
       pages++;
     } while (next && pages < maxPages);
-    const types = await letterTypes(list);
     if (!hooks.letters || hooks.letters.endpoint.id !== ep.id) return; // another endpoint meanwhile
-    hooks.letters = { endpoint: hooks.letters.endpoint, list, next, types, loaded: true };
+    hooks.letters = { endpoint: hooks.letters.endpoint, list, next, loaded: true };
     renderLetters();
-  }
-
-  // maxTypedLetters bounds how many letters' event types are looked up.
-  const maxTypedLetters = 50;
-
-  // letterTypes finds the type (action) of each letter's event in the
-  // audit log, where the console serves one: an event id ends with the
-  // event's number in the account ("evt_acme_17"), and the log's page
-  // before the next number starts with it. A type not found stays unknown.
-  async function letterTypes(list) {
-    const out = {};
-    if (!state.session.audit) return out;
-    await Promise.all(list.slice(0, maxTypedLetters).map(async (l) => {
-      const seq = Number(l.event_id.slice(l.event_id.lastIndexOf("_") + 1));
-      if (!Number.isSafeInteger(seq) || seq < 1) return;
-      try {
-        const data = await api("GET", `api/audit?before=${seq + 1}&limit=1`);
-        const e = (data.events || [])[0];
-        if (e && e.seq === seq) out[l.event_id] = e.action;
-      } catch {
-        // the type stays unknown
-      }
-    }));
-    return out;
   }
 
   // letterStates say where a dead letter stands, in words.
@@ -2225,7 +2200,7 @@
     const body = $("letters-body");
     for (const x of l.list) {
       const st = x.state || "dead";
-      const type = l.types[x.event_id];
+      const type = x.type;
       const actions = el("td", { className: "actions", "data-label": "Actions" });
       if (st === "dead" && canHooks("replay_dead_letters")) {
         const b = el("button", { type: "button", className: "small", textContent: "Replay", "aria-label": `Replay ${x.event_id}`,
