@@ -62,15 +62,19 @@ const quotaLeaseTime = time.Minute
 // authenticated request by key, hour and outcome. Its parts own their
 // state and locks.
 type limiter struct {
-	rate     limit.Limiter
+	rate limit.Limiter
+	// rateNow is the clock of rate limits: Options.Now, by default the
+	// system clock read at each request, not the request clock's tick,
+	// which would count every request of a tick as simultaneous.
+	rateNow  func() time.Time
 	clientIP *clientip.Resolver
 	quota    *quota.Spender // nil without a storage.QuotaLedger
 	usage    *usage.Tally   // nil without a storage.UsageRecorder
 }
 
 // newLimiter returns the limiter of the options o (with defaults applied)
-// over store.
-func newLimiter(o LimitOptions, store *safeStore, report func(error)) (*limiter, error) {
+// over store, with now the clock of rate limits.
+func newLimiter(o LimitOptions, store *safeStore, now func() time.Time, report func(error)) (*limiter, error) {
 	header := clientip.XForwardedFor
 	switch name := http.CanonicalHeaderKey(o.ForwardedHeader); {
 	case len(o.TrustedProxies) == 0, name == "X-Forwarded-For":
@@ -85,7 +89,7 @@ func newLimiter(o LimitOptions, store *safeStore, report func(error)) (*limiter,
 	if err != nil {
 		return nil, fmt.Errorf("middleware: Options.Limits: %w", err)
 	}
-	l := &limiter{rate: o.Limiter, clientIP: resolver}
+	l := &limiter{rate: o.Limiter, rateNow: now, clientIP: resolver}
 	if l.rate == nil {
 		l.rate = limit.NewLocal(limit.LocalOptions{})
 	}
@@ -109,14 +113,14 @@ func newLimiter(o LimitOptions, store *safeStore, report func(error)) (*limiter,
 // quota and its owner's. It returns nil when the request may proceed.
 func (l *limiter) enforce(ctx context.Context, id *Identity, cost int, now time.Time, vd *verdict) error {
 	if rate := id.Limits.Rate; !rate.IsZero() {
-		vd.rate, vd.limited = l.rate.Allow(id.KeyID, rate, 1, now), true
+		vd.rate, vd.limited = l.rate.Allow(id.KeyID, rate, 1, l.rateNow()), true
 		if !vd.rate.Allowed {
 			return &problem.Refusal{Reason: ErrRateLimited, RetryAfter: max(vd.rate.RetryAfter, time.Second),
 				Detail: "rate limit of " + strconv.Itoa(rate.Requests) + " requests per " + rate.Window.String()}
 		}
 	}
 	if id.ownerBudget != "" {
-		if err := l.enforceOwnerRate(id, now, vd); err != nil {
+		if err := l.enforceOwnerRate(id, vd); err != nil {
 			return err
 		}
 	}
@@ -127,12 +131,12 @@ func (l *limiter) enforce(ctx context.Context, id *Identity, cost int, now time.
 // id's owner share, if they have one, on the owner's bucket. A request the
 // key's own limit admitted keeps that admission spent when the owner's
 // refuses it.
-func (l *limiter) enforceOwnerRate(id *Identity, now time.Time, vd *verdict) error {
+func (l *limiter) enforceOwnerRate(id *Identity, vd *verdict) error {
 	rate := id.OwnerLimits.Rate
 	if rate.IsZero() {
 		return nil
 	}
-	d := l.rate.Allow(id.ownerBudget, rate, 1, now)
+	d := l.rate.Allow(id.ownerBudget, rate, 1, l.rateNow())
 	if !d.Allowed || !vd.limited || d.Remaining < vd.rate.Remaining {
 		vd.rate, vd.ownerRate = d, true
 	}

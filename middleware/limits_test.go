@@ -67,6 +67,44 @@ func TestRateLimit(t *testing.T) {
 	assert.Empty(t, w.Header().Get("RateLimit-Policy"))
 }
 
+// TestRateLimitFieldsAllocateNothing: a key far below its rate limit,
+// called again and again on the system clock, gets the same RateLimit
+// fields each time, which cost no allocation: the limiter reads the clock
+// at each request, so requests within one tick of the request clock are
+// not counted as simultaneous (each would then see one request less
+// remaining, and new fields).
+func TestRateLimitFieldsAllocateNothing(t *testing.T) {
+	f := newFixture(t, func(o *middleware.Options) {
+		o.Now = nil
+		o.FeedInterval = time.Hour // no background reads: AllocsPerRun counts every goroutine's
+	})
+	limited := f.limited(apikey.Limits{Rate: apikey.RateLimit{Requests: apikey.MaxRateRequests, Window: time.Second}})
+	h := f.v.Handler(okHandler)
+	allocs := func(k apikey.Key) float64 {
+		r := request(k.Reveal())
+		w := &headerWriter{h: http.Header{}, code: http.StatusOK}
+		h.ServeHTTP(w, r)
+		require.Equal(t, http.StatusOK, w.code)
+		return testing.AllocsPerRun(1000, func() {
+			clear(w.h)
+			h.ServeHTTP(w, r)
+		})
+	}
+	base := allocs(f.keys["production/server"])
+	assert.Equal(t, base, allocs(limited), "allocations per request with a rate limit and without")
+}
+
+// headerWriter is a ResponseWriter that keeps the header and the status
+// code written (code is 200 until then) and allocates nothing.
+type headerWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *headerWriter) Header() http.Header         { return w.h }
+func (w *headerWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *headerWriter) WriteHeader(code int)        { w.code = code }
+
 func TestQuota(t *testing.T) {
 	f := newFixture(t, nil)
 	k := f.limited(apikey.Limits{Quota: apikey.Quota{Limit: 5, Refill: 5, Period: apikey.Daily}})

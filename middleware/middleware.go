@@ -68,7 +68,7 @@ func New(opts Options) (*Validator, error) {
 	}
 	v.cfg.OnBackgroundError = report
 	store := newSafeStore(cfg.Store)
-	if v.limiter, err = newLimiter(cfg.Limits, store, report); err != nil {
+	if v.limiter, err = newLimiter(cfg.Limits, store, cfg.Now, report); err != nil {
 		return nil, err
 	}
 	// Nothing fails after this: the tasks started below end at Close.
