@@ -3,6 +3,7 @@
 package usage
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,8 +55,9 @@ type Counter struct {
 	hour atomic.Int64
 	// listed reports that the counter is in shard.counters, where a Take
 	// finds it; it changes under shard.mu.
-	listed atomic.Bool
-	n      [MaxOutcomes]atomic.Uint64 // the first len(tally.outcomes) are counts
+	listed   atomic.Bool
+	outcomes uint8                      // len(tally.outcomes), the bound of Add's outcome
+	n        [MaxOutcomes]atomic.Uint64 // the first outcomes are counts
 
 	tally                       *Tally
 	account, environment, keyID string
@@ -87,7 +89,7 @@ func (t *Tally) Counter(account, environment, keyID string) *Counter {
 	if c := s.counters[keyID]; c != nil {
 		return c
 	}
-	c := &Counter{tally: t, account: account, environment: environment, keyID: keyID, shard: s}
+	c := &Counter{tally: t, outcomes: uint8(len(t.outcomes)), account: account, environment: environment, keyID: keyID, shard: s}
 	if len(s.counters) < t.perShard {
 		s.counters[keyID] = c
 		c.listed.Store(true)
@@ -103,8 +105,12 @@ func (t *Tally) Add(account, environment, keyID string, o int, now time.Time) {
 
 // Add counts one request with outcome o (an index into New's outcomes) at
 // now. A request counted while another turns the key's hour may be counted
-// in the newer hour; none is lost.
+// in the newer hour; none is lost. It panics if o is not an index into
+// New's outcomes, as indexing them would.
 func (c *Counter) Add(o int, now time.Time) {
+	if uint(o) >= uint(c.outcomes) {
+		panic(fmt.Sprintf("usage: outcome %d of %d", o, c.outcomes))
+	}
 	hour := now.Unix() / 3600
 	if c.hour.Load() == hour {
 		c.n[o].Add(1)

@@ -48,6 +48,15 @@ func TestTallyCountsPerKeyHourAndOutcome(t *testing.T) {
 	assert.Zero(t, tl.Dropped())
 }
 
+// TestAddOutsideOutcomesPanics: an outcome that is not one of New's is a
+// bug of the caller, never counted where no Take reads it.
+func TestAddOutsideOutcomesPanics(t *testing.T) {
+	c := New(outcomes, 100).Counter("acme", "production", "keyA")
+	for _, o := range []int{-1, len(outcomes), MaxOutcomes - 1, MaxOutcomes} {
+		assert.PanicsWithValue(t, fmt.Sprintf("usage: outcome %d of %d", o, len(outcomes)), func() { c.Add(o, t0) }, "outcome %d", o)
+	}
+}
+
 func TestTallyForgetsIdleKeys(t *testing.T) {
 	tl := New(outcomes, shards) // one key per shard
 	tl.Add("a", "e", "key1", 0, t0)
