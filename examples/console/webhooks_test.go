@@ -128,6 +128,8 @@ func TestWebhooksInChromium(t *testing.T) {
 		assert.True(t, eval[bool](t, tab, `document.getElementById("webhooks-role-note").hidden`), "owners may do everything: no note")
 		assert.Equal(t, []string{"letters", "edit", "rotate", "delete"}, eval[[]string](t, tab,
 			`[...document.querySelectorAll(`+strconv.Quote(localRow+" [data-hook-action]")+`)].map(b => b.dataset.hookAction)`))
+		assert.Equal(t, local.Endpoint.URL, eval[string](t, tab, qs(localRow+" td.endpoint-url code")+`.textContent`), "owners see the whole URL")
+		assert.Equal(t, local.Endpoint.URL, eval[string](t, tab, qs(localRow+" td.endpoint-url")+`.textContent`), "and no note that it is redacted")
 
 		// Add an endpoint, by keyboard: Tab reaches Add endpoint, the URL
 		// field has the focus, Enter submits.
@@ -310,6 +312,13 @@ func TestWebhooksInChromium(t *testing.T) {
 			do(t, tab, chromedp.Click(chromedp.CSS("#webhooks-link")))
 			poll[bool](t, tab, `!!`+qs(localRow))
 			assert.Contains(t, eval[string](t, tab, `document.getElementById("webhooks-role-note").textContent`), "Only owners add, change or delete endpoints")
+			// The URL is redacted to scheme and host, and the cell says so
+			// in text, which a screen reader reads with the URL.
+			assert.Equal(t, rc.srv.URL, eval[string](t, tab, qs(localRow+" td.endpoint-url code")+`.textContent`), "scheme and host only")
+			assert.Equal(t, rc.srv.URL+"Path hidden: only owners see the whole URL.", eval[string](t, tab, qs(localRow+" td.endpoint-url")+`.textContent`))
+			assert.Equal(t, "Path hidden: only owners see the whole URL.", eval[string](t, tab,
+				`(() => { const n = `+qs(localRow+" td.endpoint-url .url-redacted")+`; return n && !n.closest("[aria-hidden=true]") && getComputedStyle(n).display !== "none" && getComputedStyle(n).visibility === "visible" ? n.textContent : "" })()`),
+				"the note is shown and not hidden from assistive technology")
 			assert.False(t, eval[bool](t, tab, `!!document.getElementById("add-endpoint")`), "no Add endpoint")
 			assert.Equal(t, []string{"letters"}, eval[[]string](t, tab, `[...document.querySelectorAll("#endpoints-body [data-hook-action]")].map(b => b.dataset.hookAction)`),
 				"only the dead letters, to read")

@@ -2000,6 +2000,9 @@
     for (const ep of hooks.endpoints) {
       const status = ep.enabled ? "enabled" : "disabled";
       const url = el("td", { className: "endpoint-url", "data-label": "URL" }, el("code", { textContent: ep.url }));
+      // The API redacts the URL to scheme and host for those who may not
+      // change endpoints; the note says so in text, so it is read out too.
+      if (ep.url_redacted) url.append(el("span", { className: "muted sub url-redacted", textContent: "Path hidden: only owners see the whole URL." }));
       const events = el("td", { className: "scopes", "data-label": "Events" });
       if ((ep.actions || []).length === 0) events.append(el("span", { className: "muted", textContent: "every event" }));
       for (const a of ep.actions || []) events.append(el("code", { className: "scope", textContent: a }), " ");
