@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keystile/keystile/internal/netrange"
 )
 
 // Bounds of a tenant's webhook endpoints.
@@ -295,7 +297,7 @@ func ValidateEndpointURL(raw string, allowInternal bool) error {
 	if lower == "localhost" || strings.HasSuffix(lower, ".localhost") {
 		return endpointError("url", "may not name localhost")
 	}
-	if ipErr == nil && internalAddr(ip) {
+	if ipErr == nil && netrange.Internal(ip) {
 		return endpointError("url", "may not name an internal address")
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/keystile/keystile/internal/netrange"
 )
 
 // MaxURLLength bounds an endpoint URL, in bytes.
@@ -39,54 +41,20 @@ type Range struct {
 	Reason string
 }
 
-func r(prefix, reason string) Range { return Range{netip.MustParsePrefix(prefix), reason} }
-
 // ForbiddenRanges are the ranges that a Policy refuses unless it allows
 // them: every range of the IANA special-purpose registries that is not
 // globally reachable, and the IPv6 forms that embed an IPv4 address, whose
 // embedded address is checked instead (see CheckAddr).
-var ForbiddenRanges = []Range{
-	r("0.0.0.0/8", "unspecified (this network)"),
-	r("10.0.0.0/8", "private"),
-	r("100.64.0.0/10", "shared (CGNAT)"),
-	r("127.0.0.0/8", "loopback"),
-	r("169.254.0.0/16", "link-local (cloud metadata)"),
-	r("172.16.0.0/12", "private"),
-	r("192.0.0.0/24", "IETF protocol assignments"),
-	r("192.0.2.0/24", "documentation"),
-	r("192.88.99.0/24", "6to4 relay"),
-	r("192.168.0.0/16", "private"),
-	r("198.18.0.0/15", "benchmarking"),
-	r("198.51.100.0/24", "documentation"),
-	r("203.0.113.0/24", "documentation"),
-	r("224.0.0.0/4", "multicast"),
-	r("240.0.0.0/4", "reserved (broadcast)"),
-	r("::/128", "unspecified"),
-	r("::1/128", "loopback"),
-	r("::/96", "IPv4-compatible (deprecated)"),
-	r("64:ff9b:1::/48", "local-use IPv4/IPv6 translation"),
-	r("100::/64", "discard-only"),
-	r("2001::/23", "IETF protocol assignments (Teredo)"),
-	r("2001:db8::/32", "documentation"),
-	r("3fff::/20", "documentation"),
-	r("5f00::/16", "segment routing"),
-	r("fc00::/7", "unique local (private, cloud metadata)"),
-	r("fe80::/10", "link-local"),
-	r("fec0::/10", "site-local (deprecated)"),
-	r("ff00::/8", "multicast"),
-}
+var ForbiddenRanges = forbiddenRanges()
 
-// embedding are IPv6 ranges whose addresses carry an IPv4 address, which
-// is checked in their place: a range allowed or forbidden in IPv4 is so in
-// every form.
-var embedding = []struct {
-	prefix netip.Prefix
-	offset int // byte offset of the IPv4 address
-}{
-	{netip.MustParsePrefix("::ffff:0:0/96"), 12},   // IPv4-mapped
-	{netip.MustParsePrefix("::ffff:0:0:0/96"), 12}, // IPv4-translated (SIIT)
-	{netip.MustParsePrefix("64:ff9b::/96"), 12},    // NAT64 well-known prefix
-	{netip.MustParsePrefix("2002::/16"), 2},        // 6to4
+// forbiddenRanges returns a copy of netrange.Forbidden, the list that
+// package apikey checks at registration too.
+func forbiddenRanges() []Range {
+	rs := make([]Range, len(netrange.Forbidden))
+	for i, f := range netrange.Forbidden {
+		rs[i] = Range(f)
+	}
+	return rs
 }
 
 // CheckAddr reports whether p admits an address: nil, or an error wrapping
@@ -116,17 +84,11 @@ func (p *Policy) forbidden(addr netip.Addr) string {
 			return ""
 		}
 	}
-	if addr.Is6() {
-		for _, e := range embedding {
-			if e.prefix.Contains(addr) {
-				b := addr.As16()
-				v4 := netip.AddrFrom4([4]byte(b[e.offset : e.offset+4]))
-				if why := p.forbidden(v4); why != "" {
-					return why + ", inside " + addr.String()
-				}
-				return ""
-			}
+	if v4, ok := netrange.Embedded(addr); ok {
+		if why := p.forbidden(v4); why != "" {
+			return why + ", inside " + addr.String()
 		}
+		return ""
 	}
 	for _, f := range ForbiddenRanges {
 		if f.Prefix.Contains(addr) {
