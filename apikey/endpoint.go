@@ -287,7 +287,7 @@ func ValidateEndpointURL(raw string, allowInternal bool) error {
 			return endpointError("url", "has a host in brackets that is not an IPv6 address without a zone")
 		}
 	case ipErr == nil:
-	case !validHostname(host):
+	case netrange.HostnameProblem(host) != "":
 		return endpointError("url", "has a host that is neither an IP address nor a DNS name (letters, digits and '-', punycode for international names; not a number)")
 	}
 	if allowInternal {

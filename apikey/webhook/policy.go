@@ -199,45 +199,13 @@ func (p *Policy) ParseEndpoint(raw string) (*url.URL, error) {
 		}
 		return u, nil
 	}
-	if err := validateHostname(host); err != nil {
-		return nil, err
+	if why := netrange.HostnameProblem(host); why != "" {
+		return nil, endpointError("url.host", "%s", why)
 	}
 	if name := strings.ToLower(strings.TrimSuffix(host, ".")); !p.AllowInternal && (name == "localhost" || strings.HasSuffix(name, ".localhost")) {
 		return nil, endpointError("url.host", "is localhost")
 	}
 	return u, nil
-}
-
-// validateHostname checks a DNS name: labels of letters, digits and
-// hyphens (punycode for international names), at most 253 bytes. A name
-// whose last label is all digits is refused: resolvers read it as an IPv4
-// address in another notation (0x7f.1, 2130706433).
-func validateHostname(host string) error {
-	name := strings.TrimSuffix(host, ".")
-	if len(name) > 253 {
-		return endpointError("url.host", "is longer than 253 bytes")
-	}
-	labels := strings.Split(name, ".")
-	for _, l := range labels {
-		if l == "" || len(l) > 63 {
-			return endpointError("url.host", "has an empty label or one longer than 63 bytes")
-		}
-		if l[0] == '-' || l[len(l)-1] == '-' {
-			return endpointError("url.host", "has a label that starts or ends with '-'")
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-') {
-				return endpointError("url.host", "holds %q: a DNS name is letters, digits and '-'", c)
-			}
-		}
-	}
-	last := labels[len(labels)-1]
-	hex, isHex := strings.CutPrefix(strings.ToLower(last), "0x")
-	if strings.Trim(last, "0123456789") == "" || isHex && strings.Trim(hex, "0123456789abcdef") == "" {
-		return endpointError("url.host", "is a number but not an IP address")
-	}
-	return nil
 }
 
 func endpointError(field, format string, args ...any) error {

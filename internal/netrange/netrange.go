@@ -1,11 +1,13 @@
-// Package netrange holds the address ranges that keystile's outbound
-// requests (webhook deliveries) may not reach: every range of the IANA
-// special-purpose address registries that is not globally reachable, and
-// the IPv6 ranges whose addresses embed an IPv4 address, which are judged
-// by the address they embed. Package apikey/webhook checks every address
-// it dials against them (through its ForbiddenRanges and Policy), and
-// package apikey refuses an IP literal in them when an endpoint is
-// registered, so both read this one list.
+// Package netrange holds what keystile's outbound requests (webhook
+// deliveries) may reach: the address ranges they may not reach, which are
+// every range of the IANA special-purpose address registries that is not
+// globally reachable, and the IPv6 ranges whose addresses embed an IPv4
+// address, which are judged by the address they embed; and the form of a
+// host name they may be addressed to (HostnameProblem). Package
+// apikey/webhook checks every endpoint it parses and every address it
+// dials against them (through its ForbiddenRanges and Policy), and package
+// apikey refuses a host name or IP literal they refuse when an endpoint is
+// registered, so both read this one list and this one rule.
 package netrange
 
 import "net/netip"
