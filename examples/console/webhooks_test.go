@@ -77,12 +77,14 @@ func newReceiver(t *testing.T) *receiver {
 // event types (an unknown one refused at its field) and disables it, and
 // deletes it after a confirmation. An endpoint whose receiver (local)
 // fails has a dead letter, shown with its event's type (recorded with the
-// letter: the view asks the audit log nothing), attempts and error; Replay re-queues it and the deliverer delivers it, signed, under
-// the same event id. Members and read-only users see the endpoints and the
-// dead letters with no control to change them. At 1280 and 390 pixels
-// every control of the view is in view, and axe-core finds no serious
-// violation in it or its dialogs. Where the store keeps no endpoints, the
-// view says webhooks are not available.
+// letter: the view asks the audit log nothing), attempts and error; Replay
+// re-queues it and the deliverer delivers it, signed, under the same event
+// id. Members and read-only users see the endpoints and the dead letters
+// with no control to change them; two endpoints on one host, redacted
+// alike, have Dead letters buttons and headings of distinct names. At 1280
+// and 390 pixels every control of the view is in view, and axe-core finds
+// no serious violation in it or its dialogs. Where the store keeps no
+// endpoints, the view says webhooks are not available.
 func TestWebhooksInChromium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -306,6 +308,14 @@ func TestWebhooksInChromium(t *testing.T) {
 		assert.Contains(t, eval[string](t, tab, `document.getElementById("notice").textContent`), "was deleted")
 	})
 
+	// A second endpoint on the receiver's host: redacted to scheme and
+	// host, its URL reads as the first one's.
+	other, err := internal.CreateEndpoint(ctx, bootstrapActor, apikey.EndpointRequest{URL: rc.srv.URL + "/other"})
+	require.NoError(t, err)
+	otherRow := fmt.Sprintf(`#endpoints-body tr[data-endpoint=%q]`, other.Endpoint.ID)
+	lettersName := func(row string) string {
+		return qs(row+` [data-hook-action="letters"]`) + `.getAttribute("aria-label")`
+	}
 	for _, role := range []struct{ user, name string }{{"bob", "member"}, {"carol", "read-only"}} {
 		t.Run(role.name, func(t *testing.T) {
 			tab := s.signIn(t, b, role.user)
@@ -320,10 +330,23 @@ func TestWebhooksInChromium(t *testing.T) {
 				`(() => { const n = `+qs(localRow+" td.endpoint-url .url-redacted")+`; return n && !n.closest("[aria-hidden=true]") && getComputedStyle(n).display !== "none" && getComputedStyle(n).visibility === "visible" ? n.textContent : "" })()`),
 				"the note is shown and not hidden from assistive technology")
 			assert.False(t, eval[bool](t, tab, `!!document.getElementById("add-endpoint")`), "no Add endpoint")
-			assert.Equal(t, []string{"letters"}, eval[[]string](t, tab, `[...document.querySelectorAll("#endpoints-body [data-hook-action]")].map(b => b.dataset.hookAction)`),
+			assert.Equal(t, []string{"letters", "letters"}, eval[[]string](t, tab, `[...document.querySelectorAll("#endpoints-body [data-hook-action]")].map(b => b.dataset.hookAction)`),
 				"only the dead letters, to read")
+			// Two endpoints on one host, redacted alike: each Dead letters
+			// button, and the heading it shows, has a name of its own that
+			// still says the URL as far as it is shown.
+			assert.Equal(t, rc.srv.URL, eval[string](t, tab, qs(otherRow+" td.endpoint-url code")+`.textContent`))
+			localName, otherName := eval[string](t, tab, lettersName(localRow)), eval[string](t, tab, lettersName(otherRow))
+			assert.NotEqual(t, localName, otherName, "two endpoints on one host have distinct names")
+			for _, name := range []string{localName, otherName} {
+				assert.True(t, strings.HasPrefix(name, "Dead letters of "+rc.srv.URL+" "), "the name says the redacted URL: %q", name)
+			}
+			do(t, tab, chromedp.Click(chromedp.CSS(otherRow+` [data-hook-action="letters"]`)))
+			poll[bool](t, tab, `!document.getElementById("letters-empty").hidden`)
+			assert.Equal(t, otherName, eval[string](t, tab, `document.getElementById("letters-heading").textContent`), "the heading names the endpoint as its button does")
 			do(t, tab, chromedp.Click(chromedp.CSS(localRow+` [data-hook-action="letters"]`)))
 			poll[bool](t, tab, `!!document.querySelector("#letters-body tr")`)
+			assert.Equal(t, localName, eval[string](t, tab, `document.getElementById("letters-heading").textContent`))
 			assert.Equal(t, 0, eval[int](t, tab, `document.querySelectorAll("#letters-body button, #letters-replay-all").length`), "no Replay")
 			assert.Equal(t, []string{"letters-refresh"}, eval[[]string](t, tab, `[...document.querySelectorAll("#webhooks-view button")].filter(b => !b.dataset.hookAction).map(b => b.id)`),
 				"Refresh, which changes nothing, is the only other button")

@@ -1925,7 +1925,20 @@
     next: "", // cursor of the next page of endpoints, if any
     unavailable: false, // the store keeps no endpoints (501)
     letters: null, // {endpoint, list, next, types, loaded} of the endpoint whose dead letters are shown
+    names: new Map(), // endpoint id -> its name in labels and headings (see endpointNames)
   };
+
+  // endpointNames names each of endpoints for the labels of its controls
+  // and the heading of its dead letters: its URL, followed by its position
+  // in the list where another endpoint shows the same URL (two endpoints on
+  // one host do, redacted to scheme and host), so that no two share a name.
+  function endpointNames(endpoints) {
+    const seen = new Map();
+    for (const ep of endpoints) seen.set(ep.url, (seen.get(ep.url) || 0) + 1);
+    return new Map(endpoints.map((ep, i) => [ep.id, seen.get(ep.url) > 1 ? `${ep.url} (endpoint ${i + 1})` : ep.url]));
+  }
+
+  const endpointName = (ep) => hooks.names.get(ep.id) || ep.url;
 
   // canHooks reports whether the actor may perform action on the
   // account's webhook endpoints now: owners, while the account is not
@@ -1971,6 +1984,7 @@
     }
     hooks.endpoints = list;
     hooks.next = next;
+    hooks.names = endpointNames(list);
     renderEndpoints();
   }
 
@@ -2015,7 +2029,7 @@
       const actions = el("td", { className: "actions", "data-label": "Actions" });
       for (const a of endpointActions(ep)) {
         const b = el("button", { type: "button", className: a.danger ? "danger small" : "small", textContent: a.label,
-          "aria-label": `${a.label} of ${ep.url}`, "data-endpoint": ep.id, "data-hook-action": a.id });
+          "aria-label": `${a.label} of ${endpointName(ep)}`, "data-endpoint": ep.id, "data-hook-action": a.id });
         b.addEventListener("click", a.run);
         actions.append(b, " ");
       }
@@ -2189,7 +2203,7 @@
     $("letters-empty").hidden = true;
     $("letters").hidden = true;
     if (!l) return;
-    $("letters-heading").textContent = `Dead letters of ${l.endpoint.url}`;
+    $("letters-heading").textContent = `Dead letters of ${endpointName(l.endpoint)}`;
     const refresh = el("button", { type: "button", id: "letters-refresh", textContent: "Refresh" });
     refresh.addEventListener("click", () => loadLetters(l.endpoint).then(() => notify("The dead letters were read afresh.")).catch(fail));
     tools.append(refresh);
