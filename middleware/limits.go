@@ -73,7 +73,8 @@ type limiter struct {
 }
 
 // newLimiter returns the limiter of the options o (with defaults applied)
-// over store, with now the clock of rate limits.
+// over store, with now the clock of rate limits and of the quota leases
+// given back at Close (Options.Now, which the leases were taken on).
 func newLimiter(o LimitOptions, store *safeStore, now func() time.Time, report func(error)) (*limiter, error) {
 	header := clientip.XForwardedFor
 	switch name := http.CanonicalHeaderKey(o.ForwardedHeader); {
@@ -97,7 +98,7 @@ func newLimiter(o LimitOptions, store *safeStore, now func() time.Time, report f
 		r.ReportErrors(report)
 	}
 	if store.ledger != nil {
-		if l.quota, err = quota.New(quota.Options{Ledger: store.ledger, OnError: report, LeaseTime: quotaLeaseTime, LeaseAhead: true}); err != nil {
+		if l.quota, err = quota.New(quota.Options{Ledger: store.ledger, OnError: report, LeaseTime: quotaLeaseTime, LeaseAhead: true, Now: now}); err != nil {
 			return nil, fmt.Errorf("middleware: %w", err)
 		}
 	}
