@@ -113,15 +113,17 @@ func newLimiter(o LimitOptions, store *safeStore, now func() time.Time, report f
 // the decision of the tighter, or of the one that refused), then from its
 // quota and its owner's. It returns nil when the request may proceed.
 func (l *limiter) enforce(ctx context.Context, id *Identity, cost int, now time.Time, vd *verdict) error {
+	var at time.Time // the clock of rate limits, read once for both
 	if rate := id.Limits.Rate; !rate.IsZero() {
-		vd.rate, vd.limited = l.rate.Allow(id.KeyID, rate, 1, l.rateNow()), true
+		at = l.rateNow()
+		vd.rate, vd.limited = l.rate.Allow(id.KeyID, rate, 1, at), true
 		if !vd.rate.Allowed {
 			return &problem.Refusal{Reason: ErrRateLimited, RetryAfter: max(vd.rate.RetryAfter, time.Second),
 				Detail: "rate limit of " + strconv.Itoa(rate.Requests) + " requests per " + rate.Window.String()}
 		}
 	}
 	if id.ownerBudget != "" {
-		if err := l.enforceOwnerRate(id, vd); err != nil {
+		if err := l.enforceOwnerRate(id, at, vd); err != nil {
 			return err
 		}
 	}
@@ -129,15 +131,19 @@ func (l *limiter) enforce(ctx context.Context, id *Identity, cost int, now time.
 }
 
 // enforceOwnerRate spends a request of the rate limit that the keys of
-// id's owner share, if they have one, on the owner's bucket. A request the
-// key's own limit admitted keeps that admission spent when the owner's
-// refuses it.
-func (l *limiter) enforceOwnerRate(id *Identity, vd *verdict) error {
+// id's owner share, if they have one, on the owner's bucket at at (the
+// key's own limit's instant; zero reads the clock). A request the key's
+// own limit admitted keeps that admission spent when the owner's refuses
+// it.
+func (l *limiter) enforceOwnerRate(id *Identity, at time.Time, vd *verdict) error {
 	rate := id.OwnerLimits.Rate
 	if rate.IsZero() {
 		return nil
 	}
-	d := l.rate.Allow(id.ownerBudget, rate, 1, l.rateNow())
+	if at.IsZero() {
+		at = l.rateNow()
+	}
+	d := l.rate.Allow(id.ownerBudget, rate, 1, at)
 	if !d.Allowed || !vd.limited || d.Remaining < vd.rate.Remaining {
 		vd.rate, vd.ownerRate = d, true
 	}
