@@ -127,7 +127,7 @@ func (l *limiter) enforce(ctx context.Context, id *Identity, cost int, now time.
 			return err
 		}
 	}
-	return l.spend(ctx, id, cost, now)
+	return l.spend(ctx, id, cost, cost, now)
 }
 
 // enforceOwnerRate spends a request of the rate limit that the keys of
@@ -157,22 +157,24 @@ func (l *limiter) enforceOwnerRate(id *Identity, at time.Time, vd *verdict) erro
 }
 
 // spend takes cost uses from the quota of the key id, if it has one, and
-// from its owner's. When the owner's quota refuses, the uses taken from
-// the key's are given back.
-func (l *limiter) spend(ctx context.Context, id *Identity, cost int, now time.Time) error {
+// from its owner's, for a route that costs route uses in all (cost, or
+// more when a group spent some of them): a quota below route refuses it
+// for good. When the owner's quota refuses, the uses taken from the key's
+// are given back.
+func (l *limiter) spend(ctx context.Context, id *Identity, cost, route int, now time.Time) error {
 	if cost <= 0 {
 		return nil
 	}
 	q := id.Limits.Quota
 	if !q.IsZero() {
-		if err := l.spendFrom(ctx, id.KeyID, q, cost, now, ""); err != nil {
+		if err := l.spendFrom(ctx, id.KeyID, q, cost, route, now, ""); err != nil {
 			return err
 		}
 	}
 	if id.ownerBudget == "" || id.OwnerLimits.Quota.IsZero() {
 		return nil
 	}
-	err := l.spendFrom(ctx, id.ownerBudget, id.OwnerLimits.Quota, cost, now, id.Owner)
+	err := l.spendFrom(ctx, id.ownerBudget, id.OwnerLimits.Quota, cost, route, now, id.Owner)
 	if err != nil && !q.IsZero() {
 		l.quota.Refund(id.KeyID, q, int64(cost), now)
 	}
@@ -180,8 +182,8 @@ func (l *limiter) spend(ctx context.Context, id *Identity, cost int, now time.Ti
 }
 
 // spendFrom takes cost uses from the balance (a key's id, or the budget of
-// owner, "" for a key's) of quota q.
-func (l *limiter) spendFrom(ctx context.Context, balance string, q apikey.Quota, cost int, now time.Time, owner string) error {
+// owner, "" for a key's) of quota q, for a route of route uses in all.
+func (l *limiter) spendFrom(ctx context.Context, balance string, q apikey.Quota, cost, route int, now time.Time, owner string) error {
 	whose := func() string { // for refusals only: no allocation on the way through
 		if owner == "" {
 			return "the key's quota"
@@ -191,8 +193,8 @@ func (l *limiter) spendFrom(ctx context.Context, balance string, q apikey.Quota,
 	if l.quota == nil {
 		return problem.Refuse(ErrUnavailable, "the store keeps no quota balances")
 	}
-	if int64(cost) > q.Limit {
-		return problem.Refuse(ErrQuotaExhausted, "the route costs "+uses(int64(cost))+", more than "+whose()+" of "+strconv.FormatInt(q.Limit, 10))
+	if int64(route) > q.Limit {
+		return problem.Refuse(ErrQuotaExhausted, "the route costs "+uses(int64(route))+", more than "+whose()+" of "+strconv.FormatInt(q.Limit, 10))
 	}
 	d, err := l.quota.Spend(ctx, balance, q, int64(cost), now)
 	switch {

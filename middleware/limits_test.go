@@ -380,3 +380,17 @@ func TestCloseReturnsLeaseOnOptionsNow(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(98), lease.Remaining, "one use spent, one leased now, the rest given back at Close")
 }
+
+// A route that costs more than the key's quota is refused as one that can
+// never be admitted under Authenticate too, where the group spent one use
+// before the route's Cost - 1: no Retry-After that a refill would not
+// honour.
+func TestCostAboveQuotaUnderAuthenticate(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.limited(apikey.Limits{Quota: apikey.Quota{Limit: 5, Refill: 5, Period: apikey.Monthly}})
+	w := serve(f.v.Authenticate(f.v.Require(middleware.Policy{Cost: 6})(okHandler)), request(k.Reveal()))
+	require.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.Equal(t, "quota_exhausted", problemCode(w.Body.Bytes()))
+	assert.Contains(t, w.Body.String(), "costs 6 uses, more than the key's quota of 5")
+	assert.Empty(t, w.Header().Get("Retry-After"), "no refill admits the route")
+}
