@@ -46,7 +46,7 @@ func (v *Validator) check(r *http.Request, p *Policy, outer *Identity, vd *verdi
 		err := p.allows(outer)
 		if err == nil && p.cost() > 1 && (!outer.Limits.Quota.IsZero() || outer.ownerBudget != "") {
 			vd.now = v.now()
-			err = v.limiter.spend(r.Context(), outer, p.cost()-1, vd.now)
+			err = v.limiter.spend(r.Context(), outer, p.cost()-1, p.cost(), vd.now)
 		}
 		return v.rejected(r, outer.Prefix, err)
 	}

@@ -73,7 +73,8 @@ type limiter struct {
 }
 
 // newLimiter returns the limiter of the options o (with defaults applied)
-// over store, with now the clock of rate limits.
+// over store, with now the clock of rate limits and of the quota leases
+// given back at Close (Options.Now, which the leases were taken on).
 func newLimiter(o LimitOptions, store *safeStore, now func() time.Time, report func(error)) (*limiter, error) {
 	header := clientip.XForwardedFor
 	switch name := http.CanonicalHeaderKey(o.ForwardedHeader); {
@@ -97,7 +98,7 @@ func newLimiter(o LimitOptions, store *safeStore, now func() time.Time, report f
 		r.ReportErrors(report)
 	}
 	if store.ledger != nil {
-		if l.quota, err = quota.New(quota.Options{Ledger: store.ledger, OnError: report, LeaseTime: quotaLeaseTime, LeaseAhead: true}); err != nil {
+		if l.quota, err = quota.New(quota.Options{Ledger: store.ledger, OnError: report, LeaseTime: quotaLeaseTime, LeaseAhead: true, Now: now}); err != nil {
 			return nil, fmt.Errorf("middleware: %w", err)
 		}
 	}
@@ -112,31 +113,37 @@ func newLimiter(o LimitOptions, store *safeStore, now func() time.Time, report f
 // the decision of the tighter, or of the one that refused), then from its
 // quota and its owner's. It returns nil when the request may proceed.
 func (l *limiter) enforce(ctx context.Context, id *Identity, cost int, now time.Time, vd *verdict) error {
+	var at time.Time // the clock of rate limits, read once for both
 	if rate := id.Limits.Rate; !rate.IsZero() {
-		vd.rate, vd.limited = l.rate.Allow(id.KeyID, rate, 1, l.rateNow()), true
+		at = l.rateNow()
+		vd.rate, vd.limited = l.rate.Allow(id.KeyID, rate, 1, at), true
 		if !vd.rate.Allowed {
 			return &problem.Refusal{Reason: ErrRateLimited, RetryAfter: max(vd.rate.RetryAfter, time.Second),
 				Detail: "rate limit of " + strconv.Itoa(rate.Requests) + " requests per " + rate.Window.String()}
 		}
 	}
 	if id.ownerBudget != "" {
-		if err := l.enforceOwnerRate(id, vd); err != nil {
+		if err := l.enforceOwnerRate(id, at, vd); err != nil {
 			return err
 		}
 	}
-	return l.spend(ctx, id, cost, now)
+	return l.spend(ctx, id, cost, cost, now)
 }
 
 // enforceOwnerRate spends a request of the rate limit that the keys of
-// id's owner share, if they have one, on the owner's bucket. A request the
-// key's own limit admitted keeps that admission spent when the owner's
-// refuses it.
-func (l *limiter) enforceOwnerRate(id *Identity, vd *verdict) error {
+// id's owner share, if they have one, on the owner's bucket at at (the
+// key's own limit's instant; zero reads the clock). A request the key's
+// own limit admitted keeps that admission spent when the owner's refuses
+// it.
+func (l *limiter) enforceOwnerRate(id *Identity, at time.Time, vd *verdict) error {
 	rate := id.OwnerLimits.Rate
 	if rate.IsZero() {
 		return nil
 	}
-	d := l.rate.Allow(id.ownerBudget, rate, 1, l.rateNow())
+	if at.IsZero() {
+		at = l.rateNow()
+	}
+	d := l.rate.Allow(id.ownerBudget, rate, 1, at)
 	if !d.Allowed || !vd.limited || d.Remaining < vd.rate.Remaining {
 		vd.rate, vd.ownerRate = d, true
 	}
@@ -150,22 +157,24 @@ func (l *limiter) enforceOwnerRate(id *Identity, vd *verdict) error {
 }
 
 // spend takes cost uses from the quota of the key id, if it has one, and
-// from its owner's. When the owner's quota refuses, the uses taken from
-// the key's are given back.
-func (l *limiter) spend(ctx context.Context, id *Identity, cost int, now time.Time) error {
+// from its owner's, for a route that costs route uses in all (cost, or
+// more when a group spent some of them): a quota below route refuses it
+// for good. When the owner's quota refuses, the uses taken from the key's
+// are given back.
+func (l *limiter) spend(ctx context.Context, id *Identity, cost, route int, now time.Time) error {
 	if cost <= 0 {
 		return nil
 	}
 	q := id.Limits.Quota
 	if !q.IsZero() {
-		if err := l.spendFrom(ctx, id.KeyID, q, cost, now, ""); err != nil {
+		if err := l.spendFrom(ctx, id.KeyID, q, cost, route, now, ""); err != nil {
 			return err
 		}
 	}
 	if id.ownerBudget == "" || id.OwnerLimits.Quota.IsZero() {
 		return nil
 	}
-	err := l.spendFrom(ctx, id.ownerBudget, id.OwnerLimits.Quota, cost, now, id.Owner)
+	err := l.spendFrom(ctx, id.ownerBudget, id.OwnerLimits.Quota, cost, route, now, id.Owner)
 	if err != nil && !q.IsZero() {
 		l.quota.Refund(id.KeyID, q, int64(cost), now)
 	}
@@ -173,8 +182,8 @@ func (l *limiter) spend(ctx context.Context, id *Identity, cost int, now time.Ti
 }
 
 // spendFrom takes cost uses from the balance (a key's id, or the budget of
-// owner, "" for a key's) of quota q.
-func (l *limiter) spendFrom(ctx context.Context, balance string, q apikey.Quota, cost int, now time.Time, owner string) error {
+// owner, "" for a key's) of quota q, for a route of route uses in all.
+func (l *limiter) spendFrom(ctx context.Context, balance string, q apikey.Quota, cost, route int, now time.Time, owner string) error {
 	whose := func() string { // for refusals only: no allocation on the way through
 		if owner == "" {
 			return "the key's quota"
@@ -184,8 +193,8 @@ func (l *limiter) spendFrom(ctx context.Context, balance string, q apikey.Quota,
 	if l.quota == nil {
 		return problem.Refuse(ErrUnavailable, "the store keeps no quota balances")
 	}
-	if int64(cost) > q.Limit {
-		return problem.Refuse(ErrQuotaExhausted, "the route costs "+uses(int64(cost))+", more than "+whose()+" of "+strconv.FormatInt(q.Limit, 10))
+	if int64(route) > q.Limit {
+		return problem.Refuse(ErrQuotaExhausted, "the route costs "+uses(int64(route))+", more than "+whose()+" of "+strconv.FormatInt(q.Limit, 10))
 	}
 	d, err := l.quota.Spend(ctx, balance, q, int64(cost), now)
 	switch {

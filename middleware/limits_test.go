@@ -365,3 +365,32 @@ func TestCostAboveQuota(t *testing.T) {
 	assert.Equal(t, "quota_exhausted", problemCode(w.Body.Bytes()))
 	assert.Contains(t, w.Body.String(), "costs 10 uses, more than the key's quota of 5")
 }
+
+// Close gives the unspent uses of a quota lease back on Options.Now, the
+// clock the lease was taken on: on the system clock, a lease of another
+// period (the fixture's clock is not the system's) would be dropped, and
+// its unspent uses would stay spent.
+func TestCloseReturnsLeaseOnOptionsNow(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.limited(apikey.Limits{Quota: apikey.Quota{Limit: 100, Refill: 100, Period: apikey.Daily}})
+	require.Equal(t, http.StatusOK, serve(f.v.Handler(okHandler), request(k.Reveal())).Code)
+	require.NoError(t, f.v.Close())
+
+	lease, err := f.store.LeaseQuota(context.Background(), k.ID(), 1, f.clock.Now())
+	require.NoError(t, err)
+	assert.Equal(t, int64(98), lease.Remaining, "one use spent, one leased now, the rest given back at Close")
+}
+
+// A route that costs more than the key's quota is refused as one that can
+// never be admitted under Authenticate too, where the group spent one use
+// before the route's Cost - 1: no Retry-After that a refill would not
+// honour.
+func TestCostAboveQuotaUnderAuthenticate(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.limited(apikey.Limits{Quota: apikey.Quota{Limit: 5, Refill: 5, Period: apikey.Monthly}})
+	w := serve(f.v.Authenticate(f.v.Require(middleware.Policy{Cost: 6})(okHandler)), request(k.Reveal()))
+	require.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.Equal(t, "quota_exhausted", problemCode(w.Body.Bytes()))
+	assert.Contains(t, w.Body.String(), "costs 6 uses, more than the key's quota of 5")
+	assert.Empty(t, w.Header().Get("Retry-After"), "no refill admits the route")
+}

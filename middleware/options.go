@@ -54,9 +54,11 @@ type Options struct {
 	// Hasher verifies presented keys (use the Manager's), and upgrades
 	// weaker hashes in the background. Nil means apikey.Argon2id{}.
 	Hasher apikey.Hasher
-	// Now is the clock of expiry, grace, cache lifetimes and throttling.
-	// Nil means the system clock, which requests read as of its latest
-	// tick, every 10 ms (docs/design.md, Clock).
+	// Now is the clock of expiry, grace, cache lifetimes, throttling,
+	// rate limits, quotas and usage. Nil means the system clock, which
+	// requests read as of its latest tick, every 10 ms, except for rate
+	// limits, which read it at each request (docs/design.md, The request
+	// clock).
 	Now func() time.Time
 
 	// Keys configure where keys are read from and which key strings,

@@ -33,8 +33,9 @@ type Decision struct {
 // Limiter decides whether a request may spend cost requests of bucket's
 // capacity under rate. Implementations are safe for concurrent use, never
 // block on I/O, and should not allocate for a bucket they have seen.
-// bucket is a key id, or a string holding a byte 0 for shared buckets;
-// rate is never zero and cost is at least 1.
+// bucket is a key id, or for the bucket an owner's keys share
+// apikey.OwnerBalanceID (it starts with "owner:"; no key id holds a
+// colon); rate is never zero and cost is at least 1.
 type Limiter interface {
 	Allow(bucket string, rate apikey.RateLimit, cost int, now time.Time) Decision
 }
