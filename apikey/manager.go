@@ -746,17 +746,9 @@ func (m *Manager) List(ctx context.Context, actor Actor, environment string, pag
 	if err != nil {
 		return KeyList{}, err
 	}
-	out := KeyList{Keys: make([]View, 0, min(len(keys), limit))}
-	now := m.Now()
-	for i, k := range keys {
-		if i == limit {
-			last := keys[limit-1]
-			out.Next = keyCursor(KeyPosition{CreatedAt: last.CreatedAt, ID: last.ID})
-			break
-		}
-		out.Keys = append(out.Keys, k.View(now))
-	}
-	return out, nil
+	return keyPage(keys, limit, m.Now(), func(last Record) string {
+		return keyCursor(KeyPosition{CreatedAt: last.CreatedAt, ID: last.ID})
+	}), nil
 }
 
 // Get returns the public view of one key. Every role may get. keyID is a
