@@ -645,10 +645,7 @@ func (m *Manager) SetOwner(ctx context.Context, actor Actor, keyID, owner string
 		if err != nil {
 			return err
 		}
-		if !rec.RevokedAt.IsZero() {
-			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
-		}
-		if err := actor.mayActOn(rec.Type, rec.Scopes); err != nil {
+		if err := actor.mayChange(&rec); err != nil {
 			return err
 		}
 		now := m.Now()
@@ -679,10 +676,7 @@ func (m *Manager) SetMetadata(ctx context.Context, actor Actor, keyID string, me
 		return View{}, err
 	}
 	return m.update(ctx, actor, keyID, ActionSetMetadata, func(rec *Record, now time.Time) error {
-		if !rec.RevokedAt.IsZero() {
-			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
-		}
-		if err := actor.mayActOn(rec.Type, rec.Scopes); err != nil {
+		if err := actor.mayChange(rec); err != nil {
 			return err
 		}
 		rec.Metadata = valid
