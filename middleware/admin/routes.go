@@ -235,13 +235,13 @@ func (a *API) setMetadata(r *http.Request, c Caller) (int, any, error) {
 }
 
 // setKeyField answers a PUT that replaces one field of the key of the path:
-// it finds the key as a.key does (so a key the caller may not see is 404,
-// before the body is read), decodes the body into req with decode (so an
-// empty body or a member req has no field for is 400), and refuses with
-// invalid(missing) when *field, a pointer field of req, is nil after
-// decoding (the member is absent or null). Otherwise it answers 200 with
-// the view that set returns for the caller's actor, the key's id and the
-// value, or set's error.
+// it finds the key as a.key does (a key the caller may not see is 404;
+// that and any other failure to find it come before the body is read),
+// decodes the body into req with decode (so an empty body or a member req
+// has no field for is 400), and refuses with invalid(missing) when *field,
+// a pointer field of req, is nil after decoding (the member is absent or
+// null). Otherwise it answers 200 with the view that set returns for the
+// caller's actor, the key's id and the value, or set's error.
 func setKeyField[T any](a *API, r *http.Request, c Caller, req any, field **T, missing string,
 	set func(ctx context.Context, actor apikey.Actor, keyID string, value T) (apikey.View, error)) (int, any, error) {
 	view, err := a.key(r, c)
