@@ -211,10 +211,7 @@ func (m *Manager) Rename(ctx context.Context, actor Actor, keyID, name string) (
 		return View{}, err
 	}
 	return m.update(ctx, actor, keyID, ActionRename, func(rec *Record, now time.Time) error {
-		if !rec.RevokedAt.IsZero() {
-			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
-		}
-		if err := actor.mayActOn(rec.Type, rec.Scopes); err != nil {
+		if err := actor.mayChange(rec); err != nil {
 			return err
 		}
 		rec.Name = name

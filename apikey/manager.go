@@ -590,11 +590,8 @@ func (m *Manager) update(ctx context.Context, actor Actor, keyID string, action 
 	}
 	var view View
 	err = m.retry(ctx, func() error {
-		rec, err := m.key(ctx, actor, name)
+		rec, err := m.permittedKey(ctx, actor, name, action)
 		if err != nil {
-			return err
-		}
-		if err := m.permit(actor, action, rec.Account, rec.Environment, rec.Type); err != nil {
 			return err
 		}
 		now := m.Now()
@@ -644,17 +641,11 @@ func (m *Manager) SetOwner(ctx context.Context, actor Actor, keyID, owner string
 	}
 	var view View
 	err = m.retry(ctx, func() error {
-		rec, err := m.key(ctx, actor, name)
+		rec, err := m.permittedKey(ctx, actor, name, ActionSetOwner)
 		if err != nil {
 			return err
 		}
-		if err := m.permit(actor, ActionSetOwner, rec.Account, rec.Environment, rec.Type); err != nil {
-			return err
-		}
-		if !rec.RevokedAt.IsZero() {
-			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
-		}
-		if err := actor.mayActOn(rec.Type, rec.Scopes); err != nil {
+		if err := actor.mayChange(&rec); err != nil {
 			return err
 		}
 		now := m.Now()
@@ -685,10 +676,7 @@ func (m *Manager) SetMetadata(ctx context.Context, actor Actor, keyID string, me
 		return View{}, err
 	}
 	return m.update(ctx, actor, keyID, ActionSetMetadata, func(rec *Record, now time.Time) error {
-		if !rec.RevokedAt.IsZero() {
-			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
-		}
-		if err := actor.mayActOn(rec.Type, rec.Scopes); err != nil {
+		if err := actor.mayChange(rec); err != nil {
 			return err
 		}
 		rec.Metadata = valid
@@ -752,17 +740,9 @@ func (m *Manager) List(ctx context.Context, actor Actor, environment string, pag
 	if err != nil {
 		return KeyList{}, err
 	}
-	out := KeyList{Keys: make([]View, 0, min(len(keys), limit))}
-	now := m.Now()
-	for i, k := range keys {
-		if i == limit {
-			last := keys[limit-1]
-			out.Next = keyCursor(KeyPosition{CreatedAt: last.CreatedAt, ID: last.ID})
-			break
-		}
-		out.Keys = append(out.Keys, k.View(now))
-	}
-	return out, nil
+	return keyPage(keys, limit, m.Now(), func(last Record) string {
+		return keyCursor(KeyPosition{CreatedAt: last.CreatedAt, ID: last.ID})
+	}), nil
 }
 
 // Get returns the public view of one key. Every role may get. keyID is a
@@ -795,11 +775,8 @@ func (m *Manager) Reveal(ctx context.Context, actor Actor, keyID string) (Key, e
 	if err != nil {
 		return Key{}, err
 	}
-	rec, err := m.key(ctx, actor, name)
+	rec, err := m.permittedKey(ctx, actor, name, ActionReveal)
 	if err != nil {
-		return Key{}, err
-	}
-	if err := m.permit(actor, ActionReveal, rec.Account, rec.Environment, rec.Type); err != nil {
 		return Key{}, err
 	}
 	if !rec.RevokedAt.IsZero() {
@@ -968,6 +945,21 @@ func (m *Manager) key(ctx context.Context, actor Actor, n keyName) (Record, erro
 	}
 	if actor.Account != AnyAccount && rec.Account != actor.InAccount() {
 		return Record{}, errNoSuchKey
+	}
+	return rec, nil
+}
+
+// permittedKey loads the key that n names, as key does, and refuses it, as
+// permit does, when the actor's role may not perform action on it (an
+// error wrapping ErrForbidden). A key the actor may not see fails as not
+// found before its role is asked.
+func (m *Manager) permittedKey(ctx context.Context, actor Actor, n keyName, action Action) (Record, error) {
+	rec, err := m.key(ctx, actor, n)
+	if err != nil {
+		return Record{}, err
+	}
+	if err := m.permit(actor, action, rec.Account, rec.Environment, rec.Type); err != nil {
+		return Record{}, err
 	}
 	return rec, nil
 }

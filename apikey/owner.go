@@ -157,16 +157,7 @@ func (m *Manager) OwnerKeys(ctx context.Context, actor Actor, owner string, page
 	if err != nil {
 		return KeyList{}, err
 	}
-	out := KeyList{Keys: make([]View, 0, min(len(keys), limit))}
-	now := m.Now()
-	for i, k := range keys {
-		if i == limit {
-			out.Next = nameCursor(keys[limit-1].ID)
-			break
-		}
-		out.Keys = append(out.Keys, k.View(now))
-	}
-	return out, nil
+	return keyPage(keys, limit, m.Now(), func(last Record) string { return nameCursor(last.ID) }), nil
 }
 
 // OwnerRevocation is what RevokeOwner did.
@@ -365,16 +356,9 @@ func (m *Manager) Expiring(ctx context.Context, actor Actor, req ExpiringRequest
 	if err != nil {
 		return KeyList{}, err
 	}
-	out := KeyList{Keys: make([]View, 0, min(len(keys), limit))}
-	for i, k := range keys {
-		if i == limit {
-			last := keys[limit-1]
-			out.Next = keyCursor(KeyPosition{CreatedAt: last.ExpiresAt, ID: last.ID})
-			break
-		}
-		out.Keys = append(out.Keys, k.View(now))
-	}
-	return out, nil
+	return keyPage(keys, limit, now, func(last Record) string {
+		return keyCursor(KeyPosition{CreatedAt: last.ExpiresAt, ID: last.ID})
+	}), nil
 }
 
 // Purge deletes the keys, of every account, that were revoked or expired

@@ -77,6 +77,22 @@ type KeyList struct {
 	Next string `json:"next,omitempty"`
 }
 
+// keyPage returns the page of keys that recs, read with a Limit of
+// limit+1, holds: the public views at now of its first limit records and,
+// when recs holds more, Next, the cursor that next returns for the last
+// record of the page (empty on the last page).
+func keyPage(recs []Record, limit int, now time.Time, next func(last Record) string) KeyList {
+	out := KeyList{Keys: make([]View, 0, min(len(recs), limit))}
+	for i, k := range recs {
+		if i == limit {
+			out.Next = next(recs[limit-1])
+			break
+		}
+		out.Keys = append(out.Keys, k.View(now))
+	}
+	return out
+}
+
 // EnvironmentList is a page of an account's environments.
 type EnvironmentList struct {
 	Environments []Settings `json:"environments"`

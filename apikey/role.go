@@ -103,6 +103,16 @@ func (a Actor) mayHold(scopes []string) error {
 	return nil
 }
 
+// mayChange refuses a change to the key rec: with ErrAlreadyRevoked,
+// naming its prefix, when it is revoked, and else as mayActOn does when it
+// holds more than the actor.
+func (a Actor) mayChange(rec *Record) error {
+	if !rec.RevokedAt.IsZero() {
+		return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
+	}
+	return a.mayActOn(rec.Type, rec.Scopes)
+}
+
 // mayActOn refuses, with ErrBeyondActor, a key of type t with scopes that
 // holds more than the actor: a publishable key holds every read scope,
 // which only AllScopes covers.

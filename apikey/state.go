@@ -57,10 +57,7 @@ func (m *Manager) Enable(ctx context.Context, actor Actor, keyID string) (View, 
 		return View{}, err
 	}
 	return m.update(ctx, actor, keyID, ActionEnable, func(rec *Record, now time.Time) error {
-		if !rec.RevokedAt.IsZero() {
-			return fmt.Errorf("%w: %s", ErrAlreadyRevoked, rec.Prefix())
-		}
-		if err := actor.mayActOn(rec.Type, rec.Scopes); err != nil {
+		if err := actor.mayChange(rec); err != nil {
 			return err
 		}
 		if err := actor.mayLast(rec.ExpiresAt); err != nil {

@@ -82,19 +82,8 @@ type nameRequest struct {
 }
 
 func (a *API) renameKey(r *http.Request, c Caller) (int, any, error) {
-	view, err := a.key(r, c)
-	if err != nil {
-		return 0, nil, err
-	}
 	var req nameRequest
-	if err := decode(r, &req); err != nil {
-		return 0, nil, err
-	}
-	if req.Name == nil {
-		return 0, nil, invalid(`"name" is required ("" removes it)`)
-	}
-	view, err = a.opts.Manager.Rename(r.Context(), c.actor(), view.ID, *req.Name)
-	return http.StatusOK, view, err
+	return setKeyField(a, r, c, &req, &req.Name, `"name" is required ("" removes it)`, a.opts.Manager.Rename)
 }
 
 // environmentRequest is the body of POST /environments.

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -220,19 +221,8 @@ type ownerRequest struct {
 }
 
 func (a *API) setOwner(r *http.Request, c Caller) (int, any, error) {
-	view, err := a.key(r, c)
-	if err != nil {
-		return 0, nil, err
-	}
 	var req ownerRequest
-	if err := decode(r, &req); err != nil {
-		return 0, nil, err
-	}
-	if req.Owner == nil {
-		return 0, nil, invalid(`"owner" is required ("" names nobody)`)
-	}
-	view, err = a.opts.Manager.SetOwner(r.Context(), c.actor(), view.ID, *req.Owner)
-	return http.StatusOK, view, err
+	return setKeyField(a, r, c, &req, &req.Owner, `"owner" is required ("" names nobody)`, a.opts.Manager.SetOwner)
 }
 
 type metadataRequest struct {
@@ -240,18 +230,31 @@ type metadataRequest struct {
 }
 
 func (a *API) setMetadata(r *http.Request, c Caller) (int, any, error) {
+	var req metadataRequest
+	return setKeyField(a, r, c, &req, &req.Metadata, `"metadata" is required ({} removes it)`, a.opts.Manager.SetMetadata)
+}
+
+// setKeyField answers a PUT that replaces one field of the key of the path:
+// it finds the key as a.key does (a key the caller may not see is 404;
+// that and any other failure to find it come before the body is read),
+// decodes the body into req with decode (so an empty body or a member req
+// has no field for is 400), and refuses with invalid(missing) when *field,
+// a pointer field of req, is nil after decoding (the member is absent or
+// null). Otherwise it answers 200 with the view that set returns for the
+// caller's actor, the key's id and the value, or set's error.
+func setKeyField[T any](a *API, r *http.Request, c Caller, req any, field **T, missing string,
+	set func(ctx context.Context, actor apikey.Actor, keyID string, value T) (apikey.View, error)) (int, any, error) {
 	view, err := a.key(r, c)
 	if err != nil {
 		return 0, nil, err
 	}
-	var req metadataRequest
-	if err := decode(r, &req); err != nil {
+	if err := decode(r, req); err != nil {
 		return 0, nil, err
 	}
-	if req.Metadata == nil {
-		return 0, nil, invalid(`"metadata" is required ({} removes it)`)
+	if *field == nil {
+		return 0, nil, invalid(missing)
 	}
-	view, err = a.opts.Manager.SetMetadata(r.Context(), c.actor(), view.ID, *req.Metadata)
+	view, err = set(r.Context(), c.actor(), view.ID, **field)
 	return http.StatusOK, view, err
 }
 
