@@ -394,3 +394,15 @@ func TestCostAboveQuotaUnderAuthenticate(t *testing.T) {
 	assert.Contains(t, w.Body.String(), "costs 6 uses, more than the key's quota of 5")
 	assert.Empty(t, w.Header().Get("Retry-After"), "no refill admits the route")
 }
+
+// A request whose handler panics was admitted: it is counted as such.
+func TestUsageCountsPanickingHandler(t *testing.T) {
+	f := newFixture(t, nil)
+	k := f.keys["production/server"]
+	panics := f.v.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) }))
+	assert.PanicsWithValue(t, http.ErrAbortHandler, func() { serve(panics, request(k.Reveal())) })
+	serve(f.v.Handler(okHandler), request(k.Reveal()))
+
+	require.NoError(t, f.v.Close())
+	assert.Equal(t, map[string]int64{"admitted": 2}, f.usage(k))
+}

@@ -206,8 +206,8 @@ func guard(v *Validator, p *Policy, next http.Handler) http.Handler {
 			w.Header().Set(HeaderKeyExpires, vd.id.expiresHeader)
 		}
 		c := &requestContext{Context: r.Context(), id: vd.id}
+		defer func() { v.limiter.count(vd.id, c.finalOutcome(), vd.now) }() // also when next panics
 		next.ServeHTTP(w, r.WithContext(c))
-		v.limiter.count(vd.id, c.finalOutcome(), vd.now)
 	})
 }
 
