@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/keystile/keystile/apikey"
@@ -70,6 +71,10 @@ type limiter struct {
 	clientIP *clientip.Resolver
 	quota    *quota.Spender // nil without a storage.QuotaLedger
 	usage    *usage.Tally   // nil without a storage.UsageRecorder
+	report   func(error)    // Options.OnBackgroundError
+	// noLedger reports, once per Validator, the first key with a quota
+	// that the store cannot keep.
+	noLedger sync.Once
 }
 
 // newLimiter returns the limiter of the options o (with defaults applied)
@@ -90,7 +95,7 @@ func newLimiter(o LimitOptions, store *safeStore, now func() time.Time, report f
 	if err != nil {
 		return nil, fmt.Errorf("middleware: Options.Limits: %w", err)
 	}
-	l := &limiter{rate: o.Limiter, rateNow: now, clientIP: resolver}
+	l := &limiter{rate: o.Limiter, rateNow: now, clientIP: resolver, report: report}
 	if l.rate == nil {
 		l.rate = limit.NewLocal(limit.LocalOptions{})
 	}
@@ -191,6 +196,9 @@ func (l *limiter) spendFrom(ctx context.Context, balance string, q apikey.Quota,
 		return "the quota shared by the keys of owner " + owner
 	}
 	if l.quota == nil {
+		l.noLedger.Do(func() {
+			l.report(fmt.Errorf("middleware: a key with a quota (%s) is refused with ErrUnavailable: the store keeps no quota balances (storage.QuotaLedger)", balance))
+		})
 		return problem.Refuse(ErrUnavailable, "the store keeps no quota balances")
 	}
 	if int64(route) > q.Limit {

@@ -406,3 +406,27 @@ func TestUsageCountsPanickingHandler(t *testing.T) {
 	require.NoError(t, f.v.Close())
 	assert.Equal(t, map[string]int64{"admitted": 2}, f.usage(k))
 }
+
+// A key with a quota on a store that keeps no quota balances is refused
+// with 503, and the misconfiguration reaches OnBackgroundError once.
+func TestQuotaWithoutLedgerReported(t *testing.T) {
+	var mu sync.Mutex
+	var reported []error
+	f := newFixture(t, func(o *middleware.Options) {
+		fs := faultstore.New(o.Store)
+		fs.Hide(faultstore.OpLeaseQuota)
+		o.Store = fs.Exact()
+		o.OnBackgroundError = func(err error) { mu.Lock(); reported = append(reported, err); mu.Unlock() }
+	})
+	k := f.limited(apikey.Limits{Quota: apikey.Quota{Limit: 100}})
+	for range 3 {
+		w := serve(f.v.Handler(okHandler), request(k.Reveal()))
+		require.Equal(t, http.StatusServiceUnavailable, w.Code)
+		assert.Equal(t, "unavailable", problemCode(w.Body.Bytes()))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, reported, 1)
+	assert.ErrorContains(t, reported[0], "storage.QuotaLedger")
+	assert.ErrorContains(t, reported[0], k.ID())
+}
