@@ -61,10 +61,9 @@ func (s *Store) setQuota(id string, q apikey.Quota, rev int64) {
 // putOwnerQuota keeps the balance of r's owner (apikey.OwnerBalanceID) in
 // step with r's OwnerLimits, as putQuota keeps a lineage's: full when new,
 // kept while the quota is the same, changed keeping what was spent or
-// leased. A key
-// without an owner quota leaves it: every key of an owner carries the same
-// OwnerLimits, and a balance whose quota was removed is kept, so that
-// setting it again does not refill it. s.mu is held.
+// leased. A key without an owner quota leaves it: every key of an owner
+// carries the same OwnerLimits, and a balance whose quota was removed is
+// kept, so that setting it again does not refill it. s.mu is held.
 func (s *Store) putOwnerQuota(r apikey.Record) {
 	q := r.OwnerLimits.Quota
 	if r.Owner == "" || q.IsZero() {
@@ -184,7 +183,9 @@ func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, lease st
 	if idx := p.Index(lease.LeasedAt); idx != b.period || idx != p.Index(now) {
 		return nil // the lease's period has ended, or the balance moved on
 	}
-	b.balance += min(n, b.quota.Limit-b.balance) // never above the limit, whatever n (Limit - balance cannot overflow: balance > -MaxQuotaUses)
+	// Never above the limit, whatever n; Limit - balance cannot overflow (a
+	// balance is above -apikey.MaxQuotaUses).
+	b.balance += min(n, b.quota.Limit-b.balance)
 	s.quotas[id] = b
 	return nil
 }
