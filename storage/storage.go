@@ -184,25 +184,26 @@ type EventQuery struct {
 // before a lease is granted anything. While the Period stays the same,
 // the period the balance was last refilled in is kept too (a changed
 // Period refills from the first boundary after the next lease). At each
-// boundary of its Period (UTC) the balance gains Refill from at least
-// zero, never beyond Limit (min(Limit, max(balance, 0) + Refill ×
-// boundaries passed): a lowered quota's excess is forgiven at the next
-// boundary): a lease at time now first adds the refills of every boundary
-// passed since the balance was last refilled, in the same atomic update,
-// so that a refill happens exactly once per period whatever the number of
-// processes. A return refills nothing: it adds its uses only while the
-// balance is still in the lease's period and now is too (see
-// ReturnQuota).
+// boundary of its Period (UTC) the balance gains Refill, from zero when it
+// is below zero, never beyond Limit: it becomes min(Limit, max(balance, 0)
+// + Refill × boundaries passed), so that a lowered quota's excess is
+// forgiven at the next boundary. A lease at time now first adds the
+// refills of every boundary passed since the balance was last refilled,
+// in the same atomic update, so that a refill happens exactly once per
+// period whatever the number of processes. A return refills nothing: it
+// adds its uses only while the balance is still in the lease's period and
+// now is too (see ReturnQuota).
 //
 // Besides its Generation, each balance keeps the generation from which it
 // accepts returns: the Generation of the change that set the quota when
-// the balance starts full (a new quota, or one set again after it was
-// removed) or when the change sets another Period, and kept when a change
-// sets only another Limit or Refill. A lease taken before a change of the
-// Limit or Refill is counted as leased by the change, and its unspent uses
-// are still returned to the balance; a lease taken before the balance
-// started full, or under another Period, was replaced by the new balance,
-// and its returns are dropped.
+// the balance starts full (a new quota, or a key's set again after it was
+// removed; an owner's balance outlives its removal) or when the change
+// sets another Period, and kept when a change sets only another Limit or
+// Refill. A lease taken before a change of the Limit or Refill is counted
+// as leased by the change, and its unspent uses are still returned to the
+// balance; a lease taken before the balance started full, or under
+// another Period, was replaced by the new balance, and its returns are
+// dropped.
 //
 // A lease's now is the caller's clock. A store shared by processes bounds
 // it by its own clock: a now more than one hour ahead of the store's clock
