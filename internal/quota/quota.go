@@ -63,8 +63,8 @@ type Options struct {
 	// MaxKeys bounds the keys with local state; 0 means DefaultMaxKeys.
 	MaxKeys int
 	// OnError receives the errors of returns no caller waits for (those
-	// of evicted keys, and of leases whose key was dropped while they were
-	// taken); a ReturnQuota panic reaches it as an error wrapping
+	// of keys evicted or whose quota changed, and of leases whose key was
+	// dropped while they were taken); a ReturnQuota panic reaches it as an error wrapping
 	// ErrLedgerPanic. A panic in OnError is recovered and dropped; nil
 	// drops every error.
 	OnError func(error)
