@@ -176,18 +176,34 @@ type EventQuery struct {
 //
 // A quota starts full (its Limit) when it is set on a key (or set again
 // after it was removed). A change to a different Quota keeps what was
-// spent: the balance becomes the new Limit minus the uses spent of the old
-// one (old Limit - balance), within 0 and the new Limit, so that raising
-// the limit of an exhausted key by 100 grants 100 more, not a full quota;
-// while the Period stays the same, the period the balance was last
-// refilled in is kept too (a changed Period refills from the first
-// boundary after the next lease). At each boundary of its Period (UTC)
-// the balance gains Refill, never beyond Limit: a lease at time now first
-// adds Refill once for every boundary passed since the balance was last
-// refilled, in the same atomic update, so that a refill happens exactly
-// once per period whatever the number of processes. A return refills
-// nothing: it adds its uses only while the balance is still in the
-// lease's period and now is too (see ReturnQuota).
+// spent or leased: the balance becomes the new Limit minus the uses spent
+// or leased under the old one (old Limit - balance), which is at most the
+// new Limit and may be below zero, so that raising the limit of an
+// exhausted key by 100 grants 100 more, not a full quota, and lowering it
+// below what was spent or leased leaves a balance that returns must fill
+// before a lease is granted anything. While the Period stays the same,
+// the period the balance was last refilled in is kept too (a changed
+// Period refills from the first boundary after the next lease). At each
+// boundary of its Period (UTC) the balance gains Refill, from zero when it
+// is below zero, never beyond Limit: it becomes min(Limit, max(balance, 0)
+// + Refill × boundaries passed), so that a lowered quota's excess is
+// forgiven at the next boundary. A lease at time now first adds the
+// refills of every boundary passed since the balance was last refilled,
+// in the same atomic update, so that a refill happens exactly once per
+// period whatever the number of processes. A return refills nothing: it
+// adds its uses only while the balance is still in the lease's period and
+// now is too (see ReturnQuota).
+//
+// Besides its Generation, each balance keeps the generation from which it
+// accepts returns: the Generation of the change that set the quota when
+// the balance starts full (a new quota, or a key's set again after it was
+// removed; an owner's balance outlives its removal) or when the change
+// sets another Period, and kept when a change sets only another Limit or
+// Refill. A lease taken before a change of the Limit or Refill is counted
+// as leased by the change, and its unspent uses are still returned to the
+// balance; a lease taken before the balance started full, or under
+// another Period, was replaced by the new balance, and its returns are
+// dropped.
 //
 // A lease's now is the caller's clock. A store shared by processes bounds
 // it by its own clock: a now more than one hour ahead of the store's clock
@@ -211,18 +227,21 @@ type EventQuery struct {
 type QuotaLedger interface {
 	// LeaseQuota takes up to want uses (want >= 1) from keyID's balance at
 	// now, in one atomic conditional update, and reports what it granted
-	// (0 when the balance is empty) and the balance left. It returns
+	// (min(want, max(balance, 0)): 0 when the balance is empty or below
+	// zero) and the balance left (never below zero). It returns
 	// apikey.ErrNotFound for an unknown key and a lease with Granted 0 and
 	// Unlimited true for a key without a quota.
 	LeaseQuota(ctx context.Context, keyID string, want int64, now time.Time) (QuotaLease, error)
 	// ReturnQuota gives back n unspent uses of lease, a lease of keyID's
-	// balance (only its LeasedAt and Generation are read). Uses of a
-	// period that has ended are dropped (the refill replaced them), and so
-	// are uses of a lease taken under another quota (another Generation:
-	// the change kept what was spent, the lease's uses included); the
-	// balance never exceeds Limit, whatever n (up to math.MaxInt64: the
-	// return saturates, never overflows or fails). Unknown keys and keys
-	// without a quota are ignored.
+	// balance (only its LeasedAt and Generation are read). The uses are
+	// added when the lease's Generation is at least the generation from
+	// which the balance accepts returns (see above) and the lease's period
+	// has not ended: uses of a period that has ended are dropped (the
+	// refill replaced them), and so are uses of a lease taken before the
+	// balance started full or changed its Period. The balance never
+	// exceeds Limit, whatever n (up to math.MaxInt64: the return
+	// saturates, never overflows or fails). Unknown keys and keys without
+	// a quota are ignored.
 	ReturnQuota(ctx context.Context, keyID string, n int64, lease QuotaLease, now time.Time) error
 }
 
@@ -230,7 +249,8 @@ type QuotaLedger interface {
 type QuotaLease struct {
 	// Granted is how many uses the caller may spend, 0 to want.
 	Granted int64
-	// Remaining is the balance left in the store after the grant.
+	// Remaining is the balance left in the store after the grant, or 0
+	// when the balance is below zero; never negative.
 	Remaining int64
 	// NextRefill is when the balance next gains the quota's Refill; zero
 	// when the quota never refills.
@@ -243,7 +263,8 @@ type QuotaLease struct {
 	// Generation names the quota the lease was taken under: it changes
 	// whenever the balance's quota changes, and never takes a value it had
 	// before (stores use the revision of the change that set the quota).
-	// ReturnQuota drops the uses of a lease of another generation.
+	// ReturnQuota adds the uses of a lease whose generation is at least
+	// the one from which the balance accepts returns, and drops the others.
 	Generation int64
 }
 

@@ -21,6 +21,7 @@ import (
 func undoVersions(t *testing.T, db *sql.DB, from int) {
 	t.Helper()
 	undo := map[int][]string{
+		18: {`ALTER TABLE keystile_quotas DROP COLUMN returns_from`},
 		17: {`DROP INDEX keystile_dead_letters_replaying`, `ALTER TABLE keystile_dead_letters DROP COLUMN event_type`},
 		16: {`DROP INDEX keystile_dead_letters_event`, `DROP INDEX keystile_dead_letters_seq`,
 			`ALTER TABLE keystile_dead_letters DROP COLUMN event_seq`},

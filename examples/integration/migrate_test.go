@@ -247,7 +247,7 @@ func TestMigrateVersion1(t *testing.T) {
 				versions = append(versions, v)
 			}
 			require.NoError(t, rows.Err())
-			assert.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}, versions)
+			assert.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18}, versions)
 
 			// Keys, through the store.
 			rec := func(role string) apikey.Record {

@@ -8,15 +8,14 @@
 // request for that key that waits meanwhile. A lease holds between MinLease
 // and MaxLease uses (and at least the request's cost), sized to what the
 // key spent over the last LeaseTime; ReturnIdle gives back the uses of
-// leases unused for LeaseTime, Forget those of one key whose quota did not
-// change, Close all of them.
+// leases unused for LeaseTime, Forget those of one key, Close all of them.
 //
 // # Bound
 //
 // Every admitted use was first taken from the store's balance by one atomic
-// conditional update that never takes it below zero, and a lease is spent
-// only until the NextRefill the store reported with it (then it is dropped:
-// the store refilled). So, with the instances' clocks in agreement, the
+// conditional update that never grants more than the balance holds, and a
+// lease is spent only until the NextRefill the store reported with it
+// (then it is dropped: the store refilled). So, with the instances' clocks in agreement, the
 // uses admitted for a key in one refill period never exceed the balance the
 // period started with, which is at most the quota's Limit, whatever the
 // number of instances: admitted ≤ quota.
@@ -24,13 +23,17 @@
 // Two cases can admit more, each at most one lease per instance:
 //   - an instance whose clock lags spends its lease of the ended period for
 //     as long as its clock lags;
-//   - the quota of a key changes (the store keeps what was spent under the
-//     new Limit) while an instance holds a lease taken under the old
-//     quota: until the instance learns of the change it spends that
-//     lease. Its returns are dropped by the store (the lease's Generation
-//     is no longer the quota's), and once it learns (Spend with the new
-//     quota, or Forget with it) the old lease is dropped, never returned;
-//     a lease being taken under the old quota meanwhile is dropped too.
+//   - the quota of a key changes while an instance holds a lease taken
+//     under the old quota (the store counts the lease's uses as leased:
+//     the new balance is the new Limit minus what was spent or leased,
+//     below zero when the Limit was lowered below it): until the instance
+//     learns of the change it spends that lease. Once it learns (Spend
+//     with the new quota, or Forget with it) it never spends the old
+//     lease: it returns the lease's unspent uses, with the lease's
+//     Generation, before it leases under the new quota, and returns whole
+//     a lease being taken under the old quota meanwhile. The store adds
+//     them to the new balance, or drops them when the change replaced the
+//     balance (a quota set again after it was removed, another Period).
 //
 // In the worst case, then, admitted ≤ quota + instances × max(MaxLease,
 // largest cost) per period; with LeaseAhead, an instance holds at most a

@@ -17,7 +17,8 @@ type memLedger struct {
 	calls    int   // LeaseQuota calls
 	leased   int64 // uses granted
 	returned int64 // uses given back, dropped ones included
-	dropped  int64 // uses given back for an ended period
+	dropped  int64 // uses given back for an ended period or a replaced balance
+	gen      int64 // the latest generation given to a quota
 	err      error // returned by every call when set
 	panics   bool  // LeaseQuota panics when set
 	rpanics  bool  // ReturnQuota panics when set
@@ -29,19 +30,34 @@ type memLedger struct {
 
 type balance struct {
 	q      apikey.Quota
-	n      int64
+	n      int64     // below zero when a change lowered the limit below what was leased
 	period time.Time // start of the period last refilled
+	gen    int64     // storage.QuotaLease.Generation
+	from   int64     // the generation from which returns are accepted
 }
 
 var _ storage.QuotaLedger = (*memLedger)(nil)
 
 func newLedger() *memLedger { return &memLedger{keys: map[string]*balance{}} }
 
-// set gives keyID the quota q, full at now.
+// set gives keyID the quota q, full at now, under a new generation from
+// which returns are accepted.
 func (l *memLedger) set(keyID string, q apikey.Quota, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.keys[keyID] = &balance{q: q, n: q.Limit, period: q.Period.Start(now)}
+	l.gen++
+	l.keys[keyID] = &balance{q: q, n: q.Limit, period: q.Period.Start(now), gen: l.gen, from: l.gen}
+}
+
+// change changes keyID's quota to q, of the same Period, as the contract
+// of storage.QuotaLedger does: what was spent or leased stays so, and the
+// returns of earlier leases are still accepted.
+func (l *memLedger) change(keyID string, q apikey.Quota) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.keys[keyID]
+	l.gen++
+	b.n, b.q, b.gen = q.Limit-(b.q.Limit-b.n), q, l.gen
 }
 
 func (l *memLedger) balance(keyID string) int64 {
@@ -63,7 +79,7 @@ func (b *balance) refill(now time.Time) {
 	start := b.q.Period.Start(now)
 	for b.period.Before(start) {
 		b.period = b.q.Period.Next(b.period)
-		b.n = min(b.q.Limit, b.n+b.q.Refill)
+		b.n = min(b.q.Limit, max(b.n, 0)+b.q.Refill)
 	}
 }
 
@@ -105,10 +121,10 @@ func (l *memLedger) LeaseQuota(ctx context.Context, keyID string, want int64, no
 		return storage.QuotaLease{Unlimited: true}, nil
 	}
 	b.refill(now)
-	g := min(want, b.n)
+	g := min(want, max(b.n, 0))
 	b.n -= g
 	l.leased += g
-	return storage.QuotaLease{Granted: g, Remaining: b.n, NextRefill: b.nextRefill(now)}, nil
+	return storage.QuotaLease{Granted: g, Remaining: max(b.n, 0), NextRefill: b.nextRefill(now), LeasedAt: now, Generation: b.gen}, nil
 }
 
 func (l *memLedger) ReturnQuota(ctx context.Context, keyID string, n int64, lease storage.QuotaLease, now time.Time) error {
@@ -130,7 +146,7 @@ func (l *memLedger) ReturnQuota(ctx context.Context, keyID string, n int64, leas
 		return nil
 	}
 	b.refill(now)
-	if b.q.Refill > 0 && !b.q.Period.Start(leasedAt).Equal(b.q.Period.Start(now)) {
+	if lease.Generation < b.from || b.q.Refill > 0 && !b.q.Period.Start(leasedAt).Equal(b.q.Period.Start(now)) {
 		l.dropped += n
 		return nil
 	}

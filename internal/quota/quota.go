@@ -63,8 +63,8 @@ type Options struct {
 	// MaxKeys bounds the keys with local state; 0 means DefaultMaxKeys.
 	MaxKeys int
 	// OnError receives the errors of returns no caller waits for (those
-	// of evicted keys, and of leases whose key was dropped while they were
-	// taken); a ReturnQuota panic reaches it as an error wrapping
+	// of keys evicted or whose quota changed, and of leases whose key was
+	// dropped while they were taken); a ReturnQuota panic reaches it as an error wrapping
 	// ErrLedgerPanic. A panic in OnError is recovered and dropped; nil
 	// drops every error.
 	OnError func(error)
@@ -136,7 +136,10 @@ type entry struct {
 	unlimited  time.Time    // the store said the key has no quota: admit until then
 	flight     *flight      // the lease being taken, nil when none
 	dropped    bool         // no longer in the map: a flight's leader returns its grant
-	stale      bool         // dropped because its quota changed: its uses are not returned
+	// stale reports that e was dropped because its key's quota changed to
+	// next: a lease taken for e meanwhile is returned whole, never spent.
+	stale bool
+	next  apikey.Quota
 }
 
 // flight is one LeaseQuota call, awaited by every request that needs it.
@@ -274,9 +277,8 @@ func (s *Spender) leaseAhead(sh *shard, e *entry, f *flight, keyID string, want 
 		sh.mu.Unlock()
 		s.report(fmt.Errorf("quota: leasing ahead: %w", err))
 	case e.dropped || s.closed.Load():
-		stale := e.stale
 		sh.mu.Unlock()
-		s.returnOrphan(ctx, keyID, lease, lease.Granted, stale, now)
+		s.returnOrphan(ctx, keyID, lease, lease.Granted, now)
 	default:
 		s.credit(e, lease, want, now)
 		sh.mu.Unlock()
@@ -315,10 +317,14 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 		if e == nil || e.quota != q {
 			var evicted []giveBack
 			if e != nil {
-				// The key's quota changed: the store's balance is the new
-				// quota's, so the old lease is dropped, not returned,
-				// and so is a lease being taken under the old quota.
-				e.dropped, e.stale = true, true
+				// The key's quota changed: the old lease's unspent uses
+				// go back to the store, which adds them to the new
+				// quota's balance or drops them (by the lease's
+				// Generation), before this request leases under the new
+				// quota; a lease being taken under the old one is
+				// returned whole by the request that took it.
+				e.stale, e.next = true, q
+				evicted = drop(sh, keyID, e, now, nil)
 			} else {
 				evicted = s.evict(sh, now)
 			}
@@ -364,6 +370,15 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			// Leased, or the leader's request ended and this one may
 			// take the lease itself.
 			sh.mu.Lock()
+			if e.stale {
+				// The key's quota changed meanwhile: the request is
+				// decided under the quota the Spender learned.
+				q = e.next
+				if q.IsZero() || cost > q.Limit {
+					sh.mu.Unlock()
+					return Decision{Allowed: q.IsZero(), Unlimited: q.IsZero()}, nil
+				}
+			}
 			continue
 		}
 
@@ -375,19 +390,31 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			sh.mu.Unlock()
 			return Decision{}, err
 		}
-		if e.dropped || s.closed.Load() {
-			stale := e.stale
+		if e.stale {
+			// The key's quota changed while the lease was taken: nothing
+			// is spent from it, and the request is decided under the
+			// quota the Spender learned (or fails with ErrClosed).
+			q = e.next
 			sh.mu.Unlock()
-			return s.spendOrphan(ctx, keyID, lease, cost, stale, now)
+			s.returnOrphan(ctx, keyID, lease, lease.Granted, now)
+			if q.IsZero() || cost > q.Limit {
+				return Decision{Allowed: q.IsZero(), Unlimited: q.IsZero()}, nil
+			}
+			sh.mu.Lock()
+			continue
+		}
+		if e.dropped || s.closed.Load() {
+			sh.mu.Unlock()
+			return s.spendOrphan(ctx, keyID, lease, cost, now)
 		}
 		s.credit(e, lease, want, now)
 	}
 }
 
-// spendOrphan admits a request from a lease whose key was dropped (Forget,
-// eviction, Close, a quota change) while the lease was taken, and returns
-// the rest unless the key's quota changed (stale).
-func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.QuotaLease, cost int64, stale bool, now time.Time) (Decision, error) {
+// spendOrphan admits a request from a lease whose key was dropped (Forget
+// under the same quota, eviction, Close) while the lease was taken, and
+// returns the rest.
+func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.QuotaLease, cost int64, now time.Time) (Decision, error) {
 	if lease.Unlimited {
 		return Decision{Allowed: true, Unlimited: true}, nil
 	}
@@ -396,14 +423,15 @@ func (s *Spender) spendOrphan(ctx context.Context, keyID string, lease storage.Q
 	if rest >= cost {
 		d.Allowed, d.Remaining, rest = true, d.Remaining-cost, rest-cost
 	}
-	s.returnOrphan(ctx, keyID, lease, rest, stale, now)
+	s.returnOrphan(ctx, keyID, lease, rest, now)
 	return d, nil
 }
 
 // returnOrphan returns rest uses of lease, taken at now for a key that was
-// dropped meanwhile, unless the key's quota changed (stale).
-func (s *Spender) returnOrphan(ctx context.Context, keyID string, lease storage.QuotaLease, rest int64, stale bool, now time.Time) {
-	if rest <= 0 || stale || lease.Unlimited {
+// dropped meanwhile, with the lease's Generation: the store adds them to
+// the key's balance or drops them.
+func (s *Spender) returnOrphan(ctx context.Context, keyID string, lease storage.QuotaLease, rest int64, now time.Time) {
+	if rest <= 0 || lease.Unlimited {
 		return
 	}
 	g := giveBack{keyID: keyID, n: rest, leasedAt: now, gen: lease.Generation}
@@ -483,8 +511,9 @@ func (s *Spender) evict(sh *shard, now time.Time) []giveBack {
 	return out
 }
 
-// giveBack returns evicted keys' uses, reporting errors to OnError. The
-// returns outlive the cancellation of ctx, the request's.
+// giveBack returns the uses of keys evicted or dropped for a change of
+// their quota, reporting errors to OnError. The returns outlive the
+// cancellation of ctx, the request's.
 func (s *Spender) giveBack(ctx context.Context, gs []giveBack, now time.Time) {
 	if len(gs) == 0 {
 		return
@@ -492,7 +521,7 @@ func (s *Spender) giveBack(ctx context.Context, gs []giveBack, now time.Time) {
 	ctx = context.WithoutCancel(ctx)
 	for _, g := range gs {
 		if err := s.returnOne(ctx, g, now); err != nil {
-			s.report(fmt.Errorf("quota: returning %d uses of an evicted key: %w", g.n, err))
+			s.report(fmt.Errorf("quota: returning %d uses of a dropped key: %w", g.n, err))
 		}
 	}
 }
@@ -526,12 +555,12 @@ func (s *Spender) report(err error) {
 }
 
 // drop removes e (named k) from its shard, whose lock is held, and returns
-// what to give back: nothing when e is stale.
+// what to give back: its unspent uses, with its lease's Generation.
 func drop(sh *shard, k string, e *entry, now time.Time, gs []giveBack) []giveBack {
 	delete(sh.keys, k)
 	e.dropped = true
 	e.rollover(now)
-	if e.held > 0 && !e.stale {
+	if e.held > 0 {
 		gs = append(gs, giveBack{keyID: k, n: e.held, leasedAt: e.leasedAt, gen: e.generation})
 	}
 	e.held = 0
@@ -560,19 +589,21 @@ func (s *Spender) ReturnIdle(ctx context.Context, now time.Time) error {
 // Forget drops keyID's local state; call it when the key changes (its
 // quota, its status), with q the key's quota after the change (zero when
 // it has none, or was deleted). The unspent uses of the key's lease are
-// returned only when the lease was taken under q (the same Limit, Refill
-// and Period); a lease taken under another quota is dropped, not
-// returned, since the store refilled the key at the change and the old
-// uses would land in the new quota's balance. A lease being taken for the
-// key meanwhile is returned, or dropped likewise, by the request that
-// took it.
+// returned with the lease's Generation, whatever q: the store adds them
+// to the balance when the change kept them leased (see
+// storage.QuotaLedger), and drops them when it replaced the balance. A
+// lease being taken for the key meanwhile is returned by the request that
+// took it: whole when q is another quota (that request is then decided
+// under q), else but the request's cost.
 func (s *Spender) Forget(ctx context.Context, keyID string, q apikey.Quota) error {
 	now := s.now()
 	sh := s.shard(keyID)
 	sh.mu.Lock()
 	var gs []giveBack
 	if e := sh.keys[keyID]; e != nil {
-		e.stale = e.stale || e.quota != q
+		if e.quota != q {
+			e.stale, e.next = true, q
+		}
 		gs = drop(sh, keyID, e, now, nil)
 	}
 	sh.mu.Unlock()

@@ -358,21 +358,63 @@ func TestSpendArguments(t *testing.T) {
 	assert.Equal(t, 2, calls)
 }
 
+// A request under a changed quota returns the old lease's unspent uses
+// (with its Generation) before it leases under the new one: the store
+// adds them to the new balance when the change kept them leased, and
+// drops them when it replaced the balance.
 func TestSpendQuotaChange(t *testing.T) {
 	l := newLedger()
-	q1, q2 := apikey.Quota{Limit: 100}, apikey.Quota{Limit: 50}
+	q1, q2, q3 := apikey.Quota{Limit: 100}, apikey.Quota{Limit: 50}, apikey.Quota{Limit: 200}
 	l.set("k", q1, t0)
 	s := newSpender(t, l, Options{MinLease: 10})
-	_, err := s.Spend(ctx, "k", q1, 1, t0)
+	_, err := s.Spend(ctx, "k", q1, 1, t0) // 90 in the store, 9 held
 	require.NoError(t, err)
 
-	l.set("k", q2, t0) // the store starts the new quota full
+	l.change("k", q2) // 50 - 10 leased
 	d, err := s.Spend(ctx, "k", q2, 1, t0)
 	require.NoError(t, err)
-	assert.Equal(t, Decision{Allowed: true, Remaining: 49}, d, "a lease under the new quota")
+	assert.Equal(t, Decision{Allowed: true, Remaining: 48}, d, "40 + 9 returned - 1")
 	_, leased, returned := l.counts()
 	assert.EqualValues(t, 20, leased)
-	assert.Zero(t, returned, "the old lease is dropped: the store refilled")
+	assert.EqualValues(t, 9, returned, "the old lease's unspent uses")
+	assert.EqualValues(t, 39, l.balance("k"))
+	assert.Zero(t, l.dropped)
+
+	l.set("k", q3, t0) // removed and set again: the store starts it full
+	d, err = s.Spend(ctx, "k", q3, 1, t0)
+	require.NoError(t, err)
+	assert.Equal(t, Decision{Allowed: true, Remaining: 199}, d)
+	assert.EqualValues(t, 9, l.dropped, "returned, and dropped by the store")
+	assert.Equal(t, 1, s.keys())
+}
+
+// The review's case: a key spends 15 of a quota of 100 from a lease that
+// holds the rest, and the quota is raised to 200: exactly 185 more are
+// admitted.
+func TestSpendRaisedQuota(t *testing.T) {
+	l := newLedger()
+	q := apikey.Quota{Limit: 100}
+	l.set("k", q, t0)
+	s := newSpender(t, l, Options{MinLease: 10, LeaseAhead: true})
+	for i := range 15 {
+		d, err := s.Spend(ctx, "k", q, 1, t0)
+		require.NoError(t, err)
+		require.True(t, d.Allowed, "request %d", i)
+	}
+	require.EqualValues(t, 0, l.balance("k"), "the leases hold the rest")
+
+	q = apikey.Quota{Limit: 200}
+	l.change("k", q)
+	admitted := 0
+	for range 400 {
+		d, err := s.Spend(ctx, "k", q, 1, t0)
+		require.NoError(t, err)
+		if d.Allowed {
+			admitted++
+		}
+	}
+	assert.Equal(t, 185, admitted, "200 - 15 spent")
+	require.NoError(t, s.Close(ctx))
 }
 
 func TestForget(t *testing.T) {
@@ -396,25 +438,28 @@ func TestForget(t *testing.T) {
 	calls, _, _ := l.counts()
 	assert.Equal(t, 2, calls, "a forgotten key leases again")
 
-	// Under another quota (or none) the lease is dropped, not returned.
+	// Under another quota (or none) the lease is returned too, with its
+	// Generation: the store decides.
 	for _, q2 := range []apikey.Quota{{Limit: 50}, {Limit: 100, Refill: 1, Period: apikey.Daily}, {}} {
+		returned0 := returned
 		require.NoError(t, s.Forget(ctx, "k", q2))
-		assert.EqualValues(t, 87, l.balance("k"), "%+v: the 9 unspent uses are dropped", q2)
-		assert.Zero(t, s.keys())
 		_, _, returned = l.counts()
-		assert.EqualValues(t, 7, returned)
+		assert.EqualValues(t, 9, returned-returned0, "%+v: the 9 unspent uses are returned", q2)
+		assert.EqualValues(t, 96, l.balance("k"), "%+v: 97 - 10 leased + 9 returned", q2)
+		assert.Zero(t, s.keys())
 		_, err = s.Spend(ctx, "k", q, 1, t0)
 		require.NoError(t, err)
-		l.set("k", q, t0) // the next round starts from a full balance
 		l.mu.Lock()
-		l.keys["k"].n = 97 - 10
+		l.keys["k"].n = 97 - 10 // the next round starts from the same balance
 		l.mu.Unlock()
 	}
 }
 
 // The quota of a key lowered while four instances hold leases of the old
-// one: the instances told of the change with Forget drop their old uses,
-// and the key admits its new Limit, not more.
+// one: the store counts the leases as leased, an instance that learns of
+// the change (a Spend under the new quota, or Forget) returns its unspent
+// uses instead of spending them, and the key admits its new Limit less
+// what was spent under the old one, not more.
 func TestForgetAfterQuotaChange(t *testing.T) {
 	l := newLedger()
 	old, q := apikey.Quota{Limit: 1000}, apikey.Quota{Limit: 300}
@@ -426,7 +471,7 @@ func TestForgetAfterQuotaChange(t *testing.T) {
 		require.NoError(t, err)
 		sp = append(sp, s)
 	}
-	l.set("k", q, t0) // the store starts the new quota full
+	l.change("k", q) // 300 - 400 leased
 
 	admitted := 0
 	spend := func(now time.Time) {
@@ -439,14 +484,14 @@ func TestForgetAfterQuotaChange(t *testing.T) {
 		}
 	}
 	spend(t0)
-	assert.Equal(t, int(q.Limit), admitted, "the new quota, from the store")
+	assert.Zero(t, admitted, "the balance is below zero, 99 returned included")
 	for _, s := range sp[1:] {
 		require.NoError(t, s.Forget(ctx, "k", q))
 	}
 	spend(t0.Add(time.Hour)) // the store is asked again
-	assert.Equal(t, int(q.Limit), admitted, "no old use came back")
+	assert.Equal(t, int(q.Limit)-4, admitted, "the new quota less the 4 spent under the old one")
 	_, _, returned := l.counts()
-	assert.Zero(t, returned)
+	assert.EqualValues(t, 4*99, returned)
 }
 
 // A key dropped while its lease is taken: the request that took it spends
@@ -479,11 +524,14 @@ func TestDropDuringLease(t *testing.T) {
 			l.mu.Unlock()
 			assert.True(t, (<-done).Allowed)
 			if strings.HasSuffix(name, "another quota") {
-				assert.EqualValues(t, 90, l.balance("k"), "the leader dropped the rest of its lease")
+				_, leased, returned := l.counts()
+				assert.EqualValues(t, 10, returned, "the leader returned its lease whole")
+				assert.EqualValues(t, 20, leased, "and spent from a lease under the quota Forget named")
+				assert.Equal(t, 1, s.keys())
 			} else {
 				assert.EqualValues(t, 99, l.balance("k"), "the leader returned the rest of its lease")
+				assert.Zero(t, s.keys())
 			}
-			assert.Zero(t, s.keys())
 		})
 	}
 }
@@ -848,7 +896,8 @@ func TestReturnPanic(t *testing.T) {
 }
 
 // A request under a new quota while a lease under the old one is taken:
-// the old lease's rest is dropped, not returned into the new balance.
+// the old lease is returned whole, not spent, and the request that took it
+// is decided under the new quota.
 func TestQuotaChangeDuringLease(t *testing.T) {
 	l := newLedger()
 	q1, q2 := apikey.Quota{Limit: 100}, apikey.Quota{Limit: 50}
@@ -863,7 +912,7 @@ func TestQuotaChangeDuringLease(t *testing.T) {
 	}
 	go spend(q1)
 	<-l.entered
-	l.set("k", q2, t0)
+	l.change("k", q2)
 	go spend(q2)
 	<-l.entered
 	l.mu.Lock()
@@ -874,9 +923,12 @@ func TestQuotaChangeDuringLease(t *testing.T) {
 	assert.True(t, (<-done).Allowed)
 	_, leased, returned := l.counts()
 	assert.EqualValues(t, 20, leased)
-	assert.Zero(t, returned, "the old quota's lease is dropped")
-	assert.EqualValues(t, 30, l.balance("k"))
+	assert.EqualValues(t, 10, returned, "the old quota's lease, whole")
+	assert.EqualValues(t, 40, l.balance("k"))
 	assert.Equal(t, 1, s.keys())
+	d, err := s.Spend(ctx, "k", q2, 1, t0)
+	require.NoError(t, err)
+	assert.Equal(t, Decision{Allowed: true, Remaining: 47}, d, "both spent from the new quota's lease: 40 + 10 - 3")
 }
 
 func TestRefund(t *testing.T) {

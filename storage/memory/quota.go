@@ -20,12 +20,17 @@ type quotaBalance struct {
 	// generation is the revision of the change that set the quota (see
 	// storage.QuotaLease.Generation).
 	generation int64
+	// returnsFrom is the generation from which returns are accepted: the
+	// revision of the change that set the balance full or changed its
+	// period (see storage.QuotaLedger).
+	returnsFrom int64
 }
 
 // putQuota keeps the quota balance of r's lineage in step with r: full
 // when the quota is new, kept while it is the same, changed keeping what
-// was spent when it differs (see changed), gone without one. A rotated-out key never writes it: the balance follows the
-// lineage's current key. s.mu is held.
+// was spent or leased when it differs (see changed), gone without one. A
+// rotated-out key never writes it: the balance follows the lineage's
+// current key. s.mu is held.
 func (s *Store) putQuota(r apikey.Record) {
 	s.putOwnerQuota(r)
 	if !r.RotatedAt.IsZero() {
@@ -37,48 +42,47 @@ func (s *Store) putQuota(r apikey.Record) {
 		delete(s.quotas, id)
 		return
 	}
+	s.setQuota(id, q, r.Revision)
+}
+
+// setQuota sets the quota of balance id to q at revision rev: full when
+// the balance is new, kept while q is the same, changed (see changed) when
+// it differs. s.mu is held.
+func (s *Store) setQuota(id string, q apikey.Quota, rev int64) {
 	cur, ok := s.quotas[id]
 	switch {
 	case !ok:
-		s.quotas[id] = quotaBalance{quota: q, balance: q.Limit, generation: r.Revision}
+		s.quotas[id] = quotaBalance{quota: q, balance: q.Limit, generation: rev, returnsFrom: rev}
 	case cur.quota != q:
-		next := cur.changed(q)
-		next.generation = r.Revision
-		s.quotas[id] = next
+		s.quotas[id] = cur.changed(q, rev)
 	}
 }
 
 // putOwnerQuota keeps the balance of r's owner (apikey.OwnerBalanceID) in
 // step with r's OwnerLimits, as putQuota keeps a lineage's: full when new,
-// kept while the quota is the same, changed keeping what was spent. A key
-// without an owner quota leaves it: every key of an owner carries the same
-// OwnerLimits, and a balance whose quota was removed is kept, so that
-// setting it again does not refill it. s.mu is held.
+// kept while the quota is the same, changed keeping what was spent or
+// leased. A key without an owner quota leaves it: every key of an owner
+// carries the same OwnerLimits, and a balance whose quota was removed is
+// kept, so that setting it again does not refill it. s.mu is held.
 func (s *Store) putOwnerQuota(r apikey.Record) {
 	q := r.OwnerLimits.Quota
 	if r.Owner == "" || q.IsZero() {
 		return
 	}
-	id := apikey.OwnerBalanceID(r.Account, r.Owner)
-	cur, ok := s.quotas[id]
-	switch {
-	case !ok:
-		s.quotas[id] = quotaBalance{quota: q, balance: q.Limit, generation: r.Revision}
-	case cur.quota != q:
-		next := cur.changed(q)
-		next.generation = r.Revision
-		s.quotas[id] = next
-	}
+	s.setQuota(apikey.OwnerBalanceID(r.Account, r.Owner), q, r.Revision)
 }
 
-// changed returns b under quota q: what was spent of the old limit stays
-// spent (the balance is q's limit minus it, within 0 and the limit), and
-// the refill state is kept while the period is the same.
-func (b quotaBalance) changed(q apikey.Quota) quotaBalance {
+// changed returns b under quota q, set at revision rev: what was spent or
+// leased of the old limit stays so (the balance is q's limit minus it, at
+// most the limit, and below zero when it exceeds the limit). While the
+// period is the same, the refill state and the generation from which
+// returns are accepted are kept; a new period accepts the returns of
+// leases taken from rev on.
+func (b quotaBalance) changed(q apikey.Quota, rev int64) quotaBalance {
 	spent := b.quota.Limit - b.balance
-	next := quotaBalance{quota: q, balance: min(max(q.Limit-spent, 0), q.Limit)}
+	next := quotaBalance{quota: q, balance: min(q.Limit-spent, q.Limit), generation: rev, returnsFrom: rev}
 	if q.Period == b.quota.Period {
-		next.period, next.leased = b.period, b.leased
+		next.period, next.leased, next.returnsFrom = b.period, b.leased, b.returnsFrom
 	}
 	return next
 }
@@ -93,8 +97,9 @@ func (s *Store) balanceOf(keyID string) (string, bool) {
 	return r.LineageID(), ok
 }
 
-// refill adds the refills of the boundaries passed since b's period, never
-// beyond the limit, and moves b to now's period (never back).
+// refill adds the refills of the boundaries passed since b's period to the
+// balance, from at least zero and never beyond the limit, and moves b to
+// now's period (never back).
 func (b *quotaBalance) refill(now time.Time) {
 	idx := b.quota.Period.Index(now)
 	if !b.leased {
@@ -109,7 +114,7 @@ func (b *quotaBalance) refill(now time.Time) {
 		if passed >= (q.Limit+q.Refill-1)/q.Refill {
 			b.balance = q.Limit
 		} else {
-			b.balance = min(q.Limit, b.balance+q.Refill*passed)
+			b.balance = min(q.Limit, max(b.balance, 0)+q.Refill*passed)
 		}
 	}
 	b.period = idx
@@ -134,13 +139,13 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 		return storage.QuotaLease{Unlimited: true}, nil
 	}
 	b.refill(now)
-	granted := min(want, b.balance)
+	granted := min(want, max(b.balance, 0))
 	b.balance -= granted
 	s.quotas[id] = b
 	if granted < want {
 		s.exhausted(id, keyID, b, now)
 	}
-	lease := storage.QuotaLease{Granted: granted, Remaining: b.balance, LeasedAt: now, Generation: b.generation}
+	lease := storage.QuotaLease{Granted: granted, Remaining: max(b.balance, 0), LeasedAt: now, Generation: b.generation}
 	if b.quota.Refill > 0 {
 		lease.NextRefill = b.quota.Period.Next(now)
 	}
@@ -171,14 +176,16 @@ func (s *Store) ReturnQuota(ctx context.Context, keyID string, n int64, lease st
 	defer s.mu.Unlock()
 	id, _ := s.balanceOf(keyID)
 	b, ok := s.quotas[id]
-	if !ok || !b.leased || b.generation != lease.Generation {
+	if !ok || !b.leased || lease.Generation < b.returnsFrom {
 		return nil
 	}
 	p := b.quota.Period
 	if idx := p.Index(lease.LeasedAt); idx != b.period || idx != p.Index(now) {
 		return nil // the lease's period has ended, or the balance moved on
 	}
-	b.balance += min(n, b.quota.Limit-b.balance) // never above the limit, whatever n
+	// Never above the limit, whatever n; Limit - balance cannot overflow (a
+	// balance is above -apikey.MaxQuotaUses).
+	b.balance += min(n, b.quota.Limit-b.balance)
 	s.quotas[id] = b
 	return nil
 }

@@ -18,18 +18,22 @@ var _ storage.QuotaLedger = (*Store)(nil)
 // so that no two processes can both spend or refill the same uses.
 const (
 	// upsertQuota writes a lineage's quota: a new row starts full (balance
-	// = limit, period_index NULL); an existing row keeps its balance while
-	// the quota is the same. When it differs, what was spent stays spent
-	// (balance = new limit - (old limit - balance), within 0 and the new
-	// limit), and period_index is kept while the period is the same (else
-	// NULL: the new period's refills start at the next lease). generation
-	// is the revision of the change that set the quota.
-	upsertQuota = `INSERT INTO keystile_quotas (key_id, quota_limit, refill, period, balance, period_index, last_grant, generation)
-		VALUES (?, ?, ?, ?, ?, NULL, 0, ?)
+	// = limit, period_index NULL). An existing row keeps its balance while
+	// the quota is the same. When it differs, what was spent or leased
+	// stays so (balance = new limit - (old limit - balance), at most the
+	// new limit, below zero when more than it was spent or leased), and
+	// period_index and returns_from are kept while the period is the same
+	// (else period_index is NULL, so that the new period's refills start
+	// at the next lease, and returns_from is the new generation).
+	// generation is the revision of the change that set the quota, given
+	// twice: as generation and as returns_from.
+	upsertQuota = `INSERT INTO keystile_quotas (key_id, quota_limit, refill, period, balance, period_index, last_grant, generation, returns_from)
+		VALUES (?, ?, ?, ?, ?, NULL, 0, ?, ?)
 		ON CONFLICT (key_id) DO UPDATE SET
 			generation = CASE WHEN ` + sameQuota + ` THEN keystile_quotas.generation ELSE excluded.generation END,
+			returns_from = CASE WHEN ` + sameQuota + ` OR keystile_quotas.period = excluded.period
+				THEN keystile_quotas.returns_from ELSE excluded.returns_from END,
 			balance = CASE WHEN ` + sameQuota + ` THEN keystile_quotas.balance
-				WHEN ` + keptBalance + ` < 0 THEN 0
 				WHEN ` + keptBalance + ` > excluded.quota_limit THEN excluded.quota_limit
 				ELSE ` + keptBalance + ` END,
 			period_index = CASE WHEN keystile_quotas.period = excluded.period THEN keystile_quotas.period_index ELSE NULL END,
@@ -43,29 +47,33 @@ const (
 	// for the row's period (see apikey.QuotaPeriod.Index).
 	nowIndex = `(CASE period WHEN 'day' THEN p.day_index WHEN 'month' THEN p.month_index ELSE 0 END)`
 	// refilled is the balance after the refills of every boundary passed
-	// since period_index, never above quota_limit. A quota not leased from
+	// since period_index, added to the balance or to zero when the balance
+	// is below zero, never above quota_limit. A quota not leased from
 	// since it was set (period_index NULL) holds its balance; past
 	// ceil(limit/refill) periods it is full, which keeps refill * periods
 	// far from overflowing.
 	refilled = `(CASE
 		WHEN refill = 0 OR period_index IS NULL OR ` + nowIndex + ` <= period_index THEN balance
 		WHEN ` + nowIndex + ` - period_index >= (quota_limit + refill - 1) / refill THEN quota_limit
-		WHEN balance + refill * (` + nowIndex + ` - period_index) > quota_limit THEN quota_limit
-		ELSE balance + refill * (` + nowIndex + ` - period_index) END)`
-	granted = `(CASE WHEN ` + refilled + ` < p.want THEN ` + refilled + ` ELSE p.want END)`
+		WHEN ` + floored + ` + refill * (` + nowIndex + ` - period_index) > quota_limit THEN quota_limit
+		ELSE ` + floored + ` + refill * (` + nowIndex + ` - period_index) END)`
+	floored = `(CASE WHEN balance < 0 THEN 0 ELSE balance END)`
+	// granted is min(want, max(refilled, 0)).
+	granted = `(CASE WHEN ` + refilled + ` <= 0 THEN 0 WHEN ` + refilled + ` < p.want THEN ` + refilled + ` ELSE p.want END)`
 )
 
 // returnQuota adds returned uses back, never above the limit (compared as
 // limit - balance, which cannot overflow, whatever n), only while the
-// row's generation and period are the lease's and the lease's period has
-// not ended. balance is the row's key_id: lineageOf, or a parameter.
+// lease's generation is at least the row's returns_from, the row's period
+// is the lease's, and the lease's period has not ended. balance is the
+// row's key_id: lineageOf, or a parameter.
 func returnQuota(d Dialect, balance string) string {
 	return `UPDATE keystile_quotas SET
 			balance = CASE WHEN p.n >= quota_limit - balance THEN quota_limit ELSE balance + p.n END
 		FROM (SELECT CAST(? AS BIGINT) AS day_index, CAST(? AS BIGINT) AS month_index,
 			CAST(? AS BIGINT) AS now_day, CAST(? AS BIGINT) AS now_month, CAST(? AS BIGINT) AS n,
 			CAST(? AS BIGINT) AS generation) AS p
-		WHERE key_id = ` + balance + ` AND keystile_quotas.generation = p.generation AND period_index = ` + nowIndex + `
+		WHERE key_id = ` + balance + ` AND p.generation >= keystile_quotas.returns_from AND period_index = ` + nowIndex + `
 			AND ` + nowIndex + ` = (CASE period WHEN 'day' THEN p.now_day WHEN 'month' THEN p.now_month ELSE 0 END)`
 }
 
@@ -132,7 +140,7 @@ func (s *Store) putQuota(ctx context.Context, tx *sql.Tx, r apikey.Record, rev i
 		}
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, s.q.upsertQuota, id, q.Limit, q.Refill, string(q.Period), q.Limit, rev); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q.upsertQuota, id, q.Limit, q.Refill, string(q.Period), q.Limit, rev, rev); err != nil {
 		return s.wrap(ctx, "apply: writing the quota of key "+r.Prefix(), err)
 	}
 	return nil
@@ -161,7 +169,7 @@ func (s *Store) putOwnerQuotas(ctx context.Context, tx *sql.Tx, c apikey.Change,
 	}
 	for _, id := range order {
 		q := quotas[id]
-		if _, err := tx.ExecContext(ctx, s.q.upsertQuota, id, q.Limit, q.Refill, string(q.Period), q.Limit, top); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q.upsertQuota, id, q.Limit, q.Refill, string(q.Period), q.Limit, top, top); err != nil {
 			return s.wrap(ctx, "apply: writing an owner's quota", err)
 		}
 	}
@@ -211,7 +219,7 @@ func (s *Store) LeaseQuota(ctx context.Context, keyID string, want int64, now ti
 	if err != nil {
 		return storage.QuotaLease{}, s.wrap(ctx, "lease quota", err)
 	}
-	lease := storage.QuotaLease{Granted: row.granted, Remaining: row.remaining, Generation: row.generation, LeasedAt: now}
+	lease := storage.QuotaLease{Granted: row.granted, Remaining: max(row.remaining, 0), Generation: row.generation, LeasedAt: now}
 	if row.refill > 0 {
 		lease.NextRefill = apikey.QuotaPeriod(row.period).Next(now)
 	}

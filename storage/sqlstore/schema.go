@@ -71,7 +71,7 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}, {version: 10, statements: ownerLimitsV10}, {version: 11, statements: streamV11(SQLite)}, {version: 12, statements: callersV12(SQLite)}, {version: 13, statements: instancesV13(SQLite)}, {version: 14, statements: instancesV14}, {version: 15, statements: endpointsV15(SQLite)}, {version: 16, statements: deadLettersV16(SQLite)}, {version: 17, statements: deadLettersV17(SQLite)}},
+	}}, {version: 2, statements: sqliteV2}, {version: 3, statements: eventsV3(SQLite)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(SQLite)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}, {version: 10, statements: ownerLimitsV10}, {version: 11, statements: streamV11(SQLite)}, {version: 12, statements: callersV12(SQLite)}, {version: 13, statements: instancesV13(SQLite)}, {version: 14, statements: instancesV14}, {version: 15, statements: endpointsV15(SQLite)}, {version: 16, statements: deadLettersV16(SQLite)}, {version: 17, statements: deadLettersV17(SQLite)}, {version: 18, statements: returnsV18}},
 	// PostgreSQL text columns that are compared or sorted use the "C"
 	// collation, so that the order is byte order, as in SQLite and the
 	// memory store, whatever the database's locale.
@@ -123,12 +123,12 @@ var migrations = map[Dialect][]migration{
 			value BIGINT  NOT NULL
 		)`,
 		`INSERT INTO keystile_revision (id, value) VALUES (1, 0)`,
-	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}, {version: 10, statements: ownerLimitsV10}, {version: 11, statements: streamV11(Postgres)}, {version: 12, statements: callersV12(Postgres)}, {version: 13, statements: instancesV13(Postgres)}, {version: 14, statements: instancesV14}, {version: 15, statements: endpointsV15(Postgres)}, {version: 16, statements: deadLettersV16(Postgres)}, {version: 17, statements: deadLettersV17(Postgres)}},
+	}}, {version: 2, statements: postgresV2}, {version: 3, statements: eventsV3(Postgres)}, {version: 4, statements: limitsV4}, {version: 5, statements: usageV5(Postgres)}, {version: 6, statements: lineageV6}, {version: 7, statements: stateV7}, {version: 8, statements: lifetimeV8}, {version: 9, statements: ownersV9}, {version: 10, statements: ownerLimitsV10}, {version: 11, statements: streamV11(Postgres)}, {version: 12, statements: callersV12(Postgres)}, {version: 13, statements: instancesV13(Postgres)}, {version: 14, statements: instancesV14}, {version: 15, statements: endpointsV15(Postgres)}, {version: 16, statements: deadLettersV16(Postgres)}, {version: 17, statements: deadLettersV17(Postgres)}, {version: 18, statements: returnsV18}},
 }
 
 // SchemaVersion is the newest schema version this package knows; Migrate
 // brings a database up to it.
-const SchemaVersion = 17
+const SchemaVersion = 18
 
 // migrationsTable records the applied schema versions. It is not named
 // schema_migrations, which other migration tools own in many databases.
@@ -615,4 +615,17 @@ func instancesV13(d Dialect) []string {
 //     does not bring it back. ForgetInstances deletes old tombstones.
 var instancesV14 = []string{
 	`ALTER TABLE keystile_instances ADD COLUMN removed_at BIGINT`,
+}
+
+// returnsV18 is version 18, the same in both dialects: returns across a
+// change of a quota's limit (see storage.QuotaLedger).
+//   - keystile_quotas gains returns_from, the generation from which the
+//     row accepts returned uses: the generation of the change that set the
+//     row full or changed its period, kept when a change sets only another
+//     limit or refill. A row of an earlier version takes its generation,
+//     so that it accepts the returns it accepted before, and a return of a
+//     lease taken before its latest change is dropped as before.
+var returnsV18 = []string{
+	`ALTER TABLE keystile_quotas ADD COLUMN returns_from BIGINT NOT NULL DEFAULT 0`,
+	`UPDATE keystile_quotas SET returns_from = generation`,
 }

@@ -146,44 +146,130 @@ func testQuotaReturnHuge(t *testing.T, c Config) {
 	assert.Zero(t, got.Remaining)
 }
 
-// testQuotaReturnOtherGeneration: uses of a lease taken under a quota
-// that has since changed are dropped, not added to the new quota's
-// balance (the change kept them as spent); a change that keeps the quota
-// keeps the generation.
+// testQuotaReturnOtherGeneration: a change that keeps the quota keeps
+// the generation; a change of the quota's limit or refill counts a lease
+// taken before it as leased, and its returns are added to the new
+// balance (at most the limit, from below zero when the limit was lowered
+// below what was leased); a quota removed and set again starts full, and
+// drops the returns of leases of the first quota.
 func testQuotaReturnOtherGeneration(t *testing.T, c Config) {
 	s := c.New(t)
 	l := as[storage.QuotaLedger](t, s)
 	ctx := context.Background()
 	id := quotaKey(t, s, apikey.Quota{Limit: 100})
 	at := day(0).Add(time.Hour)
-	b := lease(t, l, id, 60, at) // held by one process
-	r := mustKey(t, s, id)
-	r.Name = "renamed"
-	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	update := func(change func(*apikey.Record)) {
+		r := mustKey(t, s, id)
+		change(&r)
+		apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	}
+	b := lease(t, l, id, 20, at) // held by one process
+	require.Equal(t, int64(80), b.Remaining)
+	update(func(r *apikey.Record) { r.Name = "renamed" })
 	assert.Equal(t, b.Generation, lease(t, l, id, 1, at).Generation, "the same quota, the same generation")
+	require.NoError(t, l.ReturnQuota(ctx, id, 1, b, at)) // 80 left
 
-	r = mustKey(t, s, id)
-	r.Limits.Quota = apikey.Quota{Limit: 50}
-	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
-	a := lease(t, l, id, 50, at.Add(time.Minute))
-	assert.Zero(t, a.Granted, "61 spent of 50")
-	assert.NotEqual(t, b.Generation, a.Generation)
-	require.NoError(t, l.ReturnQuota(ctx, id, 60, b, at.Add(2*time.Minute)))
-	assert.Zero(t, lease(t, l, id, 100, at.Add(3*time.Minute)).Granted, "the old lease's return is dropped")
+	update(func(r *apikey.Record) { r.Limits.Quota.Limit = 200 }) // 200 - 20 leased
+	require.NoError(t, l.ReturnQuota(ctx, id, 15, b, at.Add(time.Minute)))
+	got := lease(t, l, id, 1000, at.Add(2*time.Minute))
+	assert.NotEqual(t, b.Generation, got.Generation, "a changed quota, a new generation")
+	assert.Equal(t, int64(195), got.Granted, "180 left and 15 returned by the lease of the old limit")
+	require.NoError(t, l.ReturnQuota(ctx, id, 5, b, at.Add(3*time.Minute)))
+	require.NoError(t, l.ReturnQuota(ctx, id, 50, got, at.Add(3*time.Minute)))
+	assert.Equal(t, int64(55), lease(t, l, id, 1000, at.Add(4*time.Minute)).Granted)
 
-	// Removed and set again: a lease of the first quota is still dropped.
-	r = mustKey(t, s, id)
-	r.Limits.Quota = apikey.Quota{}
+	// A lowered limit: the balance goes below zero, a lease grants nothing,
+	// and returns fill it from there.
+	low := quotaKey(t, s, apikey.Quota{Limit: 100})
+	half := lease(t, l, low, 50, at)
+	r := mustKey(t, s, low)
+	r.Limits.Quota.Limit = 40
 	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
-	r = mustKey(t, s, id)
-	r.Limits.Quota = apikey.Quota{Limit: 100}
+	got = lease(t, l, low, 10, at)
+	assert.Zero(t, got.Granted, "50 leased of 40")
+	assert.Zero(t, got.Remaining, "never negative")
+	require.NoError(t, l.ReturnQuota(ctx, low, 30, half, at))
+	assert.Equal(t, int64(20), lease(t, l, low, 100, at).Granted, "-10 + 30")
+	r = mustKey(t, s, low)
+	r.Limits.Quota.Refill = 5 // a changed refill keeps the returns too
 	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
-	got := lease(t, l, id, 90, at)
+	require.NoError(t, l.ReturnQuota(ctx, low, 10, half, at))
+	assert.Equal(t, int64(10), lease(t, l, low, 100, at).Granted)
+
+	// Removed and set again: a lease of the first quota is dropped.
+	update(func(r *apikey.Record) { r.Limits.Quota = apikey.Quota{} })
+	update(func(r *apikey.Record) { r.Limits.Quota = apikey.Quota{Limit: 100} })
+	got = lease(t, l, id, 90, at)
 	require.Equal(t, int64(90), got.Granted)
 	require.NoError(t, l.ReturnQuota(ctx, id, 60, b, at))
-	assert.Equal(t, int64(10), lease(t, l, id, 100, at).Granted)
+	assert.Equal(t, int64(10), lease(t, l, id, 100, at).Granted, "the first quota's lease is dropped")
 	require.NoError(t, l.ReturnQuota(ctx, id, 5, got, at))
 	assert.Equal(t, int64(5), lease(t, l, id, 100, at).Granted, "a lease of the current generation counts")
+}
+
+// testQuotaReturnOtherPeriod: a change of a quota's period drops the
+// returns of leases taken before it, even in a period the new one holds
+// too, and accepts those of leases taken after it.
+func testQuotaReturnOtherPeriod(t *testing.T, c Config) {
+	s := c.New(t)
+	l := as[storage.QuotaLedger](t, s)
+	ctx := context.Background()
+	id := quotaKey(t, s, apikey.Quota{Limit: 100, Refill: 100, Period: apikey.Daily})
+	at := day(0).Add(time.Hour)
+	daily := lease(t, l, id, 50, at)
+	r := mustKey(t, s, id)
+	r.Limits.Quota.Period = apikey.Monthly
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	monthly := lease(t, l, id, 10, at) // 40 left
+	require.Equal(t, int64(10), monthly.Granted)
+	require.NoError(t, l.ReturnQuota(ctx, id, 30, daily, at))
+	require.NoError(t, l.ReturnQuota(ctx, id, 5, monthly, at))
+	assert.Equal(t, int64(45), lease(t, l, id, 100, at).Granted, "the daily lease's return is dropped")
+}
+
+// testQuotaLoweredRefill: a balance below zero (a limit lowered below what
+// was spent) refills from zero at the next boundary: the excess is
+// forgiven.
+func testQuotaLoweredRefill(t *testing.T, c Config) {
+	s := c.New(t)
+	l := as[storage.QuotaLedger](t, s)
+	id := quotaKey(t, s, apikey.Quota{Limit: 100, Refill: 10, Period: apikey.Daily})
+	assert.Equal(t, int64(100), lease(t, l, id, 100, day(0)).Granted)
+	r := mustKey(t, s, id)
+	r.Limits.Quota.Limit = 40 // -60
+	apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	assert.Zero(t, lease(t, l, id, 10, day(0).Add(time.Hour)).Granted)
+	got := lease(t, l, id, 100, day(1))
+	assert.Equal(t, int64(10), got.Granted, "one refill from zero")
+	assert.Zero(t, got.Remaining)
+	assert.Equal(t, int64(40), lease(t, l, id, 100, day(9)).Granted, "full at the limit")
+}
+
+// testQuotaOwnerReturnAcrossChange: an owner's balance keeps the returns
+// of leases taken before a change of its limit, as a key's does.
+func testQuotaOwnerReturnAcrossChange(t *testing.T, c Config) {
+	s := c.New(t)
+	l := as[storage.QuotaLedger](t, s)
+	ctx := context.Background()
+	a := ownerQuotaKey(t, s, acme, "user-1", apikey.Quota{Limit: 100})
+	id := apikey.OwnerBalanceID(acme, "user-1")
+	at := day(0).Add(time.Hour)
+	first := lease(t, l, id, 20, at)
+	setOwnerQuota(t, s, apikey.Quota{Limit: 200}, a.ID)
+	require.NoError(t, l.ReturnQuota(ctx, id, 15, first, at))
+	assert.Equal(t, int64(195), lease(t, l, id, 1000, at).Granted)
+
+	b := ownerQuotaKey(t, s, acme, "user-2", apikey.Quota{Limit: 100})
+	other := apikey.OwnerBalanceID(acme, "user-2")
+	half := lease(t, l, other, 50, at)
+	setOwnerQuota(t, s, apikey.Quota{Limit: 40}, b.ID)
+	assert.Zero(t, lease(t, l, other, 10, at).Granted)
+	require.NoError(t, l.ReturnQuota(ctx, other, 30, half, at))
+	assert.Equal(t, int64(20), lease(t, l, other, 100, at).Granted)
+
+	setOwnerQuota(t, s, apikey.Quota{Limit: 40, Refill: 40, Period: apikey.Daily}, b.ID)
+	require.NoError(t, l.ReturnQuota(ctx, other, 30, half, at))
+	assert.Zero(t, lease(t, l, other, 100, at).Granted, "a changed period drops the returns of earlier leases")
 }
 
 // testQuotaKeepsSpentOnChange: a change of a key's quota keeps what was
