@@ -274,6 +274,48 @@ func benchmarkCachedKeys(b *testing.B, ks *keySet) {
 	}
 }
 
+// BenchmarkCachedKeysParallel is BenchmarkCachedKeys on every CPU at once,
+// each goroutine starting at its own key: what the shared state of the
+// cached path (its locks and counters) costs when two requests run at the
+// same time, as they do in a server.
+func BenchmarkCachedKeysParallel(b *testing.B) {
+	ks, err := tenThousandKeys()
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := New(Options{Store: ks.store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = v.Close() })
+	h := v.Handler(noop)
+	for _, key := range ks.keys {
+		h.ServeHTTP(&discardWriter{h: http.Header{}}, benchRequest(key))
+	}
+	var start atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := benchRequest(ks.keys[0])
+		header := r.Header[canonicalAPIKey]
+		w := &discardWriter{h: http.Header{}}
+		i := int(start.Add(4999)) % len(ks.keys)
+		for pb.Next() {
+			header[0] = ks.keys[i]
+			if i++; i == len(ks.keys) {
+				i = 0
+			}
+			clear(w.h)
+			w.code = http.StatusOK
+			h.ServeHTTP(w, r)
+			if w.code != http.StatusOK {
+				b.Errorf("status %d", w.code)
+				return
+			}
+		}
+	})
+}
+
 var (
 	tenThousandKeys        = sync.OnceValues(func() (*keySet, error) { return newKeySet(10_000) })
 	tenThousandLimitedKeys = sync.OnceValues(func() (*keySet, error) { return newLimitedKeySet(10_000, apikey.Limits{Rate: benchRate}) })
