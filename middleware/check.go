@@ -102,8 +102,8 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 	vd.id, vd.now = id, now
 	// A key rotated out: who still calls it, whether a check below refuses
 	// the request or not.
-	if c := id.callers; c != nil {
-		c.See(v.limiter.clientIP.Addr(r), userAgent(r), now)
+	if id.tracked {
+		id.callers.See(v.limiter.clientIP.Addr(r), userAgent(r), now)
 	}
 	if id.expires || !e.RevokedAt.IsZero() || !e.DisabledAt.IsZero() {
 		switch (apikey.Record{ExpiresAt: id.ExpiresAt, RevokedAt: e.RevokedAt, DisabledAt: e.DisabledAt}).Status(now) {

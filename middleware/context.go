@@ -18,27 +18,27 @@ import (
 // Identity is what the middleware learned about the key of an authenticated
 // request. It never holds the secret.
 type Identity struct {
-	// What every cached request reads comes first, with Type, Account and
-	// Environment within the first two cache lines (docs/benchmarks.md,
-	// Memory layout).
+	// What every cached request reads comes first, within the first 64
+	// bytes (docs/benchmarks.md, Memory layout).
 	limited     bool           // Limits or OwnerLimits is not zero
 	allowlisted bool           // Limits.AllowedIPs is not empty
 	expires     bool           // ExpiresAt is not zero
+	tracked     bool           // callers is not nil
 	usage       *usage.Counter // counts the key's requests; nil if usage is not counted
-	callers     *callers.Key   // records the callers of a key rotated out; nil otherwise
+	Type        apikey.KeyType // the key type
+	Account     string         // the key's account (apikey.DefaultAccount if single-tenant)
+	Environment string         // the key's environment, within its Account
 
-	KeyID       string            // the key's public id, its index in the store
-	Prefix      string            // the displayable prefix, "server-<id>" or "client-<id>"
-	Type        apikey.KeyType    // the key type
-	Account     string            // the key's account (apikey.DefaultAccount if single-tenant)
-	Environment string            // the key's environment, within its Account
-	Name        string            // the key's label for people, "" if none
-	Owner       string            // whom the key was issued to, "" if nobody was named
-	Metadata    map[string]string // what the service attached to the key; nil if none
-	Scopes      []string          // a server key's scopes ("*": full access); nil otherwise
-	ExpiresAt   time.Time         // when the key stops working; zero means no expiry
-	Expiring    bool              // the key was rotated out: it is in its grace period
-	Limits      apikey.Limits     // the key's rate limit, quota and address allowlist; zero if none
+	callers   *callers.Key      // records the callers of a key rotated out; nil otherwise
+	KeyID     string            // the key's public id, its index in the store
+	Prefix    string            // the displayable prefix, "server-<id>" or "client-<id>"
+	Name      string            // the key's label for people, "" if none
+	Owner     string            // whom the key was issued to, "" if nobody was named
+	Metadata  map[string]string // what the service attached to the key; nil if none
+	Scopes    []string          // a server key's scopes ("*": full access); nil otherwise
+	ExpiresAt time.Time         // when the key stops working; zero means no expiry
+	Expiring  bool              // the key was rotated out: it is in its grace period
+	Limits    apikey.Limits     // the key's rate limit, quota and address allowlist; zero if none
 	// OwnerLimits are the rate limit and quota that the key shares with
 	// every key of its Owner in its Account (apikey.Manager.SetOwnerLimits),
 	// enforced besides Limits on one budget for all of them; zero if none.
@@ -168,6 +168,6 @@ func (id *Identity) clone() Identity {
 	out.Metadata = maps.Clone(id.Metadata)
 	out.Limits = id.Limits.Clone()
 	out.OwnerLimits = id.OwnerLimits.Clone()
-	out.issuer, out.presented, out.usage, out.callers = nil, keycache.Key{}, nil, nil
+	out.issuer, out.presented, out.usage, out.callers, out.tracked = nil, keycache.Key{}, nil, nil, false
 	return out
 }

@@ -211,7 +211,7 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 		id.usage = vf.usage.Counter(rec.Account, rec.Environment, rec.ID)
 	}
 	if id.Expiring && vf.callers != nil {
-		id.callers = vf.callers.Key(rec.Account, rec.ID)
+		id.callers, id.tracked = vf.callers.Key(rec.Account, rec.ID), true
 	}
 	if !rec.ExpiresAt.IsZero() {
 		id.expiresHeader = rec.ExpiresAt.UTC().Format(time.RFC3339)
