@@ -58,6 +58,7 @@ import (
 	"github.com/keystile/keystile/apikey"
 	"github.com/keystile/keystile/examples/internal/exampledb"
 	"github.com/keystile/keystile/middleware"
+	"github.com/keystile/keystile/middleware/limit"
 	"github.com/keystile/keystile/storage/sqlstore"
 )
 
@@ -79,6 +80,18 @@ func main() {
 func hello(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"message":"hello","ok":true}` + "\n"))
+}
+
+// bareWithFields returns the bare handler that also writes the RateLimit
+// fields that a key far below rate gets (none for a zero rate): what
+// these fields cost without keystile's check, for scripts/load.sh.
+func bareWithFields(rate apikey.RateLimit) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !rate.IsZero() {
+			limit.SetHeaders(w.Header(), rate, limit.Decision{Allowed: true, Remaining: rate.Requests - 1, Reset: time.Nanosecond})
+		}
+		hello(w, r)
+	}
 }
 
 // loadLimits are the limits of every key with -limits ("rate": Rate
@@ -162,6 +175,7 @@ func run(ctx context.Context, addr string, extraKeys int, spread time.Duration, 
 	mux.HandleFunc("GET /bare", hello)
 	mux.Handle("GET /protected", v.Handler(http.HandlerFunc(hello)))
 	mux.HandleFunc("GET /cpu", cpuTime)
+	mux.HandleFunc("GET /bare-fields", bareWithFields(limits.Rate))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err

@@ -40,7 +40,7 @@ func TestRun(t *testing.T) {
 	keys := strings.Fields(string(file))
 	assert.Len(t, keys, 20)
 
-	get := func(path, key string) int {
+	do := func(path, key string) *http.Response {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, lines["addr"]+path, nil)
 		require.NoError(t, err)
 		if key != "" {
@@ -49,8 +49,17 @@ func TestRun(t *testing.T) {
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()
-		return resp.StatusCode
+		return resp
 	}
+	get := func(path, key string) int { return do(path, key).StatusCode }
+	fields := func(path, key string) []string {
+		h := do(path, key).Header
+		return []string{h.Get("RateLimit-Policy"), h.Get("RateLimit")}
+	}
+	// /bare-fields writes the fields of a key far below its limit, as
+	// /protected does.
+	assert.Equal(t, []string{`"key";q=1000000;w=1`, `"key";r=999999;t=1`}, fields("/bare-fields", ""))
+	assert.Equal(t, fields("/bare-fields", ""), fields("/protected", keys[0]))
 	assert.Equal(t, http.StatusOK, get("/bare", ""))
 	assert.Equal(t, http.StatusOK, get("/cpu", ""))
 	assert.Equal(t, http.StatusUnauthorized, get("/protected", ""))
