@@ -189,7 +189,7 @@ pairs() {
     "$(column 1 "$work/$mode.pairs")" "$(column 2 "$work/$mode.pairs")" "$(column 3 "$work/$mode.pairs")" "$cpu_bare" \
     "$(column 5 "$work/$mode.pairs")" "$(column 6 "$work/$mode.pairs")" "$(column 7 "$work/$mode.pairs")" "$cpu_protected" \
     "$ratio" "${target:+; target >= $target %}"
-  awk -v b="$cpu_bare" -v p="$cpu_protected" 'BEGIN { printf "%6s server CPU per request: protected costs %.2f us more than bare (%.1f %% more)\n", "", p - b, 100 * (p - b) / b }'
+  awk -v b="$cpu_bare" -v p="$cpu_protected" -v route="${against#/}" 'BEGIN { printf "%6s server CPU per request: %s costs %.2f us more than bare (%.1f %% more)\n", "", route, p - b, 100 * (p - b) / b }'
   if [ -n "$target" ] && awk -v r="$ratio" -v t="$target" 'BEGIN { exit !(r < t) }'; then
     echo "$label: median ratio below the $target % target" >&2
     below=1
