@@ -105,7 +105,7 @@ func (v *Validator) authenticate(r *http.Request, p *Policy, vd *verdict) (prefi
 	if id.tracked {
 		id.callers.See(v.limiter.clientIP.Addr(r), userAgent(r), now)
 	}
-	if id.expires || !e.RevokedAt.IsZero() || !e.DisabledAt.IsZero() {
+	if id.expires || id.ended {
 		switch (apikey.Record{ExpiresAt: id.ExpiresAt, RevokedAt: e.RevokedAt, DisabledAt: e.DisabledAt}).Status(now) {
 		case apikey.Revoked:
 			return prefix, ErrRevokedKey

@@ -24,6 +24,7 @@ type Identity struct {
 	allowlisted bool           // Limits.AllowedIPs is not empty
 	expires     bool           // ExpiresAt is not zero
 	tracked     bool           // callers is not nil
+	ended       bool           // its cache entry's RevokedAt or DisabledAt is set (made with it in newEntry)
 	usage       *usage.Counter // counts the key's requests; nil if usage is not counted
 	Type        apikey.KeyType // the key type
 	Account     string         // the key's account (apikey.DefaultAccount if single-tenant)
@@ -168,6 +169,6 @@ func (id *Identity) clone() Identity {
 	out.Metadata = maps.Clone(id.Metadata)
 	out.Limits = id.Limits.Clone()
 	out.OwnerLimits = id.OwnerLimits.Clone()
-	out.issuer, out.presented, out.usage, out.callers, out.tracked = nil, keycache.Key{}, nil, nil, false
+	out.issuer, out.presented, out.usage, out.callers, out.tracked, out.ended = nil, keycache.Key{}, nil, nil, false, false
 	return out
 }

@@ -19,6 +19,7 @@ func TestIdentityLayout(t *testing.T) {
 		"allowlisted": unsafe.Offsetof(id.allowlisted) + unsafe.Sizeof(id.allowlisted),
 		"expires":     unsafe.Offsetof(id.expires) + unsafe.Sizeof(id.expires),
 		"tracked":     unsafe.Offsetof(id.tracked) + unsafe.Sizeof(id.tracked),
+		"ended":       unsafe.Offsetof(id.ended) + unsafe.Sizeof(id.ended),
 		"usage":       unsafe.Offsetof(id.usage) + unsafe.Sizeof(id.usage),
 		"Type":        unsafe.Offsetof(id.Type) + unsafe.Sizeof(id.Type),
 		"Account":     unsafe.Offsetof(id.Account) + unsafe.Sizeof(id.Account),

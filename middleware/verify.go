@@ -202,6 +202,7 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 		ExpiresAt: rec.ExpiresAt, Expiring: !rec.RotatedAt.IsZero(), Imported: rec.Imported(),
 		Limits: rec.Limits.Clone(), limited: !rec.Limits.IsZero(),
 		allowlisted: len(rec.Limits.AllowedIPs) > 0, expires: !rec.ExpiresAt.IsZero(),
+		ended: !rec.RevokedAt.IsZero() || !rec.DisabledAt.IsZero(),
 	}
 	if rec.Owner != "" && !rec.OwnerLimits.IsZero() {
 		id.OwnerLimits, id.limited = rec.OwnerLimits.Clone(), true
