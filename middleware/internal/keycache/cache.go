@@ -209,12 +209,23 @@ func (c *Cache[V]) Touch(e *Entry[V], now time.Time) {
 // a use epoch, so that noted holds at most maxNoted entries also when uses
 // churn through the cache within a period or nothing calls TakeUsed.
 func (c *Cache[V]) foldLocked() {
-	c.epoch.Add(1) // before reading the entries' seconds: see Touch
-	for i, e := range c.noted {
-		c.used[e.KeyID] = max(c.used[e.KeyID], e.touched.Load())
-		c.noted[i] = nil
+	lastUses(c.used, c.endEpochLocked())
+}
+
+// endEpochLocked starts a use epoch and returns the entries noted in the
+// one it ends. Their seconds are to be read after it returns: see Touch.
+func (c *Cache[V]) endEpochLocked() []*Entry[V] {
+	noted := c.noted
+	c.noted = nil
+	c.epoch.Add(1)
+	return noted
+}
+
+// lastUses adds the last second of use of entries to used, by key id.
+func lastUses[V any](used map[string]int64, entries []*Entry[V]) {
+	for _, e := range entries {
+		used[e.KeyID] = max(used[e.KeyID], e.touched.Load())
 	}
-	c.noted = c.noted[:0]
 }
 
 // Sizes returns how many verified keys and failures the cache holds.
@@ -376,13 +387,10 @@ func (c *Cache[V]) note(id string, s int64) {
 // last-used period.
 func (c *Cache[V]) TakeUsed() map[string]time.Time {
 	c.usedMu.Lock()
-	ids, noted := c.used, c.noted
-	c.used, c.noted = map[string]int64{}, nil
-	c.epoch.Add(1) // before reading the entries' seconds: see Touch
+	ids, noted := c.used, c.endEpochLocked()
+	c.used = map[string]int64{}
 	c.usedMu.Unlock()
-	for _, e := range noted { // outside usedMu, which each entry's first Touch in the new epoch takes
-		ids[e.KeyID] = max(ids[e.KeyID], e.touched.Load())
-	}
+	lastUses(ids, noted) // outside usedMu, which each entry's first Touch in the new epoch takes
 	out := make(map[string]time.Time, len(ids))
 	for id, s := range ids {
 		out[id] = time.Unix(s, 0).UTC()

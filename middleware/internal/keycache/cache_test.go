@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -344,9 +346,10 @@ func TestNotedStaysWithinTheCacheSize(t *testing.T) {
 // TestTouchRacingTakeUsedIsNeverLost: with uses and TakeUsed concurrent
 // (run it with -race), the results of TakeUsed together hold each key's
 // last second of use: of entries listed until TakeUsed, of entries whose
-// list is folded before it, and of entries noted by key id. Each entry is
-// used at several seconds, so that a later use may find it noted in an
-// epoch that a TakeUsed is ending.
+// list is folded before it, and of entries noted by key id. Every entry is
+// noted before TakeUsed starts, then used at a few more seconds by two
+// goroutines going through the entries in opposite orders, so that a use
+// may find its entry noted in an epoch that TakeUsed or a fold is ending.
 func TestTouchRacingTakeUsedIsNeverLost(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	const entries, seconds, rounds = 1024, 2, 20
@@ -372,6 +375,7 @@ func TestTouchRacingTakeUsedIsNeverLost(t *testing.T) {
 					binary.LittleEndian.PutUint64(k.sum[:], uint64(i))
 					es[i] = &Entry[int]{Key: k, KeyID: fmt.Sprint("id-", i), Until: now.Add(time.Minute)}
 					c.AddValid(es[i], c.Token())
+					c.Touch(es[i], now) // noted: the first TakeUsed reads them all while they are used
 				}
 				got := map[string]time.Time{}
 				take := func() {
@@ -393,10 +397,10 @@ func TestTouchRacingTakeUsedIsNeverLost(t *testing.T) {
 						}
 					}
 				})
-				for g := range 2 {
+				for _, order := range []func([]*Entry[int]) iter.Seq2[int, *Entry[int]]{slices.All[[]*Entry[int]], slices.Backward[[]*Entry[int]]} {
 					touching.Go(func() {
-						for _, e := range es[g*entries/2 : (g+1)*entries/2] {
-							for s := range seconds {
+						for _, e := range order(es) {
+							for s := 1; s <= seconds; s++ {
 								c.Touch(e, now.Add(time.Duration(s)*time.Second))
 							}
 						}
@@ -407,7 +411,7 @@ func TestTouchRacingTakeUsedIsNeverLost(t *testing.T) {
 				taking.Wait()
 				take()
 				for _, e := range es {
-					require.Equal(t, now.Add((seconds-1)*time.Second), got[e.KeyID], "the last use of %s was lost", e.KeyID)
+					require.Equal(t, now.Add(seconds*time.Second), got[e.KeyID], "the last use of %s was lost", e.KeyID)
 				}
 			}
 		})
