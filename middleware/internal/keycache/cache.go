@@ -384,7 +384,7 @@ func (c *Cache[V]) note(id string, s int64) {
 
 // TakeUsed returns, by key id, the last use to the second of the uses
 // recorded (Touch, RestoreUsed) since the previous call, and starts a
-// last-used period.
+// last-used period. A use racing it is in its result or the next one's.
 func (c *Cache[V]) TakeUsed() map[string]time.Time {
 	c.usedMu.Lock()
 	ids, noted := c.used, c.endEpochLocked()
@@ -399,7 +399,7 @@ func (c *Cache[V]) TakeUsed() map[string]time.Time {
 }
 
 // RestoreUsed puts back last uses that could not be written: the next
-// TakeUsed returns them, or later uses of their key ids.
+// TakeUsed returns each, unless a later use of its key id replaces it.
 func (c *Cache[V]) RestoreUsed(used map[string]time.Time) {
 	for id, t := range used {
 		c.note(id, t.Unix())
