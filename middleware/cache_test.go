@@ -46,9 +46,9 @@ func TestExpiryWhileCached(t *testing.T) {
 // TestCacheKeepsKeysInUse fills a cache of two keys: the key that a
 // request used last stays when a third key comes in, even though it
 // verified first. Hits read the LRU without reordering it, so this needs
-// their once-a-second promotion.
+// the promotion of a key at its first hit in each last-used period.
 func TestCacheKeepsKeysInUse(t *testing.T) {
-	f := newFixture(t, func(o *middleware.Options) { o.CacheSize = 2 })
+	f := newFixture(t, func(o *middleware.Options) { o.CacheSize = 2; o.LastUsedInterval = 10 * time.Millisecond })
 	h := f.v.Handler(okHandler)
 	first, second := f.keys["production/server"], f.keys["staging/server"]
 	third := f.create(apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server, Scopes: []string{apikey.AllScopes}})
@@ -56,6 +56,11 @@ func TestCacheKeepsKeysInUse(t *testing.T) {
 		require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code)
 		f.clock.Advance(time.Second)
 	}
+	require.Eventually(t, func() bool { // the last-used period of these uses ended
+		rec, err := f.store.Key(context.Background(), second.ID())
+		require.NoError(t, err)
+		return !rec.LastUsedAt.IsZero()
+	}, time.Second, 5*time.Millisecond)
 	require.Equal(t, http.StatusOK, serve(h, request(first.Reveal())).Code) // a hit: first is the most recent now
 	require.Equal(t, http.StatusOK, serve(h, request(third.Reveal())).Code) // pushes the least recent out
 	misses := f.v.Stats().CacheMisses

@@ -59,10 +59,11 @@ type Entry[V any] struct {
 	RevokedAt  time.Time    // of a valid key
 	DisabledAt time.Time    // of a valid key; zero while it is enabled
 	Key        Key
+	bucket     uint8 // of a failure: its key id's element of Cache.evictions (in Key's padding)
 	KeyID      string
 	Revision   int64         // of the record it was made from
 	checked    atomic.Uint64 // of a failure: a token after which no eviction of KeyID is known
-	bucket     uint8         // of a failure: its key id's element of Cache.evictions
+	noted      atomic.Uint64 // of a valid entry: the use epoch in which Touch last noted it
 }
 
 const maxEvictedIDs = 10_000 // key ids whose last eviction is kept; beyond, older tokens are stale
@@ -74,6 +75,12 @@ const evictionBuckets = 256
 
 // Cache holds verified keys and failures in two fixed-size LRUs, never a
 // verification read before an eviction of its key id, and last uses.
+//
+// Last uses are kept to the second (Touch). A cached entry is noted for
+// TakeUsed, and its recency in the LRU refreshed, at its first use in a
+// use epoch: a last-used period (from one TakeUsed to the next), cut short
+// when more entries than the cache holds are noted within it. Later uses
+// in the epoch only store the entry's second.
 type Cache[V any] struct {
 	valid, failed     *lru.Cache[Key, *Entry[V]]     // of one entry, never added to, when disabled
 	enabled, failures bool                           // valid, failed are added to
@@ -85,8 +92,11 @@ type Cache[V any] struct {
 	index             map[string][]*Entry[V]         // key id -> its valid entries
 	evictions         [evictionBuckets]atomic.Uint64 // bucket of key ids -> seq of the last eviction of one of them
 	seed              maphash.Seed                   // of buckets
-	usedMu            sync.Mutex                     // guards used
-	used              map[string]int64               // key id -> last use since TakeUsed, Unix seconds
+	usedMu            sync.Mutex                     // guards used and noted; epoch is stored under it
+	used              map[string]int64               // key id -> last use, Unix seconds, of uses not in noted (restored, uncached, folded)
+	noted             []*Entry[V]                    // cached entries used in this epoch, each once
+	maxNoted          int                            // the size of valid; noted beyond it is folded into used
+	epoch             atomic.Uint64                  // the use epoch, from 1; advanced by TakeUsed and folds
 }
 
 // New returns a cache of size valid keys and, if failures, as many
@@ -97,6 +107,8 @@ func New[V any](size int, failures bool) (*Cache[V], error) {
 	if size < 0 {
 		size = 1
 	}
+	c.maxNoted = size
+	c.epoch.Store(1) // an entry's noted starts at 0: not noted
 	var err error
 	if c.valid, err = lru.NewWithEvict(size, c.onEvict); err != nil {
 		return nil, fmt.Errorf("keycache: %w", err)
@@ -150,14 +162,70 @@ func (c *Cache[V]) bucketOf(keyID string) uint8 {
 	return uint8(maphash.String(c.seed, keyID))
 }
 
-// Touch records a use of the valid entry e at now, at most once a second.
+// Touch records a use of the valid entry e at now. It keeps e's last use
+// to the second, storing it at most once a second. The first Touch of a
+// cached entry in a use epoch (see Cache) also refreshes the entry's
+// recency in the LRU and notes the entry for TakeUsed, which reads its
+// last second; so the LRU evicts by each entry's first use in its latest
+// epoch. An entry not in the cache (a disabled cache, a verification gone
+// stale, an entry replaced since) is noted by key id each second it is
+// used.
+//
+// A Touch racing TakeUsed is never lost: Touch stores e's second before it
+// reads the epoch, and TakeUsed (or a fold) advances the epoch before it
+// reads the seconds of the entries it took; Go's atomics are sequentially
+// consistent. e is noted, under usedMu, together with its epoch's list. A
+// Touch that reads the epoch in which e was noted therefore read it before
+// the advance, and TakeUsed reads its second; a Touch that reads the
+// advanced epoch notes e in the new one.
 func (c *Cache[V]) Touch(e *Entry[V], now time.Time) {
 	s := now.Unix()
 	if t := e.touched.Load(); t >= s || !e.touched.CompareAndSwap(t, s) {
 		return // touched within this second, or by a concurrent Touch
 	}
-	c.valid.Get(e.Key)
-	c.note(e.KeyID, s)
+	if e.noted.Load() == c.epoch.Load() {
+		return // noted in this epoch: TakeUsed reads e.touched
+	}
+	if !c.enabled {
+		c.note(e.KeyID, s)
+		return
+	}
+	if cached, ok := c.valid.Get(e.Key); !ok || cached != e {
+		c.note(e.KeyID, s) // only cached entries are listed, so that noted stays within the cache size
+		return
+	}
+	c.usedMu.Lock()
+	if epoch := c.epoch.Load(); e.noted.Load() != epoch { // else a concurrent Touch noted e
+		e.noted.Store(epoch)
+		c.noted = append(c.noted, e)
+		if len(c.noted) > c.maxNoted { // more entries than the cache holds: it churned
+			c.foldLocked()
+		}
+	}
+	c.usedMu.Unlock()
+}
+
+// foldLocked moves the last uses of the noted entries into used and starts
+// a use epoch, so that noted holds at most maxNoted entries also when uses
+// churn through the cache within a period or nothing calls TakeUsed.
+func (c *Cache[V]) foldLocked() {
+	lastUses(c.used, c.endEpochLocked())
+}
+
+// endEpochLocked starts a use epoch and returns the entries noted in the
+// one it ends. Their seconds are to be read after it returns: see Touch.
+func (c *Cache[V]) endEpochLocked() []*Entry[V] {
+	noted := c.noted
+	c.noted = nil
+	c.epoch.Add(1)
+	return noted
+}
+
+// lastUses adds the last second of use of entries to used, by key id.
+func lastUses[V any](used map[string]int64, entries []*Entry[V]) {
+	for _, e := range entries {
+		used[e.KeyID] = max(used[e.KeyID], e.touched.Load())
+	}
 }
 
 // Sizes returns how many verified keys and failures the cache holds.
@@ -314,12 +382,15 @@ func (c *Cache[V]) note(id string, s int64) {
 	c.usedMu.Unlock()
 }
 
-// TakeUsed returns the last uses noted since the previous call.
+// TakeUsed returns, by key id, the last use to the second of the uses
+// recorded (Touch, RestoreUsed) since the previous call, and starts a
+// last-used period. A use racing it is in its result or the next one's.
 func (c *Cache[V]) TakeUsed() map[string]time.Time {
 	c.usedMu.Lock()
-	ids := c.used
+	ids, noted := c.used, c.endEpochLocked()
 	c.used = map[string]int64{}
 	c.usedMu.Unlock()
+	lastUses(ids, noted) // outside usedMu, which each entry's first Touch in the new epoch takes
 	out := make(map[string]time.Time, len(ids))
 	for id, s := range ids {
 		out[id] = time.Unix(s, 0).UTC()
@@ -327,7 +398,8 @@ func (c *Cache[V]) TakeUsed() map[string]time.Time {
 	return out
 }
 
-// RestoreUsed puts back last uses that could not be written.
+// RestoreUsed puts back last uses that could not be written: the next
+// TakeUsed returns each, unless a later use of its key id replaces it.
 func (c *Cache[V]) RestoreUsed(used map[string]time.Time) {
 	for id, t := range used {
 		c.note(id, t.Unix())

@@ -1,8 +1,12 @@
 package keycache
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -227,6 +231,191 @@ func TestLastUseIsNotedOncePerSecond(t *testing.T) {
 	c.Touch(e, now.Add(time.Second))
 	c.RestoreUsed(used)
 	require.Equal(t, map[string]time.Time{id: now.Add(time.Second)}, c.TakeUsed())
+}
+
+// TestLastUseIsKeptToTheSecond: whatever became of an entry between its
+// uses (in the cache, pushed out, replaced, evicted, never cached), TakeUsed
+// returns its last second of use in the period, once, and nothing in a
+// period without a new second.
+func TestLastUseIsKeptToTheSecond(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		size  int
+		token func(c *Cache[int], id string) uint64 // of e's AddValid
+		then  func(c *Cache[int], e *Entry[int])    // between its first uses
+	}{
+		{name: "cached", size: 10},
+		{name: "pushed out of the LRU", size: 1, then: func(c *Cache[int], _ *Entry[int]) {
+			k, id := newKey(t)
+			c.AddValid(&Entry[int]{Key: k, KeyID: id, Until: now.Add(time.Minute)}, c.Token())
+		}},
+		{name: "replaced", size: 10, then: func(c *Cache[int], e *Entry[int]) {
+			c.AddValid(&Entry[int]{Key: e.Key, KeyID: e.KeyID, Until: now.Add(time.Minute)}, c.Token())
+		}},
+		{name: "evicted", size: 10, then: func(c *Cache[int], e *Entry[int]) { c.Evict(e.KeyID) }},
+		{name: "purged", size: 10, then: func(c *Cache[int], _ *Entry[int]) { c.Purge() }},
+		{name: "gone stale before caching", size: 10, token: func(c *Cache[int], id string) uint64 {
+			token := c.Token()
+			c.Evict(id)
+			return token
+		}},
+		{name: "cache disabled", size: -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New[int](tc.size, true)
+			require.NoError(t, err)
+			k, id := newKey(t)
+			e := &Entry[int]{Key: k, KeyID: id, Until: now.Add(time.Minute)}
+			token := c.Token()
+			if tc.token != nil {
+				token = tc.token(c, id)
+			}
+			c.AddValid(e, token)
+			c.Touch(e, now)
+			c.Touch(e, now.Add(500*time.Millisecond))
+			if tc.then != nil {
+				tc.then(c, e)
+			}
+			c.Touch(e, now.Add(time.Second))
+			c.Touch(e, now.Add(1500*time.Millisecond))
+			require.Equal(t, map[string]time.Time{id: now.Add(time.Second)}, c.TakeUsed())
+			require.Empty(t, c.noted, "TakeUsed left entries noted")
+			c.Touch(e, now.Add(1900*time.Millisecond))
+			require.Empty(t, c.TakeUsed(), "a use within a second already taken was noted")
+			c.Touch(e, now.Add(2*time.Second))
+			c.Touch(e, now.Add(2*time.Second))
+			require.Equal(t, map[string]time.Time{id: now.Add(2 * time.Second)}, c.TakeUsed())
+		})
+	}
+}
+
+// TestRecencyIsRefreshedOncePerPeriod: an entry's first use in a last-used
+// period moves it to the front of the LRU, later ones in the period do not
+// (so the LRU evicts by first use in the period), and an entry pushed out
+// after its first use still has its last use taken.
+func TestRecencyIsRefreshedOncePerPeriod(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	c, err := New[int](2, true)
+	require.NoError(t, err)
+	add := func() *Entry[int] {
+		k, id := newKey(t)
+		e := &Entry[int]{Key: k, KeyID: id, Until: now.Add(time.Minute)}
+		c.AddValid(e, c.Token())
+		return e
+	}
+	a, b := add(), add()
+	c.Touch(b, now)
+	c.Touch(a, now) // a is the most recent
+	c.Touch(b, now.Add(time.Second))
+	require.Len(t, c.noted, 2, "an entry was noted twice in a period")
+	d := add()
+	require.Nil(t, c.Get(b.Key, now), "a later use in the period moved an entry to the front of the LRU")
+	require.NotNil(t, c.Get(a.Key, now), "the entry first used last was pushed out")
+	require.Equal(t, map[string]time.Time{a.KeyID: now, b.KeyID: now.Add(time.Second)}, c.TakeUsed(),
+		"the last use of an entry pushed out was lost")
+
+	c.Touch(a, now.Add(time.Second)) // a new period: a moves in front of d
+	add()
+	require.Nil(t, c.Get(d.Key, now), "the first use in a new period left an entry behind")
+	require.NotNil(t, c.Get(a.Key, now), "the first use in a new period did not move the entry to the front")
+	require.Equal(t, map[string]time.Time{a.KeyID: now.Add(time.Second)}, c.TakeUsed())
+}
+
+// TestNotedStaysWithinTheCacheSize: entries used in a period are kept for
+// TakeUsed, at most as many as the cache holds, however many pass through
+// the cache; every last use is taken.
+func TestNotedStaysWithinTheCacheSize(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	const size = 4
+	c, err := New[int](size, true)
+	require.NoError(t, err)
+	want := map[string]time.Time{}
+	for i := range 10 * size {
+		k, id := newKey(t)
+		e := &Entry[int]{Key: k, KeyID: id, Until: now.Add(time.Minute)}
+		c.AddValid(e, c.Token())
+		at := now.Add(time.Duration(i) * time.Second)
+		c.Touch(e, at)
+		want[id] = at
+		require.LessOrEqual(t, len(c.noted), size, "after %d entries", i+1)
+	}
+	require.Equal(t, want, c.TakeUsed())
+}
+
+// TestTouchRacingTakeUsedIsNeverLost: with uses and TakeUsed concurrent
+// (run it with -race), the results of TakeUsed together hold each key's
+// last second of use: of entries listed until TakeUsed, of entries whose
+// list is folded before it, and of entries noted by key id. Every entry is
+// noted before TakeUsed starts, then used at a few more seconds by two
+// goroutines going through the entries in opposite orders, so that a use
+// may find its entry noted in an epoch that TakeUsed or a fold is ending.
+func TestTouchRacingTakeUsedIsNeverLost(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	const entries, seconds, rounds = 1024, 2, 20
+	for _, tc := range []struct {
+		name     string
+		size     int
+		maxNoted int // 0: as New sets it
+	}{
+		{name: "listed", size: entries},
+		{name: "folded", size: entries, maxNoted: 64},
+		{name: "cache disabled", size: -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range rounds {
+				c, err := New[int](tc.size, true)
+				require.NoError(t, err)
+				if tc.maxNoted > 0 {
+					c.maxNoted = tc.maxNoted
+				}
+				es := make([]*Entry[int], entries)
+				for i := range es {
+					var k Key
+					binary.LittleEndian.PutUint64(k.sum[:], uint64(i))
+					es[i] = &Entry[int]{Key: k, KeyID: fmt.Sprint("id-", i), Until: now.Add(time.Minute)}
+					c.AddValid(es[i], c.Token())
+					c.Touch(es[i], now) // noted: the first TakeUsed reads them all while they are used
+				}
+				got := map[string]time.Time{}
+				take := func() {
+					for id, at := range c.TakeUsed() {
+						if at.After(got[id]) {
+							got[id] = at
+						}
+					}
+				}
+				done := make(chan struct{})
+				var taking, touching sync.WaitGroup
+				taking.Go(func() {
+					for {
+						select {
+						case <-done:
+							return
+						default:
+							take()
+						}
+					}
+				})
+				for _, order := range []func([]*Entry[int]) iter.Seq2[int, *Entry[int]]{slices.All[[]*Entry[int]], slices.Backward[[]*Entry[int]]} {
+					touching.Go(func() {
+						for _, e := range order(es) {
+							for s := 1; s <= seconds; s++ {
+								c.Touch(e, now.Add(time.Duration(s)*time.Second))
+							}
+						}
+					})
+				}
+				touching.Wait()
+				close(done)
+				taking.Wait()
+				take()
+				for _, e := range es {
+					require.Equal(t, now.Add(seconds*time.Second), got[e.KeyID], "the last use of %s was lost", e.KeyID)
+				}
+			}
+		})
+	}
 }
 
 // TestDisabledCacheHoldsNothing: a disabled cache serves nothing and still

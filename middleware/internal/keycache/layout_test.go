@@ -8,7 +8,8 @@ import (
 )
 
 // TestEntryLayout: what Get reads of an entry lies in its first 64 bytes,
-// and what a cached request reads besides in the next 64.
+// what a cached request reads besides in the next 64, and the entry takes
+// 192 bytes.
 func TestEntryLayout(t *testing.T) {
 	var e Entry[*int]
 	for name, end := range map[string]uintptr{
@@ -20,4 +21,5 @@ func TestEntryLayout(t *testing.T) {
 	}
 	assert.LessOrEqual(t, unsafe.Offsetof(e.DisabledAt)+unsafe.Sizeof(e.DisabledAt), uintptr(128), "DisabledAt")
 	assert.LessOrEqual(t, unsafe.Offsetof(e.RevokedAt)+unsafe.Sizeof(e.RevokedAt), uintptr(128), "RevokedAt")
+	assert.LessOrEqual(t, unsafe.Sizeof(e), uintptr(192), "an entry outgrew its 192-byte size class")
 }
