@@ -26,6 +26,9 @@ type memLedger struct {
 	// once per call before it blocks.
 	block   chan struct{}
 	entered chan struct{}
+	// rblock and rentered do the same for ReturnQuota.
+	rblock   chan struct{}
+	rentered chan struct{}
 }
 
 type balance struct {
@@ -129,6 +132,13 @@ func (l *memLedger) LeaseQuota(ctx context.Context, keyID string, want int64, no
 
 func (l *memLedger) ReturnQuota(ctx context.Context, keyID string, n int64, lease storage.QuotaLease, now time.Time) error {
 	leasedAt := lease.LeasedAt
+	l.mu.Lock()
+	block, entered := l.rblock, l.rentered
+	l.mu.Unlock()
+	if block != nil {
+		entered <- struct{}{}
+		<-block
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.rpanics {

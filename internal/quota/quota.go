@@ -331,11 +331,18 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			e = &entry{quota: q}
 			sh.keys[keyID] = e
 			if len(evicted) > 0 {
-				// Give back before this request may lead a lease, so
-				// that no flight is open during the returns.
+				// Give back before any request leases for the key: the
+				// returns are the new entry's flight, which the key's
+				// other requests wait for, so that none of them finds
+				// the balance without the uses being returned (below
+				// zero under a lowered quota) and refuses the key.
+				f := &flight{done: make(chan struct{})}
+				e.flight = f
 				sh.mu.Unlock()
 				s.giveBack(ctx, evicted, now)
 				sh.mu.Lock()
+				e.flight = nil
+				close(f.done)
 				continue
 			}
 		}

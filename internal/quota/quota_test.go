@@ -969,3 +969,55 @@ func TestRefund(t *testing.T) {
 	s.Refund("unknown", q, 3, t0) // no entry: nothing
 	assert.EqualValues(t, 90, l.balance("k"), "a refund never reaches the store")
 }
+
+// A request under a lowered quota while another, that learned of the
+// change first, gives back the old lease: it waits for the return, and
+// both are admitted from the uses returned, instead of finding the balance
+// below zero and refusing the key (until LeaseTime, or the next refill)
+// while the store holds uses.
+func TestQuotaChangeWaitsForTheReturn(t *testing.T) {
+	l := newLedger()
+	q1, q2 := apikey.Quota{Limit: 100}, apikey.Quota{Limit: 50}
+	l.set("k", q1, t0)
+	s := newSpender(t, l, Options{MinLease: 100, LeaseTime: time.Hour})
+	d, err := s.Spend(ctx, "k", q1, 1, t0) // the store at 0, 99 held
+	require.NoError(t, err)
+	require.True(t, d.Allowed)
+
+	l.change("k", q2) // 50 - 100 leased: -50, 49 once the lease is returned
+	l.mu.Lock()
+	l.rblock, l.rentered = make(chan struct{}), make(chan struct{}, 2)
+	l.mu.Unlock()
+	done := make(chan Decision, 2)
+	spend := func() {
+		d, err := s.Spend(ctx, "k", q2, 1, t0)
+		assert.NoError(t, err)
+		done <- d
+	}
+	go spend()
+	select {
+	case <-l.rentered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the old lease was not returned")
+	}
+	go spend()
+	// The second request either waits for the return or leases from the
+	// store at once; give it the time to lease before the return lands.
+	for range 100 {
+		if calls, _, _ := l.counts(); calls > 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	l.mu.Lock()
+	close(l.rblock)
+	l.rblock = nil
+	l.mu.Unlock()
+	assert.True(t, (<-done).Allowed, "49 uses returned")
+	assert.True(t, (<-done).Allowed, "49 uses returned")
+	d, err = s.Spend(ctx, "k", q2, 1, t0.Add(time.Second))
+	require.NoError(t, err)
+	assert.True(t, d.Allowed, "the store holds 46")
+	require.NoError(t, s.Close(ctx))
+	assert.EqualValues(t, 46, l.balance("k"))
+}
