@@ -655,6 +655,23 @@ func TestConcurrentSpendersStayWithinQuota(t *testing.T) {
 	assert.Equal(t, limit-admitted.Load(), l.balance("k"))
 }
 
+// waitQuota waits for s to hold keyID under q: a request under q learned
+// of it.
+func waitQuota(t *testing.T, s *Spender, keyID string, q apikey.Quota) {
+	t.Helper()
+	sh := s.shard(keyID)
+	for range 10_000 {
+		sh.mu.Lock()
+		e := sh.keys[keyID]
+		sh.mu.Unlock()
+		if e != nil && e.quota == q {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("no request learned of the quota")
+}
+
 // waitEntered waits for a LeaseQuota call to reach l's block.
 func waitEntered(t *testing.T, l *memLedger) {
 	t.Helper()
@@ -896,8 +913,8 @@ func TestReturnPanic(t *testing.T) {
 }
 
 // A request under a new quota while a lease under the old one is taken:
-// the old lease is returned whole, not spent, and the request that took it
-// is decided under the new quota.
+// it waits for that lease, which is returned whole, not spent, and the
+// request that took it is decided under the new quota.
 func TestQuotaChangeDuringLease(t *testing.T) {
 	l := newLedger()
 	q1, q2 := apikey.Quota{Limit: 100}, apikey.Quota{Limit: 50}
@@ -914,7 +931,7 @@ func TestQuotaChangeDuringLease(t *testing.T) {
 	<-l.entered
 	l.change("k", q2)
 	go spend(q2)
-	<-l.entered
+	waitQuota(t, s, "k", q2) // it waits for the old lease's return
 	l.mu.Lock()
 	close(l.block)
 	l.block = nil
@@ -1020,4 +1037,46 @@ func TestQuotaChangeWaitsForTheReturn(t *testing.T) {
 	assert.True(t, d.Allowed, "the store holds 46")
 	require.NoError(t, s.Close(ctx))
 	assert.EqualValues(t, 46, l.balance("k"))
+}
+
+// A request under a lowered quota while a lease under the old one, already
+// taken from the store, is on its way back: it waits for that lease to be
+// returned, and is admitted from the uses returned.
+func TestQuotaChangeWaitsForTheLeaseInFlight(t *testing.T) {
+	l := newLedger()
+	q1, q2 := apikey.Quota{Limit: 100}, apikey.Quota{Limit: 50}
+	l.set("k", q1, t0)
+	l.block, l.entered, l.after = make(chan struct{}), make(chan struct{}, 2), true
+	s := newSpender(t, l, Options{MinLease: 100, LeaseTime: time.Hour})
+	done := make(chan Decision, 2)
+	spend := func(q apikey.Quota) {
+		d, err := s.Spend(ctx, "k", q, 1, t0)
+		assert.NoError(t, err)
+		done <- d
+	}
+	go spend(q1)
+	waitEntered(t, l) // 100 taken from the store: 0 left
+	l.change("k", q2) // -50, and 50 once the lease is returned
+	l.mu.Lock()
+	held := l.block
+	l.block = nil // a lease taken from now on is not held
+	l.mu.Unlock()
+	go spend(q2)
+	waitQuota(t, s, "k", q2)
+	// It waits for the lease in flight, or leases from the store at once:
+	// give it the time to lease first.
+	for range 100 {
+		if calls, _, _ := l.counts(); calls > 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(held)
+	assert.True(t, (<-done).Allowed, "50 uses returned")
+	assert.True(t, (<-done).Allowed, "50 uses returned")
+	d, err := s.Spend(ctx, "k", q2, 1, t0.Add(time.Second))
+	require.NoError(t, err)
+	assert.True(t, d.Allowed, "the store holds 47")
+	require.NoError(t, s.Close(ctx))
+	assert.EqualValues(t, 47, l.balance("k"))
 }
