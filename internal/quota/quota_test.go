@@ -1080,3 +1080,71 @@ func TestQuotaChangeWaitsForTheLeaseInFlight(t *testing.T) {
 	require.NoError(t, s.Close(ctx))
 	assert.EqualValues(t, 47, l.balance("k"))
 }
+
+// Instances spend a key's quota while its limit changes up and down, and
+// requests carry the old quota or the new one (the instances learn of a
+// change at different times): every use is admitted once, every lease's
+// unspent uses reach the store, none is dropped, and once the instances
+// close the store holds the final limit minus what was admitted.
+func TestConcurrentQuotaChanges(t *testing.T) {
+	const (
+		instances = 4
+		workers   = 3
+		changes   = 40
+	)
+	l := newLedger()
+	quotas := []apikey.Quota{{Limit: 5_000}, {Limit: 300}, {Limit: 8_000}, {Limit: 50}}
+	l.set("k", quotas[0], t0)
+	var cur atomic.Int64 // index in quotas of the store's quota
+	var spenders []*Spender
+	for i := range instances {
+		spenders = append(spenders, newSpender(t, l, Options{MinLease: 10, MaxLease: 100, LeaseTime: time.Hour, LeaseAhead: i%2 == 0}))
+	}
+	var admitted atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, s := range spenders {
+		for w := range workers {
+			wg.Go(func() {
+				now := t0
+				for n := 0; ; n++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					c := cur.Load()
+					if (i+w+n)%4 == 0 && c > 0 {
+						c-- // a request under the quota before the latest change
+					}
+					cost := int64((i+w+n)%3 + 1)
+					d, err := s.Spend(ctx, "k", quotas[c], cost, now)
+					if !assert.NoError(t, err) {
+						return
+					}
+					if d.Allowed {
+						admitted.Add(cost)
+					}
+					if n%50 == 0 {
+						now = now.Add(time.Microsecond)
+					}
+				}
+			})
+		}
+	}
+	for i := 1; i <= changes; i++ {
+		q := quotas[i%len(quotas)]
+		l.change("k", q)
+		cur.Store(int64(i % len(quotas)))
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	for _, s := range spenders {
+		require.NoError(t, s.Close(ctx))
+	}
+	_, leased, returned := l.counts()
+	assert.Zero(t, l.dropped, "no return is dropped")
+	assert.Equal(t, admitted.Load(), leased-returned, "every unspent use returned")
+	assert.Equal(t, quotas[changes%len(quotas)].Limit-admitted.Load(), l.balance("k"))
+}
