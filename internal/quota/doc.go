@@ -30,10 +30,12 @@
 //     learns of the change it spends that lease. Once it learns (Spend
 //     with the new quota, or Forget with it) it never spends the old
 //     lease: it returns the lease's unspent uses, with the lease's
-//     Generation, before it leases under the new quota, and returns whole
-//     a lease being taken under the old quota meanwhile. The store adds
-//     them to the new balance, or drops them when the change replaced the
-//     balance (a quota set again after it was removed, another Period).
+//     Generation, and returns whole a lease being taken under the old
+//     quota meanwhile; a Spend that learns of the change leases under the
+//     new quota only once both are returned (the key's other requests wait
+//     for them too). The store adds them to the new balance, or drops them
+//     when the change replaced the balance (a quota set again after it was
+//     removed, another Period).
 //
 // In the worst case, then, admitted ≤ quota + instances × max(MaxLease,
 // largest cost) per period; with LeaseAhead, an instance holds at most a

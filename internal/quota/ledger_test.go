@@ -26,6 +26,12 @@ type memLedger struct {
 	// once per call before it blocks.
 	block   chan struct{}
 	entered chan struct{}
+	// after makes LeaseQuota block (with block and entered) after it
+	// took the uses from the balance instead of before.
+	after bool
+	// rblock and rentered do the same for ReturnQuota.
+	rblock   chan struct{}
+	rentered chan struct{}
 }
 
 type balance struct {
@@ -92,11 +98,17 @@ func (b *balance) nextRefill(now time.Time) time.Time {
 
 func (l *memLedger) LeaseQuota(ctx context.Context, keyID string, want int64, now time.Time) (storage.QuotaLease, error) {
 	l.mu.Lock()
-	block, entered := l.block, l.entered
+	block, entered, after := l.block, l.entered, l.after
 	l.mu.Unlock()
-	if block != nil {
+	if block != nil && !after {
 		entered <- struct{}{}
 		<-block
+	}
+	if block != nil && after {
+		defer func() {
+			entered <- struct{}{}
+			<-block
+		}()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -129,6 +141,13 @@ func (l *memLedger) LeaseQuota(ctx context.Context, keyID string, want int64, no
 
 func (l *memLedger) ReturnQuota(ctx context.Context, keyID string, n int64, lease storage.QuotaLease, now time.Time) error {
 	leasedAt := lease.LeasedAt
+	l.mu.Lock()
+	block, entered := l.rblock, l.rentered
+	l.mu.Unlock()
+	if block != nil {
+		entered <- struct{}{}
+		<-block
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.rpanics {

@@ -140,6 +140,13 @@ type entry struct {
 	// next: a lease taken for e meanwhile is returned whole, never spent.
 	stale bool
 	next  apikey.Quota
+	// heir is the entry that replaced e at a change of its quota while e's
+	// flight was open: heir's flight stays open until e's ends and e's
+	// lease, if any, is returned (see settle).
+	heir *entry
+	// waits counts the returns that e's flight, when it takes no lease,
+	// awaits: the old entry's unspent uses, and its flight's lease.
+	waits int
 }
 
 // flight is one LeaseQuota call, awaited by every request that needs it.
@@ -282,6 +289,32 @@ func (s *Spender) leaseAhead(sh *shard, e *entry, f *flight, keyID string, want 
 	default:
 		s.credit(e, lease, want, now)
 		sh.mu.Unlock()
+		return
+	}
+	sh.mu.Lock()
+	e.handOff()
+	sh.mu.Unlock()
+}
+
+// settle ends one of the returns that e's flight awaits (see
+// entry.waits); the last one closes the flight, and hands off to e's heir
+// when e was replaced meanwhile. It is called with e's shard's mutex held.
+func (e *entry) settle() {
+	if e.waits--; e.waits > 0 {
+		return
+	}
+	f := e.flight
+	e.flight = nil
+	close(f.done)
+	e.handOff()
+}
+
+// handOff settles e's heir, once e's flight has ended and its lease is
+// returned. It is called with e's shard's mutex held.
+func (e *entry) handOff() {
+	if h := e.heir; h != nil {
+		e.heir = nil
+		h.settle()
 	}
 }
 
@@ -316,26 +349,44 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 		e := sh.keys[keyID]
 		if e == nil || e.quota != q {
 			var evicted []giveBack
-			if e != nil {
+			old := e
+			if old != nil {
 				// The key's quota changed: the old lease's unspent uses
 				// go back to the store, which adds them to the new
 				// quota's balance or drops them (by the lease's
-				// Generation), before this request leases under the new
-				// quota; a lease being taken under the old one is
-				// returned whole by the request that took it.
-				e.stale, e.next = true, q
-				evicted = drop(sh, keyID, e, now, nil)
+				// Generation); a lease being taken under the old quota
+				// is returned whole by the request that took it.
+				old.stale, old.next = true, q
+				evicted = drop(sh, keyID, old, now, nil)
 			} else {
 				evicted = s.evict(sh, now)
 			}
 			e = &entry{quota: q}
 			sh.keys[keyID] = e
+			if old != nil {
+				// No request leases under the new quota before both
+				// returns: the new entry's flight, which the key's other
+				// requests (and this one) wait for, ends with them, so
+				// that none finds the balance without those uses (below
+				// zero under a lowered quota) and refuses the key.
+				if old.flight != nil {
+					old.heir = e
+					e.waits++
+				}
+				if len(evicted) > 0 {
+					e.waits++
+				}
+				if e.waits > 0 {
+					e.flight = &flight{done: make(chan struct{})}
+				}
+			}
 			if len(evicted) > 0 {
-				// Give back before this request may lead a lease, so
-				// that no flight is open during the returns.
 				sh.mu.Unlock()
 				s.giveBack(ctx, evicted, now)
 				sh.mu.Lock()
+				if old != nil {
+					e.settle()
+				}
 				continue
 			}
 		}
@@ -387,6 +438,7 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 		want := s.leaseSize(e, cost, now) - e.held
 		lease, err := s.lead(ctx, sh, e, keyID, want, now)
 		if err != nil {
+			e.handOff()
 			sh.mu.Unlock()
 			return Decision{}, err
 		}
@@ -397,10 +449,12 @@ func (s *Spender) spendSlow(ctx context.Context, sh *shard, keyID string, q apik
 			q = e.next
 			sh.mu.Unlock()
 			s.returnOrphan(ctx, keyID, lease, lease.Granted, now)
+			sh.mu.Lock()
+			e.handOff()
 			if q.IsZero() || cost > q.Limit {
+				sh.mu.Unlock()
 				return Decision{Allowed: q.IsZero(), Unlimited: q.IsZero()}, nil
 			}
-			sh.mu.Lock()
 			continue
 		}
 		if e.dropped || s.closed.Load() {

@@ -655,6 +655,23 @@ func TestConcurrentSpendersStayWithinQuota(t *testing.T) {
 	assert.Equal(t, limit-admitted.Load(), l.balance("k"))
 }
 
+// waitQuota waits for s to hold keyID under q: a request under q learned
+// of it.
+func waitQuota(t *testing.T, s *Spender, keyID string, q apikey.Quota) {
+	t.Helper()
+	sh := s.shard(keyID)
+	for range 10_000 {
+		sh.mu.Lock()
+		e := sh.keys[keyID]
+		sh.mu.Unlock()
+		if e != nil && e.quota == q {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("no request learned of the quota")
+}
+
 // waitEntered waits for a LeaseQuota call to reach l's block.
 func waitEntered(t *testing.T, l *memLedger) {
 	t.Helper()
@@ -896,8 +913,8 @@ func TestReturnPanic(t *testing.T) {
 }
 
 // A request under a new quota while a lease under the old one is taken:
-// the old lease is returned whole, not spent, and the request that took it
-// is decided under the new quota.
+// it waits for that lease, which is returned whole, not spent, and the
+// request that took it is decided under the new quota.
 func TestQuotaChangeDuringLease(t *testing.T) {
 	l := newLedger()
 	q1, q2 := apikey.Quota{Limit: 100}, apikey.Quota{Limit: 50}
@@ -914,7 +931,7 @@ func TestQuotaChangeDuringLease(t *testing.T) {
 	<-l.entered
 	l.change("k", q2)
 	go spend(q2)
-	<-l.entered
+	waitQuota(t, s, "k", q2) // it waits for the old lease's return
 	l.mu.Lock()
 	close(l.block)
 	l.block = nil
@@ -968,4 +985,166 @@ func TestRefund(t *testing.T) {
 	}
 	s.Refund("unknown", q, 3, t0) // no entry: nothing
 	assert.EqualValues(t, 90, l.balance("k"), "a refund never reaches the store")
+}
+
+// A request under a lowered quota while another, that learned of the
+// change first, gives back the old lease: it waits for the return, and
+// both are admitted from the uses returned, instead of finding the balance
+// below zero and refusing the key (until LeaseTime, or the next refill)
+// while the store holds uses.
+func TestQuotaChangeWaitsForTheReturn(t *testing.T) {
+	l := newLedger()
+	q1, q2 := apikey.Quota{Limit: 100}, apikey.Quota{Limit: 50}
+	l.set("k", q1, t0)
+	s := newSpender(t, l, Options{MinLease: 100, LeaseTime: time.Hour})
+	d, err := s.Spend(ctx, "k", q1, 1, t0) // the store at 0, 99 held
+	require.NoError(t, err)
+	require.True(t, d.Allowed)
+
+	l.change("k", q2) // 50 - 100 leased: -50, 49 once the lease is returned
+	l.mu.Lock()
+	l.rblock, l.rentered = make(chan struct{}), make(chan struct{}, 2)
+	l.mu.Unlock()
+	done := make(chan Decision, 2)
+	spend := func() {
+		d, err := s.Spend(ctx, "k", q2, 1, t0)
+		assert.NoError(t, err)
+		done <- d
+	}
+	go spend()
+	select {
+	case <-l.rentered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the old lease was not returned")
+	}
+	go spend()
+	// The second request either waits for the return or leases from the
+	// store at once; give it the time to lease before the return lands.
+	for range 100 {
+		if calls, _, _ := l.counts(); calls > 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	l.mu.Lock()
+	close(l.rblock)
+	l.rblock = nil
+	l.mu.Unlock()
+	assert.True(t, (<-done).Allowed, "49 uses returned")
+	assert.True(t, (<-done).Allowed, "49 uses returned")
+	d, err = s.Spend(ctx, "k", q2, 1, t0.Add(time.Second))
+	require.NoError(t, err)
+	assert.True(t, d.Allowed, "the store holds 46")
+	require.NoError(t, s.Close(ctx))
+	assert.EqualValues(t, 46, l.balance("k"))
+}
+
+// A request under a lowered quota while a lease under the old one, already
+// taken from the store, is on its way back: it waits for that lease to be
+// returned, and is admitted from the uses returned.
+func TestQuotaChangeWaitsForTheLeaseInFlight(t *testing.T) {
+	l := newLedger()
+	q1, q2 := apikey.Quota{Limit: 100}, apikey.Quota{Limit: 50}
+	l.set("k", q1, t0)
+	l.block, l.entered, l.after = make(chan struct{}), make(chan struct{}, 2), true
+	s := newSpender(t, l, Options{MinLease: 100, LeaseTime: time.Hour})
+	done := make(chan Decision, 2)
+	spend := func(q apikey.Quota) {
+		d, err := s.Spend(ctx, "k", q, 1, t0)
+		assert.NoError(t, err)
+		done <- d
+	}
+	go spend(q1)
+	waitEntered(t, l) // 100 taken from the store: 0 left
+	l.change("k", q2) // -50, and 50 once the lease is returned
+	l.mu.Lock()
+	held := l.block
+	l.block = nil // a lease taken from now on is not held
+	l.mu.Unlock()
+	go spend(q2)
+	waitQuota(t, s, "k", q2)
+	// It waits for the lease in flight, or leases from the store at once:
+	// give it the time to lease first.
+	for range 100 {
+		if calls, _, _ := l.counts(); calls > 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(held)
+	assert.True(t, (<-done).Allowed, "50 uses returned")
+	assert.True(t, (<-done).Allowed, "50 uses returned")
+	d, err := s.Spend(ctx, "k", q2, 1, t0.Add(time.Second))
+	require.NoError(t, err)
+	assert.True(t, d.Allowed, "the store holds 47")
+	require.NoError(t, s.Close(ctx))
+	assert.EqualValues(t, 47, l.balance("k"))
+}
+
+// Instances spend a key's quota while its limit changes up and down, and
+// requests carry the old quota or the new one (the instances learn of a
+// change at different times): every use is admitted once, every lease's
+// unspent uses reach the store, none is dropped, and once the instances
+// close the store holds the final limit minus what was admitted.
+func TestConcurrentQuotaChanges(t *testing.T) {
+	const (
+		instances = 4
+		workers   = 3
+		changes   = 40
+	)
+	l := newLedger()
+	quotas := []apikey.Quota{{Limit: 5_000}, {Limit: 300}, {Limit: 8_000}, {Limit: 50}}
+	l.set("k", quotas[0], t0)
+	var cur atomic.Int64 // index in quotas of the store's quota
+	var spenders []*Spender
+	for i := range instances {
+		spenders = append(spenders, newSpender(t, l, Options{MinLease: 10, MaxLease: 100, LeaseTime: time.Hour, LeaseAhead: i%2 == 0}))
+	}
+	var admitted atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, s := range spenders {
+		for w := range workers {
+			wg.Go(func() {
+				now := t0
+				for n := 0; ; n++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					c := cur.Load()
+					if (i+w+n)%4 == 0 && c > 0 {
+						c-- // a request under the quota before the latest change
+					}
+					cost := int64((i+w+n)%3 + 1)
+					d, err := s.Spend(ctx, "k", quotas[c], cost, now)
+					if !assert.NoError(t, err) {
+						return
+					}
+					if d.Allowed {
+						admitted.Add(cost)
+					}
+					if n%50 == 0 {
+						now = now.Add(time.Microsecond)
+					}
+				}
+			})
+		}
+	}
+	for i := 1; i <= changes; i++ {
+		q := quotas[i%len(quotas)]
+		l.change("k", q)
+		cur.Store(int64(i % len(quotas)))
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	for _, s := range spenders {
+		require.NoError(t, s.Close(ctx))
+	}
+	_, leased, returned := l.counts()
+	assert.Zero(t, l.dropped, "no return is dropped")
+	assert.Equal(t, admitted.Load(), leased-returned, "every unspent use returned")
+	assert.Equal(t, quotas[changes%len(quotas)].Limit-admitted.Load(), l.balance("k"))
 }

@@ -547,3 +547,96 @@ func testQuotaOwnerBalanceOutlivesRemoval(t *testing.T, c Config) {
 	apply(t, s, apikey.Change{Insert: []apikey.Record{r}})
 	assert.Zero(t, lease(t, l, id, 10, at).Granted)
 }
+
+// testQuotaChangeSequence: sequences of changes and returns never hand out
+// more than the quota plus what leases hold. A change of the period drops
+// the returns of leases taken before it and keeps, through later changes
+// of the limit, those of leases taken after it; a balance below zero at a
+// boundary refills from zero, and a return of a lease of the period before
+// is dropped, once or twice; a return of math.MaxInt64 to a balance far
+// below zero fills it to the limit, never beyond; an owner's quota
+// removed and set again with another limit keeps the returns of its
+// leases (the balance never started full); a rotated key returns to the
+// lineage's balance changed through its replacement.
+func testQuotaChangeSequence(t *testing.T, c Config) {
+	s := c.New(t)
+	l := as[storage.QuotaLedger](t, s)
+	ctx := context.Background()
+	at := day(0).Add(time.Hour)
+	setQuota := func(id string, q apikey.Quota) {
+		t.Helper()
+		r := mustKey(t, s, id)
+		r.Limits.Quota = q
+		apply(t, s, apikey.Change{Update: []apikey.Record{r}})
+	}
+	ret := func(id string, n int64, of storage.QuotaLease, now time.Time) {
+		t.Helper()
+		require.NoError(t, l.ReturnQuota(ctx, id, n, of, now))
+	}
+
+	// Period, then limit.
+	id := quotaKey(t, s, apikey.Quota{Limit: 100, Refill: 100, Period: apikey.Daily})
+	daily := lease(t, l, id, 30, at) // 70
+	setQuota(id, apikey.Quota{Limit: 100, Refill: 100, Period: apikey.Monthly})
+	monthly := lease(t, l, id, 20, at)                                         // 50
+	setQuota(id, apikey.Quota{Limit: 60, Refill: 100, Period: apikey.Monthly}) // 60 - 50: 10
+	ret(id, 30, daily, at)
+	ret(id, 20, monthly, at)
+	assert.Equal(t, int64(30), lease(t, l, id, 1000, at).Granted, "10 + the monthly lease's 20; the daily lease's dropped")
+	ret(id, 20, monthly, at) // a duplicate is the caller's: added, never beyond the limit
+	assert.Equal(t, int64(20), lease(t, l, id, 1000, at).Granted)
+	ret(id, 1000, monthly, at)
+	assert.Equal(t, int64(60), lease(t, l, id, 1000, at).Granted, "never beyond the limit")
+
+	// Below zero at a boundary, then late returns.
+	low := quotaKey(t, s, apikey.Quota{Limit: 100, Refill: 30, Period: apikey.Daily})
+	all := lease(t, l, low, 100, at)
+	setQuota(low, apikey.Quota{Limit: 40, Refill: 30, Period: apikey.Daily}) // -60
+	next := day(1).Add(time.Hour)
+	got := lease(t, l, low, 5, next)
+	assert.Equal(t, int64(5), got.Granted, "refilled from zero: 30")
+	ret(low, 100, all, next)
+	ret(low, 100, all, next)
+	assert.Equal(t, int64(25), lease(t, l, low, 1000, next).Granted, "the returns of day 0's lease are dropped")
+	ret(low, 5, got, next)
+	assert.Equal(t, int64(5), lease(t, l, low, 1000, next).Granted)
+
+	// Saturation far below zero.
+	huge := quotaKey(t, s, apikey.Quota{Limit: apikey.MaxQuotaUses})
+	whole := lease(t, l, huge, apikey.MaxQuotaUses, at)
+	require.Equal(t, int64(apikey.MaxQuotaUses), whole.Granted)
+	setQuota(huge, apikey.Quota{Limit: 1}) // 1 - MaxQuotaUses
+	assert.Zero(t, lease(t, l, huge, 1, at).Granted)
+	setQuota(huge, apikey.Quota{Limit: 2}) // 2 - MaxQuotaUses
+	assert.Zero(t, lease(t, l, huge, 1, at).Granted)
+	ret(huge, math.MaxInt64, whole, at)
+	got = lease(t, l, huge, 1000, at)
+	assert.Equal(t, int64(2), got.Granted, "filled to the limit, not overflowed")
+	assert.Zero(t, got.Remaining)
+	setQuota(huge, apikey.Quota{Limit: apikey.MaxQuotaUses}) // MaxQuotaUses - 2
+	got = lease(t, l, huge, apikey.MaxQuotaUses, at)
+	assert.Equal(t, int64(apikey.MaxQuotaUses-2), got.Granted)
+
+	// An owner's quota removed and set again with another limit.
+	a := ownerQuotaKey(t, s, acme, "user-9", apikey.Quota{Limit: 100})
+	owner := apikey.OwnerBalanceID(acme, "user-9")
+	held := lease(t, l, owner, 40, at) // 60
+	setOwnerQuota(t, s, apikey.Quota{}, a.ID)
+	setOwnerQuota(t, s, apikey.Quota{Limit: 50}, a.ID) // 50 - 40: 10
+	ret(owner, 40, held, at)
+	assert.Equal(t, int64(50), lease(t, l, owner, 1000, at).Granted, "10 + 40 returned, never a fresh quota")
+
+	// A rotated key's lease, returned after its replacement's quota
+	// changed.
+	first := quotaKey(t, s, apikey.Quota{Limit: 100})
+	old := lease(t, l, first, 60, at) // 40
+	prev := mustKey(t, s, first)
+	repl := record(acme, apikey.Production, apikey.Server, false)
+	repl.Limits, repl.Lineage = prev.Limits, prev.LineageID()
+	prev.RotatedAt, prev.ExpiresAt = at, at.Add(24*time.Hour)
+	apply(t, s, apikey.Change{Update: []apikey.Record{prev}, Insert: []apikey.Record{repl}})
+	setQuota(repl.ID, apikey.Quota{Limit: 80}) // 80 - 60: 20
+	ret(first, 50, old, at)
+	assert.Equal(t, int64(70), lease(t, l, repl.ID, 1000, at).Granted, "20 + 50 returned through the rotated key")
+	assert.Zero(t, lease(t, l, first, 1000, at).Granted, "one balance")
+}

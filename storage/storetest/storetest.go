@@ -144,6 +144,7 @@ var cases = []struct {
 	{"QuotaOwnerReturnAcrossChange", QuotaLedger, testQuotaOwnerReturnAcrossChange},
 	{"QuotaReturnHuge", QuotaLedger, testQuotaReturnHuge},
 	{"QuotaKeepsSpentOnChange", QuotaLedger, testQuotaKeepsSpentOnChange},
+	{"QuotaChangeSequence", QuotaLedger, testQuotaChangeSequence},
 	{"QuotaExhaustedEvents", QuotaLedger | EventStream, testQuotaExhaustedEvents},
 	{"QuotaUnknownAndUnlimited", QuotaLedger, testQuotaUnknownAndUnlimited},
 	{"QuotaConcurrentLeases", QuotaLedger, testQuotaConcurrentLeases},
