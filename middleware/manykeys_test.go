@@ -242,35 +242,14 @@ func BenchmarkCachedKeysRateLimit(b *testing.B) {
 }
 
 func benchmarkCachedKeys(b *testing.B, ks *keySet) {
-	v, err := New(Options{Store: ks.store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = v.Close() })
-	h := v.Handler(noop)
-	r := benchRequest(ks.keys[0])
-	header := r.Header[canonicalAPIKey]
-	w := &discardWriter{h: http.Header{}}
-	for _, key := range ks.keys {
-		header[0] = key
-		h.ServeHTTP(w, r)
-	}
-	if st := v.Stats(); st.CachedKeys != len(ks.keys) {
-		b.Fatalf("%d keys cached, want %d", st.CachedKeys, len(ks.keys))
-	}
+	h := cachedKeysHandler(b, ks)
+	c := newKeyCycle(ks, 0)
 	b.ReportAllocs()
-	i := 0
 	for b.Loop() {
-		header[0] = ks.keys[i]
-		if i++; i == len(ks.keys) {
-			i = 0
-		}
-		clear(w.h)
-		w.code = http.StatusOK
-		h.ServeHTTP(w, r)
+		c.serve(h)
 	}
-	if w.code != http.StatusOK {
-		b.Fatalf("status %d", w.code)
+	if c.w.code != http.StatusOK {
+		b.Fatalf("status %d", c.w.code)
 	}
 }
 
@@ -283,6 +262,24 @@ func BenchmarkCachedKeysParallel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	h := cachedKeysHandler(b, ks)
+	var start atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c := newKeyCycle(ks, int(start.Add(4999)))
+		for pb.Next() {
+			if c.serve(h); c.w.code != http.StatusOK {
+				b.Errorf("status %d", c.w.code)
+				return
+			}
+		}
+	})
+}
+
+// cachedKeysHandler returns the handler of a Validator over ks with every
+// key of ks cached.
+func cachedKeysHandler(b *testing.B, ks *keySet) http.Handler {
 	v, err := New(Options{Store: ks.store, Hasher: apikey.Argon2id{Params: apikey.TestParams}})
 	if err != nil {
 		b.Fatal(err)
@@ -292,28 +289,38 @@ func BenchmarkCachedKeysParallel(b *testing.B) {
 	for _, key := range ks.keys {
 		h.ServeHTTP(&discardWriter{h: http.Header{}}, benchRequest(key))
 	}
-	var start atomic.Int64
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		r := benchRequest(ks.keys[0])
-		header := r.Header[canonicalAPIKey]
-		w := &discardWriter{h: http.Header{}}
-		i := int(start.Add(4999)) % len(ks.keys)
-		for pb.Next() {
-			header[0] = ks.keys[i]
-			if i++; i == len(ks.keys) {
-				i = 0
-			}
-			clear(w.h)
-			w.code = http.StatusOK
-			h.ServeHTTP(w, r)
-			if w.code != http.StatusOK {
-				b.Errorf("status %d", w.code)
-				return
-			}
-		}
-	})
+	if st := v.Stats(); st.CachedKeys != len(ks.keys) {
+		b.Fatalf("%d keys cached, want %d", st.CachedKeys, len(ks.keys))
+	}
+	return h
+}
+
+// keyCycle sends one request after the other, each with the next key of
+// a keySet, reusing the request and the writer.
+type keyCycle struct {
+	keys   []string
+	next   int
+	r      *http.Request
+	header []string // r's X-API-Key values
+	w      *discardWriter
+}
+
+// newKeyCycle returns a keyCycle over ks that starts at key first (mod the
+// number of keys).
+func newKeyCycle(ks *keySet, first int) *keyCycle {
+	r := benchRequest(ks.keys[0])
+	return &keyCycle{keys: ks.keys, next: first % len(ks.keys), r: r, header: r.Header[canonicalAPIKey], w: &discardWriter{h: http.Header{}}}
+}
+
+// serve sends the next request to h; c.w holds its response.
+func (c *keyCycle) serve(h http.Handler) {
+	c.header[0] = c.keys[c.next]
+	if c.next++; c.next == len(c.keys) {
+		c.next = 0
+	}
+	clear(c.w.h)
+	c.w.code = http.StatusOK
+	h.ServeHTTP(c.w, c.r)
 }
 
 var (
