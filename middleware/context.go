@@ -19,12 +19,14 @@ import (
 // request. It never holds the secret.
 type Identity struct {
 	// What every cached request reads comes first, within the first 64
-	// bytes (docs/benchmarks.md, Memory layout).
+	// bytes (docs/benchmarks.md, Memory layout); tracked and ended repeat
+	// facts held further on, so that a key that is live and not rotated
+	// out never reads their lines.
 	limited     bool           // Limits or OwnerLimits is not zero
 	allowlisted bool           // Limits.AllowedIPs is not empty
 	expires     bool           // ExpiresAt is not zero
 	tracked     bool           // callers is not nil
-	ended       bool           // its cache entry's RevokedAt or DisabledAt is set (made with it in newEntry)
+	ended       bool           // RevokedAt or DisabledAt of its cache entry (made with it, in newEntry) is set
 	usage       *usage.Counter // counts the key's requests; nil if usage is not counted
 	Type        apikey.KeyType // the key type
 	Account     string         // the key's account (apikey.DefaultAccount if single-tenant)
