@@ -922,11 +922,7 @@ func TestQuotaChangeDuringLease(t *testing.T) {
 	l.block, l.entered = make(chan struct{}), make(chan struct{}, 2)
 	s := newSpender(t, l, Options{MinLease: 10})
 	done := make(chan Decision, 2)
-	spend := func(q apikey.Quota) {
-		d, err := s.Spend(ctx, "k", q, 1, t0)
-		assert.NoError(t, err)
-		done <- d
-	}
+	spend := func(q apikey.Quota) { spendTo(t, s, q, done) }
 	go spend(q1)
 	<-l.entered
 	l.change("k", q2)
@@ -1006,11 +1002,7 @@ func TestQuotaChangeWaitsForTheReturn(t *testing.T) {
 	l.rblock, l.rentered = make(chan struct{}), make(chan struct{}, 2)
 	l.mu.Unlock()
 	done := make(chan Decision, 2)
-	spend := func() {
-		d, err := s.Spend(ctx, "k", q2, 1, t0)
-		assert.NoError(t, err)
-		done <- d
-	}
+	spend := func() { spendTo(t, s, q2, done) }
 	go spend()
 	select {
 	case <-l.rentered:
@@ -1049,11 +1041,7 @@ func TestQuotaChangeWaitsForTheLeaseInFlight(t *testing.T) {
 	l.block, l.entered, l.after = make(chan struct{}), make(chan struct{}, 2), true
 	s := newSpender(t, l, Options{MinLease: 100, LeaseTime: time.Hour})
 	done := make(chan Decision, 2)
-	spend := func(q apikey.Quota) {
-		d, err := s.Spend(ctx, "k", q, 1, t0)
-		assert.NoError(t, err)
-		done <- d
-	}
+	spend := func(q apikey.Quota) { spendTo(t, s, q, done) }
 	go spend(q1)
 	waitEntered(t, l) // 100 taken from the store: 0 left
 	l.change("k", q2) // -50, and 50 once the lease is returned
@@ -1147,4 +1135,12 @@ func TestConcurrentQuotaChanges(t *testing.T) {
 	assert.Zero(t, l.dropped, "no return is dropped")
 	assert.Equal(t, admitted.Load(), leased-returned, "every unspent use returned")
 	assert.Equal(t, quotas[changes%len(quotas)].Limit-admitted.Load(), l.balance("k"))
+}
+
+// spendTo spends one use of key "k" under q at t0 and sends the decision
+// to done; tests run it on goroutines of their own.
+func spendTo(t *testing.T, s *Spender, q apikey.Quota, done chan<- Decision) {
+	d, err := s.Spend(ctx, "k", q, 1, t0)
+	assert.NoError(t, err)
+	done <- d
 }
