@@ -20,8 +20,7 @@ func TestMigrateAddsCallers(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
 		ctx := context.Background()
 		s := b.store(t, dsn, sqlstore.Options{})
-		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher, Now: func() time.Time { return fixtureNow }})
-		require.NoError(t, err)
+		m := fixtureManager(t, s)
 		issued, err := m.Bootstrap(ctx, owner, apikey.Production)
 		require.NoError(t, err)
 		old := issued[0].View

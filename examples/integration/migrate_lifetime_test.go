@@ -21,13 +21,12 @@ func TestMigrateAddsLifetime(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
 		ctx := context.Background()
 		s := b.store(t, dsn, sqlstore.Options{})
-		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher, Now: func() time.Time { return fixtureNow }})
-		require.NoError(t, err)
+		m := fixtureManager(t, s)
 		for _, env := range []string{apikey.Production, apikey.Staging} {
-			_, err = m.Bootstrap(ctx, owner, env)
+			_, err := m.Bootstrap(ctx, owner, env)
 			require.NoError(t, err)
 		}
-		_, err = m.SetAllowedOrigins(ctx, owner, apikey.Production, []string{"https://app.example.com"})
+		_, err := m.SetAllowedOrigins(ctx, owner, apikey.Production, []string{"https://app.example.com"})
 		require.NoError(t, err)
 		extra, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Client, Name: "widget"})
 		require.NoError(t, err)

@@ -64,6 +64,14 @@ func undoVersions(t *testing.T, db *sql.DB, from int) {
 	}
 }
 
+// fixtureManager returns a Manager of s whose clock stands at fixtureNow.
+func fixtureManager(t *testing.T, s apikey.Store) *apikey.Manager {
+	t.Helper()
+	m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher, Now: func() time.Time { return fixtureNow }})
+	require.NoError(t, err)
+	return m
+}
+
 // migrateFrom makes db a database of the version before version (see
 // undoVersions), then migrates it with s twice (the second time with
 // nothing to do) and checks that it reached sqlstore.SchemaVersion.
@@ -91,8 +99,7 @@ func TestMigrateVersion3AddsLimits(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
 		ctx := context.Background()
 		s := b.store(t, dsn, sqlstore.Options{})
-		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher, Now: func() time.Time { return fixtureNow }})
-		require.NoError(t, err)
+		m := fixtureManager(t, s)
 		issued, err := m.Bootstrap(ctx, owner, apikey.Production)
 		require.NoError(t, err)
 		extra, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
@@ -154,9 +161,8 @@ func TestMigrateVersion4AddsUsage(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
 		ctx := context.Background()
 		s := b.store(t, dsn, sqlstore.Options{})
-		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher, Now: func() time.Time { return fixtureNow }})
-		require.NoError(t, err)
-		_, err = m.Bootstrap(ctx, owner, apikey.Production)
+		m := fixtureManager(t, s)
+		_, err := m.Bootstrap(ctx, owner, apikey.Production)
 		require.NoError(t, err)
 		limits := apikey.Limits{Quota: apikey.Quota{Limit: 50}}
 		key, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Client, Limits: limits})
@@ -200,9 +206,8 @@ func TestMigrateVersion5AddsLineage(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
 		ctx := context.Background()
 		s := b.store(t, dsn, sqlstore.Options{})
-		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher, Now: func() time.Time { return fixtureNow }})
-		require.NoError(t, err)
-		_, err = m.Bootstrap(ctx, owner, apikey.Production)
+		m := fixtureManager(t, s)
+		_, err := m.Bootstrap(ctx, owner, apikey.Production)
 		require.NoError(t, err)
 		limits := apikey.Limits{Quota: apikey.Quota{Limit: 50}}
 		key, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
@@ -250,8 +255,7 @@ func TestMigrateVersion6AddsSwitches(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
 		ctx := context.Background()
 		s := b.store(t, dsn, sqlstore.Options{})
-		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher, Now: func() time.Time { return fixtureNow }})
-		require.NoError(t, err)
+		m := fixtureManager(t, s)
 		issued, err := m.Bootstrap(ctx, owner, apikey.Production)
 		require.NoError(t, err)
 		extra, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,

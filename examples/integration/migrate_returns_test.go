@@ -3,7 +3,6 @@ package integration_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,9 +22,8 @@ func TestMigrateAddsReturnsFrom(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
 		ctx := context.Background()
 		s := b.store(t, dsn, sqlstore.Options{})
-		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher, Now: func() time.Time { return fixtureNow }})
-		require.NoError(t, err)
-		_, err = m.Bootstrap(ctx, owner, apikey.Production)
+		m := fixtureManager(t, s)
+		_, err := m.Bootstrap(ctx, owner, apikey.Production)
 		require.NoError(t, err)
 		key, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
 			Scopes: []string{"orders:read"}, Owner: "user_1", Limits: apikey.Limits{Quota: apikey.Quota{Limit: 100}}})

@@ -21,9 +21,8 @@ func TestMigrateAddsEventStream(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
 		ctx := context.Background()
 		s := b.store(t, dsn, sqlstore.Options{})
-		m, err := apikey.NewManager(apikey.ManagerOptions{Store: s, Hasher: testHasher, Now: func() time.Time { return fixtureNow }})
-		require.NoError(t, err)
-		_, err = m.Bootstrap(ctx, owner, apikey.Production)
+		m := fixtureManager(t, s)
+		_, err := m.Bootstrap(ctx, owner, apikey.Production)
 		require.NoError(t, err)
 		extra, err := m.Create(ctx, owner, apikey.CreateRequest{Environment: apikey.Production, Type: apikey.Server,
 			Scopes: []string{"orders:read"}, ExpiresAt: fixtureNow.Add(time.Hour)})
