@@ -13,6 +13,7 @@ import (
 	"github.com/keystile/keystile/internal/callers"
 	"github.com/keystile/keystile/internal/usage"
 	"github.com/keystile/keystile/middleware/internal/keycache"
+	"github.com/keystile/keystile/middleware/limit"
 )
 
 // Identity is what the middleware learned about the key of an authenticated
@@ -41,16 +42,18 @@ type Identity struct {
 	Scopes    []string          // a server key's scopes ("*": full access); nil otherwise
 	ExpiresAt time.Time         // when the key stops working; zero means no expiry
 	Expiring  bool              // the key was rotated out: it is in its grace period
-	Limits    apikey.Limits     // the key's rate limit, quota and address allowlist; zero if none
+	// Imported reports a key issued before keystile (apikey.Manager.Import),
+	// presented in a declared format (KeyOptions.Imported): rotate it to a
+	// keystile key.
+	Imported bool
+
+	rateBucket *limit.Handle // the bucket of Limits.Rate, on the line of Limits.Rate; nil unless the Limiter is a *limit.Local
+	Limits     apikey.Limits // the key's rate limit, quota and address allowlist; zero if none
 	// OwnerLimits are the rate limit and quota that the key shares with
 	// every key of its Owner in its Account (apikey.Manager.SetOwnerLimits),
 	// enforced besides Limits on one budget for all of them; zero if none.
 	// A refusal's detail says whose limit it was.
 	OwnerLimits apikey.Limits
-	// Imported reports a key issued before keystile (apikey.Manager.Import),
-	// presented in a declared format (KeyOptions.Imported): rotate it to a
-	// keystile key.
-	Imported bool
 
 	ownerBudget   string       // apikey.OwnerBalanceID of Owner when OwnerLimits is not zero, else ""
 	expiresHeader string       // ExpiresAt as the HeaderKeyExpires value
@@ -171,6 +174,7 @@ func (id *Identity) clone() Identity {
 	out.Metadata = maps.Clone(id.Metadata)
 	out.Limits = id.Limits.Clone()
 	out.OwnerLimits = id.OwnerLimits.Clone()
-	out.issuer, out.presented, out.usage, out.callers, out.tracked, out.ended = nil, keycache.Key{}, nil, nil, false, false
+	out.issuer, out.presented, out.usage, out.callers, out.rateBucket = nil, keycache.Key{}, nil, nil, nil
+	out.tracked, out.ended = false, false
 	return out
 }

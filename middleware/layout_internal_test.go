@@ -10,7 +10,8 @@ import (
 // TestIdentityLayout: the fields of Identity that every cached request
 // reads lie within its first 64 bytes, and Identity's size is a multiple
 // of 64, so that the allocator's size class keeps them in one cache line
-// (docs/benchmarks.md, Memory layout); and the request counters lie a
+// (docs/benchmarks.md, Memory layout); a rate-limited request reads its
+// bucket and its rate from one more line; and the request counters lie a
 // line away from the Validator's fields that every request reads.
 func TestIdentityLayout(t *testing.T) {
 	var id Identity
@@ -28,6 +29,8 @@ func TestIdentityLayout(t *testing.T) {
 	for name, end := range hot {
 		assert.LessOrEqual(t, end, uintptr(64), name)
 	}
+	rateEnd := unsafe.Offsetof(id.Limits) + unsafe.Offsetof(id.Limits.Rate) + unsafe.Sizeof(id.Limits.Rate)
+	assert.Equal(t, unsafe.Offsetof(id.rateBucket)/64, (rateEnd-1)/64, "rateBucket and Limits.Rate on one line")
 	assert.Zero(t, unsafe.Sizeof(id)%64, "Identity's size")
 	var v Validator
 	assert.GreaterOrEqual(t, unsafe.Offsetof(v.stats)+unsafe.Offsetof(v.stats.hits)-(unsafe.Offsetof(v.cors)+unsafe.Sizeof(v.cors)),

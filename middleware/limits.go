@@ -63,7 +63,8 @@ const quotaLeaseTime = time.Minute
 // authenticated request by key, hour and outcome. Its parts own their
 // state and locks.
 type limiter struct {
-	rate limit.Limiter
+	rate  limit.Limiter
+	local *limit.Local // rate, if it is a Local; else nil
 	// rateNow is the clock of rate limits: Options.Now, by default the
 	// system clock read at each request, not the request clock's tick,
 	// which would count every request of a tick as simultaneous.
@@ -99,6 +100,7 @@ func newLimiter(o LimitOptions, store *safeStore, now func() time.Time, report f
 	if l.rate == nil {
 		l.rate = limit.NewLocal(limit.LocalOptions{})
 	}
+	l.local, _ = l.rate.(*limit.Local)
 	if r, ok := l.rate.(limit.ErrorReporter); ok {
 		r.ReportErrors(report)
 	}
@@ -121,7 +123,12 @@ func (l *limiter) enforce(ctx context.Context, id *Identity, cost int, now time.
 	var at time.Time // the clock of rate limits, read once for both
 	if rate := id.Limits.Rate; !rate.IsZero() {
 		at = l.rateNow()
-		vd.rate, vd.limited = l.rate.Allow(id.KeyID, rate, 1, at), true
+		if id.rateBucket != nil {
+			vd.rate = id.rateBucket.Allow(rate, 1, at)
+		} else {
+			vd.rate = l.rate.Allow(id.KeyID, rate, 1, at)
+		}
+		vd.limited = true
 		if !vd.rate.Allowed {
 			return &problem.Refusal{Reason: ErrRateLimited, RetryAfter: max(vd.rate.RetryAfter, time.Second),
 				Detail: "rate limit of " + strconv.Itoa(rate.Requests) + " requests per " + rate.Window.String()}

@@ -86,7 +86,7 @@ func New(opts Options) (*Validator, error) {
 		verified: keycache.NewVerified(remembered),
 		throttle: newThrottle(cfg.ThrottleFailures, cfg.ThrottleWindow, cfg.MaxConcurrentHashes),
 		stats:    &v.stats, report: report, background: v.tasks.start,
-		slots: newSlots(cfg.MaxConcurrentHashes), usage: v.limiter.usage,
+		slots: newSlots(cfg.MaxConcurrentHashes), usage: v.limiter.usage, buckets: v.limiter.local,
 	}
 	if store.callers != nil {
 		v.verifier.callers = callers.New(callers.DefaultMaxKeys, redactKeys)

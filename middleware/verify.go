@@ -14,6 +14,7 @@ import (
 	"github.com/keystile/keystile/internal/callers"
 	"github.com/keystile/keystile/internal/usage"
 	"github.com/keystile/keystile/middleware/internal/keycache"
+	"github.com/keystile/keystile/middleware/limit"
 	"github.com/keystile/keystile/middleware/problem"
 )
 
@@ -39,6 +40,7 @@ type verifier struct {
 	group      singleflight.Group
 	slots      *slots           // the argon2 concurrency cap
 	usage      *usage.Tally     // hands each Identity its usage counter; nil if none
+	buckets    *limit.Local     // hands each Identity with a rate limit its bucket; nil unless the Limiter is one
 	callers    *callers.Tracker // hands each Identity of a key rotated out its recorder; nil if none
 }
 
@@ -196,7 +198,7 @@ func (vf *verifier) load(ctx context.Context, key presented, k keycache.Key) (ou
 // newEntry returns the entry of key k that verified against rec at now.
 func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *entry {
 	id := &Identity{
-		issuer: vf.issuer, presented: k, KeyID: rec.ID, Prefix: rec.Prefix(), Type: rec.Type,
+		issuer: vf.issuer, presented: k, KeyID: rec.ID, Prefix: rec.Prefix(), Type: sharedType(rec.Type),
 		Account: rec.Account, Environment: rec.Environment, Name: rec.Name, Owner: rec.Owner,
 		Metadata: maps.Clone(rec.Metadata), Scopes: append([]string(nil), rec.Scopes...),
 		ExpiresAt: rec.ExpiresAt, Expiring: !rec.RotatedAt.IsZero(), Imported: rec.Imported(),
@@ -211,6 +213,9 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 	if vf.usage != nil {
 		id.usage = vf.usage.Counter(rec.Account, rec.Environment, rec.ID)
 	}
+	if vf.buckets != nil && !rec.Limits.Rate.IsZero() {
+		id.rateBucket = vf.buckets.Handle(rec.ID)
+	}
 	if id.Expiring && vf.callers != nil {
 		id.callers, id.tracked = vf.callers.Key(rec.Account, rec.ID), true
 	}
@@ -223,6 +228,19 @@ func (vf *verifier) newEntry(k keycache.Key, rec apikey.Record, now time.Time) *
 	}
 	return &entry{Key: k, KeyID: rec.ID, Value: id, RevokedAt: rec.RevokedAt, DisabledAt: rec.DisabledAt,
 		Revision: rec.Revision, Until: until}
+}
+
+// sharedType returns t, as the package constant when it is one: every
+// cached request compares its key's type, and a constant's bytes stay in
+// the CPU's caches where a string read from the store would not.
+func sharedType(t apikey.KeyType) apikey.KeyType {
+	switch t {
+	case apikey.Server:
+		return apikey.Server
+	case apikey.Client:
+		return apikey.Client
+	}
+	return t
 }
 
 // failure caches the entry of an unknown key or wrong secret, found

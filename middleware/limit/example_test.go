@@ -26,6 +26,20 @@ func ExampleNewLocal() {
 	// a second later: allowed=true remaining=0
 }
 
+func ExampleLocal_Handle() {
+	l := limit.NewLocal(limit.LocalOptions{})
+	rate := apikey.RateLimit{Requests: 60, Window: time.Minute, Burst: 2}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	h := l.Handle("key_123") // kept with the key, to spend without a look-up
+	fmt.Println(h.Allow(rate, 1, now).Remaining)
+	fmt.Println(l.Allow("key_123", rate, 1, now).Remaining) // the same bucket
+	fmt.Println(h.Allow(rate, 1, now).Allowed)
+	// Output:
+	// 1
+	// 0
+	// false
+}
+
 func ExampleSetHeaders() {
 	rate := apikey.RateLimit{Requests: 100, Window: time.Minute}
 	h := http.Header{}

@@ -48,15 +48,24 @@ type Local struct {
 	shards   []shard
 }
 
-// shard is one part of a Local's buckets: theoretical arrival times in
-// Unix nanoseconds, by bucket name. The values are pointers so that a
-// request does one map look-up, not a look-up and an assignment.
+// shard is one part of a Local's buckets, by name. The values are
+// pointers so that a request does one map look-up, not a look-up and an
+// assignment, and so that a Handle can hold one.
 type shard struct {
-	mu  sync.Mutex
-	tat map[string]*int64
+	mu      sync.Mutex
+	buckets map[string]*bucket
 	// last is the rate of the shard's last request, in the algorithm's
 	// terms: most requests reuse it instead of dividing again.
 	last gcra
+}
+
+// bucket is one bucket of a shard, guarded by the shard's mutex.
+type bucket struct {
+	tat int64 // theoretical arrival time, Unix nanoseconds
+	// forgotten is set when the shard forgets the bucket: a Handle that
+	// holds it looks its name up again, so that one name never spends
+	// from two buckets.
+	forgotten bool
 }
 
 var _ Limiter = (*Local)(nil)
@@ -82,7 +91,7 @@ func NewLocal(opts LocalOptions) *Local {
 		shards:   make([]shard, n),
 	}
 	for i := range l.shards {
-		l.shards[i].tat = make(map[string]*int64)
+		l.shards[i].buckets = make(map[string]*bucket)
 	}
 	return l
 }
@@ -90,26 +99,69 @@ func NewLocal(opts LocalOptions) *Local {
 // Allow decides whether bucket may spend cost requests under rate at now
 // (see Step for the arithmetic and the Decision's fields).
 func (l *Local) Allow(bucket string, rate apikey.RateLimit, cost int, now time.Time) Decision {
-	t := now.UnixNano()
-	s := &l.shards[maphash.String(l.seed, bucket)&l.mask]
+	s := l.shardOf(bucket)
 	s.mu.Lock()
+	d, _ := s.allow(s.buckets[bucket], bucket, rate, cost, now.UnixNano(), l.perShard)
+	s.mu.Unlock()
+	return d
+}
+
+// Handle returns a handle on the bucket named bucket, for a caller that
+// keeps it to spend from that bucket many times (the middleware keeps one
+// with each cached key that has a rate limit). Handle.Allow is Allow on
+// the same bucket without looking its name up. A Handle holds at most one
+// bucket that l has forgotten, until its next Allow.
+func (l *Local) Handle(bucket string) *Handle {
+	return &Handle{local: l, shard: l.shardOf(bucket), name: strings.Clone(bucket)}
+}
+
+// Handle is one named bucket of a Local; see Local.Handle. It is safe for
+// concurrent use.
+type Handle struct {
+	local *Local
+	shard *shard
+	held  *bucket // the bucket of name; nil until known. Guarded by shard.mu
+	name  string
+}
+
+// Allow is Local.Allow of h's bucket: both spend from the same bucket,
+// whichever handles of its name a caller uses.
+func (h *Handle) Allow(rate apikey.RateLimit, cost int, now time.Time) Decision {
+	s := h.shard
+	s.mu.Lock()
+	if h.held == nil || h.held.forgotten {
+		h.held = s.buckets[h.name]
+	}
+	var d Decision
+	d, h.held = s.allow(h.held, h.name, rate, cost, now.UnixNano(), h.local.perShard)
+	s.mu.Unlock()
+	return d
+}
+
+// shardOf returns the shard of the bucket named bucket.
+func (l *Local) shardOf(bucket string) *shard {
+	return &l.shards[maphash.String(l.seed, bucket)&l.mask]
+}
+
+// allow spends cost requests under rate at t (Unix nanoseconds) from b,
+// the bucket named name (nil: a full bucket that s does not hold), and
+// returns the decision and the bucket s holds for name afterwards (nil
+// when refused and not held). The caller holds s.mu; size bounds s.
+func (s *shard) allow(b *bucket, name string, rate apikey.RateLimit, cost int, t int64, size int) (Decision, *bucket) {
 	if s.last.rate != rate {
 		s.last = newGCRA(rate)
 	}
-	tat := s.tat[bucket]
-	if tat == nil {
+	if b == nil {
 		d, debt := s.last.step(0, cost)
 		if d.Allowed {
-			v := t + int64(debt)
-			s.insert(strings.Clone(bucket), &v, t, l.perShard)
+			b = &bucket{tat: t + int64(debt)}
+			s.insert(strings.Clone(name), b, t, size)
 		}
-		s.mu.Unlock()
-		return d
+		return d, b
 	}
-	d, debt := s.last.step(time.Duration(*tat-t), cost)
-	*tat = t + int64(debt) // on a refusal, the debt as step bounded it
-	s.mu.Unlock()
-	return d
+	d, debt := s.last.step(time.Duration(b.tat-t), cost)
+	b.tat = t + int64(debt) // on a refusal, the debt as step bounded it
+	return d, b
 }
 
 // Len returns how many buckets l remembers.
@@ -118,7 +170,7 @@ func (l *Local) Len() int {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		n += len(s.tat)
+		n += len(s.buckets)
 		s.mu.Unlock()
 	}
 	return n
@@ -128,20 +180,26 @@ func (l *Local) Len() int {
 // forgets every full bucket (TAT at or before now), then random partly
 // spent ones until an eighth of its room is free, so that the scan costs
 // O(1) per insert amortised.
-func (s *shard) insert(bucket string, tat *int64, now int64, size int) {
-	if len(s.tat) >= size {
-		for k, v := range s.tat {
-			if *v <= now {
-				delete(s.tat, k)
+func (s *shard) insert(name string, b *bucket, now int64, size int) {
+	if len(s.buckets) >= size {
+		for k, v := range s.buckets {
+			if v.tat <= now {
+				s.forget(k, v)
 			}
 		}
 		keep := size - size/8 - 1
-		for k := range s.tat {
-			if len(s.tat) <= keep {
+		for k, v := range s.buckets {
+			if len(s.buckets) <= keep {
 				break
 			}
-			delete(s.tat, k)
+			s.forget(k, v)
 		}
 	}
-	s.tat[bucket] = tat
+	s.buckets[name] = b
+}
+
+// forget removes the bucket b of name from s.
+func (s *shard) forget(name string, b *bucket) {
+	b.forgotten = true
+	delete(s.buckets, name)
 }

@@ -105,16 +105,28 @@ func TestLocalBucketsAreSeparate(t *testing.T) {
 }
 
 // TestLocalConcurrent spends one bucket from many goroutines at one
-// instant: exactly the burst is admitted, whatever the interleaving.
+// instant, by its name and through handles of it: exactly the burst is
+// admitted, whatever the interleaving.
 func TestLocalConcurrent(t *testing.T) {
 	l := limit.NewLocal(limit.LocalOptions{MaxBuckets: 1024})
 	rate := apikey.RateLimit{Requests: 1000, Window: time.Hour, Burst: 500}
+	shared := l.Handle("shared")
 	var admitted atomic.Int64
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
+			own := l.Handle("shared")
 			for i := range 200 {
-				if l.Allow("shared", rate, 1, t0).Allowed {
+				var d limit.Decision
+				switch i % 3 {
+				case 0:
+					d = l.Allow("shared", rate, 1, t0)
+				case 1:
+					d = shared.Allow(rate, 1, t0)
+				default:
+					d = own.Allow(rate, 1, t0)
+				}
+				if d.Allowed {
 					admitted.Add(1)
 				}
 				l.Allow(fmt.Sprintf("own-%d-%d", g, i%16), rate, 1, t0)
@@ -124,6 +136,36 @@ func TestLocalConcurrent(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, int64(500), admitted.Load())
 	assert.Equal(t, 1+8*16, l.Len())
+}
+
+// TestLocalHandle: handles of a name spend from the bucket that Allow of
+// the name spends from, also once the Local has forgotten the bucket a
+// handle held.
+func TestLocalHandle(t *testing.T) {
+	rate := apikey.RateLimit{Requests: 1, Window: time.Hour, Burst: 3}
+	t.Run("one bucket per name", func(t *testing.T) {
+		l := limit.NewLocal(limit.LocalOptions{})
+		h1, h2 := l.Handle("k"), l.Handle("k")
+		assert.Equal(t, 2, h1.Allow(rate, 1, t0).Remaining)
+		assert.Equal(t, 1, l.Allow("k", rate, 1, t0).Remaining)
+		assert.Equal(t, 0, h2.Allow(rate, 1, t0).Remaining)
+		assert.False(t, h1.Allow(rate, 1, t0).Allowed)
+		assert.True(t, l.Handle("other").Allow(rate, 1, t0).Allowed)
+		assert.Equal(t, 2, l.Len())
+	})
+	t.Run("forgotten bucket", func(t *testing.T) {
+		// One bucket in all: each new name makes the Local forget the
+		// other's.
+		l := limit.NewLocal(limit.LocalOptions{MaxBuckets: 1})
+		h := l.Handle("k")
+		require.Equal(t, 1, h.Allow(rate, 2, t0).Remaining)
+		require.True(t, l.Allow("other", rate, 1, t0).Allowed) // forgets k's bucket
+		require.Equal(t, 2, l.Allow("k", rate, 1, t0).Remaining, "a new bucket for k")
+		assert.Equal(t, 1, h.Allow(rate, 1, t0).Remaining, "the handle spends from k's new bucket")
+		assert.Equal(t, 0, l.Allow("k", rate, 1, t0).Remaining)
+		assert.False(t, h.Allow(rate, 1, t0).Allowed)
+		assert.Equal(t, 1, l.Len())
+	})
 }
 
 func TestLocalMaxBuckets(t *testing.T) {
