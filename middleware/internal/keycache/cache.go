@@ -55,6 +55,7 @@ type Entry[V any] struct {
 	Fail       error        // the refusal, for a failure
 	Until      time.Time    // end of its lifetime; a valid entry also lives until SetFresh's deadline
 	dead       atomic.Bool  // evicted: never served again
+	slot       int32        // of an entry noted in the current use epoch: its index in Cache.noted (guarded by usedMu)
 	touched    atomic.Int64 // last use, Unix seconds
 	RevokedAt  time.Time    // of a valid key
 	DisabledAt time.Time    // of a valid key; zero while it is enabled
@@ -80,7 +81,9 @@ const evictionBuckets = 256
 // TakeUsed, and its recency in the LRU refreshed, at its first use in a
 // use epoch: a last-used period (from one TakeUsed to the next), cut short
 // when more entries than the cache holds are noted within it. Later uses
-// in the epoch only store the entry's second.
+// in the epoch only store the entry's second. An entry that leaves the
+// cache leaves the noted entries too, its last use kept by key id, so
+// that the cache never keeps the memory of more entries than it holds.
 type Cache[V any] struct {
 	valid, failed     *lru.Cache[Key, *Entry[V]]     // of one entry, never added to, when disabled
 	enabled, failures bool                           // valid, failed are added to
@@ -183,10 +186,10 @@ func (c *Cache[V]) Touch(e *Entry[V], now time.Time) {
 	if t := e.touched.Load(); t >= s || !e.touched.CompareAndSwap(t, s) {
 		return // touched within this second, or by a concurrent Touch
 	}
-	if e.noted.Load() == c.epoch.Load() {
-		return // noted in this epoch: TakeUsed reads e.touched
+	if e.noted.Load() == c.epoch.Load() && !e.dead.Load() {
+		return // noted in this epoch, and not yet dead (see unnoteLocked): TakeUsed reads e.touched
 	}
-	if !c.enabled {
+	if !c.enabled || e.dead.Load() {
 		c.note(e.KeyID, s)
 		return
 	}
@@ -195,12 +198,30 @@ func (c *Cache[V]) Touch(e *Entry[V], now time.Time) {
 		return
 	}
 	c.usedMu.Lock()
-	if epoch := c.epoch.Load(); e.noted.Load() != epoch { // else a concurrent Touch noted e
+	switch epoch := c.epoch.Load(); {
+	case e.dead.Load(): // unnoteLocked ran or will find it unnoted: note it by key id
+		c.used[e.KeyID] = max(c.used[e.KeyID], s)
+	case e.noted.Load() != epoch: // else a concurrent Touch noted e
 		e.noted.Store(epoch)
+		e.slot = int32(len(c.noted))
 		c.noted = append(c.noted, e)
 		if len(c.noted) > c.maxNoted { // more entries than the cache holds: it churned
 			c.foldLocked()
 		}
+	}
+	c.usedMu.Unlock()
+}
+
+// unnoteLocked drops e, which has just died, from the entries noted in
+// this use epoch, keeping its last use by key id. The caller set e.dead
+// before and holds c.mu. A Touch of e that saw e alive stored its second
+// before, so it is read here; a later Touch sees e dead and notes by key
+// id.
+func (c *Cache[V]) unnoteLocked(e *Entry[V]) {
+	c.usedMu.Lock()
+	if e.noted.Load() == c.epoch.Load() && int(e.slot) < len(c.noted) && c.noted[e.slot] == e {
+		c.used[e.KeyID] = max(c.used[e.KeyID], e.touched.Load())
+		c.noted[e.slot] = nil
 	}
 	c.usedMu.Unlock()
 }
@@ -224,7 +245,9 @@ func (c *Cache[V]) endEpochLocked() []*Entry[V] {
 // lastUses adds the last second of use of entries to used, by key id.
 func lastUses[V any](used map[string]int64, entries []*Entry[V]) {
 	for _, e := range entries {
-		used[e.KeyID] = max(used[e.KeyID], e.touched.Load())
+		if e != nil { // nil: dropped by unnoteLocked
+			used[e.KeyID] = max(used[e.KeyID], e.touched.Load())
+		}
 	}
 }
 
@@ -268,7 +291,7 @@ func (c *Cache[V]) AddValid(e *Entry[V], token uint64) {
 	}
 	entries := c.index[e.KeyID]
 	if i := slices.IndexFunc(entries, func(old *Entry[V]) bool { return old.Key == e.Key }); i >= 0 {
-		entries[i].dead.Store(true) // replaced below, without onEvict
+		c.endLocked(entries[i]) // replaced below, without onEvict
 		entries[i] = e
 	} else {
 		c.index[e.KeyID] = append(entries, e)
@@ -304,15 +327,21 @@ func (c *Cache[V]) evictLocked(keyID string) {
 	}
 	c.evictedAt[keyID] = c.seq
 	c.evictions[c.bucketOf(keyID)].Store(c.seq)
-	kill(c.index[keyID])
+	c.killLocked(c.index[keyID])
 	delete(c.index, keyID)
 }
 
-// kill marks entries dead.
-func kill[V any](entries []*Entry[V]) {
+// killLocked ends entries (endLocked).
+func (c *Cache[V]) killLocked(entries []*Entry[V]) {
 	for _, e := range entries {
-		e.dead.Store(true)
+		c.endLocked(e)
 	}
+}
+
+// endLocked marks e dead and drops it from the noted entries.
+func (c *Cache[V]) endLocked(e *Entry[V]) {
+	e.dead.Store(true)
+	c.unnoteLocked(e)
 }
 
 // Update replaces the valid entries of a key id with those remake builds
@@ -330,7 +359,7 @@ func (c *Cache[V]) Update(keyID string, token uint64, rev int64, remake func(old
 		}
 	}
 	if len(made) == len(old) && len(old) > 0 && !slices.ContainsFunc(old, func(e *Entry[V]) bool { return e.Revision != rev }) {
-		kill(old)
+		c.killLocked(old)
 	} else {
 		c.evictLocked(keyID)
 	}
@@ -353,7 +382,7 @@ func (c *Cache[V]) Purge() {
 		c.evictions[i].Store(c.seq)
 	}
 	for _, entries := range c.index {
-		kill(entries)
+		c.killLocked(entries)
 	}
 	clear(c.index)
 	c.mu.Unlock()
@@ -361,10 +390,12 @@ func (c *Cache[V]) Purge() {
 	c.failed.Purge()
 }
 
-// onEvict keeps the index in step with the valid LRU.
+// onEvict keeps the index in step with the valid LRU and ends e, which
+// the LRU no longer holds.
 func (c *Cache[V]) onEvict(_ Key, e *Entry[V]) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.endLocked(e)
 	entries := c.index[e.KeyID]
 	if i := slices.Index(entries, e); i >= 0 {
 		if len(entries) == 1 {

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 	"unsafe"
+	"weak"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -343,13 +345,62 @@ func TestNotedStaysWithinTheCacheSize(t *testing.T) {
 	require.Equal(t, want, c.TakeUsed())
 }
 
+// TestEndedEntriesAreNotKept: an entry used and then gone from the cache
+// (pushed out, replaced, evicted, updated, purged) is not kept in memory
+// once the cache holds others, before the next TakeUsed, which still
+// returns its last use.
+func TestEndedEntriesAreNotKept(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	const size = 2
+	fill := func(c *Cache[*[1 << 10]byte]) { // pushes out every entry, the LRU's last evicted one too
+		for range size + 1 {
+			k, id := newKey(t)
+			c.AddValid(&Entry[*[1 << 10]byte]{Key: k, KeyID: id, Until: now.Add(time.Minute)}, c.Token())
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		end  func(c *Cache[*[1 << 10]byte], e *Entry[*[1 << 10]byte])
+	}{
+		{"pushed out of the LRU", func(*Cache[*[1 << 10]byte], *Entry[*[1 << 10]byte]) {}},
+		{"replaced", func(c *Cache[*[1 << 10]byte], e *Entry[*[1 << 10]byte]) {
+			c.AddValid(&Entry[*[1 << 10]byte]{Key: e.Key, KeyID: e.KeyID, Until: now.Add(time.Minute)}, c.Token())
+		}},
+		{"evicted", func(c *Cache[*[1 << 10]byte], e *Entry[*[1 << 10]byte]) { c.Evict(e.KeyID) }},
+		{"updated", func(c *Cache[*[1 << 10]byte], e *Entry[*[1 << 10]byte]) {
+			c.Update(e.KeyID, c.Token(), e.Revision+1, func(old *Entry[*[1 << 10]byte]) *Entry[*[1 << 10]byte] {
+				return &Entry[*[1 << 10]byte]{Key: old.Key, KeyID: old.KeyID, Revision: old.Revision + 1, Until: now.Add(time.Minute)}
+			})
+		}},
+		{"purged", func(c *Cache[*[1 << 10]byte], _ *Entry[*[1 << 10]byte]) { c.Purge() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New[*[1 << 10]byte](size, true)
+			require.NoError(t, err)
+			k, id := newKey(t)
+			e := &Entry[*[1 << 10]byte]{Key: k, KeyID: id, Value: new([1 << 10]byte), Until: now.Add(time.Minute)}
+			c.AddValid(e, c.Token())
+			c.Touch(e, now)
+			gone := weak.Make(e.Value)
+			tc.end(c, e)
+			e = nil
+			fill(c)
+			runtime.GC()
+			assert.Nil(t, gone.Value(), "the ended entry is kept")
+			assert.Equal(t, now, c.TakeUsed()[id], "the ended entry's last use")
+		})
+	}
+}
+
 // TestTouchRacingTakeUsedIsNeverLost: with uses and TakeUsed concurrent
 // (run it with -race), the results of TakeUsed together hold each key's
 // last second of use: of entries listed until TakeUsed, of entries whose
 // list is folded before it, and of entries noted by key id. Every entry is
 // noted before TakeUsed starts, then used at a few more seconds by two
 // goroutines going through the entries in opposite orders, so that a use
-// may find its entry noted in an epoch that TakeUsed or a fold is ending.
+// may find its entry noted in an epoch that TakeUsed or a fold is ending,
+// or, with evict, ended by an eviction that drops it from the noted
+// entries.
 func TestTouchRacingTakeUsedIsNeverLost(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	const entries, seconds, rounds = 1024, 2, 20
@@ -357,9 +408,11 @@ func TestTouchRacingTakeUsedIsNeverLost(t *testing.T) {
 		name     string
 		size     int
 		maxNoted int // 0: as New sets it
+		evict    bool
 	}{
 		{name: "listed", size: entries},
 		{name: "folded", size: entries, maxNoted: 64},
+		{name: "evicted while used", size: entries, evict: true},
 		{name: "cache disabled", size: -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -403,6 +456,13 @@ func TestTouchRacingTakeUsedIsNeverLost(t *testing.T) {
 							for s := 1; s <= seconds; s++ {
 								c.Touch(e, now.Add(time.Duration(s)*time.Second))
 							}
+						}
+					})
+				}
+				if tc.evict {
+					touching.Go(func() {
+						for _, e := range es {
+							c.Evict(e.KeyID)
 						}
 					})
 				}
