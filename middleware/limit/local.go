@@ -15,8 +15,8 @@ import (
 const DefaultMaxBuckets = 1 << 20
 
 // BucketBytes bounds the measured memory of one remembered bucket of a
-// Local with a 24-byte bucket name (its map slot, its arrival time and its
-// copy of the name; about 85 bytes on amd64 with Go 1.26, each byte of a
+// Local with a 24-byte bucket name (its map slot, its bucket and its copy
+// of the name; about 93 bytes on amd64 with Go 1.26, each byte of a
 // longer name adding about one), as TestLocalBucketBytes measures it. A
 // Local at DefaultMaxBuckets holds at most about 96 MiB.
 const BucketBytes = 96
