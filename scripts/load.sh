@@ -10,6 +10,11 @@
 #              after the other (scripts/load.lua); /bare gets the same
 #              requests, so that wrk does the same work in both runs.
 #
+# A third mode, fields alone, compares /bare with /bare-fields, the bare
+# handler writing the response fields that the middleware adds to an
+# admitted request (Vary, and with LIMITS the RateLimit fields): what they
+# cost with no key checked (no target).
+#
 # Machines here are noisy (the bare handler alone varies by a third from one
 # run to the next), so each mode is measured as PAIRS pairs of short runs,
 # bare and protected back to back, in alternating order (bare first, then
@@ -41,10 +46,7 @@
 #   LIMITS       rate: every key has a rate limit that the load never reaches
 #                (examples/loadtest -limits), so that every request goes
 #                through the limiter; quota: a quota too, spent from leases
-#                (default: no limits; usage is counted either way). With
-#                limits, a third mode compares /bare with /bare-fields, the
-#                bare handler writing the same RateLimit fields: their cost
-#                without keystile's check (no target).
+#                (default: no limits; usage is counted either way)
 #   CPUPROFILE   write the server's CPU profile of the measured runs to this
 #                file (go tool pprof FILE)
 #   LOAD_STRICT  1: exit with status 1 when a median ratio is below its
@@ -204,12 +206,10 @@ if [ -n "$keys_file" ]; then
   pairs many "$keys keys" 90 "${many[@]}" -- "$keys_file"
 fi
 pairs one "1 key" 95 -H "X-API-Key: $key"
-# With limits, what the RateLimit fields cost on their own: the bare
-# handler against the bare handler that writes the same fields (those of
-# a key far below its limit), with no key checked.
-if [ -n "${LIMITS:-}" ]; then
-  against=/bare-fields pairs fields "RateLimit fields alone" "" -H "X-API-Key: $key"
-fi
+# What the response fields cost on their own: the bare handler against
+# the bare handler that writes the fields the middleware adds (those of a
+# key far below its limit), with no key checked.
+against=/bare-fields pairs fields "Response fields alone" "" -H "X-API-Key: $key"
 
 # The server's counters: every miss after the warm-up is a key loaded again.
 kill -TERM "$server_pid" && wait "$server_pid" || true

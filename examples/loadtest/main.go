@@ -1,10 +1,13 @@
 // Command loadtest is the server that scripts/load.sh drives with wrk: one
 // HTTP server on loopback, over a SQLite store in a temporary directory, with
-// two routes that share one handler:
+// three routes that share one handler:
 //
-//	GET /bare       the handler alone
-//	GET /protected  the handler behind the keystile middleware (v.Handler)
-//	GET /cpu        the CPU time the process has used, in microseconds
+//	GET /bare         the handler alone
+//	GET /protected    the handler behind the keystile middleware (v.Handler)
+//	GET /bare-fields  the handler writing the response fields that
+//	                  /protected adds to an admitted request, with no key
+//	                  checked (Vary, and with -limits the RateLimit fields)
+//	GET /cpu          the CPU time the process has used, in microseconds
 //
 // Throughput on a shared machine varies from one run to the next; the CPU
 // time the server spends per request, which load.sh reads from /cpu
@@ -82,11 +85,17 @@ func hello(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(`{"message":"hello","ok":true}` + "\n"))
 }
 
-// bareWithFields returns the bare handler that also writes the RateLimit
-// fields that a key far below rate gets (none for a zero rate): what
-// these fields cost without keystile's check, for scripts/load.sh.
+// vary is the Vary field that the middleware writes on every response
+// (TestRun compares it with /protected's).
+var vary = []string{"Origin, Sec-Fetch-Site, X-API-Key"}
+
+// bareWithFields returns the bare handler that also writes the fields that
+// the middleware adds to the response of a key far below rate (Vary, and
+// the RateLimit fields unless rate is zero): what these fields cost
+// without keystile's check, for scripts/load.sh.
 func bareWithFields(rate apikey.RateLimit) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Vary"] = vary
 		if !rate.IsZero() {
 			limit.SetHeaders(w.Header(), rate, limit.Decision{Allowed: true, Remaining: rate.Requests - 1, Reset: time.Nanosecond})
 		}
