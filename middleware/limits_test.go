@@ -201,6 +201,25 @@ func TestAllowedIPs(t *testing.T) {
 	}
 }
 
+// TestRateLimitOutlivesCacheEntries: a change to a key makes a new cache
+// entry for it, with its own handle on the key's bucket; the requests the
+// key spent stay spent.
+func TestRateLimitOutlivesCacheEntries(t *testing.T) {
+	f := newFixture(t, nil)
+	limits := apikey.Limits{Rate: apikey.RateLimit{Requests: 2, Window: time.Minute}}
+	k := f.limited(limits)
+	h := f.v.Handler(okHandler)
+	for i := range 2 {
+		require.Equal(t, http.StatusOK, serve(h, request(k.Reveal())).Code, "request %d", i)
+	}
+	_, err := f.manager.SetLimits(context.Background(), owner, k.ID(), limits) // evicts the key's entry
+	require.NoError(t, err)
+	w := serve(h, request(k.Reveal()))
+	require.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.Equal(t, `"key";r=0;t=30`, w.Header().Get("RateLimit"))
+	assert.EqualValues(t, 2, f.v.Stats().CacheMisses, "the change made a new cache entry")
+}
+
 func TestLimitsChangeApplies(t *testing.T) {
 	f := newFixture(t, nil)
 	k := f.keys["production/server"]
