@@ -199,7 +199,7 @@ func (c *Cache[V]) Touch(e *Entry[V], now time.Time) {
 	}
 	c.usedMu.Lock()
 	switch epoch := c.epoch.Load(); {
-	case e.dead.Load(): // unnoteLocked ran or will find it unnoted: note it by key id
+	case e.dead.Load(): // ended: unnoteLocked ran, or will find e unlisted; note it by key id
 		c.used[e.KeyID] = max(c.used[e.KeyID], s)
 	case e.noted.Load() != epoch: // else a concurrent Touch noted e
 		e.noted.Store(epoch)
@@ -219,7 +219,7 @@ func (c *Cache[V]) Touch(e *Entry[V], now time.Time) {
 // id.
 func (c *Cache[V]) unnoteLocked(e *Entry[V]) {
 	c.usedMu.Lock()
-	if e.noted.Load() == c.epoch.Load() && int(e.slot) < len(c.noted) && c.noted[e.slot] == e {
+	if int(e.slot) < len(c.noted) && c.noted[e.slot] == e { // listed in this epoch: an earlier epoch's list is gone
 		c.used[e.KeyID] = max(c.used[e.KeyID], e.touched.Load())
 		c.noted[e.slot] = nil
 	}
